@@ -1,0 +1,1 @@
+"""Time-based jitter buffer for audio packets and video frames."""

@@ -1,0 +1,1 @@
+"""The daemons built on netcore: one sub-package each."""

@@ -1,0 +1,1 @@
+"""netcore-turn: the STUN/TURN daemon."""

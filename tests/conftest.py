@@ -1,0 +1,53 @@
+"""Shared test fixtures: hypothesis profiles, real-peer discovery, free ports."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+settings.register_profile(
+    "default", deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.register_profile(
+    "ci", max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.load_profile("ci" if os.environ.get("CI") else "default")
+
+
+def require_program(name: str) -> str:
+    """Path of a real peer program; fail under CI when it is missing, else skip.
+
+    CI installs every peer (.ci/deps), so a missing one there is a broken
+    install step, not a reason to skip.
+    """
+    path = shutil.which(name)
+    if path is None:
+        message = f"{name} is not installed (bash .ci/deps installs it)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+def free_port(kind: int = socket.SOCK_DGRAM, host: str = "127.0.0.1") -> int:
+    """A port on loopback that is free for ``kind`` right now."""
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def free_port_both(host: str = "127.0.0.1") -> int:
+    """A port free for both UDP and TCP on ``host``."""
+    for _ in range(50):
+        port = free_port(socket.SOCK_DGRAM, host)
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
+                t.bind((host, port))
+        except OSError:
+            continue
+        return port
+    raise RuntimeError("no port free for both UDP and TCP")
