@@ -1,0 +1,1 @@
+"""netcore-signal: the signaling daemon."""

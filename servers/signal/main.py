@@ -1,0 +1,2 @@
+def main() -> None:
+    raise SystemExit("netcore-signal is not built yet")
