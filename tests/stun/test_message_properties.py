@@ -1,0 +1,172 @@
+"""Property tests of the STUN codec: round trips, bad input, tampering."""
+
+import pytest
+from hypothesis import assume, given, strategies as st
+
+from netcore.stun import attributes as a
+from netcore.stun.errors import StunParseError
+from netcore.stun.message import Message, MessageClass
+
+tids = st.binary(min_size=12, max_size=12)
+ipv4 = st.ip_addresses(v=4).map(str)
+ipv6 = st.ip_addresses(v=6).map(str)
+address = st.tuples(st.one_of(ipv4, ipv6), st.integers(0, 0xFFFF))
+text = st.text(max_size=60)
+algorithms = st.tuples(st.integers(0, 0xFFFF), st.binary(max_size=9))
+
+# One strategy per registered attribute type: every codec is exercised.
+VALUES = {
+    a.MAPPED_ADDRESS: address,
+    a.XOR_MAPPED_ADDRESS: address,
+    a.ALTERNATE_SERVER: address,
+    a.USERNAME: text,
+    a.REALM: text,
+    a.NONCE: text,
+    a.SOFTWARE: text,
+    a.ALTERNATE_DOMAIN: st.text(alphabet="abcdefghij.-", max_size=40),
+    a.USERHASH: st.binary(min_size=32, max_size=32),
+    a.ERROR_CODE: st.tuples(st.integers(300, 699), text),
+    a.UNKNOWN_ATTRIBUTES: st.lists(st.integers(0, 0xFFFF), max_size=6).map(tuple),
+    a.PASSWORD_ALGORITHM: algorithms,
+    a.PASSWORD_ALGORITHMS: st.lists(algorithms, max_size=4).map(tuple),
+    a.PRIORITY: st.integers(0, 2**32 - 1),
+    a.USE_CANDIDATE: st.just(True),
+    a.ICE_CONTROLLED: st.integers(0, 2**64 - 1),
+    a.ICE_CONTROLLING: st.integers(0, 2**64 - 1),
+}
+attribute = st.sampled_from(sorted(VALUES)).flatmap(lambda t: st.tuples(st.just(t), VALUES[t]))
+
+
+def _normalized(attr_type, value):
+    if attr_type in (a.MAPPED_ADDRESS, a.XOR_MAPPED_ADDRESS, a.ALTERNATE_SERVER):
+        return a.decode_address(a.encode_address(value))  # canonical text form of the host
+    return value
+
+
+@given(
+    method=st.integers(0, 0xFFF),
+    message_class=st.sampled_from(list(MessageClass)),
+    tid=tids,
+    attributes=st.lists(attribute, max_size=8),
+    key=st.one_of(st.none(), st.binary(min_size=1, max_size=32)),
+    key256=st.one_of(st.none(), st.binary(min_size=1, max_size=32)),
+    fingerprint=st.booleans(),
+)
+def test_encode_then_parse_gives_everything_back(method, message_class, tid, attributes, key, key256, fingerprint):
+    message = Message(method, message_class, tid)
+    for attr_type, value in attributes:
+        message.add(attr_type, value)
+    raw = message.encode(key, integrity_sha256_key=key256, fingerprint=fingerprint)
+    parsed = Message.parse(raw)
+    assert (parsed.method, parsed.message_class, parsed.transaction_id) == (method, message_class, tid)
+    body = [(t, v) for t, v in parsed.attributes if t not in (a.MESSAGE_INTEGRITY, a.MESSAGE_INTEGRITY_SHA256, a.FINGERPRINT)]
+    assert [t for t, _ in body] == [t for t, _ in attributes]  # wire order, repeats kept
+    for (attr_type, value), (_, raw_value) in zip(attributes, body):
+        assert parsed._decode(attr_type, raw_value) == _normalized(attr_type, value)
+    assert parsed.has_integrity == (key is not None)
+    assert parsed.has_integrity_sha256 == (key256 is not None)
+    assert parsed.has_fingerprint == fingerprint
+    if key is not None:
+        assert parsed.check_integrity(key)
+    if key256 is not None:
+        assert parsed.check_integrity_sha256(key256)
+    if fingerprint:
+        assert parsed.check_fingerprint()
+    assert parsed.encode(key, integrity_sha256_key=key256, fingerprint=fingerprint) == raw
+
+
+def _parse_and_read(data: bytes) -> None:
+    try:
+        message = Message.parse(data)
+    except StunParseError:
+        return
+    for attr_type, value in message.attributes:
+        try:
+            message._decode(attr_type, value)
+        except StunParseError:
+            pass
+    message.check_integrity(b"key")
+    message.check_integrity_sha256(b"key")
+    message.check_fingerprint()
+    message.unknown_comprehension_required()
+    repr(message)
+
+
+@given(st.binary(max_size=200))
+def test_arbitrary_bytes_give_a_message_or_the_parse_error(data):
+    _parse_and_read(data)
+
+
+@given(
+    st.binary(max_size=120).map(lambda body: body[: len(body) - len(body) % 4]),
+    tids,
+    st.integers(0, 0x3FFF),
+)
+def test_arbitrary_bodies_behind_a_valid_header(body, tid, message_type):
+    # Random attribute areas behind a well-formed header reach the attribute walker.
+    header = message_type.to_bytes(2, "big") + len(body).to_bytes(2, "big") + a._COOKIE_BYTES + tid
+    _parse_and_read(header + body)
+
+
+@given(st.lists(attribute, max_size=5), tids)
+def test_truncation_at_every_offset_is_a_parse_error(attributes, tid):
+    message = Message(1, MessageClass.REQUEST, tid)
+    for attr_type, value in attributes:
+        message.add(attr_type, value)
+    raw = message.encode(b"k", fingerprint=True)
+    for cut in range(len(raw)):
+        with pytest.raises(StunParseError):
+            Message.parse(raw[:cut])
+
+
+@given(st.lists(attribute, max_size=5), tids, st.data())
+def test_flipping_any_bit_breaks_integrity(attributes, tid, data):
+    message = Message(1, MessageClass.REQUEST, tid)
+    for attr_type, value in attributes:
+        message.add(attr_type, value)
+    key = b"secret key"
+    raw = bytearray(message.encode(key, integrity_sha256_key=key))
+    # Any bit before the end of the last signature is covered by one of them.
+    bit = data.draw(st.integers(0, len(raw) * 8 - 1))
+    raw[bit // 8] ^= 1 << (bit % 8)
+    try:
+        tampered = Message.parse(bytes(raw))
+    except StunParseError:
+        return
+    assert not (tampered.check_integrity(key) and tampered.check_integrity_sha256(key))
+    assert not tampered.check_integrity_sha256(key)
+
+
+def test_unknown_comprehension_required_attributes_are_reported():
+    message = Message(1, MessageClass.REQUEST).add_raw(0x7777, b"x").add_raw(0xC001, b"y").add_raw(0x7777, b"z")
+    parsed = Message.parse(message.encode())
+    assert parsed.unknown_comprehension_required() == [0x7777]
+    assert parsed.get(0x7777) == b"x"
+    assert parsed.get_all(0x7777) == [b"x", b"z"]
+
+
+def test_attributes_after_integrity_are_ignored_except_sha256_and_fingerprint():
+    key = b"k"
+    raw = Message(1, MessageClass.REQUEST).add(a.USERNAME, "u").encode(key)
+    # Append a SOFTWARE attribute after MESSAGE-INTEGRITY by hand.
+    extra = bytes.fromhex("80220004") + b"evil"
+    forged = raw[:2] + (len(raw) - 20 + 8).to_bytes(2, "big") + raw[4:] + extra
+    parsed = Message.parse(forged)
+    assert a.SOFTWARE not in parsed
+    assert parsed.get(a.USERNAME) == "u"
+
+
+@pytest.mark.parametrize(
+    "data, reason",
+    [
+        (bytes(19), "shorter"),
+        (bytes.fromhex("c001000021 12a442".replace(" ", "")) + bytes(12), "significant"),
+        (bytes.fromhex("0001000000000000") + bytes(12), "cookie"),
+        (bytes.fromhex("000100042112a442") + bytes(12), "length"),
+        (bytes.fromhex("000100032112a442") + bytes(15), "length"),
+        (bytes.fromhex("000100082112a442") + bytes(12) + bytes.fromhex("00060008") + b"abcd", "overrun"),
+    ],
+)
+def test_specific_malformations(data, reason):
+    with pytest.raises(StunParseError, match=reason):
+        Message.parse(data)
