@@ -135,6 +135,7 @@ def _unpack_host(family: int, raw: bytes) -> str:
 def _pack_host(host: str) -> tuple[int, bytes]:
     try:
         if ":" in host:
+            host = host.partition("%")[0]  # a zone id is local to this host
             return _IPV6, socket.inet_pton(socket.AF_INET6, host)
         return _IPV4, socket.inet_pton(socket.AF_INET, host)
     except (OSError, TypeError) as exc:

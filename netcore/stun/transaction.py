@@ -1,0 +1,212 @@
+"""STUN client transactions, sans-IO (RFC 8489 section 6.2).
+
+Over UDP a request is sent at 0, RTO, 3 RTO, 7 RTO ... (the interval doubles)
+up to Rc = 7 times, and the transaction times out Rm = 16 RTO after the last
+send: with the default RTO of 500 ms, sends at 0, 0.5, 1.5, 3.5, 7.5, 15.5 and
+31.5 s and a time-out at 39.5 s. Over a reliable transport there is one send
+and one time-out, Ti = 39.5 s (section 6.2.2).
+
+The caller passes ``now`` to every call and asks :meth:`StunClient.next_deadline`
+when to call :meth:`StunClient.handle_timeout`; datagrams to send come from
+:meth:`StunClient.poll_transmit`, outcomes from :meth:`StunClient.poll_event`.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from typing import Union
+
+from netcore.errors import UsageError
+from netcore.stun import attributes as attrs
+from netcore.stun.errors import StunParseError
+from netcore.stun.message import Message, MessageClass
+
+__all__ = [
+    "StunClient",
+    "TransactionSucceeded",
+    "TransactionFailed",
+    "TransactionTimedOut",
+    "TransactionEvent",
+]
+
+Address = tuple  # (host, port) as the socket layer gives it
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionSucceeded:
+    transaction_id: bytes
+    response: Message
+    addr: Address
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionFailed:
+    """The server answered with an error response (``response.get(ERROR_CODE)``)."""
+
+    transaction_id: bytes
+    response: Message
+    addr: Address
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionTimedOut:
+    transaction_id: bytes
+
+
+TransactionEvent = Union[TransactionSucceeded, TransactionFailed, TransactionTimedOut]
+
+
+class _Transaction:
+    __slots__ = ("data", "addr", "deadline", "interval", "sends_left", "key", "key256", "long_term")
+
+    def __init__(self, data: bytes, addr: Address, deadline: float, interval: float, sends_left: int,
+                 key: bytes | None, key256: bytes | None, long_term: bool) -> None:
+        self.data = data
+        self.addr = addr
+        self.deadline = deadline
+        self.interval = interval
+        self.sends_left = sends_left
+        self.key = key
+        self.key256 = key256
+        self.long_term = long_term
+
+
+class StunClient:
+    """Runs any number of concurrent client transactions."""
+
+    def __init__(
+        self,
+        *,
+        rto: float = 0.5,
+        rc: int = 7,
+        rm: int = 16,
+        reliable_timeout: float = 39.5,
+        max_transactions: int = 4096,
+    ) -> None:
+        if rto <= 0 or rc < 1 or rm < 1:
+            raise UsageError("rto must be positive, rc and rm at least 1")
+        self.rto = rto
+        self.rc = rc
+        self.rm = rm
+        self.reliable_timeout = reliable_timeout
+        self.max_transactions = max_transactions
+        self._pending: dict[bytes, _Transaction] = {}
+        self._transmit: deque[tuple[bytes, Address]] = deque()
+        self._events: deque[TransactionEvent] = deque()
+
+    # -- inputs -------------------------------------------------------------------
+
+    def start(
+        self,
+        request: Message,
+        addr: Address,
+        now: float,
+        *,
+        integrity_key: bytes | None = None,
+        integrity_sha256_key: bytes | None = None,
+        fingerprint: bool = False,
+        long_term: bool = False,
+        reliable: bool = False,
+    ) -> bytes:
+        """Send ``request`` to ``addr``; return its transaction id.
+
+        A response must carry integrity under the same key(s) to be accepted
+        (section 9.1.4), except a 401 or 438 to a long-term request, which
+        gives the realm and nonce to retry with (section 9.2.5).
+        """
+        if request.message_class != MessageClass.REQUEST:
+            raise UsageError("only requests start transactions")
+        if len(self._pending) >= self.max_transactions:
+            raise UsageError("too many transactions in progress")
+        tid = request.transaction_id
+        if tid in self._pending:
+            raise UsageError("a transaction with this id is already in progress")
+        data = request.encode(integrity_key, integrity_sha256_key=integrity_sha256_key, fingerprint=fingerprint)
+        if reliable:
+            transaction = _Transaction(data, addr, now + self.reliable_timeout, 0.0, 0,
+                                       integrity_key, integrity_sha256_key, long_term)
+        else:
+            transaction = _Transaction(data, addr, now + self.rto, self.rto, self.rc - 1,
+                                       integrity_key, integrity_sha256_key, long_term)
+        self._pending[tid] = transaction
+        self._transmit.append((data, addr))
+        return tid
+
+    def cancel(self, transaction_id: bytes) -> None:
+        self._pending.pop(transaction_id, None)
+
+    def handle_datagram(self, data: bytes, addr: Address, now: float) -> bool:
+        """Feed a datagram; True if it answered a transaction in progress."""
+        try:
+            message = Message.parse(data)
+        except StunParseError:
+            return False
+        return self.handle_message(message, addr, now)
+
+    def handle_message(self, message: Message, addr: Address, now: float) -> bool:
+        """Feed an already parsed message; True if it answered a transaction in progress."""
+        if message.message_class not in (MessageClass.SUCCESS, MessageClass.ERROR):
+            return False
+        transaction = self._pending.get(message.transaction_id)
+        if transaction is None or not self._authentic(transaction, message):
+            return False  # retransmissions go on (section 9.1.4)
+        del self._pending[message.transaction_id]
+        if message.message_class == MessageClass.SUCCESS:
+            self._events.append(TransactionSucceeded(message.transaction_id, message, addr))
+        else:
+            self._events.append(TransactionFailed(message.transaction_id, message, addr))
+        return True
+
+    @staticmethod
+    def _authentic(transaction: _Transaction, message: Message) -> bool:
+        if message.has_fingerprint and not message.check_fingerprint():
+            return False
+        if transaction.key is None and transaction.key256 is None:
+            return True
+        if transaction.long_term and message.message_class == MessageClass.ERROR:
+            try:
+                code = message.get(attrs.ERROR_CODE)
+            except StunParseError:
+                return False
+            if code is not None and code[0] in (401, 438):
+                return True
+        if transaction.key256 is not None and message.has_integrity_sha256:
+            return message.check_integrity_sha256(transaction.key256)
+        if transaction.key is not None:
+            return message.check_integrity(transaction.key)
+        return False
+
+    def handle_timeout(self, now: float) -> None:
+        expired = []
+        for tid, transaction in self._pending.items():
+            if transaction.deadline > now:
+                continue
+            if transaction.sends_left > 0:
+                transaction.sends_left -= 1
+                transaction.interval *= 2
+                self._transmit.append((transaction.data, transaction.addr))
+                # After the last send, wait Rm * RTO (section 6.2.1).
+                wait = transaction.interval if transaction.sends_left > 0 else self.rm * self.rto
+                transaction.deadline = now + wait
+            else:
+                expired.append(tid)
+        for tid in expired:
+            del self._pending[tid]
+            self._events.append(TransactionTimedOut(tid))
+
+    # -- outputs ------------------------------------------------------------------
+
+    def poll_transmit(self) -> tuple[bytes, Address] | None:
+        return self._transmit.popleft() if self._transmit else None
+
+    def poll_event(self) -> TransactionEvent | None:
+        return self._events.popleft() if self._events else None
+
+    def next_deadline(self) -> float | None:
+        if not self._pending:
+            return None
+        return min(t.deadline for t in self._pending.values())
+
+    def __len__(self) -> int:
+        return len(self._pending)

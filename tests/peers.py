@@ -1,0 +1,85 @@
+"""Start the real peers the interop tests talk to (coturn for now).
+
+Each helper starts the program on 127.0.0.1, waits until it answers, and
+stops it on exit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Iterator
+
+from netcore.stun.message import BINDING, Message, MessageClass
+from tests.conftest import free_port, free_port_both, require_program
+
+
+def wait_for_stun(port: int, host: str = "127.0.0.1", timeout: float = 10.0) -> None:
+    """Poll with a Binding request until a STUN server answers on ``port``."""
+    deadline = time.monotonic() + timeout
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(0.1)
+        while time.monotonic() < deadline:
+            s.sendto(Message(BINDING, MessageClass.REQUEST).encode(), (host, port))
+            try:
+                s.recvfrom(2048)
+                return
+            except OSError:
+                continue
+    raise TimeoutError(f"no STUN answer on {host}:{port}")
+
+
+@contextlib.contextmanager
+def running(cmd: list[str], log_path: Path, env: dict[str, str] | None = None) -> Iterator[subprocess.Popen]:
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+    try:
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@contextlib.contextmanager
+def coturn(tmp_path: Path, *extra: str, users: tuple[str, ...] = ("test:test"),
+           realm: str = "example") -> Iterator[int]:
+    """coturn's ``turnserver`` on 127.0.0.1, isolated from /etc/turnserver.conf; yields its port."""
+    turnserver = require_program("turnserver")
+    port = free_port_both()
+    relay_min = 20000 + (port % 20000)
+    empty = tmp_path / "empty.conf"
+    empty.write_text("")
+    cmd = [
+        turnserver, "-c", str(empty), "-n", "--listening-ip=127.0.0.1", f"--listening-port={port}",
+        "--relay-ip=127.0.0.1", f"--min-port={relay_min}", f"--max-port={relay_min + 200}",
+        "--realm", realm, "--fingerprint", "--no-tls", "--no-dtls", "--no-cli",
+        f"--userdb={tmp_path / 'turndb'}", f"--pidfile={tmp_path / 'turn.pid'}",
+        "--log-file=stdout", "--simple-log", *extra,
+    ]
+    if users:
+        cmd.append("--lt-cred-mech")
+        for user in users:
+            cmd += ["--user", user]
+    with running(cmd, tmp_path / "turnserver.log"):
+        wait_for_stun(port)
+        yield port
+
+
+@contextlib.contextmanager
+def netcore_turn(tmp_path: Path, *args: str, port: int | None = None) -> Iterator[int]:
+    """Our daemon as a subprocess, the way an operator runs it; yields its UDP port."""
+    port = port or free_port()
+    cmd = [sys.executable, "-m", "servers.turn.main", "--listen", f"127.0.0.1:{port}", *args]
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent))
+    with running(cmd, tmp_path / "netcore-turn.log", env=env):
+        wait_for_stun(port)
+        yield port
