@@ -50,7 +50,7 @@ def running(cmd: list[str], log_path: Path, env: dict[str, str] | None = None) -
 
 
 @contextlib.contextmanager
-def coturn(tmp_path: Path, *extra: str, users: tuple[str, ...] = ("test:test"),
+def coturn(tmp_path: Path, *extra: str, users: tuple[str, ...] = ("test:test",),
            realm: str = "example") -> Iterator[int]:
     """coturn's ``turnserver`` on 127.0.0.1, isolated from /etc/turnserver.conf; yields its port."""
     turnserver = require_program("turnserver")
