@@ -211,6 +211,7 @@ async def open_turn_endpoint(
     transport: str = "udp",
     ssl: ssl_module.SSLContext | None = None,
     local_addr: Address | None = None,
+    server_hostname: str | None = None,
     timeout: float = 40.0,
     **client_options: Any,
 ) -> TurnEndpoint:
@@ -220,7 +221,9 @@ async def open_turn_endpoint(
     client = TurnClient(server, username, password, reliable=reliable, **client_options)
     if reliable:
         _, endpoint = await loop.create_connection(
-            lambda: TurnEndpoint(client), server[0], server[1], ssl=ssl if transport == "tls" else None,
+            lambda: TurnEndpoint(client), server[0], server[1],
+            ssl=(ssl or ssl_module.create_default_context()) if transport == "tls" else None,
+            server_hostname=server_hostname if transport == "tls" else None,
             local_addr=local_addr,
         )
     else:

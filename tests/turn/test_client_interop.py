@@ -5,7 +5,7 @@ import asyncio
 import pytest
 
 from netcore.turn.aio_client import TurnError, open_turn_endpoint
-from tests.peers import coturn
+from tests.peers import coturn, self_signed_certificate
 
 
 class Echo(asyncio.DatagramProtocol):
@@ -58,3 +58,31 @@ async def test_coturn_refuses_loopback_peers_by_default(tmp_path):
                 await endpoint.create_permission("127.0.0.1")
         finally:
             await endpoint.close()
+
+
+async def test_relay_through_coturn_over_tls(tmp_path):
+    import socket
+    import ssl
+    import time
+
+    cert, key = self_signed_certificate(tmp_path)
+    echo = await echo_peer()
+    peer = echo.get_extra_info("sockname")
+    with coturn(tmp_path, "--allow-loopback-peers", tls=(cert, key)) as port:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:  # the TLS listener comes up with the UDP one, or just after
+            try:
+                socket.create_connection(("127.0.0.1", port + 1), 0.2).close()
+                break
+            except OSError:
+                await asyncio.sleep(0.05)
+        context = ssl.create_default_context(cafile=str(cert))
+        endpoint = await open_turn_endpoint(("127.0.0.1", port + 1), "test", "test", transport="tls",
+                                            ssl=context, server_hostname="localhost")
+        try:
+            await endpoint.bind_channel(peer)
+            endpoint.sendto(b"over tls", peer)
+            assert await asyncio.wait_for(endpoint.recvfrom(), 5) == (b"over tls", peer)
+        finally:
+            await endpoint.close()
+            echo.close()
