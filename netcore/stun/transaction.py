@@ -57,19 +57,16 @@ class TransactionTimedOut:
 TransactionEvent = Union[TransactionSucceeded, TransactionFailed, TransactionTimedOut]
 
 
+@dataclass(slots=True)
 class _Transaction:
-    __slots__ = ("data", "addr", "deadline", "interval", "sends_left", "key", "key256", "long_term")
-
-    def __init__(self, data: bytes, addr: Address, deadline: float, interval: float, sends_left: int,
-                 key: bytes | None, key256: bytes | None, long_term: bool) -> None:
-        self.data = data
-        self.addr = addr
-        self.deadline = deadline
-        self.interval = interval
-        self.sends_left = sends_left
-        self.key = key
-        self.key256 = key256
-        self.long_term = long_term
+    data: bytes
+    addr: Address
+    deadline: float
+    interval: float
+    sends_left: int
+    key: bytes | None
+    key256: bytes | None
+    long_term: bool
 
 
 class StunClient:
