@@ -32,6 +32,7 @@ from collections import deque
 from typing import Callable, Sequence
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 
 from netcore.errors import UsageError
 
@@ -70,20 +71,11 @@ from .record import (
     encode_record,
     iter_records,
 )
-from .suites import SUITES, CipherSuite, KeyShare, NamedGroup, SignatureScheme, preferred_scheme
+from .suites import SUITES, CipherSuite, KeyShare, NamedGroup, SignatureScheme, SrtpProfile, preferred_scheme
 from .suites import sign as sign_with
 from .suites import verify as verify_with
 
 __all__ = ["DtlsConnection", "State", "DtlsStats", "SrtpProfile"]
-
-
-class SrtpProfile(enum.IntEnum):
-    """RFC 5764 section 4.1.2 and RFC 7714 section 14.2 profile ids."""
-
-    SRTP_AES128_CM_HMAC_SHA1_80 = 0x0001
-    SRTP_AES128_CM_HMAC_SHA1_32 = 0x0002
-    SRTP_AEAD_AES_128_GCM = 0x0007
-    SRTP_AEAD_AES_256_GCM = 0x0008
 
 
 DEFAULT_SRTP_PROFILES = (
@@ -234,7 +226,7 @@ class DtlsConnection:
 
         # record layer: epoch 0 is plaintext; epoch 1 gets keys from the handshake.
         self._read: dict[int, RecordProtection | None] = {0: None}
-        self._replay: dict[int, ReplayWindow] = {0: ReplayWindow()}
+        self._replay: dict[int, ReplayWindow] = {}
         self._write: dict[int, RecordProtection | None] = {0: None}
         self._write_seq: dict[int, int] = {0: 0}
         self._write_epoch = 0
@@ -358,20 +350,23 @@ class DtlsConnection:
         if epoch not in self._read:
             self.stats.unknown_epoch += 1  # RFC 6347 section 4.1: may discard
             return
-        window = self._replay[epoch]
         seq = record.sequence_number
-        if window.is_replay(seq):
-            self.stats.replayed += 1
-            return
         protection = self._read[epoch]
         payload = record.fragment
         if protection is not None:
+            # RFC 6347 section 4.1.2.6.  Epoch 0 is unauthenticated: a spoofed
+            # record could push its window ahead and block the real handshake,
+            # so there the handshake's message_seq does the deduplication.
+            window = self._replay[epoch]
+            if window.is_replay(seq):
+                self.stats.replayed += 1
+                return
             try:
                 payload = protection.open(record.content_type, record.version, epoch, seq, payload)
             except DtlsParseError:
                 self.stats.bad_record_mac += 1  # RFC 6347 section 4.1.2.7: silently discard
                 return
-        window.mark(seq)
+            window.mark(seq)
         self._last_record_seq = seq
         content_type = record.content_type
         if content_type == ContentType.HANDSHAKE:
@@ -555,7 +550,7 @@ class DtlsConnection:
         der = message.certificate_list[0]
         try:
             public_key = x509.load_der_x509_certificate(der).public_key()
-        except ValueError:
+        except (ValueError, UnsupportedAlgorithm):
             raise HandshakeError(AlertDescription.bad_certificate, "unparsable certificate") from None
         if self.remote_fingerprints is not None and not fingerprint_matches(
             der, self.remote_fingerprints

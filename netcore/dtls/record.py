@@ -157,7 +157,10 @@ class ReplayWindow:
         """Record ``seq`` as received; call only after the record authenticated."""
         if seq > self.top:
             shift = seq - self.top
-            self.bitmap = ((self.bitmap << shift) | 1) & ((1 << self.size) - 1)
+            if shift >= self.size:
+                self.bitmap = 1
+            else:
+                self.bitmap = ((self.bitmap << shift) | 1) & ((1 << self.size) - 1)
             self.top = seq
         else:
             self.bitmap |= 1 << (self.top - seq)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, x25519
 
@@ -22,6 +22,7 @@ __all__ = [
     "NamedGroup",
     "SignatureScheme",
     "KeyShare",
+    "SrtpProfile",
     "sign",
     "verify",
 ]
@@ -65,6 +66,15 @@ class SignatureScheme(enum.IntEnum):
     rsa_pss_rsae_sha256 = 0x0804
 
 
+class SrtpProfile(enum.IntEnum):
+    """RFC 5764 section 4.1.2 and RFC 7714 section 14.2 profile ids."""
+
+    SRTP_AES128_CM_HMAC_SHA1_80 = 0x0001
+    SRTP_AES128_CM_HMAC_SHA1_32 = 0x0002
+    SRTP_AEAD_AES_128_GCM = 0x0007
+    SRTP_AEAD_AES_256_GCM = 0x0008
+
+
 class KeyShare:
     """An ephemeral ECDH key for one group: our public point and the shared secret."""
 
@@ -94,7 +104,7 @@ class KeyShare:
                 return self._private.exchange(peer)
             peer_ec = ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), peer_public)
             return self._private.exchange(ec.ECDH(), peer_ec)
-        except ValueError:
+        except (ValueError, UnsupportedAlgorithm):
             raise HandshakeError(AlertDescription.illegal_parameter, "bad ECDH public key") from None
 
 
@@ -129,7 +139,7 @@ def verify(public_key, scheme: int, signature: bytes, data: bytes) -> None:
             public_key.verify(signature, data, ec.ECDSA(hashes.SHA256()))
         else:
             public_key.verify(signature, data, _rsa_padding(scheme), hashes.SHA256())
-    except (InvalidSignature, ValueError):
+    except (InvalidSignature, ValueError, UnsupportedAlgorithm):
         raise HandshakeError(AlertDescription.decrypt_error, "bad signature") from None
 
 
