@@ -193,6 +193,7 @@ class DtlsConnection:
         srtp_profiles: Sequence[int] = DEFAULT_SRTP_PROFILES,
         cipher_suites: Sequence[int] = DEFAULT_CIPHER_SUITES,
         groups: Sequence[int] = DEFAULT_GROUPS,
+        signature_schemes: Sequence[int] = SIGNATURE_SCHEMES,
         mtu: int = 1200,
         require_client_certificate: bool = True,
         require_extended_master_secret: bool = True,
@@ -209,6 +210,7 @@ class DtlsConnection:
         self.srtp_profiles = list(srtp_profiles)
         self.cipher_suites = list(cipher_suites)
         self.groups = list(groups)
+        self.signature_schemes = list(signature_schemes)
         self.mtu = mtu
         self.require_client_certificate = require_client_certificate
         self.require_extended_master_secret = require_extended_master_secret
@@ -577,7 +579,7 @@ class DtlsConnection:
         extensions = [
             (ExtensionType.supported_groups, hs.encode_u16_list_ext(self.groups)),
             (ExtensionType.ec_point_formats, b"\x01\x00"),
-            (ExtensionType.signature_algorithms, hs.encode_u16_list_ext(list(SIGNATURE_SCHEMES))),
+            (ExtensionType.signature_algorithms, hs.encode_u16_list_ext(self.signature_schemes)),
             (ExtensionType.extended_master_secret, b""),
             (ExtensionType.renegotiation_info, b"\x00"),
         ]
@@ -640,7 +642,7 @@ class DtlsConnection:
     def _client_server_key_exchange(self, message: hs.ServerKeyExchange, raw: bytes, now: float) -> None:
         if message.named_curve not in self.groups:
             raise HandshakeError(AlertDescription.illegal_parameter, "group not offered")
-        if message.signature_scheme not in SIGNATURE_SCHEMES:
+        if message.signature_scheme not in self.signature_schemes:
             raise HandshakeError(AlertDescription.illegal_parameter, "signature scheme not offered")
         if SUITES[self.cipher_suite].authentication == "ecdsa" and message.signature_scheme != (
             SignatureScheme.ecdsa_secp256r1_sha256
@@ -670,7 +672,8 @@ class DtlsConnection:
         flight.append(self._message(HandshakeType.client_key_exchange, cke.encode()))
         self._derive_keys()  # the session hash ends with ClientKeyExchange (RFC 7627 section 3)
         if self._certificate_requested:
-            scheme = preferred_scheme(self.certificate.private_key, self._peer_schemes)
+            ours = [scheme for scheme in self.signature_schemes if scheme in self._peer_schemes]
+            scheme = preferred_scheme(self.certificate.private_key, ours)
             signature = sign_with(self.certificate.private_key, scheme, b"".join(self._transcript))
             body = hs.CertificateVerify(scheme, signature).encode()
             flight.append(self._message(HandshakeType.certificate_verify, body))
@@ -748,7 +751,7 @@ class DtlsConnection:
         )
         flight.append(self._message(HandshakeType.server_key_exchange, ske.encode()))
         if self.require_client_certificate:
-            request = hs.CertificateRequest(bytes((_ECDSA_SIGN, _RSA_SIGN)), list(SIGNATURE_SCHEMES))
+            request = hs.CertificateRequest(bytes((_ECDSA_SIGN, _RSA_SIGN)), self.signature_schemes)
             flight.append(self._message(HandshakeType.certificate_request, request.encode()))
             self.state = State.SERVER_WAIT_CERTIFICATE
         else:
@@ -768,7 +771,8 @@ class DtlsConnection:
         group = next((g for g in self.groups if g in client_groups), None)
         if group is None:
             raise HandshakeError(AlertDescription.handshake_failure, "no common group")
-        scheme = preferred_scheme(self.certificate.private_key, client_schemes)
+        ours = [scheme for scheme in self.signature_schemes if scheme in client_schemes]
+        scheme = preferred_scheme(self.certificate.private_key, ours)
         authentication = "ecdsa" if scheme == SignatureScheme.ecdsa_secp256r1_sha256 else "rsa"
         suite = next(
             (s for s in self.cipher_suites if s in message.cipher_suites and SUITES[s].authentication == authentication),
@@ -796,7 +800,7 @@ class DtlsConnection:
         )
 
     def _server_certificate_verify(self, message: hs.CertificateVerify, raw: bytes, now: float) -> None:
-        if message.signature_scheme not in SIGNATURE_SCHEMES:
+        if message.signature_scheme not in self.signature_schemes:
             raise HandshakeError(AlertDescription.illegal_parameter, "signature scheme not requested")
         verify_with(self._peer_public_key, message.signature_scheme, message.signature, b"".join(self._transcript))
         self._transcript.append(raw)

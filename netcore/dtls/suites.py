@@ -144,13 +144,9 @@ def verify(public_key, scheme: int, signature: bytes, data: bytes) -> None:
 
 
 def preferred_scheme(private_key, offered: list[int]) -> int:
-    """The scheme we sign with, chosen from what the peer offered."""
+    """The first scheme in ``offered`` (our order) that fits our key."""
     public_key = private_key.public_key()
-    for scheme in (
-        SignatureScheme.ecdsa_secp256r1_sha256,
-        SignatureScheme.rsa_pss_rsae_sha256,
-        SignatureScheme.rsa_pkcs1_sha256,
-    ):
-        if scheme in offered and scheme_fits_key(scheme, public_key):
+    for scheme in offered:
+        if scheme in SignatureScheme._value2member_map_ and scheme_fits_key(scheme, public_key):
             return scheme
     raise HandshakeError(AlertDescription.handshake_failure, "no common signature scheme")

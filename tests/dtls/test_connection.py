@@ -19,10 +19,12 @@ from netcore.dtls import (
     HandshakeCompleted,
     HandshakeFailed,
     NamedGroup,
+    SignatureScheme,
     SrtpProfile,
     State,
 )
 from netcore.dtls import handshake as hs
+from netcore.dtls.cookie import HelloVerdict, check_client_hello
 from netcore.dtls.record import AlertDescription, ContentType, Record, iter_records
 from netcore.errors import UsageError
 
@@ -358,3 +360,47 @@ def test_arbitrary_datagrams_never_raise(datagrams, connected):
         drain_events(client), drain_events(server)
         while client.poll_transmit() is not None or server.poll_transmit() is not None:
             pass
+
+
+@pytest.mark.parametrize(
+    "scheme", [SignatureScheme.rsa_pkcs1_sha256, SignatureScheme.rsa_pss_rsae_sha256]
+)
+def test_rsa_signature_schemes_both_certificates(scheme):
+    rsa_client = DtlsCertificate.generate("rsa-client", key_type="rsa")
+    client, server = pair(rsa_client, RSA_SERVER, signature_schemes=[scheme])
+    client.connect(0.0)
+    exchange(client, server)
+    assert client.state is State.CONNECTED and server.state is State.CONNECTED
+    assert client.cipher_suite == CipherSuite.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256
+
+
+def test_no_common_signature_scheme_fails():
+    client, server = pair(EC_CLIENT, EC_SERVER, client={"signature_schemes": [SignatureScheme.rsa_pkcs1_sha256]})
+    client.connect(0.0)
+    exchange(client, server)
+    assert server.state is State.FAILED
+    assert drain_events(server)[-1].alert == AlertDescription.handshake_failure
+
+
+def test_listener_cookie_keeps_no_state():
+    secret = b"c" * 32
+    client = DtlsConnection(True, EC_CLIENT)
+    client.connect(0.0)
+    hello = client.poll_transmit()
+    verdict, reply = check_client_hello(hello, secret, b"127.0.0.1:4000")
+    assert verdict is HelloVerdict.CHALLENGE
+    assert check_client_hello(hello, secret, b"127.0.0.1:4000") == (verdict, reply)  # no state kept
+    client.handle_datagram(reply, 0.0)
+    second = client.poll_transmit()
+    assert check_client_hello(second, secret, b"127.0.0.1:4000") == (HelloVerdict.ACCEPT, None)
+    assert check_client_hello(second, secret, b"127.0.0.1:4001")[0] is HelloVerdict.CHALLENGE
+    assert check_client_hello(b"\x17garbage", secret, b"x") == (HelloVerdict.DROP, None)
+    server = DtlsConnection(False, EC_SERVER)  # created only now, fed the accepted hello
+    server.handle_datagram(second, 0.0)
+    exchange(client, server)
+    assert client.state is State.CONNECTED and server.state is State.CONNECTED
+
+
+@given(st.binary(max_size=300))
+def test_check_client_hello_never_raises(data):
+    assert check_client_hello(data, b"k", b"a")[0] in HelloVerdict

@@ -8,9 +8,11 @@ import pytest
 from OpenSSL import SSL
 
 from netcore.dtls import CipherSuite, DtlsCertificate, DtlsConnection, HandshakeCompleted, SrtpProfile, State
+from netcore.dtls.handshake import iter_fragments
+from netcore.dtls.record import iter_records
 from netcore.srtp import EXPORTER_LABEL, PROFILES, SrtpSession, split_keying_material
 
-from .peers import drain_events, handshake_with_openssl, openssl_connection, openssl_outgoing
+from .peers import drain_events, handshake_with_openssl, openssl_connection, openssl_outgoing, openssl_step
 
 OURS = DtlsCertificate.generate("netcore")
 THEIRS = DtlsCertificate.generate("openssl")
@@ -119,3 +121,45 @@ def test_fingerprint_mismatch_alerts_openssl():
     with pytest.raises(SSL.Error, match="bad certificate"):
         handshake_with_openssl(ours, theirs)
     assert ours.state is State.FAILED
+
+
+def test_openssl_fragments_by_its_mtu():
+    theirs = openssl_connection(THEIRS_RSA, False)
+    theirs.set_options(SSL.OP_NO_QUERY_MTU)
+    theirs.set_ciphertext_mtu(256)
+    ours = DtlsConnection(True, OURS)
+    certificate_fragments = []
+    ours.connect(0.0)
+    for _ in range(10):
+        for data in openssl_step(theirs):
+            # A memory BIO does not keep datagram boundaries; the records do.
+            for record in iter_records(data):
+                assert len(record.fragment) + 13 <= 256
+                if record.epoch == 0 and record.content_type == 22:
+                    certificate_fragments += [h for h, _ in iter_fragments(record.fragment) if h.msg_type == 11]
+            ours.handle_datagram(data, 0.0)
+        while (data := ours.poll_transmit()) is not None:
+            theirs.bio_write(data)
+        if ours.state is State.CONNECTED:
+            break
+    assert ours.state is State.CONNECTED
+    assert len(certificate_fragments) > 3
+
+
+def test_retransmission_recovers_a_lost_flight_with_openssl():
+    theirs = openssl_connection(THEIRS, False)
+    ours = DtlsConnection(True, OURS)
+    ours.connect(0.0)
+    theirs.bio_write(ours.poll_transmit())
+    for data in openssl_step(theirs):
+        ours.handle_datagram(data, 0.0)
+    lost = ours.poll_transmit()  # our Certificate ... Finished flight is lost
+    assert lost is not None and ours.poll_transmit() is None
+    assert ours.next_deadline() == 1.0
+    ours.handle_timeout(1.0)
+    assert ours.next_deadline() == 3.0
+    while (data := ours.poll_transmit()) is not None:
+        theirs.bio_write(data)
+    for data in openssl_step(theirs):
+        ours.handle_datagram(data, 1.1)
+    assert ours.state is State.CONNECTED and ours.next_deadline() is None
