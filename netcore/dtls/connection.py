@@ -25,6 +25,7 @@ capped) or when it sees the peer's previous flight again.
 
 from __future__ import annotations
 
+import datetime
 import enum
 import hmac
 import os
@@ -61,6 +62,7 @@ from .protection import RecordProtection
 from .record import (
     DTLS_1_0,
     DTLS_1_2,
+    MAX_SEQUENCE,
     RECORD_HEADER_SIZE,
     AlertDescription,
     AlertLevel,
@@ -198,12 +200,33 @@ class DtlsConnection:
         require_client_certificate: bool = True,
         require_extended_master_secret: bool = True,
         cookie_secret: bytes | None = None,
+        certificate_time: datetime.datetime | None = None,
         client_id: bytes = b"",
         initial_timeout: float = 1.0,
         max_timeout: float = 60.0,
         max_retransmissions: int = 10,
         random: Callable[[int], bytes] = os.urandom,
     ) -> None:
+        """Configure one endpoint; a client then calls :meth:`connect`.
+
+        ``remote_fingerprints``: ``(algorithm, "AB:CD:...")`` pairs from the
+        remote description; the peer's certificate must match one, else the
+        handshake fails with bad_certificate.  ``None`` accepts any certificate
+        and leaves the check to the application (the fingerprint is in
+        :class:`HandshakeCompleted`).  ``cookie_secret``/``client_id``: a server
+        answers a ClientHello without a valid cookie with a HelloVerifyRequest.
+        ``certificate_time``: if given, the peer certificate must be valid then.
+        ``mtu``: the largest datagram the flights are cut to (RFC 6347 section
+        4.1.1.1).  ``random``: the source of the hello randoms.
+        """
+        if not set(cipher_suites) <= SUITES.keys() or not cipher_suites:
+            raise UsageError(f"cipher suites must be among {sorted(SUITES)}")
+        if not set(groups) <= set(NamedGroup) or not groups:
+            raise UsageError(f"groups must be among {list(NamedGroup)}")
+        if not set(signature_schemes) <= set(SignatureScheme) or not signature_schemes:
+            raise UsageError(f"signature schemes must be among {list(SignatureScheme)}")
+        if not 200 <= mtu <= 65535:
+            raise UsageError("mtu must be between 200 and 65535")
         self.is_client = is_client
         self.certificate = certificate
         self.remote_fingerprints = list(remote_fingerprints) if remote_fingerprints else None
@@ -215,6 +238,7 @@ class DtlsConnection:
         self.require_client_certificate = require_client_certificate
         self.require_extended_master_secret = require_extended_master_secret
         self.cookie_secret = cookie_secret
+        self.certificate_time = certificate_time
         self.client_id = client_id
         self.initial_timeout = initial_timeout
         self.max_timeout = max_timeout
@@ -341,6 +365,8 @@ class DtlsConnection:
 
     def _record(self, content_type: int, epoch: int, payload: bytes, version: int = DTLS_1_2) -> bytes:
         seq = self._write_seq[epoch]
+        if seq > MAX_SEQUENCE:  # RFC 6347 section 4.1: never wrap the 48-bit sequence
+            raise UsageError("DTLS record sequence numbers exhausted for this epoch")
         self._write_seq[epoch] = seq + 1
         protection = self._write[epoch]
         if protection is not None:
@@ -475,7 +501,7 @@ class DtlsConnection:
             if handler is None:
                 raise HandshakeError(
                     AlertDescription.unexpected_message,
-                    f"{HandshakeType(msg_type).name if msg_type in HandshakeType._value2member_map_ else msg_type} in state {self.state.value}",
+                    f"handshake message type {msg_type} in state {self.state.value}",
                 )
             try:
                 message = hs.decode_message(msg_type, body)
@@ -551,9 +577,14 @@ class DtlsConnection:
     def _accept_peer_certificate(self, message: hs.Certificate) -> None:
         der = message.certificate_list[0]
         try:
-            public_key = x509.load_der_x509_certificate(der).public_key()
+            certificate = x509.load_der_x509_certificate(der)
+            public_key = certificate.public_key()
+            validity = certificate.not_valid_before_utc, certificate.not_valid_after_utc
         except (ValueError, UnsupportedAlgorithm):
             raise HandshakeError(AlertDescription.bad_certificate, "unparsable certificate") from None
+        if self.certificate_time is not None and not validity[0] <= self.certificate_time <= validity[1]:
+            # WebRTC authenticates by fingerprint; validity is checked only on request.
+            raise HandshakeError(AlertDescription.certificate_expired, "certificate not valid now")
         if self.remote_fingerprints is not None and not fingerprint_matches(
             der, self.remote_fingerprints
         ):

@@ -15,6 +15,7 @@ __all__ = ["Reassembler", "fragment"]
 
 MAX_MESSAGE_LENGTH = 1 << 16  # a certificate chain fits; more is refused
 MAX_AHEAD = 8  # messages buffered beyond the next expected one
+MAX_HOLES = 64  # disjoint ranges kept per message; more is refused (CPU bound)
 
 
 class _Partial:
@@ -38,6 +39,10 @@ class _Partial:
         merged.append((start, end))
         merged.sort()
         self.ranges = merged
+
+    def touches(self, offset: int, length: int) -> bool:
+        """True if adding this fragment cannot add a disjoint range."""
+        return any(s <= offset + length and offset <= e for s, e in self.ranges)
 
     @property
     def complete(self) -> bool:
@@ -71,7 +76,8 @@ class Reassembler:
             partial = self._partials[seq] = _Partial(header.msg_type, header.length)
         elif partial.msg_type != header.msg_type or len(partial.body) != header.length:
             raise DtlsParseError("fragments of one message disagree")
-        partial.add(header.fragment_offset, data)
+        if len(partial.ranges) < MAX_HOLES or partial.touches(header.fragment_offset, len(data)):
+            partial.add(header.fragment_offset, data)
         return True
 
     def peek(self) -> tuple[int, int, bytes] | None:

@@ -404,3 +404,32 @@ def test_listener_cookie_keeps_no_state():
 @given(st.binary(max_size=300))
 def test_check_client_hello_never_raises(data):
     assert check_client_hello(data, b"k", b"a")[0] in HelloVerdict
+
+
+def test_expired_certificate_fails_when_validity_is_checked():
+    import datetime
+
+    old = DtlsCertificate.generate("old", not_before=datetime.datetime(2020, 1, 1, tzinfo=datetime.timezone.utc))
+    now = datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc)
+    client, server = pair(EC_CLIENT, old, client={"certificate_time": now})
+    client.connect(0.0)
+    exchange(client, server)
+    assert client.state is State.FAILED
+    assert drain_events(client)[-1] == HandshakeFailed("certificate not valid now", AlertDescription.certificate_expired)
+    # WebRTC's default: the fingerprint is the authentication, validity is not checked.
+    client, server = pair(EC_CLIENT, old)
+    client.connect(0.0)
+    exchange(client, server)
+    assert client.state is State.CONNECTED
+
+
+def test_usage_errors():
+    with pytest.raises(UsageError):
+        DtlsConnection(True, EC_CLIENT, cipher_suites=[0x1301])
+    with pytest.raises(UsageError):
+        DtlsConnection(True, EC_CLIENT, mtu=10)
+    server = DtlsConnection(False, EC_SERVER)
+    with pytest.raises(UsageError):
+        server.connect(0.0)
+    with pytest.raises(UsageError):
+        server.export_keying_material(b"EXTRACTOR-dtls_srtp", 60)

@@ -113,3 +113,12 @@ def test_reassembler_bounds():
     reassembler.add(hs.HandshakeHeader(11, 10, 0, 0, 5), bytes(5))
     with pytest.raises(DtlsParseError):  # a fragment disagreeing on the length
         reassembler.add(hs.HandshakeHeader(11, 12, 0, 5, 5), bytes(5))
+
+
+def test_reassembler_bounds_disjoint_fragments():
+    reassembler = Reassembler(0)
+    for offset in range(0, 4000, 2):  # every other byte: a hole after each
+        reassembler.add(hs.HandshakeHeader(11, 4000, 0, offset, 1), b"x")
+    assert len(reassembler._partials[0].ranges) == 64
+    reassembler.add(hs.HandshakeHeader(11, 4000, 0, 0, 4000), bytes(4000))
+    assert reassembler.peek() == (11, 0, bytes(4000))
