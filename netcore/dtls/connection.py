@@ -60,7 +60,6 @@ from .prf import (
 )
 from .protection import RecordProtection
 from .record import (
-    DTLS_1_0,
     DTLS_1_2,
     MAX_SEQUENCE,
     RECORD_HEADER_SIZE,
@@ -77,7 +76,7 @@ from .suites import SUITES, CipherSuite, KeyShare, NamedGroup, SignatureScheme, 
 from .suites import sign as sign_with
 from .suites import verify as verify_with
 
-__all__ = ["DtlsConnection", "State", "DtlsStats", "SrtpProfile"]
+__all__ = ["DtlsConnection", "State", "DtlsStats"]
 
 
 DEFAULT_SRTP_PROFILES = (
@@ -101,6 +100,7 @@ TLS_EMPTY_RENEGOTIATION_INFO_SCSV = 0x00FF
 # RFC 5246 section 7.4.4 ClientCertificateType
 _RSA_SIGN, _ECDSA_SIGN = 1, 64
 MAX_PENDING_EVENTS = 1024
+MAX_EARLY_RECORDS = 16  # authenticated application data held until our handshake ends
 
 
 class State(enum.Enum):
@@ -282,7 +282,7 @@ class DtlsConnection:
         self._master = b""
         self._cookie = b""
         self._certificate_requested = False
-        self._client_schemes: list[int] = []
+        self._early_data: list[bytes] = []
         self._peer_schemes: list[int] = []
 
     # ---- public API -------------------------------------------------------
@@ -400,10 +400,14 @@ class DtlsConnection:
         if content_type == ContentType.HANDSHAKE:
             self._handle_handshake_record(epoch, payload, now)
         elif content_type == ContentType.APPLICATION_DATA:
-            if epoch == 0 or self.state is not State.CONNECTED:
-                self.stats.unexpected_records += 1
-            else:
+            if self.state is State.CONNECTED and epoch > 0:
                 self._push_event(ApplicationDataReceived(payload))
+            elif epoch > 0 and len(self._early_data) < MAX_EARLY_RECORDS:
+                # The server may send data right after its Finished, and the
+                # network may deliver it first: keep a few until we are done.
+                self._early_data.append(payload)
+            else:
+                self.stats.unexpected_records += 1
         elif content_type == ContentType.CHANGE_CIPHER_SPEC:
             self._handle_change_cipher_spec(payload)
         elif content_type == ContentType.ALERT:
@@ -603,6 +607,9 @@ class DtlsConnection:
                 extended_master_secret=self.extended_master_secret,
             )
         )
+        for payload in self._early_data:
+            self._push_event(ApplicationDataReceived(payload))
+        self._early_data = []
 
     # ---- client ----------------------------------------------------------------
 

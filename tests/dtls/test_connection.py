@@ -224,7 +224,6 @@ def test_bad_certificate_verify_fails():
     client, server = pair(EC_CLIENT, EC_SERVER)
     client.connect(0.0)
     server.handle_datagram(client.poll_transmit(), 0.0)
-    exchange(server, client, rounds=1) if False else None
     while (data := server.poll_transmit()) is not None:
         client.handle_datagram(data, 0.0)
     while (data := client.poll_transmit()) is not None:
@@ -433,3 +432,22 @@ def test_usage_errors():
         server.connect(0.0)
     with pytest.raises(UsageError):
         server.export_keying_material(b"EXTRACTOR-dtls_srtp", 60)
+
+
+def test_server_data_overtaking_its_finished_is_kept():
+    client, server = pair(EC_CLIENT, EC_SERVER)
+    client.connect(0.0)
+    for _ in range(2):  # up to the client's last flight
+        while (data := client.poll_transmit()) is not None:
+            server.handle_datagram(data, 0.0)
+        if server.state is State.CONNECTED:
+            break
+        while (data := server.poll_transmit()) is not None:
+            client.handle_datagram(data, 0.0)
+    finished = server.poll_transmit()
+    server.send(b"early")
+    client.handle_datagram(server.poll_transmit(), 0.0)  # overtakes the Finished
+    assert client.state is State.CLIENT_WAIT_FINISHED
+    client.handle_datagram(finished, 0.0)
+    events = drain_events(client)
+    assert isinstance(events[0], HandshakeCompleted) and events[1] == ApplicationDataReceived(b"early")
