@@ -52,6 +52,7 @@ def test_handshake_groups_and_suites(group, suite):
     client, server = connected_pair(groups=[group], server={"cipher_suites": [suite]})
     (done,) = [e for e in drain_events(client) if isinstance(e, HandshakeCompleted)]
     assert done.cipher_suite == suite and done.srtp_profile == SrtpProfile.SRTP_AEAD_AES_128_GCM
+    assert client.group == server.group == group
     assert done.peer_fingerprint == EC_SERVER.fingerprint() and done.extended_master_secret
     (done,) = [e for e in drain_events(server) if isinstance(e, HandshakeCompleted)]
     assert done.peer_fingerprint == EC_CLIENT.fingerprint()

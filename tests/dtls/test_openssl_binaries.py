@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from netcore.dtls import DtlsCertificate, DtlsConnection, SrtpProfile, State
+from netcore.dtls import CipherSuite, DtlsCertificate, DtlsConnection, NamedGroup, SrtpProfile, State
 from netcore.srtp import EXPORTER_LABEL
 
 from ..conftest import free_port, require_program
@@ -107,20 +107,31 @@ def test_openssl_s_server(pem_files):
         peer.close()
 
 
-def test_openssl_s_client(pem_files):
+@pytest.mark.parametrize(
+    "extra,suite,group",
+    [
+        ([], CipherSuite.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, NamedGroup.x25519),
+        (["-groups", "P-256"], CipherSuite.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, NamedGroup.secp256r1),
+        (["-cipher", "ECDHE-ECDSA-CHACHA20-POLY1305"], CipherSuite.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+         NamedGroup.x25519),
+    ],
+    ids=["x25519", "p256", "chacha20"],
+)
+def test_openssl_s_client(pem_files, extra, suite, group):
     openssl = require_program("openssl")
     cert, cert_path, key_path = pem_files
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     args = [openssl, "s_client", "-dtls1_2", "-connect", f"127.0.0.1:{port}", "-cert", cert_path,
-            "-key", key_path, "-use_srtp", "SRTP_AEAD_AES_128_GCM:SRTP_AES128_CM_SHA1_80", *_keymat_args()]
+            "-key", key_path, "-use_srtp", "SRTP_AEAD_AES_128_GCM:SRTP_AES128_CM_SHA1_80", *_keymat_args(), *extra]
     ours = DtlsConnection(False, DtlsCertificate.generate(), remote_fingerprints=[("sha-256", cert.fingerprint())],
                           cookie_secret=os.urandom(32), client_id=b"127.0.0.1")
     peer = _Peer(args, sock)
     try:
         peer.run(ours, lambda: ours.state is State.CONNECTED and KEYMAT.search(peer.output))
         assert ours.srtp_profile == SrtpProfile.SRTP_AEAD_AES_128_GCM
+        assert ours.cipher_suite == suite and ours.group == group
         theirs = bytes.fromhex(KEYMAT.search(peer.output).group(1).decode())
         assert ours.export_keying_material(EXPORTER_LABEL, 60) == theirs
         drain_events(ours)
