@@ -4,6 +4,7 @@ from .certificate import DtlsCertificate, fingerprint, fingerprint_matches
 from .connection import DtlsConnection, DtlsStats, State
 from .errors import DtlsParseError
 from .events import (
+    DtlsEvent,
     AlertReceived,
     ApplicationDataReceived,
     ConnectionClosed,
@@ -20,6 +21,7 @@ __all__ = [
     "DtlsCertificate",
     "DtlsConnection",
     "DtlsParseError",
+    "DtlsEvent",
     "DtlsStats",
     "HandshakeCompleted",
     "HandshakeFailed",

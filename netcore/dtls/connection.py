@@ -45,6 +45,7 @@ from .events import (
     AlertReceived,
     ApplicationDataReceived,
     ConnectionClosed,
+    DtlsEvent,
     HandshakeCompleted,
     HandshakeFailed,
 )
@@ -325,12 +326,13 @@ class DtlsConnection:
         self._transmit_flight()
 
     def next_deadline(self) -> float | None:
+        """When :meth:`handle_timeout` is due (the flight timer), or None."""
         return self._deadline
 
     def poll_transmit(self) -> bytes | None:
         return self._transmits.popleft() if self._transmits else None
 
-    def poll_event(self):
+    def poll_event(self) -> DtlsEvent | None:
         return self._events.popleft() if self._events else None
 
     def send(self, data: bytes) -> None:
@@ -457,7 +459,7 @@ class DtlsConnection:
             self._send_alert(AlertLevel.FATAL, alert)
         self._terminate(State.FAILED, reason, alert)
 
-    def _push_event(self, event) -> None:
+    def _push_event(self, event: DtlsEvent) -> None:
         if len(self._events) < MAX_PENDING_EVENTS:
             self._events.append(event)
 

@@ -10,6 +10,7 @@ __all__ = [
     "ApplicationDataReceived",
     "AlertReceived",
     "ConnectionClosed",
+    "DtlsEvent",
 ]
 
 
@@ -42,3 +43,6 @@ class AlertReceived:
 @dataclass(frozen=True)
 class ConnectionClosed:
     reason: str
+
+
+DtlsEvent = HandshakeCompleted | HandshakeFailed | ApplicationDataReceived | AlertReceived | ConnectionClosed

@@ -452,3 +452,21 @@ def test_server_data_overtaking_its_finished_is_kept():
     client.handle_datagram(finished, 0.0)
     events = drain_events(client)
     assert isinstance(events[0], HandshakeCompleted) and events[1] == ApplicationDataReceived(b"early")
+
+
+class _WrongFinishedServer(DtlsConnection):
+    """A server that computes its Finished over the wrong transcript."""
+
+    def _finished_item(self):
+        self._transcript.append(b"not what the client saw")
+        return super()._finished_item()
+
+
+def test_wrong_server_finished_fails():
+    client = DtlsConnection(True, EC_CLIENT)
+    server = _WrongFinishedServer(False, EC_SERVER)
+    client.connect(0.0)
+    exchange(client, server)
+    assert client.state is State.FAILED
+    assert drain_events(client)[-1] == HandshakeFailed("wrong Finished verify_data", AlertDescription.decrypt_error)
+    assert isinstance(drain_events(server)[-1], ConnectionClosed)  # the server had finished; the alert ends it

@@ -163,3 +163,24 @@ def test_retransmission_recovers_a_lost_flight_with_openssl():
     for data in openssl_step(theirs):
         ours.handle_datagram(data, 1.1)
     assert ours.state is State.CONNECTED and ours.next_deadline() is None
+
+
+def test_our_server_retransmits_a_lost_flight_to_openssl():
+    theirs = openssl_connection(THEIRS, True)
+    ours = DtlsConnection(False, OURS)
+    for data in openssl_step(theirs):
+        ours.handle_datagram(data, 0.0)
+    while ours.poll_transmit() is not None:  # our ServerHello ... ServerHelloDone flight is lost
+        pass
+    ours.handle_timeout(ours.next_deadline())
+    for _ in range(3):
+        while (data := ours.poll_transmit()) is not None:
+            theirs.bio_write(data)
+            theirs.bio_write(data)  # and duplicated on the way
+        for data in openssl_step(theirs):
+            ours.handle_datagram(data, 1.5)
+    assert ours.state is State.CONNECTED
+    theirs.send(b"after loss")
+    for data in openssl_outgoing(theirs):
+        ours.handle_datagram(data, 2.0)
+    assert drain_events(ours)[-1].data == b"after loss"
