@@ -470,3 +470,28 @@ def test_wrong_server_finished_fails():
     assert client.state is State.FAILED
     assert drain_events(client)[-1] == HandshakeFailed("wrong Finished verify_data", AlertDescription.decrypt_error)
     assert isinstance(drain_events(server)[-1], ConnectionClosed)  # the server had finished; the alert ends it
+
+
+def test_fragmented_dtls13_client_hello_with_a_large_key_share():
+    """A DTLS 1.3 ClientHello with a post-quantum key share does not fit one
+    datagram: the server reassembles it and negotiates DTLS 1.2."""
+    from netcore.dtls.flight import fragment
+
+    client, server = pair(EC_CLIENT, EC_SERVER)
+    client.connect(0.0)
+    (record,) = iter_records(client.poll_transmit())
+    ((header, body),) = list(hs.iter_fragments(record.fragment))
+    hello = hs.ClientHello.decode(body)
+    big_share = (0x11EC).to_bytes(2, "big") + (1216).to_bytes(2, "big") + bytes(1216)
+    hello.extensions += [
+        (hs.ExtensionType.supported_versions, b"\x04\xfe\xfc\xfe\xfd"),
+        (hs.ExtensionType.key_share, len(big_share).to_bytes(2, "big") + big_share),
+    ]
+    pieces = fragment(hs.HandshakeType.client_hello, 0, hello.encode(), 500)
+    assert len(pieces) == 3
+    for seq, piece in reversed(list(enumerate(pieces))):
+        server.handle_datagram(Record(22, 0xFEFD, 0, seq, piece).encode(), 0.0)
+    assert server.state is State.SERVER_WAIT_CERTIFICATE
+    (reply_record, *_rest) = iter_records(server.poll_transmit())
+    ((_, body),) = list(hs.iter_fragments(reply_record.fragment))[:1]
+    assert hs.ServerHello.decode(body).server_version == 0xFEFD
