@@ -39,7 +39,7 @@ from netcore.errors import UsageError
 
 from . import handshake as hs
 from .certificate import DtlsCertificate, fingerprint, fingerprint_matches
-from .cookie import hello_verify_request, make_cookie
+from .cookie import HelloPrefix, cookie_valid, hello_verify_request
 from .errors import DtlsParseError, HandshakeError
 from .events import (
     AlertReceived,
@@ -741,11 +741,10 @@ class DtlsConnection:
         # carries legacy_version 1.2 and supported_versions; we answer 1.2.
         if message.client_version > DTLS_1_2:  # DTLS versions count down
             raise HandshakeError(AlertDescription.protocol_version, "client offers only DTLS 1.0")
-        if self.cookie_secret is not None and not hmac.compare_digest(
-            message.cookie, make_cookie(self.cookie_secret, self.client_id, message)
-        ):
+        prefix = HelloPrefix(message.client_version, message.random, message.session_id, message.cookie)
+        if self.cookie_secret is not None and not cookie_valid(self.cookie_secret, self.client_id, prefix):
             self._transmits.append(
-                hello_verify_request(self.cookie_secret, self.client_id, message, message_seq, self._last_record_seq)
+                hello_verify_request(self.cookie_secret, self.client_id, prefix, message_seq, self._last_record_seq)
             )
             return
         self.client_random = message.random

@@ -495,3 +495,24 @@ def test_fragmented_dtls13_client_hello_with_a_large_key_share():
     (reply_record, *_rest) = iter_records(server.poll_transmit())
     ((_, body),) = list(hs.iter_fragments(reply_record.fragment))[:1]
     assert hs.ServerHello.decode(body).server_version == 0xFEFD
+
+
+def test_listener_accepts_the_first_fragment_of_a_large_hello():
+    from netcore.dtls.flight import fragment
+
+    secret = b"c" * 32
+    client = DtlsConnection(True, EC_CLIENT)
+    client.connect(0.0)
+    verdict, reply = check_client_hello(client.poll_transmit(), secret, b"peer")
+    client.handle_datagram(reply, 0.0)
+    (record,) = iter_records(client.poll_transmit())
+    ((header, body),) = list(hs.iter_fragments(record.fragment))
+    hello = hs.ClientHello.decode(body)
+    hello.extensions.append((hs.ExtensionType.key_share, bytes(1500)))
+    pieces = [Record(22, 0xFEFD, 0, 5 + i, p).encode() for i, p in enumerate(fragment(1, header.message_seq, hello.encode(), 600))]
+    assert check_client_hello(pieces[0], secret, b"peer") == (HelloVerdict.ACCEPT, None)
+    assert check_client_hello(pieces[1], secret, b"peer") == (HelloVerdict.DROP, None)
+    server = DtlsConnection(False, EC_SERVER)
+    for piece in pieces:
+        server.handle_datagram(piece, 0.0)
+    assert server.state is State.SERVER_WAIT_CERTIFICATE
