@@ -101,6 +101,16 @@ TLS_EMPTY_RENEGOTIATION_INFO_SCSV = 0x00FF
 # RFC 5246 section 7.4.4 ClientCertificateType
 _RSA_SIGN, _ECDSA_SIGN = 1, 64
 MAX_PENDING_EVENTS = 1024
+_CLIENT_EXTENSIONS = frozenset(
+    {
+        ExtensionType.supported_groups,
+        ExtensionType.ec_point_formats,
+        ExtensionType.signature_algorithms,
+        ExtensionType.extended_master_secret,
+        ExtensionType.renegotiation_info,
+        ExtensionType.use_srtp,
+    }
+)
 MAX_EARLY_RECORDS = 16  # authenticated application data held until our handshake ends
 
 
@@ -226,6 +236,8 @@ class DtlsConnection:
             raise UsageError(f"groups must be among {list(NamedGroup)}")
         if not set(signature_schemes) <= set(SignatureScheme) or not signature_schemes:
             raise UsageError(f"signature schemes must be among {list(SignatureScheme)}")
+        if not set(srtp_profiles) <= set(SrtpProfile):
+            raise UsageError(f"SRTP profiles must be among {list(SrtpProfile)}")
         if not 200 <= mtu <= 65535:
             raise UsageError("mtu must be between 200 and 65535")
         self.is_client = is_client
@@ -646,11 +658,8 @@ class DtlsConnection:
             raise HandshakeError(AlertDescription.protocol_version, "server did not pick DTLS 1.2")
         if message.cipher_suite not in self.cipher_suites or message.compression_method != 0:
             raise HandshakeError(AlertDescription.illegal_parameter, "cipher suite not offered")
-        offered = {ExtensionType.supported_groups, ExtensionType.ec_point_formats,
-                   ExtensionType.signature_algorithms, ExtensionType.extended_master_secret,
-                   ExtensionType.renegotiation_info, ExtensionType.use_srtp}
         for ext_type, _ in message.extensions or ():
-            if ext_type not in offered:
+            if ext_type not in _CLIENT_EXTENSIONS:  # RFC 5246 section 7.4.1.4
                 raise HandshakeError(AlertDescription.unsupported_extension, "unsolicited extension")
         srtp = message.extension(ExtensionType.use_srtp)
         if srtp is not None:
@@ -661,7 +670,7 @@ class DtlsConnection:
             # RFC 5764 section 4.1.1: exactly one profile, one we offered.
             if len(profiles) != 1 or profiles[0] not in self.srtp_profiles or mki:
                 raise HandshakeError(AlertDescription.illegal_parameter, "bad SRTP profile")
-            self.srtp_profile = profiles[0]
+            self.srtp_profile = SrtpProfile(profiles[0])
         renegotiation = message.extension(ExtensionType.renegotiation_info)
         if renegotiation is not None and renegotiation != b"\x00":
             raise HandshakeError(AlertDescription.handshake_failure, "bad renegotiation_info")
@@ -669,7 +678,7 @@ class DtlsConnection:
         if self.require_extended_master_secret and not self.extended_master_secret:
             raise HandshakeError(AlertDescription.handshake_failure, "no extended master secret")
         self.server_random = message.random
-        self.cipher_suite = message.cipher_suite
+        self.cipher_suite = CipherSuite(message.cipher_suite)
         self._transcript.append(raw)
         self.state = State.CLIENT_WAIT_CERTIFICATE
 
@@ -691,7 +700,7 @@ class DtlsConnection:
             raise HandshakeError(AlertDescription.illegal_parameter, "suite needs an ECDSA signature")
         signed = self.client_random + self.server_random + message.params()
         verify_with(self._peer_public_key, message.signature_scheme, message.signature, signed)
-        self.group = message.named_curve
+        self.group = NamedGroup(message.named_curve)
         self._key_share = KeyShare(message.named_curve)
         self._pre_master = self._key_share.exchange(message.public)
         self._transcript.append(raw)
