@@ -18,7 +18,7 @@ import hmac
 from typing import NamedTuple
 
 from .errors import DtlsParseError
-from .handshake import HandshakeType, HelloVerifyRequest, _Reader, full_message, iter_fragments
+from .handshake import HandshakeType, HelloVerifyRequest, _Reader, full_message, iter_fragments, read_hello_prefix
 from .record import DTLS_1_0, ContentType, encode_record, iter_records
 
 __all__ = [
@@ -47,12 +47,7 @@ class HelloPrefix(NamedTuple):
     @classmethod
     def decode(cls, body: bytes) -> "HelloPrefix":
         """Read them from the start of a ClientHello body (whole or first fragment)."""
-        r = _Reader(body)
-        version = r.uint(2)
-        random = r.take(32)
-        session_id = r.vector(1, maximum=32)
-        cookie = r.vector(1)
-        return cls(version, random, session_id, cookie)
+        return cls(*read_hello_prefix(_Reader(body)))
 
 
 def make_cookie(secret: bytes, client_id: bytes, hello: HelloPrefix) -> bytes:

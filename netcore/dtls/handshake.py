@@ -240,6 +240,16 @@ def decode_supported_versions(data: bytes) -> list[int]:
 # ---- messages ----------------------------------------------------------------
 
 
+def read_hello_prefix(r: _Reader) -> tuple[int, bytes, bytes, bytes]:
+    """client_version, random, session_id and cookie: a ClientHello's first
+    fields, all inside its first fragment (the stateless cookie check reads them)."""
+    version = r.uint(2)
+    random = r.take(32)
+    session_id = r.vector(1, maximum=32)
+    cookie = r.vector(1)
+    return version, random, session_id, cookie
+
+
 @dataclass
 class ClientHello(_WithExtensions):
     client_version: int
@@ -266,10 +276,7 @@ class ClientHello(_WithExtensions):
     @classmethod
     def decode(cls, body: bytes) -> "ClientHello":
         r = _Reader(body)
-        version = r.uint(2)
-        random = r.take(32)
-        session_id = r.vector(1, maximum=32)
-        cookie = r.vector(1)
+        version, random, session_id, cookie = read_hello_prefix(r)
         suites = _parse_u16_list(r.vector(2, minimum=2))
         compression = r.vector(1, minimum=1)
         extensions = _decode_extensions(r)
