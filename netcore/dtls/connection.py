@@ -288,6 +288,7 @@ class DtlsConnection:
         self.cipher_suite: int | None = None
         self.srtp_profile: int | None = None
         self.group: int | None = None  # the ECDHE group agreed
+        self.signature_scheme: int | None = None  # the one signing ServerKeyExchange
         self.extended_master_secret = False
         self.peer_certificate: bytes | None = None
         self._peer_public_key = None
@@ -701,6 +702,7 @@ class DtlsConnection:
         signed = self.client_random + self.server_random + message.params()
         verify_with(self._peer_public_key, message.signature_scheme, message.signature, signed)
         self.group = NamedGroup(message.named_curve)
+        self.signature_scheme = SignatureScheme(message.signature_scheme)
         self._key_share = KeyShare(message.named_curve)
         self._pre_master = self._key_share.exchange(message.public)
         self._transcript.append(raw)
@@ -760,7 +762,7 @@ class DtlsConnection:
         ext = message.extension
         params = self._choose_parameters(message)
         self.cipher_suite, group, scheme = params
-        self.group = group
+        self.group, self.signature_scheme = group, scheme
         self.extended_master_secret = ext(ExtensionType.extended_master_secret) is not None
         if self.require_extended_master_secret and not self.extended_master_secret:
             raise HandshakeError(AlertDescription.handshake_failure, "no extended master secret")

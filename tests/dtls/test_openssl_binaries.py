@@ -13,7 +13,15 @@ import time
 
 import pytest
 
-from netcore.dtls import CipherSuite, DtlsCertificate, DtlsConnection, NamedGroup, SrtpProfile, State
+from netcore.dtls import (
+    CipherSuite,
+    DtlsCertificate,
+    DtlsConnection,
+    NamedGroup,
+    SignatureScheme,
+    SrtpProfile,
+    State,
+)
 from netcore.srtp import EXPORTER_LABEL
 
 from ..conftest import free_port, require_program
@@ -108,16 +116,26 @@ def test_openssl_s_server(pem_files):
 
 
 @pytest.mark.parametrize(
-    "extra,suite,group",
+    "extra,key_type,suite,group,scheme",
     [
-        ([], CipherSuite.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, NamedGroup.x25519),
-        (["-groups", "P-256"], CipherSuite.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, NamedGroup.secp256r1),
-        (["-cipher", "ECDHE-ECDSA-CHACHA20-POLY1305"], CipherSuite.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
-         NamedGroup.x25519),
+        ([], "ec", CipherSuite.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, NamedGroup.x25519,
+         SignatureScheme.ecdsa_secp256r1_sha256),
+        (["-groups", "P-256"], "ec", CipherSuite.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, NamedGroup.secp256r1,
+         SignatureScheme.ecdsa_secp256r1_sha256),
+        (["-cipher", "ECDHE-ECDSA-CHACHA20-POLY1305"], "ec", CipherSuite.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+         NamedGroup.x25519, SignatureScheme.ecdsa_secp256r1_sha256),
+        (["-sigalgs", "RSA+SHA256"], "rsa", CipherSuite.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256, NamedGroup.x25519,
+         SignatureScheme.rsa_pkcs1_sha256),
+        (["-sigalgs", "rsa_pss_rsae_sha256"], "rsa", CipherSuite.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+         NamedGroup.x25519, SignatureScheme.rsa_pss_rsae_sha256),
     ],
-    ids=["x25519", "p256", "chacha20"],
+    ids=["x25519", "p256", "chacha20", "rsa-pkcs1", "rsa-pss"],
 )
-def test_openssl_s_client(pem_files, extra, suite, group):
+def test_openssl_s_client(tmp_path, extra, key_type, suite, group, scheme):
+    theirs = DtlsCertificate.generate("openssl-peer", key_type=key_type)
+    (tmp_path / "cert.pem").write_bytes(theirs.cert_pem())
+    (tmp_path / "key.pem").write_bytes(theirs.key_pem())
+    pem_files = theirs, str(tmp_path / "cert.pem"), str(tmp_path / "key.pem")
     openssl = require_program("openssl")
     cert, cert_path, key_path = pem_files
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -125,13 +143,14 @@ def test_openssl_s_client(pem_files, extra, suite, group):
     port = sock.getsockname()[1]
     args = [openssl, "s_client", "-dtls1_2", "-connect", f"127.0.0.1:{port}", "-cert", cert_path,
             "-key", key_path, "-use_srtp", "SRTP_AEAD_AES_128_GCM:SRTP_AES128_CM_SHA1_80", *_keymat_args(), *extra]
-    ours = DtlsConnection(False, DtlsCertificate.generate(), remote_fingerprints=[("sha-256", cert.fingerprint())],
+    ours = DtlsConnection(False, DtlsCertificate.generate(key_type=key_type),
+                          remote_fingerprints=[("sha-256", cert.fingerprint())],
                           cookie_secret=os.urandom(32), client_id=b"127.0.0.1")
     peer = _Peer(args, sock)
     try:
         peer.run(ours, lambda: ours.state is State.CONNECTED and KEYMAT.search(peer.output))
         assert ours.srtp_profile == SrtpProfile.SRTP_AEAD_AES_128_GCM
-        assert ours.cipher_suite == suite and ours.group == group
+        assert ours.cipher_suite == suite and ours.group == group and ours.signature_scheme == scheme
         theirs = bytes.fromhex(KEYMAT.search(peer.output).group(1).decode())
         assert ours.export_keying_material(EXPORTER_LABEL, 60) == theirs
         drain_events(ours)
