@@ -536,10 +536,10 @@ class Negotiator:
             section = MediaSection(
                 self._media_line("application", SCTP_PROTOCOL, ("webrtc-datachannel",), intent.stopped)
             )
+            self._transport_lines(section, setup)
             section.add("mid", mid)
             if intent.stopped:
                 return section
-            self._transport_lines(section, setup)
             section.add("sctp-port", 5000)
             section.add("max-message-size", intent.max_message_size)
             self._candidate_lines(section)
@@ -559,8 +559,10 @@ class Negotiator:
             formats = [answering[2].formats[0]] if answering and answering[2].formats else ["0"]
         section = MediaSection(self._media_line(intent.kind, RTP_PROTOCOL, tuple(formats), rejected))
         if rejected:
+            self._transport_lines(section, setup)
             section.add("mid", mid)
             section.add("inactive")
+            section.add("rtcp-mux")
             return section
         write_limits(section, limits, intent.kind == "video")
         self._transport_lines(section, setup)
@@ -749,8 +751,20 @@ class Negotiator:
                 Line.field("c", Connection("IN", "IP4", "0.0.0.0")),
             ]
         )
+        # Transport lines too: some stacks (aiortc) want ICE credentials and
+        # a fingerprint in every m-section, rejected or not.
+        self._transport_lines(section, self._answer_setup_for(None))
         if remote.mid is not None:
             section.add("mid", remote.mid)
+        section.add("inactive")
+        if kind in ("audio", "video"):
+            section.add("rtcp-mux")
+            # The first offered format's rtpmap, for stacks (aiortc) that
+            # read codecs even from a rejected section.
+            first = remote.formats[0] if remote.formats else None
+            for line in remote.lines:
+                if line.name == "rtpmap" and str(line.value.payload_type) == first:
+                    section.lines.append(line)
         return section
 
     def _intersect(
