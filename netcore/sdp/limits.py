@@ -47,7 +47,7 @@ class Limits:
             _min(self.max_width, other.max_width),
             _min(self.max_height, other.max_height),
             _min(self.max_framerate, other.max_framerate),
-            _min(self.max_fs, other.max_fs),
+            _min(self.frame_size, other.frame_size),
         )
 
     @property
