@@ -887,6 +887,8 @@ class Negotiator:
     def _limits(
         self, local: Limits, remote: MediaSection, desc: SessionDescription, send: list[Codec]
     ) -> Limits:
+        if remote.kind != "video":  # resolution and frame rate are video's
+            local = Limits(max_bitrate=local.max_bitrate)
         first = send[0] if send else None
         params = dict(first.parameters) if first else {}
         theirs = limits_of(remote, desc, first.payload_type if first else None, params)
@@ -896,6 +898,8 @@ class Negotiator:
                 theirs = theirs.minimum(Limits(max_fs=level_limits(level)[1]))
             except ValueError:
                 pass
+        if remote.kind != "video":
+            theirs = Limits(max_bitrate=theirs.max_bitrate)
         return local.minimum(theirs)
 
     def _session(
@@ -908,8 +912,9 @@ class Negotiator:
         accepted = [m for m in media if not m.rejected and m.remote is not None]
         tag = next((m for m in accepted if bundle and m.mid == bundle[0]), None)
         chosen = tag or (accepted[0] if accepted else None)
-        if chosen is None:
-            remote = _remote_transport(remote_desc, None)
+        if chosen is None:  # all rejected: rejected sections carry it too
+            first = remote_desc.media[0] if remote_desc.media else None
+            remote = _remote_transport(remote_desc, first)
         else:
             remote = chosen.remote  # type: ignore[assignment]
         if offerer:

@@ -16,6 +16,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from netcore.errors import UsageError
+
 from .attributes import Bandwidth, ImageAttr
 from .wire import Line, MediaSection, Section
 
@@ -39,6 +41,11 @@ class Limits:
     max_height: int | None = None
     max_framerate: float | None = None
     max_fs: int | None = None  # frame size in 16x16 macroblocks
+
+    def __post_init__(self) -> None:
+        # imageattr states a resolution as x and y together (RFC 6236).
+        if (self.max_width is None) != (self.max_height is None):
+            raise UsageError("max_width and max_height go together")
 
     def minimum(self, other: Limits) -> Limits:
         """The per-category minimum of two statements."""
