@@ -195,6 +195,29 @@ class Rtpmap(NamedTuple):
 
     @classmethod
     def parse(cls, text: str) -> Rtpmap:
+        # Fast path: one compound check, then the careful path for reasons.
+        pt, sep, encoding = text.partition(" ")
+        bits = encoding.split("/")
+        n = len(bits)
+        if (
+            sep
+            and (n == 2 or n == 3)
+            and bits[0]
+            and pt.isdigit()
+            and pt.isascii()
+            and len(pt) <= 3
+            and bits[1].isdigit()
+            and bits[1].isascii()
+            and " " not in encoding
+            and (n == 2 or (bits[2].isdigit() and bits[2].isascii()))
+            and int(pt) <= 127
+        ):
+            channels = int(bits[2]) if n == 3 else None
+            return _new(cls, (int(pt), bits[0], int(bits[1]), channels))
+        return cls._parse_slowly(text)
+
+    @classmethod
+    def _parse_slowly(cls, text: str) -> Rtpmap:
         pt, sep, encoding = text.partition(" ")
         if not sep:
             raise ValueError("rtpmap needs <payload type> <encoding>")

@@ -409,12 +409,21 @@ def _split(sdp: str) -> tuple[list[str], str, bool]:
     return raws, eol, clean
 
 
-def parse(sdp: str | bytes) -> SessionDescription:
+# Bound on what one description may hold, whatever signaling delivers; a
+# hundred-party SFU description is a few hundred KiB.
+MAX_SIZE = 4 * 1024 * 1024
+
+
+def parse(sdp: str | bytes, max_size: int = MAX_SIZE) -> SessionDescription:
     """Parse ``sdp`` (CRLF, or bare LF tolerated) into a ``SessionDescription``."""
     if isinstance(sdp, (bytes, bytearray, memoryview)):
+        if len(sdp) > max_size:
+            raise SdpParseError(0, f"description larger than {max_size} bytes")
         sdp = _decode(bytes(sdp))
     if not isinstance(sdp, str):
         raise SdpParseError(0, "SDP must be str or bytes")
+    if len(sdp) > max_size:
+        raise SdpParseError(0, f"description larger than {max_size} bytes")
     raws, eol, clean = _split(sdp)
     if not raws:
         raise SdpParseError(0, "empty description")

@@ -88,6 +88,19 @@ def test_structure_errors():
     assert error_of(HEAD + "\r\na=x\r\n").line_number == 5  # empty line
 
 
+def test_size_bound():
+    big = HEAD + "a=x-pad:" + "p" * 2000 + "\r\n"
+    assert parse(big, max_size=4096)
+    assert "larger" in error_of_size(big, 1024).reason
+    assert "larger" in error_of_size(big.encode(), 1024).reason
+
+
+def error_of_size(text, size):
+    with pytest.raises(SdpParseError) as info:
+        parse(text, max_size=size)
+    return info.value
+
+
 def test_bytes_and_str_and_mixed_endings():
     text = HEAD + "a=sendrecv\r\n"
     assert str(parse(text.encode())) == text
