@@ -566,6 +566,10 @@ class Rid(NamedTuple):
                 key, sep, value = item.partition("=")
                 if not key:
                     raise ValueError("empty rid parameter")
+                if key == "pt" and not all(
+                    p.isdigit() and p.isascii() for p in value.split(",")
+                ):
+                    raise ValueError(f"bad rid pt list {value!r}")
                 params.append((key, value if sep else None))
         return cls(bits[0], bits[1], tuple(params))
 

@@ -317,6 +317,22 @@ def test_reoffer_adds_and_stops_tracks():
         a.create_offer(intents[:2])
 
 
+def test_answerer_reoffers_with_agreed_mids_and_payload_types():
+    a, b = pair()
+    _, answer, ra, rb = exchange(a, b, [MediaIntent.audio(), MediaIntent.video()], [MediaIntent.audio(), MediaIntent.video()])
+    # now b offers: same mids in the same order, the PTs and extension ids agreed
+    offer2 = b.create_offer([MediaIntent.audio(), MediaIntent.video(), MediaIntent.data()])
+    assert [m.mid for m in offer2.media] == ["0", "1", "2"]
+    for before, section in zip(rb.media, offer2.media):
+        pts = [int(f) for f in section.formats]
+        assert [c.payload_type for c in before.recv_codecs] == [p for p in pts if p in {c.payload_type for c in before.recv_codecs}]
+        assert {(e.id, e.uri) for e in section.get_all("extmap")} >= set(before.header_extensions)
+    answer2, ra2 = a.handle_offer(str(offer2), [MediaIntent.audio(), MediaIntent.video()])
+    rb2 = b.handle_answer(str(answer2))
+    assert [c.payload_type for c in rb2.media[1].send_codecs] == [c.payload_type for c in rb.media[1].send_codecs]
+    assert rb2.ice_controlling and not ra2.ice_controlling
+
+
 def test_ice_restart():
     a, b = pair()
     _, _, ra1, rb1 = exchange(a, b, [MediaIntent.audio()], [MediaIntent.audio()])

@@ -310,3 +310,13 @@ def test_arbitrary_bytes(data):
 def test_candidate_round_trip(cand):
     assert Candidate.parse(str(cand)) == cand
     assert Candidate.from_trickle(cand.to_trickle()) == cand
+
+
+@settings(max_examples=300)
+@given(st.text(max_size=120))
+def test_candidate_arbitrary_text_gives_candidate_error_only(text):
+    try:
+        cand = Candidate.from_trickle("candidate:" + text)
+    except CandidateError:
+        return
+    assert Candidate.parse(str(cand)) == cand
