@@ -38,6 +38,7 @@ __all__ = [
     "Ssrc",
     "SsrcGroup",
     "Timing",
+    "is_uint",
     "parse_fmtp_parameters",
 ]
 
@@ -45,8 +46,13 @@ __all__ = [
 _new = tuple.__new__  # builds a NamedTuple without its Python-level __new__
 
 
+def is_uint(text: str | None) -> bool:
+    """ASCII digits only: ``str.isdigit`` alone also takes "²" and "٣"."""
+    return bool(text) and text.isascii() and text.isdigit()  # type: ignore[union-attr]
+
+
 def _uint(text: str, what: str, maximum: int = (1 << 64) - 1) -> int:
-    if not (text and text.isascii() and text.isdigit()):
+    if not is_uint(text):
         raise ValueError(f"bad {what} {text!r}")
     value = int(text)
     if value > maximum:
@@ -566,8 +572,8 @@ class Rid(NamedTuple):
                 key, sep, value = item.partition("=")
                 if not key:
                     raise ValueError("empty rid parameter")
-                if key == "pt" and not all(
-                    p.isdigit() and p.isascii() for p in value.split(",")
+                if key == "pt" and (
+                    value is None or not all(is_uint(p) for p in value.split(","))
                 ):
                     raise ValueError(f"bad rid pt list {value!r}")
                 params.append((key, value if sep else None))

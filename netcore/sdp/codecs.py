@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from .attributes import Fmtp, RtcpFb, Rtpmap, parse_fmtp_parameters
+from .attributes import Fmtp, RtcpFb, Rtpmap, is_uint, parse_fmtp_parameters
 from .h264 import ProfileLevelId
 from .wire import MediaSection
 
@@ -157,7 +157,7 @@ def codecs_of(media: MediaSection) -> list[Codec]:
     rtx: dict[int, int] = {}  # apt -> rtx payload type
     result: list[Codec] = []
     for fmt in media.formats:
-        if not fmt.isdigit():
+        if not is_uint(fmt):
             continue
         pt = int(fmt)
         rtpmap = rtpmaps.get(pt) or _STATIC.get(pt)
@@ -167,7 +167,7 @@ def codecs_of(media: MediaSection) -> list[Codec]:
         params = tuple(parse_fmtp_parameters(fmtp.parameters).items()) if fmtp else ()
         if rtpmap.encoding_name.lower() in _AUXILIARY:
             apt = dict(params).get("apt")
-            if apt is not None and apt.isdigit():
+            if is_uint(apt):
                 rtx.setdefault(int(apt), pt)
             continue
         fbs = feedback.get(fmt, []) + feedback.get("*", [])

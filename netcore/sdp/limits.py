@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from netcore.errors import UsageError
 
-from .attributes import Bandwidth, ImageAttr
+from .attributes import Bandwidth, ImageAttr, is_uint
 from .wire import Line, MediaSection, Section
 
 __all__ = ["Limits", "bandwidth_of", "codec_limit_parameters", "limits_of", "write_limits"]
@@ -101,9 +101,9 @@ def limits_of(
     framerate = section.get("framerate")
     max_fs = None
     params = {k.lower(): v for k, v in (codec_parameters or {}).items()}
-    if (params.get("max-fr") or "").isdigit():
+    if is_uint(params.get("max-fr")):
         framerate = _min(framerate, float(params["max-fr"]))
-    if (params.get("max-fs") or "").isdigit():
+    if is_uint(params.get("max-fs")):
         max_fs = int(params["max-fs"])
     return Limits(bandwidth_of(section, session), width, height, framerate, max_fs)
 

@@ -117,7 +117,9 @@ line_edits = st.sampled_from(
     ["a=setup:active", "a=setup:holdconn", "a=group:BUNDLE 9", "a=ice-lite", "a=simulcast:send x",
      "a=rid:x send pt=abc", "a=fmtp:96 apt=zz", "a=rtpmap:97 rtx/90000", "a=fmtp:102 profile-level-id=zz",
      "a=imageattr:96 recv [x=1,y=2]", "b=AS:0", "a=inactive", "a=mid:1", "a=extmap:1 urn:x",
-     "m=video 0 UDP/TLS/RTP/SAVPF 96", "a=content:slides", "a=msid:-"]
+     "m=video 0 UDP/TLS/RTP/SAVPF 96", "a=content:slides", "a=msid:-", "m=video 9 UDP/TLS/RTP/SAVPF \u00b2 96",
+     "a=fmtp:96 max-fr=\u00b2;max-fs=\u0663", "a=rid:q send pt", "a=fmtp:97 apt=\u00b2", "a=rtpmap:96 VP8/90000",
+     "a=simulcast:recv q;h", "a=extmap:10 urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id", "a=setup:passive", "a=rtcp-mux"]
 )
 
 
@@ -132,3 +134,22 @@ def test_edited_offers_give_an_answer_or_our_error(edits):
         n.handle_offer("\r\n".join(lines), [MediaIntent.audio(), MediaIntent.video(simulcast=("x",))])
     except ParseError:
         pass
+
+
+@settings(max_examples=150)
+@given(st.lists(st.tuples(st.integers(0, 120), line_edits), max_size=6), st.integers(0, 3))
+def test_edited_answers_give_a_result_or_our_error(edits, drop):
+    a = Negotiator(LocalTransport((Fingerprint("sha-256", "AA:BB"),)), random=seeded(5))
+    b = Negotiator(LocalTransport((Fingerprint("sha-256", "CC:DD"),)), random=seeded(6))
+    offer = a.create_offer([MediaIntent.audio(), MediaIntent.video(simulcast=("q", "h")), MediaIntent.data()])
+    answer, _ = b.handle_offer(str(offer), [MediaIntent.audio(), MediaIntent.video()])
+    lines = str(answer).split("\r\n")
+    for at, text in edits:
+        lines.insert(min(at, len(lines) - 1) or 1, text)
+    if drop:
+        lines = [line for i, line in enumerate(lines) if i % 17 != drop or i < 4]
+    try:
+        result = a.handle_answer("\r\n".join(lines))
+    except ParseError:
+        return
+    assert len(result.media) == 3
