@@ -38,7 +38,7 @@ from __future__ import annotations
 import base64
 import os
 from dataclasses import dataclass, field, replace
-from typing import Callable, Sequence
+from typing import Callable, NamedTuple, Sequence
 
 from netcore.errors import ParseError, UsageError
 
@@ -319,6 +319,14 @@ class NegotiatedSession:
 
 # ------------------------------------------------------------ the negotiator
 
+
+class _Agreed(NamedTuple):
+    """What an answer's m-section is built from."""
+
+    codecs: list[Codec]  # ours, with the offer's payload types
+    extensions: list[tuple[int, str]]  # the offer's ids
+    offered: MediaSection
+
 _DYNAMIC_PTS = tuple(range(96, 128)) + tuple(range(35, 64))
 
 
@@ -347,8 +355,7 @@ class Negotiator:
         self._agreed: dict[str, list[Codec]] = {}  # mid -> codecs with PTs
         self._answer_setup: str | None = None  # sticky DTLS role as answerer
         self._remote_ice: tuple[str | None, str | None] | None = None
-        self._pending: tuple[SessionDescription, list[MediaIntent | None]] | None = None
-        self._restarting = False
+        self._pending: tuple[SessionDescription, list[MediaIntent]] | None = None
         self.local_description: SessionDescription | None = None
         self.remote_description: SessionDescription | None = None
         self.negotiated: NegotiatedSession | None = None
@@ -368,7 +375,6 @@ class Negotiator:
         if self.transport.ice_ufrag:
             raise UsageError("ICE credentials are fixed by the transport")
         self.ice_ufrag, self.ice_pwd = self._credentials()
-        self._restarting = True
 
     # --- offers
     def create_offer(
@@ -410,8 +416,11 @@ class Negotiator:
             if theirs.mid != ours.mid or theirs.kind != ours.kind:
                 raise NegotiationError(f"answer m-section {index} does not match the offer")
             media.append(self._negotiate_answered(index, ours, theirs, answer, intents[index]))
-        bundle = answer.bundle_groups()
-        result = self._session(answer, tuple(media), bundle[0] if bundle else (), offerer=True)
+        groups = answer.bundle_groups()
+        accepted = {m.mid for m in media if not m.rejected}
+        # RFC 9143 section 7.3: only mids we offered and the answer accepted.
+        bundle = tuple(mid for mid in groups[0] if mid in accepted) if groups else ()
+        result = self._session(answer, tuple(media), bundle, offerer=True)
         self._pending = None
         self.remote_description = answer
         return result
@@ -424,9 +433,12 @@ class Negotiator:
 
         An offered section no intent takes is answered ``recvonly`` (we take
         what the peer sends); set a kind's intent ``stopped`` to refuse it.
+        An offer of ours still waiting for its answer is dropped (rollback,
+        RFC 8829 section 4.1.10): glare is settled by the caller.
         """
         if not isinstance(offer, SessionDescription):
             offer = parse(offer)
+        self._pending = None
         remote_ice = self._remote_credentials(offer)
         restart = self._remote_ice is not None and remote_ice != self._remote_ice
         if restart and not self.transport.ice_ufrag:
@@ -474,7 +486,6 @@ class Negotiator:
 
     def _description(self, sections: list[MediaSection], bundle: list[str]) -> SessionDescription:
         self._version += 1
-        self._restarting = False
         desc = SessionDescription()
         desc.lines.append(Line.field("v", 0))
         desc.lines.append(
@@ -525,7 +536,7 @@ class Negotiator:
         intent: MediaIntent,
         mid: str,
         setup: str,
-        answering: tuple[list[Codec], list[tuple[int, str]], MediaSection] | None,
+        answering: _Agreed | None,
         direction: str | None = None,
         recv_rids: tuple[str, ...] = (),
     ) -> MediaSection:
@@ -548,7 +559,7 @@ class Negotiator:
             codecs = self._offer_codecs(intent, mid)
             extensions = [(self._extension_id(uri), uri) for uri in intent.all_extensions()]
         else:
-            codecs, extensions, _ = answering
+            codecs, extensions = answering.codecs, answering.extensions
         formats: list[str] = []
         for codec in codecs:
             formats.append(str(codec.payload_type))
@@ -556,7 +567,7 @@ class Negotiator:
                 formats.append(str(codec.rtx_payload_type))
         rejected = intent.stopped or not codecs
         if not formats:  # RFC 8866: an m= line has at least one format
-            formats = [answering[2].formats[0]] if answering and answering[2].formats else ["0"]
+            formats = ["0"]
         section = MediaSection(self._media_line(intent.kind, RTP_PROTOCOL, tuple(formats), rejected))
         if rejected:
             self._transport_lines(section, setup)
@@ -586,7 +597,7 @@ class Negotiator:
                 section.add("rid", rid)
             section.add("simulcast", Simulcast(send=tuple((SimulcastRid(r.id),) for r in rids)))
         elif answering is not None and (rids or recv_rids):
-            self._answer_simulcast(section, answering[2], rids, recv_rids)
+            self._answer_simulcast(section, answering.offered, rids, recv_rids)
         if send and intent.ssrc is not None and not rids:
             self._ssrc_lines(section, intent)
         self._candidate_lines(section)
@@ -722,7 +733,8 @@ class Negotiator:
             intent = replace(intent, simulcast=send_rids)
         elif intent.simulcast:
             intent = replace(intent, simulcast=())
-        section = self._section(intent, mid, setup, (codecs, extensions, remote), direction, recv_rids)
+        agreed = _Agreed(codecs, extensions, remote)
+        section = self._section(intent, mid, setup, agreed, direction, recv_rids)
         self._agreed[mid] = codecs
         local_limits = intent.limits or self.limits
         limits = self._limits(local_limits, remote, offer, send_codecs)
