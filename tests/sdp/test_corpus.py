@@ -218,3 +218,16 @@ def test_aiortc_offer_typed():
     video = desc.media[1]
     fmtps = {f.format: f.to_dict() for f in video.get_all("fmtp")}
     assert fmtps["98"] == {"apt": "97"}
+
+
+def test_live_chromium_offer_typed():
+    # Captured from Chromium 156 (tests/sdp/chromium.py drives it).
+    desc = parse(load("chromium156_offer_live.sdp"))
+    assert desc.has("extmap-allow-mixed")
+    audio, video, data = desc.media
+    assert audio.get_all("rtpmap")[0] == Rtpmap(111, "opus", 48000, 2)
+    assert video.direction == "sendonly"
+    assert video.get("simulcast").rids("send") == ["q", "h", "f"]
+    assert [r.id for r in video.get_all("rid")] == ["q", "h", "f"]
+    assert all(c.extension("generation") == "0" for c in audio.candidates)
+    assert data.get("sctp-port") == 5000
