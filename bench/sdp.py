@@ -35,7 +35,7 @@ def rate(func, seconds: float) -> float:
             return count / (now - start)
 
 
-def compare(mine, ref, seconds: float, rounds: int = 5) -> tuple[float, float]:
+def compare(mine, ref, seconds: float, rounds: int = 12) -> tuple[float, float]:
     """Best rate of each over ``rounds`` interleaved runs, so that load from
     other processes on the machine falls on both alike."""
     best_mine = best_ref = 0.0

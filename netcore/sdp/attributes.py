@@ -326,6 +326,18 @@ class Extmap(NamedTuple):
     @classmethod
     def parse(cls, text: str) -> Extmap:
         bits = text.split(" ", 2)
+        n = len(bits)
+        if n >= 2 and bits[1]:  # fast path; the rest below names the reason
+            ident, slash, direction = bits[0].partition("/")
+            if (
+                ident.isdigit()
+                and ident.isascii()
+                and len(ident) <= 4
+                and 0 < int(ident) <= 4095
+                and (not slash or direction in _EXTMAP_DIRECTIONS)
+            ):
+                attributes = bits[2] if n == 3 else None
+                return _new(cls, (int(ident), bits[1], direction or None, attributes))
         if len(bits) < 2:
             raise ValueError("extmap needs <id>[/<direction>] <uri>")
         ident, slash, direction = bits[0].partition("/")
@@ -451,6 +463,10 @@ class Rtcp(NamedTuple):
         return f"{self.port} {self.net_type} {self.address_type} {self.address}"
 
 
+# RFC 8122 section 5: fingerprint = 2UHEX *(":" 2UHEX); lower case accepted.
+_HEX_PAIRS = re.compile(r"[0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2})*")
+
+
 class Fingerprint(NamedTuple):
     """a=fingerprint (RFC 8122 section 5): hash function and colon hex."""
 
@@ -462,15 +478,9 @@ class Fingerprint(NamedTuple):
         bits = text.split(" ")
         if len(bits) != 2:
             raise ValueError("fingerprint needs <hash-func> <fingerprint>")
-        value = bits[1]
-        octets = value.split(":")
-        if not all(len(o) == 2 for o in octets):
+        if not _HEX_PAIRS.fullmatch(bits[1]):
             raise ValueError("fingerprint must be colon-separated hex pairs")
-        try:
-            bytes.fromhex(value.replace(":", ""))
-        except ValueError:
-            raise ValueError("fingerprint is not hex") from None
-        return cls(_token(bits[0], "hash function"), value)
+        return _new(cls, (_token(bits[0], "hash function"), bits[1]))
 
     def __str__(self) -> str:
         return f"{self.hash_function} {self.value}"
