@@ -290,6 +290,11 @@ class NegotiatedMedia:
     def recv(self) -> bool:
         return _SEND_RECV[self.direction][1]
 
+    @property
+    def send_codec(self) -> Codec | None:
+        """The codec to send with: the first the peer accepted."""
+        return self.send_codecs[0] if self.send_codecs and self.send else None
+
     def extension_id(self, uri: str) -> int | None:
         for ext_id, ext_uri in self.header_extensions:
             if ext_uri == uri:

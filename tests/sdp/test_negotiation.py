@@ -383,6 +383,19 @@ def test_simulcast_offer_and_answer():
     assert ra.media[0].extension_id(rid_uri) is not None
 
 
+def test_simulcast_rid_restrictions_echoed():
+    from netcore.sdp import Rid
+
+    q = Rid("q", "send", (("max-width", "320"), ("max-height", "180")))
+    a, b = pair()
+    offer, answer, ra, rb = exchange(a, b, [MediaIntent.video(simulcast=(q, "f"))], [MediaIntent.video()])
+    assert offer.media[0].get("rid") == q
+    assert answer.media[0].get("rid") == Rid("q", "recv", q.parameters)
+    assert ra.media[0].send_rids == ("q", "f")
+    assert ra.media[0].send_codec.name == "VP8"
+    assert rb.media[0].send_codec is not None  # b sends too (sendrecv)
+
+
 def test_simulcast_refused_without_rid_extension():
     a, b = pair()
     _, answer, ra, rb = exchange(

@@ -151,6 +151,19 @@ def test_build_description_by_hand():
     assert media.mid == "audio" and media.get_all("mid") == ["audio"]
 
 
+def test_ssrc_groups_sim_and_fid():
+    from netcore.sdp import SsrcGroup
+
+    desc = parse(
+        HEAD + "m=video 9 UDP/TLS/RTP/SAVPF 96\r\n"
+        "a=ssrc-group:SIM 1 2 3\r\na=ssrc-group:FID 1 4\r\na=ssrc:1 cname:x\r\n"
+        "a=ssrc:1 msid:s t\r\n"
+    )
+    video = desc.media[0]
+    assert video.get_all("ssrc-group") == [SsrcGroup("SIM", (1, 2, 3)), SsrcGroup("FID", (1, 4))]
+    assert [s.value for s in video.get_all("ssrc")] == ["x", "s t"]
+
+
 def test_building_a_broken_line_is_a_usage_error():
     from netcore.errors import UsageError
 
