@@ -51,7 +51,11 @@ def main() -> None:
     assert str(ours) == OFFER
     theirs = aiortc_sdp.SessionDescription.parse(OFFER)
     cases = [
-        ("parse", lambda: wire.parse(OFFER), lambda: aiortc_sdp.SessionDescription.parse(OFFER)),
+        (
+            "parse",
+            lambda: wire.parse(OFFER),
+            lambda: aiortc_sdp.SessionDescription.parse(OFFER),
+        ),
         ("serialize", lambda: str(ours), lambda: str(theirs)),
         (
             "parse+serialize",

@@ -667,7 +667,9 @@ class ImageAttr(NamedTuple):
         fmt, sep, rest = text.partition(" ")
         _token(fmt, "format")
         found: dict[str, str] = {}
-        marks = [(m.start(), m.group(1)) for m in re.finditer(r"(?:^| )(send|recv) ", rest)]
+        marks = [
+            (m.start(), m.group(1)) for m in re.finditer(r"(?:^| )(send|recv) ", rest)
+        ]
         if not marks or marks[0][0] != 0 or len(marks) > 2:
             raise ValueError("imageattr needs send and/or recv")
         for n, (start, direction) in enumerate(marks):

@@ -197,4 +197,3 @@ _STATIC = {
     8: Rtpmap(8, "PCMA", 8000),
     9: Rtpmap(9, "G722", 8000),
 }
-

@@ -96,8 +96,10 @@ _DIRECTION_OF = {v: k for k, v in _SEND_RECV.items()}
 # RFC 3264 section 6.1: (offered, wanted by answerer) -> answered direction.
 _DIRECTIONS = {
     (offer, want): _DIRECTION_OF[
-        (_SEND_RECV[offer][1] and _SEND_RECV[want][0],
-         _SEND_RECV[offer][0] and _SEND_RECV[want][1])
+        (
+            _SEND_RECV[offer][1] and _SEND_RECV[want][0],
+            _SEND_RECV[offer][0] and _SEND_RECV[want][1],
+        )
     ]
     for offer in _SEND_RECV
     for want in _SEND_RECV
@@ -207,7 +209,9 @@ class MediaIntent:
         return found
 
     def rids(self) -> tuple[Rid, ...]:
-        return tuple(r if isinstance(r, Rid) else Rid(r, "send") for r in self.simulcast)
+        return tuple(
+            r if isinstance(r, Rid) else Rid(r, "send") for r in self.simulcast
+        )
 
 
 @dataclass(frozen=True)
@@ -332,6 +336,7 @@ class _Agreed(NamedTuple):
     extensions: list[tuple[int, str]]  # the offer's ids
     offered: MediaSection
 
+
 _DYNAMIC_PTS = tuple(range(96, 128)) + tuple(range(35, 64))
 
 
@@ -407,7 +412,9 @@ class Negotiator:
         self.local_description = desc
         return desc
 
-    def handle_answer(self, answer: SessionDescription | str | bytes) -> NegotiatedSession:
+    def handle_answer(
+        self, answer: SessionDescription | str | bytes
+    ) -> NegotiatedSession:
         """Apply the peer's answer to our last offer."""
         if self._pending is None:
             raise UsageError("no offer is waiting for an answer")
@@ -419,8 +426,12 @@ class Negotiator:
         media = []
         for index, (ours, theirs) in enumerate(zip(offer.media, answer.media)):
             if theirs.mid != ours.mid or theirs.kind != ours.kind:
-                raise NegotiationError(f"answer m-section {index} does not match the offer")
-            media.append(self._negotiate_answered(index, ours, theirs, answer, intents[index]))
+                raise NegotiationError(
+                    f"answer m-section {index} does not match the offer"
+                )
+            media.append(
+                self._negotiate_answered(index, ours, theirs, answer, intents[index])
+            )
         groups = answer.bundle_groups()
         accepted = {m.mid for m in media if not m.rejected}
         # RFC 9143 section 7.3: only mids we offered and the answer accepted.
@@ -432,7 +443,9 @@ class Negotiator:
 
     # --- answers
     def handle_offer(
-        self, offer: SessionDescription | str | bytes, intents: Sequence[MediaIntent] = ()
+        self,
+        offer: SessionDescription | str | bytes,
+        intents: Sequence[MediaIntent] = (),
     ) -> tuple[SessionDescription, NegotiatedSession]:
         """Answer the peer's offer with our intents, matched by kind in order.
 
@@ -489,12 +502,24 @@ class Negotiator:
             )
         return self._extension_ids[uri]
 
-    def _description(self, sections: list[MediaSection], bundle: list[str]) -> SessionDescription:
+    def _description(
+        self, sections: list[MediaSection], bundle: list[str]
+    ) -> SessionDescription:
         self._version += 1
         desc = SessionDescription()
         desc.lines.append(Line.field("v", 0))
         desc.lines.append(
-            Line.field("o", Origin(self._username, self.session_id, self._version, "IN", "IP4", "0.0.0.0"))
+            Line.field(
+                "o",
+                Origin(
+                    self._username,
+                    self.session_id,
+                    self._version,
+                    "IN",
+                    "IP4",
+                    "0.0.0.0",
+                ),
+            )
         )
         desc.lines.append(Line.field("s", "-"))
         desc.lines.append(Line.field("t", Timing()))
@@ -522,7 +547,9 @@ class Negotiator:
         if self.transport.end_of_candidates:
             section.add("end-of-candidates")
 
-    def _media_line(self, kind: str, protocol: str, formats: tuple[str, ...], rejected: bool) -> list[Line]:
+    def _media_line(
+        self, kind: str, protocol: str, formats: tuple[str, ...], rejected: bool
+    ) -> list[Line]:
         # RFC 8829 section 5.2.1: port 9 and 0.0.0.0 until a candidate is
         # known; the default candidate otherwise (section 5.3.3 of RFC 8839).
         port, address, addrtype = 9, "0.0.0.0", "IP4"
@@ -550,7 +577,12 @@ class Negotiator:
         limits = intent.limits or self.limits
         if intent.kind == "application":
             section = MediaSection(
-                self._media_line("application", SCTP_PROTOCOL, ("webrtc-datachannel",), intent.stopped)
+                self._media_line(
+                    "application",
+                    SCTP_PROTOCOL,
+                    ("webrtc-datachannel",),
+                    intent.stopped,
+                )
             )
             self._transport_lines(section, setup)
             section.add("mid", mid)
@@ -562,7 +594,9 @@ class Negotiator:
             return section
         if answering is None:
             codecs = self._offer_codecs(intent, mid)
-            extensions = [(self._extension_id(uri), uri) for uri in intent.all_extensions()]
+            extensions = [
+                (self._extension_id(uri), uri) for uri in intent.all_extensions()
+            ]
         else:
             codecs, extensions = answering.codecs, answering.extensions
         formats: list[str] = []
@@ -573,7 +607,9 @@ class Negotiator:
         rejected = intent.stopped or not codecs
         if not formats:  # RFC 8866: an m= line has at least one format
             formats = ["0"]
-        section = MediaSection(self._media_line(intent.kind, RTP_PROTOCOL, tuple(formats), rejected))
+        section = MediaSection(
+            self._media_line(intent.kind, RTP_PROTOCOL, tuple(formats), rejected)
+        )
         if rejected:
             self._transport_lines(section, setup)
             section.add("mid", mid)
@@ -589,7 +625,12 @@ class Negotiator:
         section.add(direction)
         send = _SEND_RECV[direction][0]
         if send:
-            section.add("msid", Msid(intent.stream_id or "-", intent.track_id or f"{intent.kind}-{mid}"))
+            section.add(
+                "msid",
+                Msid(
+                    intent.stream_id or "-", intent.track_id or f"{intent.kind}-{mid}"
+                ),
+            )
         section.add("rtcp-mux")
         section.add("rtcp-rsize")
         if intent.content:
@@ -600,7 +641,9 @@ class Negotiator:
         if answering is None and rids:
             for rid in rids:
                 section.add("rid", rid)
-            section.add("simulcast", Simulcast(send=tuple((SimulcastRid(r.id),) for r in rids)))
+            section.add(
+                "simulcast", Simulcast(send=tuple((SimulcastRid(r.id),) for r in rids))
+            )
         elif answering is not None and (rids or recv_rids):
             self._answer_simulcast(section, answering.offered, rids, recv_rids)
         if send and intent.ssrc is not None and not rids:
@@ -625,7 +668,9 @@ class Negotiator:
             section.add("fmtp", Fmtp.from_dict(rtx, {"apt": str(pt)}))
 
     def _ssrc_lines(self, section: MediaSection, intent: MediaIntent) -> None:
-        ssrcs = [intent.ssrc] + ([intent.rtx_ssrc] if intent.rtx_ssrc is not None else [])
+        ssrcs = [intent.ssrc] + (
+            [intent.rtx_ssrc] if intent.rtx_ssrc is not None else []
+        )
         if len(ssrcs) == 2:
             section.add("ssrc-group", SsrcGroup("FID", tuple(ssrcs)))  # type: ignore[arg-type]
         for ssrc in ssrcs:
@@ -641,7 +686,11 @@ class Negotiator:
         for codec in intent.all_codecs():
             prior = next((a for a in agreed if match(codec, a)), None)
             if prior is not None:
-                codec = replace(codec, payload_type=prior.payload_type, rtx_payload_type=prior.rtx_payload_type)
+                codec = replace(
+                    codec,
+                    payload_type=prior.payload_type,
+                    rtx_payload_type=prior.rtx_payload_type,
+                )
             elif codec.payload_type is None or codec.payload_type in used:
                 codec = replace(codec, payload_type=None)
             if codec.payload_type is not None:
@@ -658,7 +707,9 @@ class Negotiator:
             result.append(codec)
         return result
 
-    def _take_intent(self, unused: list[MediaIntent], remote: MediaSection) -> MediaIntent | None:
+    def _take_intent(
+        self, unused: list[MediaIntent], remote: MediaSection
+    ) -> MediaIntent | None:
         content = remote.get("content")
         for want_content in (True, False):
             for i, intent in enumerate(unused):
@@ -673,7 +724,9 @@ class Negotiator:
             return MediaIntent("application")
         return None
 
-    def _remote_credentials(self, desc: SessionDescription) -> tuple[str | None, str | None]:
+    def _remote_credentials(
+        self, desc: SessionDescription
+    ) -> tuple[str | None, str | None]:
         for media in desc.media:
             if not media.rejected:
                 return (
@@ -693,7 +746,11 @@ class Negotiator:
         return self._answer_setup
 
     def _answer_section(
-        self, index: int, remote: MediaSection, offer: SessionDescription, intent: MediaIntent | None
+        self,
+        index: int,
+        remote: MediaSection,
+        offer: SessionDescription,
+        intent: MediaIntent | None,
     ) -> tuple[MediaSection, NegotiatedMedia]:
         mid = remote.mid or str(index)
         kind = remote.kind
@@ -708,19 +765,29 @@ class Negotiator:
             or (kind in ("audio", "video") and not remote.rtcp_mux)
         )
         if refused or intent is None:
-            return self._rejected(kind, remote, mid), NegotiatedMedia(index, mid, kind, True)
+            return self._rejected(kind, remote, mid), NegotiatedMedia(
+                index, mid, kind, True
+            )
         if kind == "application":
             section = self._section(intent, mid, setup, answering=None)
             return section, NegotiatedMedia(
-                index, mid, kind, False, "sendrecv",
+                index,
+                mid,
+                kind,
+                False,
+                "sendrecv",
                 remote=transport,
                 sctp_port=remote.get("sctp-port", 5000),  # type: ignore[arg-type]
                 max_message_size=remote.get("max-message-size", 65536),  # type: ignore[arg-type]
             )
         offered = codecs_of(remote)
-        codecs, send_codecs, levels = self._intersect(intent.all_codecs(), offered, intent.kind)
+        codecs, send_codecs, levels = self._intersect(
+            intent.all_codecs(), offered, intent.kind
+        )
         if not codecs:
-            return self._rejected(kind, remote, mid), NegotiatedMedia(index, mid, kind, True)
+            return self._rejected(kind, remote, mid), NegotiatedMedia(
+                index, mid, kind, True
+            )
         ours = set(intent.all_extensions())
         extensions = [(e.id, e.uri) for e in remote.get_all("extmap") if e.uri in ours]
         for ext_id, uri in extensions:  # later offers of ours keep these ids
@@ -732,7 +799,12 @@ class Negotiator:
         if simulcast is not None and _SEND_RECV[direction][1] and has_rid_ext:
             recv_rids = tuple(simulcast.rids("send"))
         send_rids: tuple[str, ...] = ()
-        if simulcast is not None and _SEND_RECV[direction][0] and has_rid_ext and intent.simulcast:
+        if (
+            simulcast is not None
+            and _SEND_RECV[direction][0]
+            and has_rid_ext
+            and intent.simulcast
+        ):
             theirs = simulcast.rids("recv")
             send_rids = tuple(r.id for r in intent.rids() if r.id in theirs)
             intent = replace(intent, simulcast=send_rids)
@@ -744,7 +816,11 @@ class Negotiator:
         local_limits = intent.limits or self.limits
         limits = self._limits(local_limits, remote, offer, send_codecs)
         return section, NegotiatedMedia(
-            index, mid, kind, False, direction,
+            index,
+            mid,
+            kind,
+            False,
+            direction,
             send_codecs=tuple(send_codecs),
             recv_codecs=tuple(codecs),
             header_extensions=tuple(extensions),
@@ -764,7 +840,9 @@ class Negotiator:
         # RFC 8829 section 5.3.1: port 0, the offer's first format, mid kept.
         section = MediaSection(
             [
-                Line.field("m", Media(kind, 0, remote.protocol, remote.formats[:1] or ("0",))),
+                Line.field(
+                    "m", Media(kind, 0, remote.protocol, remote.formats[:1] or ("0",))
+                ),
                 Line.field("c", Connection("IN", "IP4", "0.0.0.0")),
             ]
         )
@@ -798,7 +876,8 @@ class Negotiator:
         taken: set[int] = set()
         for ours in local:
             theirs = next(
-                (c for c in offered if c.payload_type not in taken and match(ours, c)), None
+                (c for c in offered if c.payload_type not in taken and match(ours, c)),
+                None,
             )
             if theirs is None:
                 continue
@@ -812,14 +891,23 @@ class Negotiator:
                 levels.append((theirs.payload_type, *level))
             rtx = theirs.rtx_payload_type if kind == "video" else None
             answer.append(
-                replace(ours, parameters=params, feedback=feedback,
-                        payload_type=theirs.payload_type, rtx_payload_type=rtx)
+                replace(
+                    ours,
+                    parameters=params,
+                    feedback=feedback,
+                    payload_type=theirs.payload_type,
+                    rtx_payload_type=rtx,
+                )
             )
             send.append(replace(theirs, feedback=feedback, rtx_payload_type=rtx))
         return answer, send, levels
 
     def _answer_simulcast(
-        self, section: MediaSection, remote: MediaSection, send_rids: tuple[Rid, ...], recv_rids: tuple[str, ...]
+        self,
+        section: MediaSection,
+        remote: MediaSection,
+        send_rids: tuple[Rid, ...],
+        recv_rids: tuple[str, ...],
     ) -> None:
         # RFC 8853 section 5.3: the answer mirrors the directions.
         offered = {r.id: r for r in remote.get_all("rid")}
@@ -850,7 +938,12 @@ class Negotiator:
         transport = _remote_transport(answer, theirs)
         if kind == "application":
             return NegotiatedMedia(
-                index, mid, kind, False, "sendrecv", remote=transport,
+                index,
+                mid,
+                kind,
+                False,
+                "sendrecv",
+                remote=transport,
                 sctp_port=theirs.get("sctp-port", 5000),  # type: ignore[arg-type]
                 max_message_size=theirs.get("max-message-size", 65536),  # type: ignore[arg-type]
             )
@@ -870,7 +963,9 @@ class Negotiator:
                 levels.append((codec.payload_type, *_h264_levels(mine, codec)))  # type: ignore[arg-type]
         offered_ext = {e.id: e.uri for e in ours.get_all("extmap")}
         extensions = tuple(
-            (e.id, e.uri) for e in theirs.get_all("extmap") if offered_ext.get(e.id) == e.uri
+            (e.id, e.uri)
+            for e in theirs.get_all("extmap")
+            if offered_ext.get(e.id) == e.uri
         )
         direction = _reverse(theirs.direction or "sendrecv")
         if not recv:
@@ -885,7 +980,11 @@ class Negotiator:
             recv_rids = tuple(simulcast.rids("send"))
         local_limits = intent.limits or self.limits
         return NegotiatedMedia(
-            index, mid, kind, False, direction,
+            index,
+            mid,
+            kind,
+            False,
+            direction,
             send_codecs=tuple(send),
             recv_codecs=tuple(recv),
             header_extensions=extensions,
@@ -902,7 +1001,11 @@ class Negotiator:
         )
 
     def _limits(
-        self, local: Limits, remote: MediaSection, desc: SessionDescription, send: list[Codec]
+        self,
+        local: Limits,
+        remote: MediaSection,
+        desc: SessionDescription,
+        send: list[Codec],
     ) -> Limits:
         if remote.kind != "video":  # resolution and frame rate are video's
             local = Limits(max_bitrate=local.max_bitrate)
@@ -939,7 +1042,11 @@ class Negotiator:
             dtls_role = "server" if remote.setup == "active" else "client"
             self._remote_ice = (remote.ice_ufrag, remote.ice_pwd)
         else:
-            dtls_role = "client" if self._answer_setup_for(remote.setup) == "active" else "server"
+            dtls_role = (
+                "client"
+                if self._answer_setup_for(remote.setup) == "active"
+                else "server"
+            )
         # RFC 8445 section 6.1.1: a full agent facing a lite one controls;
         # otherwise the offerer does.
         if self.transport.ice_lite != remote.ice_lite:
@@ -948,21 +1055,35 @@ class Negotiator:
             controlling = offerer
         previous = self.negotiated
         restart = previous is not None and (
-            (previous.remote.ice_ufrag, previous.remote.ice_pwd) != (remote.ice_ufrag, remote.ice_pwd)
+            (previous.remote.ice_ufrag, previous.remote.ice_pwd)
+            != (remote.ice_ufrag, remote.ice_pwd)
             or previous.local_ice_ufrag != self.ice_ufrag
         )
         result = NegotiatedSession(
-            media, bundle, dtls_role, controlling, restart, self.ice_ufrag, self.ice_pwd, remote
+            media,
+            bundle,
+            dtls_role,
+            controlling,
+            restart,
+            self.ice_ufrag,
+            self.ice_pwd,
+            remote,
         )
         self.negotiated = result
         return result
 
 
-def _remote_transport(desc: SessionDescription, media: MediaSection | None) -> RemoteTransport:
+def _remote_transport(
+    desc: SessionDescription, media: MediaSection | None
+) -> RemoteTransport:
     def get(name: str) -> object:
-        return desc.session_or_media(media, name) if media is not None else desc.get(name)
+        return (
+            desc.session_or_media(media, name) if media is not None else desc.get(name)
+        )
 
-    fingerprints = (media.fingerprints if media is not None else []) or desc.fingerprints
+    fingerprints = (
+        media.fingerprints if media is not None else []
+    ) or desc.fingerprints
     candidates = tuple(media.candidates) if media is not None else ()
     return RemoteTransport(
         ice_ufrag=get("ice-ufrag"),  # type: ignore[arg-type]
@@ -990,7 +1111,9 @@ def _h264_levels(ours: Codec, theirs: Codec) -> tuple[int, int]:
     return negotiate_levels(mine, peer, asymmetry)
 
 
-def _h264_answer(ours: Codec, theirs: Codec) -> tuple[tuple[tuple[str, str | None], ...], tuple[int, int]]:
+def _h264_answer(
+    ours: Codec, theirs: Codec
+) -> tuple[tuple[tuple[str, str | None], ...], tuple[int, int]]:
     """Our answer's fmtp for H.264 and the (send, receive) levels.
 
     Without level asymmetry both sides use the lower level and the answer
@@ -1000,10 +1123,13 @@ def _h264_answer(ours: Codec, theirs: Codec) -> tuple[tuple[tuple[str, str | Non
     params = list(ours.parameters)
     if send and send == recv:
         try:
-            plid = ProfileLevelId.parse(ours.parameter("profile-level-id")).with_level(recv)
+            plid = ProfileLevelId.parse(ours.parameter("profile-level-id")).with_level(
+                recv
+            )
         except ValueError:
             return tuple(params), (send, recv)
         params = [
-            (k, str(plid)) if k.lower() == "profile-level-id" else (k, v) for k, v in params
+            (k, str(plid)) if k.lower() == "profile-level-id" else (k, v)
+            for k, v in params
         ]
     return tuple(params), (send, recv)

@@ -21,7 +21,13 @@ from netcore.errors import UsageError
 from .attributes import Bandwidth, ImageAttr, is_uint
 from .wire import Line, MediaSection, Section
 
-__all__ = ["Limits", "bandwidth_of", "codec_limit_parameters", "limits_of", "write_limits"]
+__all__ = [
+    "Limits",
+    "bandwidth_of",
+    "codec_limit_parameters",
+    "limits_of",
+    "write_limits",
+]
 
 
 def _min(a, b):  # None means "no limit stated"
@@ -124,7 +130,9 @@ def write_limits(section: MediaSection, limits: Limits, video: bool) -> None:
     if limits.max_width is not None and limits.max_height is not None:
         section.add(
             "imageattr",
-            ImageAttr("*", recv=f"[x=[16:{limits.max_width}],y=[16:{limits.max_height}]]"),
+            ImageAttr(
+                "*", recv=f"[x=[16:{limits.max_width}],y=[16:{limits.max_height}]]"
+            ),
         )
     if limits.max_framerate is not None:
         section.add("framerate", limits.max_framerate)

@@ -151,9 +151,7 @@ class Section:
         for i, line in enumerate(self.lines):
             if line.name == name:
                 self.lines[i] = new
-                self.lines[i + 1 :] = [
-                    x for x in self.lines[i + 1 :] if x.name != name
-                ]
+                self.lines[i + 1 :] = [x for x in self.lines[i + 1 :] if x.name != name]
                 return
         self.lines.append(new)
 

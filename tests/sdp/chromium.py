@@ -39,7 +39,12 @@ class Browser:
     def __init__(self, executable: str) -> None:
         self._profile = tempfile.TemporaryDirectory()
         self.process = subprocess.Popen(
-            [executable, *FLAGS, f"--user-data-dir={self._profile.name}", "about:blank"],
+            [
+                executable,
+                *FLAGS,
+                f"--user-data-dir={self._profile.name}",
+                "about:blank",
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -53,7 +58,9 @@ class Browser:
         self.port = int(port_file.read_text().split()[0])
 
     def page_url(self) -> str:
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/json/list", timeout=5) as r:
+        with urllib.request.urlopen(
+            f"http://127.0.0.1:{self.port}/json/list", timeout=5
+        ) as r:
             pages = [t for t in json.load(r) if t["type"] == "page"]
         return pages[0]["webSocketDebuggerUrl"]
 

@@ -46,7 +46,11 @@ async def pc():
 async def test_aiortc_answers_our_offer(pc):
     ours = negotiator()
     offer = ours.create_offer(
-        [MediaIntent.audio(), MediaIntent.video(direction="sendonly"), MediaIntent.data()]
+        [
+            MediaIntent.audio(),
+            MediaIntent.video(direction="sendonly"),
+            MediaIntent.data(),
+        ]
     )
     await pc.setRemoteDescription(RTCSessionDescription(str(offer), "offer"))
     answer = await pc.createAnswer()
@@ -56,9 +60,15 @@ async def test_aiortc_answers_our_offer(pc):
     audio_t, video_t = pc.getTransceivers()
     audio, video, data = result.media
     # Codecs and payload types: aiortc keeps the offer's PTs.
-    assert [(c.payload_type, c.name.lower()) for c in audio.send_codecs] == aiortc_codecs(audio_t)
-    assert [(c.payload_type, c.name.lower()) for c in video.send_codecs] == aiortc_codecs(video_t)
-    assert {c.payload_type: c.rtx_payload_type for c in video.send_codecs} == aiortc_rtx(video_t)
+    assert [
+        (c.payload_type, c.name.lower()) for c in audio.send_codecs
+    ] == aiortc_codecs(audio_t)
+    assert [
+        (c.payload_type, c.name.lower()) for c in video.send_codecs
+    ] == aiortc_codecs(video_t)
+    assert {
+        c.payload_type: c.rtx_payload_type for c in video.send_codecs
+    } == aiortc_rtx(video_t)
     # Directions: aiortc has no track, so it receives only.
     assert audio_t.currentDirection == "recvonly" and audio.direction == "sendonly"
     assert video_t.currentDirection == "recvonly" and video.direction == "sendonly"
@@ -66,7 +76,9 @@ async def test_aiortc_answers_our_offer(pc):
     # Header extensions: the ids we offered, for the URIs aiortc knows.
     ids = {uri: i for i, uri in audio.header_extensions}
     assert ids["urn:ietf:params:rtp-hdrext:sdes:mid"] == 1
-    assert [(e.id, e.uri) for e in audio_t._headerExtensions] == list(audio.header_extensions)
+    assert [(e.id, e.uri) for e in audio_t._headerExtensions] == list(
+        audio.header_extensions
+    )
     # BUNDLE, DTLS and ICE roles: aiortc answers actpass with active.
     assert result.bundle == ("0", "1", "2")
     assert result.dtls_role == "server"
@@ -75,9 +87,15 @@ async def test_aiortc_answers_our_offer(pc):
     assert audio_t.receiver.transport.transport.role == "controlled"
     # Its ICE credentials and candidates reach us.
     ice = audio_t.receiver.transport.transport.iceGatherer.getLocalParameters()
-    assert (result.remote.ice_ufrag, result.remote.ice_pwd) == (ice.usernameFragment, ice.password)
+    assert (result.remote.ice_ufrag, result.remote.ice_pwd) == (
+        ice.usernameFragment,
+        ice.password,
+    )
     assert result.remote.candidates and result.remote.end_of_candidates
-    fps = {f.algorithm: f.value for f in audio_t.receiver.transport.getLocalParameters().fingerprints}
+    fps = {
+        f.algorithm: f.value
+        for f in audio_t.receiver.transport.getLocalParameters().fingerprints
+    }
     assert {f.hash_function: f.value for f in result.remote.fingerprints} == fps
 
 
@@ -95,16 +113,24 @@ async def test_we_answer_aiortc_offer(pc):
     audio_t, video_t = pc.getTransceivers()
     audio, video, data = result.media
     # Codecs in our preference order with aiortc's payload types.
-    assert [(c.payload_type, c.name.lower()) for c in audio.recv_codecs] == aiortc_codecs(audio_t)
+    assert [
+        (c.payload_type, c.name.lower()) for c in audio.recv_codecs
+    ] == aiortc_codecs(audio_t)
     assert [c.name for c in video.recv_codecs] == ["VP8", "H264"]
-    assert [(c.payload_type, c.name.lower()) for c in video.recv_codecs] == aiortc_codecs(video_t)
-    assert {c.payload_type: c.rtx_payload_type for c in video.recv_codecs} == aiortc_rtx(video_t)
+    assert [
+        (c.payload_type, c.name.lower()) for c in video.recv_codecs
+    ] == aiortc_codecs(video_t)
+    assert {
+        c.payload_type: c.rtx_payload_type for c in video.recv_codecs
+    } == aiortc_rtx(video_t)
     offered = {c.payload_type for c in _offered(pc, 1)}
     assert {c.payload_type for c in video.recv_codecs} <= offered
     # Directions: aiortc sendonly video -> we receive only.
     assert audio.direction == "sendrecv" and audio_t.currentDirection == "sendrecv"
     assert video.direction == "recvonly" and video_t.currentDirection == "sendonly"
-    assert [(e.id, e.uri) for e in video_t._headerExtensions] == list(video.header_extensions)
+    assert [(e.id, e.uri) for e in video_t._headerExtensions] == list(
+        video.header_extensions
+    )
     assert not data.rejected and pc.sctp is not None
     # DTLS: we answered active, so aiortc is the DTLS server; ICE: offerer controls.
     assert result.dtls_role == "client"
@@ -131,7 +157,11 @@ async def test_we_reject_what_aiortc_offers_and_we_cannot_take(pc):
     await pc.setRemoteDescription(RTCSessionDescription(str(answer), "answer"))
     audio_t, video_t = pc.getTransceivers()
     assert aiortc_codecs(audio_t) == [(96, "opus")]
-    assert video_t.currentDirection is None or video_t.stopped or video_t.currentDirection == "inactive"
+    assert (
+        video_t.currentDirection is None
+        or video_t.stopped
+        or video_t.currentDirection == "inactive"
+    )
 
 
 async def test_renegotiation_with_aiortc_keeps_payload_types(pc):
@@ -154,7 +184,9 @@ async def test_renegotiation_with_aiortc_keeps_payload_types(pc):
         c.payload_type for c in first.media[0].send_codecs
     ]
     audio_t, video_t = pc.getTransceivers()
-    assert aiortc_codecs(video_t) == [(c.payload_type, c.name.lower()) for c in second.media[1].send_codecs]
+    assert aiortc_codecs(video_t) == [
+        (c.payload_type, c.name.lower()) for c in second.media[1].send_codecs
+    ]
     assert second.ice_restart is False
 
 

@@ -67,7 +67,11 @@ def plain(codecs):
 
 
 def without_rtx(pairs):
-    return [[pt, mime.split("/")[1].lower()] for pt, mime in pairs if not mime.lower().endswith("/rtx")]
+    return [
+        [pt, mime.split("/")[1].lower()]
+        for pt, mime in pairs
+        if not mime.lower().endswith("/rtx")
+    ]
 
 
 async def test_we_answer_chromium_simulcast_offer(browser):
@@ -80,17 +84,34 @@ async def test_we_answer_chromium_simulcast_offer(browser):
 
         ours = Negotiator(LocalTransport((FP,)))
         answer, result = ours.handle_offer(
-            text, [MediaIntent.audio(), MediaIntent.video(direction="recvonly"), MediaIntent.data()]
+            text,
+            [
+                MediaIntent.audio(),
+                MediaIntent.video(direction="recvonly"),
+                MediaIntent.data(),
+            ],
         )
-        await page.eval(f"pc.setRemoteDescription({{type: 'answer', sdp: {json.dumps(str(answer))}}}).then(() => 0)")
+        await page.eval(
+            f"pc.setRemoteDescription({{type: 'answer', sdp: {json.dumps(str(answer))}}}).then(() => 0)"
+        )
         state = await page.eval(STATE_JS)
         audio, video = state
-        assert audio["direction"] == "sendrecv" and result.media[0].direction == "sendrecv"
-        assert video["direction"] == "sendonly" and result.media[1].direction == "recvonly"
+        assert (
+            audio["direction"] == "sendrecv" and result.media[0].direction == "sendrecv"
+        )
+        assert (
+            video["direction"] == "sendonly" and result.media[1].direction == "recvonly"
+        )
         assert without_rtx(audio["send"]) == plain(result.media[0].recv_codecs)
         assert without_rtx(video["send"]) == plain(result.media[1].recv_codecs)
-        assert video["rids"] == ["q", "h", "f"] and result.media[1].recv_rids == ("q", "h", "f")
-        assert sorted(map(tuple, video["sendExtensions"])) == sorted(result.media[1].header_extensions)
+        assert video["rids"] == ["q", "h", "f"] and result.media[1].recv_rids == (
+            "q",
+            "h",
+            "f",
+        )
+        assert sorted(map(tuple, video["sendExtensions"])) == sorted(
+            result.media[1].header_extensions
+        )
         assert result.bundle == ("0", "1", "2")
         assert result.ice_controlling is False and result.dtls_role == "client"
 
@@ -99,7 +120,12 @@ async def test_chromium_answers_our_offer(browser):
     async with Page(browser) as page:
         ours = Negotiator(LocalTransport((FP,)))
         offer = ours.create_offer(
-            [MediaIntent.audio(), MediaIntent.video(simulcast=("q", "h", "f")), MediaIntent.screen(), MediaIntent.data()]
+            [
+                MediaIntent.audio(),
+                MediaIntent.video(simulcast=("q", "h", "f")),
+                MediaIntent.screen(),
+                MediaIntent.data(),
+            ]
         )
         js = f"""
         (async () => {{
@@ -122,7 +148,9 @@ async def test_chromium_answers_our_offer(browser):
             assert without_rtx(s["recv"]) == plain(m.send_codecs)
         # Chrome does not take simulcast it would receive: one stream then.
         simulcast = answer.media[1].get("simulcast")
-        assert result.media[1].send_rids == (tuple(simulcast.rids("recv")) if simulcast else ())
+        assert result.media[1].send_rids == (
+            tuple(simulcast.rids("recv")) if simulcast else ()
+        )
         # the screen share section keeps its content
         assert result.media[2].content == ("slides",)
         assert result.dtls_role == "server" and answer.media[0].setup == "active"

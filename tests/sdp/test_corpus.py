@@ -99,23 +99,37 @@ def test_chrome_offer_typed():
     assert audio.get_all("fmtp")[0].to_dict() == {"minptime": "10", "useinbandfec": "1"}
     assert audio.get_all("fmtp")[1] == Fmtp("63", "111/111")
     assert audio.get("rtcp-fb") == RtcpFb("111", "transport-cc")
-    assert audio.get("extmap") == Extmap(1, "urn:ietf:params:rtp-hdrext:ssrc-audio-level")
+    assert audio.get("extmap") == Extmap(
+        1, "urn:ietf:params:rtp-hdrext:ssrc-audio-level"
+    )
     assert audio.get("ssrc") == Ssrc(3221602390, "cname", "Qw4xZ1+fH2bYpS0r")
     assert audio.get("msid") == Msid(
         "7c1a4a6e-3c2f-4b7b-9d3b-2f0f1d4e5a6b", "5e2b3a1c-9d8e-4f7a-b6c5-d4e3f2a1b0c9"
     )
     host, tcp, srflx = audio.candidates
     assert host == Candidate(
-        "2999745851", 1, "udp", 2122260223, "192.168.1.23", 54321, "host",
+        "2999745851",
+        1,
+        "udp",
+        2122260223,
+        "192.168.1.23",
+        54321,
+        "host",
         extensions=(("generation", "0"), ("network-id", "1"), ("network-cost", "10")),
     )
     assert tcp.is_tcp and tcp.tcptype == "active" and tcp.port == 9
     assert (srflx.type, srflx.related_address, srflx.related_port) == (
-        "srflx", "192.168.1.23", 54321,
+        "srflx",
+        "192.168.1.23",
+        54321,
     )
     assert RtcpFb("96", "nack", "pli") in video.get_all("rtcp-fb")
     assert RtcpFb("96", "ccm", "fir") in video.get_all("rtcp-fb")
-    assert video.get_all("rid") == [Rid("q", "send"), Rid("h", "send"), Rid("f", "send")]
+    assert video.get_all("rid") == [
+        Rid("q", "send"),
+        Rid("h", "send"),
+        Rid("f", "send"),
+    ]
     simulcast = video.get("simulcast")
     assert simulcast == Simulcast(
         send=((SimulcastRid("q"),), (SimulcastRid("h"),), (SimulcastRid("f"),))

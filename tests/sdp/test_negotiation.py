@@ -30,7 +30,11 @@ VP8 = Codec("VP8", 90000, feedback=(("nack", None), ("nack", "pli")))
 H264 = Codec(
     "H264",
     90000,
-    parameters=(("level-asymmetry-allowed", "1"), ("packetization-mode", "1"), ("profile-level-id", "42e01f")),
+    parameters=(
+        ("level-asymmetry-allowed", "1"),
+        ("packetization-mode", "1"),
+        ("profile-level-id", "42e01f"),
+    ),
     feedback=(("nack", None), ("ccm", "fir")),
 )
 OPUS = Codec("opus", 48000, 2, (("useinbandfec", "1"),))
@@ -43,8 +47,16 @@ def seeded(seed: int):
 
 
 def pair(transport_a: dict | None = None, transport_b: dict | None = None, **kw):
-    a = Negotiator(LocalTransport((FP_A,), **(transport_a or {})), random=seeded(1), **kw.get("a", {}))
-    b = Negotiator(LocalTransport((FP_B,), **(transport_b or {})), random=seeded(2), **kw.get("b", {}))
+    a = Negotiator(
+        LocalTransport((FP_A,), **(transport_a or {})),
+        random=seeded(1),
+        **kw.get("a", {}),
+    )
+    b = Negotiator(
+        LocalTransport((FP_B,), **(transport_b or {})),
+        random=seeded(2),
+        **kw.get("b", {}),
+    )
     return a, b
 
 
@@ -57,20 +69,33 @@ def exchange(a, b, offer_intents, answer_intents, **offer_kw):
 
 # --------------------------------------------------------------- directions
 
-SEND_RECV = {"sendrecv": (1, 1), "sendonly": (1, 0), "recvonly": (0, 1), "inactive": (0, 0)}
+SEND_RECV = {
+    "sendrecv": (1, 1),
+    "sendonly": (1, 0),
+    "recvonly": (0, 1),
+    "inactive": (0, 0),
+}
 NAME = {v: k for k, v in SEND_RECV.items()}
 
 
-@pytest.mark.parametrize("offered, wanted", list(itertools.product(SEND_RECV, SEND_RECV)))
+@pytest.mark.parametrize(
+    "offered, wanted", list(itertools.product(SEND_RECV, SEND_RECV))
+)
 def test_direction_matrix(offered, wanted):
     # RFC 3264 section 6.1: answerer sends iff offerer receives and it wants to.
     expected = NAME[
-        (SEND_RECV[offered][1] & SEND_RECV[wanted][0], SEND_RECV[offered][0] & SEND_RECV[wanted][1])
+        (
+            SEND_RECV[offered][1] & SEND_RECV[wanted][0],
+            SEND_RECV[offered][0] & SEND_RECV[wanted][1],
+        )
     ]
     assert answer_direction(offered, wanted) == expected
     a, b = pair()
     offer, answer, ra, rb = exchange(
-        a, b, [MediaIntent.audio(direction=offered)], [MediaIntent.audio(direction=wanted)]
+        a,
+        b,
+        [MediaIntent.audio(direction=offered)],
+        [MediaIntent.audio(direction=wanted)],
     )
     assert answer.media[0].direction == expected
     assert rb.media[0].direction == expected
@@ -102,20 +127,32 @@ def test_direction_examples(table):
 def test_codec_intersection_answerer_order_offer_payload_types():
     a, b = pair()
     offer, answer, ra, rb = exchange(
-        a, b,
+        a,
+        b,
         [MediaIntent.video(codecs=(VP8, H264))],
         [MediaIntent.video(codecs=(H264, VP8))],
     )
-    offered = {c: pt for pt, c in ((r.payload_type, r.encoding_name) for r in offer.media[0].get_all("rtpmap"))}
+    offered = {
+        c: pt
+        for pt, c in (
+            (r.payload_type, r.encoding_name) for r in offer.media[0].get_all("rtpmap")
+        )
+    }
     # answer formats: H.264 first (our preference), PTs as offered
     assert [r.encoding_name for r in answer.media[0].get_all("rtpmap")][0] == "H264"
     assert [c.name for c in rb.media[0].recv_codecs] == ["H264", "VP8"]
     for codec in rb.media[0].recv_codecs:
         assert codec.payload_type == offered[codec.name]
     assert [c.name for c in ra.media[0].send_codecs] == ["H264", "VP8"]
-    assert [c.payload_type for c in ra.media[0].send_codecs] == [c.payload_type for c in rb.media[0].recv_codecs]
+    assert [c.payload_type for c in ra.media[0].send_codecs] == [
+        c.payload_type for c in rb.media[0].recv_codecs
+    ]
     # RTX follows its codec with the offer's PT
-    rtx_offered = {f.to_dict()["apt"]: f.format for f in offer.media[0].get_all("fmtp") if "apt" in f.to_dict()}
+    rtx_offered = {
+        f.to_dict()["apt"]: f.format
+        for f in offer.media[0].get_all("fmtp")
+        if "apt" in f.to_dict()
+    }
     for codec in rb.media[0].recv_codecs:
         assert str(codec.rtx_payload_type) == rtx_offered[str(codec.payload_type)]
 
@@ -125,10 +162,19 @@ def test_rtcp_fb_and_extensions_intersected():
     mid_uri = "urn:ietf:params:rtp-hdrext:sdes:mid"
     tcc = "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01"
     offer, answer, ra, rb = exchange(
-        a, b,
+        a,
+        b,
         [MediaIntent.video(codecs=(VP8,), header_extensions=(mid_uri, tcc))],
-        [MediaIntent.video(codecs=(Codec("VP8", 90000, feedback=(("nack", "pli"), ("goog-remb", None))),),
-                           header_extensions=(tcc, "urn:3gpp:video-orientation"))],
+        [
+            MediaIntent.video(
+                codecs=(
+                    Codec(
+                        "VP8", 90000, feedback=(("nack", "pli"), ("goog-remb", None))
+                    ),
+                ),
+                header_extensions=(tcc, "urn:3gpp:video-orientation"),
+            )
+        ],
     )
     assert rb.media[0].recv_codecs[0].feedback == (("nack", "pli"),)
     assert ra.media[0].send_codecs[0].feedback == (("nack", "pli"),)
@@ -141,7 +187,8 @@ def test_rtcp_fb_and_extensions_intersected():
 def test_no_common_codec_rejects_the_section():
     a, b = pair()
     offer, answer, ra, rb = exchange(
-        a, b,
+        a,
+        b,
         [MediaIntent.audio(codecs=(OPUS,)), MediaIntent.video(codecs=(VP8,))],
         [MediaIntent.audio(codecs=(OPUS,)), MediaIntent.video(codecs=(H264,))],
     )
@@ -156,12 +203,26 @@ def test_no_common_codec_rejects_the_section():
 def test_h264_needs_same_profile_and_packetization_mode():
     baseline_pm0 = Codec("H264", 90000, parameters=(("profile-level-id", "42001f"),))
     a, b = pair()
-    _, answer, ra, rb = exchange(a, b, [MediaIntent.video(codecs=(baseline_pm0,))], [MediaIntent.video(codecs=(H264,))])
+    _, answer, ra, rb = exchange(
+        a,
+        b,
+        [MediaIntent.video(codecs=(baseline_pm0,))],
+        [MediaIntent.video(codecs=(H264,))],
+    )
     assert rb.media[0].rejected
     # Constrained Baseline written two ways is the same profile.
-    other_cb = Codec("H264", 90000, parameters=(("packetization-mode", "1"), ("profile-level-id", "42c01f")))
+    other_cb = Codec(
+        "H264",
+        90000,
+        parameters=(("packetization-mode", "1"), ("profile-level-id", "42c01f")),
+    )
     a, b = pair()
-    _, _, ra, rb = exchange(a, b, [MediaIntent.video(codecs=(other_cb,))], [MediaIntent.video(codecs=(H264,))])
+    _, _, ra, rb = exchange(
+        a,
+        b,
+        [MediaIntent.video(codecs=(other_cb,))],
+        [MediaIntent.video(codecs=(H264,))],
+    )
     assert not rb.media[0].rejected
 
 
@@ -175,7 +236,9 @@ def test_h264_needs_same_profile_and_packetization_mode():
         ("42e015", True, "42e01f", False, "42e015", 21, 21),
     ],
 )
-def test_h264_level_asymmetry(offer_plid, offer_asym, answer_plid, answer_asym, answer_text, a_send, a_recv):
+def test_h264_level_asymmetry(
+    offer_plid, offer_asym, answer_plid, answer_asym, answer_text, a_send, a_recv
+):
     def h264(plid, asym):
         params = (("packetization-mode", "1"), ("profile-level-id", plid))
         if asym:
@@ -184,7 +247,9 @@ def test_h264_level_asymmetry(offer_plid, offer_asym, answer_plid, answer_asym, 
 
     a, b = pair()
     _, answer, ra, rb = exchange(
-        a, b, [MediaIntent.video(codecs=(h264(offer_plid, offer_asym),))],
+        a,
+        b,
+        [MediaIntent.video(codecs=(h264(offer_plid, offer_asym),))],
         [MediaIntent.video(codecs=(h264(answer_plid, answer_asym),))],
     )
     fmtp = answer.media[0].get_all("fmtp")[0].to_dict()
@@ -216,14 +281,30 @@ def test_profile_level_id_parsing():
 
 def test_bundle_transport_and_rtcp_mux():
     cand = Candidate("1", 1, "udp", 2130706431, "127.0.0.1", 50000, "host")
-    tcp = Candidate("2", 1, "tcp", 1518280447, "127.0.0.1", 9, "host", extensions=(("tcptype", "active"),))
+    tcp = Candidate(
+        "2",
+        1,
+        "tcp",
+        1518280447,
+        "127.0.0.1",
+        9,
+        "host",
+        extensions=(("tcptype", "active"),),
+    )
     a, b = pair({"candidates": (cand, tcp), "end_of_candidates": True})
-    offer, answer, ra, rb = exchange(a, b, [MediaIntent.audio(), MediaIntent.video(), MediaIntent.data()],
-                                     [MediaIntent.audio(), MediaIntent.video()])
+    offer, answer, ra, rb = exchange(
+        a,
+        b,
+        [MediaIntent.audio(), MediaIntent.video(), MediaIntent.data()],
+        [MediaIntent.audio(), MediaIntent.video()],
+    )
     assert offer.bundle_groups() == [("0", "1", "2")]
     assert answer.bundle_groups() == [("0", "1", "2")]
     # the default candidate goes in m= and c=
-    assert offer.media[0].port == 50000 and offer.media[0].connection.address == "127.0.0.1"
+    assert (
+        offer.media[0].port == 50000
+        and offer.media[0].connection.address == "127.0.0.1"
+    )
     assert answer.media[0].port == 9 and answer.media[0].connection.address == "0.0.0.0"
     assert all(m.rtcp_mux for m in answer.media[:2])
     assert rb.remote.candidates == (cand, tcp) and rb.remote.end_of_candidates
@@ -235,7 +316,12 @@ def test_bundle_transport_and_rtcp_mux():
 
 
 def test_rtcp_mux_required():
-    text = (CORPUS / "aiortc_offer.sdp").read_bytes().decode().replace("a=rtcp-mux\r\n", "", 1)
+    text = (
+        (CORPUS / "aiortc_offer.sdp")
+        .read_bytes()
+        .decode()
+        .replace("a=rtcp-mux\r\n", "", 1)
+    )
     b = Negotiator(LocalTransport((FP_B,)))
     answer, result = b.handle_offer(text, [MediaIntent.audio(), MediaIntent.video()])
     assert result.media[0].rejected and not result.media[1].rejected
@@ -243,7 +329,12 @@ def test_rtcp_mux_required():
 
 
 def test_offer_without_bundle_gets_no_group():
-    text = (CORPUS / "aiortc_offer.sdp").read_bytes().decode().replace("a=group:BUNDLE 0 1 2\r\n", "")
+    text = (
+        (CORPUS / "aiortc_offer.sdp")
+        .read_bytes()
+        .decode()
+        .replace("a=group:BUNDLE 0 1 2\r\n", "")
+    )
     answer, result = Negotiator(LocalTransport((FP_B,))).handle_offer(text)
     assert parse(str(answer)).bundle_groups() == [] and result.bundle == ()
 
@@ -270,7 +361,9 @@ def test_dtls_roles(offer_setup, preference, answered, offerer_role, answerer_ro
 def test_dtls_role_kept_in_later_answers():
     a, b = pair(transport_b={"answer_setup": "passive"})
     exchange(a, b, [MediaIntent.audio()], [MediaIntent.audio()])
-    _, answer, ra, rb = exchange(a, b, [MediaIntent.audio(), MediaIntent.video()], [MediaIntent.audio()])
+    _, answer, ra, rb = exchange(
+        a, b, [MediaIntent.audio(), MediaIntent.video()], [MediaIntent.audio()]
+    )
     assert {m.setup for m in answer.media} == {"passive"}
     assert rb.dtls_role == "server" and ra.dtls_role == "client"
 
@@ -292,22 +385,30 @@ def test_ice_lite():
 def test_reoffer_adds_and_stops_tracks():
     a, b = pair()
     intents = [MediaIntent.audio(), MediaIntent.video()]
-    offer1, _, ra1, _ = exchange(a, b, intents, [MediaIntent.audio(), MediaIntent.video()])
+    offer1, _, ra1, _ = exchange(
+        a, b, intents, [MediaIntent.audio(), MediaIntent.video()]
+    )
     # add a screen share and a data channel
     intents += [MediaIntent.screen(), MediaIntent.data()]
-    offer2, answer2, ra2, rb2 = exchange(a, b, intents, [MediaIntent.audio(), MediaIntent.video(), MediaIntent.screen()])
+    offer2, answer2, ra2, rb2 = exchange(
+        a, b, intents, [MediaIntent.audio(), MediaIntent.video(), MediaIntent.screen()]
+    )
     assert [m.mid for m in offer2.media] == ["0", "1", "2", "3"]
     assert offer2.origin.session_version == offer1.origin.session_version + 1
     assert offer2.media[2].get("content") == ("slides",)
     assert ra2.media[2].content == ("slides",) and rb2.media[2].content == ("slides",)
     for before, after in zip(ra1.media, ra2.media):
-        assert [c.payload_type for c in before.send_codecs] == [c.payload_type for c in after.send_codecs]
+        assert [c.payload_type for c in before.send_codecs] == [
+            c.payload_type for c in after.send_codecs
+        ]
     assert dict((u, i) for i, u in ra1.media[1].header_extensions) == dict(
         (u, i) for i, u in ra2.media[1].header_extensions
     )
     # stop the camera: port 0, out of BUNDLE, place kept
     intents[1] = MediaIntent.video(stopped=True)
-    offer3, answer3, ra3, rb3 = exchange(a, b, intents, [MediaIntent.audio(), MediaIntent.screen()])
+    offer3, answer3, ra3, rb3 = exchange(
+        a, b, intents, [MediaIntent.audio(), MediaIntent.screen()]
+    )
     assert offer3.media[1].port == 0 and answer3.media[1].port == 0
     assert offer3.bundle_groups() == [("0", "2", "3")]
     assert ra3.media[1].rejected and rb3.media[1].rejected
@@ -319,17 +420,32 @@ def test_reoffer_adds_and_stops_tracks():
 
 def test_answerer_reoffers_with_agreed_mids_and_payload_types():
     a, b = pair()
-    _, answer, ra, rb = exchange(a, b, [MediaIntent.audio(), MediaIntent.video()], [MediaIntent.audio(), MediaIntent.video()])
+    _, answer, ra, rb = exchange(
+        a,
+        b,
+        [MediaIntent.audio(), MediaIntent.video()],
+        [MediaIntent.audio(), MediaIntent.video()],
+    )
     # now b offers: same mids in the same order, the PTs and extension ids agreed
-    offer2 = b.create_offer([MediaIntent.audio(), MediaIntent.video(), MediaIntent.data()])
+    offer2 = b.create_offer(
+        [MediaIntent.audio(), MediaIntent.video(), MediaIntent.data()]
+    )
     assert [m.mid for m in offer2.media] == ["0", "1", "2"]
     for before, section in zip(rb.media, offer2.media):
         pts = [int(f) for f in section.formats]
-        assert [c.payload_type for c in before.recv_codecs] == [p for p in pts if p in {c.payload_type for c in before.recv_codecs}]
-        assert {(e.id, e.uri) for e in section.get_all("extmap")} >= set(before.header_extensions)
-    answer2, ra2 = a.handle_offer(str(offer2), [MediaIntent.audio(), MediaIntent.video()])
+        assert [c.payload_type for c in before.recv_codecs] == [
+            p for p in pts if p in {c.payload_type for c in before.recv_codecs}
+        ]
+        assert {(e.id, e.uri) for e in section.get_all("extmap")} >= set(
+            before.header_extensions
+        )
+    answer2, ra2 = a.handle_offer(
+        str(offer2), [MediaIntent.audio(), MediaIntent.video()]
+    )
     rb2 = b.handle_answer(str(answer2))
-    assert [c.payload_type for c in rb2.media[1].send_codecs] == [c.payload_type for c in rb.media[1].send_codecs]
+    assert [c.payload_type for c in rb2.media[1].send_codecs] == [
+        c.payload_type for c in rb.media[1].send_codecs
+    ]
     assert rb2.ice_controlling and not ra2.ice_controlling
 
 
@@ -337,7 +453,9 @@ def test_ice_restart():
     a, b = pair()
     _, _, ra1, rb1 = exchange(a, b, [MediaIntent.audio()], [MediaIntent.audio()])
     old_a, old_b = (a.ice_ufrag, a.ice_pwd), (b.ice_ufrag, b.ice_pwd)
-    offer, answer, ra2, rb2 = exchange(a, b, [MediaIntent.audio()], [MediaIntent.audio()], ice_restart=True)
+    offer, answer, ra2, rb2 = exchange(
+        a, b, [MediaIntent.audio()], [MediaIntent.audio()], ice_restart=True
+    )
     assert (offer.media[0].ice_ufrag, offer.media[0].ice_pwd) != old_a
     # RFC 8839 4.4.1.1.1: the answer to a restart carries new credentials too
     assert (answer.media[0].ice_ufrag, answer.media[0].ice_pwd) != old_b
@@ -372,13 +490,24 @@ def test_answer_must_match_offer():
 def test_simulcast_offer_and_answer():
     a, b = pair()
     offer, answer, ra, rb = exchange(
-        a, b, [MediaIntent.video(simulcast=("q", "h", "f"))], [MediaIntent.video(direction="recvonly")]
+        a,
+        b,
+        [MediaIntent.video(simulcast=("q", "h", "f"))],
+        [MediaIntent.video(direction="recvonly")],
     )
     assert [r.id for r in offer.media[0].get_all("rid")] == ["q", "h", "f"]
     assert offer.media[0].get("simulcast").rids("send") == ["q", "h", "f"]
-    assert [(r.id, r.direction) for r in answer.media[0].get_all("rid")] == [("q", "recv"), ("h", "recv"), ("f", "recv")]
+    assert [(r.id, r.direction) for r in answer.media[0].get_all("rid")] == [
+        ("q", "recv"),
+        ("h", "recv"),
+        ("f", "recv"),
+    ]
     assert answer.media[0].get("simulcast").rids("recv") == ["q", "h", "f"]
-    assert ra.media[0].send_rids == ("q", "h", "f") and rb.media[0].recv_rids == ("q", "h", "f")
+    assert ra.media[0].send_rids == ("q", "h", "f") and rb.media[0].recv_rids == (
+        "q",
+        "h",
+        "f",
+    )
     rid_uri = "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id"
     assert ra.media[0].extension_id(rid_uri) is not None
 
@@ -388,7 +517,9 @@ def test_simulcast_rid_restrictions_echoed():
 
     q = Rid("q", "send", (("max-width", "320"), ("max-height", "180")))
     a, b = pair()
-    offer, answer, ra, rb = exchange(a, b, [MediaIntent.video(simulcast=(q, "f"))], [MediaIntent.video()])
+    offer, answer, ra, rb = exchange(
+        a, b, [MediaIntent.video(simulcast=(q, "f"))], [MediaIntent.video()]
+    )
     assert offer.media[0].get("rid") == q
     assert answer.media[0].get("rid") == Rid("q", "recv", q.parameters)
     assert ra.media[0].send_rids == ("q", "f")
@@ -399,7 +530,9 @@ def test_simulcast_rid_restrictions_echoed():
 def test_simulcast_refused_without_rid_extension():
     a, b = pair()
     _, answer, ra, rb = exchange(
-        a, b, [MediaIntent.video(simulcast=("q", "h"))],
+        a,
+        b,
+        [MediaIntent.video(simulcast=("q", "h"))],
         [MediaIntent.video(header_extensions=("urn:ietf:params:rtp-hdrext:sdes:mid",))],
     )
     assert answer.media[0].get("simulcast") is None
@@ -409,13 +542,24 @@ def test_simulcast_refused_without_rid_extension():
 def test_we_answer_chrome_simulcast_offer():
     text = (CORPUS / "chrome_offer_simulcast.sdp").read_bytes().decode()
     n = Negotiator(LocalTransport((FP_B,)))
-    answer, result = n.handle_offer(text, [MediaIntent.audio(), MediaIntent.video(direction="recvonly"), MediaIntent.data()])
+    answer, result = n.handle_offer(
+        text,
+        [
+            MediaIntent.audio(),
+            MediaIntent.video(direction="recvonly"),
+            MediaIntent.data(),
+        ],
+    )
     audio, video, data = result.media
-    assert [(c.name, c.payload_type) for c in audio.recv_codecs] == [("opus", 111), ("PCMU", 0), ("PCMA", 8)]
-    # Constrained Baseline packetization-mode 1 is Chrome's PT 106, not 102 (Baseline)
-    assert [(c.name, c.payload_type, c.rtx_payload_type) for c in video.recv_codecs] == [
-        ("VP8", 96, 97), ("H264", 106, 107)
+    assert [(c.name, c.payload_type) for c in audio.recv_codecs] == [
+        ("opus", 111),
+        ("PCMU", 0),
+        ("PCMA", 8),
     ]
+    # Constrained Baseline packetization-mode 1 is Chrome's PT 106, not 102 (Baseline)
+    assert [
+        (c.name, c.payload_type, c.rtx_payload_type) for c in video.recv_codecs
+    ] == [("VP8", 96, 97), ("H264", 106, 107)]
     assert video.recv_rids == ("q", "h", "f") and video.direction == "recvonly"
     assert video.extension_id("urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id") == 10
     assert not data.rejected and data.max_message_size == 262144
@@ -442,11 +586,17 @@ def test_we_answer_firefox_offer():
 
 
 def test_capability_minimums():
-    a_limits = Limits(max_bitrate=2_000_000, max_width=1280, max_height=720, max_framerate=30)
-    b_limits = Limits(max_bitrate=1_000_000, max_width=1920, max_height=1080, max_framerate=15)
+    a_limits = Limits(
+        max_bitrate=2_000_000, max_width=1280, max_height=720, max_framerate=30
+    )
+    b_limits = Limits(
+        max_bitrate=1_000_000, max_width=1920, max_height=1080, max_framerate=15
+    )
     a = Negotiator(LocalTransport((FP_A,)), limits=a_limits, random=seeded(3))
     b = Negotiator(LocalTransport((FP_B,)), limits=b_limits, random=seeded(4))
-    offer, answer, ra, rb = exchange(a, b, [MediaIntent.video(codecs=(VP8,))], [MediaIntent.video(codecs=(VP8,))])
+    offer, answer, ra, rb = exchange(
+        a, b, [MediaIntent.video(codecs=(VP8,))], [MediaIntent.video(codecs=(VP8,))]
+    )
     video = offer.media[0]
     # carried in standard SDP
     assert video.bandwidths == {"AS": 2000, "TIAS": 2000000}
@@ -454,13 +604,20 @@ def test_capability_minimums():
     assert video.get("framerate") == 30
     assert video.get("fmtp").to_dict() == {"max-fs": "3600", "max-fr": "30"}
     assert answer.media[0].bandwidths == {"AS": 1000, "TIAS": 1000000}
-    want = Limits(max_bitrate=1_000_000, max_width=1280, max_height=720, max_framerate=15)
+    want = Limits(
+        max_bitrate=1_000_000, max_width=1280, max_height=720, max_framerate=15
+    )
     for result in (ra, rb):
         got = result.media[0].limits
         assert (got.max_bitrate, got.max_width, got.max_height, got.max_framerate) == (
-            want.max_bitrate, want.max_width, want.max_height, want.max_framerate
+            want.max_bitrate,
+            want.max_width,
+            want.max_height,
+            want.max_framerate,
         )
-        assert got.max_fs == 3600  # the smaller of 1280x720 and 1920x1080 in macroblocks
+        assert (
+            got.max_fs == 3600
+        )  # the smaller of 1280x720 and 1920x1080 in macroblocks
 
 
 def test_capability_unstated_side_takes_the_other():
@@ -485,15 +642,25 @@ def test_per_section_limits_and_as_only():
 def test_screen_share_matched_to_screen_intent():
     a, b = pair()
     offer, answer, ra, rb = exchange(
-        a, b, [MediaIntent.video(), MediaIntent.screen()],
-        [MediaIntent.screen(direction="recvonly"), MediaIntent.video(direction="sendonly")],
+        a,
+        b,
+        [MediaIntent.video(), MediaIntent.screen()],
+        [
+            MediaIntent.screen(direction="recvonly"),
+            MediaIntent.video(direction="sendonly"),
+        ],
     )
     assert rb.media[0].direction == "sendonly"  # camera section took the camera intent
     assert rb.media[1].direction == "recvonly" and rb.media[1].content == ("slides",)
 
 
 def test_unknown_kind_rejected():
-    text = (CORPUS / "aiortc_offer.sdp").read_bytes().decode().replace("m=audio", "m=text", 1)
+    text = (
+        (CORPUS / "aiortc_offer.sdp")
+        .read_bytes()
+        .decode()
+        .replace("m=audio", "m=text", 1)
+    )
     answer, result = Negotiator(LocalTransport((FP_B,))).handle_offer(text)
     assert result.media[0].rejected and parse(str(answer)).media[0].port == 0
 

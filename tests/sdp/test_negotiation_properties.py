@@ -16,10 +16,17 @@ from netcore.sdp.jsep import LocalTransport, MediaIntent, Negotiator
 from netcore.sdp.limits import Limits
 
 CORPUS = pathlib.Path(__file__).parent / "corpus"
-MIRROR = {"sendrecv": "sendrecv", "sendonly": "recvonly", "recvonly": "sendonly", "inactive": "inactive"}
+MIRROR = {
+    "sendrecv": "sendrecv",
+    "sendonly": "recvonly",
+    "recvonly": "sendonly",
+    "inactive": "inactive",
+}
 directions = st.sampled_from(list(MIRROR))
 limits = st.builds(
-    lambda bitrate, size, framerate: Limits(bitrate, *(size or (None, None)), framerate),
+    lambda bitrate, size, framerate: Limits(
+        bitrate, *(size or (None, None)), framerate
+    ),
     st.one_of(st.none(), st.integers(10_000, 10_000_000)),
     st.one_of(st.none(), st.tuples(st.integers(160, 3840), st.integers(120, 2160))),
     st.one_of(st.none(), st.integers(1, 60).map(float)),
@@ -64,9 +71,15 @@ def seeded(seed):
     st.sampled_from(["active", "passive"]),
 )
 def test_both_sides_agree(offer_intents, answer_intents, limits_a, limits_b, setup):
-    a = Negotiator(LocalTransport((Fingerprint("sha-256", "AA:BB"),)), limits=limits_a, random=seeded(1))
+    a = Negotiator(
+        LocalTransport((Fingerprint("sha-256", "AA:BB"),)),
+        limits=limits_a,
+        random=seeded(1),
+    )
     b = Negotiator(
-        LocalTransport((Fingerprint("sha-256", "CC:DD"),), answer_setup=setup), limits=limits_b, random=seeded(2)
+        LocalTransport((Fingerprint("sha-256", "CC:DD"),), answer_setup=setup),
+        limits=limits_b,
+        random=seeded(2),
     )
     offer = a.create_offer(offer_intents)
     assert str(parse(str(offer))) == str(offer)
@@ -83,21 +96,32 @@ def test_both_sides_agree(offer_intents, answer_intents, limits_a, limits_b, set
             assert ma.mid not in ra.bundle
             continue
         assert ma.direction == MIRROR[mb.direction]
-        assert [c.payload_type for c in ma.send_codecs] == [c.payload_type for c in mb.recv_codecs]
-        assert [c.payload_type for c in ma.recv_codecs] == [c.payload_type for c in mb.send_codecs]
-        assert [c.rtx_payload_type for c in ma.send_codecs] == [c.rtx_payload_type for c in mb.recv_codecs]
+        assert [c.payload_type for c in ma.send_codecs] == [
+            c.payload_type for c in mb.recv_codecs
+        ]
+        assert [c.payload_type for c in ma.recv_codecs] == [
+            c.payload_type for c in mb.send_codecs
+        ]
+        assert [c.rtx_payload_type for c in ma.send_codecs] == [
+            c.rtx_payload_type for c in mb.recv_codecs
+        ]
         assert ma.header_extensions == mb.header_extensions
         assert ma.send_rids == mb.recv_rids
         if ma.kind == "application":
             continue
         la, lb = ma.limits, mb.limits
         assert (la.max_bitrate, la.max_width, la.max_height, la.max_framerate) == (
-            lb.max_bitrate, lb.max_width, lb.max_height, lb.max_framerate
+            lb.max_bitrate,
+            lb.max_width,
+            lb.max_height,
+            lb.max_framerate,
         )
         checks = [(la.max_bitrate, limits_a.max_bitrate, limits_b.max_bitrate)]
         if ma.kind == "video":
             checks.append((la.max_width, limits_a.max_width, limits_b.max_width))
-            checks.append((la.max_framerate, limits_a.max_framerate, limits_b.max_framerate))
+            checks.append(
+                (la.max_framerate, limits_a.max_framerate, limits_b.max_framerate)
+            )
         else:
             assert la.max_width is None and la.max_framerate is None
         for value, x, y in checks:
@@ -108,18 +132,42 @@ def test_both_sides_agree(offer_intents, answer_intents, limits_a, limits_b, set
 @pytest.mark.parametrize("path", sorted(CORPUS.glob("*.sdp")), ids=lambda p: p.stem)
 def test_every_corpus_description_can_be_answered(path):
     n = Negotiator(LocalTransport((Fingerprint("sha-256", "AA:BB"),)))
-    answer, result = n.handle_offer(path.read_bytes(), [MediaIntent.audio(), MediaIntent.video()])
+    answer, result = n.handle_offer(
+        path.read_bytes(), [MediaIntent.audio(), MediaIntent.video()]
+    )
     assert len(result.media) == len(parse(path.read_bytes()).media)
     assert str(parse(str(answer))) == str(answer)
 
 
 line_edits = st.sampled_from(
-    ["a=setup:active", "a=setup:holdconn", "a=group:BUNDLE 9", "a=ice-lite", "a=simulcast:send x",
-     "a=rid:x send pt=abc", "a=fmtp:96 apt=zz", "a=rtpmap:97 rtx/90000", "a=fmtp:102 profile-level-id=zz",
-     "a=imageattr:96 recv [x=1,y=2]", "b=AS:0", "a=inactive", "a=mid:1", "a=extmap:1 urn:x",
-     "m=video 0 UDP/TLS/RTP/SAVPF 96", "a=content:slides", "a=msid:-", "m=video 9 UDP/TLS/RTP/SAVPF \u00b2 96",
-     "a=fmtp:96 max-fr=\u00b2;max-fs=\u0663", "a=rid:q send pt", "a=fmtp:97 apt=\u00b2", "a=rtpmap:96 VP8/90000",
-     "a=simulcast:recv q;h", "a=extmap:10 urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id", "a=setup:passive", "a=rtcp-mux"]
+    [
+        "a=setup:active",
+        "a=setup:holdconn",
+        "a=group:BUNDLE 9",
+        "a=ice-lite",
+        "a=simulcast:send x",
+        "a=rid:x send pt=abc",
+        "a=fmtp:96 apt=zz",
+        "a=rtpmap:97 rtx/90000",
+        "a=fmtp:102 profile-level-id=zz",
+        "a=imageattr:96 recv [x=1,y=2]",
+        "b=AS:0",
+        "a=inactive",
+        "a=mid:1",
+        "a=extmap:1 urn:x",
+        "m=video 0 UDP/TLS/RTP/SAVPF 96",
+        "a=content:slides",
+        "a=msid:-",
+        "m=video 9 UDP/TLS/RTP/SAVPF \u00b2 96",
+        "a=fmtp:96 max-fr=\u00b2;max-fs=\u0663",
+        "a=rid:q send pt",
+        "a=fmtp:97 apt=\u00b2",
+        "a=rtpmap:96 VP8/90000",
+        "a=simulcast:recv q;h",
+        "a=extmap:10 urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id",
+        "a=setup:passive",
+        "a=rtcp-mux",
+    ]
 )
 
 
@@ -131,17 +179,28 @@ def test_edited_offers_give_an_answer_or_our_error(edits):
         lines.insert(min(at, len(lines) - 1) or 1, text)
     n = Negotiator(LocalTransport((Fingerprint("sha-256", "AA:BB"),)))
     try:
-        n.handle_offer("\r\n".join(lines), [MediaIntent.audio(), MediaIntent.video(simulcast=("x",))])
+        n.handle_offer(
+            "\r\n".join(lines),
+            [MediaIntent.audio(), MediaIntent.video(simulcast=("x",))],
+        )
     except ParseError:
         pass
 
 
 @settings(max_examples=150)
-@given(st.lists(st.tuples(st.integers(0, 120), line_edits), max_size=6), st.integers(0, 3))
+@given(
+    st.lists(st.tuples(st.integers(0, 120), line_edits), max_size=6), st.integers(0, 3)
+)
 def test_edited_answers_give_a_result_or_our_error(edits, drop):
     a = Negotiator(LocalTransport((Fingerprint("sha-256", "AA:BB"),)), random=seeded(5))
     b = Negotiator(LocalTransport((Fingerprint("sha-256", "CC:DD"),)), random=seeded(6))
-    offer = a.create_offer([MediaIntent.audio(), MediaIntent.video(simulcast=("q", "h")), MediaIntent.data()])
+    offer = a.create_offer(
+        [
+            MediaIntent.audio(),
+            MediaIntent.video(simulcast=("q", "h")),
+            MediaIntent.data(),
+        ]
+    )
     answer, _ = b.handle_offer(str(offer), [MediaIntent.audio(), MediaIntent.video()])
     lines = str(answer).split("\r\n")
     for at, text in edits:

@@ -117,7 +117,9 @@ def test_build_description_by_hand():
     desc.lines.append(Line.field("s", "-"))
     desc.lines.append(Line.field("t", Timing()))
     desc.add("group", parse(HEAD + "a=group:BUNDLE 0\r\n").get("group"))
-    media = MediaSection([Line.field("m", Media("audio", 9, "UDP/TLS/RTP/SAVPF", ("111",)))])
+    media = MediaSection(
+        [Line.field("m", Media("audio", 9, "UDP/TLS/RTP/SAVPF", ("111",)))]
+    )
     media.add("mid", "0")
     media.add("sendrecv")
     media.add("rtpmap", Rtpmap(111, "opus", 48000, 2))
@@ -160,7 +162,10 @@ def test_ssrc_groups_sim_and_fid():
         "a=ssrc:1 msid:s t\r\n"
     )
     video = desc.media[0]
-    assert video.get_all("ssrc-group") == [SsrcGroup("SIM", (1, 2, 3)), SsrcGroup("FID", (1, 4))]
+    assert video.get_all("ssrc-group") == [
+        SsrcGroup("SIM", (1, 2, 3)),
+        SsrcGroup("FID", (1, 4)),
+    ]
     assert [s.value for s in video.get_all("ssrc")] == ["x", "s t"]
 
 
@@ -177,22 +182,37 @@ def test_candidate_api():
     )
     assert tcp.is_tcp and tcp.tcptype == "active" and tcp.extension("generation") == "0"
     assert tcp.to_trickle().startswith("candidate:1559314437 1 tcp")
-    relay = Candidate("r1", 1, "UDP", 16777215, "10.0.0.1", 3478, "relay", "1.2.3.4", 5000)
-    assert str(relay) == "r1 1 UDP 16777215 10.0.0.1 3478 typ relay raddr 1.2.3.4 rport 5000"
+    relay = Candidate(
+        "r1", 1, "UDP", 16777215, "10.0.0.1", 3478, "relay", "1.2.3.4", 5000
+    )
+    assert (
+        str(relay)
+        == "r1 1 UDP 16777215 10.0.0.1 3478 typ relay raddr 1.2.3.4 rport 5000"
+    )
     assert Candidate.parse(str(relay)) == relay
     assert Candidate.from_trickle("a=candidate:" + str(relay) + "\r\n") == relay
     # RFC 8839: an unknown extension is kept, in order.
     ext = Candidate.parse("f 2 udp 5 ::1 9 typ host ufrag abcd x-new 1")
     assert ext.extensions == (("ufrag", "abcd"), ("x-new", "1")) and ext.ufrag == "abcd"
-    for bad in ("", "candidate:", "x 1 udp 1 a 1 typ", "x 0 udp 1 a 1 typ host",
-                "x 1 udp 99999999999 a 1 typ host", "x" * 33 + " 1 udp 1 a 1 typ host"):
+    for bad in (
+        "",
+        "candidate:",
+        "x 1 udp 1 a 1 typ",
+        "x 0 udp 1 a 1 typ host",
+        "x 1 udp 99999999999 a 1 typ host",
+        "x" * 33 + " 1 udp 1 a 1 typ host",
+    ):
         with pytest.raises(CandidateError):
             Candidate.from_trickle("candidate:" + bad)
 
 
 # ------------------------------------------------------------------ hypothesis
 
-tokens = st.text("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-", min_size=1, max_size=12)
+tokens = st.text(
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-",
+    min_size=1,
+    max_size=12,
+)
 ice = st.text("abcdefABCDEF0123456789+/", min_size=1, max_size=32)
 port = st.integers(0, 65535)
 pt = st.integers(0, 127)
@@ -208,12 +228,19 @@ candidates = st.builds(
     st.sampled_from(["host", "srflx", "prflx", "relay"]),
     st.one_of(st.none(), st.just("10.0.0.1")),
     st.one_of(st.none(), port),
-    st.lists(st.tuples(st.sampled_from(["tcptype", "generation", "ufrag", "network-id"]), tokens), max_size=3).map(tuple),
+    st.lists(
+        st.tuples(
+            st.sampled_from(["tcptype", "generation", "ufrag", "network-id"]), tokens
+        ),
+        max_size=3,
+    ).map(tuple),
 )
 
 rids = st.text("abcdefgh0123456789", min_size=1, max_size=4)
 sim_streams = st.lists(
-    st.lists(st.builds(lambda r, p: (r, p), rids, st.booleans()), min_size=1, max_size=2),
+    st.lists(
+        st.builds(lambda r, p: (r, p), rids, st.booleans()), min_size=1, max_size=2
+    ),
     min_size=1,
     max_size=3,
 )
@@ -235,16 +262,68 @@ simulcasts = st.one_of(
 )
 
 attributes = st.one_of(
-    st.builds(lambda v: ("rtpmap", v), st.builds(Rtpmap, pt, tokens, st.integers(1, 200000), st.one_of(st.none(), st.integers(1, 8)))),
-    st.builds(lambda v: ("fmtp", v), st.builds(Fmtp, pt.map(str), st.sampled_from(["apt=96", "minptime=10;useinbandfec=1", "0-15", "111/111"]))),
-    st.builds(lambda v: ("rtcp-fb", v), st.builds(RtcpFb, st.one_of(pt.map(str), st.just("*")), tokens, st.one_of(st.none(), st.just("pli"), st.just("fir")))),
-    st.builds(lambda v: ("extmap", v), st.builds(Extmap, st.integers(1, 255), st.just("urn:ietf:params:rtp-hdrext:sdes:mid"), st.sampled_from([None, "sendonly", "recvonly"]), st.none())),
+    st.builds(
+        lambda v: ("rtpmap", v),
+        st.builds(
+            Rtpmap,
+            pt,
+            tokens,
+            st.integers(1, 200000),
+            st.one_of(st.none(), st.integers(1, 8)),
+        ),
+    ),
+    st.builds(
+        lambda v: ("fmtp", v),
+        st.builds(
+            Fmtp,
+            pt.map(str),
+            st.sampled_from(
+                ["apt=96", "minptime=10;useinbandfec=1", "0-15", "111/111"]
+            ),
+        ),
+    ),
+    st.builds(
+        lambda v: ("rtcp-fb", v),
+        st.builds(
+            RtcpFb,
+            st.one_of(pt.map(str), st.just("*")),
+            tokens,
+            st.one_of(st.none(), st.just("pli"), st.just("fir")),
+        ),
+    ),
+    st.builds(
+        lambda v: ("extmap", v),
+        st.builds(
+            Extmap,
+            st.integers(1, 255),
+            st.just("urn:ietf:params:rtp-hdrext:sdes:mid"),
+            st.sampled_from([None, "sendonly", "recvonly"]),
+            st.none(),
+        ),
+    ),
     st.builds(lambda v: ("candidate", v), candidates),
     st.builds(lambda v: ("simulcast", v), simulcasts),
-    st.builds(lambda v: ("rid", v), st.builds(Rid, rids, st.sampled_from(["send", "recv"]), st.just(()))),
+    st.builds(
+        lambda v: ("rid", v),
+        st.builds(Rid, rids, st.sampled_from(["send", "recv"]), st.just(())),
+    ),
     st.builds(lambda v: ("mid", v), tokens),
-    st.builds(lambda v: (v, None), st.sampled_from(["sendrecv", "recvonly", "rtcp-mux", "end-of-candidates", "ice-lite"])),
-    st.builds(lambda n, v: (n, v), st.sampled_from(["x-custom", "msid-semantic"]), st.text(st.characters(min_codepoint=32, max_codepoint=0x2FFF, blacklist_characters="\r\n"), max_size=20)),
+    st.builds(
+        lambda v: (v, None),
+        st.sampled_from(
+            ["sendrecv", "recvonly", "rtcp-mux", "end-of-candidates", "ice-lite"]
+        ),
+    ),
+    st.builds(
+        lambda n, v: (n, v),
+        st.sampled_from(["x-custom", "msid-semantic"]),
+        st.text(
+            st.characters(
+                min_codepoint=32, max_codepoint=0x2FFF, blacklist_characters="\r\n"
+            ),
+            max_size=20,
+        ),
+    ),
 )
 
 
@@ -252,7 +331,12 @@ attributes = st.one_of(
 def descriptions(draw):
     desc = SessionDescription(eol=draw(st.sampled_from(["\r\n", "\n"])))
     desc.lines.append(Line.field("v", 0))
-    desc.lines.append(Line.field("o", Origin(draw(tokens), draw(st.integers(0, 2**63)), draw(st.integers(0, 9)))))
+    desc.lines.append(
+        Line.field(
+            "o",
+            Origin(draw(tokens), draw(st.integers(0, 2**63)), draw(st.integers(0, 9))),
+        )
+    )
     desc.lines.append(Line.field("s", draw(st.sampled_from(["-", "call", " "]))))
     desc.lines.append(Line.field("t", Timing()))
     for name, value in draw(st.lists(attributes, max_size=4)):
@@ -260,7 +344,9 @@ def descriptions(draw):
     for _ in range(draw(st.integers(0, 3))):
         kind = draw(st.sampled_from(["audio", "video", "application"]))
         fmts = tuple(map(str, draw(st.lists(pt, min_size=1, max_size=4))))
-        media = MediaSection([Line.field("m", Media(kind, draw(port), "UDP/TLS/RTP/SAVPF", fmts))])
+        media = MediaSection(
+            [Line.field("m", Media(kind, draw(port), "UDP/TLS/RTP/SAVPF", fmts))]
+        )
         for name, value in draw(st.lists(attributes, max_size=8)):
             media.add(name, value)
         desc.media.append(media)
@@ -289,9 +375,42 @@ def test_arbitrary_text_gives_description_or_parse_error(text):
 
 
 line_parts = st.sampled_from(
-    ["v=0", "o=- 1 1 IN IP4 x", "s=-", "t=0 0", "m=audio 9 RTP/AVP 0", "a=rtpmap:", "a=candidate:",
-     "a=simulcast:", "a=imageattr:", "a=rid:", "a=extmap:", "a=ssrc:", "a=fingerprint:", "b=", "c=",
-     " ", "0", "9", "/", ":", ";", ",", "[", "]", "x=", "y=", "typ", "raddr", "~", "send", "recv", "*", "\r\n", "\n"]
+    [
+        "v=0",
+        "o=- 1 1 IN IP4 x",
+        "s=-",
+        "t=0 0",
+        "m=audio 9 RTP/AVP 0",
+        "a=rtpmap:",
+        "a=candidate:",
+        "a=simulcast:",
+        "a=imageattr:",
+        "a=rid:",
+        "a=extmap:",
+        "a=ssrc:",
+        "a=fingerprint:",
+        "b=",
+        "c=",
+        " ",
+        "0",
+        "9",
+        "/",
+        ":",
+        ";",
+        ",",
+        "[",
+        "]",
+        "x=",
+        "y=",
+        "typ",
+        "raddr",
+        "~",
+        "send",
+        "recv",
+        "*",
+        "\r\n",
+        "\n",
+    ]
 )
 
 
