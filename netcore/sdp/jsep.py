@@ -677,12 +677,13 @@ class Negotiator:
             section.add("ssrc", Ssrc(ssrc, "cname", self.cname))  # type: ignore[arg-type]
 
     def _offer_codecs(self, intent: MediaIntent, mid: str) -> list[Codec]:
-        """Our codecs with payload types: agreed ones kept, then preferred,
-        then the first free dynamic one; RTX for video."""
+        """Our codecs with payload types: agreed ones kept first, then the
+        preferred ones where free, then the first free dynamic ones; RTX for
+        video."""
         agreed = self._agreed.get(mid, [])
         used: set[int] = set()
-        result: list[Codec] = []
-        pending: list[Codec] = []
+        codecs: list[Codec] = []
+        fixed: list[bool] = []
         for codec in intent.all_codecs():
             prior = next((a for a in agreed if match(codec, a)), None)
             if prior is not None:
@@ -691,15 +692,23 @@ class Negotiator:
                     payload_type=prior.payload_type,
                     rtx_payload_type=prior.rtx_payload_type,
                 )
-            elif codec.payload_type is None or codec.payload_type in used:
-                codec = replace(codec, payload_type=None)
-            if codec.payload_type is not None:
-                used.add(codec.payload_type)
-            if codec.rtx_payload_type is not None:
-                used.add(codec.rtx_payload_type)
-            pending.append(codec)
+                used.update(
+                    pt for pt in (prior.payload_type, prior.rtx_payload_type) if pt
+                )
+            codecs.append(codec)
+            fixed.append(prior is not None)
+        for i, codec in enumerate(codecs):
+            if fixed[i]:
+                continue
+            pt, rtx = codec.payload_type, codec.rtx_payload_type
+            pt = pt if pt is not None and pt not in used else None
+            used.update(p for p in (pt,) if p is not None)
+            rtx = rtx if rtx is not None and rtx not in used else None
+            used.update(p for p in (rtx,) if p is not None)
+            codecs[i] = replace(codec, payload_type=pt, rtx_payload_type=rtx)
         free = (pt for pt in _DYNAMIC_PTS if pt not in used)
-        for codec in pending:
+        result = []
+        for codec in codecs:
             if codec.payload_type is None:
                 codec = replace(codec, payload_type=next(free))
             if intent.kind == "video" and codec.rtx_payload_type is None:

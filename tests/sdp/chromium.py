@@ -57,12 +57,18 @@ class Browser:
             time.sleep(0.05)
         self.port = int(port_file.read_text().split()[0])
 
-    def page_url(self) -> str:
-        with urllib.request.urlopen(
-            f"http://127.0.0.1:{self.port}/json/list", timeout=5
-        ) as r:
-            pages = [t for t in json.load(r) if t["type"] == "page"]
-        return pages[0]["webSocketDebuggerUrl"]
+    def new_page(self) -> dict:
+        """Open a fresh about:blank tab; its DevTools target description."""
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{self.port}/json/new?about:blank", method="PUT"
+        )
+        with urllib.request.urlopen(request, timeout=5) as reply:
+            return json.load(reply)
+
+    def close_page(self, target_id: str) -> None:
+        url = f"http://127.0.0.1:{self.port}/json/close/{target_id}"
+        with urllib.request.urlopen(url, timeout=5):
+            pass
 
     def close(self) -> None:
         self.process.terminate()
@@ -77,16 +83,18 @@ class Page:
     """``async with Page(browser) as page: await page.eval("1 + 1")``"""
 
     def __init__(self, browser: Browser) -> None:
-        self._url = browser.page_url()
+        self._browser = browser
+        self._target = browser.new_page()
         self._ids = itertools.count(1)
 
     async def __aenter__(self) -> Page:
-        self._ws = await websockets.connect(self._url, max_size=None)
-        await self.eval("location.reload(); 0")
+        url = self._target["webSocketDebuggerUrl"]
+        self._ws = await websockets.connect(url, max_size=None)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         await self._ws.close()
+        self._browser.close_page(self._target["id"])
 
     async def eval(self, expression: str) -> object:
         """Evaluate ``expression`` (awaiting a promise) and return its JSON value."""
@@ -108,6 +116,8 @@ class Page:
             reply = json.loads(await self._ws.recv())
             if reply.get("id") == ident:
                 break
+        if "error" in reply:
+            raise RuntimeError(f"DevTools error: {reply['error']}")
         result = reply["result"]
         if "exceptionDetails" in result:
             raise RuntimeError(json.dumps(result["exceptionDetails"])[:2000])

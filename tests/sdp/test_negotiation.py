@@ -4,6 +4,7 @@ DTLS roles, re-offers, ICE restart, simulcast, capability minimums."""
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 import pathlib
 import random as pyrandom
 
@@ -447,6 +448,23 @@ def test_answerer_reoffers_with_agreed_mids_and_payload_types():
         c.payload_type for c in rb.media[1].send_codecs
     ]
     assert rb2.ice_controlling and not ra2.ice_controlling
+
+
+def test_preferred_payload_type_never_collides_with_an_agreed_one():
+    a, b = pair()
+    vp8 = Codec("VP8", 90000)
+    h264 = replace(H264, payload_type=None)
+    # b answers H.264 with the offer's PT 96
+    offer = a.create_offer([MediaIntent.video(codecs=(replace(h264, payload_type=96),))])
+    answer, _ = b.handle_offer(str(offer), [MediaIntent.video(codecs=(h264,))])
+    a.handle_answer(str(answer))
+    # b re-offers, preferring PT 96 for VP8 which comes first: 96 stays H.264's
+    offer2 = b.create_offer(
+        [MediaIntent.video(codecs=(replace(vp8, payload_type=96), h264))]
+    )
+    names = {r.payload_type: r.encoding_name for r in offer2.media[0].get_all("rtpmap")}
+    assert names[96] == "H264"
+    assert len(offer2.media[0].formats) == len(set(offer2.media[0].formats))
 
 
 def test_ice_restart():
