@@ -719,6 +719,8 @@ class Negotiator:
     def _take_intent(
         self, unused: list[MediaIntent], remote: MediaSection
     ) -> MediaIntent | None:
+        if remote.rejected:  # stays rejected and leaves the intents for others
+            return None
         content = remote.get("content")
         for want_content in (True, False):
             for i, intent in enumerate(unused):

@@ -672,6 +672,18 @@ def test_screen_share_matched_to_screen_intent():
     assert rb.media[1].direction == "recvonly" and rb.media[1].content == ("slides",)
 
 
+def test_rejected_offer_section_leaves_the_intent_for_the_next():
+    a, b = pair()
+    offer, answer, ra, rb = exchange(
+        a,
+        b,
+        [MediaIntent.video(stopped=True), MediaIntent.video()],
+        [MediaIntent.video(direction="sendonly")],
+    )
+    assert rb.media[0].rejected and answer.media[0].port == 0
+    assert rb.media[1].direction == "sendonly"
+
+
 def test_unknown_kind_rejected():
     text = (
         (CORPUS / "aiortc_offer.sdp")
