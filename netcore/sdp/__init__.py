@@ -28,23 +28,43 @@ from .attributes import (
     Timing,
 )
 from .candidate import Candidate, CandidateError
+from .codecs import Codec
+from .jsep import (
+    LocalTransport,
+    MediaIntent,
+    NegotiatedMedia,
+    NegotiatedSession,
+    NegotiationError,
+    Negotiator,
+    RemoteTransport,
+)
+from .limits import Limits
 from .wire import Line, MediaSection, SdpParseError, Section, SessionDescription, parse
 
 __all__ = [
     "Bandwidth",
     "Candidate",
     "CandidateError",
+    "Codec",
     "Connection",
     "Extmap",
     "Fingerprint",
     "Fmtp",
     "Group",
     "ImageAttr",
+    "Limits",
     "Line",
+    "LocalTransport",
     "Media",
+    "MediaIntent",
     "MediaSection",
     "Msid",
+    "NegotiatedMedia",
+    "NegotiatedSession",
+    "NegotiationError",
+    "Negotiator",
     "Origin",
+    "RemoteTransport",
     "Rid",
     "Rtcp",
     "RtcpFb",

@@ -452,3 +452,41 @@ def test_candidate_arbitrary_text_gives_candidate_error_only(text):
     except CandidateError:
         return
     assert Candidate.parse(str(cand)) == cand
+
+
+def test_every_standard_line_type_kept_in_order():
+    # RFC 8866 section 5, the example of section 5 extended with every field.
+    text = (
+        "v=0\r\n"
+        "o=jdoe 3724394400 3724394405 IN IP4 198.51.100.1\r\n"
+        "s=Call to John Smith\r\n"
+        "i=SDP Offer #1\r\n"
+        "u=http://www.jdoe.example.com/home.html\r\n"
+        "e=Jane Doe <jane@jdoe.example.com>\r\n"
+        "p=+1 617 555-6011\r\n"
+        "c=IN IP4 198.51.100.1\r\n"
+        "b=AS:128\r\n"
+        "t=3724394400 3724398000\r\n"
+        "r=7d 1h 0 25h\r\n"
+        "z=3730928400 -1h 3749680800 0\r\n"
+        "k=prompt\r\n"
+        "a=recvonly\r\n"
+        "m=audio 49170 RTP/AVP 0\r\n"
+        "i=main audio\r\n"
+        "c=IN IP4 198.51.100.2/127\r\n"
+        "b=TIAS:64000\r\n"
+        "k=clear:secret\r\n"
+        "m=video 51372/2 RTP/AVP 99\r\n"
+        "a=rtpmap:99 h263-1998/90000\r\n"
+    )
+    desc = parse(text)
+    assert str(desc) == text
+    assert [line.type for line in desc.lines] == list("vosiuepcbtrzka")
+    assert desc.get("recvonly") is None and desc.direction == "recvonly"
+    assert desc.field("i") == "SDP Offer #1" and desc.field("r") == "7d 1h 0 25h"
+    assert desc.fields("t")[0].start == 3724394400
+    audio, video = desc.media
+    assert [line.type for line in audio.lines] == list("micbk")
+    assert audio.connection.address == "198.51.100.2/127"
+    assert audio.bandwidths == {"TIAS": 64000}
+    assert video.media.port_count == 2 and video.port == 51372
