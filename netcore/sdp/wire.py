@@ -120,7 +120,11 @@ class Section:
 
     # --- attributes by name
     def get(self, name: str, default: object = None) -> object:
-        """Typed value of the first ``a=name`` line, else ``default``."""
+        """Typed value of the first ``a=name`` line, else ``default``.
+
+        A property attribute (``a=rtcp-mux``) has the value None: ask
+        ``has(name)`` for those.
+        """
         for line in self.lines:
             if line.name == name:
                 return line.value
