@@ -476,6 +476,8 @@ class Negotiator:
                 self._mids.append(mid)
         bundle: list[str] = []
         if offered_bundle:
+            # RFC 9143 section 7.3.1: the first offered mid we accept becomes
+            # the offerer- and answerer-tagged section, so it leads the group.
             accepted = {m.mid for m in media if not m.rejected}
             bundle = [mid for mid in offered_bundle[0] if mid in accepted]
         desc = self._description(sections, bundle)
