@@ -318,6 +318,7 @@ class NegotiatedSession:
     local_ice_ufrag: str
     local_ice_pwd: str
     remote: RemoteTransport  # the bundle transport, or the first section's
+    extmap_allow_mixed: bool = False  # RFC 8285 section 6: two-byte headers agreed
 
     def section(self, mid: str) -> NegotiatedMedia | None:
         for media in self.media:
@@ -350,8 +351,12 @@ class Negotiator:
         random: Callable[[int], bytes] = os.urandom,
         username: str = "-",
         cname: str | None = None,
+        extmap_allow_mixed: bool = False,
     ) -> None:
         self.transport = transport
+        # Whether our RTP layer takes one- and two-byte header extensions
+        # mixed in one stream (RFC 8285 section 6).
+        self.extmap_allow_mixed = extmap_allow_mixed
         self.limits = limits or Limits()
         self._random = random
         self._username = username
@@ -407,7 +412,7 @@ class Negotiator:
             sections.append(section)
             if not intent.stopped:
                 bundle.append(mid)
-        desc = self._description(sections, bundle)
+        desc = self._description(sections, bundle, self.extmap_allow_mixed)
         self._pending = (desc, list(intents))
         self.local_description = desc
         return desc
@@ -480,7 +485,9 @@ class Negotiator:
             # the offerer- and answerer-tagged section, so it leads the group.
             accepted = {m.mid for m in media if not m.rejected}
             bundle = [mid for mid in offered_bundle[0] if mid in accepted]
-        desc = self._description(sections, bundle)
+        # RFC 8285 section 6: answer it only when offered and supported.
+        mixed = self.extmap_allow_mixed and offer.has("extmap-allow-mixed")
+        desc = self._description(sections, bundle, mixed)
         self.local_description = desc
         self.remote_description = offer
         result = self._session(offer, tuple(media), tuple(bundle), offerer=False)
@@ -505,7 +512,7 @@ class Negotiator:
         return self._extension_ids[uri]
 
     def _description(
-        self, sections: list[MediaSection], bundle: list[str]
+        self, sections: list[MediaSection], bundle: list[str], mixed: bool
     ) -> SessionDescription:
         self._version += 1
         desc = SessionDescription()
@@ -527,6 +534,8 @@ class Negotiator:
         desc.lines.append(Line.field("t", Timing()))
         if bundle:
             desc.add("group", Group("BUNDLE", tuple(bundle)))
+        if mixed:
+            desc.add("extmap-allow-mixed")
         if self.transport.ice_lite:
             desc.add("ice-lite")
         desc.add("msid-semantic", "WMS *")
@@ -1072,6 +1081,12 @@ class Negotiator:
             != (remote.ice_ufrag, remote.ice_pwd)
             or previous.local_ice_ufrag != self.ice_ufrag
         )
+        mixed = (
+            self.extmap_allow_mixed
+            and remote_desc.has("extmap-allow-mixed")
+            and self.local_description is not None
+            and self.local_description.has("extmap-allow-mixed")
+        )
         result = NegotiatedSession(
             media,
             bundle,
@@ -1081,6 +1096,7 @@ class Negotiator:
             self.ice_ufrag,
             self.ice_pwd,
             remote,
+            mixed,
         )
         self.negotiated = result
         return result

@@ -369,6 +369,15 @@ def test_dtls_role_kept_in_later_answers():
     assert rb.dtls_role == "server" and ra.dtls_role == "client"
 
 
+@pytest.mark.parametrize("a_mixed, b_mixed", list(itertools.product([False, True], repeat=2)))
+def test_extmap_allow_mixed(a_mixed, b_mixed):
+    a, b = pair(a={"extmap_allow_mixed": a_mixed}, b={"extmap_allow_mixed": b_mixed})
+    offer, answer, ra, rb = exchange(a, b, [MediaIntent.audio()], [MediaIntent.audio()])
+    assert offer.has("extmap-allow-mixed") == a_mixed
+    assert answer.has("extmap-allow-mixed") == (a_mixed and b_mixed)
+    assert ra.extmap_allow_mixed == rb.extmap_allow_mixed == (a_mixed and b_mixed)
+
+
 def test_ice_lite():
     a, b = pair(transport_b={"ice_lite": True})
     offer, answer, ra, rb = exchange(a, b, [MediaIntent.audio()], [MediaIntent.audio()])
