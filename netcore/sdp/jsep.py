@@ -792,16 +792,7 @@ class Negotiator:
             )
         if kind == "application":
             section = self._section(intent, mid, setup, answering=None)
-            return section, NegotiatedMedia(
-                index,
-                mid,
-                kind,
-                False,
-                "sendrecv",
-                remote=transport,
-                sctp_port=remote.get("sctp-port", 5000),  # type: ignore[arg-type]
-                max_message_size=remote.get("max-message-size", 65536),  # type: ignore[arg-type]
-            )
+            return section, _data_channel(index, mid, remote, transport)
         offered = codecs_of(remote)
         codecs, send_codecs, levels = self._intersect(
             intent.all_codecs(), offered, intent.kind
@@ -959,16 +950,7 @@ class Negotiator:
             return NegotiatedMedia(index, mid, kind, True)
         transport = _remote_transport(answer, theirs)
         if kind == "application":
-            return NegotiatedMedia(
-                index,
-                mid,
-                kind,
-                False,
-                "sendrecv",
-                remote=transport,
-                sctp_port=theirs.get("sctp-port", 5000),  # type: ignore[arg-type]
-                max_message_size=theirs.get("max-message-size", 65536),  # type: ignore[arg-type]
-            )
+            return _data_channel(index, mid, theirs, transport)
         offered = {c.payload_type: c for c in codecs_of(ours)}
         recv: list[Codec] = []
         send: list[Codec] = []
@@ -1100,6 +1082,23 @@ class Negotiator:
         )
         self.negotiated = result
         return result
+
+
+def _data_channel(
+    index: int, mid: str | None, remote: MediaSection, transport: RemoteTransport
+) -> NegotiatedMedia:
+    """An accepted SCTP section; RFC 8841 section 6: 64 KiB when the peer
+    states no max-message-size."""
+    return NegotiatedMedia(
+        index,
+        mid,
+        "application",
+        False,
+        "sendrecv",
+        remote=transport,
+        sctp_port=remote.get("sctp-port", 5000),  # type: ignore[arg-type]
+        max_message_size=remote.get("max-message-size", 65536),  # type: ignore[arg-type]
+    )
 
 
 def _remote_transport(
