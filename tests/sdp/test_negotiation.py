@@ -369,7 +369,9 @@ def test_dtls_role_kept_in_later_answers():
     assert rb.dtls_role == "server" and ra.dtls_role == "client"
 
 
-@pytest.mark.parametrize("a_mixed, b_mixed", list(itertools.product([False, True], repeat=2)))
+@pytest.mark.parametrize(
+    "a_mixed, b_mixed", list(itertools.product([False, True], repeat=2))
+)
 def test_extmap_allow_mixed(a_mixed, b_mixed):
     a, b = pair(a={"extmap_allow_mixed": a_mixed}, b={"extmap_allow_mixed": b_mixed})
     offer, answer, ra, rb = exchange(a, b, [MediaIntent.audio()], [MediaIntent.audio()])
@@ -464,7 +466,9 @@ def test_preferred_payload_type_never_collides_with_an_agreed_one():
     vp8 = Codec("VP8", 90000)
     h264 = replace(H264, payload_type=None)
     # b answers H.264 with the offer's PT 96
-    offer = a.create_offer([MediaIntent.video(codecs=(replace(h264, payload_type=96),))])
+    offer = a.create_offer(
+        [MediaIntent.video(codecs=(replace(h264, payload_type=96),))]
+    )
     answer, _ = b.handle_offer(str(offer), [MediaIntent.video(codecs=(h264,))])
     a.handle_answer(str(answer))
     # b re-offers, preferring PT 96 for VP8 which comes first: 96 stays H.264's

@@ -7,7 +7,10 @@ import pathlib
 import random as pyrandom
 
 import pytest
+from dataclasses import replace
+
 from hypothesis import given, settings, strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, rule
 
 from netcore.errors import ParseError
 from netcore.sdp import Fingerprint, parse
@@ -212,3 +215,87 @@ def test_edited_answers_give_a_result_or_our_error(edits, drop):
     except ParseError:
         return
     assert len(result.media) == 3
+
+
+def check_agreement(offerer, answerer):
+    """Both results of the last exchange describe the same session."""
+    assert [m.mid for m in offerer.media] == [m.mid for m in answerer.media]
+    assert offerer.bundle == answerer.bundle
+    assert {offerer.dtls_role, answerer.dtls_role} == {"client", "server"}
+    assert offerer.ice_controlling != answerer.ice_controlling
+    assert offerer.ice_restart == answerer.ice_restart
+    assert (offerer.remote.ice_ufrag, answerer.remote.ice_ufrag) == (
+        answerer.local_ice_ufrag,
+        offerer.local_ice_ufrag,
+    )
+    for mo, ma in zip(offerer.media, answerer.media, strict=True):
+        assert mo.rejected == ma.rejected
+        if mo.rejected:
+            continue
+        assert mo.direction == MIRROR[ma.direction]
+        assert [c.payload_type for c in mo.send_codecs] == [
+            c.payload_type for c in ma.recv_codecs
+        ]
+        assert mo.header_extensions == ma.header_extensions
+
+
+class Renegotiation(RuleBasedStateMachine):
+    """Either side re-offers, adds and stops sections and restarts ICE; every
+    exchange must leave both sides agreeing and keep mids, PTs and ids."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sides = [
+            Negotiator(
+                LocalTransport((Fingerprint("sha-256", "AA:BB"),)), random=seeded(7)
+            ),
+            Negotiator(
+                LocalTransport((Fingerprint("sha-256", "CC:DD"),)), random=seeded(8)
+            ),
+        ]
+        self.intents: list[MediaIntent] = [MediaIntent.audio()]
+        self.payload_types: dict[str, list[int]] = {}
+        self.extension_ids: dict[str, int] = {}
+        self.exchanged = False
+
+    @rule(kind=st.sampled_from(["audio", "video", "application"]), direction=directions)
+    def add_section(self, kind, direction):
+        if len(self.intents) < 6:
+            if kind == "application":
+                self.intents.append(MediaIntent.data())
+            else:
+                self.intents.append(MediaIntent(kind, direction))
+
+    @rule(index=st.integers(0, 5))
+    def stop_section(self, index):
+        if index < len(self.intents):
+            self.intents[index] = replace(self.intents[index], stopped=True)
+
+    @rule(which=st.integers(0, 1), restart=st.booleans())
+    def exchange(self, which, restart):
+        if not self.intents:
+            return
+        offerer, answerer = self.sides[which], self.sides[1 - which]
+        intents = list(self.intents)
+        if len(intents) < len(offerer._mids):  # the other side added sections
+            return
+        offer = offerer.create_offer(intents, ice_restart=restart)
+        answer, result_b = answerer.handle_offer(str(offer), intents)
+        result_a = offerer.handle_answer(str(answer))
+        check_agreement(result_a, result_b)
+        if restart and self.exchanged:
+            assert result_a.ice_restart and result_b.ice_restart
+        self.exchanged = True
+        for media in result_a.media:
+            if media.rejected or media.kind == "application":
+                continue
+            pts = [c.payload_type for c in media.send_codecs]
+            # RFC 8829 section 5.2.2: a PT once agreed keeps its codec
+            before = self.payload_types.setdefault(media.mid, pts)
+            assert [p for p in pts if p in before] == [p for p in before if p in pts]
+            for ext_id, uri in media.header_extensions:
+                assert self.extension_ids.setdefault(uri, ext_id) == ext_id
+
+
+TestRenegotiation = Renegotiation.TestCase
+TestRenegotiation.settings = settings(max_examples=120, stateful_step_count=15)
