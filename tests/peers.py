@@ -54,7 +54,7 @@ def coturn(tmp_path: Path, *extra: str, users: tuple[str, ...] = ("test:test",),
            realm: str = "example", tls: tuple[Path, Path] | None = None) -> Iterator[int]:
     """coturn's ``turnserver`` on 127.0.0.1, isolated from /etc/turnserver.conf; yields its port.
 
-    With ``tls=(cert, key)`` it also serves TLS on the port after the one yielded.
+    With ``tls=(cert, key)`` it also serves TLS, on the port ``tls_port(tmp_path)`` gives.
     """
     turnserver = require_program("turnserver")
     port = free_port_both()
@@ -64,7 +64,9 @@ def coturn(tmp_path: Path, *extra: str, users: tuple[str, ...] = ("test:test",),
     if tls is None:
         secure = ["--no-tls"]
     else:
-        secure = [f"--tls-listening-port={port + 1}", f"--cert={tls[0]}", f"--pkey={tls[1]}"]
+        secure_port = free_port_both()
+        (tmp_path / "tls.port").write_text(str(secure_port))
+        secure = [f"--tls-listening-port={secure_port}", f"--cert={tls[0]}", f"--pkey={tls[1]}"]
     cmd = [
         turnserver, "-c", str(empty), "-n", "--listening-ip=127.0.0.1", f"--listening-port={port}",
         "--relay-ip=127.0.0.1", f"--min-port={relay_min}", f"--max-port={relay_min + 200}",
@@ -76,9 +78,18 @@ def coturn(tmp_path: Path, *extra: str, users: tuple[str, ...] = ("test:test",),
         cmd.append("--lt-cred-mech")
         for user in users:
             cmd += ["--user", user]
-    with running(cmd, tmp_path / "turnserver.log"):
-        wait_for_stun(port)
+    log = tmp_path / "turnserver.log"
+    with running(cmd, log):
+        try:
+            wait_for_stun(port, timeout=30)
+        except TimeoutError as exc:
+            raise TimeoutError(f"{exc}; turnserver said:\n{log.read_text(errors='replace')[-2000:]}") from None
         yield port
+
+
+def tls_port(tmp_path: Path) -> int:
+    """The TLS port of the coturn started with ``tls=`` in ``tmp_path``."""
+    return int((tmp_path / "tls.port").read_text())
 
 
 def self_signed_certificate(directory: Path, host: str = "localhost") -> tuple[Path, Path]:

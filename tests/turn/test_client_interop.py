@@ -5,7 +5,7 @@ import asyncio
 import pytest
 
 from netcore.turn.aio_client import TurnError, open_turn_endpoint
-from tests.peers import coturn, self_signed_certificate
+from tests.peers import coturn, self_signed_certificate, tls_port
 
 
 class Echo(asyncio.DatagramProtocol):
@@ -68,16 +68,17 @@ async def test_relay_through_coturn_over_tls(tmp_path):
     cert, key = self_signed_certificate(tmp_path)
     echo = await echo_peer()
     peer = echo.get_extra_info("sockname")
-    with coturn(tmp_path, "--allow-loopback-peers", tls=(cert, key)) as port:
+    with coturn(tmp_path, "--allow-loopback-peers", tls=(cert, key)):
+        port = tls_port(tmp_path)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:  # the TLS listener comes up with the UDP one, or just after
             try:
-                socket.create_connection(("127.0.0.1", port + 1), 0.2).close()
+                socket.create_connection(("127.0.0.1", port), 0.2).close()
                 break
             except OSError:
                 await asyncio.sleep(0.05)
         context = ssl.create_default_context(cafile=str(cert))
-        endpoint = await open_turn_endpoint(("127.0.0.1", port + 1), "test", "test", transport="tls",
+        endpoint = await open_turn_endpoint(("127.0.0.1", port), "test", "test", transport="tls",
                                             ssl=context, server_hostname="localhost")
         try:
             await endpoint.bind_channel(peer)
