@@ -14,10 +14,13 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
 from netcore.errors import UsageError
 from netcore.rtp.errors import RtpParseError
+
+if TYPE_CHECKING:
+    from netcore.rtp.packet import RtpPacket
 
 __all__ = [
     "ONE_BYTE_PROFILE",
@@ -263,6 +266,17 @@ class HeaderExtensionMap:
     def decode_value(self, uri: str, value: bytes) -> Any:
         codec = EXTENSION_CODECS.get(uri)
         return codec.decode(value) if codec else value
+
+    def value(self, packet: RtpPacket, uri: str) -> Any:
+        """The decoded value of ``uri`` in ``packet``, or None (the fast path)."""
+        ext_id = self._by_uri.get(uri)
+        if ext_id is None:
+            return None
+        raw = packet.extension(ext_id)
+        if raw is None:
+            return None
+        codec = EXTENSION_CODECS.get(uri)
+        return codec.decode(raw) if codec else raw
 
     def get(self, elements: Iterable[tuple[int, bytes]], uri: str) -> Any:
         """The decoded value of ``uri`` among ``elements``, or None."""

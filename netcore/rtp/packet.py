@@ -236,10 +236,38 @@ class RtpPacket:
         return decode_extensions(profile, self.data, off + 4, self.payload_offset)
 
     def extension(self, ext_id: int) -> bytes | None:
-        """The value of the first element with ``ext_id``, or None."""
-        for i, value in self.extensions:
+        """The value of the first element with ``ext_id``, or None.
+
+        The one-byte form (what browsers send) is scanned in place, without
+        building the element list.
+        """
+        off = self._ext_offset
+        if not off:
+            return None
+        data = self.data
+        if data[off] != 0xBE or data[off + 1] != 0xDE:
+            for i, value in self.extensions:
+                if i == ext_id:
+                    return value
+            return None
+        # RFC 8285 section 4.2, as in decode_extensions().
+        pos = off + 4
+        end = self.payload_offset
+        while pos < end:
+            b = data[pos]
+            if b == 0:
+                pos += 1
+                continue
+            i = b >> 4
+            if i == 15:
+                return None
+            pos += 1
+            length = (b & 0x0F) + 1
+            if pos + length > end:
+                raise RtpParseError("one-byte header extension element overruns")
             if i == ext_id:
-                return value
+                return data[pos : pos + length]
+            pos += length
         return None
 
     @property

@@ -217,3 +217,13 @@ def test_unwrap_rtx_needs_the_osn():
     rtx = RtpPacket.build(payload_type=97, sequence_number=1, timestamp=2, ssrc=3, payload=b"x")
     with pytest.raises(RtpParseError):
         unwrap_rtx(rtx, 96, 4)
+
+
+@given(packets(elements=one_byte_elements))
+def test_in_place_extension_scan_matches_element_list(fields):
+    p = RtpPacket.build(**fields)
+    m = HeaderExtensionMap({i: f"urn:x:{i}" for i in range(1, 15)})
+    for ext_id in range(1, 15):
+        first = next((v for i, v in p.extensions if i == ext_id), None)
+        assert p.extension(ext_id) == first
+        assert m.value(p, f"urn:x:{ext_id}") == first
