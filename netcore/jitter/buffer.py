@@ -167,6 +167,8 @@ class JitterBuffer:
         self._events: deque[NackRequested | KeyFrameRequested] = deque(maxlen=64)
         self._last_keyframe_request = -1e18
         self._excess: deque[float] = deque(maxlen=config.delay_window)
+        self._excess_q = 0.0  # its quantile, recomputed every few packets
+        self._since_quantile = 0
         self._desired = self.metrics.target_delay
         self._target_updated = 0.0
         self._recovery: deque[tuple[float, float]] = deque(maxlen=64)
@@ -301,7 +303,11 @@ class JitterBuffer:
         if base is None or transit < base:
             self._base = base = transit
         self._excess.append(transit - base)
-        if len(self._excess) % _QUANTILE_EVERY == 0 or len(self._excess) == self._excess.maxlen:
+        self._since_quantile += 1
+        if self._since_quantile >= _QUANTILE_EVERY or len(self._excess) < _QUANTILE_EVERY:
+            self._since_quantile = 0
+            values = sorted(self._excess)
+            self._excess_q = values[min(len(values) - 1, int(len(values) * self.config.delay_quantile))]
             self._update_desired(now)
         self._update_target(now)
 
@@ -313,10 +319,7 @@ class JitterBuffer:
             self._update_target(now)
 
     def _update_desired(self, now: float) -> None:
-        values = sorted(self._excess)
-        if not values:
-            return
-        q = values[min(len(values) - 1, int(len(values) * self.config.delay_quantile))]
+        q = self._excess_q
         recent = sorted(e for t, e in self._recovery if now - t < _RECOVERY_MEMORY)
         if recent:
             q = max(q, recent[int(len(recent) * _RECOVERY_QUANTILE)])

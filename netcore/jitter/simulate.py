@@ -2,7 +2,8 @@
 
 For tests and ``bench/jitter.py``: a sender emits frames at a fixed rate
 (``frame_packets`` packets each, a key frame on request), the link delays
-each packet by ``delay`` plus a uniform ``jitter``, loses or duplicates it,
+each packet by ``delay`` plus a uniform ``jitter`` (keeping packet order
+unless ``reorder``), loses or duplicates it,
 and the receiver's buffer is driven exactly as an adapter would: insert on
 arrival, pop at ``next_deadline()``, answer NACKs with retransmissions over
 the same link (after half a round trip of feedback delay) and key-frame
@@ -39,6 +40,7 @@ class Link:
     jitter: float = 0.0  # extra delay drawn uniformly from [0, jitter]
     loss: float = 0.0
     duplicate: float = 0.0
+    reorder: bool = False  # jitter may reorder packets; else the link is FIFO
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,7 @@ class Simulation:
         end = self.phases[-1].until
         now = 0.0
         buf = self.buffer
+        last_arrival = [0.0]
 
         def link_at(t: float) -> Link:
             for phase in self.phases:
@@ -103,8 +106,12 @@ class Simulation:
                 copies = 2
             for _ in range(copies):
                 counter += 1
-                delay = link.delay + rng.random() * link.jitter
-                heapq.heappush(arrivals, (t + delay, counter, data))
+                at = t + link.delay + rng.random() * link.jitter
+                if not link.reorder:
+                    # A FIFO queue: jitter delays packets but keeps their order.
+                    at = max(at, last_arrival[0])
+                    last_arrival[0] = at
+                heapq.heappush(arrivals, (at, counter, data))
 
         while True:
             candidates = [next_send] if next_send < end else []

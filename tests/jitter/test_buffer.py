@@ -46,6 +46,7 @@ links = st.builds(
     jitter=st.floats(0.0, 0.08),
     loss=st.floats(0.0, 0.3),
     duplicate=st.floats(0.0, 0.2),
+    reorder=st.booleans(),
 )
 
 
@@ -100,7 +101,7 @@ def _pkt(seq, ts, marker=True, payload=b"KSxxxx", ssrc=1):
 
 
 def test_audio_packets_play_in_order_and_gaps_are_marked():
-    buf = JitterBuffer(JitterConfig(48000, video=False, initial_delay=0.04, nack=None))
+    buf = JitterBuffer(JitterConfig(48000, video=False, initial_delay=0.04, min_delay=0.04, nack=None))
     for i in (0, 1, 3, 2, 5):  # 4 is lost, 2 and 3 swapped
         buf.insert(_pkt(i, i * 960, payload=b"o"), now=i * 0.02)
     buf.insert(_pkt(1, 960, payload=b"o"), now=0.11)  # duplicate
