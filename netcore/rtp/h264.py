@@ -21,6 +21,7 @@ from typing import Iterable
 
 from netcore.errors import UsageError
 from netcore.rtp.errors import RtpParseError
+from netcore.rtp.fragment import split_balanced
 
 __all__ = [
     "NAL_IDR",
@@ -125,17 +126,12 @@ class H264Packetizer:
         # the FU indicator and its type in the FU header.
         indicator = (nal[0] & 0xE0) | FU_A
         nal_type = nal[0] & 0x1F
-        body = nal[1:]
-        room = self.max_payload_size - 2
-        count = -(-len(body) // room)
-        base, extra = divmod(len(body), count)
+        pieces = split_balanced(nal[1:], self.max_payload_size - 2)
         out = []
-        pos = 0
-        for i in range(count):
-            n = base + (1 if i < extra else 0)
-            header = nal_type | (0x80 if i == 0 else 0) | (0x40 if i == count - 1 else 0)
-            out.append(bytes((indicator, header)) + body[pos : pos + n])
-            pos += n
+        last = len(pieces) - 1
+        for i, piece in enumerate(pieces):
+            header = nal_type | (0x80 if i == 0 else 0) | (0x40 if i == last else 0)
+            out.append(bytes((indicator, header)) + piece)
         return out
 
 

@@ -20,6 +20,7 @@ from typing import Iterable
 
 from netcore.errors import UsageError
 from netcore.rtp.errors import RtpParseError
+from netcore.rtp.fragment import split_balanced
 
 __all__ = [
     "Vp8Descriptor",
@@ -156,15 +157,9 @@ class Vp8Packetizer:
         first = Vp8Descriptor(True, 0, picture_id=self.picture_id).serialize()
         rest = Vp8Descriptor(False, 0, picture_id=self.picture_id).serialize()
         self.picture_id = (self.picture_id + 1) & 0x7FFF
-        room = self.max_payload_size - len(first)
-        count = -(-len(frame) // room)
-        base, extra = divmod(len(frame), count)
-        payloads = []
-        pos = 0
-        for i in range(count):
-            size = base + (1 if i < extra else 0)
-            payloads.append((first if i == 0 else rest) + frame[pos : pos + size])
-            pos += size
+        pieces = split_balanced(frame, self.max_payload_size - len(first))
+        payloads = [first + pieces[0]]
+        payloads.extend(rest + piece for piece in pieces[1:])
         return payloads
 
 
