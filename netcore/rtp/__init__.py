@@ -9,7 +9,7 @@ Modules, one concept each:
 * ``stats`` -- RFC 3550 appendix A receiver statistics;
 * ``rtcp``, ``feedback`` -- RTCP packets and compound parsing;
 * ``reports`` -- SR/RR generation, RTT, NTP/RTP mapping;
-* ``vp8``, ``h264``, ``opus``, ``keyframes`` -- payload formats.
+* ``vp8``, ``h264``, ``opus``, ``keyframes``, ``fragment`` -- payload formats.
 """
 
 from netcore.rtp.errors import RtcpParseError, RtpParseError
