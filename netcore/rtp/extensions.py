@@ -189,8 +189,9 @@ def _decode_abs_send_time(value: bytes) -> int:
 
 
 def _decode_twcc(value: bytes) -> int:
-    _need(value, 2, "transport-wide sequence number")
-    return _U16.unpack(value)[0]
+    if len(value) != 2:
+        _need(value, 2, "transport-wide sequence number")
+    return (value[0] << 8) | value[1]
 
 
 def _decode_orientation(value: bytes) -> VideoOrientation:
@@ -243,11 +244,12 @@ class HeaderExtensionMap:
     Unknown URIs may be mapped too; their values are returned raw.
     """
 
-    __slots__ = ("_by_id", "_by_uri")
+    __slots__ = ("_by_id", "_by_uri", "_decoders")
 
     def __init__(self, ids: Mapping[int, str] | None = None) -> None:
         self._by_id: dict[int, str] = {}
         self._by_uri: dict[str, int] = {}
+        self._decoders: dict[str, tuple[int, Callable[[bytes], Any]]] = {}
         for ext_id, uri in (ids or {}).items():
             self.register(ext_id, uri)
 
@@ -256,6 +258,8 @@ class HeaderExtensionMap:
             raise UsageError(f"extension id {ext_id} is not usable")
         self._by_id[ext_id] = uri
         self._by_uri[uri] = ext_id
+        codec = EXTENSION_CODECS.get(uri)
+        self._decoders[uri] = (ext_id, codec.decode if codec else bytes)
 
     def id_of(self, uri: str) -> int | None:
         return self._by_uri.get(uri)
@@ -269,14 +273,11 @@ class HeaderExtensionMap:
 
     def value(self, packet: RtpPacket, uri: str) -> Any:
         """The decoded value of ``uri`` in ``packet``, or None (the fast path)."""
-        ext_id = self._by_uri.get(uri)
-        if ext_id is None:
+        entry = self._decoders.get(uri)
+        if entry is None:
             return None
-        raw = packet.extension(ext_id)
-        if raw is None:
-            return None
-        codec = EXTENSION_CODECS.get(uri)
-        return codec.decode(raw) if codec else raw
+        raw = packet.extension(entry[0])
+        return None if raw is None else entry[1](raw)
 
     def get(self, elements: Iterable[tuple[int, bytes]], uri: str) -> Any:
         """The decoded value of ``uri`` among ``elements``, or None."""
