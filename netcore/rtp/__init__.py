@@ -9,6 +9,7 @@ Modules, one concept each:
 * ``stats`` -- RFC 3550 appendix A receiver statistics;
 * ``rtcp``, ``feedback`` -- RTCP packets and compound parsing;
 * ``reports`` -- SR/RR generation, RTT, NTP/RTP mapping;
+* ``twcc`` -- transport-wide CC feedback from recorded arrivals;
 * ``vp8``, ``h264``, ``opus``, ``keyframes``, ``fragment`` -- payload formats.
 """
 
