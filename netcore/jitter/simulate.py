@@ -10,8 +10,9 @@ the same link (after half a round trip of feedback delay) and key-frame
 requests with a key frame.  Randomness comes from a seeded
 ``random.Random``; nothing reads a clock.
 
-Payloads are synthetic: byte 0 is ``K`` (key frame) or ``D``, byte 1 is
-``S`` on the first packet of a frame, then the frame number.
+Payloads are synthetic unless a ``source`` gives real ones: byte 0 is
+``K`` (key frame) or ``D``, byte 1 is ``S`` on the first packet of a frame,
+then the frame number.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 import heapq
 import random
 from dataclasses import dataclass, field
+from typing import Callable
 
 from netcore.jitter.buffer import Frame, JitterBuffer, KeyFrameRequested, NackRequested
 from netcore.rtp.packet import RtpPacket
@@ -71,6 +73,9 @@ class Simulation:
     rtt: float = 0.06
     ssrc: int = 0x1234
     first_seq: int = 65000
+    # Real payloads: called with (frame number, key frame wanted), returns the
+    # frame's RTP payloads; None sends the synthetic ones described above.
+    source: Callable[[int, bool], list[bytes]] | None = None
     deliveries: list[Delivery] = field(default_factory=list)
     sent: dict[int, list[RtpPacket]] = field(default_factory=dict)  # frame -> packets
     sent_at: dict[int, float] = field(default_factory=dict)
@@ -91,6 +96,7 @@ class Simulation:
         now = 0.0
         buf = self.buffer
         last_arrival = [0.0]
+        by_ts: dict[int, int] = {}
 
         def link_at(t: float) -> Link:
             for phase in self.phases:
@@ -127,14 +133,16 @@ class Simulation:
                 break
             # Sender: one frame per 1/fps.
             if next_send < end and now >= next_send:
-                count = rng.randint(*self.frame_packets)
-                kind = b"K" if want_key else b"D"
+                if self.source is not None:
+                    payloads = self.source(frame_no, want_key)
+                else:
+                    payloads = self._synthetic(rng, frame_no, want_key)
                 want_key = False
-                ts = int(next_send * self.clock_rate)
+                ts = int(next_send * self.clock_rate) & 0xFFFFFFFF
+                by_ts[ts] = frame_no
                 packets = []
-                for i in range(count):
-                    payload = kind + (b"S" if i == 0 else b"C") + frame_no.to_bytes(4, "big")
-                    payload += bytes(self.payload_size - len(payload))
+                count = len(payloads)
+                for i, payload in enumerate(payloads):
                     p = RtpPacket.build(
                         payload_type=96, sequence_number=seq, timestamp=ts, ssrc=self.ssrc,
                         payload=payload, marker=i == count - 1,
@@ -157,7 +165,7 @@ class Simulation:
                 frame = buf.pop(now)
                 if frame is None:
                     break
-                index = int.from_bytes(frame.packets[0].payload[2:6], "big")
+                index = by_ts[frame.timestamp]
                 self.deliveries.append(Delivery(frame, self.sent_at[index], now, index))
             while (event := buf.poll_event()) is not None:
                 if isinstance(event, NackRequested):
@@ -170,3 +178,12 @@ class Simulation:
                     self.keyframe_requests += 1
                     want_key = True
         return self
+
+    def _synthetic(self, rng: random.Random, frame_no: int, key: bool) -> list[bytes]:
+        count = rng.randint(*self.frame_packets)
+        kind = b"K" if key else b"D"
+        payloads = []
+        for i in range(count):
+            payload = kind + (b"S" if i == 0 else b"C") + frame_no.to_bytes(4, "big")
+            payloads.append(payload + bytes(self.payload_size - len(payload)))
+        return payloads
