@@ -40,6 +40,9 @@ class NackGenerator:
         self.rtt = rtt
         self.highest: int | None = None
         self._missing: dict[int, _Missing] = {}
+        # No entry is due before this (it may be early after removals: poll
+        # then finds nothing and recomputes it).
+        self._next_due: float | None = None
         self.nacks_sent = 0  # sequence numbers NACKed, retries included
         self.recovered = 0  # missing packets that arrived after a NACK
         self.given_up = 0
@@ -53,6 +56,7 @@ class NackGenerator:
     def reset(self) -> None:
         self.highest = None
         self._missing.clear()
+        self._next_due = None
 
     def handle_packet(self, seq: int, now: float) -> tuple[bool, int]:
         """Account an arrival.
@@ -71,6 +75,8 @@ class NackGenerator:
             missing = self._missing
             for s in range(first, seq):
                 missing[s] = _Missing(due)
+            if first < seq and (self._next_due is None or due < self._next_due):
+                self._next_due = due
             given_up = first - highest - 1
             self.highest = seq
             excess = len(missing) - self.config.max_missing
@@ -109,6 +115,7 @@ class NackGenerator:
             entry.due = now + interval
             to_nack.append(seq)
         self.nacks_sent += len(to_nack)
+        self._next_due = min((e.due for e in self._missing.values()), default=None)
         self.given_up += given_up
         to_nack.sort()
         return to_nack, given_up
@@ -116,4 +123,4 @@ class NackGenerator:
     def next_deadline(self) -> float | None:
         if not self._missing:
             return None
-        return min(e.due for e in self._missing.values())
+        return self._next_due
