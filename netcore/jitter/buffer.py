@@ -30,8 +30,9 @@ is given), and a key frame is requested.
 
 Bounds.  At most ``max_packets`` packets and ``max_bytes`` bytes are held;
 beyond that the oldest frames are skipped.  A sequence number more than
-``max_seq_jump`` ahead is dropped unless the next packet confirms the jump,
-which then resets the buffer.
+``max_seq_jump`` away is dropped unless the next packet confirms the jump,
+which then resets the buffer; so does a video timestamp more than a second
+behind the last frame played (the sender's timeline went backwards).
 """
 
 from __future__ import annotations
@@ -241,6 +242,13 @@ class JitterBuffer:
         transit = now - ts / self.config.clock_rate
         key = ts if self.config.video else seq
         if self._played_key is not None and key <= self._played_key:
+            if self.config.video and self._played_key - key > self.config.clock_rate:
+                # A new packet a second or more of media behind what played:
+                # the sender's timeline went backwards; start over with it.
+                self._reset(now, "timestamp jump backwards")
+                m.packets_received -= 1
+                self.insert(packet, now)
+                return
             m.packets_late += 1  # its frame was skipped before this arrived
             self._observe_late(transit, now)
             return

@@ -216,3 +216,18 @@ def test_nack_generator_bounds_its_list():
     assert to_nack == list(range(9900, 10_000))
     assert n.handle_packet(9950, 1.01) == (True, 0) and n.recovered == 1
     assert n.forget_through(9990) == 90 and len(n) == 9
+
+
+def test_timestamp_jump_backwards_resets_instead_of_dropping_everything():
+    buf = _video_buffer(nack=None, min_delay=0.02, max_delay=0.02, initial_delay=0.02)
+    out = []
+    t = 0.0
+    for i in range(60):
+        t = i / 30
+        # After 30 frames the sender's timestamps restart 100 s back.
+        ts = 9_000_000 + i * 3000 if i < 30 else i * 3000
+        buf.insert(_pkt(i, ts, payload=b"KSxxxx"), t)
+        while (f := buf.pop(t + 0.021)) is not None:
+            out.append(f.first_sequence)
+    assert buf.metrics.resets == 1
+    assert len(out) >= 58 and out[-1] == 59
