@@ -5,7 +5,8 @@ Cases:
                 (mid, transport-wide sequence number); ours parses lazily, so
                 a second line also reads both extension values
   rewrite       forwarding rewrite of SSRC, sequence number, timestamp and PT:
-                ours on the raw bytes; aiortc parse + set fields + serialize
+                ours on the raw bytes; aiortc parse + set fields + serialize;
+                a second line parses and maps through a StreamRewriter
   rtcp          compound RTCP: SR with 2 report blocks + SDES CNAME + REMB
 
 Usage: python3 bench/rtp_codec.py [seconds per case and side, default 1.5;
@@ -27,6 +28,7 @@ from aiortc.rtcrtpparameters import (  # noqa: E402
 )
 
 from netcore.rtp.extensions import URI_MID, URI_TRANSPORT_CC, HeaderExtensionMap  # noqa: E402
+from netcore.rtp.forward import StreamRewriter  # noqa: E402
 from netcore.rtp.packet import RtpPacket, rewrite_header  # noqa: E402
 from netcore.rtp.rtcp import (  # noqa: E402
     Remb,
@@ -93,6 +95,13 @@ def main() -> None:
             p.ssrc, p.sequence_number, p.timestamp, p.payload_type = 1, 2, 3, 97
             p.serialize(their_map)
 
+    rewriter = StreamRewriter(ssrc=1, clock_rate=90000, payload_types={96: 97})
+    rewriter.select(0x11223344)
+
+    def forward_ours():
+        for _ in range(100):
+            rewriter.rewrite(RtpPacket.parse(data), 0.0)
+
     compound = serialize_rtcp(
         [
             SenderReport(1, 2**60, 3, 4, 5, [ReportBlock(6, 1, 2, 3, 4, 5, 6), ReportBlock(7)]),
@@ -106,6 +115,7 @@ def main() -> None:
         ("RTP parse, 2 extensions", loop(RtpPacket.parse, data), loop(A.RtpPacket.parse, data, their_map)),
         ("RTP parse + read both extensions", ours_parse_ext, loop(A.RtpPacket.parse, data, their_map)),
         ("RTP header rewrite (forwarding)", loop(rewrite_header, data, 1, 2, 3, 97), theirs_rewrite),
+        ("RTP parse + StreamRewriter.rewrite", forward_ours, theirs_rewrite),
         ("RTCP compound parse (SR+SDES+REMB)", loop(parse_rtcp, compound), loop(A.RtcpPacket.parse, compound)),
     ]
     print(f"{'case':38} {'netcore pkt/s':>14} {'aiortc pkt/s':>14} {'ratio':>7}")

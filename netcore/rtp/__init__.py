@@ -4,6 +4,7 @@ Modules, one concept each:
 
 * ``packet`` -- the RTP packet: lazy parse, build, in-place header rewrite;
 * ``extensions`` -- RFC 8285 header extensions and the registered URIs;
+* ``forward`` -- an SFU's per-track rewriter onto one continuous stream;
 * ``rtx`` -- RFC 4588 retransmission wrap/unwrap;
 * ``sequence`` -- 16/32-bit counters unwrapped to unbounded integers;
 * ``stats`` -- RFC 3550 appendix A receiver statistics;
