@@ -231,3 +231,36 @@ def test_rtcp_both_directions(packets):
         if isinstance(p, Nack):
             assert t.lost == p.lost
     assert parse_rtcp(theirs_bytes) == packets
+
+
+# --- receiver statistics ----------------------------------------------------
+
+
+@given(
+    u16,
+    st.lists(st.sampled_from(["ok", "lost", "dup"]), min_size=1, max_size=300),
+    st.integers(1, 4),
+)
+def test_loss_statistics_match_aiortc(start, fates, reports):
+    """Loss counting (RFC 3550 A.3) agrees with aiortc's StreamStatistics for
+    in-order delivery with loss and duplicates (ours without probation, as
+    aiortc has none; jitter is not compared: aiortc reads the wall clock)."""
+    from aiortc.rtcrtpreceiver import StreamStatistics
+
+    from netcore.rtp.stats import ReceiverStatistics
+
+    ours = ReceiverStatistics(90000, probation=0)
+    theirs = StreamStatistics(90000)
+    fates = ["ok"] + fates
+    every = max(1, len(fates) // reports)
+    for i, fate in enumerate(fates):
+        seq = (start + i) & 0xFFFF
+        copies = {"ok": 1, "lost": 0, "dup": 2}[fate]
+        for _ in range(copies):
+            ours.update(seq, i * 3000, i / 30)
+            theirs.add(aiortc_rtp.RtpPacket(sequence_number=seq, timestamp=i * 3000))
+        if (i + 1) % every == 0 and copies:
+            report = ours.report()
+            assert report.fraction_lost == theirs.fraction_lost
+            assert report.packets_lost == theirs.packets_lost
+            assert report.highest_sequence == theirs.cycles + theirs.max_seq
