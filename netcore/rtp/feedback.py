@@ -201,6 +201,10 @@ class TransportFeedback:
             raise RtcpParseError("transport-wide feedback is shorter than its header")
         base, count, ref_fb = _TWCC_HEADER.unpack_from(fci)
         statuses: list[int] = []
+        # (symbol, how many) in order: the deltas are read run by run, so a
+        # small packet announcing 65535 statuses costs a few C-level calls,
+        # not a Python loop over every status.
+        runs: list[list[int]] = []
         pos = 8
         n = len(fci)
         while len(statuses) < count:
@@ -211,30 +215,36 @@ class TransportFeedback:
             left = count - len(statuses)
             if not chunk & 0x8000:  # run length chunk
                 symbol = (chunk >> 13) & 3
-                run = chunk & _MAX_RUN
                 if symbol == 3:
                     raise RtcpParseError("reserved packet status symbol 3")
-                statuses.extend([symbol] * min(run, left))
+                symbols = [symbol] * min(chunk & _MAX_RUN, left)
             elif not chunk & 0x4000:  # status vector, 14 one-bit symbols
-                statuses.extend((chunk >> (13 - i)) & 1 for i in range(min(14, left)))
+                symbols = [(chunk >> (13 - i)) & 1 for i in range(min(14, left))]
             else:  # status vector, 7 two-bit symbols
-                for i in range(min(7, left)):
-                    symbol = (chunk >> (12 - 2 * i)) & 3
-                    if symbol == 3:
-                        raise RtcpParseError("reserved packet status symbol 3")
-                    statuses.append(symbol)
-        deltas = []
-        for s in statuses:
-            if s == SMALL_DELTA:
-                if pos >= n:
+                symbols = [(chunk >> (12 - 2 * i)) & 3 for i in range(min(7, left))]
+                if 3 in symbols:
+                    raise RtcpParseError("reserved packet status symbol 3")
+            statuses.extend(symbols)
+            if len(symbols) > 14:
+                runs.append([symbols[0], len(symbols)])
+                continue
+            for symbol in symbols:
+                if runs and runs[-1][0] == symbol:
+                    runs[-1][1] += 1
+                else:
+                    runs.append([symbol, 1])
+        deltas: list[int] = []
+        for symbol, k in runs:
+            if symbol == SMALL_DELTA:
+                if pos + k > n:
                     raise RtcpParseError("transport-wide feedback deltas are truncated")
-                deltas.append(fci[pos])
-                pos += 1
-            elif s == LARGE_DELTA:
-                if pos + 2 > n:
+                deltas.extend(fci[pos : pos + k])
+                pos += k
+            elif symbol == LARGE_DELTA:
+                if pos + 2 * k > n:
                     raise RtcpParseError("transport-wide feedback deltas are truncated")
-                deltas.append(_I16.unpack_from(fci, pos)[0])
-                pos += 2
+                deltas.extend(struct.unpack_from(f"!{k}h", fci, pos))
+                pos += 2 * k
         return cls(sender_ssrc, media_ssrc, base, ref_fb >> 8, ref_fb & 0xFF, statuses, deltas)
 
 
