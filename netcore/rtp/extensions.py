@@ -109,26 +109,27 @@ def encode_extensions(elements: Iterable[tuple[int, bytes]]) -> tuple[int, bytes
     bytes (RFC 8285 section 4.2), else the two-byte form.  Data is padded
     with zeros to a multiple of 4.
     """
-    items = list(elements)
+    items = elements if isinstance(elements, list) else list(elements)
     one_byte = True
     for ext_id, value in items:
         if not 1 <= ext_id <= 255 or len(value) > 255:
             raise UsageError(f"extension id {ext_id} or length {len(value)} invalid")
         if ext_id > 14 or not 1 <= len(value) <= 16:
             one_byte = False
-    parts: list[bytes] = []
+    data = bytearray()
     if one_byte:
         profile = ONE_BYTE_PROFILE
         for ext_id, value in items:
-            parts.append(bytes(((ext_id << 4) | (len(value) - 1),)))
-            parts.append(value)
+            data.append((ext_id << 4) | (len(value) - 1))
+            data += value
     else:
         profile = TWO_BYTE_PROFILE
         for ext_id, value in items:
-            parts.append(bytes((ext_id, len(value))))
-            parts.append(value)
-    data = b"".join(parts)
-    return profile, data + bytes(-len(data) % 4)
+            data.append(ext_id)
+            data.append(len(value))
+            data += value
+    data += bytes(-len(data) % 4)
+    return profile, bytes(data)
 
 
 # --- value codecs per URI ---------------------------------------------------

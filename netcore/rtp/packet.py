@@ -133,7 +133,7 @@ class RtpPacket:
         extension_data: bytes | None = None,
         padding: int = 0,
     ) -> RtpPacket:
-        """Serialize a packet from its fields and return it parsed.
+        """Serialize a packet from its fields and return its view.
 
         ``extensions`` are ``(id, value)`` elements written in the one-byte
         form when every element allows it, else the two-byte form (RFC 8285
@@ -147,7 +147,7 @@ class RtpPacket:
             raise UsageError("at most 15 CSRCs fit in an RTP header")
         if not 0 <= padding <= 255:
             raise UsageError("padding is 0-255 bytes")
-        elements = list(extensions)
+        elements = extensions if isinstance(extensions, list) else list(extensions)
         if elements:
             if extension_data is not None:
                 raise UsageError("give either extensions or extension_data")
@@ -159,23 +159,39 @@ class RtpPacket:
             if extension_profile is None or len(extension_data) % 4:
                 raise UsageError("extension data needs a profile and a 4-byte multiple")
             b0 |= 0x10
-        parts = [
-            _HEADER.pack(
-                b0,
-                (0x80 if marker else 0) | payload_type,
-                sequence_number & 0xFFFF,
-                timestamp & 0xFFFFFFFF,
-                ssrc,
-            )
-        ]
-        parts.extend(_U32.pack(c) for c in csrcs)
+        cc = len(csrcs)
+        m_pt = (0x80 if marker else 0) | payload_type
+        seq = sequence_number & 0xFFFF
+        ts = timestamp & 0xFFFFFFFF
+        try:
+            parts = [_HEADER.pack(b0, m_pt, seq, ts, ssrc)]
+            if cc:
+                parts.append(struct.pack(f"!{cc}I", *csrcs))
+        except struct.error:
+            raise UsageError("SSRC and CSRCs are 32-bit unsigned integers") from None
+        ext_offset = 0
+        payload_offset = RTP_HEADER_SIZE + 4 * cc
         if extension_data is not None:
+            ext_offset = payload_offset
             parts.append(_EXT_HEADER.pack(extension_profile, len(extension_data) // 4))
             parts.append(extension_data)
+            payload_offset += 4 + len(extension_data)
         parts.append(payload)
         if padding:
             parts.append(bytes(padding - 1) + bytes((padding,)))
-        return cls.parse(b"".join(parts))
+        # Fill the view directly: the same fields parse() would find.
+        p = cls.__new__(cls)
+        p.data = data = b"".join(parts)
+        p.marker = bool(marker)
+        p.payload_type = payload_type
+        p.sequence_number = seq
+        p.timestamp = ts
+        p.ssrc = ssrc
+        p.csrc_count = cc
+        p._ext_offset = ext_offset
+        p.payload_offset = payload_offset
+        p.payload_end = len(data) - padding
+        return p
 
     def serialize(self) -> bytes:
         """The packet's bytes: exactly what was parsed or built."""

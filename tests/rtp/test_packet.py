@@ -57,6 +57,8 @@ def test_build_parse_round_trip(fields):
     p = RtpPacket.build(**fields)
     q = RtpPacket.parse(p.serialize())
     assert q.serialize() == p.serialize()
+    # build() fills the view itself: the same fields parse() finds.
+    assert {k: getattr(p, k) for k in RtpPacket.__slots__} == {k: getattr(q, k) for k in RtpPacket.__slots__}
     assert q.payload_type == fields["payload_type"]
     assert q.sequence_number == fields["sequence_number"]
     assert q.timestamp == fields["timestamp"]
@@ -92,6 +94,13 @@ def test_mutated_valid_header_never_raises_other_errors(tail):
         p.extensions  # noqa: B018
     except ParseError as exc:
         assert isinstance(exc, RtpParseError)
+
+
+def test_build_rejects_bad_fields():
+    for bad in (dict(ssrc=-1), dict(ssrc=2**32), dict(payload_type=128), dict(csrcs=[2**32])):
+        fields = dict(payload_type=0, sequence_number=0, timestamp=0, ssrc=0) | bad
+        with pytest.raises(UsageError):
+            RtpPacket.build(**fields)
 
 
 def test_rejects_bad_headers():
