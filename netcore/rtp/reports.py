@@ -18,7 +18,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from netcore.rtp.packet import RtpPacket
-from netcore.rtp.rtcp import ReceiverReport, ReportBlock, RtcpPacket, SenderReport
+from netcore.rtp.rtcp import (
+    SDES_CNAME,
+    Bye,
+    ReceiverReport,
+    ReportBlock,
+    RtcpPacket,
+    Sdes,
+    SdesChunk,
+    SenderReport,
+    serialize_rtcp,
+)
 from netcore.rtp.stats import ReceiverStatistics
 
 __all__ = [
@@ -138,6 +148,9 @@ class RtcpReporter:
                 for block in p.reports:
                     if block.ssrc == self.ssrc:
                         self._update_rtt(block, now)
+            elif isinstance(p, Bye):
+                for ssrc in p.ssrcs:  # RFC 3550 section 6.3.7
+                    self.remove_source(ssrc)
 
     def _update_rtt(self, block: ReportBlock, now: float) -> None:
         # RFC 3550 section 6.4.1: RTT = A - LSR - DLSR, in 1/65536 s.
@@ -212,3 +225,8 @@ class RtcpReporter:
             self.octet_count,
             blocks,
         )
+
+    def compound(self, now: float, cname: bytes) -> bytes:
+        """A compound packet: the report, then SDES with our CNAME (RFC 3550
+        section 6.1: every compound packet carries both)."""
+        return serialize_rtcp([self.report(now), Sdes([SdesChunk(self.ssrc, [(SDES_CNAME, cname)])])])

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from netcore.rtp.packet import RtpPacket
 from netcore.rtp.reports import RtcpReporter, ntp_from_seconds, ntp_middle, ntp_to_seconds
-from netcore.rtp.rtcp import ReceiverReport, SenderReport, parse_rtcp
+from netcore.rtp.rtcp import Bye, ReceiverReport, SenderReport, parse_rtcp
 from netcore.rtp.sequence import SequenceUnwrapper, TimestampUnwrapper, seq_diff
 from netcore.rtp.stats import ReceiverStatistics
 
@@ -110,8 +110,12 @@ def test_reporters_exchange_sr_rr_and_measure_rtt():
     t = m.to_seconds(1000 + 10 * 2970)
     assert abs(t - (1_700_000_000.0 + 10 * 0.033)) < 1e-3
     assert m.to_rtp(t) == 1000 + 10 * 2970
-    # Without new media A sends an RR next.
-    assert isinstance(a.report(now + 1), ReceiverReport)
+    # Without new media A sends an RR next, in a compound packet with its CNAME.
+    rr_a, sdes = parse_rtcp(a.compound(now + 1, b"alice"), reduced_size=False)
+    assert isinstance(rr_a, ReceiverReport) and sdes.chunks[0].cname == b"alice"
+    # A BYE from A makes B forget it.
+    b.handle_rtcp([Bye([0xA])], now + 2)
+    assert b.statistics(0xA) is None and b.report(now + 2).reports == []
 
 
 def test_ntp_conversions():
