@@ -6,6 +6,7 @@ Modules, one concept each:
 * ``extensions`` -- RFC 8285 header extensions and the registered URIs;
 * ``forward`` -- an SFU's per-track rewriter onto one continuous stream;
 * ``rtx`` -- RFC 4588 retransmission wrap/unwrap;
+* ``history`` -- sent packets, answering NACKs (plain or RTX);
 * ``sequence`` -- 16/32-bit counters unwrapped to unbounded integers;
 * ``stats`` -- RFC 3550 appendix A receiver statistics;
 * ``rtcp``, ``feedback`` -- RTCP packets and compound parsing;
