@@ -19,18 +19,13 @@ from typing import Iterable, Sequence
 
 from netcore.errors import UsageError
 from netcore.rtp.errors import RtpParseError
-from netcore.rtp.extensions import (
-    ONE_BYTE_PROFILE,
-    decode_extensions,
-    encode_extensions,
-)
+from netcore.rtp.extensions import decode_extensions, encode_extensions
 
 __all__ = [
     "RtpParseError",
     "RtpPacket",
     "RTP_HEADER_SIZE",
     "rewrite_header",
-    "rewrite_seq_ts",
 ]
 
 RTP_HEADER_SIZE = 12
@@ -38,7 +33,6 @@ RTP_HEADER_SIZE = 12
 # RFC 3550 section 5.1: V=2 P X CC | M PT | sequence number | timestamp | SSRC
 _HEADER = struct.Struct("!BBHII")
 _M_PT_SEQ_TS_SSRC = struct.Struct("!BHII")
-_SEQ_TS = struct.Struct("!HI")
 _EXT_HEADER = struct.Struct("!HH")
 _U32 = struct.Struct("!I")
 
@@ -286,10 +280,6 @@ class RtpPacket:
             pos += length
         return None
 
-    @property
-    def has_one_byte_extensions(self) -> bool:
-        return self.extension_profile == ONE_BYTE_PROFILE
-
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, RtpPacket):
             return NotImplemented
@@ -325,7 +315,3 @@ def rewrite_header(
     )
     return buf
 
-
-def rewrite_seq_ts(buf: bytearray, sequence_number: int, timestamp: int) -> None:
-    """Overwrite sequence number and timestamp of ``buf`` in place."""
-    _SEQ_TS.pack_into(buf, 2, sequence_number, timestamp)
