@@ -32,6 +32,9 @@ from netcore.jitter.simulate import (  # noqa: E402
 )
 
 
+REPEATS = 5  # timed replays; the best is printed (the machine is shared)
+
+
 def new_buffer() -> JitterBuffer:
     return JitterBuffer(
         JitterConfig(90000), is_keyframe=is_keyframe, is_frame_start=is_frame_start, rtt=0.06
@@ -68,32 +71,36 @@ def main() -> None:
     ops = recorder.ops
     inserts = [(p, now) for is_insert, p, now in ops if is_insert]
 
-    buf = new_buffer()
-    insert, pop, poll = buf.insert, buf.pop, buf.poll_event
-    start = time.perf_counter()
-    for is_insert, packet, now in ops:
-        if is_insert:
-            insert(packet, now)
-        else:
-            pop(now)
-            while poll() is not None:
-                pass
-    ours = time.perf_counter() - start
-    assert buf.metrics == recorder.buf.metrics  # the replay did the same work
+    ours = float("inf")
+    for _ in range(REPEATS):
+        buf = new_buffer()
+        insert, pop, poll = buf.insert, buf.pop, buf.poll_event
+        start = time.perf_counter()
+        for is_insert, packet, now in ops:
+            if is_insert:
+                insert(packet, now)
+            else:
+                pop(now)
+                while poll() is not None:
+                    pass
+        ours = min(ours, time.perf_counter() - start)
+        assert buf.metrics == recorder.buf.metrics  # the replay did the same work
 
     theirs_packets = []
     for p, _ in inserts:
         q = AiortcRtpPacket.parse(p.data)
         q._data = q.payload  # what aiortc's receiver sets after depayloading
         theirs_packets.append(q)
-    ref = AiortcJitterBuffer(capacity=128, is_video=True)
-    add = ref.add
-    start = time.perf_counter()
-    frames_ref = 0
-    for q in theirs_packets:
-        if add(q)[1] is not None:
-            frames_ref += 1
-    theirs = time.perf_counter() - start
+    theirs = float("inf")
+    for _ in range(REPEATS):
+        ref = AiortcJitterBuffer(capacity=128, is_video=True)
+        add = ref.add
+        frames_ref = 0
+        start = time.perf_counter()
+        for q in theirs_packets:
+            if add(q)[1] is not None:
+                frames_ref += 1
+        theirs = min(theirs, time.perf_counter() - start)
 
     m = buf.metrics
     lat = sorted(d.popped_at - d.sent_at for d in sim.deliveries)

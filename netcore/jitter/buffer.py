@@ -220,7 +220,7 @@ class JitterBuffer:
             m.packets_dropped += 1
             return
         seq16 = packet.sequence_number
-        seq = self._seq.peek(seq16)
+        seq = self._seq.peek(seq16)  # unwrapped, without moving the reference yet
         if self._highest is not None and abs(seq - self._highest) > self.config.max_seq_jump:
             # A far jump either way: believe it only when the next packet
             # follows it (RFC 3550 appendix A.1 does the same).
@@ -342,7 +342,7 @@ class JitterBuffer:
         self._target_updated = now
         if self._desired >= m.target_delay:
             m.target_delay = self._desired
-        else:
+        elif self._desired != m.target_delay:
             m.target_delay = max(self._desired, m.target_delay - self.config.decay_rate * elapsed)
 
     # --- output --------------------------------------------------------------
