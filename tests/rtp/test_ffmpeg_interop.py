@@ -25,6 +25,7 @@ from netcore.rtp.h264 import (  # noqa: E402
     h264_frame_is_keyframe,
     split_annexb,
 )
+from netcore.rtp.opus import opus_duration  # noqa: E402
 from netcore.rtp.packet import RtpPacket  # noqa: E402
 from netcore.rtp.rtcp import SenderReport, Sdes, parse_rtcp  # noqa: E402
 from netcore.rtp.vp8 import Vp8Packetizer, vp8_depacketize, vp8_is_keyframe  # noqa: E402
@@ -250,3 +251,33 @@ def test_we_send_ffmpeg_reassembles(tmp_path, codec):
         assert done.is_set(), "FFmpeg did not hand back every frame"
     assert not failure, failure
     assert _ends_with(received, norm, expected)
+
+
+@pytest.mark.parametrize("frame_ms", [10, 20, 60])
+def test_ffmpeg_opus_durations_match_rtp_timestamps(frame_ms):
+    """RFC 7587: the 48 kHz RTP clock advances by each packet's duration,
+    which we read from the Opus TOC byte (RFC 6716 3.1) of libopus output."""
+    rtp_sock, rtcp_sock = _udp_pair()
+    port = rtp_sock.getsockname()[1]
+    samples = 48 * frame_ms
+    with rtp_sock, rtcp_sock:
+        out = av.open(f"rtp://127.0.0.1:{port}", "w", format="rtp")
+        stream = out.add_stream("libopus", rate=48000)
+        stream.options = {"frame_duration": str(frame_ms)}
+        tone = (np.sin(np.arange(samples * 2) / 7) * 8000).astype(np.int16).reshape(1, -1)
+        for i in range(8):
+            frame = av.AudioFrame.from_ndarray(tone, format="s16", layout="stereo")
+            frame.sample_rate = 48000
+            frame.pts = i * samples
+            frame.time_base = fractions.Fraction(1, 48000)
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+        out.close()
+        packets = [RtpPacket.parse(d) for d in _drain(rtp_sock)]
+    assert len(packets) >= 8
+    durations = [opus_duration(p.payload) for p in packets]
+    assert set(durations) == {samples}
+    steps = [(b.timestamp - a.timestamp) & 0xFFFFFFFF for a, b in zip(packets, packets[1:])]
+    assert steps == durations[:-1]
