@@ -175,3 +175,11 @@ def test_opus_duration_and_audio_level():
     assert RtpPacket.parse(p.serialize()).payload == b"\xf8\xff\xfe"
     assert opus_audio_level(p, m) == AudioLevel(True, 30)
     assert opus_audio_level(opus_packet(b"\xf8", payload_type=111, sequence_number=1, timestamp=0, ssrc=5), m) is None
+
+
+@given(st.binary(max_size=6))
+def test_opus_duration_arbitrary_bytes(payload):
+    try:
+        assert 120 <= opus_duration(payload) <= 5760
+    except RtpParseError:
+        pass
