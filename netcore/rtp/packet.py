@@ -43,7 +43,8 @@ class RtpPacket:
     The fixed-header fields are plain attributes (read them, do not assign
     them: use :func:`rewrite_header` or :meth:`build` to change a packet).
     ``payload``, ``csrcs`` and ``extensions`` are sliced from ``data`` on
-    access.
+    access.  The packet keeps a reference to ``data``: parse ``bytes`` (or
+    a copy), not a receive buffer that will be reused.
     """
 
     __slots__ = (
