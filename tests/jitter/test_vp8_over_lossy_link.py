@@ -4,8 +4,6 @@ PyAV: every frame that plays decodes to exactly the encoder's picture."""
 
 from __future__ import annotations
 
-import fractions
-
 import pytest
 
 av = pytest.importorskip("av")
@@ -19,30 +17,23 @@ from netcore.rtp.vp8 import (  # noqa: E402
     vp8_is_keyframe,
     vp8_starts_frame,
 )
+from tests.rtp.media import encoder, picture  # noqa: E402
 
 W, H = 160, 120
 
 
 class Camera:
-    """Encodes a moving picture on demand, a key frame when asked."""
+    """Encodes the moving picture on demand, a key frame when asked."""
 
     def __init__(self) -> None:
-        self.enc = av.CodecContext.create("libvpx", "w")
-        self.enc.width, self.enc.height, self.enc.pix_fmt = W, H, "yuv420p"
-        self.enc.time_base = fractions.Fraction(1, 30)
-        self.enc.bit_rate = 300_000
-        self.enc.gop_size = 3000  # key frames only when asked
-        self.enc.options = {"deadline": "realtime", "cpu-used": "8", "lag-in-frames": "0"}
+        # Key frames only when asked (gop_size), 300 kbit/s.
+        self.enc = encoder("VP8", W, H, gop_size=3000, bit_rate=300_000)
         self.packetizer = Vp8Packetizer(max_payload_size=300)
         self.encoded: dict[int, bytes] = {}
         self.keyframes: list[int] = []
 
     def __call__(self, n: int, key: bool) -> list[bytes]:
-        img = np.zeros((H, W, 3), dtype=np.uint8)
-        img[:, :, 0] = (np.arange(W) * 2 + n * 6) % 256
-        img[20 + n % 60 : 60 + n % 60, 30:90, 1] = 200
-        frame = av.VideoFrame.from_ndarray(img, format="rgb24").reformat(format="yuv420p")
-        frame.pts = n
+        frame = picture(n, W, H)
         frame.pict_type = av.video.frame.PictureType.I if key else av.video.frame.PictureType.NONE
         data = b"".join(bytes(p) for p in self.enc.encode(frame))
         assert data, "realtime libvpx emits one packet per frame"
