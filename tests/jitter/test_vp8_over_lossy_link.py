@@ -4,10 +4,9 @@ PyAV: every frame that plays decodes to exactly the encoder's picture."""
 
 from __future__ import annotations
 
-import pytest
 
-av = pytest.importorskip("av")
-np = pytest.importorskip("numpy")
+import av
+import numpy as np
 
 from netcore.jitter import JitterBuffer, JitterConfig  # noqa: E402
 from netcore.jitter.simulate import Link, Phase, Simulation  # noqa: E402

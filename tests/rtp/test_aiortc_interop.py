@@ -7,11 +7,10 @@ parser does not wrap sequence numbers past 65535.
 
 from __future__ import annotations
 
-import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-aiortc_rtp = pytest.importorskip("aiortc.rtp")
+import aiortc.rtp as aiortc_rtp
 from aiortc.rtcrtpparameters import (  # noqa: E402
     RTCRtpHeaderExtensionParameters,
     RTCRtpParameters,

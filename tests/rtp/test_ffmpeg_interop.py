@@ -16,8 +16,8 @@ import threading
 
 import pytest
 
-av = pytest.importorskip("av")
-np = pytest.importorskip("numpy")
+import av
+import numpy as np
 
 from netcore.rtp.h264 import (  # noqa: E402
     H264Packetizer,

@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-av = pytest.importorskip("av")
-np = pytest.importorskip("numpy")
+import numpy as np
 
 from netcore.rtp.h264 import (  # noqa: E402
     H264Packetizer,
