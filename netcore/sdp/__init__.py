@@ -1,1 +1,61 @@
-"""SDP (RFC 8866) and JSEP offer/answer (RFC 8829)."""
+"""SDP (RFC 8866) and JSEP offer/answer (RFC 8829).
+
+``wire`` parses and writes session descriptions byte for byte, ``attributes``
+holds the typed attribute values, ``candidate`` the ICE ``Candidate`` shared
+with the ICE layer, and ``jsep`` builds offers and answers and reports the
+negotiated result.
+"""
+
+from .attributes import (
+    Bandwidth,
+    Connection,
+    Extmap,
+    Fingerprint,
+    Fmtp,
+    Group,
+    ImageAttr,
+    Media,
+    Msid,
+    Origin,
+    Rid,
+    Rtcp,
+    RtcpFb,
+    Rtpmap,
+    Simulcast,
+    SimulcastRid,
+    Ssrc,
+    SsrcGroup,
+    Timing,
+)
+from .candidate import Candidate, CandidateError
+from .wire import Line, MediaSection, SdpParseError, Section, SessionDescription, parse
+
+__all__ = [
+    "Bandwidth",
+    "Candidate",
+    "CandidateError",
+    "Connection",
+    "Extmap",
+    "Fingerprint",
+    "Fmtp",
+    "Group",
+    "ImageAttr",
+    "Line",
+    "Media",
+    "MediaSection",
+    "Msid",
+    "Origin",
+    "Rid",
+    "Rtcp",
+    "RtcpFb",
+    "Rtpmap",
+    "SdpParseError",
+    "Section",
+    "SessionDescription",
+    "Simulcast",
+    "SimulcastRid",
+    "Ssrc",
+    "SsrcGroup",
+    "Timing",
+    "parse",
+]
