@@ -861,7 +861,7 @@ class Agent:
         for pair in list(self._valid):
             if pair.generation != self._generation or pair.consent_lost:
                 continue  # during a restart the old pairs wait (section 9)
-            if now - pair.last_consent >= self.consent_timeout:
+            if now >= pair.last_consent + self.consent_timeout:  # the same sum as next_deadline
                 pair.consent_lost = True
                 pair.valid = False
                 self._valid.remove(pair)
@@ -880,32 +880,35 @@ class Agent:
         pair = route.pair
         assert pair is not None
         pair.consent_tid = None
-        if isinstance(event, TransactionSucceeded) and event.addr == pair.remote.address:
-            pair.outcomes.append(True)
+        answered = isinstance(event, TransactionSucceeded) and event.addr == pair.remote.address
+        pair.outcomes.append(answered)
+        newly_degraded = False
+        if answered:
             pair.last_consent = now
             pair.rtt = now - route.sent_at
             pair.degraded = False
             pair.consent_due = now + self._consent_delay()
-            if self._sending.get(pair.component) is pair:
-                if self.max_rtt is not None and pair.rtt > self.max_rtt:
-                    self._switch(pair.component, "rtt", now)
-                elif self.max_loss is not None and len(pair.outcomes) >= 5 and pair.loss > self.max_loss:
-                    self._switch(pair.component, "loss", now)
+        else:
+            pair.consent_due = now + self.consent_interval / 5  # probe faster while it fails
+            if not pair.degraded:
+                pair.degraded = newly_degraded = True
+                self._events.append(PathDegraded(pair.component, pair, now - pair.last_consent))
+        if self._sending.get(pair.component) is not pair:
             return
-        pair.outcomes.append(False)
-        pair.consent_due = now + self.consent_interval / 5  # probe faster while it fails
-        if not pair.degraded:
-            pair.degraded = True
-            self._events.append(PathDegraded(pair.component, pair, now - pair.last_consent))
-            if self.switch_on_degraded and self._sending.get(pair.component) is pair:
-                self._switch(pair.component, "degraded", now)
+        if newly_degraded and self.switch_on_degraded:
+            self._switch(pair.component, "degraded", now)
+        elif answered and self.max_rtt is not None and pair.rtt is not None and pair.rtt > self.max_rtt:
+            self._switch(pair.component, "rtt", now)
+        elif self.max_loss is not None and len(pair.outcomes) >= 5 and pair.loss > self.max_loss:
+            self._switch(pair.component, "loss", now)
 
     def _switch(self, component: int, reason: str, now: float) -> None:
         """Move this agent's sending path to the best other healthy valid pair, if any."""
         current = self._sending.get(component)
         options = [p for p in self._valid if p.component == component and p is not current
                    and p.generation == self._generation and not p.degraded and not p.consent_lost
-                   and (reason != "rtt" or p.rtt is None or self.max_rtt is None or p.rtt <= self.max_rtt)]
+                   and (reason != "rtt" or p.rtt is None or self.max_rtt is None or p.rtt <= self.max_rtt)
+                   and (reason != "loss" or self.max_loss is None or p.loss <= self.max_loss)]
         if options:
             self._select(component, max(options, key=lambda p: p.priority), reason, now)
         elif reason == "consent-lost":

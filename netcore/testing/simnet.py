@@ -14,7 +14,7 @@ one arriving at a NAT's public address is filtered (section 5) and forwarded
 inside. Every host and NAT has a :class:`Link` (delay, jitter, loss,
 reordering) crossed on each traversal; :meth:`Network.block` cuts the path
 between two addresses of one realm and :attr:`Network.path_delay` slows it,
-for mid-call path tests.
+and :attr:`Network.path_loss` makes it lossy, for mid-call path tests.
 """
 
 from __future__ import annotations
@@ -215,6 +215,7 @@ class Network:
         self._nats_by_ip: dict[str, Nat] = {}
         self.blocked: set[tuple[str, str]] = set()  # (src ip, dst ip), one direction each
         self.path_delay: dict[tuple[str, str], float] = {}
+        self.path_loss: dict[tuple[str, str], float] = {}  # (src ip, dst ip) -> drop probability
         self.sent = 0
         self.delivered = 0
         self.dropped = 0
@@ -307,6 +308,11 @@ class Network:
         if (src[0], dst[0]) in self.blocked:
             self.dropped += 1
             return
+        if self.path_loss:
+            loss = self.path_loss.get((src[0], dst[0]))
+            if loss and self.rng.random() < loss:
+                self.dropped += 1
+                return
         ip = dst[0]
         if self._realm_of.get(ip) == realm:
             node = self._nodes.get(dst)

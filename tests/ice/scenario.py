@@ -89,7 +89,7 @@ def exchange_credentials(call: Call) -> None:
 
 def make_call(nat_a: str = "none", nat_b: str = "none", *, seed: int = 0, stun: bool = True,
               turn: bool = True, signal_delay: float = 0.05, a_options: dict[str, Any] | None = None,
-              b_options: dict[str, Any] | None = None, **options: Any) -> Call:
+              b_options: dict[str, Any] | None = None, signal_b: bool = True, **options: Any) -> Call:
     """Two agents (A controlling) behind ``nat_a`` and ``nat_b``, gathering and trickling."""
     net = Network(seed)
     net.add_host(STUN[0], PUBLIC, Link(delay=0.01))
@@ -100,10 +100,27 @@ def make_call(nat_a: str = "none", nat_b: str = "none", *, seed: int = 0, stun: 
     b = _side(net, "nat-b", nat_b, 2, False, seed, stun, turn, {**options, **(b_options or {})})
     a.peer, b.peer = b, a
     _signal(net, a, signal_delay)
-    _signal(net, b, signal_delay)
+    if signal_b:
+        _signal(net, b, signal_delay)
+    else:
+        net.call_at(0.0, _deliver, a, None)  # B signals nothing but end-of-candidates
     call = Call(net, a, b, turn_node)
     exchange_credentials(call)
     for side in (a, b):
         side.agent.gather(net.now)
         side.node.flush()
     return call
+
+
+def stream(call: Call, sender: Side, start: float, count: int, interval: float = 0.02) -> None:
+    """Schedule ``count`` numbered datagrams (RTP-looking first byte) from ``sender``."""
+    def send(seq: int) -> None:
+        sender.agent.send(bytes([0x80, 0]) + seq.to_bytes(4, "big"), call.net.now)
+        sender.node.flush()
+
+    for seq in range(count):
+        call.net.call_at(start + seq * interval, send, seq)
+
+
+def received_numbers(side: Side) -> list[int]:
+    return [int.from_bytes(payload[2:6], "big") for _, (payload, _pair) in side.node.received]
