@@ -805,8 +805,9 @@ class Agent:
             if better_pending and now < self._first_valid_at[component] + self.nomination_delay:
                 continue
             self._nominating[component] = best
-            self._triggered.appendleft((best, True))
-            self._wake_checks(now)
+            # One request per component, sent at once rather than after Ta: pacing
+            # guards against floods of checks, and this saves up to Ta of setup time.
+            self._start_check(best, True, now)
 
     def _is_nominated(self, component: int) -> bool:
         pair = self._nominated.get(component)
