@@ -81,9 +81,11 @@ def add_turn_server(network: Network, address: Address, users: dict[str, str],
     return node
 
 
-def add_agent(network: Network, agent: Any, addresses: list[Address]) -> Node:
-    """An ICE agent with one socket per address (registered as host candidate bases)."""
-    for address in addresses:
-        agent.add_local_address(address)
+def add_agent(network: Network, agent: Any, addresses: list[Address],
+              components: list[int] | None = None) -> Node:
+    """An ICE agent with one socket per address (registered as host candidate bases,
+    of component 1 unless ``components`` says otherwise, one entry per address)."""
+    for address, component in zip(addresses, components or [1] * len(addresses)):
+        agent.add_local_address(address, component)
     return network.add_node(agent, addresses,
                             lambda data, src, dst, now: agent.handle_datagram(data, src, now, dst))

@@ -150,3 +150,67 @@ def test_stun_shaped_garbage_is_counted_not_raised(body):
     call = make_call(turn=False, stun=False)
     data = b"\x00\x01" + len(body[4:]).to_bytes(2, "big") + b"\x21\x12\xa4\x42" + body[4:]
     call.a.agent.handle_datagram(data[: 20 + len(body[4:])], ("198.51.100.2", 5000), 0.0, (call.a.ip, 5000))
+
+
+def _direct_pair(addresses_a, addresses_b, socket_components=None, **options):
+    from netcore.testing.nodes import add_agent
+    from netcore.testing.simnet import Network
+
+    net = Network(5)
+    for address in addresses_a + addresses_b:
+        if address[0] not in net._realm_of:
+            net.add_host(address[0])
+    a = Agent(True, random=counter_random(1), **options)
+    b = Agent(False, random=counter_random(2), **options)
+    nodes = [add_agent(net, a, addresses_a, socket_components), add_agent(net, b, addresses_b, socket_components)]
+    for me, peer, node in ((a, b, nodes[0]), (b, a, nodes[1])):
+        me.gather(0.0)
+        me.set_remote_credentials(peer.local_ufrag, peer.local_pwd, 0.0)
+    for me, peer, node in ((a, b, nodes[0]), (b, a, nodes[1])):
+        for candidate in peer.local_candidates:
+            me.add_remote_candidate(candidate, 0.0)
+        me.add_remote_candidate(None, 0.0)
+        node.flush()
+    return net, a, b
+
+
+def test_ipv6_hosts_pair_only_with_their_family():
+    net, a, b = _direct_pair([("2001:db8::1", 5000), ("192.0.2.1", 5000)],
+                             [("2001:db8::2", 5000), ("192.0.2.2", 5000)])
+    assert len(a.pairs) == 2  # v6-v6 and v4-v4, never mixed
+    assert net.run(until=5, stop=lambda: a.connected and b.connected)
+    # Section 5.1.2.1: IPv6 gets the higher local preference, so its pair wins.
+    assert a.nominated_pair().remote.address == ("2001:db8::2", 5000)
+
+
+def test_two_components_each_complete():
+    net, a, b = _direct_pair([("192.0.2.1", 5000), ("192.0.2.1", 5001)],
+                             [("192.0.2.2", 5000), ("192.0.2.2", 5001)], [1, 2], components=2)
+    assert net.run(until=5, stop=lambda: a.connected and b.connected)
+    assert {a.nominated_pair(1).local.address[1], a.nominated_pair(2).local.address[1]} == {5000, 5001}
+    assert a.nominated_pair(2).component == 2
+    # Section 6.1.2.6: component 2 starts frozen behind component 1 of the same foundation.
+    assert a.nominated_pair(2).priority < a.nominated_pair(1).priority
+
+
+def test_server_reflexive_equal_to_host_is_pruned():
+    call = make_call(turn=False)  # public hosts: the STUN server sees the host address itself
+    call.net.run(until=2)
+    assert [c.type for c in call.a.agent.local_candidates] == ["host"]
+
+
+def test_response_from_another_address_fails_the_pair():
+    from netcore.stun import attributes as sa
+    from netcore.stun.message import BINDING, Message, MessageClass
+
+    call = make_call(turn=False, stun=False)
+    a = call.a.agent
+    call.net.block(call.a.ip, call.b.ip)
+    call.net.run(until=0.07)  # the candidates arrive after the 50 ms signalling delay
+    pair = a.pairs[0]
+    assert pair.state is CheckState.IN_PROGRESS
+    tid = next(t for t, r in a._routes.items() if r.pair is pair)
+    response = Message(BINDING, MessageClass.SUCCESS, tid).add(sa.XOR_MAPPED_ADDRESS, (call.a.ip, 5000))
+    data = response.encode(a._remote_key, fingerprint=True)
+    a.handle_datagram(data, ("198.51.100.99", 5000), 0.08, (call.a.ip, 5000))  # section 7.2.5.2.1
+    assert pair.state is CheckState.FAILED
