@@ -92,54 +92,50 @@ class TurnServer:
     password: str
 
 
-class LocalCandidate:
+class _AgentCandidate:
+    """A candidate as the agent holds it: the signalled :class:`Candidate` and its address."""
+
+    __slots__ = ("candidate", "address", "component")
+
+    def __init__(self, candidate: Candidate) -> None:
+        self.candidate = candidate
+        self.address: Address = (candidate.address, candidate.port)
+        self.component = candidate.component
+
+    @property
+    def type(self) -> str:
+        return self.candidate.type
+
+    @property
+    def priority(self) -> int:
+        return self.candidate.priority
+
+    def __repr__(self) -> str:
+        return f"{self.type} {self.address[0]}:{self.address[1]}"
+
+
+class LocalCandidate(_AgentCandidate):
     """A local candidate: what is signalled (``candidate``), where it lives (``base``),
     and which socket carries it (``socket``, the host address; ``turn`` for relayed ones).
     """
 
-    __slots__ = ("candidate", "address", "base", "socket", "component", "local_preference", "turn")
+    __slots__ = ("base", "socket", "local_preference", "turn")
 
     def __init__(self, candidate: Candidate, base: Address, socket: Address, local_preference: int,
                  turn: TurnClient | None = None) -> None:
-        self.candidate = candidate
-        self.address: Address = (candidate.address, candidate.port)
+        super().__init__(candidate)
         self.base = base
         self.socket = socket
-        self.component = candidate.component
         self.local_preference = local_preference
         self.turn = turn
 
-    @property
-    def type(self) -> str:
-        return self.candidate.type
 
-    @property
-    def priority(self) -> int:
-        return self.candidate.priority
-
-    def __repr__(self) -> str:
-        return f"{self.type} {self.address[0]}:{self.address[1]}"
-
-
-class RemoteCandidate:
-    __slots__ = ("candidate", "address", "component", "generation")
+class RemoteCandidate(_AgentCandidate):
+    __slots__ = ("generation",)
 
     def __init__(self, candidate: Candidate, generation: int) -> None:
-        self.candidate = candidate
-        self.address: Address = (candidate.address, candidate.port)
-        self.component = candidate.component
+        super().__init__(candidate)
         self.generation = generation
-
-    @property
-    def type(self) -> str:
-        return self.candidate.type
-
-    @property
-    def priority(self) -> int:
-        return self.candidate.priority
-
-    def __repr__(self) -> str:
-        return f"{self.type} {self.address[0]}:{self.address[1]}"
 
 
 class CandidatePair:

@@ -14,6 +14,7 @@ import asyncio
 import logging
 from typing import Any, Callable
 
+from netcore.aio import CoreProtocol
 from netcore.ice.agent import Address, Agent, CandidatePair
 from netcore.ice.events import ComponentFailed, GatheringCompleted, IceEvent, PathSelected
 
@@ -54,18 +55,19 @@ class _IceSocket(asyncio.DatagramProtocol):
         log.debug("ICE socket error: %s", exc)  # the agent's timers deal with loss
 
 
-class IceConnection:
-    """An :class:`Agent` behind real UDP sockets."""
+class IceConnection(CoreProtocol):
+    """An :class:`Agent` behind real UDP sockets.
+
+    The single timer (``_arm``/``_fire``) is :class:`netcore.aio.CoreProtocol`'s;
+    :meth:`flush` is overridden to send from the socket each datagram names.
+    """
 
     def __init__(self, agent: Agent, *, on_data: Callable[[bytes, CandidatePair | None], None] | None = None,
                  on_event: Callable[[IceEvent], None] | None = None) -> None:
+        super().__init__(agent, on_event)
         self.agent = agent
         self.on_data = on_data
-        self.on_event = on_event
-        self._loop = asyncio.get_running_loop()
         self._sockets: dict[Address, _IceSocket] = {}
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_at: float | None = None
         self._gathered = self._loop.create_future()
         self._connected = self._loop.create_future()
 
@@ -129,22 +131,6 @@ class IceConnection:
             if self.on_event is not None:
                 self.on_event(event)
         self._arm(agent.next_deadline())
-
-    def _arm(self, deadline: float | None) -> None:
-        if deadline == self._timer_at:
-            return
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        self._timer_at = deadline
-        if deadline is not None:
-            self._timer = self._loop.call_at(deadline, self._fire)
-
-    def _fire(self) -> None:
-        self._timer = None
-        self._timer_at = None
-        self.agent.handle_timeout(self._loop.time())
-        self.flush()
 
     def close(self) -> None:
         if self._timer is not None:
