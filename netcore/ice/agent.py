@@ -85,11 +85,17 @@ _PENDING_STATES = (CheckState.FROZEN, CheckState.WAITING, CheckState.IN_PROGRESS
 
 @dataclass(frozen=True, slots=True)
 class TurnServer:
-    """A TURN server to allocate relayed candidates on (UDP to the server)."""
+    """A TURN server to allocate relayed candidates on.
+
+    ``transport`` is how the agent reaches the server: "udp" from every host
+    socket, or "tcp"/"tls" over a stream the caller opens and registers with
+    :meth:`Agent.add_turn_stream` (RFC 8656 section 3.1; the relay itself is UDP).
+    """
 
     address: Address
     username: str
     password: str
+    transport: str = "udp"
 
 
 class _AgentCandidate:
@@ -271,6 +277,7 @@ class Agent:
         self._routes: dict[bytes, _Route] = {}
         self._foundations = Foundations()
         self._sockets: dict[Address, LocalCandidate] = {}  # host candidates by socket address
+        self._streams: dict[Address, tuple[LocalCandidate, TurnServer]] = {}  # TCP/TLS to TURN servers
         self._locals: list[LocalCandidate] = []  # signalled (or peer-reflexive) local candidates
         self._turn_clients: dict[tuple[Address, Address], TurnClient] = {}  # (socket, server)
         self._relays: dict[tuple[Address, Address], LocalCandidate] = {}  # (socket, server)
@@ -316,6 +323,28 @@ class Agent:
                               address[0], address[1], "host")
         self._sockets[address] = LocalCandidate(candidate, address, address, local_preference)
 
+    def add_turn_stream(self, local: Address, server: TurnServer, component: int = 1) -> None:
+        """Register a TCP or TLS connection to ``server``, known by its local address ``local``.
+
+        The adapter frames what the stream carries (``turn.wire.StreamFramer``)
+        and feeds each frame to :meth:`handle_datagram` with this ``local``;
+        transmits naming ``local`` are written to the stream.
+        """
+        if server.transport not in ("tcp", "tls") or server not in self.turn_servers:
+            raise UsageError("add_turn_stream() takes one of turn_servers with transport tcp or tls")
+        local = (local[0], local[1])
+        # RFC 8445 section 5.1.2.1: relays reached over TCP/TLS come after the UDP ones.
+        candidate = Candidate("0", component, "tcp", 0, local[0], local[1], "host")
+        self._streams[local] = (LocalCandidate(candidate, local, local, 32767 - len(self._streams)), server)
+
+    def _host(self, local: Address) -> LocalCandidate | None:
+        host = self._sockets.get(local)
+        if host is None:
+            stream = self._streams.get(local)
+            if stream is not None:
+                return stream[0]
+        return host
+
     def gather(self, now: float) -> None:
         """Announce the host candidates and start server-reflexive and relayed gathering."""
         if self._gathering or self._gathered:
@@ -333,15 +362,20 @@ class Agent:
                 self._routes[tid] = _Route(_GATHER, host, None, now, server=server)
                 self._gathering += 1
             for server in self.turn_servers:
-                if _family(server.address[0]) != _family(host.address[0]):
-                    continue
-                turn = TurnClient(server.address, server.username, server.password, random=self._random)
-                self._turn_clients[(host.socket, server.address)] = turn
-                turn.allocate(now)
-                self._gathering += 1
-                self._flush_turn(turn, host.socket)
+                if server.transport == "udp" and _family(server.address[0]) == _family(host.address[0]):
+                    self._allocate(host, server, now)
+        for host, server in self._streams.values() if not self.lite else ():
+            self._allocate(host, server, now)
         self._flush_stun(self._checks, now)
         self._maybe_gathered()
+
+    def _allocate(self, host: LocalCandidate, server: TurnServer, now: float) -> None:
+        turn = TurnClient(server.address, server.username, server.password, random=self._random,
+                          reliable=server.transport != "udp")
+        self._turn_clients[(host.socket, server.address)] = turn
+        turn.allocate(now)
+        self._gathering += 1
+        self._flush_turn(turn, host.socket)
 
     def _add_local(self, local: LocalCandidate, now: float) -> None:
         self._locals.append(local)
@@ -363,7 +397,9 @@ class Agent:
 
     def _add_relay(self, host: LocalCandidate, turn: TurnClient, relayed: Address, now: float) -> None:
         related = turn.mapped_address or host.address
-        candidate = Candidate(self._foundations.get("relay", host.address[0], turn.server[0]), host.component,
+        transport = "tcp" if turn.reliable else "udp"
+        candidate = Candidate(self._foundations.get("relay", host.address[0], turn.server[0], transport),
+                              host.component,
                               "udp", candidate_priority("relay", host.local_preference, host.component),
                               relayed[0], relayed[1], "relay", related[0], related[1])
         local = LocalCandidate(candidate, (relayed[0], relayed[1]), host.socket, host.local_preference, turn)
@@ -548,7 +584,7 @@ class Agent:
         TURN traffic is consumed here.
         """
         addr = (addr[0], addr[1])
-        host = self._sockets.get((local[0], local[1]))
+        host = self._host((local[0], local[1]))
         if host is None:
             self.dropped += 1
             return None
@@ -691,7 +727,9 @@ class Agent:
             deadline = turn.next_deadline()
             if deadline is not None and deadline <= now:
                 turn.handle_timeout(now)
-                self._drain_turn(turn, self._sockets[key[0]], now)
+                host = self._host(key[0])
+                if host is not None:
+                    self._drain_turn(turn, host, now)
         if self._next_check_at is not None and now >= self._next_check_at:
             self._next_check_at = None
             if self.remote_ufrag is not None and self._next_check(now):
@@ -996,7 +1034,7 @@ class Agent:
                 if relay is not None:
                     result = self._on_packet(event.data, (event.peer[0], event.peer[1]), relay, now) or result
             elif isinstance(event, turn_events.AllocationCreated):
-                if event.mapped_address is not None and not self.relay_only:
+                if event.mapped_address is not None and not self.relay_only and not turn.reliable:
                     self._add_srflx(host, event.mapped_address, turn.server, now)
                 self._add_relay(host, turn, event.relayed_address, now)
                 self._gathering -= 1

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl as ssl_module
 from typing import Any, Callable
 
 from netcore.aio import CoreProtocol
-from netcore.ice.agent import Address, Agent, CandidatePair
+from netcore.ice.agent import Address, Agent, CandidatePair, TurnServer
 from netcore.ice.events import ComponentFailed, GatheringCompleted, IceEvent, PathSelected
+from netcore.turn.wire import StreamFramer, TurnParseError
 
 __all__ = ["IceConnection", "host_addresses"]
 
@@ -55,6 +57,30 @@ class _IceSocket(asyncio.DatagramProtocol):
         log.debug("ICE socket error: %s", exc)  # the agent's timers deal with loss
 
 
+class _TurnStream(asyncio.Protocol):
+    """A TCP or TLS connection to a TURN server: frames in, bytes out (RFC 8656 section 3.1)."""
+
+    def __init__(self, connection: IceConnection, server: Address) -> None:
+        self.connection = connection
+        self.server = server
+        self.framer = StreamFramer()
+        self.transport: asyncio.Transport | None = None
+        self.local: Address = ("", 0)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.local = transport.get_extra_info("sockname")[:2]
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            for frame in self.framer.feed(data):
+                self.connection._received(frame, self.server, self.local)
+        except TurnParseError as exc:
+            log.debug("TURN stream to %s broken: %s", self.server, exc)
+            if self.transport is not None:
+                self.transport.close()  # the stream cannot be resynchronised
+
+
 class IceConnection(CoreProtocol):
     """An :class:`Agent` behind real UDP sockets.
 
@@ -63,11 +89,14 @@ class IceConnection(CoreProtocol):
     """
 
     def __init__(self, agent: Agent, *, on_data: Callable[[bytes, CandidatePair | None], None] | None = None,
-                 on_event: Callable[[IceEvent], None] | None = None) -> None:
+                 on_event: Callable[[IceEvent], None] | None = None,
+                 ssl: ssl_module.SSLContext | None = None) -> None:
         super().__init__(agent, on_event)
         self.agent = agent
         self.on_data = on_data
+        self.ssl = ssl  # for TURN servers reached over TLS
         self._sockets: dict[Address, _IceSocket] = {}
+        self._streams: dict[Address, _TurnStream] = {}
         self._gathered = self._loop.create_future()
         self._connected = self._loop.create_future()
 
@@ -81,14 +110,26 @@ class IceConnection(CoreProtocol):
 
     async def gather(self, timeout: float = 10.0) -> None:
         """Gather and wait for GatheringCompleted (candidates also reach ``on_event`` as they come)."""
-        self.agent.gather(self._loop.time())
-        self.flush()
+        await self.start_gathering()
         await asyncio.wait_for(asyncio.shield(self._gathered), timeout)
 
-    def start_gathering(self) -> None:
-        """Gather without waiting (trickle ICE): candidates arrive through ``on_event``."""
+    async def start_gathering(self, component: int = 1) -> None:
+        """Open the TCP/TLS connections to TURN servers, then gather without waiting (trickle ICE)."""
+        for server in self.agent.turn_servers:
+            if server.transport in ("tcp", "tls"):
+                await self._open_stream(server, component)
         self.agent.gather(self._loop.time())
         self.flush()
+
+    async def _open_stream(self, server: TurnServer, component: int) -> None:
+        if server.transport == "tls":
+            context = self.ssl or ssl_module.create_default_context()
+        else:
+            context = None
+        _, stream = await self._loop.create_connection(
+            lambda: _TurnStream(self, server.address), server.address[0], server.address[1], ssl=context)
+        self._streams[stream.local] = stream
+        self.agent.add_turn_stream(stream.local, server, component)
 
     async def connect(self, timeout: float = 30.0) -> CandidatePair:
         """Wait until every component has a sending pair; the one of component 1 is returned."""
@@ -118,9 +159,15 @@ class IceConnection(CoreProtocol):
     def flush(self) -> None:
         agent = self.agent
         while (item := agent.poll_transmit()) is not None:
-            sock = self._sockets.get((item[2][0], item[2][1]))
-            if sock is not None and sock.transport is not None and not sock.transport.is_closing():
-                sock.transport.sendto(item[0], item[1])
+            local = (item[2][0], item[2][1])
+            sock = self._sockets.get(local)
+            if sock is not None:
+                if sock.transport is not None and not sock.transport.is_closing():
+                    sock.transport.sendto(item[0], item[1])
+                continue
+            stream = self._streams.get(local)
+            if stream is not None and stream.transport is not None and not stream.transport.is_closing():
+                stream.transport.write(item[0])
         while (event := agent.poll_event()) is not None:
             if isinstance(event, GatheringCompleted) and not self._gathered.done():
                 self._gathered.set_result(None)
@@ -135,9 +182,9 @@ class IceConnection(CoreProtocol):
     def close(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
-        for sock in self._sockets.values():
-            if sock.transport is not None:
-                sock.transport.close()
+        for endpoint in [*self._sockets.values(), *self._streams.values()]:
+            if endpoint.transport is not None:
+                endpoint.transport.close()
         for future in (self._gathered, self._connected):
             if not future.done():
                 future.cancel()

@@ -11,6 +11,8 @@ daemon, both started by the test with loopback peers allowed.
 from __future__ import annotations
 
 import asyncio
+import ssl
+import subprocess
 
 import aioice
 import pytest
@@ -19,7 +21,8 @@ from netcore.ice.agent import Agent, TurnServer
 from netcore.ice.aio import IceConnection
 from netcore.ice.events import CandidateGathered, GatheringCompleted
 from netcore.sdp.candidate import Candidate
-from tests.peers import coturn, netcore_turn
+from tests.conftest import free_port_both, require_program
+from tests.peers import coturn, netcore_turn, running, wait_for_stun
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -38,7 +41,8 @@ def from_aioice(candidate: aioice.Candidate) -> Candidate:
 
 
 async def run_call(ours_controlling: bool, trickle: bool, turn_port: int | None = None,
-                   turn_user: tuple[str, str] = ("test", "test")) -> None:
+                   turn_user: tuple[str, str] = ("test", "test"), our_transport: str = "udp",
+                   ssl=None, tls_port: int | None = None) -> None:
     relay = turn_port is not None
     theirs = aioice.Connection(
         ice_controlling=not ours_controlling,
@@ -57,9 +61,11 @@ async def run_call(ours_controlling: bool, trickle: bool, turn_port: int | None 
         elif isinstance(event, GatheringCompleted):
             queue.put_nowait(None)
 
-    agent = Agent(ours_controlling, relay_only=relay,
-                  turn_servers=(TurnServer(("127.0.0.1", turn_port), *turn_user),) if relay else ())
-    ours = IceConnection(agent, on_event=on_event, on_data=lambda data, pair: received.put_nowait((data, pair)))
+    our_port = tls_port if our_transport == "tls" else turn_port
+    servers = (TurnServer(("127.0.0.1", our_port), *turn_user, transport=our_transport),) if relay else ()
+    agent = Agent(ours_controlling, relay_only=relay, turn_servers=servers)
+    ours = IceConnection(agent, on_event=on_event, on_data=lambda data, pair: received.put_nowait((data, pair)),
+                         ssl=ssl)
     try:
         await ours.bind(["127.0.0.1"])
         if relay:
@@ -80,7 +86,7 @@ async def run_call(ours_controlling: bool, trickle: bool, turn_port: int | None 
             ours.call(agent.add_remote_candidate, None)
 
         if trickle:
-            ours.start_gathering()
+            await ours.start_gathering()
             feeding = asyncio.ensure_future(feed_theirs())
             connecting = asyncio.ensure_future(theirs.connect())
             await asyncio.sleep(0)  # let aioice start before it hears of any candidate
@@ -97,6 +103,8 @@ async def run_call(ours_controlling: bool, trickle: bool, turn_port: int | None 
         pair = agent.sending_pair()
         assert pair.relayed == relay
         assert (pair.local.type == "relay") == relay
+        if relay:
+            assert pair.local.turn.reliable == (our_transport != "udp")
         ours.send(b"\x80\x00from netcore")
         assert await asyncio.wait_for(theirs.recv(), 5) == b"\x80\x00from netcore"
         await theirs.send(b"\x80\x00from aioice")
@@ -125,3 +133,33 @@ async def test_relay_only_through_coturn(tmp_path, ours_controlling, trickle):
 async def test_relay_only_through_netcore_turn(tmp_path, ours_controlling):
     with netcore_turn(tmp_path, "--allow-loopback-peers", "--user", "test:test") as port:
         await run_call(ours_controlling, True, port)
+
+
+@pytest.mark.parametrize("ours_controlling", [True, False], ids=["we-control", "aioice-controls"])
+async def test_relay_over_tcp_to_coturn(tmp_path, ours_controlling):
+    # We reach coturn over TCP (RFC 8656 section 3.1), aioice over UDP; the relays are UDP.
+    with coturn(tmp_path, "--allow-loopback-peers") as port:
+        await run_call(ours_controlling, True, port, our_transport="tcp")
+
+
+async def test_relay_over_tls_to_coturn(tmp_path):
+    # netcore-turn has no TLS listener yet, so coturn serves TLS here. aioice relays
+    # over UDP on the same server; we reach it over TLS, checking its certificate.
+    openssl, turnserver = require_program("openssl"), require_program("turnserver")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    port, tls_port = free_port_both(), free_port_both()
+    (tmp_path / "empty.conf").write_text("")
+    relay_min = 20000 + (tls_port % 20000)
+    cmd = [turnserver, "-c", str(tmp_path / "empty.conf"), "-n", "--listening-ip=127.0.0.1",
+           f"--listening-port={port}", f"--tls-listening-port={tls_port}", "--relay-ip=127.0.0.1",
+           f"--min-port={relay_min}", f"--max-port={relay_min + 200}", "--realm", "example", "--fingerprint",
+           "--no-dtls", "--no-cli", "--allow-loopback-peers", f"--cert={cert}", f"--pkey={key}",
+           "--lt-cred-mech", "--user", "test:test", f"--userdb={tmp_path / 'turndb'}",
+           f"--pidfile={tmp_path / 'turn.pid'}", "--log-file=stdout", "--simple-log"]
+    with running(cmd, tmp_path / "turnserver.log"):
+        wait_for_stun(port)
+        context = ssl.create_default_context(cafile=str(cert))
+        await run_call(True, True, port, our_transport="tls", ssl=context, tls_port=tls_port)
