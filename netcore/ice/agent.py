@@ -316,7 +316,7 @@ class Agent:
             raise UsageError(f"{address} already added")
         index = sum(1 for c in self._sockets.values() if c.component == component)
         # RFC 8445 section 5.1.2.1: distinct local preferences, IPv6 before IPv4.
-        local_preference = 65535 - 2 * index - (1 if _family(address[0]) == 4 else 0)
+        local_preference = 65535 - index - (1024 if _family(address[0]) == 4 else 0)
         foundation = self._foundations.get("host", address[0], None)
         candidate = Candidate(foundation, component, "udp",
                               candidate_priority("host", local_preference, component),

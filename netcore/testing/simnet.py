@@ -12,7 +12,8 @@ its outside realm (NATs may nest). A datagram to an address outside its realm
 goes to the realm's NAT, which maps it (RFC 4787 section 4.1) and sends it on;
 one arriving at a NAT's public address is filtered (section 5) and forwarded
 inside. Every host and NAT has a :class:`Link` (delay, jitter, loss,
-reordering) crossed on each traversal; :meth:`Network.block` cuts the path
+reordering): a host's link applies to what it sends, a NAT's link to what
+crosses the NAT either way; :meth:`Network.block` cuts the path
 between two addresses of one realm and :attr:`Network.path_delay` slows it,
 and :attr:`Network.path_loss` makes it lossy, for mid-call path tests.
 """

@@ -129,10 +129,11 @@ async def test_relay_only_through_coturn(tmp_path, ours_controlling, trickle):
         await run_call(ours_controlling, trickle, port)
 
 
+@pytest.mark.parametrize("trickle", [False, True], ids=["full", "trickle"])
 @pytest.mark.parametrize("ours_controlling", [True, False], ids=["we-control", "aioice-controls"])
-async def test_relay_only_through_netcore_turn(tmp_path, ours_controlling):
+async def test_relay_only_through_netcore_turn(tmp_path, ours_controlling, trickle):
     with netcore_turn(tmp_path, "--allow-loopback-peers", "--user", "test:test") as port:
-        await run_call(ours_controlling, True, port)
+        await run_call(ours_controlling, trickle, port)
 
 
 @pytest.mark.parametrize("ours_controlling", [True, False], ids=["we-control", "aioice-controls"])
