@@ -557,7 +557,7 @@ class Agent:
             self._start_check(pair, nominate, now)
             return True
         eligible = [p for p in self._checklist
-                    if self.backup_pairs or p.component not in self._nominated]
+                    if self.backup_pairs or not self._is_nominated(p.component)]
         waiting = [p for p in eligible if p.state is CheckState.WAITING]
         if not waiting:
             busy = {p.foundation for p in self._checklist
@@ -606,7 +606,7 @@ class Agent:
             if message.message_class == MessageClass.REQUEST:
                 self._on_request(message, addr, local, now)
             elif message.message_class in (MessageClass.SUCCESS, MessageClass.ERROR):
-                self._on_response(message, addr, now)
+                self._on_response(message, addr, local, now)
         except StunParseError:
             self.parse_errors += 1
         return None
@@ -709,9 +709,10 @@ class Agent:
             pair.set_role(controlling)
         self._events.append(RoleChanged(controlling))
 
-    def _on_response(self, response: Message, addr: Address, now: float) -> None:
+    def _on_response(self, response: Message, addr: Address, local: LocalCandidate, now: float) -> None:
         route = self._routes.get(response.transaction_id)
-        if route is None:
+        if route is None or route.local.base != local.base:
+            # Section 7.2.5.2.1: a response must arrive where its request left from.
             self.dropped += 1
             return
         client = self._consent if route.kind == _CONSENT else self._checks

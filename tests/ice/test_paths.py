@@ -123,3 +123,18 @@ def test_ice_restart_mid_stream_loses_nothing():
         assert side.agent.nominated_pair().generation == 1
     assert received_numbers(call.b) == list(range(count))
     assert received_numbers(call.a) == list(range(count))
+
+
+def test_restart_without_backup_checks_still_checks_the_new_generation():
+    call = make_call(turn=False, stun=False, backup_pairs=False)
+    assert call.run_until_connected(5)
+    now = call.net.now
+    call.a.agent.restart(now)
+    call.b.agent.restart(now)
+    exchange_credentials(call)
+    call.a.node.flush()
+    call.b.node.flush()
+    call.net.run(until=now + 3)
+    for side in (call.a, call.b):
+        assert side.agent.nominated_pair().generation == 1
+        assert [e.reason for e in events(side, PathSelected)] == ["nominated", "restart"]
