@@ -284,6 +284,7 @@ class Agent:
         self._gathering = 0  # STUN/TURN requests still out
         self._gathered = False
         self._remotes: list[RemoteCandidate] = []
+        self._remote_index: dict[tuple[int, Address], RemoteCandidate] = {}  # (component, address)
         self._remote_end = False
         self._checklist: list[CandidatePair] = []
         self._pairs_by_key: dict[tuple[Address, Address], CandidatePair] = {}
@@ -453,7 +454,7 @@ class Agent:
             self.dropped += 1
             return
         remote = RemoteCandidate(candidate, self._generation)
-        self._remotes.append(remote)
+        self._add_remote(remote)
         if self.lite:
             return
         for local in self._locals:
@@ -461,10 +462,11 @@ class Agent:
                 self._add_pair(local, remote, now)
 
     def _remote_at(self, component: int, address: Address) -> RemoteCandidate | None:
-        for remote in self._remotes:
-            if remote.address == address and remote.component == component:
-                return remote
-        return None
+        return self._remote_index.get((component, address))
+
+    def _add_remote(self, remote: RemoteCandidate) -> None:
+        self._remotes.append(remote)
+        self._remote_index[(remote.component, remote.address)] = remote
 
     # -- pairs ----------------------------------------------------------------------
 
@@ -680,7 +682,7 @@ class Agent:
         candidate = Candidate(f"prflx{self._prflx_count}", component, "udp", priority,
                               addr[0], addr[1], "prflx")
         remote = RemoteCandidate(candidate, self._generation)
-        self._remotes.append(remote)
+        self._add_remote(remote)
         return remote
 
     def _resolve_conflict(self, request: Message, addr: Address, local: LocalCandidate,
@@ -967,6 +969,7 @@ class Agent:
         self._local_keys[self.local_ufrag] = short_term_key(self.local_pwd)
         self.remote_ufrag = self.remote_pwd = None
         self._remotes.clear()
+        self._remote_index.clear()
         self._remote_end = False
         self._checklist.clear()
         self._pairs_by_key.clear()
