@@ -38,7 +38,7 @@ import ipaddress
 import os
 from collections import deque
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 from netcore.demux import PacketKind, classify
 from netcore.errors import UsageError
@@ -213,6 +213,18 @@ class _Route:
 def _ice_string(random: Callable[[int], bytes], size: int) -> str:
     # base64 of 3k bytes has no '=': every character is an ice-char (RFC 8839 section 5.4).
     return base64.b64encode(random(size)).decode("ascii")
+
+
+def _attribute(message: Message, attr_type: int) -> Any:
+    """A decoded attribute of an authenticated response, None when absent or malformed.
+
+    Outcomes are handled after the transaction is closed, so a malformed
+    value must not raise there: it would leave the pair or gathering hanging.
+    """
+    try:
+        return message.get(attr_type)
+    except StunParseError:
+        return None
 
 
 def _family(host: str) -> int:
@@ -751,7 +763,7 @@ class Agent:
                 continue
             if route.kind == _GATHER:
                 if isinstance(event, TransactionSucceeded):
-                    mapped = event.response.get(sa.XOR_MAPPED_ADDRESS)
+                    mapped = _attribute(event.response, sa.XOR_MAPPED_ADDRESS)
                     if mapped is not None:
                         self._add_srflx(route.local, mapped, route.server, now)
                 self._gathering -= 1
@@ -772,7 +784,7 @@ class Agent:
             pair.state = CheckState.FAILED
             return
         local = pair.local
-        mapped = response.get(sa.XOR_MAPPED_ADDRESS)
+        mapped = _attribute(response, sa.XOR_MAPPED_ADDRESS)
         if local.type != "relay" and mapped is not None and (mapped[0], mapped[1]) != local.address:
             local = self._local_for_mapped(local, (mapped[0], mapped[1]))
         valid = pair if local is pair.local else self._valid_pair_for(local, pair.remote)
@@ -811,7 +823,7 @@ class Agent:
         pair = route.pair
         assert pair is not None
         if isinstance(event, TransactionFailed):
-            code = event.response.get(sa.ERROR_CODE)
+            code = _attribute(event.response, sa.ERROR_CODE)
             if code is not None and code[0] == 487:  # section 7.2.5.1
                 if route.controlling == self.controlling:  # not already switched by a request
                     self._switch_role(not route.controlling)

@@ -100,9 +100,11 @@ class IceConnection(CoreProtocol):
         self._gathered = self._loop.create_future()
         self._connected = self._loop.create_future()
 
-    async def bind(self, hosts: list[str], component: int = 1, port: int = 0) -> None:
-        """Open one UDP socket per host address and register it with the agent."""
-        for host in hosts:
+    async def bind(self, hosts: list[str] | None = None, component: int = 1, port: int = 0,
+                   loopback: bool = False) -> None:
+        """Open one UDP socket per host address (default: every interface's, see
+        :func:`host_addresses`) and register it with the agent."""
+        for host in hosts if hosts is not None else host_addresses(loopback):
             _, protocol = await self._loop.create_datagram_endpoint(
                 lambda: _IceSocket(self), local_addr=(host, port))
             self._sockets[protocol.local] = protocol

@@ -214,3 +214,33 @@ def test_response_from_another_address_fails_the_pair():
     data = response.encode(a._remote_key, fingerprint=True)
     a.handle_datagram(data, ("198.51.100.99", 5000), 0.08, (call.a.ip, 5000))  # section 7.2.5.2.1
     assert pair.state is CheckState.FAILED
+
+
+@settings(max_examples=100)
+@given(st.binary(max_size=120))
+def test_garbage_from_the_turn_server_never_raises(data):
+    from tests.ice.scenario import TURN
+
+    call = make_call(stun=False)
+    call.net.run(until=0.5)  # allocations done
+    agent = call.a.agent
+    assert agent.gathering_complete
+    agent.handle_datagram(data, TURN, call.net.now, (call.a.ip, 5000))
+    agent.handle_timeout(call.net.now)
+
+
+def test_malformed_mapped_address_in_an_authentic_response_fails_nothing_open():
+    from netcore.stun import attributes as sa
+    from netcore.stun.message import BINDING, Message, MessageClass
+
+    call = make_call(turn=False, stun=False)
+    a = call.a.agent
+    call.net.block(call.a.ip, call.b.ip)
+    call.net.run(until=0.07)
+    pair = a.pairs[0]
+    tid = next(t for t, r in a._routes.items() if r.pair is pair)
+    response = Message(BINDING, MessageClass.SUCCESS, tid).add_raw(sa.XOR_MAPPED_ADDRESS, b"\x00\x09\x00")
+    a.handle_datagram(response.encode(a._remote_key, fingerprint=True), pair.remote.address, 0.08,
+                      (call.a.ip, 5000))
+    assert pair.state is CheckState.SUCCEEDED  # authentic and symmetric; the mapping is unknown
+    assert a.parse_errors == 0
