@@ -164,3 +164,33 @@ async def test_relay_over_tls_to_coturn(tmp_path):
         wait_for_stun(port)
         context = ssl.create_default_context(cafile=str(cert))
         await run_call(True, True, port, our_transport="tls", ssl=context, tls_port=tls_port)
+
+
+async def test_our_ice_lite_server_with_aioice_controlling():
+    # The call server's shape: our lite agent (host candidate only) answers aioice's checks
+    # and takes the pair aioice nominates.
+    theirs = aioice.Connection(ice_controlling=True, use_ipv6=False)
+    theirs.remote_is_lite = True
+    received: asyncio.Queue = asyncio.Queue()
+    lite = Agent(False, lite=True)
+    ours = IceConnection(lite, on_data=lambda data, pair: received.put_nowait((data, pair)))
+    try:
+        await ours.bind(["127.0.0.1"])
+        await ours.gather()
+        await aioice_loopback_candidates(theirs)
+        theirs.remote_username, theirs.remote_password = lite.local_ufrag, lite.local_pwd
+        ours.call(lite.set_remote_credentials, theirs.local_username, theirs.local_password)
+        for candidate in lite.local_candidates:
+            await theirs.add_remote_candidate(to_aioice(candidate))
+        await theirs.add_remote_candidate(None)
+        await asyncio.gather(ours.connect(10), asyncio.wait_for(theirs.connect(), 10))
+        assert lite.checks_sent == 0
+        assert [c.type for c in lite.local_candidates] == ["host"]
+        await theirs.send(b"\x80\x00to the server")
+        data, pair = await asyncio.wait_for(received.get(), 5)
+        assert data == b"\x80\x00to the server" and pair is lite.sending_pair()
+        ours.send(b"\x80\x00to the client")
+        assert await asyncio.wait_for(theirs.recv(), 5) == b"\x80\x00to the client"
+    finally:
+        ours.close()
+        await theirs.close()
