@@ -27,6 +27,7 @@ from netcore.ice.aio import IceConnection  # noqa: E402
 from netcore.stun import attributes as sa  # noqa: E402
 from netcore.stun.credentials import short_term_key  # noqa: E402
 from netcore.stun.message import BINDING, Message, MessageClass  # noqa: E402
+from netcore.testing.local import connect_locally  # noqa: E402
 
 
 async def ours_call(turn_port: int | None) -> float:
@@ -38,14 +39,7 @@ async def ours_call(turn_port: int | None) -> float:
     try:
         for conn in (a, b):
             await conn.bind(["127.0.0.1"])
-        a.call(a.agent.set_remote_credentials, b.agent.local_ufrag, b.agent.local_pwd)
-        b.call(b.agent.set_remote_credentials, a.agent.local_ufrag, a.agent.local_pwd)
-        await asyncio.gather(a.gather(), b.gather())
-        for me, peer in ((a, b), (b, a)):
-            for candidate in peer.agent.local_candidates:
-                me.call(me.agent.add_remote_candidate, candidate)
-            me.call(me.agent.add_remote_candidate, None)
-        await asyncio.gather(a.connect(), b.connect())
+        await connect_locally(a, b)
         return time.perf_counter() - start
     finally:
         a.close()

@@ -9,6 +9,7 @@ import pytest
 
 from netcore.ice.agent import Agent
 from netcore.ice.aio import IceConnection, host_addresses
+from netcore.testing.local import connect_locally
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -36,14 +37,7 @@ async def test_two_agents_over_real_sockets_prefer_ipv6_and_carry_data():
     try:
         for conn in (a, b):
             await conn.bind(hosts)
-        a.call(a.agent.set_remote_credentials, b.agent.local_ufrag, b.agent.local_pwd)
-        b.call(b.agent.set_remote_credentials, a.agent.local_ufrag, a.agent.local_pwd)
-        await asyncio.gather(a.gather(), b.gather())
-        for me, peer in ((a, b), (b, a)):
-            for candidate in peer.agent.local_candidates:
-                me.call(me.agent.add_remote_candidate, candidate)
-            me.call(me.agent.add_remote_candidate, None)
-        pair = (await asyncio.gather(a.connect(5), b.connect(5)))[0]
+        pair = await connect_locally(a, b, 5)
         assert pair.local.address[0] == hosts[-1]  # IPv6 first when there is one (RFC 8445 section 5.1.2.1)
         for i in range(100):
             assert a.send(bytes([0x80, 0]) + i.to_bytes(2, "big"))
