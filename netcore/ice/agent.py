@@ -60,7 +60,11 @@ from netcore.stun import attributes as sa
 from netcore.stun.credentials import short_term_key
 from netcore.stun.errors import StunParseError
 from netcore.stun.message import BINDING, Message, MessageClass
-from netcore.stun.transaction import StunClient, TransactionFailed, TransactionSucceeded, TransactionTimedOut
+from netcore.stun.transaction import (
+    StunClient,
+    TransactionFailed,
+    TransactionSucceeded,
+)
 from netcore.turn import client as turn_events
 from netcore.turn.client import TurnClient
 

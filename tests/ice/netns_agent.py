@@ -47,7 +47,7 @@ async def main() -> None:
         try:
             echo = await asyncio.wait_for(received.get(), 0.25)
             break
-        except asyncio.TimeoutError:
+        except TimeoutError:
             continue
     else:
         echo = b""

@@ -37,7 +37,7 @@ def test_application_data_arrives_with_its_pair():
     stream(call, call.a, call.net.now, 10)
     call.net.run(until=call.net.now + 1)
     assert received_numbers(call.b) == list(range(10))
-    _, (payload, pair) = call.b.node.received[0]
+    _, (_payload, pair) = call.b.node.received[0]
     assert pair is call.b.agent.sending_pair()
 
 

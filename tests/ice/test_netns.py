@@ -99,7 +99,7 @@ class Topology:
 
     def down(self) -> None:
         for name in self.ns.values():
-            subprocess.run(["ip", "netns", "del", name], capture_output=True)
+            subprocess.run(["ip", "netns", "del", name], check=False, capture_output=True)
 
     def popen(self, ns: str, *cmd: str, **options) -> subprocess.Popen:
         env = dict(os.environ, PYTHONPATH=str(ROOT))
@@ -108,11 +108,11 @@ class Topology:
 
 def run_call(topology: Topology, tmp_path: Path) -> tuple[dict, dict]:
     server = "198.51.100.254:3478"
-    log = open(tmp_path / "turn.log", "wb")
-    daemon = topology.popen("p", sys.executable, "-m", "servers.turn.main", "--listen", server,
-                            "--user", "test:test", "--relay-ip", "198.51.100.254",
-                            stdout=log, stderr=subprocess.STDOUT)
-    agents = []
+    with open(tmp_path / "turn.log", "wb") as log:
+        daemon = topology.popen("p", sys.executable, "-m", "servers.turn.main", "--listen", server,
+                                "--user", "test:test", "--relay-ip", "198.51.100.254",
+                                stdout=log, stderr=subprocess.STDOUT)
+    agents: list[subprocess.Popen] = []
     try:
         probe = topology.popen("ha", sys.executable, "-c",
                                "from tests.peers import wait_for_stun; wait_for_stun(3478, '198.51.100.254')")
@@ -132,11 +132,10 @@ def run_call(topology: Topology, tmp_path: Path) -> tuple[dict, dict]:
             agent.wait(20)
         return results[0], results[1]
     finally:
-        for process in agents + [daemon]:
+        for process in [*agents, daemon]:
             if process.poll() is None:
                 process.terminate()
                 process.wait(5)
-        log.close()
 
 
 @pytest.fixture
