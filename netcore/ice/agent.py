@@ -271,6 +271,7 @@ class Agent:
         self.turn_servers = tuple(turn_servers)
         self.relay_only = relay_only
         self.ta = ta
+        self.check_rto = check_rto
         self.nomination_delay = nomination_delay
         self.backup_pairs = backup_pairs
         self.consent_interval = consent_interval
@@ -555,6 +556,10 @@ class Agent:
         return request
 
     def _start_check(self, pair: CandidatePair, nominate: bool, now: float) -> None:
+        # RFC 8445 section 14.3: RTO = MAX(500 ms, Ta * (Num-Waiting + Num-In-Progress)),
+        # with ``check_rto`` as the floor.
+        pending = sum(1 for p in self._checklist if p.state in (CheckState.WAITING, CheckState.IN_PROGRESS))
+        self._checks.rto = max(self.check_rto, self.ta * pending)
         tid = self._checks.start(self._request(pair, nominate), pair.remote.address, now,
                                  integrity_key=self._remote_key, fingerprint=True)
         self._routes[tid] = _Route(_CHECK, pair.local, pair, now, nominate, controlling=self.controlling)
