@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import require_program
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 pytestmark = pytest.mark.timeout(90)
@@ -35,8 +36,8 @@ def sh(*cmd: str) -> None:
 def namespaces_available() -> str | None:
     if os.geteuid() != 0:
         return "needs root for ip netns"
-    if not shutil.which("ip") or not shutil.which("nft"):
-        return "needs iproute2 and nftables (apt-get install -y nftables)"
+    require_program("ip")
+    require_program("nft")  # apt-get install -y nftables; fails under CI when missing
     probe = f"ncprobe{os.getpid()}"
     try:
         sh("ip", "netns", "add", probe)
