@@ -127,3 +127,20 @@ def netcore_turn(tmp_path: Path, *args: str, port: int | None = None) -> Iterato
     with running(cmd, tmp_path / "netcore-turn.log", env=env):
         wait_for_stun(port)
         yield port
+
+
+@contextlib.contextmanager
+def turnutils_peer(tmp_path: Path) -> Iterator[int]:
+    """coturn's UDP echo peer on 127.0.0.1; yields its port."""
+    program = require_program("turnutils_peer")
+    port = free_port()
+    with running([program, "-L", "127.0.0.1", "-p", str(port)], tmp_path / "turnutils_peer.log"):
+        yield port
+
+
+def turnutils_uclient(server_port: int, peer_port: int, *options: str, timeout: float = 60.0) -> str:
+    """Run coturn's load client against a TURN server on 127.0.0.1; its output (stdout and stderr)."""
+    program = require_program("turnutils_uclient")
+    cmd = [program, "-e", "127.0.0.1", "-r", str(peer_port), *options, "-p", str(server_port), "127.0.0.1"]
+    done = subprocess.run(cmd, capture_output=True, timeout=timeout)
+    return (done.stdout + done.stderr).decode("utf-8", "replace")
