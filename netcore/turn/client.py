@@ -462,6 +462,7 @@ class TurnClient:
             self._events.append(AllocationFailed(code, reason))
         elif purpose == _REFRESH:
             self.state = "failed"
+            self._refresh_at = None
             self._events.append(AllocationLost(code, reason))
         elif purpose == _CLOSE:
             self.state = "closed"
@@ -488,8 +489,10 @@ class TurnClient:
         return self._events.popleft() if self._events else None
 
     def next_deadline(self) -> float | None:
-        deadlines = [d for d in (self._stun.next_deadline(), self._refresh_at) if d is not None]
+        deadlines = [d for d in (self._stun.next_deadline(),) if d is not None]
         if self.state == "allocated":
+            if self._refresh_at is not None:
+                deadlines.append(self._refresh_at)
             deadlines += [p.refresh_at for p in self._permissions.values() if p.installed and not p.in_flight]
             deadlines += [c.refresh_at for c in self._channels_by_peer.values() if c.bound and not c.in_flight]
         return min(deadlines) if deadlines else None

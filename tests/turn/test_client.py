@@ -117,6 +117,7 @@ def test_error_answers_without_integrity_are_ignored_after_authentication(script
     assert script.events() == []
     script.reply(request.error_response(437, "Allocation Mismatch"))
     assert script.events() == [AllocationLost(437, "Allocation Mismatch")]
+    assert script.client.next_deadline() is None  # nothing left to refresh
 
 
 def test_refresh_happens_a_minute_before_expiry(script):
