@@ -559,9 +559,9 @@ class Agent:
         # RFC 8445 section 14.3: RTO = MAX(500 ms, Ta * (Num-Waiting + Num-In-Progress)),
         # with ``check_rto`` as the floor.
         pending = sum(1 for p in self._checklist if p.state in (CheckState.WAITING, CheckState.IN_PROGRESS))
-        self._checks.rto = max(self.check_rto, self.ta * pending)
         tid = self._checks.start(self._request(pair, nominate), pair.remote.address, now,
-                                 integrity_key=self._remote_key, fingerprint=True)
+                                 integrity_key=self._remote_key, fingerprint=True,
+                                 rto=max(self.check_rto, self.ta * pending))
         self._routes[tid] = _Route(_CHECK, pair.local, pair, now, nominate, controlling=self.controlling)
         if pair.state is not CheckState.SUCCEEDED:
             pair.state = CheckState.IN_PROGRESS
