@@ -719,6 +719,8 @@ class SignalCore:
         room.participants[session.session_id] = session.user
         room.everyone.add(session.user)
         session.rooms.add(room.room_id)
+        # Decide first, so the joiner's answer already names the topology.
+        switched = self._update_topology(room)
         self._ack(session, message, {
             "room_id": room.room_id,
             "owner": room.owner,
@@ -729,7 +731,8 @@ class SignalCore:
         })
         joined = {"room_id": room.room_id, "session_id": session.session_id, "user": session.user}
         self._room_broadcast(room, "room.joined", joined, skip=session.session_id)
-        self._update_topology(room, "threshold")
+        if switched:
+            self._announce_topology(room, "threshold", skip=session.session_id)
         self._update_presence(session.user)
 
     def _on_room_leave(self, session: Session, message: Message, now: float) -> None:
@@ -785,25 +788,31 @@ class SignalCore:
             return self._error(session, message, ErrorCode.CONFLICT, f"recording already {action}ed")
         room.recording = action == "start"
         self._ack(session, message, {"room_id": room.room_id, "recording": room.recording})
-        self._update_topology(room, "recording")
+        if self._update_topology(room):
+            self._announce_topology(room, "recording")
         self._events.append(RecordingRequested(room.room_id, action, session.user))
         self._room_broadcast(room, "room.recording", {"room_id": room.room_id,
                                                       "state": "started" if room.recording else "stopped",
                                                       "by": session.user})
 
-    def _update_topology(self, room: Room, reason: str) -> None:
+    def _update_topology(self, room: Room) -> bool:
         """Mesh up to the threshold and unrecorded; the call server after that.
 
         The switch is one-way for the life of the room, so that a group
         hovering at the threshold does not renegotiate back and forth.
+        Returns whether it switched now.
         """
         if room.topology == "sfu" or self.config.call_server is None:
-            return
+            return False
         if len(room.participants) > self.config.group_threshold or room.recording:
             room.topology = "sfu"
-            self._room_broadcast(room, "room.topology", {"room_id": room.room_id, "mode": "sfu",
-                                                         "call_server": self.config.call_server,
-                                                         "reason": reason})
+            return True
+        return False
+
+    def _announce_topology(self, room: Room, reason: str, skip: str | None = None) -> None:
+        self._room_broadcast(room, "room.topology", {"room_id": room.room_id, "mode": room.topology,
+                                                     "call_server": self.config.call_server,
+                                                     "reason": reason}, skip=skip)
 
     def _participant_list(self, room: Room) -> list[dict]:
         return [{"session_id": sid, "user": user} for sid, user in room.participants.items()]
