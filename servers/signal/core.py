@@ -59,6 +59,9 @@ __all__ = [
     "CallEnded",
     "QualityReported",
     "SessionExpired",
+    "PresenceChanged",
+    "Forwarded",
+    "CallChanged",
     "USER_SERVICE_TYPES",
 ]
 
@@ -116,6 +119,32 @@ class RecordingRequested:
 class SessionExpired:
     session_id: str
     user: str
+
+
+@dataclass(frozen=True)
+class PresenceChanged:
+    """A user's status as seen from this node changed (for other nodes)."""
+
+    user: str
+    status: str
+
+
+@dataclass(frozen=True)
+class Forwarded:
+    """Multi-node: a local session's message about a call owned by ``node``."""
+
+    node: str
+    session_id: str
+    user: str
+    message: Message
+
+
+@dataclass(frozen=True)
+class CallChanged:
+    """Multi-node: a call owned here changed; ``snapshot`` None means it ended."""
+
+    call_id: str
+    snapshot: dict | None
 
 
 @dataclass(frozen=True)
@@ -188,9 +217,22 @@ class Room:
 class SignalCore:
     """Sessions, presence, calls and rooms of one node."""
 
-    def __init__(self, config: CoreConfig | None = None, random: Callable[[int], bytes] = os.urandom) -> None:
+    def __init__(
+        self,
+        config: CoreConfig | None = None,
+        random: Callable[[int], bytes] = os.urandom,
+        *,
+        node_id: str = "local",
+        journal: bool = False,
+    ) -> None:
         self.config = config or CoreConfig()
         self._random = random
+        self.node_id = node_id
+        # Multi-node: (session_id, seq, text) of every sequenced message, to persist.
+        self._journal: deque[tuple[str, int, str]] | None = deque() if journal else None
+        # Multi-node: (node, session_id, type, payload, id) for sessions hosted elsewhere.
+        self._routes: deque[tuple[str, str, str, dict, str | None]] = deque()
+        self._remote_busy: set[str] = set()
         self._sessions: dict[str, Session] = {}
         self._by_resume: dict[str, str] = {}
         self._user_sessions: dict[str, set[str]] = {}
@@ -232,6 +274,14 @@ class SignalCore:
     def poll_event(self) -> Any | None:
         return self._events.popleft() if self._events else None
 
+    def poll_route(self) -> tuple[str, str, str, dict, str | None] | None:
+        """Multi-node: a message for a session on another node."""
+        return self._routes.popleft() if self._routes else None
+
+    def poll_journal(self) -> tuple[str, int, str] | None:
+        """Multi-node: a sequenced message to persist for resume on another node."""
+        return self._journal.popleft() if self._journal else None
+
     def next_deadline(self) -> float | None:
         while self._timers and not self._timer_valid(self._timers[0]):
             heapq.heappop(self._timers)
@@ -248,6 +298,8 @@ class SignalCore:
         sessions = self._user_sessions.get(user)
         if not sessions:
             return "offline"
+        if user in self._remote_busy:
+            return "busy"
         for sid in sessions:
             s = self._sessions[sid]
             if s.rooms:
@@ -266,8 +318,9 @@ class SignalCore:
 
     def session_count(self) -> tuple[int, int]:
         """(connected sessions, sessions waiting to be resumed)."""
-        connected = sum(1 for s in self._sessions.values() if s.connected)
-        return connected, len(self._sessions) - connected
+        local = [s for s in self._sessions.values() if s.node is None]
+        connected = sum(1 for s in local if s.connected)
+        return connected, len(local) - connected
 
     # --- inputs: connections ---------------------------------------------
 
@@ -359,7 +412,7 @@ class SignalCore:
     def handle_text(self, session_id: str, text: str | bytes, now: float) -> None:
         """One frame from a session: rate-limit, validate, dispatch; never raises."""
         session = self._sessions.get(session_id)
-        if session is None or not session.connected:
+        if session is None or not session.connected or session.node is not None:
             return
         if not session.bucket.take(now):
             self.count("errors", ErrorCode.RATE_LIMITED)
@@ -380,6 +433,10 @@ class SignalCore:
             return
         if message.type in USER_SERVICE_TYPES:
             self._events.append(UserRequested(session_id, session.user, message))
+            return
+        owner = session.remote_calls.get(message.payload.get("call_id", ""))
+        if owner is not None:
+            self._events.append(Forwarded(owner, session_id, session.user, message))
             return
         self._handlers[message.type](session, message, now)
 
@@ -412,11 +469,155 @@ class SignalCore:
             self._send_error(session, message_id, code, reason)
 
     def notify_user(self, user: str, kind: str, payload: dict) -> int:
-        """Push a message to every session of ``user``; returns how many."""
-        sids = self._user_sessions.get(user, ())
+        """Push a message to every local session of ``user``; returns how many."""
+        count = 0
+        for sid in self._user_sessions.get(user, ()):
+            session = self._sessions[sid]
+            if session.node is None:
+                self._send(session, kind, payload)
+                count += 1
+        return count
+
+    # --- inputs: other nodes (multi-node) ---------------------------------
+
+    def is_local_user(self, user: str) -> bool:
+        return any(self._sessions[sid].node is None for sid in self._user_sessions.get(user, ()))
+
+    def has_session(self, session_id: str) -> bool:
+        session = self._sessions.get(session_id)
+        return session is not None and session.node is None
+
+    def add_foreign_session(self, session_id: str, user: str, node: str) -> None:
+        """A session of ``user`` hosted by ``node``: reachable through routes."""
+        if session_id in self._sessions:
+            return
+        session = Session(session_id, user, "", TokenBucket(0, 0, 0.0), 0, 0.0)
+        session.node = node
+        self._sessions[session_id] = session
+        self._user_sessions.setdefault(user, set()).add(session_id)
+        self._friends.setdefault(user, set())
+        self._blocked.setdefault(user, set())
+
+    def set_remote_user(self, user: str, blocked: set[str], busy: bool) -> None:
+        """What this node must know of a user hosted elsewhere before calling them."""
+        if user in self._user_sessions and not self.is_local_user(user):
+            self._blocked[user] = set(blocked)
+        if busy:
+            self._remote_busy.add(user)
+        else:
+            self._remote_busy.discard(user)
+
+    def handle_remote_presence(self, user: str, status: str) -> None:
+        """Another node saw ``user`` change status: tell local friends."""
+        if status == "busy":
+            self._remote_busy.add(user)
+        else:
+            self._remote_busy.discard(user)
+        for friend, friends in self._friends.items():
+            if user in friends and self.is_local_user(friend):
+                self.notify_user(friend, "presence", {"user": user, "status": status})
+
+    def handle_routed(self, session_id: str, kind: str, payload: dict, message_id: str | None, owner: str) -> bool:
+        """A message another node produced for one of our sessions; False if unknown."""
+        session = self._sessions.get(session_id)
+        if session is None or session.node is not None:
+            return False
+        call_id = payload.get("call_id")
+        if kind == "_owner":  # internal: the call moved to another node
+            if owner == self.node_id:
+                session.remote_calls.pop(call_id, None)
+            elif call_id in session.remote_calls:
+                session.remote_calls[call_id] = owner
+            return True
+        if call_id is not None and owner != self.node_id:
+            if kind == "call.ended":
+                session.remote_calls.pop(call_id, None)
+            elif kind not in ("error",):
+                session.remote_calls[call_id] = owner
+        self._send(session, kind, payload, message_id)
+        return True
+
+    def handle_forwarded(self, session_id: str, user: str, origin: str, message: Message, now: float) -> None:
+        """A message from a session on ``origin`` about a call owned here."""
+        self.add_foreign_session(session_id, user, origin)
+        session = self._sessions[session_id]
+        session.remote_calls.pop(message.payload.get("call_id", ""), None)
+        self._handlers[message.type](session, message, now)
+
+    def adopt_session(self, session_id: str, user: str, resume_token: str, seq: int,
+                      outbox: list[tuple[int, str]], now: float) -> None:
+        """Take over a session whose node died; it waits for its client to resume."""
+        old = self._sessions.get(session_id)
+        if old is not None and old.node is None:
+            return
+        session = Session(session_id, user, resume_token, TokenBucket(self.config.rate, self.config.burst, now),
+                          self.config.replay_buffer, now)
+        if old is not None:
+            session.calls = old.calls
+        session.seq = seq
+        session.outbox.extend(outbox)
+        session.connected = False
+        session.expires_at = now + self.config.resume_window
+        self._sessions[session_id] = session
+        self._by_resume[resume_token] = session_id
+        self._user_sessions.setdefault(user, set()).add(session_id)
+        self._friends.setdefault(user, set())
+        self._blocked.setdefault(user, set())
+        self._add_timer(session.expires_at, "expire", session_id)
+
+    def adopt_call(self, snapshot: dict, now: float) -> None:
+        """Take over a call from a dead node (see :meth:`_snapshot`)."""
+        call_id = snapshot["call_id"]
+        if call_id in self._calls:
+            return
+        call = Call(call_id, snapshot["caller"], snapshot["caller_session"], snapshot["callee"],
+                    tuple(snapshot["media"]), snapshot["caps"], now - snapshot["age"],
+                    now + snapshot["ring_remaining"], set(snapshot["ringing"]),
+                    snapshot["callee_session"], snapshot["state"],
+                    None if snapshot["answered_age"] is None else now - snapshot["answered_age"])
+        self._calls[call_id] = call
+        for sid, (user, node) in snapshot["sessions"].items():
+            if sid not in self._sessions:
+                self.add_foreign_session(sid, user, node)
+            session = self._sessions[sid]
+            session.calls.add(call_id)
+            session.remote_calls.pop(call_id, None)
+            if session.node is not None:
+                self._routes.append((session.node, sid, "_owner", {"call_id": call_id}, None))
+        if call.state == RINGING:
+            self._add_timer(call.ring_deadline, "ring", call_id)
+        self._events.append(CallChanged(call_id, self._snapshot(call, now)))
+
+    def _snapshot(self, call: Call, now: float) -> dict:
+        sids = {call.caller_session, *call.ringing}
+        if call.callee_session is not None:
+            sids.add(call.callee_session)
+        sessions = {}
         for sid in sids:
-            self._send(self._sessions[sid], kind, payload)
-        return len(sids)
+            s = self._sessions.get(sid)
+            if s is not None:
+                sessions[sid] = (s.user, s.node or self.node_id)
+        return {
+            "call_id": call.call_id, "caller": call.caller, "caller_session": call.caller_session,
+            "callee": call.callee, "callee_session": call.callee_session, "ringing": sorted(call.ringing),
+            "state": call.state, "media": list(call.media), "caps": call.caps, "age": now - call.created_at,
+            "ring_remaining": call.ring_deadline - now,
+            "answered_age": None if call.answered_at is None else now - call.answered_at,
+            "sessions": sessions, "owner": self.node_id,
+        }
+
+    def _drop_foreign(self, session: Session) -> None:
+        """Forget a foreign session once no call here needs it."""
+        if session.node is None or session.calls or session.session_id not in self._sessions:
+            return
+        del self._sessions[session.session_id]
+        sids = self._user_sessions.get(session.user)
+        if sids is not None:
+            sids.discard(session.session_id)
+            if not sids:
+                del self._user_sessions[session.user]
+                self._friends.pop(session.user, None)
+                self._blocked.pop(session.user, None)
 
     def handle_recording_ready(self, room_id: str, location: str, now: float) -> bool:
         """The call server says a recording file exists: tell the room's users."""
@@ -430,9 +631,14 @@ class SignalCore:
     # --- helpers: output --------------------------------------------------
 
     def _send(self, session: Session, kind: str, payload: dict, message_id: str | None = None) -> None:
+        if session.node is not None:
+            self._routes.append((session.node, session.session_id, kind, payload, message_id))
+            return
         session.seq += 1
         text = encode(kind, message_id if message_id is not None else f"s{session.seq}", payload, session.seq)
         session.outbox.append((session.seq, text))
+        if self._journal is not None:
+            self._journal.append((session.session_id, session.seq, text))
         if session.connected:
             self._transmit.append((session.session_id, text))
 
@@ -498,6 +704,7 @@ class SignalCore:
             self._presence.pop(user, None)
         else:
             self._presence[user] = status
+        self._events.append(PresenceChanged(user, status))
         for friend in self._friends.get(user, ()):
             if friend in self._user_sessions and user in self._friends.get(friend, ()):
                 self.notify_user(friend, "presence", {"user": user, "status": status})
@@ -571,6 +778,7 @@ class SignalCore:
             self._sessions[sid].calls.add(call_id)
             self._send(self._sessions[sid], "call.incoming", incoming)
         self._events.append(CallStarted(call_id, "p2p", caller, callee, media))
+        self._events.append(CallChanged(call_id, self._snapshot(call, now)))
 
     def _on_accept(self, session: Session, message: Message, now: float) -> None:
         call = self._party_call(session, message)
@@ -588,10 +796,12 @@ class SignalCore:
             other = self._sessions[sid]
             other.calls.discard(call.call_id)
             self._send(other, "call.ended", {"call_id": call.call_id, "reason": "answered_elsewhere"})
+            self._drop_foreign(other)
         caller = self._sessions[call.caller_session]
         self._send(caller, "call.accepted", {"call_id": call.call_id, "peer": call.callee,
                                              "caps": message.payload.get("caps", {})})
         self._events.append(CallAnswered(call.call_id, now - call.created_at))
+        self._events.append(CallChanged(call.call_id, self._snapshot(call, now)))
         self._update_presence(call.caller)
         self._update_presence(call.callee)
 
@@ -660,6 +870,8 @@ class SignalCore:
             s.calls.discard(call.call_id)
             if sid != skip:
                 self._send(s, "call.ended", payload)
+            self._drop_foreign(s)
+        self._events.append(CallChanged(call.call_id, None))
         answered = call.answered_at is not None
         duration = now - call.answered_at if answered else 0.0
         self._events.append(CallEnded(call.call_id, "p2p", (call.caller, call.callee), "p2p",

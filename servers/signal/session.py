@@ -52,6 +52,8 @@ class Session:
         "strike_window_start",
         "calls",
         "rooms",
+        "node",
+        "remote_calls",
     )
 
     def __init__(
@@ -70,6 +72,10 @@ class Session:
         self.strike_window_start = now
         self.calls: set[str] = set()  # 1-to-1 calls this session takes part in or rings for
         self.rooms: set[str] = set()  # group calls this session has joined
+        # Multi-node: the node hosting a foreign session (None: this node), and
+        # for a local session the calls owned by another node, by owner.
+        self.node: str | None = None
+        self.remote_calls: dict[str, str] = {}
 
     def missed(self, last_seq: int) -> tuple[list[str], bool]:
         """Messages after ``last_seq`` in order, and whether none were lost."""
