@@ -170,3 +170,92 @@ def test_bad_input_is_counted_and_answered_never_raised():
     assert len(errors) == 6
     assert sum(v for k, v in h.core.counters.items() if k.startswith("errors:")) == 6
     assert any(type(e).__name__ == "CloseRequested" for e in h.events())
+
+
+class Cluster:
+    """Two cores joined by an in-memory bus: routes and forwards delivered at once."""
+
+    def __init__(self):
+        self.cores = {n: SignalCore(CoreConfig(resume_window=10.0), random=seeded(i), node_id=n, journal=True)
+                      for i, n in enumerate(("A", "B"))}
+        self.now = 0.0
+        self.snapshots: dict[str, dict] = {}
+        self.journal: dict[str, list[tuple[int, str]]] = {}
+        self.out: dict[str, list[dict]] = {}
+        self.dead: set[str] = set()
+
+    def pump(self):
+        busy = True
+        while busy:
+            busy = False
+            for name, core in self.cores.items():
+                if name in self.dead:
+                    continue
+                while (r := core.poll_route()) is not None:
+                    busy = True
+                    node, sid, kind, payload, mid = r
+                    if node not in self.dead:
+                        self.cores[node].handle_routed(sid, kind, payload, mid, name)
+                while (j := core.poll_journal()) is not None:
+                    self.journal.setdefault(j[0], []).append((j[1], j[2]))
+                while (t := core.poll_transmit()) is not None:
+                    self.out.setdefault(t[0], []).append(json.loads(t[1]))
+                while (e := core.poll_event()) is not None:
+                    busy = True
+                    if type(e).__name__ == "Forwarded":
+                        self.cores[e.node].handle_forwarded(e.session_id, e.user, name, e.message, self.now)
+                    elif type(e).__name__ == "CallChanged":
+                        if e.snapshot is None:
+                            self.snapshots.pop(e.call_id, None)
+                        else:
+                            self.snapshots[e.call_id] = e.snapshot
+
+    def send(self, node, sid, kind, payload, mid="x"):
+        text = json.dumps({"v": 1, "type": kind, "id": mid, "payload": payload})
+        self.cores[node].handle_text(sid, text, self.now)
+        self.pump()
+
+    def take(self, sid, kind):
+        msgs = [m for m in self.out.get(sid, []) if m["type"] == kind]
+        self.out[sid] = [m for m in self.out.get(sid, []) if m["type"] != kind]
+        return msgs
+
+
+def test_call_across_two_cores_and_failover_of_the_owner():
+    c = Cluster()
+    a = c.cores["A"].handle_connect("ann", 0.0, friends={"bob"})
+    b = c.cores["B"].handle_connect("bob", 0.0, friends={"ann"})
+    c.cores["A"].add_foreign_session(b, "bob", "B")  # what the user map lookup provides
+    c.pump()
+    c.send("A", a, "call.invite", {"to": "bob", "media": ["audio"]}, mid="i")
+    call_id = c.take(a, "ack")[0]["payload"]["call_id"]
+    assert c.take(b, "call.incoming")[0]["payload"]["call_id"] == call_id
+    c.send("B", b, "call.accept", {"call_id": call_id}, mid="acc")
+    assert c.take(b, "ack")[0]["id"] == "acc"  # the answer travelled back from A
+    assert c.take(a, "call.accepted")
+    c.send("B", b, "call.answer", {"call_id": call_id, "sdp": "v=0"})
+    assert c.take(a, "call.answer")[0]["payload"]["sdp"] == "v=0"
+    # seq numbers on B's session stay gap-free although A produced the messages
+    seqs = [seq for seq, _ in c.journal[b]]
+    assert seqs == list(range(1, len(seqs) + 1))
+    # A dies.  B adopts ann's session (journal) and the call (snapshot).
+    c.dead.add("A")
+    last_seq_seen_by_ann = c.journal[a][-2][0]  # ann missed her last message
+    snapshot = c.snapshots[call_id]
+    assert snapshot["owner"] == "A" and snapshot["state"] == "active"
+    core_b = c.cores["B"]
+    resume = c.cores["A"]._sessions[a].resume_token
+    c.out[a] = []
+    core_b.adopt_session(a, "ann", resume, c.journal[a][-1][0], c.journal[a], c.now)
+    core_b.adopt_call(snapshot, c.now)
+    c.pump()
+    assert core_b.handle_connect("ann", c.now, resume_token=resume, last_seq=last_seq_seen_by_ann) == a
+    c.pump()
+    replay = c.out[a]
+    assert replay[0]["type"] == "welcome" and replay[0]["payload"]["resumed"] is True
+    assert [m["seq"] for m in replay[1:]] == [last_seq_seen_by_ann + 1]
+    c.out[a] = []
+    c.send("B", b, "call.candidate", {"call_id": call_id, "candidate": {"candidate": "x"}})
+    assert c.take(a, "call.candidate")
+    c.send("B", a, "call.hangup", {"call_id": call_id})
+    assert c.take(b, "call.ended")[0]["payload"]["reason"] == "hangup"
