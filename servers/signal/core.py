@@ -606,6 +606,14 @@ class SignalCore:
             "sessions": sessions, "owner": self.node_id,
         }
 
+    def has_resume_token(self, resume_token: str) -> bool:
+        return resume_token in self._by_resume
+
+    def prune_foreign(self, user: str) -> None:
+        """Forget ``user``'s foreign sessions that no call here needs."""
+        for sid in list(self._user_sessions.get(user, ())):
+            self._drop_foreign(self._sessions[sid])
+
     def _drop_foreign(self, session: Session) -> None:
         """Forget a foreign session once no call here needs it."""
         if session.node is None or session.calls or session.session_id not in self._sessions:

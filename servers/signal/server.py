@@ -90,14 +90,14 @@ class Connection:
 class SignalServer:
     """One node of the signaling service."""
 
-    def __init__(self, config: SignalConfig) -> None:
+    def __init__(self, config: SignalConfig, *, journal: bool = False) -> None:
         self.config = config
-        self.core = SignalCore(config.core_config())
+        self.node_id = config.node_id or secrets.token_hex(4)
+        self.core = SignalCore(config.core_config(), node_id=self.node_id, journal=journal)
         os.makedirs(config.data_dir, exist_ok=True)
         self.store = open_store(config.database, config.data_dir)
         self.users = UserService(self.store)
         self.metrics = Metrics()
-        self.node_id = config.node_id or secrets.token_hex(4)
         self.token_secret = self._token_secret()
         self.analytics = JsonLinesSink(config.analytics or os.path.join(config.data_dir, "analytics.jsonl"))
         self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="signal-db")
@@ -108,6 +108,8 @@ class SignalServer:
         self._tasks: set[asyncio.Task] = set()
         self.port = 0
         self.metrics_port: int | None = None
+        # Multi-node hook: awaited with each client frame before the core sees it.
+        self._prefetch = None
 
     # --- lifecycle --------------------------------------------------------
 
@@ -217,6 +219,8 @@ class SignalServer:
             last_seq = int(_query(url.query, "last_seq") or 0)
         except ValueError:
             last_seq = 0
+        if resume is not None:
+            await self._before_resume(user, resume)
         friends, blocked = await self._in_db(self.store.relations, user)
         loop = asyncio.get_running_loop()
         conn = Connection(ws)
@@ -225,12 +229,15 @@ class SignalServer:
                                        friends=friends, blocked=blocked)
         old = self._conns.get(sid)
         self._conns[sid] = conn
+        self._session_opened(sid, user)
         if old is not None:
             self._spawn(old.ws.close(CloseCode.SESSION_REPLACED, "session resumed elsewhere"))
         log_event("session.open", node=self.node_id, user=user, session=sid, resumed=resume is not None)
         self._flush()
         try:
             async for text in ws:
+                if self._prefetch is not None:
+                    await self._prefetch(text)
                 self.core.handle_text(sid, text, loop.time())
                 self._flush()
         except ConnectionClosed:
@@ -335,7 +342,7 @@ class SignalServer:
     def _on_event(self, event: Any) -> None:
         record = analytics_record(event, time.time(), self.node_id)
         if record is not None:
-            self.analytics.write(record)
+            self._write_analytics(record)
         if isinstance(event, UserRequested):
             self._spawn(self._user_request(event))
         elif isinstance(event, CloseRequested):
@@ -352,6 +359,9 @@ class SignalServer:
                                     event.topology, event.reason, event.answered, event.duration, time.time()))
         elif isinstance(event, SessionExpired):
             log_event("session.expired", node=self.node_id, user=event.user, session=event.session_id)
+
+    def _write_analytics(self, record: dict) -> None:
+        self.analytics.write(record)
 
     async def _user_request(self, event: UserRequested) -> None:
         outcome = await self._in_db(self.users.handle, event.user, event.message, time.time())
@@ -384,6 +394,14 @@ class SignalServer:
         self._timer = None
         self.core.handle_timeout(asyncio.get_running_loop().time())
         self._flush()
+
+    # --- hooks for the multi-node adapter ---------------------------------
+
+    async def _before_resume(self, user: str, resume_token: str) -> None:
+        """Called before a resume; a cluster node fetches a session from Redis here."""
+
+    def _session_opened(self, session_id: str, user: str) -> None:
+        """Called when a session is opened or resumed on this node."""
 
     # --- small helpers ----------------------------------------------------
 
