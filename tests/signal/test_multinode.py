@@ -146,14 +146,14 @@ async def test_call_across_nodes_and_failover(tmp_path, redis_url, postgres_url)
         assert (await cb.expect("call.offer"))["ice_restart"] is True
         await cb.ok("call.hangup", {"call_id": call_id})
         assert (await resumed.expect("call.ended", call_id=call_id))["reason"] == "hangup"
-        assert await r.get(f"nc:call:{call_id}") is None
+        node_b.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(node_b.wait(), 20) == 0
+        assert await r.get(f"nc:call:{call_id}") is None  # B drained its writes before exiting
         # analytics reached the Redis stream from both nodes
         records = [json.loads(f["record"]) for _, f in await r.xrange("nc:analytics")]
         mine = [x for x in records if x.get("call_id") == call_id]
         assert [x["event"] for x in mine] == ["call.started", "call.answered", "call.ended"]
         assert {x["node"] for x in mine} == {"A", "B"}
-        node_b.send_signal(signal.SIGTERM)
-        assert await asyncio.wait_for(node_b.wait(), 20) == 0
         logs = (await node_b.stderr.read()).decode()
         assert '"event":"call.adopted"' in logs and '"dead_node":"A"' in logs
         assert ca.token not in logs
