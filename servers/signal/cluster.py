@@ -1,0 +1,361 @@
+"""Multi-node adapter: one of several signaling nodes sharing a Redis.
+
+What lives in Redis (``nc:`` keys, all with expiry so a dead node's leftovers
+go away):
+
+- ``nc:node:{node}`` -- the node's heartbeat (lives 3 heartbeats);
+- ``nc:user:{user}`` -- the user-to-node map: session id -> node;
+- ``nc:sess:{sid}`` (user, node, resume token, seq), ``nc:resume:{token}``
+  -> sid, ``nc:outbox:{sid}`` (the last messages sent, for replay) and
+  ``nc:scalls:{sid}`` (its calls): enough for another node to resume it;
+- ``nc:call:{call_id}`` -- the call's snapshot, written by its owner node at
+  every state change;
+- ``nc:analytics`` -- the analytics stream (XADD).
+
+Routing: every node subscribes to ``nc:inbox:{node}`` and to
+``nc:broadcast``.  A call is owned by the node of its caller; messages the
+owner produces for sessions on other nodes are published to those nodes
+(``route``), which sequence them into their sessions; messages a client sends
+about a call owned elsewhere are published to the owner (``forward``).
+Notifications, relation changes and presence go to ``nc:broadcast``.
+
+Failover: when a node's heartbeat expires, a client that resumes on another
+node brings its resume token; that node loads the session and its calls from
+Redis, adopts them (``SignalCore.adopt_session``/``adopt_call``), replays what
+the client missed and carries on.  A forward or route that finds no
+subscriber (the owner is dead) makes the sender adopt the call at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Any, Callable
+
+import redis.asyncio as aioredis
+
+from .config import SignalConfig
+from .core import CallChanged, Forwarded, PresenceChanged, SessionExpired, UserRequested
+from .protocol import Message
+from .server import SignalServer, log_event
+
+__all__ = ["ClusterServer"]
+
+BROADCAST = "nc:broadcast"
+
+
+def _inbox(node: str) -> str:
+    return f"nc:inbox:{node}"
+
+
+class ClusterServer(SignalServer):
+    """A :class:`SignalServer` whose users, calls and routing span several nodes."""
+
+    def __init__(self, config: SignalConfig) -> None:
+        super().__init__(config, journal=True)
+        self.redis = aioredis.from_url(config.redis, decode_responses=True)
+        self._ops: list[tuple[str, tuple, Callable[[Any], None] | None]] = []
+        self._ops_ready = asyncio.Event()
+        self._call_sessions: dict[str, list[str]] = {}
+        self._bg: list[asyncio.Task] = []
+        self._session_ttl = int(config.resume_window + 3 * config.heartbeat) + 1
+        self._prefetch = self._prefetch_invite
+
+    # --- lifecycle --------------------------------------------------------
+
+    async def start(self) -> None:
+        await self._heartbeat_once()
+        self._pubsub = self.redis.pubsub()
+        await self._pubsub.subscribe(_inbox(self.node_id), BROADCAST)
+        await super().start()
+        loop = asyncio.get_running_loop()
+        self._bg = [loop.create_task(self._reader()), loop.create_task(self._writer()),
+                    loop.create_task(self._heartbeat())]
+
+    async def stop(self) -> None:
+        await super().stop()
+        await self._drain_ops()
+        for task in self._bg:
+            task.cancel()
+        await self.redis.delete(f"nc:node:{self.node_id}")
+        await self._pubsub.aclose()
+        await self.redis.aclose()
+
+    async def _heartbeat_once(self) -> None:
+        ttl = max(1, int(3 * self.config.heartbeat + 0.999))
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.set(f"nc:node:{self.node_id}", str(time.time()), ex=ttl)
+        for sid in list(self._conns):
+            for key in (f"nc:sess:{sid}", f"nc:outbox:{sid}", f"nc:scalls:{sid}"):
+                pipe.expire(key, self._session_ttl)
+        await pipe.execute()
+        self.metrics.redis_round_trips += 1
+
+    async def _heartbeat(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.heartbeat)
+            try:
+                await self._heartbeat_once()
+            except aioredis.RedisError as exc:
+                log_event("redis.error", node=self.node_id, error=type(exc).__name__)
+
+    # --- ordered writes to Redis ------------------------------------------
+
+    def _op(self, name: str, *args: Any, then: Callable[[Any], None] | None = None) -> None:
+        self._ops.append((name, args, then))
+        self._ops_ready.set()
+
+    async def _writer(self) -> None:
+        while True:
+            await self._ops_ready.wait()
+            self._ops_ready.clear()
+            await self._drain_ops()
+
+    async def _drain_ops(self) -> None:
+        while self._ops:
+            ops, self._ops = self._ops, []
+            pipe = self.redis.pipeline(transaction=False)
+            for name, args, _ in ops:
+                getattr(pipe, name)(*args)
+            try:
+                results = await pipe.execute(raise_on_error=False)
+            except aioredis.RedisError as exc:
+                log_event("redis.error", node=self.node_id, error=type(exc).__name__)
+                continue
+            self.metrics.redis_round_trips += 1
+            for (_, _, then), result in zip(ops, results):
+                if then is not None:
+                    then(result)
+            self._flush()
+
+    # --- the core's outputs -----------------------------------------------
+
+    def _flush(self) -> None:
+        core = self.core
+        while (j := core.poll_journal()) is not None:
+            sid, _seq, text = j
+            key = f"nc:outbox:{sid}"
+            self._op("rpush", key, text)
+            self._op("ltrim", key, -self.config.core_config().replay_buffer, -1)
+            self._op("hset", f"nc:sess:{sid}", "seq", _seq)
+        while (r := core.poll_route()) is not None:
+            node, sid, kind, payload, mid = r
+            body = json.dumps({"op": "route", "sid": sid, "kind": kind, "payload": payload, "id": mid,
+                               "owner": self.node_id})
+            self._op("publish", _inbox(node), body,
+                     then=lambda n, r=r: n == 0 and self._spawn(self._undeliverable(r)))
+        super()._flush()
+
+    def _on_event(self, event: Any) -> None:
+        if isinstance(event, Forwarded):
+            body = json.dumps({"op": "forward", "sid": event.session_id, "user": event.user,
+                               "origin": self.node_id, "message": {"type": event.message.type,
+                                                                    "id": event.message.id,
+                                                                    "payload": event.message.payload}})
+            self._op("publish", _inbox(event.node), body,
+                     then=lambda n, e=event: n == 0 and self._spawn(self._owner_dead(e)))
+        elif isinstance(event, CallChanged):
+            self._call_changed(event)
+        elif isinstance(event, PresenceChanged):
+            self._op("publish", BROADCAST, json.dumps({"op": "presence", "user": event.user,
+                                                       "status": event.status, "origin": self.node_id}))
+        else:
+            if isinstance(event, SessionExpired):
+                sid = event.session_id
+                self._op("hdel", f"nc:user:{event.user}", sid)
+                self._spawn(self._forget_resume(sid))
+            super()._on_event(event)
+
+    def _write_analytics(self, record: dict) -> None:
+        """Multi-node: the analytics stream instead of the file."""
+        self._op("xadd", "nc:analytics", {"record": json.dumps(record)}, "*", 100_000, True)
+
+    async def _forget_resume(self, sid: str) -> None:
+        token = await self.redis.hget(f"nc:sess:{sid}", "resume_token")
+        keys = [f"nc:sess:{sid}", f"nc:outbox:{sid}", f"nc:scalls:{sid}"]
+        await self.redis.delete(*keys, *([f"nc:resume:{token}"] if token else []))
+
+    def _call_changed(self, event: CallChanged) -> None:
+        key = f"nc:call:{event.call_id}"
+        old = self._call_sessions.pop(event.call_id, [])
+        if event.snapshot is None:
+            self._op("delete", key)
+            for sid in old:
+                self._op("srem", f"nc:scalls:{sid}", event.call_id)
+            return
+        sids = list(event.snapshot["sessions"])
+        self._call_sessions[event.call_id] = sids
+        self._op("set", key, json.dumps(dict(event.snapshot, saved_at=time.time())), 86400)
+        for sid in sids:
+            self._op("sadd", f"nc:scalls:{sid}", event.call_id)
+            self._op("expire", f"nc:scalls:{sid}", self._session_ttl)
+
+    def _session_opened(self, session_id: str, user: str) -> None:
+        session = self.core._sessions[session_id]
+        self._op("hset", f"nc:user:{user}", session_id, self.node_id)
+        self._op("hset", f"nc:sess:{session_id}", None, None, {"user": user, "node": self.node_id,
+                                                              "resume_token": session.resume_token,
+                                                              "seq": session.seq})
+        self._op("expire", f"nc:sess:{session_id}", self._session_ttl)
+        self._op("set", f"nc:resume:{session.resume_token}", session_id, self._session_ttl)
+
+    # --- inputs from other nodes ------------------------------------------
+
+    async def _reader(self) -> None:
+        async for item in self._pubsub.listen():
+            if item.get("type") != "message":
+                continue
+            try:
+                body = json.loads(item["data"])
+                await self._on_bus(body)
+            except (ValueError, KeyError, TypeError) as exc:
+                log_event("bus.bad_message", node=self.node_id, error=type(exc).__name__)
+            self._flush()
+
+    async def _on_bus(self, body: dict) -> None:
+        core, now = self.core, asyncio.get_running_loop().time()
+        op = body["op"]
+        if op == "route":
+            core.handle_routed(body["sid"], body["kind"], body["payload"], body["id"], body["owner"])
+        elif op == "forward":
+            m = body["message"]
+            core.handle_forwarded(body["sid"], body["user"], body["origin"],
+                                  Message(m["type"], m["id"], m["payload"]), now)
+        elif body.get("origin") == self.node_id:
+            return
+        elif op == "presence":
+            core.handle_remote_presence(body["user"], body["status"])
+        elif op == "notify":
+            core.notify_user(body["user"], body["kind"], body["payload"])
+        elif op == "relations":
+            if core.is_local_user(body["user"]):
+                friends, blocked = await self._in_db(self.store.relations, body["user"])
+                core.set_relations(body["user"], friends, blocked)
+
+    async def _user_request(self, event: UserRequested) -> None:
+        outcome = await self._in_db(self.users.handle, event.user, event.message, time.time())
+        core, mid = self.core, event.message.id
+        if outcome.error is not None:
+            core.reply_error(event.session_id, mid, *outcome.error)
+        else:
+            payload = outcome.payload
+            if event.message.type == "friend.list":
+                payload = dict(payload, friends=[{"user": f, "status": core.status(f)} for f in payload["friends"]])
+            core.reply(event.session_id, mid, payload)
+        for user in outcome.changed:
+            friends, blocked = await self._in_db(self.store.relations, user)
+            core.set_relations(user, friends, blocked)
+            self._op("publish", BROADCAST, json.dumps({"op": "relations", "user": user, "origin": self.node_id}))
+        for user, kind, payload in outcome.notify:
+            core.notify_user(user, kind, payload)
+            self._op("publish", BROADCAST, json.dumps({"op": "notify", "user": user, "kind": kind,
+                                                       "payload": payload, "origin": self.node_id}))
+        self._flush()
+
+    # --- look-ups before the core acts ------------------------------------
+
+    async def _prefetch_invite(self, text: str | bytes) -> None:
+        """Before a call.invite to a user not on this node, learn their sessions and blocks."""
+        if not isinstance(text, str) or '"call.invite"' not in text:
+            return
+        try:
+            callee = json.loads(text)["payload"]["to"]
+        except (ValueError, KeyError, TypeError):
+            return
+        if not isinstance(callee, str) or self.core.is_local_user(callee):
+            return
+        sessions = await self._live_sessions(callee)
+        if not sessions:
+            return
+        for sid, node in sessions.items():
+            self.core.add_foreign_session(sid, callee, node)
+        blocked = set(await self._in_db(self.store.blocked_by, callee))
+        self.core.set_remote_user(callee, blocked, busy=self.core.status(callee) == "busy")
+        self._spawn(self._prune_later(callee))
+
+    async def _prune_later(self, user: str) -> None:
+        await asyncio.sleep(0)
+        self.core.prune_foreign(user)
+
+    async def _live_sessions(self, user: str) -> dict[str, str]:
+        sessions = await self.redis.hgetall(f"nc:user:{user}")
+        self.metrics.redis_round_trips += 1
+        nodes = {n for n in sessions.values() if n != self.node_id}
+        alive = {n for n in nodes if await self.redis.exists(f"nc:node:{n}")}
+        return {sid: n for sid, n in sessions.items() if n in alive}
+
+    async def _node_alive(self, node: str) -> bool:
+        """A node is alive while it listens on its inbox.
+
+        A killed node's Redis connection closes with its process, so its
+        subscription count drops at once, well before its heartbeat expires.
+        """
+        [(_, listeners)] = await self.redis.pubsub_numsub(_inbox(node))
+        self.metrics.redis_round_trips += 1
+        return listeners > 0
+
+    # --- failover ----------------------------------------------------------
+
+    async def _before_resume(self, user: str, resume_token: str) -> None:
+        if self.core.has_resume_token(resume_token):
+            return
+        sid = await self.redis.get(f"nc:resume:{resume_token}")
+        if sid is None:
+            return
+        info = await self.redis.hgetall(f"nc:sess:{sid}")
+        if info.get("user") != user or info.get("resume_token") != resume_token:
+            return
+        if info.get("node") != self.node_id and await self._node_alive(info.get("node", "")):
+            return  # still alive elsewhere: not ours to take (the client should resume there)
+        await self._adopt_session(sid, info)
+
+    async def _adopt_session(self, sid: str, info: dict) -> None:
+        """Load a dead node's session and its calls from Redis and take them over."""
+        now = asyncio.get_running_loop().time()
+        texts = await self.redis.lrange(f"nc:outbox:{sid}", 0, -1)
+        outbox = [(json.loads(t)["seq"], t) for t in texts]
+        seq = max([int(info.get("seq", 0))] + [s for s, _ in outbox])
+        self.core.adopt_session(sid, info["user"], info["resume_token"], seq, outbox, now)
+        self._op("hset", f"nc:user:{info['user']}", sid, self.node_id)
+        self._op("hset", f"nc:sess:{sid}", "node", self.node_id)
+        for call_id in await self.redis.smembers(f"nc:scalls:{sid}"):
+            await self._adopt_call(call_id)
+        log_event("session.adopted", node=self.node_id, session=sid, dead_node=info.get("node"))
+        self._flush()
+
+    async def _adopt_call(self, call_id: str) -> bool:
+        raw = await self.redis.get(f"nc:call:{call_id}")
+        if raw is None:
+            return False
+        snapshot = json.loads(raw)
+        owner = snapshot["owner"]
+        if owner != self.node_id and await self._node_alive(owner):
+            return False
+        elapsed = max(0.0, time.time() - snapshot.pop("saved_at", time.time()))
+        snapshot["age"] += elapsed
+        snapshot["ring_remaining"] -= elapsed
+        if snapshot["answered_age"] is not None:
+            snapshot["answered_age"] += elapsed
+        self.core.adopt_call(snapshot, asyncio.get_running_loop().time())
+        log_event("call.adopted", node=self.node_id, call=call_id, dead_node=owner)
+        return True
+
+    async def _owner_dead(self, event: Forwarded) -> None:
+        """A forward found nobody listening: adopt the call, then handle the message here."""
+        call_id = event.message.payload.get("call_id")
+        if call_id and await self._adopt_call(call_id):
+            self.core.handle_forwarded(event.session_id, event.user, self.node_id, event.message,
+                                       asyncio.get_running_loop().time())
+        self._flush()
+
+    async def _undeliverable(self, route: tuple) -> None:
+        """A route to a dead node: adopt the session it was for, then deliver here."""
+        node, sid, kind, payload, mid = route
+        if not self.core.has_session(sid):
+            info = await self.redis.hgetall(f"nc:sess:{sid}")
+            if not info or await self._node_alive(info.get("node", "")):
+                return
+            await self._adopt_session(sid, info)
+        self.core.handle_routed(sid, kind, payload, mid, self.node_id)
+        self._flush()

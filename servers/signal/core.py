@@ -1,0 +1,1043 @@
+"""The signaling core: sessions, presence, 1-to-1 calls and group calls, sans-IO.
+
+Inputs (each with ``now``, float seconds on any monotonic clock):
+
+- :meth:`SignalCore.handle_connect` -- an authenticated WebSocket opened
+  (optionally resuming a session with its resume token);
+- :meth:`SignalCore.handle_text` -- one text frame from a session;
+- :meth:`SignalCore.handle_disconnect` -- the WebSocket of a session closed;
+- :meth:`SignalCore.handle_timeout` -- :meth:`next_deadline` has passed;
+- the user service's results: :meth:`set_relations`, :meth:`reply`,
+  :meth:`reply_error`, :meth:`notify_user`; the call server's
+  :meth:`handle_recording_ready`.
+
+Outputs, drained by the adapter until empty:
+
+- :meth:`poll_transmit` -- ``(session_id, text)`` to write to that session's
+  socket (the core has already sequenced and buffered it for resume);
+- :meth:`poll_event` -- frozen dataclasses below: user-service requests,
+  connections to close, recording commands and analytics;
+- :meth:`next_deadline`.
+
+No sockets, clocks or storage here: the same core runs behind the WebSocket
+adapter, in tests with a fake clock, and later inside a call server.
+
+1-to-1 call states (the transition table)::
+
+    (none) --invite--> RINGING --accept--> ACTIVE --hangup/disconnect--> ended
+                       RINGING --reject/cancel/ring timeout/disconnect--> ended
+"""
+
+from __future__ import annotations
+
+import heapq
+import os
+from collections import OrderedDict, deque
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from .protocol import (
+    ANONYMOUS_TYPES,
+    VERSION,
+    CloseCode,
+    ErrorCode,
+    Message,
+    SignalParseError,
+    encode,
+    parse,
+)
+from .session import Session, TokenBucket
+
+__all__ = [
+    "CoreConfig",
+    "SignalCore",
+    "UserRequested",
+    "CloseRequested",
+    "RecordingRequested",
+    "CallStarted",
+    "CallAnswered",
+    "CallEnded",
+    "QualityReported",
+    "SessionExpired",
+    "PresenceChanged",
+    "Forwarded",
+    "CallChanged",
+    "USER_SERVICE_TYPES",
+]
+
+RINGING, ACTIVE = "ringing", "active"
+USER_SERVICE_TYPES = frozenset(
+    {"friend.request", "friend.accept", "friend.remove", "friend.list", "block", "unblock"}
+)
+
+
+@dataclass(frozen=True)
+class CoreConfig:
+    ring_timeout: float = 30.0
+    resume_window: float = 30.0
+    friends_only: bool = True
+    group_threshold: int = 4  # mesh while participants <= threshold and not recording
+    call_server: str | None = None  # address clients renegotiate with above the threshold
+    max_room_size: int = 50
+    rate: float = 20.0  # messages per second per connection
+    burst: float = 40.0
+    max_strikes: int = 20  # invalid or excess messages per strike window before close
+    strike_window: float = 10.0
+    replay_buffer: int = 512  # messages kept per session for resume
+    max_message_bytes: int = 64 * 1024  # enforced by the adapter, announced in welcome
+
+
+# --- events ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class UserRequested:
+    """A user-service message (friends, blocks) for the adapter to run on storage."""
+
+    session_id: str
+    user: str
+    message: Message
+
+
+@dataclass(frozen=True)
+class CloseRequested:
+    session_id: str
+    code: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class RecordingRequested:
+    """Forward to the call server: start or stop recording a room."""
+
+    room_id: str
+    action: str
+    by: str
+
+
+@dataclass(frozen=True)
+class SessionExpired:
+    session_id: str
+    user: str
+
+
+@dataclass(frozen=True)
+class PresenceChanged:
+    """A user's status as seen from this node changed (for other nodes)."""
+
+    user: str
+    status: str
+
+
+@dataclass(frozen=True)
+class Forwarded:
+    """Multi-node: a local session's message about a call owned by ``node``."""
+
+    node: str
+    session_id: str
+    user: str
+    message: Message
+
+
+@dataclass(frozen=True)
+class CallChanged:
+    """Multi-node: a call owned here changed; ``snapshot`` None means it ended."""
+
+    call_id: str
+    snapshot: dict | None
+
+
+@dataclass(frozen=True)
+class CallStarted:
+    call_id: str
+    kind: str  # "p2p" or "group"
+    caller: str
+    callee: str | None
+    media: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class CallAnswered:
+    call_id: str
+    setup_time: float  # seconds from invite to accept
+
+
+@dataclass(frozen=True)
+class CallEnded:
+    call_id: str
+    kind: str
+    participants: tuple[str, ...]
+    topology: str  # "p2p", "mesh" or "sfu"
+    reason: str
+    duration: float  # seconds since answered (0 if never answered)
+    answered: bool
+
+
+@dataclass(frozen=True)
+class QualityReported:
+    call_id: str
+    user: str
+    path: str
+    rtt_ms: float
+    loss: float
+
+
+# --- state ----------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Call:
+    call_id: str
+    caller: str
+    caller_session: str
+    callee: str
+    media: tuple[str, ...]
+    caps: dict
+    created_at: float
+    ring_deadline: float
+    ringing: set[str] = field(default_factory=set)
+    callee_session: str | None = None
+    state: str = RINGING
+    answered_at: float | None = None
+
+
+@dataclass(slots=True)
+class Room:
+    room_id: str
+    owner: str
+    media: tuple[str, ...]
+    created_at: float
+    invited: set[str] = field(default_factory=set)
+    participants: dict[str, str] = field(default_factory=dict)  # session_id -> user
+    everyone: set[str] = field(default_factory=set)  # users who ever joined
+    topology: str = "mesh"
+    recording: bool = False
+
+
+class SignalCore:
+    """Sessions, presence, calls and rooms of one node."""
+
+    def __init__(
+        self,
+        config: CoreConfig | None = None,
+        random: Callable[[int], bytes] = os.urandom,
+        *,
+        node_id: str = "local",
+        journal: bool = False,
+    ) -> None:
+        self.config = config or CoreConfig()
+        self._random = random
+        self.node_id = node_id
+        # Multi-node: (session_id, seq, text) of every sequenced message, to persist.
+        self._journal: deque[tuple[str, int, str]] | None = deque() if journal else None
+        # Multi-node: (node, session_id, type, payload, id) for sessions hosted elsewhere.
+        self._routes: deque[tuple[str, str, str, dict, str | None]] = deque()
+        self._remote_busy: set[str] = set()
+        self._sessions: dict[str, Session] = {}
+        self._by_resume: dict[str, str] = {}
+        self._user_sessions: dict[str, set[str]] = {}
+        self._friends: dict[str, set[str]] = {}
+        self._blocked: dict[str, set[str]] = {}
+        self._presence: dict[str, str] = {}
+        self._calls: dict[str, Call] = {}
+        self._rooms: dict[str, Room] = {}
+        self._ended_rooms: OrderedDict[str, Room] = OrderedDict()
+        self._timers: list[tuple[float, int, str, str]] = []
+        self._timer_seq = 0
+        self._transmit: deque[tuple[str, str]] = deque()
+        self._events: deque[Any] = deque()
+        self.counters: dict[str, int] = {}
+        self._handlers: dict[str, Callable[[Session, Message, float], None]] = {
+            "ping": self._on_ping,
+            "call.invite": self._on_invite,
+            "call.accept": self._on_accept,
+            "call.reject": self._on_reject,
+            "call.cancel": self._on_cancel,
+            "call.hangup": self._on_hangup,
+            "call.offer": self._on_relay,
+            "call.answer": self._on_relay,
+            "call.candidate": self._on_relay,
+            "call.quality": self._on_quality,
+            "room.create": self._on_room_create,
+            "room.invite": self._on_room_invite,
+            "room.join": self._on_room_join,
+            "room.leave": self._on_room_leave,
+            "room.signal": self._on_room_signal,
+            "room.record": self._on_room_record,
+        }
+
+    # --- outputs ----------------------------------------------------------
+
+    def poll_transmit(self) -> tuple[str, str] | None:
+        return self._transmit.popleft() if self._transmit else None
+
+    def poll_event(self) -> Any | None:
+        return self._events.popleft() if self._events else None
+
+    def poll_route(self) -> tuple[str, str, str, dict, str | None] | None:
+        """Multi-node: a message for a session on another node."""
+        return self._routes.popleft() if self._routes else None
+
+    def poll_journal(self) -> tuple[str, int, str] | None:
+        """Multi-node: a sequenced message to persist for resume on another node."""
+        return self._journal.popleft() if self._journal else None
+
+    def next_deadline(self) -> float | None:
+        while self._timers and not self._timer_valid(self._timers[0]):
+            heapq.heappop(self._timers)
+        return self._timers[0][0] if self._timers else None
+
+    # --- read-only views --------------------------------------------------
+
+    def session_user(self, session_id: str) -> str | None:
+        session = self._sessions.get(session_id)
+        return session.user if session else None
+
+    def status(self, user: str) -> str:
+        """Presence: ``offline``, ``busy`` (in a call or room) or ``online``."""
+        sessions = self._user_sessions.get(user)
+        if not sessions:
+            return "offline"
+        if user in self._remote_busy:
+            return "busy"
+        for sid in sessions:
+            s = self._sessions[sid]
+            if s.rooms:
+                return "busy"
+            for call_id in s.calls:
+                call = self._calls.get(call_id)
+                if call is not None and call.state == ACTIVE and sid in (call.caller_session, call.callee_session):
+                    return "busy"
+        return "online"
+
+    def calls_by_state(self) -> dict[str, int]:
+        counts = {RINGING: 0, ACTIVE: 0, "group": len(self._rooms)}
+        for call in self._calls.values():
+            counts[call.state] += 1
+        return counts
+
+    def session_count(self) -> tuple[int, int]:
+        """(connected sessions, sessions waiting to be resumed)."""
+        local = [s for s in self._sessions.values() if s.node is None]
+        connected = sum(1 for s in local if s.connected)
+        return connected, len(local) - connected
+
+    # --- inputs: connections ---------------------------------------------
+
+    def handle_connect(
+        self,
+        user: str,
+        now: float,
+        *,
+        ice_servers: list[dict] | None = None,
+        resume_token: str | None = None,
+        last_seq: int = 0,
+        friends: set[str] | frozenset[str] | None = None,
+        blocked: set[str] | frozenset[str] | None = None,
+    ) -> str:
+        """Open a session (or resume one) for an authenticated user; returns its id.
+
+        ``friends`` and ``blocked`` are the user's relations read from storage
+        by the adapter (kept while the user has a session).
+        """
+        session = None
+        if resume_token is not None:
+            sid = self._by_resume.get(resume_token)
+            candidate = self._sessions.get(sid) if sid else None
+            if candidate is not None and candidate.user == user:
+                session = candidate
+        resumed = session is not None
+        if session is None:
+            sid = self._new_id()
+            token = self._new_id(24)
+            session = Session(sid, user, token, TokenBucket(self.config.rate, self.config.burst, now),
+                              self.config.replay_buffer, now)
+            self._sessions[sid] = session
+            self._by_resume[token] = sid
+            self._user_sessions.setdefault(user, set()).add(sid)
+            self._friends.setdefault(user, set())
+            self._blocked.setdefault(user, set())
+        if friends is not None:
+            self._friends[user] = set(friends)
+        if blocked is not None:
+            self._blocked[user] = set(blocked)
+        session.connected = True
+        session.expires_at = None
+        missed, complete = session.missed(last_seq) if resumed else ([], True)
+        welcome = {
+            "session_id": session.session_id,
+            "user": user,
+            "resume_token": session.resume_token,
+            "resumed": resumed,
+            "replay_complete": complete,
+            "last_seq": session.seq,
+            "ice_servers": ice_servers or [],
+            "limits": self._limits(),
+            "friends": [{"user": f, "status": self.status(f)} for f in sorted(self._friends[user])],
+        }
+        self._transmit.append((session.session_id, encode("welcome", None, welcome)))
+        for text in missed:
+            self._transmit.append((session.session_id, text))
+        self._update_presence(user)
+        return session.session_id
+
+    def handle_disconnect(self, session_id: str, now: float) -> None:
+        """The socket closed: keep the session for the resume window."""
+        session = self._sessions.get(session_id)
+        if session is None or not session.connected:
+            return
+        session.connected = False
+        session.expires_at = now + self.config.resume_window
+        self._add_timer(session.expires_at, "expire", session_id)
+
+    def end_session(self, session_id: str, now: float) -> None:
+        """Drop a session at once (logout, or its resume window passed elsewhere)."""
+        session = self._sessions.get(session_id)
+        if session is not None:
+            self._expire(session, now)
+
+    def handle_timeout(self, now: float) -> None:
+        while self._timers and self._timers[0][0] <= now:
+            entry = heapq.heappop(self._timers)
+            if not self._timer_valid(entry):
+                continue
+            _, _, kind, key = entry
+            if kind == "expire":
+                self._expire(self._sessions[key], now)
+            elif kind == "ring":
+                self._ring_timeout(self._calls[key], now)
+
+    # --- inputs: messages -------------------------------------------------
+
+    def handle_text(self, session_id: str, text: str | bytes, now: float) -> None:
+        """One frame from a session: rate-limit, validate, dispatch; never raises."""
+        session = self._sessions.get(session_id)
+        if session is None or not session.connected or session.node is not None:
+            return
+        if not session.bucket.take(now):
+            self.count("errors", ErrorCode.RATE_LIMITED)
+            self._send_error(session, None, ErrorCode.RATE_LIMITED,
+                             f"more than {self.config.rate:g} messages per second")
+            self._strike(session, now)
+            return
+        try:
+            message = parse(text)
+        except SignalParseError as exc:
+            self.count("errors", exc.code)
+            self._send_error(session, exc.message_id, exc.code, exc.reason)
+            self._strike(session, now)
+            return
+        self.count("messages", message.type)
+        if message.type in ANONYMOUS_TYPES and message.type != "ping":
+            self._send_error(session, message.id, ErrorCode.CONFLICT, "already authenticated")
+            return
+        if message.type in USER_SERVICE_TYPES:
+            self._events.append(UserRequested(session_id, session.user, message))
+            return
+        owner = session.remote_calls.get(message.payload.get("call_id", ""))
+        if owner is not None:
+            self._events.append(Forwarded(owner, session_id, session.user, message))
+            return
+        self._handlers[message.type](session, message, now)
+
+    # --- inputs: from the user service and the call server ----------------
+
+    def set_relations(self, user: str, friends: set[str] | frozenset[str], blocked: set[str] | frozenset[str]) -> None:
+        """The user's friends and the users they block (from storage)."""
+        if user not in self._user_sessions:
+            return
+        old = self._friends.get(user, set())
+        self._friends[user] = set(friends)
+        self._blocked[user] = set(blocked)
+        for friend in set(friends) - old:
+            status = self.status(friend)
+            if status != "offline":
+                self.notify_user(user, "presence", {"user": friend, "status": status})
+
+    def blocks(self, user: str, other: str) -> bool:
+        return other in self._blocked.get(user, ())
+
+    def reply(self, session_id: str, message_id: str | None, payload: dict) -> None:
+        session = self._sessions.get(session_id)
+        if session is not None and message_id is not None:
+            self._send(session, "ack", payload, message_id)
+
+    def reply_error(self, session_id: str, message_id: str | None, code: int, reason: str) -> None:
+        session = self._sessions.get(session_id)
+        if session is not None:
+            self.count("errors", code)
+            self._send_error(session, message_id, code, reason)
+
+    def notify_user(self, user: str, kind: str, payload: dict) -> int:
+        """Push a message to every local session of ``user``; returns how many."""
+        count = 0
+        for sid in self._user_sessions.get(user, ()):
+            session = self._sessions[sid]
+            if session.node is None:
+                self._send(session, kind, payload)
+                count += 1
+        return count
+
+    # --- inputs: other nodes (multi-node) ---------------------------------
+
+    def is_local_user(self, user: str) -> bool:
+        return any(self._sessions[sid].node is None for sid in self._user_sessions.get(user, ()))
+
+    def has_session(self, session_id: str) -> bool:
+        session = self._sessions.get(session_id)
+        return session is not None and session.node is None
+
+    def add_foreign_session(self, session_id: str, user: str, node: str) -> None:
+        """A session of ``user`` hosted by ``node``: reachable through routes."""
+        if session_id in self._sessions:
+            return
+        session = Session(session_id, user, "", TokenBucket(0, 0, 0.0), 0, 0.0)
+        session.node = node
+        self._sessions[session_id] = session
+        self._user_sessions.setdefault(user, set()).add(session_id)
+        self._friends.setdefault(user, set())
+        self._blocked.setdefault(user, set())
+
+    def set_remote_user(self, user: str, blocked: set[str], busy: bool) -> None:
+        """What this node must know of a user hosted elsewhere before calling them."""
+        if user in self._user_sessions and not self.is_local_user(user):
+            self._blocked[user] = set(blocked)
+        if busy:
+            self._remote_busy.add(user)
+        else:
+            self._remote_busy.discard(user)
+
+    def handle_remote_presence(self, user: str, status: str) -> None:
+        """Another node saw ``user`` change status: tell local friends."""
+        if status == "busy":
+            self._remote_busy.add(user)
+        else:
+            self._remote_busy.discard(user)
+        for friend, friends in self._friends.items():
+            if user in friends and self.is_local_user(friend):
+                self.notify_user(friend, "presence", {"user": user, "status": status})
+
+    def handle_routed(self, session_id: str, kind: str, payload: dict, message_id: str | None, owner: str) -> bool:
+        """A message another node produced for one of our sessions; False if unknown."""
+        session = self._sessions.get(session_id)
+        if session is None or session.node is not None:
+            return False
+        call_id = payload.get("call_id")
+        if kind == "_owner":  # internal: the call moved to another node
+            if owner == self.node_id:
+                session.remote_calls.pop(call_id, None)
+            elif call_id in session.remote_calls:
+                session.remote_calls[call_id] = owner
+            return True
+        if call_id is not None and owner != self.node_id:
+            if kind == "call.ended":
+                session.remote_calls.pop(call_id, None)
+            elif kind not in ("error",):
+                session.remote_calls[call_id] = owner
+        self._send(session, kind, payload, message_id)
+        return True
+
+    def handle_forwarded(self, session_id: str, user: str, origin: str, message: Message, now: float) -> None:
+        """A message from a session on ``origin`` about a call owned here."""
+        self.add_foreign_session(session_id, user, origin)
+        session = self._sessions[session_id]
+        session.remote_calls.pop(message.payload.get("call_id", ""), None)
+        self._handlers[message.type](session, message, now)
+
+    def adopt_session(self, session_id: str, user: str, resume_token: str, seq: int,
+                      outbox: list[tuple[int, str]], now: float) -> None:
+        """Take over a session whose node died; it waits for its client to resume."""
+        old = self._sessions.get(session_id)
+        if old is not None and old.node is None:
+            return
+        session = Session(session_id, user, resume_token, TokenBucket(self.config.rate, self.config.burst, now),
+                          self.config.replay_buffer, now)
+        if old is not None:
+            session.calls = old.calls
+        session.seq = seq
+        session.outbox.extend(outbox)
+        session.connected = False
+        session.expires_at = now + self.config.resume_window
+        self._sessions[session_id] = session
+        self._by_resume[resume_token] = session_id
+        self._user_sessions.setdefault(user, set()).add(session_id)
+        self._friends.setdefault(user, set())
+        self._blocked.setdefault(user, set())
+        self._add_timer(session.expires_at, "expire", session_id)
+
+    def adopt_call(self, snapshot: dict, now: float) -> None:
+        """Take over a call from a dead node (see :meth:`_snapshot`)."""
+        call_id = snapshot["call_id"]
+        if call_id in self._calls:
+            return
+        call = Call(call_id, snapshot["caller"], snapshot["caller_session"], snapshot["callee"],
+                    tuple(snapshot["media"]), snapshot["caps"], now - snapshot["age"],
+                    now + snapshot["ring_remaining"], set(snapshot["ringing"]),
+                    snapshot["callee_session"], snapshot["state"],
+                    None if snapshot["answered_age"] is None else now - snapshot["answered_age"])
+        self._calls[call_id] = call
+        for sid, (user, node) in snapshot["sessions"].items():
+            if sid not in self._sessions:
+                self.add_foreign_session(sid, user, node)
+            session = self._sessions[sid]
+            session.calls.add(call_id)
+            session.remote_calls.pop(call_id, None)
+            if session.node is not None:
+                self._routes.append((session.node, sid, "_owner", {"call_id": call_id}, None))
+        if call.state == RINGING:
+            self._add_timer(call.ring_deadline, "ring", call_id)
+        self._events.append(CallChanged(call_id, self._snapshot(call, now)))
+
+    def _snapshot(self, call: Call, now: float) -> dict:
+        sids = {call.caller_session, *call.ringing}
+        if call.callee_session is not None:
+            sids.add(call.callee_session)
+        sessions = {}
+        for sid in sids:
+            s = self._sessions.get(sid)
+            if s is not None:
+                sessions[sid] = (s.user, s.node or self.node_id)
+        return {
+            "call_id": call.call_id, "caller": call.caller, "caller_session": call.caller_session,
+            "callee": call.callee, "callee_session": call.callee_session, "ringing": sorted(call.ringing),
+            "state": call.state, "media": list(call.media), "caps": call.caps, "age": now - call.created_at,
+            "ring_remaining": call.ring_deadline - now,
+            "answered_age": None if call.answered_at is None else now - call.answered_at,
+            "sessions": sessions, "owner": self.node_id,
+        }
+
+    def has_resume_token(self, resume_token: str) -> bool:
+        return resume_token in self._by_resume
+
+    def prune_foreign(self, user: str) -> None:
+        """Forget ``user``'s foreign sessions that no call here needs."""
+        for sid in list(self._user_sessions.get(user, ())):
+            self._drop_foreign(self._sessions[sid])
+
+    def _drop_foreign(self, session: Session) -> None:
+        """Forget a foreign session once no call here needs it."""
+        if session.node is None or session.calls or session.session_id not in self._sessions:
+            return
+        del self._sessions[session.session_id]
+        sids = self._user_sessions.get(session.user)
+        if sids is not None:
+            sids.discard(session.session_id)
+            if not sids:
+                del self._user_sessions[session.user]
+                self._friends.pop(session.user, None)
+                self._blocked.pop(session.user, None)
+
+    def handle_recording_ready(self, room_id: str, location: str, now: float) -> bool:
+        """The call server says a recording file exists: tell the room's users."""
+        room = self._rooms.get(room_id) or self._ended_rooms.get(room_id)
+        if room is None:
+            return False
+        for user in sorted(room.everyone):
+            self.notify_user(user, "recording.ready", {"room_id": room_id, "location": location})
+        return True
+
+    # --- helpers: output --------------------------------------------------
+
+    def _send(self, session: Session, kind: str, payload: dict, message_id: str | None = None) -> None:
+        if session.node is not None:
+            self._routes.append((session.node, session.session_id, kind, payload, message_id))
+            return
+        session.seq += 1
+        text = encode(kind, message_id if message_id is not None else f"s{session.seq}", payload, session.seq)
+        session.outbox.append((session.seq, text))
+        if self._journal is not None:
+            self._journal.append((session.session_id, session.seq, text))
+        if session.connected:
+            self._transmit.append((session.session_id, text))
+
+    def _send_error(self, session: Session, message_id: str | None, code: int, reason: str) -> None:
+        self._send(session, "error", {"code": code, "reason": reason}, message_id)
+
+    def _ack(self, session: Session, message: Message, payload: dict | None = None) -> None:
+        if message.id is not None:
+            self._send(session, "ack", payload or {}, message.id)
+
+    def _error(self, session: Session, message: Message, code: int, reason: str) -> None:
+        self.count("errors", code)
+        self._send_error(session, message.id, code, reason)
+
+    def count(self, family: str, key: Any) -> None:
+        name = f"{family}:{key}"
+        self.counters[name] = self.counters.get(name, 0) + 1
+
+    def _strike(self, session: Session, now: float) -> None:
+        if now - session.strike_window_start > self.config.strike_window:
+            session.strike_window_start = now
+            session.strikes = 0
+        session.strikes += 1
+        if session.strikes > self.config.max_strikes:
+            self._events.append(CloseRequested(session.session_id, CloseCode.POLICY_VIOLATION,
+                                               "too many invalid or excess messages"))
+
+    def _limits(self) -> dict:
+        c = self.config
+        return {
+            "max_message_bytes": c.max_message_bytes,
+            "rate_per_second": c.rate,
+            "burst": c.burst,
+            "ring_timeout": c.ring_timeout,
+            "resume_window": c.resume_window,
+            "group_threshold": c.group_threshold,
+            "max_room_size": c.max_room_size,
+            "version": VERSION,
+        }
+
+    def _new_id(self, size: int = 16) -> str:
+        return self._random(size).hex()
+
+    # --- helpers: timers and presence ------------------------------------
+
+    def _add_timer(self, deadline: float, kind: str, key: str) -> None:
+        self._timer_seq += 1
+        heapq.heappush(self._timers, (deadline, self._timer_seq, kind, key))
+
+    def _timer_valid(self, entry: tuple[float, int, str, str]) -> bool:
+        deadline, _, kind, key = entry
+        if kind == "expire":
+            s = self._sessions.get(key)
+            return s is not None and not s.connected and s.expires_at == deadline
+        call = self._calls.get(key)
+        return call is not None and call.state == RINGING and call.ring_deadline == deadline
+
+    def _update_presence(self, user: str) -> None:
+        status = self.status(user)
+        if self._presence.get(user, "offline") == status:
+            return
+        if status == "offline":
+            self._presence.pop(user, None)
+        else:
+            self._presence[user] = status
+        self._events.append(PresenceChanged(user, status))
+        for friend in self._friends.get(user, ()):
+            if friend in self._user_sessions and user in self._friends.get(friend, ()):
+                self.notify_user(friend, "presence", {"user": user, "status": status})
+
+    def _expire(self, session: Session, now: float) -> None:
+        """The resume window passed: the session ends, and its calls with it."""
+        for call_id in list(session.calls):
+            call = self._calls.get(call_id)
+            if call is None:
+                continue
+            if session.session_id in (call.caller_session, call.callee_session):
+                self._end_call(call, "disconnected", now, skip=session.session_id)
+            else:
+                call.ringing.discard(session.session_id)
+                if not call.ringing:
+                    self._end_call(call, "unavailable", now, skip=session.session_id)
+        for room_id in list(session.rooms):
+            self._leave_room(self._rooms[room_id], session, now, "disconnected")
+        del self._sessions[session.session_id]
+        del self._by_resume[session.resume_token]
+        sids = self._user_sessions[session.user]
+        sids.discard(session.session_id)
+        self._events.append(SessionExpired(session.session_id, session.user))
+        self._update_presence(session.user)
+        if not sids:
+            del self._user_sessions[session.user]
+            self._friends.pop(session.user, None)
+            self._blocked.pop(session.user, None)
+
+    # --- 1-to-1 calls -----------------------------------------------------
+
+    def _on_ping(self, session: Session, message: Message, now: float) -> None:
+        self._ack(session, message, {"pong": True})
+
+    def _party_call(self, session: Session, message: Message) -> Call | None:
+        """The call named in the message if this session belongs to it, else answer 404."""
+        call = self._calls.get(message.payload["call_id"])
+        if call is None or message.payload["call_id"] not in session.calls:
+            self._error(session, message, ErrorCode.NOT_FOUND, "no such call")
+            return None
+        return call
+
+    def _on_invite(self, session: Session, message: Message, now: float) -> None:
+        callee = message.payload["to"]
+        caller = session.user
+        if callee == caller:
+            return self._error(session, message, ErrorCode.BAD_REQUEST, "cannot call yourself")
+        if any(self._calls[c].caller_session == session.session_id or self._calls[c].state == ACTIVE
+               for c in session.calls if c in self._calls):
+            return self._error(session, message, ErrorCode.CONFLICT, "this session is already in a call")
+        if self.config.friends_only and callee not in self._friends.get(caller, ()):
+            return self._error(session, message, ErrorCode.FORBIDDEN, "only friends may be called")
+        sids = self._user_sessions.get(callee)
+        # A block in either direction looks exactly like an offline callee.
+        if not sids or self.blocks(callee, caller) or self.blocks(caller, callee):
+            return self._error(session, message, ErrorCode.UNAVAILABLE, "user unavailable")
+        if self.status(callee) == "busy":
+            return self._error(session, message, ErrorCode.BUSY, "user busy")
+        call_id = self._new_id()
+        media = tuple(message.payload["media"])
+        caps = message.payload.get("caps", {})
+        deadline = now + self.config.ring_timeout
+        call = Call(call_id, caller, session.session_id, callee, media, caps, now, deadline, set(sids))
+        self._calls[call_id] = call
+        session.calls.add(call_id)
+        self._add_timer(deadline, "ring", call_id)
+        self._ack(session, message, {"call_id": call_id})
+        incoming = {"call_id": call_id, "from": caller, "media": list(media), "caps": caps,
+                    "ring_timeout": self.config.ring_timeout}
+        for sid in sids:
+            self._sessions[sid].calls.add(call_id)
+            self._send(self._sessions[sid], "call.incoming", incoming)
+        self._events.append(CallStarted(call_id, "p2p", caller, callee, media))
+        self._events.append(CallChanged(call_id, self._snapshot(call, now)))
+
+    def _on_accept(self, session: Session, message: Message, now: float) -> None:
+        call = self._party_call(session, message)
+        if call is None:
+            return
+        if session.session_id not in call.ringing:
+            return self._error(session, message, ErrorCode.CONFLICT, "call is not ringing here")
+        others = call.ringing - {session.session_id}
+        call.ringing.clear()
+        call.state = ACTIVE
+        call.callee_session = session.session_id
+        call.answered_at = now
+        self._ack(session, message, {"call_id": call.call_id, "peer": call.caller, "caps": call.caps})
+        for sid in others:
+            other = self._sessions[sid]
+            other.calls.discard(call.call_id)
+            self._send(other, "call.ended", {"call_id": call.call_id, "reason": "answered_elsewhere"})
+            self._drop_foreign(other)
+        caller = self._sessions[call.caller_session]
+        self._send(caller, "call.accepted", {"call_id": call.call_id, "peer": call.callee,
+                                             "caps": message.payload.get("caps", {})})
+        self._events.append(CallAnswered(call.call_id, now - call.created_at))
+        self._events.append(CallChanged(call.call_id, self._snapshot(call, now)))
+        self._update_presence(call.caller)
+        self._update_presence(call.callee)
+
+    def _on_reject(self, session: Session, message: Message, now: float) -> None:
+        call = self._party_call(session, message)
+        if call is None:
+            return
+        if session.session_id not in call.ringing:
+            return self._error(session, message, ErrorCode.CONFLICT, "call is not ringing here")
+        self._ack(session, message, {"call_id": call.call_id})
+        self._end_call(call, message.payload["reason"], now, skip=session.session_id)
+
+    def _on_cancel(self, session: Session, message: Message, now: float) -> None:
+        call = self._party_call(session, message)
+        if call is None:
+            return
+        if call.caller_session != session.session_id or call.state != RINGING:
+            return self._error(session, message, ErrorCode.CONFLICT, "only a ringing outgoing call can be cancelled")
+        self._ack(session, message, {"call_id": call.call_id})
+        self._end_call(call, "cancelled", now, skip=session.session_id)
+
+    def _on_hangup(self, session: Session, message: Message, now: float) -> None:
+        call = self._party_call(session, message)
+        if call is None:
+            return
+        if session.session_id not in (call.caller_session, call.callee_session):
+            return self._error(session, message, ErrorCode.CONFLICT, "call is not active here")
+        self._ack(session, message, {"call_id": call.call_id})
+        self._end_call(call, "hangup" if call.state == ACTIVE else "cancelled", now, skip=session.session_id)
+
+    def _on_relay(self, session: Session, message: Message, now: float) -> None:
+        """Offer, answer, candidate (and ICE restart offers) go to the other party only."""
+        call = self._party_call(session, message)
+        if call is None:
+            return
+        if call.state != ACTIVE or session.session_id not in (call.caller_session, call.callee_session):
+            return self._error(session, message, ErrorCode.CONFLICT, "call is not active here")
+        peer_sid = call.callee_session if session.session_id == call.caller_session else call.caller_session
+        payload = dict(message.payload)
+        payload["from"] = session.user
+        self._send(self._sessions[peer_sid], message.type, payload)
+        self._ack(session, message)
+
+    def _on_quality(self, session: Session, message: Message, now: float) -> None:
+        call = self._party_call(session, message)
+        if call is None:
+            return
+        p = message.payload
+        self._events.append(QualityReported(call.call_id, session.user, p["path"], p["rtt_ms"], p["loss"]))
+        self._ack(session, message)
+
+    def _ring_timeout(self, call: Call, now: float) -> None:
+        self._end_call(call, "timeout", now, skip=None)
+
+    def _end_call(self, call: Call, reason: str, now: float, skip: str | None) -> None:
+        """End a call; tell every session still attached to it except ``skip``."""
+        del self._calls[call.call_id]
+        attached = {call.caller_session} | call.ringing
+        if call.callee_session is not None:
+            attached.add(call.callee_session)
+        payload = {"call_id": call.call_id, "reason": reason}
+        for sid in attached:
+            s = self._sessions.get(sid)
+            if s is None:
+                continue
+            s.calls.discard(call.call_id)
+            if sid != skip:
+                self._send(s, "call.ended", payload)
+            self._drop_foreign(s)
+        self._events.append(CallChanged(call.call_id, None))
+        answered = call.answered_at is not None
+        duration = now - call.answered_at if answered else 0.0
+        self._events.append(CallEnded(call.call_id, "p2p", (call.caller, call.callee), "p2p",
+                                      reason, duration, answered))
+        if answered:
+            self._update_presence(call.caller)
+            self._update_presence(call.callee)
+
+    # --- group calls ------------------------------------------------------
+
+    def _member_room(self, session: Session, message: Message) -> Room | None:
+        room = self._rooms.get(message.payload["room_id"])
+        if room is None or room.room_id not in session.rooms:
+            self._error(session, message, ErrorCode.NOT_FOUND, "no such room")
+            return None
+        return room
+
+    def _on_room_create(self, session: Session, message: Message, now: float) -> None:
+        if session.rooms:
+            return self._error(session, message, ErrorCode.CONFLICT, "this session is already in a room")
+        media = tuple(message.payload.get("media", ["audio", "video"]))
+        room = Room(self._new_id(), session.user, media, now, invited={session.user})
+        self._rooms[room.room_id] = room
+        self._events.append(CallStarted(room.room_id, "group", session.user, None, media))
+        self._join(room, session, message)
+
+    def _on_room_invite(self, session: Session, message: Message, now: float) -> None:
+        room = self._member_room(session, message)
+        if room is None:
+            return
+        to = message.payload["to"]
+        if self.config.friends_only and to not in self._friends.get(session.user, ()):
+            return self._error(session, message, ErrorCode.FORBIDDEN, "only friends may be invited")
+        self._ack(session, message, {"room_id": room.room_id})
+        if self.blocks(to, session.user) or self.blocks(session.user, to) or to in room.invited:
+            return  # silently: a blocked user never reaches the invitee
+        room.invited.add(to)
+        self.notify_user(to, "room.invited", {"room_id": room.room_id, "from": session.user,
+                                              "media": list(room.media)})
+
+    def _on_room_join(self, session: Session, message: Message, now: float) -> None:
+        room = self._rooms.get(message.payload["room_id"])
+        if room is None or session.user not in room.invited:
+            return self._error(session, message, ErrorCode.NOT_FOUND, "no such room")
+        if room.room_id in session.rooms:
+            return self._error(session, message, ErrorCode.CONFLICT, "already in this room")
+        if session.rooms:
+            return self._error(session, message, ErrorCode.CONFLICT, "this session is already in a room")
+        if len(room.participants) >= self.config.max_room_size:
+            return self._error(session, message, ErrorCode.FORBIDDEN, "room is full")
+        if len(room.participants) >= self.config.group_threshold and self.config.call_server is None:
+            return self._error(session, message, ErrorCode.FORBIDDEN,
+                               "room is full for a mesh and no call server is configured")
+        self._join(room, session, message)
+
+    def _join(self, room: Room, session: Session, message: Message) -> None:
+        room.participants[session.session_id] = session.user
+        room.everyone.add(session.user)
+        session.rooms.add(room.room_id)
+        # Decide first, so the joiner's answer already names the topology.
+        switched = self._update_topology(room)
+        self._ack(session, message, {
+            "room_id": room.room_id,
+            "owner": room.owner,
+            "participants": self._participant_list(room),
+            "topology": room.topology,
+            "call_server": self.config.call_server if room.topology == "sfu" else None,
+            "recording": room.recording,
+        })
+        joined = {"room_id": room.room_id, "session_id": session.session_id, "user": session.user}
+        self._room_broadcast(room, "room.joined", joined, skip=session.session_id)
+        if switched:
+            self._announce_topology(room, "threshold", skip=session.session_id)
+        self._update_presence(session.user)
+
+    def _on_room_leave(self, session: Session, message: Message, now: float) -> None:
+        room = self._member_room(session, message)
+        if room is None:
+            return
+        self._ack(session, message, {"room_id": room.room_id})
+        self._leave_room(room, session, now, "left")
+
+    def _leave_room(self, room: Room, session: Session, now: float, reason: str) -> None:
+        del room.participants[session.session_id]
+        session.rooms.discard(room.room_id)
+        self._room_broadcast(room, "room.left", {"room_id": room.room_id, "session_id": session.session_id,
+                                                  "user": session.user, "reason": reason})
+        self._update_presence(session.user)
+        if not room.participants:
+            del self._rooms[room.room_id]
+            self._ended_rooms[room.room_id] = room
+            while len(self._ended_rooms) > 1000:
+                self._ended_rooms.popitem(last=False)
+            self._events.append(CallEnded(room.room_id, "group", tuple(sorted(room.everyone)),
+                                          room.topology, "empty", now - room.created_at, True))
+            if room.recording:
+                self._events.append(RecordingRequested(room.room_id, "stop", session.user))
+
+    def _on_room_signal(self, session: Session, message: Message, now: float) -> None:
+        """Mesh signaling between two participants of the same room."""
+        room = self._member_room(session, message)
+        if room is None:
+            return
+        target = message.payload["to"]
+        if target not in room.participants or target == session.session_id:
+            return self._error(session, message, ErrorCode.NOT_FOUND, "no such participant")
+        if room.topology != "mesh":
+            return self._error(session, message, ErrorCode.CONFLICT, "room uses the call server")
+        payload = dict(message.payload)
+        payload["to"] = target
+        payload["from"] = session.session_id
+        payload["from_user"] = session.user
+        self._send(self._sessions[target], "room.signal", payload)
+        self._ack(session, message)
+
+    def _on_room_record(self, session: Session, message: Message, now: float) -> None:
+        room = self._member_room(session, message)
+        if room is None:
+            return
+        if session.user != room.owner:
+            return self._error(session, message, ErrorCode.FORBIDDEN, "only the room owner controls recording")
+        action = message.payload["action"]
+        if self.config.call_server is None:
+            return self._error(session, message, ErrorCode.CONFLICT, "no call server to record on")
+        if room.recording == (action == "start"):
+            return self._error(session, message, ErrorCode.CONFLICT, f"recording already {action}ed")
+        room.recording = action == "start"
+        self._ack(session, message, {"room_id": room.room_id, "recording": room.recording})
+        if self._update_topology(room):
+            self._announce_topology(room, "recording")
+        self._events.append(RecordingRequested(room.room_id, action, session.user))
+        self._room_broadcast(room, "room.recording", {"room_id": room.room_id,
+                                                      "state": "started" if room.recording else "stopped",
+                                                      "by": session.user})
+
+    def _update_topology(self, room: Room) -> bool:
+        """Mesh up to the threshold and unrecorded; the call server after that.
+
+        The switch is one-way for the life of the room, so that a group
+        hovering at the threshold does not renegotiate back and forth.
+        Returns whether it switched now.
+        """
+        if room.topology == "sfu" or self.config.call_server is None:
+            return False
+        if len(room.participants) > self.config.group_threshold or room.recording:
+            room.topology = "sfu"
+            return True
+        return False
+
+    def _announce_topology(self, room: Room, reason: str, skip: str | None = None) -> None:
+        self._room_broadcast(room, "room.topology", {"room_id": room.room_id, "mode": room.topology,
+                                                     "call_server": self.config.call_server,
+                                                     "reason": reason}, skip=skip)
+
+    def _participant_list(self, room: Room) -> list[dict]:
+        return [{"session_id": sid, "user": user} for sid, user in room.participants.items()]
+
+    def _room_broadcast(self, room: Room, kind: str, payload: dict, skip: str | None = None) -> None:
+        for sid in room.participants:
+            if sid != skip:
+                self._send(self._sessions[sid], kind, payload)

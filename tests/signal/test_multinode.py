@@ -1,0 +1,168 @@
+"""Two real netcore-signal processes sharing a real redis-server and PostgreSQL.
+
+A caller on node A and a callee on node B set up a call; node A is killed
+(SIGKILL) mid-call; the caller resumes on node B with its resume token, gets
+what it missed, and the call goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import glob
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+import pytest
+
+from tests.conftest import free_port, require_program
+
+from .helpers import connect_token, login, register
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _wait_tcp(port: int, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listening on {port}")
+
+
+@pytest.fixture(scope="module")
+def redis_url():
+    program = require_program("redis-server")
+    port = free_port(socket.SOCK_STREAM)
+    proc = subprocess.Popen([program, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                             "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait_tcp(port)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def _pg_bin(name: str) -> str:
+    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
+    if not found:
+        if os.environ.get("CI"):
+            pytest.fail("PostgreSQL is not installed (bash .ci/deps installs it)")
+        pytest.skip("PostgreSQL is not installed")
+    return found[-1]
+
+
+@pytest.fixture(scope="module")
+def postgres_url():
+    initdb, pg_ctl = _pg_bin("initdb"), _pg_bin("pg_ctl")
+    base = tempfile.mkdtemp(prefix="netcore-pg-")
+    data = os.path.join(base, "data")
+    as_user: list[str] = []
+    if os.geteuid() == 0:  # PostgreSQL refuses to run as root
+        shutil.chown(base, "postgres", "postgres")
+        as_user = ["runuser", "-u", "postgres", "--"]
+    port = free_port(socket.SOCK_STREAM)
+    subprocess.run(as_user + [initdb, "-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8"],
+                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(as_user + [pg_ctl, "-D", data, "-l", os.path.join(base, "log"), "-w", "-o",
+                              f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off",
+                              "start"], check=True, stdout=subprocess.DEVNULL)
+    try:
+        yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run(as_user + [pg_ctl, "-D", data, "-m", "immediate", "stop"], stdout=subprocess.DEVNULL)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+async def start_node(tmp_path, name, redis_url, postgres_url):
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "servers.signal.main", "--port", "0", "--node-id", name,
+        "--data-dir", str(tmp_path / name), "--redis", redis_url, "--database", postgres_url,
+        "--token-secret", "cluster-secret", "--heartbeat", "0.5", "--resume-window", "20",
+        "--ring-timeout", "20", cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    line = await asyncio.wait_for(proc.stdout.readline(), 30)
+    assert line.startswith(b"listening"), (line, await proc.stderr.read())
+    return proc, int(line.split()[2])
+
+
+async def test_call_across_nodes_and_failover(tmp_path, redis_url, postgres_url):
+    import redis.asyncio as aioredis
+
+    node_a, port_a = await start_node(tmp_path, "A", redis_url, postgres_url)
+    node_b, port_b = await start_node(tmp_path, "B", redis_url, postgres_url)
+    r = aioredis.from_url(redis_url, decode_responses=True)
+    try:
+        stamp = str(int(time.time() * 1000) % 10**8)
+        alice, bob = f"alice{stamp}", f"bob{stamp}"
+        await register(port_a, alice)
+        await register(port_b, bob)  # users live in PostgreSQL: both nodes see both
+        ca = await login(port_a, alice)
+        cb = await login(port_b, bob)
+        # friendship across nodes: notifications and relation changes go over Redis
+        await ca.ok("friend.request", {"username": bob})
+        await cb.expect("friend.requested", **{"from": alice})
+        await cb.ok("friend.accept", {"username": alice})
+        await ca.expect("friend.accepted", by=bob)
+        # the user map says where bob is
+        assert set((await r.hgetall(f"nc:user:{bob}")).values()) == {"B"}
+
+        call_id = (await ca.ok("call.invite", {"to": bob, "media": ["audio", "video"]}))["call_id"]
+        assert (await cb.expect("call.incoming", call_id=call_id))["from"] == alice
+        await cb.ok("call.accept", {"call_id": call_id})
+        await ca.expect("call.accepted", call_id=call_id)
+        await ca.ok("call.offer", {"call_id": call_id, "sdp": "v=0 offer"})
+        assert (await cb.expect("call.offer"))["sdp"] == "v=0 offer"
+        await cb.ok("call.answer", {"call_id": call_id, "sdp": "v=0 answer"})
+        assert (await ca.expect("call.answer"))["sdp"] == "v=0 answer"
+        assert json.loads(await r.get(f"nc:call:{call_id}"))["state"] == "active"
+
+        # node A dies mid-call
+        node_a.send_signal(signal.SIGKILL)
+        await node_a.wait()
+        with pytest.raises(Exception):
+            await ca.expect("never", timeout=5)
+        # bob keeps talking while alice is away: node B takes the call over
+        cand = {"candidate": "candidate:1 1 udp 2122260223 127.0.0.1 40000 typ host"}
+        await cb.ok("call.candidate", {"call_id": call_id, "candidate": cand})
+        # alice reconnects to node B with her resume token
+        resumed = await connect_token(port_b, alice, ca.token, resume=ca.welcome["payload"]["resume_token"],
+                                      last_seq=str(ca.last_seq))
+        p = resumed.welcome["payload"]
+        assert p["resumed"] is True and p["session_id"] == ca.session_id and p["replay_complete"] is True
+        resumed.last_seq = ca.last_seq
+        assert (await resumed.expect("call.candidate", call_id=call_id))["candidate"] == cand
+        # and the call goes on, now through node B alone
+        await resumed.ok("call.offer", {"call_id": call_id, "sdp": "v=0 restart", "ice_restart": True})
+        assert (await cb.expect("call.offer"))["ice_restart"] is True
+        await cb.ok("call.hangup", {"call_id": call_id})
+        assert (await resumed.expect("call.ended", call_id=call_id))["reason"] == "hangup"
+        node_b.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(node_b.wait(), 20) == 0
+        assert await r.get(f"nc:call:{call_id}") is None  # B drained its writes before exiting
+        # analytics reached the Redis stream from both nodes
+        records = [json.loads(f["record"]) for _, f in await r.xrange("nc:analytics")]
+        mine = [x for x in records if x.get("call_id") == call_id]
+        assert [x["event"] for x in mine] == ["call.started", "call.answered", "call.ended"]
+        assert {x["node"] for x in mine} == {"A", "B"}
+        logs = (await node_b.stderr.read()).decode()
+        assert '"event":"call.adopted"' in logs and '"dead_node":"A"' in logs
+        assert ca.token not in logs
+    finally:
+        await r.aclose()
+        for proc in (node_a, node_b):
+            if proc.returncode is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    await asyncio.wait_for(proc.wait(), 10)
+                except asyncio.TimeoutError:
+                    proc.kill()
