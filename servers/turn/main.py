@@ -1,70 +1,163 @@
 """netcore-turn: the STUN/TURN daemon.
 
-This first cut answers STUN Binding requests on every ``--listen`` address
-(UDP); the TURN relay arrives on the same listeners.
+One process runs one :class:`~netcore.turn.server.TurnServer` behind the fast
+UDP adapter of :mod:`netcore.turn.aio_server`. ``--workers N`` starts N such
+processes that share the listening ports with SO_REUSEPORT (the kernel keeps
+each client's 5-tuple on one worker) and split the relay port range.
+
+Signals: SIGTERM/SIGINT close every allocation (logging each) and exit 0;
+SIGHUP re-reads the config file and flags and applies users, secrets, realm
+and peer rules without dropping allocations.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import logging
+import os
 import signal
+import subprocess
 import sys
+import time
 
-from netcore.stun.aio import serve_binding
+from netcore.errors import UsageError
+from netcore.turn import wire as w
+from netcore.turn.aio_server import TurnServerEndpoint, UdpRelayProvider, open_udp_socket
+from netcore.turn.server import AllocationCreated, AllocationDeleted, AllocationRefreshed, TurnServer
+from servers.turn.config import Settings, build_parser, load_settings
+from servers.turn.metrics import render_metrics, serve_metrics
 
 log = logging.getLogger("netcore.turn")
 
-DEFAULT_LISTEN = "127.0.0.1:3478"
+
+def _fmt(addr: tuple) -> str:
+    host, port = addr[0], addr[1]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def parse_hostport(value: str) -> tuple[str, int]:
-    """``HOST:PORT``, ``[V6]:PORT`` or ``V6:PORT`` -> (host, port)."""
-    host, sep, port = value.rpartition(":")
-    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
-        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {value!r}")
-    return host.strip("[]") or "0.0.0.0", int(port)
+def log_event(event: object) -> None:
+    """One structured line per allocation change; never a password or key."""
+    if isinstance(event, AllocationCreated):
+        log.info("allocation created client=%s listener=%s user=%s relayed=%s lifetime=%d",
+                 _fmt(event.client), _fmt(event.listener), event.username,
+                 ",".join(_fmt(r) for r in event.relayed), event.lifetime)
+    elif isinstance(event, AllocationRefreshed):
+        log.info("allocation refreshed client=%s listener=%s user=%s lifetime=%d",
+                 _fmt(event.client), _fmt(event.listener), event.username, event.lifetime)
+    elif isinstance(event, AllocationDeleted):
+        log.info("allocation %s client=%s listener=%s user=%s relayed=%s packets_to_peer=%d bytes_to_peer=%d "
+                 "packets_to_client=%d bytes_to_client=%d", event.reason, _fmt(event.client),
+                 _fmt(event.listener), event.username, ",".join(_fmt(r) for r in event.relayed),
+                 event.packets_to_peer, event.bytes_to_peer, event.packets_to_client, event.bytes_to_client)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="netcore-turn", description="netcore STUN/TURN server")
-    parser.add_argument("--listen", action="append", type=parse_hostport, metavar="HOST:PORT",
-                        help=f"UDP address to serve STUN/TURN on; repeatable (default {DEFAULT_LISTEN})")
-    parser.add_argument("--software", default="netcore",
-                        help="SOFTWARE attribute in responses; empty to send none")
-    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
-    return parser
+def _relay_ips(settings: Settings) -> tuple[dict[int, str], dict[int, str]]:
+    relay: dict[int, str] = {}
+    for ip in settings["relay-ip"]:
+        relay.setdefault(w.FAMILY_IPV6 if ":" in ip else w.FAMILY_IPV4, ip)
+    if not relay:
+        for host, _ in settings["listen"]:
+            family = w.FAMILY_IPV6 if ":" in host else w.FAMILY_IPV4
+            if host not in ("0.0.0.0", "::"):
+                relay.setdefault(family, host)
+    if not relay:
+        raise UsageError("listening on a wildcard address needs --relay-ip")
+    external: dict[int, str] = {}
+    for ip in settings["external-ip"]:
+        external.setdefault(w.FAMILY_IPV6 if ":" in ip else w.FAMILY_IPV4, ip)
+    return relay, external
 
 
-async def serve(args: argparse.Namespace) -> int:
-    listens = args.listen or [parse_hostport(DEFAULT_LISTEN)]
-    endpoints = []
-    for addr in listens:
-        endpoints.append(await serve_binding(addr, args.software or None))
-        log.info("listening udp %s:%d", *addr)
-    stop = asyncio.Event()
+def _port_slice(settings: Settings, index: int, workers: int) -> tuple[int, int]:
+    low, high = settings["min-port"], settings["max-port"]
+    span = (high - low + 1) // workers
+    if span < 1:
+        raise UsageError("the relay port range is smaller than the number of workers")
+    start = low + index * span
+    return start, (high if index == workers - 1 else start + span - 1)
+
+
+async def serve(parser_args, settings: Settings) -> int:
+    index = parser_args.worker_index or 0
+    workers = settings["workers"]
+    relay_ips, external_ips = _relay_ips(settings)
+    low, high = _port_slice(settings, index, workers)
+    relays = UdpRelayProvider(relay_ips, low, high, external_ips)
     loop = asyncio.get_running_loop()
+    core = TurnServer(settings.server_config(), relays, unix_offset=time.time() - loop.time())
+    endpoint = TurnServerEndpoint(core, relays, log_event)
+    for host, port in settings["listen"]:
+        endpoint.add_listener(open_udp_socket(host, port, reuse_port=workers > 1))
+        log.info("listening udp %s worker=%d relay_ports=%d-%d", _fmt((host, port)), index, low, high)
+    metrics_server = None
+    if settings["metrics"] is not None:
+        host, port = settings["metrics"]
+        metrics_server = await serve_metrics(host, port + index, lambda: render_metrics(endpoint, index))
+        log.info("metrics on http://%s/metrics", _fmt((host, port + index)))
+
+    stop = asyncio.Event()
+
+    def reload() -> None:
+        try:
+            fresh = load_settings(build_parser().parse_args(sys.argv[1:]))
+            core.reconfigure(fresh.server_config())
+            log.info("reloaded users=%d secrets=%d allocations=%d", len(fresh["user"]),
+                     len(fresh["auth-secret"]), len(core.allocations))
+        except (OSError, UsageError, ValueError) as exc:
+            log.error("reload failed, keeping the old settings: %s", exc)
+
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, reload)
     await stop.wait()
-    log.info("shutting down")
-    for endpoint in endpoints:
-        endpoint.close()
+    log.info("shutting down allocations=%d", len(core.allocations))
+    endpoint.close()
+    if metrics_server is not None:
+        metrics_server.close()
     return 0
 
 
+def _supervise(argv: list[str], workers: int) -> int:
+    """Start ``workers`` copies of this daemon and relay SIGTERM/SIGHUP to them."""
+    children = [
+        subprocess.Popen([sys.executable, "-m", "servers.turn.main", *argv, "--worker-index", str(i)])
+        for i in range(workers)
+    ]
+
+    def forward(signum: int, frame: object) -> None:
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM if signum == signal.SIGINT else signum)
+
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, forward)
+    codes = [child.wait() for child in children]
+    return max(codes, key=abs)
+
+
 def main(argv: list[str] | None = None) -> None:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings(args)
+    except (OSError, UsageError, ValueError) as exc:
+        parser.error(str(exc))
+    logging.basicConfig(level=settings["log-level"].upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    if settings["workers"] > 1 and args.worker_index is None:
+        sys.exit(_supervise(argv, settings["workers"]))
     try:
         import uvloop
     except ImportError:
         runner = asyncio.run
     else:
         runner = uvloop.run
-    sys.exit(runner(serve(args)))
+    try:
+        sys.exit(runner(serve(args, settings)))
+    except (OSError, UsageError) as exc:
+        log.error("%s", exc)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

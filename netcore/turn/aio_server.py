@@ -1,0 +1,311 @@
+"""asyncio adapter for the TURN server core, with a fast relay path.
+
+The control plane (STUN requests, Send indications, Data indications, the
+timer) goes through :class:`~netcore.turn.server.TurnServer` exactly as
+docs/architecture.md describes. The data plane -- ChannelData in both
+directions -- is the relay's hot path and is served here without a call into
+the core per packet: sockets are read with ``recvfrom_into`` into one
+preallocated buffer until EAGAIN (``loop.add_reader``, no transport, no
+fresh buffer per datagram), the channel is found with one dict lookup in the
+core's own tables, and the payload is sent as a slice of that buffer. The
+peer-to-client direction receives at offset 4 of the buffer and writes the
+ChannelData header in front, so nothing is copied.
+
+The fast path makes the same decisions as ``TurnServer._client_channel_data``
+and ``TurnServer.handle_peer_datagram`` (channel bound, permission present,
+bandwidth tokens); whatever it does not handle it passes to the core.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import socket
+import struct
+from typing import Callable
+
+from netcore.turn import wire as w
+from netcore.turn.server import Address, TurnServer
+
+__all__ = ["UdpRelayProvider", "TurnServerEndpoint", "open_udp_socket"]
+
+log = logging.getLogger("netcore.turn")
+
+_BUFFER_SIZE = 65536 + 4
+_CHANNEL_HEADER = struct.Struct("!HH")
+_pack_header = _CHANNEL_HEADER.pack_into
+SOCKET_BUFFER = 4 * 1024 * 1024
+
+
+def open_udp_socket(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
+    """A non-blocking UDP socket bound to ``(host, port)`` with large kernel buffers."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    try:
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, option, SOCKET_BUFFER)
+            except OSError:
+                pass
+        sock.bind((host, port))
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+class UdpRelayProvider:
+    """Relayed transport addresses as UDP sockets bound in ``[min_port, max_port]``.
+
+    ``relay_ips`` maps a STUN family (1, 2) to the local address to bind;
+    ``external_ips`` to the address clients are told (a server behind a 1:1
+    NAT). The endpoint registers a reader for every socket it opens.
+    """
+
+    def __init__(self, relay_ips: dict[int, str], min_port: int = 49152, max_port: int = 65535,
+                 external_ips: dict[int, str] | None = None) -> None:
+        self.relay_ips = relay_ips
+        self.external_ips = external_ips or {}
+        self.families = frozenset(relay_ips)
+        self.min_port = min_port
+        self.max_port = max_port
+        self.sockets: dict[Address, socket.socket] = {}  # relayed address (as told) -> socket
+        self._in_use: dict[int, set[int]] = {family: set() for family in relay_ips}
+        self._cursor = min_port
+        self.on_open: Callable[[Address, socket.socket, int], None] | None = None
+        self.on_close: Callable[[Address, socket.socket], None] | None = None
+
+    def open_relay(self, family: int, *, even_port: bool = False, dont_fragment: bool = False,
+                   port: int | None = None) -> Address | None:
+        host = self.relay_ips.get(family)
+        if host is None:
+            return None
+        if port is not None:
+            if not self.min_port <= port <= self.max_port or port in self._in_use[family]:
+                return None
+            return self._open(family, host, port, dont_fragment)
+        in_use = self._in_use[family]
+        span = self.max_port - self.min_port + 1
+        for _ in range(min(span, 256)):
+            port = self._cursor
+            self._cursor = self.min_port if port >= self.max_port else port + 1
+            if port in in_use or (even_port and port & 1):
+                continue
+            relayed = self._open(family, host, port, dont_fragment)
+            if relayed is not None:
+                return relayed
+        return None
+
+    def _open(self, family: int, host: str, port: int, dont_fragment: bool) -> Address | None:
+        try:
+            sock = open_udp_socket(host, port)
+        except OSError:
+            return None
+        if dont_fragment:
+            self._set_dont_fragment(sock, family)
+        self._in_use[family].add(port)
+        relayed = (self.external_ips.get(family, host), port)
+        self.sockets[relayed] = sock
+        if self.on_open is not None:
+            self.on_open(relayed, sock, family)
+        return relayed
+
+    @staticmethod
+    def _set_dont_fragment(sock: socket.socket, family: int) -> None:
+        try:  # RFC 8656 section 7.2: DONT-FRAGMENT asks for DF on relayed packets
+            if family == w.FAMILY_IPV4:
+                sock.setsockopt(socket.IPPROTO_IP, socket.IP_MTU_DISCOVER, socket.IP_PMTUDISC_DO)
+            else:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MTU_DISCOVER, socket.IP_PMTUDISC_DO)
+        except (OSError, AttributeError):
+            pass
+
+    def close_relay(self, relayed: Address) -> None:
+        sock = self.sockets.pop(relayed, None)
+        if sock is None:
+            return
+        family = 2 if ":" in relayed[0] else 1
+        self._in_use.get(family, set()).discard(relayed[1])
+        if self.on_close is not None:
+            self.on_close(relayed, sock)
+        sock.close()
+
+
+class TurnServerEndpoint:
+    """Runs one :class:`TurnServer` on a set of UDP listening sockets."""
+
+    def __init__(self, core: TurnServer, relays: UdpRelayProvider,
+                 on_event: Callable[[object], None] | None = None) -> None:
+        self.core = core
+        self.relays = relays
+        self.on_event = on_event
+        self.loop = asyncio.get_running_loop()
+        self.listeners: dict[Address, socket.socket] = {}
+        self._buffer = bytearray(_BUFFER_SIZE)
+        self._view = memoryview(self._buffer)
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self.send_errors = 0
+        relays.on_open = self._relay_opened
+        relays.on_close = self._relay_closed
+
+    # -- sockets ------------------------------------------------------------------------
+
+    def add_listener(self, sock: socket.socket) -> Address:
+        local = sock.getsockname()[:2]
+        self.listeners[local] = sock
+        self.loop.add_reader(sock.fileno(), self._listener_readable, sock, local)
+        return local
+
+    def _relay_opened(self, relayed: Address, sock: socket.socket, family: int) -> None:
+        self.loop.add_reader(sock.fileno(), self._relay_readable, sock, relayed, family == w.FAMILY_IPV6)
+
+    def _relay_closed(self, relayed: Address, sock: socket.socket) -> None:
+        self.loop.remove_reader(sock.fileno())
+
+    def close(self) -> None:
+        self.core.close(self.loop.time())
+        self.flush()
+        for sock in self.listeners.values():
+            self.loop.remove_reader(sock.fileno())
+            sock.close()
+        self.listeners.clear()
+        if self._timer is not None:
+            self._timer.cancel()
+
+    # -- the hot paths ----------------------------------------------------------------------
+
+    def _listener_readable(self, sock: socket.socket, local: Address) -> None:
+        core = self.core
+        buffer = self._buffer
+        view = self._view
+        clients = core.clients.get(local) or {}
+        max_bps = core.config.max_bps
+        top = core.config.channel_max >> 8
+        now = self.loop.time()
+        sockets = self.relays.sockets
+        recvfrom_into = sock.recvfrom_into
+        slow = False
+        while True:
+            try:
+                size, addr = recvfrom_into(buffer)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError:
+                continue  # an ICMP error reported on the socket; read on
+            if size >= 4 and 0x40 <= buffer[0] <= top:
+                allocation = clients.get(addr)
+                if allocation is not None:
+                    channel = allocation.channels.get((buffer[0] << 8) | buffer[1])
+                    length = (buffer[2] << 8) | buffer[3]
+                    if channel is not None and length <= size - 4 and channel.peer[0] in allocation.permissions:
+                        if max_bps and not allocation.take_tokens(length, now, max_bps):
+                            core.stats.bandwidth_dropped += 1
+                            continue
+                        sink = channel.sink
+                        if sink is None:
+                            relayed = allocation.relay_by_family.get(2 if ":" in channel.peer[0] else 1)
+                            sink = channel.sink = sockets.get(relayed)
+                            if sink is None:
+                                continue
+                        try:
+                            sink.sendto(view[4 : 4 + length], channel.peer)
+                        except OSError:
+                            self.send_errors += 1
+                            continue
+                        allocation.packets_to_peer += 1
+                        allocation.bytes_to_peer += length
+                        continue
+            core.handle_datagram(bytes(view[:size]), addr[:2], now, local)
+            slow = True
+            clients = core.clients.get(local) or {}  # an Allocate may have added this client
+        if slow:
+            self.flush()
+
+    def _relay_readable(self, sock: socket.socket, relayed: Address, ipv6: bool) -> None:
+        core = self.core
+        allocation = core.by_relayed.get(relayed)
+        receive = self._view[4:]
+        recvfrom_into = sock.recvfrom_into
+        if allocation is None:  # not ours (any more): drain
+            while True:
+                try:
+                    recvfrom_into(receive)
+                except (BlockingIOError, InterruptedError):
+                    return
+                except OSError:
+                    return
+        buffer = self._buffer
+        view = self._view
+        out = self.listeners.get(allocation.listener)
+        client = allocation.client
+        peer_channels = allocation.peer_channels
+        permissions = allocation.permissions
+        max_bps = core.config.max_bps
+        now = self.loop.time()
+        slow = False
+        while True:
+            try:
+                size, peer = recvfrom_into(receive)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError:
+                continue
+            if ipv6:
+                peer = peer[:2]
+            channel = peer_channels.get(peer)
+            if channel is not None and out is not None and peer[0] in permissions:
+                if max_bps and not allocation.take_tokens(size, now, max_bps):
+                    core.stats.bandwidth_dropped += 1
+                    continue
+                _pack_header(buffer, 0, channel.number, size)
+                try:
+                    out.sendto(view[: 4 + size], client)
+                except OSError:
+                    self.send_errors += 1
+                    continue
+                allocation.packets_to_client += 1
+                allocation.bytes_to_client += size
+                continue
+            core.handle_peer_datagram(bytes(receive[:size]), peer, relayed, now)
+            slow = True
+        if slow:
+            self.flush()
+
+    # -- the control plane ---------------------------------------------------------------------
+
+    def flush(self) -> None:
+        """Send what the core queued, deliver its events, re-arm the one timer."""
+        core = self.core
+        while (item := core.poll_transmit()) is not None:
+            data, addr, local = item
+            sock = self.listeners.get(local) or self.relays.sockets.get(local)
+            if sock is None:
+                continue
+            try:
+                sock.sendto(data, addr)
+            except OSError as exc:
+                if exc.errno not in (errno.EAGAIN, errno.ENOBUFS):
+                    log.debug("send to %s failed: %s", addr, exc)
+                self.send_errors += 1
+        while (event := core.poll_event()) is not None:
+            if self.on_event is not None:
+                self.on_event(event)
+        deadline = core.next_deadline()
+        if deadline != self._timer_at:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer_at = deadline
+            self._timer = self.loop.call_at(deadline, self._fire) if deadline is not None else None
+
+    def _fire(self) -> None:
+        self._timer = None
+        self._timer_at = None
+        self.core.handle_timeout(self.loop.time())
+        self.flush()

@@ -1,0 +1,787 @@
+"""The TURN server core, sans-IO (RFC 8656 with RFC 6156 dual-stack and RFC 8489 auth).
+
+Inputs:
+
+* ``handle_datagram(data, addr, now, listener)`` -- a datagram from client
+  ``addr`` on the listening address ``listener`` (STUN or ChannelData);
+* ``handle_peer_datagram(data, peer, relayed, now)`` -- a datagram from
+  ``peer`` on the relayed address ``relayed``;
+* ``handle_timeout(now)`` -- expire allocations, permissions, channels.
+
+Outputs: ``poll_transmit()`` gives ``(data, addr, local)``: send ``data`` to
+``addr`` from the local address ``local`` (a listener or a relayed address);
+``poll_event()`` gives allocation life-cycle events; ``next_deadline()``.
+
+The core never opens a socket: relayed transport addresses come from a
+:class:`RelayProvider` the caller hands in (the asyncio adapter binds UDP
+sockets; a simulated network can hand out addresses of its own). Every table
+is bounded: allocations by the total quota, permissions and channels per
+allocation by fixed caps, the 401 rate-limit table by a size cap.
+
+The relay state (``Allocation.channels``, ``peer_channels``, ``permissions``)
+is plain dicts so that the asyncio adapter's fast path can read it directly
+without a call per packet; expired entries are removed by ``handle_timeout``
+(so that dict membership means "valid", within one sweep interval).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import struct
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Callable, Protocol
+
+from netcore.errors import ParseError
+from netcore.stun import attributes as sa
+from netcore.stun.message import BINDING, Message, MessageClass
+from netcore.stun.server import binding_success, unknown_attributes_error
+from netcore.turn import wire as w
+from netcore.turn.auth import PASSWORD_ALGORITHMS, Credentials, NonceIssuer
+from netcore.turn.policy import PeerPolicy
+
+__all__ = [
+    "TurnServer",
+    "ServerConfig",
+    "ServerStats",
+    "RelayProvider",
+    "Allocation",
+    "AllocationCreated",
+    "AllocationRefreshed",
+    "AllocationDeleted",
+]
+
+Address = tuple  # (host, port)
+Transmit = tuple  # (data, addr, local)
+
+_CHANNEL_HEADER = struct.Struct("!HH")
+_SUPPORTED_ALGORITHMS = frozenset(a for a, _ in PASSWORD_ALGORITHMS)
+_FAMILY_OF = {socket.AF_INET: w.FAMILY_IPV4, socket.AF_INET6: w.FAMILY_IPV6}
+
+
+def family_of(host: str) -> int:
+    """The STUN address family (1 IPv4, 2 IPv6) of an address in text form."""
+    return w.FAMILY_IPV6 if ":" in host else w.FAMILY_IPV4
+
+
+class RelayProvider(Protocol):
+    """Hands out relayed transport addresses; owned by the adapter, not the core."""
+
+    families: frozenset[int]  # STUN families it can relay on (1, 2)
+
+    def open_relay(self, family: int, *, even_port: bool = False, dont_fragment: bool = False,
+                   port: int | None = None) -> Address | None:
+        """A fresh relayed address of ``family`` (an even port, or ``port`` exactly), or None."""
+
+    def close_relay(self, relayed: Address) -> None:
+        """Give ``relayed`` back; later datagrams to it are not delivered."""
+
+
+@dataclass(slots=True)
+class ServerConfig:
+    """What an operator configures; the daemon's flags map onto these fields."""
+
+    realm: str = "netcore"
+    users: dict[str, str] = field(default_factory=dict)
+    auth_secrets: tuple[str, ...] = ()
+    software: str | None = "netcore"
+    default_lifetime: int = 600  # RFC 8656 section 7.2
+    max_lifetime: int = 3600
+    permission_lifetime: int = 300  # section 9
+    channel_lifetime: int = 600  # section 12
+    channel_cooldown: int = 300  # section 12: no rebinding to another peer for 5 minutes
+    nonce_lifetime: int = 3600
+    reservation_lifetime: int = 30  # section 7.2: about 30 seconds
+    user_quota: int = 100  # allocations per username
+    total_quota: int = 10000
+    max_permissions: int = 256  # per allocation, bounds memory
+    max_channels: int = 256
+    # RFC 8656 section 12 allows 0x4000-0x4FFF; RFC 5766 allowed up to 0x7FFF
+    # and coturn's clients still pick numbers there. 0x7FFF is the lenient mode.
+    channel_max: int = w.CHANNEL_MAX
+    max_bps: int = 0  # bytes per second per allocation each way, 0 = unlimited
+    unauthorized_rate: float = 20.0  # 401 answers per second per source IP
+    unauthorized_burst: float = 40.0
+    max_rate_sources: int = 10000
+    sweep_interval: float = 1.0
+    denied_peers: tuple[str, ...] = ()
+    allowed_peers: tuple[str, ...] = ()
+    allow_loopback_peers: bool = False
+
+
+@dataclass(slots=True)
+class ServerStats:
+    """Counters for /metrics; every field is a monotonic count except the gauges noted."""
+
+    allocations_total: int = 0
+    allocations_expired: int = 0
+    requests: int = 0
+    auth_failures: int = 0
+    stale_nonces: int = 0
+    unauthorized_rate_limited: int = 0
+    quota_refusals: int = 0
+    port_exhaustion: int = 0
+    denied_peers: int = 0
+    parse_errors: int = 0
+    dropped: int = 0  # no allocation, permission or channel for the datagram
+    bandwidth_dropped: int = 0
+    by_error: dict[int, int] = field(default_factory=dict)
+    # Relay counters of allocations already deleted; live ones sum on top.
+    packets_to_peer: int = 0
+    bytes_to_peer: int = 0
+    packets_to_client: int = 0
+    bytes_to_client: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class AllocationCreated:
+    client: Address
+    listener: Address
+    username: str
+    relayed: tuple[Address, ...]
+    lifetime: int
+
+
+@dataclass(frozen=True, slots=True)
+class AllocationRefreshed:
+    client: Address
+    listener: Address
+    username: str
+    lifetime: int
+
+
+@dataclass(frozen=True, slots=True)
+class AllocationDeleted:
+    client: Address
+    listener: Address
+    username: str
+    relayed: tuple[Address, ...]
+    reason: str  # "expired", "deleted" (Refresh 0), "shutdown"
+    packets_to_peer: int
+    bytes_to_peer: int
+    packets_to_client: int
+    bytes_to_client: int
+
+
+class Channel:
+    """One channel binding (RFC 8656 section 12).
+
+    ``sink`` belongs to the adapter: it may cache there whatever sends from
+    the relayed address (a socket), so that its fast path needs no lookup.
+    """
+
+    __slots__ = ("number", "peer", "expiry", "sink")
+
+    def __init__(self, number: int, peer: Address, expiry: float) -> None:
+        self.number = number
+        self.peer = peer
+        self.expiry = expiry
+        self.sink: object = None
+
+
+class Allocation:
+    """The state of one allocation; the adapter's fast path reads the dicts directly."""
+
+    __slots__ = (
+        "listener", "client", "username", "transaction_id", "response", "relayed", "relay_by_family",
+        "expiry", "permissions", "channels", "peer_channels", "cooldown",
+        "packets_to_peer", "bytes_to_peer", "packets_to_client", "bytes_to_client",
+        "tokens", "tokens_at", "dropped",
+    )
+
+    def __init__(self, listener: Address, client: Address, username: str, transaction_id: bytes,
+                 relay_by_family: dict[int, Address], expiry: float, now: float, burst: float) -> None:
+        self.listener = listener
+        self.client = client
+        self.username = username
+        self.transaction_id = transaction_id
+        self.response = b""
+        self.relay_by_family = relay_by_family
+        self.relayed = tuple(relay_by_family.values())
+        self.expiry = expiry
+        self.permissions: dict[str, float] = {}  # peer IP -> expiry
+        self.channels: dict[int, Channel] = {}  # channel number -> binding
+        self.peer_channels: dict[Address, Channel] = {}  # peer (host, port) -> binding
+        self.cooldown: dict[object, tuple[object, float]] = {}  # number or peer -> (other, until)
+        self.packets_to_peer = self.bytes_to_peer = 0
+        self.packets_to_client = self.bytes_to_client = 0
+        self.tokens = burst
+        self.tokens_at = now
+        self.dropped = 0
+
+    def take_tokens(self, size: int, now: float, rate: int) -> bool:
+        """Token bucket of ``rate`` bytes/s and one second of burst; False means drop."""
+        tokens = self.tokens + (now - self.tokens_at) * rate
+        if tokens > rate:
+            tokens = rate
+        self.tokens_at = now
+        if tokens < size:
+            self.tokens = tokens
+            return False
+        self.tokens = tokens - size
+        return True
+
+
+class _Refused(Exception):
+    """Internal: answer the request with this error code (and extra attributes)."""
+
+    def __init__(self, code: int, reason: str, extra: list[tuple[int, object]] | None = None) -> None:
+        self.code = code
+        self.reason = reason
+        self.extra = extra or []
+
+
+class _Auth:
+    __slots__ = ("username", "key", "sha256")
+
+    def __init__(self, username: str, key: bytes, sha256: bool) -> None:
+        self.username = username
+        self.key = key
+        self.sha256 = sha256
+
+
+class TurnServer:
+    """Sans-IO TURN server: allocations, permissions, channels, authentication, quotas."""
+
+    def __init__(self, config: ServerConfig, relays: RelayProvider, *,
+                 random: Callable[[int], bytes] = os.urandom, unix_offset: float = 0.0) -> None:
+        self.config = config
+        self.relays = relays
+        self.unix_offset = unix_offset  # unix time = now + unix_offset (REST API expiries)
+        self.stats = ServerStats()
+        self.nonces = NonceIssuer(random(32), config.nonce_lifetime)
+        self.allocations: dict[tuple[Address, Address], Allocation] = {}  # (listener, client) ->
+        self.clients: dict[Address, dict[Address, Allocation]] = {}  # listener -> client ->
+        self.by_relayed: dict[Address, Allocation] = {}
+        self.per_user: dict[str, int] = {}
+        self._rate: dict[str, tuple[float, float]] = {}  # source IP -> (tokens, at)
+        self._reservations: dict[bytes, tuple[Address, float]] = {}  # token -> (relayed, until)
+        self._random = random
+        self._transmit: deque[Transmit] = deque()
+        self._events: deque[object] = deque()
+        self._next_sweep: float | None = None
+        self.reconfigure(config)
+
+    def reconfigure(self, config: ServerConfig) -> None:
+        """Apply new users, secrets, realm and peer rules (SIGHUP); allocations stay."""
+        self.config = config
+        self.credentials = Credentials(config.realm, config.users, config.auth_secrets)
+        self.policy = PeerPolicy(config.denied_peers, config.allowed_peers,
+                                 allow_loopback=config.allow_loopback_peers)
+        self.nonces.lifetime = config.nonce_lifetime
+        self._channel_top = config.channel_max >> 8
+        for allocation in self.allocations.values():  # peers now denied lose their permission
+            for host in [h for h in allocation.permissions if not self.policy.allows(h)]:
+                self._drop_permission(allocation, host)
+
+    # -- inputs -------------------------------------------------------------------
+
+    def handle_datagram(self, data: bytes, addr: Address, now: float, listener: Address = ("", 0)) -> None:
+        """A datagram from client ``addr`` on ``listener``; never raises for bad input."""
+        if not data:
+            self.stats.parse_errors += 1
+            return
+        first = data[0]
+        if 0x40 <= first <= self._channel_top:
+            self._client_channel_data(data, addr, listener, now)
+        elif first < 4:
+            try:
+                message = Message.parse(data)
+                self._handle_message(message, addr, listener, now)
+            except ParseError:
+                self.stats.parse_errors += 1
+        else:
+            self.stats.parse_errors += 1
+
+    def handle_peer_datagram(self, data: bytes, peer: Address, relayed: Address, now: float) -> None:
+        """A datagram from ``peer`` to the relayed address ``relayed`` (RFC 8656 section 11.3/12.3)."""
+        allocation = self.by_relayed.get(relayed)
+        if allocation is None:
+            self.stats.dropped += 1
+            return
+        peer = (peer[0], peer[1])
+        if peer[0] not in allocation.permissions:
+            allocation.dropped += 1
+            self.stats.dropped += 1
+            return
+        if self.config.max_bps and not allocation.take_tokens(len(data), now, self.config.max_bps):
+            self.stats.bandwidth_dropped += 1
+            return
+        channel = allocation.peer_channels.get(peer)
+        if channel is not None:
+            out = _CHANNEL_HEADER.pack(channel.number, len(data)) + data
+        else:
+            indication = Message(w.DATA, MessageClass.INDICATION)
+            indication.add(w.XOR_PEER_ADDRESS, peer).add(w.DATA_ATTR, bytes(data))
+            out = indication.encode()
+        allocation.packets_to_client += 1
+        allocation.bytes_to_client += len(data)
+        self._transmit.append((out, allocation.client, allocation.listener))
+
+    def handle_timeout(self, now: float) -> None:
+        """Remove what has expired; the sweep runs at most every ``sweep_interval`` seconds."""
+        for allocation in [a for a in self.allocations.values() if a.expiry <= now]:
+            self._delete(allocation, "expired")
+            self.stats.allocations_expired += 1
+        for allocation in self.allocations.values():
+            for host in [h for h, t in allocation.permissions.items() if t <= now]:
+                self._drop_permission(allocation, host)
+            for channel in [c for c in allocation.channels.values() if c.expiry <= now]:
+                self._unbind(allocation, channel, now)
+            if allocation.cooldown:
+                for key in [k for k, (_, until) in allocation.cooldown.items() if until <= now]:
+                    del allocation.cooldown[key]
+        for token in [t for t, (_, until) in self._reservations.items() if until <= now]:
+            self.relays.close_relay(self._reservations.pop(token)[0])
+        if self._rate:
+            rate, burst = self.config.unauthorized_rate, self.config.unauthorized_burst
+            for source in [s for s, (tokens, at) in self._rate.items() if tokens + (now - at) * rate >= burst]:
+                del self._rate[source]
+        busy = self.allocations or self._rate or self._reservations
+        self._next_sweep = now + self.config.sweep_interval if busy else None
+
+    def close(self, now: float) -> None:
+        """Delete every allocation (shutdown); the events say what each carried."""
+        for allocation in list(self.allocations.values()):
+            self._delete(allocation, "shutdown")
+        for relayed, _ in self._reservations.values():
+            self.relays.close_relay(relayed)
+        self._reservations.clear()
+
+    # -- outputs ------------------------------------------------------------------
+
+    def poll_transmit(self) -> Transmit | None:
+        return self._transmit.popleft() if self._transmit else None
+
+    def poll_event(self) -> object | None:
+        return self._events.popleft() if self._events else None
+
+    def next_deadline(self) -> float | None:
+        return self._next_sweep
+
+    def allocation(self, client: Address, listener: Address = ("", 0)) -> Allocation | None:
+        return self.allocations.get((listener, client))
+
+    # -- ChannelData from the client (section 12.4) ---------------------------------
+
+    def _client_channel_data(self, data: bytes, addr: Address, listener: Address, now: float) -> None:
+        allocation = self.clients.get(listener, {}).get(addr)
+        if allocation is None or len(data) < 4:
+            self.stats.dropped += 1
+            return
+        number, length = _CHANNEL_HEADER.unpack_from(data)
+        channel = allocation.channels.get(number)
+        if channel is None or length > len(data) - 4:
+            allocation.dropped += 1
+            self.stats.dropped += 1
+            return
+        self._relay_to_peer(allocation, data[4 : 4 + length], channel.peer, now)
+
+    def _relay_to_peer(self, allocation: Allocation, payload: bytes, peer: Address, now: float) -> None:
+        if peer[0] not in allocation.permissions:
+            allocation.dropped += 1
+            self.stats.dropped += 1
+            return
+        if self.config.max_bps and not allocation.take_tokens(len(payload), now, self.config.max_bps):
+            self.stats.bandwidth_dropped += 1
+            return
+        relayed = allocation.relay_by_family.get(family_of(peer[0]))
+        if relayed is None:
+            self.stats.dropped += 1
+            return
+        allocation.packets_to_peer += 1
+        allocation.bytes_to_peer += len(payload)
+        self._transmit.append((bytes(payload), peer, relayed))
+
+    # -- STUN messages ----------------------------------------------------------------
+
+    def _handle_message(self, message: Message, addr: Address, listener: Address, now: float) -> None:
+        if message.has_fingerprint and not message.check_fingerprint():
+            self.stats.parse_errors += 1  # RFC 8489 section 7.3: not STUN, drop
+            return
+        if message.message_class == MessageClass.INDICATION:
+            if message.method == w.SEND:
+                self._send_indication(message, addr, listener, now)
+            return
+        if message.message_class != MessageClass.REQUEST:
+            return  # stray responses are dropped
+        self.stats.requests += 1
+        unknown = message.unknown_comprehension_required()
+        if unknown:
+            self._count_error(420)
+            self._transmit.append((unknown_attributes_error(message, unknown), addr, listener))
+            return
+        if message.method == BINDING:
+            self._transmit.append((binding_success(message, addr, self.config.software), addr, listener))
+            return
+        handler = self._HANDLERS.get(message.method)
+        if handler is None:
+            self._error(message, addr, listener, _Refused(400, "Bad Request"), None)
+            return
+        auth = self._authenticate(message, addr, listener, now)
+        if auth is None:
+            return
+        try:
+            response = handler(self, message, auth, addr, listener, now)
+        except _Refused as refused:
+            self._error(message, addr, listener, refused, auth)
+            return
+        except ParseError:
+            self.stats.parse_errors += 1
+            self._error(message, addr, listener, _Refused(400, "Bad Request"), auth)
+            return
+        self._transmit.append((response, addr, listener))
+
+    def _sign(self, response: Message, request: Message, auth: _Auth | None) -> bytes:
+        if auth is None:
+            return response.encode(fingerprint=request.has_fingerprint)
+        if auth.sha256:
+            return response.encode(integrity_sha256_key=auth.key, fingerprint=request.has_fingerprint)
+        return response.encode(auth.key, fingerprint=request.has_fingerprint)
+
+    def _count_error(self, code: int) -> None:
+        self.stats.by_error[code] = self.stats.by_error.get(code, 0) + 1
+
+    def _error(self, request: Message, addr: Address, listener: Address, refused: _Refused,
+               auth: _Auth | None) -> None:
+        self._count_error(refused.code)
+        response = request.error_response(refused.code, refused.reason)
+        for attr_type, value in refused.extra:
+            response.add(attr_type, value)
+        self._transmit.append((self._sign(response, request, auth), addr, listener))
+
+    # -- authentication (RFC 8489 section 9.2.4) ----------------------------------------
+
+    def _authenticate(self, request: Message, addr: Address, listener: Address, now: float) -> _Auth | None:
+        try:
+            return self._check_credentials(request, addr, now)
+        except _Refused as refused:
+            if refused.code == 401:
+                self.stats.auth_failures += 1
+                if not self._may_answer_401(addr[0], now):
+                    self.stats.unauthorized_rate_limited += 1
+                    return None
+            elif refused.code == 438:
+                self.stats.stale_nonces += 1
+            if refused.code in (401, 438):
+                refused.extra = [
+                    (sa.REALM, self.config.realm),
+                    (sa.NONCE, self.nonces.issue(addr, now)),
+                    (sa.PASSWORD_ALGORITHMS, PASSWORD_ALGORITHMS),
+                ]
+            self._error(request, addr, listener, refused, None)
+        except ParseError:
+            self.stats.parse_errors += 1
+            self._error(request, addr, listener, _Refused(400, "Bad Request"), None)
+        return None
+
+    def _check_credentials(self, request: Message, addr: Address, now: float) -> _Auth:
+        if not (request.has_integrity or request.has_integrity_sha256):
+            raise _Refused(401, "Unauthorized")
+        username = request.get(sa.USERNAME)
+        realm = request.get(sa.REALM)
+        nonce = request.get(sa.NONCE)
+        if username is None or realm is None or nonce is None:
+            raise _Refused(400, "Bad Request")
+        if realm != self.config.realm:
+            raise _Refused(401, "Unauthorized")
+        algorithm = self._password_algorithm(request, nonce)
+        keys = self.credentials.keys(username, algorithm, now + self.unix_offset)
+        sha256 = request.has_integrity_sha256
+        check = request.check_integrity_sha256 if sha256 else request.check_integrity
+        key = next((k for k in keys if check(k)), None)
+        if key is None:
+            raise _Refused(401, "Unauthorized")
+        if not self.nonces.is_fresh(nonce, addr, now):
+            raise _Refused(438, "Stale Nonce")
+        return _Auth(username, key, sha256)
+
+    @staticmethod
+    def _password_algorithm(request: Message, nonce: str) -> int:
+        algorithm = request.get(sa.PASSWORD_ALGORITHM)
+        offered = request.get(sa.PASSWORD_ALGORITHMS)
+        if algorithm is None and offered is None:
+            return sa.ALGORITHM_MD5  # section 9.2.4: as if MD5
+        if not NonceIssuer.announces_features(nonce):
+            raise _Refused(400, "Bad Request")
+        if algorithm is None or offered is None or tuple(offered) != PASSWORD_ALGORITHMS \
+                or algorithm[0] not in _SUPPORTED_ALGORITHMS:
+            raise _Refused(400, "Bad Request")
+        return algorithm[0]
+
+    def _may_answer_401(self, source: str, now: float) -> bool:
+        """Token bucket per source IP so that 401s cannot be used for amplification."""
+        config = self.config
+        tokens, at = self._rate.get(source, (config.unauthorized_burst, now))
+        tokens = min(config.unauthorized_burst, tokens + (now - at) * config.unauthorized_rate)
+        if tokens < 1:
+            self._rate[source] = (tokens, now)
+            return False
+        if source not in self._rate and len(self._rate) >= config.max_rate_sources:
+            self._rate.clear()
+        self._rate[source] = (tokens - 1, now)
+        if self._next_sweep is None:
+            self._next_sweep = now + config.sweep_interval
+        return True
+
+    # -- Allocate (section 7.2) ------------------------------------------------------
+
+    def _allocate(self, request: Message, auth: _Auth, addr: Address, listener: Address, now: float) -> bytes:
+        config = self.config
+        existing = self.allocations.get((listener, addr))
+        if existing is not None:
+            if existing.transaction_id == request.transaction_id and existing.username == auth.username:
+                return existing.response  # a retransmission
+            raise _Refused(437, "Allocation Mismatch")
+        transport = request.get(w.REQUESTED_TRANSPORT)
+        if transport is None:
+            raise _Refused(400, "Bad Request")
+        if transport != w.TRANSPORT_UDP:
+            raise _Refused(442, "Unsupported Transport Protocol")
+        families = self._requested_families(request, addr)
+        even_port = request.get(w.EVEN_PORT)
+        token = request.get(w.RESERVATION_TOKEN)
+        if token is not None and (even_port is not None or w.REQUESTED_ADDRESS_FAMILY in request):
+            raise _Refused(400, "Bad Request")  # section 7.2, rules 4 and 5
+        if self.per_user.get(auth.username, 0) >= config.user_quota or len(self.allocations) >= config.total_quota:
+            self.stats.quota_refusals += 1
+            raise _Refused(486, "Allocation Quota Reached")
+        dont_fragment = w.DONT_FRAGMENT in request
+        relay_by_family: dict[int, Address] = {}
+        address_error = None
+        reservation: bytes | None = None
+        if token is not None:
+            reserved = self._reservations.pop(token, None)
+            if reserved is None:
+                raise _Refused(508, "Insufficient Capacity")  # section 7.2: token not valid
+            relay_by_family[family_of(reserved[0][0])] = reserved[0]
+            families = []
+        for index, family in enumerate(families):
+            if family not in self.relays.families:
+                if index == 0:
+                    raise _Refused(440, "Address Family not Supported")
+                address_error = (family, 440, "Address Family not Supported")
+                continue
+            if index == 0 and even_port:
+                relayed, reservation = self._open_even_pair(family, dont_fragment, now)
+            else:
+                relayed = self.relays.open_relay(family, even_port=even_port is not None,
+                                                 dont_fragment=dont_fragment)
+            if relayed is None:
+                if index == 0:
+                    self.stats.port_exhaustion += 1
+                    raise _Refused(508, "Insufficient Capacity")
+                address_error = (family, 508, "Insufficient Capacity")
+                continue
+            relay_by_family[family] = relayed
+        lifetime = self._lifetime(request, allocate=True)
+        allocation = Allocation(listener, addr, auth.username, request.transaction_id, relay_by_family,
+                                now + lifetime, now, float(config.max_bps))
+        response = request.response()
+        for relayed in allocation.relayed:
+            response.add(w.XOR_RELAYED_ADDRESS, relayed)
+        if address_error is not None:
+            response.add(w.ADDRESS_ERROR_CODE, address_error)
+        if reservation is not None:
+            response.add(w.RESERVATION_TOKEN, reservation)
+        response.add(w.LIFETIME, lifetime).add(sa.XOR_MAPPED_ADDRESS, (addr[0], addr[1]))
+        if config.software:
+            response.add(sa.SOFTWARE, config.software)
+        allocation.response = self._sign(response, request, auth)
+        self.allocations[(listener, addr)] = allocation
+        self.clients.setdefault(listener, {})[addr] = allocation
+        for relayed in allocation.relayed:
+            self.by_relayed[relayed] = allocation
+        self.per_user[auth.username] = self.per_user.get(auth.username, 0) + 1
+        self.stats.allocations_total += 1
+        if self._next_sweep is None:
+            self._next_sweep = now + config.sweep_interval
+        self._events.append(AllocationCreated(addr, listener, auth.username, allocation.relayed, lifetime))
+        return allocation.response
+
+    def _open_even_pair(self, family: int, dont_fragment: bool, now: float) -> tuple[Address | None, bytes | None]:
+        """An even port, with the next one held under a RESERVATION-TOKEN (section 7.2, EVEN-PORT R=1)."""
+        if len(self._reservations) >= self.config.total_quota:
+            return None, None
+        for _ in range(8):
+            relayed = self.relays.open_relay(family, even_port=True, dont_fragment=dont_fragment)
+            if relayed is None:
+                return None, None
+            following = self.relays.open_relay(family, port=relayed[1] + 1, dont_fragment=dont_fragment)
+            if following is not None:
+                token = self._random(8)
+                self._reservations[token] = (following, now + self.config.reservation_lifetime)
+                return relayed, token
+            self.relays.close_relay(relayed)
+        return None, None
+
+    @staticmethod
+    def _requested_families(request: Message, addr: Address) -> list[int]:
+        requested = request.get(w.REQUESTED_ADDRESS_FAMILY)
+        additional = request.get(w.ADDITIONAL_ADDRESS_FAMILY)
+        if requested is not None and additional is not None:
+            raise _Refused(400, "Bad Request")  # RFC 8656 section 7.2, rule 6
+        if additional is not None:
+            if additional != w.FAMILY_IPV6:
+                raise _Refused(400, "Bad Request")
+            return [w.FAMILY_IPV4, w.FAMILY_IPV6]
+        if requested is None:
+            return [w.FAMILY_IPV4]  # section 7.2: IPv4 by default
+        if requested not in (w.FAMILY_IPV4, w.FAMILY_IPV6):
+            raise _Refused(440, "Address Family not Supported")
+        return [requested]
+
+    def _lifetime(self, request: Message, allocate: bool) -> int:
+        config = self.config
+        requested = request.get(w.LIFETIME)
+        if requested is None:
+            return config.default_lifetime
+        desired = min(requested, config.max_lifetime)
+        if desired == 0 and not allocate:
+            return 0
+        return max(desired, config.default_lifetime)
+
+    def _own_allocation(self, request: Message, auth: _Auth, addr: Address, listener: Address) -> Allocation:
+        allocation = self.allocations.get((listener, addr))
+        if allocation is None:
+            raise _Refused(437, "Allocation Mismatch")
+        if allocation.username != auth.username:
+            raise _Refused(441, "Wrong Credentials")
+        return allocation
+
+    # -- Refresh (section 7.3) --------------------------------------------------------
+
+    def _refresh(self, request: Message, auth: _Auth, addr: Address, listener: Address, now: float) -> bytes:
+        allocation = self._own_allocation(request, auth, addr, listener)
+        family = request.get(w.REQUESTED_ADDRESS_FAMILY)
+        if family is not None and family not in allocation.relay_by_family:
+            raise _Refused(443, "Peer Address Family Mismatch")
+        lifetime = self._lifetime(request, allocate=False)
+        if lifetime == 0:
+            self._delete(allocation, "deleted")
+        else:
+            allocation.expiry = now + lifetime
+            self._events.append(AllocationRefreshed(addr, listener, auth.username, lifetime))
+        return self._sign(request.response().add(w.LIFETIME, lifetime), request, auth)
+
+    # -- CreatePermission (section 9) ----------------------------------------------------
+
+    def _peer(self, request: Message, allocation: Allocation, peer: Address) -> Address:
+        """Check one XOR-PEER-ADDRESS: family (443) and policy (403)."""
+        if family_of(peer[0]) not in allocation.relay_by_family:
+            raise _Refused(443, "Peer Address Family Mismatch")
+        if not self.policy.allows(peer[0]):
+            self.stats.denied_peers += 1
+            raise _Refused(403, "Forbidden")
+        return peer
+
+    def _create_permission(self, request: Message, auth: _Auth, addr: Address, listener: Address,
+                           now: float) -> bytes:
+        allocation = self._own_allocation(request, auth, addr, listener)
+        peers = request.get_all(w.XOR_PEER_ADDRESS)
+        if not peers:
+            raise _Refused(400, "Bad Request")
+        hosts = {self._peer(request, allocation, peer)[0] for peer in peers}  # all or nothing
+        new = [h for h in hosts if h not in allocation.permissions]
+        if len(allocation.permissions) + len(new) > self.config.max_permissions:
+            raise _Refused(508, "Insufficient Capacity")
+        expiry = now + self.config.permission_lifetime
+        for host in hosts:
+            allocation.permissions[host] = expiry
+        return self._sign(request.response(), request, auth)
+
+    # -- ChannelBind (section 11) --------------------------------------------------------
+
+    def _channel_bind(self, request: Message, auth: _Auth, addr: Address, listener: Address, now: float) -> bytes:
+        allocation = self._own_allocation(request, auth, addr, listener)
+        number = request.get(w.CHANNEL_NUMBER)
+        peer = request.get(w.XOR_PEER_ADDRESS)
+        if number is None or peer is None or not w.CHANNEL_MIN <= number <= self.config.channel_max:
+            raise _Refused(400, "Bad Request")
+        peer = self._peer(request, allocation, (peer[0], peer[1]))
+        # Section 12: a number stays with one peer, and a peer with one number,
+        # while bound and for 5 minutes after the binding expired.
+        bound = allocation.channels.get(number)
+        if bound is not None and bound.peer != peer:
+            raise _Refused(400, "Bad Request")
+        other = allocation.peer_channels.get(peer)
+        if other is not None and other.number != number:
+            raise _Refused(400, "Bad Request")
+        for key, value in ((number, peer), (peer, number)):
+            cooling = allocation.cooldown.get(key)
+            if cooling is not None and cooling[0] != value and cooling[1] > now:
+                raise _Refused(400, "Bad Request")
+        if bound is None:
+            if len(allocation.channels) >= self.config.max_channels or \
+                    len(allocation.permissions) >= self.config.max_permissions and peer[0] not in allocation.permissions:
+                raise _Refused(508, "Insufficient Capacity")
+            bound = Channel(number, peer, 0.0)
+            allocation.channels[number] = bound
+            allocation.peer_channels[peer] = bound
+            allocation.cooldown.pop(number, None)
+            allocation.cooldown.pop(peer, None)
+        bound.expiry = now + self.config.channel_lifetime
+        permission = now + self.config.permission_lifetime  # section 11.2: also refresh the permission
+        if allocation.permissions.get(peer[0], 0.0) < permission:
+            allocation.permissions[peer[0]] = permission
+        return self._sign(request.response(), request, auth)
+
+    # -- Send indication (section 10.2) ------------------------------------------------------
+
+    def _send_indication(self, message: Message, addr: Address, listener: Address, now: float) -> None:
+        allocation = self.clients.get(listener, {}).get(addr)
+        peer = message.get(w.XOR_PEER_ADDRESS)
+        data = message.get(w.DATA_ATTR)
+        if allocation is None or peer is None or data is None:
+            self.stats.dropped += 1
+            return
+        if not self.policy.allows(peer[0]):
+            self.stats.denied_peers += 1
+            return
+        self._relay_to_peer(allocation, data, (peer[0], peer[1]), now)
+
+    # -- state changes ------------------------------------------------------------------------
+
+    def _drop_permission(self, allocation: Allocation, host: str) -> None:
+        del allocation.permissions[host]
+
+    def _unbind(self, allocation: Allocation, channel: Channel, now: float) -> None:
+        del allocation.channels[channel.number]
+        allocation.peer_channels.pop(channel.peer, None)
+        until = now + self.config.channel_cooldown
+        allocation.cooldown[channel.number] = (channel.peer, until)
+        allocation.cooldown[channel.peer] = (channel.number, until)
+
+    def _delete(self, allocation: Allocation, reason: str) -> None:
+        del self.allocations[(allocation.listener, allocation.client)]
+        clients = self.clients.get(allocation.listener)
+        if clients is not None:
+            clients.pop(allocation.client, None)
+            if not clients:
+                del self.clients[allocation.listener]
+        for relayed in allocation.relayed:
+            self.by_relayed.pop(relayed, None)
+            self.relays.close_relay(relayed)
+        count = self.per_user.get(allocation.username, 1) - 1
+        if count > 0:
+            self.per_user[allocation.username] = count
+        else:
+            self.per_user.pop(allocation.username, None)
+        stats = self.stats
+        stats.packets_to_peer += allocation.packets_to_peer
+        stats.bytes_to_peer += allocation.bytes_to_peer
+        stats.packets_to_client += allocation.packets_to_client
+        stats.bytes_to_client += allocation.bytes_to_client
+        self._events.append(AllocationDeleted(
+            allocation.client, allocation.listener, allocation.username, allocation.relayed, reason,
+            allocation.packets_to_peer, allocation.bytes_to_peer,
+            allocation.packets_to_client, allocation.bytes_to_client,
+        ))
+
+    _HANDLERS = {
+        w.ALLOCATE: _allocate,
+        w.REFRESH: _refresh,
+        w.CREATE_PERMISSION: _create_permission,
+        w.CHANNEL_BIND: _channel_bind,
+    }
