@@ -43,6 +43,7 @@ from .credentials import issue_token, turn_rest_credentials, verify_token
 from .metrics import Metrics
 from .protocol import ANONYMOUS_TYPES, CloseCode, ErrorCode, SignalParseError, encode, parse
 from .session import TokenBucket
+from .static import static_response
 from .store import open_store
 from .users import UserService
 
@@ -174,6 +175,9 @@ class SignalServer:
         answer = self._http_body(url.path)
         if answer is not None:
             return connection.respond(HTTPStatus(answer[0]), answer[1])
+        page = static_response(request)  # the web client (servers/signal/web/)
+        if page is not None:
+            return page
         if url.path == "/v1/service":
             if not self.config.service_secret or _bearer(request) != self.config.service_secret:
                 return connection.respond(HTTPStatus.UNAUTHORIZED, "bad service secret\n")
