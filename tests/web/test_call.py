@@ -1,0 +1,109 @@
+"""1-to-1 calls between two real Chromium contexts, through `netcore up`."""
+
+from __future__ import annotations
+
+import time
+
+from tests.web.helpers import SENDER_PARAMS_JS, assert_media_grows, befriend, call, counters
+
+
+def test_video_call_flows_both_ways_shares_screen_and_hangs_up(open_user, names):
+    a_name, b_name = names("alice"), names("bob")
+    alice, bob = open_user(a_name), open_user(b_name)
+    befriend(alice, a_name, bob, b_name)
+    call(alice, bob, b_name)
+    # The stats panel: a direct path on loopback, a selected pair, an RTT, the fake camera's size.
+    alice.wait_for_selector('#stats[data-path="host"]')
+    assert "host udp" in alice.inner_text('#stats dd[data-stat="pair"]')
+    assert "ms" in alice.inner_text('#stats dd[data-stat="rtt"]')
+    assert_media_grows([alice, bob])
+    assert "640\u00d7480 in" in bob.inner_text('#stats dd[data-stat="resolution"]')
+    assert "kbit/s" in bob.inner_text('#stats dd[data-stat="bitrate-in"]')
+
+    # Mute and camera off act on the local tracks (what the peer gets), and undo.
+    alice.click("#mute")
+    alice.click("#camera")
+    assert alice.evaluate("window.netcore.call.stream.getTracks().map((t) => t.enabled)") == [False, False]
+    assert alice.inner_text("#mute") == "Unmute"
+    alice.click("#mute")
+    alice.click("#camera")
+    assert alice.evaluate("window.netcore.call.stream.getTracks().map((t) => t.enabled)") == [True, True]
+
+    # Screen share mid-call: bob decodes a new 1280x720 track; the call keeps running.
+    bob.click("#share")
+    alice.wait_for_selector("#remote-screen:not([hidden])", timeout=15000)
+    alice.wait_for_function("""async () => {
+        const v = document.getElementById('remote-screen');
+        return v.videoWidth === 1280 && v.videoHeight === 720;
+    }""", timeout=15000)
+    first = counters(alice)
+    time.sleep(2)  # sampling interval of a rate
+    second = counters(alice)
+    screen = [v for v in second["video"] if v["width"] == 1280]
+    assert screen, second
+    earlier = {v["mid"]: v["frames"] for v in first["video"]}
+    assert screen[0]["frames"] > earlier.get(screen[0]["mid"], 0)
+    assert_media_grows([alice, bob], seconds=2, steps=1)
+    bob.click("#share")  # stop sharing
+    assert bob.inner_text("#share") == "Share screen"
+
+    # Hang up ends it on both sides.
+    alice.click("#hangup")
+    alice.wait_for_selector("#call", state="hidden")
+    bob.wait_for_selector("#call", state="hidden")
+    assert f"{a_name} hung up" in bob.inner_text("#notice")
+    bob.wait_for_selector(f'#friends li[data-user="{a_name}"][data-status="online"]')
+
+
+def test_relay_only_call_goes_through_netcore_turn(open_user, names, up):
+    a_name, b_name = names("alice"), names("bob")
+    alice, bob = open_user(a_name), open_user(b_name)
+    befriend(alice, a_name, bob, b_name)
+    to_peer = up.turn_metric("turn_relayed_packets_total", direction="to_peer")
+    to_client = up.turn_metric("turn_relayed_packets_total", direction="to_client")
+    allocations = up.turn_metric("turn_allocations_total")
+    for page in (alice, bob):
+        page.check("#relay-only")
+    call(alice, bob, b_name)
+    for page in (alice, bob):
+        page.wait_for_selector('#stats[data-path="relay"]')
+        assert "(relay only)" in page.inner_text('#stats dd[data-stat="path"]')
+    final = assert_media_grows([alice, bob])
+    assert final  # both pages' selected pairs: relay on our side
+    for page in (alice, bob):
+        assert counters(page)["pair"]["local"] == "relay"
+    assert up.turn_metric("turn_allocations_total") >= allocations + 2
+    # Both directions of both allocations carried the media: far more than ICE checks alone.
+    assert up.turn_metric("turn_relayed_packets_total", direction="to_peer") > to_peer + 200
+    assert up.turn_metric("turn_relayed_packets_total", direction="to_client") > to_client + 200
+    bob.click("#hangup")
+    alice.wait_for_selector("#call", state="hidden")
+
+
+def test_capability_settings_cap_both_senders(open_user, names):
+    a_name, b_name = names("alice"), names("bob")
+    alice, bob = open_user(a_name), open_user(b_name)
+    befriend(alice, a_name, bob, b_name)
+    alice.select_option("#max-resolution", "320x240")
+    alice.fill("#max-framerate", "10")
+    alice.fill("#bandwidth", "300")
+    call(alice, bob, b_name)
+    # Alice caps what she sends by her settings; bob by the caps her invite carried.
+    for page in (alice, bob):
+        page.wait_for_function("""() => {
+            const c = window.netcore.call;
+            return c && c.appliedCaps && c.appliedCaps.max_resolution === '320x240';
+        }""")
+        page.wait_for_function(f"""() => {{
+            const e = ({SENDER_PARAMS_JS})()[0];
+            return e && e.maxBitrate === 300000 && e.maxFramerate === 10;
+        }}""")
+    # And what arrives is at most 320x240 both ways.
+    for page in (alice, bob):
+        page.wait_for_function("""async () => {
+            const s = window.netcore.stats;
+            return s && s.video.length && s.video[0].width > 0 && s.video[0].width <= 320
+                && s.video[0].height <= 240;
+        }""", timeout=15000)
+    alice.click("#hangup")
+    bob.wait_for_selector("#call", state="hidden")
