@@ -78,7 +78,12 @@ def start_up(data_dir: str, *extra: str) -> Up:
 @pytest.fixture(scope="session")
 def up():
     with tempfile.TemporaryDirectory() as data_dir:
-        running = start_up(data_dir)
+        # An existing signal config passed through: a short resume window, so that a user who
+        # logs out shows offline within seconds (a closed socket keeps the session that long).
+        config = os.path.join(data_dir, "signal.toml")
+        with open(config, "w") as fh:
+            fh.write("resume_window = 2.0\n")
+        running = start_up(os.path.join(data_dir, "signal"), "--signal-config", config)
         yield running
         running.proc.terminate()
         running.proc.wait(timeout=15)

@@ -30,9 +30,6 @@ SENDER_PARAMS_JS = """() => window.netcore.call.link.pc.getSenders()
   .map((s) => s.getParameters().encodings[0])"""
 
 
-def friend(row_page, user: str) -> str:
-    return f'#friends li[data-user="{user}"]'
-
 
 def befriend(a, a_name: str, b, b_name: str) -> None:
     """a asks, b accepts in the page; both lists then show the other online."""
@@ -70,6 +67,9 @@ def assert_media_grows(pages, seconds: float = 5.0, steps: int = 2, session_ids=
     return before
 
 
-def notice(page) -> str:
-    page.wait_for_selector("#notice:not([hidden])")
-    return page.inner_text("#notice")
+def expect_notice(page, text: str, error: bool | None = None) -> None:
+    """Wait until the page's notice line contains ``text`` (earlier notices may still show)."""
+    page.wait_for_function("(text) => { const n = document.getElementById('notice');"
+                           " return !n.hidden && n.textContent.includes(text); }", arg=text, timeout=10000)
+    if error is not None:
+        assert (page.get_attribute("#notice", "class") == "error") is error

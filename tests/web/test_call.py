@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from tests.web.helpers import SENDER_PARAMS_JS, assert_media_grows, befriend, call, counters
+from tests.web.helpers import SENDER_PARAMS_JS, assert_media_grows, befriend, call, counters, expect_notice
 
 
 def test_video_call_flows_both_ways_shares_screen_and_hangs_up(open_user, names):
@@ -51,7 +51,7 @@ def test_video_call_flows_both_ways_shares_screen_and_hangs_up(open_user, names)
     alice.click("#hangup")
     alice.wait_for_selector("#call", state="hidden")
     bob.wait_for_selector("#call", state="hidden")
-    assert f"{a_name} hung up" in bob.inner_text("#notice")
+    expect_notice(bob, f"{a_name} hung up.")
     bob.wait_for_selector(f'#friends li[data-user="{a_name}"][data-status="online"]')
 
 
