@@ -101,6 +101,13 @@ def _hostport(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
+def _module_argv(module: str) -> list[str]:
+    """Run ``module`` as __main__ from the same tree as this file, whatever the working directory."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    boot = f"import runpy, sys; sys.path.insert(0, {root!r}); runpy.run_module({module!r}, run_name='__main__')"
+    return [sys.executable, "-c", boot]
+
+
 def plan(args: argparse.Namespace, random_secret=lambda: secrets.token_urlsafe(32)) -> Plan:
     """Decide both daemons' command lines from the flags and the config files."""
     signal_cfg = _toml(args.signal_config)
@@ -118,9 +125,8 @@ def plan(args: argparse.Namespace, random_secret=lambda: secrets.token_urlsafe(3
     public_host = args.public_host or ("127.0.0.1" if _wildcard(host) else host)
     relay_ip = args.relay_ip or (None if _wildcard(host) else host)
     loopback = not _wildcard(host) and ipaddress.ip_address(host).is_loopback
-    py = sys.executable
 
-    signal_argv = [py, "-m", "servers.signal.main", "--host", host, "--port", str(port),
+    signal_argv = [*_module_argv("servers.signal.main"), "--host", host, "--port", str(port),
                    f"--turn-secret={secret}",  # '=': a secret may start with '-'
                    "--turn-urls", f"turn:{_hostport(public_host, turn_port)}?transport=udp",
                    "--stun-urls", f"stun:{_hostport(public_host, turn_port)}",
@@ -130,7 +136,7 @@ def plan(args: argparse.Namespace, random_secret=lambda: secrets.token_urlsafe(3
     if args.data_dir or "data_dir" not in signal_cfg:
         signal_argv += ["--data-dir", args.data_dir or "./netcore-data"]
 
-    turn_argv = [py, "-m", "servers.turn.main", "--listen", _hostport(host, turn_port),
+    turn_argv = [*_module_argv("servers.turn.main"), "--listen", _hostport(host, turn_port),
                  f"--auth-secret={secret}", "--log-level", args.log_level.lower()]
     if "realm" not in turn_cfg:
         turn_argv += ["--realm", "netcore"]

@@ -9,6 +9,7 @@ Python, never a downloaded browser. Flags: /work/shared/README.md
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import re
 import subprocess
@@ -36,8 +37,18 @@ _names = itertools.count(1)
 class Up:
     """A running `netcore up`: its page URL, TURN metrics URL and output so far."""
 
-    def __init__(self, proc: subprocess.Popen, url: str, metrics_url: str, output: list[str]) -> None:
+    def __init__(self, proc: subprocess.Popen, url: str, metrics_url: str, output: list[str], data_dir: str) -> None:
         self.proc, self.url, self.metrics_url, self.output = proc, url, metrics_url, output
+        self.data_dir = data_dir  # the signal daemon's: analytics.jsonl, signal.db
+
+    def analytics(self, event: str) -> list[dict]:
+        """The signal daemon's analytics records of one kind so far."""
+        try:
+            with open(os.path.join(self.data_dir, "analytics.jsonl")) as fh:
+                records = [json.loads(line) for line in fh if line.strip()]
+        except FileNotFoundError:
+            return []
+        return [r for r in records if r.get("event") == event]
 
     def turn_metric(self, name: str, **labels: str) -> float:
         """Sum of one series of netcore-turn's Prometheus text over matching labels."""
@@ -72,7 +83,7 @@ def start_up(data_dir: str, *extra: str) -> Up:
         raise RuntimeError("netcore up did not start:\n" + "".join(output))
     # Keep draining its output so that the daemons never block on a full pipe.
     threading.Thread(target=lambda: output.extend(proc.stdout), daemon=True).start()
-    return Up(proc, url, metrics, output)
+    return Up(proc, url, metrics, output, data_dir)
 
 
 @pytest.fixture(scope="session")
