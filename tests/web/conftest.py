@@ -121,12 +121,12 @@ def open_user(browser, up):
     """open_user(name) -> a logged-in Page in its own browser context (own storage, own devices)."""
     contexts = []
 
-    def open_user(name: str, register: bool = True):
+    def open_user(name: str, register: bool = True, url: str | None = None):
         context = browser.new_context()
         contexts.append(context)
         page = context.new_page()
         page.on("pageerror", lambda exc: print(f"[{name}] page error: {exc}"))
-        page.goto(up.url)
+        page.goto(url or up.url)
         page.fill("#username", name)
         page.fill("#password", "password-" + name)
         page.click("#register-button" if register else "#login-button")
@@ -136,3 +136,14 @@ def open_user(browser, up):
     yield open_user
     for context in contexts:
         context.close()
+
+
+@pytest.fixture
+def friends(open_user, names):
+    """Two logged-in pages whose users are friends: (alice, alice's name, bob, bob's name)."""
+    from tests.web.helpers import befriend
+
+    a_name, b_name = names("alice"), names("bob")
+    alice, bob = open_user(a_name), open_user(b_name)
+    befriend(alice, a_name, bob, b_name)
+    return alice, a_name, bob, b_name

@@ -7,10 +7,8 @@ import time
 from tests.web.helpers import SENDER_PARAMS_JS, assert_media_grows, befriend, call, counters, expect_notice
 
 
-def test_video_call_flows_both_ways_shares_screen_and_hangs_up(open_user, names):
-    a_name, b_name = names("alice"), names("bob")
-    alice, bob = open_user(a_name), open_user(b_name)
-    befriend(alice, a_name, bob, b_name)
+def test_video_call_flows_both_ways_shares_screen_and_hangs_up(friends):
+    alice, a_name, bob, b_name = friends
     call(alice, bob, b_name)
     # The stats panel: a direct path on loopback, a selected pair, an RTT, the fake camera's size.
     alice.wait_for_selector('#stats[data-path="host"]')
@@ -55,10 +53,8 @@ def test_video_call_flows_both_ways_shares_screen_and_hangs_up(open_user, names)
     bob.wait_for_selector(f'#friends li[data-user="{a_name}"][data-status="online"]')
 
 
-def test_relay_only_call_goes_through_netcore_turn(open_user, names, up):
-    a_name, b_name = names("alice"), names("bob")
-    alice, bob = open_user(a_name), open_user(b_name)
-    befriend(alice, a_name, bob, b_name)
+def test_relay_only_call_goes_through_netcore_turn(friends, up):
+    alice, a_name, bob, b_name = friends
     to_peer = up.turn_metric("turn_relayed_packets_total", direction="to_peer")
     to_client = up.turn_metric("turn_relayed_packets_total", direction="to_client")
     allocations = up.turn_metric("turn_allocations_total")
@@ -85,10 +81,8 @@ def test_relay_only_call_goes_through_netcore_turn(open_user, names, up):
     assert {r["path"] for r in quality} == {"relay"}
 
 
-def test_capability_settings_cap_both_senders(open_user, names):
-    a_name, b_name = names("alice"), names("bob")
-    alice, bob = open_user(a_name), open_user(b_name)
-    befriend(alice, a_name, bob, b_name)
+def test_capability_settings_cap_both_senders(friends):
+    alice, a_name, bob, b_name = friends
     alice.select_option("#max-resolution", "320x240")
     alice.fill("#max-framerate", "10")
     alice.fill("#bandwidth", "300")

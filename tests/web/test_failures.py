@@ -5,10 +5,8 @@ from __future__ import annotations
 from tests.web.helpers import befriend, call, expect_notice
 
 
-def test_callee_declines(open_user, names):
-    a_name, b_name = names("alice"), names("bob")
-    alice, bob = open_user(a_name), open_user(b_name)
-    befriend(alice, a_name, bob, b_name)
+def test_callee_declines(friends):
+    alice, a_name, bob, b_name = friends
     alice.click(f'#friends li[data-user="{b_name}"] .call-audio')
     alice.wait_for_selector('#call[data-state="ringing"]')
     assert alice.is_visible("#cancel-call")
@@ -20,10 +18,10 @@ def test_callee_declines(open_user, names):
     assert bob.is_hidden("#incoming")
 
 
-def test_callee_busy(open_user, names):
-    a_name, b_name, c_name = names("alice"), names("bob"), names("carol")
-    alice, bob, carol = open_user(a_name), open_user(b_name), open_user(c_name)
-    befriend(alice, a_name, bob, b_name)
+def test_callee_busy(friends, open_user, names):
+    alice, a_name, bob, b_name = friends
+    c_name = names("carol")
+    carol = open_user(c_name)
     befriend(carol, c_name, bob, b_name)
     call(alice, bob, b_name, video=False)
     carol.wait_for_selector(f'#friends li[data-user="{b_name}"][data-status="busy"]')
@@ -36,10 +34,8 @@ def test_callee_busy(open_user, names):
     bob.wait_for_selector("#call", state="hidden")
 
 
-def test_caller_cancels(open_user, names):
-    a_name, b_name = names("alice"), names("bob")
-    alice, bob = open_user(a_name), open_user(b_name)
-    befriend(alice, a_name, bob, b_name)
+def test_caller_cancels(friends):
+    alice, a_name, bob, b_name = friends
     alice.click(f'#friends li[data-user="{b_name}"] .call-video')
     bob.wait_for_selector("#incoming:not([hidden])")
     alice.click("#cancel-call")
@@ -48,10 +44,8 @@ def test_caller_cancels(open_user, names):
     expect_notice(bob, f"{a_name} cancelled the call.")
 
 
-def test_callee_offline(open_user, names):
-    a_name, b_name = names("alice"), names("bob")
-    alice, bob = open_user(a_name), open_user(b_name)
-    befriend(alice, a_name, bob, b_name)
+def test_callee_offline(friends):
+    alice, a_name, bob, b_name = friends
     bob.click("#logout")
     alice.wait_for_selector(f'#friends li[data-user="{b_name}"][data-status="offline"]')
     alice.click(f'#friends li[data-user="{b_name}"] .call-audio')
@@ -77,10 +71,8 @@ def test_login_and_register_errors_are_explained(open_user, names, browser, up):
         page.context.close()
 
 
-def test_denied_camera_is_explained(open_user, names, browser, up):
-    a_name, b_name = names("alice"), names("bob")
-    alice, bob = open_user(a_name), open_user(b_name)
-    befriend(alice, a_name, bob, b_name)
+def test_denied_camera_is_explained(friends):
+    alice, a_name, bob, b_name = friends
     # This browser grants media through the fake UI; make getUserMedia refuse the way a user would.
     alice.evaluate("""() => { navigator.mediaDevices.getUserMedia = async () => {
         throw new DOMException('Permission denied', 'NotAllowedError'); }; }""")

@@ -61,33 +61,19 @@ def up_with_call_server(tmp_path):
     running.proc.wait(timeout=15)
 
 
-def test_topology_message_when_the_room_moves_to_the_call_server(browser, up_with_call_server, names):
-    contexts = [browser.new_context() for _ in range(3)]
-    try:
-        pages = []
-        for context, name in zip(contexts, (names("alice"), names("bob"), names("carol"))):
-            page = context.new_page()
-            page.goto(up_with_call_server.url)
-            page.fill("#username", name)
-            page.fill("#password", "password-" + name)
-            page.click("#register-button")
-            page.wait_for_selector("#app:not([hidden])")
-            pages.append((page, name))
-        (alice, a_name), (bob, b_name), (carol, c_name) = pages
-        befriend(alice, a_name, bob, b_name)
-        befriend(alice, a_name, carol, c_name)
-        alice.click("#room-create")
-        alice.wait_for_selector("#room:not([hidden])")
-        invite_and_join(alice, bob, b_name, a_name)
-        alice.wait_for_selector('#tiles figure[data-state="connected"]', timeout=20000)
-        invite_and_join(alice, carol, c_name, a_name)
-        # The two already in the room get room.topology; the joiner learns it from its join answer.
-        for page in (alice, bob, carol):
-            page.wait_for_selector("#room-topology:not([hidden])")
-            text = page.inner_text("#room-topology")
-            assert "moved to the call server (127.0.0.1:7000)" in text
-            assert page.get_attribute("#room", "data-topology") == "sfu"
-        assert "grew past the mesh limit" in alice.inner_text("#room-topology")
-    finally:
-        for context in contexts:
-            context.close()
+def test_topology_message_when_the_room_moves_to_the_call_server(open_user, up_with_call_server, names):
+    a_name, b_name, c_name = names("alice"), names("bob"), names("carol")
+    alice, bob, carol = (open_user(n, url=up_with_call_server.url) for n in (a_name, b_name, c_name))
+    befriend(alice, a_name, bob, b_name)
+    befriend(alice, a_name, carol, c_name)
+    alice.click("#room-create")
+    alice.wait_for_selector("#room:not([hidden])")
+    invite_and_join(alice, bob, b_name, a_name)
+    alice.wait_for_selector('#tiles figure[data-state="connected"]', timeout=20000)
+    invite_and_join(alice, carol, c_name, a_name)
+    # The two already in the room get room.topology; the joiner learns it from its join answer.
+    for page in (alice, bob, carol):
+        page.wait_for_selector("#room-topology:not([hidden])")
+        assert "moved to the call server (127.0.0.1:7000)" in page.inner_text("#room-topology")
+        assert page.get_attribute("#room", "data-topology") == "sfu"
+    assert "grew past the mesh limit" in alice.inner_text("#room-topology")
