@@ -36,7 +36,7 @@ from typing import Any, Callable
 import redis.asyncio as aioredis
 
 from .config import SignalConfig
-from .core import CallChanged, Forwarded, PresenceChanged, SessionExpired, UserRequested
+from .core import CallChanged, Forwarded, PresenceChanged, SessionExpired
 from .protocol import Message
 from .server import SignalServer, log_event
 
@@ -233,25 +233,12 @@ class ClusterServer(SignalServer):
                 friends, blocked = await self._in_db(self.store.relations, body["user"])
                 core.set_relations(body["user"], friends, blocked)
 
-    async def _user_request(self, event: UserRequested) -> None:
-        outcome = await self._in_db(self.users.handle, event.user, event.message, time.time())
-        core, mid = self.core, event.message.id
-        if outcome.error is not None:
-            core.reply_error(event.session_id, mid, *outcome.error)
-        else:
-            payload = outcome.payload
-            if event.message.type == "friend.list":
-                payload = dict(payload, friends=[{"user": f, "status": core.status(f)} for f in payload["friends"]])
-            core.reply(event.session_id, mid, payload)
-        for user in outcome.changed:
-            friends, blocked = await self._in_db(self.store.relations, user)
-            core.set_relations(user, friends, blocked)
-            self._op("publish", BROADCAST, json.dumps({"op": "relations", "user": user, "origin": self.node_id}))
-        for user, kind, payload in outcome.notify:
-            core.notify_user(user, kind, payload)
-            self._op("publish", BROADCAST, json.dumps({"op": "notify", "user": user, "kind": kind,
-                                                       "payload": payload, "origin": self.node_id}))
-        self._flush()
+    def _relations_changed(self, user: str) -> None:
+        self._op("publish", BROADCAST, json.dumps({"op": "relations", "user": user, "origin": self.node_id}))
+
+    def _notified(self, user: str, kind: str, payload: dict) -> None:
+        self._op("publish", BROADCAST, json.dumps({"op": "notify", "user": user, "kind": kind,
+                                                   "payload": payload, "origin": self.node_id}))
 
     # --- look-ups before the core acts ------------------------------------
 

@@ -376,8 +376,10 @@ class SignalServer:
         for user in outcome.changed:
             friends, blocked = await self._in_db(self.store.relations, user)
             core.set_relations(user, friends, blocked)
+            self._relations_changed(user)
         for user, kind, payload in outcome.notify:
             core.notify_user(user, kind, payload)
+            self._notified(user, kind, payload)
         self._flush()
 
     def _arm_timer(self) -> None:
@@ -402,6 +404,12 @@ class SignalServer:
 
     def _session_opened(self, session_id: str, user: str) -> None:
         """Called when a session is opened or resumed on this node."""
+
+    def _relations_changed(self, user: str) -> None:
+        """Called after ``user``'s friends or blocks changed in storage."""
+
+    def _notified(self, user: str, kind: str, payload: dict) -> None:
+        """Called after a user-service notification went to ``user``'s local sessions."""
 
     # --- small helpers ----------------------------------------------------
 
