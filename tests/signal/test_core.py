@@ -55,6 +55,19 @@ class Harness:
             self.core.handle_timeout(self.now)
 
 
+def ann_calls_bob(h, *, accept: bool = True):
+    """ann and bob connected as friends, ann invites bob (who accepts): (a, b, call_id, output)."""
+    a = h.connect("ann", friends={"bob"})
+    b = h.connect("bob", friends={"ann"})
+    h.send(a, "call.invite", {"to": "bob", "media": ["audio"]})
+    out = h.drain()
+    call_id = of(out, a, "ack")[0]["payload"]["call_id"]
+    if accept:
+        h.send(b, "call.accept", {"call_id": call_id})
+        out += h.drain()
+    return a, b, call_id, out
+
+
 def of(messages, sid, kind):
     return [m for s, m in messages if s == sid and m["type"] == kind]
 
@@ -114,12 +127,7 @@ def test_analytics_events_for_an_answered_call():
 
 def test_disconnect_within_window_keeps_the_call_and_buffers():
     h = Harness(resume_window=30.0)
-    a = h.connect("ann", friends={"bob"})
-    b = h.connect("bob", friends={"ann"})
-    h.send(a, "call.invite", {"to": "bob", "media": ["audio"]})
-    call_id = of(h.drain(), a, "ack")[0]["payload"]["call_id"]
-    h.send(b, "call.accept", {"call_id": call_id})
-    welcome_b = h.drain()
+    a, b, call_id, welcome_b = ann_calls_bob(h)
     h.core.handle_disconnect(b, h.now)
     h.send(a, "call.offer", {"call_id": call_id, "sdp": "v=0"})
     assert not [m for s, m in h.drain() if s == b]  # nothing written to a closed socket
@@ -136,11 +144,7 @@ def test_disconnect_within_window_keeps_the_call_and_buffers():
 
 def test_disconnect_past_window_ends_call_and_session():
     h = Harness(resume_window=5.0)
-    a = h.connect("ann", friends={"bob"})
-    b = h.connect("bob", friends={"ann"})
-    h.send(a, "call.invite", {"to": "bob", "media": ["audio"]})
-    call_id = of(h.drain(), a, "ack")[0]["payload"]["call_id"]
-    h.send(b, "call.accept", {"call_id": call_id})
+    a, b, call_id, _ = ann_calls_bob(h)
     h.core.handle_disconnect(b, h.now)
     h.drain()
     h.advance(5.0)

@@ -23,7 +23,7 @@ import pytest
 
 from tests.conftest import free_port, require_program
 
-from .helpers import connect_token, login, register
+from .helpers import connect_token, login, negotiate, register
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -120,10 +120,7 @@ async def test_call_across_nodes_and_failover(tmp_path, redis_url, postgres_url)
         assert (await cb.expect("call.incoming", call_id=call_id))["from"] == alice
         await cb.ok("call.accept", {"call_id": call_id})
         await ca.expect("call.accepted", call_id=call_id)
-        await ca.ok("call.offer", {"call_id": call_id, "sdp": "v=0 offer"})
-        assert (await cb.expect("call.offer"))["sdp"] == "v=0 offer"
-        await cb.ok("call.answer", {"call_id": call_id, "sdp": "v=0 answer"})
-        assert (await ca.expect("call.answer"))["sdp"] == "v=0 answer"
+        await negotiate(ca, cb, call_id)
         assert json.loads(await r.get(f"nc:call:{call_id}"))["state"] == "active"
 
         # node A dies mid-call
