@@ -39,7 +39,7 @@ from .core import (
     SignalCore,
     UserRequested,
 )
-from .credentials import issue_token, turn_rest_credentials, verify_token
+from .credentials import hash_password, issue_token, turn_rest_credentials, verify_token
 from .metrics import Metrics
 from .protocol import ANONYMOUS_TYPES, CloseCode, ErrorCode, SignalParseError, encode, parse
 from .session import TokenBucket
@@ -281,13 +281,15 @@ class SignalServer:
                 if message.type == "ping":
                     await answer("ack", message.id, {"pong": True})
                 elif message.type == "register":
-                    outcome = await self._in_db(self.users.register, p["username"], p["password"], time.time())
+                    hashed = await asyncio.to_thread(hash_password, p["password"])
+                    outcome = await self._in_db(self.users.register, p["username"], hashed, time.time())
                     if outcome.error:
                         await answer("error", message.id, {"code": outcome.error[0], "reason": outcome.error[1]})
                     else:
                         log_event("user.registered", node=self.node_id, user=p["username"])
                         await answer("ack", message.id, outcome.payload)
-                elif await self._in_db(self.users.login, p["username"], p["password"]):
+                elif await asyncio.to_thread(self.users.check_password, p["password"],
+                                             await self._in_db(self.users.stored_hash, p["username"])):
                     expiry = int(time.time()) + self.config.token_ttl
                     token = issue_token(self.token_secret, p["username"], expiry)
                     await answer("ack", message.id, {"user": p["username"], "token": token, "expires": expiry})
