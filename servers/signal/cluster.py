@@ -243,8 +243,8 @@ class ClusterServer(SignalServer):
     # --- look-ups before the core acts ------------------------------------
 
     async def _prefetch_invite(self, text: str | bytes) -> None:
-        """Before a call.invite to a user not on this node, learn their sessions and blocks."""
-        if not isinstance(text, str) or '"call.invite"' not in text:
+        """Before a call.invite or room.invite to a user not on this node, learn their sessions and blocks."""
+        if not isinstance(text, str) or ('"call.invite"' not in text and '"room.invite"' not in text):
             return
         try:
             callee = json.loads(text)["payload"]["to"]

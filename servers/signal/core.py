@@ -66,6 +66,11 @@ __all__ = [
 ]
 
 RINGING, ACTIVE = "ringing", "active"
+
+
+def _owned_key(payload: dict) -> str:
+    """The call or room a message is about ("" if none)."""
+    return payload.get("call_id") or payload.get("room_id") or ""
 USER_SERVICE_TYPES = frozenset(
     {"friend.request", "friend.accept", "friend.remove", "friend.list", "block", "unblock"}
 )
@@ -434,7 +439,7 @@ class SignalCore:
         if message.type in USER_SERVICE_TYPES:
             self._events.append(UserRequested(session_id, session.user, message))
             return
-        owner = session.remote_calls.get(message.payload.get("call_id", ""))
+        owner = session.remote_owned.get(_owned_key(message.payload))
         if owner is not None:
             self._events.append(Forwarded(owner, session_id, session.user, message))
             return
@@ -522,26 +527,33 @@ class SignalCore:
         session = self._sessions.get(session_id)
         if session is None or session.node is not None:
             return False
-        call_id = payload.get("call_id")
+        key = _owned_key(payload)
         if kind == "_owner":  # internal: the call moved to another node
             if owner == self.node_id:
-                session.remote_calls.pop(call_id, None)
-            elif call_id in session.remote_calls:
-                session.remote_calls[call_id] = owner
+                session.remote_owned.pop(key, None)
+            elif key in session.remote_owned:
+                session.remote_owned[key] = owner
             return True
-        if call_id is not None and owner != self.node_id:
+        if kind == "_left":  # internal: the session left a room owned there
+            session.remote_owned.pop(key, None)
+            return True
+        if key and owner != self.node_id:
             if kind == "call.ended":
-                session.remote_calls.pop(call_id, None)
-            elif kind not in ("error",):
-                session.remote_calls[call_id] = owner
+                session.remote_owned.pop(key, None)
+            else:
+                session.remote_owned[key] = owner
         self._send(session, kind, payload, message_id)
         return True
 
     def handle_forwarded(self, session_id: str, user: str, origin: str, message: Message, now: float) -> None:
-        """A message from a session on ``origin`` about a call owned here."""
+        """A message from a session on ``origin`` about a call or room owned here."""
         self.add_foreign_session(session_id, user, origin)
         session = self._sessions[session_id]
-        session.remote_calls.pop(message.payload.get("call_id", ""), None)
+        if message.type == "_expired":  # its resume window passed on its node
+            self._detach(session, now)
+            self._drop_foreign(session)
+            return
+        session.remote_owned.pop(_owned_key(message.payload), None)
         self._handlers[message.type](session, message, now)
 
     def adopt_session(self, session_id: str, user: str, resume_token: str, seq: int,
@@ -581,7 +593,7 @@ class SignalCore:
                 self.add_foreign_session(sid, user, node)
             session = self._sessions[sid]
             session.calls.add(call_id)
-            session.remote_calls.pop(call_id, None)
+            session.remote_owned.pop(call_id, None)
             if session.node is not None:
                 self._routes.append((session.node, sid, "_owner", {"call_id": call_id}, None))
         if call.state == RINGING:
@@ -616,7 +628,7 @@ class SignalCore:
 
     def _drop_foreign(self, session: Session) -> None:
         """Forget a foreign session once no call here needs it."""
-        if session.node is None or session.calls or session.session_id not in self._sessions:
+        if session.node is None or session.calls or session.rooms or session.session_id not in self._sessions:
             return
         del self._sessions[session.session_id]
         sids = self._user_sessions.get(session.user)
@@ -719,6 +731,23 @@ class SignalCore:
 
     def _expire(self, session: Session, now: float) -> None:
         """The resume window passed: the session ends, and its calls with it."""
+        self._detach(session, now)
+        for owner in sorted(set(session.remote_owned.values())):
+            # Calls and rooms owned by other nodes end there too.
+            self._events.append(Forwarded(owner, session.session_id, session.user, Message("_expired", None, {})))
+        del self._sessions[session.session_id]
+        del self._by_resume[session.resume_token]
+        sids = self._user_sessions[session.user]
+        sids.discard(session.session_id)
+        self._events.append(SessionExpired(session.session_id, session.user))
+        self._update_presence(session.user)
+        if not sids:
+            del self._user_sessions[session.user]
+            self._friends.pop(session.user, None)
+            self._blocked.pop(session.user, None)
+
+    def _detach(self, session: Session, now: float) -> None:
+        """End the session's part in every call and room owned here."""
         for call_id in list(session.calls):
             call = self._calls.get(call_id)
             if call is None:
@@ -731,16 +760,6 @@ class SignalCore:
                     self._end_call(call, "unavailable", now, skip=session.session_id)
         for room_id in list(session.rooms):
             self._leave_room(self._rooms[room_id], session, now, "disconnected")
-        del self._sessions[session.session_id]
-        del self._by_resume[session.resume_token]
-        sids = self._user_sessions[session.user]
-        sids.discard(session.session_id)
-        self._events.append(SessionExpired(session.session_id, session.user))
-        self._update_presence(session.user)
-        if not sids:
-            del self._user_sessions[session.user]
-            self._friends.pop(session.user, None)
-            self._blocked.pop(session.user, None)
 
     # --- 1-to-1 calls -----------------------------------------------------
 
@@ -917,8 +936,9 @@ class SignalCore:
         if self.blocks(to, session.user) or self.blocks(session.user, to) or to in room.invited:
             return  # silently: a blocked user never reaches the invitee
         room.invited.add(to)
-        self.notify_user(to, "room.invited", {"room_id": room.room_id, "from": session.user,
-                                              "media": list(room.media)})
+        invited = {"room_id": room.room_id, "from": session.user, "media": list(room.media)}
+        for sid in self._user_sessions.get(to, ()):  # foreign sessions too: they join through us
+            self._send(self._sessions[sid], "room.invited", invited)
 
     def _on_room_join(self, session: Session, message: Message, now: float) -> None:
         room = self._rooms.get(message.payload["room_id"])
@@ -965,8 +985,11 @@ class SignalCore:
     def _leave_room(self, room: Room, session: Session, now: float, reason: str) -> None:
         del room.participants[session.session_id]
         session.rooms.discard(room.room_id)
-        self._room_broadcast(room, "room.left", {"room_id": room.room_id, "session_id": session.session_id,
-                                                  "user": session.user, "reason": reason})
+        left = {"room_id": room.room_id, "session_id": session.session_id, "user": session.user, "reason": reason}
+        self._room_broadcast(room, "room.left", left)
+        if session.node is not None:  # so its node stops forwarding to us
+            self._routes.append((session.node, session.session_id, "_left", {"room_id": room.room_id}, None))
+            self._drop_foreign(session)
         self._update_presence(session.user)
         if not room.participants:
             del self._rooms[room.room_id]

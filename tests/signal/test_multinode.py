@@ -163,3 +163,35 @@ async def test_call_across_nodes_and_failover(tmp_path, redis_url, postgres_url)
                     await asyncio.wait_for(proc.wait(), 10)
                 except asyncio.TimeoutError:
                     proc.kill()
+
+
+async def test_room_across_nodes(tmp_path, redis_url, postgres_url):
+    node_a, port_a = await start_node(tmp_path, "A2", redis_url, postgres_url)
+    node_b, port_b = await start_node(tmp_path, "B2", redis_url, postgres_url)
+    try:
+        stamp = str(int(time.time() * 1000) % 10**8)
+        owner, guest = f"own{stamp}", f"gst{stamp}"
+        await register(port_a, owner)
+        await register(port_b, guest)
+        co, cg = await login(port_a, owner), await login(port_b, guest)
+        await co.ok("friend.request", {"username": guest})
+        await cg.expect("friend.requested")
+        await cg.ok("friend.accept", {"username": owner})
+        await co.expect("friend.accepted")
+        room_id = (await co.ok("room.create", {}))["room_id"]
+        await co.ok("room.invite", {"room_id": room_id, "to": guest})
+        assert (await cg.expect("room.invited", room_id=room_id))["from"] == owner
+        joined = await cg.ok("room.join", {"room_id": room_id})
+        assert joined["topology"] == "mesh" and [p["user"] for p in joined["participants"]] == [owner, guest]
+        assert (await co.expect("room.joined", room_id=room_id))["user"] == guest
+        await cg.ok("room.signal", {"room_id": room_id, "to": co.session_id, "kind": "offer", "sdp": "v=0"})
+        assert (await co.expect("room.signal", room_id=room_id))["from_user"] == guest
+        await cg.ok("room.leave", {"room_id": room_id})
+        assert (await co.expect("room.left", room_id=room_id))["user"] == guest
+        err = await cg.request("room.signal", {"room_id": room_id, "to": co.session_id, "kind": "offer",
+                                               "sdp": "v=0"})
+        assert err["payload"]["code"] == 404
+    finally:
+        for proc in (node_a, node_b):
+            proc.send_signal(signal.SIGTERM)
+            await asyncio.wait_for(proc.wait(), 20)
