@@ -10,6 +10,7 @@ go away):
   ``nc:scalls:{sid}`` (its calls): enough for another node to resume it;
 - ``nc:call:{call_id}`` -- the call's snapshot, written by its owner node at
   every state change;
+- ``nc:presence:{user}`` -- each node's view of the user (online/busy);
 - ``nc:analytics`` -- the analytics stream (XADD).
 
 Routing: every node subscribes to ``nc:inbox:{node}`` and to
@@ -43,6 +44,7 @@ from .server import SignalServer, log_event
 __all__ = ["ClusterServer"]
 
 BROADCAST = "nc:broadcast"
+_RANK = {"offline": 0, "online": 1, "busy": 2}
 
 
 def _inbox(node: str) -> str:
@@ -158,8 +160,13 @@ class ClusterServer(SignalServer):
         elif isinstance(event, CallChanged):
             self._call_changed(event)
         elif isinstance(event, PresenceChanged):
+            key = f"nc:presence:{event.user}"
+            if event.status == "offline":
+                self._op("hdel", key, self.node_id)
+            else:
+                self._op("hset", key, self.node_id, event.status)
             self._op("publish", BROADCAST, json.dumps({"op": "presence", "user": event.user,
-                                                       "status": event.status, "origin": self.node_id}))
+                                                       "origin": self.node_id}))
         else:
             if isinstance(event, SessionExpired):
                 sid = event.session_id
@@ -225,7 +232,7 @@ class ClusterServer(SignalServer):
         elif body.get("origin") == self.node_id:
             return
         elif op == "presence":
-            core.handle_remote_presence(body["user"], body["status"])
+            core.handle_remote_presence(body["user"], await self._remote_view(body["user"]))
         elif op == "notify":
             core.notify_user(body["user"], body["kind"], body["payload"])
         elif op == "relations":
@@ -258,7 +265,7 @@ class ClusterServer(SignalServer):
         for sid, node in sessions.items():
             self.core.add_foreign_session(sid, callee, node)
         blocked = set(await self._in_db(self.store.blocked_by, callee))
-        self.core.set_remote_user(callee, blocked, busy=self.core.status(callee) == "busy")
+        self.core.set_remote_user(callee, blocked)
         self._spawn(self._prune_later(callee))
 
     async def _prune_later(self, user: str) -> None:
@@ -271,6 +278,23 @@ class ClusterServer(SignalServer):
         nodes = {n for n in sessions.values() if n != self.node_id}
         alive = {n for n in nodes if await self.redis.exists(f"nc:node:{n}")}
         return {sid: n for sid, n in sessions.items() if n in alive}
+
+    async def _remote_view(self, user: str) -> str:
+        """The user's status as the other live nodes see it (the busiest view wins)."""
+        views = await self.redis.hgetall(f"nc:presence:{user}")
+        self.metrics.redis_round_trips += 1
+        best = "offline"
+        for node, status in views.items():
+            if node == self.node_id or status not in _RANK or _RANK[status] <= _RANK[best]:
+                continue
+            if await self.redis.exists(f"nc:node:{node}"):
+                best = status
+        return best
+
+    async def _before_open(self, user: str, friends: set[str]) -> None:
+        for friend in friends:
+            if not self.core.is_local_user(friend):
+                self.core.handle_remote_presence(friend, await self._remote_view(friend))
 
     async def _node_alive(self, node: str) -> bool:
         """A node is alive while it listens on its inbox.

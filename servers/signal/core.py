@@ -68,6 +68,16 @@ __all__ = [
 RINGING, ACTIVE = "ringing", "active"
 
 
+_RANK = {"offline": 0, "online": 1, "busy": 2}
+
+
+def _store_status(table: dict[str, str], user: str, status: str) -> None:
+    if status == "offline":
+        table.pop(user, None)
+    else:
+        table[user] = status
+
+
 def _owned_key(payload: dict) -> str:
     """The call or room a message is about ("" if none)."""
     return payload.get("call_id") or payload.get("room_id") or ""
@@ -237,7 +247,10 @@ class SignalCore:
         self._journal: deque[tuple[str, int, str]] | None = deque() if journal else None
         # Multi-node: (node, session_id, type, payload, id) for sessions hosted elsewhere.
         self._routes: deque[tuple[str, str, str, dict, str | None]] = deque()
-        self._remote_busy: set[str] = set()
+        # Multi-node: users' status as the other nodes see it (absent: offline).
+        self._remote_status: dict[str, str] = {}
+        self._local_presence: dict[str, str] = {}
+        self._followers: dict[str, set[str]] = {}  # user -> users here whose friend lists name them
         self._sessions: dict[str, Session] = {}
         self._by_resume: dict[str, str] = {}
         self._user_sessions: dict[str, set[str]] = {}
@@ -299,21 +312,30 @@ class SignalCore:
         return session.user if session else None
 
     def status(self, user: str) -> str:
-        """Presence: ``offline``, ``busy`` (in a call or room) or ``online``."""
+        """Presence: ``offline``, ``busy`` (in a call or room) or ``online``.
+
+        What this node sees, combined with what other nodes report.
+        """
+        local = self._local_status(user)
+        remote = self._remote_status.get(user, "offline")
+        return local if _RANK[local] >= _RANK[remote] else remote
+
+    def _local_status(self, user: str) -> str:
+        """Online if the user has a session here; busy if in a call or room held here."""
         sessions = self._user_sessions.get(user)
         if not sessions:
             return "offline"
-        if user in self._remote_busy:
-            return "busy"
+        online = False
         for sid in sessions:
             s = self._sessions[sid]
+            online = online or s.node is None
             if s.rooms:
                 return "busy"
             for call_id in s.calls:
                 call = self._calls.get(call_id)
                 if call is not None and call.state == ACTIVE and sid in (call.caller_session, call.callee_session):
                     return "busy"
-        return "online"
+        return "online" if online else "offline"
 
     def calls_by_state(self) -> dict[str, int]:
         counts = {RINGING: 0, ACTIVE: 0, "group": len(self._rooms)}
@@ -363,7 +385,7 @@ class SignalCore:
             self._friends.setdefault(user, set())
             self._blocked.setdefault(user, set())
         if friends is not None:
-            self._friends[user] = set(friends)
+            self._set_friends(user, set(friends))
         if blocked is not None:
             self._blocked[user] = set(blocked)
         session.connected = True
@@ -451,8 +473,8 @@ class SignalCore:
         """The user's friends and the users they block (from storage)."""
         if user not in self._user_sessions:
             return
-        old = self._friends.get(user, set())
-        self._friends[user] = set(friends)
+        old = set(self._friends.get(user, ()))
+        self._set_friends(user, set(friends))
         self._blocked[user] = set(blocked)
         for friend in set(friends) - old:
             status = self.status(friend)
@@ -503,24 +525,31 @@ class SignalCore:
         self._friends.setdefault(user, set())
         self._blocked.setdefault(user, set())
 
-    def set_remote_user(self, user: str, blocked: set[str], busy: bool) -> None:
+    def set_remote_user(self, user: str, blocked: set[str]) -> None:
         """What this node must know of a user hosted elsewhere before calling them."""
         if user in self._user_sessions and not self.is_local_user(user):
             self._blocked[user] = set(blocked)
-        if busy:
-            self._remote_busy.add(user)
-        else:
-            self._remote_busy.discard(user)
 
     def handle_remote_presence(self, user: str, status: str) -> None:
-        """Another node saw ``user`` change status: tell local friends."""
-        if status == "busy":
-            self._remote_busy.add(user)
+        """The other nodes' combined view of ``user`` changed: tell local friends."""
+        if status == "offline":
+            self._remote_status.pop(user, None)
         else:
-            self._remote_busy.discard(user)
-        for friend, friends in self._friends.items():
-            if user in friends and self.is_local_user(friend):
-                self.notify_user(friend, "presence", {"user": user, "status": status})
+            self._remote_status[user] = status
+        self._update_presence(user)
+
+    def _set_friends(self, user: str, friends: set[str]) -> None:
+        """Replace a user's friend list, keeping the reverse index in step."""
+        old = self._friends.get(user, set())
+        for friend in old - friends:
+            followers = self._followers.get(friend)
+            if followers is not None:
+                followers.discard(user)
+                if not followers:
+                    del self._followers[friend]
+        for friend in friends - old:
+            self._followers.setdefault(friend, set()).add(user)
+        self._friends[user] = friends
 
     def handle_routed(self, session_id: str, kind: str, payload: dict, message_id: str | None, owner: str) -> bool:
         """A message another node produced for one of our sessions; False if unknown."""
@@ -636,6 +665,7 @@ class SignalCore:
             sids.discard(session.session_id)
             if not sids:
                 del self._user_sessions[session.user]
+                self._set_friends(session.user, set())
                 self._friends.pop(session.user, None)
                 self._blocked.pop(session.user, None)
 
@@ -717,16 +747,17 @@ class SignalCore:
         return call is not None and call.state == RINGING and call.ring_deadline == deadline
 
     def _update_presence(self, user: str) -> None:
+        """Tell other nodes when our view changed, and local friends when the status did."""
+        local = self._local_status(user)
+        if self._local_presence.get(user, "offline") != local:
+            _store_status(self._local_presence, user, local)
+            self._events.append(PresenceChanged(user, local))
         status = self.status(user)
         if self._presence.get(user, "offline") == status:
             return
-        if status == "offline":
-            self._presence.pop(user, None)
-        else:
-            self._presence[user] = status
-        self._events.append(PresenceChanged(user, status))
-        for friend in self._friends.get(user, ()):
-            if friend in self._user_sessions and user in self._friends.get(friend, ()):
+        _store_status(self._presence, user, status)
+        for friend in self._followers.get(user, ()):
+            if user in self._friends.get(friend, ()):
                 self.notify_user(friend, "presence", {"user": user, "status": status})
 
     def _expire(self, session: Session, now: float) -> None:
@@ -743,6 +774,7 @@ class SignalCore:
         self._update_presence(session.user)
         if not sids:
             del self._user_sessions[session.user]
+            self._set_friends(session.user, set())
             self._friends.pop(session.user, None)
             self._blocked.pop(session.user, None)
 

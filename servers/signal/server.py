@@ -222,6 +222,7 @@ class SignalServer:
         if resume is not None:
             await self._before_resume(user, resume)
         friends, blocked = await self._in_db(self.store.relations, user)
+        await self._before_open(user, friends)
         loop = asyncio.get_running_loop()
         conn = Connection(ws)
         sid = self.core.handle_connect(user, loop.time(), ice_servers=self._ice_servers(user),
@@ -403,6 +404,9 @@ class SignalServer:
 
     async def _before_resume(self, user: str, resume_token: str) -> None:
         """Called before a resume; a cluster node fetches a session from Redis here."""
+
+    async def _before_open(self, user: str, friends: set[str]) -> None:
+        """Called before a session opens; a cluster node learns its friends' remote status here."""
 
     def _session_opened(self, session_id: str, user: str) -> None:
         """Called when a session is opened or resumed on this node."""

@@ -178,6 +178,8 @@ async def test_room_across_nodes(tmp_path, redis_url, postgres_url):
         await cg.expect("friend.requested")
         await cg.ok("friend.accept", {"username": owner})
         await co.expect("friend.accepted")
+        # presence crosses nodes: the owner on A sees the guest on B come and go busy
+        await co.expect("presence", user=guest, status="online")
         room_id = (await co.ok("room.create", {}))["room_id"]
         await co.ok("room.invite", {"room_id": room_id, "to": guest})
         assert (await cg.expect("room.invited", room_id=room_id))["from"] == owner
@@ -188,9 +190,15 @@ async def test_room_across_nodes(tmp_path, redis_url, postgres_url):
         assert (await co.expect("room.signal", room_id=room_id))["from_user"] == guest
         await cg.ok("room.leave", {"room_id": room_id})
         assert (await co.expect("room.left", room_id=room_id))["user"] == guest
+        await co.expect("presence", user=guest, status="online")
         err = await cg.request("room.signal", {"room_id": room_id, "to": co.session_id, "kind": "offer",
                                                "sdp": "v=0"})
         assert err["payload"]["code"] == 404
+        # a fresh device of the owner on node B learns the guest's status in its welcome;
+        # the owner's room (on A) makes them busy as B sees it
+        co_b = await login(port_b, owner)
+        assert co_b.welcome["payload"]["friends"] == [{"user": guest, "status": "online"}]
+        assert (await cg.ok("friend.list"))["friends"] == [{"user": owner, "status": "busy"}]
     finally:
         for proc in (node_a, node_b):
             proc.send_signal(signal.SIGTERM)
