@@ -8,8 +8,9 @@ go away):
 - ``nc:sess:{sid}`` (user, node, resume token, seq), ``nc:resume:{token}``
   -> sid, ``nc:outbox:{sid}`` (the last messages sent, for replay) and
   ``nc:scalls:{sid}`` (its calls): enough for another node to resume it;
-- ``nc:call:{call_id}`` -- the call's snapshot, written by its owner node at
-  every state change;
+- ``nc:call:{call_id}`` / ``nc:room:{room_id}`` -- call and room snapshots,
+  written by the owner node at every change (``nc:srooms:{sid}`` indexes a
+  session's rooms);
 - ``nc:presence:{user}`` -- each node's view of the user (online/busy);
 - ``nc:analytics`` -- the analytics stream (XADD).
 
@@ -37,7 +38,7 @@ from typing import Any, Callable
 import redis.asyncio as aioredis
 
 from .config import SignalConfig
-from .core import CallChanged, Forwarded, PresenceChanged, SessionExpired
+from .core import CallChanged, Forwarded, PresenceChanged, RoomChanged, SessionExpired
 from .protocol import Message
 from .server import SignalServer, log_event
 
@@ -59,7 +60,7 @@ class ClusterServer(SignalServer):
         self.redis = aioredis.from_url(config.redis, decode_responses=True)
         self._ops: list[tuple[str, tuple, Callable[[Any], None] | None]] = []
         self._ops_ready = asyncio.Event()
-        self._call_sessions: dict[str, list[str]] = {}
+        self._indexed_sessions: dict[str, list[str]] = {}
         self._bg: list[asyncio.Task] = []
         self._session_ttl = int(config.resume_window + 3 * config.heartbeat) + 1
         self._prefetch = self._prefetch_invite
@@ -89,7 +90,7 @@ class ClusterServer(SignalServer):
         pipe = self.redis.pipeline(transaction=False)
         pipe.set(f"nc:node:{self.node_id}", str(time.time()), ex=ttl)
         for sid in list(self._conns):
-            for key in (f"nc:sess:{sid}", f"nc:outbox:{sid}", f"nc:scalls:{sid}"):
+            for key in (f"nc:sess:{sid}", f"nc:outbox:{sid}", f"nc:scalls:{sid}", f"nc:srooms:{sid}"):
                 pipe.expire(key, self._session_ttl)
         await pipe.execute()
         self.metrics.redis_round_trips += 1
@@ -158,7 +159,9 @@ class ClusterServer(SignalServer):
             self._op("publish", _inbox(event.node), body,
                      then=lambda n, e=event: n == 0 and self._spawn(self._owner_dead(e)))
         elif isinstance(event, CallChanged):
-            self._call_changed(event)
+            self._snapshot_changed("call", event.call_id, event.snapshot)
+        elif isinstance(event, RoomChanged):
+            self._snapshot_changed("room", event.room_id, event.snapshot)
         elif isinstance(event, PresenceChanged):
             key = f"nc:presence:{event.user}"
             if event.status == "offline":
@@ -180,23 +183,26 @@ class ClusterServer(SignalServer):
 
     async def _forget_resume(self, sid: str) -> None:
         token = await self.redis.hget(f"nc:sess:{sid}", "resume_token")
-        keys = [f"nc:sess:{sid}", f"nc:outbox:{sid}", f"nc:scalls:{sid}"]
+        keys = [f"nc:sess:{sid}", f"nc:outbox:{sid}", f"nc:scalls:{sid}", f"nc:srooms:{sid}"]
         await self.redis.delete(*keys, *([f"nc:resume:{token}"] if token else []))
 
-    def _call_changed(self, event: CallChanged) -> None:
-        key = f"nc:call:{event.call_id}"
-        old = self._call_sessions.pop(event.call_id, [])
-        if event.snapshot is None:
+    def _snapshot_changed(self, kind: str, key_id: str, snapshot: dict | None) -> None:
+        """Write a call or room snapshot, and index it under each of its sessions."""
+        key, index = f"nc:{kind}:{key_id}", "nc:scalls:{}" if kind == "call" else "nc:srooms:{}"
+        old = self._indexed_sessions.pop(key, [])
+        if snapshot is None:
             self._op("delete", key)
             for sid in old:
-                self._op("srem", f"nc:scalls:{sid}", event.call_id)
+                self._op("srem", index.format(sid), key_id)
             return
-        sids = list(event.snapshot["sessions"])
-        self._call_sessions[event.call_id] = sids
-        self._op("set", key, json.dumps(dict(event.snapshot, saved_at=time.time())), 86400)
+        sids = list(snapshot["sessions" if kind == "call" else "participants"])
+        self._indexed_sessions[key] = sids
+        self._op("set", key, json.dumps(dict(snapshot, saved_at=time.time())), 86400)
+        for sid in set(old) - set(sids):
+            self._op("srem", index.format(sid), key_id)
         for sid in sids:
-            self._op("sadd", f"nc:scalls:{sid}", event.call_id)
-            self._op("expire", f"nc:scalls:{sid}", self._session_ttl)
+            self._op("sadd", index.format(sid), key_id)
+            self._op("expire", index.format(sid), self._session_ttl)
 
     def _session_opened(self, session_id: str, user: str) -> None:
         session = self.core._sessions[session_id]
@@ -332,6 +338,8 @@ class ClusterServer(SignalServer):
         self._op("hset", f"nc:sess:{sid}", "node", self.node_id)
         for call_id in await self.redis.smembers(f"nc:scalls:{sid}"):
             await self._adopt_call(call_id)
+        for room_id in await self.redis.smembers(f"nc:srooms:{sid}"):
+            await self._adopt_room(room_id)
         log_event("session.adopted", node=self.node_id, session=sid, dead_node=info.get("node"))
         self._flush()
 
@@ -352,10 +360,25 @@ class ClusterServer(SignalServer):
         log_event("call.adopted", node=self.node_id, call=call_id, dead_node=owner)
         return True
 
+    async def _adopt_room(self, room_id: str) -> bool:
+        raw = await self.redis.get(f"nc:room:{room_id}")
+        if raw is None:
+            return False
+        snapshot = json.loads(raw)
+        owner = snapshot["owner_node"]
+        if owner != self.node_id and await self._node_alive(owner):
+            return False
+        snapshot["age"] += max(0.0, time.time() - snapshot.pop("saved_at", time.time()))
+        self.core.adopt_room(snapshot, asyncio.get_running_loop().time())
+        log_event("room.adopted", node=self.node_id, room=room_id, dead_node=owner)
+        return True
+
     async def _owner_dead(self, event: Forwarded) -> None:
-        """A forward found nobody listening: adopt the call, then handle the message here."""
-        call_id = event.message.payload.get("call_id")
-        if call_id and await self._adopt_call(call_id):
+        """A forward found nobody listening: adopt the call or room, then handle the message here."""
+        payload = event.message.payload
+        call_id, room_id = payload.get("call_id"), payload.get("room_id")
+        adopted = (await self._adopt_call(call_id)) if call_id else (await self._adopt_room(room_id)) if room_id else False
+        if adopted:
             self.core.handle_forwarded(event.session_id, event.user, self.node_id, event.message,
                                        asyncio.get_running_loop().time())
         self._flush()

@@ -62,6 +62,7 @@ __all__ = [
     "PresenceChanged",
     "Forwarded",
     "CallChanged",
+    "RoomChanged",
     "USER_SERVICE_TYPES",
 ]
 
@@ -159,6 +160,14 @@ class CallChanged:
     """Multi-node: a call owned here changed; ``snapshot`` None means it ended."""
 
     call_id: str
+    snapshot: dict | None
+
+
+@dataclass(frozen=True)
+class RoomChanged:
+    """Multi-node: a room owned here changed; ``snapshot`` None means it ended."""
+
+    room_id: str
     snapshot: dict | None
 
 
@@ -595,6 +604,7 @@ class SignalCore:
                           self.config.replay_buffer, now)
         if old is not None:
             session.calls = old.calls
+            session.rooms = old.rooms
         session.seq = seq
         session.outbox.extend(outbox)
         session.connected = False
@@ -627,7 +637,11 @@ class SignalCore:
                 self._routes.append((session.node, sid, "_owner", {"call_id": call_id}, None))
         if call.state == RINGING:
             self._add_timer(call.ring_deadline, "ring", call_id)
-        self._events.append(CallChanged(call_id, self._snapshot(call, now)))
+        self._call_changed(call, now)
+
+    def _call_changed(self, call: Call, now: float) -> None:
+        if self._journal is not None:  # multi-node: another node may have to carry it on
+            self._events.append(CallChanged(call.call_id, self._snapshot(call, now)))
 
     def _snapshot(self, call: Call, now: float) -> dict:
         sids = {call.caller_session, *call.ringing}
@@ -837,7 +851,7 @@ class SignalCore:
             self._sessions[sid].calls.add(call_id)
             self._send(self._sessions[sid], "call.incoming", incoming)
         self._events.append(CallStarted(call_id, "p2p", caller, callee, media))
-        self._events.append(CallChanged(call_id, self._snapshot(call, now)))
+        self._call_changed(call, now)
 
     def _on_accept(self, session: Session, message: Message, now: float) -> None:
         call = self._party_call(session, message)
@@ -860,7 +874,7 @@ class SignalCore:
         self._send(caller, "call.accepted", {"call_id": call.call_id, "peer": call.callee,
                                              "caps": message.payload.get("caps", {})})
         self._events.append(CallAnswered(call.call_id, now - call.created_at))
-        self._events.append(CallChanged(call.call_id, self._snapshot(call, now)))
+        self._call_changed(call, now)
         self._update_presence(call.caller)
         self._update_presence(call.callee)
 
@@ -930,7 +944,8 @@ class SignalCore:
             if sid != skip:
                 self._send(s, "call.ended", payload)
             self._drop_foreign(s)
-        self._events.append(CallChanged(call.call_id, None))
+        if self._journal is not None:
+            self._events.append(CallChanged(call.call_id, None))
         answered = call.answered_at is not None
         duration = now - call.answered_at if answered else 0.0
         self._events.append(CallEnded(call.call_id, "p2p", (call.caller, call.callee), "p2p",
@@ -955,7 +970,7 @@ class SignalCore:
         room = Room(self._new_id(), session.user, media, now, invited={session.user})
         self._rooms[room.room_id] = room
         self._events.append(CallStarted(room.room_id, "group", session.user, None, media))
-        self._join(room, session, message)
+        self._join(room, session, message, now)
 
     def _on_room_invite(self, session: Session, message: Message, now: float) -> None:
         room = self._member_room(session, message)
@@ -968,6 +983,7 @@ class SignalCore:
         if self.blocks(to, session.user) or self.blocks(session.user, to) or to in room.invited:
             return  # silently: a blocked user never reaches the invitee
         room.invited.add(to)
+        self._room_changed(room, now)
         invited = {"room_id": room.room_id, "from": session.user, "media": list(room.media)}
         for sid in self._user_sessions.get(to, ()):  # foreign sessions too: they join through us
             self._send(self._sessions[sid], "room.invited", invited)
@@ -985,9 +1001,9 @@ class SignalCore:
         if len(room.participants) >= self.config.group_threshold and self.config.call_server is None:
             return self._error(session, message, ErrorCode.FORBIDDEN,
                                "room is full for a mesh and no call server is configured")
-        self._join(room, session, message)
+        self._join(room, session, message, now)
 
-    def _join(self, room: Room, session: Session, message: Message) -> None:
+    def _join(self, room: Room, session: Session, message: Message, now: float) -> None:
         room.participants[session.session_id] = session.user
         room.everyone.add(session.user)
         session.rooms.add(room.room_id)
@@ -1006,6 +1022,7 @@ class SignalCore:
         if switched:
             self._announce_topology(room, "threshold", skip=session.session_id)
         self._update_presence(session.user)
+        self._room_changed(room, now)
 
     def _on_room_leave(self, session: Session, message: Message, now: float) -> None:
         room = self._member_room(session, message)
@@ -1023,8 +1040,12 @@ class SignalCore:
             self._routes.append((session.node, session.session_id, "_left", {"room_id": room.room_id}, None))
             self._drop_foreign(session)
         self._update_presence(session.user)
-        if not room.participants:
+        if room.participants:
+            self._room_changed(room, now)
+        else:
             del self._rooms[room.room_id]
+            if self._journal is not None:
+                self._events.append(RoomChanged(room.room_id, None))
             self._ended_rooms[room.room_id] = room
             while len(self._ended_rooms) > 1000:
                 self._ended_rooms.popitem(last=False)
@@ -1065,10 +1086,42 @@ class SignalCore:
         self._ack(session, message, {"room_id": room.room_id, "recording": room.recording})
         if self._update_topology(room):
             self._announce_topology(room, "recording")
+        self._room_changed(room, now)
         self._events.append(RecordingRequested(room.room_id, action, session.user))
         self._room_broadcast(room, "room.recording", {"room_id": room.room_id,
                                                       "state": "started" if room.recording else "stopped",
                                                       "by": session.user})
+
+    def _room_changed(self, room: Room, now: float) -> None:
+        if self._journal is None:
+            return  # single node: nobody to hand the room to
+        participants = {sid: (user, self._sessions[sid].node or self.node_id)
+                        for sid, user in room.participants.items()}
+        self._events.append(RoomChanged(room.room_id, {
+            "room_id": room.room_id, "owner": room.owner, "media": list(room.media), "age": now - room.created_at,
+            "invited": sorted(room.invited), "participants": participants, "everyone": sorted(room.everyone),
+            "topology": room.topology, "recording": room.recording, "owner_node": self.node_id,
+        }))
+
+    def adopt_room(self, snapshot: dict, now: float) -> None:
+        """Take over a room from a dead node (see :meth:`_room_changed`)."""
+        room_id = snapshot["room_id"]
+        if room_id in self._rooms:
+            return
+        room = Room(room_id, snapshot["owner"], tuple(snapshot["media"]), now - snapshot["age"],
+                    set(snapshot["invited"]), {}, set(snapshot["everyone"]), snapshot["topology"],
+                    snapshot["recording"])
+        self._rooms[room_id] = room
+        for sid, (user, node) in snapshot["participants"].items():
+            if sid not in self._sessions:
+                self.add_foreign_session(sid, user, node)
+            session = self._sessions[sid]
+            room.participants[sid] = user
+            session.rooms.add(room_id)
+            session.remote_owned.pop(room_id, None)
+            if session.node is not None:
+                self._routes.append((session.node, sid, "_owner", {"room_id": room_id}, None))
+        self._room_changed(room, now)
 
     def _update_topology(self, room: Room) -> bool:
         """Mesh up to the threshold and unrecorded; the call server after that.

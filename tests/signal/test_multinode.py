@@ -203,3 +203,40 @@ async def test_room_across_nodes(tmp_path, redis_url, postgres_url):
         for proc in (node_a, node_b):
             proc.send_signal(signal.SIGTERM)
             await asyncio.wait_for(proc.wait(), 20)
+
+
+async def test_room_survives_its_owner_node(tmp_path, redis_url, postgres_url):
+    node_a, port_a = await start_node(tmp_path, "A3", redis_url, postgres_url)
+    node_b, port_b = await start_node(tmp_path, "B3", redis_url, postgres_url)
+    try:
+        stamp = str(int(time.time() * 1000) % 10**8)
+        owner, guest = f"rown{stamp}", f"rgst{stamp}"
+        await register(port_a, owner)
+        await register(port_b, guest)
+        co, cg = await login(port_a, owner), await login(port_b, guest)
+        await co.ok("friend.request", {"username": guest})
+        await cg.ok("friend.accept", {"username": owner})
+        await co.expect("friend.accepted")
+        room_id = (await co.ok("room.create", {}))["room_id"]
+        await co.ok("room.invite", {"room_id": room_id, "to": guest})
+        await cg.expect("room.invited", room_id=room_id)
+        await cg.ok("room.join", {"room_id": room_id})
+        await co.expect("room.joined", room_id=room_id)
+        node_a.send_signal(signal.SIGKILL)
+        await node_a.wait()
+        # the guest keeps signalling: node B takes the room over and keeps the owner's messages
+        await cg.ok("room.signal", {"room_id": room_id, "to": co.session_id, "kind": "offer", "sdp": "v=0 x"})
+        resumed = await connect_token(port_b, owner, co.token, resume=co.welcome["payload"]["resume_token"],
+                                      last_seq=str(co.last_seq))
+        assert resumed.welcome["payload"]["resumed"] is True
+        resumed.last_seq = co.last_seq
+        assert (await resumed.expect("room.signal", room_id=room_id))["sdp"] == "v=0 x"
+        await resumed.ok("room.signal", {"room_id": room_id, "to": cg.session_id, "kind": "answer", "sdp": "v=0 y"})
+        assert (await cg.expect("room.signal", room_id=room_id))["sdp"] == "v=0 y"
+        await resumed.ok("room.leave", {"room_id": room_id})
+        assert (await cg.expect("room.left", room_id=room_id))["user"] == owner
+    finally:
+        for proc in (node_a, node_b):
+            if proc.returncode is None:
+                proc.send_signal(signal.SIGTERM)
+                await asyncio.wait_for(proc.wait(), 20)
