@@ -238,16 +238,19 @@ class ClusterServer(SignalServer):
         elif body.get("origin") == self.node_id:
             return
         elif op == "presence":
-            core.handle_remote_presence(body["user"], await self._remote_view(body["user"]))
+            if core.has_local_followers(body["user"]):  # nobody here cares otherwise
+                core.handle_remote_presence(body["user"], await self._remote_view(body["user"]))
         elif op == "notify":
             core.notify_user(body["user"], body["kind"], body["payload"])
         elif op == "relations":
             if core.is_local_user(body["user"]):
                 friends, blocked = await self._in_db(self.store.relations, body["user"])
                 core.set_relations(body["user"], friends, blocked)
+                await self._before_open(body["user"], friends)
 
-    def _relations_changed(self, user: str) -> None:
+    async def _relations_changed(self, user: str, friends: set[str]) -> None:
         self._op("publish", BROADCAST, json.dumps({"op": "relations", "user": user, "origin": self.node_id}))
+        await self._before_open(user, friends)  # new friends elsewhere: learn their status
 
     def _notified(self, user: str, kind: str, payload: dict) -> None:
         self._op("publish", BROADCAST, json.dumps({"op": "notify", "user": user, "kind": kind,
@@ -272,6 +275,7 @@ class ClusterServer(SignalServer):
             self.core.add_foreign_session(sid, callee, node)
         blocked = set(await self._in_db(self.store.blocked_by, callee))
         self.core.set_remote_user(callee, blocked)
+        self.core.handle_remote_presence(callee, await self._remote_view(callee))  # for the busy check
         self._spawn(self._prune_later(callee))
 
     async def _prune_later(self, user: str) -> None:

@@ -547,6 +547,10 @@ class SignalCore:
             self._remote_status[user] = status
         self._update_presence(user)
 
+    def has_local_followers(self, user: str) -> bool:
+        """Whether some user here has ``user`` as a friend (and so needs their presence)."""
+        return bool(self._followers.get(user))
+
     def _set_friends(self, user: str, friends: set[str]) -> None:
         """Replace a user's friend list, keeping the reverse index in step."""
         old = self._friends.get(user, set())

@@ -379,7 +379,7 @@ class SignalServer:
         for user in outcome.changed:
             friends, blocked = await self._in_db(self.store.relations, user)
             core.set_relations(user, friends, blocked)
-            self._relations_changed(user)
+            await self._relations_changed(user, friends)
         for user, kind, payload in outcome.notify:
             core.notify_user(user, kind, payload)
             self._notified(user, kind, payload)
@@ -411,7 +411,7 @@ class SignalServer:
     def _session_opened(self, session_id: str, user: str) -> None:
         """Called when a session is opened or resumed on this node."""
 
-    def _relations_changed(self, user: str) -> None:
+    async def _relations_changed(self, user: str, friends: set[str]) -> None:
         """Called after ``user``'s friends or blocks changed in storage."""
 
     def _notified(self, user: str, kind: str, payload: dict) -> None:
