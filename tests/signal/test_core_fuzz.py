@@ -4,6 +4,7 @@ state stays consistent (every call and room is referenced by exactly its session
 from __future__ import annotations
 
 import json
+import os
 import random as _random
 
 from hypothesis import given, settings
@@ -38,7 +39,7 @@ def check_invariants(core: SignalCore) -> None:
 
 
 @given(st.lists(action, max_size=60), st.integers(0, 2**32))
-@settings(max_examples=150)
+@settings(max_examples=int(os.environ.get("SIGNAL_FUZZ_EXAMPLES", "150")))
 def test_random_actions_keep_the_core_consistent(actions, seed):
     rng = _random.Random(seed)
     core = SignalCore(CoreConfig(ring_timeout=5, resume_window=3, call_server="wss://cs", group_threshold=2,
