@@ -8,8 +8,10 @@ go away):
 - ``nc:sess:{sid}`` (user, node, resume token, seq), ``nc:resume:{token}``
   -> sid, ``nc:outbox:{sid}`` (the last messages sent, for replay) and
   ``nc:scalls:{sid}`` (its calls): enough for another node to resume it;
-- ``nc:call:{call_id}`` -- the call's snapshot, written by its owner node at
-  every state change;
+- ``nc:call:{call_id}`` / ``nc:room:{room_id}`` -- call and room snapshots,
+  written by the owner node at every change (``nc:srooms:{sid}`` indexes a
+  session's rooms);
+- ``nc:presence:{user}`` -- each node's view of the user (online/busy);
 - ``nc:analytics`` -- the analytics stream (XADD).
 
 Routing: every node subscribes to ``nc:inbox:{node}`` and to
@@ -36,13 +38,14 @@ from typing import Any, Callable
 import redis.asyncio as aioredis
 
 from .config import SignalConfig
-from .core import CallChanged, Forwarded, PresenceChanged, SessionExpired, UserRequested
+from .core import CallChanged, Forwarded, PresenceChanged, RoomChanged, SessionExpired
 from .protocol import Message
 from .server import SignalServer, log_event
 
 __all__ = ["ClusterServer"]
 
 BROADCAST = "nc:broadcast"
+_RANK = {"offline": 0, "online": 1, "busy": 2}
 
 
 def _inbox(node: str) -> str:
@@ -57,7 +60,7 @@ class ClusterServer(SignalServer):
         self.redis = aioredis.from_url(config.redis, decode_responses=True)
         self._ops: list[tuple[str, tuple, Callable[[Any], None] | None]] = []
         self._ops_ready = asyncio.Event()
-        self._call_sessions: dict[str, list[str]] = {}
+        self._indexed_sessions: dict[str, list[str]] = {}
         self._bg: list[asyncio.Task] = []
         self._session_ttl = int(config.resume_window + 3 * config.heartbeat) + 1
         self._prefetch = self._prefetch_invite
@@ -87,7 +90,7 @@ class ClusterServer(SignalServer):
         pipe = self.redis.pipeline(transaction=False)
         pipe.set(f"nc:node:{self.node_id}", str(time.time()), ex=ttl)
         for sid in list(self._conns):
-            for key in (f"nc:sess:{sid}", f"nc:outbox:{sid}", f"nc:scalls:{sid}"):
+            for key in (f"nc:sess:{sid}", f"nc:outbox:{sid}", f"nc:scalls:{sid}", f"nc:srooms:{sid}"):
                 pipe.expire(key, self._session_ttl)
         await pipe.execute()
         self.metrics.redis_round_trips += 1
@@ -156,10 +159,17 @@ class ClusterServer(SignalServer):
             self._op("publish", _inbox(event.node), body,
                      then=lambda n, e=event: n == 0 and self._spawn(self._owner_dead(e)))
         elif isinstance(event, CallChanged):
-            self._call_changed(event)
+            self._snapshot_changed("call", event.call_id, event.snapshot)
+        elif isinstance(event, RoomChanged):
+            self._snapshot_changed("room", event.room_id, event.snapshot)
         elif isinstance(event, PresenceChanged):
+            key = f"nc:presence:{event.user}"
+            if event.status == "offline":
+                self._op("hdel", key, self.node_id)
+            else:
+                self._op("hset", key, self.node_id, event.status)
             self._op("publish", BROADCAST, json.dumps({"op": "presence", "user": event.user,
-                                                       "status": event.status, "origin": self.node_id}))
+                                                       "origin": self.node_id}))
         else:
             if isinstance(event, SessionExpired):
                 sid = event.session_id
@@ -173,23 +183,26 @@ class ClusterServer(SignalServer):
 
     async def _forget_resume(self, sid: str) -> None:
         token = await self.redis.hget(f"nc:sess:{sid}", "resume_token")
-        keys = [f"nc:sess:{sid}", f"nc:outbox:{sid}", f"nc:scalls:{sid}"]
+        keys = [f"nc:sess:{sid}", f"nc:outbox:{sid}", f"nc:scalls:{sid}", f"nc:srooms:{sid}"]
         await self.redis.delete(*keys, *([f"nc:resume:{token}"] if token else []))
 
-    def _call_changed(self, event: CallChanged) -> None:
-        key = f"nc:call:{event.call_id}"
-        old = self._call_sessions.pop(event.call_id, [])
-        if event.snapshot is None:
+    def _snapshot_changed(self, kind: str, key_id: str, snapshot: dict | None) -> None:
+        """Write a call or room snapshot, and index it under each of its sessions."""
+        key, index = f"nc:{kind}:{key_id}", "nc:scalls:{}" if kind == "call" else "nc:srooms:{}"
+        old = self._indexed_sessions.pop(key, [])
+        if snapshot is None:
             self._op("delete", key)
             for sid in old:
-                self._op("srem", f"nc:scalls:{sid}", event.call_id)
+                self._op("srem", index.format(sid), key_id)
             return
-        sids = list(event.snapshot["sessions"])
-        self._call_sessions[event.call_id] = sids
-        self._op("set", key, json.dumps(dict(event.snapshot, saved_at=time.time())), 86400)
+        sids = list(snapshot["sessions" if kind == "call" else "participants"])
+        self._indexed_sessions[key] = sids
+        self._op("set", key, json.dumps(dict(snapshot, saved_at=time.time())), 86400)
+        for sid in set(old) - set(sids):
+            self._op("srem", index.format(sid), key_id)
         for sid in sids:
-            self._op("sadd", f"nc:scalls:{sid}", event.call_id)
-            self._op("expire", f"nc:scalls:{sid}", self._session_ttl)
+            self._op("sadd", index.format(sid), key_id)
+            self._op("expire", index.format(sid), self._session_ttl)
 
     def _session_opened(self, session_id: str, user: str) -> None:
         session = self.core._sessions[session_id]
@@ -225,39 +238,29 @@ class ClusterServer(SignalServer):
         elif body.get("origin") == self.node_id:
             return
         elif op == "presence":
-            core.handle_remote_presence(body["user"], body["status"])
+            if core.has_local_followers(body["user"]):  # nobody here cares otherwise
+                core.handle_remote_presence(body["user"], await self._remote_view(body["user"]))
         elif op == "notify":
             core.notify_user(body["user"], body["kind"], body["payload"])
         elif op == "relations":
             if core.is_local_user(body["user"]):
                 friends, blocked = await self._in_db(self.store.relations, body["user"])
                 core.set_relations(body["user"], friends, blocked)
+                await self._before_open(body["user"], friends)
 
-    async def _user_request(self, event: UserRequested) -> None:
-        outcome = await self._in_db(self.users.handle, event.user, event.message, time.time())
-        core, mid = self.core, event.message.id
-        if outcome.error is not None:
-            core.reply_error(event.session_id, mid, *outcome.error)
-        else:
-            payload = outcome.payload
-            if event.message.type == "friend.list":
-                payload = dict(payload, friends=[{"user": f, "status": core.status(f)} for f in payload["friends"]])
-            core.reply(event.session_id, mid, payload)
-        for user in outcome.changed:
-            friends, blocked = await self._in_db(self.store.relations, user)
-            core.set_relations(user, friends, blocked)
-            self._op("publish", BROADCAST, json.dumps({"op": "relations", "user": user, "origin": self.node_id}))
-        for user, kind, payload in outcome.notify:
-            core.notify_user(user, kind, payload)
-            self._op("publish", BROADCAST, json.dumps({"op": "notify", "user": user, "kind": kind,
-                                                       "payload": payload, "origin": self.node_id}))
-        self._flush()
+    async def _relations_changed(self, user: str, friends: set[str]) -> None:
+        self._op("publish", BROADCAST, json.dumps({"op": "relations", "user": user, "origin": self.node_id}))
+        await self._before_open(user, friends)  # new friends elsewhere: learn their status
+
+    def _notified(self, user: str, kind: str, payload: dict) -> None:
+        self._op("publish", BROADCAST, json.dumps({"op": "notify", "user": user, "kind": kind,
+                                                   "payload": payload, "origin": self.node_id}))
 
     # --- look-ups before the core acts ------------------------------------
 
     async def _prefetch_invite(self, text: str | bytes) -> None:
-        """Before a call.invite to a user not on this node, learn their sessions and blocks."""
-        if not isinstance(text, str) or '"call.invite"' not in text:
+        """Before a call.invite or room.invite to a user not on this node, learn their sessions and blocks."""
+        if not isinstance(text, str) or ('"call.invite"' not in text and '"room.invite"' not in text):
             return
         try:
             callee = json.loads(text)["payload"]["to"]
@@ -271,7 +274,8 @@ class ClusterServer(SignalServer):
         for sid, node in sessions.items():
             self.core.add_foreign_session(sid, callee, node)
         blocked = set(await self._in_db(self.store.blocked_by, callee))
-        self.core.set_remote_user(callee, blocked, busy=self.core.status(callee) == "busy")
+        self.core.set_remote_user(callee, blocked)
+        self.core.handle_remote_presence(callee, await self._remote_view(callee))  # for the busy check
         self._spawn(self._prune_later(callee))
 
     async def _prune_later(self, user: str) -> None:
@@ -284,6 +288,23 @@ class ClusterServer(SignalServer):
         nodes = {n for n in sessions.values() if n != self.node_id}
         alive = {n for n in nodes if await self.redis.exists(f"nc:node:{n}")}
         return {sid: n for sid, n in sessions.items() if n in alive}
+
+    async def _remote_view(self, user: str) -> str:
+        """The user's status as the other live nodes see it (the busiest view wins)."""
+        views = await self.redis.hgetall(f"nc:presence:{user}")
+        self.metrics.redis_round_trips += 1
+        best = "offline"
+        for node, status in views.items():
+            if node == self.node_id or status not in _RANK or _RANK[status] <= _RANK[best]:
+                continue
+            if await self.redis.exists(f"nc:node:{node}"):
+                best = status
+        return best
+
+    async def _before_open(self, user: str, friends: set[str]) -> None:
+        for friend in friends:
+            if not self.core.is_local_user(friend):
+                self.core.handle_remote_presence(friend, await self._remote_view(friend))
 
     async def _node_alive(self, node: str) -> bool:
         """A node is alive while it listens on its inbox.
@@ -321,6 +342,8 @@ class ClusterServer(SignalServer):
         self._op("hset", f"nc:sess:{sid}", "node", self.node_id)
         for call_id in await self.redis.smembers(f"nc:scalls:{sid}"):
             await self._adopt_call(call_id)
+        for room_id in await self.redis.smembers(f"nc:srooms:{sid}"):
+            await self._adopt_room(room_id)
         log_event("session.adopted", node=self.node_id, session=sid, dead_node=info.get("node"))
         self._flush()
 
@@ -341,10 +364,25 @@ class ClusterServer(SignalServer):
         log_event("call.adopted", node=self.node_id, call=call_id, dead_node=owner)
         return True
 
+    async def _adopt_room(self, room_id: str) -> bool:
+        raw = await self.redis.get(f"nc:room:{room_id}")
+        if raw is None:
+            return False
+        snapshot = json.loads(raw)
+        owner = snapshot["owner_node"]
+        if owner != self.node_id and await self._node_alive(owner):
+            return False
+        snapshot["age"] += max(0.0, time.time() - snapshot.pop("saved_at", time.time()))
+        self.core.adopt_room(snapshot, asyncio.get_running_loop().time())
+        log_event("room.adopted", node=self.node_id, room=room_id, dead_node=owner)
+        return True
+
     async def _owner_dead(self, event: Forwarded) -> None:
-        """A forward found nobody listening: adopt the call, then handle the message here."""
-        call_id = event.message.payload.get("call_id")
-        if call_id and await self._adopt_call(call_id):
+        """A forward found nobody listening: adopt the call or room, then handle the message here."""
+        payload = event.message.payload
+        call_id, room_id = payload.get("call_id"), payload.get("room_id")
+        adopted = (await self._adopt_call(call_id)) if call_id else (await self._adopt_room(room_id)) if room_id else False
+        if adopted:
             self.core.handle_forwarded(event.session_id, event.user, self.node_id, event.message,
                                        asyncio.get_running_loop().time())
         self._flush()

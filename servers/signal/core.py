@@ -62,10 +62,26 @@ __all__ = [
     "PresenceChanged",
     "Forwarded",
     "CallChanged",
+    "RoomChanged",
     "USER_SERVICE_TYPES",
 ]
 
 RINGING, ACTIVE = "ringing", "active"
+
+
+_RANK = {"offline": 0, "online": 1, "busy": 2}
+
+
+def _store_status(table: dict[str, str], user: str, status: str) -> None:
+    if status == "offline":
+        table.pop(user, None)
+    else:
+        table[user] = status
+
+
+def _owned_key(payload: dict) -> str:
+    """The call or room a message is about ("" if none)."""
+    return payload.get("call_id") or payload.get("room_id") or ""
 USER_SERVICE_TYPES = frozenset(
     {"friend.request", "friend.accept", "friend.remove", "friend.list", "block", "unblock"}
 )
@@ -144,6 +160,14 @@ class CallChanged:
     """Multi-node: a call owned here changed; ``snapshot`` None means it ended."""
 
     call_id: str
+    snapshot: dict | None
+
+
+@dataclass(frozen=True)
+class RoomChanged:
+    """Multi-node: a room owned here changed; ``snapshot`` None means it ended."""
+
+    room_id: str
     snapshot: dict | None
 
 
@@ -232,7 +256,10 @@ class SignalCore:
         self._journal: deque[tuple[str, int, str]] | None = deque() if journal else None
         # Multi-node: (node, session_id, type, payload, id) for sessions hosted elsewhere.
         self._routes: deque[tuple[str, str, str, dict, str | None]] = deque()
-        self._remote_busy: set[str] = set()
+        # Multi-node: users' status as the other nodes see it (absent: offline).
+        self._remote_status: dict[str, str] = {}
+        self._local_presence: dict[str, str] = {}
+        self._followers: dict[str, set[str]] = {}  # user -> users here whose friend lists name them
         self._sessions: dict[str, Session] = {}
         self._by_resume: dict[str, str] = {}
         self._user_sessions: dict[str, set[str]] = {}
@@ -294,21 +321,30 @@ class SignalCore:
         return session.user if session else None
 
     def status(self, user: str) -> str:
-        """Presence: ``offline``, ``busy`` (in a call or room) or ``online``."""
+        """Presence: ``offline``, ``busy`` (in a call or room) or ``online``.
+
+        What this node sees, combined with what other nodes report.
+        """
+        local = self._local_status(user)
+        remote = self._remote_status.get(user, "offline")
+        return local if _RANK[local] >= _RANK[remote] else remote
+
+    def _local_status(self, user: str) -> str:
+        """Online if the user has a session here; busy if in a call or room held here."""
         sessions = self._user_sessions.get(user)
         if not sessions:
             return "offline"
-        if user in self._remote_busy:
-            return "busy"
+        online = False
         for sid in sessions:
             s = self._sessions[sid]
+            online = online or s.node is None
             if s.rooms:
                 return "busy"
             for call_id in s.calls:
                 call = self._calls.get(call_id)
                 if call is not None and call.state == ACTIVE and sid in (call.caller_session, call.callee_session):
                     return "busy"
-        return "online"
+        return "online" if online else "offline"
 
     def calls_by_state(self) -> dict[str, int]:
         counts = {RINGING: 0, ACTIVE: 0, "group": len(self._rooms)}
@@ -358,7 +394,7 @@ class SignalCore:
             self._friends.setdefault(user, set())
             self._blocked.setdefault(user, set())
         if friends is not None:
-            self._friends[user] = set(friends)
+            self._set_friends(user, set(friends))
         if blocked is not None:
             self._blocked[user] = set(blocked)
         session.connected = True
@@ -434,7 +470,7 @@ class SignalCore:
         if message.type in USER_SERVICE_TYPES:
             self._events.append(UserRequested(session_id, session.user, message))
             return
-        owner = session.remote_calls.get(message.payload.get("call_id", ""))
+        owner = session.remote_owned.get(_owned_key(message.payload))
         if owner is not None:
             self._events.append(Forwarded(owner, session_id, session.user, message))
             return
@@ -446,8 +482,8 @@ class SignalCore:
         """The user's friends and the users they block (from storage)."""
         if user not in self._user_sessions:
             return
-        old = self._friends.get(user, set())
-        self._friends[user] = set(friends)
+        old = set(self._friends.get(user, ()))
+        self._set_friends(user, set(friends))
         self._blocked[user] = set(blocked)
         for friend in set(friends) - old:
             status = self.status(friend)
@@ -498,50 +534,68 @@ class SignalCore:
         self._friends.setdefault(user, set())
         self._blocked.setdefault(user, set())
 
-    def set_remote_user(self, user: str, blocked: set[str], busy: bool) -> None:
+    def set_remote_user(self, user: str, blocked: set[str]) -> None:
         """What this node must know of a user hosted elsewhere before calling them."""
         if user in self._user_sessions and not self.is_local_user(user):
             self._blocked[user] = set(blocked)
-        if busy:
-            self._remote_busy.add(user)
-        else:
-            self._remote_busy.discard(user)
 
     def handle_remote_presence(self, user: str, status: str) -> None:
-        """Another node saw ``user`` change status: tell local friends."""
-        if status == "busy":
-            self._remote_busy.add(user)
+        """The other nodes' combined view of ``user`` changed: tell local friends."""
+        if status == "offline":
+            self._remote_status.pop(user, None)
         else:
-            self._remote_busy.discard(user)
-        for friend, friends in self._friends.items():
-            if user in friends and self.is_local_user(friend):
-                self.notify_user(friend, "presence", {"user": user, "status": status})
+            self._remote_status[user] = status
+        self._update_presence(user)
+
+    def has_local_followers(self, user: str) -> bool:
+        """Whether some user here has ``user`` as a friend (and so needs their presence)."""
+        return bool(self._followers.get(user))
+
+    def _set_friends(self, user: str, friends: set[str]) -> None:
+        """Replace a user's friend list, keeping the reverse index in step."""
+        old = self._friends.get(user, set())
+        for friend in old - friends:
+            followers = self._followers.get(friend)
+            if followers is not None:
+                followers.discard(user)
+                if not followers:
+                    del self._followers[friend]
+        for friend in friends - old:
+            self._followers.setdefault(friend, set()).add(user)
+        self._friends[user] = friends
 
     def handle_routed(self, session_id: str, kind: str, payload: dict, message_id: str | None, owner: str) -> bool:
         """A message another node produced for one of our sessions; False if unknown."""
         session = self._sessions.get(session_id)
         if session is None or session.node is not None:
             return False
-        call_id = payload.get("call_id")
+        key = _owned_key(payload)
         if kind == "_owner":  # internal: the call moved to another node
             if owner == self.node_id:
-                session.remote_calls.pop(call_id, None)
-            elif call_id in session.remote_calls:
-                session.remote_calls[call_id] = owner
+                session.remote_owned.pop(key, None)
+            elif key in session.remote_owned:
+                session.remote_owned[key] = owner
             return True
-        if call_id is not None and owner != self.node_id:
+        if kind == "_left":  # internal: the session left a room owned there
+            session.remote_owned.pop(key, None)
+            return True
+        if key and owner != self.node_id:
             if kind == "call.ended":
-                session.remote_calls.pop(call_id, None)
-            elif kind not in ("error",):
-                session.remote_calls[call_id] = owner
+                session.remote_owned.pop(key, None)
+            else:
+                session.remote_owned[key] = owner
         self._send(session, kind, payload, message_id)
         return True
 
     def handle_forwarded(self, session_id: str, user: str, origin: str, message: Message, now: float) -> None:
-        """A message from a session on ``origin`` about a call owned here."""
+        """A message from a session on ``origin`` about a call or room owned here."""
         self.add_foreign_session(session_id, user, origin)
         session = self._sessions[session_id]
-        session.remote_calls.pop(message.payload.get("call_id", ""), None)
+        if message.type == "_expired":  # its resume window passed on its node
+            self._detach(session, now)
+            self._drop_foreign(session)
+            return
+        session.remote_owned.pop(_owned_key(message.payload), None)
         self._handlers[message.type](session, message, now)
 
     def adopt_session(self, session_id: str, user: str, resume_token: str, seq: int,
@@ -554,6 +608,7 @@ class SignalCore:
                           self.config.replay_buffer, now)
         if old is not None:
             session.calls = old.calls
+            session.rooms = old.rooms
         session.seq = seq
         session.outbox.extend(outbox)
         session.connected = False
@@ -581,12 +636,16 @@ class SignalCore:
                 self.add_foreign_session(sid, user, node)
             session = self._sessions[sid]
             session.calls.add(call_id)
-            session.remote_calls.pop(call_id, None)
+            session.remote_owned.pop(call_id, None)
             if session.node is not None:
                 self._routes.append((session.node, sid, "_owner", {"call_id": call_id}, None))
         if call.state == RINGING:
             self._add_timer(call.ring_deadline, "ring", call_id)
-        self._events.append(CallChanged(call_id, self._snapshot(call, now)))
+        self._call_changed(call, now)
+
+    def _call_changed(self, call: Call, now: float) -> None:
+        if self._journal is not None:  # multi-node: another node may have to carry it on
+            self._events.append(CallChanged(call.call_id, self._snapshot(call, now)))
 
     def _snapshot(self, call: Call, now: float) -> dict:
         sids = {call.caller_session, *call.ringing}
@@ -616,7 +675,7 @@ class SignalCore:
 
     def _drop_foreign(self, session: Session) -> None:
         """Forget a foreign session once no call here needs it."""
-        if session.node is None or session.calls or session.session_id not in self._sessions:
+        if session.node is None or session.calls or session.rooms or session.session_id not in self._sessions:
             return
         del self._sessions[session.session_id]
         sids = self._user_sessions.get(session.user)
@@ -624,6 +683,7 @@ class SignalCore:
             sids.discard(session.session_id)
             if not sids:
                 del self._user_sessions[session.user]
+                self._set_friends(session.user, set())
                 self._friends.pop(session.user, None)
                 self._blocked.pop(session.user, None)
 
@@ -705,20 +765,39 @@ class SignalCore:
         return call is not None and call.state == RINGING and call.ring_deadline == deadline
 
     def _update_presence(self, user: str) -> None:
+        """Tell other nodes when our view changed, and local friends when the status did."""
+        local = self._local_status(user)
+        if self._local_presence.get(user, "offline") != local:
+            _store_status(self._local_presence, user, local)
+            self._events.append(PresenceChanged(user, local))
         status = self.status(user)
         if self._presence.get(user, "offline") == status:
             return
-        if status == "offline":
-            self._presence.pop(user, None)
-        else:
-            self._presence[user] = status
-        self._events.append(PresenceChanged(user, status))
-        for friend in self._friends.get(user, ()):
-            if friend in self._user_sessions and user in self._friends.get(friend, ()):
+        _store_status(self._presence, user, status)
+        for friend in self._followers.get(user, ()):
+            if user in self._friends.get(friend, ()):
                 self.notify_user(friend, "presence", {"user": user, "status": status})
 
     def _expire(self, session: Session, now: float) -> None:
         """The resume window passed: the session ends, and its calls with it."""
+        self._detach(session, now)
+        for owner in sorted(set(session.remote_owned.values())):
+            # Calls and rooms owned by other nodes end there too.
+            self._events.append(Forwarded(owner, session.session_id, session.user, Message("_expired", None, {})))
+        del self._sessions[session.session_id]
+        del self._by_resume[session.resume_token]
+        sids = self._user_sessions[session.user]
+        sids.discard(session.session_id)
+        self._events.append(SessionExpired(session.session_id, session.user))
+        self._update_presence(session.user)
+        if not sids:
+            del self._user_sessions[session.user]
+            self._set_friends(session.user, set())
+            self._friends.pop(session.user, None)
+            self._blocked.pop(session.user, None)
+
+    def _detach(self, session: Session, now: float) -> None:
+        """End the session's part in every call and room owned here."""
         for call_id in list(session.calls):
             call = self._calls.get(call_id)
             if call is None:
@@ -731,16 +810,6 @@ class SignalCore:
                     self._end_call(call, "unavailable", now, skip=session.session_id)
         for room_id in list(session.rooms):
             self._leave_room(self._rooms[room_id], session, now, "disconnected")
-        del self._sessions[session.session_id]
-        del self._by_resume[session.resume_token]
-        sids = self._user_sessions[session.user]
-        sids.discard(session.session_id)
-        self._events.append(SessionExpired(session.session_id, session.user))
-        self._update_presence(session.user)
-        if not sids:
-            del self._user_sessions[session.user]
-            self._friends.pop(session.user, None)
-            self._blocked.pop(session.user, None)
 
     # --- 1-to-1 calls -----------------------------------------------------
 
@@ -786,7 +855,7 @@ class SignalCore:
             self._sessions[sid].calls.add(call_id)
             self._send(self._sessions[sid], "call.incoming", incoming)
         self._events.append(CallStarted(call_id, "p2p", caller, callee, media))
-        self._events.append(CallChanged(call_id, self._snapshot(call, now)))
+        self._call_changed(call, now)
 
     def _on_accept(self, session: Session, message: Message, now: float) -> None:
         call = self._party_call(session, message)
@@ -809,7 +878,7 @@ class SignalCore:
         self._send(caller, "call.accepted", {"call_id": call.call_id, "peer": call.callee,
                                              "caps": message.payload.get("caps", {})})
         self._events.append(CallAnswered(call.call_id, now - call.created_at))
-        self._events.append(CallChanged(call.call_id, self._snapshot(call, now)))
+        self._call_changed(call, now)
         self._update_presence(call.caller)
         self._update_presence(call.callee)
 
@@ -879,7 +948,8 @@ class SignalCore:
             if sid != skip:
                 self._send(s, "call.ended", payload)
             self._drop_foreign(s)
-        self._events.append(CallChanged(call.call_id, None))
+        if self._journal is not None:
+            self._events.append(CallChanged(call.call_id, None))
         answered = call.answered_at is not None
         duration = now - call.answered_at if answered else 0.0
         self._events.append(CallEnded(call.call_id, "p2p", (call.caller, call.callee), "p2p",
@@ -904,7 +974,7 @@ class SignalCore:
         room = Room(self._new_id(), session.user, media, now, invited={session.user})
         self._rooms[room.room_id] = room
         self._events.append(CallStarted(room.room_id, "group", session.user, None, media))
-        self._join(room, session, message)
+        self._join(room, session, message, now)
 
     def _on_room_invite(self, session: Session, message: Message, now: float) -> None:
         room = self._member_room(session, message)
@@ -917,8 +987,10 @@ class SignalCore:
         if self.blocks(to, session.user) or self.blocks(session.user, to) or to in room.invited:
             return  # silently: a blocked user never reaches the invitee
         room.invited.add(to)
-        self.notify_user(to, "room.invited", {"room_id": room.room_id, "from": session.user,
-                                              "media": list(room.media)})
+        self._room_changed(room, now)
+        invited = {"room_id": room.room_id, "from": session.user, "media": list(room.media)}
+        for sid in self._user_sessions.get(to, ()):  # foreign sessions too: they join through us
+            self._send(self._sessions[sid], "room.invited", invited)
 
     def _on_room_join(self, session: Session, message: Message, now: float) -> None:
         room = self._rooms.get(message.payload["room_id"])
@@ -933,9 +1005,9 @@ class SignalCore:
         if len(room.participants) >= self.config.group_threshold and self.config.call_server is None:
             return self._error(session, message, ErrorCode.FORBIDDEN,
                                "room is full for a mesh and no call server is configured")
-        self._join(room, session, message)
+        self._join(room, session, message, now)
 
-    def _join(self, room: Room, session: Session, message: Message) -> None:
+    def _join(self, room: Room, session: Session, message: Message, now: float) -> None:
         room.participants[session.session_id] = session.user
         room.everyone.add(session.user)
         session.rooms.add(room.room_id)
@@ -954,6 +1026,7 @@ class SignalCore:
         if switched:
             self._announce_topology(room, "threshold", skip=session.session_id)
         self._update_presence(session.user)
+        self._room_changed(room, now)
 
     def _on_room_leave(self, session: Session, message: Message, now: float) -> None:
         room = self._member_room(session, message)
@@ -965,11 +1038,18 @@ class SignalCore:
     def _leave_room(self, room: Room, session: Session, now: float, reason: str) -> None:
         del room.participants[session.session_id]
         session.rooms.discard(room.room_id)
-        self._room_broadcast(room, "room.left", {"room_id": room.room_id, "session_id": session.session_id,
-                                                  "user": session.user, "reason": reason})
+        left = {"room_id": room.room_id, "session_id": session.session_id, "user": session.user, "reason": reason}
+        self._room_broadcast(room, "room.left", left)
+        if session.node is not None:  # so its node stops forwarding to us
+            self._routes.append((session.node, session.session_id, "_left", {"room_id": room.room_id}, None))
+            self._drop_foreign(session)
         self._update_presence(session.user)
-        if not room.participants:
+        if room.participants:
+            self._room_changed(room, now)
+        else:
             del self._rooms[room.room_id]
+            if self._journal is not None:
+                self._events.append(RoomChanged(room.room_id, None))
             self._ended_rooms[room.room_id] = room
             while len(self._ended_rooms) > 1000:
                 self._ended_rooms.popitem(last=False)
@@ -1010,10 +1090,42 @@ class SignalCore:
         self._ack(session, message, {"room_id": room.room_id, "recording": room.recording})
         if self._update_topology(room):
             self._announce_topology(room, "recording")
+        self._room_changed(room, now)
         self._events.append(RecordingRequested(room.room_id, action, session.user))
         self._room_broadcast(room, "room.recording", {"room_id": room.room_id,
                                                       "state": "started" if room.recording else "stopped",
                                                       "by": session.user})
+
+    def _room_changed(self, room: Room, now: float) -> None:
+        if self._journal is None:
+            return  # single node: nobody to hand the room to
+        participants = {sid: (user, self._sessions[sid].node or self.node_id)
+                        for sid, user in room.participants.items()}
+        self._events.append(RoomChanged(room.room_id, {
+            "room_id": room.room_id, "owner": room.owner, "media": list(room.media), "age": now - room.created_at,
+            "invited": sorted(room.invited), "participants": participants, "everyone": sorted(room.everyone),
+            "topology": room.topology, "recording": room.recording, "owner_node": self.node_id,
+        }))
+
+    def adopt_room(self, snapshot: dict, now: float) -> None:
+        """Take over a room from a dead node (see :meth:`_room_changed`)."""
+        room_id = snapshot["room_id"]
+        if room_id in self._rooms:
+            return
+        room = Room(room_id, snapshot["owner"], tuple(snapshot["media"]), now - snapshot["age"],
+                    set(snapshot["invited"]), {}, set(snapshot["everyone"]), snapshot["topology"],
+                    snapshot["recording"])
+        self._rooms[room_id] = room
+        for sid, (user, node) in snapshot["participants"].items():
+            if sid not in self._sessions:
+                self.add_foreign_session(sid, user, node)
+            session = self._sessions[sid]
+            room.participants[sid] = user
+            session.rooms.add(room_id)
+            session.remote_owned.pop(room_id, None)
+            if session.node is not None:
+                self._routes.append((session.node, sid, "_owner", {"room_id": room_id}, None))
+        self._room_changed(room, now)
 
     def _update_topology(self, room: Room) -> bool:
         """Mesh up to the threshold and unrecorded; the call server after that.

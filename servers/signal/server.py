@@ -39,7 +39,7 @@ from .core import (
     SignalCore,
     UserRequested,
 )
-from .credentials import issue_token, turn_rest_credentials, verify_token
+from .credentials import hash_password, issue_token, turn_rest_credentials, verify_token
 from .metrics import Metrics
 from .protocol import ANONYMOUS_TYPES, CloseCode, ErrorCode, SignalParseError, encode, parse
 from .session import TokenBucket
@@ -226,6 +226,7 @@ class SignalServer:
         if resume is not None:
             await self._before_resume(user, resume)
         friends, blocked = await self._in_db(self.store.relations, user)
+        await self._before_open(user, friends)
         loop = asyncio.get_running_loop()
         conn = Connection(ws)
         sid = self.core.handle_connect(user, loop.time(), ice_servers=self._ice_servers(user),
@@ -285,13 +286,15 @@ class SignalServer:
                 if message.type == "ping":
                     await answer("ack", message.id, {"pong": True})
                 elif message.type == "register":
-                    outcome = await self._in_db(self.users.register, p["username"], p["password"], time.time())
+                    hashed = await asyncio.to_thread(hash_password, p["password"])
+                    outcome = await self._in_db(self.users.register, p["username"], hashed, time.time())
                     if outcome.error:
                         await answer("error", message.id, {"code": outcome.error[0], "reason": outcome.error[1]})
                     else:
                         log_event("user.registered", node=self.node_id, user=p["username"])
                         await answer("ack", message.id, outcome.payload)
-                elif await self._in_db(self.users.login, p["username"], p["password"]):
+                elif await asyncio.to_thread(self.users.check_password, p["password"],
+                                             await self._in_db(self.users.stored_hash, p["username"])):
                     expiry = int(time.time()) + self.config.token_ttl
                     token = issue_token(self.token_secret, p["username"], expiry)
                     await answer("ack", message.id, {"user": p["username"], "token": token, "expires": expiry})
@@ -380,8 +383,10 @@ class SignalServer:
         for user in outcome.changed:
             friends, blocked = await self._in_db(self.store.relations, user)
             core.set_relations(user, friends, blocked)
+            await self._relations_changed(user, friends)
         for user, kind, payload in outcome.notify:
             core.notify_user(user, kind, payload)
+            self._notified(user, kind, payload)
         self._flush()
 
     def _arm_timer(self) -> None:
@@ -404,8 +409,17 @@ class SignalServer:
     async def _before_resume(self, user: str, resume_token: str) -> None:
         """Called before a resume; a cluster node fetches a session from Redis here."""
 
+    async def _before_open(self, user: str, friends: set[str]) -> None:
+        """Called before a session opens; a cluster node learns its friends' remote status here."""
+
     def _session_opened(self, session_id: str, user: str) -> None:
         """Called when a session is opened or resumed on this node."""
+
+    async def _relations_changed(self, user: str, friends: set[str]) -> None:
+        """Called after ``user``'s friends or blocks changed in storage."""
+
+    def _notified(self, user: str, kind: str, payload: dict) -> None:
+        """Called after a user-service notification went to ``user``'s local sessions."""
 
     # --- small helpers ----------------------------------------------------
 

@@ -53,7 +53,7 @@ class Session:
         "calls",
         "rooms",
         "node",
-        "remote_calls",
+        "remote_owned",
     )
 
     def __init__(
@@ -73,9 +73,9 @@ class Session:
         self.calls: set[str] = set()  # 1-to-1 calls this session takes part in or rings for
         self.rooms: set[str] = set()  # group calls this session has joined
         # Multi-node: the node hosting a foreign session (None: this node), and
-        # for a local session the calls owned by another node, by owner.
+        # for a local session the calls and rooms owned by another node -> owner.
         self.node: str | None = None
-        self.remote_calls: dict[str, str] = {}
+        self.remote_owned: dict[str, str] = {}
 
     def missed(self, last_seq: int) -> tuple[list[str], bool]:
         """Messages after ``last_seq`` in order, and whether none were lost."""

@@ -37,15 +37,20 @@ class UserService:
     def __init__(self, store: Store) -> None:
         self.store = store
 
-    def register(self, username: str, password: str, now: float) -> Outcome:
-        if not self.store.create_user(username, hash_password(password), now):
+    def register(self, username: str, password_hash: str, now: float) -> Outcome:
+        """Store a new user; the caller hashed the password (off the storage thread)."""
+        if not self.store.create_user(username, password_hash, now):
             return Outcome.fail(ErrorCode.CONFLICT, "username taken")
         return Outcome({"user": username})
 
-    def login(self, username: str, password: str) -> bool:
-        stored = self.store.password_hash(username)
-        ok = verify_password(password, stored or _DUMMY_HASH)
-        return ok and stored is not None
+    def stored_hash(self, username: str) -> str:
+        """The user's password hash, or a dummy one so that unknown users cost the same."""
+        return self.store.password_hash(username) or _DUMMY_HASH
+
+    @staticmethod
+    def check_password(password: str, stored: str) -> bool:
+        matches = verify_password(password, stored)  # always run: equal cost for unknown users
+        return matches and stored is not _DUMMY_HASH
 
     def handle(self, user: str, message: Message, now: float) -> Outcome:
         """A friend/block request from ``user``."""

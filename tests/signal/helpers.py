@@ -136,3 +136,21 @@ async def make_friends(a: Client, b: Client) -> None:
     await b.expect("friend.requested", **{"from": a.user})
     await b.ok("friend.accept", {"username": a.user})
     await a.expect("friend.accepted", by=b.user)
+
+
+async def friend_pair(port: int, names) -> tuple[Client, Client]:
+    """Two fresh users, logged in, friends."""
+    a, b = names("alice"), names("bob")
+    await register(port, a)
+    await register(port, b)
+    ca, cb = await login(port, a), await login(port, b)
+    await make_friends(ca, cb)
+    return ca, cb
+
+
+async def negotiate(caller: Client, callee: Client, call_id: str) -> None:
+    """Offer from the caller, answer from the callee, each relayed to the other."""
+    await caller.ok("call.offer", {"call_id": call_id, "sdp": "v=0 offer"})
+    assert (await callee.expect("call.offer", call_id=call_id))["sdp"] == "v=0 offer"
+    await callee.ok("call.answer", {"call_id": call_id, "sdp": "v=0 answer"})
+    assert (await caller.expect("call.answer", call_id=call_id))["sdp"] == "v=0 answer"

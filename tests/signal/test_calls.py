@@ -4,16 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from .helpers import login, make_friends, register
-
-
-async def pair(server, names):
-    a, b = names("alice"), names("bob")
-    await register(server.port, a)
-    await register(server.port, b)
-    ca, cb = await login(server.port, a), await login(server.port, b)
-    await make_friends(ca, cb)
-    return ca, cb
+from .helpers import friend_pair, login, make_friends, negotiate, register
 
 
 async def test_welcome_carries_session_resume_ice_and_limits(server, names):
@@ -30,7 +21,7 @@ async def test_welcome_carries_session_resume_ice_and_limits(server, names):
 
 
 async def test_full_call_setup_relay_and_hangup(server, names):
-    ca, cb = await pair(server, names)
+    ca, cb = await friend_pair(server.port, names)
     ack = await ca.ok("call.invite", {"to": cb.user, "media": ["audio", "video"],
                                        "caps": {"bandwidth": 2_000_000, "codecs": ["opus", "VP8"]}})
     call_id = ack["call_id"]
@@ -39,10 +30,7 @@ async def test_full_call_setup_relay_and_hangup(server, names):
     assert incoming["caps"]["codecs"] == ["opus", "VP8"]
     await cb.ok("call.accept", {"call_id": call_id})
     await ca.expect("call.accepted", call_id=call_id)
-    await ca.ok("call.offer", {"call_id": call_id, "sdp": "v=0 offer"})
-    assert (await cb.expect("call.offer"))["sdp"] == "v=0 offer"
-    await cb.ok("call.answer", {"call_id": call_id, "sdp": "v=0 answer"})
-    assert (await ca.expect("call.answer"))["sdp"] == "v=0 answer"
+    await negotiate(ca, cb, call_id)
     cand = {"candidate": "candidate:1 1 udp 1 127.0.0.1 5000 typ host", "sdpMid": "0", "sdpMLineIndex": 0}
     await cb.ok("call.candidate", {"call_id": call_id, "candidate": cand})
     assert (await ca.expect("call.candidate"))["candidate"] == cand
@@ -59,7 +47,7 @@ async def test_full_call_setup_relay_and_hangup(server, names):
 
 
 async def test_multi_device_ringing_accept_stops_others(server, names):
-    ca, cb = await pair(server, names)
+    ca, cb = await friend_pair(server.port, names)
     cb2 = await login(server.port, cb.user)
     call_id = (await ca.ok("call.invite", {"to": cb.user, "media": ["audio"]}))["call_id"]
     await cb.expect("call.incoming", call_id=call_id)
@@ -77,7 +65,7 @@ async def test_multi_device_ringing_accept_stops_others(server, names):
 
 
 async def test_decline_busy_cancel_and_timeout(server, names):
-    ca, cb = await pair(server, names)
+    ca, cb = await friend_pair(server.port, names)
     call_id = (await ca.ok("call.invite", {"to": cb.user, "media": ["audio"]}))["call_id"]
     await cb.expect("call.incoming", call_id=call_id)
     await cb.ok("call.reject", {"call_id": call_id, "reason": "declined"})
@@ -103,7 +91,7 @@ async def test_decline_busy_cancel_and_timeout(server, names):
 
 
 async def test_callee_in_a_call_is_busy(server, names):
-    ca, cb = await pair(server, names)
+    ca, cb = await friend_pair(server.port, names)
     carol = names("carol")
     await register(server.port, carol)
     cc = await login(server.port, carol)
@@ -116,7 +104,7 @@ async def test_callee_in_a_call_is_busy(server, names):
 
 
 async def test_hangup_on_disconnect_after_resume_window(server, names):
-    ca, cb = await pair(server, names)
+    ca, cb = await friend_pair(server.port, names)
     call_id = (await ca.ok("call.invite", {"to": cb.user, "media": ["audio"]}))["call_id"]
     await cb.ok("call.accept", {"call_id": call_id})
     await ca.expect("call.accepted")
@@ -158,7 +146,7 @@ async def test_block_looks_like_offline_when_friends_only_is_off(start_server, n
 
 
 async def test_guessed_call_id_reveals_nothing(server, names):
-    ca, cb = await pair(server, names)
+    ca, cb = await friend_pair(server.port, names)
     eve = names("eve")
     await register(server.port, eve)
     ce = await login(server.port, eve)

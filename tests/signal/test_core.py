@@ -55,6 +55,19 @@ class Harness:
             self.core.handle_timeout(self.now)
 
 
+def ann_calls_bob(h, *, accept: bool = True):
+    """ann and bob connected as friends, ann invites bob (who accepts): (a, b, call_id, output)."""
+    a = h.connect("ann", friends={"bob"})
+    b = h.connect("bob", friends={"ann"})
+    h.send(a, "call.invite", {"to": "bob", "media": ["audio"]})
+    out = h.drain()
+    call_id = of(out, a, "ack")[0]["payload"]["call_id"]
+    if accept:
+        h.send(b, "call.accept", {"call_id": call_id})
+        out += h.drain()
+    return a, b, call_id, out
+
+
 def of(messages, sid, kind):
     return [m for s, m in messages if s == sid and m["type"] == kind]
 
@@ -114,12 +127,7 @@ def test_analytics_events_for_an_answered_call():
 
 def test_disconnect_within_window_keeps_the_call_and_buffers():
     h = Harness(resume_window=30.0)
-    a = h.connect("ann", friends={"bob"})
-    b = h.connect("bob", friends={"ann"})
-    h.send(a, "call.invite", {"to": "bob", "media": ["audio"]})
-    call_id = of(h.drain(), a, "ack")[0]["payload"]["call_id"]
-    h.send(b, "call.accept", {"call_id": call_id})
-    welcome_b = h.drain()
+    a, b, call_id, welcome_b = ann_calls_bob(h)
     h.core.handle_disconnect(b, h.now)
     h.send(a, "call.offer", {"call_id": call_id, "sdp": "v=0"})
     assert not [m for s, m in h.drain() if s == b]  # nothing written to a closed socket
@@ -136,11 +144,7 @@ def test_disconnect_within_window_keeps_the_call_and_buffers():
 
 def test_disconnect_past_window_ends_call_and_session():
     h = Harness(resume_window=5.0)
-    a = h.connect("ann", friends={"bob"})
-    b = h.connect("bob", friends={"ann"})
-    h.send(a, "call.invite", {"to": "bob", "media": ["audio"]})
-    call_id = of(h.drain(), a, "ack")[0]["payload"]["call_id"]
-    h.send(b, "call.accept", {"call_id": call_id})
+    a, b, call_id, _ = ann_calls_bob(h)
     h.core.handle_disconnect(b, h.now)
     h.drain()
     h.advance(5.0)
@@ -259,3 +263,43 @@ def test_call_across_two_cores_and_failover_of_the_owner():
     assert c.take(a, "call.candidate")
     c.send("B", a, "call.hangup", {"call_id": call_id})
     assert c.take(b, "call.ended")[0]["payload"]["reason"] == "hangup"
+
+
+def test_room_across_two_cores():
+    c = Cluster()
+    core_a = c.cores["A"]
+    a = core_a.handle_connect("ann", 0.0, friends={"bob"})
+    b = c.cores["B"].handle_connect("bob", 0.0, friends={"ann"})
+    c.pump()
+    c.send("A", a, "room.create", {})
+    room_id = c.take(a, "ack")[0]["payload"]["room_id"]
+    core_a.add_foreign_session(b, "bob", "B")  # the invite prefetch
+    c.send("A", a, "room.invite", {"room_id": room_id, "to": "bob"})
+    assert c.take(b, "room.invited")[0]["payload"]["room_id"] == room_id
+    c.send("B", b, "room.join", {"room_id": room_id}, mid="j")
+    joined = c.take(b, "ack")[0]["payload"]
+    assert [p["user"] for p in joined["participants"]] == ["ann", "bob"]
+    assert c.take(a, "room.joined")[0]["payload"]["session_id"] == b
+    c.send("A", a, "room.signal", {"room_id": room_id, "to": b, "kind": "offer", "sdp": "v=0"})
+    assert c.take(b, "room.signal")[0]["payload"]["from"] == a
+    c.send("B", b, "room.leave", {"room_id": room_id})
+    assert c.take(a, "room.left")[0]["payload"]["user"] == "bob"
+    assert room_id not in c.cores["B"]._sessions[b].remote_owned
+    assert b not in core_a._sessions  # A forgot the foreign session
+
+
+def test_expiry_on_the_callee_node_ends_the_call_on_the_owner():
+    c = Cluster()
+    a = c.cores["A"].handle_connect("ann", 0.0, friends={"bob"})
+    b = c.cores["B"].handle_connect("bob", 0.0, friends={"ann"})
+    c.cores["A"].add_foreign_session(b, "bob", "B")
+    c.pump()
+    c.send("A", a, "call.invite", {"to": "bob", "media": ["audio"]})
+    call_id = c.take(a, "ack")[0]["payload"]["call_id"]
+    c.send("B", b, "call.accept", {"call_id": call_id})
+    c.cores["B"].handle_disconnect(b, c.now)
+    c.now = 10.0
+    c.cores["B"].handle_timeout(c.now)
+    c.pump()
+    assert c.take(a, "call.ended")[0]["payload"]["reason"] == "disconnected"
+    assert call_id not in c.cores["A"]._calls

@@ -23,7 +23,7 @@ import pytest
 
 from tests.conftest import free_port, require_program
 
-from .helpers import connect_token, login, register
+from .helpers import connect_token, login, negotiate, register
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -120,10 +120,7 @@ async def test_call_across_nodes_and_failover(tmp_path, redis_url, postgres_url)
         assert (await cb.expect("call.incoming", call_id=call_id))["from"] == alice
         await cb.ok("call.accept", {"call_id": call_id})
         await ca.expect("call.accepted", call_id=call_id)
-        await ca.ok("call.offer", {"call_id": call_id, "sdp": "v=0 offer"})
-        assert (await cb.expect("call.offer"))["sdp"] == "v=0 offer"
-        await cb.ok("call.answer", {"call_id": call_id, "sdp": "v=0 answer"})
-        assert (await ca.expect("call.answer"))["sdp"] == "v=0 answer"
+        await negotiate(ca, cb, call_id)
         assert json.loads(await r.get(f"nc:call:{call_id}"))["state"] == "active"
 
         # node A dies mid-call
@@ -166,3 +163,80 @@ async def test_call_across_nodes_and_failover(tmp_path, redis_url, postgres_url)
                     await asyncio.wait_for(proc.wait(), 10)
                 except asyncio.TimeoutError:
                     proc.kill()
+
+
+async def test_room_across_nodes(tmp_path, redis_url, postgres_url):
+    node_a, port_a = await start_node(tmp_path, "A2", redis_url, postgres_url)
+    node_b, port_b = await start_node(tmp_path, "B2", redis_url, postgres_url)
+    try:
+        stamp = str(int(time.time() * 1000) % 10**8)
+        owner, guest = f"own{stamp}", f"gst{stamp}"
+        await register(port_a, owner)
+        await register(port_b, guest)
+        co, cg = await login(port_a, owner), await login(port_b, guest)
+        await co.ok("friend.request", {"username": guest})
+        await cg.expect("friend.requested")
+        await cg.ok("friend.accept", {"username": owner})
+        await co.expect("friend.accepted")
+        # presence crosses nodes: the owner on A sees the guest on B come and go busy
+        await co.expect("presence", user=guest, status="online")
+        room_id = (await co.ok("room.create", {}))["room_id"]
+        await co.ok("room.invite", {"room_id": room_id, "to": guest})
+        assert (await cg.expect("room.invited", room_id=room_id))["from"] == owner
+        joined = await cg.ok("room.join", {"room_id": room_id})
+        assert joined["topology"] == "mesh" and [p["user"] for p in joined["participants"]] == [owner, guest]
+        assert (await co.expect("room.joined", room_id=room_id))["user"] == guest
+        await cg.ok("room.signal", {"room_id": room_id, "to": co.session_id, "kind": "offer", "sdp": "v=0"})
+        assert (await co.expect("room.signal", room_id=room_id))["from_user"] == guest
+        await cg.ok("room.leave", {"room_id": room_id})
+        assert (await co.expect("room.left", room_id=room_id))["user"] == guest
+        await co.expect("presence", user=guest, status="online")
+        err = await cg.request("room.signal", {"room_id": room_id, "to": co.session_id, "kind": "offer",
+                                               "sdp": "v=0"})
+        assert err["payload"]["code"] == 404
+        # a fresh device of the owner on node B learns the guest's status in its welcome;
+        # the owner's room (on A) makes them busy as B sees it
+        co_b = await login(port_b, owner)
+        assert co_b.welcome["payload"]["friends"] == [{"user": guest, "status": "online"}]
+        assert (await cg.ok("friend.list"))["friends"] == [{"user": owner, "status": "busy"}]
+    finally:
+        for proc in (node_a, node_b):
+            proc.send_signal(signal.SIGTERM)
+            await asyncio.wait_for(proc.wait(), 20)
+
+
+async def test_room_survives_its_owner_node(tmp_path, redis_url, postgres_url):
+    node_a, port_a = await start_node(tmp_path, "A3", redis_url, postgres_url)
+    node_b, port_b = await start_node(tmp_path, "B3", redis_url, postgres_url)
+    try:
+        stamp = str(int(time.time() * 1000) % 10**8)
+        owner, guest = f"rown{stamp}", f"rgst{stamp}"
+        await register(port_a, owner)
+        await register(port_b, guest)
+        co, cg = await login(port_a, owner), await login(port_b, guest)
+        await co.ok("friend.request", {"username": guest})
+        await cg.ok("friend.accept", {"username": owner})
+        await co.expect("friend.accepted")
+        room_id = (await co.ok("room.create", {}))["room_id"]
+        await co.ok("room.invite", {"room_id": room_id, "to": guest})
+        await cg.expect("room.invited", room_id=room_id)
+        await cg.ok("room.join", {"room_id": room_id})
+        await co.expect("room.joined", room_id=room_id)
+        node_a.send_signal(signal.SIGKILL)
+        await node_a.wait()
+        # the guest keeps signalling: node B takes the room over and keeps the owner's messages
+        await cg.ok("room.signal", {"room_id": room_id, "to": co.session_id, "kind": "offer", "sdp": "v=0 x"})
+        resumed = await connect_token(port_b, owner, co.token, resume=co.welcome["payload"]["resume_token"],
+                                      last_seq=str(co.last_seq))
+        assert resumed.welcome["payload"]["resumed"] is True
+        resumed.last_seq = co.last_seq
+        assert (await resumed.expect("room.signal", room_id=room_id))["sdp"] == "v=0 x"
+        await resumed.ok("room.signal", {"room_id": room_id, "to": cg.session_id, "kind": "answer", "sdp": "v=0 y"})
+        assert (await cg.expect("room.signal", room_id=room_id))["sdp"] == "v=0 y"
+        await resumed.ok("room.leave", {"room_id": room_id})
+        assert (await cg.expect("room.left", room_id=room_id))["user"] == owner
+    finally:
+        for proc in (node_a, node_b):
+            if proc.returncode is None:
+                proc.send_signal(signal.SIGTERM)
+                await asyncio.wait_for(proc.wait(), 20)

@@ -12,20 +12,11 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from servers.signal.protocol import CLIENT_SCHEMAS
 
-from .helpers import Client, anonymous, connect_token, login, make_friends, register, url
-
-
-async def friends(server, names):
-    a, b = names("alice"), names("bob")
-    await register(server.port, a)
-    await register(server.port, b)
-    ca, cb = await login(server.port, a), await login(server.port, b)
-    await make_friends(ca, cb)
-    return ca, cb
+from .helpers import friend_pair, Client, anonymous, connect_token, login, make_friends, register, url
 
 
 async def test_resume_keeps_call_and_replays_missed_messages_in_order(server, names):
-    ca, cb = await friends(server, names)
+    ca, cb = await friend_pair(server.port, names)
     call_id = (await ca.ok("call.invite", {"to": cb.user, "media": ["audio"]}))["call_id"]
     await cb.ok("call.accept", {"call_id": call_id})
     await ca.expect("call.accepted")
@@ -50,7 +41,7 @@ async def test_resume_keeps_call_and_replays_missed_messages_in_order(server, na
 
 
 async def test_resume_token_of_another_user_opens_a_fresh_session(server, names):
-    ca, cb = await friends(server, names)
+    ca, cb = await friend_pair(server.port, names)
     await cb.ws.close()
     other = await connect_token(server.port, ca.user, ca.token, resume=cb.welcome["payload"]["resume_token"])
     assert other.welcome["payload"]["resumed"] is False
@@ -98,7 +89,7 @@ INVALID = [
 
 async def test_every_invalid_message_gets_an_error_and_the_connection_stays(start_server, names):
     server = await start_server(max_strikes=100_000, rate=10_000, burst=10_000)
-    ca, _ = await friends(server, names)
+    ca, _ = await friend_pair(server.port, names)
     for text, code, reason in INVALID:
         await ca.send_raw(text)
         err = await ca.expect("error")
@@ -156,7 +147,7 @@ def _get(port: int, path: str) -> tuple[int, str]:
 
 async def test_health_and_metrics_on_the_websocket_port_and_a_separate_one(start_server, names):
     server = await start_server(metrics_port=0)
-    ca, cb = await friends(server, names)
+    ca, cb = await friend_pair(server.port, names)
     await ca.send_raw("garbage")
     await ca.expect("error")
     await ca.ok("call.invite", {"to": cb.user, "media": ["audio"]})
