@@ -106,3 +106,16 @@ def test_capability_settings_cap_both_senders(friends):
         }""", timeout=15000)
     alice.click("#hangup")
     bob.wait_for_selector("#call", state="hidden")
+
+
+def test_call_survives_a_dropped_signaling_socket(friends):
+    alice, a_name, bob, b_name = friends
+    call(alice, bob, b_name)
+    # Drop alice's WebSocket: the page resumes the session; the media never noticed.
+    alice.evaluate("() => window.netcore.client.ws.close()")
+    expect_notice(alice, "Reconnected.")
+    assert alice.get_attribute("#call", "data-state") == "active"
+    assert_media_grows([alice, bob], seconds=1, steps=1)
+    bob.click("#hangup")  # call.ended reaches alice over the resumed session
+    alice.wait_for_selector("#call", state="hidden")
+    expect_notice(alice, f"{b_name} hung up.")
