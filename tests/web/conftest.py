@@ -100,8 +100,11 @@ def up():
         running.proc.wait(timeout=15)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
+    """One Chromium per test module. Not per session: while Playwright's sync API is
+    started its event loop counts as running in this thread, and asyncio tests of
+    other directories collected after ours would fail with 'loop already running'."""
     chromium = require_program("chromium")
     sync_api = pytest.importorskip("playwright.sync_api")
     with sync_api.sync_playwright() as pw:

@@ -529,6 +529,7 @@ class App {
     if (this.call !== call) { screen.getTracks().forEach((t) => t.stop()); return; }
     call.screen = screen;
     const track = screen.getVideoTracks()[0];
+    track.contentHint = 'detail';  // text on a screen: keep the resolution, drop frames first
     call.screenSender = call.link.pc.addTrack(track, screen);
     track.addEventListener('ended', () => this.stopShare(call));
     $('share').textContent = 'Stop sharing';
