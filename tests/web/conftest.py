@@ -90,10 +90,11 @@ def start_up(data_dir: str, *extra: str) -> Up:
 def up():
     with tempfile.TemporaryDirectory() as data_dir:
         # An existing signal config passed through: a short resume window, so that a user who
-        # logs out shows offline within seconds (a closed socket keeps the session that long).
+        # logs out shows offline within seconds (a closed socket keeps the session that long),
+        # and a short ring timeout for the unanswered-call test.
         config = os.path.join(data_dir, "signal.toml")
         with open(config, "w") as fh:
-            fh.write("resume_window = 2.0\n")
+            fh.write("resume_window = 2.0\nring_timeout = 5.0\n")
         running = start_up(os.path.join(data_dir, "signal"), "--signal-config", config)
         yield running
         running.proc.terminate()

@@ -80,3 +80,14 @@ def test_denied_camera_is_explained(friends):
     expect_notice(alice, "Access to the camera or microphone was denied", error=True)
     assert alice.is_hidden("#call")
     assert bob.is_hidden("#incoming")
+
+
+def test_nobody_answers(friends):
+    alice, a_name, bob, b_name = friends
+    alice.click(f'#friends li[data-user="{b_name}"] .call-audio')
+    bob.wait_for_selector("#incoming:not([hidden])")
+    # The server's ring timeout (5 s in this daemon's config) ends it on both sides.
+    alice.wait_for_selector("#call", state="hidden", timeout=15000)
+    expect_notice(alice, f"No answer from {b_name}.", error=True)
+    bob.wait_for_selector("#incoming", state="hidden")
+    expect_notice(bob, f"Missed call from {a_name}.")

@@ -114,3 +114,10 @@ def test_a_daemon_dying_stops_the_others(tmp_path):
     while "netcore-turn exited" not in "".join(up.output) and time.monotonic() < deadline:
         time.sleep(0.05)  # the reader thread drains the pipe
     assert "netcore-turn exited; stopping the others" in "".join(up.output)
+
+
+def test_console_script_form_netcore_up_parses():
+    args = build_parser().parse_args(["up", "--port", "0"])
+    assert args.command == "up" and args.port == 0
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["down"])

@@ -22,6 +22,14 @@ const ENDED_TEXT = {
   answered_elsewhere: () => 'The call was answered on another device.',
 };
 
+// The same, for a call that rang here and ended before we answered.
+const RING_ENDED_TEXT = {
+  cancelled: (peer) => `${peer} cancelled the call.`,
+  timeout: (peer) => `Missed call from ${peer}.`,
+  answered_elsewhere: () => 'The call was answered on another device.',
+  unavailable: (peer) => `Call from ${peer} ended.`,
+};
+
 // A server error as a sentence a person can act on.
 export function describeError(err, about = '') {
   if (!(err instanceof SignalError)) return String(err && err.message ? err.message : err);
@@ -477,7 +485,7 @@ class App {
       const from = this.incoming.from;
       this.incoming = null;
       $('incoming').hidden = true;
-      this.notify((ENDED_TEXT[p.reason] || (() => `Call from ${from} ended (${p.reason}).`))(from));
+      this.notify((RING_ENDED_TEXT[p.reason] || (() => `Call from ${from} ended (${p.reason}).`))(from));
       return;
     }
     const call = this.call;
