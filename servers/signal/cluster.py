@@ -77,11 +77,19 @@ class ClusterServer(SignalServer):
                     loop.create_task(self._heartbeat())]
 
     async def stop(self) -> None:
+        """Leave the cluster first, then close clients with 1001.
+
+        Once our inbox has no listener the other nodes take us for gone, so a
+        client that reconnects elsewhere at once is resumed there (its
+        session, calls and rooms adopted) instead of getting a fresh session.
+        """
+        await self._drain_ops()
+        await self._pubsub.unsubscribe()
+        await self.redis.delete(f"nc:node:{self.node_id}")
         await super().stop()
         await self._drain_ops()
         for task in self._bg:
             task.cancel()
-        await self.redis.delete(f"nc:node:{self.node_id}")
         await self._pubsub.aclose()
         await self.redis.aclose()
 

@@ -240,3 +240,36 @@ async def test_room_survives_its_owner_node(tmp_path, redis_url, postgres_url):
             if proc.returncode is None:
                 proc.send_signal(signal.SIGTERM)
                 await asyncio.wait_for(proc.wait(), 20)
+
+
+async def test_sigterm_sends_clients_elsewhere_and_they_resume(tmp_path, redis_url, postgres_url):
+    node_a, port_a = await start_node(tmp_path, "A4", redis_url, postgres_url)
+    node_b, port_b = await start_node(tmp_path, "B4", redis_url, postgres_url)
+    try:
+        stamp = str(int(time.time() * 1000) % 10**8)
+        alice, bob = f"talice{stamp}", f"tbob{stamp}"
+        await register(port_a, alice)
+        await register(port_b, bob)
+        ca, cb = await login(port_a, alice), await login(port_b, bob)
+        await ca.ok("friend.request", {"username": bob})
+        await cb.ok("friend.accept", {"username": alice})
+        await ca.expect("friend.accepted")
+        call_id = (await ca.ok("call.invite", {"to": bob, "media": ["audio"]}))["call_id"]
+        await cb.ok("call.accept", {"call_id": call_id})
+        await ca.expect("call.accepted", call_id=call_id)
+        node_a.send_signal(signal.SIGTERM)
+        with pytest.raises(Exception):
+            await ca.expect("never", timeout=10)
+        assert ca.ws.close_code == 1001
+        # reconnect elsewhere at once, while node A may still be shutting down
+        resumed = await connect_token(port_b, alice, ca.token, resume=ca.welcome["payload"]["resume_token"],
+                                      last_seq=str(ca.last_seq))
+        assert resumed.welcome["payload"]["resumed"] is True
+        resumed.last_seq = ca.last_seq
+        await negotiate(resumed, cb, call_id)
+        assert await asyncio.wait_for(node_a.wait(), 20) == 0
+    finally:
+        for proc in (node_a, node_b):
+            if proc.returncode is None:
+                proc.send_signal(signal.SIGTERM)
+                await asyncio.wait_for(proc.wait(), 20)
