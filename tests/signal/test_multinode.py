@@ -255,6 +255,7 @@ async def test_sigterm_sends_clients_elsewhere_and_they_resume(tmp_path, redis_u
         await cb.ok("friend.accept", {"username": alice})
         await ca.expect("friend.accepted")
         call_id = (await ca.ok("call.invite", {"to": bob, "media": ["audio"]}))["call_id"]
+        await cb.expect("call.incoming", call_id=call_id)
         await cb.ok("call.accept", {"call_id": call_id})
         await ca.expect("call.accepted", call_id=call_id)
         node_a.send_signal(signal.SIGTERM)
