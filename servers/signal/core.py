@@ -83,7 +83,7 @@ def _owned_key(payload: dict) -> str:
     """The call or room a message is about ("" if none)."""
     return payload.get("call_id") or payload.get("room_id") or ""
 USER_SERVICE_TYPES = frozenset(
-    {"friend.request", "friend.accept", "friend.remove", "friend.list", "block", "unblock"}
+    {"friend.request", "friend.accept", "friend.remove", "friend.list", "block", "unblock", "call.history"}
 )
 
 

@@ -143,6 +143,9 @@ async def test_call_across_nodes_and_failover(tmp_path, redis_url, postgres_url)
         assert (await cb.expect("call.offer"))["ice_restart"] is True
         await cb.ok("call.hangup", {"call_id": call_id})
         assert (await resumed.expect("call.ended", call_id=call_id))["reason"] == "hangup"
+        # the history lives in PostgreSQL (LIKE with an escape clause there too)
+        history = (await cb.ok("call.history"))["calls"]
+        assert history[0]["call_id"] == call_id and history[0]["participants"] == [alice, bob]
         node_b.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(node_b.wait(), 20) == 0
         assert await r.get(f"nc:call:{call_id}") is None  # B drained its writes before exiting
