@@ -343,6 +343,7 @@ class SignalServer:
                 self._spawn(self._close(conn.ws, CloseCode.POLICY_VIOLATION, "not reading fast enough"))
         while (event := core.poll_event()) is not None:
             self._on_event(event)
+        self.analytics.flush()
         self._arm_timer()
 
     def _on_event(self, event: Any) -> None:
