@@ -12,7 +12,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from servers.signal.protocol import CLIENT_SCHEMAS
 
-from .helpers import friend_pair, Client, anonymous, connect_token, login, make_friends, register, url
+from .helpers import Client, anonymous, connect_token, friend_pair, login, register, url
 
 
 async def test_resume_keeps_call_and_replays_missed_messages_in_order(server, names):
