@@ -369,34 +369,38 @@ class ClusterServer(SignalServer):
         log_event("session.adopted", node=self.node_id, session=sid, dead_node=info.get("node"))
         self._flush()
 
-    async def _adopt_call(self, call_id: str) -> bool:
-        raw = await self.redis.get(f"nc:call:{call_id}")
+    async def _orphan(self, key: str, owner_field: str) -> tuple[dict, float] | None:
+        """A snapshot whose owner node is dead (or us), with the seconds since it was saved."""
+        raw = await self.redis.get(key)
         if raw is None:
-            return False
+            return None
         snapshot = json.loads(raw)
-        owner = snapshot["owner"]
+        owner = snapshot[owner_field]
         if owner != self.node_id and await self._node_alive(owner):
+            return None
+        return snapshot, max(0.0, time.time() - snapshot.pop("saved_at", time.time()))
+
+    async def _adopt_call(self, call_id: str) -> bool:
+        found = await self._orphan(f"nc:call:{call_id}", "owner")
+        if found is None:
             return False
-        elapsed = max(0.0, time.time() - snapshot.pop("saved_at", time.time()))
+        snapshot, elapsed = found
         snapshot["age"] += elapsed
         snapshot["ring_remaining"] -= elapsed
         if snapshot["answered_age"] is not None:
             snapshot["answered_age"] += elapsed
         self.core.adopt_call(snapshot, asyncio.get_running_loop().time())
-        log_event("call.adopted", node=self.node_id, call=call_id, dead_node=owner)
+        log_event("call.adopted", node=self.node_id, call=call_id, dead_node=snapshot["owner"])
         return True
 
     async def _adopt_room(self, room_id: str) -> bool:
-        raw = await self.redis.get(f"nc:room:{room_id}")
-        if raw is None:
+        found = await self._orphan(f"nc:room:{room_id}", "owner_node")
+        if found is None:
             return False
-        snapshot = json.loads(raw)
-        owner = snapshot["owner_node"]
-        if owner != self.node_id and await self._node_alive(owner):
-            return False
-        snapshot["age"] += max(0.0, time.time() - snapshot.pop("saved_at", time.time()))
+        snapshot, elapsed = found
+        snapshot["age"] += elapsed
         self.core.adopt_room(snapshot, asyncio.get_running_loop().time())
-        log_event("room.adopted", node=self.node_id, room=room_id, dead_node=owner)
+        log_event("room.adopted", node=self.node_id, room=room_id, dead_node=snapshot["owner_node"])
         return True
 
     async def _owner_dead(self, event: Forwarded) -> None:
