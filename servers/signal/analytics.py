@@ -8,6 +8,7 @@ stream ``netcore:analytics`` (see :mod:`servers.signal.cluster`).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 from typing import Any
 
@@ -29,20 +30,36 @@ def analytics_record(event: Any, wall_time: float, node: str) -> dict | None:
     if name is None:
         return None
     record = {"event": name, "time": round(wall_time, 3), "node": node}
-    for key, value in dataclasses.asdict(event).items():
+    for key in _field_names(type(event)):
+        value = getattr(event, key)
         record[key] = list(value) if isinstance(value, tuple) else value
     return record
 
 
+@functools.cache
+def _field_names(cls: type) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(cls))
+
+
 class JsonLinesSink:
-    """Append records to a file, one JSON object per line, flushed per record."""
+    """Append records to a file, one JSON object per line.
+
+    Writes are buffered; the adapter calls :meth:`flush` once per batch of
+    core output, so a consumer tailing the file sees each batch at once.
+    """
 
     def __init__(self, path: str) -> None:
         self._file = open(path, "a", encoding="utf-8")
+        self._dirty = False
 
     def write(self, record: dict) -> None:
         self._file.write(json.dumps(record, separators=(",", ":")) + "\n")
-        self._file.flush()
+        self._dirty = True
+
+    def flush(self) -> None:
+        if self._dirty:
+            self._file.flush()
+            self._dirty = False
 
     def close(self) -> None:
         self._file.close()

@@ -3,7 +3,8 @@
 What lives in Redis (``nc:`` keys, all with expiry so a dead node's leftovers
 go away):
 
-- ``nc:node:{node}`` -- the node's heartbeat (lives 3 heartbeats);
+- ``nc:node:{node}`` -- the node's heartbeat (lives 3 heartbeats), and
+  ``nc:nodes``, node -> last heartbeat (each node caches the live set);
 - ``nc:user:{user}`` -- the user-to-node map: session id -> node;
 - ``nc:sess:{sid}`` (user, node, resume token, seq), ``nc:resume:{token}``
   -> sid, ``nc:outbox:{sid}`` (the last messages sent, for replay) and
@@ -64,6 +65,7 @@ class ClusterServer(SignalServer):
         self._bg: list[asyncio.Task] = []
         self._session_ttl = int(config.resume_window + 3 * config.heartbeat) + 1
         self._prefetch = self._prefetch_invite
+        self._alive: set[str] = set()  # nodes whose heartbeat is fresh, as of our last heartbeat
 
     # --- lifecycle --------------------------------------------------------
 
@@ -77,22 +79,36 @@ class ClusterServer(SignalServer):
                     loop.create_task(self._heartbeat())]
 
     async def stop(self) -> None:
+        """Leave the cluster first, then close clients with 1001.
+
+        Once our inbox has no listener the other nodes take us for gone, so a
+        client that reconnects elsewhere at once is resumed there (its
+        session, calls and rooms adopted) instead of getting a fresh session.
+        """
+        await self._drain_ops()
+        await self._pubsub.unsubscribe()
+        await self.redis.delete(f"nc:node:{self.node_id}")
+        await self.redis.zrem("nc:nodes", self.node_id)
         await super().stop()
         await self._drain_ops()
         for task in self._bg:
             task.cancel()
-        await self.redis.delete(f"nc:node:{self.node_id}")
         await self._pubsub.aclose()
         await self.redis.aclose()
 
     async def _heartbeat_once(self) -> None:
         ttl = max(1, int(3 * self.config.heartbeat + 0.999))
+        now = time.time()
         pipe = self.redis.pipeline(transaction=False)
-        pipe.set(f"nc:node:{self.node_id}", str(time.time()), ex=ttl)
+        pipe.set(f"nc:node:{self.node_id}", str(now), ex=ttl)
+        pipe.zadd("nc:nodes", {self.node_id: now})
+        pipe.zremrangebyscore("nc:nodes", 0, now - 10 * ttl)
+        pipe.zrangebyscore("nc:nodes", now - ttl, "+inf")
         for sid in list(self._conns):
             for key in (f"nc:sess:{sid}", f"nc:outbox:{sid}", f"nc:scalls:{sid}", f"nc:srooms:{sid}"):
                 pipe.expire(key, self._session_ttl)
-        await pipe.execute()
+        results = await pipe.execute()
+        self._alive = set(results[3])
         self.metrics.redis_round_trips += 1
 
     async def _heartbeat(self) -> None:
@@ -268,43 +284,49 @@ class ClusterServer(SignalServer):
             return
         if not isinstance(callee, str) or self.core.is_local_user(callee):
             return
-        sessions = await self._live_sessions(callee)
-        if not sessions:
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hgetall(f"nc:user:{callee}")
+        pipe.hgetall(f"nc:presence:{callee}")
+        (sessions, views), blocked = await asyncio.gather(pipe.execute(), self._in_db(self.store.blocked_by, callee))
+        self.metrics.redis_round_trips += 1
+        for node in set(sessions.values()) - self._alive - {self.node_id}:
+            if await self.redis.exists(f"nc:node:{node}"):  # started since our last heartbeat
+                self._alive.add(node)
+        live = {sid: node for sid, node in sessions.items() if node in self._alive and node != self.node_id}
+        if not live:
             return
-        for sid, node in sessions.items():
+        for sid, node in live.items():
             self.core.add_foreign_session(sid, callee, node)
-        blocked = set(await self._in_db(self.store.blocked_by, callee))
-        self.core.set_remote_user(callee, blocked)
-        self.core.handle_remote_presence(callee, await self._remote_view(callee))  # for the busy check
+        self.core.set_remote_user(callee, set(blocked))
+        self.core.handle_remote_presence(callee, self._combine(views))  # for the busy check
         self._spawn(self._prune_later(callee))
 
     async def _prune_later(self, user: str) -> None:
         await asyncio.sleep(0)
         self.core.prune_foreign(user)
 
-    async def _live_sessions(self, user: str) -> dict[str, str]:
-        sessions = await self.redis.hgetall(f"nc:user:{user}")
-        self.metrics.redis_round_trips += 1
-        nodes = {n for n in sessions.values() if n != self.node_id}
-        alive = {n for n in nodes if await self.redis.exists(f"nc:node:{n}")}
-        return {sid: n for sid, n in sessions.items() if n in alive}
-
-    async def _remote_view(self, user: str) -> str:
-        """The user's status as the other live nodes see it (the busiest view wins)."""
-        views = await self.redis.hgetall(f"nc:presence:{user}")
-        self.metrics.redis_round_trips += 1
+    def _combine(self, views: dict[str, str]) -> str:
+        """A user's status as the other live nodes see it (the busiest view wins)."""
         best = "offline"
         for node, status in views.items():
-            if node == self.node_id or status not in _RANK or _RANK[status] <= _RANK[best]:
-                continue
-            if await self.redis.exists(f"nc:node:{node}"):
+            if node != self.node_id and node in self._alive and _RANK.get(status, 0) > _RANK[best]:
                 best = status
         return best
 
+    async def _remote_view(self, user: str) -> str:
+        self.metrics.redis_round_trips += 1
+        return self._combine(await self.redis.hgetall(f"nc:presence:{user}"))
+
     async def _before_open(self, user: str, friends: set[str]) -> None:
-        for friend in friends:
-            if not self.core.is_local_user(friend):
-                self.core.handle_remote_presence(friend, await self._remote_view(friend))
+        remote = sorted(f for f in friends if not self.core.is_local_user(f))
+        if not remote:
+            return
+        pipe = self.redis.pipeline(transaction=False)
+        for friend in remote:
+            pipe.hgetall(f"nc:presence:{friend}")
+        self.metrics.redis_round_trips += 1
+        for friend, views in zip(remote, await pipe.execute()):
+            self.core.handle_remote_presence(friend, self._combine(views))
 
     async def _node_alive(self, node: str) -> bool:
         """A node is alive while it listens on its inbox.
@@ -347,34 +369,38 @@ class ClusterServer(SignalServer):
         log_event("session.adopted", node=self.node_id, session=sid, dead_node=info.get("node"))
         self._flush()
 
-    async def _adopt_call(self, call_id: str) -> bool:
-        raw = await self.redis.get(f"nc:call:{call_id}")
+    async def _orphan(self, key: str, owner_field: str) -> tuple[dict, float] | None:
+        """A snapshot whose owner node is dead (or us), with the seconds since it was saved."""
+        raw = await self.redis.get(key)
         if raw is None:
-            return False
+            return None
         snapshot = json.loads(raw)
-        owner = snapshot["owner"]
+        owner = snapshot[owner_field]
         if owner != self.node_id and await self._node_alive(owner):
+            return None
+        return snapshot, max(0.0, time.time() - snapshot.pop("saved_at", time.time()))
+
+    async def _adopt_call(self, call_id: str) -> bool:
+        found = await self._orphan(f"nc:call:{call_id}", "owner")
+        if found is None:
             return False
-        elapsed = max(0.0, time.time() - snapshot.pop("saved_at", time.time()))
+        snapshot, elapsed = found
         snapshot["age"] += elapsed
         snapshot["ring_remaining"] -= elapsed
         if snapshot["answered_age"] is not None:
             snapshot["answered_age"] += elapsed
         self.core.adopt_call(snapshot, asyncio.get_running_loop().time())
-        log_event("call.adopted", node=self.node_id, call=call_id, dead_node=owner)
+        log_event("call.adopted", node=self.node_id, call=call_id, dead_node=snapshot["owner"])
         return True
 
     async def _adopt_room(self, room_id: str) -> bool:
-        raw = await self.redis.get(f"nc:room:{room_id}")
-        if raw is None:
+        found = await self._orphan(f"nc:room:{room_id}", "owner_node")
+        if found is None:
             return False
-        snapshot = json.loads(raw)
-        owner = snapshot["owner_node"]
-        if owner != self.node_id and await self._node_alive(owner):
-            return False
-        snapshot["age"] += max(0.0, time.time() - snapshot.pop("saved_at", time.time()))
+        snapshot, elapsed = found
+        snapshot["age"] += elapsed
         self.core.adopt_room(snapshot, asyncio.get_running_loop().time())
-        log_event("room.adopted", node=self.node_id, room=room_id, dead_node=owner)
+        log_event("room.adopted", node=self.node_id, room=room_id, dead_node=snapshot["owner_node"])
         return True
 
     async def _owner_dead(self, event: Forwarded) -> None:

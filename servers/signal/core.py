@@ -20,7 +20,9 @@ Outputs, drained by the adapter until empty:
 - :meth:`next_deadline`.
 
 No sockets, clocks or storage here: the same core runs behind the WebSocket
-adapter, in tests with a fake clock, and later inside a call server.
+adapter, in tests with a fake clock, and later inside a call server.  Group
+calls are in :mod:`.rooms`, the multi-node half in :mod:`.replication`, the
+events in :mod:`.events` and the call/room records in :mod:`.state`.
 
 1-to-1 call states (the transition table)::
 
@@ -33,7 +35,7 @@ from __future__ import annotations
 import heapq
 import os
 from collections import OrderedDict, deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from .protocol import (
@@ -46,7 +48,24 @@ from .protocol import (
     encode,
     parse,
 )
+from .events import (
+    CallAnswered,
+    CallChanged,
+    CallEnded,
+    CallStarted,
+    CloseRequested,
+    Forwarded,
+    PresenceChanged,
+    QualityReported,
+    RecordingRequested,
+    RoomChanged,
+    SessionExpired,
+    UserRequested,
+)
+from .replication import ReplicationMixin
+from .rooms import RoomsMixin
 from .session import Session, TokenBucket
+from .state import ACTIVE, RINGING, Call, Room, owned_key
 
 __all__ = [
     "CoreConfig",
@@ -66,9 +85,6 @@ __all__ = [
     "USER_SERVICE_TYPES",
 ]
 
-RINGING, ACTIVE = "ringing", "active"
-
-
 _RANK = {"offline": 0, "online": 1, "busy": 2}
 
 
@@ -79,11 +95,8 @@ def _store_status(table: dict[str, str], user: str, status: str) -> None:
         table[user] = status
 
 
-def _owned_key(payload: dict) -> str:
-    """The call or room a message is about ("" if none)."""
-    return payload.get("call_id") or payload.get("room_id") or ""
 USER_SERVICE_TYPES = frozenset(
-    {"friend.request", "friend.accept", "friend.remove", "friend.list", "block", "unblock"}
+    {"friend.request", "friend.accept", "friend.remove", "friend.list", "block", "unblock", "call.history"}
 )
 
 
@@ -103,142 +116,7 @@ class CoreConfig:
     max_message_bytes: int = 64 * 1024  # enforced by the adapter, announced in welcome
 
 
-# --- events ---------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class UserRequested:
-    """A user-service message (friends, blocks) for the adapter to run on storage."""
-
-    session_id: str
-    user: str
-    message: Message
-
-
-@dataclass(frozen=True)
-class CloseRequested:
-    session_id: str
-    code: int
-    reason: str
-
-
-@dataclass(frozen=True)
-class RecordingRequested:
-    """Forward to the call server: start or stop recording a room."""
-
-    room_id: str
-    action: str
-    by: str
-
-
-@dataclass(frozen=True)
-class SessionExpired:
-    session_id: str
-    user: str
-
-
-@dataclass(frozen=True)
-class PresenceChanged:
-    """A user's status as seen from this node changed (for other nodes)."""
-
-    user: str
-    status: str
-
-
-@dataclass(frozen=True)
-class Forwarded:
-    """Multi-node: a local session's message about a call owned by ``node``."""
-
-    node: str
-    session_id: str
-    user: str
-    message: Message
-
-
-@dataclass(frozen=True)
-class CallChanged:
-    """Multi-node: a call owned here changed; ``snapshot`` None means it ended."""
-
-    call_id: str
-    snapshot: dict | None
-
-
-@dataclass(frozen=True)
-class RoomChanged:
-    """Multi-node: a room owned here changed; ``snapshot`` None means it ended."""
-
-    room_id: str
-    snapshot: dict | None
-
-
-@dataclass(frozen=True)
-class CallStarted:
-    call_id: str
-    kind: str  # "p2p" or "group"
-    caller: str
-    callee: str | None
-    media: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class CallAnswered:
-    call_id: str
-    setup_time: float  # seconds from invite to accept
-
-
-@dataclass(frozen=True)
-class CallEnded:
-    call_id: str
-    kind: str
-    participants: tuple[str, ...]
-    topology: str  # "p2p", "mesh" or "sfu"
-    reason: str
-    duration: float  # seconds since answered (0 if never answered)
-    answered: bool
-
-
-@dataclass(frozen=True)
-class QualityReported:
-    call_id: str
-    user: str
-    path: str
-    rtt_ms: float
-    loss: float
-
-
-# --- state ----------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class Call:
-    call_id: str
-    caller: str
-    caller_session: str
-    callee: str
-    media: tuple[str, ...]
-    caps: dict
-    created_at: float
-    ring_deadline: float
-    ringing: set[str] = field(default_factory=set)
-    callee_session: str | None = None
-    state: str = RINGING
-    answered_at: float | None = None
-
-
-@dataclass(slots=True)
-class Room:
-    room_id: str
-    owner: str
-    media: tuple[str, ...]
-    created_at: float
-    invited: set[str] = field(default_factory=set)
-    participants: dict[str, str] = field(default_factory=dict)  # session_id -> user
-    everyone: set[str] = field(default_factory=set)  # users who ever joined
-    topology: str = "mesh"
-    recording: bool = False
-
-
-class SignalCore:
+class SignalCore(RoomsMixin, ReplicationMixin):
     """Sessions, presence, calls and rooms of one node."""
 
     def __init__(
@@ -470,7 +348,7 @@ class SignalCore:
         if message.type in USER_SERVICE_TYPES:
             self._events.append(UserRequested(session_id, session.user, message))
             return
-        owner = session.remote_owned.get(_owned_key(message.payload))
+        owner = session.remote_owned.get(owned_key(message.payload))
         if owner is not None:
             self._events.append(Forwarded(owner, session_id, session.user, message))
             return
@@ -514,31 +392,6 @@ class SignalCore:
                 count += 1
         return count
 
-    # --- inputs: other nodes (multi-node) ---------------------------------
-
-    def is_local_user(self, user: str) -> bool:
-        return any(self._sessions[sid].node is None for sid in self._user_sessions.get(user, ()))
-
-    def has_session(self, session_id: str) -> bool:
-        session = self._sessions.get(session_id)
-        return session is not None and session.node is None
-
-    def add_foreign_session(self, session_id: str, user: str, node: str) -> None:
-        """A session of ``user`` hosted by ``node``: reachable through routes."""
-        if session_id in self._sessions:
-            return
-        session = Session(session_id, user, "", TokenBucket(0, 0, 0.0), 0, 0.0)
-        session.node = node
-        self._sessions[session_id] = session
-        self._user_sessions.setdefault(user, set()).add(session_id)
-        self._friends.setdefault(user, set())
-        self._blocked.setdefault(user, set())
-
-    def set_remote_user(self, user: str, blocked: set[str]) -> None:
-        """What this node must know of a user hosted elsewhere before calling them."""
-        if user in self._user_sessions and not self.is_local_user(user):
-            self._blocked[user] = set(blocked)
-
     def handle_remote_presence(self, user: str, status: str) -> None:
         """The other nodes' combined view of ``user`` changed: tell local friends."""
         if status == "offline":
@@ -563,138 +416,6 @@ class SignalCore:
         for friend in friends - old:
             self._followers.setdefault(friend, set()).add(user)
         self._friends[user] = friends
-
-    def handle_routed(self, session_id: str, kind: str, payload: dict, message_id: str | None, owner: str) -> bool:
-        """A message another node produced for one of our sessions; False if unknown."""
-        session = self._sessions.get(session_id)
-        if session is None or session.node is not None:
-            return False
-        key = _owned_key(payload)
-        if kind == "_owner":  # internal: the call moved to another node
-            if owner == self.node_id:
-                session.remote_owned.pop(key, None)
-            elif key in session.remote_owned:
-                session.remote_owned[key] = owner
-            return True
-        if kind == "_left":  # internal: the session left a room owned there
-            session.remote_owned.pop(key, None)
-            return True
-        if key and owner != self.node_id:
-            if kind == "call.ended":
-                session.remote_owned.pop(key, None)
-            else:
-                session.remote_owned[key] = owner
-        self._send(session, kind, payload, message_id)
-        return True
-
-    def handle_forwarded(self, session_id: str, user: str, origin: str, message: Message, now: float) -> None:
-        """A message from a session on ``origin`` about a call or room owned here."""
-        self.add_foreign_session(session_id, user, origin)
-        session = self._sessions[session_id]
-        if message.type == "_expired":  # its resume window passed on its node
-            self._detach(session, now)
-            self._drop_foreign(session)
-            return
-        session.remote_owned.pop(_owned_key(message.payload), None)
-        self._handlers[message.type](session, message, now)
-
-    def adopt_session(self, session_id: str, user: str, resume_token: str, seq: int,
-                      outbox: list[tuple[int, str]], now: float) -> None:
-        """Take over a session whose node died; it waits for its client to resume."""
-        old = self._sessions.get(session_id)
-        if old is not None and old.node is None:
-            return
-        session = Session(session_id, user, resume_token, TokenBucket(self.config.rate, self.config.burst, now),
-                          self.config.replay_buffer, now)
-        if old is not None:
-            session.calls = old.calls
-            session.rooms = old.rooms
-        session.seq = seq
-        session.outbox.extend(outbox)
-        session.connected = False
-        session.expires_at = now + self.config.resume_window
-        self._sessions[session_id] = session
-        self._by_resume[resume_token] = session_id
-        self._user_sessions.setdefault(user, set()).add(session_id)
-        self._friends.setdefault(user, set())
-        self._blocked.setdefault(user, set())
-        self._add_timer(session.expires_at, "expire", session_id)
-
-    def adopt_call(self, snapshot: dict, now: float) -> None:
-        """Take over a call from a dead node (see :meth:`_snapshot`)."""
-        call_id = snapshot["call_id"]
-        if call_id in self._calls:
-            return
-        call = Call(call_id, snapshot["caller"], snapshot["caller_session"], snapshot["callee"],
-                    tuple(snapshot["media"]), snapshot["caps"], now - snapshot["age"],
-                    now + snapshot["ring_remaining"], set(snapshot["ringing"]),
-                    snapshot["callee_session"], snapshot["state"],
-                    None if snapshot["answered_age"] is None else now - snapshot["answered_age"])
-        self._calls[call_id] = call
-        for sid, (user, node) in snapshot["sessions"].items():
-            if sid not in self._sessions:
-                self.add_foreign_session(sid, user, node)
-            session = self._sessions[sid]
-            session.calls.add(call_id)
-            session.remote_owned.pop(call_id, None)
-            if session.node is not None:
-                self._routes.append((session.node, sid, "_owner", {"call_id": call_id}, None))
-        if call.state == RINGING:
-            self._add_timer(call.ring_deadline, "ring", call_id)
-        self._call_changed(call, now)
-
-    def _call_changed(self, call: Call, now: float) -> None:
-        if self._journal is not None:  # multi-node: another node may have to carry it on
-            self._events.append(CallChanged(call.call_id, self._snapshot(call, now)))
-
-    def _snapshot(self, call: Call, now: float) -> dict:
-        sids = {call.caller_session, *call.ringing}
-        if call.callee_session is not None:
-            sids.add(call.callee_session)
-        sessions = {}
-        for sid in sids:
-            s = self._sessions.get(sid)
-            if s is not None:
-                sessions[sid] = (s.user, s.node or self.node_id)
-        return {
-            "call_id": call.call_id, "caller": call.caller, "caller_session": call.caller_session,
-            "callee": call.callee, "callee_session": call.callee_session, "ringing": sorted(call.ringing),
-            "state": call.state, "media": list(call.media), "caps": call.caps, "age": now - call.created_at,
-            "ring_remaining": call.ring_deadline - now,
-            "answered_age": None if call.answered_at is None else now - call.answered_at,
-            "sessions": sessions, "owner": self.node_id,
-        }
-
-    def has_resume_token(self, resume_token: str) -> bool:
-        return resume_token in self._by_resume
-
-    def prune_foreign(self, user: str) -> None:
-        """Forget ``user``'s foreign sessions that no call here needs."""
-        for sid in list(self._user_sessions.get(user, ())):
-            self._drop_foreign(self._sessions[sid])
-
-    def _drop_foreign(self, session: Session) -> None:
-        """Forget a foreign session once no call here needs it."""
-        if session.node is None or session.calls or session.rooms or session.session_id not in self._sessions:
-            return
-        del self._sessions[session.session_id]
-        sids = self._user_sessions.get(session.user)
-        if sids is not None:
-            sids.discard(session.session_id)
-            if not sids:
-                del self._user_sessions[session.user]
-                self._set_friends(session.user, set())
-                self._friends.pop(session.user, None)
-                self._blocked.pop(session.user, None)
-
-    def handle_recording_ready(self, room_id: str, location: str, now: float) -> bool:
-        """The call server says a recording file exists: tell the room's users."""
-        room = self._rooms.get(room_id) or self._ended_rooms.get(room_id)
-        if room is None:
-            return False
-        for user in sorted(room.everyone):
-            self.notify_user(user, "recording.ready", {"room_id": room_id, "location": location})
-        return True
 
     # --- helpers: output --------------------------------------------------
 
@@ -957,199 +678,3 @@ class SignalCore:
         if answered:
             self._update_presence(call.caller)
             self._update_presence(call.callee)
-
-    # --- group calls ------------------------------------------------------
-
-    def _member_room(self, session: Session, message: Message) -> Room | None:
-        room = self._rooms.get(message.payload["room_id"])
-        if room is None or room.room_id not in session.rooms:
-            self._error(session, message, ErrorCode.NOT_FOUND, "no such room")
-            return None
-        return room
-
-    def _on_room_create(self, session: Session, message: Message, now: float) -> None:
-        if session.rooms:
-            return self._error(session, message, ErrorCode.CONFLICT, "this session is already in a room")
-        media = tuple(message.payload.get("media", ["audio", "video"]))
-        room = Room(self._new_id(), session.user, media, now, invited={session.user})
-        self._rooms[room.room_id] = room
-        self._events.append(CallStarted(room.room_id, "group", session.user, None, media))
-        self._join(room, session, message, now)
-
-    def _on_room_invite(self, session: Session, message: Message, now: float) -> None:
-        room = self._member_room(session, message)
-        if room is None:
-            return
-        to = message.payload["to"]
-        if self.config.friends_only and to not in self._friends.get(session.user, ()):
-            return self._error(session, message, ErrorCode.FORBIDDEN, "only friends may be invited")
-        self._ack(session, message, {"room_id": room.room_id})
-        if self.blocks(to, session.user) or self.blocks(session.user, to) or to in room.invited:
-            return  # silently: a blocked user never reaches the invitee
-        room.invited.add(to)
-        self._room_changed(room, now)
-        invited = {"room_id": room.room_id, "from": session.user, "media": list(room.media)}
-        for sid in self._user_sessions.get(to, ()):  # foreign sessions too: they join through us
-            self._send(self._sessions[sid], "room.invited", invited)
-
-    def _on_room_join(self, session: Session, message: Message, now: float) -> None:
-        room = self._rooms.get(message.payload["room_id"])
-        if room is None or session.user not in room.invited:
-            return self._error(session, message, ErrorCode.NOT_FOUND, "no such room")
-        if room.room_id in session.rooms:
-            return self._error(session, message, ErrorCode.CONFLICT, "already in this room")
-        if session.rooms:
-            return self._error(session, message, ErrorCode.CONFLICT, "this session is already in a room")
-        if len(room.participants) >= self.config.max_room_size:
-            return self._error(session, message, ErrorCode.FORBIDDEN, "room is full")
-        if len(room.participants) >= self.config.group_threshold and self.config.call_server is None:
-            return self._error(session, message, ErrorCode.FORBIDDEN,
-                               "room is full for a mesh and no call server is configured")
-        self._join(room, session, message, now)
-
-    def _join(self, room: Room, session: Session, message: Message, now: float) -> None:
-        room.participants[session.session_id] = session.user
-        room.everyone.add(session.user)
-        session.rooms.add(room.room_id)
-        # Decide first, so the joiner's answer already names the topology.
-        switched = self._update_topology(room)
-        self._ack(session, message, {
-            "room_id": room.room_id,
-            "owner": room.owner,
-            "participants": self._participant_list(room),
-            "topology": room.topology,
-            "call_server": self.config.call_server if room.topology == "sfu" else None,
-            "recording": room.recording,
-        })
-        joined = {"room_id": room.room_id, "session_id": session.session_id, "user": session.user}
-        self._room_broadcast(room, "room.joined", joined, skip=session.session_id)
-        if switched:
-            self._announce_topology(room, "threshold", skip=session.session_id)
-        self._update_presence(session.user)
-        self._room_changed(room, now)
-
-    def _on_room_leave(self, session: Session, message: Message, now: float) -> None:
-        room = self._member_room(session, message)
-        if room is None:
-            return
-        self._ack(session, message, {"room_id": room.room_id})
-        self._leave_room(room, session, now, "left")
-
-    def _leave_room(self, room: Room, session: Session, now: float, reason: str) -> None:
-        del room.participants[session.session_id]
-        session.rooms.discard(room.room_id)
-        left = {"room_id": room.room_id, "session_id": session.session_id, "user": session.user, "reason": reason}
-        self._room_broadcast(room, "room.left", left)
-        if session.node is not None:  # so its node stops forwarding to us
-            self._routes.append((session.node, session.session_id, "_left", {"room_id": room.room_id}, None))
-            self._drop_foreign(session)
-        self._update_presence(session.user)
-        if room.participants:
-            self._room_changed(room, now)
-        else:
-            del self._rooms[room.room_id]
-            if self._journal is not None:
-                self._events.append(RoomChanged(room.room_id, None))
-            self._ended_rooms[room.room_id] = room
-            while len(self._ended_rooms) > 1000:
-                self._ended_rooms.popitem(last=False)
-            self._events.append(CallEnded(room.room_id, "group", tuple(sorted(room.everyone)),
-                                          room.topology, "empty", now - room.created_at, True))
-            if room.recording:
-                self._events.append(RecordingRequested(room.room_id, "stop", session.user))
-
-    def _on_room_signal(self, session: Session, message: Message, now: float) -> None:
-        """Mesh signaling between two participants of the same room."""
-        room = self._member_room(session, message)
-        if room is None:
-            return
-        target = message.payload["to"]
-        if target not in room.participants or target == session.session_id:
-            return self._error(session, message, ErrorCode.NOT_FOUND, "no such participant")
-        if room.topology != "mesh":
-            return self._error(session, message, ErrorCode.CONFLICT, "room uses the call server")
-        payload = dict(message.payload)
-        payload["to"] = target
-        payload["from"] = session.session_id
-        payload["from_user"] = session.user
-        self._send(self._sessions[target], "room.signal", payload)
-        self._ack(session, message)
-
-    def _on_room_record(self, session: Session, message: Message, now: float) -> None:
-        room = self._member_room(session, message)
-        if room is None:
-            return
-        if session.user != room.owner:
-            return self._error(session, message, ErrorCode.FORBIDDEN, "only the room owner controls recording")
-        action = message.payload["action"]
-        if self.config.call_server is None:
-            return self._error(session, message, ErrorCode.CONFLICT, "no call server to record on")
-        if room.recording == (action == "start"):
-            return self._error(session, message, ErrorCode.CONFLICT, f"recording already {action}ed")
-        room.recording = action == "start"
-        self._ack(session, message, {"room_id": room.room_id, "recording": room.recording})
-        if self._update_topology(room):
-            self._announce_topology(room, "recording")
-        self._room_changed(room, now)
-        self._events.append(RecordingRequested(room.room_id, action, session.user))
-        self._room_broadcast(room, "room.recording", {"room_id": room.room_id,
-                                                      "state": "started" if room.recording else "stopped",
-                                                      "by": session.user})
-
-    def _room_changed(self, room: Room, now: float) -> None:
-        if self._journal is None:
-            return  # single node: nobody to hand the room to
-        participants = {sid: (user, self._sessions[sid].node or self.node_id)
-                        for sid, user in room.participants.items()}
-        self._events.append(RoomChanged(room.room_id, {
-            "room_id": room.room_id, "owner": room.owner, "media": list(room.media), "age": now - room.created_at,
-            "invited": sorted(room.invited), "participants": participants, "everyone": sorted(room.everyone),
-            "topology": room.topology, "recording": room.recording, "owner_node": self.node_id,
-        }))
-
-    def adopt_room(self, snapshot: dict, now: float) -> None:
-        """Take over a room from a dead node (see :meth:`_room_changed`)."""
-        room_id = snapshot["room_id"]
-        if room_id in self._rooms:
-            return
-        room = Room(room_id, snapshot["owner"], tuple(snapshot["media"]), now - snapshot["age"],
-                    set(snapshot["invited"]), {}, set(snapshot["everyone"]), snapshot["topology"],
-                    snapshot["recording"])
-        self._rooms[room_id] = room
-        for sid, (user, node) in snapshot["participants"].items():
-            if sid not in self._sessions:
-                self.add_foreign_session(sid, user, node)
-            session = self._sessions[sid]
-            room.participants[sid] = user
-            session.rooms.add(room_id)
-            session.remote_owned.pop(room_id, None)
-            if session.node is not None:
-                self._routes.append((session.node, sid, "_owner", {"room_id": room_id}, None))
-        self._room_changed(room, now)
-
-    def _update_topology(self, room: Room) -> bool:
-        """Mesh up to the threshold and unrecorded; the call server after that.
-
-        The switch is one-way for the life of the room, so that a group
-        hovering at the threshold does not renegotiate back and forth.
-        Returns whether it switched now.
-        """
-        if room.topology == "sfu" or self.config.call_server is None:
-            return False
-        if len(room.participants) > self.config.group_threshold or room.recording:
-            room.topology = "sfu"
-            return True
-        return False
-
-    def _announce_topology(self, room: Room, reason: str, skip: str | None = None) -> None:
-        self._room_broadcast(room, "room.topology", {"room_id": room.room_id, "mode": room.topology,
-                                                     "call_server": self.config.call_server,
-                                                     "reason": reason}, skip=skip)
-
-    def _participant_list(self, room: Room) -> list[dict]:
-        return [{"session_id": sid, "user": user} for sid, user in room.participants.items()]
-
-    def _room_broadcast(self, room: Room, kind: str, payload: dict, skip: str | None = None) -> None:
-        for sid in room.participants:
-            if sid != skip:
-                self._send(self._sessions[sid], kind, payload)

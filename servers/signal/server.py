@@ -300,9 +300,12 @@ class SignalServer:
                     await answer("ack", message.id, {"user": p["username"], "token": token, "expires": expiry})
                     return p["username"]
                 else:
-                    strikes += 1
+                    strikes += 1  # password guessing counts like invalid input
                     await answer("error", message.id, {"code": ErrorCode.UNAUTHORIZED,
                                                        "reason": "bad username or password"})
+                    if strikes > self.config.max_strikes:
+                        await self._close(ws, CloseCode.POLICY_VIOLATION, "too many failed logins")
+                        return None
         except ConnectionClosed:
             pass
         return None
@@ -344,6 +347,7 @@ class SignalServer:
                 self._spawn(self._close(conn.ws, CloseCode.POLICY_VIOLATION, "not reading fast enough"))
         while (event := core.poll_event()) is not None:
             self._on_event(event)
+        self.analytics.flush()
         self._arm_timer()
 
     def _on_event(self, event: Any) -> None:

@@ -124,10 +124,11 @@ class Store:
                 call_id, kind, json.dumps(list(participants)), topology, reason, int(answered), duration, ended_at)
 
     def call_history(self, username: str, limit: int = 50) -> list[dict]:
-        pattern = f'%"{username}"%'
+        # participants is a JSON list: match the quoted name, with LIKE's wildcards escaped
+        escaped = username.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         rows = self._q("SELECT call_id, kind, participants, topology, reason, answered, duration, ended_at "
-                       "FROM calls WHERE participants LIKE ? ORDER BY ended_at DESC LIMIT ?",
-                       pattern, limit, fetch=True)
+                       "FROM calls WHERE participants LIKE ? ESCAPE '\\' ORDER BY ended_at DESC LIMIT ?",
+                       f'%"{escaped}"%', limit, fetch=True)
         keys = ("call_id", "kind", "participants", "topology", "reason", "answered", "duration", "ended_at")
         out = [dict(zip(keys, row)) for row in rows]
         for entry in out:

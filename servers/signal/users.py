@@ -54,6 +54,8 @@ class UserService:
 
     def handle(self, user: str, message: Message, now: float) -> Outcome:
         """A friend/block request from ``user``."""
+        if message.type == "call.history":
+            return Outcome({"calls": self.store.call_history(user, message.payload.get("limit", 50))})
         if message.type == "friend.list":
             friends, _ = self.store.relations(user)
             return Outcome({"friends": sorted(friends), "requests": self.store.incoming_requests(user),

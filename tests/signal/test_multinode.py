@@ -8,6 +8,7 @@ what it missed, and the call goes on.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import glob
 import json
 import os
@@ -95,26 +96,47 @@ async def start_node(tmp_path, name, redis_url, postgres_url):
     return proc, int(line.split()[2])
 
 
+@contextlib.asynccontextmanager
+async def two_nodes(tmp_path, tag, redis_url, postgres_url):
+    """Nodes A{tag} and B{tag}; stopped with SIGTERM at the end if still running."""
+    node_a, port_a = await start_node(tmp_path, f"A{tag}", redis_url, postgres_url)
+    node_b, port_b = await start_node(tmp_path, f"B{tag}", redis_url, postgres_url)
+    try:
+        yield node_a, port_a, node_b, port_b
+    finally:
+        for proc in (node_a, node_b):
+            if proc.returncode is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    await asyncio.wait_for(proc.wait(), 20)
+                except asyncio.TimeoutError:
+                    proc.kill()
+
+
+async def friends_across(port_a, port_b, prefix_a, prefix_b):
+    """A user logged in on each node, friends with each other."""
+    stamp = str(int(time.time() * 1000) % 10**8)
+    a, b = f"{prefix_a}{stamp}", f"{prefix_b}{stamp}"
+    await register(port_a, a)
+    await register(port_b, b)  # users live in PostgreSQL: both nodes see both
+    ca, cb = await login(port_a, a), await login(port_b, b)
+    # friendship across nodes: notifications and relation changes go over Redis
+    await ca.ok("friend.request", {"username": b})
+    await cb.expect("friend.requested", **{"from": a})
+    await cb.ok("friend.accept", {"username": a})
+    await ca.expect("friend.accepted", by=b)
+    return ca, cb
+
+
 async def test_call_across_nodes_and_failover(tmp_path, redis_url, postgres_url):
     import redis.asyncio as aioredis
 
-    node_a, port_a = await start_node(tmp_path, "A", redis_url, postgres_url)
-    node_b, port_b = await start_node(tmp_path, "B", redis_url, postgres_url)
     r = aioredis.from_url(redis_url, decode_responses=True)
-    try:
-        stamp = str(int(time.time() * 1000) % 10**8)
-        alice, bob = f"alice{stamp}", f"bob{stamp}"
-        await register(port_a, alice)
-        await register(port_b, bob)  # users live in PostgreSQL: both nodes see both
-        ca = await login(port_a, alice)
-        cb = await login(port_b, bob)
-        # friendship across nodes: notifications and relation changes go over Redis
-        await ca.ok("friend.request", {"username": bob})
-        await cb.expect("friend.requested", **{"from": alice})
-        await cb.ok("friend.accept", {"username": alice})
-        await ca.expect("friend.accepted", by=bob)
+    async with two_nodes(tmp_path, "1", redis_url, postgres_url) as (node_a, port_a, node_b, port_b):
+        ca, cb = await friends_across(port_a, port_b, "alice", "bob")
+        alice, bob = ca.user, cb.user
         # the user map says where bob is
-        assert set((await r.hgetall(f"nc:user:{bob}")).values()) == {"B"}
+        assert set((await r.hgetall(f"nc:user:{bob}")).values()) == {"B1"}
 
         call_id = (await ca.ok("call.invite", {"to": bob, "media": ["audio", "video"]}))["call_id"]
         assert (await cb.expect("call.incoming", call_id=call_id))["from"] == alice
@@ -143,41 +165,27 @@ async def test_call_across_nodes_and_failover(tmp_path, redis_url, postgres_url)
         assert (await cb.expect("call.offer"))["ice_restart"] is True
         await cb.ok("call.hangup", {"call_id": call_id})
         assert (await resumed.expect("call.ended", call_id=call_id))["reason"] == "hangup"
+        # the history lives in PostgreSQL (LIKE with an escape clause there too)
+        history = (await cb.ok("call.history"))["calls"]
+        assert history[0]["call_id"] == call_id and history[0]["participants"] == [alice, bob]
         node_b.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(node_b.wait(), 20) == 0
-        assert await r.get(f"nc:call:{call_id}") is None  # B drained its writes before exiting
-        # analytics reached the Redis stream from both nodes
-        records = [json.loads(f["record"]) for _, f in await r.xrange("nc:analytics")]
-        mine = [x for x in records if x.get("call_id") == call_id]
-        assert [x["event"] for x in mine] == ["call.started", "call.answered", "call.ended"]
-        assert {x["node"] for x in mine} == {"A", "B"}
-        logs = (await node_b.stderr.read()).decode()
-        assert '"event":"call.adopted"' in logs and '"dead_node":"A"' in logs
-        assert ca.token not in logs
-    finally:
-        await r.aclose()
-        for proc in (node_a, node_b):
-            if proc.returncode is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    await asyncio.wait_for(proc.wait(), 10)
-                except asyncio.TimeoutError:
-                    proc.kill()
+    assert await r.get(f"nc:call:{call_id}") is None  # B drained its writes before exiting
+    # analytics reached the Redis stream from both nodes
+    records = [json.loads(f["record"]) for _, f in await r.xrange("nc:analytics")]
+    mine = [x for x in records if x.get("call_id") == call_id]
+    assert [x["event"] for x in mine] == ["call.started", "call.answered", "call.ended"]
+    assert {x["node"] for x in mine} == {"A1", "B1"}
+    logs = (await node_b.stderr.read()).decode()
+    assert '"event":"call.adopted"' in logs and '"dead_node":"A1"' in logs
+    assert ca.token not in logs
+    await r.aclose()
 
 
 async def test_room_across_nodes(tmp_path, redis_url, postgres_url):
-    node_a, port_a = await start_node(tmp_path, "A2", redis_url, postgres_url)
-    node_b, port_b = await start_node(tmp_path, "B2", redis_url, postgres_url)
-    try:
-        stamp = str(int(time.time() * 1000) % 10**8)
-        owner, guest = f"own{stamp}", f"gst{stamp}"
-        await register(port_a, owner)
-        await register(port_b, guest)
-        co, cg = await login(port_a, owner), await login(port_b, guest)
-        await co.ok("friend.request", {"username": guest})
-        await cg.expect("friend.requested")
-        await cg.ok("friend.accept", {"username": owner})
-        await co.expect("friend.accepted")
+    async with two_nodes(tmp_path, "2", redis_url, postgres_url) as (_, port_a, _, port_b):
+        co, cg = await friends_across(port_a, port_b, "own", "gst")
+        owner, guest = co.user, cg.user
         # presence crosses nodes: the owner on A sees the guest on B come and go busy
         await co.expect("presence", user=guest, status="online")
         room_id = (await co.ok("room.create", {}))["room_id"]
@@ -199,26 +207,13 @@ async def test_room_across_nodes(tmp_path, redis_url, postgres_url):
         co_b = await login(port_b, owner)
         assert co_b.welcome["payload"]["friends"] == [{"user": guest, "status": "online"}]
         assert (await cg.ok("friend.list"))["friends"] == [{"user": owner, "status": "busy"}]
-    finally:
-        for proc in (node_a, node_b):
-            proc.send_signal(signal.SIGTERM)
-            await asyncio.wait_for(proc.wait(), 20)
 
 
 async def test_room_survives_its_owner_node(tmp_path, redis_url, postgres_url):
-    node_a, port_a = await start_node(tmp_path, "A3", redis_url, postgres_url)
-    node_b, port_b = await start_node(tmp_path, "B3", redis_url, postgres_url)
-    try:
-        stamp = str(int(time.time() * 1000) % 10**8)
-        owner, guest = f"rown{stamp}", f"rgst{stamp}"
-        await register(port_a, owner)
-        await register(port_b, guest)
-        co, cg = await login(port_a, owner), await login(port_b, guest)
-        await co.ok("friend.request", {"username": guest})
-        await cg.ok("friend.accept", {"username": owner})
-        await co.expect("friend.accepted")
+    async with two_nodes(tmp_path, "3", redis_url, postgres_url) as (node_a, port_a, _, port_b):
+        co, cg = await friends_across(port_a, port_b, "rown", "rgst")
         room_id = (await co.ok("room.create", {}))["room_id"]
-        await co.ok("room.invite", {"room_id": room_id, "to": guest})
+        await co.ok("room.invite", {"room_id": room_id, "to": cg.user})
         await cg.expect("room.invited", room_id=room_id)
         await cg.ok("room.join", {"room_id": room_id})
         await co.expect("room.joined", room_id=room_id)
@@ -226,7 +221,7 @@ async def test_room_survives_its_owner_node(tmp_path, redis_url, postgres_url):
         await node_a.wait()
         # the guest keeps signalling: node B takes the room over and keeps the owner's messages
         await cg.ok("room.signal", {"room_id": room_id, "to": co.session_id, "kind": "offer", "sdp": "v=0 x"})
-        resumed = await connect_token(port_b, owner, co.token, resume=co.welcome["payload"]["resume_token"],
+        resumed = await connect_token(port_b, co.user, co.token, resume=co.welcome["payload"]["resume_token"],
                                       last_seq=str(co.last_seq))
         assert resumed.welcome["payload"]["resumed"] is True
         resumed.last_seq = co.last_seq
@@ -234,9 +229,24 @@ async def test_room_survives_its_owner_node(tmp_path, redis_url, postgres_url):
         await resumed.ok("room.signal", {"room_id": room_id, "to": cg.session_id, "kind": "answer", "sdp": "v=0 y"})
         assert (await cg.expect("room.signal", room_id=room_id))["sdp"] == "v=0 y"
         await resumed.ok("room.leave", {"room_id": room_id})
-        assert (await cg.expect("room.left", room_id=room_id))["user"] == owner
-    finally:
-        for proc in (node_a, node_b):
-            if proc.returncode is None:
-                proc.send_signal(signal.SIGTERM)
-                await asyncio.wait_for(proc.wait(), 20)
+        assert (await cg.expect("room.left", room_id=room_id))["user"] == co.user
+
+
+async def test_sigterm_sends_clients_elsewhere_and_they_resume(tmp_path, redis_url, postgres_url):
+    async with two_nodes(tmp_path, "4", redis_url, postgres_url) as (node_a, port_a, _, port_b):
+        ca, cb = await friends_across(port_a, port_b, "talice", "tbob")
+        call_id = (await ca.ok("call.invite", {"to": cb.user, "media": ["audio"]}))["call_id"]
+        await cb.expect("call.incoming", call_id=call_id)
+        await cb.ok("call.accept", {"call_id": call_id})
+        await ca.expect("call.accepted", call_id=call_id)
+        node_a.send_signal(signal.SIGTERM)
+        with pytest.raises(Exception):
+            await ca.expect("never", timeout=10)
+        assert ca.ws.close_code == 1001
+        # reconnect elsewhere at once, while node A may still be shutting down
+        resumed = await connect_token(port_b, ca.user, ca.token, resume=ca.welcome["payload"]["resume_token"],
+                                      last_seq=str(ca.last_seq))
+        assert resumed.welcome["payload"]["resumed"] is True
+        resumed.last_seq = ca.last_seq
+        await negotiate(resumed, cb, call_id)
+        assert await asyncio.wait_for(node_a.wait(), 20) == 0

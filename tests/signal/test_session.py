@@ -12,7 +12,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from servers.signal.protocol import CLIENT_SCHEMAS
 
-from .helpers import friend_pair, Client, anonymous, connect_token, login, make_friends, register, url
+from .helpers import Client, anonymous, connect_token, friend_pair, login, register, url
 
 
 async def test_resume_keeps_call_and_replays_missed_messages_in_order(server, names):
@@ -159,3 +159,16 @@ async def test_health_and_metrics_on_the_websocket_port_and_a_separate_one(start
         assert 'signal_calls{state="ringing"} 1' in body
         assert 'signal_messages_total{type="call.invite"} 1' in body
         assert 'signal_errors_total{code="400"} 1' in body
+
+
+async def test_password_guessing_is_cut_off(start_server, names):
+    server = await start_server(max_strikes=3)
+    user = names()
+    await register(server.port, user)
+    c = Client(await anonymous(server.port), user)
+    for _ in range(4):
+        answer = await c.request("login", {"username": user, "password": "wrong password"})
+        assert answer["payload"]["code"] == 401
+    with pytest.raises(ConnectionClosed):
+        await c.expect("never", timeout=5)
+    assert c.ws.close_code == 1008

@@ -63,3 +63,25 @@ async def test_resume_on_a_new_socket_replaces_the_old_one(server, names):
         await cb.expect("never", timeout=5)
     assert cb.ws.close_code == 4002
     await again.ok("ping")
+
+
+async def test_call_history_after_a_call(server, names):
+    ca, cb = await friend_pair(server.port, names)
+    call_id = (await ca.ok("call.invite", {"to": cb.user, "media": ["audio"]}))["call_id"]
+    await cb.ok("call.accept", {"call_id": call_id})
+    await ca.ok("call.hangup", {"call_id": call_id})
+    await cb.expect("call.ended", call_id=call_id)
+    for c in (ca, cb):
+        [entry] = (await c.ok("call.history"))["calls"]
+        assert entry["call_id"] == call_id and entry["reason"] == "hangup" and entry["answered"] is True
+        assert entry["participants"] == [ca.user, cb.user]
+
+
+def test_history_matches_names_exactly(tmp_path):
+    from servers.signal.store import SqliteStore
+
+    store = SqliteStore(str(tmp_path / "s.db"))
+    store.record_call("c1", "p2p", ("bob_1", "ann"), "p2p", "hangup", True, 3.0, 10.0)
+    store.record_call("c2", "p2p", ("bobx1", "ann"), "p2p", "hangup", True, 3.0, 11.0)
+    assert [c["call_id"] for c in store.call_history("bob_1")] == ["c1"]
+    assert [c["call_id"] for c in store.call_history("ann")] == ["c2", "c1"]
