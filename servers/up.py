@@ -27,6 +27,9 @@ import sys
 import tomllib
 from dataclasses import dataclass, field
 
+from netcore.stun.errors import StunParseError
+from netcore.stun.message import BINDING, Message, MessageClass
+
 __all__ = ["Daemon", "Plan", "build_parser", "plan", "main"]
 
 READY_TIMEOUT = 30.0  # seconds for every daemon to say it listens
@@ -169,15 +172,14 @@ async def _stun_probe(addr: tuple[str, int], ready: asyncio.Future) -> None:
     with socket.socket(family, socket.SOCK_DGRAM) as sock:
         sock.setblocking(False)
         while not ready.done():
-            transaction_id = secrets.token_bytes(12)
-            request = b"\x00\x01\x00\x00\x21\x12\xa4\x42" + transaction_id
+            request = Message(BINDING, MessageClass.REQUEST)
             try:
-                await loop.sock_sendto(sock, request, addr)
-                data = await asyncio.wait_for(loop.sock_recv(sock, 2048), 0.2)
-            except (asyncio.TimeoutError, OSError):
+                await loop.sock_sendto(sock, request.encode(), addr)
+                answer = Message.parse(await asyncio.wait_for(loop.sock_recv(sock, 2048), 0.2))
+            except (asyncio.TimeoutError, OSError, StunParseError):
                 await asyncio.sleep(0.1)  # not up yet (ICMP refused or no answer)
                 continue
-            if data[:2] == b"\x01\x01" and data[8:20] == transaction_id and not ready.done():
+            if answer.transaction_id == request.transaction_id and not ready.done():
                 ready.set_result(True)
 
 

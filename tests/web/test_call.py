@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from tests.web.helpers import SENDER_PARAMS_JS, assert_media_grows, befriend, call, counters, expect_notice
+from tests.web.helpers import SENDER_PARAMS_JS, assert_media_grows, call, counters, expect_notice
 
 
 def test_video_call_flows_both_ways_shares_screen_and_hangs_up(friends):
