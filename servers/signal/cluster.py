@@ -282,16 +282,15 @@ class ClusterServer(SignalServer):
             callee = json.loads(text)["payload"]["to"]
         except (ValueError, KeyError, TypeError):
             return
-        if not isinstance(callee, str) or self.core.is_local_user(callee):
-            return
+        if not isinstance(callee, str):
+            return  # the core answers the validation error
+        # Even with sessions here, the callee may have devices on other nodes: ring them all.
         pipe = self.redis.pipeline(transaction=False)
         pipe.hgetall(f"nc:user:{callee}")
         pipe.hgetall(f"nc:presence:{callee}")
         (sessions, views), blocked = await asyncio.gather(pipe.execute(), self._in_db(self.store.blocked_by, callee))
         self.metrics.redis_round_trips += 1
-        for node in set(sessions.values()) - self._alive - {self.node_id}:
-            if await self.redis.exists(f"nc:node:{node}"):  # started since our last heartbeat
-                self._alive.add(node)
+        await self._learn_nodes(set(sessions.values()) | set(views))
         live = {sid: node for sid, node in sessions.items() if node in self._alive and node != self.node_id}
         if not live:
             return
@@ -313,9 +312,17 @@ class ClusterServer(SignalServer):
                 best = status
         return best
 
+    async def _learn_nodes(self, nodes: set[str]) -> None:
+        """Check nodes we have not seen alive: they may have started since our last heartbeat."""
+        for node in nodes - self._alive - {self.node_id}:
+            if await self.redis.exists(f"nc:node:{node}"):
+                self._alive.add(node)
+
     async def _remote_view(self, user: str) -> str:
         self.metrics.redis_round_trips += 1
-        return self._combine(await self.redis.hgetall(f"nc:presence:{user}"))
+        views = await self.redis.hgetall(f"nc:presence:{user}")
+        await self._learn_nodes(set(views))
+        return self._combine(views)
 
     async def _before_open(self, user: str, friends: set[str]) -> None:
         remote = sorted(f for f in friends if not self.core.is_local_user(f))
@@ -325,7 +332,9 @@ class ClusterServer(SignalServer):
         for friend in remote:
             pipe.hgetall(f"nc:presence:{friend}")
         self.metrics.redis_round_trips += 1
-        for friend, views in zip(remote, await pipe.execute()):
+        all_views = await pipe.execute()
+        await self._learn_nodes({node for views in all_views for node in views})
+        for friend, views in zip(remote, all_views):
             self.core.handle_remote_presence(friend, self._combine(views))
 
     async def _node_alive(self, node: str) -> bool:

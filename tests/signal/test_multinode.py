@@ -235,10 +235,13 @@ async def test_room_survives_its_owner_node(tmp_path, redis_url, postgres_url):
 async def test_sigterm_sends_clients_elsewhere_and_they_resume(tmp_path, redis_url, postgres_url):
     async with two_nodes(tmp_path, "4", redis_url, postgres_url) as (node_a, port_a, _, port_b):
         ca, cb = await friends_across(port_a, port_b, "talice", "tbob")
+        cb_on_a = await login(port_a, cb.user)  # bob has a device on each node: both ring
         call_id = (await ca.ok("call.invite", {"to": cb.user, "media": ["audio"]}))["call_id"]
         await cb.expect("call.incoming", call_id=call_id)
+        await cb_on_a.expect("call.incoming", call_id=call_id)
         await cb.ok("call.accept", {"call_id": call_id})
         await ca.expect("call.accepted", call_id=call_id)
+        assert (await cb_on_a.expect("call.ended", call_id=call_id))["reason"] == "answered_elsewhere"
         node_a.send_signal(signal.SIGTERM)
         with pytest.raises(Exception):
             await ca.expect("never", timeout=10)
