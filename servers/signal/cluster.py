@@ -152,12 +152,13 @@ class ClusterServer(SignalServer):
 
     def _flush(self) -> None:
         core = self.core
+        batch: dict[str, list[str]] = {}
         while (j := core.poll_journal()) is not None:
-            sid, _seq, text = j
+            batch.setdefault(j[0], []).append(j[2])
+        for sid, texts in batch.items():  # the texts carry their seq: no separate counter
             key = f"nc:outbox:{sid}"
-            self._op("rpush", key, text)
-            self._op("ltrim", key, -self.config.core_config().replay_buffer, -1)
-            self._op("hset", f"nc:sess:{sid}", "seq", _seq)
+            self._op("rpush", key, *texts)
+            self._op("ltrim", key, -core.config.replay_buffer, -1)
         while (r := core.poll_route()) is not None:
             node, sid, kind, payload, mid = r
             body = json.dumps({"op": "route", "sid": sid, "kind": kind, "payload": payload, "id": mid,
@@ -216,7 +217,7 @@ class ClusterServer(SignalServer):
         self._op("set", key, json.dumps(dict(snapshot, saved_at=time.time())), 86400)
         for sid in set(old) - set(sids):
             self._op("srem", index.format(sid), key_id)
-        for sid in sids:
+        for sid in set(sids) - set(old):  # the hosting node's heartbeat keeps the index alive
             self._op("sadd", index.format(sid), key_id)
             self._op("expire", index.format(sid), self._session_ttl)
 
