@@ -259,6 +259,10 @@ class ClusterServer(SignalServer):
                 core.handle_remote_presence(body["user"], await self._remote_view(body["user"]))
         elif op == "notify":
             core.notify_user(body["user"], body["kind"], body["payload"])
+        elif op == "recording.command":
+            super()._recording_command(body["room_id"], body["action"], body["by"])
+        elif op == "recording.ready":
+            self._notify_recording(body["room_id"], body["location"])
         elif op == "relations":
             if core.is_local_user(body["user"]):
                 friends, blocked = await self._in_db(self.store.relations, body["user"])
@@ -349,6 +353,27 @@ class ClusterServer(SignalServer):
         return listeners > 0
 
     # --- failover ----------------------------------------------------------
+
+    # --- the call server's link, wherever it is connected --------------------
+
+    def _recording_command(self, room_id: str, action: str, by: str) -> bool:
+        if super()._recording_command(room_id, action, by):
+            return True
+        self._op("publish", BROADCAST, json.dumps({"op": "recording.command", "room_id": room_id,
+                                                   "action": action, "by": by, "origin": self.node_id}))
+        return False
+
+    async def _recording_ready(self, room_id: str, location: str) -> bool:
+        """Only the room's owner node knows who took part: ask every node."""
+        self._op("publish", BROADCAST, json.dumps({"op": "recording.ready", "room_id": room_id,
+                                                   "location": location, "origin": self.node_id}))
+        return self._notify_recording(room_id, location)
+
+    def _notify_recording(self, room_id: str, location: str) -> bool:
+        users = self.core.handle_recording_ready(room_id, location, asyncio.get_running_loop().time())
+        for user in users:  # their sessions on other nodes
+            self._notified(user, "recording.ready", {"room_id": room_id, "location": location})
+        return bool(users)
 
     async def _before_resume(self, user: str, resume_token: str) -> None:
         if self.core.has_resume_token(resume_token):

@@ -310,7 +310,6 @@ class SignalServer:
         """The call server: recording commands out, recording.ready in."""
         conn = Connection(ws)
         self._service = conn
-        loop = asyncio.get_running_loop()
         log_event("service.open", node=self.node_id)
         try:
             async for text in ws:
@@ -323,7 +322,7 @@ class SignalServer:
                 except (ValueError, KeyError, TypeError):
                     conn.push(encode("error", None, {"code": ErrorCode.BAD_REQUEST, "reason": "bad message"}))
                     continue
-                found = self.core.handle_recording_ready(room_id, location, loop.time())
+                found = await self._recording_ready(room_id, location)
                 conn.push(encode("ack", obj.get("id"), {"delivered": found}))
                 self._flush()
         except ConnectionClosed:
@@ -358,9 +357,7 @@ class SignalServer:
                 self._spawn(self._close(conn.ws, event.code, event.reason))
         elif isinstance(event, RecordingRequested):
             log_event("recording." + event.action, node=self.node_id, room=event.room_id, by=event.by)
-            if self._service is not None:
-                self._service.push(encode("recording." + event.action, None,
-                                          {"room_id": event.room_id, "by": event.by}))
+            self._recording_command(event.room_id, event.action, event.by)
         elif isinstance(event, CallEnded):
             self._spawn(self._in_db(self.store.record_call, event.call_id, event.kind, event.participants,
                                     event.topology, event.reason, event.answered, event.duration, time.time()))
@@ -408,6 +405,17 @@ class SignalServer:
 
     async def _before_resume(self, user: str, resume_token: str) -> None:
         """Called before a resume; a cluster node fetches a session from Redis here."""
+
+    def _recording_command(self, room_id: str, action: str, by: str) -> bool:
+        """Forward start/stop to the call server's link; False if it is not connected here."""
+        if self._service is None:
+            return False
+        self._service.push(encode("recording." + action, None, {"room_id": room_id, "by": by}))
+        return True
+
+    async def _recording_ready(self, room_id: str, location: str) -> bool:
+        """The call server's recording.ready: notify the room's users; whether the room is known."""
+        return bool(self.core.handle_recording_ready(room_id, location, asyncio.get_running_loop().time()))
 
     async def _before_open(self, user: str, friends: set[str]) -> None:
         """Called before a session opens; a cluster node learns its friends' remote status here."""

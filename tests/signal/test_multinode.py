@@ -90,7 +90,8 @@ async def start_node(tmp_path, name, redis_url, postgres_url):
         sys.executable, "-m", "servers.signal.main", "--port", "0", "--node-id", name,
         "--data-dir", str(tmp_path / name), "--redis", redis_url, "--database", postgres_url,
         "--token-secret", "cluster-secret", "--heartbeat", "0.5", "--resume-window", "20",
-        "--ring-timeout", "20", cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        "--ring-timeout", "20", "--call-server", "wss://cs.example/v1", "--service-secret", "svc",
+        cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     line = await asyncio.wait_for(proc.stdout.readline(), 30)
     assert line.startswith(b"listening"), (line, await proc.stderr.read())
     return proc, int(line.split()[2])
@@ -253,3 +254,26 @@ async def test_sigterm_sends_clients_elsewhere_and_they_resume(tmp_path, redis_u
         resumed.last_seq = ca.last_seq
         await negotiate(resumed, cb, call_id)
         assert await asyncio.wait_for(node_a.wait(), 20) == 0
+
+
+async def test_recording_with_the_call_server_linked_to_another_node(tmp_path, redis_url, postgres_url):
+    from websockets.asyncio.client import connect
+
+    async with two_nodes(tmp_path, "5", redis_url, postgres_url) as (_, port_a, _, port_b):
+        co, cg = await friends_across(port_a, port_b, "recown", "recgst")
+        # the call server is linked to node B; the room lives on node A
+        service = await connect(f"ws://127.0.0.1:{port_b}/v1/service",
+                                additional_headers={"Authorization": "Bearer svc"})
+        room_id = (await co.ok("room.create", {}))["room_id"]
+        await co.ok("room.invite", {"room_id": room_id, "to": cg.user})
+        await cg.expect("room.invited", room_id=room_id)
+        await cg.ok("room.join", {"room_id": room_id})
+        await co.ok("room.record", {"room_id": room_id, "action": "start"})
+        assert (await cg.expect("room.topology", room_id=room_id))["reason"] == "recording"
+        command = json.loads(await asyncio.wait_for(service.recv(), 10))
+        assert command["type"] == "recording.start" and command["payload"]["room_id"] == room_id
+        await service.send(json.dumps({"v": 1, "type": "recording.ready", "id": "r1",
+                                       "payload": {"room_id": room_id, "location": "s3://rec/1.webm"}}))
+        for c in (co, cg):
+            assert (await c.expect("recording.ready", room_id=room_id))["location"] == "s3://rec/1.webm"
+        await service.close()
