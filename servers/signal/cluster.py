@@ -233,15 +233,25 @@ class ClusterServer(SignalServer):
     # --- inputs from other nodes ------------------------------------------
 
     async def _reader(self) -> None:
-        async for item in self._pubsub.listen():
-            if item.get("type") != "message":
-                continue
+        """Bus messages in; on a lost Redis connection, resubscribe and carry on."""
+        while True:
             try:
-                body = json.loads(item["data"])
-                await self._on_bus(body)
-            except (ValueError, KeyError, TypeError) as exc:
-                log_event("bus.bad_message", node=self.node_id, error=type(exc).__name__)
-            self._flush()
+                async for item in self._pubsub.listen():
+                    if item.get("type") != "message":
+                        continue
+                    try:
+                        await self._on_bus(json.loads(item["data"]))
+                    except (ValueError, KeyError, TypeError) as exc:
+                        log_event("bus.bad_message", node=self.node_id, error=type(exc).__name__)
+                    self._flush()
+                return  # unsubscribed: the node is leaving the cluster
+            except aioredis.RedisError as exc:
+                log_event("redis.error", node=self.node_id, error=type(exc).__name__)
+                await asyncio.sleep(0.5)
+                try:
+                    await self._pubsub.subscribe(_inbox(self.node_id), BROADCAST)
+                except aioredis.RedisError:
+                    pass
 
     async def _on_bus(self, body: dict) -> None:
         core, now = self.core, asyncio.get_running_loop().time()
