@@ -66,6 +66,7 @@ class ClusterServer(SignalServer):
         self._session_ttl = int(config.resume_window + 3 * config.heartbeat) + 1
         self._prefetch = self._prefetch_invite
         self._alive: set[str] = set()  # nodes whose heartbeat is fresh, as of our last heartbeat
+        self._leaving = False
 
     # --- lifecycle --------------------------------------------------------
 
@@ -86,6 +87,7 @@ class ClusterServer(SignalServer):
         session, calls and rooms adopted) instead of getting a fresh session.
         """
         await self._drain_ops()
+        self._leaving = True
         await self._pubsub.unsubscribe()
         await self.redis.delete(f"nc:node:{self.node_id}")
         await self.redis.zrem("nc:nodes", self.node_id)
@@ -233,9 +235,16 @@ class ClusterServer(SignalServer):
     # --- inputs from other nodes ------------------------------------------
 
     async def _reader(self) -> None:
-        """Bus messages in; on a lost Redis connection, resubscribe and carry on."""
-        while True:
+        """Bus messages in; on a lost Redis connection, resubscribe and carry on.
+
+        Pub/sub is at-most-once: what other nodes publish to us while we are
+        resubscribing is lost (routes to us then count as undeliverable).
+        """
+        while not self._leaving:
             try:
+                if not self._pubsub.subscribed:
+                    await self._pubsub.subscribe(_inbox(self.node_id), BROADCAST)
+                    log_event("bus.subscribed", node=self.node_id)
                 async for item in self._pubsub.listen():
                     if item.get("type") != "message":
                         continue
@@ -244,14 +253,9 @@ class ClusterServer(SignalServer):
                     except (ValueError, KeyError, TypeError) as exc:
                         log_event("bus.bad_message", node=self.node_id, error=type(exc).__name__)
                     self._flush()
-                return  # unsubscribed: the node is leaving the cluster
             except aioredis.RedisError as exc:
                 log_event("redis.error", node=self.node_id, error=type(exc).__name__)
                 await asyncio.sleep(0.5)
-                try:
-                    await self._pubsub.subscribe(_inbox(self.node_id), BROADCAST)
-                except aioredis.RedisError:
-                    pass
 
     async def _on_bus(self, body: dict) -> None:
         core, now = self.core, asyncio.get_running_loop().time()

@@ -277,3 +277,57 @@ async def test_recording_with_the_call_server_linked_to_another_node(tmp_path, r
         for c in (co, cg):
             assert (await c.expect("recording.ready", room_id=room_id))["location"] == "s3://rec/1.webm"
         await service.close()
+
+
+async def test_nodes_recover_when_redis_restarts(tmp_path):
+    program = require_program("redis-server")
+    port = free_port(socket.SOCK_STREAM)
+
+    def start_redis():
+        proc = subprocess.Popen([program, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                                 "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        _wait_tcp(port)
+        return proc
+
+    redis_proc = start_redis()
+    url = f"redis://127.0.0.1:{port}/0"
+    nodes = []
+    try:
+        for name in ("RA", "RB"):
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "servers.signal.main", "--port", "0", "--node-id", name,
+                "--data-dir", str(tmp_path / name), "--redis", url, "--token-secret", "s", "--heartbeat", "0.5",
+                "--friends-only", "false", cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+            line = await asyncio.wait_for(proc.stdout.readline(), 30)
+            nodes.append((proc, int(line.split()[2])))
+        (_, port_a), (_, port_b) = nodes
+        await register(port_a, "rs_alice")
+        await register(port_b, "rs_bob")
+        redis_proc.terminate()
+        redis_proc.wait(10)
+        redis_proc = start_redis()  # empty: the nodes must resubscribe and rebuild the user map
+        import redis.asyncio as aioredis
+
+        r = aioredis.from_url(url)
+        for _ in range(200):  # both nodes listening on their inboxes again
+            counts = dict(await r.pubsub_numsub("nc:inbox:RA", "nc:inbox:RB"))
+            if all(counts.values()):
+                break
+            await asyncio.sleep(0.05)
+        await r.aclose()
+        ca, cb = await login(port_a, "rs_alice"), await login(port_b, "rs_bob")
+        for _ in range(100):  # until node A has heard of bob's session on node B again
+            answer = await ca.request("call.invite", {"to": "rs_bob", "media": ["audio"]})
+            if answer["type"] == "ack":
+                break
+            await asyncio.sleep(0.1)
+        call_id = answer["payload"]["call_id"]
+        await cb.expect("call.incoming", call_id=call_id)
+        await cb.ok("call.accept", {"call_id": call_id})  # forwarded to node A through the new Redis
+        await ca.expect("call.accepted", call_id=call_id)
+    finally:
+        for proc, _ in nodes:
+            proc.send_signal(signal.SIGTERM)
+            await asyncio.wait_for(proc.wait(), 20)
+        redis_proc.terminate()
+        redis_proc.wait(10)
