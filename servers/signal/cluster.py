@@ -106,8 +106,13 @@ class ClusterServer(SignalServer):
         pipe.zadd("nc:nodes", {self.node_id: now})
         pipe.zremrangebyscore("nc:nodes", 0, now - 10 * ttl)
         pipe.zrangebyscore("nc:nodes", now - ttl, "+inf")
-        for sid in list(self._conns):
-            for key in (f"nc:sess:{sid}", f"nc:outbox:{sid}", f"nc:scalls:{sid}", f"nc:srooms:{sid}"):
+        for sid in list(self._conns):  # connected sessions live on; dropped ones expire after the window
+            info = self.core.session_keys(sid)
+            if info is None:
+                continue
+            user, resume_token = info
+            for key in (f"nc:sess:{sid}", f"nc:outbox:{sid}", f"nc:scalls:{sid}", f"nc:srooms:{sid}",
+                        f"nc:resume:{resume_token}", f"nc:user:{user}", f"nc:presence:{user}"):
                 pipe.expire(key, self._session_ttl)
         results = await pipe.execute()
         self._alive = set(results[3])

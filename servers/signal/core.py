@@ -198,6 +198,13 @@ class SignalCore(RoomsMixin, ReplicationMixin):
         session = self._sessions.get(session_id)
         return session.user if session else None
 
+    def session_keys(self, session_id: str) -> tuple[str, str] | None:
+        """(user, resume token) of a local session, for the adapter to keep it resumable."""
+        session = self._sessions.get(session_id)
+        if session is None or session.node is not None:
+            return None
+        return session.user, session.resume_token
+
     def status(self, user: str) -> str:
         """Presence: ``offline``, ``busy`` (in a call or room) or ``online``.
 

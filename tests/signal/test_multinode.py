@@ -85,11 +85,11 @@ def postgres_url():
         shutil.rmtree(base, ignore_errors=True)
 
 
-async def start_node(tmp_path, name, redis_url, postgres_url):
+async def start_node(tmp_path, name, redis_url, postgres_url, resume_window=20):
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "servers.signal.main", "--port", "0", "--node-id", name,
         "--data-dir", str(tmp_path / name), "--redis", redis_url, "--database", postgres_url,
-        "--token-secret", "cluster-secret", "--heartbeat", "0.5", "--resume-window", "20",
+        "--token-secret", "cluster-secret", "--heartbeat", "0.5", "--resume-window", str(resume_window),
         "--ring-timeout", "20", "--call-server", "wss://cs.example/v1", "--service-secret", "svc",
         cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     line = await asyncio.wait_for(proc.stdout.readline(), 30)
@@ -98,10 +98,10 @@ async def start_node(tmp_path, name, redis_url, postgres_url):
 
 
 @contextlib.asynccontextmanager
-async def two_nodes(tmp_path, tag, redis_url, postgres_url):
+async def two_nodes(tmp_path, tag, redis_url, postgres_url, resume_window=20):
     """Nodes A{tag} and B{tag}; stopped with SIGTERM at the end if still running."""
-    node_a, port_a = await start_node(tmp_path, f"A{tag}", redis_url, postgres_url)
-    node_b, port_b = await start_node(tmp_path, f"B{tag}", redis_url, postgres_url)
+    node_a, port_a = await start_node(tmp_path, f"A{tag}", redis_url, postgres_url, resume_window)
+    node_b, port_b = await start_node(tmp_path, f"B{tag}", redis_url, postgres_url, resume_window)
     try:
         yield node_a, port_a, node_b, port_b
     finally:
@@ -234,7 +234,9 @@ async def test_room_survives_its_owner_node(tmp_path, redis_url, postgres_url):
 
 
 async def test_sigterm_sends_clients_elsewhere_and_they_resume(tmp_path, redis_url, postgres_url):
-    async with two_nodes(tmp_path, "4", redis_url, postgres_url) as (node_a, port_a, _, port_b):
+    # a short resume window: the session must stay resumable elsewhere for as long as it is
+    # connected, not just for the window after it opened
+    async with two_nodes(tmp_path, "4", redis_url, postgres_url, resume_window=1) as (node_a, port_a, _, port_b):
         ca, cb = await friends_across(port_a, port_b, "talice", "tbob")
         cb_on_a = await login(port_a, cb.user)  # bob has a device on each node: both ring
         call_id = (await ca.ok("call.invite", {"to": cb.user, "media": ["audio"]}))["call_id"]
@@ -243,6 +245,7 @@ async def test_sigterm_sends_clients_elsewhere_and_they_resume(tmp_path, redis_u
         await cb.ok("call.accept", {"call_id": call_id})
         await ca.expect("call.accepted", call_id=call_id)
         assert (await cb_on_a.expect("call.ended", call_id=call_id))["reason"] == "answered_elsewhere"
+        await asyncio.sleep(4)  # longer than the session keys' own lifetime (window + 3 heartbeats)
         node_a.send_signal(signal.SIGTERM)
         with pytest.raises(Exception):
             await ca.expect("never", timeout=10)
