@@ -134,6 +134,10 @@ class RoomsMixin:
         room = self._member_room(session, message)
         if room is None:
             return
+        kind = message.payload["kind"]
+        needed = "candidate" if kind == "candidate" else "sdp"
+        if needed not in message.payload:
+            return self._error(session, message, ErrorCode.BAD_REQUEST, f"a {kind} needs field {needed!r}")
         target = message.payload["to"]
         if target not in room.participants or target == session.session_id:
             return self._error(session, message, ErrorCode.NOT_FOUND, "no such participant")
