@@ -115,8 +115,13 @@ class ClusterServer(SignalServer):
                         f"nc:resume:{resume_token}", f"nc:user:{user}", f"nc:presence:{user}"):
                 pipe.expire(key, self._session_ttl)
         results = await pipe.execute()
+        gone = self._alive - set(results[3])
         self._alive = set(results[3])
         self.metrics.redis_round_trips += 1
+        if gone:  # their users' views no longer count: tell friends here what is left
+            log_event("nodes.gone", node=self.node_id, gone=sorted(gone))
+            await self._refresh_presence(self.core.remote_status_users())
+            self._flush()
 
     async def _heartbeat(self) -> None:
         while True:
@@ -286,11 +291,11 @@ class ClusterServer(SignalServer):
             if core.is_local_user(body["user"]):
                 friends, blocked = await self._in_db(self.store.relations, body["user"])
                 core.set_relations(body["user"], friends, blocked)
-                await self._before_open(body["user"], friends)
+                await self._refresh_presence(friends)
 
     async def _relations_changed(self, user: str, friends: set[str]) -> None:
         self._op("publish", BROADCAST, json.dumps({"op": "relations", "user": user, "origin": self.node_id}))
-        await self._before_open(user, friends)  # new friends elsewhere: learn their status
+        await self._refresh_presence(friends)  # new friends elsewhere: learn their status
 
     def _notified(self, user: str, kind: str, payload: dict) -> None:
         self._op("publish", BROADCAST, json.dumps({"op": "notify", "user": user, "kind": kind,
@@ -349,7 +354,11 @@ class ClusterServer(SignalServer):
         return self._combine(views)
 
     async def _before_open(self, user: str, friends: set[str]) -> None:
-        remote = sorted(f for f in friends if not self.core.is_local_user(f))
+        await self._refresh_presence(friends)
+
+    async def _refresh_presence(self, users: set[str]) -> None:
+        """Read the other nodes' views of these users (one pipeline) and hand them to the core."""
+        remote = sorted(f for f in users if not self.core.is_local_user(f))
         if not remote:
             return
         pipe = self.redis.pipeline(transaction=False)

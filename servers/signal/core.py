@@ -407,6 +407,10 @@ class SignalCore(RoomsMixin, ReplicationMixin):
             self._remote_status[user] = status
         self._update_presence(user)
 
+    def remote_status_users(self) -> set[str]:
+        """Users whose status other nodes reported as online or busy."""
+        return set(self._remote_status)
+
     def has_local_followers(self, user: str) -> bool:
         """Whether some user here has ``user`` as a friend (and so needs their presence)."""
         return bool(self._followers.get(user))

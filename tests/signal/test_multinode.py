@@ -334,3 +334,13 @@ async def test_nodes_recover_when_redis_restarts(tmp_path):
             await asyncio.wait_for(proc.wait(), 20)
         redis_proc.terminate()
         redis_proc.wait(10)
+
+
+async def test_friends_see_a_dead_nodes_users_go_offline(tmp_path, redis_url, postgres_url):
+    async with two_nodes(tmp_path, "6", redis_url, postgres_url) as (node_a, port_a, _, port_b):
+        ca, cb = await friends_across(port_a, port_b, "dalice", "dbob")
+        await cb.expect("presence", user=ca.user, status="online")
+        node_a.send_signal(signal.SIGKILL)
+        await node_a.wait()
+        # within a few heartbeats node B notices A is gone and tells bob
+        assert (await cb.expect("presence", user=ca.user, timeout=10))["status"] == "offline"
