@@ -1,12 +1,12 @@
 """Multi-node adapter: one of several signaling nodes sharing a Redis.
 
-What lives in Redis (``nc:`` keys, all with expiry so a dead node's leftovers
-go away):
+What lives in Redis (``nc:`` keys; per-session and per-user keys expire one
+resume window plus three heartbeats after their node stops refreshing them):
 
 - ``nc:node:{node}`` -- the node's heartbeat (lives 3 heartbeats), and
   ``nc:nodes``, node -> last heartbeat (each node caches the live set);
 - ``nc:user:{user}`` -- the user-to-node map: session id -> node;
-- ``nc:sess:{sid}`` (user, node, resume token, seq), ``nc:resume:{token}``
+- ``nc:sess:{sid}`` (user, node, resume token, seq at open), ``nc:resume:{token}``
   -> sid, ``nc:outbox:{sid}`` (the last messages sent, for replay) and
   ``nc:scalls:{sid}`` (its calls): enough for another node to resume it;
 - ``nc:call:{call_id}`` / ``nc:room:{room_id}`` -- call and room snapshots,
@@ -22,8 +22,9 @@ owner produces for sessions on other nodes are published to those nodes
 about a call owned elsewhere are published to the owner (``forward``).
 Notifications, relation changes and presence go to ``nc:broadcast``.
 
-Failover: when a node's heartbeat expires, a client that resumes on another
-node brings its resume token; that node loads the session and its calls from
+Failover: a node is dead when nobody listens on its inbox (PUBSUB NUMSUB;
+a killed process drops its connection at once).  A client that resumes on
+another node brings its resume token; that node loads the session and its calls from
 Redis, adopts them (``SignalCore.adopt_session``/``adopt_call``), replays what
 the client missed and carries on.  A forward or route that finds no
 subscriber (the owner is dead) makes the sender adopt the call at once.
@@ -42,11 +43,11 @@ from .config import SignalConfig
 from .core import CallChanged, Forwarded, PresenceChanged, RoomChanged, SessionExpired
 from .protocol import Message
 from .server import SignalServer, log_event
+from .state import STATUS_RANK
 
 __all__ = ["ClusterServer"]
 
 BROADCAST = "nc:broadcast"
-_RANK = {"offline": 0, "online": 1, "busy": 2}
 
 
 def _inbox(node: str) -> str:
@@ -337,7 +338,7 @@ class ClusterServer(SignalServer):
         """A user's status as the other live nodes see it (the busiest view wins)."""
         best = "offline"
         for node, status in views.items():
-            if node != self.node_id and node in self._alive and _RANK.get(status, 0) > _RANK[best]:
+            if node != self.node_id and node in self._alive and STATUS_RANK.get(status, 0) > STATUS_RANK[best]:
                 best = status
         return best
 

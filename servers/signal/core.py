@@ -65,7 +65,7 @@ from .events import (
 from .replication import ReplicationMixin
 from .rooms import RoomsMixin
 from .session import Session, TokenBucket
-from .state import ACTIVE, RINGING, Call, Room, owned_key
+from .state import ACTIVE, RINGING, STATUS_RANK, Call, Room, owned_key
 
 __all__ = [
     "CoreConfig",
@@ -84,9 +84,6 @@ __all__ = [
     "RoomChanged",
     "USER_SERVICE_TYPES",
 ]
-
-_RANK = {"offline": 0, "online": 1, "busy": 2}
-
 
 def _store_status(table: dict[str, str], user: str, status: str) -> None:
     if status == "offline":
@@ -212,7 +209,7 @@ class SignalCore(RoomsMixin, ReplicationMixin):
         """
         local = self._local_status(user)
         remote = self._remote_status.get(user, "offline")
-        return local if _RANK[local] >= _RANK[remote] else remote
+        return local if STATUS_RANK[local] >= STATUS_RANK[remote] else remote
 
     def _local_status(self, user: str) -> str:
         """Online if the user has a session here; busy if in a call or room held here."""
