@@ -15,6 +15,7 @@ Paths on the one port:
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
 import logging
 import os
@@ -148,9 +149,12 @@ class SignalServer:
         """Close every connection with 1001 going away, so clients resume elsewhere."""
         for server in self._servers:
             server.close()
-        for conn in list(self._conns.values()):
-            self.metrics.closed_by_code[CloseCode.GOING_AWAY] = self.metrics.closed_by_code.get(1001, 0) + 1
-            await conn.ws.close(CloseCode.GOING_AWAY, "server shutting down")
+        conns = list(self._conns.values())
+        self.metrics.closed_by_code[CloseCode.GOING_AWAY] = (
+            self.metrics.closed_by_code.get(CloseCode.GOING_AWAY, 0) + len(conns))
+        # All at once: one slow client must not hold up the others' close handshakes.
+        await asyncio.gather(*(c.ws.close(CloseCode.GOING_AWAY, "server shutting down") for c in conns),
+                             return_exceptions=True)
         for server in self._servers:
             await server.wait_closed()
         if self._timer is not None:
@@ -175,7 +179,8 @@ class SignalServer:
         if answer is not None:
             return connection.respond(HTTPStatus(answer[0]), answer[1])
         if url.path == "/v1/service":
-            if not self.config.service_secret or _bearer(request) != self.config.service_secret:
+            secret = self.config.service_secret
+            if not secret or not hmac.compare_digest((_bearer(request) or "").encode(), secret.encode()):
                 return connection.respond(HTTPStatus.UNAUTHORIZED, "bad service secret\n")
             return None
         if url.path not in ("/v1/ws", "/"):
