@@ -41,7 +41,7 @@ import redis.asyncio as aioredis
 
 from .config import SignalConfig
 from .core import CallChanged, Forwarded, PresenceChanged, RoomChanged, SessionExpired
-from .protocol import Message
+from .protocol import CloseCode, Message
 from .server import SignalServer, log_event
 from .state import STATUS_RANK
 
@@ -68,6 +68,7 @@ class ClusterServer(SignalServer):
         self._prefetch = self._prefetch_invite
         self._alive: set[str] = set()  # nodes whose heartbeat is fresh, as of our last heartbeat
         self._leaving = False
+        self._handovers: dict[str, asyncio.Future] = {}  # session id -> answer of its old node
 
     # --- lifecycle --------------------------------------------------------
 
@@ -284,6 +285,12 @@ class ClusterServer(SignalServer):
                 core.handle_remote_presence(body["user"], await self._remote_view(body["user"]))
         elif op == "notify":
             core.notify_user(body["user"], body["kind"], body["payload"])
+        elif op == "handover":
+            self._hand_over(body["sid"], body["to"])
+        elif op == "handed_over":
+            waiter = self._handovers.get(body["sid"])
+            if waiter is not None and not waiter.done():
+                waiter.set_result(body["owned"])
         elif op == "recording.command":
             super()._recording_command(body["room_id"], body["action"], body["by"])
         elif op == "recording.ready":
@@ -413,17 +420,42 @@ class ClusterServer(SignalServer):
         info = await self.redis.hgetall(f"nc:sess:{sid}")
         if info.get("user") != user or info.get("resume_token") != resume_token:
             return
-        if info.get("node") != self.node_id and await self._node_alive(info.get("node", "")):
-            return  # still alive elsewhere: not ours to take (the client should resume there)
-        await self._adopt_session(sid, info)
+        owned = None
+        node = info.get("node", "")
+        if node != self.node_id and await self._node_alive(node):
+            owned = await self._request_handover(node, sid)
+            if owned is None:
+                return  # the live node did not let go: a fresh session here
+        await self._adopt_session(sid, info, owned)
 
-    async def _adopt_session(self, sid: str, info: dict) -> None:
-        """Load a dead node's session and its calls from Redis and take them over."""
+    async def _request_handover(self, node: str, sid: str) -> dict[str, str] | None:
+        """Ask a live node to give up a session whose client came to us; its call owners, or None."""
+        waiter = asyncio.get_running_loop().create_future()
+        self._handovers[sid] = waiter
+        self._op("publish", _inbox(node), json.dumps({"op": "handover", "sid": sid, "to": self.node_id}))
+        try:
+            return await asyncio.wait_for(waiter, 3.0)
+        except asyncio.TimeoutError:
+            return None
+        finally:
+            self._handovers.pop(sid, None)
+
+    def _hand_over(self, sid: str, to: str) -> None:
+        """Another node resumes one of our sessions: let go of its socket and its state."""
+        owned = self.core.hand_over(sid, to)
+        conn = self._conns.pop(sid, None)
+        if conn is not None:
+            self._spawn(self._close(conn.ws, CloseCode.SESSION_REPLACED, "session resumed on another node"))
+        self._flush()  # its last messages reach the outbox in Redis before the answer
+        self._op("publish", _inbox(to), json.dumps({"op": "handed_over", "sid": sid, "owned": owned}))
+
+    async def _adopt_session(self, sid: str, info: dict, remote_owned: dict[str, str] | None = None) -> None:
+        """Load a session from Redis and take it over, with its calls if their owner is dead."""
         now = asyncio.get_running_loop().time()
         texts = await self.redis.lrange(f"nc:outbox:{sid}", 0, -1)
         outbox = [(json.loads(t)["seq"], t) for t in texts]
         seq = max([int(info.get("seq", 0))] + [s for s, _ in outbox])
-        self.core.adopt_session(sid, info["user"], info["resume_token"], seq, outbox, now)
+        self.core.adopt_session(sid, info["user"], info["resume_token"], seq, outbox, now, remote_owned)
         self._op("hset", f"nc:user:{info['user']}", sid, self.node_id)
         self._op("hset", f"nc:sess:{sid}", "node", self.node_id)
         for call_id in await self.redis.smembers(f"nc:scalls:{sid}"):

@@ -344,3 +344,27 @@ async def test_friends_see_a_dead_nodes_users_go_offline(tmp_path, redis_url, po
         await node_a.wait()
         # within a few heartbeats node B notices A is gone and tells bob
         assert (await cb.expect("presence", user=ca.user, timeout=10))["status"] == "offline"
+
+
+async def test_resume_on_another_live_node_moves_the_session(tmp_path, redis_url, postgres_url):
+    async with two_nodes(tmp_path, "7", redis_url, postgres_url) as (_, port_a, _, port_b):
+        ca, cb = await friends_across(port_a, port_b, "malice", "mbob")
+        call_id = (await ca.ok("call.invite", {"to": cb.user, "media": ["audio"]}))["call_id"]
+        await cb.expect("call.incoming", call_id=call_id)
+        await cb.ok("call.accept", {"call_id": call_id})
+        await ca.expect("call.accepted", call_id=call_id)
+        # alice's network changes: she reaches node B while node A still holds her session
+        moved = await connect_token(port_b, ca.user, ca.token, resume=ca.welcome["payload"]["resume_token"],
+                                    last_seq=str(ca.last_seq))
+        assert moved.welcome["payload"]["resumed"] is True
+        assert moved.welcome["payload"]["session_id"] == ca.session_id
+        moved.last_seq = ca.last_seq
+        with pytest.raises(Exception):
+            await ca.expect("never", timeout=10)
+        assert ca.ws.close_code == 4002
+        # the call stays owned by node A and goes on through it
+        await negotiate(moved, cb, call_id)
+        await cb.ok("call.candidate", {"call_id": call_id, "candidate": {"candidate": "c1"}})
+        assert (await moved.expect("call.candidate", call_id=call_id))["candidate"] == {"candidate": "c1"}
+        await moved.ok("call.hangup", {"call_id": call_id})
+        assert (await cb.expect("call.ended", call_id=call_id))["reason"] == "hangup"
