@@ -1,12 +1,12 @@
 """Multi-node adapter: one of several signaling nodes sharing a Redis.
 
-What lives in Redis (``nc:`` keys, all with expiry so a dead node's leftovers
-go away):
+What lives in Redis (``nc:`` keys; per-session and per-user keys expire one
+resume window plus three heartbeats after their node stops refreshing them):
 
 - ``nc:node:{node}`` -- the node's heartbeat (lives 3 heartbeats), and
   ``nc:nodes``, node -> last heartbeat (each node caches the live set);
 - ``nc:user:{user}`` -- the user-to-node map: session id -> node;
-- ``nc:sess:{sid}`` (user, node, resume token, seq), ``nc:resume:{token}``
+- ``nc:sess:{sid}`` (user, node, resume token, seq at open), ``nc:resume:{token}``
   -> sid, ``nc:outbox:{sid}`` (the last messages sent, for replay) and
   ``nc:scalls:{sid}`` (its calls): enough for another node to resume it;
 - ``nc:call:{call_id}`` / ``nc:room:{room_id}`` -- call and room snapshots,
@@ -22,8 +22,9 @@ owner produces for sessions on other nodes are published to those nodes
 about a call owned elsewhere are published to the owner (``forward``).
 Notifications, relation changes and presence go to ``nc:broadcast``.
 
-Failover: when a node's heartbeat expires, a client that resumes on another
-node brings its resume token; that node loads the session and its calls from
+Failover: a node is dead when nobody listens on its inbox (PUBSUB NUMSUB;
+a killed process drops its connection at once).  A client that resumes on
+another node brings its resume token; that node loads the session and its calls from
 Redis, adopts them (``SignalCore.adopt_session``/``adopt_call``), replays what
 the client missed and carries on.  A forward or route that finds no
 subscriber (the owner is dead) makes the sender adopt the call at once.
@@ -40,13 +41,13 @@ import redis.asyncio as aioredis
 
 from .config import SignalConfig
 from .core import CallChanged, Forwarded, PresenceChanged, RoomChanged, SessionExpired
-from .protocol import Message
+from .protocol import CloseCode, Message
 from .server import SignalServer, log_event
+from .state import STATUS_RANK
 
 __all__ = ["ClusterServer"]
 
 BROADCAST = "nc:broadcast"
-_RANK = {"offline": 0, "online": 1, "busy": 2}
 
 
 def _inbox(node: str) -> str:
@@ -66,6 +67,8 @@ class ClusterServer(SignalServer):
         self._session_ttl = int(config.resume_window + 3 * config.heartbeat) + 1
         self._prefetch = self._prefetch_invite
         self._alive: set[str] = set()  # nodes whose heartbeat is fresh, as of our last heartbeat
+        self._leaving = False
+        self._handovers: dict[str, asyncio.Future] = {}  # session id -> answer of its old node
 
     # --- lifecycle --------------------------------------------------------
 
@@ -86,6 +89,7 @@ class ClusterServer(SignalServer):
         session, calls and rooms adopted) instead of getting a fresh session.
         """
         await self._drain_ops()
+        self._leaving = True
         await self._pubsub.unsubscribe()
         await self.redis.delete(f"nc:node:{self.node_id}")
         await self.redis.zrem("nc:nodes", self.node_id)
@@ -104,12 +108,22 @@ class ClusterServer(SignalServer):
         pipe.zadd("nc:nodes", {self.node_id: now})
         pipe.zremrangebyscore("nc:nodes", 0, now - 10 * ttl)
         pipe.zrangebyscore("nc:nodes", now - ttl, "+inf")
-        for sid in list(self._conns):
-            for key in (f"nc:sess:{sid}", f"nc:outbox:{sid}", f"nc:scalls:{sid}", f"nc:srooms:{sid}"):
+        for sid in list(self._conns):  # connected sessions live on; dropped ones expire after the window
+            info = self.core.session_keys(sid)
+            if info is None:
+                continue
+            user, resume_token = info
+            for key in (f"nc:sess:{sid}", f"nc:outbox:{sid}", f"nc:scalls:{sid}", f"nc:srooms:{sid}",
+                        f"nc:resume:{resume_token}", f"nc:user:{user}", f"nc:presence:{user}"):
                 pipe.expire(key, self._session_ttl)
         results = await pipe.execute()
+        gone = self._alive - set(results[3])
         self._alive = set(results[3])
         self.metrics.redis_round_trips += 1
+        if gone:  # their users' views no longer count: tell friends here what is left
+            log_event("nodes.gone", node=self.node_id, gone=sorted(gone))
+            await self._refresh_presence(self.core.remote_status_users())
+            self._flush()
 
     async def _heartbeat(self) -> None:
         while True:
@@ -152,12 +166,13 @@ class ClusterServer(SignalServer):
 
     def _flush(self) -> None:
         core = self.core
+        batch: dict[str, list[str]] = {}
         while (j := core.poll_journal()) is not None:
-            sid, _seq, text = j
+            batch.setdefault(j[0], []).append(j[2])
+        for sid, texts in batch.items():  # the texts carry their seq: no separate counter
             key = f"nc:outbox:{sid}"
-            self._op("rpush", key, text)
-            self._op("ltrim", key, -self.config.core_config().replay_buffer, -1)
-            self._op("hset", f"nc:sess:{sid}", "seq", _seq)
+            self._op("rpush", key, *texts)
+            self._op("ltrim", key, -core.config.replay_buffer, -1)
         while (r := core.poll_route()) is not None:
             node, sid, kind, payload, mid = r
             body = json.dumps({"op": "route", "sid": sid, "kind": kind, "payload": payload, "id": mid,
@@ -216,7 +231,7 @@ class ClusterServer(SignalServer):
         self._op("set", key, json.dumps(dict(snapshot, saved_at=time.time())), 86400)
         for sid in set(old) - set(sids):
             self._op("srem", index.format(sid), key_id)
-        for sid in sids:
+        for sid in set(sids) - set(old):  # the hosting node's heartbeat keeps the index alive
             self._op("sadd", index.format(sid), key_id)
             self._op("expire", index.format(sid), self._session_ttl)
 
@@ -232,15 +247,27 @@ class ClusterServer(SignalServer):
     # --- inputs from other nodes ------------------------------------------
 
     async def _reader(self) -> None:
-        async for item in self._pubsub.listen():
-            if item.get("type") != "message":
-                continue
+        """Bus messages in; on a lost Redis connection, resubscribe and carry on.
+
+        Pub/sub is at-most-once: what other nodes publish to us while we are
+        resubscribing is lost (routes to us then count as undeliverable).
+        """
+        while not self._leaving:
             try:
-                body = json.loads(item["data"])
-                await self._on_bus(body)
-            except (ValueError, KeyError, TypeError) as exc:
-                log_event("bus.bad_message", node=self.node_id, error=type(exc).__name__)
-            self._flush()
+                if not self._pubsub.subscribed:
+                    await self._pubsub.subscribe(_inbox(self.node_id), BROADCAST)
+                    log_event("bus.subscribed", node=self.node_id)
+                async for item in self._pubsub.listen():
+                    if item.get("type") != "message":
+                        continue
+                    try:
+                        await self._on_bus(json.loads(item["data"]))
+                    except (ValueError, KeyError, TypeError) as exc:
+                        log_event("bus.bad_message", node=self.node_id, error=type(exc).__name__)
+                    self._flush()
+            except aioredis.RedisError as exc:
+                log_event("redis.error", node=self.node_id, error=type(exc).__name__)
+                await asyncio.sleep(0.5)
 
     async def _on_bus(self, body: dict) -> None:
         core, now = self.core, asyncio.get_running_loop().time()
@@ -258,15 +285,25 @@ class ClusterServer(SignalServer):
                 core.handle_remote_presence(body["user"], await self._remote_view(body["user"]))
         elif op == "notify":
             core.notify_user(body["user"], body["kind"], body["payload"])
+        elif op == "handover":
+            self._hand_over(body["sid"], body["to"])
+        elif op == "handed_over":
+            waiter = self._handovers.get(body["sid"])
+            if waiter is not None and not waiter.done():
+                waiter.set_result(body["owned"])
+        elif op == "recording.command":
+            super()._recording_command(body["room_id"], body["action"], body["by"])
+        elif op == "recording.ready":
+            self._notify_recording(body["room_id"], body["location"])
         elif op == "relations":
             if core.is_local_user(body["user"]):
                 friends, blocked = await self._in_db(self.store.relations, body["user"])
                 core.set_relations(body["user"], friends, blocked)
-                await self._before_open(body["user"], friends)
+                await self._refresh_presence(friends)
 
     async def _relations_changed(self, user: str, friends: set[str]) -> None:
         self._op("publish", BROADCAST, json.dumps({"op": "relations", "user": user, "origin": self.node_id}))
-        await self._before_open(user, friends)  # new friends elsewhere: learn their status
+        await self._refresh_presence(friends)  # new friends elsewhere: learn their status
 
     def _notified(self, user: str, kind: str, payload: dict) -> None:
         self._op("publish", BROADCAST, json.dumps({"op": "notify", "user": user, "kind": kind,
@@ -282,16 +319,15 @@ class ClusterServer(SignalServer):
             callee = json.loads(text)["payload"]["to"]
         except (ValueError, KeyError, TypeError):
             return
-        if not isinstance(callee, str) or self.core.is_local_user(callee):
-            return
+        if not isinstance(callee, str):
+            return  # the core answers the validation error
+        # Even with sessions here, the callee may have devices on other nodes: ring them all.
         pipe = self.redis.pipeline(transaction=False)
         pipe.hgetall(f"nc:user:{callee}")
         pipe.hgetall(f"nc:presence:{callee}")
         (sessions, views), blocked = await asyncio.gather(pipe.execute(), self._in_db(self.store.blocked_by, callee))
         self.metrics.redis_round_trips += 1
-        for node in set(sessions.values()) - self._alive - {self.node_id}:
-            if await self.redis.exists(f"nc:node:{node}"):  # started since our last heartbeat
-                self._alive.add(node)
+        await self._learn_nodes(set(sessions.values()) | set(views))
         live = {sid: node for sid, node in sessions.items() if node in self._alive and node != self.node_id}
         if not live:
             return
@@ -309,23 +345,37 @@ class ClusterServer(SignalServer):
         """A user's status as the other live nodes see it (the busiest view wins)."""
         best = "offline"
         for node, status in views.items():
-            if node != self.node_id and node in self._alive and _RANK.get(status, 0) > _RANK[best]:
+            if node != self.node_id and node in self._alive and STATUS_RANK.get(status, 0) > STATUS_RANK[best]:
                 best = status
         return best
 
+    async def _learn_nodes(self, nodes: set[str]) -> None:
+        """Check nodes we have not seen alive: they may have started since our last heartbeat."""
+        for node in nodes - self._alive - {self.node_id}:
+            if await self.redis.exists(f"nc:node:{node}"):
+                self._alive.add(node)
+
     async def _remote_view(self, user: str) -> str:
         self.metrics.redis_round_trips += 1
-        return self._combine(await self.redis.hgetall(f"nc:presence:{user}"))
+        views = await self.redis.hgetall(f"nc:presence:{user}")
+        await self._learn_nodes(set(views))
+        return self._combine(views)
 
     async def _before_open(self, user: str, friends: set[str]) -> None:
-        remote = sorted(f for f in friends if not self.core.is_local_user(f))
+        await self._refresh_presence(friends)
+
+    async def _refresh_presence(self, users: set[str]) -> None:
+        """Read the other nodes' views of these users (one pipeline) and hand them to the core."""
+        remote = sorted(f for f in users if not self.core.is_local_user(f))
         if not remote:
             return
         pipe = self.redis.pipeline(transaction=False)
         for friend in remote:
             pipe.hgetall(f"nc:presence:{friend}")
         self.metrics.redis_round_trips += 1
-        for friend, views in zip(remote, await pipe.execute()):
+        all_views = await pipe.execute()
+        await self._learn_nodes({node for views in all_views for node in views})
+        for friend, views in zip(remote, all_views):
             self.core.handle_remote_presence(friend, self._combine(views))
 
     async def _node_alive(self, node: str) -> bool:
@@ -340,6 +390,27 @@ class ClusterServer(SignalServer):
 
     # --- failover ----------------------------------------------------------
 
+    # --- the call server's link, wherever it is connected --------------------
+
+    def _recording_command(self, room_id: str, action: str, by: str) -> bool:
+        if super()._recording_command(room_id, action, by):
+            return True
+        self._op("publish", BROADCAST, json.dumps({"op": "recording.command", "room_id": room_id,
+                                                   "action": action, "by": by, "origin": self.node_id}))
+        return False
+
+    async def _recording_ready(self, room_id: str, location: str) -> bool:
+        """Only the room's owner node knows who took part: ask every node."""
+        self._op("publish", BROADCAST, json.dumps({"op": "recording.ready", "room_id": room_id,
+                                                   "location": location, "origin": self.node_id}))
+        return self._notify_recording(room_id, location)
+
+    def _notify_recording(self, room_id: str, location: str) -> bool:
+        users = self.core.handle_recording_ready(room_id, location, asyncio.get_running_loop().time())
+        for user in users:  # their sessions on other nodes
+            self._notified(user, "recording.ready", {"room_id": room_id, "location": location})
+        return bool(users)
+
     async def _before_resume(self, user: str, resume_token: str) -> None:
         if self.core.has_resume_token(resume_token):
             return
@@ -349,17 +420,42 @@ class ClusterServer(SignalServer):
         info = await self.redis.hgetall(f"nc:sess:{sid}")
         if info.get("user") != user or info.get("resume_token") != resume_token:
             return
-        if info.get("node") != self.node_id and await self._node_alive(info.get("node", "")):
-            return  # still alive elsewhere: not ours to take (the client should resume there)
-        await self._adopt_session(sid, info)
+        owned = None
+        node = info.get("node", "")
+        if node != self.node_id and await self._node_alive(node):
+            owned = await self._request_handover(node, sid)
+            if owned is None:
+                return  # the live node did not let go: a fresh session here
+        await self._adopt_session(sid, info, owned)
 
-    async def _adopt_session(self, sid: str, info: dict) -> None:
-        """Load a dead node's session and its calls from Redis and take them over."""
+    async def _request_handover(self, node: str, sid: str) -> dict[str, str] | None:
+        """Ask a live node to give up a session whose client came to us; its call owners, or None."""
+        waiter = asyncio.get_running_loop().create_future()
+        self._handovers[sid] = waiter
+        self._op("publish", _inbox(node), json.dumps({"op": "handover", "sid": sid, "to": self.node_id}))
+        try:
+            return await asyncio.wait_for(waiter, 3.0)
+        except asyncio.TimeoutError:
+            return None
+        finally:
+            self._handovers.pop(sid, None)
+
+    def _hand_over(self, sid: str, to: str) -> None:
+        """Another node resumes one of our sessions: let go of its socket and its state."""
+        owned = self.core.hand_over(sid, to)
+        conn = self._conns.pop(sid, None)
+        if conn is not None:
+            self._spawn(self._close(conn.ws, CloseCode.SESSION_REPLACED, "session resumed on another node"))
+        self._flush()  # its last messages reach the outbox in Redis before the answer
+        self._op("publish", _inbox(to), json.dumps({"op": "handed_over", "sid": sid, "owned": owned}))
+
+    async def _adopt_session(self, sid: str, info: dict, remote_owned: dict[str, str] | None = None) -> None:
+        """Load a session from Redis and take it over, with its calls if their owner is dead."""
         now = asyncio.get_running_loop().time()
         texts = await self.redis.lrange(f"nc:outbox:{sid}", 0, -1)
         outbox = [(json.loads(t)["seq"], t) for t in texts]
         seq = max([int(info.get("seq", 0))] + [s for s, _ in outbox])
-        self.core.adopt_session(sid, info["user"], info["resume_token"], seq, outbox, now)
+        self.core.adopt_session(sid, info["user"], info["resume_token"], seq, outbox, now, remote_owned)
         self._op("hset", f"nc:user:{info['user']}", sid, self.node_id)
         self._op("hset", f"nc:sess:{sid}", "node", self.node_id)
         for call_id in await self.redis.smembers(f"nc:scalls:{sid}"):

@@ -65,7 +65,7 @@ from .events import (
 from .replication import ReplicationMixin
 from .rooms import RoomsMixin
 from .session import Session, TokenBucket
-from .state import ACTIVE, RINGING, Call, Room, owned_key
+from .state import ACTIVE, RINGING, STATUS_RANK, Call, Room, owned_key
 
 __all__ = [
     "CoreConfig",
@@ -84,9 +84,6 @@ __all__ = [
     "RoomChanged",
     "USER_SERVICE_TYPES",
 ]
-
-_RANK = {"offline": 0, "online": 1, "busy": 2}
-
 
 def _store_status(table: dict[str, str], user: str, status: str) -> None:
     if status == "offline":
@@ -198,6 +195,13 @@ class SignalCore(RoomsMixin, ReplicationMixin):
         session = self._sessions.get(session_id)
         return session.user if session else None
 
+    def session_keys(self, session_id: str) -> tuple[str, str] | None:
+        """(user, resume token) of a local session, for the adapter to keep it resumable."""
+        session = self._sessions.get(session_id)
+        if session is None or session.node is not None:
+            return None
+        return session.user, session.resume_token
+
     def status(self, user: str) -> str:
         """Presence: ``offline``, ``busy`` (in a call or room) or ``online``.
 
@@ -205,7 +209,7 @@ class SignalCore(RoomsMixin, ReplicationMixin):
         """
         local = self._local_status(user)
         remote = self._remote_status.get(user, "offline")
-        return local if _RANK[local] >= _RANK[remote] else remote
+        return local if STATUS_RANK[local] >= STATUS_RANK[remote] else remote
 
     def _local_status(self, user: str) -> str:
         """Online if the user has a session here; busy if in a call or room held here."""
@@ -399,6 +403,10 @@ class SignalCore(RoomsMixin, ReplicationMixin):
         else:
             self._remote_status[user] = status
         self._update_presence(user)
+
+    def remote_status_users(self) -> set[str]:
+        """Users whose status other nodes reported as online or busy."""
+        return set(self._remote_status)
 
     def has_local_followers(self, user: str) -> bool:
         """Whether some user here has ``user`` as a friend (and so needs their presence)."""

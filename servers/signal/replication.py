@@ -80,9 +80,32 @@ class ReplicationMixin:
         session.remote_owned.pop(owned_key(message.payload), None)
         self._handlers[message.type](session, message, now)
 
+    def hand_over(self, session_id: str, node: str) -> dict[str, str] | None:
+        """The session's client resumed on ``node``: from now on it is a foreign session there.
+
+        Calls and rooms stay with their owners; returns, for the new node,
+        which node owns each call and room the session is in (None if the
+        session is not ours).
+        """
+        session = self._sessions.get(session_id)
+        if session is None or session.node is not None:
+            return None
+        owned = dict(session.remote_owned)
+        owned.update({key: self.node_id for key in session.calls | session.rooms})
+        del self._by_resume[session.resume_token]
+        session.node, session.connected, session.expires_at = node, False, None
+        session.remote_owned = {}
+        session.outbox.clear()
+        self._update_presence(session.user)
+        self._drop_foreign(session)
+        return owned
+
     def adopt_session(self, session_id: str, user: str, resume_token: str, seq: int,
-                      outbox: list[tuple[int, str]], now: float) -> None:
-        """Take over a session whose node died; it waits for its client to resume."""
+                      outbox: list[tuple[int, str]], now: float, remote_owned: dict[str, str] | None = None) -> None:
+        """Take over a session from another node; it waits for its client to resume.
+
+        ``remote_owned`` names the owners of calls and rooms that stay elsewhere.
+        """
         old = self._sessions.get(session_id)
         if old is not None and old.node is None:
             return
@@ -93,6 +116,7 @@ class ReplicationMixin:
             session.rooms = old.rooms
         session.seq = seq
         session.outbox.extend(outbox)
+        session.remote_owned = dict(remote_owned or {})
         session.connected = False
         session.expires_at = now + self.config.resume_window
         self._sessions[session_id] = session

@@ -20,14 +20,16 @@ __all__ = ["RoomsMixin"]
 class RoomsMixin:
     """Room handlers; the state they use lives on SignalCore."""
 
-    def handle_recording_ready(self, room_id: str, location: str, now: float) -> bool:
-        """The call server says a recording file exists: tell the room's users."""
+    def handle_recording_ready(self, room_id: str, location: str, now: float) -> list[str]:
+        """The call server says a recording file exists: tell the room's users (local
+        sessions); returns the users, empty if this node does not know the room."""
         room = self._rooms.get(room_id) or self._ended_rooms.get(room_id)
         if room is None:
-            return False
-        for user in sorted(room.everyone):
+            return []
+        users = sorted(room.everyone)
+        for user in users:
             self.notify_user(user, "recording.ready", {"room_id": room_id, "location": location})
-        return True
+        return users
 
     def _member_room(self, session: Session, message: Message) -> Room | None:
         room = self._rooms.get(message.payload["room_id"])
@@ -132,6 +134,10 @@ class RoomsMixin:
         room = self._member_room(session, message)
         if room is None:
             return
+        kind = message.payload["kind"]
+        needed = "candidate" if kind == "candidate" else "sdp"
+        if needed not in message.payload:
+            return self._error(session, message, ErrorCode.BAD_REQUEST, f"a {kind} needs field {needed!r}")
         target = message.payload["to"]
         if target not in room.participants or target == session.session_id:
             return self._error(session, message, ErrorCode.NOT_FOUND, "no such participant")

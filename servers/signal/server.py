@@ -15,6 +15,7 @@ Paths on the one port:
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
 import logging
 import os
@@ -149,9 +150,12 @@ class SignalServer:
         """Close every connection with 1001 going away, so clients resume elsewhere."""
         for server in self._servers:
             server.close()
-        for conn in list(self._conns.values()):
-            self.metrics.closed_by_code[CloseCode.GOING_AWAY] = self.metrics.closed_by_code.get(1001, 0) + 1
-            await conn.ws.close(CloseCode.GOING_AWAY, "server shutting down")
+        conns = list(self._conns.values())
+        self.metrics.closed_by_code[CloseCode.GOING_AWAY] = (
+            self.metrics.closed_by_code.get(CloseCode.GOING_AWAY, 0) + len(conns))
+        # All at once: one slow client must not hold up the others' close handshakes.
+        await asyncio.gather(*(c.ws.close(CloseCode.GOING_AWAY, "server shutting down") for c in conns),
+                             return_exceptions=True)
         for server in self._servers:
             await server.wait_closed()
         if self._timer is not None:
@@ -179,7 +183,8 @@ class SignalServer:
         if page is not None:
             return page
         if url.path == "/v1/service":
-            if not self.config.service_secret or _bearer(request) != self.config.service_secret:
+            secret = self.config.service_secret
+            if not secret or not hmac.compare_digest((_bearer(request) or "").encode(), secret.encode()):
                 return connection.respond(HTTPStatus.UNAUTHORIZED, "bad service secret\n")
             return None
         if url.path not in ("/v1/ws", "/"):
@@ -314,7 +319,6 @@ class SignalServer:
         """The call server: recording commands out, recording.ready in."""
         conn = Connection(ws)
         self._service = conn
-        loop = asyncio.get_running_loop()
         log_event("service.open", node=self.node_id)
         try:
             async for text in ws:
@@ -327,7 +331,7 @@ class SignalServer:
                 except (ValueError, KeyError, TypeError):
                     conn.push(encode("error", None, {"code": ErrorCode.BAD_REQUEST, "reason": "bad message"}))
                     continue
-                found = self.core.handle_recording_ready(room_id, location, loop.time())
+                found = await self._recording_ready(room_id, location)
                 conn.push(encode("ack", obj.get("id"), {"delivered": found}))
                 self._flush()
         except ConnectionClosed:
@@ -362,9 +366,7 @@ class SignalServer:
                 self._spawn(self._close(conn.ws, event.code, event.reason))
         elif isinstance(event, RecordingRequested):
             log_event("recording." + event.action, node=self.node_id, room=event.room_id, by=event.by)
-            if self._service is not None:
-                self._service.push(encode("recording." + event.action, None,
-                                          {"room_id": event.room_id, "by": event.by}))
+            self._recording_command(event.room_id, event.action, event.by)
         elif isinstance(event, CallEnded):
             self._spawn(self._in_db(self.store.record_call, event.call_id, event.kind, event.participants,
                                     event.topology, event.reason, event.answered, event.duration, time.time()))
@@ -412,6 +414,17 @@ class SignalServer:
 
     async def _before_resume(self, user: str, resume_token: str) -> None:
         """Called before a resume; a cluster node fetches a session from Redis here."""
+
+    def _recording_command(self, room_id: str, action: str, by: str) -> bool:
+        """Forward start/stop to the call server's link; False if it is not connected here."""
+        if self._service is None:
+            return False
+        self._service.push(encode("recording." + action, None, {"room_id": room_id, "by": by}))
+        return True
+
+    async def _recording_ready(self, room_id: str, location: str) -> bool:
+        """The call server's recording.ready: notify the room's users; whether the room is known."""
+        return bool(self.core.handle_recording_ready(room_id, location, asyncio.get_running_loop().time()))
 
     async def _before_open(self, user: str, friends: set[str]) -> None:
         """Called before a session opens; a cluster node learns its friends' remote status here."""

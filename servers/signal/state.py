@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["RINGING", "ACTIVE", "Call", "Room", "owned_key"]
+__all__ = ["RINGING", "ACTIVE", "STATUS_RANK", "Call", "Room", "owned_key"]
 
 RINGING, ACTIVE = "ringing", "active"
+# Presence statuses, least to most engaged: views of one user combine to the highest.
+STATUS_RANK = {"offline": 0, "online": 1, "busy": 2}
 
 
 def owned_key(payload: dict) -> str:

@@ -85,22 +85,23 @@ def postgres_url():
         shutil.rmtree(base, ignore_errors=True)
 
 
-async def start_node(tmp_path, name, redis_url, postgres_url):
+async def start_node(tmp_path, name, redis_url, postgres_url, resume_window=20):
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "servers.signal.main", "--port", "0", "--node-id", name,
         "--data-dir", str(tmp_path / name), "--redis", redis_url, "--database", postgres_url,
-        "--token-secret", "cluster-secret", "--heartbeat", "0.5", "--resume-window", "20",
-        "--ring-timeout", "20", cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        "--token-secret", "cluster-secret", "--heartbeat", "0.5", "--resume-window", str(resume_window),
+        "--ring-timeout", "20", "--call-server", "wss://cs.example/v1", "--service-secret", "svc",
+        cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     line = await asyncio.wait_for(proc.stdout.readline(), 30)
     assert line.startswith(b"listening"), (line, await proc.stderr.read())
     return proc, int(line.split()[2])
 
 
 @contextlib.asynccontextmanager
-async def two_nodes(tmp_path, tag, redis_url, postgres_url):
+async def two_nodes(tmp_path, tag, redis_url, postgres_url, resume_window=20):
     """Nodes A{tag} and B{tag}; stopped with SIGTERM at the end if still running."""
-    node_a, port_a = await start_node(tmp_path, f"A{tag}", redis_url, postgres_url)
-    node_b, port_b = await start_node(tmp_path, f"B{tag}", redis_url, postgres_url)
+    node_a, port_a = await start_node(tmp_path, f"A{tag}", redis_url, postgres_url, resume_window)
+    node_b, port_b = await start_node(tmp_path, f"B{tag}", redis_url, postgres_url, resume_window)
     try:
         yield node_a, port_a, node_b, port_b
     finally:
@@ -233,12 +234,18 @@ async def test_room_survives_its_owner_node(tmp_path, redis_url, postgres_url):
 
 
 async def test_sigterm_sends_clients_elsewhere_and_they_resume(tmp_path, redis_url, postgres_url):
-    async with two_nodes(tmp_path, "4", redis_url, postgres_url) as (node_a, port_a, _, port_b):
+    # a short resume window: the session must stay resumable elsewhere for as long as it is
+    # connected, not just for the window after it opened
+    async with two_nodes(tmp_path, "4", redis_url, postgres_url, resume_window=1) as (node_a, port_a, _, port_b):
         ca, cb = await friends_across(port_a, port_b, "talice", "tbob")
+        cb_on_a = await login(port_a, cb.user)  # bob has a device on each node: both ring
         call_id = (await ca.ok("call.invite", {"to": cb.user, "media": ["audio"]}))["call_id"]
         await cb.expect("call.incoming", call_id=call_id)
+        await cb_on_a.expect("call.incoming", call_id=call_id)
         await cb.ok("call.accept", {"call_id": call_id})
         await ca.expect("call.accepted", call_id=call_id)
+        assert (await cb_on_a.expect("call.ended", call_id=call_id))["reason"] == "answered_elsewhere"
+        await asyncio.sleep(4)  # longer than the session keys' own lifetime (window + 3 heartbeats)
         node_a.send_signal(signal.SIGTERM)
         with pytest.raises(Exception):
             await ca.expect("never", timeout=10)
@@ -250,3 +257,114 @@ async def test_sigterm_sends_clients_elsewhere_and_they_resume(tmp_path, redis_u
         resumed.last_seq = ca.last_seq
         await negotiate(resumed, cb, call_id)
         assert await asyncio.wait_for(node_a.wait(), 20) == 0
+
+
+async def test_recording_with_the_call_server_linked_to_another_node(tmp_path, redis_url, postgres_url):
+    from websockets.asyncio.client import connect
+
+    async with two_nodes(tmp_path, "5", redis_url, postgres_url) as (_, port_a, _, port_b):
+        co, cg = await friends_across(port_a, port_b, "recown", "recgst")
+        # the call server is linked to node B; the room lives on node A
+        service = await connect(f"ws://127.0.0.1:{port_b}/v1/service",
+                                additional_headers={"Authorization": "Bearer svc"})
+        room_id = (await co.ok("room.create", {}))["room_id"]
+        await co.ok("room.invite", {"room_id": room_id, "to": cg.user})
+        await cg.expect("room.invited", room_id=room_id)
+        await cg.ok("room.join", {"room_id": room_id})
+        await co.ok("room.record", {"room_id": room_id, "action": "start"})
+        assert (await cg.expect("room.topology", room_id=room_id))["reason"] == "recording"
+        command = json.loads(await asyncio.wait_for(service.recv(), 10))
+        assert command["type"] == "recording.start" and command["payload"]["room_id"] == room_id
+        await service.send(json.dumps({"v": 1, "type": "recording.ready", "id": "r1",
+                                       "payload": {"room_id": room_id, "location": "s3://rec/1.webm"}}))
+        for c in (co, cg):
+            assert (await c.expect("recording.ready", room_id=room_id))["location"] == "s3://rec/1.webm"
+        await service.close()
+
+
+async def test_nodes_recover_when_redis_restarts(tmp_path):
+    program = require_program("redis-server")
+    port = free_port(socket.SOCK_STREAM)
+
+    def start_redis():
+        proc = subprocess.Popen([program, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                                 "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        _wait_tcp(port)
+        return proc
+
+    redis_proc = start_redis()
+    url = f"redis://127.0.0.1:{port}/0"
+    nodes = []
+    try:
+        for name in ("RA", "RB"):
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "servers.signal.main", "--port", "0", "--node-id", name,
+                "--data-dir", str(tmp_path / name), "--redis", url, "--token-secret", "s", "--heartbeat", "0.5",
+                "--friends-only", "false", cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+            line = await asyncio.wait_for(proc.stdout.readline(), 30)
+            nodes.append((proc, int(line.split()[2])))
+        (_, port_a), (_, port_b) = nodes
+        await register(port_a, "rs_alice")
+        await register(port_b, "rs_bob")
+        redis_proc.terminate()
+        redis_proc.wait(10)
+        redis_proc = start_redis()  # empty: the nodes must resubscribe and rebuild the user map
+        import redis.asyncio as aioredis
+
+        r = aioredis.from_url(url)
+        for _ in range(200):  # both nodes listening on their inboxes again
+            counts = dict(await r.pubsub_numsub("nc:inbox:RA", "nc:inbox:RB"))
+            if all(counts.values()):
+                break
+            await asyncio.sleep(0.05)
+        await r.aclose()
+        ca, cb = await login(port_a, "rs_alice"), await login(port_b, "rs_bob")
+        for _ in range(100):  # until node A has heard of bob's session on node B again
+            answer = await ca.request("call.invite", {"to": "rs_bob", "media": ["audio"]})
+            if answer["type"] == "ack":
+                break
+            await asyncio.sleep(0.1)
+        call_id = answer["payload"]["call_id"]
+        await cb.expect("call.incoming", call_id=call_id)
+        await cb.ok("call.accept", {"call_id": call_id})  # forwarded to node A through the new Redis
+        await ca.expect("call.accepted", call_id=call_id)
+    finally:
+        for proc, _ in nodes:
+            proc.send_signal(signal.SIGTERM)
+            await asyncio.wait_for(proc.wait(), 20)
+        redis_proc.terminate()
+        redis_proc.wait(10)
+
+
+async def test_friends_see_a_dead_nodes_users_go_offline(tmp_path, redis_url, postgres_url):
+    async with two_nodes(tmp_path, "6", redis_url, postgres_url) as (node_a, port_a, _, port_b):
+        ca, cb = await friends_across(port_a, port_b, "dalice", "dbob")
+        await cb.expect("presence", user=ca.user, status="online")
+        node_a.send_signal(signal.SIGKILL)
+        await node_a.wait()
+        # within a few heartbeats node B notices A is gone and tells bob
+        assert (await cb.expect("presence", user=ca.user, timeout=10))["status"] == "offline"
+
+
+async def test_resume_on_another_live_node_moves_the_session(tmp_path, redis_url, postgres_url):
+    async with two_nodes(tmp_path, "7", redis_url, postgres_url) as (_, port_a, _, port_b):
+        ca, cb = await friends_across(port_a, port_b, "malice", "mbob")
+        call_id = (await ca.ok("call.invite", {"to": cb.user, "media": ["audio"]}))["call_id"]
+        await cb.expect("call.incoming", call_id=call_id)
+        await cb.ok("call.accept", {"call_id": call_id})
+        await ca.expect("call.accepted", call_id=call_id)
+        # alice's network changes: she reaches node B while node A still holds her session
+        moved = await connect_token(port_b, ca.user, ca.token, resume=ca.welcome["payload"]["resume_token"],
+                                    last_seq=str(ca.last_seq))
+        assert moved.welcome["payload"]["resumed"] is True
+        assert moved.welcome["payload"]["session_id"] == ca.session_id
+        moved.last_seq = ca.last_seq
+        with pytest.raises(Exception):
+            await ca.expect("never", timeout=10)
+        assert ca.ws.close_code == 4002
+        # the call stays owned by node A and goes on through it
+        await negotiate(moved, cb, call_id)
+        await cb.ok("call.candidate", {"call_id": call_id, "candidate": {"candidate": "c1"}})
+        assert (await moved.expect("call.candidate", call_id=call_id))["candidate"] == {"candidate": "c1"}
+        await moved.ok("call.hangup", {"call_id": call_id})
+        assert (await cb.expect("call.ended", call_id=call_id))["reason"] == "hangup"

@@ -38,6 +38,8 @@ async def test_mesh_up_to_threshold_then_call_server(start_server, names):
     await owner.ok("room.signal", {"room_id": room_id, "to": others[0].session_id, "kind": "offer", "sdp": "v=0"})
     sig = await others[0].expect("room.signal", room_id=room_id)
     assert sig["from"] == owner.session_id and sig["sdp"] == "v=0"
+    err = await owner.request("room.signal", {"room_id": room_id, "to": others[0].session_id, "kind": "candidate"})
+    assert err["payload"] == {"code": 400, "reason": "a candidate needs field 'candidate'"}
     await others[1].ok("room.join", {"room_id": room_id})  # 3 participants: still a mesh
     await owner.nothing("room.topology")
     joined = await others[2].ok("room.join", {"room_id": room_id})  # 4 > threshold
