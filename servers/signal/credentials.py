@@ -9,6 +9,8 @@ import hashlib
 import hmac
 import os
 
+from netcore.turn.credentials import rest_api_password, rest_api_username
+
 __all__ = [
     "turn_rest_credentials",
     "hash_password",
@@ -25,9 +27,8 @@ def turn_rest_credentials(secret: str, user: str, expiry: int) -> tuple[str, str
     base64(HMAC-SHA1(secret, username)); coturn's ``--use-auth-secret`` and
     ``netcore-turn --auth-secret`` check them with the same secret.
     """
-    username = f"{expiry}:{user}" if user else str(expiry)
-    digest = hmac.new(secret.encode(), username.encode(), hashlib.sha1).digest()
-    return username, base64.b64encode(digest).decode("ascii")
+    username = rest_api_username(expiry, user)
+    return username, rest_api_password(secret, username)
 
 
 # scrypt parameters: 16 MiB of memory per hash (n * r * 128 bytes), the
