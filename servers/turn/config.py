@@ -114,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
         else:
             parser.add_argument(flag, type=kind, default=None, help=text + shown)
     parser.add_argument("--worker-index", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--inherit-fds", default=None, help=argparse.SUPPRESS)
     return parser
 
 

@@ -16,6 +16,7 @@ import asyncio
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -86,8 +87,14 @@ async def serve(parser_args, settings: Settings) -> int:
     loop = asyncio.get_running_loop()
     core = TurnServer(settings.server_config(), relays, unix_offset=time.time() - loop.time())
     endpoint = TurnServerEndpoint(core, relays, log_event)
-    for host, port in settings["listen"]:
-        endpoint.add_listener(open_udp_socket(host, port, reuse_port=workers > 1))
+    inherited = [int(fd) for fd in parser_args.inherit_fds.split(",")] if parser_args.inherit_fds else []
+    for number, (host, port) in enumerate(settings["listen"]):
+        if inherited:
+            sock = socket.socket(fileno=inherited[number])
+            sock.setblocking(False)
+        else:
+            sock = open_udp_socket(host, port, reuse_port=workers > 1)
+        endpoint.add_listener(sock)
         log.info("listening udp %s worker=%d relay_ports=%d-%d", _fmt((host, port)), index, low, high)
     metrics_server = None
     if settings["metrics"] is not None:
@@ -117,21 +124,46 @@ async def serve(parser_args, settings: Settings) -> int:
     return 0
 
 
-def _supervise(argv: list[str], workers: int) -> int:
-    """Start ``workers`` copies of this daemon and relay SIGTERM/SIGHUP to them."""
-    children = [
-        subprocess.Popen([sys.executable, "-m", "servers.turn.main", *argv, "--worker-index", str(i)])
-        for i in range(workers)
-    ]
+def _supervise(argv: list[str], settings: Settings) -> int:
+    """Start one process per worker and relay SIGTERM/SIGHUP to them.
+
+    The supervisor binds every worker's listening sockets (SO_REUSEPORT)
+    before any worker starts and hands each its own, so that the kernel's
+    reuseport group never changes while clients are served: a change would
+    move 5-tuples from one worker to another.
+    """
+    workers = settings["workers"]
+    groups = [[open_udp_socket(host, port, reuse_port=True) for host, port in settings["listen"]]
+              for _ in range(workers)]
+    children = []
+    for index, socks in enumerate(groups):
+        fds = [s.fileno() for s in socks]
+        children.append(subprocess.Popen(
+            [sys.executable, "-m", "servers.turn.main", *argv, "--worker-index", str(index),
+             "--inherit-fds", ",".join(map(str, fds))], pass_fds=fds))
+    for socks in groups:
+        for sock in socks:
+            sock.close()
+
+    stopping = []
 
     def forward(signum: int, frame: object) -> None:
+        if signum != signal.SIGHUP:
+            if stopping:
+                return  # each worker is told once: a second SIGTERM would kill it mid-shutdown
+            stopping.append(signum)
         for child in children:
             if child.poll() is None:
                 child.send_signal(signal.SIGTERM if signum == signal.SIGINT else signum)
 
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(signum, forward)
-    codes = [child.wait() for child in children]
+    # The first worker to exit ends the service: the others are asked to stop.
+    pid, status = os.wait()
+    first = next(child for child in children if child.pid == pid)
+    first.returncode = os.waitstatus_to_exitcode(status)
+    forward(signal.SIGTERM, None)
+    codes = [first.returncode] + [child.wait() for child in children if child is not first]
     return max(codes, key=abs)
 
 
@@ -146,7 +178,11 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=settings["log-level"].upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
     if settings["workers"] > 1 and args.worker_index is None:
-        sys.exit(_supervise(argv, settings["workers"]))
+        try:
+            sys.exit(_supervise(argv, settings))
+        except OSError as exc:
+            log.error("%s", exc)
+            sys.exit(1)
     try:
         import uvloop
     except ImportError:

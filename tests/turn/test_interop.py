@@ -6,10 +6,12 @@ import asyncio
 import re
 import socket
 import time
+import urllib.request
 
 import pytest
 
 from netcore.turn.credentials import rest_api_password, rest_api_username
+from tests.conftest import free_port
 from tests.peers import netcore_turn, turnutils_peer, turnutils_uclient
 
 LAB = ("--allow-loopback-peers", "--legacy-channel-numbers", "--min-port", "41000", "--max-port", "41999")
@@ -83,25 +85,29 @@ async def test_aioice_turn_client_relays_to_a_peer(tmp_path):
             peer_transport.close()
 
 
-async def test_aioice_allocation_is_refused_without_loopback_flag(tmp_path):
+async def test_aioice_relay_to_loopback_is_refused_by_default(tmp_path):
     aioice_turn = pytest.importorskip("aioice.turn")
-    with netcore_turn(tmp_path, "--user", "alice:wonderland", "--min-port", "42100", "--max-port", "42199") as port:
-        loop = asyncio.get_running_loop()
-        received: asyncio.Queue = asyncio.Queue()
-
-        class Client(asyncio.DatagramProtocol):
-            def datagram_received(self, data, addr):
-                received.put_nowait(data)
-
-        transport, _ = await aioice_turn.create_turn_endpoint(Client, ("127.0.0.1", port), "alice", "wonderland")
+    metrics_port = free_port()
+    with netcore_turn(tmp_path, "--user", "alice:wonderland", "--min-port", "42100", "--max-port", "42199",
+                      "--metrics", f"127.0.0.1:{metrics_port}") as port:
+        transport, _ = await aioice_turn.create_turn_endpoint(
+            asyncio.DatagramProtocol, ("127.0.0.1", port), "alice", "wonderland")
+        peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         try:
-            peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
             peer.bind(("127.0.0.1", 0))
             peer.setblocking(False)
-            transport.sendto(b"x", peer.getsockname())
-            await asyncio.sleep(0.5)  # a refusal has no event on the peer's side: wait for nothing to arrive
+            transport.sendto(b"x", peer.getsockname())  # aioice asks ChannelBind first: 403
+            deadline = time.monotonic() + 10
+            while "turn_denied_peers_total{worker=\"0\"} 1" not in scrape(metrics_port):
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.05)
+            assert 'turn_errors_total{worker="0",code="403"} 1' in scrape(metrics_port)
             with pytest.raises(BlockingIOError):
                 peer.recv(100)
-            peer.close()
         finally:
+            peer.close()
             transport.close()
+
+
+def scrape(port: int) -> str:
+    return urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()

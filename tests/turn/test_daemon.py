@@ -1,0 +1,208 @@
+"""netcore-turn as an operator runs it: flags, TOML config, metrics, signals, workers."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from servers.turn.config import OPTIONS
+from tests.conftest import free_port
+from tests.peers import netcore_turn_process, wait_for_stun
+
+aioice_turn = pytest.importorskip("aioice.turn")
+
+
+def free_tcp_pair() -> int:
+    """A TCP port whose successor is free too (worker i serves metrics on port + i)."""
+    for _ in range(50):
+        port = free_port(socket.SOCK_STREAM)
+        try:
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", port + 1))
+            return port
+        except OSError:
+            continue
+    raise RuntimeError("no free pair of TCP ports")
+
+
+def metrics(port: int) -> dict[str, float]:
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    values = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, value = line.rsplit(" ", 1)
+            values[re.sub(r'worker="\d+",?', "", name).replace("{}", "")] = float(value)
+    return values
+
+
+async def log_says(tmp_path, text: str, times: int = 1) -> None:
+    """Poll the daemon's log until ``text`` appears ``times`` times (the daemon has no other signal)."""
+    deadline = time.monotonic() + 10
+    while (tmp_path / "netcore-turn.log").read_text().count(text) < times:
+        assert time.monotonic() < deadline, f"{text!r} not logged"
+        await asyncio.sleep(0.02)
+
+
+class Echo(asyncio.DatagramProtocol):
+    def connection_made(self, transport):
+        self.transport = transport
+
+    def datagram_received(self, data, addr):
+        self.transport.sendto(data, addr)
+
+
+class Inbox(asyncio.DatagramProtocol):
+    def __init__(self):
+        self.queue: asyncio.Queue = asyncio.Queue()
+
+    def datagram_received(self, data, addr):
+        self.queue.put_nowait(data)
+
+
+async def echo_peer():
+    loop = asyncio.get_running_loop()
+    transport, _ = await loop.create_datagram_endpoint(Echo, local_addr=("127.0.0.1", 0))
+    return transport, transport.get_extra_info("sockname")
+
+
+async def round_trip(transport, inbox: Inbox, peer, payload: bytes) -> None:
+    transport.sendto(payload, peer)
+    assert await asyncio.wait_for(inbox.queue.get(), 5) == payload
+
+
+def test_help_explains_every_option():
+    done = subprocess.run([sys.executable, "-m", "servers.turn.main", "--help"], capture_output=True, text=True)
+    assert done.returncode == 0
+    for name, *_ in OPTIONS:
+        assert f"--{name}" in done.stdout
+    assert "--config" in done.stdout
+
+
+def test_bad_settings_are_refused_at_start(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('no-such-setting = 1\n')
+    for args in (["--config", str(bad)], ["--listen", "localhost"], ["--user", "nopassword"],
+                 ["--min-port", "5000", "--max-port", "4000"]):
+        done = subprocess.run([sys.executable, "-m", "servers.turn.main", *args], capture_output=True, timeout=20)
+        assert done.returncode == 2, args
+
+
+async def test_toml_config_with_flags_winning_metrics_and_sigterm(tmp_path):
+    port, metrics_port = free_port(), free_port()
+    config = tmp_path / "turn.toml"
+    config.write_text(
+        f'listen = ["127.0.0.1:{port}"]\n'
+        'realm = "from-file"\n'
+        'user = ["alice:from-file"]\n'
+        'allow-loopback-peers = true\n'
+        f'metrics = "127.0.0.1:{metrics_port}"\n'
+        'min-port = 43000\nmax-port = 43099\n'
+    )
+    with netcore_turn_process(tmp_path, "--config", str(config), "--user", "alice:from-flag",
+                              port=port, listen=False) as (proc, port):
+        peer_transport, peer = await echo_peer()
+        inbox = Inbox()
+        with pytest.raises(Exception):
+            await asyncio.wait_for(aioice_turn.create_turn_endpoint(
+                lambda: inbox, ("127.0.0.1", port), "alice", "from-file"), 5)
+        transport, _ = await aioice_turn.create_turn_endpoint(lambda: inbox, ("127.0.0.1", port), "alice", "from-flag")
+        for i in range(10):
+            await round_trip(transport, inbox, peer, b"%d" % i)
+        values = metrics(metrics_port)
+        assert values["turn_allocations_active"] == 1
+        assert values['turn_relayed_packets_total{direction="to_peer"}'] == 10
+        assert values['turn_relayed_packets_total{direction="to_client"}'] == 10
+        assert values["turn_channels_active"] == 1
+        assert values["turn_auth_failures_total"] >= 2
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(10) == 0
+        transport.close()
+        peer_transport.close()
+    log = (tmp_path / "netcore-turn.log").read_text()
+    assert "realm" not in log or "from-flag" not in log  # never a password
+    assert "from-flag" not in log
+    assert re.search(r"allocation created client=127\.0\.0\.1:\d+ .*user=alice relayed=127\.0\.0\.1:430\d\d", log)
+    assert re.search(r"allocation shutdown .*packets_to_peer=10 bytes_to_peer=\d+ packets_to_client=10", log)
+
+
+async def test_sighup_reloads_users_and_keeps_allocations(tmp_path):
+    port = free_port()
+    config = tmp_path / "turn.toml"
+    config.write_text('user = ["alice:one"]\nallow-loopback-peers = true\nmin-port = 43100\nmax-port = 43199\n')
+    with netcore_turn_process(tmp_path, "--config", str(config), port=port) as (proc, port):
+        peer_transport, peer = await echo_peer()
+        inbox = Inbox()
+        transport, _ = await aioice_turn.create_turn_endpoint(lambda: inbox, ("127.0.0.1", port), "alice", "one")
+        await round_trip(transport, inbox, peer, b"before")
+        config.write_text('user = ["bob:two"]\nallow-loopback-peers = true\nmin-port = 43100\nmax-port = 43199\n')
+        proc.send_signal(signal.SIGHUP)
+        await log_says(tmp_path, "reloaded")
+        await round_trip(transport, inbox, peer, b"after")  # the allocation survived
+        bob_inbox = Inbox()
+        bob, _ = await aioice_turn.create_turn_endpoint(lambda: bob_inbox, ("127.0.0.1", port), "bob", "two")
+        await round_trip(bob, bob_inbox, peer, b"bob")
+        with pytest.raises(Exception):
+            await asyncio.wait_for(aioice_turn.create_turn_endpoint(
+                Inbox, ("127.0.0.1", port), "alice", "one"), 5)
+        for t in (transport, bob, peer_transport):
+            t.close()
+
+
+async def test_two_workers_share_the_port_and_both_relay(tmp_path):
+    metrics_port = free_tcp_pair()
+    with netcore_turn_process(tmp_path, "--workers", "2", "--user", "u:p", "--allow-loopback-peers",
+                              "--metrics", f"127.0.0.1:{metrics_port}", "--min-port", "43200",
+                              "--max-port", "43399") as (proc, port):
+        peer_transport, peer = await echo_peer()
+        clients = []
+        for _ in range(16):
+            inbox = Inbox()
+            transport, _ = await aioice_turn.create_turn_endpoint(lambda inbox=inbox: inbox, ("127.0.0.1", port),
+                                                                  "u", "p")
+            clients.append((transport, inbox))
+        for i, (transport, inbox) in enumerate(clients):
+            await round_trip(transport, inbox, peer, b"client %d" % i)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                per_worker = [metrics(metrics_port + i)["turn_allocations_active"] for i in range(2)]
+                break
+            except OSError:
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.1)
+        assert sum(per_worker) == 16 and min(per_worker) >= 1, per_worker
+        proc.send_signal(signal.SIGHUP)
+        await log_says(tmp_path, "reloaded", times=2)  # both workers
+        for i, (transport, inbox) in enumerate(clients):
+            await round_trip(transport, inbox, peer, b"again %d" % i)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(10) == 0
+        for transport, _ in clients:
+            transport.close()
+        peer_transport.close()
+
+
+def test_no_arguments_serves_the_built_in_lab_config(tmp_path):
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.bind(("127.0.0.1", 3478))
+        except OSError:
+            pytest.skip("127.0.0.1:3478 is taken on this machine")
+    with netcore_turn_process(tmp_path, port=3478, listen=False) as (proc, port):
+        wait_for_stun(3478)
+
+        async def allocate():
+            inbox = Inbox()
+            transport, _ = await aioice_turn.create_turn_endpoint(lambda: inbox, ("127.0.0.1", 3478),
+                                                                  "netcore", "netcore")
+            transport.close()
+
+        asyncio.run(allocate())
