@@ -233,6 +233,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="one-second fixed-rate runs instead of three")
     parser.add_argument("--sizes", default="160,1200")
     parser.add_argument("--rates", default="5000,20000")
+    parser.add_argument("--servers", default="netcore,coturn", help="which relays to run besides direct")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     rates = [int(r) for r in args.rates.split(",")]
@@ -256,6 +257,8 @@ def main() -> None:
             ceilings[size] = results["direct"][size]["max"]
             sock.close()
         for name, starter, low in (("netcore", start_netcore, 44000), ("coturn", start_coturn, 44200)):
+            if name not in args.servers.split(","):
+                continue
             port = free_port()
             context = starter(workdir, port, low)
             if context is None:
