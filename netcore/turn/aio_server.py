@@ -28,8 +28,9 @@ from typing import Callable
 
 from netcore.turn import wire as w
 from netcore.turn.server import Address, TurnServer
+from netcore.turn.wire import StreamFramer, TurnParseError
 
-__all__ = ["UdpRelayProvider", "TurnServerEndpoint", "open_udp_socket"]
+__all__ = ["UdpRelayProvider", "TurnServerEndpoint", "TurnStreamProtocol", "open_udp_socket", "open_stream_socket"]
 
 log = logging.getLogger("netcore.turn")
 
@@ -54,6 +55,25 @@ def open_udp_socket(host: str, port: int, *, reuse_port: bool = False) -> socket
             except OSError:
                 pass
         sock.bind((host, port))
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def open_stream_socket(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
+    """A listening TCP socket on ``(host, port)``."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind((host, port))
+        sock.listen(1024)
         sock.setblocking(False)
     except BaseException:
         sock.close()
@@ -181,6 +201,10 @@ class TurnServerEndpoint:
         self.on_event = on_event
         self.loop = asyncio.get_running_loop()
         self.listeners: dict[Address, socket.socket] = {}
+        self.streams: dict[tuple[Address, Address], TurnStreamProtocol] = {}  # (listener, client) ->
+        self.stream_servers: list[asyncio.AbstractServer] = []
+        self.max_connections = 4 * core.config.total_quota
+        self.stream_write_limit = 1 << 20  # bytes queued per connection before relayed data is dropped
         self._buffer = bytearray(_BUFFER_SIZE)
         self._view = memoryview(self._buffer)
         self._timer: asyncio.TimerHandle | None = None
@@ -197,6 +221,19 @@ class TurnServerEndpoint:
         self.loop.add_reader(sock.fileno(), self._listener_readable, sock, local, _Budget())
         return local
 
+    async def add_stream_listener(self, sock: socket.socket, ssl_context=None) -> Address:
+        """Serve TURN over TCP (or TLS with ``ssl_context``) on a bound stream socket.
+
+        The listener's key in the core is ``(host, port, "tcp"|"tls")`` so that
+        it never collides with a UDP listener on the same address.
+        """
+        host, port = sock.getsockname()[:2]
+        local = (host, port, "tls" if ssl_context is not None else "tcp")
+        self.core.stream_listeners.add(local)
+        server = await self.loop.create_server(lambda: TurnStreamProtocol(self, local), sock=sock, ssl=ssl_context)
+        self.stream_servers.append(server)
+        return local
+
     def _relay_opened(self, relayed: Address, sock: socket.socket, family: int) -> None:
         self.loop.add_reader(sock.fileno(), self._relay_readable, sock, relayed, family == w.FAMILY_IPV6, _Budget())
 
@@ -204,8 +241,12 @@ class TurnServerEndpoint:
         self.loop.remove_reader(sock.fileno())
 
     def close(self) -> None:
+        for server in self.stream_servers:
+            server.close()
         self.core.close(self.loop.time())
         self.flush()
+        for stream in list(self.streams.values()):
+            stream.transport.close()
         for sock in self.listeners.values():
             self.loop.remove_reader(sock.fileno())
             sock.close()
@@ -325,6 +366,9 @@ class TurnServerEndpoint:
             data, addr, local = item
             sock = self.listeners.get(local) or self.relays.sockets.get(local)
             if sock is None:
+                stream = self.streams.get((local, addr))
+                if stream is not None:
+                    stream.write(data)
                 continue
             try:
                 sock.sendto(data, addr)
@@ -347,3 +391,60 @@ class TurnServerEndpoint:
         self._timer_at = None
         self.core.handle_timeout(self.loop.time())
         self.flush()
+
+
+class TurnStreamProtocol(asyncio.Protocol):
+    """One TCP or TLS client connection: frames in (:class:`StreamFramer`), frames out.
+
+    Bad framing closes the connection (the stream cannot be resynchronised);
+    closing it deletes the client's allocation. The framer holds at most one
+    frame and writes beyond ``stream_write_limit`` queued bytes are dropped,
+    so a client that stops reading cannot grow our memory.
+    """
+
+    def __init__(self, endpoint: TurnServerEndpoint, local: Address) -> None:
+        self.endpoint = endpoint
+        self.local = local
+        self.framer = StreamFramer(channel_max=endpoint.core.config.channel_max)
+        self.transport: asyncio.Transport | None = None
+        self.addr: Address = ("", 0)
+        self.dropped = 0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        peer = transport.get_extra_info("peername")
+        self.addr = (peer[0], peer[1])
+        endpoint = self.endpoint
+        if len(endpoint.streams) >= endpoint.max_connections:
+            transport.close()
+            return
+        endpoint.streams[(self.local, self.addr)] = self
+
+    def data_received(self, data: bytes) -> None:
+        endpoint = self.endpoint
+        core = endpoint.core
+        now = endpoint.loop.time()
+        try:
+            for frame in self.framer.feed(data):
+                core.handle_datagram(frame, self.addr, now, self.local)
+        except TurnParseError:
+            core.stats.parse_errors += 1
+            if self.transport is not None:
+                self.transport.close()
+        endpoint.flush()
+
+    def write(self, data: bytes) -> None:
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        if transport.get_write_buffer_size() > self.endpoint.stream_write_limit:
+            self.dropped += 1
+            return
+        transport.write(data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        endpoint = self.endpoint
+        if endpoint.streams.get((self.local, self.addr)) is self:
+            del endpoint.streams[(self.local, self.addr)]
+            endpoint.core.handle_connection_lost(self.addr, self.local, endpoint.loop.time())
+            endpoint.flush()

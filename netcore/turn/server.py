@@ -157,7 +157,7 @@ class AllocationDeleted:
     listener: Address
     username: str
     relayed: tuple[Address, ...]
-    reason: str  # "expired", "deleted" (Refresh 0), "shutdown"
+    reason: str  # "expired", "deleted" (Refresh 0), "closed" (TCP/TLS), "shutdown"
     packets_to_peer: int
     bytes_to_peer: int
     packets_to_client: int
@@ -261,6 +261,7 @@ class TurnServer:
         self._transmit: deque[Transmit] = deque()
         self._events: deque[object] = deque()
         self._next_sweep: float | None = None
+        self.stream_listeners: set[Address] = set()  # listeners that are TCP or TLS
         self.reconfigure(config)
 
     def reconfigure(self, config: ServerConfig) -> None:
@@ -278,7 +279,12 @@ class TurnServer:
     # -- inputs -------------------------------------------------------------------
 
     def handle_datagram(self, data: bytes, addr: Address, now: float, listener: Address = ("", 0)) -> None:
-        """A datagram from client ``addr`` on ``listener``; never raises for bad input."""
+        """A datagram (or one stream frame) from client ``addr`` on ``listener``; never raises for bad input.
+
+        Listeners named in :attr:`stream_listeners` are TCP or TLS: ChannelData
+        sent to their clients is padded to 4 bytes (RFC 8656 section 12.5) and
+        the allocation ends with the connection (:meth:`handle_connection_lost`).
+        """
         if not data:
             self.stats.parse_errors += 1
             return
@@ -311,6 +317,8 @@ class TurnServer:
         channel = allocation.peer_channels.get(peer)
         if channel is not None:
             out = _CHANNEL_HEADER.pack(channel.number, len(data)) + data
+            if allocation.listener in self.stream_listeners and len(data) & 3:
+                out += bytes(4 - (len(data) & 3))  # section 12.5: padded over streams
         else:
             indication = Message(w.DATA, MessageClass.INDICATION)
             indication.add(w.XOR_PEER_ADDRESS, peer).add(w.DATA_ATTR, bytes(data))
@@ -318,6 +326,12 @@ class TurnServer:
         allocation.packets_to_client += 1
         allocation.bytes_to_client += len(data)
         self._transmit.append((out, allocation.client, allocation.listener))
+
+    def handle_connection_lost(self, addr: Address, listener: Address, now: float) -> None:
+        """The TCP/TLS connection of ``addr`` closed: its allocation goes with it (RFC 8656 section 3.1)."""
+        allocation = self.allocations.get((listener, addr))
+        if allocation is not None:
+            self._delete(allocation, "closed")
 
     def handle_timeout(self, now: float) -> None:
         """Remove what has expired; the sweep runs at most every ``sweep_interval`` seconds."""

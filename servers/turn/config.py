@@ -91,9 +91,10 @@ OPTIONS: tuple[tuple[str, Any, bool, Any, str], ...] = (
     ("workers", int, False, 1, "worker processes sharing the listeners with SO_REUSEPORT"),
     ("log-level", str, False, "info", "debug, info, warning or error"),
     ("software", str, False, "netcore", "SOFTWARE attribute in responses; empty for none"),
-    ("tls-listen", parse_hostport, True, [], "TLS listener (not implemented yet; refused)"),
-    ("cert", str, False, None, "TLS certificate file (PEM)"),
-    ("key", str, False, None, "TLS private key file (PEM)"),
+    ("tcp-listen", parse_hostport, True, [], "TCP address to serve STUN/TURN on (RFC 8656 section 3.1); repeatable"),
+    ("tls-listen", parse_hostport, True, [], "TLS-over-TCP address to serve on (needs --cert and --key); repeatable"),
+    ("cert", str, False, None, "TLS certificate chain file (PEM); re-read on SIGHUP"),
+    ("key", str, False, None, "TLS private key file (PEM); re-read on SIGHUP"),
 )
 
 
@@ -174,8 +175,8 @@ def load_settings(args: argparse.Namespace) -> Settings:
     explicit_secret = bool(values["auth-secret"])
     if explicit_secret and not explicit_user:
         values["user"] = []  # a REST-only server has no built-in user
-    if values["tls-listen"]:
-        raise UsageError("--tls-listen is not implemented yet")
+    if values["tls-listen"] and not (values["cert"] and values["key"]):
+        raise UsageError("--tls-listen needs --cert and --key")
     if not 0 < values["min-port"] <= values["max-port"] < 65536:
         raise UsageError("need 0 < --min-port <= --max-port < 65536")
     if values["workers"] < 1:

@@ -17,13 +17,14 @@ import logging
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
 
 from netcore.errors import UsageError
 from netcore.turn import wire as w
-from netcore.turn.aio_server import TurnServerEndpoint, UdpRelayProvider, open_udp_socket
+from netcore.turn.aio_server import TurnServerEndpoint, UdpRelayProvider, open_stream_socket, open_udp_socket
 from netcore.turn.server import AllocationCreated, AllocationDeleted, AllocationRefreshed, TurnServer
 from servers.turn.config import Settings, build_parser, load_settings
 from servers.turn.metrics import render_metrics, serve_metrics
@@ -32,8 +33,10 @@ log = logging.getLogger("netcore.turn")
 
 
 def _fmt(addr: tuple) -> str:
+    """``host:port`` (``[v6]:port``), and ``/tcp`` or ``/tls`` for stream listeners."""
     host, port = addr[0], addr[1]
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    text = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return f"{text}/{addr[2]}" if len(addr) > 2 else text
 
 
 def log_event(event: object) -> None:
@@ -87,6 +90,16 @@ async def serve(parser_args, settings: Settings) -> int:
     loop = asyncio.get_running_loop()
     core = TurnServer(settings.server_config(), relays, unix_offset=time.time() - loop.time())
     endpoint = TurnServerEndpoint(core, relays, log_event)
+    # Stream listeners first: once UDP answers a Binding request, everything is up.
+    ssl_context = None
+    if settings["tls-listen"]:
+        ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ssl_context.load_cert_chain(settings["cert"], settings["key"])
+    for kind, addresses in (("tcp", settings["tcp-listen"]), ("tls", settings["tls-listen"])):
+        for host, port in addresses:
+            sock = open_stream_socket(host, port, reuse_port=workers > 1)
+            await endpoint.add_stream_listener(sock, ssl_context if kind == "tls" else None)
+            log.info("listening %s %s worker=%d", kind, _fmt((host, port)), index)
     inherited = [int(fd) for fd in parser_args.inherit_fds.split(",")] if parser_args.inherit_fds else []
     for number, (host, port) in enumerate(settings["listen"]):
         if inherited:
@@ -108,9 +121,11 @@ async def serve(parser_args, settings: Settings) -> int:
         try:
             fresh = load_settings(build_parser().parse_args(sys.argv[1:]))
             core.reconfigure(fresh.server_config())
+            if ssl_context is not None and fresh["cert"] and fresh["key"]:
+                ssl_context.load_cert_chain(fresh["cert"], fresh["key"])  # new handshakes use it
             log.info("reloaded users=%d secrets=%d allocations=%d", len(fresh["user"]),
                      len(fresh["auth-secret"]), len(core.allocations))
-        except (OSError, UsageError, ValueError) as exc:
+        except (OSError, UsageError, ValueError, ssl.SSLError) as exc:
             log.error("reload failed, keeping the old settings: %s", exc)
 
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -191,7 +206,7 @@ def main(argv: list[str] | None = None) -> None:
         runner = uvloop.run
     try:
         sys.exit(runner(serve(args, settings)))
-    except (OSError, UsageError) as exc:
+    except (OSError, UsageError, ssl.SSLError) as exc:
         log.error("%s", exc)
         sys.exit(1)
 

@@ -11,7 +11,7 @@ import urllib.request
 import pytest
 
 from netcore.turn.credentials import rest_api_password, rest_api_username
-from tests.conftest import free_port
+from tests.conftest import free_port, free_port_both
 from tests.peers import netcore_turn, turnutils_peer, turnutils_uclient
 
 LAB = ("--allow-loopback-peers", "--legacy-channel-numbers", "--min-port", "41000", "--max-port", "41999")
@@ -111,3 +111,87 @@ async def test_aioice_relay_to_loopback_is_refused_by_default(tmp_path):
 
 def scrape(port: int) -> str:
     return urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+
+
+@pytest.fixture
+def certificate(tmp_path):
+    """A self-signed certificate for 127.0.0.1, made with cryptography."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "netcore-turn test")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=1))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+@pytest.mark.parametrize("mode", ["channels", "send-indications"])
+def test_uclient_over_tcp(tmp_path, mode):
+    tcp = free_port_both()
+    extra = ["-s"] if mode == "send-indications" else []
+    with netcore_turn(tmp_path, *LAB, "--user", "test:test", "--tcp-listen", f"127.0.0.1:{tcp}"), \
+            turnutils_peer(tmp_path) as peer:
+        output = turnutils_uclient(tcp, peer, "-t", "-u", "test", "-w", "test", "-m", "2", "-n", "50", "-l", "161",
+                                   "-z", "5", *extra)
+    assert_no_loss(output, 2)
+
+
+def test_uclient_over_tls(tmp_path, certificate):
+    tls = free_port_both()
+    cert, key = certificate
+    with netcore_turn(tmp_path, *LAB, "--user", "test:test", "--tls-listen", f"127.0.0.1:{tls}",
+                      "--cert", str(cert), "--key", str(key)), turnutils_peer(tmp_path) as peer:
+        output = turnutils_uclient(tls, peer, "-t", "-S", "-u", "test", "-w", "test", "-m", "2", "-n", "50",
+                                   "-l", "161", "-z", "5")
+    assert_no_loss(output, 2)
+
+
+async def test_aioice_over_tcp_and_the_allocation_ends_with_the_connection(tmp_path):
+    aioice_turn = pytest.importorskip("aioice.turn")
+    tcp, metrics_port = free_port_both(), free_port()
+    with netcore_turn(tmp_path, "--allow-loopback-peers", "--user", "alice:wonderland", "--tcp-listen",
+                      f"127.0.0.1:{tcp}", "--metrics", f"127.0.0.1:{metrics_port}",
+                      "--min-port", "42200", "--max-port", "42299"):
+        loop = asyncio.get_running_loop()
+        received: asyncio.Queue = asyncio.Queue()
+
+        class Echo(asyncio.DatagramProtocol):
+            def connection_made(self, transport):
+                self.transport = transport
+
+            def datagram_received(self, data, addr):
+                self.transport.sendto(data, addr)
+
+        class Client(asyncio.DatagramProtocol):
+            def datagram_received(self, data, addr):
+                received.put_nowait(data)
+
+        peer_transport, _ = await loop.create_datagram_endpoint(Echo, local_addr=("127.0.0.1", 0))
+        transport, _ = await aioice_turn.create_turn_endpoint(Client, ("127.0.0.1", tcp), "alice", "wonderland",
+                                                              transport="tcp")
+        try:
+            for size in (1, 2, 3, 5, 160, 1201):  # odd sizes exercise the 4-byte padding
+                transport.sendto(bytes(size), peer_transport.get_extra_info("sockname"))
+                assert await asyncio.wait_for(received.get(), 5) == bytes(size)
+            assert 'turn_allocations_active{worker="0"} 1' in scrape(metrics_port)
+        finally:
+            transport.close()
+            peer_transport.close()
+        deadline = time.monotonic() + 10
+        while 'turn_allocations_active{worker="0"} 0' not in scrape(metrics_port):
+            assert time.monotonic() < deadline, "closing the connection did not delete the allocation"
+            await asyncio.sleep(0.05)
