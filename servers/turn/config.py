@@ -105,15 +105,17 @@ def build_parser() -> argparse.ArgumentParser:
         "Every option can also be set in the --config TOML file under the same name; flags win.",
     )
     parser.add_argument("--config", metavar="FILE", help="TOML file with the same option names")
+    metavars = {parse_hostport: "HOST:PORT", parse_user: "NAME:PASSWORD", parse_cidr: "CIDR", parse_ip: "IP", int: "N"}
     for name, kind, repeatable, default, text in OPTIONS:
         flag = f"--{name}"
+        metavar = metavars.get(kind, name.split("-")[-1].upper())
         shown = f" (default: {default})" if default not in (None, [], False) else ""
         if kind is _flag:
             parser.add_argument(flag, action="store_true", default=None, help=text)
         elif repeatable:
-            parser.add_argument(flag, action="append", type=kind, default=None, help=text + shown)
+            parser.add_argument(flag, action="append", type=kind, default=None, metavar=metavar, help=text + shown)
         else:
-            parser.add_argument(flag, type=kind, default=None, help=text + shown)
+            parser.add_argument(flag, type=kind, default=None, metavar=metavar, help=text + shown)
     parser.add_argument("--worker-index", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--inherit-fds", default=None, help=argparse.SUPPRESS)
     return parser
@@ -179,6 +181,8 @@ def load_settings(args: argparse.Namespace) -> Settings:
         raise UsageError("--tls-listen needs --cert and --key")
     if not 0 < values["min-port"] <= values["max-port"] < 65536:
         raise UsageError("need 0 < --min-port <= --max-port < 65536")
+    if values["log-level"] not in ("debug", "info", "warning", "error"):
+        raise UsageError("--log-level is one of debug, info, warning, error")
     if values["workers"] < 1:
         raise UsageError("--workers must be at least 1")
     return Settings(values)

@@ -13,6 +13,9 @@ import urllib.request
 
 import pytest
 
+from netcore.stun import attributes as sa
+from netcore.stun.message import Message, MessageClass
+from netcore.turn import wire as w
 from servers.turn.config import OPTIONS
 from tests.conftest import free_port
 from tests.peers import netcore_turn_process, wait_for_stun
@@ -206,3 +209,73 @@ def test_no_arguments_serves_the_built_in_lab_config(tmp_path):
             transport.close()
 
         asyncio.run(allocate())
+
+
+class RawTurnClient:
+    """A blocking TURN client made of Message calls, for what aioice cannot ask (IPv6, dual stack)."""
+
+    def __init__(self, server: tuple[str, int], username: str, password: str) -> None:
+        from netcore.stun.credentials import long_term_key
+
+        family = socket.AF_INET6 if ":" in server[0] else socket.AF_INET
+        self.sock = socket.socket(family, socket.SOCK_DGRAM)
+        self.sock.connect(server)
+        self.sock.settimeout(5)
+        self.username = username
+        first = self.request(w.ALLOCATE, (w.REQUESTED_TRANSPORT, 17), signed=False)
+        self.realm, self.nonce = first.get(sa.REALM), first.get(sa.NONCE)
+        self.key = long_term_key(username, self.realm, password)
+
+    def request(self, method: int, *attributes, signed: bool = True) -> Message:
+        message = Message(method, MessageClass.REQUEST)
+        for attr_type, value in attributes:
+            message.add(attr_type, value)
+        if signed:
+            message.add(sa.USERNAME, self.username).add(sa.REALM, self.realm).add(sa.NONCE, self.nonce)
+        self.sock.send(message.encode(self.key if signed else None))
+        while True:
+            answer = Message.parse(self.sock.recv(2048))
+            if answer.transaction_id == message.transaction_id:
+                return answer
+
+    def send(self, peer, data: bytes) -> None:
+        self.sock.send(Message(w.SEND, MessageClass.INDICATION).add(w.XOR_PEER_ADDRESS, peer)
+                       .add(w.DATA_ATTR, data).encode())
+
+    def receive(self) -> tuple[tuple, bytes]:
+        indication = Message.parse(self.sock.recv(2048))
+        return indication.get(w.XOR_PEER_ADDRESS), indication.get(w.DATA_ATTR)
+
+
+def test_ipv6_listener_and_dual_stack_allocation(tmp_path):
+    v4, v6 = free_port(), free_port(host="127.0.0.1")
+    with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.bind(("::1", v6))
+        except OSError:
+            pytest.skip("no IPv6 loopback")
+    with netcore_turn_process(tmp_path, "--listen", f"127.0.0.1:{v4}", "--listen", f"[::1]:{v6}",
+                              "--relay-ip", "127.0.0.1", "--relay-ip", "::1", "--user", "u:p",
+                              "--allow-loopback-peers", "--min-port", "43400", "--max-port", "43499",
+                              port=v4, listen=False):
+        client = RawTurnClient(("::1", v6), "u", "p")
+        answer = client.request(w.ALLOCATE, (w.REQUESTED_TRANSPORT, 17), (w.ADDITIONAL_ADDRESS_FAMILY, 2))
+        assert answer.message_class == MessageClass.SUCCESS, answer
+        relayed = answer.get_all(w.XOR_RELAYED_ADDRESS)
+        assert [r[0] for r in relayed] == ["127.0.0.1", "::1"]
+        assert answer.get(sa.XOR_MAPPED_ADDRESS)[0] == "::1"
+        peers = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM), socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)]
+        peers[0].bind(("127.0.0.1", 0))
+        peers[1].bind(("::1", 0))
+        addresses = [p.getsockname()[:2] for p in peers]
+        assert client.request(w.CREATE_PERMISSION, *[(w.XOR_PEER_ADDRESS, a) for a in addresses]).message_class \
+            == MessageClass.SUCCESS
+        for peer, address, via in zip(peers, addresses, relayed):
+            peer.settimeout(5)
+            client.send(address, b"to " + address[0].encode())
+            data, seen = peer.recvfrom(100)
+            assert data == b"to " + address[0].encode() and seen[:2] == tuple(via)
+            peer.sendto(b"back", seen)
+            assert client.receive() == (address, b"back")
+            peer.close()
+        assert client.request(w.REFRESH, (w.LIFETIME, 0)).message_class == MessageClass.SUCCESS
