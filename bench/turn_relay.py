@@ -42,6 +42,7 @@ from netcore.stun import attributes as sa  # noqa: E402
 from netcore.stun.credentials import long_term_key  # noqa: E402
 from netcore.stun.message import BINDING, Message, MessageClass  # noqa: E402
 from netcore.turn import wire as w  # noqa: E402
+from tests.peers import running, wait_for_stun  # noqa: E402  (the launchers the interop tests use)
 
 USER, PASSWORD, REALM = "bench", "bench", "bench.example"
 CHANNEL = 0x4000
@@ -73,40 +74,11 @@ def build(workdir: Path) -> tuple[str, str]:
     return out[0], out[1]
 
 
-def wait_for_stun(port: int, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.settimeout(0.1)
-        while time.monotonic() < deadline:
-            s.sendto(Message(BINDING, MessageClass.REQUEST).encode(), ("127.0.0.1", port))
-            try:
-                s.recvfrom(2048)
-                return
-            except OSError:
-                continue
-    raise TimeoutError(f"no STUN answer on port {port}")
-
-
-@contextlib.contextmanager
-def process(cmd: list[str], log: Path, env: dict | None = None):
-    with open(log, "wb") as f:
-        proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, env=env)
-    try:
-        yield proc
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
 def start_netcore(workdir: Path, port: int, low: int):
     cmd = [sys.executable, "-m", "servers.turn.main", "--listen", f"127.0.0.1:{port}", "--realm", REALM,
            "--user", f"{USER}:{PASSWORD}", "--allow-loopback-peers", "--min-port", str(low),
            "--max-port", str(low + 99), "--log-level", "warning"]
-    return process(cmd, workdir / "netcore.log", env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    return running(cmd, workdir / "netcore.log", env=dict(os.environ, PYTHONPATH=str(ROOT)))
 
 
 def start_coturn(workdir: Path, port: int, low: int):
@@ -120,7 +92,7 @@ def start_coturn(workdir: Path, port: int, low: int):
            f"--user={USER}:{PASSWORD}", f"--realm={REALM}", "--allow-loopback-peers", "--no-tls", "--no-dtls",
            "--no-cli", "--relay-threads=1", f"--userdb={workdir / 'turndb'}", f"--pidfile={workdir / 'turn.pid'}",
            "--log-file=stdout", "--simple-log", "--fingerprint"]
-    return process(cmd, workdir / "coturn.log")
+    return running(cmd, workdir / "coturn.log")
 
 
 def _exchange(sock: socket.socket, message: Message, key: bytes | None) -> Message:

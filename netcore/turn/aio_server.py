@@ -427,7 +427,8 @@ class TurnStreamProtocol(asyncio.Protocol):
         try:
             for frame in self.framer.feed(data):
                 core.handle_datagram(frame, self.addr, now, self.local)
-        except TurnParseError:
+        except TurnParseError as exc:
+            log.debug("closing %s: %s", self.addr, exc)
             core.stats.parse_errors += 1
             if self.transport is not None:
                 self.transport.close()
@@ -443,6 +444,7 @@ class TurnStreamProtocol(asyncio.Protocol):
         transport.write(data)
 
     def connection_lost(self, exc: Exception | None) -> None:
+        log.debug("connection from %s lost: %s", self.addr, exc)
         endpoint = self.endpoint
         if endpoint.streams.get((self.local, self.addr)) is self:
             del endpoint.streams[(self.local, self.addr)]

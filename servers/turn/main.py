@@ -95,6 +95,7 @@ async def serve(parser_args, settings: Settings) -> int:
     if settings["tls-listen"]:
         ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ssl_context.load_cert_chain(settings["cert"], settings["key"])
+        ssl_context.num_tickets = 0  # no resumption; turnutils_uclient fails its TLS 1.3 handshakes otherwise
     for kind, addresses in (("tcp", settings["tcp-listen"]), ("tls", settings["tls-listen"])):
         for host, port in addresses:
             sock = open_stream_socket(host, port, reuse_port=workers > 1)

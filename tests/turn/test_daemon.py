@@ -19,6 +19,7 @@ from netcore.turn import wire as w
 from servers.turn.config import OPTIONS
 from tests.conftest import free_port
 from tests.peers import netcore_turn_process, wait_for_stun
+from tests.turn.live import Inbox, echo_peer
 
 aioice_turn = pytest.importorskip("aioice.turn")
 
@@ -52,28 +53,6 @@ async def log_says(tmp_path, text: str, times: int = 1) -> None:
     while (tmp_path / "netcore-turn.log").read_text().count(text) < times:
         assert time.monotonic() < deadline, f"{text!r} not logged"
         await asyncio.sleep(0.02)
-
-
-class Echo(asyncio.DatagramProtocol):
-    def connection_made(self, transport):
-        self.transport = transport
-
-    def datagram_received(self, data, addr):
-        self.transport.sendto(data, addr)
-
-
-class Inbox(asyncio.DatagramProtocol):
-    def __init__(self):
-        self.queue: asyncio.Queue = asyncio.Queue()
-
-    def datagram_received(self, data, addr):
-        self.queue.put_nowait(data)
-
-
-async def echo_peer():
-    loop = asyncio.get_running_loop()
-    transport, _ = await loop.create_datagram_endpoint(Echo, local_addr=("127.0.0.1", 0))
-    return transport, transport.get_extra_info("sockname")
 
 
 async def round_trip(transport, inbox: Inbox, peer, payload: bytes) -> None:
