@@ -19,7 +19,7 @@ from netcore.turn import wire as w
 from servers.turn.config import OPTIONS
 from tests.conftest import free_port
 from tests.peers import netcore_turn_process, wait_for_stun
-from tests.turn.live import Inbox, echo_peer
+from tests.turn.live import Inbox, echo_peer, make_certificate
 
 aioice_turn = pytest.importorskip("aioice.turn")
 
@@ -258,3 +258,38 @@ def test_ipv6_listener_and_dual_stack_allocation(tmp_path):
             assert client.receive() == (address, b"back")
             peer.close()
         assert client.request(w.REFRESH, (w.LIFETIME, 0)).message_class == MessageClass.SUCCESS
+
+
+def test_external_ip_is_what_clients_are_told(tmp_path):
+    with netcore_turn_process(tmp_path, "--user", "u:p", "--relay-ip", "127.0.0.1", "--external-ip", "192.0.2.77",
+                              "--min-port", "43500", "--max-port", "43599") as (_, port):
+        client = RawTurnClient(("127.0.0.1", port), "u", "p")
+        answer = client.request(w.ALLOCATE, (w.REQUESTED_TRANSPORT, 17))
+        host, relayed_port = answer.get(w.XOR_RELAYED_ADDRESS)
+        assert host == "192.0.2.77" and 43500 <= relayed_port <= 43599
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:  # bound locally on the relay IP
+            with pytest.raises(OSError):
+                probe.bind(("127.0.0.1", relayed_port))
+
+
+def _served_certificate(port: int) -> bytes:
+    import ssl
+
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+        with context.wrap_socket(raw) as tls:
+            return tls.getpeercert(binary_form=True)
+
+
+async def test_sighup_reloads_the_tls_certificate(tmp_path):
+    tls = free_port(socket.SOCK_STREAM)
+    first = make_certificate(tmp_path, "first")
+    with netcore_turn_process(tmp_path, "--user", "u:p", "--tls-listen", f"127.0.0.1:{tls}", "--cert",
+                              str(tmp_path / "cert.pem"), "--key", str(tmp_path / "key.pem")) as (proc, _):
+        assert _served_certificate(tls) == first
+        second = make_certificate(tmp_path, "second")
+        proc.send_signal(signal.SIGHUP)
+        await log_says(tmp_path, "reloaded")
+        assert _served_certificate(tls) == second

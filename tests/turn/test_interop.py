@@ -12,7 +12,7 @@ import pytest
 
 from netcore.turn.credentials import rest_api_password, rest_api_username
 from tests.conftest import free_port, free_port_both
-from tests.turn.live import Inbox, echo_peer
+from tests.turn.live import Inbox, echo_peer, make_certificate
 from tests.peers import netcore_turn, turnutils_peer, turnutils_uclient
 
 LAB = ("--allow-loopback-peers", "--legacy-channel-numbers", "--min-port", "41000", "--max-port", "41999")
@@ -123,28 +123,8 @@ def scrape(port: int) -> str:
 
 @pytest.fixture
 def certificate(tmp_path):
-    """A self-signed certificate for 127.0.0.1, made with cryptography."""
-    import datetime
-    import ipaddress
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "netcore-turn test")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=1))
-            .not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
-            .sign(key, hashes.SHA256()))
-    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    return cert_path, key_path
+    make_certificate(tmp_path)
+    return tmp_path / "cert.pem", tmp_path / "key.pem"
 
 
 @pytest.mark.parametrize("mode", ["channels", "send-indications"])
