@@ -32,7 +32,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -40,7 +39,7 @@ sys.path.insert(0, str(ROOT))
 
 from netcore.stun import attributes as sa  # noqa: E402
 from netcore.stun.credentials import long_term_key  # noqa: E402
-from netcore.stun.message import BINDING, Message, MessageClass  # noqa: E402
+from netcore.stun.message import Message, MessageClass  # noqa: E402
 from netcore.turn import wire as w  # noqa: E402
 from tests.peers import running, wait_for_stun  # noqa: E402  (the launchers the interop tests use)
 
@@ -252,8 +251,8 @@ def main() -> None:
 
 
 def report(results: dict, sizes: list[int], rates: list[int], latency_rate: int) -> None:
-    print(f"\nTURN relay over ChannelData, one client, one flow, loopback; rates in round trips/s "
-          f"(each crosses the relay twice)\n")
+    print("\nTURN relay over ChannelData, one client, one flow, loopback; rates in round trips/s "
+          "(each crosses the relay twice)\n")
     header = f"{'server':8} {'size':>5} " + " ".join(f"{'cpu us/pkt @' + str(r):>16}" for r in rates) + \
         f" {'rtt p50 us':>10} {'rtt p99 us':>10} {'+p50':>6} {'+p99':>6} {'zero-loss rt/s':>15}"
     print(header)

@@ -44,7 +44,7 @@ def parse_hostport(value: str) -> tuple[str, int]:
 def parse_user(value: str) -> tuple[str, str]:
     name, sep, password = str(value).partition(":")
     if not sep or not name:
-        raise argparse.ArgumentTypeError(f"expected NAME:PASSWORD, got a value without ':'")
+        raise argparse.ArgumentTypeError("expected NAME:PASSWORD, got a value without ':'")
     try:
         saslprep(password)
     except UsageError as exc:

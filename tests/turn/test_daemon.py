@@ -22,6 +22,7 @@ from tests.peers import netcore_turn_process, wait_for_stun
 from tests.turn.live import Inbox, echo_peer, make_certificate
 
 aioice_turn = pytest.importorskip("aioice.turn")
+aioice_stun = pytest.importorskip("aioice.stun")
 
 
 def free_tcp_pair() -> int:
@@ -92,7 +93,7 @@ async def test_toml_config_with_flags_winning_metrics_and_sigterm(tmp_path):
                               port=port, listen=False) as (proc, port):
         peer_transport, peer = await echo_peer()
         inbox = Inbox()
-        with pytest.raises(Exception):
+        with pytest.raises(aioice_stun.TransactionFailed):  # 401 for the old password
             await asyncio.wait_for(aioice_turn.create_turn_endpoint(
                 lambda: inbox, ("127.0.0.1", port), "alice", "from-file"), 5)
         transport, _ = await aioice_turn.create_turn_endpoint(lambda: inbox, ("127.0.0.1", port), "alice", "from-flag")
@@ -131,7 +132,7 @@ async def test_sighup_reloads_users_and_keeps_allocations(tmp_path):
         bob_inbox = Inbox()
         bob, _ = await aioice_turn.create_turn_endpoint(lambda: bob_inbox, ("127.0.0.1", port), "bob", "two")
         await round_trip(bob, bob_inbox, peer, b"bob")
-        with pytest.raises(Exception):
+        with pytest.raises(aioice_stun.TransactionFailed):  # 401 for the old password
             await asyncio.wait_for(aioice_turn.create_turn_endpoint(
                 Inbox, ("127.0.0.1", port), "alice", "one"), 5)
         for t in (transport, bob, peer_transport):
@@ -249,7 +250,7 @@ def test_ipv6_listener_and_dual_stack_allocation(tmp_path):
         addresses = [p.getsockname()[:2] for p in peers]
         assert client.request(w.CREATE_PERMISSION, *[(w.XOR_PEER_ADDRESS, a) for a in addresses]).message_class \
             == MessageClass.SUCCESS
-        for peer, address, via in zip(peers, addresses, relayed):
+        for peer, address, via in zip(peers, addresses, relayed, strict=True):
             peer.settimeout(5)
             client.send(address, b"to " + address[0].encode())
             data, seen = peer.recvfrom(100)

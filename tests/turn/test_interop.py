@@ -10,7 +10,6 @@ import urllib.request
 
 import pytest
 
-from netcore.turn.credentials import rest_api_password, rest_api_username
 from tests.conftest import free_port, free_port_both
 from tests.turn.live import Inbox, echo_peer, make_certificate
 from tests.peers import netcore_turn, turnutils_peer, turnutils_uclient
