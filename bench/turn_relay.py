@@ -17,7 +17,7 @@ and 1200-byte (video) payloads it prints:
 * round-trip p50/p99 at a moderate rate, and the latency added over direct;
 * zero-loss throughput: the highest rate (round trips/s) of a geometric
   ramp (x1.25 from 10k) that loses nothing in a one-second run (each step
-  tried twice before giving up, as the machine may be shared);
+  tried three times before giving up, as the machine may be shared);
 
 then the ratios ours/coturn. Usage: ``python bench/turn_relay.py [--quick]``.
 """
@@ -167,7 +167,7 @@ def drain(sock: socket.socket) -> None:
 
 def measure(name: str, gen: str, sock: socket.socket, pid: int | None, channel: int, size: int,
             rates: list[int], latency_rate: int, seconds: float, ceiling: int | None) -> dict:
-    result: dict = {"cpu": {}, "rtt": None, "max": 0}
+    result: dict = {"cpu": {}, "rtt": None, "max": 0, "loss": {}}
     for rate in rates:
         drain(sock)
         before = cpu_ns(pid)
@@ -175,12 +175,13 @@ def measure(name: str, gen: str, sock: socket.socket, pid: int | None, channel: 
         used = cpu_ns(pid) - before
         relayed = sent + received  # each round trip crosses the relay twice
         result["cpu"][rate] = used / 1000 / relayed if pid and relayed else None
+        result["loss"][rate] = (sent - received) / sent if sent else 0.0
         if rate == latency_rate:
             result["rtt"] = (p50, p99)
     rate = 10000
     while ceiling is None or rate <= ceiling * 1.05:
         lossless = False
-        for _ in range(2):  # one retry: the machine is shared, a stray stall is not the relay's ceiling
+        for _ in range(3):  # retries: the machine is shared, a stray stall is not the relay's ceiling
             drain(sock)
             sent, received, _, _ = run_generator(gen, sock, channel, size, rate, 1.0)
             if received >= sent:
@@ -254,6 +255,7 @@ def report(results: dict, sizes: list[int], rates: list[int], latency_rate: int)
     print("\nTURN relay over ChannelData, one client, one flow, loopback; rates in round trips/s "
           "(each crosses the relay twice)\n")
     header = f"{'server':8} {'size':>5} " + " ".join(f"{'cpu us/pkt @' + str(r):>16}" for r in rates) + \
+        " " + " ".join(f"{'loss @' + str(r):>11}" for r in rates) + \
         f" {'rtt p50 us':>10} {'rtt p99 us':>10} {'+p50':>6} {'+p99':>6} {'zero-loss rt/s':>15}"
     print(header)
     for name, by_size in results.items():
@@ -261,7 +263,8 @@ def report(results: dict, sizes: list[int], rates: list[int], latency_rate: int)
             r = by_size[size]
             direct = results["direct"][size]["rtt"]
             added = (r["rtt"][0] - direct[0], r["rtt"][1] - direct[1]) if name != "direct" else (None, None)
-            cpu = " ".join(f"{fmt(r['cpu'].get(rate)):>16}" for rate in rates)
+            cpu = " ".join(f"{fmt(r['cpu'].get(rate)):>16}" for rate in rates) + " " + \
+                " ".join(f"{r['loss'][rate]:>11.2%}" for rate in rates)
             print(f"{name:8} {size:>5} {cpu} {r['rtt'][0]:>10} {r['rtt'][1]:>10} {fmt(added[0], 'd'):>6} "
                   f"{fmt(added[1], 'd'):>6} {r['max']:>15}")
     if "netcore" in results and "coturn" in results:
