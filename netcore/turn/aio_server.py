@@ -40,6 +40,24 @@ _pack_header = _CHANNEL_HEADER.pack_into
 SOCKET_BUFFER = 4 * 1024 * 1024
 
 
+def _large_buffers(sock: socket.socket) -> None:
+    """A few MiB of kernel buffer each way, so that a stall of the process loses nothing.
+
+    SO_RCVBUF is capped by net.core.rmem_max (often 208 KiB); as root the
+    FORCE variants lift the cap.
+    """
+    for force, plain in ((getattr(socket, "SO_RCVBUFFORCE", None), socket.SO_RCVBUF),
+                         (getattr(socket, "SO_SNDBUFFORCE", None), socket.SO_SNDBUF)):
+        for option in (force, plain):
+            if option is None:
+                continue
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, option, SOCKET_BUFFER)
+                break
+            except OSError:
+                continue
+
+
 def open_udp_socket(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
     """A non-blocking UDP socket bound to ``(host, port)`` with large kernel buffers."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -49,11 +67,7 @@ def open_udp_socket(host: str, port: int, *, reuse_port: bool = False) -> socket
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
         if reuse_port:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
-            try:
-                sock.setsockopt(socket.SOL_SOCKET, option, SOCKET_BUFFER)
-            except OSError:
-                pass
+        _large_buffers(sock)
         sock.bind((host, port))
         sock.setblocking(False)
     except BaseException:
