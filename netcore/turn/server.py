@@ -47,6 +47,7 @@ from netcore.turn.auth import (
     verify_request,
 )
 from netcore.turn.policy import PeerPolicy
+from netcore.turn.tcp_relay import TcpRelayMixin
 
 __all__ = [
     "TurnServer",
@@ -75,9 +76,12 @@ class RelayProvider(Protocol):
 
     families: frozenset[int]  # STUN families it can relay on (1, 2)
 
-    def open_relay(self, family: int, *, even_port: bool = False, dont_fragment: bool = False,
-                   port: int | None = None) -> Address | None:
-        """A fresh relayed address of ``family`` (an even port, or ``port`` exactly), or None."""
+    def open_relay(self, family: int, *, transport: int = 17, even_port: bool = False,
+                   dont_fragment: bool = False, port: int | None = None) -> Address | None:
+        """A fresh relayed address of ``family`` (an even port, or ``port`` exactly), or None.
+
+        ``transport`` 6 asks for a listening TCP port (RFC 6062), 17 for UDP.
+        """
 
     def close_relay(self, relayed: Address) -> None:
         """Give ``relayed`` back; later datagrams to it are not delivered."""
@@ -192,7 +196,7 @@ class Allocation:
         "listener", "client", "username", "transaction_id", "response", "relayed", "relay_by_family",
         "expiry", "permissions", "channels", "peer_channels", "cooldown",
         "packets_to_peer", "bytes_to_peer", "packets_to_client", "bytes_to_client",
-        "tokens", "tokens_at", "dropped",
+        "tokens", "tokens_at", "dropped", "transport", "connections",
     )
 
     def __init__(self, listener: Address, client: Address, username: str, transaction_id: bytes,
@@ -214,6 +218,8 @@ class Allocation:
         self.tokens = burst
         self.tokens_at = now
         self.dropped = 0
+        self.transport = w.TRANSPORT_UDP
+        self.connections: set[int] = set()  # RFC 6062 connection ids of a TCP allocation
 
     def take_tokens(self, size: int, now: float, rate: int) -> bool:
         """Token bucket of ``rate`` bytes/s and one second of burst; False means drop."""
@@ -228,7 +234,7 @@ class Allocation:
         return True
 
 
-class TurnServer:
+class TurnServer(TcpRelayMixin):
     """Sans-IO TURN server: allocations, permissions, channels, authentication, quotas."""
 
     def __init__(self, config: ServerConfig, relays: RelayProvider, *,
@@ -243,6 +249,7 @@ class TurnServer:
         self.by_relayed: dict[Address, Allocation] = {}
         self.per_user: dict[str, int] = {}
         self._reservations: dict[bytes, tuple[Address, float]] = {}  # token -> (relayed, until)
+        self._tcp_connections: dict = {}  # RFC 6062 connection id -> PeerConnection
         self._random = random
         self._transmit: deque[Transmit] = deque()
         self._events: deque[object] = deque()
@@ -334,10 +341,11 @@ class TurnServer:
             if allocation.cooldown:
                 for key in [k for k, (_, until) in allocation.cooldown.items() if until <= now]:
                     del allocation.cooldown[key]
+        self._expire_connections(now)
         for token in [t for t, (_, until) in self._reservations.items() if until <= now]:
             self.relays.close_relay(self._reservations.pop(token)[0])
         self.unauthorized.sweep(now)
-        busy = self.allocations or len(self.unauthorized) or self._reservations
+        busy = self.allocations or len(self.unauthorized) or self._reservations or self._tcp_connections
         self._next_sweep = now + self.config.sweep_interval if busy else None
 
     def close(self, now: float) -> None:
@@ -422,7 +430,7 @@ class TurnServer:
         if auth is None:
             return
         try:
-            response = handler(self, message, auth, addr, listener, now)
+            response = handler(self, message, auth, addr, listener, now)  # None: answered later
         except Refused as refused:
             self._error(message, addr, listener, refused, auth)
             return
@@ -430,7 +438,8 @@ class TurnServer:
             self.stats.parse_errors += 1
             self._error(message, addr, listener, Refused(400, "Bad Request"), auth)
             return
-        self._transmit.append((response, addr, listener))
+        if response is not None:
+            self._transmit.append((response, addr, listener))
 
     def _sign(self, response: Message, request: Message, auth: Authenticated | None) -> bytes:
         if auth is None:
@@ -492,8 +501,12 @@ class TurnServer:
         transport = request.get(w.REQUESTED_TRANSPORT)
         if transport is None:
             raise Refused(400, "Bad Request")
-        if transport != w.TRANSPORT_UDP:
+        if transport not in (w.TRANSPORT_UDP, w.TRANSPORT_TCP):
             raise Refused(442, "Unsupported Transport Protocol")
+        if transport == w.TRANSPORT_TCP and (
+                listener not in self.stream_listeners or w.DONT_FRAGMENT in request
+                or w.EVEN_PORT in request or w.RESERVATION_TOKEN in request):
+            raise Refused(400, "Bad Request")  # RFC 6062 section 5.1
         families = self._requested_families(request, addr)
         even_port = request.get(w.EVEN_PORT)
         token = request.get(w.RESERVATION_TOKEN)
@@ -521,7 +534,7 @@ class TurnServer:
             if index == 0 and even_port:
                 relayed, reservation = self._open_even_pair(family, dont_fragment, now)
             else:
-                relayed = self.relays.open_relay(family, even_port=even_port is not None,
+                relayed = self.relays.open_relay(family, transport=transport, even_port=even_port is not None,
                                                  dont_fragment=dont_fragment)
             if relayed is None:
                 if index == 0:
@@ -543,6 +556,7 @@ class TurnServer:
         response.add(w.LIFETIME, lifetime).add(sa.XOR_MAPPED_ADDRESS, (addr[0], addr[1]))
         if config.software:
             response.add(sa.SOFTWARE, config.software)
+        allocation.transport = transport
         allocation.response = self._sign(response, request, auth)
         self.allocations[(listener, addr)] = allocation
         self.clients.setdefault(listener, {})[addr] = allocation
@@ -650,6 +664,8 @@ class TurnServer:
 
     def _channel_bind(self, request: Message, auth: Authenticated, addr: Address, listener: Address, now: float) -> bytes:
         allocation = self._own_allocation(request, auth, addr, listener)
+        if allocation.transport != w.TRANSPORT_UDP:
+            raise Refused(400, "Bad Request")  # RFC 6062 section 5.1: no channels on TCP allocations
         number = request.get(w.CHANNEL_NUMBER)
         peer = request.get(w.XOR_PEER_ADDRESS)
         if number is None or peer is None or not w.CHANNEL_MIN <= number <= self.config.channel_max:
@@ -688,7 +704,7 @@ class TurnServer:
         allocation = self.clients.get(listener, {}).get(addr)
         peer = message.get(w.XOR_PEER_ADDRESS)
         data = message.get(w.DATA_ATTR)
-        if allocation is None or peer is None or data is None:
+        if allocation is None or peer is None or data is None or allocation.transport != w.TRANSPORT_UDP:
             self.stats.dropped += 1
             return
         if not self.policy.allows(peer[0]):
@@ -709,6 +725,8 @@ class TurnServer:
         allocation.cooldown[channel.peer] = (channel.number, until)
 
     def _delete(self, allocation: Allocation, reason: str) -> None:
+        for connection in self._connections_of(allocation):
+            self._close_connection(connection, notify=True)
         del self.allocations[(allocation.listener, allocation.client)]
         clients = self.clients.get(allocation.listener)
         if clients is not None:
@@ -739,4 +757,6 @@ class TurnServer:
         w.REFRESH: _refresh,
         w.CREATE_PERMISSION: _create_permission,
         w.CHANNEL_BIND: _channel_bind,
+        w.CONNECT: TcpRelayMixin._connect,
+        w.CONNECTION_BIND: TcpRelayMixin._connection_bind,
     }

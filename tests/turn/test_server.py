@@ -74,7 +74,8 @@ def test_allocate_retransmission_gets_the_same_answer_and_a_new_one_gets_437():
 
 @pytest.mark.parametrize("attributes, code", [
     ((), 400),  # no REQUESTED-TRANSPORT
-    (((w.REQUESTED_TRANSPORT, w.TRANSPORT_TCP),), 442),
+    (((w.REQUESTED_TRANSPORT, w.TRANSPORT_TCP),), 400),  # RFC 6062: TCP relays only over TCP/TLS
+    (((w.REQUESTED_TRANSPORT, 132),), 442),
     (((w.REQUESTED_TRANSPORT, 17), (w.REQUESTED_ADDRESS_FAMILY, 3)), 440),
     (((w.REQUESTED_TRANSPORT, 17), (w.REQUESTED_ADDRESS_FAMILY, 1), (w.ADDITIONAL_ADDRESS_FAMILY, 2)), 400),
     (((w.REQUESTED_TRANSPORT, 17), (w.ADDITIONAL_ADDRESS_FAMILY, 1)), 400),
