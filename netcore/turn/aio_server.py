@@ -28,13 +28,22 @@ from typing import Callable
 
 from netcore.turn import wire as w
 from netcore.turn.server import Address, TurnServer
+from netcore.turn.tcp_relay import ConnectionBound, PeerConnectionClosed, PeerConnectRequested
 from netcore.turn.wire import StreamFramer, TurnParseError
 
-__all__ = ["UdpRelayProvider", "TurnServerEndpoint", "TurnStreamProtocol", "open_udp_socket", "open_stream_socket"]
+__all__ = [
+    "SocketRelays",
+    "TurnServerEndpoint",
+    "TurnStreamProtocol",
+    "PeerTcpProtocol",
+    "open_udp_socket",
+    "open_stream_socket",
+]
 
 log = logging.getLogger("netcore.turn")
 
 _BUFFER_SIZE = 65536 + 4
+_TCP_EVENTS = (PeerConnectRequested, ConnectionBound, PeerConnectionClosed)
 _CHANNEL_HEADER = struct.Struct("!HH")
 _pack_header = _CHANNEL_HEADER.pack_into
 SOCKET_BUFFER = 4 * 1024 * 1024
@@ -128,12 +137,13 @@ class _Budget:
         self.limit = count if count > 1 else 1
 
 
-class UdpRelayProvider:
-    """Relayed transport addresses as UDP sockets bound in ``[min_port, max_port]``.
+class SocketRelays:
+    """Relayed transport addresses as sockets bound in ``[min_port, max_port]``.
 
-    ``relay_ips`` maps a STUN family (1, 2) to the local address to bind;
-    ``external_ips`` to the address clients are told (a server behind a 1:1
-    NAT). The endpoint registers a reader for every socket it opens.
+    UDP sockets for UDP allocations, listening TCP sockets for RFC 6062 TCP
+    allocations. ``relay_ips`` maps a STUN family (1, 2) to the local address
+    to bind; ``external_ips`` to the address clients are told (a server
+    behind a 1:1 NAT). The endpoint serves every socket it opens.
     """
 
     def __init__(self, relay_ips: dict[int, str], min_port: int = 49152, max_port: int = 65535,
@@ -146,18 +156,18 @@ class UdpRelayProvider:
         self.sockets: dict[Address, socket.socket] = {}  # relayed address (as told) -> socket
         self._in_use: dict[int, set[int]] = {family: set() for family in relay_ips}
         self._cursor = min_port
-        self.on_open: Callable[[Address, socket.socket, int], None] | None = None
+        self.on_open: Callable[[Address, socket.socket, int, int], None] | None = None
         self.on_close: Callable[[Address, socket.socket], None] | None = None
 
-    def open_relay(self, family: int, *, even_port: bool = False, dont_fragment: bool = False,
-                   port: int | None = None) -> Address | None:
+    def open_relay(self, family: int, *, transport: int = w.TRANSPORT_UDP, even_port: bool = False,
+                   dont_fragment: bool = False, port: int | None = None) -> Address | None:
         host = self.relay_ips.get(family)
         if host is None:
             return None
         if port is not None:
             if not self.min_port <= port <= self.max_port or port in self._in_use[family]:
                 return None
-            return self._open(family, host, port, dont_fragment)
+            return self._open(family, host, port, dont_fragment, transport)
         in_use = self._in_use[family]
         span = self.max_port - self.min_port + 1
         for _ in range(min(span, 256)):
@@ -165,14 +175,17 @@ class UdpRelayProvider:
             self._cursor = self.min_port if port >= self.max_port else port + 1
             if port in in_use or (even_port and port & 1):
                 continue
-            relayed = self._open(family, host, port, dont_fragment)
+            relayed = self._open(family, host, port, dont_fragment, transport)
             if relayed is not None:
                 return relayed
         return None
 
-    def _open(self, family: int, host: str, port: int, dont_fragment: bool) -> Address | None:
+    def _open(self, family: int, host: str, port: int, dont_fragment: bool, transport: int) -> Address | None:
         try:
-            sock = open_udp_socket(host, port)
+            if transport == w.TRANSPORT_TCP:  # RFC 6062: peers connect here, and we connect from here
+                sock = open_stream_socket(host, port, reuse_port=True)
+            else:
+                sock = open_udp_socket(host, port)
         except OSError:
             return None
         if dont_fragment:
@@ -181,7 +194,7 @@ class UdpRelayProvider:
         relayed = (self.external_ips.get(family, host), port)
         self.sockets[relayed] = sock
         if self.on_open is not None:
-            self.on_open(relayed, sock, family)
+            self.on_open(relayed, sock, family, transport)
         return relayed
 
     @staticmethod
@@ -208,7 +221,7 @@ class UdpRelayProvider:
 class TurnServerEndpoint:
     """Runs one :class:`TurnServer` on a set of UDP listening sockets."""
 
-    def __init__(self, core: TurnServer, relays: UdpRelayProvider,
+    def __init__(self, core: TurnServer, relays: SocketRelays,
                  on_event: Callable[[object], None] | None = None) -> None:
         self.core = core
         self.relays = relays
@@ -219,6 +232,9 @@ class TurnServerEndpoint:
         self.stream_servers: list[asyncio.AbstractServer] = []
         self.max_connections = 4 * core.config.total_quota
         self.stream_write_limit = 1 << 20  # bytes queued per connection before relayed data is dropped
+        self.tcp_relay_servers: dict[Address, asyncio.AbstractServer] = {}  # RFC 6062 relayed address ->
+        self.peer_connections: dict[int, PeerTcpProtocol] = {}  # RFC 6062 connection id ->
+        self._tasks: set[asyncio.Task] = set()
         self._buffer = bytearray(_BUFFER_SIZE)
         self._view = memoryview(self._buffer)
         self._timer: asyncio.TimerHandle | None = None
@@ -248,11 +264,73 @@ class TurnServerEndpoint:
         self.stream_servers.append(server)
         return local
 
-    def _relay_opened(self, relayed: Address, sock: socket.socket, family: int) -> None:
-        self.loop.add_reader(sock.fileno(), self._relay_readable, sock, relayed, family == w.FAMILY_IPV6, _Budget())
+    def _relay_opened(self, relayed: Address, sock: socket.socket, family: int, transport: int) -> None:
+        if transport == w.TRANSPORT_TCP:
+            self._spawn(self._serve_tcp_relay(relayed, sock))
+        else:
+            self.loop.add_reader(sock.fileno(), self._relay_readable, sock, relayed, family == w.FAMILY_IPV6,
+                                 _Budget())
 
     def _relay_closed(self, relayed: Address, sock: socket.socket) -> None:
-        self.loop.remove_reader(sock.fileno())
+        server = self.tcp_relay_servers.pop(relayed, None)
+        if server is not None:
+            server.close()
+        elif sock.type == socket.SOCK_DGRAM:
+            self.loop.remove_reader(sock.fileno())
+
+    def _spawn(self, coroutine) -> None:
+        task = self.loop.create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _serve_tcp_relay(self, relayed: Address, sock: socket.socket) -> None:
+        try:
+            server = await self.loop.create_server(lambda: PeerTcpProtocol(self, relayed, None), sock=sock)
+        except OSError:
+            return  # closed before it started
+        if relayed in self.relays.sockets:
+            self.tcp_relay_servers[relayed] = server
+        else:
+            server.close()
+
+    async def _connect_peer(self, event: PeerConnectRequested) -> None:
+        """RFC 6062 section 5.2: connect from the relayed address to the peer, 30 s at most."""
+        family = socket.AF_INET6 if ":" in event.peer[0] else socket.AF_INET
+        host = self.relays.relay_ips.get(2 if family == socket.AF_INET6 else 1)
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            try:
+                sock.bind((host, event.relayed[1]))
+            except OSError:
+                sock.bind((host, 0))
+            sock.setblocking(False)
+            await asyncio.wait_for(self.loop.sock_connect(sock, event.peer), 30.0)
+            await self.loop.create_connection(lambda: PeerTcpProtocol(self, event.relayed, event.connection_id),
+                                              sock=sock)
+            ok = True
+        except (OSError, asyncio.TimeoutError):
+            sock.close()
+            ok = False
+        self.core.handle_peer_connected(event.connection_id, ok, self.loop.time())
+        self.flush()
+
+    def _handle_tcp_event(self, event: object) -> None:
+        if isinstance(event, PeerConnectRequested):
+            self._spawn(self._connect_peer(event))
+        elif isinstance(event, ConnectionBound):
+            stream = self.streams.get((event.listener, event.client))
+            peer = self.peer_connections.get(event.connection_id)
+            if stream is None or peer is None:
+                self.core.handle_peer_connection_lost(event.connection_id, self.loop.time())
+                return
+            stream.pipe, peer.pipe = peer, stream
+            peer.flush_to_pipe()
+        elif isinstance(event, PeerConnectionClosed):
+            peer = self.peer_connections.pop(event.connection_id, None)
+            if peer is not None:
+                peer.close()
 
     def close(self) -> None:
         for server in self.stream_servers:
@@ -391,7 +469,9 @@ class TurnServerEndpoint:
                     log.debug("send to %s failed: %s", addr, exc)
                 self.send_errors += 1
         while (event := core.poll_event()) is not None:
-            if self.on_event is not None:
+            if isinstance(event, _TCP_EVENTS):
+                self._handle_tcp_event(event)
+            elif self.on_event is not None:
                 self.on_event(event)
         deadline = core.next_deadline()
         if deadline != self._timer_at:
@@ -423,6 +503,7 @@ class TurnStreamProtocol(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.addr: Address = ("", 0)
         self.dropped = 0
+        self.pipe: PeerTcpProtocol | None = None  # RFC 6062: a data connection after ConnectionBind
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -435,6 +516,9 @@ class TurnStreamProtocol(asyncio.Protocol):
         endpoint.streams[(self.local, self.addr)] = self
 
     def data_received(self, data: bytes) -> None:
+        if self.pipe is not None:
+            self.pipe.transport.write(data)
+            return
         endpoint = self.endpoint
         core = endpoint.core
         now = endpoint.loop.time()
@@ -457,10 +541,93 @@ class TurnStreamProtocol(asyncio.Protocol):
             return
         transport.write(data)
 
+    def pause_writing(self) -> None:
+        if self.pipe is not None:
+            self.pipe.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.pipe is not None:
+            self.pipe.transport.resume_reading()
+
     def connection_lost(self, exc: Exception | None) -> None:
         log.debug("connection from %s lost: %s", self.addr, exc)
+        if self.pipe is not None:
+            self.pipe.close()
         endpoint = self.endpoint
         if endpoint.streams.get((self.local, self.addr)) is self:
             del endpoint.streams[(self.local, self.addr)]
             endpoint.core.handle_connection_lost(self.addr, self.local, endpoint.loop.time())
+            endpoint.flush()
+
+
+class PeerTcpProtocol(asyncio.Protocol):
+    """One RFC 6062 peer connection: buffered until bound, then piped to the client data connection.
+
+    Before ConnectionBind at most ``BUFFER_LIMIT`` bytes are held (reading
+    pauses beyond); after it, bytes go straight through, with reading paused
+    while the other side's write buffer is above its high-water mark.
+    """
+
+    BUFFER_LIMIT = 65536
+
+    def __init__(self, endpoint: TurnServerEndpoint, relayed: Address, connection_id: int | None) -> None:
+        self.endpoint = endpoint
+        self.relayed = relayed
+        self.connection_id = connection_id
+        self.transport: asyncio.Transport | None = None
+        self.pipe: TurnStreamProtocol | None = None
+        self.pending = bytearray()
+        self.closed = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        endpoint = self.endpoint
+        if self.connection_id is None:  # a peer connected to the relayed address (section 5.3)
+            peer = transport.get_extra_info("peername")
+            self.connection_id = endpoint.core.handle_peer_connection(self.relayed, peer, endpoint.loop.time())
+            endpoint.flush()
+            if self.connection_id is None:
+                transport.close()
+                return
+        endpoint.peer_connections[self.connection_id] = self
+
+    def data_received(self, data: bytes) -> None:
+        if self.pipe is not None and self.pipe.transport is not None:
+            self.pipe.transport.write(data)
+            return
+        self.pending += data
+        if len(self.pending) >= self.BUFFER_LIMIT and self.transport is not None:
+            self.transport.pause_reading()
+
+    def flush_to_pipe(self) -> None:
+        if self.pipe is not None and self.pipe.transport is not None and self.transport is not None:
+            if self.pending:
+                self.pipe.transport.write(bytes(self.pending))
+                self.pending.clear()
+            self.transport.resume_reading()
+
+    def pause_writing(self) -> None:
+        if self.pipe is not None and self.pipe.transport is not None:
+            self.pipe.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.pipe is not None and self.pipe.transport is not None:
+            self.pipe.transport.resume_reading()
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+        if self.pipe is not None and self.pipe.transport is not None:
+            self.pipe.transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        if self.pipe is not None and self.pipe.transport is not None:
+            self.pipe.transport.close()
+        endpoint = self.endpoint
+        if self.connection_id is not None and endpoint.peer_connections.get(self.connection_id) is self:
+            del endpoint.peer_connections[self.connection_id]
+            endpoint.core.handle_peer_connection_lost(self.connection_id, endpoint.loop.time())
             endpoint.flush()

@@ -24,7 +24,7 @@ import time
 
 from netcore.errors import UsageError
 from netcore.turn import wire as w
-from netcore.turn.aio_server import TurnServerEndpoint, UdpRelayProvider, open_stream_socket, open_udp_socket
+from netcore.turn.aio_server import TurnServerEndpoint, SocketRelays, open_stream_socket, open_udp_socket
 from netcore.turn.server import AllocationCreated, AllocationDeleted, AllocationRefreshed, TurnServer
 from servers.turn.config import Settings, build_parser, load_settings
 from servers.turn.metrics import render_metrics, serve_metrics
@@ -86,7 +86,7 @@ async def serve(parser_args, settings: Settings) -> int:
     workers = settings["workers"]
     relay_ips, external_ips = _relay_ips(settings)
     low, high = _port_slice(settings, index, workers)
-    relays = UdpRelayProvider(relay_ips, low, high, external_ips)
+    relays = SocketRelays(relay_ips, low, high, external_ips)
     loop = asyncio.get_running_loop()
     core = TurnServer(settings.server_config(), relays, unix_offset=time.time() - loop.time())
     endpoint = TurnServerEndpoint(core, relays, log_event)

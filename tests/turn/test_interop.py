@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import re
 import socket
+import subprocess
 import time
 import urllib.request
 
 import pytest
 
-from tests.conftest import free_port, free_port_both
+from tests.conftest import free_port, free_port_both, require_program
 from tests.turn.live import Inbox, echo_peer, make_certificate
 from tests.peers import netcore_turn, turnutils_peer, turnutils_uclient
 
@@ -169,3 +170,14 @@ async def test_aioice_over_tcp_and_the_allocation_ends_with_the_connection(tmp_p
         while 'turn_allocations_active{worker="0"} 0' not in scrape(metrics_port):
             assert time.monotonic() < deadline, "closing the connection did not delete the allocation"
             await asyncio.sleep(0.05)
+
+
+def test_uclient_tcp_relay_rfc_6062(tmp_path):
+    """-T: TCP allocations, client to client: Connect on one side, ConnectionAttempt on the other."""
+    tcp = free_port_both()
+    with netcore_turn(tmp_path, "--allow-loopback-peers", "--user", "test:test", "--tcp-listen",
+                      f"127.0.0.1:{tcp}", "--min-port", "42300", "--max-port", "42399"):
+        program = require_program("turnutils_uclient")
+        done = subprocess.run([program, "-T", "-u", "test", "-w", "test", "-m", "2", "-n", "50", "-l", "160",
+                               "-z", "5", "-p", str(tcp), "127.0.0.1"], capture_output=True, timeout=60)
+    assert_no_loss((done.stdout + done.stderr).decode("utf-8", "replace"), 2)
