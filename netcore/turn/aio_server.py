@@ -248,7 +248,8 @@ class TurnServerEndpoint:
     def add_listener(self, sock: socket.socket) -> Address:
         local = sock.getsockname()[:2]
         self.listeners[local] = sock
-        self.loop.add_reader(sock.fileno(), self._listener_readable, sock, local, _Budget())
+        self.loop.add_reader(sock.fileno(), self._listener_readable, sock, local, sock.family == socket.AF_INET6,
+                             _Budget())
         return local
 
     async def add_stream_listener(self, sock: socket.socket, ssl_context=None) -> Address:
@@ -348,7 +349,7 @@ class TurnServerEndpoint:
 
     # -- the hot paths ----------------------------------------------------------------------
 
-    def _listener_readable(self, sock: socket.socket, local: Address, budget: _Budget) -> None:
+    def _listener_readable(self, sock: socket.socket, local: Address, ipv6: bool, budget: _Budget) -> None:
         core = self.core
         buffer = self._buffer
         view = self._view
@@ -368,6 +369,8 @@ class TurnServerEndpoint:
                 budget.drained(count)
                 break
             count += 1
+            if ipv6:
+                addr = addr[:2]  # the core keys clients by (host, port)
             if size >= 4 and 0x40 <= buffer[0] <= top:
                 allocation = clients.get(addr)
                 if allocation is not None:
@@ -391,7 +394,7 @@ class TurnServerEndpoint:
                         allocation.packets_to_peer += 1
                         allocation.bytes_to_peer += length
                         continue
-            core.handle_datagram(bytes(view[:size]), addr[:2], now, local)
+            core.handle_datagram(bytes(view[:size]), addr, now, local)
             slow = True
             clients = core.clients.get(local) or {}  # an Allocate may have added this client
         if slow:

@@ -257,6 +257,15 @@ def test_ipv6_listener_and_dual_stack_allocation(tmp_path):
             assert data == b"to " + address[0].encode() and seen[:2] == tuple(via)
             peer.sendto(b"back", seen)
             assert client.receive() == (address, b"back")
+            # and over a channel, through the fast path of an IPv6 listener
+            number = 0x4000 + len(address[0])
+            assert client.request(w.CHANNEL_BIND, (w.CHANNEL_NUMBER, number),
+                                  (w.XOR_PEER_ADDRESS, address)).message_class == MessageClass.SUCCESS
+            client.sock.send(w.encode_channel_data(number, b"over a channel"))
+            data, seen = peer.recvfrom(100)
+            assert data == b"over a channel" and seen[:2] == tuple(via)
+            peer.sendto(b"channel back", seen)
+            assert w.parse_channel_data(client.sock.recv(100)) == (number, b"channel back")
             peer.close()
         assert client.request(w.REFRESH, (w.LIFETIME, 0)).message_class == MessageClass.SUCCESS
 
