@@ -67,41 +67,37 @@ def _large_buffers(sock: socket.socket) -> None:
                 continue
 
 
-def open_udp_socket(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
-    """A non-blocking UDP socket bound to ``(host, port)`` with large kernel buffers."""
+def _bound_socket(host: str, port: int, kind: int, reuse_port: bool) -> socket.socket:
+    """A non-blocking socket of ``kind`` bound to ``(host, port)``; IPv6 sockets are IPv6 only."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_DGRAM)
+    sock = socket.socket(family, kind)
     try:
         if family == socket.AF_INET6:
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        if kind == socket.SOCK_STREAM:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        else:
+            _large_buffers(sock)
         if reuse_port:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        _large_buffers(sock)
         sock.bind((host, port))
+        if kind == socket.SOCK_STREAM:
+            sock.listen(1024)
         sock.setblocking(False)
     except BaseException:
         sock.close()
         raise
     return sock
+
+
+def open_udp_socket(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
+    """A non-blocking UDP socket bound to ``(host, port)`` with large kernel buffers."""
+    return _bound_socket(host, port, socket.SOCK_DGRAM, reuse_port)
 
 
 def open_stream_socket(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
     """A listening TCP socket on ``(host, port)``."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        if family == socket.AF_INET6:
-            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if reuse_port:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        sock.bind((host, port))
-        sock.listen(1024)
-        sock.setblocking(False)
-    except BaseException:
-        sock.close()
-        raise
-    return sock
+    return _bound_socket(host, port, socket.SOCK_STREAM, reuse_port)
 
 
 class _Budget:
