@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import signal
 import socket
@@ -303,3 +304,28 @@ async def test_sighup_reloads_the_tls_certificate(tmp_path):
         proc.send_signal(signal.SIGHUP)
         await log_says(tmp_path, "reloaded")
         assert _served_certificate(tls) == second
+
+
+def test_garbage_on_every_listener_leaves_the_daemon_serving(tmp_path):
+    import random
+
+    tcp, metrics_port = free_port(socket.SOCK_STREAM), free_port(socket.SOCK_STREAM)
+    with netcore_turn_process(tmp_path, "--user", "u:p", "--tcp-listen", f"127.0.0.1:{tcp}",
+                              "--metrics", f"127.0.0.1:{metrics_port}") as (proc, port):
+        rng = random.Random(7)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            for i in range(2000):
+                prefix = bytes([rng.choice([0x00, 0x01, 0x40, 0x4F, 0x7F, 0x80, 0xFF])])
+                s.sendto(prefix + rng.randbytes(rng.randrange(0, 300)), ("127.0.0.1", port))
+        for first in (b"\x00\x01\xff\xff", b"\x41\x00\xff\xff", b"\x20garbage", b"\x40\x00\x00\x05abc"):
+            with socket.create_connection(("127.0.0.1", tcp), timeout=5) as c:
+                c.sendall(first + bytes(64))
+                c.shutdown(socket.SHUT_WR)
+                with contextlib.suppress(OSError):
+                    while c.recv(4096):
+                        pass  # the daemon closes (bad framing) or waits for more; either way it lives on
+        wait_for_stun(port)
+        assert proc.poll() is None
+        assert metrics(metrics_port)["turn_parse_errors_total"] > 0
+        client = RawTurnClient(("127.0.0.1", port), "u", "p")
+        assert client.request(w.ALLOCATE, (w.REQUESTED_TRANSPORT, 17)).message_class == MessageClass.SUCCESS
