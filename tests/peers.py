@@ -51,17 +51,26 @@ def running(cmd: list[str], log_path: Path, env: dict[str, str] | None = None) -
 
 @contextlib.contextmanager
 def coturn(tmp_path: Path, *extra: str, users: tuple[str, ...] = ("test:test",),
-           realm: str = "example") -> Iterator[int]:
-    """coturn's ``turnserver`` on 127.0.0.1, isolated from /etc/turnserver.conf; yields its port."""
+           realm: str = "example", tls: tuple[Path, Path] | None = None) -> Iterator[int]:
+    """coturn's ``turnserver`` on 127.0.0.1, isolated from /etc/turnserver.conf; yields its port.
+
+    With ``tls=(cert, key)`` it also serves TLS, on the port ``tls_port(tmp_path)`` gives.
+    """
     turnserver = require_program("turnserver")
     port = free_port_both()
     relay_min = 20000 + (port % 20000)
     empty = tmp_path / "empty.conf"
     empty.write_text("")
+    if tls is None:
+        secure = ["--no-tls"]
+    else:
+        secure_port = free_port_both()
+        (tmp_path / "tls.port").write_text(str(secure_port))
+        secure = [f"--tls-listening-port={secure_port}", f"--cert={tls[0]}", f"--pkey={tls[1]}"]
     cmd = [
         turnserver, "-c", str(empty), "-n", "--listening-ip=127.0.0.1", f"--listening-port={port}",
         "--relay-ip=127.0.0.1", f"--min-port={relay_min}", f"--max-port={relay_min + 200}",
-        "--realm", realm, "--fingerprint", "--no-tls", "--no-dtls", "--no-cli",
+        "--realm", realm, "--fingerprint", *secure, "--no-dtls", "--no-cli",
         f"--userdb={tmp_path / 'turndb'}", f"--pidfile={tmp_path / 'turn.pid'}",
         "--log-file=stdout", "--simple-log", *extra,
     ]
@@ -69,9 +78,44 @@ def coturn(tmp_path: Path, *extra: str, users: tuple[str, ...] = ("test:test",),
         cmd.append("--lt-cred-mech")
         for user in users:
             cmd += ["--user", user]
-    with running(cmd, tmp_path / "turnserver.log"):
-        wait_for_stun(port)
+    log = tmp_path / "turnserver.log"
+    with running(cmd, log):
+        try:
+            wait_for_stun(port, timeout=30)
+        except TimeoutError as exc:
+            raise TimeoutError(f"{exc}; turnserver said:\n{log.read_text(errors='replace')[-2000:]}") from None
         yield port
+
+
+def tls_port(tmp_path: Path) -> int:
+    """The TLS port of the coturn started with ``tls=`` in ``tmp_path``."""
+    return int((tmp_path / "tls.port").read_text())
+
+
+def self_signed_certificate(directory: Path, host: str = "localhost") -> tuple[Path, Path]:
+    """A throwaway ECDSA P-256 certificate and key for TLS tests; returns their paths."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=7))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(host)]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
 
 
 @contextlib.contextmanager

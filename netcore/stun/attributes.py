@@ -81,6 +81,8 @@ class AttributeCodec:
 
 
 _REGISTRY: dict[int, AttributeCodec] = {}
+# type -> decode function; the hot-path view of the registry.
+DECODERS: dict[int, Callable[[bytes, bytes], Any]] = {}
 
 
 def register_attribute(
@@ -96,6 +98,7 @@ def register_attribute(
     if existing is not None and existing.name != name:
         raise UsageError(f"attribute {type_:#06x} is already {existing.name}")
     _REGISTRY[type_] = AttributeCodec(type_, name, decode, encode)
+    DECODERS[type_] = decode
 
 
 def codec_for(type_: int) -> AttributeCodec | None:
@@ -204,10 +207,13 @@ def fixed_bytes_codec(*lengths: int) -> tuple[Callable[[bytes, bytes], bytes], C
 
 
 def unsigned_codec(st: struct.Struct) -> tuple[Callable[[bytes, bytes], int], Callable[[int, bytes], bytes]]:
+    unpack = st.unpack
+
     def decode(value: bytes, transaction_id: bytes = b"") -> int:
-        if len(value) != st.size:
-            raise StunParseError(f"integer attribute of {len(value)} bytes, expected {st.size}")
-        return st.unpack(value)[0]
+        try:
+            return unpack(value)[0]
+        except struct.error:
+            raise StunParseError(f"integer attribute of {len(value)} bytes, expected {st.size}") from None
 
     def encode(value: int, transaction_id: bytes = b"") -> bytes:
         try:

@@ -16,6 +16,7 @@ therefore gives back the same bytes.
 from __future__ import annotations
 
 import enum
+import hashlib
 import hmac
 import os
 import struct
@@ -24,7 +25,7 @@ from typing import Any, Callable, Iterator
 
 from netcore.errors import UsageError
 from netcore.stun import attributes as attrs
-from netcore.stun.attributes import MAGIC_COOKIE, attribute_name, codec_for
+from netcore.stun.attributes import DECODERS, MAGIC_COOKIE, attribute_name, codec_for
 from netcore.stun.errors import StunParseError
 
 __all__ = [
@@ -48,6 +49,41 @@ _MI = attrs.MESSAGE_INTEGRITY
 _MI256 = attrs.MESSAGE_INTEGRITY_SHA256
 _FP = attrs.FINGERPRINT
 _SIGNATURES = frozenset((_MI, _MI256, _FP))
+_ZEROS = bytes(3)
+
+
+_HMAC_PADS: dict[str, dict[bytes, tuple[Any, Any]]] = {"sha1": {}, "sha256": {}}
+
+
+def _hmac(key: bytes, data: bytes, digest: str) -> bytes:
+    """HMAC (RFC 2104) with the keyed inner and outer states cached per key.
+
+    A STUN agent signs and checks many messages with few keys; starting from
+    the cached states saves the key schedule on every message.
+    """
+    cache = _HMAC_PADS[digest]
+    pads = cache.get(key)
+    if pads is None:
+        if len(cache) >= 1024:
+            cache.clear()  # bounded whatever the peers send
+        pads = cache[key] = _make_pads(key, digest)
+    inner = pads[0].copy()
+    inner.update(data)
+    outer = pads[1].copy()
+    outer.update(inner.digest())
+    return outer.digest()
+
+
+def _make_pads(key: bytes, digest: str) -> tuple[Any, Any]:
+    constructor = getattr(hashlib, digest)
+    block_size = constructor().block_size
+    if len(key) > block_size:
+        key = constructor(key).digest()
+    key = key.ljust(block_size, b"\x00")
+    return (
+        constructor(bytes(b ^ 0x36 for b in key)),
+        constructor(bytes(b ^ 0x5C for b in key)),
+    )
 
 
 class MessageClass(enum.IntEnum):
@@ -87,10 +123,17 @@ def _message_type(method: int, message_class: int) -> int:
     )
 
 
-def _split_type(message_type: int) -> tuple[int, int]:
+def _split_type(message_type: int) -> tuple[int, MessageClass]:
     method = (message_type & 0x000F) | ((message_type & 0x00E0) >> 1) | ((message_type & 0x3E00) >> 2)
     message_class = ((message_type & 0x0010) >> 4) | ((message_type & 0x0100) >> 7)
-    return method, message_class
+    return method, _CLASSES[message_class]
+
+
+_TYPES: dict[int, tuple[int, MessageClass]] = {}  # message type -> (method, class), at most 16384 entries
+_unpack_header = HEADER.unpack_from
+_unpack_tlv = _TLV.unpack_from
+_unpack_length = _LENGTH.unpack_from
+_unpack_u32 = _U32.unpack_from
 
 
 def random_transaction_id(random: Callable[[int], bytes] = os.urandom) -> bytes:
@@ -185,80 +228,86 @@ class Message:
     def _signature(self, message_type: int, body: bytes, attr_type: int, size: int, key: bytes, digest: str) -> bytes:
         # Section 14.5: the length field counts up to the end of the integrity attribute.
         head = HEADER.pack(message_type, len(body) + 4 + size, MAGIC_COOKIE, self.transaction_id)
-        return _TLV.pack(attr_type, size) + hmac.digest(key, head + body, digest)
+        return _TLV.pack(attr_type, size) + _hmac(key, head + body, digest)
 
     # -- parsing ------------------------------------------------------------------
 
     @classmethod
     def parse(cls, data: bytes) -> Message:
-        """Parse one whole datagram; raise StunParseError if it is not STUN."""
+        """Parse one whole datagram; raise StunParseError if it is not STUN.
+
+        One pass over the attributes (section 14), with the rules on what
+        may follow MESSAGE-INTEGRITY, MESSAGE-INTEGRITY-SHA256 and FINGERPRINT
+        applied as it goes: anything else after them is ignored (sections
+        14.5-14.7). Written flat because every datagram of a STUN or TURN
+        server goes through it.
+        """
         size = len(data)
         if size < HEADER_LENGTH:
             raise StunParseError(f"{size} bytes is shorter than a STUN header")
         data = bytes(data)
-        message_type, length, cookie, transaction_id = HEADER.unpack_from(data)
+        message_type, length, cookie, transaction_id = _unpack_header(data)
         if message_type & 0xC000:
             raise StunParseError("the two most significant bits are not zero")
         if cookie != MAGIC_COOKIE:
             raise StunParseError("no magic cookie")
         if length & 3 or length + HEADER_LENGTH != size:
             raise StunParseError(f"length field {length} does not match {size - HEADER_LENGTH} bytes of body")
-        method, message_class = _split_type(message_type)
-        message = cls.__new__(cls)
-        message.method = method
-        message.message_class = _CLASSES[message_class]
-        message.transaction_id = transaction_id
-        message._raw = data
-        message._mi_at = message._mi256_at = message._fp_at = -1
-        message._pads = None
-        message.attributes = message._parse_attributes(data, size)
-        return message
+        split = _TYPES.get(message_type)
+        if split is None:
+            split = _TYPES[message_type] = _split_type(message_type)
 
-    def _parse_attributes(self, data: bytes, size: int) -> list[tuple[int, bytes]]:
-        attributes = []
+        attributes: list[tuple[int, bytes]] = []
+        append = attributes.append
+        signed = False
+        mi_at = mi256_at = fp_at = -1
+        pads = None
         offset = HEADER_LENGTH
-        unpack_tlv = _TLV.unpack_from
-        after_signature = False  # section 14.5: later attributes are ignored ...
         while offset < size:
-            if offset + 4 > size:
-                raise StunParseError("truncated attribute header")
-            attr_type, length = unpack_tlv(data, offset)
-            start = offset + 4
-            end = start + length
-            padded = end + (-length & 3)
-            if padded > size:
-                raise StunParseError(f"attribute {attribute_name(attr_type)} overruns the message")
-            if attr_type == _MI or attr_type == _MI256 or attr_type == _FP:
-                if not self._note_signature(attr_type, offset):
-                    offset = padded
-                    continue
-                after_signature = True
-            elif after_signature:
-                offset = padded  # ... except MI-SHA256 and FINGERPRINT after MI
+            attr_type, length = _unpack_tlv(data, offset)  # offset + 4 <= size: both are multiples of 4
+            end = offset + 4 + length
+            if attr_type not in _SIGNATURES:
+                if end > size:
+                    raise StunParseError(f"attribute {attribute_name(attr_type)} overruns the message")
+                if not signed:  # attributes after a signature are ignored
+                    append((attr_type, data[offset + 4 : end]))
+                    if length & 3:
+                        padded = end + 4 - (length & 3)
+                        if data[end:padded] != _ZEROS[: padded - end]:
+                            if pads is None:
+                                pads = {}
+                            pads[len(attributes) - 1] = data[end:padded]
+                offset = end + (-length & 3)
                 continue
-            if end != padded and any(data[end:padded]):
-                if self._pads is None:
-                    self._pads = {}
-                self._pads[len(attributes)] = data[end:padded]
-            attributes.append((attr_type, data[start:end]))
-            offset = padded
-        return attributes
+            if end > size:
+                raise StunParseError(f"attribute {attribute_name(attr_type)} overruns the message")
+            if fp_at >= 0:
+                pass  # nothing counts after FINGERPRINT
+            elif attr_type == _FP:
+                fp_at = offset
+                append((attr_type, data[offset + 4 : end]))
+            elif attr_type == _MI256:
+                if mi256_at < 0:
+                    mi256_at = offset
+                    append((attr_type, data[offset + 4 : end]))
+            elif mi_at < 0 and mi256_at < 0:
+                mi_at = offset
+                append((attr_type, data[offset + 4 : end]))
+            signed = True
+            offset = end + (-length & 3)
+        if offset != size:
+            raise StunParseError("attribute padding overruns the message")
 
-    def _note_signature(self, attr_type: int, offset: int) -> bool:
-        """Record where an integrity or fingerprint attribute starts; False if it is to be ignored."""
-        if self._fp_at >= 0:
-            return False  # nothing follows FINGERPRINT
-        if attr_type == _FP:
-            self._fp_at = offset
-        elif attr_type == _MI256:
-            if self._mi256_at >= 0:
-                return False
-            self._mi256_at = offset
-        else:  # MESSAGE-INTEGRITY may only precede MESSAGE-INTEGRITY-SHA256
-            if self._mi_at >= 0 or self._mi256_at >= 0:
-                return False
-            self._mi_at = offset
-        return True
+        message = cls.__new__(cls)
+        message.method, message.message_class = split
+        message.transaction_id = transaction_id
+        message.attributes = attributes
+        message._raw = data
+        message._mi_at = mi_at
+        message._mi256_at = mi256_at
+        message._fp_at = fp_at
+        message._pads = pads
+        return message
 
     # -- reading ----------------------------------------------------------------
 
@@ -266,7 +315,8 @@ class Message:
         """The decoded value of the first ``attr_type`` attribute, or ``default``."""
         for t, value in self.attributes:
             if t == attr_type:
-                return self._decode(attr_type, value)
+                decode = DECODERS.get(t)
+                return value if decode is None else decode(value, self.transaction_id)
         return default
 
     def get_all(self, attr_type: int) -> list[Any]:
@@ -279,13 +329,14 @@ class Message:
         return None
 
     def __contains__(self, attr_type: int) -> bool:
-        return any(t == attr_type for t, _ in self.attributes)
+        for t, _ in self.attributes:
+            if t == attr_type:
+                return True
+        return False
 
     def _decode(self, attr_type: int, value: bytes) -> Any:
-        codec = codec_for(attr_type)
-        if codec is None:
-            return value
-        return codec.decode(value, self.transaction_id)
+        decode = DECODERS.get(attr_type)
+        return value if decode is None else decode(value, self.transaction_id)
 
     def unknown_comprehension_required(self) -> list[int]:
         """Attribute types < 0x8000 with no registered codec (for a 420 answer, section 6.3.1)."""
@@ -325,25 +376,19 @@ class Message:
         raw = self._raw
         if at < 0 or raw is None:
             return False
-        (size,) = _LENGTH.unpack_from(raw, at + 2)
-        expected = raw[at + 4 : at + 4 + size]
-        head = raw[:2] + _LENGTH.pack(at - HEADER_LENGTH + 4 + size) + raw[4:HEADER_LENGTH]
-        mac = hmac.new(key, head, digest)
-        mac.update(raw[HEADER_LENGTH:at])
-        return hmac.compare_digest(mac.digest()[:size], expected)
+        (size,) = _unpack_length(raw, at + 2)
+        # The length field counts up to the end of this attribute (section 14.5).
+        mac = _hmac(key, raw[:2] + _LENGTH.pack(at - HEADER_LENGTH + 4 + size) + raw[4:at], digest)
+        return hmac.compare_digest(mac[:size], raw[at + 4 : at + 4 + size])
 
     def check_fingerprint(self) -> bool:
         """Verify FINGERPRINT (CRC-32 XOR 0x5354554e, section 14.7)."""
         raw = self._raw
         at = self._fp_at
-        if at < 0 or raw is None or at + 8 > len(raw):
+        if at < 0 or raw is None or raw[at + 2 : at + 4] != b"\x00\x04":
             return False
-        (length,) = _LENGTH.unpack_from(raw, at + 2)
-        if length != 4:
-            return False
-        head = raw[:2] + _LENGTH.pack(at - HEADER_LENGTH + 8) + raw[4:HEADER_LENGTH]
-        crc = zlib.crc32(raw[HEADER_LENGTH:at], zlib.crc32(head)) ^ FINGERPRINT_XOR
-        return crc == _U32.unpack_from(raw, at + 4)[0]
+        crc = zlib.crc32(raw[:2] + _LENGTH.pack(at - HEADER_LENGTH + 8) + raw[4:at]) ^ FINGERPRINT_XOR
+        return crc == _unpack_u32(raw, at + 4)[0]
 
     # -- convenience --------------------------------------------------------------
 

@@ -57,19 +57,17 @@ class TransactionTimedOut:
 TransactionEvent = Union[TransactionSucceeded, TransactionFailed, TransactionTimedOut]
 
 
+@dataclass(slots=True)
 class _Transaction:
-    __slots__ = ("data", "addr", "deadline", "interval", "sends_left", "key", "key256", "long_term")
-
-    def __init__(self, data: bytes, addr: Address, deadline: float, interval: float, sends_left: int,
-                 key: bytes | None, key256: bytes | None, long_term: bool) -> None:
-        self.data = data
-        self.addr = addr
-        self.deadline = deadline
-        self.interval = interval
-        self.sends_left = sends_left
-        self.key = key
-        self.key256 = key256
-        self.long_term = long_term
+    data: bytes
+    addr: Address
+    deadline: float
+    interval: float
+    sends_left: int
+    key: bytes | None
+    key256: bytes | None
+    long_term: bool
+    rto: float
 
 
 class StunClient:
@@ -108,12 +106,15 @@ class StunClient:
         fingerprint: bool = False,
         long_term: bool = False,
         reliable: bool = False,
+        rto: float | None = None,
     ) -> bytes:
         """Send ``request`` to ``addr``; return its transaction id.
 
         A response must carry integrity under the same key(s) to be accepted
         (section 9.1.4), except a 401 or 438 to a long-term request, which
-        gives the realm and nonce to retry with (section 9.2.5).
+        gives the realm and nonce to retry with (section 9.2.5). ``rto``
+        overrides the client's RTO for this transaction (ICE paces its
+        checks so, RFC 8445 section 14.3).
         """
         if request.message_class != MessageClass.REQUEST:
             raise UsageError("only requests start transactions")
@@ -123,12 +124,13 @@ class StunClient:
         if tid in self._pending:
             raise UsageError("a transaction with this id is already in progress")
         data = request.encode(integrity_key, integrity_sha256_key=integrity_sha256_key, fingerprint=fingerprint)
+        rto = self.rto if rto is None else rto
         if reliable:
             transaction = _Transaction(data, addr, now + self.reliable_timeout, 0.0, 0,
-                                       integrity_key, integrity_sha256_key, long_term)
+                                       integrity_key, integrity_sha256_key, long_term, rto)
         else:
-            transaction = _Transaction(data, addr, now + self.rto, self.rto, self.rc - 1,
-                                       integrity_key, integrity_sha256_key, long_term)
+            transaction = _Transaction(data, addr, now + rto, rto, self.rc - 1,
+                                       integrity_key, integrity_sha256_key, long_term, rto)
         self._pending[tid] = transaction
         self._transmit.append((data, addr))
         return tid
@@ -187,7 +189,7 @@ class StunClient:
                 transaction.interval *= 2
                 self._transmit.append((transaction.data, transaction.addr))
                 # After the last send, wait Rm * RTO (section 6.2.1).
-                wait = transaction.interval if transaction.sends_left > 0 else self.rm * self.rto
+                wait = transaction.interval if transaction.sends_left > 0 else self.rm * transaction.rto
                 transaction.deadline = now + wait
             else:
                 expired.append(tid)

@@ -1,2 +1,44 @@
-def main() -> None:
-    raise SystemExit("netcore-signal is not built yet")
+"""``netcore-signal``: run one signaling node until SIGTERM or SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+
+from .config import load_config
+from .server import SignalServer
+
+
+async def serve(argv: list[str] | None = None) -> None:
+    config = load_config(argv)
+    logging.basicConfig(stream=sys.stderr, level=config.log_level.upper(), format="%(message)s")
+    if config.redis:
+        from .cluster import ClusterServer
+
+        server: SignalServer = ClusterServer(config)
+    else:
+        server = SignalServer(config)
+    await server.start()
+    # Machine-readable line for supervisors and tests that asked for port 0.
+    print(f"listening {server.config.host} {server.port}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await server.stop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(serve(argv))
+    else:
+        uvloop.run(serve(argv))
+
+
+if __name__ == "__main__":
+    main()

@@ -139,3 +139,10 @@ def test_garbage_is_not_a_response():
     client.start(Message(BINDING, MessageClass.REQUEST), SERVER, 0.0)
     assert not client.handle_datagram(b"\x80\x60junk", SERVER, 0.1)
     assert not client.handle_datagram(b"", SERVER, 0.1)
+
+
+def test_a_transaction_can_have_its_own_rto():
+    client = StunClient()
+    client.start(Message(BINDING, MessageClass.REQUEST), SERVER, 0.0, rto=0.1)
+    client.start(Message(BINDING, MessageClass.REQUEST), SERVER, 0.0)
+    assert client.next_deadline() == pytest.approx(0.1)

@@ -19,8 +19,8 @@ from netcore.stun.message import Message, MessageClass
 from netcore.turn import wire as w
 from servers.turn.config import OPTIONS
 from tests.conftest import free_port
-from tests.peers import netcore_turn_process, wait_for_stun
-from tests.turn.live import Inbox, echo_peer, make_certificate
+from tests.peers import netcore_turn_process, self_signed_certificate, wait_for_stun
+from tests.turn.live import Inbox, echo_peer
 
 aioice_turn = pytest.importorskip("aioice.turn")
 aioice_stun = pytest.importorskip("aioice.stun")
@@ -283,6 +283,12 @@ def test_external_ip_is_what_clients_are_told(tmp_path):
                 probe.bind(("127.0.0.1", relayed_port))
 
 
+def der_certificate(path) -> bytes:
+    import ssl
+
+    return ssl.PEM_cert_to_DER_cert(path.read_text())
+
+
 def _served_certificate(port: int) -> bytes:
     import ssl
 
@@ -296,11 +302,11 @@ def _served_certificate(port: int) -> bytes:
 
 async def test_sighup_reloads_the_tls_certificate(tmp_path):
     tls = free_port(socket.SOCK_STREAM)
-    first = make_certificate(tmp_path, "first")
+    first = der_certificate(self_signed_certificate(tmp_path, "first")[0])
     with netcore_turn_process(tmp_path, "--user", "u:p", "--tls-listen", f"127.0.0.1:{tls}", "--cert",
                               str(tmp_path / "cert.pem"), "--key", str(tmp_path / "key.pem")) as (proc, _):
         assert _served_certificate(tls) == first
-        second = make_certificate(tmp_path, "second")
+        second = der_certificate(self_signed_certificate(tmp_path, "second")[0])
         proc.send_signal(signal.SIGHUP)
         await log_says(tmp_path, "reloaded")
         assert _served_certificate(tls) == second

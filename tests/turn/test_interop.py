@@ -12,8 +12,8 @@ import urllib.request
 import pytest
 
 from tests.conftest import free_port, free_port_both, require_program
-from tests.turn.live import Inbox, echo_peer, make_certificate
-from tests.peers import netcore_turn, turnutils_peer, turnutils_uclient
+from tests.turn.live import Inbox, echo_peer
+from tests.peers import netcore_turn, self_signed_certificate, turnutils_peer, turnutils_uclient
 
 LAB = ("--allow-loopback-peers", "--legacy-channel-numbers", "--min-port", "41000", "--max-port", "41999")
 
@@ -123,8 +123,7 @@ def scrape(port: int) -> str:
 
 @pytest.fixture
 def certificate(tmp_path):
-    make_certificate(tmp_path)
-    return tmp_path / "cert.pem", tmp_path / "key.pem"
+    return self_signed_certificate(tmp_path)
 
 
 @pytest.mark.parametrize("mode", ["channels", "send-indications"])

@@ -1,0 +1,105 @@
+"""Events of the ICE agent: frozen dataclasses named in the past tense.
+
+``pair`` fields carry the agent's :class:`~netcore.ice.agent.CandidatePair`
+(its ``local`` and ``remote`` candidates say host/srflx/relay and the
+addresses); the application reads them, never mutates them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Union
+
+from netcore.sdp.candidate import Candidate
+
+__all__ = [
+    "CandidateGathered",
+    "GatheringCompleted",
+    "PairNominated",
+    "PathSelected",
+    "PathDegraded",
+    "ConsentLost",
+    "ComponentFailed",
+    "RoleChanged",
+    "RestartNeeded",
+    "IceEvent",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class CandidateGathered:
+    """A local candidate to signal to the peer (trickle it, or put it in SDP)."""
+
+    candidate: Candidate
+
+
+@dataclass(frozen=True, slots=True)
+class GatheringCompleted:
+    """No more local candidates: signal end-of-candidates (RFC 8838 section 13)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PairNominated:
+    """ICE nominated ``pair`` for ``component`` (RFC 8445 section 8.1.1): the component completed."""
+
+    component: int
+    pair: Any
+
+
+@dataclass(frozen=True, slots=True)
+class PathSelected:
+    """This agent now sends ``component``'s traffic on ``pair``.
+
+    ``reason``: "nominated", "restart" (a new nomination after an ICE
+    restart), "consent-lost", "degraded", "rtt" or "loss" (a mid-call switch).
+    Each agent picks its own sending path; the two directions may differ.
+    """
+
+    component: int
+    pair: Any
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class PathDegraded:
+    """Consent checks on ``pair`` went unanswered for ``silent_for`` seconds (RFC 7675, early warning)."""
+
+    component: int
+    pair: Any
+    silent_for: float
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentLost:
+    """No consent response on ``pair`` for the consent timeout (30 s): it may not carry traffic."""
+
+    component: int
+    pair: Any
+
+
+@dataclass(frozen=True, slots=True)
+class ComponentFailed:
+    """Every pair of ``component`` failed and both sides ended their candidates."""
+
+    component: int
+
+
+@dataclass(frozen=True, slots=True)
+class RoleChanged:
+    """A role conflict (RFC 8445 section 7.3.1.1) switched this agent's role."""
+
+    controlling: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RestartNeeded:
+    """The sending path of ``component`` is gone and no other valid pair exists: call ``restart``."""
+
+    component: int
+    reason: str
+
+
+IceEvent = Union[
+    CandidateGathered, GatheringCompleted, PairNominated, PathSelected, PathDegraded,
+    ConsentLost, ComponentFailed, RoleChanged, RestartNeeded,
+]

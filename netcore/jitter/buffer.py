@@ -1,0 +1,479 @@
+"""A time-based jitter buffer for one RTP stream, sans-IO.
+
+Verbs: :meth:`JitterBuffer.insert` a packet with its arrival time,
+:meth:`JitterBuffer.pop` the next frame when it is due, ask
+:meth:`JitterBuffer.next_deadline` when to call again, and drain
+:meth:`JitterBuffer.poll_event` for NACK and key-frame requests to send.
+
+Timing.  Each frame is due at ``base + timestamp / clock_rate + delay``
+where ``base`` is the smallest transit time (arrival minus media time) seen
+over the last ten seconds, i.e. the fastest path through the network, and
+``delay`` the target delay.  Due times come from RTP timestamps, not from
+when the previous frame left, so a loss burst never adds latency: once it
+stops, frames play at ``base + delay`` again.
+
+Target delay.  The 95th percentile of the recent excess transit (transit
+minus ``base``) of packets that were not retransmitted, or, when packets
+were retransmitted or came late in the last five seconds, the 90th
+percentile of theirs if larger, and at least one round trip more than the
+packet that revealed a gap in that time (so the delay leaves room for NACK
+recovery), bounded by ``min_delay`` and ``max_delay``.  It grows at once
+and shrinks by at most ``decay_rate`` seconds per second.
+
+Frames.  Video packets are grouped by timestamp; a frame is complete when
+its marker packet is there, every sequence number from its first packet is
+there, and that first packet is known to start the frame (the codec says so
+or the packet before it belongs to another frame).  Audio packets are
+frames of their own.  A frame still incomplete when due is skipped; a video
+frame after a gap is dropped until a key frame comes (when ``is_keyframe``
+is given), and a key frame is requested.
+
+Bounds.  At most ``max_packets`` packets and ``max_bytes`` bytes are held;
+beyond that the oldest frames are skipped.  A sequence number more than
+``max_seq_jump`` away is dropped unless the next packet confirms the jump,
+which then resets the buffer; so does a video timestamp more than a second
+behind the last frame played (the sender's timeline went backwards).
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Callable
+
+from netcore.errors import UsageError
+from netcore.jitter.nack import NackConfig, NackGenerator
+from netcore.rtp.packet import RtpPacket
+from netcore.rtp.sequence import SequenceUnwrapper, TimestampUnwrapper
+
+__all__ = [
+    "JitterConfig",
+    "JitterBuffer",
+    "JitterMetrics",
+    "Frame",
+    "NackRequested",
+    "KeyFrameRequested",
+]
+
+_BUCKET = 1.0  # seconds per transit-minimum bucket
+_BUCKETS = 10  # buckets kept: base is the minimum over ~10 s
+_QUANTILE_EVERY = 16  # packets between recomputing the delay quantile
+_RECOVERY_MEMORY = 5.0  # seconds a late or retransmitted packet counts
+_RECOVERY_QUANTILE = 0.9  # of their excess transit, to cover in the target
+
+
+@dataclass(frozen=True, slots=True)
+class JitterConfig:
+    clock_rate: int
+    video: bool = True
+    min_delay: float = 0.0
+    max_delay: float = 1.0
+    initial_delay: float = 0.05
+    max_packets: int = 2000
+    max_bytes: int = 4_000_000
+    max_seq_jump: int = 3000  # like RFC 3550 MAX_DROPOUT
+    nack: NackConfig | None = field(default_factory=NackConfig)
+    keyframe_interval: float = 0.5  # spacing of repeated key-frame requests
+    delay_quantile: float = 0.95
+    delay_window: int = 500  # packets in the excess-transit window
+    decay_rate: float = 0.05  # seconds of target delay shed per second
+    wait_for_keyframe: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class NackRequested:
+    """Send a generic NACK for these 16-bit sequence numbers."""
+
+    ssrc: int
+    sequence_numbers: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class KeyFrameRequested:
+    """Send a PLI: the decoder cannot go on without a key frame."""
+
+    ssrc: int
+    reason: str
+
+
+@dataclass(slots=True)
+class Frame:
+    """A frame (video) or packet (audio) ready for the decoder."""
+
+    timestamp: int  # RTP timestamp
+    packets: list[RtpPacket]
+    keyframe: bool
+    first_sequence: int  # extended sequence numbers
+    last_sequence: int
+    after_gap: bool  # something before it was lost or skipped
+
+    @property
+    def payloads(self) -> list[bytes]:
+        return [p.payload for p in self.packets]
+
+
+@dataclass(slots=True)
+class JitterMetrics:
+    target_delay: float = 0.0  # seconds, current
+    packets_received: int = 0
+    packets_late: int = 0  # arrived after their place was played or skipped
+    packets_duplicate: int = 0
+    packets_lost: int = 0  # never arrived before their place was played
+    packets_recovered: int = 0  # arrived after a NACK
+    packets_dropped: int = 0  # unconfirmed jumps, other SSRCs, bounds
+    frames_popped: int = 0
+    frames_skipped: int = 0
+    nacks_sent: int = 0
+    keyframe_requests: int = 0
+    resets: int = 0
+    packets_buffered: int = 0
+    bytes_buffered: int = 0
+
+
+class _Frame:
+    __slots__ = ("key", "ts", "packets", "first", "last", "start_seq", "keyframe", "size")
+
+    def __init__(self, key: int, ts: int) -> None:
+        self.key = key
+        self.ts = ts
+        self.packets: dict[int, RtpPacket] = {}
+        self.first = 1 << 62
+        self.last: int | None = None  # sequence number of the marker packet
+        self.start_seq: int | None = None  # packet the codec says starts it
+        self.keyframe = False
+        self.size = 0
+
+
+class JitterBuffer:
+    """Jitter buffer of one SSRC (see the module docstring)."""
+
+    def __init__(
+        self,
+        config: JitterConfig,
+        *,
+        is_keyframe: Callable[[bytes], bool] | None = None,
+        is_frame_start: Callable[[bytes], bool] | None = None,
+        rtt: float = 0.1,
+    ) -> None:
+        if config.clock_rate <= 0 or config.min_delay > config.max_delay:
+            raise UsageError("clock_rate must be positive and min_delay <= max_delay")
+        self.config = config
+        self._is_keyframe = is_keyframe
+        self._is_frame_start = is_frame_start
+        self._keyframes = config.video and is_keyframe is not None and config.wait_for_keyframe
+        self._nack = NackGenerator(config.nack, rtt) if config.nack is not None else None
+        self.metrics = JitterMetrics(target_delay=self._clamp(config.initial_delay))
+        self.ssrc: int | None = None
+        self._events: deque[NackRequested | KeyFrameRequested] = deque(maxlen=64)
+        self._last_keyframe_request = -1e18
+        self._excess: deque[float] = deque(maxlen=config.delay_window)
+        self._excess_q = 0.0  # its quantile, recomputed every few packets
+        self._since_quantile = 0
+        self._desired = self.metrics.target_delay
+        self._target_updated = 0.0
+        self._recovery: deque[tuple[float, float]] = deque(maxlen=64)
+        self._gaps: deque[tuple[float, float]] = deque(maxlen=64)
+        self._reset_stream()
+
+    def _reset_stream(self) -> None:
+        self._seq = SequenceUnwrapper()
+        self._ts = TimestampUnwrapper()
+        self._frames: dict[int, _Frame] = {}
+        self._order: list[int] = []  # frame keys, ascending
+        self._seq_key: dict[int, int] = {}  # buffered seq -> frame key
+        self._played_seq: int | None = None
+        self._played_key: int | None = None
+        self._highest: int | None = None
+        self._jump_candidate: int | None = None
+        self._buckets: dict[int, float] = {}
+        self._base: float | None = None
+        self._need_keyframe = self._keyframes
+        self._gap = False
+        self.metrics.packets_buffered = 0
+        self.metrics.bytes_buffered = 0
+        if self._nack is not None:
+            self._nack.reset()
+
+    def _clamp(self, delay: float) -> float:
+        return min(self.config.max_delay, max(self.config.min_delay, delay))
+
+    @property
+    def rtt(self) -> float:
+        return self._nack.rtt if self._nack is not None else 0.0
+
+    @rtt.setter
+    def rtt(self, value: float) -> None:
+        """Round-trip time (from RTCP reports) that spaces NACK retries."""
+        if self._nack is not None:
+            self._nack.rtt = value
+
+    # --- input ---------------------------------------------------------------
+
+    def insert(self, packet: RtpPacket, now: float) -> None:
+        """Take one packet (original or unwrapped RTX) that arrived at ``now``."""
+        m = self.metrics
+        m.packets_received += 1
+        if self.ssrc is None:
+            self.ssrc = packet.ssrc
+        elif packet.ssrc != self.ssrc:
+            m.packets_dropped += 1
+            return
+        seq16 = packet.sequence_number
+        seq = self._seq.peek(seq16)  # unwrapped, without moving the reference yet
+        if self._highest is not None and abs(seq - self._highest) > self.config.max_seq_jump:
+            # A far jump either way: believe it only when the next packet
+            # follows it (RFC 3550 appendix A.1 does the same).
+            if self._jump_candidate != (seq16 - 1) & 0xFFFF:
+                self._jump_candidate = seq16
+                m.packets_dropped += 1
+                return
+            self._reset(now, "sequence number jump")
+        self._jump_candidate = None
+        if self._played_seq is not None and seq <= self._played_seq:
+            m.packets_late += 1
+            self._observe_late(now - self._ts.peek(packet.timestamp) / self.config.clock_rate, now)
+            return
+        seq = self._seq.unwrap(seq16)
+        if seq in self._seq_key:
+            m.packets_duplicate += 1
+            return
+        ts = self._ts.unwrap(packet.timestamp)
+        transit = now - ts / self.config.clock_rate
+        key = ts if self.config.video else seq
+        if self._played_key is not None and key <= self._played_key:
+            if self.config.video and self._played_key - key > self.config.clock_rate:
+                # A new packet a second or more of media behind what played:
+                # the sender's timeline went backwards; start over with it.
+                self._reset(now, "timestamp jump backwards")
+                m.packets_received -= 1
+                self.insert(packet, now)
+                return
+            m.packets_late += 1  # its frame was skipped before this arrived
+            self._observe_late(transit, now)
+            return
+        retransmitted = False
+        if self._nack is not None:
+            retransmitted, given_up = self._nack.handle_packet(seq, now)
+            if retransmitted:
+                m.packets_recovered += 1
+            if given_up:
+                self._request_keyframe(now, "loss beyond the NACK window")
+        gap = self._highest is not None and seq > self._highest + 1
+        if self._highest is None or seq > self._highest:
+            self._highest = seq
+        if retransmitted:
+            self._observe_late(transit, now)
+        else:
+            self._observe_transit(transit, now)
+            if gap and self._nack is not None and self._base is not None:
+                # A new gap: make room for its retransmission right away.
+                wait = self._nack.rtt + self._nack.config.reorder_delay
+                self._gaps.append((now, transit - self._base + wait))
+                self._update_desired(now)
+                self._update_target(now)
+        frame = self._frames.get(key)
+        if frame is None:
+            frame = self._frames[key] = _Frame(key, ts)
+            bisect.insort(self._order, key)
+        self._add(frame, seq, packet)
+        self._enforce_bounds(now)
+
+    def _add(self, frame: _Frame, seq: int, packet: RtpPacket) -> None:
+        frame.packets[seq] = packet
+        self._seq_key[seq] = frame.key
+        if seq < frame.first:
+            frame.first = seq
+        if packet.marker or not self.config.video:
+            frame.last = seq
+        payload = packet.payload
+        if self._is_frame_start is not None and self._is_frame_start(payload):
+            frame.start_seq = seq
+        if self._is_keyframe is not None and not frame.keyframe:
+            frame.keyframe = self._is_keyframe(payload)
+        size = len(packet.data)
+        frame.size += size
+        self.metrics.packets_buffered += 1
+        self.metrics.bytes_buffered += size
+
+    def _observe_transit(self, transit: float, now: float) -> None:
+        bucket = int(now // _BUCKET)
+        buckets = self._buckets
+        old = buckets.get(bucket)
+        if old is None:
+            buckets[bucket] = transit
+            for b in [b for b in buckets if b <= bucket - _BUCKETS]:
+                del buckets[b]
+            self._base = min(buckets.values())
+        elif transit < old:
+            buckets[bucket] = transit
+        base = self._base
+        if base is None or transit < base:
+            self._base = base = transit
+        self._excess.append(transit - base)
+        self._since_quantile += 1
+        if self._since_quantile >= _QUANTILE_EVERY or len(self._excess) < _QUANTILE_EVERY:
+            self._since_quantile = 0
+            values = sorted(self._excess)
+            self._excess_q = values[min(len(values) - 1, int(len(values) * self.config.delay_quantile))]
+            self._update_desired(now)
+        self._update_target(now)
+
+    def _observe_late(self, transit: float, now: float) -> None:
+        # Retransmissions and late packets say how much delay recovery needs.
+        if self._base is not None:
+            self._recovery.append((now, transit - self._base))
+            self._update_desired(now)
+            self._update_target(now)
+
+    def _update_desired(self, now: float) -> None:
+        q = self._excess_q
+        recent = sorted(e for t, e in self._recovery if now - t < _RECOVERY_MEMORY)
+        if recent:
+            q = max(q, recent[int(len(recent) * _RECOVERY_QUANTILE)])
+        for t, e in self._gaps:
+            if now - t < _RECOVERY_MEMORY and e > q:
+                q = e
+        self._desired = self._clamp(q)
+
+    def _update_target(self, now: float) -> None:
+        m = self.metrics
+        elapsed = max(0.0, now - self._target_updated)
+        self._target_updated = now
+        if self._desired >= m.target_delay:
+            m.target_delay = self._desired
+        elif self._desired != m.target_delay:
+            m.target_delay = max(self._desired, m.target_delay - self.config.decay_rate * elapsed)
+
+    # --- output --------------------------------------------------------------
+
+    def _due(self, frame: _Frame) -> float:
+        assert self._base is not None
+        return self._base + frame.ts / self.config.clock_rate + self.metrics.target_delay
+
+    def _complete(self, frame: _Frame) -> bool:
+        last = frame.last
+        if last is None or len(frame.packets) != last - frame.first + 1:
+            return False
+        if not self.config.video or frame.start_seq == frame.first:
+            return True
+        before = frame.first - 1
+        if before in self._seq_key:
+            return True  # the packet before belongs to another frame
+        return self._played_seq == before or (self._played_seq is None and self._is_frame_start is None)
+
+    def pop(self, now: float) -> Frame | None:
+        """The next frame if it is due at ``now``; skips what can no longer play."""
+        self.handle_timeout(now)
+        while self._order:
+            frame = self._frames[self._order[0]]
+            if self._base is None or now < self._due(frame):
+                return None
+            if not self._complete(frame):
+                self._consume(frame, skipped=True)
+                self._broken(now, "frame incomplete at its playout time")
+                continue
+            played = self._played_seq
+            gap = self._gap or (played is not None and frame.first != played + 1)
+            if self._keyframes and not frame.keyframe and (gap or self._need_keyframe):
+                self._consume(frame, skipped=True)
+                self._broken(now, "frame needs a key frame after a gap")
+                continue
+            self._consume(frame, skipped=False)
+            if frame.keyframe:
+                self._need_keyframe = False
+            self._gap = False
+            self.metrics.frames_popped += 1
+            seqs = sorted(frame.packets)
+            return Frame(
+                timestamp=frame.ts & 0xFFFFFFFF,
+                packets=[frame.packets[s] for s in seqs],
+                keyframe=frame.keyframe,
+                first_sequence=seqs[0],
+                last_sequence=seqs[-1],
+                after_gap=gap,
+            )
+        return None
+
+    def _broken(self, now: float, reason: str) -> None:
+        self._gap = True
+        if self._keyframes:
+            self._need_keyframe = True
+            self._request_keyframe(now, reason)
+
+    def _consume(self, frame: _Frame, skipped: bool) -> None:
+        m = self.metrics
+        del self._frames[frame.key]
+        self._order.pop(bisect.bisect_left(self._order, frame.key))
+        for seq in frame.packets:
+            del self._seq_key[seq]
+        m.packets_buffered -= len(frame.packets)
+        m.bytes_buffered -= frame.size
+        high = max(frame.packets) if frame.last is None else frame.last
+        if self._played_seq is not None and high > self._played_seq:
+            m.packets_lost += high - self._played_seq - len(frame.packets)
+        elif self._played_seq is None:
+            m.packets_lost += high - frame.first + 1 - len(frame.packets)
+        if self._played_seq is None or high > self._played_seq:
+            self._played_seq = high
+        self._played_key = frame.key
+        if skipped:
+            m.frames_skipped += 1
+        if self._nack is not None:
+            self._nack.forget_through(self._played_seq)
+
+    def _enforce_bounds(self, now: float) -> None:
+        m = self.metrics
+        cfg = self.config
+        while self._order and (m.packets_buffered > cfg.max_packets or m.bytes_buffered > cfg.max_bytes):
+            self._consume(self._frames[self._order[0]], skipped=True)
+            self._broken(now, "jitter buffer full")
+
+    def _reset(self, now: float, reason: str) -> None:
+        self.metrics.resets += 1
+        self.metrics.frames_skipped += len(self._frames)
+        self._reset_stream()
+        self._gap = True
+        if self._keyframes:
+            self._request_keyframe(now, reason)
+
+    def _request_keyframe(self, now: float, reason: str) -> None:
+        if not self.config.video or self.ssrc is None:
+            return
+        if now - self._last_keyframe_request < self.config.keyframe_interval:
+            return
+        self._last_keyframe_request = now
+        self.metrics.keyframe_requests += 1
+        self._events.append(KeyFrameRequested(self.ssrc, reason))
+
+    def handle_timeout(self, now: float) -> None:
+        """Run the NACK timers (also done by :meth:`pop`)."""
+        if self._nack is None or self.ssrc is None:
+            return
+        deadline = self._nack.next_deadline()
+        if deadline is None or deadline > now:
+            return
+        to_nack, given_up = self._nack.poll(now)
+        if to_nack:
+            self.metrics.nacks_sent += len(to_nack)
+            self._events.append(NackRequested(self.ssrc, tuple(s & 0xFFFF for s in to_nack)))
+        if given_up:
+            self._request_keyframe(now, "NACK retries exhausted")
+
+    def next_deadline(self) -> float | None:
+        """When :meth:`pop` (or :meth:`handle_timeout`) should next be called."""
+        deadlines = []
+        if self._order and self._base is not None:
+            deadlines.append(self._due(self._frames[self._order[0]]))
+        if self._nack is not None:
+            d = self._nack.next_deadline()
+            if d is not None:
+                deadlines.append(d)
+        return min(deadlines) if deadlines else None
+
+    def poll_event(self) -> NackRequested | KeyFrameRequested | None:
+        return self._events.popleft() if self._events else None
+
+    def __len__(self) -> int:
+        """Packets held."""
+        return self.metrics.packets_buffered

@@ -1,0 +1,126 @@
+"""NACK generation (RFC 4585 section 6.2.1) for a receiver, sans-IO.
+
+Sequence numbers come in already unwrapped (64-bit, see
+:mod:`netcore.rtp.sequence`).  A gap above the highest number seen puts the
+missing numbers on a list; each is NACKed after ``reorder_delay`` (a
+packet merely reordered fills its gap before that), then again every
+round trip, at most ``max_retries`` times, after which it is given up.
+The list is bounded by ``max_missing``: on a larger gap the oldest numbers
+are given up at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["NackGenerator", "NackConfig"]
+
+
+@dataclass(frozen=True, slots=True)
+class NackConfig:
+    max_retries: int = 10
+    reorder_delay: float = 0.005  # seconds before the first NACK of a gap
+    min_interval: float = 0.02  # retry spacing floor; the RTT is used when larger
+    max_missing: int = 1000  # hard bound on tracked missing numbers
+
+
+class _Missing:
+    __slots__ = ("retries", "due")
+
+    def __init__(self, due: float) -> None:
+        self.retries = 0
+        self.due = due
+
+
+class NackGenerator:
+    """Tracks missing sequence numbers and says when to NACK or give up."""
+
+    def __init__(self, config: NackConfig = NackConfig(), rtt: float = 0.1) -> None:
+        self.config = config
+        self.rtt = rtt
+        self.highest: int | None = None
+        self._missing: dict[int, _Missing] = {}
+        # No entry is due before this (it may be early after removals: poll
+        # then finds nothing and recomputes it).
+        self._next_due: float | None = None
+        self.nacks_sent = 0  # sequence numbers NACKed, retries included
+        self.recovered = 0  # missing packets that arrived after a NACK
+        self.given_up = 0
+
+    def __len__(self) -> int:
+        return len(self._missing)
+
+    def is_missing(self, seq: int) -> bool:
+        return seq in self._missing
+
+    def reset(self) -> None:
+        self.highest = None
+        self._missing.clear()
+        self._next_due = None
+
+    def handle_packet(self, seq: int, now: float) -> tuple[bool, int]:
+        """Account an arrival.
+
+        Returns ``(was_nacked, given_up)``: whether this packet answered a
+        NACK, and how many numbers were given up at once because the gap
+        overflowed ``max_missing``.
+        """
+        highest = self.highest
+        if highest is None:
+            self.highest = seq
+            return False, 0
+        if seq > highest:
+            due = now + self.config.reorder_delay
+            first = max(highest + 1, seq - self.config.max_missing)
+            missing = self._missing
+            for s in range(first, seq):
+                missing[s] = _Missing(due)
+            if first < seq and (self._next_due is None or due < self._next_due):
+                self._next_due = due
+            given_up = first - highest - 1
+            self.highest = seq
+            excess = len(missing) - self.config.max_missing
+            if excess > 0:
+                for s in sorted(missing)[:excess]:
+                    del missing[s]
+                given_up += excess
+            self.given_up += given_up
+            return False, given_up
+        entry = self._missing.pop(seq, None)
+        if entry is not None and entry.retries:
+            self.recovered += 1
+            return True, 0
+        return False, 0
+
+    def forget_through(self, seq: int) -> int:
+        """Stop tracking numbers up to ``seq`` (played or skipped); returns how many."""
+        gone = [s for s in self._missing if s <= seq]
+        for s in gone:
+            del self._missing[s]
+        return len(gone)
+
+    def poll(self, now: float) -> tuple[list[int], int]:
+        """``(to_nack, given_up)`` at ``now``; the NACKed ones are rescheduled."""
+        to_nack: list[int] = []
+        given_up = 0
+        interval = max(self.rtt, self.config.min_interval)
+        for seq, entry in list(self._missing.items()):
+            if entry.due > now:
+                continue
+            if entry.retries >= self.config.max_retries:
+                del self._missing[seq]
+                given_up += 1
+                continue
+            entry.retries += 1
+            entry.due = now + interval
+            to_nack.append(seq)
+        self.nacks_sent += len(to_nack)
+        self._next_due = min((e.due for e in self._missing.values()), default=None)
+        self.given_up += given_up
+        to_nack.sort()
+        return to_nack, given_up
+
+    def next_deadline(self) -> float | None:
+        if not self._missing:
+            return None
+        return self._next_due

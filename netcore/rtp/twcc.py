@@ -1,0 +1,125 @@
+"""Transport-wide congestion control feedback, receiver side (sans-IO).
+
+draft-holmer-rmcat-transport-wide-cc-extensions-01: every packet carries a
+transport-wide sequence number in a header extension; the receiver reports
+when each arrived, and the sender's bandwidth estimator (in browsers) uses
+the reports.  :class:`TwccRecorder` records ``(sequence number, arrival)``
+and builds :class:`~netcore.rtp.feedback.TransportFeedback` packets;
+:func:`arrival_times` reads them back into seconds.
+
+Times: ``reference_time`` counts 64 ms units of the receiver's clock (24
+bits), deltas 250 microsecond ticks (section 3.1).  Delta times are kept
+quantized while building, so rounding errors never accumulate: each
+reported arrival is within 125 microseconds of the recorded one.
+"""
+
+from __future__ import annotations
+
+from netcore.rtp.feedback import TransportFeedback
+from netcore.rtp.sequence import SequenceUnwrapper
+
+__all__ = ["TwccRecorder", "arrival_times", "TICK", "REFERENCE_UNIT"]
+
+TICK = 0.00025  # seconds per delta tick
+REFERENCE_UNIT = 0.064  # seconds per reference time unit
+_MAX_STATUSES = 0xFFFF
+
+
+def arrival_times(fb: TransportFeedback) -> list[tuple[int, float | None]]:
+    """``(sequence number, arrival in seconds or None)`` per reported packet.
+
+    Seconds are on the receiver's clock modulo 2**24 reference units.
+    """
+    ref = fb.reference_time
+    if ref & 0x800000:  # section 3.1: a signed 24-bit value
+        ref -= 0x1000000
+    t = ref * REFERENCE_UNIT
+    out: list[tuple[int, float | None]] = []
+    for seq, delta in fb.arrivals():
+        if delta is None:
+            out.append((seq, None))
+        else:
+            t += delta * TICK
+            out.append((seq, t))
+    return out
+
+
+class TwccRecorder:
+    """Arrival times of transport-wide sequence numbers, and their feedback.
+
+    At most ``max_packets`` unreported arrivals are kept; beyond that the
+    oldest are dropped (and the sender sees them as lost).
+    """
+
+    def __init__(self, sender_ssrc: int, media_ssrc: int = 0, max_packets: int = 10000) -> None:
+        self.sender_ssrc = sender_ssrc
+        self.media_ssrc = media_ssrc
+        self.max_packets = max_packets
+        self._unwrap = SequenceUnwrapper()
+        self._arrivals: dict[int, float] = {}
+        self._next: int | None = None  # first sequence number not yet reported
+        self._fb_count = 0
+        self.late = 0  # arrivals for numbers already reported
+
+    def __len__(self) -> int:
+        return len(self._arrivals)
+
+    def record(self, sequence_number: int, arrival: float) -> None:
+        """One packet with this transport-wide number arrived at ``arrival`` (s)."""
+        seq = self._unwrap.unwrap(sequence_number)
+        if self._next is not None and seq < self._next:
+            self.late += 1
+            return
+        self._arrivals.setdefault(seq, arrival)
+        if len(self._arrivals) > self.max_packets:
+            oldest = min(self._arrivals)
+            del self._arrivals[oldest]
+            self._next = max(self._next or oldest, oldest + 1)
+
+    def build(self) -> list[TransportFeedback]:
+        """Feedback for everything recorded since the last call (maybe none).
+
+        Numbers not received are reported as such.  A new packet starts
+        wherever a delta would not fit in 16 bits or the status count would
+        overflow.
+        """
+        if not self._arrivals:
+            return []
+        arrivals = self._arrivals
+        first = min(arrivals) if self._next is None else self._next
+        last = max(arrivals)
+        out = []
+        current: TransportFeedback | None = None
+        prev = 0.0
+        for seq in range(first, last + 1):
+            t = arrivals.get(seq)
+            if t is None:
+                if current is not None:
+                    current.statuses.append(0)
+                continue
+            if current is None:
+                # Leading losses are reported too: the packet starts at `first`.
+                current, prev = self._start(first, t)
+                current.statuses.extend([0] * (seq - first))
+            ticks = round((t - prev) / TICK)
+            if not -0x8000 <= ticks <= 0x7FFF or len(current.statuses) == _MAX_STATUSES:
+                out.append(current)
+                current, prev = self._start(seq, t)
+                ticks = round((t - prev) / TICK)
+            current.statuses.append(1 if 0 <= ticks <= 255 else 2)
+            current.deltas.append(ticks)
+            prev += ticks * TICK
+        if current is not None:
+            out.append(current)
+        self._arrivals = {}
+        self._next = last + 1
+        return out
+
+    def _start(self, seq: int, t: float) -> tuple[TransportFeedback, float]:
+        ref = int(t // REFERENCE_UNIT)
+        fb = TransportFeedback(
+            self.sender_ssrc, self.media_ssrc, seq & 0xFFFF, ref & 0xFFFFFF, self._fb_count
+        )
+        self._fb_count = (self._fb_count + 1) & 0xFF
+        return fb, ref * REFERENCE_UNIT
+

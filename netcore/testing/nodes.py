@@ -1,0 +1,91 @@
+"""Our cores as nodes of the simulated network: a STUN server, a TURN server, an ICE agent.
+
+Each function binds the core's addresses on a :class:`~netcore.testing.simnet.Network`
+and adapts its ``handle_datagram`` signature; the TURN server's relayed
+addresses are handed out on its own public IP by :class:`SimRelays`.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any, Callable
+
+from netcore.stun.server import BindingServer
+from netcore.testing.simnet import Network, Node
+from netcore.turn.server import ServerConfig, TurnServer
+
+__all__ = ["add_stun_server", "add_turn_server", "add_agent", "SimRelays", "counter_random"]
+
+Address = tuple
+
+
+def counter_random(seed: int = 0) -> Callable[[int], bytes]:
+    """A deterministic ``random(n)`` for cores (transaction ids, tie-breakers, credentials)."""
+    import random as _random
+
+    rng = _random.Random(seed)
+    return lambda n: rng.randbytes(n)
+
+
+def add_stun_server(network: Network, address: Address) -> Node:
+    server = BindingServer()
+    return network.add_node(server, [address],
+                            lambda data, src, dst, now: server.handle_datagram(data, src, now))
+
+
+class SimRelays:
+    """Relayed addresses on the TURN server's IP, bound on the network as the server's own."""
+
+    families = frozenset({1})
+
+    def __init__(self, network: Network, ip: str, first_port: int = 49152) -> None:
+        self.network = network
+        self.ip = ip
+        self._ports = itertools.count(first_port)
+        self.node: Node | None = None
+        self.open: set[Address] = set()
+
+    def open_relay(self, family: int, *, even_port: bool = False, dont_fragment: bool = False,
+                   port: int | None = None) -> Address | None:
+        if family != 1:
+            return None
+        number = port if port is not None else next(self._ports)
+        if even_port and number & 1:
+            number = next(self._ports)
+        relayed = (self.ip, number)
+        self.open.add(relayed)
+        assert self.node is not None
+        self.network.bind(relayed, self.node)
+        return relayed
+
+    def close_relay(self, relayed: Address) -> None:
+        self.open.discard(relayed)
+        self.network.unbind(relayed)
+
+
+def add_turn_server(network: Network, address: Address, users: dict[str, str],
+                    realm: str = "sim", random: Callable[[int], bytes] | None = None) -> Node:
+    """Our TURN server core on ``address``; relayed addresses on the same IP."""
+    relays = SimRelays(network, address[0])
+    server = TurnServer(ServerConfig(realm=realm, users=users), relays, random=random or counter_random(99))
+    listener = (address[0], address[1])
+
+    def deliver(data: bytes, src: Address, dst: Address, now: float) -> None:
+        if dst == listener:
+            server.handle_datagram(data, src, now, listener)
+        else:
+            server.handle_peer_datagram(data, src, dst, now)
+
+    node = network.add_node(server, [listener], deliver)
+    relays.node = node
+    return node
+
+
+def add_agent(network: Network, agent: Any, addresses: list[Address],
+              components: list[int] | None = None) -> Node:
+    """An ICE agent with one socket per address (registered as host candidate bases,
+    of component 1 unless ``components`` says otherwise, one entry per address)."""
+    for address, component in zip(addresses, components or [1] * len(addresses)):
+        agent.add_local_address(address, component)
+    return network.add_node(agent, addresses,
+                            lambda data, src, dst, now: agent.handle_datagram(data, src, now, dst))

@@ -1,0 +1,425 @@
+"""Multi-node adapter: one of several signaling nodes sharing a Redis.
+
+What lives in Redis (``nc:`` keys, all with expiry so a dead node's leftovers
+go away):
+
+- ``nc:node:{node}`` -- the node's heartbeat (lives 3 heartbeats), and
+  ``nc:nodes``, node -> last heartbeat (each node caches the live set);
+- ``nc:user:{user}`` -- the user-to-node map: session id -> node;
+- ``nc:sess:{sid}`` (user, node, resume token, seq), ``nc:resume:{token}``
+  -> sid, ``nc:outbox:{sid}`` (the last messages sent, for replay) and
+  ``nc:scalls:{sid}`` (its calls): enough for another node to resume it;
+- ``nc:call:{call_id}`` / ``nc:room:{room_id}`` -- call and room snapshots,
+  written by the owner node at every change (``nc:srooms:{sid}`` indexes a
+  session's rooms);
+- ``nc:presence:{user}`` -- each node's view of the user (online/busy);
+- ``nc:analytics`` -- the analytics stream (XADD).
+
+Routing: every node subscribes to ``nc:inbox:{node}`` and to
+``nc:broadcast``.  A call is owned by the node of its caller; messages the
+owner produces for sessions on other nodes are published to those nodes
+(``route``), which sequence them into their sessions; messages a client sends
+about a call owned elsewhere are published to the owner (``forward``).
+Notifications, relation changes and presence go to ``nc:broadcast``.
+
+Failover: when a node's heartbeat expires, a client that resumes on another
+node brings its resume token; that node loads the session and its calls from
+Redis, adopts them (``SignalCore.adopt_session``/``adopt_call``), replays what
+the client missed and carries on.  A forward or route that finds no
+subscriber (the owner is dead) makes the sender adopt the call at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Any, Callable
+
+import redis.asyncio as aioredis
+
+from .config import SignalConfig
+from .core import CallChanged, Forwarded, PresenceChanged, RoomChanged, SessionExpired
+from .protocol import Message
+from .server import SignalServer, log_event
+
+__all__ = ["ClusterServer"]
+
+BROADCAST = "nc:broadcast"
+_RANK = {"offline": 0, "online": 1, "busy": 2}
+
+
+def _inbox(node: str) -> str:
+    return f"nc:inbox:{node}"
+
+
+class ClusterServer(SignalServer):
+    """A :class:`SignalServer` whose users, calls and routing span several nodes."""
+
+    def __init__(self, config: SignalConfig) -> None:
+        super().__init__(config, journal=True)
+        self.redis = aioredis.from_url(config.redis, decode_responses=True)
+        self._ops: list[tuple[str, tuple, Callable[[Any], None] | None]] = []
+        self._ops_ready = asyncio.Event()
+        self._indexed_sessions: dict[str, list[str]] = {}
+        self._bg: list[asyncio.Task] = []
+        self._session_ttl = int(config.resume_window + 3 * config.heartbeat) + 1
+        self._prefetch = self._prefetch_invite
+        self._alive: set[str] = set()  # nodes whose heartbeat is fresh, as of our last heartbeat
+
+    # --- lifecycle --------------------------------------------------------
+
+    async def start(self) -> None:
+        await self._heartbeat_once()
+        self._pubsub = self.redis.pubsub()
+        await self._pubsub.subscribe(_inbox(self.node_id), BROADCAST)
+        await super().start()
+        loop = asyncio.get_running_loop()
+        self._bg = [loop.create_task(self._reader()), loop.create_task(self._writer()),
+                    loop.create_task(self._heartbeat())]
+
+    async def stop(self) -> None:
+        """Leave the cluster first, then close clients with 1001.
+
+        Once our inbox has no listener the other nodes take us for gone, so a
+        client that reconnects elsewhere at once is resumed there (its
+        session, calls and rooms adopted) instead of getting a fresh session.
+        """
+        await self._drain_ops()
+        await self._pubsub.unsubscribe()
+        await self.redis.delete(f"nc:node:{self.node_id}")
+        await self.redis.zrem("nc:nodes", self.node_id)
+        await super().stop()
+        await self._drain_ops()
+        for task in self._bg:
+            task.cancel()
+        await self._pubsub.aclose()
+        await self.redis.aclose()
+
+    async def _heartbeat_once(self) -> None:
+        ttl = max(1, int(3 * self.config.heartbeat + 0.999))
+        now = time.time()
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.set(f"nc:node:{self.node_id}", str(now), ex=ttl)
+        pipe.zadd("nc:nodes", {self.node_id: now})
+        pipe.zremrangebyscore("nc:nodes", 0, now - 10 * ttl)
+        pipe.zrangebyscore("nc:nodes", now - ttl, "+inf")
+        for sid in list(self._conns):
+            for key in (f"nc:sess:{sid}", f"nc:outbox:{sid}", f"nc:scalls:{sid}", f"nc:srooms:{sid}"):
+                pipe.expire(key, self._session_ttl)
+        results = await pipe.execute()
+        self._alive = set(results[3])
+        self.metrics.redis_round_trips += 1
+
+    async def _heartbeat(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.heartbeat)
+            try:
+                await self._heartbeat_once()
+            except aioredis.RedisError as exc:
+                log_event("redis.error", node=self.node_id, error=type(exc).__name__)
+
+    # --- ordered writes to Redis ------------------------------------------
+
+    def _op(self, name: str, *args: Any, then: Callable[[Any], None] | None = None) -> None:
+        self._ops.append((name, args, then))
+        self._ops_ready.set()
+
+    async def _writer(self) -> None:
+        while True:
+            await self._ops_ready.wait()
+            self._ops_ready.clear()
+            await self._drain_ops()
+
+    async def _drain_ops(self) -> None:
+        while self._ops:
+            ops, self._ops = self._ops, []
+            pipe = self.redis.pipeline(transaction=False)
+            for name, args, _ in ops:
+                getattr(pipe, name)(*args)
+            try:
+                results = await pipe.execute(raise_on_error=False)
+            except aioredis.RedisError as exc:
+                log_event("redis.error", node=self.node_id, error=type(exc).__name__)
+                continue
+            self.metrics.redis_round_trips += 1
+            for (_, _, then), result in zip(ops, results):
+                if then is not None:
+                    then(result)
+            self._flush()
+
+    # --- the core's outputs -----------------------------------------------
+
+    def _flush(self) -> None:
+        core = self.core
+        while (j := core.poll_journal()) is not None:
+            sid, _seq, text = j
+            key = f"nc:outbox:{sid}"
+            self._op("rpush", key, text)
+            self._op("ltrim", key, -self.config.core_config().replay_buffer, -1)
+            self._op("hset", f"nc:sess:{sid}", "seq", _seq)
+        while (r := core.poll_route()) is not None:
+            node, sid, kind, payload, mid = r
+            body = json.dumps({"op": "route", "sid": sid, "kind": kind, "payload": payload, "id": mid,
+                               "owner": self.node_id})
+            self._op("publish", _inbox(node), body,
+                     then=lambda n, r=r: n == 0 and self._spawn(self._undeliverable(r)))
+        super()._flush()
+
+    def _on_event(self, event: Any) -> None:
+        if isinstance(event, Forwarded):
+            body = json.dumps({"op": "forward", "sid": event.session_id, "user": event.user,
+                               "origin": self.node_id, "message": {"type": event.message.type,
+                                                                    "id": event.message.id,
+                                                                    "payload": event.message.payload}})
+            self._op("publish", _inbox(event.node), body,
+                     then=lambda n, e=event: n == 0 and self._spawn(self._owner_dead(e)))
+        elif isinstance(event, CallChanged):
+            self._snapshot_changed("call", event.call_id, event.snapshot)
+        elif isinstance(event, RoomChanged):
+            self._snapshot_changed("room", event.room_id, event.snapshot)
+        elif isinstance(event, PresenceChanged):
+            key = f"nc:presence:{event.user}"
+            if event.status == "offline":
+                self._op("hdel", key, self.node_id)
+            else:
+                self._op("hset", key, self.node_id, event.status)
+            self._op("publish", BROADCAST, json.dumps({"op": "presence", "user": event.user,
+                                                       "origin": self.node_id}))
+        else:
+            if isinstance(event, SessionExpired):
+                sid = event.session_id
+                self._op("hdel", f"nc:user:{event.user}", sid)
+                self._spawn(self._forget_resume(sid))
+            super()._on_event(event)
+
+    def _write_analytics(self, record: dict) -> None:
+        """Multi-node: the analytics stream instead of the file."""
+        self._op("xadd", "nc:analytics", {"record": json.dumps(record)}, "*", 100_000, True)
+
+    async def _forget_resume(self, sid: str) -> None:
+        token = await self.redis.hget(f"nc:sess:{sid}", "resume_token")
+        keys = [f"nc:sess:{sid}", f"nc:outbox:{sid}", f"nc:scalls:{sid}", f"nc:srooms:{sid}"]
+        await self.redis.delete(*keys, *([f"nc:resume:{token}"] if token else []))
+
+    def _snapshot_changed(self, kind: str, key_id: str, snapshot: dict | None) -> None:
+        """Write a call or room snapshot, and index it under each of its sessions."""
+        key, index = f"nc:{kind}:{key_id}", "nc:scalls:{}" if kind == "call" else "nc:srooms:{}"
+        old = self._indexed_sessions.pop(key, [])
+        if snapshot is None:
+            self._op("delete", key)
+            for sid in old:
+                self._op("srem", index.format(sid), key_id)
+            return
+        sids = list(snapshot["sessions" if kind == "call" else "participants"])
+        self._indexed_sessions[key] = sids
+        self._op("set", key, json.dumps(dict(snapshot, saved_at=time.time())), 86400)
+        for sid in set(old) - set(sids):
+            self._op("srem", index.format(sid), key_id)
+        for sid in sids:
+            self._op("sadd", index.format(sid), key_id)
+            self._op("expire", index.format(sid), self._session_ttl)
+
+    def _session_opened(self, session_id: str, user: str) -> None:
+        session = self.core._sessions[session_id]
+        self._op("hset", f"nc:user:{user}", session_id, self.node_id)
+        self._op("hset", f"nc:sess:{session_id}", None, None, {"user": user, "node": self.node_id,
+                                                              "resume_token": session.resume_token,
+                                                              "seq": session.seq})
+        self._op("expire", f"nc:sess:{session_id}", self._session_ttl)
+        self._op("set", f"nc:resume:{session.resume_token}", session_id, self._session_ttl)
+
+    # --- inputs from other nodes ------------------------------------------
+
+    async def _reader(self) -> None:
+        async for item in self._pubsub.listen():
+            if item.get("type") != "message":
+                continue
+            try:
+                body = json.loads(item["data"])
+                await self._on_bus(body)
+            except (ValueError, KeyError, TypeError) as exc:
+                log_event("bus.bad_message", node=self.node_id, error=type(exc).__name__)
+            self._flush()
+
+    async def _on_bus(self, body: dict) -> None:
+        core, now = self.core, asyncio.get_running_loop().time()
+        op = body["op"]
+        if op == "route":
+            core.handle_routed(body["sid"], body["kind"], body["payload"], body["id"], body["owner"])
+        elif op == "forward":
+            m = body["message"]
+            core.handle_forwarded(body["sid"], body["user"], body["origin"],
+                                  Message(m["type"], m["id"], m["payload"]), now)
+        elif body.get("origin") == self.node_id:
+            return
+        elif op == "presence":
+            if core.has_local_followers(body["user"]):  # nobody here cares otherwise
+                core.handle_remote_presence(body["user"], await self._remote_view(body["user"]))
+        elif op == "notify":
+            core.notify_user(body["user"], body["kind"], body["payload"])
+        elif op == "relations":
+            if core.is_local_user(body["user"]):
+                friends, blocked = await self._in_db(self.store.relations, body["user"])
+                core.set_relations(body["user"], friends, blocked)
+                await self._before_open(body["user"], friends)
+
+    async def _relations_changed(self, user: str, friends: set[str]) -> None:
+        self._op("publish", BROADCAST, json.dumps({"op": "relations", "user": user, "origin": self.node_id}))
+        await self._before_open(user, friends)  # new friends elsewhere: learn their status
+
+    def _notified(self, user: str, kind: str, payload: dict) -> None:
+        self._op("publish", BROADCAST, json.dumps({"op": "notify", "user": user, "kind": kind,
+                                                   "payload": payload, "origin": self.node_id}))
+
+    # --- look-ups before the core acts ------------------------------------
+
+    async def _prefetch_invite(self, text: str | bytes) -> None:
+        """Before a call.invite or room.invite to a user not on this node, learn their sessions and blocks."""
+        if not isinstance(text, str) or ('"call.invite"' not in text and '"room.invite"' not in text):
+            return
+        try:
+            callee = json.loads(text)["payload"]["to"]
+        except (ValueError, KeyError, TypeError):
+            return
+        if not isinstance(callee, str) or self.core.is_local_user(callee):
+            return
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hgetall(f"nc:user:{callee}")
+        pipe.hgetall(f"nc:presence:{callee}")
+        (sessions, views), blocked = await asyncio.gather(pipe.execute(), self._in_db(self.store.blocked_by, callee))
+        self.metrics.redis_round_trips += 1
+        for node in set(sessions.values()) - self._alive - {self.node_id}:
+            if await self.redis.exists(f"nc:node:{node}"):  # started since our last heartbeat
+                self._alive.add(node)
+        live = {sid: node for sid, node in sessions.items() if node in self._alive and node != self.node_id}
+        if not live:
+            return
+        for sid, node in live.items():
+            self.core.add_foreign_session(sid, callee, node)
+        self.core.set_remote_user(callee, set(blocked))
+        self.core.handle_remote_presence(callee, self._combine(views))  # for the busy check
+        self._spawn(self._prune_later(callee))
+
+    async def _prune_later(self, user: str) -> None:
+        await asyncio.sleep(0)
+        self.core.prune_foreign(user)
+
+    def _combine(self, views: dict[str, str]) -> str:
+        """A user's status as the other live nodes see it (the busiest view wins)."""
+        best = "offline"
+        for node, status in views.items():
+            if node != self.node_id and node in self._alive and _RANK.get(status, 0) > _RANK[best]:
+                best = status
+        return best
+
+    async def _remote_view(self, user: str) -> str:
+        self.metrics.redis_round_trips += 1
+        return self._combine(await self.redis.hgetall(f"nc:presence:{user}"))
+
+    async def _before_open(self, user: str, friends: set[str]) -> None:
+        remote = sorted(f for f in friends if not self.core.is_local_user(f))
+        if not remote:
+            return
+        pipe = self.redis.pipeline(transaction=False)
+        for friend in remote:
+            pipe.hgetall(f"nc:presence:{friend}")
+        self.metrics.redis_round_trips += 1
+        for friend, views in zip(remote, await pipe.execute()):
+            self.core.handle_remote_presence(friend, self._combine(views))
+
+    async def _node_alive(self, node: str) -> bool:
+        """A node is alive while it listens on its inbox.
+
+        A killed node's Redis connection closes with its process, so its
+        subscription count drops at once, well before its heartbeat expires.
+        """
+        [(_, listeners)] = await self.redis.pubsub_numsub(_inbox(node))
+        self.metrics.redis_round_trips += 1
+        return listeners > 0
+
+    # --- failover ----------------------------------------------------------
+
+    async def _before_resume(self, user: str, resume_token: str) -> None:
+        if self.core.has_resume_token(resume_token):
+            return
+        sid = await self.redis.get(f"nc:resume:{resume_token}")
+        if sid is None:
+            return
+        info = await self.redis.hgetall(f"nc:sess:{sid}")
+        if info.get("user") != user or info.get("resume_token") != resume_token:
+            return
+        if info.get("node") != self.node_id and await self._node_alive(info.get("node", "")):
+            return  # still alive elsewhere: not ours to take (the client should resume there)
+        await self._adopt_session(sid, info)
+
+    async def _adopt_session(self, sid: str, info: dict) -> None:
+        """Load a dead node's session and its calls from Redis and take them over."""
+        now = asyncio.get_running_loop().time()
+        texts = await self.redis.lrange(f"nc:outbox:{sid}", 0, -1)
+        outbox = [(json.loads(t)["seq"], t) for t in texts]
+        seq = max([int(info.get("seq", 0))] + [s for s, _ in outbox])
+        self.core.adopt_session(sid, info["user"], info["resume_token"], seq, outbox, now)
+        self._op("hset", f"nc:user:{info['user']}", sid, self.node_id)
+        self._op("hset", f"nc:sess:{sid}", "node", self.node_id)
+        for call_id in await self.redis.smembers(f"nc:scalls:{sid}"):
+            await self._adopt_call(call_id)
+        for room_id in await self.redis.smembers(f"nc:srooms:{sid}"):
+            await self._adopt_room(room_id)
+        log_event("session.adopted", node=self.node_id, session=sid, dead_node=info.get("node"))
+        self._flush()
+
+    async def _orphan(self, key: str, owner_field: str) -> tuple[dict, float] | None:
+        """A snapshot whose owner node is dead (or us), with the seconds since it was saved."""
+        raw = await self.redis.get(key)
+        if raw is None:
+            return None
+        snapshot = json.loads(raw)
+        owner = snapshot[owner_field]
+        if owner != self.node_id and await self._node_alive(owner):
+            return None
+        return snapshot, max(0.0, time.time() - snapshot.pop("saved_at", time.time()))
+
+    async def _adopt_call(self, call_id: str) -> bool:
+        found = await self._orphan(f"nc:call:{call_id}", "owner")
+        if found is None:
+            return False
+        snapshot, elapsed = found
+        snapshot["age"] += elapsed
+        snapshot["ring_remaining"] -= elapsed
+        if snapshot["answered_age"] is not None:
+            snapshot["answered_age"] += elapsed
+        self.core.adopt_call(snapshot, asyncio.get_running_loop().time())
+        log_event("call.adopted", node=self.node_id, call=call_id, dead_node=snapshot["owner"])
+        return True
+
+    async def _adopt_room(self, room_id: str) -> bool:
+        found = await self._orphan(f"nc:room:{room_id}", "owner_node")
+        if found is None:
+            return False
+        snapshot, elapsed = found
+        snapshot["age"] += elapsed
+        self.core.adopt_room(snapshot, asyncio.get_running_loop().time())
+        log_event("room.adopted", node=self.node_id, room=room_id, dead_node=snapshot["owner_node"])
+        return True
+
+    async def _owner_dead(self, event: Forwarded) -> None:
+        """A forward found nobody listening: adopt the call or room, then handle the message here."""
+        payload = event.message.payload
+        call_id, room_id = payload.get("call_id"), payload.get("room_id")
+        adopted = (await self._adopt_call(call_id)) if call_id else (await self._adopt_room(room_id)) if room_id else False
+        if adopted:
+            self.core.handle_forwarded(event.session_id, event.user, self.node_id, event.message,
+                                       asyncio.get_running_loop().time())
+        self._flush()
+
+    async def _undeliverable(self, route: tuple) -> None:
+        """A route to a dead node: adopt the session it was for, then deliver here."""
+        node, sid, kind, payload, mid = route
+        if not self.core.has_session(sid):
+            info = await self.redis.hgetall(f"nc:sess:{sid}")
+            if not info or await self._node_alive(info.get("node", "")):
+                return
+            await self._adopt_session(sid, info)
+        self.core.handle_routed(sid, kind, payload, mid, self.node_id)
+        self._flush()

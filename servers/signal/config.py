@@ -1,0 +1,88 @@
+"""Daemon configuration: defaults, a TOML file, then command-line flags.
+
+Every field of :class:`SignalConfig` is a TOML key of the same name and a
+flag ``--field-name``; flags win over the file, the file over the defaults.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+
+from .core import CoreConfig
+
+__all__ = ["SignalConfig", "load_config"]
+
+
+@dataclass
+class SignalConfig:
+    host: str = "127.0.0.1"
+    port: int = 8443
+    metrics_port: int | None = None  # None: /metrics and /health on the WebSocket port
+    data_dir: str = "./signal-data"
+    database: str | None = None  # postgresql://... ; default SQLite in data_dir
+    redis: str | None = None  # redis://... makes this daemon one node of several
+    node_id: str | None = None  # default: a random id per start
+    token_secret: str | None = None  # default: generated once and kept in data_dir
+    token_ttl: int = 7 * 86400
+    service_secret: str | None = None  # bearer token of the call server's service link
+    turn_secret: str | None = None  # same as netcore-turn --auth-secret
+    turn_urls: list[str] = field(default_factory=list)
+    stun_urls: list[str] = field(default_factory=list)
+    turn_ttl: int = 86400
+    analytics: str | None = None  # JSON lines file; default data_dir/analytics.jsonl
+    heartbeat: float = 5.0  # multi-node: user-map heartbeat interval (entries live 3x this)
+    log_level: str = "INFO"
+    # core
+    ring_timeout: float = 30.0
+    resume_window: float = 30.0
+    friends_only: bool = True
+    group_threshold: int = 4
+    call_server: str | None = None
+    max_room_size: int = 50
+    rate: float = 20.0
+    burst: float = 40.0
+    max_strikes: int = 20
+    max_message_bytes: int = 64 * 1024
+
+    def core_config(self) -> CoreConfig:
+        names = {f.name for f in dataclasses.fields(CoreConfig)}
+        return CoreConfig(**{k: v for k, v in dataclasses.asdict(self).items() if k in names})
+
+
+def _flag_type(kind: object):
+    text = str(kind)
+    if "bool" in text:
+        return lambda s: s.lower() in ("1", "true", "yes", "on")
+    if "int" in text:
+        return int
+    if "float" in text:
+        return float
+    return str
+
+
+def load_config(argv: list[str] | None = None) -> SignalConfig:
+    parser = argparse.ArgumentParser(prog="netcore-signal", description="The netcore signaling daemon.")
+    parser.add_argument("--config", help="TOML file with any of the settings below")
+    for f in dataclasses.fields(SignalConfig):
+        flag = "--" + f.name.replace("_", "-")
+        if "list" in str(f.type):
+            parser.add_argument(flag, action="append", default=None, dest=f.name)
+        else:
+            parser.add_argument(flag, type=_flag_type(f.type), default=None, dest=f.name)
+    args = parser.parse_args(argv)
+    values: dict = {}
+    if args.config:
+        with open(args.config, "rb") as fh:
+            values.update(tomllib.load(fh))
+    known = {f.name for f in dataclasses.fields(SignalConfig)}
+    unknown = set(values) - known
+    if unknown:
+        parser.error(f"unknown settings in {args.config}: {', '.join(sorted(unknown))}")
+    for name in known:
+        value = getattr(args, name)
+        if value is not None:
+            values[name] = value
+    return SignalConfig(**values)

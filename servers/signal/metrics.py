@@ -1,0 +1,53 @@
+"""Prometheus text exposition (format 0.0.4) of the daemon's counters."""
+
+from __future__ import annotations
+
+__all__ = ["Metrics"]
+
+
+def _labels(**labels: object) -> str:
+    if not labels:
+        return ""
+    inner = ",".join(f'{k}="{str(v)}"' for k, v in sorted(labels.items()))
+    return "{" + inner + "}"
+
+
+class Metrics:
+    """Counters kept by the adapter; gauges are read from the core at scrape time."""
+
+    def __init__(self) -> None:
+        self.connections_total = 0
+        self.redis_round_trips = 0
+        self.closed_by_code: dict[int, int] = {}
+
+    def render(self, core, connections: int) -> str:
+        lines: list[str] = []
+
+        def metric(name: str, kind: str, help_text: str, samples: list[tuple[dict, float]]) -> None:
+            lines.append(f"# HELP {name} {help_text}")
+            lines.append(f"# TYPE {name} {kind}")
+            for labels, value in samples:
+                lines.append(f"{name}{_labels(**labels)} {value}")
+
+        connected, waiting = core.session_count()
+        metric("signal_connections", "gauge", "Open WebSocket connections.", [({}, connections)])
+        metric("signal_connections_total", "counter", "WebSocket connections accepted.",
+               [({}, self.connections_total)])
+        metric("signal_sessions", "gauge", "Sessions by state.",
+               [({"state": "connected"}, connected), ({"state": "resumable"}, waiting)])
+        metric("signal_calls", "gauge", "Calls by state.",
+               [({"state": k}, v) for k, v in sorted(core.calls_by_state().items())])
+        messages, errors = [], []
+        for name, value in sorted(core.counters.items()):
+            family, _, key = name.partition(":")
+            if family == "messages":
+                messages.append(({"type": key}, value))
+            elif family == "errors":
+                errors.append(({"code": key}, value))
+        metric("signal_messages_total", "counter", "Valid client messages by type.", messages)
+        metric("signal_errors_total", "counter", "Error answers by code.", errors)
+        metric("signal_closes_total", "counter", "Connections closed by the server, by close code.",
+               [({"code": k}, v) for k, v in sorted(self.closed_by_code.items())])
+        metric("signal_redis_round_trips_total", "counter", "Round trips to Redis.",
+               [({}, self.redis_round_trips)])
+        return "\n".join(lines) + "\n"

@@ -1,0 +1,170 @@
+"""The multi-node half of the signaling core (sans-IO, mixed into SignalCore).
+
+A node's core knows two kinds of sessions: local ones (a socket here) and
+*foreign* ones (hosted by another node, ``Session.node`` set).  Messages the
+core sends to a foreign session come out of ``poll_route`` for the adapter
+to publish to that node, where ``handle_routed`` sequences them into the
+session; messages a local client sends about a call or room owned by another
+node come out as ``Forwarded`` events and go in there through
+``handle_forwarded``.  ``CallChanged``/``RoomChanged`` snapshots let another
+node ``adopt_call``/``adopt_room`` (and ``adopt_session``) when the owner dies.
+"""
+
+from __future__ import annotations
+
+from .events import CallChanged
+from .protocol import Message
+from .session import Session, TokenBucket
+from .state import RINGING, Call, owned_key
+
+__all__ = ["ReplicationMixin"]
+
+
+class ReplicationMixin:
+    """Foreign sessions, routes, forwards, snapshots and adoption."""
+
+    def is_local_user(self, user: str) -> bool:
+        return any(self._sessions[sid].node is None for sid in self._user_sessions.get(user, ()))
+
+    def has_session(self, session_id: str) -> bool:
+        session = self._sessions.get(session_id)
+        return session is not None and session.node is None
+
+    def add_foreign_session(self, session_id: str, user: str, node: str) -> None:
+        """A session of ``user`` hosted by ``node``: reachable through routes."""
+        if session_id in self._sessions:
+            return
+        session = Session(session_id, user, "", TokenBucket(0, 0, 0.0), 0, 0.0)
+        session.node = node
+        self._sessions[session_id] = session
+        self._user_sessions.setdefault(user, set()).add(session_id)
+        self._friends.setdefault(user, set())
+        self._blocked.setdefault(user, set())
+
+    def set_remote_user(self, user: str, blocked: set[str]) -> None:
+        """What this node must know of a user hosted elsewhere before calling them."""
+        if user in self._user_sessions and not self.is_local_user(user):
+            self._blocked[user] = set(blocked)
+
+    def handle_routed(self, session_id: str, kind: str, payload: dict, message_id: str | None, owner: str) -> bool:
+        """A message another node produced for one of our sessions; False if unknown."""
+        session = self._sessions.get(session_id)
+        if session is None or session.node is not None:
+            return False
+        key = owned_key(payload)
+        if kind == "_owner":  # internal: the call moved to another node
+            if owner == self.node_id:
+                session.remote_owned.pop(key, None)
+            elif key in session.remote_owned:
+                session.remote_owned[key] = owner
+            return True
+        if kind == "_left":  # internal: the session left a room owned there
+            session.remote_owned.pop(key, None)
+            return True
+        if key and owner != self.node_id:
+            if kind == "call.ended":
+                session.remote_owned.pop(key, None)
+            else:
+                session.remote_owned[key] = owner
+        self._send(session, kind, payload, message_id)
+        return True
+
+    def handle_forwarded(self, session_id: str, user: str, origin: str, message: Message, now: float) -> None:
+        """A message from a session on ``origin`` about a call or room owned here."""
+        self.add_foreign_session(session_id, user, origin)
+        session = self._sessions[session_id]
+        if message.type == "_expired":  # its resume window passed on its node
+            self._detach(session, now)
+            self._drop_foreign(session)
+            return
+        session.remote_owned.pop(owned_key(message.payload), None)
+        self._handlers[message.type](session, message, now)
+
+    def adopt_session(self, session_id: str, user: str, resume_token: str, seq: int,
+                      outbox: list[tuple[int, str]], now: float) -> None:
+        """Take over a session whose node died; it waits for its client to resume."""
+        old = self._sessions.get(session_id)
+        if old is not None and old.node is None:
+            return
+        session = Session(session_id, user, resume_token, TokenBucket(self.config.rate, self.config.burst, now),
+                          self.config.replay_buffer, now)
+        if old is not None:
+            session.calls = old.calls
+            session.rooms = old.rooms
+        session.seq = seq
+        session.outbox.extend(outbox)
+        session.connected = False
+        session.expires_at = now + self.config.resume_window
+        self._sessions[session_id] = session
+        self._by_resume[resume_token] = session_id
+        self._user_sessions.setdefault(user, set()).add(session_id)
+        self._friends.setdefault(user, set())
+        self._blocked.setdefault(user, set())
+        self._add_timer(session.expires_at, "expire", session_id)
+
+    def adopt_call(self, snapshot: dict, now: float) -> None:
+        """Take over a call from a dead node (see :meth:`_snapshot`)."""
+        call_id = snapshot["call_id"]
+        if call_id in self._calls:
+            return
+        call = Call(call_id, snapshot["caller"], snapshot["caller_session"], snapshot["callee"],
+                    tuple(snapshot["media"]), snapshot["caps"], now - snapshot["age"],
+                    now + snapshot["ring_remaining"], set(snapshot["ringing"]),
+                    snapshot["callee_session"], snapshot["state"],
+                    None if snapshot["answered_age"] is None else now - snapshot["answered_age"])
+        self._calls[call_id] = call
+        for sid, (user, node) in snapshot["sessions"].items():
+            if sid not in self._sessions:
+                self.add_foreign_session(sid, user, node)
+            session = self._sessions[sid]
+            session.calls.add(call_id)
+            session.remote_owned.pop(call_id, None)
+            if session.node is not None:
+                self._routes.append((session.node, sid, "_owner", {"call_id": call_id}, None))
+        if call.state == RINGING:
+            self._add_timer(call.ring_deadline, "ring", call_id)
+        self._call_changed(call, now)
+
+    def _call_changed(self, call: Call, now: float) -> None:
+        if self._journal is not None:  # multi-node: another node may have to carry it on
+            self._events.append(CallChanged(call.call_id, self._snapshot(call, now)))
+
+    def _snapshot(self, call: Call, now: float) -> dict:
+        sids = {call.caller_session, *call.ringing}
+        if call.callee_session is not None:
+            sids.add(call.callee_session)
+        sessions = {}
+        for sid in sids:
+            s = self._sessions.get(sid)
+            if s is not None:
+                sessions[sid] = (s.user, s.node or self.node_id)
+        return {
+            "call_id": call.call_id, "caller": call.caller, "caller_session": call.caller_session,
+            "callee": call.callee, "callee_session": call.callee_session, "ringing": sorted(call.ringing),
+            "state": call.state, "media": list(call.media), "caps": call.caps, "age": now - call.created_at,
+            "ring_remaining": call.ring_deadline - now,
+            "answered_age": None if call.answered_at is None else now - call.answered_at,
+            "sessions": sessions, "owner": self.node_id,
+        }
+
+    def has_resume_token(self, resume_token: str) -> bool:
+        return resume_token in self._by_resume
+
+    def prune_foreign(self, user: str) -> None:
+        """Forget ``user``'s foreign sessions that no call here needs."""
+        for sid in list(self._user_sessions.get(user, ())):
+            self._drop_foreign(self._sessions[sid])
+
+    def _drop_foreign(self, session: Session) -> None:
+        """Forget a foreign session once no call here needs it."""
+        if session.node is None or session.calls or session.rooms or session.session_id not in self._sessions:
+            return
+        del self._sessions[session.session_id]
+        sids = self._user_sessions.get(session.user)
+        if sids is not None:
+            sids.discard(session.session_id)
+            if not sids:
+                del self._user_sessions[session.user]
+                self._set_friends(session.user, set())
+                self._friends.pop(session.user, None)
+                self._blocked.pop(session.user, None)

@@ -1,0 +1,463 @@
+"""The WebSocket adapter: sockets, the one timer, storage and sinks around the core.
+
+Paths on the one port:
+
+- ``/v1/ws`` -- clients.  With ``Authorization: Bearer TOKEN`` (or
+  ``?token=TOKEN`` for browsers) the session opens at once; without, the
+  connection may only ``register``, ``login`` (which then opens the session)
+  and ``ping``.  ``?resume=RESUME_TOKEN&last_seq=N`` resumes a session.
+- ``/v1/service`` -- the call server's link (``Authorization: Bearer
+  SERVICE_SECRET``): it receives ``recording.start``/``recording.stop`` and
+  sends ``recording.ready``.
+- ``/health`` and ``/metrics`` -- plain HTTP (also on ``metrics_port`` if set).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import secrets
+import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from http import HTTPStatus
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from websockets.asyncio.server import ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+
+from .analytics import JsonLinesSink, analytics_record
+from .config import SignalConfig
+from .core import (
+    CallEnded,
+    CloseRequested,
+    RecordingRequested,
+    SessionExpired,
+    SignalCore,
+    UserRequested,
+)
+from .credentials import hash_password, issue_token, turn_rest_credentials, verify_token
+from .metrics import Metrics
+from .protocol import ANONYMOUS_TYPES, CloseCode, ErrorCode, SignalParseError, encode, parse
+from .session import TokenBucket
+from .static import static_response
+from .store import open_store
+from .users import UserService
+
+__all__ = ["SignalServer"]
+
+log = logging.getLogger("netcore.signal")
+MAX_PENDING_WRITES = 4096  # per connection; a client this far behind is dropped (it can resume)
+
+
+def log_event(event: str, **fields: Any) -> None:
+    """One structured log line (JSON); callers never pass tokens or passwords."""
+    if log.isEnabledFor(logging.INFO):
+        log.info(json.dumps({"event": event, **fields}, separators=(",", ":")))
+
+
+class Connection:
+    """A client socket and its ordered write queue (one writer task)."""
+
+    __slots__ = ("ws", "pending", "wake", "writer")
+
+    def __init__(self, ws: ServerConnection) -> None:
+        self.ws = ws
+        self.pending: deque[str] = deque()
+        self.wake = asyncio.Event()
+        self.writer = asyncio.create_task(self._write())
+
+    def push(self, text: str) -> bool:
+        if len(self.pending) >= MAX_PENDING_WRITES:
+            return False
+        self.pending.append(text)
+        self.wake.set()
+        return True
+
+    async def _write(self) -> None:
+        try:
+            while True:
+                await self.wake.wait()
+                self.wake.clear()
+                while self.pending:
+                    await self.ws.send(self.pending.popleft())
+        except ConnectionClosed:
+            pass
+
+
+class SignalServer:
+    """One node of the signaling service."""
+
+    def __init__(self, config: SignalConfig, *, journal: bool = False) -> None:
+        self.config = config
+        self.node_id = config.node_id or secrets.token_hex(4)
+        self.core = SignalCore(config.core_config(), node_id=self.node_id, journal=journal)
+        os.makedirs(config.data_dir, exist_ok=True)
+        self.store = open_store(config.database, config.data_dir)
+        self.users = UserService(self.store)
+        self.metrics = Metrics()
+        self.token_secret = self._token_secret()
+        self.analytics = JsonLinesSink(config.analytics or os.path.join(config.data_dir, "analytics.jsonl"))
+        self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="signal-db")
+        self._conns: dict[str, Connection] = {}  # session_id -> connection
+        self._service: Connection | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._servers: list[Any] = []
+        self._tasks: set[asyncio.Task] = set()
+        self.port = 0
+        self.metrics_port: int | None = None
+        # Multi-node hook: awaited with each client frame before the core sees it.
+        self._prefetch = None
+
+    # --- lifecycle --------------------------------------------------------
+
+    def _token_secret(self) -> bytes:
+        if self.config.token_secret:
+            return self.config.token_secret.encode()
+        path = os.path.join(self.config.data_dir, "token.key")
+        try:
+            with open(path, "rb") as fh:
+                return fh.read()
+        except FileNotFoundError:
+            secret = secrets.token_bytes(32)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(secret)
+            return secret
+
+    async def start(self) -> None:
+        server = await serve(
+            self._handle, self.config.host, self.config.port,
+            process_request=self._process_request,
+            max_size=self.config.max_message_bytes,
+            compression=None,
+            ping_interval=20, ping_timeout=20,
+        )
+        self._servers.append(server)
+        self.port = server.sockets[0].getsockname()[1]
+        if self.config.metrics_port is not None:
+            http = await asyncio.start_server(self._http, self.config.host, self.config.metrics_port)
+            self._servers.append(http)
+            self.metrics_port = http.sockets[0].getsockname()[1]
+        log_event("listening", node=self.node_id, host=self.config.host, port=self.port,
+                  metrics_port=self.metrics_port)
+
+    async def stop(self) -> None:
+        """Close every connection with 1001 going away, so clients resume elsewhere."""
+        for server in self._servers:
+            server.close()
+        for conn in list(self._conns.values()):
+            self.metrics.closed_by_code[CloseCode.GOING_AWAY] = self.metrics.closed_by_code.get(1001, 0) + 1
+            await conn.ws.close(CloseCode.GOING_AWAY, "server shutting down")
+        for server in self._servers:
+            await server.wait_closed()
+        if self._timer is not None:
+            self._timer.cancel()
+        self._db.shutdown(wait=True)
+        self.store.close()
+        self.analytics.close()
+        log_event("stopped", node=self.node_id)
+
+    # --- HTTP -------------------------------------------------------------
+
+    def _http_body(self, path: str) -> tuple[int, str] | None:
+        if path == "/health":
+            return 200, json.dumps({"status": "ok", "node": self.node_id}) + "\n"
+        if path == "/metrics":
+            return 200, self.metrics.render(self.core, len(self._conns))
+        return None
+
+    def _process_request(self, connection: ServerConnection, request):
+        url = urlsplit(request.path)
+        answer = self._http_body(url.path)
+        if answer is not None:
+            return connection.respond(HTTPStatus(answer[0]), answer[1])
+        page = static_response(request)  # the web client (servers/signal/web/)
+        if page is not None:
+            return page
+        if url.path == "/v1/service":
+            if not self.config.service_secret or _bearer(request) != self.config.service_secret:
+                return connection.respond(HTTPStatus.UNAUTHORIZED, "bad service secret\n")
+            return None
+        if url.path not in ("/v1/ws", "/"):
+            return connection.respond(HTTPStatus.NOT_FOUND, "not found\n")
+        token = _bearer(request) or _query(url.query, "token")
+        if token is not None and verify_token(self.token_secret, token, time.time()) is None:
+            return connection.respond(HTTPStatus.UNAUTHORIZED, "invalid or expired token\n")
+        return None
+
+    async def _http(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """The separate metrics port: a minimal HTTP/1.0 GET responder."""
+        try:
+            line = await asyncio.wait_for(reader.readline(), 5)
+            parts = line.decode("latin-1").split()
+            answer = self._http_body(urlsplit(parts[1]).path) if len(parts) >= 2 else None
+            status, body = answer or (404, "not found\n")
+            data = body.encode()
+            writer.write(f"HTTP/1.0 {status} {HTTPStatus(status).phrase}\r\nContent-Type: text/plain; "
+                         f"version=0.0.4\r\nContent-Length: {len(data)}\r\n\r\n".encode() + data)
+            await writer.drain()
+        except (OSError, asyncio.TimeoutError, UnicodeDecodeError):
+            pass
+        finally:
+            writer.close()
+
+    # --- connections ------------------------------------------------------
+
+    async def _handle(self, ws: ServerConnection) -> None:
+        self.metrics.connections_total += 1
+        url = urlsplit(ws.request.path)
+        if url.path == "/v1/service":
+            return await self._service_link(ws)
+        token = _bearer(ws.request) or _query(url.query, "token")
+        user = verify_token(self.token_secret, token, time.time()) if token else None
+        if user is None:
+            user = await self._anonymous(ws)
+            if user is None:
+                return
+        resume = _query(url.query, "resume")
+        try:
+            last_seq = int(_query(url.query, "last_seq") or 0)
+        except ValueError:
+            last_seq = 0
+        if resume is not None:
+            await self._before_resume(user, resume)
+        friends, blocked = await self._in_db(self.store.relations, user)
+        await self._before_open(user, friends)
+        loop = asyncio.get_running_loop()
+        conn = Connection(ws)
+        sid = self.core.handle_connect(user, loop.time(), ice_servers=self._ice_servers(user),
+                                       resume_token=resume, last_seq=last_seq,
+                                       friends=friends, blocked=blocked)
+        old = self._conns.get(sid)
+        self._conns[sid] = conn
+        self._session_opened(sid, user)
+        if old is not None:
+            self._spawn(old.ws.close(CloseCode.SESSION_REPLACED, "session resumed elsewhere"))
+        log_event("session.open", node=self.node_id, user=user, session=sid, resumed=resume is not None)
+        self._flush()
+        try:
+            async for text in ws:
+                if self._prefetch is not None:
+                    await self._prefetch(text)
+                self.core.handle_text(sid, text, loop.time())
+                self._flush()
+        except ConnectionClosed:
+            pass
+        finally:
+            conn.writer.cancel()
+            if self._conns.get(sid) is conn:
+                del self._conns[sid]
+                self.core.handle_disconnect(sid, loop.time())
+                self._flush()
+            log_event("session.drop", node=self.node_id, user=user, session=sid,
+                      code=ws.close_code)
+
+    async def _anonymous(self, ws: ServerConnection) -> str | None:
+        """Before login: only register, login and ping; returns the user once logged in."""
+        loop = asyncio.get_running_loop()
+        bucket = TokenBucket(self.config.rate, self.config.burst, loop.time())
+        strikes = 0
+
+        async def answer(kind: str, message_id: str | None, payload: dict) -> None:
+            await ws.send(encode(kind, message_id, payload))
+
+        try:
+            async for text in ws:
+                try:
+                    if not bucket.take(loop.time()):
+                        raise SignalParseError(ErrorCode.RATE_LIMITED, "too many messages")
+                    message = parse(text)
+                    if message.type not in ANONYMOUS_TYPES:
+                        raise SignalParseError(ErrorCode.UNAUTHORIZED, "log in first", message.id)
+                except SignalParseError as exc:
+                    strikes += 1
+                    self.core.count("errors", exc.code)
+                    await answer("error", exc.message_id, {"code": exc.code, "reason": exc.reason})
+                    if strikes > self.config.max_strikes:
+                        await self._close(ws, CloseCode.POLICY_VIOLATION, "too many invalid messages")
+                        return None
+                    continue
+                self.core.count("messages", message.type)
+                p = message.payload
+                if message.type == "ping":
+                    await answer("ack", message.id, {"pong": True})
+                elif message.type == "register":
+                    hashed = await asyncio.to_thread(hash_password, p["password"])
+                    outcome = await self._in_db(self.users.register, p["username"], hashed, time.time())
+                    if outcome.error:
+                        await answer("error", message.id, {"code": outcome.error[0], "reason": outcome.error[1]})
+                    else:
+                        log_event("user.registered", node=self.node_id, user=p["username"])
+                        await answer("ack", message.id, outcome.payload)
+                elif await asyncio.to_thread(self.users.check_password, p["password"],
+                                             await self._in_db(self.users.stored_hash, p["username"])):
+                    expiry = int(time.time()) + self.config.token_ttl
+                    token = issue_token(self.token_secret, p["username"], expiry)
+                    await answer("ack", message.id, {"user": p["username"], "token": token, "expires": expiry})
+                    return p["username"]
+                else:
+                    strikes += 1  # password guessing counts like invalid input
+                    await answer("error", message.id, {"code": ErrorCode.UNAUTHORIZED,
+                                                       "reason": "bad username or password"})
+                    if strikes > self.config.max_strikes:
+                        await self._close(ws, CloseCode.POLICY_VIOLATION, "too many failed logins")
+                        return None
+        except ConnectionClosed:
+            pass
+        return None
+
+    async def _service_link(self, ws: ServerConnection) -> None:
+        """The call server: recording commands out, recording.ready in."""
+        conn = Connection(ws)
+        self._service = conn
+        loop = asyncio.get_running_loop()
+        log_event("service.open", node=self.node_id)
+        try:
+            async for text in ws:
+                try:
+                    obj = json.loads(text)
+                    payload = obj["payload"]
+                    if obj.get("type") != "recording.ready":
+                        raise ValueError("unknown type")
+                    room_id, location = str(payload["room_id"]), str(payload["location"])
+                except (ValueError, KeyError, TypeError):
+                    conn.push(encode("error", None, {"code": ErrorCode.BAD_REQUEST, "reason": "bad message"}))
+                    continue
+                found = self.core.handle_recording_ready(room_id, location, loop.time())
+                conn.push(encode("ack", obj.get("id"), {"delivered": found}))
+                self._flush()
+        except ConnectionClosed:
+            pass
+        finally:
+            conn.writer.cancel()
+            if self._service is conn:
+                self._service = None
+
+    # --- the core's outputs -----------------------------------------------
+
+    def _flush(self) -> None:
+        core = self.core
+        while (out := core.poll_transmit()) is not None:
+            conn = self._conns.get(out[0])
+            if conn is not None and not conn.push(out[1]):
+                self._spawn(self._close(conn.ws, CloseCode.POLICY_VIOLATION, "not reading fast enough"))
+        while (event := core.poll_event()) is not None:
+            self._on_event(event)
+        self.analytics.flush()
+        self._arm_timer()
+
+    def _on_event(self, event: Any) -> None:
+        record = analytics_record(event, time.time(), self.node_id)
+        if record is not None:
+            self._write_analytics(record)
+        if isinstance(event, UserRequested):
+            self._spawn(self._user_request(event))
+        elif isinstance(event, CloseRequested):
+            conn = self._conns.get(event.session_id)
+            if conn is not None:
+                self._spawn(self._close(conn.ws, event.code, event.reason))
+        elif isinstance(event, RecordingRequested):
+            log_event("recording." + event.action, node=self.node_id, room=event.room_id, by=event.by)
+            if self._service is not None:
+                self._service.push(encode("recording." + event.action, None,
+                                          {"room_id": event.room_id, "by": event.by}))
+        elif isinstance(event, CallEnded):
+            self._spawn(self._in_db(self.store.record_call, event.call_id, event.kind, event.participants,
+                                    event.topology, event.reason, event.answered, event.duration, time.time()))
+        elif isinstance(event, SessionExpired):
+            log_event("session.expired", node=self.node_id, user=event.user, session=event.session_id)
+
+    def _write_analytics(self, record: dict) -> None:
+        self.analytics.write(record)
+
+    async def _user_request(self, event: UserRequested) -> None:
+        outcome = await self._in_db(self.users.handle, event.user, event.message, time.time())
+        core, mid = self.core, event.message.id
+        if outcome.error is not None:
+            core.reply_error(event.session_id, mid, *outcome.error)
+        else:
+            payload = outcome.payload
+            if event.message.type == "friend.list":
+                payload = dict(payload, friends=[{"user": f, "status": core.status(f)} for f in payload["friends"]])
+            core.reply(event.session_id, mid, payload)
+        for user in outcome.changed:
+            friends, blocked = await self._in_db(self.store.relations, user)
+            core.set_relations(user, friends, blocked)
+            await self._relations_changed(user, friends)
+        for user, kind, payload in outcome.notify:
+            core.notify_user(user, kind, payload)
+            self._notified(user, kind, payload)
+        self._flush()
+
+    def _arm_timer(self) -> None:
+        deadline = self.core.next_deadline()
+        if self._timer is not None:
+            if deadline is not None and self._timer.when() == deadline:
+                return
+            self._timer.cancel()
+            self._timer = None
+        if deadline is not None:
+            self._timer = asyncio.get_running_loop().call_at(deadline, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self.core.handle_timeout(asyncio.get_running_loop().time())
+        self._flush()
+
+    # --- hooks for the multi-node adapter ---------------------------------
+
+    async def _before_resume(self, user: str, resume_token: str) -> None:
+        """Called before a resume; a cluster node fetches a session from Redis here."""
+
+    async def _before_open(self, user: str, friends: set[str]) -> None:
+        """Called before a session opens; a cluster node learns its friends' remote status here."""
+
+    def _session_opened(self, session_id: str, user: str) -> None:
+        """Called when a session is opened or resumed on this node."""
+
+    async def _relations_changed(self, user: str, friends: set[str]) -> None:
+        """Called after ``user``'s friends or blocks changed in storage."""
+
+    def _notified(self, user: str, kind: str, payload: dict) -> None:
+        """Called after a user-service notification went to ``user``'s local sessions."""
+
+    # --- small helpers ----------------------------------------------------
+
+    def _ice_servers(self, user: str) -> list[dict]:
+        servers: list[dict] = []
+        if self.config.stun_urls:
+            servers.append({"urls": list(self.config.stun_urls)})
+        if self.config.turn_urls and self.config.turn_secret:
+            username, password = turn_rest_credentials(
+                self.config.turn_secret, user, int(time.time()) + self.config.turn_ttl)
+            servers.append({"urls": list(self.config.turn_urls), "username": username, "credential": password})
+        return servers
+
+    async def _in_db(self, fn, *args):
+        return await asyncio.get_running_loop().run_in_executor(self._db, fn, *args)
+
+    async def _close(self, ws: ServerConnection, code: int, reason: str) -> None:
+        self.metrics.closed_by_code[code] = self.metrics.closed_by_code.get(code, 0) + 1
+        log_event("close", node=self.node_id, code=code, reason=reason)
+        await ws.close(code, reason)
+
+    def _spawn(self, coro) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+
+def _bearer(request) -> str | None:
+    value = request.headers.get("Authorization", "")
+    if value.startswith("Bearer "):
+        return value[7:].strip() or None
+    return None
+
+
+def _query(query: str, name: str) -> str | None:
+    values = parse_qs(query).get(name)
+    return values[0] if values else None

@@ -1,0 +1,518 @@
+"""The DTLS core driven in memory under a fake clock: handshakes, timers,
+loss, bad input and the failures that must end a handshake."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from netcore.dtls import (
+    AlertReceived,
+    ApplicationDataReceived,
+    CipherSuite,
+    ConnectionClosed,
+    DtlsCertificate,
+    DtlsConnection,
+    HandshakeCompleted,
+    HandshakeFailed,
+    NamedGroup,
+    SignatureScheme,
+    SrtpProfile,
+    State,
+)
+from netcore.dtls import handshake as hs
+from netcore.dtls.cookie import HelloVerdict, check_client_hello
+from netcore.dtls.record import AlertDescription, ContentType, Record, iter_records
+from netcore.errors import UsageError
+
+from .peers import drain_events, exchange, pair
+
+EC_CLIENT = DtlsCertificate.generate("client")
+EC_SERVER = DtlsCertificate.generate("server")
+RSA_SERVER = DtlsCertificate.generate("rsa-server", key_type="rsa")
+
+
+def connected_pair(**kwargs):
+    client, server = pair(EC_CLIENT, EC_SERVER, **kwargs)
+    client.connect(0.0)
+    exchange(client, server)
+    assert client.state is State.CONNECTED and server.state is State.CONNECTED
+    return client, server
+
+
+@pytest.mark.parametrize("group", [NamedGroup.x25519, NamedGroup.secp256r1])
+@pytest.mark.parametrize(
+    "suite",
+    [CipherSuite.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, CipherSuite.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256],
+)
+def test_handshake_groups_and_suites(group, suite):
+    client, server = connected_pair(groups=[group], server={"cipher_suites": [suite]})
+    (done,) = [e for e in drain_events(client) if isinstance(e, HandshakeCompleted)]
+    assert done.cipher_suite == suite and done.srtp_profile == SrtpProfile.SRTP_AEAD_AES_128_GCM
+    assert client.group == server.group == group
+    assert done.peer_fingerprint == EC_SERVER.fingerprint() and done.extended_master_secret
+    (done,) = [e for e in drain_events(server) if isinstance(e, HandshakeCompleted)]
+    assert done.peer_fingerprint == EC_CLIENT.fingerprint()
+    assert client.export_keying_material(b"EXTRACTOR-dtls_srtp", 56) == server.export_keying_material(
+        b"EXTRACTOR-dtls_srtp", 56
+    )
+    client.send(b"ping")
+    exchange(client, server)
+    assert drain_events(server) == [ApplicationDataReceived(b"ping")]
+    server.send(b"pong")
+    exchange(client, server)
+    assert drain_events(client) == [ApplicationDataReceived(b"pong")]
+
+
+def test_rsa_server_certificate():
+    client, server = pair(EC_CLIENT, RSA_SERVER)
+    client.connect(0.0)
+    exchange(client, server)
+    assert client.state is State.CONNECTED
+    assert client.cipher_suite == CipherSuite.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256
+
+
+def test_srtp_profile_follows_server_preference():
+    client, server = connected_pair(
+        client={"srtp_profiles": [SrtpProfile.SRTP_AES128_CM_HMAC_SHA1_32, SrtpProfile.SRTP_AES128_CM_HMAC_SHA1_80]},
+        server={"srtp_profiles": [SrtpProfile.SRTP_AES128_CM_HMAC_SHA1_80]},
+    )
+    assert client.srtp_profile == server.srtp_profile == SrtpProfile.SRTP_AES128_CM_HMAC_SHA1_80
+
+
+def test_stateless_cookie_exchange():
+    client, server = pair(EC_CLIENT, EC_SERVER, server={"cookie_secret": b"k" * 32, "client_id": b"1.2.3.4:5"})
+    client.connect(0.0)
+    hello = client.poll_transmit()
+    server.handle_datagram(hello, 0.0)
+    verify = server.poll_transmit()
+    ((record, (header, _)),) = [(r, next(hs.iter_fragments(r.fragment))) for r in iter_records(verify)]
+    assert header.msg_type == hs.HandshakeType.hello_verify_request
+    assert record.sequence_number == 0  # the ClientHello's, so no state is kept
+    assert server.state is State.SERVER_WAIT_CLIENT_HELLO and server.poll_transmit() is None
+    # The same hello replayed from elsewhere (another client_id) would not carry
+    # a valid cookie: a server for another address keeps challenging.
+    other = DtlsConnection(False, EC_SERVER, cookie_secret=b"k" * 32, client_id=b"6.6.6.6:6")
+    client.handle_datagram(verify, 0.0)
+    hello_with_cookie = client.poll_transmit()
+    other.handle_datagram(hello_with_cookie, 0.0)
+    assert other.state is State.SERVER_WAIT_CLIENT_HELLO
+    server.handle_datagram(hello_with_cookie, 0.0)
+    exchange(client, server)
+    assert client.state is State.CONNECTED and server.state is State.CONNECTED
+
+
+def test_fragmentation_by_mtu():
+    client, server = pair(EC_CLIENT, RSA_SERVER, mtu=200)
+    client.connect(0.0)
+    exchange(client, server)
+    server.handle_timeout(0.0)  # nothing due
+    assert client.state is State.CONNECTED and server.state is State.CONNECTED
+    client2, server2 = pair(EC_CLIENT, RSA_SERVER, mtu=200)
+    client2.connect(0.0)
+    server2.handle_datagram(client2.poll_transmit(), 0.0)
+    sizes = []
+    while (data := server2.poll_transmit()) is not None:
+        sizes.append(len(data))
+    assert len(sizes) > 4 and max(sizes) <= 200
+
+
+def test_retransmission_timer_doubles_and_is_capped():
+    client = DtlsConnection(True, EC_CLIENT, max_timeout=8.0, max_retransmissions=6)
+    client.connect(0.0)
+    first = client.poll_transmit()
+    deadlines = []
+    now = 0.0
+    while (deadline := client.next_deadline()) is not None:
+        deadlines.append(deadline)
+        client.handle_timeout(deadline - 0.001)  # early: nothing happens
+        assert client.poll_transmit() is None
+        now = deadline
+        client.handle_timeout(now)
+        again = client.poll_transmit()
+        if again is not None:
+            assert again[13:] == first[13:]  # same ClientHello, new record sequence
+    assert deadlines == [1.0, 3.0, 7.0, 15.0, 23.0, 31.0, 39.0]
+    assert isinstance(drain_events(client)[-1], HandshakeFailed)
+
+
+def test_several_records_in_one_datagram_and_replay_dropped():
+    client, server = connected_pair()
+    drain_events(server)
+    client.send(b"a")
+    client.send(b"b")
+    first, second = client.poll_transmit(), client.poll_transmit()
+    server.handle_datagram(first + second, 1.0)
+    assert drain_events(server) == [ApplicationDataReceived(b"a"), ApplicationDataReceived(b"b")]
+    server.handle_datagram(first, 1.0)
+    assert drain_events(server) == [] and server.stats.replayed == 1
+
+
+def test_unknown_epoch_and_bad_mac_dropped():
+    client, server = connected_pair()
+    drain_events(server)
+    client.send(b"a")
+    data = client.poll_transmit()
+    (record,) = iter_records(data)
+    moved = Record(record.content_type, record.version, 5, record.sequence_number, record.fragment)
+    server.handle_datagram(moved.encode(), 1.0)
+    assert server.stats.unknown_epoch == 1
+    server.handle_datagram(data[:-1] + bytes([data[-1] ^ 0x80]), 1.0)
+    assert server.stats.bad_record_mac == 1 and drain_events(server) == []
+    server.handle_datagram(data, 1.0)
+    assert drain_events(server) == [ApplicationDataReceived(b"a")]
+
+
+def test_close_notify():
+    client, server = connected_pair()
+    drain_events(client), drain_events(server)
+    client.close()
+    exchange(client, server)
+    assert server.state is State.CLOSED
+    assert drain_events(server) == [AlertReceived(1, AlertDescription.close_notify), ConnectionClosed("close_notify received")]
+    with pytest.raises(UsageError):
+        client.send(b"late")
+
+
+def test_fingerprint_mismatch_fails_with_bad_certificate():
+    client, server = pair(
+        EC_CLIENT, EC_SERVER, client={"remote_fingerprints": [("sha-256", EC_CLIENT.fingerprint())]}
+    )
+    client.connect(0.0)
+    exchange(client, server)
+    assert client.state is State.FAILED and server.state is State.FAILED
+    assert drain_events(client) == [HandshakeFailed("certificate fingerprint mismatch", AlertDescription.bad_certificate)]
+    assert HandshakeFailed(f"fatal alert {AlertDescription.bad_certificate} received", AlertDescription.bad_certificate) in drain_events(server)
+
+
+def test_server_checks_client_fingerprint():
+    client, server = pair(EC_CLIENT, EC_SERVER, server={"remote_fingerprints": [("sha-256", "00:11")]})
+    client.connect(0.0)
+    exchange(client, server)
+    assert server.state is State.FAILED and client.state is State.FAILED
+
+
+def _tamper(datagram: bytes, msg_type: int) -> bytes:
+    """Flip the last byte of the plaintext handshake message ``msg_type``."""
+    out = b""
+    for record in iter_records(datagram):
+        fragment = record.fragment
+        if record.epoch == 0 and record.content_type == ContentType.HANDSHAKE:
+            pieces = b""
+            for header, body in hs.iter_fragments(fragment):
+                if header.msg_type == msg_type:
+                    body = body[:-1] + bytes([body[-1] ^ 0x01])
+                pieces += header.encode() + body
+            fragment = pieces
+        out += Record(record.content_type, record.version, record.epoch, record.sequence_number, fragment).encode()
+    return out
+
+
+def test_bad_server_key_exchange_signature_fails():
+    client, server = pair(EC_CLIENT, EC_SERVER)
+    client.connect(0.0)
+    server.handle_datagram(client.poll_transmit(), 0.0)
+    while (data := server.poll_transmit()) is not None:
+        client.handle_datagram(_tamper(data, hs.HandshakeType.server_key_exchange), 0.0)
+    assert client.state is State.FAILED
+    assert drain_events(client)[-1].alert == AlertDescription.decrypt_error
+
+
+def test_bad_certificate_verify_fails():
+    client, server = pair(EC_CLIENT, EC_SERVER)
+    client.connect(0.0)
+    server.handle_datagram(client.poll_transmit(), 0.0)
+    while (data := server.poll_transmit()) is not None:
+        client.handle_datagram(data, 0.0)
+    while (data := client.poll_transmit()) is not None:
+        server.handle_datagram(_tamper(data, hs.HandshakeType.certificate_verify), 0.0)
+    assert server.state is State.FAILED
+    assert drain_events(server)[-1].alert == AlertDescription.decrypt_error
+
+
+class _WrongFinishedClient(DtlsConnection):
+    """A client that computes its Finished over the wrong transcript."""
+
+    def _finished_item(self):
+        self._transcript.append(b"not what the server saw")
+        item = super()._finished_item()
+        return item
+
+
+def test_wrong_finished_fails():
+    client = _WrongFinishedClient(True, EC_CLIENT)
+    server = DtlsConnection(False, EC_SERVER)
+    client.connect(0.0)
+    exchange(client, server)
+    assert server.state is State.FAILED and client.state is State.FAILED
+    assert drain_events(server)[-1] == HandshakeFailed("wrong Finished verify_data", AlertDescription.decrypt_error)
+
+
+def test_dtls13_client_hello_negotiates_down():
+    client, server = pair(EC_CLIENT, EC_SERVER)
+    client.connect(0.0)
+    (record,) = iter_records(client.poll_transmit())
+    ((header, body),) = list(hs.iter_fragments(record.fragment))
+    hello = hs.ClientHello.decode(body)
+    # As a DTLS 1.3 client (RFC 9147) sends it: supported_versions and a key share.
+    hello.extensions += [(hs.ExtensionType.supported_versions, b"\x04\xfe\xfc\xfe\xfd"), (hs.ExtensionType.key_share, b"\x00\x00")]
+    hello.cipher_suites = [0x1301] + hello.cipher_suites
+    message = hs.full_message(1, 0, hello.encode())
+    server.handle_datagram(Record(22, 0xFEFD, 0, 0, message).encode(), 0.0)
+    (reply,) = [server.poll_transmit()]
+    records = list(iter_records(reply))
+    ((header, body),) = list(hs.iter_fragments(records[0].fragment))[:1]
+    server_hello = hs.ServerHello.decode(body)
+    assert server_hello.server_version == 0xFEFD and server_hello.cipher_suite == CipherSuite.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256
+
+
+def test_dtls10_only_client_is_refused():
+    server = DtlsConnection(False, EC_SERVER)
+    hello = hs.ClientHello(0xFEFF, bytes(32), b"", b"", [0xC02B], b"\x00", [])
+    server.handle_datagram(Record(22, 0xFEFF, 0, 0, hs.full_message(1, 0, hello.encode())).encode(), 0.0)
+    assert server.state is State.FAILED
+    assert drain_events(server)[-1].alert == AlertDescription.protocol_version
+
+
+def _run_lossy(seed: int, loss: float, dup: float, mtu: int) -> tuple[DtlsConnection, DtlsConnection, float]:
+    rnd = random.Random(seed)
+    client, server = pair(EC_CLIENT, EC_SERVER, mtu=mtu, max_retransmissions=40, max_timeout=4.0,
+                          server={"cookie_secret": b"s" * 32})
+    now = 0.0
+    client.connect(now)
+    in_flight: list[tuple[float, int, object, bytes]] = []  # (arrival, tiebreak, dst, data)
+    counter = 0
+    while now < 300.0:
+        for src, dst in ((client, server), (server, client)):
+            while (data := src.poll_transmit()) is not None:
+                copies = 0 if rnd.random() < loss else (2 if rnd.random() < dup else 1)
+                for _ in range(copies):
+                    counter += 1
+                    in_flight.append((now + rnd.uniform(0.001, 0.3), counter, dst, data))
+        if client.state is State.CONNECTED and server.state is State.CONNECTED and not in_flight:
+            break
+        if client.state is State.FAILED or server.state is State.FAILED:
+            break
+        times = [t for t, *_ in in_flight]
+        times += [d for d in (client.next_deadline(), server.next_deadline()) if d is not None]
+        if not times:
+            break
+        now = max(now, min(times))
+        due = [item for item in in_flight if item[0] <= now]
+        in_flight = [item for item in in_flight if item[0] > now]
+        for _, _, dst, data in sorted(due, key=lambda item: rnd.random()):  # reorder
+            dst.handle_datagram(data, now)
+        client.handle_timeout(now)
+        server.handle_timeout(now)
+    return client, server, now
+
+
+@settings(max_examples=25)
+@given(st.integers(0, 2**32), st.floats(0.0, 0.3), st.floats(0.0, 0.3), st.sampled_from([1200, 300]))
+def test_handshake_completes_under_loss_duplication_reordering(seed, loss, dup, mtu):
+    client, server, now = _run_lossy(seed, loss, dup, mtu)
+    assert client.state is State.CONNECTED and server.state is State.CONNECTED, (client.stats, server.stats)
+    assert client.export_keying_material(b"x", 16) == server.export_keying_material(b"x", 16)
+
+
+def _datagrams_of_a_handshake() -> list[bytes]:
+    client, server = pair(EC_CLIENT, EC_SERVER)
+    client.connect(0.0)
+    seen = []
+    for _ in range(4):
+        for src, dst in ((client, server), (server, client)):
+            while (data := src.poll_transmit()) is not None:
+                seen.append(data)
+                dst.handle_datagram(data, 0.0)
+    return seen
+
+
+HANDSHAKE_DATAGRAMS = _datagrams_of_a_handshake()
+
+
+@settings(max_examples=60)
+@given(
+    st.lists(
+        st.one_of(
+            st.binary(max_size=200),
+            st.tuples(st.sampled_from(HANDSHAKE_DATAGRAMS), st.integers(0, 2000), st.integers(0, 255)).map(
+                lambda t: t[0][: t[1] % len(t[0])] + bytes([t[2]]) + t[0][t[1] % len(t[0]) + 1 :]
+            ),
+        ),
+        max_size=8,
+    ),
+    st.booleans(),
+)
+def test_arbitrary_datagrams_never_raise(datagrams, connected):
+    if connected:
+        client, server = connected_pair()
+    else:
+        client, server = pair(EC_CLIENT, EC_SERVER)
+        client.connect(0.0)
+    for data in datagrams:
+        client.handle_datagram(data, 1.0)
+        server.handle_datagram(data, 1.0)
+        client.handle_timeout(2.0)
+        server.handle_timeout(2.0)
+        drain_events(client), drain_events(server)
+        while client.poll_transmit() is not None or server.poll_transmit() is not None:
+            pass
+
+
+@pytest.mark.parametrize(
+    "scheme", [SignatureScheme.rsa_pkcs1_sha256, SignatureScheme.rsa_pss_rsae_sha256]
+)
+def test_rsa_signature_schemes_both_certificates(scheme):
+    rsa_client = DtlsCertificate.generate("rsa-client", key_type="rsa")
+    client, server = pair(rsa_client, RSA_SERVER, signature_schemes=[scheme])
+    client.connect(0.0)
+    exchange(client, server)
+    assert client.state is State.CONNECTED and server.state is State.CONNECTED
+    assert client.cipher_suite == CipherSuite.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256
+
+
+def test_no_common_signature_scheme_fails():
+    client, server = pair(EC_CLIENT, EC_SERVER, client={"signature_schemes": [SignatureScheme.rsa_pkcs1_sha256]})
+    client.connect(0.0)
+    exchange(client, server)
+    assert server.state is State.FAILED
+    assert drain_events(server)[-1].alert == AlertDescription.handshake_failure
+
+
+def test_listener_cookie_keeps_no_state():
+    secret = b"c" * 32
+    client = DtlsConnection(True, EC_CLIENT)
+    client.connect(0.0)
+    hello = client.poll_transmit()
+    verdict, reply = check_client_hello(hello, secret, b"127.0.0.1:4000")
+    assert verdict is HelloVerdict.CHALLENGE
+    assert check_client_hello(hello, secret, b"127.0.0.1:4000") == (verdict, reply)  # no state kept
+    client.handle_datagram(reply, 0.0)
+    second = client.poll_transmit()
+    assert check_client_hello(second, secret, b"127.0.0.1:4000") == (HelloVerdict.ACCEPT, None)
+    assert check_client_hello(second, secret, b"127.0.0.1:4001")[0] is HelloVerdict.CHALLENGE
+    assert check_client_hello(b"\x17garbage", secret, b"x") == (HelloVerdict.DROP, None)
+    server = DtlsConnection(False, EC_SERVER)  # created only now, fed the accepted hello
+    server.handle_datagram(second, 0.0)
+    exchange(client, server)
+    assert client.state is State.CONNECTED and server.state is State.CONNECTED
+
+
+@given(st.binary(max_size=300))
+def test_check_client_hello_never_raises(data):
+    assert check_client_hello(data, b"k", b"a")[0] in HelloVerdict
+
+
+def test_expired_certificate_fails_when_validity_is_checked():
+    import datetime
+
+    old = DtlsCertificate.generate("old", not_before=datetime.datetime(2020, 1, 1, tzinfo=datetime.timezone.utc))
+    now = datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc)
+    client, server = pair(EC_CLIENT, old, client={"certificate_time": now})
+    client.connect(0.0)
+    exchange(client, server)
+    assert client.state is State.FAILED
+    assert drain_events(client)[-1] == HandshakeFailed("certificate not valid now", AlertDescription.certificate_expired)
+    # WebRTC's default: the fingerprint is the authentication, validity is not checked.
+    client, server = pair(EC_CLIENT, old)
+    client.connect(0.0)
+    exchange(client, server)
+    assert client.state is State.CONNECTED
+
+
+def test_usage_errors():
+    with pytest.raises(UsageError):
+        DtlsConnection(True, EC_CLIENT, cipher_suites=[0x1301])
+    with pytest.raises(UsageError):
+        DtlsConnection(True, EC_CLIENT, mtu=10)
+    server = DtlsConnection(False, EC_SERVER)
+    with pytest.raises(UsageError):
+        server.connect(0.0)
+    with pytest.raises(UsageError):
+        server.export_keying_material(b"EXTRACTOR-dtls_srtp", 60)
+
+
+def test_server_data_overtaking_its_finished_is_kept():
+    client, server = pair(EC_CLIENT, EC_SERVER)
+    client.connect(0.0)
+    for _ in range(2):  # up to the client's last flight
+        while (data := client.poll_transmit()) is not None:
+            server.handle_datagram(data, 0.0)
+        if server.state is State.CONNECTED:
+            break
+        while (data := server.poll_transmit()) is not None:
+            client.handle_datagram(data, 0.0)
+    finished = server.poll_transmit()
+    server.send(b"early")
+    client.handle_datagram(server.poll_transmit(), 0.0)  # overtakes the Finished
+    assert client.state is State.CLIENT_WAIT_FINISHED
+    client.handle_datagram(finished, 0.0)
+    events = drain_events(client)
+    assert isinstance(events[0], HandshakeCompleted) and events[1] == ApplicationDataReceived(b"early")
+
+
+class _WrongFinishedServer(DtlsConnection):
+    """A server that computes its Finished over the wrong transcript."""
+
+    def _finished_item(self):
+        self._transcript.append(b"not what the client saw")
+        return super()._finished_item()
+
+
+def test_wrong_server_finished_fails():
+    client = DtlsConnection(True, EC_CLIENT)
+    server = _WrongFinishedServer(False, EC_SERVER)
+    client.connect(0.0)
+    exchange(client, server)
+    assert client.state is State.FAILED
+    assert drain_events(client)[-1] == HandshakeFailed("wrong Finished verify_data", AlertDescription.decrypt_error)
+    assert isinstance(drain_events(server)[-1], ConnectionClosed)  # the server had finished; the alert ends it
+
+
+def test_fragmented_dtls13_client_hello_with_a_large_key_share():
+    """A DTLS 1.3 ClientHello with a post-quantum key share does not fit one
+    datagram: the server reassembles it and negotiates DTLS 1.2."""
+    from netcore.dtls.flight import fragment
+
+    client, server = pair(EC_CLIENT, EC_SERVER)
+    client.connect(0.0)
+    (record,) = iter_records(client.poll_transmit())
+    ((header, body),) = list(hs.iter_fragments(record.fragment))
+    hello = hs.ClientHello.decode(body)
+    big_share = (0x11EC).to_bytes(2, "big") + (1216).to_bytes(2, "big") + bytes(1216)
+    hello.extensions += [
+        (hs.ExtensionType.supported_versions, b"\x04\xfe\xfc\xfe\xfd"),
+        (hs.ExtensionType.key_share, len(big_share).to_bytes(2, "big") + big_share),
+    ]
+    pieces = fragment(hs.HandshakeType.client_hello, 0, hello.encode(), 500)
+    assert len(pieces) == 3
+    for seq, piece in reversed(list(enumerate(pieces))):
+        server.handle_datagram(Record(22, 0xFEFD, 0, seq, piece).encode(), 0.0)
+    assert server.state is State.SERVER_WAIT_CERTIFICATE
+    (reply_record, *_rest) = iter_records(server.poll_transmit())
+    ((_, body),) = list(hs.iter_fragments(reply_record.fragment))[:1]
+    assert hs.ServerHello.decode(body).server_version == 0xFEFD
+
+
+def test_listener_accepts_the_first_fragment_of_a_large_hello():
+    from netcore.dtls.flight import fragment
+
+    secret = b"c" * 32
+    client = DtlsConnection(True, EC_CLIENT)
+    client.connect(0.0)
+    verdict, reply = check_client_hello(client.poll_transmit(), secret, b"peer")
+    client.handle_datagram(reply, 0.0)
+    (record,) = iter_records(client.poll_transmit())
+    ((header, body),) = list(hs.iter_fragments(record.fragment))
+    hello = hs.ClientHello.decode(body)
+    hello.extensions.append((hs.ExtensionType.key_share, bytes(1500)))
+    pieces = [Record(22, 0xFEFD, 0, 5 + i, p).encode() for i, p in enumerate(fragment(1, header.message_seq, hello.encode(), 600))]
+    assert check_client_hello(pieces[0], secret, b"peer") == (HelloVerdict.ACCEPT, None)
+    assert check_client_hello(pieces[1], secret, b"peer") == (HelloVerdict.DROP, None)
+    server = DtlsConnection(False, EC_SERVER)
+    for piece in pieces:
+        server.handle_datagram(piece, 0.0)
+    assert server.state is State.SERVER_WAIT_CERTIFICATE

@@ -1,0 +1,233 @@
+"""Jitter buffer: invariants under loss, duplication, reordering and delay,
+NACK and key-frame requests, bounds and resets, all on a virtual clock."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from netcore.jitter import (
+    JitterBuffer,
+    JitterConfig,
+    KeyFrameRequested,
+    NackConfig,
+    NackGenerator,
+    NackRequested,
+)
+from netcore.jitter.simulate import Link, Phase, Simulation, is_frame_start, is_keyframe
+from netcore.rtp.packet import RtpPacket
+
+
+def _video_buffer(**overrides) -> JitterBuffer:
+    return JitterBuffer(
+        JitterConfig(90000, **overrides), is_keyframe=is_keyframe, is_frame_start=is_frame_start, rtt=0.06
+    )
+
+
+def _check_deliveries(sim: Simulation) -> None:
+    seen: set[int] = set()
+    last = None
+    for d in sim.deliveries:
+        f = d.frame
+        # In order, no packet twice.
+        assert last is None or f.first_sequence > last
+        last = f.last_sequence
+        seqs = [p.sequence_number for p in f.packets]
+        assert not seen.intersection(seqs)
+        seen.update(seqs)
+        # Exactly the frame that was sent.
+        assert [p.data for p in f.packets] == [p.data for p in sim.sent[d.index]]
+        assert f.packets[-1].marker
+
+
+links = st.builds(
+    Link,
+    delay=st.floats(0.0, 0.1),
+    jitter=st.floats(0.0, 0.08),
+    loss=st.floats(0.0, 0.3),
+    duplicate=st.floats(0.0, 0.2),
+    reorder=st.booleans(),
+)
+
+
+@settings(max_examples=25)
+@given(links, st.integers(0, 2**32 - 1), st.integers(0, 0xFFFF))
+def test_video_invariants_under_random_network(link, seed, first_seq):
+    buf = _video_buffer(max_packets=300)
+    sim = Simulation(buf, [Phase(3.0, link)], seed=seed, first_seq=first_seq).run()
+    _check_deliveries(sim)
+    assert sim.max_buffered <= 300
+    m = buf.metrics
+    assert m.packets_buffered == 0 and m.bytes_buffered == 0  # all played or skipped
+    assert m.frames_popped == len(sim.deliveries)
+    assert m.frames_popped + m.frames_skipped <= len(sim.sent) + m.resets
+    assert buf.config.min_delay <= m.target_delay <= buf.config.max_delay
+
+
+@settings(max_examples=10)
+@given(st.integers(0, 2**32 - 1))
+def test_latency_returns_to_target_after_loss_stops(seed):
+    buf = _video_buffer()
+    lossy = Link(delay=0.03, jitter=0.03, loss=0.05)
+    clean = Link(delay=0.03)
+    sim = Simulation(buf, [Phase(5.0, lossy), Phase(20.0, clean)], seed=seed).run()
+    _check_deliveries(sim)
+    during = [d.popped_at - d.sent_at for d in sim.deliveries if 1.0 < d.sent_at < 5.0]
+    after = [d for d in sim.deliveries if d.sent_at > 16.0]
+    # The loss phase raised the delay (jitter and NACK recovery) ...
+    assert max(during) > 0.06
+    # ... and once it stops, every frame plays again at the link delay plus
+    # a small target, without gaps.
+    assert len(after) >= (20.0 - 16.0) * 30 - 2
+    assert all(d.popped_at - d.sent_at < 0.03 + 0.03 for d in after)
+    assert buf.metrics.target_delay < 0.03
+
+
+def test_nack_recovers_single_losses_without_skips():
+    buf = _video_buffer()
+    sim = Simulation(buf, [Phase(5.0, Link(delay=0.02, loss=0.03))], seed=7).run()
+    _check_deliveries(sim)
+    m = buf.metrics
+    assert m.packets_recovered > 0 and m.nacks_sent >= m.packets_recovered
+    assert m.frames_skipped <= 3
+    assert len(sim.deliveries) >= len(sim.sent) - 3
+
+
+def _pkt(seq, ts, marker=True, payload=b"KSxxxx", ssrc=1):
+    return RtpPacket.build(
+        payload_type=96, sequence_number=seq & 0xFFFF, timestamp=ts & 0xFFFFFFFF,
+        ssrc=ssrc, payload=payload, marker=marker,
+    )
+
+
+def test_audio_packets_play_in_order_and_gaps_are_marked():
+    buf = JitterBuffer(JitterConfig(48000, video=False, initial_delay=0.04, min_delay=0.04, nack=None))
+    for i in (0, 1, 3, 2, 5):  # 4 is lost, 2 and 3 swapped
+        buf.insert(_pkt(i, i * 960, payload=b"o"), now=i * 0.02)
+    buf.insert(_pkt(1, 960, payload=b"o"), now=0.11)  # duplicate
+    out = []
+    t = 0.0
+    while (d := buf.next_deadline()) is not None:
+        t = max(t, d)
+        while (f := buf.pop(t)) is not None:
+            out.append((f.first_sequence, f.after_gap, t))
+    assert [s for s, _, _ in out] == [0, 1, 2, 3, 5]
+    assert [g for _, g, _ in out] == [False, False, False, False, True]
+    assert abs(out[0][2] - 0.04) < 1e-9  # played at base + target
+    m = buf.metrics
+    assert m.packets_lost == 1 and m.packets_duplicate == 1
+    buf.insert(_pkt(4, 4 * 960, payload=b"o"), now=1.0)
+    assert buf.metrics.packets_late == 1 and len(buf) == 0
+
+
+def test_nack_schedule_retry_limit_and_keyframe_request():
+    cfg = NackConfig(max_retries=3, reorder_delay=0.01, min_interval=0.02)
+    buf = _video_buffer(nack=cfg, initial_delay=1.0, max_delay=2.0)
+    buf.rtt = 0.05
+    buf.insert(_pkt(10, 0, payload=b"KSxxxx"), 0.0)
+    buf.insert(_pkt(12, 3000, payload=b"DSxxxx"), 0.001)  # 11 missing
+    events = []
+    t = 0.001
+    for _ in range(20):
+        t = buf.next_deadline()
+        buf.handle_timeout(t)
+        while (e := buf.poll_event()) is not None:
+            events.append((round(t, 3), e))
+        if len(events) >= 4:
+            break
+    nacks = [(t, e) for t, e in events if isinstance(e, NackRequested)]
+    assert [e.sequence_numbers for _, e in nacks] == [(11,), (11,), (11,)]
+    assert [t for t, _ in nacks] == [0.011, 0.061, 0.111]  # reorder delay, then RTT
+    assert isinstance(events[-1][1], KeyFrameRequested) and events[-1][0] == 0.161
+
+
+def test_incomplete_frame_is_skipped_and_decoding_waits_for_a_keyframe():
+    buf = _video_buffer(initial_delay=0.05, nack=None)
+    buf.insert(_pkt(0, 0, payload=b"KSxxxx"), 0.0)
+    buf.insert(_pkt(1, 3000, marker=False, payload=b"DSxxxx"), 0.033)
+    # seq 2 (end of frame 2) lost
+    buf.insert(_pkt(3, 6000, payload=b"DSxxxx"), 0.066)
+    buf.insert(_pkt(4, 9000, payload=b"KSxxxx"), 0.1)
+    popped = []
+    for t in (0.05, 0.09, 0.12, 0.2):
+        while (f := buf.pop(t)) is not None:
+            popped.append(f.first_sequence)
+    assert popped == [0, 4]  # frame 2 incomplete, frame 3 undecodable without it
+    assert buf.metrics.frames_skipped == 2
+    e = buf.poll_event()
+    assert isinstance(e, KeyFrameRequested)
+
+
+def test_far_future_flood_is_bounded_and_a_confirmed_jump_resets():
+    buf = _video_buffer(max_packets=64, max_bytes=10_000, nack=NackConfig(max_missing=50))
+    for i in range(30):
+        buf.insert(_pkt(i, i * 3000, payload=b"KSxxxx"), i * 0.033)
+    # Unconfirmed far jumps are dropped.
+    for k in range(1000):
+        buf.insert(_pkt(20000 + 7 * k, 123456 + k), 1.0)
+        assert len(buf) <= 64 and buf.metrics.bytes_buffered <= 10_000
+    assert buf.metrics.packets_dropped >= 1000 and buf.metrics.resets == 0
+    # Two in a row confirm the jump: clean reset, the new stream plays.
+    buf.insert(_pkt(40000, 5_000_000, payload=b"KSxxxx"), 2.0)
+    buf.insert(_pkt(40001, 5_003_000, payload=b"KSxxxx"), 2.033)
+    assert buf.metrics.resets == 1
+    out = []
+    t = 2.0
+    while (d := buf.next_deadline()) is not None and t < 5:
+        t = max(t, d)
+        while (f := buf.pop(t)) is not None:
+            out.append(f.first_sequence)
+    assert out == [40001]
+
+
+@settings(max_examples=50)
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 200), st.integers(0, 2**32 - 1), st.booleans(), st.floats(0, 5)),
+        max_size=300,
+    ),
+    st.booleans(),
+)
+def test_arbitrary_arrivals_keep_invariants(arrivals, video):
+    buf = JitterBuffer(
+        JitterConfig(90000, video=video, max_packets=40, max_bytes=3000),
+        is_keyframe=is_keyframe, is_frame_start=is_frame_start,
+    )
+    out_seqs = []
+    now = 0.0
+    for seq, ts, marker, dt in arrivals:
+        now += dt / 10
+        buf.insert(_pkt(seq, ts, marker, payload=b"KS" + bytes(40)), now)
+        assert len(buf) <= 40 and buf.metrics.bytes_buffered <= 3000
+        while (f := buf.pop(now)) is not None:
+            out_seqs.extend(p.sequence_number for p in f.packets)
+            assert [p.sequence_number for p in f.packets] == sorted({p.sequence_number for p in f.packets})
+        while buf.poll_event() is not None:
+            pass
+    assert len(out_seqs) == len(set(out_seqs))
+
+
+def test_nack_generator_bounds_its_list():
+    n = NackGenerator(NackConfig(max_missing=100))
+    n.handle_packet(0, 0.0)
+    recovered, given_up = n.handle_packet(10_000, 0.0)
+    assert len(n) == 100 and given_up == 10_000 - 1 - 100
+    to_nack, _ = n.poll(1.0)
+    assert to_nack == list(range(9900, 10_000))
+    assert n.handle_packet(9950, 1.01) == (True, 0) and n.recovered == 1
+    assert n.forget_through(9990) == 90 and len(n) == 9
+
+
+def test_timestamp_jump_backwards_resets_instead_of_dropping_everything():
+    buf = _video_buffer(nack=None, min_delay=0.02, max_delay=0.02, initial_delay=0.02)
+    out = []
+    t = 0.0
+    for i in range(60):
+        t = i / 30
+        # After 30 frames the sender's timestamps restart 100 s back.
+        ts = 9_000_000 + i * 3000 if i < 30 else i * 3000
+        buf.insert(_pkt(i, ts, payload=b"KSxxxx"), t)
+        while (f := buf.pop(t + 0.021)) is not None:
+            out.append(f.first_sequence)
+    assert buf.metrics.resets == 1
+    assert len(out) >= 58 and out[-1] == 59

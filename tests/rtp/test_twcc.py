@@ -1,0 +1,66 @@
+"""Transport-wide CC feedback built from arrivals, over the wire and back."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from netcore.rtp.rtcp import parse_rtcp, serialize_rtcp
+from netcore.rtp.twcc import TICK, TwccRecorder, arrival_times
+
+
+@given(
+    st.integers(0, 0xFFFF),
+    st.floats(0, 1000),
+    st.lists(st.tuples(st.booleans(), st.floats(0, 0.5)), min_size=1, max_size=400),
+    st.integers(1, 3),
+)
+def test_recorded_arrivals_come_back_within_half_a_tick(first_seq, start, steps, rounds):
+    rec = TwccRecorder(sender_ssrc=1, media_ssrc=2)
+    expected: dict[int, float | None] = {}
+    t = start
+    seq = first_seq
+    steps = [(True, 0.0)] + steps  # the first packet arrives
+    chunk = max(1, len(steps) // rounds)
+    reported: dict[int, float | None] = {}
+    for i, (received, gap) in enumerate(steps):
+        t += gap
+        if received:
+            rec.record(seq & 0xFFFF, t)
+        expected[seq & 0xFFFF] = t if received else None
+        seq += 1
+        if (i + 1) % chunk == 0 or i == len(steps) - 1:
+            packets = rec.build()
+            # Over the wire and back.
+            for fb in parse_rtcp(serialize_rtcp(packets)) if packets else []:
+                for s, at in arrival_times(fb):
+                    assert s not in reported or reported[s] is None
+                    reported[s] = at
+    for s, at in expected.items():
+        if at is None:
+            assert reported.get(s) is None
+        else:
+            assert abs(reported[s] - at) <= TICK / 2 + 1e-9
+
+
+def test_large_gap_starts_a_new_feedback_packet():
+    rec = TwccRecorder(1)
+    rec.record(10, 1.0)
+    rec.record(11, 20.0)  # 19 s later: beyond a 16-bit delta
+    rec.record(13, 20.001)
+    packets = rec.build()
+    assert [p.base_sequence for p in packets] == [10, 11]
+    assert [p.fb_pkt_count for p in packets] == [0, 1]
+    assert arrival_times(packets[1])[1] == (12, None)
+    assert rec.build() == []
+    rec.record(12, 20.5)  # already reported as lost
+    assert rec.late == 1 and rec.build() == []
+
+
+def test_memory_is_bounded():
+    rec = TwccRecorder(1, max_packets=100)
+    for i in range(1000):
+        rec.record(i, i * 0.001)
+        assert len(rec) <= 100
+    (fb,) = rec.build()
+    assert fb.base_sequence == 900 and len(fb.statuses) == 100

@@ -1,0 +1,252 @@
+"""Two real netcore-signal processes sharing a real redis-server and PostgreSQL.
+
+A caller on node A and a callee on node B set up a call; node A is killed
+(SIGKILL) mid-call; the caller resumes on node B with its resume token, gets
+what it missed, and the call goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import glob
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+import pytest
+
+from tests.conftest import free_port, require_program
+
+from .helpers import connect_token, login, negotiate, register
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _wait_tcp(port: int, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listening on {port}")
+
+
+@pytest.fixture(scope="module")
+def redis_url():
+    program = require_program("redis-server")
+    port = free_port(socket.SOCK_STREAM)
+    proc = subprocess.Popen([program, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                             "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait_tcp(port)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def _pg_bin(name: str) -> str:
+    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
+    if not found:
+        if os.environ.get("CI"):
+            pytest.fail("PostgreSQL is not installed (bash .ci/deps installs it)")
+        pytest.skip("PostgreSQL is not installed")
+    return found[-1]
+
+
+@pytest.fixture(scope="module")
+def postgres_url():
+    initdb, pg_ctl = _pg_bin("initdb"), _pg_bin("pg_ctl")
+    base = tempfile.mkdtemp(prefix="netcore-pg-")
+    data = os.path.join(base, "data")
+    as_user: list[str] = []
+    if os.geteuid() == 0:  # PostgreSQL refuses to run as root
+        shutil.chown(base, "postgres", "postgres")
+        as_user = ["runuser", "-u", "postgres", "--"]
+    port = free_port(socket.SOCK_STREAM)
+    subprocess.run(as_user + [initdb, "-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8"],
+                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(as_user + [pg_ctl, "-D", data, "-l", os.path.join(base, "log"), "-w", "-o",
+                              f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off",
+                              "start"], check=True, stdout=subprocess.DEVNULL)
+    try:
+        yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run(as_user + [pg_ctl, "-D", data, "-m", "immediate", "stop"], stdout=subprocess.DEVNULL)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+async def start_node(tmp_path, name, redis_url, postgres_url):
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "servers.signal.main", "--port", "0", "--node-id", name,
+        "--data-dir", str(tmp_path / name), "--redis", redis_url, "--database", postgres_url,
+        "--token-secret", "cluster-secret", "--heartbeat", "0.5", "--resume-window", "20",
+        "--ring-timeout", "20", cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    line = await asyncio.wait_for(proc.stdout.readline(), 30)
+    assert line.startswith(b"listening"), (line, await proc.stderr.read())
+    return proc, int(line.split()[2])
+
+
+@contextlib.asynccontextmanager
+async def two_nodes(tmp_path, tag, redis_url, postgres_url):
+    """Nodes A{tag} and B{tag}; stopped with SIGTERM at the end if still running."""
+    node_a, port_a = await start_node(tmp_path, f"A{tag}", redis_url, postgres_url)
+    node_b, port_b = await start_node(tmp_path, f"B{tag}", redis_url, postgres_url)
+    try:
+        yield node_a, port_a, node_b, port_b
+    finally:
+        for proc in (node_a, node_b):
+            if proc.returncode is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    await asyncio.wait_for(proc.wait(), 20)
+                except asyncio.TimeoutError:
+                    proc.kill()
+
+
+async def friends_across(port_a, port_b, prefix_a, prefix_b):
+    """A user logged in on each node, friends with each other."""
+    stamp = str(int(time.time() * 1000) % 10**8)
+    a, b = f"{prefix_a}{stamp}", f"{prefix_b}{stamp}"
+    await register(port_a, a)
+    await register(port_b, b)  # users live in PostgreSQL: both nodes see both
+    ca, cb = await login(port_a, a), await login(port_b, b)
+    # friendship across nodes: notifications and relation changes go over Redis
+    await ca.ok("friend.request", {"username": b})
+    await cb.expect("friend.requested", **{"from": a})
+    await cb.ok("friend.accept", {"username": a})
+    await ca.expect("friend.accepted", by=b)
+    return ca, cb
+
+
+async def test_call_across_nodes_and_failover(tmp_path, redis_url, postgres_url):
+    import redis.asyncio as aioredis
+
+    r = aioredis.from_url(redis_url, decode_responses=True)
+    async with two_nodes(tmp_path, "1", redis_url, postgres_url) as (node_a, port_a, node_b, port_b):
+        ca, cb = await friends_across(port_a, port_b, "alice", "bob")
+        alice, bob = ca.user, cb.user
+        # the user map says where bob is
+        assert set((await r.hgetall(f"nc:user:{bob}")).values()) == {"B1"}
+
+        call_id = (await ca.ok("call.invite", {"to": bob, "media": ["audio", "video"]}))["call_id"]
+        assert (await cb.expect("call.incoming", call_id=call_id))["from"] == alice
+        await cb.ok("call.accept", {"call_id": call_id})
+        await ca.expect("call.accepted", call_id=call_id)
+        await negotiate(ca, cb, call_id)
+        assert json.loads(await r.get(f"nc:call:{call_id}"))["state"] == "active"
+
+        # node A dies mid-call
+        node_a.send_signal(signal.SIGKILL)
+        await node_a.wait()
+        with pytest.raises(Exception):
+            await ca.expect("never", timeout=5)
+        # bob keeps talking while alice is away: node B takes the call over
+        cand = {"candidate": "candidate:1 1 udp 2122260223 127.0.0.1 40000 typ host"}
+        await cb.ok("call.candidate", {"call_id": call_id, "candidate": cand})
+        # alice reconnects to node B with her resume token
+        resumed = await connect_token(port_b, alice, ca.token, resume=ca.welcome["payload"]["resume_token"],
+                                      last_seq=str(ca.last_seq))
+        p = resumed.welcome["payload"]
+        assert p["resumed"] is True and p["session_id"] == ca.session_id and p["replay_complete"] is True
+        resumed.last_seq = ca.last_seq
+        assert (await resumed.expect("call.candidate", call_id=call_id))["candidate"] == cand
+        # and the call goes on, now through node B alone
+        await resumed.ok("call.offer", {"call_id": call_id, "sdp": "v=0 restart", "ice_restart": True})
+        assert (await cb.expect("call.offer"))["ice_restart"] is True
+        await cb.ok("call.hangup", {"call_id": call_id})
+        assert (await resumed.expect("call.ended", call_id=call_id))["reason"] == "hangup"
+        # the history lives in PostgreSQL (LIKE with an escape clause there too)
+        history = (await cb.ok("call.history"))["calls"]
+        assert history[0]["call_id"] == call_id and history[0]["participants"] == [alice, bob]
+        node_b.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(node_b.wait(), 20) == 0
+    assert await r.get(f"nc:call:{call_id}") is None  # B drained its writes before exiting
+    # analytics reached the Redis stream from both nodes
+    records = [json.loads(f["record"]) for _, f in await r.xrange("nc:analytics")]
+    mine = [x for x in records if x.get("call_id") == call_id]
+    assert [x["event"] for x in mine] == ["call.started", "call.answered", "call.ended"]
+    assert {x["node"] for x in mine} == {"A1", "B1"}
+    logs = (await node_b.stderr.read()).decode()
+    assert '"event":"call.adopted"' in logs and '"dead_node":"A1"' in logs
+    assert ca.token not in logs
+    await r.aclose()
+
+
+async def test_room_across_nodes(tmp_path, redis_url, postgres_url):
+    async with two_nodes(tmp_path, "2", redis_url, postgres_url) as (_, port_a, _, port_b):
+        co, cg = await friends_across(port_a, port_b, "own", "gst")
+        owner, guest = co.user, cg.user
+        # presence crosses nodes: the owner on A sees the guest on B come and go busy
+        await co.expect("presence", user=guest, status="online")
+        room_id = (await co.ok("room.create", {}))["room_id"]
+        await co.ok("room.invite", {"room_id": room_id, "to": guest})
+        assert (await cg.expect("room.invited", room_id=room_id))["from"] == owner
+        joined = await cg.ok("room.join", {"room_id": room_id})
+        assert joined["topology"] == "mesh" and [p["user"] for p in joined["participants"]] == [owner, guest]
+        assert (await co.expect("room.joined", room_id=room_id))["user"] == guest
+        await cg.ok("room.signal", {"room_id": room_id, "to": co.session_id, "kind": "offer", "sdp": "v=0"})
+        assert (await co.expect("room.signal", room_id=room_id))["from_user"] == guest
+        await cg.ok("room.leave", {"room_id": room_id})
+        assert (await co.expect("room.left", room_id=room_id))["user"] == guest
+        await co.expect("presence", user=guest, status="online")
+        err = await cg.request("room.signal", {"room_id": room_id, "to": co.session_id, "kind": "offer",
+                                               "sdp": "v=0"})
+        assert err["payload"]["code"] == 404
+        # a fresh device of the owner on node B learns the guest's status in its welcome;
+        # the owner's room (on A) makes them busy as B sees it
+        co_b = await login(port_b, owner)
+        assert co_b.welcome["payload"]["friends"] == [{"user": guest, "status": "online"}]
+        assert (await cg.ok("friend.list"))["friends"] == [{"user": owner, "status": "busy"}]
+
+
+async def test_room_survives_its_owner_node(tmp_path, redis_url, postgres_url):
+    async with two_nodes(tmp_path, "3", redis_url, postgres_url) as (node_a, port_a, _, port_b):
+        co, cg = await friends_across(port_a, port_b, "rown", "rgst")
+        room_id = (await co.ok("room.create", {}))["room_id"]
+        await co.ok("room.invite", {"room_id": room_id, "to": cg.user})
+        await cg.expect("room.invited", room_id=room_id)
+        await cg.ok("room.join", {"room_id": room_id})
+        await co.expect("room.joined", room_id=room_id)
+        node_a.send_signal(signal.SIGKILL)
+        await node_a.wait()
+        # the guest keeps signalling: node B takes the room over and keeps the owner's messages
+        await cg.ok("room.signal", {"room_id": room_id, "to": co.session_id, "kind": "offer", "sdp": "v=0 x"})
+        resumed = await connect_token(port_b, co.user, co.token, resume=co.welcome["payload"]["resume_token"],
+                                      last_seq=str(co.last_seq))
+        assert resumed.welcome["payload"]["resumed"] is True
+        resumed.last_seq = co.last_seq
+        assert (await resumed.expect("room.signal", room_id=room_id))["sdp"] == "v=0 x"
+        await resumed.ok("room.signal", {"room_id": room_id, "to": cg.session_id, "kind": "answer", "sdp": "v=0 y"})
+        assert (await cg.expect("room.signal", room_id=room_id))["sdp"] == "v=0 y"
+        await resumed.ok("room.leave", {"room_id": room_id})
+        assert (await cg.expect("room.left", room_id=room_id))["user"] == co.user
+
+
+async def test_sigterm_sends_clients_elsewhere_and_they_resume(tmp_path, redis_url, postgres_url):
+    async with two_nodes(tmp_path, "4", redis_url, postgres_url) as (node_a, port_a, _, port_b):
+        ca, cb = await friends_across(port_a, port_b, "talice", "tbob")
+        call_id = (await ca.ok("call.invite", {"to": cb.user, "media": ["audio"]}))["call_id"]
+        await cb.expect("call.incoming", call_id=call_id)
+        await cb.ok("call.accept", {"call_id": call_id})
+        await ca.expect("call.accepted", call_id=call_id)
+        node_a.send_signal(signal.SIGTERM)
+        with pytest.raises(Exception):
+            await ca.expect("never", timeout=10)
+        assert ca.ws.close_code == 1001
+        # reconnect elsewhere at once, while node A may still be shutting down
+        resumed = await connect_token(port_b, ca.user, ca.token, resume=ca.welcome["payload"]["resume_token"],
+                                      last_seq=str(ca.last_seq))
+        assert resumed.welcome["payload"]["resumed"] is True
+        resumed.last_seq = ca.last_seq
+        await negotiate(resumed, cb, call_id)
+        assert await asyncio.wait_for(node_a.wait(), 20) == 0

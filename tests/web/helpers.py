@@ -1,0 +1,75 @@
+"""Steps the browser tests share: befriend, call, read getStats in the page."""
+
+from __future__ import annotations
+
+import time
+
+# In-page: counters of the 1-to-1 call's RTCPeerConnection (or one mesh link).
+COUNTERS_JS = """async (sessionId) => {
+  const app = window.netcore;
+  const pc = sessionId ? app.room.links.get(sessionId).link.pc : app.call.link.pc;
+  const out = {frames: 0, samples: 0, video: [], pair: null};
+  const report = await pc.getStats();
+  report.forEach((s) => {
+    if (s.type === 'inbound-rtp' && s.kind === 'video') {
+      out.frames += s.framesDecoded || 0;
+      out.video.push({mid: s.mid, frames: s.framesDecoded || 0, width: s.frameWidth || 0, height: s.frameHeight || 0});
+    }
+    if (s.type === 'inbound-rtp' && s.kind === 'audio') out.samples += s.totalSamplesReceived || 0;
+    if (s.type === 'transport' && s.selectedCandidatePairId) {
+      const pair = report.get(s.selectedCandidatePairId);
+      out.pair = {local: report.get(pair.localCandidateId).candidateType,
+                  remote: report.get(pair.remoteCandidateId).candidateType};
+    }
+  });
+  return out;
+}"""
+
+SENDER_PARAMS_JS = """() => window.netcore.call.link.pc.getSenders()
+  .filter((s) => s.track && s.track.kind === 'video')
+  .map((s) => s.getParameters().encodings[0])"""
+
+
+
+def befriend(a, a_name: str, b, b_name: str) -> None:
+    """a asks, b accepts in the page; both lists then show the other online."""
+    a.fill("#friend-name", b_name)
+    a.click("#add-friend button")
+    b.click(f'#requests li[data-user="{a_name}"] .accept-request')
+    a.wait_for_selector(f'#friends li[data-user="{b_name}"][data-status="online"]')
+    b.wait_for_selector(f'#friends li[data-user="{a_name}"][data-status="online"]')
+
+
+def call(caller, callee, callee_name: str, video: bool = True) -> None:
+    """caller calls, callee accepts; returns once both pages report the call active."""
+    caller.click(f'#friends li[data-user="{callee_name}"] {".call-video" if video else ".call-audio"}')
+    callee.wait_for_selector("#incoming:not([hidden])")
+    callee.click("#accept-call")
+    caller.wait_for_selector('#call[data-state="active"]', timeout=20000)
+    callee.wait_for_selector('#call[data-state="active"]', timeout=20000)
+
+
+def counters(page, session_id: str | None = None) -> dict:
+    return page.evaluate(COUNTERS_JS, session_id)
+
+
+def assert_media_grows(pages, seconds: float = 5.0, steps: int = 2, session_ids=None) -> list[dict]:
+    """Decoded video frames and received audio samples rise at every step, on every page."""
+    session_ids = session_ids or [None] * len(pages)
+    before = [counters(p, s) for p, s in zip(pages, session_ids)]
+    for _ in range(steps):
+        time.sleep(seconds / steps)  # sampling interval of a rate, not synchronisation
+        after = [counters(p, s) for p, s in zip(pages, session_ids)]
+        for i, (old, new) in enumerate(zip(before, after)):
+            assert new["frames"] > old["frames"], f"page {i}: video frames stalled: {old} -> {new}"
+            assert new["samples"] > old["samples"], f"page {i}: audio samples stalled: {old} -> {new}"
+        before = after
+    return before
+
+
+def expect_notice(page, text: str, error: bool | None = None) -> None:
+    """Wait until the page's notice line contains ``text`` (earlier notices may still show)."""
+    page.wait_for_function("(text) => { const n = document.getElementById('notice');"
+                           " return !n.hidden && n.textContent.includes(text); }", arg=text, timeout=10000)
+    if error is not None:
+        assert (page.get_attribute("#notice", "class") == "error") is error

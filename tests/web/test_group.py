@@ -1,0 +1,79 @@
+"""Group calls: three browsers in a mesh, and the topology message once the server moves a room."""
+
+from __future__ import annotations
+
+
+import pytest
+
+from tests.web.conftest import start_up
+from tests.web.helpers import assert_media_grows, befriend
+
+
+def invite_and_join(owner, guest, guest_name: str, owner_name: str) -> None:
+    owner.click(f'#friends li[data-user="{guest_name}"] .room-invite')
+    guest.wait_for_selector("#room-invite:not([hidden])")
+    assert f"{owner_name} invites you to a group call." in guest.inner_text("#room-invite-text")
+    guest.click("#room-join")
+    guest.wait_for_selector("#room:not([hidden])")
+
+
+def link_ids(page) -> list[str]:
+    return page.evaluate("() => [...window.netcore.room.links.keys()]")
+
+
+def test_mesh_of_three_every_pair_carries_media(open_user, names):
+    a_name, b_name, c_name = names("alice"), names("bob"), names("carol")
+    alice, bob, carol = open_user(a_name), open_user(b_name), open_user(c_name)
+    befriend(alice, a_name, bob, b_name)
+    befriend(alice, a_name, carol, c_name)
+    alice.click("#room-create")
+    alice.wait_for_selector("#room:not([hidden])")
+    assert alice.get_attribute("#room", "data-topology") == "mesh"
+    invite_and_join(alice, bob, b_name, a_name)
+    invite_and_join(alice, carol, c_name, a_name)
+    for page in (alice, bob, carol):
+        page.wait_for_selector('#tiles figure[data-session][data-state="connected"] >> nth=1', timeout=20000)
+        assert page.is_hidden("#room-topology")
+        assert "3 participants, 2 connected (mesh)" in page.inner_text("#room-status")
+    users = {page: sorted(page.eval_on_selector_all("#tiles figure[data-user]", "(fs) => fs.map((f) => f.dataset.user)"))
+             for page in (alice, bob, carol)}
+    assert users[alice] == sorted([b_name, c_name])
+    assert users[bob] == sorted([a_name, c_name])
+    # Every one of the six directions decodes video and plays audio.
+    pages = [p for p in (alice, bob, carol) for _ in range(2)]
+    ids = [s for p in (alice, bob, carol) for s in link_ids(p)]
+    assert_media_grows(pages, session_ids=ids)
+    # Carol leaves: the others drop her tile and keep their link.
+    carol.click("#room-leave")
+    for page in (alice, bob):
+        page.wait_for_selector(f'#tiles figure[data-user="{c_name}"]', state="detached")
+        assert len(link_ids(page)) == 1
+
+
+@pytest.fixture
+def up_with_call_server(tmp_path):
+    """A second `netcore up` whose signal config names a call server and moves rooms above two."""
+    config = tmp_path / "signal.toml"
+    config.write_text('group_threshold = 2\ncall_server = "127.0.0.1:7000"\nresume_window = 2.0\n')
+    running = start_up(str(tmp_path / "data"), "--signal-config", str(config))
+    yield running
+    running.proc.terminate()
+    running.proc.wait(timeout=15)
+
+
+def test_topology_message_when_the_room_moves_to_the_call_server(open_user, up_with_call_server, names):
+    a_name, b_name, c_name = names("alice"), names("bob"), names("carol")
+    alice, bob, carol = (open_user(n, url=up_with_call_server.url) for n in (a_name, b_name, c_name))
+    befriend(alice, a_name, bob, b_name)
+    befriend(alice, a_name, carol, c_name)
+    alice.click("#room-create")
+    alice.wait_for_selector("#room:not([hidden])")
+    invite_and_join(alice, bob, b_name, a_name)
+    alice.wait_for_selector('#tiles figure[data-state="connected"]', timeout=20000)
+    invite_and_join(alice, carol, c_name, a_name)
+    # The two already in the room get room.topology; the joiner learns it from its join answer.
+    for page in (alice, bob, carol):
+        page.wait_for_selector("#room-topology:not([hidden])")
+        assert "moved to the call server (127.0.0.1:7000)" in page.inner_text("#room-topology")
+        assert page.get_attribute("#room", "data-topology") == "sfu"
+    assert "grew past the mesh limit" in alice.inner_text("#room-topology")
