@@ -180,3 +180,36 @@ def test_uclient_tcp_relay_rfc_6062(tmp_path):
         done = subprocess.run([program, "-T", "-u", "test", "-w", "test", "-m", "2", "-n", "50", "-l", "160",
                                "-z", "5", "-p", str(tcp), "127.0.0.1"], capture_output=True, timeout=60)
     assert_no_loss((done.stdout + done.stderr).decode("utf-8", "replace"), 2)
+
+
+@pytest.mark.parametrize("transport", ["udp", "tcp", "tls"])
+async def test_our_turn_client_through_our_daemon(tmp_path, transport):
+    """The two halves of issue 3 together: netcore.turn.aio_client against netcore-turn."""
+    import ssl
+
+    from netcore.turn.aio_client import open_turn_endpoint
+
+    stream = free_port_both()
+    cert, key = self_signed_certificate(tmp_path)
+    args = {"udp": [], "tcp": ["--tcp-listen", f"127.0.0.1:{stream}"],
+            "tls": ["--tls-listen", f"127.0.0.1:{stream}", "--cert", str(cert), "--key", str(key)]}[transport]
+    peer_transport, peer = await echo_peer()
+    with netcore_turn(tmp_path, "--allow-loopback-peers", "--user", "test:test", "--min-port", "42400",
+                      "--max-port", "42499", *args) as port:
+        options = {}
+        if transport == "tls":
+            options = {"ssl": ssl.create_default_context(cafile=str(cert)), "server_hostname": "localhost"}
+        server = ("127.0.0.1", port if transport == "udp" else stream)
+        endpoint = await open_turn_endpoint(server, "test", "test", transport=transport, **options)
+        try:
+            assert endpoint.relayed_address[0] == "127.0.0.1"
+            for i in range(5):  # Send and Data indications
+                endpoint.sendto(b"indication %d" % i, peer)
+                assert await asyncio.wait_for(endpoint.recvfrom(), 5) == (b"indication %d" % i, peer)
+            await endpoint.bind_channel(peer)
+            for size in (1, 3, 160, 1200):  # ChannelData both ways, odd sizes padded over streams
+                endpoint.sendto(bytes(size), peer)
+                assert await asyncio.wait_for(endpoint.recvfrom(), 5) == (bytes(size), peer)
+        finally:
+            await endpoint.close()
+            peer_transport.close()
