@@ -119,13 +119,26 @@ def self_signed_certificate(directory: Path, host: str = "localhost") -> tuple[P
 
 
 @contextlib.contextmanager
-def netcore_turn(tmp_path: Path, *args: str, port: int | None = None) -> Iterator[int]:
-    """Our daemon as a subprocess, the way an operator runs it; yields its UDP port."""
+def netcore_turn_process(tmp_path: Path, *args: str, port: int | None = None,
+                         listen: bool = True) -> Iterator[tuple[subprocess.Popen, int]]:
+    """Our daemon as a subprocess, the way an operator runs it; yields it and its UDP port.
+
+    With ``listen=False`` no ``--listen`` is added (the config file or the
+    defaults say where it listens, and ``port`` must be given).
+    """
     port = port or free_port()
-    cmd = [sys.executable, "-m", "servers.turn.main", "--listen", f"127.0.0.1:{port}", *args]
+    listen_args = ["--listen", f"127.0.0.1:{port}"] if listen else []
+    cmd = [sys.executable, "-m", "servers.turn.main", *listen_args, *args]
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent))
-    with running(cmd, tmp_path / "netcore-turn.log", env=env):
+    with running(cmd, tmp_path / "netcore-turn.log", env=env) as proc:
         wait_for_stun(port)
+        yield proc, port
+
+
+@contextlib.contextmanager
+def netcore_turn(tmp_path: Path, *args: str, port: int | None = None) -> Iterator[int]:
+    """Our daemon as a subprocess; yields its UDP port."""
+    with netcore_turn_process(tmp_path, *args, port=port) as (_, port):
         yield port
 
 

@@ -23,36 +23,59 @@ import errno
 import logging
 import socket
 import struct
+from time import perf_counter as _clock
 from typing import Callable
 
 from netcore.turn import wire as w
 from netcore.turn.server import Address, TurnServer
+from netcore.turn.tcp_relay import ConnectionBound, PeerConnectionClosed, PeerConnectRequested
+from netcore.turn.aio_stream import PeerTcpProtocol, TurnStreamProtocol
 
-__all__ = ["UdpRelayProvider", "TurnServerEndpoint", "open_udp_socket"]
+__all__ = ["SocketRelays", "TurnServerEndpoint", "open_udp_socket", "open_stream_socket"]
 
 log = logging.getLogger("netcore.turn")
 
 _BUFFER_SIZE = 65536 + 4
+_TCP_EVENTS = (PeerConnectRequested, ConnectionBound, PeerConnectionClosed)
 _CHANNEL_HEADER = struct.Struct("!HH")
 _pack_header = _CHANNEL_HEADER.pack_into
 SOCKET_BUFFER = 4 * 1024 * 1024
 
 
-def open_udp_socket(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
-    """A non-blocking UDP socket bound to ``(host, port)`` with large kernel buffers."""
+def _large_buffers(sock: socket.socket) -> None:
+    """A few MiB of kernel buffer each way, so that a stall of the process loses nothing.
+
+    SO_RCVBUF is capped by net.core.rmem_max (often 208 KiB); as root the
+    FORCE variants lift the cap.
+    """
+    for force, plain in ((getattr(socket, "SO_RCVBUFFORCE", None), socket.SO_RCVBUF),
+                         (getattr(socket, "SO_SNDBUFFORCE", None), socket.SO_SNDBUF)):
+        for option in (force, plain):
+            if option is None:
+                continue
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, option, SOCKET_BUFFER)
+                break
+            except OSError:
+                continue
+
+
+def _bound_socket(host: str, port: int, kind: int, reuse_port: bool) -> socket.socket:
+    """A non-blocking socket of ``kind`` bound to ``(host, port)``; IPv6 sockets are IPv6 only."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_DGRAM)
+    sock = socket.socket(family, kind)
     try:
         if family == socket.AF_INET6:
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        if kind == socket.SOCK_STREAM:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        else:
+            _large_buffers(sock)
         if reuse_port:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
-            try:
-                sock.setsockopt(socket.SOL_SOCKET, option, SOCKET_BUFFER)
-            except OSError:
-                pass
         sock.bind((host, port))
+        if kind == socket.SOCK_STREAM:
+            sock.listen(1024)
         sock.setblocking(False)
     except BaseException:
         sock.close()
@@ -60,12 +83,56 @@ def open_udp_socket(host: str, port: int, *, reuse_port: bool = False) -> socket
     return sock
 
 
-class UdpRelayProvider:
-    """Relayed transport addresses as UDP sockets bound in ``[min_port, max_port]``.
+def open_udp_socket(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
+    """A non-blocking UDP socket bound to ``(host, port)`` with large kernel buffers."""
+    return _bound_socket(host, port, socket.SOCK_DGRAM, reuse_port)
 
-    ``relay_ips`` maps a STUN family (1, 2) to the local address to bind;
-    ``external_ips`` to the address clients are told (a server behind a 1:1
-    NAT). The endpoint registers a reader for every socket it opens.
+
+def open_stream_socket(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
+    """A listening TCP socket on ``(host, port)``."""
+    return _bound_socket(host, port, socket.SOCK_STREAM, reuse_port)
+
+
+class _Budget:
+    """How many datagrams one readable callback reads before returning.
+
+    Reading until EAGAIN batches well under load, but the EAGAIN exception
+    costs more than a datagram's whole relay step in Python, and at low rates
+    every callback has exactly one datagram. The event loop polls level-
+    triggered, so a callback that stops early is simply called again. The
+    budget therefore stays at 1 while callbacks are far apart (no EAGAIN
+    paid), doubles when a callback comes right after the previous one (the
+    queue is building up) and falls back to what was found when EAGAIN ends
+    a batch.
+    """
+
+    __slots__ = ("limit", "last")
+
+    BACK_TO_BACK = 50e-6  # seconds between callbacks that means "a queue is waiting"
+    MAX = 64
+
+    def __init__(self) -> None:
+        self.limit = 1
+        self.last = 0.0
+
+    def start(self) -> int:
+        now = _clock()  # not loop.time(): uvloop's clock has millisecond steps
+        if now - self.last < self.BACK_TO_BACK and self.limit < self.MAX:
+            self.limit *= 2
+        self.last = now
+        return self.limit
+
+    def drained(self, count: int) -> None:
+        self.limit = count if count > 1 else 1
+
+
+class SocketRelays:
+    """Relayed transport addresses as sockets bound in ``[min_port, max_port]``.
+
+    UDP sockets for UDP allocations, listening TCP sockets for RFC 6062 TCP
+    allocations. ``relay_ips`` maps a STUN family (1, 2) to the local address
+    to bind; ``external_ips`` to the address clients are told (a server
+    behind a 1:1 NAT). The endpoint serves every socket it opens.
     """
 
     def __init__(self, relay_ips: dict[int, str], min_port: int = 49152, max_port: int = 65535,
@@ -78,18 +145,18 @@ class UdpRelayProvider:
         self.sockets: dict[Address, socket.socket] = {}  # relayed address (as told) -> socket
         self._in_use: dict[int, set[int]] = {family: set() for family in relay_ips}
         self._cursor = min_port
-        self.on_open: Callable[[Address, socket.socket, int], None] | None = None
+        self.on_open: Callable[[Address, socket.socket, int, int], None] | None = None
         self.on_close: Callable[[Address, socket.socket], None] | None = None
 
-    def open_relay(self, family: int, *, even_port: bool = False, dont_fragment: bool = False,
-                   port: int | None = None) -> Address | None:
+    def open_relay(self, family: int, *, transport: int = w.TRANSPORT_UDP, even_port: bool = False,
+                   dont_fragment: bool = False, port: int | None = None) -> Address | None:
         host = self.relay_ips.get(family)
         if host is None:
             return None
         if port is not None:
             if not self.min_port <= port <= self.max_port or port in self._in_use[family]:
                 return None
-            return self._open(family, host, port, dont_fragment)
+            return self._open(family, host, port, dont_fragment, transport)
         in_use = self._in_use[family]
         span = self.max_port - self.min_port + 1
         for _ in range(min(span, 256)):
@@ -97,14 +164,17 @@ class UdpRelayProvider:
             self._cursor = self.min_port if port >= self.max_port else port + 1
             if port in in_use or (even_port and port & 1):
                 continue
-            relayed = self._open(family, host, port, dont_fragment)
+            relayed = self._open(family, host, port, dont_fragment, transport)
             if relayed is not None:
                 return relayed
         return None
 
-    def _open(self, family: int, host: str, port: int, dont_fragment: bool) -> Address | None:
+    def _open(self, family: int, host: str, port: int, dont_fragment: bool, transport: int) -> Address | None:
         try:
-            sock = open_udp_socket(host, port)
+            if transport == w.TRANSPORT_TCP:  # RFC 6062: peers connect here, and we connect from here
+                sock = open_stream_socket(host, port, reuse_port=True)
+            else:
+                sock = open_udp_socket(host, port)
         except OSError:
             return None
         if dont_fragment:
@@ -113,7 +183,7 @@ class UdpRelayProvider:
         relayed = (self.external_ips.get(family, host), port)
         self.sockets[relayed] = sock
         if self.on_open is not None:
-            self.on_open(relayed, sock, family)
+            self.on_open(relayed, sock, family, transport)
         return relayed
 
     @staticmethod
@@ -140,13 +210,20 @@ class UdpRelayProvider:
 class TurnServerEndpoint:
     """Runs one :class:`TurnServer` on a set of UDP listening sockets."""
 
-    def __init__(self, core: TurnServer, relays: UdpRelayProvider,
+    def __init__(self, core: TurnServer, relays: SocketRelays,
                  on_event: Callable[[object], None] | None = None) -> None:
         self.core = core
         self.relays = relays
         self.on_event = on_event
         self.loop = asyncio.get_running_loop()
         self.listeners: dict[Address, socket.socket] = {}
+        self.streams: dict[tuple[Address, Address], TurnStreamProtocol] = {}  # (listener, client) ->
+        self.stream_servers: list[asyncio.AbstractServer] = []
+        self.max_connections = 4 * core.config.total_quota
+        self.stream_write_limit = 1 << 20  # bytes queued per connection before relayed data is dropped
+        self.tcp_relay_servers: dict[Address, asyncio.AbstractServer] = {}  # RFC 6062 relayed address ->
+        self.peer_connections: dict[int, PeerTcpProtocol] = {}  # RFC 6062 connection id ->
+        self._tasks: set[asyncio.Task] = set()
         self._buffer = bytearray(_BUFFER_SIZE)
         self._view = memoryview(self._buffer)
         self._timer: asyncio.TimerHandle | None = None
@@ -160,18 +237,98 @@ class TurnServerEndpoint:
     def add_listener(self, sock: socket.socket) -> Address:
         local = sock.getsockname()[:2]
         self.listeners[local] = sock
-        self.loop.add_reader(sock.fileno(), self._listener_readable, sock, local)
+        self.loop.add_reader(sock.fileno(), self._listener_readable, sock, local, sock.family == socket.AF_INET6,
+                             _Budget())
         return local
 
-    def _relay_opened(self, relayed: Address, sock: socket.socket, family: int) -> None:
-        self.loop.add_reader(sock.fileno(), self._relay_readable, sock, relayed, family == w.FAMILY_IPV6)
+    async def add_stream_listener(self, sock: socket.socket, ssl_context=None) -> Address:
+        """Serve TURN over TCP (or TLS with ``ssl_context``) on a bound stream socket.
+
+        The listener's key in the core is ``(host, port, "tcp"|"tls")`` so that
+        it never collides with a UDP listener on the same address.
+        """
+        host, port = sock.getsockname()[:2]
+        local = (host, port, "tls" if ssl_context is not None else "tcp")
+        self.core.stream_listeners.add(local)
+        server = await self.loop.create_server(lambda: TurnStreamProtocol(self, local), sock=sock, ssl=ssl_context)
+        self.stream_servers.append(server)
+        return local
+
+    def _relay_opened(self, relayed: Address, sock: socket.socket, family: int, transport: int) -> None:
+        if transport == w.TRANSPORT_TCP:
+            self._spawn(self._serve_tcp_relay(relayed, sock))
+        else:
+            self.loop.add_reader(sock.fileno(), self._relay_readable, sock, relayed, family == w.FAMILY_IPV6,
+                                 _Budget())
 
     def _relay_closed(self, relayed: Address, sock: socket.socket) -> None:
-        self.loop.remove_reader(sock.fileno())
+        server = self.tcp_relay_servers.pop(relayed, None)
+        if server is not None:
+            server.close()
+        elif sock.type == socket.SOCK_DGRAM:
+            self.loop.remove_reader(sock.fileno())
+
+    def _spawn(self, coroutine) -> None:
+        task = self.loop.create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _serve_tcp_relay(self, relayed: Address, sock: socket.socket) -> None:
+        try:
+            server = await self.loop.create_server(lambda: PeerTcpProtocol(self, relayed, None), sock=sock)
+        except OSError:
+            return  # closed before it started
+        if relayed in self.relays.sockets:
+            self.tcp_relay_servers[relayed] = server
+        else:
+            server.close()
+
+    async def _connect_peer(self, event: PeerConnectRequested) -> None:
+        """RFC 6062 section 5.2: connect from the relayed address to the peer, 30 s at most."""
+        family = socket.AF_INET6 if ":" in event.peer[0] else socket.AF_INET
+        host = self.relays.relay_ips.get(2 if family == socket.AF_INET6 else 1)
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            try:
+                sock.bind((host, event.relayed[1]))
+            except OSError:
+                sock.bind((host, 0))
+            sock.setblocking(False)
+            await asyncio.wait_for(self.loop.sock_connect(sock, event.peer), 30.0)
+            await self.loop.create_connection(lambda: PeerTcpProtocol(self, event.relayed, event.connection_id),
+                                              sock=sock)
+            ok = True
+        except (OSError, asyncio.TimeoutError):
+            sock.close()
+            ok = False
+        self.core.handle_peer_connected(event.connection_id, ok, self.loop.time())
+        self.flush()
+
+    def _handle_tcp_event(self, event: object) -> None:
+        if isinstance(event, PeerConnectRequested):
+            self._spawn(self._connect_peer(event))
+        elif isinstance(event, ConnectionBound):
+            stream = self.streams.get((event.listener, event.client))
+            peer = self.peer_connections.get(event.connection_id)
+            if stream is None or peer is None:
+                self.core.handle_peer_connection_lost(event.connection_id, self.loop.time())
+                return
+            stream.pipe, peer.pipe = peer, stream
+            peer.flush_to_pipe()
+        elif isinstance(event, PeerConnectionClosed):
+            peer = self.peer_connections.pop(event.connection_id, None)
+            if peer is not None:
+                peer.close()
 
     def close(self) -> None:
+        for server in self.stream_servers:
+            server.close()
         self.core.close(self.loop.time())
         self.flush()
+        for stream in list(self.streams.values()):
+            stream.transport.close()
         for sock in self.listeners.values():
             self.loop.remove_reader(sock.fileno())
             sock.close()
@@ -181,7 +338,7 @@ class TurnServerEndpoint:
 
     # -- the hot paths ----------------------------------------------------------------------
 
-    def _listener_readable(self, sock: socket.socket, local: Address) -> None:
+    def _listener_readable(self, sock: socket.socket, local: Address, ipv6: bool, budget: _Budget) -> None:
         core = self.core
         buffer = self._buffer
         view = self._view
@@ -192,13 +349,17 @@ class TurnServerEndpoint:
         sockets = self.relays.sockets
         recvfrom_into = sock.recvfrom_into
         slow = False
-        while True:
+        limit = budget.start()
+        count = 0
+        while count < limit:
             try:
                 size, addr = recvfrom_into(buffer)
-            except (BlockingIOError, InterruptedError):
+            except OSError:  # EAGAIN: the queue is empty
+                budget.drained(count)
                 break
-            except OSError:
-                continue  # an ICMP error reported on the socket; read on
+            count += 1
+            if ipv6:
+                addr = addr[:2]  # the core keys clients by (host, port)
             if size >= 4 and 0x40 <= buffer[0] <= top:
                 allocation = clients.get(addr)
                 if allocation is not None:
@@ -222,13 +383,13 @@ class TurnServerEndpoint:
                         allocation.packets_to_peer += 1
                         allocation.bytes_to_peer += length
                         continue
-            core.handle_datagram(bytes(view[:size]), addr[:2], now, local)
+            core.handle_datagram(bytes(view[:size]), addr, now, local)
             slow = True
             clients = core.clients.get(local) or {}  # an Allocate may have added this client
         if slow:
             self.flush()
 
-    def _relay_readable(self, sock: socket.socket, relayed: Address, ipv6: bool) -> None:
+    def _relay_readable(self, sock: socket.socket, relayed: Address, ipv6: bool, budget: _Budget) -> None:
         core = self.core
         allocation = core.by_relayed.get(relayed)
         receive = self._view[4:]
@@ -250,13 +411,15 @@ class TurnServerEndpoint:
         max_bps = core.config.max_bps
         now = self.loop.time()
         slow = False
-        while True:
+        limit = budget.start()
+        count = 0
+        while count < limit:
             try:
                 size, peer = recvfrom_into(receive)
-            except (BlockingIOError, InterruptedError):
+            except OSError:  # EAGAIN: the queue is empty
+                budget.drained(count)
                 break
-            except OSError:
-                continue
+            count += 1
             if ipv6:
                 peer = peer[:2]
             channel = peer_channels.get(peer)
@@ -287,6 +450,9 @@ class TurnServerEndpoint:
             data, addr, local = item
             sock = self.listeners.get(local) or self.relays.sockets.get(local)
             if sock is None:
+                stream = self.streams.get((local, addr))
+                if stream is not None:
+                    stream.write(data)
                 continue
             try:
                 sock.sendto(data, addr)
@@ -295,7 +461,9 @@ class TurnServerEndpoint:
                     log.debug("send to %s failed: %s", addr, exc)
                 self.send_errors += 1
         while (event := core.poll_event()) is not None:
-            if self.on_event is not None:
+            if isinstance(event, _TCP_EVENTS):
+                self._handle_tcp_event(event)
+            elif self.on_event is not None:
                 self.on_event(event)
         deadline = core.next_deadline()
         if deadline != self._timer_at:

@@ -22,11 +22,22 @@ import hmac
 import struct
 from typing import Iterable
 
+from netcore.stun import attributes as sa
 from netcore.stun.attributes import ALGORITHM_MD5, ALGORITHM_SHA256
 from netcore.stun.credentials import long_term_key
+from netcore.stun.message import Message
 from netcore.turn.credentials import rest_api_expiry, rest_api_password
 
-__all__ = ["NonceIssuer", "Credentials", "PASSWORD_ALGORITHMS", "NONCE_COOKIE"]
+__all__ = [
+    "NonceIssuer",
+    "Credentials",
+    "Refused",
+    "Authenticated",
+    "verify_request",
+    "UnauthorizedLimiter",
+    "PASSWORD_ALGORITHMS",
+    "NONCE_COOKIE",
+]
 
 NONCE_COOKIE = "obMatJos2"  # RFC 8489 section 9.2
 # Security feature set (section 18.1): bit 0, "Password algorithms".
@@ -36,6 +47,105 @@ _TIME = struct.Struct("!Q")
 
 # What we offer in PASSWORD-ALGORITHMS, in order of preference (section 14.11).
 PASSWORD_ALGORITHMS: tuple[tuple[int, bytes], ...] = ((ALGORITHM_SHA256, b""), (ALGORITHM_MD5, b""))
+_SUPPORTED_ALGORITHMS = frozenset(a for a, _ in PASSWORD_ALGORITHMS)
+
+
+class Refused(Exception):
+    """Answer the request with this error ``code`` (and ``extra`` attributes)."""
+
+    def __init__(self, code: int, reason: str, extra: list[tuple[int, object]] | None = None) -> None:
+        super().__init__(code, reason)
+        self.code = code
+        self.reason = reason
+        self.extra = extra or []
+
+
+class Authenticated:
+    """Who sent a request, and the key (and MAC kind) to sign the answer with."""
+
+    __slots__ = ("username", "key", "sha256")
+
+    def __init__(self, username: str, key: bytes, sha256: bool) -> None:
+        self.username = username
+        self.key = key
+        self.sha256 = sha256
+
+
+def verify_request(request: Message, addr: tuple, now: float, unix_now: float, realm: str,
+                   credentials: "Credentials", nonces: "NonceIssuer") -> Authenticated:
+    """The long-term credential check of RFC 8489 section 9.2.4; raises :class:`Refused`.
+
+    401 without integrity, with an unknown user or a wrong MAC; 400 when
+    USERNAME, REALM or NONCE is missing or the algorithm negotiation does not
+    match ours; 438 for a stale nonce (checked after the MAC, so that a 438
+    is only told to whoever knows the password).
+    """
+    if not (request.has_integrity or request.has_integrity_sha256):
+        raise Refused(401, "Unauthorized")
+    username = request.get(sa.USERNAME)
+    request_realm = request.get(sa.REALM)
+    nonce = request.get(sa.NONCE)
+    if username is None or request_realm is None or nonce is None:
+        raise Refused(400, "Bad Request")
+    if request_realm != realm:
+        raise Refused(401, "Unauthorized")
+    algorithm = _password_algorithm(request, nonce)
+    sha256 = request.has_integrity_sha256
+    check = request.check_integrity_sha256 if sha256 else request.check_integrity
+    key = next((k for k in credentials.keys(username, algorithm, unix_now) if check(k)), None)
+    if key is None:
+        raise Refused(401, "Unauthorized")
+    if not nonces.is_fresh(nonce, addr, now):
+        raise Refused(438, "Stale Nonce")
+    return Authenticated(username, key, sha256)
+
+
+def _password_algorithm(request: Message, nonce: str) -> int:
+    algorithm = request.get(sa.PASSWORD_ALGORITHM)
+    offered = request.get(sa.PASSWORD_ALGORITHMS)
+    if algorithm is None and offered is None:
+        return ALGORITHM_MD5  # section 9.2.4: as if MD5
+    if not NonceIssuer.announces_features(nonce):
+        raise Refused(400, "Bad Request")
+    if algorithm is None or offered is None or tuple(offered) != PASSWORD_ALGORITHMS \
+            or algorithm[0] not in _SUPPORTED_ALGORITHMS:
+        raise Refused(400, "Bad Request")  # section 9.2.4: both present, and ours
+    return algorithm[0]
+
+
+class UnauthorizedLimiter:
+    """A token bucket per source IP on 401 answers, so that they cannot be used for reflection.
+
+    The table holds at most ``max_sources`` entries (it is cleared when full)
+    and :meth:`sweep` drops sources whose bucket has refilled.
+    """
+
+    __slots__ = ("rate", "burst", "max_sources", "_buckets")
+
+    def __init__(self, rate: float, burst: float, max_sources: int) -> None:
+        self.rate = rate
+        self.burst = burst
+        self.max_sources = max_sources
+        self._buckets: dict[str, tuple[float, float]] = {}  # source IP -> (tokens, at)
+
+    def allow(self, source: str, now: float) -> bool:
+        tokens, at = self._buckets.get(source, (self.burst, now))
+        tokens = min(self.burst, tokens + (now - at) * self.rate)
+        if tokens < 1:
+            self._buckets[source] = (tokens, now)
+            return False
+        if source not in self._buckets and len(self._buckets) >= self.max_sources:
+            self._buckets.clear()
+        self._buckets[source] = (tokens - 1, now)
+        return True
+
+    def sweep(self, now: float) -> None:
+        rate, burst = self.rate, self.burst
+        for source in [s for s, (tokens, at) in self._buckets.items() if tokens + (now - at) * rate >= burst]:
+            del self._buckets[source]
+
+    def __len__(self) -> int:
+        return len(self._buckets)
 
 
 class NonceIssuer:

@@ -27,7 +27,6 @@ without a call per packet; expired entries are removed by ``handle_timeout``
 from __future__ import annotations
 
 import os
-import socket
 import struct
 from collections import deque
 from dataclasses import dataclass, field
@@ -38,8 +37,17 @@ from netcore.stun import attributes as sa
 from netcore.stun.message import BINDING, Message, MessageClass
 from netcore.stun.server import binding_success, unknown_attributes_error
 from netcore.turn import wire as w
-from netcore.turn.auth import PASSWORD_ALGORITHMS, Credentials, NonceIssuer
+from netcore.turn.auth import (
+    PASSWORD_ALGORITHMS,
+    Authenticated,
+    Credentials,
+    NonceIssuer,
+    Refused,
+    UnauthorizedLimiter,
+    verify_request,
+)
 from netcore.turn.policy import PeerPolicy
+from netcore.turn.tcp_relay import TcpRelayMixin
 
 __all__ = [
     "TurnServer",
@@ -56,8 +64,6 @@ Address = tuple  # (host, port)
 Transmit = tuple  # (data, addr, local)
 
 _CHANNEL_HEADER = struct.Struct("!HH")
-_SUPPORTED_ALGORITHMS = frozenset(a for a, _ in PASSWORD_ALGORITHMS)
-_FAMILY_OF = {socket.AF_INET: w.FAMILY_IPV4, socket.AF_INET6: w.FAMILY_IPV6}
 
 
 def family_of(host: str) -> int:
@@ -70,9 +76,12 @@ class RelayProvider(Protocol):
 
     families: frozenset[int]  # STUN families it can relay on (1, 2)
 
-    def open_relay(self, family: int, *, even_port: bool = False, dont_fragment: bool = False,
-                   port: int | None = None) -> Address | None:
-        """A fresh relayed address of ``family`` (an even port, or ``port`` exactly), or None."""
+    def open_relay(self, family: int, *, transport: int = 17, even_port: bool = False,
+                   dont_fragment: bool = False, port: int | None = None) -> Address | None:
+        """A fresh relayed address of ``family`` (an even port, or ``port`` exactly), or None.
+
+        ``transport`` 6 asks for a listening TCP port (RFC 6062), 17 for UDP.
+        """
 
     def close_relay(self, relayed: Address) -> None:
         """Give ``relayed`` back; later datagrams to it are not delivered."""
@@ -157,7 +166,7 @@ class AllocationDeleted:
     listener: Address
     username: str
     relayed: tuple[Address, ...]
-    reason: str  # "expired", "deleted" (Refresh 0), "shutdown"
+    reason: str  # "expired", "deleted" (Refresh 0), "closed" (TCP/TLS), "shutdown"
     packets_to_peer: int
     bytes_to_peer: int
     packets_to_client: int
@@ -187,7 +196,7 @@ class Allocation:
         "listener", "client", "username", "transaction_id", "response", "relayed", "relay_by_family",
         "expiry", "permissions", "channels", "peer_channels", "cooldown",
         "packets_to_peer", "bytes_to_peer", "packets_to_client", "bytes_to_client",
-        "tokens", "tokens_at", "dropped",
+        "tokens", "tokens_at", "dropped", "transport", "connections",
     )
 
     def __init__(self, listener: Address, client: Address, username: str, transaction_id: bytes,
@@ -209,6 +218,8 @@ class Allocation:
         self.tokens = burst
         self.tokens_at = now
         self.dropped = 0
+        self.transport = w.TRANSPORT_UDP
+        self.connections: set[int] = set()  # RFC 6062 connection ids of a TCP allocation
 
     def take_tokens(self, size: int, now: float, rate: int) -> bool:
         """Token bucket of ``rate`` bytes/s and one second of burst; False means drop."""
@@ -223,25 +234,7 @@ class Allocation:
         return True
 
 
-class _Refused(Exception):
-    """Internal: answer the request with this error code (and extra attributes)."""
-
-    def __init__(self, code: int, reason: str, extra: list[tuple[int, object]] | None = None) -> None:
-        self.code = code
-        self.reason = reason
-        self.extra = extra or []
-
-
-class _Auth:
-    __slots__ = ("username", "key", "sha256")
-
-    def __init__(self, username: str, key: bytes, sha256: bool) -> None:
-        self.username = username
-        self.key = key
-        self.sha256 = sha256
-
-
-class TurnServer:
+class TurnServer(TcpRelayMixin):
     """Sans-IO TURN server: allocations, permissions, channels, authentication, quotas."""
 
     def __init__(self, config: ServerConfig, relays: RelayProvider, *,
@@ -255,12 +248,13 @@ class TurnServer:
         self.clients: dict[Address, dict[Address, Allocation]] = {}  # listener -> client ->
         self.by_relayed: dict[Address, Allocation] = {}
         self.per_user: dict[str, int] = {}
-        self._rate: dict[str, tuple[float, float]] = {}  # source IP -> (tokens, at)
         self._reservations: dict[bytes, tuple[Address, float]] = {}  # token -> (relayed, until)
+        self._tcp_connections: dict = {}  # RFC 6062 connection id -> PeerConnection
         self._random = random
         self._transmit: deque[Transmit] = deque()
         self._events: deque[object] = deque()
         self._next_sweep: float | None = None
+        self.stream_listeners: set[Address] = set()  # listeners that are TCP or TLS
         self.reconfigure(config)
 
     def reconfigure(self, config: ServerConfig) -> None:
@@ -270,6 +264,8 @@ class TurnServer:
         self.policy = PeerPolicy(config.denied_peers, config.allowed_peers,
                                  allow_loopback=config.allow_loopback_peers)
         self.nonces.lifetime = config.nonce_lifetime
+        self.unauthorized = UnauthorizedLimiter(config.unauthorized_rate, config.unauthorized_burst,
+                                                config.max_rate_sources)
         self._channel_top = config.channel_max >> 8
         for allocation in self.allocations.values():  # peers now denied lose their permission
             for host in [h for h in allocation.permissions if not self.policy.allows(h)]:
@@ -278,7 +274,12 @@ class TurnServer:
     # -- inputs -------------------------------------------------------------------
 
     def handle_datagram(self, data: bytes, addr: Address, now: float, listener: Address = ("", 0)) -> None:
-        """A datagram from client ``addr`` on ``listener``; never raises for bad input."""
+        """A datagram (or one stream frame) from client ``addr`` on ``listener``; never raises for bad input.
+
+        Listeners named in :attr:`stream_listeners` are TCP or TLS: ChannelData
+        sent to their clients is padded to 4 bytes (RFC 8656 section 12.5) and
+        the allocation ends with the connection (:meth:`handle_connection_lost`).
+        """
         if not data:
             self.stats.parse_errors += 1
             return
@@ -311,6 +312,8 @@ class TurnServer:
         channel = allocation.peer_channels.get(peer)
         if channel is not None:
             out = _CHANNEL_HEADER.pack(channel.number, len(data)) + data
+            if allocation.listener in self.stream_listeners and len(data) & 3:
+                out += bytes(4 - (len(data) & 3))  # section 12.5: padded over streams
         else:
             indication = Message(w.DATA, MessageClass.INDICATION)
             indication.add(w.XOR_PEER_ADDRESS, peer).add(w.DATA_ATTR, bytes(data))
@@ -318,6 +321,12 @@ class TurnServer:
         allocation.packets_to_client += 1
         allocation.bytes_to_client += len(data)
         self._transmit.append((out, allocation.client, allocation.listener))
+
+    def handle_connection_lost(self, addr: Address, listener: Address, now: float) -> None:
+        """The TCP/TLS connection of ``addr`` closed: its allocation goes with it (RFC 8656 section 3.1)."""
+        allocation = self.allocations.get((listener, addr))
+        if allocation is not None:
+            self._delete(allocation, "closed")
 
     def handle_timeout(self, now: float) -> None:
         """Remove what has expired; the sweep runs at most every ``sweep_interval`` seconds."""
@@ -332,13 +341,11 @@ class TurnServer:
             if allocation.cooldown:
                 for key in [k for k, (_, until) in allocation.cooldown.items() if until <= now]:
                     del allocation.cooldown[key]
+        self._expire_connections(now)
         for token in [t for t, (_, until) in self._reservations.items() if until <= now]:
             self.relays.close_relay(self._reservations.pop(token)[0])
-        if self._rate:
-            rate, burst = self.config.unauthorized_rate, self.config.unauthorized_burst
-            for source in [s for s, (tokens, at) in self._rate.items() if tokens + (now - at) * rate >= burst]:
-                del self._rate[source]
-        busy = self.allocations or self._rate or self._reservations
+        self.unauthorized.sweep(now)
+        busy = self.allocations or len(self.unauthorized) or self._reservations or self._tcp_connections
         self._next_sweep = now + self.config.sweep_interval if busy else None
 
     def close(self, now: float) -> None:
@@ -417,23 +424,24 @@ class TurnServer:
             return
         handler = self._HANDLERS.get(message.method)
         if handler is None:
-            self._error(message, addr, listener, _Refused(400, "Bad Request"), None)
+            self._error(message, addr, listener, Refused(400, "Bad Request"), None)
             return
         auth = self._authenticate(message, addr, listener, now)
         if auth is None:
             return
         try:
-            response = handler(self, message, auth, addr, listener, now)
-        except _Refused as refused:
+            response = handler(self, message, auth, addr, listener, now)  # None: answered later
+        except Refused as refused:
             self._error(message, addr, listener, refused, auth)
             return
         except ParseError:
             self.stats.parse_errors += 1
-            self._error(message, addr, listener, _Refused(400, "Bad Request"), auth)
+            self._error(message, addr, listener, Refused(400, "Bad Request"), auth)
             return
-        self._transmit.append((response, addr, listener))
+        if response is not None:
+            self._transmit.append((response, addr, listener))
 
-    def _sign(self, response: Message, request: Message, auth: _Auth | None) -> bytes:
+    def _sign(self, response: Message, request: Message, auth: Authenticated | None) -> bytes:
         if auth is None:
             return response.encode(fingerprint=request.has_fingerprint)
         if auth.sha256:
@@ -443,8 +451,8 @@ class TurnServer:
     def _count_error(self, code: int) -> None:
         self.stats.by_error[code] = self.stats.by_error.get(code, 0) + 1
 
-    def _error(self, request: Message, addr: Address, listener: Address, refused: _Refused,
-               auth: _Auth | None) -> None:
+    def _error(self, request: Message, addr: Address, listener: Address, refused: Refused,
+               auth: Authenticated | None) -> None:
         self._count_error(refused.code)
         response = request.error_response(refused.code, refused.reason)
         for attr_type, value in refused.extra:
@@ -453,100 +461,60 @@ class TurnServer:
 
     # -- authentication (RFC 8489 section 9.2.4) ----------------------------------------
 
-    def _authenticate(self, request: Message, addr: Address, listener: Address, now: float) -> _Auth | None:
+    def _authenticate(self, request: Message, addr: Address, listener: Address, now: float) -> Authenticated | None:
+        """The sender's credentials, or None after queuing the error answer (401, 438, 400)."""
+        config = self.config
         try:
-            return self._check_credentials(request, addr, now)
-        except _Refused as refused:
+            return verify_request(request, addr, now, now + self.unix_offset, config.realm,
+                                  self.credentials, self.nonces)
+        except Refused as refused:
             if refused.code == 401:
                 self.stats.auth_failures += 1
-                if not self._may_answer_401(addr[0], now):
+                if not self.unauthorized.allow(addr[0], now):
                     self.stats.unauthorized_rate_limited += 1
                     return None
+                if self._next_sweep is None:
+                    self._next_sweep = now + config.sweep_interval
             elif refused.code == 438:
                 self.stats.stale_nonces += 1
             if refused.code in (401, 438):
                 refused.extra = [
-                    (sa.REALM, self.config.realm),
+                    (sa.REALM, config.realm),
                     (sa.NONCE, self.nonces.issue(addr, now)),
                     (sa.PASSWORD_ALGORITHMS, PASSWORD_ALGORITHMS),
                 ]
             self._error(request, addr, listener, refused, None)
         except ParseError:
             self.stats.parse_errors += 1
-            self._error(request, addr, listener, _Refused(400, "Bad Request"), None)
+            self._error(request, addr, listener, Refused(400, "Bad Request"), None)
         return None
-
-    def _check_credentials(self, request: Message, addr: Address, now: float) -> _Auth:
-        if not (request.has_integrity or request.has_integrity_sha256):
-            raise _Refused(401, "Unauthorized")
-        username = request.get(sa.USERNAME)
-        realm = request.get(sa.REALM)
-        nonce = request.get(sa.NONCE)
-        if username is None or realm is None or nonce is None:
-            raise _Refused(400, "Bad Request")
-        if realm != self.config.realm:
-            raise _Refused(401, "Unauthorized")
-        algorithm = self._password_algorithm(request, nonce)
-        keys = self.credentials.keys(username, algorithm, now + self.unix_offset)
-        sha256 = request.has_integrity_sha256
-        check = request.check_integrity_sha256 if sha256 else request.check_integrity
-        key = next((k for k in keys if check(k)), None)
-        if key is None:
-            raise _Refused(401, "Unauthorized")
-        if not self.nonces.is_fresh(nonce, addr, now):
-            raise _Refused(438, "Stale Nonce")
-        return _Auth(username, key, sha256)
-
-    @staticmethod
-    def _password_algorithm(request: Message, nonce: str) -> int:
-        algorithm = request.get(sa.PASSWORD_ALGORITHM)
-        offered = request.get(sa.PASSWORD_ALGORITHMS)
-        if algorithm is None and offered is None:
-            return sa.ALGORITHM_MD5  # section 9.2.4: as if MD5
-        if not NonceIssuer.announces_features(nonce):
-            raise _Refused(400, "Bad Request")
-        if algorithm is None or offered is None or tuple(offered) != PASSWORD_ALGORITHMS \
-                or algorithm[0] not in _SUPPORTED_ALGORITHMS:
-            raise _Refused(400, "Bad Request")
-        return algorithm[0]
-
-    def _may_answer_401(self, source: str, now: float) -> bool:
-        """Token bucket per source IP so that 401s cannot be used for amplification."""
-        config = self.config
-        tokens, at = self._rate.get(source, (config.unauthorized_burst, now))
-        tokens = min(config.unauthorized_burst, tokens + (now - at) * config.unauthorized_rate)
-        if tokens < 1:
-            self._rate[source] = (tokens, now)
-            return False
-        if source not in self._rate and len(self._rate) >= config.max_rate_sources:
-            self._rate.clear()
-        self._rate[source] = (tokens - 1, now)
-        if self._next_sweep is None:
-            self._next_sweep = now + config.sweep_interval
-        return True
 
     # -- Allocate (section 7.2) ------------------------------------------------------
 
-    def _allocate(self, request: Message, auth: _Auth, addr: Address, listener: Address, now: float) -> bytes:
+    def _allocate(self, request: Message, auth: Authenticated, addr: Address, listener: Address, now: float) -> bytes:
         config = self.config
         existing = self.allocations.get((listener, addr))
         if existing is not None:
             if existing.transaction_id == request.transaction_id and existing.username == auth.username:
                 return existing.response  # a retransmission
-            raise _Refused(437, "Allocation Mismatch")
+            raise Refused(437, "Allocation Mismatch")
         transport = request.get(w.REQUESTED_TRANSPORT)
         if transport is None:
-            raise _Refused(400, "Bad Request")
-        if transport != w.TRANSPORT_UDP:
-            raise _Refused(442, "Unsupported Transport Protocol")
+            raise Refused(400, "Bad Request")
+        if transport not in (w.TRANSPORT_UDP, w.TRANSPORT_TCP):
+            raise Refused(442, "Unsupported Transport Protocol")
+        if transport == w.TRANSPORT_TCP and (
+                listener not in self.stream_listeners or w.DONT_FRAGMENT in request
+                or w.EVEN_PORT in request or w.RESERVATION_TOKEN in request):
+            raise Refused(400, "Bad Request")  # RFC 6062 section 5.1
         families = self._requested_families(request, addr)
         even_port = request.get(w.EVEN_PORT)
         token = request.get(w.RESERVATION_TOKEN)
         if token is not None and (even_port is not None or w.REQUESTED_ADDRESS_FAMILY in request):
-            raise _Refused(400, "Bad Request")  # section 7.2, rules 4 and 5
+            raise Refused(400, "Bad Request")  # section 7.2, rules 4 and 5
         if self.per_user.get(auth.username, 0) >= config.user_quota or len(self.allocations) >= config.total_quota:
             self.stats.quota_refusals += 1
-            raise _Refused(486, "Allocation Quota Reached")
+            raise Refused(486, "Allocation Quota Reached")
         dont_fragment = w.DONT_FRAGMENT in request
         relay_by_family: dict[int, Address] = {}
         address_error = None
@@ -554,24 +522,24 @@ class TurnServer:
         if token is not None:
             reserved = self._reservations.pop(token, None)
             if reserved is None:
-                raise _Refused(508, "Insufficient Capacity")  # section 7.2: token not valid
+                raise Refused(508, "Insufficient Capacity")  # section 7.2: token not valid
             relay_by_family[family_of(reserved[0][0])] = reserved[0]
             families = []
         for index, family in enumerate(families):
             if family not in self.relays.families:
                 if index == 0:
-                    raise _Refused(440, "Address Family not Supported")
+                    raise Refused(440, "Address Family not Supported")
                 address_error = (family, 440, "Address Family not Supported")
                 continue
             if index == 0 and even_port:
                 relayed, reservation = self._open_even_pair(family, dont_fragment, now)
             else:
-                relayed = self.relays.open_relay(family, even_port=even_port is not None,
+                relayed = self.relays.open_relay(family, transport=transport, even_port=even_port is not None,
                                                  dont_fragment=dont_fragment)
             if relayed is None:
                 if index == 0:
                     self.stats.port_exhaustion += 1
-                    raise _Refused(508, "Insufficient Capacity")
+                    raise Refused(508, "Insufficient Capacity")
                 address_error = (family, 508, "Insufficient Capacity")
                 continue
             relay_by_family[family] = relayed
@@ -588,6 +556,7 @@ class TurnServer:
         response.add(w.LIFETIME, lifetime).add(sa.XOR_MAPPED_ADDRESS, (addr[0], addr[1]))
         if config.software:
             response.add(sa.SOFTWARE, config.software)
+        allocation.transport = transport
         allocation.response = self._sign(response, request, auth)
         self.allocations[(listener, addr)] = allocation
         self.clients.setdefault(listener, {})[addr] = allocation
@@ -621,15 +590,15 @@ class TurnServer:
         requested = request.get(w.REQUESTED_ADDRESS_FAMILY)
         additional = request.get(w.ADDITIONAL_ADDRESS_FAMILY)
         if requested is not None and additional is not None:
-            raise _Refused(400, "Bad Request")  # RFC 8656 section 7.2, rule 6
+            raise Refused(400, "Bad Request")  # RFC 8656 section 7.2, rule 6
         if additional is not None:
             if additional != w.FAMILY_IPV6:
-                raise _Refused(400, "Bad Request")
+                raise Refused(400, "Bad Request")
             return [w.FAMILY_IPV4, w.FAMILY_IPV6]
         if requested is None:
             return [w.FAMILY_IPV4]  # section 7.2: IPv4 by default
         if requested not in (w.FAMILY_IPV4, w.FAMILY_IPV6):
-            raise _Refused(440, "Address Family not Supported")
+            raise Refused(440, "Address Family not Supported")
         return [requested]
 
     def _lifetime(self, request: Message, allocate: bool) -> int:
@@ -642,21 +611,21 @@ class TurnServer:
             return 0
         return max(desired, config.default_lifetime)
 
-    def _own_allocation(self, request: Message, auth: _Auth, addr: Address, listener: Address) -> Allocation:
+    def _own_allocation(self, request: Message, auth: Authenticated, addr: Address, listener: Address) -> Allocation:
         allocation = self.allocations.get((listener, addr))
         if allocation is None:
-            raise _Refused(437, "Allocation Mismatch")
+            raise Refused(437, "Allocation Mismatch")
         if allocation.username != auth.username:
-            raise _Refused(441, "Wrong Credentials")
+            raise Refused(441, "Wrong Credentials")
         return allocation
 
     # -- Refresh (section 7.3) --------------------------------------------------------
 
-    def _refresh(self, request: Message, auth: _Auth, addr: Address, listener: Address, now: float) -> bytes:
+    def _refresh(self, request: Message, auth: Authenticated, addr: Address, listener: Address, now: float) -> bytes:
         allocation = self._own_allocation(request, auth, addr, listener)
         family = request.get(w.REQUESTED_ADDRESS_FAMILY)
         if family is not None and family not in allocation.relay_by_family:
-            raise _Refused(443, "Peer Address Family Mismatch")
+            raise Refused(443, "Peer Address Family Mismatch")
         lifetime = self._lifetime(request, allocate=False)
         if lifetime == 0:
             self._delete(allocation, "deleted")
@@ -670,22 +639,22 @@ class TurnServer:
     def _peer(self, request: Message, allocation: Allocation, peer: Address) -> Address:
         """Check one XOR-PEER-ADDRESS: family (443) and policy (403)."""
         if family_of(peer[0]) not in allocation.relay_by_family:
-            raise _Refused(443, "Peer Address Family Mismatch")
+            raise Refused(443, "Peer Address Family Mismatch")
         if not self.policy.allows(peer[0]):
             self.stats.denied_peers += 1
-            raise _Refused(403, "Forbidden")
+            raise Refused(403, "Forbidden")
         return peer
 
-    def _create_permission(self, request: Message, auth: _Auth, addr: Address, listener: Address,
+    def _create_permission(self, request: Message, auth: Authenticated, addr: Address, listener: Address,
                            now: float) -> bytes:
         allocation = self._own_allocation(request, auth, addr, listener)
         peers = request.get_all(w.XOR_PEER_ADDRESS)
         if not peers:
-            raise _Refused(400, "Bad Request")
+            raise Refused(400, "Bad Request")
         hosts = {self._peer(request, allocation, peer)[0] for peer in peers}  # all or nothing
         new = [h for h in hosts if h not in allocation.permissions]
         if len(allocation.permissions) + len(new) > self.config.max_permissions:
-            raise _Refused(508, "Insufficient Capacity")
+            raise Refused(508, "Insufficient Capacity")
         expiry = now + self.config.permission_lifetime
         for host in hosts:
             allocation.permissions[host] = expiry
@@ -693,29 +662,31 @@ class TurnServer:
 
     # -- ChannelBind (section 11) --------------------------------------------------------
 
-    def _channel_bind(self, request: Message, auth: _Auth, addr: Address, listener: Address, now: float) -> bytes:
+    def _channel_bind(self, request: Message, auth: Authenticated, addr: Address, listener: Address, now: float) -> bytes:
         allocation = self._own_allocation(request, auth, addr, listener)
+        if allocation.transport != w.TRANSPORT_UDP:
+            raise Refused(400, "Bad Request")  # RFC 6062 section 5.1: no channels on TCP allocations
         number = request.get(w.CHANNEL_NUMBER)
         peer = request.get(w.XOR_PEER_ADDRESS)
         if number is None or peer is None or not w.CHANNEL_MIN <= number <= self.config.channel_max:
-            raise _Refused(400, "Bad Request")
+            raise Refused(400, "Bad Request")
         peer = self._peer(request, allocation, (peer[0], peer[1]))
         # Section 12: a number stays with one peer, and a peer with one number,
         # while bound and for 5 minutes after the binding expired.
         bound = allocation.channels.get(number)
         if bound is not None and bound.peer != peer:
-            raise _Refused(400, "Bad Request")
+            raise Refused(400, "Bad Request")
         other = allocation.peer_channels.get(peer)
         if other is not None and other.number != number:
-            raise _Refused(400, "Bad Request")
+            raise Refused(400, "Bad Request")
         for key, value in ((number, peer), (peer, number)):
             cooling = allocation.cooldown.get(key)
             if cooling is not None and cooling[0] != value and cooling[1] > now:
-                raise _Refused(400, "Bad Request")
+                raise Refused(400, "Bad Request")
         if bound is None:
             if len(allocation.channels) >= self.config.max_channels or \
                     len(allocation.permissions) >= self.config.max_permissions and peer[0] not in allocation.permissions:
-                raise _Refused(508, "Insufficient Capacity")
+                raise Refused(508, "Insufficient Capacity")
             bound = Channel(number, peer, 0.0)
             allocation.channels[number] = bound
             allocation.peer_channels[peer] = bound
@@ -733,7 +704,7 @@ class TurnServer:
         allocation = self.clients.get(listener, {}).get(addr)
         peer = message.get(w.XOR_PEER_ADDRESS)
         data = message.get(w.DATA_ATTR)
-        if allocation is None or peer is None or data is None:
+        if allocation is None or peer is None or data is None or allocation.transport != w.TRANSPORT_UDP:
             self.stats.dropped += 1
             return
         if not self.policy.allows(peer[0]):
@@ -754,6 +725,8 @@ class TurnServer:
         allocation.cooldown[channel.peer] = (channel.number, until)
 
     def _delete(self, allocation: Allocation, reason: str) -> None:
+        for connection in self._connections_of(allocation):
+            self._close_connection(connection, notify=True)
         del self.allocations[(allocation.listener, allocation.client)]
         clients = self.clients.get(allocation.listener)
         if clients is not None:
@@ -784,4 +757,6 @@ class TurnServer:
         w.REFRESH: _refresh,
         w.CREATE_PERMISSION: _create_permission,
         w.CHANNEL_BIND: _channel_bind,
+        w.CONNECT: TcpRelayMixin._connect,
+        w.CONNECTION_BIND: TcpRelayMixin._connection_bind,
     }

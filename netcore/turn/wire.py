@@ -224,8 +224,9 @@ class StreamFramer:
     holds more than one frame's worth of bytes, at most ``max_frame``.
     """
 
-    def __init__(self, max_frame: int = 65536 + HEADER_LENGTH) -> None:
+    def __init__(self, max_frame: int = 65536 + HEADER_LENGTH, channel_max: int = CHANNEL_MAX) -> None:
         self.max_frame = max_frame
+        self._channel_top = channel_max >> 8  # 0x4F, or 0x7F for RFC 5766 channel numbers
         self._buffer = bytearray()
 
     def feed(self, data: bytes) -> Iterator[bytes]:
@@ -240,7 +241,7 @@ class StreamFramer:
                     raise TurnParseError(f"stream byte {first:#04x} starts neither STUN nor ChannelData")
                 size = HEADER_LENGTH + length
                 take = size
-            elif 0x40 <= first <= 0x4F:
+            elif 0x40 <= first <= self._channel_top:
                 size = 4 + length
                 take = size + (-length & 3)
             else:

@@ -44,7 +44,7 @@ def parse_hostport(value: str) -> tuple[str, int]:
 def parse_user(value: str) -> tuple[str, str]:
     name, sep, password = str(value).partition(":")
     if not sep or not name:
-        raise argparse.ArgumentTypeError(f"expected NAME:PASSWORD, got a value without ':'")
+        raise argparse.ArgumentTypeError("expected NAME:PASSWORD, got a value without ':'")
     try:
         saslprep(password)
     except UsageError as exc:
@@ -91,9 +91,10 @@ OPTIONS: tuple[tuple[str, Any, bool, Any, str], ...] = (
     ("workers", int, False, 1, "worker processes sharing the listeners with SO_REUSEPORT"),
     ("log-level", str, False, "info", "debug, info, warning or error"),
     ("software", str, False, "netcore", "SOFTWARE attribute in responses; empty for none"),
-    ("tls-listen", parse_hostport, True, [], "TLS listener (not implemented yet; refused)"),
-    ("cert", str, False, None, "TLS certificate file (PEM)"),
-    ("key", str, False, None, "TLS private key file (PEM)"),
+    ("tcp-listen", parse_hostport, True, [], "TCP address to serve STUN/TURN on (RFC 8656 section 3.1); repeatable"),
+    ("tls-listen", parse_hostport, True, [], "TLS-over-TCP address to serve on (needs --cert and --key); repeatable"),
+    ("cert", str, False, None, "TLS certificate chain file (PEM); re-read on SIGHUP"),
+    ("key", str, False, None, "TLS private key file (PEM); re-read on SIGHUP"),
 )
 
 
@@ -104,16 +105,19 @@ def build_parser() -> argparse.ArgumentParser:
         "Every option can also be set in the --config TOML file under the same name; flags win.",
     )
     parser.add_argument("--config", metavar="FILE", help="TOML file with the same option names")
+    metavars = {parse_hostport: "HOST:PORT", parse_user: "NAME:PASSWORD", parse_cidr: "CIDR", parse_ip: "IP", int: "N"}
     for name, kind, repeatable, default, text in OPTIONS:
         flag = f"--{name}"
+        metavar = metavars.get(kind, name.split("-")[-1].upper())
         shown = f" (default: {default})" if default not in (None, [], False) else ""
         if kind is _flag:
             parser.add_argument(flag, action="store_true", default=None, help=text)
         elif repeatable:
-            parser.add_argument(flag, action="append", type=kind, default=None, help=text + shown)
+            parser.add_argument(flag, action="append", type=kind, default=None, metavar=metavar, help=text + shown)
         else:
-            parser.add_argument(flag, type=kind, default=None, help=text + shown)
+            parser.add_argument(flag, type=kind, default=None, metavar=metavar, help=text + shown)
     parser.add_argument("--worker-index", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--inherit-fds", default=None, help=argparse.SUPPRESS)
     return parser
 
 
@@ -173,10 +177,12 @@ def load_settings(args: argparse.Namespace) -> Settings:
     explicit_secret = bool(values["auth-secret"])
     if explicit_secret and not explicit_user:
         values["user"] = []  # a REST-only server has no built-in user
-    if values["tls-listen"]:
-        raise UsageError("--tls-listen is not implemented yet")
+    if values["tls-listen"] and not (values["cert"] and values["key"]):
+        raise UsageError("--tls-listen needs --cert and --key")
     if not 0 < values["min-port"] <= values["max-port"] < 65536:
         raise UsageError("need 0 < --min-port <= --max-port < 65536")
+    if values["log-level"] not in ("debug", "info", "warning", "error"):
+        raise UsageError("--log-level is one of debug, info, warning, error")
     if values["workers"] < 1:
         raise UsageError("--workers must be at least 1")
     return Settings(values)

@@ -13,16 +13,19 @@ and peer rules without dropping allocations.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import signal
+import socket
+import ssl
 import subprocess
 import sys
 import time
 
 from netcore.errors import UsageError
 from netcore.turn import wire as w
-from netcore.turn.aio_server import TurnServerEndpoint, UdpRelayProvider, open_udp_socket
+from netcore.turn.aio_server import TurnServerEndpoint, SocketRelays, open_stream_socket, open_udp_socket
 from netcore.turn.server import AllocationCreated, AllocationDeleted, AllocationRefreshed, TurnServer
 from servers.turn.config import Settings, build_parser, load_settings
 from servers.turn.metrics import render_metrics, serve_metrics
@@ -31,8 +34,10 @@ log = logging.getLogger("netcore.turn")
 
 
 def _fmt(addr: tuple) -> str:
+    """``host:port`` (``[v6]:port``), and ``/tcp`` or ``/tls`` for stream listeners."""
     host, port = addr[0], addr[1]
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    text = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return f"{text}/{addr[2]}" if len(addr) > 2 else text
 
 
 def log_event(event: object) -> None:
@@ -82,12 +87,29 @@ async def serve(parser_args, settings: Settings) -> int:
     workers = settings["workers"]
     relay_ips, external_ips = _relay_ips(settings)
     low, high = _port_slice(settings, index, workers)
-    relays = UdpRelayProvider(relay_ips, low, high, external_ips)
+    relays = SocketRelays(relay_ips, low, high, external_ips)
     loop = asyncio.get_running_loop()
     core = TurnServer(settings.server_config(), relays, unix_offset=time.time() - loop.time())
     endpoint = TurnServerEndpoint(core, relays, log_event)
-    for host, port in settings["listen"]:
-        endpoint.add_listener(open_udp_socket(host, port, reuse_port=workers > 1))
+    # Stream listeners first: once UDP answers a Binding request, everything is up.
+    ssl_context = None
+    if settings["tls-listen"]:
+        ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ssl_context.load_cert_chain(settings["cert"], settings["key"])
+        ssl_context.num_tickets = 0  # no resumption; turnutils_uclient fails its TLS 1.3 handshakes otherwise
+    for kind, addresses in (("tcp", settings["tcp-listen"]), ("tls", settings["tls-listen"])):
+        for host, port in addresses:
+            sock = open_stream_socket(host, port, reuse_port=workers > 1)
+            await endpoint.add_stream_listener(sock, ssl_context if kind == "tls" else None)
+            log.info("listening %s %s worker=%d", kind, _fmt((host, port)), index)
+    inherited = [int(fd) for fd in parser_args.inherit_fds.split(",")] if parser_args.inherit_fds else []
+    for number, (host, port) in enumerate(settings["listen"]):
+        if inherited:
+            sock = socket.socket(fileno=inherited[number])
+            sock.setblocking(False)
+        else:
+            sock = open_udp_socket(host, port, reuse_port=workers > 1)
+        endpoint.add_listener(sock)
         log.info("listening udp %s worker=%d relay_ports=%d-%d", _fmt((host, port)), index, low, high)
     metrics_server = None
     if settings["metrics"] is not None:
@@ -95,15 +117,24 @@ async def serve(parser_args, settings: Settings) -> int:
         metrics_server = await serve_metrics(host, port + index, lambda: render_metrics(endpoint, index))
         log.info("metrics on http://%s/metrics", _fmt((host, port + index)))
 
+    # Relaying allocates only short-lived tuples, but each one counts towards the
+    # cyclic collector's thresholds; a full collection walking every long-lived
+    # object would land in the middle of the relay path. Freeze what start-up
+    # built and collect the young generation less often.
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 50, 100)
     stop = asyncio.Event()
 
     def reload() -> None:
         try:
             fresh = load_settings(build_parser().parse_args(sys.argv[1:]))
             core.reconfigure(fresh.server_config())
+            if ssl_context is not None and fresh["cert"] and fresh["key"]:
+                ssl_context.load_cert_chain(fresh["cert"], fresh["key"])  # new handshakes use it
             log.info("reloaded users=%d secrets=%d allocations=%d", len(fresh["user"]),
                      len(fresh["auth-secret"]), len(core.allocations))
-        except (OSError, UsageError, ValueError) as exc:
+        except (OSError, UsageError, ValueError, ssl.SSLError) as exc:
             log.error("reload failed, keeping the old settings: %s", exc)
 
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -117,21 +148,46 @@ async def serve(parser_args, settings: Settings) -> int:
     return 0
 
 
-def _supervise(argv: list[str], workers: int) -> int:
-    """Start ``workers`` copies of this daemon and relay SIGTERM/SIGHUP to them."""
-    children = [
-        subprocess.Popen([sys.executable, "-m", "servers.turn.main", *argv, "--worker-index", str(i)])
-        for i in range(workers)
-    ]
+def _supervise(argv: list[str], settings: Settings) -> int:
+    """Start one process per worker and relay SIGTERM/SIGHUP to them.
+
+    The supervisor binds every worker's listening sockets (SO_REUSEPORT)
+    before any worker starts and hands each its own, so that the kernel's
+    reuseport group never changes while clients are served: a change would
+    move 5-tuples from one worker to another.
+    """
+    workers = settings["workers"]
+    groups = [[open_udp_socket(host, port, reuse_port=True) for host, port in settings["listen"]]
+              for _ in range(workers)]
+    children = []
+    for index, socks in enumerate(groups):
+        fds = [s.fileno() for s in socks]
+        children.append(subprocess.Popen(
+            [sys.executable, "-m", "servers.turn.main", *argv, "--worker-index", str(index),
+             "--inherit-fds", ",".join(map(str, fds))], pass_fds=fds))
+    for socks in groups:
+        for sock in socks:
+            sock.close()
+
+    stopping = []
 
     def forward(signum: int, frame: object) -> None:
+        if signum != signal.SIGHUP:
+            if stopping:
+                return  # each worker is told once: a second SIGTERM would kill it mid-shutdown
+            stopping.append(signum)
         for child in children:
             if child.poll() is None:
                 child.send_signal(signal.SIGTERM if signum == signal.SIGINT else signum)
 
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(signum, forward)
-    codes = [child.wait() for child in children]
+    # The first worker to exit ends the service: the others are asked to stop.
+    pid, status = os.wait()
+    first = next(child for child in children if child.pid == pid)
+    first.returncode = os.waitstatus_to_exitcode(status)
+    forward(signal.SIGTERM, None)
+    codes = [first.returncode] + [child.wait() for child in children if child is not first]
     return max(codes, key=abs)
 
 
@@ -146,7 +202,11 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=settings["log-level"].upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
     if settings["workers"] > 1 and args.worker_index is None:
-        sys.exit(_supervise(argv, settings["workers"]))
+        try:
+            sys.exit(_supervise(argv, settings))
+        except OSError as exc:
+            log.error("%s", exc)
+            sys.exit(1)
     try:
         import uvloop
     except ImportError:
@@ -155,7 +215,7 @@ def main(argv: list[str] | None = None) -> None:
         runner = uvloop.run
     try:
         sys.exit(runner(serve(args, settings)))
-    except (OSError, UsageError) as exc:
+    except (OSError, UsageError, ssl.SSLError) as exc:
         log.error("%s", exc)
         sys.exit(1)
 

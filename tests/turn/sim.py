@@ -28,7 +28,7 @@ class FakeRelays:
         self.open: set[tuple[str, int]] = set()
         self.hosts = {1: "192.0.2.1", 2: "2001:db8::1"}
 
-    def open_relay(self, family, *, even_port=False, dont_fragment=False, port=None):
+    def open_relay(self, family, *, transport=17, even_port=False, dont_fragment=False, port=None):
         host = self.hosts[family]
         candidates = [port] if port is not None else self.ports
         for p in candidates:

@@ -5,21 +5,31 @@ from __future__ import annotations
 import asyncio
 import re
 import socket
+import subprocess
 import time
+import urllib.request
 
 import pytest
 
-from netcore.turn.credentials import rest_api_password, rest_api_username
-from tests.peers import netcore_turn, turnutils_peer, turnutils_uclient
+from tests.conftest import free_port, free_port_both, require_program
+from tests.turn.live import Inbox, echo_peer
+from tests.peers import netcore_turn, self_signed_certificate, turnutils_peer, turnutils_uclient
 
 LAB = ("--allow-loopback-peers", "--legacy-channel-numbers", "--min-port", "41000", "--max-port", "41999")
 
 
-def assert_no_loss(output: str, clients: int) -> None:
+def assert_no_loss(output: str, clients: int, *, tls: bool = False) -> None:
     lost = re.findall(r"Total lost packets (\d+)", output)
     assert lost, output[-2000:]
     assert lost[-1] == "0", output[-2000:]
-    assert "error" not in output.lower(), output[-2000:]
+    sent = re.findall(r"tot_send_msgs=(\d+), tot_recv_msgs=(\d+)\n", output)
+    assert sent and sent[-1][0] == sent[-1][1] != "0", output[-2000:]
+    errors = [line for line in output.lower().splitlines() if "error" in line]
+    if tls:
+        # turnutils_uclient tries TLS 1.0 and 1.1 contexts too, which we refuse
+        # (TLS 1.2 is our minimum); it retries until a handshake succeeds.
+        errors = [e for e in errors if "unexpected eof" not in e and "errno=0" not in e]
+    assert not errors, output[-2000:]
 
 
 @pytest.mark.parametrize("mode", ["channels", "send-indications", "channels-no-rtcp"])
@@ -83,25 +93,123 @@ async def test_aioice_turn_client_relays_to_a_peer(tmp_path):
             peer_transport.close()
 
 
-async def test_aioice_allocation_is_refused_without_loopback_flag(tmp_path):
+async def test_aioice_relay_to_loopback_is_refused_by_default(tmp_path):
     aioice_turn = pytest.importorskip("aioice.turn")
-    with netcore_turn(tmp_path, "--user", "alice:wonderland", "--min-port", "42100", "--max-port", "42199") as port:
-        loop = asyncio.get_running_loop()
-        received: asyncio.Queue = asyncio.Queue()
-
-        class Client(asyncio.DatagramProtocol):
-            def datagram_received(self, data, addr):
-                received.put_nowait(data)
-
-        transport, _ = await aioice_turn.create_turn_endpoint(Client, ("127.0.0.1", port), "alice", "wonderland")
+    metrics_port = free_port()
+    with netcore_turn(tmp_path, "--user", "alice:wonderland", "--min-port", "42100", "--max-port", "42199",
+                      "--metrics", f"127.0.0.1:{metrics_port}") as port:
+        transport, _ = await aioice_turn.create_turn_endpoint(
+            asyncio.DatagramProtocol, ("127.0.0.1", port), "alice", "wonderland")
+        peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         try:
-            peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
             peer.bind(("127.0.0.1", 0))
             peer.setblocking(False)
-            transport.sendto(b"x", peer.getsockname())
-            await asyncio.sleep(0.5)  # a refusal has no event on the peer's side: wait for nothing to arrive
+            transport.sendto(b"x", peer.getsockname())  # aioice asks ChannelBind first: 403
+            deadline = time.monotonic() + 10
+            while "turn_denied_peers_total{worker=\"0\"} 1" not in scrape(metrics_port):
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.05)
+            assert 'turn_errors_total{worker="0",code="403"} 1' in scrape(metrics_port)
             with pytest.raises(BlockingIOError):
                 peer.recv(100)
+        finally:
             peer.close()
+            transport.close()
+
+
+def scrape(port: int) -> str:
+    return urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+
+
+@pytest.fixture
+def certificate(tmp_path):
+    return self_signed_certificate(tmp_path)
+
+
+@pytest.mark.parametrize("mode", ["channels", "send-indications"])
+def test_uclient_over_tcp(tmp_path, mode):
+    tcp = free_port_both()
+    extra = ["-s"] if mode == "send-indications" else []
+    with netcore_turn(tmp_path, *LAB, "--user", "test:test", "--tcp-listen", f"127.0.0.1:{tcp}"), \
+            turnutils_peer(tmp_path) as peer:
+        output = turnutils_uclient(tcp, peer, "-t", "-u", "test", "-w", "test", "-m", "2", "-n", "50", "-l", "161",
+                                   "-z", "5", *extra)
+    assert_no_loss(output, 2)
+
+
+def test_uclient_over_tls(tmp_path, certificate):
+    tls = free_port_both()
+    cert, key = certificate
+    with netcore_turn(tmp_path, *LAB, "--user", "test:test", "--tls-listen", f"127.0.0.1:{tls}",
+                      "--cert", str(cert), "--key", str(key)), turnutils_peer(tmp_path) as peer:
+        output = turnutils_uclient(tls, peer, "-t", "-S", "-u", "test", "-w", "test", "-m", "2", "-n", "50",
+                                   "-l", "161", "-z", "5")
+    assert_no_loss(output, 2, tls=True)
+
+
+async def test_aioice_over_tcp_and_the_allocation_ends_with_the_connection(tmp_path):
+    aioice_turn = pytest.importorskip("aioice.turn")
+    tcp, metrics_port = free_port_both(), free_port()
+    with netcore_turn(tmp_path, "--allow-loopback-peers", "--user", "alice:wonderland", "--tcp-listen",
+                      f"127.0.0.1:{tcp}", "--metrics", f"127.0.0.1:{metrics_port}",
+                      "--min-port", "42200", "--max-port", "42299"):
+        peer_transport, peer = await echo_peer()
+        inbox = Inbox()
+        transport, _ = await aioice_turn.create_turn_endpoint(lambda: inbox, ("127.0.0.1", tcp), "alice",
+                                                              "wonderland", transport="tcp")
+        try:
+            for size in (1, 2, 3, 5, 160, 1201):  # odd sizes exercise the 4-byte padding
+                transport.sendto(bytes(size), peer)
+                assert await asyncio.wait_for(inbox.queue.get(), 5) == bytes(size)
+            assert 'turn_allocations_active{worker="0"} 1' in scrape(metrics_port)
         finally:
             transport.close()
+            peer_transport.close()
+        deadline = time.monotonic() + 10
+        while 'turn_allocations_active{worker="0"} 0' not in scrape(metrics_port):
+            assert time.monotonic() < deadline, "closing the connection did not delete the allocation"
+            await asyncio.sleep(0.05)
+
+
+def test_uclient_tcp_relay_rfc_6062(tmp_path):
+    """-T: TCP allocations, client to client: Connect on one side, ConnectionAttempt on the other."""
+    tcp = free_port_both()
+    with netcore_turn(tmp_path, "--allow-loopback-peers", "--user", "test:test", "--tcp-listen",
+                      f"127.0.0.1:{tcp}", "--min-port", "42300", "--max-port", "42399"):
+        program = require_program("turnutils_uclient")
+        done = subprocess.run([program, "-T", "-u", "test", "-w", "test", "-m", "2", "-n", "50", "-l", "160",
+                               "-z", "5", "-p", str(tcp), "127.0.0.1"], capture_output=True, timeout=60)
+    assert_no_loss((done.stdout + done.stderr).decode("utf-8", "replace"), 2)
+
+
+@pytest.mark.parametrize("transport", ["udp", "tcp", "tls"])
+async def test_our_turn_client_through_our_daemon(tmp_path, transport):
+    """The two halves of issue 3 together: netcore.turn.aio_client against netcore-turn."""
+    import ssl
+
+    from netcore.turn.aio_client import open_turn_endpoint
+
+    stream = free_port_both()
+    cert, key = self_signed_certificate(tmp_path)
+    args = {"udp": [], "tcp": ["--tcp-listen", f"127.0.0.1:{stream}"],
+            "tls": ["--tls-listen", f"127.0.0.1:{stream}", "--cert", str(cert), "--key", str(key)]}[transport]
+    peer_transport, peer = await echo_peer()
+    with netcore_turn(tmp_path, "--allow-loopback-peers", "--user", "test:test", "--min-port", "42400",
+                      "--max-port", "42499", *args) as port:
+        options = {}
+        if transport == "tls":
+            options = {"ssl": ssl.create_default_context(cafile=str(cert)), "server_hostname": "localhost"}
+        server = ("127.0.0.1", port if transport == "udp" else stream)
+        endpoint = await open_turn_endpoint(server, "test", "test", transport=transport, **options)
+        try:
+            assert endpoint.relayed_address[0] == "127.0.0.1"
+            for i in range(5):  # Send and Data indications
+                endpoint.sendto(b"indication %d" % i, peer)
+                assert await asyncio.wait_for(endpoint.recvfrom(), 5) == (b"indication %d" % i, peer)
+            await endpoint.bind_channel(peer)
+            for size in (1, 3, 160, 1200):  # ChannelData both ways, odd sizes padded over streams
+                endpoint.sendto(bytes(size), peer)
+                assert await asyncio.wait_for(endpoint.recvfrom(), 5) == (bytes(size), peer)
+        finally:
+            await endpoint.close()
+            peer_transport.close()

@@ -74,7 +74,8 @@ def test_allocate_retransmission_gets_the_same_answer_and_a_new_one_gets_437():
 
 @pytest.mark.parametrize("attributes, code", [
     ((), 400),  # no REQUESTED-TRANSPORT
-    (((w.REQUESTED_TRANSPORT, w.TRANSPORT_TCP),), 442),
+    (((w.REQUESTED_TRANSPORT, w.TRANSPORT_TCP),), 400),  # RFC 6062: TCP relays only over TCP/TLS
+    (((w.REQUESTED_TRANSPORT, 132),), 442),
     (((w.REQUESTED_TRANSPORT, 17), (w.REQUESTED_ADDRESS_FAMILY, 3)), 440),
     (((w.REQUESTED_TRANSPORT, 17), (w.REQUESTED_ADDRESS_FAMILY, 1), (w.ADDITIONAL_ADDRESS_FAMILY, 2)), 400),
     (((w.REQUESTED_TRANSPORT, 17), (w.ADDITIONAL_ADDRESS_FAMILY, 1)), 400),
@@ -494,3 +495,19 @@ def test_next_deadline_follows_state():
     client.request(w.REFRESH, (w.LIFETIME, 0))
     server.handle_timeout(100.0)
     assert server.next_deadline() is None
+
+
+def test_stream_listener_pads_channel_data_and_connection_loss_deletes():
+    server, relays = make_server()
+    tcp = ("192.0.2.1", 3478, "tcp")
+    server.stream_listeners.add(tcp)
+    client = Client(server, listener=tcp)
+    relayed = client.allocate().get(w.XOR_RELAYED_ADDRESS)
+    client.request(w.CHANNEL_BIND, (w.CHANNEL_NUMBER, 0x4001), (w.XOR_PEER_ADDRESS, PEER))
+    server.handle_peer_datagram(b"abcde", PEER, relayed, 1.0)
+    [(data, addr, local)] = drain(server)
+    assert data == w.encode_channel_data(0x4001, b"abcde", pad=True) and len(data) == 12 and local == tcp
+    events(server)
+    server.handle_connection_lost(CLIENT, tcp, 2.0)
+    assert not server.allocations and not relays.open
+    assert [e.reason for e in events(server)] == ["closed"]

@@ -49,7 +49,7 @@ def test_arbitrary_datagrams_never_escape_and_state_stays_bounded(inputs):
         server.handle_timeout(now)
         drain(server)
     assert len(server.allocations) <= 5
-    assert len(server._rate) <= 8
+    assert len(server.unauthorized) <= 8
     for allocation in server.allocations.values():
         assert len(allocation.permissions) <= 4 and len(allocation.channels) <= 4
     assert len(relays.open) <= 5 + len(server._reservations)

@@ -1,0 +1,110 @@
+/* Load generator for bench/turn_relay.py, built on the fly with cc -O2.
+ *
+ * usage: turn_relay_gen FD CHANNEL SIZE RATE SECONDS
+ *   FD       a UDP socket already connected to the TURN server (or to the
+ *            echo peer directly when CHANNEL is 0), inherited from Python,
+ *            which did the Allocate and ChannelBind exchanges on it;
+ *   CHANNEL  the bound channel number, or 0 for raw datagrams (the floor);
+ *   SIZE     application payload bytes per packet (ChannelData adds 4);
+ *   RATE     packets per second to send, paced on CLOCK_MONOTONIC;
+ *   SECONDS  how long to send; echoes are awaited 300 ms more.
+ *
+ * Each payload carries a sequence number and its send time; the echo peer
+ * sends it back through the relay. Prints one line:
+ *   sent received p50_us p99_us
+ * where the percentiles are of the round-trip time of received packets.
+ * ppoll() waits until the next send time or an arriving echo, so the
+ * round-trip times are not inflated by sleeping.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <poll.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+static uint64_t now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
+}
+
+static int cmp_u32(const void *a, const void *b) {
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+int main(int argc, char **argv) {
+    if (argc != 6) {
+        fprintf(stderr, "usage: %s FD CHANNEL SIZE RATE SECONDS\n", argv[0]);
+        return 2;
+    }
+    int fd = atoi(argv[1]);
+    int channel = atoi(argv[2]);
+    int size = atoi(argv[3]);
+    double rate = atof(argv[4]);
+    double seconds = atof(argv[5]);
+    if (size < 12) size = 12;
+    int head = channel ? 4 : 0;
+    uint64_t total = (uint64_t)(rate * seconds);
+    uint32_t *rtts = calloc(total + 1, sizeof(uint32_t));
+    unsigned char out[70000], in[70000];
+    memset(out, 0xAB, sizeof out);
+    if (channel) {
+        out[0] = channel >> 8; out[1] = channel & 0xFF;
+        out[2] = size >> 8; out[3] = size & 0xFF;
+    }
+    uint64_t start = now_ns(), sent = 0, received = 0;
+    uint64_t stop = start + (uint64_t)(seconds * 1e9), linger = stop + 300000000ull;
+    double interval = 1e9 / rate;
+    struct pollfd pfd = {fd, POLLIN, 0};
+    for (;;) {
+        uint64_t t = now_ns();
+        if (t >= linger || (sent >= total && received >= sent)) break;
+        uint64_t due = sent < total ? (uint64_t)((t - start) / interval) + 1 : sent;
+        if (due > total) due = total;
+        int burst = 0;
+        while (sent < due && burst < 256) {
+            uint32_t seq = (uint32_t)sent;
+            uint64_t stamp = now_ns();
+            memcpy(out + head, &seq, 4);
+            memcpy(out + head + 4, &stamp, 8);
+            if (send(fd, out, head + size, 0) < 0) {
+                if (errno == EAGAIN || errno == ENOBUFS) break;
+            }
+            sent++;
+            burst++;
+        }
+        for (;;) {
+            ssize_t n = recv(fd, in, sizeof in, MSG_DONTWAIT);
+            if (n < 0) break;
+            if (n < head + 12) continue;
+            uint32_t seq;
+            uint64_t stamp;
+            memcpy(&seq, in + head, 4);
+            memcpy(&stamp, in + head + 4, 8);
+            if (seq < total && rtts[seq] == 0) {
+                uint64_t rtt = (now_ns() - stamp) / 1000;
+                rtts[seq] = rtt ? (uint32_t)rtt : 1;
+                received++;
+            }
+        }
+        uint64_t t2 = now_ns();
+        uint64_t next = sent < total ? start + (uint64_t)((sent + 1) * interval) : linger;
+        if (next > t2) {
+            uint64_t wait = next - t2;
+            struct timespec ts = {(time_t)(wait / 1000000000ull), (long)(wait % 1000000000ull)};
+            ppoll(&pfd, 1, &ts, NULL);
+        }
+    }
+    uint32_t *got = malloc((received + 1) * sizeof(uint32_t));
+    uint64_t k = 0;
+    for (uint64_t i = 0; i < total; i++) if (rtts[i]) got[k++] = rtts[i];
+    qsort(got, k, sizeof(uint32_t), cmp_u32);
+    uint32_t p50 = k ? got[k / 2] : 0, p99 = k ? got[(k * 99) / 100] : 0;
+    printf("%llu %llu %u %u\n", (unsigned long long)sent, (unsigned long long)received, p50, p99);
+    return 0;
+}
