@@ -24,21 +24,15 @@ then the ratios ours/coturn. Usage: ``python bench/turn_relay.py [--quick]``.
 
 from __future__ import annotations
 
+import argparse
+import contextlib
 import os
+import shutil
+import socket
+import subprocess
 import sys
-
-# Run as a script, bench/ is first on sys.path, and bench/signal.py would
-# shadow the standard library's signal module (imported by subprocess).
-_HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _HERE]
-
-import argparse  # noqa: E402
-import contextlib  # noqa: E402
-import shutil  # noqa: E402
-import socket  # noqa: E402
-import subprocess  # noqa: E402
-import tempfile  # noqa: E402
-from pathlib import Path  # noqa: E402
+import tempfile
+from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))

@@ -95,6 +95,7 @@ def tls_port(tmp_path: Path) -> int:
 def self_signed_certificate(directory: Path, host: str = "localhost") -> tuple[Path, Path]:
     """A throwaway ECDSA P-256 certificate and key for TLS tests; returns their paths."""
     import datetime
+    import ipaddress
 
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
@@ -108,7 +109,8 @@ def self_signed_certificate(directory: Path, host: str = "localhost") -> tuple[P
         x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=7))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(host)]), critical=False)
+        .add_extension(x509.SubjectAlternativeName(
+            [x509.DNSName(host), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
         .sign(key, hashes.SHA256())
     )
     cert_path, key_path = directory / "cert.pem", directory / "key.pem"

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-import subprocess
 
 import aioice
 import pytest
@@ -21,8 +20,7 @@ from netcore.ice.agent import Agent, TurnServer
 from netcore.ice.aio import IceConnection
 from netcore.ice.events import CandidateGathered, GatheringCompleted
 from netcore.sdp.candidate import Candidate
-from tests.conftest import free_port_both, require_program
-from tests.peers import coturn, netcore_turn, running, wait_for_stun
+from tests.peers import coturn, netcore_turn, self_signed_certificate, tls_port
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -144,26 +142,11 @@ async def test_relay_over_tcp_to_coturn(tmp_path, ours_controlling):
 
 
 async def test_relay_over_tls_to_coturn(tmp_path):
-    # netcore-turn has no TLS listener yet, so coturn serves TLS here. aioice relays
-    # over UDP on the same server; we reach it over TLS, checking its certificate.
-    openssl, turnserver = require_program("openssl"), require_program("turnserver")
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
-                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
-                   check=True, capture_output=True)
-    port, tls_port = free_port_both(), free_port_both()
-    (tmp_path / "empty.conf").write_text("")
-    relay_min = 20000 + (tls_port % 20000)
-    cmd = [turnserver, "-c", str(tmp_path / "empty.conf"), "-n", "--listening-ip=127.0.0.1",
-           f"--listening-port={port}", f"--tls-listening-port={tls_port}", "--relay-ip=127.0.0.1",
-           f"--min-port={relay_min}", f"--max-port={relay_min + 200}", "--realm", "example", "--fingerprint",
-           "--no-dtls", "--no-cli", "--allow-loopback-peers", f"--cert={cert}", f"--pkey={key}",
-           "--lt-cred-mech", "--user", "test:test", f"--userdb={tmp_path / 'turndb'}",
-           f"--pidfile={tmp_path / 'turn.pid'}", "--log-file=stdout", "--simple-log"]
-    with running(cmd, tmp_path / "turnserver.log"):
-        wait_for_stun(port)
+    # aioice relays over UDP on the same server; we reach it over TLS, checking its certificate.
+    cert, key = self_signed_certificate(tmp_path)
+    with coturn(tmp_path, "--allow-loopback-peers", tls=(cert, key)) as port:
         context = ssl.create_default_context(cafile=str(cert))
-        await run_call(True, True, port, our_transport="tls", ssl=context, tls_port=tls_port)
+        await run_call(True, True, port, our_transport="tls", ssl=context, tls_port=tls_port(tmp_path))
 
 
 async def test_our_ice_lite_server_with_aioice_controlling():

@@ -1,6 +1,6 @@
 """Benchmark of netcore-signal: connections held, call set-ups per second, set-up latency.
 
-    python3 bench/signal.py [--connections 10000] [--pairs 50] [--seconds 5] [--two-nodes]
+    python3 bench/signaling.py [--connections 10000] [--pairs 50] [--seconds 5] [--two-nodes]
 
 Runs the daemon as a subprocess (one node; with ``--two-nodes`` two nodes on
 a fresh redis-server, callers on one and callees on the other), then:
