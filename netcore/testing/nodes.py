@@ -45,10 +45,10 @@ class SimRelays:
         self.node: Node | None = None
         self.open: set[Address] = set()
 
-    def open_relay(self, family: int, *, even_port: bool = False, dont_fragment: bool = False,
-                   port: int | None = None) -> Address | None:
-        if family != 1:
-            return None
+    def open_relay(self, family: int, *, transport: int = 17, even_port: bool = False,
+                   dont_fragment: bool = False, port: int | None = None) -> Address | None:
+        if family != 1 or transport != 17:
+            return None  # the simulated network carries datagrams only
         number = port if port is not None else next(self._ports)
         if even_port and number & 1:
             number = next(self._ports)
