@@ -89,7 +89,7 @@ async def start_node(tmp_path, name, redis_url, postgres_url, resume_window=20):
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "servers.signal.main", "--port", "0", "--node-id", name,
         "--data-dir", str(tmp_path / name), "--redis", redis_url, "--database", postgres_url,
-        "--token-secret", "cluster-secret", "--heartbeat", "0.5", "--resume-window", str(resume_window),
+        "--token-secret", "cluster-secret", "--heartbeat", "1.0", "--resume-window", str(resume_window),
         "--ring-timeout", "20", "--call-server", "wss://cs.example/v1", "--service-secret", "svc",
         cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     line = await asyncio.wait_for(proc.stdout.readline(), 30)
@@ -299,7 +299,7 @@ async def test_nodes_recover_when_redis_restarts(tmp_path):
         for name in ("RA", "RB"):
             proc = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "servers.signal.main", "--port", "0", "--node-id", name,
-                "--data-dir", str(tmp_path / name), "--redis", url, "--token-secret", "s", "--heartbeat", "0.5",
+                "--data-dir", str(tmp_path / name), "--redis", url, "--token-secret", "s", "--heartbeat", "1.0",
                 "--friends-only", "false", cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
             line = await asyncio.wait_for(proc.stdout.readline(), 30)
             nodes.append((proc, int(line.split()[2])))
