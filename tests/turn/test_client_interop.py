@@ -6,26 +6,12 @@ import pytest
 
 from netcore.turn.aio_client import TurnError, open_turn_endpoint
 from tests.peers import coturn, self_signed_certificate, tls_port
-
-
-class Echo(asyncio.DatagramProtocol):
-    def connection_made(self, transport):
-        self.transport = transport
-
-    def datagram_received(self, data, addr):
-        self.transport.sendto(data, addr)
-
-
-async def echo_peer():
-    loop = asyncio.get_running_loop()
-    transport, _ = await loop.create_datagram_endpoint(Echo, local_addr=("127.0.0.1", 0))
-    return transport
+from tests.turn.live import echo_peer
 
 
 @pytest.mark.parametrize("transport", ["udp", "tcp"])
 async def test_relay_through_coturn_with_indications_then_a_channel(tmp_path, transport):
-    echo = await echo_peer()
-    peer = echo.get_extra_info("sockname")
+    echo, peer = await echo_peer()
     with coturn(tmp_path, "--allow-loopback-peers") as port:
         endpoint = await open_turn_endpoint(("127.0.0.1", port), "test", "test", transport=transport)
         try:
@@ -66,8 +52,7 @@ async def test_relay_through_coturn_over_tls(tmp_path):
     import time
 
     cert, key = self_signed_certificate(tmp_path)
-    echo = await echo_peer()
-    peer = echo.get_extra_info("sockname")
+    echo, peer = await echo_peer()
     with coturn(tmp_path, "--allow-loopback-peers", tls=(cert, key)):
         port = tls_port(tmp_path)
         deadline = time.monotonic() + 10
