@@ -18,23 +18,16 @@ signaling server on this library); the ratio says what our logic costs.
 
 from __future__ import annotations
 
+import argparse
+import asyncio
+import json
 import os
+import shutil
+import signal
+import subprocess
 import sys
-
-# This file is named signal.py: keep its directory off the path, or it shadows
-# the standard library's signal module (imported by asyncio).
-_HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _HERE]
-
-import argparse  # noqa: E402
-import asyncio  # noqa: E402
-import json  # noqa: E402
-import shutil  # noqa: E402
-import signal  # noqa: E402
-import socket  # noqa: E402
-import subprocess  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
+import tempfile
+import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
@@ -43,14 +36,9 @@ from websockets.asyncio.client import connect  # noqa: E402
 from websockets.asyncio.server import serve  # noqa: E402
 
 from servers.signal.credentials import issue_token  # noqa: E402
+from tests.conftest import free_port_both as free_port  # noqa: E402
 
 SECRET = "bench-secret"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def rss_mib(pid: int) -> float:

@@ -41,24 +41,11 @@ from netcore.stun import attributes as sa  # noqa: E402
 from netcore.stun.credentials import long_term_key  # noqa: E402
 from netcore.stun.message import Message, MessageClass  # noqa: E402
 from netcore.turn import wire as w  # noqa: E402
+from tests.conftest import free_port_both as free_port  # noqa: E402
 from tests.peers import running, wait_for_stun  # noqa: E402  (the launchers the interop tests use)
 
 USER, PASSWORD, REALM = "bench", "bench", "bench.example"
 CHANNEL = 0x4000
-
-
-def free_port() -> int:
-    for _ in range(100):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
-            u.bind(("127.0.0.1", 0))
-            port = u.getsockname()[1]
-        with socket.socket() as t:
-            try:
-                t.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        return port
-    raise RuntimeError("no free port")
 
 
 def build(workdir: Path) -> tuple[str, str]:
