@@ -5,7 +5,10 @@ drive, in the same run and configured alike:
 
 * ``direct``  -- the generator talks to the echo peer with no relay: the floor,
   and the generator's own ceiling;
-* ``netcore`` -- our daemon, one worker (``python -m servers.turn.main``);
+* ``netcore`` -- our daemon, one worker (``python -m servers.turn.main``), with
+  its compiled data path;
+* ``netcore-py`` -- the same daemon with ``--data-path python`` (the relay
+  loop in the interpreter), to show what the compiled path is worth;
 * ``coturn``  -- ``turnserver`` with one relay thread (``--relay-threads=1``).
 
 The Allocate and ChannelBind exchanges are done here in Python; the
@@ -60,11 +63,11 @@ def build(workdir: Path) -> tuple[str, str]:
     return out[0], out[1]
 
 
-def start_netcore(workdir: Path, port: int, low: int):
+def start_netcore(workdir: Path, port: int, low: int, data_path: str = "native"):
     cmd = [sys.executable, "-m", "servers.turn.main", "--listen", f"127.0.0.1:{port}", "--realm", REALM,
            "--user", f"{USER}:{PASSWORD}", "--allow-loopback-peers", "--min-port", str(low),
-           "--max-port", str(low + 99), "--log-level", "warning"]
-    return running(cmd, workdir / "netcore.log", env=dict(os.environ, PYTHONPATH=str(ROOT)))
+           "--max-port", str(low + 99), "--log-level", "warning", "--data-path", data_path]
+    return running(cmd, workdir / f"netcore-{data_path}.log", env=dict(os.environ, PYTHONPATH=str(ROOT)))
 
 
 def start_coturn(workdir: Path, port: int, low: int):
@@ -192,7 +195,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="one-second fixed-rate runs instead of three")
     parser.add_argument("--sizes", default="160,1200")
     parser.add_argument("--rates", default="5000,20000")
-    parser.add_argument("--servers", default="netcore,coturn", help="which relays to run besides direct")
+    parser.add_argument("--servers", default="netcore,netcore-py,coturn", help="which relays to run besides direct")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     rates = [int(r) for r in args.rates.split(",")]
@@ -215,7 +218,10 @@ def main() -> None:
             results["direct"][size] = measure("direct", gen, sock, None, 0, size, rates, latency_rate, seconds, None)
             ceilings[size] = results["direct"][size]["max"]
             sock.close()
-        for name, starter, low in (("netcore", start_netcore, 44000), ("coturn", start_coturn, 44200)):
+        starters = (("netcore", start_netcore, 44000),
+                    ("netcore-py", lambda *a: start_netcore(*a, data_path="python"), 44100),
+                    ("coturn", start_coturn, 44200))
+        for name, starter, low in starters:
             if name not in args.servers.split(","):
                 continue
             port = free_port()
@@ -241,7 +247,7 @@ def main() -> None:
 def report(results: dict, sizes: list[int], rates: list[int], latency_rate: int) -> None:
     print("\nTURN relay over ChannelData, one client, one flow, loopback; rates in round trips/s "
           "(each crosses the relay twice)\n")
-    header = f"{'server':8} {'size':>5} " + " ".join(f"{'cpu us/pkt @' + str(r):>16}" for r in rates) + \
+    header = f"{'server':10} {'size':>5} " + " ".join(f"{'cpu us/pkt @' + str(r):>16}" for r in rates) + \
         " " + " ".join(f"{'loss @' + str(r):>11}" for r in rates) + \
         f" {'rtt p50 us':>10} {'rtt p99 us':>10} {'+p50':>6} {'+p99':>6} {'zero-loss rt/s':>15}"
     print(header)
@@ -252,7 +258,7 @@ def report(results: dict, sizes: list[int], rates: list[int], latency_rate: int)
             added = (r["rtt"][0] - direct[0], r["rtt"][1] - direct[1]) if name != "direct" else (None, None)
             cpu = " ".join(f"{fmt(r['cpu'].get(rate)):>16}" for rate in rates) + " " + \
                 " ".join(f"{r['loss'][rate]:>11.2%}" for rate in rates)
-            print(f"{name:8} {size:>5} {cpu} {r['rtt'][0]:>10} {r['rtt'][1]:>10} {fmt(added[0], 'd'):>6} "
+            print(f"{name:10} {size:>5} {cpu} {r['rtt'][0]:>10} {r['rtt'][1]:>10} {fmt(added[0], 'd'):>6} "
                   f"{fmt(added[1], 'd'):>6} {r['max']:>15}")
     if "netcore" in results and "coturn" in results:
         print("\nratios netcore/coturn (targets: cpu <= 1.1, added latency <= 1.2, throughput >= 0.9)")

@@ -14,6 +14,12 @@ ChannelData header in front, so nothing is copied.
 The fast path makes the same decisions as ``TurnServer._client_channel_data``
 and ``TurnServer.handle_peer_datagram`` (channel bound, permission present,
 bandwidth tokens); whatever it does not handle it passes to the core.
+
+When the C extension is built, the endpoint hands its UDP sockets to the
+compiled data path instead (:mod:`netcore.turn.aio_native`): the same
+decisions, made on a thread of its own without the interpreter. The Python
+fast path below remains for ``native=False`` and for builds without a C
+compiler.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from netcore.turn import wire as w
 from netcore.turn.server import Address, TurnServer
 from netcore.turn.tcp_relay import ConnectionBound, PeerConnectionClosed, PeerConnectRequested
 from netcore.turn.aio_stream import PeerTcpProtocol, TurnStreamProtocol
+from netcore.turn import aio_native
 
 __all__ = ["SocketRelays", "TurnServerEndpoint", "open_udp_socket", "open_stream_socket"]
 
@@ -208,10 +215,14 @@ class SocketRelays:
 
 
 class TurnServerEndpoint:
-    """Runs one :class:`TurnServer` on a set of UDP listening sockets."""
+    """Runs one :class:`TurnServer` on a set of UDP listening sockets.
+
+    ``native`` (the default) relays ChannelData on the compiled data path when
+    it was built; ``native=False`` keeps every packet in Python.
+    """
 
     def __init__(self, core: TurnServer, relays: SocketRelays,
-                 on_event: Callable[[object], None] | None = None) -> None:
+                 on_event: Callable[[object], None] | None = None, *, native: bool = True) -> None:
         self.core = core
         self.relays = relays
         self.on_event = on_event
@@ -228,17 +239,21 @@ class TurnServerEndpoint:
         self._view = memoryview(self._buffer)
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
-        self.send_errors = 0
+        self.send_errors = 0  # of the Python paths; the native path counts its own
         relays.on_open = self._relay_opened
         relays.on_close = self._relay_closed
+        self.native = aio_native.NativeDataPath(self) if native and aio_native.available() else None
 
     # -- sockets ------------------------------------------------------------------------
 
     def add_listener(self, sock: socket.socket) -> Address:
         local = sock.getsockname()[:2]
         self.listeners[local] = sock
-        self.loop.add_reader(sock.fileno(), self._listener_readable, sock, local, sock.family == socket.AF_INET6,
-                             _Budget())
+        if self.native is not None:
+            self.native.add_listener(sock, local)
+        else:
+            self.loop.add_reader(sock.fileno(), self._listener_readable, sock, local,
+                                 sock.family == socket.AF_INET6, _Budget())
         return local
 
     async def add_stream_listener(self, sock: socket.socket, ssl_context=None) -> Address:
@@ -257,6 +272,8 @@ class TurnServerEndpoint:
     def _relay_opened(self, relayed: Address, sock: socket.socket, family: int, transport: int) -> None:
         if transport == w.TRANSPORT_TCP:
             self._spawn(self._serve_tcp_relay(relayed, sock))
+        elif self.native is not None:
+            self.native.add_relay(sock, relayed)
         else:
             self.loop.add_reader(sock.fileno(), self._relay_readable, sock, relayed, family == w.FAMILY_IPV6,
                                  _Budget())
@@ -266,7 +283,10 @@ class TurnServerEndpoint:
         if server is not None:
             server.close()
         elif sock.type == socket.SOCK_DGRAM:
-            self.loop.remove_reader(sock.fileno())
+            if self.native is not None:
+                self.native.remove(sock)
+            else:
+                self.loop.remove_reader(sock.fileno())
 
     def _spawn(self, coroutine) -> None:
         task = self.loop.create_task(coroutine)
@@ -322,15 +342,34 @@ class TurnServerEndpoint:
             if peer is not None:
                 peer.close()
 
+    def reconfigure(self, config) -> None:
+        """New users, secrets, peer rules and caps (SIGHUP); allocations stay."""
+        self.update_counters()
+        self.core.reconfigure(config)
+        self.flush()
+
+    def update_counters(self) -> None:
+        """Bring the allocations' relay counters up to date (the native path counts on its own thread)."""
+        if self.native is not None:
+            self.native.harvest()
+
+    @property
+    def native_send_errors(self) -> int:
+        return self.native.stats()["send_errors"] if self.native is not None else 0
+
     def close(self) -> None:
         for server in self.stream_servers:
             server.close()
+        self.update_counters()
         self.core.close(self.loop.time())
         self.flush()
         for stream in list(self.streams.values()):
             stream.transport.close()
+        if self.native is not None:
+            self.native.close()
         for sock in self.listeners.values():
-            self.loop.remove_reader(sock.fileno())
+            if self.native is None:
+                self.loop.remove_reader(sock.fileno())
             sock.close()
         self.listeners.clear()
         if self._timer is not None:
@@ -446,6 +485,9 @@ class TurnServerEndpoint:
     def flush(self) -> None:
         """Send what the core queued, deliver its events, re-arm the one timer."""
         core = self.core
+        native = self.native
+        if native is not None:
+            native.sync()
         while (item := core.poll_transmit()) is not None:
             data, addr, local = item
             sock = self.listeners.get(local) or self.relays.sockets.get(local)
@@ -464,7 +506,7 @@ class TurnServerEndpoint:
             if isinstance(event, _TCP_EVENTS):
                 self._handle_tcp_event(event)
             elif self.on_event is not None:
-                self.on_event(event)
+                self.on_event(native.complete(event) if native is not None else event)
         deadline = core.next_deadline()
         if deadline != self._timer_at:
             if self._timer is not None:
@@ -475,5 +517,6 @@ class TurnServerEndpoint:
     def _fire(self) -> None:
         self._timer = None
         self._timer_at = None
+        self.update_counters()
         self.core.handle_timeout(self.loop.time())
         self.flush()

@@ -21,7 +21,10 @@ allocation by fixed caps, the 401 rate-limit table by a size cap.
 The relay state (``Allocation.channels``, ``peer_channels``, ``permissions``)
 is plain dicts so that the asyncio adapter's fast path can read it directly
 without a call per packet; expired entries are removed by ``handle_timeout``
-(so that dict membership means "valid", within one sweep interval).
+(so that dict membership means "valid", within one sweep interval). An
+adapter that mirrors those tables into a data path of its own (the compiled
+one of ``aio_native``) asks :meth:`TurnServer.poll_changed_allocations` which
+allocations changed since it last looked.
 """
 
 from __future__ import annotations
@@ -255,6 +258,7 @@ class TurnServer(TcpRelayMixin):
         self._events: deque[object] = deque()
         self._next_sweep: float | None = None
         self.stream_listeners: set[Address] = set()  # listeners that are TCP or TLS
+        self._changed: set[Allocation] | None = None  # see watch_changes
         self.reconfigure(config)
 
     def reconfigure(self, config: ServerConfig) -> None:
@@ -267,6 +271,8 @@ class TurnServer(TcpRelayMixin):
         self.unauthorized = UnauthorizedLimiter(config.unauthorized_rate, config.unauthorized_burst,
                                                 config.max_rate_sources)
         self._channel_top = config.channel_max >> 8
+        if self._changed is not None:
+            self._changed.update(self.allocations.values())  # the bandwidth cap may have changed
         for allocation in self.allocations.values():  # peers now denied lose their permission
             for host in [h for h in allocation.permissions if not self.policy.allows(h)]:
                 self._drop_permission(allocation, host)
@@ -366,6 +372,25 @@ class TurnServer(TcpRelayMixin):
 
     def next_deadline(self) -> float | None:
         return self._next_sweep
+
+    def watch_changes(self) -> None:
+        """Start recording which allocations change, for :meth:`poll_changed_allocations`."""
+        if self._changed is None:
+            self._changed = set(self.allocations.values())
+
+    def poll_changed_allocations(self) -> set[Allocation]:
+        """Allocations whose channels, permissions or existence changed since the last call.
+
+        A deleted allocation is in the set too (it is no longer in
+        :attr:`allocations`). Only after :meth:`watch_changes`; a caller that
+        watches must poll after every input, which keeps the set bounded.
+        """
+        changed, self._changed = self._changed, set()
+        return changed if changed is not None else set()
+
+    def _touch(self, allocation: Allocation) -> None:
+        if self._changed is not None:
+            self._changed.add(allocation)
 
     def allocation(self, client: Address, listener: Address = ("", 0)) -> Allocation | None:
         return self.allocations.get((listener, client))
@@ -658,6 +683,8 @@ class TurnServer(TcpRelayMixin):
         expiry = now + self.config.permission_lifetime
         for host in hosts:
             allocation.permissions[host] = expiry
+        if new:
+            self._touch(allocation)
         return self._sign(request.response(), request, auth)
 
     # -- ChannelBind (section 11) --------------------------------------------------------
@@ -692,9 +719,12 @@ class TurnServer(TcpRelayMixin):
             allocation.peer_channels[peer] = bound
             allocation.cooldown.pop(number, None)
             allocation.cooldown.pop(peer, None)
+            self._touch(allocation)
         bound.expiry = now + self.config.channel_lifetime
         permission = now + self.config.permission_lifetime  # section 11.2: also refresh the permission
         if allocation.permissions.get(peer[0], 0.0) < permission:
+            if peer[0] not in allocation.permissions:
+                self._touch(allocation)
             allocation.permissions[peer[0]] = permission
         return self._sign(request.response(), request, auth)
 
@@ -716,10 +746,12 @@ class TurnServer(TcpRelayMixin):
 
     def _drop_permission(self, allocation: Allocation, host: str) -> None:
         del allocation.permissions[host]
+        self._touch(allocation)
 
     def _unbind(self, allocation: Allocation, channel: Channel, now: float) -> None:
         del allocation.channels[channel.number]
         allocation.peer_channels.pop(channel.peer, None)
+        self._touch(allocation)
         until = now + self.config.channel_cooldown
         allocation.cooldown[channel.number] = (channel.peer, until)
         allocation.cooldown[channel.peer] = (channel.number, until)
@@ -728,6 +760,7 @@ class TurnServer(TcpRelayMixin):
         for connection in self._connections_of(allocation):
             self._close_connection(connection, notify=True)
         del self.allocations[(allocation.listener, allocation.client)]
+        self._touch(allocation)
         clients = self.clients.get(allocation.listener)
         if clients is not None:
             clients.pop(allocation.client, None)

@@ -89,6 +89,7 @@ OPTIONS: tuple[tuple[str, Any, bool, Any, str], ...] = (
     ("max-bps", int, False, 0, "bandwidth cap per allocation in bytes/s each way, excess dropped (0: none)"),
     ("metrics", parse_hostport, False, None, "serve Prometheus metrics on HOST:PORT at /metrics (worker i adds i to the port)"),
     ("workers", int, False, 1, "worker processes sharing the listeners with SO_REUSEPORT"),
+    ("data-path", str, False, "native", "where UDP ChannelData is relayed: 'native' (a C thread, when the extension is built) or 'python'"),
     ("log-level", str, False, "info", "debug, info, warning or error"),
     ("software", str, False, "netcore", "SOFTWARE attribute in responses; empty for none"),
     ("tcp-listen", parse_hostport, True, [], "TCP address to serve STUN/TURN on (RFC 8656 section 3.1); repeatable"),
@@ -183,6 +184,8 @@ def load_settings(args: argparse.Namespace) -> Settings:
         raise UsageError("need 0 < --min-port <= --max-port < 65536")
     if values["log-level"] not in ("debug", "info", "warning", "error"):
         raise UsageError("--log-level is one of debug, info, warning, error")
+    if values["data-path"] not in ("native", "python"):
+        raise UsageError("--data-path is native or python")
     if values["workers"] < 1:
         raise UsageError("--workers must be at least 1")
     return Settings(values)

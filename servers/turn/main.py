@@ -25,6 +25,7 @@ import time
 
 from netcore.errors import UsageError
 from netcore.turn import wire as w
+from netcore.turn import aio_native
 from netcore.turn.aio_server import TurnServerEndpoint, SocketRelays, open_stream_socket, open_udp_socket
 from netcore.turn.server import AllocationCreated, AllocationDeleted, AllocationRefreshed, TurnServer
 from servers.turn.config import Settings, build_parser, load_settings
@@ -90,7 +91,10 @@ async def serve(parser_args, settings: Settings) -> int:
     relays = SocketRelays(relay_ips, low, high, external_ips)
     loop = asyncio.get_running_loop()
     core = TurnServer(settings.server_config(), relays, unix_offset=time.time() - loop.time())
-    endpoint = TurnServerEndpoint(core, relays, log_event)
+    native = settings["data-path"] == "native"
+    if native and not aio_native.available():
+        log.warning("the C data path was not built (no compiler at install time): relaying in Python")
+    endpoint = TurnServerEndpoint(core, relays, log_event, native=native)
     # Stream listeners first: once UDP answers a Binding request, everything is up.
     ssl_context = None
     if settings["tls-listen"]:
@@ -129,7 +133,7 @@ async def serve(parser_args, settings: Settings) -> int:
     def reload() -> None:
         try:
             fresh = load_settings(build_parser().parse_args(sys.argv[1:]))
-            core.reconfigure(fresh.server_config())
+            endpoint.reconfigure(fresh.server_config())
             if ssl_context is not None and fresh["cert"] and fresh["key"]:
                 ssl_context.load_cert_chain(fresh["cert"], fresh["key"])  # new handshakes use it
             log.info("reloaded users=%d secrets=%d allocations=%d", len(fresh["user"]),

@@ -12,6 +12,7 @@ __all__ = ["render_metrics", "serve_metrics"]
 
 def render_metrics(endpoint: TurnServerEndpoint, worker: int) -> str:
     """The text format (version 0.0.4), every series labelled with the worker."""
+    endpoint.update_counters()
     core = endpoint.core
     stats = core.stats
     live = core.allocations.values()
@@ -38,7 +39,8 @@ def render_metrics(endpoint: TurnServerEndpoint, worker: int) -> str:
         ("turn_parse_errors_total", "counter", "Datagrams dropped as malformed", stats.parse_errors),
         ("turn_dropped_total", "counter", "Datagrams without allocation, permission or channel", stats.dropped),
         ("turn_bandwidth_dropped_total", "counter", "Datagrams dropped by the bandwidth cap", stats.bandwidth_dropped),
-        ("turn_send_errors_total", "counter", "Datagrams the kernel refused to send", endpoint.send_errors),
+        ("turn_send_errors_total", "counter", "Datagrams the kernel refused to send",
+         endpoint.send_errors + endpoint.native_send_errors),
     ]
     lines = []
     for name, kind, text, value in series:

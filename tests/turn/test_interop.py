@@ -32,10 +32,12 @@ def assert_no_loss(output: str, clients: int, *, tls: bool = False) -> None:
     assert not errors, output[-2000:]
 
 
+@pytest.mark.parametrize("data_path", ["native", "python"])
 @pytest.mark.parametrize("mode", ["channels", "send-indications", "channels-no-rtcp"])
-def test_uclient_static_user(tmp_path, mode):
+def test_uclient_static_user(tmp_path, mode, data_path):
     extra = {"channels": [], "send-indications": ["-s"], "channels-no-rtcp": ["-c"]}[mode]
-    with netcore_turn(tmp_path, *LAB, "--user", "test:test") as port, turnutils_peer(tmp_path) as peer:
+    with netcore_turn(tmp_path, *LAB, "--user", "test:test", "--data-path", data_path) as port, \
+            turnutils_peer(tmp_path) as peer:
         output = turnutils_uclient(port, peer, "-u", "test", "-w", "test", "-m", "4", "-n", "100", "-l", "160",
                                    "-z", "2", *extra)
     assert_no_loss(output, 4)

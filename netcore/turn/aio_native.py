@@ -1,0 +1,211 @@
+"""The compiled relay data path, wired to the asyncio endpoint.
+
+:class:`NativeDataPath` hands the endpoint's UDP listener and relay sockets
+to ``netcore.turn._datapath`` (C, one thread of its own, no GIL), mirrors the
+core's channel bindings into it as routes, and serves in Python what the
+thread hands back: every datagram that is not ChannelData on a route.
+
+A route exists while the core has the channel bound *and* a permission for
+its peer's IP, exactly the condition of the Python fast path and of
+``TurnServer.handle_peer_datagram``; the core says which allocations changed
+(:meth:`TurnServer.poll_changed_allocations`) and :meth:`sync` re-installs
+their routes, after every input the core handles. Until a route is there,
+ChannelData goes through the core and is relayed the same way, only slower.
+
+The relay thread counts packets and bytes per allocation; :meth:`harvest`
+adds them to the core's ``Allocation`` counters before the core handles an
+input (so an allocation that ends carries its counts into its log line), and
+the residue of a deleted allocation is added to its ``AllocationDeleted``
+event. The bandwidth cap is a token bucket of the thread's own per
+allocation, with the same rate and burst as the core's; Send indications
+still draw on the core's bucket.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import socket
+import struct
+from typing import TYPE_CHECKING
+
+from netcore.turn import wire as w
+from netcore.turn.server import Address, Allocation, AllocationDeleted, family_of
+
+if TYPE_CHECKING:
+    from netcore.turn.aio_server import TurnServerEndpoint
+
+try:
+    from netcore.turn import _datapath
+except ImportError:  # built without a C compiler: the endpoint relays in Python
+    _datapath = None
+
+__all__ = ["NativeDataPath", "available"]
+
+_HANDOFF = struct.Struct("=iIBBH16s")  # Handoff in _datapath.c
+_BUDGET = 64  # hand-offs served per callback
+_HANDOFF_BUFFER = 8 * 1024 * 1024
+
+
+def available() -> bool:
+    """True when the C extension was built."""
+    return _datapath is not None
+
+
+class NativeDataPath:
+    """Runs the compiled data path for one :class:`TurnServerEndpoint`."""
+
+    def __init__(self, endpoint: TurnServerEndpoint) -> None:
+        if _datapath is None:
+            raise RuntimeError("netcore.turn._datapath was not built")
+        assert _HANDOFF.size == _datapath.HANDOFF_HEADER
+        self.endpoint = endpoint
+        self.core = endpoint.core
+        self._thread_end, self._reader = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+        for sock in (self._thread_end, self._reader):
+            sock.setblocking(False)
+            for option in (getattr(socket, "SO_SNDBUFFORCE", None), getattr(socket, "SO_RCVBUFFORCE", None)):
+                if option is not None:
+                    try:
+                        sock.setsockopt(socket.SOL_SOCKET, option, _HANDOFF_BUFFER)
+                    except OSError:
+                        pass
+        self.engine = _datapath.DataPath(self._thread_end.fileno(), self.core.config.channel_max)
+        self.core.watch_changes()
+        self.sockets: dict[int, tuple[int, int, Address]] = {}  # fd -> (kind, generation, local address)
+        self.routed: dict[int, Allocation] = {}  # id(allocation) -> allocation with routes installed
+        self._residue: dict[tuple[Address, Address], tuple[int, int, int, int]] = {}
+        self._buffer = bytearray(_HANDOFF.size + 65536)
+        self._view = memoryview(self._buffer)
+        endpoint.loop.add_reader(self._reader.fileno(), self._handoff_readable)
+        self.engine.start()
+
+    # -- sockets ----------------------------------------------------------------------
+
+    def add_listener(self, sock: socket.socket, local: Address) -> None:
+        self._add(sock, _datapath.LISTENER, local)
+
+    def add_relay(self, sock: socket.socket, relayed: Address) -> None:
+        self._add(sock, _datapath.RELAY, relayed)
+
+    def _add(self, sock: socket.socket, kind: int, local: Address) -> None:
+        fd = sock.fileno()
+        self.sockets[fd] = (kind, self.engine.add_socket(fd, kind), local)
+
+    def remove(self, sock: socket.socket) -> None:
+        """Before ``sock`` is closed: the thread stops reading it and its routes stop matching."""
+        fd = sock.fileno()
+        if self.sockets.pop(fd, None) is not None:
+            self.engine.remove_socket(fd)
+
+    def close(self) -> None:
+        """Stop the thread; what it counted goes to the allocations first."""
+        self.harvest()
+        self.engine.stop()
+        for fd in list(self.sockets):
+            self.engine.remove_socket(fd)
+        self.sockets.clear()
+        self.endpoint.loop.remove_reader(self._reader.fileno())
+        self._reader.close()
+        self._thread_end.close()
+
+    # -- routes and counters ------------------------------------------------------------
+
+    def sync(self) -> None:
+        """Re-install the routes of every allocation the core changed."""
+        core = self.core
+        rate = float(core.config.max_bps or 0)
+        for allocation in core.poll_changed_allocations():
+            key = (allocation.listener, allocation.client)
+            if core.allocations.get(key) is not allocation:
+                self._forget(allocation)
+                continue
+            self.engine.set_allocation(id(allocation), rate, self._routes(allocation))
+            self.routed[id(allocation)] = allocation
+
+    def _routes(self, allocation: Allocation) -> list[tuple]:
+        listener = self.endpoint.listeners.get(allocation.listener)
+        if listener is None or allocation.transport != w.TRANSPORT_UDP:
+            return []  # TCP/TLS clients are framed by the stream adapter
+        listener_fd = listener.fileno()
+        client_host = allocation.client[0].partition("%")[0]
+        routes = []
+        sockets = self.endpoint.relays.sockets
+        for channel in allocation.channels.values():
+            peer_host, peer_port = channel.peer[0], channel.peer[1]
+            if peer_host not in allocation.permissions:
+                continue
+            sock = sockets.get(allocation.relay_by_family.get(family_of(peer_host)))
+            if sock is not None:
+                routes.append((listener_fd, client_host, allocation.client[1], channel.number,
+                               sock.fileno(), peer_host.partition("%")[0], peer_port))
+        return routes
+
+    def _forget(self, allocation: Allocation) -> None:
+        self.routed.pop(id(allocation), None)
+        row = self.engine.remove_allocation(id(allocation))
+        if row is not None and any(row[1:5]):
+            _, to_peer, to_peer_bytes, to_client, to_client_bytes, dropped = row
+            stats = self.core.stats
+            stats.packets_to_peer += to_peer
+            stats.bytes_to_peer += to_peer_bytes
+            stats.packets_to_client += to_client
+            stats.bytes_to_client += to_client_bytes
+            stats.bandwidth_dropped += dropped
+            self._residue[(allocation.listener, allocation.client)] = row[1:5]
+
+    def harvest(self) -> None:
+        """Add what the thread relayed since the last harvest to the allocations' counters."""
+        routed = self.routed
+        stats = self.core.stats
+        for ident, to_peer, to_peer_bytes, to_client, to_client_bytes, dropped in self.engine.harvest():
+            allocation = routed.get(ident)
+            if allocation is None:
+                continue
+            allocation.packets_to_peer += to_peer
+            allocation.bytes_to_peer += to_peer_bytes
+            allocation.packets_to_client += to_client
+            allocation.bytes_to_client += to_client_bytes
+            stats.bandwidth_dropped += dropped
+
+    def complete(self, event: object) -> object:
+        """An ``AllocationDeleted`` with what the thread relayed after the last harvest added."""
+        if isinstance(event, AllocationDeleted) and self._residue:
+            row = self._residue.pop((event.listener, event.client), None)
+            if row is not None:
+                event = dataclasses.replace(
+                    event, packets_to_peer=event.packets_to_peer + row[0], bytes_to_peer=event.bytes_to_peer + row[1],
+                    packets_to_client=event.packets_to_client + row[2],
+                    bytes_to_client=event.bytes_to_client + row[3])
+        return event
+
+    def stats(self) -> dict[str, int]:
+        return self.engine.stats()
+
+    # -- what the thread hands back -----------------------------------------------------------
+
+    def _handoff_readable(self) -> None:
+        self.harvest()
+        core = self.core
+        now = self.endpoint.loop.time()
+        view = self._view
+        header = _HANDOFF.size
+        recv_into = self._reader.recv_into
+        for _ in range(_BUDGET):
+            try:
+                size = recv_into(self._buffer)
+            except (BlockingIOError, InterruptedError):
+                break
+            fd, generation, kind, family, port, raw = _HANDOFF.unpack_from(self._buffer)
+            known = self.sockets.get(fd)
+            if known is None or known[1] != generation:
+                continue  # the socket went away after the thread read this
+            if family == 4:
+                sender = (socket.inet_ntop(socket.AF_INET, raw[:4]), port)
+            else:
+                sender = (socket.inet_ntop(socket.AF_INET6, raw), port)
+            data = bytes(view[header:size])
+            if kind == _datapath.LISTENER:
+                core.handle_datagram(data, sender, now, known[2])
+            else:
+                core.handle_peer_datagram(data, sender, known[2], now)
+        self.endpoint.flush()

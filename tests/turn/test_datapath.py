@@ -1,0 +1,141 @@
+"""The relay's two data paths, compiled and Python, through a real endpoint on 127.0.0.1.
+
+Each test runs the asyncio endpoint in this process with our TURN client and
+an echo peer, once with the compiled data path (``native``) and once with
+the Python one, and checks what the issue asks of the relay: ChannelData
+both ways, counters that reach the allocation's log event, routes that go
+when a permission expires, the bandwidth cap, and that a relay socket closed
+and reopened (same port, often the same fd) never receives another
+allocation's traffic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import pytest
+
+from netcore.turn.aio_client import open_turn_endpoint
+from netcore.turn.aio_server import SocketRelays, TurnServerEndpoint, open_udp_socket
+from netcore.turn.server import AllocationDeleted, ServerConfig, TurnServer
+from tests.turn.live import Inbox, echo_peer
+
+USER, PASSWORD = "alice", "wonderland"
+
+
+def test_the_extension_is_built():
+    """The C data path is optional at install time, so say it when the build lost it."""
+    from netcore.turn import _datapath
+
+    assert _datapath.HANDOFF_HEADER == 28
+
+
+@pytest.fixture(params=["native", "python"])
+def data_path(request):
+    return request.param
+
+
+@contextlib.asynccontextmanager
+async def turn_server(data_path: str, low: int = 43000, high: int = 43099, **config):
+    relays = SocketRelays({1: "127.0.0.1"}, low, high)
+    core = TurnServer(ServerConfig(users={USER: PASSWORD}, allow_loopback_peers=True, **config), relays)
+    events: list = []
+    endpoint = TurnServerEndpoint(core, relays, events.append, native=data_path == "native")
+    assert (endpoint.native is not None) == (data_path == "native")
+    port = endpoint.add_listener(open_udp_socket("127.0.0.1", 0))[1]
+    try:
+        yield endpoint, ("127.0.0.1", port), events
+    finally:
+        endpoint.close()
+
+
+async def echo(client, payload: bytes, peer) -> bytes:
+    client.sendto(payload, peer)
+    data, source = await asyncio.wait_for(client.recvfrom(), 5)
+    assert source == peer
+    return data
+
+
+async def test_channel_data_both_ways_is_counted_into_the_log_event(data_path):
+    peer_transport, peer = await echo_peer()
+    async with turn_server(data_path) as (endpoint, server, events):
+        client = await open_turn_endpoint(server, USER, PASSWORD)
+        await client.bind_channel(peer)
+        handoffs = endpoint.native.stats()["handoffs"] if endpoint.native else 0
+        sizes = [1 + (i * 37) % 1400 for i in range(50)]
+        for i, size in enumerate(sizes):
+            payload = bytes([i]) * size
+            assert await echo(client, payload, peer) == payload
+        if endpoint.native is not None:
+            stats = endpoint.native.stats()
+            assert stats["routes"] == 1
+            assert stats["handoffs"] == handoffs  # none of the ChannelData went through Python
+        endpoint.update_counters()
+        (allocation,) = endpoint.core.allocations.values()
+        assert (allocation.packets_to_peer, allocation.packets_to_client) == (50, 50)
+        assert allocation.bytes_to_peer == allocation.bytes_to_client == sum(sizes)
+        for _ in range(10):  # the last echoes may still be counted when the allocation ends
+            assert await echo(client, b"tail", peer) == b"tail"
+        await client.close()
+    peer_transport.close()
+    (deleted,) = [e for e in events if isinstance(e, AllocationDeleted)]
+    assert (deleted.packets_to_peer, deleted.packets_to_client) == (60, 60)
+    assert deleted.bytes_to_peer == deleted.bytes_to_client == sum(sizes) + 40
+
+
+async def test_channel_data_stops_when_the_permission_expires(data_path):
+    peer_transport, peer = await echo_peer()
+    async with turn_server(data_path, permission_lifetime=1, sweep_interval=0.1) as (endpoint, server, _):
+        client = await open_turn_endpoint(server, USER, PASSWORD)
+        await client.bind_channel(peer)  # the client refreshes after minutes; the server forgets after 1 s
+        assert await echo(client, b"before", peer) == b"before"
+        await asyncio.sleep(1.5)
+        dropped = endpoint.core.stats.dropped
+        client.sendto(b"after", peer)
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(client.recvfrom(), 0.5)
+        assert endpoint.core.stats.dropped == dropped + 1  # the core saw it and refused it
+        if endpoint.native is not None:
+            assert endpoint.native.stats()["routes"] == 0
+        await client.close()
+    peer_transport.close()
+
+
+async def test_bandwidth_cap_drops_the_excess(data_path):
+    loop = asyncio.get_running_loop()
+    peer_transport, inbox = await loop.create_datagram_endpoint(Inbox, local_addr=("127.0.0.1", 0))
+    peer = peer_transport.get_extra_info("sockname")
+    async with turn_server(data_path, max_bps=10_000) as (endpoint, server, _):
+        client = await open_turn_endpoint(server, USER, PASSWORD)
+        await client.bind_channel(peer)
+        for _ in range(100):  # 100 kB at once against 10 kB/s with one second of burst
+            client.sendto(bytes(1000), peer)
+        received = 0
+        with contextlib.suppress(asyncio.TimeoutError):
+            while True:
+                await asyncio.wait_for(inbox.queue.get(), 0.5)
+                received += 1
+        assert 9 <= received <= 12
+        endpoint.update_counters()
+        assert endpoint.core.stats.bandwidth_dropped == 100 - received
+        await client.close()
+    peer_transport.close()
+
+
+async def test_reused_relay_ports_never_get_another_allocations_traffic(data_path):
+    """Allocations come and go on three relay ports; each round's echo is its own."""
+    peer_transport, peer = await echo_peer()
+    async with turn_server(data_path, low=43200, high=43202) as (endpoint, server, _):
+        for round_ in range(20):
+            client = await open_turn_endpoint(server, USER, PASSWORD)
+            await client.bind_channel(peer)
+            for i in range(3):
+                payload = b"round %d packet %d" % (round_, i)
+                assert await echo(client, payload, peer) == payload
+            await client.close()
+        assert not endpoint.core.allocations
+        if endpoint.native is not None:
+            assert endpoint.native.stats()["routes"] == 0
+            assert not endpoint.native.routed
+    peer_transport.close()
