@@ -503,10 +503,12 @@ class TurnServerEndpoint:
                     log.debug("send to %s failed: %s", addr, exc)
                 self.send_errors += 1
         while (event := core.poll_event()) is not None:
+            if native is not None:
+                event = native.complete(event)
             if isinstance(event, _TCP_EVENTS):
                 self._handle_tcp_event(event)
             elif self.on_event is not None:
-                self.on_event(native.complete(event) if native is not None else event)
+                self.on_event(event)
         deadline = core.next_deadline()
         if deadline != self._timer_at:
             if self._timer is not None:

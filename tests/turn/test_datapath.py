@@ -84,6 +84,28 @@ async def test_channel_data_both_ways_is_counted_into_the_log_event(data_path):
     assert deleted.bytes_to_peer == deleted.bytes_to_client == sum(sizes) + 40
 
 
+async def test_channel_data_length_field_is_obeyed(data_path):
+    """Section 12.4: bytes past the length are not relayed; a length past the datagram drops it."""
+    loop = asyncio.get_running_loop()
+    peer_transport, inbox = await loop.create_datagram_endpoint(Inbox, local_addr=("127.0.0.1", 0))
+    peer = peer_transport.get_extra_info("sockname")
+    async with turn_server(data_path) as (endpoint, server, _):
+        client = await open_turn_endpoint(server, USER, PASSWORD)
+        number = await client.bind_channel(peer)
+        raw = client.transport  # below the client: ChannelData written by hand
+        header = number.to_bytes(2, "big")
+        raw.sendto(header + (5).to_bytes(2, "big") + b"hello, and more")
+        assert await asyncio.wait_for(inbox.queue.get(), 5) == b"hello"
+        dropped = endpoint.core.stats.dropped + endpoint.core.stats.parse_errors
+        for length in (16, 0xFFFF):
+            raw.sendto(header + length.to_bytes(2, "big") + b"too short")
+        raw.sendto(header + (2).to_bytes(2, "big") + b"ok")
+        assert await asyncio.wait_for(inbox.queue.get(), 5) == b"ok"  # and nothing in between
+        assert endpoint.core.stats.dropped + endpoint.core.stats.parse_errors == dropped + 2
+        await client.close()
+    peer_transport.close()
+
+
 async def test_channel_data_stops_when_the_permission_expires(data_path):
     peer_transport, peer = await echo_peer()
     async with turn_server(data_path, permission_lifetime=1, sweep_interval=0.1) as (endpoint, server, _):
