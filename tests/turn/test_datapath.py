@@ -161,3 +161,33 @@ async def test_reused_relay_ports_never_get_another_allocations_traffic(data_pat
             assert endpoint.native.stats()["routes"] == 0
             assert not endpoint.native.routed
     peer_transport.close()
+
+
+async def test_random_datagrams_on_both_sides_leave_the_relay_working(data_path):
+    """Garbage from the bound client (often behind its own channel number) and from the peer's port."""
+    import random
+    import socket
+
+    rng = random.Random(5)
+    peer_transport, peer = await echo_peer()
+    async with turn_server(data_path) as (endpoint, server, _):
+        client = await open_turn_endpoint(server, USER, PASSWORD)
+        number = await client.bind_channel(peer)
+        raw = client.transport
+        stranger = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        for i in range(2000):
+            body = rng.randbytes(rng.randrange(0, 1500))
+            if i % 2:
+                raw.sendto(number.to_bytes(2, "big") + body)
+            else:
+                raw.sendto(body)
+            stranger.sendto(body, client.relayed_address)  # the peer's IP: Data indications, no channel
+            if i % 100 == 0:
+                await asyncio.sleep(0)
+        stranger.close()
+        with contextlib.suppress(asyncio.TimeoutError):
+            while True:  # what came back: echoes of valid ChannelData, the stranger's datagrams
+                await asyncio.wait_for(client.recvfrom(), 0.5)
+        assert await echo(client, b"still here", peer) == b"still here"
+        await client.close()
+    peer_transport.close()
