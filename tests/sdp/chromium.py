@@ -62,8 +62,16 @@ class Browser:
         request = urllib.request.Request(
             f"http://127.0.0.1:{self.port}/json/new?about:blank", method="PUT"
         )
-        with urllib.request.urlopen(request, timeout=5) as reply:
-            return json.load(reply)
+        # DevToolsActivePort can appear a moment before the endpoint accepts.
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                with urllib.request.urlopen(request, timeout=5) as reply:
+                    return json.load(reply)
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
 
     def close_page(self, target_id: str) -> None:
         url = f"http://127.0.0.1:{self.port}/json/close/{target_id}"
