@@ -338,6 +338,22 @@ static void hand_off(DataPath *dp, int fd, uint8_t kind, const struct sockaddr *
         dp->handoffs++;
 }
 
+/* Send `size` bytes of which `payload` are the application's, within the allocation's bandwidth cap.
+ * Returns 1 when sent; the caller counts the packet in its direction. */
+static int relay(DataPath *dp, Alloc *a, int fd, const uint8_t *data, size_t size, size_t payload,
+                 const Endpoint *to) {
+    mark_dirty(dp, a);
+    if (a->rate > 0 && !take_tokens(a, payload)) {
+        a->bandwidth_dropped++;
+        return 0;
+    }
+    if (sendto(fd, data, size, 0, (const struct sockaddr *)&to->sa, to->len) < 0) {
+        dp->send_errors++;
+        return 0;
+    }
+    return 1;
+}
+
 /* A datagram from a client on a listener (section 12.4): ChannelData with a route goes to its peer. */
 static void from_client(DataPath *dp, int fd, const struct sockaddr *from, uint8_t *data, size_t size) {
     if (size >= 4 && data[0] >= 0x40 && data[0] <= dp->top) {
@@ -348,18 +364,10 @@ static void from_client(DataPath *dp, int fd, const struct sockaddr *from, uint8
             key_of(from, &client);
             Route *r = find_client_route(dp, fd, &client, number);
             if (r != NULL && slot_valid(dp, r->relay_fd, r->relay_gen, KIND_RELAY)) {
-                Alloc *a = r->alloc;
-                mark_dirty(dp, a);
-                if (a->rate > 0 && !take_tokens(a, length)) {
-                    a->bandwidth_dropped++;
-                    return;
+                if (relay(dp, r->alloc, r->relay_fd, data + 4, length, length, &r->peer)) {
+                    r->alloc->packets_to_peer++;
+                    r->alloc->bytes_to_peer += length;
                 }
-                if (sendto(r->relay_fd, data + 4, length, 0, (struct sockaddr *)&r->peer.sa, r->peer.len) < 0) {
-                    dp->send_errors++;
-                    return;
-                }
-                a->packets_to_peer++;
-                a->bytes_to_peer += length;
                 return;
             }
         }
@@ -374,23 +382,15 @@ static void from_peer(DataPath *dp, int fd, const struct sockaddr *from, uint8_t
     key_of(from, &peer);
     Route *r = find_peer_route(dp, fd, &peer);
     if (r != NULL && slot_valid(dp, r->listener_fd, r->listener_gen, KIND_LISTENER)) {
-        Alloc *a = r->alloc;
-        mark_dirty(dp, a);
-        if (a->rate > 0 && !take_tokens(a, size)) {
-            a->bandwidth_dropped++;
-            return;
-        }
         uint8_t *head = data - 4;
         head[0] = (uint8_t)(r->number >> 8);
         head[1] = (uint8_t)r->number;
         head[2] = (uint8_t)(size >> 8);
         head[3] = (uint8_t)size;
-        if (sendto(r->listener_fd, head, size + 4, 0, (struct sockaddr *)&r->client.sa, r->client.len) < 0) {
-            dp->send_errors++;
-            return;
+        if (relay(dp, r->alloc, r->listener_fd, head, size + 4, size, &r->client)) {
+            r->alloc->packets_to_client++;
+            r->alloc->bytes_to_client += size;
         }
-        a->packets_to_client++;
-        a->bytes_to_client += size;
         return;
     }
     hand_off(dp, fd, KIND_RELAY, from, data, size);
