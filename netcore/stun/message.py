@@ -50,6 +50,10 @@ _MI256 = attrs.MESSAGE_INTEGRITY_SHA256
 _FP = attrs.FINGERPRINT
 _SIGNATURES = frozenset((_MI, _MI256, _FP))
 _ZEROS = bytes(3)
+# Signature value lengths that can verify: sections 14.5 and 14.6 (a truncated
+# HMAC-SHA256 of at least 16 bytes, in whole words).
+_MI_SIZES = (20,)
+_MI256_SIZES = (16, 20, 24, 28, 32)
 
 
 _HMAC_PADS: dict[str, dict[bytes, tuple[Any, Any]]] = {"sha1": {}, "sha256": {}}
@@ -366,17 +370,19 @@ class Message:
 
     def check_integrity(self, key: bytes) -> bool:
         """Verify MESSAGE-INTEGRITY (HMAC-SHA1, section 14.5) in constant time."""
-        return self._check_hmac(self._mi_at, key, "sha1")
+        return self._check_hmac(self._mi_at, key, "sha1", _MI_SIZES)
 
     def check_integrity_sha256(self, key: bytes) -> bool:
         """Verify MESSAGE-INTEGRITY-SHA256 (section 14.6); a truncated HMAC is allowed."""
-        return self._check_hmac(self._mi256_at, key, "sha256")
+        return self._check_hmac(self._mi256_at, key, "sha256", _MI256_SIZES)
 
-    def _check_hmac(self, at: int, key: bytes, digest: str) -> bool:
+    def _check_hmac(self, at: int, key: bytes, digest: str, sizes: tuple[int, ...]) -> bool:
         raw = self._raw
         if at < 0 or raw is None:
             return False
         (size,) = _unpack_length(raw, at + 2)
+        if size not in sizes:
+            return False  # an empty or short value would match a prefix of any MAC
         # The length field counts up to the end of this attribute (section 14.5).
         mac = _hmac(key, raw[:2] + _LENGTH.pack(at - HEADER_LENGTH + 4 + size) + raw[4:at], digest)
         return hmac.compare_digest(mac[:size], raw[at + 4 : at + 4 + size])

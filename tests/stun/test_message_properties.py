@@ -1,5 +1,7 @@
 """Property tests of the STUN codec: round trips, bad input, tampering."""
 
+import hmac
+
 import pytest
 from hypothesis import assume, given, strategies as st
 
@@ -154,6 +156,26 @@ def test_attributes_after_integrity_are_ignored_except_sha256_and_fingerprint():
     parsed = Message.parse(forged)
     assert a.SOFTWARE not in parsed
     assert parsed.get(a.USERNAME) == "u"
+
+
+@pytest.mark.parametrize(
+    "attr_type, size",
+    [(a.MESSAGE_INTEGRITY, size) for size in (0, 4, 16, 20)]
+    + [(a.MESSAGE_INTEGRITY_SHA256, size) for size in (0, 4, 12, 16, 28, 32, 36)],
+)
+def test_only_the_mac_lengths_of_the_rfc_verify(attr_type, size):
+    # The right MAC cut to a length the RFC does not allow, down to nothing,
+    # must not authenticate: a prefix that short is guessable (14.5, 14.6).
+    key = b"secret key"
+    digest = "sha1" if attr_type == a.MESSAGE_INTEGRITY else "sha256"
+    body = bytes.fromhex("0006000175000000") + attr_type.to_bytes(2, "big") + size.to_bytes(2, "big")
+    head = bytes.fromhex("0001") + (len(body) + size).to_bytes(2, "big") + a._COOKIE_BYTES + bytes(12)
+    mac = hmac.new(key, head + body[:-4], digest).digest()
+    parsed = Message.parse(head + body + mac[:size].ljust(size, b"\x00"))
+    if attr_type == a.MESSAGE_INTEGRITY:
+        assert parsed.check_integrity(key) == (size == 20)
+    else:
+        assert parsed.check_integrity_sha256(key) == (size in (16, 20, 24, 28, 32))
 
 
 @pytest.mark.parametrize(
