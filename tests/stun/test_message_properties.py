@@ -7,7 +7,7 @@ from hypothesis import assume, given, strategies as st
 
 from netcore.stun import attributes as a
 from netcore.stun.errors import StunParseError
-from netcore.stun.message import Message, MessageClass
+from netcore.stun.message import _LAYOUTS, HEADER_LENGTH, Message, MessageClass
 
 tids = st.binary(min_size=12, max_size=12)
 ipv4 = st.ip_addresses(v=4).map(str)
@@ -137,6 +137,88 @@ def test_flipping_any_bit_breaks_integrity(attributes, tid, data):
         return
     assert not (tampered.check_integrity(key) and tampered.check_integrity_sha256(key))
     assert not tampered.check_integrity_sha256(key)
+
+
+def _observed(raw: bytes, key: bytes) -> tuple:
+    """Everything a caller can read from ``raw``: lazy look-ups first, then the list."""
+    try:
+        message = Message.parse(raw)
+    except StunParseError as exc:
+        return ("StunParseError", str(exc))
+    # Every attribute type sits at an even offset, so these include them all.
+    types = sorted({int.from_bytes(raw[i : i + 2], "big") for i in range(HEADER_LENGTH, len(raw) - 1, 2)})
+
+    def look_ups() -> list:
+        found = []
+        for attr_type in types:
+            try:
+                value = message.get(attr_type)
+            except StunParseError as exc:
+                value = ("StunParseError", str(exc))
+            found.append((attr_type, attr_type in message, message.get_raw(attr_type), value))
+        return found
+
+    lazy = look_ups()  # through the layout
+    attributes = list(message.attributes)
+    assert look_ups() == lazy  # through the list the layout made
+    return (
+        message.method,
+        message.message_class,
+        message.transaction_id,
+        attributes,
+        lazy,
+        (message.has_integrity, message.has_integrity_sha256, message.has_fingerprint),
+        (message.check_integrity(key), message.check_integrity_sha256(key), message.check_fingerprint()),
+        message.encode(key, integrity_sha256_key=key, fingerprint=True),
+        repr(message),
+    )
+
+
+def _layout_bytes(raw: bytes) -> tuple[list[int], list[int]]:
+    """Offsets of the attribute header bytes and of the padding bytes of a well-formed message."""
+    headers, padding, at = [], [], HEADER_LENGTH
+    while at < len(raw):
+        length = int.from_bytes(raw[at + 2 : at + 4], "big")
+        headers += range(at, at + 4)
+        padding += range(at + 4 + length, at + 4 + length + (-length & 3))
+        at += 4 + length + (-length & 3)
+    return headers, padding
+
+
+def _walked(raw: bytes, key: bytes) -> tuple:
+    _LAYOUTS.clear()  # nothing cached: the full walk
+    return _observed(raw, key)
+
+
+@given(st.lists(attribute, max_size=5), tids, st.booleans(), st.booleans(), st.booleans(), st.data())
+def test_a_cached_layout_gives_what_the_full_walk_gives(attributes, tid, mi, mi256, fingerprint, data):
+    key = b"secret key"
+
+    def encoded(attributes):
+        message = Message(1, MessageClass.REQUEST, tid)
+        for attr_type, value in attributes:
+            message.add(attr_type, value)
+        return message.encode(key if mi else None, integrity_sha256_key=key if mi256 else None, fingerprint=fingerprint)
+
+    raw = encoded(attributes)
+    headers, padding = _layout_bytes(raw)
+    # Same length, other bytes: the same attributes in another order (another
+    # layout), spaces for padding (RFC 5769 pads so), then any bytes after the
+    # header changed, mostly where the layout is.
+    others = [encoded(data.draw(st.permutations(attributes)))]
+    others.append(bytes(0x20 if at in padding else byte for at, byte in enumerate(raw)))
+    if len(raw) > HEADER_LENGTH:
+        at = st.one_of(st.sampled_from(headers + padding), st.integers(HEADER_LENGTH, len(raw) - 1))
+        changed = bytearray(raw)
+        for position, byte in data.draw(st.lists(st.tuples(at, st.integers(0, 255)), min_size=1, max_size=4)):
+            changed[position] = byte
+        others.append(bytes(changed))
+    expected = {other: _walked(other, key) for other in [raw, *others]}
+    for other in others:
+        _walked(raw, key)  # caches the layout of raw
+        assert _observed(raw, key) == expected[raw]  # the same bytes again
+        assert _observed(other, key) == expected[other]  # checked against raw's layout
+        assert _observed(other, key) == expected[other]  # against its own, or raw's again
 
 
 def test_unknown_comprehension_required_attributes_are_reported():
