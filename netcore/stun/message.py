@@ -65,24 +65,30 @@ _SIGNATURES = frozenset((_MI, _MI256, _FP))
 _ZEROS = bytes(3)
 
 
-_HMAC_PADS: dict[str, dict[bytes, tuple[Any, Any]]] = {"sha1": {}, "sha256": {}}
-
-
-def _hmac(key: bytes, data: bytes, digest: str) -> bytes:
-    """HMAC (RFC 2104) with the keyed inner and outer states cached per key.
+class _KeyedStates(dict):  # type: ignore[type-arg]
+    """HMAC's (RFC 2104) inner and outer hash states after the padded key, by key.
 
     A STUN agent signs and checks many messages with few keys; starting from
-    the cached states saves the key schedule on every message.
+    the cached states saves the key schedule on every message (OpenSSL's
+    one-shot HMAC does it each time and is slower here).
     """
-    cache = _HMAC_PADS[digest]
-    pads = cache.get(key)
-    if pads is None:
-        if len(cache) >= 1024:
-            cache.clear()  # bounded whatever the peers send
-        pads = cache[key] = _make_pads(key, digest)
-    inner = pads[0].copy()
+
+    def __init__(self, digest: str) -> None:
+        super().__init__()
+        self.digest = digest
+
+    def __missing__(self, key: bytes) -> tuple[Any, Any]:
+        if len(self) >= 1024:
+            self.clear()  # bounded whatever the peers send
+        pads = self[key] = _make_pads(key, self.digest)
+        return pads
+
+
+def _hmac(key: bytes, data: bytes, states: _KeyedStates) -> bytes:
+    inner, outer = states[key]
+    inner = inner.copy()
     inner.update(data)
-    outer = pads[1].copy()
+    outer = outer.copy()
     outer.update(inner.digest())
     return outer.digest()
 
@@ -97,6 +103,11 @@ def _make_pads(key: bytes, digest: str) -> tuple[Any, Any]:
         constructor(bytes(b ^ 0x36 for b in key)),
         constructor(bytes(b ^ 0x5C for b in key)),
     )
+
+
+_SHA1_STATES = _KeyedStates("sha1")
+_SHA256_STATES = _KeyedStates("sha256")
+_compare_digest = hmac.compare_digest
 
 
 class MessageClass(enum.IntEnum):
@@ -246,24 +257,26 @@ _LAYOUTS: dict[int, _Layout] = {}  # message length -> the layout last parsed at
 _UNPARSED = _walk(bytes(HEADER_LENGTH), HEADER_LENGTH)  # a built message: no signatures read
 
 
-def _layout(data: bytes, size: int) -> _Layout:
-    """The cached layout if this message's headers and padding match it, else a fresh walk."""
-    layout = _LAYOUTS.get(size)
-    if layout is not None and layout.unpack(data) == layout.expected:
-        return layout
-    layout = _walk(data, size)
+def _remember(size: int, layout: _Layout) -> _Layout:
     if len(_LAYOUTS) >= 256:
         _LAYOUTS.clear()  # bounded whatever the peers send
     _LAYOUTS[size] = layout
     return layout
 
 
-def _covered(raw: bytes, signature: _Signature) -> bytes:
-    """The bytes a MAC or CRC covers: up to the signature, with its length field (14.5-14.7)."""
-    at, _, length_field = signature
-    if length_field is None:
-        return raw[:at]
-    return raw[:2] + length_field + raw[4:at]
+def _verify_hmac(raw: bytes, signature: _Signature | None, key: bytes, states: _KeyedStates) -> bool:
+    """Check a MESSAGE-INTEGRITY(-SHA256) value in constant time (sections 14.5, 14.6)."""
+    if signature is None:
+        return False
+    at, where, length_field = signature
+    inner, outer = states[key]
+    inner = inner.copy()
+    # Covered: the message up to the attribute, the header's length field counting to its end.
+    inner.update(raw[:at] if length_field is None else raw[:2] + length_field + raw[4:at])
+    outer = outer.copy()
+    outer.update(inner.digest())
+    mac = raw[where]
+    return _compare_digest(outer.digest()[: len(mac)], mac)
 
 
 def random_transaction_id(random: Callable[[int], bytes] = os.urandom) -> bytes:
@@ -352,19 +365,21 @@ class Message:
         body = b"".join(parts)
         message_type = _message_type(self.method, self.message_class)
         if integrity_key is not None:
-            body += self._signature(message_type, body, _MI, 20, integrity_key, "sha1")
+            body += self._signature(message_type, body, _MI, 20, integrity_key, _SHA1_STATES)
         if integrity_sha256_key is not None:
-            body += self._signature(message_type, body, _MI256, 32, integrity_sha256_key, "sha256")
+            body += self._signature(message_type, body, _MI256, 32, integrity_sha256_key, _SHA256_STATES)
         if fingerprint:
             head = HEADER.pack(message_type, len(body) + 8, MAGIC_COOKIE, self.transaction_id)
             crc = zlib.crc32(body, zlib.crc32(head)) ^ FINGERPRINT_XOR
             body += _TLV.pack(_FP, 4) + _U32.pack(crc)
         return HEADER.pack(message_type, len(body), MAGIC_COOKIE, self.transaction_id) + body
 
-    def _signature(self, message_type: int, body: bytes, attr_type: int, size: int, key: bytes, digest: str) -> bytes:
+    def _signature(
+        self, message_type: int, body: bytes, attr_type: int, size: int, key: bytes, states: _KeyedStates
+    ) -> bytes:
         # Section 14.5: the length field counts up to the end of the integrity attribute.
         head = HEADER.pack(message_type, len(body) + 4 + size, MAGIC_COOKIE, self.transaction_id)
-        return _TLV.pack(attr_type, size) + _hmac(key, head + body, digest)
+        return _TLV.pack(attr_type, size) + _hmac(key, head + body, states)
 
     # -- parsing ------------------------------------------------------------------
 
@@ -381,7 +396,8 @@ class Message:
         size = len(data)
         if size < HEADER_LENGTH:
             raise StunParseError(f"{size} bytes is shorter than a STUN header")
-        data = bytes(data)
+        if type(data) is not bytes:
+            data = bytes(data)
         message_type, length, cookie, transaction_id = _unpack_header(data)
         if message_type & 0xC000:
             raise StunParseError("the two most significant bits are not zero")
@@ -397,7 +413,10 @@ class Message:
         message.transaction_id = transaction_id
         message._attributes = None
         message._raw = data
-        message._layout = _layout(data, size)
+        layout = _LAYOUTS.get(size)
+        if layout is None or layout.unpack(data) != layout.expected:
+            layout = _remember(size, _walk(data, size))
+        message._layout = layout
         return message
 
     # -- reading ----------------------------------------------------------------
@@ -470,18 +489,11 @@ class Message:
 
     def check_integrity(self, key: bytes) -> bool:
         """Verify MESSAGE-INTEGRITY (HMAC-SHA1, section 14.5) in constant time."""
-        return self._check_hmac(self._layout.mi, key, "sha1")
+        return _verify_hmac(self._raw, self._layout.mi, key, _SHA1_STATES)
 
     def check_integrity_sha256(self, key: bytes) -> bool:
         """Verify MESSAGE-INTEGRITY-SHA256 (section 14.6); a truncated HMAC is allowed."""
-        return self._check_hmac(self._layout.mi256, key, "sha256")
-
-    def _check_hmac(self, signature: _Signature | None, key: bytes, digest: str) -> bool:
-        if signature is None:
-            return False
-        raw = self._raw
-        mac = raw[signature[1]]
-        return hmac.compare_digest(_hmac(key, _covered(raw, signature), digest)[: len(mac)], mac)
+        return _verify_hmac(self._raw, self._layout.mi256, key, _SHA256_STATES)
 
     def check_fingerprint(self) -> bool:
         """Verify FINGERPRINT (CRC-32 XOR 0x5354554e, section 14.7)."""
@@ -489,7 +501,10 @@ class Message:
         if fp is None:
             return False
         raw = self._raw
-        return zlib.crc32(_covered(raw, fp)) ^ FINGERPRINT_XOR == _unpack_u32(raw, fp[0] + 4)[0]
+        at, _, length_field = fp
+        # Covered: the message up to FINGERPRINT, the header's length field counting to its end.
+        crc = zlib.crc32(raw[:at] if length_field is None else raw[:2] + length_field + raw[4:at])
+        return crc ^ FINGERPRINT_XOR == _unpack_u32(raw, at + 4)[0]
 
     # -- convenience --------------------------------------------------------------
 
