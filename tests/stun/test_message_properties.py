@@ -221,6 +221,22 @@ def test_a_cached_layout_gives_what_the_full_walk_gives(attributes, tid, mi, mi2
         assert _observed(other, key) == expected[other]  # against its own, or raw's again
 
 
+def test_the_layout_cache_is_bounded():
+    _LAYOUTS.clear()
+    for count in range(600):  # 600 lengths
+        Message.parse(Message(1, MessageClass.REQUEST).add_raw(0x8888, bytes(4 * count)).encode())
+    assert len(_LAYOUTS) == 512
+    assert HEADER_LENGTH + 4 not in _LAYOUTS  # the oldest went
+    assert HEADER_LENGTH + 4 + 4 * 599 in _LAYOUTS
+    many = Message(1, MessageClass.REQUEST)
+    for _ in range(200):
+        many.add_raw(0x8888, b"")
+    raw = many.encode()
+    _LAYOUTS.clear()
+    assert len(Message.parse(raw).attributes) == 200
+    assert len(raw) not in _LAYOUTS  # walked every time rather than held
+
+
 def test_unknown_comprehension_required_attributes_are_reported():
     message = Message(1, MessageClass.REQUEST).add_raw(0x7777, b"x").add_raw(0xC001, b"y").add_raw(0x7777, b"z")
     parsed = Message.parse(message.encode())
