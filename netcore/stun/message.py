@@ -1,10 +1,26 @@
 """The STUN message: header, attributes in wire order, integrity and fingerprint.
 
 RFC 8489 section 5 (header), 14 (attributes), 14.5-14.7 (MESSAGE-INTEGRITY,
-MESSAGE-INTEGRITY-SHA256, FINGERPRINT). Parsing walks the attributes once and
-keeps each value as raw bytes; values are decoded on access through the
-attribute registry, so a relay that only needs a channel number or a peer
+MESSAGE-INTEGRITY-SHA256, FINGERPRINT). Parsing keeps the datagram and finds
+where each attribute is; values are sliced out and decoded on access through
+the attribute registry, so a relay that only needs a channel number or a peer
 address pays for nothing else.
+
+Every datagram of a STUN or TURN server goes through :meth:`Message.parse`,
+and an interpreter loop over the attributes used to be most of its cost.
+What that walk finds (which attributes count, where they and the signatures
+are, any non-zero padding) depends only on the attribute headers, types and
+lengths, and on the padding bytes of the attributes kept, never on the
+values. A peer sends the same layout again and again (an agent's ICE checks
+differ in transaction id, PRIORITY and MAC), so the result of one walk is kept
+per message length, with a ``struct`` that reads all those header and padding
+bytes in one ``unpack_from`` call. If they read the same in the next message
+of that length, its walk would go exactly the same way and is skipped;
+otherwise the message is walked and its layout replaces the cached one. A hit
+costs about a quarter of the old walk, a miss about twice it (building the
+struct). At most 512 layouts are kept (every length of a datagram within a
+1500-byte MTU), the oldest going first, and a message of more than about 64
+attributes is never cached, so whatever peers send the cache stays small.
 
 Integrity and fingerprint attributes are always written last, in the order
 MESSAGE-INTEGRITY, MESSAGE-INTEGRITY-SHA256, FINGERPRINT (section 6.3), from
@@ -52,24 +68,30 @@ _SIGNATURES = frozenset((_MI, _MI256, _FP))
 _ZEROS = bytes(3)
 
 
-_HMAC_PADS: dict[str, dict[bytes, tuple[Any, Any]]] = {"sha1": {}, "sha256": {}}
-
-
-def _hmac(key: bytes, data: bytes, digest: str) -> bytes:
-    """HMAC (RFC 2104) with the keyed inner and outer states cached per key.
+class _KeyedStates(dict):  # type: ignore[type-arg]
+    """HMAC's (RFC 2104) inner and outer hash states after the padded key, by key.
 
     A STUN agent signs and checks many messages with few keys; starting from
-    the cached states saves the key schedule on every message.
+    the cached states saves the key schedule on every message (OpenSSL's
+    one-shot HMAC does it each time and is slower here).
     """
-    cache = _HMAC_PADS[digest]
-    pads = cache.get(key)
-    if pads is None:
-        if len(cache) >= 1024:
-            cache.clear()  # bounded whatever the peers send
-        pads = cache[key] = _make_pads(key, digest)
-    inner = pads[0].copy()
+
+    def __init__(self, digest: str) -> None:
+        super().__init__()
+        self.digest = digest
+
+    def __missing__(self, key: bytes) -> tuple[Any, Any]:
+        if len(self) >= 1024:
+            self.clear()  # bounded whatever the peers send
+        pads = self[key] = _make_pads(key, self.digest)
+        return pads
+
+
+def _hmac(key: bytes, data: bytes, states: _KeyedStates) -> bytes:
+    inner, outer = states[key]
+    inner = inner.copy()
     inner.update(data)
-    outer = pads[1].copy()
+    outer = outer.copy()
     outer.update(inner.digest())
     return outer.digest()
 
@@ -84,6 +106,11 @@ def _make_pads(key: bytes, digest: str) -> tuple[Any, Any]:
         constructor(bytes(b ^ 0x36 for b in key)),
         constructor(bytes(b ^ 0x5C for b in key)),
     )
+
+
+_SHA1_STATES = _KeyedStates("sha1")
+_SHA256_STATES = _KeyedStates("sha256")
+_compare_digest = hmac.compare_digest
 
 
 class MessageClass(enum.IntEnum):
@@ -136,6 +163,130 @@ _unpack_length = _LENGTH.unpack_from
 _unpack_u32 = _U32.unpack_from
 
 
+# -- where the attributes are (section 14) ------------------------------------
+
+# What may still count after each signature (sections 14.5-14.7); any other
+# attribute after it is ignored. Before the first signature everything counts.
+_COUNTING_AFTER: dict[int, frozenset[int]] = {
+    _MI: frozenset((_MI256, _FP)),
+    _MI256: frozenset((_FP,)),
+    _FP: frozenset(),
+}
+
+# Signature value lengths that can verify: sections 14.5, 14.6 (a truncated
+# HMAC-SHA256 of at least 16 bytes, in whole words) and 14.7.
+_SIGNATURE_SIZES: dict[int, tuple[int, ...]] = {_MI: (20,), _MI256: (16, 20, 24, 28, 32), _FP: (4,)}
+
+# (at, value, length field): a signature attribute's offset, the slice of its
+# value, and the header length field its MAC or CRC was computed with (it
+# counts up to the end of the signature), None when the header already has it.
+_Signature = tuple[int, slice, "bytes | None"]
+
+
+class _Layout:
+    """Where a message's attributes are: the outcome of one walk.
+
+    ``spans`` are the attributes that count, as ``(type, slice of the
+    datagram)`` in wire order; ``first`` maps each type to its first slice.
+    ``pads`` holds the padding of attributes whose padding is not zero, by
+    index. ``mi``, ``mi256``, ``fp`` are what checking each signature needs,
+    or None if it is absent or of a length that cannot verify. ``unpack``
+    reads every byte the walk depended on; ``expected`` is what it read from
+    the walked message.
+    """
+
+    __slots__ = ("spans", "first", "pads", "mi", "mi256", "fp", "unpack", "expected")
+
+    def __init__(
+        self,
+        data: bytes,
+        spans: tuple[tuple[int, slice], ...],
+        pads: dict[int, bytes] | None,
+        signatures: dict[int, _Signature],
+        reader: struct.Struct,
+    ) -> None:
+        self.spans = spans
+        self.first = dict(reversed(spans))  # the first of each type wins
+        self.pads = pads
+        self.mi = signatures.get(_MI)
+        self.mi256 = signatures.get(_MI256)
+        self.fp = signatures.get(_FP)
+        self.unpack = reader.unpack_from
+        self.expected = self.unpack(data)
+
+
+def _walk(data: bytes, size: int) -> _Layout:
+    """Find the attributes of a message whose header checked out (section 14).
+
+    Builds as it goes the struct format that reads back every byte the
+    outcome depends on: each attribute header, and the padding of the
+    attributes kept (only to re-encode non-zero padding).
+    """
+    spans: list[tuple[int, slice]] = []
+    pads: dict[int, bytes] | None = None
+    signatures: dict[int, _Signature] = {}
+    counting: frozenset[int] | None = None  # None: everything counts
+    fmt, read_to = ["!"], 0
+    offset = HEADER_LENGTH
+    while offset < size:
+        attr_type, length = _unpack_tlv(data, offset)  # offset + 4 <= size: both are multiples of 4
+        end = offset + 4 + length
+        if end > size:
+            raise StunParseError(f"attribute {attribute_name(attr_type)} overruns the message")
+        fmt.append(f"{offset - read_to}xHH")
+        read_to = offset + 4
+        padded = end + (-length & 3)
+        if counting is None or attr_type in counting:
+            where = slice(read_to, end)
+            spans.append((attr_type, where))
+            if attr_type in _COUNTING_AFTER:
+                counting = _COUNTING_AFTER[attr_type]
+                if length in _SIGNATURE_SIZES[attr_type]:
+                    # The length field it was computed with counts up to its end (14.5-14.7).
+                    signatures[attr_type] = offset, where, None if end == size else _LENGTH.pack(end - HEADER_LENGTH)
+            elif padded > end:
+                fmt.append(f"{end - read_to}x{padded - end}s")
+                read_to = padded
+                if data[end:padded] != _ZEROS[: padded - end]:
+                    if pads is None:
+                        pads = {}
+                    pads[len(spans) - 1] = data[end:padded]
+        offset = padded
+    if offset != size:
+        raise StunParseError("attribute padding overruns the message")
+    return _Layout(data, tuple(spans), pads, signatures, struct.Struct("".join(fmt)))
+
+
+_LAYOUTS: dict[int, _Layout] = {}  # message length -> the layout last walked at that length
+_LAYOUTS_MAX = 512  # every length a datagram within a 1500-byte MTU can have
+_LAYOUT_FIELDS_MAX = 160  # headers and padding read back; about 64 attributes, more are walked every time
+_UNPARSED = _walk(bytes(HEADER_LENGTH), HEADER_LENGTH)  # a built message: no signatures read
+
+
+def _remember(size: int, layout: _Layout) -> _Layout:
+    """Cache ``layout``; bounded in count, oldest out, and in what one layout holds."""
+    if len(layout.expected) <= _LAYOUT_FIELDS_MAX:
+        if len(_LAYOUTS) >= _LAYOUTS_MAX:
+            del _LAYOUTS[next(iter(_LAYOUTS))]
+        _LAYOUTS[size] = layout
+    return layout
+
+
+def _verify_hmac(raw: bytes, signature: _Signature | None, key: bytes, states: _KeyedStates) -> bool:
+    """Check a MESSAGE-INTEGRITY(-SHA256) value in constant time (sections 14.5, 14.6)."""
+    if signature is None:
+        return False
+    at, where, length_field = signature
+    inner, outer = states[key]
+    inner = inner.copy()
+    # Covered: the message up to the attribute, the header's length field counting to its end.
+    inner.update(raw[:at] if length_field is None else raw[:2] + length_field + raw[4:at])
+    outer = outer.copy()
+    outer.update(inner.digest())
+    mac = raw[where]
+    return _compare_digest(outer.digest()[: len(mac)], mac)
+
+
 def random_transaction_id(random: Callable[[int], bytes] = os.urandom) -> bytes:
     return random(12)
 
@@ -144,20 +295,11 @@ class Message:
     """One STUN message.
 
     ``attributes`` is the list of ``(type, raw_value)`` in wire order, repeats
-    kept. :meth:`get` decodes a value through the attribute registry.
+    kept; a parsed message makes it from its datagram on first use.
+    :meth:`get` decodes a value through the attribute registry.
     """
 
-    __slots__ = (
-        "method",
-        "message_class",
-        "transaction_id",
-        "attributes",
-        "_raw",
-        "_mi_at",
-        "_mi256_at",
-        "_fp_at",
-        "_pads",
-    )
+    __slots__ = ("method", "message_class", "transaction_id", "_attributes", "_raw", "_layout")
 
     def __init__(
         self,
@@ -173,10 +315,22 @@ class Message:
         self.method = method
         self.message_class = message_class
         self.transaction_id = transaction_id
-        self.attributes: list[tuple[int, bytes]] = attributes if attributes is not None else []
+        self._attributes: list[tuple[int, bytes]] | None = attributes if attributes is not None else []
         self._raw: bytes | None = None
-        self._mi_at = self._mi256_at = self._fp_at = -1
-        self._pads: dict[int, bytes] | None = None
+        self._layout = _UNPARSED
+
+    @property
+    def attributes(self) -> list[tuple[int, bytes]]:
+        # Builders read _attributes directly when set: they run per packet too.
+        attributes = self._attributes
+        if attributes is None:  # parsed, not yet asked for
+            raw = self._raw
+            attributes = self._attributes = [(t, raw[where]) for t, where in self._layout.spans]
+        return attributes
+
+    @attributes.setter
+    def attributes(self, attributes: list[tuple[int, bytes]]) -> None:
+        self._attributes = attributes
 
     # -- building ---------------------------------------------------------------
 
@@ -185,13 +339,15 @@ class Message:
         codec = codec_for(attr_type)
         if codec is None:
             raise UsageError(f"no codec registered for attribute {attr_type:#06x}; use add_raw")
-        self.attributes.append((attr_type, codec.encode(value, self.transaction_id)))
+        attributes = self._attributes if self._attributes is not None else self.attributes
+        attributes.append((attr_type, codec.encode(value, self.transaction_id)))
         return self
 
     def add_raw(self, attr_type: int, value: bytes) -> Message:
         if not 0 <= attr_type <= 0xFFFF or len(value) > 0xFFFF:
             raise UsageError("attribute type or value length out of range")
-        self.attributes.append((attr_type, bytes(value)))
+        attributes = self._attributes if self._attributes is not None else self.attributes
+        attributes.append((attr_type, bytes(value)))
         return self
 
     def encode(
@@ -203,8 +359,9 @@ class Message:
     ) -> bytes:
         """Serialize; sign with MESSAGE-INTEGRITY(-SHA256) and add FINGERPRINT as asked."""
         parts = []
-        pads = self._pads
-        for index, (attr_type, value) in enumerate(self.attributes):
+        pads = self._layout.pads
+        attributes = self._attributes if self._attributes is not None else self.attributes
+        for index, (attr_type, value) in enumerate(attributes):
             if attr_type in _SIGNATURES:
                 continue
             length = len(value)
@@ -216,19 +373,21 @@ class Message:
         body = b"".join(parts)
         message_type = _message_type(self.method, self.message_class)
         if integrity_key is not None:
-            body += self._signature(message_type, body, _MI, 20, integrity_key, "sha1")
+            body += self._signature(message_type, body, _MI, 20, integrity_key, _SHA1_STATES)
         if integrity_sha256_key is not None:
-            body += self._signature(message_type, body, _MI256, 32, integrity_sha256_key, "sha256")
+            body += self._signature(message_type, body, _MI256, 32, integrity_sha256_key, _SHA256_STATES)
         if fingerprint:
             head = HEADER.pack(message_type, len(body) + 8, MAGIC_COOKIE, self.transaction_id)
             crc = zlib.crc32(body, zlib.crc32(head)) ^ FINGERPRINT_XOR
             body += _TLV.pack(_FP, 4) + _U32.pack(crc)
         return HEADER.pack(message_type, len(body), MAGIC_COOKIE, self.transaction_id) + body
 
-    def _signature(self, message_type: int, body: bytes, attr_type: int, size: int, key: bytes, digest: str) -> bytes:
+    def _signature(
+        self, message_type: int, body: bytes, attr_type: int, size: int, key: bytes, states: _KeyedStates
+    ) -> bytes:
         # Section 14.5: the length field counts up to the end of the integrity attribute.
         head = HEADER.pack(message_type, len(body) + 4 + size, MAGIC_COOKIE, self.transaction_id)
-        return _TLV.pack(attr_type, size) + _hmac(key, head + body, digest)
+        return _TLV.pack(attr_type, size) + _hmac(key, head + body, states)
 
     # -- parsing ------------------------------------------------------------------
 
@@ -236,16 +395,17 @@ class Message:
     def parse(cls, data: bytes) -> Message:
         """Parse one whole datagram; raise StunParseError if it is not STUN.
 
-        One pass over the attributes (section 14), with the rules on what
-        may follow MESSAGE-INTEGRITY, MESSAGE-INTEGRITY-SHA256 and FINGERPRINT
-        applied as it goes: anything else after them is ignored (sections
-        14.5-14.7). Written flat because every datagram of a STUN or TURN
-        server goes through it.
+        Checks the header (section 5), then finds the attributes with the
+        rules on what may follow MESSAGE-INTEGRITY, MESSAGE-INTEGRITY-SHA256
+        and FINGERPRINT (sections 14.5-14.7): from the layout cache when the
+        message's attribute headers match the last message of its length,
+        else by walking them.
         """
         size = len(data)
         if size < HEADER_LENGTH:
             raise StunParseError(f"{size} bytes is shorter than a STUN header")
-        data = bytes(data)
+        if type(data) is not bytes:
+            data = bytes(data)
         message_type, length, cookie, transaction_id = _unpack_header(data)
         if message_type & 0xC000:
             raise StunParseError("the two most significant bits are not zero")
@@ -256,80 +416,51 @@ class Message:
         split = _TYPES.get(message_type)
         if split is None:
             split = _TYPES[message_type] = _split_type(message_type)
-
-        attributes: list[tuple[int, bytes]] = []
-        append = attributes.append
-        signed = False
-        mi_at = mi256_at = fp_at = -1
-        pads = None
-        offset = HEADER_LENGTH
-        while offset < size:
-            attr_type, length = _unpack_tlv(data, offset)  # offset + 4 <= size: both are multiples of 4
-            end = offset + 4 + length
-            if attr_type not in _SIGNATURES:
-                if end > size:
-                    raise StunParseError(f"attribute {attribute_name(attr_type)} overruns the message")
-                if not signed:  # attributes after a signature are ignored
-                    append((attr_type, data[offset + 4 : end]))
-                    if length & 3:
-                        padded = end + 4 - (length & 3)
-                        if data[end:padded] != _ZEROS[: padded - end]:
-                            if pads is None:
-                                pads = {}
-                            pads[len(attributes) - 1] = data[end:padded]
-                offset = end + (-length & 3)
-                continue
-            if end > size:
-                raise StunParseError(f"attribute {attribute_name(attr_type)} overruns the message")
-            if fp_at >= 0:
-                pass  # nothing counts after FINGERPRINT
-            elif attr_type == _FP:
-                fp_at = offset
-                append((attr_type, data[offset + 4 : end]))
-            elif attr_type == _MI256:
-                if mi256_at < 0:
-                    mi256_at = offset
-                    append((attr_type, data[offset + 4 : end]))
-            elif mi_at < 0 and mi256_at < 0:
-                mi_at = offset
-                append((attr_type, data[offset + 4 : end]))
-            signed = True
-            offset = end + (-length & 3)
-        if offset != size:
-            raise StunParseError("attribute padding overruns the message")
-
         message = cls.__new__(cls)
         message.method, message.message_class = split
         message.transaction_id = transaction_id
-        message.attributes = attributes
+        message._attributes = None
         message._raw = data
-        message._mi_at = mi_at
-        message._mi256_at = mi256_at
-        message._fp_at = fp_at
-        message._pads = pads
+        layout = _LAYOUTS.get(size)
+        if layout is None or layout.unpack(data) != layout.expected:
+            layout = _remember(size, _walk(data, size))
+        message._layout = layout
         return message
 
     # -- reading ----------------------------------------------------------------
 
     def get(self, attr_type: int, default: Any = None) -> Any:
         """The decoded value of the first ``attr_type`` attribute, or ``default``."""
-        for t, value in self.attributes:
-            if t == attr_type:
-                decode = DECODERS.get(t)
-                return value if decode is None else decode(value, self.transaction_id)
-        return default
+        if self._attributes is None:
+            where = self._layout.first.get(attr_type)
+            if where is None:
+                return default
+            value = self._raw[where]
+        else:
+            for t, value in self._attributes:
+                if t == attr_type:
+                    break
+            else:
+                return default
+        decode = DECODERS.get(attr_type)
+        return value if decode is None else decode(value, self.transaction_id)
 
     def get_all(self, attr_type: int) -> list[Any]:
         return [self._decode(t, v) for t, v in self.attributes if t == attr_type]
 
     def get_raw(self, attr_type: int) -> bytes | None:
-        for t, value in self.attributes:
+        if self._attributes is None:
+            where = self._layout.first.get(attr_type)
+            return None if where is None else self._raw[where]
+        for t, value in self._attributes:
             if t == attr_type:
                 return value
         return None
 
     def __contains__(self, attr_type: int) -> bool:
-        for t, _ in self.attributes:
+        if self._attributes is None:
+            return attr_type in self._layout.first
+        for t, _ in self._attributes:
             if t == attr_type:
                 return True
         return False
@@ -354,41 +485,34 @@ class Message:
 
     @property
     def has_integrity(self) -> bool:
-        return self._mi_at >= 0
+        return _MI in self._layout.first
 
     @property
     def has_integrity_sha256(self) -> bool:
-        return self._mi256_at >= 0
+        return _MI256 in self._layout.first
 
     @property
     def has_fingerprint(self) -> bool:
-        return self._fp_at >= 0
+        return _FP in self._layout.first
 
     def check_integrity(self, key: bytes) -> bool:
         """Verify MESSAGE-INTEGRITY (HMAC-SHA1, section 14.5) in constant time."""
-        return self._check_hmac(self._mi_at, key, "sha1")
+        return _verify_hmac(self._raw, self._layout.mi, key, _SHA1_STATES)
 
     def check_integrity_sha256(self, key: bytes) -> bool:
         """Verify MESSAGE-INTEGRITY-SHA256 (section 14.6); a truncated HMAC is allowed."""
-        return self._check_hmac(self._mi256_at, key, "sha256")
-
-    def _check_hmac(self, at: int, key: bytes, digest: str) -> bool:
-        raw = self._raw
-        if at < 0 or raw is None:
-            return False
-        (size,) = _unpack_length(raw, at + 2)
-        # The length field counts up to the end of this attribute (section 14.5).
-        mac = _hmac(key, raw[:2] + _LENGTH.pack(at - HEADER_LENGTH + 4 + size) + raw[4:at], digest)
-        return hmac.compare_digest(mac[:size], raw[at + 4 : at + 4 + size])
+        return _verify_hmac(self._raw, self._layout.mi256, key, _SHA256_STATES)
 
     def check_fingerprint(self) -> bool:
         """Verify FINGERPRINT (CRC-32 XOR 0x5354554e, section 14.7)."""
-        raw = self._raw
-        at = self._fp_at
-        if at < 0 or raw is None or raw[at + 2 : at + 4] != b"\x00\x04":
+        fp = self._layout.fp
+        if fp is None:
             return False
-        crc = zlib.crc32(raw[:2] + _LENGTH.pack(at - HEADER_LENGTH + 8) + raw[4:at]) ^ FINGERPRINT_XOR
-        return crc == _unpack_u32(raw, at + 4)[0]
+        raw = self._raw
+        at, _, length_field = fp
+        # Covered: the message up to FINGERPRINT, the header's length field counting to its end.
+        crc = zlib.crc32(raw[:at] if length_field is None else raw[:2] + length_field + raw[4:at])
+        return crc ^ FINGERPRINT_XOR == _unpack_u32(raw, at + 4)[0]
 
     # -- convenience --------------------------------------------------------------
 

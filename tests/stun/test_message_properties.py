@@ -1,11 +1,13 @@
 """Property tests of the STUN codec: round trips, bad input, tampering."""
 
+import hmac
+
 import pytest
 from hypothesis import assume, given, strategies as st
 
 from netcore.stun import attributes as a
 from netcore.stun.errors import StunParseError
-from netcore.stun.message import Message, MessageClass
+from netcore.stun.message import _LAYOUTS, HEADER_LENGTH, Message, MessageClass
 
 tids = st.binary(min_size=12, max_size=12)
 ipv4 = st.ip_addresses(v=4).map(str)
@@ -137,6 +139,104 @@ def test_flipping_any_bit_breaks_integrity(attributes, tid, data):
     assert not tampered.check_integrity_sha256(key)
 
 
+def _observed(raw: bytes, key: bytes) -> tuple:
+    """Everything a caller can read from ``raw``: lazy look-ups first, then the list."""
+    try:
+        message = Message.parse(raw)
+    except StunParseError as exc:
+        return ("StunParseError", str(exc))
+    # Every attribute type sits at an even offset, so these include them all.
+    types = sorted({int.from_bytes(raw[i : i + 2], "big") for i in range(HEADER_LENGTH, len(raw) - 1, 2)})
+
+    def look_ups() -> list:
+        found = []
+        for attr_type in types:
+            try:
+                value = message.get(attr_type)
+            except StunParseError as exc:
+                value = ("StunParseError", str(exc))
+            found.append((attr_type, attr_type in message, message.get_raw(attr_type), value))
+        return found
+
+    lazy = look_ups()  # through the layout
+    attributes = list(message.attributes)
+    assert look_ups() == lazy  # through the list the layout made
+    return (
+        message.method,
+        message.message_class,
+        message.transaction_id,
+        attributes,
+        lazy,
+        (message.has_integrity, message.has_integrity_sha256, message.has_fingerprint),
+        (message.check_integrity(key), message.check_integrity_sha256(key), message.check_fingerprint()),
+        message.encode(key, integrity_sha256_key=key, fingerprint=True),
+        repr(message),
+    )
+
+
+def _layout_bytes(raw: bytes) -> tuple[list[int], list[int]]:
+    """Offsets of the attribute header bytes and of the padding bytes of a well-formed message."""
+    headers, padding, at = [], [], HEADER_LENGTH
+    while at < len(raw):
+        length = int.from_bytes(raw[at + 2 : at + 4], "big")
+        headers += range(at, at + 4)
+        padding += range(at + 4 + length, at + 4 + length + (-length & 3))
+        at += 4 + length + (-length & 3)
+    return headers, padding
+
+
+def _walked(raw: bytes, key: bytes) -> tuple:
+    _LAYOUTS.clear()  # nothing cached: the full walk
+    return _observed(raw, key)
+
+
+@given(st.lists(attribute, max_size=5), tids, st.booleans(), st.booleans(), st.booleans(), st.data())
+def test_a_cached_layout_gives_what_the_full_walk_gives(attributes, tid, mi, mi256, fingerprint, data):
+    key = b"secret key"
+
+    def encoded(attributes):
+        message = Message(1, MessageClass.REQUEST, tid)
+        for attr_type, value in attributes:
+            message.add(attr_type, value)
+        return message.encode(key if mi else None, integrity_sha256_key=key if mi256 else None, fingerprint=fingerprint)
+
+    raw = encoded(attributes)
+    headers, padding = _layout_bytes(raw)
+    # Same length, other bytes: the same attributes in another order (another
+    # layout), spaces for padding (RFC 5769 pads so), then any bytes after the
+    # header changed, mostly where the layout is.
+    others = [encoded(data.draw(st.permutations(attributes)))]
+    others.append(bytes(0x20 if at in padding else byte for at, byte in enumerate(raw)))
+    if len(raw) > HEADER_LENGTH:
+        at = st.one_of(st.sampled_from(headers + padding), st.integers(HEADER_LENGTH, len(raw) - 1))
+        changed = bytearray(raw)
+        for position, byte in data.draw(st.lists(st.tuples(at, st.integers(0, 255)), min_size=1, max_size=4)):
+            changed[position] = byte
+        others.append(bytes(changed))
+    expected = {other: _walked(other, key) for other in [raw, *others]}
+    for other in others:
+        _walked(raw, key)  # caches the layout of raw
+        assert _observed(raw, key) == expected[raw]  # the same bytes again
+        assert _observed(other, key) == expected[other]  # checked against raw's layout
+        assert _observed(other, key) == expected[other]  # against its own, or raw's again
+
+
+def test_the_layout_cache_is_bounded():
+    _LAYOUTS.clear()
+    for count in range(600):  # 600 lengths
+        Message.parse(Message(1, MessageClass.REQUEST).add_raw(0x8888, bytes(4 * count)).encode())
+    assert len(_LAYOUTS) == 512
+    assert HEADER_LENGTH + 4 not in _LAYOUTS  # the oldest went
+    assert HEADER_LENGTH + 4 + 4 * 599 in _LAYOUTS
+    many = Message(1, MessageClass.REQUEST)
+    for _ in range(200):
+        many.add_raw(0x8888, b"")
+    raw = many.encode()
+    _LAYOUTS.clear()
+    assert len(Message.parse(raw).attributes) == 200
+    assert len(raw) not in _LAYOUTS  # walked every time rather than held
+
+
 def test_unknown_comprehension_required_attributes_are_reported():
     message = Message(1, MessageClass.REQUEST).add_raw(0x7777, b"x").add_raw(0xC001, b"y").add_raw(0x7777, b"z")
     parsed = Message.parse(message.encode())
@@ -154,6 +254,26 @@ def test_attributes_after_integrity_are_ignored_except_sha256_and_fingerprint():
     parsed = Message.parse(forged)
     assert a.SOFTWARE not in parsed
     assert parsed.get(a.USERNAME) == "u"
+
+
+@pytest.mark.parametrize(
+    "attr_type, size",
+    [(a.MESSAGE_INTEGRITY, size) for size in (0, 4, 16, 20)]
+    + [(a.MESSAGE_INTEGRITY_SHA256, size) for size in (0, 4, 12, 16, 28, 32, 36)],
+)
+def test_only_the_mac_lengths_of_the_rfc_verify(attr_type, size):
+    # The right MAC cut to a length the RFC does not allow, down to nothing,
+    # must not authenticate: a prefix that short is guessable (14.5, 14.6).
+    key = b"secret key"
+    digest = "sha1" if attr_type == a.MESSAGE_INTEGRITY else "sha256"
+    body = bytes.fromhex("0006000175000000") + attr_type.to_bytes(2, "big") + size.to_bytes(2, "big")
+    head = bytes.fromhex("0001") + (len(body) + size).to_bytes(2, "big") + a._COOKIE_BYTES + bytes(12)
+    mac = hmac.new(key, head + body[:-4], digest).digest()
+    parsed = Message.parse(head + body + mac[:size].ljust(size, b"\x00"))
+    if attr_type == a.MESSAGE_INTEGRITY:
+        assert parsed.check_integrity(key) == (size == 20)
+    else:
+        assert parsed.check_integrity_sha256(key) == (size in (16, 20, 24, 28, 32))
 
 
 @pytest.mark.parametrize(
