@@ -245,7 +245,10 @@ class JitterBuffer:
             if self.config.video and self._played_key - key > self.config.clock_rate:
                 # A new packet a second or more of media behind what played:
                 # the sender's timeline went backwards; start over with it.
+                # Its sequence numbers did not jump: what played stays played.
+                played, unwrapper, highest = self._played_seq, self._seq, self._highest
                 self._reset(now, "timestamp jump backwards")
+                self._seq, self._played_seq, self._highest = unwrapper, played, highest
                 m.packets_received -= 1
                 self.insert(packet, now)
                 return

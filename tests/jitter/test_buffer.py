@@ -207,6 +207,24 @@ def test_arbitrary_arrivals_keep_invariants(arrivals, video):
     assert len(out_seqs) == len(set(out_seqs))
 
 
+def test_a_packet_played_before_a_timestamp_reset_does_not_play_again():
+    """Found by the property above: a late copy of a played packet after the timeline reset."""
+    buf = JitterBuffer(
+        JitterConfig(90000, video=True, max_packets=40, max_bytes=3000),
+        is_keyframe=is_keyframe, is_frame_start=is_frame_start,
+    )
+    played = []
+    now = 0.0
+    for seq, ts, marker, dt in [(0, 180001, False, 0.0), (1, 0, True, 0.4), (0, 0, False, 0.1),
+                                (0, 0, False, 0.5), (2, 90000, False, 0.0), (1, 0, True, 0.0)]:
+        now += dt
+        buf.insert(_pkt(seq, ts, marker, payload=b"KS" + bytes(40)), now)
+        while (f := buf.pop(now)) is not None:
+            played.extend(p.sequence_number for p in f.packets)
+    assert played == [1]
+    assert buf.metrics.resets == 1
+
+
 def test_nack_generator_bounds_its_list():
     n = NackGenerator(NackConfig(max_missing=100))
     n.handle_packet(0, 0.0)
