@@ -15,10 +15,12 @@ values. A peer sends the same layout again and again (an agent's ICE checks
 differ in transaction id, PRIORITY and MAC), so the result of one walk is kept
 per message length, with a ``struct`` that reads all those header and padding
 bytes in one ``unpack_from`` call. If they read the same in the next message
-of that length, its walk would go exactly the same way and is skipped;
-otherwise the message is walked and its layout replaces the cached one. A hit
-costs about a quarter of the old walk, a miss about twice it (building the
-struct). At most 512 layouts are kept (every length of a datagram within a
+of that length, its walk would go exactly the same way and is skipped.
+Two layouts are kept per length, the last matched tried first, because two
+kinds of message of one length often alternate; a message matching neither
+is walked and its layout replaces the older one. A hit costs about a
+quarter of the old walk (a hit on the second layout under half), a miss
+about twice it (building the struct). At most 512 layouts are kept (every length of a datagram within a
 1500-byte MTU), the oldest going first, and a message of more than about 64
 attributes is never cached, so whatever peers send the cache stays small.
 
@@ -258,16 +260,39 @@ def _walk(data: bytes, size: int) -> _Layout:
 
 
 _LAYOUTS: dict[int, _Layout] = {}  # message length -> the layout last walked at that length
+_EARLIER: dict[int, _Layout] = {}  # message length -> the one walked before it (two layouts alternate)
 _LAYOUTS_MAX = 512  # every length a datagram within a 1500-byte MTU can have
 _LAYOUT_FIELDS_MAX = 160  # headers and padding read back; about 64 attributes, more are walked every time
 _UNPARSED = _walk(bytes(HEADER_LENGTH), HEADER_LENGTH)  # a built message: no signatures read
 
 
-def _remember(size: int, layout: _Layout) -> _Layout:
-    """Cache ``layout``; bounded in count, oldest out, and in what one layout holds."""
-    if len(layout.expected) <= _LAYOUT_FIELDS_MAX:
-        if len(_LAYOUTS) >= _LAYOUTS_MAX:
-            del _LAYOUTS[next(iter(_LAYOUTS))]
+def clear_layout_cache() -> None:
+    """Forget every cached layout (tests use it to compare with a cold walk)."""
+    _LAYOUTS.clear()
+    _EARLIER.clear()
+
+
+def _layout_missed(data: bytes, size: int) -> _Layout:
+    """The layout when the last one of this length did not match: the one before it, or a walk.
+
+    Two layouts per length, because two kinds of message of one length often
+    alternate (a TURN client sending to an IPv4 and an IPv6 peer, say); the
+    one that matched last is tried first.
+    """
+    earlier = _EARLIER.get(size)
+    if earlier is not None and earlier.unpack(data) == earlier.expected:
+        _EARLIER[size] = _LAYOUTS[size]
+        _LAYOUTS[size] = earlier
+        return earlier
+    layout = _walk(data, size)
+    if len(layout.expected) <= _LAYOUT_FIELDS_MAX:  # bounded in what one layout holds
+        last = _LAYOUTS.pop(size, None)
+        if last is not None:
+            _EARLIER[size] = last
+        elif len(_LAYOUTS) >= _LAYOUTS_MAX:  # and in count, oldest out
+            oldest = next(iter(_LAYOUTS))
+            del _LAYOUTS[oldest]
+            _EARLIER.pop(oldest, None)
         _LAYOUTS[size] = layout
     return layout
 
@@ -423,7 +448,7 @@ class Message:
         message._raw = data
         layout = _LAYOUTS.get(size)
         if layout is None or layout.unpack(data) != layout.expected:
-            layout = _remember(size, _walk(data, size))
+            layout = _layout_missed(data, size)
         message._layout = layout
         return message
 

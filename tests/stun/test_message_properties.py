@@ -7,7 +7,7 @@ from hypothesis import assume, given, strategies as st
 
 from netcore.stun import attributes as a
 from netcore.stun.errors import StunParseError
-from netcore.stun.message import _LAYOUTS, HEADER_LENGTH, Message, MessageClass
+from netcore.stun.message import _LAYOUTS, HEADER_LENGTH, Message, MessageClass, clear_layout_cache
 
 tids = st.binary(min_size=12, max_size=12)
 ipv4 = st.ip_addresses(v=4).map(str)
@@ -186,7 +186,7 @@ def _layout_bytes(raw: bytes) -> tuple[list[int], list[int]]:
 
 
 def _walked(raw: bytes, key: bytes) -> tuple:
-    _LAYOUTS.clear()  # nothing cached: the full walk
+    clear_layout_cache()  # nothing cached: the full walk
     return _observed(raw, key)
 
 
@@ -219,10 +219,12 @@ def test_a_cached_layout_gives_what_the_full_walk_gives(attributes, tid, mi, mi2
         assert _observed(raw, key) == expected[raw]  # the same bytes again
         assert _observed(other, key) == expected[other]  # checked against raw's layout
         assert _observed(other, key) == expected[other]  # against its own, or raw's again
+        assert _observed(raw, key) == expected[raw]  # raw's layout, now the earlier of its length
+        assert _observed(other, key) == expected[other]  # and back
 
 
 def test_the_layout_cache_is_bounded():
-    _LAYOUTS.clear()
+    clear_layout_cache()
     for count in range(600):  # 600 lengths
         Message.parse(Message(1, MessageClass.REQUEST).add_raw(0x8888, bytes(4 * count)).encode())
     assert len(_LAYOUTS) == 512
@@ -232,7 +234,7 @@ def test_the_layout_cache_is_bounded():
     for _ in range(200):
         many.add_raw(0x8888, b"")
     raw = many.encode()
-    _LAYOUTS.clear()
+    clear_layout_cache()
     assert len(Message.parse(raw).attributes) == 200
     assert len(raw) not in _LAYOUTS  # walked every time rather than held
 
