@@ -22,7 +22,11 @@ and 1200-byte (video) payloads it prints:
   ramp (x1.25 from 10k) that loses nothing in a one-second run (each step
   tried three times before giving up, as the machine may be shared);
 
-then the ratios ours/coturn. Usage: ``python bench/turn_relay.py [--quick]``.
+then the ratios ours/coturn. Every server runs for the whole benchmark, and
+the fixed-rate runs go round by round -- each round runs every server once,
+in a rotated order -- so a load that comes and goes on a shared machine
+falls on all of them alike; the figures printed are the medians over the
+rounds. Usage: ``python bench/turn_relay.py [--quick] [--rounds N]``.
 """
 
 from __future__ import annotations
@@ -155,20 +159,21 @@ def drain(sock: socket.socket) -> None:
     sock.setblocking(True)
 
 
-def measure(name: str, gen: str, sock: socket.socket, pid: int | None, channel: int, size: int,
-            rates: list[int], latency_rate: int, seconds: float, ceiling: int | None) -> dict:
-    result: dict = {"cpu": {}, "rtt": None, "max": 0, "loss": {}}
-    for rate in rates:
-        drain(sock)
-        before = cpu_ns(pid)
-        sent, received, p50, p99 = run_generator(gen, sock, channel, size, rate, seconds)
-        used = cpu_ns(pid) - before
-        relayed = sent + received  # each round trip crosses the relay twice
-        result["cpu"][rate] = used / 1000 / relayed if pid and relayed else None
-        result["loss"][rate] = (sent - received) / sent if sent else 0.0
-        if rate == latency_rate:
-            result["rtt"] = (p50, p99)
-    rate = 10000
+def fixed_rate(gen: str, sock: socket.socket, pid: int | None, channel: int, size: int, rate: int,
+               seconds: float) -> tuple[float | None, float, int, int]:
+    """One run at ``rate`` round trips/s: (CPU us per relayed packet, loss, p50 us, p99 us)."""
+    drain(sock)
+    before = cpu_ns(pid)
+    sent, received, p50, p99 = run_generator(gen, sock, channel, size, rate, seconds)
+    used = cpu_ns(pid) - before
+    relayed = sent + received  # each round trip crosses the relay twice
+    cpu = used / 1000 / relayed if pid and relayed else None
+    return cpu, (sent - received) / sent if sent else 0.0, p50, p99
+
+
+def zero_loss(gen: str, sock: socket.socket, channel: int, size: int, ceiling: int | None) -> int:
+    """The highest rate of the ramp that loses nothing in one second."""
+    best, rate = 0, 10000
     while ceiling is None or rate <= ceiling * 1.05:
         lossless = False
         for _ in range(3):  # retries: the machine is shared, a stray stall is not the relay's ceiling
@@ -179,11 +184,43 @@ def measure(name: str, gen: str, sock: socket.socket, pid: int | None, channel: 
                 break
         if not lossless:
             break
-        result["max"] = rate
+        best = rate
         rate = int(rate * 1.25)
         if rate > 400000:
             break
-    return result
+    return best
+
+
+def median(values: list):
+    values = sorted(v for v in values if v is not None)
+    return values[len(values) // 2] if values else None
+
+
+def measure(gen: str, targets: dict[str, tuple[socket.socket, int | None, int]], size: int, rates: list[int],
+            latency_rate: int, seconds: float, rounds: int) -> dict[str, dict]:
+    """Fixed-rate runs round by round over every target, then each one's zero-loss ramp."""
+    names = list(targets)
+    samples: dict[str, dict[int, list]] = {name: {rate: [] for rate in rates} for name in names}
+    for round_ in range(rounds):
+        for name in names[round_ % len(names):] + names[: round_ % len(names)]:
+            sock, pid, channel = targets[name]
+            for rate in rates:
+                samples[name][rate].append(fixed_rate(gen, sock, pid, channel, size, rate, seconds))
+    results: dict[str, dict] = {}
+    for name in names:
+        runs = samples[name]
+        results[name] = {
+            "cpu": {rate: median([r[0] for r in runs[rate]]) for rate in rates},
+            "loss": {rate: median([r[1] for r in runs[rate]]) for rate in rates},
+            "rtt": (median([r[2] for r in runs[latency_rate]]), median([r[3] for r in runs[latency_rate]])),
+        }
+    ceiling = None
+    for name in names:  # direct first: its ceiling bounds the others' ramps
+        sock, _, channel = targets[name]
+        results[name]["max"] = zero_loss(gen, sock, channel, size, ceiling)
+        if name == "direct":
+            ceiling = results[name]["max"]
+    return results
 
 
 def fmt(value, spec: str = ".2f") -> str:
@@ -193,6 +230,7 @@ def fmt(value, spec: str = ".2f") -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="one-second fixed-rate runs instead of three")
+    parser.add_argument("--rounds", type=int, default=3, help="fixed-rate rounds over every server (median)")
     parser.add_argument("--sizes", default="160,1200")
     parser.add_argument("--rates", default="5000,20000")
     parser.add_argument("--servers", default="netcore,netcore-py,coturn", help="which relays to run besides direct")
@@ -208,34 +246,34 @@ def main() -> None:
     echo.stdout.readline()
     peer = ("127.0.0.1", echo_port)
     results: dict[str, dict[int, dict]] = {}
+    starters = (("netcore", start_netcore, 44000),
+                ("netcore-py", lambda *a: start_netcore(*a, data_path="python"), 44100),
+                ("coturn", start_coturn, 44200))
     try:
-        ceilings = {}
-        results["direct"] = {}
-        for size in sizes:
-            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            tune(sock)
-            sock.connect(peer)
-            results["direct"][size] = measure("direct", gen, sock, None, 0, size, rates, latency_rate, seconds, None)
-            ceilings[size] = results["direct"][size]["max"]
-            sock.close()
-        starters = (("netcore", start_netcore, 44000),
-                    ("netcore-py", lambda *a: start_netcore(*a, data_path="python"), 44100),
-                    ("coturn", start_coturn, 44200))
-        for name, starter, low in starters:
-            if name not in args.servers.split(","):
-                continue
-            port = free_port()
-            context = starter(workdir, port, low)
-            if context is None:
-                print(f"{name}: not installed, skipped")
-                continue
-            with context as proc:
+        with contextlib.ExitStack() as stack:
+            servers: dict[str, tuple[int, int]] = {}  # name -> (port, pid)
+            for name, starter, low in starters:
+                if name not in args.servers.split(","):
+                    continue
+                port = free_port()
+                context = starter(workdir, port, low)
+                if context is None:
+                    print(f"{name}: not installed, skipped")
+                    continue
+                proc = stack.enter_context(context)
                 wait_for_stun(port)
-                results[name] = {}
-                for size in sizes:
-                    sock = turn_socket(("127.0.0.1", port), peer)
-                    results[name][size] = measure(name, gen, sock, proc.pid, CHANNEL, size, rates, latency_rate,
-                                                  seconds, ceilings[size])
+                servers[name] = (port, proc.pid)
+            for size in sizes:
+                direct = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                tune(direct)
+                direct.connect(peer)
+                targets = {"direct": (direct, None, 0)}
+                for name, (port, pid) in servers.items():
+                    targets[name] = (turn_socket(("127.0.0.1", port), peer), pid, CHANNEL)
+                by_name = measure(gen, targets, size, rates, latency_rate, seconds, args.rounds)
+                for name, result in by_name.items():
+                    results.setdefault(name, {})[size] = result
+                for sock, _, _ in targets.values():
                     sock.close()
     finally:
         echo.terminate()
@@ -246,7 +284,7 @@ def main() -> None:
 
 def report(results: dict, sizes: list[int], rates: list[int], latency_rate: int) -> None:
     print("\nTURN relay over ChannelData, one client, one flow, loopback; rates in round trips/s "
-          "(each crosses the relay twice)\n")
+          "(each crosses the relay twice); medians over the rounds\n")
     header = f"{'server':10} {'size':>5} " + " ".join(f"{'cpu us/pkt @' + str(r):>16}" for r in rates) + \
         " " + " ".join(f"{'loss @' + str(r):>11}" for r in rates) + \
         f" {'rtt p50 us':>10} {'rtt p99 us':>10} {'+p50':>6} {'+p99':>6} {'zero-loss rt/s':>15}"
