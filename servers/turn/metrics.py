@@ -13,6 +13,7 @@ __all__ = ["render_metrics", "serve_metrics"]
 def render_metrics(endpoint: TurnServerEndpoint, worker: int) -> str:
     """The text format (version 0.0.4), every series labelled with the worker."""
     endpoint.update_counters()
+    native = endpoint.native_stats()
     core = endpoint.core
     stats = core.stats
     live = core.allocations.values()
@@ -40,8 +41,15 @@ def render_metrics(endpoint: TurnServerEndpoint, worker: int) -> str:
         ("turn_dropped_total", "counter", "Datagrams without allocation, permission or channel", stats.dropped),
         ("turn_bandwidth_dropped_total", "counter", "Datagrams dropped by the bandwidth cap", stats.bandwidth_dropped),
         ("turn_send_errors_total", "counter", "Datagrams the kernel refused to send",
-         endpoint.send_errors + endpoint.native_send_errors),
+         endpoint.send_errors + native.get("send_errors", 0)),
     ]
+    if native:
+        series += [
+            ("turn_native_handoffs_total", "counter",
+             "Datagrams the compiled data path passed to Python (all but ChannelData on a route)", native["handoffs"]),
+            ("turn_native_handoff_drops_total", "counter",
+             "Datagrams the compiled data path dropped because Python was behind", native["handoff_drops"]),
+        ]
     lines = []
     for name, kind, text, value in series:
         lines += [f"# HELP {name} {text}", f"# TYPE {name} {kind}", f"{name}{{{label}}} {value}"]

@@ -106,6 +106,8 @@ async def test_toml_config_with_flags_winning_metrics_and_sigterm(tmp_path):
         assert values['turn_relayed_packets_total{direction="to_client"}'] == 10
         assert values["turn_channels_active"] == 1
         assert values["turn_auth_failures_total"] >= 2
+        assert values["turn_native_handoffs_total"] >= 4  # the STUN exchanges went to Python
+        assert values["turn_native_handoff_drops_total"] == 0
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(10) == 0
         transport.close()
