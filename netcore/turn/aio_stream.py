@@ -58,6 +58,7 @@ class TurnStreamProtocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.pipe is not None:
             self.pipe.transport.write(data)
+            self.pipe.count(to_peer=len(data))
             return
         endpoint = self.endpoint
         core = endpoint.core
@@ -118,6 +119,7 @@ class PeerTcpProtocol(asyncio.Protocol):
         self.pipe: TurnStreamProtocol | None = None
         self.pending = bytearray()
         self.closed = False
+        self.allocation = endpoint.core.by_relayed.get(relayed)  # counts the bytes piped each way
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -134,15 +136,23 @@ class PeerTcpProtocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.pipe is not None and self.pipe.transport is not None:
             self.pipe.transport.write(data)
+            self.count(to_client=len(data))
             return
         self.pending += data
         if len(self.pending) >= self.BUFFER_LIMIT and self.transport is not None:
             self.transport.pause_reading()
 
+    def count(self, to_peer: int = 0, to_client: int = 0) -> None:
+        """Bytes piped, into the allocation's counters (its log line and the metrics)."""
+        if self.allocation is not None:
+            self.allocation.bytes_to_peer += to_peer
+            self.allocation.bytes_to_client += to_client
+
     def flush_to_pipe(self) -> None:
         if self.pipe is not None and self.pipe.transport is not None and self.transport is not None:
             if self.pending:
                 self.pipe.transport.write(bytes(self.pending))
+                self.count(to_client=len(self.pending))
                 self.pending.clear()
             self.transport.resume_reading()
 

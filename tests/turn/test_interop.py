@@ -175,13 +175,19 @@ async def test_aioice_over_tcp_and_the_allocation_ends_with_the_connection(tmp_p
 
 def test_uclient_tcp_relay_rfc_6062(tmp_path):
     """-T: TCP allocations, client to client: Connect on one side, ConnectionAttempt on the other."""
-    tcp = free_port_both()
+    tcp, metrics = free_port_both(), free_port()
     with netcore_turn(tmp_path, "--allow-loopback-peers", "--user", "test:test", "--tcp-listen",
-                      f"127.0.0.1:{tcp}", "--min-port", "42300", "--max-port", "42399"):
+                      f"127.0.0.1:{tcp}", "--min-port", "42300", "--max-port", "42399",
+                      "--metrics", f"127.0.0.1:{metrics}"):
         program = require_program("turnutils_uclient")
         done = subprocess.run([program, "-T", "-u", "test", "-w", "test", "-m", "2", "-n", "50", "-l", "160",
                                "-z", "5", "-p", str(tcp), "127.0.0.1"], capture_output=True, timeout=60)
+        text = scrape(metrics)
     assert_no_loss((done.stdout + done.stderr).decode("utf-8", "replace"), 2)
+    # Both clients' data crossed the relay both ways over the peer connections: 2 x 50 x 160 bytes each way.
+    for direction in ("to_peer", "to_client"):
+        counted = re.search(rf'turn_relayed_bytes_total{{worker="0",direction="{direction}"}} (\d+)', text)
+        assert counted and int(counted.group(1)) >= 2 * 50 * 160, text
 
 
 @pytest.mark.parametrize("transport", ["udp", "tcp", "tls"])
