@@ -302,14 +302,10 @@ def _verify_hmac(raw: bytes, signature: _Signature | None, key: bytes, states: _
     if signature is None:
         return False
     at, where, length_field = signature
-    inner, outer = states[key]
-    inner = inner.copy()
     # Covered: the message up to the attribute, the header's length field counting to its end.
-    inner.update(raw[:at] if length_field is None else raw[:2] + length_field + raw[4:at])
-    outer = outer.copy()
-    outer.update(inner.digest())
+    covered = raw[:at] if length_field is None else raw[:2] + length_field + raw[4:at]
     mac = raw[where]
-    return _compare_digest(outer.digest()[: len(mac)], mac)
+    return _compare_digest(_hmac(key, covered, states)[: len(mac)], mac)
 
 
 def random_transaction_id(random: Callable[[int], bytes] = os.urandom) -> bytes:
