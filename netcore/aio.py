@@ -1,29 +1,90 @@
 """The asyncio adapter shared by the sans-IO cores.
 
-:class:`CoreProtocol` is the whole contract of docs/architecture.md in a few
-lines: ``datagram_received`` hands the bytes and ``loop.time()`` to the core,
-then :meth:`CoreProtocol.flush` sends what the core queued, hands its events
-to a callback and re-arms the single timer at the core's next deadline.
+:class:`DatagramEndpoint` is the whole contract of docs/architecture.md in a
+few lines: it owns one UDP socket and one :class:`~netcore.driver.Driver`;
+``datagram_received`` wraps the bytes in a :class:`~netcore.net.Receive`
+(classified once, here) and hands it to the driver, which passes
+``loop.time()`` to the core, sends what the core queued, hands its events to
+a callback and keeps the single timer.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Callable, Protocol
+from typing import Any, Callable
 
-__all__ = ["SansIOCore", "CoreProtocol"]
+from netcore.driver import Driver
+from netcore.net import Address, Core, Event, Receive, Transmit
+
+__all__ = ["DatagramEndpoint", "open_endpoint", "CoreProtocol"]
 
 log = logging.getLogger(__name__)
 
 
-class SansIOCore(Protocol):
-    def handle_datagram(self, data: bytes, addr: Any, now: float) -> Any: ...
-    def handle_timeout(self, now: float) -> None: ...
-    def poll_transmit(self) -> tuple[bytes, Any] | None: ...
-    def poll_event(self) -> Any: ...
-    def next_deadline(self) -> float | None: ...
+class DatagramEndpoint(asyncio.DatagramProtocol):
+    """Connects one sans-IO core to one datagram socket, by composition."""
 
+    def __init__(self, core: Core, on_event: Callable[[Event], None] | None = None) -> None:
+        self.core = core
+        self._loop = asyncio.get_running_loop()
+        self.driver = Driver(core, self._loop, self._send, on_event)
+        self.transport: asyncio.DatagramTransport | None = None
+        self.local: Address | None = None
+        self.closed = self._loop.create_future()
+
+    @property
+    def on_event(self) -> Callable[[Event], None] | None:
+        return self.driver.on_event
+
+    @on_event.setter
+    def on_event(self, callback: Callable[[Event], None] | None) -> None:
+        self.driver.on_event = callback
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        sockname = transport.get_extra_info("sockname")
+        self.local = (sockname[0], sockname[1]) if sockname else None
+
+    def datagram_received(self, data: bytes, addr: Address) -> None:
+        self.driver.receive(Receive(data, (addr[0], addr[1]), self.local))
+
+    def error_received(self, exc: Exception) -> None:
+        # ICMP errors (port unreachable ...) surface here on connected or
+        # unconnected UDP sockets; the cores' own timers handle the loss.
+        log.debug("socket error: %s", exc)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.driver.close()
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+    def flush(self) -> None:
+        """Send what the core queued after an API call, deliver events, re-arm the timer."""
+        self.driver.flush()
+
+    def _send(self, transmit: Transmit) -> None:
+        transport = self.transport
+        if transport is not None and not transport.is_closing():
+            transport.sendto(transmit.data, transmit.destination)
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+
+async def open_endpoint(core: Core, local_addr: Address,
+                        on_event: Callable[[Event], None] | None = None) -> DatagramEndpoint:
+    """Bind a UDP socket on ``local_addr`` and run ``core`` on it."""
+    loop = asyncio.get_running_loop()
+    _, endpoint = await loop.create_datagram_endpoint(lambda: DatagramEndpoint(core, on_event),
+                                                      local_addr=local_addr)
+    return endpoint
+
+
+# -- legacy -------------------------------------------------------------------------
+# The ICE adapter still subclasses this older shape; it goes when that adapter
+# composes a Driver like DatagramEndpoint does.
 
 class CoreProtocol(asyncio.DatagramProtocol):
     """Connects one sans-IO core to one datagram socket."""

@@ -1040,8 +1040,8 @@ class Agent:
         self._flush_turn(turn, local.socket)
 
     def _flush_stun(self, client: StunClient, now: float) -> None:
-        while (item := client.poll_transmit()) is not None:
-            data, addr = item
+        while (transmit := client.poll_transmit()) is not None:
+            data, addr = transmit.data, transmit.destination
             route = self._routes.get(data[8:20])
             if route is not None:
                 self._send_from(route.local, data, addr, now)

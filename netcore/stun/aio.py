@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Callable
 
-from netcore.aio import CoreProtocol
+from netcore.aio import DatagramEndpoint, open_endpoint
+from netcore.net import Address, Event
 from netcore.stun import attributes as attrs
 from netcore.stun.errors import StunTransactionError
 from netcore.stun.message import BINDING, Message, MessageClass
 from netcore.stun.server import BindingServer
 from netcore.stun.transaction import (
+    DataReceived,
     StunClient,
     TransactionFailed,
     TransactionSucceeded,
@@ -20,25 +22,21 @@ from netcore.stun.transaction import (
 __all__ = ["StunClientProtocol", "open_stun_client", "get_mapped_address", "serve_binding"]
 
 
-class StunClientProtocol(CoreProtocol):
+class StunClientProtocol(DatagramEndpoint):
     """A datagram endpoint that runs STUN client transactions.
 
     Datagrams that answer no transaction go to ``on_datagram`` when given.
     """
 
+    core: StunClient
+
     def __init__(self, client: StunClient | None = None,
-                 on_datagram: Callable[[bytes, Any], None] | None = None) -> None:
+                 on_datagram: Callable[[bytes, Address | None], None] | None = None) -> None:
         super().__init__(client or StunClient(), self._on_event)
         self.on_datagram = on_datagram
         self._waiters: dict[bytes, asyncio.Future[Message]] = {}
 
-    def datagram_received(self, data: bytes, addr: Any) -> None:
-        answered = self.core.handle_datagram(data, addr, self._loop.time())
-        if not answered and self.on_datagram is not None:
-            self.on_datagram(data, addr)
-        self.flush()
-
-    async def request(self, message: Message, addr: Any, **options: Any) -> Message:
+    async def request(self, message: Message, addr: Address, **options: Any) -> Message:
         """Run one transaction; return the success response or raise StunTransactionError.
 
         ``options`` are those of :meth:`StunClient.start` (integrity keys,
@@ -54,8 +52,12 @@ class StunClientProtocol(CoreProtocol):
             self._waiters.pop(tid, None)
             self.core.cancel(tid)
 
-    def _on_event(self, event: Any) -> None:
-        future = self._waiters.get(event.transaction_id)
+    def _on_event(self, event: Event) -> None:
+        if isinstance(event, DataReceived):
+            if self.on_datagram is not None:
+                self.on_datagram(event.data, event.addr)
+            return
+        future = self._waiters.get(event.transaction_id)  # type: ignore[attr-defined]
         if future is None or future.done():
             return
         if isinstance(event, TransactionSucceeded):
@@ -90,10 +92,6 @@ async def get_mapped_address(server: tuple[str, int], local_addr: tuple[str, int
         protocol.close()
 
 
-async def serve_binding(local_addr: tuple[str, int], software: str | None = "netcore") -> CoreProtocol:
+async def serve_binding(local_addr: tuple[str, int], software: str | None = "netcore") -> DatagramEndpoint:
     """Start a Binding server on ``local_addr``."""
-    loop = asyncio.get_running_loop()
-    _, protocol = await loop.create_datagram_endpoint(
-        lambda: CoreProtocol(BindingServer(software)), local_addr=local_addr
-    )
-    return protocol
+    return await open_endpoint(BindingServer(software), local_addr)

@@ -13,13 +13,12 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
+from netcore.net import Address, Event, Receive, Transmit
 from netcore.stun import attributes as attrs
 from netcore.stun.errors import StunParseError
 from netcore.stun.message import BINDING, Message, MessageClass
 
-__all__ = ["BindingServer", "BindingStats", "binding_success", "unknown_attributes_error", "Address"]
-
-Address = tuple  # (host, port) or (host, port, flowinfo, scope_id)
+__all__ = ["BindingServer", "BindingStats", "binding_success", "unknown_attributes_error"]
 
 
 def binding_success(request: Message, source: Address, software: str | None = None) -> bytes:
@@ -57,15 +56,15 @@ class BindingServer:
     def __init__(self, software: str | None = "netcore") -> None:
         self.software = software
         self.stats = BindingStats()
-        self._transmit: deque[tuple[bytes, Address]] = deque()
+        self._transmit: deque[Transmit] = deque()
 
-    def handle_datagram(self, data: bytes, addr: Address, now: float) -> None:
+    def handle_datagram(self, datagram: Receive, now: float) -> None:
         try:
-            request = Message.parse(data)
+            request = Message.parse(datagram.data)
         except StunParseError:
             self.stats.parse_errors += 1
             return
-        self.handle_message(request, addr, now)
+        self.handle_message(request, datagram.source, now)
 
     def handle_message(self, request: Message, addr: Address, now: float) -> None:
         if request.has_fingerprint and not request.check_fingerprint():
@@ -83,20 +82,20 @@ class BindingServer:
                 fingerprint=request.has_fingerprint), addr)
         else:
             self.stats.responses += 1
-            self._transmit.append((binding_success(request, addr, self.software), addr))
+            self._transmit.append(Transmit(binding_success(request, addr, self.software), addr))
 
     def _error(self, code: int, data: bytes, addr: Address) -> None:
         self.stats.errors_sent += 1
         self.stats.by_error[code] = self.stats.by_error.get(code, 0) + 1
-        self._transmit.append((data, addr))
+        self._transmit.append(Transmit(data, addr))
 
     def handle_timeout(self, now: float) -> None:
         """The Binding server keeps no timers; present for the common core shape."""
 
-    def poll_transmit(self) -> tuple[bytes, Address] | None:
+    def poll_transmit(self) -> Transmit | None:
         return self._transmit.popleft() if self._transmit else None
 
-    def poll_event(self) -> None:
+    def poll_event(self) -> Event | None:
         return None
 
     def next_deadline(self) -> float | None:

@@ -6,18 +6,23 @@ send: with the default RTO of 500 ms, sends at 0, 0.5, 1.5, 3.5, 7.5, 15.5 and
 31.5 s and a time-out at 39.5 s. Over a reliable transport there is one send
 and one time-out, Ti = 39.5 s (section 6.2.2).
 
-The caller passes ``now`` to every call and asks :meth:`StunClient.next_deadline`
-when to call :meth:`StunClient.handle_timeout`; datagrams to send come from
+The core follows the contract of :mod:`netcore.net`: the caller passes
+``now`` to every call and asks :meth:`StunClient.next_deadline` when to call
+:meth:`StunClient.handle_timeout`; :class:`~netcore.net.Transmit` s come from
 :meth:`StunClient.poll_transmit`, outcomes from :meth:`StunClient.poll_event`.
+A datagram that answers no transaction in progress comes back as
+:class:`DataReceived`, so a socket shared with other traffic loses nothing.
+Cores that own a client (TURN, ICE) feed it parsed messages through
+:meth:`StunClient.handle_message` instead, which says whether it matched.
 """
 
 from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
-from typing import Union
 
 from netcore.errors import UsageError
+from netcore.net import Address, Event, Receive, Transmit
 from netcore.stun import attributes as attrs
 from netcore.stun.errors import StunParseError
 from netcore.stun.message import Message, MessageClass
@@ -28,33 +33,48 @@ __all__ = [
     "TransactionFailed",
     "TransactionTimedOut",
     "TransactionEvent",
+    "StunEvent",
+    "DataReceived",
 ]
 
-Address = tuple  # (host, port) as the socket layer gives it
+
+@dataclass(frozen=True, slots=True)
+class StunEvent(Event):
+    """Base of the STUN client's events."""
 
 
 @dataclass(frozen=True, slots=True)
-class TransactionSucceeded:
+class TransactionEvent(StunEvent):
+    """A transaction ended; the subclass says how."""
+
     transaction_id: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionSucceeded(TransactionEvent):
     response: Message
     addr: Address
 
 
 @dataclass(frozen=True, slots=True)
-class TransactionFailed:
+class TransactionFailed(TransactionEvent):
     """The server answered with an error response (``response.get(ERROR_CODE)``)."""
 
-    transaction_id: bytes
     response: Message
     addr: Address
 
 
 @dataclass(frozen=True, slots=True)
-class TransactionTimedOut:
-    transaction_id: bytes
+class TransactionTimedOut(TransactionEvent):
+    pass
 
 
-TransactionEvent = Union[TransactionSucceeded, TransactionFailed, TransactionTimedOut]
+@dataclass(frozen=True, slots=True)
+class DataReceived(StunEvent):
+    """A datagram that answered no transaction in progress (not STUN, or not ours)."""
+
+    data: bytes
+    addr: Address | None
 
 
 @dataclass(slots=True)
@@ -90,8 +110,8 @@ class StunClient:
         self.reliable_timeout = reliable_timeout
         self.max_transactions = max_transactions
         self._pending: dict[bytes, _Transaction] = {}
-        self._transmit: deque[tuple[bytes, Address]] = deque()
-        self._events: deque[TransactionEvent] = deque()
+        self._transmit: deque[Transmit] = deque()
+        self._events: deque[StunEvent] = deque()
 
     # -- inputs -------------------------------------------------------------------
 
@@ -132,19 +152,20 @@ class StunClient:
             transaction = _Transaction(data, addr, now + rto, rto, self.rc - 1,
                                        integrity_key, integrity_sha256_key, long_term, rto)
         self._pending[tid] = transaction
-        self._transmit.append((data, addr))
+        self._transmit.append(Transmit(data, addr))
         return tid
 
     def cancel(self, transaction_id: bytes) -> None:
         self._pending.pop(transaction_id, None)
 
-    def handle_datagram(self, data: bytes, addr: Address, now: float) -> bool:
-        """Feed a datagram; True if it answered a transaction in progress."""
+    def handle_datagram(self, datagram: Receive, now: float) -> None:
+        """Feed a datagram; one that answers no transaction comes back as :class:`DataReceived`."""
         try:
-            message = Message.parse(data)
+            message = Message.parse(datagram.data)
         except StunParseError:
-            return False
-        return self.handle_message(message, addr, now)
+            message = None
+        if message is None or not self.handle_message(message, datagram.source, now):
+            self._events.append(DataReceived(datagram.data, datagram.source))
 
     def handle_message(self, message: Message, addr: Address, now: float) -> bool:
         """Feed an already parsed message; True if it answered a transaction in progress."""
@@ -187,7 +208,7 @@ class StunClient:
             if transaction.sends_left > 0:
                 transaction.sends_left -= 1
                 transaction.interval *= 2
-                self._transmit.append((transaction.data, transaction.addr))
+                self._transmit.append(Transmit(transaction.data, transaction.addr))
                 # After the last send, wait Rm * RTO (section 6.2.1).
                 wait = transaction.interval if transaction.sends_left > 0 else self.rm * transaction.rto
                 transaction.deadline = now + wait
@@ -199,10 +220,10 @@ class StunClient:
 
     # -- outputs ------------------------------------------------------------------
 
-    def poll_transmit(self) -> tuple[bytes, Address] | None:
+    def poll_transmit(self) -> Transmit | None:
         return self._transmit.popleft() if self._transmit else None
 
-    def poll_event(self) -> TransactionEvent | None:
+    def poll_event(self) -> StunEvent | None:
         return self._events.popleft() if self._events else None
 
     def next_deadline(self) -> float | None:

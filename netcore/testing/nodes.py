@@ -29,8 +29,7 @@ def counter_random(seed: int = 0) -> Callable[[int], bytes]:
 
 def add_stun_server(network: Network, address: Address) -> Node:
     server = BindingServer()
-    return network.add_node(server, [address],
-                            lambda data, src, dst, now: server.handle_datagram(data, src, now))
+    return network.add_node(server, [address])
 
 
 class SimRelays:

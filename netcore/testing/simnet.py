@@ -27,9 +27,11 @@ import random
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from netcore.driver import Driver
+from netcore.net import Address, Receive, Transmit
+
 __all__ = ["Network", "Link", "Nat", "Behavior", "Node", "PUBLIC", "NAT_TYPES"]
 
-Address = tuple  # (host, port)
 PUBLIC = "public"
 
 
@@ -139,16 +141,20 @@ class Nat:
 
 
 class Node:
-    """One sans-IO core on the network: the addresses it owns and how to feed it.
+    """One sans-IO core on the network: the addresses it owns, run by a :class:`Driver`.
 
-    ``deliver(data, src, dst, now)`` hands a datagram to the core; transmits
-    of two items are sent from ``addresses[0]``, three-item ones from their
-    third item. Events go to ``events`` (and ``on_event``); what ``deliver``
+    A datagram to one of ``addresses`` reaches the core as a
+    :class:`~netcore.net.Receive`; a :class:`~netcore.net.Transmit` without
+    a ``source`` leaves from ``addresses[0]``. Events go to ``events`` (and
+    ``on_event``).
+
+    ``deliver(data, src, dst, now)``, when given, replaces the contract's
+    ``handle_datagram`` for a core that has not moved to it yet, and what it
     returns (application data) goes to ``received`` as ``(now, value)``.
     """
 
     def __init__(self, network: Network, core: Any, addresses: list[Address],
-                 deliver: Callable[[bytes, Address, Address, float], Any]) -> None:
+                 deliver: Callable[[bytes, Address, Address, float], Any] | None = None) -> None:
         self.network = network
         self.core = core
         self.addresses = list(addresses)
@@ -157,10 +163,12 @@ class Node:
         self.received: list[tuple[float, Any]] = []
         self.on_event: Callable[[Any], None] | None = None
         self.on_receive: Callable[[Any], None] | None = None
-        self._timer_at: float | None = None
-        self._timer_seq = 0
+        self.driver = Driver(core, network, self._send, self._event)
 
     def receive(self, data: bytes, src: Address, dst: Address) -> None:
+        if self.deliver is None:
+            self.driver.receive(Receive(data, src, dst))
+            return
         value = self.deliver(data, src, dst, self.network.now)
         if value is not None:
             self.received.append((self.network.now, value))
@@ -169,28 +177,19 @@ class Node:
         self.flush()
 
     def flush(self) -> None:
-        core, network = self.core, self.network
-        while (item := core.poll_transmit()) is not None:
-            local = item[2] if len(item) > 2 else self.addresses[0]
-            network.send(item[0], (local[0], local[1]), (item[1][0], item[1][1]))
-        while (event := core.poll_event()) is not None:
-            self.events.append(event)
-            if self.on_event is not None:
-                self.on_event(event)
-        deadline = core.next_deadline()
-        if deadline is not None and deadline != self._timer_at:
-            self._timer_at = deadline
-            self._timer_seq += 1
-            network.call_at(max(deadline, network.now), self._fire, self._timer_seq)
-        elif deadline is None:
-            self._timer_at = None
+        self.driver.flush()
 
-    def _fire(self, seq: int) -> None:
-        if seq != self._timer_seq:
-            return  # superseded by a later deadline
-        self._timer_at = None
-        self.core.handle_timeout(self.network.now)
-        self.flush()
+    def _send(self, transmit: Transmit) -> None:
+        if not isinstance(transmit, Transmit):  # a core still on the old tuple shape
+            transmit = Transmit(transmit[0], transmit[1], transmit[2] if len(transmit) > 2 else None)
+        local = transmit.source or self.addresses[0]
+        destination = transmit.destination
+        self.network.send(transmit.data, (local[0], local[1]), (destination[0], destination[1]))
+
+    def _event(self, event: Any) -> None:
+        self.events.append(event)
+        if self.on_event is not None:
+            self.on_event(event)
 
 
 @dataclass(order=True)
@@ -199,6 +198,10 @@ class _Scheduled:
     seq: int
     call: Callable[..., None] = field(compare=False)
     args: tuple = field(compare=False)
+    cancelled: bool = field(default=False, compare=False)
+
+    def cancel(self) -> None:
+        self.cancelled = True
 
 
 class Network:
@@ -240,7 +243,7 @@ class Network:
         return self._links[ip]
 
     def add_node(self, core: Any, addresses: list[Address],
-                 deliver: Callable[[bytes, Address, Address, float], Any]) -> Node:
+                 deliver: Callable[[bytes, Address, Address, float], Any] | None = None) -> Node:
         node = Node(self, core, addresses, deliver)
         for address in addresses:
             self.bind(address, node)
@@ -266,8 +269,15 @@ class Network:
 
     # -- time -----------------------------------------------------------------------
 
-    def call_at(self, at: float, call: Callable[..., None], *args: Any) -> None:
-        heapq.heappush(self._queue, _Scheduled(at, next(self._seq), call, args))
+    def time(self) -> float:
+        """The virtual clock, for :class:`~netcore.driver.Driver`."""
+        return self.now
+
+    def call_at(self, at: float, call: Callable[..., None], *args: Any) -> _Scheduled:
+        """Run ``call(*args)`` at virtual time ``at``; the handle's ``cancel()`` withdraws it."""
+        item = _Scheduled(at, next(self._seq), call, args)
+        heapq.heappush(self._queue, item)
+        return item
 
     def run(self, until: float | None = None, stop: Callable[[], bool] | None = None,
             max_steps: int = 5_000_000) -> bool:
@@ -278,6 +288,8 @@ class Network:
             if not self._queue or (until is not None and self._queue[0].at > until):
                 break
             item = heapq.heappop(self._queue)
+            if item.cancelled:
+                continue
             self.now = max(self.now, item.at)
             item.call(*item.args)
         else:

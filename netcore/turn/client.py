@@ -363,8 +363,8 @@ class TurnClient:
                               [(w.CHANNEL_NUMBER, channel.number), (w.XOR_PEER_ADDRESS, channel.peer)])
 
     def _flush_stun(self) -> None:
-        while (item := self._stun.poll_transmit()) is not None:
-            self._transmit.append(item[0])
+        while (transmit := self._stun.poll_transmit()) is not None:
+            self._transmit.append(transmit.data)
 
     def _drain_stun(self, now: float) -> None:
         while (event := self._stun.poll_event()) is not None:

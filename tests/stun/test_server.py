@@ -2,6 +2,7 @@
 
 from hypothesis import given, strategies as st
 
+from netcore.net import Receive
 from netcore.stun import attributes as a
 from netcore.stun.message import BINDING, Message, MessageClass
 from netcore.stun.server import BindingServer
@@ -11,13 +12,13 @@ CLIENT6 = ("2001:db8::5", 50000, 0, 0)
 
 
 def answer(server: BindingServer, data: bytes, addr=CLIENT) -> Message | None:
-    server.handle_datagram(data, addr, 0.0)
+    server.handle_datagram(Receive(data, addr), 0.0)
     out = server.poll_transmit()
     assert server.poll_transmit() is None
     if out is None:
         return None
-    assert out[1] == addr
-    return Message.parse(out[0])
+    assert out.destination == addr
+    return Message.parse(out.data)
 
 
 def test_binding_request_gets_xor_mapped_address():
@@ -70,7 +71,7 @@ def test_indications_responses_and_garbage_are_dropped_and_counted():
 def test_arbitrary_datagrams_never_raise_and_each_gets_at_most_one_answer(datagrams):
     server = BindingServer()
     for data in datagrams:
-        server.handle_datagram(data, CLIENT, 0.0)
+        server.handle_datagram(Receive(data, CLIENT), 0.0)
     answers = 0
     while server.poll_transmit() is not None:
         answers += 1

@@ -3,9 +3,11 @@
 import pytest
 
 from netcore.errors import UsageError
+from netcore.net import Receive
 from netcore.stun import attributes as a
 from netcore.stun.message import BINDING, Message, MessageClass
 from netcore.stun.transaction import (
+    DataReceived,
     StunClient,
     TransactionFailed,
     TransactionSucceeded,
@@ -13,6 +15,18 @@ from netcore.stun.transaction import (
 )
 
 SERVER = ("192.0.2.1", 3478)
+
+
+def feed(client: StunClient, data: bytes, now: float):
+    """Hand one datagram to the client; return the one event it gives for it.
+
+    A datagram that answers a transaction ends it (a ``TransactionEvent``);
+    any other comes back as ``DataReceived``.
+    """
+    client.handle_datagram(Receive(data, SERVER), now)
+    event = client.poll_event()
+    assert client.poll_event() is None
+    return event
 
 
 def run_until_idle(client: StunClient, start: float = 0.0) -> list[float]:
@@ -67,21 +81,19 @@ def test_success_response_ends_retransmissions():
     tid = client.start(request, SERVER, 0.0)
     assert client.poll_transmit() is not None
     response = request.response().add(a.XOR_MAPPED_ADDRESS, ("198.51.100.7", 4000))
-    assert client.handle_datagram(response.encode(), SERVER, 0.2)
-    event = client.poll_event()
+    event = feed(client, response.encode(), 0.2)
     assert isinstance(event, TransactionSucceeded) and event.transaction_id == tid
     assert event.response.get(a.XOR_MAPPED_ADDRESS) == ("198.51.100.7", 4000)
     assert client.next_deadline() is None
     # A late duplicate answers nothing.
-    assert not client.handle_datagram(response.encode(), SERVER, 0.3)
+    assert feed(client, response.encode(), 0.3) == DataReceived(response.encode(), SERVER)
 
 
 def test_error_response_fails_the_transaction():
     client = StunClient()
     request = Message(BINDING, MessageClass.REQUEST)
     client.start(request, SERVER, 0.0)
-    client.handle_datagram(request.error_response(400, "Bad Request").encode(), SERVER, 0.1)
-    event = client.poll_event()
+    event = feed(client, request.error_response(400, "Bad Request").encode(), 0.1)
     assert isinstance(event, TransactionFailed)
     assert event.response.get(a.ERROR_CODE) == (400, "Bad Request")
 
@@ -90,19 +102,18 @@ def test_unauthenticated_response_is_ignored_when_a_key_was_used():
     client = StunClient()
     request = Message(BINDING, MessageClass.REQUEST)
     client.start(request, SERVER, 0.0, integrity_key=b"right")
-    assert not client.handle_datagram(request.response().encode(), SERVER, 0.1)
-    assert not client.handle_datagram(request.response().encode(b"wrong"), SERVER, 0.1)
-    assert client.poll_event() is None
-    assert client.handle_datagram(request.response().encode(b"right"), SERVER, 0.1)
-    assert isinstance(client.poll_event(), TransactionSucceeded)
+    assert isinstance(feed(client, request.response().encode(), 0.1), DataReceived)
+    assert isinstance(feed(client, request.response().encode(b"wrong"), 0.1), DataReceived)
+    assert isinstance(feed(client, request.response().encode(b"right"), 0.1), TransactionSucceeded)
 
 
 def test_sha256_integrity_is_checked_when_asked():
     client = StunClient()
     request = Message(BINDING, MessageClass.REQUEST)
     client.start(request, SERVER, 0.0, integrity_sha256_key=b"k256")
-    assert not client.handle_datagram(request.response().encode(integrity_sha256_key=b"other"), SERVER, 0.1)
-    assert client.handle_datagram(request.response().encode(integrity_sha256_key=b"k256"), SERVER, 0.1)
+    assert isinstance(feed(client, request.response().encode(integrity_sha256_key=b"other"), 0.1), DataReceived)
+    assert isinstance(feed(client, request.response().encode(integrity_sha256_key=b"k256"), 0.1),
+                      TransactionSucceeded)
 
 
 def test_unsigned_401_is_accepted_for_long_term_requests():
@@ -110,8 +121,7 @@ def test_unsigned_401_is_accepted_for_long_term_requests():
     request = Message(3, MessageClass.REQUEST)
     client.start(request, SERVER, 0.0, integrity_key=b"k", long_term=True)
     challenge = request.error_response(401, "Unauthorized").add(a.REALM, "r").add(a.NONCE, "n")
-    assert client.handle_datagram(challenge.encode(), SERVER, 0.1)
-    assert isinstance(client.poll_event(), TransactionFailed)
+    assert isinstance(feed(client, challenge.encode(), 0.1), TransactionFailed)
 
 
 def test_bad_fingerprint_is_ignored():
@@ -120,7 +130,7 @@ def test_bad_fingerprint_is_ignored():
     client.start(request, SERVER, 0.0)
     raw = bytearray(request.response().encode(fingerprint=True))
     raw[-1] ^= 1
-    assert not client.handle_datagram(bytes(raw), SERVER, 0.1)
+    assert isinstance(feed(client, bytes(raw), 0.1), DataReceived)
 
 
 def test_many_transactions_and_limits():
@@ -137,8 +147,9 @@ def test_many_transactions_and_limits():
 def test_garbage_is_not_a_response():
     client = StunClient()
     client.start(Message(BINDING, MessageClass.REQUEST), SERVER, 0.0)
-    assert not client.handle_datagram(b"\x80\x60junk", SERVER, 0.1)
-    assert not client.handle_datagram(b"", SERVER, 0.1)
+    assert feed(client, b"\x80\x60junk", 0.1) == DataReceived(b"\x80\x60junk", SERVER)
+    assert feed(client, b"", 0.1) == DataReceived(b"", SERVER)
+    assert len(client) == 1
 
 
 def test_a_transaction_can_have_its_own_rto():

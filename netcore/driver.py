@@ -1,0 +1,93 @@
+"""The one loop that runs any core: drain its outputs, keep its single timer.
+
+Every adapter (asyncio sockets) and the simulated network own a
+:class:`Driver` rather than copying the loop::
+
+    driver = Driver(core, clock, send=..., on_event=...)
+    driver.receive(Receive(data, source, destination))   # a datagram arrived
+    core.send(...); driver.flush()                         # after any API call
+
+``clock`` is anything with ``time()`` and ``call_at(when, callback, *args)``
+returning a handle with ``cancel()``: an asyncio event loop as it is, or the
+simulated network's virtual clock. The timer fires ``handle_timeout`` with
+``max(deadline, clock.time())``: a loop may wake a little before the
+deadline (asyncio rounds by its clock resolution), and a core handed an
+earlier time would find nothing due, ask for the same deadline and spin.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Protocol
+
+from netcore.net import Core, Event, Receive, Transmit
+
+__all__ = ["Clock", "Driver"]
+
+
+class TimerHandle(Protocol):
+    def cancel(self) -> None: ...
+
+
+class Clock(Protocol):
+    def time(self) -> float: ...
+    def call_at(self, when: float, callback: Callable[..., Any], *args: Any) -> TimerHandle: ...
+
+
+class Driver:
+    """Feeds one core and delivers what it produces; owns its one timer."""
+
+    __slots__ = ("core", "send", "on_event", "_clock", "_timer", "_timer_at", "_closed")
+
+    def __init__(self, core: Core, clock: Clock, send: Callable[[Transmit], None],
+                 on_event: Callable[[Event], None] | None = None) -> None:
+        self.core = core
+        self.send = send
+        self.on_event = on_event
+        self._clock = clock
+        self._timer: TimerHandle | None = None
+        self._timer_at: float | None = None
+        self._closed = False
+
+    def receive(self, datagram: Receive) -> None:
+        """Hand one datagram to the core at the clock's time, then flush."""
+        self.core.handle_datagram(datagram, self._clock.time())
+        self.flush()
+
+    def flush(self) -> None:
+        """Send what the core queued, deliver its events, re-arm the timer."""
+        core = self.core
+        send = self.send
+        while (transmit := core.poll_transmit()) is not None:
+            send(transmit)
+        on_event = self.on_event
+        while (event := core.poll_event()) is not None:
+            if on_event is not None:
+                on_event(event)
+        self._arm(core.next_deadline())
+
+    def close(self) -> None:
+        """Stop the timer; the driver arms no new one."""
+        self._closed = True
+        self._arm(None)
+
+    def _arm(self, deadline: float | None) -> None:
+        if self._closed:
+            deadline = None
+        if deadline == self._timer_at:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._timer_at = deadline
+        if deadline is not None:
+            self._timer = self._clock.call_at(deadline, self._fire)
+
+    def _fire(self) -> None:
+        deadline = self._timer_at
+        self._timer = None
+        self._timer_at = None
+        now = self._clock.time()
+        if deadline is not None and deadline > now:
+            now = deadline  # an early wake-up must not spin (see the module docstring)
+        self.core.handle_timeout(now)
+        self.flush()
