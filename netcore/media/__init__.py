@@ -1,0 +1,1 @@
+"""Media for calls: synthetic sources a receiver can check, and PyAV codecs."""
