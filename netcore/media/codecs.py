@@ -1,0 +1,219 @@
+"""Encoders and decoders through PyAV: Opus, VP8 and H.264, shaped for a call.
+
+An encoder turns one raw frame into RTP payloads (packetized with the payload
+formats of :mod:`netcore.rtp`) and follows what the call asks of it:
+
+* ``target_bitrate`` -- the congestion controller's estimate within the
+  negotiated limit. FFmpeg's encoders take a bitrate only when opened, so a
+  change of more than :data:`REOPEN_RATIO` reopens the encoder (the next frame
+  is then a key frame); smaller changes wait for the next big one, which keeps
+  key frames rare while the estimate wobbles.
+* ``request_keyframe()`` -- a PLI or FIR from a receiver: the next frame is
+  coded as a key frame (``pict_type`` I, which libvpx and libx264 honour).
+* ``max_width``/``max_height``/``max_fps`` -- the capability minimum of both
+  sides: a larger frame is scaled down (aspect kept, even sizes), frames
+  faster than ``max_fps`` are dropped.
+
+Encoders are told the frame rate as well as the time base: rate control
+spreads ``bit_rate`` over frames at that rate, and without it libx264 takes
+the 90 kHz time base for the frame rate and starves every frame.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+
+import av
+
+from netcore.errors import UsageError
+from netcore.rtp.h264 import H264Packetizer, h264_depacketize, split_annexb
+from netcore.rtp.opus import OPUS_CLOCK_RATE
+from netcore.rtp.vp8 import Vp8Packetizer, vp8_depacketize
+
+__all__ = [
+    "EncodedFrame",
+    "VideoEncoder",
+    "VideoDecoder",
+    "AudioEncoder",
+    "AudioDecoder",
+    "REOPEN_RATIO",
+    "VIDEO_CODECS",
+]
+
+VIDEO_CLOCK_RATE = 90_000
+REOPEN_RATIO = 0.15  # reopen the encoder when the target moves by more than this share
+VIDEO_CODECS = ("VP8", "H264")
+_ENCODERS = {"VP8": "libvpx", "H264": "libx264"}
+_DECODERS = {"VP8": "vp8", "H264": "h264"}
+_OPTIONS = {
+    "VP8": {"deadline": "realtime", "cpu-used": "8", "lag-in-frames": "0", "error-resilient": "1"},
+    "H264": {"preset": "ultrafast", "tune": "zerolatency", "profile": "baseline"},
+}
+
+
+@dataclass(slots=True)
+class EncodedFrame:
+    """One coded frame as RTP payloads: the last one carries the marker bit."""
+
+    payloads: list[bytes]
+    timestamp: int  # in the codec's RTP clock
+    keyframe: bool
+
+
+def _even(value: float) -> int:
+    return max(2, int(value) // 2 * 2)
+
+
+class VideoEncoder:
+    """VP8 or H.264 frames to RTP payloads at a bitrate the call sets."""
+
+    def __init__(self, codec: str = "VP8", *, target_bitrate: int = 1_000_000, max_width: int = 1280,
+                 max_height: int = 720, max_fps: float = 30.0, max_payload_size: int = 1200) -> None:
+        if codec not in _ENCODERS:
+            raise UsageError(f"no encoder for {codec!r}; choose one of {', '.join(VIDEO_CODECS)}")
+        self.codec = codec
+        self.target_bitrate = target_bitrate
+        self.max_width = max_width
+        self.max_height = max_height
+        self.max_fps = max_fps
+        self._context: av.VideoCodecContext | None = None
+        self._opened_bitrate = 0
+        self._force_keyframe = True
+        self._last_pts: int | None = None
+        self._packetizer = (Vp8Packetizer(max_payload_size) if codec == "VP8"
+                            else H264Packetizer(max_payload_size))
+        self.frames_encoded = 0
+        self.keyframes_encoded = 0
+        self.frames_dropped = 0
+
+    def request_keyframe(self) -> None:
+        """Code the next frame as a key frame (a PLI or FIR arrived)."""
+        self._force_keyframe = True
+
+    def set_target_bitrate(self, bitrate: int) -> None:
+        self.target_bitrate = max(30_000, int(bitrate))
+
+    def encode(self, frame: av.VideoFrame) -> EncodedFrame | None:
+        """Code ``frame`` (``pts`` in the 90 kHz clock); ``None`` when dropped or held by the encoder."""
+        if self._last_pts is not None and frame.pts is not None:
+            if frame.pts - self._last_pts < VIDEO_CLOCK_RATE / self.max_fps * 0.9:
+                self.frames_dropped += 1  # faster than the negotiated frame rate
+                return None
+        width, height = self._size_for(frame.width, frame.height)
+        context = self._context_for(width, height)
+        if (width, height) != (frame.width, frame.height):
+            scaled = frame.reformat(width=width, height=height, format="yuv420p")
+            scaled.pts, scaled.time_base = frame.pts, frame.time_base
+            frame = scaled
+        elif frame.format.name != "yuv420p":
+            converted = frame.reformat(format="yuv420p")
+            converted.pts, converted.time_base = frame.pts, frame.time_base
+            frame = converted
+        keyframe = self._force_keyframe
+        frame.pict_type = av.video.frame.PictureType.I if keyframe else av.video.frame.PictureType.NONE
+        self._force_keyframe = False
+        self._last_pts = frame.pts
+        data = b"".join(bytes(packet) for packet in context.encode(frame))
+        if not data:
+            return None
+        self.frames_encoded += 1
+        is_key = keyframe or self._coded_keyframe(data)
+        self.keyframes_encoded += is_key
+        if self.codec == "VP8":
+            payloads = self._packetizer.packetize(data)
+        else:
+            payloads = self._packetizer.packetize(split_annexb(data))
+        return EncodedFrame(payloads, int(frame.pts or 0) & 0xFFFFFFFF, is_key)
+
+    def _coded_keyframe(self, data: bytes) -> bool:
+        if self.codec == "VP8":
+            return not data[0] & 0x01  # RFC 6386 section 9.1: P bit 0 is a key frame
+        return any(nal and nal[0] & 0x1F == 5 for nal in split_annexb(data))
+
+    def _size_for(self, width: int, height: int) -> tuple[int, int]:
+        scale = min(1.0, self.max_width / width, self.max_height / height)
+        return (_even(width * scale), _even(height * scale)) if scale < 1.0 else (width, height)
+
+    def _context_for(self, width: int, height: int) -> av.VideoCodecContext:
+        context = self._context
+        moved = abs(self.target_bitrate - self._opened_bitrate) > REOPEN_RATIO * max(1, self._opened_bitrate)
+        if context is None or (context.width, context.height) != (width, height) or moved:
+            context = av.CodecContext.create(_ENCODERS[self.codec], "w")
+            context.width, context.height, context.pix_fmt = width, height, "yuv420p"
+            context.time_base = Fraction(1, VIDEO_CLOCK_RATE)
+            context.framerate = Fraction(self.max_fps).limit_denominator(1000)
+            context.bit_rate = self.target_bitrate
+            context.gop_size = 3000  # key frames when asked, not on a timer
+            context.options = dict(_OPTIONS[self.codec])
+            context.open()
+            self._context = context
+            self._opened_bitrate = self.target_bitrate
+            self._force_keyframe = True  # a new encoder starts with one anyway
+        return context
+
+
+class VideoDecoder:
+    """RTP payloads of whole frames to decoded pictures."""
+
+    def __init__(self, codec: str = "VP8") -> None:
+        if codec not in _DECODERS:
+            raise UsageError(f"no decoder for {codec!r}; choose one of {', '.join(VIDEO_CODECS)}")
+        self.codec = codec
+        self._context = av.CodecContext.create(_DECODERS[codec], "r")
+        self.frames_decoded = 0
+        self.errors = 0
+
+    def decode(self, payloads: list[bytes]) -> list[av.VideoFrame]:
+        """Decode one frame's payloads (in order); a broken frame is counted and gives nothing."""
+        try:
+            data = vp8_depacketize(payloads) if self.codec == "VP8" else h264_depacketize(payloads)
+            frames = self._context.decode(av.Packet(data))
+        except (av.FFmpegError, ValueError):
+            self.errors += 1
+            return []
+        self.frames_decoded += len(frames)
+        return frames
+
+
+class AudioEncoder:
+    """Mono or stereo frames to Opus payloads of 20 ms at 48 kHz."""
+
+    def __init__(self, *, target_bitrate: int = 32_000, channels: int = 1) -> None:
+        self.target_bitrate = target_bitrate
+        self._context = av.CodecContext.create("libopus", "w")
+        self._context.sample_rate = OPUS_CLOCK_RATE
+        self._context.layout = "mono" if channels == 1 else "stereo"
+        self._context.format = "s16"
+        self._context.bit_rate = target_bitrate
+        self._context.options = {"application": "voip", "frame_duration": "20"}
+        self._resampler = av.AudioResampler(format="s16", layout=self._context.layout.name,
+                                            rate=OPUS_CLOCK_RATE)
+
+    def encode(self, frame: av.AudioFrame) -> list[EncodedFrame]:
+        """Payloads for what ``frame`` completes (Opus codes 20 ms at a time)."""
+        out = []
+        for resampled in self._resampler.resample(frame):
+            for packet in self._context.encode(resampled):
+                out.append(EncodedFrame([bytes(packet)], int(packet.pts or 0) & 0xFFFFFFFF, True))
+        return out
+
+
+class AudioDecoder:
+    """Opus payloads to 48 kHz frames."""
+
+    def __init__(self, channels: int = 1) -> None:
+        self._context = av.CodecContext.create("opus", "r")
+        self._context.sample_rate = OPUS_CLOCK_RATE
+        self._context.layout = "mono" if channels == 1 else "stereo"
+        self.frames_decoded = 0
+        self.errors = 0
+
+    def decode(self, payload: bytes) -> list[av.AudioFrame]:
+        try:
+            frames = self._context.decode(av.Packet(payload))
+        except (av.FFmpegError, ValueError):
+            self.errors += 1
+            return []
+        self.frames_decoded += len(frames)
+        return frames

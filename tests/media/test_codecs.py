@@ -1,0 +1,117 @@
+"""Encoders follow the call (bitrate, key frames, size and rate limits); decoders read what they made."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from netcore.media.codecs import AudioDecoder, AudioEncoder, VideoDecoder, VideoEncoder
+from netcore.media.synthetic import SyntheticCamera, SyntheticMicrophone, read_frame_number
+from netcore.rtp.h264 import h264_frame_is_keyframe
+from netcore.rtp.vp8 import vp8_is_keyframe
+
+
+def is_keyframe(codec: str, payloads: list[bytes]) -> bool:
+    return vp8_is_keyframe(payloads[0]) if codec == "VP8" else h264_frame_is_keyframe(payloads)
+
+
+def run(encoder: VideoEncoder, camera: SyntheticCamera, numbers, decoder: VideoDecoder | None = None):
+    """Encode frames ``numbers``; return the encoded frames and the numbers read back after decoding."""
+    encoded, read = [], []
+    for number in numbers:
+        frame = encoder.encode(camera.frame(number))
+        if frame is None:
+            continue
+        encoded.append(frame)
+        if decoder is not None:
+            read.extend(read_frame_number(f) for f in decoder.decode(frame.payloads))
+    return encoded, read
+
+
+@pytest.mark.parametrize("codec", ["VP8", "H264"])
+def test_frames_decode_in_order_from_their_payloads(codec):
+    camera = SyntheticCamera(640, 480)
+    encoder, decoder = VideoEncoder(codec, target_bitrate=500_000), VideoDecoder(codec)
+    encoded, read = run(encoder, camera, range(40), decoder)
+    assert read == list(range(40))
+    assert encoded[0].keyframe and is_keyframe(codec, encoded[0].payloads)
+    assert not any(f.keyframe for f in encoded[1:])
+    assert all(len(p) <= 1200 for f in encoded for p in f.payloads)
+    assert [f.timestamp for f in encoded[:3]] == [0, 3000, 6000]
+
+
+@pytest.mark.parametrize("codec", ["VP8", "H264"])
+def test_a_keyframe_request_makes_the_next_frame_a_keyframe(codec):
+    camera = SyntheticCamera(640, 480)
+    encoder = VideoEncoder(codec)
+    run(encoder, camera, range(10))
+    encoder.request_keyframe()
+    encoded, _ = run(encoder, camera, range(10, 13))
+    assert encoded[0].keyframe and is_keyframe(codec, encoded[0].payloads)
+    assert not encoded[1].keyframe and not is_keyframe(codec, encoded[1].payloads)
+
+
+@pytest.mark.parametrize("codec", ["VP8", "H264"])
+def test_the_bitrate_follows_the_target(codec):
+    camera = SyntheticCamera(640, 480)
+
+    def bitrate(target: int) -> float:
+        encoder = VideoEncoder(codec, target_bitrate=target)
+        encoded, _ = run(encoder, camera, range(120))
+        steady = encoded[30:]  # after the first second and its key frame
+        return sum(len(p) for f in steady for p in f.payloads) * 8 / (len(steady) / 30)
+
+    low, high = bitrate(150_000), bitrate(1_200_000)
+    assert low < 150_000 * 1.5
+    assert high > 2 * low
+
+
+def test_small_target_changes_keep_the_encoder_large_ones_reopen_it_with_a_keyframe():
+    camera = SyntheticCamera(640, 480)
+    encoder = VideoEncoder("VP8", target_bitrate=1_000_000)
+    run(encoder, camera, range(5))
+    encoder.set_target_bitrate(1_050_000)
+    encoded, _ = run(encoder, camera, range(5, 8))
+    assert not any(f.keyframe for f in encoded)
+    encoder.set_target_bitrate(300_000)
+    encoded, _ = run(encoder, camera, range(8, 10))
+    assert encoded[0].keyframe
+
+
+def test_frames_larger_than_the_negotiated_size_are_scaled_down():
+    camera = SyntheticCamera(1280, 720)
+    encoder, decoder = VideoEncoder("VP8", max_width=640, max_height=480), VideoDecoder("VP8")
+    _, read = run(encoder, camera, range(5), decoder)
+    assert read == list(range(5))
+    frame = decoder.decode(encoder.encode(camera.frame(5)).payloads)[0]
+    assert (frame.width, frame.height) == (640, 360)
+
+
+def test_frames_faster_than_the_negotiated_rate_are_dropped():
+    camera = SyntheticCamera(640, 480, fps=30)
+    encoder = VideoEncoder("VP8", max_fps=15)
+    encoded, _ = run(encoder, camera, range(30))
+    assert len(encoded) == 15 and encoder.frames_dropped == 15
+
+
+def test_a_broken_frame_is_counted_not_raised():
+    decoder = VideoDecoder("VP8")
+    assert decoder.decode([b"\x00"]) == []  # S=0: not the start of a frame
+    assert decoder.errors == 1
+
+
+def test_opus_round_trip_keeps_the_marks():
+    mic = SyntheticMicrophone()
+    encoder, decoder = AudioEncoder(), AudioDecoder()
+    pcm = []
+    payloads = 0
+    for n in range(100):
+        for encoded in encoder.encode(mic.frame(n)):
+            payloads += 1
+            for frame in decoder.decode(encoded.payloads[0]):
+                pcm.append(frame.to_ndarray().reshape(-1))
+    samples = np.concatenate(pcm).astype(np.float32)
+    if np.abs(samples).max() > 1.5:
+        samples /= 32767
+    assert payloads >= 98  # 20 ms each; the encoder holds back at most its look-ahead
+    assert len(mic.mark_starts(samples)) == 2
