@@ -1,0 +1,141 @@
+"""Probing: sending a short burst above the estimate to learn whether the link can carry more.
+
+Additive and 8 %-a-second increases take tens of seconds to climb from a
+few hundred kbit/s back to megabits; a probe answers in one round trip. A
+:class:`ProbeCluster` is a short stretch of time (:data:`CLUSTER_DURATION`)
+in which the sender sends at the probe's rate in all: media as usual plus
+padding to make up the rest, every packet tagged with the cluster's id.
+When the feedback reports them, the rate the receiver saw them at, no more
+than the rate they were sent at, is what the link carried
+(:class:`ProbeResults`). Counting the media too matters: padding alone
+would share the link with the media and measure only what the media left.
+
+:class:`ProbeController` decides when to probe:
+
+* at the start, at 3 and 6 times the initial rate (libwebrtc does the same),
+  so a call on a fast link reaches its rate in about a second;
+* after a large drop (the estimate fell by more than :data:`LARGE_DROP` in
+  one step), once the link looks clear again (no over-use for
+  :data:`RECOVERY_WAIT`), at twice the estimate, at most every
+  :data:`PROBE_INTERVAL`, until the estimate is back to 85 % of where it
+  fell from or :data:`RECOVERY_WINDOW` has passed: a link whose capacity
+  returns is found in seconds, and a steady link is not probed at all.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["ProbeCluster", "ProbeController", "ProbeResults"]
+
+MIN_PACKETS = 5
+CLUSTER_DURATION = 0.03
+PROBE_INTERVAL = 2.0
+RECOVERY_WAIT = 1.0
+CLUSTER_GAP = 0.1  # between the starts of two clusters
+LARGE_DROP = 0.3
+RECOVERY_WINDOW = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeCluster:
+    """Send at ``rate`` bit/s in all (media and padding) for ``duration``, tagging packets ``cluster_id``."""
+
+    cluster_id: int
+    rate: float
+    duration: float = CLUSTER_DURATION
+
+    def padding_spacing(self, media_rate: float, packet_size: int = 1000) -> float:
+        """Seconds between padding packets of ``packet_size`` that make up the rate beside the media."""
+        return packet_size * 8 / max(self.rate - media_rate, self.rate * 0.1)
+
+
+class _Cluster:
+    __slots__ = ("first_send", "last_send", "first_arrival", "last_arrival", "bytes", "count", "last_size")
+
+    def __init__(self) -> None:
+        self.first_send = self.last_send = self.first_arrival = self.last_arrival = None
+        self.bytes = 0
+        self.count = 0
+        self.last_size = 0
+
+
+class ProbeResults:
+    """Rates measured from the feedback on probe clusters."""
+
+    def __init__(self, max_clusters: int = 16) -> None:
+        self._clusters: dict[int, _Cluster] = {}
+        self.max_clusters = max_clusters
+
+    def add(self, cluster_id: int, send: float, arrival: float, size: int) -> float | None:
+        """A probe packet was reported received; return the cluster's rate once it is measurable."""
+        cluster = self._clusters.get(cluster_id)
+        if cluster is None:
+            if len(self._clusters) >= self.max_clusters:
+                self._clusters.pop(next(iter(self._clusters)))
+            cluster = self._clusters[cluster_id] = _Cluster()
+        if cluster.first_send is None or send < cluster.first_send:
+            cluster.first_send = send
+        if cluster.last_send is None or send > cluster.last_send:
+            cluster.last_send = send
+        if cluster.first_arrival is None or arrival < cluster.first_arrival:
+            cluster.first_arrival = arrival
+        if cluster.last_arrival is None or arrival >= cluster.last_arrival:
+            cluster.last_arrival = arrival
+            cluster.last_size = size
+        cluster.bytes += size
+        cluster.count += 1
+        if cluster.count < MIN_PACKETS:
+            return None
+        send_span = cluster.last_send - cluster.first_send
+        arrival_span = cluster.last_arrival - cluster.first_arrival
+        if send_span <= 0 or arrival_span <= 0:
+            return None
+        # The last packet's bytes arrive at its arrival time: they do not count over the span.
+        received_rate = (cluster.bytes - cluster.last_size) * 8 / arrival_span
+        send_rate = (cluster.bytes - cluster.last_size) * 8 / send_span
+        return min(received_rate, send_rate)
+
+
+class ProbeController:
+    """When to probe, and at what rate."""
+
+    def __init__(self, initial: float, maximum: float) -> None:
+        self.maximum = maximum
+        self._next_id = 1
+        self._pending: list[float] = [min(3 * initial, maximum), min(6 * initial, maximum)]
+        self._estimate = initial
+        self._dropped_from: float | None = None
+        self._dropped_at = 0.0
+        self._last_probe: float | None = None
+        self._clear_since: float | None = None
+
+    def update(self, estimate: float, overusing: bool, now: float) -> None:
+        """Feed the estimate after each feedback."""
+        if estimate < (1 - LARGE_DROP) * self._estimate:
+            self._dropped_from = max(self._dropped_from or 0.0, self._estimate)
+            self._dropped_at = now
+        self._estimate = estimate
+        if self._dropped_from is not None and (estimate >= 0.85 * self._dropped_from
+                                               or now - self._dropped_at > RECOVERY_WINDOW):
+            self._dropped_from = None  # recovered, or the link stays slow
+        if overusing:
+            self._clear_since = None
+        elif self._clear_since is None:
+            self._clear_since = now
+        if (not self._pending and self._dropped_from is not None and self._clear_since is not None
+                and now - self._clear_since >= RECOVERY_WAIT
+                and (self._last_probe is None or now - self._last_probe >= PROBE_INTERVAL)):
+            self._pending.append(min(2 * estimate, self.maximum))
+
+    def poll(self, now: float) -> ProbeCluster | None:
+        """The next cluster to send, if any."""
+        if not self._pending:
+            return None
+        if self._last_probe is not None and now - self._last_probe < CLUSTER_GAP:
+            return None  # one cluster at a time: two at once would each measure less
+        rate = self._pending.pop(0)
+        self._last_probe = now
+        cluster = ProbeCluster(self._next_id, rate)
+        self._next_id += 1
+        return cluster

@@ -1,0 +1,198 @@
+"""Send-side bandwidth estimation over a simulated bottleneck, and its pieces one by one."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings, strategies as st
+
+from netcore.cc import BandwidthEstimator, Pacer
+from netcore.cc.aimd import _TRANSITIONS, AimdRateControl, RateControlState
+from netcore.cc.delay import BandwidthUsage, InterArrival, OveruseDetector, TrendlineEstimator
+from netcore.cc.loss import AckedBitrate, LossBasedControl
+from netcore.cc.probe import ProbeController
+from tests.cc.sim import run_call
+
+MBIT = 1_000_000
+
+
+def test_a_capacity_drop_is_followed_within_3_s_and_its_return_within_15_s():
+    trace = run_call([(0, 2 * MBIT), (15, 300_000), (30, 2 * MBIT)], 50)
+    # Second k of the call is trace index k-1; the drop happens at the end of second 15.
+    assert min(trace.target[2:15]) > 1.5 * MBIT  # the start probes found the link
+    assert max(trace.sent_bps[17:30]) < 360_000 and trace.sent_bps[17] < 300_000
+    assert max(trace.loss[18:30]) < 0.02
+    back = next(k for k in range(30, 50) if trace.target[k] > 1.5 * MBIT)
+    assert back - 30 < 15
+    assert max(trace.loss[30:]) < 0.02
+
+
+def test_a_clear_link_grows_to_the_maximum_without_overuse():
+    trace = run_call([(0, 20 * MBIT)], 20, maximum=2.5 * MBIT)
+    assert trace.target[-1] == 2.5 * MBIT
+    assert trace.overuse == 0
+    assert max(trace.loss) == 0
+
+
+def test_the_queue_stays_short_on_a_steady_bottleneck():
+    trace = run_call([(0, 1 * MBIT)], 40)
+    assert max(trace.queue_delay[10:]) < 0.1
+    assert 0.7 * MBIT < sum(trace.sent_bps[10:]) / 30 < 1.05 * MBIT
+
+
+def test_heavy_random_loss_lowers_the_target_light_loss_does_not():
+    heavy = run_call([(0, 20 * MBIT)], 20, loss=0.2)
+    light = run_call([(0, 20 * MBIT)], 20, loss=0.01)
+    assert heavy.target[-1] < 300_000
+    assert light.target[-1] > 2 * MBIT
+
+
+def test_remb_caps_the_target():
+    estimator = BandwidthEstimator(initial=1 * MBIT)
+    estimator.remb_received(200_000)
+    assert estimator.target_bitrate == 200_000
+
+
+@given(st.lists(st.tuples(st.integers(0, 0xFFFF), st.one_of(st.none(), st.floats(-1e6, 1e6))), max_size=200),
+       st.lists(st.tuples(st.integers(0, 0xFFFF), st.integers(1, 1500)), max_size=200))
+@settings(max_examples=200, deadline=None)
+def test_arbitrary_feedback_never_raises_and_the_target_stays_in_bounds(reports, sent):
+    estimator = BandwidthEstimator(initial=500_000, minimum=50_000, maximum=3 * MBIT)
+    for i, (seq, size) in enumerate(sent):
+        estimator.packet_sent(seq, size, i * 0.001, probe_cluster=1 if i % 7 == 0 else None)
+    for i in range(0, len(reports), 20):
+        estimator.feedback_received(reports[i:i + 20], 1.0 + i * 0.01)
+        assert 50_000 <= estimator.target_bitrate <= 3 * MBIT
+
+
+def test_the_sent_history_is_bounded():
+    estimator = BandwidthEstimator()
+    for i in range(100_000):
+        estimator.packet_sent(i & 0xFFFF, 1000, i * 0.0001)
+    assert len(estimator._sent) <= 8192
+
+
+# -- the pieces --------------------------------------------------------------------
+
+
+def test_inter_arrival_groups_packets_sent_within_5_ms():
+    groups = InterArrival()
+    assert groups.add(0.000, 0.050, 100) is None
+    assert groups.add(0.004, 0.051, 100) is None  # same group
+    assert groups.add(0.010, 0.062, 100) is None  # starts the second group: no pair yet
+    deltas = groups.add(0.020, 0.080, 100)  # third group: deltas of the first two
+    assert deltas is not None
+    send_delta, arrival_delta, size_delta = deltas
+    assert abs(send_delta - 0.006) < 1e-9 and abs(arrival_delta - 0.011) < 1e-9 and size_delta == -100
+
+
+def test_the_trend_is_the_growth_of_queuing_delay():
+    trend = TrendlineEstimator()
+    arrival = 0.0
+    for _ in range(40):
+        arrival += 0.012  # sent 10 ms apart, arriving 12 ms apart: the queue grows 2 ms a group
+        trend.update(0.010, 0.012, arrival)
+    assert trend.trend > 0.1
+    flat = TrendlineEstimator()
+    for i in range(40):
+        flat.update(0.010, 0.010, i * 0.010)
+    assert flat.trend == 0.0
+
+
+def test_overuse_needs_the_trend_over_the_threshold_for_a_while():
+    detector = OveruseDetector()
+    assert detector.detect(20.0, 0.005, 0.000) is BandwidthUsage.NORMAL  # once is not enough
+    assert detector.detect(21.0, 0.005, 0.020) is BandwidthUsage.OVERUSE
+    assert detector.detect(-30.0, 0.005, 0.040) is BandwidthUsage.UNDERUSE
+    assert detector.detect(0.0, 0.005, 0.060) is BandwidthUsage.NORMAL
+
+
+def test_the_threshold_adapts_within_its_bounds():
+    detector = OveruseDetector()
+    for i in range(2000):
+        detector.detect(0.0, 0.005, i * 0.01)
+    assert detector.threshold == 6.0
+    for i in range(2000, 4000):
+        detector.detect(20.0 if i % 2 else 10.0, 0.005, i * 0.01)
+    assert 6.0 < detector.threshold < 600.0
+
+
+def test_every_signal_and_state_has_a_transition():
+    assert len(_TRANSITIONS) == len(BandwidthUsage) * len(RateControlState)
+
+
+def test_overuse_cuts_to_beta_times_the_acknowledged_rate_once_per_round_trip():
+    aimd = AimdRateControl(1 * MBIT)
+    aimd.update(BandwidthUsage.OVERUSE, 800_000, 1.0)
+    assert aimd.rate == 0.85 * 800_000
+    aimd.update(BandwidthUsage.OVERUSE, 600_000, 1.05)  # within one RTT: the old queue still shows
+    assert aimd.rate == 0.85 * 800_000
+    assert aimd.state is RateControlState.HOLD
+
+
+def test_increase_is_multiplicative_far_from_capacity_and_additive_near_it():
+    far = AimdRateControl(500_000)
+    far.update(BandwidthUsage.NORMAL, 500_000, 0.0)
+    far.update(BandwidthUsage.NORMAL, 500_000, 1.0)
+    assert abs(far.rate - 540_000) < 1_000  # 8 % in a second
+    near = AimdRateControl(500_000)
+    near.update(BandwidthUsage.OVERUSE, 500_000, 0.0)
+    near.update(BandwidthUsage.NORMAL, 425_000, 0.5)  # DECREASE -> HOLD -> INCREASE
+    before = near.rate
+    near.update(BandwidthUsage.NORMAL, 425_000, 1.5)
+    assert 0 < near.rate - before < 40_000
+
+
+def test_loss_based_control_follows_the_rfc_bands():
+    control = LossBasedControl(1 * MBIT)
+    control.update(80, 20, 1.0)  # 20 % lost
+    assert control.rate == 1 * MBIT * 0.9
+    control.update(95, 5, 2.0)  # 5 %: hold
+    assert control.rate == 1 * MBIT * 0.9
+    control.update(100, 0, 3.0)  # none: +8 %
+    assert abs(control.rate - 1 * MBIT * 0.9 * 1.08) < 1e-6
+    control.update(5, 5, 4.0)  # too few packets to judge: counted, nothing changes yet
+    assert abs(control.rate - 1 * MBIT * 0.9 * 1.08) < 1e-6
+
+
+def test_acked_bitrate_counts_bytes_over_the_window():
+    acked = AckedBitrate(window=0.5)
+    for i in range(100):
+        acked.add(i * 0.01, 1250)  # 1250 bytes every 10 ms = 1 Mbit/s
+    assert abs(acked.rate - 1 * MBIT) < 20_000
+
+
+def test_probes_at_start_and_after_a_large_drop_only():
+    probes = ProbeController(300_000, 5 * MBIT)
+    first, second = probes.poll(0.0), probes.poll(0.2)
+    assert (first.rate, second.rate) == (900_000, 1_800_000)
+    assert probes.poll(0.4) is None
+    for i in range(100):
+        probes.update(1.8 * MBIT, False, 1 + i * 0.1)
+    assert probes.poll(12.0) is None  # steady: no probing
+    probes.update(300_000, True, 12.0)
+    probes.update(320_000, False, 12.5)
+    probes.update(330_000, False, 13.6)
+    cluster = probes.poll(13.6)
+    assert cluster is not None and cluster.rate == 660_000
+
+
+def test_the_pacer_spreads_a_frame_at_its_rate_and_lets_audio_first():
+    pacer: Pacer[str] = Pacer(400_000, factor=1.0)  # 400 kbit/s = 250 bytes per 5 ms
+    for i in range(8):
+        pacer.enqueue(f"v{i}", 250, 0.0)
+    pacer.enqueue("a", 100, 0.0, audio=True)
+    assert pacer.poll(0.0) == ["a", "v0"]
+    sent = []
+    now = 0.0
+    while len(pacer):
+        now = pacer.next_deadline(now)
+        sent.extend(pacer.poll(now))
+    assert sent == [f"v{i}" for i in range(1, 8)]
+    assert 0.03 < now < 0.045  # 8 * 250 bytes at 400 kbit/s is 40 ms
+
+
+def test_the_pacer_sends_what_waited_too_long_anyway():
+    pacer: Pacer[int] = Pacer(8_000, factor=1.0, max_queue_time=0.2)
+    for i in range(10):
+        pacer.enqueue(i, 1000, 0.0)
+    pacer.poll(0.0)
+    assert len(pacer.poll(0.25)) == 9
