@@ -1,9 +1,13 @@
 """The DTLS 1.2 connection core, client or server (RFC 6347, RFC 5246, RFC 5764).
 
-Sans-IO: :meth:`DtlsConnection.handle_datagram` and
-:meth:`DtlsConnection.handle_timeout` take bytes and the time; datagrams to
-send come out of :meth:`poll_transmit`, events out of :meth:`poll_event`, and
-:meth:`next_deadline` says when to call ``handle_timeout`` next.
+Sans-IO, on the contract of :mod:`netcore.net`:
+:meth:`DtlsConnection.handle_datagram` takes a :class:`~netcore.net.Receive`
+and the time, :meth:`DtlsConnection.handle_timeout` the time; datagrams to
+send come out of :meth:`poll_transmit` as :class:`~netcore.net.Transmit`
+with both addresses ``None`` (one peer, over the path of the core beneath,
+ICE), events (application data too, as :class:`DataReceived`) out of
+:meth:`poll_event`, and :meth:`next_deadline` says when to call
+``handle_timeout`` next.
 
 The full handshake (RFC 6347 section 4.2.4 flights), with a certificate
 from both sides as WebRTC requires::
@@ -36,6 +40,7 @@ from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 
 from netcore.errors import UsageError
+from netcore.net import Receive, Transmit
 
 from . import handshake as hs
 from .certificate import DtlsCertificate, fingerprint, fingerprint_matches
@@ -43,8 +48,8 @@ from .cookie import HelloPrefix, cookie_valid, hello_verify_request
 from .errors import DtlsParseError, HandshakeError
 from .events import (
     AlertReceived,
-    ApplicationDataReceived,
     ConnectionClosed,
+    DataReceived,
     DtlsEvent,
     HandshakeCompleted,
     HandshakeFailed,
@@ -310,13 +315,13 @@ class DtlsConnection:
         self.state = State.CLIENT_WAIT_SERVER_HELLO
         self._send_client_hello(now)
 
-    def handle_datagram(self, data: bytes, now: float) -> None:
+    def handle_datagram(self, datagram: Receive, now: float) -> None:
         """Process one received datagram; bad input is counted and dropped."""
         self.stats.datagrams_received += 1
         if self.state in (State.CLOSED, State.FAILED):
             return
         try:
-            for record in iter_records(data):
+            for record in iter_records(datagram.data):
                 self._handle_record(record, now)
                 if self.state in (State.CLOSED, State.FAILED):
                     return
@@ -342,13 +347,15 @@ class DtlsConnection:
         """When :meth:`handle_timeout` is due (the flight timer), or None."""
         return self._deadline
 
-    def poll_transmit(self) -> bytes | None:
-        return self._transmits.popleft() if self._transmits else None
+    def poll_transmit(self) -> Transmit | None:
+        """The next datagram for the peer; no addresses, the path beneath knows them."""
+        return Transmit(self._transmits.popleft()) if self._transmits else None
 
     def poll_event(self) -> DtlsEvent | None:
+        """The next event, oldest first."""
         return self._events.popleft() if self._events else None
 
-    def send(self, data: bytes) -> None:
+    def send(self, data: bytes, now: float) -> None:
         """Send application data in one record (one datagram)."""
         if self.state is not State.CONNECTED:
             raise UsageError("DTLS connection is not established")
@@ -356,7 +363,7 @@ class DtlsConnection:
             raise UsageError("application data larger than one record (2^14 bytes)")
         self._transmits.append(self._record(ContentType.APPLICATION_DATA, self._write_epoch, data))
 
-    def close(self) -> None:
+    def close(self, now: float) -> None:
         """Send close_notify (RFC 5246 section 7.2.1) and stop."""
         if self.state is State.CONNECTED:
             self._send_alert(AlertLevel.WARNING, AlertDescription.close_notify)
@@ -417,7 +424,7 @@ class DtlsConnection:
             self._handle_handshake_record(epoch, payload, now)
         elif content_type == ContentType.APPLICATION_DATA:
             if self.state is State.CONNECTED and epoch > 0:
-                self._push_event(ApplicationDataReceived(payload))
+                self._push_event(DataReceived(payload))
             elif epoch > 0 and len(self._early_data) < MAX_EARLY_RECORDS:
                 # The server may send data right after its Finished, and the
                 # network may deliver it first: keep a few until we are done.
@@ -624,7 +631,7 @@ class DtlsConnection:
             )
         )
         for payload in self._early_data:
-            self._push_event(ApplicationDataReceived(payload))
+            self._push_event(DataReceived(payload))
         self._early_data = []
 
     # ---- client ----------------------------------------------------------------
