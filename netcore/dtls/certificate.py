@@ -13,6 +13,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
+from netcore.errors import UsageError
+
 __all__ = ["DtlsCertificate", "fingerprint", "fingerprint_matches"]
 
 
@@ -55,7 +57,7 @@ class DtlsCertificate:
         elif key_type == "rsa":
             key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         else:
-            raise ValueError("key_type is 'ec' or 'rsa'")
+            raise UsageError("key_type is 'ec' or 'rsa'")
         if not_before is None:
             not_before = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=1)
         name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])

@@ -325,10 +325,10 @@ class DtlsConnection:
                 self._handle_record(record, now)
                 if self.state in (State.CLOSED, State.FAILED):
                     return
+        except HandshakeError as exc:  # first: it is a DtlsParseError that ends the handshake
+            self._fail(exc.alert, exc.reason)
         except DtlsParseError:
             self.stats.parse_errors += 1
-        except HandshakeError as exc:
-            self._fail(exc.alert, exc.reason)
 
     def handle_timeout(self, now: float) -> None:
         """Retransmit the last flight if its timer expired (RFC 6347 section 4.2.4.1)."""

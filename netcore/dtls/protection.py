@@ -15,6 +15,8 @@ import struct
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
 
+from netcore.errors import UsageError
+
 from .errors import DtlsParseError
 
 __all__ = ["RecordProtection"]
@@ -37,7 +39,7 @@ class RecordProtection:
             self._aead = ChaCha20Poly1305(key)
             self._explicit = False
         else:
-            raise ValueError(f"unknown AEAD {aead_name}")
+            raise UsageError(f"unknown AEAD {aead_name}")
         self._iv = iv
         self._iv_int = int.from_bytes(iv, "big")
 

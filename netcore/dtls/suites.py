@@ -13,6 +13,8 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, x25519
 
+from netcore.errors import UsageError
+
 from .errors import HandshakeError
 from .record import AlertDescription
 
@@ -87,7 +89,7 @@ class KeyShare:
         elif group == NamedGroup.secp256r1:
             self._private = ec.generate_private_key(ec.SECP256R1())
         else:
-            raise ValueError(f"unsupported group {group}")
+            raise UsageError(f"unsupported group {group}")
 
     def public_bytes(self) -> bytes:
         from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat

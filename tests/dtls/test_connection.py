@@ -26,7 +26,10 @@ from netcore.dtls import (
 from netcore.dtls import handshake as hs
 from netcore.dtls.cookie import HelloVerdict, check_client_hello
 from netcore.dtls.record import AlertDescription, ContentType, Record, iter_records
-from netcore.errors import UsageError
+from netcore.dtls.errors import DtlsParseError, HandshakeError
+from netcore.dtls.protection import RecordProtection
+from netcore.dtls.suites import KeyShare
+from netcore.errors import ParseError, UsageError
 from netcore.net import Receive
 
 from .peers import drain_events, exchange, pair
@@ -435,6 +438,18 @@ def test_usage_errors():
         server.connect(0.0)
     with pytest.raises(UsageError):
         server.export_keying_material(b"EXTRACTOR-dtls_srtp", 60)
+
+
+def test_errors_join_the_one_tree():
+    """A broken handshake is the peer's fault (a DTLS parse error, caught
+    inside the core); a wrong argument is ours (UsageError)."""
+    assert issubclass(HandshakeError, DtlsParseError) and issubclass(DtlsParseError, ParseError)
+    with pytest.raises(UsageError):
+        DtlsCertificate.generate(key_type="dsa")
+    with pytest.raises(UsageError):
+        KeyShare(0x1234)
+    with pytest.raises(UsageError):
+        RecordProtection("aes_cbc", bytes(16), bytes(4))
 
 
 def test_server_data_overtaking_its_finished_is_kept():

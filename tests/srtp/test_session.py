@@ -151,3 +151,8 @@ def test_bad_keys_are_a_usage_error():
         SrtpSession(SrtpProfile.SRTP_AEAD_AES_128_GCM, bytes(30), bytes(30))
     with pytest.raises(UsageError):
         SrtpSession(0x99, bytes(30), bytes(30))
+
+
+def test_keying_material_of_the_wrong_length_is_a_usage_error():
+    with pytest.raises(UsageError):
+        split_keying_material(SrtpProfile.SRTP_AEAD_AES_128_GCM, bytes(10), True)
