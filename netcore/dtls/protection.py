@@ -43,6 +43,20 @@ class RecordProtection:
         self._iv = iv
         self._iv_int = int.from_bytes(iv, "big")
 
+    @classmethod
+    def from_key_block(
+        cls, aead_name: str, key_length: int, iv_length: int, block: bytes
+    ) -> tuple["RecordProtection", "RecordProtection"]:
+        """The client's and the server's write protection from the key block.
+
+        RFC 5246 section 6.3: client_write_key, server_write_key,
+        client_write_IV, server_write_IV, in that order.
+        """
+        k, i = key_length, iv_length
+        client = cls(aead_name, block[:k], block[2 * k : 2 * k + i])
+        server = cls(aead_name, block[k : 2 * k], block[2 * k + i : 2 * k + 2 * i])
+        return client, server
+
     @property
     def overhead(self) -> int:
         return _TAG + (8 if self._explicit else 0)
