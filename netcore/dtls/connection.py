@@ -381,10 +381,12 @@ class DtlsConnection:
         self._process_messages(now)
 
     def _handle_old_message(self, message_seq: int) -> None:
-        """The peer retransmitted: it lost (part of) our last flight."""
+        """A message we already took: the peer's retransmission, a duplicate or a replay."""
         if message_seq == self._peer_flight_last_seq and self._flight:
-            self.stats.retransmissions += 1
+            self.stats.retransmissions += 1  # the peer lost (part of) our last flight
             self._transmit_flight()
+        else:
+            self.stats.old_messages += 1  # RFC 6347 section 4.2.2: discarded
 
     def _process_messages(self, now: float) -> None:
         while self.state not in (State.CLOSED, State.FAILED):

@@ -1,12 +1,15 @@
 """The DTLS core on the contract every core follows (netcore.net, netcore.driver):
 datagrams in as Receive, out as Transmit without addresses (one peer, over
-the path beneath), events below DtlsEvent, and two cores run by Drivers on
-the simulated network's virtual clock, a lost flight recovered by the timer."""
+the path beneath), events below DtlsEvent, two cores run by Drivers on the
+simulated network's virtual clock (a lost flight recovered by the timer),
+and hostile input mid-handshake counted and dropped, never raised."""
 
 from __future__ import annotations
 
 from netcore.driver import Driver
+from netcore.dtls import handshake as hs
 from netcore.dtls import DataReceived, DtlsCertificate, DtlsConnection, DtlsEvent, HandshakeCompleted, State
+from netcore.dtls.record import Record, iter_records
 from netcore.net import Event, Receive, Transmit
 from netcore.testing.simnet import Network
 
@@ -71,3 +74,40 @@ def test_two_cores_under_drivers_recover_a_lost_flight_in_virtual_time():
     network.run(until=network.time() + 1.0)
     assert received[-1] == DataReceived(b"over the driver")
     client_driver.close(), server_driver.close()
+
+
+def _fragments(datagrams: list[bytes]) -> int:
+    return sum(len(list(hs.iter_fragments(r.fragment))) for d in datagrams for r in iter_records(d) if r.epoch == 0)
+
+
+def test_garbage_and_old_epoch_records_mid_handshake_are_counted_and_dropped():
+    client, server = pair(CLIENT, SERVER)
+    client.connect(0.0)
+    hello = client.poll_transmit().data
+    server.handle_datagram(Receive(hello), 0.0)
+    server_flight = [t.data for t in iter(server.poll_transmit, None)]
+    for data in server_flight:
+        client.handle_datagram(Receive(data), 0.1)
+    assert client.state is State.CLIENT_WAIT_FINISHED  # epoch 1 keys exist, the server's Finished is due
+    # Mid-handshake: a truncated record, a record of a future epoch, a forged one
+    # under the new keys; each is counted and dropped, none raises or ends anything.
+    client.handle_datagram(Receive(b"\x16\xfe\xfd\x00\x00\x00"), 0.2)
+    client.handle_datagram(Receive(Record(22, 0xFEFD, 2, 0, b"\x14" * 40).encode()), 0.2)
+    client.handle_datagram(Receive(Record(23, 0xFEFD, 1, 9, bytes(40)).encode()), 0.2)
+    assert (client.stats.parse_errors, client.stats.unknown_epoch, client.stats.bad_record_mac) == (1, 1, 1)
+    assert client.state is State.CLIENT_WAIT_FINISHED and drain_events(client) == []
+    for _ in range(4):
+        for src, dst in ((client, server), (server, client)):
+            while (transmit := src.poll_transmit()) is not None:
+                dst.handle_datagram(Receive(transmit.data), 0.3)
+    assert client.state is State.CONNECTED and server.state is State.CONNECTED
+    drain_events(client), drain_events(server)
+    # After it: epoch-0 records of the finished handshake, replayed, change nothing.
+    server.handle_datagram(Receive(hello), 1.0)
+    assert server.stats.old_messages == 1
+    for data in server_flight:
+        client.handle_datagram(Receive(data), 1.0)
+    assert client.stats.old_messages == _fragments(server_flight) > 1
+    assert server.poll_transmit() is None and client.poll_transmit() is None
+    assert drain_events(client) == drain_events(server) == []
+    assert client.state is State.CONNECTED and server.state is State.CONNECTED
