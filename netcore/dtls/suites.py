@@ -191,10 +191,10 @@ def choose_parameters(
 ) -> tuple[int, int, int]:
     """A server's cipher suite, ECDHE group and signature scheme for ``hello``, in our order.
 
-    RFC 8422 section 5.1: without supported_groups the client supports
-    P-256; RFC 5246 section 7.4.1.4.1: without signature_algorithms, SHA-256
-    schemes are assumed here (all we implement).  The suite must match the
-    key type of our certificate; otherwise :class:`HandshakeError`.
+    Without supported_groups the client is taken to support P-256; without
+    signature_algorithms, our SHA-256 schemes (RFC 5246 section 7.4.1.4.1
+    would assume SHA-1, which we do not implement).  The suite must match
+    the key type of our certificate.  No common choice: :class:`HandshakeError`.
     """
     try:
         groups_ext = hello.extension(ExtensionType.supported_groups)
