@@ -21,6 +21,7 @@ from OpenSSL import SSL
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 from netcore.dtls import DtlsCertificate, DtlsConnection, State  # noqa: E402
+from netcore.net import Receive  # noqa: E402
 from netcore.srtp import PROFILES, SrtpProfile, SrtpSession, split_keying_material  # noqa: E402
 from tests.dtls.peers import openssl_connection  # noqa: E402
 
@@ -42,10 +43,10 @@ def our_handshake() -> None:
     server = DtlsConnection(False, SERVER_CERT)
     client.connect(0.0)
     while client.state is not State.CONNECTED:
-        while (data := client.poll_transmit()) is not None:
-            server.handle_datagram(data, 0.0)
-        while (data := server.poll_transmit()) is not None:
-            client.handle_datagram(data, 0.0)
+        while (out := client.poll_transmit()) is not None:
+            server.handle_datagram(Receive(out.data), 0.0)
+        while (out := server.poll_transmit()) is not None:
+            client.handle_datagram(Receive(out.data), 0.0)
 
 
 def _bio_drain(src: SSL.Connection, dst: SSL.Connection) -> None:

@@ -6,8 +6,8 @@ from .errors import DtlsParseError
 from .events import (
     DtlsEvent,
     AlertReceived,
-    ApplicationDataReceived,
     ConnectionClosed,
+    DataReceived,
     HandshakeCompleted,
     HandshakeFailed,
 )
@@ -15,9 +15,9 @@ from .suites import CipherSuite, NamedGroup, SignatureScheme, SrtpProfile
 
 __all__ = [
     "AlertReceived",
-    "ApplicationDataReceived",
     "CipherSuite",
     "ConnectionClosed",
+    "DataReceived",
     "DtlsCertificate",
     "DtlsConnection",
     "DtlsParseError",

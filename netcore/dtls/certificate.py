@@ -9,11 +9,17 @@ import hmac
 from dataclasses import dataclass
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
-__all__ = ["DtlsCertificate", "fingerprint", "fingerprint_matches"]
+from netcore.errors import UsageError
+
+from .errors import HandshakeError
+from .record import AlertDescription
+
+__all__ = ["DtlsCertificate", "fingerprint", "fingerprint_matches", "peer_public_key"]
 
 
 def fingerprint(der: bytes, algorithm: str = "sha-256") -> str:
@@ -32,6 +38,29 @@ def fingerprint_matches(der: bytes, expected: list[tuple[str, str]]) -> bool:
         if hmac.compare_digest(ours.encode(), value.upper().encode()):
             return True
     return False
+
+
+def peer_public_key(
+    der: bytes, fingerprints: list[tuple[str, str]] | None, at: datetime.datetime | None = None
+):
+    """The public key of the peer's certificate, once it passes our checks.
+
+    The certificate must parse, match one of ``fingerprints`` (RFC 8122; None
+    leaves that to the application) and, if ``at`` is given, be valid then;
+    otherwise :class:`HandshakeError` with the alert to send.
+    """
+    try:
+        certificate = x509.load_der_x509_certificate(der)
+        public_key = certificate.public_key()
+        validity = certificate.not_valid_before_utc, certificate.not_valid_after_utc
+    except (ValueError, UnsupportedAlgorithm):
+        raise HandshakeError(AlertDescription.bad_certificate, "unparsable certificate") from None
+    if at is not None and not validity[0] <= at <= validity[1]:
+        # WebRTC authenticates by fingerprint; validity is checked only on request.
+        raise HandshakeError(AlertDescription.certificate_expired, "certificate not valid now")
+    if fingerprints is not None and not fingerprint_matches(der, fingerprints):
+        raise HandshakeError(AlertDescription.bad_certificate, "certificate fingerprint mismatch")
+    return public_key
 
 
 @dataclass(frozen=True)
@@ -55,7 +84,7 @@ class DtlsCertificate:
         elif key_type == "rsa":
             key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         else:
-            raise ValueError("key_type is 'ec' or 'rsa'")
+            raise UsageError("key_type is 'ec' or 'rsa'")
         if not_before is None:
             not_before = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=1)
         name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])

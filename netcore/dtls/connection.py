@@ -1,9 +1,13 @@
 """The DTLS 1.2 connection core, client or server (RFC 6347, RFC 5246, RFC 5764).
 
-Sans-IO: :meth:`DtlsConnection.handle_datagram` and
-:meth:`DtlsConnection.handle_timeout` take bytes and the time; datagrams to
-send come out of :meth:`poll_transmit`, events out of :meth:`poll_event`, and
-:meth:`next_deadline` says when to call ``handle_timeout`` next.
+Sans-IO, on the contract of :mod:`netcore.net`:
+:meth:`DtlsConnection.handle_datagram` takes a :class:`~netcore.net.Receive`
+and the time, :meth:`DtlsConnection.handle_timeout` the time; datagrams to
+send come out of :meth:`poll_transmit` as :class:`~netcore.net.Transmit`
+with both addresses ``None`` (one peer, over the path of the core beneath,
+ICE), events (application data too, as :class:`DataReceived`) out of
+:meth:`poll_event`, and :meth:`next_deadline` says when to call
+``handle_timeout`` next.
 
 The full handshake (RFC 6347 section 4.2.4 flights), with a certificate
 from both sides as WebRTC requires::
@@ -32,85 +36,50 @@ import os
 from collections import deque
 from typing import Callable, Sequence
 
-from cryptography import x509
-from cryptography.exceptions import UnsupportedAlgorithm
-
 from netcore.errors import UsageError
+from netcore.net import Receive, Transmit
 
 from . import handshake as hs
-from .certificate import DtlsCertificate, fingerprint, fingerprint_matches
+from .certificate import DtlsCertificate, fingerprint, peer_public_key
 from .cookie import HelloPrefix, cookie_valid, hello_verify_request
 from .errors import DtlsParseError, HandshakeError
-from .events import (
-    AlertReceived,
-    ApplicationDataReceived,
-    ConnectionClosed,
-    DtlsEvent,
-    HandshakeCompleted,
-    HandshakeFailed,
-)
-from .flight import Reassembler, fragment
+from .events import AlertReceived, ConnectionClosed, DataReceived, DtlsEvent, HandshakeCompleted, HandshakeFailed
+from .flight import FlightItem, FlightTimer, Reassembler, flight_datagrams
 from .handshake import ExtensionType, HandshakeType
-from .prf import (
-    export_keying_material,
-    extended_master_secret,
-    key_block,
-    master_secret,
-    transcript_hash,
-    verify_data,
-)
+from .prf import export_keying_material, extended_master_secret, key_block, master_secret, transcript_hash, verify_data
 from .protection import RecordProtection
-from .record import (
-    DTLS_1_2,
-    MAX_SEQUENCE,
-    RECORD_HEADER_SIZE,
-    AlertDescription,
-    AlertLevel,
-    ContentType,
-    ReplayWindow,
-    decode_alert,
-    encode_alert,
-    encode_record,
-    iter_records,
+from .record import DTLS_1_2, AlertDescription, AlertLevel, ContentType, Record, decode_alert, encode_alert
+from .record import iter_records
+from .recordlayer import DtlsStats, RecordLayer
+from .suites import (
+    DEFAULT_CIPHER_SUITES,
+    DEFAULT_GROUPS,
+    DEFAULT_SRTP_PROFILES,
+    SIGNATURE_SCHEMES,
+    SUITES,
+    CipherSuite,
+    KeyShare,
+    NamedGroup,
+    SignatureScheme,
+    SrtpProfile,
+    choose_parameters,
+    preferred_scheme,
 )
-from .suites import SUITES, CipherSuite, KeyShare, NamedGroup, SignatureScheme, SrtpProfile, preferred_scheme
 from .suites import sign as sign_with
 from .suites import verify as verify_with
 
 __all__ = ["DtlsConnection", "State", "DtlsStats"]
 
 
-DEFAULT_SRTP_PROFILES = (
-    SrtpProfile.SRTP_AEAD_AES_128_GCM,
-    SrtpProfile.SRTP_AES128_CM_HMAC_SHA1_80,
-    SrtpProfile.SRTP_AES128_CM_HMAC_SHA1_32,
-)
-DEFAULT_CIPHER_SUITES = (
-    CipherSuite.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
-    CipherSuite.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
-    CipherSuite.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
-    CipherSuite.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
-)
-DEFAULT_GROUPS = (NamedGroup.x25519, NamedGroup.secp256r1)
-SIGNATURE_SCHEMES = (
-    SignatureScheme.ecdsa_secp256r1_sha256,
-    SignatureScheme.rsa_pss_rsae_sha256,
-    SignatureScheme.rsa_pkcs1_sha256,
-)
 TLS_EMPTY_RENEGOTIATION_INFO_SCSV = 0x00FF
 # RFC 5246 section 7.4.4 ClientCertificateType
 _RSA_SIGN, _ECDSA_SIGN = 1, 64
 MAX_PENDING_EVENTS = 1024
-_CLIENT_EXTENSIONS = frozenset(
-    {
-        ExtensionType.supported_groups,
-        ExtensionType.ec_point_formats,
-        ExtensionType.signature_algorithms,
-        ExtensionType.extended_master_secret,
-        ExtensionType.renegotiation_info,
-        ExtensionType.use_srtp,
-    }
-)
+# The extensions we offer, so the only ones a ServerHello may carry (RFC 5246 section 7.4.1.4).
+_CLIENT_EXTENSIONS = frozenset({
+    ExtensionType.supported_groups, ExtensionType.ec_point_formats, ExtensionType.signature_algorithms,
+    ExtensionType.extended_master_secret, ExtensionType.renegotiation_info, ExtensionType.use_srtp,
+})
 MAX_EARLY_RECORDS = 16  # authenticated application data held until our handshake ends
 
 
@@ -140,58 +109,19 @@ _TRANSITIONS: dict[State, dict[int, str]] = {
         HandshakeType.server_hello: "_client_server_hello",
     },
     State.CLIENT_WAIT_CERTIFICATE: {HandshakeType.certificate: "_client_certificate"},
-    State.CLIENT_WAIT_SERVER_KEY_EXCHANGE: {
-        HandshakeType.server_key_exchange: "_client_server_key_exchange"
-    },
+    State.CLIENT_WAIT_SERVER_KEY_EXCHANGE: {HandshakeType.server_key_exchange: "_client_server_key_exchange"},
     State.CLIENT_WAIT_CERTIFICATE_REQUEST: {
         HandshakeType.certificate_request: "_client_certificate_request",
         HandshakeType.server_hello_done: "_client_server_hello_done",
     },
-    State.CLIENT_WAIT_SERVER_HELLO_DONE: {
-        HandshakeType.server_hello_done: "_client_server_hello_done"
-    },
+    State.CLIENT_WAIT_SERVER_HELLO_DONE: {HandshakeType.server_hello_done: "_client_server_hello_done"},
     State.CLIENT_WAIT_FINISHED: {HandshakeType.finished: "_client_finished"},
     State.SERVER_WAIT_CLIENT_HELLO: {HandshakeType.client_hello: "_server_client_hello"},
     State.SERVER_WAIT_CERTIFICATE: {HandshakeType.certificate: "_server_certificate"},
-    State.SERVER_WAIT_CLIENT_KEY_EXCHANGE: {
-        HandshakeType.client_key_exchange: "_server_client_key_exchange"
-    },
-    State.SERVER_WAIT_CERTIFICATE_VERIFY: {
-        HandshakeType.certificate_verify: "_server_certificate_verify"
-    },
+    State.SERVER_WAIT_CLIENT_KEY_EXCHANGE: {HandshakeType.client_key_exchange: "_server_client_key_exchange"},
+    State.SERVER_WAIT_CERTIFICATE_VERIFY: {HandshakeType.certificate_verify: "_server_certificate_verify"},
     State.SERVER_WAIT_FINISHED: {HandshakeType.finished: "_server_finished"},
 }
-
-
-class DtlsStats:
-    """Counters of what the core dropped, and why."""
-
-    __slots__ = (
-        "datagrams_received",
-        "parse_errors",
-        "unknown_epoch",
-        "replayed",
-        "bad_record_mac",
-        "unexpected_records",
-        "retransmissions",
-    )
-
-    def __init__(self) -> None:
-        for name in self.__slots__:
-            setattr(self, name, 0)
-
-    def __repr__(self) -> str:
-        return "DtlsStats(" + ", ".join(f"{n}={getattr(self, n)}" for n in self.__slots__) + ")"
-
-
-class _FlightItem:
-    __slots__ = ("epoch", "msg_type", "message_seq", "body")
-
-    def __init__(self, epoch: int, msg_type: int | None, message_seq: int, body: bytes) -> None:
-        self.epoch = epoch
-        self.msg_type = msg_type  # None: a ChangeCipherSpec record
-        self.message_seq = message_seq
-        self.body = body
 
 
 class DtlsConnection:
@@ -253,9 +183,6 @@ class DtlsConnection:
         self.cookie_secret = cookie_secret
         self.certificate_time = certificate_time
         self.client_id = client_id
-        self.initial_timeout = initial_timeout
-        self.max_timeout = max_timeout
-        self.max_retransmissions = max_retransmissions
         self._random = random
         self.stats = DtlsStats()
 
@@ -263,25 +190,15 @@ class DtlsConnection:
         self._transmits: deque[bytes] = deque()
         self._events: deque = deque()
 
-        # record layer: epoch 0 is plaintext; epoch 1 gets keys from the handshake.
-        self._read: dict[int, RecordProtection | None] = {0: None}
-        self._replay: dict[int, ReplayWindow] = {}
-        self._write: dict[int, RecordProtection | None] = {0: None}
-        self._write_seq: dict[int, int] = {0: 0}
-        self._write_epoch = 0
-        self._read_epoch = 0
-        self._ccs_received = False
-        self._last_record_seq = 0
+        self._records = RecordLayer(self.stats)
 
         # handshake
         self._reassembler = Reassembler()
         self._send_seq = 0
         self._transcript: list[bytes] = []
-        self._flight: list[_FlightItem] = []
+        self._flight: list[FlightItem] = []
         self._peer_flight_last_seq: int | None = None
-        self._deadline: float | None = None
-        self._interval = initial_timeout
-        self._retransmits = 0
+        self._timer = FlightTimer(initial_timeout, max_timeout, max_retransmissions)
 
         self.client_random = b""
         self.server_random = b""
@@ -310,59 +227,57 @@ class DtlsConnection:
         self.state = State.CLIENT_WAIT_SERVER_HELLO
         self._send_client_hello(now)
 
-    def handle_datagram(self, data: bytes, now: float) -> None:
+    def handle_datagram(self, datagram: Receive, now: float) -> None:
         """Process one received datagram; bad input is counted and dropped."""
         self.stats.datagrams_received += 1
         if self.state in (State.CLOSED, State.FAILED):
             return
         try:
-            for record in iter_records(data):
+            for record in iter_records(datagram.data):
                 self._handle_record(record, now)
                 if self.state in (State.CLOSED, State.FAILED):
                     return
+        except HandshakeError as exc:  # first: it is a DtlsParseError that ends the handshake
+            self._fail(exc.alert, exc.reason)
         except DtlsParseError:
             self.stats.parse_errors += 1
-        except HandshakeError as exc:
-            self._fail(exc.alert, exc.reason)
 
     def handle_timeout(self, now: float) -> None:
         """Retransmit the last flight if its timer expired (RFC 6347 section 4.2.4.1)."""
-        if self._deadline is None or now < self._deadline:
+        if not self._timer.due(now):
             return
-        if self._retransmits >= self.max_retransmissions:
-            self._deadline = None
+        if self._timer.back_off(now):
+            self._transmit_flight()
+        else:
             self._fail(None, "handshake timed out")
-            return
-        self._retransmits += 1
-        self._interval = min(self._interval * 2, self.max_timeout)
-        self._deadline = now + self._interval
-        self._transmit_flight()
 
     def next_deadline(self) -> float | None:
         """When :meth:`handle_timeout` is due (the flight timer), or None."""
-        return self._deadline
+        return self._timer.deadline
 
-    def poll_transmit(self) -> bytes | None:
-        return self._transmits.popleft() if self._transmits else None
+    def poll_transmit(self) -> Transmit | None:
+        """The next datagram for the peer; no addresses, the path beneath knows them."""
+        return Transmit(self._transmits.popleft()) if self._transmits else None
 
     def poll_event(self) -> DtlsEvent | None:
+        """The next event, oldest first."""
         return self._events.popleft() if self._events else None
 
-    def send(self, data: bytes) -> None:
+    def send(self, data: bytes, now: float) -> None:
         """Send application data in one record (one datagram)."""
         if self.state is not State.CONNECTED:
             raise UsageError("DTLS connection is not established")
         if len(data) > 1 << 14:
             raise UsageError("application data larger than one record (2^14 bytes)")
-        self._transmits.append(self._record(ContentType.APPLICATION_DATA, self._write_epoch, data))
+        self._transmits.append(self._records.seal(ContentType.APPLICATION_DATA, data))
 
-    def close(self) -> None:
+    def close(self, now: float) -> None:
         """Send close_notify (RFC 5246 section 7.2.1) and stop."""
         if self.state is State.CONNECTED:
             self._send_alert(AlertLevel.WARNING, AlertDescription.close_notify)
         if self.state not in (State.CLOSED, State.FAILED):
             self.state = State.CLOSED
-            self._deadline = None
+            self._timer.stop()
             self._push_event(ConnectionClosed("closed locally"))
 
     def export_keying_material(self, label: bytes, length: int, context: bytes | None = None) -> bytes:
@@ -377,47 +292,19 @@ class DtlsConnection:
     def local_fingerprint(self) -> str:
         return self.certificate.fingerprint()
 
-    # ---- record layer -------------------------------------------------------
+    # ---- records in -----------------------------------------------------------
 
-    def _record(self, content_type: int, epoch: int, payload: bytes, version: int = DTLS_1_2) -> bytes:
-        seq = self._write_seq[epoch]
-        if seq > MAX_SEQUENCE:  # RFC 6347 section 4.1: never wrap the 48-bit sequence
-            raise UsageError("DTLS record sequence numbers exhausted for this epoch")
-        self._write_seq[epoch] = seq + 1
-        protection = self._write[epoch]
-        if protection is not None:
-            payload = protection.seal(content_type, version, epoch, seq, payload)
-        return encode_record(content_type, version, epoch, seq, payload)
-
-    def _handle_record(self, record, now: float) -> None:
+    def _handle_record(self, record: Record, now: float) -> None:
+        payload = self._records.open(record)
+        if payload is None:
+            return  # unknown epoch, replayed or forged: counted by the record layer
         epoch = record.epoch
-        if epoch not in self._read:
-            self.stats.unknown_epoch += 1  # RFC 6347 section 4.1: may discard
-            return
-        seq = record.sequence_number
-        protection = self._read[epoch]
-        payload = record.fragment
-        if protection is not None:
-            # RFC 6347 section 4.1.2.6.  Epoch 0 is unauthenticated: a spoofed
-            # record could push its window ahead and block the real handshake,
-            # so there the handshake's message_seq does the deduplication.
-            window = self._replay[epoch]
-            if window.is_replay(seq):
-                self.stats.replayed += 1
-                return
-            try:
-                payload = protection.open(record.content_type, record.version, epoch, seq, payload)
-            except DtlsParseError:
-                self.stats.bad_record_mac += 1  # RFC 6347 section 4.1.2.7: silently discard
-                return
-            window.mark(seq)
-        self._last_record_seq = seq
         content_type = record.content_type
         if content_type == ContentType.HANDSHAKE:
             self._handle_handshake_record(epoch, payload, now)
         elif content_type == ContentType.APPLICATION_DATA:
             if self.state is State.CONNECTED and epoch > 0:
-                self._push_event(ApplicationDataReceived(payload))
+                self._push_event(DataReceived(payload))
             elif epoch > 0 and len(self._early_data) < MAX_EARLY_RECORDS:
                 # The server may send data right after its Finished, and the
                 # network may deliver it first: keep a few until we are done.
@@ -427,7 +314,7 @@ class DtlsConnection:
         elif content_type == ContentType.CHANGE_CIPHER_SPEC:
             self._handle_change_cipher_spec(payload)
         elif content_type == ContentType.ALERT:
-            if epoch < self._read_epoch:
+            if epoch < self._records.read_epoch:
                 self.stats.unexpected_records += 1  # unauthenticated once keys exist
             else:
                 self._handle_alert(payload)
@@ -437,10 +324,7 @@ class DtlsConnection:
     def _handle_change_cipher_spec(self, payload: bytes) -> None:
         if payload != b"\x01":
             raise DtlsParseError("bad ChangeCipherSpec")
-        if 1 in self._read and not self._ccs_received:
-            self._ccs_received = True
-            self._read_epoch = 1
-        else:
+        if self._records.read_epoch > 0 or not self._records.change_read_epoch():
             self.stats.unexpected_records += 1  # early (keys not yet derived) or repeated
 
     def _handle_alert(self, payload: bytes) -> None:
@@ -454,14 +338,12 @@ class DtlsConnection:
             self._terminate(State.FAILED, f"fatal alert {description} received", description)
 
     def _send_alert(self, level: int, description: int) -> None:
-        self._transmits.append(
-            self._record(ContentType.ALERT, self._write_epoch, encode_alert(level, description))
-        )
+        self._transmits.append(self._records.seal(ContentType.ALERT, encode_alert(level, description)))
 
     def _terminate(self, state: State, reason: str, alert: int | None) -> None:
         handshaking = self.state is not State.CONNECTED
         self.state = state
-        self._deadline = None
+        self._timer.stop()
         if handshaking and state is State.FAILED:
             self._push_event(HandshakeFailed(reason, alert))
         else:
@@ -499,10 +381,12 @@ class DtlsConnection:
         self._process_messages(now)
 
     def _handle_old_message(self, message_seq: int) -> None:
-        """The peer retransmitted: it lost (part of) our last flight."""
+        """A message we already took: the peer's retransmission, a duplicate or a replay."""
         if message_seq == self._peer_flight_last_seq and self._flight:
-            self.stats.retransmissions += 1
+            self.stats.retransmissions += 1  # the peer lost (part of) our last flight
             self._transmit_flight()
+        else:
+            self.stats.old_messages += 1  # RFC 6347 section 4.2.2: discarded
 
     def _process_messages(self, now: float) -> None:
         while self.state not in (State.CLOSED, State.FAILED):
@@ -510,7 +394,7 @@ class DtlsConnection:
             if item is None:
                 return
             msg_type, message_seq, body = item
-            if msg_type == HandshakeType.finished and not self._ccs_received:
+            if msg_type == HandshakeType.finished and self._records.read_epoch == 0:
                 return  # wait for the ChangeCipherSpec it must follow
             if self.state is State.CONNECTED:
                 # RFC 5746: we do not renegotiate; decline politely.
@@ -532,42 +416,23 @@ class DtlsConnection:
 
     # ---- handshake messages out -------------------------------------------
 
-    def _message(self, msg_type: int, body: bytes, epoch: int = 0) -> _FlightItem:
-        item = _FlightItem(epoch, msg_type, self._send_seq, body)
+    def _message(self, msg_type: int, body: bytes, epoch: int = 0) -> FlightItem:
+        item = FlightItem(epoch, msg_type, self._send_seq, body)
         self._send_seq += 1
         if msg_type != HandshakeType.hello_verify_request:
             self._transcript.append(hs.full_message(msg_type, item.message_seq, body))
         return item
 
-    def _send_flight(self, flight: list[_FlightItem], now: float, final: bool = False) -> None:
+    def _send_flight(self, flight: list[FlightItem], now: float, final: bool = False) -> None:
         self._flight = flight
-        self._retransmits = 0
-        self._interval = self.initial_timeout
-        self._deadline = None if final else now + self._interval
+        if final:
+            self._timer.stop()
+        else:
+            self._timer.start(now)
         self._transmit_flight()
 
     def _transmit_flight(self) -> None:
-        datagram = bytearray()
-        for item in self._flight:
-            if item.msg_type is None:
-                records = [self._record(ContentType.CHANGE_CIPHER_SPEC, item.epoch, b"\x01")]
-            else:
-                protection = self._write[item.epoch]
-                overhead = RECORD_HEADER_SIZE + hs.HANDSHAKE_HEADER_SIZE
-                overhead += protection.overhead if protection is not None else 0
-                records = [
-                    self._record(ContentType.HANDSHAKE, item.epoch, fragment_bytes)
-                    for fragment_bytes in fragment(
-                        item.msg_type, item.message_seq, item.body, self.mtu - overhead
-                    )
-                ]
-            for record in records:
-                if datagram and len(datagram) + len(record) > self.mtu:
-                    self._transmits.append(bytes(datagram))
-                    datagram = bytearray()
-                datagram += record
-        if datagram:
-            self._transmits.append(bytes(datagram))
+        self._transmits.extend(flight_datagrams(self._flight, self._records, self.mtu))
 
     # ---- key schedule ---------------------------------------------------------
 
@@ -577,15 +442,12 @@ class DtlsConnection:
         else:
             self._master = master_secret(self._pre_master, self.client_random, self.server_random)
         params = SUITES[self.cipher_suite]
-        k, i = params.key_length, params.iv_length
-        block = key_block(self._master, self.client_random, self.server_random, 2 * k + 2 * i)
-        client = RecordProtection(params.aead, block[:k], block[2 * k : 2 * k + i])
-        server = RecordProtection(params.aead, block[k : 2 * k], block[2 * k + i :])
+        block = key_block(self._master, self.client_random, self.server_random, params.key_block_length)
+        client, server = RecordProtection.from_key_block(params.aead, params.key_length, params.iv_length, block)
         mine, theirs = (client, server) if self.is_client else (server, client)
-        self._write[1], self._write_seq[1] = mine, 0
-        self._read[1], self._replay[1] = theirs, ReplayWindow()
+        self._records.install_keys(1, write=mine, read=theirs)
 
-    def _finished_item(self) -> _FlightItem:
+    def _finished_item(self) -> FlightItem:
         data = verify_data(self._master, self.is_client, transcript_hash(self._transcript))
         return self._message(HandshakeType.finished, data, epoch=1)
 
@@ -596,21 +458,8 @@ class DtlsConnection:
 
     def _accept_peer_certificate(self, message: hs.Certificate) -> None:
         der = message.certificate_list[0]
-        try:
-            certificate = x509.load_der_x509_certificate(der)
-            public_key = certificate.public_key()
-            validity = certificate.not_valid_before_utc, certificate.not_valid_after_utc
-        except (ValueError, UnsupportedAlgorithm):
-            raise HandshakeError(AlertDescription.bad_certificate, "unparsable certificate") from None
-        if self.certificate_time is not None and not validity[0] <= self.certificate_time <= validity[1]:
-            # WebRTC authenticates by fingerprint; validity is checked only on request.
-            raise HandshakeError(AlertDescription.certificate_expired, "certificate not valid now")
-        if self.remote_fingerprints is not None and not fingerprint_matches(
-            der, self.remote_fingerprints
-        ):
-            raise HandshakeError(AlertDescription.bad_certificate, "certificate fingerprint mismatch")
+        self._peer_public_key = peer_public_key(der, self.remote_fingerprints, self.certificate_time)
         self.peer_certificate = der
-        self._peer_public_key = public_key
 
     def _complete(self) -> None:
         self.state = State.CONNECTED
@@ -624,7 +473,7 @@ class DtlsConnection:
             )
         )
         for payload in self._early_data:
-            self._push_event(ApplicationDataReceived(payload))
+            self._push_event(DataReceived(payload))
         self._early_data = []
 
     # ---- client ----------------------------------------------------------------
@@ -730,8 +579,8 @@ class DtlsConnection:
             signature = sign_with(self.certificate.private_key, scheme, b"".join(self._transcript))
             body = hs.CertificateVerify(scheme, signature).encode()
             flight.append(self._message(HandshakeType.certificate_verify, body))
-        flight.append(_FlightItem(0, None, 0, b""))
-        self._write_epoch = 1
+        flight.append(FlightItem(0, None, 0, b""))
+        self._records.write_epoch = 1
         flight.append(self._finished_item())
         self.state = State.CLIENT_WAIT_FINISHED
         self._send_flight(flight, now)
@@ -740,7 +589,7 @@ class DtlsConnection:
         self._check_finished(message)
         self._transcript.append(raw)
         self._flight = []
-        self._deadline = None
+        self._timer.stop()
         self._peer_flight_last_seq = self._reassembler.next_seq - 1
         self._complete()
 
@@ -754,13 +603,14 @@ class DtlsConnection:
             raise HandshakeError(AlertDescription.protocol_version, "client offers only DTLS 1.0")
         prefix = HelloPrefix(message.client_version, message.random, message.session_id, message.cookie)
         if self.cookie_secret is not None and not cookie_valid(self.cookie_secret, self.client_id, prefix):
-            self._transmits.append(
-                hello_verify_request(self.cookie_secret, self.client_id, prefix, message_seq, self._last_record_seq)
-            )
+            seq = self._records.last_read_seq
+            self._transmits.append(hello_verify_request(self.cookie_secret, self.client_id, prefix, message_seq, seq))
             return
         self.client_random = message.random
         ext = message.extension
-        params = self._choose_parameters(message)
+        params = choose_parameters(
+            message, self.cipher_suites, self.groups, self.signature_schemes, self.certificate.private_key
+        )
         self.cipher_suite, group, scheme = params
         self.group, self.signature_scheme = group, scheme
         self.extended_master_secret = ext(ExtensionType.extended_master_secret) is not None
@@ -792,7 +642,7 @@ class DtlsConnection:
         # RFC 6347 section 4.2.2: continue the ClientHello's message and record
         # sequence numbers (a stateless HelloVerifyRequest reused them), as OpenSSL does.
         self._send_seq = message_seq
-        self._write_seq[0] = max(self._write_seq[0], self._last_record_seq)
+        self._records.continue_write_sequence(0, self._records.last_read_seq)
         self._peer_flight_last_seq = message_seq
         hello = hs.ServerHello(DTLS_1_2, self.server_random, b"", self.cipher_suite, 0, extensions)
         flight = [self._message(HandshakeType.server_hello, hello.encode())]
@@ -811,29 +661,6 @@ class DtlsConnection:
             self.state = State.SERVER_WAIT_CLIENT_KEY_EXCHANGE
         flight.append(self._message(HandshakeType.server_hello_done, b""))
         self._send_flight(flight, now)
-
-    def _choose_parameters(self, message: hs.ClientHello) -> tuple[int, int, int]:
-        """Cipher suite, ECDHE group and signature scheme, in our order of preference."""
-        try:
-            groups_ext = message.extension(ExtensionType.supported_groups)
-            client_groups = hs.decode_u16_list_ext(groups_ext) if groups_ext is not None else [NamedGroup.secp256r1]
-            schemes_ext = message.extension(ExtensionType.signature_algorithms)
-            client_schemes = hs.decode_u16_list_ext(schemes_ext) if schemes_ext is not None else list(SIGNATURE_SCHEMES)
-        except DtlsParseError:
-            raise HandshakeError(AlertDescription.decode_error, "bad ClientHello extension") from None
-        group = next((g for g in self.groups if g in client_groups), None)
-        if group is None:
-            raise HandshakeError(AlertDescription.handshake_failure, "no common group")
-        ours = [scheme for scheme in self.signature_schemes if scheme in client_schemes]
-        scheme = preferred_scheme(self.certificate.private_key, ours)
-        authentication = "ecdsa" if scheme == SignatureScheme.ecdsa_secp256r1_sha256 else "rsa"
-        suite = next(
-            (s for s in self.cipher_suites if s in message.cipher_suites and SUITES[s].authentication == authentication),
-            None,
-        )
-        if suite is None:
-            raise HandshakeError(AlertDescription.handshake_failure, "no common cipher suite")
-        return suite, group, scheme
 
     def _server_certificate(self, message: hs.Certificate, raw: bytes, now: float) -> None:
         if not message.certificate_list:
@@ -863,8 +690,8 @@ class DtlsConnection:
         self._check_finished(message)
         self._transcript.append(raw)
         self._peer_flight_last_seq = self._reassembler.next_seq - 1
-        flight = [_FlightItem(0, None, 0, b"")]
-        self._write_epoch = 1
+        flight = [FlightItem(0, None, 0, b"")]
+        self._records.write_epoch = 1
         flight.append(self._finished_item())
         self._send_flight(flight, now, final=True)
         self._complete()

@@ -4,18 +4,25 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from netcore.net import Event
+
 __all__ = [
+    "DtlsEvent",
     "HandshakeCompleted",
     "HandshakeFailed",
-    "ApplicationDataReceived",
+    "DataReceived",
     "AlertReceived",
     "ConnectionClosed",
-    "DtlsEvent",
 ]
 
 
-@dataclass(frozen=True)
-class HandshakeCompleted:
+@dataclass(frozen=True, slots=True)
+class DtlsEvent(Event):
+    """Base of every event of the DTLS layer."""
+
+
+@dataclass(frozen=True, slots=True)
+class HandshakeCompleted(DtlsEvent):
     cipher_suite: int
     srtp_profile: int | None  # RFC 5764 profile id, None if use_srtp was not negotiated
     peer_certificate: bytes = field(repr=False)  # DER
@@ -23,26 +30,25 @@ class HandshakeCompleted:
     extended_master_secret: bool = True
 
 
-@dataclass(frozen=True)
-class HandshakeFailed:
+@dataclass(frozen=True, slots=True)
+class HandshakeFailed(DtlsEvent):
     reason: str
     alert: int | None  # the alert description sent or received, if any
 
 
-@dataclass(frozen=True)
-class ApplicationDataReceived:
+@dataclass(frozen=True, slots=True)
+class DataReceived(DtlsEvent):
+    """Application data from the peer: one record's plaintext."""
+
     data: bytes
 
 
-@dataclass(frozen=True)
-class AlertReceived:
+@dataclass(frozen=True, slots=True)
+class AlertReceived(DtlsEvent):
     level: int
     description: int
 
 
-@dataclass(frozen=True)
-class ConnectionClosed:
+@dataclass(frozen=True, slots=True)
+class ConnectionClosed(DtlsEvent):
     reason: str
-
-
-DtlsEvent = HandshakeCompleted | HandshakeFailed | ApplicationDataReceived | AlertReceived | ConnectionClosed

@@ -1,17 +1,22 @@
-"""Handshake fragmentation and reassembly (RFC 6347 section 4.2.3).
+"""Handshake fragmentation, reassembly and flights (RFC 6347 sections 4.2.3, 4.2.4).
 
 :class:`Reassembler` collects fragments of the messages of the current and
 next few ``message_seq`` values, bounded in count and bytes whatever the peer
 sends, and hands them out complete and in order.  :func:`fragment` cuts an
-outgoing message into fragments that fit a record payload budget.
+outgoing message into fragments that fit a record payload budget;
+:func:`flight_datagrams` seals a flight's messages as records and packs them
+into datagrams of at most the MTU; :class:`FlightTimer` says when to send a
+flight again.
 """
 
 from __future__ import annotations
 
 from .errors import DtlsParseError
 from .handshake import HANDSHAKE_HEADER_SIZE, HandshakeHeader
+from .record import ContentType
+from .recordlayer import RecordLayer
 
-__all__ = ["Reassembler", "fragment"]
+__all__ = ["Reassembler", "fragment", "FlightItem", "FlightTimer", "flight_datagrams"]
 
 MAX_MESSAGE_LENGTH = 1 << 16  # a certificate chain fits; more is refused
 MAX_AHEAD = 8  # messages buffered beyond the next expected one
@@ -107,3 +112,81 @@ def fragment(msg_type: int, message_seq: int, body: bytes, max_fragment: int) ->
 
 
 FRAGMENT_OVERHEAD = HANDSHAKE_HEADER_SIZE
+
+
+class FlightItem:
+    """One message of a flight we send, kept to be sent again on a timeout."""
+
+    __slots__ = ("epoch", "msg_type", "message_seq", "body")
+
+    def __init__(self, epoch: int, msg_type: int | None, message_seq: int, body: bytes) -> None:
+        self.epoch = epoch
+        self.msg_type = msg_type  # None: a ChangeCipherSpec record
+        self.message_seq = message_seq
+        self.body = body
+
+
+def flight_datagrams(flight: list[FlightItem], records: RecordLayer, mtu: int) -> list[bytes]:
+    """The flight sealed as records (fresh sequence numbers each time) in datagrams of at most ``mtu``.
+
+    RFC 6347 section 4.1.1: several records may share a datagram, none spans two.
+    """
+    datagrams: list[bytes] = []
+    datagram = bytearray()
+    for item in flight:
+        if item.msg_type is None:
+            sealed = [records.seal(ContentType.CHANGE_CIPHER_SPEC, b"\x01", item.epoch)]
+        else:
+            budget = mtu - records.overhead(item.epoch) - HANDSHAKE_HEADER_SIZE
+            sealed = [
+                records.seal(ContentType.HANDSHAKE, piece, item.epoch)
+                for piece in fragment(item.msg_type, item.message_seq, item.body, budget)
+            ]
+        for record in sealed:
+            if datagram and len(datagram) + len(record) > mtu:
+                datagrams.append(bytes(datagram))
+                datagram = bytearray()
+            datagram += record
+    if datagram:
+        datagrams.append(bytes(datagram))
+    return datagrams
+
+
+class FlightTimer:
+    """The retransmission timer of our last flight (RFC 6347 section 4.2.4.1).
+
+    Starts at ``initial`` seconds, doubles at each expiry up to ``maximum``,
+    and gives up after ``limit`` retransmissions.
+    """
+
+    __slots__ = ("initial", "maximum", "limit", "deadline", "_interval", "_count")
+
+    def __init__(self, initial: float, maximum: float, limit: int) -> None:
+        self.initial = initial
+        self.maximum = maximum
+        self.limit = limit
+        self.deadline: float | None = None
+        self._interval = initial
+        self._count = 0
+
+    def start(self, now: float) -> None:
+        """A new flight went out: wait ``initial`` seconds for the peer's answer."""
+        self._count = 0
+        self._interval = self.initial
+        self.deadline = now + self._interval
+
+    def stop(self) -> None:
+        self.deadline = None
+
+    def due(self, now: float) -> bool:
+        return self.deadline is not None and now >= self.deadline
+
+    def back_off(self, now: float) -> bool:
+        """Double the wait for one more retransmission; False (and stopped) once exhausted."""
+        if self._count >= self.limit:
+            self.deadline = None
+            return False
+        self._count += 1
+        self._interval = min(self._interval * 2, self.maximum)
+        self.deadline = now + self._interval
+        return True

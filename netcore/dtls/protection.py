@@ -15,6 +15,8 @@ import struct
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
 
+from netcore.errors import UsageError
+
 from .errors import DtlsParseError
 
 __all__ = ["RecordProtection"]
@@ -37,9 +39,23 @@ class RecordProtection:
             self._aead = ChaCha20Poly1305(key)
             self._explicit = False
         else:
-            raise ValueError(f"unknown AEAD {aead_name}")
+            raise UsageError(f"unknown AEAD {aead_name}")
         self._iv = iv
         self._iv_int = int.from_bytes(iv, "big")
+
+    @classmethod
+    def from_key_block(
+        cls, aead_name: str, key_length: int, iv_length: int, block: bytes
+    ) -> tuple["RecordProtection", "RecordProtection"]:
+        """The client's and the server's write protection from the key block.
+
+        RFC 5246 section 6.3: client_write_key, server_write_key,
+        client_write_IV, server_write_IV, in that order.
+        """
+        k, i = key_length, iv_length
+        client = cls(aead_name, block[:k], block[2 * k : 2 * k + i])
+        server = cls(aead_name, block[k : 2 * k], block[2 * k + i : 2 * k + 2 * i])
+        return client, server
 
     @property
     def overhead(self) -> int:

@@ -13,10 +13,19 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, x25519
 
-from .errors import HandshakeError
+from netcore.errors import UsageError
+
+from . import handshake as hs
+from .errors import DtlsParseError, HandshakeError
+from .handshake import ExtensionType
 from .record import AlertDescription
 
 __all__ = [
+    "DEFAULT_CIPHER_SUITES",
+    "DEFAULT_GROUPS",
+    "DEFAULT_SRTP_PROFILES",
+    "SIGNATURE_SCHEMES",
+    "choose_parameters",
     "CipherSuite",
     "SUITES",
     "NamedGroup",
@@ -41,6 +50,11 @@ class SuiteParams:
     key_length: int
     iv_length: int  # fixed_iv_length from the key block
     authentication: str  # "ecdsa" or "rsa"
+
+    @property
+    def key_block_length(self) -> int:
+        """RFC 5246 section 6.3: two write keys and two IVs (AEAD suites have no MAC keys)."""
+        return 2 * self.key_length + 2 * self.iv_length
 
 
 SUITES: dict[int, SuiteParams] = {
@@ -87,7 +101,7 @@ class KeyShare:
         elif group == NamedGroup.secp256r1:
             self._private = ec.generate_private_key(ec.SECP256R1())
         else:
-            raise ValueError(f"unsupported group {group}")
+            raise UsageError(f"unsupported group {group}")
 
     def public_bytes(self) -> bytes:
         from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
@@ -150,3 +164,53 @@ def preferred_scheme(private_key, offered: list[int]) -> int:
         if scheme in SignatureScheme._value2member_map_ and scheme_fits_key(scheme, public_key):
             return scheme
     raise HandshakeError(AlertDescription.handshake_failure, "no common signature scheme")
+
+
+# Our preference order, the first of each list preferred.
+DEFAULT_SRTP_PROFILES = (
+    SrtpProfile.SRTP_AEAD_AES_128_GCM,
+    SrtpProfile.SRTP_AES128_CM_HMAC_SHA1_80,
+    SrtpProfile.SRTP_AES128_CM_HMAC_SHA1_32,
+)
+DEFAULT_CIPHER_SUITES = (
+    CipherSuite.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+    CipherSuite.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+    CipherSuite.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+    CipherSuite.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+)
+DEFAULT_GROUPS = (NamedGroup.x25519, NamedGroup.secp256r1)
+SIGNATURE_SCHEMES = (
+    SignatureScheme.ecdsa_secp256r1_sha256,
+    SignatureScheme.rsa_pss_rsae_sha256,
+    SignatureScheme.rsa_pkcs1_sha256,
+)
+
+
+def choose_parameters(
+    hello: hs.ClientHello, cipher_suites: list[int], groups: list[int], schemes: list[int], private_key
+) -> tuple[int, int, int]:
+    """A server's cipher suite, ECDHE group and signature scheme for ``hello``, in our order.
+
+    Without supported_groups the client is taken to support P-256; without
+    signature_algorithms, our SHA-256 schemes (RFC 5246 section 7.4.1.4.1
+    would assume SHA-1, which we do not implement).  The suite must match
+    the key type of our certificate.  No common choice: :class:`HandshakeError`.
+    """
+    try:
+        groups_ext = hello.extension(ExtensionType.supported_groups)
+        client_groups = hs.decode_u16_list_ext(groups_ext) if groups_ext is not None else [NamedGroup.secp256r1]
+        schemes_ext = hello.extension(ExtensionType.signature_algorithms)
+        client_schemes = hs.decode_u16_list_ext(schemes_ext) if schemes_ext is not None else list(SIGNATURE_SCHEMES)
+    except DtlsParseError:
+        raise HandshakeError(AlertDescription.decode_error, "bad ClientHello extension") from None
+    group = next((g for g in groups if g in client_groups), None)
+    if group is None:
+        raise HandshakeError(AlertDescription.handshake_failure, "no common group")
+    scheme = preferred_scheme(private_key, [s for s in schemes if s in client_schemes])
+    authentication = "ecdsa" if scheme == SignatureScheme.ecdsa_secp256r1_sha256 else "rsa"
+    suite = next(
+        (s for s in cipher_suites if s in hello.cipher_suites and SUITES[s].authentication == authentication), None
+    )
+    if suite is None:
+        raise HandshakeError(AlertDescription.handshake_failure, "no common cipher suite")
+    return suite, group, scheme

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import pylibsrtp
 
 from netcore.dtls.suites import SrtpProfile  # the use_srtp code points
+from netcore.errors import UsageError
 
 __all__ = ["SrtpProfile", "ProfileParams", "PROFILES", "EXPORTER_LABEL", "split_keying_material"]
 
@@ -51,7 +52,7 @@ def split_keying_material(profile: int, material: bytes, is_client: bool) -> tup
     params = PROFILES[profile]
     k, s = params.key_length, params.salt_length
     if len(material) != params.keying_material_length:
-        raise ValueError("keying material length does not fit the profile")
+        raise UsageError("keying material length does not fit the profile")
     client_key, server_key = material[:k], material[k : 2 * k]
     client_salt, server_salt = material[2 * k : 2 * k + s], material[2 * k + s :]
     client, server = client_key + client_salt, server_key + server_salt

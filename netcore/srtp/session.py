@@ -3,8 +3,11 @@
 One libsrtp session protects everything we send (any outbound SSRC) and one
 unprotects everything we receive (any inbound SSRC), so one object serves
 every stream of a transport.  ``unprotect_*`` never raises: a replayed,
-forged or malformed packet is counted and ``None`` is returned, so a receive
-loop cannot be ended by one bad packet.
+forged or malformed packet (one longer than libsrtp's 1500-byte buffer too)
+is counted in :class:`SrtpStats` and ``None`` is returned, so a receive loop
+cannot be ended by one bad packet.  ``protect_*`` are libsrtp's own methods,
+without a Python frame on the send path: what they raise (a packet of ours
+too long to protect) is a bug of the caller, not of the peer.
 """
 
 from __future__ import annotations
@@ -16,6 +19,10 @@ from netcore.errors import UsageError
 from .profiles import EXPORTER_LABEL, PROFILES, split_keying_material
 
 __all__ = ["SrtpSession", "SrtpStats"]
+
+# What libsrtp raises on a bad packet from the peer: its own error, or
+# ValueError for a packet longer than its buffer.
+_DROPPED = (pylibsrtp.Error, ValueError)
 
 
 class SrtpStats:
@@ -91,7 +98,7 @@ class SrtpSession:
         """The RTP packet, or ``None`` (counted) if it is replayed or forged."""
         try:
             return self._unprotect(packet)
-        except pylibsrtp.Error as exc:
+        except _DROPPED as exc:
             self._count(exc)
             return None
 
@@ -99,7 +106,7 @@ class SrtpSession:
         """The RTCP compound packet, or ``None`` (counted) if replayed or forged."""
         try:
             return self._unprotect_rtcp(packet)
-        except pylibsrtp.Error as exc:
+        except _DROPPED as exc:
             self._count(exc)
             return None
 

@@ -6,6 +6,7 @@ from cryptography import x509
 from OpenSSL import SSL, crypto
 
 from netcore.dtls import DtlsCertificate, DtlsConnection
+from netcore.net import Receive
 
 
 def drain_events(conn) -> list:
@@ -20,8 +21,8 @@ def exchange(a, b, now: float = 0.0, rounds: int = 20) -> None:
     for _ in range(rounds):
         moved = False
         for src, dst in ((a, b), (b, a)):
-            while (data := src.poll_transmit()) is not None:
-                dst.handle_datagram(data, now)
+            while (out := src.poll_transmit()) is not None:
+                dst.handle_datagram(Receive(out.data), now)
                 moved = True
         if not moved:
             return
@@ -83,10 +84,10 @@ def handshake_with_openssl(ours: DtlsConnection, theirs: SSL.Connection, rounds:
         ours.connect(0.0)
     for _ in range(rounds):
         for data in openssl_step(theirs):
-            ours.handle_datagram(data, 0.0)
+            ours.handle_datagram(Receive(data), 0.0)
         pending = []
-        while (data := ours.poll_transmit()) is not None:
-            pending.append(data)
+        while (out := ours.poll_transmit()) is not None:
+            pending.append(out.data)
         if not pending and ours.state.value == "connected":
             openssl_step(theirs)
             return

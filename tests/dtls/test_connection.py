@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from netcore.dtls import (
     AlertReceived,
-    ApplicationDataReceived,
+    DataReceived,
     CipherSuite,
     ConnectionClosed,
     DtlsCertificate,
@@ -26,7 +26,11 @@ from netcore.dtls import (
 from netcore.dtls import handshake as hs
 from netcore.dtls.cookie import HelloVerdict, check_client_hello
 from netcore.dtls.record import AlertDescription, ContentType, Record, iter_records
-from netcore.errors import UsageError
+from netcore.dtls.errors import DtlsParseError, HandshakeError
+from netcore.dtls.protection import RecordProtection
+from netcore.dtls.suites import KeyShare
+from netcore.errors import ParseError, UsageError
+from netcore.net import Receive
 
 from .peers import drain_events, exchange, pair
 
@@ -59,12 +63,12 @@ def test_handshake_groups_and_suites(group, suite):
     assert client.export_keying_material(b"EXTRACTOR-dtls_srtp", 56) == server.export_keying_material(
         b"EXTRACTOR-dtls_srtp", 56
     )
-    client.send(b"ping")
+    client.send(b"ping", 0.0)
     exchange(client, server)
-    assert drain_events(server) == [ApplicationDataReceived(b"ping")]
-    server.send(b"pong")
+    assert drain_events(server) == [DataReceived(b"ping")]
+    server.send(b"pong", 0.0)
     exchange(client, server)
-    assert drain_events(client) == [ApplicationDataReceived(b"pong")]
+    assert drain_events(client) == [DataReceived(b"pong")]
 
 
 def test_rsa_server_certificate():
@@ -86,9 +90,9 @@ def test_srtp_profile_follows_server_preference():
 def test_stateless_cookie_exchange():
     client, server = pair(EC_CLIENT, EC_SERVER, server={"cookie_secret": b"k" * 32, "client_id": b"1.2.3.4:5"})
     client.connect(0.0)
-    hello = client.poll_transmit()
-    server.handle_datagram(hello, 0.0)
-    verify = server.poll_transmit()
+    hello = client.poll_transmit().data
+    server.handle_datagram(Receive(hello), 0.0)
+    verify = server.poll_transmit().data
     ((record, (header, _)),) = [(r, next(hs.iter_fragments(r.fragment))) for r in iter_records(verify)]
     assert header.msg_type == hs.HandshakeType.hello_verify_request
     assert record.sequence_number == 0  # the ClientHello's, so no state is kept
@@ -96,11 +100,11 @@ def test_stateless_cookie_exchange():
     # The same hello replayed from elsewhere (another client_id) would not carry
     # a valid cookie: a server for another address keeps challenging.
     other = DtlsConnection(False, EC_SERVER, cookie_secret=b"k" * 32, client_id=b"6.6.6.6:6")
-    client.handle_datagram(verify, 0.0)
-    hello_with_cookie = client.poll_transmit()
-    other.handle_datagram(hello_with_cookie, 0.0)
+    client.handle_datagram(Receive(verify), 0.0)
+    hello_with_cookie = client.poll_transmit().data
+    other.handle_datagram(Receive(hello_with_cookie), 0.0)
     assert other.state is State.SERVER_WAIT_CLIENT_HELLO
-    server.handle_datagram(hello_with_cookie, 0.0)
+    server.handle_datagram(Receive(hello_with_cookie), 0.0)
     exchange(client, server)
     assert client.state is State.CONNECTED and server.state is State.CONNECTED
 
@@ -113,17 +117,17 @@ def test_fragmentation_by_mtu():
     assert client.state is State.CONNECTED and server.state is State.CONNECTED
     client2, server2 = pair(EC_CLIENT, RSA_SERVER, mtu=200)
     client2.connect(0.0)
-    server2.handle_datagram(client2.poll_transmit(), 0.0)
+    server2.handle_datagram(Receive(client2.poll_transmit().data), 0.0)
     sizes = []
-    while (data := server2.poll_transmit()) is not None:
-        sizes.append(len(data))
+    while (out := server2.poll_transmit()) is not None:
+        sizes.append(len(out.data))
     assert len(sizes) > 4 and max(sizes) <= 200
 
 
 def test_retransmission_timer_doubles_and_is_capped():
     client = DtlsConnection(True, EC_CLIENT, max_timeout=8.0, max_retransmissions=6)
     client.connect(0.0)
-    first = client.poll_transmit()
+    first = client.poll_transmit().data
     deadlines = []
     now = 0.0
     while (deadline := client.next_deadline()) is not None:
@@ -134,7 +138,7 @@ def test_retransmission_timer_doubles_and_is_capped():
         client.handle_timeout(now)
         again = client.poll_transmit()
         if again is not None:
-            assert again[13:] == first[13:]  # same ClientHello, new record sequence
+            assert again.data[13:] == first[13:]  # same ClientHello, new record sequence
     assert deadlines == [1.0, 3.0, 7.0, 15.0, 23.0, 31.0, 39.0]
     assert isinstance(drain_events(client)[-1], HandshakeFailed)
 
@@ -142,39 +146,39 @@ def test_retransmission_timer_doubles_and_is_capped():
 def test_several_records_in_one_datagram_and_replay_dropped():
     client, server = connected_pair()
     drain_events(server)
-    client.send(b"a")
-    client.send(b"b")
-    first, second = client.poll_transmit(), client.poll_transmit()
-    server.handle_datagram(first + second, 1.0)
-    assert drain_events(server) == [ApplicationDataReceived(b"a"), ApplicationDataReceived(b"b")]
-    server.handle_datagram(first, 1.0)
+    client.send(b"a", 1.0)
+    client.send(b"b", 1.0)
+    first, second = client.poll_transmit().data, client.poll_transmit().data
+    server.handle_datagram(Receive(first + second), 1.0)
+    assert drain_events(server) == [DataReceived(b"a"), DataReceived(b"b")]
+    server.handle_datagram(Receive(first), 1.0)
     assert drain_events(server) == [] and server.stats.replayed == 1
 
 
 def test_unknown_epoch_and_bad_mac_dropped():
     client, server = connected_pair()
     drain_events(server)
-    client.send(b"a")
-    data = client.poll_transmit()
+    client.send(b"a", 1.0)
+    data = client.poll_transmit().data
     (record,) = iter_records(data)
     moved = Record(record.content_type, record.version, 5, record.sequence_number, record.fragment)
-    server.handle_datagram(moved.encode(), 1.0)
+    server.handle_datagram(Receive(moved.encode()), 1.0)
     assert server.stats.unknown_epoch == 1
-    server.handle_datagram(data[:-1] + bytes([data[-1] ^ 0x80]), 1.0)
+    server.handle_datagram(Receive(data[:-1] + bytes([data[-1] ^ 0x80])), 1.0)
     assert server.stats.bad_record_mac == 1 and drain_events(server) == []
-    server.handle_datagram(data, 1.0)
-    assert drain_events(server) == [ApplicationDataReceived(b"a")]
+    server.handle_datagram(Receive(data), 1.0)
+    assert drain_events(server) == [DataReceived(b"a")]
 
 
 def test_close_notify():
     client, server = connected_pair()
     drain_events(client), drain_events(server)
-    client.close()
+    client.close(1.0)
     exchange(client, server)
     assert server.state is State.CLOSED
     assert drain_events(server) == [AlertReceived(1, AlertDescription.close_notify), ConnectionClosed("close_notify received")]
     with pytest.raises(UsageError):
-        client.send(b"late")
+        client.send(b"late", 1.0)
 
 
 def test_fingerprint_mismatch_fails_with_bad_certificate():
@@ -214,9 +218,9 @@ def _tamper(datagram: bytes, msg_type: int) -> bytes:
 def test_bad_server_key_exchange_signature_fails():
     client, server = pair(EC_CLIENT, EC_SERVER)
     client.connect(0.0)
-    server.handle_datagram(client.poll_transmit(), 0.0)
-    while (data := server.poll_transmit()) is not None:
-        client.handle_datagram(_tamper(data, hs.HandshakeType.server_key_exchange), 0.0)
+    server.handle_datagram(Receive(client.poll_transmit().data), 0.0)
+    while (out := server.poll_transmit()) is not None:
+        client.handle_datagram(Receive(_tamper(out.data, hs.HandshakeType.server_key_exchange)), 0.0)
     assert client.state is State.FAILED
     assert drain_events(client)[-1].alert == AlertDescription.decrypt_error
 
@@ -224,11 +228,11 @@ def test_bad_server_key_exchange_signature_fails():
 def test_bad_certificate_verify_fails():
     client, server = pair(EC_CLIENT, EC_SERVER)
     client.connect(0.0)
-    server.handle_datagram(client.poll_transmit(), 0.0)
-    while (data := server.poll_transmit()) is not None:
-        client.handle_datagram(data, 0.0)
-    while (data := client.poll_transmit()) is not None:
-        server.handle_datagram(_tamper(data, hs.HandshakeType.certificate_verify), 0.0)
+    server.handle_datagram(Receive(client.poll_transmit().data), 0.0)
+    while (out := server.poll_transmit()) is not None:
+        client.handle_datagram(Receive(out.data), 0.0)
+    while (out := client.poll_transmit()) is not None:
+        server.handle_datagram(Receive(_tamper(out.data, hs.HandshakeType.certificate_verify)), 0.0)
     assert server.state is State.FAILED
     assert drain_events(server)[-1].alert == AlertDescription.decrypt_error
 
@@ -254,15 +258,15 @@ def test_wrong_finished_fails():
 def test_dtls13_client_hello_negotiates_down():
     client, server = pair(EC_CLIENT, EC_SERVER)
     client.connect(0.0)
-    (record,) = iter_records(client.poll_transmit())
+    (record,) = iter_records(client.poll_transmit().data)
     ((header, body),) = list(hs.iter_fragments(record.fragment))
     hello = hs.ClientHello.decode(body)
     # As a DTLS 1.3 client (RFC 9147) sends it: supported_versions and a key share.
     hello.extensions += [(hs.ExtensionType.supported_versions, b"\x04\xfe\xfc\xfe\xfd"), (hs.ExtensionType.key_share, b"\x00\x00")]
     hello.cipher_suites = [0x1301] + hello.cipher_suites
     message = hs.full_message(1, 0, hello.encode())
-    server.handle_datagram(Record(22, 0xFEFD, 0, 0, message).encode(), 0.0)
-    (reply,) = [server.poll_transmit()]
+    server.handle_datagram(Receive(Record(22, 0xFEFD, 0, 0, message).encode()), 0.0)
+    (reply,) = [server.poll_transmit().data]
     records = list(iter_records(reply))
     ((header, body),) = list(hs.iter_fragments(records[0].fragment))[:1]
     server_hello = hs.ServerHello.decode(body)
@@ -272,7 +276,7 @@ def test_dtls13_client_hello_negotiates_down():
 def test_dtls10_only_client_is_refused():
     server = DtlsConnection(False, EC_SERVER)
     hello = hs.ClientHello(0xFEFF, bytes(32), b"", b"", [0xC02B], b"\x00", [])
-    server.handle_datagram(Record(22, 0xFEFF, 0, 0, hs.full_message(1, 0, hello.encode())).encode(), 0.0)
+    server.handle_datagram(Receive(Record(22, 0xFEFF, 0, 0, hs.full_message(1, 0, hello.encode())).encode()), 0.0)
     assert server.state is State.FAILED
     assert drain_events(server)[-1].alert == AlertDescription.protocol_version
 
@@ -287,7 +291,8 @@ def _run_lossy(seed: int, loss: float, dup: float, mtu: int) -> tuple[DtlsConnec
     counter = 0
     while now < 300.0:
         for src, dst in ((client, server), (server, client)):
-            while (data := src.poll_transmit()) is not None:
+            while (out := src.poll_transmit()) is not None:
+                data = out.data
                 copies = 0 if rnd.random() < loss else (2 if rnd.random() < dup else 1)
                 for _ in range(copies):
                     counter += 1
@@ -304,7 +309,7 @@ def _run_lossy(seed: int, loss: float, dup: float, mtu: int) -> tuple[DtlsConnec
         due = [item for item in in_flight if item[0] <= now]
         in_flight = [item for item in in_flight if item[0] > now]
         for _, _, dst, data in sorted(due, key=lambda item: rnd.random()):  # reorder
-            dst.handle_datagram(data, now)
+            dst.handle_datagram(Receive(data), now)
         client.handle_timeout(now)
         server.handle_timeout(now)
     return client, server, now
@@ -324,9 +329,9 @@ def _datagrams_of_a_handshake() -> list[bytes]:
     seen = []
     for _ in range(4):
         for src, dst in ((client, server), (server, client)):
-            while (data := src.poll_transmit()) is not None:
-                seen.append(data)
-                dst.handle_datagram(data, 0.0)
+            while (out := src.poll_transmit()) is not None:
+                seen.append(out.data)
+                dst.handle_datagram(Receive(out.data), 0.0)
     return seen
 
 
@@ -353,8 +358,8 @@ def test_arbitrary_datagrams_never_raise(datagrams, connected):
         client, server = pair(EC_CLIENT, EC_SERVER)
         client.connect(0.0)
     for data in datagrams:
-        client.handle_datagram(data, 1.0)
-        server.handle_datagram(data, 1.0)
+        client.handle_datagram(Receive(data), 1.0)
+        server.handle_datagram(Receive(data), 1.0)
         client.handle_timeout(2.0)
         server.handle_timeout(2.0)
         drain_events(client), drain_events(server)
@@ -386,17 +391,17 @@ def test_listener_cookie_keeps_no_state():
     secret = b"c" * 32
     client = DtlsConnection(True, EC_CLIENT)
     client.connect(0.0)
-    hello = client.poll_transmit()
+    hello = client.poll_transmit().data
     verdict, reply = check_client_hello(hello, secret, b"127.0.0.1:4000")
     assert verdict is HelloVerdict.CHALLENGE
     assert check_client_hello(hello, secret, b"127.0.0.1:4000") == (verdict, reply)  # no state kept
-    client.handle_datagram(reply, 0.0)
-    second = client.poll_transmit()
+    client.handle_datagram(Receive(reply), 0.0)
+    second = client.poll_transmit().data
     assert check_client_hello(second, secret, b"127.0.0.1:4000") == (HelloVerdict.ACCEPT, None)
     assert check_client_hello(second, secret, b"127.0.0.1:4001")[0] is HelloVerdict.CHALLENGE
     assert check_client_hello(b"\x17garbage", secret, b"x") == (HelloVerdict.DROP, None)
     server = DtlsConnection(False, EC_SERVER)  # created only now, fed the accepted hello
-    server.handle_datagram(second, 0.0)
+    server.handle_datagram(Receive(second), 0.0)
     exchange(client, server)
     assert client.state is State.CONNECTED and server.state is State.CONNECTED
 
@@ -435,23 +440,35 @@ def test_usage_errors():
         server.export_keying_material(b"EXTRACTOR-dtls_srtp", 60)
 
 
+def test_errors_join_the_one_tree():
+    """A broken handshake is the peer's fault (a DTLS parse error, caught
+    inside the core); a wrong argument is ours (UsageError)."""
+    assert issubclass(HandshakeError, DtlsParseError) and issubclass(DtlsParseError, ParseError)
+    with pytest.raises(UsageError):
+        DtlsCertificate.generate(key_type="dsa")
+    with pytest.raises(UsageError):
+        KeyShare(0x1234)
+    with pytest.raises(UsageError):
+        RecordProtection("aes_cbc", bytes(16), bytes(4))
+
+
 def test_server_data_overtaking_its_finished_is_kept():
     client, server = pair(EC_CLIENT, EC_SERVER)
     client.connect(0.0)
     for _ in range(2):  # up to the client's last flight
-        while (data := client.poll_transmit()) is not None:
-            server.handle_datagram(data, 0.0)
+        while (out := client.poll_transmit()) is not None:
+            server.handle_datagram(Receive(out.data), 0.0)
         if server.state is State.CONNECTED:
             break
-        while (data := server.poll_transmit()) is not None:
-            client.handle_datagram(data, 0.0)
-    finished = server.poll_transmit()
-    server.send(b"early")
-    client.handle_datagram(server.poll_transmit(), 0.0)  # overtakes the Finished
+        while (out := server.poll_transmit()) is not None:
+            client.handle_datagram(Receive(out.data), 0.0)
+    finished = server.poll_transmit().data
+    server.send(b"early", 0.0)
+    client.handle_datagram(Receive(server.poll_transmit().data), 0.0)  # overtakes the Finished
     assert client.state is State.CLIENT_WAIT_FINISHED
-    client.handle_datagram(finished, 0.0)
+    client.handle_datagram(Receive(finished), 0.0)
     events = drain_events(client)
-    assert isinstance(events[0], HandshakeCompleted) and events[1] == ApplicationDataReceived(b"early")
+    assert isinstance(events[0], HandshakeCompleted) and events[1] == DataReceived(b"early")
 
 
 class _WrongFinishedServer(DtlsConnection):
@@ -479,7 +496,7 @@ def test_fragmented_dtls13_client_hello_with_a_large_key_share():
 
     client, server = pair(EC_CLIENT, EC_SERVER)
     client.connect(0.0)
-    (record,) = iter_records(client.poll_transmit())
+    (record,) = iter_records(client.poll_transmit().data)
     ((header, body),) = list(hs.iter_fragments(record.fragment))
     hello = hs.ClientHello.decode(body)
     big_share = (0x11EC).to_bytes(2, "big") + (1216).to_bytes(2, "big") + bytes(1216)
@@ -490,9 +507,9 @@ def test_fragmented_dtls13_client_hello_with_a_large_key_share():
     pieces = fragment(hs.HandshakeType.client_hello, 0, hello.encode(), 500)
     assert len(pieces) == 3
     for seq, piece in reversed(list(enumerate(pieces))):
-        server.handle_datagram(Record(22, 0xFEFD, 0, seq, piece).encode(), 0.0)
+        server.handle_datagram(Receive(Record(22, 0xFEFD, 0, seq, piece).encode()), 0.0)
     assert server.state is State.SERVER_WAIT_CERTIFICATE
-    (reply_record, *_rest) = iter_records(server.poll_transmit())
+    (reply_record, *_rest) = iter_records(server.poll_transmit().data)
     ((_, body),) = list(hs.iter_fragments(reply_record.fragment))[:1]
     assert hs.ServerHello.decode(body).server_version == 0xFEFD
 
@@ -503,9 +520,9 @@ def test_listener_accepts_the_first_fragment_of_a_large_hello():
     secret = b"c" * 32
     client = DtlsConnection(True, EC_CLIENT)
     client.connect(0.0)
-    verdict, reply = check_client_hello(client.poll_transmit(), secret, b"peer")
-    client.handle_datagram(reply, 0.0)
-    (record,) = iter_records(client.poll_transmit())
+    verdict, reply = check_client_hello(client.poll_transmit().data, secret, b"peer")
+    client.handle_datagram(Receive(reply), 0.0)
+    (record,) = iter_records(client.poll_transmit().data)
     ((header, body),) = list(hs.iter_fragments(record.fragment))
     hello = hs.ClientHello.decode(body)
     hello.extensions.append((hs.ExtensionType.key_share, bytes(1500)))
@@ -514,5 +531,5 @@ def test_listener_accepts_the_first_fragment_of_a_large_hello():
     assert check_client_hello(pieces[1], secret, b"peer") == (HelloVerdict.DROP, None)
     server = DtlsConnection(False, EC_SERVER)
     for piece in pieces:
-        server.handle_datagram(piece, 0.0)
+        server.handle_datagram(Receive(piece), 0.0)
     assert server.state is State.SERVER_WAIT_CERTIFICATE

@@ -22,6 +22,7 @@ from netcore.dtls import (
     SrtpProfile,
     State,
 )
+from netcore.net import Receive
 from netcore.srtp import EXPORTER_LABEL
 
 from ..conftest import free_port, require_program
@@ -50,14 +51,14 @@ class _Peer:
         while not until():
             now = time.monotonic()
             assert now - start < timeout, self.output.decode(errors="replace")
-            while (data := core.poll_transmit()) is not None:
-                self.sock.sendto(data, self.remote)
+            while (out := core.poll_transmit()) is not None:
+                self.sock.sendto(out.data, self.remote)
             deadline = core.next_deadline()
             wait = 0.05 if deadline is None else max(0.0, min(0.05, deadline - now))
             for key, _ in self.selector.select(wait):
                 if key.data == "sock":
                     data, self.remote = self.sock.recvfrom(65536)
-                    core.handle_datagram(data, time.monotonic())
+                    core.handle_datagram(Receive(data, self.remote), time.monotonic())
                 else:
                     self.output += self.proc.stdout.read() or b""
             core.handle_timeout(time.monotonic())
@@ -105,7 +106,7 @@ def test_openssl_s_server(pem_files):
         ours.connect(time.monotonic())
         peer.run(ours, lambda: ours.state is State.CONNECTED)
         assert ours.srtp_profile == SrtpProfile.SRTP_AES128_CM_HMAC_SHA1_80
-        ours.send(b"hello from netcore\n")
+        ours.send(b"hello from netcore\n", time.monotonic())
         peer.run(ours, lambda: b"hello from netcore" in peer.output and KEYMAT.search(peer.output))
         theirs = bytes.fromhex(KEYMAT.search(peer.output).group(1).decode())
         assert ours.export_keying_material(EXPORTER_LABEL, 60) == theirs

@@ -10,6 +10,7 @@ from OpenSSL import SSL
 from netcore.dtls import CipherSuite, DtlsCertificate, DtlsConnection, HandshakeCompleted, SrtpProfile, State
 from netcore.dtls.handshake import iter_fragments
 from netcore.dtls.record import iter_records
+from netcore.net import Receive
 from netcore.srtp import EXPORTER_LABEL, PROFILES, SrtpSession, split_keying_material
 
 from .peers import drain_events, handshake_with_openssl, openssl_connection, openssl_outgoing, openssl_step
@@ -49,12 +50,12 @@ def test_handshake_data_exporter_and_srtp(we_are_client, profile):
     assert theirs.get_cipher_name() == "ECDHE-ECDSA-AES128-GCM-SHA256"
 
     # Application data both ways.
-    ours.send(b"from netcore")
-    theirs.bio_write(ours.poll_transmit())
+    ours.send(b"from netcore", 1.0)
+    theirs.bio_write(ours.poll_transmit().data)
     assert theirs.recv(1500) == b"from netcore"
     theirs.send(b"from openssl")
     for data in openssl_outgoing(theirs):
-        ours.handle_datagram(data, 1.0)
+        ours.handle_datagram(Receive(data), 1.0)
     assert [e.data for e in drain_events(ours)] == [b"from openssl"]
 
     # Same keying material, then SRTP across the two key derivations.
@@ -73,8 +74,8 @@ def test_handshake_data_exporter_and_srtp(we_are_client, profile):
         assert our_session.unprotect_rtcp(their_session.protect_rtcp(_rtcp_rr(ssrc))) == _rtcp_rr(ssrc)
 
     # close_notify reaches OpenSSL.
-    ours.close()
-    theirs.bio_write(ours.poll_transmit())
+    ours.close(1.0)
+    theirs.bio_write(ours.poll_transmit().data)
     with pytest.raises(SSL.ZeroReturnError):
         theirs.recv(1500)
 
@@ -88,7 +89,7 @@ def test_chacha20_suite(we_are_client):
     assert ours.cipher_suite == CipherSuite.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256
     theirs.send(b"x")
     for data in openssl_outgoing(theirs):
-        ours.handle_datagram(data, 1.0)
+        ours.handle_datagram(Receive(data), 1.0)
     assert drain_events(ours)[-1].data == b"x"
 
 
@@ -137,9 +138,9 @@ def test_openssl_fragments_by_its_mtu():
                 assert len(record.fragment) + 13 <= 256
                 if record.epoch == 0 and record.content_type == 22:
                     certificate_fragments += [h for h, _ in iter_fragments(record.fragment) if h.msg_type == 11]
-            ours.handle_datagram(data, 0.0)
-        while (data := ours.poll_transmit()) is not None:
-            theirs.bio_write(data)
+            ours.handle_datagram(Receive(data), 0.0)
+        while (out := ours.poll_transmit()) is not None:
+            theirs.bio_write(out.data)
         if ours.state is State.CONNECTED:
             break
     assert ours.state is State.CONNECTED
@@ -150,18 +151,18 @@ def test_retransmission_recovers_a_lost_flight_with_openssl():
     theirs = openssl_connection(THEIRS, False)
     ours = DtlsConnection(True, OURS)
     ours.connect(0.0)
-    theirs.bio_write(ours.poll_transmit())
+    theirs.bio_write(ours.poll_transmit().data)
     for data in openssl_step(theirs):
-        ours.handle_datagram(data, 0.0)
+        ours.handle_datagram(Receive(data), 0.0)
     lost = ours.poll_transmit()  # our Certificate ... Finished flight is lost
     assert lost is not None and ours.poll_transmit() is None
     assert ours.next_deadline() == 1.0
     ours.handle_timeout(1.0)
     assert ours.next_deadline() == 3.0
-    while (data := ours.poll_transmit()) is not None:
-        theirs.bio_write(data)
+    while (out := ours.poll_transmit()) is not None:
+        theirs.bio_write(out.data)
     for data in openssl_step(theirs):
-        ours.handle_datagram(data, 1.1)
+        ours.handle_datagram(Receive(data), 1.1)
     assert ours.state is State.CONNECTED and ours.next_deadline() is None
 
 
@@ -169,18 +170,18 @@ def test_our_server_retransmits_a_lost_flight_to_openssl():
     theirs = openssl_connection(THEIRS, True)
     ours = DtlsConnection(False, OURS)
     for data in openssl_step(theirs):
-        ours.handle_datagram(data, 0.0)
+        ours.handle_datagram(Receive(data), 0.0)
     while ours.poll_transmit() is not None:  # our ServerHello ... ServerHelloDone flight is lost
         pass
     ours.handle_timeout(ours.next_deadline())
     for _ in range(3):
-        while (data := ours.poll_transmit()) is not None:
-            theirs.bio_write(data)
-            theirs.bio_write(data)  # and duplicated on the way
+        while (out := ours.poll_transmit()) is not None:
+            theirs.bio_write(out.data)
+            theirs.bio_write(out.data)  # and duplicated on the way
         for data in openssl_step(theirs):
-            ours.handle_datagram(data, 1.5)
+            ours.handle_datagram(Receive(data), 1.5)
     assert ours.state is State.CONNECTED
     theirs.send(b"after loss")
     for data in openssl_outgoing(theirs):
-        ours.handle_datagram(data, 2.0)
+        ours.handle_datagram(Receive(data), 2.0)
     assert drain_events(ours)[-1].data == b"after loss"

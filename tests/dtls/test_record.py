@@ -5,6 +5,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from netcore.dtls.errors import DtlsParseError
+from netcore.dtls.flight import FlightTimer
 from netcore.dtls.protection import RecordProtection
 from netcore.dtls.record import (
     DTLS_1_2,
@@ -15,6 +16,8 @@ from netcore.dtls.record import (
     encode_record,
     iter_records,
 )
+from netcore.dtls.recordlayer import DtlsStats, RecordLayer
+from netcore.errors import UsageError
 
 records = st.builds(
     Record,
@@ -105,3 +108,58 @@ def test_aes_gcm_explicit_nonce_is_epoch_and_sequence():
     sealer = RecordProtection("aes_gcm", bytes(16), bytes(4))
     sealed = sealer.seal(ContentType.APPLICATION_DATA, DTLS_1_2, 1, 0x0102030405, b"")
     assert sealed[:8] == bytes.fromhex("0001000102030405")
+
+
+def _layers() -> tuple[RecordLayer, RecordLayer]:
+    """Two record layers keyed as a client and a server would be after the key block."""
+    block = bytes(range(40))
+    client_key, server_key = RecordProtection.from_key_block("aes_gcm", 16, 4, block)
+    client_peer, server_peer = RecordProtection.from_key_block("aes_gcm", 16, 4, block)
+    sender, receiver = RecordLayer(DtlsStats()), RecordLayer(DtlsStats())
+    sender.install_keys(1, write=client_key, read=server_key)
+    receiver.install_keys(1, write=server_peer, read=client_peer)
+    return sender, receiver
+
+
+def test_record_layer_seals_per_epoch_and_drops_what_it_must():
+    sender, receiver = _layers()
+    plain = sender.seal(ContentType.HANDSHAKE, b"hello")  # epoch 0: plaintext, sequence 0
+    (record,) = iter_records(plain)
+    assert (record.epoch, record.sequence_number, record.fragment) == (0, 0, b"hello")
+    assert receiver.open(record) == b"hello"
+    sender.write_epoch = 1
+    first, second = (next(iter_records(sender.seal(ContentType.APPLICATION_DATA, d))) for d in (b"a", b"b"))
+    assert (first.epoch, first.sequence_number, second.sequence_number) == (1, 0, 1)
+    assert first.fragment != b"a"  # protected
+    assert receiver.open(second) == b"b" and receiver.open(first) == b"a"  # reordered within the window
+    assert receiver.open(first) is None and receiver.stats.replayed == 1
+    forged = Record(second.content_type, second.version, 1, 7, second.fragment)
+    assert receiver.open(forged) is None and receiver.stats.bad_record_mac == 1
+    assert receiver.open(Record(23, DTLS_1_2, 2, 0, b"x")) is None and receiver.stats.unknown_epoch == 1
+    assert receiver.last_read_seq == 0  # of the last record accepted (first)
+
+
+def test_record_layer_read_epoch_changes_once_and_only_with_keys():
+    layer = RecordLayer(DtlsStats())
+    assert not layer.change_read_epoch() and layer.read_epoch == 0  # keys not derived yet
+    sender, receiver = _layers()
+    assert receiver.change_read_epoch() and receiver.read_epoch == 1
+    assert not receiver.change_read_epoch() and receiver.read_epoch == 1  # repeated
+
+
+def test_record_layer_never_wraps_a_write_sequence():
+    layer = RecordLayer(DtlsStats())
+    layer.continue_write_sequence(0, MAX_SEQUENCE)
+    layer.seal(ContentType.ALERT, b"\x01\x00")
+    with pytest.raises(UsageError):
+        layer.seal(ContentType.ALERT, b"\x01\x00")
+
+
+def test_flight_timer_doubles_caps_and_gives_up():
+    timer = FlightTimer(1.0, 4.0, 3)
+    timer.start(10.0)
+    assert timer.deadline == 11.0 and not timer.due(10.9) and timer.due(11.0)
+    deadlines = []
+    while timer.back_off(timer.deadline):
+        deadlines.append(timer.deadline)
+    assert deadlines == [13.0, 17.0, 21.0] and timer.deadline is None

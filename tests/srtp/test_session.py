@@ -151,3 +151,20 @@ def test_bad_keys_are_a_usage_error():
         SrtpSession(SrtpProfile.SRTP_AEAD_AES_128_GCM, bytes(30), bytes(30))
     with pytest.raises(UsageError):
         SrtpSession(0x99, bytes(30), bytes(30))
+
+
+def test_keying_material_of_the_wrong_length_is_a_usage_error():
+    with pytest.raises(UsageError):
+        split_keying_material(SrtpProfile.SRTP_AEAD_AES_128_GCM, bytes(10), True)
+
+
+@pytest.mark.parametrize("profile", [SrtpProfile.SRTP_AEAD_AES_128_GCM, SrtpProfile.SRTP_AES128_CM_HMAC_SHA1_80])
+def test_a_packet_larger_than_libsrtp_buffer_is_counted_not_raised(profile):
+    """A peer may send a datagram of any size up to 64 KiB; libsrtp's buffer is 1500 bytes."""
+    a, b = _pair(profile)
+    oversize = rtp(5, 1, payload=bytes(2000))
+    assert b.unprotect_rtp(oversize) is None
+    assert b.unprotect_rtcp(bytes([0x80, 201, 0, 1]) + bytes(3000)) is None
+    assert b.stats.malformed == 2 and b.stats.replayed == b.stats.auth_failed == 0
+    packet = rtp(5, 2)
+    assert b.unprotect_rtp(a.protect_rtp(packet)) == packet  # the session goes on
