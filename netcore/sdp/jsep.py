@@ -643,7 +643,9 @@ class Negotiator:
                 ),
             )
         section.add("rtcp-mux")
-        section.add("rtcp-rsize")
+        # RFC 5506 section 5: an answer says rtcp-rsize only if offered.
+        if answering is None or answering.offered.has("rtcp-rsize"):
+            section.add("rtcp-rsize")
         if intent.content:
             section.add("content", (intent.content,))
         for codec in codecs:
