@@ -40,7 +40,7 @@ import os
 from dataclasses import dataclass, field, replace
 from typing import Callable, NamedTuple, Sequence
 
-from netcore.errors import ParseError, UsageError
+from netcore.errors import UsageError
 
 from .attributes import (
     Connection,
@@ -61,6 +61,7 @@ from .attributes import (
 )
 from .candidate import Candidate
 from .codecs import AUDIO_CODECS, VIDEO_CODECS, Codec, codecs_of, match
+from .errors import NegotiationError
 from .h264 import ProfileLevelId, level_limits, negotiate_levels
 from .limits import Limits, codec_limit_parameters, limits_of, write_limits
 from .wire import Line, MediaSection, SessionDescription, parse
@@ -75,11 +76,6 @@ __all__ = [
     "RemoteTransport",
     "answer_direction",
 ]
-
-
-class NegotiationError(ParseError):
-    """The peer's description cannot be negotiated (wrong m-sections, no
-    transport parameters ...)."""
 
 
 # --------------------------------------------------------------- directions
@@ -285,6 +281,9 @@ class NegotiatedMedia:
     remote: RemoteTransport | None = None
     sctp_port: int | None = None
     max_message_size: int | None = None
+    # (id, our direction) per agreed header extension (RFC 8285 section 7)
+    extension_directions: tuple[tuple[int, str], ...] = ()
+    extmap_allow_mixed: bool = False  # RFC 8285 section 6, for this section
 
     @property
     def send(self) -> bool:
@@ -334,8 +333,9 @@ class _Agreed(NamedTuple):
     """What an answer's m-section is built from."""
 
     codecs: list[Codec]  # ours, with the offer's payload types
-    extensions: list[tuple[int, str]]  # the offer's ids
+    extensions: list[Extmap]  # the offer's ids, our directions
     offered: MediaSection
+    mixed_here: bool = False  # answer a=extmap-allow-mixed in this section
 
 
 _DYNAMIC_PTS = tuple(range(96, 128)) + tuple(range(35, 64))
@@ -606,7 +606,7 @@ class Negotiator:
         if answering is None:
             codecs = self._offer_codecs(intent, mid)
             extensions = [
-                (self._extension_id(uri), uri) for uri in intent.all_extensions()
+                Extmap(self._extension_id(uri), uri) for uri in intent.all_extensions()
             ]
         else:
             codecs, extensions = answering.codecs, answering.extensions
@@ -630,8 +630,10 @@ class Negotiator:
         write_limits(section, limits, intent.kind == "video")
         self._transport_lines(section, setup)
         section.add("mid", mid)
-        for ext_id, uri in extensions:
-            section.add("extmap", Extmap(ext_id, uri))
+        for extmap in extensions:
+            section.add("extmap", extmap)
+        if answering is not None and answering.mixed_here:
+            section.add("extmap-allow-mixed")
         direction = direction or intent.direction
         section.add(direction)
         send = _SEND_RECV[direction][0]
@@ -803,11 +805,17 @@ class Negotiator:
             return self._rejected(kind, remote, mid), NegotiatedMedia(
                 index, mid, kind, True
             )
-        ours = set(intent.all_extensions())
-        extensions = [(e.id, e.uri) for e in remote.get_all("extmap") if e.uri in ours]
+        direction = answer_direction(remote.direction or "sendrecv", intent.direction)
+        # RFC 8285 section 6: at session level, or in this section (Firefox).
+        mixed = self.extmap_allow_mixed and (
+            offer.has("extmap-allow-mixed") or remote.has("extmap-allow-mixed")
+        )
+        extmaps = _answer_extmaps(
+            remote, set(intent.all_extensions()), *_SEND_RECV[direction], mixed
+        )
+        extensions = [(e.id, e.uri) for e in extmaps]
         for ext_id, uri in extensions:  # later offers of ours keep these ids
             self._extension_ids.setdefault(uri, ext_id)
-        direction = answer_direction(remote.direction or "sendrecv", intent.direction)
         recv_rids: tuple[str, ...] = ()
         simulcast = remote.get("simulcast")
         has_rid_ext = any(uri == RID_EXTENSION for _, uri in extensions)
@@ -825,7 +833,8 @@ class Negotiator:
             intent = replace(intent, simulcast=send_rids)
         elif intent.simulcast:
             intent = replace(intent, simulcast=())
-        agreed = _Agreed(codecs, extensions, remote)
+        mixed_here = mixed and remote.has("extmap-allow-mixed")
+        agreed = _Agreed(codecs, extmaps, remote, mixed_here)
         section = self._section(intent, mid, setup, agreed, direction, recv_rids)
         self._agreed[mid] = codecs
         local_limits = intent.limits or self.limits
@@ -849,6 +858,10 @@ class Negotiator:
             remote_msid=remote.get("msid"),  # type: ignore[arg-type]
             remote_ssrcs=tuple(dict.fromkeys(s.ssrc for s in remote.get_all("ssrc"))),
             remote=transport,
+            extension_directions=tuple(
+                (e.id, e.direction or "sendrecv") for e in extmaps
+            ),
+            extmap_allow_mixed=mixed,
         )
 
     def _rejected(self, kind: str, remote: MediaSection, mid: str) -> MediaSection:
@@ -967,12 +980,13 @@ class Negotiator:
             send.append(replace(codec, feedback=fb, rtx_payload_type=rtx))
             if codec.name.lower() == "h264":
                 levels.append((codec.payload_type, *_h264_levels(mine, codec)))  # type: ignore[arg-type]
-        offered_ext = {e.id: e.uri for e in ours.get_all("extmap")}
-        extensions = tuple(
-            (e.id, e.uri)
-            for e in theirs.get_all("extmap")
-            if offered_ext.get(e.id) == e.uri
+        mixed = (
+            self.extmap_allow_mixed
+            and (self._offered_mixed() or ours.has("extmap-allow-mixed"))
+            and (answer.has("extmap-allow-mixed") or theirs.has("extmap-allow-mixed"))
         )
+        agreed_ext = _answered_extmaps(ours, theirs, mixed)
+        extensions = tuple((e.id, e.uri) for e in agreed_ext)
         direction = _reverse(theirs.direction or "sendrecv")
         if not recv:
             direction = "inactive"
@@ -1004,7 +1018,15 @@ class Negotiator:
             remote_msid=theirs.get("msid"),  # type: ignore[arg-type]
             remote_ssrcs=tuple(dict.fromkeys(s.ssrc for s in theirs.get_all("ssrc"))),
             remote=transport,
+            extension_directions=tuple(
+                (e.id, e.direction or "sendrecv") for e in agreed_ext
+            ),
+            extmap_allow_mixed=mixed,
         )
+
+    def _offered_mixed(self) -> bool:
+        pending = self._pending[0] if self._pending else self.local_description
+        return pending is not None and pending.has("extmap-allow-mixed")
 
     def _limits(
         self,
@@ -1065,12 +1087,15 @@ class Negotiator:
             != (remote.ice_ufrag, remote.ice_pwd)
             or previous.local_ice_ufrag != self.ice_ufrag
         )
+        # RFC 8285 section 6: agreed at session level, or in every RTP
+        # section that was accepted (Firefox states it per section).
+        rtp = [m for m in accepted if m.kind in ("audio", "video")]
         mixed = (
             self.extmap_allow_mixed
             and remote_desc.has("extmap-allow-mixed")
             and self.local_description is not None
             and self.local_description.has("extmap-allow-mixed")
-        )
+        ) or (bool(rtp) and all(m.extmap_allow_mixed for m in rtp))
         result = NegotiatedSession(
             media,
             bundle,
@@ -1163,3 +1188,56 @@ def _h264_answer(
             for k, v in params
         ]
     return tuple(params), (send, recv)
+
+
+def _usable_extmap_id(ext_id: int, mixed: bool) -> bool:
+    # RFC 8285 sections 4.2, 4.3 and 6: 1-14 in one-byte headers; 1-255
+    # (15 excluded) only once two-byte headers are agreed.
+    return ext_id != 15 and 1 <= ext_id <= (255 if mixed else 14)
+
+
+def _answer_extmaps(
+    remote: MediaSection, ours: set[str], send: bool, recv: bool, mixed: bool
+) -> list[Extmap]:
+    """The offered header extensions we answer, with the offer's ids.
+
+    RFC 8285 section 7: an extension offered ``sendonly`` is answered
+    ``recvonly`` (and ``recvonly`` with ``sendonly``) or left out when we do
+    not go that way; ids we cannot use in this session are left out.
+    """
+    answered = []
+    for extmap in remote.get_all("extmap"):
+        if extmap.uri not in ours or not _usable_extmap_id(extmap.id, mixed):
+            continue
+        if extmap.direction in (None, "sendrecv"):
+            answered.append(Extmap(extmap.id, extmap.uri, extmap.direction))
+            continue
+        peer_send, peer_recv = _SEND_RECV[extmap.direction]
+        direction = _DIRECTION_OF[(peer_recv and send, peer_send and recv)]
+        if direction != "inactive":
+            answered.append(Extmap(extmap.id, extmap.uri, direction))
+    return answered
+
+
+def _answered_extmaps(
+    offered: MediaSection, answered: MediaSection, mixed: bool
+) -> list[Extmap]:
+    """Header extensions an answer agreed to, with our direction for each.
+
+    Only offered (id, uri) pairs count (RFC 8285 section 7); the direction
+    is what both sides said, from our side.
+    """
+    ours = {e.id: e for e in offered.get_all("extmap")}
+    agreed = []
+    for extmap in answered.get_all("extmap"):
+        mine = ours.get(extmap.id)
+        if mine is None or mine.uri != extmap.uri:
+            continue
+        if not _usable_extmap_id(extmap.id, mixed):
+            continue
+        our_send, our_recv = _SEND_RECV[mine.direction or "sendrecv"]
+        peer_send, peer_recv = _SEND_RECV[extmap.direction or "sendrecv"]
+        direction = _DIRECTION_OF[(our_send and peer_recv, our_recv and peer_send)]
+        if direction != "inactive":
+            agreed.append(Extmap(extmap.id, extmap.uri, direction))
+    return agreed
