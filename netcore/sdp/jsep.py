@@ -60,6 +60,7 @@ from .attributes import (
     Timing,
 )
 from .candidate import Candidate
+from .checks import check_remote
 from .codecs import AUDIO_CODECS, VIDEO_CODECS, Codec, codecs_of, match
 from .errors import NegotiationError
 from .h264 import ProfileLevelId, level_limits, negotiate_levels
@@ -425,6 +426,7 @@ class Negotiator:
             raise UsageError("no offer is waiting for an answer")
         if not isinstance(answer, SessionDescription):
             answer = parse(answer)
+        check_remote(answer)
         offer, intents = self._pending
         if len(answer.media) != len(offer.media):
             raise NegotiationError("answer has a different number of m-sections")
@@ -461,6 +463,7 @@ class Negotiator:
         """
         if not isinstance(offer, SessionDescription):
             offer = parse(offer)
+        check_remote(offer)
         self._pending = None
         remote_ice = self._remote_credentials(offer)
         restart = self._remote_ice is not None and remote_ice != self._remote_ice

@@ -121,3 +121,202 @@ def test_answered_extmap_direction_read_by_the_offerer():
     result = offerer.handle_answer(text)
     assert dict(result.media[0].extension_directions)[ext_id] == "sendonly"
     assert result.media[0].extension_id(uri) == ext_id
+
+
+# ------------------------------------------------------- refused offers
+
+SIMULCAST = [MediaIntent.audio(), MediaIntent.video(simulcast=("q", "h"))]
+
+
+def drop_lines(text: str, prefix: str) -> str:
+    return "".join(line for line in text.splitlines(True) if not line.startswith(prefix))
+
+
+@pytest.mark.parametrize(
+    "name, broken, named",
+    [
+        ("no ice-ufrag", lambda t: drop_lines(t, "a=ice-ufrag"), "a=ice-ufrag"),
+        ("no ice-pwd", lambda t: drop_lines(t, "a=ice-pwd"), "a=ice-pwd"),
+        ("no fingerprint", lambda t: drop_lines(t, "a=fingerprint"), "a=fingerprint"),
+        ("same mid twice", lambda t: edit(t, "a=mid:1", "a=mid:0"), "a=mid:0"),
+        (
+            "extmap id twice",
+            lambda t: edit(t, "a=extmap:4 http", "a=extmap:1 http"),
+            "a=extmap:1 http://www.webrtc.org",
+        ),
+        (
+            "payload type two codecs",
+            lambda t: edit(t, "a=rtpmap:97 rtx/90000", "a=rtpmap:96 H264/90000\r\na=rtpmap:97 rtx/90000"),
+            "a=rtpmap:96 H264/90000",
+        ),
+        ("rtx apt dangling", lambda t: edit(t, "a=fmtp:97 apt=96", "a=fmtp:97 apt=100"), "a=fmtp:97 apt=100"),
+        (
+            "simulcast rid without a=rid",
+            lambda t: edit(t, "a=simulcast:send q;h", "a=simulcast:send q;h;f"),
+            "a=simulcast:send q;h;f",
+        ),
+        (
+            "simulcast recv rid without a=rid",
+            lambda t: edit(t, "a=simulcast:send q;h", "a=simulcast:send q;h recv x"),
+            "a=simulcast:send q;h recv x",
+        ),
+    ],
+)
+def test_offer_breaking_a_rule_is_refused_naming_the_line(name, broken, named):
+    text = broken(offer_text(SIMULCAST))
+    parse(text)  # it parses: the rule broken is a negotiation rule
+    with pytest.raises(NegotiationError) as refused:
+        negotiator(FP_B, 2).handle_offer(text, [MediaIntent.audio(), MediaIntent.video()])
+    assert named in str(refused.value)
+
+
+def test_answer_breaking_a_rule_is_refused():
+    offerer = negotiator()
+    offer = offerer.create_offer([MediaIntent.audio(), MediaIntent.video()])
+    answer, _ = negotiator(FP_B, 2).handle_offer(str(offer), [MediaIntent.audio(), MediaIntent.video()])
+    with pytest.raises(NegotiationError, match="a=fingerprint"):
+        offerer.handle_answer(drop_lines(str(answer), "a=fingerprint"))
+
+
+def test_ice_credentials_and_fingerprint_at_session_level_are_enough():
+    text = offer_text()
+    ufrag = parse(text).media[0].ice_ufrag
+    pwd = parse(text).media[0].ice_pwd
+    fp = next(li for li in text.splitlines() if li.startswith("a=fingerprint"))
+    text = drop_lines(drop_lines(drop_lines(text, "a=ice-ufrag"), "a=ice-pwd"), "a=fingerprint")
+    text = edit(text, "t=0 0\r\n", f"t=0 0\r\na=ice-ufrag:{ufrag}\r\na=ice-pwd:{pwd}\r\n{fp}\r\n")
+    _, result = negotiator(FP_B, 2).handle_offer(text, [MediaIntent.audio(), MediaIntent.video()])
+    assert result.remote.ice_ufrag == ufrag and result.remote.fingerprints
+
+
+def test_rejected_section_needs_no_transport():
+    text = offer_text()
+    video = text.index("m=video")
+    head, tail = text[:video], text[video:]
+    tail = edit(drop_lines(drop_lines(tail, "a=ice-"), "a=fingerprint"), "m=video 9 ", "m=video 0 ")
+    _, result = negotiator(FP_B, 2).handle_offer(head + tail, [MediaIntent.audio(), MediaIntent.video()])
+    assert result.media[1].rejected and not result.media[0].rejected
+
+
+# ------------------------------------------------------------ extmap ids
+
+TOFFSET = "urn:ietf:params:rtp-hdrext:toffset"
+
+
+@pytest.mark.parametrize(
+    "ext_id, mixed, kept",
+    [(14, False, True), (15, True, False), (16, False, False), (16, True, True),
+     (255, True, True), (256, True, False), (300, True, False), (4095, True, False)],
+)
+def test_offered_extmap_id_outside_the_usable_range_is_left_out(ext_id, mixed, kept):
+    from netcore.rtp.extensions import HeaderExtensionMap
+
+    text = offer_text([MediaIntent.video()], extmap_allow_mixed=mixed)
+    text = edit(text, "a=sendrecv\r\n", f"a=extmap:{ext_id} {TOFFSET}\r\na=sendrecv\r\n")
+    intent = MediaIntent.video(header_extensions=(MID, TOFFSET))
+    answer, result = negotiator(FP_B, 2, extmap_allow_mixed=True).handle_offer(text, [intent])
+    answered = {e.id for e in answer.media[0].get_all("extmap")}
+    assert (ext_id in answered) is kept
+    assert (result.media[0].extension_id(TOFFSET) == ext_id) is kept
+    # what the negotiator hands the RTP layer is always usable there
+    HeaderExtensionMap(dict(result.media[0].header_extensions))
+
+
+def test_answer_extmap_outside_the_range_never_reaches_the_rtp_layer():
+    from netcore.rtp.extensions import HeaderExtensionMap
+
+    offerer = negotiator()
+    offer = offerer.create_offer([MediaIntent.video()])
+    answer, _ = negotiator(FP_B, 2).handle_offer(str(offer), [MediaIntent.video()])
+    text = edit(str(answer), "a=sendrecv\r\n", "a=extmap:300 urn:x\r\na=sendrecv\r\n")
+    result = offerer.handle_answer(text)
+    assert 300 not in dict(result.media[0].header_extensions)
+    HeaderExtensionMap(dict(result.media[0].header_extensions))
+
+
+# ------------------------------------------------- mutated corpus offers
+
+import pathlib  # noqa: E402
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from netcore.sdp import SdpParseError  # noqa: E402
+
+CORPUS = pathlib.Path(__file__).parent / "corpus"
+OFFERS = [
+    (CORPUS / name).read_bytes().decode().split("\r\n")
+    for name in (
+        "chromium156_offer_av_simulcast_data.sdp",
+        "firefox153_offer_av_simulcast_data.sdp",
+        "safari_offer.sdp",
+        "aiortc_offer.sdp",
+        "chrome_offer_simulcast.sdp",
+    )
+]
+
+# What a mutation does to one line: drop it, repeat it, move it, or put a
+# number, a token or a line from another offer in place of part of it.
+mutations = st.one_of(
+    st.tuples(st.just("drop"), st.integers(0, 400)),
+    st.tuples(st.just("repeat"), st.integers(0, 400)),
+    st.tuples(st.just("swap"), st.integers(0, 400), st.integers(0, 400)),
+    st.tuples(
+        st.just("number"),
+        st.integers(0, 400),
+        st.sampled_from([0, 1, 14, 15, 16, 127, 128, 255, 256, 300, 4095, 2**32, -1]),
+    ),
+    st.tuples(
+        st.just("token"),
+        st.integers(0, 400),
+        st.sampled_from(["sendonly", "recvonly", "inactive", "rtx", "H264", "~", ";", "/", " ", ""]),
+    ),
+)
+
+
+def mutate(lines: list[str], mutation: tuple) -> list[str]:
+    lines = list(lines)
+    if not lines:
+        return lines
+    at = mutation[1] % len(lines)
+    kind = mutation[0]
+    if kind == "drop":
+        del lines[at]
+    elif kind == "repeat":
+        lines.insert(at, lines[at])
+    elif kind == "swap":
+        other = mutation[2] % len(lines)
+        lines[at], lines[other] = lines[other], lines[at]
+    else:
+        line = lines[at]
+        digits = [i for i, ch in enumerate(line) if ch.isdigit()]
+        if kind == "number" and digits:
+            i = digits[len(digits) // 2]
+            j = i
+            while j < len(line) and line[j].isdigit():
+                j += 1
+            lines[at] = line[:i] + str(mutation[2]) + line[j:]
+        elif kind == "token":
+            cut = max(2, len(line) // 2)
+            lines[at] = line[:cut] + mutation[2] + line[cut:]
+    return lines
+
+
+@settings(max_examples=300)
+@given(st.integers(0, len(OFFERS) - 1), st.lists(mutations, min_size=1, max_size=5))
+def test_mutated_corpus_offers_give_an_answer_or_our_error(which, edits):
+    lines = OFFERS[which]
+    for mutation in edits:
+        lines = mutate(lines, mutation)
+    try:
+        answer, result = negotiator(FP_B, 2, extmap_allow_mixed=True).handle_offer(
+            "\r\n".join(lines),
+            [MediaIntent.audio(), MediaIntent.video(simulcast=("q", "h")), MediaIntent.data()],
+        )
+    except (NegotiationError, SdpParseError):
+        return
+    assert str(parse(str(answer))) == str(answer)
+    for media in result.media:
+        mixed = media.extmap_allow_mixed
+        for ext_id, _ in media.header_extensions:
+            assert ext_id != 15 and 1 <= ext_id <= (255 if mixed else 14)
