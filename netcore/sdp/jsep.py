@@ -369,6 +369,8 @@ class Negotiator:
         self._next_mid = 0
         self._extension_ids: dict[str, int] = {}
         self._agreed: dict[str, list[Codec]] = {}  # mid -> codecs with PTs
+        # mid -> the peer's codecs with its payload types, agreed or not
+        self._remote_codecs: dict[str, list[Codec]] = {}
         self._answer_setup: str | None = None  # sticky DTLS role as answerer
         self._remote_ice: tuple[str | None, str | None] | None = None
         self._pending: tuple[SessionDescription, list[MediaIntent]] | None = None
@@ -695,15 +697,28 @@ class Negotiator:
             section.add("ssrc", Ssrc(ssrc, "cname", self.cname))  # type: ignore[arg-type]
 
     def _offer_codecs(self, intent: MediaIntent, mid: str) -> list[Codec]:
-        """Our codecs with payload types: agreed ones kept first, then the
-        preferred ones where free, then the first free dynamic ones; RTX for
-        video."""
+        """Our codecs with payload types: agreed ones kept first, then those
+        the peer already mapped (on its payload type), then the preferred
+        ones where free, then the first free dynamic ones; RTX for video.
+
+        A payload type the peer mapped to another codec is not reused for
+        ours (RFC 3264 section 8.3.2: a number keeps its codec in a session).
+        """
         agreed = self._agreed.get(mid, [])
+        known = self._remote_codecs.get(mid, [])
+        reserved = {
+            pt for c in known for pt in (c.payload_type, c.rtx_payload_type) if pt
+        }
         used: set[int] = set()
         codecs: list[Codec] = []
         fixed: list[bool] = []
         for codec in intent.all_codecs():
-            prior = next((a for a in agreed if match(codec, a)), None)
+            prior = next((a for a in agreed if match(codec, a)), None) or next(
+                (k for k in known if k.payload_type not in used and match(codec, k)),
+                None,
+            )
+            if prior is not None and intent.kind != "video":
+                prior = replace(prior, rtx_payload_type=None)
             if prior is not None:
                 codec = replace(
                     codec,
@@ -719,12 +734,18 @@ class Negotiator:
             if fixed[i]:
                 continue
             pt, rtx = codec.payload_type, codec.rtx_payload_type
-            pt = pt if pt is not None and pt not in used else None
+            taken = used | reserved
+            pt = pt if pt is not None and pt not in taken else None
             used.update(p for p in (pt,) if p is not None)
-            rtx = rtx if rtx is not None and rtx not in used else None
+            rtx = rtx if rtx is not None and rtx not in taken | {pt} else None
             used.update(p for p in (rtx,) if p is not None)
             codecs[i] = replace(codec, payload_type=pt, rtx_payload_type=rtx)
-        free = (pt for pt in _DYNAMIC_PTS if pt not in used)
+        # Free numbers the peer never used first, then what is left.
+        free = (
+            pt
+            for pt in sorted(_DYNAMIC_PTS, key=lambda p: p in reserved)
+            if pt not in used
+        )
         result = []
         for codec in codecs:
             if codec.payload_type is None:
@@ -801,6 +822,7 @@ class Negotiator:
             section = self._section(intent, mid, setup, answering=None)
             return section, _data_channel(index, mid, remote, transport)
         offered = codecs_of(remote)
+        self._remote_codecs[mid] = offered
         codecs, send_codecs, levels = self._intersect(
             intent.all_codecs(), offered, intent.kind
         )
@@ -970,6 +992,7 @@ class Negotiator:
         if kind == "application":
             return _data_channel(index, mid, theirs, transport)
         offered = {c.payload_type: c for c in codecs_of(ours)}
+        self._remote_codecs[mid] = codecs_of(theirs)  # type: ignore[index]
         recv: list[Codec] = []
         send: list[Codec] = []
         levels: list[tuple[int, int, int]] = []

@@ -320,3 +320,146 @@ def test_mutated_corpus_offers_give_an_answer_or_our_error(which, edits):
         mixed = media.extmap_allow_mixed
         for ext_id, _ in media.header_extensions:
             assert ext_id != 15 and 1 <= ext_id <= (255 if mixed else 14)
+
+
+# ------------------------------------------------------------------ H.264
+
+from netcore.sdp.codecs import Codec, match  # noqa: E402
+from netcore.sdp.h264 import ProfileLevelId  # noqa: E402
+
+
+def h264(plid: str | None, mode: str | None = "1", asym: bool = False, pt: int | None = None) -> Codec:
+    params: tuple = ()
+    if asym:
+        params += (("level-asymmetry-allowed", "1"),)
+    if mode is not None:
+        params += (("packetization-mode", mode),)
+    if plid is not None:
+        params += (("profile-level-id", plid),)
+    return Codec("H264", 90000, parameters=params, payload_type=pt)
+
+
+@pytest.mark.parametrize(
+    "text, profile, level",
+    [
+        ("42e01f", "constrained-baseline", 31),
+        ("42C02A", "constrained-baseline", 42),
+        ("4de01f", "constrained-baseline", 31),
+        ("58f01f", "constrained-baseline", 31),
+        ("42a01f", "baseline", 31),
+        ("42001f", "baseline", 31),
+        ("58A01F", "baseline", 31),
+        ("4D401f", "main", 31),
+        ("4d001f", "main", 31),
+        ("64001f", "high", 31),
+        ("640c34", "constrained-high", 52),
+        ("42f00b", "constrained-baseline", 9),  # level 1b
+    ],
+)
+def test_profile_of_profile_level_id(text, profile, level):
+    plid = ProfileLevelId.parse(text)
+    assert (plid.profile, plid.level) == (profile, level)
+
+
+@pytest.mark.parametrize(
+    "a, b, same",
+    [
+        (h264("42e01f"), h264("42e034"), True),  # level may differ
+        (h264("42e01f"), h264("42c01f"), True),  # constrained baseline two ways
+        (h264("42e01f"), h264("4de01f"), True),
+        (h264("42e01f"), h264("42001f"), False),  # baseline is another profile
+        (h264("42e01f"), h264("4d001f"), False),
+        (h264("42e01f"), h264("64001f"), False),
+        (h264("64001f"), h264("640c1f"), False),  # high vs constrained high
+        (h264("42e01f", "1"), h264("42e01f", "0"), False),  # modes kept apart
+        (h264("42e01f", "0"), h264("42e01f", None), True),  # absent mode is 0
+        (h264("42001f", "0"), h264(None, None), True),  # absent plid: baseline
+        (h264("42e01f"), h264("42e0zz"), False),
+    ],
+)
+def test_h264_same_codec_by_profile_and_mode(a, b, same):
+    assert match(a, b) is same and match(b, a) is same
+
+
+CHROME_H264 = [
+    h264("42001f", "1", True, 102),
+    h264("42001f", "0", True, 104),
+    h264("42e01f", "1", True, 108),
+    h264("42e01f", "0", True, 114),
+    h264("4d001f", "1", True, 116),
+    h264("64001f", "1", True, 118),
+]
+
+
+@pytest.mark.parametrize(
+    "ours, answered_pt",
+    [
+        (h264("42e01f", "1", True), 108),
+        (h264("42e01f", "0", True), 114),
+        (h264("42001f", "1", True), 102),
+        (h264("42001f", "0", True), 104),
+        (h264("4d001f", "1", True), 116),
+        (h264("640c1f", "1", True), None),  # constrained high was not offered
+        (h264("4d001f", "0", True), None),
+    ],
+)
+def test_h264_answered_on_the_offered_payload_type_of_its_profile(ours, answered_pt):
+    text = offer_text([MediaIntent.video(codecs=tuple(CHROME_H264))])
+    answer, result = negotiator(FP_B, 2).handle_offer(text, [MediaIntent.video(codecs=(ours,))])
+    if answered_pt is None:
+        assert result.media[0].rejected
+        return
+    (codec,) = result.media[0].recv_codecs
+    assert codec.payload_type == answered_pt
+    offered = next(c for c in CHROME_H264 if c.payload_type == answered_pt)
+    assert match(codec, offered)
+    fmtp = next(f for f in answer.media[0].get_all("fmtp") if f.format == str(answered_pt))
+    assert ProfileLevelId.parse(fmtp.to_dict()["profile-level-id"]).profile == ProfileLevelId.parse(
+        offered.parameter("profile-level-id")
+    ).profile
+
+
+@pytest.mark.parametrize(
+    "offered, ours, answered, levels",
+    [
+        # no asymmetry on one side: the lower level, stated in the answer
+        (h264("42e034"), h264("42e01f"), "42e01f", (31, 31)),
+        (h264("42e00b"), h264("42e01f", asym=True), "42e00b", (11, 11)),
+        (h264("42f00b"), h264("42e01f"), "42f00b", (9, 9)),  # 1b is below 1.1
+        (h264("640034"), h264("64001f"), "64001f", (31, 31)),
+        # both allow asymmetry: our own level, each sends at the other's
+        (h264("42e00b", asym=True), h264("42e01f", asym=True), "42e01f", (11, 31)),
+    ],
+)
+def test_h264_levels_in_the_answer(offered, ours, answered, levels):
+    text = offer_text([MediaIntent.video(codecs=(offered,))])
+    answer, result = negotiator(FP_B, 2).handle_offer(text, [MediaIntent.video(codecs=(ours,))])
+    (fmtp,) = [f for f in answer.media[0].get_all("fmtp") if "profile-level-id" in f.to_dict()]
+    assert fmtp.to_dict()["profile-level-id"] == answered
+    ((_, send, recv),) = result.media[0].h264_levels
+    assert (send, recv) == levels
+
+
+def test_reoffer_keeps_the_peers_payload_type_mapping():
+    """Chrome maps 102 to Baseline; a later offer of ours puts Constrained
+    Baseline on the peer's number for it (108), never on 102."""
+    from netcore.sdp.codecs import VIDEO_CODECS, codecs_of
+
+    chrome = negotiator()
+    offer = chrome.create_offer([MediaIntent.video(codecs=(VIDEO_CODECS[0], *CHROME_H264))])
+    ours = negotiator(FP_B, 2)
+    ours.handle_offer(str(offer), [MediaIntent.video(codecs=(VIDEO_CODECS[0],))])
+    reoffer = ours.create_offer([MediaIntent.video()])
+    peer = {c.payload_type: c for c in codecs_of(offer.media[0])}
+    for codec in codecs_of(reoffer.media[0]):
+        if codec.payload_type in peer:
+            assert match(codec, peer[codec.payload_type]), codec
+        assert codec.rtx_payload_type not in peer or codec.rtx_payload_type == peer.get(
+            codec.payload_type, codec
+        ).rtx_payload_type
+    h264_pts = [c.payload_type for c in codecs_of(reoffer.media[0]) if c.name == "H264"]
+    assert h264_pts == [108]
+    # and the peer's answer to it negotiates H.264 there
+    answer, _ = chrome.handle_offer(str(reoffer), [MediaIntent.video(codecs=(VIDEO_CODECS[0], *CHROME_H264))])
+    result = ours.handle_answer(str(answer))
+    assert [c.payload_type for c in result.media[0].send_codecs if c.name == "H264"] == [108]
