@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from netcore.errors import ParseError
 
-__all__ = ["NegotiationError", "SdpParseError"]
+__all__ = ["CandidateError", "NegotiationError", "SdpParseError"]
 
 
 class SdpParseError(ParseError):
@@ -28,3 +28,11 @@ class NegotiationError(ParseError):
     credentials or fingerprint, duplicate mids, extmap ids or payload types,
     dangling references (RTX ``apt``, simulcast rids) ...  The message names
     the offending line where there is one."""
+
+
+class CandidateError(ParseError, ValueError):
+    """A candidate attribute value that does not follow RFC 8839.
+
+    Also a ``ValueError``, as it was before it joined the error tree, so
+    callers that catch that keep working.
+    """
