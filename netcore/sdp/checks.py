@@ -20,31 +20,52 @@ _DTLS_PROTOCOLS = ("TLS", "DTLS")
 def check_remote(desc: SessionDescription) -> None:
     """Refuse a description no answer or result can be built from."""
     mids: dict[str, Line] = {}
-    for index, media in enumerate(desc.media):
+    for media in desc.media:
         _check_mid(media, mids)
         _check_payload_types(media)
         _check_extmap_ids(media)
         _check_simulcast(media)
-        if media.rejected:
-            continue
-        _check_transport(desc, media, index)
+    _check_transports(desc)
 
 
 def _where(media: MediaSection, index: int) -> str:
     return f"m-section {index} ({media.lines[0].raw})"
 
 
-def _check_transport(desc: SessionDescription, media: MediaSection, index: int) -> None:
-    # RFC 8839 section 5.4: ICE credentials in every (or the session) level.
+def _missing_transport(desc: SessionDescription, media: MediaSection) -> str | None:
+    """The transport attribute ``media`` lacks at both levels, if any."""
+    # RFC 8839 section 5.4: ICE credentials in the section or the session.
     if not desc.session_or_media(media, "ice-ufrag") or not desc.session_or_media(
         media, "ice-pwd"
     ):
-        raise NegotiationError(f"{_where(media, index)} has no a=ice-ufrag/a=ice-pwd")
+        return "a=ice-ufrag/a=ice-pwd"
     # RFC 8122 section 5, RFC 8842 section 5: DTLS needs a fingerprint.
-    protocol = media.protocol.upper()
-    dtls = any(p in protocol.split("/") for p in _DTLS_PROTOCOLS)
+    dtls = any(p in _DTLS_PROTOCOLS for p in media.protocol.upper().split("/"))
     if dtls and not (media.fingerprints or desc.fingerprints):
-        raise NegotiationError(f"{_where(media, index)} has no a=fingerprint")
+        return "a=fingerprint"
+    return None
+
+
+def _check_transports(desc: SessionDescription) -> None:
+    # A bundled section may leave its transport to the others of its group
+    # (RFC 9143 section 7.1.3: bundle-only sections, and answers that put it
+    # in the tagged section only); every other live section needs its own.
+    groups = {mid: group for group in desc.bundle_groups() for mid in group}
+    for index, media in enumerate(desc.media):
+        if media.port == 0:
+            continue
+        missing = _missing_transport(desc, media)
+        if missing is None:
+            continue
+        group = groups.get(media.mid or "", ())
+        if any(
+            other is not None
+            and other.port != 0
+            and _missing_transport(desc, other) is None
+            for other in (desc.section(mid) for mid in group)
+        ):
+            continue
+        raise NegotiationError(f"{_where(media, index)} has no {missing}")
 
 
 def _check_mid(media: MediaSection, mids: dict[str, Line]) -> None:

@@ -463,3 +463,17 @@ def test_reoffer_keeps_the_peers_payload_type_mapping():
     answer, _ = chrome.handle_offer(str(reoffer), [MediaIntent.video(codecs=(VIDEO_CODECS[0], *CHROME_H264))])
     result = ours.handle_answer(str(answer))
     assert [c.payload_type for c in result.media[0].send_codecs if c.name == "H264"] == [108]
+
+
+def test_bundled_section_may_leave_its_transport_to_the_tagged_one():
+    """RFC 9143: transport attributes in the tagged section only."""
+    text = offer_text()
+    video = text.index("m=video")
+    head, tail = text[:video], text[video:]
+    tail = drop_lines(drop_lines(tail, "a=ice-"), "a=fingerprint")
+    _, result = negotiator(FP_B, 2).handle_offer(head + tail, [MediaIntent.audio(), MediaIntent.video()])
+    assert not result.media[1].rejected
+    # without BUNDLE the same section is refused
+    unbundled = drop_lines(head, "a=group:BUNDLE") + tail
+    with pytest.raises(NegotiationError, match="m=video"):
+        negotiator(FP_B, 2).handle_offer(unbundled, [MediaIntent.audio(), MediaIntent.video()])
