@@ -79,6 +79,9 @@ def _check_mid(media: MediaSection, mids: dict[str, Line]) -> None:
 
 
 def _check_payload_types(media: MediaSection) -> None:
+    # RFC 8866 section 5.14: each format once on the m= line.
+    if len(set(media.formats)) != len(media.formats):
+        raise NegotiationError(f"a format listed twice: {media.lines[0].raw}")
     # RFC 8866 section 6.6: one rtpmap per payload type.
     rtpmaps: dict[int, Line] = {}
     for line in media.lines:

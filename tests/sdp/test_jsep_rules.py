@@ -149,6 +149,11 @@ def drop_lines(text: str, prefix: str) -> str:
             lambda t: edit(t, "a=rtpmap:97 rtx/90000", "a=rtpmap:96 H264/90000\r\na=rtpmap:97 rtx/90000"),
             "a=rtpmap:96 H264/90000",
         ),
+        (
+            "format listed twice",
+            lambda t: edit(t, "m=video 9 UDP/TLS/RTP/SAVPF 96 97", "m=video 9 UDP/TLS/RTP/SAVPF 96 96 97"),
+            "m=video 9 UDP/TLS/RTP/SAVPF 96 96 97",
+        ),
         ("rtx apt dangling", lambda t: edit(t, "a=fmtp:97 apt=96", "a=fmtp:97 apt=100"), "a=fmtp:97 apt=100"),
         (
             "simulcast rid without a=rid",
