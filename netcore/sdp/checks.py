@@ -97,7 +97,9 @@ def _check_payload_types(media: MediaSection) -> None:
     for line in media.lines:
         if line.name != "fmtp" or line.value.format not in formats:
             continue
-        rtpmap = rtpmaps.get(int(line.value.format)) if is_uint(line.value.format) else None
+        rtpmap = (
+            rtpmaps.get(int(line.value.format)) if is_uint(line.value.format) else None
+        )
         if rtpmap is None or rtpmap.value.encoding_name.lower() != "rtx":
             continue
         apt = line.value.to_dict().get("apt")

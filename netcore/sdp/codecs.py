@@ -193,9 +193,11 @@ def codecs_of(media: MediaSection) -> list[Codec]:
         )
     if rtx:
         result = [
-            replace(c, rtx_payload_type=rtx[c.payload_type])
-            if c.payload_type in rtx
-            else c
+            (
+                replace(c, rtx_payload_type=rtx[c.payload_type])
+                if c.payload_type in rtx
+                else c
+            )
             for c in result
         ]
     return result
@@ -220,9 +222,7 @@ def assign_payload_types(
     A payload type the peer mapped to another codec is not reused for ours
     (RFC 3264 section 8.3.2: a number keeps its codec in a session).
     """
-    reserved = {
-        pt for c in known for pt in (c.payload_type, c.rtx_payload_type) if pt
-    }
+    reserved = {pt for c in known for pt in (c.payload_type, c.rtx_payload_type) if pt}
     used: set[int] = set()
     chosen: list[Codec] = []
     fixed: list[bool] = []
@@ -239,9 +239,7 @@ def assign_payload_types(
                 payload_type=prior.payload_type,
                 rtx_payload_type=prior.rtx_payload_type,
             )
-            used.update(
-                pt for pt in (prior.payload_type, prior.rtx_payload_type) if pt
-            )
+            used.update(pt for pt in (prior.payload_type, prior.rtx_payload_type) if pt)
         chosen.append(codec)
         fixed.append(prior is not None)
     for i, codec in enumerate(chosen):
@@ -256,9 +254,7 @@ def assign_payload_types(
         chosen[i] = replace(codec, payload_type=pt, rtx_payload_type=rtx)
     # Free numbers the peer never used first, then what is left.
     free = (
-        pt
-        for pt in sorted(_DYNAMIC_PTS, key=lambda p: p in reserved)
-        if pt not in used
+        pt for pt in sorted(_DYNAMIC_PTS, key=lambda p: p in reserved) if pt not in used
     )
     result = []
     for codec in chosen:

@@ -31,6 +31,10 @@ Rules and where they come from:
   ``active`` (or ``passive``) and keeps its role in later answers;
 * ICE restart (RFC 8839 section 4.4.1.1.1): new ufrag/pwd in an offer; an
   answer to a restarting offer also carries new credentials.
+
+The records in and out live in ``model.py`` (importable from here too), the
+lines are written by ``writer.py``, codecs meet in ``codecs.py``, header
+extensions in ``extmaps.py``, and ``checks.py`` refuses what breaks the rules.
 """
 
 from __future__ import annotations
@@ -164,7 +168,12 @@ class Negotiator:
         for index, intent in enumerate(intents):
             mid = self._mid_at(index)
             section = self._writer.section(
-                intent, mid, "actpass", self._offer_plan(intent, mid), self._ice, self.limits
+                intent,
+                mid,
+                "actpass",
+                self._offer_plan(intent, mid),
+                self._ice,
+                self.limits,
             )
             sections.append(section)
             if not intent.stopped:

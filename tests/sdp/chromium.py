@@ -107,7 +107,9 @@ class Page:
 
     async def _command(self, method: str, params: dict) -> dict:
         ident = next(self._ids)
-        await self._ws.send(json.dumps({"id": ident, "method": method, "params": params}))
+        await self._ws.send(
+            json.dumps({"id": ident, "method": method, "params": params})
+        )
         while True:
             reply = json.loads(await self._ws.recv())
             if reply.get("id") == ident:

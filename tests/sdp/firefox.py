@@ -106,13 +106,17 @@ class FirefoxPage:
 
     async def _command(self, method: str, params: dict) -> dict:
         ident = next(self._ids)
-        await self._ws.send(json.dumps({"id": ident, "method": method, "params": params}))
+        await self._ws.send(
+            json.dumps({"id": ident, "method": method, "params": params})
+        )
         while True:
             reply = json.loads(await self._ws.recv())
             if reply.get("id") == ident:
                 break
         if reply.get("type") == "error":
-            raise RuntimeError(f"BiDi {method}: {reply.get('error')}: {reply.get('message')}")
+            raise RuntimeError(
+                f"BiDi {method}: {reply.get('error')}: {reply.get('message')}"
+            )
         return reply["result"]
 
     async def navigate(self, url: str) -> None:

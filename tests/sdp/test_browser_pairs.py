@@ -145,7 +145,9 @@ def test_browser_answer_to_our_offer_negotiates(names):
     audio, video, data = result.media
     assert not audio.rejected and not video.rejected and not data.rejected
     assert audio.direction == "sendrecv" and video.direction == "sendrecv"
-    assert audio.send_codecs[0].name == "opus" and audio.send_codecs[0].payload_type == 111
+    assert (
+        audio.send_codecs[0].name == "opus" and audio.send_codecs[0].payload_type == 111
+    )
     assert video.send_codecs[0].name == "VP8" and video.send_codecs[0].rtx_payload_type
     assert audio.remote_ssrcs and video.remote_ssrcs
     assert result.bundle == ("0", "1", "2")

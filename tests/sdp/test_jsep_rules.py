@@ -36,7 +36,9 @@ def test_rtcp_rsize_answered_only_where_offered():
     text = offer_text()
     audio_end = text.index("m=video")
     text = text[:audio_end].replace("a=rtcp-rsize\r\n", "") + text[audio_end:]
-    answer, result = negotiator(FP_B, 2).handle_offer(text, [MediaIntent.audio(), MediaIntent.video()])
+    answer, result = negotiator(FP_B, 2).handle_offer(
+        text, [MediaIntent.audio(), MediaIntent.video()]
+    )
     assert not answer.media[0].has("rtcp-rsize")
     assert answer.media[1].has("rtcp-rsize")
     assert [m.rtcp_rsize for m in result.media] == [False, True]
@@ -129,7 +131,9 @@ SIMULCAST = [MediaIntent.audio(), MediaIntent.video(simulcast=("q", "h"))]
 
 
 def drop_lines(text: str, prefix: str) -> str:
-    return "".join(line for line in text.splitlines(True) if not line.startswith(prefix))
+    return "".join(
+        line for line in text.splitlines(True) if not line.startswith(prefix)
+    )
 
 
 @pytest.mark.parametrize(
@@ -146,15 +150,27 @@ def drop_lines(text: str, prefix: str) -> str:
         ),
         (
             "payload type two codecs",
-            lambda t: edit(t, "a=rtpmap:97 rtx/90000", "a=rtpmap:96 H264/90000\r\na=rtpmap:97 rtx/90000"),
+            lambda t: edit(
+                t,
+                "a=rtpmap:97 rtx/90000",
+                "a=rtpmap:96 H264/90000\r\na=rtpmap:97 rtx/90000",
+            ),
             "a=rtpmap:96 H264/90000",
         ),
         (
             "format listed twice",
-            lambda t: edit(t, "m=video 9 UDP/TLS/RTP/SAVPF 96 97", "m=video 9 UDP/TLS/RTP/SAVPF 96 96 97"),
+            lambda t: edit(
+                t,
+                "m=video 9 UDP/TLS/RTP/SAVPF 96 97",
+                "m=video 9 UDP/TLS/RTP/SAVPF 96 96 97",
+            ),
             "m=video 9 UDP/TLS/RTP/SAVPF 96 96 97",
         ),
-        ("rtx apt dangling", lambda t: edit(t, "a=fmtp:97 apt=96", "a=fmtp:97 apt=100"), "a=fmtp:97 apt=100"),
+        (
+            "rtx apt dangling",
+            lambda t: edit(t, "a=fmtp:97 apt=96", "a=fmtp:97 apt=100"),
+            "a=fmtp:97 apt=100",
+        ),
         (
             "simulcast rid without a=rid",
             lambda t: edit(t, "a=simulcast:send q;h", "a=simulcast:send q;h;f"),
@@ -171,14 +187,18 @@ def test_offer_breaking_a_rule_is_refused_naming_the_line(name, broken, named):
     text = broken(offer_text(SIMULCAST))
     parse(text)  # it parses: the rule broken is a negotiation rule
     with pytest.raises(NegotiationError) as refused:
-        negotiator(FP_B, 2).handle_offer(text, [MediaIntent.audio(), MediaIntent.video()])
+        negotiator(FP_B, 2).handle_offer(
+            text, [MediaIntent.audio(), MediaIntent.video()]
+        )
     assert named in str(refused.value)
 
 
 def test_answer_breaking_a_rule_is_refused():
     offerer = negotiator()
     offer = offerer.create_offer([MediaIntent.audio(), MediaIntent.video()])
-    answer, _ = negotiator(FP_B, 2).handle_offer(str(offer), [MediaIntent.audio(), MediaIntent.video()])
+    answer, _ = negotiator(FP_B, 2).handle_offer(
+        str(offer), [MediaIntent.audio(), MediaIntent.video()]
+    )
     with pytest.raises(NegotiationError, match="a=fingerprint"):
         offerer.handle_answer(drop_lines(str(answer), "a=fingerprint"))
 
@@ -188,9 +208,17 @@ def test_ice_credentials_and_fingerprint_at_session_level_are_enough():
     ufrag = parse(text).media[0].ice_ufrag
     pwd = parse(text).media[0].ice_pwd
     fp = next(li for li in text.splitlines() if li.startswith("a=fingerprint"))
-    text = drop_lines(drop_lines(drop_lines(text, "a=ice-ufrag"), "a=ice-pwd"), "a=fingerprint")
-    text = edit(text, "t=0 0\r\n", f"t=0 0\r\na=ice-ufrag:{ufrag}\r\na=ice-pwd:{pwd}\r\n{fp}\r\n")
-    _, result = negotiator(FP_B, 2).handle_offer(text, [MediaIntent.audio(), MediaIntent.video()])
+    text = drop_lines(
+        drop_lines(drop_lines(text, "a=ice-ufrag"), "a=ice-pwd"), "a=fingerprint"
+    )
+    text = edit(
+        text,
+        "t=0 0\r\n",
+        f"t=0 0\r\na=ice-ufrag:{ufrag}\r\na=ice-pwd:{pwd}\r\n{fp}\r\n",
+    )
+    _, result = negotiator(FP_B, 2).handle_offer(
+        text, [MediaIntent.audio(), MediaIntent.video()]
+    )
     assert result.remote.ice_ufrag == ufrag and result.remote.fingerprints
 
 
@@ -198,8 +226,14 @@ def test_rejected_section_needs_no_transport():
     text = offer_text()
     video = text.index("m=video")
     head, tail = text[:video], text[video:]
-    tail = edit(drop_lines(drop_lines(tail, "a=ice-"), "a=fingerprint"), "m=video 9 ", "m=video 0 ")
-    _, result = negotiator(FP_B, 2).handle_offer(head + tail, [MediaIntent.audio(), MediaIntent.video()])
+    tail = edit(
+        drop_lines(drop_lines(tail, "a=ice-"), "a=fingerprint"),
+        "m=video 9 ",
+        "m=video 0 ",
+    )
+    _, result = negotiator(FP_B, 2).handle_offer(
+        head + tail, [MediaIntent.audio(), MediaIntent.video()]
+    )
     assert result.media[1].rejected and not result.media[0].rejected
 
 
@@ -210,16 +244,28 @@ TOFFSET = "urn:ietf:params:rtp-hdrext:toffset"
 
 @pytest.mark.parametrize(
     "ext_id, mixed, kept",
-    [(14, False, True), (15, True, False), (16, False, False), (16, True, True),
-     (255, True, True), (256, True, False), (300, True, False), (4095, True, False)],
+    [
+        (14, False, True),
+        (15, True, False),
+        (16, False, False),
+        (16, True, True),
+        (255, True, True),
+        (256, True, False),
+        (300, True, False),
+        (4095, True, False),
+    ],
 )
 def test_offered_extmap_id_outside_the_usable_range_is_left_out(ext_id, mixed, kept):
     from netcore.rtp.extensions import HeaderExtensionMap
 
     text = offer_text([MediaIntent.video()], extmap_allow_mixed=mixed)
-    text = edit(text, "a=sendrecv\r\n", f"a=extmap:{ext_id} {TOFFSET}\r\na=sendrecv\r\n")
+    text = edit(
+        text, "a=sendrecv\r\n", f"a=extmap:{ext_id} {TOFFSET}\r\na=sendrecv\r\n"
+    )
     intent = MediaIntent.video(header_extensions=(MID, TOFFSET))
-    answer, result = negotiator(FP_B, 2, extmap_allow_mixed=True).handle_offer(text, [intent])
+    answer, result = negotiator(FP_B, 2, extmap_allow_mixed=True).handle_offer(
+        text, [intent]
+    )
     answered = {e.id for e in answer.media[0].get_all("extmap")}
     assert (ext_id in answered) is kept
     assert (result.media[0].extension_id(TOFFSET) == ext_id) is kept
@@ -274,7 +320,9 @@ mutations = st.one_of(
     st.tuples(
         st.just("token"),
         st.integers(0, 400),
-        st.sampled_from(["sendonly", "recvonly", "inactive", "rtx", "H264", "~", ";", "/", " ", ""]),
+        st.sampled_from(
+            ["sendonly", "recvonly", "inactive", "rtx", "H264", "~", ";", "/", " ", ""]
+        ),
     ),
 )
 
@@ -316,7 +364,11 @@ def test_mutated_corpus_offers_give_an_answer_or_our_error(which, edits):
     try:
         answer, result = negotiator(FP_B, 2, extmap_allow_mixed=True).handle_offer(
             "\r\n".join(lines),
-            [MediaIntent.audio(), MediaIntent.video(simulcast=("q", "h")), MediaIntent.data()],
+            [
+                MediaIntent.audio(),
+                MediaIntent.video(simulcast=("q", "h")),
+                MediaIntent.data(),
+            ],
         )
     except (NegotiationError, SdpParseError):
         return
@@ -333,7 +385,9 @@ from netcore.sdp.codecs import Codec, match  # noqa: E402
 from netcore.sdp.h264 import ProfileLevelId  # noqa: E402
 
 
-def h264(plid: str | None, mode: str | None = "1", asym: bool = False, pt: int | None = None) -> Codec:
+def h264(
+    plid: str | None, mode: str | None = "1", asym: bool = False, pt: int | None = None
+) -> Codec:
     params: tuple = ()
     if asym:
         params += (("level-asymmetry-allowed", "1"),)
@@ -410,7 +464,9 @@ CHROME_H264 = [
 )
 def test_h264_answered_on_the_offered_payload_type_of_its_profile(ours, answered_pt):
     text = offer_text([MediaIntent.video(codecs=tuple(CHROME_H264))])
-    answer, result = negotiator(FP_B, 2).handle_offer(text, [MediaIntent.video(codecs=(ours,))])
+    answer, result = negotiator(FP_B, 2).handle_offer(
+        text, [MediaIntent.video(codecs=(ours,))]
+    )
     if answered_pt is None:
         assert result.media[0].rejected
         return
@@ -418,10 +474,13 @@ def test_h264_answered_on_the_offered_payload_type_of_its_profile(ours, answered
     assert codec.payload_type == answered_pt
     offered = next(c for c in CHROME_H264 if c.payload_type == answered_pt)
     assert match(codec, offered)
-    fmtp = next(f for f in answer.media[0].get_all("fmtp") if f.format == str(answered_pt))
-    assert ProfileLevelId.parse(fmtp.to_dict()["profile-level-id"]).profile == ProfileLevelId.parse(
-        offered.parameter("profile-level-id")
-    ).profile
+    fmtp = next(
+        f for f in answer.media[0].get_all("fmtp") if f.format == str(answered_pt)
+    )
+    assert (
+        ProfileLevelId.parse(fmtp.to_dict()["profile-level-id"]).profile
+        == ProfileLevelId.parse(offered.parameter("profile-level-id")).profile
+    )
 
 
 @pytest.mark.parametrize(
@@ -438,8 +497,12 @@ def test_h264_answered_on_the_offered_payload_type_of_its_profile(ours, answered
 )
 def test_h264_levels_in_the_answer(offered, ours, answered, levels):
     text = offer_text([MediaIntent.video(codecs=(offered,))])
-    answer, result = negotiator(FP_B, 2).handle_offer(text, [MediaIntent.video(codecs=(ours,))])
-    (fmtp,) = [f for f in answer.media[0].get_all("fmtp") if "profile-level-id" in f.to_dict()]
+    answer, result = negotiator(FP_B, 2).handle_offer(
+        text, [MediaIntent.video(codecs=(ours,))]
+    )
+    (fmtp,) = [
+        f for f in answer.media[0].get_all("fmtp") if "profile-level-id" in f.to_dict()
+    ]
     assert fmtp.to_dict()["profile-level-id"] == answered
     ((_, send, recv),) = result.media[0].h264_levels
     assert (send, recv) == levels
@@ -451,7 +514,9 @@ def test_reoffer_keeps_the_peers_payload_type_mapping():
     from netcore.sdp.codecs import VIDEO_CODECS, codecs_of
 
     chrome = negotiator()
-    offer = chrome.create_offer([MediaIntent.video(codecs=(VIDEO_CODECS[0], *CHROME_H264))])
+    offer = chrome.create_offer(
+        [MediaIntent.video(codecs=(VIDEO_CODECS[0], *CHROME_H264))]
+    )
     ours = negotiator(FP_B, 2)
     ours.handle_offer(str(offer), [MediaIntent.video(codecs=(VIDEO_CODECS[0],))])
     reoffer = ours.create_offer([MediaIntent.video()])
@@ -459,15 +524,21 @@ def test_reoffer_keeps_the_peers_payload_type_mapping():
     for codec in codecs_of(reoffer.media[0]):
         if codec.payload_type in peer:
             assert match(codec, peer[codec.payload_type]), codec
-        assert codec.rtx_payload_type not in peer or codec.rtx_payload_type == peer.get(
-            codec.payload_type, codec
-        ).rtx_payload_type
+        assert (
+            codec.rtx_payload_type not in peer
+            or codec.rtx_payload_type
+            == peer.get(codec.payload_type, codec).rtx_payload_type
+        )
     h264_pts = [c.payload_type for c in codecs_of(reoffer.media[0]) if c.name == "H264"]
     assert h264_pts == [108]
     # and the peer's answer to it negotiates H.264 there
-    answer, _ = chrome.handle_offer(str(reoffer), [MediaIntent.video(codecs=(VIDEO_CODECS[0], *CHROME_H264))])
+    answer, _ = chrome.handle_offer(
+        str(reoffer), [MediaIntent.video(codecs=(VIDEO_CODECS[0], *CHROME_H264))]
+    )
     result = ours.handle_answer(str(answer))
-    assert [c.payload_type for c in result.media[0].send_codecs if c.name == "H264"] == [108]
+    assert [
+        c.payload_type for c in result.media[0].send_codecs if c.name == "H264"
+    ] == [108]
 
 
 def test_bundled_section_may_leave_its_transport_to_the_tagged_one():
@@ -476,9 +547,13 @@ def test_bundled_section_may_leave_its_transport_to_the_tagged_one():
     video = text.index("m=video")
     head, tail = text[:video], text[video:]
     tail = drop_lines(drop_lines(tail, "a=ice-"), "a=fingerprint")
-    _, result = negotiator(FP_B, 2).handle_offer(head + tail, [MediaIntent.audio(), MediaIntent.video()])
+    _, result = negotiator(FP_B, 2).handle_offer(
+        head + tail, [MediaIntent.audio(), MediaIntent.video()]
+    )
     assert not result.media[1].rejected
     # without BUNDLE the same section is refused
     unbundled = drop_lines(head, "a=group:BUNDLE") + tail
     with pytest.raises(NegotiationError, match="m=video"):
-        negotiator(FP_B, 2).handle_offer(unbundled, [MediaIntent.audio(), MediaIntent.video()])
+        negotiator(FP_B, 2).handle_offer(
+            unbundled, [MediaIntent.audio(), MediaIntent.video()]
+        )
