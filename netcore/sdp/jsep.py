@@ -56,7 +56,7 @@ from .codecs import (
     intersect,
 )
 from .errors import NegotiationError
-from .extmaps import answer_extmaps, answered_extmaps
+from .extmaps import answer_extmaps, answered_extmaps, usable_extmap_id
 from .h264 import ProfileLevelId, level_limits
 from .limits import Limits, limits_of
 from .model import (  # the intent and result records, importable from here too
@@ -294,8 +294,12 @@ class Negotiator:
             agreed=self._agreed.get(mid, []),
             known=self._remote_codecs.get(mid, []),
         )
+        # Ids past 14 only where two-byte headers may be agreed (RFC 8285 6).
+        ids = ((self._extension_id(uri), uri) for uri in intent.all_extensions())
         extensions = [
-            Extmap(self._extension_id(uri), uri) for uri in intent.all_extensions()
+            Extmap(ext_id, uri)
+            for ext_id, uri in ids
+            if usable_extmap_id(ext_id, self.extmap_allow_mixed)
         ]
         return SectionPlan(codecs, extensions)
 

@@ -557,3 +557,14 @@ def test_bundled_section_may_leave_its_transport_to_the_tagged_one():
         negotiator(FP_B, 2).handle_offer(
             unbundled, [MediaIntent.audio(), MediaIntent.video()]
         )
+
+
+@pytest.mark.parametrize("mixed, most", [(False, 14), (True, 17)])
+def test_our_offer_uses_only_ids_the_session_can_take(mixed, most):
+    uris = tuple(f"urn:example:ext-{i}" for i in range(16))
+    offer = negotiator(extmap_allow_mixed=mixed).create_offer(
+        [MediaIntent.video(header_extensions=uris)]
+    )
+    ids = [e.id for e in offer.media[0].get_all("extmap")]
+    assert max(ids) == most and 15 not in ids
+    assert len(ids) == (14 if not mixed else 16)
