@@ -102,6 +102,7 @@ STATE_JS = """
   send: t.sender.getParameters().codecs.map(c => [c.payloadType, c.mimeType]),
   sendExtensions: t.sender.getParameters().headerExtensions.map(e => [e.id, e.uri]),
   rids: t.sender.getParameters().encodings.map(e => e.rid || null),
+  recv: t.receiver.getParameters().codecs.map(c => [c.payloadType, c.mimeType]),
 })))()
 """
 
