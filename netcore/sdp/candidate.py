@@ -18,11 +18,9 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from .errors import CandidateError  # re-exported: its home was here
+
 __all__ = ["Candidate", "CandidateError"]
-
-
-class CandidateError(ValueError):
-    """A candidate attribute value that does not follow RFC 8839."""
 
 
 _ICE_CHARS = frozenset(

@@ -31,314 +31,72 @@ Rules and where they come from:
   ``active`` (or ``passive``) and keeps its role in later answers;
 * ICE restart (RFC 8839 section 4.4.1.1.1): new ufrag/pwd in an offer; an
   answer to a restarting offer also carries new credentials.
+
+The records in and out live in ``model.py`` (importable from here too), the
+lines are written by ``writer.py``, codecs meet in ``codecs.py``, header
+extensions in ``extmaps.py``, and ``checks.py`` refuses what breaks the rules.
 """
 
 from __future__ import annotations
 
 import base64
 import os
-from dataclasses import dataclass, field, replace
-from typing import Callable, NamedTuple, Sequence
+from dataclasses import replace
+from typing import Callable, Sequence
 
-from netcore.errors import ParseError, UsageError
+from netcore.errors import UsageError
 
-from .attributes import (
-    Connection,
-    Extmap,
-    Fingerprint,
-    Fmtp,
-    Group,
-    Media,
-    Msid,
-    Origin,
-    Rid,
-    RtcpFb,
-    Simulcast,
-    SimulcastRid,
-    Ssrc,
-    SsrcGroup,
-    Timing,
+from .attributes import Extmap
+from .checks import check_remote
+from .codecs import (
+    Codec,
+    answered_codecs,
+    assign_payload_types,
+    codecs_of,
+    intersect,
 )
-from .candidate import Candidate
-from .codecs import AUDIO_CODECS, VIDEO_CODECS, Codec, codecs_of, match
-from .h264 import ProfileLevelId, level_limits, negotiate_levels
-from .limits import Limits, codec_limit_parameters, limits_of, write_limits
-from .wire import Line, MediaSection, SessionDescription, parse
+from .errors import NegotiationError
+from .extmaps import answer_extmaps, answered_extmaps, usable_extmap_id
+from .h264 import ProfileLevelId, level_limits
+from .limits import Limits, limits_of
+from .model import (  # the intent and result records, importable from here too
+    AUDIO_EXTENSIONS,
+    RID_EXTENSION,
+    RTP_PROTOCOL,
+    RTP_PROTOCOLS,
+    SCTP_PROTOCOL,
+    SCTP_PROTOCOLS,
+    SEND_RECV,
+    VIDEO_EXTENSIONS,
+    LocalTransport,
+    MediaIntent,
+    NegotiatedMedia,
+    NegotiatedSession,
+    RemoteTransport,
+    answer_direction,
+    reverse_direction,
+)
+from .wire import MediaSection, SessionDescription, parse
+from .writer import SdpWriter, SectionPlan
 
 __all__ = [
+    "AUDIO_EXTENSIONS",
     "LocalTransport",
     "MediaIntent",
     "NegotiatedMedia",
     "NegotiatedSession",
     "NegotiationError",
     "Negotiator",
+    "RID_EXTENSION",
+    "RTP_PROTOCOL",
     "RemoteTransport",
+    "SCTP_PROTOCOL",
+    "VIDEO_EXTENSIONS",
     "answer_direction",
 ]
 
 
-class NegotiationError(ParseError):
-    """The peer's description cannot be negotiated (wrong m-sections, no
-    transport parameters ...)."""
-
-
-# --------------------------------------------------------------- directions
-
-# direction -> (send, recv) from the point of view of the description's writer
-_SEND_RECV = {
-    "sendrecv": (True, True),
-    "sendonly": (True, False),
-    "recvonly": (False, True),
-    "inactive": (False, False),
-}
-_DIRECTION_OF = {v: k for k, v in _SEND_RECV.items()}
-
-# RFC 3264 section 6.1: (offered, wanted by answerer) -> answered direction.
-_DIRECTIONS = {
-    (offer, want): _DIRECTION_OF[
-        (
-            _SEND_RECV[offer][1] and _SEND_RECV[want][0],
-            _SEND_RECV[offer][0] and _SEND_RECV[want][1],
-        )
-    ]
-    for offer in _SEND_RECV
-    for want in _SEND_RECV
-}
-
-
-def answer_direction(offered: str, wanted: str) -> str:
-    """The answer's direction for an offered one and the answerer's wish."""
-    return _DIRECTIONS[(offered, wanted)]
-
-
-def _reverse(direction: str) -> str:
-    send, recv = _SEND_RECV[direction]
-    return _DIRECTION_OF[(recv, send)]
-
-
-# ------------------------------------------------------------------ inputs
-
-AUDIO_EXTENSIONS = (
-    "urn:ietf:params:rtp-hdrext:sdes:mid",
-    "urn:ietf:params:rtp-hdrext:ssrc-audio-level",
-    "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01",
-)
-VIDEO_EXTENSIONS = (
-    "urn:ietf:params:rtp-hdrext:sdes:mid",
-    "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time",
-    "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01",
-    "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id",
-    "urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id",
-)
-RID_EXTENSION = "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id"
-
-RTP_PROTOCOL = "UDP/TLS/RTP/SAVPF"
-SCTP_PROTOCOL = "UDP/DTLS/SCTP"
-_RTP_PROTOCOLS = frozenset(("UDP/TLS/RTP/SAVPF", "TCP/TLS/RTP/SAVPF", "RTP/SAVPF"))
-_SCTP_PROTOCOLS = frozenset(("UDP/DTLS/SCTP", "TCP/DTLS/SCTP", "DTLS/SCTP"))
-
-
-@dataclass(frozen=True)
-class MediaIntent:
-    """What we want to do with one m-section.
-
-    ``codecs`` and ``header_extensions`` default by kind, in preference
-    order.  ``simulcast`` lists the rids (or ``Rid`` values with
-    restrictions) we send, e.g. ``("q", "h", "f")``.  ``limits`` overrides
-    the negotiator's for this section.  ``stopped`` answers or re-offers the
-    section with port 0.
-    """
-
-    kind: str  # audio, video, application
-    direction: str = "sendrecv"
-    content: str | None = None  # RFC 4796, "slides" for screen share
-    codecs: tuple[Codec, ...] | None = None
-    header_extensions: tuple[str, ...] | None = None
-    simulcast: tuple[str | Rid, ...] = ()
-    stream_id: str | None = None
-    track_id: str | None = None
-    ssrc: int | None = None
-    rtx_ssrc: int | None = None
-    limits: Limits | None = None
-    stopped: bool = False
-    max_message_size: int = 262144
-
-    @classmethod
-    def audio(cls, **kw: object) -> MediaIntent:
-        return cls("audio", **kw)  # type: ignore[arg-type]
-
-    @classmethod
-    def video(cls, **kw: object) -> MediaIntent:
-        return cls("video", **kw)  # type: ignore[arg-type]
-
-    @classmethod
-    def screen(cls, **kw: object) -> MediaIntent:
-        """Screen share: a video section marked ``a=content:slides``."""
-        return cls("video", content="slides", **kw)  # type: ignore[arg-type]
-
-    @classmethod
-    def data(cls, **kw: object) -> MediaIntent:
-        return cls("application", **kw)  # type: ignore[arg-type]
-
-    def __post_init__(self) -> None:
-        if self.direction not in _SEND_RECV:
-            raise UsageError(f"bad direction {self.direction!r}")
-        if self.kind not in ("audio", "video", "application"):
-            raise UsageError(f"bad media kind {self.kind!r}")
-
-    @property
-    def send(self) -> bool:
-        return _SEND_RECV[self.direction][0] and not self.stopped
-
-    @property
-    def recv(self) -> bool:
-        return _SEND_RECV[self.direction][1] and not self.stopped
-
-    def all_codecs(self) -> tuple[Codec, ...]:
-        if self.codecs is not None:
-            return self.codecs
-        return AUDIO_CODECS if self.kind == "audio" else VIDEO_CODECS
-
-    def all_extensions(self) -> tuple[str, ...]:
-        if self.header_extensions is not None:
-            found = self.header_extensions
-        else:
-            found = AUDIO_EXTENSIONS if self.kind == "audio" else VIDEO_EXTENSIONS
-        if self.simulcast and RID_EXTENSION not in found:
-            found = found + (RID_EXTENSION,)
-        return found
-
-    def rids(self) -> tuple[Rid, ...]:
-        return tuple(
-            r if isinstance(r, Rid) else Rid(r, "send") for r in self.simulcast
-        )
-
-
-@dataclass(frozen=True)
-class LocalTransport:
-    """Our ICE and DTLS parameters, from the ICE and DTLS layers.
-
-    ``ice_ufrag``/``ice_pwd`` None means the negotiator makes them (and new
-    ones on ICE restart).  ``answer_setup`` is the DTLS role we take when an
-    offer says ``actpass``.
-    """
-
-    fingerprints: tuple[Fingerprint, ...]
-    candidates: tuple[Candidate, ...] = ()
-    end_of_candidates: bool = False
-    ice_lite: bool = False
-    ice_options: tuple[str, ...] = ("trickle",)
-    ice_ufrag: str | None = None
-    ice_pwd: str | None = None
-    answer_setup: str = "active"
-
-    def __post_init__(self) -> None:
-        if not self.fingerprints:
-            raise UsageError("DTLS needs at least one fingerprint")
-        if self.answer_setup not in ("active", "passive"):
-            raise UsageError("answer_setup must be active or passive")
-
-
-# ------------------------------------------------------------------ outputs
-
-
-@dataclass(frozen=True)
-class RemoteTransport:
-    """The peer's ICE and DTLS parameters for one m-section (or the bundle)."""
-
-    ice_ufrag: str | None
-    ice_pwd: str | None
-    ice_lite: bool
-    ice_options: tuple[str, ...]
-    candidates: tuple[Candidate, ...]
-    end_of_candidates: bool
-    fingerprints: tuple[Fingerprint, ...]
-    setup: str | None
-
-
-@dataclass(frozen=True)
-class NegotiatedMedia:
-    """One m-section as agreed.  Directions are from our side.
-
-    ``send_codecs`` carry the peer's fmtp (what it can decode: send with
-    these), ``recv_codecs`` ours; both use the agreed payload types, first
-    one preferred.  ``limits`` is the minimum of both sides' statements.
-    """
-
-    index: int
-    mid: str | None
-    kind: str
-    rejected: bool
-    direction: str = "inactive"
-    send_codecs: tuple[Codec, ...] = ()
-    recv_codecs: tuple[Codec, ...] = ()
-    header_extensions: tuple[tuple[int, str], ...] = ()
-    rtcp_mux: bool = False
-    rtcp_rsize: bool = False
-    send_rids: tuple[str, ...] = ()
-    recv_rids: tuple[str, ...] = ()
-    content: tuple[str, ...] = ()
-    limits: Limits = field(default_factory=Limits)
-    h264_levels: tuple[tuple[int, int, int], ...] = ()  # (pt, send level, recv level)
-    remote_msid: Msid | None = None
-    remote_ssrcs: tuple[int, ...] = ()
-    remote: RemoteTransport | None = None
-    sctp_port: int | None = None
-    max_message_size: int | None = None
-
-    @property
-    def send(self) -> bool:
-        return _SEND_RECV[self.direction][0]
-
-    @property
-    def recv(self) -> bool:
-        return _SEND_RECV[self.direction][1]
-
-    @property
-    def send_codec(self) -> Codec | None:
-        """The codec to send with: the first the peer accepted."""
-        return self.send_codecs[0] if self.send_codecs and self.send else None
-
-    def extension_id(self, uri: str) -> int | None:
-        for ext_id, ext_uri in self.header_extensions:
-            if ext_uri == uri:
-                return ext_id
-        return None
-
-
-@dataclass(frozen=True)
-class NegotiatedSession:
-    """The result of one offer/answer exchange, read by the media layers."""
-
-    media: tuple[NegotiatedMedia, ...]
-    bundle: tuple[str, ...]  # bundled mids, BUNDLE tag first; () if none
-    dtls_role: str  # "client" (we are active) or "server"
-    ice_controlling: bool
-    ice_restart: bool
-    local_ice_ufrag: str
-    local_ice_pwd: str
-    remote: RemoteTransport  # the bundle transport, or the first section's
-    extmap_allow_mixed: bool = False  # RFC 8285 section 6: two-byte headers agreed
-
-    def section(self, mid: str) -> NegotiatedMedia | None:
-        for media in self.media:
-            if media.mid == mid:
-                return media
-        return None
-
-
 # ------------------------------------------------------------ the negotiator
-
-
-class _Agreed(NamedTuple):
-    """What an answer's m-section is built from."""
-
-    codecs: list[Codec]  # ours, with the offer's payload types
-    extensions: list[tuple[int, str]]  # the offer's ids
-    offered: MediaSection
-
-
-_DYNAMIC_PTS = tuple(range(96, 128)) + tuple(range(35, 64))
 
 
 class Negotiator:
@@ -359,15 +117,16 @@ class Negotiator:
         self.extmap_allow_mixed = extmap_allow_mixed
         self.limits = limits or Limits()
         self._random = random
-        self._username = username
         self.session_id = int.from_bytes(random(8), "big") >> 2
-        self._version = 0
         self.cname = cname or base64.b32encode(random(10)).decode().lower()
+        self._writer = SdpWriter(transport, username, self.session_id, self.cname)
         self.ice_ufrag, self.ice_pwd = self._credentials()
         self._mids: list[str] = []
         self._next_mid = 0
         self._extension_ids: dict[str, int] = {}
         self._agreed: dict[str, list[Codec]] = {}  # mid -> codecs with PTs
+        # mid -> the peer's codecs with its payload types, agreed or not
+        self._remote_codecs: dict[str, list[Codec]] = {}
         self._answer_setup: str | None = None  # sticky DTLS role as answerer
         self._remote_ice: tuple[str | None, str | None] | None = None
         self._pending: tuple[SessionDescription, list[MediaIntent]] | None = None
@@ -408,11 +167,18 @@ class Negotiator:
         bundle = []
         for index, intent in enumerate(intents):
             mid = self._mid_at(index)
-            section = self._section(intent, mid, setup="actpass", answering=None)
+            section = self._writer.section(
+                intent,
+                mid,
+                "actpass",
+                self._offer_plan(intent, mid),
+                self._ice,
+                self.limits,
+            )
             sections.append(section)
             if not intent.stopped:
                 bundle.append(mid)
-        desc = self._description(sections, bundle, self.extmap_allow_mixed)
+        desc = self._writer.description(sections, bundle, self.extmap_allow_mixed)
         self._pending = (desc, list(intents))
         self.local_description = desc
         return desc
@@ -425,6 +191,7 @@ class Negotiator:
             raise UsageError("no offer is waiting for an answer")
         if not isinstance(answer, SessionDescription):
             answer = parse(answer)
+        check_remote(answer)
         offer, intents = self._pending
         if len(answer.media) != len(offer.media):
             raise NegotiationError("answer has a different number of m-sections")
@@ -461,6 +228,7 @@ class Negotiator:
         """
         if not isinstance(offer, SessionDescription):
             offer = parse(offer)
+        check_remote(offer)
         self._pending = None
         remote_ice = self._remote_credentials(offer)
         restart = self._remote_ice is not None and remote_ice != self._remote_ice
@@ -487,7 +255,7 @@ class Negotiator:
             bundle = [mid for mid in offered_bundle[0] if mid in accepted]
         # RFC 8285 section 6: answer it only when offered and supported.
         mixed = self.extmap_allow_mixed and offer.has("extmap-allow-mixed")
-        desc = self._description(sections, bundle, mixed)
+        desc = self._writer.description(sections, bundle, mixed)
         self.local_description = desc
         self.remote_description = offer
         result = self._session(offer, tuple(media), tuple(bundle), offerer=False)
@@ -511,221 +279,34 @@ class Negotiator:
             )
         return self._extension_ids[uri]
 
-    def _description(
-        self, sections: list[MediaSection], bundle: list[str], mixed: bool
-    ) -> SessionDescription:
-        self._version += 1
-        desc = SessionDescription()
-        desc.lines.append(Line.field("v", 0))
-        desc.lines.append(
-            Line.field(
-                "o",
-                Origin(
-                    self._username,
-                    self.session_id,
-                    self._version,
-                    "IN",
-                    "IP4",
-                    "0.0.0.0",
-                ),
-            )
-        )
-        desc.lines.append(Line.field("s", "-"))
-        desc.lines.append(Line.field("t", Timing()))
-        if bundle:
-            desc.add("group", Group("BUNDLE", tuple(bundle)))
-        if mixed:
-            desc.add("extmap-allow-mixed")
-        if self.transport.ice_lite:
-            desc.add("ice-lite")
-        desc.add("msid-semantic", "WMS *")
-        desc.media = sections
-        return desc
+    @property
+    def _ice(self) -> tuple[str, str]:
+        return self.ice_ufrag, self.ice_pwd
 
-    def _transport_lines(self, section: MediaSection, setup: str) -> None:
-        t = self.transport
-        section.add("ice-ufrag", self.ice_ufrag)
-        section.add("ice-pwd", self.ice_pwd)
-        if t.ice_options:
-            section.add("ice-options", t.ice_options)
-        for fp in t.fingerprints:
-            section.add("fingerprint", fp)
-        section.add("setup", setup)
-
-    def _candidate_lines(self, section: MediaSection) -> None:
-        for cand in self.transport.candidates:
-            section.add("candidate", cand)
-        if self.transport.end_of_candidates:
-            section.add("end-of-candidates")
-
-    def _media_line(
-        self, kind: str, protocol: str, formats: tuple[str, ...], rejected: bool
-    ) -> list[Line]:
-        # RFC 8829 section 5.2.1: port 9 and 0.0.0.0 until a candidate is
-        # known; the default candidate otherwise (section 5.3.3 of RFC 8839).
-        port, address, addrtype = 9, "0.0.0.0", "IP4"
-        for cand in self.transport.candidates:
-            if cand.component == 1:
-                port, address = cand.port, cand.address
-                addrtype = "IP6" if ":" in address else "IP4"
-                break
-        return [
-            Line.field("m", Media(kind, 0 if rejected else port, protocol, formats)),
-            Line.field("c", Connection("IN", addrtype, address)),
-        ]
-
-    def _section(
-        self,
-        intent: MediaIntent,
-        mid: str,
-        setup: str,
-        answering: _Agreed | None,
-        direction: str | None = None,
-        recv_rids: tuple[str, ...] = (),
-    ) -> MediaSection:
-        """Build an m-section; ``answering`` carries the agreed codecs and
-        extensions and the offered section when this is an answer."""
-        limits = intent.limits or self.limits
+    def _offer_plan(self, intent: MediaIntent, mid: str) -> SectionPlan:
+        """Codecs and header extensions of an offered section: agreed
+        payload types and ids kept (RFC 8829 section 5.2.2)."""
         if intent.kind == "application":
-            section = MediaSection(
-                self._media_line(
-                    "application",
-                    SCTP_PROTOCOL,
-                    ("webrtc-datachannel",),
-                    intent.stopped,
-                )
-            )
-            self._transport_lines(section, setup)
-            section.add("mid", mid)
-            if intent.stopped:
-                return section
-            section.add("sctp-port", 5000)
-            section.add("max-message-size", intent.max_message_size)
-            self._candidate_lines(section)
-            return section
-        if answering is None:
-            codecs = self._offer_codecs(intent, mid)
-            extensions = [
-                (self._extension_id(uri), uri) for uri in intent.all_extensions()
-            ]
-        else:
-            codecs, extensions = answering.codecs, answering.extensions
-        formats: list[str] = []
-        for codec in codecs:
-            formats.append(str(codec.payload_type))
-            if codec.rtx_payload_type is not None:
-                formats.append(str(codec.rtx_payload_type))
-        rejected = intent.stopped or not codecs
-        if not formats:  # RFC 8866: an m= line has at least one format
-            formats = ["0"]
-        section = MediaSection(
-            self._media_line(intent.kind, RTP_PROTOCOL, tuple(formats), rejected)
+            return SectionPlan([], [])
+        codecs = assign_payload_types(
+            intent.all_codecs(),
+            video=intent.kind == "video",
+            agreed=self._agreed.get(mid, []),
+            known=self._remote_codecs.get(mid, []),
         )
-        if rejected:
-            self._transport_lines(section, setup)
-            section.add("mid", mid)
-            section.add("inactive")
-            section.add("rtcp-mux")
-            return section
-        write_limits(section, limits, intent.kind == "video")
-        self._transport_lines(section, setup)
-        section.add("mid", mid)
-        for ext_id, uri in extensions:
-            section.add("extmap", Extmap(ext_id, uri))
-        direction = direction or intent.direction
-        section.add(direction)
-        send = _SEND_RECV[direction][0]
-        if send:
-            section.add(
-                "msid",
-                Msid(
-                    intent.stream_id or "-", intent.track_id or f"{intent.kind}-{mid}"
-                ),
-            )
-        section.add("rtcp-mux")
-        section.add("rtcp-rsize")
-        if intent.content:
-            section.add("content", (intent.content,))
-        for codec in codecs:
-            self._codec_lines(section, codec, limits)
-        rids = intent.rids() if send else ()
-        if answering is None and rids:
-            for rid in rids:
-                section.add("rid", rid)
-            section.add(
-                "simulcast", Simulcast(send=tuple((SimulcastRid(r.id),) for r in rids))
-            )
-        elif answering is not None and (rids or recv_rids):
-            self._answer_simulcast(section, answering.offered, rids, recv_rids)
-        if send and intent.ssrc is not None and not rids:
-            self._ssrc_lines(section, intent)
-        self._candidate_lines(section)
-        return section
+        # Ids past 14 only where two-byte headers may be agreed (RFC 8285 6).
+        ids = ((self._extension_id(uri), uri) for uri in intent.all_extensions())
+        extensions = [
+            Extmap(ext_id, uri)
+            for ext_id, uri in ids
+            if usable_extmap_id(ext_id, self.extmap_allow_mixed)
+        ]
+        return SectionPlan(codecs, extensions)
 
-    def _codec_lines(self, section: MediaSection, codec: Codec, limits: Limits) -> None:
-        pt = codec.payload_type
-        assert pt is not None
-        section.add("rtpmap", codec.rtpmap(pt))
-        for fb_type, fb_param in codec.feedback:
-            section.add("rtcp-fb", RtcpFb(str(pt), fb_type, fb_param))
-        params = dict(codec.parameters)
-        for key, value in codec_limit_parameters(codec.name, limits):
-            params.setdefault(key, value)
-        if params:
-            section.add("fmtp", Fmtp.from_dict(pt, params))
-        if codec.rtx_payload_type is not None:
-            rtx = codec.rtx_payload_type
-            section.add("rtpmap", Codec("rtx", codec.clock_rate).rtpmap(rtx))
-            section.add("fmtp", Fmtp.from_dict(rtx, {"apt": str(pt)}))
-
-    def _ssrc_lines(self, section: MediaSection, intent: MediaIntent) -> None:
-        ssrcs = [intent.ssrc] + (
-            [intent.rtx_ssrc] if intent.rtx_ssrc is not None else []
+    def _reject(self, kind: str, remote: MediaSection, mid: str) -> MediaSection:
+        return self._writer.rejected(
+            kind, remote, mid, self._answer_setup_for(None), self._ice
         )
-        if len(ssrcs) == 2:
-            section.add("ssrc-group", SsrcGroup("FID", tuple(ssrcs)))  # type: ignore[arg-type]
-        for ssrc in ssrcs:
-            section.add("ssrc", Ssrc(ssrc, "cname", self.cname))  # type: ignore[arg-type]
-
-    def _offer_codecs(self, intent: MediaIntent, mid: str) -> list[Codec]:
-        """Our codecs with payload types: agreed ones kept first, then the
-        preferred ones where free, then the first free dynamic ones; RTX for
-        video."""
-        agreed = self._agreed.get(mid, [])
-        used: set[int] = set()
-        codecs: list[Codec] = []
-        fixed: list[bool] = []
-        for codec in intent.all_codecs():
-            prior = next((a for a in agreed if match(codec, a)), None)
-            if prior is not None:
-                codec = replace(
-                    codec,
-                    payload_type=prior.payload_type,
-                    rtx_payload_type=prior.rtx_payload_type,
-                )
-                used.update(
-                    pt for pt in (prior.payload_type, prior.rtx_payload_type) if pt
-                )
-            codecs.append(codec)
-            fixed.append(prior is not None)
-        for i, codec in enumerate(codecs):
-            if fixed[i]:
-                continue
-            pt, rtx = codec.payload_type, codec.rtx_payload_type
-            pt = pt if pt is not None and pt not in used else None
-            used.update(p for p in (pt,) if p is not None)
-            rtx = rtx if rtx is not None and rtx not in used else None
-            used.update(p for p in (rtx,) if p is not None)
-            codecs[i] = replace(codec, payload_type=pt, rtx_payload_type=rtx)
-        free = (pt for pt in _DYNAMIC_PTS if pt not in used)
-        result = []
-        for codec in codecs:
-            if codec.payload_type is None:
-                codec = replace(codec, payload_type=next(free))
-            if intent.kind == "video" and codec.rtx_payload_type is None:
-                codec = replace(codec, rtx_payload_type=next(free))
-            result.append(codec)
-        return result
 
     def _take_intent(
         self, unused: list[MediaIntent], remote: MediaSection
@@ -782,39 +363,48 @@ class Negotiator:
             intent is None
             or intent.stopped
             or remote.rejected
-            or (kind in ("audio", "video") and remote.protocol not in _RTP_PROTOCOLS)
-            or (kind == "application" and remote.protocol not in _SCTP_PROTOCOLS)
+            or (kind in ("audio", "video") and remote.protocol not in RTP_PROTOCOLS)
+            or (kind == "application" and remote.protocol not in SCTP_PROTOCOLS)
             or (kind in ("audio", "video") and not remote.rtcp_mux)
         )
         if refused or intent is None:
-            return self._rejected(kind, remote, mid), NegotiatedMedia(
+            return self._reject(kind, remote, mid), NegotiatedMedia(
                 index, mid, kind, True
             )
         if kind == "application":
-            section = self._section(intent, mid, setup, answering=None)
+            section = self._writer.section(
+                intent, mid, setup, SectionPlan([], []), self._ice, self.limits
+            )
             return section, _data_channel(index, mid, remote, transport)
         offered = codecs_of(remote)
-        codecs, send_codecs, levels = self._intersect(
+        self._remote_codecs[mid] = offered
+        codecs, send_codecs, levels = intersect(
             intent.all_codecs(), offered, intent.kind
         )
         if not codecs:
-            return self._rejected(kind, remote, mid), NegotiatedMedia(
+            return self._reject(kind, remote, mid), NegotiatedMedia(
                 index, mid, kind, True
             )
-        ours = set(intent.all_extensions())
-        extensions = [(e.id, e.uri) for e in remote.get_all("extmap") if e.uri in ours]
+        direction = answer_direction(remote.direction or "sendrecv", intent.direction)
+        # RFC 8285 section 6: at session level, or in this section (Firefox).
+        mixed = self.extmap_allow_mixed and (
+            offer.has("extmap-allow-mixed") or remote.has("extmap-allow-mixed")
+        )
+        extmaps = answer_extmaps(
+            remote, set(intent.all_extensions()), *SEND_RECV[direction], mixed
+        )
+        extensions = [(e.id, e.uri) for e in extmaps]
         for ext_id, uri in extensions:  # later offers of ours keep these ids
             self._extension_ids.setdefault(uri, ext_id)
-        direction = answer_direction(remote.direction or "sendrecv", intent.direction)
         recv_rids: tuple[str, ...] = ()
         simulcast = remote.get("simulcast")
         has_rid_ext = any(uri == RID_EXTENSION for _, uri in extensions)
-        if simulcast is not None and _SEND_RECV[direction][1] and has_rid_ext:
+        if simulcast is not None and SEND_RECV[direction][1] and has_rid_ext:
             recv_rids = tuple(simulcast.rids("send"))
         send_rids: tuple[str, ...] = ()
         if (
             simulcast is not None
-            and _SEND_RECV[direction][0]
+            and SEND_RECV[direction][0]
             and has_rid_ext
             and intent.simulcast
         ):
@@ -823,8 +413,11 @@ class Negotiator:
             intent = replace(intent, simulcast=send_rids)
         elif intent.simulcast:
             intent = replace(intent, simulcast=())
-        agreed = _Agreed(codecs, extensions, remote)
-        section = self._section(intent, mid, setup, agreed, direction, recv_rids)
+        mixed_here = mixed and remote.has("extmap-allow-mixed")
+        plan = SectionPlan(codecs, extmaps, remote, mixed_here)
+        section = self._writer.section(
+            intent, mid, setup, plan, self._ice, self.limits, direction, recv_rids
+        )
         self._agreed[mid] = codecs
         local_limits = intent.limits or self.limits
         limits = self._limits(local_limits, remote, offer, send_codecs)
@@ -847,94 +440,10 @@ class Negotiator:
             remote_msid=remote.get("msid"),  # type: ignore[arg-type]
             remote_ssrcs=tuple(dict.fromkeys(s.ssrc for s in remote.get_all("ssrc"))),
             remote=transport,
-        )
-
-    def _rejected(self, kind: str, remote: MediaSection, mid: str) -> MediaSection:
-        # RFC 8829 section 5.3.1: port 0, the offer's first format, mid kept.
-        section = MediaSection(
-            [
-                Line.field(
-                    "m", Media(kind, 0, remote.protocol, remote.formats[:1] or ("0",))
-                ),
-                Line.field("c", Connection("IN", "IP4", "0.0.0.0")),
-            ]
-        )
-        # Transport lines too: some stacks (aiortc) want ICE credentials and
-        # a fingerprint in every m-section, rejected or not.
-        self._transport_lines(section, self._answer_setup_for(None))
-        if remote.mid is not None:
-            section.add("mid", remote.mid)
-        section.add("inactive")
-        if kind in ("audio", "video"):
-            section.add("rtcp-mux")
-            # The first offered format's rtpmap, for stacks (aiortc) that
-            # read codecs even from a rejected section.
-            first = remote.formats[0] if remote.formats else None
-            for line in remote.lines:
-                if line.name == "rtpmap" and str(line.value.payload_type) == first:
-                    section.lines.append(line)
-        return section
-
-    def _intersect(
-        self, local: Sequence[Codec], offered: list[Codec], kind: str
-    ) -> tuple[list[Codec], list[Codec], list[tuple[int, int, int]]]:
-        """(codecs we answer, codecs to send with, H.264 levels).
-
-        Our preference order, the offer's payload types; each offered
-        format is used once.
-        """
-        answer: list[Codec] = []
-        send: list[Codec] = []
-        levels: list[tuple[int, int, int]] = []
-        taken: set[int] = set()
-        for ours in local:
-            theirs = next(
-                (c for c in offered if c.payload_type not in taken and match(ours, c)),
-                None,
-            )
-            if theirs is None:
-                continue
-            assert theirs.payload_type is not None
-            taken.add(theirs.payload_type)
-            ours_fb = set(ours.feedback)
-            feedback = tuple(fb for fb in theirs.feedback if fb in ours_fb)
-            params = ours.parameters
-            if ours.name.lower() == "h264":
-                params, level = _h264_answer(ours, theirs)
-                levels.append((theirs.payload_type, *level))
-            rtx = theirs.rtx_payload_type if kind == "video" else None
-            answer.append(
-                replace(
-                    ours,
-                    parameters=params,
-                    feedback=feedback,
-                    payload_type=theirs.payload_type,
-                    rtx_payload_type=rtx,
-                )
-            )
-            send.append(replace(theirs, feedback=feedback, rtx_payload_type=rtx))
-        return answer, send, levels
-
-    def _answer_simulcast(
-        self,
-        section: MediaSection,
-        remote: MediaSection,
-        send_rids: tuple[Rid, ...],
-        recv_rids: tuple[str, ...],
-    ) -> None:
-        # RFC 8853 section 5.3: the answer mirrors the directions.
-        offered = {r.id: r for r in remote.get_all("rid")}
-        for rid_id in recv_rids:
-            params = offered[rid_id].parameters if rid_id in offered else ()
-            section.add("rid", Rid(rid_id, "recv", params))
-        for rid in send_rids:
-            section.add("rid", rid)
-        section.add(
-            "simulcast",
-            Simulcast(
-                send=tuple((SimulcastRid(r.id),) for r in send_rids),
-                recv=tuple((SimulcastRid(r),) for r in recv_rids),
+            extension_directions=tuple(
+                (e.id, e.direction or "sendrecv") for e in extmaps
             ),
+            extmap_allow_mixed=mixed,
         )
 
     def _negotiate_answered(
@@ -951,27 +460,16 @@ class Negotiator:
         transport = _remote_transport(answer, theirs)
         if kind == "application":
             return _data_channel(index, mid, theirs, transport)
-        offered = {c.payload_type: c for c in codecs_of(ours)}
-        recv: list[Codec] = []
-        send: list[Codec] = []
-        levels: list[tuple[int, int, int]] = []
-        for codec in codecs_of(theirs):
-            mine = offered.get(codec.payload_type)
-            if mine is None or not match(mine, codec):
-                continue  # RFC 3264 section 6.1: answers use offered PTs
-            fb = tuple(f for f in codec.feedback if f in set(mine.feedback))
-            rtx = codec.rtx_payload_type if mine.rtx_payload_type is not None else None
-            recv.append(replace(mine, feedback=fb, rtx_payload_type=rtx))
-            send.append(replace(codec, feedback=fb, rtx_payload_type=rtx))
-            if codec.name.lower() == "h264":
-                levels.append((codec.payload_type, *_h264_levels(mine, codec)))  # type: ignore[arg-type]
-        offered_ext = {e.id: e.uri for e in ours.get_all("extmap")}
-        extensions = tuple(
-            (e.id, e.uri)
-            for e in theirs.get_all("extmap")
-            if offered_ext.get(e.id) == e.uri
+        self._remote_codecs[mid] = codecs_of(theirs)  # type: ignore[index]
+        recv, send, levels = answered_codecs(codecs_of(ours), codecs_of(theirs))
+        mixed = (
+            self.extmap_allow_mixed
+            and (self._offered_mixed() or ours.has("extmap-allow-mixed"))
+            and (answer.has("extmap-allow-mixed") or theirs.has("extmap-allow-mixed"))
         )
-        direction = _reverse(theirs.direction or "sendrecv")
+        agreed_ext = answered_extmaps(ours, theirs, mixed)
+        extensions = tuple((e.id, e.uri) for e in agreed_ext)
+        direction = reverse_direction(theirs.direction or "sendrecv")
         if not recv:
             direction = "inactive"
         self._agreed[mid] = recv  # type: ignore[index]
@@ -1002,7 +500,15 @@ class Negotiator:
             remote_msid=theirs.get("msid"),  # type: ignore[arg-type]
             remote_ssrcs=tuple(dict.fromkeys(s.ssrc for s in theirs.get_all("ssrc"))),
             remote=transport,
+            extension_directions=tuple(
+                (e.id, e.direction or "sendrecv") for e in agreed_ext
+            ),
+            extmap_allow_mixed=mixed,
         )
+
+    def _offered_mixed(self) -> bool:
+        pending = self._pending[0] if self._pending else self.local_description
+        return pending is not None and pending.has("extmap-allow-mixed")
 
     def _limits(
         self,
@@ -1063,12 +569,15 @@ class Negotiator:
             != (remote.ice_ufrag, remote.ice_pwd)
             or previous.local_ice_ufrag != self.ice_ufrag
         )
+        # RFC 8285 section 6: agreed at session level, or in every RTP
+        # section that was accepted (Firefox states it per section).
+        rtp = [m for m in accepted if m.kind in ("audio", "video")]
         mixed = (
             self.extmap_allow_mixed
             and remote_desc.has("extmap-allow-mixed")
             and self.local_description is not None
             and self.local_description.has("extmap-allow-mixed")
-        )
+        ) or (bool(rtp) and all(m.extmap_allow_mixed for m in rtp))
         result = NegotiatedSession(
             media,
             bundle,
@@ -1123,41 +632,3 @@ def _remote_transport(
         fingerprints=tuple(fingerprints),
         setup=get("setup"),  # type: ignore[arg-type]
     )
-
-
-def _h264_levels(ours: Codec, theirs: Codec) -> tuple[int, int]:
-    """(send level, receive level) for us (RFC 6184 section 8.2.2)."""
-    try:
-        mine = ProfileLevelId.parse(ours.parameter("profile-level-id"))
-        peer = ProfileLevelId.parse(theirs.parameter("profile-level-id"))
-    except ValueError:
-        return (0, 0)
-    asymmetry = (
-        ours.parameter("level-asymmetry-allowed") == "1"
-        and theirs.parameter("level-asymmetry-allowed") == "1"
-    )
-    return negotiate_levels(mine, peer, asymmetry)
-
-
-def _h264_answer(
-    ours: Codec, theirs: Codec
-) -> tuple[tuple[tuple[str, str | None], ...], tuple[int, int]]:
-    """Our answer's fmtp for H.264 and the (send, receive) levels.
-
-    Without level asymmetry both sides use the lower level and the answer
-    states it (RFC 6184 section 8.2.2); with it we state our own level.
-    """
-    send, recv = _h264_levels(ours, theirs)
-    params = list(ours.parameters)
-    if send and send == recv:
-        try:
-            plid = ProfileLevelId.parse(ours.parameter("profile-level-id")).with_level(
-                recv
-            )
-        except ValueError:
-            return tuple(params), (send, recv)
-        params = [
-            (k, str(plid)) if k.lower() == "profile-level-id" else (k, v)
-            for k, v in params
-        ]
-    return tuple(params), (send, recv)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from typing import Iterator
 
-from netcore.errors import ParseError, UsageError
+from netcore.errors import UsageError
 
 from .attributes import (
     ATTRIBUTES,
@@ -26,22 +26,11 @@ from .attributes import (
     Media,
     Origin,
 )
+from .errors import SdpParseError  # re-exported: its home was here
 
 __all__ = ["Line", "MediaSection", "SdpParseError", "Section", "SessionDescription"]
 
 
-class SdpParseError(ParseError):
-    """A session description that does not follow RFC 8866.
-
-    ``line_number`` is 1-based (0 when the problem is not one line's);
-    ``reason`` says what is wrong.
-    """
-
-    def __init__(self, line_number: int, reason: str) -> None:
-        self.line_number = line_number
-        self.reason = reason
-        where = f"line {line_number}: " if line_number else ""
-        super().__init__(f"SDP {where}{reason}")
 
 
 # RFC 8866 section 9: token-char for attribute names.

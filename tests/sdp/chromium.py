@@ -6,6 +6,7 @@ open one page, and evaluate JavaScript (awaiting promises) in it.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import pathlib
@@ -104,21 +105,10 @@ class Page:
         await self._ws.close()
         self._browser.close_page(self._target["id"])
 
-    async def eval(self, expression: str) -> object:
-        """Evaluate ``expression`` (awaiting a promise) and return its JSON value."""
+    async def _command(self, method: str, params: dict) -> dict:
         ident = next(self._ids)
         await self._ws.send(
-            json.dumps(
-                {
-                    "id": ident,
-                    "method": "Runtime.evaluate",
-                    "params": {
-                        "expression": expression,
-                        "awaitPromise": True,
-                        "returnByValue": True,
-                    },
-                }
-            )
+            json.dumps({"id": ident, "method": method, "params": params})
         )
         while True:
             reply = json.loads(await self._ws.recv())
@@ -126,7 +116,22 @@ class Page:
                 break
         if "error" in reply:
             raise RuntimeError(f"DevTools error: {reply['error']}")
-        result = reply["result"]
+        return reply["result"]
+
+    async def navigate(self, url: str) -> None:
+        """Load ``url`` and wait until its document is complete."""
+        await self._command("Page.navigate", {"url": url})
+        while await self.eval("location.href + ' ' + document.readyState") != (
+            f"{url} complete"
+        ):
+            await asyncio.sleep(0.05)
+
+    async def eval(self, expression: str) -> object:
+        """Evaluate ``expression`` (awaiting a promise) and return its JSON value."""
+        result = await self._command(
+            "Runtime.evaluate",
+            {"expression": expression, "awaitPromise": True, "returnByValue": True},
+        )
         if "exceptionDetails" in result:
             raise RuntimeError(json.dumps(result["exceptionDetails"])[:2000])
         return result["result"].get("value")

@@ -13,6 +13,7 @@ from netcore.sdp import Fingerprint, parse
 from netcore.sdp.jsep import LocalTransport, MediaIntent, Negotiator
 from tests.conftest import require_program
 
+from .capture import STATE_JS
 from .chromium import Browser, Page
 
 FP = Fingerprint("sha-256", ":".join(["5A"] * 32))
@@ -43,16 +44,6 @@ OFFER_JS = """
 })()
 """
 
-STATE_JS = """
-(() => pc.getTransceivers().map(t => ({
-  mid: t.mid,
-  direction: t.currentDirection,
-  send: t.sender.getParameters().codecs.map(c => [c.payloadType, c.mimeType]),
-  sendExtensions: t.sender.getParameters().headerExtensions.map(e => [e.id, e.uri]),
-  rids: t.sender.getParameters().encodings.map(e => e.rid || null),
-  recv: t.receiver.getParameters().codecs.map(c => [c.payloadType, c.mimeType]),
-})))()
-"""
 
 
 @pytest.fixture(scope="module")

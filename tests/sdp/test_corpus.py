@@ -43,6 +43,12 @@ def test_corpus_is_there():
         "janus_answer.sdp",
         "mediasoup_answer.sdp",
         "icelite_server_answer.sdp",
+        "chromium156_offer_av_simulcast_data.sdp",
+        "chromium156_answer_to_netcore.sdp",
+        "netcore_offer_to_chromium156.sdp",
+        "firefox153_offer_av_simulcast_data.sdp",
+        "firefox153_answer_to_netcore.sdp",
+        "netcore_offer_to_firefox153.sdp",
     } <= names
 
 
