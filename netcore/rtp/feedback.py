@@ -37,6 +37,7 @@ __all__ = [
     "NOT_RECEIVED",
     "SMALL_DELTA",
     "LARGE_DELTA",
+    "TWCC_FMT",
 ]
 
 _SSRCS = struct.Struct("!II")
