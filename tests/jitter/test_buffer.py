@@ -249,3 +249,12 @@ def test_timestamp_jump_backwards_resets_instead_of_dropping_everything():
             out.append(f.first_sequence)
     assert buf.metrics.resets == 1
     assert len(out) >= 58 and out[-1] == 59
+
+
+def test_events_derive_from_the_layer_base():
+    from netcore.jitter import JitterEvent
+    from netcore.net import Event
+    from netcore.rtp import RtpEvent
+
+    assert issubclass(JitterEvent, Event) and issubclass(RtpEvent, Event)
+    assert issubclass(NackRequested, JitterEvent) and issubclass(KeyFrameRequested, JitterEvent)
