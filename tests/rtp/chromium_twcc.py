@@ -36,6 +36,7 @@ from aiortc.mediastreams import MediaStreamTrack
 
 from netcore.rtp.extensions import URI_MID, URI_TRANSPORT_CC
 from netcore.rtp.packet import RtpPacket
+from netcore.rtp.rtcp import parse_rtcp
 from netcore.rtp.rtcp_header import RTPFB
 from tests.conftest import require_program
 from tests.peers import coturn
@@ -152,8 +153,9 @@ def is_twcc(packet: bytes) -> bool:
     return len(packet) >= 4 and packet[1] == RTPFB and packet[0] & 0x1F == TWCC_FMT
 
 
-async def capture(workdir: Path, sends: list[Send], settle: float = 1.0) -> list[bytes]:
-    """Send ``sends`` to a Chromium receiver; its transport-wide feedback packets."""
+async def capture(workdir: Path, sends: list[Send], timeout: float = 10.0) -> list[bytes]:
+    """Send ``sends`` to a Chromium receiver; its transport-wide feedback packets,
+    up to the one that reports the highest number sent."""
     chromium = require_program("chromium")
     feedback: list[bytes] = []
     with coturn(workdir, "--allow-loopback-peers") as turn_port:
@@ -182,13 +184,19 @@ async def capture(workdir: Path, sends: list[Send], settle: float = 1.0) -> list
                 dtls = pc.getTransceivers()[0].sender.transport
                 handle_rtcp = dtls._handle_rtcp_data  # aiortc hands decrypted RTCP here
 
+                last = max(send.seq for send in sends)
+                reported_last = asyncio.Event()
+
                 async def tap(data: bytes) -> None:
-                    feedback.extend(p for p in split_compound(data) if is_twcc(p))
+                    for packet in filter(is_twcc, split_compound(data)):
+                        feedback.append(packet)
+                        if any(seq == last for seq, _ in parse_rtcp(packet)[0].arrivals()):
+                            reported_last.set()
                     await handle_rtcp(data)
 
                 dtls._handle_rtcp_data = tap
                 await _send_all(dtls, sends, ext_id, pt, mid.encode(), mid_id, ssrc)
-                await asyncio.sleep(settle)  # the last periodic feedback
+                await asyncio.wait_for(reported_last.wait(), timeout)
         finally:
             await pc.close()
             browser.close()
@@ -215,8 +223,6 @@ async def _send_all(dtls, sends: list[Send], ext_id: int, pt: int, mid: bytes, m
 def main(path: str) -> None:
     with tempfile.TemporaryDirectory() as workdir:
         packets = asyncio.run(capture(Path(workdir), schedule()))
-    from netcore.rtp.rtcp import parse_rtcp
-
     vectors = []
     for raw in packets:
         (fb,) = parse_rtcp(raw)
