@@ -2,7 +2,7 @@
 
 A 30 fps video stream (1-4 packets a frame) crosses an emulated link (30 ms
 delay, 0-30 ms uniform jitter, 5% loss) with NACK retransmissions, in
-virtual time (netcore.jitter.simulate).  The calls the receiver made on
+virtual time (netcore.jitter.simulate over netcore.testing.simnet).  The calls the receiver made on
 our buffer are recorded, then replayed on a fresh buffer and timed: the
 buffer is deterministic, so the replay does exactly the same work.
 aiortc's JitterBuffer (packet-count based, no clock, no NACK) is fed the
@@ -24,12 +24,12 @@ from aiortc.rtp import RtpPacket as AiortcRtpPacket  # noqa: E402
 
 from netcore.jitter import JitterBuffer, JitterConfig  # noqa: E402
 from netcore.jitter.simulate import (  # noqa: E402
-    Link,
     Phase,
     Simulation,
     is_frame_start,
     is_keyframe,
 )
+from netcore.testing.simnet import Link  # noqa: E402
 
 
 REPEATS = 5  # timed replays; the best is printed (the machine is shared)

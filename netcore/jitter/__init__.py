@@ -3,17 +3,12 @@
 * ``buffer`` -- :class:`JitterBuffer`, the sans-IO core (insert, pop,
   next_deadline, poll_event) with adaptive delay and hard memory bounds;
 * ``nack`` -- :class:`NackGenerator`, missing sequence numbers, retries and
-  giving up.
+  giving up;
+* ``events`` -- :class:`JitterEvent` and what derives from it.
 """
 
-from netcore.jitter.buffer import (
-    Frame,
-    JitterBuffer,
-    JitterConfig,
-    JitterMetrics,
-    KeyFrameRequested,
-    NackRequested,
-)
+from netcore.jitter.buffer import Frame, JitterBuffer, JitterConfig, JitterMetrics
+from netcore.jitter.events import JitterEvent, KeyFrameRequested, NackRequested
 from netcore.jitter.nack import NackConfig, NackGenerator
 
 __all__ = [
@@ -21,6 +16,7 @@ __all__ = [
     "JitterBuffer",
     "JitterConfig",
     "JitterMetrics",
+    "JitterEvent",
     "KeyFrameRequested",
     "NackRequested",
     "NackConfig",

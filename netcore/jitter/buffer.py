@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from netcore.errors import UsageError
+from netcore.jitter.events import JitterEvent, KeyFrameRequested, NackRequested
 from netcore.jitter.nack import NackConfig, NackGenerator
 from netcore.rtp.packet import RtpPacket
 from netcore.rtp.sequence import SequenceUnwrapper, TimestampUnwrapper
@@ -52,6 +53,7 @@ __all__ = [
     "JitterBuffer",
     "JitterMetrics",
     "Frame",
+    "JitterEvent",
     "NackRequested",
     "KeyFrameRequested",
 ]
@@ -79,22 +81,6 @@ class JitterConfig:
     delay_window: int = 500  # packets in the excess-transit window
     decay_rate: float = 0.05  # seconds of target delay shed per second
     wait_for_keyframe: bool = True
-
-
-@dataclass(frozen=True, slots=True)
-class NackRequested:
-    """Send a generic NACK for these 16-bit sequence numbers."""
-
-    ssrc: int
-    sequence_numbers: tuple[int, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class KeyFrameRequested:
-    """Send a PLI: the decoder cannot go on without a key frame."""
-
-    ssrc: int
-    reason: str
 
 
 @dataclass(slots=True)
@@ -165,7 +151,7 @@ class JitterBuffer:
         self._nack = NackGenerator(config.nack, rtt) if config.nack is not None else None
         self.metrics = JitterMetrics(target_delay=self._clamp(config.initial_delay))
         self.ssrc: int | None = None
-        self._events: deque[NackRequested | KeyFrameRequested] = deque(maxlen=64)
+        self._events: deque[JitterEvent] = deque(maxlen=64)
         self._last_keyframe_request = -1e18
         self._excess: deque[float] = deque(maxlen=config.delay_window)
         self._excess_q = 0.0  # its quantile, recomputed every few packets
@@ -474,7 +460,7 @@ class JitterBuffer:
                 deadlines.append(d)
         return min(deadlines) if deadlines else None
 
-    def poll_event(self) -> NackRequested | KeyFrameRequested | None:
+    def poll_event(self) -> JitterEvent | None:
         return self._events.popleft() if self._events else None
 
     def __len__(self) -> int:

@@ -1,10 +1,10 @@
 """A virtual-time RTP stream over an emulated link, driving a JitterBuffer.
 
 For tests and ``bench/jitter.py``: a sender emits frames at a fixed rate
-(``frame_packets`` packets each, a key frame on request), the link delays
-each packet by ``delay`` plus a uniform ``jitter`` (keeping packet order
-unless ``reorder``), loses or duplicates it,
-and the receiver's buffer is driven exactly as an adapter would: insert on
+(``frame_packets`` packets each, a key frame on request); the packets cross
+a :class:`netcore.testing.simnet.Link` (delay, uniform jitter, loss,
+duplication) through a :class:`netcore.testing.simnet.OneWayPath` that
+keeps their order unless ``fifo`` is off, and the receiver's buffer is driven exactly as an adapter would: insert on
 arrival, pop at ``next_deadline()``, answer NACKs with retransmissions over
 the same link (after half a round trip of feedback delay) and key-frame
 requests with a key frame.  Randomness comes from a seeded
@@ -17,15 +17,16 @@ then the frame number.
 
 from __future__ import annotations
 
-import heapq
 import random
 from dataclasses import dataclass, field
 from typing import Callable
 
-from netcore.jitter.buffer import Frame, JitterBuffer, KeyFrameRequested, NackRequested
+from netcore.jitter.buffer import Frame, JitterBuffer
+from netcore.jitter.events import KeyFrameRequested, NackRequested
 from netcore.rtp.packet import RtpPacket
+from netcore.testing.simnet import Link, OneWayPath
 
-__all__ = ["Link", "Phase", "Delivery", "Simulation", "is_keyframe", "is_frame_start"]
+__all__ = ["Phase", "Delivery", "Simulation", "is_keyframe", "is_frame_start"]
 
 
 def is_keyframe(payload: bytes) -> bool:
@@ -34,15 +35,6 @@ def is_keyframe(payload: bytes) -> bool:
 
 def is_frame_start(payload: bytes) -> bool:
     return payload[1:2] == b"S"
-
-
-@dataclass(frozen=True)
-class Link:
-    delay: float = 0.03
-    jitter: float = 0.0  # extra delay drawn uniformly from [0, jitter]
-    loss: float = 0.0
-    duplicate: float = 0.0
-    reorder: bool = False  # jitter may reorder packets; else the link is FIFO
 
 
 @dataclass(frozen=True)
@@ -73,6 +65,7 @@ class Simulation:
     rtt: float = 0.06
     ssrc: int = 0x1234
     first_seq: int = 65000
+    fifo: bool = True  # the path keeps packet order; off, jitter may reorder
     # Real payloads: called with (frame number, key frame wanted), returns the
     # frame's RTP payloads; None sends the synthetic ones described above.
     source: Callable[[int, bool], list[bytes]] | None = None
@@ -85,9 +78,8 @@ class Simulation:
 
     def run(self) -> Simulation:
         rng = random.Random(self.seed)
-        arrivals: list[tuple[float, int, bytes]] = []
+        path = OneWayPath(rng, fifo=self.fifo)
         history: dict[int, bytes] = {}  # seq -> packet, for retransmission
-        counter = 0  # tie-breaker for the heap
         seq = self.first_seq
         want_key = True
         frame_no = 0
@@ -95,7 +87,6 @@ class Simulation:
         end = self.phases[-1].until
         now = 0.0
         buf = self.buffer
-        last_arrival = [0.0]
         by_ts: dict[int, int] = {}
 
         def link_at(t: float) -> Link:
@@ -105,24 +96,13 @@ class Simulation:
             return self.phases[-1].link
 
         def transmit(data: bytes, t: float) -> None:
-            nonlocal counter
-            link = link_at(t)
-            copies = 0 if rng.random() < link.loss else 1
-            if copies and rng.random() < link.duplicate:
-                copies = 2
-            for _ in range(copies):
-                counter += 1
-                at = t + link.delay + rng.random() * link.jitter
-                if not link.reorder:
-                    # A FIFO queue: jitter delays packets but keeps their order.
-                    at = max(at, last_arrival[0])
-                    last_arrival[0] = at
-                heapq.heappush(arrivals, (at, counter, data))
+            path.send(data, t, link_at(t))
 
         while True:
             candidates = [next_send] if next_send < end else []
-            if arrivals:
-                candidates.append(arrivals[0][0])
+            arrival = path.next_arrival()
+            if arrival is not None:
+                candidates.append(arrival)
             deadline = buf.next_deadline()
             if deadline is not None:
                 candidates.append(max(deadline, now))
@@ -157,8 +137,7 @@ class Simulation:
                 frame_no += 1
                 next_send += 1.0 / self.fps
             # Receiver: arrivals, then whatever is due.
-            while arrivals and arrivals[0][0] <= now:
-                _, _, data = heapq.heappop(arrivals)
+            for data in path.arrived(now):
                 buf.insert(RtpPacket.parse(data), now)
                 self.max_buffered = max(self.max_buffered, len(buf))
             while True:

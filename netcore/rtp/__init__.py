@@ -12,10 +12,12 @@ Modules, one concept each:
 * ``rtcp``, ``feedback`` -- RTCP packets and compound parsing;
 * ``reports`` -- SR/RR generation, RTT, NTP/RTP mapping;
 * ``twcc`` -- transport-wide CC feedback from recorded arrivals;
+* ``events`` -- :class:`RtpEvent`, the base of the layer's events;
 * ``vp8``, ``h264``, ``opus``, ``keyframes``, ``fragment`` -- payload formats.
 """
 
 from netcore.rtp.errors import RtcpParseError, RtpParseError
+from netcore.rtp.events import RtpEvent
 from netcore.rtp.packet import RtpPacket, rewrite_header
 
-__all__ = ["RtpParseError", "RtcpParseError", "RtpPacket", "rewrite_header"]
+__all__ = ["RtpParseError", "RtcpParseError", "RtpEvent", "RtpPacket", "rewrite_header"]

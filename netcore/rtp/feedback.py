@@ -37,6 +37,7 @@ __all__ = [
     "NOT_RECEIVED",
     "SMALL_DELTA",
     "LARGE_DELTA",
+    "TWCC_FMT",
 ]
 
 _SSRCS = struct.Struct("!II")
@@ -248,36 +249,101 @@ class TransportFeedback:
         return cls(sender_ssrc, media_ssrc, base, ref_fb >> 8, ref_fb & 0xFF, statuses, deltas)
 
 
+_ONE_BIT_CAPACITY = 14
+_TWO_BIT_CAPACITY = 7
+
+
 def _encode_chunks(statuses: list[int]) -> list[int]:
-    """Packet status chunks for ``statuses``: run length where a run of at
-    least 7 equal symbols pays, else a status vector (one-bit symbols when
-    the next 14 need no large delta, else two-bit)."""
-    chunks = []
-    i = 0
-    n = len(statuses)
-    while i < n:
-        s = statuses[i]
-        run = 1
-        while i + run < n and statuses[i + run] == s and run < _MAX_RUN:
-            run += 1
-        window = statuses[i : i + 14]
-        if run >= 14 or (run >= 7 and (run == n - i or max(window) == LARGE_DELTA)):
-            chunks.append(s << 13 | run)
-            i += run
-        elif max(window) <= SMALL_DELTA:
-            bits = 0
-            for k, sym in enumerate(window):
-                bits |= sym << (13 - k)
-            chunks.append(0x8000 | bits)
-            i += len(window)
-        else:
-            window = statuses[i : i + 7]
-            bits = 0
-            for k, sym in enumerate(window):
-                bits |= sym << (12 - 2 * k)
-            chunks.append(0xC000 | bits)
-            i += len(window)
+    """Packet status chunks for ``statuses``, chosen as libwebrtc chooses.
+
+    Symbols gather into a pending chunk while it can still hold them; see
+    :class:`_PendingChunk`.  The result is never larger than Chrome's
+    feedback for the same arrivals (it is the same).
+    """
+    chunks: list[int] = []
+    pending = _PendingChunk()
+    for symbol in statuses:
+        if not pending.can_add(symbol):
+            chunks.append(pending.emit())
+        pending.add(symbol)
+    if pending.size:
+        chunks.append(pending.encode_last())
     return chunks
+
+
+class _PendingChunk:
+    """The symbols not yet written (libwebrtc's ``LastChunk``).
+
+    It holds any 7 symbols, up to 14 without a large delta, or any number
+    (up to 8191) of equal ones.  When the next symbol does not fit, it writes
+    a run length chunk if its symbols are all equal, else a one-bit vector if
+    it holds 14, else a two-bit vector of its first 7 (the rest stay).  At
+    the end: a run if all equal (even a run of one), else a two-bit vector
+    up to 7 symbols, else a one-bit vector.
+    """
+
+    __slots__ = ("symbols", "size", "all_same", "has_large")
+
+    def __init__(self) -> None:
+        self.symbols: list[int] = []  # the first 14 at most; a longer one is a run
+        self.size = 0
+        self.all_same = True
+        self.has_large = False
+
+    def can_add(self, symbol: int) -> bool:
+        if self.size < _TWO_BIT_CAPACITY:
+            return True
+        if self.size < _ONE_BIT_CAPACITY and not self.has_large and symbol != LARGE_DELTA:
+            return True
+        return self.size < _MAX_RUN and self.all_same and self.symbols[0] == symbol
+
+    def add(self, symbol: int) -> None:
+        if self.size < _ONE_BIT_CAPACITY:
+            self.symbols.append(symbol)
+        self.size += 1
+        self.all_same = self.all_same and symbol == self.symbols[0]
+        self.has_large = self.has_large or symbol == LARGE_DELTA
+
+    def emit(self) -> int:
+        if self.all_same:
+            chunk = self.symbols[0] << 13 | self.size
+            self._restart([])
+        elif self.size == _ONE_BIT_CAPACITY:
+            chunk = _one_bit(self.symbols)
+            self._restart([])
+        else:
+            chunk = _two_bit(self.symbols[:_TWO_BIT_CAPACITY])
+            self._restart(self.symbols[_TWO_BIT_CAPACITY:])
+        return chunk
+
+    def encode_last(self) -> int:
+        if self.all_same:
+            return self.symbols[0] << 13 | self.size
+        if self.size <= _TWO_BIT_CAPACITY:
+            return _two_bit(self.symbols)
+        return _one_bit(self.symbols)
+
+    def _restart(self, symbols: list[int]) -> None:
+        self.symbols = []
+        self.size = 0
+        self.all_same = True
+        self.has_large = False
+        for symbol in symbols:
+            self.add(symbol)
+
+
+def _one_bit(symbols: list[int]) -> int:
+    bits = 0x8000
+    for k, sym in enumerate(symbols):
+        bits |= sym << (13 - k)
+    return bits
+
+
+def _two_bit(symbols: list[int]) -> int:
+    bits = 0xC000
+    for k, sym in enumerate(symbols):
+        bits |= sym << (12 - 2 * k)
+    return bits
 
 
 @dataclass(slots=True)

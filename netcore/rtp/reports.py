@@ -8,7 +8,7 @@ SSRC it measures the round-trip time (RFC 3550 section 6.4.1), and from
 each remote SR it keeps the NTP-to-RTP timestamp mapping of that source,
 which recording and lip sync need.
 
-Time: ``now`` is the caller's monotonic clock in seconds; ``ntp_offset`` is
+Time: ``now`` is the caller's monotonic clock in seconds; ``wallclock_offset`` is
 added to it to get seconds since the Unix epoch (the adapter computes it
 once, e.g. ``time.time() - loop.time()``), so the core never reads a clock.
 """
@@ -98,12 +98,12 @@ class RtcpReporter:
         self,
         ssrc: int,
         clock_rate: int,
-        ntp_offset: float = 0.0,
+        wallclock_offset: float = 0.0,
         probation: int = 2,
     ) -> None:
         self.ssrc = ssrc
         self.clock_rate = clock_rate
-        self.ntp_offset = ntp_offset
+        self.wallclock_offset = wallclock_offset
         self.probation = probation
         self.packet_count = 0
         self.octet_count = 0
@@ -156,7 +156,7 @@ class RtcpReporter:
         # RFC 3550 section 6.4.1: RTT = A - LSR - DLSR, in 1/65536 s.
         if block.lsr == 0:
             return
-        a = ntp_middle(ntp_from_seconds(now + self.ntp_offset))
+        a = ntp_middle(ntp_from_seconds(now + self.wallclock_offset))
         rtt = (a - block.lsr - block.dlsr) & 0xFFFFFFFF
         if rtt < 0x80000000:  # a negative RTT means a bogus block: ignore it
             self.rtt = rtt / 65536.0
@@ -219,7 +219,7 @@ class RtcpReporter:
         rtp = (self._last_sent_ts + round(elapsed * self.clock_rate)) & 0xFFFFFFFF
         return SenderReport(
             self.ssrc,
-            ntp_from_seconds(now + self.ntp_offset),
+            ntp_from_seconds(now + self.wallclock_offset),
             rtp,
             self.packet_count,
             self.octet_count,

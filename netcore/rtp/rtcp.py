@@ -27,6 +27,7 @@ from netcore.rtp.feedback import (
     Pli,
     Remb,
     TransportFeedback,
+    TWCC_FMT,
     parse_psfb,
     parse_rtpfb,
 )
@@ -291,10 +292,25 @@ class UnknownRtcp:
     payload: bytes
 
     def serialize(self) -> bytes:
-        return pack_rtcp(self.packet_type, self.count, self.payload)
+        # The layout is unknown, so a body that is not whole words (seen
+        # only after padding was stripped) gets padding back.
+        return pack_rtcp(self.packet_type, self.count, self.payload, pad_to_words=True)
 
 
 RtcpPacket = SenderReport | ReceiverReport | Sdes | Bye | App | UnknownRtcp | AnyFeedback
+
+def _allows_part_words(packet_type: int, count: int) -> bool:
+    """Whether a padded body may end inside a 32-bit word.
+
+    SR, RR, SDES, BYE, APP (RFC 3550 sections 6.4-6.7) and the feedback
+    messages (RFC 4585 section 6.1) are whole words; transport-wide feedback
+    pads its byte-sized deltas (draft-holmer-rmcat-transport-wide-cc-extensions-01
+    section 3.1), and a type not decoded here is kept raw either way.
+    """
+    if packet_type == RTPFB:
+        return count == TWCC_FMT
+    return packet_type not in _PARSERS
+
 
 _PARSERS = {
     SR: SenderReport.parse,
@@ -336,6 +352,8 @@ def parse_rtcp(data: bytes, reduced_size: bool = True) -> list[RtcpPacket]:
                 if not reduced_size and end != n:
                     raise RtcpParseError("only the last RTCP packet may be padded")
                 payload = payload[: -payload[-1]]
+                if len(payload) % 4 and not _allows_part_words(packet_type, b0 & 0x1F):
+                    raise RtcpParseError("RTCP padding cuts into a 32-bit word")
             if not reduced_size and pos == 0 and packet_type not in (SR, RR):
                 raise RtcpParseError("a compound RTCP packet starts with SR or RR")
             parser = _PARSERS.get(packet_type)

@@ -12,10 +12,12 @@ its outside realm (NATs may nest). A datagram to an address outside its realm
 goes to the realm's NAT, which maps it (RFC 4787 section 4.1) and sends it on;
 one arriving at a NAT's public address is filtered (section 5) and forwarded
 inside. Every host and NAT has a :class:`Link` (delay, jitter, loss,
-reordering): a host's link applies to what it sends, a NAT's link to what
+reordering, duplication): a host's link applies to what it sends, a NAT's link to what
 crosses the NAT either way; :meth:`Network.block` cuts the path
 between two addresses of one realm and :attr:`Network.path_delay` slows it,
 and :attr:`Network.path_loss` makes it lossy, for mid-call path tests.
+A stream whose ends are not cores (RTP into a jitter buffer) crosses a
+:class:`Link` through a :class:`OneWayPath` under its own loop.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from typing import Any, Callable
 from netcore.driver import Driver
 from netcore.net import Address, Receive, Transmit
 
-__all__ = ["Network", "Link", "Nat", "Behavior", "Node", "PUBLIC", "NAT_TYPES"]
+__all__ = ["Network", "Link", "Nat", "Behavior", "Node", "OneWayPath", "PUBLIC", "NAT_TYPES"]
 
 PUBLIC = "public"
 
@@ -67,6 +69,7 @@ class Link:
     loss: float = 0.0  # probability of dropping
     reorder: float = 0.0  # probability of holding a datagram back by reorder_delay
     reorder_delay: float = 0.02
+    duplicate: float = 0.0  # probability of delivering a second copy
 
     def sample(self, rng: random.Random) -> float | None:
         """The delay for one datagram, or None when it is lost."""
@@ -76,6 +79,71 @@ class Link:
         if self.reorder and rng.random() < self.reorder:
             delay += self.reorder_delay
         return delay
+
+    def sample_copies(self, rng: random.Random, sent_at: float = 0.0) -> list[float]:
+        """When the copies of one datagram sent at ``sent_at`` land: none
+        (lost), one or two (with ``sent_at`` 0, their delays).
+
+        Unlike :meth:`sample`, the loss, duplication and jitter draws are made
+        whatever their probabilities (then the reorder draw, only when set):
+        the draws depend on what happens to the datagram, not on which
+        probabilities are zero, so a link whose small loss never strikes
+        runs a seeded stream exactly as a lossless one.
+        """
+        copies = 0 if rng.random() < self.loss else 1
+        if copies and rng.random() < self.duplicate:
+            copies = 2
+        landings = []
+        for _ in range(copies):
+            at = sent_at + self.delay + rng.random() * self.jitter
+            if self.reorder and rng.random() < self.reorder:
+                at += self.reorder_delay
+            landings.append(at)
+        return landings
+
+
+class OneWayPath:
+    """One sender's datagrams crossing a :class:`Link` to one receiver.
+
+    For streams whose ends are not :class:`Node` cores (a media sender
+    feeding a jitter buffer, driven by its own loop in virtual time):
+    :meth:`send` samples each datagram's copies with
+    :meth:`Link.sample_copies`, :meth:`next_arrival` says when the next
+    one lands and :meth:`arrived` hands over those landed by ``now``, in
+    arrival order.  A ``fifo`` path is one queue: jitter delays datagrams
+    but never lets one overtake another.
+    """
+
+    def __init__(self, rng: random.Random, fifo: bool = True) -> None:
+        self.rng = rng
+        self.fifo = fifo
+        self._arrivals: list[tuple[float, int, bytes]] = []
+        self._count = itertools.count()
+        self._tail = 0.0  # latest arrival so far, for a FIFO path
+        self.sent = 0
+        self.dropped = 0
+
+    def send(self, data: bytes, at: float, link: Link) -> None:
+        """``data`` leaves at virtual time ``at`` across ``link``."""
+        self.sent += 1
+        arrivals = link.sample_copies(self.rng, at)
+        if not arrivals:
+            self.dropped += 1
+        for arrival in arrivals:
+            if self.fifo:
+                arrival = max(arrival, self._tail)
+                self._tail = arrival
+            heapq.heappush(self._arrivals, (arrival, next(self._count), data))
+
+    def next_arrival(self) -> float | None:
+        return self._arrivals[0][0] if self._arrivals else None
+
+    def arrived(self, now: float) -> list[bytes]:
+        """The datagrams landed by ``now`` (removed from the path)."""
+        out = []
+        while self._arrivals and self._arrivals[0][0] <= now:
+            out.append(heapq.heappop(self._arrivals)[2])
+        return out
 
 
 class _Mapping:
@@ -316,6 +384,10 @@ class Network:
             return
         extra = self.path_delay.get((src[0], dst[0]), 0.0) if self.path_delay else 0.0
         self.call_at(self.now + delay + extra, self._route, data, src, dst, realm)
+        if link.duplicate and self.rng.random() < link.duplicate:
+            copy = link.sample(self.rng)  # the copy crosses the link on its own
+            if copy is not None:
+                self.call_at(self.now + copy + extra, self._route, data, src, dst, realm)
 
     def _route(self, data: bytes, src: Address, dst: Address, realm: str) -> None:
         if (src[0], dst[0]) in self.blocked:

@@ -14,8 +14,9 @@ from netcore.jitter import (
     NackGenerator,
     NackRequested,
 )
-from netcore.jitter.simulate import Link, Phase, Simulation, is_frame_start, is_keyframe
+from netcore.jitter.simulate import Phase, Simulation, is_frame_start, is_keyframe
 from netcore.rtp.packet import RtpPacket
+from netcore.testing.simnet import Link
 
 
 def _video_buffer(**overrides) -> JitterBuffer:
@@ -46,15 +47,14 @@ links = st.builds(
     jitter=st.floats(0.0, 0.08),
     loss=st.floats(0.0, 0.3),
     duplicate=st.floats(0.0, 0.2),
-    reorder=st.booleans(),
 )
 
 
 @settings(max_examples=25)
-@given(links, st.integers(0, 2**32 - 1), st.integers(0, 0xFFFF))
-def test_video_invariants_under_random_network(link, seed, first_seq):
+@given(links, st.booleans(), st.integers(0, 2**32 - 1), st.integers(0, 0xFFFF))
+def test_video_invariants_under_random_network(link, reorder, seed, first_seq):
     buf = _video_buffer(max_packets=300)
-    sim = Simulation(buf, [Phase(3.0, link)], seed=seed, first_seq=first_seq).run()
+    sim = Simulation(buf, [Phase(3.0, link)], seed=seed, first_seq=first_seq, fifo=not reorder).run()
     _check_deliveries(sim)
     assert sim.max_buffered <= 300
     m = buf.metrics
@@ -249,3 +249,12 @@ def test_timestamp_jump_backwards_resets_instead_of_dropping_everything():
             out.append(f.first_sequence)
     assert buf.metrics.resets == 1
     assert len(out) >= 58 and out[-1] == 59
+
+
+def test_events_derive_from_the_layer_base():
+    from netcore.jitter import JitterEvent
+    from netcore.net import Event
+    from netcore.rtp import RtpEvent
+
+    assert issubclass(JitterEvent, Event) and issubclass(RtpEvent, Event)
+    assert issubclass(NackRequested, JitterEvent) and issubclass(KeyFrameRequested, JitterEvent)

@@ -9,7 +9,8 @@ import av
 import numpy as np
 
 from netcore.jitter import JitterBuffer, JitterConfig  # noqa: E402
-from netcore.jitter.simulate import Link, Phase, Simulation  # noqa: E402
+from netcore.jitter.simulate import Phase, Simulation  # noqa: E402
+from netcore.testing.simnet import Link  # noqa: E402
 from netcore.rtp.vp8 import (  # noqa: E402
     Vp8Packetizer,
     vp8_depacketize,

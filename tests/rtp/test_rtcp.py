@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from netcore.rtp.errors import RtcpParseError
@@ -192,3 +192,76 @@ def test_empty_and_bad_version():
 
 def test_statuses_constants():
     assert (NOT_RECEIVED, SMALL_DELTA, LARGE_DELTA) == (0, 1, 2)
+
+
+def _pad_one(data: bytes, index: int, pad: int) -> bytes:
+    """Set the P bit of the ``index``-th sub-packet and make its last
+    ``pad`` octets padding: a peer's padded packet, aligned or not."""
+    pos = 0
+    for _ in range(index):
+        pos += 4 + 4 * int.from_bytes(data[pos + 2 : pos + 4], "big")
+    end = pos + 4 + 4 * int.from_bytes(data[pos + 2 : pos + 4], "big")
+    if end - pos <= 4:
+        return data
+    pad = 1 + pad % (end - pos - 4)
+    return data[:pos] + bytes((data[pos] | 0x20,)) + data[pos + 1 : end - 1] + bytes((pad,)) + data[end:]
+
+
+@st.composite
+def mutated_compounds(draw):
+    """Valid compound packets, then padded, bit-flipped or cut by a peer."""
+    packets = draw(st.lists(any_packet, min_size=1, max_size=4))
+    data = serialize_rtcp(packets)
+    for _ in range(draw(st.integers(1, 3))):
+        kind = draw(st.sampled_from(["pad", "flip", "cut"]))
+        if kind == "pad":
+            data = _pad_one(data, draw(st.integers(0, len(packets) - 1)), draw(st.integers(0, 64)))
+        elif kind == "flip" and data:
+            i = draw(st.integers(0, len(data) - 1))
+            data = data[:i] + bytes((data[i] ^ draw(st.integers(1, 255)),)) + data[i + 1 :]
+        elif data:
+            data = data[: draw(st.integers(0, len(data)))]
+    return data
+
+
+def _assert_serializes(data: bytes) -> None:
+    # Whatever parses must serialize, and what we serialize is canonical:
+    # it parses back to the same packets and serializes to the same bytes.
+    try:
+        packets = parse_rtcp(data)
+    except RtcpParseError:
+        return
+    again = serialize_rtcp(packets)
+    assert serialize_rtcp(parse_rtcp(again)) == again
+
+
+@settings(max_examples=400)
+@given(st.binary(max_size=200))
+def test_whatever_parses_from_random_bytes_serializes(data):
+    _assert_serializes(data)
+
+
+@settings(max_examples=400)
+@given(mutated_compounds())
+def test_whatever_parses_from_mutated_compounds_serializes(data):
+    _assert_serializes(data)
+
+
+@pytest.mark.parametrize(
+    "packet",
+    [App(1, 2, b"name", b"abcdefgh"), Feedback(205, 4, 1, 2, bytes(8)), ReceiverReport(1, extension=bytes(8))],
+    ids=["APP", "RTPFB FMT 4", "RR"],
+)
+def test_padding_that_leaves_a_part_word_is_a_parse_error(packet):
+    # RFC 3550 sections 6.4-6.7, RFC 4585 section 6.1: these bodies are whole
+    # 32-bit words; padding (P bit, last octet = 3) that cuts into a word is
+    # the peer's mistake, not a packet we could send back.
+    data = _pad_one(packet.serialize(), 0, 2)
+    with pytest.raises(RtcpParseError):
+        parse_rtcp(data)
+
+
+def test_unknown_types_and_twcc_keep_part_words_and_serialize():
+    data = _pad_one(UnknownRtcp(207, 3, b"abcdefgh").serialize(), 0, 2)
+    assert parse_rtcp(data) == [UnknownRtcp(207, 3, b"abcde")]
+    assert parse_rtcp(serialize_rtcp(parse_rtcp(data))) == [UnknownRtcp(207, 3, b"abcde")]

@@ -81,8 +81,8 @@ def _rtp(seq, ts, ssrc, n=100):
 
 def test_reporters_exchange_sr_rr_and_measure_rtt():
     # A sends media to B; wallclocks differ only by the injected offsets.
-    a = RtcpReporter(ssrc=0xA, clock_rate=90000, ntp_offset=1_700_000_000.0)
-    b = RtcpReporter(ssrc=0xB, clock_rate=90000, ntp_offset=1_700_000_000.0)
+    a = RtcpReporter(ssrc=0xA, clock_rate=90000, wallclock_offset=1_700_000_000.0)
+    b = RtcpReporter(ssrc=0xB, clock_rate=90000, wallclock_offset=1_700_000_000.0)
     one_way = 0.025
     now = 0.0
     for i in range(50):
