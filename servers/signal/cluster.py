@@ -445,7 +445,8 @@ class ClusterServer(SignalServer):
         owned = self.core.hand_over(sid, to)
         conn = self._conns.pop(sid, None)
         if conn is not None:
-            self._spawn(self._close(conn.ws, CloseCode.SESSION_REPLACED, "session resumed on another node"))
+            self._close_once(conn, CloseCode.SESSION_REPLACED, "session resumed on another node",
+                             discard=False)
         self._flush()  # its last messages reach the outbox in Redis before the answer
         self._op("publish", _inbox(to), json.dumps({"op": "handed_over", "sid": sid, "owned": owned}))
 

@@ -110,6 +110,7 @@ class CoreConfig:
     max_strikes: int = 20  # invalid or excess messages per strike window before close
     strike_window: float = 10.0
     replay_buffer: int = 512  # messages kept per session for resume
+    replay_bytes: int = 1024 * 1024  # and at most this many bytes of them
     max_message_bytes: int = 64 * 1024  # enforced by the adapter, announced in welcome
 
 
@@ -269,7 +270,8 @@ class SignalCore(RoomsMixin, ReplicationMixin):
             sid = self._new_id()
             token = self._new_id(24)
             session = Session(sid, user, token, TokenBucket(self.config.rate, self.config.burst, now),
-                              self.config.replay_buffer, now)
+                              self.config.replay_buffer, now,
+                              self.config.replay_bytes)
             self._sessions[sid] = session
             self._by_resume[token] = sid
             self._user_sessions.setdefault(user, set()).add(sid)
@@ -280,6 +282,7 @@ class SignalCore(RoomsMixin, ReplicationMixin):
         if blocked is not None:
             self._blocked[user] = set(blocked)
         session.connected = True
+        session.close_requested = False
         session.expires_at = None
         missed, complete = session.missed(last_seq) if resumed else ([], True)
         welcome = {
@@ -459,7 +462,8 @@ class SignalCore(RoomsMixin, ReplicationMixin):
             session.strike_window_start = now
             session.strikes = 0
         session.strikes += 1
-        if session.strikes > self.config.max_strikes:
+        if session.strikes > self.config.max_strikes and not session.close_requested:
+            session.close_requested = True  # once: the frames still queued behind add nothing
             self._events.append(CloseRequested(session.session_id, CloseCode.POLICY_VIOLATION,
                                                "too many invalid or excess messages"))
 

@@ -110,7 +110,8 @@ class ReplicationMixin:
         if old is not None and old.node is None:
             return
         session = Session(session_id, user, resume_token, TokenBucket(self.config.rate, self.config.burst, now),
-                          self.config.replay_buffer, now)
+                          self.config.replay_buffer, now,
+                              self.config.replay_bytes)
         if old is not None:
             session.calls = old.calls
             session.rooms = old.rooms

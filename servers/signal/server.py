@@ -41,17 +41,17 @@ from .core import (
     UserRequested,
 )
 from .credentials import hash_password, issue_token, turn_rest_credentials, verify_token
+from .guard import HashGate, LoginLimiter, SourceCounter, origin_allowed
 from .metrics import Metrics
 from .protocol import ANONYMOUS_TYPES, CloseCode, ErrorCode, SignalParseError, encode, parse
 from .session import TokenBucket
-from .static import static_response
+from .static import allowed_methods, method_not_allowed, static_response
 from .store import open_store
 from .users import UserService
 
 __all__ = ["SignalServer"]
 
 log = logging.getLogger("netcore.signal")
-MAX_PENDING_WRITES = 4096  # per connection; a client this far behind is dropped (it can resume)
 
 
 def log_event(event: str, **fields: Any) -> None:
@@ -61,22 +61,42 @@ def log_event(event: str, **fields: Any) -> None:
 
 
 class Connection:
-    """A client socket and its ordered write queue (one writer task)."""
+    """A client socket and its ordered write queue (one writer task).
 
-    __slots__ = ("ws", "pending", "wake", "writer")
+    The queue is bounded in bytes (the texts are ASCII JSON, so characters
+    are bytes): a client that does not read while messages keep coming
+    would otherwise grow the daemon's memory without limit.  The message
+    being written counts until the socket took it.
+    """
 
-    def __init__(self, ws: ServerConnection) -> None:
+    __slots__ = ("ws", "pending", "pending_bytes", "max_bytes", "wake", "writer", "closing")
+
+    def __init__(self, ws: ServerConnection, max_bytes: int) -> None:
         self.ws = ws
         self.pending: deque[str] = deque()
+        self.pending_bytes = 0
+        self.max_bytes = max_bytes
         self.wake = asyncio.Event()
         self.writer = asyncio.create_task(self._write())
+        self.closing = False  # a close was started: nothing more is queued or closed again
 
     def push(self, text: str) -> bool:
-        if len(self.pending) >= MAX_PENDING_WRITES:
+        """Queue ``text``; False if that puts the connection over its byte bound."""
+        if self.closing:
+            return True
+        if self.pending_bytes + len(text) > self.max_bytes:
             return False
         self.pending.append(text)
+        self.pending_bytes += len(text)
         self.wake.set()
         return True
+
+    def discard(self) -> None:
+        """Stop writing and free what was queued (the connection is being closed)."""
+        self.closing = True
+        self.writer.cancel()
+        self.pending.clear()
+        self.pending_bytes = 0
 
     async def _write(self) -> None:
         try:
@@ -84,7 +104,10 @@ class Connection:
                 await self.wake.wait()
                 self.wake.clear()
                 while self.pending:
-                    await self.ws.send(self.pending.popleft())
+                    text = self.pending[0]
+                    await self.ws.send(text)
+                    self.pending.popleft()
+                    self.pending_bytes -= len(text)
         except ConnectionClosed:
             pass
 
@@ -103,6 +126,11 @@ class SignalServer:
         self.token_secret = self._token_secret()
         self.analytics = JsonLinesSink(config.analytics or os.path.join(config.data_dir, "analytics.jsonl"))
         self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="signal-db")
+        # Password hashing has threads of its own, and a bound: see HashGate.
+        self._hasher = ThreadPoolExecutor(max_workers=config.hash_workers, thread_name_prefix="signal-hash")
+        self.hash_gate = HashGate(config.hash_workers, config.hash_queue)
+        self.logins = LoginLimiter(config.login_free_failures, config.login_backoff, config.login_backoff_max)
+        self.sources = SourceCounter(config.max_connections_per_source)
         self._conns: dict[str, Connection] = {}  # session_id -> connection
         self._service: Connection | None = None
         self._timer: asyncio.TimerHandle | None = None
@@ -136,6 +164,7 @@ class SignalServer:
             max_size=self.config.max_message_bytes,
             compression=None,
             ping_interval=20, ping_timeout=20,
+            server_header="netcore-signal",  # no library or version names
         )
         self._servers.append(server)
         self.port = server.sockets[0].getsockname()[1]
@@ -161,6 +190,7 @@ class SignalServer:
         if self._timer is not None:
             self._timer.cancel()
         self._db.shutdown(wait=True)
+        self._hasher.shutdown(wait=True)
         self.store.close()
         self.analytics.close()
         log_event("stopped", node=self.node_id)
@@ -176,12 +206,21 @@ class SignalServer:
 
     def _process_request(self, connection: ServerConnection, request):
         url = urlsplit(request.path)
+        if request.method not in allowed_methods(request):
+            return method_not_allowed(request)
         answer = self._http_body(url.path)
         if answer is not None:
-            return connection.respond(HTTPStatus(answer[0]), answer[1])
+            response = connection.respond(HTTPStatus(answer[0]), answer[1])
+            if request.method == "HEAD":
+                response.body = b""  # RFC 9110 section 9.3.2: GET's headers, no content
+            return response
         page = static_response(request)  # the web client (servers/signal/web/)
         if page is not None:
             return page
+        if not origin_allowed(request.headers.get("Origin"), request.headers.get("Host"),
+                              self.config.allowed_origins):
+            log_event("origin.refused", node=self.node_id, origin=request.headers.get("Origin", "")[:200])
+            return connection.respond(HTTPStatus.FORBIDDEN, "origin not allowed\n")
         if url.path == "/v1/service":
             secret = self.config.service_secret
             if not secret or not hmac.compare_digest((_bearer(request) or "").encode(), secret.encode()):
@@ -214,13 +253,29 @@ class SignalServer:
 
     async def _handle(self, ws: ServerConnection) -> None:
         self.metrics.connections_total += 1
+        source = _source(ws)
+        if not self.sources.add(source):
+            await self._close(ws, CloseCode.TRY_AGAIN_LATER, "too many connections from this address")
+            return
+        try:
+            await self._serve_connection(ws, source)
+        finally:
+            self.sources.remove(source)
+
+    async def _serve_connection(self, ws: ServerConnection, source: str) -> None:
         url = urlsplit(ws.request.path)
         if url.path == "/v1/service":
             return await self._service_link(ws)
         token = _bearer(ws.request) or _query(url.query, "token")
         user = verify_token(self.token_secret, token, time.time()) if token else None
         if user is None:
-            user = await self._anonymous(ws)
+            try:
+                async with asyncio.timeout(self.config.login_timeout):
+                    user = await self._anonymous(ws, source)
+            except TimeoutError:
+                await self._close(ws, CloseCode.POLICY_VIOLATION,
+                                  f"no login within {self.config.login_timeout:g} s")
+                return
             if user is None:
                 return
         resume = _query(url.query, "resume")
@@ -233,14 +288,15 @@ class SignalServer:
         friends, blocked = await self._in_db(self.store.relations, user)
         await self._before_open(user, friends)
         loop = asyncio.get_running_loop()
-        conn = Connection(ws)
+        conn = Connection(ws, self.config.max_pending_bytes)
         sid = self.core.handle_connect(user, loop.time(), ice_servers=self._ice_servers(user),
                                        resume_token=resume, last_seq=last_seq,
                                        friends=friends, blocked=blocked)
         old = self._conns.get(sid)
         self._conns[sid] = conn
         self._session_opened(sid, user)
-        if old is not None:
+        if old is not None and not old.closing:
+            old.closing = True
             self._spawn(old.ws.close(CloseCode.SESSION_REPLACED, "session resumed elsewhere"))
         log_event("session.open", node=self.node_id, user=user, session=sid, resumed=resume is not None)
         self._flush()
@@ -261,8 +317,13 @@ class SignalServer:
             log_event("session.drop", node=self.node_id, user=user, session=sid,
                       code=ws.close_code)
 
-    async def _anonymous(self, ws: ServerConnection) -> str | None:
-        """Before login: only register, login and ping; returns the user once logged in."""
+    async def _anonymous(self, ws: ServerConnection, source: str) -> str | None:
+        """Before login: only register, login and ping; returns the user once logged in.
+
+        Failed logins count per account and per source address (not per
+        connection, which a guesser simply reopens), and every password hash
+        goes through the bounded hash gate.
+        """
         loop = asyncio.get_running_loop()
         bucket = TokenBucket(self.config.rate, self.config.burst, loop.time())
         strikes = 0
@@ -290,21 +351,41 @@ class SignalServer:
                 p = message.payload
                 if message.type == "ping":
                     await answer("ack", message.id, {"pong": True})
-                elif message.type == "register":
-                    hashed = await asyncio.to_thread(hash_password, p["password"])
+                    continue
+                if message.type == "register":
+                    hashed = await self._hash(hash_password, p["password"])
+                    if hashed is None:
+                        await answer("error", message.id, _BUSY)
+                        continue
                     outcome = await self._in_db(self.users.register, p["username"], hashed, time.time())
                     if outcome.error:
                         await answer("error", message.id, {"code": outcome.error[0], "reason": outcome.error[1]})
                     else:
                         log_event("user.registered", node=self.node_id, user=p["username"])
                         await answer("ack", message.id, outcome.payload)
-                elif await asyncio.to_thread(self.users.check_password, p["password"],
-                                             await self._in_db(self.users.stored_hash, p["username"])):
+                    continue
+                wait = self.logins.retry_after(p["username"], source, loop.time())
+                if wait > 0:
+                    strikes += 1
+                    await answer("error", message.id, {"code": ErrorCode.RATE_LIMITED,
+                                                       "reason": f"too many failed logins; retry in {wait:.0f} s"})
+                    if strikes > self.config.max_strikes:
+                        await self._close(ws, CloseCode.POLICY_VIOLATION, "too many failed logins")
+                        return None
+                    continue
+                matches = await self._hash(self.users.check_password, p["password"],
+                                           await self._in_db(self.users.stored_hash, p["username"]))
+                if matches is None:
+                    await answer("error", message.id, _BUSY)
+                elif matches:
+                    self.logins.succeeded(p["username"])
                     expiry = int(time.time()) + self.config.token_ttl
                     token = issue_token(self.token_secret, p["username"], expiry)
                     await answer("ack", message.id, {"user": p["username"], "token": token, "expires": expiry})
                     return p["username"]
                 else:
+                    self.logins.failed(p["username"], source, loop.time())
+                    log_event("login.failed", node=self.node_id, user=p["username"], source=source)
                     strikes += 1  # password guessing counts like invalid input
                     await answer("error", message.id, {"code": ErrorCode.UNAUTHORIZED,
                                                        "reason": "bad username or password"})
@@ -317,7 +398,7 @@ class SignalServer:
 
     async def _service_link(self, ws: ServerConnection) -> None:
         """The call server: recording commands out, recording.ready in."""
-        conn = Connection(ws)
+        conn = Connection(ws, self.config.max_pending_bytes)
         self._service = conn
         log_event("service.open", node=self.node_id)
         try:
@@ -348,7 +429,8 @@ class SignalServer:
         while (out := core.poll_transmit()) is not None:
             conn = self._conns.get(out[0])
             if conn is not None and not conn.push(out[1]):
-                self._spawn(self._close(conn.ws, CloseCode.POLICY_VIOLATION, "not reading fast enough"))
+                self._close_once(conn, CloseCode.TRY_AGAIN_LATER,
+                                 f"over {conn.max_bytes} bytes waiting to be sent")
         while (event := core.poll_event()) is not None:
             self._on_event(event)
         self.analytics.flush()
@@ -363,7 +445,7 @@ class SignalServer:
         elif isinstance(event, CloseRequested):
             conn = self._conns.get(event.session_id)
             if conn is not None:
-                self._spawn(self._close(conn.ws, event.code, event.reason))
+                self._close_once(conn, event.code, event.reason)
         elif isinstance(event, RecordingRequested):
             log_event("recording." + event.action, node=self.node_id, room=event.room_id, by=event.by)
             self._recording_command(event.room_id, event.action, event.by)
@@ -450,6 +532,15 @@ class SignalServer:
             servers.append({"urls": list(self.config.turn_urls), "username": username, "credential": password})
         return servers
 
+    async def _hash(self, fn, *args):
+        """Run a password hash on the bounded hashing threads; None if too many wait already."""
+        if not self.hash_gate.admit():
+            return None
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._hasher, fn, *args)
+        finally:
+            self.hash_gate.release()
+
     async def _in_db(self, fn, *args):
         return await asyncio.get_running_loop().run_in_executor(self._db, fn, *args)
 
@@ -458,10 +549,32 @@ class SignalServer:
         log_event("close", node=self.node_id, code=code, reason=reason)
         await ws.close(code, reason)
 
+    def _close_once(self, conn: Connection, code: int, reason: str, *, discard: bool = True) -> None:
+        """Close a session's connection: the first reason wins, later ones are dropped.
+
+        With ``discard`` what was queued for it is freed at once (the session
+        keeps its replay buffer, so the client may resume).
+        """
+        if conn.closing:
+            return
+        if discard:
+            conn.discard()
+        conn.closing = True
+        self._spawn(self._close(conn.ws, code, reason))
+
     def _spawn(self, coro) -> None:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+
+_BUSY = {"code": ErrorCode.RATE_LIMITED, "reason": "too many logins at once; retry shortly"}
+
+
+def _source(ws: ServerConnection) -> str:
+    """The client's address (without the port): the key of per-source limits."""
+    address = ws.remote_address
+    return str(address[0]) if address else "?"
 
 
 def _bearer(request) -> str | None:
