@@ -35,9 +35,14 @@ def main(argv: list[str] | None = None) -> None:
     try:
         import uvloop
     except ImportError:
-        asyncio.run(serve(argv))
+        runner = asyncio.run
     else:
-        uvloop.run(serve(argv))
+        runner = uvloop.run
+    try:
+        runner(serve(argv))
+    except OSError as exc:  # a port in use, an unreadable data directory: one sentence, no traceback
+        print(f"netcore-signal: {exc.strerror or exc}", file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

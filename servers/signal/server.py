@@ -15,6 +15,7 @@ Paths on the one port:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import json
 import logging
@@ -158,18 +159,21 @@ class SignalServer:
             return secret
 
     async def start(self) -> None:
-        server = await serve(
+        """Listen on the configured port(s); an OSError names the address that failed."""
+        with _naming(self.config.host, self.config.port):
+            server = await serve(
             self._handle, self.config.host, self.config.port,
-            process_request=self._process_request,
-            max_size=self.config.max_message_bytes,
-            compression=None,
-            ping_interval=20, ping_timeout=20,
-            server_header="netcore-signal",  # no library or version names
-        )
+                process_request=self._process_request,
+                max_size=self.config.max_message_bytes,
+                compression=None,
+                ping_interval=20, ping_timeout=20,
+                server_header="netcore-signal",  # no library or version names
+            )
         self._servers.append(server)
         self.port = server.sockets[0].getsockname()[1]
         if self.config.metrics_port is not None:
-            http = await asyncio.start_server(self._http, self.config.host, self.config.metrics_port)
+            with _naming(self.config.host, self.config.metrics_port):
+                http = await asyncio.start_server(self._http, self.config.host, self.config.metrics_port)
             self._servers.append(http)
             self.metrics_port = http.sockets[0].getsockname()[1]
         log_event("listening", node=self.node_id, host=self.config.host, port=self.port,
@@ -566,6 +570,17 @@ class SignalServer:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+
+@contextlib.contextmanager
+def _naming(host: str, port: int):
+    """Re-raise a bind error as one sentence naming the address ("Address already in use: 127.0.0.1:8443")."""
+    try:
+        yield
+    except OSError as exc:
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        raise OSError(exc.errno, f"{reason}: {where}") from None
 
 
 _BUSY = {"code": ErrorCode.RATE_LIMITED, "reason": "too many logins at once; retry shortly"}
