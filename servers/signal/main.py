@@ -14,12 +14,12 @@ from .server import SignalServer
 async def serve(argv: list[str] | None = None) -> None:
     config = load_config(argv)
     logging.basicConfig(stream=sys.stderr, level=config.log_level.upper(), format="%(message)s")
+    cluster = None
     if config.redis:
-        from .cluster import ClusterServer
+        from .cluster import Cluster
 
-        server: SignalServer = ClusterServer(config)
-    else:
-        server = SignalServer(config)
+        cluster = Cluster(config)
+    server = SignalServer(config, cluster=cluster)
     await server.start()
     # Machine-readable line for supervisors and tests that asked for port 0.
     print(f"listening {server.config.host} {server.port}", flush=True)

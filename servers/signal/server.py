@@ -25,7 +25,7 @@ import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from http import HTTPStatus
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 from websockets.asyncio.server import ServerConnection, serve
@@ -49,6 +49,9 @@ from .session import TokenBucket
 from .static import allowed_methods, method_not_allowed, static_response
 from .store import open_store
 from .users import UserService
+
+if TYPE_CHECKING:
+    from .cluster import Cluster
 
 __all__ = ["SignalServer"]
 
@@ -114,12 +117,20 @@ class Connection:
 
 
 class SignalServer:
-    """One node of the signaling service."""
+    """One node of the signaling service.
 
-    def __init__(self, config: SignalConfig, *, journal: bool = False) -> None:
+    Alone, or one of several when given a :class:`~.cluster.Cluster`: the
+    server then hands it what concerns other nodes at fixed points (before
+    a frame, a resume or a session open; after relations change; every
+    flush, event and analytics record) through the cluster's public methods,
+    and the cluster reaches back only through this class's public ones.
+    """
+
+    def __init__(self, config: SignalConfig, *, cluster: Cluster | None = None) -> None:
         self.config = config
         self.node_id = config.node_id or secrets.token_hex(4)
-        self.core = SignalCore(config.core_config(), node_id=self.node_id, journal=journal)
+        self.cluster = cluster
+        self.core = SignalCore(config.core_config(), node_id=self.node_id, journal=cluster is not None)
         os.makedirs(config.data_dir, exist_ok=True)
         self.store = open_store(config.database, config.data_dir)
         self.users = UserService(self.store)
@@ -135,12 +146,13 @@ class SignalServer:
         self._conns: dict[str, Connection] = {}  # session_id -> connection
         self._service: Connection | None = None
         self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
         self._servers: list[Any] = []
         self._tasks: set[asyncio.Task] = set()
         self.port = 0
         self.metrics_port: int | None = None
-        # Multi-node hook: awaited with each client frame before the core sees it.
-        self._prefetch = None
+        if cluster is not None:
+            cluster.bind(self)
 
     # --- lifecycle --------------------------------------------------------
 
@@ -160,6 +172,8 @@ class SignalServer:
 
     async def start(self) -> None:
         """Listen on the configured port(s); an OSError names the address that failed."""
+        if self.cluster is not None:
+            await self.cluster.join()  # known to the other nodes before the first client
         with _naming(self.config.host, self.config.port):
             server = await serve(
             self._handle, self.config.host, self.config.port,
@@ -178,9 +192,13 @@ class SignalServer:
             self.metrics_port = http.sockets[0].getsockname()[1]
         log_event("listening", node=self.node_id, host=self.config.host, port=self.port,
                   metrics_port=self.metrics_port)
+        if self.cluster is not None:
+            self.cluster.run()
 
     async def stop(self) -> None:
         """Close every connection with 1001 going away, so clients resume elsewhere."""
+        if self.cluster is not None:
+            await self.cluster.leave()  # first: clients that reconnect at once resume elsewhere
         for server in self._servers:
             server.close()
         conns = list(self._conns.values())
@@ -197,6 +215,8 @@ class SignalServer:
         self._hasher.shutdown(wait=True)
         self.store.close()
         self.analytics.close()
+        if self.cluster is not None:
+            await self.cluster.close()
         log_event("stopped", node=self.node_id)
 
     # --- HTTP -------------------------------------------------------------
@@ -287,10 +307,11 @@ class SignalServer:
             last_seq = int(_query(url.query, "last_seq") or 0)
         except ValueError:
             last_seq = 0
-        if resume is not None:
-            await self._before_resume(user, resume)
-        friends, blocked = await self._in_db(self.store.relations, user)
-        await self._before_open(user, friends)
+        if resume is not None and self.cluster is not None:
+            await self.cluster.before_resume(user, resume)
+        friends, blocked = await self.in_db(self.store.relations, user)
+        if self.cluster is not None:
+            await self.cluster.before_open(user, friends)
         loop = asyncio.get_running_loop()
         conn = Connection(ws, self.config.max_pending_bytes)
         sid = self.core.handle_connect(user, loop.time(), ice_servers=self._ice_servers(user),
@@ -298,18 +319,19 @@ class SignalServer:
                                        friends=friends, blocked=blocked)
         old = self._conns.get(sid)
         self._conns[sid] = conn
-        self._session_opened(sid, user)
+        if self.cluster is not None:
+            self.cluster.session_opened(sid, user)
         if old is not None and not old.closing:
             old.closing = True
-            self._spawn(old.ws.close(CloseCode.SESSION_REPLACED, "session resumed elsewhere"))
+            self.spawn(old.ws.close(CloseCode.SESSION_REPLACED, "session resumed elsewhere"))
         log_event("session.open", node=self.node_id, user=user, session=sid, resumed=resume is not None)
-        self._flush()
+        self.flush()
         try:
             async for text in ws:
-                if self._prefetch is not None:
-                    await self._prefetch(text)
+                if self.cluster is not None:
+                    await self.cluster.before_frame(text)
                 self.core.handle_text(sid, text, loop.time())
-                self._flush()
+                self.flush()
         except ConnectionClosed:
             pass
         finally:
@@ -317,7 +339,7 @@ class SignalServer:
             if self._conns.get(sid) is conn:
                 del self._conns[sid]
                 self.core.handle_disconnect(sid, loop.time())
-                self._flush()
+                self.flush()
             log_event("session.drop", node=self.node_id, user=user, session=sid,
                       code=ws.close_code)
 
@@ -361,7 +383,7 @@ class SignalServer:
                     if hashed is None:
                         await answer("error", message.id, _BUSY)
                         continue
-                    outcome = await self._in_db(self.users.register, p["username"], hashed, time.time())
+                    outcome = await self.in_db(self.users.register, p["username"], hashed, time.time())
                     if outcome.error:
                         await answer("error", message.id, {"code": outcome.error[0], "reason": outcome.error[1]})
                     else:
@@ -378,7 +400,7 @@ class SignalServer:
                         return None
                     continue
                 matches = await self._hash(self.users.check_password, p["password"],
-                                           await self._in_db(self.users.stored_hash, p["username"]))
+                                           await self.in_db(self.users.stored_hash, p["username"]))
                 if matches is None:
                     await answer("error", message.id, _BUSY)
                 elif matches:
@@ -418,7 +440,7 @@ class SignalServer:
                     continue
                 found = await self._recording_ready(room_id, location)
                 conn.push(encode("ack", obj.get("id"), {"delivered": found}))
-                self._flush()
+                self.flush()
         except ConnectionClosed:
             pass
         finally:
@@ -428,11 +450,14 @@ class SignalServer:
 
     # --- the core's outputs -----------------------------------------------
 
-    def _flush(self) -> None:
+    def flush(self) -> None:
+        """Deliver everything the core produced; call after every input to it."""
         core = self.core
+        if self.cluster is not None:
+            self.cluster.drain(core)  # what goes to other nodes, before what goes to sockets
         while (out := core.poll_transmit()) is not None:
-            conn = self._conns.get(out[0])
-            if conn is not None and not conn.push(out[1]):
+            conn = self._conns.get(out.session_id)
+            if conn is not None and not conn.push(out.text):
                 self._close_once(conn, CloseCode.TRY_AGAIN_LATER,
                                  f"over {conn.max_bytes} bytes waiting to be sent")
         while (event := core.poll_event()) is not None:
@@ -441,11 +466,13 @@ class SignalServer:
         self._arm_timer()
 
     def _on_event(self, event: Any) -> None:
+        if self.cluster is not None and self.cluster.on_event(event):
+            return
         record = analytics_record(event, time.time(), self.node_id)
         if record is not None:
             self._write_analytics(record)
         if isinstance(event, UserRequested):
-            self._spawn(self._user_request(event))
+            self.spawn(self._user_request(event))
         elif isinstance(event, CloseRequested):
             conn = self._conns.get(event.session_id)
             if conn is not None:
@@ -454,16 +481,19 @@ class SignalServer:
             log_event("recording." + event.action, node=self.node_id, room=event.room_id, by=event.by)
             self._recording_command(event.room_id, event.action, event.by)
         elif isinstance(event, CallEnded):
-            self._spawn(self._in_db(self.store.record_call, event.call_id, event.kind, event.participants,
+            self.spawn(self.in_db(self.store.record_call, event.call_id, event.kind, event.participants,
                                     event.topology, event.reason, event.answered, event.duration, time.time()))
         elif isinstance(event, SessionExpired):
             log_event("session.expired", node=self.node_id, user=event.user, session=event.session_id)
 
     def _write_analytics(self, record: dict) -> None:
-        self.analytics.write(record)
+        if self.cluster is not None:
+            self.cluster.write_analytics(record)  # one stream for every node
+        else:
+            self.analytics.write(record)
 
     async def _user_request(self, event: UserRequested) -> None:
-        outcome = await self._in_db(self.users.handle, event.user, event.message, time.time())
+        outcome = await self.in_db(self.users.handle, event.user, event.message, time.time())
         core, mid = self.core, event.message.id
         if outcome.error is not None:
             core.reply_error(event.session_id, mid, *outcome.error)
@@ -473,35 +503,48 @@ class SignalServer:
                 payload = dict(payload, friends=[{"user": f, "status": core.status(f)} for f in payload["friends"]])
             core.reply(event.session_id, mid, payload)
         for user in outcome.changed:
-            friends, blocked = await self._in_db(self.store.relations, user)
+            friends, blocked = await self.in_db(self.store.relations, user)
             core.set_relations(user, friends, blocked)
-            await self._relations_changed(user, friends)
+            if self.cluster is not None:
+                await self.cluster.relations_changed(user, friends)
         for user, kind, payload in outcome.notify:
             core.notify_user(user, kind, payload)
-            self._notified(user, kind, payload)
-        self._flush()
+            if self.cluster is not None:
+                self.cluster.notified(user, kind, payload)
+        self.flush()
+
+    # The core's one timer.  Not a netcore.driver.Driver: that drains a core's
+    # transmits and events, and this core has two more outputs (routes and the
+    # journal, for other nodes) plus the analytics batch, which every flush here
+    # must drain, the timer's included.  The rule is the Driver's: fire with
+    # max(deadline, loop.time()), so that a loop waking a little early (asyncio
+    # runs callbacks up to its clock resolution ahead) cannot spin re-arming.
 
     def _arm_timer(self) -> None:
         deadline = self.core.next_deadline()
+        if deadline == self._timer_at:
+            return
         if self._timer is not None:
-            if deadline is not None and self._timer.when() == deadline:
-                return
             self._timer.cancel()
             self._timer = None
+        self._timer_at = deadline
         if deadline is not None:
             self._timer = asyncio.get_running_loop().call_at(deadline, self._on_timer)
 
     def _on_timer(self) -> None:
-        self._timer = None
-        self.core.handle_timeout(asyncio.get_running_loop().time())
-        self._flush()
+        deadline = self._timer_at
+        self._timer = self._timer_at = None
+        now = asyncio.get_running_loop().time()
+        self.core.handle_timeout(now if deadline is None else max(deadline, now))
+        self.flush()
 
-    # --- hooks for the multi-node adapter ---------------------------------
+    # --- the call server's link, and what the cluster asks of this node ------
 
-    async def _before_resume(self, user: str, resume_token: str) -> None:
-        """Called before a resume; a cluster node fetches a session from Redis here."""
+    def _recording_command(self, room_id: str, action: str, by: str) -> None:
+        if not self.send_to_call_server(room_id, action, by) and self.cluster is not None:
+            self.cluster.recording_command(room_id, action, by)  # its link may be on another node
 
-    def _recording_command(self, room_id: str, action: str, by: str) -> bool:
+    def send_to_call_server(self, room_id: str, action: str, by: str) -> bool:
         """Forward start/stop to the call server's link; False if it is not connected here."""
         if self._service is None:
             return False
@@ -510,19 +553,19 @@ class SignalServer:
 
     async def _recording_ready(self, room_id: str, location: str) -> bool:
         """The call server's recording.ready: notify the room's users; whether the room is known."""
+        if self.cluster is not None:
+            return await self.cluster.recording_ready(room_id, location)  # only the owner knows the room
         return bool(self.core.handle_recording_ready(room_id, location, asyncio.get_running_loop().time()))
 
-    async def _before_open(self, user: str, friends: set[str]) -> None:
-        """Called before a session opens; a cluster node learns its friends' remote status here."""
+    def session_ids(self) -> list[str]:
+        """Sessions with a socket on this node."""
+        return list(self._conns)
 
-    def _session_opened(self, session_id: str, user: str) -> None:
-        """Called when a session is opened or resumed on this node."""
-
-    async def _relations_changed(self, user: str, friends: set[str]) -> None:
-        """Called after ``user``'s friends or blocks changed in storage."""
-
-    def _notified(self, user: str, kind: str, payload: dict) -> None:
-        """Called after a user-service notification went to ``user``'s local sessions."""
+    def release(self, session_id: str, code: int, reason: str) -> None:
+        """Let go of a session's socket (it resumed on another node); queued messages still go out."""
+        conn = self._conns.pop(session_id, None)
+        if conn is not None:
+            self._close_once(conn, code, reason, discard=False)
 
     # --- small helpers ----------------------------------------------------
 
@@ -545,7 +588,7 @@ class SignalServer:
         finally:
             self.hash_gate.release()
 
-    async def _in_db(self, fn, *args):
+    async def in_db(self, fn, *args):
         return await asyncio.get_running_loop().run_in_executor(self._db, fn, *args)
 
     async def _close(self, ws: ServerConnection, code: int, reason: str) -> None:
@@ -564,9 +607,9 @@ class SignalServer:
         if discard:
             conn.discard()
         conn.closing = True
-        self._spawn(self._close(conn.ws, code, reason))
+        self.spawn(self._close(conn.ws, code, reason))
 
-    def _spawn(self, coro) -> None:
+    def spawn(self, coro) -> None:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

@@ -95,10 +95,10 @@ def test_the_replay_buffer_is_bounded_in_bytes():
         core.notify_user("ann", "presence", {"user": f"friend{i}", "status": "online", "pad": "p" * 100})
     core.handle_connect("ann", 2.0, resume_token=token, last_seq=0)
     welcome = core.poll_transmit()
-    assert json.loads(welcome[1])["payload"]["replay_complete"] is False
+    assert json.loads(welcome.text)["payload"]["replay_complete"] is False
     replayed = []
     while (out := core.poll_transmit()) is not None:
-        replayed.append(out[1])
+        replayed.append(out.text)
     assert replayed and sum(len(t) for t in replayed) <= 10_000
     seqs = [json.loads(t)["seq"] for t in replayed]
     assert seqs == list(range(seqs[0], seqs[0] + len(seqs))) and seqs[-1] == 200  # the newest kept
