@@ -146,8 +146,8 @@ def _module_argv(module: str) -> list[str]:
     return [sys.executable, "-c", boot]
 
 
-def plan(args: argparse.Namespace, random_secret=lambda: secrets.token_urlsafe(32),
-         secret_dir: str = "/run/netcore-up") -> Plan:
+def plan(args: argparse.Namespace, random_secret=lambda: secrets.token_urlsafe(32), *,
+         secret_dir: str) -> Plan:
     """Decide both daemons' command lines and files from the flags and the config files.
 
     ``secret_dir`` is where :func:`run` writes :attr:`Plan.files` (a fresh
