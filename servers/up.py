@@ -11,19 +11,30 @@ others are stopped too and the exit status is non-zero.
 the host, ports and secret then come from those files unless given as flags
 here. The plan (which processes with which arguments) is a pure function,
 :func:`plan`, so it can be read and tested without starting anything.
+
+The secret never appears on a command line (``ps`` shows those to every
+local user): each daemon gets a TOML file (mode 0600, in a directory of our
+own removed at exit) holding its passed-through settings plus the secret.
+Before starting anything, ``up`` checks that the TURN and page ports are
+free, so that another program on them is reported as such, not mistaken
+for our daemon.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import ipaddress
+import json
 import os
 import re
 import secrets
+import shutil
 import signal
 import socket
 import sys
+import tempfile
 import tomllib
 from dataclasses import dataclass, field
 
@@ -55,6 +66,8 @@ class Plan:
     turn_port: int
     turn_metrics: tuple[str, int] | None
     secret: str = field(repr=False)
+    # path -> TOML text to write (mode 0600) before the daemons start; they hold the secret.
+    files: dict[str, str] = field(default_factory=dict, repr=False)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -104,6 +117,28 @@ def _hostport(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
+def _toml_value(value: object, key: str) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        # A JSON string is a TOML basic string once DEL is escaped too (TOML 1.0, "String").
+        return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v, key) for v in value) + "]"
+    raise ValueError(f"{key}: only strings, numbers, booleans and lists can be passed through")
+
+
+def toml_text(values: dict) -> str:
+    """Flat settings as TOML (what both daemons' files hold: no tables)."""
+    lines = []
+    for key, value in values.items():
+        name = key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else json.dumps(key)
+        lines.append(f"{name} = {_toml_value(value, key)}")
+    return "\n".join(lines) + "\n"
+
+
 def _module_argv(module: str) -> list[str]:
     """Run ``module`` as __main__ from the same tree as this file, whatever the working directory."""
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -111,8 +146,13 @@ def _module_argv(module: str) -> list[str]:
     return [sys.executable, "-c", boot]
 
 
-def plan(args: argparse.Namespace, random_secret=lambda: secrets.token_urlsafe(32)) -> Plan:
-    """Decide both daemons' command lines from the flags and the config files."""
+def plan(args: argparse.Namespace, random_secret=lambda: secrets.token_urlsafe(32), *,
+         secret_dir: str) -> Plan:
+    """Decide both daemons' command lines and files from the flags and the config files.
+
+    ``secret_dir`` is where :func:`run` writes :attr:`Plan.files` (a fresh
+    private directory in practice).
+    """
     signal_cfg = _toml(args.signal_config)
     turn_cfg = _toml(args.turn_config)
     turn_listen = (turn_cfg.get("listen") or [None])[0]
@@ -129,18 +169,19 @@ def plan(args: argparse.Namespace, random_secret=lambda: secrets.token_urlsafe(3
     relay_ip = args.relay_ip or (None if _wildcard(host) else host)
     loopback = not _wildcard(host) and ipaddress.ip_address(host).is_loopback
 
-    signal_argv = [*_module_argv("servers.signal.main"), "--host", host, "--port", str(port),
-                   f"--turn-secret={secret}",  # '=': a secret may start with '-'
+    signal_file = os.path.join(secret_dir, "signal.toml")
+    turn_file = os.path.join(secret_dir, "turn.toml")
+    files = {signal_file: toml_text({**signal_cfg, "turn_secret": secret}),
+             turn_file: toml_text({**turn_cfg, "auth-secret": [secret]})}
+    signal_argv = [*_module_argv("servers.signal.main"), "--config", signal_file, "--host", host, "--port", str(port),
                    "--turn-urls", f"turn:{_hostport(public_host, turn_port)}?transport=udp",
                    "--stun-urls", f"stun:{_hostport(public_host, turn_port)}",
                    "--log-level", args.log_level.upper()]
-    if args.signal_config:
-        signal_argv += ["--config", args.signal_config]
     if args.data_dir or "data_dir" not in signal_cfg:
         signal_argv += ["--data-dir", args.data_dir or "./netcore-data"]
 
-    turn_argv = [*_module_argv("servers.turn.main"), "--listen", _hostport(host, turn_port),
-                 f"--auth-secret={secret}", "--log-level", args.log_level.lower()]
+    turn_argv = [*_module_argv("servers.turn.main"), "--config", turn_file, "--listen", _hostport(host, turn_port),
+                 "--log-level", args.log_level.lower()]
     if "realm" not in turn_cfg:
         turn_argv += ["--realm", "netcore"]
     if relay_ip:
@@ -154,15 +195,49 @@ def plan(args: argparse.Namespace, random_secret=lambda: secrets.token_urlsafe(3
     if args.turn_metrics_port is not None:
         metrics = ("127.0.0.1", args.turn_metrics_port or _free_port(socket.SOCK_STREAM, "127.0.0.1"))
         turn_argv += ["--metrics", _hostport(*metrics)]
-    if args.turn_config:
-        turn_argv += ["--config", args.turn_config]
 
     return Plan(
         daemons=[Daemon("turn", turn_argv, stun_probe=("127.0.0.1" if _wildcard(host) else host, turn_port)),
                  Daemon("signal", signal_argv, ready=re.compile(r"^listening \S+ (?P<port>\d+)$"))],
         host=host, port=port, public_host=public_host, turn_port=turn_port,
-        turn_metrics=metrics, secret=secret,
+        turn_metrics=metrics, secret=secret, files=files,
     )
+
+
+def write_files(files: dict[str, str]) -> None:
+    """Write the plan's files readable by us only (they hold the secret)."""
+    for path, text in files.items():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+
+
+def port_taken(host: str, port: int, kind: int) -> bool:
+    """Whether another socket already holds ``host:port`` (UDP or TCP); port 0 never is."""
+    if port == 0:
+        return False
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, kind) as sock:
+        if kind == socket.SOCK_STREAM:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the daemon: TIME_WAIT is no owner
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                return True
+            raise
+    return False
+
+
+def busy_port(the_plan: Plan) -> str | None:
+    """One sentence naming a port another program holds, or None."""
+    for label, port, kind in (("STUN/TURN", the_plan.turn_port, socket.SOCK_DGRAM),
+                              ("page", the_plan.port, socket.SOCK_STREAM)):
+        if port_taken(the_plan.host, port, kind):
+            proto = "udp" if kind == socket.SOCK_DGRAM else "tcp"
+            return (f"the {label} port {_hostport(the_plan.host, port)}/{proto} is already in use "
+                    f"by another program; stop it or choose another port")
+    return None
 
 
 async def _stun_probe(addr: tuple[str, int], ready: asyncio.Future) -> None:
@@ -258,7 +333,12 @@ async def run(the_plan: Plan) -> int:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
+    busy = busy_port(the_plan)
+    if busy is not None:
+        print(f"netcore up: {busy}", file=sys.stderr)
+        return 1
     try:
+        write_files(the_plan.files)
         await supervisor.start()
     except (RuntimeError, OSError) as exc:
         print(f"netcore up: {exc}", file=sys.stderr)
@@ -289,11 +369,16 @@ async def run(the_plan: Plan) -> int:
 def main(argv: list[str] | None = None) -> None:
     parser = build_parser()
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    secret_dir = tempfile.mkdtemp(prefix="netcore-up-")  # mode 0700
     try:
-        the_plan = plan(args)
-    except (OSError, ValueError, tomllib.TOMLDecodeError) as exc:
-        parser.error(str(exc))
-    sys.exit(asyncio.run(run(the_plan)))
+        try:
+            the_plan = plan(args, secret_dir=secret_dir)
+        except (OSError, ValueError, tomllib.TOMLDecodeError) as exc:
+            parser.error(str(exc))
+        status = asyncio.run(run(the_plan))
+    finally:
+        shutil.rmtree(secret_dir, ignore_errors=True)
+    sys.exit(status)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,10 @@
-"""Multi-node adapter: one of several signaling nodes sharing a Redis.
+"""Multi-node: what makes a signaling server one of several nodes sharing a Redis.
+
+A :class:`Cluster` is given to a :class:`~.server.SignalServer`, which calls
+its public methods at fixed points (``before_frame``, ``before_resume``,
+``before_open``, ``session_opened``, ``drain``, ``on_event`` ...); the
+cluster reaches the server only through the server's public methods
+(``core``, ``flush``, ``spawn``, ``in_db``, ``release`` ...).
 
 What lives in Redis (``nc:`` keys; per-session and per-user keys expire one
 resume window plus three heartbeats after their node stops refreshing them):
@@ -43,9 +49,9 @@ from .config import SignalConfig
 from .core import CallChanged, Forwarded, PresenceChanged, RoomChanged, SessionExpired
 from .protocol import CloseCode, Message
 from .server import SignalServer, log_event
-from .state import STATUS_RANK
+from .state import STATUS_RANK, Presence
 
-__all__ = ["ClusterServer"]
+__all__ = ["Cluster"]
 
 BROADCAST = "nc:broadcast"
 
@@ -54,35 +60,56 @@ def _inbox(node: str) -> str:
     return f"nc:inbox:{node}"
 
 
-class ClusterServer(SignalServer):
-    """A :class:`SignalServer` whose users, calls and routing span several nodes."""
+class Cluster:
+    """The Redis side of one node: users, calls and routing across several nodes."""
 
     def __init__(self, config: SignalConfig) -> None:
-        super().__init__(config, journal=True)
+        self.config = config
+        self.server: SignalServer | None = None
         self.redis = aioredis.from_url(config.redis, decode_responses=True)
         self._ops: list[tuple[str, tuple, Callable[[Any], None] | None]] = []
         self._ops_ready = asyncio.Event()
         self._indexed_sessions: dict[str, list[str]] = {}
         self._bg: list[asyncio.Task] = []
         self._session_ttl = int(config.resume_window + 3 * config.heartbeat) + 1
-        self._prefetch = self._prefetch_invite
         self._alive: set[str] = set()  # nodes whose heartbeat is fresh, as of our last heartbeat
         self._leaving = False
         self._handovers: dict[str, asyncio.Future] = {}  # session id -> answer of its old node
 
+    # --- what the cluster reads of its server ---------------------------------
+
+    def bind(self, server: SignalServer) -> None:
+        """The server this cluster serves (called once, by the server)."""
+        self.server = server
+
+    @property
+    def core(self):
+        return self.server.core
+
+    @property
+    def node_id(self) -> str:
+        return self.server.node_id
+
+    @property
+    def metrics(self):
+        return self.server.metrics
+
     # --- lifecycle --------------------------------------------------------
 
-    async def start(self) -> None:
+    async def join(self) -> None:
+        """Heartbeat and subscribe, before the server takes clients."""
         await self._heartbeat_once()
         self._pubsub = self.redis.pubsub()
         await self._pubsub.subscribe(_inbox(self.node_id), BROADCAST)
-        await super().start()
+
+    def run(self) -> None:
+        """Start the bus reader, the ordered writer and the heartbeat (the server listens now)."""
         loop = asyncio.get_running_loop()
         self._bg = [loop.create_task(self._reader()), loop.create_task(self._writer()),
                     loop.create_task(self._heartbeat())]
 
-    async def stop(self) -> None:
-        """Leave the cluster first, then close clients with 1001.
+    async def leave(self) -> None:
+        """Leave the cluster, before the server closes clients with 1001.
 
         Once our inbox has no listener the other nodes take us for gone, so a
         client that reconnects elsewhere at once is resumed there (its
@@ -93,7 +120,9 @@ class ClusterServer(SignalServer):
         await self._pubsub.unsubscribe()
         await self.redis.delete(f"nc:node:{self.node_id}")
         await self.redis.zrem("nc:nodes", self.node_id)
-        await super().stop()
+
+    async def close(self) -> None:
+        """After the server closed its clients: write what they left, then disconnect."""
         await self._drain_ops()
         for task in self._bg:
             task.cancel()
@@ -108,7 +137,7 @@ class ClusterServer(SignalServer):
         pipe.zadd("nc:nodes", {self.node_id: now})
         pipe.zremrangebyscore("nc:nodes", 0, now - 10 * ttl)
         pipe.zrangebyscore("nc:nodes", now - ttl, "+inf")
-        for sid in list(self._conns):  # connected sessions live on; dropped ones expire after the window
+        for sid in self.server.session_ids():  # connected sessions live on; dropped ones expire after the window
             info = self.core.session_keys(sid)
             if info is None:
                 continue
@@ -123,7 +152,7 @@ class ClusterServer(SignalServer):
         if gone:  # their users' views no longer count: tell friends here what is left
             log_event("nodes.gone", node=self.node_id, gone=sorted(gone))
             await self._refresh_presence(self.core.remote_status_users())
-            self._flush()
+            self.server.flush()
 
     async def _heartbeat(self) -> None:
         while True:
@@ -160,12 +189,12 @@ class ClusterServer(SignalServer):
             for (_, _, then), result in zip(ops, results):
                 if then is not None:
                     then(result)
-            self._flush()
+            self.server.flush()
 
     # --- the core's outputs -----------------------------------------------
 
-    def _flush(self) -> None:
-        core = self.core
+    def drain(self, core) -> None:
+        """Routes and the journal out to Redis (the server drains sockets and events after)."""
         batch: dict[str, list[str]] = {}
         while (j := core.poll_journal()) is not None:
             batch.setdefault(j[0], []).append(j[2])
@@ -178,24 +207,24 @@ class ClusterServer(SignalServer):
             body = json.dumps({"op": "route", "sid": sid, "kind": kind, "payload": payload, "id": mid,
                                "owner": self.node_id})
             self._op("publish", _inbox(node), body,
-                     then=lambda n, r=r: n == 0 and self._spawn(self._undeliverable(r)))
-        super()._flush()
+                     then=lambda n, r=r: n == 0 and self.server.spawn(self._undeliverable(r)))
 
-    def _on_event(self, event: Any) -> None:
+    def on_event(self, event: Any) -> bool:
+        """Handle what concerns other nodes; True if the server has nothing more to do with it."""
         if isinstance(event, Forwarded):
             body = json.dumps({"op": "forward", "sid": event.session_id, "user": event.user,
                                "origin": self.node_id, "message": {"type": event.message.type,
                                                                     "id": event.message.id,
                                                                     "payload": event.message.payload}})
             self._op("publish", _inbox(event.node), body,
-                     then=lambda n, e=event: n == 0 and self._spawn(self._owner_dead(e)))
+                     then=lambda n, e=event: n == 0 and self.server.spawn(self._owner_dead(e)))
         elif isinstance(event, CallChanged):
             self._snapshot_changed("call", event.call_id, event.snapshot)
         elif isinstance(event, RoomChanged):
             self._snapshot_changed("room", event.room_id, event.snapshot)
         elif isinstance(event, PresenceChanged):
             key = f"nc:presence:{event.user}"
-            if event.status == "offline":
+            if event.status == Presence.OFFLINE:
                 self._op("hdel", key, self.node_id)
             else:
                 self._op("hset", key, self.node_id, event.status)
@@ -205,10 +234,11 @@ class ClusterServer(SignalServer):
             if isinstance(event, SessionExpired):
                 sid = event.session_id
                 self._op("hdel", f"nc:user:{event.user}", sid)
-                self._spawn(self._forget_resume(sid))
-            super()._on_event(event)
+                self.server.spawn(self._forget_resume(sid))
+            return False
+        return True
 
-    def _write_analytics(self, record: dict) -> None:
+    def write_analytics(self, record: dict) -> None:
         """Multi-node: the analytics stream instead of the file."""
         self._op("xadd", "nc:analytics", {"record": json.dumps(record)}, "*", 100_000, True)
 
@@ -235,8 +265,8 @@ class ClusterServer(SignalServer):
             self._op("sadd", index.format(sid), key_id)
             self._op("expire", index.format(sid), self._session_ttl)
 
-    def _session_opened(self, session_id: str, user: str) -> None:
-        session = self.core._sessions[session_id]
+    def session_opened(self, session_id: str, user: str) -> None:
+        session = self.core.session(session_id)
         self._op("hset", f"nc:user:{user}", session_id, self.node_id)
         self._op("hset", f"nc:sess:{session_id}", None, None, {"user": user, "node": self.node_id,
                                                               "resume_token": session.resume_token,
@@ -264,7 +294,7 @@ class ClusterServer(SignalServer):
                         await self._on_bus(json.loads(item["data"]))
                     except (ValueError, KeyError, TypeError) as exc:
                         log_event("bus.bad_message", node=self.node_id, error=type(exc).__name__)
-                    self._flush()
+                    self.server.flush()
             except aioredis.RedisError as exc:
                 log_event("redis.error", node=self.node_id, error=type(exc).__name__)
                 await asyncio.sleep(0.5)
@@ -292,26 +322,26 @@ class ClusterServer(SignalServer):
             if waiter is not None and not waiter.done():
                 waiter.set_result(body["owned"])
         elif op == "recording.command":
-            super()._recording_command(body["room_id"], body["action"], body["by"])
+            self.server.send_to_call_server(body["room_id"], body["action"], body["by"])
         elif op == "recording.ready":
             self._notify_recording(body["room_id"], body["location"])
         elif op == "relations":
             if core.is_local_user(body["user"]):
-                friends, blocked = await self._in_db(self.store.relations, body["user"])
+                friends, blocked = await self.server.in_db(self.server.store.relations, body["user"])
                 core.set_relations(body["user"], friends, blocked)
                 await self._refresh_presence(friends)
 
-    async def _relations_changed(self, user: str, friends: set[str]) -> None:
+    async def relations_changed(self, user: str, friends: set[str]) -> None:
         self._op("publish", BROADCAST, json.dumps({"op": "relations", "user": user, "origin": self.node_id}))
         await self._refresh_presence(friends)  # new friends elsewhere: learn their status
 
-    def _notified(self, user: str, kind: str, payload: dict) -> None:
+    def notified(self, user: str, kind: str, payload: dict) -> None:
         self._op("publish", BROADCAST, json.dumps({"op": "notify", "user": user, "kind": kind,
                                                    "payload": payload, "origin": self.node_id}))
 
     # --- look-ups before the core acts ------------------------------------
 
-    async def _prefetch_invite(self, text: str | bytes) -> None:
+    async def before_frame(self, text: str | bytes) -> None:
         """Before a call.invite or room.invite to a user not on this node, learn their sessions and blocks."""
         if not isinstance(text, str) or ('"call.invite"' not in text and '"room.invite"' not in text):
             return
@@ -325,7 +355,7 @@ class ClusterServer(SignalServer):
         pipe = self.redis.pipeline(transaction=False)
         pipe.hgetall(f"nc:user:{callee}")
         pipe.hgetall(f"nc:presence:{callee}")
-        (sessions, views), blocked = await asyncio.gather(pipe.execute(), self._in_db(self.store.blocked_by, callee))
+        (sessions, views), blocked = await asyncio.gather(pipe.execute(), self.server.in_db(self.server.store.blocked_by, callee))
         self.metrics.redis_round_trips += 1
         await self._learn_nodes(set(sessions.values()) | set(views))
         live = {sid: node for sid, node in sessions.items() if node in self._alive and node != self.node_id}
@@ -335,7 +365,7 @@ class ClusterServer(SignalServer):
             self.core.add_foreign_session(sid, callee, node)
         self.core.set_remote_user(callee, set(blocked))
         self.core.handle_remote_presence(callee, self._combine(views))  # for the busy check
-        self._spawn(self._prune_later(callee))
+        self.server.spawn(self._prune_later(callee))
 
     async def _prune_later(self, user: str) -> None:
         await asyncio.sleep(0)
@@ -343,7 +373,7 @@ class ClusterServer(SignalServer):
 
     def _combine(self, views: dict[str, str]) -> str:
         """A user's status as the other live nodes see it (the busiest view wins)."""
-        best = "offline"
+        best = Presence.OFFLINE
         for node, status in views.items():
             if node != self.node_id and node in self._alive and STATUS_RANK.get(status, 0) > STATUS_RANK[best]:
                 best = status
@@ -361,7 +391,7 @@ class ClusterServer(SignalServer):
         await self._learn_nodes(set(views))
         return self._combine(views)
 
-    async def _before_open(self, user: str, friends: set[str]) -> None:
+    async def before_open(self, user: str, friends: set[str]) -> None:
         await self._refresh_presence(friends)
 
     async def _refresh_presence(self, users: set[str]) -> None:
@@ -392,14 +422,12 @@ class ClusterServer(SignalServer):
 
     # --- the call server's link, wherever it is connected --------------------
 
-    def _recording_command(self, room_id: str, action: str, by: str) -> bool:
-        if super()._recording_command(room_id, action, by):
-            return True
+    def recording_command(self, room_id: str, action: str, by: str) -> None:
+        """The call server's link is not on this node: ask the node that has it."""
         self._op("publish", BROADCAST, json.dumps({"op": "recording.command", "room_id": room_id,
                                                    "action": action, "by": by, "origin": self.node_id}))
-        return False
 
-    async def _recording_ready(self, room_id: str, location: str) -> bool:
+    async def recording_ready(self, room_id: str, location: str) -> bool:
         """Only the room's owner node knows who took part: ask every node."""
         self._op("publish", BROADCAST, json.dumps({"op": "recording.ready", "room_id": room_id,
                                                    "location": location, "origin": self.node_id}))
@@ -408,10 +436,10 @@ class ClusterServer(SignalServer):
     def _notify_recording(self, room_id: str, location: str) -> bool:
         users = self.core.handle_recording_ready(room_id, location, asyncio.get_running_loop().time())
         for user in users:  # their sessions on other nodes
-            self._notified(user, "recording.ready", {"room_id": room_id, "location": location})
+            self.notified(user, "recording.ready", {"room_id": room_id, "location": location})
         return bool(users)
 
-    async def _before_resume(self, user: str, resume_token: str) -> None:
+    async def before_resume(self, user: str, resume_token: str) -> None:
         if self.core.has_resume_token(resume_token):
             return
         sid = await self.redis.get(f"nc:resume:{resume_token}")
@@ -443,10 +471,8 @@ class ClusterServer(SignalServer):
     def _hand_over(self, sid: str, to: str) -> None:
         """Another node resumes one of our sessions: let go of its socket and its state."""
         owned = self.core.hand_over(sid, to)
-        conn = self._conns.pop(sid, None)
-        if conn is not None:
-            self._spawn(self._close(conn.ws, CloseCode.SESSION_REPLACED, "session resumed on another node"))
-        self._flush()  # its last messages reach the outbox in Redis before the answer
+        self.server.release(sid, CloseCode.SESSION_REPLACED, "session resumed on another node")
+        self.server.flush()  # its last messages reach the outbox in Redis before the answer
         self._op("publish", _inbox(to), json.dumps({"op": "handed_over", "sid": sid, "owned": owned}))
 
     async def _adopt_session(self, sid: str, info: dict, remote_owned: dict[str, str] | None = None) -> None:
@@ -463,7 +489,7 @@ class ClusterServer(SignalServer):
         for room_id in await self.redis.smembers(f"nc:srooms:{sid}"):
             await self._adopt_room(room_id)
         log_event("session.adopted", node=self.node_id, session=sid, dead_node=info.get("node"))
-        self._flush()
+        self.server.flush()
 
     async def _orphan(self, key: str, owner_field: str) -> tuple[dict, float] | None:
         """A snapshot whose owner node is dead (or us), with the seconds since it was saved."""
@@ -507,7 +533,7 @@ class ClusterServer(SignalServer):
         if adopted:
             self.core.handle_forwarded(event.session_id, event.user, self.node_id, event.message,
                                        asyncio.get_running_loop().time())
-        self._flush()
+        self.server.flush()
 
     async def _undeliverable(self, route: tuple) -> None:
         """A route to a dead node: adopt the session it was for, then deliver here."""
@@ -518,4 +544,4 @@ class ClusterServer(SignalServer):
                 return
             await self._adopt_session(sid, info)
         self.core.handle_routed(sid, kind, payload, mid, self.node_id)
-        self._flush()
+        self.server.flush()

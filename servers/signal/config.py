@@ -35,6 +35,16 @@ class SignalConfig:
     analytics: str | None = None  # JSON lines file; default data_dir/analytics.jsonl
     heartbeat: float = 5.0  # multi-node: user-map heartbeat interval (entries live 3x this)
     log_level: str = "INFO"
+    # admission and resource bounds
+    allowed_origins: list[str] = field(default_factory=list)  # pages besides our own that may connect
+    max_pending_bytes: int = 1024 * 1024  # unsent bytes per connection before it is closed
+    login_timeout: float = 10.0  # seconds a connection may stay without logging in
+    max_connections_per_source: int = 64  # open WebSockets per client address
+    login_free_failures: int = 5  # failed logins per account or address before back-off
+    login_backoff: float = 1.0  # first back-off in seconds, doubling per further failure
+    login_backoff_max: float = 60.0
+    hash_workers: int = 1  # password hashes (scrypt) computed at once
+    hash_queue: int = 64  # hashes waiting beyond those; more are refused as busy
     # core
     ring_timeout: float = 30.0
     resume_window: float = 30.0
@@ -46,6 +56,7 @@ class SignalConfig:
     burst: float = 40.0
     max_strikes: int = 20
     max_message_bytes: int = 64 * 1024
+    replay_bytes: int = 1024 * 1024
 
     def core_config(self) -> CoreConfig:
         names = {f.name for f in dataclasses.fields(CoreConfig)}

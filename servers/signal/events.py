@@ -4,13 +4,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from netcore.net import Event
+
 from .protocol import Message
 
-__all__ = ["UserRequested", "CloseRequested", "RecordingRequested", "SessionExpired", "PresenceChanged", "Forwarded", "CallChanged", "RoomChanged", "CallStarted", "CallAnswered", "CallEnded", "QualityReported"]
+__all__ = ["SignalEvent", "UserRequested", "CloseRequested", "RecordingRequested", "SessionExpired", "PresenceChanged", "Forwarded", "CallChanged", "RoomChanged", "CallStarted", "CallAnswered", "CallEnded", "QualityReported"]
 
 
-@dataclass(frozen=True)
-class UserRequested:
+@dataclass(frozen=True, slots=True)
+class SignalEvent(Event):
+    """Base of every event of the signaling core."""
+
+
+@dataclass(frozen=True, slots=True)
+class UserRequested(SignalEvent):
     """A user-service message (friends, blocks) for the adapter to run on storage."""
 
     session_id: str
@@ -18,15 +25,15 @@ class UserRequested:
     message: Message
 
 
-@dataclass(frozen=True)
-class CloseRequested:
+@dataclass(frozen=True, slots=True)
+class CloseRequested(SignalEvent):
     session_id: str
     code: int
     reason: str
 
 
-@dataclass(frozen=True)
-class RecordingRequested:
+@dataclass(frozen=True, slots=True)
+class RecordingRequested(SignalEvent):
     """Forward to the call server: start or stop recording a room."""
 
     room_id: str
@@ -34,22 +41,22 @@ class RecordingRequested:
     by: str
 
 
-@dataclass(frozen=True)
-class SessionExpired:
+@dataclass(frozen=True, slots=True)
+class SessionExpired(SignalEvent):
     session_id: str
     user: str
 
 
-@dataclass(frozen=True)
-class PresenceChanged:
+@dataclass(frozen=True, slots=True)
+class PresenceChanged(SignalEvent):
     """A user's status as seen from this node changed (for other nodes)."""
 
     user: str
     status: str
 
 
-@dataclass(frozen=True)
-class Forwarded:
+@dataclass(frozen=True, slots=True)
+class Forwarded(SignalEvent):
     """Multi-node: a local session's message about a call owned by ``node``."""
 
     node: str
@@ -58,24 +65,24 @@ class Forwarded:
     message: Message
 
 
-@dataclass(frozen=True)
-class CallChanged:
+@dataclass(frozen=True, slots=True)
+class CallChanged(SignalEvent):
     """Multi-node: a call owned here changed; ``snapshot`` None means it ended."""
 
     call_id: str
     snapshot: dict | None
 
 
-@dataclass(frozen=True)
-class RoomChanged:
+@dataclass(frozen=True, slots=True)
+class RoomChanged(SignalEvent):
     """Multi-node: a room owned here changed; ``snapshot`` None means it ended."""
 
     room_id: str
     snapshot: dict | None
 
 
-@dataclass(frozen=True)
-class CallStarted:
+@dataclass(frozen=True, slots=True)
+class CallStarted(SignalEvent):
     call_id: str
     kind: str  # "p2p" or "group"
     caller: str
@@ -83,14 +90,14 @@ class CallStarted:
     media: tuple[str, ...]
 
 
-@dataclass(frozen=True)
-class CallAnswered:
+@dataclass(frozen=True, slots=True)
+class CallAnswered(SignalEvent):
     call_id: str
     setup_time: float  # seconds from invite to accept
 
 
-@dataclass(frozen=True)
-class CallEnded:
+@dataclass(frozen=True, slots=True)
+class CallEnded(SignalEvent):
     call_id: str
     kind: str
     participants: tuple[str, ...]
@@ -100,8 +107,8 @@ class CallEnded:
     answered: bool
 
 
-@dataclass(frozen=True)
-class QualityReported:
+@dataclass(frozen=True, slots=True)
+class QualityReported(SignalEvent):
     call_id: str
     user: str
     path: str

@@ -14,12 +14,12 @@ from .server import SignalServer
 async def serve(argv: list[str] | None = None) -> None:
     config = load_config(argv)
     logging.basicConfig(stream=sys.stderr, level=config.log_level.upper(), format="%(message)s")
+    cluster = None
     if config.redis:
-        from .cluster import ClusterServer
+        from .cluster import Cluster
 
-        server: SignalServer = ClusterServer(config)
-    else:
-        server = SignalServer(config)
+        cluster = Cluster(config)
+    server = SignalServer(config, cluster=cluster)
     await server.start()
     # Machine-readable line for supervisors and tests that asked for port 0.
     print(f"listening {server.config.host} {server.port}", flush=True)
@@ -35,9 +35,14 @@ def main(argv: list[str] | None = None) -> None:
     try:
         import uvloop
     except ImportError:
-        asyncio.run(serve(argv))
+        runner = asyncio.run
     else:
-        uvloop.run(serve(argv))
+        runner = uvloop.run
+    try:
+        runner(serve(argv))
+    except OSError as exc:  # a port in use, an unreadable data directory: one sentence, no traceback
+        print(f"netcore-signal: {exc.strerror or exc}", file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -62,6 +62,7 @@ class CloseCode:
     GOING_AWAY = 1001  # server shutting down: reconnect elsewhere and resume
     POLICY_VIOLATION = 1008  # too many invalid or excess messages
     MESSAGE_TOO_BIG = 1009
+    TRY_AGAIN_LATER = 1013  # too far behind in reading, or too many connections from one address
     UNAUTHORIZED = 4001  # bad bearer token at connect time
     SESSION_REPLACED = 4002  # the same resume token was used by a newer connection
 

@@ -1,50 +1,111 @@
-"""Group calls in the signaling core (sans-IO, mixed into SignalCore).
+"""Group calls in the signaling core (sans-IO, a part the core owns).
 
 A room is owned by its creator; invited users join; the server decides the
 topology: a mesh while the room has at most ``group_threshold`` participants
 and is not recorded, the call server after that (one-way, announced with
 ``room.topology``).  Recording is controlled by the owner and forwarded to
 the call server as ``RecordingRequested`` events.
+
+:class:`Rooms` owns the rooms; it reads sessions and relations from the
+:class:`~.directory.Directory`, writes through the :class:`~.outbox.Outbox`,
+and asks its :class:`RoomHost` (the core) for the few things that are the
+core's: presence, ids, and foreign sessions.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
+from typing import TYPE_CHECKING, Callable, Protocol
+
+from .directory import Directory
 from .events import CallEnded, CallStarted, RecordingRequested, RoomChanged
+from .outbox import Outbox
 from .protocol import ErrorCode, Message
 from .session import Session
-from .state import Room
+from .state import Room, Topology
 
-__all__ = ["RoomsMixin"]
+if TYPE_CHECKING:
+    from .core import CoreConfig
+
+__all__ = ["RoomHost", "Rooms"]
+
+ENDED_ROOMS_KEPT = 1000  # for a late recording.ready
 
 
-class RoomsMixin:
-    """Room handlers; the state they use lives on SignalCore."""
+class RoomHost(Protocol):
+    """What the rooms need from the core that owns them."""
+
+    def update_presence(self, user: str) -> None: ...
+    def new_id(self) -> str: ...
+    def notify_user(self, user: str, kind: str, payload: dict) -> int: ...
+    def add_foreign_session(self, session_id: str, user: str, node: str) -> None: ...
+    def drop_foreign(self, session: Session) -> None: ...
+
+
+class Rooms:
+    """Group calls: the rooms owned by this node and the handlers of ``room.*`` messages."""
+
+    def __init__(self, config: CoreConfig, node_id: str, directory: Directory, out: Outbox, host: RoomHost) -> None:
+        self.config = config
+        self.node_id = node_id
+        self._directory = directory
+        self._out = out
+        self._host = host
+        self._rooms: dict[str, Room] = {}
+        self._ended: OrderedDict[str, Room] = OrderedDict()
+
+    def handlers(self) -> dict[str, Callable[[Session, Message, float], None]]:
+        return {
+            "room.create": self._on_room_create,
+            "room.invite": self._on_room_invite,
+            "room.join": self._on_room_join,
+            "room.leave": self._on_room_leave,
+            "room.signal": self._on_room_signal,
+            "room.record": self._on_room_record,
+        }
+
+    def __len__(self) -> int:
+        return len(self._rooms)
+
+    def get(self, room_id: str) -> Room | None:
+        return self._rooms.get(room_id)
+
+    def all(self):
+        """The open rooms owned here (a view)."""
+        return self._rooms.values()
+
+    def leave_all(self, session: Session, now: float, reason: str) -> None:
+        """The session leaves every room owned here that it is in."""
+        for room_id in list(session.rooms):
+            room = self._rooms.get(room_id)
+            if room is not None:
+                self._leave_room(room, session, now, reason)
 
     def handle_recording_ready(self, room_id: str, location: str, now: float) -> list[str]:
         """The call server says a recording file exists: tell the room's users (local
         sessions); returns the users, empty if this node does not know the room."""
-        room = self._rooms.get(room_id) or self._ended_rooms.get(room_id)
+        room = self._rooms.get(room_id) or self._ended.get(room_id)
         if room is None:
             return []
         users = sorted(room.everyone)
         for user in users:
-            self.notify_user(user, "recording.ready", {"room_id": room_id, "location": location})
+            self._host.notify_user(user, "recording.ready", {"room_id": room_id, "location": location})
         return users
 
     def _member_room(self, session: Session, message: Message) -> Room | None:
         room = self._rooms.get(message.payload["room_id"])
         if room is None or room.room_id not in session.rooms:
-            self._error(session, message, ErrorCode.NOT_FOUND, "no such room")
+            self._out.error(session, message, ErrorCode.NOT_FOUND, "no such room")
             return None
         return room
 
     def _on_room_create(self, session: Session, message: Message, now: float) -> None:
         if session.rooms:
-            return self._error(session, message, ErrorCode.CONFLICT, "this session is already in a room")
+            return self._out.error(session, message, ErrorCode.CONFLICT, "this session is already in a room")
         media = tuple(message.payload.get("media", ["audio", "video"]))
-        room = Room(self._new_id(), session.user, media, now, invited={session.user})
+        room = Room(self._host.new_id(), session.user, media, now, invited={session.user})
         self._rooms[room.room_id] = room
-        self._events.append(CallStarted(room.room_id, "group", session.user, None, media))
+        self._out.emit(CallStarted(room.room_id, "group", session.user, None, media))
         self._join(room, session, message, now)
 
     def _on_room_invite(self, session: Session, message: Message, now: float) -> None:
@@ -52,29 +113,29 @@ class RoomsMixin:
         if room is None:
             return
         to = message.payload["to"]
-        if self.config.friends_only and to not in self._friends.get(session.user, ()):
-            return self._error(session, message, ErrorCode.FORBIDDEN, "only friends may be invited")
-        self._ack(session, message, {"room_id": room.room_id})
-        if self.blocks(to, session.user) or self.blocks(session.user, to) or to in room.invited:
+        if self.config.friends_only and to not in self._directory.friends_of(session.user):
+            return self._out.error(session, message, ErrorCode.FORBIDDEN, "only friends may be invited")
+        self._out.ack(session, message, {"room_id": room.room_id})
+        if self._directory.blocks(to, session.user) or self._directory.blocks(session.user, to) or to in room.invited:
             return  # silently: a blocked user never reaches the invitee
         room.invited.add(to)
         self._room_changed(room, now)
         invited = {"room_id": room.room_id, "from": session.user, "media": list(room.media)}
-        for sid in self._user_sessions.get(to, ()):  # foreign sessions too: they join through us
-            self._send(self._sessions[sid], "room.invited", invited)
+        for sid in self._directory.sessions_of(to):  # foreign sessions too: they join through us
+            self._out.send(self._directory[sid], "room.invited", invited)
 
     def _on_room_join(self, session: Session, message: Message, now: float) -> None:
         room = self._rooms.get(message.payload["room_id"])
         if room is None or session.user not in room.invited:
-            return self._error(session, message, ErrorCode.NOT_FOUND, "no such room")
+            return self._out.error(session, message, ErrorCode.NOT_FOUND, "no such room")
         if room.room_id in session.rooms:
-            return self._error(session, message, ErrorCode.CONFLICT, "already in this room")
+            return self._out.error(session, message, ErrorCode.CONFLICT, "already in this room")
         if session.rooms:
-            return self._error(session, message, ErrorCode.CONFLICT, "this session is already in a room")
+            return self._out.error(session, message, ErrorCode.CONFLICT, "this session is already in a room")
         if len(room.participants) >= self.config.max_room_size:
-            return self._error(session, message, ErrorCode.FORBIDDEN, "room is full")
+            return self._out.error(session, message, ErrorCode.FORBIDDEN, "room is full")
         if len(room.participants) >= self.config.group_threshold and self.config.call_server is None:
-            return self._error(session, message, ErrorCode.FORBIDDEN,
+            return self._out.error(session, message, ErrorCode.FORBIDDEN,
                                "room is full for a mesh and no call server is configured")
         self._join(room, session, message, now)
 
@@ -84,26 +145,26 @@ class RoomsMixin:
         session.rooms.add(room.room_id)
         # Decide first, so the joiner's answer already names the topology.
         switched = self._update_topology(room)
-        self._ack(session, message, {
+        self._out.ack(session, message, {
             "room_id": room.room_id,
             "owner": room.owner,
             "participants": self._participant_list(room),
             "topology": room.topology,
-            "call_server": self.config.call_server if room.topology == "sfu" else None,
+            "call_server": self.config.call_server if room.topology is Topology.SFU else None,
             "recording": room.recording,
         })
         joined = {"room_id": room.room_id, "session_id": session.session_id, "user": session.user}
         self._room_broadcast(room, "room.joined", joined, skip=session.session_id)
         if switched:
             self._announce_topology(room, "threshold", skip=session.session_id)
-        self._update_presence(session.user)
+        self._host.update_presence(session.user)
         self._room_changed(room, now)
 
     def _on_room_leave(self, session: Session, message: Message, now: float) -> None:
         room = self._member_room(session, message)
         if room is None:
             return
-        self._ack(session, message, {"room_id": room.room_id})
+        self._out.ack(session, message, {"room_id": room.room_id})
         self._leave_room(room, session, now, "left")
 
     def _leave_room(self, room: Room, session: Session, now: float, reason: str) -> None:
@@ -112,22 +173,22 @@ class RoomsMixin:
         left = {"room_id": room.room_id, "session_id": session.session_id, "user": session.user, "reason": reason}
         self._room_broadcast(room, "room.left", left)
         if session.node is not None:  # so its node stops forwarding to us
-            self._routes.append((session.node, session.session_id, "_left", {"room_id": room.room_id}, None))
-            self._drop_foreign(session)
-        self._update_presence(session.user)
+            self._out.route(session.node, session.session_id, "_left", {"room_id": room.room_id})
+            self._host.drop_foreign(session)
+        self._host.update_presence(session.user)
         if room.participants:
             self._room_changed(room, now)
         else:
             del self._rooms[room.room_id]
-            if self._journal is not None:
-                self._events.append(RoomChanged(room.room_id, None))
-            self._ended_rooms[room.room_id] = room
-            while len(self._ended_rooms) > 1000:
-                self._ended_rooms.popitem(last=False)
-            self._events.append(CallEnded(room.room_id, "group", tuple(sorted(room.everyone)),
+            if self._out.journaling:
+                self._out.emit(RoomChanged(room.room_id, None))
+            self._ended[room.room_id] = room
+            while len(self._ended) > ENDED_ROOMS_KEPT:
+                self._ended.popitem(last=False)
+            self._out.emit(CallEnded(room.room_id, "group", tuple(sorted(room.everyone)),
                                           room.topology, "empty", now - room.created_at, True))
             if room.recording:
-                self._events.append(RecordingRequested(room.room_id, "stop", session.user))
+                self._out.emit(RecordingRequested(room.room_id, "stop", session.user))
 
     def _on_room_signal(self, session: Session, message: Message, now: float) -> None:
         """Mesh signaling between two participants of the same room."""
@@ -137,69 +198,69 @@ class RoomsMixin:
         kind = message.payload["kind"]
         needed = "candidate" if kind == "candidate" else "sdp"
         if needed not in message.payload:
-            return self._error(session, message, ErrorCode.BAD_REQUEST, f"a {kind} needs field {needed!r}")
+            return self._out.error(session, message, ErrorCode.BAD_REQUEST, f"a {kind} needs field {needed!r}")
         target = message.payload["to"]
         if target not in room.participants or target == session.session_id:
-            return self._error(session, message, ErrorCode.NOT_FOUND, "no such participant")
-        if room.topology != "mesh":
-            return self._error(session, message, ErrorCode.CONFLICT, "room uses the call server")
+            return self._out.error(session, message, ErrorCode.NOT_FOUND, "no such participant")
+        if room.topology is not Topology.MESH:
+            return self._out.error(session, message, ErrorCode.CONFLICT, "room uses the call server")
         payload = dict(message.payload)
         payload["to"] = target
         payload["from"] = session.session_id
         payload["from_user"] = session.user
-        self._send(self._sessions[target], "room.signal", payload)
-        self._ack(session, message)
+        self._out.send(self._directory[target], "room.signal", payload)
+        self._out.ack(session, message)
 
     def _on_room_record(self, session: Session, message: Message, now: float) -> None:
         room = self._member_room(session, message)
         if room is None:
             return
         if session.user != room.owner:
-            return self._error(session, message, ErrorCode.FORBIDDEN, "only the room owner controls recording")
+            return self._out.error(session, message, ErrorCode.FORBIDDEN, "only the room owner controls recording")
         action = message.payload["action"]
         if self.config.call_server is None:
-            return self._error(session, message, ErrorCode.CONFLICT, "no call server to record on")
+            return self._out.error(session, message, ErrorCode.CONFLICT, "no call server to record on")
         if room.recording == (action == "start"):
-            return self._error(session, message, ErrorCode.CONFLICT, f"recording already {action}ed")
+            return self._out.error(session, message, ErrorCode.CONFLICT, f"recording already {action}ed")
         room.recording = action == "start"
-        self._ack(session, message, {"room_id": room.room_id, "recording": room.recording})
+        self._out.ack(session, message, {"room_id": room.room_id, "recording": room.recording})
         if self._update_topology(room):
             self._announce_topology(room, "recording")
         self._room_changed(room, now)
-        self._events.append(RecordingRequested(room.room_id, action, session.user))
+        self._out.emit(RecordingRequested(room.room_id, action, session.user))
         self._room_broadcast(room, "room.recording", {"room_id": room.room_id,
                                                       "state": "started" if room.recording else "stopped",
                                                       "by": session.user})
 
     def _room_changed(self, room: Room, now: float) -> None:
-        if self._journal is None:
+        if not self._out.journaling:
             return  # single node: nobody to hand the room to
-        participants = {sid: (user, self._sessions[sid].node or self.node_id)
+        participants = {sid: (user, self._directory[sid].node or self.node_id)
                         for sid, user in room.participants.items()}
-        self._events.append(RoomChanged(room.room_id, {
+        self._out.emit(RoomChanged(room.room_id, {
             "room_id": room.room_id, "owner": room.owner, "media": list(room.media), "age": now - room.created_at,
             "invited": sorted(room.invited), "participants": participants, "everyone": sorted(room.everyone),
             "topology": room.topology, "recording": room.recording, "owner_node": self.node_id,
         }))
 
-    def adopt_room(self, snapshot: dict, now: float) -> None:
+    def adopt(self, snapshot: dict, now: float) -> None:
         """Take over a room from a dead node (see :meth:`_room_changed`)."""
         room_id = snapshot["room_id"]
         if room_id in self._rooms:
             return
         room = Room(room_id, snapshot["owner"], tuple(snapshot["media"]), now - snapshot["age"],
-                    set(snapshot["invited"]), {}, set(snapshot["everyone"]), snapshot["topology"],
+                    set(snapshot["invited"]), {}, set(snapshot["everyone"]), Topology(snapshot["topology"]),
                     snapshot["recording"])
         self._rooms[room_id] = room
         for sid, (user, node) in snapshot["participants"].items():
-            if sid not in self._sessions:
-                self.add_foreign_session(sid, user, node)
-            session = self._sessions[sid]
+            if sid not in self._directory:
+                self._host.add_foreign_session(sid, user, node)
+            session = self._directory[sid]
             room.participants[sid] = user
             session.rooms.add(room_id)
             session.remote_owned.pop(room_id, None)
             if session.node is not None:
-                self._routes.append((session.node, sid, "_owner", {"room_id": room_id}, None))
+                self._out.route(session.node, sid, "_owner", {"room_id": room_id})
         self._room_changed(room, now)
 
     def _update_topology(self, room: Room) -> bool:
@@ -209,10 +270,10 @@ class RoomsMixin:
         hovering at the threshold does not renegotiate back and forth.
         Returns whether it switched now.
         """
-        if room.topology == "sfu" or self.config.call_server is None:
+        if room.topology is Topology.SFU or self.config.call_server is None:
             return False
         if len(room.participants) > self.config.group_threshold or room.recording:
-            room.topology = "sfu"
+            room.topology = Topology.SFU
             return True
         return False
 
@@ -227,4 +288,4 @@ class RoomsMixin:
     def _room_broadcast(self, room: Room, kind: str, payload: dict, skip: str | None = None) -> None:
         for sid in room.participants:
             if sid != skip:
-                self._send(self._sessions[sid], kind, payload)
+                self._out.send(self._directory[sid], kind, payload)

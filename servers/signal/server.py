@@ -15,6 +15,7 @@ Paths on the one port:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import json
 import logging
@@ -24,7 +25,7 @@ import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from http import HTTPStatus
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 from websockets.asyncio.server import ServerConnection, serve
@@ -41,17 +42,20 @@ from .core import (
     UserRequested,
 )
 from .credentials import hash_password, issue_token, turn_rest_credentials, verify_token
+from .guard import HashGate, LoginLimiter, SourceCounter, origin_allowed
 from .metrics import Metrics
 from .protocol import ANONYMOUS_TYPES, CloseCode, ErrorCode, SignalParseError, encode, parse
 from .session import TokenBucket
-from .static import static_response
+from .static import allowed_methods, method_not_allowed, static_response
 from .store import open_store
 from .users import UserService
+
+if TYPE_CHECKING:
+    from .cluster import Cluster
 
 __all__ = ["SignalServer"]
 
 log = logging.getLogger("netcore.signal")
-MAX_PENDING_WRITES = 4096  # per connection; a client this far behind is dropped (it can resume)
 
 
 def log_event(event: str, **fields: Any) -> None:
@@ -61,22 +65,42 @@ def log_event(event: str, **fields: Any) -> None:
 
 
 class Connection:
-    """A client socket and its ordered write queue (one writer task)."""
+    """A client socket and its ordered write queue (one writer task).
 
-    __slots__ = ("ws", "pending", "wake", "writer")
+    The queue is bounded in bytes (the texts are ASCII JSON, so characters
+    are bytes): a client that does not read while messages keep coming
+    would otherwise grow the daemon's memory without limit.  The message
+    being written counts until the socket took it.
+    """
 
-    def __init__(self, ws: ServerConnection) -> None:
+    __slots__ = ("ws", "pending", "pending_bytes", "max_bytes", "wake", "writer", "closing")
+
+    def __init__(self, ws: ServerConnection, max_bytes: int) -> None:
         self.ws = ws
         self.pending: deque[str] = deque()
+        self.pending_bytes = 0
+        self.max_bytes = max_bytes
         self.wake = asyncio.Event()
         self.writer = asyncio.create_task(self._write())
+        self.closing = False  # a close was started: nothing more is queued or closed again
 
     def push(self, text: str) -> bool:
-        if len(self.pending) >= MAX_PENDING_WRITES:
+        """Queue ``text``; False if that puts the connection over its byte bound."""
+        if self.closing:
+            return True
+        if self.pending_bytes + len(text) > self.max_bytes:
             return False
         self.pending.append(text)
+        self.pending_bytes += len(text)
         self.wake.set()
         return True
+
+    def discard(self) -> None:
+        """Stop writing and free what was queued (the connection is being closed)."""
+        self.closing = True
+        self.writer.cancel()
+        self.pending.clear()
+        self.pending_bytes = 0
 
     async def _write(self) -> None:
         try:
@@ -84,18 +108,29 @@ class Connection:
                 await self.wake.wait()
                 self.wake.clear()
                 while self.pending:
-                    await self.ws.send(self.pending.popleft())
+                    text = self.pending[0]
+                    await self.ws.send(text)
+                    self.pending.popleft()
+                    self.pending_bytes -= len(text)
         except ConnectionClosed:
             pass
 
 
 class SignalServer:
-    """One node of the signaling service."""
+    """One node of the signaling service.
 
-    def __init__(self, config: SignalConfig, *, journal: bool = False) -> None:
+    Alone, or one of several when given a :class:`~.cluster.Cluster`: the
+    server then hands it what concerns other nodes at fixed points (before
+    a frame, a resume or a session open; after relations change; every
+    flush, event and analytics record) through the cluster's public methods,
+    and the cluster reaches back only through this class's public ones.
+    """
+
+    def __init__(self, config: SignalConfig, *, cluster: Cluster | None = None) -> None:
         self.config = config
         self.node_id = config.node_id or secrets.token_hex(4)
-        self.core = SignalCore(config.core_config(), node_id=self.node_id, journal=journal)
+        self.cluster = cluster
+        self.core = SignalCore(config.core_config(), node_id=self.node_id, journal=cluster is not None)
         os.makedirs(config.data_dir, exist_ok=True)
         self.store = open_store(config.database, config.data_dir)
         self.users = UserService(self.store)
@@ -103,15 +138,21 @@ class SignalServer:
         self.token_secret = self._token_secret()
         self.analytics = JsonLinesSink(config.analytics or os.path.join(config.data_dir, "analytics.jsonl"))
         self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="signal-db")
+        # Password hashing has threads of its own, and a bound: see HashGate.
+        self._hasher = ThreadPoolExecutor(max_workers=config.hash_workers, thread_name_prefix="signal-hash")
+        self.hash_gate = HashGate(config.hash_workers, config.hash_queue)
+        self.logins = LoginLimiter(config.login_free_failures, config.login_backoff, config.login_backoff_max)
+        self.sources = SourceCounter(config.max_connections_per_source)
         self._conns: dict[str, Connection] = {}  # session_id -> connection
         self._service: Connection | None = None
         self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
         self._servers: list[Any] = []
         self._tasks: set[asyncio.Task] = set()
         self.port = 0
         self.metrics_port: int | None = None
-        # Multi-node hook: awaited with each client frame before the core sees it.
-        self._prefetch = None
+        if cluster is not None:
+            cluster.bind(self)
 
     # --- lifecycle --------------------------------------------------------
 
@@ -130,24 +171,34 @@ class SignalServer:
             return secret
 
     async def start(self) -> None:
-        server = await serve(
+        """Listen on the configured port(s); an OSError names the address that failed."""
+        if self.cluster is not None:
+            await self.cluster.join()  # known to the other nodes before the first client
+        with _naming(self.config.host, self.config.port):
+            server = await serve(
             self._handle, self.config.host, self.config.port,
-            process_request=self._process_request,
-            max_size=self.config.max_message_bytes,
-            compression=None,
-            ping_interval=20, ping_timeout=20,
-        )
+                process_request=self._process_request,
+                max_size=self.config.max_message_bytes,
+                compression=None,
+                ping_interval=20, ping_timeout=20,
+                server_header="netcore-signal",  # no library or version names
+            )
         self._servers.append(server)
         self.port = server.sockets[0].getsockname()[1]
         if self.config.metrics_port is not None:
-            http = await asyncio.start_server(self._http, self.config.host, self.config.metrics_port)
+            with _naming(self.config.host, self.config.metrics_port):
+                http = await asyncio.start_server(self._http, self.config.host, self.config.metrics_port)
             self._servers.append(http)
             self.metrics_port = http.sockets[0].getsockname()[1]
         log_event("listening", node=self.node_id, host=self.config.host, port=self.port,
                   metrics_port=self.metrics_port)
+        if self.cluster is not None:
+            self.cluster.run()
 
     async def stop(self) -> None:
         """Close every connection with 1001 going away, so clients resume elsewhere."""
+        if self.cluster is not None:
+            await self.cluster.leave()  # first: clients that reconnect at once resume elsewhere
         for server in self._servers:
             server.close()
         conns = list(self._conns.values())
@@ -161,8 +212,11 @@ class SignalServer:
         if self._timer is not None:
             self._timer.cancel()
         self._db.shutdown(wait=True)
+        self._hasher.shutdown(wait=True)
         self.store.close()
         self.analytics.close()
+        if self.cluster is not None:
+            await self.cluster.close()
         log_event("stopped", node=self.node_id)
 
     # --- HTTP -------------------------------------------------------------
@@ -176,12 +230,21 @@ class SignalServer:
 
     def _process_request(self, connection: ServerConnection, request):
         url = urlsplit(request.path)
+        if request.method not in allowed_methods(request):
+            return method_not_allowed(request)
         answer = self._http_body(url.path)
         if answer is not None:
-            return connection.respond(HTTPStatus(answer[0]), answer[1])
+            response = connection.respond(HTTPStatus(answer[0]), answer[1])
+            if request.method == "HEAD":
+                response.body = b""  # RFC 9110 section 9.3.2: GET's headers, no content
+            return response
         page = static_response(request)  # the web client (servers/signal/web/)
         if page is not None:
             return page
+        if not origin_allowed(request.headers.get("Origin"), request.headers.get("Host"),
+                              self.config.allowed_origins):
+            log_event("origin.refused", node=self.node_id, origin=request.headers.get("Origin", "")[:200])
+            return connection.respond(HTTPStatus.FORBIDDEN, "origin not allowed\n")
         if url.path == "/v1/service":
             secret = self.config.service_secret
             if not secret or not hmac.compare_digest((_bearer(request) or "").encode(), secret.encode()):
@@ -214,13 +277,29 @@ class SignalServer:
 
     async def _handle(self, ws: ServerConnection) -> None:
         self.metrics.connections_total += 1
+        source = _source(ws)
+        if not self.sources.add(source):
+            await self._close(ws, CloseCode.TRY_AGAIN_LATER, "too many connections from this address")
+            return
+        try:
+            await self._serve_connection(ws, source)
+        finally:
+            self.sources.remove(source)
+
+    async def _serve_connection(self, ws: ServerConnection, source: str) -> None:
         url = urlsplit(ws.request.path)
         if url.path == "/v1/service":
             return await self._service_link(ws)
         token = _bearer(ws.request) or _query(url.query, "token")
         user = verify_token(self.token_secret, token, time.time()) if token else None
         if user is None:
-            user = await self._anonymous(ws)
+            try:
+                async with asyncio.timeout(self.config.login_timeout):
+                    user = await self._anonymous(ws, source)
+            except TimeoutError:
+                await self._close(ws, CloseCode.POLICY_VIOLATION,
+                                  f"no login within {self.config.login_timeout:g} s")
+                return
             if user is None:
                 return
         resume = _query(url.query, "resume")
@@ -228,28 +307,31 @@ class SignalServer:
             last_seq = int(_query(url.query, "last_seq") or 0)
         except ValueError:
             last_seq = 0
-        if resume is not None:
-            await self._before_resume(user, resume)
-        friends, blocked = await self._in_db(self.store.relations, user)
-        await self._before_open(user, friends)
+        if resume is not None and self.cluster is not None:
+            await self.cluster.before_resume(user, resume)
+        friends, blocked = await self.in_db(self.store.relations, user)
+        if self.cluster is not None:
+            await self.cluster.before_open(user, friends)
         loop = asyncio.get_running_loop()
-        conn = Connection(ws)
+        conn = Connection(ws, self.config.max_pending_bytes)
         sid = self.core.handle_connect(user, loop.time(), ice_servers=self._ice_servers(user),
                                        resume_token=resume, last_seq=last_seq,
                                        friends=friends, blocked=blocked)
         old = self._conns.get(sid)
         self._conns[sid] = conn
-        self._session_opened(sid, user)
-        if old is not None:
-            self._spawn(old.ws.close(CloseCode.SESSION_REPLACED, "session resumed elsewhere"))
+        if self.cluster is not None:
+            self.cluster.session_opened(sid, user)
+        if old is not None and not old.closing:
+            old.closing = True
+            self.spawn(old.ws.close(CloseCode.SESSION_REPLACED, "session resumed elsewhere"))
         log_event("session.open", node=self.node_id, user=user, session=sid, resumed=resume is not None)
-        self._flush()
+        self.flush()
         try:
             async for text in ws:
-                if self._prefetch is not None:
-                    await self._prefetch(text)
+                if self.cluster is not None:
+                    await self.cluster.before_frame(text)
                 self.core.handle_text(sid, text, loop.time())
-                self._flush()
+                self.flush()
         except ConnectionClosed:
             pass
         finally:
@@ -257,12 +339,17 @@ class SignalServer:
             if self._conns.get(sid) is conn:
                 del self._conns[sid]
                 self.core.handle_disconnect(sid, loop.time())
-                self._flush()
+                self.flush()
             log_event("session.drop", node=self.node_id, user=user, session=sid,
                       code=ws.close_code)
 
-    async def _anonymous(self, ws: ServerConnection) -> str | None:
-        """Before login: only register, login and ping; returns the user once logged in."""
+    async def _anonymous(self, ws: ServerConnection, source: str) -> str | None:
+        """Before login: only register, login and ping; returns the user once logged in.
+
+        Failed logins count per account and per source address (not per
+        connection, which a guesser simply reopens), and every password hash
+        goes through the bounded hash gate.
+        """
         loop = asyncio.get_running_loop()
         bucket = TokenBucket(self.config.rate, self.config.burst, loop.time())
         strikes = 0
@@ -290,21 +377,41 @@ class SignalServer:
                 p = message.payload
                 if message.type == "ping":
                     await answer("ack", message.id, {"pong": True})
-                elif message.type == "register":
-                    hashed = await asyncio.to_thread(hash_password, p["password"])
-                    outcome = await self._in_db(self.users.register, p["username"], hashed, time.time())
+                    continue
+                if message.type == "register":
+                    hashed = await self._hash(hash_password, p["password"])
+                    if hashed is None:
+                        await answer("error", message.id, _BUSY)
+                        continue
+                    outcome = await self.in_db(self.users.register, p["username"], hashed, time.time())
                     if outcome.error:
                         await answer("error", message.id, {"code": outcome.error[0], "reason": outcome.error[1]})
                     else:
                         log_event("user.registered", node=self.node_id, user=p["username"])
                         await answer("ack", message.id, outcome.payload)
-                elif await asyncio.to_thread(self.users.check_password, p["password"],
-                                             await self._in_db(self.users.stored_hash, p["username"])):
+                    continue
+                wait = self.logins.retry_after(p["username"], source, loop.time())
+                if wait > 0:
+                    strikes += 1
+                    await answer("error", message.id, {"code": ErrorCode.RATE_LIMITED,
+                                                       "reason": f"too many failed logins; retry in {wait:.0f} s"})
+                    if strikes > self.config.max_strikes:
+                        await self._close(ws, CloseCode.POLICY_VIOLATION, "too many failed logins")
+                        return None
+                    continue
+                matches = await self._hash(self.users.check_password, p["password"],
+                                           await self.in_db(self.users.stored_hash, p["username"]))
+                if matches is None:
+                    await answer("error", message.id, _BUSY)
+                elif matches:
+                    self.logins.succeeded(p["username"])
                     expiry = int(time.time()) + self.config.token_ttl
                     token = issue_token(self.token_secret, p["username"], expiry)
                     await answer("ack", message.id, {"user": p["username"], "token": token, "expires": expiry})
                     return p["username"]
                 else:
+                    self.logins.failed(p["username"], source, loop.time())
+                    log_event("login.failed", node=self.node_id, user=p["username"], source=source)
                     strikes += 1  # password guessing counts like invalid input
                     await answer("error", message.id, {"code": ErrorCode.UNAUTHORIZED,
                                                        "reason": "bad username or password"})
@@ -317,7 +424,7 @@ class SignalServer:
 
     async def _service_link(self, ws: ServerConnection) -> None:
         """The call server: recording commands out, recording.ready in."""
-        conn = Connection(ws)
+        conn = Connection(ws, self.config.max_pending_bytes)
         self._service = conn
         log_event("service.open", node=self.node_id)
         try:
@@ -333,7 +440,7 @@ class SignalServer:
                     continue
                 found = await self._recording_ready(room_id, location)
                 conn.push(encode("ack", obj.get("id"), {"delivered": found}))
-                self._flush()
+                self.flush()
         except ConnectionClosed:
             pass
         finally:
@@ -343,41 +450,50 @@ class SignalServer:
 
     # --- the core's outputs -----------------------------------------------
 
-    def _flush(self) -> None:
+    def flush(self) -> None:
+        """Deliver everything the core produced; call after every input to it."""
         core = self.core
+        if self.cluster is not None:
+            self.cluster.drain(core)  # what goes to other nodes, before what goes to sockets
         while (out := core.poll_transmit()) is not None:
-            conn = self._conns.get(out[0])
-            if conn is not None and not conn.push(out[1]):
-                self._spawn(self._close(conn.ws, CloseCode.POLICY_VIOLATION, "not reading fast enough"))
+            conn = self._conns.get(out.session_id)
+            if conn is not None and not conn.push(out.text):
+                self._close_once(conn, CloseCode.TRY_AGAIN_LATER,
+                                 f"over {conn.max_bytes} bytes waiting to be sent")
         while (event := core.poll_event()) is not None:
             self._on_event(event)
         self.analytics.flush()
         self._arm_timer()
 
     def _on_event(self, event: Any) -> None:
+        if self.cluster is not None and self.cluster.on_event(event):
+            return
         record = analytics_record(event, time.time(), self.node_id)
         if record is not None:
             self._write_analytics(record)
         if isinstance(event, UserRequested):
-            self._spawn(self._user_request(event))
+            self.spawn(self._user_request(event))
         elif isinstance(event, CloseRequested):
             conn = self._conns.get(event.session_id)
             if conn is not None:
-                self._spawn(self._close(conn.ws, event.code, event.reason))
+                self._close_once(conn, event.code, event.reason)
         elif isinstance(event, RecordingRequested):
             log_event("recording." + event.action, node=self.node_id, room=event.room_id, by=event.by)
             self._recording_command(event.room_id, event.action, event.by)
         elif isinstance(event, CallEnded):
-            self._spawn(self._in_db(self.store.record_call, event.call_id, event.kind, event.participants,
+            self.spawn(self.in_db(self.store.record_call, event.call_id, event.kind, event.participants,
                                     event.topology, event.reason, event.answered, event.duration, time.time()))
         elif isinstance(event, SessionExpired):
             log_event("session.expired", node=self.node_id, user=event.user, session=event.session_id)
 
     def _write_analytics(self, record: dict) -> None:
-        self.analytics.write(record)
+        if self.cluster is not None:
+            self.cluster.write_analytics(record)  # one stream for every node
+        else:
+            self.analytics.write(record)
 
     async def _user_request(self, event: UserRequested) -> None:
-        outcome = await self._in_db(self.users.handle, event.user, event.message, time.time())
+        outcome = await self.in_db(self.users.handle, event.user, event.message, time.time())
         core, mid = self.core, event.message.id
         if outcome.error is not None:
             core.reply_error(event.session_id, mid, *outcome.error)
@@ -387,35 +503,48 @@ class SignalServer:
                 payload = dict(payload, friends=[{"user": f, "status": core.status(f)} for f in payload["friends"]])
             core.reply(event.session_id, mid, payload)
         for user in outcome.changed:
-            friends, blocked = await self._in_db(self.store.relations, user)
+            friends, blocked = await self.in_db(self.store.relations, user)
             core.set_relations(user, friends, blocked)
-            await self._relations_changed(user, friends)
+            if self.cluster is not None:
+                await self.cluster.relations_changed(user, friends)
         for user, kind, payload in outcome.notify:
             core.notify_user(user, kind, payload)
-            self._notified(user, kind, payload)
-        self._flush()
+            if self.cluster is not None:
+                self.cluster.notified(user, kind, payload)
+        self.flush()
+
+    # The core's one timer.  Not a netcore.driver.Driver: that drains a core's
+    # transmits and events, and this core has two more outputs (routes and the
+    # journal, for other nodes) plus the analytics batch, which every flush here
+    # must drain, the timer's included.  The rule is the Driver's: fire with
+    # max(deadline, loop.time()), so that a loop waking a little early (asyncio
+    # runs callbacks up to its clock resolution ahead) cannot spin re-arming.
 
     def _arm_timer(self) -> None:
         deadline = self.core.next_deadline()
+        if deadline == self._timer_at:
+            return
         if self._timer is not None:
-            if deadline is not None and self._timer.when() == deadline:
-                return
             self._timer.cancel()
             self._timer = None
+        self._timer_at = deadline
         if deadline is not None:
             self._timer = asyncio.get_running_loop().call_at(deadline, self._on_timer)
 
     def _on_timer(self) -> None:
-        self._timer = None
-        self.core.handle_timeout(asyncio.get_running_loop().time())
-        self._flush()
+        deadline = self._timer_at
+        self._timer = self._timer_at = None
+        now = asyncio.get_running_loop().time()
+        self.core.handle_timeout(now if deadline is None else max(deadline, now))
+        self.flush()
 
-    # --- hooks for the multi-node adapter ---------------------------------
+    # --- the call server's link, and what the cluster asks of this node ------
 
-    async def _before_resume(self, user: str, resume_token: str) -> None:
-        """Called before a resume; a cluster node fetches a session from Redis here."""
+    def _recording_command(self, room_id: str, action: str, by: str) -> None:
+        if not self.send_to_call_server(room_id, action, by) and self.cluster is not None:
+            self.cluster.recording_command(room_id, action, by)  # its link may be on another node
 
-    def _recording_command(self, room_id: str, action: str, by: str) -> bool:
+    def send_to_call_server(self, room_id: str, action: str, by: str) -> bool:
         """Forward start/stop to the call server's link; False if it is not connected here."""
         if self._service is None:
             return False
@@ -424,19 +553,19 @@ class SignalServer:
 
     async def _recording_ready(self, room_id: str, location: str) -> bool:
         """The call server's recording.ready: notify the room's users; whether the room is known."""
+        if self.cluster is not None:
+            return await self.cluster.recording_ready(room_id, location)  # only the owner knows the room
         return bool(self.core.handle_recording_ready(room_id, location, asyncio.get_running_loop().time()))
 
-    async def _before_open(self, user: str, friends: set[str]) -> None:
-        """Called before a session opens; a cluster node learns its friends' remote status here."""
+    def session_ids(self) -> list[str]:
+        """Sessions with a socket on this node."""
+        return list(self._conns)
 
-    def _session_opened(self, session_id: str, user: str) -> None:
-        """Called when a session is opened or resumed on this node."""
-
-    async def _relations_changed(self, user: str, friends: set[str]) -> None:
-        """Called after ``user``'s friends or blocks changed in storage."""
-
-    def _notified(self, user: str, kind: str, payload: dict) -> None:
-        """Called after a user-service notification went to ``user``'s local sessions."""
+    def release(self, session_id: str, code: int, reason: str) -> None:
+        """Let go of a session's socket (it resumed on another node); queued messages still go out."""
+        conn = self._conns.pop(session_id, None)
+        if conn is not None:
+            self._close_once(conn, code, reason, discard=False)
 
     # --- small helpers ----------------------------------------------------
 
@@ -450,7 +579,16 @@ class SignalServer:
             servers.append({"urls": list(self.config.turn_urls), "username": username, "credential": password})
         return servers
 
-    async def _in_db(self, fn, *args):
+    async def _hash(self, fn, *args):
+        """Run a password hash on the bounded hashing threads; None if too many wait already."""
+        if not self.hash_gate.admit():
+            return None
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._hasher, fn, *args)
+        finally:
+            self.hash_gate.release()
+
+    async def in_db(self, fn, *args):
         return await asyncio.get_running_loop().run_in_executor(self._db, fn, *args)
 
     async def _close(self, ws: ServerConnection, code: int, reason: str) -> None:
@@ -458,10 +596,43 @@ class SignalServer:
         log_event("close", node=self.node_id, code=code, reason=reason)
         await ws.close(code, reason)
 
-    def _spawn(self, coro) -> None:
+    def _close_once(self, conn: Connection, code: int, reason: str, *, discard: bool = True) -> None:
+        """Close a session's connection: the first reason wins, later ones are dropped.
+
+        With ``discard`` what was queued for it is freed at once (the session
+        keeps its replay buffer, so the client may resume).
+        """
+        if conn.closing:
+            return
+        if discard:
+            conn.discard()
+        conn.closing = True
+        self.spawn(self._close(conn.ws, code, reason))
+
+    def spawn(self, coro) -> None:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+
+@contextlib.contextmanager
+def _naming(host: str, port: int):
+    """Re-raise a bind error as one sentence naming the address ("Address already in use: 127.0.0.1:8443")."""
+    try:
+        yield
+    except OSError as exc:
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        raise OSError(exc.errno, f"{reason}: {where}") from None
+
+
+_BUSY = {"code": ErrorCode.RATE_LIMITED, "reason": "too many logins at once; retry shortly"}
+
+
+def _source(ws: ServerConnection) -> str:
+    """The client's address (without the port): the key of per-source limits."""
+    address = ws.remote_address
+    return str(address[0]) if address else "?"
 
 
 def _bearer(request) -> str | None:

@@ -1,14 +1,42 @@
-"""The core's records of calls and rooms (plain slotted dataclasses)."""
+"""The core's records of calls and rooms (plain slotted dataclasses) and their states.
+
+States are enums whose values are the strings the wire and the page use
+(``StrEnum``: a member *is* its string in JSON, in Redis and in metrics).
+"""
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field
 
-__all__ = ["RINGING", "ACTIVE", "STATUS_RANK", "Call", "Room", "owned_key"]
+__all__ = ["CallState", "Presence", "Topology", "RINGING", "ACTIVE", "STATUS_RANK", "Call", "Room", "owned_key"]
 
-RINGING, ACTIVE = "ringing", "active"
-# Presence statuses, least to most engaged: views of one user combine to the highest.
-STATUS_RANK = {"offline": 0, "online": 1, "busy": 2}
+
+class CallState(enum.StrEnum):
+    """A 1-to-1 call (transition table in :mod:`.core`)."""
+
+    RINGING = "ringing"
+    ACTIVE = "active"
+
+
+class Presence(enum.StrEnum):
+    """A user's status, least to most engaged."""
+
+    OFFLINE = "offline"
+    ONLINE = "online"
+    BUSY = "busy"
+
+
+class Topology(enum.StrEnum):
+    """How a room's media flows: peer to peer, or through the call server (one-way switch)."""
+
+    MESH = "mesh"
+    SFU = "sfu"
+
+
+RINGING, ACTIVE = CallState.RINGING, CallState.ACTIVE
+# Views of one user combine to the highest.
+STATUS_RANK = {Presence.OFFLINE: 0, Presence.ONLINE: 1, Presence.BUSY: 2}
 
 
 def owned_key(payload: dict) -> str:
@@ -28,7 +56,7 @@ class Call:
     ring_deadline: float
     ringing: set[str] = field(default_factory=set)
     callee_session: str | None = None
-    state: str = RINGING
+    state: CallState = CallState.RINGING
     answered_at: float | None = None
 
 
@@ -41,5 +69,5 @@ class Room:
     invited: set[str] = field(default_factory=set)
     participants: dict[str, str] = field(default_factory=dict)  # session_id -> user
     everyone: set[str] = field(default_factory=set)  # users who ever joined
-    topology: str = "mesh"
+    topology: Topology = Topology.MESH
     recording: bool = False

@@ -6,10 +6,14 @@ a known type, are served: the request path is looked up in that index, never
 joined onto the file system, so ``..`` and friends cannot reach anything
 else. A WebSocket upgrade is never answered here (``/`` is also a client
 WebSocket path of the daemon).
+
+Only GET and HEAD are served (HEAD with the headers of GET and no body,
+RFC 9110 section 9.3.2); any other method gets 405 with ``Allow``.
 """
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from http import HTTPStatus
 from pathlib import Path
@@ -18,7 +22,7 @@ from urllib.parse import urlsplit
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
-__all__ = ["WEB_ROOT", "static_response"]
+__all__ = ["WEB_ROOT", "allowed_methods", "content_security_policy", "method_not_allowed", "static_response"]
 
 WEB_ROOT = Path(__file__).with_name("web")
 
@@ -31,11 +35,40 @@ CONTENT_TYPES = {
     ".ico": "image/x-icon",
 }
 
-# The page loads only its own files and talks only to its own origin's WebSocket.
-CONTENT_SECURITY_POLICY = (
-    "default-src 'self'; connect-src 'self' ws: wss:; media-src 'self' blob: mediastream:; "
-    "img-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+# The page loads only its own files and talks only to its own origin's WebSocket
+# (named as ws:// and wss:// explicitly: browsers before CSP Level 3 do not let
+# 'self' match WebSocket schemes).  Its forms are handled by script, never posted.
+_POLICY = (
+    "default-src 'self'; connect-src {connect}; media-src 'self' blob: mediastream:; "
+    "img-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
 )
+_HOST = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:[0-9]{1,5})?$")
+READ_METHODS = ("GET", "HEAD")
+
+
+def content_security_policy(host: str | None) -> str:
+    """The policy for a page served to ``Host: host`` (a host that is not plainly one gives 'self' only)."""
+    connect = "'self'"
+    if host and _HOST.match(host):
+        connect += f" ws://{host} wss://{host}"
+    return _POLICY.format(connect=connect)
+
+
+def allowed_methods(request: Request) -> tuple[str, ...]:
+    """GET and HEAD for everything served over plain HTTP (a WebSocket upgrade is a GET)."""
+    return READ_METHODS
+
+
+def method_not_allowed(request: Request) -> Response:
+    body = b"method not allowed\n"
+    headers = Headers([
+        ("Allow", ", ".join(allowed_methods(request))),
+        ("Content-Type", "text/plain; charset=utf-8"),
+        ("Content-Length", str(len(body))),
+        ("Connection", "close"),
+    ])
+    status = HTTPStatus.METHOD_NOT_ALLOWED
+    return Response(status.value, status.phrase, headers, body)
 
 
 @lru_cache(maxsize=4)
@@ -61,7 +94,9 @@ def static_response(request: Request, root: Path = WEB_ROOT) -> Response | None:
         ("Content-Length", str(len(body))),
         ("Cache-Control", "no-cache"),
         ("X-Content-Type-Options", "nosniff"),
-        ("Content-Security-Policy", CONTENT_SECURITY_POLICY),
+        ("Content-Security-Policy", content_security_policy(request.headers.get("Host"))),
         ("Connection", "close"),
     ])
+    if request.method == "HEAD":
+        body = b""  # the headers of GET, Content-Length included, and no body
     return Response(HTTPStatus.OK, HTTPStatus.OK.phrase, headers, body)

@@ -74,6 +74,22 @@ def _relay_ips(settings: Settings) -> tuple[dict[int, str], dict[int, str]]:
     return relay, external
 
 
+def _bind(opener, host: str, port: int, **kwargs) -> socket.socket:
+    """``opener(host, port)``, with the address named when it fails ("Address already in use: 127.0.0.1:3478")."""
+    try:
+        return opener(host, port, **kwargs)
+    except OSError as exc:
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        raise OSError(exc.errno, f"{reason}: {_fmt((host, port))}") from None
+
+
+def _reason(exc: BaseException) -> str:
+    """One sentence for the log: an OSError's text without the ``[Errno N]`` prefix."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc)
+
+
 def _port_slice(settings: Settings, index: int, workers: int) -> tuple[int, int]:
     low, high = settings["min-port"], settings["max-port"]
     span = (high - low + 1) // workers
@@ -103,7 +119,7 @@ async def serve(parser_args, settings: Settings) -> int:
         ssl_context.num_tickets = 0  # no resumption; turnutils_uclient fails its TLS 1.3 handshakes otherwise
     for kind, addresses in (("tcp", settings["tcp-listen"]), ("tls", settings["tls-listen"])):
         for host, port in addresses:
-            sock = open_stream_socket(host, port, reuse_port=workers > 1)
+            sock = _bind(open_stream_socket, host, port, reuse_port=workers > 1)
             await endpoint.add_stream_listener(sock, ssl_context if kind == "tls" else None)
             log.info("listening %s %s worker=%d", kind, _fmt((host, port)), index)
     inherited = [int(fd) for fd in parser_args.inherit_fds.split(",")] if parser_args.inherit_fds else []
@@ -112,7 +128,7 @@ async def serve(parser_args, settings: Settings) -> int:
             sock = socket.socket(fileno=inherited[number])
             sock.setblocking(False)
         else:
-            sock = open_udp_socket(host, port, reuse_port=workers > 1)
+            sock = _bind(open_udp_socket, host, port, reuse_port=workers > 1)
         endpoint.add_listener(sock)
         log.info("listening udp %s worker=%d relay_ports=%d-%d", _fmt((host, port)), index, low, high)
     metrics_server = None
@@ -161,7 +177,7 @@ def _supervise(argv: list[str], settings: Settings) -> int:
     move 5-tuples from one worker to another.
     """
     workers = settings["workers"]
-    groups = [[open_udp_socket(host, port, reuse_port=True) for host, port in settings["listen"]]
+    groups = [[_bind(open_udp_socket, host, port, reuse_port=True) for host, port in settings["listen"]]
               for _ in range(workers)]
     children = []
     for index, socks in enumerate(groups):
@@ -209,7 +225,7 @@ def main(argv: list[str] | None = None) -> None:
         try:
             sys.exit(_supervise(argv, settings))
         except OSError as exc:
-            log.error("%s", exc)
+            log.error("%s", _reason(exc))
             sys.exit(1)
     try:
         import uvloop
@@ -220,7 +236,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         sys.exit(runner(serve(args, settings)))
     except (OSError, UsageError, ssl.SSLError) as exc:
-        log.error("%s", exc)
+        log.error("%s", _reason(exc))
         sys.exit(1)
 
 

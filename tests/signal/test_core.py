@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random as _random
 
+import pytest
+
+from netcore.net import Event
+
 from servers.signal.analytics import ANALYTICS_EVENTS
 from servers.signal.core import (
+    CallState,
+    Outgoing,
+    Presence,
+    SignalEvent,
     CallAnswered,
     CallEnded,
     CallStarted,
@@ -15,6 +24,8 @@ from servers.signal.core import (
     SignalCore,
     UserRequested,
 )
+from servers.signal.replication import Replication
+from servers.signal.rooms import Rooms
 
 
 def seeded(seed: int = 1):
@@ -39,7 +50,7 @@ class Harness:
     def drain(self):
         out = []
         while (item := self.core.poll_transmit()) is not None:
-            out.append((item[0], json.loads(item[1])))
+            out.append((item.session_id, json.loads(item.text)))
         return out
 
     def events(self):
@@ -132,14 +143,14 @@ def test_disconnect_within_window_keeps_the_call_and_buffers():
     h.send(a, "call.offer", {"call_id": call_id, "sdp": "v=0"})
     assert not [m for s, m in h.drain() if s == b]  # nothing written to a closed socket
     h.advance(29)
-    token = h.core._sessions[b].resume_token
+    token = h.core.session(b).resume_token
     last_seq = max(m["seq"] for s, m in welcome_b if s == b and "seq" in m)
     again = h.connect("bob", resume_token=token, last_seq=last_seq)
     assert again == b
     out = h.drain()
     assert [m["type"] for s, m in out if s == b] == ["welcome", "call.offer"]
     h.advance(10)
-    assert call_id in h.core._calls
+    assert h.core.call(call_id) is not None
 
 
 def test_disconnect_past_window_ends_call_and_session():
@@ -203,7 +214,7 @@ class Cluster:
                 while (j := core.poll_journal()) is not None:
                     self.journal.setdefault(j[0], []).append((j[1], j[2]))
                 while (t := core.poll_transmit()) is not None:
-                    self.out.setdefault(t[0], []).append(json.loads(t[1]))
+                    self.out.setdefault(t.session_id, []).append(json.loads(t.text))
                 while (e := core.poll_event()) is not None:
                     busy = True
                     if type(e).__name__ == "Forwarded":
@@ -248,7 +259,7 @@ def test_call_across_two_cores_and_failover_of_the_owner():
     snapshot = c.snapshots[call_id]
     assert snapshot["owner"] == "A" and snapshot["state"] == "active"
     core_b = c.cores["B"]
-    resume = c.cores["A"]._sessions[a].resume_token
+    resume = c.cores["A"].session(a).resume_token
     c.out[a] = []
     core_b.adopt_session(a, "ann", resume, c.journal[a][-1][0], c.journal[a], c.now)
     core_b.adopt_call(snapshot, c.now)
@@ -284,8 +295,8 @@ def test_room_across_two_cores():
     assert c.take(b, "room.signal")[0]["payload"]["from"] == a
     c.send("B", b, "room.leave", {"room_id": room_id})
     assert c.take(a, "room.left")[0]["payload"]["user"] == "bob"
-    assert room_id not in c.cores["B"]._sessions[b].remote_owned
-    assert b not in core_a._sessions  # A forgot the foreign session
+    assert room_id not in c.cores["B"].session(b).remote_owned
+    assert core_a.session(b) is None  # A forgot the foreign session
 
 
 def test_expiry_on_the_callee_node_ends_the_call_on_the_owner():
@@ -302,4 +313,40 @@ def test_expiry_on_the_callee_node_ends_the_call_on_the_owner():
     c.cores["B"].handle_timeout(c.now)
     c.pump()
     assert c.take(a, "call.ended")[0]["payload"]["reason"] == "disconnected"
-    assert call_id not in c.cores["A"]._calls
+    assert c.cores["A"].call(call_id) is None
+
+
+def test_outputs_are_typed_records_and_states_are_enums_with_the_wire_strings():
+    h = Harness()
+    a = h.connect("ann", friends={"bob"})
+    b = h.connect("bob", friends={"ann"})
+    out = h.core.poll_transmit()
+    assert isinstance(out, Outgoing) and out.session_id == a and json.loads(out.text)["type"] == "welcome"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        out.text = "x"
+    assert not hasattr(out, "__dict__")  # slotted
+    h.drain()
+    h.send(a, "call.invite", {"to": "bob", "media": ["audio"]})
+    call_id = of(h.drain(), a, "ack")[0]["payload"]["call_id"]
+    assert h.core.call(call_id).state is CallState.RINGING
+    h.send(b, "call.accept", {"call_id": call_id})
+    out = h.drain()
+    assert h.core.call(call_id).state is CallState.ACTIVE
+    assert h.core.status("ann") is Presence.BUSY
+    # On the wire the states are the strings the page knows.
+    assert {"user": "ann", "status": "busy"} in [m["payload"] for m in of(out, b, "presence")]
+    assert json.dumps({"s": CallState.ACTIVE, "p": Presence.BUSY}) == '{"s": "active", "p": "busy"}'
+    events = []
+    while (event := h.core.poll_event()) is not None:
+        events.append(event)
+    assert events and all(isinstance(e, SignalEvent) and isinstance(e, Event) for e in events)
+    assert {type(e).__name__ for e in events} >= {"CallStarted", "CallAnswered"}
+
+
+def test_the_core_is_composed_not_mixed():
+    assert SignalCore.__mro__ == (SignalCore, object)
+    core = SignalCore()
+    assert isinstance(core._rooms, Rooms) and isinstance(core._replication, Replication)
+    # Each part owns its state; none reaches into another's through self.
+    for part in (core._rooms, core._replication):
+        assert not {"_sessions", "_calls", "_events", "_transmit"} & set(vars(part))

@@ -27,14 +27,15 @@ def check_invariants(core: SignalCore) -> None:
             members.add(call.callee_session)
             assert call.state == ACTIVE and not call.ringing
         for sid in members:
-            assert call_id in core._sessions[sid].calls
-    for sid, session in core._sessions.items():
+            assert call_id in core.session(sid).calls
+    for session in core.sessions():
+        sid = session.session_id
         for call_id in session.calls:
-            assert call_id in core._calls
+            assert core.call(call_id) is not None
         for room_id in session.rooms:
-            assert core._rooms[room_id].participants[sid] == session.user
-        assert sid in core._user_sessions[session.user]
-    for room in core._rooms.values():
+            assert core._rooms.get(room_id).participants[sid] == session.user
+        assert sid in core._directory.sessions_of(session.user)
+    for room in core._rooms.all():
         assert room.participants  # empty rooms are closed
 
 
@@ -82,9 +83,9 @@ def test_random_actions_keep_the_core_consistent(actions, seed):
             }.get(kind, {"call_id": some_id})
             core.handle_text(sid, json.dumps({"v": 1, "type": kind, "id": "x", "payload": payload}), now)
         while (out := core.poll_transmit()) is not None:
-            message = json.loads(out[1])
+            message = json.loads(out.text)
             if message["type"] == "call.incoming":
-                incoming.append((out[0], message["payload"]["call_id"]))
+                incoming.append((out.session_id, message["payload"]["call_id"]))
             for key in ("call_id", "room_id"):
                 value = message["payload"].get(key)
                 if isinstance(value, str) and value not in ids:
