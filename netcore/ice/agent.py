@@ -3,11 +3,12 @@
 One :class:`Agent` runs one data stream of ``components`` components over any
 number of local sockets. It never opens a socket: the caller binds them, tells
 the agent their addresses (:meth:`Agent.add_local_address`), feeds what they
-receive (:meth:`Agent.handle_datagram` with the socket's own address as
-``local``) and sends what :meth:`Agent.poll_transmit` gives, a
-``(data, addr, local)`` triple: send ``data`` to ``addr`` from the socket
-bound to ``local`` (the TURN server core's convention). Relayed candidates run
-a :class:`~netcore.turn.client.TurnClient` inside the agent, on the socket of
+receive (:meth:`Agent.handle_datagram` with a :class:`~netcore.net.Receive`
+whose ``destination`` is the socket's own address) and sends what
+:meth:`Agent.poll_transmit` gives, a :class:`~netcore.net.Transmit` whose
+``source`` names the socket to send from. Application data comes out as
+:class:`~netcore.ice.events.DataReceived` events. Relayed candidates run a
+:class:`~netcore.turn.client.TurnClient` inside the agent, on the socket of
 their host candidate.
 
 Check states (RFC 8445 section 6.1.2.6), the transition table::
@@ -45,15 +46,17 @@ from netcore.errors import UsageError
 from netcore.ice.events import (
     CandidateGathered,
     ComponentFailed,
+    ConnectionLost,
     ConsentLost,
+    DataReceived,
     GatheringCompleted,
     IceEvent,
     PairNominated,
     PathDegraded,
     PathSelected,
-    RestartNeeded,
     RoleChanged,
 )
+from netcore.net import Address, Receive, Transmit
 from netcore.ice.priority import Foundations, candidate_priority, pair_priority
 from netcore.sdp.candidate import Candidate
 from netcore.stun import attributes as sa
@@ -68,9 +71,8 @@ from netcore.stun.transaction import (
 from netcore.turn import client as turn_events
 from netcore.turn.client import TurnClient
 
-__all__ = ["Agent", "CandidatePair", "CheckState", "LocalCandidate", "RemoteCandidate", "TurnServer"]
+__all__ = ["Agent", "CandidatePair", "CheckState", "LocalCandidate", "RemoteCandidate", "TurnServerConfig"]
 
-Address = tuple  # (host, port)
 MAX_PAIRS = 100  # RFC 8445 section 6.1.2.5: limit the check list
 MAX_REMOTE_CANDIDATES = 100
 MAX_TRIGGERED = 200
@@ -88,8 +90,8 @@ _PENDING_STATES = (CheckState.FROZEN, CheckState.WAITING, CheckState.IN_PROGRESS
 
 
 @dataclass(frozen=True, slots=True)
-class TurnServer:
-    """A TURN server to allocate relayed candidates on.
+class TurnServerConfig:
+    """A TURN server to allocate relayed candidates on (its address and credentials).
 
     ``transport`` is how the agent reaches the server: "udp" from every host
     socket, or "tcp"/"tls" over a stream the caller opens and registers with
@@ -231,6 +233,11 @@ def _attribute(message: Message, attr_type: int) -> Any:
         return None
 
 
+def _transaction_id(request: bytes) -> bytes:
+    """The transaction id of a request this agent encoded (RFC 8489 section 5: header bytes 8-20)."""
+    return request[8:20]
+
+
 def _family(host: str) -> int:
     return 6 if ":" in host else 4
 
@@ -245,7 +252,7 @@ class Agent:
         lite: bool = False,
         components: int = 1,
         stun_servers: tuple[Address, ...] = (),
-        turn_servers: tuple[TurnServer, ...] = (),
+        turn_servers: tuple[TurnServerConfig, ...] = (),
         relay_only: bool = False,
         ta: float = 0.05,
         check_rto: float = 0.5,
@@ -294,7 +301,7 @@ class Agent:
         self._routes: dict[bytes, _Route] = {}
         self._foundations = Foundations()
         self._sockets: dict[Address, LocalCandidate] = {}  # host candidates by socket address
-        self._streams: dict[Address, tuple[LocalCandidate, TurnServer]] = {}  # TCP/TLS to TURN servers
+        self._streams: dict[Address, tuple[LocalCandidate, TurnServerConfig]] = {}  # TCP/TLS to TURN servers
         self._locals: list[LocalCandidate] = []  # signalled (or peer-reflexive) local candidates
         self._turn_clients: dict[tuple[Address, Address], TurnClient] = {}  # (socket, server)
         self._relays: dict[tuple[Address, Address], LocalCandidate] = {}  # (socket, server)
@@ -315,7 +322,7 @@ class Agent:
         self._sending: dict[int, CandidatePair] = {}
         self._failed: set[int] = set()
         self._restarting = False
-        self._transmit: deque[tuple[bytes, Address, Address]] = deque()
+        self._transmit: deque[Transmit] = deque()
         self._events: deque[IceEvent] = deque()
         self._prflx_count = 0
         self.checks_sent = 0
@@ -341,7 +348,7 @@ class Agent:
                               address[0], address[1], "host")
         self._sockets[address] = LocalCandidate(candidate, address, address, local_preference)
 
-    def add_turn_stream(self, local: Address, server: TurnServer, component: int = 1) -> None:
+    def add_turn_stream(self, local: Address, server: TurnServerConfig, component: int = 1) -> None:
         """Register a TCP or TLS connection to ``server``, known by its local address ``local``.
 
         The adapter frames what the stream carries (``turn.wire.StreamFramer``)
@@ -387,7 +394,7 @@ class Agent:
         self._flush_stun(self._checks, now)
         self._maybe_gathered()
 
-    def _allocate(self, host: LocalCandidate, server: TurnServer, now: float) -> None:
+    def _allocate(self, host: LocalCandidate, server: TurnServerConfig, now: float) -> None:
         turn = TurnClient(server.address, server.username, server.password, random=self._random,
                           reliable=server.transport != "udp")
         self._turn_clients[(host.socket, server.address)] = turn
@@ -598,41 +605,59 @@ class Agent:
 
     # -- inputs ---------------------------------------------------------------------
 
-    def handle_datagram(self, data: bytes, addr: Address, now: float,
-                        local: Address) -> tuple[bytes, CandidatePair | None] | None:
-        """Feed a datagram received on the socket bound to ``local``.
+    def handle_datagram(self, datagram: Receive, now: float) -> None:
+        """Feed a datagram received on the socket bound to ``datagram.destination``.
 
-        Returns ``(payload, pair)`` when it is application data (``pair`` the
-        pair it came on, or None if it matches none), else None: STUN and
-        TURN traffic is consumed here.
+        STUN and TURN traffic is consumed here; anything else is application
+        data and comes out as a :class:`DataReceived` event. Malformed input is
+        counted (``parse_errors``, ``dropped``), never raised.
         """
-        addr = (addr[0], addr[1])
-        host = self._host((local[0], local[1]))
-        if host is None:
+        local = datagram.destination
+        source = datagram.source
+        host = self._host((local[0], local[1])) if local is not None else None
+        if host is None or source is None:
             self.dropped += 1
-            return None
-        turn = self._turn_clients.get((host.socket, addr))
-        if turn is not None and not self._is_our_response(data):
-            turn.handle_datagram(data, addr, now)
-            return self._drain_turn(turn, host, now)
-        return self._on_packet(data, addr, host, now)
+            return
+        source = (source[0], source[1])
+        message = None
+        if datagram.kind is PacketKind.STUN:
+            message = self._parse(datagram.data)
+        turn = self._turn_clients.get((host.socket, source))
+        if turn is not None and (message is None or message.transaction_id not in self._routes):
+            if message is not None or datagram.kind is not PacketKind.STUN:
+                turn.handle_datagram(datagram.data, source, now)
+                self._drain_turn(turn, host, now)
+            return
+        if datagram.kind is PacketKind.STUN:
+            if message is not None:
+                self._on_message(message, source, host, now)
+            return
+        self._events.append(DataReceived(datagram.data, host.component, self._pair_for(host.base, source)))
 
-    def _is_our_response(self, data: bytes) -> bool:
-        return classify(data) is PacketKind.STUN and bytes(data[8:20]) in self._routes
-
-    def _on_packet(self, data: bytes, addr: Address, local: LocalCandidate,
-                   now: float) -> tuple[bytes, CandidatePair | None] | None:
-        if classify(data) is not PacketKind.STUN:
-            return data, self._pair_for(local.base, addr)
+    def _parse(self, data: bytes) -> Message | None:
         try:
-            message = Message.parse(data)
+            return Message.parse(data)
+        except StunParseError:
+            self.parse_errors += 1
+            return None
+
+    def _on_packet(self, data: bytes, addr: Address, local: LocalCandidate, now: float) -> None:
+        """A datagram unwrapped from a TURN relay (classified here, the first time it is looked at)."""
+        if classify(data) is not PacketKind.STUN:
+            self._events.append(DataReceived(data, local.component, self._pair_for(local.base, addr)))
+            return
+        message = self._parse(data)
+        if message is not None:
+            self._on_message(message, addr, local, now)
+
+    def _on_message(self, message: Message, addr: Address, local: LocalCandidate, now: float) -> None:
+        try:
             if message.message_class == MessageClass.REQUEST:
                 self._on_request(message, addr, local, now)
             elif message.message_class in (MessageClass.SUCCESS, MessageClass.ERROR):
                 self._on_response(message, addr, local, now)
         except StunParseError:
             self.parse_errors += 1
-        return None
 
     def _pair_for(self, base: Address, remote: Address) -> CandidatePair | None:
         for pair in self._sending.values():
@@ -972,7 +997,7 @@ class Agent:
             self._select(component, max(options, key=lambda p: p.priority), reason, now)
         elif reason == "consent-lost":
             self._sending.pop(component, None)  # RFC 7675 section 5.1: stop sending
-            self._events.append(RestartNeeded(component, reason))
+            self._events.append(ConnectionLost(component, reason))
 
     # -- ICE restart (RFC 8445 section 9) -----------------------------------------------
 
@@ -1031,7 +1056,7 @@ class Agent:
     def _send_from(self, local: LocalCandidate, data: bytes, addr: Address, now: float) -> None:
         turn = local.turn
         if turn is None:
-            self._transmit.append((data, addr, local.socket))
+            self._transmit.append(Transmit(data, addr, local.socket))
             return
         if turn.state != "allocated":
             self.dropped += 1
@@ -1042,22 +1067,20 @@ class Agent:
     def _flush_stun(self, client: StunClient, now: float) -> None:
         while (transmit := client.poll_transmit()) is not None:
             data, addr = transmit.data, transmit.destination
-            route = self._routes.get(data[8:20])
+            route = self._routes.get(_transaction_id(data))
             if route is not None:
                 self._send_from(route.local, data, addr, now)
 
     def _flush_turn(self, turn: TurnClient, socket: Address) -> None:
         while (item := turn.poll_transmit()) is not None:
-            self._transmit.append((item[0], item[1], socket))
+            self._transmit.append(Transmit(item[0], item[1], socket))
 
-    def _drain_turn(self, turn: TurnClient, host: LocalCandidate,
-                    now: float) -> tuple[bytes, CandidatePair | None] | None:
-        result = None
+    def _drain_turn(self, turn: TurnClient, host: LocalCandidate, now: float) -> None:
         while (event := turn.poll_event()) is not None:
             if isinstance(event, turn_events.DataReceived):
                 relay = self._relays.get((host.socket, turn.server))
                 if relay is not None:
-                    result = self._on_packet(event.data, (event.peer[0], event.peer[1]), relay, now) or result
+                    self._on_packet(event.data, (event.peer[0], event.peer[1]), relay, now)
             elif isinstance(event, turn_events.AllocationCreated):
                 if event.mapped_address is not None and not self.relay_only and not turn.reliable:
                     self._add_srflx(host, event.mapped_address, turn.server, now)
@@ -1068,12 +1091,11 @@ class Agent:
                 self._gathering -= 1
                 self._maybe_gathered()
         self._flush_turn(turn, host.socket)
-        return result
 
     # -- outputs --------------------------------------------------------------------
 
-    def poll_transmit(self) -> tuple[bytes, Address, Address] | None:
-        """The next ``(data, addr, local)``: send ``data`` to ``addr`` from the socket bound to ``local``."""
+    def poll_transmit(self) -> Transmit | None:
+        """The next datagram: send ``data`` to ``destination`` from the socket bound to ``source``."""
         return self._transmit.popleft() if self._transmit else None
 
     def poll_event(self) -> IceEvent | None:

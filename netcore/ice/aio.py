@@ -16,8 +16,9 @@ import ssl as ssl_module
 from typing import Any, Callable
 
 from netcore.aio import CoreProtocol
-from netcore.ice.agent import Address, Agent, CandidatePair, TurnServer
-from netcore.ice.events import ComponentFailed, GatheringCompleted, IceEvent, PathSelected
+from netcore.ice.agent import Agent, CandidatePair, TurnServerConfig
+from netcore.ice.events import ComponentFailed, DataReceived, GatheringCompleted, IceEvent, PathSelected
+from netcore.net import Address, Receive
 from netcore.turn.wire import StreamFramer, TurnParseError
 
 __all__ = ["IceConnection", "host_addresses"]
@@ -123,7 +124,7 @@ class IceConnection(CoreProtocol):
         self.agent.gather(self._loop.time())
         self.flush()
 
-    async def _open_stream(self, server: TurnServer, component: int) -> None:
+    async def _open_stream(self, server: TurnServerConfig, component: int) -> None:
         if server.transport == "tls":
             context = self.ssl or ssl_module.create_default_context()
         else:
@@ -153,25 +154,27 @@ class IceConnection(CoreProtocol):
         return sent
 
     def _received(self, data: bytes, addr: Any, local: Address) -> None:
-        result = self.agent.handle_datagram(data, addr, self._loop.time(), local)
-        if result is not None and self.on_data is not None:
-            self.on_data(result[0], result[1])
+        self.agent.handle_datagram(Receive(data, (addr[0], addr[1]), local), self._loop.time())
         self.flush()
 
     def flush(self) -> None:
         agent = self.agent
         while (item := agent.poll_transmit()) is not None:
-            local = (item[2][0], item[2][1])
+            local = item.source
             sock = self._sockets.get(local)
             if sock is not None:
                 if sock.transport is not None and not sock.transport.is_closing():
-                    sock.transport.sendto(item[0], item[1])
+                    sock.transport.sendto(item.data, item.destination)
                 continue
             stream = self._streams.get(local)
             if stream is not None and stream.transport is not None and not stream.transport.is_closing():
-                stream.transport.write(item[0])
+                stream.transport.write(item.data)
         while (event := agent.poll_event()) is not None:
-            if isinstance(event, GatheringCompleted) and not self._gathered.done():
+            if isinstance(event, DataReceived):
+                if self.on_data is not None:
+                    self.on_data(event.data, event.pair)
+                    continue
+            elif isinstance(event, GatheringCompleted) and not self._gathered.done():
                 self._gathered.set_result(None)
             elif isinstance(event, PathSelected) and agent.connected and not self._connected.done():
                 self._connected.set_result(None)

@@ -12,7 +12,7 @@ import asyncio
 import json
 import sys
 
-from netcore.ice.agent import Agent, TurnServer
+from netcore.ice.agent import Agent, TurnServerConfig
 from netcore.ice.aio import IceConnection
 from netcore.sdp.candidate import Candidate
 
@@ -30,7 +30,7 @@ async def main() -> None:
     args = parser.parse_args()
     received: asyncio.Queue = asyncio.Queue()
     agent = Agent(args.controlling, stun_servers=(args.server,),
-                  turn_servers=(TurnServer(args.server, "test", "test"),))
+                  turn_servers=(TurnServerConfig(args.server, "test", "test"),))
     conn = IceConnection(agent, on_data=lambda data, pair: received.put_nowait(data))
     await conn.bind([args.ip])
     await conn.gather()
