@@ -145,6 +145,8 @@ class Agent:
         self._consent = Consent(consent_interval, consent_timeout, random)
         self._routes: dict[bytes, Route] = {}
         self._gathering = Gathering(self.stun_servers, self.turn_servers, relay_only, lite, random)
+        self._hosts = self._gathering.sockets  # host candidates by socket address
+        self._turn_clients = self._gathering.turn_clients  # (socket, server) -> TurnClient
         self._locals: list[LocalCandidate] = []  # signalled (or peer-reflexive) local candidates
         self._remotes = RemoteCandidates()
         self._remote_end = False
@@ -348,27 +350,29 @@ class Agent:
         data and comes out as a :class:`DataReceived` event. Malformed input is
         counted (``parse_errors``, ``dropped``), never raised.
         """
-        local = datagram.destination
-        source = datagram.source
-        host = self._gathering.host((local[0], local[1])) if local is not None else None
-        if host is None or source is None:
+        local, source = datagram.destination, datagram.source
+        if local is None or source is None:
+            self.dropped += 1
+            return
+        host = self._hosts.get(local) or self._gathering.host((local[0], local[1]))
+        if host is None:
             self.dropped += 1
             return
         source = (source[0], source[1])
-        message = None
-        if datagram.kind is PacketKind.STUN:
-            message = self._parse(datagram.data)
-        turn = self._gathering.client(host.socket, source)
-        if turn is not None and (message is None or message.transaction_id not in self._routes):
-            if message is not None or datagram.kind is not PacketKind.STUN:
-                turn.handle_datagram(datagram.data, source, now)
-                self._drain_turn(turn, host, now)
+        turn = self._turn_clients.get((host.socket, source)) if self._turn_clients else None
+        if datagram.kind is not PacketKind.STUN:
+            if turn is not None:
+                self._feed_turn(turn, host, datagram, now)
+            else:
+                self._events.append(DataReceived(datagram.data, host.component, self._pair_for(host.base, source)))
             return
-        if datagram.kind is PacketKind.STUN:
-            if message is not None:
-                self._on_message(message, source, host, now)
+        message = self._parse(datagram.data)
+        if message is None:
             return
-        self._events.append(DataReceived(datagram.data, host.component, self._pair_for(host.base, source)))
+        if turn is not None and message.transaction_id not in self._routes:
+            self._feed_turn(turn, host, datagram, now)  # the TURN server's, not an answer to us
+            return
+        self._on_message(message, source, host, now)
 
     def _parse(self, data: bytes) -> Message | None:
         try:
@@ -477,7 +481,7 @@ class Agent:
         self._drain_stun(self._checks, now)
         self._consent_checks.handle_timeout(now)
         self._drain_stun(self._consent_checks, now)
-        for socket, turn in self._gathering.clients():
+        for (socket, _), turn in list(self._turn_clients.items()):
             deadline = turn.next_deadline()
             if deadline is not None and deadline <= now:
                 turn.handle_timeout(now)
@@ -718,6 +722,11 @@ class Agent:
         while (item := turn.poll_transmit()) is not None:
             self._transmit.append(Transmit(item[0], item[1], socket))
 
+    def _feed_turn(self, turn: TurnClient, host: LocalCandidate, datagram: Receive, now: float) -> None:
+        """The one place a datagram from a TURN server reaches its client."""
+        turn.handle_datagram(datagram.data, (datagram.source[0], datagram.source[1]), now)
+        self._drain_turn(turn, host, now)
+
     def _drain_turn(self, turn: TurnClient, host: LocalCandidate, now: float) -> None:
         while (event := turn.poll_event()) is not None:
             if isinstance(event, TurnDataReceived):
@@ -745,7 +754,7 @@ class Agent:
     def next_deadline(self) -> float | None:
         deadlines = [d for d in (self._next_check_at, self._checks.next_deadline(),
                                  self._consent_checks.next_deadline()) if d is not None]
-        for _, turn in self._gathering.clients():
+        for turn in self._turn_clients.values():
             deadline = turn.next_deadline()
             if deadline is not None:
                 deadlines.append(deadline)

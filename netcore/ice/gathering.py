@@ -61,7 +61,7 @@ class Gathering:
         self.foundations = Foundations()
         self.sockets: dict[Address, LocalCandidate] = {}  # host candidates by socket address
         self.streams: dict[Address, tuple[LocalCandidate, TurnServerConfig]] = {}  # TCP/TLS to TURN servers
-        self._clients: dict[tuple[Address, Address], TurnClient] = {}  # (socket, server)
+        self.turn_clients: dict[tuple[Address, Address], TurnClient] = {}  # (socket, server)
         self._relays: dict[tuple[Address, Address], LocalCandidate] = {}  # (socket, server)
         self.pending = 0  # STUN/TURN requests still out
         self.completed = False
@@ -137,18 +137,10 @@ class Gathering:
     def allocate(self, host: LocalCandidate, server: TurnServerConfig, now: float) -> TurnClient:
         turn = TurnClient(server.address, server.username, server.password, random=self._random,
                           reliable=server.transport != "udp")
-        self._clients[(host.socket, server.address)] = turn
+        self.turn_clients[(host.socket, server.address)] = turn
         turn.allocate(now)
         self.started()
         return turn
-
-    def client(self, socket: Address, server: Address) -> TurnClient | None:
-        """The TURN client that talks to ``server`` from ``socket``, if any."""
-        return self._clients.get((socket, server))
-
-    def clients(self) -> list[tuple[Address, TurnClient]]:
-        """Every TURN client with the socket it runs on."""
-        return [(key[0], turn) for key, turn in self._clients.items()]
 
     def relay(self, socket: Address, server: Address) -> LocalCandidate | None:
         """The relayed candidate allocated on ``server`` from ``socket``."""
