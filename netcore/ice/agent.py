@@ -31,48 +31,21 @@ Beyond the RFC, on purpose:
 
 from __future__ import annotations
 
-import ipaddress
 import os
 from collections import deque
 from typing import Callable
 
 from netcore.demux import PacketKind, classify
 from netcore.errors import UsageError
-from netcore.ice.checks import (
-    Conflict,
-    Purpose,
-    Route,
-    attribute,
-    check_request,
-    ice_string,
-    role_conflict,
-    transaction_id,
-)
+from netcore.ice.checks import (Conflict, Purpose, Route, attribute, check_request, ice_string, role_conflict,
+                                transaction_id)
 from netcore.ice.consent import Consent, ConsentDue
-from netcore.ice.events import (
-    CandidateGathered,
-    ComponentFailed,
-    ConnectionLost,
-    ConsentLost,
-    DataReceived,
-    GatheringCompleted,
-    IceEvent,
-    PairNominated,
-    PathDegraded,
-    PathSelected,
-    RoleChanged,
-)
-from netcore.ice.gathering import Gathering, TurnServerConfig, allocated, family
-from netcore.ice.pairs import (
-    PENDING_STATES,
-    CandidatePair,
-    CheckEvent,
-    CheckList,
-    CheckState,
-    LocalCandidate,
-    RemoteCandidate,
-    RemoteCandidates,
-)
+from netcore.ice.events import (CandidateGathered, ComponentFailed, ConnectionLost, ConsentLost, DataReceived,
+                                GatheringCompleted, IceEvent, PairNominated, PathDegraded, PathSelected,
+                                RoleChanged)
+from netcore.ice.gathering import Gathering, TurnServerConfig, family
+from netcore.ice.pairs import (PENDING_STATES, CandidatePair, CheckEvent, CheckList, CheckState, LocalCandidate,
+                               RemoteCandidate, RemoteCandidates)
 from netcore.ice.selection import Selection
 from netcore.net import Address, Receive, Transmit
 from netcore.sdp.candidate import Candidate
@@ -80,11 +53,7 @@ from netcore.stun import attributes
 from netcore.stun.credentials import short_term_key
 from netcore.stun.errors import StunParseError
 from netcore.stun.message import BINDING, Message, MessageClass
-from netcore.stun.transaction import (
-    StunClient,
-    TransactionFailed,
-    TransactionSucceeded,
-)
+from netcore.stun.transaction import StunClient, TransactionFailed, TransactionSucceeded
 from netcore.turn.client import AllocationCreated, AllocationFailed, TurnClient
 from netcore.turn.client import DataReceived as TurnDataReceived
 
@@ -144,7 +113,8 @@ class Agent:
         self._consent_checks = StunClient(rto=degraded_after, rc=1, rm=1)  # one send, a loss sample each
         self._consent = Consent(consent_interval, consent_timeout, random)
         self._routes: dict[bytes, Route] = {}
-        self._gathering = Gathering(self.stun_servers, self.turn_servers, relay_only, lite, random)
+        self._transmit: deque[Transmit] = deque()
+        self._gathering = Gathering(self.stun_servers, self.turn_servers, relay_only, lite, random, self._transmit)
         self._hosts = self._gathering.sockets  # host candidates by socket address
         self._turn_clients = self._gathering.turn_clients  # (socket, server) -> TurnClient
         self._locals: list[LocalCandidate] = []  # signalled (or peer-reflexive) local candidates
@@ -156,7 +126,6 @@ class Agent:
         self._selection = Selection(components, nomination_delay, switch_on_degraded, max_rtt, max_loss)
         self._sending = self._selection.sending  # component -> the pair this agent sends on
         self._restarting = False
-        self._transmit: deque[Transmit] = deque()
         self._events: deque[IceEvent] = deque()
         self.checks_sent = 0
         self.checks_received = 0
@@ -194,9 +163,9 @@ class Agent:
                 self._routes[tid] = Route(Purpose.GATHER, host, None, now, server=server)
                 gathering.started()
             for server in gathering.turn_servers_for(host):
-                self._flush_turn(gathering.allocate(host, server, now), host.socket)
+                gathering.allocate(host, server, now)
         for host, server in gathering.stream_allocations():
-            self._flush_turn(gathering.allocate(host, server, now), host.socket)
+            gathering.allocate(host, server, now)
         self._flush_stun(self._checks, now)
         if gathering.complete_if_idle():
             self._events.append(GatheringCompleted())
@@ -244,17 +213,7 @@ class Agent:
             self._remote_end = True
             self._check_failures()
             return
-        if candidate.is_tcp or not 1 <= candidate.component <= self.components:
-            return
-        try:
-            ipaddress.ip_address(candidate.address)
-        except ValueError:
-            return  # mDNS names (.local) are not resolved here
-        address = (candidate.address, candidate.port)
-        existing = self._remotes.at(candidate.component, address)
-        if existing is not None:
-            if existing.type == "prflx":  # section 7.3.1.3: the signalled one replaces it
-                existing.candidate = candidate
+        if not self._remotes.usable(candidate, self.components) or self._remotes.known(candidate):
             return
         remote = self._remotes.add(candidate, self._generation)
         if remote is None:
@@ -481,13 +440,10 @@ class Agent:
         self._drain_stun(self._checks, now)
         self._consent_checks.handle_timeout(now)
         self._drain_stun(self._consent_checks, now)
-        for (socket, _), turn in list(self._turn_clients.items()):
-            deadline = turn.next_deadline()
-            if deadline is not None and deadline <= now:
-                turn.handle_timeout(now)
-                host = self._gathering.host(socket)
-                if host is not None:
-                    self._drain_turn(turn, host, now)
+        for socket, turn in self._gathering.due(now):
+            host = self._gathering.host(socket)
+            if host is not None:
+                self._drain_turn(turn, host, now)
         if self._next_check_at is not None and now >= self._next_check_at:
             self._next_check_at = None
             if self.remote_ufrag is not None and self._next_check(now):
@@ -592,9 +548,7 @@ class Agent:
     def _select(self, component: int, pair: CandidatePair, reason: str, now: float) -> None:
         if not self._selection.select(component, pair):
             return
-        if pair.local.turn is not None and allocated(pair.local.turn):
-            pair.local.turn.bind_channel(pair.remote.address, now)
-            self._flush_turn(pair.local.turn, pair.local.socket)
+        self._gathering.bind_channel(pair.local, pair.remote.address, now)
         self._events.append(PathSelected(component, pair, reason))
 
     def _check_failures(self) -> None:
@@ -701,15 +655,10 @@ class Agent:
         return True
 
     def _send_from(self, local: LocalCandidate, data: bytes, addr: Address, now: float) -> None:
-        turn = local.turn
-        if turn is None:
+        if local.turn is None:
             self._transmit.append(Transmit(data, addr, local.socket))
-            return
-        if not allocated(turn):
+        elif not self._gathering.relay_send(local, data, addr, now):
             self.dropped += 1
-            return
-        turn.send_to(data, addr, now)
-        self._flush_turn(turn, local.socket)
 
     def _flush_stun(self, client: StunClient, now: float) -> None:
         while (transmit := client.poll_transmit()) is not None:
@@ -718,13 +667,8 @@ class Agent:
             if route is not None:
                 self._send_from(route.local, data, addr, now)
 
-    def _flush_turn(self, turn: TurnClient, socket: Address) -> None:
-        while (item := turn.poll_transmit()) is not None:
-            self._transmit.append(Transmit(item[0], item[1], socket))
-
     def _feed_turn(self, turn: TurnClient, host: LocalCandidate, datagram: Receive, now: float) -> None:
-        """The one place a datagram from a TURN server reaches its client."""
-        turn.handle_datagram(datagram.data, (datagram.source[0], datagram.source[1]), now)
+        self._gathering.feed(turn, datagram, now)
         self._drain_turn(turn, host, now)
 
     def _drain_turn(self, turn: TurnClient, host: LocalCandidate, now: float) -> None:
@@ -740,7 +684,7 @@ class Agent:
                 self._gathered_one()
             elif isinstance(event, AllocationFailed):
                 self._gathered_one()
-        self._flush_turn(turn, host.socket)
+        self._gathering.flush(turn, host.socket)
 
     # -- outputs --------------------------------------------------------------------
 
@@ -754,10 +698,9 @@ class Agent:
     def next_deadline(self) -> float | None:
         deadlines = [d for d in (self._next_check_at, self._checks.next_deadline(),
                                  self._consent_checks.next_deadline()) if d is not None]
-        for turn in self._turn_clients.values():
-            deadline = turn.next_deadline()
-            if deadline is not None:
-                deadlines.append(deadline)
+        turn = self._gathering.deadline()
+        if turn is not None:
+            deadlines.append(turn)
         if self.controlling:
             nomination = self._selection.deadline(self._generation)
             if nomination is not None:

@@ -4,20 +4,23 @@
 registered (and of every TCP/TLS stream to a TURN server), builds the
 server-reflexive, relayed and peer-reflexive candidates with their
 priorities and foundations, owns one :class:`~netcore.turn.client.TurnClient`
-per (socket, TURN server) and counts the requests still out. It sends
-nothing itself: the agent starts the STUN transactions it names and flushes
-the TURN clients.
+per (socket, TURN server) and counts the requests still out. The agent
+starts the STUN transactions it names; what the TURN clients send goes to the
+agent's outbox as :class:`~netcore.net.Transmit` s from the socket they run
+on. :meth:`Gathering.feed` is the one place a datagram reaches a TURN client
+and :meth:`Gathering.flush` the one place its datagrams are drained.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
 from netcore.errors import UsageError
 from netcore.ice.pairs import LocalCandidate
 from netcore.ice.priority import Foundations, candidate_priority
-from netcore.net import Address
+from netcore.net import Address, Receive, Transmit
 from netcore.sdp.candidate import Candidate
 from netcore.turn.client import TurnClient
 
@@ -52,12 +55,13 @@ class Gathering:
     """Local candidates and the STUN/TURN requests that find them."""
 
     def __init__(self, stun_servers: tuple[Address, ...], turn_servers: tuple[TurnServerConfig, ...],
-                 relay_only: bool, lite: bool, random: Callable[[int], bytes]) -> None:
+                 relay_only: bool, lite: bool, random: Callable[[int], bytes], outbox: deque[Transmit]) -> None:
         self.stun_servers = stun_servers
         self.turn_servers = turn_servers
         self.relay_only = relay_only
         self.lite = lite
         self._random = random
+        self._outbox = outbox
         self.foundations = Foundations()
         self.sockets: dict[Address, LocalCandidate] = {}  # host candidates by socket address
         self.streams: dict[Address, tuple[LocalCandidate, TurnServerConfig]] = {}  # TCP/TLS to TURN servers
@@ -140,7 +144,46 @@ class Gathering:
         self.turn_clients[(host.socket, server.address)] = turn
         turn.allocate(now)
         self.started()
+        self.flush(turn, host.socket)
         return turn
+
+    def feed(self, turn: TurnClient, datagram: Receive, now: float) -> None:
+        """A datagram from ``turn``'s server; the caller then drains the client's events."""
+        turn.handle_datagram(datagram.data, (datagram.source[0], datagram.source[1]), now)  # type: ignore[index]
+
+    def flush(self, turn: TurnClient, socket: Address) -> None:
+        """What ``turn`` queued, to send from ``socket`` (the host socket or TURN stream)."""
+        while (item := turn.poll_transmit()) is not None:
+            self._outbox.append(Transmit(item[0], item[1], socket))
+
+    def due(self, now: float) -> Iterator[tuple[Address, TurnClient]]:
+        """Run each TURN client whose timer is due and yield it with its socket, for the caller
+        to drain before the next one runs."""
+        for (socket, _), turn in list(self.turn_clients.items()):
+            deadline = turn.next_deadline()
+            if deadline is not None and deadline <= now:
+                turn.handle_timeout(now)
+                yield socket, turn
+
+    def deadline(self) -> float | None:
+        deadlines = [d for d in (t.next_deadline() for t in self.turn_clients.values()) if d is not None]
+        return min(deadlines) if deadlines else None
+
+    def relay_send(self, local: LocalCandidate, data: bytes, peer: Address, now: float) -> bool:
+        """Send through ``local``'s allocation; False (dropped) while it is not allocated."""
+        turn = local.turn
+        if turn is None or not allocated(turn):
+            return False
+        turn.send_to(data, peer, now)
+        self.flush(turn, local.socket)
+        return True
+
+    def bind_channel(self, local: LocalCandidate, peer: Address, now: float) -> None:
+        """A channel to ``peer`` on ``local``'s allocation, if it has one (RFC 8656 section 12)."""
+        turn = local.turn
+        if turn is not None and allocated(turn):
+            turn.bind_channel(peer, now)
+            self.flush(turn, local.socket)
 
     def relay(self, socket: Address, server: Address) -> LocalCandidate | None:
         """The relayed candidate allocated on ``server`` from ``socket``."""

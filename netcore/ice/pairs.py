@@ -30,6 +30,7 @@ Nothing returns to FROZEN, and a FROZEN pair has no outcome.
 from __future__ import annotations
 
 import enum
+import ipaddress
 from collections import deque
 from typing import TYPE_CHECKING, Callable, Iterator
 
@@ -237,6 +238,25 @@ class RemoteCandidates:
 
     def at(self, component: int, address: Address) -> RemoteCandidate | None:
         return self._index.get((component, address))
+
+    @staticmethod
+    def usable(candidate: Candidate, components: int) -> bool:
+        """UDP, of one of our components, at an IP address (mDNS ``.local`` names are not resolved)."""
+        if candidate.is_tcp or not 1 <= candidate.component <= components:
+            return False
+        try:
+            ipaddress.ip_address(candidate.address)
+        except ValueError:
+            return False
+        return True
+
+    def known(self, candidate: Candidate) -> bool:
+        """Whether a candidate at that address is known; a signalled one replaces a
+        peer-reflexive one learnt there first (RFC 8445 section 7.3.1.3)."""
+        existing = self._index.get((candidate.component, (candidate.address, candidate.port)))
+        if existing is not None and existing.type == "prflx":
+            existing.candidate = candidate
+        return existing is not None
 
     def add(self, candidate: Candidate, generation: int) -> RemoteCandidate | None:
         """The new remote candidate, or None when the limit is reached."""
