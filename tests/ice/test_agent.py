@@ -278,3 +278,14 @@ def test_a_malformed_remote_candidate_is_a_parse_error():
         assert isinstance(exc, CandidateError) and isinstance(exc, ValueError)
         return
     raise AssertionError("expected a ParseError")
+
+
+def test_a_datagram_for_a_socket_the_agent_does_not_own_is_dropped():
+    call = make_call(turn=False, stun=False)
+    agent = call.a.agent
+    while agent.poll_event() is not None:
+        pass
+    before = agent.dropped
+    agent.handle_datagram(Receive(b"\x80\x00data", ("198.51.100.2", 5000), ("192.0.2.99", 9)), 0.0)
+    agent.handle_datagram(Receive(b"\x80\x00data", ("198.51.100.2", 5000), None), 0.0)
+    assert agent.dropped == before + 2 and agent.poll_event() is None
