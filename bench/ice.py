@@ -22,8 +22,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import aioice  # noqa: E402
 
-from netcore.ice.agent import Agent, TurnServer  # noqa: E402
+from netcore.ice.agent import Agent, TurnServerConfig  # noqa: E402
 from netcore.ice.aio import IceConnection  # noqa: E402
+from netcore.net import Receive  # noqa: E402
 from netcore.stun import attributes as sa  # noqa: E402
 from netcore.stun.credentials import short_term_key  # noqa: E402
 from netcore.stun.message import BINDING, Message, MessageClass  # noqa: E402
@@ -32,7 +33,7 @@ from netcore.testing.local import connect_locally  # noqa: E402
 
 async def ours_call(turn_port: int | None) -> float:
     relay = turn_port is not None
-    servers = (TurnServer(("127.0.0.1", turn_port), "test", "test"),) if relay else ()
+    servers = (TurnServerConfig(("127.0.0.1", turn_port), "test", "test"),) if relay else ()
     start = time.perf_counter()
     a = IceConnection(Agent(True, relay_only=relay, turn_servers=servers))
     b = IceConnection(Agent(False, relay_only=relay, turn_servers=servers))
@@ -94,7 +95,7 @@ def lite_checks_per_second(number: int = 20000) -> float:
     local = ("192.0.2.1", 443)
     start = time.perf_counter()
     for peer in peers:
-        lite.handle_datagram(request, peer, 0.0, local)
+        lite.handle_datagram(Receive(request, peer, local), 0.0)
         while lite.poll_transmit() is not None:
             pass
         while lite.poll_event() is not None:

@@ -1,11 +1,14 @@
 """The asyncio adapter of the ICE agent: sockets and one timer, nothing else.
 
-One :class:`_IceSocket` (a ``DatagramProtocol``) per local socket hands every
-datagram and ``loop.time()`` to the agent with the socket's own address; the
-agent demultiplexes with :func:`netcore.demux.classify` (STUN is consumed,
-TURN traffic unwrapped) and what it returns as application data goes to
-``on_data(payload, pair)``. :meth:`IceConnection.send` sends on the agent's
-current sending pair.
+One :class:`_IceSocket` (a ``DatagramProtocol``) per local socket wraps every
+datagram in a :class:`~netcore.net.Receive` whose ``destination`` is the
+socket's own address and hands it to one :class:`~netcore.driver.Driver`,
+which runs the agent at ``loop.time()`` and keeps its single timer. The
+driver's send function picks the socket (or TURN stream) by the
+``Transmit.source`` the agent names. Application data
+(:class:`~netcore.ice.events.DataReceived`) goes to ``on_data(payload, pair)``
+when given, every other event to ``on_event``. :meth:`IceConnection.send`
+sends on the agent's current sending pair.
 """
 
 from __future__ import annotations
@@ -15,9 +18,12 @@ import logging
 import ssl as ssl_module
 from typing import Any, Callable
 
-from netcore.aio import CoreProtocol
-from netcore.ice.agent import Address, Agent, CandidatePair, TurnServer
-from netcore.ice.events import ComponentFailed, GatheringCompleted, IceEvent, PathSelected
+import ifaddr
+
+from netcore.driver import Driver
+from netcore.ice.agent import Agent, CandidatePair, TurnServerConfig
+from netcore.ice.events import ComponentFailed, DataReceived, GatheringCompleted, IceEvent, PathSelected
+from netcore.net import Address, Event, Receive, Transmit
 from netcore.turn.wire import StreamFramer, TurnParseError
 
 __all__ = ["IceConnection", "host_addresses"]
@@ -27,8 +33,6 @@ log = logging.getLogger(__name__)
 
 def host_addresses(loopback: bool = False, ipv6: bool = True) -> list[str]:
     """The machine's interface addresses (loopback only when asked; IPv6 link-local skipped)."""
-    import ifaddr  # a dependency of aioice, present wherever it is
-
     found: list[str] = []
     for adapter in ifaddr.get_adapters():
         for ip in adapter.ips:
@@ -81,19 +85,18 @@ class _TurnStream(asyncio.Protocol):
                 self.transport.close()  # the stream cannot be resynchronised
 
 
-class IceConnection(CoreProtocol):
-    """An :class:`Agent` behind real UDP sockets.
-
-    The single timer (``_arm``/``_fire``) is :class:`netcore.aio.CoreProtocol`'s;
-    :meth:`flush` is overridden to send from the socket each datagram names.
-    """
+class IceConnection:
+    """An :class:`Agent` behind real UDP sockets (and TCP/TLS streams to TURN servers),
+    run by one :class:`~netcore.driver.Driver`."""
 
     def __init__(self, agent: Agent, *, on_data: Callable[[bytes, CandidatePair | None], None] | None = None,
                  on_event: Callable[[IceEvent], None] | None = None,
                  ssl: ssl_module.SSLContext | None = None) -> None:
-        super().__init__(agent, on_event)
         self.agent = agent
         self.on_data = on_data
+        self.on_event = on_event
+        self._loop = asyncio.get_running_loop()
+        self.driver = Driver(agent, self._loop, self._send, self._event)
         self.ssl = ssl  # for TURN servers reached over TLS
         self._sockets: dict[Address, _IceSocket] = {}
         self._streams: dict[Address, _TurnStream] = {}
@@ -123,7 +126,7 @@ class IceConnection(CoreProtocol):
         self.agent.gather(self._loop.time())
         self.flush()
 
-    async def _open_stream(self, server: TurnServer, component: int) -> None:
+    async def _open_stream(self, server: TurnServerConfig, component: int) -> None:
         if server.transport == "tls":
             context = self.ssl or ssl_module.create_default_context()
         else:
@@ -153,37 +156,39 @@ class IceConnection(CoreProtocol):
         return sent
 
     def _received(self, data: bytes, addr: Any, local: Address) -> None:
-        result = self.agent.handle_datagram(data, addr, self._loop.time(), local)
-        if result is not None and self.on_data is not None:
-            self.on_data(result[0], result[1])
-        self.flush()
+        self.driver.receive(Receive(data, (addr[0], addr[1]), local))
 
     def flush(self) -> None:
-        agent = self.agent
-        while (item := agent.poll_transmit()) is not None:
-            local = (item[2][0], item[2][1])
-            sock = self._sockets.get(local)
-            if sock is not None:
-                if sock.transport is not None and not sock.transport.is_closing():
-                    sock.transport.sendto(item[0], item[1])
-                continue
-            stream = self._streams.get(local)
-            if stream is not None and stream.transport is not None and not stream.transport.is_closing():
-                stream.transport.write(item[0])
-        while (event := agent.poll_event()) is not None:
-            if isinstance(event, GatheringCompleted) and not self._gathered.done():
-                self._gathered.set_result(None)
-            elif isinstance(event, PathSelected) and agent.connected and not self._connected.done():
-                self._connected.set_result(None)
-            elif isinstance(event, ComponentFailed) and not self._connected.done():
-                self._connected.set_exception(ConnectionError(f"ICE failed for component {event.component}"))
-            if self.on_event is not None:
-                self.on_event(event)
-        self._arm(agent.next_deadline())
+        """Send what the agent queued after an API call, deliver its events, re-arm the timer."""
+        self.driver.flush()
+
+    def _send(self, transmit: Transmit) -> None:
+        local = transmit.source
+        sock = self._sockets.get(local)  # type: ignore[arg-type]
+        if sock is not None:
+            if sock.transport is not None and not sock.transport.is_closing():
+                sock.transport.sendto(transmit.data, transmit.destination)
+            return
+        stream = self._streams.get(local)  # type: ignore[arg-type]
+        if stream is not None and stream.transport is not None and not stream.transport.is_closing():
+            stream.transport.write(transmit.data)
+
+    def _event(self, event: Event) -> None:
+        if isinstance(event, DataReceived):
+            if self.on_data is not None:
+                self.on_data(event.data, event.pair)
+                return
+        elif isinstance(event, GatheringCompleted) and not self._gathered.done():
+            self._gathered.set_result(None)
+        elif isinstance(event, PathSelected) and self.agent.connected and not self._connected.done():
+            self._connected.set_result(None)
+        elif isinstance(event, ComponentFailed) and not self._connected.done():
+            self._connected.set_exception(ConnectionError(f"ICE failed for component {event.component}"))
+        if self.on_event is not None:
+            self.on_event(event)  # type: ignore[arg-type]
 
     def close(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
+        self.driver.close()
         for endpoint in [*self._sockets.values(), *self._streams.values()]:
             if endpoint.transport is not None:
                 endpoint.transport.close()

@@ -1,18 +1,21 @@
 """Events of the ICE agent: frozen dataclasses named in the past tense.
 
-``pair`` fields carry the agent's :class:`~netcore.ice.agent.CandidatePair`
-(its ``local`` and ``remote`` candidates say host/srflx/relay and the
-addresses); the application reads them, never mutates them.
+Every event derives from :class:`IceEvent`. ``pair`` fields carry the
+agent's :class:`~netcore.ice.agent.CandidatePair` (its ``local`` and
+``remote`` candidates say host/srflx/relay and the addresses); the
+application reads them, never mutates them.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any
 
+from netcore.net import Event
 from netcore.sdp.candidate import Candidate
 
 __all__ = [
+    "IceEvent",
     "CandidateGathered",
     "GatheringCompleted",
     "PairNominated",
@@ -21,25 +24,30 @@ __all__ = [
     "ConsentLost",
     "ComponentFailed",
     "RoleChanged",
-    "RestartNeeded",
-    "IceEvent",
+    "ConnectionLost",
+    "DataReceived",
 ]
 
 
 @dataclass(frozen=True, slots=True)
-class CandidateGathered:
+class IceEvent(Event):
+    """Base of the ICE agent's events."""
+
+
+@dataclass(frozen=True, slots=True)
+class CandidateGathered(IceEvent):
     """A local candidate to signal to the peer (trickle it, or put it in SDP)."""
 
     candidate: Candidate
 
 
 @dataclass(frozen=True, slots=True)
-class GatheringCompleted:
+class GatheringCompleted(IceEvent):
     """No more local candidates: signal end-of-candidates (RFC 8838 section 13)."""
 
 
 @dataclass(frozen=True, slots=True)
-class PairNominated:
+class PairNominated(IceEvent):
     """ICE nominated ``pair`` for ``component`` (RFC 8445 section 8.1.1): the component completed."""
 
     component: int
@@ -47,7 +55,7 @@ class PairNominated:
 
 
 @dataclass(frozen=True, slots=True)
-class PathSelected:
+class PathSelected(IceEvent):
     """This agent now sends ``component``'s traffic on ``pair``.
 
     ``reason``: "nominated", "restart" (a new nomination after an ICE
@@ -61,7 +69,7 @@ class PathSelected:
 
 
 @dataclass(frozen=True, slots=True)
-class PathDegraded:
+class PathDegraded(IceEvent):
     """Consent checks on ``pair`` went unanswered for ``silent_for`` seconds (RFC 7675, early warning)."""
 
     component: int
@@ -70,7 +78,7 @@ class PathDegraded:
 
 
 @dataclass(frozen=True, slots=True)
-class ConsentLost:
+class ConsentLost(IceEvent):
     """No consent response on ``pair`` for the consent timeout (30 s): it may not carry traffic."""
 
     component: int
@@ -78,28 +86,36 @@ class ConsentLost:
 
 
 @dataclass(frozen=True, slots=True)
-class ComponentFailed:
+class ComponentFailed(IceEvent):
     """Every pair of ``component`` failed and both sides ended their candidates."""
 
     component: int
 
 
 @dataclass(frozen=True, slots=True)
-class RoleChanged:
+class RoleChanged(IceEvent):
     """A role conflict (RFC 8445 section 7.3.1.1) switched this agent's role."""
 
     controlling: bool
 
 
 @dataclass(frozen=True, slots=True)
-class RestartNeeded:
-    """The sending path of ``component`` is gone and no other valid pair exists: call ``restart``."""
+class ConnectionLost(IceEvent):
+    """The sending path of ``component`` lost consent and no other valid pair was left:
+    nothing is sent on ``component`` any more; call ``restart`` to recover (RFC 7675 section 5.1)."""
 
     component: int
     reason: str
 
 
-IceEvent = Union[
-    CandidateGathered, GatheringCompleted, PairNominated, PathSelected, PathDegraded,
-    ConsentLost, ComponentFailed, RoleChanged, RestartNeeded,
-]
+@dataclass(frozen=True, slots=True)
+class DataReceived(IceEvent):
+    """Application data (anything not STUN) arrived for ``component``.
+
+    ``pair`` is the pair it came on, or None when it matches none (a peer
+    sending from an address no check has seen yet).
+    """
+
+    data: bytes
+    component: int
+    pair: Any

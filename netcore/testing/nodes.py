@@ -86,5 +86,4 @@ def add_agent(network: Network, agent: Any, addresses: list[Address],
     of component 1 unless ``components`` says otherwise, one entry per address)."""
     for address, component in zip(addresses, components or [1] * len(addresses)):
         agent.add_local_address(address, component)
-    return network.add_node(agent, addresses,
-                            lambda data, src, dst, now: agent.handle_datagram(data, src, now, dst))
+    return network.add_node(agent, addresses)

@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from netcore.ice.agent import Agent, TurnServer
-from netcore.ice.events import CandidateGathered, GatheringCompleted
+from netcore.ice.agent import Agent, TurnServerConfig
+from netcore.ice.events import CandidateGathered, DataReceived, GatheringCompleted
 from netcore.testing.nodes import add_agent, add_stun_server, add_turn_server, counter_random
 from netcore.testing.simnet import NAT_TYPES, PUBLIC, Link, Network, Node
 
@@ -55,7 +55,7 @@ def _side(net: Network, name: str, nat_type: str, index: int, controlling: bool,
     agent = Agent(
         controlling,
         stun_servers=(STUN,) if stun else (),
-        turn_servers=(TurnServer(TURN, "user", "pass"),) if turn else (),
+        turn_servers=(TurnServerConfig(TURN, "user", "pass"),) if turn else (),
         random=counter_random(seed * 10 + index),
         **options,
     )
@@ -122,5 +122,10 @@ def stream(call: Call, sender: Side, start: float, count: int, interval: float =
         call.net.call_at(start + seq * interval, send, seq)
 
 
+def received(side: Side) -> list[DataReceived]:
+    """The application data ``side`` received, in order."""
+    return [event for event in side.node.events if isinstance(event, DataReceived)]
+
+
 def received_numbers(side: Side) -> list[int]:
-    return [int.from_bytes(payload[2:6], "big") for _, (payload, _pair) in side.node.received]
+    return [int.from_bytes(event.data[2:6], "big") for event in received(side)]

@@ -8,10 +8,11 @@ from hypothesis import strategies as st
 
 from netcore.errors import UsageError
 from netcore.ice.agent import Agent, CheckState
-from netcore.ice.events import ComponentFailed, PairNominated, PathSelected, RoleChanged
+from netcore.ice.events import ComponentFailed, DataReceived, PairNominated, PathSelected, RoleChanged
+from netcore.net import Receive
 from netcore.sdp.candidate import Candidate
 from netcore.testing.nodes import counter_random
-from tests.ice.scenario import make_call, received_numbers, stream
+from tests.ice.scenario import make_call, received, received_numbers, stream
 
 
 def events(side, kind):
@@ -37,8 +38,8 @@ def test_application_data_arrives_with_its_pair():
     stream(call, call.a, call.net.now, 10)
     call.net.run(until=call.net.now + 1)
     assert received_numbers(call.b) == list(range(10))
-    _, (_payload, pair) = call.b.node.received[0]
-    assert pair is call.b.agent.sending_pair()
+    first = received(call.b)[0]
+    assert first.pair is call.b.agent.sending_pair() and first.component == 1
 
 
 def test_data_before_selection_is_refused_not_queued():
@@ -138,18 +139,39 @@ def test_same_seed_same_run():
 def test_arbitrary_datagrams_never_raise(data):
     call = make_call(turn=False, stun=False)
     agent = call.a.agent
-    result = agent.handle_datagram(data, ("198.51.100.2", 5000), 0.0, (call.a.ip, 5000))
+    agent.handle_datagram(Receive(data, ("198.51.100.2", 5000), (call.a.ip, 5000)), 0.0)
+    delivered = [e for e in iter(agent.poll_event, None) if isinstance(e, DataReceived)]
     if data and data[0] < 4:
-        assert result is None  # STUN-looking input is consumed, never handed up
+        assert delivered == []  # STUN-looking input is consumed, never handed up
     agent.handle_timeout(0.1)
 
 
+def _stun_shaped_garbage():
+    """A STUN first byte and magic cookie, then a body that breaks RFC 8489 section 5/14:
+    a length field that does not match, or an attribute running past the end."""
+    tid = st.binary(min_size=12, max_size=12)
+    wrong_length = st.tuples(st.integers(0, 0xFFFF), tid, st.binary(max_size=100)).filter(
+        lambda t: t[0] != len(t[2])).map(lambda t: t[0].to_bytes(2, "big") + _COOKIE + t[1] + t[2])
+    overrun = st.tuples(tid, st.integers(0, 0xFFFF), st.binary(max_size=24)).map(
+        lambda t: (4 * ((len(t[2]) + 3) // 4 + 1)).to_bytes(2, "big") + _COOKIE + t[0]
+        + t[1].to_bytes(2, "big") + (4 * ((len(t[2]) + 3) // 4) + 4).to_bytes(2, "big")
+        + t[2].ljust(4 * ((len(t[2]) + 3) // 4), b"\0"))
+    return st.one_of(wrong_length, overrun).map(lambda rest: b"\x00\x01" + rest)
+
+
+_COOKIE = b"\x21\x12\xa4\x42"
+
+
 @settings(max_examples=100)
-@given(st.binary(min_size=20, max_size=120))
-def test_stun_shaped_garbage_is_counted_not_raised(body):
+@given(_stun_shaped_garbage())
+def test_stun_shaped_garbage_is_counted_not_raised(data):
     call = make_call(turn=False, stun=False)
-    data = b"\x00\x01" + len(body[4:]).to_bytes(2, "big") + b"\x21\x12\xa4\x42" + body[4:]
-    call.a.agent.handle_datagram(data[: 20 + len(body[4:])], ("198.51.100.2", 5000), 0.0, (call.a.ip, 5000))
+    agent = call.a.agent
+    while agent.poll_event() is not None:
+        pass
+    agent.handle_datagram(Receive(data, ("198.51.100.2", 5000), (call.a.ip, 5000)), 0.0)
+    assert agent.parse_errors == 1
+    assert agent.poll_transmit() is None and agent.poll_event() is None  # dropped, not answered or handed up
 
 
 def _direct_pair(addresses_a, addresses_b, socket_components=None, **options):
@@ -212,7 +234,7 @@ def test_response_from_another_address_fails_the_pair():
     tid = next(t for t, r in a._routes.items() if r.pair is pair)
     response = Message(BINDING, MessageClass.SUCCESS, tid).add(sa.XOR_MAPPED_ADDRESS, (call.a.ip, 5000))
     data = response.encode(a._remote_key, fingerprint=True)
-    a.handle_datagram(data, ("198.51.100.99", 5000), 0.08, (call.a.ip, 5000))  # section 7.2.5.2.1
+    a.handle_datagram(Receive(data, ("198.51.100.99", 5000), (call.a.ip, 5000)), 0.08)  # section 7.2.5.2.1
     assert pair.state is CheckState.FAILED
 
 
@@ -225,7 +247,7 @@ def test_garbage_from_the_turn_server_never_raises(data):
     call.net.run(until=0.5)  # allocations done
     agent = call.a.agent
     assert agent.gathering_complete
-    agent.handle_datagram(data, TURN, call.net.now, (call.a.ip, 5000))
+    agent.handle_datagram(Receive(data, TURN, (call.a.ip, 5000)), call.net.now)
     agent.handle_timeout(call.net.now)
 
 
@@ -240,7 +262,30 @@ def test_malformed_mapped_address_in_an_authentic_response_fails_nothing_open():
     pair = a.pairs[0]
     tid = next(t for t, r in a._routes.items() if r.pair is pair)
     response = Message(BINDING, MessageClass.SUCCESS, tid).add_raw(sa.XOR_MAPPED_ADDRESS, b"\x00\x09\x00")
-    a.handle_datagram(response.encode(a._remote_key, fingerprint=True), pair.remote.address, 0.08,
-                      (call.a.ip, 5000))
+    a.handle_datagram(Receive(response.encode(a._remote_key, fingerprint=True), pair.remote.address,
+                              (call.a.ip, 5000)), 0.08)
     assert pair.state is CheckState.SUCCEEDED  # authentic and symmetric; the mapping is unknown
     assert a.parse_errors == 0
+
+
+def test_a_malformed_remote_candidate_is_a_parse_error():
+    from netcore.errors import ParseError
+    from netcore.sdp.errors import CandidateError
+
+    try:
+        Candidate.parse("candidate:1 1 udp 2130706431 192.0.2.1 99999 typ host")
+    except ParseError as exc:
+        assert isinstance(exc, CandidateError) and isinstance(exc, ValueError)
+        return
+    raise AssertionError("expected a ParseError")
+
+
+def test_a_datagram_for_a_socket_the_agent_does_not_own_is_dropped():
+    call = make_call(turn=False, stun=False)
+    agent = call.a.agent
+    while agent.poll_event() is not None:
+        pass
+    before = agent.dropped
+    agent.handle_datagram(Receive(b"\x80\x00data", ("198.51.100.2", 5000), ("192.0.2.99", 9)), 0.0)
+    agent.handle_datagram(Receive(b"\x80\x00data", ("198.51.100.2", 5000), None), 0.0)
+    assert agent.dropped == before + 2 and agent.poll_event() is None

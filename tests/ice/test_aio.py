@@ -47,3 +47,14 @@ async def test_two_agents_over_real_sockets_prefer_ipv6_and_carry_data():
     finally:
         a.close()
         b.close()
+
+
+async def test_the_connection_composes_a_driver_rather_than_being_a_socket_protocol():
+    # It owns several sockets; inheriting one socket's protocol gave it a
+    # datagram_received of the wrong arity and a second copy of the timer.
+    conn = IceConnection(Agent(True))
+    try:
+        assert not isinstance(conn, asyncio.BaseProtocol) and not hasattr(conn, "datagram_received")
+        assert conn.driver.core is conn.agent
+    finally:
+        conn.close()

@@ -16,7 +16,7 @@ import ssl
 import aioice
 import pytest
 
-from netcore.ice.agent import Agent, TurnServer
+from netcore.ice.agent import Agent, TurnServerConfig
 from netcore.ice.aio import IceConnection
 from netcore.ice.events import CandidateGathered, GatheringCompleted
 from netcore.sdp.candidate import Candidate
@@ -60,7 +60,7 @@ async def run_call(ours_controlling: bool, trickle: bool, turn_port: int | None 
             queue.put_nowait(None)
 
     our_port = tls_port if our_transport == "tls" else turn_port
-    servers = (TurnServer(("127.0.0.1", our_port), *turn_user, transport=our_transport),) if relay else ()
+    servers = (TurnServerConfig(("127.0.0.1", our_port), *turn_user, transport=our_transport),) if relay else ()
     agent = Agent(ours_controlling, relay_only=relay, turn_servers=servers)
     ours = IceConnection(agent, on_event=on_event, on_data=lambda data, pair: received.put_nowait((data, pair)),
                          ssl=ssl)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from netcore.ice.agent import Agent
-from netcore.ice.events import CandidateGathered, PairNominated, PathSelected
+from netcore.ice.events import CandidateGathered, DataReceived, PairNominated, PathSelected
 from netcore.testing.nodes import add_agent, counter_random
 from netcore.testing.simnet import PUBLIC, Link, Network
 
@@ -61,10 +61,10 @@ def test_client_behind_symmetric_nat_reaches_a_lite_server():
     client_node.flush()
     net.run(until=net.now + 1)
     server_node = net._nodes[(server.nominated_pair().local.socket)]
-    server_received = [value for _, value in server_node.received]
-    assert server_received and server_received[0][0] == b"\x80\x00hello"
+    server_received = [e.data for e in server_node.events if isinstance(e, DataReceived)]
+    assert server_received and server_received[0] == b"\x80\x00hello"
     # and back, on the pair the lite server selected
     server.send(b"\x80\x00back", net.now)
     server_node.flush()
     net.run(until=net.now + 1)
-    assert client_node.received[-1][1][0] == b"\x80\x00back"
+    assert [e.data for e in client_node.events if isinstance(e, DataReceived)][-1] == b"\x80\x00back"

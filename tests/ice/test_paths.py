@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from netcore.ice.events import ConsentLost, PathDegraded, PathSelected, RestartNeeded
-from tests.ice.scenario import exchange_credentials, make_call, received_numbers, stream
+from netcore.ice.events import ConsentLost, PathDegraded, PathSelected, ConnectionLost
+from tests.ice.scenario import exchange_credentials, make_call, received, received_numbers, stream
 
 INTERVAL = 0.02  # one datagram every 20 ms, each way
 
@@ -71,8 +71,8 @@ def test_each_side_switches_its_own_sending_path_on_rtt():
     call.net.run(until=start + 3)
     assert received_numbers(call.b) == list(range(50))
     assert received_numbers(call.a) == list(range(50))
-    assert call.b.node.received[-1][1][1].relayed  # B receives A's traffic on the relayed pair
-    assert not call.a.node.received[-1][1][1].relayed
+    assert received(call.b)[-1].pair.relayed  # B receives A's traffic on the relayed pair
+    assert not received(call.a)[-1].pair.relayed
 
 
 def test_loss_threshold_switches_the_path():
@@ -93,7 +93,7 @@ def test_no_valid_alternative_asks_for_a_restart():
     assert call.run_until_connected(5)
     call.net.block(call.a.ip, call.b.ip)
     call.net.run(until=call.net.now + 35)
-    assert events(call.a, RestartNeeded) == [RestartNeeded(1, "consent-lost")]
+    assert events(call.a, ConnectionLost) == [ConnectionLost(1, "consent-lost")]
     assert call.a.agent.sending_pair() is None
 
 
