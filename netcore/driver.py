@@ -21,7 +21,7 @@ from typing import Any, Callable, Protocol
 
 from netcore.net import Core, Event, Receive, Transmit
 
-__all__ = ["Clock", "Driver"]
+__all__ = ["Clock", "Driver", "Timer"]
 
 
 class TimerHandle(Protocol):
@@ -33,10 +33,54 @@ class Clock(Protocol):
     def call_at(self, when: float, callback: Callable[..., Any], *args: Any) -> TimerHandle: ...
 
 
+class Timer:
+    """One core's single timer: re-armed at each deadline, fired with ``max(deadline, now)``.
+
+    :class:`Driver` uses it; so does an adapter whose core has more outputs
+    than a driver drains (the signaling server), so the rule lives here once.
+    """
+
+    __slots__ = ("_clock", "_on_fire", "_handle", "_at", "_closed")
+
+    def __init__(self, clock: Clock, on_fire: Callable[[float], None]) -> None:
+        self._clock = clock
+        self._on_fire = on_fire
+        self._handle: TimerHandle | None = None
+        self._at: float | None = None
+        self._closed = False
+
+    def arm(self, deadline: float | None) -> None:
+        """Fire at ``deadline`` (``None``: not at all); the same deadline again changes nothing."""
+        if self._closed:
+            deadline = None
+        if deadline == self._at:
+            return
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+        self._at = deadline
+        if deadline is not None:
+            self._handle = self._clock.call_at(deadline, self._fire)
+
+    def close(self) -> None:
+        """Cancel the timer; it arms no more."""
+        self.arm(None)
+        self._closed = True
+
+    def _fire(self) -> None:
+        deadline = self._at
+        self._handle = None
+        self._at = None
+        now = self._clock.time()
+        if deadline is not None and deadline > now:
+            now = deadline  # an early wake-up must not spin (see the module docstring)
+        self._on_fire(now)
+
+
 class Driver:
     """Feeds one core and delivers what it produces; owns its one timer."""
 
-    __slots__ = ("core", "send", "on_event", "_clock", "_timer", "_timer_at", "_closed")
+    __slots__ = ("core", "send", "on_event", "_clock", "_timer")
 
     def __init__(self, core: Core, clock: Clock, send: Callable[[Transmit], None],
                  on_event: Callable[[Event], None] | None = None) -> None:
@@ -44,9 +88,7 @@ class Driver:
         self.send = send
         self.on_event = on_event
         self._clock = clock
-        self._timer: TimerHandle | None = None
-        self._timer_at: float | None = None
-        self._closed = False
+        self._timer = Timer(clock, self._timeout)
 
     def receive(self, datagram: Receive) -> None:
         """Hand one datagram to the core at the clock's time, then flush."""
@@ -63,31 +105,12 @@ class Driver:
         while (event := core.poll_event()) is not None:
             if on_event is not None:
                 on_event(event)
-        self._arm(core.next_deadline())
+        self._timer.arm(core.next_deadline())
 
     def close(self) -> None:
         """Stop the timer; the driver arms no new one."""
-        self._closed = True
-        self._arm(None)
+        self._timer.close()
 
-    def _arm(self, deadline: float | None) -> None:
-        if self._closed:
-            deadline = None
-        if deadline == self._timer_at:
-            return
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        self._timer_at = deadline
-        if deadline is not None:
-            self._timer = self._clock.call_at(deadline, self._fire)
-
-    def _fire(self) -> None:
-        deadline = self._timer_at
-        self._timer = None
-        self._timer_at = None
-        now = self._clock.time()
-        if deadline is not None and deadline > now:
-            now = deadline  # an early wake-up must not spin (see the module docstring)
+    def _timeout(self, now: float) -> None:
         self.core.handle_timeout(now)
         self.flush()

@@ -7,6 +7,8 @@ import logging
 import signal
 import sys
 
+from netcore.aio import run
+
 from .config import load_config
 from .server import SignalServer
 
@@ -33,13 +35,7 @@ async def serve(argv: list[str] | None = None) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     try:
-        import uvloop
-    except ImportError:
-        runner = asyncio.run
-    else:
-        runner = uvloop.run
-    try:
-        runner(serve(argv))
+        run(serve(argv))
     except OSError as exc:  # a port in use, an unreadable data directory: one sentence, no traceback
         print(f"netcore-signal: {exc.strerror or exc}", file=sys.stderr)
         sys.exit(1)

@@ -31,6 +31,8 @@ from urllib.parse import parse_qs, urlsplit
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
+from netcore.driver import Timer
+
 from .analytics import JsonLinesSink, analytics_record
 from .config import SignalConfig
 from .core import (
@@ -145,8 +147,7 @@ class SignalServer:
         self.sources = SourceCounter(config.max_connections_per_source)
         self._conns: dict[str, Connection] = {}  # session_id -> connection
         self._service: Connection | None = None
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_at: float | None = None
+        self._timer: Timer | None = None  # made on the first flush, on the running loop
         self._servers: list[Any] = []
         self._tasks: set[asyncio.Task] = set()
         self.port = 0
@@ -210,7 +211,7 @@ class SignalServer:
         for server in self._servers:
             await server.wait_closed()
         if self._timer is not None:
-            self._timer.cancel()
+            self._timer.close()
         self._db.shutdown(wait=True)
         self._hasher.shutdown(wait=True)
         self.store.close()
@@ -463,7 +464,9 @@ class SignalServer:
         while (event := core.poll_event()) is not None:
             self._on_event(event)
         self.analytics.flush()
-        self._arm_timer()
+        if self._timer is None:
+            self._timer = Timer(asyncio.get_running_loop(), self._on_timer)
+        self._timer.arm(core.next_deadline())
 
     def _on_event(self, event: Any) -> None:
         if self.cluster is not None and self.cluster.on_event(event):
@@ -513,29 +516,13 @@ class SignalServer:
                 self.cluster.notified(user, kind, payload)
         self.flush()
 
-    # The core's one timer.  Not a netcore.driver.Driver: that drains a core's
-    # transmits and events, and this core has two more outputs (routes and the
-    # journal, for other nodes) plus the analytics batch, which every flush here
-    # must drain, the timer's included.  The rule is the Driver's: fire with
-    # max(deadline, loop.time()), so that a loop waking a little early (asyncio
-    # runs callbacks up to its clock resolution ahead) cannot spin re-arming.
+    # The core's one timer is a netcore.driver.Timer rather than a whole
+    # Driver: this core has two more outputs than a driver drains (routes and
+    # the journal, for other nodes) plus the analytics batch, and every flush
+    # here, the timer's included, must drain them.
 
-    def _arm_timer(self) -> None:
-        deadline = self.core.next_deadline()
-        if deadline == self._timer_at:
-            return
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        self._timer_at = deadline
-        if deadline is not None:
-            self._timer = asyncio.get_running_loop().call_at(deadline, self._on_timer)
-
-    def _on_timer(self) -> None:
-        deadline = self._timer_at
-        self._timer = self._timer_at = None
-        now = asyncio.get_running_loop().time()
-        self.core.handle_timeout(now if deadline is None else max(deadline, now))
+    def _on_timer(self, now: float) -> None:
+        self.core.handle_timeout(now)
         self.flush()
 
     # --- the call server's link, and what the cluster asks of this node ------
