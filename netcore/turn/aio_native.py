@@ -204,8 +204,11 @@ class NativeDataPath:
             else:
                 sender = (socket.inet_ntop(socket.AF_INET6, raw), port)
             data = bytes(view[header:size])
-            if kind == _datapath.LISTENER:
-                core.handle_datagram(data, sender, now, known[2])
-            else:
-                core.handle_peer_datagram(data, sender, known[2], now)
+            try:
+                if kind == _datapath.LISTENER:
+                    core.handle_datagram(data, sender, now, known[2])
+                else:
+                    core.handle_peer_datagram(data, sender, known[2], now)
+            except Exception as exc:  # one input must not end the batch nor skip the flush
+                self.endpoint.faults.record(exc, sender, now)
         self.endpoint.flush()

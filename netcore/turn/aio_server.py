@@ -37,6 +37,7 @@ from netcore.turn.server import Address, TurnServer
 from netcore.turn.tcp_relay import ConnectionBound, PeerConnectionClosed, PeerConnectRequested
 from netcore.turn.aio_stream import PeerTcpProtocol, TurnStreamProtocol
 from netcore.turn import aio_native
+from netcore.turn.faults import FaultLog
 
 __all__ = ["SocketRelays", "TurnServerEndpoint", "open_udp_socket", "open_stream_socket"]
 
@@ -240,6 +241,7 @@ class TurnServerEndpoint:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self.send_errors = 0  # of the Python paths; the native path counts its own
+        self.faults = FaultLog()  # exceptions the core raised on one input (bugs), logged rate-limited
         relays.on_open = self._relay_opened
         relays.on_close = self._relay_closed
         self.native = aio_native.NativeDataPath(self) if native and aio_native.available() else None
@@ -422,8 +424,11 @@ class TurnServerEndpoint:
                         allocation.packets_to_peer += 1
                         allocation.bytes_to_peer += length
                         continue
-            core.handle_datagram(bytes(view[:size]), addr, now, local)
             slow = True
+            try:
+                core.handle_datagram(bytes(view[:size]), addr, now, local)
+            except Exception as exc:  # one input must not end the batch nor skip the flush
+                self.faults.record(exc, addr, now)
             clients = core.clients.get(local) or {}  # an Allocate may have added this client
         if slow:
             self.flush()
@@ -475,8 +480,11 @@ class TurnServerEndpoint:
                 allocation.packets_to_client += 1
                 allocation.bytes_to_client += size
                 continue
-            core.handle_peer_datagram(bytes(receive[:size]), peer, relayed, now)
             slow = True
+            try:
+                core.handle_peer_datagram(bytes(receive[:size]), peer, relayed, now)
+            except Exception as exc:  # one input must not end the batch nor skip the flush
+                self.faults.record(exc, peer, now)
         if slow:
             self.flush()
 

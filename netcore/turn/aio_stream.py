@@ -71,6 +71,10 @@ class TurnStreamProtocol(asyncio.Protocol):
             core.stats.parse_errors += 1
             if self.transport is not None:
                 self.transport.close()
+        except Exception as exc:  # a bug of ours on one frame: drop the connection, keep serving
+            endpoint.faults.record(exc, self.addr, now)
+            if self.transport is not None:
+                self.transport.close()
         endpoint.flush()
 
     def write(self, data: bytes) -> None:

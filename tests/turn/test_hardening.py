@@ -1,0 +1,149 @@
+"""What an attacker and a careful operator found in the relay, each kept from coming back.
+
+The endpoint tests run the asyncio endpoint in this process on 127.0.0.1,
+once with each data path (compiled and Python).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import struct
+
+import pytest
+from hypothesis import given, strategies as st
+
+from netcore.stun import attributes as sa
+from netcore.stun.message import BINDING, Message, MessageClass
+from netcore.turn import wire as w
+from netcore.turn.aio_server import SocketRelays, TurnServerEndpoint, open_udp_socket
+from netcore.turn.credentials import rest_api_expiry
+from netcore.turn.server import ServerConfig, TurnServer
+from tests.turn.live import free_port_range
+from tests.turn.sim import Client, error_code, make_server
+
+
+@pytest.fixture(params=["native", "python"])
+def data_path(request):
+    return request.param
+
+
+@contextlib.asynccontextmanager
+async def endpoint_on_loopback(data_path: str, core_class=TurnServer, **config):
+    low, high = free_port_range(20)
+    relays = SocketRelays({1: "127.0.0.1"}, low, high)
+    config.setdefault("users", {"alice": "wonderland"})
+    core = core_class(ServerConfig(allow_loopback_peers=True, **config), relays)
+    endpoint = TurnServerEndpoint(core, relays, None, native=data_path == "native")
+    assert (endpoint.native is not None) == (data_path == "native")
+    port = endpoint.add_listener(open_udp_socket("127.0.0.1", 0))[1]
+    try:
+        yield endpoint, ("127.0.0.1", port)
+    finally:
+        endpoint.close()
+
+
+def signed_allocate(username: str) -> bytes:
+    """An Allocate with a MESSAGE-INTEGRITY under ``username``: the server has to look the user up.
+
+    Built by hand, since our encoder refuses a USERNAME over 512 bytes and an
+    attacker's does not; the MAC is garbage (it is checked after the lookup).
+    """
+    attributes = ((w.REQUESTED_TRANSPORT, bytes([17, 0, 0, 0])), (sa.USERNAME, username.encode()),
+                  (sa.REALM, b"netcore"), (sa.NONCE, b"x" * 24), (sa.MESSAGE_INTEGRITY, bytes(20)))
+    body = b"".join(struct.pack("!HH", kind, len(value)) + value + bytes(-len(value) & 3)
+                    for kind, value in attributes)
+    return struct.pack("!HHI", w.ALLOCATE, len(body), 0x2112A442) + os.urandom(12) + body
+
+
+def udp_client() -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.setblocking(False)
+    return sock
+
+
+async def answers(sock: socket.socket, count: int, timeout: float = 5.0) -> list[Message]:
+    loop = asyncio.get_running_loop()
+    got = []
+    async with asyncio.timeout(timeout):
+        while len(got) < count:
+            got.append(Message.parse(await loop.sock_recv(sock, 2048)))
+    return got
+
+
+# -- 1. REST usernames, and a batch that survives one bad input ---------------------------------
+
+MALFORMED_EXPIRIES = ["²", "١٢٣", "9" * 5000, "9" * 21, "12a", "", "+5", " 5", "1_000"]
+
+
+@pytest.mark.parametrize("head", MALFORMED_EXPIRIES, ids=lambda h: f"{h[:5]!r}x{len(h)}")
+def test_rest_username_with_a_malformed_expiry_is_401(head):
+    server, _ = make_server(users={}, auth_secrets=("s",))
+    client = Client(server)
+    answer = Message.parse(client.send_raw(signed_allocate(f"{head}:x"))[0][0])
+    assert error_code(answer) == 401
+    assert rest_api_expiry(f"{head}:x") is None
+
+
+@given(st.text(max_size=60))
+def test_rest_api_expiry_never_raises(username):
+    expiry = rest_api_expiry(username)
+    assert expiry is None or username.partition(":")[0].isascii()
+
+
+async def test_a_burst_of_malformed_rest_usernames_gets_401s_and_binding_still_answers(data_path, caplog):
+    async with endpoint_on_loopback(data_path, users={}, auth_secrets=("s",)) as (endpoint, server):
+        attacker, bystander = udp_client(), udp_client()
+        binding = Message(BINDING, MessageClass.REQUEST).encode()
+        loop = asyncio.get_running_loop()
+        answered = loop.create_task(answers(bystander, 1))
+        for i in range(300):
+            attacker.sendto(signed_allocate(("²" if i % 2 else "9" * 5000) + ":x"), server)
+            if i % 10 == 9:  # paced, so that the kernel and hand-off queues do not overflow
+                if i % 50 == 49 and not answered.done():
+                    bystander.sendto(binding, server)  # a STUN client retransmits
+                await asyncio.sleep(0.002)
+        (answer,) = await answered
+        assert answer.transaction_id == binding[8:20]
+        assert answer.message_class == MessageClass.SUCCESS
+        first = (await answers(attacker, 1))[0]
+        assert error_code(first) == 401
+        assert endpoint.faults.count == 0
+        attacker.close()
+        bystander.close()
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+class _FaultyCore(TurnServer):
+    """A core with a bug on one input (a datagram starting with b"\\x00\\x01boom")."""
+
+    def handle_datagram(self, data, addr, now, listener=("", 0)):
+        if data.startswith(b"\x00\x01boom"):
+            raise ValueError("a bug of ours")
+        super().handle_datagram(data, addr, now, listener)
+
+
+async def test_an_exception_on_one_input_is_logged_once_and_the_batch_goes_on(data_path, caplog):
+    caplog.set_level(logging.ERROR)
+    async with endpoint_on_loopback(data_path, core_class=_FaultyCore) as (endpoint, server):
+        client = udp_client()
+        bindings = []
+        for _ in range(20):  # sent before the loop runs: one batch, a poison after each Binding
+            binding = Message(BINDING, MessageClass.REQUEST)
+            bindings.append(binding.transaction_id)
+            client.sendto(binding.encode(), server)
+            client.sendto(b"\x00\x01boom" + bytes(20), server)
+        got = await answers(client, 20)
+        assert sorted(m.transaction_id for m in got) == sorted(bindings)
+        client.sendto(Message(BINDING, MessageClass.REQUEST).encode(), server)
+        await answers(client, 1)  # after the last poison
+        assert endpoint.faults.count == 20
+        client.close()
+    lines = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(lines) == 1, [r.getMessage() for r in lines]
+    assert lines[0].name == "netcore.turn" and "ValueError" in lines[0].getMessage()
+    assert lines[0].exc_info is None
