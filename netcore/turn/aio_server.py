@@ -35,7 +35,7 @@ from typing import Callable
 from netcore.turn import wire as w
 from netcore.turn.server import Address, TurnServer
 from netcore.turn.tcp_relay import ConnectionBound, PeerConnectionClosed, PeerConnectRequested
-from netcore.turn.aio_stream import PeerTcpProtocol, TurnStreamProtocol
+from netcore.turn.aio_stream import PeerTcpProtocol, StreamLimits, TurnStreamProtocol
 from netcore.turn import aio_native
 from netcore.turn.faults import FaultLog
 
@@ -155,6 +155,8 @@ class SocketRelays:
         self._cursor = min_port
         self.on_open: Callable[[Address, socket.socket, int, int], None] | None = None
         self.on_close: Callable[[Address, socket.socket], None] | None = None
+        # Why relay sockets could not be opened (each is a 508 to a client), one line per 10 s.
+        self.failures = FaultLog(what="relay socket", level=logging.WARNING)
 
     def open_relay(self, family: int, *, transport: int = w.TRANSPORT_UDP, even_port: bool = False,
                    dont_fragment: bool = False, port: int | None = None) -> Address | None:
@@ -175,6 +177,8 @@ class SocketRelays:
             relayed = self._open(family, host, port, dont_fragment, transport)
             if relayed is not None:
                 return relayed
+        self.failures.record(OSError(errno.EADDRINUSE, f"no free relay port in {self.min_port}-{self.max_port}"),
+                             (host, self._cursor), _clock())
         return None
 
     def _open(self, family: int, host: str, port: int, dont_fragment: bool, transport: int) -> Address | None:
@@ -183,7 +187,9 @@ class SocketRelays:
                 sock = open_stream_socket(host, port, reuse_port=True)
             else:
                 sock = open_udp_socket(host, port)
-        except OSError:
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:  # out of file descriptors, or the address is not ours
+                self.failures.record(exc, (host, port), _clock())
             return None
         if dont_fragment:
             self._set_dont_fragment(sock, family)
@@ -231,8 +237,10 @@ class TurnServerEndpoint:
         self.listeners: dict[Address, socket.socket] = {}
         self.streams: dict[tuple[Address, Address], TurnStreamProtocol] = {}  # (listener, client) ->
         self.stream_servers: list[asyncio.AbstractServer] = []
-        self.max_connections = 4 * core.config.total_quota
-        self.stream_write_limit = 1 << 20  # bytes queued per connection before relayed data is dropped
+        self.limits = StreamLimits.for_process(core.config.total_quota)
+        self.stream_sources: dict[str, int] = {}  # client IP -> open TCP/TLS connections
+        self.stream_buffered = 0  # bytes held in partial frames over every connection
+        self.stream_refusals = FaultLog(what="TCP/TLS connection from", level=logging.WARNING)  # caps reached, one line per 10 s
         self.tcp_relay_servers: dict[Address, asyncio.AbstractServer] = {}  # RFC 6062 relayed address ->
         self.peer_connections: dict[int, PeerTcpProtocol] = {}  # RFC 6062 connection id ->
         self._tasks: set[asyncio.Task] = set()
@@ -267,7 +275,9 @@ class TurnServerEndpoint:
         host, port = sock.getsockname()[:2]
         local = (host, port, "tls" if ssl_context is not None else "tcp")
         self.core.stream_listeners.add(local)
-        server = await self.loop.create_server(lambda: TurnStreamProtocol(self, local), sock=sock, ssl=ssl_context)
+        server = await self.loop.create_server(
+            lambda: TurnStreamProtocol(self, local), sock=sock, ssl=ssl_context,
+            ssl_handshake_timeout=self.limits.auth_timeout if ssl_context is not None else None)
         self.stream_servers.append(server)
         return local
 

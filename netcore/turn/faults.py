@@ -20,12 +20,14 @@ log = logging.getLogger("netcore.turn")
 
 
 class FaultLog:
-    """Counts exceptions raised by the core on single inputs; logs one line per interval."""
+    """Counts failures of one kind (an exception on one input, a socket not opened); one log line per interval."""
 
-    __slots__ = ("interval", "count", "_next_line", "_unlogged")
+    __slots__ = ("interval", "what", "level", "count", "_next_line", "_unlogged")
 
-    def __init__(self, interval: float = 10.0) -> None:
+    def __init__(self, interval: float = 10.0, what: str = "input", level: int = logging.ERROR) -> None:
         self.interval = interval
+        self.what = what
+        self.level = level
         self.count = 0
         self._next_line = float("-inf")
         self._unlogged = 0
@@ -39,8 +41,8 @@ class FaultLog:
         text = str(exc)
         if len(text) > 120:
             text = text[:117] + "..."
-        log.error("input from %s raised %s: %s (dropped; %d more not logged since the last line)",
-                  _where(source), type(exc).__name__, text, self._unlogged)
+        log.log(self.level, "%s %s: %s: %s (%d more not logged since the last line)",
+                  self.what, _where(source), type(exc).__name__, text, self._unlogged)
         self._unlogged = 0
         self._next_line = now + self.interval
 

@@ -19,7 +19,7 @@ from hypothesis import given, strategies as st
 from netcore.stun import attributes as sa
 from netcore.stun.message import BINDING, Message, MessageClass
 from netcore.turn import wire as w
-from netcore.turn.aio_server import SocketRelays, TurnServerEndpoint, open_udp_socket
+from netcore.turn.aio_server import SocketRelays, TurnServerEndpoint, open_stream_socket, open_udp_socket
 from netcore.turn.credentials import rest_api_expiry
 from netcore.turn.server import ServerConfig, TurnServer
 from tests.turn.live import free_port_range
@@ -147,3 +147,111 @@ async def test_an_exception_on_one_input_is_logged_once_and_the_batch_goes_on(da
     assert len(lines) == 1, [r.getMessage() for r in lines]
     assert lines[0].name == "netcore.turn" and "ValueError" in lines[0].getMessage()
     assert lines[0].exc_info is None
+
+
+# -- 2. TCP/TLS connections: deadline, per-source cap, buffered bytes, file descriptors --------
+
+@contextlib.asynccontextmanager
+async def stream_endpoint(**limits):
+    async with endpoint_on_loopback("python") as (endpoint, _):
+        for name, value in limits.items():
+            setattr(endpoint.limits, name, value)
+        local = await endpoint.add_stream_listener(open_stream_socket("127.0.0.1", 0))
+        yield endpoint, local[:2]
+
+
+async def closed_by_server(reader: asyncio.StreamReader, timeout: float = 5.0) -> bool:
+    """True if the server closes (or resets) the connection within ``timeout`` seconds."""
+    try:
+        async with asyncio.timeout(timeout):
+            while await reader.read(65536):
+                pass
+            return True
+    except ConnectionResetError:
+        return True
+    except TimeoutError:
+        return False
+
+
+async def binding_over(reader, writer) -> bool:
+    request = Message(BINDING, MessageClass.REQUEST)
+    writer.write(request.encode())
+    async with asyncio.timeout(5):
+        header = await reader.readexactly(20)
+        body = await reader.readexactly(int.from_bytes(header[2:4], "big"))
+    return Message.parse(header + body).transaction_id == request.transaction_id
+
+
+async def test_a_connection_that_never_allocates_is_closed_after_the_deadline():
+    async with stream_endpoint(auth_timeout=0.3) as (endpoint, server):
+        reader, writer = await asyncio.open_connection(*server)
+        assert await binding_over(reader, writer)  # served meanwhile, but a Binding is no allocation
+        assert await closed_by_server(reader)
+        writer.close()
+        await asyncio.sleep(0)
+        assert not endpoint.streams and not endpoint.stream_sources
+
+
+async def test_connections_per_source_are_capped():
+    async with stream_endpoint(per_source=3) as (endpoint, server):
+        connections = [await asyncio.open_connection(*server) for _ in range(5)]
+        for reader, writer in connections[:3]:
+            assert await binding_over(reader, writer)
+        for reader, _ in connections[3:]:
+            assert await closed_by_server(reader)
+        assert not await closed_by_server(connections[0][0], 0.2)
+        assert endpoint.stream_sources == {"127.0.0.1": 3}
+        connections[0][1].close()
+        await closed_by_server(connections[0][0])
+        await asyncio.sleep(0.05)
+        reader, writer = await asyncio.open_connection(*server)  # a slot came free
+        assert await binding_over(reader, writer)
+        for _, w_ in connections + [(reader, writer)]:
+            w_.close()
+
+
+async def test_partial_frames_are_bounded_in_bytes_over_all_connections():
+    async with stream_endpoint(buffered_bytes=100_000) as (endpoint, server):
+        connections = [await asyncio.open_connection(*server) for _ in range(4)]
+        for _, writer in connections:  # a STUN header announcing 60,000 bytes, then 40,000 of them
+            writer.write(struct.pack("!HHI", BINDING, 60_000, 0x2112A442) + bytes(12) + bytes(40_000))
+        closed = [await closed_by_server(reader, 1.0) if i >= 2 else None for i, (reader, _) in
+                  enumerate(connections)]
+        assert any(closed)
+        assert endpoint.stream_buffered <= 100_000
+        for _, writer in connections:
+            writer.close()
+        await asyncio.sleep(0.05)
+        assert endpoint.stream_buffered == 0
+
+
+async def test_connections_stay_below_half_the_file_descriptor_limit():
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (64, hard))
+    try:
+        async with endpoint_on_loopback("python") as (endpoint, _):
+            assert endpoint.limits.max_connections == 32
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    async with stream_endpoint(max_connections=4) as (endpoint, server):
+        connections = [await asyncio.open_connection(*server) for _ in range(6)]
+        assert sum([await closed_by_server(reader, 0.5) for reader, _ in connections]) == 2
+        for _, writer in connections:
+            writer.close()
+
+
+async def test_relay_sockets_that_cannot_be_opened_are_logged(caplog):
+    from netcore.turn.aio_client import open_turn_endpoint
+    from netcore.turn.aio_client import TurnError
+
+    caplog.set_level(logging.WARNING)
+    async with endpoint_on_loopback("python") as (endpoint, server):
+        endpoint.relays.relay_ips[1] = "192.0.2.1"  # not an address of this host
+        with pytest.raises(TurnError):
+            await open_turn_endpoint(server, "alice", "wonderland")
+        assert endpoint.core.stats.by_error.get(508) == 1
+    lines = [r.getMessage() for r in caplog.records if r.name == "netcore.turn" and r.levelno >= logging.WARNING]
+    assert any("relay socket 192.0.2.1:" in line for line in lines), lines
+    assert len(lines) == 1, lines
