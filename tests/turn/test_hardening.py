@@ -22,7 +22,7 @@ from netcore.turn import wire as w
 from netcore.turn.aio_server import SocketRelays, TurnServerEndpoint, open_stream_socket, open_udp_socket
 from netcore.turn.credentials import rest_api_expiry
 from netcore.turn.server import ServerConfig, TurnServer
-from tests.turn.live import free_port_range
+from tests.turn.live import echo_peer, free_port_range
 from tests.turn.sim import Client, error_code, make_server
 
 
@@ -255,3 +255,58 @@ async def test_relay_sockets_that_cannot_be_opened_are_logged(caplog):
     lines = [r.getMessage() for r in caplog.records if r.name == "netcore.turn" and r.levelno >= logging.WARNING]
     assert any("relay socket 192.0.2.1:" in line for line in lines), lines
     assert len(lines) == 1, lines
+
+
+# -- 3. TOML booleans are booleans -------------------------------------------------------------
+
+@pytest.mark.parametrize("line", ['allow-loopback-peers = "false"', 'legacy-channel-numbers = "false"',
+                                  "allow-loopback-peers = 0", 'min-port = "50000"', "max-port = true"])
+def test_a_setting_of_the_wrong_type_is_refused_at_start_naming_the_key(tmp_path, line):
+    import subprocess
+    import sys
+
+    config = tmp_path / "turn.toml"
+    config.write_text(line + "\n")
+    done = subprocess.run([sys.executable, "-m", "servers.turn.main", "--config", str(config)],
+                          capture_output=True, text=True, timeout=20)
+    assert done.returncode == 2
+    assert line.split(" =")[0] + ":" in done.stderr
+
+
+def test_booleans_from_the_file_are_taken_as_written(tmp_path):
+    from servers.turn.config import build_parser, load_settings
+
+    config = tmp_path / "turn.toml"
+    config.write_text("allow-loopback-peers = false\nlegacy-channel-numbers = true\n")
+    settings = load_settings(build_parser().parse_args(["--config", str(config)]))
+    assert settings["allow-loopback-peers"] is False
+    assert settings.server_config().channel_max == 0x7FFF
+
+
+async def test_a_reload_with_a_string_boolean_keeps_the_old_settings(tmp_path):
+    import signal
+
+    from netcore.turn.aio_client import open_turn_endpoint
+    from tests.conftest import free_port
+    from tests.peers import netcore_turn_process
+    from tests.turn.test_daemon import log_says
+
+    low, high = free_port_range(20)
+    config = tmp_path / "turn.toml"
+    config.write_text(f'user = ["alice:one"]\nallow-loopback-peers = true\nmin-port = {low}\nmax-port = {high}\n')
+    peer_transport, peer = await echo_peer()
+    with netcore_turn_process(tmp_path, "--config", str(config), port=free_port()) as (proc, port):
+        config.write_text(f'user = ["alice:one"]\nallow-loopback-peers = "false"\nmin-port = {low}\n'
+                          f'max-port = {high}\n')
+        proc.send_signal(signal.SIGHUP)
+        await log_says(tmp_path, "reload failed")
+        client = await open_turn_endpoint(("127.0.0.1", port), "alice", "one")
+        await client.bind_channel(peer)  # loopback peers still allowed: the old settings stand
+        client.sendto(b"ping", peer)
+        data, _ = await asyncio.wait_for(client.recvfrom(), 5)
+        assert data == b"ping"
+        await client.close()
+    peer_transport.close()
+    log = (tmp_path / "netcore-turn.log").read_text()
+    assert log.count("reload failed") == 1
+    assert "allow-loopback-peers" in log.split("reload failed")[1].splitlines()[0]
