@@ -153,6 +153,7 @@ class SocketRelays:
         self.sockets: dict[Address, socket.socket] = {}  # relayed address (as told) -> socket
         self._in_use: dict[int, set[int]] = {family: set() for family in relay_ips}
         self._cursor = min_port
+        self._fatal = False  # the last bind failed for a reason that no other port would avoid
         self.on_open: Callable[[Address, socket.socket, int, int], None] | None = None
         self.on_close: Callable[[Address, socket.socket], None] | None = None
         # Why relay sockets could not be opened (each is a 508 to a client), one line per 10 s.
@@ -163,13 +164,15 @@ class SocketRelays:
         host = self.relay_ips.get(family)
         if host is None:
             return None
+        self._fatal = False
         if port is not None:
             if not self.min_port <= port <= self.max_port or port in self._in_use[family]:
                 return None
             return self._open(family, host, port, dont_fragment, transport)
         in_use = self._in_use[family]
-        span = self.max_port - self.min_port + 1
-        for _ in range(min(span, 256)):
+        # The whole range once at most, from the cursor on: ports that another program
+        # holds cost a failed bind each, ports we hold a set lookup.
+        for _ in range(self.max_port - self.min_port + 1):
             port = self._cursor
             self._cursor = self.min_port if port >= self.max_port else port + 1
             if port in in_use or (even_port and port & 1):
@@ -177,6 +180,8 @@ class SocketRelays:
             relayed = self._open(family, host, port, dont_fragment, transport)
             if relayed is not None:
                 return relayed
+            if self._fatal:
+                return None  # no descriptor, or not our address: no other port would do
         self.failures.record(OSError(errno.EADDRINUSE, f"no free relay port in {self.min_port}-{self.max_port}"),
                              (host, self._cursor), _clock())
         return None
@@ -188,8 +193,9 @@ class SocketRelays:
             else:
                 sock = open_udp_socket(host, port)
         except OSError as exc:
-            if exc.errno != errno.EADDRINUSE:  # out of file descriptors, or the address is not ours
+            if exc.errno not in (errno.EADDRINUSE, errno.EACCES):  # out of descriptors, or not our address
                 self.failures.record(exc, (host, port), _clock())
+                self._fatal = True
             return None
         if dont_fragment:
             self._set_dont_fragment(sock, family)

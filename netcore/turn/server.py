@@ -251,7 +251,8 @@ class TurnServer(TcpRelayMixin):
         self.clients: dict[Address, dict[Address, Allocation]] = {}  # listener -> client ->
         self.by_relayed: dict[Address, Allocation] = {}
         self.per_user: dict[str, int] = {}
-        self._reservations: dict[bytes, tuple[Address, float]] = {}  # token -> (relayed, until)
+        # EVEN-PORT reservations: token -> (relayed, until, username); they count in per_user.
+        self._reservations: dict[bytes, tuple[Address, float, str]] = {}
         self._tcp_connections: dict = {}  # RFC 6062 connection id -> PeerConnection
         self._random = random
         self._transmit: deque[Transmit] = deque()
@@ -348,8 +349,8 @@ class TurnServer(TcpRelayMixin):
                 for key in [k for k, (_, until) in allocation.cooldown.items() if until <= now]:
                     del allocation.cooldown[key]
         self._expire_connections(now)
-        for token in [t for t, (_, until) in self._reservations.items() if until <= now]:
-            self.relays.close_relay(self._reservations.pop(token)[0])
+        for token in [t for t, (_, until, _) in self._reservations.items() if until <= now]:
+            self._release_reservation(token, close=True)
         self.unauthorized.sweep(now)
         busy = self.allocations or len(self.unauthorized) or self._reservations or self._tcp_connections
         self._next_sweep = now + self.config.sweep_interval if busy else None
@@ -358,9 +359,8 @@ class TurnServer(TcpRelayMixin):
         """Delete every allocation (shutdown); the events say what each carried."""
         for allocation in list(self.allocations.values()):
             self._delete(allocation, "shutdown")
-        for relayed, _ in self._reservations.values():
-            self.relays.close_relay(relayed)
-        self._reservations.clear()
+        for token in list(self._reservations):
+            self._release_reservation(token, close=True)
 
     # -- outputs ------------------------------------------------------------------
 
@@ -537,7 +537,14 @@ class TurnServer(TcpRelayMixin):
         token = request.get(w.RESERVATION_TOKEN)
         if token is not None and (even_port is not None or w.REQUESTED_ADDRESS_FAMILY in request):
             raise Refused(400, "Bad Request")  # section 7.2, rules 4 and 5
-        if self.per_user.get(auth.username, 0) >= config.user_quota or len(self.allocations) >= config.total_quota:
+        # Reservations count against the user's quota (an EVEN-PORT R=1 takes two places),
+        # and using one's own reservation takes none more.
+        held = self._reservations.get(token) if token is not None else None
+        needed = 0 if held is not None and held[2] == auth.username else 1
+        if even_port:
+            needed += 1
+        if self.per_user.get(auth.username, 0) + needed > config.user_quota \
+                or len(self.allocations) >= config.total_quota:
             self.stats.quota_refusals += 1
             raise Refused(486, "Allocation Quota Reached")
         dont_fragment = w.DONT_FRAGMENT in request
@@ -545,10 +552,10 @@ class TurnServer(TcpRelayMixin):
         address_error = None
         reservation: bytes | None = None
         if token is not None:
-            reserved = self._reservations.pop(token, None)
+            reserved = self._release_reservation(token, close=False)
             if reserved is None:
                 raise Refused(508, "Insufficient Capacity")  # section 7.2: token not valid
-            relay_by_family[family_of(reserved[0][0])] = reserved[0]
+            relay_by_family[family_of(reserved[0])] = reserved
             families = []
         for index, family in enumerate(families):
             if family not in self.relays.families:
@@ -557,7 +564,7 @@ class TurnServer(TcpRelayMixin):
                 address_error = (family, 440, "Address Family not Supported")
                 continue
             if index == 0 and even_port:
-                relayed, reservation = self._open_even_pair(family, dont_fragment, now)
+                relayed, reservation = self._open_even_pair(family, dont_fragment, auth.username, now)
             else:
                 relayed = self.relays.open_relay(family, transport=transport, even_port=even_port is not None,
                                                  dont_fragment=dont_fragment)
@@ -587,14 +594,15 @@ class TurnServer(TcpRelayMixin):
         self.clients.setdefault(listener, {})[addr] = allocation
         for relayed in allocation.relayed:
             self.by_relayed[relayed] = allocation
-        self.per_user[auth.username] = self.per_user.get(auth.username, 0) + 1
+        self._count_user(auth.username, 1)
         self.stats.allocations_total += 1
         if self._next_sweep is None:
             self._next_sweep = now + config.sweep_interval
         self._events.append(AllocationCreated(addr, listener, auth.username, allocation.relayed, lifetime))
         return allocation.response
 
-    def _open_even_pair(self, family: int, dont_fragment: bool, now: float) -> tuple[Address | None, bytes | None]:
+    def _open_even_pair(self, family: int, dont_fragment: bool, username: str,
+                        now: float) -> tuple[Address | None, bytes | None]:
         """An even port, with the next one held under a RESERVATION-TOKEN (section 7.2, EVEN-PORT R=1)."""
         if len(self._reservations) >= self.config.total_quota:
             return None, None
@@ -605,7 +613,8 @@ class TurnServer(TcpRelayMixin):
             following = self.relays.open_relay(family, port=relayed[1] + 1, dont_fragment=dont_fragment)
             if following is not None:
                 token = self._random(8)
-                self._reservations[token] = (following, now + self.config.reservation_lifetime)
+                self._reservations[token] = (following, now + self.config.reservation_lifetime, username)
+                self._count_user(username, 1)
                 return relayed, token
             self.relays.close_relay(relayed)
         return None, None
@@ -769,11 +778,7 @@ class TurnServer(TcpRelayMixin):
         for relayed in allocation.relayed:
             self.by_relayed.pop(relayed, None)
             self.relays.close_relay(relayed)
-        count = self.per_user.get(allocation.username, 1) - 1
-        if count > 0:
-            self.per_user[allocation.username] = count
-        else:
-            self.per_user.pop(allocation.username, None)
+        self._count_user(allocation.username, -1)
         stats = self.stats
         stats.packets_to_peer += allocation.packets_to_peer
         stats.bytes_to_peer += allocation.bytes_to_peer
@@ -784,6 +789,25 @@ class TurnServer(TcpRelayMixin):
             allocation.packets_to_peer, allocation.bytes_to_peer,
             allocation.packets_to_client, allocation.bytes_to_client,
         ))
+
+    def _count_user(self, username: str, delta: int) -> None:
+        """Allocations plus EVEN-PORT reservations held by ``username``, for the user quota."""
+        count = self.per_user.get(username, 0) + delta
+        if count > 0:
+            self.per_user[username] = count
+        else:
+            self.per_user.pop(username, None)
+
+    def _release_reservation(self, token: bytes, close: bool) -> Address | None:
+        """End a reservation (its relayed address closed, or handed to an allocation); None if unknown."""
+        reserved = self._reservations.pop(token, None)
+        if reserved is None:
+            return None
+        relayed, _, username = reserved
+        self._count_user(username, -1)
+        if close:
+            self.relays.close_relay(relayed)
+        return relayed
 
     _HANDLERS = {
         w.ALLOCATE: _allocate,

@@ -68,10 +68,22 @@ def _relay_ips(settings: Settings) -> tuple[dict[int, str], dict[int, str]]:
                 relay.setdefault(family, host)
     if not relay:
         raise UsageError("listening on a wildcard address needs --relay-ip")
+    for ip in relay.values():
+        _check_local(ip)
     external: dict[int, str] = {}
     for ip in settings["external-ip"]:
         external.setdefault(w.FAMILY_IPV6 if ":" in ip else w.FAMILY_IPV4, ip)
     return relay, external
+
+
+def _check_local(ip: str) -> None:
+    """Refuse a relay address that this host does not have: every Allocate would fail with 508."""
+    family = socket.AF_INET6 if ":" in ip else socket.AF_INET
+    with socket.socket(family, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.bind((ip, 0))
+        except OSError as exc:
+            raise UsageError(f"--relay-ip {ip} is not an address of this host ({exc.strerror})") from None
 
 
 def _port_slice(settings: Settings, index: int, workers: int) -> tuple[int, int]:

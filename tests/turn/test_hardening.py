@@ -310,3 +310,61 @@ async def test_a_reload_with_a_string_boolean_keeps_the_old_settings(tmp_path):
     log = (tmp_path / "netcore-turn.log").read_text()
     assert log.count("reload failed") == 1
     assert "allow-loopback-peers" in log.split("reload failed")[1].splitlines()[0]
+
+
+# -- 4. EVEN-PORT and the user quota, the port search, the relay address ------------------------
+
+def test_even_port_reservations_count_against_the_user_quota():
+    server, _ = make_server(user_quota=3)
+    held = []
+    for index in range(3):
+        client = Client(server, addr=("198.51.100.7", 1000 + index))
+        held.append(client.allocate((w.EVEN_PORT, True)))
+    assert error_code(held[0]) is None and held[0].get(w.RESERVATION_TOKEN) is not None
+    assert error_code(held[1]) == 486  # one allocation and one reservation held, two more asked
+    assert server.per_user["alice"] == 2
+    token = held[0].get(w.RESERVATION_TOKEN)
+    user = Client(server, addr=("198.51.100.7", 2000))
+    assert error_code(user.allocate((w.RESERVATION_TOKEN, token))) is None  # one's own reservation
+    assert server.per_user["alice"] == 2
+    assert error_code(Client(server, addr=("198.51.100.7", 2001)).allocate()) is None
+    assert error_code(Client(server, addr=("198.51.100.7", 2002)).allocate()) == 486
+
+
+def test_an_unused_reservation_gives_its_quota_back():
+    server, _ = make_server(user_quota=2)
+    client = Client(server)
+    assert error_code(client.allocate((w.EVEN_PORT, True))) is None
+    assert server.per_user["alice"] == 2
+    server.handle_timeout(31.0)
+    assert server.per_user["alice"] == 1
+
+
+def test_a_free_port_is_found_beyond_256_busy_ones_from_the_cursor():
+    low, high = free_port_range(300)
+    busy = []
+    for port in range(low, low + 280):  # another program holds these
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.bind(("127.0.0.1", port))
+        busy.append(sock)
+    try:
+        relays = SocketRelays({1: "127.0.0.1"}, low, high)
+        relayed = relays.open_relay(1)
+        assert relayed is not None and relayed[1] >= low + 280
+        relays.close_relay(relayed)
+    finally:
+        for sock in busy:
+            sock.close()
+
+
+def test_a_relay_ip_that_is_not_local_is_refused_at_start(tmp_path):
+    import subprocess
+    import sys
+
+    from tests.conftest import free_port
+
+    done = subprocess.run([sys.executable, "-m", "servers.turn.main", "--listen", f"127.0.0.1:{free_port()}",
+                           "--relay-ip", "192.0.2.1"], capture_output=True, text=True, timeout=20)
+    assert done.returncode == 1
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--relay-ip 192.0.2.1 is not an address of this host" in lines[0], lines
