@@ -55,6 +55,7 @@ from netcore.ice.events import (
     RoleChanged,
 )
 from netcore.ice.priority import Foundations, candidate_priority, pair_priority
+from netcore.net import Receive
 from netcore.sdp.candidate import Candidate
 from netcore.stun import attributes as sa
 from netcore.stun.credentials import short_term_key
@@ -66,7 +67,7 @@ from netcore.stun.transaction import (
     TransactionSucceeded,
 )
 from netcore.turn import client as turn_events
-from netcore.turn.client import TurnClient
+from netcore.turn.client import TurnClient, TurnClientState
 
 __all__ = ["Agent", "CandidatePair", "CheckState", "LocalCandidate", "RemoteCandidate", "TurnServer"]
 
@@ -613,7 +614,7 @@ class Agent:
             return None
         turn = self._turn_clients.get((host.socket, addr))
         if turn is not None and not self._is_our_response(data):
-            turn.handle_datagram(data, addr, now)
+            turn.handle_datagram(Receive(data, addr, local), now)
             return self._drain_turn(turn, host, now)
         return self._on_packet(data, addr, host, now)
 
@@ -889,7 +890,7 @@ class Agent:
         if self._sending.get(component) is pair:
             return
         self._sending[component] = pair
-        if pair.local.turn is not None and pair.local.turn.state == "allocated":
+        if pair.local.turn is not None and pair.local.turn.state is TurnClientState.ALLOCATED:
             pair.local.turn.bind_channel(pair.remote.address, now)
             self._flush_turn(pair.local.turn, pair.local.socket)
         self._events.append(PathSelected(component, pair, reason))
@@ -1033,7 +1034,7 @@ class Agent:
         if turn is None:
             self._transmit.append((data, addr, local.socket))
             return
-        if turn.state != "allocated":
+        if turn.state is not TurnClientState.ALLOCATED:
             self.dropped += 1
             return
         turn.send_to(data, addr, now)
@@ -1048,7 +1049,7 @@ class Agent:
 
     def _flush_turn(self, turn: TurnClient, socket: Address) -> None:
         while (item := turn.poll_transmit()) is not None:
-            self._transmit.append((item[0], item[1], socket))
+            self._transmit.append((item.data, item.destination, socket))
 
     def _drain_turn(self, turn: TurnClient, host: LocalCandidate,
                     now: float) -> tuple[bytes, CandidatePair | None] | None:

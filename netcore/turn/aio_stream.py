@@ -17,7 +17,8 @@ import resource
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from netcore.turn.wire import StreamFramer, TurnParseError
+from netcore.turn.errors import TurnParseError
+from netcore.turn.wire import StreamFramer
 
 if TYPE_CHECKING:
     from netcore.turn.aio_server import TurnServerEndpoint

@@ -14,7 +14,7 @@ from __future__ import annotations
 import struct
 from typing import Iterator
 
-from netcore.errors import ParseError, UsageError
+from netcore.errors import UsageError
 from netcore.stun import attributes as stun_attrs
 from netcore.stun.attributes import (
     decode_flag,
@@ -27,19 +27,15 @@ from netcore.stun.attributes import (
 )
 from netcore.stun.errors import StunParseError
 from netcore.stun.message import HEADER_LENGTH, register_method
+from netcore.turn.errors import TurnParseError
 
 __all__ = [
-    "TurnParseError",
     "parse_channel_data",
     "encode_channel_data",
     "StreamFramer",
     "CHANNEL_MIN",
     "CHANNEL_MAX",
 ]
-
-
-class TurnParseError(ParseError):
-    """Malformed ChannelData or stream framing."""
 
 
 # -- methods (RFC 8656 section 17, RFC 6062 section 6.1) ------------------------
