@@ -1,8 +1,9 @@
 """Our cores as nodes of the simulated network: a STUN server, a TURN server, an ICE agent.
 
 Each function binds the core's addresses on a :class:`~netcore.testing.simnet.Network`
-and adapts its ``handle_datagram`` signature; the TURN server's relayed
-addresses are handed out on its own public IP by :class:`SimRelays`.
+(and adapts the ``handle_datagram`` signature of a core not yet on the
+contract); the TURN server's relayed addresses are handed out on its own
+public IP by :class:`SimRelays`.
 """
 
 from __future__ import annotations
@@ -67,15 +68,7 @@ def add_turn_server(network: Network, address: Address, users: dict[str, str],
     """Our TURN server core on ``address``; relayed addresses on the same IP."""
     relays = SimRelays(network, address[0])
     server = TurnServer(ServerConfig(realm=realm, users=users), relays, random=random or counter_random(99))
-    listener = (address[0], address[1])
-
-    def deliver(data: bytes, src: Address, dst: Address, now: float) -> None:
-        if dst == listener:
-            server.handle_datagram(data, src, now, listener)
-        else:
-            server.handle_peer_datagram(data, src, dst, now)
-
-    node = network.add_node(server, [listener], deliver)
+    node = network.add_node(server, [(address[0], address[1])])  # the relayed addresses are bound as they open
     relays.node = node
     return node
 

@@ -11,9 +11,10 @@ core's own tables, and the payload is sent as a slice of that buffer. The
 peer-to-client direction receives at offset 4 of the buffer and writes the
 ChannelData header in front, so nothing is copied.
 
-The fast path makes the same decisions as ``TurnServer._client_channel_data``
-and ``TurnServer.handle_peer_datagram`` (channel bound, permission present,
-bandwidth tokens); whatever it does not handle it passes to the core.
+The fast path makes no decision of its own: it reads the route table each
+allocation publishes (:mod:`netcore.turn.allocation`; a channel is there
+while it is bound and its peer has a permission) and draws on the same
+bandwidth tokens; whatever has no route it passes to the core.
 
 When the C extension is built, the endpoint hands its UDP sockets to the
 compiled data path instead (:mod:`netcore.turn.aio_native`): the same
@@ -32,9 +33,10 @@ import struct
 from time import perf_counter as _clock
 from typing import Callable
 
-from netcore.turn import wire as w
-from netcore.turn.server import Address, TurnServer
-from netcore.turn.tcp_relay import ConnectionBound, PeerConnectionClosed, PeerConnectRequested
+from netcore.net import Address, Receive
+from netcore.turn import wire
+from netcore.turn.server import TurnServer
+from netcore.turn.server_events import ConnectionBound, PeerConnectionClosed, PeerConnectRequested
 from netcore.turn.aio_stream import PeerTcpProtocol, StreamLimits, TurnStreamProtocol
 from netcore.turn import aio_native
 from netcore.turn.faults import FaultLog
@@ -159,7 +161,7 @@ class SocketRelays:
         # Why relay sockets could not be opened (each is a 508 to a client), one line per 10 s.
         self.failures = FaultLog(what="relay socket", level=logging.WARNING)
 
-    def open_relay(self, family: int, *, transport: int = w.TRANSPORT_UDP, even_port: bool = False,
+    def open_relay(self, family: int, *, transport: int = wire.TRANSPORT_UDP, even_port: bool = False,
                    dont_fragment: bool = False, port: int | None = None) -> Address | None:
         host = self.relay_ips.get(family)
         if host is None:
@@ -188,7 +190,7 @@ class SocketRelays:
 
     def _open(self, family: int, host: str, port: int, dont_fragment: bool, transport: int) -> Address | None:
         try:
-            if transport == w.TRANSPORT_TCP:  # RFC 6062: peers connect here, and we connect from here
+            if transport == wire.TRANSPORT_TCP:  # RFC 6062: peers connect here, and we connect from here
                 sock = open_stream_socket(host, port, reuse_port=True)
             else:
                 sock = open_udp_socket(host, port)
@@ -209,7 +211,7 @@ class SocketRelays:
     @staticmethod
     def _set_dont_fragment(sock: socket.socket, family: int) -> None:
         try:  # RFC 8656 section 7.2: DONT-FRAGMENT asks for DF on relayed packets
-            if family == w.FAMILY_IPV4:
+            if family == wire.FAMILY_IPV4:
                 sock.setsockopt(socket.IPPROTO_IP, socket.IP_MTU_DISCOVER, socket.IP_PMTUDISC_DO)
             else:
                 sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MTU_DISCOVER, socket.IP_PMTUDISC_DO)
@@ -288,12 +290,12 @@ class TurnServerEndpoint:
         return local
 
     def _relay_opened(self, relayed: Address, sock: socket.socket, family: int, transport: int) -> None:
-        if transport == w.TRANSPORT_TCP:
+        if transport == wire.TRANSPORT_TCP:
             self._spawn(self._serve_tcp_relay(relayed, sock))
         elif self.native is not None:
             self.native.add_relay(sock, relayed)
         else:
-            self.loop.add_reader(sock.fileno(), self._relay_readable, sock, relayed, family == w.FAMILY_IPV6,
+            self.loop.add_reader(sock.fileno(), self._relay_readable, sock, relayed, family == wire.FAMILY_IPV6,
                                  _Budget())
 
     def _relay_closed(self, relayed: Address, sock: socket.socket) -> None:
@@ -401,7 +403,7 @@ class TurnServerEndpoint:
         view = self._view
         clients = core.clients.get(local) or {}
         max_bps = core.config.max_bps
-        top = core.config.channel_max >> 8
+        channel_data = core.channel_first_bytes  # the first bytes netcore.demux calls ChannelData (+ RFC 5766's)
         now = self.loop.time()
         sockets = self.relays.sockets
         recvfrom_into = sock.recvfrom_into
@@ -417,23 +419,20 @@ class TurnServerEndpoint:
             count += 1
             if ipv6:
                 addr = addr[:2]  # the core keys clients by (host, port)
-            if size >= 4 and 0x40 <= buffer[0] <= top:
+            if size >= 4 and buffer[0] in channel_data:
                 allocation = clients.get(addr)
                 if allocation is not None:
-                    channel = allocation.channels.get((buffer[0] << 8) | buffer[1])
+                    route = allocation.routes.get((buffer[0] << 8) | buffer[1])
                     length = (buffer[2] << 8) | buffer[3]
-                    if channel is not None and length <= size - 4 and channel.peer[0] in allocation.permissions:
+                    if route is not None and length <= size - 4:
                         if max_bps and not allocation.take_tokens(length, now, max_bps):
                             core.stats.bandwidth_dropped += 1
                             continue
-                        sink = channel.sink
+                        sink = sockets.get(route.relayed)
                         if sink is None:
-                            relayed = allocation.relay_by_family.get(2 if ":" in channel.peer[0] else 1)
-                            sink = channel.sink = sockets.get(relayed)
-                            if sink is None:
-                                continue
+                            continue
                         try:
-                            sink.sendto(view[4 : 4 + length], channel.peer)
+                            sink.sendto(view[4 : 4 + length], route.peer)
                         except OSError:
                             self.send_errors += 1
                             continue
@@ -442,7 +441,7 @@ class TurnServerEndpoint:
                         continue
             slow = True
             try:
-                core.handle_datagram(bytes(view[:size]), addr, now, local)
+                core.handle_datagram(Receive(bytes(view[:size]), addr, local), now)
             except Exception as exc:  # one input must not end the batch nor skip the flush
                 self.faults.record(exc, addr, now)
             clients = core.clients.get(local) or {}  # an Allocate may have added this client
@@ -466,8 +465,7 @@ class TurnServerEndpoint:
         view = self._view
         out = self.listeners.get(allocation.listener)
         client = allocation.client
-        peer_channels = allocation.peer_channels
-        permissions = allocation.permissions
+        peer_routes = allocation.peer_routes  # rebuilt in place by the core
         max_bps = core.config.max_bps
         now = self.loop.time()
         slow = False
@@ -482,12 +480,12 @@ class TurnServerEndpoint:
             count += 1
             if ipv6:
                 peer = peer[:2]
-            channel = peer_channels.get(peer)
-            if channel is not None and out is not None and peer[0] in permissions:
+            route = peer_routes.get(peer)
+            if route is not None and out is not None:
                 if max_bps and not allocation.take_tokens(size, now, max_bps):
                     core.stats.bandwidth_dropped += 1
                     continue
-                _pack_header(buffer, 0, channel.number, size)
+                _pack_header(buffer, 0, route.number, size)
                 try:
                     out.sendto(view[: 4 + size], client)
                 except OSError:
@@ -498,7 +496,7 @@ class TurnServerEndpoint:
                 continue
             slow = True
             try:
-                core.handle_peer_datagram(bytes(receive[:size]), peer, relayed, now)
+                core.handle_datagram(Receive(bytes(receive[:size]), peer, relayed), now)
             except Exception as exc:  # one input must not end the batch nor skip the flush
                 self.faults.record(exc, peer, now)
         if slow:
@@ -513,7 +511,7 @@ class TurnServerEndpoint:
         if native is not None:
             native.sync()
         while (item := core.poll_transmit()) is not None:
-            data, addr, local = item
+            data, addr, local = item.data, item.destination, item.source
             sock = self.listeners.get(local) or self.relays.sockets.get(local)
             if sock is None:
                 stream = self.streams.get((local, addr))

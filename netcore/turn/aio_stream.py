@@ -17,6 +17,8 @@ import resource
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from netcore.net import Receive
+from netcore.turn.allocation import transport_of
 from netcore.turn.errors import TurnParseError
 from netcore.turn.wire import StreamFramer
 
@@ -114,8 +116,9 @@ class TurnStreamProtocol(asyncio.Protocol):
         core = endpoint.core
         now = endpoint.loop.time()
         try:
+            transport = transport_of(self.local)
             for frame in self.framer.feed(data):
-                core.handle_datagram(frame, self.addr, now, self.local)
+                core.handle_datagram(Receive(frame, self.addr, self.local, transport), now)
         except TurnParseError as exc:
             log.debug("closing %s: %s", self.addr, exc)
             core.stats.parse_errors += 1

@@ -22,42 +22,18 @@ most ``max_permissions`` connections per allocation.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from netcore.net import Transmit
 from netcore.stun.message import Message, MessageClass
-from netcore.turn import wire as w
+from netcore.turn import wire
+from netcore.turn.allocation import transport_of
 from netcore.turn.auth import Authenticated, Refused
+from netcore.turn.server_events import ConnectionBound, PeerConnectionClosed, PeerConnectRequested
 
 __all__ = ["PeerConnection", "PeerConnectRequested", "ConnectionBound", "PeerConnectionClosed", "TcpRelayMixin"]
 
 Address = tuple
 
 BIND_TIMEOUT = 30.0  # RFC 6062 section 5.3
-
-
-@dataclass(frozen=True, slots=True)
-class PeerConnectRequested:
-    """Open a TCP connection from ``relayed`` to ``peer``, then call ``handle_peer_connected``."""
-
-    connection_id: int
-    relayed: Address
-    peer: Address
-
-
-@dataclass(frozen=True, slots=True)
-class ConnectionBound:
-    """Pipe the client data connection ``(listener, client)`` with peer connection ``connection_id``."""
-
-    connection_id: int
-    client: Address
-    listener: Address
-
-
-@dataclass(frozen=True, slots=True)
-class PeerConnectionClosed:
-    """Close peer connection ``connection_id`` and the data connection bound to it."""
-
-    connection_id: int
 
 
 class PeerConnection:
@@ -83,9 +59,9 @@ class TcpRelayMixin:
     def _connect(self, request: Message, auth: Authenticated, addr: Address, listener: Address,
                  now: float) -> bytes | None:
         allocation = self._own_allocation(request, auth, addr, listener)
-        if allocation.transport != w.TRANSPORT_TCP:
+        if allocation.transport != wire.TRANSPORT_TCP:
             raise Refused(400, "Bad Request")
-        peer = request.get(w.XOR_PEER_ADDRESS)
+        peer = request.get(wire.XOR_PEER_ADDRESS)
         if peer is None:
             raise Refused(400, "Bad Request")
         peer = self._peer(request, allocation, (peer[0], peer[1]))
@@ -104,7 +80,7 @@ class TcpRelayMixin:
                          now: float) -> bytes:
         if listener not in self.stream_listeners:
             raise Refused(400, "Bad Request")
-        connection = self._tcp_connections.get(request.get(w.CONNECTION_ID))
+        connection = self._tcp_connections.get(request.get(wire.CONNECTION_ID))
         if connection is None or connection.state != "unbound":
             raise Refused(400, "Bad Request")
         if connection.allocation.username != auth.username:
@@ -127,8 +103,8 @@ class TcpRelayMixin:
         if ok:
             connection.state = "unbound"
             connection.expiry = now + BIND_TIMEOUT
-            response = request.response().add(w.CONNECTION_ID, connection_id)
-            self._transmit.append((self._sign(response, request, auth), addr, listener))
+            response = request.response().add(wire.CONNECTION_ID, connection_id)
+            self._transmit.append(Transmit(self._sign(response, request, auth), addr, listener, transport_of(listener)))
         else:
             self._close_connection(connection, notify=False)
             self._error(request, addr, listener, Refused(447, "Connection Timeout or Failure"), auth)
@@ -137,16 +113,17 @@ class TcpRelayMixin:
         """A peer connected to ``relayed``: its CONNECTION-ID, or None to refuse (close) it."""
         allocation = self.by_relayed.get(relayed)
         peer = (peer[0], peer[1])
-        if allocation is None or allocation.transport != w.TRANSPORT_TCP \
+        if allocation is None or allocation.transport != wire.TRANSPORT_TCP \
                 or peer[0] not in allocation.permissions \
                 or len(allocation.connections) >= self.config.max_permissions \
                 or any(c.peer == peer for c in self._connections_of(allocation)):
             self.stats.dropped += 1
             return None
         connection = self._new_connection(allocation, peer, "unbound", now, None)
-        indication = Message(w.CONNECTION_ATTEMPT, MessageClass.INDICATION)
-        indication.add(w.CONNECTION_ID, connection.connection_id).add(w.XOR_PEER_ADDRESS, peer)
-        self._transmit.append((indication.encode(), allocation.client, allocation.listener))
+        indication = Message(wire.CONNECTION_ATTEMPT, MessageClass.INDICATION)
+        indication.add(wire.CONNECTION_ID, connection.connection_id).add(wire.XOR_PEER_ADDRESS, peer)
+        self._transmit.append(Transmit(indication.encode(), allocation.client, allocation.listener,
+                                               transport_of(allocation.listener)))
         return connection.connection_id
 
     def handle_peer_connection_lost(self, connection_id: int, now: float) -> None:

@@ -121,10 +121,10 @@ async def test_a_burst_of_malformed_rest_usernames_gets_401s_and_binding_still_a
 class _FaultyCore(TurnServer):
     """A core with a bug on one input (a datagram starting with b"\\x00\\x01boom")."""
 
-    def handle_datagram(self, data, addr, now, listener=("", 0)):
-        if data.startswith(b"\x00\x01boom"):
+    def handle_datagram(self, datagram, now):
+        if datagram.data.startswith(b"\x00\x01boom"):
             raise ValueError("a bug of ours")
-        super().handle_datagram(data, addr, now, listener)
+        super().handle_datagram(datagram, now)
 
 
 async def test_an_exception_on_one_input_is_logged_once_and_the_batch_goes_on(data_path, caplog):
