@@ -32,8 +32,7 @@ from __future__ import annotations
 import os
 import struct
 from collections import deque
-from dataclasses import dataclass, field
-from typing import Callable, Protocol
+from typing import Callable
 
 from netcore.demux import PacketKind, classify
 from netcore.errors import ParseError
@@ -54,8 +53,9 @@ from netcore.turn.auth import (
     verify_request,
 )
 from netcore.turn.policy import PeerPolicy
+from netcore.turn.server_config import RelayProvider, ServerConfig, ServerStats
 from netcore.turn.server_events import AllocationDeleted, AllocationGranted, AllocationRenewed, TurnServerEvent
-from netcore.turn.tcp_relay import TcpRelayMixin
+from netcore.turn.tcp_relay import TcpRelay
 
 __all__ = [
     "TurnServer",
@@ -72,79 +72,7 @@ __all__ = [
 _CHANNEL_HEADER = struct.Struct("!HH")
 
 
-class RelayProvider(Protocol):
-    """Hands out relayed transport addresses; owned by the adapter, not the core."""
-
-    families: frozenset[int]  # STUN families it can relay on (1, 2)
-
-    def open_relay(self, family: int, *, transport: int = 17, even_port: bool = False,
-                   dont_fragment: bool = False, port: int | None = None) -> Address | None:
-        """A fresh relayed address of ``family`` (an even port, or ``port`` exactly), or None.
-
-        ``transport`` 6 asks for a listening TCP port (RFC 6062), 17 for UDP.
-        """
-
-    def close_relay(self, relayed: Address) -> None:
-        """Give ``relayed`` back; later datagrams to it are not delivered."""
-
-
-@dataclass(slots=True)
-class ServerConfig:
-    """What an operator configures; the daemon's flags map onto these fields."""
-
-    realm: str = "netcore"
-    users: dict[str, str] = field(default_factory=dict)
-    auth_secrets: tuple[str, ...] = ()
-    software: str | None = "netcore"
-    default_lifetime: int = 600  # RFC 8656 section 7.2
-    max_lifetime: int = 3600
-    permission_lifetime: int = 300  # section 9
-    channel_lifetime: int = 600  # section 12
-    channel_cooldown: int = 300  # section 12: no rebinding to another peer for 5 minutes
-    nonce_lifetime: int = 3600
-    reservation_lifetime: int = 30  # section 7.2: about 30 seconds
-    user_quota: int = 100  # allocations per username
-    total_quota: int = 10000
-    max_permissions: int = 256  # per allocation, bounds memory
-    max_channels: int = 256
-    # RFC 8656 section 12 allows 0x4000-0x4FFF; RFC 5766 allowed up to 0x7FFF
-    # and coturn's clients still pick numbers there. 0x7FFF is the lenient mode.
-    channel_max: int = wire.CHANNEL_MAX
-    max_bps: int = 0  # bytes per second per allocation each way, 0 = unlimited
-    unauthorized_rate: float = 20.0  # 401 answers per second per source IP
-    unauthorized_burst: float = 40.0
-    max_rate_sources: int = 10000
-    sweep_interval: float = 1.0
-    denied_peers: tuple[str, ...] = ()
-    allowed_peers: tuple[str, ...] = ()
-    allow_loopback_peers: bool = False
-
-
-@dataclass(slots=True)
-class ServerStats:
-    """Counters for /metrics; every field is a monotonic count except the gauges noted."""
-
-    allocations_total: int = 0
-    allocations_expired: int = 0
-    requests: int = 0
-    auth_failures: int = 0
-    stale_nonces: int = 0
-    unauthorized_rate_limited: int = 0
-    quota_refusals: int = 0
-    port_exhaustion: int = 0
-    denied_peers: int = 0
-    parse_errors: int = 0
-    dropped: int = 0  # no allocation, permission or channel for the datagram
-    bandwidth_dropped: int = 0
-    by_error: dict[int, int] = field(default_factory=dict)
-    # Relay counters of allocations already deleted; live ones sum on top.
-    packets_to_peer: int = 0
-    bytes_to_peer: int = 0
-    packets_to_client: int = 0
-    bytes_to_client: int = 0
-
-
-class TurnServer(TcpRelayMixin):
+class TurnServer:
     """Sans-IO TURN server: allocations, permissions, channels, authentication, quotas."""
 
     def __init__(self, config: ServerConfig, relays: RelayProvider, *,
@@ -160,8 +88,8 @@ class TurnServer(TcpRelayMixin):
         self.per_user: dict[str, int] = {}
         # EVEN-PORT reservations: token -> (relayed, until, username); they count in per_user.
         self._reservations: dict[bytes, tuple[Address, float, str]] = {}
-        self._tcp_connections: dict = {}  # RFC 6062 connection id -> PeerConnection
         self._random = random
+        self.tcp = TcpRelay(self, random)  # RFC 6062
         self._transmit: deque[Transmit] = deque()
         self._events: deque[TurnServerEvent] = deque()
         self._next_sweep: float | None = None
@@ -249,6 +177,18 @@ class TurnServer(TcpRelayMixin):
         allocation.bytes_to_client += len(data)
         self._transmit.append(Transmit(out, allocation.client, allocation.listener, transport_of(allocation.listener)))
 
+    def handle_peer_connected(self, connection_id: int, ok: bool, now: float) -> None:
+        """RFC 6062: the connection a Connect asked for is open (or failed); see :class:`TcpRelay`."""
+        self.tcp.peer_connected(connection_id, ok, now)
+
+    def handle_peer_connection(self, relayed: Address, peer: Address, now: float) -> int | None:
+        """RFC 6062: a peer connected to ``relayed``; its CONNECTION-ID, or None to close it."""
+        return self.tcp.peer_connection(relayed, peer, now)
+
+    def handle_peer_connection_lost(self, connection_id: int, now: float) -> None:
+        """RFC 6062: a peer or client data connection closed."""
+        self.tcp.peer_connection_lost(connection_id, now)
+
     def handle_connection_lost(self, addr: Address, listener: Address, now: float) -> None:
         """The TCP/TLS connection of ``addr`` closed: its allocation goes with it (RFC 8656 section 3.1)."""
         allocation = self.allocations.get((listener, addr))
@@ -268,11 +208,11 @@ class TurnServer(TcpRelayMixin):
             if allocation.cooldown:
                 for key in [k for k, (_, until) in allocation.cooldown.items() if until <= now]:
                     del allocation.cooldown[key]
-        self._expire_connections(now)
+        self.tcp.expire(now)
         for token in [t for t, (_, until, _) in self._reservations.items() if until <= now]:
             self._release_reservation(token, close=True)
         self.unauthorized.sweep(now)
-        busy = self.allocations or len(self.unauthorized) or self._reservations or self._tcp_connections
+        busy = self.allocations or len(self.unauthorized) or self._reservations or len(self.tcp)
         self._next_sweep = now + self.config.sweep_interval if busy else None
 
     def close(self, now: float) -> None:
@@ -281,6 +221,19 @@ class TurnServer(TcpRelayMixin):
             self._delete(allocation, "shutdown")
         for token in list(self._reservations):
             self._release_reservation(token, close=True)
+
+    # -- for the composed parts (TcpRelay) ------------------------------------------
+
+    def send(self, transmit: Transmit) -> None:
+        self._transmit.append(transmit)
+
+    def emit(self, event: TurnServerEvent) -> None:
+        self._events.append(event)
+
+    def wake(self, now: float) -> None:
+        """Make sure the sweep runs: something now exists that expires."""
+        if self._next_sweep is None:
+            self._next_sweep = now + self.config.sweep_interval
 
     # -- outputs ------------------------------------------------------------------
 
@@ -377,25 +330,29 @@ class TurnServer(TcpRelayMixin):
                                            transport_of(listener)))
             return
         handler = self._HANDLERS.get(message.method)
+        part: object = self
         if handler is None:
-            self._error(message, addr, listener, Refused(400, "Bad Request"), None)
+            handler = self._TCP_HANDLERS.get(message.method)
+            part = self.tcp
+        if handler is None:
+            self.refuse(message, addr, listener, Refused(400, "Bad Request"), None)
             return
         auth = self._authenticate(message, addr, listener, now)
         if auth is None:
             return
         try:
-            response = handler(self, message, auth, addr, listener, now)  # None: answered later
+            response = handler(part, message, auth, addr, listener, now)  # None: answered later
         except Refused as refused:
-            self._error(message, addr, listener, refused, auth)
+            self.refuse(message, addr, listener, refused, auth)
             return
         except ParseError:
             self.stats.parse_errors += 1
-            self._error(message, addr, listener, Refused(400, "Bad Request"), auth)
+            self.refuse(message, addr, listener, Refused(400, "Bad Request"), auth)
             return
         if response is not None:
             self._transmit.append(Transmit(response, addr, listener, transport_of(listener)))
 
-    def _sign(self, response: Message, request: Message, auth: Authenticated | None) -> bytes:
+    def sign(self, response: Message, request: Message, auth: Authenticated | None) -> bytes:
         if auth is None:
             return response.encode(fingerprint=request.has_fingerprint)
         if auth.sha256:
@@ -405,13 +362,13 @@ class TurnServer(TcpRelayMixin):
     def _count_error(self, code: int) -> None:
         self.stats.by_error[code] = self.stats.by_error.get(code, 0) + 1
 
-    def _error(self, request: Message, addr: Address, listener: Address, refused: Refused,
+    def refuse(self, request: Message, addr: Address, listener: Address, refused: Refused,
                auth: Authenticated | None) -> None:
         self._count_error(refused.code)
         response = request.error_response(refused.code, refused.reason)
         for attr_type, value in refused.extra:
             response.add(attr_type, value)
-        self._transmit.append(Transmit(self._sign(response, request, auth), addr, listener, transport_of(listener)))
+        self._transmit.append(Transmit(self.sign(response, request, auth), addr, listener, transport_of(listener)))
 
     # -- authentication (RFC 8489 section 9.2.4) ----------------------------------------
 
@@ -437,10 +394,10 @@ class TurnServer(TcpRelayMixin):
                     (NONCE, self.nonces.issue(addr, now)),
                     (PASSWORD_ALGORITHMS_ATTR, PASSWORD_ALGORITHMS),
                 ]
-            self._error(request, addr, listener, refused, None)
+            self.refuse(request, addr, listener, refused, None)
         except ParseError:
             self.stats.parse_errors += 1
-            self._error(request, addr, listener, Refused(400, "Bad Request"), None)
+            self.refuse(request, addr, listener, Refused(400, "Bad Request"), None)
         return None
 
     # -- Allocate (section 7.2) ------------------------------------------------------
@@ -518,7 +475,7 @@ class TurnServer(TcpRelayMixin):
         if config.software:
             response.add(SOFTWARE, config.software)
         allocation.transport = transport
-        allocation.response = self._sign(response, request, auth)
+        allocation.response = self.sign(response, request, auth)
         self.allocations[(listener, addr)] = allocation
         self.clients.setdefault(listener, {})[addr] = allocation
         for relayed in allocation.relayed:
@@ -574,7 +531,8 @@ class TurnServer(TcpRelayMixin):
             return 0
         return max(desired, config.default_lifetime)
 
-    def _own_allocation(self, request: Message, auth: Authenticated, addr: Address, listener: Address) -> Allocation:
+    def own_allocation(self, auth: Authenticated, addr: Address, listener: Address) -> Allocation:
+        """The allocation of ``addr`` on ``listener``, if ``auth`` owns it; raises :class:`Refused` (437, 441)."""
         allocation = self.allocations.get((listener, addr))
         if allocation is None:
             raise Refused(437, "Allocation Mismatch")
@@ -585,7 +543,7 @@ class TurnServer(TcpRelayMixin):
     # -- Refresh (section 7.3) --------------------------------------------------------
 
     def _refresh(self, request: Message, auth: Authenticated, addr: Address, listener: Address, now: float) -> bytes:
-        allocation = self._own_allocation(request, auth, addr, listener)
+        allocation = self.own_allocation(auth, addr, listener)
         family = request.get(wire.REQUESTED_ADDRESS_FAMILY)
         if family is not None and family not in allocation.relay_by_family:
             raise Refused(443, "Peer Address Family Mismatch")
@@ -595,11 +553,11 @@ class TurnServer(TcpRelayMixin):
         else:
             allocation.expiry = now + lifetime
             self._events.append(AllocationRenewed(addr, listener, auth.username, lifetime))
-        return self._sign(request.response().add(wire.LIFETIME, lifetime), request, auth)
+        return self.sign(request.response().add(wire.LIFETIME, lifetime), request, auth)
 
     # -- CreatePermission (section 9) ----------------------------------------------------
 
-    def _peer(self, request: Message, allocation: Allocation, peer: Address) -> Address:
+    def check_peer(self, allocation: Allocation, peer: Address) -> Address:
         """Check one XOR-PEER-ADDRESS: family (443) and policy (403)."""
         if family_of(peer[0]) not in allocation.relay_by_family:
             raise Refused(443, "Peer Address Family Mismatch")
@@ -610,11 +568,11 @@ class TurnServer(TcpRelayMixin):
 
     def _create_permission(self, request: Message, auth: Authenticated, addr: Address, listener: Address,
                            now: float) -> bytes:
-        allocation = self._own_allocation(request, auth, addr, listener)
+        allocation = self.own_allocation(auth, addr, listener)
         peers = request.get_all(wire.XOR_PEER_ADDRESS)
         if not peers:
             raise Refused(400, "Bad Request")
-        hosts = {self._peer(request, allocation, peer)[0] for peer in peers}  # all or nothing
+        hosts = {self.check_peer(allocation, peer)[0] for peer in peers}  # all or nothing
         new = [h for h in hosts if h not in allocation.permissions]
         if len(allocation.permissions) + len(new) > self.config.max_permissions:
             raise Refused(508, "Insufficient Capacity")
@@ -623,19 +581,19 @@ class TurnServer(TcpRelayMixin):
             allocation.permissions[host] = expiry
         if new:
             self._touch(allocation)
-        return self._sign(request.response(), request, auth)
+        return self.sign(request.response(), request, auth)
 
     # -- ChannelBind (section 11) --------------------------------------------------------
 
     def _channel_bind(self, request: Message, auth: Authenticated, addr: Address, listener: Address, now: float) -> bytes:
-        allocation = self._own_allocation(request, auth, addr, listener)
+        allocation = self.own_allocation(auth, addr, listener)
         if allocation.transport != wire.TRANSPORT_UDP:
             raise Refused(400, "Bad Request")  # RFC 6062 section 5.1: no channels on TCP allocations
         number = request.get(wire.CHANNEL_NUMBER)
         peer = request.get(wire.XOR_PEER_ADDRESS)
         if number is None or peer is None or not wire.CHANNEL_MIN <= number <= self.config.channel_max:
             raise Refused(400, "Bad Request")
-        peer = self._peer(request, allocation, (peer[0], peer[1]))
+        peer = self.check_peer(allocation, (peer[0], peer[1]))
         # Section 12: a number stays with one peer, and a peer with one number,
         # while bound and for 5 minutes after the binding expired.
         bound = allocation.channels.get(number)
@@ -667,7 +625,7 @@ class TurnServer(TcpRelayMixin):
             allocation.permissions[peer[0]] = permission
         if changed:
             self._touch(allocation)  # after both: the route needs the channel and the permission
-        return self._sign(request.response(), request, auth)
+        return self.sign(request.response(), request, auth)
 
     # -- Send indication (section 10.2) ------------------------------------------------------
 
@@ -698,8 +656,8 @@ class TurnServer(TcpRelayMixin):
         allocation.cooldown[channel.peer] = (channel.number, until)
 
     def _delete(self, allocation: Allocation, reason: str) -> None:
-        for connection in self._connections_of(allocation):
-            self._close_connection(connection, notify=True)
+        for connection in self.tcp.of(allocation):
+            self.tcp.close(connection, notify=True)
         del self.allocations[(allocation.listener, allocation.client)]
         self._touch(allocation)
         allocation.routes.clear()  # a data path still holding the allocation relays nothing more
@@ -748,6 +706,8 @@ class TurnServer(TcpRelayMixin):
         wire.REFRESH: _refresh,
         wire.CREATE_PERMISSION: _create_permission,
         wire.CHANNEL_BIND: _channel_bind,
-        wire.CONNECT: TcpRelayMixin._connect,
-        wire.CONNECTION_BIND: TcpRelayMixin._connection_bind,
+    }
+    _TCP_HANDLERS = {
+        wire.CONNECT: TcpRelay.connect,
+        wire.CONNECTION_BIND: TcpRelay.connection_bind,
     }
