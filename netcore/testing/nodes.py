@@ -11,13 +11,13 @@ from __future__ import annotations
 import itertools
 from typing import Any, Callable
 
+from netcore.net import Address
 from netcore.stun.server import BindingServer
 from netcore.testing.simnet import Network, Node
 from netcore.turn.server import ServerConfig, TurnServer
 
 __all__ = ["add_stun_server", "add_turn_server", "add_agent", "SimRelays", "counter_random"]
 
-Address = tuple
 
 
 def counter_random(seed: int = 0) -> Callable[[int], bytes]:

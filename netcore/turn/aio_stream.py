@@ -17,7 +17,7 @@ import resource
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from netcore.net import Receive
+from netcore.net import Address, Receive
 from netcore.turn.allocation import transport_of
 from netcore.turn.errors import TurnParseError
 from netcore.turn.wire import StreamFramer
@@ -29,7 +29,6 @@ __all__ = ["TurnStreamProtocol", "PeerTcpProtocol", "StreamLimits"]
 
 log = logging.getLogger("netcore.turn")
 
-Address = tuple
 
 
 @dataclass(slots=True)

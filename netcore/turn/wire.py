@@ -14,6 +14,7 @@ from __future__ import annotations
 import struct
 from typing import Iterator
 
+from netcore.demux import PacketKind, classify
 from netcore.errors import UsageError
 from netcore.stun import attributes as stun_attrs
 from netcore.stun.attributes import (
@@ -232,12 +233,11 @@ class StreamFramer:
         while len(buffer) >= 4:
             first = buffer[0]
             (length,) = struct.unpack_from("!H", buffer, 2)
-            if first < 0x40:  # STUN (RFC 7983 range 0-3 lands here; 4-63 are not STUN)
-                if first > 3:
-                    raise TurnParseError(f"stream byte {first:#04x} starts neither STUN nor ChannelData")
+            kind = classify(buffer)  # RFC 9443 by the first byte, as everywhere
+            if kind is PacketKind.STUN:
                 size = HEADER_LENGTH + length
                 take = size
-            elif 0x40 <= first <= self._channel_top:
+            elif kind is PacketKind.CHANNEL_DATA or 0x50 <= first <= self._channel_top:  # + RFC 5766's
                 size = 4 + length
                 take = size + (-length & 3)
             else:
