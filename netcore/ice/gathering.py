@@ -22,7 +22,7 @@ from netcore.ice.pairs import LocalCandidate
 from netcore.ice.priority import Foundations, candidate_priority
 from netcore.net import Address, Receive, Transmit
 from netcore.sdp.candidate import Candidate
-from netcore.turn.client import TurnClient
+from netcore.turn.client import TurnClient, TurnClientState
 
 __all__ = ["TurnServerConfig", "Gathering", "family"]
 
@@ -48,7 +48,7 @@ def family(host: str) -> int:
 
 def allocated(turn: TurnClient) -> bool:
     """Whether ``turn`` holds an allocation that can relay now."""
-    return turn.state == "allocated"
+    return turn.state is TurnClientState.ALLOCATED
 
 
 class Gathering:
@@ -149,12 +149,13 @@ class Gathering:
 
     def feed(self, turn: TurnClient, datagram: Receive, now: float) -> None:
         """A datagram from ``turn``'s server; the caller then drains the client's events."""
-        turn.handle_datagram(datagram.data, (datagram.source[0], datagram.source[1]), now)  # type: ignore[index]
+        turn.handle_datagram(datagram, now)
 
     def flush(self, turn: TurnClient, socket: Address) -> None:
         """What ``turn`` queued, to send from ``socket`` (the host socket or TURN stream)."""
-        while (item := turn.poll_transmit()) is not None:
-            self._outbox.append(Transmit(item[0], item[1], socket))
+        while (transmit := turn.poll_transmit()) is not None:
+            transmit.source = socket
+            self._outbox.append(transmit)
 
     def due(self, now: float) -> Iterator[tuple[Address, TurnClient]]:
         """Run each TURN client whose timer is due and yield it with its socket, for the caller

@@ -1,8 +1,9 @@
 """Our cores as nodes of the simulated network: a STUN server, a TURN server, an ICE agent.
 
 Each function binds the core's addresses on a :class:`~netcore.testing.simnet.Network`
-and adapts its ``handle_datagram`` signature; the TURN server's relayed
-addresses are handed out on its own public IP by :class:`SimRelays`.
+(and adapts the ``handle_datagram`` signature of a core not yet on the
+contract); the TURN server's relayed addresses are handed out on its own
+public IP by :class:`SimRelays`.
 """
 
 from __future__ import annotations
@@ -10,13 +11,13 @@ from __future__ import annotations
 import itertools
 from typing import Any, Callable
 
+from netcore.net import Address
 from netcore.stun.server import BindingServer
 from netcore.testing.simnet import Network, Node
 from netcore.turn.server import ServerConfig, TurnServer
 
 __all__ = ["add_stun_server", "add_turn_server", "add_agent", "SimRelays", "counter_random"]
 
-Address = tuple
 
 
 def counter_random(seed: int = 0) -> Callable[[int], bytes]:
@@ -67,15 +68,7 @@ def add_turn_server(network: Network, address: Address, users: dict[str, str],
     """Our TURN server core on ``address``; relayed addresses on the same IP."""
     relays = SimRelays(network, address[0])
     server = TurnServer(ServerConfig(realm=realm, users=users), relays, random=random or counter_random(99))
-    listener = (address[0], address[1])
-
-    def deliver(data: bytes, src: Address, dst: Address, now: float) -> None:
-        if dst == listener:
-            server.handle_datagram(data, src, now, listener)
-        else:
-            server.handle_peer_datagram(data, src, dst, now)
-
-    node = network.add_node(server, [listener], deliver)
+    node = network.add_node(server, [(address[0], address[1])])  # the relayed addresses are bound as they open
     relays.node = node
     return node
 

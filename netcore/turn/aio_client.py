@@ -16,7 +16,9 @@ import ssl as ssl_module
 from collections import deque
 from typing import Any, Callable
 
+from netcore.driver import Driver
 from netcore.errors import NetcoreError
+from netcore.net import Address, Receive, Transmit, Transport
 from netcore.turn.client import (
     AllocationClosed,
     AllocationCreated,
@@ -28,12 +30,13 @@ from netcore.turn.client import (
     PermissionCreated,
     PermissionFailed,
     TurnClient,
+    TurnClientEvent,
+    TurnClientState,
 )
-from netcore.turn.wire import StreamFramer, TurnParseError
+from netcore.turn.errors import TurnParseError
+from netcore.turn.wire import StreamFramer
 
 __all__ = ["TurnEndpoint", "open_turn_endpoint", "TurnError"]
-
-Address = tuple
 
 
 class TurnError(NetcoreError):
@@ -41,7 +44,7 @@ class TurnError(NetcoreError):
 
 
 class TurnEndpoint(asyncio.DatagramProtocol, asyncio.Protocol):
-    """Drives one :class:`TurnClient` over UDP, TCP or TLS to the server."""
+    """Runs one :class:`TurnClient` over UDP, TCP or TLS to the server, through a :class:`Driver`."""
 
     def __init__(self, client: TurnClient, *, queue_size: int = 1024,
                  on_datagram: Callable[[bytes, Address], None] | None = None) -> None:
@@ -53,7 +56,8 @@ class TurnEndpoint(asyncio.DatagramProtocol, asyncio.Protocol):
         self._framer = StreamFramer() if self._stream else None
         self._received: deque[tuple[bytes, Address]] = deque(maxlen=queue_size)
         self._readable = asyncio.Event()
-        self._timer: asyncio.TimerHandle | None = None
+        self._transport_kind = Transport.TCP if self._stream else Transport.UDP
+        self._driver = Driver(client, self._loop, self._send, self._on_event)
         self._waiters: dict[object, asyncio.Future[Any]] = {}
         self.lost: asyncio.Future[None] = self._loop.create_future()
 
@@ -63,23 +67,22 @@ class TurnEndpoint(asyncio.DatagramProtocol, asyncio.Protocol):
         self.transport = transport
 
     def datagram_received(self, data: bytes, addr: Address) -> None:
-        self.client.handle_datagram(data, addr, self._loop.time())
-        self._flush()
+        self._driver.receive(Receive(data, (addr[0], addr[1])))
 
     def data_received(self, data: bytes) -> None:
+        client = self.client
         try:
             for frame in self._framer.feed(data):  # type: ignore[union-attr]
-                self.client.handle_datagram(frame, self.client.server, self._loop.time())
+                client.handle_datagram(Receive(frame, client.server, None, self._transport_kind), self._loop.time())
         except TurnParseError:
             self.transport.close()  # a broken stream cannot be resynchronised
-        self._flush()
+        self._driver.flush()
 
     def error_received(self, exc: Exception) -> None:
         pass  # ICMP errors: the transactions' own timers handle the loss
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
+        self._driver.close()
         for future in self._waiters.values():
             if not future.done():
                 future.set_exception(TurnError("connection to the TURN server lost"))
@@ -88,31 +91,16 @@ class TurnEndpoint(asyncio.DatagramProtocol, asyncio.Protocol):
 
     # -- the core's outputs ---------------------------------------------------------------
 
-    def _flush(self) -> None:
-        client = self.client
+    def _send(self, transmit: Transmit) -> None:
         transport = self.transport
-        while (item := client.poll_transmit()) is not None:
-            if transport is None or transport.is_closing():
-                continue
-            if self._stream:
-                transport.write(item[0])
-            else:
-                transport.sendto(item[0])
-        while (event := client.poll_event()) is not None:
-            self._on_event(event)
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        deadline = client.next_deadline()
-        if deadline is not None:
-            self._timer = self._loop.call_at(deadline, self._on_timer)
+        if transport is None or transport.is_closing():
+            return
+        if self._stream:
+            transport.write(transmit.data)
+        else:
+            transport.sendto(transmit.data)
 
-    def _on_timer(self) -> None:
-        self._timer = None
-        self.client.handle_timeout(self._loop.time())
-        self._flush()
-
-    def _on_event(self, event: Any) -> None:
+    def _on_event(self, event: TurnClientEvent) -> None:
         if isinstance(event, DataReceived):
             if self.on_datagram is not None:
                 self.on_datagram(event.data, event.peer)
@@ -151,7 +139,7 @@ class TurnEndpoint(asyncio.DatagramProtocol, asyncio.Protocol):
         if future is None:
             future = self._waiters[key] = self._loop.create_future()
             start()
-            self._flush()
+            self._driver.flush()
         return await asyncio.wait_for(asyncio.shield(future), timeout)
 
     # -- the endpoint ---------------------------------------------------------------
@@ -183,7 +171,7 @@ class TurnEndpoint(asyncio.DatagramProtocol, asyncio.Protocol):
 
     def sendto(self, data: bytes, peer: Address) -> None:
         self.client.send_to(data, (peer[0], peer[1]), self._loop.time())
-        self._flush()
+        self._driver.flush()
 
     async def recvfrom(self) -> tuple[bytes, Address]:
         while not self._received:
@@ -194,7 +182,7 @@ class TurnEndpoint(asyncio.DatagramProtocol, asyncio.Protocol):
     async def close(self, timeout: float = 5.0) -> None:
         """Delete the allocation (Refresh with lifetime 0) and close the socket."""
         try:
-            if self.client.state == "allocated":
+            if self.client.state is TurnClientState.ALLOCATED:
                 await self._wait("close", lambda: self.client.close(self._loop.time()), timeout)
         except (TurnError, asyncio.TimeoutError):
             pass

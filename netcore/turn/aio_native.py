@@ -5,9 +5,10 @@ to ``netcore.turn._datapath`` (C, one thread of its own, no GIL), mirrors the
 core's channel bindings into it as routes, and serves in Python what the
 thread hands back: every datagram that is not ChannelData on a route.
 
-A route exists while the core has the channel bound *and* a permission for
-its peer's IP, exactly the condition of the Python fast path and of
-``TurnServer.handle_peer_datagram``; the core says which allocations changed
+The routes are the ones each allocation publishes
+(:attr:`~netcore.turn.allocation.Allocation.routes`: a channel bound *and* a
+permission for its peer's IP), the table the core and the Python fast path
+relay through too; the core says which allocations changed
 (:meth:`TurnServer.poll_changed_allocations`) and :meth:`sync` re-installs
 their routes, after every input the core handles. Until a route is there,
 ChannelData goes through the core and is relayed the same way, only slower.
@@ -28,8 +29,10 @@ import socket
 import struct
 from typing import TYPE_CHECKING
 
-from netcore.turn import wire as w
-from netcore.turn.server import Address, Allocation, AllocationDeleted, family_of
+from netcore.net import Address, Receive
+from netcore.turn import wire
+from netcore.turn.allocation import Allocation
+from netcore.turn.server_events import AllocationDeleted
 
 if TYPE_CHECKING:
     from netcore.turn.aio_server import TurnServerEndpoint
@@ -124,20 +127,17 @@ class NativeDataPath:
 
     def _routes(self, allocation: Allocation) -> list[tuple]:
         listener = self.endpoint.listeners.get(allocation.listener)
-        if listener is None or allocation.transport != w.TRANSPORT_UDP:
+        if listener is None or allocation.transport != wire.TRANSPORT_UDP:
             return []  # TCP/TLS clients are framed by the stream adapter
         listener_fd = listener.fileno()
         client_host = allocation.client[0].partition("%")[0]
         routes = []
         sockets = self.endpoint.relays.sockets
-        for channel in allocation.channels.values():
-            peer_host, peer_port = channel.peer[0], channel.peer[1]
-            if peer_host not in allocation.permissions:
-                continue
-            sock = sockets.get(allocation.relay_by_family.get(family_of(peer_host)))
+        for route in allocation.routes.values():
+            sock = sockets.get(route.relayed)
             if sock is not None:
-                routes.append((listener_fd, client_host, allocation.client[1], channel.number,
-                               sock.fileno(), peer_host.partition("%")[0], peer_port))
+                routes.append((listener_fd, client_host, allocation.client[1], route.number,
+                               sock.fileno(), route.peer[0].partition("%")[0], route.peer[1]))
         return routes
 
     def _forget(self, allocation: Allocation) -> None:
@@ -204,8 +204,8 @@ class NativeDataPath:
             else:
                 sender = (socket.inet_ntop(socket.AF_INET6, raw), port)
             data = bytes(view[header:size])
-            if kind == _datapath.LISTENER:
-                core.handle_datagram(data, sender, now, known[2])
-            else:
-                core.handle_peer_datagram(data, sender, known[2], now)
+            try:
+                core.handle_datagram(Receive(data, sender, known[2]), now)  # a listener or a relayed address
+            except Exception as exc:  # one input must not end the batch nor skip the flush
+                self.endpoint.faults.record(exc, sender, now)
         self.endpoint.flush()

@@ -11,9 +11,10 @@ core's own tables, and the payload is sent as a slice of that buffer. The
 peer-to-client direction receives at offset 4 of the buffer and writes the
 ChannelData header in front, so nothing is copied.
 
-The fast path makes the same decisions as ``TurnServer._client_channel_data``
-and ``TurnServer.handle_peer_datagram`` (channel bound, permission present,
-bandwidth tokens); whatever it does not handle it passes to the core.
+The fast path makes no decision of its own: it reads the route table each
+allocation publishes (:mod:`netcore.turn.allocation`; a channel is there
+while it is bound and its peer has a permission) and draws on the same
+bandwidth tokens; whatever has no route it passes to the core.
 
 When the C extension is built, the endpoint hands its UDP sockets to the
 compiled data path instead (:mod:`netcore.turn.aio_native`): the same
@@ -32,11 +33,13 @@ import struct
 from time import perf_counter as _clock
 from typing import Callable
 
-from netcore.turn import wire as w
-from netcore.turn.server import Address, TurnServer
-from netcore.turn.tcp_relay import ConnectionBound, PeerConnectionClosed, PeerConnectRequested
-from netcore.turn.aio_stream import PeerTcpProtocol, TurnStreamProtocol
+from netcore.net import Address, Receive
+from netcore.turn import wire
+from netcore.turn.server import TurnServer
+from netcore.turn.server_events import ConnectionBound, PeerConnectionClosed, PeerConnectRequested
+from netcore.turn.aio_stream import PeerTcpProtocol, StreamLimits, TurnStreamProtocol
 from netcore.turn import aio_native
+from netcore.turn.faults import FaultLog
 
 __all__ = ["SocketRelays", "TurnServerEndpoint", "open_udp_socket", "open_stream_socket"]
 
@@ -152,21 +155,26 @@ class SocketRelays:
         self.sockets: dict[Address, socket.socket] = {}  # relayed address (as told) -> socket
         self._in_use: dict[int, set[int]] = {family: set() for family in relay_ips}
         self._cursor = min_port
+        self._fatal = False  # the last bind failed for a reason that no other port would avoid
         self.on_open: Callable[[Address, socket.socket, int, int], None] | None = None
         self.on_close: Callable[[Address, socket.socket], None] | None = None
+        # Why relay sockets could not be opened (each is a 508 to a client), one line per 10 s.
+        self.failures = FaultLog(what="relay socket", level=logging.WARNING)
 
-    def open_relay(self, family: int, *, transport: int = w.TRANSPORT_UDP, even_port: bool = False,
+    def open_relay(self, family: int, *, transport: int = wire.TRANSPORT_UDP, even_port: bool = False,
                    dont_fragment: bool = False, port: int | None = None) -> Address | None:
         host = self.relay_ips.get(family)
         if host is None:
             return None
+        self._fatal = False
         if port is not None:
             if not self.min_port <= port <= self.max_port or port in self._in_use[family]:
                 return None
             return self._open(family, host, port, dont_fragment, transport)
         in_use = self._in_use[family]
-        span = self.max_port - self.min_port + 1
-        for _ in range(min(span, 256)):
+        # The whole range once at most, from the cursor on: ports that another program
+        # holds cost a failed bind each, ports we hold a set lookup.
+        for _ in range(self.max_port - self.min_port + 1):
             port = self._cursor
             self._cursor = self.min_port if port >= self.max_port else port + 1
             if port in in_use or (even_port and port & 1):
@@ -174,15 +182,22 @@ class SocketRelays:
             relayed = self._open(family, host, port, dont_fragment, transport)
             if relayed is not None:
                 return relayed
+            if self._fatal:
+                return None  # no descriptor, or not our address: no other port would do
+        self.failures.record(OSError(errno.EADDRINUSE, f"no free relay port in {self.min_port}-{self.max_port}"),
+                             (host, self._cursor), _clock())
         return None
 
     def _open(self, family: int, host: str, port: int, dont_fragment: bool, transport: int) -> Address | None:
         try:
-            if transport == w.TRANSPORT_TCP:  # RFC 6062: peers connect here, and we connect from here
+            if transport == wire.TRANSPORT_TCP:  # RFC 6062: peers connect here, and we connect from here
                 sock = open_stream_socket(host, port, reuse_port=True)
             else:
                 sock = open_udp_socket(host, port)
-        except OSError:
+        except OSError as exc:
+            if exc.errno not in (errno.EADDRINUSE, errno.EACCES):  # out of descriptors, or not our address
+                self.failures.record(exc, (host, port), _clock())
+                self._fatal = True
             return None
         if dont_fragment:
             self._set_dont_fragment(sock, family)
@@ -196,7 +211,7 @@ class SocketRelays:
     @staticmethod
     def _set_dont_fragment(sock: socket.socket, family: int) -> None:
         try:  # RFC 8656 section 7.2: DONT-FRAGMENT asks for DF on relayed packets
-            if family == w.FAMILY_IPV4:
+            if family == wire.FAMILY_IPV4:
                 sock.setsockopt(socket.IPPROTO_IP, socket.IP_MTU_DISCOVER, socket.IP_PMTUDISC_DO)
             else:
                 sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MTU_DISCOVER, socket.IP_PMTUDISC_DO)
@@ -230,8 +245,10 @@ class TurnServerEndpoint:
         self.listeners: dict[Address, socket.socket] = {}
         self.streams: dict[tuple[Address, Address], TurnStreamProtocol] = {}  # (listener, client) ->
         self.stream_servers: list[asyncio.AbstractServer] = []
-        self.max_connections = 4 * core.config.total_quota
-        self.stream_write_limit = 1 << 20  # bytes queued per connection before relayed data is dropped
+        self.limits = StreamLimits.for_process(core.config.total_quota)
+        self.stream_sources: dict[str, int] = {}  # client IP -> open TCP/TLS connections
+        self.stream_buffered = 0  # bytes held in partial frames over every connection
+        self.stream_refusals = FaultLog(what="TCP/TLS connection from", level=logging.WARNING)  # caps reached, one line per 10 s
         self.tcp_relay_servers: dict[Address, asyncio.AbstractServer] = {}  # RFC 6062 relayed address ->
         self.peer_connections: dict[int, PeerTcpProtocol] = {}  # RFC 6062 connection id ->
         self._tasks: set[asyncio.Task] = set()
@@ -240,6 +257,7 @@ class TurnServerEndpoint:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self.send_errors = 0  # of the Python paths; the native path counts its own
+        self.faults = FaultLog()  # exceptions the core raised on one input (bugs), logged rate-limited
         relays.on_open = self._relay_opened
         relays.on_close = self._relay_closed
         self.native = aio_native.NativeDataPath(self) if native and aio_native.available() else None
@@ -265,17 +283,19 @@ class TurnServerEndpoint:
         host, port = sock.getsockname()[:2]
         local = (host, port, "tls" if ssl_context is not None else "tcp")
         self.core.stream_listeners.add(local)
-        server = await self.loop.create_server(lambda: TurnStreamProtocol(self, local), sock=sock, ssl=ssl_context)
+        server = await self.loop.create_server(
+            lambda: TurnStreamProtocol(self, local), sock=sock, ssl=ssl_context,
+            ssl_handshake_timeout=self.limits.auth_timeout if ssl_context is not None else None)
         self.stream_servers.append(server)
         return local
 
     def _relay_opened(self, relayed: Address, sock: socket.socket, family: int, transport: int) -> None:
-        if transport == w.TRANSPORT_TCP:
+        if transport == wire.TRANSPORT_TCP:
             self._spawn(self._serve_tcp_relay(relayed, sock))
         elif self.native is not None:
             self.native.add_relay(sock, relayed)
         else:
-            self.loop.add_reader(sock.fileno(), self._relay_readable, sock, relayed, family == w.FAMILY_IPV6,
+            self.loop.add_reader(sock.fileno(), self._relay_readable, sock, relayed, family == wire.FAMILY_IPV6,
                                  _Budget())
 
     def _relay_closed(self, relayed: Address, sock: socket.socket) -> None:
@@ -383,7 +403,7 @@ class TurnServerEndpoint:
         view = self._view
         clients = core.clients.get(local) or {}
         max_bps = core.config.max_bps
-        top = core.config.channel_max >> 8
+        channel_data = core.channel_first_bytes  # the first bytes netcore.demux calls ChannelData (+ RFC 5766's)
         now = self.loop.time()
         sockets = self.relays.sockets
         recvfrom_into = sock.recvfrom_into
@@ -399,31 +419,31 @@ class TurnServerEndpoint:
             count += 1
             if ipv6:
                 addr = addr[:2]  # the core keys clients by (host, port)
-            if size >= 4 and 0x40 <= buffer[0] <= top:
+            if size >= 4 and buffer[0] in channel_data:
                 allocation = clients.get(addr)
                 if allocation is not None:
-                    channel = allocation.channels.get((buffer[0] << 8) | buffer[1])
+                    route = allocation.routes.get((buffer[0] << 8) | buffer[1])
                     length = (buffer[2] << 8) | buffer[3]
-                    if channel is not None and length <= size - 4 and channel.peer[0] in allocation.permissions:
+                    if route is not None and length <= size - 4:
                         if max_bps and not allocation.take_tokens(length, now, max_bps):
                             core.stats.bandwidth_dropped += 1
                             continue
-                        sink = channel.sink
+                        sink = sockets.get(route.relayed)
                         if sink is None:
-                            relayed = allocation.relay_by_family.get(2 if ":" in channel.peer[0] else 1)
-                            sink = channel.sink = sockets.get(relayed)
-                            if sink is None:
-                                continue
+                            continue
                         try:
-                            sink.sendto(view[4 : 4 + length], channel.peer)
+                            sink.sendto(view[4 : 4 + length], route.peer)
                         except OSError:
                             self.send_errors += 1
                             continue
                         allocation.packets_to_peer += 1
                         allocation.bytes_to_peer += length
                         continue
-            core.handle_datagram(bytes(view[:size]), addr, now, local)
             slow = True
+            try:
+                core.handle_datagram(Receive(bytes(view[:size]), addr, local), now)
+            except Exception as exc:  # one input must not end the batch nor skip the flush
+                self.faults.record(exc, addr, now)
             clients = core.clients.get(local) or {}  # an Allocate may have added this client
         if slow:
             self.flush()
@@ -445,8 +465,7 @@ class TurnServerEndpoint:
         view = self._view
         out = self.listeners.get(allocation.listener)
         client = allocation.client
-        peer_channels = allocation.peer_channels
-        permissions = allocation.permissions
+        peer_routes = allocation.peer_routes  # rebuilt in place by the core
         max_bps = core.config.max_bps
         now = self.loop.time()
         slow = False
@@ -461,12 +480,12 @@ class TurnServerEndpoint:
             count += 1
             if ipv6:
                 peer = peer[:2]
-            channel = peer_channels.get(peer)
-            if channel is not None and out is not None and peer[0] in permissions:
+            route = peer_routes.get(peer)
+            if route is not None and out is not None:
                 if max_bps and not allocation.take_tokens(size, now, max_bps):
                     core.stats.bandwidth_dropped += 1
                     continue
-                _pack_header(buffer, 0, channel.number, size)
+                _pack_header(buffer, 0, route.number, size)
                 try:
                     out.sendto(view[: 4 + size], client)
                 except OSError:
@@ -475,8 +494,11 @@ class TurnServerEndpoint:
                 allocation.packets_to_client += 1
                 allocation.bytes_to_client += size
                 continue
-            core.handle_peer_datagram(bytes(receive[:size]), peer, relayed, now)
             slow = True
+            try:
+                core.handle_datagram(Receive(bytes(receive[:size]), peer, relayed), now)
+            except Exception as exc:  # one input must not end the batch nor skip the flush
+                self.faults.record(exc, peer, now)
         if slow:
             self.flush()
 
@@ -489,7 +511,7 @@ class TurnServerEndpoint:
         if native is not None:
             native.sync()
         while (item := core.poll_transmit()) is not None:
-            data, addr, local = item
+            data, addr, local = item.data, item.destination, item.source
             sock = self.listeners.get(local) or self.relays.sockets.get(local)
             if sock is None:
                 stream = self.streams.get((local, addr))

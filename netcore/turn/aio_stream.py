@@ -13,18 +13,48 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import resource
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from netcore.turn.wire import StreamFramer, TurnParseError
+from netcore.net import Address, Receive
+from netcore.turn.allocation import transport_of
+from netcore.turn.errors import TurnParseError
+from netcore.turn.wire import StreamFramer
 
 if TYPE_CHECKING:
     from netcore.turn.aio_server import TurnServerEndpoint
 
-__all__ = ["TurnStreamProtocol", "PeerTcpProtocol"]
+__all__ = ["TurnStreamProtocol", "PeerTcpProtocol", "StreamLimits"]
 
 log = logging.getLogger("netcore.turn")
 
-Address = tuple
+
+
+@dataclass(slots=True)
+class StreamLimits:
+    """What TCP/TLS clients may hold of the process: connections, time, buffered bytes.
+
+    Each connection is a file descriptor, and so is each relayed port: the
+    connections together stay below half of RLIMIT_NOFILE (read at start), so
+    that relay sockets can always be opened. A connection that has no
+    allocation (and is not an RFC 6062 data connection) ``auth_timeout``
+    seconds after it opened, or after its allocation ended, is closed; a TLS
+    handshake gets as long. Partial frames are bounded in bytes over all
+    connections, since each may hold up to 64 KiB.
+    """
+
+    max_connections: int = 40000
+    per_source: int = 64  # connections from one IP address
+    auth_timeout: float = 20.0
+    buffered_bytes: int = 16 << 20  # partial frames over every connection
+    write_limit: int = 1 << 20  # bytes queued per connection before relayed data is dropped
+
+    @classmethod
+    def for_process(cls, total_quota: int) -> StreamLimits:
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+        budget = soft // 2 if soft != resource.RLIM_INFINITY else 1 << 20
+        return cls(max_connections=max(1, min(4 * total_quota, budget)))
 
 
 class TurnStreamProtocol(asyncio.Protocol):
@@ -44,16 +74,37 @@ class TurnStreamProtocol(asyncio.Protocol):
         self.addr: Address = ("", 0)
         self.dropped = 0
         self.pipe: PeerTcpProtocol | None = None  # RFC 6062: a data connection after ConnectionBind
+        self.buffered = 0  # bytes of a partial frame, counted in endpoint.stream_buffered
+        self.counted = False  # in endpoint.streams and endpoint.stream_sources
+        self._timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
         peer = transport.get_extra_info("peername")
         self.addr = (peer[0], peer[1])
         endpoint = self.endpoint
-        if len(endpoint.streams) >= endpoint.max_connections:
-            transport.close()
+        limits = endpoint.limits
+        sources = endpoint.stream_sources
+        if len(endpoint.streams) >= limits.max_connections or sources.get(self.addr[0], 0) >= limits.per_source:
+            endpoint.stream_refusals.record(ConnectionRefusedError("connection limit reached"), self.addr,
+                                            endpoint.loop.time())
+            transport.abort()
             return
         endpoint.streams[(self.local, self.addr)] = self
+        sources[self.addr[0]] = sources.get(self.addr[0], 0) + 1
+        self.counted = True
+        self._timer = endpoint.loop.call_later(limits.auth_timeout, self._check_authenticated)
+
+    def _check_authenticated(self) -> None:
+        """Close a connection with no allocation and no RFC 6062 pipe; check again later otherwise."""
+        endpoint = self.endpoint
+        if self.pipe is None and endpoint.core.allocations.get((self.local, self.addr)) is None:
+            self._timer = None
+            log.debug("closing %s: no allocation after %.0f s", self.addr, endpoint.limits.auth_timeout)
+            if self.transport is not None:
+                self.transport.abort()
+            return
+        self._timer = endpoint.loop.call_later(endpoint.limits.auth_timeout, self._check_authenticated)
 
     def data_received(self, data: bytes) -> None:
         if self.pipe is not None:
@@ -64,20 +115,38 @@ class TurnStreamProtocol(asyncio.Protocol):
         core = endpoint.core
         now = endpoint.loop.time()
         try:
+            transport = transport_of(self.local)
             for frame in self.framer.feed(data):
-                core.handle_datagram(frame, self.addr, now, self.local)
+                core.handle_datagram(Receive(frame, self.addr, self.local, transport), now)
         except TurnParseError as exc:
             log.debug("closing %s: %s", self.addr, exc)
             core.stats.parse_errors += 1
             if self.transport is not None:
                 self.transport.close()
+        except Exception as exc:  # a bug of ours on one frame: drop the connection, keep serving
+            endpoint.faults.record(exc, self.addr, now)
+            if self.transport is not None:
+                self.transport.close()
+        self._account(self.framer.buffered)
         endpoint.flush()
+
+    def _account(self, buffered: int) -> None:
+        """Track this connection's partial frame; close it if all of them together exceed the bound."""
+        endpoint = self.endpoint
+        endpoint.stream_buffered += buffered - self.buffered
+        self.buffered = buffered
+        if buffered and endpoint.stream_buffered > endpoint.limits.buffered_bytes and self.transport is not None:
+            endpoint.stream_refusals.record(MemoryError("partial frames over the byte bound"), self.addr,
+                                            endpoint.loop.time())
+            self.framer = StreamFramer(channel_max=endpoint.core.config.channel_max)  # frees the buffer now
+            self._account(0)
+            self.transport.abort()
 
     def write(self, data: bytes) -> None:
         transport = self.transport
         if transport is None or transport.is_closing():
             return
-        if transport.get_write_buffer_size() > self.endpoint.stream_write_limit:
+        if transport.get_write_buffer_size() > self.endpoint.limits.write_limit:
             self.dropped += 1
             return
         transport.write(data)
@@ -95,6 +164,18 @@ class TurnStreamProtocol(asyncio.Protocol):
         if self.pipe is not None:
             self.pipe.close()
         endpoint = self.endpoint
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._account(0)
+        self.framer = StreamFramer(channel_max=endpoint.core.config.channel_max)
+        if self.counted:
+            self.counted = False
+            count = endpoint.stream_sources.get(self.addr[0], 1) - 1
+            if count > 0:
+                endpoint.stream_sources[self.addr[0]] = count
+            else:
+                endpoint.stream_sources.pop(self.addr[0], None)
         if endpoint.streams.get((self.local, self.addr)) is self:
             del endpoint.streams[(self.local, self.addr)]
             endpoint.core.handle_connection_lost(self.addr, self.local, endpoint.loop.time())

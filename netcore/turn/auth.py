@@ -22,7 +22,7 @@ import hmac
 import struct
 from typing import Iterable
 
-from netcore.stun import attributes as sa
+from netcore.stun import attributes
 from netcore.stun.attributes import ALGORITHM_MD5, ALGORITHM_SHA256
 from netcore.stun.credentials import long_term_key
 from netcore.stun.message import Message
@@ -82,9 +82,9 @@ def verify_request(request: Message, addr: tuple, now: float, unix_now: float, r
     """
     if not (request.has_integrity or request.has_integrity_sha256):
         raise Refused(401, "Unauthorized")
-    username = request.get(sa.USERNAME)
-    request_realm = request.get(sa.REALM)
-    nonce = request.get(sa.NONCE)
+    username = request.get(attributes.USERNAME)
+    request_realm = request.get(attributes.REALM)
+    nonce = request.get(attributes.NONCE)
     if username is None or request_realm is None or nonce is None:
         raise Refused(400, "Bad Request")
     if request_realm != realm:
@@ -101,8 +101,8 @@ def verify_request(request: Message, addr: tuple, now: float, unix_now: float, r
 
 
 def _password_algorithm(request: Message, nonce: str) -> int:
-    algorithm = request.get(sa.PASSWORD_ALGORITHM)
-    offered = request.get(sa.PASSWORD_ALGORITHMS)
+    algorithm = request.get(attributes.PASSWORD_ALGORITHM)
+    offered = request.get(attributes.PASSWORD_ALGORITHMS)
     if algorithm is None and offered is None:
         return ALGORITHM_MD5  # section 9.2.4: as if MD5
     if not NonceIssuer.announces_features(nonce):

@@ -5,23 +5,28 @@ Allocate exchange through the 401 challenge (and a 438 stale nonce), keeps the
 allocation, its permissions and its channel bindings fresh before they expire,
 and turns application datagrams into Send indications or ChannelData and back.
 
-Feed it what arrives from the server with :meth:`TurnClient.handle_datagram`
-(over TCP or TLS, one framed message at a time: see ``wire.StreamFramer``);
-drain :meth:`TurnClient.poll_transmit` (always to the server address) and
-:meth:`TurnClient.poll_event`; call :meth:`TurnClient.handle_timeout` at
-:meth:`TurnClient.next_deadline`.
+It follows the contract of :mod:`netcore.net`: feed it what arrives from the
+server with :meth:`TurnClient.handle_datagram` (a :class:`~netcore.net.Receive`;
+over TCP or TLS one framed message at a time: see ``wire.StreamFramer``);
+drain :meth:`TurnClient.poll_transmit` (a :class:`~netcore.net.Transmit`,
+always to the server address) and :meth:`TurnClient.poll_event` (a
+:class:`TurnClientEvent`; what peers sent arrives as :class:`DataReceived`);
+call :meth:`TurnClient.handle_timeout` at :meth:`TurnClient.next_deadline`.
+A :class:`netcore.driver.Driver` does all of that.
 """
 
 from __future__ import annotations
 
+import enum
 import os
 from collections import deque
 from dataclasses import dataclass
-from typing import Callable, Union
+from typing import Callable
 
-from netcore.demux import PacketKind, classify
+from netcore.demux import PacketKind
 from netcore.errors import UsageError
-from netcore.stun import attributes as sa
+from netcore.net import Address, Event, Receive, Transmit, Transport
+from netcore.stun.attributes import ERROR_CODE, NONCE, REALM, SOFTWARE, USERNAME, XOR_MAPPED_ADDRESS
 from netcore.stun.credentials import long_term_key
 from netcore.stun.errors import StunParseError
 from netcore.stun.message import Message, MessageClass
@@ -31,11 +36,14 @@ from netcore.stun.transaction import (
     TransactionSucceeded,
     TransactionTimedOut,
 )
-from netcore.turn import wire as w
-from netcore.turn.wire import TurnParseError, encode_channel_data, parse_channel_data
+from netcore.turn import wire
+from netcore.turn.errors import TurnParseError
+from netcore.turn.wire import encode_channel_data, parse_channel_data
 
 __all__ = [
     "TurnClient",
+    "TurnClientState",
+    "TurnClientEvent",
     "AllocationCreated",
     "AllocationFailed",
     "AllocationRefreshed",
@@ -46,10 +54,7 @@ __all__ = [
     "ChannelBound",
     "ChannelBindFailed",
     "DataReceived",
-    "TurnEvent",
 ]
-
-Address = tuple  # (host, port)
 
 PERMISSION_LIFETIME = 300.0  # RFC 8656 section 9
 CHANNEL_LIFETIME = 600.0  # section 12
@@ -58,26 +63,44 @@ PENDING_PER_PEER = 64  # datagrams held while a permission is being installed
 MAX_AUTH_RETRIES = 2
 
 
+class TurnClientState(enum.Enum):
+    """Where the one allocation of a :class:`TurnClient` stands."""
+
+    NEW = "new"
+    ALLOCATING = "allocating"
+    ALLOCATED = "allocated"
+    CLOSING = "closing"
+    CLOSED = "closed"
+    FAILED = "failed"
+
+
 @dataclass(frozen=True, slots=True)
-class AllocationCreated:
+class TurnClientEvent(Event):
+    """Base of the events of the TURN client."""
+
+
+@dataclass(frozen=True, slots=True)
+class AllocationCreated(TurnClientEvent):
+    """The server granted our allocation (RFC 8656 section 7.3)."""
+
     relayed_address: Address
     mapped_address: Address | None
     lifetime: int
 
 
 @dataclass(frozen=True, slots=True)
-class AllocationFailed:
+class AllocationFailed(TurnClientEvent):
     code: int | None  # None when the server never answered
     reason: str
 
 
 @dataclass(frozen=True, slots=True)
-class AllocationRefreshed:
+class AllocationRefreshed(TurnClientEvent):
     lifetime: int
 
 
 @dataclass(frozen=True, slots=True)
-class AllocationLost:
+class AllocationLost(TurnClientEvent):
     """A Refresh failed: the allocation is gone on the server (or will be soon)."""
 
     code: int | None
@@ -85,55 +108,59 @@ class AllocationLost:
 
 
 @dataclass(frozen=True, slots=True)
-class AllocationClosed:
-    pass
+class AllocationClosed(TurnClientEvent):
+    """The allocation was deleted (or never made) after :meth:`TurnClient.close`."""
 
 
 @dataclass(frozen=True, slots=True)
-class PermissionCreated:
+class PermissionCreated(TurnClientEvent):
     peer_host: str
 
 
 @dataclass(frozen=True, slots=True)
-class PermissionFailed:
+class PermissionFailed(TurnClientEvent):
     peer_host: str
     code: int | None
     reason: str
 
 
 @dataclass(frozen=True, slots=True)
-class ChannelBound:
+class ChannelBound(TurnClientEvent):
     peer: Address
     channel_number: int
 
 
 @dataclass(frozen=True, slots=True)
-class ChannelBindFailed:
+class ChannelBindFailed(TurnClientEvent):
     peer: Address
     code: int | None
     reason: str
 
 
 @dataclass(frozen=True, slots=True)
-class DataReceived:
+class DataReceived(TurnClientEvent):
+    """Application data a peer sent to our relayed address."""
+
     peer: Address
     data: bytes
 
 
-TurnEvent = Union[
-    AllocationCreated, AllocationFailed, AllocationRefreshed, AllocationLost, AllocationClosed,
-    PermissionCreated, PermissionFailed, ChannelBound, ChannelBindFailed, DataReceived,
-]
+class _Purpose(enum.Enum):
+    """What a transaction in progress was for."""
 
-# What a transaction in progress was for.
-_ALLOCATE, _REFRESH, _PERMISSION, _CHANNEL, _CLOSE = range(5)
+    ALLOCATE = enum.auto()
+    REFRESH = enum.auto()
+    PERMISSION = enum.auto()
+    CHANNEL = enum.auto()
+    CLOSE = enum.auto()
+
 
 
 @dataclass(slots=True)
 class _Pending:
     """A request in progress: what it was for, and what to resend after a challenge."""
 
-    purpose: int
+    purpose: _Purpose
     method: int
     attributes: list[tuple[int, object]]
     retries: int
@@ -186,19 +213,20 @@ class TurnClient:
         self._random = random
         self._stun = StunClient(rto=rto)
         self._transmit: deque[bytes] = deque()
-        self._events: deque[TurnEvent] = deque()
-        self._purpose: dict[bytes, tuple[int, object]] = {}
+        self._transport = Transport.TCP if reliable else Transport.UDP
+        self._events: deque[TurnClientEvent] = deque()
+        self._purpose: dict[bytes, _Pending] = {}
         self._realm: str | None = None
         self._nonce: str | None = None
         self._key: bytes | None = None
         self.relayed_address: Address | None = None
         self.mapped_address: Address | None = None
-        self.state = "new"  # new, allocating, allocated, closing, closed, failed
+        self.state = TurnClientState.NEW
         self._refresh_at: float | None = None
         self._permissions: dict[str, _Permission] = {}
         self._channels_by_peer: dict[Address, _Channel] = {}
         self._channels_by_number: dict[int, _Channel] = {}
-        self._next_channel = w.CHANNEL_MIN
+        self._next_channel = wire.CHANNEL_MIN
         self.parse_errors = 0
 
     # -- requests -------------------------------------------------------------------
@@ -210,10 +238,10 @@ class TurnClient:
             request.add(attr_type, value)
         key = None
         if self._key is not None:
-            request.add(sa.USERNAME, self.username).add(sa.REALM, self._realm).add(sa.NONCE, self._nonce)
+            request.add(USERNAME, self.username).add(REALM, self._realm).add(NONCE, self._nonce)
             key = self._key
         if self.software:
-            request.add(sa.SOFTWARE, self.software)
+            request.add(SOFTWARE, self.software)
         tid = self._stun.start(request, self.server, now, integrity_key=key, fingerprint=True,
                                long_term=True, reliable=self.reliable)
         self._purpose[tid] = _Pending(purpose, method, attributes, retries)
@@ -221,33 +249,33 @@ class TurnClient:
 
     def allocate(self, now: float) -> None:
         """Start the Allocate exchange (section 7.1)."""
-        if self.state != "new":
-            raise UsageError(f"allocate() in state {self.state}")
-        self.state = "allocating"
+        if self.state is not TurnClientState.NEW:
+            raise UsageError(f"allocate() in state {self.state.value}")
+        self.state = TurnClientState.ALLOCATING
         attributes: list[tuple[int, object]] = [
-            (w.REQUESTED_TRANSPORT, w.TRANSPORT_UDP),
-            (w.LIFETIME, self.lifetime),
+            (wire.REQUESTED_TRANSPORT, wire.TRANSPORT_UDP),
+            (wire.LIFETIME, self.lifetime),
         ]
         if self.requested_family is not None:
-            attributes.append((w.REQUESTED_ADDRESS_FAMILY, self.requested_family))
-        self._request(w.ALLOCATE, _ALLOCATE, now, attributes)
+            attributes.append((wire.REQUESTED_ADDRESS_FAMILY, self.requested_family))
+        self._request(wire.ALLOCATE, _Purpose.ALLOCATE, now, attributes)
 
     def refresh(self, now: float, lifetime: int | None = None) -> None:
         """Refresh the allocation now (section 8); it is also done before expiry on its own."""
         self._require_allocated()
         self._refresh_at = None
         value = self.lifetime if lifetime is None else lifetime
-        self._request(w.REFRESH, _REFRESH, now, [(w.LIFETIME, value)])
+        self._request(wire.REFRESH, _Purpose.REFRESH, now, [(wire.LIFETIME, value)])
 
     def close(self, now: float) -> None:
         """Delete the allocation: Refresh with LIFETIME 0."""
-        if self.state != "allocated":
-            self.state = "closed"
+        if self.state is not TurnClientState.ALLOCATED:
+            self.state = TurnClientState.CLOSED
             self._events.append(AllocationClosed())
             return
-        self.state = "closing"
+        self.state = TurnClientState.CLOSING
         self._refresh_at = None
-        self._request(w.REFRESH, _CLOSE, now, [(w.LIFETIME, 0)])
+        self._request(wire.REFRESH, _Purpose.CLOSE, now, [(wire.LIFETIME, 0)])
 
     def create_permission(self, peer_hosts: list[str], now: float) -> None:
         """Install permissions for ``peer_hosts`` in one CreatePermission (section 9)."""
@@ -259,8 +287,8 @@ class TurnClient:
                 permission.in_flight = True
                 fresh.append(host)
         if fresh:
-            self._request(w.CREATE_PERMISSION, _PERMISSION, now,
-                          [(w.XOR_PEER_ADDRESS, (host, 0)) for host in fresh])
+            self._request(wire.CREATE_PERMISSION, _Purpose.PERMISSION, now,
+                          [(wire.XOR_PEER_ADDRESS, (host, 0)) for host in fresh])
 
     def bind_channel(self, peer: Address, now: float) -> int:
         """Bind a channel to ``peer`` (section 12); returns its number."""
@@ -268,7 +296,7 @@ class TurnClient:
         peer = (peer[0], peer[1])
         channel = self._channels_by_peer.get(peer)
         if channel is None:
-            if self._next_channel > w.CHANNEL_MAX:
+            if self._next_channel > wire.CHANNEL_MAX:
                 raise UsageError("all 4096 channel numbers are in use")
             channel = _Channel(self._next_channel, peer)
             self._next_channel += 1
@@ -276,13 +304,13 @@ class TurnClient:
             self._channels_by_number[channel.number] = channel
         if not channel.in_flight:
             channel.in_flight = True
-            self._request(w.CHANNEL_BIND, _CHANNEL, now,
-                          [(w.CHANNEL_NUMBER, channel.number), (w.XOR_PEER_ADDRESS, peer)])
+            self._request(wire.CHANNEL_BIND, _Purpose.CHANNEL, now,
+                          [(wire.CHANNEL_NUMBER, channel.number), (wire.XOR_PEER_ADDRESS, peer)])
         return channel.number
 
     def _require_allocated(self) -> None:
-        if self.state != "allocated":
-            raise UsageError(f"no allocation (state {self.state})")
+        if self.state is not TurnClientState.ALLOCATED:
+            raise UsageError(f"no allocation (state {self.state.value})")
 
     # -- data -------------------------------------------------------------------------
 
@@ -306,15 +334,16 @@ class TurnClient:
         self._send_indication(data, peer)
 
     def _send_indication(self, data: bytes, peer: Address) -> None:
-        indication = Message(w.SEND, MessageClass.INDICATION, self._random(12))
-        indication.add(w.XOR_PEER_ADDRESS, peer).add(w.DATA_ATTR, data)
+        indication = Message(wire.SEND, MessageClass.INDICATION, self._random(12))
+        indication.add(wire.XOR_PEER_ADDRESS, peer).add(wire.DATA_ATTR, data)
         self._transmit.append(indication.encode(fingerprint=True))
 
     # -- inputs -----------------------------------------------------------------------
 
-    def handle_datagram(self, data: bytes, addr: Address, now: float) -> None:
-        """Feed a datagram from the server (others are ignored)."""
-        kind = classify(data)
+    def handle_datagram(self, datagram: Receive, now: float) -> None:
+        """Feed a datagram from the server; malformed ones are counted in ``parse_errors``, never raised."""
+        data = datagram.data
+        kind = datagram.kind
         if kind is PacketKind.CHANNEL_DATA:
             try:
                 number, payload = parse_channel_data(data)
@@ -330,37 +359,38 @@ class TurnClient:
             return
         try:
             message = Message.parse(data)
-            if message.method == w.DATA and message.message_class == MessageClass.INDICATION:
+            if message.method == wire.DATA and message.message_class == MessageClass.INDICATION:
                 self._on_data_indication(message)
                 return
         except StunParseError:
             self.parse_errors += 1
             return
-        if self._stun.handle_message(message, addr, now):
+        source = datagram.source if datagram.source is not None else self.server
+        if self._stun.handle_message(message, source, now):
             self._drain_stun(now)
 
     def _on_data_indication(self, message: Message) -> None:
-        peer = message.get(w.XOR_PEER_ADDRESS)
-        payload = message.get(w.DATA_ATTR)
+        peer = message.get(wire.XOR_PEER_ADDRESS)
+        payload = message.get(wire.DATA_ATTR)
         if peer is not None and payload is not None:
             self._events.append(DataReceived(peer, payload))
 
     def handle_timeout(self, now: float) -> None:
         self._stun.handle_timeout(now)
         self._drain_stun(now)
-        if self.state != "allocated":
+        if self.state is not TurnClientState.ALLOCATED:
             return
         if self._refresh_at is not None and now >= self._refresh_at:
             self.refresh(now)
         for host, permission in self._permissions.items():
             if permission.installed and not permission.in_flight and now >= permission.refresh_at:
                 permission.in_flight = True
-                self._request(w.CREATE_PERMISSION, _PERMISSION, now, [(w.XOR_PEER_ADDRESS, (host, 0))])
+                self._request(wire.CREATE_PERMISSION, _Purpose.PERMISSION, now, [(wire.XOR_PEER_ADDRESS, (host, 0))])
         for channel in self._channels_by_peer.values():
             if channel.bound and not channel.in_flight and now >= channel.refresh_at:
                 channel.in_flight = True
-                self._request(w.CHANNEL_BIND, _CHANNEL, now,
-                              [(w.CHANNEL_NUMBER, channel.number), (w.XOR_PEER_ADDRESS, channel.peer)])
+                self._request(wire.CHANNEL_BIND, _Purpose.CHANNEL, now,
+                              [(wire.CHANNEL_NUMBER, channel.number), (wire.XOR_PEER_ADDRESS, channel.peer)])
 
     def _flush_stun(self) -> None:
         while (transmit := self._stun.poll_transmit()) is not None:
@@ -383,25 +413,25 @@ class TurnClient:
 
     def _succeeded(self, pending: _Pending, response: Message, now: float) -> None:
         purpose, attributes = pending.purpose, pending.attributes
-        if purpose == _ALLOCATE:
-            self.relayed_address = response.get(w.XOR_RELAYED_ADDRESS)
-            self.mapped_address = response.get(sa.XOR_MAPPED_ADDRESS)
-            lifetime = response.get(w.LIFETIME, self.lifetime)
-            self.state = "allocated"
+        if purpose is _Purpose.ALLOCATE:
+            self.relayed_address = response.get(wire.XOR_RELAYED_ADDRESS)
+            self.mapped_address = response.get(XOR_MAPPED_ADDRESS)
+            lifetime = response.get(wire.LIFETIME, self.lifetime)
+            self.state = TurnClientState.ALLOCATED
             self._schedule_refresh(lifetime, now)
             self._events.append(AllocationCreated(self.relayed_address, self.mapped_address, lifetime))
-        elif purpose == _REFRESH:
-            lifetime = response.get(w.LIFETIME, self.lifetime)
+        elif purpose is _Purpose.REFRESH:
+            lifetime = response.get(wire.LIFETIME, self.lifetime)
             self._schedule_refresh(lifetime, now)
             self._events.append(AllocationRefreshed(lifetime))
-        elif purpose == _CLOSE:
-            self.state = "closed"
+        elif purpose is _Purpose.CLOSE:
+            self.state = TurnClientState.CLOSED
             self._events.append(AllocationClosed())
-        elif purpose == _PERMISSION:
-            for _, (host, _port) in (a for a in attributes if a[0] == w.XOR_PEER_ADDRESS):
+        elif purpose is _Purpose.PERMISSION:
+            for _, (host, _port) in (a for a in attributes if a[0] == wire.XOR_PEER_ADDRESS):
                 self._permission_installed(host, now)
-        elif purpose == _CHANNEL:
-            peer = next(value for attr, value in attributes if attr == w.XOR_PEER_ADDRESS)
+        elif purpose is _Purpose.CHANNEL:
+            peer = next(value for attr, value in attributes if attr == wire.XOR_PEER_ADDRESS)
             channel = self._channels_by_peer[peer]
             channel.in_flight = False
             channel.refresh_at = now + CHANNEL_LIFETIME - REFRESH_MARGIN
@@ -430,7 +460,7 @@ class TurnClient:
 
     def _failed(self, pending: _Pending, response: Message, now: float) -> None:
         try:
-            code, reason = response.get(sa.ERROR_CODE) or (None, "error response without ERROR-CODE")
+            code, reason = response.get(ERROR_CODE) or (None, "error response without ERROR-CODE")
         except StunParseError:
             code, reason = None, "malformed ERROR-CODE"
         # Sections 7.3 and 9.2.5 of RFC 8489: a 401 gives the realm and nonce to
@@ -444,8 +474,8 @@ class TurnClient:
     def _take_challenge(self, response: Message) -> bool:
         """Learn the realm and nonce of a 401 or 438; False if it carries none."""
         try:
-            realm = response.get(sa.REALM) or self._realm
-            nonce = response.get(sa.NONCE)
+            realm = response.get(REALM) or self._realm
+            nonce = response.get(NONCE)
         except StunParseError:
             return False
         if realm is None or nonce is None:
@@ -457,23 +487,23 @@ class TurnClient:
 
     def _gave_up(self, pending: _Pending, code: int | None, reason: str) -> None:
         purpose, attributes = pending.purpose, pending.attributes
-        if purpose == _ALLOCATE:
-            self.state = "failed"
+        if purpose is _Purpose.ALLOCATE:
+            self.state = TurnClientState.FAILED
             self._events.append(AllocationFailed(code, reason))
-        elif purpose == _REFRESH:
-            self.state = "failed"
+        elif purpose is _Purpose.REFRESH:
+            self.state = TurnClientState.FAILED
             self._refresh_at = None
             self._events.append(AllocationLost(code, reason))
-        elif purpose == _CLOSE:
-            self.state = "closed"
+        elif purpose is _Purpose.CLOSE:
+            self.state = TurnClientState.CLOSED
             self._events.append(AllocationClosed())
-        elif purpose == _PERMISSION:
+        elif purpose is _Purpose.PERMISSION:
             for attr, (host, _port) in attributes:
-                if attr == w.XOR_PEER_ADDRESS:
+                if attr == wire.XOR_PEER_ADDRESS:
                     self._permissions.pop(host, None)
                     self._events.append(PermissionFailed(host, code, reason))
-        elif purpose == _CHANNEL:
-            peer = next(value for attr, value in attributes if attr == w.XOR_PEER_ADDRESS)
+        elif purpose is _Purpose.CHANNEL:
+            peer = next(value for attr, value in attributes if attr == wire.XOR_PEER_ADDRESS)
             channel = self._channels_by_peer.get(peer)
             if channel is not None:
                 channel.in_flight = False
@@ -481,16 +511,16 @@ class TurnClient:
 
     # -- outputs ----------------------------------------------------------------------
 
-    def poll_transmit(self) -> tuple[bytes, Address] | None:
-        """The next datagram to send; it always goes to the server."""
-        return (self._transmit.popleft(), self.server) if self._transmit else None
+    def poll_transmit(self) -> Transmit | None:
+        """The next datagram to send; it always goes to the server, from the adapter's one socket."""
+        return Transmit(self._transmit.popleft(), self.server, None, self._transport) if self._transmit else None
 
-    def poll_event(self) -> TurnEvent | None:
+    def poll_event(self) -> TurnClientEvent | None:
         return self._events.popleft() if self._events else None
 
     def next_deadline(self) -> float | None:
         deadlines = [d for d in (self._stun.next_deadline(),) if d is not None]
-        if self.state == "allocated":
+        if self.state is TurnClientState.ALLOCATED:
             if self._refresh_at is not None:
                 deadlines.append(self._refresh_at)
             deadlines += [p.refresh_at for p in self._permissions.values() if p.installed and not p.in_flight]

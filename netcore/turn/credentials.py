@@ -10,8 +10,8 @@ whose expiry has passed.
 from __future__ import annotations
 
 import base64
-import hashlib
 import hmac
+import re
 
 __all__ = ["rest_api_password", "rest_api_username", "rest_api_expiry"]
 
@@ -26,7 +26,13 @@ def rest_api_username(expiry: int, user_id: str = "") -> str:
     return f"{expiry}:{user_id}" if user_id else str(expiry)
 
 
+# The expiry is ASCII digits only: ``str.isdigit`` also accepts "²" and other
+# Unicode digits that ``int`` refuses, and ``int`` refuses more than 4300
+# digits. Twenty digits hold any 64-bit time.
+_EXPIRY = re.compile(r"[0-9]{1,20}")
+
+
 def rest_api_expiry(username: str) -> int | None:
-    """The expiry time in a REST API username, or None if it has none."""
-    head = username.split(":", 1)[0]
-    return int(head) if head.isdigit() else None
+    """The expiry time in a REST API username, or None if it has none (never raises)."""
+    head = username.partition(":")[0]
+    return int(head) if _EXPIRY.fullmatch(head) else None

@@ -7,9 +7,12 @@ loopback interface, RFC 1918 ranges). Every path that names a peer
 
 IPv6 forms that carry an IPv4 address are reduced to it first, so that
 ``::ffff:127.0.0.1`` or ``64:ff9b::7f00:1`` is judged as ``127.0.0.1``:
-IPv4-mapped and IPv4-compatible (RFC 4291 section 2.5.5), NAT64 (RFC 6052,
-64:ff9b::/96 and the local-use 64:ff9b:1::/48), 6to4 (RFC 3056, 2002::/16)
-and Teredo (RFC 4380, 2001::/32, client address inverted).
+IPv4-mapped and IPv4-compatible (RFC 4291 section 2.5.5), IPv4-translated
+(SIIT, RFC 6145 / RFC 2765 section 2.1, ::ffff:0:0:0/96), NAT64 (RFC 6052,
+the well-known 64:ff9b::/96 and the local-use 64:ff9b:1::/48, the IPv4
+address read where RFC 6052 section 2.2 puts it for that prefix length),
+6to4 (RFC 3056, 2002::/16) and Teredo (RFC 4380, 2001::/32, client address
+inverted).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from __future__ import annotations
 import ipaddress
 from typing import Iterable
 
-__all__ = ["PeerPolicy", "embedded_ipv4", "DEFAULT_DENIED"]
+__all__ = ["PeerPolicy", "embedded_ipv4", "rfc6052_ipv4", "DEFAULT_DENIED"]
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -39,6 +42,8 @@ DEFAULT_DENIED = tuple(
         "240.0.0.0/4",  # reserved, incl. 255.255.255.255 broadcast
         "::/128",  # unspecified
         "::1/128",  # loopback
+        "100::/64",  # discard-only (RFC 6666)
+        "2001:db8::/32",  # documentation (RFC 3849)
         "fc00::/7",  # unique local
         "fe80::/10",  # link-local
         "ff00::/8",  # multicast
@@ -47,6 +52,7 @@ DEFAULT_DENIED = tuple(
 _LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
 
 _NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
+_TRANSLATED = ipaddress.ip_network("::ffff:0:0:0/96")  # SIIT (RFC 6145), not the mapped ::ffff:0:0/96
 _SIX_TO_FOUR = ipaddress.ip_network("2002::/16")
 _TEREDO = ipaddress.ip_network("2001::/32")
 _COMPATIBLE = ipaddress.ip_network("::/96")
@@ -59,14 +65,31 @@ def embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | Non
     value = int(address)
     if address in _COMPATIBLE and value > 1:  # ::a.b.c.d (:: and ::1 are themselves)
         return ipaddress.IPv4Address(value & 0xFFFFFFFF)
+    if address in _TRANSLATED:
+        return ipaddress.IPv4Address(value & 0xFFFFFFFF)
     for prefix in _NAT64:
         if address in prefix:
-            return ipaddress.IPv4Address(value & 0xFFFFFFFF)  # RFC 6052 section 2.2, /96 form
+            return ipaddress.IPv4Address(rfc6052_ipv4(value, prefix.prefixlen))
     if address in _SIX_TO_FOUR:
         return ipaddress.IPv4Address((value >> 80) & 0xFFFFFFFF)
     if address in _TEREDO:
         return ipaddress.IPv4Address(~value & 0xFFFFFFFF)  # RFC 4380 section 4: inverted
     return None
+
+
+def rfc6052_ipv4(value: int, prefix_length: int) -> int:
+    """The IPv4 address embedded in an IPv6 address under a NAT64 prefix (RFC 6052 section 2.2).
+
+    For prefixes shorter than /96 the 32 bits are split around bits 64-71,
+    the "u" octet, which is skipped: a /48 holds 16 bits in 48-63 and 16 in
+    72-87. A /96 holds them in the last 32 bits.
+    """
+    if prefix_length == 96:
+        return value & 0xFFFFFFFF
+    bits = value.to_bytes(16, "big")
+    start = prefix_length // 8
+    octets = (bits[start:8] + bits[9:])[:4]  # RFC 6052 section 2.2: octet 8 is "u"
+    return int.from_bytes(octets, "big")
 
 
 def reduce_address(address: IPAddress) -> IPAddress:

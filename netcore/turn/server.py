@@ -1,16 +1,15 @@
 """The TURN server core, sans-IO (RFC 8656 with RFC 6156 dual-stack and RFC 8489 auth).
 
-Inputs:
+It follows the contract of :mod:`netcore.net`:
 
-* ``handle_datagram(data, addr, now, listener)`` -- a datagram from client
-  ``addr`` on the listening address ``listener`` (STUN or ChannelData);
-* ``handle_peer_datagram(data, peer, relayed, now)`` -- a datagram from
-  ``peer`` on the relayed address ``relayed``;
-* ``handle_timeout(now)`` -- expire allocations, permissions, channels.
-
-Outputs: ``poll_transmit()`` gives ``(data, addr, local)``: send ``data`` to
-``addr`` from the local address ``local`` (a listener or a relayed address);
-``poll_event()`` gives allocation life-cycle events; ``next_deadline()``.
+* ``handle_datagram(Receive(data, source, destination), now)`` -- the
+  ``destination`` says which of our addresses it reached: a listener (a
+  client's STUN or ChannelData; stream listeners are keyed
+  ``(host, port, "tcp"|"tls")``) or a relayed address (a peer's datagram);
+* ``handle_timeout(now)`` -- expire allocations, permissions, channels;
+* ``poll_transmit()`` -- a :class:`~netcore.net.Transmit` whose ``source`` is
+  the listener or relayed address to send from; ``poll_event()`` -- a
+  :class:`~netcore.turn.server_events.TurnServerEvent`; ``next_deadline()``.
 
 The core never opens a socket: relayed transport addresses come from a
 :class:`RelayProvider` the caller hands in (the asyncio adapter binds UDP
@@ -18,13 +17,14 @@ sockets; a simulated network can hand out addresses of its own). Every table
 is bounded: allocations by the total quota, permissions and channels per
 allocation by fixed caps, the 401 rate-limit table by a size cap.
 
-The relay state (``Allocation.channels``, ``peer_channels``, ``permissions``)
-is plain dicts so that the asyncio adapter's fast path can read it directly
-without a call per packet; expired entries are removed by ``handle_timeout``
-(so that dict membership means "valid", within one sweep interval). An
-adapter that mirrors those tables into a data path of its own (the compiled
+Which datagram goes where is decided once, in :mod:`netcore.turn.allocation`:
+each allocation publishes a route table (channel -> peer, peer -> channel,
+for channels whose peer has a permission) that the core relays through and
+that the adapters' data paths read, without a call into the core per packet.
+An adapter that mirrors the tables into a data path of its own (the compiled
 one of ``aio_native``) asks :meth:`TurnServer.poll_changed_allocations` which
-allocations changed since it last looked.
+allocations changed since it last looked. RFC 6062 TCP relaying is a composed
+:class:`~netcore.turn.tcp_relay.TcpRelay`.
 """
 
 from __future__ import annotations
@@ -32,14 +32,17 @@ from __future__ import annotations
 import os
 import struct
 from collections import deque
-from dataclasses import dataclass, field
-from typing import Callable, Protocol
+from typing import Callable
 
+from netcore.demux import PacketKind, classify
 from netcore.errors import ParseError
-from netcore.stun import attributes as sa
+from netcore.net import Address, Receive, Transmit
+from netcore.stun.attributes import NONCE, PASSWORD_ALGORITHMS as PASSWORD_ALGORITHMS_ATTR, REALM, SOFTWARE, \
+    XOR_MAPPED_ADDRESS
 from netcore.stun.message import BINDING, Message, MessageClass
 from netcore.stun.server import binding_success, unknown_attributes_error
-from netcore.turn import wire as w
+from netcore.turn import wire
+from netcore.turn.allocation import Allocation, Channel, family_of, transport_of
 from netcore.turn.auth import (
     PASSWORD_ALGORITHMS,
     Authenticated,
@@ -50,7 +53,9 @@ from netcore.turn.auth import (
     verify_request,
 )
 from netcore.turn.policy import PeerPolicy
-from netcore.turn.tcp_relay import TcpRelayMixin
+from netcore.turn.server_config import RelayProvider, ServerConfig, ServerStats
+from netcore.turn.server_events import AllocationDeleted, AllocationGranted, AllocationRenewed, TurnServerEvent
+from netcore.turn.tcp_relay import TcpRelay
 
 __all__ = [
     "TurnServer",
@@ -58,204 +63,35 @@ __all__ = [
     "ServerStats",
     "RelayProvider",
     "Allocation",
-    "AllocationCreated",
-    "AllocationRefreshed",
+    "AllocationGranted",
+    "AllocationRenewed",
     "AllocationDeleted",
+    "TurnServerEvent",
 ]
-
-Address = tuple  # (host, port)
-Transmit = tuple  # (data, addr, local)
 
 _CHANNEL_HEADER = struct.Struct("!HH")
 
 
-def family_of(host: str) -> int:
-    """The STUN address family (1 IPv4, 2 IPv6) of an address in text form."""
-    return w.FAMILY_IPV6 if ":" in host else w.FAMILY_IPV4
-
-
-class RelayProvider(Protocol):
-    """Hands out relayed transport addresses; owned by the adapter, not the core."""
-
-    families: frozenset[int]  # STUN families it can relay on (1, 2)
-
-    def open_relay(self, family: int, *, transport: int = 17, even_port: bool = False,
-                   dont_fragment: bool = False, port: int | None = None) -> Address | None:
-        """A fresh relayed address of ``family`` (an even port, or ``port`` exactly), or None.
-
-        ``transport`` 6 asks for a listening TCP port (RFC 6062), 17 for UDP.
-        """
-
-    def close_relay(self, relayed: Address) -> None:
-        """Give ``relayed`` back; later datagrams to it are not delivered."""
-
-
-@dataclass(slots=True)
-class ServerConfig:
-    """What an operator configures; the daemon's flags map onto these fields."""
-
-    realm: str = "netcore"
-    users: dict[str, str] = field(default_factory=dict)
-    auth_secrets: tuple[str, ...] = ()
-    software: str | None = "netcore"
-    default_lifetime: int = 600  # RFC 8656 section 7.2
-    max_lifetime: int = 3600
-    permission_lifetime: int = 300  # section 9
-    channel_lifetime: int = 600  # section 12
-    channel_cooldown: int = 300  # section 12: no rebinding to another peer for 5 minutes
-    nonce_lifetime: int = 3600
-    reservation_lifetime: int = 30  # section 7.2: about 30 seconds
-    user_quota: int = 100  # allocations per username
-    total_quota: int = 10000
-    max_permissions: int = 256  # per allocation, bounds memory
-    max_channels: int = 256
-    # RFC 8656 section 12 allows 0x4000-0x4FFF; RFC 5766 allowed up to 0x7FFF
-    # and coturn's clients still pick numbers there. 0x7FFF is the lenient mode.
-    channel_max: int = w.CHANNEL_MAX
-    max_bps: int = 0  # bytes per second per allocation each way, 0 = unlimited
-    unauthorized_rate: float = 20.0  # 401 answers per second per source IP
-    unauthorized_burst: float = 40.0
-    max_rate_sources: int = 10000
-    sweep_interval: float = 1.0
-    denied_peers: tuple[str, ...] = ()
-    allowed_peers: tuple[str, ...] = ()
-    allow_loopback_peers: bool = False
-
-
-@dataclass(slots=True)
-class ServerStats:
-    """Counters for /metrics; every field is a monotonic count except the gauges noted."""
-
-    allocations_total: int = 0
-    allocations_expired: int = 0
-    requests: int = 0
-    auth_failures: int = 0
-    stale_nonces: int = 0
-    unauthorized_rate_limited: int = 0
-    quota_refusals: int = 0
-    port_exhaustion: int = 0
-    denied_peers: int = 0
-    parse_errors: int = 0
-    dropped: int = 0  # no allocation, permission or channel for the datagram
-    bandwidth_dropped: int = 0
-    by_error: dict[int, int] = field(default_factory=dict)
-    # Relay counters of allocations already deleted; live ones sum on top.
-    packets_to_peer: int = 0
-    bytes_to_peer: int = 0
-    packets_to_client: int = 0
-    bytes_to_client: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class AllocationCreated:
-    client: Address
-    listener: Address
-    username: str
-    relayed: tuple[Address, ...]
-    lifetime: int
-
-
-@dataclass(frozen=True, slots=True)
-class AllocationRefreshed:
-    client: Address
-    listener: Address
-    username: str
-    lifetime: int
-
-
-@dataclass(frozen=True, slots=True)
-class AllocationDeleted:
-    client: Address
-    listener: Address
-    username: str
-    relayed: tuple[Address, ...]
-    reason: str  # "expired", "deleted" (Refresh 0), "closed" (TCP/TLS), "shutdown"
-    packets_to_peer: int
-    bytes_to_peer: int
-    packets_to_client: int
-    bytes_to_client: int
-
-
-class Channel:
-    """One channel binding (RFC 8656 section 12).
-
-    ``sink`` belongs to the adapter: it may cache there whatever sends from
-    the relayed address (a socket), so that its fast path needs no lookup.
-    """
-
-    __slots__ = ("number", "peer", "expiry", "sink")
-
-    def __init__(self, number: int, peer: Address, expiry: float) -> None:
-        self.number = number
-        self.peer = peer
-        self.expiry = expiry
-        self.sink: object = None
-
-
-class Allocation:
-    """The state of one allocation; the adapter's fast path reads the dicts directly."""
-
-    __slots__ = (
-        "listener", "client", "username", "transaction_id", "response", "relayed", "relay_by_family",
-        "expiry", "permissions", "channels", "peer_channels", "cooldown",
-        "packets_to_peer", "bytes_to_peer", "packets_to_client", "bytes_to_client",
-        "tokens", "tokens_at", "dropped", "transport", "connections",
-    )
-
-    def __init__(self, listener: Address, client: Address, username: str, transaction_id: bytes,
-                 relay_by_family: dict[int, Address], expiry: float, now: float, burst: float) -> None:
-        self.listener = listener
-        self.client = client
-        self.username = username
-        self.transaction_id = transaction_id
-        self.response = b""
-        self.relay_by_family = relay_by_family
-        self.relayed = tuple(relay_by_family.values())
-        self.expiry = expiry
-        self.permissions: dict[str, float] = {}  # peer IP -> expiry
-        self.channels: dict[int, Channel] = {}  # channel number -> binding
-        self.peer_channels: dict[Address, Channel] = {}  # peer (host, port) -> binding
-        self.cooldown: dict[object, tuple[object, float]] = {}  # number or peer -> (other, until)
-        self.packets_to_peer = self.bytes_to_peer = 0
-        self.packets_to_client = self.bytes_to_client = 0
-        self.tokens = burst
-        self.tokens_at = now
-        self.dropped = 0
-        self.transport = w.TRANSPORT_UDP
-        self.connections: set[int] = set()  # RFC 6062 connection ids of a TCP allocation
-
-    def take_tokens(self, size: int, now: float, rate: int) -> bool:
-        """Token bucket of ``rate`` bytes/s and one second of burst; False means drop."""
-        tokens = self.tokens + (now - self.tokens_at) * rate
-        if tokens > rate:
-            tokens = rate
-        self.tokens_at = now
-        if tokens < size:
-            self.tokens = tokens
-            return False
-        self.tokens = tokens - size
-        return True
-
-
-class TurnServer(TcpRelayMixin):
+class TurnServer:
     """Sans-IO TURN server: allocations, permissions, channels, authentication, quotas."""
 
     def __init__(self, config: ServerConfig, relays: RelayProvider, *,
-                 random: Callable[[int], bytes] = os.urandom, unix_offset: float = 0.0) -> None:
+                 random: Callable[[int], bytes] = os.urandom, wallclock_offset: float = 0.0) -> None:
         self.config = config
         self.relays = relays
-        self.unix_offset = unix_offset  # unix time = now + unix_offset (REST API expiries)
+        self.wallclock_offset = wallclock_offset  # unix time = now + wallclock_offset (REST API expiries)
         self.stats = ServerStats()
         self.nonces = NonceIssuer(random(32), config.nonce_lifetime)
         self.allocations: dict[tuple[Address, Address], Allocation] = {}  # (listener, client) ->
         self.clients: dict[Address, dict[Address, Allocation]] = {}  # listener -> client ->
         self.by_relayed: dict[Address, Allocation] = {}
         self.per_user: dict[str, int] = {}
-        self._reservations: dict[bytes, tuple[Address, float]] = {}  # token -> (relayed, until)
-        self._tcp_connections: dict = {}  # RFC 6062 connection id -> PeerConnection
+        # EVEN-PORT reservations: token -> (relayed, until, username); they count in per_user.
+        self._reservations: dict[bytes, tuple[Address, float, str]] = {}
         self._random = random
+        self.tcp = TcpRelay(self, random)  # RFC 6062
         self._transmit: deque[Transmit] = deque()
-        self._events: deque[object] = deque()
+        self._events: deque[TurnServerEvent] = deque()
         self._next_sweep: float | None = None
         self.stream_listeners: set[Address] = set()  # listeners that are TCP or TLS
         self._changed: set[Allocation] | None = None  # see watch_changes
@@ -270,7 +106,11 @@ class TurnServer(TcpRelayMixin):
         self.nonces.lifetime = config.nonce_lifetime
         self.unauthorized = UnauthorizedLimiter(config.unauthorized_rate, config.unauthorized_burst,
                                                 config.max_rate_sources)
-        self._channel_top = config.channel_max >> 8
+        # First bytes that start ChannelData here: RFC 9443's range (through the one
+        # classifier), plus 0x50-0x7F when RFC 5766 channel numbers are accepted.
+        self.channel_first_bytes = frozenset(
+            b for b in range(256)
+            if classify(bytes((b, 0))) is PacketKind.CHANNEL_DATA or 0x50 <= b <= config.channel_max >> 8)
         if self._changed is not None:
             self._changed.update(self.allocations.values())  # the bandwidth cap may have changed
         for allocation in self.allocations.values():  # peers now denied lose their permission
@@ -279,54 +119,75 @@ class TurnServer(TcpRelayMixin):
 
     # -- inputs -------------------------------------------------------------------
 
-    def handle_datagram(self, data: bytes, addr: Address, now: float, listener: Address = ("", 0)) -> None:
-        """A datagram (or one stream frame) from client ``addr`` on ``listener``; never raises for bad input.
+    def handle_datagram(self, datagram: Receive, now: float) -> None:
+        """A datagram that reached one of our addresses; never raises for bad input.
 
-        Listeners named in :attr:`stream_listeners` are TCP or TLS: ChannelData
-        sent to their clients is padded to 4 bytes (RFC 8656 section 12.5) and
-        the allocation ends with the connection (:meth:`handle_connection_lost`).
+        To a relayed address, it is a peer's (RFC 8656 sections 11.3, 12.3);
+        to a listener (``destination`` ``None`` stands for ``("", 0)``), a
+        client's datagram or one stream frame. Listeners named in
+        :attr:`stream_listeners` are TCP or TLS: ChannelData sent to their
+        clients is padded to 4 bytes (section 12.5) and the allocation ends
+        with the connection (:meth:`handle_connection_lost`).
         """
-        if not data:
+        destination = datagram.destination
+        source = datagram.source
+        if source is None:
             self.stats.parse_errors += 1
             return
-        first = data[0]
-        if 0x40 <= first <= self._channel_top:
-            self._client_channel_data(data, addr, listener, now)
-        elif first < 4:
+        source = (source[0], source[1])
+        if destination is None:
+            destination = ("", 0)
+        else:
+            allocation = self.by_relayed.get(destination)
+            if allocation is not None:
+                self._peer_datagram(allocation, datagram.data, source, now)
+                return
+        data = datagram.data
+        kind = datagram.kind
+        if kind is PacketKind.CHANNEL_DATA or (data and data[0] in self.channel_first_bytes):
+            self._client_channel_data(data, source, destination, now)
+        elif kind is PacketKind.STUN:
             try:
                 message = Message.parse(data)
-                self._handle_message(message, addr, listener, now)
+                self._handle_message(message, source, destination, now)
             except ParseError:
                 self.stats.parse_errors += 1
         else:
             self.stats.parse_errors += 1
 
-    def handle_peer_datagram(self, data: bytes, peer: Address, relayed: Address, now: float) -> None:
-        """A datagram from ``peer`` to the relayed address ``relayed`` (RFC 8656 section 11.3/12.3)."""
-        allocation = self.by_relayed.get(relayed)
-        if allocation is None:
-            self.stats.dropped += 1
-            return
-        peer = (peer[0], peer[1])
-        if peer[0] not in allocation.permissions:
+    def _peer_datagram(self, allocation: Allocation, data: bytes, peer: Address, now: float) -> None:
+        """A datagram from ``peer`` to one of ``allocation``'s relayed addresses (sections 11.3, 12.3)."""
+        route = allocation.peer_routes.get(peer)
+        if route is None and peer[0] not in allocation.permissions:
             allocation.dropped += 1
             self.stats.dropped += 1
             return
         if self.config.max_bps and not allocation.take_tokens(len(data), now, self.config.max_bps):
             self.stats.bandwidth_dropped += 1
             return
-        channel = allocation.peer_channels.get(peer)
-        if channel is not None:
-            out = _CHANNEL_HEADER.pack(channel.number, len(data)) + data
+        if route is not None:
+            out = _CHANNEL_HEADER.pack(route.number, len(data)) + data
             if allocation.listener in self.stream_listeners and len(data) & 3:
                 out += bytes(4 - (len(data) & 3))  # section 12.5: padded over streams
         else:
-            indication = Message(w.DATA, MessageClass.INDICATION)
-            indication.add(w.XOR_PEER_ADDRESS, peer).add(w.DATA_ATTR, bytes(data))
+            indication = Message(wire.DATA, MessageClass.INDICATION)
+            indication.add(wire.XOR_PEER_ADDRESS, peer).add(wire.DATA_ATTR, bytes(data))
             out = indication.encode()
         allocation.packets_to_client += 1
         allocation.bytes_to_client += len(data)
-        self._transmit.append((out, allocation.client, allocation.listener))
+        self._transmit.append(Transmit(out, allocation.client, allocation.listener, transport_of(allocation.listener)))
+
+    def handle_peer_connected(self, connection_id: int, ok: bool, now: float) -> None:
+        """RFC 6062: the connection a Connect asked for is open (or failed); see :class:`TcpRelay`."""
+        self.tcp.peer_connected(connection_id, ok, now)
+
+    def handle_peer_connection(self, relayed: Address, peer: Address, now: float) -> int | None:
+        """RFC 6062: a peer connected to ``relayed``; its CONNECTION-ID, or None to close it."""
+        return self.tcp.peer_connection(relayed, peer, now)
+
+    def handle_peer_connection_lost(self, connection_id: int, now: float) -> None:
+        """RFC 6062: a peer or client data connection closed."""
+        self.tcp.peer_connection_lost(connection_id, now)
 
     def handle_connection_lost(self, addr: Address, listener: Address, now: float) -> None:
         """The TCP/TLS connection of ``addr`` closed: its allocation goes with it (RFC 8656 section 3.1)."""
@@ -347,27 +208,39 @@ class TurnServer(TcpRelayMixin):
             if allocation.cooldown:
                 for key in [k for k, (_, until) in allocation.cooldown.items() if until <= now]:
                     del allocation.cooldown[key]
-        self._expire_connections(now)
-        for token in [t for t, (_, until) in self._reservations.items() if until <= now]:
-            self.relays.close_relay(self._reservations.pop(token)[0])
+        self.tcp.expire(now)
+        for token in [t for t, (_, until, _) in self._reservations.items() if until <= now]:
+            self._release_reservation(token, close=True)
         self.unauthorized.sweep(now)
-        busy = self.allocations or len(self.unauthorized) or self._reservations or self._tcp_connections
+        busy = self.allocations or len(self.unauthorized) or self._reservations or len(self.tcp)
         self._next_sweep = now + self.config.sweep_interval if busy else None
 
     def close(self, now: float) -> None:
         """Delete every allocation (shutdown); the events say what each carried."""
         for allocation in list(self.allocations.values()):
             self._delete(allocation, "shutdown")
-        for relayed, _ in self._reservations.values():
-            self.relays.close_relay(relayed)
-        self._reservations.clear()
+        for token in list(self._reservations):
+            self._release_reservation(token, close=True)
+
+    # -- for the composed parts (TcpRelay) ------------------------------------------
+
+    def send(self, transmit: Transmit) -> None:
+        self._transmit.append(transmit)
+
+    def emit(self, event: TurnServerEvent) -> None:
+        self._events.append(event)
+
+    def wake(self, now: float) -> None:
+        """Make sure the sweep runs: something now exists that expires."""
+        if self._next_sweep is None:
+            self._next_sweep = now + self.config.sweep_interval
 
     # -- outputs ------------------------------------------------------------------
 
     def poll_transmit(self) -> Transmit | None:
         return self._transmit.popleft() if self._transmit else None
 
-    def poll_event(self) -> object | None:
+    def poll_event(self) -> TurnServerEvent | None:
         return self._events.popleft() if self._events else None
 
     def next_deadline(self) -> float | None:
@@ -389,6 +262,8 @@ class TurnServer(TcpRelayMixin):
         return changed if changed is not None else set()
 
     def _touch(self, allocation: Allocation) -> None:
+        """A channel or permission of ``allocation`` changed: republish its routes, tell a watcher."""
+        allocation.publish_routes()
         if self._changed is not None:
             self._changed.add(allocation)
 
@@ -403,12 +278,17 @@ class TurnServer(TcpRelayMixin):
             self.stats.dropped += 1
             return
         number, length = _CHANNEL_HEADER.unpack_from(data)
-        channel = allocation.channels.get(number)
-        if channel is None or length > len(data) - 4:
+        route = allocation.routes.get(number)
+        if route is None or length > len(data) - 4:
             allocation.dropped += 1
             self.stats.dropped += 1
             return
-        self._relay_to_peer(allocation, data[4 : 4 + length], channel.peer, now)
+        if self.config.max_bps and not allocation.take_tokens(length, now, self.config.max_bps):
+            self.stats.bandwidth_dropped += 1
+            return
+        allocation.packets_to_peer += 1
+        allocation.bytes_to_peer += length
+        self._transmit.append(Transmit(bytes(data[4 : 4 + length]), route.peer, route.relayed))
 
     def _relay_to_peer(self, allocation: Allocation, payload: bytes, peer: Address, now: float) -> None:
         if peer[0] not in allocation.permissions:
@@ -424,7 +304,7 @@ class TurnServer(TcpRelayMixin):
             return
         allocation.packets_to_peer += 1
         allocation.bytes_to_peer += len(payload)
-        self._transmit.append((bytes(payload), peer, relayed))
+        self._transmit.append(Transmit(bytes(payload), peer, relayed))
 
     # -- STUN messages ----------------------------------------------------------------
 
@@ -433,7 +313,7 @@ class TurnServer(TcpRelayMixin):
             self.stats.parse_errors += 1  # RFC 8489 section 7.3: not STUN, drop
             return
         if message.message_class == MessageClass.INDICATION:
-            if message.method == w.SEND:
+            if message.method == wire.SEND:
                 self._send_indication(message, addr, listener, now)
             return
         if message.message_class != MessageClass.REQUEST:
@@ -442,31 +322,37 @@ class TurnServer(TcpRelayMixin):
         unknown = message.unknown_comprehension_required()
         if unknown:
             self._count_error(420)
-            self._transmit.append((unknown_attributes_error(message, unknown), addr, listener))
+            self._transmit.append(Transmit(unknown_attributes_error(message, unknown), addr, listener,
+                                           transport_of(listener)))
             return
         if message.method == BINDING:
-            self._transmit.append((binding_success(message, addr, self.config.software), addr, listener))
+            self._transmit.append(Transmit(binding_success(message, addr, self.config.software), addr, listener,
+                                           transport_of(listener)))
             return
         handler = self._HANDLERS.get(message.method)
+        part: object = self
         if handler is None:
-            self._error(message, addr, listener, Refused(400, "Bad Request"), None)
+            handler = self._TCP_HANDLERS.get(message.method)
+            part = self.tcp
+        if handler is None:
+            self.refuse(message, addr, listener, Refused(400, "Bad Request"), None)
             return
         auth = self._authenticate(message, addr, listener, now)
         if auth is None:
             return
         try:
-            response = handler(self, message, auth, addr, listener, now)  # None: answered later
+            response = handler(part, message, auth, addr, listener, now)  # None: answered later
         except Refused as refused:
-            self._error(message, addr, listener, refused, auth)
+            self.refuse(message, addr, listener, refused, auth)
             return
         except ParseError:
             self.stats.parse_errors += 1
-            self._error(message, addr, listener, Refused(400, "Bad Request"), auth)
+            self.refuse(message, addr, listener, Refused(400, "Bad Request"), auth)
             return
         if response is not None:
-            self._transmit.append((response, addr, listener))
+            self._transmit.append(Transmit(response, addr, listener, transport_of(listener)))
 
-    def _sign(self, response: Message, request: Message, auth: Authenticated | None) -> bytes:
+    def sign(self, response: Message, request: Message, auth: Authenticated | None) -> bytes:
         if auth is None:
             return response.encode(fingerprint=request.has_fingerprint)
         if auth.sha256:
@@ -476,13 +362,13 @@ class TurnServer(TcpRelayMixin):
     def _count_error(self, code: int) -> None:
         self.stats.by_error[code] = self.stats.by_error.get(code, 0) + 1
 
-    def _error(self, request: Message, addr: Address, listener: Address, refused: Refused,
+    def refuse(self, request: Message, addr: Address, listener: Address, refused: Refused,
                auth: Authenticated | None) -> None:
         self._count_error(refused.code)
         response = request.error_response(refused.code, refused.reason)
         for attr_type, value in refused.extra:
             response.add(attr_type, value)
-        self._transmit.append((self._sign(response, request, auth), addr, listener))
+        self._transmit.append(Transmit(self.sign(response, request, auth), addr, listener, transport_of(listener)))
 
     # -- authentication (RFC 8489 section 9.2.4) ----------------------------------------
 
@@ -490,7 +376,7 @@ class TurnServer(TcpRelayMixin):
         """The sender's credentials, or None after queuing the error answer (401, 438, 400)."""
         config = self.config
         try:
-            return verify_request(request, addr, now, now + self.unix_offset, config.realm,
+            return verify_request(request, addr, now, now + self.wallclock_offset, config.realm,
                                   self.credentials, self.nonces)
         except Refused as refused:
             if refused.code == 401:
@@ -504,14 +390,14 @@ class TurnServer(TcpRelayMixin):
                 self.stats.stale_nonces += 1
             if refused.code in (401, 438):
                 refused.extra = [
-                    (sa.REALM, config.realm),
-                    (sa.NONCE, self.nonces.issue(addr, now)),
-                    (sa.PASSWORD_ALGORITHMS, PASSWORD_ALGORITHMS),
+                    (REALM, config.realm),
+                    (NONCE, self.nonces.issue(addr, now)),
+                    (PASSWORD_ALGORITHMS_ATTR, PASSWORD_ALGORITHMS),
                 ]
-            self._error(request, addr, listener, refused, None)
+            self.refuse(request, addr, listener, refused, None)
         except ParseError:
             self.stats.parse_errors += 1
-            self._error(request, addr, listener, Refused(400, "Bad Request"), None)
+            self.refuse(request, addr, listener, Refused(400, "Bad Request"), None)
         return None
 
     # -- Allocate (section 7.2) ------------------------------------------------------
@@ -523,32 +409,39 @@ class TurnServer(TcpRelayMixin):
             if existing.transaction_id == request.transaction_id and existing.username == auth.username:
                 return existing.response  # a retransmission
             raise Refused(437, "Allocation Mismatch")
-        transport = request.get(w.REQUESTED_TRANSPORT)
+        transport = request.get(wire.REQUESTED_TRANSPORT)
         if transport is None:
             raise Refused(400, "Bad Request")
-        if transport not in (w.TRANSPORT_UDP, w.TRANSPORT_TCP):
+        if transport not in (wire.TRANSPORT_UDP, wire.TRANSPORT_TCP):
             raise Refused(442, "Unsupported Transport Protocol")
-        if transport == w.TRANSPORT_TCP and (
-                listener not in self.stream_listeners or w.DONT_FRAGMENT in request
-                or w.EVEN_PORT in request or w.RESERVATION_TOKEN in request):
+        if transport == wire.TRANSPORT_TCP and (
+                listener not in self.stream_listeners or wire.DONT_FRAGMENT in request
+                or wire.EVEN_PORT in request or wire.RESERVATION_TOKEN in request):
             raise Refused(400, "Bad Request")  # RFC 6062 section 5.1
         families = self._requested_families(request, addr)
-        even_port = request.get(w.EVEN_PORT)
-        token = request.get(w.RESERVATION_TOKEN)
-        if token is not None and (even_port is not None or w.REQUESTED_ADDRESS_FAMILY in request):
+        even_port = request.get(wire.EVEN_PORT)
+        token = request.get(wire.RESERVATION_TOKEN)
+        if token is not None and (even_port is not None or wire.REQUESTED_ADDRESS_FAMILY in request):
             raise Refused(400, "Bad Request")  # section 7.2, rules 4 and 5
-        if self.per_user.get(auth.username, 0) >= config.user_quota or len(self.allocations) >= config.total_quota:
+        # Reservations count against the user's quota (an EVEN-PORT R=1 takes two places),
+        # and using one's own reservation takes none more.
+        held = self._reservations.get(token) if token is not None else None
+        needed = 0 if held is not None and held[2] == auth.username else 1
+        if even_port:
+            needed += 1
+        if self.per_user.get(auth.username, 0) + needed > config.user_quota \
+                or len(self.allocations) >= config.total_quota:
             self.stats.quota_refusals += 1
             raise Refused(486, "Allocation Quota Reached")
-        dont_fragment = w.DONT_FRAGMENT in request
+        dont_fragment = wire.DONT_FRAGMENT in request
         relay_by_family: dict[int, Address] = {}
         address_error = None
         reservation: bytes | None = None
         if token is not None:
-            reserved = self._reservations.pop(token, None)
+            reserved = self._release_reservation(token, close=False)
             if reserved is None:
                 raise Refused(508, "Insufficient Capacity")  # section 7.2: token not valid
-            relay_by_family[family_of(reserved[0][0])] = reserved[0]
+            relay_by_family[family_of(reserved[0])] = reserved
             families = []
         for index, family in enumerate(families):
             if family not in self.relays.families:
@@ -557,7 +450,7 @@ class TurnServer(TcpRelayMixin):
                 address_error = (family, 440, "Address Family not Supported")
                 continue
             if index == 0 and even_port:
-                relayed, reservation = self._open_even_pair(family, dont_fragment, now)
+                relayed, reservation = self._open_even_pair(family, dont_fragment, auth.username, now)
             else:
                 relayed = self.relays.open_relay(family, transport=transport, even_port=even_port is not None,
                                                  dont_fragment=dont_fragment)
@@ -573,28 +466,29 @@ class TurnServer(TcpRelayMixin):
                                 now + lifetime, now, float(config.max_bps))
         response = request.response()
         for relayed in allocation.relayed:
-            response.add(w.XOR_RELAYED_ADDRESS, relayed)
+            response.add(wire.XOR_RELAYED_ADDRESS, relayed)
         if address_error is not None:
-            response.add(w.ADDRESS_ERROR_CODE, address_error)
+            response.add(wire.ADDRESS_ERROR_CODE, address_error)
         if reservation is not None:
-            response.add(w.RESERVATION_TOKEN, reservation)
-        response.add(w.LIFETIME, lifetime).add(sa.XOR_MAPPED_ADDRESS, (addr[0], addr[1]))
+            response.add(wire.RESERVATION_TOKEN, reservation)
+        response.add(wire.LIFETIME, lifetime).add(XOR_MAPPED_ADDRESS, (addr[0], addr[1]))
         if config.software:
-            response.add(sa.SOFTWARE, config.software)
+            response.add(SOFTWARE, config.software)
         allocation.transport = transport
-        allocation.response = self._sign(response, request, auth)
+        allocation.response = self.sign(response, request, auth)
         self.allocations[(listener, addr)] = allocation
         self.clients.setdefault(listener, {})[addr] = allocation
         for relayed in allocation.relayed:
             self.by_relayed[relayed] = allocation
-        self.per_user[auth.username] = self.per_user.get(auth.username, 0) + 1
+        self._count_user(auth.username, 1)
         self.stats.allocations_total += 1
         if self._next_sweep is None:
             self._next_sweep = now + config.sweep_interval
-        self._events.append(AllocationCreated(addr, listener, auth.username, allocation.relayed, lifetime))
+        self._events.append(AllocationGranted(addr, listener, auth.username, allocation.relayed, lifetime))
         return allocation.response
 
-    def _open_even_pair(self, family: int, dont_fragment: bool, now: float) -> tuple[Address | None, bytes | None]:
+    def _open_even_pair(self, family: int, dont_fragment: bool, username: str,
+                        now: float) -> tuple[Address | None, bytes | None]:
         """An even port, with the next one held under a RESERVATION-TOKEN (section 7.2, EVEN-PORT R=1)."""
         if len(self._reservations) >= self.config.total_quota:
             return None, None
@@ -605,30 +499,31 @@ class TurnServer(TcpRelayMixin):
             following = self.relays.open_relay(family, port=relayed[1] + 1, dont_fragment=dont_fragment)
             if following is not None:
                 token = self._random(8)
-                self._reservations[token] = (following, now + self.config.reservation_lifetime)
+                self._reservations[token] = (following, now + self.config.reservation_lifetime, username)
+                self._count_user(username, 1)
                 return relayed, token
             self.relays.close_relay(relayed)
         return None, None
 
     @staticmethod
     def _requested_families(request: Message, addr: Address) -> list[int]:
-        requested = request.get(w.REQUESTED_ADDRESS_FAMILY)
-        additional = request.get(w.ADDITIONAL_ADDRESS_FAMILY)
+        requested = request.get(wire.REQUESTED_ADDRESS_FAMILY)
+        additional = request.get(wire.ADDITIONAL_ADDRESS_FAMILY)
         if requested is not None and additional is not None:
             raise Refused(400, "Bad Request")  # RFC 8656 section 7.2, rule 6
         if additional is not None:
-            if additional != w.FAMILY_IPV6:
+            if additional != wire.FAMILY_IPV6:
                 raise Refused(400, "Bad Request")
-            return [w.FAMILY_IPV4, w.FAMILY_IPV6]
+            return [wire.FAMILY_IPV4, wire.FAMILY_IPV6]
         if requested is None:
-            return [w.FAMILY_IPV4]  # section 7.2: IPv4 by default
-        if requested not in (w.FAMILY_IPV4, w.FAMILY_IPV6):
+            return [wire.FAMILY_IPV4]  # section 7.2: IPv4 by default
+        if requested not in (wire.FAMILY_IPV4, wire.FAMILY_IPV6):
             raise Refused(440, "Address Family not Supported")
         return [requested]
 
     def _lifetime(self, request: Message, allocate: bool) -> int:
         config = self.config
-        requested = request.get(w.LIFETIME)
+        requested = request.get(wire.LIFETIME)
         if requested is None:
             return config.default_lifetime
         desired = min(requested, config.max_lifetime)
@@ -636,7 +531,8 @@ class TurnServer(TcpRelayMixin):
             return 0
         return max(desired, config.default_lifetime)
 
-    def _own_allocation(self, request: Message, auth: Authenticated, addr: Address, listener: Address) -> Allocation:
+    def own_allocation(self, auth: Authenticated, addr: Address, listener: Address) -> Allocation:
+        """The allocation of ``addr`` on ``listener``, if ``auth`` owns it; raises :class:`Refused` (437, 441)."""
         allocation = self.allocations.get((listener, addr))
         if allocation is None:
             raise Refused(437, "Allocation Mismatch")
@@ -647,8 +543,8 @@ class TurnServer(TcpRelayMixin):
     # -- Refresh (section 7.3) --------------------------------------------------------
 
     def _refresh(self, request: Message, auth: Authenticated, addr: Address, listener: Address, now: float) -> bytes:
-        allocation = self._own_allocation(request, auth, addr, listener)
-        family = request.get(w.REQUESTED_ADDRESS_FAMILY)
+        allocation = self.own_allocation(auth, addr, listener)
+        family = request.get(wire.REQUESTED_ADDRESS_FAMILY)
         if family is not None and family not in allocation.relay_by_family:
             raise Refused(443, "Peer Address Family Mismatch")
         lifetime = self._lifetime(request, allocate=False)
@@ -656,12 +552,12 @@ class TurnServer(TcpRelayMixin):
             self._delete(allocation, "deleted")
         else:
             allocation.expiry = now + lifetime
-            self._events.append(AllocationRefreshed(addr, listener, auth.username, lifetime))
-        return self._sign(request.response().add(w.LIFETIME, lifetime), request, auth)
+            self._events.append(AllocationRenewed(addr, listener, auth.username, lifetime))
+        return self.sign(request.response().add(wire.LIFETIME, lifetime), request, auth)
 
     # -- CreatePermission (section 9) ----------------------------------------------------
 
-    def _peer(self, request: Message, allocation: Allocation, peer: Address) -> Address:
+    def check_peer(self, allocation: Allocation, peer: Address) -> Address:
         """Check one XOR-PEER-ADDRESS: family (443) and policy (403)."""
         if family_of(peer[0]) not in allocation.relay_by_family:
             raise Refused(443, "Peer Address Family Mismatch")
@@ -672,11 +568,11 @@ class TurnServer(TcpRelayMixin):
 
     def _create_permission(self, request: Message, auth: Authenticated, addr: Address, listener: Address,
                            now: float) -> bytes:
-        allocation = self._own_allocation(request, auth, addr, listener)
-        peers = request.get_all(w.XOR_PEER_ADDRESS)
+        allocation = self.own_allocation(auth, addr, listener)
+        peers = request.get_all(wire.XOR_PEER_ADDRESS)
         if not peers:
             raise Refused(400, "Bad Request")
-        hosts = {self._peer(request, allocation, peer)[0] for peer in peers}  # all or nothing
+        hosts = {self.check_peer(allocation, peer)[0] for peer in peers}  # all or nothing
         new = [h for h in hosts if h not in allocation.permissions]
         if len(allocation.permissions) + len(new) > self.config.max_permissions:
             raise Refused(508, "Insufficient Capacity")
@@ -685,19 +581,19 @@ class TurnServer(TcpRelayMixin):
             allocation.permissions[host] = expiry
         if new:
             self._touch(allocation)
-        return self._sign(request.response(), request, auth)
+        return self.sign(request.response(), request, auth)
 
     # -- ChannelBind (section 11) --------------------------------------------------------
 
     def _channel_bind(self, request: Message, auth: Authenticated, addr: Address, listener: Address, now: float) -> bytes:
-        allocation = self._own_allocation(request, auth, addr, listener)
-        if allocation.transport != w.TRANSPORT_UDP:
+        allocation = self.own_allocation(auth, addr, listener)
+        if allocation.transport != wire.TRANSPORT_UDP:
             raise Refused(400, "Bad Request")  # RFC 6062 section 5.1: no channels on TCP allocations
-        number = request.get(w.CHANNEL_NUMBER)
-        peer = request.get(w.XOR_PEER_ADDRESS)
-        if number is None or peer is None or not w.CHANNEL_MIN <= number <= self.config.channel_max:
+        number = request.get(wire.CHANNEL_NUMBER)
+        peer = request.get(wire.XOR_PEER_ADDRESS)
+        if number is None or peer is None or not wire.CHANNEL_MIN <= number <= self.config.channel_max:
             raise Refused(400, "Bad Request")
-        peer = self._peer(request, allocation, (peer[0], peer[1]))
+        peer = self.check_peer(allocation, (peer[0], peer[1]))
         # Section 12: a number stays with one peer, and a peer with one number,
         # while bound and for 5 minutes after the binding expired.
         bound = allocation.channels.get(number)
@@ -719,22 +615,25 @@ class TurnServer(TcpRelayMixin):
             allocation.peer_channels[peer] = bound
             allocation.cooldown.pop(number, None)
             allocation.cooldown.pop(peer, None)
-            self._touch(allocation)
+            changed = True
+        else:
+            changed = False
         bound.expiry = now + self.config.channel_lifetime
         permission = now + self.config.permission_lifetime  # section 11.2: also refresh the permission
         if allocation.permissions.get(peer[0], 0.0) < permission:
-            if peer[0] not in allocation.permissions:
-                self._touch(allocation)
+            changed = changed or peer[0] not in allocation.permissions
             allocation.permissions[peer[0]] = permission
-        return self._sign(request.response(), request, auth)
+        if changed:
+            self._touch(allocation)  # after both: the route needs the channel and the permission
+        return self.sign(request.response(), request, auth)
 
     # -- Send indication (section 10.2) ------------------------------------------------------
 
     def _send_indication(self, message: Message, addr: Address, listener: Address, now: float) -> None:
         allocation = self.clients.get(listener, {}).get(addr)
-        peer = message.get(w.XOR_PEER_ADDRESS)
-        data = message.get(w.DATA_ATTR)
-        if allocation is None or peer is None or data is None or allocation.transport != w.TRANSPORT_UDP:
+        peer = message.get(wire.XOR_PEER_ADDRESS)
+        data = message.get(wire.DATA_ATTR)
+        if allocation is None or peer is None or data is None or allocation.transport != wire.TRANSPORT_UDP:
             self.stats.dropped += 1
             return
         if not self.policy.allows(peer[0]):
@@ -757,10 +656,12 @@ class TurnServer(TcpRelayMixin):
         allocation.cooldown[channel.peer] = (channel.number, until)
 
     def _delete(self, allocation: Allocation, reason: str) -> None:
-        for connection in self._connections_of(allocation):
-            self._close_connection(connection, notify=True)
+        for connection in self.tcp.of(allocation):
+            self.tcp.close(connection, notify=True)
         del self.allocations[(allocation.listener, allocation.client)]
         self._touch(allocation)
+        allocation.routes.clear()  # a data path still holding the allocation relays nothing more
+        allocation.peer_routes.clear()
         clients = self.clients.get(allocation.listener)
         if clients is not None:
             clients.pop(allocation.client, None)
@@ -769,11 +670,7 @@ class TurnServer(TcpRelayMixin):
         for relayed in allocation.relayed:
             self.by_relayed.pop(relayed, None)
             self.relays.close_relay(relayed)
-        count = self.per_user.get(allocation.username, 1) - 1
-        if count > 0:
-            self.per_user[allocation.username] = count
-        else:
-            self.per_user.pop(allocation.username, None)
+        self._count_user(allocation.username, -1)
         stats = self.stats
         stats.packets_to_peer += allocation.packets_to_peer
         stats.bytes_to_peer += allocation.bytes_to_peer
@@ -785,11 +682,32 @@ class TurnServer(TcpRelayMixin):
             allocation.packets_to_client, allocation.bytes_to_client,
         ))
 
+    def _count_user(self, username: str, delta: int) -> None:
+        """Allocations plus EVEN-PORT reservations held by ``username``, for the user quota."""
+        count = self.per_user.get(username, 0) + delta
+        if count > 0:
+            self.per_user[username] = count
+        else:
+            self.per_user.pop(username, None)
+
+    def _release_reservation(self, token: bytes, close: bool) -> Address | None:
+        """End a reservation (its relayed address closed, or handed to an allocation); None if unknown."""
+        reserved = self._reservations.pop(token, None)
+        if reserved is None:
+            return None
+        relayed, _, username = reserved
+        self._count_user(username, -1)
+        if close:
+            self.relays.close_relay(relayed)
+        return relayed
+
     _HANDLERS = {
-        w.ALLOCATE: _allocate,
-        w.REFRESH: _refresh,
-        w.CREATE_PERMISSION: _create_permission,
-        w.CHANNEL_BIND: _channel_bind,
-        w.CONNECT: TcpRelayMixin._connect,
-        w.CONNECTION_BIND: TcpRelayMixin._connection_bind,
+        wire.ALLOCATE: _allocate,
+        wire.REFRESH: _refresh,
+        wire.CREATE_PERMISSION: _create_permission,
+        wire.CHANNEL_BIND: _channel_bind,
+    }
+    _TCP_HANDLERS = {
+        wire.CONNECT: TcpRelay.connect,
+        wire.CONNECTION_BIND: TcpRelay.connection_bind,
     }

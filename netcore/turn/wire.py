@@ -14,7 +14,8 @@ from __future__ import annotations
 import struct
 from typing import Iterator
 
-from netcore.errors import ParseError, UsageError
+from netcore.demux import PacketKind, classify
+from netcore.errors import UsageError
 from netcore.stun import attributes as stun_attrs
 from netcore.stun.attributes import (
     decode_flag,
@@ -27,19 +28,15 @@ from netcore.stun.attributes import (
 )
 from netcore.stun.errors import StunParseError
 from netcore.stun.message import HEADER_LENGTH, register_method
+from netcore.turn.errors import TurnParseError
 
 __all__ = [
-    "TurnParseError",
     "parse_channel_data",
     "encode_channel_data",
     "StreamFramer",
     "CHANNEL_MIN",
     "CHANNEL_MAX",
 ]
-
-
-class TurnParseError(ParseError):
-    """Malformed ChannelData or stream framing."""
 
 
 # -- methods (RFC 8656 section 17, RFC 6062 section 6.1) ------------------------
@@ -236,12 +233,11 @@ class StreamFramer:
         while len(buffer) >= 4:
             first = buffer[0]
             (length,) = struct.unpack_from("!H", buffer, 2)
-            if first < 0x40:  # STUN (RFC 7983 range 0-3 lands here; 4-63 are not STUN)
-                if first > 3:
-                    raise TurnParseError(f"stream byte {first:#04x} starts neither STUN nor ChannelData")
+            kind = classify(buffer)  # RFC 9443 by the first byte, as everywhere
+            if kind is PacketKind.STUN:
                 size = HEADER_LENGTH + length
                 take = size
-            elif 0x40 <= first <= self._channel_top:
+            elif kind is PacketKind.CHANNEL_DATA or 0x50 <= first <= self._channel_top:  # + RFC 5766's
                 size = 4 + length
                 take = size + (-length & 3)
             else:

@@ -67,7 +67,17 @@ def parse_ip(value: str) -> str:
 
 
 def _flag(value: Any) -> bool:
-    return bool(value)
+    """A TOML boolean; a quoted "false" is a string, and would be true if taken as one."""
+    if not isinstance(value, bool):
+        raise TypeError(f"expected true or false, got {value!r}")
+    return value
+
+
+def _from_file(kind: Any, value: Any) -> Any:
+    """A value from the TOML file, of the type the option expects (``int`` takes no bool nor text)."""
+    if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
+        raise TypeError(f"expected an integer, got {value!r}")
+    return kind(value)
 
 
 # (name, type, repeatable, default, help)
@@ -167,9 +177,9 @@ def load_settings(args: argparse.Namespace) -> Settings:
             try:
                 if repeatable:
                     raw = raw if isinstance(raw, list) else [raw]
-                    values[name] = [kind(v) for v in raw]
+                    values[name] = [_from_file(kind, v) for v in raw]
                 else:
-                    values[name] = kind(raw)
+                    values[name] = _from_file(kind, raw)
             except (argparse.ArgumentTypeError, ValueError, TypeError) as exc:
                 raise UsageError(f"{args.config}: {name}: {exc}") from None
         else:

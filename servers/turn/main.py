@@ -24,10 +24,11 @@ import sys
 import time
 
 from netcore.errors import UsageError
-from netcore.turn import wire as w
+from netcore.turn import wire
 from netcore.turn import aio_native
 from netcore.turn.aio_server import TurnServerEndpoint, SocketRelays, open_stream_socket, open_udp_socket
-from netcore.turn.server import AllocationCreated, AllocationDeleted, AllocationRefreshed, TurnServer
+from netcore.turn.server import TurnServer
+from netcore.turn.server_events import AllocationDeleted, AllocationGranted, AllocationRenewed
 from servers.turn.config import Settings, build_parser, load_settings
 from servers.turn.metrics import render_metrics, serve_metrics
 
@@ -43,11 +44,11 @@ def _fmt(addr: tuple) -> str:
 
 def log_event(event: object) -> None:
     """One structured line per allocation change; never a password or key."""
-    if isinstance(event, AllocationCreated):
+    if isinstance(event, AllocationGranted):
         log.info("allocation created client=%s listener=%s user=%s relayed=%s lifetime=%d",
                  _fmt(event.client), _fmt(event.listener), event.username,
                  ",".join(_fmt(r) for r in event.relayed), event.lifetime)
-    elif isinstance(event, AllocationRefreshed):
+    elif isinstance(event, AllocationRenewed):
         log.info("allocation refreshed client=%s listener=%s user=%s lifetime=%d",
                  _fmt(event.client), _fmt(event.listener), event.username, event.lifetime)
     elif isinstance(event, AllocationDeleted):
@@ -60,17 +61,19 @@ def log_event(event: object) -> None:
 def _relay_ips(settings: Settings) -> tuple[dict[int, str], dict[int, str]]:
     relay: dict[int, str] = {}
     for ip in settings["relay-ip"]:
-        relay.setdefault(w.FAMILY_IPV6 if ":" in ip else w.FAMILY_IPV4, ip)
+        relay.setdefault(wire.FAMILY_IPV6 if ":" in ip else wire.FAMILY_IPV4, ip)
     if not relay:
         for host, _ in settings["listen"]:
-            family = w.FAMILY_IPV6 if ":" in host else w.FAMILY_IPV4
+            family = wire.FAMILY_IPV6 if ":" in host else wire.FAMILY_IPV4
             if host not in ("0.0.0.0", "::"):
                 relay.setdefault(family, host)
     if not relay:
         raise UsageError("listening on a wildcard address needs --relay-ip")
+    for ip in relay.values():
+        _check_local(ip)
     external: dict[int, str] = {}
     for ip in settings["external-ip"]:
-        external.setdefault(w.FAMILY_IPV6 if ":" in ip else w.FAMILY_IPV4, ip)
+        external.setdefault(wire.FAMILY_IPV6 if ":" in ip else wire.FAMILY_IPV4, ip)
     return relay, external
 
 
@@ -90,6 +93,16 @@ def _reason(exc: BaseException) -> str:
     return str(exc)
 
 
+def _check_local(ip: str) -> None:
+    """Refuse a relay address that this host does not have: every Allocate would fail with 508."""
+    family = socket.AF_INET6 if ":" in ip else socket.AF_INET
+    with socket.socket(family, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.bind((ip, 0))
+        except OSError as exc:
+            raise UsageError(f"--relay-ip {ip} is not an address of this host ({exc.strerror})") from None
+
+
 def _port_slice(settings: Settings, index: int, workers: int) -> tuple[int, int]:
     low, high = settings["min-port"], settings["max-port"]
     span = (high - low + 1) // workers
@@ -106,7 +119,7 @@ async def serve(parser_args, settings: Settings) -> int:
     low, high = _port_slice(settings, index, workers)
     relays = SocketRelays(relay_ips, low, high, external_ips)
     loop = asyncio.get_running_loop()
-    core = TurnServer(settings.server_config(), relays, unix_offset=time.time() - loop.time())
+    core = TurnServer(settings.server_config(), relays, wallclock_offset=time.time() - loop.time())
     native = settings["data-path"] == "native"
     if native and not aio_native.available():
         log.warning("the C data path was not built (no compiler at install time): relaying in Python")

@@ -26,3 +26,31 @@ async def echo_peer():
     transport, _ = await loop.create_datagram_endpoint(Echo, local_addr=("127.0.0.1", 0))
     return transport, transport.get_extra_info("sockname")
 
+
+
+def free_port_range(count: int, host: str = "127.0.0.1") -> tuple[int, int]:
+    """``(low, high)``: ``count`` consecutive ports free for UDP and TCP on ``host`` right now.
+
+    Chosen at run time among the ephemeral ports, so that tests running in
+    parallel (or another program) do not collide on a fixed range.
+    """
+    import random
+    import socket
+
+    rng = random.Random()
+    for _ in range(200):
+        low = rng.randrange(20000, 32000 - count)
+        held = []
+        try:
+            for port in range(low, low + count):
+                for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
+                    sock = socket.socket(socket.AF_INET, kind)
+                    held.append(sock)
+                    sock.bind((host, port))
+        except OSError:
+            continue
+        finally:
+            for sock in held:
+                sock.close()
+        return low, low + count - 1
+    raise RuntimeError(f"no {count} consecutive free ports")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 
+from netcore.net import Receive
 from netcore.stun import attributes as sa
 from netcore.stun.credentials import long_term_key
 from netcore.stun.message import Message, MessageClass
@@ -51,7 +52,7 @@ def make_server(**options) -> tuple[TurnServer, FakeRelays]:
     relays = options.pop("relays", None) or FakeRelays()
     options.setdefault("users", {"alice": "secret", "bob": "hunter2"})
     options.setdefault("realm", "example.org")
-    server = TurnServer(ServerConfig(**options), relays, random=seeded_random(), unix_offset=1_700_000_000.0)
+    server = TurnServer(ServerConfig(**options), relays, random=seeded_random(), wallclock_offset=1_700_000_000.0)
     return server, relays
 
 
@@ -76,7 +77,7 @@ class Client:
         return long_term_key(self.username, self.realm or self.server.config.realm, self.password, algorithm)
 
     def send_raw(self, data: bytes, now: float | None = None) -> list[tuple[bytes, tuple, tuple]]:
-        self.server.handle_datagram(data, self.addr, self.now if now is None else now, self.listener)
+        self.server.handle_datagram(Receive(data, self.addr, self.listener), self.now if now is None else now)
         return drain(self.server)
 
     def request(self, method: int, *attributes: tuple[int, object], signed: bool = True,
@@ -122,7 +123,7 @@ class Client:
 def drain(server: TurnServer) -> list[tuple[bytes, tuple, tuple]]:
     out = []
     while (item := server.poll_transmit()) is not None:
-        out.append(item)
+        out.append((item.data, item.destination, item.source))
     return out
 
 

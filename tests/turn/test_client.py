@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, strategies as st
 
 from netcore.errors import UsageError
+from netcore.net import Event, Receive
 from netcore.stun import attributes as sa
 from netcore.stun.credentials import long_term_key
 from netcore.stun.message import Message, MessageClass
@@ -23,6 +24,8 @@ from netcore.turn.client import (
     PermissionCreated,
     PermissionFailed,
     TurnClient,
+    TurnClientEvent,
+    TurnClientState,
 )
 from netcore.turn.wire import encode_channel_data, parse_channel_data
 
@@ -43,8 +46,8 @@ class Script:
     def sent(self) -> list[bytes]:
         out = []
         while (item := self.client.poll_transmit()) is not None:
-            assert item[1] == SERVER
-            out.append(item[0])
+            assert item.destination == SERVER and item.source is None
+            out.append(item.data)
         return out
 
     def request(self) -> Message:
@@ -54,7 +57,7 @@ class Script:
         return message
 
     def reply(self, message: Message, key: bytes | None = KEY) -> None:
-        self.client.handle_datagram(message.encode(key, fingerprint=True), SERVER, self.now)
+        self.client.handle_datagram(Receive(message.encode(key, fingerprint=True), SERVER), self.now)
 
     def events(self) -> list:
         out = []
@@ -83,7 +86,7 @@ def script():
 
 def test_allocate_through_the_401_challenge(script):
     script.allocate()
-    assert script.client.relayed_address == RELAYED and script.client.state == "allocated"
+    assert script.client.relayed_address == RELAYED and script.client.state is TurnClientState.ALLOCATED
 
 
 def test_stale_nonce_is_retried_with_the_new_one(script):
@@ -106,7 +109,7 @@ def test_refused_credentials_end_the_allocation_attempt():
         script.reply(request.error_response(401, "Unauthorized").add(sa.REALM, "r").add(sa.NONCE, "n"), key=None)
     assert script.sent() == []
     assert script.events() == [AllocationFailed(401, "Unauthorized")]
-    assert script.client.state == "failed"
+    assert script.client.state is TurnClientState.FAILED
 
 
 def test_error_answers_without_integrity_are_ignored_after_authentication(script):
@@ -168,7 +171,7 @@ def test_channel_bind_switches_to_channel_data_both_ways(script):
     script.client.send_to(b"media", PEER, script.now)
     [raw] = script.sent()
     assert parse_channel_data(raw) == (number, b"media")
-    script.client.handle_datagram(encode_channel_data(number, b"back"), SERVER, script.now)
+    script.client.handle_datagram(Receive(encode_channel_data(number, b"back"), SERVER), script.now)
     assert script.events() == [DataReceived(PEER, b"back")]
     # Channels are refreshed before their 600 s run out (permissions with them).
     script.now = 540.0
@@ -191,7 +194,7 @@ def test_channel_data_over_a_stream_is_padded():
 def test_data_indication_is_delivered(script):
     script.allocate()
     indication = Message(w.DATA, MessageClass.INDICATION).add(w.XOR_PEER_ADDRESS, PEER).add(w.DATA_ATTR, b"x")
-    script.client.handle_datagram(indication.encode(fingerprint=True), SERVER, script.now)
+    script.client.handle_datagram(Receive(indication.encode(fingerprint=True), SERVER), script.now)
     assert script.events() == [DataReceived(PEER, b"x")]
 
 
@@ -220,5 +223,14 @@ def test_arbitrary_datagrams_from_the_server_never_raise(datagrams):
     script.allocate()
     script.client.bind_channel(PEER, 0.0)
     for data in datagrams:
-        script.client.handle_datagram(data, SERVER, 0.0)
+        script.client.handle_datagram(Receive(data, SERVER), 0.0)
     script.events()
+
+
+def test_every_event_derives_from_the_layer_base_and_the_base_from_event():
+    import netcore.turn.client as client_module
+
+    events = [getattr(client_module, name) for name in client_module.__all__ if name not in
+              ("TurnClient", "TurnClientState", "TurnClientEvent")]
+    assert events and all(issubclass(kind, TurnClientEvent) for kind in events)
+    assert issubclass(TurnClientEvent, Event)

@@ -12,6 +12,8 @@ import sys
 import time
 import urllib.request
 
+import aioice.stun as aioice_stun
+import aioice.turn as aioice_turn
 import pytest
 
 from netcore.stun import attributes as sa
@@ -20,10 +22,8 @@ from netcore.turn import wire as w
 from servers.turn.config import OPTIONS
 from tests.conftest import free_port
 from tests.peers import netcore_turn_process, self_signed_certificate, wait_for_stun
-from tests.turn.live import Inbox, echo_peer
+from tests.turn.live import Inbox, echo_peer, free_port_range
 
-aioice_turn = pytest.importorskip("aioice.turn")
-aioice_stun = pytest.importorskip("aioice.stun")
 
 
 def free_tcp_pair() -> int:
@@ -81,6 +81,7 @@ def test_bad_settings_are_refused_at_start(tmp_path):
 
 async def test_toml_config_with_flags_winning_metrics_and_sigterm(tmp_path):
     port, metrics_port = free_port(), free_port()
+    low, high = free_port_range(100)
     config = tmp_path / "turn.toml"
     config.write_text(
         f'listen = ["127.0.0.1:{port}"]\n'
@@ -88,7 +89,7 @@ async def test_toml_config_with_flags_winning_metrics_and_sigterm(tmp_path):
         'user = ["alice:from-file"]\n'
         'allow-loopback-peers = true\n'
         f'metrics = "127.0.0.1:{metrics_port}"\n'
-        'min-port = 43000\nmax-port = 43099\n'
+        f'min-port = {low}\nmax-port = {high}\n'
     )
     with netcore_turn_process(tmp_path, "--config", str(config), "--user", "alice:from-flag",
                               port=port, listen=False) as (proc, port):
@@ -115,20 +116,21 @@ async def test_toml_config_with_flags_winning_metrics_and_sigterm(tmp_path):
     log = (tmp_path / "netcore-turn.log").read_text()
     assert "realm" not in log or "from-flag" not in log  # never a password
     assert "from-flag" not in log
-    assert re.search(r"allocation created client=127\.0\.0\.1:\d+ .*user=alice relayed=127\.0\.0\.1:430\d\d", log)
+    assert re.search(r"allocation created client=127\.0\.0\.1:\d+ .*user=alice relayed=127\.0\.0\.1:(\d+)", log)
     assert re.search(r"allocation shutdown .*packets_to_peer=10 bytes_to_peer=\d+ packets_to_client=10", log)
 
 
 async def test_sighup_reloads_users_and_keeps_allocations(tmp_path):
     port = free_port()
+    low, high = free_port_range(100)
     config = tmp_path / "turn.toml"
-    config.write_text('user = ["alice:one"]\nallow-loopback-peers = true\nmin-port = 43100\nmax-port = 43199\n')
+    config.write_text(f'user = ["alice:one"]\nallow-loopback-peers = true\nmin-port = {low}\nmax-port = {high}\n')
     with netcore_turn_process(tmp_path, "--config", str(config), port=port) as (proc, port):
         peer_transport, peer = await echo_peer()
         inbox = Inbox()
         transport, _ = await aioice_turn.create_turn_endpoint(lambda: inbox, ("127.0.0.1", port), "alice", "one")
         await round_trip(transport, inbox, peer, b"before")
-        config.write_text('user = ["bob:two"]\nallow-loopback-peers = true\nmin-port = 43100\nmax-port = 43199\n')
+        config.write_text(f'user = ["bob:two"]\nallow-loopback-peers = true\nmin-port = {low}\nmax-port = {high}\n')
         proc.send_signal(signal.SIGHUP)
         await log_says(tmp_path, "reloaded")
         await round_trip(transport, inbox, peer, b"after")  # the allocation survived
@@ -144,9 +146,10 @@ async def test_sighup_reloads_users_and_keeps_allocations(tmp_path):
 
 async def test_two_workers_share_the_port_and_both_relay(tmp_path):
     metrics_port = free_tcp_pair()
+    low, high = free_port_range(200)
     with netcore_turn_process(tmp_path, "--workers", "2", "--user", "u:p", "--allow-loopback-peers",
-                              "--metrics", f"127.0.0.1:{metrics_port}", "--min-port", "43200",
-                              "--max-port", "43399") as (proc, port):
+                              "--metrics", f"127.0.0.1:{metrics_port}", "--min-port", str(low),
+                              "--max-port", str(high)) as (proc, port):
         peer_transport, peer = await echo_peer()
         clients = []
         for _ in range(16):
@@ -237,9 +240,10 @@ def test_ipv6_listener_and_dual_stack_allocation(tmp_path):
             probe.bind(("::1", v6))
         except OSError:
             pytest.skip("no IPv6 loopback")
+    low, high = free_port_range(100)
     with netcore_turn_process(tmp_path, "--listen", f"127.0.0.1:{v4}", "--listen", f"[::1]:{v6}",
                               "--relay-ip", "127.0.0.1", "--relay-ip", "::1", "--user", "u:p",
-                              "--allow-loopback-peers", "--min-port", "43400", "--max-port", "43499",
+                              "--allow-loopback-peers", "--min-port", str(low), "--max-port", str(high),
                               port=v4, listen=False):
         client = RawTurnClient(("::1", v6), "u", "p")
         answer = client.request(w.ALLOCATE, (w.REQUESTED_TRANSPORT, 17), (w.ADDITIONAL_ADDRESS_FAMILY, 2))
@@ -274,12 +278,13 @@ def test_ipv6_listener_and_dual_stack_allocation(tmp_path):
 
 
 def test_external_ip_is_what_clients_are_told(tmp_path):
+    low, high = free_port_range(100)
     with netcore_turn_process(tmp_path, "--user", "u:p", "--relay-ip", "127.0.0.1", "--external-ip", "192.0.2.77",
-                              "--min-port", "43500", "--max-port", "43599") as (_, port):
+                              "--min-port", str(low), "--max-port", str(high)) as (_, port):
         client = RawTurnClient(("127.0.0.1", port), "u", "p")
         answer = client.request(w.ALLOCATE, (w.REQUESTED_TRANSPORT, 17))
         host, relayed_port = answer.get(w.XOR_RELAYED_ADDRESS)
-        assert host == "192.0.2.77" and 43500 <= relayed_port <= 43599
+        assert host == "192.0.2.77" and low <= relayed_port <= high
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:  # bound locally on the relay IP
             with pytest.raises(OSError):
                 probe.bind(("127.0.0.1", relayed_port))

@@ -19,7 +19,7 @@ import pytest
 from netcore.turn.aio_client import open_turn_endpoint
 from netcore.turn.aio_server import SocketRelays, TurnServerEndpoint, open_udp_socket
 from netcore.turn.server import AllocationDeleted, ServerConfig, TurnServer
-from tests.turn.live import Inbox, echo_peer
+from tests.turn.live import Inbox, echo_peer, free_port_range
 
 USER, PASSWORD = "alice", "wonderland"
 
@@ -37,7 +37,8 @@ def data_path(request):
 
 
 @contextlib.asynccontextmanager
-async def turn_server(data_path: str, low: int = 43000, high: int = 43099, **config):
+async def turn_server(data_path: str, count: int = 100, **config):
+    low, high = free_port_range(count)
     relays = SocketRelays({1: "127.0.0.1"}, low, high)
     core = TurnServer(ServerConfig(users={USER: PASSWORD}, allow_loopback_peers=True, **config), relays)
     events: list = []
@@ -148,7 +149,7 @@ async def test_bandwidth_cap_drops_the_excess(data_path):
 async def test_reused_relay_ports_never_get_another_allocations_traffic(data_path):
     """Allocations come and go on three relay ports; each round's echo is its own."""
     peer_transport, peer = await echo_peer()
-    async with turn_server(data_path, low=43200, high=43202) as (endpoint, server, _):
+    async with turn_server(data_path, count=3) as (endpoint, server, _):
         for round_ in range(20):
             client = await open_turn_endpoint(server, USER, PASSWORD)
             await client.bind_channel(peer)

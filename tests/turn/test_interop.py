@@ -9,13 +9,17 @@ import subprocess
 import time
 import urllib.request
 
+import aioice.turn as aioice_turn
 import pytest
 
 from tests.conftest import free_port, free_port_both, require_program
-from tests.turn.live import Inbox, echo_peer
+from tests.turn.live import Inbox, echo_peer, free_port_range
 from tests.peers import netcore_turn, self_signed_certificate, turnutils_peer, turnutils_uclient
 
-LAB = ("--allow-loopback-peers", "--legacy-channel-numbers", "--min-port", "41000", "--max-port", "41999")
+def lab() -> tuple[str, ...]:
+    """Flags of a lab relay: loopback peers, coturn's channel numbers, relay ports free right now."""
+    low, high = free_port_range(1000)
+    return ("--allow-loopback-peers", "--legacy-channel-numbers", "--min-port", str(low), "--max-port", str(high))
 
 
 def assert_no_loss(output: str, clients: int, *, tls: bool = False) -> None:
@@ -36,7 +40,7 @@ def assert_no_loss(output: str, clients: int, *, tls: bool = False) -> None:
 @pytest.mark.parametrize("mode", ["channels", "send-indications", "channels-no-rtcp"])
 def test_uclient_static_user(tmp_path, mode, data_path):
     extra = {"channels": [], "send-indications": ["-s"], "channels-no-rtcp": ["-c"]}[mode]
-    with netcore_turn(tmp_path, *LAB, "--user", "test:test", "--data-path", data_path) as port, \
+    with netcore_turn(tmp_path, *lab(), "--user", "test:test", "--data-path", data_path) as port, \
             turnutils_peer(tmp_path) as peer:
         output = turnutils_uclient(port, peer, "-u", "test", "-w", "test", "-m", "4", "-n", "100", "-l", "160",
                                    "-z", "2", *extra)
@@ -44,22 +48,22 @@ def test_uclient_static_user(tmp_path, mode, data_path):
 
 
 def test_uclient_rest_secret(tmp_path):
-    with netcore_turn(tmp_path, *LAB, "--auth-secret", "sekrit") as port, turnutils_peer(tmp_path) as peer:
+    with netcore_turn(tmp_path, *lab(), "--auth-secret", "sekrit") as port, turnutils_peer(tmp_path) as peer:
         output = turnutils_uclient(port, peer, "-W", "sekrit", "-u", "alice", "-m", "2", "-n", "100", "-l", "1200",
                                    "-z", "2")
     assert_no_loss(output, 2)
 
 
 def test_uclient_wrong_password_is_refused(tmp_path):
-    with netcore_turn(tmp_path, *LAB, "--user", "test:test") as port, turnutils_peer(tmp_path) as peer:
+    with netcore_turn(tmp_path, *lab(), "--user", "test:test") as port, turnutils_peer(tmp_path) as peer:
         output = turnutils_uclient(port, peer, "-u", "test", "-w", "nope", "-m", "1", "-n", "5", timeout=30)
     assert "401" in output or "Unauthorized" in output or "error" in output.lower()
 
 
 async def test_aioice_turn_client_relays_to_a_peer(tmp_path):
-    aioice_turn = pytest.importorskip("aioice.turn")
+    low, high = free_port_range(100)
     with netcore_turn(tmp_path, "--allow-loopback-peers", "--user", "alice:wonderland",
-                      "--min-port", "42000", "--max-port", "42099") as port:
+                      "--min-port", str(low), "--max-port", str(high)) as port:
         loop = asyncio.get_running_loop()
         peer_received: asyncio.Queue = asyncio.Queue()
         client_received: asyncio.Queue = asyncio.Queue()
@@ -96,9 +100,9 @@ async def test_aioice_turn_client_relays_to_a_peer(tmp_path):
 
 
 async def test_aioice_relay_to_loopback_is_refused_by_default(tmp_path):
-    aioice_turn = pytest.importorskip("aioice.turn")
+    low, high = free_port_range(100)
     metrics_port = free_port()
-    with netcore_turn(tmp_path, "--user", "alice:wonderland", "--min-port", "42100", "--max-port", "42199",
+    with netcore_turn(tmp_path, "--user", "alice:wonderland", "--min-port", str(low), "--max-port", str(high),
                       "--metrics", f"127.0.0.1:{metrics_port}") as port:
         transport, _ = await aioice_turn.create_turn_endpoint(
             asyncio.DatagramProtocol, ("127.0.0.1", port), "alice", "wonderland")
@@ -132,7 +136,7 @@ def certificate(tmp_path):
 def test_uclient_over_tcp(tmp_path, mode):
     tcp = free_port_both()
     extra = ["-s"] if mode == "send-indications" else []
-    with netcore_turn(tmp_path, *LAB, "--user", "test:test", "--tcp-listen", f"127.0.0.1:{tcp}"), \
+    with netcore_turn(tmp_path, *lab(), "--user", "test:test", "--tcp-listen", f"127.0.0.1:{tcp}"), \
             turnutils_peer(tmp_path) as peer:
         output = turnutils_uclient(tcp, peer, "-t", "-u", "test", "-w", "test", "-m", "2", "-n", "50", "-l", "161",
                                    "-z", "5", *extra)
@@ -142,7 +146,7 @@ def test_uclient_over_tcp(tmp_path, mode):
 def test_uclient_over_tls(tmp_path, certificate):
     tls = free_port_both()
     cert, key = certificate
-    with netcore_turn(tmp_path, *LAB, "--user", "test:test", "--tls-listen", f"127.0.0.1:{tls}",
+    with netcore_turn(tmp_path, *lab(), "--user", "test:test", "--tls-listen", f"127.0.0.1:{tls}",
                       "--cert", str(cert), "--key", str(key)), turnutils_peer(tmp_path) as peer:
         output = turnutils_uclient(tls, peer, "-t", "-S", "-u", "test", "-w", "test", "-m", "2", "-n", "50",
                                    "-l", "161", "-z", "5")
@@ -150,11 +154,11 @@ def test_uclient_over_tls(tmp_path, certificate):
 
 
 async def test_aioice_over_tcp_and_the_allocation_ends_with_the_connection(tmp_path):
-    aioice_turn = pytest.importorskip("aioice.turn")
+    low, high = free_port_range(100)
     tcp, metrics_port = free_port_both(), free_port()
     with netcore_turn(tmp_path, "--allow-loopback-peers", "--user", "alice:wonderland", "--tcp-listen",
                       f"127.0.0.1:{tcp}", "--metrics", f"127.0.0.1:{metrics_port}",
-                      "--min-port", "42200", "--max-port", "42299"):
+                      "--min-port", str(low), "--max-port", str(high)):
         peer_transport, peer = await echo_peer()
         inbox = Inbox()
         transport, _ = await aioice_turn.create_turn_endpoint(lambda: inbox, ("127.0.0.1", tcp), "alice",
@@ -175,9 +179,10 @@ async def test_aioice_over_tcp_and_the_allocation_ends_with_the_connection(tmp_p
 
 def test_uclient_tcp_relay_rfc_6062(tmp_path):
     """-T: TCP allocations, client to client: Connect on one side, ConnectionAttempt on the other."""
+    low, high = free_port_range(100)
     tcp, metrics = free_port_both(), free_port()
     with netcore_turn(tmp_path, "--allow-loopback-peers", "--user", "test:test", "--tcp-listen",
-                      f"127.0.0.1:{tcp}", "--min-port", "42300", "--max-port", "42399",
+                      f"127.0.0.1:{tcp}", "--min-port", str(low), "--max-port", str(high),
                       "--metrics", f"127.0.0.1:{metrics}"):
         program = require_program("turnutils_uclient")
         done = subprocess.run([program, "-T", "-u", "test", "-w", "test", "-m", "2", "-n", "50", "-l", "160",
@@ -193,6 +198,7 @@ def test_uclient_tcp_relay_rfc_6062(tmp_path):
 @pytest.mark.parametrize("transport", ["udp", "tcp", "tls"])
 async def test_our_turn_client_through_our_daemon(tmp_path, transport):
     """The two halves of issue 3 together: netcore.turn.aio_client against netcore-turn."""
+    low, high = free_port_range(100)
     import ssl
 
     from netcore.turn.aio_client import open_turn_endpoint
@@ -202,8 +208,8 @@ async def test_our_turn_client_through_our_daemon(tmp_path, transport):
     args = {"udp": [], "tcp": ["--tcp-listen", f"127.0.0.1:{stream}"],
             "tls": ["--tls-listen", f"127.0.0.1:{stream}", "--cert", str(cert), "--key", str(key)]}[transport]
     peer_transport, peer = await echo_peer()
-    with netcore_turn(tmp_path, "--allow-loopback-peers", "--user", "test:test", "--min-port", "42400",
-                      "--max-port", "42499", *args) as port:
+    with netcore_turn(tmp_path, "--allow-loopback-peers", "--user", "test:test", "--min-port", str(low),
+                      "--max-port", str(high), *args) as port:
         options = {}
         if transport == "tls":
             options = {"ssl": ssl.create_default_context(cafile=str(cert)), "server_hostname": "localhost"}

@@ -16,6 +16,10 @@ DENIED_FORMS = [
     "172.16.0.1", "192.168.1.1", "100.64.0.1", "fc00::1", "fd12::1", "fe80::1", "224.0.0.1", "ff02::1",
     "255.255.255.255", "2001:0:4136:e378:8000:63bf:80ff:fffe",  # Teredo for 127.0.0.1
     "::ffff:10.0.0.1", "64:ff9b::a9fe:a9fe", "2002:a9fe:a9fe::1",
+    "::ffff:0:7f00:1",  # SIIT (IPv4-translated) 127.0.0.1
+    "64:ff9b:1:7f00:0:100:808:808", "64:ff9b:1:a9fe:a9:fe00:808:808",  # local-use NAT64 /48: 127.0.0.1, the metadata service
+    "100::1", "100::ffff:ffff:ffff:ffff",  # discard-only (RFC 6666)
+    "2001:db8::1", "2001:db8:ffff::8",  # documentation (RFC 3849)
 ]
 
 
@@ -43,7 +47,7 @@ def test_public_addresses_are_allowed(host):
 
 def test_allow_loopback_lifts_only_loopback():
     policy = PeerPolicy(allow_loopback=True)
-    for host in ("127.0.0.1", "::1", "::ffff:127.0.0.1", "64:ff9b::7f00:1"):
+    for host in ("127.0.0.1", "::1", "::ffff:127.0.0.1", "64:ff9b::7f00:1", "::ffff:0:7f00:1"):
         assert policy.allows(host)
     assert not policy.allows("10.0.0.1") and not policy.allows("169.254.169.254")
 
@@ -62,6 +66,9 @@ def test_embedded_forms():
     cases = {
         "::ffff:1.2.3.4": "1.2.3.4", "::1.2.3.4": "1.2.3.4", "64:ff9b::102:304": "1.2.3.4",
         "2002:102:304::1": "1.2.3.4", "2001:0:4136:e378:8000:63bf:fefd:fcfb": "1.2.3.4",
+        "::ffff:0:102:304": "1.2.3.4",  # SIIT
+        "64:ff9b:1:102:3:400::": "1.2.3.4",  # RFC 6052 /48: bits 48-63, u octet, bits 72-87
+        "64:ff9b:1:102:3:400:a00:1": "1.2.3.4",  # the suffix is not the address
     }
     for v6, v4 in cases.items():
         assert embedded_ipv4(ipaddress.IPv6Address(v6)) == ipaddress.IPv4Address(v4)
@@ -73,5 +80,8 @@ def test_every_embedding_of_a_denied_ipv4_is_denied(value):
     v4 = ipaddress.IPv4Address(value)
     policy = PeerPolicy()
     expected = policy.allows(str(v4))
-    for v6 in (f"::ffff:{v4}", f"64:ff9b::{v4}", str(ipaddress.IPv6Address((0x2002 << 112) | (value << 80)))):
-        assert policy.allows(v6) == expected
+    local_use = (0x64FF9B0001 << 80) | ((value >> 16) << 64) | ((value & 0xFFFF) << 40)  # RFC 6052 /48
+    siit = (0xFFFF << 48) | value
+    for v6 in (f"::ffff:{v4}", f"64:ff9b::{v4}", str(ipaddress.IPv6Address((0x2002 << 112) | (value << 80))),
+               str(ipaddress.IPv6Address(local_use)), str(ipaddress.IPv6Address(siit))):
+        assert policy.allows(v6) == expected, v6

@@ -2,11 +2,12 @@
 
 import pytest
 
+from netcore.net import Receive
 from netcore.stun import attributes as sa
 from netcore.stun.message import BINDING, Message, MessageClass
 from netcore.turn import wire as w
 from netcore.turn.credentials import rest_api_password
-from netcore.turn.server import AllocationCreated, AllocationDeleted, AllocationRefreshed
+from netcore.turn.server_events import AllocationDeleted, AllocationGranted, AllocationRenewed
 from tests.turn.sim import CLIENT, PEER, SERVER, Client, FakeRelays, drain, error_code, events, make_server
 
 PEER2 = ("203.0.113.9", 6000)
@@ -50,7 +51,7 @@ def test_allocate_success_is_signed_and_carries_addresses_and_lifetime():
     assert answer.get(w.XOR_RELAYED_ADDRESS) in relays.open
     assert answer.get(sa.XOR_MAPPED_ADDRESS) == CLIENT
     assert answer.get(w.LIFETIME) == 600
-    created = [e for e in events(server) if isinstance(e, AllocationCreated)]
+    created = [e for e in events(server) if isinstance(e, AllocationGranted)]
     assert created[0].username == "alice" and created[0].client == CLIENT
 
 
@@ -171,7 +172,7 @@ def test_refresh_extends_and_zero_deletes():
     client.now = 500.0
     answer = client.request(w.REFRESH, (w.LIFETIME, 900))
     assert answer.get(w.LIFETIME) == 900
-    assert any(isinstance(e, AllocationRefreshed) for e in events(server))
+    assert any(isinstance(e, AllocationRenewed) for e in events(server))
     server.handle_timeout(1300.0)
     assert server.allocations
     answer = client.request(w.REFRESH, (w.LIFETIME, 0))
@@ -339,7 +340,7 @@ def test_create_permission_for_several_peers_then_send_and_data_indications():
     assert set(server.allocation(CLIENT, SERVER).permissions) == {PEER[0], PEER2[0]}
     out = client.send_raw(send_indication(PEER2, b"hello"))
     assert out == [(b"hello", PEER2, relayed)]
-    server.handle_peer_datagram(b"world", PEER, relayed, 1.0)
+    server.handle_datagram(Receive(b"world", PEER, relayed), 1.0)
     [(data, addr, local)] = drain(server)
     assert addr == CLIENT and local == SERVER
     indication = Message.parse(data)
@@ -350,7 +351,7 @@ def test_create_permission_for_several_peers_then_send_and_data_indications():
 def test_without_permission_nothing_is_relayed():
     server, _, client, relayed = allocated()
     assert client.send_raw(send_indication(PEER, b"x")) == []
-    server.handle_peer_datagram(b"x", PEER, relayed, 1.0)
+    server.handle_datagram(Receive(b"x", PEER, relayed), 1.0)
     assert drain(server) == []
     assert server.stats.dropped == 2
 
@@ -394,7 +395,7 @@ def test_channel_bind_and_channel_data_both_ways():
     assert PEER[0] in server.allocation(CLIENT, SERVER).permissions  # the binding installs a permission
     out = client.send_raw(w.encode_channel_data(0x4001, b"payload", pad=True))
     assert out == [(b"payload", PEER, relayed)]
-    server.handle_peer_datagram(b"back", PEER, relayed, 1.0)
+    server.handle_datagram(Receive(b"back", PEER, relayed), 1.0)
     assert drain(server) == [(w.encode_channel_data(0x4001, b"back"), CLIENT, SERVER)]
     allocation = server.allocation(CLIENT, SERVER)
     assert (allocation.packets_to_peer, allocation.packets_to_client) == (1, 1)
@@ -504,7 +505,7 @@ def test_stream_listener_pads_channel_data_and_connection_loss_deletes():
     client = Client(server, listener=tcp)
     relayed = client.allocate().get(w.XOR_RELAYED_ADDRESS)
     client.request(w.CHANNEL_BIND, (w.CHANNEL_NUMBER, 0x4001), (w.XOR_PEER_ADDRESS, PEER))
-    server.handle_peer_datagram(b"abcde", PEER, relayed, 1.0)
+    server.handle_datagram(Receive(b"abcde", PEER, relayed), 1.0)
     [(data, addr, local)] = drain(server)
     assert data == w.encode_channel_data(0x4001, b"abcde", pad=True) and len(data) == 12 and local == tcp
     events(server)

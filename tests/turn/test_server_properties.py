@@ -2,6 +2,7 @@
 
 from hypothesis import given, settings, strategies as st
 
+from netcore.net import Receive
 from netcore.stun import attributes as sa
 from netcore.stun.message import Message, MessageClass
 from netcore.turn import wire as w
@@ -44,8 +45,8 @@ def test_arbitrary_datagrams_never_escape_and_state_stays_bounded(inputs):
     legit.request(w.CHANNEL_BIND, (w.CHANNEL_NUMBER, 0x4000), (w.XOR_PEER_ADDRESS, PEER))
     relayed = next(iter(server.by_relayed))
     for data, source, now in sorted(inputs, key=lambda item: item[2]):
-        server.handle_datagram(data, source, now, ("192.0.2.1", 3478))
-        server.handle_peer_datagram(data, PEER, relayed, now)
+        server.handle_datagram(Receive(data, source, ("192.0.2.1", 3478)), now)
+        server.handle_datagram(Receive(data, PEER, relayed), now)
         server.handle_timeout(now)
         drain(server)
     assert len(server.allocations) <= 5

@@ -92,7 +92,7 @@ def test_deleting_a_tcp_allocation_closes_its_connections():
     events(server)
     server.handle_connection_lost(CLIENT, TCP, 2.0)
     assert PeerConnectionClosed(connection_id) in events(server)
-    assert not server._tcp_connections
+    assert not server.tcp.connections
 
 
 def test_channel_bind_and_send_are_not_for_tcp_allocations():

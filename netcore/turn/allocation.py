@@ -1,0 +1,130 @@
+"""One TURN allocation and the relay rule, published as a route table (RFC 8656 sections 9-12).
+
+The rule of which datagram goes where lives here, once:
+
+* ChannelData from the client on channel N goes to the channel's peer, from
+  the relayed address of the peer's family, if N is bound *and* the peer's
+  IP has a permission (sections 12.4 and 9);
+* a datagram from a peer goes to the client as ChannelData if a channel is
+  bound to that peer and its IP has a permission, as a Data indication if
+  only the permission exists, and nowhere otherwise (sections 11.3, 12.3).
+
+The allocation keeps that decision made in advance, as two plain dicts of
+:class:`Route`: :attr:`Allocation.routes` (channel number -> route) and
+:attr:`Allocation.peer_routes` (peer address -> route), rebuilt by
+:meth:`Allocation.publish_routes` whenever a channel or a permission
+changes. The core relays through them, and so do the adapters' data paths
+(the Python fast path reads them with one dict lookup per packet; the
+compiled one installs them), so that no path decides on its own. Dict
+membership means "valid", within one sweep of the core's timer.
+"""
+
+from __future__ import annotations
+
+from netcore.net import Address, Transport
+from netcore.turn import wire
+
+__all__ = ["Allocation", "Channel", "Route", "family_of", "transport_of"]
+
+
+def family_of(host: str) -> int:
+    """The STUN address family (1 IPv4, 2 IPv6) of an address in text form."""
+    return wire.FAMILY_IPV6 if ":" in host else wire.FAMILY_IPV4
+
+
+def transport_of(listener: Address) -> Transport:
+    """What carries a listener's traffic: stream listeners are keyed ``(host, port, "tcp"|"tls")``."""
+    if len(listener) > 2:
+        return Transport.TLS if listener[2] == "tls" else Transport.TCP  # type: ignore[misc]
+    return Transport.UDP
+
+
+class Channel:
+    """One channel binding (RFC 8656 section 12): a number, a peer, an expiry."""
+
+    __slots__ = ("number", "peer", "expiry")
+
+    def __init__(self, number: int, peer: Address, expiry: float) -> None:
+        self.number = number
+        self.peer = peer
+        self.expiry = expiry
+
+
+class Route:
+    """A channel that relays: bound, with a permission for its peer, from ``relayed``."""
+
+    __slots__ = ("number", "peer", "relayed")
+
+    def __init__(self, number: int, peer: Address, relayed: Address) -> None:
+        self.number = number
+        self.peer = peer
+        self.relayed = relayed
+
+    def __repr__(self) -> str:
+        return f"Route({self.number:#06x}, {self.peer} via {self.relayed})"
+
+
+class Allocation:
+    """The state of one allocation; :attr:`routes` and :attr:`peer_routes` are what data paths read."""
+
+    __slots__ = (
+        "listener", "client", "username", "transaction_id", "response", "relayed", "relay_by_family",
+        "expiry", "permissions", "channels", "peer_channels", "cooldown", "routes", "peer_routes",
+        "packets_to_peer", "bytes_to_peer", "packets_to_client", "bytes_to_client",
+        "tokens", "tokens_at", "dropped", "transport", "connections",
+    )
+
+    def __init__(self, listener: Address, client: Address, username: str, transaction_id: bytes,
+                 relay_by_family: dict[int, Address], expiry: float, now: float, burst: float) -> None:
+        self.listener = listener
+        self.client = client
+        self.username = username
+        self.transaction_id = transaction_id
+        self.response = b""
+        self.relay_by_family = relay_by_family
+        self.relayed = tuple(relay_by_family.values())
+        self.expiry = expiry
+        self.permissions: dict[str, float] = {}  # peer IP -> expiry
+        self.channels: dict[int, Channel] = {}  # channel number -> binding
+        self.peer_channels: dict[Address, Channel] = {}  # peer (host, port) -> binding
+        self.cooldown: dict[object, tuple[object, float]] = {}  # number or peer -> (other, until)
+        self.routes: dict[int, Route] = {}  # channel number -> route, see publish_routes
+        self.peer_routes: dict[Address, Route] = {}  # peer (host, port) -> route
+        self.packets_to_peer = self.bytes_to_peer = 0
+        self.packets_to_client = self.bytes_to_client = 0
+        self.tokens = burst
+        self.tokens_at = now
+        self.dropped = 0
+        self.transport = wire.TRANSPORT_UDP
+        self.connections: set[int] = set()  # RFC 6062 connection ids of a TCP allocation
+
+    def publish_routes(self) -> None:
+        """Rebuild the route table from the channels and permissions (in place: readers hold the dicts)."""
+        routes = self.routes
+        peer_routes = self.peer_routes
+        routes.clear()
+        peer_routes.clear()
+        if self.transport != wire.TRANSPORT_UDP:
+            return  # RFC 6062 section 5.1: no channels on TCP allocations
+        for channel in self.channels.values():
+            peer = channel.peer
+            if peer[0] not in self.permissions:  # section 9: no permission, no relaying
+                continue
+            relayed = self.relay_by_family.get(family_of(peer[0]))
+            if relayed is None:
+                continue
+            route = Route(channel.number, peer, relayed)
+            routes[channel.number] = route
+            peer_routes[peer] = route
+
+    def take_tokens(self, size: int, now: float, rate: int) -> bool:
+        """Token bucket of ``rate`` bytes/s and one second of burst; False means drop."""
+        tokens = self.tokens + (now - self.tokens_at) * rate
+        if tokens > rate:
+            tokens = rate
+        self.tokens_at = now
+        if tokens < size:
+            self.tokens = tokens
+            return False
+        self.tokens = tokens - size
+        return True
