@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from netcore.driver import Driver
-from netcore.net import Address, Receive, Transmit
+from netcore.net import Address, Core, Event, Receive, Transmit
 
 __all__ = ["Network", "Link", "Nat", "Behavior", "Node", "OneWayPath", "PUBLIC", "NAT_TYPES"]
 
@@ -213,48 +213,31 @@ class Node:
 
     A datagram to one of ``addresses`` reaches the core as a
     :class:`~netcore.net.Receive`; a :class:`~netcore.net.Transmit` without
-    a ``source`` leaves from ``addresses[0]``. Events go to ``events`` (and
-    ``on_event``).
-
-    ``deliver(data, src, dst, now)``, when given, replaces the contract's
-    ``handle_datagram`` for a core that has not moved to it yet, and what it
-    returns (application data) goes to ``received`` as ``(now, value)``.
+    a ``source`` leaves from ``addresses[0]``. Events (application data
+    included) go to ``events`` and ``on_event``.
     """
 
-    def __init__(self, network: Network, core: Any, addresses: list[Address],
-                 deliver: Callable[[bytes, Address, Address, float], Any] | None = None) -> None:
+    def __init__(self, network: Network, core: Core, addresses: list[Address]) -> None:
         self.network = network
         self.core = core
         self.addresses = list(addresses)
-        self.deliver = deliver
-        self.events: list[Any] = []
-        self.received: list[tuple[float, Any]] = []
-        self.on_event: Callable[[Any], None] | None = None
-        self.on_receive: Callable[[Any], None] | None = None
+        self.events: list[Event] = []
+        self.on_event: Callable[[Event], None] | None = None
         self.driver = Driver(core, network, self._send, self._event)
 
     def receive(self, data: bytes, src: Address, dst: Address) -> None:
-        if self.deliver is None:
-            self.driver.receive(Receive(data, src, dst))
-            return
-        value = self.deliver(data, src, dst, self.network.now)
-        if value is not None:
-            self.received.append((self.network.now, value))
-            if self.on_receive is not None:
-                self.on_receive(value)
-        self.flush()
+        self.driver.receive(Receive(data, src, dst))
 
     def flush(self) -> None:
+        """Drain the core after an API call on it."""
         self.driver.flush()
 
     def _send(self, transmit: Transmit) -> None:
-        if not isinstance(transmit, Transmit):  # a core still on the old tuple shape
-            transmit = Transmit(transmit[0], transmit[1], transmit[2] if len(transmit) > 2 else None)
         local = transmit.source or self.addresses[0]
         destination = transmit.destination
         self.network.send(transmit.data, (local[0], local[1]), (destination[0], destination[1]))
 
-    def _event(self, event: Any) -> None:
+    def _event(self, event: Event) -> None:
         self.events.append(event)
         if self.on_event is not None:
             self.on_event(event)
@@ -310,9 +293,8 @@ class Network:
     def link(self, ip: str) -> Link:
         return self._links[ip]
 
-    def add_node(self, core: Any, addresses: list[Address],
-                 deliver: Callable[[bytes, Address, Address, float], Any] | None = None) -> Node:
-        node = Node(self, core, addresses, deliver)
+    def add_node(self, core: Core, addresses: list[Address]) -> Node:
+        node = Node(self, core, addresses)
         for address in addresses:
             self.bind(address, node)
         return node

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from netcore.net import Receive, Transmit
 from netcore.testing.simnet import NAT_TYPES, PUBLIC, Behavior, Link, Network
 
 EIM = Behavior.ENDPOINT_INDEPENDENT
@@ -12,17 +13,20 @@ APDM = Behavior.ADDRESS_AND_PORT_DEPENDENT
 
 
 class Sink:
-    """A core that records what it receives and sends what it is told to."""
+    """A core that records ``(data, source, now)`` of what it receives and sends what it is told to."""
 
     def __init__(self):
         self.got = []
         self.out = []
 
+    def handle_datagram(self, datagram: Receive, now: float) -> None:
+        self.got.append((datagram.data, datagram.source, now))
+
     def handle_timeout(self, now):
         pass
 
     def poll_transmit(self):
-        return self.out.pop(0) if self.out else None
+        return Transmit(*self.out.pop(0)) if self.out else None
 
     def poll_event(self):
         return None
@@ -35,15 +39,14 @@ def network(mapping, filtering):
     net = Network(1)
     net.add_nat("nat", "198.51.100.1", mapping, filtering)
     inside = Sink()
-    node = net.add_node(inside, [(net.add_host("10.0.0.2", "nat"), 5000)],
-                        lambda data, src, dst, now: inside.got.append((data, src)))
+    node = net.add_node(inside, [(net.add_host("10.0.0.2", "nat"), 5000)])
     servers = {}
     for ip in ("203.0.113.1", "203.0.113.2"):
         net.add_host(ip)
         for port in (3478, 3479):
             sink = Sink()
             servers[(ip, port)] = sink
-            net.add_node(sink, [(ip, port)], lambda data, src, dst, now, sink=sink: sink.got.append((data, src)))
+            net.add_node(sink, [(ip, port)])
     return net, inside, node, servers
 
 
@@ -103,12 +106,12 @@ def test_link_loss_delay_and_determinism():
         a, b = Sink(), Sink()
         net.add_host("203.0.113.1", PUBLIC, Link(delay=0.03, jitter=0.01, loss=0.25))
         net.add_host("203.0.113.2")
-        node = net.add_node(a, [("203.0.113.1", 1)], lambda *args: None)
-        net.add_node(b, [("203.0.113.2", 1)], lambda data, src, dst, now: b.got.append(now))
+        node = net.add_node(a, [("203.0.113.1", 1)])
+        net.add_node(b, [("203.0.113.2", 1)])
         a.out.extend((bytes([i % 256]), ("203.0.113.2", 1)) for i in range(2000))
         node.flush()
         net.run()
-        return b.got
+        return [now for _, _, now in b.got]
 
     got = run(4)
     assert 0.70 * 2000 < len(got) < 0.80 * 2000
