@@ -330,6 +330,8 @@ class Message:
         attributes: list[tuple[int, bytes]] | None = None,
     ) -> None:
         if transaction_id is None:
+            # For applications building one message; cores pass an id drawn
+            # from their injected random source, so a test can replay them.
             transaction_id = os.urandom(12)
         elif len(transaction_id) != 12:
             raise UsageError("a transaction id is 12 bytes")

@@ -170,7 +170,7 @@ class TurnServer:
             if allocation.listener in self.stream_listeners and len(data) & 3:
                 out += bytes(4 - (len(data) & 3))  # section 12.5: padded over streams
         else:
-            indication = Message(wire.DATA, MessageClass.INDICATION)
+            indication = Message(wire.DATA, MessageClass.INDICATION, self._random(12))
             indication.add(wire.XOR_PEER_ADDRESS, peer).add(wire.DATA_ATTR, bytes(data))
             out = indication.encode()
         allocation.packets_to_client += 1

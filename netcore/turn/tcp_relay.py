@@ -141,7 +141,7 @@ class TcpRelay:
             server.stats.dropped += 1
             return None
         connection = self._new_connection(allocation, peer, "unbound", now, None)
-        indication = Message(wire.CONNECTION_ATTEMPT, MessageClass.INDICATION)
+        indication = Message(wire.CONNECTION_ATTEMPT, MessageClass.INDICATION, self._random(12))
         indication.add(wire.CONNECTION_ID, connection.connection_id).add(wire.XOR_PEER_ADDRESS, peer)
         server.send(Transmit(indication.encode(), allocation.client, allocation.listener,
                              transport_of(allocation.listener)))

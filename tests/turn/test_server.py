@@ -512,3 +512,14 @@ def test_stream_listener_pads_channel_data_and_connection_loss_deletes():
     server.handle_connection_lost(CLIENT, tcp, 2.0)
     assert not server.allocations and not relays.open
     assert [e.reason for e in events(server)] == ["closed"]
+
+
+def test_data_indications_draw_their_transaction_ids_from_the_injected_random():
+    def one_indication() -> bytes:
+        server, _, client, relayed = allocated()
+        client.request(w.CREATE_PERMISSION, (w.XOR_PEER_ADDRESS, PEER))
+        server.handle_datagram(Receive(b"world", PEER, relayed), 1.0)
+        [(data, _, _)] = drain(server)
+        return data
+
+    assert one_indication() == one_indication()  # the same seed replays the same bytes
