@@ -23,6 +23,7 @@ import subprocess
 import sys
 import time
 
+from netcore.aio import run
 from netcore.errors import UsageError
 from netcore.turn import wire
 from netcore.turn import aio_native
@@ -241,13 +242,7 @@ def main(argv: list[str] | None = None) -> None:
             log.error("%s", _reason(exc))
             sys.exit(1)
     try:
-        import uvloop
-    except ImportError:
-        runner = asyncio.run
-    else:
-        runner = uvloop.run
-    try:
-        sys.exit(runner(serve(args, settings)))
+        sys.exit(run(serve(args, settings)))
     except (OSError, UsageError, ssl.SSLError) as exc:
         log.error("%s", _reason(exc))
         sys.exit(1)
