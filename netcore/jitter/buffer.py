@@ -61,8 +61,11 @@ __all__ = [
 _BUCKET = 1.0  # seconds per transit-minimum bucket
 _BUCKETS = 10  # buckets kept: base is the minimum over ~10 s
 _QUANTILE_EVERY = 16  # packets between recomputing the delay quantile
-_RECOVERY_MEMORY = 5.0  # seconds a late or retransmitted packet counts
-_RECOVERY_QUANTILE = 0.9  # of their excess transit, to cover in the target
+_GAP_MEMORY = 5.0  # seconds the allowance for a newly revealed gap counts
+_MISSED_KEPT = 512  # sequence numbers remembered as missing when played past
+_LOSS_WEIGHT = 0.01  # per sequence number, of the moving average loss rate
+_RESIDUAL_LOSS = 0.01  # NACK rounds are waited for until this little is left
+_MAX_ROUNDS = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +82,11 @@ class JitterConfig:
     keyframe_interval: float = 0.5  # spacing of repeated key-frame requests
     delay_quantile: float = 0.95
     delay_window: int = 500  # packets in the excess-transit window
-    decay_rate: float = 0.05  # seconds of target delay shed per second
+    decay_rate: float = 0.05  # seconds of target delay shed per second, at least
+    decay_time: float = 1.0  # or the excess over the need divided by this, if more
+    recovery_quantile: float = 0.95  # of the recent recoveries' excess transit
+    recovery_window: int = 100  # recoveries in that quantile, at most ...
+    recovery_memory: float = 5.0  # ... and none older than this (seconds)
     wait_for_keyframe: bool = True
 
 
@@ -158,8 +165,10 @@ class JitterBuffer:
         self._since_quantile = 0
         self._desired = self.metrics.target_delay
         self._target_updated = 0.0
-        self._recovery: deque[tuple[float, float]] = deque(maxlen=64)
+        self._recovery: deque[tuple[float, float]] = deque(maxlen=config.recovery_window)
+        self._recovery_q = 0.0
         self._gaps: deque[tuple[float, float]] = deque(maxlen=64)
+        self.loss_rate = 0.0  # moving average of the numbers that went missing
         self._reset_stream()
 
     def _reset_stream(self) -> None:
@@ -170,6 +179,10 @@ class JitterBuffer:
         self._seq_key: dict[int, int] = {}  # buffered seq -> frame key
         self._played_seq: int | None = None
         self._played_key: int | None = None
+        # Sequence numbers played past while missing -> how many times they
+        # were NACKed (None: one copy came since), to read a packet arriving
+        # after its place was played.
+        self._missed: dict[int, int | None] = {}
         self._highest: int | None = None
         self._jump_candidate: int | None = None
         self._buckets: dict[int, float] = {}
@@ -218,8 +231,12 @@ class JitterBuffer:
         self._jump_candidate = None
         if self._played_seq is not None and seq <= self._played_seq:
             m.packets_late += 1
-            self._observe_late(now - self._ts.peek(packet.timestamp) / self.config.clock_rate, now)
-            return
+            retries = self._missed.pop(seq, None)
+            self._missed[seq] = None
+            if retries is not None:  # its place was played without it
+                transit = now - self._ts.peek(packet.timestamp) / self.config.clock_rate
+                self._observe_too_late(transit, retries, now)
+            return  # else a copy of a packet that played: it says nothing
         seq = self._seq.unwrap(seq16)
         if seq in self._seq_key:
             m.packets_duplicate += 1
@@ -238,26 +255,38 @@ class JitterBuffer:
                 m.packets_received -= 1
                 self.insert(packet, now)
                 return
-            m.packets_late += 1  # its frame was skipped before this arrived
-            self._observe_late(transit, now)
+            # Its frame was skipped before this arrived.  It still counts as
+            # arrived, or the numbers up to it would be NACKed in vain.
+            m.packets_late += 1
+            retries = 0
+            if self._nack is not None:
+                retries = self._nack.handle_packet(seq, now)[0]
+            if self._highest is None or seq > self._highest:
+                self._highest = seq
+            self._missed[seq] = None
+            self._observe_too_late(transit, retries, now)
             return
-        retransmitted = False
+        retries = 0
         if self._nack is not None:
-            retransmitted, given_up = self._nack.handle_packet(seq, now)
-            if retransmitted:
+            retries, given_up = self._nack.handle_packet(seq, now)
+            if retries:
                 m.packets_recovered += 1
             if given_up:
                 self._request_keyframe(now, "loss beyond the NACK window")
         gap = self._highest is not None and seq > self._highest + 1
+        if self._highest is not None and seq > self._highest:
+            self._account_loss(seq - self._highest - 1)
         if self._highest is None or seq > self._highest:
             self._highest = seq
-        if retransmitted:
-            self._observe_late(transit, now)
+        if retries:
+            self._observe_recovery(transit, retries, now)
         else:
             self._observe_transit(transit, now)
             if gap and self._nack is not None and self._base is not None:
-                # A new gap: make room for its retransmission right away.
-                wait = self._nack.rtt + self._nack.config.reorder_delay
+                # A new gap: make room for its retransmission right away
+                # (NACKed after the reorder delay, back a round trip and the
+                # path's jitter later), before recoveries are measured.
+                wait = self._nack.config.reorder_delay + self._nack.rtt + self._excess_q
                 self._gaps.append((now, transit - self._base + wait))
                 self._update_desired(now)
                 self._update_target(now)
@@ -267,6 +296,14 @@ class JitterBuffer:
             bisect.insort(self._order, key)
         self._add(frame, seq, packet)
         self._enforce_bounds(now)
+
+    def _account_loss(self, missing: int) -> None:
+        # An exponential moving average over sequence numbers: ``missing``
+        # lost, then one arrived (a reordered one later is not credited back).
+        keep = 1.0 - _LOSS_WEIGHT
+        for _ in range(min(missing, 100)):
+            self.loss_rate = self.loss_rate * keep + _LOSS_WEIGHT
+        self.loss_rate *= keep
 
     def _add(self, frame: _Frame, seq: int, packet: RtpPacket) -> None:
         frame.packets[seq] = packet
@@ -305,23 +342,39 @@ class JitterBuffer:
             self._since_quantile = 0
             values = sorted(self._excess)
             self._excess_q = values[min(len(values) - 1, int(len(values) * self.config.delay_quantile))]
+            if self._nack is not None:
+                self._nack.jitter = self._excess_q
             self._update_desired(now)
         self._update_target(now)
 
-    def _observe_late(self, transit: float, now: float) -> None:
-        # Retransmissions and late packets say how much delay recovery needs.
-        if self._base is not None:
+    def _observe_recovery(self, transit: float, retries: int, now: float) -> None:
+        # A retransmission that answered the first NACK: how much delay
+        # recovery needs.  Later rounds (the retransmission was lost too)
+        # are left to the hold at playout time: letting them set the target
+        # would add their extra round trip to every frame.
+        if retries == 1 and self._base is not None:
             self._recovery.append((now, transit - self._base))
             self._update_desired(now)
             self._update_target(now)
 
+    def _observe_too_late(self, transit: float, retries: int, now: float) -> None:
+        # A packet that came after its place was played or skipped: a
+        # retransmission is a recovery that needed more time; a first copy
+        # is the path's jitter, and counts among the other first copies
+        # (a single one must not set the target on its own).
+        if retries:
+            self._observe_recovery(transit, retries, now)
+        else:
+            self._observe_transit(transit, now)
+
     def _update_desired(self, now: float) -> None:
+        cfg = self.config
         q = self._excess_q
-        recent = sorted(e for t, e in self._recovery if now - t < _RECOVERY_MEMORY)
+        recent = sorted(e for t, e in self._recovery if now - t < cfg.recovery_memory)
         if recent:
-            q = max(q, recent[int(len(recent) * _RECOVERY_QUANTILE)])
+            q = max(q, recent[min(len(recent) - 1, int(len(recent) * cfg.recovery_quantile))])
         for t, e in self._gaps:
-            if now - t < _RECOVERY_MEMORY and e > q:
+            if now - t < _GAP_MEMORY and e > q:
                 q = e
         self._desired = self._clamp(q)
 
@@ -329,10 +382,14 @@ class JitterBuffer:
         m = self.metrics
         elapsed = max(0.0, now - self._target_updated)
         self._target_updated = now
-        if self._desired >= m.target_delay:
+        excess = m.target_delay - self._desired
+        if excess <= 0:
             m.target_delay = self._desired
-        elif self._desired != m.target_delay:
-            m.target_delay = max(self._desired, m.target_delay - self.config.decay_rate * elapsed)
+        else:
+            # Shed slowly when close to the need, fast when far above it (a
+            # loss burst is over): the buffer must not stay full.
+            rate = max(self.config.decay_rate, excess / self.config.decay_time)
+            m.target_delay = max(self._desired, m.target_delay - rate * elapsed)
 
     # --- output --------------------------------------------------------------
 
@@ -356,7 +413,7 @@ class JitterBuffer:
         self.handle_timeout(now)
         while self._order:
             frame = self._frames[self._order[0]]
-            if self._base is None or now < self._due(frame):
+            if self._base is None or now < self._wait_until(frame):
                 return None
             if not self._complete(frame):
                 self._consume(frame, skipped=True)
@@ -384,6 +441,58 @@ class JitterBuffer:
             )
         return None
 
+    def _playable(self, frame: _Frame) -> bool:
+        if not self._complete(frame):
+            return False
+        if not self._keyframes or frame.keyframe:
+            return True
+        played = self._played_seq
+        gap = self._gap or (played is not None and frame.first != played + 1)
+        return not (gap or self._need_keyframe)
+
+    def _wait_until(self, frame: _Frame) -> float:
+        """When to play (or give up) the first frame: its due time, or a
+        little later when what it lacks may still come."""
+        due = self._due(frame)
+        if not self.config.video or self._playable(frame) or not self._recoverable(frame):
+            return due
+        return due + self._hold()
+
+    def _hold(self) -> float:
+        """How long past its due time a frame waits for what it lacks.
+
+        The target covers the first NACK round; the hold, the rounds the
+        loss rate calls for beyond it (a retransmission is lost as often
+        as the original), at least one: waiting costs a short freeze,
+        skipping costs every frame until a key frame comes.
+        """
+        if self._nack is None:
+            return self._excess_q
+        rounds = 1
+        loss = self.loss_rate
+        residual = loss * loss
+        while residual > _RESIDUAL_LOSS and rounds < _MAX_ROUNDS - 1:
+            rounds += 1
+            residual *= loss
+        return rounds * (self._nack.rtt + self._excess_q)
+
+    def _recoverable(self, frame: _Frame) -> bool:
+        """Whether what keeps the first frame from playing may still arrive:
+        a packet NACKed and not given up, or its tail still on the way."""
+        if self._keyframes and self._need_keyframe and not frame.keyframe:
+            return False  # decoding waits for a key frame anyway
+        played = self._played_seq
+        low = frame.first if played is None else played + 1
+        if frame.last is not None:
+            high = frame.last
+        elif len(self._order) > 1:
+            high = self._frames[self._order[1]].first - 1
+        else:
+            high = self._highest if self._highest is not None else low
+        if self._nack is not None and self._nack.pending_between(low, high):
+            return True
+        return frame.last is None and self._highest == max(frame.packets)
+
     def _broken(self, now: float, reason: str) -> None:
         self._gap = True
         if self._keyframes:
@@ -399,6 +508,9 @@ class JitterBuffer:
         m.packets_buffered -= len(frame.packets)
         m.bytes_buffered -= frame.size
         high = max(frame.packets) if frame.last is None else frame.last
+        self._remember_missed(frame, high)
+        while len(self._missed) > _MISSED_KEPT:
+            del self._missed[next(iter(self._missed))]
         if self._played_seq is not None and high > self._played_seq:
             m.packets_lost += high - self._played_seq - len(frame.packets)
         elif self._played_seq is None:
@@ -410,6 +522,17 @@ class JitterBuffer:
             m.frames_skipped += 1
         if self._nack is not None:
             self._nack.forget_through(self._played_seq)
+
+    def _remember_missed(self, frame: _Frame, high: int) -> None:
+        # The numbers this frame plays past without them, and whether they
+        # were NACKed, so that one arriving later is read right.
+        played = self._played_seq
+        low = frame.first if played is None else played + 1
+        missed = self._missed
+        nack = self._nack
+        for seq in range(max(low, high - _MISSED_KEPT), high + 1):
+            if seq not in frame.packets and seq not in missed:
+                missed[seq] = nack.retries(seq) if nack is not None else 0
 
     def _enforce_bounds(self, now: float) -> None:
         m = self.metrics
@@ -453,7 +576,7 @@ class JitterBuffer:
         """When :meth:`pop` (or :meth:`handle_timeout`) should next be called."""
         deadlines = []
         if self._order and self._base is not None:
-            deadlines.append(self._due(self._frames[self._order[0]]))
+            deadlines.append(self._wait_until(self._frames[self._order[0]]))
         if self._nack is not None:
             d = self._nack.next_deadline()
             if d is not None:
