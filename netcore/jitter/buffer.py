@@ -12,13 +12,24 @@ over the last ten seconds, i.e. the fastest path through the network, and
 when the previous frame left, so a loss burst never adds latency: once it
 stops, frames play at ``base + delay`` again.
 
-Target delay.  The 95th percentile of the recent excess transit (transit
-minus ``base``) of packets that were not retransmitted, or, when packets
-were retransmitted or came late in the last five seconds, the 90th
-percentile of theirs if larger, and at least one round trip more than the
-packet that revealed a gap in that time (so the delay leaves room for NACK
-recovery), bounded by ``min_delay`` and ``max_delay``.  It grows at once
-and shrinks by at most ``decay_rate`` seconds per second.
+Target delay.  What the path's jitter and one NACK round need: the 95th
+percentile of the recent excess transit (transit minus ``base``) of first
+copies (late ones included), or, if larger, the 95th percentile of the
+excess transit of the last 100 retransmissions that answered a first NACK
+(none older than five seconds), and at least the reorder delay, a round
+trip and the jitter more than the packet that revealed a gap in the last
+five seconds (room for recovery before any is measured); bounded by
+``min_delay`` and ``max_delay``.  Later NACK rounds and copies of packets
+that already played do not count: the hold covers the former, the latter
+say nothing.  The target grows at once and shrinks by its excess over the
+need per ``decay_time``, at least ``decay_rate`` seconds per second.
+
+Hold.  A video frame that cannot play at its due time (incomplete, or
+after a gap) waits while what it lacks may still come (a number NACKed and
+not given up, or its tail not seen yet and nothing after it), for as many
+more NACK rounds (a round trip plus the jitter each) as the measured loss
+rate calls for, at least one and at most three; then it is skipped.
+Waiting costs a short freeze; skipping costs every frame until a key frame.
 
 Frames.  Video packets are grouped by timestamp; a frame is complete when
 its marker packet is there, every sequence number from its first packet is
@@ -65,7 +76,7 @@ _GAP_MEMORY = 5.0  # seconds the allowance for a newly revealed gap counts
 _MISSED_KEPT = 512  # sequence numbers remembered as missing when played past
 _LOSS_WEIGHT = 0.01  # per sequence number, of the moving average loss rate
 _RESIDUAL_LOSS = 0.01  # NACK rounds are waited for until this little is left
-_MAX_ROUNDS = 4
+_MAX_HOLD_ROUNDS = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +131,7 @@ class JitterMetrics:
     nacks_sent: int = 0
     keyframe_requests: int = 0
     resets: int = 0
+    loss_rate: float = 0.0  # moving average of the share of numbers that went missing
     packets_buffered: int = 0
     bytes_buffered: int = 0
 
@@ -166,9 +178,7 @@ class JitterBuffer:
         self._desired = self.metrics.target_delay
         self._target_updated = 0.0
         self._recovery: deque[tuple[float, float]] = deque(maxlen=config.recovery_window)
-        self._recovery_q = 0.0
         self._gaps: deque[tuple[float, float]] = deque(maxlen=64)
-        self.loss_rate = 0.0  # moving average of the numbers that went missing
         self._reset_stream()
 
     def _reset_stream(self) -> None:
@@ -232,8 +242,8 @@ class JitterBuffer:
         if self._played_seq is not None and seq <= self._played_seq:
             m.packets_late += 1
             retries = self._missed.pop(seq, None)
-            self._missed[seq] = None
             if retries is not None:  # its place was played without it
+                self._missed[seq] = None  # a further copy says nothing
                 transit = now - self._ts.peek(packet.timestamp) / self.config.clock_rate
                 self._observe_too_late(transit, retries, now)
             return  # else a copy of a packet that played: it says nothing
@@ -264,6 +274,7 @@ class JitterBuffer:
             if self._highest is None or seq > self._highest:
                 self._highest = seq
             self._missed[seq] = None
+            self._trim_missed()
             self._observe_too_late(transit, retries, now)
             return
         retries = 0
@@ -301,9 +312,10 @@ class JitterBuffer:
         # An exponential moving average over sequence numbers: ``missing``
         # lost, then one arrived (a reordered one later is not credited back).
         keep = 1.0 - _LOSS_WEIGHT
+        loss = self.metrics.loss_rate
         for _ in range(min(missing, 100)):
-            self.loss_rate = self.loss_rate * keep + _LOSS_WEIGHT
-        self.loss_rate *= keep
+            loss = loss * keep + _LOSS_WEIGHT
+        self.metrics.loss_rate = loss * keep
 
     def _add(self, frame: _Frame, seq: int, packet: RtpPacket) -> None:
         frame.packets[seq] = packet
@@ -469,9 +481,9 @@ class JitterBuffer:
         if self._nack is None:
             return self._excess_q
         rounds = 1
-        loss = self.loss_rate
+        loss = self.metrics.loss_rate
         residual = loss * loss
-        while residual > _RESIDUAL_LOSS and rounds < _MAX_ROUNDS - 1:
+        while residual > _RESIDUAL_LOSS and rounds < _MAX_HOLD_ROUNDS:
             rounds += 1
             residual *= loss
         return rounds * (self._nack.rtt + self._excess_q)
@@ -509,8 +521,7 @@ class JitterBuffer:
         m.bytes_buffered -= frame.size
         high = max(frame.packets) if frame.last is None else frame.last
         self._remember_missed(frame, high)
-        while len(self._missed) > _MISSED_KEPT:
-            del self._missed[next(iter(self._missed))]
+        self._trim_missed()
         if self._played_seq is not None and high > self._played_seq:
             m.packets_lost += high - self._played_seq - len(frame.packets)
         elif self._played_seq is None:
@@ -533,6 +544,11 @@ class JitterBuffer:
         for seq in range(max(low, high - _MISSED_KEPT), high + 1):
             if seq not in frame.packets and seq not in missed:
                 missed[seq] = nack.retries(seq) if nack is not None else 0
+
+    def _trim_missed(self) -> None:
+        missed = self._missed
+        while len(missed) > _MISSED_KEPT:
+            del missed[next(iter(missed))]
 
     def _enforce_bounds(self, now: float) -> None:
         m = self.metrics
