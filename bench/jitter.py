@@ -90,11 +90,9 @@ def other_cases(seconds: float) -> None:
             Phase(seconds, Link(delay=0.03, jitter=0.03, loss=0.05)),
         ],
     }
-    t = 0.0
     for b in (b for b in BURSTS if b + 1 < seconds):
         phases["loss bursts"] += [Phase(b, Link(delay=0.03, jitter=0.03, loss=0.01)),
                                   Phase(b + 1, Link(delay=0.03, jitter=0.03, loss=0.4))]
-        t = b + 1
     phases["loss bursts"].append(Phase(seconds, Link(delay=0.03, jitter=0.03, loss=0.01)))
     print(f"{'case':16} {'sent':>5} {'played':>6} {'skipped':>7} {'recovered':>9} {'late':>4} "
           f"{'nacks':>5} {'dup':>4} {'target':>6} {'p50':>4} {'p99':>4}  (ms)")

@@ -74,6 +74,7 @@ _BUCKETS = 10  # buckets kept: base is the minimum over ~10 s
 _QUANTILE_EVERY = 16  # packets between recomputing the delay quantile
 _GAP_MEMORY = 5.0  # seconds the allowance for a newly revealed gap counts
 _MISSED_KEPT = 512  # sequence numbers remembered as missing when played past
+_OUTAGE = 0.25  # a loss found after this long without arrivals was an outage
 _LOSS_WEIGHT = 0.01  # per sequence number, of the moving average loss rate
 _RESIDUAL_LOSS = 0.01  # NACK rounds are waited for until this little is left
 _MAX_HOLD_ROUNDS = 3
@@ -178,6 +179,8 @@ class JitterBuffer:
         self._desired = self.metrics.target_delay
         self._target_updated = 0.0
         self._recovery: deque[tuple[float, float]] = deque(maxlen=config.recovery_window)
+        self._recovery_q = 0.0  # their quantile, valid until _recovery_until
+        self._recovery_until = -1.0  # when it must be recomputed (an entry expires)
         self._gaps: deque[tuple[float, float]] = deque(maxlen=64)
         self._reset_stream()
 
@@ -190,9 +193,10 @@ class JitterBuffer:
         self._played_seq: int | None = None
         self._played_key: int | None = None
         # Sequence numbers played past while missing -> how many times they
-        # were NACKed (None: one copy came since), to read a packet arriving
-        # after its place was played.
-        self._missed: dict[int, int | None] = {}
+        # were NACKed and the silence before they were found missing (None:
+        # one copy came since), to
+        # read a packet arriving after its place was played.
+        self._missed: dict[int, tuple[int, float | None] | None] = {}
         self._highest: int | None = None
         self._jump_candidate: int | None = None
         self._buckets: dict[int, float] = {}
@@ -241,11 +245,11 @@ class JitterBuffer:
         self._jump_candidate = None
         if self._played_seq is not None and seq <= self._played_seq:
             m.packets_late += 1
-            retries = self._missed.pop(seq, None)
-            if retries is not None:  # its place was played without it
+            nacked = self._missed.pop(seq, None)
+            if nacked is not None:  # its place was played without it
                 self._missed[seq] = None  # a further copy says nothing
                 transit = now - self._ts.peek(packet.timestamp) / self.config.clock_rate
-                self._observe_too_late(transit, retries, now)
+                self._observe_too_late(transit, *nacked, now)
             return  # else a copy of a packet that played: it says nothing
         seq = self._seq.unwrap(seq16)
         if seq in self._seq_key:
@@ -268,17 +272,19 @@ class JitterBuffer:
             # Its frame was skipped before this arrived.  It still counts as
             # arrived, or the numbers up to it would be NACKed in vain.
             m.packets_late += 1
-            retries = 0
+            retries, silence = 0, None
             if self._nack is not None:
+                silence = self._nack.silence_before(seq)
                 retries = self._nack.handle_packet(seq, now)[0]
             if self._highest is None or seq > self._highest:
                 self._highest = seq
             self._missed[seq] = None
             self._trim_missed()
-            self._observe_too_late(transit, retries, now)
+            self._observe_too_late(transit, retries, silence, now)
             return
-        retries = 0
+        retries, silence = 0, None
         if self._nack is not None:
+            silence = self._nack.silence_before(seq)
             retries, given_up = self._nack.handle_packet(seq, now)
             if retries:
                 m.packets_recovered += 1
@@ -290,7 +296,7 @@ class JitterBuffer:
         if self._highest is None or seq > self._highest:
             self._highest = seq
         if retries:
-            self._observe_recovery(transit, retries, now)
+            self._observe_recovery(transit, retries, silence, now)
         else:
             self._observe_transit(transit, now)
             if gap and self._nack is not None and self._base is not None:
@@ -359,36 +365,49 @@ class JitterBuffer:
             self._update_desired(now)
         self._update_target(now)
 
-    def _observe_recovery(self, transit: float, retries: int, now: float) -> None:
+    def _observe_recovery(self, transit: float, retries: int, silence: float | None, now: float) -> None:
         # A retransmission that answered the first NACK: how much delay
         # recovery needs.  Later rounds (the retransmission was lost too)
         # are left to the hold at playout time: letting them set the target
-        # would add their extra round trip to every frame.
-        if retries == 1 and self._base is not None:
+        # would add their extra round trip to every frame.  So is a loss
+        # found only after an outage: the target would stretch by the outage.
+        if retries != 1 or self._base is None:
+            return
+        if silence is None or silence <= _OUTAGE:
             self._recovery.append((now, transit - self._base))
+            self._recovery_until = now  # recompute
             self._update_desired(now)
             self._update_target(now)
 
-    def _observe_too_late(self, transit: float, retries: int, now: float) -> None:
+    def _observe_too_late(self, transit: float, retries: int, silence: float | None, now: float) -> None:
         # A packet that came after its place was played or skipped: a
         # retransmission is a recovery that needed more time; a first copy
         # is the path's jitter, and counts among the other first copies
         # (a single one must not set the target on its own).
         if retries:
-            self._observe_recovery(transit, retries, now)
+            self._observe_recovery(transit, retries, silence, now)
         else:
             self._observe_transit(transit, now)
 
     def _update_desired(self, now: float) -> None:
-        cfg = self.config
-        q = self._excess_q
-        recent = sorted(e for t, e in self._recovery if now - t < cfg.recovery_memory)
-        if recent:
-            q = max(q, recent[min(len(recent) - 1, int(len(recent) * cfg.recovery_quantile))])
+        q = max(self._excess_q, self._recovery_quantile(now))
         for t, e in self._gaps:
             if now - t < _GAP_MEMORY and e > q:
                 q = e
         self._desired = self._clamp(q)
+
+    def _recovery_quantile(self, now: float) -> float:
+        if now < self._recovery_until:
+            return self._recovery_q
+        cfg = self.config
+        recent = [(t, e) for t, e in self._recovery if now - t < cfg.recovery_memory]
+        if not recent:
+            self._recovery_q, self._recovery_until = 0.0, float("inf")
+            return 0.0
+        values = sorted(e for _, e in recent)
+        self._recovery_q = values[min(len(values) - 1, int(len(values) * cfg.recovery_quantile))]
+        self._recovery_until = recent[0][0] + cfg.recovery_memory  # the oldest expires
+        return self._recovery_q
 
     def _update_target(self, now: float) -> None:
         m = self.metrics
@@ -425,7 +444,10 @@ class JitterBuffer:
         self.handle_timeout(now)
         while self._order:
             frame = self._frames[self._order[0]]
-            if self._base is None or now < self._wait_until(frame):
+            if self._base is None:
+                return None
+            due = self._due(frame)
+            if now < due or (now < due + self._hold() and self._waits(frame)):
                 return None
             if not self._complete(frame):
                 self._consume(frame, skipped=True)
@@ -462,13 +484,15 @@ class JitterBuffer:
         gap = self._gap or (played is not None and frame.first != played + 1)
         return not (gap or self._need_keyframe)
 
+    def _waits(self, frame: _Frame) -> bool:
+        """Whether the first frame, due, is held for what it lacks."""
+        return self.config.video and not self._playable(frame) and self._recoverable(frame)
+
     def _wait_until(self, frame: _Frame) -> float:
         """When to play (or give up) the first frame: its due time, or a
         little later when what it lacks may still come."""
         due = self._due(frame)
-        if not self.config.video or self._playable(frame) or not self._recoverable(frame):
-            return due
-        return due + self._hold()
+        return due + self._hold() if self._waits(frame) else due
 
     def _hold(self) -> float:
         """How long past its due time a frame waits for what it lacks.
@@ -543,7 +567,7 @@ class JitterBuffer:
         nack = self._nack
         for seq in range(max(low, high - _MISSED_KEPT), high + 1):
             if seq not in frame.packets and seq not in missed:
-                missed[seq] = nack.retries(seq) if nack is not None else 0
+                missed[seq] = (nack.retries(seq), nack.silence_before(seq)) if nack is not None else (0, None)
 
     def _trim_missed(self) -> None:
         missed = self._missed

@@ -28,11 +28,12 @@ class NackConfig:
 
 
 class _Missing:
-    __slots__ = ("retries", "due")
+    __slots__ = ("retries", "due", "silence")
 
-    def __init__(self, due: float) -> None:
+    def __init__(self, due: float, silence: float) -> None:
         self.retries = 0
         self.due = due
+        self.silence = silence  # nothing had arrived for this long when it was found missing
 
 
 class NackGenerator:
@@ -47,6 +48,7 @@ class NackGenerator:
         # No entry is due before this (it may be early after removals: poll
         # then finds nothing and recomputes it).
         self._next_due: float | None = None
+        self._last_arrival: float | None = None
         self.nacks_sent = 0  # sequence numbers NACKed, retries included
         self.recovered = 0  # missing packets that arrived after a NACK
         self.given_up = 0
@@ -59,6 +61,7 @@ class NackGenerator:
 
     def reset(self) -> None:
         self.highest = None
+        self._last_arrival = None
         self._missing.clear()
         self._next_due = None
 
@@ -69,6 +72,8 @@ class NackGenerator:
         (0: it was not NACKed), and how many numbers were given up at once
         because the gap overflowed ``max_missing``.
         """
+        silence = 0.0 if self._last_arrival is None else max(0.0, now - self._last_arrival)
+        self._last_arrival = now
         highest = self.highest
         if highest is None:
             self.highest = seq
@@ -78,7 +83,7 @@ class NackGenerator:
             first = max(highest + 1, seq - self.config.max_missing)
             missing = self._missing
             for s in range(first, seq):
-                missing[s] = _Missing(due)
+                missing[s] = _Missing(due, silence)
             if first < seq and (self._next_due is None or due < self._next_due):
                 self._next_due = due
             given_up = first - highest - 1
@@ -100,6 +105,12 @@ class NackGenerator:
         """How many times ``seq`` was NACKed (0 when it is not missing)."""
         entry = self._missing.get(seq)
         return entry.retries if entry is not None else 0
+
+    def silence_before(self, seq: int) -> float | None:
+        """How long nothing had arrived when ``seq`` was found missing (None
+        when it is not missing): long after an outage, short after a loss."""
+        entry = self._missing.get(seq)
+        return entry.silence if entry is not None else None
 
     def pending_between(self, low: int, high: int) -> bool:
         """Whether a number in ``[low, high]`` is missing and not given up."""

@@ -360,3 +360,18 @@ def test_nack_retries_are_spaced_by_the_round_trip_plus_the_jitter():
     assert abs(n.next_deadline() - (0.01 + 0.09)) < 1e-9
     assert n.poll(0.1) == ([1], 0)
     assert n.handle_packet(1, 0.15) == (2, 0)  # answered the second NACK
+
+
+@settings(max_examples=5, deadline=None)
+@given(st.integers(0, 2**32 - 1))
+def test_an_outage_does_not_stretch_the_target(seed):
+    # The packets of a 0.6 s outage, NACKed when the path comes back,
+    # return with 0.6 s of excess transit: no delay kept for them would
+    # let the next outage play, it would only delay every frame after it.
+    buf = _video_buffer()
+    lossy = Link(delay=0.03, jitter=0.02, loss=0.05)
+    outage = Link(delay=0.03, jitter=0.02, loss=1.0)
+    sim = Simulation(buf, [Phase(3.0, lossy), Phase(3.6, outage), Phase(8.0, lossy)], seed=seed).run()
+    _check_deliveries(sim)
+    after = [d.target_delay for d in sim.deliveries if d.sent_at >= 3.6]
+    assert after and max(after) < 0.3  # what 5% loss needs, not the outage
