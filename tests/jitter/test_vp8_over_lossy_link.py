@@ -59,7 +59,7 @@ def test_vp8_over_lossy_link_plays_exact_pictures():
     # frames in it are skipped and a key frame requested (PLI), whatever
     # the encoder's frame sizes (libvpx in real-time mode varies them).
     outage = Link(delay=0.03, jitter=0.02, loss=1.0)
-    phases = [Phase(2.0, link), Phase(2.6, outage), Phase(6.0, link)]
+    phases = [Phase(2.0, link), Phase(2.6, outage), Phase(8.0, link)]
     sim = Simulation(buf, phases, seed=3, source=camera).run()
     assert len(camera.keyframes) >= 2  # the first, and at least one on PLI
     assert buf.metrics.packets_recovered > 0
