@@ -108,9 +108,10 @@ def other_cases(seconds: float) -> None:
         if name == "loss bursts":
             for b in (b for b in BURSTS if b + 1 < seconds):
                 before = _latency(sim.deliveries, b - 2, b)
-                after = _latency(sim.deliveries, b + 4, b + 6)
+                soon = _latency(sim.deliveries, b + 4, b + 6)
+                later = _latency(sim.deliveries, b + 8, b + 10)
                 print(f"{'':18}burst at {b:.0f} s: latency p50 {_pct(before, 0.5):.0f} ms in the 2 s "
-                      f"before, {_pct(after, 0.5):.0f} ms 3-5 s after it ended")
+                      f"before, {_pct(soon, 0.5):.0f} ms 3-5 s and {_pct(later, 0.5):.0f} ms 7-9 s after it ended")
 
 
 def main() -> None:
@@ -158,7 +159,8 @@ def main() -> None:
     print(f"{seconds:.0f} s of 30 fps video, 5% loss, 30 ms jitter, NACK: {n} packets in")
     print(
         f"netcore: {len(sim.sent)} frames sent, {m.frames_popped} played, {m.frames_skipped} skipped, "
-        f"{m.packets_recovered} packets recovered by NACK, {m.packets_late} late, "
+        f"{m.packets_recovered} packets recovered by NACK ({m.nacks_sent} NACKed, "
+        f"{m.packets_duplicate} duplicates), {m.packets_late} late, "
         f"target delay {m.target_delay * 1000:.0f} ms, sender-to-playout latency "
         f"p50 {lat[len(lat) // 2] * 1000:.0f} ms p99 {lat[int(len(lat) * 0.99)] * 1000:.0f} ms"
     )
