@@ -244,13 +244,8 @@ class JitterBuffer:
             self._reset(now, "sequence number jump")
         self._jump_candidate = None
         if self._played_seq is not None and seq <= self._played_seq:
-            m.packets_late += 1
-            nacked = self._missed.pop(seq, None)
-            if nacked is not None:  # its place was played without it
-                self._missed[seq] = None  # a further copy says nothing
-                transit = now - self._ts.peek(packet.timestamp) / self.config.clock_rate
-                self._observe_too_late(transit, *nacked, now)
-            return  # else a copy of a packet that played: it says nothing
+            self._arrived_after_play(seq, packet, now)
+            return
         seq = self._seq.unwrap(seq16)
         if seq in self._seq_key:
             m.packets_duplicate += 1
@@ -269,18 +264,7 @@ class JitterBuffer:
                 m.packets_received -= 1
                 self.insert(packet, now)
                 return
-            # Its frame was skipped before this arrived.  It still counts as
-            # arrived, or the numbers up to it would be NACKed in vain.
-            m.packets_late += 1
-            retries, silence = 0, None
-            if self._nack is not None:
-                silence = self._nack.silence_before(seq)
-                retries = self._nack.handle_packet(seq, now)[0]
-            if self._highest is None or seq > self._highest:
-                self._highest = seq
-            self._missed[seq] = None
-            self._trim_missed()
-            self._observe_too_late(transit, retries, silence, now)
+            self._arrived_after_skip(seq, transit, now)
             return
         retries, silence = 0, None
         if self._nack is not None:
@@ -313,6 +297,30 @@ class JitterBuffer:
             bisect.insort(self._order, key)
         self._add(frame, seq, packet)
         self._enforce_bounds(now)
+
+    def _arrived_after_play(self, seq: int, packet: RtpPacket, now: float) -> None:
+        # Its place was played or skipped past without it, or it is a copy
+        # of a packet that played (which says nothing).
+        self.metrics.packets_late += 1
+        nacked = self._missed.pop(seq, None)
+        if nacked is not None:
+            self._missed[seq] = None  # a further copy says nothing either
+            transit = now - self._ts.peek(packet.timestamp) / self.config.clock_rate
+            self._observe_too_late(transit, *nacked, now)
+
+    def _arrived_after_skip(self, seq: int, transit: float, now: float) -> None:
+        # Its frame was skipped before it came.  It still counts as arrived,
+        # or the numbers up to it would be NACKed in vain.
+        self.metrics.packets_late += 1
+        retries, silence = 0, None
+        if self._nack is not None:
+            silence = self._nack.silence_before(seq)
+            retries = self._nack.handle_packet(seq, now)[0]
+        if self._highest is None or seq > self._highest:
+            self._highest = seq
+        self._missed[seq] = None
+        self._trim_missed()
+        self._observe_too_late(transit, retries, silence, now)
 
     def _account_loss(self, missing: int) -> None:
         # An exponential moving average over sequence numbers: ``missing``
