@@ -12,13 +12,24 @@ over the last ten seconds, i.e. the fastest path through the network, and
 when the previous frame left, so a loss burst never adds latency: once it
 stops, frames play at ``base + delay`` again.
 
-Target delay.  The 95th percentile of the recent excess transit (transit
-minus ``base``) of packets that were not retransmitted, or, when packets
-were retransmitted or came late in the last five seconds, the 90th
-percentile of theirs if larger, and at least one round trip more than the
-packet that revealed a gap in that time (so the delay leaves room for NACK
-recovery), bounded by ``min_delay`` and ``max_delay``.  It grows at once
-and shrinks by at most ``decay_rate`` seconds per second.
+Target delay.  What the path's jitter and one NACK round need: the 95th
+percentile of the recent excess transit (transit minus ``base``) of first
+copies (late ones included), or, if larger, the 95th percentile of the
+excess transit of the last 100 retransmissions that answered a first NACK
+(none older than five seconds), and at least the reorder delay, a round
+trip and the jitter more than the packet that revealed a gap in the last
+five seconds (room for recovery before any is measured); bounded by
+``min_delay`` and ``max_delay``.  Later NACK rounds and copies of packets
+that already played do not count: the hold covers the former, the latter
+say nothing.  The target grows at once and shrinks by its excess over the
+need per ``decay_time``, at least ``decay_rate`` seconds per second.
+
+Hold.  A video frame that cannot play at its due time (incomplete, or
+after a gap) waits while what it lacks may still come (a number NACKed and
+not given up, or its tail not seen yet and nothing after it), for as many
+more NACK rounds (a round trip plus the jitter each) as the measured loss
+rate calls for, at least one and at most three; then it is skipped.
+Waiting costs a short freeze; skipping costs every frame until a key frame.
 
 Frames.  Video packets are grouped by timestamp; a frame is complete when
 its marker packet is there, every sequence number from its first packet is
@@ -61,8 +72,12 @@ __all__ = [
 _BUCKET = 1.0  # seconds per transit-minimum bucket
 _BUCKETS = 10  # buckets kept: base is the minimum over ~10 s
 _QUANTILE_EVERY = 16  # packets between recomputing the delay quantile
-_RECOVERY_MEMORY = 5.0  # seconds a late or retransmitted packet counts
-_RECOVERY_QUANTILE = 0.9  # of their excess transit, to cover in the target
+_GAP_MEMORY = 5.0  # seconds the allowance for a newly revealed gap counts
+_MISSED_KEPT = 512  # sequence numbers remembered as missing when played past
+_OUTAGE = 0.25  # a loss found after this long without arrivals was an outage
+_LOSS_WEIGHT = 0.01  # per sequence number, of the moving average loss rate
+_RESIDUAL_LOSS = 0.01  # NACK rounds are waited for until this little is left
+_MAX_HOLD_ROUNDS = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +94,11 @@ class JitterConfig:
     keyframe_interval: float = 0.5  # spacing of repeated key-frame requests
     delay_quantile: float = 0.95
     delay_window: int = 500  # packets in the excess-transit window
-    decay_rate: float = 0.05  # seconds of target delay shed per second
+    decay_rate: float = 0.05  # seconds of target delay shed per second, at least
+    decay_time: float = 1.0  # or the excess over the need divided by this, if more
+    recovery_quantile: float = 0.95  # of the recent recoveries' excess transit
+    recovery_window: int = 100  # recoveries in that quantile, at most ...
+    recovery_memory: float = 5.0  # ... and none older than this (seconds)
     wait_for_keyframe: bool = True
 
 
@@ -113,6 +132,7 @@ class JitterMetrics:
     nacks_sent: int = 0
     keyframe_requests: int = 0
     resets: int = 0
+    loss_rate: float = 0.0  # moving average of the share of numbers that went missing
     packets_buffered: int = 0
     bytes_buffered: int = 0
 
@@ -158,7 +178,9 @@ class JitterBuffer:
         self._since_quantile = 0
         self._desired = self.metrics.target_delay
         self._target_updated = 0.0
-        self._recovery: deque[tuple[float, float]] = deque(maxlen=64)
+        self._recovery: deque[tuple[float, float]] = deque(maxlen=config.recovery_window)
+        self._recovery_q = 0.0  # their quantile, valid until _recovery_until
+        self._recovery_until = -1.0  # when it must be recomputed (an entry expires)
         self._gaps: deque[tuple[float, float]] = deque(maxlen=64)
         self._reset_stream()
 
@@ -170,6 +192,11 @@ class JitterBuffer:
         self._seq_key: dict[int, int] = {}  # buffered seq -> frame key
         self._played_seq: int | None = None
         self._played_key: int | None = None
+        # Sequence numbers played past while missing -> how many times they
+        # were NACKed and the silence before they were found missing (None:
+        # one copy came since), to
+        # read a packet arriving after its place was played.
+        self._missed: dict[int, tuple[int, float | None] | None] = {}
         self._highest: int | None = None
         self._jump_candidate: int | None = None
         self._buckets: dict[int, float] = {}
@@ -217,8 +244,7 @@ class JitterBuffer:
             self._reset(now, "sequence number jump")
         self._jump_candidate = None
         if self._played_seq is not None and seq <= self._played_seq:
-            m.packets_late += 1
-            self._observe_late(now - self._ts.peek(packet.timestamp) / self.config.clock_rate, now)
+            self._arrived_after_play(seq, packet, now)
             return
         seq = self._seq.unwrap(seq16)
         if seq in self._seq_key:
@@ -238,26 +264,30 @@ class JitterBuffer:
                 m.packets_received -= 1
                 self.insert(packet, now)
                 return
-            m.packets_late += 1  # its frame was skipped before this arrived
-            self._observe_late(transit, now)
+            self._arrived_after_skip(seq, transit, now)
             return
-        retransmitted = False
+        retries, silence = 0, None
         if self._nack is not None:
-            retransmitted, given_up = self._nack.handle_packet(seq, now)
-            if retransmitted:
+            silence = self._nack.silence_before(seq)
+            retries, given_up = self._nack.handle_packet(seq, now)
+            if retries:
                 m.packets_recovered += 1
             if given_up:
                 self._request_keyframe(now, "loss beyond the NACK window")
         gap = self._highest is not None and seq > self._highest + 1
+        if self._highest is not None and seq > self._highest:
+            self._account_loss(seq - self._highest - 1)
         if self._highest is None or seq > self._highest:
             self._highest = seq
-        if retransmitted:
-            self._observe_late(transit, now)
+        if retries:
+            self._observe_recovery(transit, retries, silence, now)
         else:
             self._observe_transit(transit, now)
             if gap and self._nack is not None and self._base is not None:
-                # A new gap: make room for its retransmission right away.
-                wait = self._nack.rtt + self._nack.config.reorder_delay
+                # A new gap: make room for its retransmission right away
+                # (NACKed after the reorder delay, back a round trip and the
+                # path's jitter later), before recoveries are measured.
+                wait = self._nack.config.reorder_delay + self._nack.rtt + self._excess_q
                 self._gaps.append((now, transit - self._base + wait))
                 self._update_desired(now)
                 self._update_target(now)
@@ -267,6 +297,39 @@ class JitterBuffer:
             bisect.insort(self._order, key)
         self._add(frame, seq, packet)
         self._enforce_bounds(now)
+
+    def _arrived_after_play(self, seq: int, packet: RtpPacket, now: float) -> None:
+        # Its place was played or skipped past without it, or it is a copy
+        # of a packet that played (which says nothing).
+        self.metrics.packets_late += 1
+        nacked = self._missed.pop(seq, None)
+        if nacked is not None:
+            self._missed[seq] = None  # a further copy says nothing either
+            transit = now - self._ts.peek(packet.timestamp) / self.config.clock_rate
+            self._observe_too_late(transit, *nacked, now)
+
+    def _arrived_after_skip(self, seq: int, transit: float, now: float) -> None:
+        # Its frame was skipped before it came.  It still counts as arrived,
+        # or the numbers up to it would be NACKed in vain.
+        self.metrics.packets_late += 1
+        retries, silence = 0, None
+        if self._nack is not None:
+            silence = self._nack.silence_before(seq)
+            retries = self._nack.handle_packet(seq, now)[0]
+        if self._highest is None or seq > self._highest:
+            self._highest = seq
+        self._missed[seq] = None
+        self._trim_missed()
+        self._observe_too_late(transit, retries, silence, now)
+
+    def _account_loss(self, missing: int) -> None:
+        # An exponential moving average over sequence numbers: ``missing``
+        # lost, then one arrived (a reordered one later is not credited back).
+        keep = 1.0 - _LOSS_WEIGHT
+        loss = self.metrics.loss_rate
+        for _ in range(min(missing, 100)):
+            loss = loss * keep + _LOSS_WEIGHT
+        self.metrics.loss_rate = loss * keep
 
     def _add(self, frame: _Frame, seq: int, packet: RtpPacket) -> None:
         frame.packets[seq] = packet
@@ -305,34 +368,67 @@ class JitterBuffer:
             self._since_quantile = 0
             values = sorted(self._excess)
             self._excess_q = values[min(len(values) - 1, int(len(values) * self.config.delay_quantile))]
+            if self._nack is not None:
+                self._nack.jitter = self._excess_q
             self._update_desired(now)
         self._update_target(now)
 
-    def _observe_late(self, transit: float, now: float) -> None:
-        # Retransmissions and late packets say how much delay recovery needs.
-        if self._base is not None:
+    def _observe_recovery(self, transit: float, retries: int, silence: float | None, now: float) -> None:
+        # A retransmission that answered the first NACK: how much delay
+        # recovery needs.  Later rounds (the retransmission was lost too)
+        # are left to the hold at playout time: letting them set the target
+        # would add their extra round trip to every frame.  So is a loss
+        # found only after an outage: the target would stretch by the outage.
+        if retries != 1 or self._base is None:
+            return
+        if silence is None or silence <= _OUTAGE:
             self._recovery.append((now, transit - self._base))
+            self._recovery_until = now  # recompute
             self._update_desired(now)
             self._update_target(now)
 
+    def _observe_too_late(self, transit: float, retries: int, silence: float | None, now: float) -> None:
+        # A packet that came after its place was played or skipped: a
+        # retransmission is a recovery that needed more time; a first copy
+        # is the path's jitter, and counts among the other first copies
+        # (a single one must not set the target on its own).
+        if retries:
+            self._observe_recovery(transit, retries, silence, now)
+        else:
+            self._observe_transit(transit, now)
+
     def _update_desired(self, now: float) -> None:
-        q = self._excess_q
-        recent = sorted(e for t, e in self._recovery if now - t < _RECOVERY_MEMORY)
-        if recent:
-            q = max(q, recent[int(len(recent) * _RECOVERY_QUANTILE)])
+        q = max(self._excess_q, self._recovery_quantile(now))
         for t, e in self._gaps:
-            if now - t < _RECOVERY_MEMORY and e > q:
+            if now - t < _GAP_MEMORY and e > q:
                 q = e
         self._desired = self._clamp(q)
+
+    def _recovery_quantile(self, now: float) -> float:
+        if now < self._recovery_until:
+            return self._recovery_q
+        cfg = self.config
+        recent = [(t, e) for t, e in self._recovery if now - t < cfg.recovery_memory]
+        if not recent:
+            self._recovery_q, self._recovery_until = 0.0, float("inf")
+            return 0.0
+        values = sorted(e for _, e in recent)
+        self._recovery_q = values[min(len(values) - 1, int(len(values) * cfg.recovery_quantile))]
+        self._recovery_until = recent[0][0] + cfg.recovery_memory  # the oldest expires
+        return self._recovery_q
 
     def _update_target(self, now: float) -> None:
         m = self.metrics
         elapsed = max(0.0, now - self._target_updated)
         self._target_updated = now
-        if self._desired >= m.target_delay:
+        excess = m.target_delay - self._desired
+        if excess <= 0:
             m.target_delay = self._desired
-        elif self._desired != m.target_delay:
-            m.target_delay = max(self._desired, m.target_delay - self.config.decay_rate * elapsed)
+        else:
+            # Shed slowly when close to the need, fast when far above it (a
+            # loss burst is over): the buffer must not stay full.
+            rate = max(self.config.decay_rate, excess / self.config.decay_time)
+            m.target_delay = max(self._desired, m.target_delay - rate * elapsed)
 
     # --- output --------------------------------------------------------------
 
@@ -356,7 +452,10 @@ class JitterBuffer:
         self.handle_timeout(now)
         while self._order:
             frame = self._frames[self._order[0]]
-            if self._base is None or now < self._due(frame):
+            if self._base is None:
+                return None
+            due = self._due(frame)
+            if now < due or (now < due + self._hold() and self._waits(frame)):
                 return None
             if not self._complete(frame):
                 self._consume(frame, skipped=True)
@@ -384,6 +483,60 @@ class JitterBuffer:
             )
         return None
 
+    def _playable(self, frame: _Frame) -> bool:
+        if not self._complete(frame):
+            return False
+        if not self._keyframes or frame.keyframe:
+            return True
+        played = self._played_seq
+        gap = self._gap or (played is not None and frame.first != played + 1)
+        return not (gap or self._need_keyframe)
+
+    def _waits(self, frame: _Frame) -> bool:
+        """Whether the first frame, due, is held for what it lacks."""
+        return self.config.video and not self._playable(frame) and self._recoverable(frame)
+
+    def _wait_until(self, frame: _Frame) -> float:
+        """When to play (or give up) the first frame: its due time, or a
+        little later when what it lacks may still come."""
+        due = self._due(frame)
+        return due + self._hold() if self._waits(frame) else due
+
+    def _hold(self) -> float:
+        """How long past its due time a frame waits for what it lacks.
+
+        The target covers the first NACK round; the hold, the rounds the
+        loss rate calls for beyond it (a retransmission is lost as often
+        as the original), at least one: waiting costs a short freeze,
+        skipping costs every frame until a key frame comes.
+        """
+        if self._nack is None:
+            return self._excess_q
+        rounds = 1
+        loss = self.metrics.loss_rate
+        residual = loss * loss
+        while residual > _RESIDUAL_LOSS and rounds < _MAX_HOLD_ROUNDS:
+            rounds += 1
+            residual *= loss
+        return rounds * (self._nack.rtt + self._excess_q)
+
+    def _recoverable(self, frame: _Frame) -> bool:
+        """Whether what keeps the first frame from playing may still arrive:
+        a packet NACKed and not given up, or its tail still on the way."""
+        if self._keyframes and self._need_keyframe and not frame.keyframe:
+            return False  # decoding waits for a key frame anyway
+        played = self._played_seq
+        low = frame.first if played is None else played + 1
+        if frame.last is not None:
+            high = frame.last
+        elif len(self._order) > 1:
+            high = self._frames[self._order[1]].first - 1
+        else:
+            high = self._highest if self._highest is not None else low
+        if self._nack is not None and self._nack.pending_between(low, high):
+            return True
+        return frame.last is None and self._highest == max(frame.packets)
+
     def _broken(self, now: float, reason: str) -> None:
         self._gap = True
         if self._keyframes:
@@ -399,6 +552,8 @@ class JitterBuffer:
         m.packets_buffered -= len(frame.packets)
         m.bytes_buffered -= frame.size
         high = max(frame.packets) if frame.last is None else frame.last
+        self._remember_missed(frame, high)
+        self._trim_missed()
         if self._played_seq is not None and high > self._played_seq:
             m.packets_lost += high - self._played_seq - len(frame.packets)
         elif self._played_seq is None:
@@ -410,6 +565,22 @@ class JitterBuffer:
             m.frames_skipped += 1
         if self._nack is not None:
             self._nack.forget_through(self._played_seq)
+
+    def _remember_missed(self, frame: _Frame, high: int) -> None:
+        # The numbers this frame plays past without them, and whether they
+        # were NACKed, so that one arriving later is read right.
+        played = self._played_seq
+        low = frame.first if played is None else played + 1
+        missed = self._missed
+        nack = self._nack
+        for seq in range(max(low, high - _MISSED_KEPT), high + 1):
+            if seq not in frame.packets and seq not in missed:
+                missed[seq] = (nack.retries(seq), nack.silence_before(seq)) if nack is not None else (0, None)
+
+    def _trim_missed(self) -> None:
+        missed = self._missed
+        while len(missed) > _MISSED_KEPT:
+            del missed[next(iter(missed))]
 
     def _enforce_bounds(self, now: float) -> None:
         m = self.metrics
@@ -453,7 +624,7 @@ class JitterBuffer:
         """When :meth:`pop` (or :meth:`handle_timeout`) should next be called."""
         deadlines = []
         if self._order and self._base is not None:
-            deadlines.append(self._due(self._frames[self._order[0]]))
+            deadlines.append(self._wait_until(self._frames[self._order[0]]))
         if self._nack is not None:
             d = self._nack.next_deadline()
             if d is not None:

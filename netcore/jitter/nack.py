@@ -3,8 +3,11 @@
 Sequence numbers come in already unwrapped (64-bit, see
 :mod:`netcore.rtp.sequence`).  A gap above the highest number seen puts the
 missing numbers on a list; each is NACKed after ``reorder_delay`` (a
-packet merely reordered fills its gap before that), then again every
-round trip, at most ``max_retries`` times, after which it is given up.
+packet merely reordered fills its gap before that), then again each time
+its retransmission is overdue: a round trip plus the path's ``jitter``
+(set by the owner) after the last NACK, at most ``max_retries`` times,
+after which it is given up.  A shorter spacing only NACKs packets whose
+retransmission is still on its way, and they arrive twice.
 The list is bounded by ``max_missing``: on a larger gap the oldest numbers
 are given up at once.
 """
@@ -20,16 +23,17 @@ __all__ = ["NackGenerator", "NackConfig"]
 class NackConfig:
     max_retries: int = 10
     reorder_delay: float = 0.005  # seconds before the first NACK of a gap
-    min_interval: float = 0.02  # retry spacing floor; the RTT is used when larger
+    min_interval: float = 0.02  # retry spacing floor; RTT + jitter is used when larger
     max_missing: int = 1000  # hard bound on tracked missing numbers
 
 
 class _Missing:
-    __slots__ = ("retries", "due")
+    __slots__ = ("retries", "due", "silence")
 
-    def __init__(self, due: float) -> None:
+    def __init__(self, due: float, silence: float) -> None:
         self.retries = 0
         self.due = due
+        self.silence = silence  # nothing had arrived for this long when it was found missing
 
 
 class NackGenerator:
@@ -38,11 +42,13 @@ class NackGenerator:
     def __init__(self, config: NackConfig = NackConfig(), rtt: float = 0.1) -> None:
         self.config = config
         self.rtt = rtt
+        self.jitter = 0.0  # the path's delay variation, added to the retry spacing
         self.highest: int | None = None
         self._missing: dict[int, _Missing] = {}
         # No entry is due before this (it may be early after removals: poll
         # then finds nothing and recomputes it).
         self._next_due: float | None = None
+        self._last_arrival: float | None = None
         self.nacks_sent = 0  # sequence numbers NACKed, retries included
         self.recovered = 0  # missing packets that arrived after a NACK
         self.given_up = 0
@@ -55,26 +61,29 @@ class NackGenerator:
 
     def reset(self) -> None:
         self.highest = None
+        self._last_arrival = None
         self._missing.clear()
         self._next_due = None
 
-    def handle_packet(self, seq: int, now: float) -> tuple[bool, int]:
+    def handle_packet(self, seq: int, now: float) -> tuple[int, int]:
         """Account an arrival.
 
-        Returns ``(was_nacked, given_up)``: whether this packet answered a
-        NACK, and how many numbers were given up at once because the gap
-        overflowed ``max_missing``.
+        Returns ``(retries, given_up)``: how many NACKs this packet answered
+        (0: it was not NACKed), and how many numbers were given up at once
+        because the gap overflowed ``max_missing``.
         """
+        silence = 0.0 if self._last_arrival is None else max(0.0, now - self._last_arrival)
+        self._last_arrival = now
         highest = self.highest
         if highest is None:
             self.highest = seq
-            return False, 0
+            return 0, 0
         if seq > highest:
             due = now + self.config.reorder_delay
             first = max(highest + 1, seq - self.config.max_missing)
             missing = self._missing
             for s in range(first, seq):
-                missing[s] = _Missing(due)
+                missing[s] = _Missing(due, silence)
             if first < seq and (self._next_due is None or due < self._next_due):
                 self._next_due = due
             given_up = first - highest - 1
@@ -85,12 +94,29 @@ class NackGenerator:
                     del missing[s]
                 given_up += excess
             self.given_up += given_up
-            return False, given_up
+            return 0, given_up
         entry = self._missing.pop(seq, None)
         if entry is not None and entry.retries:
             self.recovered += 1
-            return True, 0
-        return False, 0
+            return entry.retries, 0
+        return 0, 0
+
+    def retries(self, seq: int) -> int:
+        """How many times ``seq`` was NACKed (0 when it is not missing)."""
+        entry = self._missing.get(seq)
+        return entry.retries if entry is not None else 0
+
+    def silence_before(self, seq: int) -> float | None:
+        """How long nothing had arrived when ``seq`` was found missing (None
+        when it is not missing): long after an outage, short after a loss."""
+        entry = self._missing.get(seq)
+        return entry.silence if entry is not None else None
+
+    def pending_between(self, low: int, high: int) -> bool:
+        """Whether a number in ``[low, high]`` is missing and not given up."""
+        if high - low < len(self._missing):
+            return any(seq in self._missing for seq in range(low, high + 1))
+        return any(low <= seq <= high for seq in self._missing)
 
     def forget_through(self, seq: int) -> int:
         """Stop tracking numbers up to ``seq`` (played or skipped); returns how many."""
@@ -103,7 +129,7 @@ class NackGenerator:
         """``(to_nack, given_up)`` at ``now``; the NACKed ones are rescheduled."""
         to_nack: list[int] = []
         given_up = 0
-        interval = max(self.rtt, self.config.min_interval)
+        interval = max(self.rtt + self.jitter, self.config.min_interval)
         for seq, entry in list(self._missing.items()):
             if entry.due > now:
                 continue

@@ -51,6 +51,7 @@ class Delivery:
     sent_at: float
     popped_at: float
     index: int  # frame number at the sender
+    target_delay: float = 0.0  # the buffer's target when the frame left it
 
 
 @dataclass
@@ -66,6 +67,9 @@ class Simulation:
     ssrc: int = 0x1234
     first_seq: int = 65000
     fifo: bool = True  # the path keeps packet order; off, jitter may reorder
+    # Send times at which the sender's RTP timestamps restart from 0 (a
+    # restarted encoder): the timeline jumps back while sequence numbers go on.
+    timestamp_resets: tuple[float, ...] = ()
     # Real payloads: called with (frame number, key frame wanted), returns the
     # frame's RTP payloads; None sends the synthetic ones described above.
     source: Callable[[int, bool], list[bytes]] | None = None
@@ -118,7 +122,8 @@ class Simulation:
                 else:
                     payloads = self._synthetic(rng, frame_no, want_key)
                 want_key = False
-                ts = int(next_send * self.clock_rate) & 0xFFFFFFFF
+                origin = max((r for r in self.timestamp_resets if r <= next_send), default=0.0)
+                ts = int((next_send - origin) * self.clock_rate) & 0xFFFFFFFF
                 by_ts[ts] = frame_no
                 packets = []
                 count = len(payloads)
@@ -145,7 +150,9 @@ class Simulation:
                 if frame is None:
                     break
                 index = by_ts[frame.timestamp]
-                self.deliveries.append(Delivery(frame, self.sent_at[index], now, index))
+                self.deliveries.append(
+                    Delivery(frame, self.sent_at[index], now, index, buf.metrics.target_delay)
+                )
             while (event := buf.poll_event()) is not None:
                 if isinstance(event, NackRequested):
                     for s in event.sequence_numbers:
