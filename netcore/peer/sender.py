@@ -197,8 +197,8 @@ class Sender:
 
     def poll_probe(self, now: float) -> None:
         """Start the estimator's next probe cluster if one is due (docs/cc.md)."""
-        if self.probe is not None or self.twcc_id is None:
-            return
+        if self.probe is not None or self.twcc_id is None or not self.packets_sent:
+            return  # probes ride on media: none before the first packet
         cluster = self.estimator.poll_probe(now)
         if cluster is None:
             return

@@ -135,12 +135,13 @@ class VideoSource:
     """SyntheticCamera -> VideoEncoder -> RTP packets -> ``transport.send_rtp`` at the camera's rate."""
 
     def __init__(self, call: Call, side: str, *, width: int = 320, height: int = 240, fps: float = 30.0,
-                 bitrate: int = 300_000, follow_target: bool = False) -> None:
+                 bitrate: int = 300_000, follow_target: bool = False, max_payload_size: int = 1200) -> None:
         self.call = call
         self.transport = call.a if side == "a" else call.b
         self.node = call.node_a if side == "a" else call.node_b
         self.camera = SyntheticCamera(width, height, fps)
-        self.encoder = VideoEncoder("VP8", target_bitrate=bitrate, max_width=width, max_height=height, max_fps=fps)
+        self.encoder = VideoEncoder("VP8", target_bitrate=bitrate, max_width=width, max_height=height, max_fps=fps,
+                                    max_payload_size=max_payload_size)
         self.ssrc = self.transport.config.media[1].send_ssrc
         self.seq = 0
         self.sent: list[int] = []  # frame numbers sent
