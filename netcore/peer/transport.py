@@ -94,7 +94,7 @@ class TransportStats:
     __slots__ = (
         "dtls_received", "rtp_received", "rtcp_received", "unknown_received", "dropped_before_keys",
         "rtp_parse_errors", "rtcp_parse_errors", "unroutable", "padding_received", "rtx_received",
-        "nacks_sent", "nacks_received", "plis_sent", "plis_received", "firs_received",
+        "nacks_sent", "nacks_received", "plis_sent", "plis_received", "firs_sent", "firs_received",
         "twcc_sent", "twcc_received", "remb_received", "rtcp_sent", "send_dropped",
     )
 
@@ -140,6 +140,7 @@ class MediaTransport:
         self._recv_pair: object | None = None
         self._published = self.estimator.target_bitrate
         self._fir_seen: dict[int, int] = {}  # our SSRC -> last FIR sequence number taken
+        self._fir_sent: dict[int, int] = {}  # remote SSRC -> our last FIR sequence number
         self.connected_at: float | None = None
         self._now = 0.0  # the latest input's time: the pacer's deadline is relative to it
 
@@ -200,9 +201,17 @@ class MediaTransport:
         self._flush_rtp(now)
         return True
 
-    def request_keyframe(self, ssrc: int, now: float) -> None:
-        """Send a PLI (RFC 4585 section 6.3.1) for the remote media SSRC ``ssrc``."""
-        if self.state is TransportState.CONNECTED:
+    def request_keyframe(self, ssrc: int, now: float, *, fir: bool = False) -> None:
+        """Ask the sender of remote media SSRC ``ssrc`` for a key frame: a PLI (RFC 4585
+        section 6.3.1), or with ``fir`` a FIR with a new sequence number (RFC 5104 section 4.3.1)."""
+        if self.state is not TransportState.CONNECTED:
+            return
+        self._now = now
+        if fir:
+            sequence = self._fir_sent[ssrc] = (self._fir_sent.get(ssrc, -1) + 1) & 0xFF
+            self.stats.firs_sent += 1
+            self._send_feedback_packets([Fir(self.rtcp_ssrc, 0, [(ssrc, sequence)])], now)
+        else:
             self.stats.plis_sent += 1
             self._send_feedback_packets([Pli(self.rtcp_ssrc, ssrc)], now)
 
