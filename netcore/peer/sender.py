@@ -37,6 +37,8 @@ __all__ = ["OutgoingStream", "Sender", "PADDING_SIZE"]
 
 PADDING_SIZE = 255  # RFC 3550 section 5.1: the padding count is one octet
 HISTORY_SIZE = 1024
+RETRANSMIT_SHARE = 0.25  # of the target bitrate, over one second, for retransmissions
+MIN_RETRANSMIT_INTERVAL = 0.02
 
 
 class OutgoingStream:
@@ -132,6 +134,9 @@ class Sender:
         self.packets_sent = 0
         self.bytes_sent = 0
         self.retransmissions = 0
+        self.retransmissions_refused = 0
+        self._retransmitted: deque[tuple[float, int]] = deque()  # (when, bytes) over the last second
+        self._retransmitted_bytes = 0
         self.padding_sent = 0
         self.probes_sent = 0
 
@@ -149,20 +154,42 @@ class Sender:
         self.release(now)
 
     def retransmit(self, ssrc: int, lost: list[int], now: float) -> int:
-        """Answer a NACK for ``ssrc`` from its history (RFC 4585 section 6.2.1); how many go out."""
+        """Answer a NACK for ``ssrc`` from its history (RFC 4585 section 6.2.1); how many go out.
+
+        Within the retransmission budget only (:data:`RETRANSMIT_SHARE` of
+        the target over the last second): on a congested link most NACKs
+        ask for what the queue dropped, and answering them all would add to
+        the congestion that lost them.
+        """
         stream = self.streams.get(ssrc)
         if stream is None:
             return 0
         count = 0
+        window = self._retransmitted
+        while window and window[0][0] <= now - 1.0:
+            self._retransmitted_bytes -= window.popleft()[1]
+        budget = RETRANSMIT_SHARE * self.estimator.target_bitrate / 8 - self._retransmitted_bytes
         for packet in stream.history.retransmit(lost, now):
             wrapped = stream.rtx(packet)
             packet = wrapped if wrapped is not None else packet
+            size = len(packet.data)
+            if size > budget:
+                self.retransmissions_refused += 1
+                continue
+            budget -= size
+            window.append((now, size))
+            self._retransmitted_bytes += size
             # Retransmissions share the priority lane with audio: they are late already.
-            self.pacer.enqueue(packet, len(packet.data), now, audio=True)
+            self.pacer.enqueue(packet, size, now, audio=True)
             count += 1
         self.retransmissions += count
         self.release(now)
         return count
+
+    def rtt_measured(self, rtt: float) -> None:
+        """A packet is resent at most once per round trip (the NACK of a repair in flight is stale)."""
+        for stream in self.streams.values():
+            stream.history.min_interval = max(rtt, MIN_RETRANSMIT_INTERVAL)
 
     def release(self, now: float) -> None:
         """Send what the pacer lets out now."""

@@ -434,6 +434,7 @@ class MediaTransport:
             rtt = self._rtt()
             if rtt is not None:
                 self.estimator.rtt_measured(rtt)
+                self.sender.rtt_measured(rtt)
                 self.receiver.rtt = rtt
         elif isinstance(packet, Nack):
             if packet.media_ssrc in streams:
