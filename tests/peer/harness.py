@@ -180,8 +180,7 @@ class VideoSink:
     never completed holds every later one back.
     """
 
-    def __init__(self, call: Call, side: str, fps: float = 30.0) -> None:
-        self.node = call.node_a if side == "a" else call.node_b
+    def __init__(self, call: Call | None = None, side: str = "b", fps: float = 30.0) -> None:
         self.decoder = VideoDecoder("VP8")
         self.unwrap = SequenceUnwrapper()
         self.frames: dict[int, dict[int, RtpPacket]] = {}  # timestamp -> unwrapped seq -> packet
@@ -190,14 +189,19 @@ class VideoSink:
         self.numbers: list[int | None] = []
         self.retransmitted = 0
         self.keyframes: list[int] = []
-        previous = self.node.on_event
+        if call is not None:
+            node = call.node_a if side == "a" else call.node_b
+            previous = node.on_event
 
-        def on_event(event):
-            if previous is not None:
-                previous(event)
-            if isinstance(event, RtpReceived) and event.mid == "1":
-                self.add(event.packet, event.retransmitted)
-        self.node.on_event = on_event
+            def chained(event):
+                if previous is not None:
+                    previous(event)
+                self.on_event(event)
+            node.on_event = chained
+
+    def on_event(self, event) -> None:
+        if isinstance(event, RtpReceived) and event.mid == "1":
+            self.add(event.packet, event.retransmitted)
 
     def add(self, packet: RtpPacket, retransmitted: bool) -> None:
         self.retransmitted += retransmitted
