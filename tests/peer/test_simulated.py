@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from netcore.peer.events import BitrateChanged, PathChanged, TransportConnected
 from netcore.peer.transport import TransportState
-from tests.peer.harness import AudioSink, AudioSource, VideoSink, VideoSource, make_call
+from netcore.rtp.feedback import Remb
+from netcore.rtp.rtcp import ReceiverReport, serialize_rtcp
+from tests.peer.harness import A_IP, AudioSink, AudioSource, VideoSink, VideoSource, make_call
 
 
 def test_ice_dtls_srtp_connect_in_virtual_time():
@@ -41,3 +43,43 @@ def test_opus_audio_arrives_in_order_and_decodes():
     assert sink.payloads == source.payloads and len(sink.payloads) >= 95
     assert sink.sequence_numbers == sorted(sink.sequence_numbers)
     assert sink.samples >= 960 * 95
+
+
+def test_ice_lite_server_transport_as_the_call_server_runs_it():
+    call = make_call(config_b={"lite": True})
+    call.connect(until=5.0)
+    assert call.b.ice.lite and call.b.ice.checks_sent == 0
+    source = VideoSource(call, "a")
+    sink = VideoSink(call, "b")
+    source.start(20)
+    call.run(1.5)
+    assert sink.numbers == list(range(20))
+    receive = [e for e in call.events("b", PathChanged) if e.direction.value == "receive"]
+    assert receive and receive[0].remote == (A_IP, 5000)
+
+
+def test_a_remb_caps_the_target():
+    call = make_call()
+    call.connect()
+    source = VideoSource(call, "a")
+    source.start(30)
+    call.run(1.5)
+    assert call.a.target_bitrate > 500_000  # the start probes found room
+    remb = serialize_rtcp([ReceiverReport(call.b.rtcp_ssrc, []), Remb(call.b.rtcp_ssrc, 200_000, [102])])
+    call.b.ice.send(call.b.srtp.protect_rtcp(remb), call.net.now)
+    call.node_b.flush()
+    call.run(0.2)
+    assert call.a.stats.remb_received == 1 and call.a.target_bitrate <= 200_000
+    assert [e.target for e in call.events("a", BitrateChanged)][-1] <= 200_000
+
+
+def test_rtt_from_reports_reaches_the_estimator_and_nack_timing():
+    call = make_call()
+    call.connect()
+    VideoSource(call, "a").start(60)
+    AudioSource(call, "b").start(100)
+    call.run(2.5)
+    rtt = call.a._rtt()
+    assert rtt is not None and 0.035 < rtt < 0.08  # 2 x 20 ms of links, plus pacing
+    assert call.b.stats.rtcp_sent > 0 and call.a.stats.rtcp_sent > 0
+    assert abs(call.b.receiver.rtt - call.b._rtt()) < 1e-9
