@@ -135,7 +135,8 @@ class VideoSource:
     """SyntheticCamera -> VideoEncoder -> RTP packets -> ``transport.send_rtp`` at the camera's rate."""
 
     def __init__(self, call: Call, side: str, *, width: int = 320, height: int = 240, fps: float = 30.0,
-                 bitrate: int = 300_000, follow_target: bool = False, max_payload_size: int = 1200) -> None:
+                 bitrate: int = 300_000, follow_target: bool = False, max_payload_size: int = 1200,
+                 payload_type: int = VIDEO_PT) -> None:
         self.call = call
         self.transport = call.a if side == "a" else call.b
         self.node = call.node_a if side == "a" else call.node_b
@@ -147,6 +148,7 @@ class VideoSource:
         self.sent: list[int] = []  # frame numbers sent
         self.keyframes: list[int] = []  # frame numbers coded as key frames
         self.follow_target = follow_target
+        self.payload_type = payload_type
 
     def start(self, count: int, at: float | None = None) -> None:
         start = self.call.net.now if at is None else at
@@ -165,7 +167,7 @@ class VideoSource:
             self.keyframes.append(number)
         last = len(frame.payloads) - 1
         for i, payload in enumerate(frame.payloads):
-            packet = RtpPacket.build(payload_type=VIDEO_PT, sequence_number=self.seq, timestamp=frame.timestamp,
+            packet = RtpPacket.build(payload_type=self.payload_type, sequence_number=self.seq, timestamp=frame.timestamp,
                                      ssrc=self.ssrc, payload=payload, marker=i == last)
             self.seq = (self.seq + 1) & 0xFFFF
             self.transport.send_rtp(packet, now)
