@@ -130,7 +130,7 @@ class TransportConfig:
         return self.extension_id(URI_TRANSPORT_CC)
 
 
-def _codec_config(codec, feedback_ok: bool = True) -> CodecConfig:
+def _codec_config(codec) -> CodecConfig:
     feedback = set(codec.feedback)
     return CodecConfig(
         codec.payload_type, codec.name, codec.clock_rate, codec.rtx_payload_type,

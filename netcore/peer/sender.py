@@ -197,7 +197,8 @@ class Sender:
             self._emit(packet, now)
 
     def _emit(self, packet: RtpPacket, now: float) -> None:
-        cluster = self.probe.cluster_id if self.probe is not None else None
+        probe = self.probe
+        cluster = probe.cluster_id if probe is not None and now < self._probe_end else None
         mid_id, twcc_id = self.mid_id, self.twcc_id
         if mid_id is not None or twcc_id is not None:
             stream = self.streams.get(packet.ssrc)

@@ -5,7 +5,8 @@ from __future__ import annotations
 from netcore.peer.events import BitrateChanged, PathChanged, TransportConnected
 from netcore.peer.transport import TransportState
 from netcore.rtp.feedback import Remb
-from netcore.rtp.rtcp import ReceiverReport, serialize_rtcp
+from netcore.peer.events import RtcpReceived
+from netcore.rtp.rtcp import ReceiverReport, Sdes, SenderReport, serialize_rtcp
 from tests.peer.harness import A_IP, AudioSink, AudioSource, VideoSink, VideoSource, make_call
 
 
@@ -77,9 +78,18 @@ def test_rtt_from_reports_reaches_the_estimator_and_nack_timing():
     call = make_call()
     call.connect()
     VideoSource(call, "a").start(60)
+    AudioSource(call, "a").start(100)
     AudioSource(call, "b").start(100)
     call.run(2.5)
     rtt = call.a._rtt()
     assert rtt is not None and 0.035 < rtt < 0.08  # 2 x 20 ms of links, plus pacing
     assert call.b.stats.rtcp_sent > 0 and call.a.stats.rtcp_sent > 0
     assert abs(call.b.receiver.rtt - call.b._rtt()) < 1e-9
+    compounds = [e.packets for e in call.events("b", RtcpReceived)]
+    reports = [p for c in compounds for p in c if isinstance(p, SenderReport)]
+    assert {r.ssrc for r in reports} == {101, 102}  # an SR for each SSRC A sends
+    cnames = {chunk.cname for c in compounds for p in c if isinstance(p, Sdes) for chunk in p.chunks}
+    assert cnames == {b"cname-a"}
+    blocks = [b for c in call.events("a", RtcpReceived) for p in c.packets
+              if isinstance(p, (SenderReport, ReceiverReport)) for b in p.reports]
+    assert {b.ssrc for b in blocks} >= {102}  # B reports on what it receives from A
