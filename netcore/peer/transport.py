@@ -396,7 +396,10 @@ class MediaTransport:
             self.stats.rtp_parse_errors += 1
             return
         codec = media.codec(packet.payload_type)
-        self._reporter.handle_rtp_received(packet, now, codec.clock_rate if codec else media.clock_rate)
+        if codec is None:  # a payload type this m-section did not agree on
+            self.stats.unroutable += 1
+            return
+        self._reporter.handle_rtp_received(packet, now, codec.clock_rate)
         self.receiver.packet(media, packet, now, False)
         if packet.payload_end == packet.payload_offset:
             self.stats.padding_received += 1  # padding on the media SSRC (a probe without RTX)

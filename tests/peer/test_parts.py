@@ -7,7 +7,6 @@ from netcore.peer.config import CodecConfig, MediaConfig
 from netcore.peer.demux import MAX_SSRCS, RtpDemuxer
 from netcore.peer.rtcp import RtcpTimer
 from netcore.peer.sender import Sender
-from netcore.rtp.extensions import URI_MID
 from netcore.rtp.packet import RtpPacket
 from netcore.rtp.rtx import unwrap_rtx, wrap_rtx
 from netcore.testing.nodes import counter_random

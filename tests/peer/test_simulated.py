@@ -5,7 +5,8 @@ from __future__ import annotations
 from netcore.peer.events import BitrateChanged, PathChanged, TransportConnected
 from netcore.peer.transport import TransportState
 from netcore.rtp.feedback import Remb
-from netcore.peer.events import RtcpReceived
+from netcore.peer.events import RtcpReceived, RtpReceived
+from netcore.rtp.packet import RtpPacket
 from netcore.rtp.rtcp import ReceiverReport, Sdes, SenderReport, serialize_rtcp
 from tests.peer.harness import A_IP, AudioSink, AudioSource, VideoSink, VideoSource, make_call
 
@@ -93,3 +94,16 @@ def test_rtt_from_reports_reaches_the_estimator_and_nack_timing():
     blocks = [b for c in call.events("a", RtcpReceived) for p in c.packets
               if isinstance(p, (SenderReport, ReceiverReport)) for b in p.reports]
     assert {b.ssrc for b in blocks} >= {102}  # B reports on what it receives from A
+
+
+def test_a_payload_type_not_agreed_is_dropped_and_counted():
+    call = make_call()
+    call.connect()
+    received = []
+    call.node_a.on_event = lambda e: received.append(e.packet.payload_type) if isinstance(e, RtpReceived) else None
+    for seq, pt in enumerate((111, 50, 111)):  # 50 is not an agreed payload type of mid "0"
+        call.b.send_rtp(RtpPacket.build(payload_type=pt, sequence_number=seq, timestamp=0, ssrc=201,
+                                        payload=b"\xfc\xff\xfe"), call.net.now)
+    call.node_b.flush()
+    call.run(0.5)
+    assert received == [111, 111] and call.a.stats.unroutable == 1
