@@ -96,6 +96,7 @@ class TransportConfig:
     remote_end_of_candidates: bool = False
     stun_servers: tuple[Address, ...] = ()
     turn_servers: tuple[TurnServerConfig, ...] = ()
+    ice_relay_only: bool = False  # the "relay" ICE transport policy: relayed candidates only
     header_extensions: tuple[tuple[int, str], ...] = ()  # (id, uri), one map for the bundle
     rtcp_rsize: bool = False  # RFC 5506 reduced-size RTCP was agreed
     remb: bool = True  # honour a receiver's REMB as a cap

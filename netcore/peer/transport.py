@@ -113,7 +113,7 @@ class MediaTransport:
         self.config = config
         self.ice = agent or Agent(
             config.ice_controlling, lite=config.ice_lite, stun_servers=config.stun_servers,
-            turn_servers=config.turn_servers, ufrag=config.local_ufrag, pwd=config.local_pwd,
+            turn_servers=config.turn_servers, relay_only=config.ice_relay_only, ufrag=config.local_ufrag, pwd=config.local_pwd,
             random=config.random)
         self.dtls = DtlsConnection(
             config.dtls_role == "client", config.certificate,
