@@ -1,0 +1,280 @@
+"""The send path of a media transport: history, pacing, transport-wide numbers, probing.
+
+Per SSRC we send, an :class:`OutgoingStream` keeps a
+:class:`~netcore.rtp.history.SendHistory` (NACKs are answered from it, RTX-
+wrapped when RTX is negotiated) and an :class:`~netcore.rtp.reports.RtcpReporter`
+(the sender info of our SR). :class:`Sender` puts every packet through the
+:class:`~netcore.cc.Pacer` (audio and retransmissions first, video at the
+pacing rate), stamps the MID and transport-wide sequence number header
+extensions as a packet actually leaves (the estimator needs the send time
+of each number, in order), tells the
+:class:`~netcore.cc.BandwidthEstimator` and hands the plain packet to the
+transport, which protects it.
+
+Probing (docs/cc.md): while a :class:`~netcore.cc.ProbeCluster` runs, every
+packet sent is tagged with its id and padding fills the rest of its rate,
+on the RTX stream when there is one (padding-only RTX packets, which a
+receiver drops without touching the media stream), else as padding-only
+packets on a video stream's own SSRC: then the sender shifts that stream's
+later sequence numbers by one per padding packet, so the receiver sees one
+continuous sequence (``seq_offset``).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+from netcore.cc import BandwidthEstimator, Pacer, ProbeCluster
+from netcore.cc.probe import CLUSTER_GAP
+from netcore.errors import UsageError
+from netcore.peer.config import MediaConfig, TransportConfig
+from netcore.rtp.history import SendHistory
+from netcore.rtp.packet import RtpPacket
+from netcore.rtp.reports import RtcpReporter
+from netcore.rtp.rtx import wrap_rtx
+
+__all__ = ["OutgoingStream", "Sender", "PADDING_SIZE"]
+
+PADDING_SIZE = 255  # RFC 3550 section 5.1: the padding count is one octet
+HISTORY_SIZE = 1024
+RETRANSMIT_SHARE = 0.25  # of the target bitrate, over one second, for retransmissions
+MIN_RETRANSMIT_INTERVAL = 0.02
+
+
+class OutgoingStream:
+    """One SSRC we send (and its RTX stream)."""
+
+    __slots__ = ("media", "ssrc", "rtx_ssrc", "rtx_payload_types", "audio", "history", "reporter",
+                 "seq_offset", "last_sequence", "last_timestamp", "rtx_sequence", "packets_sent")
+
+    def __init__(self, media: MediaConfig, config: TransportConfig, rtx_start: int) -> None:
+        assert media.send_ssrc is not None
+        self.media = media
+        self.ssrc = media.send_ssrc
+        self.rtx_payload_types = {c.payload_type: c.rtx_payload_type for c in media.codecs
+                                  if c.rtx_payload_type is not None}
+        self.rtx_ssrc = media.send_rtx_ssrc if self.rtx_payload_types else None
+        self.audio = media.kind == "audio"
+        # RTX wrapping is done here, not by the history: the RTX sequence space
+        # is shared with the padding this sender makes on the RTX stream.
+        self.history = SendHistory(HISTORY_SIZE)
+        self.reporter = RtcpReporter(self.ssrc, media.clock_rate, config.wallclock_offset)
+        self.seq_offset = 0
+        self.last_sequence: int | None = None
+        self.last_timestamp = 0
+        self.rtx_sequence = rtx_start & 0xFFFF
+        self.packets_sent = 0
+
+    def prepare(self, packet: RtpPacket) -> RtpPacket:
+        """The packet with its sequence number moved past the padding sent on this SSRC."""
+        if self.seq_offset:
+            packet = rebuild(packet, sequence_number=(packet.sequence_number + self.seq_offset) & 0xFFFF)
+        self.last_sequence = packet.sequence_number
+        self.last_timestamp = packet.timestamp
+        return packet
+
+    def rtx(self, packet: RtpPacket) -> RtpPacket | None:
+        """``packet`` wrapped for the RTX stream (RFC 4588 section 4), or None without RTX."""
+        rtx_pt = self.rtx_payload_types.get(packet.payload_type)
+        if self.rtx_ssrc is None or rtx_pt is None:
+            return None
+        wrapped = wrap_rtx(packet, rtx_pt, self.rtx_sequence, self.rtx_ssrc)
+        self.rtx_sequence = (self.rtx_sequence + 1) & 0xFFFF
+        return wrapped
+
+    def padding(self) -> RtpPacket | None:
+        """A padding-only packet: on the RTX stream, else on this SSRC (shifting later numbers)."""
+        if self.rtx_ssrc is not None:
+            rtx_pt = next(iter(self.rtx_payload_types.values()))
+            packet = RtpPacket.build(payload_type=rtx_pt, sequence_number=self.rtx_sequence,
+                                     timestamp=self.last_timestamp, ssrc=self.rtx_ssrc, padding=PADDING_SIZE)
+            self.rtx_sequence = (self.rtx_sequence + 1) & 0xFFFF
+            return packet
+        if self.last_sequence is None or self.audio:
+            return None
+        self.seq_offset = (self.seq_offset + 1) & 0xFFFF
+        self.last_sequence = (self.last_sequence + 1) & 0xFFFF
+        return RtpPacket.build(payload_type=self.media.codecs[0].payload_type, sequence_number=self.last_sequence,
+                               timestamp=self.last_timestamp, ssrc=self.ssrc, padding=PADDING_SIZE)
+
+
+def rebuild(packet: RtpPacket, *, sequence_number: int | None = None,
+            extensions: list[tuple[int, bytes]] | None = None) -> RtpPacket:
+    """A copy of ``packet`` with another sequence number or header extension elements."""
+    return RtpPacket.build(
+        payload_type=packet.payload_type,
+        sequence_number=packet.sequence_number if sequence_number is None else sequence_number,
+        timestamp=packet.timestamp, ssrc=packet.ssrc, payload=packet.payload, marker=packet.marker,
+        csrcs=packet.csrcs, extensions=packet.extensions if extensions is None else extensions,
+        padding=packet.padding)
+
+
+class Sender:
+    """Queues, paces, numbers and probes what the transport sends; yields plain RTP to protect."""
+
+    def __init__(self, config: TransportConfig, estimator: BandwidthEstimator) -> None:
+        self.config = config
+        self.estimator = estimator
+        rtx_starts = iter(int.from_bytes(config.random(2), "big") for _ in range(len(config.media)))
+        self.streams: dict[int, OutgoingStream] = {}
+        for media in config.media:
+            start = next(rtx_starts)
+            if media.send_ssrc is not None:
+                self.streams[media.send_ssrc] = OutgoingStream(media, config, start)
+        self.pacer: Pacer[RtpPacket] = Pacer(estimator.target_bitrate)
+        self.mid_id = config.mid_extension
+        self.twcc_id = config.twcc_extension
+        self._twcc_seq = int.from_bytes(config.random(2), "big")
+        self.out: deque[bytes] = deque()
+        self.probe: ProbeCluster | None = None
+        self._probe_end = 0.0
+        self._next_padding: float | None = None
+        self._padding_spacing = 0.0
+        self._probe_poll_at: float | None = None
+        self.packets_sent = 0
+        self.bytes_sent = 0
+        self.retransmissions = 0
+        self.retransmissions_refused = 0
+        self._retransmitted: deque[tuple[float, int]] = deque()  # (when, bytes) over the last second
+        self._retransmitted_bytes = 0
+        self.padding_sent = 0
+        self.probes_sent = 0
+
+    # -- media ----------------------------------------------------------------------
+
+    def send(self, packet: RtpPacket, now: float) -> None:
+        stream = self.streams.get(packet.ssrc)
+        if stream is None:
+            raise UsageError(f"SSRC {packet.ssrc} is not one this transport sends")
+        packet = stream.prepare(packet)
+        stream.history.add(packet)
+        stream.reporter.handle_rtp_sent(packet, now)
+        stream.packets_sent += 1
+        self.pacer.enqueue(packet, len(packet.data), now, audio=stream.audio)
+        self.release(now)
+
+    def retransmit(self, ssrc: int, lost: list[int], now: float) -> int:
+        """Answer a NACK for ``ssrc`` from its history (RFC 4585 section 6.2.1); how many go out.
+
+        Within the retransmission budget only (:data:`RETRANSMIT_SHARE` of
+        the target over the last second): on a congested link most NACKs
+        ask for what the queue dropped, and answering them all would add to
+        the congestion that lost them.
+        """
+        stream = self.streams.get(ssrc)
+        if stream is None:
+            return 0
+        count = 0
+        window = self._retransmitted
+        while window and window[0][0] <= now - 1.0:
+            self._retransmitted_bytes -= window.popleft()[1]
+        budget = RETRANSMIT_SHARE * self.estimator.target_bitrate / 8 - self._retransmitted_bytes
+        for packet in stream.history.retransmit(lost, now):
+            wrapped = stream.rtx(packet)
+            packet = wrapped if wrapped is not None else packet
+            size = len(packet.data)
+            if size > budget:
+                self.retransmissions_refused += 1
+                continue
+            budget -= size
+            window.append((now, size))
+            self._retransmitted_bytes += size
+            # Retransmissions share the priority lane with audio: they are late already.
+            self.pacer.enqueue(packet, size, now, audio=True)
+            count += 1
+        self.retransmissions += count
+        self.release(now)
+        return count
+
+    def rtt_measured(self, rtt: float) -> None:
+        """A packet is resent at most once per round trip (the NACK of a repair in flight is stale)."""
+        for stream in self.streams.values():
+            stream.history.min_interval = max(rtt, MIN_RETRANSMIT_INTERVAL)
+
+    def release(self, now: float) -> None:
+        """Send what the pacer lets out now."""
+        for packet in self.pacer.poll(now):
+            self._emit(packet, now)
+
+    def _emit(self, packet: RtpPacket, now: float) -> None:
+        probe = self.probe
+        cluster = probe.cluster_id if probe is not None and now < self._probe_end else None
+        mid_id, twcc_id = self.mid_id, self.twcc_id
+        if mid_id is not None or twcc_id is not None:
+            stream = self.streams.get(packet.ssrc)
+            elements = [e for e in packet.extensions if e[0] != mid_id and e[0] != twcc_id]
+            if mid_id is not None and stream is not None:
+                elements.append((mid_id, stream.media.mid.encode()))
+            elif mid_id is not None:  # an RTX packet: the MID of the stream it repairs
+                for s in self.streams.values():
+                    if s.rtx_ssrc == packet.ssrc:
+                        elements.append((mid_id, s.media.mid.encode()))
+                        break
+            if twcc_id is not None:
+                seq = self._twcc_seq
+                self._twcc_seq = (seq + 1) & 0xFFFF
+                elements.append((twcc_id, seq.to_bytes(2, "big")))
+            packet = rebuild(packet, extensions=elements)
+            if twcc_id is not None:
+                self.estimator.packet_sent(seq, len(packet.data), now, cluster)
+        self.packets_sent += 1
+        self.bytes_sent += len(packet.data)
+        self.out.append(packet.data)
+
+    # -- probing --------------------------------------------------------------------
+
+    def poll_probe(self, now: float) -> None:
+        """Start the estimator's next probe cluster if one is due (docs/cc.md)."""
+        if self.probe is not None or self.twcc_id is None or not self.packets_sent:
+            return  # probes ride on media: none before the first packet
+        cluster = self.estimator.poll_probe(now)
+        if cluster is None:
+            return
+        stream = self._padding_stream()
+        self.probe = cluster
+        self.probes_sent += 1
+        self._probe_end = now + cluster.duration
+        self._probe_poll_at = self._probe_end + CLUSTER_GAP
+        if stream is not None:
+            self._padding_spacing = cluster.padding_spacing(self.estimator.target_bitrate, PADDING_SIZE + 40)
+            self._next_padding = now
+
+    def _padding_stream(self) -> OutgoingStream | None:
+        video = [s for s in self.streams.values() if not s.audio]
+        for stream in video:
+            if stream.rtx_ssrc is not None:
+                return stream
+        for stream in video:
+            if stream.last_sequence is not None:
+                return stream
+        return None
+
+    def handle_timeout(self, now: float) -> None:
+        self.release(now)
+        if self.probe is not None:
+            stream = self._padding_stream()
+            while stream is not None and self._next_padding is not None and self._next_padding <= now \
+                    and self._next_padding < self._probe_end:
+                padding = stream.padding()
+                if padding is None:
+                    break
+                self.padding_sent += 1
+                self._emit(padding, now)
+                self._next_padding += self._padding_spacing
+            if now >= self._probe_end:
+                self.probe = None
+                self._next_padding = None
+        if self._probe_poll_at is not None and now >= self._probe_poll_at:
+            self._probe_poll_at = None
+        self.poll_probe(now)
+
+    def next_deadline(self, now: float) -> float | None:
+        deadlines = [d for d in (self.pacer.next_deadline(now), self._probe_poll_at) if d is not None]
+        if self.probe is not None:
+            deadlines.append(self._probe_end)
+            if self._next_padding is not None:
+                deadlines.append(self._next_padding)
+        return min(deadlines) if deadlines else None
+
+    def set_rate(self, target: float) -> None:
+        self.pacer.set_rate(target)

@@ -1,0 +1,70 @@
+"""A transport configured from a real offer/answer (netcore.sdp) connects and carries media."""
+
+from __future__ import annotations
+
+from netcore.peer.config import config_from_negotiated
+from netcore.peer.events import CandidateGathered
+from netcore.peer.transport import MediaTransport, TransportState
+from netcore.sdp.attributes import Fingerprint
+from netcore.sdp.jsep import Negotiator
+from netcore.sdp.model import LocalTransport, MediaIntent
+from netcore.testing.nodes import counter_random
+from netcore.testing.simnet import PUBLIC, Link, Network
+from tests.peer.harness import A_IP, B_IP, Call, VideoSink, VideoSource, certificate
+
+
+def negotiate():
+    offerer = Negotiator(LocalTransport((Fingerprint("sha-256", certificate("a").fingerprint()),)),
+                         random=counter_random(5))
+    answerer = Negotiator(LocalTransport((Fingerprint("sha-256", certificate("b").fingerprint()),)),
+                          random=counter_random(6))
+    offer = offerer.create_offer([MediaIntent.audio(ssrc=101), MediaIntent.video(ssrc=102, rtx_ssrc=103)])
+    answer, answered = answerer.handle_offer(str(offer), [MediaIntent.audio(ssrc=201),
+                                                          MediaIntent.video(ssrc=202, rtx_ssrc=203)])
+    offered = offerer.handle_answer(str(answer))
+    return offered, answered
+
+
+def test_config_from_negotiated_maps_the_session():
+    offered, answered = negotiate()
+    config = config_from_negotiated(offered, certificate("a"), send_ssrcs={"0": (101, None), "1": (102, 103)})
+    assert config.dtls_role == offered.dtls_role and config.ice_controlling
+    assert config.remote_ufrag == answered.local_ice_ufrag and config.local_pwd == offered.local_ice_pwd
+    assert config.remote_fingerprints == (("sha-256", certificate("b").fingerprint()),)
+    assert [m.mid for m in config.media] == ["0", "1"]
+    video = config.media[1]
+    assert video.send_ssrc == 102 and video.send_rtx_ssrc == 103 and 202 in video.remote_ssrcs
+    vp8 = next(c for c in video.codecs if c.name.upper() == "VP8")
+    assert vp8.rtx_payload_type is not None and vp8.nack and vp8.pli
+    assert config.mid_extension is not None and config.twcc_extension is not None
+
+
+def test_transports_from_a_negotiation_connect_and_carry_video():
+    offered, answered = negotiate()
+    net = Network(4)
+    net.add_host(A_IP, PUBLIC, Link(delay=0.02))
+    net.add_host(B_IP, PUBLIC, Link(delay=0.02))
+    a = MediaTransport(config_from_negotiated(offered, certificate("a"), send_ssrcs={"0": (101, None), "1": (102, 103)},
+                                              random=counter_random(7)))
+    b = MediaTransport(config_from_negotiated(answered, certificate("b"), send_ssrcs={"0": (201, None), "1": (202, 203)},
+                                              random=counter_random(8)))
+    a.ice.add_local_address((A_IP, 5000))
+    b.ice.add_local_address((B_IP, 6000))
+    call = Call(net, a, b, net.add_node(a, [(A_IP, 5000)]), net.add_node(b, [(B_IP, 6000)]))
+    a.start(0.0)
+    b.start(0.0)
+    call.node_a.flush()
+    call.node_b.flush()
+    for source, target, node in (("a", b, call.node_b), ("b", a, call.node_a)):
+        for event in call.events(source, CandidateGathered):
+            target.add_remote_candidate(event.candidate, 0.0)
+        target.add_remote_candidate(None, 0.0)
+        node.flush()
+    call.connect()
+    assert a.state is TransportState.CONNECTED
+    vp8 = next(c for c in a.config.media[1].codecs if c.name.upper() == "VP8")
+    source = VideoSource(call, "a", payload_type=vp8.payload_type)
+    sink = VideoSink(call, "b")
+    source.start(20)
+    call.run(1.5)
+    assert sink.numbers == list(range(20))

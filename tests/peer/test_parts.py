@@ -1,0 +1,113 @@
+"""The transport's parts alone: demultiplexing rules, the send path's limits, the RTCP interval."""
+
+from __future__ import annotations
+
+from netcore.cc import BandwidthEstimator
+from netcore.peer.config import CodecConfig, MediaConfig
+from netcore.peer.demux import MAX_SSRCS, RtpDemuxer
+from netcore.peer.rtcp import RtcpTimer
+from netcore.peer.sender import Sender
+from netcore.rtp.packet import RtpPacket
+from netcore.rtp.rtx import unwrap_rtx, wrap_rtx
+from netcore.testing.nodes import counter_random
+from tests.peer.harness import transport_config
+
+AUDIO = MediaConfig("a", "audio", (CodecConfig(111, "opus", 48000),))
+VIDEO = MediaConfig("v", "video", (CodecConfig(96, "VP8", 90000, 97),))
+VIDEO2 = MediaConfig("w", "video", (CodecConfig(96, "VP8", 90000, 97), CodecConfig(100, "H264", 90000)))
+
+
+def packet(ssrc: int, pt: int, mid: str | None = None, seq: int = 1) -> RtpPacket:
+    extensions = [(1, mid.encode())] if mid is not None else []
+    return RtpPacket.build(payload_type=pt, sequence_number=seq, timestamp=0, ssrc=ssrc, payload=b"x",
+                           extensions=extensions)
+
+
+def test_mid_binds_an_unknown_ssrc_and_rtx_pairs_with_the_media_ssrc_learnt():
+    demux = RtpDemuxer((AUDIO, VIDEO, VIDEO2), mid_extension=1)
+    assert demux.route(packet(5, 96, "w")).media is VIDEO2
+    assert demux.route(packet(5, 96)).media is VIDEO2  # bound: no MID needed any more
+    rtx = demux.route(packet(6, 97, "w"))
+    assert rtx.rtx and rtx.media_ssrc == 5 and rtx.media is VIDEO2
+    assert demux.route(packet(7, 111, "a")).media is AUDIO
+
+
+def test_a_new_mid_moves_the_ssrc_and_an_unknown_one_does_not():
+    demux = RtpDemuxer((AUDIO, VIDEO, VIDEO2), mid_extension=1)
+    demux.route(packet(5, 96, "v"))
+    assert demux.route(packet(5, 96, "w")).media is VIDEO2  # RFC 8843 section 9.2
+    assert demux.route(packet(5, 96, "nope")).media is VIDEO2
+    assert demux.unroutable == 1
+
+
+def test_without_mid_a_payload_type_unique_to_one_section_binds():
+    demux = RtpDemuxer((AUDIO, VIDEO, VIDEO2), mid_extension=None)
+    assert demux.route(packet(8, 111)).media is AUDIO
+    assert demux.route(packet(9, 100)).media is VIDEO2
+    assert demux.route(packet(10, 96)) is None  # shared by two sections
+    assert demux.unroutable == 1
+
+
+def test_signalled_ssrcs_and_fid_groups_route_before_any_packet():
+    video = MediaConfig("v", "video", VIDEO.codecs, remote_rtx_ssrcs=((40, 41),))
+    demux = RtpDemuxer((AUDIO, video), mid_extension=None)
+    route = demux.route(packet(41, 97))
+    assert route.rtx and route.media_ssrc == 40
+    original = packet(40, 96, seq=77)
+    rtx = wrap_rtx(original, 97, 3, 41)
+    assert unwrap_rtx(rtx, 96, route.media_ssrc).payload == original.payload
+
+
+def test_the_number_of_bound_ssrcs_is_bounded():
+    demux = RtpDemuxer((AUDIO,), mid_extension=1)
+    for ssrc in range(MAX_SSRCS + 10):
+        demux.route(packet(1000 + ssrc, 111, "a"))
+    assert len(demux.routes) == MAX_SSRCS and demux.unroutable == 10
+
+
+def sender(target: float = 300_000) -> tuple[Sender, BandwidthEstimator]:
+    config = transport_config("a")
+    estimator = BandwidthEstimator(initial=target)
+    return Sender(config, estimator), estimator
+
+
+def test_send_stamps_mid_and_consecutive_transport_wide_numbers():
+    s, _ = sender()
+    for seq in range(3):
+        s.send(packet(102, 96, seq=seq), 0.0)
+    sent = [RtpPacket.parse(d) for d in s.out]
+    assert [p.extension(1) for p in sent] == [b"1"] * 3
+    numbers = [int.from_bytes(p.extension(3), "big") for p in sent]
+    assert numbers == [(numbers[0] + i) & 0xFFFF for i in range(3)]
+
+
+def test_a_packet_is_retransmitted_once_per_round_trip():
+    s, _ = sender()
+    s.send(packet(102, 96, seq=9), 0.0)
+    s.rtt_measured(0.2)
+    assert s.retransmit(102, [9], 0.05) == 1
+    assert s.retransmit(102, [9], 0.15) == 0  # the first repair is still in flight
+    assert s.retransmit(102, [9], 0.30) == 1
+    repair = RtpPacket.parse(s.out[-1])
+    assert repair.ssrc == 103 and repair.payload_type == 97  # RTX (RFC 4588)
+    assert unwrap_rtx(repair, 96, 102).sequence_number == 9
+
+
+def test_retransmissions_stay_within_a_quarter_of_the_target_per_second():
+    s, _ = sender(target=100_000)  # 3,125 bytes a second for repairs
+    big = bytes(1000)
+    for seq in range(10):
+        s.send(RtpPacket.build(payload_type=96, sequence_number=seq, timestamp=0, ssrc=102, payload=big), 0.0)
+    assert s.retransmit(102, list(range(10)), 0.5) == 3
+    assert s.retransmissions_refused == 7
+    assert s.retransmit(102, [5, 6, 7], 1.6) == 3  # a second later the budget is back
+
+
+def test_rtcp_interval_follows_rfc_3550_with_the_reduced_minimum():
+    timer = RtcpTimer(counter_random(3))
+    intervals = [timer.interval(1_000_000, 2, 1, True) for _ in range(200)]
+    # 360 / 1000 kbit/s = 0.36 s, halved before the first report, x [0.5, 1.5] / (e - 1.5)
+    assert min(intervals) >= 0.18 * 0.5 / 1.2183 - 1e-9 and max(intervals) <= 0.18 * 1.5 / 1.2183 + 1e-9
+    timer.initial = False
+    slow = [timer.interval(50_000, 2, 1, True) for _ in range(200)]  # 360/50 = 7.2 s, capped at 5 s
+    assert max(slow) <= 5 * 1.5 / 1.2183 + 1e-9 and min(slow) >= 5 * 0.5 / 1.2183 - 1e-9
