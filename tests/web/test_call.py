@@ -4,19 +4,27 @@ from __future__ import annotations
 
 import time
 
-from tests.web.helpers import SENDER_PARAMS_JS, assert_media_grows, call, counters, expect_notice
+from tests.web.helpers import (SENDER_PARAMS_JS, assert_media_grows, call, counters, expect_notice, open_stats,
+                               screenshot, stats_rows, wait_stats_row)
 
 
 def test_video_call_flows_both_ways_shares_screen_and_hangs_up(friends):
     alice, a_name, bob, b_name = friends
     call(alice, bob, b_name)
-    # The stats panel: a direct path on loopback, a selected pair, an RTT, the fake camera's size.
+    # The stats panel, opened on demand: a direct path on loopback, a selected pair, an RTT,
+    # and one row per track with its codec, the fake camera's size and a bitrate.
+    for page in (alice, bob):
+        open_stats(page)
     alice.wait_for_selector('#stats[data-path="host"]')
     assert "host udp" in alice.inner_text('#stats dd[data-stat="pair"]')
     assert "ms" in alice.inner_text('#stats dd[data-stat="rtt"]')
+    assert alice.inner_text('#stats dd[data-stat="rtt"]') != "0.0 ms"
     assert_media_grows([alice, bob])
-    assert "640\u00d7480 in" in bob.inner_text('#stats dd[data-stat="resolution"]')
-    assert "kbit/s" in bob.inner_text('#stats dd[data-stat="bitrate-in"]')
+    wait_stats_row(bob, "in", "camera", "640\u00d7480")
+    wait_stats_row(bob, "in", "camera", "kbit/s")
+    wait_stats_row(bob, "out", "camera", "VP8")
+    wait_stats_row(bob, "in", "microphone", "opus")
+    wait_stats_row(bob, "out", "microphone", "opus")
 
     # Mute and camera off act on the local tracks (what the peer gets), and undo.
     alice.click("#mute")
@@ -43,6 +51,12 @@ def test_video_call_flows_both_ways_shares_screen_and_hangs_up(friends):
     earlier = {v["mid"]: v["frames"] for v in first["video"]}
     assert screen[0]["frames"] > earlier[screen[0]["mid"]] > 0
     assert_media_grows([alice, bob], seconds=2, steps=1)
+    # Told apart in the panel: alice's row for bob's screen, bob's for his own.
+    wait_stats_row(alice, "in", "screen", "VP8")
+    wait_stats_row(bob, "out", "screen", "VP8")
+    assert [r["cells"][0] for r in stats_rows(alice) if r["role"] == "screen"] == [f"{b_name}'s screen (in)"]
+    screenshot(alice, "chromium-call-with-screen-and-stats")
+    screenshot(bob, "chromium-call-sharer-preview")
     bob.click("#share")  # stop sharing
     assert bob.inner_text("#share") == "Share screen"
 
@@ -63,6 +77,7 @@ def test_relay_only_call_goes_through_netcore_turn(friends, up):
         page.check("#relay-only")
     call(alice, bob, b_name)
     for page in (alice, bob):
+        open_stats(page)
         page.wait_for_selector('#stats[data-path="relay"]')
         assert "(relay only)" in page.inner_text('#stats dd[data-stat="path"]')
     final = assert_media_grows([alice, bob])
