@@ -24,8 +24,10 @@ COUNTERS_JS = """async (sessionId) => {
       out.video.push({mid: s.mid, frames: s.framesDecoded || 0, width: s.frameWidth || 0, height: s.frameHeight || 0});
     }
     if (s.type === 'inbound-rtp' && s.kind === 'audio') out.samples += s.totalSamplesReceived || 0;
-    if (s.type === 'transport' && s.selectedCandidatePairId) {
-      const pair = report.get(s.selectedCandidatePairId);
+    // The selected pair: the transport's in Chromium, the pair marked selected in Firefox.
+    const pair = s.type === 'transport' && s.selectedCandidatePairId ? report.get(s.selectedCandidatePairId)
+      : s.type === 'candidate-pair' && s.selected ? s : null;
+    if (pair) {
       out.pair = {local: report.get(pair.localCandidateId).candidateType,
                   remote: report.get(pair.remoteCandidateId).candidateType};
     }
