@@ -17,6 +17,7 @@ condition polled inside the page until a deadline, never a fixed sleep.
 from __future__ import annotations
 
 import base64
+import contextlib
 import itertools
 import json
 import os
@@ -108,7 +109,9 @@ class Firefox:
                     self.close()
                     raise RuntimeError("firefox did not start") from None
                 time.sleep(0.1)  # polling a file Firefox writes once; no event to wait on
-        self._ws = connect(f"ws://127.0.0.1:{port}/session", max_size=None, open_timeout=30)
+        self._connection = contextlib.ExitStack()
+        self._ws = self._connection.enter_context(
+            connect(f"ws://127.0.0.1:{port}/session", max_size=None, open_timeout=30))
         self._ids = itertools.count(1)
         self.console: list[str] = []  # the pages' console errors, for failure messages
         self.command("session.new", {"capabilities": {}})
@@ -143,7 +146,7 @@ class Firefox:
                 self.command("session.end", {}, timeout=5)
             except Exception:  # noqa: BLE001 (a browser already gone ends the session too)
                 pass
-            ws.close()
+            self._connection.close()
         _stop(self.process)
         self._profile.cleanup()
 

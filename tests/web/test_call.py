@@ -59,6 +59,12 @@ def test_video_call_flows_both_ways_shares_screen_and_hangs_up(friends):
     screenshot(bob, "chromium-call-sharer-preview")
     bob.click("#share")  # stop sharing
     assert bob.inner_text("#share") == "Share screen"
+    # The stopped share leaves the panel: one camera row out, no screen row (in or out).
+    bob.wait_for_function("""() => {
+        const roles = [...document.querySelectorAll('#stats-tracks tr[data-direction="out"]')].map((r) => r.dataset.role);
+        return roles.sort().join() === 'camera,microphone';
+    }""", timeout=15000)
+    alice.wait_for_function("() => !document.querySelector('#stats-tracks tr[data-role=\"screen\"]')", timeout=15000)
 
     # Hang up ends it on both sides.
     alice.click("#hangup")

@@ -7,13 +7,14 @@
 // goes when the next state comes (or after a few seconds); call buttons are
 // enabled only when a call is possible; every video tile says whose it is.
 
-import { SignalClient, SignalError } from './signal.js';
+import { SignalClient, describeError } from './signal.js';
 import { PeerLink } from './peer.js';
 import { summarize, render } from './stats.js';
 import { applyCaps, describeMediaError, mergeCaps, openScreen, openUserMedia } from './media.js';
 import { DeviceCheck } from './devices.js';
-import { $, Notices, banner, button, fieldError, initial, makeTile, setTileFlags, setTileName } from './ui.js';
+import { $, Notices, banner, fieldError, initial, setTileFlags, setTileName } from './ui.js';
 import { RoomView } from './room.js';
+import { FriendsView } from './friends.js';
 
 const wsUrl = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/v1/ws`;
 
@@ -38,34 +39,12 @@ const RING_ENDED_TEXT = {
 
 const MEDIA_TEXT = (media) => (media.includes('video') ? 'Video call' : 'Audio call');
 
-// A server error as a sentence a person can act on.
-export function describeError(err, about = '') {
-  if (!(err instanceof SignalError)) return String(err && err.message ? err.message : err);
-  const who = about || 'That user';
-  switch (err.code) {
-    case 0: return err.reason.charAt(0).toUpperCase() + err.reason.slice(1) + '.';
-    case 400: return `The server refused the request: ${err.reason}.`;
-    case 401: return err.type === 'login' ? 'Wrong username or password.' : 'You are not logged in.';
-    case 403: return `Not allowed: ${err.reason}.`;
-    case 404: return `Not found: ${err.reason}.`;
-    case 409: return err.type === 'register' ? 'That username is taken.' : `Not possible now: ${err.reason}.`;
-    case 429: return 'Too many requests: wait a moment and try again.';
-    case 480: return `${who} is offline or unavailable.`;
-    case 486: return `${who} is busy.`;
-    case 505: return 'The server does not speak this page\'s protocol version.';
-    default: return `Error ${err.code}: ${err.reason}.`;
-  }
-}
-
 class App {
   constructor() {
     this.client = null;
     this.me = null;
     this.sessionId = null;
     this.iceServers = [];
-    this.friends = new Map();   // user -> status
-    this.requests = new Set();  // users who asked us
-    this.confirming = null;     // the friend whose removal waits for a confirmation
     this.call = null;           // the 1-to-1 call
     this.incoming = null;       // {call_id, from, media, caps}
     this.stats = null;          // last stats summary of the call
@@ -78,6 +57,7 @@ class App {
       meter: $('mic-level'), error: $('device-error'), start: $('device-test'), stop: $('device-stop'),
     });
     this.rooms = new RoomView(this);
+    this.people = new FriendsView(this);
     this.bind();
   }
 
@@ -99,7 +79,6 @@ class App {
     $('login-form').addEventListener('submit', (e) => { e.preventDefault(); this.login(false); });
     $('register-button').addEventListener('click', () => this.login(true));
     $('logout').addEventListener('click', () => this.logout());
-    $('add-friend').addEventListener('submit', (e) => { e.preventDefault(); this.addFriend(); });
     $('accept-call').addEventListener('click', () => this.acceptCall());
     $('decline-call').addEventListener('click', () => this.declineCall());
     $('incoming').addEventListener('keydown', (e) => { if (e.key === 'Escape') this.declineCall(); });
@@ -134,7 +113,7 @@ class App {
   refresh() {
     $('idle').hidden = Boolean(this.call || this.room);
     $('room-create').disabled = this.busy() || Boolean(this.incoming);
-    this.renderFriends();
+    this.people.render();
   }
 
   // --- session ----------------------------------------------------------
@@ -143,10 +122,7 @@ class App {
     const on = (type, fn) => client.addEventListener(type, (e) => fn.call(this, e.detail));
     on('welcome', this.onWelcome);
     on('closed', this.onClosed);
-    on('presence', (p) => { if (this.friends.has(p.user)) { this.friends.set(p.user, p.status); this.renderFriends(); } });
-    on('friend.requested', (p) => { this.requests.add(p.from); this.renderFriends(); this.notify(`${p.from} wants to be your friend.`); });
-    on('friend.accepted', (p) => { this.notify(`${p.by} accepted your friend request.`); this.refreshFriends(); });
-    on('friend.removed', (p) => { this.friends.delete(p.by); this.renderFriends(); });
+    this.people.listen(on);
     on('call.incoming', this.onIncoming);
     on('call.accepted', this.onAccepted);
     on('call.offer', (p) => this.call && this.call.link && p.call_id === this.call.id && this.call.link.handleDescription('offer', p.sdp));
@@ -209,10 +185,7 @@ class App {
     this.me = p.user;
     this.sessionId = p.session_id;
     this.iceServers = p.ice_servers || [];
-    if (!p.resumed) {
-      this.friends = new Map(p.friends.map((f) => [f.user, f.status]));
-      this.refreshFriends();
-    }
+    if (!p.resumed) this.people.load(p.friends);
     fieldError('login-error', '');
     banner('');
     $('login').hidden = true;
@@ -244,139 +217,6 @@ class App {
     }
     this.setConnection('offline');
     banner('Cannot reach the server. Reload the page to log in again.', true);
-  }
-
-  // --- friends ----------------------------------------------------------
-
-  async refreshFriends() {
-    try {
-      const list = await this.client.request('friend.list');
-      this.friends = new Map(list.friends.map((f) => [f.user, f.status]));
-      this.requests = new Set(list.requests);
-      this.renderFriends();
-    } catch (err) {
-      this.fail(err);
-    }
-  }
-
-  // Why a call to this friend is not possible now, or '' when it is.
-  callBlocker(user, status) {
-    if (this.call && this.call.state === 'ringing') return 'You are already calling someone.';
-    if (this.call || this.room) return 'Hang up the current call first.';
-    if (this.incoming) return 'Answer or decline the incoming call first.';
-    if (status === 'busy') return `${user} is in another call.`;
-    if (status !== 'online') return `${user} is offline.`;
-    return '';
-  }
-
-  renderFriends() {
-    const ul = $('friends');
-    const focused = document.activeElement && ul.contains(document.activeElement)
-      ? [document.activeElement.closest('li').dataset.user, document.activeElement.className] : null;
-    ul.replaceChildren();
-    for (const [user, status] of [...this.friends].sort()) ul.append(this.friendRow(user, status));
-    $('friends-empty').hidden = this.friends.size > 0;
-    if (focused) {
-      const again = ul.querySelector(`li[data-user="${CSS.escape(focused[0])}"] .${focused[1].split(' ')[0]}`);
-      if (again) again.focus();
-    }
-    const requests = $('requests');
-    requests.replaceChildren();
-    for (const user of [...this.requests].sort()) {
-      const li = document.createElement('li');
-      li.dataset.user = user;
-      const actions = document.createElement('div');
-      actions.className = 'row-actions';
-      actions.append(button('Accept', 'accept-request', () => this.acceptFriend(user)));
-      li.append(this.who(user, 'wants to be your friend', ''), actions);
-      requests.append(li);
-    }
-    $('requests-empty').hidden = this.requests.size > 0;
-  }
-
-  who(user, statusText, status) {
-    const who = document.createElement('div');
-    who.className = 'who';
-    const dot = document.createElement('span');
-    dot.className = `dot ${status}`;
-    dot.setAttribute('aria-hidden', 'true');
-    const name = document.createElement('span');
-    name.className = 'name';
-    name.textContent = user;
-    const badge = document.createElement('span');
-    badge.className = `status ${status}`;
-    badge.textContent = statusText;
-    who.append(dot, name, badge);
-    return who;
-  }
-
-  friendRow(user, status) {
-    const li = document.createElement('li');
-    li.dataset.user = user;
-    li.dataset.status = status;
-    const actions = document.createElement('div');
-    actions.className = 'row-actions';
-    if (this.confirming === user) {
-      const question = document.createElement('span');
-      question.className = 'confirm';
-      question.textContent = `Remove ${user} from your friends?`;
-      actions.append(question,
-        button('Remove', 'confirm-remove danger', () => this.removeFriend(user)),
-        button('Keep', 'cancel-remove', () => { this.confirming = null; this.renderFriends(); }));
-    } else {
-      const blocker = this.callBlocker(user, status);
-      const opts = { disabled: Boolean(blocker), title: blocker };
-      actions.append(
-        button('Video call', 'call-video primary', () => this.startCall(user, ['audio', 'video']), opts),
-        button('Audio call', 'call-audio', () => this.startCall(user, ['audio']), opts));
-      if (this.room) {
-        actions.append(button('Invite to group', 'room-invite', () => this.rooms.invite(user),
-          { disabled: status !== 'online', title: status !== 'online' ? `${user} is ${status}.` : '' }));
-      }
-      actions.append(button('Remove', 'remove-friend quiet', () => { this.confirming = user; this.renderFriends(); },
-        { title: `Remove ${user} from your friends` }));
-    }
-    li.append(this.who(user, status, status), actions);
-    return li;
-  }
-
-  async addFriend() {
-    const username = $('friend-name').value.trim();
-    fieldError('friend-error', '');
-    try {
-      const ack = await this.client.request('friend.request', { username });
-      $('friend-name').value = '';
-      if (ack.state === 'friends') {
-        this.notify(`You and ${username} are now friends.`);
-        this.refreshFriends();
-      } else {
-        this.notify(`Friend request sent to ${username}.`);
-      }
-    } catch (err) {
-      fieldError('friend-error', describeError(err, username));
-    }
-  }
-
-  async acceptFriend(username) {
-    try {
-      await this.client.request('friend.accept', { username });
-      this.notify(`You and ${username} are now friends.`);
-      this.refreshFriends();
-    } catch (err) {
-      this.fail(err, username);
-    }
-  }
-
-  async removeFriend(username) {
-    this.confirming = null;
-    try {
-      await this.client.request('friend.remove', { username });
-      this.friends.delete(username);
-      this.notify(`${username} is no longer your friend.`);
-    } catch (err) {
-      this.fail(err, username);
-    }
-    this.renderFriends();
   }
 
   // --- 1-to-1 calls -----------------------------------------------------
@@ -745,7 +585,8 @@ class App {
     if (row.direction === 'out') {
       const isScreen = call.screen && call.screen.getTracks().some((t) => t.id === row.trackId);
       if (isScreen) return { role: 'screen', text: 'Your screen (out)', order: 2 };
-      if (row.trackId == null && (row.kind === 'audio' || call.screen)) return null;
+      // A track the stats cannot name (no mid): the camera, unless a screen could be it.
+      if (row.trackId === undefined && row.kind === 'video' && call.screen) return null;
       return row.kind === 'audio' ? { role: 'microphone', text: 'Your microphone (out)', order: 1 }
         : { role: 'camera', text: 'Your camera (out)', order: 0 };
     }

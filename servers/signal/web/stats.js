@@ -32,18 +32,21 @@ function selectedPair(report) {
   return pair;
 }
 
-// The MediaStreamTrack id an RTP stream carries: through its transceiver (mid),
-// else the stats' own track reference (Firefox gives no mid on older versions).
+// The MediaStreamTrack id an RTP stream carries, through its transceiver (mid),
+// else the stats' own track reference (Firefox gives no mid on older versions);
+// null for a stream no longer sent or received (a screen share that stopped).
 function trackIdOf(pc, report, s) {
   const inbound = s.type === 'inbound-rtp';
   const transceiver = s.mid != null ? pc.getTransceivers().find((t) => t.mid === s.mid) : null;
   if (transceiver) {
+    const live = inbound ? ['sendrecv', 'recvonly'] : ['sendrecv', 'sendonly'];
+    if (!live.includes(transceiver.currentDirection)) return null;
     const track = inbound ? transceiver.receiver.track : transceiver.sender.track;
     return track ? track.id : null;
   }
-  if (inbound) return s.trackIdentifier || null;
+  if (inbound) return s.trackIdentifier || undefined;
   const source = s.mediaSourceId ? report.get(s.mediaSourceId) : null;
-  return source && source.trackIdentifier ? source.trackIdentifier : null;
+  return source && source.trackIdentifier ? source.trackIdentifier : undefined;
 }
 
 function trackRow(pc, report, s) {
@@ -53,7 +56,7 @@ function trackRow(pc, report, s) {
     id: s.id,
     direction: inbound ? 'in' : 'out',
     kind: s.kind || s.mediaType,
-    trackId: trackIdOf(pc, report, s),
+    trackId: trackIdOf(pc, report, s),  // undefined: not known (old Firefox)
     codec: codec && codec.mimeType ? codec.mimeType.split('/')[1] : '',
     width: s.frameWidth || 0,
     height: s.frameHeight || 0,
@@ -169,6 +172,7 @@ export function render(panel, s, relayOnly, describe) {
   const body = panel.querySelector('tbody');
   const rows = [];
   for (const row of s.tracks) {
+    if (row.trackId === null) continue;  // stopped: its counters no longer move
     const name = describe(row);
     if (!name) continue;
     const tr = document.createElement('tr');
