@@ -137,6 +137,9 @@ def test_call_survives_a_dropped_signaling_socket(friends):
     alice.evaluate("() => window.netcore.client.ws.close()")
     expect_notice(alice, "Reconnected.")
     assert alice.get_attribute("#call", "data-state") == "active"
+    # The banner was for the outage only; the badge is back to online.
+    assert alice.is_hidden("#banner")
+    assert alice.inner_text("#connection") == "online"
     assert_media_grows([alice, bob], seconds=1, steps=1)
     bob.click("#hangup")  # call.ended reaches alice over the resumed session
     alice.wait_for_selector("#call", state="hidden")

@@ -31,7 +31,13 @@ def test_chromium_and_firefox_call_each_other_both_ways(open_user, open_firefox_
     chromium, c_name, firefox, f_name = pair_up(open_user, open_firefox_user, names)
     screenshot(firefox, "firefox-friends")
     # Chromium calls Firefox: VP8 and Opus both ways, labelled tiles on both sides.
-    call(chromium, firefox, f_name)
+    chromium.click(f'#friends li[data-user="{f_name}"] .call-video')
+    firefox.wait_for_selector("#incoming:not([hidden])")
+    assert firefox.inner_text("#incoming-kind") == "Video call"
+    screenshot(firefox, "firefox-incoming-call")
+    firefox.click("#accept-call")
+    for page in (chromium, firefox):
+        page.wait_for_selector('#call[data-state="active"]', timeout=20000)
     assert_media_grows([chromium, firefox])
     for page, peer in ((chromium, f_name), (firefox, c_name)):
         assert page.inner_text("#tile-remote .tile-name") == peer

@@ -98,6 +98,13 @@ def test_call_notices_are_replaced_by_the_next_call(friends):
     # The incoming call is a modal: who, which media, Accept focused, Escape declines.
     assert alice.inner_text("#incoming-kind") == "Video call"
     assert alice.evaluate("() => document.activeElement.id") == "accept-call"
+    alice.keyboard.press("Tab")
+    assert alice.evaluate("() => document.activeElement.id") == "decline-call"
+    # Backwards from Accept, focus does not reach the page behind the modal (inert).
+    alice.focus("#accept-call")
+    alice.keyboard.press("Shift+Tab")
+    assert alice.evaluate("() => !document.querySelector('main').contains(document.activeElement)")
+    alice.focus("#accept-call")
     screenshot(alice, "chromium-incoming-call")
     alice.keyboard.press("Escape")
     expect_notice(bob, f"{a_name} declined the call.", error=True)

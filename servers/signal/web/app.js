@@ -263,6 +263,7 @@ class App {
     $('incoming-avatar').textContent = initial(p.from);
     $('incoming').dataset.from = p.from;
     $('incoming').hidden = false;
+    this.setBackgroundInert(true);  // keyboard and pointer stay in the modal
     $('accept-call').focus();
     this.refresh();
   }
@@ -270,8 +271,13 @@ class App {
   closeIncoming() {
     this.incoming = null;
     $('incoming').hidden = true;
+    this.setBackgroundInert(false);
     if (this.returnFocus && document.contains(this.returnFocus)) this.returnFocus.focus();
     this.returnFocus = null;
+  }
+
+  setBackgroundInert(inert) {
+    for (const el of document.querySelectorAll('body > header, body > main, #banner')) el.inert = inert;
   }
 
   async acceptCall() {
