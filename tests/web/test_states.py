@@ -255,6 +255,13 @@ def test_group_call_tiles_are_labelled(open_user, names, up):
     alice.wait_for_selector(f'#tiles figure[data-user="{c_name}"] .flag.muted')
     # Someone is outlined as speaking (the fake microphones all beep).
     alice.wait_for_selector("#tiles figure.speaking", timeout=15000)
+    # In a group each friend row gains "Invite to group"; Remove still sits on the name's line.
+    tops = alice.evaluate(f"""() => {{
+        const li = document.querySelector('#friends li[data-user="{b_name}"]');
+        return [li.querySelector('.name'), li.querySelector('.remove-friend')]
+            .map((el) => Math.round(el.getBoundingClientRect().top + el.getBoundingClientRect().height / 2));
+    }}""")
+    assert abs(tops[0] - tops[1]) <= 4, tops
     screenshot(alice, "chromium-group-call")
     for page in (alice, bob, carol):
         page.click("#room-leave")

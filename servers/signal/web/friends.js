@@ -112,10 +112,14 @@ export class FriendsView {
         actions.append(button('Invite to group', 'room-invite', () => this.app.rooms.invite(user),
           { disabled: status !== 'online', title: status !== 'online' ? `${user} is ${status}.` : '' }));
       }
-      actions.append(button('Remove', 'remove-friend quiet', () => { this.confirming = user; this.render(); },
+    }
+    const who = this.who(user, status, status);
+    // On the name's line, away from the call buttons, so it never wraps under them.
+    if (this.confirming !== user) {
+      who.append(button('Remove', 'remove-friend quiet', () => { this.confirming = user; this.render(); },
         { title: `Remove ${user} from your friends` }));
     }
-    li.append(this.who(user, status, status), actions);
+    li.append(who, actions);
     return li;
   }
 
