@@ -183,20 +183,19 @@ class FirefoxPage:
     def evaluate(self, script: str, arg: object = None) -> object:
         """As Playwright: ``script`` is a function (called with ``arg``, awaited) or an expression."""
         return self._call(
-            "async (arg) => { const v = (%s);"
+            "async (arg) => { const v = (" + script + ");"
             " const r = typeof v === 'function' ? await v(JSON.parse(arg)) : await v;"
-            " return r === undefined ? undefined : JSON.stringify(r); }" % script, arg)
+            " return r === undefined ? undefined : JSON.stringify(r); }", arg)
 
     def wait_for_function(self, script: str, arg: object = None, timeout: float = DEFAULT_TIMEOUT_MS) -> object:
         """Poll the function ``script`` in the page until it returns a truthy value."""
         return self._call(
-            "async (arg) => { const f = (%s); const a = JSON.parse(arg);"
-            " const deadline = performance.now() + %d;"
+            "async (arg) => { const f = (" + script + "); const a = JSON.parse(arg);"
+            f" const deadline = performance.now() + {int(timeout)};"
             " for (;;) { let v = false; try { v = await f(a); } catch (e) { v = false; }"
             "   if (v) return JSON.stringify(v);"
-            "   if (performance.now() > deadline) throw new Error('netcore-wait-timeout: ' + %s);"
-            "   await new Promise((r) => setTimeout(r, 50)); } }"
-            % (script, timeout, json.dumps(script[:200])), arg, timeout_ms=timeout)
+            f"   if (performance.now() > deadline) throw new Error('netcore-wait-timeout: ' + {json.dumps(script[:200])});"
+            "   await new Promise((r) => setTimeout(r, 50)); } }", arg, timeout_ms=timeout)
 
     def wait_for_selector(self, selector: str, state: str = "visible", timeout: float = DEFAULT_TIMEOUT_MS) -> None:
         """Until an element matching ``selector`` is visible / hidden / attached / detached."""
@@ -207,7 +206,7 @@ class FirefoxPage:
     def _element(self, selector: str, expression: str) -> object:
         return self.evaluate(
             "(sel) => { const el = document.querySelector(sel);"
-            " if (!el) throw new Error('no element matches ' + sel); return %s; }" % expression, selector)
+            " if (!el) throw new Error('no element matches ' + sel); return " + expression + "; }", selector)
 
     def inner_text(self, selector: str) -> str:
         self.wait_for_selector(selector, "attached")
@@ -218,7 +217,7 @@ class FirefoxPage:
         return self.evaluate("([sel, name]) => document.querySelector(sel).getAttribute(name)", [selector, name])
 
     def is_visible(self, selector: str) -> bool:
-        return bool(self.evaluate("(%s)(%s)" % (_STATE_JS, json.dumps({"selector": selector, "state": "visible"}))))
+        return bool(self.evaluate(_STATE_JS, {"selector": selector, "state": "visible"}))
 
     def is_hidden(self, selector: str) -> bool:
         return not self.is_visible(selector)
@@ -227,7 +226,7 @@ class FirefoxPage:
         return self._element(selector, "!el.disabled")
 
     def eval_on_selector_all(self, selector: str, script: str) -> object:
-        return self.evaluate("(sel) => (%s)([...document.querySelectorAll(sel)])" % script, selector)
+        return self.evaluate("(sel) => (" + script + ")([...document.querySelectorAll(sel)])", selector)
 
     # --- acting -----------------------------------------------------------
 
