@@ -26,6 +26,7 @@ import pytest
 from playwright import sync_api
 
 from tests.browsers.firefox import Firefox, Xvfb
+from tests.web.helpers import befriend, keep_notices
 
 CHROMIUM_FLAGS = [
     "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -143,12 +144,18 @@ def firefox():
 
 
 def log_in(page, url: str, name: str, register: bool = True) -> None:
-    """Register (or log in) ``name`` on the page at ``url`` and wait for the app."""
+    """Register (or log in) ``name`` on the page at ``url`` and wait for the app.
+
+    Its notices then stay until the state changes: on a loaded machine a check
+    could otherwise come after the few seconds a notice lasts. The one test of
+    that timing sets the page's own durations back.
+    """
     page.goto(url)
     page.fill("#username", name)
     page.fill("#password", "password-" + name)
     page.click("#register-button" if register else "#login-button")
     page.wait_for_selector("#app:not([hidden])")
+    keep_notices(page)
 
 
 @pytest.fixture
@@ -197,8 +204,6 @@ def open_firefox_user(firefox, up):
 @pytest.fixture
 def friends(open_user, names):
     """Two logged-in pages whose users are friends: (alice, alice's name, bob, bob's name)."""
-    from tests.web.helpers import befriend
-
     a_name, b_name = names("alice"), names("bob")
     alice, bob = open_user(a_name), open_user(b_name)
     befriend(alice, a_name, bob, b_name)

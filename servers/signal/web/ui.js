@@ -13,7 +13,8 @@ export class Notices {
     this.box = $('notice');
     this.text = $('notice-text');
     this.timer = null;
-    this.ms = { ...NOTICE_MS };
+    this.defaults = NOTICE_MS;
+    this.ms = { ...NOTICE_MS };  // tests may lengthen them
     $('notice-close').addEventListener('click', () => this.clear());
   }
 
