@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import time
 
-from tests.web.helpers import (SENDER_PARAMS_JS, assert_media_grows, call, counters, expect_notice, open_stats,
-                               screenshot, stats_rows, wait_stats_row)
+from tests.web.helpers import (COUNTERS_JS, SENDER_PARAMS_JS, assert_media_grows, call, counters, expect_notice,
+                               open_stats, screenshot, stats_rows, wait_stats_row)
 
 
 def test_video_call_flows_both_ways_shares_screen_and_hangs_up(friends):
@@ -44,6 +44,9 @@ def test_video_call_flows_both_ways_shares_screen_and_hangs_up(friends):
         const v = document.getElementById('remote-screen');
         return v.videoHeight > 0 && Math.abs(v.videoWidth / v.videoHeight - 16 / 9) < 0.05;
     }""", timeout=15000)
+    # The element showing a frame runs ahead of getStats: wait until the stats count one too.
+    alice.wait_for_function(f"""async (mids) => (await ({COUNTERS_JS})(null)).video
+        .some((v) => !mids.includes(v.mid) && v.frames > 0)""", arg=sorted(camera_mids), timeout=15000)
     first = counters(alice)
     time.sleep(2)  # sampling interval of a rate
     screen = [v for v in counters(alice)["video"] if v["mid"] not in camera_mids]
