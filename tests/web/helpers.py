@@ -96,11 +96,11 @@ def keep_notices(page) -> None:
     page.evaluate("() => { window.netcore.notices.ms = {info: 600000, error: 600000}; }")
 
 
-def screenshot(page, name: str) -> pathlib.Path:
-    """Save the page as ARTIFACTS/<name>.png and return the path."""
+def screenshot(page, name: str, full_page: bool = False) -> pathlib.Path:
+    """Save the page (the viewport, or all of it) as ARTIFACTS/<name>.png and return the path."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     path = ARTIFACTS / f"{name}.png"
-    page.screenshot(path=str(path))
+    page.screenshot(path=str(path), full_page=full_page)
     return path
 
 

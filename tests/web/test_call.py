@@ -58,7 +58,7 @@ def test_video_call_flows_both_ways_shares_screen_and_hangs_up(friends):
     wait_stats_row(alice, "in", "screen", "VP8")
     wait_stats_row(bob, "out", "screen", "VP8")
     assert [r["cells"][0] for r in stats_rows(alice) if r["role"] == "screen"] == [f"{b_name}'s screen (in)"]
-    screenshot(alice, "chromium-call-with-screen-and-stats")
+    screenshot(alice, "chromium-call-with-screen-and-stats", full_page=True)
     screenshot(bob, "chromium-call-sharer-preview")
     bob.click("#share")  # stop sharing
     assert bob.inner_text("#share") == "Share screen"

@@ -50,7 +50,7 @@ def test_chromium_and_firefox_call_each_other_both_ways(open_user, open_firefox_
     firefox.wait_for_selector("#tile-remote .flag.muted")
     firefox.click("#camera")
     chromium.wait_for_selector("#tile-remote .flag.camera-off")
-    screenshot(firefox, "firefox-call-with-stats")
+    screenshot(firefox, "firefox-call-with-stats", full_page=True)
     hang_up(chromium, firefox)
     # Firefox calls Chromium.
     chromium.wait_for_selector(f'#friends li[data-user="{f_name}"][data-status="online"]')

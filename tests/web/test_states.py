@@ -187,6 +187,9 @@ def test_tiles_carry_labels_and_the_stats_panel_opens_and_closes(friends):
     bob.click("#camera")
     alice.wait_for_selector("#tile-remote .flag.muted")
     alice.wait_for_selector("#tile-remote .flag.camera-off")
+    # In place of the black picture, his initial.
+    assert alice.evaluate("() => getComputedStyle(document.getElementById('tile-remote'), '::before').content") \
+        == f'"{b_name[0]}"'
     assert bob.is_visible("#tile-local .flag.muted")
     bob.click("#mute")
     alice.wait_for_selector("#tile-remote .flag.muted", state="hidden")
@@ -198,14 +201,14 @@ def test_tiles_carry_labels_and_the_stats_panel_opens_and_closes(friends):
     assert alice.get_attribute("#stats-toggle", "aria-expanded") == "true"
     wait_stats_row(alice, "in", "camera", f"{b_name}'s camera (in)")
     wait_stats_row(alice, "out", "microphone", "Your microphone (out)")
-    screenshot(alice, "chromium-call-with-stats")
+    screenshot(alice, "chromium-call-with-stats", full_page=True)
     alice.click("#stats-toggle")
     alice.wait_for_selector("#stats", state="hidden")
     # At phone width nothing runs off the side.
     alice.set_viewport_size({"width": 390, "height": 844})
     open_stats(alice)
     assert alice.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth")
-    screenshot(alice, "chromium-call-phone")
+    screenshot(alice, "chromium-call-phone", full_page=True)
     alice.click("#hangup")
     bob.wait_for_selector("#call", state="hidden")
 

@@ -193,6 +193,7 @@ class App {
     $('logout').hidden = false;
     $('me').hidden = false;
     $('me').textContent = p.user;
+    for (const id of ['tile-local', 'tile-self']) setTileName($(id), 'You', p.user);
     this.setConnection('online');
     document.body.dataset.user = p.user;
     if (p.resumed) this.notify('Reconnected.');

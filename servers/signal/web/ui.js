@@ -83,11 +83,14 @@ export function makeTile(name, role) {
   label.textContent = name;
   caption.append(label, flag('muted', 'muted'), flag('camera-off', 'camera off'));
   tile.append(video, caption);
+  tile.dataset.initial = initial(name);
   return tile;
 }
 
-export function setTileName(tile, name) {
+// The name on the tile; its initial stands in for the picture while the camera is off.
+export function setTileName(tile, name, person = name) {
   tile.querySelector('.tile-name').textContent = name;
+  tile.dataset.initial = initial(person);
 }
 
 // state: {audio, video} as booleans (true = on); a missing key leaves that flag alone.
