@@ -47,6 +47,8 @@ PREFS = {
 }
 
 DEFAULT_TIMEOUT_MS = 10000
+CLICK_ATTEMPTS = 3
+CLICK_LANDED_MS = 2000  # how long a sent click may take to reach the page before it is sent again
 VIEWPORT = {"width": 1280, "height": 720}  # Playwright's default, so screenshots compare
 
 
@@ -113,7 +115,7 @@ class Firefox:
         self._ws = self._connection.enter_context(
             connect(f"ws://127.0.0.1:{port}/session", max_size=None, open_timeout=30))
         self._ids = itertools.count(1)
-        self.console: list[str] = []  # the pages' console errors, for failure messages
+        self.console: list[str] = []  # the pages' console errors and missed clicks, for failure messages
         self.command("session.new", {"capabilities": {}})
         self.command("session.subscribe", {"events": ["log.entryAdded"]})
 
@@ -238,27 +240,39 @@ class FirefoxPage:
         """A real pointer click at the element's centre, once it is visible and enabled.
 
         Through ``input.performActions``, so the page gets a user gesture (what
-        ``getDisplayMedia`` requires), as from a person's mouse.
+        ``getDisplayMedia`` requires), as from a person's mouse. The page is
+        watched for the click reaching the element, and the click is sent again
+        if it did not (once in several runs, a click sent just after a screen
+        share stopped never reached its button); each miss is noted in
+        ``browser.console`` for the test's output.
         """
-        self.wait_for_function(
-            "(sel) => { const el = document.querySelector(sel);"
-            " return el && !el.disabled && el.getClientRects().length > 0; }", selector, timeout)
-        node = self.browser.command("script.callFunction", {
-            "functionDeclaration": "(sel) => { const el = document.querySelector(sel);"
-                                   " el.scrollIntoView({block: 'center'}); return el; }",
-            "arguments": [{"type": "string", "value": selector}],
-            "target": {"context": self.context}, "awaitPromise": True, "resultOwnership": "none",
-            "serializationOptions": {"maxDomDepth": 0},
-        })["result"]
-        self.browser.command("input.performActions", {"context": self.context, "actions": [{
-            "type": "pointer", "id": "mouse", "parameters": {"pointerType": "mouse"},
-            "actions": [
-                {"type": "pointerMove", "x": 0, "y": 0,
-                 "origin": {"type": "element", "element": {"sharedId": node["sharedId"]}}},
-                {"type": "pointerDown", "button": 0},
-                {"type": "pointerUp", "button": 0},
-            ]}]})
-        self.browser.command("input.releaseActions", {"context": self.context})
+        for _ in range(CLICK_ATTEMPTS):
+            self.wait_for_function(
+                "(sel) => { const el = document.querySelector(sel);"
+                " return el && !el.disabled && el.getClientRects().length > 0; }", selector, timeout)
+            node = self.browser.command("script.callFunction", {
+                "functionDeclaration": _ARM_CLICK_JS,
+                "arguments": [{"type": "string", "value": selector}],
+                "target": {"context": self.context}, "awaitPromise": True, "resultOwnership": "none",
+                "serializationOptions": {"maxDomDepth": 0},
+            })["result"]
+            self.browser.command("input.performActions", {"context": self.context, "actions": [{
+                "type": "pointer", "id": "mouse", "parameters": {"pointerType": "mouse"},
+                "actions": [
+                    {"type": "pointerMove", "x": 0, "y": 0,
+                     "origin": {"type": "element", "element": {"sharedId": node["sharedId"]}}},
+                    {"type": "pointerDown", "button": 0},
+                    {"type": "pointerUp", "button": 0},
+                ]}]})
+            self.browser.command("input.releaseActions", {"context": self.context})
+            try:
+                # A new document (the click navigated) has no watch: the click landed.
+                self.wait_for_function("() => !window.__netcoreClick || window.__netcoreClick.landed",
+                                       timeout=CLICK_LANDED_MS)
+                return
+            except TimeoutError:
+                self.browser.console.append(f"click on {selector} did not reach it; sent again")
+        raise BidiError(f"a click on {selector} never reached it")
 
     def press(self, selector: str, key: str) -> None:
         """Focus the element and press one key (``Enter``, ``Escape``, ``Tab`` or a character)."""
@@ -305,6 +319,20 @@ _STATE_JS = """(arg) => {
     case 'hidden': return !visible;
     default: return visible;
   }
+}"""
+
+# Before a click: scroll the element into view and watch (in the capture phase, before any
+# page handler) for a click that reaches it or a child of it.
+_ARM_CLICK_JS = """(sel) => {
+  const el = document.querySelector(sel);
+  el.scrollIntoView({block: 'center'});
+  const old = window.__netcoreClick;
+  if (old) window.removeEventListener('click', old.listener, true);
+  const watch = {landed: false};
+  watch.listener = (e) => { if (e.target === el || el.contains(e.target)) watch.landed = true; };
+  window.addEventListener('click', watch.listener, true);
+  window.__netcoreClick = watch;
+  return el;
 }"""
 
 # WebDriver's code points for the keys the tests press (WebDriver section 17.4.2).

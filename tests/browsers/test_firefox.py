@@ -11,7 +11,12 @@ from tests.browsers.firefox import Firefox, TimeoutError
 
 PAGE = """<!doctype html><title>t</title>
 <input id="name"><button id="go" disabled>Go</button><p id="out" hidden>done</p>
+<div style="position: relative"><button id="under">Under</button>
+  <div id="cover" style="position: absolute; inset: 0; background: #ccc"></div></div>
 <script>
+  window.underClicks = 0;
+  document.getElementById('under').addEventListener('click', () => { window.underClicks += 1; });
+  document.getElementById('cover').addEventListener('click', (e) => e.target.remove());
   const go = document.getElementById('go');
   document.getElementById('name').addEventListener('input', () => { go.disabled = false; });
   go.addEventListener('click', () => {
@@ -59,6 +64,15 @@ def test_click_waits_until_enabled_and_is_a_user_gesture(page):
     assert page.inner_text("#out") == "done"
     assert page.evaluate("() => window.activated") is True  # what getDisplayMedia requires
     assert page.get_attribute("#go", "id") == "go"
+
+
+def test_a_click_that_lands_beside_its_target_is_sent_again(page):
+    # The first click meets a cover (as when the browser's sharing bar shifts the page),
+    # which goes away; the click is sent again and reaches the button, once.
+    page.click("#under")
+    assert page.evaluate("() => [window.underClicks, Boolean(document.getElementById('cover'))]") == [1, False]
+    assert page.browser.console == ["click on #under did not reach it; sent again"]
+    page.browser.console.clear()
 
 
 def test_screenshot_is_a_png(page, tmp_path):
