@@ -1,9 +1,11 @@
-"""Fixtures: one `netcore up` (signal with the page, and netcore-turn) and one
-headless Chromium for the whole directory; a fresh browser context per user.
+"""Fixtures: one `netcore up` (signal with the page, and netcore-turn) for the
+whole directory, one headless Chromium per test module and a fresh browser
+context per user; Firefox ESR on its own X display where a test asks for it.
 
 Chromium is the distribution's (/usr/bin/chromium) driven by Playwright for
 Python, never a downloaded browser. Flags: /work/shared/README.md
-("Headless Chromium for WebRTC tests").
+("Headless Chromium for WebRTC tests"). Firefox ESR is driven over WebDriver
+BiDi by tests/browsers/firefox.py (the same page methods as Playwright's).
 """
 
 from __future__ import annotations
@@ -18,9 +20,13 @@ import tempfile
 import threading
 import urllib.request
 
-import pytest
+import shutil
 
-from tests.conftest import require_program
+import pytest
+from playwright import sync_api
+
+from tests.browsers.firefox import Firefox, Xvfb
+from tests.web.helpers import befriend, keep_notices
 
 CHROMIUM_FLAGS = [
     "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -106,12 +112,50 @@ def browser():
     """One Chromium per test module. Not per session: while Playwright's sync API is
     started its event loop counts as running in this thread, and asyncio tests of
     other directories collected after ours would fail with 'loop already running'."""
-    chromium = require_program("chromium")
-    sync_api = pytest.importorskip("playwright.sync_api")
+    chromium = program("chromium")
     with sync_api.sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_FLAGS)
         yield browser
         browser.close()
+
+
+def program(name: str) -> str:
+    """The path of a browser the tests drive; missing is a broken install (bash .ci/deps)."""
+    path = shutil.which(name)
+    if path is None:
+        pytest.fail(f"{name} is not installed (bash .ci/deps installs it)")
+    return path
+
+
+@pytest.fixture(scope="module")
+def firefox():
+    """One Firefox ESR per test module, on an X display of its own: headless Firefox
+    cannot capture a screen, under Xvfb it can (getDisplayMedia picks the display)."""
+    executable = program("firefox-esr")
+    display = Xvfb(program("Xvfb"))
+    try:
+        browser = Firefox(executable, display=display.display)
+        try:
+            yield browser
+        finally:
+            browser.close()
+    finally:
+        display.close()
+
+
+def log_in(page, url: str, name: str, register: bool = True) -> None:
+    """Register (or log in) ``name`` on the page at ``url`` and wait for the app.
+
+    Its notices then stay until the state changes: on a loaded machine a check
+    could otherwise come after the few seconds a notice lasts. The one test of
+    that timing sets the page's own durations back.
+    """
+    page.goto(url)
+    page.fill("#username", name)
+    page.fill("#password", "password-" + name)
+    page.click("#register-button" if register else "#login-button")
+    page.wait_for_selector("#app:not([hidden])")
+    keep_notices(page)
 
 
 @pytest.fixture
@@ -130,11 +174,7 @@ def open_user(browser, up):
         contexts.append(context)
         page = context.new_page()
         page.on("pageerror", lambda exc: print(f"[{name}] page error: {exc}"))
-        page.goto(url or up.url)
-        page.fill("#username", name)
-        page.fill("#password", "password-" + name)
-        page.click("#register-button" if register else "#login-button")
-        page.wait_for_selector("#app:not([hidden])")
+        log_in(page, url or up.url, name, register)
         return page
 
     yield open_user
@@ -143,10 +183,27 @@ def open_user(browser, up):
 
 
 @pytest.fixture
+def open_firefox_user(firefox, up):
+    """open_firefox_user(name) -> a logged-in tab of the module's Firefox; closed after the test."""
+    pages = []
+
+    def open_user(name: str, register: bool = True):
+        page = firefox.new_page()
+        pages.append(page)
+        log_in(page, up.url, name, register)
+        return page
+
+    yield open_user
+    for page in pages:
+        page.close()
+    if firefox.console:
+        print("firefox console errors:", *firefox.console, sep="\n  ")
+        firefox.console.clear()
+
+
+@pytest.fixture
 def friends(open_user, names):
     """Two logged-in pages whose users are friends: (alice, alice's name, bob, bob's name)."""
-    from tests.web.helpers import befriend
-
     a_name, b_name = names("alice"), names("bob")
     alice, bob = open_user(a_name), open_user(b_name)
     befriend(alice, a_name, bob, b_name)

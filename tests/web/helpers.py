@@ -1,8 +1,16 @@
-"""Steps the browser tests share: befriend, call, read getStats in the page."""
+"""Steps the browser tests share: befriend, call, read getStats in the page,
+notices, screenshots. Each step uses only Page methods that Playwright's
+Chromium pages and tests/browsers/firefox.py's Firefox pages both have."""
 
 from __future__ import annotations
 
+import os
+import pathlib
 import time
+
+# Screenshots of the main states land here, one PNG per state and browser, so that a
+# change of look shows in review: $NETCORE_ARTIFACTS, else tests/web/artifacts (git-ignored).
+ARTIFACTS = pathlib.Path(os.environ.get("NETCORE_ARTIFACTS") or pathlib.Path(__file__).with_name("artifacts"))
 
 # In-page: counters of the 1-to-1 call's RTCPeerConnection (or one mesh link).
 COUNTERS_JS = """async (sessionId) => {
@@ -16,8 +24,10 @@ COUNTERS_JS = """async (sessionId) => {
       out.video.push({mid: s.mid, frames: s.framesDecoded || 0, width: s.frameWidth || 0, height: s.frameHeight || 0});
     }
     if (s.type === 'inbound-rtp' && s.kind === 'audio') out.samples += s.totalSamplesReceived || 0;
-    if (s.type === 'transport' && s.selectedCandidatePairId) {
-      const pair = report.get(s.selectedCandidatePairId);
+    // The selected pair: the transport's in Chromium, the pair marked selected in Firefox.
+    const pair = s.type === 'transport' && s.selectedCandidatePairId ? report.get(s.selectedCandidatePairId)
+      : s.type === 'candidate-pair' && s.selected ? s : null;
+    if (pair) {
       out.pair = {local: report.get(pair.localCandidateId).candidateType,
                   remote: report.get(pair.remoteCandidateId).candidateType};
     }
@@ -73,3 +83,47 @@ def expect_notice(page, text: str, error: bool | None = None) -> None:
                            " return !n.hidden && n.textContent.includes(text); }", arg=text, timeout=10000)
     if error is not None:
         assert (page.get_attribute("#notice", "class") == "error") is error
+
+
+def expect_no_notice(page) -> None:
+    """The notice line is gone (the state it described has passed)."""
+    page.wait_for_selector("#notice", state="hidden", timeout=2000)
+
+
+def keep_notices(page) -> None:
+    """Notices stay until the state changes: a test of state-driven clearing must not
+    be passed by the few seconds after which every notice goes by itself."""
+    page.evaluate("() => { window.netcore.notices.ms = {info: 600000, error: 600000}; }")
+
+
+def screenshot(page, name: str, full_page: bool = False) -> pathlib.Path:
+    """Save the page (the viewport, or all of it) as ARTIFACTS/<name>.png and return the path."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=full_page)
+    return path
+
+
+def open_stats(page) -> None:
+    """Open the call's stats panel (closed until asked for)."""
+    if page.get_attribute("#stats-toggle", "aria-expanded") != "true":
+        page.click("#stats-toggle")
+    page.wait_for_selector("#stats")
+
+
+STATS_ROWS_JS = """() => [...document.querySelectorAll('#stats-tracks tbody tr')].map((tr) => ({
+  direction: tr.dataset.direction, kind: tr.dataset.kind, role: tr.dataset.role,
+  cells: [...tr.cells].map((td) => td.textContent)}))"""
+
+
+def stats_rows(page) -> list[dict]:
+    """The stats panel's track rows: direction, kind, role and the cells
+    (track, codec, resolution, fps, bitrate, lost, rtt)."""
+    return page.evaluate(STATS_ROWS_JS)
+
+
+def wait_stats_row(page, direction: str, role: str, contains: str = "", timeout: float = 15000) -> None:
+    """Until the panel has a row for that track whose cells contain ``contains``."""
+    page.wait_for_function(f"""(arg) => ({STATS_ROWS_JS})().some((r) => r.direction === arg.direction
+        && r.role === arg.role && r.cells.join(' ').includes(arg.contains))""",
+                           arg={"direction": direction, "role": role, "contains": contains}, timeout=timeout)

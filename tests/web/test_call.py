@@ -4,19 +4,27 @@ from __future__ import annotations
 
 import time
 
-from tests.web.helpers import SENDER_PARAMS_JS, assert_media_grows, call, counters, expect_notice
+from tests.web.helpers import (COUNTERS_JS, SENDER_PARAMS_JS, assert_media_grows, call, counters, expect_notice,
+                               open_stats, screenshot, stats_rows, wait_stats_row)
 
 
 def test_video_call_flows_both_ways_shares_screen_and_hangs_up(friends):
     alice, a_name, bob, b_name = friends
     call(alice, bob, b_name)
-    # The stats panel: a direct path on loopback, a selected pair, an RTT, the fake camera's size.
+    # The stats panel, opened on demand: a direct path on loopback, a selected pair, an RTT,
+    # and one row per track with its codec, the fake camera's size and a bitrate.
+    for page in (alice, bob):
+        open_stats(page)
     alice.wait_for_selector('#stats[data-path="host"]')
     assert "host udp" in alice.inner_text('#stats dd[data-stat="pair"]')
     assert "ms" in alice.inner_text('#stats dd[data-stat="rtt"]')
+    assert alice.inner_text('#stats dd[data-stat="rtt"]') != "0.0 ms"
     assert_media_grows([alice, bob])
-    assert "640\u00d7480 in" in bob.inner_text('#stats dd[data-stat="resolution"]')
-    assert "kbit/s" in bob.inner_text('#stats dd[data-stat="bitrate-in"]')
+    wait_stats_row(bob, "in", "camera", "640\u00d7480")
+    wait_stats_row(bob, "in", "camera", "kbit/s")
+    wait_stats_row(bob, "out", "camera", "VP8")
+    wait_stats_row(bob, "in", "microphone", "opus")
+    wait_stats_row(bob, "out", "microphone", "opus")
 
     # Mute and camera off act on the local tracks (what the peer gets), and undo.
     alice.click("#mute")
@@ -36,6 +44,9 @@ def test_video_call_flows_both_ways_shares_screen_and_hangs_up(friends):
         const v = document.getElementById('remote-screen');
         return v.videoHeight > 0 && Math.abs(v.videoWidth / v.videoHeight - 16 / 9) < 0.05;
     }""", timeout=15000)
+    # The element showing a frame runs ahead of getStats: wait until the stats count one too.
+    alice.wait_for_function(f"""async (mids) => (await ({COUNTERS_JS})(null)).video
+        .some((v) => !mids.includes(v.mid) && v.frames > 0)""", arg=sorted(camera_mids), timeout=15000)
     first = counters(alice)
     time.sleep(2)  # sampling interval of a rate
     screen = [v for v in counters(alice)["video"] if v["mid"] not in camera_mids]
@@ -43,8 +54,20 @@ def test_video_call_flows_both_ways_shares_screen_and_hangs_up(friends):
     earlier = {v["mid"]: v["frames"] for v in first["video"]}
     assert screen[0]["frames"] > earlier[screen[0]["mid"]] > 0
     assert_media_grows([alice, bob], seconds=2, steps=1)
+    # Told apart in the panel: alice's row for bob's screen, bob's for his own.
+    wait_stats_row(alice, "in", "screen", "VP8")
+    wait_stats_row(bob, "out", "screen", "VP8")
+    assert [r["cells"][0] for r in stats_rows(alice) if r["role"] == "screen"] == [f"{b_name}'s screen (in)"]
+    screenshot(alice, "chromium-call-with-screen-and-stats", full_page=True)
+    screenshot(bob, "chromium-call-sharer-preview")
     bob.click("#share")  # stop sharing
     assert bob.inner_text("#share") == "Share screen"
+    # The stopped share leaves the panel: one camera row out, no screen row (in or out).
+    bob.wait_for_function("""() => {
+        const roles = [...document.querySelectorAll('#stats-tracks tr[data-direction="out"]')].map((r) => r.dataset.role);
+        return roles.sort().join() === 'camera,microphone';
+    }""", timeout=15000)
+    alice.wait_for_function("() => !document.querySelector('#stats-tracks tr[data-role=\"screen\"]')", timeout=15000)
 
     # Hang up ends it on both sides.
     alice.click("#hangup")
@@ -63,6 +86,7 @@ def test_relay_only_call_goes_through_netcore_turn(friends, up):
         page.check("#relay-only")
     call(alice, bob, b_name)
     for page in (alice, bob):
+        open_stats(page)
         page.wait_for_selector('#stats[data-path="relay"]')
         assert "(relay only)" in page.inner_text('#stats dd[data-stat="path"]')
     final = assert_media_grows([alice, bob])
@@ -116,6 +140,9 @@ def test_call_survives_a_dropped_signaling_socket(friends):
     alice.evaluate("() => window.netcore.client.ws.close()")
     expect_notice(alice, "Reconnected.")
     assert alice.get_attribute("#call", "data-state") == "active"
+    # The banner was for the outage only; the badge is back to online.
+    assert alice.is_hidden("#banner")
+    assert alice.inner_text("#connection") == "online"
     assert_media_grows([alice, bob], seconds=1, steps=1)
     bob.click("#hangup")  # call.ended reaches alice over the resumed session
     alice.wait_for_selector("#call", state="hidden")

@@ -25,7 +25,13 @@ def test_callee_busy(friends, open_user, names):
     befriend(carol, c_name, bob, b_name)
     call(alice, bob, b_name, video=False)
     carol.wait_for_selector(f'#friends li[data-user="{b_name}"][data-status="busy"]')
-    carol.click(f'#friends li[data-user="{b_name}"] .call-audio')
+    # A busy friend cannot be called from the list, and the button says why.
+    for kind in ("call-audio", "call-video"):
+        button = f'#friends li[data-user="{b_name}"] .{kind}'
+        assert not carol.is_enabled(button)
+        assert carol.get_attribute(button, "title") == f"{b_name} is in another call."
+    # A call that still goes out (presence not yet seen) gets the server's 486 as a sentence.
+    carol.evaluate("(name) => { window.netcore.startCall(name, ['audio']); }", b_name)
     expect_notice(carol, f"{b_name} is busy.")
     assert carol.is_hidden("#call")
     assert bob.is_hidden("#incoming")
@@ -48,7 +54,8 @@ def test_callee_offline(friends):
     alice, a_name, bob, b_name = friends
     bob.click("#logout")
     alice.wait_for_selector(f'#friends li[data-user="{b_name}"][data-status="offline"]')
-    alice.click(f'#friends li[data-user="{b_name}"] .call-audio')
+    assert not alice.is_enabled(f'#friends li[data-user="{b_name}"] .call-audio')
+    alice.evaluate("(name) => { window.netcore.startCall(name, ['audio']); }", b_name)
     expect_notice(alice, f"{b_name} is offline or unavailable.")
     assert alice.is_hidden("#call")
 
@@ -62,11 +69,15 @@ def test_login_and_register_errors_are_explained(open_user, names, browser, up):
         page.fill("#username", name)
         page.fill("#password", "not-the-password")
         page.click("#login-button")
-        expect_notice(page, "Wrong username or password.")
+        # Next to the form that caused them, not in a notice elsewhere.
+        page.wait_for_function("() => document.getElementById('login-error').textContent"
+                               " === 'Wrong username or password.'")
         page.fill("#password", "password-" + name)
         page.click("#register-button")
-        expect_notice(page, "That username is taken.", error=True)
+        page.wait_for_function("() => document.getElementById('login-error').textContent"
+                               " === 'That username is taken.'")
         assert page.is_hidden("#app")
+        assert page.is_hidden("#notice")
     finally:
         page.context.close()
 

@@ -1,14 +1,21 @@
 // The netcore web client: log in, friends and presence, 1-to-1 calls with a
-// live stats panel, screen sharing, capability settings and mesh group calls.
-// Talks only to netcore-signal (docs/signaling.md); media goes peer to peer or
-// through the TURN servers that `welcome` lists.
+// live stats panel, screen sharing, capability settings, a pre-call device
+// check and mesh group calls. Talks only to netcore-signal (docs/signaling.md);
+// media goes peer to peer or through the TURN servers that `welcome` lists.
+//
+// What the screen shows follows the state: a notice belongs to a moment and
+// goes when the next state comes (or after a few seconds); call buttons are
+// enabled only when a call is possible; every video tile says whose it is.
 
-import { SignalClient, SignalError } from './signal.js';
+import { SignalClient, describeError } from './signal.js';
 import { PeerLink } from './peer.js';
 import { summarize, render } from './stats.js';
 import { applyCaps, describeMediaError, mergeCaps, openScreen, openUserMedia } from './media.js';
+import { DeviceCheck } from './devices.js';
+import { $, Notices, banner, fieldError, initial, setTileFlags, setTileName } from './ui.js';
+import { RoomView } from './room.js';
+import { FriendsView } from './friends.js';
 
-const $ = (id) => document.getElementById(id);
 const wsUrl = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/v1/ws`;
 
 const ENDED_TEXT = {
@@ -30,24 +37,7 @@ const RING_ENDED_TEXT = {
   unavailable: (peer) => `Call from ${peer} ended.`,
 };
 
-// A server error as a sentence a person can act on.
-export function describeError(err, about = '') {
-  if (!(err instanceof SignalError)) return String(err && err.message ? err.message : err);
-  const who = about || 'That user';
-  switch (err.code) {
-    case 0: return err.reason.charAt(0).toUpperCase() + err.reason.slice(1) + '.';
-    case 400: return `The server refused the request: ${err.reason}.`;
-    case 401: return err.type === 'login' ? 'Wrong username or password.' : 'You are not logged in.';
-    case 403: return `Not allowed: ${err.reason}.`;
-    case 404: return `Not found: ${err.reason}.`;
-    case 409: return err.type === 'register' ? 'That username is taken.' : `Not possible now: ${err.reason}.`;
-    case 429: return 'Too many requests: wait a moment and try again.';
-    case 480: return `${who} is offline or unavailable.`;
-    case 486: return `${who} is busy.`;
-    case 505: return 'The server does not speak this page\'s protocol version.';
-    default: return `Error ${err.code}: ${err.reason}.`;
-  }
-}
+const MEDIA_TEXT = (media) => (media.includes('video') ? 'Video call' : 'Audio call');
 
 class App {
   constructor() {
@@ -55,25 +45,30 @@ class App {
     this.me = null;
     this.sessionId = null;
     this.iceServers = [];
-    this.friends = new Map();   // user -> status
-    this.requests = new Set();  // users who asked us
     this.call = null;           // the 1-to-1 call
     this.incoming = null;       // {call_id, from, media, caps}
-    this.room = null;           // the group call
-    this.roomInvite = null;
     this.stats = null;          // last stats summary of the call
     this.statsTimer = null;
+    this.statsOpen = false;     // the panel stays as the user left it, call to call
     this.token = null;
+    this.notices = new Notices();
+    this.devices = new DeviceCheck({
+      preview: $('device-preview'), cameraSelect: $('camera-select'), micSelect: $('mic-select'),
+      meter: $('mic-level'), error: $('device-error'), start: $('device-test'), stop: $('device-stop'),
+    });
+    this.rooms = new RoomView(this);
+    this.people = new FriendsView(this);
     this.bind();
+  }
+
+  get room() {
+    return this.rooms.room;
   }
 
   // --- UI plumbing ------------------------------------------------------
 
   notify(text, isError = false) {
-    const box = $('notice');
-    box.textContent = text;
-    box.className = isError ? 'error' : '';
-    box.hidden = !text;
+    this.notices.show(text, isError);
   }
 
   fail(err, about) {
@@ -84,20 +79,15 @@ class App {
     $('login-form').addEventListener('submit', (e) => { e.preventDefault(); this.login(false); });
     $('register-button').addEventListener('click', () => this.login(true));
     $('logout').addEventListener('click', () => this.logout());
-    $('add-friend').addEventListener('submit', (e) => { e.preventDefault(); this.addFriend(); });
     $('accept-call').addEventListener('click', () => this.acceptCall());
     $('decline-call').addEventListener('click', () => this.declineCall());
+    $('incoming').addEventListener('keydown', (e) => { if (e.key === 'Escape') this.declineCall(); });
     $('cancel-call').addEventListener('click', () => this.cancelCall());
     $('hangup').addEventListener('click', () => this.hangup());
-    $('mute').addEventListener('click', () => this.toggleTrack(this.call, 'audio', $('mute'), 'Mute', 'Unmute'));
-    $('camera').addEventListener('click', () => this.toggleTrack(this.call, 'video', $('camera'), 'Camera off', 'Camera on'));
+    $('mute').addEventListener('click', () => this.toggleCallTrack('audio'));
+    $('camera').addEventListener('click', () => this.toggleCallTrack('video'));
     $('share').addEventListener('click', () => this.toggleShare());
-    $('room-create').addEventListener('click', () => this.createRoom());
-    $('room-join').addEventListener('click', () => this.joinRoom());
-    $('room-ignore').addEventListener('click', () => { this.roomInvite = null; $('room-invite').hidden = true; });
-    $('room-leave').addEventListener('click', () => this.leaveRoom());
-    $('room-mute').addEventListener('click', () => this.toggleTrack(this.room, 'audio', $('room-mute'), 'Mute', 'Unmute'));
-    $('room-camera').addEventListener('click', () => this.toggleTrack(this.room, 'video', $('room-camera'), 'Camera off', 'Camera on'));
+    $('stats-toggle').addEventListener('click', () => this.showStats(!this.statsOpen));
   }
 
   settingsCaps() {
@@ -111,35 +101,48 @@ class App {
     return caps;
   }
 
+  // Camera and microphone for a call or room: the devices chosen in the check,
+  // which itself lets go of them first.
+  openMedia(media, caps) {
+    const devices = this.devices.chosen();
+    this.devices.stop();
+    return openUserMedia(media, caps, devices);
+  }
+
+  // Redraw what depends on whether a call is possible.
+  refresh() {
+    $('idle').hidden = Boolean(this.call || this.room);
+    $('room-create').disabled = this.busy() || Boolean(this.incoming);
+    this.people.render();
+  }
+
   // --- session ----------------------------------------------------------
 
   listen(client) {
     const on = (type, fn) => client.addEventListener(type, (e) => fn.call(this, e.detail));
     on('welcome', this.onWelcome);
     on('closed', this.onClosed);
-    on('presence', (p) => { if (this.friends.has(p.user)) { this.friends.set(p.user, p.status); this.renderFriends(); } });
-    on('friend.requested', (p) => { this.requests.add(p.from); this.renderFriends(); this.notify(`${p.from} wants to be your friend.`); });
-    on('friend.accepted', (p) => { this.notify(`${p.by} accepted your friend request.`); this.refreshFriends(); });
-    on('friend.removed', (p) => { this.friends.delete(p.by); this.renderFriends(); });
+    this.people.listen(on);
     on('call.incoming', this.onIncoming);
     on('call.accepted', this.onAccepted);
     on('call.offer', (p) => this.call && this.call.link && p.call_id === this.call.id && this.call.link.handleDescription('offer', p.sdp));
     on('call.answer', (p) => this.call && this.call.link && p.call_id === this.call.id && this.call.link.handleDescription('answer', p.sdp));
     on('call.candidate', (p) => this.call && this.call.link && p.call_id === this.call.id && this.call.link.handleCandidate(p.candidate));
     on('call.ended', this.onEnded);
-    on('room.invited', this.onRoomInvited);
-    on('room.joined', this.onRoomJoined);
-    on('room.left', this.onRoomLeft);
-    on('room.signal', this.onRoomSignal);
-    on('room.topology', this.onRoomTopology);
+    on('room.invited', (p) => this.rooms.onInvited(p));
+    on('room.joined', (p) => this.rooms.onJoined(p));
+    on('room.left', (p) => this.rooms.onLeft(p));
+    on('room.signal', (p) => this.rooms.onSignal(p));
+    on('room.topology', (p) => this.rooms.onTopology(p));
     on('error', (p) => this.notify(`The server reported an error: ${p.reason} (${p.code}).`, true));
   }
 
   async login(register) {
     const username = $('username').value.trim();
     const password = $('password').value;
-    if (!/^[a-z0-9_-]{3,32}$/.test(username)) return this.notify('A username is 3 to 32 of a-z, 0-9, _ and -.', true);
-    if (password.length < 8) return this.notify('A password has at least 8 characters.', true);
+    fieldError('login-error', '');
+    if (!/^[a-z0-9_-]{3,32}$/.test(username)) return fieldError('login-error', 'A username is 3 to 32 of a-z, 0-9, _ and -.');
+    if (password.length < 8) return fieldError('login-error', 'A password has at least 8 characters.');
     this.client = new SignalClient(wsUrl);
     this.listen(this.client);
     try {
@@ -150,48 +153,60 @@ class App {
     } catch (err) {
       this.client.close();
       this.client = null;
-      return this.fail(err);
+      return fieldError('login-error', describeError(err));
     }
   }
 
   logout() {
     this.hangup();
-    this.leaveRoom();
+    this.rooms.leave();
+    this.devices.stop();
     if (this.client) this.client.close();
     this.client = null;
     this.token = null;
+    this.me = null;
+    this.notices.clear();
+    banner('');
     $('app').hidden = true;
     $('login').hidden = false;
     $('logout').hidden = true;
     $('me').hidden = true;
-    $('connection').textContent = '';
+    $('connection').hidden = true;
+  }
+
+  setConnection(state) {
+    const badge = $('connection');
+    badge.textContent = state;
+    badge.className = `badge ${state}`;
+    badge.hidden = false;
   }
 
   onWelcome(p) {
     this.me = p.user;
     this.sessionId = p.session_id;
     this.iceServers = p.ice_servers || [];
-    if (!p.resumed) {
-      this.friends = new Map(p.friends.map((f) => [f.user, f.status]));
-      this.refreshFriends();
-    }
+    if (!p.resumed) this.people.load(p.friends);
+    fieldError('login-error', '');
+    banner('');
     $('login').hidden = true;
     $('app').hidden = false;
     $('logout').hidden = false;
     $('me').hidden = false;
     $('me').textContent = p.user;
-    $('connection').textContent = 'online';
-    $('connection').className = 'badge online';
+    for (const id of ['tile-local', 'tile-self']) setTileName($(id), 'You', p.user);
+    this.setConnection('online');
     document.body.dataset.user = p.user;
     if (p.resumed) this.notify('Reconnected.');
+    else this.notices.clear();
+    this.refresh();
   }
 
   async onClosed(detail) {
-    $('connection').textContent = 'offline';
-    $('connection').className = 'badge';
-    if (detail.byUser || !this.token) return;
+    // Only a session that was open is "offline": a refused login never was online.
+    if (detail.byUser || !this.token || !this.me) return;
     // Resume within the server's window: calls and rooms survive a short drop.
-    this.notify('Connection to the server lost, reconnecting\u2026', true);
+    this.setConnection('reconnecting');
+    banner('Connection to the server lost, reconnecting\u2026');
     for (let attempt = 0; attempt < 10 && this.client; attempt++) {
       await new Promise((r) => setTimeout(r, Math.min(500 * 2 ** attempt, 5000)));
       try {
@@ -201,94 +216,8 @@ class App {
         // try again
       }
     }
-    this.notify('Cannot reach the server. Reload the page to log in again.', true);
-  }
-
-  // --- friends ----------------------------------------------------------
-
-  async refreshFriends() {
-    try {
-      const list = await this.client.request('friend.list');
-      this.friends = new Map(list.friends.map((f) => [f.user, f.status]));
-      this.requests = new Set(list.requests);
-      this.renderFriends();
-    } catch (err) {
-      this.fail(err);
-    }
-  }
-
-  renderFriends() {
-    const ul = $('friends');
-    ul.replaceChildren();
-    for (const [user, status] of [...this.friends].sort()) {
-      const li = document.createElement('li');
-      li.dataset.user = user;
-      li.dataset.status = status;
-      const name = document.createElement('span');
-      name.className = 'name';
-      name.textContent = user;
-      const badge = document.createElement('span');
-      badge.className = `status ${status}`;
-      badge.textContent = status;
-      li.append(name, badge,
-        this.button('Audio call', 'call-audio', () => this.startCall(user, ['audio'])),
-        this.button('Video call', 'call-video', () => this.startCall(user, ['audio', 'video'])));
-      if (this.room) li.append(this.button('Invite to group', 'room-invite', () => this.inviteToRoom(user)));
-      li.append(this.button('Remove', 'remove-friend', () => this.removeFriend(user)));
-      ul.append(li);
-    }
-    const requests = $('requests');
-    requests.replaceChildren();
-    for (const user of [...this.requests].sort()) {
-      const li = document.createElement('li');
-      li.dataset.user = user;
-      li.append(user, this.button('Accept', 'accept-request', () => this.acceptFriend(user)));
-      requests.append(li);
-    }
-  }
-
-  button(text, className, onClick) {
-    const b = document.createElement('button');
-    b.textContent = text;
-    b.className = className;
-    b.addEventListener('click', onClick);
-    return b;
-  }
-
-  async addFriend() {
-    const username = $('friend-name').value.trim();
-    try {
-      const ack = await this.client.request('friend.request', { username });
-      $('friend-name').value = '';
-      if (ack.state === 'friends') {
-        this.notify(`You and ${username} are now friends.`);
-        this.refreshFriends();
-      } else {
-        this.notify(`Friend request sent to ${username}.`);
-      }
-    } catch (err) {
-      this.fail(err, username);
-    }
-  }
-
-  async acceptFriend(username) {
-    try {
-      await this.client.request('friend.accept', { username });
-      this.notify(`You and ${username} are now friends.`);
-      this.refreshFriends();
-    } catch (err) {
-      this.fail(err, username);
-    }
-  }
-
-  async removeFriend(username) {
-    try {
-      await this.client.request('friend.remove', { username });
-      this.friends.delete(username);
-      this.renderFriends();
-    } catch (err) {
-      this.fail(err, username);
-    }
+    this.setConnection('offline');
+    banner('Cannot reach the server. Reload the page to log in again.', true);
   }
 
   // --- 1-to-1 calls -----------------------------------------------------
@@ -299,13 +228,16 @@ class App {
 
   async startCall(peer, media) {
     if (this.busy()) return this.notify('Hang up the current call first.', true);
+    this.notices.clear();
     const caps = this.settingsCaps();
     const call = { id: null, peer, media, caps, peerCaps: {}, role: 'caller', relayOnly: $('relay-only').checked };
     this.call = call;
+    this.refresh();
     try {
-      call.stream = await openUserMedia(media, caps);
+      call.stream = await this.openMedia(media, caps);
     } catch (err) {
       this.call = null;
+      this.refresh();
       return this.notify(describeMediaError(err), true);
     }
     this.showCall(`Calling ${peer}\u2026`, 'ringing');
@@ -314,7 +246,7 @@ class App {
       call.id = ack.call_id;
       if (this.call !== call) this.client.send('call.cancel', { call_id: call.id });
     } catch (err) {
-      this.teardownCall();
+      if (this.call === call) this.teardownCall();
       this.fail(err, peer);
     }
   }
@@ -324,33 +256,53 @@ class App {
       this.client.send('call.reject', { call_id: p.call_id, reason: 'busy' });
       return;
     }
+    this.notices.clear();
     this.incoming = p;
-    const kinds = p.media.join(' and ');
-    $('incoming-text').textContent = `${p.from} is calling (${kinds}).`;
-    $('incoming').hidden = false;
+    this.returnFocus = document.activeElement;
+    $('incoming-text').textContent = `${p.from} is calling (${p.media.join(' and ')}).`;
+    $('incoming-kind').textContent = MEDIA_TEXT(p.media);
+    $('incoming-avatar').textContent = initial(p.from);
     $('incoming').dataset.from = p.from;
+    $('incoming').hidden = false;
+    this.setBackgroundInert(true);  // keyboard and pointer stay in the modal
+    $('accept-call').focus();
+    this.refresh();
+  }
+
+  closeIncoming() {
+    this.incoming = null;
+    $('incoming').hidden = true;
+    this.setBackgroundInert(false);
+    if (this.returnFocus && document.contains(this.returnFocus)) this.returnFocus.focus();
+    this.returnFocus = null;
+  }
+
+  setBackgroundInert(inert) {
+    for (const el of document.querySelectorAll('body > header, body > main, #banner')) el.inert = inert;
   }
 
   async acceptCall() {
     const p = this.incoming;
     if (!p) return;
-    this.incoming = null;
-    $('incoming').hidden = true;
+    this.closeIncoming();
+    this.notices.clear();
     const media = p.media.filter((m) => m !== 'screen');
     const caps = this.settingsCaps();
     const call = { id: p.call_id, peer: p.from, media, caps, peerCaps: p.caps || {}, role: 'callee', relayOnly: $('relay-only').checked };
     this.call = call;
+    this.refresh();
     try {
-      call.stream = await openUserMedia(media.length ? media : ['audio'], caps);
+      call.stream = await this.openMedia(media.length ? media : ['audio'], caps);
     } catch (err) {
       this.call = null;
+      this.refresh();
       this.client.send('call.reject', { call_id: p.call_id, reason: 'declined' });
       return this.notify(describeMediaError(err), true);
     }
     try {
       await this.client.request('call.accept', { call_id: p.call_id, caps });
     } catch (err) {
-      this.teardownCall();
+      if (this.call === call) this.teardownCall();
       return this.fail(err, p.from);
     }
     if (this.call !== call) return;
@@ -360,8 +312,8 @@ class App {
   async declineCall() {
     const p = this.incoming;
     if (!p) return;
-    this.incoming = null;
-    $('incoming').hidden = true;
+    this.closeIncoming();
+    this.refresh();
     try {
       await this.client.request('call.reject', { call_id: p.call_id, reason: 'declined' });
       this.notify(`You declined the call from ${p.from}.`);
@@ -392,8 +344,10 @@ class App {
   }
 
   connect(call, offerer) {
-    this.showCall(`In a call with ${call.peer}`, 'connecting');
-    call.remoteStreams = [];
+    this.showCall(`Connecting to ${call.peer}\u2026`, 'connecting');
+    call.remoteStreams = [];       // stream ids in arrival order: the first is the camera
+    call.remoteTrackStream = new Map();  // track id -> stream id
+    call.peerState = {};
     call.link = new PeerLink({
       iceServers: this.iceServers,
       relayOnly: call.relayOnly,
@@ -408,10 +362,12 @@ class App {
       onTrack: (event) => this.onCallTrack(call, event),
       onState: (state) => this.onCallState(call, state),
       onError: (err) => this.notify(`Media negotiation failed: ${err.message}`, true),
+      onPeerState: (state) => this.onPeerState(call, state),
     });
     call.link.pc.onsignalingstatechange = () => {
       if (call.link.pc.signalingState === 'stable') this.applyCallCaps(call);
     };
+    this.sendCallState(call);
     this.startStats(call);
   }
 
@@ -421,17 +377,52 @@ class App {
     applyCaps(call.link.pc, caps).catch((err) => this.notify(`Could not apply the capability settings: ${err.message}`, true));
   }
 
+  sendCallState(call) {
+    const tracks = (kind) => (kind === 'audio' ? call.stream.getAudioTracks() : call.stream.getVideoTracks());
+    const on = (kind) => tracks(kind).some((t) => t.enabled);
+    const state = { audio: on('audio'), video: on('video'), screen: call.screen ? call.screen.id : null };
+    setTileFlags($('tile-local'), state);
+    if (call.link) call.link.sendState(state);
+  }
+
+  // Which of the peer's streams a track belongs to: the one it says is its screen, else by order.
+  remoteRole(call, trackId) {
+    const streamId = call.remoteTrackStream.get(trackId);
+    if (!streamId) return null;
+    if (call.peerState.screen) return streamId === call.peerState.screen ? 'screen' : 'camera';
+    return call.remoteStreams[0] === streamId ? 'camera' : 'screen';
+  }
+
   onCallTrack(call, event) {
     const stream = event.streams[0] || new MediaStream([event.track]);
     if (!call.remoteStreams.includes(stream.id)) call.remoteStreams.push(stream.id);
-    // The first stream is the peer's camera and microphone; another is a shared screen.
-    const video = call.remoteStreams[0] === stream.id ? $('remote-video') : $('remote-screen');
+    call.remoteTrackStream.set(event.track.id, stream.id);
+    const screen = this.remoteRole(call, event.track.id) === 'screen';
+    const video = screen ? $('remote-screen') : $('remote-video');
     if (video.srcObject !== stream) video.srcObject = stream;
-    if (video.id === 'remote-screen') {
-      video.hidden = false;
-      event.track.addEventListener('mute', () => { video.hidden = true; });
-      event.track.addEventListener('unmute', () => { video.hidden = false; });
+    if (screen) {
+      this.showRemoteScreen(true);
+      event.track.addEventListener('mute', () => { if (this.call === call) this.showRemoteScreen(false); });
+      event.track.addEventListener('unmute', () => { if (this.call === call) this.showRemoteScreen(true); });
     }
+  }
+
+  onPeerState(call, state) {
+    if (this.call !== call) return;
+    call.peerState = state || {};
+    setTileFlags($('tile-remote'), { audio: state.audio !== false, video: state.video !== false });
+    if (!state.screen) this.showRemoteScreen(false);
+  }
+
+  showRemoteScreen(shown) {
+    $('remote-screen').hidden = !shown;
+    $('tile-screen').hidden = !shown;
+    this.layoutCall();
+  }
+
+  layoutCall() {
+    const screen = !$('tile-screen').hidden || !$('tile-my-screen').hidden;
+    $('call-tiles').classList.toggle('has-screen', screen);
   }
 
   onCallState(call, state) {
@@ -460,10 +451,29 @@ class App {
     $('call-status').textContent = text;
     $('local-video').srcObject = call.stream;
     const ringing = state === 'ringing';
+    $('ringing').hidden = !ringing;
+    $('ringing-avatar').textContent = initial(call.peer);
+    $('ringing-text').textContent = `Calling ${call.peer}\u2026`;
+    $('ringing-kind').textContent = `${MEDIA_TEXT(call.media)}: waiting for ${call.peer} to answer`;
+    $('tile-remote').hidden = ringing;
+    setTileName($('tile-remote'), call.peer);
+    setTileName($('tile-screen'), `${call.peer}'s screen`);
+    setTileName($('tile-my-screen'), `Your screen (${call.peer} sees this)`);
+    setTileFlags($('tile-remote'), { audio: true, video: call.media.includes('video') });
     $('cancel-call').hidden = !ringing;
-    for (const id of ['mute', 'camera', 'share', 'hangup']) $(id).hidden = ringing;
+    for (const id of ['mute', 'share', 'hangup', 'stats-toggle']) $(id).hidden = ringing;
     $('camera').hidden = ringing || !call.stream.getVideoTracks().length;
-    $('stats').hidden = ringing;
+    this.showStats(this.statsOpen);
+    this.sendCallState(call);
+    this.refresh();
+  }
+
+  showStats(open) {
+    this.statsOpen = open;
+    const ringing = !this.call || this.call.state === 'ringing';
+    $('stats').hidden = !open || ringing;
+    $('stats-toggle').setAttribute('aria-expanded', String(open));
+    $('stats-toggle').textContent = open ? 'Hide stats' : 'Show stats';
   }
 
   async hangup() {
@@ -483,8 +493,8 @@ class App {
   onEnded(p) {
     if (this.incoming && this.incoming.call_id === p.call_id) {
       const from = this.incoming.from;
-      this.incoming = null;
-      $('incoming').hidden = true;
+      this.closeIncoming();
+      this.refresh();
       this.notify((RING_ENDED_TEXT[p.reason] || (() => `Call from ${from} ended (${p.reason}).`))(from));
       return;
     }
@@ -505,23 +515,36 @@ class App {
     for (const stream of [call.stream, call.screen]) {
       if (stream) stream.getTracks().forEach((t) => t.stop());
     }
-    for (const id of ['remote-video', 'remote-screen', 'local-video']) $(id).srcObject = null;
-    $('remote-screen').hidden = true;
+    for (const id of ['remote-video', 'remote-screen', 'local-video', 'my-screen']) $(id).srcObject = null;
+    for (const id of ['remote-screen', 'tile-screen', 'tile-my-screen', 'ringing']) $(id).hidden = true;
+    this.layoutCall();
+    $('stats').querySelector('tbody').replaceChildren();
     $('call').hidden = true;
     $('call').dataset.state = 'ended';
-    $('mute').textContent = 'Mute';
-    $('camera').textContent = 'Camera off';
-    $('share').textContent = 'Share screen';
+    for (const [id, text] of [['mute', 'Mute'], ['camera', 'Camera off'], ['share', 'Share screen']]) {
+      $(id).textContent = text;
+      $(id).setAttribute('aria-pressed', 'false');
+    }
+    this.refresh();
   }
 
-  toggleTrack(holder, kind, button, onText, offText) {
-    if (!holder || !holder.stream) return;
-    const tracks = kind === 'audio' ? holder.stream.getAudioTracks() : holder.stream.getVideoTracks();
-    if (!tracks.length) return;
+  // Enable or disable the local tracks of one kind; the button shows what a press will do.
+  toggleTracks(stream, kind, buttonEl, onText, offText) {
+    if (!stream) return null;
+    const tracks = kind === 'audio' ? stream.getAudioTracks() : stream.getVideoTracks();
+    if (!tracks.length) return null;
     const enabled = !tracks[0].enabled;
     tracks.forEach((t) => { t.enabled = enabled; });
-    button.textContent = enabled ? onText : offText;
-    button.setAttribute('aria-pressed', String(!enabled));
+    buttonEl.textContent = enabled ? onText : offText;
+    buttonEl.setAttribute('aria-pressed', String(!enabled));
+    return enabled;
+  }
+
+  toggleCallTrack(kind) {
+    const call = this.call;
+    if (!call) return;
+    const [id, on, off] = kind === 'audio' ? ['mute', 'Mute', 'Unmute'] : ['camera', 'Camera off', 'Camera on'];
+    if (this.toggleTracks(call.stream, kind, $(id), on, off) !== null) this.sendCallState(call);
   }
 
   async toggleShare() {
@@ -535,21 +558,51 @@ class App {
       return this.notify(describeMediaError(err, 'screen'), true);
     }
     if (this.call !== call) { screen.getTracks().forEach((t) => t.stop()); return; }
+    this.notices.clear();
     call.screen = screen;
     const track = screen.getVideoTracks()[0];
     track.contentHint = 'detail';  // text on a screen: keep the resolution, drop frames first
     call.screenSender = call.link.pc.addTrack(track, screen);
     track.addEventListener('ended', () => this.stopShare(call));
+    $('my-screen').srcObject = screen;
+    $('tile-my-screen').hidden = false;
+    this.layoutCall();
     $('share').textContent = 'Stop sharing';
+    $('share').setAttribute('aria-pressed', 'true');
+    this.sendCallState(call);
   }
 
   stopShare(call) {
     if (!call.screen) return;
     call.screen.getTracks().forEach((t) => t.stop());
     call.screen = null;
-    if (this.call === call && call.screenSender) call.link.pc.removeTrack(call.screenSender);
+    if (this.call !== call) return;
+    if (call.screenSender) call.link.pc.removeTrack(call.screenSender);
     call.screenSender = null;
+    $('my-screen').srcObject = null;
+    $('tile-my-screen').hidden = true;
+    this.layoutCall();
     $('share').textContent = 'Share screen';
+    $('share').setAttribute('aria-pressed', 'false');
+    this.sendCallState(call);
+  }
+
+  // A stats row's name: whose track it is and what it carries; null hides it.
+  describeTrack(call, row) {
+    if (row.direction === 'out') {
+      const isScreen = call.screen && call.screen.getTracks().some((t) => t.id === row.trackId);
+      if (isScreen) return { role: 'screen', text: 'Your screen (out)', order: 2 };
+      // A track the stats cannot name (no mid): the camera, unless a screen could be it.
+      if (row.trackId === undefined && row.kind === 'video' && call.screen) return null;
+      return row.kind === 'audio' ? { role: 'microphone', text: 'Your microphone (out)', order: 1 }
+        : { role: 'camera', text: 'Your camera (out)', order: 0 };
+    }
+    if (row.kind === 'audio') return { role: 'microphone', text: `${call.peer}'s microphone (in)`, order: 4 };
+    const role = this.remoteRole(call, row.trackId) || 'camera';
+    if (role === 'screen') {
+      return $('tile-screen').hidden ? null : { role, text: `${call.peer}'s screen (in)`, order: 5 };
+    }
+    return { role, text: `${call.peer}'s camera (in)`, order: 3 };
   }
 
   startStats(call) {
@@ -561,7 +614,7 @@ class App {
       const summary = await summarize(call.link.pc, this.stats);
       if (this.call !== call) return;
       this.stats = summary;
-      render($('stats'), summary, call.relayOnly);
+      render($('stats'), summary, call.relayOnly, (row) => this.describeTrack(call, row));
       // One quality report per call for the analytics, once media has flowed.
       if (!reported && summary.path && summary.framesDecoded + summary.audioSamples > 0 && call.id) {
         reported = true;
@@ -569,185 +622,6 @@ class App {
           rtt_ms: summary.rttMs || 0, loss: Math.min(1, summary.loss) });
       }
     }, 1000);
-  }
-
-  // --- group calls (mesh) ------------------------------------------------
-
-  async createRoom() {
-    if (this.busy()) return this.notify('Hang up the current call first.', true);
-    await this.enterRoom(async () => this.client.request('room.create', { media: ['audio', 'video'] }));
-  }
-
-  onRoomInvited(p) {
-    this.roomInvite = p;
-    $('room-invite-text').textContent = `${p.from} invites you to a group call.`;
-    $('room-invite').hidden = false;
-    $('room-invite').dataset.from = p.from;
-  }
-
-  async joinRoom() {
-    const invite = this.roomInvite;
-    if (!invite) return;
-    this.roomInvite = null;
-    $('room-invite').hidden = true;
-    if (this.busy()) return this.notify('Hang up the current call first.', true);
-    await this.enterRoom(async () => this.client.request('room.join', { room_id: invite.room_id }));
-  }
-
-  async enterRoom(request) {
-    const room = { id: null, links: new Map(), relayOnly: $('relay-only').checked };
-    this.room = room;
-    try {
-      room.stream = await openUserMedia(['audio', 'video'], this.settingsCaps());
-    } catch (err) {
-      this.room = null;
-      return this.notify(describeMediaError(err), true);
-    }
-    let ack;
-    try {
-      ack = await request();
-    } catch (err) {
-      this.teardownRoom();
-      return this.fail(err);
-    }
-    room.id = ack.room_id;
-    room.owner = ack.owner;
-    $('room').hidden = false;
-    $('room').dataset.roomId = room.id;
-    $('tile-self').querySelector('video').srcObject = room.stream;
-    this.renderFriends();
-    this.showTopology(ack.topology, ack.call_server, null);
-    // The joiner offers to everyone already in the room; they answer.
-    for (const p of ack.participants) {
-      if (p.session_id !== this.sessionId) this.roomLink(room, p.session_id, p.user, true);
-    }
-    this.updateRoomStatus();
-  }
-
-  roomLink(room, sessionId, user, offerer) {
-    let entry = room.links.get(sessionId);
-    if (entry) return entry;
-    const tile = document.createElement('figure');
-    tile.className = 'tile';
-    tile.dataset.session = sessionId;
-    tile.dataset.user = user;
-    const video = document.createElement('video');
-    video.autoplay = true;
-    video.playsInline = true;
-    const caption = document.createElement('figcaption');
-    caption.textContent = user;
-    tile.append(video, caption);
-    $('tiles').append(tile);
-    const link = new PeerLink({
-      iceServers: this.iceServers,
-      relayOnly: room.relayOnly,
-      polite: !offerer,
-      offerer,
-      stream: room.stream,
-      send: (kind, data) => {
-        const payload = { room_id: room.id, to: sessionId, kind };
-        if (kind === 'candidate') payload.candidate = data; else payload.sdp = data;
-        this.client.request('room.signal', payload).catch((err) => {
-          if (this.room === room && err.code !== 404) this.fail(err);
-        });
-      },
-      onTrack: (event) => { video.srcObject = event.streams[0] || new MediaStream([event.track]); },
-      onState: (state) => { tile.dataset.state = state; this.updateRoomStatus(); },
-      onError: (err) => this.notify(`Media negotiation with ${user} failed: ${err.message}`, true),
-    });
-    entry = { link, user, tile };
-    room.links.set(sessionId, entry);
-    this.updateRoomStatus();
-    return entry;
-  }
-
-  onRoomJoined(p) {
-    const room = this.room;
-    if (!room || room.id !== p.room_id) return;
-    this.notify(`${p.user} joined the group call.`);
-    this.roomLink(room, p.session_id, p.user, false);
-  }
-
-  onRoomLeft(p) {
-    const room = this.room;
-    if (!room || room.id !== p.room_id) return;
-    const entry = room.links.get(p.session_id);
-    if (entry) {
-      entry.link.close();
-      entry.tile.remove();
-      room.links.delete(p.session_id);
-    }
-    this.notify(`${p.user} left the group call.`);
-    this.updateRoomStatus();
-  }
-
-  onRoomSignal(p) {
-    const room = this.room;
-    if (!room || room.id !== p.room_id) return;
-    const entry = this.roomLink(room, p.from, p.from_user, false);
-    if (p.kind === 'candidate') entry.link.handleCandidate(p.candidate);
-    else entry.link.handleDescription(p.kind, p.sdp);
-  }
-
-  onRoomTopology(p) {
-    if (!this.room || this.room.id !== p.room_id) return;
-    this.showTopology(p.mode, p.call_server, p.reason);
-  }
-
-  showTopology(mode, callServer, reason) {
-    const box = $('room-topology');
-    $('room').dataset.topology = mode;
-    if (mode === 'mesh') {
-      box.hidden = true;
-      return;
-    }
-    const why = reason === 'recording' ? 'recording started' : reason === 'threshold' ? 'the group grew past the mesh limit' : 'the server decided';
-    box.textContent = `This call moved to the call server${callServer ? ` (${callServer})` : ''} because ${why}. ` +
-      'This page does not talk to the call server yet: the existing mesh links keep running, new participants cannot reach you.';
-    box.hidden = false;
-  }
-
-  updateRoomStatus() {
-    const room = this.room;
-    if (!room) return;
-    const connected = [...room.links.values()].filter((e) => e.link.pc.connectionState === 'connected').length;
-    $('room-status').textContent = `Group call: ${room.links.size + 1} participants, ${connected} connected (mesh).`;
-  }
-
-  inviteToRoom(user) {
-    const room = this.room;
-    if (!room || !room.id) return;
-    this.client.request('room.invite', { room_id: room.id, to: user })
-      .then(() => this.notify(`Invited ${user} to the group call.`))
-      .catch((err) => this.fail(err, user));
-  }
-
-  async leaveRoom() {
-    const room = this.room;
-    if (!room) return;
-    this.teardownRoom();
-    if (room.id) {
-      try {
-        await this.client.request('room.leave', { room_id: room.id });
-      } catch (err) {
-        if (err.code !== 404) this.fail(err);
-      }
-    }
-  }
-
-  teardownRoom() {
-    const room = this.room;
-    if (!room) return;
-    this.room = null;
-    for (const entry of room.links.values()) {
-      entry.link.close();
-      entry.tile.remove();
-    }
-    if (room.stream) room.stream.getTracks().forEach((t) => t.stop());
-    $('tile-self').querySelector('video').srcObject = null;
-    $('room').hidden = true;
-    $('room-topology').hidden = true;
-    this.renderFriends();
   }
 }
 

@@ -21,13 +21,20 @@ export function describeMediaError(err, what = 'camera or microphone') {
   }
 }
 
-// media: list of 'audio' / 'video' (screen is never asked for up front).
-export async function openUserMedia(media, caps) {
+// media: list of 'audio' / 'video' (screen is never asked for up front);
+// devices: {audio, video} device ids chosen in the device check ('' = default).
+export async function openUserMedia(media, caps, devices = {}) {
   if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
     throw new MediaError('This page needs a secure origin (https, or http://localhost) to use the camera and microphone.');
   }
-  const video = media.includes('video') ? videoConstraints(caps) : false;
-  return navigator.mediaDevices.getUserMedia({ audio: media.includes('audio'), video });
+  let video = false;
+  if (media.includes('video')) {
+    video = videoConstraints(caps);
+    if (devices.video) video = { ...(video === true ? {} : video), deviceId: { exact: devices.video } };
+  }
+  let audio = media.includes('audio');
+  if (audio && devices.audio) audio = { deviceId: { exact: devices.audio } };
+  return navigator.mediaDevices.getUserMedia({ audio, video });
 }
 
 // getDisplayMedia can wait forever on a picker nobody answers: always time out.

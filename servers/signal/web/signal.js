@@ -11,6 +11,25 @@ export class SignalError extends Error {
   }
 }
 
+// A server error as a sentence a person can act on.
+export function describeError(err, about = '') {
+  if (!(err instanceof SignalError)) return String(err && err.message ? err.message : err);
+  const who = about || 'That user';
+  switch (err.code) {
+    case 0: return err.reason.charAt(0).toUpperCase() + err.reason.slice(1) + '.';
+    case 400: return `The server refused the request: ${err.reason}.`;
+    case 401: return err.type === 'login' ? 'Wrong username or password.' : 'You are not logged in.';
+    case 403: return `Not allowed: ${err.reason}.`;
+    case 404: return `Not found: ${err.reason}.`;
+    case 409: return err.type === 'register' ? 'That username is taken.' : `Not possible now: ${err.reason}.`;
+    case 429: return 'Too many requests: wait a moment and try again.';
+    case 480: return `${who} is offline or unavailable.`;
+    case 486: return `${who} is busy.`;
+    case 505: return 'The server does not speak this page\'s protocol version.';
+    default: return `Error ${err.code}: ${err.reason}.`;
+  }
+}
+
 const REQUEST_TIMEOUT_MS = 10000;
 
 export class SignalClient extends EventTarget {

@@ -1,0 +1,1 @@
+"""Real browsers for the tests, driven without downloaded builds or extra drivers."""
