@@ -1,0 +1,115 @@
+"""Two PeerConnections on 127.0.0.1: offer/answer and trickled candidates exchanged here, media both ways."""
+
+from __future__ import annotations
+
+import asyncio
+
+from netcore.media.synthetic import SyntheticCamera, SyntheticMicrophone, read_frame_number
+from netcore.peer.connection import ConnectionState, PeerConnection, SignalingState
+from netcore.peer.tracks import LocalAudioTrack, LocalVideoTrack
+
+VIDEO_FRAMES = 45
+AUDIO_FRAMES = 75
+
+
+def trickle(source: PeerConnection, target: PeerConnection, seen: list) -> None:
+    def forward(candidate):
+        seen.append(candidate)
+        asyncio.get_running_loop().create_task(target.add_ice_candidate(candidate))
+    source.on("icecandidate", forward)
+
+
+class Received:
+    """What one side's remote tracks delivered: frame numbers read from video, audio frame count."""
+
+    def __init__(self, pc: PeerConnection) -> None:
+        self.numbers: list[int] = []
+        self.audio = 0
+        self.tracks: list = []
+        pc.on("track", self.on_track)
+
+    def on_track(self, track) -> None:
+        self.tracks.append(track)
+        if track.kind == "video":
+            track.on_frame(lambda frame: self.numbers.append(read_frame_number(frame)))
+        else:
+            track.on_frame(lambda frame: setattr(self, "audio", self.audio + 1))
+
+
+async def wait_for(condition, timeout: float) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition() and loop.time() < deadline:
+        await asyncio.sleep(0.02)
+
+
+async def call() -> dict:
+    a, b = PeerConnection(), PeerConnection()
+    got_a, got_b = Received(a), Received(b)
+    candidates_a: list = []
+    candidates_b: list = []
+    trickle(a, b, candidates_a)
+    trickle(b, a, candidates_b)
+    states: list = []
+    a.on("connectionstatechange", lambda: states.append(a.connection_state))
+    signaling: list = []
+    b.on("signalingstatechange", lambda: signaling.append(b.signaling_state))
+    for pc, base in ((a, 0), (b, 1000)):
+        pc.add_track(LocalAudioTrack(SyntheticMicrophone(), count=AUDIO_FRAMES))
+        pc.add_track(LocalVideoTrack(SyntheticCamera(320, 240, fps=30), count=VIDEO_FRAMES))
+    try:
+        offer = a.create_offer()
+        await a.set_local_description(offer)
+        await b.set_remote_description(offer)
+        answer = b.create_answer()
+        await b.set_local_description(answer)
+        await a.set_remote_description(answer)
+        await wait_for(lambda: a.connection_state is ConnectionState.CONNECTED
+                       and b.connection_state is ConnectionState.CONNECTED, 10.0)
+        await wait_for(lambda: len(got_a.numbers) >= VIDEO_FRAMES and len(got_b.numbers) >= VIDEO_FRAMES
+                       and got_a.audio >= AUDIO_FRAMES - 5 and got_b.audio >= AUDIO_FRAMES - 5, 15.0)
+        await asyncio.sleep(1.2)  # one more RTCP interval, for the report blocks
+        return {"a": got_a, "b": got_b, "stats_a": a.get_stats(), "stats_b": b.get_stats(), "states": states,
+                "signaling": signaling, "candidates": (candidates_a, candidates_b),
+                "local": a.local_description}
+    finally:
+        await a.close()
+        await b.close()
+
+
+def test_two_peer_connections_call_each_other_with_audio_and_video():
+    result = asyncio.run(asyncio.wait_for(call(), 60))
+    for side in ("a", "b"):
+        got = result[side]
+        assert sorted(t.kind for t in got.tracks) == ["audio", "video"]
+        assert got.numbers == list(range(VIDEO_FRAMES))  # every frame, in order
+        assert got.audio >= AUDIO_FRAMES - 5  # the tail may still be in the jitter buffer
+    assert result["states"][:2] == [ConnectionState.CONNECTING, ConnectionState.CONNECTED]
+    assert result["signaling"] == [SignalingState.HAVE_REMOTE_OFFER, SignalingState.STABLE, SignalingState.CLOSED]
+    for candidates in result["candidates"]:
+        assert candidates[-1] is None and len(candidates) >= 2  # one event per candidate, then the end
+        assert all("127.0.0.1" in c.candidate for c in candidates[:-1])
+    assert "a=candidate:" in result["local"].sdp and "a=end-of-candidates" in result["local"].sdp
+
+
+def test_stats_name_the_w3c_objects_with_non_zero_counters():
+    result = asyncio.run(asyncio.wait_for(call(), 60))
+    for name in ("stats_a", "stats_b"):
+        stats = result[name]
+        by_type: dict[str, list] = {}
+        for entry in stats.values():
+            by_type.setdefault(entry["type"], []).append(entry)
+        assert {"inbound-rtp", "outbound-rtp", "candidate-pair", "transport", "remote-inbound-rtp"} <= set(by_type)
+        for inbound in by_type["inbound-rtp"]:
+            assert inbound["packetsReceived"] > 0 and inbound["bytesReceived"] > 0
+            assert inbound["packetsLost"] == 0 and inbound["jitter"] >= 0
+        video_in = next(s for s in by_type["inbound-rtp"] if s["kind"] == "video")
+        assert video_in["framesDecoded"] == VIDEO_FRAMES
+        for outbound in by_type["outbound-rtp"]:
+            assert outbound["packetsSent"] > 0 and outbound["bytesSent"] > 0 and outbound["framesEncoded"] > 0
+            assert outbound["targetBitrate"] > 0
+        pair = by_type["candidate-pair"][0]
+        assert pair["state"] == "succeeded" and pair["nominated"]
+        assert pair["currentRoundTripTime"] is not None and pair["availableOutgoingBitrate"] > 0
+        assert by_type["transport"][0]["dtlsState"] == "connected"
+        assert all(r["packetsLost"] == 0 for r in by_type["remote-inbound-rtp"])
