@@ -394,9 +394,9 @@ class PeerConnection:
         for transceiver, media in zip(self.transceivers, session.media):
             if media.rejected or not media.recv or media.mid is None or not media.recv_codecs:
                 continue
-            codec = media.recv_codecs[0]
+            codecs = {c.payload_type: (c.name, c.clock_rate) for c in media.recv_codecs if c.payload_type is not None}
             track = RemoteTrack(media.kind, media.mid)
-            transceiver.receiver = self._receivers[media.mid] = RtpReceiver(track, codec.name, codec.clock_rate)
+            transceiver.receiver = self._receivers[media.mid] = RtpReceiver(track, codecs)
             self._emit("track", track)
 
     def _start_senders(self) -> None:

@@ -197,41 +197,69 @@ class RtpSender:
 
 
 class RtpReceiver:
-    """One receiving m-section: packets through a jitter buffer and a decoder to a :class:`RemoteTrack`."""
+    """One receiving m-section: packets through a jitter buffer and a decoder to a :class:`RemoteTrack`.
 
-    def __init__(self, track: RemoteTrack, codec: str, clock_rate: int) -> None:
+    ``codecs`` maps each agreed payload type to ``(name, clock_rate)``; the
+    jitter buffer and decoder are made for the payload type the peer
+    actually sends (and made again if it switches).
+    """
+
+    def __init__(self, track: RemoteTrack, codecs: dict[int, tuple[str, int]]) -> None:
         self.track = track
-        self.codec = codec.upper()
-        self.clock_rate = clock_rate
+        self.codecs = codecs
+        self.payload_type: int | None = None
+        self.codec = ""
+        self.clock_rate = 90_000 if track.kind == "video" else 48_000
         self.ssrc: int | None = None
         self.bytes_received = 0
-        video = track.kind == "video"
-        if video:
+        self.jitter: JitterBuffer = JitterBuffer(JitterConfig(self.clock_rate, video=False, nack=None))
+        self.decoder: VideoDecoder | AudioDecoder | None = None
+        self._decoded_before = 0  # frames of decoders replaced by a payload type switch
+        self.unknown_payload_types = 0
+
+    def _switch(self, payload_type: int) -> bool:
+        name, clock_rate = self.codecs[payload_type]
+        self._decoded_before += self.frames_decoded
+        self.payload_type, self.codec, self.clock_rate = payload_type, name.upper(), clock_rate
+        if self.track.kind == "video":
+            if self.codec not in ("VP8", "H264"):
+                return False
             keyframe = vp8_is_keyframe if self.codec == "VP8" else h264_is_keyframe
             starts = vp8_starts_frame if self.codec == "VP8" else None
             self.jitter = JitterBuffer(JitterConfig(clock_rate, video=True, nack=None),
                                        is_keyframe=keyframe, is_frame_start=starts)
-            self.decoder: VideoDecoder | AudioDecoder = VideoDecoder(self.codec)
+            self.decoder = VideoDecoder(self.codec)
         else:
+            if self.codec != "OPUS":
+                return False
             self.jitter = JitterBuffer(JitterConfig(clock_rate, video=False, nack=None, max_delay=0.5))
             self.decoder = AudioDecoder()
+        return True
 
     @property
     def frames_decoded(self) -> int:
-        return self.decoder.frames_decoded
+        return self._decoded_before + (self.decoder.frames_decoded if self.decoder is not None else 0)
 
     def insert(self, packet: RtpPacket, now: float) -> None:
+        if packet.payload_type != self.payload_type:
+            if packet.payload_type not in self.codecs or not self._switch(packet.payload_type):
+                self.unknown_payload_types += 1  # a codec we cannot decode: counted and dropped
+                self.payload_type = None
+                return
         self.ssrc = packet.ssrc
         self.bytes_received += len(packet.payload)
         self.jitter.insert(packet, now)
 
     def pop(self, now: float) -> None:
         """Decode and deliver every frame due at ``now``."""
+        decoder = self.decoder
+        if decoder is None:
+            return
         while (frame := self.jitter.pop(now)) is not None:
-            if isinstance(self.decoder, VideoDecoder):
-                pictures = self.decoder.decode(frame.payloads)
+            if isinstance(decoder, VideoDecoder):
+                pictures = decoder.decode(frame.payloads)
             else:
-                pictures = [f for p in frame.payloads for f in self.decoder.decode(p)]
+                pictures = [f for p in frame.payloads for f in decoder.decode(p)]
             for picture in pictures:
                 self.track.deliver(picture)
 
