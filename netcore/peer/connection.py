@@ -63,6 +63,7 @@ from netcore.peer.transport import MediaTransport
 from netcore.sdp.attributes import Fingerprint
 from netcore.sdp.candidate import Candidate
 from netcore.sdp.jsep import Negotiator
+from netcore.sdp.limits import Limits
 from netcore.sdp.model import LocalTransport, MediaIntent, NegotiatedSession
 
 __all__ = ["PeerConnection", "PeerConfiguration", "Description", "IceCandidate", "Transceiver",
@@ -123,6 +124,7 @@ class PeerConfiguration:
     relay_only: bool = False  # iceTransportPolicy "relay"
     certificate: DtlsCertificate | None = None
     max_bitrate: float = 2_500_000
+    limits: Limits | None = None  # what we can receive: written in our SDP, the peer's encoders keep below it
     random: Callable[[int], bytes] = field(default=os.urandom, repr=False)
 
 
@@ -199,7 +201,7 @@ class PeerConnection:
         self._random = self.configuration.random
         self.certificate = self.configuration.certificate or DtlsCertificate.generate()
         self._negotiator = Negotiator(LocalTransport((Fingerprint("sha-256", self.certificate.fingerprint()),)),
-                                      random=self._random)
+                                      limits=self.configuration.limits, random=self._random)
         self.transceivers: list[Transceiver] = []
         self.signaling_state = SignalingState.STABLE
         self.connection_state = ConnectionState.NEW

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from netcore.media.synthetic import SyntheticCamera, SyntheticMicrophone, read_frame_number
-from netcore.peer.connection import ConnectionState, PeerConnection, SignalingState
+from netcore.peer.connection import ConnectionState, PeerConfiguration, PeerConnection, SignalingState
 from netcore.peer.tracks import LocalAudioTrack, LocalVideoTrack
 
 VIDEO_FRAMES = 45
@@ -24,6 +24,7 @@ class Received:
 
     def __init__(self, pc: PeerConnection) -> None:
         self.numbers: list[int] = []
+        self.widths: set[int] = set()
         self.audio = 0
         self.tracks: list = []
         pc.on("track", self.on_track)
@@ -31,9 +32,13 @@ class Received:
     def on_track(self, track) -> None:
         self.tracks.append(track)
         if track.kind == "video":
-            track.on_frame(lambda frame: self.numbers.append(read_frame_number(frame)))
+            track.on_frame(self.on_video)
         else:
             track.on_frame(lambda frame: setattr(self, "audio", self.audio + 1))
+
+    def on_video(self, frame) -> None:
+        self.numbers.append(read_frame_number(frame))
+        self.widths.add(frame.width)
 
 
 async def wait_for(condition, timeout: float) -> None:
@@ -43,8 +48,8 @@ async def wait_for(condition, timeout: float) -> None:
         await asyncio.sleep(0.02)
 
 
-async def call() -> dict:
-    a, b = PeerConnection(), PeerConnection()
+async def call(config_a: PeerConfiguration | None = None, config_b: PeerConfiguration | None = None) -> dict:
+    a, b = PeerConnection(config_a), PeerConnection(config_b)
     got_a, got_b = Received(a), Received(b)
     candidates_a: list = []
     candidates_b: list = []
@@ -54,7 +59,9 @@ async def call() -> dict:
     a.on("connectionstatechange", lambda: states.append(a.connection_state))
     signaling: list = []
     b.on("signalingstatechange", lambda: signaling.append(b.signaling_state))
-    for pc, base in ((a, 0), (b, 1000)):
+    limited = any(c is not None and c.limits is not None for c in (config_a, config_b))
+    expect = VIDEO_FRAMES // 2 if limited else VIDEO_FRAMES  # limits at 15 fps halve a 30 fps camera
+    for pc in (a, b):
         pc.add_track(LocalAudioTrack(SyntheticMicrophone(), count=AUDIO_FRAMES))
         pc.add_track(LocalVideoTrack(SyntheticCamera(320, 240, fps=30), count=VIDEO_FRAMES))
     try:
@@ -66,12 +73,12 @@ async def call() -> dict:
         await a.set_remote_description(answer)
         await wait_for(lambda: a.connection_state is ConnectionState.CONNECTED
                        and b.connection_state is ConnectionState.CONNECTED, 10.0)
-        await wait_for(lambda: len(got_a.numbers) >= VIDEO_FRAMES and len(got_b.numbers) >= VIDEO_FRAMES
+        await wait_for(lambda: len(got_a.numbers) >= expect and len(got_b.numbers) >= expect
                        and got_a.audio >= AUDIO_FRAMES - 5 and got_b.audio >= AUDIO_FRAMES - 5, 15.0)
         await asyncio.sleep(1.2)  # one more RTCP interval, for the report blocks
         return {"a": got_a, "b": got_b, "stats_a": a.get_stats(), "stats_b": b.get_stats(), "states": states,
                 "signaling": signaling, "candidates": (candidates_a, candidates_b),
-                "local": a.local_description}
+                "local": a.local_description, "widths_a": got_a.widths, "widths_b": got_b.widths}
     finally:
         await a.close()
         await b.close()

@@ -1,0 +1,66 @@
+"""Local tracks' encoders follow the transport's target and key frame requests, within the negotiated limits."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+from netcore.media.synthetic import SyntheticCamera
+from netcore.peer.connection import PeerConfiguration
+from netcore.peer.tracks import LocalVideoTrack, RtpSender, SenderLimits
+from netcore.rtp.vp8 import vp8_is_keyframe
+from netcore.sdp.limits import Limits
+from tests.peer.test_connection import VIDEO_FRAMES, call
+
+
+def video_sender(limits: SenderLimits, bitrate: float = 300_000) -> RtpSender:
+    track = LocalVideoTrack(SyntheticCamera(320, 240), count=100)
+    return RtpSender(track, mid="1", ssrc=1234, payload_type=96, codec="VP8", limits=limits,
+                     random=os.urandom, bitrate=bitrate)
+
+
+def test_the_target_bitrate_moves_the_encoder_but_never_above_the_negotiated_maximum():
+    sender = video_sender(SenderLimits(max_bitrate=200_000))
+    sender.bitrate_changed(1_500_000)
+    assert sender.target_bitrate == 200_000
+    sender.bitrate_changed(132_000)
+    assert sender.target_bitrate == 100_000  # what Opus leaves of the target
+    unlimited = video_sender(SenderLimits())
+    unlimited.bitrate_changed(1_500_000)
+    assert unlimited.target_bitrate == 1_500_000 - 32_000
+
+
+def test_a_key_frame_request_makes_the_next_frame_a_key_frame():
+    sender = video_sender(SenderLimits())
+    kinds = [vp8_is_keyframe(sender.encode_next()[0].payload) for _ in range(4)]
+    sender.keyframe_requested()
+    kinds += [vp8_is_keyframe(sender.encode_next()[0].payload) for _ in range(2)]
+    assert kinds == [True, False, False, False, True, False]
+
+
+def test_packets_carry_one_ssrc_consecutive_numbers_and_a_marker_on_each_frame_end():
+    sender = video_sender(SenderLimits())
+    packets = [p for _ in range(5) for p in sender.encode_next()]
+    assert {p.ssrc for p in packets} == {1234} and {p.payload_type for p in packets} == {96}
+    numbers = [p.sequence_number for p in packets]
+    assert numbers == [(numbers[0] + i) & 0xFFFF for i in range(len(packets))]
+    assert sum(p.marker for p in packets) == 5
+    stamps = sorted({p.timestamp for p in packets})
+    assert len(stamps) == 5 and stamps[1] - stamps[0] == 3000  # 90 kHz at 30 fps
+
+
+def test_max_fs_alone_bounds_the_resolution():
+    limits = SenderLimits.from_limits(Limits(max_fs=300))  # 300 macroblocks: 320x240 is 300
+    assert limits.max_width * limits.max_height <= 300 * 256 and limits.max_width >= 300
+
+
+def test_the_negotiated_limits_bound_both_senders_bitrate_resolution_and_frame_rate():
+    limits = Limits(max_bitrate=150_000, max_width=160, max_height=120, max_framerate=15)
+    result = asyncio.run(asyncio.wait_for(call(None, PeerConfiguration(limits=limits)), 60))
+    # netcore.sdp: the call uses the minimum of both sides' statements, in both directions
+    assert result["widths_b"] == result["widths_a"] == {160}  # 320x240 scaled down to what B takes
+    for side in ("a", "b"):
+        assert result[side].numbers == list(range(0, VIDEO_FRAMES, 2))  # 30 fps camera, 15 fps allowed
+        video_out = next(s for s in result[f"stats_{side}"].values()
+                         if s["type"] == "outbound-rtp" and s["kind"] == "video")
+        assert 0 < video_out["targetBitrate"] <= 150_000
