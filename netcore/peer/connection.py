@@ -497,6 +497,14 @@ class PeerConnection:
             self._set_ice(IceConnectionState.CLOSED)
             self._set_connection(ConnectionState.CLOSED)
 
+    def request_keyframe(self, track: RemoteTrack, *, fir: bool = False) -> None:
+        """Ask the peer for a key frame of ``track`` (a PLI, or a FIR); not in the W3C API, which
+        leaves it to the browser: a viewer joining late or a recorder starting uses it."""
+        receiver = self._receivers.get(track.mid)
+        if self.transport is None or receiver is None or receiver.ssrc is None:
+            raise UsageError("no media has arrived on this track yet")
+        self._call(lambda now: self.transport.request_keyframe(receiver.ssrc, now, fir=fir))
+
     # -- stats and closing -----------------------------------------------------------------
 
     def get_stats(self) -> dict[str, dict[str, Any]]:

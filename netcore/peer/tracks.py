@@ -143,6 +143,9 @@ class RtpSender:
         self._sequence = int.from_bytes(random(2), "big")
         self._timestamp_offset = int.from_bytes(random(4), "big")
         self.frames_encoded = 0
+        self.keyframes_requested = 0  # KeyFrameRequested for our SSRC (a PLI or FIR arrived)
+        self.keyframes_answered = 0  # ... answered by the next frame being a key frame
+        self._keyframe_pending = False
         if self.kind == "video":
             if codec.upper() not in ("VP8", "H264"):
                 raise UsageError(f"cannot encode video as {codec}")
@@ -169,6 +172,8 @@ class RtpSender:
 
     def keyframe_requested(self) -> None:
         if isinstance(self.encoder, VideoEncoder):
+            self.keyframes_requested += 1
+            self._keyframe_pending = True
             self.encoder.request_keyframe()
 
     def encode_next(self) -> list[RtpPacket] | None:
@@ -184,6 +189,9 @@ class RtpSender:
         packets = []
         for encoded in frames:
             self.frames_encoded += 1
+            if self._keyframe_pending:
+                self._keyframe_pending = False
+                self.keyframes_answered += encoded.keyframe
             timestamp = (encoded.timestamp + self._timestamp_offset) & 0xFFFFFFFF
             last = len(encoded.payloads) - 1
             for i, payload in enumerate(encoded.payloads):

@@ -64,3 +64,43 @@ def test_the_negotiated_limits_bound_both_senders_bitrate_resolution_and_frame_r
         video_out = next(s for s in result[f"stats_{side}"].values()
                          if s["type"] == "outbound-rtp" and s["kind"] == "video")
         assert 0 < video_out["targetBitrate"] <= 150_000
+
+
+async def keyframe_call(fir: bool) -> tuple[int, int, list[int]]:
+    """A calls B with video; B asks for a key frame once 20 frames have arrived."""
+    from netcore.peer.connection import ConnectionState, PeerConnection
+    from netcore.media.synthetic import read_frame_number
+    a, b = PeerConnection(), PeerConnection()
+    numbers: list[int] = []
+    tracks: list = []
+    b.on("track", lambda track: track.kind == "video" and (tracks.append(track), track.on_frame(
+        lambda frame: numbers.append(read_frame_number(frame)))))
+    for me, other in ((a, b), (b, a)):
+        me.on("icecandidate", lambda c, other=other: asyncio.ensure_future(other.add_ice_candidate(c)))
+    transceiver = a.add_track(LocalVideoTrack(SyntheticCamera(320, 240), count=90))
+    loop = asyncio.get_running_loop()
+    try:
+        await a.set_local_description(a.create_offer())
+        await b.set_remote_description(a.local_description)
+        await b.set_local_description(b.create_answer())
+        await a.set_remote_description(b.local_description)
+        deadline = loop.time() + 10
+        while len(numbers) < 20 and loop.time() < deadline:
+            await asyncio.sleep(0.01)
+        assert a.connection_state is ConnectionState.CONNECTED
+        sender = transceiver.sender
+        assert sender.keyframes_requested == 0
+        b.request_keyframe(tracks[0], fir=fir)
+        while len(numbers) < 40 and loop.time() < deadline:
+            await asyncio.sleep(0.01)
+        return sender.keyframes_requested, sender.keyframes_answered, numbers
+    finally:
+        await a.close()
+        await b.close()
+
+
+def test_a_pli_or_fir_from_the_receiving_peer_connection_gives_one_more_key_frame():
+    for fir in (False, True):
+        requested, answered, numbers = asyncio.run(asyncio.wait_for(keyframe_call(fir), 30))
+        assert requested == answered == 1  # the next frame A encoded was a key frame
+        assert numbers == list(range(len(numbers))) and len(numbers) >= 40
