@@ -44,6 +44,7 @@ import asyncio
 import enum
 import logging
 import os
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -65,6 +66,7 @@ from netcore.sdp.candidate import Candidate
 from netcore.sdp.jsep import Negotiator
 from netcore.sdp.limits import Limits
 from netcore.sdp.model import LocalTransport, MediaIntent, NegotiatedSession
+from netcore.sdp.wire import parse
 
 __all__ = ["PeerConnection", "PeerConfiguration", "Description", "IceCandidate", "Transceiver",
            "SignalingState", "ConnectionState", "IceConnectionState"]
@@ -320,7 +322,6 @@ class PeerConnection:
 
     def _take_remote_sections(self, sdp: str) -> None:
         """A transceiver (receive only) for each offered audio/video section no transceiver of ours takes."""
-        from netcore.sdp.wire import parse
         kinds = [m.kind for m in parse(sdp).media if m.kind in ("audio", "video")]
         free = [t.kind for t in self.transceivers]
         for kind in kinds:
@@ -340,7 +341,11 @@ class PeerConnection:
         return Description(_with_candidates(self._local.sdp, lines), self._local.type)
 
     async def add_ice_candidate(self, candidate: IceCandidate | None) -> None:
-        """A trickled remote candidate; ``None`` is end-of-candidates."""
+        """A trickled remote candidate; ``None`` (or an empty ``candidate``) is end-of-candidates.
+
+        A malformed candidate string raises :class:`netcore.sdp.errors.CandidateError` (the W3C
+        ``addIceCandidate`` rejects it too); the connection is unaffected.
+        """
         parsed = None if candidate is None or not candidate.candidate else Candidate.from_trickle(candidate.candidate)
         if self.transport is None:
             self._remote_candidates.append(parsed)
@@ -531,7 +536,7 @@ class PeerConnection:
 
 
 def _wallclock_offset(loop: asyncio.AbstractEventLoop) -> float:
-    import time
+    """Unix time minus the loop's clock: RTCP's NTP timestamps are wall-clock time."""
     return time.time() - loop.time()
 
 

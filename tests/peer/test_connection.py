@@ -163,3 +163,21 @@ def test_checks_and_candidates_that_arrive_before_the_answer_is_set_are_kept_for
     numbers, held = asyncio.run(asyncio.wait_for(late_answer(0.6), 30))
     assert held >= 1  # B's first check reached A before A could configure its transport
     assert in_order(numbers, 30)
+
+
+def test_a_malformed_trickled_candidate_is_refused_with_the_sdp_layers_parse_error():
+    import pytest
+
+    from netcore.peer.connection import IceCandidate
+    from netcore.sdp.errors import CandidateError
+
+    async def run():
+        pc = PeerConnection()
+        try:
+            with pytest.raises(CandidateError):
+                await pc.add_ice_candidate(IceCandidate("candidate:1 1 UDP notanumber 127.0.0.1 9 typ host"))
+            await pc.add_ice_candidate(IceCandidate("candidate:1 1 UDP 2122260223 127.0.0.1 9 typ host"))
+            await pc.add_ice_candidate(None)
+        finally:
+            await pc.close()
+    asyncio.run(run())
