@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from netcore.media.synthetic import SyntheticCamera, SyntheticMicrophone, read_frame_number
-from netcore.peer.connection import ConnectionState, PeerConfiguration, PeerConnection, SignalingState
+from netcore.peer.connection import ConnectionState, IceConnectionState, PeerConfiguration, PeerConnection, SignalingState
 from netcore.peer.tracks import LocalAudioTrack, LocalVideoTrack
 
 VIDEO_FRAMES = 45
@@ -69,6 +69,8 @@ async def call(config_a: PeerConfiguration | None = None, config_b: PeerConfigur
     trickle(b, a, candidates_b)
     states: list = []
     a.on("connectionstatechange", lambda: states.append(a.connection_state))
+    ice_states: list = []
+    b.on("iceconnectionstatechange", lambda: ice_states.append(b.ice_connection_state))
     signaling: list = []
     b.on("signalingstatechange", lambda: signaling.append(b.signaling_state))
     limited = any(c is not None and c.limits is not None for c in (config_a, config_b))
@@ -93,7 +95,7 @@ async def call(config_a: PeerConfiguration | None = None, config_b: PeerConfigur
                        and got_a.audio >= AUDIO_FRAMES - 5 and got_b.audio >= AUDIO_FRAMES - 5, 1.0)
         await asyncio.sleep(1.2)  # one more RTCP interval, for the report blocks
         return {"a": got_a, "b": got_b, "stats_a": a.get_stats(), "stats_b": b.get_stats(), "states": states,
-                "signaling": signaling, "candidates": (candidates_a, candidates_b),
+                "signaling": signaling, "ice_states": ice_states, "candidates": (candidates_a, candidates_b),
                 "local": a.local_description, "widths_a": got_a.widths, "widths_b": got_b.widths}
     finally:
         await a.close()
@@ -108,6 +110,7 @@ def test_two_peer_connections_call_each_other_with_audio_and_video():
         assert in_order(got.numbers, VIDEO_FRAMES)
         assert got.audio >= AUDIO_FRAMES * 0.8
     assert result["states"][:2] == [ConnectionState.CONNECTING, ConnectionState.CONNECTED]
+    assert result["ice_states"] == [IceConnectionState.CHECKING, IceConnectionState.CONNECTED, IceConnectionState.CLOSED]
     assert result["signaling"] == [SignalingState.HAVE_REMOTE_OFFER, SignalingState.STABLE, SignalingState.CLOSED]
     for candidates in result["candidates"]:
         assert candidates[-1] is None and len(candidates) >= 2  # one event per candidate, then the end
