@@ -41,6 +41,10 @@ __all__ = ["LocalVideoTrack", "LocalAudioTrack", "RemoteTrack", "RtpSender", "Rt
 
 AUDIO_BITRATE = 32_000  # Opus voice; the rest of the target goes to video
 AUDIO_FRAME = 0.02  # seconds of audio per Opus packet
+# The transport NACKs, so the jitter buffer's own NACK is off and it cannot know that a missing
+# tail is on its way: the transport's pacer may hold a frame's last packets behind probe padding
+# for tens of milliseconds, and on a loopback link the path's jitter gives no room for that.
+VIDEO_MIN_DELAY = 0.1
 
 
 class _LocalTrack:
@@ -132,7 +136,8 @@ class RtpSender:
     """One sending m-section: a track's frames to RTP packets of ``ssrc``."""
 
     def __init__(self, track: _LocalTrack, *, mid: str, ssrc: int, payload_type: int, codec: str,
-                 limits: SenderLimits, random: Callable[[int], bytes], bitrate: float) -> None:
+                 limits: SenderLimits, random: Callable[[int], bytes], bitrate: float,
+                 max_payload_size: int = 1200) -> None:
         self.track = track
         self.mid = mid
         self.ssrc = ssrc
@@ -152,7 +157,7 @@ class RtpSender:
             self.encoder: VideoEncoder | AudioEncoder = VideoEncoder(
                 codec.upper(), target_bitrate=self._video_bitrate(bitrate),
                 max_width=limits.max_width or 1280, max_height=limits.max_height or 720,
-                max_fps=min(limits.max_framerate or 30.0, 60.0))
+                max_fps=min(limits.max_framerate or 30.0, 60.0), max_payload_size=max_payload_size)
         else:
             if codec.lower() != "opus":
                 raise UsageError(f"cannot encode audio as {codec}")
@@ -234,7 +239,7 @@ class RtpReceiver:
                 return False
             keyframe = vp8_is_keyframe if self.codec == "VP8" else h264_is_keyframe
             starts = vp8_starts_frame if self.codec == "VP8" else None
-            self.jitter = JitterBuffer(JitterConfig(clock_rate, video=True, nack=None),
+            self.jitter = JitterBuffer(JitterConfig(clock_rate, video=True, nack=None, min_delay=VIDEO_MIN_DELAY),
                                        is_keyframe=keyframe, is_frame_start=starts)
             self.decoder = VideoDecoder(self.codec)
         else:

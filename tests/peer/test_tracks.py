@@ -105,3 +105,41 @@ def test_a_pli_or_fir_from_the_receiving_peer_connection_gives_one_more_key_fram
         # the next frame A encoded was a key frame (B's jitter buffer may ask once more under load)
         assert requested >= 1 and answered >= 1
         assert numbers[0] == 0 and all(b > a for a, b in zip(numbers, numbers[1:])) and len(numbers) >= 40
+
+
+def held_tail_arrivals(sender: RtpSender, frames: int, held: int, delay: float) -> list[tuple[float, object]]:
+    """Packets of ``frames`` frames at 30 fps with no network delay, except that the pacer holds
+    the last packet of frame ``held`` ``delay`` seconds (behind probe padding); what follows it
+    waits its turn."""
+    arrivals = []
+    free_at = 0.0
+    for n in range(frames):
+        packets = sender.encode_next()
+        for k, packet in enumerate(packets):
+            at = max(n / 30, free_at)
+            if n == held and k == len(packets) - 1:
+                at += delay
+            arrivals.append((at, packet))
+            free_at = at
+    return arrivals
+
+
+def test_a_frame_whose_tail_the_pacer_held_for_sixty_milliseconds_still_plays():
+    from netcore.media.synthetic import read_frame_number
+    from netcore.peer.tracks import RemoteTrack, RtpReceiver
+
+    sender = RtpSender(LocalVideoTrack(SyntheticCamera(320, 240), count=20), mid="1", ssrc=1234, payload_type=96,
+                       codec="VP8", limits=SenderLimits(), random=os.urandom, bitrate=300_000, max_payload_size=300)
+    arrivals = held_tail_arrivals(sender, 20, held=10, delay=0.06)
+    track = RemoteTrack("video", "1")
+    numbers: list[int] = []
+    track.on_frame(lambda frame: numbers.append(read_frame_number(frame)))
+    receiver = RtpReceiver(track, {96: ("VP8", 90000)})
+    now, i = 0.0, 0
+    while now < 2.0:  # the peer connection's media tick: insert what arrived, pop what is due
+        while i < len(arrivals) and arrivals[i][0] <= now:
+            receiver.insert(arrivals[i][1], now)
+            i += 1
+        receiver.pop(now)
+        now += 0.005
+    assert numbers == list(range(20))
