@@ -146,13 +146,19 @@ class MediaTransport:
 
     # -- inputs ---------------------------------------------------------------------
 
-    def start(self, now: float) -> None:
-        """Gather (the caller registered its sockets with ``ice.add_local_address``) and start checks."""
+    def start(self, now: float, *, gather: bool = True) -> None:
+        """Gather (the caller registered its sockets with ``ice.add_local_address``) and start checks.
+
+        ``gather=False``: the agent handed in has already gathered (a peer
+        connection gathers when it sets its local description, before the
+        negotiation that configures this transport is complete).
+        """
         if self.state is not TransportState.NEW:
             raise UsageError("start() once, on a new transport")
         self.state = TransportState.CHECKING
         config = self.config
-        self.ice.gather(now)
+        if gather:
+            self.ice.gather(now)
         if config.remote_ufrag is not None and config.remote_pwd is not None:
             self.ice.set_remote_credentials(config.remote_ufrag, config.remote_pwd, now)
         for candidate in config.remote_candidates:

@@ -1,0 +1,559 @@
+"""A peer connection shaped like the W3C ``RTCPeerConnection`` (as aiortc has it), on asyncio.
+
+::
+
+    pc = PeerConnection(PeerConfiguration(hosts=["127.0.0.1"]))
+    pc.on("icecandidate", lambda candidate: signal(candidate))     # one per local candidate; None at the end
+    pc.on("track", lambda track: track.on_frame(show))
+    pc.add_track(LocalVideoTrack(SyntheticCamera(), count=300))
+    offer = pc.create_offer(); await pc.set_local_description(offer)
+    await pc.set_remote_description(answer)                         # from the peer
+    await pc.add_ice_candidate(candidate)                           # trickled; None = end of candidates
+
+The protocol work stays in sans-IO pieces: SDP offer/answer in
+:class:`netcore.sdp.jsep.Negotiator`, ICE, DTLS-SRTP, RTP/RTCP and
+congestion control in :class:`~netcore.peer.transport.MediaTransport`
+(configured by :func:`~netcore.peer.config.config_from_negotiated`), the
+encoders and jitter buffers in :mod:`netcore.peer.tracks`. This module owns
+the sockets, one :class:`~netcore.driver.Driver`, one task per sending
+track and one media tick for the jitter buffers.
+
+Gathering starts at ``set_local_description``, as in browsers, before the
+negotiation that configures the transport is complete: an ICE
+:class:`~netcore.ice.agent.Agent` is made then (our credentials are the
+negotiator's), runs alone until the transport takes it over
+(``MediaTransport(config, agent=...)``, ``start(gather=False)``), and its
+candidates are both trickled (``icecandidate``) and written into
+:attr:`PeerConnection.local_description`, so a peer that does not trickle
+(aiortc) finds them in the SDP. Until the transport exists, datagrams from
+anywhere but our STUN/TURN servers are held (at most 64) and handed to it
+when it starts: a check that arrived early must not select a path the
+transport never hears of.
+
+States (the W3C enums' values)::
+
+    signaling:  stable --set_local(offer)--> have-local-offer --set_remote(answer)--> stable
+                stable --set_remote(offer)--> have-remote-offer --set_local(answer)--> stable
+    connection: new --transport started--> connecting --TransportConnected--> connected
+                any --TransportFailed--> failed;  close() or the peer's close_notify --> closed
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import os
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from netcore.driver import Driver
+from netcore.dtls.certificate import DtlsCertificate
+from netcore.errors import UsageError
+from netcore.ice import events as ice_events
+from netcore.ice.agent import Agent
+from netcore.ice.gathering import TurnServerConfig
+from netcore.net import Address, Event, Receive, Transmit
+from netcore.peer import events as peer_events
+from netcore.peer.config import config_from_negotiated
+from netcore.peer.stats import StatsCollector
+from netcore.peer.tracks import LocalAudioTrack, LocalVideoTrack, RemoteTrack, RtpReceiver, RtpSender, SenderLimits
+from netcore.peer.transport import MediaTransport
+from netcore.sdp.attributes import Fingerprint
+from netcore.sdp.candidate import Candidate
+from netcore.sdp.jsep import Negotiator
+from netcore.sdp.limits import Limits
+from netcore.sdp.model import LocalTransport, MediaIntent, NegotiatedSession
+from netcore.sdp.wire import parse
+
+__all__ = ["PeerConnection", "PeerConfiguration", "Description", "IceCandidate", "Transceiver",
+           "SignalingState", "ConnectionState", "IceConnectionState"]
+
+log = logging.getLogger(__name__)
+MEDIA_TICK = 0.005  # seconds between jitter buffer pops
+HELD_MAX = 64
+
+
+class SignalingState(enum.Enum):
+    STABLE = "stable"
+    HAVE_LOCAL_OFFER = "have-local-offer"
+    HAVE_REMOTE_OFFER = "have-remote-offer"
+    CLOSED = "closed"
+
+
+class ConnectionState(enum.Enum):
+    NEW = "new"
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    FAILED = "failed"
+    CLOSED = "closed"
+
+
+class IceConnectionState(enum.Enum):
+    NEW = "new"
+    CHECKING = "checking"
+    CONNECTED = "connected"
+    FAILED = "failed"
+    CLOSED = "closed"
+
+
+@dataclass(frozen=True, slots=True)
+class Description:
+    """``RTCSessionDescriptionInit``: ``type`` is "offer" or "answer"."""
+
+    sdp: str
+    type: str
+
+
+@dataclass(frozen=True, slots=True)
+class IceCandidate:
+    """``RTCIceCandidateInit``: ``candidate`` is the ``candidate:...`` string."""
+
+    candidate: str
+    sdp_mid: str | None = "0"
+    sdp_mline_index: int | None = 0
+
+
+@dataclass(frozen=True)
+class PeerConfiguration:
+    """``RTCConfiguration`` plus the local choices a browser makes for itself (the host addresses)."""
+
+    hosts: tuple[str, ...] = ("127.0.0.1",)
+    stun_servers: tuple[Address, ...] = ()
+    turn_servers: tuple[TurnServerConfig, ...] = ()
+    relay_only: bool = False  # iceTransportPolicy "relay"
+    certificate: DtlsCertificate | None = None
+    max_bitrate: float = 2_500_000
+    limits: Limits | None = None  # what we can receive: written in our SDP, the peer's encoders keep below it
+    random: Callable[[int], bytes] = field(default=os.urandom, repr=False)
+
+
+@dataclass(eq=False)
+class Transceiver:
+    """One m-section: what we send (``track``, ``ssrc``) and what we receive (``receiver``)."""
+
+    kind: str
+    direction: str = "sendrecv"
+    track: LocalAudioTrack | LocalVideoTrack | None = None
+    ssrc: int = 0
+    rtx_ssrc: int | None = None
+    mid: str | None = None
+    sender: RtpSender | None = None
+    receiver: RtpReceiver | None = None
+
+    def intent(self) -> MediaIntent:
+        make = MediaIntent.audio if self.kind == "audio" else MediaIntent.video
+        return make(direction=self.direction, ssrc=self.ssrc, rtx_ssrc=self.rtx_ssrc)
+
+
+class _Phase:
+    """The core the driver runs: the ICE agent alone until the transport takes it over."""
+
+    def __init__(self, agent: Agent, servers: set[Address]) -> None:
+        self.agent = agent
+        self.transport: MediaTransport | None = None
+        self.servers = servers
+        self.held: deque[Receive] = deque(maxlen=HELD_MAX)
+
+    def handle_datagram(self, datagram: Receive, now: float) -> None:
+        if self.transport is not None:
+            self.transport.handle_datagram(datagram, now)
+        elif datagram.source in self.servers:
+            self.agent.handle_datagram(datagram, now)
+        else:
+            self.held.append(datagram)
+
+    def handle_timeout(self, now: float) -> None:
+        (self.transport or self.agent).handle_timeout(now)
+
+    def poll_transmit(self) -> Transmit | None:
+        return (self.transport or self.agent).poll_transmit()
+
+    def poll_event(self) -> Event | None:
+        return (self.transport or self.agent).poll_event()
+
+    def next_deadline(self) -> float | None:
+        return (self.transport or self.agent).next_deadline()
+
+
+class _Socket(asyncio.DatagramProtocol):
+    def __init__(self, deliver: Callable[[Receive], None]) -> None:
+        self.deliver = deliver
+        self.transport: asyncio.DatagramTransport | None = None
+        self.local: Address = ("", 0)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.local = transport.get_extra_info("sockname")[:2]
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        self.deliver(Receive(data, (addr[0], addr[1]), self.local))
+
+    def error_received(self, exc: Exception) -> None:
+        log.debug("media socket error: %s", exc)
+
+
+class PeerConnection:
+    """See the module docstring; method names are the W3C ones in snake case."""
+
+    def __init__(self, configuration: PeerConfiguration | None = None) -> None:
+        self.configuration = configuration or PeerConfiguration()
+        self._random = self.configuration.random
+        self.certificate = self.configuration.certificate or DtlsCertificate.generate()
+        self._negotiator = Negotiator(LocalTransport((Fingerprint("sha-256", self.certificate.fingerprint()),)),
+                                      limits=self.configuration.limits, random=self._random)
+        self.transceivers: list[Transceiver] = []
+        self.signaling_state = SignalingState.STABLE
+        self.connection_state = ConnectionState.NEW
+        self.ice_connection_state = IceConnectionState.NEW
+        self.transport: MediaTransport | None = None
+        self.negotiated: NegotiatedSession | None = None
+        self._handlers: dict[str, list[Callable[..., Any]]] = {}
+        self._loop = asyncio.get_running_loop()
+        self._phase: _Phase | None = None
+        self._driver: Driver | None = None
+        self._sockets: dict[Address, _Socket] = {}
+        self._local_candidates: list[Candidate] = []
+        self._gathered = False
+        self._remote_candidates: list[Candidate | None] = []
+        self._local: Description | None = None
+        self._remote_offer: str | None = None
+        self._tasks: list[asyncio.Task] = []
+        self._senders: dict[int, RtpSender] = {}
+        self._receivers: dict[str, RtpReceiver] = {}
+        self.stats = StatsCollector()
+
+    # -- events ------------------------------------------------------------------------
+
+    def on(self, name: str, handler: Callable[..., Any] | None = None) -> Any:
+        """Register ``handler`` for event ``name`` ("track", "icecandidate", "connectionstatechange",
+        "iceconnectionstatechange", "signalingstatechange"); usable as a decorator."""
+        def register(fn: Callable[..., Any]) -> Callable[..., Any]:
+            self._handlers.setdefault(name, []).append(fn)
+            return fn
+        return register(handler) if handler is not None else register
+
+    def _emit(self, name: str, *args: Any) -> None:
+        for handler in self._handlers.get(name, []):
+            handler(*args)
+
+    def _set_signaling(self, state: SignalingState) -> None:
+        if state is not self.signaling_state:
+            self.signaling_state = state
+            self._emit("signalingstatechange")
+
+    def _set_connection(self, state: ConnectionState) -> None:
+        if state is not self.connection_state and self.connection_state is not ConnectionState.CLOSED:
+            self.connection_state = state
+            self._emit("connectionstatechange")
+
+    def _set_ice(self, state: IceConnectionState) -> None:
+        if state is not self.ice_connection_state and self.ice_connection_state is not IceConnectionState.CLOSED:
+            self.ice_connection_state = state
+            self._emit("iceconnectionstatechange")
+
+    # -- tracks ------------------------------------------------------------------------
+
+    def add_transceiver(self, kind: str, direction: str = "sendrecv") -> Transceiver:
+        """A new m-section of ``kind`` ("audio"/"video") in the next offer (or taken by the answer)."""
+        if kind not in ("audio", "video"):
+            raise UsageError(f"transceiver kind {kind!r} is not audio or video")
+        if self.transport is not None:
+            raise UsageError("renegotiation is not supported yet: add transceivers before the first offer")
+        ssrc = int.from_bytes(self._random(4), "big") or 1
+        rtx = (int.from_bytes(self._random(4), "big") or 2) if kind == "video" else None
+        transceiver = Transceiver(kind, direction, ssrc=ssrc, rtx_ssrc=rtx)
+        self.transceivers.append(transceiver)
+        return transceiver
+
+    def add_track(self, track: LocalAudioTrack | LocalVideoTrack) -> Transceiver:
+        """Send ``track``: on the first transceiver of its kind without a track, else on a new one."""
+        for transceiver in self.transceivers:
+            if transceiver.kind == track.kind and transceiver.track is None and "send" in transceiver.direction:
+                transceiver.track = track
+                return transceiver
+        transceiver = self.add_transceiver(track.kind)
+        transceiver.track = track
+        return transceiver
+
+    # -- offer/answer ------------------------------------------------------------------
+
+    def create_offer(self) -> Description:
+        if self.signaling_state not in (SignalingState.STABLE, SignalingState.HAVE_LOCAL_OFFER):
+            raise UsageError(f"create_offer in {self.signaling_state.value}")
+        offer = self._negotiator.create_offer([t.intent() for t in self.transceivers])
+        return Description(str(offer), "offer")
+
+    def create_answer(self) -> Description:
+        if self.signaling_state is not SignalingState.HAVE_REMOTE_OFFER or self._remote_offer is None:
+            raise UsageError("create_answer needs a remote offer")
+        answer, session = self._negotiator.handle_offer(self._remote_offer, [t.intent() for t in self.transceivers])
+        self.negotiated = session
+        return Description(str(answer), "answer")
+
+    async def set_local_description(self, description: Description) -> None:
+        self._local = description
+        await self._gather()
+        if description.type == "offer":
+            self._set_signaling(SignalingState.HAVE_LOCAL_OFFER)
+        elif description.type == "answer":
+            if self.negotiated is None:
+                raise UsageError("set_local_description(answer) before create_answer")
+            self._set_signaling(SignalingState.STABLE)
+            self._start_transport(self.negotiated)
+        else:
+            raise UsageError(f"description type {description.type!r}")
+
+    async def set_remote_description(self, description: Description) -> None:
+        if description.type == "offer":
+            self._remote_offer = description.sdp
+            self._take_remote_sections(description.sdp)
+            self._set_signaling(SignalingState.HAVE_REMOTE_OFFER)
+        elif description.type == "answer":
+            if self.signaling_state is not SignalingState.HAVE_LOCAL_OFFER:
+                raise UsageError(f"an answer in {self.signaling_state.value}")
+            self.negotiated = self._negotiator.handle_answer(description.sdp)
+            self._set_signaling(SignalingState.STABLE)
+            self._start_transport(self.negotiated)
+        else:
+            raise UsageError(f"description type {description.type!r}")
+
+    def _take_remote_sections(self, sdp: str) -> None:
+        """A transceiver (receive only) for each offered audio/video section no transceiver of ours takes."""
+        kinds = [m.kind for m in parse(sdp).media if m.kind in ("audio", "video")]
+        free = [t.kind for t in self.transceivers]
+        for kind in kinds:
+            if kind in free:
+                free.remove(kind)
+            else:
+                self.add_transceiver(kind, "recvonly")
+
+    @property
+    def local_description(self) -> Description | None:
+        """Our description with the candidates gathered so far (and end-of-candidates once complete)."""
+        if self._local is None:
+            return None
+        lines = [f"a=candidate:{c}" for c in self._local_candidates]
+        if self._gathered:
+            lines.append("a=end-of-candidates")
+        return Description(_with_candidates(self._local.sdp, lines), self._local.type)
+
+    async def add_ice_candidate(self, candidate: IceCandidate | None) -> None:
+        """A trickled remote candidate; ``None`` (or an empty ``candidate``) is end-of-candidates.
+
+        A malformed candidate string raises :class:`netcore.sdp.errors.CandidateError` (the W3C
+        ``addIceCandidate`` rejects it too); the connection is unaffected.
+        """
+        parsed = None if candidate is None or not candidate.candidate else Candidate.from_trickle(candidate.candidate)
+        if self.transport is None:
+            self._remote_candidates.append(parsed)
+            return
+        self._call(self.transport.add_remote_candidate, parsed)
+
+    # -- gathering and the transport -----------------------------------------------------
+
+    async def _gather(self) -> None:
+        if self._phase is not None:
+            return
+        conf = self.configuration
+        agent = Agent(self.signaling_state is SignalingState.STABLE, stun_servers=conf.stun_servers,
+                      turn_servers=conf.turn_servers, relay_only=conf.relay_only,
+                      ufrag=self._negotiator.ice_ufrag, pwd=self._negotiator.ice_pwd, random=self._random)
+        servers = set(conf.stun_servers) | {t.address for t in conf.turn_servers}
+        self._phase = _Phase(agent, servers)
+        self._driver = Driver(self._phase, self._loop, self._send, self._on_event)
+        for host in conf.hosts:
+            _, sock = await self._loop.create_datagram_endpoint(lambda: _Socket(self._receive), local_addr=(host, 0))
+            self._sockets[sock.local] = sock
+            agent.add_local_address(sock.local)
+        self._call(agent.gather)
+
+    def _start_transport(self, session: NegotiatedSession) -> None:
+        assert self._phase is not None
+        send_ssrcs = {}
+        mids = [m.mid for m in session.media]
+        for transceiver, mid in zip(self.transceivers, mids):
+            transceiver.mid = mid
+            send_ssrcs[mid] = (transceiver.ssrc, transceiver.rtx_ssrc)
+        offset = _wallclock_offset(self._loop)
+        config = config_from_negotiated(session, self.certificate, send_ssrcs=send_ssrcs, random=self._random,
+                                        max_bitrate=self.configuration.max_bitrate, wallclock_offset=offset,
+                                        cname=self._negotiator.cname,
+                                        stun_servers=self.configuration.stun_servers,
+                                        turn_servers=self.configuration.turn_servers,
+                                        ice_relay_only=self.configuration.relay_only)
+        self.transport = transport = MediaTransport(config, agent=self._phase.agent)
+        self._phase.transport = transport
+        self._call(lambda now: transport.start(now, gather=False))
+        for candidate in self._remote_candidates:
+            self._call(transport.add_remote_candidate, candidate)
+        self._remote_candidates.clear()
+        while self._phase.held:
+            self._driver.receive(self._phase.held.popleft())  # type: ignore[union-attr]
+        self._set_connection(ConnectionState.CONNECTING)
+        self._set_ice(IceConnectionState.CHECKING)
+        self._make_receivers(session)
+        self._tasks.append(self._loop.create_task(self._media_tick()))
+
+    def _make_receivers(self, session: NegotiatedSession) -> None:
+        for transceiver, media in zip(self.transceivers, session.media):
+            if media.rejected or not media.recv or media.mid is None or not media.recv_codecs:
+                continue
+            codecs = {c.payload_type: (c.name, c.clock_rate) for c in media.recv_codecs if c.payload_type is not None}
+            track = RemoteTrack(media.kind, media.mid)
+            transceiver.receiver = self._receivers[media.mid] = RtpReceiver(track, codecs)
+            self._emit("track", track)
+
+    def _start_senders(self) -> None:
+        assert self.negotiated is not None and self.transport is not None
+        for transceiver, media in zip(self.transceivers, self.negotiated.media):
+            codec = media.send_codec
+            if transceiver.track is None or media.rejected or not media.send or codec is None:
+                continue
+            sender = RtpSender(transceiver.track, mid=media.mid or "", ssrc=transceiver.ssrc,
+                               payload_type=codec.payload_type, codec=codec.name,
+                               limits=SenderLimits.from_limits(media.limits), random=self._random,
+                               bitrate=self.transport.target_bitrate)
+            transceiver.sender = self._senders[sender.ssrc] = sender
+            self._tasks.append(self._loop.create_task(self._run_sender(sender)))
+
+    async def _run_sender(self, sender: RtpSender) -> None:
+        """Encode and send the track's frames at its frame rate, on the loop's clock."""
+        interval = 1.0 / sender.track.fps
+        next_at = self._loop.time()
+        while self.transport is not None and self.connection_state is ConnectionState.CONNECTED:
+            packets = sender.encode_next()
+            if packets is None:
+                return
+            for packet in packets:
+                self._call(self.transport.send_rtp, packet)
+            next_at += interval
+            await asyncio.sleep(max(0.0, next_at - self._loop.time()))
+
+    async def _media_tick(self) -> None:
+        while self.connection_state not in (ConnectionState.CLOSED, ConnectionState.FAILED):
+            now = self._loop.time()
+            for receiver in self._receivers.values():
+                receiver.pop(now)
+                if receiver.poll_keyframe_request() and receiver.ssrc is not None and self.transport is not None:
+                    self._call(self.transport.request_keyframe, receiver.ssrc)
+            await asyncio.sleep(MEDIA_TICK)
+
+    # -- driver plumbing ---------------------------------------------------------------
+
+    def _call(self, method: Callable[..., Any], *args: Any) -> Any:
+        result = method(*args, self._loop.time())
+        if self._driver is not None:
+            self._driver.flush()
+        return result
+
+    def _receive(self, datagram: Receive) -> None:
+        if self._driver is not None:
+            self._driver.receive(datagram)
+
+    def _send(self, transmit: Transmit) -> None:
+        sock = self._sockets.get(transmit.source)  # type: ignore[arg-type]
+        if sock is None and len(self._sockets) == 1:
+            sock = next(iter(self._sockets.values()))
+        if sock is not None and sock.transport is not None and not sock.transport.is_closing():
+            sock.transport.sendto(transmit.data, transmit.destination)
+
+    def _on_event(self, event: Event) -> None:
+        if isinstance(event, (ice_events.CandidateGathered, peer_events.CandidateGathered)):
+            self._local_candidates.append(event.candidate)
+            self._emit("icecandidate", IceCandidate(event.candidate.to_trickle()))
+        elif isinstance(event, (ice_events.GatheringCompleted, peer_events.GatheringCompleted)):
+            if not self._gathered:
+                self._gathered = True
+                self._emit("icecandidate", None)
+        elif isinstance(event, peer_events.RtpReceived):
+            receiver = self._receivers.get(event.mid)
+            if receiver is not None:
+                now = self._loop.time()
+                receiver.insert(event.packet, now)
+                receiver.pop(now)
+        elif isinstance(event, peer_events.BitrateChanged):
+            for sender in self._senders.values():
+                sender.bitrate_changed(event.target)
+        elif isinstance(event, peer_events.KeyFrameRequested):
+            sender = self._senders.get(event.ssrc)
+            if sender is not None:
+                sender.keyframe_requested()
+        elif isinstance(event, peer_events.RtcpReceived):
+            self.stats.rtcp_received(event.packets, self._loop.time())
+        else:
+            self._on_state_event(event)
+
+    def _on_state_event(self, event: Event) -> None:
+        if isinstance(event, peer_events.PathChanged):
+            if event.direction is peer_events.Direction.SEND:
+                self.stats.path_changed(event)
+                self._set_ice(IceConnectionState.CONNECTED)
+        elif isinstance(event, peer_events.TransportConnected):
+            self._set_ice(IceConnectionState.CONNECTED)
+            self._set_connection(ConnectionState.CONNECTED)
+            self._start_senders()
+        elif isinstance(event, peer_events.TransportFailed):
+            self._set_ice(IceConnectionState.FAILED)
+            self._set_connection(ConnectionState.FAILED)
+        elif isinstance(event, peer_events.TransportClosed):
+            self._set_ice(IceConnectionState.CLOSED)
+            self._set_connection(ConnectionState.CLOSED)
+
+    def request_keyframe(self, track: RemoteTrack, *, fir: bool = False) -> None:
+        """Ask the peer for a key frame of ``track`` (a PLI, or a FIR); not in the W3C API, which
+        leaves it to the browser: a viewer joining late or a recorder starting uses it."""
+        receiver = self._receivers.get(track.mid)
+        if self.transport is None or receiver is None or receiver.ssrc is None:
+            raise UsageError("no media has arrived on this track yet")
+        self._call(lambda now: self.transport.request_keyframe(receiver.ssrc, now, fir=fir))
+
+    # -- stats and closing -----------------------------------------------------------------
+
+    def get_stats(self) -> dict[str, dict[str, Any]]:
+        """A W3C ``RTCStatsReport`` as a dict of stats id -> stats (each with ``type``)."""
+        return self.stats.report(self.transport, self._senders, self._receivers, self._loop.time())
+
+    async def close(self) -> None:
+        """BYE and close_notify out, then the tasks, the timer and the sockets."""
+        if self.signaling_state is SignalingState.CLOSED:
+            return
+        if self.transport is not None:
+            self._call(self.transport.close)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._driver is not None:
+            self._driver.close()
+        for sock in self._sockets.values():
+            if sock.transport is not None:
+                sock.transport.close()
+        self._set_signaling(SignalingState.CLOSED)
+        self._set_ice(IceConnectionState.CLOSED)
+        self._set_connection(ConnectionState.CLOSED)
+
+
+def _wallclock_offset(loop: asyncio.AbstractEventLoop) -> float:
+    """Unix time minus the loop's clock: RTCP's NTP timestamps are wall-clock time."""
+    return time.time() - loop.time()
+
+
+def _with_candidates(sdp: str, lines: list[str]) -> str:
+    """``sdp`` with ``lines`` (``a=candidate``, ``a=end-of-candidates``) at the end of each m-section."""
+    if not lines:
+        return sdp
+    out: list[str] = []
+    in_media = False
+    for line in sdp.replace("\r\n", "\n").split("\n"):
+        if not line:
+            continue
+        if line.startswith("m="):
+            if in_media:
+                out.extend(lines)
+            in_media = True
+        out.append(line)
+    if in_media:
+        out.extend(lines)
+    return "\r\n".join(out) + "\r\n"

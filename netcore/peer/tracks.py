@@ -1,0 +1,284 @@
+"""Media tracks of a peer connection: local sources that encode, remote tracks that decode.
+
+A :class:`LocalVideoTrack` or :class:`LocalAudioTrack` is a source of raw
+PyAV frames (``pts`` in the RTP clock: 90 kHz video, 48 kHz samples for
+audio), for instance :class:`~netcore.media.synthetic.SyntheticCamera` or
+any iterator of frames. The peer connection gives each sending m-section an
+:class:`RtpSender`, which encodes the track's frames with
+:mod:`netcore.media.codecs` and turns them into RTP packets of its SSRC:
+the encoder follows the transport's target bitrate (``BitrateChanged``)
+and key frame requests (``KeyFrameRequested``), never above the negotiated
+capability limits (``NegotiatedMedia.limits``: bitrate, resolution, frame
+rate).
+
+A :class:`RemoteTrack` is what the peer sends on one m-section; its
+:class:`RtpReceiver` puts the transport's ``RtpReceived`` packets through a
+:class:`~netcore.jitter.JitterBuffer` (NACK is the transport's job, so the
+buffer's own is off), decodes the frames it pops and hands them to the
+track's sinks (``track.on_frame(callback)``), counting them.
+
+These classes are sans-IO too: the peer connection calls ``encode`` when a
+frame is due and ``insert``/``pop`` with the loop's time.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from typing import Callable, Iterable, Iterator
+
+import av
+
+from netcore.errors import UsageError
+from netcore.jitter import JitterBuffer, JitterConfig, KeyFrameRequested
+from netcore.media.codecs import AudioDecoder, AudioEncoder, VideoDecoder, VideoEncoder
+from netcore.media.synthetic import SyntheticCamera, SyntheticMicrophone
+from netcore.rtp.h264 import h264_is_keyframe
+from netcore.rtp.packet import RtpPacket
+from netcore.rtp.vp8 import vp8_is_keyframe, vp8_starts_frame
+
+__all__ = ["LocalVideoTrack", "LocalAudioTrack", "RemoteTrack", "RtpSender", "RtpReceiver", "SenderLimits"]
+
+AUDIO_BITRATE = 32_000  # Opus voice; the rest of the target goes to video
+AUDIO_FRAME = 0.02  # seconds of audio per Opus packet
+# The transport NACKs, so the jitter buffer's own NACK is off and it cannot know that a missing
+# tail is on its way: the transport's pacer may hold a frame's last packets behind probe padding
+# for tens of milliseconds, and on a loopback link the path's jitter gives no room for that.
+VIDEO_MIN_DELAY = 0.1
+
+
+class _LocalTrack:
+    kind = ""
+
+    def __init__(self, frames: Iterable[av.frame.Frame], fps: float, count: int | None) -> None:
+        self._frames: Iterator = iter(frames) if count is None else itertools.islice(frames, count)
+        self.fps = fps
+        self.ended = False
+
+    def next_frame(self):
+        """The next raw frame, or None once the source is exhausted (the track then ends)."""
+        frame = next(self._frames, None)
+        if frame is None:
+            self.ended = True
+        return frame
+
+
+class LocalVideoTrack(_LocalTrack):
+    """Video frames from a source: a :class:`SyntheticCamera` (``count`` frames) or an iterator of frames."""
+
+    kind = "video"
+
+    def __init__(self, source: SyntheticCamera | Iterable[av.VideoFrame], *, count: int | None = None,
+                 fps: float | None = None) -> None:
+        if isinstance(source, SyntheticCamera):
+            camera = source
+            super().__init__((camera.frame(n) for n in itertools.count()), fps or camera.fps, count)
+        else:
+            super().__init__(source, fps or 30.0, count)
+
+
+class LocalAudioTrack(_LocalTrack):
+    """Audio frames of 20 ms from a :class:`SyntheticMicrophone` or an iterator of frames."""
+
+    kind = "audio"
+
+    def __init__(self, source: SyntheticMicrophone | Iterable[av.AudioFrame], *, count: int | None = None) -> None:
+        if isinstance(source, SyntheticMicrophone):
+            microphone = source
+            super().__init__((microphone.frame(n) for n in itertools.count()), 1 / AUDIO_FRAME, count)
+        else:
+            super().__init__(source, 1 / AUDIO_FRAME, count)
+
+
+class RemoteTrack:
+    """Media the peer sends on one m-section: decoded frames go to the sinks, and are counted."""
+
+    def __init__(self, kind: str, mid: str) -> None:
+        self.kind = kind
+        self.mid = mid
+        self.frames_received = 0
+        self._sinks: list[Callable[[av.frame.Frame], None]] = []
+
+    def on_frame(self, sink: Callable[[av.frame.Frame], None]) -> Callable[[av.frame.Frame], None]:
+        """Call ``sink(frame)`` for every decoded frame (usable as a decorator)."""
+        self._sinks.append(sink)
+        return sink
+
+    def deliver(self, frame: av.frame.Frame) -> None:
+        self.frames_received += 1
+        for sink in self._sinks:
+            sink(frame)
+
+
+@dataclass(frozen=True, slots=True)
+class SenderLimits:
+    """The negotiated ceiling of one sending m-section (None: no limit stated)."""
+
+    max_bitrate: int | None = None
+    max_width: int | None = None
+    max_height: int | None = None
+    max_framerate: float | None = None
+
+    @classmethod
+    def from_limits(cls, limits) -> SenderLimits:
+        width, height = limits.max_width, limits.max_height
+        if limits.max_fs is not None and width is None:
+            # RFC 7741 section 6.1: max-fs in 16x16 macroblocks; keep 4:3 within it
+            side = int((limits.max_fs * 256 / 12) ** 0.5)
+            width, height = side * 4, side * 3
+        return cls(limits.max_bitrate, width, height, limits.max_framerate)
+
+    def bitrate(self, wanted: float) -> int:
+        return int(wanted if self.max_bitrate is None else min(wanted, self.max_bitrate))
+
+
+class RtpSender:
+    """One sending m-section: a track's frames to RTP packets of ``ssrc``."""
+
+    def __init__(self, track: _LocalTrack, *, mid: str, ssrc: int, payload_type: int, codec: str,
+                 limits: SenderLimits, random: Callable[[int], bytes], bitrate: float,
+                 max_payload_size: int = 1200) -> None:
+        self.track = track
+        self.mid = mid
+        self.ssrc = ssrc
+        self.payload_type = payload_type
+        self.codec = codec
+        self.limits = limits
+        self.kind = track.kind
+        self._sequence = int.from_bytes(random(2), "big")
+        self._timestamp_offset = int.from_bytes(random(4), "big")
+        self.frames_encoded = 0
+        self.keyframes_requested = 0  # KeyFrameRequested for our SSRC (a PLI or FIR arrived)
+        self.keyframes_answered = 0  # ... answered by the next frame being a key frame
+        self._keyframe_pending = False
+        if self.kind == "video":
+            if codec.upper() not in ("VP8", "H264"):
+                raise UsageError(f"cannot encode video as {codec}")
+            self.encoder: VideoEncoder | AudioEncoder = VideoEncoder(
+                codec.upper(), target_bitrate=self._video_bitrate(bitrate),
+                max_width=limits.max_width or 1280, max_height=limits.max_height or 720,
+                max_fps=min(limits.max_framerate or 30.0, 60.0), max_payload_size=max_payload_size)
+        else:
+            if codec.lower() != "opus":
+                raise UsageError(f"cannot encode audio as {codec}")
+            self.encoder = AudioEncoder(target_bitrate=limits.bitrate(AUDIO_BITRATE))
+
+    def _video_bitrate(self, target: float) -> int:
+        return max(30_000, self.limits.bitrate(target - AUDIO_BITRATE))
+
+    @property
+    def target_bitrate(self) -> int:
+        return int(self.encoder.target_bitrate)
+
+    def bitrate_changed(self, target: float) -> None:
+        """The transport's target moved (``BitrateChanged``): video takes what audio leaves."""
+        if isinstance(self.encoder, VideoEncoder):
+            self.encoder.set_target_bitrate(self._video_bitrate(target))
+
+    def keyframe_requested(self) -> None:
+        if isinstance(self.encoder, VideoEncoder):
+            self.keyframes_requested += 1
+            self._keyframe_pending = True
+            self.encoder.request_keyframe()
+
+    def encode_next(self) -> list[RtpPacket] | None:
+        """Encode the track's next frame into packets; None when the track has ended."""
+        frame = self.track.next_frame()
+        if frame is None:
+            return None
+        if isinstance(self.encoder, VideoEncoder):
+            encoded = self.encoder.encode(frame)
+            frames = [encoded] if encoded is not None else []
+        else:
+            frames = self.encoder.encode(frame)
+        packets = []
+        for encoded in frames:
+            self.frames_encoded += 1
+            if self._keyframe_pending:
+                self._keyframe_pending = False
+                self.keyframes_answered += encoded.keyframe
+            timestamp = (encoded.timestamp + self._timestamp_offset) & 0xFFFFFFFF
+            last = len(encoded.payloads) - 1
+            for i, payload in enumerate(encoded.payloads):
+                packets.append(RtpPacket.build(
+                    payload_type=self.payload_type, sequence_number=self._sequence, timestamp=timestamp,
+                    ssrc=self.ssrc, payload=payload,
+                    # RFC 7587 section 4.1: audio sets no marker except after silence
+                    marker=i == last and self.kind == "video"))
+                self._sequence = (self._sequence + 1) & 0xFFFF
+        return packets
+
+
+class RtpReceiver:
+    """One receiving m-section: packets through a jitter buffer and a decoder to a :class:`RemoteTrack`.
+
+    ``codecs`` maps each agreed payload type to ``(name, clock_rate)``; the
+    jitter buffer and decoder are made for the payload type the peer
+    actually sends (and made again if it switches).
+    """
+
+    def __init__(self, track: RemoteTrack, codecs: dict[int, tuple[str, int]]) -> None:
+        self.track = track
+        self.codecs = codecs
+        self.payload_type: int | None = None
+        self.codec = ""
+        self.clock_rate = 90_000 if track.kind == "video" else 48_000
+        self.ssrc: int | None = None
+        self.bytes_received = 0
+        self.jitter: JitterBuffer = JitterBuffer(JitterConfig(self.clock_rate, video=False, nack=None))
+        self.decoder: VideoDecoder | AudioDecoder | None = None
+        self._decoded_before = 0  # frames of decoders replaced by a payload type switch
+        self.unknown_payload_types = 0
+
+    def _switch(self, payload_type: int) -> bool:
+        name, clock_rate = self.codecs[payload_type]
+        self._decoded_before += self.frames_decoded
+        self.payload_type, self.codec, self.clock_rate = payload_type, name.upper(), clock_rate
+        if self.track.kind == "video":
+            if self.codec not in ("VP8", "H264"):
+                return False
+            keyframe = vp8_is_keyframe if self.codec == "VP8" else h264_is_keyframe
+            starts = vp8_starts_frame if self.codec == "VP8" else None
+            self.jitter = JitterBuffer(JitterConfig(clock_rate, video=True, nack=None, min_delay=VIDEO_MIN_DELAY),
+                                       is_keyframe=keyframe, is_frame_start=starts)
+            self.decoder = VideoDecoder(self.codec)
+        else:
+            if self.codec != "OPUS":
+                return False
+            self.jitter = JitterBuffer(JitterConfig(clock_rate, video=False, nack=None, max_delay=0.5))
+            self.decoder = AudioDecoder()
+        return True
+
+    @property
+    def frames_decoded(self) -> int:
+        return self._decoded_before + (self.decoder.frames_decoded if self.decoder is not None else 0)
+
+    def insert(self, packet: RtpPacket, now: float) -> None:
+        if packet.payload_type != self.payload_type:
+            if packet.payload_type not in self.codecs or not self._switch(packet.payload_type):
+                self.unknown_payload_types += 1  # a codec we cannot decode: counted and dropped
+                self.payload_type = None
+                return
+        self.ssrc = packet.ssrc
+        self.bytes_received += len(packet.payload)
+        self.jitter.insert(packet, now)
+
+    def pop(self, now: float) -> None:
+        """Decode and deliver every frame due at ``now``."""
+        decoder = self.decoder
+        if decoder is None:
+            return
+        while (frame := self.jitter.pop(now)) is not None:
+            if isinstance(decoder, VideoDecoder):
+                pictures = decoder.decode(frame.payloads)
+            else:
+                pictures = [f for p in frame.payloads for f in decoder.decode(p)]
+            for picture in pictures:
+                self.track.deliver(picture)
+
+    def poll_keyframe_request(self) -> bool:
+        """True once per key frame request the jitter buffer raised (a frame after a gap)."""
+        requested = False
+        while (event := self.jitter.poll_event()) is not None:
+            requested = requested or isinstance(event, KeyFrameRequested)
+        return requested

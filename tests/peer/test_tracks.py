@@ -1,0 +1,145 @@
+"""Local tracks' encoders follow the transport's target and key frame requests, within the negotiated limits."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+from netcore.media.synthetic import SyntheticCamera
+from netcore.peer.connection import PeerConfiguration
+from netcore.peer.tracks import LocalVideoTrack, RtpSender, SenderLimits
+from netcore.rtp.vp8 import vp8_is_keyframe
+from netcore.sdp.limits import Limits
+from tests.peer.test_connection import VIDEO_FRAMES, call, in_order
+
+
+def video_sender(limits: SenderLimits, bitrate: float = 300_000) -> RtpSender:
+    track = LocalVideoTrack(SyntheticCamera(320, 240), count=100)
+    return RtpSender(track, mid="1", ssrc=1234, payload_type=96, codec="VP8", limits=limits,
+                     random=os.urandom, bitrate=bitrate)
+
+
+def test_the_target_bitrate_moves_the_encoder_but_never_above_the_negotiated_maximum():
+    sender = video_sender(SenderLimits(max_bitrate=200_000))
+    sender.bitrate_changed(1_500_000)
+    assert sender.target_bitrate == 200_000
+    sender.bitrate_changed(132_000)
+    assert sender.target_bitrate == 100_000  # what Opus leaves of the target
+    unlimited = video_sender(SenderLimits())
+    unlimited.bitrate_changed(1_500_000)
+    assert unlimited.target_bitrate == 1_500_000 - 32_000
+
+
+def test_a_key_frame_request_makes_the_next_frame_a_key_frame():
+    sender = video_sender(SenderLimits())
+    kinds = [vp8_is_keyframe(sender.encode_next()[0].payload) for _ in range(4)]
+    sender.keyframe_requested()
+    kinds += [vp8_is_keyframe(sender.encode_next()[0].payload) for _ in range(2)]
+    assert kinds == [True, False, False, False, True, False]
+
+
+def test_packets_carry_one_ssrc_consecutive_numbers_and_a_marker_on_each_frame_end():
+    sender = video_sender(SenderLimits())
+    packets = [p for _ in range(5) for p in sender.encode_next()]
+    assert {p.ssrc for p in packets} == {1234} and {p.payload_type for p in packets} == {96}
+    numbers = [p.sequence_number for p in packets]
+    assert numbers == [(numbers[0] + i) & 0xFFFF for i in range(len(packets))]
+    assert sum(p.marker for p in packets) == 5
+    stamps = sorted({p.timestamp for p in packets})
+    assert len(stamps) == 5 and stamps[1] - stamps[0] == 3000  # 90 kHz at 30 fps
+
+
+def test_max_fs_alone_bounds_the_resolution():
+    limits = SenderLimits.from_limits(Limits(max_fs=300))  # 300 macroblocks: 320x240 is 300
+    assert limits.max_width * limits.max_height <= 300 * 256 and limits.max_width >= 300
+
+
+def test_the_negotiated_limits_bound_both_senders_bitrate_resolution_and_frame_rate():
+    limits = Limits(max_bitrate=150_000, max_width=160, max_height=120, max_framerate=15)
+    result = asyncio.run(asyncio.wait_for(call(None, PeerConfiguration(limits=limits)), 60))
+    # netcore.sdp: the call uses the minimum of both sides' statements, in both directions
+    assert result["widths_b"] == result["widths_a"] == {160}  # 320x240 scaled down to what B takes
+    for side in ("a", "b"):
+        assert in_order(result[side].numbers, VIDEO_FRAMES, step=2)  # 30 fps camera, 15 fps allowed
+        video_out = next(s for s in result[f"stats_{side}"].values()
+                         if s["type"] == "outbound-rtp" and s["kind"] == "video")
+        assert 0 < video_out["targetBitrate"] <= 150_000
+
+
+async def keyframe_call(fir: bool) -> tuple[int, int, list[int]]:
+    """A calls B with video; B asks for a key frame once 20 frames have arrived."""
+    from netcore.peer.connection import ConnectionState, PeerConnection
+    from netcore.media.synthetic import read_frame_number
+    a, b = PeerConnection(), PeerConnection()
+    numbers: list[int] = []
+    tracks: list = []
+    b.on("track", lambda track: track.kind == "video" and (tracks.append(track), track.on_frame(
+        lambda frame: numbers.append(read_frame_number(frame)))))
+    for me, other in ((a, b), (b, a)):
+        me.on("icecandidate", lambda c, other=other: asyncio.ensure_future(other.add_ice_candidate(c)))
+    transceiver = a.add_track(LocalVideoTrack(SyntheticCamera(320, 240), count=90))
+    loop = asyncio.get_running_loop()
+    try:
+        await a.set_local_description(a.create_offer())
+        await b.set_remote_description(a.local_description)
+        await b.set_local_description(b.create_answer())
+        await a.set_remote_description(b.local_description)
+        deadline = loop.time() + 10
+        while len(numbers) < 20 and loop.time() < deadline:
+            await asyncio.sleep(0.01)
+        assert a.connection_state is ConnectionState.CONNECTED
+        sender = transceiver.sender
+        assert sender.keyframes_requested == 0
+        b.request_keyframe(tracks[0], fir=fir)
+        while len(numbers) < 40 and loop.time() < deadline:
+            await asyncio.sleep(0.01)
+        return sender.keyframes_requested, sender.keyframes_answered, numbers
+    finally:
+        await a.close()
+        await b.close()
+
+
+def test_a_pli_or_fir_from_the_receiving_peer_connection_gives_one_more_key_frame():
+    for fir in (False, True):
+        requested, answered, numbers = asyncio.run(asyncio.wait_for(keyframe_call(fir), 30))
+        # the next frame A encoded was a key frame (B's jitter buffer may ask once more under load)
+        assert requested >= 1 and answered >= 1
+        assert numbers[0] == 0 and all(b > a for a, b in zip(numbers, numbers[1:])) and len(numbers) >= 40
+
+
+def held_tail_arrivals(sender: RtpSender, frames: int, held: int, delay: float) -> list[tuple[float, object]]:
+    """Packets of ``frames`` frames at 30 fps with no network delay, except that the pacer holds
+    the last packet of frame ``held`` ``delay`` seconds (behind probe padding); what follows it
+    waits its turn."""
+    arrivals = []
+    free_at = 0.0
+    for n in range(frames):
+        packets = sender.encode_next()
+        for k, packet in enumerate(packets):
+            at = max(n / 30, free_at)
+            if n == held and k == len(packets) - 1:
+                at += delay
+            arrivals.append((at, packet))
+            free_at = at
+    return arrivals
+
+
+def test_a_frame_whose_tail_the_pacer_held_for_sixty_milliseconds_still_plays():
+    from netcore.media.synthetic import read_frame_number
+    from netcore.peer.tracks import RemoteTrack, RtpReceiver
+
+    sender = RtpSender(LocalVideoTrack(SyntheticCamera(320, 240), count=20), mid="1", ssrc=1234, payload_type=96,
+                       codec="VP8", limits=SenderLimits(), random=os.urandom, bitrate=300_000, max_payload_size=300)
+    arrivals = held_tail_arrivals(sender, 20, held=10, delay=0.06)
+    track = RemoteTrack("video", "1")
+    numbers: list[int] = []
+    track.on_frame(lambda frame: numbers.append(read_frame_number(frame)))
+    receiver = RtpReceiver(track, {96: ("VP8", 90000)})
+    now, i = 0.0, 0
+    while now < 2.0:  # the peer connection's media tick: insert what arrived, pop what is due
+        while i < len(arrivals) and arrivals[i][0] <= now:
+            receiver.insert(arrivals[i][1], now)
+            i += 1
+        receiver.pop(now)
+        now += 0.005
+    assert numbers == list(range(20))
