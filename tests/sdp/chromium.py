@@ -7,9 +7,12 @@ open one page, and evaluate JavaScript (awaiting promises) in it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
+import os
 import pathlib
+import signal
 import subprocess
 import tempfile
 import time
@@ -38,7 +41,9 @@ FLAGS = [
 
 class Browser:
     def __init__(self, executable: str) -> None:
-        self._profile = tempfile.TemporaryDirectory()
+        # Chromium's helper processes may still write into the profile just
+        # after the browser exits: ignore what cleanup cannot remove then.
+        self._profile = tempfile.TemporaryDirectory(ignore_cleanup_errors=True)
         self.process = subprocess.Popen(
             [
                 executable,
@@ -48,6 +53,7 @@ class Browser:
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            start_new_session=True,  # its own process group, so close() ends its helpers too
         )
         port_file = pathlib.Path(self._profile.name) / "DevToolsActivePort"
         deadline = time.monotonic() + 20
@@ -85,6 +91,9 @@ class Browser:
             self.process.wait(10)
         except subprocess.TimeoutExpired:
             self.process.kill()
+            self.process.wait()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)  # helpers left behind by the browser
         self._profile.cleanup()
 
 
