@@ -17,7 +17,7 @@ from typing import Any, Callable, Coroutine, TypeVar
 from netcore.driver import Driver
 from netcore.net import Address, Core, Event, Receive, Transmit
 
-__all__ = ["DatagramEndpoint", "open_endpoint", "run"]
+__all__ = ["DatagramEndpoint", "DatagramSocket", "open_endpoint", "run"]
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +71,27 @@ class DatagramEndpoint(asyncio.DatagramProtocol):
     def close(self) -> None:
         if self.transport is not None:
             self.transport.close()
+
+
+class DatagramSocket(asyncio.DatagramProtocol):
+    """One of several sockets of a core: wraps what arrives in a :class:`Receive`
+    naming this socket's address and hands it to ``deliver`` (a driver's
+    ``receive``). The adapter that owns the core sends through ``transport``."""
+
+    def __init__(self, deliver: Callable[[Receive], None]) -> None:
+        self.deliver = deliver
+        self.transport: asyncio.DatagramTransport | None = None
+        self.local: Address = ("", 0)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.local = transport.get_extra_info("sockname")[:2]
+
+    def datagram_received(self, data: bytes, addr: Address) -> None:
+        self.deliver(Receive(data, (addr[0], addr[1]), self.local))
+
+    def error_received(self, exc: Exception) -> None:
+        log.debug("socket %s: %s", self.local, exc)  # the core's own timers deal with loss
 
 
 async def open_endpoint(core: Core, local_addr: Address,

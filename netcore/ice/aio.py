@@ -1,6 +1,6 @@
 """The asyncio adapter of the ICE agent: sockets and one timer, nothing else.
 
-One :class:`_IceSocket` (a ``DatagramProtocol``) per local socket wraps every
+One :class:`~netcore.aio.DatagramSocket` per local socket wraps every
 datagram in a :class:`~netcore.net.Receive` whose ``destination`` is the
 socket's own address and hands it to one :class:`~netcore.driver.Driver`,
 which runs the agent at ``loop.time()`` and keeps its single timer. The
@@ -20,6 +20,7 @@ from typing import Any, Callable
 
 import ifaddr
 
+from netcore.aio import DatagramSocket
 from netcore.driver import Driver
 from netcore.ice.agent import Agent, CandidatePair, TurnServerConfig
 from netcore.ice.events import ComponentFailed, DataReceived, GatheringCompleted, IceEvent, PathSelected
@@ -42,23 +43,6 @@ def host_addresses(loopback: bool = False, ipv6: bool = True) -> list[str]:
             elif ipv6 and ip.ip[2] == 0 and (loopback or ip.ip[0] != "::1") and not ip.ip[0].startswith("fe80"):
                 found.append(ip.ip[0])
     return found
-
-
-class _IceSocket(asyncio.DatagramProtocol):
-    def __init__(self, connection: IceConnection) -> None:
-        self.connection = connection
-        self.transport: asyncio.DatagramTransport | None = None
-        self.local: Address = ("", 0)
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-        self.local = transport.get_extra_info("sockname")[:2]
-
-    def datagram_received(self, data: bytes, addr: Any) -> None:
-        self.connection._received(data, addr, self.local)
-
-    def error_received(self, exc: Exception) -> None:
-        log.debug("ICE socket error: %s", exc)  # the agent's timers deal with loss
 
 
 class _TurnStream(asyncio.Protocol):
@@ -98,7 +82,7 @@ class IceConnection:
         self._loop = asyncio.get_running_loop()
         self.driver = Driver(agent, self._loop, self._send, self._event)
         self.ssl = ssl  # for TURN servers reached over TLS
-        self._sockets: dict[Address, _IceSocket] = {}
+        self._sockets: dict[Address, DatagramSocket] = {}
         self._streams: dict[Address, _TurnStream] = {}
         self._gathered = self._loop.create_future()
         self._connected = self._loop.create_future()
@@ -109,7 +93,7 @@ class IceConnection:
         :func:`host_addresses`) and register it with the agent."""
         for host in hosts if hosts is not None else host_addresses(loopback):
             _, protocol = await self._loop.create_datagram_endpoint(
-                lambda: _IceSocket(self), local_addr=(host, port))
+                lambda: DatagramSocket(self.driver.receive), local_addr=(host, port))
             self._sockets[protocol.local] = protocol
             self.agent.add_local_address(protocol.local, component)
 

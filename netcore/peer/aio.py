@@ -16,8 +16,9 @@ import asyncio
 import logging
 from typing import Any, Callable
 
+from netcore.aio import DatagramSocket
 from netcore.driver import Driver
-from netcore.net import Address, Event, Receive, Transmit
+from netcore.net import Address, Event, Transmit
 from netcore.peer.events import TransportClosed, TransportConnected, TransportEvent, TransportFailed
 from netcore.peer.transport import MediaTransport
 from netcore.rtp.packet import RtpPacket
@@ -25,23 +26,6 @@ from netcore.rtp.packet import RtpPacket
 __all__ = ["TransportConnection"]
 
 log = logging.getLogger(__name__)
-
-
-class _Socket(asyncio.DatagramProtocol):
-    def __init__(self, connection: TransportConnection) -> None:
-        self.connection = connection
-        self.transport: asyncio.DatagramTransport | None = None
-        self.local: Address = ("", 0)
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-        self.local = transport.get_extra_info("sockname")[:2]
-
-    def datagram_received(self, data: bytes, addr: Any) -> None:
-        self.connection.driver.receive(Receive(data, (addr[0], addr[1]), self.local))
-
-    def error_received(self, exc: Exception) -> None:
-        log.debug("media socket error: %s", exc)  # ICE consent and RTCP deal with loss
 
 
 class TransportConnection:
@@ -53,7 +37,7 @@ class TransportConnection:
         self.on_event = on_event
         self._loop = asyncio.get_running_loop()
         self.driver = Driver(transport, self._loop, self._send, self._event)
-        self._sockets: dict[Address, _Socket] = {}
+        self._sockets: dict[Address, DatagramSocket] = {}
         self._connected: asyncio.Future[None] = self._loop.create_future()
 
     @property
@@ -63,7 +47,7 @@ class TransportConnection:
     async def bind(self, hosts: list[str], port: int = 0) -> None:
         """Open one UDP socket per host address and register it with the ICE agent."""
         for host in hosts:
-            _, protocol = await self._loop.create_datagram_endpoint(lambda: _Socket(self), local_addr=(host, port))
+            _, protocol = await self._loop.create_datagram_endpoint(lambda: DatagramSocket(self.driver.receive), local_addr=(host, port))
             self._sockets[protocol.local] = protocol
             self.transport.ice.add_local_address(protocol.local)
 

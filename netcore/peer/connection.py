@@ -49,6 +49,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from netcore.aio import DatagramSocket
 from netcore.driver import Driver
 from netcore.dtls.certificate import DtlsCertificate
 from netcore.errors import UsageError
@@ -178,23 +179,6 @@ class _Phase:
         return (self.transport or self.agent).next_deadline()
 
 
-class _Socket(asyncio.DatagramProtocol):
-    def __init__(self, deliver: Callable[[Receive], None]) -> None:
-        self.deliver = deliver
-        self.transport: asyncio.DatagramTransport | None = None
-        self.local: Address = ("", 0)
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-        self.local = transport.get_extra_info("sockname")[:2]
-
-    def datagram_received(self, data: bytes, addr: Any) -> None:
-        self.deliver(Receive(data, (addr[0], addr[1]), self.local))
-
-    def error_received(self, exc: Exception) -> None:
-        log.debug("media socket error: %s", exc)
-
-
 class PeerConnection:
     """See the module docstring; method names are the W3C ones in snake case."""
 
@@ -214,7 +198,7 @@ class PeerConnection:
         self._loop = asyncio.get_running_loop()
         self._phase: _Phase | None = None
         self._driver: Driver | None = None
-        self._sockets: dict[Address, _Socket] = {}
+        self._sockets: dict[Address, DatagramSocket] = {}
         self._local_candidates: list[Candidate] = []
         self._gathered = False
         self._remote_candidates: list[Candidate | None] = []
@@ -365,7 +349,7 @@ class PeerConnection:
         self._phase = _Phase(agent, servers)
         self._driver = Driver(self._phase, self._loop, self._send, self._on_event)
         for host in conf.hosts:
-            _, sock = await self._loop.create_datagram_endpoint(lambda: _Socket(self._receive), local_addr=(host, 0))
+            _, sock = await self._loop.create_datagram_endpoint(lambda: DatagramSocket(self._receive), local_addr=(host, 0))
             self._sockets[sock.local] = sock
             agent.add_local_address(sock.local)
         self._call(agent.gather)
