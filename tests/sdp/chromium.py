@@ -20,6 +20,8 @@ import urllib.request
 
 import websockets
 
+from tests.browsers.protocol import request
+
 FLAGS = [
     "--headless=new",
     "--no-sandbox",
@@ -115,14 +117,7 @@ class Page:
         self._browser.close_page(self._target["id"])
 
     async def _command(self, method: str, params: dict) -> dict:
-        ident = next(self._ids)
-        await self._ws.send(
-            json.dumps({"id": ident, "method": method, "params": params})
-        )
-        while True:
-            reply = json.loads(await self._ws.recv())
-            if reply.get("id") == ident:
-                break
+        reply = await request(self._ws, next(self._ids), method, params)
         if "error" in reply:
             raise RuntimeError(f"DevTools error: {reply['error']}")
         return reply["result"]

@@ -17,6 +17,8 @@ import time
 
 import websockets
 
+from tests.browsers.protocol import request
+
 PREFS = {
     "media.navigator.streams.fake": True,
     "media.navigator.permission.disabled": True,
@@ -105,14 +107,7 @@ class FirefoxPage:
             await self._ws.close()
 
     async def _command(self, method: str, params: dict) -> dict:
-        ident = next(self._ids)
-        await self._ws.send(
-            json.dumps({"id": ident, "method": method, "params": params})
-        )
-        while True:
-            reply = json.loads(await self._ws.recv())
-            if reply.get("id") == ident:
-                break
+        reply = await request(self._ws, next(self._ids), method, params)
         if reply.get("type") == "error":
             raise RuntimeError(
                 f"BiDi {method}: {reply.get('error')}: {reply.get('message')}"
