@@ -421,29 +421,10 @@ class Negotiator:
         self._agreed[mid] = codecs
         local_limits = intent.limits or self.limits
         limits = self._limits(local_limits, remote, offer, send_codecs)
-        return section, NegotiatedMedia(
-            index,
-            mid,
-            kind,
-            False,
-            direction,
-            send_codecs=tuple(send_codecs),
-            recv_codecs=tuple(codecs),
-            header_extensions=tuple(extensions),
-            rtcp_mux=True,
-            rtcp_rsize=remote.has("rtcp-rsize"),
-            send_rids=send_rids,
-            recv_rids=recv_rids,
-            content=tuple(remote.get("content", ()) or ()),  # type: ignore[arg-type]
-            limits=limits,
-            h264_levels=tuple(levels),
-            remote_msid=remote.get("msid"),  # type: ignore[arg-type]
-            remote_ssrcs=tuple(dict.fromkeys(s.ssrc for s in remote.get_all("ssrc"))),
-            remote=transport,
-            extension_directions=tuple(
-                (e.id, e.direction or "sendrecv") for e in extmaps
-            ),
-            extmap_allow_mixed=mixed,
+        return section, _accepted(
+            (index, mid, kind), remote, direction, (send_codecs, codecs, levels), extmaps, mixed,
+            rids=(send_rids, recv_rids), rtcp_mux=True, content_from=remote,
+            limits=limits, transport=transport,
         )
 
     def _negotiate_answered(
@@ -468,7 +449,6 @@ class Negotiator:
             and (answer.has("extmap-allow-mixed") or theirs.has("extmap-allow-mixed"))
         )
         agreed_ext = answered_extmaps(ours, theirs, mixed)
-        extensions = tuple((e.id, e.uri) for e in agreed_ext)
         direction = reverse_direction(theirs.direction or "sendrecv")
         if not recv:
             direction = "inactive"
@@ -481,29 +461,10 @@ class Negotiator:
             send_rids = tuple(r for r in simulcast.rids("recv") if r in ours_sent)
             recv_rids = tuple(simulcast.rids("send"))
         local_limits = intent.limits or self.limits
-        return NegotiatedMedia(
-            index,
-            mid,
-            kind,
-            False,
-            direction,
-            send_codecs=tuple(send),
-            recv_codecs=tuple(recv),
-            header_extensions=extensions,
-            rtcp_mux=theirs.rtcp_mux,
-            rtcp_rsize=theirs.has("rtcp-rsize"),
-            send_rids=send_rids,
-            recv_rids=recv_rids,
-            content=tuple(ours.get("content", ()) or ()),  # type: ignore[arg-type]
-            limits=self._limits(local_limits, theirs, answer, send),
-            h264_levels=tuple(levels),
-            remote_msid=theirs.get("msid"),  # type: ignore[arg-type]
-            remote_ssrcs=tuple(dict.fromkeys(s.ssrc for s in theirs.get_all("ssrc"))),
-            remote=transport,
-            extension_directions=tuple(
-                (e.id, e.direction or "sendrecv") for e in agreed_ext
-            ),
-            extmap_allow_mixed=mixed,
+        return _accepted(
+            (index, mid, kind), theirs, direction, (send, recv, levels), agreed_ext, mixed,
+            rids=(send_rids, recv_rids), rtcp_mux=theirs.rtcp_mux, content_from=ours,
+            limits=self._limits(local_limits, theirs, answer, send), transport=transport,
         )
 
     def _offered_mixed(self) -> bool:
@@ -591,6 +552,52 @@ class Negotiator:
         )
         self.negotiated = result
         return result
+
+
+def _accepted(
+    slot: tuple[int, str | None, str],
+    remote: MediaSection,
+    direction: str,
+    codecs: tuple[Sequence[Codec], Sequence[Codec], Sequence[int]],
+    extmaps: Sequence[Extmap],
+    mixed: bool,
+    *,
+    rids: tuple[tuple[str, ...], tuple[str, ...]],
+    rtcp_mux: bool,
+    content_from: MediaSection,
+    limits: Limits,
+    transport: RemoteTransport,
+) -> NegotiatedMedia:
+    """The result for an accepted m-section, in either role.
+
+    ``slot`` is (index, mid, kind); ``remote`` is the peer's section (its
+    msid, ssrcs, rtcp-rsize);
+    ``codecs`` is (send, receive, H.264 levels); ``rids`` is (send, receive).
+    """
+    send, recv, levels = codecs
+    index, mid, kind = slot
+    return NegotiatedMedia(
+        index,
+        mid,
+        kind,
+        False,
+        direction,
+        send_codecs=tuple(send),
+        recv_codecs=tuple(recv),
+        header_extensions=tuple((e.id, e.uri) for e in extmaps),
+        rtcp_mux=rtcp_mux,
+        rtcp_rsize=remote.has("rtcp-rsize"),
+        send_rids=rids[0],
+        recv_rids=rids[1],
+        content=tuple(content_from.get("content", ()) or ()),  # type: ignore[arg-type]
+        limits=limits,
+        h264_levels=tuple(levels),
+        remote_msid=remote.get("msid"),  # type: ignore[arg-type]
+        remote_ssrcs=tuple(dict.fromkeys(s.ssrc for s in remote.get_all("ssrc"))),
+        remote=transport,
+        extension_directions=tuple((e.id, e.direction or "sendrecv") for e in extmaps),
+        extmap_allow_mixed=mixed,
+    )
 
 
 def _data_channel(
