@@ -507,12 +507,10 @@ class Cluster:
         if found is None:
             return False
         snapshot, elapsed = found
-        snapshot["age"] += elapsed
         snapshot["ring_remaining"] -= elapsed
         if snapshot["answered_age"] is not None:
             snapshot["answered_age"] += elapsed
-        self.core.adopt_call(snapshot, asyncio.get_running_loop().time())
-        log_event("call.adopted", node=self.node_id, call=call_id, dead_node=snapshot["owner"])
+        self._adopted("call", call_id, snapshot, elapsed, snapshot["owner"])
         return True
 
     async def _adopt_room(self, room_id: str) -> bool:
@@ -520,10 +518,15 @@ class Cluster:
         if found is None:
             return False
         snapshot, elapsed = found
-        snapshot["age"] += elapsed
-        self.core.adopt_room(snapshot, asyncio.get_running_loop().time())
-        log_event("room.adopted", node=self.node_id, room=room_id, dead_node=snapshot["owner_node"])
+        self._adopted("room", room_id, snapshot, elapsed, snapshot["owner_node"])
         return True
+
+    def _adopted(self, kind: str, ident: str, snapshot: dict, elapsed: float, dead_node: str) -> None:
+        """Hand a dead node's call or room to the core, aged by the time it lay orphaned."""
+        snapshot["age"] += elapsed
+        adopt = self.core.adopt_call if kind == "call" else self.core.adopt_room
+        adopt(snapshot, asyncio.get_running_loop().time())
+        log_event(f"{kind}.adopted", node=self.node_id, dead_node=dead_node, **{kind: ident})
 
     async def _owner_dead(self, event: Forwarded) -> None:
         """A forward found nobody listening: adopt the call or room, then handle the message here."""
