@@ -4,11 +4,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tests.strategies import u16
 from netcore.dtls import handshake as hs
 from netcore.dtls.errors import DtlsParseError
 from netcore.dtls.flight import Reassembler, fragment
 
-u16 = st.integers(0, 0xFFFF)
 ext_types = st.sampled_from([10, 11, 13, 14, 23, 43, 51, 0xFF01, 35, 22])
 extensions = st.one_of(
     st.none(),

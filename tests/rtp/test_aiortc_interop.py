@@ -16,6 +16,7 @@ from aiortc.rtcrtpparameters import (  # noqa: E402
     RTCRtpParameters,
 )
 
+from tests.strategies import u8, u16, u32
 from netcore.rtp.extensions import (  # noqa: E402
     URI_ABS_SEND_TIME,
     URI_AUDIO_LEVEL,
@@ -41,9 +42,6 @@ from netcore.rtp.rtcp import (  # noqa: E402
 )
 from netcore.rtp.rtx import unwrap_rtx, wrap_rtx  # noqa: E402
 
-u8 = st.integers(0, 255)
-u16 = st.integers(0, 0xFFFF)
-u32 = st.integers(0, 0xFFFFFFFF)
 
 IDS = {1: URI_MID, 2: URI_RTP_STREAM_ID, 3: URI_AUDIO_LEVEL, 4: URI_ABS_SEND_TIME, 5: URI_TRANSPORT_CC}
 OURS = HeaderExtensionMap(IDS)

@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tests.strategies import u16, u32
 from netcore.errors import ParseError, UsageError
 from netcore.rtp.errors import RtpParseError
 from netcore.rtp.extensions import (
@@ -26,8 +27,6 @@ from netcore.rtp.extensions import (
 from netcore.rtp.packet import RtpPacket, rewrite_header
 from netcore.rtp.rtx import unwrap_rtx, wrap_rtx
 
-u16 = st.integers(0, 0xFFFF)
-u32 = st.integers(0, 0xFFFFFFFF)
 
 one_byte_elements = st.lists(
     st.tuples(st.integers(1, 14), st.binary(min_size=1, max_size=16)), max_size=6

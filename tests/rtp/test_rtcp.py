@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.strategies import u8, u16, u32
 from netcore.rtp.errors import RtcpParseError
 from netcore.rtp.feedback import LARGE_DELTA, NOT_RECEIVED, SMALL_DELTA
 from netcore.rtp.rtcp import (
@@ -27,9 +28,6 @@ from netcore.rtp.rtcp import (
     serialize_rtcp,
 )
 
-u8 = st.integers(0, 255)
-u16 = st.integers(0, 0xFFFF)
-u32 = st.integers(0, 0xFFFFFFFF)
 words = st.integers(0, 4).map(lambda n: n * 4).flatmap(lambda n: st.binary(min_size=n, max_size=n))
 
 blocks = st.builds(
