@@ -30,15 +30,7 @@ from aiortc.rtcrtpparameters import (  # noqa: E402
 from netcore.rtp.extensions import URI_MID, URI_TRANSPORT_CC, HeaderExtensionMap  # noqa: E402
 from netcore.rtp.forward import StreamRewriter  # noqa: E402
 from netcore.rtp.packet import RtpPacket, rewrite_header  # noqa: E402
-from netcore.rtp.rtcp import (  # noqa: E402
-    Remb,
-    ReportBlock,
-    Sdes,
-    SdesChunk,
-    SenderReport,
-    parse_rtcp,
-    serialize_rtcp,
-)
+from netcore.rtp import rtcp  # noqa: E402
 
 
 def rate(fn, seconds: float, repeats: int = 3) -> float:
@@ -102,11 +94,11 @@ def main() -> None:
         for _ in range(100):
             rewriter.rewrite(RtpPacket.parse(data), 0.0)
 
-    compound = serialize_rtcp(
+    compound = rtcp.serialize_rtcp(
         [
-            SenderReport(1, 2**60, 3, 4, 5, [ReportBlock(6, 1, 2, 3, 4, 5, 6), ReportBlock(7)]),
-            Sdes([SdesChunk(1, [(1, b"abcdefghijklmnop")])]),
-            Remb(1, 1_500_000, [6, 7]),
+            rtcp.SenderReport(1, 2**60, 3, 4, 5, [rtcp.ReportBlock(6, 1, 2, 3, 4, 5, 6), rtcp.ReportBlock(7)]),
+            rtcp.Sdes([rtcp.SdesChunk(1, [(1, b"abcdefghijklmnop")])]),
+            rtcp.Remb(1, 1_500_000, [6, 7]),
         ]
     )
     assert len(A.RtcpPacket.parse(compound)) == 3
@@ -116,7 +108,7 @@ def main() -> None:
         ("RTP parse + read both extensions", ours_parse_ext, loop(A.RtpPacket.parse, data, their_map)),
         ("RTP header rewrite (forwarding)", loop(rewrite_header, data, 1, 2, 3, 97), theirs_rewrite),
         ("RTP parse + StreamRewriter.rewrite", forward_ours, theirs_rewrite),
-        ("RTCP compound parse (SR+SDES+REMB)", loop(parse_rtcp, compound), loop(A.RtcpPacket.parse, compound)),
+        ("RTCP compound parse (SR+SDES+REMB)", loop(rtcp.parse_rtcp, compound), loop(A.RtcpPacket.parse, compound)),
     ]
     print(f"{'case':38} {'netcore pkt/s':>14} {'aiortc pkt/s':>14} {'ratio':>7}")
     for name, ours, theirs in cases:

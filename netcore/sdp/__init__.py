@@ -6,27 +6,8 @@ with the ICE layer, and ``jsep`` builds offers and answers and reports the
 negotiated result.
 """
 
-from .attributes import (
-    Bandwidth,
-    Connection,
-    Extmap,
-    Fingerprint,
-    Fmtp,
-    Group,
-    ImageAttr,
-    Media,
-    Msid,
-    Origin,
-    Rid,
-    Rtcp,
-    RtcpFb,
-    Rtpmap,
-    Simulcast,
-    SimulcastRid,
-    Ssrc,
-    SsrcGroup,
-    Timing,
-)
+from . import attributes
+from .attributes import *  # noqa: F403  (the typed attribute values, listed in attributes.__all__)
 from .candidate import Candidate, CandidateError
 from .codecs import Codec
 from .jsep import (
@@ -42,40 +23,22 @@ from .limits import Limits
 from .wire import Line, MediaSection, SdpParseError, Section, SessionDescription, parse
 
 __all__ = [
-    "Bandwidth",
+    *attributes.__all__,
     "Candidate",
     "CandidateError",
     "Codec",
-    "Connection",
-    "Extmap",
-    "Fingerprint",
-    "Fmtp",
-    "Group",
-    "ImageAttr",
     "Limits",
     "Line",
     "LocalTransport",
-    "Media",
     "MediaIntent",
     "MediaSection",
-    "Msid",
     "NegotiatedMedia",
     "NegotiatedSession",
     "NegotiationError",
     "Negotiator",
-    "Origin",
     "RemoteTransport",
-    "Rid",
-    "Rtcp",
-    "RtcpFb",
-    "Rtpmap",
     "SdpParseError",
     "Section",
     "SessionDescription",
-    "Simulcast",
-    "SimulcastRid",
-    "Ssrc",
-    "SsrcGroup",
-    "Timing",
     "parse",
 ]

@@ -89,19 +89,16 @@ AUDIO_CODECS = (
     Codec("PCMA", 8000, payload_type=8),
 )
 
+# RFC 6184 section 8.1: constrained baseline, level 3.1, packetization mode 1 (what browsers offer first).
+H264_BASELINE_PARAMETERS = (
+    ("level-asymmetry-allowed", "1"),
+    ("packetization-mode", "1"),
+    ("profile-level-id", "42e01f"),
+)
+
 VIDEO_CODECS = (
     Codec("VP8", 90000, feedback=_FEEDBACK_VIDEO, payload_type=96),
-    Codec(
-        "H264",
-        90000,
-        parameters=(
-            ("level-asymmetry-allowed", "1"),
-            ("packetization-mode", "1"),
-            ("profile-level-id", "42e01f"),
-        ),
-        feedback=_FEEDBACK_VIDEO,
-        payload_type=102,
-    ),
+    Codec("H264", 90000, parameters=H264_BASELINE_PARAMETERS, feedback=_FEEDBACK_VIDEO, payload_type=102),
 )
 
 # Formats that are never codecs of their own: they ride on another one.

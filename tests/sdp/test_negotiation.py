@@ -12,7 +12,7 @@ import pytest
 
 from netcore.errors import UsageError
 from netcore.sdp import Candidate, Fingerprint, parse
-from netcore.sdp.codecs import Codec
+from netcore.sdp.codecs import H264_BASELINE_PARAMETERS, Codec
 from netcore.sdp.h264 import ProfileLevelId
 from netcore.sdp.jsep import (
     LocalTransport,
@@ -28,16 +28,7 @@ FP_A = Fingerprint("sha-256", ":".join(["A1"] * 32))
 FP_B = Fingerprint("sha-256", ":".join(["B2"] * 32))
 
 VP8 = Codec("VP8", 90000, feedback=(("nack", None), ("nack", "pli")))
-H264 = Codec(
-    "H264",
-    90000,
-    parameters=(
-        ("level-asymmetry-allowed", "1"),
-        ("packetization-mode", "1"),
-        ("profile-level-id", "42e01f"),
-    ),
-    feedback=(("nack", None), ("ccm", "fir")),
-)
+H264 = Codec("H264", 90000, parameters=H264_BASELINE_PARAMETERS, feedback=(("nack", None), ("ccm", "fir")))
 OPUS = Codec("opus", 48000, 2, (("useinbandfec", "1"),))
 PCMU = Codec("PCMU", 8000, payload_type=0)
 
