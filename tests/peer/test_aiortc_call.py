@@ -27,44 +27,53 @@ FRAMES = 60  # at 30 fps
 WANTED = 40  # frames each side must decode (aiortc starts its jitter buffer on a key frame)
 
 
-class CameraTrack(MediaStreamTrack):
-    """aiortc's side of the camera: SyntheticCamera frames paced at 30 fps."""
+class PacedTrack(MediaStreamTrack):
+    """aiortc's side of a synthetic source: frame ``n`` is released at ``start + n * interval``."""
 
-    kind = "video"
-
-    def __init__(self) -> None:
+    def __init__(self, interval: float) -> None:
         super().__init__()
-        self.camera = SyntheticCamera(320, 240, fps=30)
+        self.interval = interval
         self.number = 0
         self.start: float | None = None
+
+    def make(self, number: int):
+        raise NotImplementedError
 
     async def recv(self):
         loop = asyncio.get_running_loop()
         if self.start is None:
             self.start = loop.time()
-        await asyncio.sleep(max(0.0, self.start + self.number / 30 - loop.time()))
-        frame = self.camera.frame(self.number)
+        await asyncio.sleep(max(0.0, self.start + self.number * self.interval - loop.time()))
+        frame = self.make(self.number)
         self.number += 1
         return frame
 
 
-class MicrophoneTrack(MediaStreamTrack):
+class CameraTrack(PacedTrack):
+    """SyntheticCamera frames at 30 fps."""
+
+    kind = "video"
+
+    def __init__(self) -> None:
+        super().__init__(1 / 30)
+        self.camera = SyntheticCamera(320, 240, fps=30)
+
+    def make(self, number: int):
+        return self.camera.frame(number)
+
+
+class MicrophoneTrack(PacedTrack):
+    """SyntheticMicrophone in 20 ms frames."""
+
     kind = "audio"
 
     def __init__(self) -> None:
-        super().__init__()
+        super().__init__(0.02)
         self.microphone = SyntheticMicrophone()
-        self.number = 0
-        self.start: float | None = None
 
-    async def recv(self):
-        loop = asyncio.get_running_loop()
-        if self.start is None:
-            self.start = loop.time()
-        await asyncio.sleep(max(0.0, self.start + self.number * 0.02 - loop.time()))
-        frame = self.microphone.frame(self.number)
+    def make(self, number: int):
+        frame = self.microphone.frame(number)
         frame.time_base = fractions.Fraction(1, 48000)
-        self.number += 1
         return frame
 
 
