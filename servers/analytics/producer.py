@@ -44,6 +44,7 @@ class JsonLinesWriter:
 
     def __init__(self, path: str) -> None:
         self.path = path
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
 
     def write_batch(self, records: list[dict]) -> None:

@@ -43,10 +43,16 @@ def test_direct_and_relayed_page_calls_show_in_the_report(friends, up, tmp_path)
     relayed, _ = _talk(bob, alice, a_name, relay_only=True)
     db = str(tmp_path / "a.db")
     _netcore_analytics("--database", db, "worker", "--jsonl", os.path.join(up.data_dir, "analytics.jsonl"),
-                       "--until-drained")
+                       "--jsonl", os.path.join(up.data_dir, "turn-analytics.jsonl"), "--until-drained")
     store = open_store(db)
     calls = {r["call_id"]: r for r in store.table("calls")}
+    users = {r["user_name"]: r for r in store.table("users")}
     store.close()
+    # netcore-turn's allocations for the relay-only call, under the users signaling named in
+    # the TURN credentials it issued
+    for name in (a_name, b_name):
+        assert users[name]["allocations"] >= 1, users[name]
+    assert users[a_name]["relayed_bytes"] + users[b_name]["relayed_bytes"] > 100_000  # the media, once deleted
     elapsed = time.time() - t0
     for call_id, path, caller, callee in ((direct, "direct", a_name, b_name), (relayed, "relay", b_name, a_name)):
         row = calls[call_id]
