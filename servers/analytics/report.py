@@ -7,7 +7,9 @@ and computes every number shown; :func:`render_table` and
 mailed or archived as is.
 
 Percentiles are nearest-rank: the smallest value with at least p% of the
-values at or below it.
+values at or below it.  Quality percentiles are taken towards the bad end:
+p90 of RTT, jitter and loss is exceeded by 10% of calls, p90 of MOS is
+*undercut* by 10% of calls (the 10th percentile of the MOS values).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ __all__ = ["Report", "build_report", "render_table", "render_html", "percentile"
 SETUP_BINS = (1, 2, 3, 5, 8, 13, 21)  # seconds; a last bin holds the rest
 PERCENTILES = (50, 90, 99)
 QUALITY = (("rtt_ms", "RTT (ms)"), ("jitter_ms", "Jitter (ms)"), ("loss", "Loss"), ("mos", "MOS"))
+HIGHER_IS_BETTER = frozenset({"mos"})
 
 
 def percentile(values: list[float], p: float) -> float | None:
@@ -34,11 +37,13 @@ def percentile(values: list[float], p: float) -> float | None:
 
 
 def path_type(call: dict) -> str:
-    """``direct``, ``relay`` (all samples relayed), ``mixed`` (some), or ``unknown`` (no samples)."""
-    share = call["relay_share"]
-    if share is None:
+    """``switched`` (a party's path changed during the call), else ``relay`` (some direction
+    through TURN), ``direct`` (none), or ``unknown`` (no quality samples)."""
+    if call["relay_share"] is None:
         return "unknown"
-    return "direct" if share == 0 else "relay" if share == 1 else "mixed"
+    if call["path_switches"]:
+        return "switched"
+    return "relay" if call["relay_share"] > 0 else "direct"
 
 
 @dataclass
@@ -86,7 +91,8 @@ def build_report(store: Store, since: float, until: float, worst: int = 10) -> R
         report.paths[kind] = report.paths.get(kind, 0) + 1
     for column, _ in QUALITY:
         values = [c[column] for c in calls if c[column] is not None]
-        report.quality[column] = {p: percentile(values, p) for p in PERCENTILES}
+        report.quality[column] = {p: percentile(values, 100 - p if column in HIGHER_IS_BETTER else p)
+                                  for p in PERCENTILES}
     scored = sorted((c for c in calls if c["mos"] is not None), key=lambda c: (c["mos"], c["call_id"]))[:worst]
     for c in scored:
         events = [json.loads(r["body"]) for r in
@@ -171,7 +177,7 @@ def timeline(call: dict, events: list[dict], width: int = 720) -> str:
              f'aria-label="timeline of {_esc(call["call_id"])}">',
              f'<line x1="10" y1="20" x2="{width - 10}" y2="20" stroke="#888"/>']
     for n, e in enumerate(events[:40]):
-        x = 10 + (width - 220) * (e["time"] - t0) / span
+        x = 10 + (width - 330) * (e["time"] - t0) / span  # room for the longest label
         y = 34 + 14 * n
         rows[n] = e
         detail = e.get("user", "") or e.get("reason", "")

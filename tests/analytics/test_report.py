@@ -47,14 +47,18 @@ def test_the_report_shows_the_aggregates_numbers(tmp_path):
     assert int(shown["allocations"]) == len(truth.allocations)
     for outcome in {c["outcome"] for c in calls}:
         assert int(shown[f"outcome {outcome}"]) == sum(1 for c in calls if c["outcome"] == outcome)
-    shares = [c["relay_share"] for c in calls]
-    assert int(shown["path direct"]) == shares.count(0.0)
-    assert int(shown["path relay"]) == shares.count(1.0)
-    assert int(shown["path unknown"]) == shares.count(None)
+    sampled = [c for c in calls if c["samples"]]
+    assert int(shown["path unknown"]) == len(calls) - len(sampled)
+    assert int(shown["path switched"]) == sum(1 for c in sampled if c["path_switches"])
+    assert int(shown["path relay"]) == sum(1 for c in sampled if not c["path_switches"] and "relay" in
+                                           (c["path_up"], c["path_down"]))
+    assert int(shown["path direct"]) == sum(1 for c in sampled if (c["path_up"], c["path_down"]) ==
+                                            ("direct", "direct") and not c["path_switches"])
     setups = [c["setup_time"] for c in calls if c["setup_time"] is not None]
     for p in (50, 90, 99):
         assert _num(shown[f"setup p{p} (s)"]) == percentile(setups, p)
-        assert _num(shown[f"MOS p{p}"]) == percentile([c["mos"] for c in calls if c["mos"] is not None], p)
+        # MOS towards its bad end: p90 is the score 10% of calls fall below
+        assert _num(shown[f"MOS p{p}"]) == percentile([c["mos"] for c in calls if c["mos"] is not None], 100 - p)
         assert _num(shown[f"RTT (ms) p{p}"]) == percentile([c["rtt_ms"] for c in calls if c["rtt_ms"] is not None], p)
     worst = sorted((c for c in calls if c["mos"] is not None), key=lambda c: (c["mos"], c["call_id"]))[:5]
     assert re.findall(r"^  (\S+)  mos=", done.stdout, re.M) == [c["call_id"] for c in worst]
