@@ -7,7 +7,8 @@ more throughput; a dead one's pending entries are claimed by the others);
 Aggregates go to ``--database`` (an SQLite file, or a ``postgresql://`` URL).
 
 ``netcore-analytics report --since 24h [--html report.html]`` prints a summary
-table and writes a self-contained HTML report with charts.
+table and writes a self-contained HTML report with charts;
+``netcore-analytics serve --port 8090`` serves the same charts live.
 
 On exit the worker prints one JSON line of counters on stdout.
 """
@@ -65,6 +66,12 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--until", type=float, default=None, metavar="UNIX", help="end of the span (default: now)")
     report.add_argument("--html", default="analytics-report.html", metavar="FILE")
     report.add_argument("--worst", type=int, default=10, help="worst calls listed with their timelines")
+    serve = commands.add_parser("serve", help="the operator view: the report's charts live over HTTP")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8090, help="0 picks a free port (printed)")
+    serve.add_argument("--since", type=parse_span, default=parse_span("24h"), metavar="SPAN")
+    serve.add_argument("--refresh", type=int, default=10, metavar="SECONDS", help="page reload interval")
+    serve.add_argument("--worst", type=int, default=10)
     return parser
 
 
@@ -108,12 +115,35 @@ def run_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_serve(args: argparse.Namespace) -> int:
+    from .live import LiveView, make_server
+
+    open_store(args.database).close()  # the schema exists before the first request
+    server = make_server(LiveView(args.database, args.since, args.refresh, args.worst), args.host, args.port)
+    host, port = server.server_address[:2]
+    print(f"operator view on http://{host}:{port}/", flush=True)
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    server.server_close()
+    return 0
+
+
+COMMANDS = {"worker": run_worker, "report": run_report, "serve": run_serve}
+
+
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:
-        sys.exit(run_worker(args) if args.command == "worker" else run_report(args))
+        sys.exit(COMMANDS[args.command](args))
     except OSError as exc:
         log.error("%s", exc)
         sys.exit(1)

@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 
 from .store import Store
 
-__all__ = ["Report", "build_report", "render_table", "render_html", "percentile", "SETUP_BINS", "path_type"]
+__all__ = ["Report", "build_report", "render_table", "render_html", "report_json", "percentile", "SETUP_BINS",
+           "path_type"]
 
 SETUP_BINS = (1, 2, 3, 5, 8, 13, 21)  # seconds; a last bin holds the rest
 PERCENTILES = (50, 90, 99)
@@ -193,7 +194,17 @@ def _table(rows: list[tuple[str, object]]) -> str:
     return "<table>" + "".join(f"<tr><th>{_esc(k)}</th><td>{_esc(_fmt(v))}</td></tr>" for k, v in rows) + "</table>"
 
 
-def render_html(report: Report) -> str:
+def report_json(report: Report) -> dict:
+    """The numbers of the report (no timelines), for the live view and scripts."""
+    return {"since": report.since, "until": report.until, "totals": report.totals, "outcomes": report.outcomes,
+            "per_hour": report.per_hour, "setup_histogram": report.setup_histogram,
+            "setup": {f"p{p}": v for p, v in report.setup.items()}, "paths": report.paths,
+            "quality": {c: {f"p{p}": v for p, v in q.items()} for c, q in report.quality.items()},
+            "worst": [c["call_id"] for c, _ in report.worst]}
+
+
+def render_html(report: Report, refresh: int | None = None) -> str:
+    """The page; with ``refresh`` it reloads itself every that many seconds (the live view)."""
     hours = [(f"{int(h // 3600 % 24):02d}h", [a, n]) for h, a, n in report.per_hour]
     quality_rows = "".join(
         f"<tr><th>{_esc(label)}</th>" + "".join(f"<td>{_esc(_fmt(report.quality[c][p]))}</td>" for p in PERCENTILES)
@@ -217,5 +228,6 @@ def render_html(report: Report) -> str:
                         f"{_esc(path_type(call))}, {_esc(call['participants'])}</h3>" + timeline(call, events))
     style = ("body{font-family:sans-serif;margin:2em;max-width:60em}table{border-collapse:collapse;margin:.5em 0}"
              "th,td{border:1px solid #ccc;padding:2px 8px;text-align:left}")
-    return ("<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>netcore analytics</title>"
+    reload = f'<meta http-equiv="refresh" content="{int(refresh)}">' if refresh else ""
+    return ("<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>netcore analytics</title>" + reload +
             f"<style>{style}</style></head><body>" + "\n".join(sections) + "</body></html>\n")
