@@ -1,6 +1,6 @@
 """Benchmark of netcore-analytics: events per second ingested into the aggregates.
 
-    python3 bench/analytics.py [--calls 3000] [--batch 500]
+    python3 bench/analytics.py [--calls 3000] [--batch 500 --batch 2000]
 
 A seeded synthetic day (``servers.analytics.synth``) is written once to two
 JSON lines files and once to a Redis stream on a fresh redis-server, then
@@ -51,7 +51,7 @@ def _run(sources: list[list[str]], database: str, batch: int) -> tuple[int, floa
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--calls", type=int, default=3000)
-    parser.add_argument("--batch", type=int, default=500)
+    parser.add_argument("--batch", type=int, action="append", help="events per batch; repeatable (500, 2000)")
     args = parser.parse_args()
     events, _ = synthesize(seed=42, calls=args.calls)
     work = tempfile.mkdtemp(prefix="netcore-bench-analytics-")
@@ -78,18 +78,19 @@ def main() -> None:
                 if i % 2000 == 1999:
                     pipe.execute()
             pipe.execute()
-        print(f"{len(events):,} events of {args.calls:,} calls; batch {args.batch}; SQLite")
-        runs = [
-            ("JSON lines, 1 worker", [["--jsonl", files[0], "--jsonl", files[1]]]),
-            ("JSON lines, 2 workers", [["--jsonl", files[0]], ["--jsonl", files[1]]]),
-            ("Redis stream, 1 worker", [["--redis", url, "--stream", "one", "--consumer", "w1"]]),
-            ("Redis stream, 2 workers", [["--redis", url, "--stream", "two", "--consumer", f"w{n}"]
-                                         for n in range(2)]),
-        ]
-        for n, (name, sources) in enumerate(runs):
-            records, seconds = _run(sources, os.path.join(work, f"run{n}.db"), args.batch)
-            assert records >= len(events)
-            print(f"{name:<26} {len(events) / seconds:>10,.0f} events/s  ({seconds:.1f} s)")
+        print(f"{len(events):,} events of {args.calls:,} calls; SQLite")
+        for batch in args.batch or [500, 2000]:
+            runs = [
+                ("JSON lines, 1 worker", [["--jsonl", files[0], "--jsonl", files[1]]]),
+                ("JSON lines, 2 workers", [["--jsonl", files[0]], ["--jsonl", files[1]]]),
+                ("Redis stream, 1 worker", [["--redis", url, "--stream", "one", "--group", f"b{batch}"]]),
+                ("Redis stream, 2 workers", [["--redis", url, "--stream", "two", "--group", f"b{batch}",
+                                              "--consumer", f"w{n}"] for n in range(2)]),
+            ]
+            for n, (name, sources) in enumerate(runs):
+                records, seconds = _run(sources, os.path.join(work, f"run{batch}-{n}.db"), batch)
+                assert records >= len(events)
+                print(f"batch {batch:<5} {name:<24} {len(events) / seconds:>10,.0f} events/s  ({seconds:.1f} s)")
     finally:
         server.terminate()
         server.wait(10)

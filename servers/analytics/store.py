@@ -18,6 +18,7 @@ workers never fold a call from two halves of its events.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import sqlite3
 from typing import Any, Iterable, Iterator
@@ -123,18 +124,18 @@ class Store:
         self._many("INSERT INTO dirty (kind, key) VALUES (?, ?) ON CONFLICT (kind, key) DO NOTHING",
                    [(kind, str(k)) for k in keys if k is not None])
 
-    def ingest(self, records: list[dict], rejects: list[tuple[str, str, str]],
+    def ingest(self, records: list[tuple[dict, str]], rejects: list[tuple[str, str, str]],
                offsets: dict[str, int] | None = None) -> None:
-        """One batch: accepted records, rejects as (key, kind, reason), file offsets reached."""
+        """One batch: accepted (record, its JSON text), rejects as (key, kind, reason), file offsets reached."""
         with self.transaction():
             self._many("INSERT INTO events (id, event, call_id, allocation_id, node, time, body) "
                        "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
-                       [(r["id"], r["event"], r.get("call_id"), r.get("allocation_id"), r["node"], r["time"],
-                         json.dumps(r, separators=(",", ":"))) for r in records])
+                       [(r["id"], r["event"], r.get("call_id"), r.get("allocation_id"), r["node"], r["time"], text)
+                        for r, text in records])
             self._many("INSERT INTO rejects (key, kind, reason) VALUES (?, ?, ?) ON CONFLICT (key) DO NOTHING",
                        rejects)
-            self._fold_calls({r["call_id"] for r in records if "call_id" in r})
-            self._fold_allocations({r["allocation_id"] for r in records if "allocation_id" in r})
+            self._fold_calls({r["call_id"] for r, _ in records if "call_id" in r})
+            self._fold_allocations({r["allocation_id"] for r, _ in records if "allocation_id" in r})
             for source, position in (offsets or {}).items():
                 self._x("INSERT INTO offsets (source, position) VALUES (?, ?) "
                         "ON CONFLICT (source) DO UPDATE SET position = excluded.position", (source, position))
@@ -154,10 +155,9 @@ class Store:
         self._many("DELETE FROM call_users WHERE call_id = ?", [(cid,) for cid in call_ids])
         self._many("INSERT INTO call_users (call_id, user_name) VALUES (?, ?)",
                    [(r["call_id"], u) for r in rows for u in r["participants"].split(",") if u])
-        for r in old + rows:
-            self._mark("hour", [r["hour"]])
-            self._mark("node", [r["node"]])
-            self._mark("user", [u for u in (r["participants"] or "").split(",") if u])
+        self._mark("hour", {r["hour"] for r in old + rows})
+        self._mark("node", {r["node"] for r in old + rows})
+        self._mark("user", {u for r in old + rows for u in (r["participants"] or "").split(",") if u})
 
     def _fold_allocations(self, allocation_ids: set[str]) -> None:
         if not allocation_ids:
@@ -165,10 +165,9 @@ class Store:
         old = self._in("SELECT hour, node, user_name FROM allocations WHERE allocation_id IN ({})", allocation_ids)
         rows = [fold_allocation(aid, events) for aid, events in self._events_of("allocation_id", allocation_ids).items()]
         self._upsert("allocations", rows)
-        for r in old + rows:
-            self._mark("hour", [r["hour"]])
-            self._mark("node", [r["node"]])
-            self._mark("user", [r["user_name"]])
+        self._mark("hour", {r["hour"] for r in old + rows})
+        self._mark("node", {r["node"] for r in old + rows})
+        self._mark("user", {r["user_name"] for r in old + rows})
 
     def refresh(self) -> int:
         """Re-fold every dirty rollup; the number refreshed."""
@@ -221,7 +220,15 @@ class Store:
 
 
 class SqliteStore(Store):
+    """One file; writers of several processes take turns on a lock file first.
+
+    SQLite's own busy handler polls with growing sleeps, so a waiting worker
+    often sleeps through the moment the other commits; a blocking ``flock``
+    hands the turn over as soon as it is released.
+    """
+
     def __init__(self, path: str) -> None:
+        self._lock = open(path + ".lock", "a")
         db = sqlite3.connect(path, isolation_level=None, timeout=60)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
@@ -229,13 +236,21 @@ class SqliteStore(Store):
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
-        self.db.execute("BEGIN IMMEDIATE")  # one writer at a time, across processes
+        fcntl.flock(self._lock, fcntl.LOCK_EX)
         try:
-            yield
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        self.db.execute("COMMIT")
+            self.db.execute("BEGIN IMMEDIATE")  # one writer at a time, across processes
+            try:
+                yield
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+            self.db.execute("COMMIT")
+        finally:
+            fcntl.flock(self._lock, fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        super().close()
+        self._lock.close()
 
 
 class PostgresStore(Store):

@@ -30,13 +30,13 @@ class WorkerStats:
     unknown: int = 0
 
 
-def sort_batch(batch: Batch) -> tuple[list[dict], list[tuple[str, str, str]]]:
-    """(valid records, rejects as (key, kind, reason)) of a batch."""
-    records: list[dict] = []
+def sort_batch(batch: Batch) -> tuple[list[tuple[dict, str]], list[tuple[str, str, str]]]:
+    """(valid records with their text, rejects as (key, kind, reason)) of a batch."""
+    records: list[tuple[dict, str]] = []
     rejects: list[tuple[str, str, str]] = []
     for key, raw in batch.items:
         try:
-            records.append(validate(json.loads(raw)))
+            records.append((validate(json.loads(raw)), raw))
         except UnknownEventError as exc:
             rejects.append((key, "unknown", str(exc)[:200]))
         except (EventParseError, ValueError, RecursionError) as exc:  # JSONDecodeError is a ValueError
