@@ -63,37 +63,25 @@ def _order(events: Iterable[dict]) -> list[dict]:
 def fold_call(call_id: str, events: Iterable[dict]) -> dict:
     """The row of one call from all its events (any order, duplicates removed by id)."""
     events = _order({e["id"]: e for e in events}.values())
-    first = {}
+    first: dict[str, dict] = {}
     for e in events:
         first.setdefault(e["event"], e)
-    started, answered, ended = first.get("call.started"), first.get("call.answered"), first.get("call.ended")
-    samples = [e for e in events if e["event"] == "call.quality"]
+    started, ended = first.get("call.started"), first.get("call.ended")
     by_user: dict[str, list[dict]] = defaultdict(list)
-    for s in samples:
-        by_user[s["user"]].append(s)
+    for e in events:
+        if e["event"] == "call.quality":
+            by_user[e["user"]].append(e)
     caller = started["caller"] if started else None
     callee = started.get("callee") if started else None
     if ended is not None:
         participants = sorted(ended["participants"])
     else:
         participants = sorted({p for p in (caller, callee) if p} | set(by_user))
-    was_answered = ended["answered"] if ended is not None else answered is not None
-    outcome = ("answered" if was_answered else ended["reason"]) if ended is not None else (
-        "answered" if answered is not None else "open")
-    connects = [us[0]["connect_ms"] / 1000 for us in by_user.values() if "connect_ms" in us[0]]
-    answer_time = round(answered["setup_time"], 3) if answered else None
-    connect_time = round(max(connects), 3) if connects else None
-    setup_time = round(answer_time + connect_time, 3) if answer_time is not None and connect_time is not None \
-        else None
-    switches = sum(sum(1 for a, b in zip(us, us[1:]) if a["path"] != b["path"]) for us in by_user.values())
-    loss = _mean([s["loss"] for s in samples], 4)
-    rtt = _mean([s["rtt_ms"] for s in samples], 3)
-    jitter = _mean([s["jitter_ms"] for s in samples if "jitter_ms" in s], 3)
     start_time = started["time"] if started else events[0]["time"]
-    counts = defaultdict(int)
+    counts: dict[str, int] = defaultdict(int)
     for e in events:
         counts[e["event"]] += 1
-    row = {
+    return {
         "call_id": call_id,
         "kind": (started or ended or {}).get("kind"),
         "node": (started or events[0])["node"],
@@ -102,29 +90,56 @@ def fold_call(call_id: str, events: Iterable[dict]) -> dict:
         "participants": ",".join(participants),
         "started_at": start_time,
         "hour": hour_of(start_time),
-        "ended_at": ended["time"] if ended else None,
-        "outcome": outcome,
-        "answered": int(bool(was_answered)),
-        "answer_time": answer_time,
-        "connect_time": connect_time,
-        "setup_time": setup_time,
-        "duration": round(ended["duration"], 3) if ended else None,
-        "path_up": by_user[caller][-1]["path"] if caller in by_user else None,
-        "path_down": by_user[callee][-1]["path"] if callee in by_user else None,
-        "relay_share": _mean([1.0 if s["path"] == "relay" else 0.0 for s in samples], 3),
-        "samples": len(samples),
-        "path_switches": switches,
-        "loss": loss,
-        "rtt_ms": rtt,
-        "jitter_ms": jitter,
-        "freezes": sum(max(s.get("freezes", 0) for s in us) for us in by_user.values()),
-        "mos": mos(rtt, jitter or 0.0, loss) if samples else None,
+        **_stages(first.get("call.answered"), ended, by_user),
+        **_quality(by_user, caller, callee),
         "sfu_joins": counts["sfu.joined"],
         "layer_switches": counts["sfu.layer_switched"],
         "keyframe_requests": counts["sfu.keyframe_requested"],
         "recordings": counts["recording.started"],
     }
-    return row
+
+
+def _stages(answered: dict | None, ended: dict | None, by_user: dict[str, list[dict]]) -> dict:
+    """Outcome and set-up: ring (invite to answer) + connect (answer to media, the slowest party)."""
+    if ended is not None:
+        was_answered = ended["answered"]
+        outcome = "answered" if was_answered else ended["reason"]
+    else:
+        was_answered = answered is not None
+        outcome = "answered" if was_answered else "open"
+    connects = [samples[0]["connect_ms"] / 1000 for samples in by_user.values() if "connect_ms" in samples[0]]
+    answer_time = round(answered["setup_time"], 3) if answered else None
+    connect_time = round(max(connects), 3) if connects else None
+    both = answer_time is not None and connect_time is not None
+    return {
+        "ended_at": ended["time"] if ended else None,
+        "outcome": outcome,
+        "answered": int(bool(was_answered)),
+        "answer_time": answer_time,
+        "connect_time": connect_time,
+        "setup_time": round(answer_time + connect_time, 3) if both else None,
+        "duration": round(ended["duration"], 3) if ended else None,
+    }
+
+
+def _quality(by_user: dict[str, list[dict]], caller: str | None, callee: str | None) -> dict:
+    """Paths, switches and mean quality of the samples; each user's samples in time order."""
+    samples = [s for user_samples in by_user.values() for s in user_samples]
+    loss = _mean([s["loss"] for s in samples], 4)
+    rtt = _mean([s["rtt_ms"] for s in samples], 3)
+    jitter = _mean([s["jitter_ms"] for s in samples if "jitter_ms" in s], 3)
+    return {
+        "path_up": by_user[caller][-1]["path"] if caller in by_user else None,
+        "path_down": by_user[callee][-1]["path"] if callee in by_user else None,
+        "relay_share": _mean([1.0 if s["path"] == "relay" else 0.0 for s in samples], 3),
+        "samples": len(samples),
+        "path_switches": sum(sum(1 for a, b in zip(us, us[1:]) if a["path"] != b["path"]) for us in by_user.values()),
+        "loss": loss,
+        "rtt_ms": rtt,
+        "jitter_ms": jitter,
+        "freezes": sum(max(s.get("freezes", 0) for s in us) for us in by_user.values()),  # cumulative counts
+        "mos": mos(rtt, jitter or 0.0, loss) if samples else None,
+    }
 
 
 def fold_allocation(allocation_id: str, events: Iterable[dict]) -> dict:
