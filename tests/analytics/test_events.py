@@ -131,3 +131,33 @@ def test_an_unreachable_redis_drops_and_counts():
         producer.emit("call.answered", call_id=f"c{n}", setup_time=1.0)
     producer.close(timeout=10)
     assert producer.dropped == 10 and producer.written == 0
+
+
+def test_every_signaling_analytics_event_conforms_to_the_schema():
+    from servers.analytics.events import record
+    from servers.signal.analytics import analytics_fields
+    from tests.signal.test_core import Harness, of
+
+    h = Harness()
+    a = h.connect("ann", friends={"bob", "cyd"})
+    b = h.connect("bob", friends={"ann"})
+    c = h.connect("cyd", friends={"ann"})
+    h.send(a, "call.invite", {"to": "bob", "media": ["audio", "video"]})
+    call_id = of(h.drain(), a, "ack")[0]["payload"]["call_id"]
+    h.send(b, "call.accept", {"call_id": call_id})
+    h.send(b, "call.quality", {"call_id": call_id, "path": "relay", "rtt_ms": 42.0, "loss": 0.01})
+    h.send(a, "call.quality", {"call_id": call_id, "path": "direct", "rtt_ms": 40.0, "loss": 0.0, "jitter_ms": 3.5,
+                               "freezes": 2, "width": 320, "height": 240, "bitrate_kbps": 512.0, "connect_ms": 800.0,
+                               "local_type": "host", "remote_type": "srflx"})
+    h.send(a, "call.hangup", {"call_id": call_id})
+    h.send(c, "room.create", {"media": ["audio"]})
+    room_id = of(h.drain(), c, "ack")[0]["payload"]["room_id"]
+    h.send(c, "room.leave", {"room_id": room_id})
+    names = []
+    for n, event in enumerate(h.events()):
+        named = analytics_fields(event)
+        if named is not None:
+            names.append(named[0])
+            validate(json.loads(json.dumps(record(f"s{n}", named[0], 1e9 + n, "S1", **named[1]))))
+    assert names == ["call.started", "call.answered", "call.quality", "call.quality", "call.ended",
+                     "call.started", "call.ended"]
