@@ -2,7 +2,8 @@
 
 Both hand out batches of ``(key, raw)`` pairs, where ``key`` names the place
 the record was read from (the stream entry id, or ``path:offset``) so that a
-rejected record is counted once however often it is read again.
+rejected record is counted once however often it is read again.  A file
+shorter than its committed offset was rotated and is read from its start.
 
 :class:`RedisSource` reads as one consumer of a consumer group: several
 workers share the stream, each entry goes to one of them, and is
@@ -105,6 +106,8 @@ class JsonLinesSource:
             position = self.offsets[path]
             try:
                 with open(path, "rb") as fh:
+                    if os.fstat(fh.fileno()).st_size < position:
+                        position = 0  # rotated or truncated: a new file under the old name
                     fh.seek(position)
                     while len(items) < self.count:
                         line = fh.readline()

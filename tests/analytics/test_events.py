@@ -161,3 +161,23 @@ def test_every_signaling_analytics_event_conforms_to_the_schema():
             validate(json.loads(json.dumps(record(f"s{n}", named[0], 1e9 + n, "S1", **named[1]))))
     assert names == ["call.started", "call.answered", "call.quality", "call.quality", "call.ended",
                      "call.started", "call.ended"]
+
+
+def test_a_json_lines_file_is_read_in_whole_lines_and_again_from_the_start_after_rotation(tmp_path):
+    from servers.analytics.sources import JsonLinesSource
+
+    path = tmp_path / "a.jsonl"
+    path.write_text('{"n": 1}\n{"n": 2}\n{"n": 3')  # the last line is still being written
+    source = JsonLinesSource([str(path)], {})
+    batch = source.read()
+    assert [raw for _, raw in batch.items] == ['{"n": 1}', '{"n": 2}']
+    source.ack(batch)
+    assert source.read().items == [] and not source.drained()
+    with open(path, "a") as fh:
+        fh.write("}\n")
+    batch = source.read()
+    assert [raw for _, raw in batch.items] == ['{"n": 3}']
+    source.ack(batch)
+    assert source.drained()
+    path.write_text('{"n": 4}\n')  # rotated: a new, shorter file under the same name
+    assert [raw for _, raw in source.read().items] == ['{"n": 4}']
