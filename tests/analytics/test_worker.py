@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import signal
+import subprocess
+import sys
 import time
 import uuid
 
 import redis
 
 from servers.analytics.store import open_store
-from servers.analytics.synth import synthesize
+from servers.analytics.synth import DAY_START, synthesize
 
-from .conftest import aggregates, analytics, assert_truth, write_jsonl
+from .conftest import ROOT, aggregates, analytics, assert_truth, write_jsonl
 
 # Records no producer of this schema writes: four malformed, two unknown.
 GARBAGE = [
@@ -135,3 +138,9 @@ def test_redis_into_postgresql_with_two_workers(tmp_path, redis_url, postgres_ur
     counts = store.counts()
     assert (counts["events"], counts["malformed"], counts["unknown"]) == (len(events), 5, 2)
     store.close()
+    # and the report reads PostgreSQL as it reads SQLite
+    done = subprocess.run([sys.executable, "-m", "servers.analytics.main", "--database", postgres_url, "report",
+                           "--since", "24h", "--until", str(DAY_START + 86400), "--html", str(tmp_path / "r.html")],
+                          capture_output=True, text=True, cwd=ROOT, timeout=120, check=True)
+    assert re.search(r"^calls\s+600$", done.stdout, re.M)
+    assert re.search(rf"^answered\s+{sum(c['answered'] for c in truth.calls.values())}$", done.stdout, re.M)
