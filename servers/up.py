@@ -191,6 +191,10 @@ def plan(args: argparse.Namespace, random_secret=lambda: secrets.token_urlsafe(3
     for flag, value in (("--min-port", args.min_port), ("--max-port", args.max_port)):
         if value is not None:
             turn_argv += [flag, str(value)]
+    if "analytics" not in turn_cfg and "analytics-redis" not in turn_cfg:
+        # Allocation events next to signaling's analytics.jsonl (docs/analytics.md).
+        data_dir = args.data_dir or signal_cfg.get("data_dir") or "./netcore-data"
+        turn_argv += ["--analytics", os.path.join(data_dir, "turn-analytics.jsonl"), "--node", "turn"]
     metrics = None
     if args.turn_metrics_port is not None:
         metrics = ("127.0.0.1", args.turn_metrics_port or _free_port(socket.SOCK_STREAM, "127.0.0.1"))

@@ -19,7 +19,7 @@ resume window plus three heartbeats after their node stops refreshing them):
   written by the owner node at every change (``nc:srooms:{sid}`` indexes a
   session's rooms);
 - ``nc:presence:{user}`` -- each node's view of the user (online/busy);
-- ``nc:analytics`` -- the analytics stream (XADD).
+- ``nc:analytics`` -- the analytics stream (XADD, by the server's analytics producer).
 
 Routing: every node subscribes to ``nc:inbox:{node}`` and to
 ``nc:broadcast``.  A call is owned by the node of its caller; messages the
@@ -237,10 +237,6 @@ class Cluster:
                 self.server.spawn(self._forget_resume(sid))
             return False
         return True
-
-    def write_analytics(self, record: dict) -> None:
-        """Multi-node: the analytics stream instead of the file."""
-        self._op("xadd", "nc:analytics", {"record": json.dumps(record)}, "*", 100_000, True)
 
     async def _forget_resume(self, sid: str) -> None:
         token = await self.redis.hget(f"nc:sess:{sid}", "resume_token")

@@ -95,6 +95,10 @@ class TimerKind(enum.Enum):
     RING = "ring"  # a ringing call's ring timeout
 
 
+# The optional fields of a call.quality sample, in QualityReported's field order.
+QUALITY_OPTIONAL = ("jitter_ms", "bitrate_kbps", "freezes", "width", "height", "connect_ms",
+                    "local_type", "remote_type")
+
 USER_SERVICE_TYPES = frozenset(
     {"friend.request", "friend.accept", "friend.remove", "friend.list", "block", "unblock", "call.history"}
 )
@@ -666,7 +670,8 @@ class SignalCore:
         if call is None:
             return
         p = message.payload
-        self._out.emit(QualityReported(call.call_id, session.user, p["path"], p["rtt_ms"], p["loss"]))
+        self._out.emit(QualityReported(call.call_id, session.user, p["path"], p["rtt_ms"], p["loss"],
+                                       *(p.get(key) for key in QUALITY_OPTIONAL)))
         self._out.ack(session, message)
 
     def _ring_timeout(self, call: Call, now: float) -> None:

@@ -109,8 +109,18 @@ class CallEnded(SignalEvent):
 
 @dataclass(frozen=True, slots=True)
 class QualityReported(SignalEvent):
+    """A client's periodic getStats sample of a call (optional fields None when not sent)."""
+
     call_id: str
     user: str
     path: str
     rtt_ms: float
     loss: float
+    jitter_ms: float | None = None
+    bitrate_kbps: float | None = None
+    freezes: int | None = None
+    width: int | None = None
+    height: int | None = None
+    connect_ms: float | None = None
+    local_type: str | None = None
+    remote_type: str | None = None

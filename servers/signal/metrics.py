@@ -20,7 +20,7 @@ class Metrics:
         self.redis_round_trips = 0
         self.closed_by_code: dict[int, int] = {}
 
-    def render(self, core, connections: int) -> str:
+    def render(self, core, connections: int, analytics_dropped: int = 0) -> str:
         lines: list[str] = []
 
         def metric(name: str, kind: str, help_text: str, samples: list[tuple[dict, float]]) -> None:
@@ -50,4 +50,6 @@ class Metrics:
                [({"code": k}, v) for k, v in sorted(self.closed_by_code.items())])
         metric("signal_redis_round_trips_total", "counter", "Round trips to Redis.",
                [({}, self.redis_round_trips)])
+        metric("signal_analytics_dropped_total", "counter",
+               "Analytics events dropped (queue full or sink failing).", [({}, analytics_dropped)])
         return "\n".join(lines) + "\n"

@@ -33,7 +33,9 @@ from websockets.exceptions import ConnectionClosed
 
 from netcore.driver import Timer
 
-from .analytics import JsonLinesSink, analytics_record
+from servers.analytics.producer import AnalyticsProducer, open_writer
+
+from .analytics import analytics_fields
 from .config import SignalConfig
 from .core import (
     CallEnded,
@@ -138,7 +140,10 @@ class SignalServer:
         self.users = UserService(self.store)
         self.metrics = Metrics()
         self.token_secret = self._token_secret()
-        self.analytics = JsonLinesSink(config.analytics or os.path.join(config.data_dir, "analytics.jsonl"))
+        # One stream for every node with Redis, else a file; written by a thread, never blocking.
+        self.analytics = AnalyticsProducer(self.node_id, open_writer(
+            config.redis if cluster is not None else None,
+            config.analytics or os.path.join(config.data_dir, "analytics.jsonl")))
         self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="signal-db")
         # Password hashing has threads of its own, and a bound: see HashGate.
         self._hasher = ThreadPoolExecutor(max_workers=config.hash_workers, thread_name_prefix="signal-hash")
@@ -226,7 +231,7 @@ class SignalServer:
         if path == "/health":
             return 200, json.dumps({"status": "ok", "node": self.node_id}) + "\n"
         if path == "/metrics":
-            return 200, self.metrics.render(self.core, len(self._conns))
+            return 200, self.metrics.render(self.core, len(self._conns), self.analytics.dropped)
         return None
 
     def _process_request(self, connection: ServerConnection, request):
@@ -463,7 +468,6 @@ class SignalServer:
                                  f"over {conn.max_bytes} bytes waiting to be sent")
         while (event := core.poll_event()) is not None:
             self._on_event(event)
-        self.analytics.flush()
         if self._timer is None:
             self._timer = Timer(asyncio.get_running_loop(), self._on_timer)
         self._timer.arm(core.next_deadline())
@@ -471,9 +475,9 @@ class SignalServer:
     def _on_event(self, event: Any) -> None:
         if self.cluster is not None and self.cluster.on_event(event):
             return
-        record = analytics_record(event, time.time(), self.node_id)
-        if record is not None:
-            self._write_analytics(record)
+        named = analytics_fields(event)
+        if named is not None:
+            self.analytics.emit(named[0], time.time(), **named[1])
         if isinstance(event, UserRequested):
             self.spawn(self._user_request(event))
         elif isinstance(event, CloseRequested):
@@ -488,12 +492,6 @@ class SignalServer:
                                     event.topology, event.reason, event.answered, event.duration, time.time()))
         elif isinstance(event, SessionExpired):
             log_event("session.expired", node=self.node_id, user=event.user, session=event.session_id)
-
-    def _write_analytics(self, record: dict) -> None:
-        if self.cluster is not None:
-            self.cluster.write_analytics(record)  # one stream for every node
-        else:
-            self.analytics.write(record)
 
     async def _user_request(self, event: UserRequested) -> None:
         outcome = await self.in_db(self.users.handle, event.user, event.message, time.time())
@@ -518,7 +516,7 @@ class SignalServer:
 
     # The core's one timer is a netcore.driver.Timer rather than a whole
     # Driver: this core has two more outputs than a driver drains (routes and
-    # the journal, for other nodes) plus the analytics batch, and every flush
+    # the journal, for other nodes), and every flush
     # here, the timer's included, must drain them.
 
     def _on_timer(self, now: float) -> None:

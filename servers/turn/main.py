@@ -30,6 +30,8 @@ from netcore.turn import aio_native
 from netcore.turn.aio_server import TurnServerEndpoint, SocketRelays, open_stream_socket, open_udp_socket
 from netcore.turn.server import TurnServer
 from netcore.turn.server_events import AllocationDeleted, AllocationGranted, AllocationRenewed
+from servers.analytics.producer import AnalyticsProducer, open_writer
+from servers.analytics.turn_events import AllocationEvents
 from servers.turn.config import Settings, build_parser, load_settings
 from servers.turn.metrics import render_metrics, serve_metrics
 
@@ -124,7 +126,17 @@ async def serve(parser_args, settings: Settings) -> int:
     native = settings["data-path"] == "native"
     if native and not aio_native.available():
         log.warning("the C data path was not built (no compiler at install time): relaying in Python")
-    endpoint = TurnServerEndpoint(core, relays, log_event, native=native)
+    producer = None
+    on_event = log_event
+    if settings["analytics"] or settings["analytics-redis"]:
+        producer = AnalyticsProducer(settings["node"] or socket.gethostname(),
+                                     open_writer(settings["analytics-redis"], settings["analytics"]))
+        allocations = AllocationEvents(producer)
+
+        def on_event(event: object) -> None:
+            log_event(event)
+            allocations.on_event(event)
+    endpoint = TurnServerEndpoint(core, relays, on_event, native=native)
     # Stream listeners first: once UDP answers a Binding request, everything is up.
     ssl_context = None
     if settings["tls-listen"]:
@@ -148,7 +160,7 @@ async def serve(parser_args, settings: Settings) -> int:
     metrics_server = None
     if settings["metrics"] is not None:
         host, port = settings["metrics"]
-        metrics_server = await serve_metrics(host, port + index, lambda: render_metrics(endpoint, index))
+        metrics_server = await serve_metrics(host, port + index, lambda: render_metrics(endpoint, index, producer))
         log.info("metrics on http://%s/metrics", _fmt((host, port + index)))
 
     # Relaying allocates only short-lived tuples, but each one counts towards the
@@ -179,6 +191,8 @@ async def serve(parser_args, settings: Settings) -> int:
     endpoint.close()
     if metrics_server is not None:
         metrics_server.close()
+    if producer is not None:
+        producer.close()  # after endpoint.close(): the shutdown deletions are written too
     return 0
 
 

@@ -10,7 +10,7 @@ from netcore.turn.aio_server import TurnServerEndpoint
 __all__ = ["render_metrics", "serve_metrics"]
 
 
-def render_metrics(endpoint: TurnServerEndpoint, worker: int) -> str:
+def render_metrics(endpoint: TurnServerEndpoint, worker: int, analytics=None) -> str:
     """The text format (version 0.0.4), every series labelled with the worker."""
     endpoint.update_counters()
     native = endpoint.native_stats()
@@ -42,6 +42,8 @@ def render_metrics(endpoint: TurnServerEndpoint, worker: int) -> str:
         ("turn_bandwidth_dropped_total", "counter", "Datagrams dropped by the bandwidth cap", stats.bandwidth_dropped),
         ("turn_send_errors_total", "counter", "Datagrams the kernel refused to send",
          endpoint.send_errors + native.get("send_errors", 0)),
+        ("turn_analytics_dropped_total", "counter", "Analytics events dropped (queue full or sink failing)",
+         analytics.dropped if analytics is not None else 0),
     ]
     if native:
         series += [

@@ -609,20 +609,41 @@ class App {
     clearInterval(this.statsTimer);
     this.stats = null;
     let reported = false;
+    let lastSample = 0;
+    const connecting = performance.now();  // answered: from here to media is the connect time
     this.statsTimer = setInterval(async () => {
       if (this.call !== call) return;
       const summary = await summarize(call.link.pc, this.stats);
       if (this.call !== call) return;
       this.stats = summary;
       render($('stats'), summary, call.relayOnly, (row) => this.describeTrack(call, row));
-      // One quality report per call for the analytics, once media has flowed.
-      if (!reported && summary.path && summary.framesDecoded + summary.audioSamples > 0 && call.id) {
+      // A quality sample for the analytics once media has flowed (with the connect time),
+      // then every QUALITY_EVERY_MS (docs/analytics.md, call.quality).
+      const flowing = summary.path && summary.framesDecoded + summary.audioSamples > 0 && call.id;
+      if (flowing && (!reported || summary.time - lastSample >= QUALITY_EVERY_MS)) {
+        this.client.send('call.quality', qualitySample(call.id, summary, reported ? null : summary.time - connecting));
         reported = true;
-        this.client.send('call.quality', { call_id: call.id, path: summary.path === 'relay' ? 'relay' : 'direct',
-          rtt_ms: summary.rttMs || 0, loss: Math.min(1, summary.loss) });
+        lastSample = summary.time;
       }
     }, 1000);
   }
+}
+
+const QUALITY_EVERY_MS = 5000;
+const CANDIDATE_TYPES = ['host', 'srflx', 'prflx', 'relay'];
+
+// A call.quality payload from a stats summary; connectMs only in the first one.
+function qualitySample(callId, summary, connectMs) {
+  const sample = { call_id: callId, path: summary.path === 'relay' ? 'relay' : 'direct',
+    rtt_ms: Math.min(60000, summary.rttMs || 0), loss: Math.min(1, summary.loss || 0), freezes: summary.freezes };
+  if (summary.jitterMs != null) sample.jitter_ms = Math.min(60000, summary.jitterMs);
+  if (summary.bitrateIn != null) sample.bitrate_kbps = summary.bitrateIn / 1000;
+  const video = summary.video.find((v) => v.width > 0);
+  if (video) { sample.width = video.width; sample.height = video.height; }
+  if (CANDIDATE_TYPES.includes(summary.localType)) sample.local_type = summary.localType;
+  if (CANDIDATE_TYPES.includes(summary.remoteType)) sample.remote_type = summary.remoteType;
+  if (connectMs != null) sample.connect_ms = Math.min(600000, Math.round(connectMs));
+  return sample;
 }
 
 window.netcore = new App();

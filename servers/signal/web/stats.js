@@ -100,6 +100,7 @@ export async function summarize(pc, previous) {
     bytesIn: 0, bytesOut: 0, bitrateIn: null, bitrateOut: null,
     packetsReceived: 0, packetsLost: 0, loss: null,
     framesDecoded: 0, audioSamples: 0,
+    jitterMs: null, freezes: 0,  // worst inbound jitter; video freezes so far (freezeCount)
     tracks: [],     // one row per RTP stream, in and out
     video: [],      // inbound video: {mid, width, height, fps, framesDecoded}
     sentVideo: [],  // outbound video: {mid, width, height, fps}
@@ -116,6 +117,8 @@ export async function summarize(pc, previous) {
       summary.bytesIn += row.bytes;
       summary.packetsReceived += s.packetsReceived || 0;
       summary.packetsLost += row.packetsLost;
+      if (s.jitter != null) summary.jitterMs = Math.max(summary.jitterMs || 0, s.jitter * 1000);
+      summary.freezes += s.freezeCount || 0;
       if (row.kind === 'video') {
         summary.framesDecoded += s.framesDecoded || 0;
         summary.video.push({ mid: s.mid, width: row.width, height: row.height, fps: row.fps,

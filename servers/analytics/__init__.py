@@ -1,0 +1,1 @@
+"""The analytics service: event schema, producers for the daemons, the worker and reports."""
