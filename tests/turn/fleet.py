@@ -46,7 +46,10 @@ class Fleet:
     """``count`` TURN clients of ``server`` and ``count`` echo peers on ``host``."""
 
     def __init__(self, server: Address, username: str, password: str, count: int, *,
-                 host: str = "127.0.0.1", lifetime: int = 600, per_address: int = 32) -> None:
+                 host: str = "127.0.0.1", lifetime: int = 600, per_address: int = 32,
+                 peer: Address | None = None) -> None:
+        """With ``peer``, every client binds its channel to that one address (a benchmark's echo
+        program) and the fleet opens no peer sockets of its own."""
         self.server = server
         self.selector = selectors.DefaultSelector()
         self.clients: list[TurnClient] = []
@@ -65,12 +68,15 @@ class Fleet:
             self.sockets.append(sock)
             self.clients.append(TurnClient(server, username, password, lifetime=lifetime))
             self.selector.register(sock, selectors.EVENT_READ, ("client", index))
-            peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            peer.bind((host, 0))
-            peer.setblocking(False)
-            self.peers.append(peer)
-            self.peer_addresses.append(peer.getsockname())
-            self.selector.register(peer, selectors.EVENT_READ, ("peer", index))
+            if peer is not None:
+                self.peer_addresses.append(peer)
+                continue
+            echo = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            echo.bind((host, 0))
+            echo.setblocking(False)
+            self.peers.append(echo)
+            self.peer_addresses.append(echo.getsockname())
+            self.selector.register(echo, selectors.EVENT_READ, ("peer", index))
 
     def close(self) -> None:
         self.selector.close()
