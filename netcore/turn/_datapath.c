@@ -651,6 +651,18 @@ static PyObject *DataPath_remove_socket(DataPath *dp, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* pause_socket(fd): stop reading a socket but keep it known, so that routes through it still send from it
+ * (a graceful upgrade hands the listeners to a new daemon, which reads them from then on). */
+static PyObject *DataPath_pause_socket(DataPath *dp, PyObject *args) {
+    int fd;
+    if (!PyArg_ParseTuple(args, "i", &fd)) return NULL;
+    pthread_mutex_lock(&dp->lock);
+    if (fd >= 0 && fd < dp->slot_count && dp->slots[fd].kind != KIND_NONE)
+        epoll_ctl(dp->epoll_fd, EPOLL_CTL_DEL, fd, NULL);
+    pthread_mutex_unlock(&dp->lock);
+    Py_RETURN_NONE;
+}
+
 /* set_allocation(id, rate, routes): replace the routes of one allocation.
  * routes: iterable of (listener_fd, client_host, client_port, number, relay_fd, peer_host, peer_port). */
 static PyObject *DataPath_set_allocation(DataPath *dp, PyObject *args) {
@@ -900,6 +912,8 @@ static PyMethodDef DataPath_methods[] = {
      "socket. Hand-offs from it carry the generation."},
     {"remove_socket", (PyCFunction)DataPath_remove_socket, METH_VARARGS,
      "remove_socket(fd): stop reading it; call before closing the socket."},
+    {"pause_socket", (PyCFunction)DataPath_pause_socket, METH_VARARGS,
+     "pause_socket(fd): stop reading it; routes keep sending from it."},
     {"set_allocation", (PyCFunction)DataPath_set_allocation, METH_VARARGS,
      "set_allocation(id, rate, routes): replace the routes of an allocation; rate in bytes/s, 0 for none."},
     {"remove_allocation", (PyCFunction)DataPath_remove_allocation, METH_VARARGS,

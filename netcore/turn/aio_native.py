@@ -108,6 +108,10 @@ class NativeDataPath:
         fd = sock.fileno()
         self.sockets[fd] = (kind, self.engine.add_socket(fd, kind), local)
 
+    def pause(self, sock: socket.socket) -> None:
+        """Stop reading ``sock`` but keep sending from it: routes through it keep relaying towards clients."""
+        self.engine.pause_socket(sock.fileno())
+
     def remove(self, sock: socket.socket) -> None:
         """Before ``sock`` is closed: the thread stops reading it and its routes stop matching."""
         fd = sock.fileno()
@@ -205,6 +209,7 @@ class NativeDataPath:
         with contextlib.suppress(BlockingIOError):
             os.eventfd_read(self._wakeup)  # before taking: a hand-off queued after this wakes us again
         sockets = self.sockets
+        divert = self.endpoint.divert
         for fd, generation, kind, family, port, raw, data in self.engine.take_handoffs(_BUDGET):
             known = sockets.get(fd)
             if known is None or known[1] != generation:
@@ -213,6 +218,8 @@ class NativeDataPath:
                 sender = (socket.inet_ntop(socket.AF_INET, raw[:4]), port)
             else:
                 sender = (socket.inet_ntop(socket.AF_INET6, raw), port)
+            if divert is not None and kind == _datapath.LISTENER and divert(data, sender, known[2]):
+                continue
             try:
                 core.handle_datagram(Receive(data, sender, known[2]), now)  # a listener or a relayed address
             except Exception as exc:  # one input must not end the batch nor skip the flush

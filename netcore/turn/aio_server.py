@@ -26,6 +26,7 @@ compiler.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import logging
 import socket
@@ -245,6 +246,9 @@ class TurnServerEndpoint:
         self.listeners: dict[Address, socket.socket] = {}
         self.streams: dict[tuple[Address, Address], TurnStreamProtocol] = {}  # (listener, client) ->
         self.stream_servers: list[asyncio.AbstractServer] = []
+        self.stream_keys: list[tuple[Address, asyncio.AbstractServer]] = []  # (host, port, "tcp"|"tls") ->
+        # A graceful upgrade's successor side (netcore.turn.handover): datagrams of the old daemon's clients.
+        self.divert: Callable[[bytes, Address, Address], bool] | None = None
         self.limits = StreamLimits.for_process(core.config.total_quota)
         self.stream_sources: dict[str, int] = {}  # client IP -> open TCP/TLS connections
         self.stream_buffered = 0  # bytes held in partial frames over every connection
@@ -287,7 +291,31 @@ class TurnServerEndpoint:
             lambda: TurnStreamProtocol(self, local), sock=sock, ssl=ssl_context,
             ssl_handshake_timeout=self.limits.auth_timeout if ssl_context is not None else None)
         self.stream_servers.append(server)
+        self.stream_keys.append((local, server))
         return local
+
+    def stream_server_keys(self) -> list[tuple[Address, asyncio.AbstractServer]]:
+        return [(key, server) for key, server in self.stream_keys if server.sockets]
+
+    def stop_listening(self) -> None:
+        """A graceful upgrade handed the listeners over: stop reading them (still sending from them)
+        and stop accepting connections; allocations, relay sockets and connections stay."""
+        for sock in self.listeners.values():
+            if self.native is not None:
+                self.native.pause(sock)
+            else:
+                self.loop.remove_reader(sock.fileno())
+        for server in self.stream_servers:
+            server.close()
+
+    def receive_forwarded(self, data: bytes, client: Address, listener: Address) -> None:
+        """A datagram the successor read on ``listener`` for one of our clients (flush after a batch)."""
+        now = self.loop.time()
+        self.update_counters()
+        try:
+            self.core.handle_datagram(Receive(data, client, listener), now)
+        except Exception as exc:  # one input must not end the batch nor skip the flush
+            self.faults.record(exc, client, now)
 
     def _relay_opened(self, relayed: Address, sock: socket.socket, family: int, transport: int) -> None:
         if transport == wire.TRANSPORT_TCP:
@@ -389,7 +417,8 @@ class TurnServerEndpoint:
             self.native.close()
         for sock in self.listeners.values():
             if self.native is None:
-                self.loop.remove_reader(sock.fileno())
+                with contextlib.suppress(ValueError, OSError):
+                    self.loop.remove_reader(sock.fileno())
             sock.close()
         self.listeners.clear()
         if self._timer is not None:
@@ -440,6 +469,8 @@ class TurnServerEndpoint:
                         allocation.bytes_to_peer += length
                         continue
             slow = True
+            if self.divert is not None and self.divert(bytes(view[:size]), addr, local):
+                continue
             try:
                 core.handle_datagram(Receive(bytes(view[:size]), addr, local), now)
             except Exception as exc:  # one input must not end the batch nor skip the flush

@@ -58,6 +58,7 @@ class Fleet:
         self.peer_addresses: list[Address] = []
         self.events: list[Counter] = [Counter() for _ in range(count)]
         self.echoes = [0] * count  # echoes each client got back, its own only
+        self.failures: list = []  # the clients' ...Failed events, for the error message
         self.strays = 0  # datagrams that reached a peer or a client they were not meant for
         self.peer_sources: list[set[Address]] = [set() for _ in range(count)]
         for index in range(count):
@@ -150,7 +151,9 @@ class Fleet:
                 return
             if now >= deadline:
                 if timeout:
-                    raise TimeoutError("the fleet's phase did not finish in time")
+                    seen = sum(self.events, Counter())
+                    raise TimeoutError(f"the fleet's phase did not finish in time; events: {dict(seen)}, "
+                                       f"first failures: {self.failures[:3]}")
                 return
 
     def _client_readable(self, index: int, sock: socket.socket, now: float) -> None:
@@ -188,6 +191,8 @@ class Fleet:
         counts = self.events[index]
         while (event := client.poll_event()) is not None:
             counts[type(event).__name__] += 1
+            if type(event).__name__.endswith("Failed"):
+                self.failures.append(event)
             if isinstance(event, DataReceived):
                 if event.peer == self.peer_addresses[index] and _TAG.unpack_from(event.data)[0] == index:
                     self.echoes[index] += 1
