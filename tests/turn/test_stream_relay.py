@@ -1,0 +1,106 @@
+"""TCP and TLS clients through a real endpoint: byte-exact both ways, and a slow reader stays bounded.
+
+RFC 8656 section 3.1: a client may reach the server over TCP or TLS while
+its allocation relays UDP. Datagrams keep their boundaries and bytes in both
+directions (ChannelData padded to 4 bytes over the stream). A client that
+stops reading must not make the server buffer without bound: beyond
+``StreamLimits.write_limit`` queued bytes, relayed datagrams are dropped
+whole (and counted), and what the client reads once it resumes is still
+whole datagrams, byte for byte, in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import ssl
+import struct
+
+import pytest
+
+from netcore.turn.aio_client import open_turn_endpoint
+from netcore.turn.aio_server import SocketRelays, TurnServerEndpoint, open_stream_socket
+from netcore.turn.server import ServerConfig, TurnServer
+from tests.peers import self_signed_certificate
+from tests.turn.live import free_port_range
+
+USER, PASSWORD = "alice", "wonderland"
+FLOOD = 20_000  # datagrams of 1000 B towards a client that does not read: 20 MB, past every kernel buffer
+
+
+def payload(index: int, size: int) -> bytes:
+    return struct.pack("!I", index) + bytes((index + i) & 0xFF for i in range(size - 4))
+
+
+async def receive(sock: socket.socket, timeout: float) -> bytes:
+    return await asyncio.wait_for(asyncio.get_running_loop().sock_recv(sock, 65536), timeout)
+
+
+@pytest.mark.parametrize("data_path", ["native", "python"])
+@pytest.mark.parametrize("transport", ["tcp", "tls"])
+async def test_stream_clients_relay_byte_exact_both_ways_under_a_slow_reader(tmp_path, transport, data_path):
+    low, high = free_port_range(20)
+    relays = SocketRelays({1: "127.0.0.1"}, low, high)
+    core = TurnServer(ServerConfig(users={USER: PASSWORD}, allow_loopback_peers=True), relays)
+    endpoint = TurnServerEndpoint(core, relays, native=data_path == "native")
+    server_context = client_context = None
+    if transport == "tls":
+        cert, key = self_signed_certificate(tmp_path)
+        server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        server_context.load_cert_chain(cert, key)
+        client_context = ssl.create_default_context(cafile=str(cert))
+    listener = await endpoint.add_stream_listener(open_stream_socket("127.0.0.1", 0), server_context)
+    peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    peer.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+    peer.bind(("127.0.0.1", 0))
+    peer.setblocking(False)
+    peer_address = peer.getsockname()
+    client = await open_turn_endpoint(listener[:2], USER, PASSWORD, transport=transport, ssl=client_context,
+                                      server_hostname="localhost" if client_context else None)
+    try:
+        await client.bind_channel(peer_address)
+        relayed = client.relayed_address
+        # client -> peer: odd sizes (ChannelData padded over the stream), every byte and boundary kept
+        sent = [payload(i, 4 + (i * 37) % 1400) for i in range(500)]
+        for data in sent:
+            client.sendto(data, peer_address)
+        assert [await receive(peer, 5) for _ in sent] == sent
+        # peer -> client
+        back = [payload(i, 4 + (i * 53) % 1400) for i in range(500)]
+        for data in back:
+            peer.sendto(data, relayed)
+        assert [(await asyncio.wait_for(client.recvfrom(), 5))[0] for _ in back] == back
+        # the slow reader: the client stops reading while the peer floods it
+        (stream,) = endpoint.streams.values()
+        client.transport.pause_reading()
+        queued = 0
+        for start in range(0, FLOOD, 200):
+            for index in range(start, start + 200):
+                with contextlib.suppress(BlockingIOError):
+                    peer.sendto(payload(index, 1000), relayed)
+            await asyncio.sleep(0.002)  # let the server relay the batch
+            queued = max(queued, stream.transport.get_write_buffer_size())
+        await asyncio.sleep(0.2)
+        assert queued <= endpoint.limits.write_limit + 1100  # bounded: one frame past the limit at most
+        assert stream.dropped > 0  # the rest was dropped whole, and counted
+        client.transport.resume_reading()
+        got = []
+        with contextlib.suppress(asyncio.TimeoutError):
+            while True:
+                data, source = await asyncio.wait_for(client.recvfrom(), 1.0)
+                assert source == peer_address
+                got.append(data)
+        indices = [struct.unpack_from("!I", data)[0] for data in got]
+        assert indices == sorted(set(indices))  # in order, none twice
+        assert all(data == payload(index, 1000) for index, data in zip(indices, got))  # whole and exact
+        assert 0 < len(got) < FLOOD
+        # and the connection still relays both ways
+        client.sendto(b"after the flood", peer_address)
+        assert await receive(peer, 5) == b"after the flood"
+        peer.sendto(b"and back", relayed)
+        assert await asyncio.wait_for(client.recvfrom(), 5) == (b"and back", peer_address)
+    finally:
+        await client.close()
+        peer.close()
+        endpoint.close()
