@@ -104,3 +104,80 @@ async def test_stream_clients_relay_byte_exact_both_ways_under_a_slow_reader(tmp
         await client.close()
         peer.close()
         endpoint.close()
+
+
+async def _stun(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, message, key=None):
+    from netcore.stun.message import Message
+
+    writer.write(message.encode(key) if key else message.encode())
+    head = await asyncio.wait_for(reader.readexactly(20), 5)
+    body = await asyncio.wait_for(reader.readexactly(int.from_bytes(head[2:4], "big")), 5)
+    return Message.parse(head + body)
+
+
+async def test_rfc_6062_data_connections_draw_on_the_allocations_bandwidth_bucket(tmp_path):
+    """Bytes piped between a data connection and its peer connection keep to --max-bps: reading pauses."""
+    from netcore.stun import attributes as sa
+    from netcore.stun.credentials import long_term_key
+    from netcore.stun.message import Message, MessageClass
+    from netcore.turn import wire as w
+
+    rate = 40_000
+    low, high = free_port_range(20)
+    relays = SocketRelays({1: "127.0.0.1"}, low, high)
+    core = TurnServer(ServerConfig(users={USER: PASSWORD}, allow_loopback_peers=True, max_bps=rate), relays)
+    endpoint = TurnServerEndpoint(core, relays)
+    listener = await endpoint.add_stream_listener(open_stream_socket("127.0.0.1", 0))
+    arrivals: list[tuple[float, int]] = []
+    loop = asyncio.get_running_loop()
+
+    async def peer_side(reader, writer):
+        while data := await reader.read(65536):
+            arrivals.append((loop.time(), len(data)))
+
+    peer = await asyncio.start_server(peer_side, "127.0.0.1", 0)
+    peer_address = peer.sockets[0].getsockname()[:2]
+    reader, writer = await asyncio.open_connection(*listener[:2])
+    try:
+        first = await _stun(reader, writer, Message(w.ALLOCATE, MessageClass.REQUEST)
+                            .add(w.REQUESTED_TRANSPORT, w.TRANSPORT_TCP))
+        realm, nonce = first.get(sa.REALM), first.get(sa.NONCE)
+        key = long_term_key(USER, realm, PASSWORD)
+
+        def signed(method: int, *attributes) -> Message:
+            message = Message(method, MessageClass.REQUEST)
+            for attr_type, value in attributes:
+                message.add(attr_type, value)
+            return message.add(sa.USERNAME, USER).add(sa.REALM, realm).add(sa.NONCE, nonce)
+
+        answer = await _stun(reader, writer, signed(w.ALLOCATE, (w.REQUESTED_TRANSPORT, w.TRANSPORT_TCP)), key)
+        assert answer.message_class == MessageClass.SUCCESS, answer
+        answer = await _stun(reader, writer, signed(w.CONNECT, (w.XOR_PEER_ADDRESS, peer_address)), key)
+        assert answer.message_class == MessageClass.SUCCESS, answer
+        connection_id = answer.get(w.CONNECTION_ID)
+        data_reader, data_writer = await asyncio.open_connection(*listener[:2])
+        bound = await _stun(data_reader, data_writer, signed(w.CONNECTION_BIND, (w.CONNECTION_ID, connection_id)), key)
+        if bound.get(sa.ERROR_CODE) and bound.get(sa.ERROR_CODE)[0] == 438:  # nonces are per client address
+            nonce = bound.get(sa.NONCE)
+            bound = await _stun(data_reader, data_writer, signed(w.CONNECTION_BIND, (w.CONNECTION_ID, connection_id)),
+                                key)
+        assert bound.message_class == MessageClass.SUCCESS, bound
+        total = 3 * rate  # one second of burst, then two seconds' worth at the cap
+        started = loop.time()
+        for _ in range(total // 1000):
+            data_writer.write(bytes(1000))
+        await data_writer.drain()
+        deadline = loop.time() + 20
+        while sum(size for _, size in arrivals) < total:
+            assert loop.time() < deadline, "the piped bytes did not arrive"
+            await asyncio.sleep(0.05)
+        elapsed = arrivals[-1][0] - started
+        assert elapsed >= (total - rate) / rate * 0.8  # at most the cap, after the burst (20% for timer slack)
+        (allocation,) = core.allocations.values()
+        assert allocation.bytes_to_peer == total
+        data_writer.close()
+        await asyncio.sleep(0.1)  # the peer's handler reads the end of the stream
+    finally:
+        writer.close()
+        peer.close()
+        endpoint.close()
