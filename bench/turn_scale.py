@@ -150,7 +150,7 @@ def main() -> None:
     parser.add_argument("--servers", default="netcore,coturn")
     args = parser.parse_args()
     loads = [tuple(int(v) for v in load.split("x")) for load in args.loads.split(",")]
-    most = max(count for count, _, _ in loads)
+    total = sum(count for count, _, _ in loads)  # coturn holds a deleted allocation's port a while
     workdir = Path(tempfile.mkdtemp(prefix="turn-scale-"))
     gen, echo_bin = build(workdir)
     echo_port = free_port()
@@ -165,7 +165,7 @@ def main() -> None:
                 if name not in args.servers.split(","):
                     continue
                 port = free_port()
-                low, high = free_port_range(most + 50 * args.workers)
+                low, high = free_port_range(total + 50 * args.workers)
                 proc = stack.enter_context(starter(workdir, port, low, high, args.workers))
                 wait_for_stun(port)
                 time.sleep(0.5)

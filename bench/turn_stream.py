@@ -69,7 +69,8 @@ def uclient(port: int, peer: int, transport: str, clients: int, messages: int, s
     sent = re.findall(r"tot_send_msgs=(\d+), tot_recv_msgs=(\d+)", out)
     rtt = re.findall(r"Average round trip delay ([\d.]+) ms", out)
     if not sent:
-        raise RuntimeError(out[-1500:])
+        raise RuntimeError(" ".join(cmd) + "\n" + out[-3000:] + "\n" + "".join(
+            p.read_text()[-2000:] for p in Path(tempfile.gettempdir()).glob("turn-stream-*/*.log")))
     return int(sent[-1][0]), int(sent[-1][1]), float(rtt[-1]) if rtt else None
 
 

@@ -210,6 +210,7 @@ class NativeDataPath:
             os.eventfd_read(self._wakeup)  # before taking: a hand-off queued after this wakes us again
         sockets = self.sockets
         divert = self.endpoint.divert
+        relay_to_stream = self.endpoint.relay_to_stream
         for fd, generation, kind, family, port, raw, data in self.engine.take_handoffs(_BUDGET):
             known = sockets.get(fd)
             if known is None or known[1] != generation:
@@ -218,8 +219,11 @@ class NativeDataPath:
                 sender = (socket.inet_ntop(socket.AF_INET, raw[:4]), port)
             else:
                 sender = (socket.inet_ntop(socket.AF_INET6, raw), port)
-            if divert is not None and kind == _datapath.LISTENER and divert(data, sender, known[2]):
-                continue
+            if kind == _datapath.LISTENER:
+                if divert is not None and divert(data, sender, known[2]):
+                    continue
+            elif relay_to_stream(data, sender, known[2], now):
+                continue  # a peer's datagram for a TCP/TLS client with a channel
             try:
                 core.handle_datagram(Receive(data, sender, known[2]), now)  # a listener or a relayed address
             except Exception as exc:  # one input must not end the batch nor skip the flush

@@ -50,6 +50,7 @@ _BUFFER_SIZE = 65536 + 4
 _TCP_EVENTS = (PeerConnectRequested, ConnectionBound, PeerConnectionClosed)
 _CHANNEL_HEADER = struct.Struct("!HH")
 _pack_header = _CHANNEL_HEADER.pack_into
+_PADDING = (b"", b"\0\0\0", b"\0\0", b"\0")  # by length & 3: ChannelData over streams ends on 4 bytes
 SOCKET_BUFFER = 4 * 1024 * 1024
 
 
@@ -525,6 +526,8 @@ class TurnServerEndpoint:
                 allocation.packets_to_client += 1
                 allocation.bytes_to_client += size
                 continue
+            if out is None and self.relay_to_stream(bytes(receive[:size]), peer, relayed, now):
+                continue
             slow = True
             try:
                 core.handle_datagram(Receive(bytes(receive[:size]), peer, relayed), now)
@@ -532,6 +535,54 @@ class TurnServerEndpoint:
                 self.faults.record(exc, peer, now)
         if slow:
             self.flush()
+
+    # -- TCP/TLS clients' fast paths (the core decides, through the same route tables) ---------------
+
+    def relay_stream_channel_data(self, frame: bytes, client: Address, listener: Address, now: float) -> bool:
+        """ChannelData a TCP/TLS client sent, on a route: sent to the peer here; False for the core."""
+        core = self.core
+        allocation = core.clients.get(listener, {}).get(client)
+        if allocation is None:
+            return False
+        route = allocation.routes.get((frame[0] << 8) | frame[1])
+        length = (frame[2] << 8) | frame[3]
+        if route is None or length > len(frame) - 4:
+            return False
+        max_bps = core.config.max_bps
+        if max_bps and not allocation.take_tokens(length, now, max_bps):
+            core.stats.bandwidth_dropped += 1
+            return True
+        sink = self.relays.sockets.get(route.relayed)
+        if sink is None:
+            return False
+        try:
+            sink.sendto(frame[4:4 + length], route.peer)
+        except OSError:
+            self.send_errors += 1
+            return True
+        allocation.packets_to_peer += 1
+        allocation.bytes_to_peer += length
+        return True
+
+    def relay_to_stream(self, data: bytes, peer: Address, relayed: Address, now: float) -> bool:
+        """A peer's datagram for a TCP/TLS client with a channel: framed and written here; False for the core."""
+        core = self.core
+        allocation = core.by_relayed.get(relayed)
+        if allocation is None:
+            return False
+        route = allocation.peer_routes.get(peer)
+        stream = self.streams.get((allocation.listener, allocation.client)) if route is not None else None
+        if stream is None:
+            return False
+        size = len(data)
+        max_bps = core.config.max_bps
+        if max_bps and not allocation.take_tokens(size, now, max_bps):
+            core.stats.bandwidth_dropped += 1
+            return True
+        stream.write(_CHANNEL_HEADER.pack(route.number, size) + data + _PADDING[size & 3])  # section 12.5
+        allocation.packets_to_client += 1
+        allocation.bytes_to_client += size
+        return True
 
     # -- the control plane ---------------------------------------------------------------------
 

@@ -115,7 +115,11 @@ class TurnStreamProtocol(asyncio.Protocol):
         now = endpoint.loop.time()
         try:
             transport = transport_of(self.local)
+            channel_data = core.channel_first_bytes
+            relay = endpoint.relay_stream_channel_data
             for frame in self.framer.feed(data):
+                if frame[0] in channel_data and relay(frame, self.addr, self.local, now):
+                    continue  # the fast path: ChannelData on a route, straight to the peer
                 core.handle_datagram(Receive(frame, self.addr, self.local, transport), now)
         except TurnParseError as exc:
             log.debug("closing %s: %s", self.addr, exc)
