@@ -15,6 +15,14 @@
  * where the percentiles are of the round-trip time of received packets.
  * ppoll() waits until the next send time or an arriving echo, so the
  * round-trip times are not inflated by sleeping.
+ *
+ * usage: turn_relay_gen -m FDS CHANNEL SIZE RATE SECONDS
+ *   many flows: FDS is a comma-separated list of such sockets, one per
+ *   allocation (each with CHANNEL bound); RATE is packets per second per
+ *   flow, sent round-robin over the flows, paced as a whole. Echoes are
+ *   read with epoll; each carries its global sequence number, so an echo
+ *   that comes back on another flow's socket is counted as a stray. Prints
+ *   sent received p50_us p99_us strays
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -23,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <time.h>
 
@@ -37,7 +46,100 @@ static int cmp_u32(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
+static int many_flows(int argc, char **argv) {
+    if (argc != 7) {
+        fprintf(stderr, "usage: %s -m FDS CHANNEL SIZE RATE SECONDS\n", argv[0]);
+        return 2;
+    }
+    int count = 1;
+    for (const char *c = argv[2]; *c; c++) count += *c == ',';
+    int *fds = calloc(count, sizeof(int));
+    char *list = strdup(argv[2]);
+    int n = 0;
+    for (char *tok = strtok(list, ","); tok && n < count; tok = strtok(NULL, ",")) fds[n++] = atoi(tok);
+    count = n;
+    int channel = atoi(argv[3]);
+    int size = atoi(argv[4]);
+    double rate = atof(argv[5]) * count; /* packets per second, all flows */
+    double seconds = atof(argv[6]);
+    if (size < 12) size = 12;
+    int head = channel ? 4 : 0;
+    uint64_t total = (uint64_t)(rate * seconds);
+    uint32_t *rtts = calloc(total + 1, sizeof(uint32_t));
+    int ep = epoll_create1(0);
+    for (int i = 0; i < count; i++) {
+        struct epoll_event ev = {.events = EPOLLIN, .data.u32 = (uint32_t)i};
+        epoll_ctl(ep, EPOLL_CTL_ADD, fds[i], &ev);
+    }
+    unsigned char out[70000], in[70000];
+    memset(out, 0xAB, sizeof out);
+    if (channel) {
+        out[0] = channel >> 8; out[1] = channel & 0xFF;
+        out[2] = size >> 8; out[3] = size & 0xFF;
+    }
+    uint64_t start = now_ns(), sent = 0, received = 0, strays = 0;
+    uint64_t stop = start + (uint64_t)(seconds * 1e9), linger = stop + 300000000ull;
+    double interval = 1e9 / rate;
+    struct pollfd pfd = {ep, POLLIN, 0};
+    struct epoll_event events[256];
+    for (;;) {
+        uint64_t t = now_ns();
+        if (t >= linger || (sent >= total && received >= sent)) break;
+        uint64_t due = sent < total ? (uint64_t)((t - start) / interval) + 1 : sent;
+        if (due > total) due = total;
+        int burst = 0;
+        while (sent < due && burst < 256) {
+            uint32_t seq = (uint32_t)sent;
+            uint64_t stamp = now_ns();
+            memcpy(out + head, &seq, 4);
+            memcpy(out + head + 4, &stamp, 8);
+            send(fds[sent % count], out, head + size, 0); /* a full buffer is a loss, as on the wire */
+            sent++;
+            burst++;
+        }
+        int ready = epoll_wait(ep, events, 256, 0);
+        for (int e = 0; e < ready; e++) {
+            int flow = (int)events[e].data.u32;
+            for (;;) {
+                ssize_t got = recv(fds[flow], in, sizeof in, MSG_DONTWAIT);
+                if (got < 0) break;
+                if (got < head + 12) continue;
+                uint32_t seq;
+                uint64_t stamp;
+                memcpy(&seq, in + head, 4);
+                memcpy(&stamp, in + head + 4, 8);
+                if (seq >= total) continue;
+                if ((int)(seq % count) != flow) {
+                    strays++;
+                    continue;
+                }
+                if (rtts[seq] == 0) {
+                    uint64_t rtt = (now_ns() - stamp) / 1000;
+                    rtts[seq] = rtt ? (uint32_t)rtt : 1;
+                    received++;
+                }
+            }
+        }
+        uint64_t t2 = now_ns();
+        uint64_t next = sent < total ? start + (uint64_t)((sent + 1) * interval) : linger;
+        if (next > t2 && ready < 256) {
+            uint64_t wait = next - t2;
+            struct timespec ts = {(time_t)(wait / 1000000000ull), (long)(wait % 1000000000ull)};
+            ppoll(&pfd, 1, &ts, NULL);
+        }
+    }
+    uint32_t *got = malloc((received + 1) * sizeof(uint32_t));
+    uint64_t k = 0;
+    for (uint64_t i = 0; i < total; i++) if (rtts[i]) got[k++] = rtts[i];
+    qsort(got, k, sizeof(uint32_t), cmp_u32);
+    uint32_t p50 = k ? got[k / 2] : 0, p99 = k ? got[(k * 99) / 100] : 0;
+    printf("%llu %llu %u %u %llu\n", (unsigned long long)sent, (unsigned long long)received, p50, p99,
+           (unsigned long long)strays);
+    return 0;
+}
+
 int main(int argc, char **argv) {
+    if (argc > 1 && strcmp(argv[1], "-m") == 0) return many_flows(argc, argv);
     if (argc != 6) {
         fprintf(stderr, "usage: %s FD CHANNEL SIZE RATE SECONDS\n", argv[0]);
         return 2;

@@ -10,8 +10,11 @@
  * owns the reading of the listener and relay sockets: a datagram that
  * matches a route is relayed here, without the interpreter; everything else
  * (STUN requests, Send indications, data from peers without a channel,
- * garbage) is handed to Python over a socketpair, with the socket it came
- * in on and the sender's address in front.
+ * garbage) is handed to Python through a bounded queue in memory, with the
+ * socket it came in on and the sender's address, and an eventfd that wakes
+ * the event loop when the queue stops being empty. (A Unix datagram
+ * socketpair held at most net.unix.max_dgram_qlen = 10 datagrams, so a burst
+ * of STUN from many clients was shed.)
  *
  * Threading: one mutex guards the tables. The relay thread never touches a
  * Python object and never takes the GIL; Python calls take the mutex with
@@ -44,6 +47,7 @@
 
 #define WAKE_TAG UINT64_MAX
 #define BUDGET 32            /* datagrams read from one socket per wake-up, in one recvmmsg */
+#define LISTENER_BATCHES 32 /* batches read from a listener per wake-up (see drain) */
 #define MAX_EVENTS 64
 #define BUFFER_SIZE (4 + 65536)
 
@@ -103,6 +107,16 @@ typedef struct {
     uint8_t addr[16];
 } Handoff;
 
+/* One datagram waiting for Python. */
+typedef struct Pending {
+    struct Pending *next;
+    Handoff head;
+    size_t size;
+    uint8_t data[];
+} Pending;
+
+#define HANDOFF_LIMIT (8u << 20) /* bytes queued for Python at most; beyond, hand-offs are shed */
+
 typedef struct {
     PyObject_HEAD
     int ready;
@@ -112,7 +126,9 @@ typedef struct {
     volatile int stopping;
     int epoll_fd;
     int wake_fd;
-    int handoff_fd;
+    int handoff_fd;    /* an eventfd, written when the queue stops being empty */
+    Pending *queue_head, *queue_tail;
+    size_t queued_bytes;
     unsigned top; /* highest first byte of a channel number accepted */
     Slot *slots;  /* indexed by fd */
     int slot_count;
@@ -327,15 +343,31 @@ static void hand_off(DataPath *dp, int fd, uint8_t kind, const struct sockaddr *
     } else {
         return;
     }
-    struct iovec parts[2] = {{&head, sizeof(head)}, {(void *)data, size}};
-    struct msghdr msg;
-    memset(&msg, 0, sizeof(msg));
-    msg.msg_iov = parts;
-    msg.msg_iovlen = 2;
-    if (sendmsg(dp->handoff_fd, &msg, MSG_DONTWAIT) < 0)
+    if (dp->queued_bytes + size > HANDOFF_LIMIT) {
         dp->handoff_drops++; /* Python is behind: shed control traffic, never block the relay */
+        return;
+    }
+    Pending *p = PyMem_RawMalloc(sizeof(Pending) + size);
+    if (p == NULL) {
+        dp->handoff_drops++;
+        return;
+    }
+    p->next = NULL;
+    p->head = head;
+    p->size = size;
+    memcpy(p->data, data, size);
+    int was_empty = dp->queue_head == NULL;
+    if (was_empty)
+        dp->queue_head = p;
     else
-        dp->handoffs++;
+        dp->queue_tail->next = p;
+    dp->queue_tail = p;
+    dp->queued_bytes += size;
+    dp->handoffs++;
+    if (was_empty) {
+        uint64_t one = 1;
+        if (write(dp->handoff_fd, &one, sizeof(one)) < 0) { /* the counter is far from full */ }
+    }
 }
 
 /* Send `size` bytes of which `payload` are the application's, within the allocation's bandwidth cap.
@@ -396,30 +428,38 @@ static void from_peer(DataPath *dp, int fd, const struct sockaddr *from, uint8_t
     hand_off(dp, fd, KIND_RELAY, from, data, size);
 }
 
-/* Read what is queued on one socket, up to BUDGET datagrams, in one system call (at low rates that is
- * one datagram and no second call to learn the queue is empty); level-triggered epoll calls again for
- * the rest. The lock is held for the batch, so the socket cannot go away in the middle of it. */
+/* Read what is queued on one socket in batches of up to BUDGET datagrams, one system call each (at low
+ * rates that is one datagram and no second call to learn the queue is empty); level-triggered epoll
+ * calls again for the rest. A relay socket carries one allocation's peers and gets one batch per
+ * wake-up; a listener carries every client's traffic and gets up to LISTENER_BATCHES: with a thousand
+ * relay sockets ready, epoll's round-robin reached the listener once per thousand of them, and with
+ * one batch its queue grew until the kernel dropped (100 ms of latency at 50k datagrams/s). The lock
+ * is held per batch, so the socket cannot go away in the middle of one. */
 static void drain(DataPath *dp, int fd, uint32_t gen) {
-    pthread_mutex_lock(&dp->lock);
-    if (fd >= dp->slot_count || dp->slots[fd].gen != gen || dp->slots[fd].kind == KIND_NONE) {
-        pthread_mutex_unlock(&dp->lock); /* removed since epoll_wait returned */
-        return;
+    for (int batch = 0; batch < LISTENER_BATCHES; batch++) {
+        pthread_mutex_lock(&dp->lock);
+        if (fd >= dp->slot_count || dp->slots[fd].gen != gen || dp->slots[fd].kind == KIND_NONE) {
+            pthread_mutex_unlock(&dp->lock); /* removed since epoll_wait returned */
+            return;
+        }
+        for (int i = 0; i < BUDGET; i++) {
+            dp->messages[i].msg_hdr.msg_namelen = sizeof(struct sockaddr_storage);
+            dp->messages[i].msg_hdr.msg_flags = 0;
+        }
+        int count = recvmmsg(fd, dp->messages, BUDGET, MSG_DONTWAIT, NULL);
+        int listener = dp->slots[fd].kind == KIND_LISTENER;
+        for (int i = 0; i < count; i++) {
+            struct sockaddr *from = (struct sockaddr *)&dp->senders[i];
+            uint8_t *data = dp->vectors[i].iov_base;
+            if (listener)
+                from_client(dp, fd, from, data, dp->messages[i].msg_len);
+            else
+                from_peer(dp, fd, from, data, dp->messages[i].msg_len);
+        }
+        pthread_mutex_unlock(&dp->lock);
+        /* count < BUDGET: the queue is empty (or an error is queued); a relay socket had its turn */
+        if (count < BUDGET || !listener) return;
     }
-    for (int i = 0; i < BUDGET; i++) {
-        dp->messages[i].msg_hdr.msg_namelen = sizeof(struct sockaddr_storage);
-        dp->messages[i].msg_hdr.msg_flags = 0;
-    }
-    int count = recvmmsg(fd, dp->messages, BUDGET, MSG_DONTWAIT, NULL);
-    int listener = dp->slots[fd].kind == KIND_LISTENER;
-    for (int i = 0; i < count; i++) {
-        struct sockaddr *from = (struct sockaddr *)&dp->senders[i];
-        uint8_t *data = dp->vectors[i].iov_base;
-        if (listener)
-            from_client(dp, fd, from, data, dp->messages[i].msg_len);
-        else
-            from_peer(dp, fd, from, data, dp->messages[i].msg_len);
-    }
-    pthread_mutex_unlock(&dp->lock); /* count < 0: EAGAIN, or an error queued on the socket; both end the round */
 }
 
 static void *relay_thread(void *arg) {
@@ -515,6 +555,13 @@ static void free_tables(DataPath *dp) {
             }
         }
     }
+    while (dp->queue_head != NULL) {
+        Pending *next = dp->queue_head->next;
+        PyMem_RawFree(dp->queue_head);
+        dp->queue_head = next;
+    }
+    dp->queue_tail = NULL;
+    dp->queued_bytes = 0;
     PyMem_RawFree(dp->alloc_table);
     PyMem_RawFree(dp->client_table);
     PyMem_RawFree(dp->peer_table);
@@ -604,6 +651,18 @@ static PyObject *DataPath_remove_socket(DataPath *dp, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* pause_socket(fd): stop reading a socket but keep it known, so that routes through it still send from it
+ * (a graceful upgrade hands the listeners to a new daemon, which reads them from then on). */
+static PyObject *DataPath_pause_socket(DataPath *dp, PyObject *args) {
+    int fd;
+    if (!PyArg_ParseTuple(args, "i", &fd)) return NULL;
+    pthread_mutex_lock(&dp->lock);
+    if (fd >= 0 && fd < dp->slot_count && dp->slots[fd].kind != KIND_NONE)
+        epoll_ctl(dp->epoll_fd, EPOLL_CTL_DEL, fd, NULL);
+    pthread_mutex_unlock(&dp->lock);
+    Py_RETURN_NONE;
+}
+
 /* set_allocation(id, rate, routes): replace the routes of one allocation.
  * routes: iterable of (listener_fd, client_host, client_port, number, relay_fd, peer_host, peer_port). */
 static PyObject *DataPath_set_allocation(DataPath *dp, PyObject *args) {
@@ -684,6 +743,45 @@ fail:
     return NULL;
 }
 
+/* take_tokens(id, size, debit=False): draw on an allocation's bucket from Python (Send indications,
+ * stream data), so that the allocation has one cap for all it relays. Without debit: True if the
+ * tokens were there (False: drop). With debit: the tokens are taken even into debt (a byte stream
+ * cannot drop) and the answer is the seconds until the debt is repaid. None for an unknown id. */
+static PyObject *DataPath_take_tokens(DataPath *dp, PyObject *args) {
+    unsigned long long id;
+    Py_ssize_t size;
+    int debit = 0;
+    if (!PyArg_ParseTuple(args, "Kn|p", &id, &size, &debit)) return NULL;
+    if (size < 0) {
+        PyErr_SetString(PyExc_ValueError, "size must not be negative");
+        return NULL;
+    }
+    pthread_mutex_lock(&dp->lock);
+    Alloc *a = find_alloc(dp, id);
+    if (a == NULL) {
+        pthread_mutex_unlock(&dp->lock);
+        Py_RETURN_NONE;
+    }
+    if (a->rate <= 0) {
+        pthread_mutex_unlock(&dp->lock);
+        if (debit) return PyFloat_FromDouble(0.0);
+        Py_RETURN_TRUE;
+    }
+    if (!debit) {
+        int taken = take_tokens(a, (size_t)size);
+        pthread_mutex_unlock(&dp->lock);
+        return PyBool_FromLong(taken);
+    }
+    double now = monotonic();
+    double tokens = a->tokens + (now - a->tokens_at) * a->rate;
+    if (tokens > a->rate) tokens = a->rate;
+    a->tokens_at = now;
+    a->tokens = tokens - (double)size;
+    double wait = a->tokens < 0 ? -a->tokens / a->rate : 0.0;
+    pthread_mutex_unlock(&dp->lock);
+    return PyFloat_FromDouble(wait);
+}
+
 static PyObject *counters_of(Alloc *a) {
     PyObject *row = Py_BuildValue("(KKKKKK)", (unsigned long long)a->id, (unsigned long long)a->packets_to_peer,
                                   (unsigned long long)a->bytes_to_peer, (unsigned long long)a->packets_to_client,
@@ -750,6 +848,53 @@ static PyObject *DataPath_harvest(DataPath *dp, PyObject *unused) {
     return rows;
 }
 
+/* take_handoffs(limit) -> [(fd, gen, kind, family, port, addr16, data)]: up to `limit` datagrams handed
+ * to Python, oldest first. Read the eventfd before calling: when some stay queued it is written again. */
+static PyObject *DataPath_take_handoffs(DataPath *dp, PyObject *args) {
+    Py_ssize_t limit;
+    if (!PyArg_ParseTuple(args, "n", &limit)) return NULL;
+    pthread_mutex_lock(&dp->lock);
+    Pending *taken = dp->queue_head;
+    Pending *last = NULL;
+    Py_ssize_t count = 0;
+    for (Pending *p = taken; p != NULL && count < limit; p = p->next) {
+        last = p;
+        count++;
+        dp->queued_bytes -= p->size;
+    }
+    if (last != NULL) {
+        dp->queue_head = last->next;
+        if (dp->queue_head == NULL)
+            dp->queue_tail = NULL;
+        else {
+            uint64_t one = 1;
+            if (write(dp->handoff_fd, &one, sizeof(one)) < 0) { /* the counter is far from full */ }
+        }
+        last->next = NULL;
+    } else {
+        taken = NULL;
+    }
+    pthread_mutex_unlock(&dp->lock);
+    PyObject *rows = PyList_New(count);
+    Py_ssize_t i = 0;
+    while (taken != NULL) {
+        Pending *next = taken->next;
+        if (rows != NULL) {
+            PyObject *row = Py_BuildValue("(iIBBHy#y#)", taken->head.fd, taken->head.gen, taken->head.kind,
+                                          taken->head.family, taken->head.port, (const char *)taken->head.addr,
+                                          (Py_ssize_t)16, (const char *)taken->data, (Py_ssize_t)taken->size);
+            if (row == NULL) {
+                Py_CLEAR(rows);
+            } else {
+                PyList_SET_ITEM(rows, i++, row);
+            }
+        }
+        PyMem_RawFree(taken);
+        taken = next;
+    }
+    return rows;
+}
+
 static PyObject *DataPath_stats(DataPath *dp, PyObject *unused) {
     pthread_mutex_lock(&dp->lock);
     PyObject *out = Py_BuildValue("{sKsKsKsn}", "send_errors", (unsigned long long)dp->send_errors, "handoffs",
@@ -767,12 +912,20 @@ static PyMethodDef DataPath_methods[] = {
      "socket. Hand-offs from it carry the generation."},
     {"remove_socket", (PyCFunction)DataPath_remove_socket, METH_VARARGS,
      "remove_socket(fd): stop reading it; call before closing the socket."},
+    {"pause_socket", (PyCFunction)DataPath_pause_socket, METH_VARARGS,
+     "pause_socket(fd): stop reading it; routes keep sending from it."},
     {"set_allocation", (PyCFunction)DataPath_set_allocation, METH_VARARGS,
      "set_allocation(id, rate, routes): replace the routes of an allocation; rate in bytes/s, 0 for none."},
     {"remove_allocation", (PyCFunction)DataPath_remove_allocation, METH_VARARGS,
      "remove_allocation(id): forget it; returns its counters not yet harvested, or None."},
     {"harvest", (PyCFunction)DataPath_harvest, METH_NOARGS,
      "harvest(): counters of allocations that relayed since the last harvest, as deltas."},
+    {"take_tokens", (PyCFunction)DataPath_take_tokens, METH_VARARGS,
+     "take_tokens(id, size, debit=False): draw on the allocation's bandwidth bucket; True/False, with debit the "
+     "seconds until the debt is repaid; None for an unknown id."},
+    {"take_handoffs", (PyCFunction)DataPath_take_handoffs, METH_VARARGS,
+     "take_handoffs(limit): up to limit datagrams for Python as (fd, gen, kind, family, port, addr16, data); read "
+     "the eventfd first."},
     {"stats", (PyCFunction)DataPath_stats, METH_NOARGS, "stats(): send errors, hand-offs, dropped hand-offs, routes."},
     {NULL, NULL, 0, NULL},
 };

@@ -17,21 +17,24 @@ The relay thread counts packets and bytes per allocation; :meth:`harvest`
 adds them to the core's ``Allocation`` counters before the core handles an
 input (so an allocation that ends carries its counts into its log line), and
 the residue of a deleted allocation is added to its ``AllocationDeleted``
-event. The bandwidth cap is a token bucket of the thread's own per
-allocation, with the same rate and burst as the core's; Send indications
-still draw on the core's bucket.
+event. The bandwidth cap is one token bucket per allocation, kept by the
+thread: once an allocation is installed, its :attr:`Allocation.bucket` is an
+:class:`EngineBucket` drawing on the thread's, so ChannelData relayed in C
+and everything relayed through the core (Send indications, Data indications,
+TCP/TLS clients, RFC 6062 data connections) share one cap.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import os
 import socket
-import struct
 from typing import TYPE_CHECKING
 
 from netcore.net import Address, Receive
 from netcore.turn import wire
-from netcore.turn.allocation import Allocation
+from netcore.turn.allocation import Allocation, TokenBucket
 from netcore.turn.server_events import AllocationDeleted
 
 if TYPE_CHECKING:
@@ -42,16 +45,38 @@ try:
 except ImportError:  # built without a C compiler: the endpoint relays in Python
     _datapath = None
 
-__all__ = ["NativeDataPath", "available"]
+__all__ = ["EngineBucket", "NativeDataPath", "available"]
 
-_HANDOFF = struct.Struct("=iIBBH16s")  # Handoff in _datapath.c
 _BUDGET = 64  # hand-offs served per callback
-_HANDOFF_BUFFER = 8 * 1024 * 1024
 
 
 def available() -> bool:
     """True when the C extension was built."""
     return _datapath is not None
+
+
+class EngineBucket:
+    """An allocation's bandwidth bucket kept by the relay thread (the same methods as :class:`TokenBucket`).
+
+    The thread's clock is CLOCK_MONOTONIC, which is the event loop's too, so
+    ``now`` is not needed. Until the thread knows the allocation (or after it
+    forgot it) the allocation's own bucket answers.
+    """
+
+    __slots__ = ("engine", "ident", "fallback")
+
+    def __init__(self, engine: object, ident: int, fallback: TokenBucket) -> None:
+        self.engine = engine
+        self.ident = ident
+        self.fallback = fallback
+
+    def take(self, size: int, now: float, rate: float) -> bool:
+        taken = self.engine.take_tokens(self.ident, size)
+        return self.fallback.take(size, now, rate) if taken is None else taken
+
+    def debit(self, size: int, now: float, rate: float) -> float:
+        wait = self.engine.take_tokens(self.ident, size, True)
+        return self.fallback.debit(size, now, rate) if wait is None else wait
 
 
 class NativeDataPath:
@@ -60,26 +85,15 @@ class NativeDataPath:
     def __init__(self, endpoint: TurnServerEndpoint) -> None:
         if _datapath is None:
             raise RuntimeError("netcore.turn._datapath was not built")
-        assert _HANDOFF.size == _datapath.HANDOFF_HEADER
         self.endpoint = endpoint
         self.core = endpoint.core
-        self._thread_end, self._reader = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
-        for sock in (self._thread_end, self._reader):
-            sock.setblocking(False)
-            for option in (getattr(socket, "SO_SNDBUFFORCE", None), getattr(socket, "SO_RCVBUFFORCE", None)):
-                if option is not None:
-                    try:
-                        sock.setsockopt(socket.SOL_SOCKET, option, _HANDOFF_BUFFER)
-                    except OSError:
-                        pass
-        self.engine = _datapath.DataPath(self._thread_end.fileno(), self.core.config.channel_max)
+        self._wakeup = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)  # written when hand-offs wait
+        self.engine = _datapath.DataPath(self._wakeup, self.core.config.channel_max)
         self.core.watch_changes()
         self.sockets: dict[int, tuple[int, int, Address]] = {}  # fd -> (kind, generation, local address)
         self.routed: dict[int, Allocation] = {}  # id(allocation) -> allocation with routes installed
         self._residue: dict[tuple[Address, Address], tuple[int, int, int, int]] = {}
-        self._buffer = bytearray(_HANDOFF.size + 65536)
-        self._view = memoryview(self._buffer)
-        endpoint.loop.add_reader(self._reader.fileno(), self._handoff_readable)
+        endpoint.loop.add_reader(self._wakeup, self._handoff_readable)
         self.engine.start()
 
     # -- sockets ----------------------------------------------------------------------
@@ -94,6 +108,10 @@ class NativeDataPath:
         fd = sock.fileno()
         self.sockets[fd] = (kind, self.engine.add_socket(fd, kind), local)
 
+    def pause(self, sock: socket.socket) -> None:
+        """Stop reading ``sock`` but keep sending from it: routes through it keep relaying towards clients."""
+        self.engine.pause_socket(sock.fileno())
+
     def remove(self, sock: socket.socket) -> None:
         """Before ``sock`` is closed: the thread stops reading it and its routes stop matching."""
         fd = sock.fileno()
@@ -107,9 +125,8 @@ class NativeDataPath:
         for fd in list(self.sockets):
             self.engine.remove_socket(fd)
         self.sockets.clear()
-        self.endpoint.loop.remove_reader(self._reader.fileno())
-        self._reader.close()
-        self._thread_end.close()
+        self.endpoint.loop.remove_reader(self._wakeup)
+        os.close(self._wakeup)
 
     # -- routes and counters ------------------------------------------------------------
 
@@ -124,6 +141,8 @@ class NativeDataPath:
                 continue
             self.engine.set_allocation(id(allocation), rate, self._routes(allocation))
             self.routed[id(allocation)] = allocation
+            if not isinstance(allocation.bucket, EngineBucket):
+                allocation.bucket = EngineBucket(self.engine, id(allocation), allocation.bucket)
 
     def _routes(self, allocation: Allocation) -> list[tuple]:
         listener = self.endpoint.listeners.get(allocation.listener)
@@ -187,23 +206,24 @@ class NativeDataPath:
         self.harvest()
         core = self.core
         now = self.endpoint.loop.time()
-        view = self._view
-        header = _HANDOFF.size
-        recv_into = self._reader.recv_into
-        for _ in range(_BUDGET):
-            try:
-                size = recv_into(self._buffer)
-            except (BlockingIOError, InterruptedError):
-                break
-            fd, generation, kind, family, port, raw = _HANDOFF.unpack_from(self._buffer)
-            known = self.sockets.get(fd)
+        with contextlib.suppress(BlockingIOError):
+            os.eventfd_read(self._wakeup)  # before taking: a hand-off queued after this wakes us again
+        sockets = self.sockets
+        divert = self.endpoint.divert
+        relay_to_stream = self.endpoint.relay_to_stream
+        for fd, generation, kind, family, port, raw, data in self.engine.take_handoffs(_BUDGET):
+            known = sockets.get(fd)
             if known is None or known[1] != generation:
                 continue  # the socket went away after the thread read this
             if family == 4:
                 sender = (socket.inet_ntop(socket.AF_INET, raw[:4]), port)
             else:
                 sender = (socket.inet_ntop(socket.AF_INET6, raw), port)
-            data = bytes(view[header:size])
+            if kind == _datapath.LISTENER:
+                if divert is not None and divert(data, sender, known[2]):
+                    continue
+            elif relay_to_stream(data, sender, known[2], now):
+                continue  # a peer's datagram for a TCP/TLS client with a channel
             try:
                 core.handle_datagram(Receive(data, sender, known[2]), now)  # a listener or a relayed address
             except Exception as exc:  # one input must not end the batch nor skip the flush

@@ -26,6 +26,7 @@ compiler.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import logging
 import socket
@@ -49,6 +50,7 @@ _BUFFER_SIZE = 65536 + 4
 _TCP_EVENTS = (PeerConnectRequested, ConnectionBound, PeerConnectionClosed)
 _CHANNEL_HEADER = struct.Struct("!HH")
 _pack_header = _CHANNEL_HEADER.pack_into
+_PADDING = (b"", b"\0\0\0", b"\0\0", b"\0")  # by length & 3: ChannelData over streams ends on 4 bytes
 SOCKET_BUFFER = 4 * 1024 * 1024
 
 
@@ -245,6 +247,9 @@ class TurnServerEndpoint:
         self.listeners: dict[Address, socket.socket] = {}
         self.streams: dict[tuple[Address, Address], TurnStreamProtocol] = {}  # (listener, client) ->
         self.stream_servers: list[asyncio.AbstractServer] = []
+        self.stream_keys: list[tuple[Address, asyncio.AbstractServer]] = []  # (host, port, "tcp"|"tls") ->
+        # A graceful upgrade's successor side (netcore.turn.handover): datagrams of the old daemon's clients.
+        self.divert: Callable[[bytes, Address, Address], bool] | None = None
         self.limits = StreamLimits.for_process(core.config.total_quota)
         self.stream_sources: dict[str, int] = {}  # client IP -> open TCP/TLS connections
         self.stream_buffered = 0  # bytes held in partial frames over every connection
@@ -287,7 +292,31 @@ class TurnServerEndpoint:
             lambda: TurnStreamProtocol(self, local), sock=sock, ssl=ssl_context,
             ssl_handshake_timeout=self.limits.auth_timeout if ssl_context is not None else None)
         self.stream_servers.append(server)
+        self.stream_keys.append((local, server))
         return local
+
+    def stream_server_keys(self) -> list[tuple[Address, asyncio.AbstractServer]]:
+        return [(key, server) for key, server in self.stream_keys if server.sockets]
+
+    def stop_listening(self) -> None:
+        """A graceful upgrade handed the listeners over: stop reading them (still sending from them)
+        and stop accepting connections; allocations, relay sockets and connections stay."""
+        for sock in self.listeners.values():
+            if self.native is not None:
+                self.native.pause(sock)
+            else:
+                self.loop.remove_reader(sock.fileno())
+        for server in self.stream_servers:
+            server.close()
+
+    def receive_forwarded(self, data: bytes, client: Address, listener: Address) -> None:
+        """A datagram the successor read on ``listener`` for one of our clients (flush after a batch)."""
+        now = self.loop.time()
+        self.update_counters()
+        try:
+            self.core.handle_datagram(Receive(data, client, listener), now)
+        except Exception as exc:  # one input must not end the batch nor skip the flush
+            self.faults.record(exc, client, now)
 
     def _relay_opened(self, relayed: Address, sock: socket.socket, family: int, transport: int) -> None:
         if transport == wire.TRANSPORT_TCP:
@@ -389,7 +418,8 @@ class TurnServerEndpoint:
             self.native.close()
         for sock in self.listeners.values():
             if self.native is None:
-                self.loop.remove_reader(sock.fileno())
+                with contextlib.suppress(ValueError, OSError):
+                    self.loop.remove_reader(sock.fileno())
             sock.close()
         self.listeners.clear()
         if self._timer is not None:
@@ -440,6 +470,8 @@ class TurnServerEndpoint:
                         allocation.bytes_to_peer += length
                         continue
             slow = True
+            if self.divert is not None and self.divert(bytes(view[:size]), addr, local):
+                continue
             try:
                 core.handle_datagram(Receive(bytes(view[:size]), addr, local), now)
             except Exception as exc:  # one input must not end the batch nor skip the flush
@@ -494,6 +526,8 @@ class TurnServerEndpoint:
                 allocation.packets_to_client += 1
                 allocation.bytes_to_client += size
                 continue
+            if out is None and self.relay_to_stream(bytes(receive[:size]), peer, relayed, now):
+                continue
             slow = True
             try:
                 core.handle_datagram(Receive(bytes(receive[:size]), peer, relayed), now)
@@ -501,6 +535,54 @@ class TurnServerEndpoint:
                 self.faults.record(exc, peer, now)
         if slow:
             self.flush()
+
+    # -- TCP/TLS clients' fast paths (the core decides, through the same route tables) ---------------
+
+    def relay_stream_channel_data(self, frame: bytes, client: Address, listener: Address, now: float) -> bool:
+        """ChannelData a TCP/TLS client sent, on a route: sent to the peer here; False for the core."""
+        core = self.core
+        allocation = core.clients.get(listener, {}).get(client)
+        if allocation is None:
+            return False
+        route = allocation.routes.get((frame[0] << 8) | frame[1])
+        length = (frame[2] << 8) | frame[3]
+        if route is None or length > len(frame) - 4:
+            return False
+        max_bps = core.config.max_bps
+        if max_bps and not allocation.take_tokens(length, now, max_bps):
+            core.stats.bandwidth_dropped += 1
+            return True
+        sink = self.relays.sockets.get(route.relayed)
+        if sink is None:
+            return False
+        try:
+            sink.sendto(frame[4:4 + length], route.peer)
+        except OSError:
+            self.send_errors += 1
+            return True
+        allocation.packets_to_peer += 1
+        allocation.bytes_to_peer += length
+        return True
+
+    def relay_to_stream(self, data: bytes, peer: Address, relayed: Address, now: float) -> bool:
+        """A peer's datagram for a TCP/TLS client with a channel: framed and written here; False for the core."""
+        core = self.core
+        allocation = core.by_relayed.get(relayed)
+        if allocation is None:
+            return False
+        route = allocation.peer_routes.get(peer)
+        stream = self.streams.get((allocation.listener, allocation.client)) if route is not None else None
+        if stream is None:
+            return False
+        size = len(data)
+        max_bps = core.config.max_bps
+        if max_bps and not allocation.take_tokens(size, now, max_bps):
+            core.stats.bandwidth_dropped += 1
+            return True
+        stream.write(_CHANNEL_HEADER.pack(route.number, size) + data + _PADDING[size & 3])  # section 12.5
+        allocation.packets_to_client += 1
+        allocation.bytes_to_client += size
+        return True
 
     # -- the control plane ---------------------------------------------------------------------
 

@@ -108,15 +108,18 @@ class TurnStreamProtocol(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         if self.pipe is not None:
-            self.pipe.transport.write(data)
-            self.pipe.count(to_peer=len(data))
+            self.pipe.relay(data, to_peer=True)
             return
         endpoint = self.endpoint
         core = endpoint.core
         now = endpoint.loop.time()
         try:
             transport = transport_of(self.local)
+            channel_data = core.channel_first_bytes
+            relay = endpoint.relay_stream_channel_data
             for frame in self.framer.feed(data):
+                if frame[0] in channel_data and relay(frame, self.addr, self.local, now):
+                    continue  # the fast path: ChannelData on a route, straight to the peer
                 core.handle_datagram(Receive(frame, self.addr, self.local, transport), now)
         except TurnParseError as exc:
             log.debug("closing %s: %s", self.addr, exc)
@@ -182,6 +185,27 @@ class TurnStreamProtocol(asyncio.Protocol):
             endpoint.flush()
 
 
+class _Metered:
+    """One direction of an RFC 6062 pipe: bytes past the bandwidth tokens, waiting for the debt to be repaid."""
+
+    __slots__ = ("held", "handle")
+
+    def __init__(self) -> None:
+        self.held = bytearray()
+        self.handle: asyncio.TimerHandle | None = None
+
+
+def _release(metered: _Metered, sink: asyncio.Transport, source: asyncio.Transport) -> None:
+    """The debt is repaid: write what waited and read the source again."""
+    metered.handle = None
+    data = bytes(metered.held)
+    metered.held.clear()
+    if not sink.is_closing():
+        sink.write(data)
+    if not source.is_closing():
+        source.resume_reading()
+
+
 class PeerTcpProtocol(asyncio.Protocol):
     """One RFC 6062 peer connection: buffered until bound, then piped to the client data connection.
 
@@ -201,6 +225,7 @@ class PeerTcpProtocol(asyncio.Protocol):
         self.pending = bytearray()
         self.closed = False
         self.allocation = endpoint.core.by_relayed.get(relayed)  # counts the bytes piped each way
+        self._metered = {True: _Metered(), False: _Metered()}  # to the peer, to the client
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -216,12 +241,43 @@ class PeerTcpProtocol(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         if self.pipe is not None and self.pipe.transport is not None:
-            self.pipe.transport.write(data)
-            self.count(to_client=len(data))
+            self.relay(data, to_peer=False)
             return
         self.pending += data
         if len(self.pending) >= self.BUFFER_LIMIT and self.transport is not None:
             self.transport.pause_reading()
+
+    def relay(self, data: bytes, to_peer: bool) -> None:
+        """Pipe ``data`` one way, within the allocation's bandwidth cap (``--max-bps``).
+
+        The bytes draw on the allocation's one bucket, the one its datagrams
+        draw on too. A stream cannot drop bytes: past the tokens, the bytes
+        wait (the bucket in debt) and the side they came from is not read
+        until they are written when the debt is repaid.
+        """
+        pipe = self.pipe
+        if pipe is None or pipe.transport is None or self.transport is None:
+            return
+        sink, source = (self.transport, pipe.transport) if to_peer else (pipe.transport, self.transport)
+        self.count(to_peer=len(data) if to_peer else 0, to_client=0 if to_peer else len(data))
+        metered = self._metered[to_peer]
+        rate = self.endpoint.core.config.max_bps
+        if not rate or self.allocation is None:
+            if metered.handle is None:
+                sink.write(data)
+            else:
+                metered.held += data  # keep the order behind what waits
+            return
+        loop = self.endpoint.loop
+        wait = self.allocation.bucket.debit(len(data), loop.time(), rate)
+        if metered.handle is not None:
+            metered.held += data
+        elif wait <= 0:
+            sink.write(data)
+        else:
+            metered.held += data
+            source.pause_reading()
+            metered.handle = loop.call_later(wait, _release, metered, sink, source)
 
     def count(self, to_peer: int = 0, to_client: int = 0) -> None:
         """Bytes piped, into the allocation's counters (its log line and the metrics)."""
@@ -231,11 +287,10 @@ class PeerTcpProtocol(asyncio.Protocol):
 
     def flush_to_pipe(self) -> None:
         if self.pipe is not None and self.pipe.transport is not None and self.transport is not None:
-            if self.pending:
-                self.pipe.transport.write(bytes(self.pending))
-                self.count(to_client=len(self.pending))
-                self.pending.clear()
             self.transport.resume_reading()
+            if self.pending:
+                self.relay(bytes(self.pending), to_peer=False)
+                self.pending.clear()
 
     def pause_writing(self) -> None:
         if self.pipe is not None and self.pipe.transport is not None:

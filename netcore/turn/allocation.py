@@ -24,7 +24,7 @@ from __future__ import annotations
 from netcore.net import Address, Transport
 from netcore.turn import wire
 
-__all__ = ["Allocation", "Channel", "Route", "family_of", "transport_of"]
+__all__ = ["Allocation", "Channel", "Route", "TokenBucket", "family_of", "transport_of"]
 
 
 def family_of(host: str) -> int:
@@ -64,6 +64,41 @@ class Route:
         return f"Route({self.number:#06x}, {self.peer} via {self.relayed})"
 
 
+class TokenBucket:
+    """The bandwidth cap of one allocation: ``rate`` bytes/s with one second of burst.
+
+    One bucket per allocation, drawn on by everything it relays: ChannelData,
+    Send and Data indications, RFC 6062 data connections. An adapter whose
+    data path keeps a bucket elsewhere (the compiled one) puts an object with
+    the same two methods in :attr:`Allocation.bucket`, so both draw on one.
+    """
+
+    __slots__ = ("tokens", "at")
+
+    def __init__(self, tokens: float, now: float) -> None:
+        self.tokens = tokens
+        self.at = now
+
+    def _refill(self, now: float, rate: float) -> float:
+        tokens = self.tokens + (now - self.at) * rate
+        self.at = now
+        return rate if tokens > rate else tokens
+
+    def take(self, size: int, now: float, rate: float) -> bool:
+        """Take ``size`` tokens if there are that many; False means drop the datagram."""
+        tokens = self._refill(now, rate)
+        if tokens < size:
+            self.tokens = tokens
+            return False
+        self.tokens = tokens - size
+        return True
+
+    def debit(self, size: int, now: float, rate: float) -> float:
+        """Take ``size`` tokens even into debt (a byte stream cannot drop); seconds until it is repaid."""
+        self.tokens = self._refill(now, rate) - size
+        return -self.tokens / rate if self.tokens < 0 else 0.0
+
+
 class Allocation:
     """The state of one allocation; :attr:`routes` and :attr:`peer_routes` are what data paths read."""
 
@@ -71,7 +106,7 @@ class Allocation:
         "listener", "client", "username", "transaction_id", "response", "relayed", "relay_by_family",
         "expiry", "permissions", "channels", "peer_channels", "cooldown", "routes", "peer_routes",
         "packets_to_peer", "bytes_to_peer", "packets_to_client", "bytes_to_client",
-        "tokens", "tokens_at", "dropped", "transport", "connections",
+        "bucket", "dropped", "transport", "connections",
     )
 
     def __init__(self, listener: Address, client: Address, username: str, transaction_id: bytes,
@@ -92,8 +127,7 @@ class Allocation:
         self.peer_routes: dict[Address, Route] = {}  # peer (host, port) -> route
         self.packets_to_peer = self.bytes_to_peer = 0
         self.packets_to_client = self.bytes_to_client = 0
-        self.tokens = burst
-        self.tokens_at = now
+        self.bucket = TokenBucket(burst, now)
         self.dropped = 0
         self.transport = wire.TRANSPORT_UDP
         self.connections: set[int] = set()  # RFC 6062 connection ids of a TCP allocation
@@ -118,13 +152,5 @@ class Allocation:
             peer_routes[peer] = route
 
     def take_tokens(self, size: int, now: float, rate: int) -> bool:
-        """Token bucket of ``rate`` bytes/s and one second of burst; False means drop."""
-        tokens = self.tokens + (now - self.tokens_at) * rate
-        if tokens > rate:
-            tokens = rate
-        self.tokens_at = now
-        if tokens < size:
-            self.tokens = tokens
-            return False
-        self.tokens = tokens - size
-        return True
+        """Draw ``size`` bytes on the allocation's one bandwidth bucket; False means drop."""
+        return self.bucket.take(size, now, rate)

@@ -227,28 +227,36 @@ class StreamFramer:
         self._buffer = bytearray()
 
     def feed(self, data: bytes) -> Iterator[bytes]:
-        """Add bytes; yield every complete frame, padding of ChannelData removed."""
+        """Add bytes; yield every complete frame, padding of ChannelData removed.
+
+        Frames are cut at an offset and the consumed bytes deleted once per
+        call (deleting each frame from the front moved the rest every time).
+        """
         self._buffer += data
         buffer = self._buffer
-        while len(buffer) >= 4:
-            first = buffer[0]
-            (length,) = struct.unpack_from("!H", buffer, 2)
-            kind = classify(buffer)  # RFC 9443 by the first byte, as everywhere
-            if kind is PacketKind.STUN:
-                size = HEADER_LENGTH + length
-                take = size
-            elif kind is PacketKind.CHANNEL_DATA or 0x50 <= first <= self._channel_top:  # + RFC 5766's
-                size = 4 + length
-                take = size + (-length & 3)
-            else:
-                raise TurnParseError(f"stream byte {first:#04x} starts neither STUN nor ChannelData")
-            if take > self.max_frame:
-                raise TurnParseError(f"frame of {take} bytes is larger than {self.max_frame}")
-            if len(buffer) < take:
-                return
-            frame = bytes(buffer[:size])
-            del buffer[:take]
-            yield frame
+        offset = 0
+        try:
+            while len(buffer) - offset >= 4:
+                first = buffer[offset]
+                length = (buffer[offset + 2] << 8) | buffer[offset + 3]
+                kind = classify(buffer[offset:offset + 2])  # RFC 9443 by the first byte, as everywhere
+                if kind is PacketKind.STUN:
+                    size = HEADER_LENGTH + length
+                    take = size
+                elif kind is PacketKind.CHANNEL_DATA or 0x50 <= first <= self._channel_top:  # + RFC 5766's
+                    size = 4 + length
+                    take = size + (-length & 3)
+                else:
+                    raise TurnParseError(f"stream byte {first:#04x} starts neither STUN nor ChannelData")
+                if take > self.max_frame:
+                    raise TurnParseError(f"frame of {take} bytes is larger than {self.max_frame}")
+                if len(buffer) - offset < take:
+                    return
+                frame = bytes(buffer[offset:offset + size])
+                offset += take
+                yield frame
+        finally:
+            del buffer[:offset]
 
     @property
     def buffered(self) -> int:

@@ -109,6 +109,7 @@ OPTIONS: tuple[tuple[str, Any, bool, Any, str], ...] = (
     ("tls-listen", parse_hostport, True, [], "TLS-over-TCP address to serve on (needs --cert and --key); repeatable"),
     ("cert", str, False, None, "TLS certificate chain file (PEM); re-read on SIGHUP"),
     ("key", str, False, None, "TLS private key file (PEM); re-read on SIGHUP"),
+    ("handover", str, False, None, "Unix socket path for graceful upgrades: a daemon started with the same path takes the listeners over while this one drains its allocations"),
 )
 
 
@@ -201,4 +202,6 @@ def load_settings(args: argparse.Namespace) -> Settings:
         raise UsageError("--data-path is native or python")
     if values["workers"] < 1:
         raise UsageError("--workers must be at least 1")
+    if values["handover"] and values["workers"] > 1:
+        raise UsageError("--handover serves one worker (--workers 1)")
     return Settings(values)

@@ -7,7 +7,9 @@ each client's 5-tuple on one worker) and split the relay port range.
 
 Signals: SIGTERM/SIGINT close every allocation (logging each) and exit 0;
 SIGHUP re-reads the config file and flags and applies users, secrets, realm
-and peer rules without dropping allocations.
+and peer rules without dropping allocations. ``--handover PATH``: a daemon
+started with the same path takes over the listening sockets while this one
+drains its allocations and then exits (:mod:`netcore.turn.handover`).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from netcore.errors import UsageError
 from netcore.turn import wire
 from netcore.turn import aio_native
 from netcore.turn.aio_server import TurnServerEndpoint, SocketRelays, open_stream_socket, open_udp_socket
+from netcore.turn.handover import Predecessor, Successor
 from netcore.turn.server import TurnServer
 from netcore.turn.server_events import AllocationDeleted, AllocationGranted, AllocationRenewed
 from servers.analytics.producer import AnalyticsProducer, open_writer
@@ -127,16 +130,26 @@ async def serve(parser_args, settings: Settings) -> int:
     if native and not aio_native.available():
         log.warning("the C data path was not built (no compiler at install time): relaying in Python")
     producer = None
-    on_event = log_event
+    allocations = None
     if settings["analytics"] or settings["analytics-redis"]:
         producer = AnalyticsProducer(settings["node"] or socket.gethostname(),
                                      open_writer(settings["analytics-redis"], settings["analytics"]))
         allocations = AllocationEvents(producer)
+    successor: Successor | None = None
 
-        def on_event(event: object) -> None:
-            log_event(event)
+    def on_event(event: object) -> None:
+        log_event(event)
+        if allocations is not None:
             allocations.on_event(event)
+        if successor is not None:
+            successor.observe(event)
+
     endpoint = TurnServerEndpoint(core, relays, on_event, native=native)
+    predecessor = Predecessor.connect(settings["handover"], loop) if settings["handover"] else None
+    if predecessor is not None:
+        endpoint.divert = predecessor.divert
+        log.info("took over the listeners of the daemon at %s: its allocations=%d", settings["handover"],
+                 len(predecessor.owned))
     # Stream listeners first: once UDP answers a Binding request, everything is up.
     ssl_context = None
     if settings["tls-listen"]:
@@ -145,12 +158,17 @@ async def serve(parser_args, settings: Settings) -> int:
         ssl_context.num_tickets = 0  # no resumption; turnutils_uclient fails its TLS 1.3 handshakes otherwise
     for kind, addresses in (("tcp", settings["tcp-listen"]), ("tls", settings["tls-listen"])):
         for host, port in addresses:
-            sock = _bind(open_stream_socket, host, port, reuse_port=workers > 1)
+            sock = predecessor.take_stream((host, port), kind) if predecessor is not None else None
+            if sock is None:
+                sock = _bind(open_stream_socket, host, port, reuse_port=workers > 1)
             await endpoint.add_stream_listener(sock, ssl_context if kind == "tls" else None)
             log.info("listening %s %s worker=%d", kind, _fmt((host, port)), index)
     inherited = [int(fd) for fd in parser_args.inherit_fds.split(",")] if parser_args.inherit_fds else []
     for number, (host, port) in enumerate(settings["listen"]):
-        if inherited:
+        taken = predecessor.take_udp((host, port)) if predecessor is not None else None
+        if taken is not None:
+            sock = taken
+        elif inherited:
             sock = socket.socket(fileno=inherited[number])
             sock.setblocking(False)
         else:
@@ -183,11 +201,17 @@ async def serve(parser_args, settings: Settings) -> int:
         except (OSError, UsageError, ValueError, ssl.SSLError) as exc:
             log.error("reload failed, keeping the old settings: %s", exc)
 
+    if settings["handover"]:
+        successor = Successor(settings["handover"], endpoint, stop.set)
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     loop.add_signal_handler(signal.SIGHUP, reload)
     await stop.wait()
     log.info("shutting down allocations=%d", len(core.allocations))
+    if successor is not None:
+        successor.close()
+    if predecessor is not None:
+        predecessor.close()
     endpoint.close()
     if metrics_server is not None:
         metrics_server.close()

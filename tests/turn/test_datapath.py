@@ -146,6 +146,61 @@ async def test_bandwidth_cap_drops_the_excess(data_path):
     peer_transport.close()
 
 
+async def test_channel_data_and_send_indications_draw_on_one_bucket(data_path):
+    """A client mixing both kinds of data gets the cap once, not once per kind."""
+    loop = asyncio.get_running_loop()
+    inboxes = []
+    for _ in range(2):
+        transport, inbox = await loop.create_datagram_endpoint(Inbox, local_addr=("127.0.0.1", 0))
+        inboxes.append((transport, inbox, transport.get_extra_info("sockname")))
+    (_, channel_inbox, channel_peer), (_, send_inbox, send_peer) = inboxes
+    async with turn_server(data_path, max_bps=10_000) as (endpoint, server, _):
+        client = await open_turn_endpoint(server, USER, PASSWORD)
+        await client.bind_channel(channel_peer)  # also the permission for send_peer's IP
+        for _ in range(100):  # 2 x 100 kB at once against 10 kB/s with one second of burst
+            client.sendto(bytes(1000), channel_peer)  # ChannelData
+            client.sendto(bytes(1000), send_peer)  # a Send indication
+        received = 0
+        for inbox in (channel_inbox, send_inbox):
+            with contextlib.suppress(asyncio.TimeoutError):
+                while True:
+                    await asyncio.wait_for(inbox.queue.get(), 0.5)
+                    received += 1
+        assert 9 <= received <= 12
+        endpoint.update_counters()
+        assert endpoint.core.stats.bandwidth_dropped == 200 - received
+        await client.close()
+    for transport, _, _ in inboxes:
+        transport.close()
+
+
+async def test_a_burst_of_requests_is_answered_whole(data_path):
+    """300 Binding requests of 1 kB at once (many clients arriving together): none is shed on the way to the core."""
+    import socket
+
+    from netcore.stun.message import BINDING, Message, MessageClass
+
+    async with turn_server(data_path) as (endpoint, server, _):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+        sock.setblocking(False)
+        sent = {bytes([i // 256, i % 256]) * 6 for i in range(300)}
+        for transaction_id in sent:
+            request = Message(BINDING, MessageClass.REQUEST, transaction_id)
+            request.add_raw(0x8030, bytes(1000))  # an unknown comprehension-optional attribute, ignored
+            sock.sendto(request.encode(), server)
+        answered = set()
+        loop = asyncio.get_running_loop()
+        with contextlib.suppress(asyncio.TimeoutError):
+            while len(answered) < len(sent):
+                data = await asyncio.wait_for(loop.sock_recv(sock, 2048), 2)
+                answered.add(Message.parse(data).transaction_id)
+        sock.close()
+        assert answered == sent
+        if endpoint.native is not None:
+            assert endpoint.native.stats()["handoff_drops"] == 0
+
+
 async def test_reused_relay_ports_never_get_another_allocations_traffic(data_path):
     """Allocations come and go on three relay ports; each round's echo is its own."""
     peer_transport, peer = await echo_peer()

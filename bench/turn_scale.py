@@ -1,0 +1,260 @@
+"""Relay benchmark at an operator's scale: many allocations at once, netcore-turn beside coturn.
+
+Both servers run side by side for the whole benchmark, configured alike (one
+worker / ``--relay-threads=1``, or ``--workers N`` / ``--relay-threads=N``).
+For each server a fleet of sans-IO TURN clients (``tests/turn/fleet.py``)
+creates the allocations through the 401 exchange, binds one channel each to
+a C echo peer, and the C generator (``bench/turn_relay_gen.c -m``) then
+drives every allocation's 5-tuple at once. Printed per server and load:
+
+* set-up rates: allocations/s through the 401 exchange, ChannelBinds/s,
+  Refreshes/s and deletes/s (the fleet is the same Python client for both);
+* memory per allocation: the server's RSS after the allocations and their
+  channels minus before, divided by their number (all processes of a server);
+* CPU microseconds per relayed packet (``/proc/PID/task/*/schedstat`` of
+  every process, divided by the packets relayed both ways) and loss;
+* round-trip p50/p99 and the latency added over the same flows without a
+  relay (``direct``);
+
+then the ratios netcore/coturn. Loads: 1,000 allocations at 50 packets/s of
+160 B and 100 allocations at 300 packets/s of 1,200 B (``--loads``). Runs go
+round by round, each round every server once in a rotated order; medians.
+Usage: ``python bench/turn_scale.py [--rounds N] [--seconds S] [--workers N]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.conftest import free_port  # noqa: E402
+from tests.peers import running, wait_for_stun  # noqa: E402
+from tests.turn.fleet import Fleet  # noqa: E402
+from tests.turn.live import free_port_range  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).parent))
+from turn_relay import build, median  # noqa: E402
+
+USER, PASSWORD, REALM = "bench", "bench", "bench.example"
+CHANNEL = 0x4000
+
+
+def start_netcore(workdir: Path, port: int, low: int, high: int, workers: int):
+    cmd = [sys.executable, "-m", "servers.turn.main", "--listen", f"127.0.0.1:{port}", "--realm", REALM,
+           "--user", f"{USER}:{PASSWORD}", "--allow-loopback-peers", "--min-port", str(low),
+           "--max-port", str(high), "--log-level", "warning", "--user-quota", "100000",
+           "--total-quota", "100000", "--workers", str(workers)]
+    return running(cmd, workdir / "netcore.log", env=dict(os.environ, PYTHONPATH=str(ROOT)))
+
+
+def start_coturn(workdir: Path, port: int, low: int, high: int, workers: int):
+    empty = workdir / "empty.conf"
+    empty.write_text("")
+    cmd = [shutil.which("turnserver") or "turnserver", "-c", str(empty), "-n", "--listening-ip=127.0.0.1",
+           f"--listening-port={port}", "--relay-ip=127.0.0.1", f"--min-port={low}", f"--max-port={high}",
+           "--lt-cred-mech", f"--user={USER}:{PASSWORD}", f"--realm={REALM}", "--allow-loopback-peers",
+           "--no-tls", "--no-dtls", "--no-cli", f"--relay-threads={workers}", f"--userdb={workdir / 'turndb'}",
+           f"--pidfile={workdir / 'turn.pid'}", "--log-file=stdout", "--simple-log", "--fingerprint", "--no-stdout-log"]
+    return running(cmd, workdir / "coturn.log")
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (the netcore supervisor's workers)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                children.setdefault(ppid, []).append(int(entry.name))
+    out, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        out.append(current)
+        todo.extend(children.get(current, []))
+    return out
+
+
+def cpu_ns(pids: list[int]) -> int:
+    total = 0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            for task in Path(f"/proc/{pid}/task").iterdir():
+                with contextlib.suppress(OSError):
+                    total += int((task / "schedstat").read_text().split()[0])
+    return total
+
+
+def rss_kib(pids: list[int]) -> int:
+    total = 0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+    return total
+
+
+def generate(gen: str, socks: list[socket.socket], channel: int, size: int, rate: float, seconds: float):
+    fds = [s.fileno() for s in socks]
+    done = subprocess.run([gen, "-m", ",".join(map(str, fds)), str(channel), str(size), str(rate), str(seconds)],
+                          pass_fds=fds, capture_output=True, text=True, check=True)
+    sent, received, p50, p99, strays = (int(v) for v in done.stdout.split())
+    return sent, received, p50, p99, strays
+
+
+def drain(socks: list[socket.socket]) -> None:
+    for sock in socks:
+        sock.setblocking(False)
+        with contextlib.suppress(BlockingIOError, ConnectionRefusedError):
+            while True:
+                sock.recv(70000)
+
+
+def tune(sock: socket.socket) -> None:
+    for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
+        sock.setsockopt(socket.SOL_SOCKET, option, 1 << 20)
+
+
+def set_up(name: str, port: int, pids: list[int], count: int, peer) -> tuple[Fleet, dict]:
+    """A fleet of ``count`` allocations on the server, channels bound to ``peer``; set-up figures."""
+    rss_before = rss_kib(pids)
+    fleet = Fleet(("127.0.0.1", port), USER, PASSWORD, count, peer=peer)
+    for sock in fleet.sockets:
+        tune(sock)
+    allocate = fleet.allocate(120)
+    bind = fleet.bind(120)
+    time.sleep(0.5)
+    memory = (rss_kib(pids) - rss_before) * 1024 / count
+    refresh = fleet.refresh(120)
+    return fleet, {"alloc/s": count / allocate, "bind/s": count / bind, "refresh/s": count / refresh,
+                   "bytes/alloc": memory}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=4.0)
+    parser.add_argument("--workers", type=int, default=1, help="netcore --workers and coturn --relay-threads")
+    parser.add_argument("--loads", default="1000x50x160,100x300x1200", help="ALLOCATIONSxPPSxBYTES,...")
+    parser.add_argument("--servers", default="netcore,coturn")
+    args = parser.parse_args()
+    loads = [tuple(int(v) for v in load.split("x")) for load in args.loads.split(",")]
+    total = sum(count for count, _, _ in loads)  # coturn holds a deleted allocation's port a while
+    workdir = Path(tempfile.mkdtemp(prefix="turn-scale-"))
+    gen, echo_bin = build(workdir)
+    echo_port = free_port()
+    echo = subprocess.Popen([echo_bin, str(echo_port)], stdout=subprocess.PIPE)
+    echo.stdout.readline()
+    peer = ("127.0.0.1", echo_port)
+    results: dict[str, dict] = {}
+    try:
+        with contextlib.ExitStack() as stack:
+            servers = {}
+            for name, starter in (("netcore", start_netcore), ("coturn", start_coturn)):
+                if name not in args.servers.split(","):
+                    continue
+                port = free_port()
+                low, high = free_port_range(total + 50 * args.workers)
+                proc = stack.enter_context(starter(workdir, port, low, high, args.workers))
+                wait_for_stun(port)
+                time.sleep(0.5)
+                servers[name] = (port, proc.pid)
+            for count, pps, size in loads:
+                label = f"{count}x{pps}x{size}"
+                direct = []
+                for _ in range(count):
+                    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                    tune(sock)
+                    sock.connect(peer)
+                    direct.append(sock)
+                targets = {"direct": (direct, [], 0)}
+                fleets = []
+                for name, (port, pid) in servers.items():
+                    pids = process_tree(pid)
+                    fleet, setup = set_up(name, port, pids, count, peer)
+                    fleets.append((name, fleet, pids))
+                    results.setdefault(name, {})[label] = {"setup": setup, "runs": []}
+                    targets[name] = (fleet.sockets, pids, CHANNEL)
+                results.setdefault("direct", {})[label] = {"setup": {}, "runs": []}
+                names = list(targets)
+                for round_ in range(args.rounds):
+                    for name in names[round_ % len(names):] + names[: round_ % len(names)]:
+                        socks, pids, channel = targets[name]
+                        drain(socks)
+                        before = cpu_ns(pids)
+                        sent, received, p50, p99, strays = generate(gen, socks, channel, size, pps, args.seconds)
+                        used = cpu_ns(pids) - before
+                        cpu = used / 1000 / (sent + received) if pids and sent else None
+                        results[name][label]["runs"].append((cpu, (sent - received) / sent, p50, p99, strays))
+                for name, fleet, pids in fleets:
+                    for sock in fleet.sockets:
+                        sock.setblocking(False)
+                    drain(fleet.sockets)
+                    seconds = fleet.delete(120)
+                    results[name][label]["setup"]["delete/s"] = count / seconds
+                    fleet.close()
+                for sock in direct:
+                    sock.close()
+    finally:
+        echo.terminate()
+        echo.wait()
+        shutil.rmtree(workdir, ignore_errors=True)
+    report(results, [f"{c}x{p}x{s}" for c, p, s in loads], args.workers)
+
+
+def report(results: dict, labels: list[str], workers: int) -> None:
+    print(f"\nTURN relay, many allocations at once (ALLOCATIONS x packets/s each x payload bytes), "
+          f"{workers} worker(s)/relay thread(s); medians over the rounds\n")
+    print(f"{'server':8} {'load':>13} {'alloc/s':>8} {'bind/s':>8} {'refr/s':>8} {'del/s':>8} {'B/alloc':>8} "
+          f"{'cpu us/pkt':>10} {'loss':>7} {'p50 us':>7} {'p99 us':>7} {'+p50':>6} {'+p99':>6} {'strays':>6}")
+    summary: dict[str, dict] = {}
+    for label in labels:
+        direct = results["direct"][label]["runs"]
+        floor = (median([r[2] for r in direct]), median([r[3] for r in direct]))
+        for name, by_label in results.items():
+            entry = by_label[label]
+            runs, setup = entry["runs"], entry["setup"]
+            cpu = median([r[0] for r in runs])
+            loss = median([r[1] for r in runs])
+            p50, p99 = median([r[2] for r in runs]), median([r[3] for r in runs])
+            strays = sum(r[4] for r in runs)
+            added = (p50 - floor[0], p99 - floor[1]) if name != "direct" else (None, None)
+            summary.setdefault(name, {})[label] = (cpu, loss, added, setup)
+
+            def num(key, spec=".0f"):
+                return format(setup[key], spec) if key in setup else "-"
+
+            print(f"{name:8} {label:>13} {num('alloc/s'):>8} {num('bind/s'):>8} {num('refresh/s'):>8} "
+                  f"{num('delete/s'):>8} {num('bytes/alloc'):>8} {'-' if cpu is None else format(cpu, '.2f'):>10} "
+                  f"{loss:>7.3%} {p50:>7} {p99:>7} {'-' if added[0] is None else added[0]:>6} "
+                  f"{'-' if added[1] is None else added[1]:>6} {strays:>6}")
+    if "netcore" in summary and "coturn" in summary:
+        print("\nratios netcore/coturn (targets: cpu <= 1.0, added p99 <= 1.0, set-up rate >= 1.0)")
+        for label in labels:
+            ours, theirs = summary["netcore"][label], summary["coturn"][label]
+            parts = []
+            if ours[0] and theirs[0]:
+                parts.append(f"cpu {ours[0] / theirs[0]:.2f}")
+            for index, name in ((0, "p50"), (1, "p99")):
+                a, b = ours[2][index], theirs[2][index]
+                parts.append(f"added {name} {a / b:.2f}" if b and b > 0 else f"added {name} -")
+            for key in ("alloc/s", "bind/s", "refresh/s", "delete/s"):
+                if key in ours[3] and key in theirs[3]:
+                    parts.append(f"{key} {ours[3][key] / theirs[3][key]:.2f}")
+            parts.append(f"memory {ours[3]['bytes/alloc']:.0f} vs {theirs[3]['bytes/alloc']:.0f} B/alloc")
+            print(f"  {label:>13}: " + ", ".join(parts))
+
+
+if __name__ == "__main__":
+    main()
