@@ -174,9 +174,11 @@ class RoomLogger:
 
     # -- key frames ------------------------------------------------------------------
 
-    def poll_keyframe_request(self, now: float) -> str | None:
-        """A track whose publisher should be asked for a key frame now, or None."""
+    def poll_keyframe_request(self, now: float, participant: str | None = None) -> str | None:
+        """A track (of ``participant``, or any) whose publisher should be asked for a key frame now."""
         for track_id, track in self._tracks.items():
+            if participant is not None and track.entry.participant != participant:
+                continue
             if track.policy is not None and track.policy.poll_request(now):
                 self.stats.keyframe_requests += 1
                 return track_id
