@@ -32,10 +32,14 @@ async def recorded_call(directory: Path, seconds: float, *, width: int = 320, he
     loop = asyncio.get_running_loop()
     out = RecordedCall(Path(directory))
     alice, bob = PeerConnection(), PeerConnection()
+    local_tracks = []
     for me, other in ((alice, bob), (bob, alice)):
         me.on("icecandidate", lambda c, other=other: loop.create_task(other.add_ice_candidate(c)))
-        me.add_track(LocalVideoTrack(SyntheticCamera(width, height, fps, flash=True), count=int(seconds * fps)))
-        me.add_track(LocalAudioTrack(SyntheticMicrophone(), count=int(seconds * 50)))
+        local_tracks.append(LocalVideoTrack(SyntheticCamera(width, height, fps, flash=True),
+                                            count=int(seconds * fps)))
+        local_tracks.append(LocalAudioTrack(SyntheticMicrophone(), count=int(seconds * 50)))
+        me.add_track(local_tracks[-2])
+        me.add_track(local_tracks[-1])
     out.started = loop.time()
     logger = out.logger = RoomLogger("call", DirectoryStorage(directory), now=out.started,
                                      wallclock_offset=time.time() - out.started)
@@ -59,7 +63,12 @@ async def recorded_call(directory: Path, seconds: float, *, width: int = 320, he
     await alice.set_remote_description(bob.local_description)
     await asyncio.wait_for(connected.wait(), 10)
     out.media_started = loop.time()
-    await asyncio.sleep(seconds + 1.0)
+    await asyncio.sleep(seconds)
+    # A sender starved of CPU falls behind its frame schedule: wait until every frame is sent.
+    deadline = loop.time() + 3 * seconds
+    while not all(t.ended for t in local_tracks) and loop.time() < deadline:
+        await asyncio.sleep(0.1)
+    await asyncio.sleep(1.0)
     out.ended = loop.time()
     for recorder in out.recorders:
         recorder.leave(out.ended)
