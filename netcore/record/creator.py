@@ -28,6 +28,9 @@ from netcore.record.mux import MuxError, MuxTrack, container_for, write_file
 from netcore.record.reader import RoomJournal, read_room
 from netcore.record.store import DirectoryStore, Store, recording_name
 from netcore.record.timeline import TrackClock, arrival_clock, fit_track, fit_wallclock
+from netcore.rtp.errors import RtpParseError
+from netcore.rtp.opus import opus_duration
+from netcore.rtp.packet import RtpPacket
 from netcore.rtp.reports import ntp_to_seconds
 
 __all__ = ["Recording", "ParticipantFile", "create_recording", "track_clocks"]
@@ -74,8 +77,19 @@ def track_clocks(journal: RoomJournal) -> tuple[dict[str, TrackClock], dict[str,
                 clocks[t.track_id] = fit_track(reports, t.codec.clock_rate, wallclock, origin)
             elif records.packets:
                 pairs_a = list(zip(packet_ts, (arrival for arrival, _ in records.packets)))
-                clocks[t.track_id] = arrival_clock(pairs_a, t.codec.clock_rate, origin)
+                clocks[t.track_id] = arrival_clock(pairs_a, t.codec.clock_rate, origin,
+                                                   _capture_time(t, records.packets[0][1]))
     return clocks, {k: v[0] for k, v in unwrapped.items()}
+
+
+def _capture_time(entry: TrackEntry, first_packet: bytes) -> float:
+    """Seconds of media an audio packet holds (it is sent once they are captured); 0 for video."""
+    if entry.kind != "audio" or entry.codec.name.upper() != "OPUS":
+        return 0.0
+    try:
+        return opus_duration(RtpPacket.parse(first_packet).payload) / entry.codec.clock_rate
+    except RtpParseError:
+        return 0.0
 
 
 def _start_at_zero(per_participant: dict[str, list[tuple[TrackEntry, TrackFrames]]]) -> None:

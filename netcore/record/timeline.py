@@ -117,9 +117,14 @@ def fit_track(reports: list[tuple[int, SenderInfo]], clock_rate: int, wallclock:
     return TrackClock(base, scale * wallclock.slope, "sender-reports")
 
 
-def arrival_clock(packets: list[tuple[int, float]], clock_rate: int, origin: float) -> TrackClock:
-    """A track's clock from ``(unwrapped rtp, arrival)`` of its packets: the fastest one on time."""
+def arrival_clock(packets: list[tuple[int, float]], clock_rate: int, origin: float,
+                  capture: float = 0.0) -> TrackClock:
+    """A track's clock from ``(unwrapped rtp, arrival)`` of its packets: the fastest one on time.
+
+    ``capture``: how long a packet's media takes to capture before it can be sent (an audio
+    packet leaves after its last sample, 20 ms after the first, which its timestamp names).
+    """
     rtp = np.array([p[0] for p in packets], dtype=float)
     arrival = np.array([p[1] for p in packets], dtype=float)
     scale = 1.0 / clock_rate
-    return TrackClock(float(np.min(arrival - rtp * scale)) - origin, scale, "arrival")
+    return TrackClock(float(np.min(arrival - rtp * scale)) - capture - origin, scale, "arrival")

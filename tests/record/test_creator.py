@@ -87,8 +87,8 @@ def test_a_track_without_sender_reports_is_placed_by_arrival_times(tmp_path):
     recording = create_recording(tmp_path / "j", tmp_path / "out")
     assert {t["timeline"] for t in recording.files[0].tracks} == {"arrival"}
     offsets = Decoded(recording.files[0].location).offsets()
-    # arrival times carry the network's jitter (10 ms here) and the audio's coding delay
-    assert len(offsets) >= 7 and np.max(np.abs(offsets)) <= 0.040
+    # the fastest packet of each track sets its place; an audio packet leaves 20 ms after its start
+    assert len(offsets) >= 7 and np.max(np.abs(offsets)) <= 0.020
 
 
 def test_a_torn_journal_still_makes_a_file_of_what_was_written(tmp_path):
