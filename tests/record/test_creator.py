@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import subprocess
@@ -74,7 +75,6 @@ def test_the_sidecar_lists_participants_files_tracks_and_checksums(tmp_path):
     assert names["alice"]["name"].startswith("synthetic-20260528T") and names["alice"]["name"].endswith("-alice.webm")
     assert [t["kind"] for t in names["bob"]["tracks"]] == ["audio"]
     assert all(t["timeline"] == "sender-reports" for f in sidecar["files"] for t in f["tracks"])
-    import hashlib
     for f in sidecar["files"]:
         assert hashlib.sha256(Path(f["location"]).read_bytes()).hexdigest() == f["sha256"]
     assert Path(recording.sidecar_location).name.startswith("synthetic-")
