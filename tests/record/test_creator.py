@@ -14,9 +14,10 @@ import pytest
 
 from netcore.record.creator import create_recording
 from netcore.record.journal import JournalParseError
+from netcore.record.logger import RoomLogger
 from netcore.record.reader import read_room
 from netcore.record.synthetic import Publisher, synthesize_room
-from netcore.record.writer import segment_paths
+from netcore.record.writer import DirectoryStorage, segment_paths
 from servers.record.main import ProgressBar, main
 from tests.record.media import Decoded, ffprobe
 
@@ -143,3 +144,32 @@ def test_the_progress_bar_reaches_the_end():
     assert out.getvalue().endswith("\r[##########] 100%  10:00 / 10:00 of call\n")
     assert bar.drawn == 2
     assert main(["--quiet", "/nonexistent/journal"]) == 1
+
+
+def test_reordered_and_duplicated_packets_give_every_frame_once_in_order(tmp_path):
+    synthesize_room(tmp_path / "j", [Publisher("alice", duration=4, width=320, height=240)])
+    room = read_room(tmp_path / "j")
+    manifest = room.manifest
+    logger = RoomLogger("shuffled", DirectoryStorage(tmp_path / "k"), now=manifest.started_at,
+                        wallclock_offset=manifest.wallclock_offset)
+    logger.add_participant("alice", manifest.started_at)
+    events = []
+    for entry in manifest.tracks:
+        logger.add_track(entry.track_id, "alice", entry.codec, manifest.started_at)
+        records = room.tracks[entry.track_id]
+        for i, (arrival, packet) in enumerate(records.packets):
+            events.append((arrival + (0.08 if i % 3 == 0 else 0.0), entry.track_id, packet))  # overtaken
+            if i % 5 == 0:
+                events.append((arrival + 0.3, entry.track_id, packet))  # a second copy, later
+        events.extend((arrival, entry.track_id, info) for arrival, info in records.reports)
+    for arrival, track_id, item in sorted(events, key=lambda e: e[0]):
+        if isinstance(item, bytes):
+            logger.rtp(track_id, item, arrival)
+        else:
+            logger.sender_report(track_id, item, arrival)
+    logger.close(manifest.ended_at)
+    recording = create_recording(tmp_path / "k", tmp_path / "out")
+    video, audio = recording.files[0].tracks
+    assert video["packets_duplicate"] > 0 and audio["packets_duplicate"] > 0
+    assert video["frames_skipped"] == 0 and audio["frames"] == 200
+    assert Decoded(recording.files[0].location).numbers == list(range(60))
