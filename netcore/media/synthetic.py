@@ -10,7 +10,10 @@ latency and frame order without any side channel.
 
 The microphone plays a steady tone with a mark (a burst at another
 frequency) at the start of every second, so a recording or a receiver can
-line audio up with video frame numbers (A/V sync) by finding the marks.
+line audio up with video frame numbers (A/V sync) by finding the marks. A
+camera made with ``flash=True`` flashes (its bottom quarter white) on the
+first frame of every second, at the same instants as the marks:
+:func:`read_flash` and :meth:`SyntheticMicrophone.mark_onsets` find both.
 
 Frames are PyAV frames with ``pts`` and ``time_base`` set: video in the RTP
 clock of 90 kHz, audio in samples.
@@ -27,6 +30,8 @@ __all__ = [
     "SyntheticCamera",
     "SyntheticMicrophone",
     "read_frame_number",
+    "read_flash",
+    "is_flash_frame",
     "VIDEO_CLOCK_RATE",
     "BLOCKS_ACROSS",
     "NUMBER_BITS",
@@ -60,12 +65,13 @@ def _code_bits(number: int) -> list[int]:
 class SyntheticCamera:
     """Frames of a moving pattern with the frame number drawn in; ``frame(n)`` for any ``n``."""
 
-    def __init__(self, width: int = 640, height: int = 480, fps: float = 30.0) -> None:
+    def __init__(self, width: int = 640, height: int = 480, fps: float = 30.0, *, flash: bool = False) -> None:
         if width < 4 * BLOCKS_ACROSS or height < 4 * (width // BLOCKS_ACROSS) or width % 2 or height % 2:
             raise ValueError("a synthetic frame needs an even size, at least 160 wide and 4 blocks high")
         self.width = width
         self.height = height
         self.fps = fps
+        self.flash = flash  # the first frame of every second flashes white (A/V sync: the microphone's mark)
         y, x = np.mgrid[0:height, 0:width]
         # A smooth diagonal gradient with a bright bar that sweeps across:
         # motion to code, cheap enough that a starved encoder keeps the code.
@@ -78,6 +84,8 @@ class SyntheticCamera:
         luma = self._ramp.copy()
         left = (4 * number) % self.width
         luma[:, left:left + self._bar] = 200
+        if self.flash and is_flash_frame(number, self.fps):
+            luma[self.height * 3 // 4:, :] = _WHITE
         self._draw_code(luma, number)
         u = self._chroma + np.uint8((number * 3) % 64)  # a slow colour drift
         v = self._chroma
@@ -93,6 +101,17 @@ class SyntheticCamera:
         for i, bit in enumerate(_code_bits(number)):
             left = (i + 1) * block
             luma[block:2 * block, left:left + block] = _WHITE if bit else _BLACK
+
+
+def is_flash_frame(number: int, fps: float) -> bool:
+    """Frame ``number`` is the first at or after a whole second (the one a flashing camera flashes)."""
+    return number == 0 or int(number / fps) != int((number - 1) / fps)
+
+
+def read_flash(frame: av.VideoFrame) -> bool:
+    """Whether a decoded frame is a flash of ``SyntheticCamera(flash=True)``: its bottom quarter white."""
+    luma = frame.to_ndarray(format="gray")
+    return float(luma[luma.shape[0] * 7 // 8:, :].mean()) > 215
 
 
 def read_frame_number(frame: av.VideoFrame) -> int | None:
@@ -150,6 +169,26 @@ class SyntheticMicrophone:
         frame.pts = start
         frame.time_base = Fraction(1, self.sample_rate)
         return frame
+
+    def mark_onsets(self, pcm: np.ndarray) -> list[float]:
+        """Sample positions in ``pcm`` (mono floats) where a mark begins, to a fraction of a millisecond.
+
+        The mark's frequency is demodulated and averaged over a 2 ms window
+        centred on each sample (the tone, further than 500 Hz away, averages
+        out); a mark begins where that level first crosses half the mark's
+        amplitude, which is the onset itself for a centred window.
+        """
+        window = max(2, self.sample_rate // 500)
+        t = np.arange(len(pcm))
+        level = np.abs(np.convolve(pcm * np.exp(-2j * np.pi * self.mark_hz * t / self.sample_rate),
+                                   np.ones(window) / window, mode="same"))
+        above = level > self.amplitude / 4  # half of the demodulated amplitude (amplitude / 2)
+        starts = np.flatnonzero(above[1:] & ~above[:-1]) + 1
+        onsets: list[float] = []
+        for start in starts:
+            if not onsets or start - onsets[-1] > self.sample_rate // 2:
+                onsets.append(float(start))
+        return onsets
 
     def mark_starts(self, pcm: np.ndarray) -> list[int]:
         """Sample indices in ``pcm`` (mono floats) where a mark begins, found by its frequency."""

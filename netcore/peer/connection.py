@@ -213,7 +213,11 @@ class PeerConnection:
 
     def on(self, name: str, handler: Callable[..., Any] | None = None) -> Any:
         """Register ``handler`` for event ``name`` ("track", "icecandidate", "connectionstatechange",
-        "iceconnectionstatechange", "signalingstatechange"); usable as a decorator."""
+        "iceconnectionstatechange", "signalingstatechange"); usable as a decorator.
+
+        Two netcore taps on the receive path (a recorder's): "rtpreceived" ``(mid, packet, now)``
+        for each media packet after SRTP (RTX unwrapped), before the jitter buffer, and
+        "rtcpreceived" ``(packets, now)`` for each decrypted compound (sender reports in it)."""
         def register(fn: Callable[..., Any]) -> Callable[..., Any]:
             self._handlers.setdefault(name, []).append(fn)
             return fn
@@ -453,9 +457,10 @@ class PeerConnection:
                 self._gathered = True
                 self._emit("icecandidate", None)
         elif isinstance(event, peer_events.RtpReceived):
+            now = self._loop.time()
+            self._emit("rtpreceived", event.mid, event.packet, now)
             receiver = self._receivers.get(event.mid)
             if receiver is not None:
-                now = self._loop.time()
                 receiver.insert(event.packet, now)
                 receiver.pop(now)
         elif isinstance(event, peer_events.BitrateChanged):
@@ -467,6 +472,7 @@ class PeerConnection:
                 sender.keyframe_requested()
         elif isinstance(event, peer_events.RtcpReceived):
             self.stats.rtcp_received(event.packets, self._loop.time())
+            self._emit("rtcpreceived", event.packets, self._loop.time())
         else:
             self._on_state_event(event)
 
