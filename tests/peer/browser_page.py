@@ -61,7 +61,7 @@ function play(track) {
   document.body.appendChild(audio); window.media.push(audio);
   audio.play().catch(() => {});
 }
-async function open(config) {
+async function start(config) {
   const pc = window.pc = new RTCPeerConnection(config);
   pc.onicecandidate = (e) => window.candidates.push(e.candidate ? e.candidate.toJSON() : null);
   pc.ontrack = (e) => e.track.kind === 'video' ? watch(e.transceiver.mid, e.track) : play(e.track);
@@ -123,8 +123,9 @@ class BrowserPeer:
         async with self._lock:
             return await self.page.eval(expression)
 
-    async def open(self, configuration: dict | None = None) -> None:
-        await self.eval(f"open({json.dumps(configuration or {})})")
+    async def start(self, configuration: dict | None = None) -> None:
+        """A new ``RTCPeerConnection(configuration)`` with the fake camera and microphone."""
+        await self.eval(f"start({json.dumps(configuration or {})})")
 
     async def create_offer(self) -> Description:
         sdp = await self.eval("pc.setLocalDescription().then(() => pc.localDescription.sdp)")
