@@ -11,13 +11,18 @@ Candidates are trickled both ways (the browser's loopback ones only).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable
+from pathlib import Path
+from typing import Any, Awaitable, Callable, Iterator
 
+from netcore.ice.gathering import TurnServerConfig
 from netcore.media.synthetic import SyntheticCamera, SyntheticMicrophone
 from netcore.peer.connection import ConnectionState, Description, PeerConfiguration, PeerConnection
 from netcore.peer.tracks import LocalAudioTrack, LocalVideoTrack
 from tests.peer.browser_page import BrowserPeer
+from tests.peers import netcore_turn_process
+from tests.turn.live import free_port_range
 
 FRAMES = 300  # 10 s at 30 fps: outlasts the connection and every check
 WANTED = 40  # frames each side must decode
@@ -151,3 +156,23 @@ async def check_media_both_ways(call: Call) -> None:
     assert all(s["packetsReceived"] > 0 for s in inbound), context
     # every packet the browser sent found its stream: probe padding and retransmissions on its RTX SSRC too
     assert call.ours.transport.stats.unroutable == 0, context
+
+
+@contextlib.contextmanager
+def turn_server(tmp_path: Path) -> Iterator[tuple[PeerConfiguration, dict[str, Any]]]:
+    """``netcore-turn`` on 127.0.0.1 (loopback peers allowed); yields relay-only configurations
+    for our side and for the browser's ``RTCPeerConnection``."""
+    low, high = free_port_range(40)
+    with netcore_turn_process(tmp_path, "--user", "u:p", "--allow-loopback-peers",
+                              "--min-port", str(low), "--max-port", str(high)) as (_, port):
+        ours = PeerConfiguration(turn_servers=(TurnServerConfig(("127.0.0.1", port), "u", "p"),), relay_only=True)
+        theirs = {"iceServers": [{"urls": f"turn:127.0.0.1:{port}", "username": "u", "credential": "p"}],
+                  "iceTransportPolicy": "relay"}
+        yield ours, theirs
+
+
+async def check_relayed(call: Call) -> None:
+    """Both sides send through the TURN server: their selected pairs are relay to relay."""
+    pair = call.ours.transport.ice.sending_pair()
+    assert pair is not None and pair.local.candidate.type == "relay", call.context()
+    assert await call.browser.selected_pair() == ["relay", "relay"], call.context()

@@ -69,6 +69,12 @@ async function start(config) {
   for (const track of stream.getTracks()) pc.addTrack(track, stream);
   return true;
 }
+async function selectedPair() {
+  const stats = await pc.getStats(); let pair = null;
+  stats.forEach((s) => { if (s.type === 'transport' && s.selectedCandidatePairId) pair = stats.get(s.selectedCandidatePairId); });
+  if (!pair) stats.forEach((s) => { if (s.type === 'candidate-pair' && s.nominated && s.state === 'succeeded') pair = s; });
+  return pair && [stats.get(pair.localCandidateId).candidateType, stats.get(pair.remoteCandidateId).candidateType];
+}
 function takeCandidates() { const c = window.candidates; window.candidates = []; return c; }
 async function inbound() {
   const out = [];
@@ -156,6 +162,10 @@ class BrowserPeer:
 
     async def inbound(self) -> list[dict]:
         return await self.eval("inbound()")
+
+    async def selected_pair(self) -> list[str] | None:
+        """The candidate types (local, remote) of the pair the browser uses, or None."""
+        return await self.eval("selectedPair()")
 
     async def numbers(self) -> dict[str, list[int]]:
         """Frame numbers read from each remote video track (by MID), in the order shown."""

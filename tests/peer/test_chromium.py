@@ -15,7 +15,7 @@ import contextlib
 import pytest
 
 from tests.conftest import require_program
-from tests.peer.browser_call import check_media_both_ways, connect
+from tests.peer.browser_call import check_media_both_ways, check_relayed, connect, turn_server
 from tests.peer.browser_page import serve_page
 from tests.sdp.chromium import Browser, Page
 
@@ -42,3 +42,15 @@ async def test_media_both_ways_with_chromium(chromium, we_offer):
             await asyncio.wait_for(check_media_both_ways(call), 60)
         finally:
             await call.ours.close()
+
+
+@pytest.mark.parametrize("we_offer", [True, False], ids=["netcore-offers", "chromium-offers"])
+async def test_relay_only_through_netcore_turn_with_chromium(tmp_path, chromium, we_offer):
+    with turn_server(tmp_path) as (ours, theirs):
+        async with chromium_page(chromium) as page:
+            call = await connect(page, we_offer, ours, theirs)
+            try:
+                await asyncio.wait_for(check_media_both_ways(call), 60)
+                await check_relayed(call)
+            finally:
+                await call.ours.close()

@@ -16,7 +16,7 @@ import pytest
 
 from tests.browsers.firefox import Firefox, FirefoxPage
 from tests.conftest import require_program
-from tests.peer.browser_call import check_media_both_ways, connect
+from tests.peer.browser_call import check_media_both_ways, check_relayed, connect, turn_server
 from tests.peer.browser_page import serve_page
 
 
@@ -56,3 +56,15 @@ async def test_media_both_ways_with_firefox(firefox, we_offer):
             await asyncio.wait_for(check_media_both_ways(call), 60)
         finally:
             await call.ours.close()
+
+
+@pytest.mark.parametrize("we_offer", [True, False], ids=["netcore-offers", "firefox-offers"])
+async def test_relay_only_through_netcore_turn_with_firefox(tmp_path, firefox, we_offer):
+    with turn_server(tmp_path) as (ours, theirs):
+        async with firefox_page(firefox) as page:
+            call = await connect(page, we_offer, ours, theirs)
+            try:
+                await asyncio.wait_for(check_media_both_ways(call), 60)
+                await check_relayed(call)
+            finally:
+                await call.ours.close()
