@@ -176,3 +176,40 @@ async def check_relayed(call: Call) -> None:
     pair = call.ours.transport.ice.sending_pair()
     assert pair is not None and pair.local.candidate.type == "relay", call.context()
     assert await call.browser.selected_pair() == ["relay", "relay"], call.context()
+
+
+async def check_share_midcall(call: Call, browser_shares: bool) -> None:
+    """One side adds a second video track and offers again (JSEP renegotiation on the same transport):
+    the other side decodes it while the camera and audio keep flowing."""
+    ours, browser = call.ours, call.browser
+    camera_before, audio_before = call.got.of("video"), call.got.of("audio")
+    inbound_before = await call.inbound()
+    if browser_shares:
+        await browser.share()
+        offer = await browser.create_offer()
+        await ours.set_remote_description(offer)
+        answer = ours.create_answer()
+        await ours.set_local_description(answer)
+        await browser.accept(answer)
+
+        async def shown() -> bool:
+            return call.got.frames.get("2", 0) >= WANTED
+    else:
+        ours.add_track(LocalVideoTrack(SyntheticCamera(320, 240, fps=30), count=FRAMES))
+        offer = ours.create_offer()
+        await ours.set_local_description(offer)
+        await ours.set_remote_description(await browser.answer(offer))
+
+        async def shown() -> bool:
+            return len((await browser.numbers()).get("2", [])) >= WANTED
+    call.log.append(f"re-offer:\n{offer.sdp}")
+    assert await until(shown, 30, 0.25), call.context() + f"\n{call.got.frames}\n{await browser.numbers()}"
+    assert [t.mid for t in ours.transceivers] == ["0", "1", "2"], call.context()
+    assert ours.connection_state is ConnectionState.CONNECTED, call.context()
+    assert call.got.of("audio") > audio_before and call.got.frames["1"] > camera_before, call.context()
+    inbound = await call.inbound()
+    camera = {s["trackIdentifier"]: s["framesDecoded"] for s in inbound_before["video"]}
+    assert any(s["framesDecoded"] > camera.get(s["trackIdentifier"], 0) for s in inbound["video"]), call.context()
+    if not browser_shares:
+        shared = (await browser.numbers())["2"]
+        assert increasing(shared) and len(shared) >= WANTED, call.context()

@@ -75,6 +75,16 @@ async function selectedPair() {
   if (!pair) stats.forEach((s) => { if (s.type === 'candidate-pair' && s.nominated && s.state === 'succeeded') pair = s; });
   return pair && [stats.get(pair.localCandidateId).candidateType, stats.get(pair.remoteCandidateId).candidateType];
 }
+function share() {
+  // a screen share stand-in that needs no capture permission: a canvas that changes every frame
+  const canvas = document.createElement('canvas'); canvas.width = 640; canvas.height = 360;
+  const g = canvas.getContext('2d'); let n = 0;
+  setInterval(() => { g.fillStyle = `hsl(${(n * 7) % 360}, 60%, 50%)`; g.fillRect(0, 0, 640, 360);
+    g.fillStyle = '#fff'; g.fillRect((n * 8) % 640, 100, 40, 160); n++; }, 33);
+  const stream = canvas.captureStream(30);
+  pc.addTrack(stream.getVideoTracks()[0], stream);
+  return true;
+}
 function takeCandidates() { const c = window.candidates; window.candidates = []; return c; }
 async function inbound() {
   const out = [];
@@ -142,6 +152,10 @@ class BrowserPeer:
             f"pc.setRemoteDescription({json.dumps({'type': 'offer', 'sdp': offer.sdp})})"
             ".then(() => pc.setLocalDescription()).then(() => pc.localDescription.sdp)")
         return Description(sdp, "answer")
+
+    async def share(self) -> None:
+        """Add a second video track (a canvas, standing in for a screen); the caller renegotiates."""
+        await self.eval("share()")
 
     async def accept(self, answer: Description) -> None:
         await self.eval(f"pc.setRemoteDescription({json.dumps({'type': 'answer', 'sdp': answer.sdp})})")

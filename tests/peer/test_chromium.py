@@ -15,7 +15,7 @@ import contextlib
 import pytest
 
 from tests.conftest import require_program
-from tests.peer.browser_call import check_media_both_ways, check_relayed, connect, turn_server
+from tests.peer.browser_call import check_media_both_ways, check_relayed, check_share_midcall, connect, turn_server
 from tests.peer.browser_page import serve_page
 from tests.sdp.chromium import Browser, Page
 
@@ -54,3 +54,14 @@ async def test_relay_only_through_netcore_turn_with_chromium(tmp_path, chromium,
                 await check_relayed(call)
             finally:
                 await call.ours.close()
+
+
+@pytest.mark.parametrize("browser_shares", [True, False], ids=["chromium-shares", "netcore-shares"])
+async def test_a_screen_share_added_mid_call_with_chromium(tmp_path, chromium, browser_shares):
+    async with chromium_page(chromium) as page:
+        call = await connect(page, we_offer=not browser_shares)
+        try:
+            await asyncio.wait_for(check_media_both_ways(call), 60)
+            await asyncio.wait_for(check_share_midcall(call, browser_shares), 60)
+        finally:
+            await call.ours.close()

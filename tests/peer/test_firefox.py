@@ -16,7 +16,7 @@ import pytest
 
 from tests.browsers.firefox import Firefox, FirefoxPage
 from tests.conftest import require_program
-from tests.peer.browser_call import check_media_both_ways, check_relayed, connect, turn_server
+from tests.peer.browser_call import check_media_both_ways, check_relayed, check_share_midcall, connect, turn_server
 from tests.peer.browser_page import serve_page
 
 
@@ -68,3 +68,14 @@ async def test_relay_only_through_netcore_turn_with_firefox(tmp_path, firefox, w
                 await check_relayed(call)
             finally:
                 await call.ours.close()
+
+
+@pytest.mark.parametrize("browser_shares", [True, False], ids=["firefox-shares", "netcore-shares"])
+async def test_a_screen_share_added_mid_call_with_firefox(tmp_path, firefox, browser_shares):
+    async with firefox_page(firefox) as page:
+        call = await connect(page, we_offer=not browser_shares)
+        try:
+            await asyncio.wait_for(check_media_both_ways(call), 60)
+            await asyncio.wait_for(check_share_midcall(call, browser_shares), 60)
+        finally:
+            await call.ours.close()
