@@ -30,6 +30,10 @@ anywhere but our STUN/TURN servers are held (at most 64) and handed to it
 when it starts: a check that arrived early must not select a path the
 transport never hears of.
 
+A later offer/answer (either side, after ``add_track`` mid-call) keeps the
+transport and the existing m-sections and adds the new ones to it (JSEP,
+RFC 8829 section 5.2.2).
+
 States (the W3C enums' values)::
 
     signaling:  stable --set_local(offer)--> have-local-offer --set_remote(answer)--> stable
