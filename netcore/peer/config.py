@@ -163,8 +163,10 @@ def config_from_negotiated(session, certificate: DtlsCertificate, *,
         if not codecs:
             continue
         ssrc, rtx_ssrc = send_ssrcs.get(section.mid, (None, None)) if section.send else (None, None)
+        rtx_pairs = tuple(section.remote_rtx_ssrcs)
+        repairs = {rtx for _, rtx in rtx_pairs}
         media.append(MediaConfig(section.mid, section.kind, codecs, ssrc, rtx_ssrc,
-                                 tuple(section.remote_ssrcs)))
+                                 tuple(s for s in section.remote_ssrcs if s not in repairs), rtx_pairs))
         extensions.update(dict(section.header_extensions))
         rsize = rsize or section.rtcp_rsize
     remote = session.remote

@@ -30,6 +30,10 @@ anywhere but our STUN/TURN servers are held (at most 64) and handed to it
 when it starts: a check that arrived early must not select a path the
 transport never hears of.
 
+A later offer/answer (either side, after ``add_track`` mid-call) keeps the
+transport and the existing m-sections and adds the new ones to it (JSEP,
+RFC 8829 section 5.2.2).
+
 States (the W3C enums' values)::
 
     signaling:  stable --set_local(offer)--> have-local-offer --set_remote(answer)--> stable
@@ -41,9 +45,11 @@ States (the W3C enums' values)::
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import logging
 import os
+import socket
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -58,7 +64,7 @@ from netcore.ice.agent import Agent
 from netcore.ice.gathering import TurnServerConfig
 from netcore.net import Address, Event, Receive, Transmit
 from netcore.peer import events as peer_events
-from netcore.peer.config import config_from_negotiated
+from netcore.peer.config import TransportConfig, config_from_negotiated
 from netcore.peer.stats import StatsCollector
 from netcore.peer.tracks import LocalAudioTrack, LocalVideoTrack, RemoteTrack, RtpReceiver, RtpSender, SenderLimits
 from netcore.peer.transport import MediaTransport
@@ -75,6 +81,10 @@ __all__ = ["PeerConnection", "PeerConfiguration", "Description", "IceCandidate",
 log = logging.getLogger(__name__)
 MEDIA_TICK = 0.005  # seconds between jitter buffer pops
 HELD_MAX = 64
+# Kernel receive buffer per socket: about 3 s of 2.5 Mbit/s media, so that a process starved of CPU
+# for a moment loses nothing (Linux's default 208 KiB holds about 90 datagrams); capped by
+# net.core.rmem_max.
+RECEIVE_BUFFER = 1024 * 1024
 
 
 class SignalingState(enum.Enum):
@@ -248,8 +258,6 @@ class PeerConnection:
         """A new m-section of ``kind`` ("audio"/"video") in the next offer (or taken by the answer)."""
         if kind not in ("audio", "video"):
             raise UsageError(f"transceiver kind {kind!r} is not audio or video")
-        if self.transport is not None:
-            raise UsageError("renegotiation is not supported yet: add transceivers before the first offer")
         ssrc = int.from_bytes(self._random(4), "big") or 1
         rtx = (int.from_bytes(self._random(4), "big") or 2) if kind == "video" else None
         transceiver = Transceiver(kind, direction, ssrc=ssrc, rtx_ssrc=rtx)
@@ -290,7 +298,7 @@ class PeerConnection:
             if self.negotiated is None:
                 raise UsageError("set_local_description(answer) before create_answer")
             self._set_signaling(SignalingState.STABLE)
-            self._start_transport(self.negotiated)
+            self._negotiation_done(self.negotiated)
         else:
             raise UsageError(f"description type {description.type!r}")
 
@@ -304,7 +312,7 @@ class PeerConnection:
                 raise UsageError(f"an answer in {self.signaling_state.value}")
             self.negotiated = self._negotiator.handle_answer(description.sdp)
             self._set_signaling(SignalingState.STABLE)
-            self._start_transport(self.negotiated)
+            self._negotiation_done(self.negotiated)
         else:
             raise UsageError(f"description type {description.type!r}")
 
@@ -353,25 +361,50 @@ class PeerConnection:
         self._phase = _Phase(agent, servers)
         self._driver = Driver(self._phase, self._loop, self._send, self._on_event)
         for host in conf.hosts:
-            _, sock = await self._loop.create_datagram_endpoint(lambda: DatagramSocket(self._receive), local_addr=(host, 0))
+            transport, sock = await self._loop.create_datagram_endpoint(lambda: DatagramSocket(self._receive),
+                                                                        local_addr=(host, 0))
+            with contextlib.suppress(OSError):
+                transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
             self._sockets[sock.local] = sock
             agent.add_local_address(sock.local)
         self._call(agent.gather)
 
-    def _start_transport(self, session: NegotiatedSession) -> None:
-        assert self._phase is not None
+    def _negotiation_done(self, session: NegotiatedSession) -> None:
+        """The first offer/answer starts the transport; a later one adds its new m-sections to it."""
+        if self.transport is None:
+            self._start_transport(session)
+        else:
+            self._renegotiated(session)
+
+    def _config(self, session: NegotiatedSession) -> TransportConfig:
         send_ssrcs = {}
         mids = [m.mid for m in session.media]
         for transceiver, mid in zip(self.transceivers, mids):
             transceiver.mid = mid
             send_ssrcs[mid] = (transceiver.ssrc, transceiver.rtx_ssrc)
         offset = _wallclock_offset(self._loop)
-        config = config_from_negotiated(session, self.certificate, send_ssrcs=send_ssrcs, random=self._random,
-                                        max_bitrate=self.configuration.max_bitrate, wallclock_offset=offset,
-                                        cname=self._negotiator.cname,
-                                        stun_servers=self.configuration.stun_servers,
-                                        turn_servers=self.configuration.turn_servers,
-                                        ice_relay_only=self.configuration.relay_only)
+        return config_from_negotiated(session, self.certificate, send_ssrcs=send_ssrcs, random=self._random,
+                                      max_bitrate=self.configuration.max_bitrate, wallclock_offset=offset,
+                                      cname=self._negotiator.cname,
+                                      stun_servers=self.configuration.stun_servers,
+                                      turn_servers=self.configuration.turn_servers,
+                                      ice_relay_only=self.configuration.relay_only)
+
+    def _renegotiated(self, session: NegotiatedSession) -> None:
+        """A later offer/answer (RFC 8829 section 5.2.2): the transport, its ICE, DTLS and SRTP and the
+        existing m-sections stay; sections new to the bundle get routes, senders and receivers."""
+        assert self.transport is not None
+        known = {m.mid for m in self.transport.config.media}
+        for media in self._config(session).media:
+            if media.mid not in known:
+                self._call(lambda now, media=media: self.transport.add_media(media))
+        self._make_receivers(session)
+        if self.connection_state is ConnectionState.CONNECTED:
+            self._start_senders()
+
+    def _start_transport(self, session: NegotiatedSession) -> None:
+        assert self._phase is not None
+        config = self._config(session)
         self.transport = transport = MediaTransport(config, agent=self._phase.agent)
         self._phase.transport = transport
         self._call(lambda now: transport.start(now, gather=False))
@@ -389,6 +422,8 @@ class PeerConnection:
         for transceiver, media in zip(self.transceivers, session.media):
             if media.rejected or not media.recv or media.mid is None or not media.recv_codecs:
                 continue
+            if media.mid in self._receivers:
+                continue  # made by an earlier negotiation
             codecs = {c.payload_type: (c.name, c.clock_rate) for c in media.recv_codecs if c.payload_type is not None}
             track = RemoteTrack(media.kind, media.mid)
             transceiver.receiver = self._receivers[media.mid] = RtpReceiver(track, codecs)
@@ -400,12 +435,21 @@ class PeerConnection:
             codec = media.send_codec
             if transceiver.track is None or media.rejected or not media.send or codec is None:
                 continue
+            if transceiver.sender is not None:
+                continue  # sending since an earlier negotiation
             sender = RtpSender(transceiver.track, mid=media.mid or "", ssrc=transceiver.ssrc,
                                payload_type=codec.payload_type, codec=codec.name,
                                limits=SenderLimits.from_limits(media.limits), random=self._random,
                                bitrate=self.transport.target_bitrate)
             transceiver.sender = self._senders[sender.ssrc] = sender
             self._tasks.append(self._loop.create_task(self._run_sender(sender)))
+        self._share_bitrate(self.transport.target_bitrate)
+
+    def _share_bitrate(self, target: float) -> None:
+        """Every encoder follows the transport's target; video senders split what audio leaves."""
+        video = sum(1 for s in self._senders.values() if s.kind == "video")
+        for sender in self._senders.values():
+            sender.bitrate_changed(target, video)
 
     async def _run_sender(self, sender: RtpSender) -> None:
         """Encode and send the track's frames at its frame rate, on the loop's clock."""
@@ -464,8 +508,7 @@ class PeerConnection:
                 receiver.insert(event.packet, now)
                 receiver.pop(now)
         elif isinstance(event, peer_events.BitrateChanged):
-            for sender in self._senders.values():
-                sender.bitrate_changed(event.target)
+            self._share_bitrate(event.target)
         elif isinstance(event, peer_events.KeyFrameRequested):
             sender = self._senders.get(event.ssrc)
             if sender is not None:

@@ -13,6 +13,7 @@ dropped and counted by the caller.
 
 from __future__ import annotations
 
+from netcore.errors import UsageError
 from netcore.peer.config import MediaConfig
 from netcore.rtp.packet import RtpPacket
 
@@ -41,20 +42,27 @@ class RtpDemuxer:
 
     def __init__(self, media: tuple[MediaConfig, ...], mid_extension: int | None) -> None:
         self.mid_extension = mid_extension
-        self._by_mid = {m.mid: m for m in media}
+        self._by_mid: dict[str, MediaConfig] = {}
         self._routes: dict[int, Route] = {}
         self._by_pt: dict[int, list[MediaConfig]] = {}
         for m in media:
-            for codec in m.codecs:
-                for pt in (codec.payload_type, codec.rtx_payload_type):
-                    if pt is not None:
-                        self._by_pt.setdefault(pt, []).append(m)
-            for ssrc in m.remote_ssrcs:
-                self._routes[ssrc] = Route(m, ssrc, False)
-            for media_ssrc, rtx_ssrc in m.remote_rtx_ssrcs:
-                self._routes[media_ssrc] = Route(m, media_ssrc, False)
-                self._routes[rtx_ssrc] = Route(m, media_ssrc, True)
+            self.add_media(m)
         self.unroutable = 0
+
+    def add_media(self, media: MediaConfig) -> None:
+        """Route an m-section's packets too (one added by a later offer/answer)."""
+        if media.mid in self._by_mid:
+            raise UsageError(f"mid {media.mid!r} is routed already")
+        self._by_mid[media.mid] = media
+        for codec in media.codecs:
+            for pt in (codec.payload_type, codec.rtx_payload_type):
+                if pt is not None:
+                    self._by_pt.setdefault(pt, []).append(media)
+        for ssrc in media.remote_ssrcs:
+            self._routes[ssrc] = Route(media, ssrc, False)
+        for media_ssrc, rtx_ssrc in media.remote_rtx_ssrcs:
+            self._routes[media_ssrc] = Route(media, media_ssrc, False)
+            self._routes[rtx_ssrc] = Route(media, media_ssrc, True)
 
     @property
     def routes(self) -> dict[int, Route]:

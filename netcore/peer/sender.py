@@ -140,6 +140,13 @@ class Sender:
         self.padding_sent = 0
         self.probes_sent = 0
 
+    def add_stream(self, media: MediaConfig) -> None:
+        """Send on an m-section added by a later offer/answer (``media.send_ssrc``)."""
+        if media.send_ssrc is None or media.send_ssrc in self.streams:
+            raise UsageError(f"mid {media.mid!r} has no new SSRC to send with")
+        start = int.from_bytes(self.config.random(2), "big")
+        self.streams[media.send_ssrc] = OutgoingStream(media, self.config, start)
+
     # -- media ----------------------------------------------------------------------
 
     def send(self, packet: RtpPacket, now: float) -> None:

@@ -163,17 +163,18 @@ class RtpSender:
                 raise UsageError(f"cannot encode audio as {codec}")
             self.encoder = AudioEncoder(target_bitrate=limits.bitrate(AUDIO_BITRATE))
 
-    def _video_bitrate(self, target: float) -> int:
-        return max(30_000, self.limits.bitrate(target - AUDIO_BITRATE))
+    def _video_bitrate(self, target: float, video_senders: int = 1) -> int:
+        return max(30_000, self.limits.bitrate((target - AUDIO_BITRATE) / max(1, video_senders)))
 
     @property
     def target_bitrate(self) -> int:
         return int(self.encoder.target_bitrate)
 
-    def bitrate_changed(self, target: float) -> None:
-        """The transport's target moved (``BitrateChanged``): video takes what audio leaves."""
+    def bitrate_changed(self, target: float, video_senders: int = 1) -> None:
+        """The transport's target moved (``BitrateChanged``): video takes what audio leaves, in equal
+        shares when ``video_senders`` video tracks are sent (a camera and a screen share)."""
         if isinstance(self.encoder, VideoEncoder):
-            self.encoder.set_target_bitrate(self._video_bitrate(target))
+            self.encoder.set_target_bitrate(self._video_bitrate(target, video_senders))
 
     def keyframe_requested(self) -> None:
         if isinstance(self.encoder, VideoEncoder):

@@ -42,6 +42,7 @@ raises out of :meth:`handle_datagram` or :meth:`handle_timeout`.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 from collections import deque
 
@@ -54,7 +55,7 @@ from netcore.errors import UsageError
 from netcore.ice import events as ice_events
 from netcore.ice.agent import Agent
 from netcore.net import Receive, Transmit
-from netcore.peer.config import TransportConfig
+from netcore.peer.config import MediaConfig, TransportConfig
 from netcore.peer.demux import RtpDemuxer
 from netcore.peer.events import (BitrateChanged, CandidateGathered, Direction, GatheringCompleted,
                                  KeyFrameRequested, PathChanged, RtcpReceived, RtpReceived, TransportClosed,
@@ -220,6 +221,16 @@ class MediaTransport:
         else:
             self.stats.plis_sent += 1
             self._send_feedback_packets([Pli(self.rtcp_ssrc, ssrc)], now)
+
+    def add_media(self, media: MediaConfig) -> None:
+        """An m-section a later offer/answer added to the bundle (RFC 8829 section 5.2.2): its
+        packets are routed and, when it sends, its SSRC sent; ICE, DTLS and SRTP stay as they are."""
+        if any(m.mid == media.mid for m in self.config.media):
+            raise UsageError(f"mid {media.mid!r} is in the bundle already")
+        self.demux.add_media(media)
+        if media.send_ssrc is not None:
+            self.sender.add_stream(media)
+        self.config = dataclasses.replace(self.config, media=self.config.media + (media,))
 
     def close(self, now: float) -> None:
         """BYE for our SSRCs, DTLS close_notify, then :class:`TransportClosed`."""

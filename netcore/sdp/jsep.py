@@ -594,6 +594,8 @@ def _accepted(
         h264_levels=tuple(levels),
         remote_msid=remote.get("msid"),  # type: ignore[arg-type]
         remote_ssrcs=tuple(dict.fromkeys(s.ssrc for s in remote.get_all("ssrc"))),
+        remote_rtx_ssrcs=tuple((g.ssrcs[0], g.ssrcs[1]) for g in remote.get_all("ssrc-group")
+                               if g.semantics == "FID" and len(g.ssrcs) == 2),
         remote=transport,
         extension_directions=tuple((e.id, e.direction or "sendrecv") for e in extmaps),
         extmap_allow_mixed=mixed,

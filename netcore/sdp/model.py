@@ -237,6 +237,8 @@ class NegotiatedMedia:
     h264_levels: tuple[tuple[int, int, int], ...] = ()  # (pt, send level, recv level)
     remote_msid: Msid | None = None
     remote_ssrcs: tuple[int, ...] = ()
+    # (media SSRC, RTX SSRC) of the peer's a=ssrc-group:FID lines (RFC 4588 section 8.1)
+    remote_rtx_ssrcs: tuple[tuple[int, int], ...] = ()
     remote: RemoteTransport | None = None
     sctp_port: int | None = None
     max_message_size: int | None = None

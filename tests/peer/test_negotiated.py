@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from netcore.peer.config import config_from_negotiated
+from netcore.peer.demux import RtpDemuxer
 from netcore.peer.events import CandidateGathered
 from netcore.peer.transport import MediaTransport, TransportState
+from netcore.rtp.packet import RtpPacket
+from netcore.rtp.rtx import wrap_rtx
 from netcore.sdp.attributes import Fingerprint
 from netcore.sdp.jsep import Negotiator
 from netcore.sdp.model import LocalTransport, MediaIntent
@@ -68,3 +71,18 @@ def test_transports_from_a_negotiation_connect_and_carry_video():
     source.start(20)
     call.run(1.5)
     assert sink.numbers == list(range(20))
+
+
+def test_rtx_ssrcs_of_the_peers_fid_group_route_as_retransmissions():
+    # Browsers signal their RTX SSRC with a=ssrc-group:FID and send probe padding and
+    # retransmissions on it from the start: it must not be taken for a media SSRC.
+    offered, answered = negotiate()
+    config = config_from_negotiated(answered, certificate("b"), send_ssrcs={"0": (201, None), "1": (202, 203)})
+    video = config.media[1]
+    assert video.remote_ssrcs == (102,) and video.remote_rtx_ssrcs == ((102, 103),)
+    vp8 = next(c for c in video.codecs if c.name.upper() == "VP8")
+    demux = RtpDemuxer(config.media, config.mid_extension)
+    original = RtpPacket.build(payload_type=vp8.payload_type, sequence_number=7, timestamp=1, ssrc=102,
+                               payload=b"\x10frame")
+    route = demux.route(wrap_rtx(original, vp8.rtx_payload_type, 500, 103))
+    assert route is not None and route.rtx and route.media_ssrc == 102 and route.media is video

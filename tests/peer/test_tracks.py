@@ -30,6 +30,15 @@ def test_the_target_bitrate_moves_the_encoder_but_never_above_the_negotiated_max
     assert unlimited.target_bitrate == 1_500_000 - 32_000
 
 
+def test_video_senders_split_what_audio_leaves_of_the_target():
+    camera, screen = video_sender(SenderLimits()), video_sender(SenderLimits())
+    for sender in (camera, screen):
+        sender.bitrate_changed(1_032_000, video_senders=2)
+    assert camera.target_bitrate == screen.target_bitrate == 500_000
+    camera.bitrate_changed(80_000, video_senders=2)
+    assert camera.target_bitrate == 30_000  # the encoder's floor
+
+
 def test_a_key_frame_request_makes_the_next_frame_a_key_frame():
     sender = video_sender(SenderLimits())
     kinds = [vp8_is_keyframe(sender.encode_next()[0].payload) for _ in range(4)]
