@@ -208,12 +208,20 @@ class PeerConnection:
         self._senders: dict[int, RtpSender] = {}
         self._receivers: dict[str, RtpReceiver] = {}
         self.stats = StatsCollector()
+        # "send" and "receive" -> the latest PathChanged of that direction (see the "pathchange" event)
+        self.paths: dict[str, peer_events.PathChanged] = {}
 
     # -- events ------------------------------------------------------------------------
 
     def on(self, name: str, handler: Callable[..., Any] | None = None) -> Any:
         """Register ``handler`` for event ``name`` ("track", "icecandidate", "connectionstatechange",
-        "iceconnectionstatechange", "signalingstatechange"); usable as a decorator."""
+        "iceconnectionstatechange", "signalingstatechange", "pathchange"); usable as a decorator.
+
+        "pathchange" is not in the W3C API: its handler gets a
+        :class:`~netcore.peer.events.PathChanged` each time the pair one direction uses changes
+        (``direction`` "send" or "receive", ``relayed``, the candidate types): a call that moves
+        from a direct path to the TURN relay mid-call, without a new offer, says so here.
+        """
         def register(fn: Callable[..., Any]) -> Callable[..., Any]:
             self._handlers.setdefault(name, []).append(fn)
             return fn
@@ -472,9 +480,11 @@ class PeerConnection:
 
     def _on_state_event(self, event: Event) -> None:
         if isinstance(event, peer_events.PathChanged):
+            self.paths[event.direction.value] = event
             if event.direction is peer_events.Direction.SEND:
                 self.stats.path_changed(event)
                 self._set_ice(IceConnectionState.CONNECTED)
+            self._emit("pathchange", event)
         elif isinstance(event, peer_events.TransportConnected):
             self._set_ice(IceConnectionState.CONNECTED)
             self._set_connection(ConnectionState.CONNECTED)
