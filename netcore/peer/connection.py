@@ -422,7 +422,12 @@ class PeerConnection:
             for packet in packets:
                 self._call(self.transport.send_rtp, packet)
             next_at += interval
-            await asyncio.sleep(max(0.0, next_at - self._loop.time()))
+            now = self._loop.time()
+            if now - next_at > interval:
+                # Late by more than a frame (a busy or stalled process): skip the frames missed, as a
+                # camera does, rather than encode them back to back into a burst the link must absorb.
+                next_at = now
+            await asyncio.sleep(max(0.0, next_at - now))
 
     async def _media_tick(self) -> None:
         while self.connection_state not in (ConnectionState.CLOSED, ConnectionState.FAILED):
