@@ -423,10 +423,13 @@ class PeerConnection:
                 self._call(self.transport.send_rtp, packet)
             next_at += interval
             now = self._loop.time()
-            if now - next_at > interval:
-                # Late by more than a frame (a busy or stalled process): skip the frames missed, as a
-                # camera does, rather than encode them back to back into a burst the link must absorb.
-                next_at = now
+            while now - next_at >= interval:
+                # Late by a frame or more (a busy or stalled process): the frames missed are dropped,
+                # as a camera drops what nobody took, rather than encoded back to back into a burst
+                # the link must absorb; their timestamps pass, so the receiver's clock stays true.
+                if sender.track.skip():
+                    sender.frames_skipped += 1
+                next_at += interval
             await asyncio.sleep(max(0.0, next_at - now))
 
     async def _media_tick(self) -> None:

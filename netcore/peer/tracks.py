@@ -30,7 +30,7 @@ from typing import Callable, Iterable, Iterator
 import av
 
 from netcore.errors import UsageError
-from netcore.jitter import JitterBuffer, JitterConfig, KeyFrameRequested
+from netcore.jitter import JitterBuffer, JitterConfig, KeyFrameRequested, NackConfig
 from netcore.media.codecs import AudioDecoder, AudioEncoder, VideoDecoder, VideoEncoder
 from netcore.media.synthetic import SyntheticCamera, SyntheticMicrophone
 from netcore.rtp.h264 import h264_is_keyframe
@@ -61,6 +61,10 @@ class _LocalTrack:
         if frame is None:
             self.ended = True
         return frame
+
+    def skip(self) -> bool:
+        """Drop the next frame unsent (the sender fell behind); False once the source is exhausted."""
+        return self.next_frame() is not None
 
 
 class LocalVideoTrack(_LocalTrack):
@@ -148,6 +152,7 @@ class RtpSender:
         self._sequence = int.from_bytes(random(2), "big")
         self._timestamp_offset = int.from_bytes(random(4), "big")
         self.frames_encoded = 0
+        self.frames_skipped = 0  # frames the track made that the sender dropped, being late
         self.keyframes_requested = 0  # KeyFrameRequested for our SSRC (a PLI or FIR arrived)
         self.keyframes_answered = 0  # ... answered by the next frame being a key frame
         self._keyframe_pending = False
