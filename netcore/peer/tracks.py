@@ -244,7 +244,11 @@ class RtpReceiver:
                 return False
             keyframe = vp8_is_keyframe if self.codec == "VP8" else h264_is_keyframe
             starts = vp8_starts_frame if self.codec == "VP8" else None
-            self.jitter = JitterBuffer(JitterConfig(clock_rate, video=True, nack=None, min_delay=VIDEO_MIN_DELAY),
+            # The buffer tracks the gaps as the transport does (its NackRequested events are
+            # dropped: the transport sends the NACKs), so that a frame missing a packet the
+            # transport asked again for is held for it instead of skipped at its due time.
+            self.jitter = JitterBuffer(JitterConfig(clock_rate, video=True, nack=NackConfig(),
+                                                    min_delay=VIDEO_MIN_DELAY),
                                        is_keyframe=keyframe, is_frame_start=starts)
             self.decoder = VideoDecoder(self.codec)
         else:
