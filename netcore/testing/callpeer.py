@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import itertools
 import json
 import sys
@@ -56,6 +57,27 @@ def emit(message: dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
+class RecordedTrack(LocalVideoTrack):
+    """A video track that notes each frame the sender takes to encode (number, time); frames
+    dropped because the sender was late are not noted: they never left."""
+
+    def __init__(self, frames: Iterator, fps: float, recorder: Recorder) -> None:
+        super().__init__(frames, fps=fps)
+        self.recorder = recorder
+        self.number = 0
+
+    def next_frame(self):
+        frame = super().next_frame()
+        if frame is not None:
+            self.recorder.sent.append((self.number, time.monotonic()))
+            self.number += 1
+        return frame
+
+    def skip(self) -> bool:
+        self.number += 1
+        return super().next_frame() is not None
+
+
 class Recorder:
     """What the process reports: frames sent and decoded since the last report, path changes."""
 
@@ -65,14 +87,13 @@ class Recorder:
         self.audio_frames = 0
 
     def camera(self, camera: SyntheticCamera, noise: int = 0) -> Iterator:
-        """Frames of ``camera``, each noted as taken; ``noise``: that much grain in the luma
-        (below the frame number's band), so the encoder has detail to spend a high bitrate on."""
+        """Frames of ``camera``; ``noise``: that much grain in the luma (below the frame
+        number's band), so the encoder has detail to spend a high bitrate on."""
         grain = _grain(camera, noise) if noise else None
         for number in itertools.count():
             frame = camera.frame(number)
             if grain is not None:
                 frame = _with_grain(frame, grain[number % len(grain)], camera.width // 40 * 3)
-            self.sent.append((number, time.monotonic()))
             yield frame
 
     def on_track(self, track) -> None:
@@ -144,6 +165,9 @@ def report(pc: PeerConnection, recorder: Recorder, kind: str = "report") -> dict
         "rtx_received": transport.stats.rtx_received if transport is not None else 0,
         "unroutable": transport.stats.unroutable if transport is not None else 0,
         "rtt": next((s.get("currentRoundTripTime") for s in stats.values() if s["type"] == "candidate-pair"), None),
+        "rtcp_rtt": transport._rtt() if transport is not None else None,
+        "retransmissions_refused": transport.sender.retransmissions_refused if transport is not None else 0,
+        "jitter": {mid: dataclasses.asdict(r.jitter.metrics) for mid, r in pc._receivers.items()},
         "sent": recorder.sent, "decoded": recorder.decoded,
     }
     recorder.sent, recorder.decoded = [], []
@@ -163,7 +187,7 @@ async def run(args: argparse.Namespace) -> None:
     pc.on("icecandidate", lambda candidate: done.set() if candidate is None else None)
     if args.send:
         camera = SyntheticCamera(args.width, args.height, args.fps)
-        pc.add_track(LocalVideoTrack(recorder.camera(camera, args.noise), fps=args.fps))
+        pc.add_track(RecordedTrack(recorder.camera(camera, args.noise), args.fps, recorder))
     else:
         pc.add_transceiver("video", "recvonly")
     if args.audio and args.send:
