@@ -16,8 +16,8 @@ would share the link with the media and measure only what the media left.
   so a call on a fast link reaches its rate in about a second;
 * after a large drop (the estimate fell by more than :data:`LARGE_DROP` in
   one step), once the link looks clear again (no over-use for
-  :data:`RECOVERY_WAIT`), at twice the estimate, at most every
-  :data:`PROBE_INTERVAL`, until the estimate is back to 85 % of where it
+  :data:`RECOVERY_WAIT`), at twice the estimate, after 2, 4, then every
+  8 s (:data:`PROBE_INTERVAL` doubling to :data:`MAX_PROBE_INTERVAL`), until the estimate is back to 85 % of where it
   fell from or :data:`RECOVERY_WINDOW` has passed: a link whose capacity
   returns is found in seconds, and a steady link is not probed at all;
 * further, at twice what a cluster measured when it carried at least
@@ -41,6 +41,7 @@ CLUSTER_GAP = 0.1  # between the starts of two clusters
 LARGE_DROP = 0.3
 RECOVERY_WINDOW = 60.0
 FURTHER_PROBE_SHARE = 0.7
+MAX_PROBE_INTERVAL = 8.0  # recovery probes back off to this: 2, 4, 8 s
 PROBE_PACKET_BITS = 300 * 8  # about a padding packet on the wire
 
 
@@ -140,6 +141,7 @@ class ProbeController:
         self._last_probe: float | None = None
         self._clear_since: float | None = None
         self._issued: dict[int, float] = {}  # cluster id -> its rate, until measured
+        self._interval = PROBE_INTERVAL / 2  # between recovery probes; doubles with each one
 
     def update(self, estimate: float, overusing: bool, now: float) -> None:
         """Feed the estimate after each feedback."""
@@ -150,14 +152,19 @@ class ProbeController:
         if self._dropped_from is not None and (estimate >= 0.85 * self._dropped_from
                                                or now - self._dropped_at > RECOVERY_WINDOW):
             self._dropped_from = None  # recovered, or the link stays slow
+            self._interval = PROBE_INTERVAL / 2
         if overusing:
             self._clear_since = None
         elif self._clear_since is None:
             self._clear_since = now
         if (not self._pending and self._dropped_from is not None and self._clear_since is not None
                 and now - self._clear_since >= RECOVERY_WAIT
-                and (self._last_probe is None or now - self._last_probe >= PROBE_INTERVAL)):
+                and (self._last_probe is None or now - self._last_probe >= self._interval)):
+            # A short probe can cross a slow link's token bucket and read as success: each
+            # recovery probe waits twice as long as the last, so a link that stays slow is
+            # disturbed less and less, and one whose capacity returned is still found in 8 s.
             self._pending.append(min(2 * estimate, self.maximum))
+            self._interval = min(2 * self._interval, MAX_PROBE_INTERVAL)
 
     def poll(self, now: float) -> ProbeCluster | None:
         """The next cluster to send, if any."""

@@ -242,3 +242,20 @@ def test_a_slow_probe_lasts_long_enough_for_five_packets():
     probes = ProbeController(30_000, 2_500_000)
     cluster = probes.poll(0.0)
     assert cluster.rate == 90_000 and cluster.rate * cluster.duration >= 5 * 300 * 8
+
+
+def test_recovery_probes_back_off_while_the_link_stays_slow():
+    probes = ProbeController(1_000_000, 2_500_000)
+    probes.poll(0.0)
+    probes.poll(0.2)
+    probes.update(2_000_000, False, 1.0)
+    probes.update(300_000, True, 2.0)  # a large drop
+    times = []
+    now = 2.0
+    while now < 40.0:
+        now += 0.1
+        probes.update(300_000, False, now)
+        if probes.poll(now) is not None:
+            times.append(round(now, 1))
+    gaps = [round(b - a) for a, b in zip(times, times[1:])]  # to the 0.1 s steps of this loop
+    assert gaps[:3] == [2, 4, 8] and all(g == 8 for g in gaps[3:]), times
