@@ -423,8 +423,8 @@ class PeerConnection:
                 self._call(self.transport.send_rtp, packet)
             next_at += interval
             now = self._loop.time()
-            while now - next_at >= interval:
-                # Late by a frame or more (a busy or stalled process): the frames missed are dropped,
+            while sender.kind == "video" and now - next_at >= interval:
+                # Late by a frame or more (a busy or stalled process): the video frames missed are dropped,
                 # as a camera drops what nobody took, rather than encoded back to back into a burst
                 # the link must absorb; their timestamps pass, so the receiver's clock stays true.
                 if sender.track.skip():
