@@ -65,6 +65,8 @@ class BandwidthEstimator:
         """Remember a packet that carries transport-wide sequence number ``transport_seq`` (16 bits)."""
         sent = self._sent
         sent[transport_seq & 0xFFFF] = _Sent(now, size, probe_cluster)
+        if probe_cluster is not None:
+            self._probe_results.sent(probe_cluster)
         if len(sent) > HISTORY:
             del sent[next(iter(sent))]
 
@@ -101,7 +103,10 @@ class BandwidthEstimator:
     # -- outputs --------------------------------------------------------------------
 
     def poll_probe(self, now: float) -> ProbeCluster | None:
-        return self._probes.poll(now)
+        cluster = self._probes.poll(now)
+        if cluster is not None:
+            self._probe_results.started(cluster.cluster_id, cluster.rate)
+        return cluster
 
     @property
     def usage(self) -> BandwidthUsage:
@@ -121,6 +126,8 @@ class BandwidthEstimator:
         self._acked.add(arrival, packet.size)
         if packet.probe_cluster is not None:
             rate = self._probe_results.add(packet.probe_cluster, packet.send_time, arrival, packet.size)
+            if rate is not None:
+                self._probes.measured(packet.probe_cluster, rate)
             if rate is not None and rate > self._delay_based.rate:
                 self._delay_based.set_estimate(0.95 * rate)
                 self._loss_based.raise_to(0.95 * rate)

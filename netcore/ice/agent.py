@@ -597,6 +597,23 @@ class Agent:
             if reason is not None:
                 self._switch(pair.component, reason, now)
 
+    def switch_path(self, component: int, reason: str, now: float) -> bool:
+        """Move the sending path of ``component`` off its pair because the application saw it fail
+        (the media sent on it went unacknowledged while consent still holds, say); True when
+        another healthy valid pair took over (a :class:`PathSelected` with ``reason``).
+
+        The pair left is checked for consent at once, so a pair that is really gone is
+        marked degraded without waiting for its next scheduled check.
+        """
+        current = self._sending.get(component)
+        pair = self._selection.alternative(component, reason, self._checklist.valid, self._generation)
+        if current is None or pair is None:
+            return False
+        if not current.consent.in_flight:
+            current.consent.next_check = now
+        self._select(component, pair, reason, now)
+        return True
+
     def _switch(self, component: int, reason: str, now: float) -> None:
         """Move this agent's sending path to the best other healthy valid pair, if any."""
         pair = self._selection.alternative(component, reason, self._checklist.valid, self._generation)

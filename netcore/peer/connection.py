@@ -218,16 +218,24 @@ class PeerConnection:
         self._senders: dict[int, RtpSender] = {}
         self._receivers: dict[str, RtpReceiver] = {}
         self.stats = StatsCollector()
+        # "send" and "receive" -> the latest PathChanged of that direction (see the "pathchange" event)
+        self.paths: dict[str, peer_events.PathChanged] = {}
 
     # -- events ------------------------------------------------------------------------
 
     def on(self, name: str, handler: Callable[..., Any] | None = None) -> Any:
         """Register ``handler`` for event ``name`` ("track", "icecandidate", "connectionstatechange",
-        "iceconnectionstatechange", "signalingstatechange"); usable as a decorator.
+        "iceconnectionstatechange", "signalingstatechange", "pathchange"); usable as a decorator.
+
+        "pathchange" is not in the W3C API: its handler gets a
+        :class:`~netcore.peer.events.PathChanged` each time the pair one direction uses changes
+        (``direction`` "send" or "receive", ``relayed``, the candidate types): a call that moves
+        from a direct path to the TURN relay mid-call, without a new offer, says so here.
 
         Two netcore taps on the receive path (a recorder's): "rtpreceived" ``(mid, packet, now)``
         for each media packet after SRTP (RTX unwrapped), before the jitter buffer, and
-        "rtcpreceived" ``(packets, now)`` for each decrypted compound (sender reports in it)."""
+        "rtcpreceived" ``(packets, now)`` for each decrypted compound (sender reports in it).
+        """
         def register(fn: Callable[..., Any]) -> Callable[..., Any]:
             self._handlers.setdefault(name, []).append(fn)
             return fn
@@ -462,7 +470,15 @@ class PeerConnection:
             for packet in packets:
                 self._call(self.transport.send_rtp, packet)
             next_at += interval
-            await asyncio.sleep(max(0.0, next_at - self._loop.time()))
+            now = self._loop.time()
+            while sender.kind == "video" and now - next_at >= interval:
+                # Late by a frame or more (a busy or stalled process): the video frames missed are dropped,
+                # as a camera drops what nobody took, rather than encoded back to back into a burst
+                # the link must absorb; their timestamps pass, so the receiver's clock stays true.
+                if sender.track.skip():
+                    sender.frames_skipped += 1
+                next_at += interval
+            await asyncio.sleep(max(0.0, next_at - now))
 
     async def _media_tick(self) -> None:
         while self.connection_state not in (ConnectionState.CLOSED, ConnectionState.FAILED):
@@ -521,9 +537,11 @@ class PeerConnection:
 
     def _on_state_event(self, event: Event) -> None:
         if isinstance(event, peer_events.PathChanged):
+            self.paths[event.direction.value] = event
             if event.direction is peer_events.Direction.SEND:
                 self.stats.path_changed(event)
                 self._set_ice(IceConnectionState.CONNECTED)
+            self._emit("pathchange", event)
         elif isinstance(event, peer_events.TransportConnected):
             self._set_ice(IceConnectionState.CONNECTED)
             self._set_connection(ConnectionState.CONNECTED)

@@ -73,7 +73,10 @@ class RtpDemuxer:
         route = self._routes.get(packet.ssrc)
         mid = self._mid(packet) if route is None or self.mid_extension is not None else None
         if route is not None and (mid is None or mid == route.media.mid):
-            if route.rtx and route.media_ssrc is None:
+            if not route.rtx and route.media.codec(packet.payload_type) is None \
+                    and route.media.rtx_codec(packet.payload_type) is not None:
+                route = self._rebind_as_rtx(packet.ssrc, route.media)
+            elif route.rtx and route.media_ssrc is None:
                 route.media_ssrc = self._media_ssrc_of(route.media)  # its media stream may be known now
             return route
         media = self._by_mid.get(mid) if mid is not None else self._by_payload_type(packet.payload_type)
@@ -109,6 +112,13 @@ class RtpDemuxer:
             self.unroutable += 1
             return None
         self._routes[packet.ssrc] = route
+        return route
+
+    def _rebind_as_rtx(self, ssrc: int, media: MediaConfig) -> Route:
+        """A signalled SSRC that carries the RTX payload type is the RTX stream: an ``a=ssrc`` line
+        names it like a media SSRC, and without its ``a=ssrc-group:FID`` it was bound as one."""
+        route = self._routes[ssrc] = Route(media, None, True)
+        route.media_ssrc = self._media_ssrc_of(media)
         return route
 
     def _media_ssrc_of(self, media: MediaConfig) -> int | None:

@@ -67,7 +67,14 @@ class TransportFailed(TransportEvent):
 
 @dataclass(frozen=True, slots=True)
 class PathChanged(TransportEvent):
-    """``direction``'s traffic now goes over this pair (``relayed``: through a TURN server)."""
+    """``direction``'s traffic now goes over this pair (``relayed``: through a TURN server).
+
+    ``local_type`` and ``remote_type`` are the pair's candidate types ("host",
+    "srflx", "prflx", "relay"). ``reason`` is ICE's for the sending direction
+    ("nominated", "degraded", "consent-lost", "unacknowledged" ...) and
+    "received" for the receiving one, which follows the pair the peer's media
+    arrives on. Each direction moves on its own; no new offer is needed.
+    """
 
     direction: Direction
     relayed: bool
@@ -75,6 +82,8 @@ class PathChanged(TransportEvent):
     remote: Address
     reason: str
     pair: Any = None
+    local_type: str = ""
+    remote_type: str = ""
 
 
 @dataclass(frozen=True, slots=True)

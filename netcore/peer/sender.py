@@ -39,6 +39,7 @@ PADDING_SIZE = 255  # RFC 3550 section 5.1: the padding count is one octet
 HISTORY_SIZE = 1024
 RETRANSMIT_SHARE = 0.25  # of the target bitrate, over one second, for retransmissions
 MIN_RETRANSMIT_INTERVAL = 0.02
+PADDING_TICK = 0.002  # a running probe tops its bytes up to its rate this often (and this far ahead)
 
 
 class OutgoingStream:
@@ -129,7 +130,8 @@ class Sender:
         self.probe: ProbeCluster | None = None
         self._probe_end = 0.0
         self._next_padding: float | None = None
-        self._padding_spacing = 0.0
+        self._probe_start = 0.0
+        self._probe_bytes = 0  # bytes of the running cluster sent so far, media and padding
         self._probe_poll_at: float | None = None
         self.packets_sent = 0
         self.bytes_sent = 0
@@ -206,6 +208,8 @@ class Sender:
     def _emit(self, packet: RtpPacket, now: float) -> None:
         probe = self.probe
         cluster = probe.cluster_id if probe is not None and now < self._probe_end else None
+        if cluster is not None:
+            self._probe_bytes += len(packet.data)
         mid_id, twcc_id = self.mid_id, self.twcc_id
         if mid_id is not None or twcc_id is not None:
             stream = self.streams.get(packet.ssrc)
@@ -240,10 +244,11 @@ class Sender:
         stream = self._padding_stream()
         self.probe = cluster
         self.probes_sent += 1
+        self._probe_start = now
+        self._probe_bytes = 0
         self._probe_end = now + cluster.duration
         self._probe_poll_at = self._probe_end + CLUSTER_GAP
         if stream is not None:
-            self._padding_spacing = cluster.padding_spacing(self.estimator.target_bitrate, PADDING_SIZE + 40)
             self._next_padding = now
 
     def _padding_stream(self) -> OutgoingStream | None:
@@ -259,21 +264,34 @@ class Sender:
     def handle_timeout(self, now: float) -> None:
         self.release(now)
         if self.probe is not None:
-            stream = self._padding_stream()
-            while stream is not None and self._next_padding is not None and self._next_padding <= now \
-                    and self._next_padding < self._probe_end:
-                padding = stream.padding()
-                if padding is None:
-                    break
-                self.padding_sent += 1
-                self._emit(padding, now)
-                self._next_padding += self._padding_spacing
+            if self._next_padding is not None and self._next_padding <= now < self._probe_end:
+                self._pad(self.probe, now)
             if now >= self._probe_end:
                 self.probe = None
                 self._next_padding = None
         if self._probe_poll_at is not None and now >= self._probe_poll_at:
             self._probe_poll_at = None
         self.poll_probe(now)
+
+    def _pad(self, probe: ProbeCluster, now: float) -> None:
+        """Padding up to what the cluster's rate owes by the next tick, whatever the media sent.
+
+        Counting what was actually sent (not spacing padding for the rate the
+        media leaves) keeps the cluster at its rate when the encoder sends
+        less than the target, as it does at the start of a call, and when
+        the timer fires late (the padding owed goes out at once).
+        """
+        stream = self._padding_stream()
+        horizon = min(now + PADDING_TICK, self._probe_end) - self._probe_start
+        owed = probe.rate * horizon / 8 - self._probe_bytes
+        while stream is not None and owed > 0:
+            padding = stream.padding()
+            if padding is None:
+                break
+            self.padding_sent += 1
+            self._emit(padding, now)
+            owed -= len(padding.data)
+        self._next_padding = now + PADDING_TICK
 
     def next_deadline(self, now: float) -> float | None:
         deadlines = [d for d in (self.pacer.next_deadline(now), self._probe_poll_at) if d is not None]

@@ -57,6 +57,7 @@ from netcore.ice.agent import Agent
 from netcore.net import Receive, Transmit
 from netcore.peer.config import MediaConfig, TransportConfig
 from netcore.peer.demux import RtpDemuxer
+from netcore.peer.liveness import FeedbackWatch
 from netcore.peer.events import (BitrateChanged, CandidateGathered, Direction, GatheringCompleted,
                                  KeyFrameRequested, PathChanged, RtcpReceived, RtpReceived, TransportClosed,
                                  TransportConnected, TransportEvent, TransportFailed)
@@ -136,6 +137,8 @@ class MediaTransport:
         self._twcc_id = config.twcc_extension
         self._timer = RtcpTimer(config.random)
         self._next_twcc: float | None = None
+        self._watch = FeedbackWatch()  # unacknowledged sending moves the sending path (docs/peer.md)
+        self._rtt_seen: float | None = None
         self._events: deque[TransportEvent] = deque()
         self._held: deque[bytes] = deque()
         self._recv_pair: object | None = None
@@ -197,6 +200,8 @@ class MediaTransport:
                 self._send_rtcp(self._report_packets(now), now)
                 self._schedule_report(now)
             self._publish_bitrate()
+            if self._watch.expired(now, self._rtt_seen) and self.ice.switch_path(1, "unacknowledged", now):
+                self._drain_ice(now)
 
     def send_rtp(self, packet: RtpPacket, now: float) -> bool:
         """Send a media packet of one of our SSRCs (paced; audio first); False before the transport connected."""
@@ -265,6 +270,9 @@ class MediaTransport:
                     deadlines.append(d)
             if self._next_twcc is not None and len(self.receiver.twcc):
                 deadlines.append(self._next_twcc)
+            watch = self._watch.deadline(self._rtt_seen)
+            if watch is not None:
+                deadlines.append(watch)
         return min(deadlines) if deadlines else None
 
     @property
@@ -296,8 +304,7 @@ class MediaTransport:
 
     def _on_path_selected(self, event: ice_events.PathSelected, now: float) -> None:
         pair = event.pair
-        self._events.append(PathChanged(Direction.SEND, pair.relayed, pair.local.address, pair.remote.address,
-                                        event.reason, pair))
+        self._events.append(_path_changed(Direction.SEND, pair, event.reason))
         if self.state is TransportState.CHECKING:
             self.state = TransportState.HANDSHAKING
             if self.dtls.is_client:
@@ -310,8 +317,7 @@ class MediaTransport:
         pair = event.pair
         if pair is not None and pair is not self._recv_pair:
             self._recv_pair = pair
-            self._events.append(PathChanged(Direction.RECEIVE, pair.relayed, pair.local.address,
-                                            pair.remote.address, "received"))
+            self._events.append(_path_changed(Direction.RECEIVE, pair, "received"))
         data = event.data
         kind = classify(data)
         if kind is PacketKind.RTP:
@@ -453,6 +459,7 @@ class MediaTransport:
                 reporter.handle_rtcp([packet], now)
             rtt = self._rtt()
             if rtt is not None:
+                self._rtt_seen = rtt
                 self.estimator.rtt_measured(rtt)
                 self.sender.rtt_measured(rtt)
                 self.receiver.rtt = rtt
@@ -463,6 +470,7 @@ class MediaTransport:
                 self._flush_rtp(now)
         elif isinstance(packet, TransportFeedback):
             self.stats.twcc_received += 1
+            self._watch.feedback()
             self.estimator.feedback_received(arrival_times(packet), now)
             self.sender.poll_probe(now)
         elif isinstance(packet, Pli):
@@ -500,6 +508,8 @@ class MediaTransport:
             out.clear()
             return
         protect, send = srtp.protect_rtp, self.ice.send
+        if out and self._twcc_id is not None:
+            self._watch.sent(now)
         while out:
             send(protect(out.popleft()), now)
 
@@ -560,3 +570,9 @@ class MediaTransport:
         if abs(target - self._published) > BITRATE_STEP * self._published:
             self._published = target
             self._events.append(BitrateChanged(target))
+
+
+def _path_changed(direction: Direction, pair: object, reason: str) -> PathChanged:
+    local, remote = pair.local, pair.remote  # type: ignore[attr-defined]
+    return PathChanged(direction, pair.relayed, local.address, remote.address, reason, pair,  # type: ignore[attr-defined]
+                       local.type, remote.type)

@@ -8,7 +8,7 @@ from netcore.cc import BandwidthEstimator, Pacer
 from netcore.cc.aimd import _TRANSITIONS, AimdRateControl, RateControlState
 from netcore.cc.delay import BandwidthUsage, InterArrival, OveruseDetector, TrendlineEstimator
 from netcore.cc.loss import AckedBitrate, LossBasedControl
-from netcore.cc.probe import ProbeController
+from netcore.cc.probe import ProbeController, ProbeResults
 from tests.cc.sim import run_call
 
 MBIT = 1_000_000
@@ -196,3 +196,66 @@ def test_the_pacer_sends_what_waited_too_long_anyway():
         pacer.enqueue(i, 1000, 0.0)
     pacer.poll(0.0)
     assert len(pacer.poll(0.25)) == 9
+
+
+def test_a_probe_counts_once_most_of_it_is_reported_and_never_above_its_rate():
+    results = ProbeResults()
+    results.started(1, 600_000)
+    for _ in range(20):
+        results.sent(1)
+    # The first packets leave in a burst (a key frame, tagged too) and cross an idle link's
+    # token bucket at line rate: 1200 bytes every millisecond is 9.6 Mbit/s.
+    early = [results.add(1, i * 0.001, 0.02 + i * 0.001, 1200) for i in range(10)]
+    assert early == [None] * 10
+    # The rest arrive at the link's 300 kbit/s (1200 bytes per 32 ms).
+    late = [results.add(1, 0.01 + i * 0.002, 0.03 + i * 0.032, 1200) for i in range(10)]
+    measured = [r for r in late if r is not None]
+    assert measured and max(measured) <= 600_000
+
+
+def test_a_probe_result_is_capped_at_the_rate_it_tested():
+    results = ProbeResults()
+    results.started(1, 500_000)
+    for _ in range(5):
+        results.sent(1)
+    rates = [results.add(1, i * 0.001, i * 0.001, 1200) for i in range(5)]
+    assert rates[-1] == 500_000
+
+
+def test_a_probe_that_carried_its_rate_is_followed_by_one_at_twice_the_measurement():
+    probes = ProbeController(300_000, 2_500_000)
+    first = probes.poll(0.0)
+    probes.poll(0.2)  # the second start probe (1.8 Mbit/s)
+    probes.measured(first.cluster_id, 850_000)
+    assert probes.poll(0.4) is None  # the second start probe already runs
+    second = ProbeController(300_000, 2_500_000)
+    for _ in range(2):
+        cluster = second.poll(_ * 0.2)
+    second.measured(cluster.cluster_id, 1_700_000)
+    further = second.poll(0.6)
+    assert further is not None and further.rate == 2_500_000
+    second.measured(further.cluster_id, 2_000_000)  # at the maximum: no further probe
+    assert second.poll(1.0) is None
+
+
+def test_a_slow_probe_lasts_long_enough_for_five_packets():
+    probes = ProbeController(30_000, 2_500_000)
+    cluster = probes.poll(0.0)
+    assert cluster.rate == 90_000 and cluster.rate * cluster.duration >= 5 * 300 * 8
+
+
+def test_recovery_probes_back_off_while_the_link_stays_slow():
+    probes = ProbeController(1_000_000, 2_500_000)
+    probes.poll(0.0)
+    probes.poll(0.2)
+    probes.update(2_000_000, False, 1.0)
+    probes.update(300_000, True, 2.0)  # a large drop
+    times = []
+    now = 2.0
+    while now < 40.0:
+        now += 0.1
+        probes.update(300_000, False, now)
+        if probes.poll(now) is not None:
+            times.append(round(now, 1))
+    gaps = [round(b - a) for a, b in zip(times, times[1:])]  # to the 0.1 s steps of this loop
+    assert gaps[:3] == [2, 4, 8] and all(g == 8 for g in gaps[3:]), times

@@ -115,3 +115,17 @@ def test_opus_round_trip_keeps_the_marks():
         samples /= 32767
     assert payloads >= 98  # 20 ms each; the encoder holds back at most its look-ahead
     assert len(mic.mark_starts(samples)) == 2
+
+
+@pytest.mark.parametrize("codec", ["VP8", "H264"])
+def test_video_codecs_run_on_one_thread_each(codec):
+    """FFmpeg's default of a thread per core made libvpx wait on its own threads on a busy
+    machine (ten times the CPU of one thread) and frame threads delay every decoded picture."""
+    camera = SyntheticCamera(320, 240)
+    encoder = VideoEncoder(codec, max_width=320, max_height=240)
+    frame = encoder.encode(camera.frame(0))
+    assert frame is not None and encoder._context.thread_count == 1
+    decoder = VideoDecoder(codec)
+    assert decoder._context.thread_count == 1
+    pictures = decoder.decode(frame.payloads)
+    assert [read_frame_number(p) for p in pictures] == [0]

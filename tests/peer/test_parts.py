@@ -58,6 +58,18 @@ def test_signalled_ssrcs_and_fid_groups_route_before_any_packet():
     assert unwrap_rtx(rtx, 96, route.media_ssrc).payload == original.payload
 
 
+def test_a_signalled_ssrc_that_carries_rtx_is_the_rtx_stream_without_its_fid_group():
+    """A peer's description lists both SSRCs in a=ssrc lines; negotiation hands over the list
+    without the FID group: the SSRC that sends the RTX payload type repairs the other one."""
+    video = MediaConfig("v", "video", VIDEO.codecs, remote_ssrcs=(40, 41))
+    demux = RtpDemuxer((AUDIO, video), mid_extension=1)
+    assert not demux.route(packet(40, 96, "v")).rtx
+    route = demux.route(packet(41, 97, "v"))
+    assert route.rtx and route.media_ssrc == 40
+    padding = RtpPacket.build(payload_type=97, sequence_number=2, timestamp=0, ssrc=41, padding=255)
+    assert demux.route(padding).rtx and demux.unroutable == 0
+
+
 def test_the_number_of_bound_ssrcs_is_bounded():
     demux = RtpDemuxer((AUDIO,), mid_extension=1)
     for ssrc in range(MAX_SSRCS + 10):

@@ -23,11 +23,11 @@ def test_the_target_bitrate_moves_the_encoder_but_never_above_the_negotiated_max
     sender = video_sender(SenderLimits(max_bitrate=200_000))
     sender.bitrate_changed(1_500_000)
     assert sender.target_bitrate == 200_000
-    sender.bitrate_changed(132_000)
-    assert sender.target_bitrate == 100_000  # what Opus leaves of the target
+    sender.bitrate_changed(150_000)
+    assert sender.target_bitrate == 103_000  # 90 % of the target, less what Opus takes
     unlimited = video_sender(SenderLimits())
     unlimited.bitrate_changed(1_500_000)
-    assert unlimited.target_bitrate == 1_500_000 - 32_000
+    assert unlimited.target_bitrate == 1_350_000 - 32_000
 
 
 def test_video_senders_split_what_audio_leaves_of_the_target():

@@ -1,0 +1,139 @@
+"""Congestion on a real link: a veth pair between two namespaces, shaped by ``tbf``, drops mid-call.
+
+A sends grainy 160x120 video (detail for 2 Mbit/s at little CPU) to B over
+a link of 2 Mbit/s (A's side of the veth, ``tbf`` with a 50 ms queue). At the drop the link goes to 300 kbit/s: within
+3 s A's sending rate (our own counters, plus the IP/UDP/SRTP overhead of each
+packet, which the link carries too) is under the new capacity and the
+link's loss (the qdisc's drop counter) is under 2 %; when 2 Mbit/s returns
+the rate climbs back within 15 s. Measured, not assumed: the sender's rate
+per second from its reports, the loss from ``tc -s``.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+
+import pytest
+
+from tests.peer.netns import Netns, PeerProcess, connect, require_namespaces, veth, wait_until
+
+pytestmark = pytest.mark.timeout(150)
+
+A, B = "10.202.0.1", "10.202.0.2"
+HIGH, LOW = 2_000_000, 300_000
+CLIMBED = 900_000  # "back up": the synthetic picture's encoder makes about 1-1.5 Mbit/s at 2 Mbit/s
+OVERHEAD = 20 + 8 + 10  # IPv4 + UDP + the SRTP authentication tag, per packet
+QDISC = "tbf rate {rate} burst 2kb latency 50ms"
+
+
+class LinkCounters:
+    """``tc -s qdisc`` of the shaped interface, read every 250 ms: (time, packets sent, packets dropped)."""
+
+    def __init__(self, ns: Netns, device: str) -> None:
+        self.ns, self.device = ns, device
+        self.samples: list[tuple[float, int, int]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def read(self) -> tuple[int, int]:
+        out = self.ns.ex("tc", "-s", "qdisc", "show", "dev", self.device)
+        match = re.search(r"Sent \d+ bytes (\d+) pkt \(dropped (\d+)", out)
+        assert match, out
+        return int(match.group(1)), int(match.group(2))
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            sent, dropped = self.read()
+            self.samples.append((time.monotonic(), sent, dropped))
+            self._stop.wait(0.25)
+
+    def loss(self, start: float, end: float) -> float:
+        """Share of the packets offered to the link from about ``start`` to ``end`` that it dropped
+        (between the nearest samples around: a busy machine may delay a sample)."""
+        samples = list(self.samples)
+        first = ([x for x in samples if x[0] <= start] or samples[:1])[-1]
+        later = [x for x in samples if first[0] < x[0] <= end] or [x for x in samples if x[0] > first[0]][:1]
+        if not later:
+            return 0.0
+        last = later[-1]
+        sent, dropped = last[1] - first[1], last[2] - first[2]
+        return dropped / max(1, sent + dropped)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(2)
+
+
+def rate(sender: PeerProcess, start: float, end: float) -> float:
+    """Bits per second A put on the link from about ``start`` to ``end``, between two of its
+    reports (the nearest ones around: a busy machine may delay a report)."""
+    reports = sender.of("report")
+    before = [r for r in reports if r["t"] <= start] or reports[:1]
+    first = before[-1]
+    after = [r for r in reports if first["t"] < r["t"] <= end] or [r for r in reports if r["t"] > first["t"]][:1]
+    if not after:
+        return 0.0  # nothing reported since start yet (asked while the call runs)
+    last = after[-1]
+    wire = (last["bytes_sent"] - first["bytes_sent"]) + OVERHEAD * (last["packets_sent"] - first["packets_sent"])
+    return 8 * wire / (last["t"] - first["t"])
+
+
+def first_time(condition, start: float, end: float, step: float = 0.25) -> float | None:
+    """The first one-second window [t - 1, t] (t from start, by ``step``) where condition(t - 1, t) holds."""
+    t = start + 1.0
+    while t <= end:
+        if condition(t - 1.0, t):
+            return t
+        t += step
+    return None
+
+
+@pytest.fixture
+def link():
+    require_namespaces()
+    a, b = Netns("ca"), Netns("cb")
+    try:
+        device, _ = veth(a, A, b, B)
+        a.ex("tc", "qdisc", "replace", "dev", device, "root", *QDISC.format(rate="2mbit").split())
+        yield a, b, device
+    finally:
+        a.down()
+        b.down()
+
+
+def test_rate_follows_the_link_down_to_300_kbits_and_back(link):
+    ns_a, ns_b, device = link
+    video = ["--width", "160", "--height", "120", "--noise", "20", "--duration", "60"]
+    a = PeerProcess(ns_a, A, *video, offer=True)
+    b = PeerProcess(ns_b, B, *video, "--receive-only")
+    counters = LinkCounters(ns_a, device)
+    try:
+        connect(a, b)
+        # Up to the link's rate first (the start probes), then a few seconds of call.
+        assert wait_until(lambda: len(a.of("report")) > 8 and rate(a, time.monotonic() - 1.5, time.monotonic())
+                          > CLIMBED, 25), a.of("report")[-1:]
+        time.sleep(3)
+        ns_a.ex("tc", "qdisc", "replace", "dev", device, "root", *QDISC.format(rate="300kbit").split())
+        drop = time.monotonic()
+        time.sleep(10)
+        ns_a.ex("tc", "qdisc", "replace", "dev", device, "root", *QDISC.format(rate="2mbit").split())
+        back = time.monotonic()
+        wait_until(lambda: rate(a, time.monotonic() - 1, time.monotonic()) > CLIMBED, 16)
+        time.sleep(0.5)
+    finally:
+        counters.stop()
+        a.stop()
+        b.stop()
+    timeline = [(round(t - drop), round(rate(a, t - 1, t) / 1000), round(counters.loss(t - 1, t), 2))
+                for t in (drop + i for i in range(-2, 27)) if t < back + 16]
+    # Within 3 s of the drop, a second under the new capacity and under 2 % loss.
+    settled = first_time(lambda s, e: rate(a, s, e) < LOW and counters.loss(s, e) < 0.02, drop, drop + 10)
+    assert settled is not None and settled - drop <= 3.0, (settled and settled - drop, timeline)
+    # Not asserted: after that, a recovery probe that crosses the link's token bucket still reads
+    # as success at times and costs a loss burst (docs/peer.md, left to do).
+    climbed = first_time(lambda s, e: rate(a, s, e) > CLIMBED, back, back + 16)
+    assert climbed is not None and climbed - back <= 15.0, timeline
+    assert len(b.decoded()) > 300  # video kept being decoded through it all
