@@ -51,16 +51,22 @@ class CallOptions:
 
 
 class Console:
-    """Progress lines and the live status line on ``stream`` (rewritten in place on a terminal)."""
+    """Progress lines and the live status line on ``stream`` (rewritten in place on a terminal);
+    results (the summary table) on ``out``."""
 
-    def __init__(self, stream: TextIO = sys.stderr) -> None:
+    def __init__(self, stream: TextIO = sys.stderr, out: TextIO = sys.stdout) -> None:
         self.stream = stream
+        self.out = out
         self.live = stream.isatty()
         self._status_shown = False
 
     def progress(self, text: str) -> None:
         self._end_status()
         print(text, file=self.stream, flush=True)
+
+    def result(self, text: str) -> None:
+        self._end_status()
+        print(text, file=self.out, flush=True)
 
     def status(self, text: str) -> None:
         if self.live:
@@ -280,7 +286,7 @@ def _finish(call: _Call, elapsed: float) -> dict[str, Any]:
     meter = call.meter or Meter(0.0)
     meter.sample(call.final_stats, time.monotonic(), _paths(call, call.final_stats))
     totals = meter.last
-    call.console.progress(summary_table(f"call with {call.peer}: {elapsed:.1f} s, {call.reason}", elapsed, totals))
+    call.console.result(summary_table(f"call with {call.peer}: {elapsed:.1f} s, {call.reason}", elapsed, totals))
     return {
         "user": call.options.user, "role": call.role, "peer": call.peer, "call_id": call.call_id,
         "connected": call.connected_at is not None, "seconds": round(elapsed, 3), "ended": call.reason,

@@ -183,7 +183,12 @@ class SignalingClient:
         except InvalidHandshake as exc:
             raise ServerUnreachable(f"the server at {url} refused the connection ({exc})", request="connect") from exc
         except (OSError, asyncio.TimeoutError) as exc:
-            cause = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+            if isinstance(exc, ConnectionRefusedError):
+                cause = "connection refused: is netcore-signal running there?"
+            elif isinstance(exc, OSError) and exc.strerror:
+                cause = exc.strerror
+            else:
+                cause = "no answer within {:.0f} s".format(timeout)
             raise ServerUnreachable(f"cannot reach the signaling server at {url} ({cause})",
                                     request="connect") from exc
         client = cls(ws, url)
