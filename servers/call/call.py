@@ -134,7 +134,7 @@ async def place_call(options: CallOptions, peer: str, console: Console) -> dict[
         client = await login(options, console)
         try:
             pc = PeerConnection(peer_configuration(client, options))
-            media.add_to(pc, offerer=True)
+            media.add_to(pc)
             console.progress(f"calling {peer} ({' and '.join(options.media.kinds)})")
             call_id = await client.invite(peer, options.media.kinds)
             ring = float((client.welcome.limits if client.welcome else {}).get("ring_timeout", 30.0))
@@ -168,7 +168,6 @@ async def answer_call(options: CallOptions, console: Console) -> dict[str, Any]:
                         "declined": True, "connected": False}
             console.progress(f"{peer} is calling ({' and '.join(incoming.payload['media'])}); answering")
             pc = PeerConnection(peer_configuration(client, options))
-            media.add_to(pc, offerer=False)
             await client.accept(call_id)
             call = _new_call(client, call_id, peer, "callee", pc, media, console, options)
             return await _converse(call)
@@ -232,6 +231,8 @@ async def _handle(call: _Call, message: ServerMessage) -> bool:
     p = message.payload
     if p.get("call_id") != call.call_id:
         return False
+    if message.type == "call.offer" and not call.link.pc.transceivers:
+        call.media.add_for_offer(call.link.pc, p["sdp"])
     if message.type in ("call.offer", "call.answer"):
         await call.link.handle_description(message.type.split(".")[1], p["sdp"])
     elif message.type == "call.candidate":

@@ -84,10 +84,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def options_from(args: argparse.Namespace) -> CallOptions:
-    audio, video = args.audio, args.video or bool(args.screen or args.video_file)
-    if not audio and not video:
+    audio, video = args.audio or bool(args.audio_file), args.video or bool(args.screen or args.video_file)
+    if not args.audio and not args.video:  # neither asked for: both (the screen or a file replaces the camera)
         audio = video = True
-    choice = MediaChoice(audio=audio or bool(args.audio_file), video=video, screen=args.screen,
+    choice = MediaChoice(audio=audio, video=video, screen=args.screen,
                          video_file=args.video_file, audio_file=args.audio_file,
                          width=args.width, height=args.height, fps=args.fps)
     return CallOptions(server=args.server, user=args.user, password=args.password, register=args.register,

@@ -11,6 +11,7 @@ from netcore.media.sources import FileAudioSource, FileVideoSource, ScreenSource
 from netcore.media.synthetic import SyntheticCamera, SyntheticMicrophone
 from netcore.peer.connection import PeerConnection
 from netcore.peer.tracks import LocalAudioTrack, LocalVideoTrack, RemoteTrack
+from netcore.sdp.wire import parse
 
 __all__ = ["MediaChoice", "LocalMedia", "Received"]
 
@@ -59,16 +60,30 @@ class LocalMedia:
             else:
                 self.audio = LocalAudioTrack(SyntheticMicrophone())
 
-    def add_to(self, pc: PeerConnection, offerer: bool) -> None:
-        """Send our tracks; an offerer also asks to receive the kinds it does not send (an answerer
-        takes what the offer has)."""
+    def add_to(self, pc: PeerConnection) -> None:
+        """Offerer: send our tracks and ask to receive the kinds we do not send."""
         for track in (self.audio, self.video):
             if track is not None:
                 pc.add_track(track)
-        if offerer:
-            for kind in ("audio", "video"):
-                if not any(t.kind == kind for t in pc.transceivers):
-                    pc.add_transceiver(kind, "recvonly")
+        for kind in ("audio", "video"):
+            if not any(t.kind == kind for t in pc.transceivers):
+                pc.add_transceiver(kind, "recvonly")
+
+    def add_for_offer(self, pc: PeerConnection, offer: str) -> None:
+        """Answerer: one transceiver per offered audio/video section, in the offer's order, each
+        sending our track of its kind if we have one (the page adds its tracks when the offer
+        arrives too). The order matters: the peer connection pairs its transceivers with the
+        negotiated sections by position."""
+        tracks = {"audio": self.audio, "video": self.video}
+        for media in parse(offer).media:
+            if media.kind not in tracks:
+                continue
+            track = tracks[media.kind]
+            if track is not None:
+                pc.add_track(track)
+                tracks[media.kind] = None
+            else:
+                pc.add_transceiver(media.kind, "recvonly")
 
     def close(self) -> None:
         if self._screen is not None:
