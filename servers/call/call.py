@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from netcore.peer.connection import ConnectionState, PeerConfiguration, PeerConnection
-from servers.signal.client import (CallEnded, ServerMessage, SignalingClient, SignalingError, ended,
+from servers.signal.client import (CallEnded, LoginFailed, ServerMessage, SignalingClient, SignalingError, ended,
                                    ice_servers)
 
 from .media import LocalMedia, MediaChoice, Received, recorder
@@ -93,6 +93,9 @@ async def login(options: CallOptions, console: Console) -> SignalingClient:
                 if exc.code != 409:  # taken: it is ours, log in
                     raise
         await client.login(options.user, options.password)
+    except LoginFailed:
+        await client.close()
+        raise Failure(f"cannot log in as {options.user}: wrong password, or no such user") from None
     except BaseException:
         await client.close()
         raise

@@ -5,7 +5,8 @@
     netcore-call --server ws://127.0.0.1:8080 --user alice --password ... call bob --duration 20
     netcore-call --server ws://127.0.0.1:8080 --user bob --password ... answer
     netcore-call ... answer --decline
-    netcore-call ... --user sub --password ... --subscribers 3 join ROOM
+    netcore-call ... --user pub --password ... join new --invite sub1 --invite sub2 --duration 30
+    netcore-call ... --user sub --password ... --subscribers 3 join ROOM --duration 20
 
 Progress lines and a status line every second go to stderr, the summary
 table to stdout (``--summary-json FILE`` writes it for programs). Exit
@@ -27,6 +28,7 @@ from servers.signal.client import (Busy, CallEnded, LoginFailed, NotAllowed, Not
 
 from .call import CallOptions, Console, Failure, answer_call, ended_sentence, place_call, write_summary
 from .media import MediaChoice
+from .room import RoomOptions, run_room
 
 __all__ = ["main", "parse_args"]
 
@@ -56,6 +58,8 @@ def _common(parser: argparse.ArgumentParser, defaults: bool) -> None:
     add("--record", metavar="FILE", help="write what we receive (.webm: VP8+Opus, .mkv: H.264+Opus)")
     add("--summary-json", metavar="FILE", help="write the summary as JSON")
     add("--log-level", default="warning", help="Python logging level (default: warning)")
+    add("--subscribers", default=0, type=int, metavar="N",
+        help="join: run N receive-only sessions, users USER1..USERN with the same password")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -68,7 +72,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     answer.add_argument("--decline", action="store_true", help="decline the call instead")
     answer.add_argument("--from", dest="caller", metavar="USER", help="only a call from USER")
     answer.add_argument("--wait", type=float, default=60.0, help="seconds to wait for a call (default: %(default)s)")
-    for sub in (call, answer):
+    join = commands.add_parser("join", help="join a mesh room (ROOM: an id, 'new' or 'invited')")
+    join.add_argument("room")
+    join.add_argument("--invite", action="append", default=[], metavar="USER",
+                      help="with 'new': invite USER (a friend); repeatable")
+    join.add_argument("--wait", type=float, default=60.0, help="with 'invited': seconds to wait for one")
+    for sub in (call, answer, join):
         _common(sub, defaults=False)
     args = parser.parse_args(argv)
     if not args.user or not args.password:
@@ -79,6 +88,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error(f"--size {args.size!r} is not WIDTHxHEIGHT")
     if args.screen and args.video_file:
         parser.error("choose one of --screen and --video-file")
+    if args.subscribers and args.command != "join":
+        parser.error("--subscribers goes with join")
+    if args.subscribers < 0:
+        parser.error("--subscribers must be at least 1")
     args.width, args.height = width, height
     return args
 
@@ -126,6 +139,8 @@ async def _run(args: argparse.Namespace) -> dict:
     console = Console(sys.stderr)
     if args.command == "call":
         return await place_call(options, args.peer, console)
+    if args.command == "join":
+        return await run_room(options, RoomOptions(args.room, tuple(args.invite), args.subscribers), console)
     return await answer_call(options, console)
 
 

@@ -83,15 +83,17 @@ def password(user: str) -> str:
     return "password-" + user
 
 
-async def make_users(url: str, *names: str, friends: bool = True) -> None:
-    """Register ``names``; the first befriends every other."""
+async def make_users(url: str, *names: str, friends: bool = True, passwords: dict[str, str] | None = None) -> None:
+    """Register ``names`` (passwords from ``passwords``, else ``password(name)``); the first befriends
+    every other."""
+    passwords = passwords or {}
     clients = []
     try:
         for name in names:
             client = await SignalingClient.connect(url)
             clients.append(client)
-            await client.register(name, password(name))
-            await client.login(name, password(name))
+            await client.register(name, passwords.get(name, password(name)))
+            await client.login(name, passwords.get(name, password(name)))
         if friends:
             first = clients[0]
             for client, name in zip(clients[1:], names[1:]):
@@ -129,12 +131,12 @@ class Cli:
 
         self._seen: list[str] = []
 
-    def expect(self, text: str) -> None:
+    def expect(self, text: str) -> str:
         """Read stderr until a line containing ``text`` (a progress line: "waiting for a call")."""
         for line in self.proc.stderr:
             self._seen.append(line)
             if text in line:
-                return
+                return line
         raise AssertionError(f"netcore-call ended before saying {text!r}:\n{''.join(self._seen)}")
 
     def finish(self, timeout: float = 90.0) -> Result:
@@ -154,8 +156,8 @@ def run_cli(tmp_path: Path, url: str, user: str, *args: str, timeout: float = 60
     return Cli(tmp_path, url, user, *args).finish(timeout)
 
 
-def users(url: str, *names: str, friends: bool = True) -> None:
-    asyncio.run(make_users(url, *names, friends=friends))
+def users(url: str, *names: str, friends: bool = True, passwords: dict[str, str] | None = None) -> None:
+    asyncio.run(make_users(url, *names, friends=friends, passwords=passwords))
 
 
 def the_error(result: Result) -> str:
