@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-import time
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
@@ -26,6 +25,9 @@ from .report import Meter, summary_table
 from .session import PeerLink, call_link
 
 __all__ = ["CallOptions", "Failure", "Console", "place_call", "answer_call", "login"]
+
+
+QUALITY_AFTER = 3.0  # seconds into the call when its quality is reported to the server
 
 
 class Failure(Exception):
@@ -128,6 +130,7 @@ class _Call:
     connected_at: float | None = None
     reason: str = ""
     meter: Meter | None = None
+    quality_reported: bool = False
     final_stats: dict[str, Any] = field(default_factory=dict)
 
 
@@ -180,7 +183,8 @@ async def answer_call(options: CallOptions, console: Console) -> dict[str, Any]:
         media.close()
 
 
-def _new_call(client, call_id, peer, role, pc, media, console, options) -> _Call:
+def _new_call(client: SignalingClient, call_id: str, peer: str, role: str, pc: PeerConnection,
+              media: LocalMedia, console: Console, options: CallOptions) -> _Call:
     received = Received(recorder=recorder(options.record, options.media))
     pc.on("track", received.attach)
 
@@ -215,7 +219,7 @@ async def _converse(call: _Call) -> dict[str, Any]:
                 break
             if now >= next_status:
                 next_status += 1.0
-                _show_status(call, now)
+                await _show_status(call, now)
         else:
             call.reason = "hangup (interrupted)"
             await _hang_up(call)
@@ -272,11 +276,20 @@ def _paths(call: _Call, stats: dict[str, dict[str, Any]]) -> dict[str, str | Non
     return paths
 
 
-def _show_status(call: _Call, now: float) -> None:
+async def _show_status(call: _Call, now: float) -> None:
     if call.meter is None:
         return
     stats = call.link.pc.get_stats()
-    call.console.status(call.meter.sample(stats, now, _paths(call, stats)).line())
+    status = call.meter.sample(stats, now, _paths(call, stats))
+    call.console.status(status.line())
+    if not call.quality_reported and status.rtt_ms is not None and now - call.meter.start >= QUALITY_AFTER:
+        # Once per call, as the page does: the path, RTT and loss go to the server's analytics.
+        call.quality_reported = True
+        try:
+            await call.client.report_quality(call.call_id, "relay" if "relay" in (status.send_path,
+                                             status.receive_path) else "direct", status.rtt_ms, status.loss_in)
+        except SignalingError:
+            pass
 
 
 async def _hang_up(call: _Call) -> None:
@@ -288,7 +301,7 @@ async def _hang_up(call: _Call) -> None:
 
 def _finish(call: _Call, elapsed: float) -> dict[str, Any]:
     meter = call.meter or Meter(0.0)
-    meter.sample(call.final_stats, time.monotonic(), _paths(call, call.final_stats))
+    meter.sample(call.final_stats, meter.start + elapsed, _paths(call, call.final_stats))
     totals = meter.last
     call.console.result(summary_table(f"call with {call.peer}: {elapsed:.1f} s, {call.reason}", elapsed, totals))
     return {

@@ -154,6 +154,10 @@ def main(argv: list[str] | None = None) -> None:
         write_summary(args.summary_json, {"user": args.user, "connected": False, "error": text})
         print(f"{PROG}: {text}.", file=sys.stderr)
         sys.exit(1)
+    except KeyboardInterrupt:  # before the call was up (during it, Ctrl-C hangs up cleanly)
+        write_summary(args.summary_json, {"user": args.user, "connected": False, "error": "interrupted"})
+        print(f"{PROG}: interrupted.", file=sys.stderr)
+        sys.exit(130)
     write_summary(args.summary_json, summary)
     if summary.get("declined"):
         sys.exit(0)

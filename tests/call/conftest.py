@@ -31,10 +31,19 @@ def environment() -> dict[str, str]:
 
 @dataclass
 class Signal:
-    """A running netcore-signal: its ws:// address."""
+    """A running netcore-signal: its ws:// address and data directory."""
 
     url: str
     proc: subprocess.Popen
+    data: Path
+
+    def analytics(self, event: str) -> list[dict]:
+        """The daemon's analytics records of one kind so far (``analytics.jsonl``)."""
+        path = self.data / "analytics.jsonl"
+        if not path.exists():
+            return []
+        records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        return [r for r in records if r.get("event") == event]
 
 
 @contextlib.contextmanager
@@ -51,7 +60,7 @@ def signal_daemon(tmp_path: Path, *extra: str) -> Iterator[Signal]:
         if not line.startswith("listening "):
             raise RuntimeError(f"netcore-signal did not start: {line!r}")
         _, host, port = line.split()
-        yield Signal(f"ws://{host}:{port}", proc)
+        yield Signal(f"ws://{host}:{port}", proc, data)
     finally:
         proc.terminate()
         try:

@@ -74,3 +74,12 @@ def test_a_video_file_that_cannot_be_opened_says_so(tmp_path):
     result = run_cli(tmp_path, "ws://127.0.0.1:9", "alice", "--video-file", str(missing), "call", "bob")
     assert result.code == 1
     assert the_error(result) == f"netcore-call: cannot open video file {missing}: no such file."
+
+
+def test_relay_only_without_a_turn_server_says_so(tmp_path, signal, names):
+    alice, bob = names("alice"), names("bob")
+    users(signal.url, alice, bob)
+    result = run_cli(tmp_path, signal.url, alice, "--relay-only", "call", bob)
+    assert result.code == 1
+    assert the_error(result) == ("netcore-call: relay only needs a TURN server, and the signaling server"
+                                 " offered none.")

@@ -45,6 +45,10 @@ def test_two_netcore_call_peers_talk_directly(tmp_path, signal, names):
     assert b["paths"] == {"send": "direct", "receive": "direct"}
     assert a["role"] == "caller" and b["role"] == "callee"
     assert "path send direct" in a_err  # the live status line
+    # each side reported the call's quality once, as the page does
+    quality = signal.analytics("call.quality")
+    assert sorted(r["user"] for r in quality) == sorted([a["user"], b["user"]])
+    assert {r["path"] for r in quality} == {"direct"}
 
 
 def test_two_netcore_call_peers_talk_relay_only_through_netcore_turn(tmp_path, relay_signal, names):
@@ -53,6 +57,7 @@ def test_two_netcore_call_peers_talk_relay_only_through_netcore_turn(tmp_path, r
     check_media(b)
     assert a["paths"] == {"send": "relay", "receive": "relay"}
     assert b["paths"] == {"send": "relay", "receive": "relay"}
+    assert {r["path"] for r in relay_signal.analytics("call.quality")} == {"relay"}
 
 
 def test_a_video_only_caller_still_receives_the_callees_audio_and_video(tmp_path, signal, names):
