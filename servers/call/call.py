@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import sys
 from dataclasses import dataclass, field
 from typing import Any, TextIO
@@ -327,13 +328,12 @@ def ended_sentence(peer: str, reason: str) -> str:
         "cancelled": f"{peer} cancelled the call",
         "hangup": f"{peer} hung up before the call connected",
         "unavailable": f"{peer} went away before answering",
-        "answered_elsewhere": f"the call was answered on another device",
+        "answered_elsewhere": "the call was answered on another device",
         "disconnected": f"{peer} lost the connection",
     }.get(reason, f"the call ended ({reason})")
 
 
 def _on_signals(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> None:
-    import signal
     for sig in (signal.SIGINT, signal.SIGTERM):
         try:
             loop.add_signal_handler(sig, stop.set)
@@ -342,7 +342,6 @@ def _on_signals(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> None:
 
 
 def _off_signals(loop: asyncio.AbstractEventLoop) -> None:
-    import signal
     for sig in (signal.SIGINT, signal.SIGTERM):
         try:
             loop.remove_signal_handler(sig)
