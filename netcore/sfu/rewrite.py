@@ -126,7 +126,9 @@ class DownTrack:
 
     def want(self, source: int) -> bool:
         """Forward ``source`` from now on (video: from its next key frame). True if a key frame is needed."""
-        if source == self.rewriter.source and self.wanted is None:
+        if source == self.rewriter.source:
+            self.wanted = None  # back to the source still being forwarded: no switch at all
+            self._needs_keyframe = False
             return False
         if self.kind == "audio":
             self.rewriter.select(source)
