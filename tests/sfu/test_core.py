@@ -5,7 +5,9 @@ from __future__ import annotations
 from netcore.rtp.sequence import seq_diff
 from netcore.rtp.vp8 import Vp8Descriptor
 from netcore.sfu.events import ParticipantJoined, ParticipantLeft, SlotsChanged
-from tests.sfu.harness import Room, frames
+from tests.sfu.harness import SERVER, Room, frames
+
+SERVER_IP = SERVER[0]
 
 
 def test_three_participants_each_receive_the_two_others_audio_and_video():
@@ -81,3 +83,66 @@ def test_leave_frees_the_slot_and_a_rejoin_continues_the_same_outgoing_stream():
     pids = [Vp8Descriptor.parse(p.payload)[0].picture_id for p in before[-2:] + after[:2]]
     assert (pids[2] - pids[1]) & 0x7FFF == 1
     assert frames(after)[0] == 0 and b.frame > 0
+
+
+def test_loss_on_one_subscribers_link_is_repaired_from_the_servers_history_only_for_it():
+    from netcore.testing.simnet import Link
+    room = Room(seed=7)
+    a = room.join("a", slots=1)
+    room.join("b", slots=1)
+    room.join("c", slots=1, publish=(), link=Link(delay=0.01))
+    room.connect()
+    room.net.link("192.0.2.3").loss = 0.05  # what c sends (its NACKs included) and ...
+    lossy_in = Link(delay=0.005, loss=0.05)
+    room.net._links[SERVER_IP] = lossy_in  # ... what the server sends, to everyone: c is the one that NACKs
+    room.stream(3.0, audio=False)
+    room.net._links[SERVER_IP] = Link(delay=0.005)
+    room.run(1.0)
+    server_c = room.core.participants["c"].transport
+    server_a_pub = room.core.participants["a"].transport
+    assert server_c.stats.nacks_received > 0 and server_c.sender.retransmissions > 0
+    # the publishers' own links were clean: nothing asked upstream
+    assert a.transport.stats.nacks_received == 0
+    c = room.clients["c"]
+    for mid, kind in c.slots.items():
+        packets = c.received.get(mid, [])
+        if kind != "video" or not packets:
+            continue
+        seqs = sorted({p.sequence_number for p in packets})
+        assert seqs[-1] - seqs[0] + 1 - len(seqs) <= 2  # repaired, but for the very last few
+    assert server_a_pub.stats.nacks_sent == 0
+
+
+def test_junk_and_checks_from_strangers_change_nothing():
+    import random as rnd
+
+    from netcore.net import Receive
+    from netcore.stun.attributes import USERNAME
+    from netcore.stun.message import Message, MessageClass
+    room = Room()
+    room.join("a", slots=1)
+    room.join("b", slots=1)
+    room.connect()
+    room.stream(0.5)
+    before = room.core.stats.forwarded_packets
+    rng = rnd.Random(3)
+    ufrag = room.core.participants["a"].negotiator.ice_ufrag
+    for i in range(2000):
+        source = (f"172.16.{i % 200}.{i % 250}", 1000 + i)
+        kind = i % 4
+        if kind == 0:
+            data = bytes(rng.getrandbits(8) for _ in range(rng.randint(0, 200)))
+        elif kind == 1:  # a check naming a real participant, without its password
+            message = Message(0x0001, MessageClass.REQUEST, rng.randbytes(12))
+            message.add(USERNAME, f"{ufrag}:evil")
+            data = message.encode()
+        elif kind == 2:  # DTLS and SRTP-looking bytes
+            data = bytes((22, 254, 253)) + rng.randbytes(60)
+        else:
+            data = bytes((0x80, 96)) + rng.randbytes(100)
+        room.core.handle_datagram(Receive(data, source, SERVER), room.net.now)
+    room.server.flush()
+    assert len(room.core.router) <= 2 * 4  # only the two real clients' addresses
+    room.stream(0.5)
+    assert room.core.stats.forwarded_packets > before + 40
+    assert sum(room.core.router.dropped.values()) >= 1500
