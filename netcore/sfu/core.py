@@ -324,8 +324,11 @@ class SfuCore:
                 continue
             downtrack = slot.downtrack
             if ssrc != downtrack.rewriter.source and ssrc != downtrack.wanted and not event.retransmitted:
-                if downtrack.want(ssrc) and not is_key:
-                    self._request_keyframe(publication, now)
+                downtrack.want(ssrc)
+            if downtrack.wanted == ssrc and not is_key:
+                # still waiting: ask again (the arbiter lets one through per interval, and a request
+                # whose key frame never came is repeated after KEYFRAME_RETRY)
+                self._request_keyframe(publication, now, counted=False)
             out = downtrack.forward(packet, now, level)
             if out is None:
                 continue
@@ -334,12 +337,14 @@ class SfuCore:
                 stats.forwarded_bytes += len(out.data)
                 self._dirty.append(subscriber)
 
-    def _request_keyframe(self, publication: Publication, now: float) -> None:
+    def _request_keyframe(self, publication: Publication, now: float, counted: bool = True) -> None:
+        """A subscriber needs a key frame of ``publication`` (``counted``: a request of its own, not a
+        repetition while its slot waits)."""
         if publication.source is None:
             return  # nothing arrived yet: a slot waiting for its first key frame asks when it comes
-        if publication.arbiter.request(now):
+        if publication.arbiter.request(now, counted):
             self._request_upstream(publication, now)
-        else:
+        elif counted:
             self.stats.keyframe_requests_coalesced += 1
 
     def _request_upstream(self, publication: Publication, now: float) -> None:

@@ -37,15 +37,21 @@ class KeyFrameArbiter:
         self.requested = 0  # requests sent upstream
         self.coalesced = 0  # subscriber requests that did not cause one
 
-    def request(self, now: float) -> bool:
-        """A subscriber needs a key frame: True if the request goes upstream now."""
+    def request(self, now: float, counted: bool = True) -> bool:
+        """A subscriber needs a key frame: True if the request goes upstream now.
+
+        ``counted=False``: a slot still waiting repeats its request; it goes
+        up only when the last one is older than :data:`KEYFRAME_RETRY` (lost,
+        or ignored by the publisher), and is never held.
+        """
         if self._in_flight and now - self._last_request < KEYFRAME_RETRY:
-            self.coalesced += 1
+            self.coalesced += counted
             return False
         if now - self._last_request >= self.interval:
             return self._send(now)
-        self.coalesced += 1
-        self._held = True
+        if counted:
+            self.coalesced += 1
+            self._held = True
         return False
 
     def keyframe_received(self) -> None:

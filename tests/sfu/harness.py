@@ -49,6 +49,7 @@ class Client:
     seq: dict[int, int] = field(default_factory=dict)
     picture_id: int = 0
     audio_level_id: int | None = None
+    deaf: int = 0  # key frame requests this client ignores (a publisher that lost or dropped them)
 
     def on_event(self, event: object) -> None:
         if isinstance(event, RtpReceived):
@@ -171,7 +172,11 @@ class Room:
         wanted = [e for e in client.node.events if isinstance(e, KeyFrameRequested) and e.ssrc == client.send.get("video")]
         seen = getattr(client, "_kf_seen", 0)
         client._kf_seen = len(wanted)  # type: ignore[attr-defined]
-        return len(wanted) > seen
+        fresh = len(wanted) - seen
+        while fresh > 0 and client.deaf > 0:
+            fresh -= 1
+            client.deaf -= 1
+        return fresh > 0
 
 
 def frames(packets: list[RtpPacket]) -> list[int]:

@@ -146,3 +146,18 @@ def test_junk_and_checks_from_strangers_change_nothing():
     room.stream(0.5)
     assert room.core.stats.forwarded_packets > before + 40
     assert sum(room.core.router.dropped.values()) >= 1500
+
+
+def test_a_slot_waiting_for_a_key_frame_asks_again_when_the_first_request_goes_unanswered():
+    room = Room()
+    a = room.join("a", slots=1)
+    room.join("b", slots=1, publish=())
+    a.frame = 1  # a never sends a key frame of its own: only on request
+    a.deaf = 1  # and the first request is lost
+    room.connect()
+    room.stream(3.0, keyframe_every=10**9, audio=False)
+    b = room.clients["b"]
+    video = [p for m, k in b.slots.items() if k == "video" for p in b.received.get(m, [])]
+    assert video and frames(video)[0] > 0
+    assert room.core.participants["a"].publications[next(iter(
+        m for m, p in room.core.participants["a"].publications.items() if p.kind == "video"))].arbiter.requested >= 2
