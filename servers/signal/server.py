@@ -501,6 +501,7 @@ class SignalServer:
             else:
                 self.core.reply_error(event.session_id, event.message_id, ErrorCode.UNAVAILABLE,
                                       "the call server is not connected")
+            asyncio.get_running_loop().call_soon(self.flush)  # the reply, queued after this flush's sends
         elif isinstance(event, MediaLeft):
             self._media_command("media.leave", {"room_id": event.room_id, "session_id": event.session_id})
         elif isinstance(event, RecordingRequested):
