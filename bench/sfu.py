@@ -1,7 +1,7 @@
 """The call server's forwarding path: CPU per forwarded packet and time added, with N receive-only subscribers.
 
-One publisher sends VP8-shaped video (30 fps, 3 packets of 1000 bytes per
-frame) and Opus-shaped audio (50 packets/s) through one :class:`SfuCore` to
+One publisher sends VP8-shaped video (90 one-packet frames of 1000 bytes per
+second) and Opus-shaped audio (50 packets/s) through one :class:`SfuCore` to
 N subscribers that only receive, all on the simulated network (real ICE,
 DTLS, SRTP, RTCP, TWCC; no sockets), for a few virtual seconds.  Measured
 around the core's own entry points only (``handle_datagram``,
