@@ -164,7 +164,7 @@ def config_from_negotiated(session, certificate: DtlsCertificate, *,
             continue
         ssrc, rtx_ssrc = send_ssrcs.get(section.mid, (None, None)) if section.send else (None, None)
         media.append(MediaConfig(section.mid, section.kind, codecs, ssrc, rtx_ssrc,
-                                 tuple(section.remote_ssrcs), tuple(section.remote_rtx_ssrcs)))
+                                 tuple(section.remote_ssrcs)))
         extensions.update(dict(section.header_extensions))
         rsize = rsize or section.rtcp_rsize
     remote = session.remote

@@ -576,8 +576,6 @@ def _accepted(
     """
     send, recv, levels = codecs
     index, mid, kind = slot
-    fid = tuple((g.ssrcs[0], g.ssrcs[1]) for g in remote.get_all("ssrc-group")
-                if g.semantics == "FID" and len(g.ssrcs) == 2)
     return NegotiatedMedia(
         index,
         mid,
@@ -595,9 +593,7 @@ def _accepted(
         limits=limits,
         h264_levels=tuple(levels),
         remote_msid=remote.get("msid"),  # type: ignore[arg-type]
-        remote_ssrcs=tuple(s for s in dict.fromkeys(s.ssrc for s in remote.get_all("ssrc"))
-                           if s not in {pair[1] for pair in fid}),
-        remote_rtx_ssrcs=fid,
+        remote_ssrcs=tuple(dict.fromkeys(s.ssrc for s in remote.get_all("ssrc"))),
         remote=transport,
         extension_directions=tuple((e.id, e.direction or "sendrecv") for e in extmaps),
         extmap_allow_mixed=mixed,

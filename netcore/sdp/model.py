@@ -236,8 +236,7 @@ class NegotiatedMedia:
     limits: Limits = field(default_factory=Limits)
     h264_levels: tuple[tuple[int, int, int], ...] = ()  # (pt, send level, recv level)
     remote_msid: Msid | None = None
-    remote_ssrcs: tuple[int, ...] = ()  # media SSRCs (RTX SSRCs of an FID group are in remote_rtx_ssrcs)
-    remote_rtx_ssrcs: tuple[tuple[int, int], ...] = ()  # a=ssrc-group:FID (media, rtx), RFC 4588 section 8.3
+    remote_ssrcs: tuple[int, ...] = ()
     remote: RemoteTransport | None = None
     sctp_port: int | None = None
     max_message_size: int | None = None
