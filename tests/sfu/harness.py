@@ -10,7 +10,7 @@ in the payload) so what arrives can be checked packet by packet.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from netcore.dtls.certificate import DtlsCertificate
 from netcore.peer.config import config_from_negotiated
@@ -22,6 +22,7 @@ from netcore.rtp.vp8 import Vp8Descriptor
 from netcore.sdp.attributes import Fingerprint
 from netcore.sdp.jsep import Negotiator
 from netcore.sdp.model import LocalTransport, MediaIntent
+from netcore.sdp.wire import parse
 from netcore.sfu.core import SfuConfig, SfuCore
 from netcore.testing.nodes import counter_random
 from netcore.testing.simnet import Link, Network, Node
@@ -116,6 +117,7 @@ class Room:
         mids = [m.mid for m in session.media]
         send_ssrcs = {mid: (i.ssrc, i.rtx_ssrc) for mid, i in zip(mids, intents) if i.ssrc is not None}
         config = config_from_negotiated(session, cert, send_ssrcs=send_ssrcs, random=random)
+        config = with_rtx_pairs(config, answer)
         transport = MediaTransport(config)
         address = (ip, 5000)
         transport.ice.add_local_address(address)
@@ -177,6 +179,23 @@ class Room:
             fresh -= 1
             client.deaf -= 1
         return fresh > 0
+
+
+def with_rtx_pairs(config, answer: str):
+    """The answer's ``a=ssrc-group:FID`` pairs in the client's transport (config_from_negotiated leaves
+    them out: the RTX SSRC would otherwise be bound as a media SSRC and every retransmission dropped)."""
+    pairs: dict[str, list[tuple[int, int]]] = {}
+    for section in parse(answer).media:
+        groups = [g for g in section.get_all("ssrc-group") if g.semantics == "FID" and len(g.ssrcs) == 2]
+        if section.mid is not None and groups:
+            pairs[section.mid] = [(g.ssrcs[0], g.ssrcs[1]) for g in groups]
+    media = []
+    for m in config.media:
+        fid = pairs.get(m.mid, [])
+        rtx = {r for _, r in fid}
+        media.append(replace(m, remote_ssrcs=tuple(s for s in m.remote_ssrcs if s not in rtx),
+                             remote_rtx_ssrcs=tuple(fid)))
+    return replace(config, media=tuple(media))
 
 
 def frames(packets: list[RtpPacket]) -> list[int]:
