@@ -1,7 +1,9 @@
 """netcore up: every daemon on 127.0.0.1 with shared secrets, stopped together.
 
 ``netcore up`` starts ``netcore-signal`` (which serves the web client at
-``/``) and ``netcore-turn`` as child processes, gives both the same freshly
+``/``), ``netcore-turn`` and the call server ``netcore-sfu`` (linked to
+signal's ``/v1/service`` with a generated service secret, so rooms above the
+threshold go to it) as child processes, gives signal and turn the same freshly
 generated TURN REST secret (signal hands out credentials, turn checks them),
 tells signal the STUN/TURN URLs to put in ``welcome.ice_servers``, prints the
 URL to open, and on Ctrl-C or SIGTERM stops them all. If one daemon dies the
@@ -171,8 +173,13 @@ def plan(args: argparse.Namespace, random_secret=lambda: secrets.token_urlsafe(3
 
     signal_file = os.path.join(secret_dir, "signal.toml")
     turn_file = os.path.join(secret_dir, "turn.toml")
-    files = {signal_file: toml_text({**signal_cfg, "turn_secret": secret}),
-             turn_file: toml_text({**turn_cfg, "auth-secret": [secret]})}
+    sfu_file = os.path.join(secret_dir, "sfu.toml")
+    # The call server links to signaling with a secret of its own (the service link's bearer).
+    service_secret = signal_cfg.get("service_secret") or random_secret()
+    files = {signal_file: toml_text({**signal_cfg, "turn_secret": secret, "service_secret": service_secret,
+                                     "call_server": signal_cfg.get("call_server", "netcore-sfu")}),
+             turn_file: toml_text({**turn_cfg, "auth-secret": [secret]}),
+             sfu_file: toml_text({"service-secret": service_secret})}
     signal_argv = [*_module_argv("servers.signal.main"), "--config", signal_file, "--host", host, "--port", str(port),
                    "--turn-urls", f"turn:{_hostport(public_host, turn_port)}?transport=udp",
                    "--stun-urls", f"stun:{_hostport(public_host, turn_port)}",
@@ -200,9 +207,17 @@ def plan(args: argparse.Namespace, random_secret=lambda: secrets.token_urlsafe(3
         metrics = ("127.0.0.1", args.turn_metrics_port or _free_port(socket.SOCK_STREAM, "127.0.0.1"))
         turn_argv += ["--metrics", _hostport(*metrics)]
 
+    local = "127.0.0.1" if _wildcard(host) else host
+    # {signal_port}: filled in once netcore-signal said which port it took (it may pick one).
+    sfu_argv = [*_module_argv("servers.sfu.main"), "--config", sfu_file, "--listen", _hostport(host, 0),
+                "--signal", "ws://" + (f"[{local}]" if ":" in local else local) + ":{signal_port}/v1/service",
+                "--log-level", args.log_level.lower()]
+    if _wildcard(host):
+        sfu_argv += ["--public-ip", public_host]
     return Plan(
-        daemons=[Daemon("turn", turn_argv, stun_probe=("127.0.0.1" if _wildcard(host) else host, turn_port)),
-                 Daemon("signal", signal_argv, ready=re.compile(r"^listening \S+ (?P<port>\d+)$"))],
+        daemons=[Daemon("turn", turn_argv, stun_probe=(local, turn_port)),
+                 Daemon("signal", signal_argv, ready=re.compile(r"^listening \S+ (?P<port>\d+)$")),
+                 Daemon("sfu", sfu_argv, ready=re.compile(r"^listening media=\d+"))],
         host=host, port=port, public_host=public_host, turn_port=turn_port,
         turn_metrics=metrics, secret=secret, files=files,
     )
@@ -278,8 +293,9 @@ class Supervisor:
         for daemon in self.plan.daemons:
             self.ready[daemon.name] = loop.create_future()
             # A session of its own: Ctrl-C reaches us only, and we stop the children in order.
+            argv = [arg.replace("{signal_port}", str(self.port)) for arg in daemon.argv]
             proc = await asyncio.create_subprocess_exec(
-                *daemon.argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+                *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
                 env=env, start_new_session=True)
             self.procs[daemon.name] = proc
             for stream in (proc.stdout, proc.stderr):
@@ -350,7 +366,8 @@ async def run(the_plan: Plan) -> int:
         return 1
     url_host = the_plan.public_host if _wildcard(the_plan.host) else the_plan.host
     lines = [f"netcore is up: open http://{_hostport(url_host, supervisor.port)}/",
-             f"  STUN/TURN  udp {_hostport(the_plan.public_host, the_plan.turn_port)} (REST secret shared)"]
+             f"  STUN/TURN  udp {_hostport(the_plan.public_host, the_plan.turn_port)} (REST secret shared)",
+             "  call server netcore-sfu, linked to signaling (rooms above the group threshold)"]
     if the_plan.turn_metrics:
         lines.append(f"  metrics    http://{_hostport(*the_plan.turn_metrics)}/metrics (turn), "
                      f"http://{_hostport(url_host, supervisor.port)}/metrics (signal)")

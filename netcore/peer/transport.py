@@ -237,6 +237,14 @@ class MediaTransport:
             self.sender.add_stream(media)
         self.config = dataclasses.replace(self.config, media=self.config.media + (media,))
 
+    def send_feedback(self, packets: list, now: float) -> None:
+        """Send RTCP feedback of the caller's making (a forwarder's REMB for the streams it receives),
+        alone with reduced-size RTCP, else behind a report (RFC 4585 section 3.5.2)."""
+        if self.state is not TransportState.CONNECTED:
+            return
+        self._now = now
+        self._send_feedback_packets(list(packets), now)
+
     def close(self, now: float) -> None:
         """BYE for our SSRCs, DTLS close_notify, then :class:`TransportClosed`."""
         if self.state in (TransportState.CLOSED, TransportState.FAILED):

@@ -61,6 +61,8 @@ from .events import (
     CallStarted,
     CloseRequested,
     Forwarded,
+    MediaLeft,
+    MediaOffered,
     PresenceChanged,
     QualityReported,
     RecordingRequested,
@@ -80,6 +82,7 @@ __all__ = [
     "CoreConfig", "SignalCore", "Outgoing", "SignalEvent", "CallState", "Presence", "ACTIVE", "RINGING",
     "UserRequested", "CloseRequested", "RecordingRequested", "CallStarted", "CallAnswered", "CallEnded",
     "QualityReported", "SessionExpired", "PresenceChanged", "Forwarded", "CallChanged", "RoomChanged",
+    "MediaOffered", "MediaLeft",
     "USER_SERVICE_TYPES",
 ]
 
@@ -393,6 +396,19 @@ class SignalCore:
         if session is not None:
             self.count("errors", code)
             self._out.send_error(session, message_id, code, reason)
+
+    def notify_session(self, session_id: str, kind: str, payload: dict) -> bool:
+        """Push a message to one local session (the call server's answer, its slots); False if unknown."""
+        session = self._directory.get(session_id)
+        if session is None or session.node is not None:
+            return False
+        self._out.send(session, kind, payload)
+        return True
+
+    def room_sessions(self, room_id: str) -> list[str]:
+        """The participants' session ids of a room owned here (empty if unknown)."""
+        room = self._rooms.get(room_id)
+        return list(room.participants) if room is not None else []
 
     def notify_user(self, user: str, kind: str, payload: dict) -> int:
         """Push a message to every local session of ``user``; returns how many."""

@@ -8,7 +8,7 @@ from netcore.net import Event
 
 from .protocol import Message
 
-__all__ = ["SignalEvent", "UserRequested", "CloseRequested", "RecordingRequested", "SessionExpired", "PresenceChanged", "Forwarded", "CallChanged", "RoomChanged", "CallStarted", "CallAnswered", "CallEnded", "QualityReported"]
+__all__ = ["SignalEvent", "UserRequested", "CloseRequested", "RecordingRequested", "MediaOffered", "MediaLeft", "SessionExpired", "PresenceChanged", "Forwarded", "CallChanged", "RoomChanged", "CallStarted", "CallAnswered", "CallEnded", "QualityReported"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +30,25 @@ class CloseRequested(SignalEvent):
     session_id: str
     code: int
     reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class MediaOffered(SignalEvent):
+    """Relay to the call server: a participant's offer for a room on it (the adapter answers ``message_id``)."""
+
+    room_id: str
+    session_id: str
+    user: str
+    sdp: str
+    message_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class MediaLeft(SignalEvent):
+    """Tell the call server: a participant of a room on it left (or its session expired)."""
+
+    room_id: str
+    session_id: str
 
 
 @dataclass(frozen=True, slots=True)

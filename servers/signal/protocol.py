@@ -242,6 +242,7 @@ CLIENT_SCHEMAS: dict[str, dict[str, tuple[Callable[[Any], str | None], bool]]] =
         "candidate": (CANDIDATE, False),
     },
     "room.record": {"room_id": (ID, True), "action": (_choice("start", "stop"), True)},
+    "room.media": {"room_id": (ID, True), "sdp": (SDP, True)},
 }
 
 # Types accepted on a connection that has not authenticated yet.

@@ -18,7 +18,7 @@ from collections import OrderedDict
 from typing import TYPE_CHECKING, Callable, Protocol
 
 from .directory import Directory
-from .events import CallEnded, CallStarted, RecordingRequested, RoomChanged
+from .events import CallEnded, CallStarted, MediaLeft, MediaOffered, RecordingRequested, RoomChanged
 from .outbox import Outbox
 from .protocol import ErrorCode, Message
 from .session import Session
@@ -62,6 +62,7 @@ class Rooms:
             "room.leave": self._on_room_leave,
             "room.signal": self._on_room_signal,
             "room.record": self._on_room_record,
+            "room.media": self._on_room_media,
         }
 
     def __len__(self) -> int:
@@ -169,6 +170,8 @@ class Rooms:
 
     def _leave_room(self, room: Room, session: Session, now: float, reason: str) -> None:
         del room.participants[session.session_id]
+        if room.topology is Topology.SFU:
+            self._out.emit(MediaLeft(room.room_id, session.session_id))
         session.rooms.discard(room.room_id)
         left = {"room_id": room.room_id, "session_id": session.session_id, "user": session.user, "reason": reason}
         self._room_broadcast(room, "room.left", left)
@@ -210,6 +213,16 @@ class Rooms:
         payload["from_user"] = session.user
         self._out.send(self._directory[target], "room.signal", payload)
         self._out.ack(session, message)
+
+    def _on_room_media(self, session: Session, message: Message, now: float) -> None:
+        """A participant's offer for the call server; the adapter relays it over the service link and acks."""
+        room = self._member_room(session, message)
+        if room is None:
+            return
+        if room.topology is not Topology.SFU:
+            return self._out.error(session, message, ErrorCode.CONFLICT, "room is a mesh: use room.signal")
+        self._out.emit(MediaOffered(room.room_id, session.session_id, session.user, message.payload["sdp"],
+                                    message.id))
 
     def _on_room_record(self, session: Session, message: Message, now: float) -> None:
         room = self._member_room(session, message)

@@ -40,6 +40,8 @@ from .config import SignalConfig
 from .core import (
     CallEnded,
     CloseRequested,
+    MediaLeft,
+    MediaOffered,
     RecordingRequested,
     SessionExpired,
     SignalCore,
@@ -60,6 +62,9 @@ if TYPE_CHECKING:
 __all__ = ["SignalServer"]
 
 log = logging.getLogger("netcore.signal")
+
+# What the call server sends back over its link about rooms on it (docs/signaling.md).
+MEDIA_REPLIES = frozenset({"media.answer", "media.slots", "media.speaker"})
 
 
 def log_event(event: str, **fields: Any) -> None:
@@ -429,7 +434,8 @@ class SignalServer:
         return None
 
     async def _service_link(self, ws: ServerConnection) -> None:
-        """The call server: recording commands out, recording.ready in."""
+        """The call server: recording commands and participants' offers out; recording.ready, answers,
+        slots and the active speaker in (docs/signaling.md, "The call server's link")."""
         conn = Connection(ws, self.config.max_pending_bytes)
         self._service = conn
         log_event("service.open", node=self.node_id)
@@ -438,9 +444,16 @@ class SignalServer:
                 try:
                     obj = json.loads(text)
                     payload = obj["payload"]
-                    if obj.get("type") != "recording.ready":
+                    kind = obj.get("type")
+                    if kind == "recording.ready":
+                        room_id, location = str(payload["room_id"]), str(payload["location"])
+                    elif kind in MEDIA_REPLIES:
+                        found = self._media_reply(kind, payload)
+                        conn.push(encode("ack", obj.get("id"), {"delivered": found}))
+                        self.flush()
+                        continue
+                    else:
                         raise ValueError("unknown type")
-                    room_id, location = str(payload["room_id"]), str(payload["location"])
                 except (ValueError, KeyError, TypeError):
                     conn.push(encode("error", None, {"code": ErrorCode.BAD_REQUEST, "reason": "bad message"}))
                     continue
@@ -484,6 +497,17 @@ class SignalServer:
             conn = self._conns.get(event.session_id)
             if conn is not None:
                 self._close_once(conn, event.code, event.reason)
+        elif isinstance(event, MediaOffered):
+            relayed = self._media_command("media.offer", {"room_id": event.room_id, "session_id": event.session_id,
+                                                          "user": event.user, "sdp": event.sdp})
+            if relayed:
+                self.core.reply(event.session_id, event.message_id, {"room_id": event.room_id})
+            else:
+                self.core.reply_error(event.session_id, event.message_id, ErrorCode.UNAVAILABLE,
+                                      "the call server is not connected")
+            asyncio.get_running_loop().call_soon(self.flush)  # the reply, queued after this flush's sends
+        elif isinstance(event, MediaLeft):
+            self._media_command("media.leave", {"room_id": event.room_id, "session_id": event.session_id})
         elif isinstance(event, RecordingRequested):
             log_event("recording." + event.action, node=self.node_id, room=event.room_id, by=event.by)
             self._recording_command(event.room_id, event.action, event.by)
@@ -528,6 +552,32 @@ class SignalServer:
     def _recording_command(self, room_id: str, action: str, by: str) -> None:
         if not self.send_to_call_server(room_id, action, by) and self.cluster is not None:
             self.cluster.recording_command(room_id, action, by)  # its link may be on another node
+
+    def _media_reply(self, kind: str, payload: dict) -> bool:
+        """The call server's answer, slots or active speaker, to the room's session(s) on this node."""
+        room_id = str(payload["room_id"])
+        if kind == "media.speaker":
+            speaker = payload.get("session_id")
+            out = {"room_id": room_id, "session_id": None if speaker is None else str(speaker)}
+            sessions = self.core.room_sessions(room_id)
+            for session_id in sessions:
+                self.core.notify_session(session_id, "room.speaker", out)
+            return bool(sessions)
+        session_id = str(payload["session_id"])
+        if kind == "media.answer":
+            out = {"room_id": room_id, "sdp": str(payload["sdp"]), "slots": list(payload.get("slots") or [])}
+            if "error" in payload:
+                out = {"room_id": room_id, "error": str(payload["error"])}
+            return self.core.notify_session(session_id, "room.media", out)
+        return self.core.notify_session(session_id, "room.slots",
+                                        {"room_id": room_id, "slots": list(payload.get("slots") or [])})
+
+    def _media_command(self, kind: str, payload: dict) -> bool:
+        """Relay to the call server's link; False if it is not connected here."""
+        if self._service is None:
+            return False
+        self._service.push(encode(kind, None, payload))
+        return True
 
     def send_to_call_server(self, room_id: str, action: str, by: str) -> bool:
         """Forward start/stop to the call server's link; False if it is not connected here."""

@@ -106,3 +106,41 @@ async def test_service_link_needs_its_secret(start_server):
     with pytest.raises(InvalidStatus):
         await connect(f"ws://127.0.0.1:{server.port}/v1/service",
                       additional_headers={"Authorization": "Bearer wrong"})
+
+
+async def test_offers_go_to_the_call_server_and_its_answers_slots_and_speaker_come_back(start_server, names):
+    server = await start_server(call_server=CALL_SERVER, service_secret="svc-secret", group_threshold=1)
+    owner, guest = await users(server, names, 2)
+    room_id = (await owner.ok("room.create", {}))["room_id"]
+    err = await owner.request("room.media", {"room_id": room_id, "sdp": "v=0"})
+    assert err["payload"]["code"] == 409  # still a mesh
+    await owner.ok("room.invite", {"room_id": room_id, "to": guest.user})
+    await guest.ok("room.join", {"room_id": room_id})  # 2 > threshold: the call server
+    err = await guest.request("room.media", {"room_id": room_id, "sdp": "v=0"})
+    assert err["payload"]["code"] == 480  # the call server is not linked
+    service = await connect(f"ws://127.0.0.1:{server.port}/v1/service",
+                            additional_headers={"Authorization": "Bearer svc-secret"})
+    await guest.ok("room.media", {"room_id": room_id, "sdp": "v=0 offer"})
+    offer = json.loads(await service.recv())
+    assert offer["type"] == "media.offer" and offer["payload"] == {
+        "room_id": room_id, "session_id": guest.session_id, "user": guest.user, "sdp": "v=0 offer"}
+    slots = [{"mid": "2", "kind": "video", "publisher": owner.session_id, "track": "1"}]
+    await service.send(json.dumps({"v": 1, "type": "media.answer", "id": "a1", "payload": {
+        "room_id": room_id, "session_id": guest.session_id, "sdp": "v=0 answer", "slots": slots}}))
+    assert json.loads(await service.recv())["payload"]["delivered"] is True
+    assert await guest.expect("room.media", room_id=room_id) == {"room_id": room_id, "sdp": "v=0 answer",
+                                                                 "slots": slots}
+    await service.send(json.dumps({"v": 1, "type": "media.slots", "id": "s1", "payload": {
+        "room_id": room_id, "session_id": guest.session_id, "slots": []}}))
+    assert (await guest.expect("room.slots", room_id=room_id))["slots"] == []
+    await service.send(json.dumps({"v": 1, "type": "media.speaker", "id": "p1", "payload": {
+        "room_id": room_id, "session_id": owner.session_id}}))
+    for c in (owner, guest):
+        assert (await c.expect("room.speaker", room_id=room_id))["session_id"] == owner.session_id
+    await guest.ok("room.leave", {"room_id": room_id})
+    import asyncio
+    while (message := json.loads(await asyncio.wait_for(service.recv(), 10)))["type"] == "ack":
+        pass  # the acks of media.slots and media.speaker
+    assert message == {"v": 1, "type": "media.leave", "id": None,
+                       "payload": {"room_id": room_id, "session_id": guest.session_id}}
+    await service.close()

@@ -62,7 +62,10 @@ def test_existing_configs_give_secret_host_and_ports(tmp_path):
     the_plan, argv = daemons(["--signal-config", str(signal_toml), "--turn-config", str(turn_toml)])
     assert settings(the_plan, "turn")["auth-secret"] == ["from-config"]
     # The files passed through arrive whole, with the shared secret added.
-    assert settings(the_plan, "signal") == tomllib.loads(signal_toml.read_text())
+    signal = settings(the_plan, "signal")
+    service_secret = signal.pop("service_secret")  # added with the call server, shared with it only
+    assert signal == {**tomllib.loads(signal_toml.read_text()), "call_server": "netcore-sfu"}
+    assert settings(the_plan, "sfu") == {"service-secret": service_secret}
     assert settings(the_plan, "turn") == {**tomllib.loads(turn_toml.read_text()), "auth-secret": ["from-config"]}
     assert flag(argv["turn"], "--listen") == "127.0.0.2:3590"
     assert flag(argv["signal"], "--turn-urls") == "turn:127.0.0.2:3590?transport=udp"
@@ -120,7 +123,7 @@ def wait_exit(proc, timeout: float = 15.0) -> int:
 def test_ctrl_c_or_sigterm_stops_every_daemon(tmp_path, signum):
     up = start_up(str(tmp_path))
     kids = children(up.proc.pid)
-    assert len(kids) == 2 and port_open(up.url)
+    assert len(kids) == 3 and port_open(up.url)  # turn, signal, the call server
     up.proc.send_signal(signum)
     assert wait_exit(up.proc) == 0
     assert not port_open(up.url)
@@ -158,18 +161,20 @@ def test_the_secret_reaches_the_daemons_in_private_files_never_on_their_command_
     up = start_up(str(tmp_path))
     try:
         kids = children(up.proc.pid)
-        assert len(kids) == 2
+        assert len(kids) == 3  # turn, signal, the call server
         configs = [flag(cmdline(pid), "--config") for pid in kids]
         for path in configs:
             assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
             assert stat.S_IMODE(os.stat(os.path.dirname(path)).st_mode) == 0o700
         found = [tomllib.loads(open(path).read()) for path in configs]
-        secrets = {d.get("turn_secret") or d["auth-secret"][0] for d in found}
+        secrets = {d.get("turn_secret") or d["auth-secret"][0] for d in found if "service-secret" not in d}
         assert len(secrets) == 1  # one secret, shared
         secret = secrets.pop()
         assert len(secret) >= 32
+        service = {d.get("service_secret") or d.get("service-secret") for d in found} - {None}
+        assert len(service) == 1 and len(next(iter(service))) >= 32  # signal and the call server share theirs
         for pid in [up.proc.pid, *kids]:
-            assert not any(secret in arg for arg in cmdline(pid)), cmdline(pid)
+            assert not any(secret in arg or next(iter(service)) in arg for arg in cmdline(pid)), cmdline(pid)
     finally:
         up.proc.send_signal(signal.SIGTERM)
         assert wait_exit(up.proc) == 0

@@ -1,0 +1,90 @@
+"""The call server's forwarding path: CPU per forwarded packet and time added, with N receive-only subscribers.
+
+One publisher sends VP8-shaped video (90 one-packet frames of 1000 bytes per
+second) and Opus-shaped audio (50 packets/s) through one :class:`SfuCore` to
+N subscribers that only receive, all on the simulated network (real ICE,
+DTLS, SRTP, RTCP, TWCC; no sockets), for a few virtual seconds.  Measured
+around the core's own entry points only (``handle_datagram``,
+``handle_timeout``):
+
+* CPU microseconds per forwarded packet (process time of the core's work:
+  SRTP unprotect, routing, rewriting, SRTP protect, pacing, RTCP);
+* time a media packet spends in ``handle_datagram`` (receive to the last
+  subscriber's copy queued), p50 and p99: the latency the server adds
+  before its pacer (the pacer lets audio out at once and video at 2.5x
+  each subscriber's estimate).
+
+Usage: ``python3 bench/sfu.py [N ...]`` (default 10 50 200).  The
+side-by-side run against Janus' VideoRoom is not part of this script yet.
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+
+sys.path.insert(0, __import__("os").path.dirname(__import__("os").path.dirname(__import__("os").path.abspath(__file__))))
+
+from netcore.demux import PacketKind  # noqa: E402
+from tests.sfu.harness import Room  # noqa: E402
+
+SECONDS = 2.0
+
+
+def run(subscribers: int) -> dict[str, float]:
+    room = Room(seed=subscribers)
+    room.join("pub", slots=0)
+    for i in range(subscribers):
+        room.join(f"sub{i}", publish=(), slots=1)
+    room.connect(until=10.0)
+    core = room.core
+    spent = [0.0]
+    media_times: list[float] = []
+    handle, timeout = core.handle_datagram, core.handle_timeout
+
+    def timed_datagram(datagram, now):
+        start, cpu = time.perf_counter(), time.process_time()
+        handle(datagram, now)
+        spent[0] += time.process_time() - cpu
+        if datagram.kind is PacketKind.RTP and datagram.source[0] == "192.0.2.1":
+            media_times.append(time.perf_counter() - start)
+
+    def timed_timeout(now):
+        cpu = time.process_time()
+        timeout(now)
+        spent[0] += time.process_time() - cpu
+
+    core.handle_datagram, core.handle_timeout = timed_datagram, timed_timeout
+    before = core.stats.forwarded_packets
+    pub = room.clients["pub"]
+    end = room.net.now + SECONDS
+    next_frame = room.net.now
+    while room.net.now < end:
+        now = room.net.now
+        room.send(pub, [pub.audio_packet(now)])
+        if now >= next_frame - 1e-9:
+            packets = []
+            for _ in range(3):
+                packets += pub.video_packet(now, room.keyframe_wanted(pub) or pub.frame == 0, size=1000)[:1]
+            room.send(pub, packets)
+            next_frame += 1 / 30
+        room.run(0.02)
+    forwarded = core.stats.forwarded_packets - before
+    media_times.sort()
+    return {"subscribers": subscribers, "forwarded": forwarded, "us_per_packet": spent[0] / forwarded * 1e6,
+            "p50_us": statistics.median(media_times) * 1e6,
+            "p99_us": media_times[int(len(media_times) * 0.99)] * 1e6}
+
+
+def main() -> None:
+    counts = [int(a) for a in sys.argv[1:]] or [10, 50, 200]
+    print(f"{'subscribers':>11} {'forwarded':>9} {'CPU us/packet':>13} {'in-core p50 us':>14} {'p99 us':>9}")
+    for n in counts:
+        r = run(n)
+        print(f"{r['subscribers']:>11} {r['forwarded']:>9} {r['us_per_packet']:>13.1f} {r['p50_us']:>14.0f} "
+              f"{r['p99_us']:>9.0f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

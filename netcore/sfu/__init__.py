@@ -1,0 +1,1 @@
+"""The call server's core (sans-IO): rooms, participants, tracks, forwarding. See docs/sfu.md."""

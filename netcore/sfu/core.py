@@ -1,0 +1,401 @@
+"""The call server core (sans-IO): rooms of participants on one UDP port, forwarding between them.
+
+::
+
+    core = SfuCore(SfuConfig(certificate, local_addresses=[("0.0.0.0", 40000)],
+                             public_addresses=[("203.0.113.7", 40000)]))
+    answer, slots = core.join(room_id, participant_id, offer_sdp, now)   # SDP answer, what each slot carries
+    core.leave(participant_id, now)
+    core.handle_datagram(Receive(data, source, local_address), now)
+    core.handle_timeout(now)
+    core.poll_transmit() -> Transmit       # source = the local address to send from
+    core.poll_event()    -> SfuEvent       # joined, left, slots changed, active speaker
+    core.next_deadline()
+
+Each participant has its own :class:`~netcore.peer.transport.MediaTransport`
+(ICE-lite, DTLS server, SRTP, RTCP, TWCC, NACK/RTX); the core routes each
+datagram of the shared port to one of them (:class:`PortRouter`), takes
+their ``RtpReceived`` events and forwards each packet to every slot that
+carries its track, rewritten per subscriber (:class:`DownTrack`), through
+the subscriber's transport (``send_rtp``: its pacer, its send history,
+which answers that subscriber's NACKs, RTX-wrapped when negotiated).
+
+Rules, with their sources:
+
+* NACKs (RFC 4585 section 6.2.1) are answered by each subscriber's own
+  transport from its history of what it sent; a packet lost upstream is
+  NACKed upstream by the publisher's transport (its receiver's loss
+  tracking) and forwarded to every subscriber when it arrives, filling the
+  same gap in each of their sequences.
+* PLI/FIR (RFC 4585 section 6.3.1, RFC 5104 section 4.3.1) from a
+  subscriber go through the track's :class:`KeyFrameArbiter`: at most one
+  upstream per ``KEYFRAME_INTERVAL``.  A subscriber's slot switched to a
+  new source asks the same way, and a connecting subscriber asks for every
+  track it is given.
+* Audio is forwarded as is (with its RFC 6464 level when the subscriber
+  agreed it); the levels drive :class:`SpeakerDetector`.
+* Publishers get transport-wide feedback from their transport, and a REMB
+  every ``REMB_INTERVAL`` bounded by what their subscribers can take (the
+  highest of their estimates, shared among their video slots).
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Callable
+
+from netcore.demux import PacketKind
+from netcore.dtls.certificate import DtlsCertificate
+from netcore.errors import UsageError
+from netcore.net import Address, Receive, Transmit
+from netcore.peer import events as pe
+from netcore.peer.transport import TransportState
+from netcore.rtp.feedback import Remb
+from netcore.rtp.keyframes import KEYFRAME_DETECTORS
+from netcore.sdp.attributes import Fingerprint
+from netcore.sdp.candidate import Candidate
+from netcore.sdp.jsep import Negotiator
+from netcore.sdp.model import LocalTransport
+from netcore.sfu.events import (ActiveSpeakerChanged, ParticipantJoined, ParticipantLeft, SfuEvent, Slot,
+                                SlotsChanged, TrackPublished)
+from netcore.sfu.participant import Participant, Publication, SlotState, plan_intents
+from netcore.sfu.router import PortRouter
+from netcore.sfu.speaker import SpeakerDetector, decode_audio_level
+
+__all__ = ["SfuCore", "SfuConfig", "SfuStats", "REMB_INTERVAL", "MIN_REMB", "MAX_PARTICIPANTS"]
+
+REMB_INTERVAL = 1.0  # seconds between REMBs to each publisher
+MIN_REMB = 100_000  # bit/s: a publisher nobody watches still sends something worth switching to
+MAX_PARTICIPANTS = 1000  # per server: joins beyond are refused (UsageError)
+
+
+@dataclass
+class SfuConfig:
+    """What the server is: its certificate, its sockets and the addresses it tells clients."""
+
+    certificate: DtlsCertificate
+    local_addresses: list[Address]
+    public_addresses: list[Address] | None = None  # --public-ip: what clients are told (1:1 NAT)
+    max_participants: int = MAX_PARTICIPANTS
+    wallclock_offset: float = 0.0
+    max_bitrate: float = 2_500_000
+    random: Callable[[int], bytes] = field(default=os.urandom, repr=False)
+
+
+class SfuStats:
+    """Counters of the whole server (the daemon's Prometheus metrics read them)."""
+
+    __slots__ = ("datagrams", "packets_received", "forwarded_packets", "forwarded_bytes", "keyframe_requests",
+                 "keyframe_requests_coalesced", "layer_switches", "joins", "leaves", "drops")
+
+    def __init__(self) -> None:
+        self.datagrams = self.packets_received = self.forwarded_packets = self.forwarded_bytes = 0
+        self.keyframe_requests = self.keyframe_requests_coalesced = self.layer_switches = 0
+        self.joins = self.leaves = 0
+        self.drops: dict[str, int] = {}
+
+    def drop(self, reason: str) -> None:
+        self.drops[reason] = self.drops.get(reason, 0) + 1
+
+
+class SfuCore:
+    """Rooms, participants, tracks and forwarding; see the module docstring."""
+
+    def __init__(self, config: SfuConfig) -> None:
+        if not config.local_addresses:
+            raise UsageError("the call server needs at least one local address")
+        self.config = config
+        self.router = PortRouter()
+        self.stats = SfuStats()
+        self.participants: dict[str, Participant] = {}
+        self.rooms: dict[str, dict[str, Participant]] = {}
+        self._speakers: dict[str, SpeakerDetector] = {}
+        self._out: deque[Transmit] = deque()
+        self._events: deque[SfuEvent] = deque()
+        self._dirty: list[Participant] = []
+        self._next_remb: float | None = None
+        public = config.public_addresses or config.local_addresses
+        self._candidates = tuple(
+            Candidate(str(i + 1), 1, "udp", (126 << 24) | (65535 - i) << 8 | 255, host, port, "host")
+            for i, (host, port) in enumerate(public))
+
+    # -- signaling ------------------------------------------------------------------
+
+    def join(self, room_id: str, participant_id: str, offer: str, now: float) -> tuple[str, tuple[Slot, ...]]:
+        """Answer a participant's offer (raises the SDP layer's ParseError for a bad one).
+
+        Returns the SDP answer and what its slots carry. A participant that
+        offers again (after a failure, a reload) replaces its earlier self.
+        """
+        if participant_id in self.participants:
+            self.leave(participant_id, now, "rejoined")
+        if len(self.participants) >= self.config.max_participants:
+            raise UsageError("the call server is full")
+        cert = self.config.certificate
+        negotiator = Negotiator(
+            LocalTransport((Fingerprint("sha-256", cert.fingerprint()),), self._candidates, end_of_candidates=True,
+                           ice_lite=True, answer_setup="passive"), random=self.config.random)
+        intents = plan_intents(offer, self._new_ssrc)
+        answer, session = negotiator.handle_offer(offer, intents)
+        options = {"wallclock_offset": self.config.wallclock_offset, "random": self.config.random,
+                   "max_bitrate": self.config.max_bitrate, "cname": "netcore-sfu",
+                   "rtcp_ssrc": self._new_ssrc()}
+        participant = Participant(participant_id, room_id, negotiator, session, intents, options, cert, now)
+        transport = participant.transport
+        for address in self.config.local_addresses:
+            transport.ice.add_local_address(address)
+        transport.start(now)
+        self.participants[participant_id] = participant
+        room = self.rooms.setdefault(room_id, {})
+        room[participant_id] = participant
+        self._speakers.setdefault(room_id, SpeakerDetector())
+        self.router.add(participant_id, negotiator.ice_ufrag)
+        self.stats.joins += 1
+        self._events.append(ParticipantJoined(room_id, participant_id))
+        for publication in participant.publications.values():
+            self._events.append(TrackPublished(room_id, participant_id, publication.mid, publication.kind))
+        self._assign(room_id, now)
+        self._touch(participant)
+        self._drain(now)
+        if self._next_remb is None:
+            self._next_remb = now + REMB_INTERVAL
+        return str(answer), self.slots(participant_id)
+
+    def leave(self, participant_id: str, now: float, reason: str = "left") -> None:
+        """Close a participant's transport (BYE, close_notify) and free its tracks and slots."""
+        participant = self.participants.pop(participant_id, None)
+        if participant is None:
+            return
+        room = self.rooms.get(participant.room_id, {})
+        room.pop(participant_id, None)
+        participant.transport.close(now)
+        self._collect(participant)
+        while participant.transport.poll_event() is not None:
+            pass
+        self.router.remove(participant_id)
+        freed: set[str] = set()
+        for publication in participant.publications.values():
+            for slot in list(publication.slots):
+                slot.attach(None)
+                freed.add(slot.owner.id)
+        for slot in participant.slots:
+            slot.attach(None)
+        self.stats.leaves += 1
+        self._events.append(ParticipantLeft(
+            participant.room_id, participant_id, reason, now - participant.joined_at, participant.packets_received,
+            participant.packets_forwarded, participant.bytes_forwarded))
+        speakers = self._speakers.get(participant.room_id)
+        if speakers is not None and speakers.remove(participant_id, now):
+            self._events.append(ActiveSpeakerChanged(participant.room_id, speakers.speaker))
+        if room:
+            self._assign(participant.room_id, now, freed)
+        else:
+            self.rooms.pop(participant.room_id, None)
+            self._speakers.pop(participant.room_id, None)
+        self._drain(now)
+
+    def slots(self, participant_id: str) -> tuple[Slot, ...]:
+        participant = self.participants[participant_id]
+        return tuple(Slot(s.mid, s.kind, s.publication.owner.id if s.publication else None,
+                          s.publication.mid if s.publication else None) for s in participant.slots)
+
+    # -- the contract ---------------------------------------------------------------
+
+    def handle_datagram(self, datagram: Receive, now: float) -> None:
+        self.stats.datagrams += 1
+        participant_id = self.router.route(datagram)
+        if participant_id is None:
+            return
+        participant = self.participants.get(participant_id)
+        if participant is None:
+            return
+        transport = participant.transport
+        transport.handle_datagram(datagram, now)
+        if datagram.kind is PacketKind.STUN and datagram.source is not None:
+            source = datagram.source
+            if any(p.remote.address == source for p in transport.ice.valid_pairs):
+                self.router.bind(participant_id, source)
+        self._touch(participant)
+        self._drain(now)
+
+    def handle_timeout(self, now: float) -> None:
+        for participant in list(self.participants.values()):
+            deadline = participant.transport.next_deadline()
+            if deadline is not None and deadline <= now:
+                participant.transport.handle_timeout(now)
+                self._touch(participant)
+            for publication in participant.publications.values():
+                if publication.arbiter.handle_timeout(now):
+                    self._request_upstream(publication, now)
+        if self._next_remb is not None and now >= self._next_remb:
+            self._next_remb = now + REMB_INTERVAL if self.participants else None
+            self._send_rembs(now)
+        self._drain(now)
+
+    def poll_transmit(self) -> Transmit | None:
+        return self._out.popleft() if self._out else None
+
+    def poll_event(self) -> SfuEvent | None:
+        return self._events.popleft() if self._events else None
+
+    def next_deadline(self) -> float | None:
+        best = self._next_remb
+        for participant in self.participants.values():
+            deadline = participant.transport.next_deadline()
+            if deadline is not None and (best is None or deadline < best):
+                best = deadline
+            for publication in participant.publications.values():
+                held = publication.arbiter.next_deadline()
+                if held is not None and (best is None or held < best):
+                    best = held
+        return best
+
+    # -- events of the transports ---------------------------------------------------
+
+    def _touch(self, participant: Participant) -> None:
+        self._dirty.append(participant)
+
+    def _drain(self, now: float) -> None:
+        while self._dirty:
+            participant = self._dirty.pop()
+            transport = participant.transport
+            while (event := transport.poll_event()) is not None:
+                self._on_event(participant, event, now)
+            self._collect(participant)
+
+    def _collect(self, participant: Participant) -> None:
+        transport, out = participant.transport, self._out
+        while (transmit := transport.poll_transmit()) is not None:
+            out.append(transmit)
+
+    def _on_event(self, participant: Participant, event: object, now: float) -> None:
+        if isinstance(event, pe.RtpReceived):
+            publication = participant.publications.get(event.mid)
+            if publication is None:
+                self.stats.drop("no_publication")
+                return
+            self._forward(publication, event, now)
+        elif isinstance(event, pe.KeyFrameRequested):
+            slot = participant.slot_by_ssrc.get(event.ssrc)
+            if slot is not None and slot.publication is not None:
+                self._request_keyframe(slot.publication, now)
+        elif isinstance(event, pe.TransportConnected):
+            participant.connected = True
+            for slot in participant.slots:
+                if slot.publication is not None and slot.kind == "video":
+                    self._request_keyframe(slot.publication, now)
+        elif isinstance(event, (pe.TransportFailed, pe.TransportClosed)):
+            if participant.id in self.participants:
+                reason = "failed" if isinstance(event, pe.TransportFailed) else "closed"
+                self._dirty.append(participant)  # its last transmits
+                self.leave(participant.id, now, reason)
+
+    # -- forwarding -----------------------------------------------------------------
+
+    def _forward(self, publication: Publication, event: pe.RtpReceived, now: float) -> None:
+        packet = event.packet
+        stats = self.stats
+        stats.packets_received += 1
+        publication.owner.packets_received += 1
+        publication.packets += 1
+        publication.bytes += len(packet.data)
+        ssrc = packet.ssrc
+        if publication.source != ssrc and not event.retransmitted:
+            publication.source = ssrc  # the first packet, or the publisher restarted its stream
+        level = None
+        if publication.kind == "audio":
+            if publication.audio_level_id is not None:
+                level = packet.extension(publication.audio_level_id)
+                value = decode_audio_level(level)
+                speakers = self._speakers.get(publication.owner.room_id)
+                if value is not None and speakers is not None and speakers.level(publication.owner.id, value, now):
+                    self._events.append(ActiveSpeakerChanged(publication.owner.room_id, speakers.speaker))
+        is_key = False
+        if publication.kind == "video":
+            detector = KEYFRAME_DETECTORS.get(publication.codecs.get(packet.payload_type, ""))
+            is_key = detector is not None and detector(packet.payload)
+            if is_key:
+                publication.arbiter.keyframe_received()
+        for slot in publication.slots:
+            subscriber = slot.owner
+            if not subscriber.connected:
+                continue
+            downtrack = slot.downtrack
+            if ssrc != downtrack.rewriter.source and ssrc != downtrack.wanted and not event.retransmitted:
+                downtrack.want(ssrc)
+            if downtrack.wanted == ssrc and not is_key:
+                # still waiting: ask again (the arbiter lets one through per interval, and a request
+                # whose key frame never came is repeated after KEYFRAME_RETRY)
+                self._request_keyframe(publication, now, counted=False)
+            out = downtrack.forward(packet, now, level)
+            if out is None:
+                continue
+            if subscriber.transport.send_rtp(out, now):
+                stats.forwarded_packets += 1
+                stats.forwarded_bytes += len(out.data)
+                self._dirty.append(subscriber)
+
+    def _request_keyframe(self, publication: Publication, now: float, counted: bool = True) -> None:
+        """A subscriber needs a key frame of ``publication`` (``counted``: a request of its own, not a
+        repetition while its slot waits)."""
+        if publication.source is None:
+            return  # nothing arrived yet: a slot waiting for its first key frame asks when it comes
+        if publication.arbiter.request(now, counted):
+            self._request_upstream(publication, now)
+        elif counted:
+            self.stats.keyframe_requests_coalesced += 1
+
+    def _request_upstream(self, publication: Publication, now: float) -> None:
+        self.stats.keyframe_requests += 1
+        publication.owner.transport.request_keyframe(publication.source, now)
+        self._dirty.append(publication.owner)
+
+    def _send_rembs(self, now: float) -> None:
+        """REMB to each video publisher: what its most capable subscriber can take for it."""
+        for participant in self.participants.values():
+            if participant.transport.state is not TransportState.CONNECTED:
+                continue
+            sources, need = [], 0.0
+            for publication in participant.publications.values():
+                if publication.kind != "video" or publication.source is None:
+                    continue
+                sources.append(publication.source)
+                for slot in publication.slots:
+                    transport = slot.owner.transport
+                    video_slots = sum(1 for s in slot.owner.slots if s.kind == "video" and s.publication) or 1
+                    need = max(need, transport.target_bitrate / video_slots)
+            if sources:
+                bitrate = int(max(MIN_REMB, min(need, self.config.max_bitrate)))
+                participant.transport.send_feedback([Remb(participant.transport.rtcp_ssrc, bitrate, sources)], now)
+                self._dirty.append(participant)
+
+    # -- slots ----------------------------------------------------------------------
+
+    def _assign(self, room_id: str, now: float, changed: set[str] | None = None) -> None:
+        """Give every unwatched track of the room a free slot of each other participant (join order)."""
+        room = self.rooms.get(room_id, {})
+        changed = set() if changed is None else changed
+        for subscriber in room.values():
+            watched = {id(s.publication) for s in subscriber.slots if s.publication is not None}
+            for publisher in room.values():
+                if publisher is subscriber:
+                    continue
+                for publication in publisher.publications.values():
+                    if id(publication) in watched:
+                        continue
+                    slot = subscriber.free_slot(publication.kind)
+                    if slot is None:
+                        continue
+                    slot.attach(publication)
+                    watched.add(id(publication))
+                    changed.add(subscriber.id)
+                    if subscriber.connected and publication.kind == "video":
+                        self._request_keyframe(publication, now)
+        for participant_id in sorted(changed):
+            if participant_id in room:
+                self._events.append(SlotsChanged(room_id, participant_id, self.slots(participant_id)))
+
+    def _new_ssrc(self) -> int:
+        return int.from_bytes(self.config.random(4), "big") or 1

@@ -1,0 +1,67 @@
+"""Events of the call server core (frozen dataclasses, past tense, under :class:`SfuEvent`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from netcore.net import Event
+
+__all__ = ["SfuEvent", "ParticipantJoined", "ParticipantLeft", "TrackPublished", "SlotsChanged",
+           "ActiveSpeakerChanged", "Slot"]
+
+
+@dataclass(frozen=True, slots=True)
+class SfuEvent(Event):
+    """Base of every event of :class:`~netcore.sfu.core.SfuCore`."""
+
+
+@dataclass(frozen=True, slots=True)
+class Slot:
+    """One receive m-section of a subscriber and what it carries now (``publisher`` None: nothing)."""
+
+    mid: str
+    kind: str
+    publisher: str | None = None
+    track: str | None = None  # the publisher's mid
+
+
+@dataclass(frozen=True, slots=True)
+class ParticipantJoined(SfuEvent):
+    room_id: str
+    participant_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ParticipantLeft(SfuEvent):
+    """A participant left (``reason``: left, failed, closed); totals for its log line."""
+
+    room_id: str
+    participant_id: str
+    reason: str
+    duration: float
+    packets_received: int
+    packets_forwarded: int
+    bytes_forwarded: int
+
+
+@dataclass(frozen=True, slots=True)
+class TrackPublished(SfuEvent):
+    room_id: str
+    participant_id: str
+    mid: str
+    kind: str
+
+
+@dataclass(frozen=True, slots=True)
+class SlotsChanged(SfuEvent):
+    """What ``participant_id``'s receive sections now carry: tell its client (``room.slots``)."""
+
+    room_id: str
+    participant_id: str
+    slots: tuple[Slot, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ActiveSpeakerChanged(SfuEvent):
+    room_id: str
+    participant_id: str | None

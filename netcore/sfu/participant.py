@@ -1,0 +1,144 @@
+"""A participant of the call server: its transport, what it publishes, and its receive slots.
+
+The client's offer says both (RFC 3264 directions, from the client's side):
+
+* a section the client sends on (``sendonly``/``sendrecv``) is a
+  **publication**: the server answers it ``recvonly`` and forwards what
+  arrives on it;
+* a ``recvonly`` section is a **slot**: the server answers it ``sendonly``
+  with an SSRC of its own (and an RTX SSRC for video), and puts another
+  participant's track of the same kind into it.  What each slot carries is
+  told to the client in :class:`~netcore.sfu.events.SlotsChanged` (over
+  signaling), so no renegotiation is needed when participants come and go:
+  a client offers as many slots as it wants to show.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from netcore.peer.config import config_from_negotiated
+from netcore.peer.transport import MediaTransport
+from netcore.rtp.extensions import URI_AUDIO_LEVEL
+from netcore.sdp.jsep import Negotiator
+from netcore.sdp.model import MediaIntent, NegotiatedSession
+from netcore.sdp.wire import parse
+from netcore.sfu.keyframes import KeyFrameArbiter
+from netcore.sfu.rewrite import DownTrack
+
+__all__ = ["Participant", "Publication", "SlotState", "plan_intents"]
+
+
+@dataclass(eq=False)
+class Publication:
+    """A track a participant sends: one m-section, its source SSRC(s), its subscribers."""
+
+    owner: Participant
+    mid: str
+    kind: str
+    codecs: dict[int, str]  # payload type -> encoding name (upper case)
+    audio_level_id: int | None = None
+    source: int | None = None  # the latest media SSRC seen on it
+    arbiter: KeyFrameArbiter = field(default_factory=KeyFrameArbiter)
+    slots: list[SlotState] = field(default_factory=list)  # where it is forwarded
+    packets: int = 0
+    bytes: int = 0
+
+    @property
+    def key(self) -> str:
+        return f"{self.owner.id}/{self.mid}"
+
+
+@dataclass(eq=False)
+class SlotState:
+    """One receive section of a subscriber and the stream rewritten into it."""
+
+    owner: Participant
+    mid: str
+    kind: str
+    downtrack: DownTrack
+    codecs: dict[str, int]  # encoding name -> the subscriber's payload type
+    publication: Publication | None = None
+
+    def attach(self, publication: Publication | None) -> None:
+        if self.publication is not None and self in self.publication.slots:
+            self.publication.slots.remove(self)
+        self.publication = publication
+        if publication is not None:
+            publication.slots.append(self)
+            types = {pt: self.codecs[name] for pt, name in publication.codecs.items() if name in self.codecs}
+            self.downtrack.attach(types, publication.codecs)
+
+
+def plan_intents(offer: str, new_ssrc) -> list[MediaIntent]:
+    """Our answer's intent for each offered audio/video section, in order (see the module docstring)."""
+    intents = []
+    for section in parse(offer).media:
+        if section.kind not in ("audio", "video"):
+            continue
+        direction = section.direction or "sendrecv"
+        if direction in ("sendrecv", "sendonly"):
+            intents.append(MediaIntent(section.kind, direction="recvonly"))
+        elif direction == "recvonly":
+            rtx = new_ssrc() if section.kind == "video" else None
+            intents.append(MediaIntent(section.kind, direction="sendonly", ssrc=new_ssrc(), rtx_ssrc=rtx))
+        else:
+            intents.append(MediaIntent(section.kind, direction="inactive"))
+    return intents
+
+
+class Participant:
+    """One client of one room: a :class:`MediaTransport` (ICE-lite) with its publications and slots."""
+
+    def __init__(self, participant_id: str, room_id: str, negotiator: Negotiator, session: NegotiatedSession,
+                 intents: list[MediaIntent], transport_options: dict, certificate, now: float) -> None:
+        self.id = participant_id
+        self.room_id = room_id
+        self.negotiator = negotiator
+        self.session = session
+        self.joined_at = now
+        self.publications: dict[str, Publication] = {}
+        self.slots: list[SlotState] = []
+        self.slot_by_ssrc: dict[int, SlotState] = {}
+        send_ssrcs: dict[str, tuple[int, int | None]] = {}
+        live = [m for m in session.media if m.kind in ("audio", "video")]
+        for media, intent in zip(live, intents):
+            if media.rejected or media.mid is None:
+                continue
+            if intent.direction == "sendonly" and media.send and intent.ssrc is not None:
+                send_ssrcs[media.mid] = (intent.ssrc, intent.rtx_ssrc)
+        config = config_from_negotiated(session, certificate, send_ssrcs=send_ssrcs, ice_lite=True,
+                                        **transport_options)
+        self.transport = MediaTransport(config)
+        for media in config.media:
+            if media.send_ssrc is not None:
+                self._add_slot(media, config)
+            else:
+                codecs = {c.payload_type: c.name.upper() for c in media.codecs}
+                self.publications[media.mid] = Publication(self, media.mid, media.kind, codecs,
+                                                           config.extension_id(URI_AUDIO_LEVEL))
+        self.connected = False
+        self.packets_received = 0
+
+    def _add_slot(self, media, config) -> None:
+        assert media.send_ssrc is not None
+        downtrack = DownTrack(media.send_ssrc, media.kind, media.clock_rate,
+                              config.extension_id(URI_AUDIO_LEVEL) if media.kind == "audio" else None)
+        codecs = {c.name.upper(): c.payload_type for c in media.codecs}
+        slot = SlotState(self, media.mid, media.kind, downtrack, codecs)
+        self.slots.append(slot)
+        self.slot_by_ssrc[media.send_ssrc] = slot
+
+    def free_slot(self, kind: str) -> SlotState | None:
+        for slot in self.slots:
+            if slot.kind == kind and slot.publication is None:
+                return slot
+        return None
+
+    @property
+    def packets_forwarded(self) -> int:
+        return sum(s.downtrack.packets for s in self.slots)
+
+    @property
+    def bytes_forwarded(self) -> int:
+        return sum(s.downtrack.bytes for s in self.slots)

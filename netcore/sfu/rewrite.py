@@ -1,0 +1,188 @@
+"""Per-subscriber rewriting of a forwarded stream: SSRC, sequence number, timestamp, VP8 picture ids.
+
+Each receive section of a subscriber (a *slot*) has one outgoing SSRC of
+the server's choosing.  What it carries changes over time: the publisher
+restarts its encoder (new SSRC), the slot is given to another publisher,
+a simulcast layer switch selects another source.  The subscriber must see
+one stream all the same:
+
+* sequence numbers follow on without a jump (RFC 3550 section 5.1: a jump
+  looks like loss or a new source), and a gap is forwarded only where the
+  source itself has one (a packet really lost upstream), through
+  :class:`netcore.rtp.forward.StreamRewriter`;
+* timestamps move forward by the wall time between the last packet of the
+  old source and the first of the new one;
+* VP8 (RFC 7741 section 4.2): PictureID (15 bits) and TL0PICIDX (8 bits)
+  and KEYIDX (5 bits) continue from the last values sent, because a decoder
+  that sees the picture id go backwards or repeat takes the new frames for
+  duplicates or for references it never had;
+* video switches to a new source only on a key frame of that source (what
+  comes before it cannot be decoded); audio switches at once.
+"""
+
+from __future__ import annotations
+
+import struct
+
+from netcore.rtp.errors import RtpParseError
+from netcore.rtp.forward import StreamRewriter
+from netcore.rtp.keyframes import KEYFRAME_DETECTORS
+from netcore.rtp.packet import RtpPacket
+from netcore.rtp.vp8 import Vp8Descriptor
+
+__all__ = ["Vp8Rewriter", "DownTrack", "Forwarded"]
+
+_SEQ_TS = struct.Struct("!HI")
+
+
+class Vp8Rewriter:
+    """Keeps VP8 PictureID, TL0PICIDX and KEYIDX continuous across source switches (RFC 7741 4.2)."""
+
+    __slots__ = ("_pid_offset", "_tl0_offset", "_key_offset", "_last_pid", "_last_tl0", "_last_key", "_rebase")
+
+    def __init__(self) -> None:
+        self._pid_offset = self._tl0_offset = self._key_offset = 0
+        self._last_pid: int | None = None
+        self._last_tl0: int | None = None
+        self._last_key: int | None = None
+        self._rebase = True
+
+    def switched(self) -> None:
+        """The next payload is the first of a new source."""
+        self._rebase = True
+
+    def rewrite(self, payload: bytes) -> bytes:
+        """The payload with rewritten descriptor fields; raises RtpParseError on a malformed descriptor."""
+        desc, pos = Vp8Descriptor.parse(payload)
+        if self._rebase:
+            self._rebase = False
+            if desc.picture_id is not None:
+                base = -1 if self._last_pid is None else self._last_pid
+                self._pid_offset = (base + 1 - desc.picture_id) & 0x7FFF if self._last_pid is not None else 0
+            if desc.tl0picidx is not None:
+                self._tl0_offset = ((self._last_tl0 + 1 - desc.tl0picidx) & 0xFF
+                                    if self._last_tl0 is not None else 0)
+            if desc.keyidx is not None:
+                self._key_offset = ((self._last_key + 1 - desc.keyidx) & 0x1F
+                                    if self._last_key is not None else 0)
+        if desc.picture_id is not None:
+            pid = (desc.picture_id + self._pid_offset) & 0x7FFF
+            if self._last_pid is None or (pid - self._last_pid) & 0x7FFF < 0x4000:
+                self._last_pid = pid
+            desc.picture_id = pid
+            desc.long_picture_id = True
+        if desc.tl0picidx is not None:
+            tl0 = (desc.tl0picidx + self._tl0_offset) & 0xFF
+            if self._last_tl0 is None or (tl0 - self._last_tl0) & 0xFF < 0x80:
+                self._last_tl0 = tl0
+            desc.tl0picidx = tl0
+        if desc.keyidx is not None:
+            key = (desc.keyidx + self._key_offset) & 0x1F
+            self._last_key = key
+            desc.keyidx = key
+        return desc.serialize() + payload[pos:]
+
+
+class Forwarded:
+    """Why a packet was not forwarded (the drop counters' names)."""
+
+    WRONG_SOURCE = "wrong_source"  # a packet of a source this slot does not forward
+    WAITING_KEYFRAME = "waiting_keyframe"  # a new source, before its key frame
+    LATE = "late"  # older than the switch to its source
+    CODEC = "codec"  # a codec the subscriber did not agree on
+    MALFORMED = "malformed"  # a payload descriptor that does not parse
+
+
+class DownTrack:
+    """One outgoing stream of one subscriber slot: what source it forwards and how it is rewritten.
+
+    ``payload_types`` maps the publisher's payload type to the subscriber's
+    (same codec by name); ``codec`` names the publisher's codec per payload
+    type (for key-frame detection and VP8 rewriting).
+    """
+
+    __slots__ = ("ssrc", "kind", "clock_rate", "rewriter", "vp8", "audio_level_id", "payload_types",
+                 "codecs", "wanted", "packets", "bytes", "dropped", "_needs_keyframe")
+
+    def __init__(self, ssrc: int, kind: str, clock_rate: int, audio_level_id: int | None = None) -> None:
+        self.ssrc = ssrc
+        self.kind = kind
+        self.clock_rate = clock_rate
+        self.rewriter = StreamRewriter(ssrc, clock_rate)
+        self.vp8 = Vp8Rewriter()
+        self.audio_level_id = audio_level_id
+        self.payload_types: dict[int, int] = {}
+        self.codecs: dict[int, str] = {}
+        self.wanted: int | None = None  # the source SSRC to forward (switch on its key frame)
+        self.packets = 0
+        self.bytes = 0
+        self.dropped: dict[str, int] = {}
+        self._needs_keyframe = False
+
+    def attach(self, payload_types: dict[int, int], codecs: dict[int, str]) -> None:
+        """Forward a (new) publisher track: its payload types mapped onto ours."""
+        self.payload_types = payload_types
+        self.codecs = codecs
+
+    def want(self, source: int) -> bool:
+        """Forward ``source`` from now on (video: from its next key frame). True if a key frame is needed."""
+        if source == self.rewriter.source:
+            self.wanted = None  # back to the source still being forwarded: no switch at all
+            self._needs_keyframe = False
+            return False
+        if self.kind == "audio":
+            self.rewriter.select(source)
+            self.wanted = None
+            return False
+        self.wanted = source
+        self._needs_keyframe = True
+        return True
+
+    def _drop(self, reason: str) -> None:
+        self.dropped[reason] = self.dropped.get(reason, 0) + 1
+
+    def forward(self, packet: RtpPacket, now: float, audio_level: bytes | None = None) -> RtpPacket | None:
+        """The packet as this subscriber gets it, or None (counted in :attr:`dropped`)."""
+        out_pt = self.payload_types.get(packet.payload_type)
+        if out_pt is None:
+            self._drop(Forwarded.CODEC)
+            return None
+        codec = self.codecs.get(packet.payload_type, "")
+        payload = packet.payload
+        if self.wanted is not None and packet.ssrc == self.wanted:
+            detector = KEYFRAME_DETECTORS.get(codec)
+            if detector is not None and not detector(payload):
+                self._drop(Forwarded.WAITING_KEYFRAME)
+                return None
+            self.rewriter.select(packet.ssrc)  # RFC 7741: a key frame starts a decodable stream
+            self.vp8.switched()
+            self.wanted = None
+            self._needs_keyframe = False
+        if packet.ssrc != self.rewriter.source:
+            self._drop(Forwarded.WRONG_SOURCE)
+            return None
+        dropped_before = self.rewriter.dropped
+        raw = self.rewriter.rewrite(packet, now)
+        if raw is None:
+            if self.rewriter.dropped != dropped_before:
+                self._drop(Forwarded.LATE)
+            return None
+        if codec == "VP8":
+            try:
+                payload = self.vp8.rewrite(payload)
+            except RtpParseError:
+                self._drop(Forwarded.MALFORMED)
+                return None
+        seq, ts = _SEQ_TS.unpack_from(raw, 2)
+        extensions = []
+        if audio_level is not None and self.audio_level_id is not None:
+            extensions.append((self.audio_level_id, audio_level))
+        out = RtpPacket.build(payload_type=out_pt, sequence_number=seq, timestamp=ts, ssrc=self.ssrc,
+                              payload=payload, marker=packet.marker, extensions=extensions)
+        self.packets += 1
+        self.bytes += len(out.data)
+        return out
+
+    @property
+    def needs_keyframe(self) -> bool:
+        return self._needs_keyframe

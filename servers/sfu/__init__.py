@@ -1,0 +1,1 @@
+"""netcore-sfu: the call server daemon (docs/sfu.md)."""

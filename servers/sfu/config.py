@@ -1,0 +1,112 @@
+"""Settings of netcore-sfu: flags and a TOML file with the same names (a flag wins over the file).
+
+::
+
+    listen = ["0.0.0.0:40000", "[::]:40000"]   # the one media port, per address family
+    public-ip = ["203.0.113.7"]                  # what clients are told (a server behind 1:1 NAT)
+    http = "127.0.0.1:9090"                      # /health and /metrics
+    signal = "ws://127.0.0.1:8080/v1/service"    # netcore-signal's service link
+    service-secret = "..."                       # its bearer secret
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import tomllib
+from dataclasses import dataclass, field
+
+from netcore.errors import UsageError
+
+__all__ = ["Settings", "build_parser", "load_settings", "parse_hostport"]
+
+DEFAULT_LISTEN = "127.0.0.1:40000"
+
+
+def parse_hostport(value: str) -> tuple[str, int]:
+    """``HOST:PORT`` or ``[V6]:PORT`` -> (host, port); port 0 asks the system for one."""
+    host, sep, port = str(value).rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) < 65536:
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {value!r}")
+    host = host.strip("[]") or "0.0.0.0"
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{host!r} is not an IP address") from None
+    return host, int(port)
+
+
+def parse_ip(value: str) -> str:
+    try:
+        return str(ipaddress.ip_address(str(value).strip("[]")))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not an IP address") from None
+
+
+@dataclass
+class Settings:
+    listen: list[tuple[str, int]] = field(default_factory=lambda: [parse_hostport(DEFAULT_LISTEN)])
+    public_ip: list[str] = field(default_factory=list)
+    http: tuple[str, int] | None = None
+    signal: str | None = None
+    service_secret: str | None = None
+    max_participants: int = 1000
+    max_bitrate: int = 2_500_000
+    log_level: str = "info"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="netcore-sfu", description="netcore call server (SFU)")
+    parser.add_argument("--config", help="TOML file with the settings below (flags win)")
+    parser.add_argument("--listen", action="append", type=parse_hostport,
+                        help=f"media UDP HOST:PORT, once per address family (default {DEFAULT_LISTEN})")
+    parser.add_argument("--public-ip", action="append", type=parse_ip,
+                        help="address to advertise instead of the listening one (1:1 NAT), per family")
+    parser.add_argument("--http", type=parse_hostport, help="HOST:PORT for /health and /metrics")
+    parser.add_argument("--signal", help="netcore-signal's service link, ws://HOST:PORT/v1/service")
+    parser.add_argument("--service-secret", help="bearer secret of the service link")
+    parser.add_argument("--max-participants", type=int, help="joins beyond are refused (default 1000)")
+    parser.add_argument("--max-bitrate", type=int, help="bit/s cap of any one participant's link (default 2.5M)")
+    parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    return parser
+
+
+def load_settings(args: argparse.Namespace) -> Settings:
+    """Built-in defaults, then the TOML file, then the flags."""
+    settings = Settings()
+    if args.config:
+        with open(args.config, "rb") as fh:
+            try:
+                data = tomllib.load(fh)
+            except tomllib.TOMLDecodeError as exc:
+                raise UsageError(f"{args.config}: {exc}") from None
+        known = {"listen", "public-ip", "http", "signal", "service-secret", "max-participants", "max-bitrate",
+                 "log-level"}
+        unknown = set(data) - known
+        if unknown:
+            raise UsageError(f"{args.config}: unknown settings {sorted(unknown)}")
+        try:
+            if "listen" in data:
+                settings.listen = [parse_hostport(v) for v in data["listen"]]
+            if "public-ip" in data:
+                settings.public_ip = [parse_ip(v) for v in data["public-ip"]]
+            if "http" in data:
+                settings.http = parse_hostport(data["http"])
+        except argparse.ArgumentTypeError as exc:
+            raise UsageError(f"{args.config}: {exc}") from None
+        settings.signal = data.get("signal", settings.signal)
+        settings.service_secret = data.get("service-secret", settings.service_secret)
+        settings.max_participants = int(data.get("max-participants", settings.max_participants))
+        settings.max_bitrate = int(data.get("max-bitrate", settings.max_bitrate))
+        settings.log_level = data.get("log-level", settings.log_level)
+    if args.listen:
+        settings.listen = args.listen
+    if args.public_ip:
+        settings.public_ip = args.public_ip
+    for name in ("http", "signal", "service_secret", "max_participants", "max_bitrate", "log_level"):
+        value = getattr(args, name)
+        if value is not None:
+            setattr(settings, name, value)
+    if settings.signal and not settings.service_secret:
+        raise UsageError("--signal needs --service-secret")
+    return settings

@@ -1,0 +1,49 @@
+"""netcore-sfu: the call server daemon. SIGTERM/SIGINT: every participant gets BYE and close_notify, exit 0."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+
+from netcore.aio import run
+from netcore.errors import UsageError
+from servers.sfu.config import build_parser, load_settings
+from servers.sfu.server import SfuServer
+
+__all__ = ["main"]
+
+
+async def serve(settings) -> None:
+    server = SfuServer(settings)
+    await server.start()
+    http = server.http_address[1] if server.http is not None else 0
+    print(f"listening media={server.media_port} http={http}", flush=True)  # for whoever started us
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await server.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings(args)
+    except (UsageError, OSError) as exc:
+        print(f"netcore-sfu: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=getattr(logging, settings.log_level.upper()), format="%(message)s",
+                        stream=sys.stderr)
+    try:
+        run(serve(settings))
+    except OSError as exc:
+        print(f"netcore-sfu: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

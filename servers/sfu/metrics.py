@@ -1,0 +1,84 @@
+"""Prometheus text exposition (format 0.0.4) of the call server, and its tiny HTTP endpoint."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Callable
+
+from netcore.sfu.core import SfuCore
+
+__all__ = ["render_metrics", "serve_http"]
+
+
+def _label(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def render_metrics(core: SfuCore) -> str:
+    stats = core.stats
+    participants = list(core.participants.values())
+    tracks = sum(len(p.publications) for p in participants)
+    drops: dict[str, int] = dict(core.router.dropped)
+    for reason, count in stats.drops.items():
+        drops[reason] = drops.get(reason, 0) + count
+    for participant in participants:
+        for slot in participant.slots:
+            for reason, count in slot.downtrack.dropped.items():
+                drops[reason] = drops.get(reason, 0) + count
+    series = [
+        ("sfu_participants", "gauge", "Participants connected or connecting", len(participants)),
+        ("sfu_rooms", "gauge", "Rooms with at least one participant", len(core.rooms)),
+        ("sfu_tracks", "gauge", "Published tracks", tracks),
+        ("sfu_joins_total", "counter", "Participants that joined", stats.joins),
+        ("sfu_leaves_total", "counter", "Participants that left", stats.leaves),
+        ("sfu_datagrams_total", "counter", "Datagrams received on the media port", stats.datagrams),
+        ("sfu_received_packets_total", "counter", "Media packets received from publishers", stats.packets_received),
+        ("sfu_forwarded_packets_total", "counter", "Media packets forwarded to subscribers", stats.forwarded_packets),
+        ("sfu_forwarded_bytes_total", "counter", "Bytes of media forwarded (RTP, before SRTP)", stats.forwarded_bytes),
+        ("sfu_layer_switches_total", "counter", "Simulcast layer switches", stats.layer_switches),
+        ("sfu_keyframe_requests_total", "counter", "Key frame requests sent upstream", stats.keyframe_requests),
+        ("sfu_keyframe_requests_coalesced_total", "counter", "Subscribers' key frame requests served by another",
+         stats.keyframe_requests_coalesced),
+        ("sfu_routes", "gauge", "Source addresses bound to participants", len(core.router)),
+    ]
+    lines = []
+    for name, kind, text, value in series:
+        lines += [f"# HELP {name} {text}", f"# TYPE {name} {kind}", f"{name} {value}"]
+    lines += ["# HELP sfu_dropped_total Datagrams or packets dropped, by reason", "# TYPE sfu_dropped_total counter"]
+    lines += [f'sfu_dropped_total{{reason="{_label(r)}"}} {c}' for r, c in sorted(drops.items())]
+    lines += ["# HELP sfu_subscriber_estimate_bps Send-side estimate towards each participant",
+              "# TYPE sfu_subscriber_estimate_bps gauge"]
+    lines += [f'sfu_subscriber_estimate_bps{{participant="{_label(p.id)}",room="{_label(p.room_id)}"}} '
+              f'{int(p.transport.target_bitrate)}' for p in participants]
+    return "\n".join(lines) + "\n"
+
+
+async def serve_http(host: str, port: int, metrics: Callable[[], str], health: Callable[[], dict]) -> asyncio.Server:
+    """GET /metrics and /health; anything else 404, other methods 405."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            request = await asyncio.wait_for(reader.readline(), 5)
+            while (await asyncio.wait_for(reader.readline(), 5)) not in (b"\r\n", b"\n", b""):
+                pass
+            method, _, rest = request.decode("latin-1").partition(" ")
+            path = rest.split(" ")[0].split("?")[0]
+            if method not in ("GET", "HEAD"):
+                status, ctype, body = "405 Method Not Allowed", "text/plain", b"GET only\n"
+            elif path == "/metrics":
+                status, ctype, body = "200 OK", "text/plain; version=0.0.4", metrics().encode()
+            elif path == "/health":
+                status, ctype, body = "200 OK", "application/json", json.dumps(health()).encode()
+            else:
+                status, ctype, body = "404 Not Found", "text/plain", b"not found\n"
+            head = (f"HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {len(body)}\r\n"
+                    f"Server: netcore-sfu\r\nConnection: close\r\n\r\n").encode()
+            writer.write(head + (body if method != "HEAD" else b""))
+            await writer.drain()
+        except (OSError, asyncio.TimeoutError, UnicodeError):
+            pass
+        finally:
+            writer.close()
+
+    return await asyncio.start_server(handle, host, port)

@@ -1,0 +1,234 @@
+"""The asyncio adapter of the call server: the media sockets, one driver, HTTP, the service link.
+
+The core (:class:`netcore.sfu.core.SfuCore`) decides everything; this module
+owns the UDP socket of each address family (one port for all participants),
+runs the core under one :class:`~netcore.driver.Driver`, serves ``/health``
+and ``/metrics``, and keeps a WebSocket to netcore-signal's ``/v1/service``
+link (reconnecting), over which participants' offers arrive and answers,
+slots and the active speaker go back (docs/signaling.md, docs/sfu.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from typing import Any
+
+from netcore.aio import DatagramSocket
+from netcore.driver import Driver
+from netcore.dtls.certificate import DtlsCertificate
+from netcore.errors import NetcoreError
+from netcore.net import Address, Receive, Transmit
+from netcore.sfu.core import SfuConfig, SfuCore
+from netcore.sfu.events import ActiveSpeakerChanged, ParticipantJoined, ParticipantLeft, SlotsChanged
+from servers.sfu.config import Settings
+from servers.sfu.metrics import render_metrics, serve_http
+
+__all__ = ["SfuServer", "log_event"]
+
+log = logging.getLogger("netcore.sfu")
+RECONNECT_DELAY = (0.2, 5.0)  # seconds: first and largest wait before reconnecting the service link
+
+
+def log_event(event: str, **fields: Any) -> None:
+    """One structured log line (JSON)."""
+    if log.isEnabledFor(logging.INFO):
+        log.info(json.dumps({"event": event, **fields}, sort_keys=True, default=str))
+
+
+def _slots(slots) -> list[dict]:
+    return [{"mid": s.mid, "kind": s.kind, "publisher": s.publisher, "track": s.track} for s in slots]
+
+
+class SfuServer:
+    """One call server process."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.core: SfuCore | None = None
+        self.driver: Driver | None = None
+        self.sockets: dict[Address, DatagramSocket] = {}
+        self.http: asyncio.Server | None = None
+        self.started = time.monotonic()
+        self._link: Any = None
+        self._link_task: asyncio.Task | None = None
+        self._closing = False
+        self.send_errors = 0
+
+    # -- lifecycle --------------------------------------------------------------------
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        port = 0
+        for host, wanted in self.settings.listen:
+            _, sock = await loop.create_datagram_endpoint(
+                lambda: DatagramSocket(self._receive), local_addr=(host, wanted or port))
+            self.sockets[sock.local] = sock
+            port = port or sock.local[1]
+        local = list(self.sockets)
+        public = [self._public(address) for address in local]
+        self.core = SfuCore(SfuConfig(DtlsCertificate.generate(), local, public,
+                                      max_participants=self.settings.max_participants,
+                                      max_bitrate=self.settings.max_bitrate,
+                                      wallclock_offset=time.time() - loop.time()))
+        self.driver = Driver(self.core, loop, self._send, self._on_event)
+        if self.settings.http is not None:
+            self.http = await serve_http(*self.settings.http, lambda: render_metrics(self.core), self.health)
+        if self.settings.signal:
+            self._link_task = loop.create_task(self._service_loop())
+        log_event("sfu.started", media=[list(a) for a in local], public=[list(a) for a in public],
+                  http=list(self.http_address) if self.http else None, signal=self.settings.signal)
+
+    def _public(self, address: Address) -> Address:
+        host, port = address
+        v6 = ":" in host
+        for ip in self.settings.public_ip:
+            if (":" in ip) == v6:
+                return ip, port
+        if host in ("0.0.0.0", "::"):
+            return ("::1" if v6 else "127.0.0.1"), port  # a lab server: say --public-ip for others
+        return host, port
+
+    @property
+    def http_address(self) -> Address:
+        assert self.http is not None
+        return self.http.sockets[0].getsockname()[:2]
+
+    @property
+    def media_port(self) -> int:
+        return next(iter(self.sockets))[1]
+
+    async def close(self) -> None:
+        """Every participant gets BYE and close_notify; then the sockets, the link and HTTP close."""
+        self._closing = True
+        core, driver = self.core, self.driver
+        if core is not None and driver is not None:
+            now = asyncio.get_running_loop().time()
+            for participant_id in list(core.participants):
+                core.leave(participant_id, now, "shutdown")
+            driver.flush()
+            driver.close()
+        if self._link_task is not None:
+            self._link_task.cancel()
+            try:
+                await self._link_task
+            except (asyncio.CancelledError, Exception):
+                pass
+        for sock in self.sockets.values():
+            if sock.transport is not None:
+                sock.transport.close()
+        if self.http is not None:
+            self.http.close()
+            await self.http.wait_closed()
+        log_event("sfu.stopped")
+
+    def health(self) -> dict:
+        core = self.core
+        return {"status": "ok", "participants": len(core.participants) if core else 0,
+                "rooms": len(core.rooms) if core else 0, "signal_linked": self._link is not None,
+                "media_port": self.media_port, "uptime": round(time.monotonic() - self.started, 1)}
+
+    # -- media ------------------------------------------------------------------------
+
+    def _receive(self, datagram: Receive) -> None:
+        if self.driver is not None:
+            self.driver.receive(datagram)
+
+    def _send(self, transmit: Transmit) -> None:
+        sock = self.sockets.get(transmit.source) if transmit.source is not None else None  # type: ignore[arg-type]
+        if sock is None:
+            sock = next(iter(self.sockets.values()))
+        if sock.transport is None or sock.transport.is_closing():
+            return
+        try:
+            sock.transport.sendto(transmit.data, transmit.destination)
+        except (OSError, ValueError):
+            self.send_errors += 1
+
+    def _on_event(self, event: object) -> None:
+        if isinstance(event, ParticipantJoined):
+            log_event("participant.joined", room=event.room_id, participant=event.participant_id)
+        elif isinstance(event, ParticipantLeft):
+            log_event("participant.left", room=event.room_id, participant=event.participant_id, reason=event.reason,
+                      duration=round(event.duration, 3), packets_received=event.packets_received,
+                      packets_forwarded=event.packets_forwarded, bytes_forwarded=event.bytes_forwarded)
+        elif isinstance(event, SlotsChanged):
+            self._push("media.slots", {"room_id": event.room_id, "session_id": event.participant_id,
+                                       "slots": _slots(event.slots)})
+        elif isinstance(event, ActiveSpeakerChanged):
+            self._push("media.speaker", {"room_id": event.room_id, "session_id": event.participant_id})
+
+    # -- the service link ---------------------------------------------------------------
+
+    def _push(self, kind: str, payload: dict) -> None:
+        link = self._link
+        if link is not None:
+            asyncio.ensure_future(self._send_link(link, json.dumps({"v": 1, "type": kind, "payload": payload})))
+
+    @staticmethod
+    async def _send_link(link: Any, text: str) -> None:
+        try:
+            await link.send(text)
+        except Exception:  # the link dropped: the loop reconnects, the client re-offers
+            pass
+
+    async def _service_loop(self) -> None:
+        from websockets.asyncio.client import connect
+        from websockets.exceptions import WebSocketException
+
+        delay = RECONNECT_DELAY[0]
+        headers = {"Authorization": f"Bearer {self.settings.service_secret}"}
+        while not self._closing:
+            try:
+                async with connect(self.settings.signal, additional_headers=headers, max_size=2**20) as ws:
+                    self._link = ws
+                    delay = RECONNECT_DELAY[0]
+                    log_event("service.linked", signal=self.settings.signal)
+                    async for text in ws:
+                        self._on_link_message(text)
+            except (OSError, WebSocketException, asyncio.TimeoutError) as exc:
+                log_event("service.unlinked", reason=str(exc) or type(exc).__name__)
+            finally:
+                self._link = None
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RECONNECT_DELAY[1])
+
+    def _on_link_message(self, text: str | bytes) -> None:
+        try:
+            message = json.loads(text)
+            kind, payload = message.get("type"), message.get("payload") or {}
+        except (ValueError, AttributeError):
+            log_event("service.bad_message")
+            return
+        if kind == "media.offer":
+            self._offer(payload)
+        elif kind == "media.leave":
+            self._leave(payload)
+        elif kind in ("recording.start", "recording.stop"):
+            log_event("recording.unsupported", room=payload.get("room_id"), action=kind)
+        elif kind not in ("ack", "error"):
+            log_event("service.unknown_message", type=kind)
+
+    def _offer(self, payload: dict) -> None:
+        core, driver = self.core, self.driver
+        assert core is not None and driver is not None
+        room_id, session_id = str(payload.get("room_id")), str(payload.get("session_id"))
+        now = asyncio.get_running_loop().time()
+        try:
+            answer, slots = core.join(room_id, session_id, str(payload.get("sdp", "")), now)
+        except NetcoreError as exc:
+            log_event("participant.refused", room=room_id, participant=session_id, reason=str(exc))
+            self._push("media.answer", {"room_id": room_id, "session_id": session_id, "error": str(exc)})
+            driver.flush()
+            return
+        self._push("media.answer", {"room_id": room_id, "session_id": session_id, "sdp": answer,
+                                    "slots": _slots(slots)})
+        driver.flush()
+
+    def _leave(self, payload: dict) -> None:
+        core, driver = self.core, self.driver
+        assert core is not None and driver is not None
+        core.leave(str(payload.get("session_id")), asyncio.get_running_loop().time(), "left")
+        driver.flush()

@@ -1,0 +1,150 @@
+"""Per-subscriber rewriting: continuous sequence numbers, timestamps and VP8 picture ids across switches."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from netcore.rtp.packet import RtpPacket
+from netcore.rtp.sequence import seq_diff
+from netcore.rtp.vp8 import Vp8Descriptor
+from netcore.sfu.keyframes import KEYFRAME_INTERVAL, KeyFrameArbiter
+from netcore.sfu.rewrite import DownTrack, Vp8Rewriter
+from netcore.sfu.speaker import SWITCH_HOLD, SpeakerDetector
+
+
+class Source:
+    """A VP8 source: one packet per frame, a key frame every ``gop`` frames, its own numbering."""
+
+    def __init__(self, ssrc: int, seq: int, ts: int, pid: int, gop: int) -> None:
+        self.ssrc, self.seq, self.ts, self.pid, self.gop, self.frame = ssrc, seq, ts, pid, gop, 0
+
+    def next(self) -> RtpPacket:
+        key = self.frame % self.gop == 0
+        payload = Vp8Descriptor(True, 0, picture_id=self.pid).serialize() + bytes((0 if key else 1, 7, 7))
+        packet = RtpPacket.build(payload_type=96, sequence_number=self.seq, timestamp=self.ts, ssrc=self.ssrc,
+                                 payload=payload, marker=True)
+        self.seq = (self.seq + 1) & 0xFFFF
+        self.ts = (self.ts + 3000) & 0xFFFFFFFF
+        self.pid = (self.pid + 1) & 0x7FFF
+        self.frame += 1
+        return packet
+
+
+steps = st.lists(st.tuples(st.integers(0, 2), st.booleans(), st.booleans()), min_size=1, max_size=300)
+
+
+@settings(max_examples=150, deadline=None)
+@given(steps, st.integers(0, 0xFFFF), st.integers(0, 0xFFFFFFFF), st.integers(2, 12), st.integers(0, 0x7FFF))
+def test_forwarded_stream_has_no_gap_but_upstream_loss_and_moves_forward(plan, seq0, ts0, gop, pid0):
+    sources = [Source(0x100 + i, (seq0 + 9000 * i) & 0xFFFF, (ts0 + 77777 * i) & 0xFFFFFFFF, (pid0 + 999 * i) & 0x7FFF, gop)
+               for i in range(3)]
+    down = DownTrack(0xABC, "video", 90000)
+    down.attach({96: 100}, {96: "VP8"})
+    now = 0.0
+    out: list[tuple[RtpPacket, int]] = []  # (forwarded, source packets lost upstream just before it)
+    lost_since = 0
+    current = None
+    for which, switch, lose in plan:
+        now += 0.033
+        if switch or current is None:
+            current = which
+            down.want(sources[which].ssrc)
+        # every source keeps sending; only the selected one can be forwarded
+        for i, source in enumerate(sources):
+            packet = source.next()
+            if i == current and lose:
+                lost_since += 1  # lost upstream: never reaches the server
+                continue
+            result = down.forward(packet, now)
+            if result is not None:
+                assert packet.ssrc == down.rewriter.source
+                out.append((result, lost_since))
+                lost_since = 0
+    for (a, _), (b, lost) in zip(out, out[1:]):
+        assert b.ssrc == 0xABC and b.payload_type == 100
+        gap = seq_diff(b.sequence_number, a.sequence_number)
+        assert 1 <= gap <= 1 + lost  # a gap only where a packet was really lost upstream
+        assert 0 < (b.timestamp - a.timestamp) & 0xFFFFFFFF < 0x80000000
+        pa = Vp8Descriptor.parse(a.payload)[0].picture_id
+        pb = Vp8Descriptor.parse(b.payload)[0].picture_id
+        assert 1 <= (pb - pa) & 0x7FFF <= 1 + lost
+    if out:
+        first = Vp8Descriptor.parse(out[0][0].payload)
+        assert out[0][0].payload[first[1]] & 1 == 0  # the first forwarded packet is a key frame
+
+
+def test_a_new_source_waits_for_its_key_frame_and_the_old_one_keeps_flowing():
+    old, new = Source(1, 10, 0, 5, 100), Source(2, 60000, 1000, 20000, 4)
+    down = DownTrack(9, "video", 90000)
+    down.attach({96: 96}, {96: "VP8"})
+    down.want(1)
+    assert down.forward(old.next(), 0.0) is not None
+    new.next()  # its key frame went by before the switch
+    down.want(2)
+    assert down.needs_keyframe
+    forwarded = [down.forward(old.next(), 0.1), down.forward(new.next(), 0.1)]
+    assert forwarded[0] is not None and forwarded[1] is None  # old layer until the key frame
+    for _ in range(2):
+        down.forward(new.next(), 0.2)
+        down.forward(old.next(), 0.2)
+    key = down.forward(new.next(), 0.3)  # frame 4: a key frame
+    assert key is not None and not down.needs_keyframe
+    assert down.forward(old.next(), 0.3) is None
+    assert down.dropped["waiting_keyframe"] == 3 and down.dropped["wrong_source"] == 1
+
+
+def test_audio_switches_at_once():
+    down = DownTrack(9, "audio", 48000)
+    down.attach({111: 109}, {111: "OPUS"})
+    a = RtpPacket.build(payload_type=111, sequence_number=1, timestamp=0, ssrc=1, payload=b"x")
+    b = RtpPacket.build(payload_type=111, sequence_number=900, timestamp=5, ssrc=2, payload=b"y")
+    down.want(1)
+    first = down.forward(a, 0.0)
+    down.want(2)
+    second = down.forward(b, 0.02)
+    assert first is not None and second is not None
+    assert second.sequence_number == first.sequence_number + 1 and second.timestamp == 960
+    assert second.payload_type == 109
+
+
+def test_vp8_short_picture_ids_come_out_long_and_tl0picidx_continues():
+    vp8 = Vp8Rewriter()
+    out = vp8.rewrite(Vp8Descriptor(True, 0, picture_id=100, long_picture_id=True, tl0picidx=250).serialize() + b"\x00")
+    vp8.switched()
+    out2 = vp8.rewrite(Vp8Descriptor(True, 0, picture_id=3, long_picture_id=False, tl0picidx=7).serialize() + b"\x00")
+    d1, _ = Vp8Descriptor.parse(out)
+    d2, _ = Vp8Descriptor.parse(out2)
+    assert (d1.picture_id, d1.tl0picidx) == (100, 250)
+    assert (d2.picture_id, d2.tl0picidx, d2.long_picture_id) == (101, 251, True)
+
+
+def test_the_arbiter_sends_one_request_per_interval_and_holds_one():
+    arbiter = KeyFrameArbiter()
+    assert arbiter.request(0.0)
+    assert not arbiter.request(0.1)  # in flight: served by the same key frame
+    arbiter.keyframe_received()
+    assert not arbiter.request(0.2)  # within the interval: held
+    assert not arbiter.request(0.3)
+    assert arbiter.next_deadline() == KEYFRAME_INTERVAL
+    assert not arbiter.handle_timeout(0.4)
+    assert arbiter.handle_timeout(0.5)
+    assert arbiter.requested == 2 and arbiter.coalesced == 3 and arbiter.next_deadline() is None
+
+
+def test_the_active_speaker_changes_only_after_the_hold():
+    speakers = SpeakerDetector()
+    t = 0.0
+    for _ in range(50):
+        t += 0.02
+        speakers.level("a", 20, t)
+        speakers.level("b", 100, t)
+    assert speakers.speaker == "a"
+    changed_at = None
+    for _ in range(200):
+        t += 0.02
+        changed = speakers.level("a", 90, t)
+        if (speakers.level("b", 10, t) or changed) and changed_at is None:
+            changed_at = t
+    assert speakers.speaker == "b" and changed_at is not None
+    assert changed_at - 1.0 >= SWITCH_HOLD - 0.6  # not on the first louder packet
