@@ -28,7 +28,8 @@ from .session import PeerLink, call_link
 __all__ = ["CallOptions", "Failure", "Console", "place_call", "answer_call", "login"]
 
 
-QUALITY_AFTER = 3.0  # seconds into the call when its quality is reported to the server
+QUALITY_AFTER = 3.0  # seconds into the call of its first quality sample to the server
+QUALITY_EVERY = 5.0  # seconds between samples after that, as the page sends them
 
 
 class Failure(Exception):
@@ -131,7 +132,7 @@ class _Call:
     connected_at: float | None = None
     reason: str = ""
     meter: Meter | None = None
-    quality_reported: bool = False
+    quality_reported_at: float | None = None
     final_stats: dict[str, Any] = field(default_factory=dict)
 
 
@@ -283,12 +284,14 @@ async def _show_status(call: _Call, now: float) -> None:
     stats = call.link.pc.get_stats()
     status = call.meter.sample(stats, now, _paths(call, stats))
     call.console.status(status.line())
-    if not call.quality_reported and status.rtt_ms is not None and now - call.meter.start >= QUALITY_AFTER:
-        # Once per call, as the page does: the path, RTT and loss go to the server's analytics.
-        call.quality_reported = True
+    if status.rtt_ms is not None and now - call.meter.start >= QUALITY_AFTER and (
+            call.quality_reported_at is None or now - call.quality_reported_at >= QUALITY_EVERY):
+        # Periodic samples, as the page sends them: path, RTT, loss and bitrate for the analytics.
+        call.quality_reported_at = now
+        relayed = "relay" in (status.send_path, status.receive_path)
         try:
-            await call.client.report_quality(call.call_id, "relay" if "relay" in (status.send_path,
-                                             status.receive_path) else "direct", status.rtt_ms, status.loss_in)
+            await call.client.report_quality(call.call_id, "relay" if relayed else "direct", status.rtt_ms,
+                                             status.loss_in, bitrate_kbps=status.in_kbps)
         except SignalingError:
             pass
 

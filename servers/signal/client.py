@@ -281,8 +281,12 @@ class SignalingClient:
         """``candidate`` as the page sends it: ``{candidate, sdpMid?, sdpMLineIndex?}`` (empty: the end)."""
         await self.request("call.candidate", {"call_id": call_id, "candidate": candidate})
 
-    async def report_quality(self, call_id: str, path: str, rtt_ms: float, loss: float) -> None:
-        await self.request("call.quality", {"call_id": call_id, "path": path, "rtt_ms": rtt_ms, "loss": loss})
+    async def report_quality(self, call_id: str, path: str, rtt_ms: float, loss: float, **extra: Any) -> None:
+        """One ``call.quality`` sample; ``extra``: its optional fields (``bitrate_kbps``, ``jitter_ms`` ...,
+        docs/analytics.md), ``None`` values left out."""
+        payload = {"call_id": call_id, "path": path, "rtt_ms": rtt_ms, "loss": loss}
+        payload.update({key: value for key, value in extra.items() if value is not None})
+        await self.request("call.quality", payload)
 
     # -- rooms -------------------------------------------------------------------------
 
