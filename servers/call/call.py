@@ -133,6 +133,7 @@ class _Call:
     reason: str = ""
     meter: Meter | None = None
     quality_reported_at: float | None = None
+    accepted_at: float | None = None  # when the call was accepted (loop time): connect time counts from here
     final_stats: dict[str, Any] = field(default_factory=dict)
 
 
@@ -199,7 +200,7 @@ def _new_call(client: SignalingClient, call_id: str, peer: str, role: str, pc: P
 async def _converse(call: _Call) -> dict[str, Any]:
     """Run the call until its duration, the peer's hang-up or a failure; the summary."""
     loop = asyncio.get_running_loop()
-    started = loop.time()
+    started = call.accepted_at = loop.time()
     stop = asyncio.Event()
     _on_signals(loop, stop)
     next_status = started + 1.0
@@ -287,11 +288,14 @@ async def _show_status(call: _Call, now: float) -> None:
     if status.rtt_ms is not None and now - call.meter.start >= QUALITY_AFTER and (
             call.quality_reported_at is None or now - call.quality_reported_at >= QUALITY_EVERY):
         # Periodic samples, as the page sends them: path, RTT, loss and bitrate for the analytics.
+        connect_ms = None
+        if call.quality_reported_at is None and call.connected_at is not None and call.accepted_at is not None:
+            connect_ms = 1000 * max(0.0, call.connected_at - call.accepted_at)  # the first sample, as the page
         call.quality_reported_at = now
         relayed = "relay" in (status.send_path, status.receive_path)
         try:
             await call.client.report_quality(call.call_id, "relay" if relayed else "direct", status.rtt_ms,
-                                             status.loss_in, bitrate_kbps=status.in_kbps)
+                                             status.loss_in, bitrate_kbps=status.in_kbps, connect_ms=connect_ms)
         except SignalingError:
             pass
 
