@@ -54,7 +54,9 @@ class JsonLinesWriter:
             view = view[os.write(self._fd, view):]
 
     def close(self) -> None:
-        os.close(self._fd)
+        if self._fd >= 0:  # a daemon's stop may run twice (a signal, then its owner's cleanup)
+            os.close(self._fd)
+            self._fd = -1
 
 
 class RedisStreamWriter:
