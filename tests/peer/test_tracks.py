@@ -34,7 +34,8 @@ def test_video_senders_split_what_audio_leaves_of_the_target():
     camera, screen = video_sender(SenderLimits()), video_sender(SenderLimits())
     for sender in (camera, screen):
         sender.bitrate_changed(1_032_000, video_senders=2)
-    assert camera.target_bitrate == screen.target_bitrate == 500_000
+    # each gets half of the encoders' 90 % share of the target, less what Opus takes
+    assert camera.target_bitrate == screen.target_bitrate == (0.9 * 1_032_000 - 32_000) / 2
     camera.bitrate_changed(80_000, video_senders=2)
     assert camera.target_bitrate == 30_000  # the encoder's floor
 
