@@ -49,6 +49,7 @@ def test_netcore_call_calls_show_in_the_report_with_path_and_setup_time(tmp_path
         assert row["samples"] >= 3, row  # both peers, and at least one of them twice (every 5 s)
         assert 0 < row["answer_time"] < elapsed and 0 < row["connect_time"] < elapsed, row
         assert row["setup_time"] == round(row["answer_time"] + row["connect_time"], 3), row
-    out = _netcore_analytics("--database", db, "report", "--since", "1h")
+    out = _netcore_analytics("--database", db, "report", "--since", "1h", "--html", str(tmp_path / "report.html"))
     shown = dict(re.findall(r"^(\S.*?)\s{2,}(\S+)$", out, re.M))
     assert int(shown["path direct"]) == 1 and int(shown["path relay"]) == 1, out
+    assert "<svg" in (tmp_path / "report.html").read_text()
