@@ -229,10 +229,17 @@ class SqliteStore(Store):
 
     def __init__(self, path: str) -> None:
         self._lock = open(path + ".lock", "a")
-        db = sqlite3.connect(path, isolation_level=None, timeout=60)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=NORMAL")
-        super().__init__(db)
+        # Opening takes the turn too: two workers starting on a new file would race to switch
+        # it to WAL and create the schema, and SQLite may answer that race "database is locked"
+        # at once, without its busy handler.
+        fcntl.flock(self._lock, fcntl.LOCK_EX)
+        try:
+            db = sqlite3.connect(path, isolation_level=None, timeout=60)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            super().__init__(db)
+        finally:
+            fcntl.flock(self._lock, fcntl.LOCK_UN)
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
