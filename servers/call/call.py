@@ -22,7 +22,7 @@ from servers.signal.client import (CallEnded, LoginFailed, ServerMessage, Signal
                                    ice_servers)
 
 from .media import LocalMedia, MediaChoice, Received, recorder
-from .report import Meter, summary_table
+from .report import Meter, Status, summary_table
 from .session import PeerLink, call_link
 
 __all__ = ["CallOptions", "Failure", "Console", "place_call", "answer_call", "login"]
@@ -218,6 +218,7 @@ async def _converse(call: _Call) -> dict[str, Any]:
             if call.connected_at is not None and call.options.duration is not None \
                     and now - call.connected_at >= call.options.duration:
                 call.reason = "hangup (duration reached)"
+                await _show_status(call, now, final=True)
                 await _hang_up(call)
                 break
             if now >= next_status:
@@ -279,25 +280,33 @@ def _paths(call: _Call, stats: dict[str, dict[str, Any]]) -> dict[str, str | Non
     return paths
 
 
-async def _show_status(call: _Call, now: float) -> None:
+async def _show_status(call: _Call, now: float, final: bool = False) -> None:
+    """The live status line, and a quality sample for the analytics when one is due; ``final``:
+    the caller is about to hang up, so the call's last seconds get a sample of their own."""
     if call.meter is None:
         return
     stats = call.link.pc.get_stats()
     status = call.meter.sample(stats, now, _paths(call, stats))
     call.console.status(status.line())
-    if status.rtt_ms is not None and now - call.meter.start >= QUALITY_AFTER and (
-            call.quality_reported_at is None or now - call.quality_reported_at >= QUALITY_EVERY):
-        # Periodic samples, as the page sends them: path, RTT, loss and bitrate for the analytics.
-        connect_ms = None
-        if call.quality_reported_at is None and call.connected_at is not None and call.accepted_at is not None:
-            connect_ms = 1000 * max(0.0, call.connected_at - call.accepted_at)  # the first sample, as the page
-        call.quality_reported_at = now
-        relayed = "relay" in (status.send_path, status.receive_path)
-        try:
-            await call.client.report_quality(call.call_id, "relay" if relayed else "direct", status.rtt_ms,
-                                             status.loss_in, bitrate_kbps=status.in_kbps, connect_ms=connect_ms)
-        except SignalingError:
-            pass
+    if status.rtt_ms is None or now - call.meter.start < QUALITY_AFTER:
+        return
+    since = None if call.quality_reported_at is None else now - call.quality_reported_at
+    if since is None or since >= QUALITY_EVERY or (final and since >= 1.0):
+        await _report_quality(call, status, now)
+
+
+async def _report_quality(call: _Call, status: Status, now: float) -> None:
+    """Periodic samples, as the page sends them: path, RTT, loss and bitrate for the analytics."""
+    connect_ms = None
+    if call.quality_reported_at is None and call.connected_at is not None and call.accepted_at is not None:
+        connect_ms = 1000 * max(0.0, call.connected_at - call.accepted_at)  # the first sample, as the page
+    call.quality_reported_at = now
+    relayed = "relay" in (status.send_path, status.receive_path)
+    try:
+        await call.client.report_quality(call.call_id, "relay" if relayed else "direct", status.rtt_ms,
+                                         status.loss_in, bitrate_kbps=status.in_kbps, connect_ms=connect_ms)
+    except SignalingError:
+        pass
 
 
 async def _hang_up(call: _Call) -> None:

@@ -47,10 +47,11 @@ class Signal:
 
 
 @contextlib.contextmanager
-def signal_daemon(tmp_path: Path, *extra: str) -> Iterator[Signal]:
-    """``netcore-signal`` on a port the OS picks; its 'listening HOST PORT' line gives the port."""
-    data = tmp_path / "signal"
-    log = open(tmp_path / "netcore-signal.log", "wb")
+def signal_daemon(tmp_path: Path, *extra: str, name: str = "signal") -> Iterator[Signal]:
+    """``netcore-signal`` on a port the OS picks; its 'listening HOST PORT' line gives the port.
+    ``name`` keeps two daemons of one test in their own data directories and logs."""
+    data = tmp_path / name
+    log = open(tmp_path / f"netcore-{name}.log", "wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", "servers.signal.main", "--port", "0", "--data-dir", str(data),
          "--token-secret", "call-tests", "--log-level", "warning", "--ring-timeout", "20", *extra],
@@ -84,7 +85,7 @@ def relay_signal(tmp_path) -> Iterator[Signal]:
     with netcore_turn_process(tmp_path, "--auth-secret", TURN_SECRET, "--allow-loopback-peers",
                               "--min-port", str(low), "--max-port", str(high)) as (_, turn_port):
         with signal_daemon(tmp_path, "--turn-secret", TURN_SECRET,
-                           "--turn-urls", f"turn:127.0.0.1:{turn_port}?transport=udp") as running:
+                           "--turn-urls", f"turn:127.0.0.1:{turn_port}?transport=udp", name="relay-signal") as running:
             yield running
 
 
