@@ -7,12 +7,15 @@
     http = "127.0.0.1:9090"                      # /health and /metrics
     signal = "ws://127.0.0.1:8080/v1/service"    # netcore-signal's service link
     service-secret = "..."                       # its bearer secret
+    data-dir = "./sfu-data"                      # where the server keeps files
+    record-dir = "./sfu-data/recordings"         # recorded rooms' journals (default DATA_DIR/recordings)
 """
 
 from __future__ import annotations
 
 import argparse
 import ipaddress
+import os
 import tomllib
 from dataclasses import dataclass, field
 
@@ -21,6 +24,7 @@ from netcore.errors import UsageError
 __all__ = ["Settings", "build_parser", "load_settings", "parse_hostport"]
 
 DEFAULT_LISTEN = "127.0.0.1:40000"
+DEFAULT_DATA_DIR = "./sfu-data"
 
 
 def parse_hostport(value: str) -> tuple[str, int]:
@@ -53,6 +57,13 @@ class Settings:
     max_participants: int = 1000
     max_bitrate: int = 2_500_000
     log_level: str = "info"
+    data_dir: str = DEFAULT_DATA_DIR
+    record_dir: str | None = None  # None: DATA_DIR/recordings
+
+    @property
+    def recordings(self) -> str:
+        """Where recorded rooms' journals go (the recording worker watches it)."""
+        return self.record_dir or os.path.join(self.data_dir, "recordings")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -67,6 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--service-secret", help="bearer secret of the service link")
     parser.add_argument("--max-participants", type=int, help="joins beyond are refused (default 1000)")
     parser.add_argument("--max-bitrate", type=int, help="bit/s cap of any one participant's link (default 2.5M)")
+    parser.add_argument("--data-dir", help=f"where the server keeps files (default {DEFAULT_DATA_DIR})")
+    parser.add_argument("--record-dir", help="recorded rooms' journals (default DATA_DIR/recordings)")
     parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     return parser
 
@@ -81,7 +94,7 @@ def load_settings(args: argparse.Namespace) -> Settings:
             except tomllib.TOMLDecodeError as exc:
                 raise UsageError(f"{args.config}: {exc}") from None
         known = {"listen", "public-ip", "http", "signal", "service-secret", "max-participants", "max-bitrate",
-                 "log-level"}
+                 "log-level", "data-dir", "record-dir"}
         unknown = set(data) - known
         if unknown:
             raise UsageError(f"{args.config}: unknown settings {sorted(unknown)}")
@@ -99,11 +112,14 @@ def load_settings(args: argparse.Namespace) -> Settings:
         settings.max_participants = int(data.get("max-participants", settings.max_participants))
         settings.max_bitrate = int(data.get("max-bitrate", settings.max_bitrate))
         settings.log_level = data.get("log-level", settings.log_level)
+        settings.data_dir = str(data.get("data-dir", settings.data_dir))
+        settings.record_dir = data.get("record-dir", settings.record_dir)
     if args.listen:
         settings.listen = args.listen
     if args.public_ip:
         settings.public_ip = args.public_ip
-    for name in ("http", "signal", "service_secret", "max_participants", "max_bitrate", "log_level"):
+    for name in ("http", "signal", "service_secret", "max_participants", "max_bitrate", "log_level", "data_dir",
+                 "record_dir"):
         value = getattr(args, name)
         if value is not None:
             setattr(settings, name, value)

@@ -14,6 +14,7 @@ import asyncio
 import json
 import logging
 import time
+from pathlib import Path
 from typing import Any
 
 from netcore.aio import DatagramSocket
@@ -22,7 +23,10 @@ from netcore.dtls.certificate import DtlsCertificate
 from netcore.errors import NetcoreError
 from netcore.net import Address, Receive, Transmit
 from netcore.sfu.core import SfuConfig, SfuCore
+from netcore.record.store import recording_name
+from netcore.record.writer import DirectoryStorage
 from netcore.sfu.events import ActiveSpeakerChanged, ParticipantJoined, ParticipantLeft, SlotsChanged
+from netcore.sfu.recorder import SfuRecorder
 from servers.sfu.config import Settings
 from servers.sfu.metrics import render_metrics, serve_http
 
@@ -56,6 +60,8 @@ class SfuServer:
         self._link_task: asyncio.Task | None = None
         self._closing = False
         self.send_errors = 0
+        self.recorder: SfuRecorder | None = None
+        self._users: dict[str, str] = {}  # session id -> user (from media.offer), for recordings' manifests
 
     # -- lifecycle --------------------------------------------------------------------
 
@@ -73,6 +79,8 @@ class SfuServer:
                                       max_participants=self.settings.max_participants,
                                       max_bitrate=self.settings.max_bitrate,
                                       wallclock_offset=time.time() - loop.time()))
+        self.recorder = SfuRecorder(self.core, self._open_journal, wallclock_offset=time.time() - loop.time(),
+                                    names=lambda session_id: self._users.get(session_id, ""))
         self.driver = Driver(self.core, loop, self._send, self._on_event)
         if self.settings.http is not None:
             self.http = await serve_http(*self.settings.http, lambda: render_metrics(self.core), self.health)
@@ -109,6 +117,8 @@ class SfuServer:
             for participant_id in list(core.participants):
                 core.leave(participant_id, now, "shutdown")
             driver.flush()
+            if self.recorder is not None:
+                self.recorder.close(now)
             driver.close()
         if self._link_task is not None:
             self._link_task.cancel()
@@ -128,6 +138,7 @@ class SfuServer:
         core = self.core
         return {"status": "ok", "participants": len(core.participants) if core else 0,
                 "rooms": len(core.rooms) if core else 0, "signal_linked": self._link is not None,
+                "recording": len(self.recorder.rooms) if self.recorder else 0,
                 "media_port": self.media_port, "uptime": round(time.monotonic() - self.started, 1)}
 
     # -- media ------------------------------------------------------------------------
@@ -148,12 +159,16 @@ class SfuServer:
             self.send_errors += 1
 
     def _on_event(self, event: object) -> None:
+        if self.recorder is not None and self.recorder.rooms:
+            self.recorder.on_event(event, asyncio.get_running_loop().time())
         if isinstance(event, ParticipantJoined):
             log_event("participant.joined", room=event.room_id, participant=event.participant_id)
         elif isinstance(event, ParticipantLeft):
             log_event("participant.left", room=event.room_id, participant=event.participant_id, reason=event.reason,
                       duration=round(event.duration, 3), packets_received=event.packets_received,
                       packets_forwarded=event.packets_forwarded, bytes_forwarded=event.bytes_forwarded)
+            if event.reason != "rejoined":
+                self._users.pop(event.participant_id, None)
         elif isinstance(event, SlotsChanged):
             self._push("media.slots", {"room_id": event.room_id, "session_id": event.participant_id,
                                        "slots": _slots(event.slots)})
@@ -207,14 +222,43 @@ class SfuServer:
         elif kind == "media.leave":
             self._leave(payload)
         elif kind in ("recording.start", "recording.stop"):
-            log_event("recording.unsupported", room=payload.get("room_id"), action=kind)
+            self._record(kind == "recording.start", str(payload.get("room_id")), str(payload.get("by", "")))
         elif kind not in ("ack", "error"):
             log_event("service.unknown_message", type=kind)
+
+    # -- recording (docs/recording.md) ---------------------------------------------------
+
+    def _open_journal(self, room_id: str, now: float) -> DirectoryStorage:
+        """A new journal directory for a recording of ``room_id``: ROOM-YYYYMMDDTHHMMSSZ[-N] under --record-dir."""
+        root = Path(self.settings.recordings)
+        root.mkdir(parents=True, exist_ok=True)
+        base = recording_name(room_id, time.time(), suffix="")
+        path, n = root / base, 1
+        while path.exists():
+            n += 1
+            path = root / f"{base}-{n}"
+        log_event("recording.journal", room=room_id, directory=str(path))
+        return DirectoryStorage(path)
+
+    def _record(self, start: bool, room_id: str, by: str) -> None:
+        recorder, driver = self.recorder, self.driver
+        assert recorder is not None and driver is not None
+        now = asyncio.get_running_loop().time()
+        try:
+            changed = recorder.start(room_id, now) if start else recorder.stop(room_id, now)
+        except (OSError, NetcoreError) as exc:
+            log_event("recording.failed", room=room_id, reason=str(exc))
+            return
+        if changed:
+            log_event("recording.started" if start else "recording.stopped", room=room_id, by=by)
+        driver.flush()
 
     def _offer(self, payload: dict) -> None:
         core, driver = self.core, self.driver
         assert core is not None and driver is not None
         room_id, session_id = str(payload.get("room_id")), str(payload.get("session_id"))
+        if payload.get("user"):
+            self._users[session_id] = str(payload["user"])
         now = asyncio.get_running_loop().time()
         try:
             answer, slots = core.join(room_id, session_id, str(payload.get("sdp", "")), now)

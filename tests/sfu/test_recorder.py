@@ -1,0 +1,110 @@
+"""The call server's recording tap (netcore.sfu.recorder) on the simulated network, in virtual time."""
+
+from __future__ import annotations
+
+from netcore.peer.events import KeyFrameRequested
+from netcore.record.reader import read_room
+from netcore.record.writer import DirectoryStorage
+from netcore.rtp.packet import RtpPacket
+from netcore.sfu.recorder import SfuRecorder
+from tests.sfu.harness import Room
+
+
+def recorded_room(tmp_path, **options) -> tuple[Room, SfuRecorder, list]:
+    room = Room()
+    opened = []
+
+    def open_storage(room_id: str, now: float) -> DirectoryStorage:
+        opened.append(tmp_path / f"{room_id}-{len(opened) + 1}")
+        return DirectoryStorage(opened[-1])
+
+    recorder = SfuRecorder(room.core, open_storage, names=lambda pid: "user-" + pid, **options)
+    room.server.on_event = lambda event: recorder.on_event(event, room.net.now)
+    return room, recorder, opened
+
+
+def keyframe_requests(client) -> int:
+    return sum(isinstance(e, KeyFrameRequested) and e.ssrc == client.send["video"] for e in client.node.events)
+
+
+def test_every_received_packet_and_sender_report_of_a_recorded_room_is_journalled(tmp_path):
+    room, recorder, opened = recorded_room(tmp_path)
+    for name in ("a", "b"):
+        room.join(name)
+    room.connect()
+    room.stream(0.5)  # before the recording: not journalled
+    before = {p.id: dict((m, pub.packets) for m, pub in p.publications.items())
+              for p in room.core.participants.values()}
+    asked = {name: keyframe_requests(c) for name, c in room.clients.items()}
+    start = room.net.now
+    assert recorder.start("r1", start)
+    room.join("c")  # a late joiner is recorded from its join
+    room.connect()
+    room.stream(6.0)
+    room.core.leave("b", room.net.now)
+    room.server.flush()
+    room.stream(1.0)
+    assert recorder.stop("r1", room.net.now) and not recorder.recording("r1")
+    journal = read_room(opened[0])
+    manifest = journal.manifest
+    assert manifest.ended_at == room.net.now
+    assert [(p.participant, p.name) for p in manifest.participants] == [("a", "user-a"), ("b", "user-b"),
+                                                                         ("c", "user-c")]
+    assert manifest.participant("b").left_at is not None and manifest.participant("a").left_at == manifest.ended_at
+    assert sorted((t.participant, t.codec.name.upper()) for t in manifest.tracks) == [
+        ("a", "OPUS"), ("a", "VP8"), ("b", "OPUS"), ("b", "VP8"), ("c", "OPUS"), ("c", "VP8")]
+    for track in manifest.tracks:
+        participant = room.core.participants.get(track.participant)
+        records = journal.tracks[track.track_id]
+        packets = [RtpPacket.parse(body) for _, body in records.packets]
+        # as the publisher sent them: its SSRC and its own sequence numbers, every one after the start
+        assert {p.ssrc for p in packets} == {room.clients[track.participant].send[track.kind]}
+        seqs = [p.sequence_number for p in packets]
+        assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))
+        assert all(start <= arrival for arrival, _ in records.packets)
+        if participant is not None:  # still there: everything it published since the start
+            publication = next(p for p in participant.publications.values() if p.kind == track.kind)
+            assert len(packets) == publication.packets - before.get(track.participant, {}).get(publication.mid, 0)
+        assert records.reports, track.track_id  # the publisher's sender reports
+        assert {info.ssrc for _, info in records.reports} == {packets[0].ssrc}
+        assert track.codec.clock_rate == (90000 if track.kind == "video" else 48000)
+    # a key frame was asked of every publisher when its recording started
+    for name, client in room.clients.items():
+        assert keyframe_requests(client) > asked.get(name, 0), name
+
+
+def test_a_video_track_without_key_frames_is_asked_again_and_an_empty_room_ends_its_recording(tmp_path):
+    room, recorder, opened = recorded_room(tmp_path, keyframe_interval=1.0, keyframe_retry=0.5)
+    publisher = room.join("a")
+    room.join("b", publish=())
+    room.connect()
+    recorder.start("r1", room.net.now)
+    room.stream(0.3)
+    first = keyframe_requests(publisher)
+    publisher.deaf = 1000  # it ignores every request from now on
+    room.stream(4.0)
+    # once per retry interval (the arbiter lets them through), not once per packet
+    assert 4 <= keyframe_requests(publisher) - first <= 10
+    room.core.leave("a", room.net.now)
+    room.core.leave("b", room.net.now)
+    room.server.flush()
+    assert not recorder.recording("r1")
+    manifest = read_room(opened[0]).manifest
+    assert manifest.ended_at is not None and all(p.left_at is not None for p in manifest.participants)
+
+
+def test_a_participant_that_offers_again_is_recorded_as_a_new_participant_and_other_rooms_are_not(tmp_path):
+    room, recorder, opened = recorded_room(tmp_path)
+    room.join("a")
+    room.join("x", room="other")
+    room.connect()
+    recorder.start("r1", room.net.now)
+    room.stream(0.5)
+    room.join("a")  # a reload: the same session offers again
+    room.connect()
+    room.stream(0.5)
+    recorder.stop("r1", room.net.now)
+    manifest = read_room(opened[0]).manifest
+    assert [p.participant for p in manifest.participants] == ["a", "a.2"]
+    assert {t.participant for t in manifest.tracks} == {"a", "a.2"}
+    assert len(opened) == 1
