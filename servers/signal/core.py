@@ -472,8 +472,10 @@ class SignalCore:
     def adopt_room(self, snapshot: dict, now: float) -> None:
         self._rooms.adopt(snapshot, now)
 
-    def handle_recording_ready(self, room_id: str, location: str, now: float) -> list[str]:
-        return self._rooms.handle_recording_ready(room_id, location, now)
+    def handle_recording_ready(self, room_id: str, location: str, now: float, users: tuple[str, ...] = (),
+                               extra: dict | None = None) -> dict[str, int]:
+        """``recording.ready`` to everyone who took part (see :meth:`Rooms.handle_recording_ready`)."""
+        return self._rooms.handle_recording_ready(room_id, location, now, users, extra)
 
     # --- what the parts ask of the core (RoomHost, ReplicationHost) --------
 

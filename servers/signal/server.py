@@ -300,7 +300,7 @@ class SignalServer:
     async def _serve_connection(self, ws: ServerConnection, source: str) -> None:
         url = urlsplit(ws.request.path)
         if url.path == "/v1/service":
-            return await self._service_link(ws)
+            return await self._service_link(ws, _query(url.query, "role") == "recorder")
         token = _bearer(ws.request) or _query(url.query, "token")
         user = verify_token(self.token_secret, token, time.time()) if token else None
         if user is None:
@@ -336,6 +336,8 @@ class SignalServer:
             old.closing = True
             self.spawn(old.ws.close(CloseCode.SESSION_REPLACED, "session resumed elsewhere"))
         log_event("session.open", node=self.node_id, user=user, session=sid, resumed=resume is not None)
+        for kind, payload in await self.in_db(self.store.take_notices, user):  # kept while the user was away
+            self.core.notify_session(sid, kind, payload)
         self.flush()
         try:
             async for text in ws:
@@ -433,12 +435,14 @@ class SignalServer:
             pass
         return None
 
-    async def _service_link(self, ws: ServerConnection) -> None:
+    async def _service_link(self, ws: ServerConnection, recorder: bool = False) -> None:
         """The call server: recording commands and participants' offers out; recording.ready, answers,
-        slots and the active speaker in (docs/signaling.md, "The call server's link")."""
+        slots and the active speaker in (docs/signaling.md, "The call server's link").  A recording
+        worker (``?role=recorder``) only sends recording.ready: it never takes the call server's place."""
         conn = Connection(ws, self.config.max_pending_bytes)
-        self._service = conn
-        log_event("service.open", node=self.node_id)
+        if not recorder:
+            self._service = conn
+        log_event("service.open", node=self.node_id, role="recorder" if recorder else "call-server")
         try:
             async for text in ws:
                 try:
@@ -447,6 +451,8 @@ class SignalServer:
                     kind = obj.get("type")
                     if kind == "recording.ready":
                         room_id, location = str(payload["room_id"]), str(payload["location"])
+                        users = tuple(str(u) for u in payload.get("users") or ())[:1000]
+                        extra = {"files": list(payload["files"])[:1000]} if payload.get("files") else None
                     elif kind in MEDIA_REPLIES:
                         found = self._media_reply(kind, payload)
                         conn.push(encode("ack", obj.get("id"), {"delivered": found}))
@@ -457,7 +463,7 @@ class SignalServer:
                 except (ValueError, KeyError, TypeError):
                     conn.push(encode("error", None, {"code": ErrorCode.BAD_REQUEST, "reason": "bad message"}))
                     continue
-                found = await self._recording_ready(room_id, location)
+                found = await self._recording_ready(room_id, location, users, extra)
                 conn.push(encode("ack", obj.get("id"), {"delivered": found}))
                 self.flush()
         except ConnectionClosed:
@@ -586,11 +592,27 @@ class SignalServer:
         self._service.push(encode("recording." + action, None, {"room_id": room_id, "by": by}))
         return True
 
-    async def _recording_ready(self, room_id: str, location: str) -> bool:
-        """The call server's recording.ready: notify the room's users; whether the room is known."""
+    async def _recording_ready(self, room_id: str, location: str, users: tuple[str, ...] = (),
+                               extra: dict | None = None) -> bool:
+        """recording.ready from the call server or a recording worker: notify everyone who took part
+        (the room's users and ``users``); those with no session now get it at their next login.
+        Whether anyone was found."""
+        now = asyncio.get_running_loop().time()
         if self.cluster is not None:
-            return await self.cluster.recording_ready(room_id, location)  # only the owner knows the room
-        return bool(self.core.handle_recording_ready(room_id, location, asyncio.get_running_loop().time()))
+            found = await self.cluster.recording_ready(room_id, location)  # only the owner knows the room
+            reached = {u: int(self.core.status(u) != "offline") for u in users}
+        else:
+            reached = self.core.handle_recording_ready(room_id, location, now, users, extra)
+            found = bool(reached)
+        payload = {"room_id": room_id, "location": location, **(extra or {})}
+        for user in (u for u, count in reached.items() if count == 0):
+            if not await self.in_db(self.store.user_exists, user):
+                continue
+            await self.in_db(self.store.add_notice, user, "recording.ready", f"{room_id} {location}", payload,
+                             time.time())
+        log_event("recording.ready", node=self.node_id, room=room_id, location=location,
+                  online=sorted(u for u, c in reached.items() if c), kept=sorted(u for u, c in reached.items() if not c))
+        return found
 
     def session_ids(self) -> list[str]:
         """Sessions with a socket on this node."""
