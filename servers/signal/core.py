@@ -410,6 +410,11 @@ class SignalCore:
         room = self._rooms.get(room_id)
         return list(room.participants) if room is not None else []
 
+    def connected_sessions(self, user: str) -> int:
+        """How many local sessions of ``user`` have a socket now (not waiting in their resume window)."""
+        return sum(1 for sid in self._directory.sessions_of(user)
+                   if self._directory[sid].node is None and self._directory[sid].connected)
+
     def notify_user(self, user: str, kind: str, payload: dict) -> int:
         """Push a message to every local session of ``user``; returns how many."""
         count = 0

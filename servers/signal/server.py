@@ -325,6 +325,7 @@ class SignalServer:
             await self.cluster.before_open(user, friends)
         loop = asyncio.get_running_loop()
         conn = Connection(ws, self.config.max_pending_bytes)
+        resuming = resume is not None and self.core.has_resume_token(resume)
         sid = self.core.handle_connect(user, loop.time(), ice_servers=self._ice_servers(user),
                                        resume_token=resume, last_seq=last_seq,
                                        friends=friends, blocked=blocked)
@@ -336,7 +337,8 @@ class SignalServer:
             old.closing = True
             self.spawn(old.ws.close(CloseCode.SESSION_REPLACED, "session resumed elsewhere"))
         log_event("session.open", node=self.node_id, user=user, session=sid, resumed=resume is not None)
-        for kind, payload in await self.in_db(self.store.take_notices, user):  # kept while the user was away
+        notices = await self.in_db(self.store.take_notices, user)  # kept while the user was away
+        for kind, payload in notices if not resuming else ():  # a resumed session had them queued
             self.core.notify_session(sid, kind, payload)
         self.flush()
         try:
@@ -595,23 +597,27 @@ class SignalServer:
     async def _recording_ready(self, room_id: str, location: str, users: tuple[str, ...] = (),
                                extra: dict | None = None) -> bool:
         """recording.ready from the call server or a recording worker: notify everyone who took part
-        (the room's users and ``users``); those with no session now get it at their next login.
-        Whether anyone was found."""
+        (the room's users and ``users``); whoever has no connected session now gets it at their next
+        login (a session waiting in its resume window gets it on resuming, and the kept copy is then
+        dropped). Whether anyone was found."""
         now = asyncio.get_running_loop().time()
         if self.cluster is not None:
             found = await self.cluster.recording_ready(room_id, location)  # only the owner knows the room
-            reached = {u: int(self.core.status(u) != "offline") for u in users}
+            everyone = set(users)
+            away = {u for u in everyone if self.core.status(u) == "offline"}
         else:
-            reached = self.core.handle_recording_ready(room_id, location, now, users, extra)
-            found = bool(reached)
+            everyone = set(self.core.handle_recording_ready(room_id, location, now, users, extra))
+            found = bool(everyone)
+            away = {u for u in everyone if not self.core.connected_sessions(u)}
         payload = {"room_id": room_id, "location": location, **(extra or {})}
-        for user in (u for u, count in reached.items() if count == 0):
-            if not await self.in_db(self.store.user_exists, user):
-                continue
-            await self.in_db(self.store.add_notice, user, "recording.ready", f"{room_id} {location}", payload,
-                             time.time())
+        kept = []
+        for user in sorted(away):
+            if await self.in_db(self.store.user_exists, user):
+                await self.in_db(self.store.add_notice, user, "recording.ready", f"{room_id} {location}", payload,
+                                 time.time())
+                kept.append(user)
         log_event("recording.ready", node=self.node_id, room=room_id, location=location,
-                  online=sorted(u for u, c in reached.items() if c), kept=sorted(u for u, c in reached.items() if not c))
+                  online=sorted(everyone - away), kept=kept)
         return found
 
     def session_ids(self) -> list[str]:
