@@ -16,12 +16,13 @@ ROOT = str(Path(__file__).resolve().parents[2])
 SECRET = "service-secret-for-tests"
 
 
-async def _start(args: list[str], log: Path) -> tuple[asyncio.subprocess.Process, bytes]:
-    env = dict(os.environ, PYTHONPATH=ROOT)
+async def _start(args: list[str], log: Path, env: dict[str, str] | None = None,
+                 ready: bytes = b"listening") -> tuple[asyncio.subprocess.Process, bytes]:
+    env = dict(os.environ, PYTHONPATH=ROOT, **(env or {}))
     proc = await asyncio.create_subprocess_exec(sys.executable, *args, stdout=asyncio.subprocess.PIPE,
                                                 stderr=open(log, "wb"), cwd=ROOT, env=env)
     line = await asyncio.wait_for(proc.stdout.readline(), 30)
-    assert line.startswith(b"listening"), (line, log.read_text())
+    assert line.startswith(ready), (line, log.read_text())
     return proc, line
 
 
@@ -37,8 +38,9 @@ async def _stop(proc: asyncio.subprocess.Process) -> int:
 
 
 @asynccontextmanager
-async def signal_and_sfu(tmp_path: Path, threshold: int = 2):
-    """netcore-signal (rooms go to the call server above ``threshold``) and netcore-sfu linked to it."""
+async def signal_and_sfu(tmp_path: Path, threshold: int = 2, sfu_args: tuple[str, ...] = ()):
+    """netcore-signal (rooms go to the call server above ``threshold``) and netcore-sfu linked to it
+    (``sfu_args``: more of its flags)."""
     config = tmp_path / "signal.toml"
     config.write_text(f'service_secret = "{SECRET}"\ncall_server = "netcore-sfu"\ngroup_threshold = {threshold}\n'
                       'friends_only = false\ntoken_secret = "t"\n')
@@ -48,7 +50,8 @@ async def signal_and_sfu(tmp_path: Path, threshold: int = 2):
     sfu = None
     try:
         sfu, line = await _start(["-m", "servers.sfu.main", "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0",
-                                  "--signal", f"ws://127.0.0.1:{port}/v1/service", "--service-secret", SECRET],
+                                  "--signal", f"ws://127.0.0.1:{port}/v1/service", "--service-secret", SECRET,
+                                  *sfu_args],
                                  tmp_path / "sfu.log")
         fields = dict(f.split("=") for f in line.decode().split()[1:])
         http = int(fields["http"])
