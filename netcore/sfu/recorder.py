@@ -74,13 +74,16 @@ class SfuRecorder:
 
     def __init__(self, core, open_storage: Callable[[str, float], RoomStorage], *, wallclock_offset: float = 0.0,
                  keyframe_interval: float = 5.0, keyframe_retry: float = 1.0,
-                 names: Callable[[str], str] | None = None) -> None:
+                 names: Callable[[str], str] | None = None,
+                 on_end: Callable[[str, RoomStorage], None] | None = None) -> None:
         self.core = core
         self.open_storage = open_storage
         self.wallclock_offset = wallclock_offset
         self.keyframe_interval = keyframe_interval
         self.keyframe_retry = keyframe_retry
         self.names = names or (lambda participant_id: "")
+        self.on_end = on_end  # (room id, its storage) once a recording has ended (announce it to workers)
+        self._storage: dict[str, RoomStorage] = {}
         self.rooms: dict[str, RecordedRoom] = {}
         self.errors = 0  # journal writes that failed (disk full...): that room stops recording
         core.tap = self
@@ -91,7 +94,8 @@ class SfuRecorder:
         """Start journalling ``room_id`` (its participants so far and whoever joins); False if it already is."""
         if room_id in self.rooms:
             return False
-        logger = RoomLogger(room_id, self.open_storage(room_id, now), now=now,
+        storage = self._storage[room_id] = self.open_storage(room_id, now)
+        logger = RoomLogger(room_id, storage, now=now,
                             wallclock_offset=self.wallclock_offset, keyframe_interval=self.keyframe_interval,
                             keyframe_retry=self.keyframe_retry)
         room = self.rooms[room_id] = RecordedRoom(room_id, logger)
@@ -105,7 +109,13 @@ class SfuRecorder:
         if room is None:
             return False
         room.logger.close(now)
+        self._ended(room_id)
         return True
+
+    def _ended(self, room_id: str) -> None:
+        storage = self._storage.pop(room_id, None)
+        if self.on_end is not None and storage is not None:
+            self.on_end(room_id, storage)
 
     def close(self, now: float) -> None:
         """The server stops: every recording ends."""
@@ -216,6 +226,7 @@ class SfuRecorder:
             room.logger.close(now)
         except (OSError, NetcoreError):
             pass
+        self._ended(room_id)
 
 
 def _codec(participant: Participant, mid: str, payload_type: int) -> Codec | None:

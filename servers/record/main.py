@@ -76,6 +76,7 @@ def worker_main(argv: list[str]) -> int:
     parser.add_argument("--composite", action="store_true", help="also one file of the whole call")
     parser.add_argument("--webhook", help="POST each sidecar here, signed with --webhook-secret")
     parser.add_argument("--webhook-secret", help="HMAC-SHA256 key of the webhook's X-Netcore-Signature")
+    parser.add_argument("--redis", help="Redis URL: also take the rooms netcore-sfu announces on nc:recordings")
     parser.add_argument("--once", action="store_true", help="one pass over --root, then exit")
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     args = parser.parse_args(argv)
@@ -94,7 +95,8 @@ def worker_main(argv: list[str]) -> int:
         return 2
     logging.basicConfig(level=getattr(logging, args.log_level.upper()), format="%(message)s", stream=sys.stderr)
     settings = WorkerSettings(args.root, args.out, args.signal, service_secret, args.stale, args.poll,
-                              args.composite, args.webhook, args.webhook_secret or secrets.get("webhook-secret"))
+                              args.composite, args.webhook, args.webhook_secret or secrets.get("webhook-secret"),
+                              args.redis)
 
     async def serve() -> None:
         task = asyncio.ensure_future(Worker(settings).run(once=args.once))

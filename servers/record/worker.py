@@ -7,8 +7,11 @@
 
 The call server journals each recorded room into a directory of the root
 (``ROOM-YYYYMMDDTHHMMSSZ/manifest.json`` and its tracks, docs/recording.md).
-The worker watches the root (a scan every ``--poll`` seconds) and takes a
-room when
+The worker watches the root (a scan every ``--poll`` seconds; with
+``--redis URL`` it also pops the directories the call server announces on
+the list ``nc:recordings`` when a recording ends, at once and wherever they
+are, so a worker on another machine with the journals on shared storage
+needs no scan) and takes a room when
 
 * its manifest has ``ended_at`` (the recording stopped or the room ended), or
 * nothing in it was written for ``--stale`` seconds (its call server died:
@@ -59,6 +62,7 @@ DONE = ".done"
 FAILED = ".failed"
 LOCK = ".lock"
 RECONNECT_DELAY = (0.2, 5.0)
+RECORDINGS_LIST = "nc:recordings"  # what netcore-sfu --recordings-redis LPUSHes: {"room_id", "directory"}
 WEBHOOK_DELAYS = (1.0, 60.0)  # first and largest wait between webhook attempts
 
 
@@ -83,6 +87,7 @@ class WorkerSettings:
     composite: bool = False
     webhook: str | None = None
     webhook_secret: str | None = None
+    redis: str | None = None  # BRPOP nc:recordings: finished recordings announced by the call server
 
 
 def _newest_write(room: Path) -> float:
@@ -169,7 +174,7 @@ class Worker:
         manifest = Manifest.from_json((room / MANIFEST_NAME).read_bytes())
         users = sorted({p.name for p in manifest.participants if p.name})
         done = {
-            "room_id": recording.room, "location": recording.sidecar_location, "duration": recording.duration,
+            "room_id": recording.room, "directory": str(room), "location": recording.sidecar_location, "duration": recording.duration,
             "users": users, "ended": manifest.ended_at is not None,
             "files": [{"participant": f.participant, "name": f.name, "location": f.location} for f in recording.files],
             "notified": False, "webhook": self.settings.webhook is None, "sidecar": recording.sidecar,
@@ -192,9 +197,9 @@ class Worker:
     def pending(self) -> list[Path]:
         """Processed rooms whose notification or webhook has not gone out yet."""
         out = []
-        if not self.settings.root.is_dir():
-            return out
-        for p in sorted(self.settings.root.iterdir()):
+        rooms = sorted(self.settings.root.iterdir()) if self.settings.root.is_dir() else []
+        rooms += [Path(d["directory"]) for d in self.processed if Path(d["directory"]).parent != self.settings.root]
+        for p in rooms:
             try:
                 done = json.loads((p / DONE).read_text())
             except (OSError, ValueError):
@@ -210,9 +215,11 @@ class Worker:
         ``once_timeout`` seconds), then return."""
         self._wake = asyncio.Event()
         give_up = asyncio.get_running_loop().time() + once_timeout
-        link = None
+        tasks = []
         if self.settings.signal:
-            link = asyncio.create_task(self._service_loop())
+            tasks.append(asyncio.create_task(self._service_loop()))
+        if self.settings.redis and not once:
+            tasks.append(asyncio.create_task(self._redis_loop()))
         try:
             while True:
                 for room in self.scan():
@@ -226,10 +233,10 @@ class Worker:
                     pass
                 self._wake.clear()
         finally:
-            if link is not None:
-                link.cancel()
+            for task in tasks:
+                task.cancel()
                 try:
-                    await link
+                    await task
                 except (asyncio.CancelledError, Exception):
                     pass
 
@@ -253,6 +260,37 @@ class Worker:
                     done["webhook_next"] = self.clock() + delay
             if changed:
                 _write_atomically(room / DONE, done)
+
+    async def _redis_loop(self) -> None:
+        """Rooms announced on ``nc:recordings``: processed as they come (the scan remains for the stale)."""
+        import redis.asyncio as aioredis
+        from redis.exceptions import RedisError
+
+        delay = RECONNECT_DELAY[0]
+        while True:
+            client = aioredis.from_url(self.settings.redis or "")
+            try:
+                while True:
+                    item = await client.brpop([RECORDINGS_LIST], timeout=1)
+                    delay = RECONNECT_DELAY[0]
+                    if item is None:
+                        continue
+                    try:
+                        directory = Path(json.loads(item[1])["directory"])
+                    except (ValueError, KeyError, TypeError):
+                        log_event("redis.bad_item", item=str(item[1])[:200])
+                        continue
+                    log_event("recording.announced", directory=str(directory))
+                    if directory.is_dir():
+                        await asyncio.to_thread(self.process, directory)
+                        if self._wake is not None:
+                            self._wake.set()  # its notification, now
+            except (RedisError, OSError) as exc:
+                log_event("redis.unavailable", reason=str(exc))
+            finally:
+                await client.aclose()
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RECONNECT_DELAY[1])
 
     # -- the service link ---------------------------------------------------------------
 

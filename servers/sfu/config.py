@@ -9,6 +9,7 @@
     service-secret = "..."                       # its bearer secret
     data-dir = "./sfu-data"                      # where the server keeps files
     record-dir = "./sfu-data/recordings"         # recorded rooms' journals (default DATA_DIR/recordings)
+    recordings-redis = "redis://127.0.0.1:6379/0" # announce finished recordings on the list nc:recordings
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ class Settings:
     log_level: str = "info"
     data_dir: str = DEFAULT_DATA_DIR
     record_dir: str | None = None  # None: DATA_DIR/recordings
+    recordings_redis: str | None = None  # finished recordings LPUSHed to nc:recordings for the workers
 
     @property
     def recordings(self) -> str:
@@ -80,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-bitrate", type=int, help="bit/s cap of any one participant's link (default 2.5M)")
     parser.add_argument("--data-dir", help=f"where the server keeps files (default {DEFAULT_DATA_DIR})")
     parser.add_argument("--record-dir", help="recorded rooms' journals (default DATA_DIR/recordings)")
+    parser.add_argument("--recordings-redis", help="Redis URL: announce each finished recording on nc:recordings")
     parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     return parser
 
@@ -94,7 +97,8 @@ def load_settings(args: argparse.Namespace) -> Settings:
             except tomllib.TOMLDecodeError as exc:
                 raise UsageError(f"{args.config}: {exc}") from None
         known = {"listen", "public-ip", "http", "signal", "service-secret", "max-participants", "max-bitrate",
-                 "log-level", "data-dir", "record-dir"}
+                 "log-level", "data-dir", "record-dir",
+                 "recordings-redis"}
         unknown = set(data) - known
         if unknown:
             raise UsageError(f"{args.config}: unknown settings {sorted(unknown)}")
@@ -114,12 +118,13 @@ def load_settings(args: argparse.Namespace) -> Settings:
         settings.log_level = data.get("log-level", settings.log_level)
         settings.data_dir = str(data.get("data-dir", settings.data_dir))
         settings.record_dir = data.get("record-dir", settings.record_dir)
+        settings.recordings_redis = data.get("recordings-redis", settings.recordings_redis)
     if args.listen:
         settings.listen = args.listen
     if args.public_ip:
         settings.public_ip = args.public_ip
     for name in ("http", "signal", "service_secret", "max_participants", "max_bitrate", "log_level", "data_dir",
-                 "record_dir"):
+                 "record_dir", "recordings_redis"):
         value = getattr(args, name)
         if value is not None:
             setattr(settings, name, value)

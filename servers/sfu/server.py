@@ -34,6 +34,7 @@ __all__ = ["SfuServer", "log_event"]
 
 log = logging.getLogger("netcore.sfu")
 RECONNECT_DELAY = (0.2, 5.0)  # seconds: first and largest wait before reconnecting the service link
+RECORDINGS_LIST = "nc:recordings"  # Redis list of finished recordings' journal directories (the workers BRPOP)
 
 
 def log_event(event: str, **fields: Any) -> None:
@@ -62,6 +63,7 @@ class SfuServer:
         self.send_errors = 0
         self.recorder: SfuRecorder | None = None
         self._users: dict[str, str] = {}  # session id -> user (from media.offer), for recordings' manifests
+        self._announcements: list[asyncio.Future] = []
 
     # -- lifecycle --------------------------------------------------------------------
 
@@ -80,7 +82,8 @@ class SfuServer:
                                       max_bitrate=self.settings.max_bitrate,
                                       wallclock_offset=time.time() - loop.time()))
         self.recorder = SfuRecorder(self.core, self._open_journal, wallclock_offset=time.time() - loop.time(),
-                                    names=lambda session_id: self._users.get(session_id, ""))
+                                    names=lambda session_id: self._users.get(session_id, ""),
+                                    on_end=self._recording_ended)
         self.driver = Driver(self.core, loop, self._send, self._on_event)
         if self.settings.http is not None:
             self.http = await serve_http(*self.settings.http, lambda: render_metrics(self.core), self.health)
@@ -120,6 +123,8 @@ class SfuServer:
             if self.recorder is not None:
                 self.recorder.close(now)
             driver.close()
+        if self._announcements:
+            await asyncio.wait(self._announcements, timeout=5)
         if self._link_task is not None:
             self._link_task.cancel()
             try:
@@ -239,6 +244,26 @@ class SfuServer:
             path = root / f"{base}-{n}"
         log_event("recording.journal", room=room_id, directory=str(path))
         return DirectoryStorage(path)
+
+    def _recording_ended(self, room_id: str, storage: DirectoryStorage) -> None:
+        """A journal is complete: a worker may take it (at once through Redis, else its directory scan)."""
+        directory = str(Path(storage.directory).resolve())
+        log_event("recording.ended", room=room_id, directory=directory)
+        if self.settings.recordings_redis:
+            self._announcements = [f for f in self._announcements if not f.done()]
+            self._announcements.append(asyncio.ensure_future(self._announce(room_id, directory)))
+
+    async def _announce(self, room_id: str, directory: str) -> None:
+        import redis.asyncio as aioredis
+        from redis.exceptions import RedisError
+
+        client = aioredis.from_url(self.settings.recordings_redis)
+        try:
+            await client.lpush(RECORDINGS_LIST, json.dumps({"room_id": room_id, "directory": directory}))
+        except (RedisError, OSError) as exc:  # the worker's scan still finds it
+            log_event("recording.announce_failed", room=room_id, reason=str(exc))
+        finally:
+            await client.aclose()
 
     def _record(self, start: bool, room_id: str, by: str) -> None:
         recorder, driver = self.recorder, self.driver

@@ -13,6 +13,7 @@ from netcore.record.manifest import MANIFEST_NAME
 from netcore.record.synthetic import Publisher, synthesize_room
 from servers.record.worker import DONE, FAILED, Worker, WorkerSettings, room_state, sign
 from tests.record.media import ffprobe
+from tests.signal.test_multinode import redis_url  # noqa: F401  (the fixture: a redis-server of the test's own)
 
 
 def journal(root: Path, name: str, seconds: float = 2.0) -> Path:
@@ -116,3 +117,34 @@ def test_the_webhook_is_signed_and_retried_with_back_off_until_it_is_taken(tmp_p
         assert json.loads(body)["room"] == "hooked"
     done = json.loads((root / "hooked" / DONE).read_text())
     assert done["webhook"] is True and done["webhook_attempts"] == 2
+
+
+def test_a_room_announced_on_redis_is_taken_at_once_wherever_it_is(tmp_path, redis_url):
+    import redis
+
+    root = tmp_path / "root"
+    root.mkdir()
+    elsewhere = journal(tmp_path / "shared", "announced")  # not under the watched root
+    worker = Worker(WorkerSettings(root, tmp_path / "out", poll=0.2, redis=redis_url))
+
+    async def run() -> None:
+        task = asyncio.ensure_future(worker.run())
+        try:
+            client = redis.Redis.from_url(redis_url)
+            client.lpush("nc:recordings", "not json")  # skipped
+            client.lpush("nc:recordings", json.dumps({"room_id": "announced", "directory": str(elsewhere)}))
+            client.close()
+            for _ in range(300):
+                if worker.processed:
+                    break
+                await asyncio.sleep(0.1)
+        finally:
+            task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+
+    asyncio.run(run())
+    assert [d["room_id"] for d in worker.processed] == ["announced"]
+    assert json.loads((elsewhere / DONE).read_text())["notified"]

@@ -18,7 +18,10 @@ def recorded_room(tmp_path, **options) -> tuple[Room, SfuRecorder, list]:
         opened.append(tmp_path / f"{room_id}-{len(opened) + 1}")
         return DirectoryStorage(opened[-1])
 
-    recorder = SfuRecorder(room.core, open_storage, names=lambda pid: "user-" + pid, **options)
+    ended = options.pop("ended", None)
+    recorder = SfuRecorder(room.core, open_storage, names=lambda pid: "user-" + pid,
+                           on_end=None if ended is None else lambda room_id, storage: ended.append(
+                               (room_id, storage.directory)), **options)
     room.server.on_event = lambda event: recorder.on_event(event, room.net.now)
     return room, recorder, opened
 
@@ -74,7 +77,8 @@ def test_every_received_packet_and_sender_report_of_a_recorded_room_is_journalle
 
 
 def test_a_video_track_without_key_frames_is_asked_again_and_an_empty_room_ends_its_recording(tmp_path):
-    room, recorder, opened = recorded_room(tmp_path, keyframe_interval=1.0, keyframe_retry=0.5)
+    ended = []
+    room, recorder, opened = recorded_room(tmp_path, keyframe_interval=1.0, keyframe_retry=0.5, ended=ended)
     publisher = room.join("a")
     room.join("b", publish=())
     room.connect()
@@ -89,6 +93,7 @@ def test_a_video_track_without_key_frames_is_asked_again_and_an_empty_room_ends_
     room.core.leave("b", room.net.now)
     room.server.flush()
     assert not recorder.recording("r1")
+    assert ended == [("r1", opened[0])]  # announced once (to the workers, through Redis when configured)
     manifest = read_room(opened[0]).manifest
     assert manifest.ended_at is not None and all(p.left_at is not None for p in manifest.participants)
 

@@ -3,7 +3,8 @@ processes, three of our PeerConnections with synthetic sources (the picture flas
 at the start of every second).
 
 The owner starts the recording (the room moves to the call server), everyone publishes VP8 + Opus for
-``SECONDS``, one participant logs out, the room ends; the worker makes a file per participant and
+``SECONDS``, one participant logs out, the room ends; the call server announces the journal on Redis,
+the worker makes a file per participant and
 ``recording.ready`` reaches the two still online at once and the third at its next login.  Killing the
 call server mid-recording still gives playable files of what it had written.
 """
@@ -23,6 +24,7 @@ from netcore.peer.connection import ConnectionState, Description, PeerConnection
 from netcore.peer.tracks import LocalAudioTrack, LocalVideoTrack
 from netcore.record.manifest import MANIFEST_NAME
 from tests.record.media import Decoded, ffprobe
+from tests.signal.test_multinode import redis_url  # noqa: F401  (the fixture: a redis-server of the test's own)
 from tests.sfu.live import SECRET, _start, _stop, login, offer_to_call_server, signal_and_sfu, users_in_a_room
 
 SECONDS = 20
@@ -59,10 +61,10 @@ async def until(condition, timeout: float, step: float = 0.1) -> bool:
     return condition()
 
 
-async def start_worker(tmp_path: Path, signal_port: int, root: Path, out: Path, stale: float):
+async def start_worker(tmp_path: Path, signal_port: int, root: Path, out: Path, stale: float, *extra: str):
     return await _start(["-m", "servers.record.main", "worker", "--root", str(root), "--out", str(out),
                          "--signal", f"ws://127.0.0.1:{signal_port}/v1/service", "--stale", str(stale),
-                         "--poll", "0.2", "--log-level", "info"], tmp_path / "worker.log",
+                         "--poll", "0.2", "--log-level", "info", *extra], tmp_path / "worker.log",
                         env={"NETCORE_SERVICE_SECRET": SECRET}, ready=b"watching")
 
 
@@ -84,14 +86,18 @@ def check_file(location: str) -> tuple[Decoded, dict]:
     return media, probe
 
 
-def test_a_recorded_room_of_three_makes_files_and_everyone_hears_of_them(tmp_path):
-    asyncio.run(_three_participants(tmp_path))
+def test_a_recorded_room_of_three_makes_files_and_everyone_hears_of_them(tmp_path, redis_url):
+    asyncio.run(_three_participants(tmp_path, redis_url))
 
 
-async def _three_participants(tmp_path: Path) -> None:
+async def _three_participants(tmp_path: Path, redis_url: str) -> None:
     root, out = tmp_path / "journals", tmp_path / "recordings"
-    async with signal_and_sfu(tmp_path, threshold=4, sfu_args=("--record-dir", str(root))) as env:
-        worker, _ = await start_worker(tmp_path, env["signal_port"], root, out, stale=30)
+    # the call server announces the finished room on Redis; the worker watches another (empty)
+    # directory, so the room can only reach it that way (the killed test below goes by the scan)
+    sfu_args = ("--record-dir", str(root), "--recordings-redis", redis_url)
+    async with signal_and_sfu(tmp_path, threshold=4, sfu_args=sfu_args) as env:
+        worker, _ = await start_worker(tmp_path, env["signal_port"], tmp_path / "watched", out, 30,
+                                       "--redis", redis_url)
         publishers: list[Publisher] = []
         try:
             names = [f"rec{os.getpid() % 1000}x{i}" for i in range(3)]
@@ -142,9 +148,10 @@ async def _three_participants(tmp_path: Path) -> None:
         # the sender's: our PeerConnection's sender reports lag by however late its packets leave)
         assert np.ptp(offsets) <= 0.020, (participant, offsets)
         figures.append((participant, end - start, len(media.numbers), p99(offsets) * 1000,
-                        float(np.mean(offsets)) * 1000))
-    for participant, duration, frames, worst, mean in figures:
-        print(f"{participant}: {duration:.2f} s, {frames} frames, A/V offset p99 {worst:.1f} ms, mean {mean:.1f} ms")
+                        float(np.mean(offsets)) * 1000, float(np.ptp(offsets)) * 1000))
+    for participant, duration, frames, worst, mean, spread in figures:
+        print(f"{participant}: {duration:.2f} s, {frames} frames, A/V offset p99 {worst:.1f} ms, mean {mean:.1f} ms, "
+              f"spread {spread:.1f} ms")
     # the worker took the room once
     manifests = list(root.glob(f"*/{MANIFEST_NAME}"))
     assert len(manifests) == 1 and json.loads(manifests[0].read_text())["ended_at"] is not None
