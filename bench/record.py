@@ -112,6 +112,22 @@ def logger_cost(work: Path) -> None:
         print(f"logger.rtp {name:<22} {per * 1e6:6.2f} us CPU per packet")
 
 
+class CoreCpu:
+    """CPU seconds a core spends in its entry points (``handle_datagram``, ``handle_timeout``)."""
+
+    def __init__(self, core) -> None:
+        self.seconds = 0.0
+        for name in ("handle_datagram", "handle_timeout"):
+            setattr(core, name, self._metered(getattr(core, name)))
+
+    def _metered(self, entry):
+        def metered(*args):
+            cpu = time.process_time()
+            entry(*args)
+            self.seconds += time.process_time() - cpu
+        return metered
+
+
 def sfu_round(work: Path | None, seconds: float = 6.0) -> tuple[float, int]:
     """CPU seconds in the call server core and media packets it received, recording into ``work`` or not."""
     from netcore.sfu.recorder import SfuRecorder
@@ -127,23 +143,10 @@ def sfu_round(work: Path | None, seconds: float = 6.0) -> tuple[float, int]:
         room.server.on_event = lambda event: recorder.on_event(event, room.net.now)
         recorder.start("r1", room.net.now)
     room.stream(1.0, fps=20)  # not timed: tracks added (a manifest written and fsynced for each)
-    spent = [0.0]
-    handle, timeout = core.handle_datagram, core.handle_timeout
-
-    def timed_datagram(datagram, now):
-        cpu = time.process_time()
-        handle(datagram, now)
-        spent[0] += time.process_time() - cpu
-
-    def timed_timeout(now):
-        cpu = time.process_time()
-        timeout(now)
-        spent[0] += time.process_time() - cpu
-
-    core.handle_datagram, core.handle_timeout = timed_datagram, timed_timeout
+    meter = CoreCpu(core)
     before = core.stats.packets_received
     room.stream(seconds, fps=20)
-    return spent[0], core.stats.packets_received - before
+    return meter.seconds, core.stats.packets_received - before
 
 
 def sfu_cost(work: Path) -> None:

@@ -226,7 +226,7 @@ class SfuRecorder:
             room.logger.close(now)
         except (OSError, NetcoreError):
             pass
-        self._ended(room_id)
+        self._ended(room.room_id)
 
 
 def _codec(participant: Participant, mid: str, payload_type: int) -> Codec | None:

@@ -54,6 +54,7 @@ from netcore.errors import NetcoreError
 from netcore.record.creator import create_recording
 from netcore.record.manifest import MANIFEST_NAME, Manifest
 from netcore.record.store import DirectoryStore, Store
+from servers.servicelink import RECONNECT_DELAY, keep_linked
 
 __all__ = ["Worker", "WorkerSettings", "room_state", "sign", "DONE", "FAILED"]
 
@@ -61,7 +62,6 @@ log = logging.getLogger("netcore.record")
 DONE = ".done"
 FAILED = ".failed"
 LOCK = ".lock"
-RECONNECT_DELAY = (0.2, 5.0)
 RECORDINGS_LIST = "nc:recordings"  # what netcore-sfu --recordings-redis LPUSHes: {"room_id", "directory"}
 WEBHOOK_DELAYS = (1.0, 60.0)  # first and largest wait between webhook attempts
 
@@ -313,29 +313,14 @@ class Worker:
             self._acks.pop(message_id, None)
 
     async def _service_loop(self) -> None:
-        from websockets.asyncio.client import connect
-        from websockets.exceptions import WebSocketException
-
-        delay = RECONNECT_DELAY[0]
         url = self.settings.signal or ""
         url += ("&" if "?" in url else "?") + "role=recorder"
-        headers = {"Authorization": f"Bearer {self.settings.service_secret}"}
-        while True:
-            try:
-                async with connect(url, additional_headers=headers, max_size=2**20) as ws:
-                    self._link = ws
-                    delay = RECONNECT_DELAY[0]
-                    log_event("service.linked", signal=self.settings.signal)
-                    if self._wake is not None:
-                        self._wake.set()  # deliver what waited for the link
-                    async for text in ws:
-                        self._on_link_message(text)
-            except (OSError, WebSocketException, asyncio.TimeoutError) as exc:
-                log_event("service.unlinked", reason=str(exc) or type(exc).__name__)
-            finally:
-                self._link = None
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, RECONNECT_DELAY[1])
+        await keep_linked(url, self.settings.service_secret, self._set_link, self._on_link_message, log_event)
+
+    def _set_link(self, ws: Any) -> None:
+        self._link = ws
+        if ws is not None and self._wake is not None:
+            self._wake.set()  # deliver what waited for the link
 
     def _on_link_message(self, text: str | bytes) -> None:
         try:

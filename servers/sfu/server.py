@@ -22,18 +22,18 @@ from netcore.driver import Driver
 from netcore.dtls.certificate import DtlsCertificate
 from netcore.errors import NetcoreError
 from netcore.net import Address, Receive, Transmit
-from netcore.sfu.core import SfuConfig, SfuCore
 from netcore.record.store import recording_name
 from netcore.record.writer import DirectoryStorage
+from netcore.sfu.core import SfuConfig, SfuCore
 from netcore.sfu.events import ActiveSpeakerChanged, ParticipantJoined, ParticipantLeft, SlotsChanged
 from netcore.sfu.recorder import SfuRecorder
+from servers.servicelink import keep_linked
 from servers.sfu.config import Settings
 from servers.sfu.metrics import render_metrics, serve_http
 
 __all__ = ["SfuServer", "log_event"]
 
 log = logging.getLogger("netcore.sfu")
-RECONNECT_DELAY = (0.2, 5.0)  # seconds: first and largest wait before reconnecting the service link
 RECORDINGS_LIST = "nc:recordings"  # Redis list of finished recordings' journal directories (the workers BRPOP)
 
 
@@ -195,25 +195,11 @@ class SfuServer:
             pass
 
     async def _service_loop(self) -> None:
-        from websockets.asyncio.client import connect
-        from websockets.exceptions import WebSocketException
+        await keep_linked(self.settings.signal or "", self.settings.service_secret, self._set_link,
+                          self._on_link_message, log_event, lambda: not self._closing)
 
-        delay = RECONNECT_DELAY[0]
-        headers = {"Authorization": f"Bearer {self.settings.service_secret}"}
-        while not self._closing:
-            try:
-                async with connect(self.settings.signal, additional_headers=headers, max_size=2**20) as ws:
-                    self._link = ws
-                    delay = RECONNECT_DELAY[0]
-                    log_event("service.linked", signal=self.settings.signal)
-                    async for text in ws:
-                        self._on_link_message(text)
-            except (OSError, WebSocketException, asyncio.TimeoutError) as exc:
-                log_event("service.unlinked", reason=str(exc) or type(exc).__name__)
-            finally:
-                self._link = None
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, RECONNECT_DELAY[1])
+    def _set_link(self, ws: Any) -> None:
+        self._link = ws
 
     def _on_link_message(self, text: str | bytes) -> None:
         try:

@@ -113,3 +113,49 @@ def test_a_participant_that_offers_again_is_recorded_as_a_new_participant_and_ot
     assert [p.participant for p in manifest.participants] == ["a", "a.2"]
     assert {t.participant for t in manifest.tracks} == {"a", "a.2"}
     assert len(opened) == 1
+
+
+class _FullDisk:
+    """A storage whose track files fail after ``room`` bytes (ENOSPC)."""
+
+    def __init__(self, directory, room: int) -> None:
+        self.inner = DirectoryStorage(directory)
+        self.directory = self.inner.directory
+        self.room = room
+
+    def open_track(self, track_id: str):
+        sink = self.inner.open_track(track_id)
+        storage = self
+
+        class Sink:
+            def append(self, record: bytes) -> None:
+                storage.room -= len(record)
+                if storage.room < 0:
+                    raise OSError(28, "No space left on device")
+                sink.append(record)
+
+            def close(self) -> None:
+                sink.close()
+
+        return Sink()
+
+    def write_manifest(self, data: bytes) -> None:
+        self.inner.write_manifest(data)
+
+
+def test_a_failing_disk_ends_that_recording_and_forwarding_goes_on(tmp_path):
+    room = Room()
+    ended = []
+    recorder = SfuRecorder(room.core, lambda room_id, now: _FullDisk(tmp_path / room_id, 20_000),
+                           on_end=lambda room_id, storage: ended.append(room_id))
+    room.server.on_event = lambda event: recorder.on_event(event, room.net.now)
+    room.join("a")
+    room.join("b")
+    room.connect()
+    recorder.start("r1", room.net.now)
+    room.stream(1.0)
+    assert recorder.errors == 1 and not recorder.recording("r1") and ended == ["r1"]
+    forwarded = room.core.stats.forwarded_packets
+    room.stream(1.0)
+    assert room.core.stats.forwarded_packets > forwarded + 100
+    assert read_room(tmp_path / "r1").manifest.ended_at is not None  # what was written stays readable
