@@ -125,6 +125,10 @@ class SfuRecorder:
     def recording(self, room_id: str) -> bool:
         return room_id in self.rooms
 
+    def storages(self) -> list[RoomStorage]:
+        """Where the recordings in progress are written (the daemon marks them alive, see docs/recording.md)."""
+        return list(self._storage.values())
+
     def on_event(self, event: object, now: float) -> None:
         """Joins and leaves of recorded rooms; the room's recording ends when its last participant leaves."""
         if isinstance(event, ParticipantJoined):

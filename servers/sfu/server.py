@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from netcore.driver import Driver
 from netcore.dtls.certificate import DtlsCertificate
 from netcore.errors import NetcoreError
 from netcore.net import Address, Receive, Transmit
+from netcore.record.manifest import MANIFEST_NAME
 from netcore.record.store import recording_name
 from netcore.record.writer import DirectoryStorage
 from netcore.sfu.core import SfuConfig, SfuCore
@@ -34,6 +36,7 @@ from servers.sfu.metrics import render_metrics, serve_http
 __all__ = ["SfuServer", "log_event"]
 
 log = logging.getLogger("netcore.sfu")
+ALIVE_INTERVAL = 5.0  # seconds between touches of a live recording's manifest (workers' --stale is above)
 RECORDINGS_LIST = "nc:recordings"  # Redis list of finished recordings' journal directories (the workers BRPOP)
 
 
@@ -64,6 +67,7 @@ class SfuServer:
         self.recorder: SfuRecorder | None = None
         self._users: dict[str, str] = {}  # session id -> user (from media.offer), for recordings' manifests
         self._announcements: list[asyncio.Future] = []
+        self._alive_task: asyncio.Task | None = None
 
     # -- lifecycle --------------------------------------------------------------------
 
@@ -89,6 +93,7 @@ class SfuServer:
             self.http = await serve_http(*self.settings.http, lambda: render_metrics(self.core), self.health)
         if self.settings.signal:
             self._link_task = loop.create_task(self._service_loop())
+        self._alive_task = loop.create_task(self._mark_recordings_alive())
         log_event("sfu.started", media=[list(a) for a in local], public=[list(a) for a in public],
                   http=list(self.http_address) if self.http else None, signal=self.settings.signal)
 
@@ -125,6 +130,8 @@ class SfuServer:
             driver.close()
         if self._announcements:
             await asyncio.wait(self._announcements, timeout=5)
+        if self._alive_task is not None:
+            self._alive_task.cancel()
         if self._link_task is not None:
             self._link_task.cancel()
             try:
@@ -230,6 +237,17 @@ class SfuServer:
             path = root / f"{base}-{n}"
         log_event("recording.journal", room=room_id, directory=str(path))
         return DirectoryStorage(path)
+
+    async def _mark_recordings_alive(self) -> None:
+        """Touch each live recording's manifest: a room where nobody sends (everyone muted, audio DTX)
+        writes nothing, and a worker must not take it for one whose call server died."""
+        while True:
+            await asyncio.sleep(ALIVE_INTERVAL)
+            for storage in self.recorder.storages() if self.recorder is not None else ():
+                try:
+                    os.utime(Path(storage.directory) / MANIFEST_NAME)
+                except OSError:
+                    pass
 
     def _recording_ended(self, room_id: str, storage: DirectoryStorage) -> None:
         """A journal is complete: a worker may take it (at once through Redis, else its directory scan)."""
