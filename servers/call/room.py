@@ -15,6 +15,13 @@ what arrives. That is the client the call server's load tests drive.
 ``ROOM`` is a room id, ``new`` (create one, invite ``--invite`` users; its
 id is printed as "room ID created") or ``invited`` (wait for an invitation
 and join that room).
+
+A room on the call server (above the group threshold, or recorded:
+``join new --record-room`` starts recording it) is joined with one peer
+connection to ``netcore-sfu`` (:mod:`.sfulink`) offering ``--slots`` receive
+sections of each kind; a mesh room that moves there closes its mesh links
+and does the same. ``recording.ready`` is printed and kept in the summary;
+``--wait-recording S`` waits up to S seconds for it after leaving.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ from .call import CallOptions, Console, Failure, login, peer_configuration
 from .media import LocalMedia, Received
 from .report import totals
 from .session import PeerLink, room_link
+from .sfulink import CallServerLink
 
 __all__ = ["RoomOptions", "run_room"]
 
@@ -39,6 +47,9 @@ class RoomOptions:
     room: str  # a room id, "new" or "invited"
     invite: tuple[str, ...] = ()
     subscribers: int = 0  # 0: one publishing session; N: N receive-only sessions
+    record: bool = False  # with "new": start recording the room (it moves to the call server)
+    slots: int = 2  # in a call-server room: receive sections of each kind offered
+    wait_recording: float = 0.0  # after leaving: seconds to wait for recording.ready
 
 
 @dataclass
@@ -62,6 +73,9 @@ class _Member:
     room_id: str = ""
     links: dict[str, _Link] = field(default_factory=dict)
     finished: list[dict[str, Any]] = field(default_factory=list)  # summaries of links that ended
+    slots: int = 2
+    server: CallServerLink | None = None  # the link to the call server, once the room is there
+    recordings: list[dict[str, Any]] = field(default_factory=list)  # recording.ready payloads
 
     @property
     def user(self) -> str:
@@ -85,9 +99,38 @@ class _Member:
                 entry.link.pc.add_transceiver(kind, "recvonly")
         await entry.link.offer()
 
+    async def join_call_server(self) -> None:
+        """The room is on the call server: one connection there instead of the mesh links (those that
+        never connected were only superseded and leave no summary)."""
+        while self.links:
+            entry = self.links.pop(next(iter(self.links)))
+            await self._close(entry)
+            if not entry.connected:
+                self.finished.pop()
+        if self.server is not None:
+            return
+        pc = PeerConnection(peer_configuration(self.client, self.options))
+        media = LocalMedia(self.options.media) if self.publish else None
+        self.server = CallServerLink(pc, media, self.slots)
+        sdp = await self.server.offer()
+        await self.client.request("room.media", {"room_id": self.room_id, "sdp": sdp})
+        self.console.progress(f"{self.user}: offered to the call server")
+
     async def handle(self, message: ServerMessage) -> None:
         p = message.payload
+        if message.type == "recording.ready":  # any room this user took part in
+            self.recordings.append(dict(p))
+            self.console.progress(f"{self.user}: recording of room {p.get('room_id')} ready: {p.get('location')}")
+            return
         if p.get("room_id") != self.room_id:
+            return
+        if message.type == "room.media" and self.server is not None:
+            if "error" in p:
+                raise Failure(f"the call server refused {self.user}: {p['error']}")
+            await self.server.answer(p)
+            return
+        if message.type == "room.slots" and self.server is not None:
+            self.server.slots(p.get("slots") or [])
             return
         if message.type == "room.signal":
             sender = str(p.get("from"))
@@ -107,10 +150,13 @@ class _Member:
             if entry is not None:
                 self.console.progress(f"{self.user}: {entry.peer} left")
                 await self._close(entry)
-        elif message.type == "room.topology":
-            raise Failure(f"room {self.room_id} moved to the call server, which netcore-call does not join yet")
+        elif message.type == "room.topology" and p.get("mode") == "sfu":
+            self.console.progress(f"{self.user}: room {self.room_id} moved to the call server ({p.get('reason')})")
+            await self.join_call_server()
 
     def check(self) -> None:
+        if self.server is not None and self.server.check():
+            self.console.progress(f"{self.user}: connected to the call server")
         for entry in self.links.values():
             if not entry.connected and entry.link.pc.connection_state is ConnectionState.CONNECTED:
                 entry.connected = True
@@ -130,7 +176,21 @@ class _Member:
         """Close every link; the summaries of all links this session had."""
         while self.links:
             await self._close(self.links.pop(next(iter(self.links))))
+        if self.server is not None:
+            self.finished.append(await self.server.close())
+            self.server = None
         return self.finished
+
+    async def wait_recording(self, seconds: float) -> None:
+        """After leaving: wait up to ``seconds`` for this room's recording.ready."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        while not any(r.get("room_id") == self.room_id for r in self.recordings) and loop.time() < deadline:
+            try:
+                message = await self.client.receive(timeout=min(0.5, max(0.01, deadline - loop.time())))
+            except asyncio.TimeoutError:
+                continue
+            await self.handle(message)
 
 
 async def _enter(member: _Member, room: RoomOptions) -> dict[str, Any]:
@@ -140,6 +200,9 @@ async def _enter(member: _Member, room: RoomOptions) -> dict[str, Any]:
         console.progress(f"room {ack['room_id']} created")
         for user in room.invite:
             await client.invite_to_room(ack["room_id"], user)
+        if room.record:
+            await client.request("room.record", {"room_id": ack["room_id"], "action": "start"})
+            console.progress(f"recording room {ack['room_id']}")
         return ack
     room_id = room.room
     if room_id == "invited":
@@ -155,14 +218,15 @@ async def _run_member(member: _Member, room: RoomOptions, stop: asyncio.Event) -
     loop = asyncio.get_running_loop()
     ack = await _enter(member, room)
     member.room_id = ack["room_id"]
-    if ack.get("topology") != "mesh":
-        raise Failure(f"room {member.room_id} uses the call server, which netcore-call does not join yet")
     member.console.progress(f"{member.user}: joined room {member.room_id} "
                             f"({len(ack['participants'])} participants)")
-    mine = member.client.welcome.session_id if member.client.welcome else ""
-    for participant in ack["participants"]:
-        if participant["session_id"] != mine and participant["user"] not in member.ours:
-            await member.offer_to(participant["session_id"], participant["user"])
+    if ack.get("topology") == "sfu":
+        await member.join_call_server()
+    else:
+        mine = member.client.welcome.session_id if member.client.welcome else ""
+        for participant in ack["participants"]:
+            if participant["session_id"] != mine and participant["user"] not in member.ours:
+                await member.offer_to(participant["session_id"], participant["user"])
     started = loop.time()
     duration = member.options.duration
     try:
@@ -180,7 +244,9 @@ async def _run_member(member: _Member, room: RoomOptions, stop: asyncio.Event) -
             pass
     finally:
         links = await member.close()
-    return {"user": member.user, "room_id": member.room_id, "links": links}
+    if room.wait_recording > 0:
+        await member.wait_recording(room.wait_recording)
+    return {"user": member.user, "room_id": member.room_id, "links": links, "recordings": member.recordings}
 
 
 async def run_room(options: CallOptions, room: RoomOptions, console: Console) -> dict[str, Any]:
@@ -198,7 +264,7 @@ async def run_room(options: CallOptions, room: RoomOptions, console: Console) ->
         for user in users:
             each = CallOptions(**{**options.__dict__, "user": user})
             members.append(_Member(each, await login(each, console), console, publish=not room.subscribers,
-                                   ours=set(users) if room.subscribers else set()))
+                                   ours=set(users) if room.subscribers else set(), slots=room.slots))
         sessions = await asyncio.gather(*(_run_member(m, room, stop) for m in members))
     finally:
         for member in members:
@@ -207,6 +273,13 @@ async def run_room(options: CallOptions, room: RoomOptions, console: Console) ->
         all(s["links"] for s in sessions)
     for s in sessions:
         for link in s["links"]:
+            if "slots" in link:  # the call server: one line per slot
+                for slot in link["slots"]:
+                    console.result(f"{s['user']} <- {slot['publisher']} (call server, {slot['mid']}): "
+                                   f"{slot['received']['video']['frames']} video frames, "
+                                   f"{slot['received']['audio']['frames']} audio frames")
+                console.result(f"{s['user']} -> call server: sent {link['sent']['video_frames']} video frames")
+                continue
             video = link["received"]["video"]
             console.result(f"{s['user']} <- {link['peer']}: {video['frames']} video frames, "
                            f"{link['received']['audio']['frames']} audio frames; "
