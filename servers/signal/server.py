@@ -602,7 +602,7 @@ class SignalServer:
         dropped). Whether anyone was found."""
         now = asyncio.get_running_loop().time()
         if self.cluster is not None:
-            found = await self.cluster.recording_ready(room_id, location)  # only the owner knows the room
+            found = await self.cluster.recording_ready(room_id, location, extra)  # only the owner knows the room
             everyone = set(users)
             away = {u for u in everyone if self.core.status(u) == "offline"}
         else:
