@@ -7,6 +7,7 @@
     http = "127.0.0.1:9090"                      # /health and /metrics
     signal = "ws://127.0.0.1:8080/v1/service"    # netcore-signal's service link
     service-secret = "..."                       # its bearer secret
+    name = "sfu-eu-1"                            # this server's name at signaling (default: public IP:port)
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ class Settings:
     max_participants: int = 1000
     max_bitrate: int = 2_500_000
     log_level: str = "info"
+    name: str | None = None  # at signaling, unique among its call servers; None: the public address
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -68,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-participants", type=int, help="joins beyond are refused (default 1000)")
     parser.add_argument("--max-bitrate", type=int, help="bit/s cap of any one participant's link (default 2.5M)")
     parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    parser.add_argument("--name", help="this call server's name at signaling (default: its public IP:port)")
     return parser
 
 
@@ -81,7 +84,7 @@ def load_settings(args: argparse.Namespace) -> Settings:
             except tomllib.TOMLDecodeError as exc:
                 raise UsageError(f"{args.config}: {exc}") from None
         known = {"listen", "public-ip", "http", "signal", "service-secret", "max-participants", "max-bitrate",
-                 "log-level"}
+                 "log-level", "name"}
         unknown = set(data) - known
         if unknown:
             raise UsageError(f"{args.config}: unknown settings {sorted(unknown)}")
@@ -99,11 +102,12 @@ def load_settings(args: argparse.Namespace) -> Settings:
         settings.max_participants = int(data.get("max-participants", settings.max_participants))
         settings.max_bitrate = int(data.get("max-bitrate", settings.max_bitrate))
         settings.log_level = data.get("log-level", settings.log_level)
+        settings.name = data.get("name", settings.name)
     if args.listen:
         settings.listen = args.listen
     if args.public_ip:
         settings.public_ip = args.public_ip
-    for name in ("http", "signal", "service_secret", "max_participants", "max_bitrate", "log_level"):
+    for name in ("http", "signal", "service_secret", "max_participants", "max_bitrate", "log_level", "name"):
         value = getattr(args, name)
         if value is not None:
             setattr(settings, name, value)

@@ -597,9 +597,10 @@ class SignalServer:
             return bool(sessions)
         session_id = str(payload["session_id"])
         if kind == "media.answer":
-            out = {"room_id": room_id, "sdp": str(payload["sdp"]), "slots": list(payload.get("slots") or [])}
-            if "error" in payload:
+            if "error" in payload:  # before reading sdp: a refusal has none
                 out = {"room_id": room_id, "error": str(payload["error"])}
+            else:
+                out = {"room_id": room_id, "sdp": str(payload["sdp"]), "slots": list(payload.get("slots") or [])}
             return self.core.notify_session(session_id, "room.media", out)
         return self.core.notify_session(session_id, "room.slots",
                                         {"room_id": room_id, "slots": list(payload.get("slots") or [])})
