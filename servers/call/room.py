@@ -71,6 +71,7 @@ class _Member:
     participants: dict[str, str] = field(default_factory=dict)  # the others: session id -> user
     sfu: CallServerSession | None = None  # once the room is on the call server
     call_server_summary: dict[str, Any] = field(default_factory=dict)
+    mesh_links: list[dict[str, Any]] = field(default_factory=list)  # before the room went to the call server
 
     @property
     def user(self) -> str:
@@ -95,9 +96,11 @@ class _Member:
         await entry.link.offer()
 
     async def to_call_server(self, call_server: str | None) -> None:
-        """The room is (now) on the call server: close the mesh links, offer to it."""
+        """The room is (now) on the call server: close the mesh links (their summaries kept apart),
+        offer to it."""
         while self.links:
             await self._close(self.links.pop(next(iter(self.links))))
+        self.mesh_links, self.finished = self.finished, []
         self.console.progress(f"{self.user}: room {self.room_id} is on the call server {call_server}")
         self.sfu = CallServerSession(self.client, self.options, self.console, self.room_id, call_server,
                                      self.participants, self.publish, self.slots, self.ours)
@@ -216,7 +219,7 @@ async def _run_member(member: _Member, room: RoomOptions, stop: asyncio.Event) -
     summary = {"user": member.user, "room_id": member.room_id, "links": links}
     if member.sfu is not None:
         summary.update(call_server=member.call_server_summary["call_server"],
-                       moves=member.call_server_summary["moves"])
+                       moves=member.call_server_summary["moves"], mesh_links=member.mesh_links)
     return summary
 
 

@@ -123,10 +123,6 @@ class CallServerSession:
             task.add_done_callback(self._closing.discard)
         if media is not None:
             media.close()
-        for publisher in self.publishers.values():
-            publisher.numbers = []
-            publisher.in_order = True
-            publisher.since_move = 0
 
     # -- what arrives --------------------------------------------------------------------
 
@@ -204,6 +200,10 @@ class CallServerSession:
         self.moves.append(_Move(previous, call_server, reason, loop.time()))
         self.console.progress(f"{self.user}: room moved from call server {previous} to {call_server} ({reason})")
         self._drop()
+        for publisher in self.publishers.values():  # what counts now is what comes through the new server
+            publisher.numbers = []
+            publisher.in_order = True
+            publisher.since_move = 0
         self.call_server = call_server
         if call_server is not None:
             await self.start()
