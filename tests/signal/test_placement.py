@@ -131,14 +131,19 @@ def test_a_room_above_the_threshold_is_placed_on_a_linked_server_and_offers_go_t
     assert offered[-1].call_server == "b"
 
 
-def test_a_dead_servers_rooms_move_and_every_participant_is_told():
+def room_on_one_of_two() -> tuple:
+    """Two reporting call servers and a room of five on one: (harness, sids, room id, its server, the other)."""
     h = Harness(group_threshold=4, friends_only=False)
     for name in ("a", "b"):
         h.core.handle_call_server_linked(name, h.now)
         report(h, name)
     sids, room_id = sfu_room(h)
     first = h.core.room_call_server(room_id)
-    other = "b" if first == "a" else "a"
+    return h, sids, room_id, first, "b" if first == "a" else "a"
+
+
+def test_a_dead_servers_rooms_move_and_every_participant_is_told():
+    h, sids, room_id, first, other = room_on_one_of_two()
     h.events()
     h.core.handle_call_server_unlinked(first, h.now)
     moved = messages(h.drain(), "room.moved")
@@ -153,13 +158,7 @@ def test_a_dead_servers_rooms_move_and_every_participant_is_told():
 
 
 def test_missed_load_reports_mark_a_server_dead_after_the_timeout_on_the_fake_clock():
-    h = Harness(group_threshold=4, friends_only=False)
-    for name in ("a", "b"):
-        h.core.handle_call_server_linked(name, h.now)
-        report(h, name)
-    sids, room_id = sfu_room(h)
-    silent = h.core.room_call_server(room_id)
-    alive = "b" if silent == "a" else "a"
+    h, sids, room_id, silent, alive = room_on_one_of_two()
     for _ in range(int(REPORT_TIMEOUT / 0.5) - 1):  # the live one keeps reporting every 0.5 s
         h.advance(0.5)
         report(h, alive)
@@ -205,3 +204,27 @@ def test_rooms_spread_over_servers_and_an_ended_room_frees_its_place():
     for sid in (owner, guest):
         h.send(sid, "room.leave", {"room_id": room_id})
     assert len(h.core.placement.servers[placed[0]].rooms) == 1
+
+
+def test_the_rooms_call_server_travels_in_its_snapshot_to_a_node_that_adopts_it():
+    from servers.signal.core import CoreConfig, RoomChanged, SignalCore
+
+    from .test_core import seeded
+
+    owner = Harness(group_threshold=4, friends_only=False)
+    owner.core = SignalCore(CoreConfig(group_threshold=4, friends_only=False), random=seeded(), node_id="n1",
+                            journal=True)
+    owner.core.handle_call_server_linked("a", owner.now)
+    _, room_id = sfu_room(owner)
+    snapshot = [e for e in owner.events() if isinstance(e, RoomChanged)][-1].snapshot
+    assert snapshot["call_server"] == "a" and snapshot["topology"] == "sfu"
+    # a node that has the same call server linked keeps the room there
+    same = SignalCore(CoreConfig(group_threshold=4), random=seeded(2), node_id="n2", journal=True)
+    same.handle_call_server_linked("a", owner.now)
+    same.adopt_room(snapshot, owner.now)
+    assert same.room_call_server(room_id) == "a" and room_id in same.placement.servers["a"].rooms
+    # one that does not leaves it unplaced until its first offer (placed then on what it has)
+    other = SignalCore(CoreConfig(group_threshold=4), random=seeded(3), node_id="n3", journal=True)
+    other.handle_call_server_linked("b", owner.now)
+    other.adopt_room(snapshot, owner.now)
+    assert other.room_call_server(room_id) is None and not other.placement.servers["b"].rooms
