@@ -142,7 +142,8 @@ async def _run(args: argparse.Namespace) -> dict:
     if args.command == "call":
         return await place_call(options, args.peer, console)
     if args.command == "join":
-        return await run_room(options, RoomOptions(args.room, tuple(args.invite), args.subscribers, args.slots), console)
+        room = RoomOptions(args.room, tuple(args.invite), args.subscribers, args.slots)
+        return await run_room(options, room, console)
     return await answer_call(options, console)
 
 
