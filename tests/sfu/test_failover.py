@@ -212,6 +212,14 @@ async def media_failover(tmp_path: Path) -> dict:
         assert (await asyncio.to_thread(health, servers[other]["sfu_http"]))["participants"] == 5
         text = await asyncio.to_thread(signal_metrics, port)
         assert 'signal_rooms_moved_total{reason="failover"} 1' in text
+        assert f'signal_call_server_rooms{{server="{other}"}} 1' in text and first not in text
+        # the survivor's load reports (every 0.5 s) count the five participants it now forwards for
+        reported = f'signal_call_server_participants{{server="{other}"}} 5'
+        for _ in range(50):
+            if reported in await asyncio.to_thread(signal_metrics, port):
+                break
+            await asyncio.sleep(0.1)
+        assert reported in await asyncio.to_thread(signal_metrics, port)
 
         summaries = [await p.finish(90) for p in participants]
         for p, summary in zip(participants, summaries):
