@@ -365,6 +365,8 @@ class Rooms:
         self._room_broadcast(room, "room.moved", {"room_id": room.room_id, "call_server": room.call_server,
                                                   "previous": previous, "reason": reason})
         self._out.emit(RoomMoved(room.room_id, previous, room.call_server, reason))
+        if room.recording and room.call_server is not None:  # the new server records from here on
+            self._out.emit(RecordingRequested(room.room_id, "start", room.owner, room.call_server))
         self._room_changed(room, now)
 
     def _participant_list(self, room: Room) -> list[dict]:

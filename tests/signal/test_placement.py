@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from servers.signal.core import CallServerDown, MediaOffered, RoomMoved
+from servers.signal.core import CallServerDown, MediaOffered, RecordingRequested, RoomMoved
 from servers.signal.placement import REPORT_TIMEOUT, Load, Placement
 
 from .test_core import Harness
@@ -228,3 +228,11 @@ def test_the_rooms_call_server_travels_in_its_snapshot_to_a_node_that_adopts_it(
     other.handle_call_server_linked("b", owner.now)
     other.adopt_room(snapshot, owner.now)
     assert other.room_call_server(room_id) is None and not other.placement.servers["b"].rooms
+
+
+def test_a_recorded_room_that_moves_is_recorded_on_its_new_server():
+    h, sids, room_id, first, other = room_on_one_of_two()
+    h.send(sids[0], "room.record", {"room_id": room_id, "action": "start"})
+    assert RecordingRequested(room_id, "start", "user0", first) in h.events()
+    h.core.handle_call_server_unlinked(first, h.now)
+    assert RecordingRequested(room_id, "start", "user0", other) in h.events()
