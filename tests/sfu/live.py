@@ -48,7 +48,8 @@ async def signal_and_sfu(tmp_path: Path, threshold: int = 2):
     sfu = None
     try:
         sfu, line = await _start(["-m", "servers.sfu.main", "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0",
-                                  "--signal", f"ws://127.0.0.1:{port}/v1/service", "--service-secret", SECRET],
+                                  "--signal", f"ws://127.0.0.1:{port}/v1/service", "--service-secret", SECRET,
+                                  "--analytics", str(tmp_path / "sfu-analytics.jsonl"), "--node", "sfu-1"],
                                  tmp_path / "sfu.log")
         fields = dict(f.split("=") for f in line.decode().split()[1:])
         http = int(fields["http"])
@@ -57,7 +58,7 @@ async def signal_and_sfu(tmp_path: Path, threshold: int = 2):
                 break
             await asyncio.sleep(0.1)
         yield {"signal_port": port, "sfu_http": http, "sfu_media": int(fields["media"]), "sfu": sfu,
-               "signal": signal, "sfu_log": tmp_path / "sfu.log"}
+               "signal": signal, "sfu_log": tmp_path / "sfu.log", "sfu_analytics": tmp_path / "sfu-analytics.jsonl"}
     finally:
         if sfu is not None:
             await _stop(sfu)
