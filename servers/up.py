@@ -200,9 +200,9 @@ def plan(args: argparse.Namespace, random_secret=lambda: secrets.token_urlsafe(3
     for flag, value in (("--min-port", args.min_port), ("--max-port", args.max_port)):
         if value is not None:
             turn_argv += [flag, str(value)]
+    data_dir = args.data_dir or signal_cfg.get("data_dir") or "./netcore-data"
     if "analytics" not in turn_cfg and "analytics-redis" not in turn_cfg:
-        # Allocation events next to signaling's analytics.jsonl (docs/analytics.md).
-        data_dir = args.data_dir or signal_cfg.get("data_dir") or "./netcore-data"
+        # Allocation events next to signaling's analytics.jsonl (docs/analytics.md), as the call server's.
         turn_argv += ["--analytics", os.path.join(data_dir, "turn-analytics.jsonl"), "--node", "turn"]
     metrics = None
     if args.turn_metrics_port is not None:
@@ -216,6 +216,7 @@ def plan(args: argparse.Namespace, random_secret=lambda: secrets.token_urlsafe(3
                 "--log-level", args.log_level.lower()]
     if _wildcard(host):
         sfu_argv += ["--public-ip", public_host]
+    sfu_argv += ["--analytics", os.path.join(data_dir, "sfu-analytics.jsonl"), "--node", "sfu"]
     return Plan(
         daemons=[Daemon("turn", turn_argv, stun_probe=(local, turn_port)),
                  Daemon("signal", signal_argv, ready=re.compile(r"^listening \S+ (?P<port>\d+)$")),

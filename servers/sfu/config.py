@@ -55,6 +55,9 @@ class Settings:
     max_bitrate: int = 2_500_000
     log_level: str = "info"
     name: str | None = None  # at signaling, unique among its call servers; None: the public address
+    analytics: str | None = None  # JSON lines file of sfu.* analytics events
+    analytics_redis: str | None = None  # or the Redis stream nc:analytics
+    node: str | None = None  # node name in analytics events (default: the host name)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -71,6 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-bitrate", type=int, help="bit/s cap of any one participant's link (default 2.5M)")
     parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     parser.add_argument("--name", help="this call server's name at signaling (default: its public IP:port)")
+    parser.add_argument("--analytics", help="append sfu.* analytics events to this JSON lines file")
+    parser.add_argument("--analytics-redis", help="add sfu.* analytics events to the Redis stream nc:analytics instead")
+    parser.add_argument("--node", help="node name in analytics events (default: the host name)")
     return parser
 
 
@@ -84,7 +90,7 @@ def load_settings(args: argparse.Namespace) -> Settings:
             except tomllib.TOMLDecodeError as exc:
                 raise UsageError(f"{args.config}: {exc}") from None
         known = {"listen", "public-ip", "http", "signal", "service-secret", "max-participants", "max-bitrate",
-                 "log-level", "name"}
+                 "log-level", "name", "analytics", "analytics-redis", "node"}
         unknown = set(data) - known
         if unknown:
             raise UsageError(f"{args.config}: unknown settings {sorted(unknown)}")
@@ -103,11 +109,15 @@ def load_settings(args: argparse.Namespace) -> Settings:
         settings.max_bitrate = int(data.get("max-bitrate", settings.max_bitrate))
         settings.log_level = data.get("log-level", settings.log_level)
         settings.name = data.get("name", settings.name)
+        settings.analytics = data.get("analytics", settings.analytics)
+        settings.analytics_redis = data.get("analytics-redis", settings.analytics_redis)
+        settings.node = data.get("node", settings.node)
     if args.listen:
         settings.listen = args.listen
     if args.public_ip:
         settings.public_ip = args.public_ip
-    for name in ("http", "signal", "service_secret", "max_participants", "max_bitrate", "log_level", "name"):
+    for name in ("http", "signal", "service_secret", "max_participants", "max_bitrate", "log_level", "name",
+                 "analytics", "analytics_redis", "node"):
         value = getattr(args, name)
         if value is not None:
             setattr(settings, name, value)

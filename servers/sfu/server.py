@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import socket
 import time
 from typing import Any
 from urllib.parse import quote
@@ -30,7 +31,9 @@ from netcore.dtls.certificate import DtlsCertificate
 from netcore.errors import NetcoreError
 from netcore.net import Address, Receive, Transmit
 from netcore.sfu.core import SfuConfig, SfuCore
-from netcore.sfu.events import ActiveSpeakerChanged, ParticipantJoined, ParticipantLeft, SlotsChanged
+from netcore.sfu.events import (ActiveSpeakerChanged, KeyFrameRequested, ParticipantJoined, ParticipantLeft,
+                                SlotsChanged)
+from servers.analytics.producer import AnalyticsProducer, open_writer
 from servers.sfu.config import Settings
 from servers.sfu.metrics import render_metrics, serve_http
 
@@ -67,6 +70,11 @@ class SfuServer:
         self._linked_before = False
         self._last_count: tuple[float, int] | None = None  # (time, forwarded packets) of the last report
         self.send_errors = 0
+        self.analytics: AnalyticsProducer | None = None
+        if settings.analytics or settings.analytics_redis:
+            self.analytics = AnalyticsProducer(settings.node or socket.gethostname(),
+                                               open_writer(settings.analytics_redis, settings.analytics))
+        self._users: dict[str, str] = {}  # participant (signaling session) id -> user, for analytics
 
     # -- lifecycle --------------------------------------------------------------------
 
@@ -141,6 +149,8 @@ class SfuServer:
         if self.http is not None:
             self.http.close()
             await self.http.wait_closed()
+        if self.analytics is not None:
+            self.analytics.close()  # after every participant left: their sfu.left events are written
         log_event("sfu.stopped")
 
     def health(self) -> dict:
@@ -169,15 +179,27 @@ class SfuServer:
     def _on_event(self, event: object) -> None:
         if isinstance(event, ParticipantJoined):
             log_event("participant.joined", room=event.room_id, participant=event.participant_id)
+            self._emit("sfu.joined", event.room_id, event.participant_id, session_id=event.participant_id)
         elif isinstance(event, ParticipantLeft):
             log_event("participant.left", room=event.room_id, participant=event.participant_id, reason=event.reason,
                       duration=round(event.duration, 3), packets_received=event.packets_received,
                       packets_forwarded=event.packets_forwarded, bytes_forwarded=event.bytes_forwarded)
+            self._emit("sfu.left", event.room_id, event.participant_id, reason=event.reason)
+            self._users.pop(event.participant_id, None)
+        elif isinstance(event, KeyFrameRequested):
+            self._emit("sfu.keyframe_requested", event.room_id, event.participant_id,
+                       source=f"{event.participant_id}/{event.mid}", reason=event.reason)
         elif isinstance(event, SlotsChanged):
             self._push("media.slots", {"room_id": event.room_id, "session_id": event.participant_id,
                                        "slots": _slots(event.slots)})
         elif isinstance(event, ActiveSpeakerChanged):
             self._push("media.speaker", {"room_id": event.room_id, "session_id": event.participant_id})
+
+    def _emit(self, name: str, room_id: str, participant_id: str, **fields: Any) -> None:
+        """An analytics event about a participant (docs/analytics.md: a group call's id is its room's)."""
+        user = self._users.get(participant_id)
+        if self.analytics is not None and user is not None:
+            self.analytics.emit(name, call_id=room_id, user=user, **fields)
 
     # -- the service link ---------------------------------------------------------------
 
@@ -276,11 +298,14 @@ class SfuServer:
         core, driver = self.core, self.driver
         assert core is not None and driver is not None
         room_id, session_id = str(payload.get("room_id")), str(payload.get("session_id"))
+        if payload.get("user"):
+            self._users[session_id] = str(payload["user"])
         now = asyncio.get_running_loop().time()
         try:
             answer, slots = core.join(room_id, session_id, str(payload.get("sdp", "")), now)
         except NetcoreError as exc:
             log_event("participant.refused", room=room_id, participant=session_id, reason=str(exc))
+            self._users.pop(session_id, None)
             self._push("media.answer", {"room_id": room_id, "session_id": session_id, "error": str(exc)})
             driver.flush()
             return

@@ -47,13 +47,13 @@ async def start_signal(tmp_path: Path, threshold: int, call_server: str | None =
     return signal, int(line.split()[2])
 
 
-async def start_sfu(tmp_path: Path, signal_port: int, name: str | None = None) -> dict:
-    """netcore-sfu linked to netcore-signal (waits for the link): process, ports, log."""
+async def start_sfu(tmp_path: Path, signal_port: int, name: str | None = None, *extra: str) -> dict:
+    """netcore-sfu linked to netcore-signal (waits for the link), with ``extra`` flags: process, ports, log."""
     log = tmp_path / f"{name or 'sfu'}.log"
     named = ["--name", name] if name else []
     sfu, line = await _start(["-m", "servers.sfu.main", "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0",
                               "--signal", f"ws://127.0.0.1:{signal_port}/v1/service", "--service-secret", SECRET,
-                              *named], log)
+                              *named, *extra], log)
     fields = dict(f.split("=") for f in line.decode().split()[1:])
     http = int(fields["http"])
     for _ in range(100):
@@ -69,8 +69,9 @@ async def signal_and_sfu(tmp_path: Path, threshold: int = 2):
     signal, port = await start_signal(tmp_path, threshold)
     sfu = None
     try:
-        sfu = await start_sfu(tmp_path, port)
-        yield {"signal_port": port, "signal": signal, **sfu}
+        analytics = tmp_path / "sfu-analytics.jsonl"
+        sfu = await start_sfu(tmp_path, port, None, "--analytics", str(analytics), "--node", "sfu-1")
+        yield {"signal_port": port, "signal": signal, **sfu, "sfu_analytics": analytics}
     finally:
         if sfu is not None:
             await stop(sfu["sfu"])
