@@ -176,10 +176,12 @@ def plan(args: argparse.Namespace, random_secret=lambda: secrets.token_urlsafe(3
     sfu_file = os.path.join(secret_dir, "sfu.toml")
     # The call server links to signaling with a secret of its own (the service link's bearer).
     service_secret = signal_cfg.get("service_secret") or random_secret()
+    # The one call server is named as signaling's call_server, which the page is told.
+    call_server = signal_cfg.get("call_server", "netcore-sfu")
     files = {signal_file: toml_text({**signal_cfg, "turn_secret": secret, "service_secret": service_secret,
-                                     "call_server": signal_cfg.get("call_server", "netcore-sfu")}),
+                                     "call_server": call_server}),
              turn_file: toml_text({**turn_cfg, "auth-secret": [secret]}),
-             sfu_file: toml_text({"service-secret": service_secret})}
+             sfu_file: toml_text({"service-secret": service_secret, "name": call_server})}
     signal_argv = [*_module_argv("servers.signal.main"), "--config", signal_file, "--host", host, "--port", str(port),
                    "--turn-urls", f"turn:{_hostport(public_host, turn_port)}?transport=udp",
                    "--stun-urls", f"stun:{_hostport(public_host, turn_port)}",

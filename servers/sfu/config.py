@@ -7,6 +7,7 @@
     http = "127.0.0.1:9090"                      # /health and /metrics
     signal = "ws://127.0.0.1:8080/v1/service"    # netcore-signal's service link
     service-secret = "..."                       # its bearer secret
+    name = "sfu-eu-1"                            # this server's name at signaling (default: public IP:port)
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ class Settings:
     max_participants: int = 1000
     max_bitrate: int = 2_500_000
     log_level: str = "info"
+    name: str | None = None  # at signaling, unique among its call servers; None: the public address
     analytics: str | None = None  # JSON lines file of sfu.* analytics events
     analytics_redis: str | None = None  # or the Redis stream nc:analytics
     node: str | None = None  # node name in analytics events (default: the host name)
@@ -71,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-participants", type=int, help="joins beyond are refused (default 1000)")
     parser.add_argument("--max-bitrate", type=int, help="bit/s cap of any one participant's link (default 2.5M)")
     parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    parser.add_argument("--name", help="this call server's name at signaling (default: its public IP:port)")
     parser.add_argument("--analytics", help="append sfu.* analytics events to this JSON lines file")
     parser.add_argument("--analytics-redis", help="add sfu.* analytics events to the Redis stream nc:analytics instead")
     parser.add_argument("--node", help="node name in analytics events (default: the host name)")
@@ -87,7 +90,7 @@ def load_settings(args: argparse.Namespace) -> Settings:
             except tomllib.TOMLDecodeError as exc:
                 raise UsageError(f"{args.config}: {exc}") from None
         known = {"listen", "public-ip", "http", "signal", "service-secret", "max-participants", "max-bitrate",
-                 "log-level", "analytics", "analytics-redis", "node"}
+                 "log-level", "name", "analytics", "analytics-redis", "node"}
         unknown = set(data) - known
         if unknown:
             raise UsageError(f"{args.config}: unknown settings {sorted(unknown)}")
@@ -105,6 +108,7 @@ def load_settings(args: argparse.Namespace) -> Settings:
         settings.max_participants = int(data.get("max-participants", settings.max_participants))
         settings.max_bitrate = int(data.get("max-bitrate", settings.max_bitrate))
         settings.log_level = data.get("log-level", settings.log_level)
+        settings.name = data.get("name", settings.name)
         settings.analytics = data.get("analytics", settings.analytics)
         settings.analytics_redis = data.get("analytics-redis", settings.analytics_redis)
         settings.node = data.get("node", settings.node)
@@ -112,8 +116,8 @@ def load_settings(args: argparse.Namespace) -> Settings:
         settings.listen = args.listen
     if args.public_ip:
         settings.public_ip = args.public_ip
-    for name in ("http", "signal", "service_secret", "max_participants", "max_bitrate", "log_level", "analytics",
-                 "analytics_redis", "node"):
+    for name in ("http", "signal", "service_secret", "max_participants", "max_bitrate", "log_level", "name",
+                 "analytics", "analytics_redis", "node"):
         value = getattr(args, name)
         if value is not None:
             setattr(settings, name, value)

@@ -6,6 +6,13 @@ runs the core under one :class:`~netcore.driver.Driver`, serves ``/health``
 and ``/metrics``, and keeps a WebSocket to netcore-signal's ``/v1/service``
 link (reconnecting), over which participants' offers arrive and answers,
 slots and the active speaker go back (docs/signaling.md, docs/sfu.md).
+
+Several call servers may link to one signaling service: each names itself
+(``?server=NAME``) and reports its load every ``REPORT_INTERVAL``
+(``service.load``); signaling places rooms by that load and takes a server
+whose link closes or whose reports stop as dead, moving its rooms. So when
+the link comes back, the rooms that were here have moved: the server drops
+every participant it still has (``participant.left`` reason ``relinked``).
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ import logging
 import socket
 import time
 from typing import Any
+from urllib.parse import quote
 
 from netcore.aio import DatagramSocket
 from netcore.driver import Driver
@@ -33,6 +41,7 @@ __all__ = ["SfuServer", "log_event"]
 
 log = logging.getLogger("netcore.sfu")
 RECONNECT_DELAY = (0.2, 5.0)  # seconds: first and largest wait before reconnecting the service link
+REPORT_INTERVAL = 0.5  # seconds between load reports (signaling takes 2 s without one as dead)
 
 
 def log_event(event: str, **fields: Any) -> None:
@@ -58,6 +67,8 @@ class SfuServer:
         self._link: Any = None
         self._link_task: asyncio.Task | None = None
         self._closing = False
+        self._linked_before = False
+        self._last_count: tuple[float, int] | None = None  # (time, forwarded packets) of the last report
         self.send_errors = 0
         self.analytics: AnalyticsProducer | None = None
         if settings.analytics or settings.analytics_redis:
@@ -105,6 +116,14 @@ class SfuServer:
         return self.http.sockets[0].getsockname()[:2]
 
     @property
+    def name(self) -> str:
+        """This server's name at signaling: ``--name``, else its (first) public address."""
+        if self.settings.name:
+            return self.settings.name
+        host, port = self._public(next(iter(self.sockets)))
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+    @property
     def media_port(self) -> int:
         return next(iter(self.sockets))[1]
 
@@ -136,7 +155,7 @@ class SfuServer:
 
     def health(self) -> dict:
         core = self.core
-        return {"status": "ok", "participants": len(core.participants) if core else 0,
+        return {"status": "ok", "name": self.name, "participants": len(core.participants) if core else 0,
                 "rooms": len(core.rooms) if core else 0, "signal_linked": self._link is not None,
                 "media_port": self.media_port, "uptime": round(time.monotonic() - self.started, 1)}
 
@@ -202,20 +221,62 @@ class SfuServer:
 
         delay = RECONNECT_DELAY[0]
         headers = {"Authorization": f"Bearer {self.settings.service_secret}"}
+        url = self.settings.signal
+        url += ("&" if "?" in url else "?") + "server=" + quote(self.name, safe="")
         while not self._closing:
+            reports = None
             try:
-                async with connect(self.settings.signal, additional_headers=headers, max_size=2**20) as ws:
+                async with connect(url, additional_headers=headers, max_size=2**20) as ws:
                     self._link = ws
                     delay = RECONNECT_DELAY[0]
-                    log_event("service.linked", signal=self.settings.signal)
+                    log_event("service.linked", signal=self.settings.signal, name=self.name)
+                    if self._linked_before:
+                        self._drop_all("relinked")  # signaling moved our rooms when the link went
+                    self._linked_before = True
+                    reports = asyncio.get_running_loop().create_task(self._report_load(ws))
                     async for text in ws:
                         self._on_link_message(text)
             except (OSError, WebSocketException, asyncio.TimeoutError) as exc:
                 log_event("service.unlinked", reason=str(exc) or type(exc).__name__)
             finally:
                 self._link = None
+                if reports is not None:
+                    reports.cancel()
             await asyncio.sleep(delay)
             delay = min(delay * 2, RECONNECT_DELAY[1])
+
+    def load(self, now: float) -> dict:
+        """The ``service.load`` report: participants, rooms, published tracks, forwarded packets per
+        second since the previous report."""
+        core = self.core
+        assert core is not None
+        forwarded = core.stats.forwarded_packets
+        rate = 0.0
+        if self._last_count is not None and now > self._last_count[0]:
+            rate = (forwarded - self._last_count[1]) / (now - self._last_count[0])
+        self._last_count = (now, forwarded)
+        return {"participants": len(core.participants), "rooms": len(core.rooms),
+                "tracks": sum(len(p.publications) for p in core.participants.values()),
+                "packets_per_second": round(rate, 1)}
+
+    async def _report_load(self, ws: Any) -> None:
+        """Every REPORT_INTERVAL while linked, so that signaling sees we are alive and how busy."""
+        loop = asyncio.get_running_loop()
+        while True:
+            text = json.dumps({"v": 1, "type": "service.load", "payload": self.load(loop.time())})
+            try:
+                await ws.send(text)
+            except Exception:  # the link dropped: the service loop reconnects
+                return
+            await asyncio.sleep(REPORT_INTERVAL)
+
+    def _drop_all(self, reason: str) -> None:
+        core, driver = self.core, self.driver
+        assert core is not None and driver is not None
+        now = asyncio.get_running_loop().time()
+        for participant_id in list(core.participants):
+            core.leave(participant_id, now, reason)
+        driver.flush()
 
     def _on_link_message(self, text: str | bytes) -> None:
         try:
