@@ -180,10 +180,12 @@ def plan(args: argparse.Namespace, random_secret=lambda: secrets.token_urlsafe(3
     record_file = os.path.join(secret_dir, "record.toml")
     # The call server links to signaling with a secret of its own (the service link's bearer).
     service_secret = signal_cfg.get("service_secret") or random_secret()
+    # The one call server is named as signaling's call_server, which the page is told.
+    call_server = signal_cfg.get("call_server", "netcore-sfu")
     files = {signal_file: toml_text({**signal_cfg, "turn_secret": secret, "service_secret": service_secret,
-                                     "call_server": signal_cfg.get("call_server", "netcore-sfu")}),
+                                     "call_server": call_server}),
              turn_file: toml_text({**turn_cfg, "auth-secret": [secret]}),
-             sfu_file: toml_text({"service-secret": service_secret}),
+             sfu_file: toml_text({"service-secret": service_secret, "name": call_server}),
              record_file: toml_text({"service-secret": service_secret})}
     signal_argv = [*_module_argv("servers.signal.main"), "--config", signal_file, "--host", host, "--port", str(port),
                    "--turn-urls", f"turn:{_hostport(public_host, turn_port)}?transport=udp",
@@ -203,9 +205,9 @@ def plan(args: argparse.Namespace, random_secret=lambda: secrets.token_urlsafe(3
     for flag, value in (("--min-port", args.min_port), ("--max-port", args.max_port)):
         if value is not None:
             turn_argv += [flag, str(value)]
+    data_dir = args.data_dir or signal_cfg.get("data_dir") or "./netcore-data"
     if "analytics" not in turn_cfg and "analytics-redis" not in turn_cfg:
-        # Allocation events next to signaling's analytics.jsonl (docs/analytics.md).
-        data_dir = args.data_dir or signal_cfg.get("data_dir") or "./netcore-data"
+        # Allocation events next to signaling's analytics.jsonl (docs/analytics.md), as the call server's.
         turn_argv += ["--analytics", os.path.join(data_dir, "turn-analytics.jsonl"), "--node", "turn"]
     metrics = None
     if args.turn_metrics_port is not None:
@@ -219,10 +221,11 @@ def plan(args: argparse.Namespace, random_secret=lambda: secrets.token_urlsafe(3
                 "--log-level", args.log_level.lower()]
     if _wildcard(host):
         sfu_argv += ["--public-ip", public_host]
+    sfu_argv += ["--analytics", os.path.join(data_dir, "sfu-analytics.jsonl"), "--node", "sfu"]
     # Recorded rooms: the call server journals them, the worker makes the files (docs/recording.md).
-    recordings = os.path.join(args.data_dir or signal_cfg.get("data_dir") or "./netcore-data", "recordings")
+    recordings = os.path.join(data_dir, "recordings")
     journals = os.path.join(recordings, "journals")
-    sfu_argv += ["--data-dir", os.path.join(os.path.dirname(recordings), "sfu"), "--record-dir", journals]
+    sfu_argv += ["--data-dir", os.path.join(data_dir, "sfu"), "--record-dir", journals]
     record_argv = [*_module_argv("servers.record.main"), "worker", "--config", record_file, "--root", journals,
                    "--out", recordings, "--signal", sfu_argv[sfu_argv.index("--signal") + 1],
                    "--log-level", args.log_level.lower()]

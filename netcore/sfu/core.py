@@ -58,8 +58,8 @@ from netcore.sdp.attributes import Fingerprint
 from netcore.sdp.candidate import Candidate
 from netcore.sdp.jsep import Negotiator
 from netcore.sdp.model import LocalTransport
-from netcore.sfu.events import (ActiveSpeakerChanged, ParticipantJoined, ParticipantLeft, SfuEvent, Slot,
-                                SlotsChanged, TrackPublished)
+from netcore.sfu.events import (ActiveSpeakerChanged, KeyFrameRequested, ParticipantJoined, ParticipantLeft,
+                                SfuEvent, Slot, SlotsChanged, TrackPublished)
 from netcore.sfu.participant import Participant, Publication, SlotState, plan_intents
 from netcore.sfu.router import PortRouter
 from netcore.sfu.speaker import SpeakerDetector, decode_audio_level
@@ -231,7 +231,7 @@ class SfuCore:
                 self._touch(participant)
             for publication in participant.publications.values():
                 if publication.arbiter.handle_timeout(now):
-                    self._request_upstream(publication, now)
+                    self._request_upstream(publication, now, "held")
         if self._next_remb is not None and now >= self._next_remb:
             self._next_remb = now + REMB_INTERVAL if self.participants else None
             self._send_rembs(now)
@@ -356,12 +356,14 @@ class SfuCore:
         if publication.source is None:
             return  # nothing arrived yet: a slot waiting for its first key frame asks when it comes
         if publication.arbiter.request(now, counted):
-            self._request_upstream(publication, now)
+            self._request_upstream(publication, now, "subscriber" if counted else "retry")
         elif counted:
             self.stats.keyframe_requests_coalesced += 1
 
-    def _request_upstream(self, publication: Publication, now: float) -> None:
+    def _request_upstream(self, publication: Publication, now: float, reason: str) -> None:
         self.stats.keyframe_requests += 1
+        owner = publication.owner
+        self._events.append(KeyFrameRequested(owner.room_id, owner.id, publication.mid, reason))
         publication.owner.transport.request_keyframe(publication.source, now)
         self._dirty.append(publication.owner)
 

@@ -7,7 +7,7 @@
     netcore-call ... answer --decline
     netcore-call ... --user pub --password ... join new --invite sub1 --invite sub2 --duration 30
     netcore-call ... --user sub --password ... --subscribers 3 join ROOM --duration 20
-    netcore-call ... --user owner ... join new --invite bob --record-room --duration 30 --wait-recording 60
+    netcore-call ... --user own --password ... --sync-marks join new --invite bob --record-room --wait-recording 60
 
 Progress lines and a status line every second go to stderr, the summary
 table to stdout (``--summary-json FILE`` writes it for programs). Exit
@@ -76,17 +76,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     answer.add_argument("--decline", action="store_true", help="decline the call instead")
     answer.add_argument("--from", dest="caller", metavar="USER", help="only a call from USER")
     answer.add_argument("--wait", type=float, default=60.0, help="seconds to wait for a call (default: %(default)s)")
-    join = commands.add_parser("join", help="join a mesh room (ROOM: an id, 'new' or 'invited')")
+    join = commands.add_parser("join", help="join a room, mesh or on the call server (ROOM: an id, 'new' or 'invited')")
     join.add_argument("room")
     join.add_argument("--invite", action="append", default=[], metavar="USER",
                       help="with 'new': invite USER (a friend); repeatable")
     join.add_argument("--wait", type=float, default=60.0, help="with 'invited': seconds to wait for one")
     join.add_argument("--record-room", action="store_true",
                       help="with 'new': record the room on the call server (files for everyone who takes part)")
-    join.add_argument("--slots", type=int, default=2, metavar="N",
-                      help="in a call-server room: receive up to N others' audio and video (default: 2)")
     join.add_argument("--wait-recording", type=float, default=0.0, metavar="SECONDS",
                       help="after leaving, wait this long for the room's recording.ready")
+    join.add_argument("--slots", type=int, default=4, metavar="N",
+                      help="on the call server: receive N video and N audio streams (default: 4)")
     for sub in (call, answer, join):
         _common(sub, defaults=False)
     args = parser.parse_args(argv)
@@ -152,8 +152,9 @@ async def _run(args: argparse.Namespace) -> dict:
     if args.command == "call":
         return await place_call(options, args.peer, console)
     if args.command == "join":
-        return await run_room(options, RoomOptions(args.room, tuple(args.invite), args.subscribers, args.record_room,
-                                                   args.slots, args.wait_recording), console)
+        room = RoomOptions(args.room, tuple(args.invite), args.subscribers, args.slots, args.record_room,
+                           args.wait_recording)
+        return await run_room(options, room, console)
     return await answer_call(options, console)
 
 

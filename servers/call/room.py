@@ -1,6 +1,9 @@
-"""Group calls from the command line: ``join ROOM`` in a mesh room, as a publisher or as N subscribers.
+"""Group calls from the command line: ``join ROOM``, as a publisher or as N subscribers.
 
-The room messages are the page's (``servers/signal/web/room.js``): a joiner
+A room on the call server (its join answer or a later ``room.topology``
+says so) goes through :class:`~.sfu.CallServerSession`: one peer connection
+to the call server, made again on ``room.moved``. In a mesh room, the
+messages are the page's (``servers/signal/web/room.js``): a joiner
 offers to every participant already in the room (``room.signal`` kind
 ``offer``), the others answer; candidates follow as ``room.signal`` kind
 ``candidate``. Each pair of sessions has its own peer connection.
@@ -14,14 +17,10 @@ what arrives. That is the client the call server's load tests drive.
 
 ``ROOM`` is a room id, ``new`` (create one, invite ``--invite`` users; its
 id is printed as "room ID created") or ``invited`` (wait for an invitation
-and join that room).
-
-A room on the call server (above the group threshold, or recorded:
-``join new --record-room`` starts recording it) is joined with one peer
-connection to ``netcore-sfu`` (:mod:`.sfulink`) offering ``--slots`` receive
-sections of each kind; a mesh room that moves there closes its mesh links
-and does the same. ``recording.ready`` is printed and kept in the summary;
-``--wait-recording S`` waits up to S seconds for it after leaving.
+and join that room). ``join new --record-room`` records the room (it moves
+to the call server); ``recording.ready`` is printed and kept in the
+summary's ``recordings``, and ``--wait-recording S`` waits up to S seconds
+for it after leaving.
 """
 
 from __future__ import annotations
@@ -37,7 +36,7 @@ from .call import CallOptions, Console, Failure, login, peer_configuration
 from .media import LocalMedia, Received
 from .report import totals
 from .session import PeerLink, room_link
-from .sfulink import CallServerLink
+from .sfu import DEFAULT_SLOTS, CallServerSession
 
 __all__ = ["RoomOptions", "run_room"]
 
@@ -47,9 +46,9 @@ class RoomOptions:
     room: str  # a room id, "new" or "invited"
     invite: tuple[str, ...] = ()
     subscribers: int = 0  # 0: one publishing session; N: N receive-only sessions
-    record: bool = False  # with "new": start recording the room (it moves to the call server)
-    slots: int = 2  # in a call-server room: receive sections of each kind offered
-    wait_recording: float = 0.0  # after leaving: seconds to wait for recording.ready
+    slots: int = DEFAULT_SLOTS  # on the call server: receive sections of each kind
+    record: bool = False  # with "new": record the room (it moves to the call server)
+    wait_recording: float = 0.0  # after leaving: seconds to wait for the room's recording.ready
 
 
 @dataclass
@@ -70,11 +69,14 @@ class _Member:
     console: Console
     publish: bool
     ours: set[str]  # the users of this process: subscribers do not link to each other
+    slots: int = DEFAULT_SLOTS
     room_id: str = ""
     links: dict[str, _Link] = field(default_factory=dict)
     finished: list[dict[str, Any]] = field(default_factory=list)  # summaries of links that ended
-    slots: int = 2
-    server: CallServerLink | None = None  # the link to the call server, once the room is there
+    participants: dict[str, str] = field(default_factory=dict)  # the others: session id -> user
+    sfu: CallServerSession | None = None  # once the room is on the call server
+    call_server_summary: dict[str, Any] = field(default_factory=dict)
+    mesh_links: list[dict[str, Any]] = field(default_factory=list)  # before the room went to the call server
     recordings: list[dict[str, Any]] = field(default_factory=list)  # recording.ready payloads
 
     @property
@@ -99,38 +101,32 @@ class _Member:
                 entry.link.pc.add_transceiver(kind, "recvonly")
         await entry.link.offer()
 
-    async def join_call_server(self) -> None:
-        """The room is on the call server: one connection there instead of the mesh links (those that
-        never connected were only superseded and leave no summary)."""
+    async def to_call_server(self, call_server: str | None) -> None:
+        """The room is (now) on the call server: close the mesh links (their summaries kept apart),
+        offer to it."""
         while self.links:
-            entry = self.links.pop(next(iter(self.links)))
-            await self._close(entry)
-            if not entry.connected:
-                self.finished.pop()
-        if self.server is not None:
-            return
-        pc = PeerConnection(peer_configuration(self.client, self.options))
-        media = LocalMedia(self.options.media) if self.publish else None
-        self.server = CallServerLink(pc, media, self.slots)
-        sdp = await self.server.offer()
-        await self.client.request("room.media", {"room_id": self.room_id, "sdp": sdp})
-        self.console.progress(f"{self.user}: offered to the call server")
+            await self._close(self.links.pop(next(iter(self.links))))
+        self.mesh_links, self.finished = self.finished, []
+        self.console.progress(f"{self.user}: room {self.room_id} is on the call server {call_server}")
+        self.sfu = CallServerSession(self.client, self.options, self.console, self.room_id, call_server,
+                                     self.participants, self.publish, self.slots, self.ours)
+        if call_server is not None:
+            await self.sfu.start()
 
     async def handle(self, message: ServerMessage) -> None:
         p = message.payload
-        if message.type == "recording.ready":  # any room this user took part in
+        if message.type == "recording.ready":  # of any room this user took part in
             self.recordings.append(dict(p))
             self.console.progress(f"{self.user}: recording of room {p.get('room_id')} ready: {p.get('location')}")
             return
         if p.get("room_id") != self.room_id:
             return
-        if message.type == "room.media" and self.server is not None:
-            if "error" in p:
-                raise Failure(f"the call server refused {self.user}: {p['error']}")
-            await self.server.answer(p)
-            return
-        if message.type == "room.slots" and self.server is not None:
-            self.server.slots(p.get("slots") or [])
+        if message.type == "room.joined":
+            self.participants[str(p["session_id"])] = str(p["user"])
+        elif message.type == "room.left":
+            self.participants.pop(str(p.get("session_id")), None)
+        if self.sfu is not None:
+            await self.sfu.handle(message)
             return
         if message.type == "room.signal":
             sender = str(p.get("from"))
@@ -150,13 +146,12 @@ class _Member:
             if entry is not None:
                 self.console.progress(f"{self.user}: {entry.peer} left")
                 await self._close(entry)
-        elif message.type == "room.topology" and p.get("mode") == "sfu":
-            self.console.progress(f"{self.user}: room {self.room_id} moved to the call server ({p.get('reason')})")
-            await self.join_call_server()
+        elif message.type == "room.topology":
+            await self.to_call_server(p.get("call_server"))
 
-    def check(self) -> None:
-        if self.server is not None and self.server.check():
-            self.console.progress(f"{self.user}: connected to the call server")
+    async def check(self) -> None:
+        if self.sfu is not None:
+            await self.sfu.tick()
         for entry in self.links.values():
             if not entry.connected and entry.link.pc.connection_state is ConnectionState.CONNECTED:
                 entry.connected = True
@@ -176,9 +171,9 @@ class _Member:
         """Close every link; the summaries of all links this session had."""
         while self.links:
             await self._close(self.links.pop(next(iter(self.links))))
-        if self.server is not None:
-            self.finished.append(await self.server.close())
-            self.server = None
+        if self.sfu is not None:
+            self.call_server_summary = await self.sfu.close()
+            self.finished.extend(self.call_server_summary["links"])
         return self.finished
 
     async def wait_recording(self, seconds: float) -> None:
@@ -220,10 +215,11 @@ async def _run_member(member: _Member, room: RoomOptions, stop: asyncio.Event) -
     member.room_id = ack["room_id"]
     member.console.progress(f"{member.user}: joined room {member.room_id} "
                             f"({len(ack['participants'])} participants)")
-    if ack.get("topology") == "sfu":
-        await member.join_call_server()
+    mine = member.client.welcome.session_id if member.client.welcome else ""
+    member.participants = {p["session_id"]: p["user"] for p in ack["participants"] if p["session_id"] != mine}
+    if ack.get("topology") != "mesh":
+        await member.to_call_server(ack.get("call_server"))
     else:
-        mine = member.client.welcome.session_id if member.client.welcome else ""
         for participant in ack["participants"]:
             if participant["session_id"] != mine and participant["user"] not in member.ours:
                 await member.offer_to(participant["session_id"], participant["user"])
@@ -237,7 +233,7 @@ async def _run_member(member: _Member, room: RoomOptions, stop: asyncio.Event) -
                 message = None
             if message is not None:
                 await member.handle(message)
-            member.check()
+            await member.check()
         try:
             await member.client.leave_room(member.room_id)
         except Exception:  # noqa: BLE001 - leaving is best effort, the summary matters
@@ -246,7 +242,11 @@ async def _run_member(member: _Member, room: RoomOptions, stop: asyncio.Event) -
         links = await member.close()
     if room.wait_recording > 0:
         await member.wait_recording(room.wait_recording)
-    return {"user": member.user, "room_id": member.room_id, "links": links, "recordings": member.recordings}
+    summary = {"user": member.user, "room_id": member.room_id, "links": links, "recordings": member.recordings}
+    if member.sfu is not None:
+        summary.update(call_server=member.call_server_summary["call_server"],
+                       moves=member.call_server_summary["moves"], mesh_links=member.mesh_links)
+    return summary
 
 
 async def run_room(options: CallOptions, room: RoomOptions, console: Console) -> dict[str, Any]:
@@ -273,13 +273,6 @@ async def run_room(options: CallOptions, room: RoomOptions, console: Console) ->
         all(s["links"] for s in sessions)
     for s in sessions:
         for link in s["links"]:
-            if "slots" in link:  # the call server: one line per slot
-                for slot in link["slots"]:
-                    console.result(f"{s['user']} <- {slot['publisher']} (call server, {slot['mid']}): "
-                                   f"{slot['received']['video']['frames']} video frames, "
-                                   f"{slot['received']['audio']['frames']} audio frames")
-                console.result(f"{s['user']} -> call server: sent {link['sent']['video_frames']} video frames")
-                continue
             video = link["received"]["video"]
             console.result(f"{s['user']} <- {link['peer']}: {video['frames']} video frames, "
                            f"{link['received']['audio']['frames']} audio frames; "

@@ -10,6 +10,7 @@
     data-dir = "./sfu-data"                      # where the server keeps files
     record-dir = "./sfu-data/recordings"         # recorded rooms' journals (default DATA_DIR/recordings)
     recordings-redis = "redis://127.0.0.1:6379/0" # announce finished recordings on the list nc:recordings
+    name = "sfu-eu-1"                            # this server's name at signaling (default: public IP:port)
 """
 
 from __future__ import annotations
@@ -58,6 +59,10 @@ class Settings:
     max_participants: int = 1000
     max_bitrate: int = 2_500_000
     log_level: str = "info"
+    name: str | None = None  # at signaling, unique among its call servers; None: the public address
+    analytics: str | None = None  # JSON lines file of sfu.* analytics events
+    analytics_redis: str | None = None  # or the Redis stream nc:analytics
+    node: str | None = None  # node name in analytics events (default: the host name)
     data_dir: str = DEFAULT_DATA_DIR
     record_dir: str | None = None  # None: DATA_DIR/recordings
     recordings_redis: str | None = None  # finished recordings LPUSHed to nc:recordings for the workers
@@ -84,6 +89,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--record-dir", help="recorded rooms' journals (default DATA_DIR/recordings)")
     parser.add_argument("--recordings-redis", help="Redis URL: announce each finished recording on nc:recordings")
     parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    parser.add_argument("--name", help="this call server's name at signaling (default: its public IP:port)")
+    parser.add_argument("--analytics", help="append sfu.* analytics events to this JSON lines file")
+    parser.add_argument("--analytics-redis", help="add sfu.* analytics events to the Redis stream nc:analytics instead")
+    parser.add_argument("--node", help="node name in analytics events (default: the host name)")
     return parser
 
 
@@ -97,7 +106,7 @@ def load_settings(args: argparse.Namespace) -> Settings:
             except tomllib.TOMLDecodeError as exc:
                 raise UsageError(f"{args.config}: {exc}") from None
         known = {"listen", "public-ip", "http", "signal", "service-secret", "max-participants", "max-bitrate",
-                 "log-level", "data-dir", "record-dir",
+                 "log-level", "name", "analytics", "analytics-redis", "node", "data-dir", "record-dir",
                  "recordings-redis"}
         unknown = set(data) - known
         if unknown:
@@ -116,6 +125,10 @@ def load_settings(args: argparse.Namespace) -> Settings:
         settings.max_participants = int(data.get("max-participants", settings.max_participants))
         settings.max_bitrate = int(data.get("max-bitrate", settings.max_bitrate))
         settings.log_level = data.get("log-level", settings.log_level)
+        settings.name = data.get("name", settings.name)
+        settings.analytics = data.get("analytics", settings.analytics)
+        settings.analytics_redis = data.get("analytics-redis", settings.analytics_redis)
+        settings.node = data.get("node", settings.node)
         settings.data_dir = str(data.get("data-dir", settings.data_dir))
         settings.record_dir = data.get("record-dir", settings.record_dir)
         settings.recordings_redis = data.get("recordings-redis", settings.recordings_redis)
@@ -123,8 +136,8 @@ def load_settings(args: argparse.Namespace) -> Settings:
         settings.listen = args.listen
     if args.public_ip:
         settings.public_ip = args.public_ip
-    for name in ("http", "signal", "service_secret", "max_participants", "max_bitrate", "log_level", "data_dir",
-                 "record_dir", "recordings_redis"):
+    for name in ("http", "signal", "service_secret", "max_participants", "max_bitrate", "log_level", "name",
+                 "analytics", "analytics_redis", "node", "data_dir", "record_dir", "recordings_redis"):
         value = getattr(args, name)
         if value is not None:
             setattr(settings, name, value)

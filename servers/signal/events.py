@@ -8,7 +8,7 @@ from netcore.net import Event
 
 from .protocol import Message
 
-__all__ = ["SignalEvent", "UserRequested", "CloseRequested", "RecordingRequested", "MediaOffered", "MediaLeft", "SessionExpired", "PresenceChanged", "Forwarded", "CallChanged", "RoomChanged", "CallStarted", "CallAnswered", "CallEnded", "QualityReported"]
+__all__ = ["SignalEvent", "UserRequested", "CloseRequested", "RecordingRequested", "MediaOffered", "MediaLeft", "RoomMoved", "CallServerDown", "SessionExpired", "PresenceChanged", "Forwarded", "CallChanged", "RoomChanged", "CallStarted", "CallAnswered", "CallEnded", "QualityReported"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +41,7 @@ class MediaOffered(SignalEvent):
     user: str
     sdp: str
     message_id: str | None
+    call_server: str | None = None  # the room's call server (None: the only link, if any)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +50,28 @@ class MediaLeft(SignalEvent):
 
     room_id: str
     session_id: str
+    call_server: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RoomMoved(SignalEvent):
+    """A room was put on another call server (its server died, or it had none); participants were
+    told with ``room.moved`` and offer again."""
+
+    room_id: str
+    previous: str | None
+    call_server: str | None  # None: no live call server (the room waits for one)
+    reason: str  # "failover" (its server died) or "placed" (a server linked while it had none)
+
+
+@dataclass(frozen=True, slots=True)
+class CallServerDown(SignalEvent):
+    """A call server was taken as dead: its link closed or it missed its load reports (then the
+    adapter closes the link); its rooms were moved."""
+
+    name: str
+    reason: str  # "unlinked" or "silent"
+    rooms: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +81,7 @@ class RecordingRequested(SignalEvent):
     room_id: str
     action: str
     by: str
+    call_server: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,9 +6,11 @@ Paths on the one port:
   ``?token=TOKEN`` for browsers) the session opens at once; without, the
   connection may only ``register``, ``login`` (which then opens the session)
   and ``ping``.  ``?resume=RESUME_TOKEN&last_seq=N`` resumes a session.
-- ``/v1/service`` -- the call server's link (``Authorization: Bearer
-  SERVICE_SECRET``): it receives ``recording.start``/``recording.stop`` and
-  sends ``recording.ready``.
+- ``/v1/service?server=NAME`` -- a call server's link (``Authorization:
+  Bearer SERVICE_SECRET``), one per call server: it receives participants'
+  offers and ``recording.start``/``recording.stop``, and sends answers,
+  slots, the speaker, ``recording.ready`` and its load (``service.load``);
+  the core places rooms on the linked servers and moves them when one dies.
 - ``/health`` and ``/metrics`` -- plain HTTP (also on ``metrics_port`` if set).
 """
 
@@ -39,10 +41,12 @@ from .analytics import analytics_fields
 from .config import SignalConfig
 from .core import (
     CallEnded,
+    CallServerDown,
     CloseRequested,
     MediaLeft,
     MediaOffered,
     RecordingRequested,
+    RoomMoved,
     SessionExpired,
     SignalCore,
     UserRequested,
@@ -156,7 +160,8 @@ class SignalServer:
         self.logins = LoginLimiter(config.login_free_failures, config.login_backoff, config.login_backoff_max)
         self.sources = SourceCounter(config.max_connections_per_source)
         self._conns: dict[str, Connection] = {}  # session_id -> connection
-        self._service: Connection | None = None
+        self._links: dict[str, Connection] = {}  # call server name -> its service link
+        self._unnamed_links = 0
         self._timer: Timer | None = None  # made on the first flush, on the running loop
         self._servers: list[Any] = []
         self._tasks: set[asyncio.Task] = set()
@@ -234,7 +239,7 @@ class SignalServer:
 
     def _http_body(self, path: str) -> tuple[int, str] | None:
         if path == "/health":
-            return 200, json.dumps({"status": "ok", "node": self.node_id}) + "\n"
+            return 200, json.dumps({"status": "ok", "node": self.node_id, "call_servers": sorted(self._links)}) + "\n"
         if path == "/metrics":
             return 200, self.metrics.render(self.core, len(self._conns), self.analytics.dropped)
         return None
@@ -300,7 +305,9 @@ class SignalServer:
     async def _serve_connection(self, ws: ServerConnection, source: str) -> None:
         url = urlsplit(ws.request.path)
         if url.path == "/v1/service":
-            return await self._service_link(ws, _query(url.query, "role") == "recorder")
+            if _query(url.query, "role") == "recorder":
+                return await self._recorder_link(ws)
+            return await self._service_link(ws)
         token = _bearer(ws.request) or _query(url.query, "token")
         user = verify_token(self.token_secret, token, time.time()) if token else None
         if user is None:
@@ -437,24 +444,34 @@ class SignalServer:
             pass
         return None
 
-    async def _service_link(self, ws: ServerConnection, recorder: bool = False) -> None:
-        """The call server: recording commands and participants' offers out; recording.ready, answers,
-        slots and the active speaker in (docs/signaling.md, "The call server's link").  A recording
-        worker (``?role=recorder``) only sends recording.ready: it never takes the call server's place."""
+    async def _service_link(self, ws: ServerConnection) -> None:
+        """A call server: recording commands and participants' offers out; recording.ready, answers,
+        slots, the active speaker and its load in (docs/signaling.md, "The call server's link")."""
+        name = (_query(urlsplit(ws.request.path).query, "server") or "")[:100]
+        if not name:
+            self._unnamed_links += 1
+            name = f"call-server-{self._unnamed_links}"
         conn = Connection(ws, self.config.max_pending_bytes)
-        if not recorder:
-            self._service = conn
-        log_event("service.open", node=self.node_id, role="recorder" if recorder else "call-server")
+        old = self._links.get(name)
+        self._links[name] = conn  # a server that relinks replaces its old link (its rooms stay)
+        if old is not None and not old.closing:
+            self._close_once(old, CloseCode.SESSION_REPLACED, "call server linked again")
+        loop = asyncio.get_running_loop()
+        log_event("service.open", node=self.node_id, server=name)
+        self.core.handle_call_server_linked(name, loop.time())
+        self.flush()
         try:
             async for text in ws:
                 try:
                     obj = json.loads(text)
                     payload = obj["payload"]
                     kind = obj.get("type")
+                    if kind == "service.load":  # no ack: two a second
+                        self.core.handle_call_server_load(name, payload, loop.time())
+                        self.flush()
+                        continue
                     if kind == "recording.ready":
-                        room_id, location = str(payload["room_id"]), str(payload["location"])
-                        users = tuple(str(u) for u in payload.get("users") or ())[:1000]
-                        extra = {"files": list(payload["files"])[:1000]} if payload.get("files") else None
+                        ready = _recording_ready_fields(payload)
                     elif kind in MEDIA_REPLIES:
                         found = self._media_reply(kind, payload)
                         conn.push(encode("ack", obj.get("id"), {"delivered": found}))
@@ -465,15 +482,41 @@ class SignalServer:
                 except (ValueError, KeyError, TypeError):
                     conn.push(encode("error", None, {"code": ErrorCode.BAD_REQUEST, "reason": "bad message"}))
                     continue
-                found = await self._recording_ready(room_id, location, users, extra)
+                found = await self._recording_ready(*ready)
                 conn.push(encode("ack", obj.get("id"), {"delivered": found}))
                 self.flush()
         except ConnectionClosed:
             pass
         finally:
             conn.writer.cancel()
-            if self._service is conn:
-                self._service = None
+            if self._links.get(name) is conn:
+                del self._links[name]
+                log_event("service.closed", node=self.node_id, server=name)
+                self.core.handle_call_server_unlinked(name, loop.time())
+                self.flush()
+
+    async def _recorder_link(self, ws: ServerConnection) -> None:
+        """A recording worker (``/v1/service?role=recorder``): only recording.ready comes in. It is no
+        call server: never placed rooms on, never expected to report its load."""
+        conn = Connection(ws, self.config.max_pending_bytes)
+        log_event("service.open", node=self.node_id, role="recorder")
+        try:
+            async for text in ws:
+                try:
+                    obj = json.loads(text)
+                    if obj.get("type") != "recording.ready":
+                        raise ValueError("unknown type")
+                    ready = _recording_ready_fields(obj["payload"])
+                except (ValueError, KeyError, TypeError, AttributeError):
+                    conn.push(encode("error", None, {"code": ErrorCode.BAD_REQUEST, "reason": "bad message"}))
+                    continue
+                found = await self._recording_ready(*ready)
+                conn.push(encode("ack", obj.get("id"), {"delivered": found}))
+                self.flush()
+        except ConnectionClosed:
+            pass
+        finally:
+            conn.writer.cancel()
 
     # --- the core's outputs -----------------------------------------------
 
@@ -506,8 +549,8 @@ class SignalServer:
             if conn is not None:
                 self._close_once(conn, event.code, event.reason)
         elif isinstance(event, MediaOffered):
-            relayed = self._media_command("media.offer", {"room_id": event.room_id, "session_id": event.session_id,
-                                                          "user": event.user, "sdp": event.sdp})
+            relayed = self._media_command(event.call_server, "media.offer", {
+                "room_id": event.room_id, "session_id": event.session_id, "user": event.user, "sdp": event.sdp})
             if relayed:
                 self.core.reply(event.session_id, event.message_id, {"room_id": event.room_id})
             else:
@@ -515,10 +558,20 @@ class SignalServer:
                                       "the call server is not connected")
             asyncio.get_running_loop().call_soon(self.flush)  # the reply, queued after this flush's sends
         elif isinstance(event, MediaLeft):
-            self._media_command("media.leave", {"room_id": event.room_id, "session_id": event.session_id})
+            self._media_command(event.call_server, "media.leave",
+                                {"room_id": event.room_id, "session_id": event.session_id})
+        elif isinstance(event, RoomMoved):
+            self.metrics.rooms_moved[event.reason] = self.metrics.rooms_moved.get(event.reason, 0) + 1
+            log_event("room.moved", node=self.node_id, room=event.room_id, previous=event.previous,
+                      server=event.call_server, reason=event.reason)
+        elif isinstance(event, CallServerDown):
+            log_event("service.dead", node=self.node_id, server=event.name, reason=event.reason, rooms=event.rooms)
+            conn = self._links.pop(event.name, None)
+            if conn is not None:  # silent: close its link, so it links again afresh
+                self._close_once(conn, CloseCode.GOING_AWAY, "no load reports")
         elif isinstance(event, RecordingRequested):
             log_event("recording." + event.action, node=self.node_id, room=event.room_id, by=event.by)
-            self._recording_command(event.room_id, event.action, event.by)
+            self._recording_command(event.room_id, event.action, event.by, event.call_server)
         elif isinstance(event, CallEnded):
             self.spawn(self.in_db(self.store.record_call, event.call_id, event.kind, event.participants,
                                     event.topology, event.reason, event.answered, event.duration, time.time()))
@@ -557,8 +610,8 @@ class SignalServer:
 
     # --- the call server's link, and what the cluster asks of this node ------
 
-    def _recording_command(self, room_id: str, action: str, by: str) -> None:
-        if not self.send_to_call_server(room_id, action, by) and self.cluster is not None:
+    def _recording_command(self, room_id: str, action: str, by: str, server: str | None = None) -> None:
+        if not self.send_to_call_server(room_id, action, by, server) and self.cluster is not None:
             self.cluster.recording_command(room_id, action, by)  # its link may be on another node
 
     def _media_reply(self, kind: str, payload: dict) -> bool:
@@ -573,25 +626,36 @@ class SignalServer:
             return bool(sessions)
         session_id = str(payload["session_id"])
         if kind == "media.answer":
-            out = {"room_id": room_id, "sdp": str(payload["sdp"]), "slots": list(payload.get("slots") or [])}
-            if "error" in payload:
+            if "error" in payload:  # before reading sdp: a refusal has none
                 out = {"room_id": room_id, "error": str(payload["error"])}
+            else:
+                out = {"room_id": room_id, "sdp": str(payload["sdp"]), "slots": list(payload.get("slots") or [])}
             return self.core.notify_session(session_id, "room.media", out)
         return self.core.notify_session(session_id, "room.slots",
                                         {"room_id": room_id, "slots": list(payload.get("slots") or [])})
 
-    def _media_command(self, kind: str, payload: dict) -> bool:
-        """Relay to the call server's link; False if it is not connected here."""
-        if self._service is None:
+    def _link(self, server: str | None) -> Connection | None:
+        """The link of call server ``server``; without a name (a room placed before any server
+        linked, or another node's recording command), the only or first link."""
+        if server is not None:
+            return self._links.get(server)
+        return next(iter(self._links.values()), None)
+
+    def _media_command(self, server: str | None, kind: str, payload: dict) -> bool:
+        """Relay to the room's call server; False if it is not linked here."""
+        link = self._link(server)
+        if link is None:
             return False
-        self._service.push(encode(kind, None, payload))
+        link.push(encode(kind, None, payload))
         return True
 
-    def send_to_call_server(self, room_id: str, action: str, by: str) -> bool:
-        """Forward start/stop to the call server's link; False if it is not connected here."""
-        if self._service is None:
+    def send_to_call_server(self, room_id: str, action: str, by: str, server: str | None = None) -> bool:
+        """Forward start/stop to the room's call server (``server``, else any linked here); False if
+        none is linked here."""
+        link = self._link(server if server is not None else self.core.room_call_server(room_id))
+        if link is None:
             return False
-        self._service.push(encode("recording." + action, None, {"room_id": room_id, "by": by}))
+        link.push(encode("recording." + action, None, {"room_id": room_id, "by": by}))
         return True
 
     async def _recording_ready(self, room_id: str, location: str, users: tuple[str, ...] = (),
@@ -703,6 +767,14 @@ def _bearer(request) -> str | None:
     if value.startswith("Bearer "):
         return value[7:].strip() or None
     return None
+
+
+def _recording_ready_fields(payload: dict) -> tuple[str, str, tuple[str, ...], dict | None]:
+    """room_id, location, users and the extra fields (files) of a recording.ready (KeyError, TypeError
+    for a bad one)."""
+    users = tuple(str(u) for u in payload.get("users") or ())[:1000]
+    extra = {"files": list(payload["files"])[:1000]} if payload.get("files") else None
+    return str(payload["room_id"]), str(payload["location"]), users, extra
 
 
 def _query(query: str, name: str) -> str | None:

@@ -25,7 +25,7 @@ from netcore.peer.tracks import LocalAudioTrack, LocalVideoTrack
 from netcore.record.manifest import MANIFEST_NAME
 from tests.record.media import Decoded, ffprobe
 from tests.signal.test_multinode import redis_url  # noqa: F401  (the fixture: a redis-server of the test's own)
-from tests.sfu.live import SECRET, _start, _stop, login, offer_to_call_server, signal_and_sfu, users_in_a_room
+from tests.sfu.live import SECRET, _start, login, offer_to_call_server, signal_and_sfu, stop, users_in_a_room
 
 SECONDS = 20
 FPS = 15
@@ -132,7 +132,7 @@ async def _three_participants(tmp_path: Path, redis_url: str) -> None:
         finally:
             for publisher in publishers:
                 await publisher.pc.close()
-            await _stop(worker)
+            await stop(worker)
     files = {f["participant"]: f for f in ready[0]["files"]}
     assert len(files) == 3 and sidecar["room"] == room_id
     assert sorted(p["name"] for p in sidecar["participants"]) == sorted(names)
@@ -189,7 +189,7 @@ async def _killed(tmp_path: Path) -> None:
         finally:
             for publisher in publishers:
                 await publisher.pc.close()
-            await _stop(worker)
+            await stop(worker)
     manifest = json.loads(next(root.glob(f"*/{MANIFEST_NAME}")).read_text())
     assert manifest["ended_at"] is None
     assert len(ready[0]["files"]) == 2

@@ -65,7 +65,7 @@ def test_existing_configs_give_secret_host_and_ports(tmp_path):
     signal = settings(the_plan, "signal")
     service_secret = signal.pop("service_secret")  # added with the call server, shared with it only
     assert signal == {**tomllib.loads(signal_toml.read_text()), "call_server": "netcore-sfu"}
-    assert settings(the_plan, "sfu") == {"service-secret": service_secret}
+    assert settings(the_plan, "sfu") == {"service-secret": service_secret, "name": "netcore-sfu"}
     assert settings(the_plan, "record") == {"service-secret": service_secret}  # the worker reports on the link
     # the worker watches where the call server journals, under the data directory
     assert flag(argv["sfu"], "--record-dir") == flag(argv["record"], "--root") == "/srv/x/recordings/journals"
