@@ -53,7 +53,7 @@ async def _recorded(tmp_path: Path) -> None:
     ready = [summaries[u]["recordings"][0] for u in (owner, "clib")]
     assert ready[0] == ready[1] == late
     for user, session in summaries.items():
-        assert session["call_server"] == "netcore-sfu"
+        assert session["call_server"] and not session["moves"]
         # one other participant seen through its one slot, in order; its own video sent
         seen = [link for link in session["links"] if link["received"]["video"]["frames"]]
         assert seen and all(link["connected"] and link["received"]["video"]["in_order"] for link in seen), session
