@@ -54,7 +54,8 @@ from netcore.turn.auth import (
 )
 from netcore.turn.policy import PeerPolicy
 from netcore.turn.server_config import RelayProvider, ServerConfig, ServerStats
-from netcore.turn.server_events import AllocationDeleted, AllocationGranted, AllocationRenewed, TurnServerEvent
+from netcore.turn.server_events import (AllocationDeleted, AllocationEvent, AllocationGranted, AllocationRenewed,
+                                        TurnServerEvent)
 from netcore.turn.tcp_relay import TcpRelay
 
 __all__ = [
@@ -66,6 +67,7 @@ __all__ = [
     "AllocationGranted",
     "AllocationRenewed",
     "AllocationDeleted",
+    "AllocationEvent",
     "TurnServerEvent",
 ]
 
