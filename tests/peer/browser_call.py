@@ -1,4 +1,4 @@
-"""One call between our PeerConnection and a browser page, shared by the Chromium and Firefox tests.
+"""One call between our PeerConnection and a browser page (``test_browsers.py``, both engines).
 
 The page is ``tests/peer/browser_page.py``'s; ``page`` is anything with
 ``async eval(expression)`` in it (the DevTools or WebDriver BiDi driver).
