@@ -28,6 +28,8 @@ import time
 
 from websockets.sync.client import connect
 
+from tests.conftest import stop_process
+
 PREFS = {
     "media.navigator.streams.fake": True,
     "media.navigator.permission.disabled": True,
@@ -77,7 +79,7 @@ class Xvfb:
         self.display = f":{number}"
 
     def close(self) -> None:
-        _stop(self.process)
+        stop_process(self.process)
 
 
 class Firefox:
@@ -149,7 +151,7 @@ class Firefox:
             except Exception:  # noqa: BLE001 (a browser already gone ends the session too)
                 pass
             self._connection.close()
-        _stop(self.process)
+        stop_process(self.process)
         self._profile.cleanup()
 
 
@@ -337,12 +339,3 @@ _ARM_CLICK_JS = """(sel) => {
 
 # WebDriver's code points for the keys the tests press (WebDriver section 17.4.2).
 _KEYS = {"Enter": "\ue007", "Escape": "\ue00c", "Tab": "\ue004"}
-
-
-def _stop(process: subprocess.Popen) -> None:
-    process.terminate()
-    try:
-        process.wait(10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(10)

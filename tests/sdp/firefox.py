@@ -18,6 +18,7 @@ import time
 import websockets
 
 from tests.browsers.protocol import request
+from tests.conftest import stop_process
 
 PREFS = {
     "media.navigator.streams.fake": True,
@@ -75,12 +76,7 @@ class Firefox:
         return FirefoxPage(self.port)
 
     def close(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(10)
+        stop_process(self.process)
         self._profile.cleanup()
 
 
