@@ -24,6 +24,7 @@ from netcore.turn.aio_server import SocketRelays, TurnServerEndpoint, open_strea
 from netcore.turn.server import ServerConfig, TurnServer
 from tests.peers import self_signed_certificate
 from tests.turn.live import drain, free_port_range
+from tests.turn.sim import turn_request
 
 USER, PASSWORD = "alice", "wonderland"
 FLOOD = 20_000  # datagrams of 1000 B towards a client that does not read: 20 MB, past every kernel buffer
@@ -142,10 +143,7 @@ async def test_rfc_6062_data_connections_draw_on_the_allocations_bandwidth_bucke
         key = long_term_key(USER, realm, PASSWORD)
 
         def signed(method: int, *attributes) -> Message:
-            message = Message(method, MessageClass.REQUEST)
-            for attr_type, value in attributes:
-                message.add(attr_type, value)
-            return message.add(sa.USERNAME, USER).add(sa.REALM, realm).add(sa.NONCE, nonce)
+            return turn_request(method, *attributes, credentials=(USER, realm, nonce))
 
         answer = await _stun(reader, writer, signed(w.ALLOCATE, (w.REQUESTED_TRANSPORT, w.TRANSPORT_TCP)), key)
         assert answer.message_class == MessageClass.SUCCESS, answer
