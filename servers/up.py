@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 
 from netcore.stun.errors import StunParseError
 from netcore.stun.message import BINDING, Message, MessageClass
+from servers.daemon import stop_event
 
 __all__ = ["Daemon", "Plan", "build_parser", "plan", "main"]
 
@@ -365,10 +366,7 @@ class Supervisor:
 
 async def run(the_plan: Plan) -> int:
     supervisor = Supervisor(the_plan)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
+    stop = stop_event()
     busy = busy_port(the_plan)
     if busy is not None:
         print(f"netcore up: {busy}", file=sys.stderr)

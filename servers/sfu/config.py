@@ -16,12 +16,12 @@
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import os
-import tomllib
 from dataclasses import dataclass, field
 
 from netcore.errors import UsageError
+from servers.settings import parse_hostport as _parse_hostport
+from servers.settings import parse_ip, read_toml
 
 __all__ = ["Settings", "build_parser", "load_settings", "parse_hostport"]
 
@@ -31,22 +31,7 @@ DEFAULT_DATA_DIR = "./sfu-data"
 
 def parse_hostport(value: str) -> tuple[str, int]:
     """``HOST:PORT`` or ``[V6]:PORT`` -> (host, port); port 0 asks the system for one."""
-    host, sep, port = str(value).rpartition(":")
-    if not sep or not port.isdigit() or not 0 <= int(port) < 65536:
-        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {value!r}")
-    host = host.strip("[]") or "0.0.0.0"
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{host!r} is not an IP address") from None
-    return host, int(port)
-
-
-def parse_ip(value: str) -> str:
-    try:
-        return str(ipaddress.ip_address(str(value).strip("[]")))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not an IP address") from None
+    return _parse_hostport(value, any_port=True)
 
 
 @dataclass
@@ -100,17 +85,9 @@ def load_settings(args: argparse.Namespace) -> Settings:
     """Built-in defaults, then the TOML file, then the flags."""
     settings = Settings()
     if args.config:
-        with open(args.config, "rb") as fh:
-            try:
-                data = tomllib.load(fh)
-            except tomllib.TOMLDecodeError as exc:
-                raise UsageError(f"{args.config}: {exc}") from None
-        known = {"listen", "public-ip", "http", "signal", "service-secret", "max-participants", "max-bitrate",
-                 "log-level", "name", "analytics", "analytics-redis", "node", "data-dir", "record-dir",
-                 "recordings-redis"}
-        unknown = set(data) - known
-        if unknown:
-            raise UsageError(f"{args.config}: unknown settings {sorted(unknown)}")
+        data = read_toml(args.config, {"listen", "public-ip", "http", "signal", "service-secret",
+                                       "max-participants", "max-bitrate", "log-level", "name", "analytics",
+                                       "analytics-redis", "node", "data-dir", "record-dir", "recordings-redis"})
         try:
             if "listen" in data:
                 settings.listen = [parse_hostport(v) for v in data["listen"]]

@@ -8,7 +8,7 @@ from netcore.net import Event
 
 from .protocol import Message
 
-__all__ = ["SignalEvent", "UserRequested", "CloseRequested", "RecordingRequested", "MediaOffered", "MediaLeft", "RoomMoved", "CallServerDown", "SessionExpired", "PresenceChanged", "Forwarded", "CallChanged", "RoomChanged", "CallStarted", "CallAnswered", "CallEnded", "QualityReported"]
+__all__ = ["SignalEvent", "UserRequested", "CloseRequested", "RecordingRequested", "MediaEvent", "MediaOffered", "MediaLeft", "RoomMoved", "CallServerDown", "SessionExpired", "PresenceChanged", "Forwarded", "CallChanged", "RoomChanged", "CallEvent", "CallStarted", "CallAnswered", "CallEnded", "QualityReported"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,11 +33,17 @@ class CloseRequested(SignalEvent):
 
 
 @dataclass(frozen=True, slots=True)
-class MediaOffered(SignalEvent):
-    """Relay to the call server: a participant's offer for a room on it (the adapter answers ``message_id``)."""
+class MediaEvent(SignalEvent):
+    """For the call server: something about session ``session_id``'s media in room ``room_id`` on it."""
 
     room_id: str
     session_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class MediaOffered(MediaEvent):
+    """Relay to the call server: a participant's offer for a room on it (the adapter answers ``message_id``)."""
+
     user: str
     sdp: str
     message_id: str | None
@@ -45,11 +51,9 @@ class MediaOffered(SignalEvent):
 
 
 @dataclass(frozen=True, slots=True)
-class MediaLeft(SignalEvent):
+class MediaLeft(MediaEvent):
     """Tell the call server: a participant of a room on it left (or its session expired)."""
 
-    room_id: str
-    session_id: str
     call_server: str | None = None
 
 
@@ -125,8 +129,14 @@ class RoomChanged(SignalEvent):
 
 
 @dataclass(frozen=True, slots=True)
-class CallStarted(SignalEvent):
+class CallEvent(SignalEvent):
+    """Something happened in call (or group room) ``call_id``: the analytics events of a call."""
+
     call_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class CallStarted(CallEvent):
     kind: str  # "p2p" or "group"
     caller: str
     callee: str | None
@@ -134,14 +144,12 @@ class CallStarted(SignalEvent):
 
 
 @dataclass(frozen=True, slots=True)
-class CallAnswered(SignalEvent):
-    call_id: str
+class CallAnswered(CallEvent):
     setup_time: float  # seconds from invite to accept
 
 
 @dataclass(frozen=True, slots=True)
-class CallEnded(SignalEvent):
-    call_id: str
+class CallEnded(CallEvent):
     kind: str
     participants: tuple[str, ...]
     topology: str  # "p2p", "mesh" or "sfu"
@@ -151,10 +159,9 @@ class CallEnded(SignalEvent):
 
 
 @dataclass(frozen=True, slots=True)
-class QualityReported(SignalEvent):
+class QualityReported(CallEvent):
     """A client's periodic getStats sample of a call (optional fields None when not sent)."""
 
-    call_id: str
     user: str
     path: str
     rtt_ms: float

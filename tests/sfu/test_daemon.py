@@ -22,7 +22,7 @@ from netcore.media.synthetic import SyntheticCamera, SyntheticMicrophone, read_f
 from netcore.peer.connection import ConnectionState, Description, PeerConnection
 from netcore.peer.tracks import LocalAudioTrack, LocalVideoTrack
 from servers.analytics.events import validate
-from tests.peer.test_aiortc_call import CameraTrack, MicrophoneTrack
+from tests.peer.aiortc_tracks import CameraTrack, MicrophoneTrack, frames_of
 from tests.peers import netcore_turn_process
 from tests.sfu.live import current_slots, metrics, offer_to_call_server, signal_and_sfu, users_in_a_room
 from tests.turn.live import free_port_range
@@ -91,11 +91,7 @@ class Theirs:
         self.tasks.append(asyncio.ensure_future(self.consume(track, mid)))
 
     async def consume(self, track, mid: str) -> None:
-        while True:
-            try:
-                frame = await track.recv()
-            except Exception:  # MediaStreamError when the call ends
-                return
+        async for frame in frames_of(track):
             if track.kind == "video":
                 self.video.setdefault(mid, []).append(read_frame_number(frame))
             else:

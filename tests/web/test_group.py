@@ -6,17 +6,9 @@ from __future__ import annotations
 import pytest
 
 from tests.web.conftest import start_up
-from tests.web.helpers import assert_media_grows, befriend
+from tests.web.helpers import assert_media_grows, befriend, invite_and_join, open_room
 
 SERVICE_SECRET = "web-test-service-secret"
-
-
-def invite_and_join(owner, guest, guest_name: str, owner_name: str) -> None:
-    owner.click(f'#friends li[data-user="{guest_name}"] .room-invite')
-    guest.wait_for_selector("#room-invite:not([hidden])")
-    assert f"{owner_name} invites you to a group call." in guest.inner_text("#room-invite-text")
-    guest.click("#room-join")
-    guest.wait_for_selector("#room:not([hidden])")
 
 
 def link_ids(page) -> list[str]:
@@ -26,10 +18,7 @@ def link_ids(page) -> list[str]:
 def test_mesh_of_three_every_pair_carries_media(open_user, names):
     a_name, b_name, c_name = names("alice"), names("bob"), names("carol")
     alice, bob, carol = open_user(a_name), open_user(b_name), open_user(c_name)
-    befriend(alice, a_name, bob, b_name)
-    befriend(alice, a_name, carol, c_name)
-    alice.click("#room-create")
-    alice.wait_for_selector("#room:not([hidden])")
+    open_room(alice, a_name, (bob, b_name), (carol, c_name))
     assert alice.get_attribute("#room", "data-topology") == "mesh"
     invite_and_join(alice, bob, b_name, a_name)
     invite_and_join(alice, carol, c_name, a_name)
@@ -67,10 +56,7 @@ def up_with_call_server(tmp_path):
 def test_topology_message_when_the_room_moves_to_the_call_server(open_user, up_with_call_server, names):
     a_name, b_name, c_name = names("alice"), names("bob"), names("carol")
     alice, bob, carol = (open_user(n, url=up_with_call_server.url) for n in (a_name, b_name, c_name))
-    befriend(alice, a_name, bob, b_name)
-    befriend(alice, a_name, carol, c_name)
-    alice.click("#room-create")
-    alice.wait_for_selector("#room:not([hidden])")
+    open_room(alice, a_name, (bob, b_name), (carol, c_name))
     invite_and_join(alice, bob, b_name, a_name)
     alice.wait_for_selector('#tiles figure[data-state="connected"]', timeout=20000)
     invite_and_join(alice, carol, c_name, a_name)
