@@ -21,12 +21,12 @@ import logging
 import os
 import signal
 import sys
-import tomllib
 import time
 from pathlib import Path
 
-from netcore.errors import NetcoreError
+from netcore.errors import NetcoreError, UsageError
 from netcore.record.creator import create_recording
+from servers.settings import read_toml
 
 __all__ = ["main", "ProgressBar"]
 
@@ -83,10 +83,9 @@ def worker_main(argv: list[str]) -> int:
     secrets: dict = {}
     if args.config:
         try:
-            with open(args.config, "rb") as fh:
-                secrets = tomllib.load(fh)
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            print(f"netcore-record: {args.config}: {exc}", file=sys.stderr)
+            secrets = read_toml(args.config, {"service-secret", "webhook-secret"})
+        except (OSError, UsageError) as exc:
+            print(f"netcore-record: {exc}", file=sys.stderr)
             return 2
     service_secret = (args.service_secret or secrets.get("service-secret")
                       or os.environ.get("NETCORE_SERVICE_SECRET"))

@@ -470,21 +470,17 @@ class SignalServer:
                         self.core.handle_call_server_load(name, payload, loop.time())
                         self.flush()
                         continue
-                    if kind == "recording.ready":
-                        ready = _recording_ready_fields(payload)
-                    elif kind in MEDIA_REPLIES:
+                    if kind in MEDIA_REPLIES:
                         found = self._media_reply(kind, payload)
                         conn.push(encode("ack", obj.get("id"), {"delivered": found}))
                         self.flush()
                         continue
-                    else:
+                    if kind != "recording.ready":
                         raise ValueError("unknown type")
                 except (ValueError, KeyError, TypeError):
                     conn.push(encode("error", None, {"code": ErrorCode.BAD_REQUEST, "reason": "bad message"}))
                     continue
-                found = await self._recording_ready(*ready)
-                conn.push(encode("ack", obj.get("id"), {"delivered": found}))
-                self.flush()
+                await self._on_recording_ready(conn, obj)
         except ConnectionClosed:
             pass
         finally:
@@ -504,19 +500,26 @@ class SignalServer:
             async for text in ws:
                 try:
                     obj = json.loads(text)
-                    if obj.get("type") != "recording.ready":
-                        raise ValueError("unknown type")
-                    ready = _recording_ready_fields(obj["payload"])
-                except (ValueError, KeyError, TypeError, AttributeError):
-                    conn.push(encode("error", None, {"code": ErrorCode.BAD_REQUEST, "reason": "bad message"}))
-                    continue
-                found = await self._recording_ready(*ready)
-                conn.push(encode("ack", obj.get("id"), {"delivered": found}))
-                self.flush()
+                except ValueError:
+                    obj = None
+                await self._on_recording_ready(conn, obj)
         except ConnectionClosed:
             pass
         finally:
             conn.writer.cancel()
+
+    async def _on_recording_ready(self, conn: Connection, obj: Any) -> None:
+        """A recording.ready from a service link: notify (see :meth:`_recording_ready`), then ack."""
+        try:
+            if obj.get("type") != "recording.ready":
+                raise ValueError("unknown type")
+            ready = _recording_ready_fields(obj["payload"])
+        except (ValueError, KeyError, TypeError, AttributeError):
+            conn.push(encode("error", None, {"code": ErrorCode.BAD_REQUEST, "reason": "bad message"}))
+            return
+        found = await self._recording_ready(*ready)
+        conn.push(encode("ack", obj.get("id"), {"delivered": found}))
+        self.flush()
 
     # --- the core's outputs -----------------------------------------------
 
