@@ -1,9 +1,10 @@
-"""The service link's client side: a WebSocket to netcore-signal's ``/v1/service``, kept up.
+"""A service link's client side: a WebSocket to netcore-signal's ``/v1/service``, kept up.
 
-The call server and the recording worker both hold one (docs/signaling.md,
-"The call server's link"): bearer secret in ``Authorization``, reconnect
-with back-off from ``RECONNECT_DELAY[0]`` doubling to ``RECONNECT_DELAY[1]``
-seconds, one JSON log line when it comes up and when it drops.
+The recording worker holds one (``?role=recorder``, docs/signaling.md):
+bearer secret in ``Authorization``, reconnect with back-off from
+``RECONNECT_DELAY[0]`` doubling to ``RECONNECT_DELAY[1]`` seconds, one JSON
+log line when it comes up and when it drops. (The call server's link does
+more on each connection, its name and load reports, and has its own loop.)
 """
 
 from __future__ import annotations
