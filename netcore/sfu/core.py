@@ -347,16 +347,17 @@ class SfuCore:
 
     def request_keyframe(self, publication: Publication, now: float) -> None:
         """Ask ``publication``'s publisher for a key frame (a recorder's request: through its arbiter)."""
-        self._request_keyframe(publication, now)
+        self._request_keyframe(publication, now, reason="recorder")
         self._dirty.append(publication.owner)
 
-    def _request_keyframe(self, publication: Publication, now: float, counted: bool = True) -> None:
+    def _request_keyframe(self, publication: Publication, now: float, counted: bool = True,
+                          reason: str | None = None) -> None:
         """A subscriber needs a key frame of ``publication`` (``counted``: a request of its own, not a
-        repetition while its slot waits)."""
+        repetition while its slot waits; ``reason`` for the event, when not a subscriber's)."""
         if publication.source is None:
             return  # nothing arrived yet: a slot waiting for its first key frame asks when it comes
         if publication.arbiter.request(now, counted):
-            self._request_upstream(publication, now, "subscriber" if counted else "retry")
+            self._request_upstream(publication, now, reason or ("subscriber" if counted else "retry"))
         elif counted:
             self.stats.keyframe_requests_coalesced += 1
 

@@ -6,6 +6,7 @@ from netcore.peer.events import KeyFrameRequested
 from netcore.record.reader import read_room
 from netcore.record.writer import DirectoryStorage
 from netcore.rtp.packet import RtpPacket
+from netcore.sfu.events import KeyFrameRequested as KeyFrameEvent
 from netcore.sfu.recorder import SfuRecorder
 from tests.sfu.harness import Room
 
@@ -71,9 +72,12 @@ def test_every_received_packet_and_sender_report_of_a_recorded_room_is_journalle
         assert records.reports, track.track_id  # the publisher's sender reports
         assert {info.ssrc for _, info in records.reports} == {packets[0].ssrc}
         assert track.codec.clock_rate == (90000 if track.kind == "video" else 48000)
-    # a key frame was asked of every publisher when its recording started
+    # a key frame was asked of every publisher when its recording started, said so in the core's events
     for name, client in room.clients.items():
         assert keyframe_requests(client) > asked.get(name, 0), name
+    asked_by_recorder = {e.participant_id for e in room.events
+                         if isinstance(e, KeyFrameEvent) and e.reason == "recorder"}
+    assert asked_by_recorder == {"a", "b", "c"}
 
 
 def test_a_video_track_without_key_frames_is_asked_again_and_an_empty_room_ends_its_recording(tmp_path):
