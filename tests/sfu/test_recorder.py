@@ -163,3 +163,23 @@ def test_a_failing_disk_ends_that_recording_and_forwarding_goes_on(tmp_path):
     room.stream(1.0)
     assert room.core.stats.forwarded_packets > forwarded + 100
     assert read_room(tmp_path / "r1").manifest.ended_at is not None  # what was written stays readable
+
+
+def test_stopping_and_starting_again_gives_a_second_journal(tmp_path):
+    room, recorder, opened = recorded_room(tmp_path)
+    room.join("a")
+    room.join("b")
+    room.connect()
+    assert recorder.start("r1", room.net.now) and not recorder.start("r1", room.net.now)
+    room.stream(0.5)
+    assert recorder.stop("r1", room.net.now) and not recorder.stop("r1", room.net.now)
+    room.stream(0.5)  # not recorded
+    recorder.start("r1", room.net.now)
+    room.stream(0.5)
+    recorder.close(room.net.now)
+    assert len(opened) == 2
+    first, second = (read_room(path) for path in opened)
+    assert first.manifest.ended_at < second.manifest.started_at
+    for journal in (first, second):
+        assert [p.participant for p in journal.manifest.participants] == ["a", "b"]
+        assert all(len(journal.tracks[t.track_id].packets) > 10 for t in journal.manifest.tracks)
