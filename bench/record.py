@@ -10,8 +10,17 @@
    packets and 100-byte audio packets into journal files on disk (one
    ``write`` each), and the record encoding alone, in CPU microseconds per
    packet, best of several rounds.
+3. The call server with recording on and off: three participants
+   publishing VP8-shaped video (20 fps, two packets a frame) and Opus-shaped
+   audio, each receiving the two others, through one ``SfuCore`` on the
+   simulated network (real ICE, DTLS, SRTP, RTCP), for a few virtual
+   seconds; CPU of the core's entry points per received media packet,
+   rounds alternating off and on, best of each; the on rounds journal every
+   packet and sender report to disk (``netcore.sfu.recorder``). The first
+   second, where each track's first packet writes the manifest, is not
+   timed: that is a cost per track, not per packet.
 
-Usage: python3 bench/record.py [minutes, default 10]
+Usage: python3 bench/record.py [minutes, default 10]   (0: only 2 and 3)
 """
 
 from __future__ import annotations
@@ -103,11 +112,61 @@ def logger_cost(work: Path) -> None:
         print(f"logger.rtp {name:<22} {per * 1e6:6.2f} us CPU per packet")
 
 
+class CoreCpu:
+    """CPU seconds a core spends in its entry points (``handle_datagram``, ``handle_timeout``)."""
+
+    def __init__(self, core) -> None:
+        self.seconds = 0.0
+        for name in ("handle_datagram", "handle_timeout"):
+            setattr(core, name, self._metered(getattr(core, name)))
+
+    def _metered(self, entry):
+        def metered(*args):
+            cpu = time.process_time()
+            entry(*args)
+            self.seconds += time.process_time() - cpu
+        return metered
+
+
+def sfu_round(work: Path | None, seconds: float = 6.0) -> tuple[float, int]:
+    """CPU seconds in the call server core and media packets it received, recording into ``work`` or not."""
+    from netcore.sfu.recorder import SfuRecorder
+    from tests.sfu.harness import Room
+
+    room = Room(seed=7)
+    for name in ("a", "b", "c"):
+        room.join(name, slots=2)
+    room.connect(until=10.0)
+    core = room.core
+    if work is not None:
+        recorder = SfuRecorder(core, lambda room_id, now: DirectoryStorage(work))
+        room.server.on_event = lambda event: recorder.on_event(event, room.net.now)
+        recorder.start("r1", room.net.now)
+    room.stream(1.0, fps=20)  # not timed: tracks added (a manifest written and fsynced for each)
+    meter = CoreCpu(core)
+    before = core.stats.packets_received
+    room.stream(seconds, fps=20)
+    return meter.seconds, core.stats.packets_received - before
+
+
+def sfu_cost(work: Path) -> None:
+    best: dict[str, float] = {}
+    for round_ in range(2 * ROUNDS):
+        mode = "on" if round_ % 2 else "off"
+        cpu, packets = sfu_round(work / f"sfu{round_}" if mode == "on" else None)
+        best[mode] = min(best.get(mode, cpu / packets), cpu / packets)
+    print(f"call server, 3 participants: {best['off'] * 1e6:6.1f} us CPU per received packet recording off, "
+          f"{best['on'] * 1e6:6.1f} us on: +{(best['on'] - best['off']) * 1e6:.1f} us "
+          f"({best['on'] / best['off']:.3f}x)")
+
+
 def main() -> None:
     minutes = float(sys.argv[1]) if len(sys.argv) > 1 else 10.0
     with tempfile.TemporaryDirectory(prefix="bench-record-") as tmp:
         logger_cost(Path(tmp))
-        file_creator(minutes, Path(tmp))
+        sfu_cost(Path(tmp))
+        if minutes > 0:
+            file_creator(minutes, Path(tmp))
 
 
 if __name__ == "__main__":

@@ -1,9 +1,12 @@
 """netcore up: every daemon on 127.0.0.1 with shared secrets, stopped together.
 
 ``netcore up`` starts ``netcore-signal`` (which serves the web client at
-``/``), ``netcore-turn`` and the call server ``netcore-sfu`` (linked to
+``/``), ``netcore-turn``, the call server ``netcore-sfu`` (linked to
 signal's ``/v1/service`` with a generated service secret, so rooms above the
-threshold go to it) as child processes, gives signal and turn the same freshly
+threshold go to it) and the recording worker ``netcore-record worker`` (it
+makes files of the rooms the call server journals under
+``DATA_DIR/recordings/journals`` into ``DATA_DIR/recordings`` and tells
+signal, over the same link) as child processes, gives signal and turn the same freshly
 generated TURN REST secret (signal hands out credentials, turn checks them),
 tells signal the STUN/TURN URLs to put in ``welcome.ice_servers``, prints the
 URL to open, and on Ctrl-C or SIGTERM stops them all. If one daemon dies the
@@ -175,6 +178,7 @@ def plan(args: argparse.Namespace, random_secret=lambda: secrets.token_urlsafe(3
     signal_file = os.path.join(secret_dir, "signal.toml")
     turn_file = os.path.join(secret_dir, "turn.toml")
     sfu_file = os.path.join(secret_dir, "sfu.toml")
+    record_file = os.path.join(secret_dir, "record.toml")
     # The call server links to signaling with a secret of its own (the service link's bearer).
     service_secret = signal_cfg.get("service_secret") or random_secret()
     # The one call server is named as signaling's call_server, which the page is told.
@@ -182,7 +186,8 @@ def plan(args: argparse.Namespace, random_secret=lambda: secrets.token_urlsafe(3
     files = {signal_file: toml_text({**signal_cfg, "turn_secret": secret, "service_secret": service_secret,
                                      "call_server": call_server}),
              turn_file: toml_text({**turn_cfg, "auth-secret": [secret]}),
-             sfu_file: toml_text({"service-secret": service_secret, "name": call_server})}
+             sfu_file: toml_text({"service-secret": service_secret, "name": call_server}),
+             record_file: toml_text({"service-secret": service_secret})}
     signal_argv = [*_module_argv("servers.signal.main"), "--config", signal_file, "--host", host, "--port", str(port),
                    "--turn-urls", f"turn:{_hostport(public_host, turn_port)}?transport=udp",
                    "--stun-urls", f"stun:{_hostport(public_host, turn_port)}",
@@ -218,10 +223,18 @@ def plan(args: argparse.Namespace, random_secret=lambda: secrets.token_urlsafe(3
     if _wildcard(host):
         sfu_argv += ["--public-ip", public_host]
     sfu_argv += ["--analytics", os.path.join(data_dir, "sfu-analytics.jsonl"), "--node", "sfu"]
+    # Recorded rooms: the call server journals them, the worker makes the files (docs/recording.md).
+    recordings = os.path.join(data_dir, "recordings")
+    journals = os.path.join(recordings, "journals")
+    sfu_argv += ["--data-dir", os.path.join(data_dir, "sfu"), "--record-dir", journals]
+    record_argv = [*_module_argv("servers.record.main"), "worker", "--config", record_file, "--root", journals,
+                   "--out", recordings, "--signal", sfu_argv[sfu_argv.index("--signal") + 1],
+                   "--log-level", args.log_level.lower()]
     return Plan(
         daemons=[Daemon("turn", turn_argv, stun_probe=(local, turn_port)),
                  Daemon("signal", signal_argv, ready=re.compile(r"^listening \S+ (?P<port>\d+)$")),
-                 Daemon("sfu", sfu_argv, ready=re.compile(r"^listening media=\d+"))],
+                 Daemon("sfu", sfu_argv, ready=re.compile(r"^listening media=\d+")),
+                 Daemon("record", record_argv, ready=re.compile(r"^watching "))],
         host=host, port=port, public_host=public_host, turn_port=turn_port,
         turn_metrics=metrics, secret=secret, files=files,
     )
@@ -368,7 +381,8 @@ async def run(the_plan: Plan) -> int:
     url_host = the_plan.public_host if _wildcard(the_plan.host) else the_plan.host
     lines = [f"netcore is up: open http://{_hostport(url_host, supervisor.port)}/",
              f"  STUN/TURN  udp {_hostport(the_plan.public_host, the_plan.turn_port)} (REST secret shared)",
-             "  call server netcore-sfu, linked to signaling (rooms above the group threshold)"]
+             "  call server netcore-sfu, linked to signaling (rooms above the group threshold)",
+             "  recordings under the data directory's recordings/ (netcore-record worker)"]
     if the_plan.turn_metrics:
         lines.append(f"  metrics    http://{_hostport(*the_plan.turn_metrics)}/metrics (turn), "
                      f"http://{_hostport(url_host, supervisor.port)}/metrics (signal)")

@@ -116,6 +116,9 @@ class SfuCore:
         self._events: deque[SfuEvent] = deque()
         self._dirty: list[Participant] = []
         self._next_remb: float | None = None
+        # Sees every publisher's packet as received and every RTCP compound (the recorder,
+        # netcore.sfu.recorder): ``tap.rtp(publication, RtpReceived, now)``, ``tap.rtcp(participant, packets, now)``.
+        self.tap = None
         public = config.public_addresses or config.local_addresses
         self._candidates = tuple(
             Candidate(str(i + 1), 1, "udp", (126 << 24) | (65535 - i) << 8 | 255, host, port, "host")
@@ -276,7 +279,12 @@ class SfuCore:
             if publication is None:
                 self.stats.drop("no_publication")
                 return
+            if self.tap is not None:
+                self.tap.rtp(publication, event, now)
             self._forward(publication, event, now)
+        elif isinstance(event, pe.RtcpReceived):
+            if self.tap is not None:
+                self.tap.rtcp(participant, event.packets, now)
         elif isinstance(event, pe.KeyFrameRequested):
             slot = participant.slot_by_ssrc.get(event.ssrc)
             if slot is not None and slot.publication is not None:
@@ -337,13 +345,19 @@ class SfuCore:
                 stats.forwarded_bytes += len(out.data)
                 self._dirty.append(subscriber)
 
-    def _request_keyframe(self, publication: Publication, now: float, counted: bool = True) -> None:
+    def request_keyframe(self, publication: Publication, now: float) -> None:
+        """Ask ``publication``'s publisher for a key frame (a recorder's request: through its arbiter)."""
+        self._request_keyframe(publication, now, reason="recorder")
+        self._dirty.append(publication.owner)
+
+    def _request_keyframe(self, publication: Publication, now: float, counted: bool = True,
+                          reason: str | None = None) -> None:
         """A subscriber needs a key frame of ``publication`` (``counted``: a request of its own, not a
-        repetition while its slot waits)."""
+        repetition while its slot waits; ``reason`` for the event, when not a subscriber's)."""
         if publication.source is None:
             return  # nothing arrived yet: a slot waiting for its first key frame asks when it comes
         if publication.arbiter.request(now, counted):
-            self._request_upstream(publication, now, "subscriber" if counted else "retry")
+            self._request_upstream(publication, now, reason or ("subscriber" if counted else "retry"))
         elif counted:
             self.stats.keyframe_requests_coalesced += 1
 

@@ -71,7 +71,8 @@ class ActiveSpeakerChanged(SfuEvent):
 class KeyFrameRequested(SfuEvent):
     """The server asked ``participant_id`` for a key frame of its track ``mid`` (PLI upstream, after
     the arbiter): ``reason`` is "subscriber" (a subscriber's request or a new slot), "held" (one
-    held back by the interval) or "retry" (a slot still waiting after KEYFRAME_RETRY)."""
+    held back by the interval), "retry" (a slot still waiting after KEYFRAME_RETRY) or "recorder" (a
+    recorded track's start, or too long without one)."""
 
     room_id: str
     participant_id: str

@@ -7,6 +7,7 @@
     netcore-call ... answer --decline
     netcore-call ... --user pub --password ... join new --invite sub1 --invite sub2 --duration 30
     netcore-call ... --user sub --password ... --subscribers 3 join ROOM --duration 20
+    netcore-call ... --user own --password ... --sync-marks join new --invite bob --record-room --wait-recording 60
 
 Progress lines and a status line every second go to stderr, the summary
 table to stdout (``--summary-json FILE`` writes it for programs). Exit
@@ -49,6 +50,9 @@ def _common(parser: argparse.ArgumentParser, defaults: bool) -> None:
     add("--video-file", metavar="FILE", help="send this file's video (looped) instead of the camera")
     add("--audio-file", metavar="FILE", help="send this file's audio (looped)")
     add("--size", default="640x480", help="synthetic camera size (default: 640x480)")
+    add("--sync-marks", default=False, action="store_true",
+        help="the synthetic camera flashes white at the start of every second, when the microphone clicks "
+             "(to measure A/V sync in a recording)")
     add("--fps", default=30.0, type=float, help="video frame rate (default: 30)")
     add("--host", dest="hosts", action="append", metavar="IP",
         help="local address to gather candidates on; repeatable (default: 127.0.0.1)")
@@ -77,6 +81,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     join.add_argument("--invite", action="append", default=[], metavar="USER",
                       help="with 'new': invite USER (a friend); repeatable")
     join.add_argument("--wait", type=float, default=60.0, help="with 'invited': seconds to wait for one")
+    join.add_argument("--record-room", action="store_true",
+                      help="with 'new': record the room on the call server (files for everyone who takes part)")
+    join.add_argument("--wait-recording", type=float, default=0.0, metavar="SECONDS",
+                      help="after leaving, wait this long for the room's recording.ready")
     join.add_argument("--slots", type=int, default=4, metavar="N",
                       help="on the call server: receive N video and N audio streams (default: 4)")
     for sub in (call, answer, join):
@@ -94,6 +102,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--subscribers goes with join")
     if args.subscribers < 0:
         parser.error("--subscribers must be at least 1")
+    if getattr(args, "record_room", False) and args.room != "new":
+        parser.error("--record-room goes with join new (the room's owner records)")
     args.width, args.height = width, height
     return args
 
@@ -104,7 +114,7 @@ def options_from(args: argparse.Namespace) -> CallOptions:
         audio = video = True
     choice = MediaChoice(audio=audio, video=video, screen=args.screen,
                          video_file=args.video_file, audio_file=args.audio_file,
-                         width=args.width, height=args.height, fps=args.fps)
+                         width=args.width, height=args.height, fps=args.fps, marks=args.sync_marks)
     return CallOptions(server=args.server, user=args.user, password=args.password, register=args.register,
                        media=choice, hosts=tuple(args.hosts or ("127.0.0.1",)), relay_only=args.relay_only,
                        duration=args.duration, connect_timeout=args.connect_timeout,
@@ -142,7 +152,8 @@ async def _run(args: argparse.Namespace) -> dict:
     if args.command == "call":
         return await place_call(options, args.peer, console)
     if args.command == "join":
-        room = RoomOptions(args.room, tuple(args.invite), args.subscribers, args.slots)
+        room = RoomOptions(args.room, tuple(args.invite), args.subscribers, args.slots, args.record_room,
+                           args.wait_recording)
         return await run_room(options, room, console)
     return await answer_call(options, console)
 

@@ -28,6 +28,7 @@ class MediaChoice:
     width: int = 640
     height: int = 480
     fps: float = 30.0
+    marks: bool = False  # the synthetic camera flashes when the microphone clicks (A/V sync)
 
     @property
     def kinds(self) -> list[str]:
@@ -53,7 +54,8 @@ class LocalMedia:
             elif choice.video_file:
                 self.video = LocalVideoTrack(iter(FileVideoSource(choice.video_file, fps=choice.fps)), fps=choice.fps)
             else:
-                self.video = LocalVideoTrack(SyntheticCamera(choice.width, choice.height, choice.fps))
+                self.video = LocalVideoTrack(SyntheticCamera(choice.width, choice.height, choice.fps,
+                                                             flash=choice.marks))
         if choice.audio:
             if choice.audio_file:
                 self.audio = LocalAudioTrack(iter(FileAudioSource(choice.audio_file)))

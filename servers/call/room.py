@@ -17,7 +17,10 @@ what arrives. That is the client the call server's load tests drive.
 
 ``ROOM`` is a room id, ``new`` (create one, invite ``--invite`` users; its
 id is printed as "room ID created") or ``invited`` (wait for an invitation
-and join that room).
+and join that room). ``join new --record-room`` records the room (it moves
+to the call server); ``recording.ready`` is printed and kept in the
+summary's ``recordings``, and ``--wait-recording S`` waits up to S seconds
+for it after leaving.
 """
 
 from __future__ import annotations
@@ -44,6 +47,8 @@ class RoomOptions:
     invite: tuple[str, ...] = ()
     subscribers: int = 0  # 0: one publishing session; N: N receive-only sessions
     slots: int = DEFAULT_SLOTS  # on the call server: receive sections of each kind
+    record: bool = False  # with "new": record the room (it moves to the call server)
+    wait_recording: float = 0.0  # after leaving: seconds to wait for the room's recording.ready
 
 
 @dataclass
@@ -72,6 +77,7 @@ class _Member:
     sfu: CallServerSession | None = None  # once the room is on the call server
     call_server_summary: dict[str, Any] = field(default_factory=dict)
     mesh_links: list[dict[str, Any]] = field(default_factory=list)  # before the room went to the call server
+    recordings: list[dict[str, Any]] = field(default_factory=list)  # recording.ready payloads
 
     @property
     def user(self) -> str:
@@ -109,6 +115,10 @@ class _Member:
 
     async def handle(self, message: ServerMessage) -> None:
         p = message.payload
+        if message.type == "recording.ready":  # of any room this user took part in
+            self.recordings.append(dict(p))
+            self.console.progress(f"{self.user}: recording of room {p.get('room_id')} ready: {p.get('location')}")
+            return
         if p.get("room_id") != self.room_id:
             return
         if message.type == "room.joined":
@@ -166,6 +176,17 @@ class _Member:
             self.finished.extend(self.call_server_summary["links"])
         return self.finished
 
+    async def wait_recording(self, seconds: float) -> None:
+        """After leaving: wait up to ``seconds`` for this room's recording.ready."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        while not any(r.get("room_id") == self.room_id for r in self.recordings) and loop.time() < deadline:
+            try:
+                message = await self.client.receive(timeout=min(0.5, max(0.01, deadline - loop.time())))
+            except asyncio.TimeoutError:
+                continue
+            await self.handle(message)
+
 
 async def _enter(member: _Member, room: RoomOptions) -> dict[str, Any]:
     client, console = member.client, member.console
@@ -174,6 +195,9 @@ async def _enter(member: _Member, room: RoomOptions) -> dict[str, Any]:
         console.progress(f"room {ack['room_id']} created")
         for user in room.invite:
             await client.invite_to_room(ack["room_id"], user)
+        if room.record:
+            await client.request("room.record", {"room_id": ack["room_id"], "action": "start"})
+            console.progress(f"recording room {ack['room_id']}")
         return ack
     room_id = room.room
     if room_id == "invited":
@@ -216,7 +240,9 @@ async def _run_member(member: _Member, room: RoomOptions, stop: asyncio.Event) -
             pass
     finally:
         links = await member.close()
-    summary = {"user": member.user, "room_id": member.room_id, "links": links}
+    if room.wait_recording > 0:
+        await member.wait_recording(room.wait_recording)
+    summary = {"user": member.user, "room_id": member.room_id, "links": links, "recordings": member.recordings}
     if member.sfu is not None:
         summary.update(call_server=member.call_server_summary["call_server"],
                        moves=member.call_server_summary["moves"], mesh_links=member.mesh_links)

@@ -7,12 +7,16 @@
     http = "127.0.0.1:9090"                      # /health and /metrics
     signal = "ws://127.0.0.1:8080/v1/service"    # netcore-signal's service link
     service-secret = "..."                       # its bearer secret
+    data-dir = "./sfu-data"                      # where the server keeps files
+    record-dir = "./sfu-data/recordings"         # recorded rooms' journals (default DATA_DIR/recordings)
+    recordings-redis = "redis://127.0.0.1:6379/0" # announce finished recordings on the list nc:recordings
     name = "sfu-eu-1"                            # this server's name at signaling (default: public IP:port)
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 from dataclasses import dataclass, field
 
 from netcore.errors import UsageError
@@ -22,6 +26,7 @@ from servers.settings import parse_ip, read_toml
 __all__ = ["Settings", "build_parser", "load_settings", "parse_hostport"]
 
 DEFAULT_LISTEN = "127.0.0.1:40000"
+DEFAULT_DATA_DIR = "./sfu-data"
 
 
 def parse_hostport(value: str) -> tuple[str, int]:
@@ -43,6 +48,14 @@ class Settings:
     analytics: str | None = None  # JSON lines file of sfu.* analytics events
     analytics_redis: str | None = None  # or the Redis stream nc:analytics
     node: str | None = None  # node name in analytics events (default: the host name)
+    data_dir: str = DEFAULT_DATA_DIR
+    record_dir: str | None = None  # None: DATA_DIR/recordings
+    recordings_redis: str | None = None  # finished recordings LPUSHed to nc:recordings for the workers
+
+    @property
+    def recordings(self) -> str:
+        """Where recorded rooms' journals go (the recording worker watches it)."""
+        return self.record_dir or os.path.join(self.data_dir, "recordings")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -57,6 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--service-secret", help="bearer secret of the service link")
     parser.add_argument("--max-participants", type=int, help="joins beyond are refused (default 1000)")
     parser.add_argument("--max-bitrate", type=int, help="bit/s cap of any one participant's link (default 2.5M)")
+    parser.add_argument("--data-dir", help=f"where the server keeps files (default {DEFAULT_DATA_DIR})")
+    parser.add_argument("--record-dir", help="recorded rooms' journals (default DATA_DIR/recordings)")
+    parser.add_argument("--recordings-redis", help="Redis URL: announce each finished recording on nc:recordings")
     parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     parser.add_argument("--name", help="this call server's name at signaling (default: its public IP:port)")
     parser.add_argument("--analytics", help="append sfu.* analytics events to this JSON lines file")
@@ -71,7 +87,7 @@ def load_settings(args: argparse.Namespace) -> Settings:
     if args.config:
         data = read_toml(args.config, {"listen", "public-ip", "http", "signal", "service-secret",
                                        "max-participants", "max-bitrate", "log-level", "name", "analytics",
-                                       "analytics-redis", "node"})
+                                       "analytics-redis", "node", "data-dir", "record-dir", "recordings-redis"})
         try:
             if "listen" in data:
                 settings.listen = [parse_hostport(v) for v in data["listen"]]
@@ -90,12 +106,15 @@ def load_settings(args: argparse.Namespace) -> Settings:
         settings.analytics = data.get("analytics", settings.analytics)
         settings.analytics_redis = data.get("analytics-redis", settings.analytics_redis)
         settings.node = data.get("node", settings.node)
+        settings.data_dir = str(data.get("data-dir", settings.data_dir))
+        settings.record_dir = data.get("record-dir", settings.record_dir)
+        settings.recordings_redis = data.get("recordings-redis", settings.recordings_redis)
     if args.listen:
         settings.listen = args.listen
     if args.public_ip:
         settings.public_ip = args.public_ip
     for name in ("http", "signal", "service_secret", "max_participants", "max_bitrate", "log_level", "name",
-                 "analytics", "analytics_redis", "node"):
+                 "analytics", "analytics_redis", "node", "data_dir", "record_dir", "recordings_redis"):
         value = getattr(args, name)
         if value is not None:
             setattr(settings, name, value)

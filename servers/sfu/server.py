@@ -20,8 +20,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import socket
 import time
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -30,9 +32,13 @@ from netcore.driver import Driver
 from netcore.dtls.certificate import DtlsCertificate
 from netcore.errors import NetcoreError
 from netcore.net import Address, Receive, Transmit
+from netcore.record.manifest import MANIFEST_NAME
+from netcore.record.store import recording_name
+from netcore.record.writer import DirectoryStorage
 from netcore.sfu.core import SfuConfig, SfuCore
 from netcore.sfu.events import (ActiveSpeakerChanged, KeyFrameRequested, ParticipantJoined, ParticipantLeft,
                                 SlotsChanged)
+from netcore.sfu.recorder import SfuRecorder
 from servers.analytics.producer import AnalyticsProducer, open_writer
 from servers.sfu.config import Settings
 from servers.sfu.metrics import render_metrics, serve_http
@@ -42,6 +48,8 @@ __all__ = ["SfuServer", "log_event"]
 log = logging.getLogger("netcore.sfu")
 RECONNECT_DELAY = (0.2, 5.0)  # seconds: first and largest wait before reconnecting the service link
 REPORT_INTERVAL = 0.5  # seconds between load reports (signaling takes 2 s without one as dead)
+ALIVE_INTERVAL = 5.0  # seconds between touches of a live recording's manifest (workers' --stale is above)
+RECORDINGS_LIST = "nc:recordings"  # Redis list of finished recordings' journal directories (the workers BRPOP)
 
 
 def log_event(event: str, **fields: Any) -> None:
@@ -74,7 +82,11 @@ class SfuServer:
         if settings.analytics or settings.analytics_redis:
             self.analytics = AnalyticsProducer(settings.node or socket.gethostname(),
                                                open_writer(settings.analytics_redis, settings.analytics))
-        self._users: dict[str, str] = {}  # participant (signaling session) id -> user, for analytics
+        # participant (signaling session) id -> user (from media.offer), for analytics and recordings' manifests
+        self._users: dict[str, str] = {}
+        self.recorder: SfuRecorder | None = None
+        self._announcements: list[asyncio.Future] = []
+        self._alive_task: asyncio.Task | None = None
 
     # -- lifecycle --------------------------------------------------------------------
 
@@ -92,11 +104,15 @@ class SfuServer:
                                       max_participants=self.settings.max_participants,
                                       max_bitrate=self.settings.max_bitrate,
                                       wallclock_offset=time.time() - loop.time()))
+        self.recorder = SfuRecorder(self.core, self._open_journal, wallclock_offset=time.time() - loop.time(),
+                                    names=lambda session_id: self._users.get(session_id, ""),
+                                    on_end=self._recording_ended)
         self.driver = Driver(self.core, loop, self._send, self._on_event)
         if self.settings.http is not None:
             self.http = await serve_http(*self.settings.http, lambda: render_metrics(self.core), self.health)
         if self.settings.signal:
             self._link_task = loop.create_task(self._service_loop())
+        self._alive_task = loop.create_task(self._mark_recordings_alive())
         log_event("sfu.started", media=[list(a) for a in local], public=[list(a) for a in public],
                   http=list(self.http_address) if self.http else None, signal=self.settings.signal)
 
@@ -136,7 +152,13 @@ class SfuServer:
             for participant_id in list(core.participants):
                 core.leave(participant_id, now, "shutdown")
             driver.flush()
+            if self.recorder is not None:
+                self.recorder.close(now)
             driver.close()
+        if self._announcements:
+            await asyncio.wait(self._announcements, timeout=5)
+        if self._alive_task is not None:
+            self._alive_task.cancel()
         if self._link_task is not None:
             self._link_task.cancel()
             try:
@@ -157,6 +179,7 @@ class SfuServer:
         core = self.core
         return {"status": "ok", "name": self.name, "participants": len(core.participants) if core else 0,
                 "rooms": len(core.rooms) if core else 0, "signal_linked": self._link is not None,
+                "recording": len(self.recorder.rooms) if self.recorder else 0,
                 "media_port": self.media_port, "uptime": round(time.monotonic() - self.started, 1)}
 
     # -- media ------------------------------------------------------------------------
@@ -177,6 +200,8 @@ class SfuServer:
             self.send_errors += 1
 
     def _on_event(self, event: object) -> None:
+        if self.recorder is not None and self.recorder.rooms:
+            self.recorder.on_event(event, asyncio.get_running_loop().time())
         if isinstance(event, ParticipantJoined):
             log_event("participant.joined", room=event.room_id, participant=event.participant_id)
             self._emit("sfu.joined", event.room_id, event.participant_id, session_id=event.participant_id)
@@ -185,7 +210,8 @@ class SfuServer:
                       duration=round(event.duration, 3), packets_received=event.packets_received,
                       packets_forwarded=event.packets_forwarded, bytes_forwarded=event.bytes_forwarded)
             self._emit("sfu.left", event.room_id, event.participant_id, reason=event.reason)
-            self._users.pop(event.participant_id, None)
+            if event.reason != "rejoined":  # the same session joins again at once: keep its user
+                self._users.pop(event.participant_id, None)
         elif isinstance(event, KeyFrameRequested):
             self._emit("sfu.keyframe_requested", event.room_id, event.participant_id,
                        source=f"{event.participant_id}/{event.mid}", reason=event.reason)
@@ -290,9 +316,67 @@ class SfuServer:
         elif kind == "media.leave":
             self._leave(payload)
         elif kind in ("recording.start", "recording.stop"):
-            log_event("recording.unsupported", room=payload.get("room_id"), action=kind)
+            self._record(kind == "recording.start", str(payload.get("room_id")), str(payload.get("by", "")))
         elif kind not in ("ack", "error"):
             log_event("service.unknown_message", type=kind)
+
+    # -- recording (docs/recording.md) ---------------------------------------------------
+
+    def _open_journal(self, room_id: str, now: float) -> DirectoryStorage:
+        """A new journal directory for a recording of ``room_id``: ROOM-YYYYMMDDTHHMMSSZ[-N] under --record-dir."""
+        root = Path(self.settings.recordings)
+        root.mkdir(parents=True, exist_ok=True)
+        base = recording_name(room_id, time.time(), suffix="")
+        path, n = root / base, 1
+        while path.exists():
+            n += 1
+            path = root / f"{base}-{n}"
+        log_event("recording.journal", room=room_id, directory=str(path))
+        return DirectoryStorage(path)
+
+    async def _mark_recordings_alive(self) -> None:
+        """Touch each live recording's manifest: a room where nobody sends (everyone muted, audio DTX)
+        writes nothing, and a worker must not take it for one whose call server died."""
+        while True:
+            await asyncio.sleep(ALIVE_INTERVAL)
+            for storage in self.recorder.storages() if self.recorder is not None else ():
+                try:
+                    os.utime(Path(storage.directory) / MANIFEST_NAME)
+                except OSError:
+                    pass
+
+    def _recording_ended(self, room_id: str, storage: DirectoryStorage) -> None:
+        """A journal is complete: a worker may take it (at once through Redis, else its directory scan)."""
+        directory = str(Path(storage.directory).resolve())
+        log_event("recording.ended", room=room_id, directory=directory)
+        if self.settings.recordings_redis:
+            self._announcements = [f for f in self._announcements if not f.done()]
+            self._announcements.append(asyncio.ensure_future(self._announce(room_id, directory)))
+
+    async def _announce(self, room_id: str, directory: str) -> None:
+        import redis.asyncio as aioredis
+        from redis.exceptions import RedisError
+
+        client = aioredis.from_url(self.settings.recordings_redis)
+        try:
+            await client.lpush(RECORDINGS_LIST, json.dumps({"room_id": room_id, "directory": directory}))
+        except (RedisError, OSError) as exc:  # the worker's scan still finds it
+            log_event("recording.announce_failed", room=room_id, reason=str(exc))
+        finally:
+            await client.aclose()
+
+    def _record(self, start: bool, room_id: str, by: str) -> None:
+        recorder, driver = self.recorder, self.driver
+        assert recorder is not None and driver is not None
+        now = asyncio.get_running_loop().time()
+        try:
+            changed = recorder.start(room_id, now) if start else recorder.stop(room_id, now)
+        except (OSError, NetcoreError) as exc:
+            log_event("recording.failed", room=room_id, reason=str(exc))
+            return
+        if changed:
+            log_event("recording.started" if start else "recording.stopped", room=room_id, by=by)
+        driver.flush()
 
     def _offer(self, payload: dict) -> None:
         core, driver = self.core, self.driver

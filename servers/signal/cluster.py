@@ -320,7 +320,7 @@ class Cluster:
         elif op == "recording.command":
             self.server.send_to_call_server(body["room_id"], body["action"], body["by"])
         elif op == "recording.ready":
-            self._notify_recording(body["room_id"], body["location"])
+            self._notify_recording(body["room_id"], body["location"], body.get("extra"))
         elif op == "relations":
             if core.is_local_user(body["user"]):
                 friends, blocked = await self.server.in_db(self.server.store.relations, body["user"])
@@ -423,16 +423,18 @@ class Cluster:
         self._op("publish", BROADCAST, json.dumps({"op": "recording.command", "room_id": room_id,
                                                    "action": action, "by": by, "origin": self.node_id}))
 
-    async def recording_ready(self, room_id: str, location: str) -> bool:
-        """Only the room's owner node knows who took part: ask every node."""
+    async def recording_ready(self, room_id: str, location: str, extra: dict | None = None) -> bool:
+        """Only the room's owner node knows who took part: ask every node (``extra``: more of the
+        notification, the recorder's ``files``)."""
         self._op("publish", BROADCAST, json.dumps({"op": "recording.ready", "room_id": room_id,
-                                                   "location": location, "origin": self.node_id}))
-        return self._notify_recording(room_id, location)
+                                                   "location": location, "extra": extra, "origin": self.node_id}))
+        return self._notify_recording(room_id, location, extra)
 
-    def _notify_recording(self, room_id: str, location: str) -> bool:
-        users = self.core.handle_recording_ready(room_id, location, asyncio.get_running_loop().time())
+    def _notify_recording(self, room_id: str, location: str, extra: dict | None = None) -> bool:
+        users = self.core.handle_recording_ready(room_id, location, asyncio.get_running_loop().time(),
+                                                 extra=extra)
         for user in users:  # their sessions on other nodes
-            self.notified(user, "recording.ready", {"room_id": room_id, "location": location})
+            self.notified(user, "recording.ready", {"room_id": room_id, "location": location, **(extra or {})})
         return bool(users)
 
     async def before_resume(self, user: str, resume_token: str) -> None:

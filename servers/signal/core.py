@@ -416,6 +416,11 @@ class SignalCore:
         room = self._rooms.get(room_id)
         return list(room.participants) if room is not None else []
 
+    def connected_sessions(self, user: str) -> int:
+        """How many local sessions of ``user`` have a socket now (not waiting in their resume window)."""
+        return sum(1 for sid in self._directory.sessions_of(user)
+                   if self._directory[sid].node is None and self._directory[sid].connected)
+
     def notify_user(self, user: str, kind: str, payload: dict) -> int:
         """Push a message to every local session of ``user``; returns how many."""
         count = 0
@@ -478,8 +483,10 @@ class SignalCore:
     def adopt_room(self, snapshot: dict, now: float) -> None:
         self._rooms.adopt(snapshot, now)
 
-    def handle_recording_ready(self, room_id: str, location: str, now: float) -> list[str]:
-        return self._rooms.handle_recording_ready(room_id, location, now)
+    def handle_recording_ready(self, room_id: str, location: str, now: float, users: tuple[str, ...] = (),
+                               extra: dict | None = None) -> dict[str, int]:
+        """``recording.ready`` to everyone who took part (see :meth:`Rooms.handle_recording_ready`)."""
+        return self._rooms.handle_recording_ready(room_id, location, now, users, extra)
 
     # --- inputs: the call servers' links (see :mod:`.placement`) -------------
 

@@ -90,16 +90,16 @@ class Rooms:
             if room is not None:
                 self._leave_room(room, session, now, reason)
 
-    def handle_recording_ready(self, room_id: str, location: str, now: float) -> list[str]:
-        """The call server says a recording file exists: tell the room's users (local
-        sessions); returns the users, empty if this node does not know the room."""
+    def handle_recording_ready(self, room_id: str, location: str, now: float, users: tuple[str, ...] = (),
+                               extra: dict | None = None) -> dict[str, int]:
+        """A recording of the room is ready: tell everyone who took part (the room's users if this node
+        knows the room, and ``users``, the recorder's list) on their local sessions.
+
+        Returns each user and how many of their sessions here were told (0: none here)."""
         room = self._rooms.get(room_id) or self._ended.get(room_id)
-        if room is None:
-            return []
-        users = sorted(room.everyone)
-        for user in users:
-            self._host.notify_user(user, "recording.ready", {"room_id": room_id, "location": location})
-        return users
+        everyone = set(users) | (room.everyone if room is not None else set())
+        payload = {"room_id": room_id, "location": location, **(extra or {})}
+        return {user: self._host.notify_user(user, "recording.ready", payload) for user in sorted(everyone)}
 
     def _member_room(self, session: Session, message: Message) -> Room | None:
         room = self._rooms.get(message.payload["room_id"])

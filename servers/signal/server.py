@@ -305,6 +305,8 @@ class SignalServer:
     async def _serve_connection(self, ws: ServerConnection, source: str) -> None:
         url = urlsplit(ws.request.path)
         if url.path == "/v1/service":
+            if _query(url.query, "role") == "recorder":
+                return await self._recorder_link(ws)
             return await self._service_link(ws)
         token = _bearer(ws.request) or _query(url.query, "token")
         user = verify_token(self.token_secret, token, time.time()) if token else None
@@ -330,6 +332,7 @@ class SignalServer:
             await self.cluster.before_open(user, friends)
         loop = asyncio.get_running_loop()
         conn = Connection(ws, self.config.max_pending_bytes)
+        resuming = resume is not None and self.core.has_resume_token(resume)
         sid = self.core.handle_connect(user, loop.time(), ice_servers=self._ice_servers(user),
                                        resume_token=resume, last_seq=last_seq,
                                        friends=friends, blocked=blocked)
@@ -341,6 +344,9 @@ class SignalServer:
             old.closing = True
             self.spawn(old.ws.close(CloseCode.SESSION_REPLACED, "session resumed elsewhere"))
         log_event("session.open", node=self.node_id, user=user, session=sid, resumed=resume is not None)
+        notices = await self.in_db(self.store.take_notices, user)  # kept while the user was away
+        for kind, payload in notices if not resuming else ():  # a resumed session had them queued
+            self.core.notify_session(sid, kind, payload)
         self.flush()
         try:
             async for text in ws:
@@ -464,21 +470,17 @@ class SignalServer:
                         self.core.handle_call_server_load(name, payload, loop.time())
                         self.flush()
                         continue
-                    if kind == "recording.ready":
-                        room_id, location = str(payload["room_id"]), str(payload["location"])
-                    elif kind in MEDIA_REPLIES:
+                    if kind in MEDIA_REPLIES:
                         found = self._media_reply(kind, payload)
                         conn.push(encode("ack", obj.get("id"), {"delivered": found}))
                         self.flush()
                         continue
-                    else:
+                    if kind != "recording.ready":
                         raise ValueError("unknown type")
                 except (ValueError, KeyError, TypeError):
                     conn.push(encode("error", None, {"code": ErrorCode.BAD_REQUEST, "reason": "bad message"}))
                     continue
-                found = await self._recording_ready(room_id, location)
-                conn.push(encode("ack", obj.get("id"), {"delivered": found}))
-                self.flush()
+                await self._on_recording_ready(conn, obj)
         except ConnectionClosed:
             pass
         finally:
@@ -488,6 +490,36 @@ class SignalServer:
                 log_event("service.closed", node=self.node_id, server=name)
                 self.core.handle_call_server_unlinked(name, loop.time())
                 self.flush()
+
+    async def _recorder_link(self, ws: ServerConnection) -> None:
+        """A recording worker (``/v1/service?role=recorder``): only recording.ready comes in. It is no
+        call server: never placed rooms on, never expected to report its load."""
+        conn = Connection(ws, self.config.max_pending_bytes)
+        log_event("service.open", node=self.node_id, role="recorder")
+        try:
+            async for text in ws:
+                try:
+                    obj = json.loads(text)
+                except ValueError:
+                    obj = None
+                await self._on_recording_ready(conn, obj)
+        except ConnectionClosed:
+            pass
+        finally:
+            conn.writer.cancel()
+
+    async def _on_recording_ready(self, conn: Connection, obj: Any) -> None:
+        """A recording.ready from a service link: notify (see :meth:`_recording_ready`), then ack."""
+        try:
+            if obj.get("type") != "recording.ready":
+                raise ValueError("unknown type")
+            ready = _recording_ready_fields(obj["payload"])
+        except (ValueError, KeyError, TypeError, AttributeError):
+            conn.push(encode("error", None, {"code": ErrorCode.BAD_REQUEST, "reason": "bad message"}))
+            return
+        found = await self._recording_ready(*ready)
+        conn.push(encode("ack", obj.get("id"), {"delivered": found}))
+        self.flush()
 
     # --- the core's outputs -----------------------------------------------
 
@@ -629,11 +661,31 @@ class SignalServer:
         link.push(encode("recording." + action, None, {"room_id": room_id, "by": by}))
         return True
 
-    async def _recording_ready(self, room_id: str, location: str) -> bool:
-        """The call server's recording.ready: notify the room's users; whether the room is known."""
+    async def _recording_ready(self, room_id: str, location: str, users: tuple[str, ...] = (),
+                               extra: dict | None = None) -> bool:
+        """recording.ready from the call server or a recording worker: notify everyone who took part
+        (the room's users and ``users``); whoever has no connected session now gets it at their next
+        login (a session waiting in its resume window gets it on resuming, and the kept copy is then
+        dropped). Whether anyone was found."""
+        now = asyncio.get_running_loop().time()
         if self.cluster is not None:
-            return await self.cluster.recording_ready(room_id, location)  # only the owner knows the room
-        return bool(self.core.handle_recording_ready(room_id, location, asyncio.get_running_loop().time()))
+            found = await self.cluster.recording_ready(room_id, location, extra)  # only the owner knows the room
+            everyone = set(users)
+            away = {u for u in everyone if self.core.status(u) == "offline"}
+        else:
+            everyone = set(self.core.handle_recording_ready(room_id, location, now, users, extra))
+            found = bool(everyone)
+            away = {u for u in everyone if not self.core.connected_sessions(u)}
+        payload = {"room_id": room_id, "location": location, **(extra or {})}
+        kept = []
+        for user in sorted(away):
+            if await self.in_db(self.store.user_exists, user):
+                await self.in_db(self.store.add_notice, user, "recording.ready", f"{room_id} {location}", payload,
+                                 time.time())
+                kept.append(user)
+        log_event("recording.ready", node=self.node_id, room=room_id, location=location,
+                  online=sorted(everyone - away), kept=kept)
+        return found
 
     def session_ids(self) -> list[str]:
         """Sessions with a socket on this node."""
@@ -718,6 +770,14 @@ def _bearer(request) -> str | None:
     if value.startswith("Bearer "):
         return value[7:].strip() or None
     return None
+
+
+def _recording_ready_fields(payload: dict) -> tuple[str, str, tuple[str, ...], dict | None]:
+    """room_id, location, users and the extra fields (files) of a recording.ready (KeyError, TypeError
+    for a bad one)."""
+    users = tuple(str(u) for u in payload.get("users") or ())[:1000]
+    extra = {"files": list(payload["files"])[:1000]} if payload.get("files") else None
+    return str(payload["room_id"]), str(payload["location"]), users, extra
 
 
 def _query(query: str, name: str) -> str | None:

@@ -33,6 +33,11 @@ SCHEMA = [
         call_id TEXT PRIMARY KEY, kind TEXT NOT NULL, participants TEXT NOT NULL,
         topology TEXT NOT NULL, reason TEXT NOT NULL, answered INTEGER NOT NULL,
         duration DOUBLE PRECISION NOT NULL, ended_at DOUBLE PRECISION NOT NULL)""",
+    # messages for users who were offline (recording.ready), delivered at their next login; ref makes a
+    # repeated notice (a recorder that resends after a lost ack) one row
+    """CREATE TABLE IF NOT EXISTS notices (
+        username TEXT NOT NULL, kind TEXT NOT NULL, ref TEXT NOT NULL, payload TEXT NOT NULL,
+        created_at DOUBLE PRECISION NOT NULL, PRIMARY KEY (username, kind, ref))""",
 ]
 
 
@@ -135,6 +140,19 @@ class Store:
             entry["participants"] = json.loads(entry["participants"])
             entry["answered"] = bool(entry["answered"])
         return out
+
+    # notices kept for offline users
+    def add_notice(self, username: str, kind: str, ref: str, payload: dict, now: float) -> None:
+        self._q("INSERT INTO notices (username, kind, ref, payload, created_at) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT (username, kind, ref) DO NOTHING", username, kind, ref, json.dumps(payload), now)
+
+    def take_notices(self, username: str) -> list[tuple[str, dict]]:
+        """The user's kept notices, oldest first, removed as they are handed out."""
+        rows = self._q("SELECT kind, ref, payload FROM notices WHERE username = ? ORDER BY created_at",
+                       username, fetch=True)
+        for kind, ref, _ in rows:
+            self._q("DELETE FROM notices WHERE username = ? AND kind = ? AND ref = ?", username, kind, ref)
+        return [(kind, json.loads(payload)) for kind, _, payload in rows]
 
     def close(self) -> None:
         pass

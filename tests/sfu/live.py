@@ -16,12 +16,13 @@ ROOT = str(Path(__file__).resolve().parents[2])
 SECRET = "service-secret-for-tests"
 
 
-async def _start(args: list[str], log: Path) -> tuple[asyncio.subprocess.Process, bytes]:
-    env = dict(os.environ, PYTHONPATH=ROOT)
+async def _start(args: list[str], log: Path, env: dict[str, str] | None = None,
+                 ready: bytes = b"listening") -> tuple[asyncio.subprocess.Process, bytes]:
+    env = dict(os.environ, PYTHONPATH=ROOT, **(env or {}))
     proc = await asyncio.create_subprocess_exec(sys.executable, *args, stdout=asyncio.subprocess.PIPE,
                                                 stderr=open(log, "wb"), cwd=ROOT, env=env)
     line = await asyncio.wait_for(proc.stdout.readline(), 30)
-    assert line.startswith(b"listening"), (line, log.read_text())
+    assert line.startswith(ready), (line, log.read_text())
     return proc, line
 
 
@@ -64,13 +65,14 @@ async def start_sfu(tmp_path: Path, signal_port: int, name: str | None = None, *
 
 
 @asynccontextmanager
-async def signal_and_sfu(tmp_path: Path, threshold: int = 2):
-    """netcore-signal (rooms go to the call server above ``threshold``) and netcore-sfu linked to it."""
+async def signal_and_sfu(tmp_path: Path, threshold: int = 2, sfu_args: tuple[str, ...] = ()):
+    """netcore-signal (rooms go to the call server above ``threshold``) and netcore-sfu linked to it
+    (``sfu_args``: more of its flags)."""
     signal, port = await start_signal(tmp_path, threshold)
     sfu = None
     try:
         analytics = tmp_path / "sfu-analytics.jsonl"
-        sfu = await start_sfu(tmp_path, port, None, "--analytics", str(analytics), "--node", "sfu-1")
+        sfu = await start_sfu(tmp_path, port, None, "--analytics", str(analytics), "--node", "sfu-1", *sfu_args)
         yield {"signal_port": port, "signal": signal, **sfu, "sfu_analytics": analytics}
     finally:
         if sfu is not None:

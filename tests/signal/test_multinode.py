@@ -299,10 +299,13 @@ async def test_recording_with_the_call_server_linked_to_another_node(tmp_path, r
         assert (await cg.expect("room.topology", room_id=room_id))["reason"] == "recording"
         command = json.loads(await asyncio.wait_for(service.recv(), 10))
         assert command["type"] == "recording.start" and command["payload"]["room_id"] == room_id
+        files = [{"participant": "p1", "name": "1-p1.webm", "location": "s3://rec/1-p1.webm"}]
         await service.send(json.dumps({"v": 1, "type": "recording.ready", "id": "r1",
-                                       "payload": {"room_id": room_id, "location": "s3://rec/1.webm"}}))
-        for c in (co, cg):
-            assert (await c.expect("recording.ready", room_id=room_id))["location"] == "s3://rec/1.webm"
+                                       "payload": {"room_id": room_id, "location": "s3://rec/1.webm",
+                                                   "users": [co.user, cg.user], "files": files}}))
+        for c in (co, cg):  # the owner's node knows the room: its users hear of it, with the files
+            ready = await c.expect("recording.ready", room_id=room_id)
+            assert ready["location"] == "s3://rec/1.webm" and ready["files"] == files
         await service.close()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 from websockets.asyncio.client import connect
@@ -143,4 +144,44 @@ async def test_offers_go_to_the_call_server_and_its_answers_slots_and_speaker_co
         pass  # the acks of media.slots and media.speaker
     assert message == {"v": 1, "type": "media.leave", "id": None,
                        "payload": {"room_id": room_id, "session_id": guest.session_id}}
+    await service.close()
+
+
+async def test_a_recorder_link_keeps_the_call_server_and_recording_ready_waits_for_the_next_login(
+        start_server, names):
+    server = await start_server(call_server=CALL_SERVER, service_secret="svc-secret", resume_window=0.2)
+    headers = {"Authorization": "Bearer svc-secret"}
+    service = await connect(f"ws://127.0.0.1:{server.port}/v1/service", additional_headers=headers)
+    owner, guest = await users(server, names, 2)
+    room_id = (await owner.ok("room.create", {}))["room_id"]
+    await owner.ok("room.invite", {"room_id": room_id, "to": guest.user})
+    await guest.ok("room.join", {"room_id": room_id})
+    await guest.ok("room.leave", {"room_id": room_id})
+    await guest.close()  # logs out before the file is ready
+    for _ in range(100):  # past the resume window: no session of the guest left
+        if server.core.status(guest.user) == "offline":
+            break
+        await asyncio.sleep(0.05)
+    assert server.core.status(guest.user) == "offline"
+    recorder = await connect(f"ws://127.0.0.1:{server.port}/v1/service?role=recorder", additional_headers=headers)
+    # the recorder did not take the call server's place: recording.start still reaches the call server
+    await owner.ok("room.record", {"room_id": room_id, "action": "start"})
+    assert json.loads(await service.recv())["type"] == "recording.start"
+    ready = {"room_id": room_id, "location": "/rec/x.json", "users": [owner.user, guest.user, "someone_else"],
+             "files": [{"participant": "s1", "name": "x-s1.webm", "location": "/rec/x-s1.webm"}]}
+    for attempt in range(2):  # a recorder that resends after a lost ack: one notice kept, not two
+        await recorder.send(json.dumps({"v": 1, "type": "recording.ready", "id": f"r{attempt}", "payload": ready}))
+        ack = json.loads(await recorder.recv())
+        assert ack["type"] == "ack" and ack["payload"]["delivered"] is True
+    got = await owner.expect("recording.ready", room_id=room_id)  # online now
+    assert got["location"] == "/rec/x.json" and got["files"][0]["name"] == "x-s1.webm"
+    again = await login(server.port, guest.user)  # at the next login, once
+    got = await again.expect("recording.ready", room_id=room_id)
+    assert got["location"] == "/rec/x.json" and got["files"][0]["location"] == "/rec/x-s1.webm"
+    await again.nothing("recording.ready")
+    third = await login(server.port, guest.user)  # handed out once
+    await third.nothing("recording.ready")
+    for c in (owner, again, third):
+        await c.close()
+    await recorder.close()
     await service.close()

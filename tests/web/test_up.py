@@ -66,6 +66,11 @@ def test_existing_configs_give_secret_host_and_ports(tmp_path):
     service_secret = signal.pop("service_secret")  # added with the call server, shared with it only
     assert signal == {**tomllib.loads(signal_toml.read_text()), "call_server": "netcore-sfu"}
     assert settings(the_plan, "sfu") == {"service-secret": service_secret, "name": "netcore-sfu"}
+    assert settings(the_plan, "record") == {"service-secret": service_secret}  # the worker reports on the link
+    # the worker watches where the call server journals, under the data directory
+    assert flag(argv["sfu"], "--record-dir") == flag(argv["record"], "--root") == "/srv/x/recordings/journals"
+    assert flag(argv["record"], "--out") == "/srv/x/recordings"
+    assert flag(argv["record"], "--signal") == flag(argv["sfu"], "--signal")
     assert settings(the_plan, "turn") == {**tomllib.loads(turn_toml.read_text()), "auth-secret": ["from-config"]}
     assert flag(argv["turn"], "--listen") == "127.0.0.2:3590"
     assert flag(argv["signal"], "--turn-urls") == "turn:127.0.0.2:3590?transport=udp"
@@ -123,7 +128,7 @@ def wait_exit(proc, timeout: float = 15.0) -> int:
 def test_ctrl_c_or_sigterm_stops_every_daemon(tmp_path, signum):
     up = start_up(str(tmp_path))
     kids = children(up.proc.pid)
-    assert len(kids) == 3 and port_open(up.url)  # turn, signal, the call server
+    assert len(kids) == 4 and port_open(up.url)  # turn, signal, the call server, the recording worker
     up.proc.send_signal(signum)
     assert wait_exit(up.proc) == 0
     assert not port_open(up.url)
@@ -161,7 +166,7 @@ def test_the_secret_reaches_the_daemons_in_private_files_never_on_their_command_
     up = start_up(str(tmp_path))
     try:
         kids = children(up.proc.pid)
-        assert len(kids) == 3  # turn, signal, the call server
+        assert len(kids) == 4  # turn, signal, the call server, the recording worker
         configs = [flag(cmdline(pid), "--config") for pid in kids]
         for path in configs:
             assert stat.S_IMODE(os.stat(path).st_mode) == 0o600

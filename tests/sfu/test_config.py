@@ -1,0 +1,26 @@
+"""netcore-sfu's recording settings: flags and TOML keys, the flag winning."""
+
+from __future__ import annotations
+
+import pytest
+
+from netcore.errors import UsageError
+from servers.sfu.config import build_parser, load_settings
+
+
+def settings(*argv: str):
+    return load_settings(build_parser().parse_args(list(argv)))
+
+
+def test_recordings_go_under_the_data_directory_unless_a_record_directory_is_given(tmp_path):
+    assert settings().recordings == "./sfu-data/recordings"
+    assert settings("--data-dir", "/srv/sfu").recordings == "/srv/sfu/recordings"
+    config = tmp_path / "sfu.toml"
+    config.write_text('data-dir = "/srv/a"\nrecord-dir = "/srv/journals"\nrecordings-redis = "redis://r/0"\n')
+    from_file = settings("--config", str(config))
+    assert (from_file.data_dir, from_file.recordings, from_file.recordings_redis) == (
+        "/srv/a", "/srv/journals", "redis://r/0")
+    assert settings("--config", str(config), "--record-dir", "/flag").recordings == "/flag"
+    config.write_text('record_dir = "/typo"\n')
+    with pytest.raises(UsageError):
+        settings("--config", str(config))
