@@ -125,6 +125,10 @@ class SfuRecorder:
     def recording(self, room_id: str) -> bool:
         return room_id in self.rooms
 
+    def storage(self, room_id: str) -> RoomStorage | None:
+        """Where ``room_id``'s recording is written, while it records."""
+        return self._storage.get(room_id)
+
     def storages(self) -> list[RoomStorage]:
         """Where the recordings in progress are written (the daemon marks them alive, see docs/recording.md)."""
         return list(self._storage.values())

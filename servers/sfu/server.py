@@ -85,6 +85,7 @@ class SfuServer:
         # participant (signaling session) id -> user (from media.offer), for analytics and recordings' manifests
         self._users: dict[str, str] = {}
         self.recorder: SfuRecorder | None = None
+        self._recording_started: dict[str, float] = {}  # room id -> loop time its recording started
         self._announcements: list[asyncio.Future] = []
         self._alive_task: asyncio.Task | None = None
 
@@ -349,6 +350,11 @@ class SfuServer:
         """A journal is complete: a worker may take it (at once through Redis, else its directory scan)."""
         directory = str(Path(storage.directory).resolve())
         log_event("recording.ended", room=room_id, directory=directory)
+        started = self._recording_started.pop(room_id, None)
+        if self.analytics is not None and started is not None:
+            written = sum(f.stat().st_size for f in Path(directory).rglob("*") if f.is_file())
+            self.analytics.emit("recording.stopped", call_id=room_id, recording_id=Path(directory).name,
+                                duration=round(asyncio.get_running_loop().time() - started, 3), bytes=written)
         if self.settings.recordings_redis:
             self._announcements = [f for f in self._announcements if not f.done()]
             self._announcements.append(asyncio.ensure_future(self._announce(room_id, directory)))
@@ -376,6 +382,10 @@ class SfuServer:
             return
         if changed:
             log_event("recording.started" if start else "recording.stopped", room=room_id, by=by)
+            if start and self.analytics is not None:
+                self._recording_started[room_id] = now
+                self.analytics.emit("recording.started", call_id=room_id, by=by,
+                                    recording_id=Path(recorder.storage(room_id).directory).name)
         driver.flush()
 
     def _offer(self, payload: dict) -> None:

@@ -23,6 +23,7 @@ from netcore.media.synthetic import SyntheticCamera, SyntheticMicrophone
 from netcore.peer.connection import ConnectionState, Description, PeerConnection
 from netcore.peer.tracks import LocalAudioTrack, LocalVideoTrack
 from netcore.record.manifest import MANIFEST_NAME
+from servers.analytics.events import validate
 from tests.record.media import Decoded, ffprobe
 from tests.signal.test_multinode import redis_url  # noqa: F401  (the fixture: a redis-server of the test's own)
 from tests.sfu.live import SECRET, _start, login, offer_to_call_server, signal_and_sfu, stop, users_in_a_room
@@ -156,6 +157,14 @@ async def _three_participants(tmp_path: Path, redis_url: str) -> None:
     manifests = list(root.glob(f"*/{MANIFEST_NAME}"))
     assert len(manifests) == 1 and json.loads(manifests[0].read_text())["ended_at"] is not None
     assert (manifests[0].parent / ".done").exists()
+    # the analytics saw the recording start and stop, with its journal's name and size
+    records = [validate(json.loads(line)) for line in env["sfu_analytics"].read_text().splitlines()]
+    started = [r for r in records if r["event"] == "recording.started"]
+    stopped = [r for r in records if r["event"] == "recording.stopped"]
+    assert [r["call_id"] for r in started] == [room_id] == [r["call_id"] for r in stopped]
+    assert started[0]["recording_id"] == stopped[0]["recording_id"] == manifests[0].parent.name
+    assert started[0]["by"] == names[0] and stopped[0]["bytes"] > 100_000
+    assert SECONDS <= stopped[0]["duration"] < 10 * SECONDS
 
 
 def test_a_call_server_killed_mid_recording_still_gives_playable_files(tmp_path):
