@@ -71,6 +71,24 @@ def log_event(event: str, **fields: Any) -> None:
         log.info(json.dumps({"event": event, **fields}, sort_keys=True, default=str))
 
 
+def ready_details(sidecar: dict | None) -> dict:
+    """What recording.ready tells besides the files' places, from the sidecar: when the recording started,
+    how long it is, the composite, and per file whose it is, its span in room time and its tracks (so
+    signaling can list recordings without reading sidecars)."""
+    if not sidecar:
+        return {}
+    names = {p["participant"]: p["name"] for p in sidecar.get("participants", [])}
+    composite = sidecar.get("composite")
+    return {
+        "started": sidecar["started"], "duration": sidecar["duration"],
+        "composite": {"name": composite["name"], "location": composite["location"]} if composite else None,
+        "files": [{"participant": f["participant"], "user": names.get(f["participant"], ""), "name": f["name"],
+                   "location": f["location"], "start": f["start"], "end": f["end"],
+                   "tracks": [{"kind": t["kind"], "codec": t["codec"]} for t in f["tracks"]]}
+                  for f in sidecar.get("files", [])],
+    }
+
+
 def sign(secret: str, body: bytes) -> str:
     """The webhook's signature header value: ``sha256=`` and the HMAC-SHA256 of the body, in hex."""
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
@@ -301,7 +319,7 @@ class Worker:
             return False
         message_id = f"ready-{done['room_id']}-{int(self.clock() * 1000)}"
         payload = {"room_id": done["room_id"], "location": done["location"], "users": done["users"],
-                   "files": done["files"]}
+                   "files": done["files"], **ready_details(done.get("sidecar"))}
         waiter = self._acks[message_id] = asyncio.get_running_loop().create_future()
         try:
             await link.send(json.dumps({"v": 1, "type": "recording.ready", "id": message_id, "payload": payload}))
