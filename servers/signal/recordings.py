@@ -145,8 +145,8 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | str | None:
     if match.group(1):
         first = int(match.group(1))
         last = int(match.group(2)) if match.group(2) else size - 1
-        if last < first:
-            return None
+        if match.group(2) and last < first:
+            return None  # invalid (section 14.1.1): ignored
     else:  # a suffix: the last N bytes (section 14.1.2)
         suffix = int(match.group(2))
         if suffix == 0:
