@@ -36,7 +36,7 @@ __all__ = ["PREFIX", "MAX_CHUNK", "MAX_WHOLE", "ready_fields", "recording_entry"
            "parse_range", "servable_path", "file_response", "not_found"]
 
 PREFIX = "/v1/recordings/"
-MAX_CHUNK = 8 * 1024 * 1024  # bytes per 206 answer: memory per request stays bounded
+MAX_CHUNK = 2 * 1024 * 1024  # bytes per 206 answer: memory per request stays bounded
 MAX_WHOLE = 64 * 1024 * 1024  # a 200 with the whole file only up to this; bigger ones need Range
 MAX_FILES = 100  # per recording, from the notification
 MAX_TRACKS = 8

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from websockets.asyncio.client import connect
 
 from servers.signal.credentials import issue_file_token
-from servers.signal.recordings import MAX_CHUNK, parse_range
+from servers.signal.recordings import MAX_CHUNK, MAX_WHOLE, parse_range
 
 from .helpers import login, register
 
@@ -192,3 +192,23 @@ def test_a_range_is_inside_the_file_and_at_most_a_chunk(size, first, last):
             assert lo == first and (hi == min(size - 1, first + MAX_CHUNK - 1, last if last is not None else size))
         else:
             assert lo == max(0, size - last)
+
+
+async def test_a_big_file_comes_in_chunks_and_whole_only_up_to_the_limit(start_server, tmp_path, names):
+    server, rec, (ann, _, _) = await setting(start_server, tmp_path, names)
+    big = rec / "r-big.webm"
+    with open(big, "wb") as fh:  # sparse: MAX_WHOLE + 1 bytes, the last ones written
+        fh.truncate(MAX_WHOLE + 1)
+        fh.seek(MAX_WHOLE - 3)
+        fh.write(b"end!")
+    await ready(server.port, {"room_id": "r", "location": str(rec / "r.json"), "users": [ann],
+                              "files": [{"participant": "s1", "name": big.name, "location": str(big)}]})
+    client = await login(server.port, ann)
+    url = (await client.ok("recording.list", {}))["recordings"][0]["files"][0]["url"]
+    size = MAX_WHOLE + 1
+    status, headers, body = await get(server.port, url, {"Range": "bytes=0-"})
+    assert (status, headers["content-range"], len(body)) == (206, f"bytes 0-{MAX_CHUNK - 1}/{size}", MAX_CHUNK)
+    status, headers, body = await get(server.port, url, {"Range": "bytes=-4"})
+    assert (status, headers["content-range"], body) == (206, f"bytes {size - 4}-{size - 1}/{size}", b"end!")
+    assert (await get(server.port, url))[0] == 413  # whole only up to MAX_WHOLE: a player asks in parts
+    await client.close()

@@ -31,6 +31,7 @@ export class RecordingsView {
     this.app = app;
     this.recordings = [];
     this.chosen = new Map();  // location -> the file name being played, kept across refreshes
+    this.items = new Map();   // location -> its <li>, kept across refreshes so playback goes on
     this.retried = new Set(); // file names whose URL was renewed once after an error
   }
 
@@ -56,12 +57,16 @@ export class RecordingsView {
   clear() {
     this.recordings = [];
     this.chosen.clear();
+    this.items.clear();
     this.render();
   }
 
   render() {
     const ul = $('recordings');
-    ul.replaceChildren(...this.recordings.map((r) => this.entry(r)));
+    const items = new Map();
+    for (const r of this.recordings) items.set(r.location, this.items.get(r.location) || this.entry(r));
+    this.items = items;
+    ul.replaceChildren(...items.values());
     $('recordings-empty').hidden = this.recordings.length > 0;
   }
 
@@ -87,20 +92,20 @@ export class RecordingsView {
     }
     const video = document.createElement('video');
     video.controls = true;
-    video.preload = 'metadata';
+    video.preload = 'none';  // nothing fetched until played: a long list costs no requests
     video.playsInline = true;
     const pick = this.chosen.get(recording.location);
     const current = playable.find((s) => s.name === pick) || playable[0];
     video.src = current.url;
     video.dataset.name = current.name;
-    video.addEventListener('error', () => this.expired(current.name));
+    video.addEventListener('error', () => this.expired(recording.location, current.name));
     const choices = document.createElement('div');
     choices.className = 'row-actions';
     choices.setAttribute('role', 'group');
     choices.setAttribute('aria-label', 'Play');
     if (playable.length > 1) {
       for (const s of playable) {
-        const b = button(s.label, 'recording-source', () => { this.chosen.set(recording.location, s.name); this.render(); });
+        const b = button(s.label, 'recording-source', () => this.choose(recording, s.name));
         b.dataset.name = s.name;
         b.setAttribute('aria-pressed', String(s === current));
         choices.append(b);
@@ -110,10 +115,21 @@ export class RecordingsView {
     return li;
   }
 
+  // Play another file of this recording (its entry is built again, the others are left playing).
+  choose(recording, name) {
+    this.chosen.set(recording.location, name);
+    const latest = this.recordings.find((r) => r.location === recording.location) || recording;  // fresh URLs
+    const fresh = this.entry(latest);
+    const old = this.items.get(recording.location);
+    this.items.set(recording.location, fresh);
+    if (old) old.replaceWith(fresh);
+  }
+
   // A file that would not load: its URL's token may have run out, so ask once for fresh URLs.
-  expired(name) {
+  expired(location, name) {
     if (this.retried.has(name)) return;
     this.retried.add(name);
+    this.items.delete(location);
     this.refresh();
   }
 }
