@@ -26,9 +26,11 @@ once however often the worker restarts; a journal that cannot be read gets
 worker dies.
 
 Then it tells netcore-signal over the service link (``?role=recorder``):
-``recording.ready`` with the room, the sidecar's location, the files and
-the users who took part (the manifest's participant names); signaling tells
-them now or at their next login.  A notification not yet acknowledged is
+``recording.ready`` with the room, the sidecar's location, the files (whose
+each is, its span in room time, its tracks), when it started, its duration,
+the composite and the users who took part (the manifest's participant
+names); signaling tells them now or at their next login and keeps it in
+their list of recordings (docs/signaling.md, "Recordings").  A notification not yet acknowledged is
 kept in ``.done`` (``notified: false``) and sent again when the link is up.
 ``--webhook URL`` also POSTs the sidecar JSON, signed: header
 ``X-Netcore-Signature: sha256=HEX``, HMAC-SHA256 of the body with
