@@ -1,6 +1,7 @@
 """The page's Recordings: a room recorded through `netcore up`'s call server by two `netcore-call`
-processes, made into files by its worker; one participant's user then logs in with Chromium, sees the
-recording in the list and its <video> plays the file from signal's port (Range requests, the strict CSP)."""
+processes, made into files by its worker. The owner's page, open meanwhile, gets the entry when
+recording.ready comes; the guest logs in with Chromium afterwards, sees the recording in the list and its
+<video> plays each file from signal's port (Range requests, the strict CSP)."""
 
 from __future__ import annotations
 
@@ -31,7 +32,6 @@ def in_thread(coro):
 def record_a_room(up, tmp_path, owner: str, guest: str) -> list[dict]:
     """Two netcore-call participants in a recorded room for SECONDS; the owner waits for recording.ready."""
     url = up.url.replace("http://", "ws://").rstrip("/")
-    in_thread(make_users(url, owner, guest))
     joined = Cli(tmp_path, url, guest, *MEDIA, "join", "invited", "--slots", "1", "--duration", str(SECONDS))
     joined.expect("waiting for an invitation")
     host = Cli(tmp_path, url, owner, *MEDIA, "join", "new", "--invite", guest, "--record-room", "--slots", "1",
@@ -44,7 +44,13 @@ def record_a_room(up, tmp_path, owner: str, guest: str) -> list[dict]:
 
 def test_a_participant_sees_the_recording_and_it_plays(open_user, up, names, tmp_path):
     owner, guest = names("rowner"), names("rguest")
+    in_thread(make_users(up.url.replace("http://", "ws://").rstrip("/"), owner, guest))
+    # the owner's page is open while the room is recorded: the entry comes with recording.ready
+    mine = open_user(owner, register=False)
+    mine.wait_for_selector("#recordings-empty:not([hidden])")
     ready = record_a_room(up, tmp_path, owner, guest)
+    mine.wait_for_selector("#recordings li.recording video", timeout=30000)
+    assert mine.is_hidden("#recordings-empty")
     assert ready and len(ready[0]["files"]) == 2, ready
     page = open_user(guest, register=False)  # the guest was away when it was ready: listed at login
     page.wait_for_selector("#recordings li.recording video")
@@ -82,11 +88,9 @@ def test_a_participant_sees_the_recording_and_it_plays(open_user, up, names, tmp
         print(f"{name}: duration {played['duration']:.2f} s (ffprobe {float(probe['format']['duration']):.2f}),"
               f" played to {played['time']:.2f} s")
     screenshot(page, "recordings")
-    # the owner's page lists it too; a third user's page lists nothing and cannot fetch the file
+    # a third user's page lists nothing and cannot fetch the file
     other = open_user(names("rother"))
     other.wait_for_selector("#recordings-empty:not([hidden])")
     url = entry["files"][0]["url"]
     status = other.evaluate(f"async () => (await fetch('{url.split('?')[0]}')).status")
     assert status == 404
-    mine = open_user(owner, register=False)
-    mine.wait_for_selector("#recordings li.recording video")
