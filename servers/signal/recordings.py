@@ -32,7 +32,7 @@ from websockets.http11 import Response
 
 from .credentials import issue_file_token
 
-__all__ = ["PREFIX", "MAX_CHUNK", "MAX_WHOLE", "ready_fields", "recording_entry", "with_urls",
+__all__ = ["PREFIX", "MAX_CHUNK", "MAX_WHOLE", "ready_fields", "recording_entry", "entry_files", "with_urls",
            "parse_range", "servable_path", "file_response", "not_found"]
 
 PREFIX = "/v1/recordings/"

@@ -303,6 +303,7 @@ class SignalServer:
             None, file_response, path, request.headers.get("Range"), request.method)
 
     def _servable(self, location: str) -> bool:
+        """Whether a file at ``location`` would be served (inside ``recordings_dir``): it gets a URL."""
         return servable_path(self.config.recordings_dir, location) is not None
 
     async def _http(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

@@ -19,7 +19,8 @@ export function formatDuration(seconds) {
 // What a recording can be played as: the composite first, then each participant's file.
 function sources(recording) {
   const out = [];
-  if (recording.composite && recording.composite.url) out.push({ label: 'Whole call', url: recording.composite.url, name: recording.composite.name });
+  const composite = recording.composite;
+  if (composite && composite.url) out.push({ label: 'Whole call', url: composite.url, name: composite.name });
   for (const f of recording.files || []) {
     if (f.url) out.push({ label: f.user || f.participant, url: f.url, name: f.name });
   }
