@@ -226,6 +226,8 @@ def plan(args: argparse.Namespace, random_secret=lambda: secrets.token_urlsafe(3
     # Recorded rooms: the call server journals them, the worker makes the files (docs/recording.md).
     recordings = os.path.join(data_dir, "recordings")
     journals = os.path.join(recordings, "journals")
+    if "recordings_dir" not in signal_cfg:  # signal serves the files to who took part (docs/web.md)
+        signal_argv += ["--recordings-dir", recordings]
     sfu_argv += ["--data-dir", os.path.join(data_dir, "sfu"), "--record-dir", journals]
     record_argv = [*_module_argv("servers.record.main"), "worker", "--config", record_file, "--root", journals,
                    "--out", recordings, "--signal", sfu_argv[sfu_argv.index("--signal") + 1],

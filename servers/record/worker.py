@@ -26,9 +26,11 @@ once however often the worker restarts; a journal that cannot be read gets
 worker dies.
 
 Then it tells netcore-signal over the service link (``?role=recorder``):
-``recording.ready`` with the room, the sidecar's location, the files and
-the users who took part (the manifest's participant names); signaling tells
-them now or at their next login.  A notification not yet acknowledged is
+``recording.ready`` with the room, the sidecar's location, the files (whose
+each is, its span in room time, its tracks), when it started, its duration,
+the composite and the users who took part (the manifest's participant
+names); signaling tells them now or at their next login and keeps it in
+their list of recordings (docs/signaling.md, "Recordings").  A notification not yet acknowledged is
 kept in ``.done`` (``notified: false``) and sent again when the link is up.
 ``--webhook URL`` also POSTs the sidecar JSON, signed: header
 ``X-Netcore-Signature: sha256=HEX``, HMAC-SHA256 of the body with
@@ -69,6 +71,24 @@ WEBHOOK_DELAYS = (1.0, 60.0)  # first and largest wait between webhook attempts
 def log_event(event: str, **fields: Any) -> None:
     if log.isEnabledFor(logging.INFO):
         log.info(json.dumps({"event": event, **fields}, sort_keys=True, default=str))
+
+
+def ready_details(sidecar: dict | None) -> dict:
+    """What recording.ready tells besides the files' places, from the sidecar: when the recording started,
+    how long it is, the composite, and per file whose it is, its span in room time and its tracks (so
+    signaling can list recordings without reading sidecars)."""
+    if not sidecar:
+        return {}
+    names = {p["participant"]: p["name"] for p in sidecar.get("participants", [])}
+    composite = sidecar.get("composite")
+    return {
+        "started": sidecar["started"], "duration": sidecar["duration"],
+        "composite": {"name": composite["name"], "location": composite["location"]} if composite else None,
+        "files": [{"participant": f["participant"], "user": names.get(f["participant"], ""), "name": f["name"],
+                   "location": f["location"], "start": f["start"], "end": f["end"],
+                   "tracks": [{"kind": t["kind"], "codec": t["codec"]} for t in f["tracks"]]}
+                  for f in sidecar.get("files", [])],
+    }
 
 
 def sign(secret: str, body: bytes) -> str:
@@ -301,7 +321,7 @@ class Worker:
             return False
         message_id = f"ready-{done['room_id']}-{int(self.clock() * 1000)}"
         payload = {"room_id": done["room_id"], "location": done["location"], "users": done["users"],
-                   "files": done["files"]}
+                   "files": done["files"], **ready_details(done.get("sidecar"))}
         waiter = self._acks[message_id] = asyncio.get_running_loop().create_future()
         try:
             await link.send(json.dumps({"v": 1, "type": "recording.ready", "id": message_id, "payload": payload}))

@@ -37,6 +37,8 @@ class SignalConfig:
     analytics: str | None = None  # JSON lines file; default data_dir/analytics.jsonl
     heartbeat: float = 5.0  # multi-node: user-map heartbeat interval (entries live 3x this)
     log_level: str = "INFO"
+    recordings_dir: str | None = None  # where the recording worker writes: files served to who took part
+    recording_url_ttl: int = 3600  # seconds a recording file's URL (its access token) stays valid
     # admission and resource bounds
     allowed_origins: list[str] = field(default_factory=list)  # pages besides our own that may connect
     max_pending_bytes: int = 1024 * 1024  # unsent bytes per connection before it is closed

@@ -106,7 +106,8 @@ QUALITY_OPTIONAL = ("jitter_ms", "bitrate_kbps", "freezes", "width", "height", "
                     "local_type", "remote_type")
 
 USER_SERVICE_TYPES = frozenset(
-    {"friend.request", "friend.accept", "friend.remove", "friend.list", "block", "unblock", "call.history"}
+    {"friend.request", "friend.accept", "friend.remove", "friend.list", "block", "unblock", "call.history",
+     "recording.list"}
 )
 
 

@@ -17,6 +17,8 @@ __all__ = [
     "verify_password",
     "issue_token",
     "verify_token",
+    "issue_file_token",
+    "verify_file_token",
 ]
 
 
@@ -78,6 +80,33 @@ def verify_token(secret: bytes, token: str, now_unix: float) -> str | None:
     except ValueError:
         return None
     if not user or not hmac.compare_digest(issue_token(secret, user, expiry_value), token):
+        return None
+    if expiry_value < now_unix:
+        return None
+    return user
+
+
+def _file_mac(secret: bytes, user: str, name: str, expiry: int) -> str:
+    # A label of its own: a file token is never a bearer token, nor one file's token another's.
+    body = f"recording-file\0{user}\0{name}\0{expiry}"
+    mac = hmac.new(secret, body.encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(mac).decode("ascii").rstrip("=")
+
+
+def issue_file_token(secret: bytes, user: str, name: str, expiry: int) -> str:
+    """A short-lived token ``user.expiry.mac`` for one recording file (its URL's ``access``): it names the
+    file, so it opens nothing else, and it cannot stand for the user's bearer token."""
+    return f"{user}.{expiry}.{_file_mac(secret, user, name, expiry)}"
+
+
+def verify_file_token(secret: bytes, token: str, name: str, now_unix: float) -> str | None:
+    """The user a file token was issued to for ``name``, or None if forged, for another file or expired."""
+    try:
+        user, expiry, mac = token.rsplit(".", 2)
+        expiry_value = int(expiry)
+    except ValueError:
+        return None
+    if not user or not hmac.compare_digest(_file_mac(secret, user, name, expiry_value).encode(), mac.encode()):
         return None
     if expiry_value < now_unix:
         return None

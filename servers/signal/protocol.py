@@ -205,6 +205,7 @@ CLIENT_SCHEMAS: dict[str, dict[str, tuple[Callable[[Any], str | None], bool]]] =
     "friend.remove": {"username": (USERNAME, True)},
     "friend.list": {},
     "call.history": {"limit": (_integer(1, 200), False)},
+    "recording.list": {"limit": (_integer(1, 200), False)},
     "block": {"username": (USERNAME, True)},
     "unblock": {"username": (USERNAME, True)},
     "call.invite": {"to": (USERNAME, True), "media": (_media, True), "caps": (CAPS, False)},

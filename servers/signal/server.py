@@ -12,6 +12,9 @@ Paths on the one port:
   slots, the speaker, ``recording.ready`` and its load (``service.load``);
   the core places rooms on the linked servers and moves them when one dies.
 - ``/health`` and ``/metrics`` -- plain HTTP (also on ``metrics_port`` if set).
+- ``/v1/recordings/NAME?access=TOKEN`` -- with ``recordings_dir`` set, a
+  file of a recording to a user who took part (``recording.list`` gives the
+  URLs; :mod:`.recordings`).
 """
 
 from __future__ import annotations
@@ -51,10 +54,20 @@ from .core import (
     SignalCore,
     UserRequested,
 )
-from .credentials import hash_password, issue_token, turn_rest_credentials, verify_token
+from .credentials import hash_password, issue_token, turn_rest_credentials, verify_file_token, verify_token
 from .guard import HashGate, LoginLimiter, SourceCounter, origin_allowed
 from .metrics import Metrics
 from .protocol import ANONYMOUS_TYPES, CloseCode, ErrorCode, SignalParseError, encode, parse
+from .recordings import (
+    PREFIX as RECORDINGS_PREFIX,
+    entry_files,
+    file_response,
+    not_found,
+    ready_fields,
+    recording_entry,
+    servable_path,
+    with_urls,
+)
 from .session import TokenBucket
 from .static import allowed_methods, method_not_allowed, static_response
 from .store import open_store
@@ -254,6 +267,8 @@ class SignalServer:
             if request.method == "HEAD":
                 response.body = b""  # RFC 9110 section 9.3.2: GET's headers, no content
             return response
+        if url.path.startswith(RECORDINGS_PREFIX) and self.config.recordings_dir:
+            return self._recording_file(request, url.path[len(RECORDINGS_PREFIX):], url.query)
         page = static_response(request)  # the web client (servers/signal/web/)
         if page is not None:
             return page
@@ -272,6 +287,24 @@ class SignalServer:
         if token is not None and verify_token(self.token_secret, token, time.time()) is None:
             return connection.respond(HTTPStatus.UNAUTHORIZED, "invalid or expired token\n")
         return None
+
+    async def _recording_file(self, request, name: str, query: str):
+        """A recording's file to a user who took part (its URL's ``access`` token, or the user's bearer
+        token), from inside ``recordings_dir`` only; 404 for anything else, whoever asks."""
+        access, now = _query(query, "access"), time.time()
+        user = verify_file_token(self.token_secret, access, name, now) if access else None
+        if user is None and (bearer := _bearer(request)) is not None:
+            user = verify_token(self.token_secret, bearer, now)
+        location = await self.in_db(self.store.recording_file, user, name) if user is not None else None
+        path = servable_path(self.config.recordings_dir, location or "")
+        if path is None:
+            return not_found()
+        return await asyncio.get_running_loop().run_in_executor(
+            None, file_response, path, request.headers.get("Range"), request.method)
+
+    def _servable(self, location: str) -> bool:
+        """Whether a file at ``location`` would be served (inside ``recordings_dir``): it gets a URL."""
+        return servable_path(self.config.recordings_dir, location) is not None
 
     async def _http(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """The separate metrics port: a minimal HTTP/1.0 GET responder."""
@@ -513,7 +546,7 @@ class SignalServer:
         try:
             if obj.get("type") != "recording.ready":
                 raise ValueError("unknown type")
-            ready = _recording_ready_fields(obj["payload"])
+            ready = ready_fields(obj["payload"])
         except (ValueError, KeyError, TypeError, AttributeError):
             conn.push(encode("error", None, {"code": ErrorCode.BAD_REQUEST, "reason": "bad message"}))
             return
@@ -590,6 +623,10 @@ class SignalServer:
             payload = outcome.payload
             if event.message.type == "friend.list":
                 payload = dict(payload, friends=[{"user": f, "status": core.status(f)} for f in payload["friends"]])
+            elif event.message.type == "recording.list":  # URLs for this user, valid for recording_url_ttl
+                expiry = int(time.time()) + self.config.recording_url_ttl
+                payload = dict(payload, recordings=await asyncio.to_thread(
+                    with_urls, payload["recordings"], event.user, self.token_secret, expiry, self._servable))
             core.reply(event.session_id, mid, payload)
         for user in outcome.changed:
             friends, blocked = await self.in_db(self.store.relations, user)
@@ -677,15 +714,25 @@ class SignalServer:
             found = bool(everyone)
             away = {u for u in everyone if not self.core.connected_sessions(u)}
         payload = {"room_id": room_id, "location": location, **(extra or {})}
-        kept = []
-        for user in sorted(away):
-            if await self.in_db(self.store.user_exists, user):
-                await self.in_db(self.store.add_notice, user, "recording.ready", f"{room_id} {location}", payload,
-                                 time.time())
-                kept.append(user)
+        kept = await self.in_db(self._keep_recording, sorted(everyone), away, payload,
+                                recording_entry(room_id, location, extra, time.time()))
         log_event("recording.ready", node=self.node_id, room=room_id, location=location,
                   online=sorted(everyone - away), kept=kept)
         return found
+
+    def _keep_recording(self, users: list[str], away: set[str], payload: dict, entry: dict) -> list[str]:
+        """On the storage thread: the recording in every existing user's list, and a notice for those
+        away; the users a notice was kept for."""
+        kept, now = [], time.time()
+        for user in users:
+            if not self.store.user_exists(user):
+                continue
+            self.store.add_recording(user, entry["location"], entry["room_id"], entry["started"], entry,
+                                     entry_files(entry))
+            if user in away:
+                self.store.add_notice(user, "recording.ready", f"{entry['room_id']} {entry['location']}", payload, now)
+                kept.append(user)
+        return kept
 
     def session_ids(self) -> list[str]:
         """Sessions with a socket on this node."""
@@ -770,14 +817,6 @@ def _bearer(request) -> str | None:
     if value.startswith("Bearer "):
         return value[7:].strip() or None
     return None
-
-
-def _recording_ready_fields(payload: dict) -> tuple[str, str, tuple[str, ...], dict | None]:
-    """room_id, location, users and the extra fields (files) of a recording.ready (KeyError, TypeError
-    for a bad one)."""
-    users = tuple(str(u) for u in payload.get("users") or ())[:1000]
-    extra = {"files": list(payload["files"])[:1000]} if payload.get("files") else None
-    return str(payload["room_id"]), str(payload["location"]), users, extra
 
 
 def _query(query: str, name: str) -> str | None:

@@ -1,4 +1,4 @@
-"""Storage of users, friends, blocks and call history.
+"""Storage of users, friends, blocks, call history, kept notices and recordings.
 
 :class:`SqliteStore` is the embedded default (one file in the data
 directory, nothing else to start); :class:`PostgresStore` keeps the same
@@ -38,6 +38,14 @@ SCHEMA = [
     """CREATE TABLE IF NOT EXISTS notices (
         username TEXT NOT NULL, kind TEXT NOT NULL, ref TEXT NOT NULL, payload TEXT NOT NULL,
         created_at DOUBLE PRECISION NOT NULL, PRIMARY KEY (username, kind, ref))""",
+    # the recordings each user took part in (from recording.ready), for recording.list; ref is the
+    # sidecar's location, so a resent notification is one row
+    """CREATE TABLE IF NOT EXISTS recordings (
+        username TEXT NOT NULL, ref TEXT NOT NULL, room_id TEXT NOT NULL, started DOUBLE PRECISION NOT NULL,
+        payload TEXT NOT NULL, PRIMARY KEY (username, ref))""",
+    # which files of those a user may fetch: name -> where the worker put it
+    """CREATE TABLE IF NOT EXISTS recording_files (
+        username TEXT NOT NULL, name TEXT NOT NULL, location TEXT NOT NULL, PRIMARY KEY (username, name))""",
 ]
 
 
@@ -153,6 +161,28 @@ class Store:
         for kind, ref, _ in rows:
             self._q("DELETE FROM notices WHERE username = ? AND kind = ? AND ref = ?", username, kind, ref)
         return [(kind, json.loads(payload)) for kind, _, payload in rows]
+
+    # recordings the user took part in
+    def add_recording(self, username: str, ref: str, room_id: str, started: float, payload: dict,
+                      files: list[tuple[str, str]]) -> None:
+        """Keep one recording for ``username`` (once per ``ref``) and the (name, location) of its files."""
+        self._q("INSERT INTO recordings (username, ref, room_id, started, payload) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT (username, ref) DO NOTHING", username, ref, room_id, started, json.dumps(payload))
+        for name, location in files:
+            self._q("INSERT INTO recording_files (username, name, location) VALUES (?, ?, ?) "
+                    "ON CONFLICT (username, name) DO NOTHING", username, name, location)
+
+    def recordings(self, username: str, limit: int = 50) -> list[dict]:
+        """The user's recordings, newest first."""
+        rows = self._q("SELECT payload FROM recordings WHERE username = ? ORDER BY started DESC LIMIT ?",
+                       username, limit, fetch=True)
+        return [json.loads(row[0]) for row in rows]
+
+    def recording_file(self, username: str, name: str) -> str | None:
+        """Where file ``name`` of one of the user's recordings is, or None (not theirs, or none)."""
+        rows = self._q("SELECT location FROM recording_files WHERE username = ? AND name = ?",
+                       username, name, fetch=True)
+        return rows[0][0] if rows else None
 
     def close(self) -> None:
         pass

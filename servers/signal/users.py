@@ -56,6 +56,8 @@ class UserService:
         """A friend/block request from ``user``."""
         if message.type == "call.history":
             return Outcome({"calls": self.store.call_history(user, message.payload.get("limit", 50))})
+        if message.type == "recording.list":
+            return Outcome({"recordings": self.store.recordings(user, message.payload.get("limit", 50))})
         if message.type == "friend.list":
             friends, _ = self.store.relations(user)
             return Outcome({"friends": sorted(friends), "requests": self.store.incoming_requests(user),

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from netcore.record.manifest import MANIFEST_NAME
 from netcore.record.synthetic import Publisher, synthesize_room
-from servers.record.worker import DONE, FAILED, Worker, WorkerSettings, room_state, sign
+from servers.record.worker import DONE, FAILED, Worker, WorkerSettings, ready_details, room_state, sign
 from tests.record.media import ffprobe
 from tests.signal.test_multinode import redis_url  # noqa: F401  (the fixture: a redis-server of the test's own)
 
@@ -64,6 +64,21 @@ def test_a_finished_room_is_made_into_files_once_and_an_abandoned_one_after_it_g
     asyncio.run(again.run(once=True))
     assert again.processed == [] and sorted(out.iterdir()) == files
     assert not (live / DONE).exists()
+
+
+def test_the_notification_tells_whose_each_file_is_and_its_span(tmp_path):
+    root, out = tmp_path / "root", tmp_path / "out"
+    room = journal(root, "told-room")
+    done = Worker(WorkerSettings(root, out, stale=3.0)).process(room)
+    details = ready_details(done["sidecar"])
+    assert (details["started"], details["duration"]) == (done["sidecar"]["started"], done["duration"])
+    assert details["composite"] is None
+    assert [(f["participant"], f["user"]) for f in details["files"]] == [("alice", "user-alice"), ("bob", "user-bob")]
+    assert [f["location"] for f in details["files"]] == [f["location"] for f in done["files"]]
+    for f in details["files"]:
+        assert 0 <= f["start"] < f["end"] <= details["duration"] + 1e-6, f
+        assert sorted(t["kind"] for t in f["tracks"]) == ["audio", "video"], f
+    assert ready_details(None) == {}  # a .done of an older worker: the files alone
 
 
 def test_a_corrupt_journal_is_marked_failed_and_left_alone(tmp_path):

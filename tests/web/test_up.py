@@ -69,7 +69,7 @@ def test_existing_configs_give_secret_host_and_ports(tmp_path):
     assert settings(the_plan, "record") == {"service-secret": service_secret}  # the worker reports on the link
     # the worker watches where the call server journals, under the data directory
     assert flag(argv["sfu"], "--record-dir") == flag(argv["record"], "--root") == "/srv/x/recordings/journals"
-    assert flag(argv["record"], "--out") == "/srv/x/recordings"
+    assert flag(argv["record"], "--out") == flag(argv["signal"], "--recordings-dir") == "/srv/x/recordings"
     assert flag(argv["record"], "--signal") == flag(argv["sfu"], "--signal")
     assert settings(the_plan, "turn") == {**tomllib.loads(turn_toml.read_text()), "auth-secret": ["from-config"]}
     assert flag(argv["turn"], "--listen") == "127.0.0.2:3590"

@@ -15,6 +15,7 @@ import { DeviceCheck } from './devices.js';
 import { $, Notices, banner, fieldError, initial, setTileFlags, setTileName } from './ui.js';
 import { RoomView } from './room.js';
 import { FriendsView } from './friends.js';
+import { RecordingsView } from './recordings.js';
 
 const wsUrl = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/v1/ws`;
 
@@ -58,6 +59,7 @@ class App {
     });
     this.rooms = new RoomView(this);
     this.people = new FriendsView(this);
+    this.recordings = new RecordingsView(this);
     this.bind();
   }
 
@@ -123,6 +125,7 @@ class App {
     on('welcome', this.onWelcome);
     on('closed', this.onClosed);
     this.people.listen(on);
+    this.recordings.listen(on);
     on('call.incoming', this.onIncoming);
     on('call.accepted', this.onAccepted);
     on('call.offer', (p) => this.call && this.call.link && p.call_id === this.call.id && this.call.link.handleDescription('offer', p.sdp));
@@ -162,6 +165,7 @@ class App {
     this.hangup();
     this.rooms.leave();
     this.devices.stop();
+    this.recordings.clear();
     if (this.client) this.client.close();
     this.client = null;
     this.token = null;
@@ -187,6 +191,7 @@ class App {
     this.sessionId = p.session_id;
     this.iceServers = p.ice_servers || [];
     if (!p.resumed) this.people.load(p.friends);
+    if (!p.resumed) this.recordings.refresh();
     fieldError('login-error', '');
     banner('');
     $('login').hidden = true;
