@@ -34,6 +34,7 @@ from netcore.jitter import JitterBuffer, JitterConfig, KeyFrameRequested, NackCo
 from netcore.media.codecs import AudioDecoder, AudioEncoder, VideoDecoder, VideoEncoder
 from netcore.media.synthetic import SyntheticCamera, SyntheticMicrophone
 from netcore.rtp.h264 import h264_is_keyframe
+from netcore.rtp.opus import OPUS_CLOCK_RATE
 from netcore.rtp.packet import RtpPacket
 from netcore.rtp.vp8 import vp8_is_keyframe, vp8_starts_frame
 
@@ -160,6 +161,9 @@ class RtpSender:
         self.keyframes_requested = 0  # KeyFrameRequested for our SSRC (a PLI or FIR arrived)
         self.keyframes_answered = 0  # ... answered by the next frame being a key frame
         self._keyframe_pending = False
+        # (RTP timestamp, sampling instant) of the last frame encoded, when encode_next was told
+        # when it took the frame: what the transport's sender reports extrapolate from.
+        self.last_capture: tuple[int, float] | None = None
         if self.kind == "video":
             if codec.upper() not in ("VP8", "H264"):
                 raise UsageError(f"cannot encode video as {codec}")
@@ -191,8 +195,12 @@ class RtpSender:
             self._keyframe_pending = True
             self.encoder.request_keyframe()
 
-    def encode_next(self) -> list[RtpPacket] | None:
-        """Encode the track's next frame into packets; None when the track has ended."""
+    def encode_next(self, capture_time: float | None = None) -> list[RtpPacket] | None:
+        """Encode the track's next frame into packets; None when the track has ended.
+
+        ``capture_time``: when the frame is taken from the track (the caller's clock); the
+        frames' sampling instants then go to :attr:`last_capture`.
+        """
         frame = self.track.next_frame()
         if frame is None:
             return None
@@ -208,6 +216,8 @@ class RtpSender:
                 self._keyframe_pending = False
                 self.keyframes_answered += encoded.keyframe
             timestamp = (encoded.timestamp + self._timestamp_offset) & 0xFFFFFFFF
+            if capture_time is not None:
+                self.last_capture = (timestamp, capture_time + self._since_frame(encoded.timestamp, frame))
             last = len(encoded.payloads) - 1
             for i, payload in enumerate(encoded.payloads):
                 packets.append(RtpPacket.build(
@@ -217,6 +227,19 @@ class RtpSender:
                     marker=i == last and self.kind == "video"))
                 self._sequence = (self._sequence + 1) & 0xFFFF
         return packets
+
+    def _since_frame(self, timestamp: int, frame: av.frame.Frame) -> float:
+        """Seconds from the raw frame's start to the coded frame's ``timestamp``: 0 for video; for
+        Opus minus its lookahead (FFmpeg stamps the first packet 312 samples before the input)."""
+        if frame.pts is None or frame.time_base is None:
+            return 0.0
+        clock = self._clock_rate
+        start = round(frame.pts * frame.time_base * clock)
+        return (((timestamp - start) + 0x80000000) % 0x100000000 - 0x80000000) / clock
+
+    @property
+    def _clock_rate(self) -> int:
+        return 90_000 if self.kind == "video" else OPUS_CLOCK_RATE
 
 
 class RtpReceiver:
