@@ -14,7 +14,8 @@ rate).
 A :class:`RemoteTrack` is what the peer sends on one m-section; its
 :class:`RtpReceiver` puts the transport's ``RtpReceived`` packets through a
 :class:`~netcore.jitter.JitterBuffer` (NACK is the transport's job, so the
-buffer's own is off), decodes the frames it pops and hands them to the
+buffer's NACK requests are dropped; it tracks the gaps to hold a frame for
+what is still coming), decodes the frames it pops and hands them to the
 track's sinks (``track.on_frame(callback)``), counting them.
 
 These classes are sans-IO too: the peer connection calls ``encode`` when a
@@ -46,10 +47,6 @@ AUDIO_BITRATE = 32_000  # Opus voice; the rest of the target goes to video
 # 5-10 % for seconds after a drop (the encoder overshoots its rate by about 10 %).
 ENCODER_SHARE = 0.9
 AUDIO_FRAME = 0.02  # seconds of audio per Opus packet
-# The transport NACKs, so the jitter buffer's own NACK is off and it cannot know that a missing
-# tail is on its way: the transport's pacer may hold a frame's last packets behind probe padding
-# for tens of milliseconds, and on a loopback link the path's jitter gives no room for that.
-VIDEO_MIN_DELAY = 0.1
 
 
 class _LocalTrack:
@@ -274,9 +271,10 @@ class RtpReceiver:
             starts = vp8_starts_frame if self.codec == "VP8" else None
             # The buffer tracks the gaps as the transport does (its NackRequested events are
             # dropped: the transport sends the NACKs), so that a frame missing a packet the
-            # transport asked again for is held for it instead of skipped at its due time.
-            self.jitter = JitterBuffer(JitterConfig(clock_rate, video=True, nack=NackConfig(),
-                                                    min_delay=VIDEO_MIN_DELAY),
+            # transport asked again for is held for it instead of skipped at its due time; a
+            # frame whose tail the pacer still holds is held too (nothing after it has come).
+            # No floor on the delay: a 100 ms one was three quarters of a loopback call's latency.
+            self.jitter = JitterBuffer(JitterConfig(clock_rate, video=True, nack=NackConfig()),
                                        is_keyframe=keyframe, is_frame_start=starts)
             self.decoder = VideoDecoder(self.codec)
         else:
