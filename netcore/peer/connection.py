@@ -486,6 +486,8 @@ class PeerConnection:
         while self.connection_state not in (ConnectionState.CLOSED, ConnectionState.FAILED):
             now = self._loop.time()
             for receiver in self._receivers.values():
+                if self.transport is not None:
+                    receiver.jitter.rtt = self.transport.receiver.rtt  # its NACK schedule is the transport's
                 receiver.pop(now)
                 if receiver.poll_keyframe_request() and receiver.ssrc is not None and self.transport is not None:
                     self._call(self.transport.request_keyframe, receiver.ssrc)
