@@ -76,6 +76,16 @@ def test_the_negotiated_limits_bound_both_senders_bitrate_resolution_and_frame_r
         assert 0 < video_out["targetBitrate"] <= 150_000
 
 
+async def connect(a, b) -> None:
+    """A offers, B answers; candidates trickled both ways."""
+    for me, other in ((a, b), (b, a)):
+        me.on("icecandidate", lambda c, other=other: asyncio.ensure_future(other.add_ice_candidate(c)))
+    await a.set_local_description(a.create_offer())
+    await b.set_remote_description(a.local_description)
+    await b.set_local_description(b.create_answer())
+    await a.set_remote_description(b.local_description)
+
+
 async def keyframe_call(fir: bool) -> tuple[int, int, list[int]]:
     """A calls B with video; B asks for a key frame once 20 frames have arrived."""
     from netcore.peer.connection import ConnectionState, PeerConnection
@@ -85,15 +95,10 @@ async def keyframe_call(fir: bool) -> tuple[int, int, list[int]]:
     tracks: list = []
     b.on("track", lambda track: track.kind == "video" and (tracks.append(track), track.on_frame(
         lambda frame: numbers.append(read_frame_number(frame)))))
-    for me, other in ((a, b), (b, a)):
-        me.on("icecandidate", lambda c, other=other: asyncio.ensure_future(other.add_ice_candidate(c)))
     transceiver = a.add_track(LocalVideoTrack(SyntheticCamera(320, 240), count=90))
     loop = asyncio.get_running_loop()
     try:
-        await a.set_local_description(a.create_offer())
-        await b.set_remote_description(a.local_description)
-        await b.set_local_description(b.create_answer())
-        await a.set_remote_description(b.local_description)
+        await connect(a, b)
         deadline = loop.time() + 10
         while len(numbers) < 20 and loop.time() < deadline:
             await asyncio.sleep(0.01)
@@ -194,17 +199,12 @@ async def sender_report_call() -> list[tuple[str, float]]:
     a, b = PeerConnection(), PeerConnection()
     reports: list[SenderReport] = []
     b.on("rtcpreceived", lambda packets, now: reports.extend(p for p in packets if isinstance(p, SenderReport)))
-    for me, other in ((a, b), (b, a)):
-        me.on("icecandidate", lambda c, other=other: asyncio.ensure_future(other.add_ice_candidate(c)))
     video, video_log = CaptureLog.wrap(LocalVideoTrack(SyntheticCamera(320, 240)))
     audio, audio_log = CaptureLog.wrap(LocalAudioTrack(SyntheticMicrophone()))
     sending = {"video": (a.add_track(video), video_log, 90_000), "audio": (a.add_track(audio), audio_log, 48_000)}
     loop = asyncio.get_running_loop()
     try:
-        await a.set_local_description(a.create_offer())
-        await b.set_remote_description(a.local_description)
-        await b.set_local_description(b.create_answer())
-        await a.set_remote_description(b.local_description)
+        await connect(a, b)
         deadline = loop.time() + 20
         while loop.time() < deadline and not all(
                 sum(1 for r in reports if r.ssrc == t.ssrc) >= 8 for t, _, _ in sending.values()):
