@@ -30,6 +30,9 @@ not given up, or its tail not seen yet and nothing after it), for as many
 more NACK rounds (a round trip plus the jitter each) as the measured loss
 rate calls for, at least one and at most three; then it is skipped.
 Waiting costs a short freeze; skipping costs every frame until a key frame.
+A frame whose tail has not come, with nothing after it, waits up to
+``max_delay``: nothing else could play meanwhile, and the sender's pacer
+may spread a large frame over more than a round trip.
 
 Frames.  Video packets are grouped by timestamp; a frame is complete when
 its marker packet is there, every sequence number from its first packet is
@@ -455,7 +458,7 @@ class JitterBuffer:
             if self._base is None:
                 return None
             due = self._due(frame)
-            if now < due or (now < due + self._hold() and self._waits(frame)):
+            if now < due or (self._waits(frame) and now < due + self._hold_for(frame)):
                 return None
             if not self._complete(frame):
                 self._consume(frame, skipped=True)
@@ -500,7 +503,20 @@ class JitterBuffer:
         """When to play (or give up) the first frame: its due time, or a
         little later when what it lacks may still come."""
         due = self._due(frame)
-        return due + self._hold() if self._waits(frame) else due
+        return due + self._hold_for(frame) if self._waits(frame) else due
+
+    def _hold_for(self, frame: _Frame) -> float:
+        """How long past its due time the first frame waits: the NACK rounds of :meth:`_hold`, or,
+        while its tail is still to come and nothing after it has, up to ``max_delay``: nothing
+        could play meanwhile, and a sender's pacer may spread a large frame over longer than a
+        round trip (on a short path, far longer)."""
+        hold = self._hold()
+        if self._tail_coming(frame):
+            return max(hold, self.config.max_delay)
+        return hold
+
+    def _tail_coming(self, frame: _Frame) -> bool:
+        return frame.last is None and self._highest == max(frame.packets)
 
     def _hold(self) -> float:
         """How long past its due time a frame waits for what it lacks.
@@ -535,7 +551,7 @@ class JitterBuffer:
             high = self._highest if self._highest is not None else low
         if self._nack is not None and self._nack.pending_between(low, high):
             return True
-        return frame.last is None and self._highest == max(frame.packets)
+        return self._tail_coming(frame)
 
     def _broken(self, now: float, reason: str) -> None:
         self._gap = True

@@ -464,9 +464,11 @@ class PeerConnection:
         interval = 1.0 / sender.track.fps
         next_at = self._loop.time()
         while self.transport is not None and self.connection_state is ConnectionState.CONNECTED:
-            packets = sender.encode_next()
+            packets = sender.encode_next(self._loop.time())
             if packets is None:
                 return
+            if packets and sender.last_capture is not None:
+                self.transport.media_captured(sender.ssrc, *sender.last_capture)
             for packet in packets:
                 self._call(self.transport.send_rtp, packet)
             next_at += interval
@@ -484,6 +486,8 @@ class PeerConnection:
         while self.connection_state not in (ConnectionState.CLOSED, ConnectionState.FAILED):
             now = self._loop.time()
             for receiver in self._receivers.values():
+                if self.transport is not None:
+                    receiver.jitter.rtt = self.transport.receiver.rtt  # its NACK schedule is the transport's
                 receiver.pop(now)
                 if receiver.poll_keyframe_request() and receiver.ssrc is not None and self.transport is not None:
                     self._call(self.transport.request_keyframe, receiver.ssrc)

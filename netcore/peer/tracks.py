@@ -14,7 +14,8 @@ rate).
 A :class:`RemoteTrack` is what the peer sends on one m-section; its
 :class:`RtpReceiver` puts the transport's ``RtpReceived`` packets through a
 :class:`~netcore.jitter.JitterBuffer` (NACK is the transport's job, so the
-buffer's own is off), decodes the frames it pops and hands them to the
+buffer's NACK requests are dropped; it tracks the gaps to hold a frame for
+what is still coming), decodes the frames it pops and hands them to the
 track's sinks (``track.on_frame(callback)``), counting them.
 
 These classes are sans-IO too: the peer connection calls ``encode`` when a
@@ -34,6 +35,7 @@ from netcore.jitter import JitterBuffer, JitterConfig, KeyFrameRequested, NackCo
 from netcore.media.codecs import AudioDecoder, AudioEncoder, VideoDecoder, VideoEncoder
 from netcore.media.synthetic import SyntheticCamera, SyntheticMicrophone
 from netcore.rtp.h264 import h264_is_keyframe
+from netcore.rtp.opus import OPUS_CLOCK_RATE
 from netcore.rtp.packet import RtpPacket
 from netcore.rtp.vp8 import vp8_is_keyframe, vp8_starts_frame
 
@@ -45,10 +47,6 @@ AUDIO_BITRATE = 32_000  # Opus voice; the rest of the target goes to video
 # 5-10 % for seconds after a drop (the encoder overshoots its rate by about 10 %).
 ENCODER_SHARE = 0.9
 AUDIO_FRAME = 0.02  # seconds of audio per Opus packet
-# The transport NACKs, so the jitter buffer's own NACK is off and it cannot know that a missing
-# tail is on its way: the transport's pacer may hold a frame's last packets behind probe padding
-# for tens of milliseconds, and on a loopback link the path's jitter gives no room for that.
-VIDEO_MIN_DELAY = 0.1
 
 
 class _LocalTrack:
@@ -160,6 +158,9 @@ class RtpSender:
         self.keyframes_requested = 0  # KeyFrameRequested for our SSRC (a PLI or FIR arrived)
         self.keyframes_answered = 0  # ... answered by the next frame being a key frame
         self._keyframe_pending = False
+        # (RTP timestamp, sampling instant) of the last frame encoded, when encode_next was told
+        # when it took the frame: what the transport's sender reports extrapolate from.
+        self.last_capture: tuple[int, float] | None = None
         if self.kind == "video":
             if codec.upper() not in ("VP8", "H264"):
                 raise UsageError(f"cannot encode video as {codec}")
@@ -191,8 +192,12 @@ class RtpSender:
             self._keyframe_pending = True
             self.encoder.request_keyframe()
 
-    def encode_next(self) -> list[RtpPacket] | None:
-        """Encode the track's next frame into packets; None when the track has ended."""
+    def encode_next(self, capture_time: float | None = None) -> list[RtpPacket] | None:
+        """Encode the track's next frame into packets; None when the track has ended.
+
+        ``capture_time``: when the frame is taken from the track (the caller's clock); the
+        frames' sampling instants then go to :attr:`last_capture`.
+        """
         frame = self.track.next_frame()
         if frame is None:
             return None
@@ -208,6 +213,8 @@ class RtpSender:
                 self._keyframe_pending = False
                 self.keyframes_answered += encoded.keyframe
             timestamp = (encoded.timestamp + self._timestamp_offset) & 0xFFFFFFFF
+            if capture_time is not None:
+                self.last_capture = (timestamp, capture_time + self._since_frame(encoded.timestamp, frame))
             last = len(encoded.payloads) - 1
             for i, payload in enumerate(encoded.payloads):
                 packets.append(RtpPacket.build(
@@ -217,6 +224,19 @@ class RtpSender:
                     marker=i == last and self.kind == "video"))
                 self._sequence = (self._sequence + 1) & 0xFFFF
         return packets
+
+    def _since_frame(self, timestamp: int, frame: av.frame.Frame) -> float:
+        """Seconds from the raw frame's start to the coded frame's ``timestamp``: 0 for video; for
+        Opus minus its lookahead (FFmpeg stamps the first packet 312 samples before the input)."""
+        if frame.pts is None or frame.time_base is None:
+            return 0.0
+        clock = self._clock_rate
+        start = round(frame.pts * frame.time_base * clock)
+        return (((timestamp - start) + 0x80000000) % 0x100000000 - 0x80000000) / clock
+
+    @property
+    def _clock_rate(self) -> int:
+        return 90_000 if self.kind == "video" else OPUS_CLOCK_RATE
 
 
 class RtpReceiver:
@@ -251,9 +271,10 @@ class RtpReceiver:
             starts = vp8_starts_frame if self.codec == "VP8" else None
             # The buffer tracks the gaps as the transport does (its NackRequested events are
             # dropped: the transport sends the NACKs), so that a frame missing a packet the
-            # transport asked again for is held for it instead of skipped at its due time.
-            self.jitter = JitterBuffer(JitterConfig(clock_rate, video=True, nack=NackConfig(),
-                                                    min_delay=VIDEO_MIN_DELAY),
+            # transport asked again for is held for it instead of skipped at its due time; a
+            # frame whose tail the pacer still holds is held too (nothing after it has come).
+            # No floor on the delay: a 100 ms one was three quarters of a loopback call's latency.
+            self.jitter = JitterBuffer(JitterConfig(clock_rate, video=True, nack=NackConfig()),
                                        is_keyframe=keyframe, is_frame_start=starts)
             self.decoder = VideoDecoder(self.codec)
         else:

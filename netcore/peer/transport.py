@@ -213,6 +213,13 @@ class MediaTransport:
         self._flush_rtp(now)
         return True
 
+    def media_captured(self, ssrc: int, rtp_timestamp: int, capture_time: float) -> None:
+        """A frame of our SSRC ``ssrc`` with ``rtp_timestamp`` was sampled at ``capture_time`` (the
+        clock of ``now``): its sender reports' RTP timestamps follow that capture clock."""
+        stream = self.sender.streams.get(ssrc)
+        if stream is not None:
+            stream.reporter.media_captured(rtp_timestamp, capture_time)
+
     def request_keyframe(self, ssrc: int, now: float, *, fir: bool = False) -> None:
         """Ask the sender of remote media SSRC ``ssrc`` for a key frame: a PLI (RFC 4585
         section 6.3.1), or with ``fir`` a FIR with a new sequence number (RFC 5104 section 4.3.1)."""

@@ -109,6 +109,7 @@ class RtcpReporter:
         self.octet_count = 0
         self._last_sent_ts: int | None = None
         self._last_sent_at = 0.0
+        self._captured: tuple[int, float] | None = None  # (RTP timestamp, its sampling instant)
         self._sent_since_report = False
         self._sources: dict[int, _Source] = {}
         self.rtt: float | None = None  # seconds, from the latest usable block
@@ -123,6 +124,13 @@ class RtcpReporter:
         self._last_sent_ts = packet.timestamp
         self._last_sent_at = now
         self._sent_since_report = True
+
+    def media_captured(self, rtp_timestamp: int, capture_time: float) -> None:
+        """The sampling instant (``now``'s clock) of a frame's RTP timestamp: the SR's RTP timestamp
+        is extrapolated from the latest one (RFC 3550 section 6.4.1: the same time as its NTP
+        timestamp), not from when a packet was sent, which is later by the encoding (and by the
+        encoder's lookahead for audio) and would put audio and video out of step by as much."""
+        self._captured = (rtp_timestamp, capture_time)
 
     def handle_rtp_received(self, packet: RtpPacket, now: float, clock_rate: int | None = None) -> bool:
         """Account a received packet; False while its source is on probation."""
@@ -214,9 +222,10 @@ class RtcpReporter:
         if not self._sent_since_report or self._last_sent_ts is None:
             return ReceiverReport(self.ssrc, blocks)
         self._sent_since_report = False
-        # The RTP timestamp that corresponds to the NTP time of this report.
-        elapsed = now - self._last_sent_at
-        rtp = (self._last_sent_ts + round(elapsed * self.clock_rate)) & 0xFFFFFFFF
+        # The RTP timestamp that corresponds to the NTP time of this report: from the capture
+        # clock when the media source said when it sampled, else from the last packet sent.
+        timestamp, at = self._captured or (self._last_sent_ts, self._last_sent_at)
+        rtp = (timestamp + round((now - at) * self.clock_rate)) & 0xFFFFFFFF
         return SenderReport(
             self.ssrc,
             ntp_from_seconds(now + self.wallclock_offset),

@@ -259,3 +259,42 @@ def test_recovery_probes_back_off_while_the_link_stays_slow():
             times.append(round(now, 1))
     gaps = [round(b - a) for a, b in zip(times, times[1:])]  # to the 0.1 s steps of this loop
     assert gaps[:3] == [2, 4, 8] and all(g == 8 for g in gaps[3:]), times
+
+
+def test_a_pacer_polled_late_still_sends_at_its_rate():
+    # A busy process's timer fires every 20 ms instead of at the pacer's 5 ms steps: the time
+    # that passed is credited, so 40 packets of 250 bytes (40 ms at 2 Mbit/s) leave within ~40 ms.
+    pacer: Pacer[int] = Pacer(2_000_000, factor=1.0)
+    for i in range(40):
+        pacer.enqueue(i, 250, 0.0)
+    sent = pacer.poll(0.0)
+    now = 0.0
+    while len(pacer) and now < 1.0:
+        now += 0.02
+        sent += pacer.poll(now)
+    assert sent == list(range(40))
+    assert now <= 0.06
+
+
+def test_a_pacer_after_idle_time_sends_one_interval_at_once():
+    pacer: Pacer[int] = Pacer(400_000, factor=1.0)  # 250 bytes per 5 ms
+    pacer.enqueue(0, 250, 0.0)
+    assert pacer.poll(0.0) == [0]
+    for i in range(1, 9):
+        pacer.enqueue(i, 250, 1.0)  # a second of silence earns no burst
+    assert pacer.poll(1.0) == [1]
+
+
+def test_a_pacer_backlog_is_spread_to_leave_within_the_queue_time():
+    # 40 kB queued at a rate that needs 4 s: it leaves evenly within the 0.5 s bound, not in a
+    # dump when that bound is reached.
+    pacer: Pacer[int] = Pacer(80_000, factor=1.0, max_queue_time=0.5)
+    for i in range(40):
+        pacer.enqueue(i, 1000, 0.0)
+    times: list[float] = []
+    now = 0.0
+    while len(pacer) and now < 1.0:
+        times += [now] * len(pacer.poll(now))
+        now = round(now + 0.005, 3)
+    assert len(times) == 40 and times[-1] <= 0.5
+    assert sum(1 for t in times if t < 0.25) >= 15  # half the backlog in the first half

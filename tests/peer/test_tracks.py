@@ -76,6 +76,16 @@ def test_the_negotiated_limits_bound_both_senders_bitrate_resolution_and_frame_r
         assert 0 < video_out["targetBitrate"] <= 150_000
 
 
+async def connect(a, b) -> None:
+    """A offers, B answers; candidates trickled both ways."""
+    for me, other in ((a, b), (b, a)):
+        me.on("icecandidate", lambda c, other=other: asyncio.ensure_future(other.add_ice_candidate(c)))
+    await a.set_local_description(a.create_offer())
+    await b.set_remote_description(a.local_description)
+    await b.set_local_description(b.create_answer())
+    await a.set_remote_description(b.local_description)
+
+
 async def keyframe_call(fir: bool) -> tuple[int, int, list[int]]:
     """A calls B with video; B asks for a key frame once 20 frames have arrived."""
     from netcore.peer.connection import ConnectionState, PeerConnection
@@ -85,15 +95,10 @@ async def keyframe_call(fir: bool) -> tuple[int, int, list[int]]:
     tracks: list = []
     b.on("track", lambda track: track.kind == "video" and (tracks.append(track), track.on_frame(
         lambda frame: numbers.append(read_frame_number(frame)))))
-    for me, other in ((a, b), (b, a)):
-        me.on("icecandidate", lambda c, other=other: asyncio.ensure_future(other.add_ice_candidate(c)))
     transceiver = a.add_track(LocalVideoTrack(SyntheticCamera(320, 240), count=90))
     loop = asyncio.get_running_loop()
     try:
-        await a.set_local_description(a.create_offer())
-        await b.set_remote_description(a.local_description)
-        await b.set_local_description(b.create_answer())
-        await a.set_remote_description(b.local_description)
+        await connect(a, b)
         deadline = loop.time() + 10
         while len(numbers) < 20 and loop.time() < deadline:
             await asyncio.sleep(0.01)
@@ -134,22 +139,99 @@ def held_tail_arrivals(sender: RtpSender, frames: int, held: int, delay: float) 
     return arrivals
 
 
-def test_a_frame_whose_tail_the_pacer_held_for_sixty_milliseconds_still_plays():
+def test_a_frame_whose_tail_the_pacer_held_still_plays_on_a_short_path():
+    # No delay floor: a frame whose tail is still coming, with nothing after it, waits for it
+    # however short the round trip (a key frame paced out on a slow link takes far longer).
     from netcore.media.synthetic import read_frame_number
     from netcore.peer.tracks import RemoteTrack, RtpReceiver
 
-    sender = RtpSender(LocalVideoTrack(SyntheticCamera(320, 240), count=20), mid="1", ssrc=1234, payload_type=96,
-                       codec="VP8", limits=SenderLimits(), random=os.urandom, bitrate=300_000, max_payload_size=300)
-    arrivals = held_tail_arrivals(sender, 20, held=10, delay=0.06)
-    track = RemoteTrack("video", "1")
-    numbers: list[int] = []
-    track.on_frame(lambda frame: numbers.append(read_frame_number(frame)))
-    receiver = RtpReceiver(track, {96: ("VP8", 90000)})
-    now, i = 0.0, 0
-    while now < 2.0:  # the peer connection's media tick: insert what arrived, pop what is due
-        while i < len(arrivals) and arrivals[i][0] <= now:
-            receiver.insert(arrivals[i][1], now)
-            i += 1
-        receiver.pop(now)
-        now += 0.005
-    assert numbers == list(range(20))
+    for delay in (0.06, 0.3):
+        sender = RtpSender(LocalVideoTrack(SyntheticCamera(320, 240), count=20), mid="1", ssrc=1234,
+                           payload_type=96, codec="VP8", limits=SenderLimits(), random=os.urandom, bitrate=300_000,
+                           max_payload_size=300)
+        arrivals = held_tail_arrivals(sender, 20, held=10, delay=delay)
+        track = RemoteTrack("video", "1")
+        numbers: list[int] = []
+        track.on_frame(lambda frame: numbers.append(read_frame_number(frame)))
+        receiver = RtpReceiver(track, {96: ("VP8", 90000)})
+        now, i = 0.0, 0
+        while now < 2.0:  # the peer connection's media tick: insert what arrived, pop what is due
+            while i < len(arrivals) and arrivals[i][0] <= now:
+                receiver.insert(arrivals[i][1], now)
+                i += 1
+            receiver.jitter.rtt = 0.001  # as the transport measures on 127.0.0.1
+            receiver.pop(now)
+            now += 0.005
+        assert numbers == list(range(20)), delay
+
+
+class CaptureLog:
+    """A track's frames as the sender takes them: (loop time, pts in seconds); skipped ones are not."""
+
+    @staticmethod
+    def wrap(track):
+        base = type(track)
+        log: list[tuple[float, float]] = []
+
+        class Logged(base):  # type: ignore[misc, valid-type]
+            def next_frame(self):
+                frame = base.next_frame(self)
+                if frame is not None:
+                    log.append((asyncio.get_running_loop().time(), float(frame.pts * frame.time_base)))
+                return frame
+
+            def skip(self) -> bool:
+                return base.next_frame(self) is not None
+
+        track.__class__ = Logged
+        return track, log
+
+
+async def sender_report_call() -> list[tuple[str, float]]:
+    """A sends audio and video to B for a few seconds; for each SR B receives: the kind, and how far
+    its RTP timestamp is from the capture clock's at its NTP time (seconds, the RTP clock's)."""
+    from netcore.media.synthetic import SyntheticMicrophone
+    from netcore.peer.connection import PeerConnection
+    from netcore.peer.tracks import LocalAudioTrack
+    from netcore.rtp.rtcp import SenderReport
+    from netcore.rtp.reports import ntp_to_seconds
+
+    a, b = PeerConnection(), PeerConnection()
+    reports: list[SenderReport] = []
+    b.on("rtcpreceived", lambda packets, now: reports.extend(p for p in packets if isinstance(p, SenderReport)))
+    video, video_log = CaptureLog.wrap(LocalVideoTrack(SyntheticCamera(320, 240)))
+    audio, audio_log = CaptureLog.wrap(LocalAudioTrack(SyntheticMicrophone()))
+    sending = {"video": (a.add_track(video), video_log, 90_000), "audio": (a.add_track(audio), audio_log, 48_000)}
+    loop = asyncio.get_running_loop()
+    try:
+        await connect(a, b)
+        deadline = loop.time() + 20
+        while loop.time() < deadline and not all(
+                sum(1 for r in reports if r.ssrc == t.ssrc) >= 8 for t, _, _ in sending.values()):
+            await asyncio.sleep(0.05)
+        offset = a.transport.config.wallclock_offset
+        errors = []
+        for kind, (transceiver, log, clock) in sending.items():
+            rtp_offset = transceiver.sender._timestamp_offset
+            for report in (r for r in reports if r.ssrc == transceiver.ssrc):
+                at = ntp_to_seconds(report.ntp_timestamp) - offset  # A's loop clock
+                taken, pts = max((t, p) for t, p in log if t <= at)  # the last frame before the SR
+                expected = rtp_offset + round(pts * clock) + (at - taken) * clock
+                error = ((report.rtp_timestamp - expected + 2**31) % 2**32 - 2**31) / clock
+                errors.append((kind, error))
+        return errors
+    finally:
+        await a.close()
+        await b.close()
+
+
+def test_sender_reports_pair_ntp_and_rtp_time_as_the_capture_clock_does():
+    # The RTP timestamp of an SR is the capture clock's at the SR's NTP time, extrapolated from
+    # the last frame taken: not from the last packet sent, which is later by the encoding, and
+    # for audio by Opus's 6.5 ms lookahead (audio and video were 12-70 ms out of step in recordings).
+    # The median: a busy machine may preempt the process between the sender's clock reading and
+    # the test's, which puts a single report a few ms off.
+    errors = asyncio.run(asyncio.wait_for(sender_report_call(), 40))
+    for kind in ("audio", "video"):
+        mine = sorted(abs(e) for k, e in errors if k == kind)
+        assert len(mine) >= 8 and mine[len(mine) // 2] < 0.002, (kind, mine)
