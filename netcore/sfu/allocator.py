@@ -26,7 +26,15 @@ Rules (constants below):
   layer's bitrate never moves up and down (mediasoup's users saw 5-6
   switches a minute without such a rule);
 * the first choice for a new slot is the best layer the budget fits, with
-  no wait (the estimate starts low, so that is usually the lowest).
+  no wait (the estimate starts low, so that is usually the lowest);
+* a subscriber sent less than a layer it could use is **probed**: a
+  congestion controller that only sees a low layer's bitrate never learns
+  that its link takes more (its estimate stays near what it sends), so the
+  core asks the subscriber's estimator for a probe cluster at
+  :data:`PROBE_HEADROOM` times what the next layer needs, after
+  :data:`PROBE_INTERVAL`, doubling to :data:`MAX_PROBE_INTERVAL` while the
+  link stays short (a slow link is disturbed less and less; a link whose
+  capacity returned is found within that).
 
 The allocator only decides; the core switches the slot's
 :class:`~netcore.sfu.rewrite.DownTrack` (which keeps forwarding the old
@@ -37,8 +45,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["LayerAllocator", "LayerInfo", "UP_MARGIN", "UP_HOLD", "LAYER_TIMEOUT", "ALLOCATE_INTERVAL",
-           "AUDIO_ALLOWANCE", "BITRATE_WINDOW"]
+__all__ = ["BitrateMeter", "LayerAllocator", "LayerInfo", "UP_MARGIN", "UP_HOLD", "LAYER_TIMEOUT",
+           "ALLOCATE_INTERVAL", "AUDIO_ALLOWANCE", "BITRATE_WINDOW", "PROBE_INTERVAL", "MAX_PROBE_INTERVAL",
+           "PROBE_HEADROOM"]
 
 UP_MARGIN = 1.25  # the budget must exceed a higher layer's bitrate by 25 % ...
 UP_HOLD = 3.0  # ... for this many seconds without a break before switching up
@@ -46,6 +55,9 @@ LAYER_TIMEOUT = 1.0  # seconds without a packet: the publisher paused that layer
 ALLOCATE_INTERVAL = 0.25  # seconds between decisions (a down-switch waits at most this long)
 AUDIO_ALLOWANCE = 40_000  # bit/s per audio slot taken from the budget before video is shared
 BITRATE_WINDOW = 1.0  # seconds over which a layer's bitrate is measured
+PROBE_INTERVAL = 2.0  # a subscriber kept below a layer it could use probes its link after this ...
+MAX_PROBE_INTERVAL = 16.0  # ... doubling with each probe to this (a reset when it goes up)
+PROBE_HEADROOM = 1.2  # probe at this much above what the next layer needs with its margin
 
 
 @dataclass(frozen=True, slots=True)

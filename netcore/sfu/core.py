@@ -69,7 +69,8 @@ from netcore.sdp.jsep import Negotiator
 from netcore.sdp.model import LocalTransport
 from netcore.sfu.events import (ActiveSpeakerChanged, ParticipantJoined, ParticipantLeft, SfuEvent, Slot,
                                 SlotsChanged, TrackPublished)
-from netcore.sfu.allocator import ALLOCATE_INTERVAL, AUDIO_ALLOWANCE
+from netcore.sfu.allocator import (ALLOCATE_INTERVAL, AUDIO_ALLOWANCE, MAX_PROBE_INTERVAL, PROBE_HEADROOM,
+                                   PROBE_INTERVAL, UP_MARGIN)
 from netcore.sfu.participant import Layer, Participant, Publication, SlotState, plan_intents
 from netcore.sfu.rewrite import Forwarded
 from netcore.sfu.router import PortRouter
@@ -444,14 +445,37 @@ class SfuCore:
         if allocator.switches != switches:
             subscriber.layer_switches += 1
             self.stats.layer_switches += 1
-        if index is None or layers[index] is slot.layer:
+        if index is None:
+            return
+        self._probe(subscriber, layers, index, max_height, now)
+        if layers[index] is slot.layer:
             return
         old, layer = slot.layer, layers[index]
+        if old is not None and old in layers and layers.index(old) < index:
+            subscriber.probe_interval = PROBE_INTERVAL  # up: the link is not short any more
         slot.layer = layer
         assert layer.ssrc is not None
         if slot.downtrack.want(layer.ssrc, _timestamp_delta(old, layer, slot.downtrack.clock_rate)) \
                 and subscriber.connected:
             self._request_keyframe(publication, now, layer=layer)
+
+    def _probe(self, subscriber: Participant, layers: list[Layer], index: int, max_height: int | None,
+               now: float) -> None:
+        """Ask the subscriber's estimator to probe for the next layer up, when there is one it could use
+        and its estimate does not show room for it (see netcore.sfu.allocator: probing)."""
+        if now < subscriber.next_probe:
+            return
+        higher = next((la for la in layers[index + 1:] if la.meter.active(now)
+                       and (max_height is None or not la.height or la.height <= max_height)), None)
+        if higher is None:
+            return
+        video, audio = _shares(subscriber)
+        rate = higher.meter.current(now) * UP_MARGIN * PROBE_HEADROOM * video + AUDIO_ALLOWANCE * audio
+        if rate <= subscriber.transport.target_bitrate:
+            return  # it fits already: the allocator's hold is running
+        subscriber.transport.estimator.request_probe(rate)
+        subscriber.next_probe = now + subscriber.probe_interval
+        subscriber.probe_interval = min(2 * subscriber.probe_interval, MAX_PROBE_INTERVAL)
 
     def _sender_reports(self, participant: Participant, packets: tuple) -> None:
         """Keep each simulcast layer's latest SR: it maps the layer's timestamps to the common clock."""
@@ -516,8 +540,8 @@ class SfuCore:
         return int.from_bytes(self.config.random(4), "big") or 1
 
 
-def _budget(subscriber: Participant) -> float:
-    """What one video slot of ``subscriber`` may take: its estimate less its audio, shared by its video."""
+def _shares(subscriber: Participant) -> tuple[int, int]:
+    """How many video and audio slots of ``subscriber`` carry a track."""
     video = audio = 0
     for slot in subscriber.slots:
         if slot.publication is not None:
@@ -525,7 +549,13 @@ def _budget(subscriber: Participant) -> float:
                 video += 1
             else:
                 audio += 1
-    return max(0.0, subscriber.transport.target_bitrate - AUDIO_ALLOWANCE * audio) / max(1, video)
+    return max(1, video), audio
+
+
+def _budget(subscriber: Participant) -> float:
+    """What one video slot of ``subscriber`` may take: its estimate less its audio, shared by its video."""
+    video, audio = _shares(subscriber)
+    return max(0.0, subscriber.transport.target_bitrate - AUDIO_ALLOWANCE * audio) / video
 
 
 def _timestamp_delta(old: Layer | None, new: Layer, clock_rate: int) -> int | None:

@@ -23,7 +23,7 @@ from netcore.rtp.extensions import URI_AUDIO_LEVEL
 from netcore.sdp.jsep import Negotiator
 from netcore.sdp.model import MediaIntent, NegotiatedSession
 from netcore.sdp.wire import parse
-from netcore.sfu.allocator import BitrateMeter, LayerAllocator, LayerInfo
+from netcore.sfu.allocator import PROBE_INTERVAL, BitrateMeter, LayerAllocator, LayerInfo
 from netcore.sfu.keyframes import KeyFrameArbiter
 from netcore.sfu.rewrite import DownTrack
 
@@ -188,6 +188,8 @@ class Participant:
         self.connected = False
         self.packets_received = 0
         self.layer_switches = 0  # simulcast layer changes decided for its slots
+        self.next_probe = 0.0  # when its link may be probed for a higher layer next
+        self.probe_interval = PROBE_INTERVAL
         # (publisher id, mid) -> the largest picture height it wants of that track (signaling asks)
         self.max_heights: dict[tuple[str, str], int] = {}
 
