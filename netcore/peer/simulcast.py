@@ -17,7 +17,8 @@ each frame from the track once and gives it to every layer's encoder.
 The video bitrate the connection gives the track is split by
 :func:`layer_bitrates`: each layer a fixed share (lowest first: 15 %, 25 %,
 60 % of three; 25 %, 75 % of two), at least its minimum
-(:data:`LAYER_MIN_BITRATE`); when the target cannot pay every active
+(:data:`LAYER_MIN_BITRATE`) and at most :data:`BITS_PER_PIXEL` times its
+pixels (per second, as libwebrtc caps its layers); when the target cannot pay every active
 layer's minimum, layers are **paused from the top** (not encoded, nothing
 sent: a call server sees the layer stop and moves its subscribers down),
 and resumed with a key frame when it can again.
@@ -39,6 +40,9 @@ MAX_LAYERS = 3
 LAYER_SHARES = {1: (1.0,), 2: (0.25, 0.75), 3: (0.15, 0.25, 0.60)}
 # What each layer needs at least, lowest first: below the sum up to a layer it and those above pause.
 LAYER_MIN_BITRATE = (30_000, 100_000, 250_000)
+# A layer's ceiling once its size is known, per pixel (libwebrtc's table is about 3.5 at 320x180, 3 at
+# 640x360, 2.7 at 1280x720): a small layer given more only grows its key frames; what is left unused.
+BITS_PER_PIXEL = 3.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,8 +83,12 @@ def layer_bitrates(video_target: float, count: int) -> list[int]:
     shares = LAYER_SHARES[active]
     rates = [max(LAYER_MIN_BITRATE[i], int(video_target * shares[i])) for i in range(active)]
     excess = sum(rates) - max(video_target, LAYER_MIN_BITRATE[0])
-    if excess > 0 and active > 1:  # minimums raised the lower layers: the top pays for them
-        rates[-1] = max(LAYER_MIN_BITRATE[active - 1], int(rates[-1] - excess))
+    for i in reversed(range(active)):  # minimums raised some layers: the others pay, from the top
+        if excess <= 0:
+            break
+        cut = min(excess, rates[i] - LAYER_MIN_BITRATE[i])
+        rates[i] -= int(cut)
+        excess -= int(cut)
     return rates + [0] * (count - active)
 
 
@@ -99,7 +107,10 @@ class SimulcastSender:
         self.track = track
         self.layers = sorted(layers, key=lambda la: -la[1].scale_resolution_down_by)
         self.paused: set[int] = set()  # SSRCs of layers the bitrate does not pay for now
+        self.frames_skipped = 0  # frames the track made that were dropped, being late (the connection counts)
         self._sized = False
+        self._caps: dict[int, int] = {}  # SSRC -> BITS_PER_PIXEL ceiling, once the first frame sized it
+        self._target: tuple[float, int] | None = None
 
     @property
     def senders(self) -> list[RtpSender]:
@@ -116,6 +127,10 @@ class SimulcastSender:
                 scale = encoding.scale_resolution_down_by
                 encoder.max_width = min(encoder.max_width, max(16, int(frame.width / scale)))  # type: ignore[union-attr]
                 encoder.max_height = min(encoder.max_height, max(16, int(frame.height / scale)))  # type: ignore[union-attr]
+                width, height = encoder._size_for(frame.width, frame.height)  # type: ignore[union-attr]
+                self._caps[sender.ssrc] = int(BITS_PER_PIXEL * width * height)
+            if self._target is not None:
+                self.bitrate_changed(*self._target)
         packets: list[RtpPacket] = []
         for sender, encoding in self.layers:
             if encoding.active and sender.ssrc not in self.paused:
@@ -124,6 +139,7 @@ class SimulcastSender:
 
     def bitrate_changed(self, target: float, video_senders: int = 1) -> None:
         """Split what the connection gives this track (see :func:`layer_bitrates`); pause or resume."""
+        self._target = (target, video_senders)
         first = self.layers[0][0]
         video = first.video_share(target, video_senders)
         active = [(s, e) for s, e in self.layers if e.active]
@@ -134,5 +150,5 @@ class SimulcastSender:
             if sender.ssrc in self.paused:
                 self.paused.discard(sender.ssrc)
                 sender.keyframe_requested()  # a resumed layer starts decodable
-            cap = encoding.max_bitrate
-            sender.set_bitrate(rate if cap is None else min(rate, cap))
+            caps = [c for c in (encoding.max_bitrate, self._caps.get(sender.ssrc)) if c is not None]
+            sender.set_bitrate(min([rate] + caps))
