@@ -47,6 +47,10 @@ def render_metrics(core: SfuCore) -> str:
         lines += [f"# HELP {name} {text}", f"# TYPE {name} {kind}", f"{name} {value}"]
     lines += ["# HELP sfu_dropped_total Datagrams or packets dropped, by reason", "# TYPE sfu_dropped_total counter"]
     lines += [f'sfu_dropped_total{{reason="{_label(r)}"}} {c}' for r, c in sorted(drops.items())]
+    lines += ["# HELP sfu_subscriber_layer_switches_total Simulcast layer switches decided for each subscriber",
+              "# TYPE sfu_subscriber_layer_switches_total counter"]
+    lines += [f'sfu_subscriber_layer_switches_total{{participant="{_label(p.id)}",room="{_label(p.room_id)}"}} '
+              f'{p.layer_switches}' for p in participants]
     lines += ["# HELP sfu_subscriber_estimate_bps Send-side estimate towards each participant",
               "# TYPE sfu_subscriber_estimate_bps gauge"]
     lines += [f'sfu_subscriber_estimate_bps{{participant="{_label(p.id)}",room="{_label(p.room_id)}"}} '

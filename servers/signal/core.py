@@ -63,6 +63,7 @@ from .events import (
     Forwarded,
     MediaLeft,
     MediaOffered,
+    MediaQualityRequested,
     PresenceChanged,
     QualityReported,
     RecordingRequested,
@@ -82,7 +83,7 @@ __all__ = [
     "CoreConfig", "SignalCore", "Outgoing", "SignalEvent", "CallState", "Presence", "ACTIVE", "RINGING",
     "UserRequested", "CloseRequested", "RecordingRequested", "CallStarted", "CallAnswered", "CallEnded",
     "QualityReported", "SessionExpired", "PresenceChanged", "Forwarded", "CallChanged", "RoomChanged",
-    "MediaOffered", "MediaLeft",
+    "MediaOffered", "MediaLeft", "MediaQualityRequested",
     "USER_SERVICE_TYPES",
 ]
 

@@ -8,7 +8,7 @@ from netcore.net import Event
 
 from .protocol import Message
 
-__all__ = ["SignalEvent", "UserRequested", "CloseRequested", "RecordingRequested", "MediaOffered", "MediaLeft", "SessionExpired", "PresenceChanged", "Forwarded", "CallChanged", "RoomChanged", "CallStarted", "CallAnswered", "CallEnded", "QualityReported"]
+__all__ = ["SignalEvent", "UserRequested", "CloseRequested", "RecordingRequested", "MediaOffered", "MediaLeft", "MediaQualityRequested", "SessionExpired", "PresenceChanged", "Forwarded", "CallChanged", "RoomChanged", "CallStarted", "CallAnswered", "CallEnded", "QualityReported"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +41,17 @@ class MediaOffered(SignalEvent):
     user: str
     sdp: str
     message_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class MediaQualityRequested(SignalEvent):
+    """Relay to the call server: a participant wants at most ``max_height`` lines of one track (None: any)."""
+
+    room_id: str
+    session_id: str
+    publisher: str
+    track: str
+    max_height: int | None
 
 
 @dataclass(frozen=True, slots=True)

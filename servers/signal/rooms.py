@@ -18,7 +18,7 @@ from collections import OrderedDict
 from typing import TYPE_CHECKING, Callable, Protocol
 
 from .directory import Directory
-from .events import CallEnded, CallStarted, MediaLeft, MediaOffered, RecordingRequested, RoomChanged
+from .events import CallEnded, CallStarted, MediaLeft, MediaOffered, MediaQualityRequested, RecordingRequested, RoomChanged
 from .outbox import Outbox
 from .protocol import ErrorCode, Message
 from .session import Session
@@ -63,6 +63,7 @@ class Rooms:
             "room.signal": self._on_room_signal,
             "room.record": self._on_room_record,
             "room.media": self._on_room_media,
+            "room.quality": self._on_room_quality,
         }
 
     def __len__(self) -> int:
@@ -223,6 +224,18 @@ class Rooms:
             return self._out.error(session, message, ErrorCode.CONFLICT, "room is a mesh: use room.signal")
         self._out.emit(MediaOffered(room.room_id, session.session_id, session.user, message.payload["sdp"],
                                     message.id))
+
+    def _on_room_quality(self, session: Session, message: Message, now: float) -> None:
+        """What a participant displays of one track (docs/sfu.md: the layer allocator's maximum height)."""
+        room = self._member_room(session, message)
+        if room is None:
+            return
+        if room.topology is not Topology.SFU:
+            return self._out.error(session, message, ErrorCode.CONFLICT, "room is a mesh: no call server")
+        payload = message.payload
+        self._out.emit(MediaQualityRequested(room.room_id, session.session_id, payload["publisher"],
+                                             payload["track"], payload.get("max_height")))
+        self._out.ack(session, message, {"room_id": room.room_id})
 
     def _on_room_record(self, session: Session, message: Message, now: float) -> None:
         room = self._member_room(session, message)

@@ -42,6 +42,7 @@ from .core import (
     CloseRequested,
     MediaLeft,
     MediaOffered,
+    MediaQualityRequested,
     RecordingRequested,
     SessionExpired,
     SignalCore,
@@ -508,6 +509,10 @@ class SignalServer:
             asyncio.get_running_loop().call_soon(self.flush)  # the reply, queued after this flush's sends
         elif isinstance(event, MediaLeft):
             self._media_command("media.leave", {"room_id": event.room_id, "session_id": event.session_id})
+        elif isinstance(event, MediaQualityRequested):
+            self._media_command("media.quality", {"room_id": event.room_id, "session_id": event.session_id,
+                                                  "publisher": event.publisher, "track": event.track,
+                                                  "max_height": event.max_height})
         elif isinstance(event, RecordingRequested):
             log_event("recording." + event.action, node=self.node_id, room=event.room_id, by=event.by)
             self._recording_command(event.room_id, event.action, event.by)

@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import struct
 
+import pytest
+
+from netcore.errors import UsageError
 from netcore.peer.events import KeyFrameRequested
 from netcore.rtp.vp8 import Vp8Descriptor
 from netcore.sdp.jsep import RID_EXTENSION
@@ -159,3 +162,29 @@ def test_each_subscriber_gets_the_layer_its_link_takes_and_climbs_back_when_the_
         # no freeze: between consecutive frames shown at most 500 ms of frames went missing
         gaps = [b - a for a, b in zip(numbers, numbers[1:])]
         assert max(gaps) <= FPS // 2, (client.name, max(gaps))
+
+
+def test_a_requested_maximum_height_caps_the_layer_at_once_and_lifting_it_climbs_back():
+    room = Room(net=ShapedNetwork(3))
+    pub = room.join("pub", slots=0, simulcast=("q", "h", "f"))
+    room.join("sub", publish=(), slots=1)
+    room.connect()
+    publisher = Publisher(room, pub)
+    core = room.core
+    slot = next(s for s in core.participants["sub"].slots if s.kind == "video")
+    video_mid = next(m for m, p in core.participants["pub"].publications.items() if p.kind == "video")
+
+    def layer() -> str | None:
+        found = slot.publication.by_ssrc.get(slot.downtrack.rewriter.source)
+        return found.rid if found else None
+
+    publisher.stream(12.0)
+    assert layer() == "f"
+    core.request_max_height("sub", "pub", video_mid, 360, room.net.now)  # a smaller tile
+    publisher.stream(1.0)  # the switch waits for h's key frame only
+    assert layer() == "h"
+    core.request_max_height("sub", "pub", video_mid, None, room.net.now)
+    publisher.stream(5.0)
+    assert layer() == "f"
+    with pytest.raises(UsageError):
+        core.request_max_height("sub", "pub", "nope", 360, room.net.now)
