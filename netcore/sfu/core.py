@@ -448,14 +448,16 @@ class SfuCore:
         if index is None:
             return
         self._probe(subscriber, layers, index, max_height, now)
-        if layers[index] is slot.layer:
-            return
-        old, layer = slot.layer, layers[index]
-        if old is not None and old in layers and layers.index(old) < index:
+        layer, downtrack = layers[index], slot.downtrack
+        if layer is slot.layer and layer.ssrc in (downtrack.rewriter.source, downtrack.wanted):
+            return  # (the same layer under a new SSRC, a publisher restart, is wanted again below)
+        if slot.layer is not None and slot.layer in layers and layers.index(slot.layer) < index:
             subscriber.probe_interval = PROBE_INTERVAL  # up: the link is not short any more
         slot.layer = layer
         assert layer.ssrc is not None
-        if slot.downtrack.want(layer.ssrc, _timestamp_delta(old, layer, slot.downtrack.clock_rate)) \
+        source = downtrack.rewriter.source
+        forwarded = publication.by_ssrc.get(source) if source is not None else None  # the timeline to keep
+        if downtrack.want(layer.ssrc, _timestamp_delta(forwarded, layer, downtrack.clock_rate)) \
                 and subscriber.connected:
             self._request_keyframe(publication, now, layer=layer)
 
