@@ -34,8 +34,7 @@ import time
 sys.path.insert(0, __import__("os").path.dirname(__import__("os").path.dirname(__import__("os").path.abspath(__file__))))
 
 from netcore.demux import PacketKind  # noqa: E402
-from netcore.peer.events import KeyFrameRequested  # noqa: E402
-from tests.sfu.harness import Room  # noqa: E402
+from tests.sfu.harness import Publisher, Room, SimulcastPublisher  # noqa: E402
 
 SECONDS = 2.0
 WARM_UP = 6.0  # virtual seconds of simulcast before measuring
@@ -44,16 +43,15 @@ WARM_UP = 6.0  # virtual seconds of simulcast before measuring
 LAYERS = (("q", 180, 300), ("h", 360, 900), ("f", 720, 2900))  # rid, height, bytes per frame
 
 
-def simulcast_frame(pub, now: float, seen: list[int]) -> list:
-    """One frame of every layer; a layer asked for a key frame since the last call sends one."""
-    events = [e.ssrc for e in pub.node.events if isinstance(e, KeyFrameRequested)]
-    asked = set(events[seen[0]:])
-    seen[0] = len(events)
-    packets = []
-    for layer, (_, height, size) in zip(pub.layers, LAYERS):
-        packets += pub.layer_frame(now, layer, height, size, pub.frame == 0 or layer.ssrc in asked)
-    pub.frame += 1
-    return packets
+class ThreePackets(Publisher):
+    """One stream: three VP8-shaped packets of 1000 bytes per frame."""
+
+    def frame(self, now: float) -> list:
+        pub, room = self.client, self.room
+        packets = []
+        for _ in range(3):
+            packets += pub.video_packet(now, room.keyframe_wanted(pub) or pub.frame == 0, size=1000)[:1]
+        return packets
 
 
 def run(subscribers: int, simulcast: bool = False) -> dict[str, float]:
@@ -80,30 +78,15 @@ def run(subscribers: int, simulcast: bool = False) -> dict[str, float]:
         spent[0] += time.process_time() - cpu
 
     pub = room.clients["pub"]
-    seen = [0]
-
-    def stream(seconds: float) -> None:
-        end = room.net.now + seconds
-        next_frame = room.net.now
-        while room.net.now < end:
-            now = room.net.now
-            room.send(pub, [pub.audio_packet(now)])
-            if now >= next_frame - 1e-9:
-                packets = []
-                if simulcast:
-                    packets = simulcast_frame(pub, now, seen)
-                else:
-                    for _ in range(3):
-                        packets += pub.video_packet(now, room.keyframe_wanted(pub) or pub.frame == 0, size=1000)[:1]
-                room.send(pub, packets)
-                next_frame += 1 / 30
-            room.run(0.02)
-
     if simulcast:
-        stream(WARM_UP)  # the allocators climb to the top layer (UP_HOLD) before the measurement
+        publisher: Publisher = SimulcastPublisher(room, pub, {r: h for r, h, _ in LAYERS},
+                                                  {r: b for r, _, b in LAYERS}, 30)
+        publisher.stream(WARM_UP, step=0.02)  # the allocators climb to the top layer (UP_HOLD) first
+    else:
+        publisher = ThreePackets(room, pub, 30)
     core.handle_datagram, core.handle_timeout = timed_datagram, timed_timeout
     before = core.stats.forwarded_packets
-    stream(SECONDS)
+    publisher.stream(SECONDS, step=0.02)
     forwarded = core.stats.forwarded_packets - before
     media_times.sort()
     return {"subscribers": subscribers, "forwarded": forwarded, "us_per_packet": spent[0] / forwarded * 1e6,

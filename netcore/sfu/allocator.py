@@ -56,7 +56,7 @@ ALLOCATE_INTERVAL = 0.25  # seconds between decisions (a down-switch waits at mo
 AUDIO_ALLOWANCE = 40_000  # bit/s per audio slot taken from the budget before video is shared
 BITRATE_WINDOW = 1.0  # seconds over which a layer's bitrate is measured
 PROBE_INTERVAL = 2.0  # a subscriber kept below a layer it could use probes its link after this ...
-MAX_PROBE_INTERVAL = 16.0  # ... doubling with each probe to this (a reset when it goes up)
+MAX_PROBE_INTERVAL = 8.0  # ... doubling with each probe to this, as netcore.cc's recovery probes (reset when it goes up)
 PROBE_HEADROOM = 1.2  # probe at this much above what the next layer needs with its margin
 
 

@@ -28,6 +28,28 @@ def negotiate():
     return offered, answered
 
 
+def connected(config_a, config_b, link_a: Link | None = None) -> Call:
+    """Two transports from a negotiation on the simulated network, candidates exchanged, connected."""
+    net = Network(4)
+    net.add_host(A_IP, PUBLIC, link_a or Link(delay=0.02))
+    net.add_host(B_IP, PUBLIC, Link(delay=0.02))
+    a, b = MediaTransport(config_a), MediaTransport(config_b)
+    a.ice.add_local_address((A_IP, 5000))
+    b.ice.add_local_address((B_IP, 6000))
+    call = Call(net, a, b, net.add_node(a, [(A_IP, 5000)]), net.add_node(b, [(B_IP, 6000)]))
+    a.start(0.0)
+    b.start(0.0)
+    call.node_a.flush()
+    call.node_b.flush()
+    for source, target, node in (("a", b, call.node_b), ("b", a, call.node_a)):
+        for event in call.events(source, CandidateGathered):
+            target.add_remote_candidate(event.candidate, 0.0)
+        target.add_remote_candidate(None, 0.0)
+        node.flush()
+    call.connect()
+    return call
+
+
 def test_config_from_negotiated_maps_the_session():
     offered, answered = negotiate()
     config = config_from_negotiated(offered, certificate("a"), send_ssrcs={"0": (101, None), "1": (102, 103)})
@@ -44,26 +66,11 @@ def test_config_from_negotiated_maps_the_session():
 
 def test_transports_from_a_negotiation_connect_and_carry_video():
     offered, answered = negotiate()
-    net = Network(4)
-    net.add_host(A_IP, PUBLIC, Link(delay=0.02))
-    net.add_host(B_IP, PUBLIC, Link(delay=0.02))
-    a = MediaTransport(config_from_negotiated(offered, certificate("a"), send_ssrcs={"0": (101, None), "1": (102, 103)},
-                                              random=counter_random(7)))
-    b = MediaTransport(config_from_negotiated(answered, certificate("b"), send_ssrcs={"0": (201, None), "1": (202, 203)},
-                                              random=counter_random(8)))
-    a.ice.add_local_address((A_IP, 5000))
-    b.ice.add_local_address((B_IP, 6000))
-    call = Call(net, a, b, net.add_node(a, [(A_IP, 5000)]), net.add_node(b, [(B_IP, 6000)]))
-    a.start(0.0)
-    b.start(0.0)
-    call.node_a.flush()
-    call.node_b.flush()
-    for source, target, node in (("a", b, call.node_b), ("b", a, call.node_a)):
-        for event in call.events(source, CandidateGathered):
-            target.add_remote_candidate(event.candidate, 0.0)
-        target.add_remote_candidate(None, 0.0)
-        node.flush()
-    call.connect()
+    call = connected(config_from_negotiated(offered, certificate("a"), send_ssrcs={"0": (101, None), "1": (102, 103)},
+                                            random=counter_random(7)),
+                     config_from_negotiated(answered, certificate("b"), send_ssrcs={"0": (201, None), "1": (202, 203)},
+                                            random=counter_random(8)))
+    a = call.a
     assert a.state is TransportState.CONNECTED
     vp8 = next(c for c in a.config.media[1].codecs if c.name.upper() == "VP8")
     source = VideoSource(call, "a", payload_type=vp8.payload_type)
@@ -106,23 +113,8 @@ def test_simulcast_layers_negotiated_sent_with_rids_and_routed_by_them_with_thei
     assert config_a.media[0].send_layers == layers and config_a.media[0].send_ssrc == 0x100
     config_b = config_from_negotiated(answered, certificate("b"), random=counter_random(8))
     assert config_b.media[0].rids == ("q", "h", "f") and config_b.media[0].remote_ssrcs == ()
-    net = Network(4)
-    net.add_host(A_IP, PUBLIC, Link(delay=0.02, loss=0.1))
-    net.add_host(B_IP, PUBLIC, Link(delay=0.02))
-    a, b = MediaTransport(config_a), MediaTransport(config_b)
-    a.ice.add_local_address((A_IP, 5000))
-    b.ice.add_local_address((B_IP, 6000))
-    call = Call(net, a, b, net.add_node(a, [(A_IP, 5000)]), net.add_node(b, [(B_IP, 6000)]))
-    a.start(0.0)
-    b.start(0.0)
-    call.node_a.flush()
-    call.node_b.flush()
-    for source, target, node in (("a", b, call.node_b), ("b", a, call.node_a)):
-        for event in call.events(source, CandidateGathered):
-            target.add_remote_candidate(event.candidate, 0.0)
-        target.add_remote_candidate(None, 0.0)
-        node.flush()
-    call.connect()
+    call = connected(config_a, config_b, Link(delay=0.02, loss=0.1))
+    a, b, net = call.a, call.b, call.net
     pt = offered.media[0].send_codec.payload_type
     for seq in range(100):
         for layer in layers:

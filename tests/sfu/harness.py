@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 
 from netcore.dtls.certificate import DtlsCertificate
 from netcore.peer.config import SendLayer, config_from_negotiated
-from netcore.peer.events import RtpReceived, TransportConnected
+from netcore.peer.events import KeyFrameRequested, RtpReceived, TransportConnected
 from netcore.peer.transport import MediaTransport, TransportState
 from netcore.rtp.extensions import URI_AUDIO_LEVEL
 from netcore.rtp.packet import RtpPacket
@@ -203,6 +203,62 @@ class Room:
             fresh -= 1
             client.deaf -= 1
         return fresh > 0
+
+
+class Publisher:
+    """Sends a video frame (:meth:`frame`) each 1/fps and an audio packet each ``step`` of virtual time."""
+
+    def __init__(self, room: Room, client: Client, fps: float = 30) -> None:
+        self.room, self.client, self.fps = room, client, fps
+
+    def frame(self, now: float) -> list[RtpPacket]:
+        """One frame's packets (one VP8-shaped packet by default)."""
+        return self.client.video_packet(now, self.room.keyframe_wanted(self.client) or self.client.frame == 0)[:1]
+
+    def stream(self, seconds: float, step: float = 0.01) -> None:
+        room, client = self.room, self.client
+        end = room.net.now + seconds
+        next_video = room.net.now
+        while room.net.now < end:
+            now = room.net.now
+            room.send(client, [client.audio_packet(now)])
+            if now >= next_video - 1e-9:
+                room.send(client, self.frame(now))
+                next_video += 1.0 / self.fps
+            room.run(step)
+
+
+class SimulcastPublisher(Publisher):
+    """Every layer's frame at once; a PLI/FIR for a layer makes that layer's next frame a key frame.
+    ``heights``/``sizes``: per RID, the key frames' height and the bytes of each frame."""
+
+    def __init__(self, room: Room, client: Client, heights: dict[str, int], sizes: dict[str, int],
+                 fps: float = 30) -> None:
+        super().__init__(room, client, fps)
+        self.heights, self.sizes = heights, sizes
+        self.seen = 0
+        self.keyframes = {layer.ssrc: True for layer in client.layers}
+        self.requests: dict[str, int] = {rid: 0 for rid in heights}
+
+    def frame(self, now: float) -> list[RtpPacket]:
+        client = self.client
+        self._take_requests()
+        packets = []
+        for layer in client.layers:
+            key = self.keyframes[layer.ssrc]
+            self.keyframes[layer.ssrc] = False
+            packets += client.layer_frame(now, layer, self.heights[layer.rid], self.sizes[layer.rid], key)
+        client.frame += 1
+        return packets
+
+    def _take_requests(self) -> None:
+        events = [e for e in self.client.node.events if isinstance(e, KeyFrameRequested)]
+        for event in events[self.seen:]:
+            for layer in self.client.layers:
+                if layer.ssrc == event.ssrc:
+                    self.keyframes[layer.ssrc] = True
+                    self.requests[layer.rid] += 1
+        self.seen = len(events)
 
 
 def with_rtx_pairs(config, answer: str):

@@ -16,16 +16,19 @@ import struct
 import pytest
 
 from netcore.errors import UsageError
-from netcore.peer.events import KeyFrameRequested
 from netcore.rtp.vp8 import Vp8Descriptor
 from netcore.sdp.jsep import RID_EXTENSION
 from netcore.testing.bottleneck import Bottleneck
 from netcore.testing.simnet import Network
-from tests.sfu.harness import SERVER, Client, Room
+from tests.sfu.harness import SERVER, Client, Room, SimulcastPublisher
 
 HEIGHTS = {"q": 180, "h": 360, "f": 720}
 SIZES = {"q": 250, "h": 1100, "f": 3600}  # bytes per frame at 30 frames/s: ~70, ~280, ~880 kbit/s
 FPS = 30
+
+
+def layered(room: Room, client: Client) -> SimulcastPublisher:
+    return SimulcastPublisher(room, client, HEIGHTS, SIZES, FPS)
 
 
 class ShapedNetwork(Network):
@@ -46,45 +49,6 @@ class ShapedNetwork(Network):
             self.dropped += 1
             return
         self.call_at(arrival, self._route, data, src, dst, self._realm_of[src[0]])
-
-
-class Publisher:
-    """Sends every layer's frame each 1/FPS and an audio packet each 20 ms; a PLI/FIR for a layer makes
-    that layer's next frame a key frame."""
-
-    def __init__(self, room: Room, client: Client) -> None:
-        self.room, self.client = room, client
-        self.seen = 0
-        self.keyframes = {layer.ssrc: True for layer in client.layers}
-        self.requests: dict[str, int] = {rid: 0 for rid in HEIGHTS}
-
-    def stream(self, seconds: float) -> None:
-        room, client = self.room, self.client
-        end = room.net.now + seconds
-        next_video = room.net.now
-        while room.net.now < end:
-            now = room.net.now
-            room.send(client, [client.audio_packet(now)])
-            if now >= next_video - 1e-9:
-                self._take_requests()
-                packets = []
-                for layer in client.layers:
-                    key = self.keyframes[layer.ssrc]
-                    self.keyframes[layer.ssrc] = False
-                    packets += client.layer_frame(now, layer, HEIGHTS[layer.rid], SIZES[layer.rid], key)
-                client.frame += 1
-                room.send(client, packets)
-                next_video += 1.0 / FPS
-            room.run(0.01)
-
-    def _take_requests(self) -> None:
-        events = [e for e in self.client.node.events if isinstance(e, KeyFrameRequested)]
-        for event in events[self.seen:]:
-            for layer in self.client.layers:
-                if layer.ssrc == event.ssrc:
-                    self.keyframes[layer.ssrc] = True
-                    self.requests[layer.rid] += 1
-        self.seen = len(events)
 
 
 def in_order(client: Client, mid: str) -> list:
@@ -127,7 +91,7 @@ def test_each_subscriber_gets_the_layer_its_link_takes_and_climbs_back_when_the_
     offer_rids = room.core.participants["pub"].publications
     assert [p.rids for p in offer_rids.values() if p.kind == "video"] == [("q", "h", "f")]
     assert RID_EXTENSION in dict((u, i) for i, u in pub.transport.config.header_extensions)
-    publisher = Publisher(room, pub)
+    publisher = layered(room, pub)
     core = room.core
     video_mid = {c.name: next(m for m, k in c.slots.items() if k == "video") for c in (wide, narrow)}
 
@@ -169,7 +133,7 @@ def test_a_requested_maximum_height_caps_the_layer_at_once_and_lifting_it_climbs
     pub = room.join("pub", slots=0, simulcast=("q", "h", "f"))
     room.join("sub", publish=(), slots=1)
     room.connect()
-    publisher = Publisher(room, pub)
+    publisher = layered(room, pub)
     core = room.core
     slot = next(s for s in core.participants["sub"].slots if s.kind == "video")
     video_mid = next(m for m, p in core.participants["pub"].publications.items() if p.kind == "video")

@@ -187,7 +187,7 @@ async def scenario(tmp_path) -> None:
             await asyncio.sleep(3)
             assert narrow.showing(LOW, 30)  # and stays there
             shaper.bottleneck.capacity = 1e9  # the limit is lifted: it climbs back
-            assert await until(lambda: narrow.showing(HIGH), 90), narrow.frames[-3:]
+            assert await until(lambda: narrow.showing(HIGH), 120), narrow.frames[-3:]
             heights = [h for _, h in narrow.frames[settled["narrow"]:]]
             assert heights[0] == LOW and heights[-1] == HIGH
             # no freeze across the switches: at most 500 ms of frames missing between two decoded ones
