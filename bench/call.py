@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import fractions
 import heapq
 import json
 import os
@@ -48,58 +47,25 @@ WIDTH, HEIGHT, FPS = 640, 480, 30
 
 def aiortc_peer(args: argparse.Namespace) -> None:
     import aioice.ice
-    from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
+    from aiortc import RTCPeerConnection, RTCSessionDescription
 
-    from netcore.media.synthetic import SyntheticCamera, SyntheticMicrophone, read_frame_number
+    from netcore.media.synthetic import read_frame_number
+    from tests.peer.aiortc_tracks import CameraTrack, MicrophoneTrack, frames_of
 
     aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: [HOST]  # aioice skips 127.0.0.1
     sent: list = []
     decoded: list = []
 
-    class Camera(MediaStreamTrack):
-        kind = "video"
+    class Camera(CameraTrack):
+        """Notes when each frame leaves the camera, for the glass-to-glass latency."""
 
-        def __init__(self) -> None:
-            super().__init__()
-            self.camera = SyntheticCamera(WIDTH, HEIGHT, FPS)
-            self.number = 0
-            self.start: float | None = None
-
-        async def recv(self):
-            loop = asyncio.get_running_loop()
-            if self.start is None:
-                self.start = loop.time()
-            await asyncio.sleep(max(0.0, self.start + self.number / FPS - loop.time()))
-            frame = self.camera.frame(self.number)
-            sent.append((self.number, time.monotonic()))
-            self.number += 1
-            return frame
-
-    class Microphone(MediaStreamTrack):
-        kind = "audio"
-
-        def __init__(self) -> None:
-            super().__init__()
-            self.microphone = SyntheticMicrophone()
-            self.number = 0
-            self.start: float | None = None
-
-        async def recv(self):
-            loop = asyncio.get_running_loop()
-            if self.start is None:
-                self.start = loop.time()
-            await asyncio.sleep(max(0.0, self.start + self.number * 0.02 - loop.time()))
-            frame = self.microphone.frame(self.number)
-            frame.time_base = fractions.Fraction(1, 48000)
-            self.number += 1
+        def make(self, number: int):
+            frame = super().make(number)
+            sent.append((number, time.monotonic()))
             return frame
 
     async def consume(track) -> None:
-        while True:
-            try:
-                frame = await track.recv()
-            except Exception:  # MediaStreamError at the end of the call
-                return
+        async for frame in frames_of(track):
             if track.kind == "video":
                 number = read_frame_number(frame)
                 if number is not None:
@@ -109,8 +75,8 @@ def aiortc_peer(args: argparse.Namespace) -> None:
         pc = RTCPeerConnection()
         tasks = []
         pc.on("track", lambda track: tasks.append(asyncio.ensure_future(consume(track))))
-        pc.addTrack(Microphone())
-        pc.addTrack(Camera())
+        pc.addTrack(MicrophoneTrack())
+        pc.addTrack(Camera(WIDTH, HEIGHT, FPS))
         loop = asyncio.get_running_loop()
         read = lambda: loop.run_in_executor(None, sys.stdin.readline)  # noqa: E731
         if args.offer:

@@ -40,6 +40,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Iterator
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -50,6 +51,7 @@ from netcore.stun.message import Message, MessageClass  # noqa: E402
 from netcore.turn import wire as w  # noqa: E402
 from tests.conftest import free_port_both as free_port  # noqa: E402
 from tests.peers import running, wait_for_stun  # noqa: E402  (the launchers the interop tests use)
+from tests.turn.sim import turn_request  # noqa: E402
 
 USER, PASSWORD, REALM = "bench", "bench", "bench.example"
 CHANNEL = 0x4000
@@ -65,6 +67,19 @@ def build(workdir: Path) -> tuple[str, str]:
         subprocess.run([cc, "-O2", "-o", str(binary), str(Path(__file__).parent / f"{name}.c")], check=True)
         out.append(str(binary))
     return out[0], out[1]
+
+
+@contextlib.contextmanager
+def echo_peer(echo_bin: str) -> Iterator[tuple[str, int]]:
+    """The C echo peer (built by :func:`build`) on a free loopback port; yields its address."""
+    port = free_port()
+    echo = subprocess.Popen([echo_bin, str(port)], stdout=subprocess.PIPE)
+    try:
+        echo.stdout.readline()  # it prints a line once it listens
+        yield ("127.0.0.1", port)
+    finally:
+        echo.terminate()
+        echo.wait()
 
 
 def start_netcore(workdir: Path, port: int, low: int, data_path: str = "native"):
@@ -113,10 +128,7 @@ def turn_socket(server: tuple[str, int], peer: tuple[str, int]) -> socket.socket
     key = long_term_key(USER, realm, PASSWORD)
 
     def signed(method: int, *attributes) -> Message:
-        message = Message(method, MessageClass.REQUEST)
-        for attr_type, value in attributes:
-            message.add(attr_type, value)
-        message.add(sa.USERNAME, USER).add(sa.REALM, realm).add(sa.NONCE, nonce)
+        message = turn_request(method, *attributes, credentials=(USER, realm, nonce))
         answer = _exchange(sock, message, key)
         if answer.message_class != MessageClass.SUCCESS:
             raise RuntimeError(f"{message!r} refused: {answer.get(sa.ERROR_CODE)}")
@@ -241,16 +253,13 @@ def main() -> None:
     latency_rate = rates[0]
     workdir = Path(tempfile.mkdtemp(prefix="turn-bench-"))
     gen, echo_bin = build(workdir)
-    echo_port = free_port()
-    echo = subprocess.Popen([echo_bin, str(echo_port)], stdout=subprocess.PIPE)
-    echo.stdout.readline()
-    peer = ("127.0.0.1", echo_port)
     results: dict[str, dict[int, dict]] = {}
     starters = (("netcore", start_netcore, 44000),
                 ("netcore-py", lambda *a: start_netcore(*a, data_path="python"), 44100),
                 ("coturn", start_coturn, 44200))
     try:
         with contextlib.ExitStack() as stack:
+            peer = stack.enter_context(echo_peer(echo_bin))
             servers: dict[str, tuple[int, int]] = {}  # name -> (port, pid)
             for name, starter, low in starters:
                 if name not in args.servers.split(","):
@@ -276,8 +285,6 @@ def main() -> None:
                 for sock, _, _ in targets.values():
                     sock.close()
     finally:
-        echo.terminate()
-        echo.wait()
         shutil.rmtree(workdir, ignore_errors=True)
     report(results, sizes, rates, latency_rate)
 

@@ -44,7 +44,7 @@ from tests.turn.fleet import Fleet  # noqa: E402
 from tests.turn.live import free_port_range  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
-from turn_relay import build, median  # noqa: E402
+from turn_relay import build, echo_peer, median  # noqa: E402
 
 USER, PASSWORD, REALM = "bench", "bench", "bench.example"
 CHANNEL = 0x4000
@@ -153,13 +153,10 @@ def main() -> None:
     total = sum(count for count, _, _ in loads)  # coturn holds a deleted allocation's port a while
     workdir = Path(tempfile.mkdtemp(prefix="turn-scale-"))
     gen, echo_bin = build(workdir)
-    echo_port = free_port()
-    echo = subprocess.Popen([echo_bin, str(echo_port)], stdout=subprocess.PIPE)
-    echo.stdout.readline()
-    peer = ("127.0.0.1", echo_port)
     results: dict[str, dict] = {}
     try:
         with contextlib.ExitStack() as stack:
+            peer = stack.enter_context(echo_peer(echo_bin))
             servers = {}
             for name, starter in (("netcore", start_netcore), ("coturn", start_coturn)):
                 if name not in args.servers.split(","):
@@ -207,8 +204,6 @@ def main() -> None:
                 for sock in direct:
                     sock.close()
     finally:
-        echo.terminate()
-        echo.wait()
         shutil.rmtree(workdir, ignore_errors=True)
     report(results, [f"{c}x{p}x{s}" for c, p, s in loads], args.workers)
 

@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 
 from netcore.stun.errors import StunParseError
 from netcore.stun.message import BINDING, Message, MessageClass
+from servers.daemon import stop_event
 
 __all__ = ["Daemon", "Plan", "build_parser", "plan", "main"]
 
@@ -176,10 +177,12 @@ def plan(args: argparse.Namespace, random_secret=lambda: secrets.token_urlsafe(3
     sfu_file = os.path.join(secret_dir, "sfu.toml")
     # The call server links to signaling with a secret of its own (the service link's bearer).
     service_secret = signal_cfg.get("service_secret") or random_secret()
+    # The one call server is named as signaling's call_server, which the page is told.
+    call_server = signal_cfg.get("call_server", "netcore-sfu")
     files = {signal_file: toml_text({**signal_cfg, "turn_secret": secret, "service_secret": service_secret,
-                                     "call_server": signal_cfg.get("call_server", "netcore-sfu")}),
+                                     "call_server": call_server}),
              turn_file: toml_text({**turn_cfg, "auth-secret": [secret]}),
-             sfu_file: toml_text({"service-secret": service_secret})}
+             sfu_file: toml_text({"service-secret": service_secret, "name": call_server})}
     signal_argv = [*_module_argv("servers.signal.main"), "--config", signal_file, "--host", host, "--port", str(port),
                    "--turn-urls", f"turn:{_hostport(public_host, turn_port)}?transport=udp",
                    "--stun-urls", f"stun:{_hostport(public_host, turn_port)}",
@@ -198,9 +201,9 @@ def plan(args: argparse.Namespace, random_secret=lambda: secrets.token_urlsafe(3
     for flag, value in (("--min-port", args.min_port), ("--max-port", args.max_port)):
         if value is not None:
             turn_argv += [flag, str(value)]
+    data_dir = args.data_dir or signal_cfg.get("data_dir") or "./netcore-data"
     if "analytics" not in turn_cfg and "analytics-redis" not in turn_cfg:
-        # Allocation events next to signaling's analytics.jsonl (docs/analytics.md).
-        data_dir = args.data_dir or signal_cfg.get("data_dir") or "./netcore-data"
+        # Allocation events next to signaling's analytics.jsonl (docs/analytics.md), as the call server's.
         turn_argv += ["--analytics", os.path.join(data_dir, "turn-analytics.jsonl"), "--node", "turn"]
     metrics = None
     if args.turn_metrics_port is not None:
@@ -214,6 +217,7 @@ def plan(args: argparse.Namespace, random_secret=lambda: secrets.token_urlsafe(3
                 "--log-level", args.log_level.lower()]
     if _wildcard(host):
         sfu_argv += ["--public-ip", public_host]
+    sfu_argv += ["--analytics", os.path.join(data_dir, "sfu-analytics.jsonl"), "--node", "sfu"]
     return Plan(
         daemons=[Daemon("turn", turn_argv, stun_probe=(local, turn_port)),
                  Daemon("signal", signal_argv, ready=re.compile(r"^listening \S+ (?P<port>\d+)$")),
@@ -349,10 +353,7 @@ class Supervisor:
 
 async def run(the_plan: Plan) -> int:
     supervisor = Supervisor(the_plan)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
+    stop = stop_event()
     busy = busy_port(the_plan)
     if busy is not None:
         print(f"netcore up: {busy}", file=sys.stderr)

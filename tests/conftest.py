@@ -1,10 +1,11 @@
-"""Shared test fixtures: hypothesis profiles, real-peer discovery, free ports."""
+"""Shared test fixtures: hypothesis profiles, real-peer discovery, free ports, stopping a real peer."""
 
 from __future__ import annotations
 
 import os
 import shutil
 import socket
+import subprocess
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -31,6 +32,16 @@ def require_program(name: str) -> str:
             pytest.fail(message)
         pytest.skip(message)
     return path
+
+
+def stop_process(process: subprocess.Popen, timeout: float = 10.0) -> None:
+    """Ask ``process`` to end (SIGTERM); kill it if it has not within ``timeout`` seconds."""
+    process.terminate()
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def free_port(kind: int = socket.SOCK_DGRAM, host: str = "127.0.0.1") -> int:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Iterator
 
 from netcore.stun.message import BINDING, Message, MessageClass
-from tests.conftest import free_port, free_port_both, require_program
+from tests.conftest import free_port, free_port_both, require_program, stop_process
 
 
 def wait_for_stun(port: int, host: str = "127.0.0.1", timeout: float = 10.0) -> None:
@@ -41,12 +41,7 @@ def running(cmd: list[str], log_path: Path, env: dict[str, str] | None = None) -
     try:
         yield proc
     finally:
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc, 5)
 
 
 @contextlib.contextmanager

@@ -18,6 +18,7 @@ __all__ = [
     "IceEvent",
     "CandidateGathered",
     "GatheringCompleted",
+    "PairEvent",
     "PairNominated",
     "PathSelected",
     "PathDegraded",
@@ -47,15 +48,24 @@ class GatheringCompleted(IceEvent):
 
 
 @dataclass(frozen=True, slots=True)
-class PairNominated(IceEvent):
-    """ICE nominated ``pair`` for ``component`` (RFC 8445 section 8.1.1): the component completed."""
+class PairEvent(IceEvent):
+    """Something happened to ``pair`` of ``component``: nominated, selected, degraded or lost consent.
+
+    Match on this base to follow one pair's life (a path monitor, a stats
+    collector) without naming each event.
+    """
 
     component: int
     pair: Any
 
 
 @dataclass(frozen=True, slots=True)
-class PathSelected(IceEvent):
+class PairNominated(PairEvent):
+    """ICE nominated ``pair`` for ``component`` (RFC 8445 section 8.1.1): the component completed."""
+
+
+@dataclass(frozen=True, slots=True)
+class PathSelected(PairEvent):
     """This agent now sends ``component``'s traffic on ``pair``.
 
     ``reason``: "nominated", "restart" (a new nomination after an ICE
@@ -63,26 +73,19 @@ class PathSelected(IceEvent):
     Each agent picks its own sending path; the two directions may differ.
     """
 
-    component: int
-    pair: Any
     reason: str
 
 
 @dataclass(frozen=True, slots=True)
-class PathDegraded(IceEvent):
+class PathDegraded(PairEvent):
     """Consent checks on ``pair`` went unanswered for ``silent_for`` seconds (RFC 7675, early warning)."""
 
-    component: int
-    pair: Any
     silent_for: float
 
 
 @dataclass(frozen=True, slots=True)
-class ConsentLost(IceEvent):
+class ConsentLost(PairEvent):
     """No consent response on ``pair`` for the consent timeout (30 s): it may not carry traffic."""
-
-    component: int
-    pair: Any
 
 
 @dataclass(frozen=True, slots=True)

@@ -58,9 +58,11 @@ from .codecs import (
 from .errors import NegotiationError
 from .extmaps import answer_extmaps, answered_extmaps, usable_extmap_id
 from .h264 import ProfileLevelId, level_limits
+from . import model
 from .limits import Limits, limits_of
 from .model import (  # the intent and result records, importable from here too
     AUDIO_EXTENSIONS,
+    DIRECTION_OF,
     RID_EXTENSION,
     RTP_PROTOCOL,
     RTP_PROTOCOLS,
@@ -79,21 +81,8 @@ from .model import (  # the intent and result records, importable from here too
 from .wire import MediaSection, SessionDescription, parse
 from .writer import SdpWriter, SectionPlan
 
-__all__ = [
-    "AUDIO_EXTENSIONS",
-    "LocalTransport",
-    "MediaIntent",
-    "NegotiatedMedia",
-    "NegotiatedSession",
-    "NegotiationError",
-    "Negotiator",
-    "RID_EXTENSION",
-    "RTP_PROTOCOL",
-    "RemoteTransport",
-    "SCTP_PROTOCOL",
-    "VIDEO_EXTENSIONS",
-    "answer_direction",
-]
+# The intent and result records of model.py are importable from here too.
+__all__ = ["NegotiationError", "Negotiator", *model.__all__]
 
 
 # ------------------------------------------------------------ the negotiator

@@ -67,10 +67,10 @@ from netcore.sdp.attributes import Fingerprint
 from netcore.sdp.candidate import Candidate
 from netcore.sdp.jsep import Negotiator
 from netcore.sdp.model import LocalTransport
-from netcore.sfu.events import (ActiveSpeakerChanged, ParticipantJoined, ParticipantLeft, SfuEvent, Slot,
-                                SlotsChanged, TrackPublished)
 from netcore.sfu.allocator import (ALLOCATE_INTERVAL, AUDIO_ALLOWANCE, MAX_PROBE_INTERVAL, PROBE_HEADROOM,
                                    PROBE_INTERVAL, UP_MARGIN)
+from netcore.sfu.events import (ActiveSpeakerChanged, KeyFrameRequested, ParticipantJoined, ParticipantLeft,
+                                SfuEvent, Slot, SlotsChanged, TrackPublished)
 from netcore.sfu.participant import Layer, Participant, Publication, SlotState, plan_intents
 from netcore.sfu.rewrite import Forwarded
 from netcore.sfu.router import PortRouter
@@ -264,7 +264,7 @@ class SfuCore:
             for publication in participant.publications.values():
                 for layer in publication.layers:
                     if layer.arbiter.handle_timeout(now):
-                        self._request_upstream(publication, layer, now)
+                        self._request_upstream(publication, layer, now, "held")
         if self._next_allocation is not None and now >= self._next_allocation:
             self._next_allocation = now + ALLOCATE_INTERVAL if self.participants else None
             for participant in self.participants.values():
@@ -416,15 +416,17 @@ class SfuCore:
         if layer.ssrc is None:
             return  # nothing arrived yet: a slot waiting for its first key frame asks when it comes
         if layer.arbiter.request(now, counted):
-            self._request_upstream(publication, layer, now)
+            self._request_upstream(publication, layer, now, "subscriber" if counted else "retry")
         elif counted:
             self.stats.keyframe_requests_coalesced += 1
 
-    def _request_upstream(self, publication: Publication, layer: Layer, now: float) -> None:
+    def _request_upstream(self, publication: Publication, layer: Layer, now: float, reason: str) -> None:
         if layer.ssrc is None:
             return
         self.stats.keyframe_requests += 1
-        publication.owner.transport.request_keyframe(layer.ssrc, now)
+        owner = publication.owner
+        self._events.append(KeyFrameRequested(owner.room_id, owner.id, publication.mid, reason))
+        owner.transport.request_keyframe(layer.ssrc, now)
         self._dirty.append(publication.owner)
 
     # -- simulcast ------------------------------------------------------------------

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from netcore.net import Event
 
 __all__ = ["SfuEvent", "ParticipantJoined", "ParticipantLeft", "TrackPublished", "SlotsChanged",
-           "ActiveSpeakerChanged", "Slot"]
+           "ActiveSpeakerChanged", "KeyFrameRequested", "Slot"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,3 +65,15 @@ class SlotsChanged(SfuEvent):
 class ActiveSpeakerChanged(SfuEvent):
     room_id: str
     participant_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class KeyFrameRequested(SfuEvent):
+    """The server asked ``participant_id`` for a key frame of its track ``mid`` (PLI upstream, after
+    the arbiter): ``reason`` is "subscriber" (a subscriber's request or a new slot), "held" (one
+    held back by the interval) or "retry" (a slot still waiting after KEYFRAME_RETRY)."""
+
+    room_id: str
+    participant_id: str
+    mid: str
+    reason: str

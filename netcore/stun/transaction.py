@@ -32,6 +32,7 @@ __all__ = [
     "TransactionSucceeded",
     "TransactionFailed",
     "TransactionTimedOut",
+    "TransactionAnswered",
     "TransactionEvent",
     "StunEvent",
     "DataReceived",
@@ -51,17 +52,21 @@ class TransactionEvent(StunEvent):
 
 
 @dataclass(frozen=True, slots=True)
-class TransactionSucceeded(TransactionEvent):
+class TransactionAnswered(TransactionEvent):
+    """The server answered from ``addr``; the subclass says whether with success or an error."""
+
     response: Message
     addr: Address
 
 
 @dataclass(frozen=True, slots=True)
-class TransactionFailed(TransactionEvent):
-    """The server answered with an error response (``response.get(ERROR_CODE)``)."""
+class TransactionSucceeded(TransactionAnswered):
+    """The server answered with a success response."""
 
-    response: Message
-    addr: Address
+
+@dataclass(frozen=True, slots=True)
+class TransactionFailed(TransactionAnswered):
+    """The server answered with an error response (``response.get(ERROR_CODE)``)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING
 
 from netcore.net import Address, Receive
 from netcore.turn import wire
-from netcore.turn.allocation import Allocation, TokenBucket
+from netcore.turn.allocation import RELAY_COUNTERS, Allocation, TokenBucket, add_relay_counts, relay_counts
 from netcore.turn.server_events import AllocationDeleted
 
 if TYPE_CHECKING:
@@ -163,27 +163,20 @@ class NativeDataPath:
         self.routed.pop(id(allocation), None)
         row = self.engine.remove_allocation(id(allocation))
         if row is not None and any(row[1:5]):
-            _, to_peer, to_peer_bytes, to_client, to_client_bytes, dropped = row
             stats = self.core.stats
-            stats.packets_to_peer += to_peer
-            stats.bytes_to_peer += to_peer_bytes
-            stats.packets_to_client += to_client
-            stats.bytes_to_client += to_client_bytes
-            stats.bandwidth_dropped += dropped
+            add_relay_counts(stats, row[1:5])
+            stats.bandwidth_dropped += row[5]
             self._residue[(allocation.listener, allocation.client)] = row[1:5]
 
     def harvest(self) -> None:
         """Add what the thread relayed since the last harvest to the allocations' counters."""
         routed = self.routed
         stats = self.core.stats
-        for ident, to_peer, to_peer_bytes, to_client, to_client_bytes, dropped in self.engine.harvest():
+        for ident, *relayed, dropped in self.engine.harvest():
             allocation = routed.get(ident)
             if allocation is None:
                 continue
-            allocation.packets_to_peer += to_peer
-            allocation.bytes_to_peer += to_peer_bytes
-            allocation.packets_to_client += to_client
-            allocation.bytes_to_client += to_client_bytes
+            add_relay_counts(allocation, relayed)
             stats.bandwidth_dropped += dropped
 
     def complete(self, event: object) -> object:
@@ -191,10 +184,8 @@ class NativeDataPath:
         if isinstance(event, AllocationDeleted) and self._residue:
             row = self._residue.pop((event.listener, event.client), None)
             if row is not None:
-                event = dataclasses.replace(
-                    event, packets_to_peer=event.packets_to_peer + row[0], bytes_to_peer=event.bytes_to_peer + row[1],
-                    packets_to_client=event.packets_to_client + row[2],
-                    bytes_to_client=event.bytes_to_client + row[3])
+                event = dataclasses.replace(event, **{name: count + more for name, count, more
+                                                      in zip(RELAY_COUNTERS, relay_counts(event), row)})
         return event
 
     def stats(self) -> dict[str, int]:

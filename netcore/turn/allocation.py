@@ -21,10 +21,28 @@ membership means "valid", within one sweep of the core's timer.
 
 from __future__ import annotations
 
+from typing import Sequence
+
 from netcore.net import Address, Transport
 from netcore.turn import wire
 
-__all__ = ["Allocation", "Channel", "Route", "TokenBucket", "family_of", "transport_of"]
+__all__ = ["Allocation", "Channel", "Route", "TokenBucket", "family_of", "transport_of", "RELAY_COUNTERS",
+           "relay_counts", "add_relay_counts"]
+
+# What an allocation relayed, each way: counted on the allocation, summed into the server's stats
+# when it ends, and reported in its AllocationDeleted.
+RELAY_COUNTERS = ("packets_to_peer", "bytes_to_peer", "packets_to_client", "bytes_to_client")
+
+
+def relay_counts(holder: object) -> tuple[int, ...]:
+    """The :data:`RELAY_COUNTERS` of ``holder`` (an allocation, the server's stats, an event), in order."""
+    return tuple(getattr(holder, name) for name in RELAY_COUNTERS)
+
+
+def add_relay_counts(holder: object, counts: Sequence[int]) -> None:
+    """Add ``counts`` (in :data:`RELAY_COUNTERS` order) to ``holder``'s relay counters."""
+    for name, count in zip(RELAY_COUNTERS, counts):
+        setattr(holder, name, getattr(holder, name) + count)
 
 
 def family_of(host: str) -> int:
@@ -105,8 +123,7 @@ class Allocation:
     __slots__ = (
         "listener", "client", "username", "transaction_id", "response", "relayed", "relay_by_family",
         "expiry", "permissions", "channels", "peer_channels", "cooldown", "routes", "peer_routes",
-        "packets_to_peer", "bytes_to_peer", "packets_to_client", "bytes_to_client",
-        "bucket", "dropped", "transport", "connections",
+        *RELAY_COUNTERS, "bucket", "dropped", "transport", "connections",
     )
 
     def __init__(self, listener: Address, client: Address, username: str, transaction_id: bytes,

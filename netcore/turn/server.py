@@ -42,7 +42,7 @@ from netcore.stun.attributes import NONCE, PASSWORD_ALGORITHMS as PASSWORD_ALGOR
 from netcore.stun.message import BINDING, Message, MessageClass
 from netcore.stun.server import binding_success, unknown_attributes_error
 from netcore.turn import wire
-from netcore.turn.allocation import Allocation, Channel, family_of, transport_of
+from netcore.turn.allocation import Allocation, Channel, add_relay_counts, family_of, relay_counts, transport_of
 from netcore.turn.auth import (
     PASSWORD_ALGORITHMS,
     Authenticated,
@@ -54,7 +54,8 @@ from netcore.turn.auth import (
 )
 from netcore.turn.policy import PeerPolicy
 from netcore.turn.server_config import RelayProvider, ServerConfig, ServerStats
-from netcore.turn.server_events import AllocationDeleted, AllocationGranted, AllocationRenewed, TurnServerEvent
+from netcore.turn.server_events import (AllocationDeleted, AllocationEvent, AllocationGranted, AllocationRenewed,
+                                        TurnServerEvent)
 from netcore.turn.tcp_relay import TcpRelay
 
 __all__ = [
@@ -66,6 +67,7 @@ __all__ = [
     "AllocationGranted",
     "AllocationRenewed",
     "AllocationDeleted",
+    "AllocationEvent",
     "TurnServerEvent",
 ]
 
@@ -671,16 +673,10 @@ class TurnServer:
             self.by_relayed.pop(relayed, None)
             self.relays.close_relay(relayed)
         self._count_user(allocation.username, -1)
-        stats = self.stats
-        stats.packets_to_peer += allocation.packets_to_peer
-        stats.bytes_to_peer += allocation.bytes_to_peer
-        stats.packets_to_client += allocation.packets_to_client
-        stats.bytes_to_client += allocation.bytes_to_client
+        relayed = relay_counts(allocation)
+        add_relay_counts(self.stats, relayed)
         self._events.append(AllocationDeleted(
-            allocation.client, allocation.listener, allocation.username, allocation.relayed, reason,
-            allocation.packets_to_peer, allocation.bytes_to_peer,
-            allocation.packets_to_client, allocation.bytes_to_client,
-        ))
+            allocation.client, allocation.listener, allocation.username, allocation.relayed, reason, *relayed))
 
     def _count_user(self, username: str, delta: int) -> None:
         """Allocations plus EVEN-PORT reservations held by ``username``, for the user quota."""

@@ -12,6 +12,7 @@ from netcore.net import Address, Event
 
 __all__ = [
     "TurnServerEvent",
+    "AllocationEvent",
     "AllocationGranted",
     "AllocationRenewed",
     "AllocationDeleted",
@@ -27,33 +28,38 @@ class TurnServerEvent(Event):
 
 
 @dataclass(frozen=True, slots=True)
-class AllocationGranted(TurnServerEvent):
-    """An Allocate succeeded: ``client`` on ``listener`` holds ``relayed`` for ``lifetime`` seconds."""
+class AllocationEvent(TurnServerEvent):
+    """Something happened to the allocation of ``client`` on ``listener``, made by ``username``.
+
+    ``(client, listener)`` is the allocation's key (the client and server
+    sides of its 5-tuple): a consumer that follows allocations (a log,
+    analytics) matches this base and keys on it.
+    """
 
     client: Address
     listener: Address
     username: str
+
+
+@dataclass(frozen=True, slots=True)
+class AllocationGranted(AllocationEvent):
+    """An Allocate succeeded: ``client`` on ``listener`` holds ``relayed`` for ``lifetime`` seconds."""
+
     relayed: tuple[Address, ...]
     lifetime: int
 
 
 @dataclass(frozen=True, slots=True)
-class AllocationRenewed(TurnServerEvent):
+class AllocationRenewed(AllocationEvent):
     """A Refresh extended an allocation by ``lifetime`` seconds."""
 
-    client: Address
-    listener: Address
-    username: str
     lifetime: int
 
 
 @dataclass(frozen=True, slots=True)
-class AllocationDeleted(TurnServerEvent):
+class AllocationDeleted(AllocationEvent):
     """An allocation ended, with what it relayed each way."""
 
-    client: Address
-    listener: Address
-    username: str
     relayed: tuple[Address, ...]
     reason: str  # "expired", "deleted" (Refresh 0), "closed" (TCP/TLS), "shutdown"
     packets_to_peer: int

@@ -229,22 +229,27 @@ class SqliteStore(Store):
 
     def __init__(self, path: str) -> None:
         self._lock = open(path + ".lock", "a")
-        # Opening takes the turn too: two workers starting on a new file would race to switch
-        # it to WAL and create the schema, and SQLite may answer that race "database is locked"
-        # at once, without its busy handler.
-        fcntl.flock(self._lock, fcntl.LOCK_EX)
-        try:
+        # Switching a new file to WAL takes the turn too: two workers starting on a new file would
+        # race for it, and SQLite may answer that race "database is locked" at once, without its
+        # busy handler. The schema is then created in a transaction, which takes its own turn.
+        with self._turn():
             db = sqlite3.connect(path, isolation_level=None, timeout=60)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
-            super().__init__(db)
+        super().__init__(db)
+
+    @contextlib.contextmanager
+    def _turn(self) -> Iterator[None]:
+        """This process's turn to write (not re-entrant: ``flock`` on one descriptor does not count)."""
+        fcntl.flock(self._lock, fcntl.LOCK_EX)
+        try:
+            yield
         finally:
             fcntl.flock(self._lock, fcntl.LOCK_UN)
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
-        fcntl.flock(self._lock, fcntl.LOCK_EX)
-        try:
+        with self._turn():
             self.db.execute("BEGIN IMMEDIATE")  # one writer at a time, across processes
             try:
                 yield
@@ -252,8 +257,6 @@ class SqliteStore(Store):
                 self.db.execute("ROLLBACK")
                 raise
             self.db.execute("COMMIT")
-        finally:
-            fcntl.flock(self._lock, fcntl.LOCK_UN)
 
     def close(self) -> None:
         super().close()

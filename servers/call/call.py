@@ -11,11 +11,12 @@ every second; a summary follows.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import signal
 import sys
 from dataclasses import dataclass, field
-from typing import Any, TextIO
+from typing import Any, AsyncIterator, TextIO
 
 from netcore.peer.connection import ConnectionState, PeerConfiguration, PeerConnection
 from servers.signal.client import (CallEnded, LoginFailed, ServerMessage, SignalingClient, SignalingError, ended,
@@ -137,53 +138,53 @@ class _Call:
     final_stats: dict[str, Any] = field(default_factory=dict)
 
 
-async def place_call(options: CallOptions, peer: str, console: Console) -> dict[str, Any]:
+@contextlib.asynccontextmanager
+async def _signed_in(options: CallOptions, console: Console) -> AsyncIterator[tuple[LocalMedia, SignalingClient]]:
+    """The local media opened and the user logged in; both closed on the way out, the client first."""
     media = LocalMedia(options.media)
     try:
         client = await login(options, console)
         try:
-            pc = PeerConnection(peer_configuration(client, options))
-            media.add_to(pc)
-            console.progress(f"calling {peer} ({' and '.join(options.media.kinds)})")
-            call_id = await client.invite(peer, options.media.kinds)
-            ring = float((client.welcome.limits if client.welcome else {}).get("ring_timeout", 30.0))
-            await client.wait_accepted(call_id, timeout=ring + 10)
-            console.progress(f"{peer} answered; connecting")
-            call = _new_call(client, call_id, peer, "caller", pc, media, console, options)
-            await call.link.offer()
-            return await _converse(call)
+            yield media, client
         finally:
             await client.close()
     finally:
         media.close()
+
+
+async def place_call(options: CallOptions, peer: str, console: Console) -> dict[str, Any]:
+    async with _signed_in(options, console) as (media, client):
+        pc = PeerConnection(peer_configuration(client, options))
+        media.add_to(pc)
+        console.progress(f"calling {peer} ({' and '.join(options.media.kinds)})")
+        call_id = await client.invite(peer, options.media.kinds)
+        ring = float((client.welcome.limits if client.welcome else {}).get("ring_timeout", 30.0))
+        await client.wait_accepted(call_id, timeout=ring + 10)
+        console.progress(f"{peer} answered; connecting")
+        call = _new_call(client, call_id, peer, "caller", pc, media, console, options)
+        await call.link.offer()
+        return await _converse(call)
 
 
 async def answer_call(options: CallOptions, console: Console) -> dict[str, Any]:
-    media = LocalMedia(options.media)
-    try:
-        client = await login(options, console)
+    async with _signed_in(options, console) as (media, client):
+        console.progress("waiting for a call" + (f" from {options.caller}" if options.caller else ""))
+        match = {"from": options.caller} if options.caller else {}
         try:
-            console.progress("waiting for a call" + (f" from {options.caller}" if options.caller else ""))
-            match = {"from": options.caller} if options.caller else {}
-            try:
-                incoming = await client.wait_for("call.incoming", timeout=options.wait, **match)
-            except asyncio.TimeoutError:
-                raise Failure(f"no call came within {options.wait:.0f} s") from None
-            call_id, peer = incoming.payload["call_id"], incoming.payload["from"]
-            if options.decline:
-                await client.reject(call_id, "declined")
-                console.progress(f"declined the call from {peer}")
-                return {"user": options.user, "role": "callee", "peer": peer, "call_id": call_id,
-                        "declined": True, "connected": False}
-            console.progress(f"{peer} is calling ({' and '.join(incoming.payload['media'])}); answering")
-            pc = PeerConnection(peer_configuration(client, options))
-            await client.accept(call_id)
-            call = _new_call(client, call_id, peer, "callee", pc, media, console, options)
-            return await _converse(call)
-        finally:
-            await client.close()
-    finally:
-        media.close()
+            incoming = await client.wait_for("call.incoming", timeout=options.wait, **match)
+        except asyncio.TimeoutError:
+            raise Failure(f"no call came within {options.wait:.0f} s") from None
+        call_id, peer = incoming.payload["call_id"], incoming.payload["from"]
+        if options.decline:
+            await client.reject(call_id, "declined")
+            console.progress(f"declined the call from {peer}")
+            return {"user": options.user, "role": "callee", "peer": peer, "call_id": call_id,
+                    "declined": True, "connected": False}
+        console.progress(f"{peer} is calling ({' and '.join(incoming.payload['media'])}); answering")
+        pc = PeerConnection(peer_configuration(client, options))
+        await client.accept(call_id)
+        call = _new_call(client, call_id, peer, "callee", pc, media, console, options)
+        return await _converse(call)
 
 
 def _new_call(client: SignalingClient, call_id: str, peer: str, role: str, pc: PeerConnection,

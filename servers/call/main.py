@@ -72,11 +72,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     answer.add_argument("--decline", action="store_true", help="decline the call instead")
     answer.add_argument("--from", dest="caller", metavar="USER", help="only a call from USER")
     answer.add_argument("--wait", type=float, default=60.0, help="seconds to wait for a call (default: %(default)s)")
-    join = commands.add_parser("join", help="join a mesh room (ROOM: an id, 'new' or 'invited')")
+    join = commands.add_parser("join", help="join a room, mesh or on the call server (ROOM: an id, 'new' or 'invited')")
     join.add_argument("room")
     join.add_argument("--invite", action="append", default=[], metavar="USER",
                       help="with 'new': invite USER (a friend); repeatable")
     join.add_argument("--wait", type=float, default=60.0, help="with 'invited': seconds to wait for one")
+    join.add_argument("--slots", type=int, default=4, metavar="N",
+                      help="on the call server: receive N video and N audio streams (default: 4)")
     for sub in (call, answer, join):
         _common(sub, defaults=False)
     args = parser.parse_args(argv)
@@ -140,7 +142,8 @@ async def _run(args: argparse.Namespace) -> dict:
     if args.command == "call":
         return await place_call(options, args.peer, console)
     if args.command == "join":
-        return await run_room(options, RoomOptions(args.room, tuple(args.invite), args.subscribers), console)
+        room = RoomOptions(args.room, tuple(args.invite), args.subscribers, args.slots)
+        return await run_room(options, room, console)
     return await answer_call(options, console)
 
 

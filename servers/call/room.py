@@ -1,6 +1,9 @@
-"""Group calls from the command line: ``join ROOM`` in a mesh room, as a publisher or as N subscribers.
+"""Group calls from the command line: ``join ROOM``, as a publisher or as N subscribers.
 
-The room messages are the page's (``servers/signal/web/room.js``): a joiner
+A room on the call server (its join answer or a later ``room.topology``
+says so) goes through :class:`~.sfu.CallServerSession`: one peer connection
+to the call server, made again on ``room.moved``. In a mesh room, the
+messages are the page's (``servers/signal/web/room.js``): a joiner
 offers to every participant already in the room (``room.signal`` kind
 ``offer``), the others answer; candidates follow as ``room.signal`` kind
 ``candidate``. Each pair of sessions has its own peer connection.
@@ -30,6 +33,7 @@ from .call import CallOptions, Console, Failure, login, peer_configuration
 from .media import LocalMedia, Received
 from .report import totals
 from .session import PeerLink, room_link
+from .sfu import DEFAULT_SLOTS, CallServerSession
 
 __all__ = ["RoomOptions", "run_room"]
 
@@ -39,6 +43,7 @@ class RoomOptions:
     room: str  # a room id, "new" or "invited"
     invite: tuple[str, ...] = ()
     subscribers: int = 0  # 0: one publishing session; N: N receive-only sessions
+    slots: int = DEFAULT_SLOTS  # on the call server: receive sections of each kind
 
 
 @dataclass
@@ -59,9 +64,14 @@ class _Member:
     console: Console
     publish: bool
     ours: set[str]  # the users of this process: subscribers do not link to each other
+    slots: int = DEFAULT_SLOTS
     room_id: str = ""
     links: dict[str, _Link] = field(default_factory=dict)
     finished: list[dict[str, Any]] = field(default_factory=list)  # summaries of links that ended
+    participants: dict[str, str] = field(default_factory=dict)  # the others: session id -> user
+    sfu: CallServerSession | None = None  # once the room is on the call server
+    call_server_summary: dict[str, Any] = field(default_factory=dict)
+    mesh_links: list[dict[str, Any]] = field(default_factory=list)  # before the room went to the call server
 
     @property
     def user(self) -> str:
@@ -85,9 +95,28 @@ class _Member:
                 entry.link.pc.add_transceiver(kind, "recvonly")
         await entry.link.offer()
 
+    async def to_call_server(self, call_server: str | None) -> None:
+        """The room is (now) on the call server: close the mesh links (their summaries kept apart),
+        offer to it."""
+        while self.links:
+            await self._close(self.links.pop(next(iter(self.links))))
+        self.mesh_links, self.finished = self.finished, []
+        self.console.progress(f"{self.user}: room {self.room_id} is on the call server {call_server}")
+        self.sfu = CallServerSession(self.client, self.options, self.console, self.room_id, call_server,
+                                     self.participants, self.publish, self.slots, self.ours)
+        if call_server is not None:
+            await self.sfu.start()
+
     async def handle(self, message: ServerMessage) -> None:
         p = message.payload
         if p.get("room_id") != self.room_id:
+            return
+        if message.type == "room.joined":
+            self.participants[str(p["session_id"])] = str(p["user"])
+        elif message.type == "room.left":
+            self.participants.pop(str(p.get("session_id")), None)
+        if self.sfu is not None:
+            await self.sfu.handle(message)
             return
         if message.type == "room.signal":
             sender = str(p.get("from"))
@@ -108,9 +137,11 @@ class _Member:
                 self.console.progress(f"{self.user}: {entry.peer} left")
                 await self._close(entry)
         elif message.type == "room.topology":
-            raise Failure(f"room {self.room_id} moved to the call server, which netcore-call does not join yet")
+            await self.to_call_server(p.get("call_server"))
 
-    def check(self) -> None:
+    async def check(self) -> None:
+        if self.sfu is not None:
+            await self.sfu.tick()
         for entry in self.links.values():
             if not entry.connected and entry.link.pc.connection_state is ConnectionState.CONNECTED:
                 entry.connected = True
@@ -130,6 +161,9 @@ class _Member:
         """Close every link; the summaries of all links this session had."""
         while self.links:
             await self._close(self.links.pop(next(iter(self.links))))
+        if self.sfu is not None:
+            self.call_server_summary = await self.sfu.close()
+            self.finished.extend(self.call_server_summary["links"])
         return self.finished
 
 
@@ -155,14 +189,16 @@ async def _run_member(member: _Member, room: RoomOptions, stop: asyncio.Event) -
     loop = asyncio.get_running_loop()
     ack = await _enter(member, room)
     member.room_id = ack["room_id"]
-    if ack.get("topology") != "mesh":
-        raise Failure(f"room {member.room_id} uses the call server, which netcore-call does not join yet")
     member.console.progress(f"{member.user}: joined room {member.room_id} "
                             f"({len(ack['participants'])} participants)")
     mine = member.client.welcome.session_id if member.client.welcome else ""
-    for participant in ack["participants"]:
-        if participant["session_id"] != mine and participant["user"] not in member.ours:
-            await member.offer_to(participant["session_id"], participant["user"])
+    member.participants = {p["session_id"]: p["user"] for p in ack["participants"] if p["session_id"] != mine}
+    if ack.get("topology") != "mesh":
+        await member.to_call_server(ack.get("call_server"))
+    else:
+        for participant in ack["participants"]:
+            if participant["session_id"] != mine and participant["user"] not in member.ours:
+                await member.offer_to(participant["session_id"], participant["user"])
     started = loop.time()
     duration = member.options.duration
     try:
@@ -173,14 +209,18 @@ async def _run_member(member: _Member, room: RoomOptions, stop: asyncio.Event) -
                 message = None
             if message is not None:
                 await member.handle(message)
-            member.check()
+            await member.check()
         try:
             await member.client.leave_room(member.room_id)
         except Exception:  # noqa: BLE001 - leaving is best effort, the summary matters
             pass
     finally:
         links = await member.close()
-    return {"user": member.user, "room_id": member.room_id, "links": links}
+    summary = {"user": member.user, "room_id": member.room_id, "links": links}
+    if member.sfu is not None:
+        summary.update(call_server=member.call_server_summary["call_server"],
+                       moves=member.call_server_summary["moves"], mesh_links=member.mesh_links)
+    return summary
 
 
 async def run_room(options: CallOptions, room: RoomOptions, console: Console) -> dict[str, Any]:
@@ -198,7 +238,7 @@ async def run_room(options: CallOptions, room: RoomOptions, console: Console) ->
         for user in users:
             each = CallOptions(**{**options.__dict__, "user": user})
             members.append(_Member(each, await login(each, console), console, publish=not room.subscribers,
-                                   ours=set(users) if room.subscribers else set()))
+                                   ours=set(users) if room.subscribers else set(), slots=room.slots))
         sessions = await asyncio.gather(*(_run_member(m, room, stop) for m in members))
     finally:
         for member in members:

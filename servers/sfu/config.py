@@ -7,16 +7,17 @@
     http = "127.0.0.1:9090"                      # /health and /metrics
     signal = "ws://127.0.0.1:8080/v1/service"    # netcore-signal's service link
     service-secret = "..."                       # its bearer secret
+    name = "sfu-eu-1"                            # this server's name at signaling (default: public IP:port)
 """
 
 from __future__ import annotations
 
 import argparse
-import ipaddress
-import tomllib
 from dataclasses import dataclass, field
 
 from netcore.errors import UsageError
+from servers.settings import parse_hostport as _parse_hostport
+from servers.settings import parse_ip, read_toml
 
 __all__ = ["Settings", "build_parser", "load_settings", "parse_hostport"]
 
@@ -25,22 +26,7 @@ DEFAULT_LISTEN = "127.0.0.1:40000"
 
 def parse_hostport(value: str) -> tuple[str, int]:
     """``HOST:PORT`` or ``[V6]:PORT`` -> (host, port); port 0 asks the system for one."""
-    host, sep, port = str(value).rpartition(":")
-    if not sep or not port.isdigit() or not 0 <= int(port) < 65536:
-        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {value!r}")
-    host = host.strip("[]") or "0.0.0.0"
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{host!r} is not an IP address") from None
-    return host, int(port)
-
-
-def parse_ip(value: str) -> str:
-    try:
-        return str(ipaddress.ip_address(str(value).strip("[]")))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not an IP address") from None
+    return _parse_hostport(value, any_port=True)
 
 
 @dataclass
@@ -53,6 +39,10 @@ class Settings:
     max_participants: int = 1000
     max_bitrate: int = 2_500_000
     log_level: str = "info"
+    name: str | None = None  # at signaling, unique among its call servers; None: the public address
+    analytics: str | None = None  # JSON lines file of sfu.* analytics events
+    analytics_redis: str | None = None  # or the Redis stream nc:analytics
+    node: str | None = None  # node name in analytics events (default: the host name)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -68,6 +58,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-participants", type=int, help="joins beyond are refused (default 1000)")
     parser.add_argument("--max-bitrate", type=int, help="bit/s cap of any one participant's link (default 2.5M)")
     parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    parser.add_argument("--name", help="this call server's name at signaling (default: its public IP:port)")
+    parser.add_argument("--analytics", help="append sfu.* analytics events to this JSON lines file")
+    parser.add_argument("--analytics-redis", help="add sfu.* analytics events to the Redis stream nc:analytics instead")
+    parser.add_argument("--node", help="node name in analytics events (default: the host name)")
     return parser
 
 
@@ -75,16 +69,9 @@ def load_settings(args: argparse.Namespace) -> Settings:
     """Built-in defaults, then the TOML file, then the flags."""
     settings = Settings()
     if args.config:
-        with open(args.config, "rb") as fh:
-            try:
-                data = tomllib.load(fh)
-            except tomllib.TOMLDecodeError as exc:
-                raise UsageError(f"{args.config}: {exc}") from None
-        known = {"listen", "public-ip", "http", "signal", "service-secret", "max-participants", "max-bitrate",
-                 "log-level"}
-        unknown = set(data) - known
-        if unknown:
-            raise UsageError(f"{args.config}: unknown settings {sorted(unknown)}")
+        data = read_toml(args.config, {"listen", "public-ip", "http", "signal", "service-secret",
+                                       "max-participants", "max-bitrate", "log-level", "name", "analytics",
+                                       "analytics-redis", "node"})
         try:
             if "listen" in data:
                 settings.listen = [parse_hostport(v) for v in data["listen"]]
@@ -99,11 +86,16 @@ def load_settings(args: argparse.Namespace) -> Settings:
         settings.max_participants = int(data.get("max-participants", settings.max_participants))
         settings.max_bitrate = int(data.get("max-bitrate", settings.max_bitrate))
         settings.log_level = data.get("log-level", settings.log_level)
+        settings.name = data.get("name", settings.name)
+        settings.analytics = data.get("analytics", settings.analytics)
+        settings.analytics_redis = data.get("analytics-redis", settings.analytics_redis)
+        settings.node = data.get("node", settings.node)
     if args.listen:
         settings.listen = args.listen
     if args.public_ip:
         settings.public_ip = args.public_ip
-    for name in ("http", "signal", "service_secret", "max_participants", "max_bitrate", "log_level"):
+    for name in ("http", "signal", "service_secret", "max_participants", "max_bitrate", "log_level", "name",
+                 "analytics", "analytics_redis", "node"):
         value = getattr(args, name)
         if value is not None:
             setattr(settings, name, value)

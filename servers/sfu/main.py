@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import signal
 import sys
 
 from netcore.aio import run
 from netcore.errors import UsageError
+from servers.daemon import stop_event
 from servers.sfu.config import build_parser, load_settings
 from servers.sfu.server import SfuServer
 
@@ -20,11 +19,7 @@ async def serve(settings) -> None:
     await server.start()
     http = server.http_address[1] if server.http is not None else 0
     print(f"listening media={server.media_port} http={http}", flush=True)  # for whoever started us
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
+    await stop_event().wait()
     await server.close()
 
 

@@ -6,6 +6,13 @@ runs the core under one :class:`~netcore.driver.Driver`, serves ``/health``
 and ``/metrics``, and keeps a WebSocket to netcore-signal's ``/v1/service``
 link (reconnecting), over which participants' offers arrive and answers,
 slots and the active speaker go back (docs/signaling.md, docs/sfu.md).
+
+Several call servers may link to one signaling service: each names itself
+(``?server=NAME``) and reports its load every ``REPORT_INTERVAL``
+(``service.load``); signaling places rooms by that load and takes a server
+whose link closes or whose reports stop as dead, moving its rooms. So when
+the link comes back, the rooms that were here have moved: the server drops
+every participant it still has (``participant.left`` reason ``relinked``).
 """
 
 from __future__ import annotations
@@ -13,8 +20,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import socket
 import time
 from typing import Any
+from urllib.parse import quote
 
 from netcore.aio import DatagramSocket
 from netcore.driver import Driver
@@ -22,7 +31,9 @@ from netcore.dtls.certificate import DtlsCertificate
 from netcore.errors import NetcoreError
 from netcore.net import Address, Receive, Transmit
 from netcore.sfu.core import SfuConfig, SfuCore
-from netcore.sfu.events import ActiveSpeakerChanged, ParticipantJoined, ParticipantLeft, SlotsChanged
+from netcore.sfu.events import (ActiveSpeakerChanged, KeyFrameRequested, ParticipantJoined, ParticipantLeft,
+                                SlotsChanged)
+from servers.analytics.producer import AnalyticsProducer, open_writer
 from servers.sfu.config import Settings
 from servers.sfu.metrics import render_metrics, serve_http
 
@@ -30,6 +41,7 @@ __all__ = ["SfuServer", "log_event"]
 
 log = logging.getLogger("netcore.sfu")
 RECONNECT_DELAY = (0.2, 5.0)  # seconds: first and largest wait before reconnecting the service link
+REPORT_INTERVAL = 0.5  # seconds between load reports (signaling takes 2 s without one as dead)
 
 
 def log_event(event: str, **fields: Any) -> None:
@@ -55,7 +67,14 @@ class SfuServer:
         self._link: Any = None
         self._link_task: asyncio.Task | None = None
         self._closing = False
+        self._linked_before = False
+        self._last_count: tuple[float, int] | None = None  # (time, forwarded packets) of the last report
         self.send_errors = 0
+        self.analytics: AnalyticsProducer | None = None
+        if settings.analytics or settings.analytics_redis:
+            self.analytics = AnalyticsProducer(settings.node or socket.gethostname(),
+                                               open_writer(settings.analytics_redis, settings.analytics))
+        self._users: dict[str, str] = {}  # participant (signaling session) id -> user, for analytics
 
     # -- lifecycle --------------------------------------------------------------------
 
@@ -97,6 +116,14 @@ class SfuServer:
         return self.http.sockets[0].getsockname()[:2]
 
     @property
+    def name(self) -> str:
+        """This server's name at signaling: ``--name``, else its (first) public address."""
+        if self.settings.name:
+            return self.settings.name
+        host, port = self._public(next(iter(self.sockets)))
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+    @property
     def media_port(self) -> int:
         return next(iter(self.sockets))[1]
 
@@ -122,11 +149,13 @@ class SfuServer:
         if self.http is not None:
             self.http.close()
             await self.http.wait_closed()
+        if self.analytics is not None:
+            self.analytics.close()  # after every participant left: their sfu.left events are written
         log_event("sfu.stopped")
 
     def health(self) -> dict:
         core = self.core
-        return {"status": "ok", "participants": len(core.participants) if core else 0,
+        return {"status": "ok", "name": self.name, "participants": len(core.participants) if core else 0,
                 "rooms": len(core.rooms) if core else 0, "signal_linked": self._link is not None,
                 "media_port": self.media_port, "uptime": round(time.monotonic() - self.started, 1)}
 
@@ -150,15 +179,27 @@ class SfuServer:
     def _on_event(self, event: object) -> None:
         if isinstance(event, ParticipantJoined):
             log_event("participant.joined", room=event.room_id, participant=event.participant_id)
+            self._emit("sfu.joined", event.room_id, event.participant_id, session_id=event.participant_id)
         elif isinstance(event, ParticipantLeft):
             log_event("participant.left", room=event.room_id, participant=event.participant_id, reason=event.reason,
                       duration=round(event.duration, 3), packets_received=event.packets_received,
                       packets_forwarded=event.packets_forwarded, bytes_forwarded=event.bytes_forwarded)
+            self._emit("sfu.left", event.room_id, event.participant_id, reason=event.reason)
+            self._users.pop(event.participant_id, None)
+        elif isinstance(event, KeyFrameRequested):
+            self._emit("sfu.keyframe_requested", event.room_id, event.participant_id,
+                       source=f"{event.participant_id}/{event.mid}", reason=event.reason)
         elif isinstance(event, SlotsChanged):
             self._push("media.slots", {"room_id": event.room_id, "session_id": event.participant_id,
                                        "slots": _slots(event.slots)})
         elif isinstance(event, ActiveSpeakerChanged):
             self._push("media.speaker", {"room_id": event.room_id, "session_id": event.participant_id})
+
+    def _emit(self, name: str, room_id: str, participant_id: str, **fields: Any) -> None:
+        """An analytics event about a participant (docs/analytics.md: a group call's id is its room's)."""
+        user = self._users.get(participant_id)
+        if self.analytics is not None and user is not None:
+            self.analytics.emit(name, call_id=room_id, user=user, **fields)
 
     # -- the service link ---------------------------------------------------------------
 
@@ -180,20 +221,62 @@ class SfuServer:
 
         delay = RECONNECT_DELAY[0]
         headers = {"Authorization": f"Bearer {self.settings.service_secret}"}
+        url = self.settings.signal
+        url += ("&" if "?" in url else "?") + "server=" + quote(self.name, safe="")
         while not self._closing:
+            reports = None
             try:
-                async with connect(self.settings.signal, additional_headers=headers, max_size=2**20) as ws:
+                async with connect(url, additional_headers=headers, max_size=2**20) as ws:
                     self._link = ws
                     delay = RECONNECT_DELAY[0]
-                    log_event("service.linked", signal=self.settings.signal)
+                    log_event("service.linked", signal=self.settings.signal, name=self.name)
+                    if self._linked_before:
+                        self._drop_all("relinked")  # signaling moved our rooms when the link went
+                    self._linked_before = True
+                    reports = asyncio.get_running_loop().create_task(self._report_load(ws))
                     async for text in ws:
                         self._on_link_message(text)
             except (OSError, WebSocketException, asyncio.TimeoutError) as exc:
                 log_event("service.unlinked", reason=str(exc) or type(exc).__name__)
             finally:
                 self._link = None
+                if reports is not None:
+                    reports.cancel()
             await asyncio.sleep(delay)
             delay = min(delay * 2, RECONNECT_DELAY[1])
+
+    def load(self, now: float) -> dict:
+        """The ``service.load`` report: participants, rooms, published tracks, forwarded packets per
+        second since the previous report."""
+        core = self.core
+        assert core is not None
+        forwarded = core.stats.forwarded_packets
+        rate = 0.0
+        if self._last_count is not None and now > self._last_count[0]:
+            rate = (forwarded - self._last_count[1]) / (now - self._last_count[0])
+        self._last_count = (now, forwarded)
+        return {"participants": len(core.participants), "rooms": len(core.rooms),
+                "tracks": sum(len(p.publications) for p in core.participants.values()),
+                "packets_per_second": round(rate, 1)}
+
+    async def _report_load(self, ws: Any) -> None:
+        """Every REPORT_INTERVAL while linked, so that signaling sees we are alive and how busy."""
+        loop = asyncio.get_running_loop()
+        while True:
+            text = json.dumps({"v": 1, "type": "service.load", "payload": self.load(loop.time())})
+            try:
+                await ws.send(text)
+            except Exception:  # the link dropped: the service loop reconnects
+                return
+            await asyncio.sleep(REPORT_INTERVAL)
+
+    def _drop_all(self, reason: str) -> None:
+        core, driver = self.core, self.driver
+        assert core is not None and driver is not None
+        now = asyncio.get_running_loop().time()
+        for participant_id in list(core.participants):
+            core.leave(participant_id, now, reason)
+        driver.flush()
 
     def _on_link_message(self, text: str | bytes) -> None:
         try:
@@ -217,11 +300,14 @@ class SfuServer:
         core, driver = self.core, self.driver
         assert core is not None and driver is not None
         room_id, session_id = str(payload.get("room_id")), str(payload.get("session_id"))
+        if payload.get("user"):
+            self._users[session_id] = str(payload["user"])
         now = asyncio.get_running_loop().time()
         try:
             answer, slots = core.join(room_id, session_id, str(payload.get("sdp", "")), now)
         except NetcoreError as exc:
             log_event("participant.refused", room=room_id, participant=session_id, reason=str(exc))
+            self._users.pop(session_id, None)
             self._push("media.answer", {"room_id": room_id, "session_id": session_id, "error": str(exc)})
             driver.flush()
             return

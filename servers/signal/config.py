@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import tomllib
 from dataclasses import dataclass, field
+
+from netcore.errors import UsageError
+from servers.settings import read_toml
 
 from .core import CoreConfig
 
@@ -85,13 +87,12 @@ def load_config(argv: list[str] | None = None) -> SignalConfig:
             parser.add_argument(flag, type=_flag_type(f.type), default=None, dest=f.name)
     args = parser.parse_args(argv)
     values: dict = {}
-    if args.config:
-        with open(args.config, "rb") as fh:
-            values.update(tomllib.load(fh))
     known = {f.name for f in dataclasses.fields(SignalConfig)}
-    unknown = set(values) - known
-    if unknown:
-        parser.error(f"unknown settings in {args.config}: {', '.join(sorted(unknown))}")
+    if args.config:
+        try:
+            values.update(read_toml(args.config, known))
+        except UsageError as exc:
+            parser.error(str(exc))
     for name in known:
         value = getattr(args, name)
         if value is not None:

@@ -58,6 +58,7 @@ from .events import (
     CallAnswered,
     CallChanged,
     CallEnded,
+    CallServerDown,
     CallStarted,
     CloseRequested,
     Forwarded,
@@ -68,12 +69,14 @@ from .events import (
     QualityReported,
     RecordingRequested,
     RoomChanged,
+    RoomMoved,
     SessionExpired,
     UserRequested,
 )
 from .directory import Directory
 from .events import SignalEvent
 from .outbox import JournalEntry, Outbox, Outgoing, Route
+from .placement import Load, Placement
 from .replication import Replication
 from .rooms import Rooms
 from .session import Session, TokenBucket
@@ -83,7 +86,7 @@ __all__ = [
     "CoreConfig", "SignalCore", "Outgoing", "SignalEvent", "CallState", "Presence", "ACTIVE", "RINGING",
     "UserRequested", "CloseRequested", "RecordingRequested", "CallStarted", "CallAnswered", "CallEnded",
     "QualityReported", "SessionExpired", "PresenceChanged", "Forwarded", "CallChanged", "RoomChanged",
-    "MediaOffered", "MediaLeft", "MediaQualityRequested",
+    "MediaOffered", "MediaLeft", "MediaQualityRequested", "RoomMoved", "CallServerDown",
     "USER_SERVICE_TYPES",
 ]
 
@@ -190,7 +193,9 @@ class SignalCore:
     def next_deadline(self) -> float | None:
         while self._timers and not self._timer_valid(self._timers[0]):
             heapq.heappop(self._timers)
-        return self._timers[0][0] if self._timers else None
+        deadlines = [d for d in (self._timers[0][0] if self._timers else None, self._rooms.next_deadline())
+                     if d is not None]
+        return min(deadlines) if deadlines else None
 
     # --- read-only views --------------------------------------------------
 
@@ -332,6 +337,7 @@ class SignalCore:
                 self._expire(self._directory[key], now)
             else:
                 self._ring_timeout(self._calls[key], now)
+        self._rooms.check_call_servers(now)
 
     # --- inputs: messages -------------------------------------------------
 
@@ -475,6 +481,30 @@ class SignalCore:
 
     def handle_recording_ready(self, room_id: str, location: str, now: float) -> list[str]:
         return self._rooms.handle_recording_ready(room_id, location, now)
+
+    # --- inputs: the call servers' links (see :mod:`.placement`) -------------
+
+    def handle_call_server_linked(self, name: str, now: float) -> None:
+        """A call server's link opened under ``name``."""
+        self._rooms.call_server_linked(name, now)
+
+    def handle_call_server_load(self, name: str, payload: dict, now: float) -> bool:
+        """Its ``service.load`` report; ValueError if malformed, False if ``name`` is not linked."""
+        return self._rooms.call_server_load(name, Load.from_payload(payload), now)
+
+    def handle_call_server_unlinked(self, name: str, now: float) -> None:
+        """Its link closed: it is dead, its rooms move (``room.moved``)."""
+        self._rooms.call_server_down(name, "unlinked", now)
+
+    def room_call_server(self, room_id: str) -> str | None:
+        """The call server a room owned here is placed on."""
+        room = self._rooms.get(room_id)
+        return room.call_server if room is not None else None
+
+    @property
+    def placement(self) -> Placement:
+        """The call servers and their rooms (to read: metrics, health)."""
+        return self._rooms.placement
 
     # --- what the parts ask of the core (RoomHost, ReplicationHost) --------
 

@@ -8,7 +8,7 @@ from netcore.net import Event
 
 from .protocol import Message
 
-__all__ = ["SignalEvent", "UserRequested", "CloseRequested", "RecordingRequested", "MediaOffered", "MediaLeft", "MediaQualityRequested", "SessionExpired", "PresenceChanged", "Forwarded", "CallChanged", "RoomChanged", "CallStarted", "CallAnswered", "CallEnded", "QualityReported"]
+__all__ = ["SignalEvent", "UserRequested", "CloseRequested", "RecordingRequested", "MediaEvent", "MediaOffered", "MediaLeft", "MediaQualityRequested", "RoomMoved", "CallServerDown", "SessionExpired", "PresenceChanged", "Forwarded", "CallChanged", "RoomChanged", "CallEvent", "CallStarted", "CallAnswered", "CallEnded", "QualityReported"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,33 +33,59 @@ class CloseRequested(SignalEvent):
 
 
 @dataclass(frozen=True, slots=True)
-class MediaOffered(SignalEvent):
-    """Relay to the call server: a participant's offer for a room on it (the adapter answers ``message_id``)."""
+class MediaEvent(SignalEvent):
+    """For the call server: something about session ``session_id``'s media in room ``room_id`` on it."""
 
     room_id: str
     session_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class MediaOffered(MediaEvent):
+    """Relay to the call server: a participant's offer for a room on it (the adapter answers ``message_id``)."""
+
     user: str
     sdp: str
     message_id: str | None
+    call_server: str | None = None  # the room's call server (None: the only link, if any)
 
 
 @dataclass(frozen=True, slots=True)
-class MediaQualityRequested(SignalEvent):
+class MediaQualityRequested(MediaEvent):
     """Relay to the call server: a participant wants at most ``max_height`` lines of one track (None: any)."""
 
-    room_id: str
-    session_id: str
     publisher: str
     track: str
     max_height: int | None
+    call_server: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
-class MediaLeft(SignalEvent):
+class MediaLeft(MediaEvent):
     """Tell the call server: a participant of a room on it left (or its session expired)."""
 
+    call_server: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RoomMoved(SignalEvent):
+    """A room was put on another call server (its server died, or it had none); participants were
+    told with ``room.moved`` and offer again."""
+
     room_id: str
-    session_id: str
+    previous: str | None
+    call_server: str | None  # None: no live call server (the room waits for one)
+    reason: str  # "failover" (its server died) or "placed" (a server linked while it had none)
+
+
+@dataclass(frozen=True, slots=True)
+class CallServerDown(SignalEvent):
+    """A call server was taken as dead: its link closed or it missed its load reports (then the
+    adapter closes the link); its rooms were moved."""
+
+    name: str
+    reason: str  # "unlinked" or "silent"
+    rooms: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +95,7 @@ class RecordingRequested(SignalEvent):
     room_id: str
     action: str
     by: str
+    call_server: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,8 +139,14 @@ class RoomChanged(SignalEvent):
 
 
 @dataclass(frozen=True, slots=True)
-class CallStarted(SignalEvent):
+class CallEvent(SignalEvent):
+    """Something happened in call (or group room) ``call_id``: the analytics events of a call."""
+
     call_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class CallStarted(CallEvent):
     kind: str  # "p2p" or "group"
     caller: str
     callee: str | None
@@ -121,14 +154,12 @@ class CallStarted(SignalEvent):
 
 
 @dataclass(frozen=True, slots=True)
-class CallAnswered(SignalEvent):
-    call_id: str
+class CallAnswered(CallEvent):
     setup_time: float  # seconds from invite to accept
 
 
 @dataclass(frozen=True, slots=True)
-class CallEnded(SignalEvent):
-    call_id: str
+class CallEnded(CallEvent):
     kind: str
     participants: tuple[str, ...]
     topology: str  # "p2p", "mesh" or "sfu"
@@ -138,10 +169,9 @@ class CallEnded(SignalEvent):
 
 
 @dataclass(frozen=True, slots=True)
-class QualityReported(SignalEvent):
+class QualityReported(CallEvent):
     """A client's periodic getStats sample of a call (optional fields None when not sent)."""
 
-    call_id: str
     user: str
     path: str
     rtt_ms: float

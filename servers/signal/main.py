@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import signal
 import sys
 
 from netcore.aio import run
+from servers.daemon import stop_event
 
 from .config import load_config
 from .server import SignalServer
@@ -25,11 +24,7 @@ async def serve(argv: list[str] | None = None) -> None:
     await server.start()
     # Machine-readable line for supervisors and tests that asked for port 0.
     print(f"listening {server.config.host} {server.port}", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
+    await stop_event().wait()
     await server.stop()
 
 

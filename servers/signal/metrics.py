@@ -19,6 +19,7 @@ class Metrics:
         self.connections_total = 0
         self.redis_round_trips = 0
         self.closed_by_code: dict[int, int] = {}
+        self.rooms_moved: dict[str, int] = {}  # reason -> count
 
     def render(self, core, connections: int, analytics_dropped: int = 0) -> str:
         lines: list[str] = []
@@ -50,6 +51,14 @@ class Metrics:
                [({"code": k}, v) for k, v in sorted(self.closed_by_code.items())])
         metric("signal_redis_round_trips_total", "counter", "Round trips to Redis.",
                [({}, self.redis_round_trips)])
+        servers = core.placement.servers.values()
+        metric("signal_call_servers", "gauge", "Call servers linked to this node.", [({}, len(servers))])
+        metric("signal_call_server_rooms", "gauge", "Rooms this node placed on each call server.",
+               [({"server": s.name}, len(s.rooms)) for s in sorted(servers, key=lambda s: s.name)])
+        metric("signal_call_server_participants", "gauge", "Participants each call server last reported.",
+               [({"server": s.name}, s.load.participants) for s in sorted(servers, key=lambda s: s.name)])
+        metric("signal_rooms_moved_total", "counter", "Rooms moved to another call server, by reason.",
+               [({"reason": k}, v) for k, v in sorted(self.rooms_moved.items())])
         metric("signal_analytics_dropped_total", "counter",
                "Analytics events dropped (queue full or sink failing).", [({}, analytics_dropped)])
         return "\n".join(lines) + "\n"

@@ -6,6 +6,11 @@ and is not recorded, the call server after that (one-way, announced with
 ``room.topology``).  Recording is controlled by the owner and forwarded to
 the call server as ``RecordingRequested`` events.
 
+Several call servers may be linked: a room that moves to the call server is
+placed on the least loaded live one (:class:`~.placement.Placement`); when
+that server dies its rooms are placed on another and every participant gets
+``room.moved`` to offer again there.
+
 :class:`Rooms` owns the rooms; it reads sessions and relations from the
 :class:`~.directory.Directory`, writes through the :class:`~.outbox.Outbox`,
 and asks its :class:`RoomHost` (the core) for the few things that are the
@@ -18,8 +23,10 @@ from collections import OrderedDict
 from typing import TYPE_CHECKING, Callable, Protocol
 
 from .directory import Directory
-from .events import CallEnded, CallStarted, MediaLeft, MediaOffered, MediaQualityRequested, RecordingRequested, RoomChanged
+from .events import (CallEnded, CallServerDown, CallStarted, MediaLeft, MediaOffered, MediaQualityRequested,
+                     RecordingRequested, RoomChanged, RoomMoved)
 from .outbox import Outbox
+from .placement import Load, Placement
 from .protocol import ErrorCode, Message
 from .session import Session
 from .state import Room, Topology
@@ -53,6 +60,7 @@ class Rooms:
         self._host = host
         self._rooms: dict[str, Room] = {}
         self._ended: OrderedDict[str, Room] = OrderedDict()
+        self.placement = Placement()
 
     def handlers(self) -> dict[str, Callable[[Session, Message, float], None]]:
         return {
@@ -136,7 +144,7 @@ class Rooms:
             return self._out.error(session, message, ErrorCode.CONFLICT, "this session is already in a room")
         if len(room.participants) >= self.config.max_room_size:
             return self._out.error(session, message, ErrorCode.FORBIDDEN, "room is full")
-        if len(room.participants) >= self.config.group_threshold and self.config.call_server is None:
+        if len(room.participants) >= self.config.group_threshold and not self._call_server_available():
             return self._out.error(session, message, ErrorCode.FORBIDDEN,
                                "room is full for a mesh and no call server is configured")
         self._join(room, session, message, now)
@@ -152,7 +160,7 @@ class Rooms:
             "owner": room.owner,
             "participants": self._participant_list(room),
             "topology": room.topology,
-            "call_server": self.config.call_server if room.topology is Topology.SFU else None,
+            "call_server": self._server_name(room) if room.topology is Topology.SFU else None,
             "recording": room.recording,
         })
         joined = {"room_id": room.room_id, "session_id": session.session_id, "user": session.user}
@@ -172,7 +180,7 @@ class Rooms:
     def _leave_room(self, room: Room, session: Session, now: float, reason: str) -> None:
         del room.participants[session.session_id]
         if room.topology is Topology.SFU:
-            self._out.emit(MediaLeft(room.room_id, session.session_id))
+            self._out.emit(MediaLeft(room.room_id, session.session_id, room.call_server))
         session.rooms.discard(room.room_id)
         left = {"room_id": room.room_id, "session_id": session.session_id, "user": session.user, "reason": reason}
         self._room_broadcast(room, "room.left", left)
@@ -184,6 +192,7 @@ class Rooms:
             self._room_changed(room, now)
         else:
             del self._rooms[room.room_id]
+            self.placement.release(room.room_id)
             if self._out.journaling:
                 self._out.emit(RoomChanged(room.room_id, None))
             self._ended[room.room_id] = room
@@ -192,7 +201,7 @@ class Rooms:
             self._out.emit(CallEnded(room.room_id, "group", tuple(sorted(room.everyone)),
                                           room.topology, "empty", now - room.created_at, True))
             if room.recording:
-                self._out.emit(RecordingRequested(room.room_id, "stop", session.user))
+                self._out.emit(RecordingRequested(room.room_id, "stop", session.user, room.call_server))
 
     def _on_room_signal(self, session: Session, message: Message, now: float) -> None:
         """Mesh signaling between two participants of the same room."""
@@ -222,8 +231,10 @@ class Rooms:
             return
         if room.topology is not Topology.SFU:
             return self._out.error(session, message, ErrorCode.CONFLICT, "room is a mesh: use room.signal")
+        if room.call_server is None:  # switched before any call server linked
+            room.call_server = self.placement.place(room.room_id, self._weight)
         self._out.emit(MediaOffered(room.room_id, session.session_id, session.user, message.payload["sdp"],
-                                    message.id))
+                                    message.id, room.call_server))
 
     def _on_room_quality(self, session: Session, message: Message, now: float) -> None:
         """What a participant displays of one track (docs/sfu.md: the layer allocator's maximum height)."""
@@ -234,7 +245,7 @@ class Rooms:
             return self._out.error(session, message, ErrorCode.CONFLICT, "room is a mesh: no call server")
         payload = message.payload
         self._out.emit(MediaQualityRequested(room.room_id, session.session_id, payload["publisher"],
-                                             payload["track"], payload.get("max_height")))
+                                             payload["track"], payload.get("max_height"), room.call_server))
         self._out.ack(session, message, {"room_id": room.room_id})
 
     def _on_room_record(self, session: Session, message: Message, now: float) -> None:
@@ -244,7 +255,7 @@ class Rooms:
         if session.user != room.owner:
             return self._out.error(session, message, ErrorCode.FORBIDDEN, "only the room owner controls recording")
         action = message.payload["action"]
-        if self.config.call_server is None:
+        if not self._call_server_available():
             return self._out.error(session, message, ErrorCode.CONFLICT, "no call server to record on")
         if room.recording == (action == "start"):
             return self._out.error(session, message, ErrorCode.CONFLICT, f"recording already {action}ed")
@@ -253,7 +264,7 @@ class Rooms:
         if self._update_topology(room):
             self._announce_topology(room, "recording")
         self._room_changed(room, now)
-        self._out.emit(RecordingRequested(room.room_id, action, session.user))
+        self._out.emit(RecordingRequested(room.room_id, action, session.user, room.call_server))
         self._room_broadcast(room, "room.recording", {"room_id": room.room_id,
                                                       "state": "started" if room.recording else "stopped",
                                                       "by": session.user})
@@ -267,6 +278,7 @@ class Rooms:
             "room_id": room.room_id, "owner": room.owner, "media": list(room.media), "age": now - room.created_at,
             "invited": sorted(room.invited), "participants": participants, "everyone": sorted(room.everyone),
             "topology": room.topology, "recording": room.recording, "owner_node": self.node_id,
+            "call_server": room.call_server,
         }))
 
     def adopt(self, snapshot: dict, now: float) -> None:
@@ -278,6 +290,10 @@ class Rooms:
                     set(snapshot["invited"]), {}, set(snapshot["everyone"]), Topology(snapshot["topology"]),
                     snapshot["recording"])
         self._rooms[room_id] = room
+        # Its call server stays if it is linked here too; else the first offer places it here.
+        server = snapshot.get("call_server")
+        if server is not None and self.placement.assign(room_id, server):
+            room.call_server = server
         for sid, (user, node) in snapshot["participants"].items():
             if sid not in self._directory:
                 self._host.add_foreign_session(sid, user, node)
@@ -296,17 +312,75 @@ class Rooms:
         hovering at the threshold does not renegotiate back and forth.
         Returns whether it switched now.
         """
-        if room.topology is Topology.SFU or self.config.call_server is None:
+        if room.topology is Topology.SFU or not self._call_server_available():
             return False
         if len(room.participants) > self.config.group_threshold or room.recording:
             room.topology = Topology.SFU
+            room.call_server = self.placement.place(room.room_id, self._weight)
             return True
         return False
 
     def _announce_topology(self, room: Room, reason: str, skip: str | None = None) -> None:
         self._room_broadcast(room, "room.topology", {"room_id": room.room_id, "mode": room.topology,
-                                                     "call_server": self.config.call_server,
+                                                     "call_server": self._server_name(room),
                                                      "reason": reason}, skip=skip)
+
+    # --- call servers: placement and failover ----------------------------------------
+
+    def _call_server_available(self) -> bool:
+        """A call server is configured, or at least one is linked."""
+        return self.config.call_server is not None or bool(self.placement.servers)
+
+    def _server_name(self, room: Room) -> str | None:
+        """What clients are told: the room's call server, else the configured address."""
+        return room.call_server or self.config.call_server
+
+    def _weight(self, room_id: str) -> int:
+        room = self._rooms.get(room_id)
+        return len(room.participants) if room is not None else 0
+
+    def call_server_linked(self, name: str, now: float) -> None:
+        """A call server's link opened: rooms that had none are placed (on it or a less loaded one)."""
+        self.placement.link(name, now)
+        for room in list(self._rooms.values()):
+            if room.topology is Topology.SFU and room.call_server is None:
+                self._move(room, "placed", now)
+
+    def call_server_load(self, name: str, load: Load, now: float) -> bool:
+        return self.placement.report(name, load, now)
+
+    def call_server_down(self, name: str, reason: str, now: float) -> None:
+        """A call server died (``unlinked``: its link closed; ``silent``: no reports): move its rooms."""
+        if name not in self.placement:
+            return
+        rooms = self.placement.unlink(name)
+        self._out.emit(CallServerDown(name, reason, len(rooms)))
+        for room_id in rooms:
+            room = self._rooms.get(room_id)
+            if room is not None and room.call_server == name:
+                self._move(room, "failover", now)
+
+    def check_call_servers(self, now: float) -> None:
+        """At :meth:`next_deadline`: servers that stopped reporting are dead."""
+        for name in self.placement.expired(now):
+            self.call_server_down(name, "silent", now)
+
+    def next_deadline(self) -> float | None:
+        return self.placement.next_deadline()
+
+    def _move(self, room: Room, reason: str, now: float) -> None:
+        """Place the room again and tell every participant to offer to its new call server."""
+        previous = room.call_server
+        self.placement.release(room.room_id)
+        room.call_server = self.placement.place(room.room_id, self._weight)
+        if room.call_server is None and previous is None:
+            return  # still nowhere: nothing to tell
+        self._room_broadcast(room, "room.moved", {"room_id": room.room_id, "call_server": room.call_server,
+                                                  "previous": previous, "reason": reason})
+        self._out.emit(RoomMoved(room.room_id, previous, room.call_server, reason))
+        if room.recording and room.call_server is not None:  # the new server records from here on
+            self._out.emit(RecordingRequested(room.room_id, "start", room.owner, room.call_server))
+        self._room_changed(room, now)
 
     def _participant_list(self, room: Room) -> list[dict]:
         return [{"session_id": sid, "user": user} for sid, user in room.participants.items()]

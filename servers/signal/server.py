@@ -6,9 +6,11 @@ Paths on the one port:
   ``?token=TOKEN`` for browsers) the session opens at once; without, the
   connection may only ``register``, ``login`` (which then opens the session)
   and ``ping``.  ``?resume=RESUME_TOKEN&last_seq=N`` resumes a session.
-- ``/v1/service`` -- the call server's link (``Authorization: Bearer
-  SERVICE_SECRET``): it receives ``recording.start``/``recording.stop`` and
-  sends ``recording.ready``.
+- ``/v1/service?server=NAME`` -- a call server's link (``Authorization:
+  Bearer SERVICE_SECRET``), one per call server: it receives participants'
+  offers and ``recording.start``/``recording.stop``, and sends answers,
+  slots, the speaker, ``recording.ready`` and its load (``service.load``);
+  the core places rooms on the linked servers and moves them when one dies.
 - ``/health`` and ``/metrics`` -- plain HTTP (also on ``metrics_port`` if set).
 """
 
@@ -39,11 +41,13 @@ from .analytics import analytics_fields
 from .config import SignalConfig
 from .core import (
     CallEnded,
+    CallServerDown,
     CloseRequested,
     MediaLeft,
     MediaOffered,
     MediaQualityRequested,
     RecordingRequested,
+    RoomMoved,
     SessionExpired,
     SignalCore,
     UserRequested,
@@ -157,7 +161,8 @@ class SignalServer:
         self.logins = LoginLimiter(config.login_free_failures, config.login_backoff, config.login_backoff_max)
         self.sources = SourceCounter(config.max_connections_per_source)
         self._conns: dict[str, Connection] = {}  # session_id -> connection
-        self._service: Connection | None = None
+        self._links: dict[str, Connection] = {}  # call server name -> its service link
+        self._unnamed_links = 0
         self._timer: Timer | None = None  # made on the first flush, on the running loop
         self._servers: list[Any] = []
         self._tasks: set[asyncio.Task] = set()
@@ -235,7 +240,7 @@ class SignalServer:
 
     def _http_body(self, path: str) -> tuple[int, str] | None:
         if path == "/health":
-            return 200, json.dumps({"status": "ok", "node": self.node_id}) + "\n"
+            return 200, json.dumps({"status": "ok", "node": self.node_id, "call_servers": sorted(self._links)}) + "\n"
         if path == "/metrics":
             return 200, self.metrics.render(self.core, len(self._conns), self.analytics.dropped)
         return None
@@ -435,17 +440,31 @@ class SignalServer:
         return None
 
     async def _service_link(self, ws: ServerConnection) -> None:
-        """The call server: recording commands and participants' offers out; recording.ready, answers,
-        slots and the active speaker in (docs/signaling.md, "The call server's link")."""
+        """A call server: recording commands and participants' offers out; recording.ready, answers,
+        slots, the active speaker and its load in (docs/signaling.md, "The call server's link")."""
+        name = (_query(urlsplit(ws.request.path).query, "server") or "")[:100]
+        if not name:
+            self._unnamed_links += 1
+            name = f"call-server-{self._unnamed_links}"
         conn = Connection(ws, self.config.max_pending_bytes)
-        self._service = conn
-        log_event("service.open", node=self.node_id)
+        old = self._links.get(name)
+        self._links[name] = conn  # a server that relinks replaces its old link (its rooms stay)
+        if old is not None and not old.closing:
+            self._close_once(old, CloseCode.SESSION_REPLACED, "call server linked again")
+        loop = asyncio.get_running_loop()
+        log_event("service.open", node=self.node_id, server=name)
+        self.core.handle_call_server_linked(name, loop.time())
+        self.flush()
         try:
             async for text in ws:
                 try:
                     obj = json.loads(text)
                     payload = obj["payload"]
                     kind = obj.get("type")
+                    if kind == "service.load":  # no ack: two a second
+                        self.core.handle_call_server_load(name, payload, loop.time())
+                        self.flush()
+                        continue
                     if kind == "recording.ready":
                         room_id, location = str(payload["room_id"]), str(payload["location"])
                     elif kind in MEDIA_REPLIES:
@@ -465,8 +484,11 @@ class SignalServer:
             pass
         finally:
             conn.writer.cancel()
-            if self._service is conn:
-                self._service = None
+            if self._links.get(name) is conn:
+                del self._links[name]
+                log_event("service.closed", node=self.node_id, server=name)
+                self.core.handle_call_server_unlinked(name, loop.time())
+                self.flush()
 
     # --- the core's outputs -----------------------------------------------
 
@@ -499,8 +521,8 @@ class SignalServer:
             if conn is not None:
                 self._close_once(conn, event.code, event.reason)
         elif isinstance(event, MediaOffered):
-            relayed = self._media_command("media.offer", {"room_id": event.room_id, "session_id": event.session_id,
-                                                          "user": event.user, "sdp": event.sdp})
+            relayed = self._media_command(event.call_server, "media.offer", {
+                "room_id": event.room_id, "session_id": event.session_id, "user": event.user, "sdp": event.sdp})
             if relayed:
                 self.core.reply(event.session_id, event.message_id, {"room_id": event.room_id})
             else:
@@ -508,14 +530,24 @@ class SignalServer:
                                       "the call server is not connected")
             asyncio.get_running_loop().call_soon(self.flush)  # the reply, queued after this flush's sends
         elif isinstance(event, MediaLeft):
-            self._media_command("media.leave", {"room_id": event.room_id, "session_id": event.session_id})
+            self._media_command(event.call_server, "media.leave",
+                                {"room_id": event.room_id, "session_id": event.session_id})
         elif isinstance(event, MediaQualityRequested):
-            self._media_command("media.quality", {"room_id": event.room_id, "session_id": event.session_id,
-                                                  "publisher": event.publisher, "track": event.track,
-                                                  "max_height": event.max_height})
+            self._media_command(event.call_server, "media.quality",
+                                {"room_id": event.room_id, "session_id": event.session_id,
+                                 "publisher": event.publisher, "track": event.track, "max_height": event.max_height})
+        elif isinstance(event, RoomMoved):
+            self.metrics.rooms_moved[event.reason] = self.metrics.rooms_moved.get(event.reason, 0) + 1
+            log_event("room.moved", node=self.node_id, room=event.room_id, previous=event.previous,
+                      server=event.call_server, reason=event.reason)
+        elif isinstance(event, CallServerDown):
+            log_event("service.dead", node=self.node_id, server=event.name, reason=event.reason, rooms=event.rooms)
+            conn = self._links.pop(event.name, None)
+            if conn is not None:  # silent: close its link, so it links again afresh
+                self._close_once(conn, CloseCode.GOING_AWAY, "no load reports")
         elif isinstance(event, RecordingRequested):
             log_event("recording." + event.action, node=self.node_id, room=event.room_id, by=event.by)
-            self._recording_command(event.room_id, event.action, event.by)
+            self._recording_command(event.room_id, event.action, event.by, event.call_server)
         elif isinstance(event, CallEnded):
             self.spawn(self.in_db(self.store.record_call, event.call_id, event.kind, event.participants,
                                     event.topology, event.reason, event.answered, event.duration, time.time()))
@@ -554,8 +586,8 @@ class SignalServer:
 
     # --- the call server's link, and what the cluster asks of this node ------
 
-    def _recording_command(self, room_id: str, action: str, by: str) -> None:
-        if not self.send_to_call_server(room_id, action, by) and self.cluster is not None:
+    def _recording_command(self, room_id: str, action: str, by: str, server: str | None = None) -> None:
+        if not self.send_to_call_server(room_id, action, by, server) and self.cluster is not None:
             self.cluster.recording_command(room_id, action, by)  # its link may be on another node
 
     def _media_reply(self, kind: str, payload: dict) -> bool:
@@ -570,25 +602,36 @@ class SignalServer:
             return bool(sessions)
         session_id = str(payload["session_id"])
         if kind == "media.answer":
-            out = {"room_id": room_id, "sdp": str(payload["sdp"]), "slots": list(payload.get("slots") or [])}
-            if "error" in payload:
+            if "error" in payload:  # before reading sdp: a refusal has none
                 out = {"room_id": room_id, "error": str(payload["error"])}
+            else:
+                out = {"room_id": room_id, "sdp": str(payload["sdp"]), "slots": list(payload.get("slots") or [])}
             return self.core.notify_session(session_id, "room.media", out)
         return self.core.notify_session(session_id, "room.slots",
                                         {"room_id": room_id, "slots": list(payload.get("slots") or [])})
 
-    def _media_command(self, kind: str, payload: dict) -> bool:
-        """Relay to the call server's link; False if it is not connected here."""
-        if self._service is None:
+    def _link(self, server: str | None) -> Connection | None:
+        """The link of call server ``server``; without a name (a room placed before any server
+        linked, or another node's recording command), the only or first link."""
+        if server is not None:
+            return self._links.get(server)
+        return next(iter(self._links.values()), None)
+
+    def _media_command(self, server: str | None, kind: str, payload: dict) -> bool:
+        """Relay to the room's call server; False if it is not linked here."""
+        link = self._link(server)
+        if link is None:
             return False
-        self._service.push(encode(kind, None, payload))
+        link.push(encode(kind, None, payload))
         return True
 
-    def send_to_call_server(self, room_id: str, action: str, by: str) -> bool:
-        """Forward start/stop to the call server's link; False if it is not connected here."""
-        if self._service is None:
+    def send_to_call_server(self, room_id: str, action: str, by: str, server: str | None = None) -> bool:
+        """Forward start/stop to the room's call server (``server``, else any linked here); False if
+        none is linked here."""
+        link = self._link(server if server is not None else self.core.room_call_server(room_id))
+        if link is None:
             return False
-        self._service.push(encode("recording." + action, None, {"room_id": room_id, "by": by}))
+        link.push(encode("recording." + action, None, {"room_id": room_id, "by": by}))
         return True
 
     async def _recording_ready(self, room_id: str, location: str) -> bool:

@@ -71,3 +71,4 @@ class Room:
     everyone: set[str] = field(default_factory=set)  # users who ever joined
     topology: Topology = Topology.MESH
     recording: bool = False
+    call_server: str | None = None  # the call server it is placed on (servers/signal/placement.py)

@@ -13,32 +13,18 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
-import tomllib
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from netcore.errors import UsageError
 from netcore.stun.saslprep import saslprep
 from netcore.turn.server import ServerConfig
+from servers.settings import parse_hostport, parse_ip, read_toml
 
 __all__ = ["OPTIONS", "build_parser", "load_settings", "Settings", "parse_hostport"]
 
 DEFAULT_LISTEN = "127.0.0.1:3478"
 DEFAULT_USER = "netcore:netcore"
-
-
-def parse_hostport(value: str) -> tuple[str, int]:
-    """``HOST:PORT``, ``[V6]:PORT`` -> (host, port)."""
-    host, sep, port = str(value).rpartition(":")
-    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
-        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {value!r}")
-    host = host.strip("[]") or "0.0.0.0"
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{host!r} is not an IP address") from None
-    return host, int(port)
 
 
 def parse_user(value: str) -> tuple[str, str]:
@@ -57,13 +43,6 @@ def parse_cidr(value: str) -> str:
         return str(ipaddress.ip_network(str(value), strict=False))
     except ValueError:
         raise argparse.ArgumentTypeError(f"{value!r} is not a CIDR range") from None
-
-
-def parse_ip(value: str) -> str:
-    try:
-        return str(ipaddress.ip_address(str(value)))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not an IP address") from None
 
 
 def _flag(value: Any) -> bool:
@@ -166,11 +145,7 @@ def load_settings(args: argparse.Namespace) -> Settings:
     """Merge ``args`` over the TOML file named by ``--config`` over the defaults."""
     from_file: dict[str, Any] = {}
     if args.config:
-        with Path(args.config).open("rb") as f:
-            from_file = tomllib.load(f)
-        unknown = set(from_file) - {name for name, *_ in OPTIONS}
-        if unknown:
-            raise UsageError(f"{args.config}: unknown settings {sorted(unknown)}")
+        from_file = read_toml(args.config, {name for name, *_ in OPTIONS})
     values: dict[str, Any] = {}
     for name, kind, repeatable, default, _ in OPTIONS:
         flag_value = getattr(args, name.replace("-", "_"))

@@ -6,6 +6,7 @@ import asyncio
 from typing import Callable
 
 from netcore.turn.aio_server import TurnServerEndpoint
+from netcore.turn.allocation import relay_counts
 
 __all__ = ["render_metrics", "serve_metrics"]
 
@@ -17,10 +18,9 @@ def render_metrics(endpoint: TurnServerEndpoint, worker: int, analytics=None) ->
     core = endpoint.core
     stats = core.stats
     live = core.allocations.values()
-    to_peer = stats.packets_to_peer + sum(a.packets_to_peer for a in live)
-    to_peer_bytes = stats.bytes_to_peer + sum(a.bytes_to_peer for a in live)
-    to_client = stats.packets_to_client + sum(a.packets_to_client for a in live)
-    to_client_bytes = stats.bytes_to_client + sum(a.bytes_to_client for a in live)
+    # deleted allocations' relay counters are in the stats, live ones' on themselves
+    to_peer, to_peer_bytes, to_client, to_client_bytes = map(
+        sum, zip(relay_counts(stats), *(relay_counts(a) for a in live)))
     label = f'worker="{worker}"'
     series = [
         ("turn_allocations_active", "gauge", "Allocations alive now", len(core.allocations)),

@@ -28,6 +28,8 @@ import time
 
 from websockets.sync.client import connect
 
+from tests.conftest import stop_process
+
 PREFS = {
     "media.navigator.streams.fake": True,
     "media.navigator.permission.disabled": True,
@@ -77,7 +79,38 @@ class Xvfb:
         self.display = f":{number}"
 
     def close(self) -> None:
-        _stop(self.process)
+        stop_process(self.process)
+
+
+def start_firefox(executable: str, prefs: dict, display: str | None = None,
+                  timeout: float = 60) -> tuple[subprocess.Popen, tempfile.TemporaryDirectory, int]:
+    """Firefox on a fresh profile whose ``user.js`` sets ``prefs``: its process, profile and BiDi port.
+
+    ``display``: an X display (from ``Xvfb``) to run on, headless when None.
+    """
+    profile_dir = tempfile.TemporaryDirectory()
+    profile = pathlib.Path(profile_dir.name)
+    (profile / "user.js").write_text(
+        "".join(f"user_pref({json.dumps(k)}, {json.dumps(v)});\n" for k, v in prefs.items()))
+    env = dict(os.environ)
+    args = [executable, "--no-remote", "--profile", str(profile), "--remote-debugging-port=0"]
+    if display is None:
+        args.insert(1, "--headless")
+    else:
+        env["DISPLAY"] = display
+    process = subprocess.Popen(args + ["about:blank"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # Firefox writes the address it listens on into the profile.
+    server_file = profile / "WebDriverBiDiServer.json"
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return process, profile_dir, int(json.loads(server_file.read_text())["ws_port"])
+        except (OSError, ValueError, KeyError):
+            if time.monotonic() > deadline or process.poll() is not None:
+                stop_process(process)
+                profile_dir.cleanup()
+                raise RuntimeError("firefox did not start") from None
+            time.sleep(0.1)  # polling a file Firefox writes once; no event to wait on
 
 
 class Firefox:
@@ -87,30 +120,7 @@ class Firefox:
     """
 
     def __init__(self, executable: str, display: str | None = None) -> None:
-        self._profile = tempfile.TemporaryDirectory()
-        profile = pathlib.Path(self._profile.name)
-        (profile / "user.js").write_text(
-            "".join(f"user_pref({json.dumps(k)}, {json.dumps(v)});\n" for k, v in PREFS.items()))
-        env = dict(os.environ)
-        args = [executable, "--no-remote", "--profile", str(profile), "--remote-debugging-port=0"]
-        if display is None:
-            args.insert(1, "--headless")
-        else:
-            env["DISPLAY"] = display
-        self.process = subprocess.Popen(args + ["about:blank"], env=env,
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        # Firefox writes the address it listens on into the profile.
-        server_file = profile / "WebDriverBiDiServer.json"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                port = int(json.loads(server_file.read_text())["ws_port"])
-                break
-            except (OSError, ValueError, KeyError):
-                if time.monotonic() > deadline or self.process.poll() is not None:
-                    self.close()
-                    raise RuntimeError("firefox did not start") from None
-                time.sleep(0.1)  # polling a file Firefox writes once; no event to wait on
+        self.process, self._profile, port = start_firefox(executable, PREFS, display)
         self._connection = contextlib.ExitStack()
         self._ws = self._connection.enter_context(
             connect(f"ws://127.0.0.1:{port}/session", max_size=None, open_timeout=30))
@@ -149,7 +159,7 @@ class Firefox:
             except Exception:  # noqa: BLE001 (a browser already gone ends the session too)
                 pass
             self._connection.close()
-        _stop(self.process)
+        stop_process(self.process)
         self._profile.cleanup()
 
 
@@ -337,12 +347,3 @@ _ARM_CLICK_JS = """(sel) => {
 
 # WebDriver's code points for the keys the tests press (WebDriver section 17.4.2).
 _KEYS = {"Enter": "\ue007", "Escape": "\ue00c", "Tab": "\ue004"}
-
-
-def _stop(process: subprocess.Popen) -> None:
-    process.terminate()
-    try:
-        process.wait(10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(10)

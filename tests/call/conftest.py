@@ -17,6 +17,7 @@ from typing import Iterator
 import pytest
 
 from servers.signal.client import SignalingClient
+from tests.conftest import stop_process
 from tests.peers import netcore_turn_process
 from tests.turn.live import free_port_range
 
@@ -63,12 +64,7 @@ def signal_daemon(tmp_path: Path, *extra: str, name: str = "signal") -> Iterator
         _, host, port = line.split()
         yield Signal(f"ws://{host}:{port}", proc, data)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)
         log.close()
 
 

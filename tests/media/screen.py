@@ -13,6 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.conftest import stop_process
+
 ROOT = Path(__file__).resolve().parent.parent.parent
 
 _SHOW = r"""
@@ -44,9 +46,4 @@ class Picture:
             raise RuntimeError(f"the picture did not show: {self.process.stderr.read()}")
 
     def close(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(5)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop_process(self.process, 5)

@@ -1,4 +1,4 @@
-"""One call between our PeerConnection and a browser page, shared by the Chromium and Firefox tests.
+"""One call between our PeerConnection and a browser page (``test_browsers.py``, both engines).
 
 The page is ``tests/peer/browser_page.py``'s; ``page`` is anything with
 ``async eval(expression)`` in it (the DevTools or WebDriver BiDi driver).
@@ -110,17 +110,7 @@ async def connect(page, we_offer: bool, configuration: PeerConfiguration | None 
     ours.add_track(LocalVideoTrack(SyntheticCamera(320, 240, fps=30), count=FRAMES))
     ours.on("icecandidate", lambda c: asyncio.get_running_loop().create_task(browser.add_candidate(c)))
     try:
-        if we_offer:
-            offer = ours.create_offer()
-            await ours.set_local_description(offer)
-            answer = await browser.answer(offer)
-            await ours.set_remote_description(answer)
-        else:
-            offer = await browser.create_offer()
-            await ours.set_remote_description(offer)
-            answer = ours.create_answer()
-            await ours.set_local_description(answer)
-            await browser.accept(answer)
+        offer, answer = await negotiate(ours, browser, we_offer)
         call = Call(ours, browser, got, offer, answer)
 
         async def connected() -> bool:
@@ -131,6 +121,22 @@ async def connect(page, we_offer: bool, configuration: PeerConfiguration | None 
     except BaseException:
         await ours.close()
         raise
+
+
+async def negotiate(ours: PeerConnection, browser: BrowserPeer, we_offer: bool) -> tuple[Description, Description]:
+    """One offer/answer exchange between our side and the browser, whichever offers: (offer, answer)."""
+    if we_offer:
+        offer = ours.create_offer()
+        await ours.set_local_description(offer)
+        answer = await browser.answer(offer)
+        await ours.set_remote_description(answer)
+    else:
+        offer = await browser.create_offer()
+        await ours.set_remote_description(offer)
+        answer = ours.create_answer()
+        await ours.set_local_description(answer)
+        await browser.accept(answer)
+    return offer, answer
 
 
 async def check_media_both_ways(call: Call) -> None:
@@ -186,19 +192,13 @@ async def check_share_midcall(call: Call, browser_shares: bool) -> None:
     inbound_before = await call.inbound()
     if browser_shares:
         await browser.share()
-        offer = await browser.create_offer()
-        await ours.set_remote_description(offer)
-        answer = ours.create_answer()
-        await ours.set_local_description(answer)
-        await browser.accept(answer)
+        offer, _ = await negotiate(ours, browser, we_offer=False)
 
         async def shown() -> bool:
             return call.got.frames.get("2", 0) >= WANTED
     else:
         ours.add_track(LocalVideoTrack(SyntheticCamera(320, 240, fps=30), count=FRAMES))
-        offer = ours.create_offer()
-        await ours.set_local_description(offer)
-        await ours.set_remote_description(await browser.answer(offer))
+        offer, _ = await negotiate(ours, browser, we_offer=True)
 
         async def shown() -> bool:
             return len((await browser.numbers()).get("2", [])) >= WANTED

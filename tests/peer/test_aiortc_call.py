@@ -10,71 +10,20 @@ allowed) and we use our 127.0.0.1 host candidate. Video is VP8 from
 from __future__ import annotations
 
 import asyncio
-import fractions
 
 import pytest
-from aiortc import (MediaStreamTrack, RTCConfiguration, RTCIceServer, RTCPeerConnection,
-                    RTCSessionDescription)
+from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
 from aiortc.rtcconfiguration import RTCIceTransportPolicy
 
 from netcore.media.synthetic import SyntheticCamera, SyntheticMicrophone, read_frame_number
 from netcore.peer.connection import ConnectionState, Description, PeerConnection
 from netcore.peer.tracks import LocalAudioTrack, LocalVideoTrack
+from tests.peer.aiortc_tracks import CameraTrack, MicrophoneTrack, frames_of
 from tests.peers import netcore_turn_process
 from tests.turn.live import free_port_range
 
 FRAMES = 60  # at 30 fps
 WANTED = 40  # frames each side must decode (aiortc starts its jitter buffer on a key frame)
-
-
-class PacedTrack(MediaStreamTrack):
-    """aiortc's side of a synthetic source: frame ``n`` is released at ``start + n * interval``."""
-
-    def __init__(self, interval: float) -> None:
-        super().__init__()
-        self.interval = interval
-        self.number = 0
-        self.start: float | None = None
-
-    def make(self, number: int):
-        raise NotImplementedError
-
-    async def recv(self):
-        loop = asyncio.get_running_loop()
-        if self.start is None:
-            self.start = loop.time()
-        await asyncio.sleep(max(0.0, self.start + self.number * self.interval - loop.time()))
-        frame = self.make(self.number)
-        self.number += 1
-        return frame
-
-
-class CameraTrack(PacedTrack):
-    """SyntheticCamera frames at 30 fps."""
-
-    kind = "video"
-
-    def __init__(self) -> None:
-        super().__init__(1 / 30)
-        self.camera = SyntheticCamera(320, 240, fps=30)
-
-    def make(self, number: int):
-        return self.camera.frame(number)
-
-
-class MicrophoneTrack(PacedTrack):
-    """SyntheticMicrophone in 20 ms frames."""
-
-    kind = "audio"
-
-    def __init__(self) -> None:
-        super().__init__(0.02)
-        self.microphone = SyntheticMicrophone()
-
-    def make(self, number: int):
-        frame = self.microphone.frame(number)
-        frame.time_base = fractions.Fraction(1, 48000)
-        return frame
 
 
 class AiortcSink:
@@ -88,11 +37,7 @@ class AiortcSink:
         self.tasks.append(asyncio.ensure_future(self.consume(track)))
 
     async def consume(self, track) -> None:
-        while True:
-            try:
-                frame = await track.recv()
-            except Exception:  # MediaStreamError when the call ends
-                return
+        async for frame in frames_of(track):
             if track.kind == "video":
                 number = read_frame_number(frame)
                 if number is not None:

@@ -16,7 +16,7 @@ from aiortc.rtcrtpparameters import (  # noqa: E402
     RTCRtpParameters,
 )
 
-from tests.strategies import u8, u16, u32
+from tests.strategies import rtp_fields, u8, u16, u32
 from netcore.rtp.extensions import (  # noqa: E402
     URI_ABS_SEND_TIME,
     URI_AUDIO_LEVEL,
@@ -84,16 +84,7 @@ def _their_extensions(values):
 
 @st.composite
 def fields(draw):
-    return dict(
-        payload_type=draw(st.integers(0, 127)),
-        sequence_number=draw(u16),
-        timestamp=draw(u32),
-        ssrc=draw(u32),
-        payload=draw(st.binary(max_size=50)),
-        marker=draw(st.booleans()),
-        csrcs=draw(st.lists(u32, max_size=3)),
-        values=draw(ext_values),
-    )
+    return dict(draw(rtp_fields(max_payload=50, max_csrcs=3)), values=draw(ext_values))
 
 
 def _in_aiortc_order(values):

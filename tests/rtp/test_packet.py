@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.strategies import u16, u32
+from tests.strategies import rtp_fields, u16, u32
 from netcore.errors import ParseError, UsageError
 from netcore.rtp.errors import RtpParseError
 from netcore.rtp.extensions import (
@@ -38,17 +38,7 @@ two_byte_elements = st.lists(
 
 @st.composite
 def packets(draw, elements=st.one_of(one_byte_elements, two_byte_elements)):
-    return dict(
-        payload_type=draw(st.integers(0, 127)),
-        sequence_number=draw(u16),
-        timestamp=draw(u32),
-        ssrc=draw(u32),
-        payload=draw(st.binary(max_size=64)),
-        marker=draw(st.booleans()),
-        csrcs=draw(st.lists(u32, max_size=15)),
-        extensions=draw(elements),
-        padding=draw(st.integers(0, 255)),
-    )
+    return dict(draw(rtp_fields()), extensions=draw(elements), padding=draw(st.integers(0, 255)))
 
 
 @given(packets())

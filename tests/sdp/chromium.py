@@ -21,6 +21,7 @@ import urllib.request
 import websockets
 
 from tests.browsers.protocol import request
+from tests.conftest import stop_process
 
 FLAGS = [
     "--headless=new",
@@ -88,12 +89,7 @@ class Browser:
             pass
 
     def close(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop_process(self.process)
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGKILL)  # helpers left behind by the browser
         self._profile.cleanup()

@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import itertools
 import json
-import pathlib
-import subprocess
-import tempfile
-import time
 
 import websockets
 
+from tests.browsers.firefox import start_firefox
 from tests.browsers.protocol import request
+from tests.conftest import stop_process
 
 PREFS = {
     "media.navigator.streams.fake": True,
@@ -37,50 +35,13 @@ class Firefox:
     """``Firefox(path)`` starts it; ``async with firefox.page() as page``."""
 
     def __init__(self, executable: str) -> None:
-        self._profile = tempfile.TemporaryDirectory()
-        profile = pathlib.Path(self._profile.name)
-        (profile / "user.js").write_text(
-            "".join(
-                f"user_pref({json.dumps(k)}, {json.dumps(v)});\n"
-                for k, v in PREFS.items()
-            )
-        )
-        self.process = subprocess.Popen(
-            [
-                executable,
-                "--headless",
-                "--no-remote",
-                "--profile",
-                str(profile),
-                "--remote-debugging-port=0",
-                "about:blank",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        # Firefox writes the address it listens on into the profile.
-        server_file = profile / "WebDriverBiDiServer.json"
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                self.port = int(json.loads(server_file.read_text())["ws_port"])
-                break
-            except (OSError, ValueError, KeyError):
-                if time.monotonic() > deadline or self.process.poll() is not None:
-                    self.close()
-                    raise RuntimeError("firefox did not start") from None
-                time.sleep(0.1)
+        self.process, self._profile, self.port = start_firefox(executable, PREFS)
 
     def page(self) -> FirefoxPage:
         return FirefoxPage(self.port)
 
     def close(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(10)
+        stop_process(self.process)
         self._profile.cleanup()
 
 

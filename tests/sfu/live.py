@@ -25,7 +25,7 @@ async def _start(args: list[str], log: Path) -> tuple[asyncio.subprocess.Process
     return proc, line
 
 
-async def _stop(proc: asyncio.subprocess.Process) -> int:
+async def stop(proc: asyncio.subprocess.Process) -> int:
     if proc.returncode is None:
         proc.terminate()
         try:
@@ -36,32 +36,46 @@ async def _stop(proc: asyncio.subprocess.Process) -> int:
     return proc.returncode
 
 
-@asynccontextmanager
-async def signal_and_sfu(tmp_path: Path, threshold: int = 2):
-    """netcore-signal (rooms go to the call server above ``threshold``) and netcore-sfu linked to it."""
+async def start_signal(tmp_path: Path, threshold: int, call_server: str | None = "netcore-sfu") -> tuple:
+    """netcore-signal taking rooms to a call server above ``threshold``: (process, port)."""
     config = tmp_path / "signal.toml"
-    config.write_text(f'service_secret = "{SECRET}"\ncall_server = "netcore-sfu"\ngroup_threshold = {threshold}\n'
+    configured = f'call_server = "{call_server}"\n' if call_server else ""
+    config.write_text(f'service_secret = "{SECRET}"\n{configured}group_threshold = {threshold}\n'
                       'friends_only = false\ntoken_secret = "t"\n')
     signal, line = await _start(["-m", "servers.signal.main", "--port", "0", "--data-dir", str(tmp_path / "data"),
                                  "--config", str(config)], tmp_path / "signal.log")
-    port = int(line.split()[2])
+    return signal, int(line.split()[2])
+
+
+async def start_sfu(tmp_path: Path, signal_port: int, name: str | None = None, *extra: str) -> dict:
+    """netcore-sfu linked to netcore-signal (waits for the link), with ``extra`` flags: process, ports, log."""
+    log = tmp_path / f"{name or 'sfu'}.log"
+    named = ["--name", name] if name else []
+    sfu, line = await _start(["-m", "servers.sfu.main", "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0",
+                              "--signal", f"ws://127.0.0.1:{signal_port}/v1/service", "--service-secret", SECRET,
+                              *named, *extra], log)
+    fields = dict(f.split("=") for f in line.decode().split()[1:])
+    http = int(fields["http"])
+    for _ in range(100):
+        if (await asyncio.to_thread(health, http)).get("signal_linked"):
+            break
+        await asyncio.sleep(0.1)
+    return {"sfu": sfu, "sfu_http": http, "sfu_media": int(fields["media"]), "sfu_log": log}
+
+
+@asynccontextmanager
+async def signal_and_sfu(tmp_path: Path, threshold: int = 2):
+    """netcore-signal (rooms go to the call server above ``threshold``) and netcore-sfu linked to it."""
+    signal, port = await start_signal(tmp_path, threshold)
     sfu = None
     try:
-        sfu, line = await _start(["-m", "servers.sfu.main", "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0",
-                                  "--signal", f"ws://127.0.0.1:{port}/v1/service", "--service-secret", SECRET],
-                                 tmp_path / "sfu.log")
-        fields = dict(f.split("=") for f in line.decode().split()[1:])
-        http = int(fields["http"])
-        for _ in range(100):
-            if (await asyncio.to_thread(health, http)).get("signal_linked"):
-                break
-            await asyncio.sleep(0.1)
-        yield {"signal_port": port, "sfu_http": http, "sfu_media": int(fields["media"]), "sfu": sfu,
-               "signal": signal, "sfu_log": tmp_path / "sfu.log"}
+        analytics = tmp_path / "sfu-analytics.jsonl"
+        sfu = await start_sfu(tmp_path, port, None, "--analytics", str(analytics), "--node", "sfu-1")
+        yield {"signal_port": port, "signal": signal, **sfu, "sfu_analytics": analytics}
     finally:
         if sfu is not None:
-            await _stop(sfu)
-        await _stop(signal)
+            await stop(sfu["sfu"])
+        await stop(signal)
 
 
 def health(port: int) -> dict:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from netcore.rtp.sequence import seq_diff
 from netcore.rtp.vp8 import Vp8Descriptor
-from netcore.sfu.events import ParticipantJoined, ParticipantLeft, SlotsChanged
+from netcore.sfu.events import KeyFrameRequested, ParticipantJoined, ParticipantLeft, SlotsChanged
 from tests.sfu.harness import SERVER, Room, frames
 
 SERVER_IP = SERVER[0]
@@ -57,6 +57,11 @@ def test_a_late_subscriber_gets_a_key_frame_quickly_and_requests_are_arbitrated(
         assert arbiter.requested <= 2, (participant.id, arbiter.requested)
     assert room.core.stats.keyframe_requests_coalesced >= 2
     assert room.net.now - start < 1.5
+    # each request that went upstream is an event (for the analytics), naming the publisher's track
+    asked = [e for e in room.events if isinstance(e, KeyFrameRequested)]
+    assert len(asked) == room.core.stats.keyframe_requests
+    assert {e.participant_id for e in asked} <= set(room.core.participants)
+    assert all(e.reason in ("subscriber", "held", "retry") for e in asked)
 
 
 def test_leave_frees_the_slot_and_a_rejoin_continues_the_same_outgoing_stream():

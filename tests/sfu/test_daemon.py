@@ -21,7 +21,8 @@ from aiortc.rtcconfiguration import RTCBundlePolicy, RTCIceTransportPolicy
 from netcore.media.synthetic import SyntheticCamera, SyntheticMicrophone, read_frame_number
 from netcore.peer.connection import ConnectionState, Description, PeerConnection
 from netcore.peer.tracks import LocalAudioTrack, LocalVideoTrack
-from tests.peer.test_aiortc_call import CameraTrack, MicrophoneTrack
+from servers.analytics.events import validate
+from tests.peer.aiortc_tracks import CameraTrack, MicrophoneTrack, frames_of
 from tests.peers import netcore_turn_process
 from tests.sfu.live import current_slots, metrics, offer_to_call_server, signal_and_sfu, users_in_a_room
 from tests.turn.live import free_port_range
@@ -90,11 +91,7 @@ class Theirs:
         self.tasks.append(asyncio.ensure_future(self.consume(track, mid)))
 
     async def consume(self, track, mid: str) -> None:
-        while True:
-            try:
-                frame = await track.recv()
-            except Exception:  # MediaStreamError when the call ends
-                return
+        async for frame in frames_of(track):
             if track.kind == "video":
                 self.video.setdefault(mid, []).append(read_frame_number(frame))
             else:
@@ -238,6 +235,13 @@ async def room_call(tmp_path, turn_port: int) -> None:
         lines = [json.loads(line) for line in env["sfu_log"].read_text().splitlines() if line.startswith("{")]
         left = [line for line in lines if line["event"] == "participant.left"]
         assert len(left) == 5 and all(line["packets_forwarded"] > 0 for line in left)
+    # the analytics events of the call server (written at shutdown at the latest), by the schema
+    records = [validate(json.loads(line)) for line in env["sfu_analytics"].read_text().splitlines()]
+    by_name = {name: [r for r in records if r["event"] == name] for name in ("sfu.joined", "sfu.left")}
+    assert sorted(r["user"] for r in by_name["sfu.joined"]) == sorted(names + [names[3]])  # with the rejoin
+    assert sorted(r["user"] for r in by_name["sfu.left"]) == sorted(names + [names[3]])
+    assert {r["call_id"] for r in records} == {room_id} and {r["node"] for r in records} == {"sfu-1"}
+    assert any(r["event"] == "sfu.keyframe_requested" for r in records)
 
 
 def test_three_of_ours_and_aiortc_in_one_room_through_the_call_server(tmp_path):

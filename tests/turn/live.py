@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Awaitable, Callable, TypeVar
+
+T = TypeVar("T")
 
 
 class Echo(asyncio.DatagramProtocol):
@@ -26,6 +29,15 @@ async def echo_peer():
     transport, _ = await loop.create_datagram_endpoint(Echo, local_addr=("127.0.0.1", 0))
     return transport, transport.get_extra_info("sockname")
 
+
+async def drain(receive: Callable[[], Awaitable[T]], quiet: float) -> list[T]:
+    """Everything ``receive()`` gives until nothing more comes for ``quiet`` seconds."""
+    got: list[T] = []
+    while True:
+        try:
+            got.append(await asyncio.wait_for(receive(), quiet))
+        except asyncio.TimeoutError:
+            return got
 
 
 def free_port_range(count: int, host: str = "127.0.0.1") -> tuple[int, int]:

@@ -43,6 +43,19 @@ class FakeRelays:
         self.open.discard(relayed)
 
 
+def turn_request(method: int, *attributes: tuple[int, object],
+                 credentials: tuple[str, str, str] | None = None) -> Message:
+    """A request with ``attributes`` in order; with ``credentials`` (username, realm, nonce) also
+    USERNAME, REALM and NONCE, to be encoded with the long-term key (RFC 8489 section 9.2.4)."""
+    message = Message(method, MessageClass.REQUEST)
+    for attr_type, value in attributes:
+        message.add(attr_type, value)
+    if credentials is not None:
+        username, realm, nonce = credentials
+        message.add(sa.USERNAME, username).add(sa.REALM, realm).add(sa.NONCE, nonce)
+    return message
+
+
 def seeded_random():
     counter = itertools.count()
     return lambda n: bytes((next(counter) + i) & 0xFF for i in range(n))
@@ -84,9 +97,8 @@ class Client:
                 fingerprint: bool = True) -> Message | None:
         """Send one request (learning the nonce from a 401/438 first); the answer, parsed."""
         for _ in range(3):
-            message = Message(method, MessageClass.REQUEST)
-            for attr_type, value in attributes:
-                message.add(attr_type, value)
+            credentials = (self.username, self.realm, self.nonce) if signed and self.nonce is not None else None
+            message = turn_request(method, *attributes, credentials=credentials)
             if not signed:
                 return self._answer(message.encode(fingerprint=fingerprint))
             if self.nonce is None:
@@ -95,7 +107,6 @@ class Client:
                     return answer
                 self.nonce, self.realm = answer.get(sa.NONCE), answer.get(sa.REALM)
                 continue
-            message.add(sa.USERNAME, self.username).add(sa.REALM, self.realm).add(sa.NONCE, self.nonce)
             if self.sha256:
                 message.add(sa.PASSWORD_ALGORITHM, (sa.ALGORITHM_SHA256, b""))
                 message.add(sa.PASSWORD_ALGORITHMS, ((sa.ALGORITHM_SHA256, b""), (sa.ALGORITHM_MD5, b"")))

@@ -23,6 +23,7 @@ from servers.turn.config import OPTIONS
 from tests.conftest import free_port
 from tests.peers import netcore_turn_process, self_signed_certificate, wait_for_stun
 from tests.turn.live import Inbox, echo_peer, free_port_range
+from tests.turn.sim import turn_request
 
 
 
@@ -213,11 +214,8 @@ class RawTurnClient:
         self.key = long_term_key(username, self.realm, password)
 
     def request(self, method: int, *attributes, signed: bool = True) -> Message:
-        message = Message(method, MessageClass.REQUEST)
-        for attr_type, value in attributes:
-            message.add(attr_type, value)
-        if signed:
-            message.add(sa.USERNAME, self.username).add(sa.REALM, self.realm).add(sa.NONCE, self.nonce)
+        message = turn_request(method, *attributes,
+                               credentials=(self.username, self.realm, self.nonce) if signed else None)
         self.sock.send(message.encode(self.key if signed else None))
         while True:
             answer = Message.parse(self.sock.recv(2048))

@@ -19,7 +19,7 @@ import pytest
 from netcore.turn.aio_client import open_turn_endpoint
 from netcore.turn.aio_server import SocketRelays, TurnServerEndpoint, open_udp_socket
 from netcore.turn.server import AllocationDeleted, ServerConfig, TurnServer
-from tests.turn.live import Inbox, echo_peer, free_port_range
+from tests.turn.live import Inbox, drain, echo_peer, free_port_range
 
 USER, PASSWORD = "alice", "wonderland"
 
@@ -134,11 +134,7 @@ async def test_bandwidth_cap_drops_the_excess(data_path):
         await client.bind_channel(peer)
         for _ in range(100):  # 100 kB at once against 10 kB/s with one second of burst
             client.sendto(bytes(1000), peer)
-        received = 0
-        with contextlib.suppress(asyncio.TimeoutError):
-            while True:
-                await asyncio.wait_for(inbox.queue.get(), 0.5)
-                received += 1
+        received = len(await drain(inbox.queue.get, 0.5))
         assert 9 <= received <= 12
         endpoint.update_counters()
         assert endpoint.core.stats.bandwidth_dropped == 100 - received
@@ -160,12 +156,7 @@ async def test_channel_data_and_send_indications_draw_on_one_bucket(data_path):
         for _ in range(100):  # 2 x 100 kB at once against 10 kB/s with one second of burst
             client.sendto(bytes(1000), channel_peer)  # ChannelData
             client.sendto(bytes(1000), send_peer)  # a Send indication
-        received = 0
-        for inbox in (channel_inbox, send_inbox):
-            with contextlib.suppress(asyncio.TimeoutError):
-                while True:
-                    await asyncio.wait_for(inbox.queue.get(), 0.5)
-                    received += 1
+        received = sum([len(await drain(inbox.queue.get, 0.5)) for inbox in (channel_inbox, send_inbox)])
         assert 9 <= received <= 12
         endpoint.update_counters()
         assert endpoint.core.stats.bandwidth_dropped == 200 - received
@@ -241,9 +232,7 @@ async def test_random_datagrams_on_both_sides_leave_the_relay_working(data_path)
             if i % 100 == 0:
                 await asyncio.sleep(0)
         stranger.close()
-        with contextlib.suppress(asyncio.TimeoutError):
-            while True:  # what came back: echoes of valid ChannelData, the stranger's datagrams
-                await asyncio.wait_for(client.recvfrom(), 0.5)
+        await drain(client.recvfrom, 0.5)  # what came back: echoes of valid ChannelData, the stranger's datagrams
         assert await echo(client, b"still here", peer) == b"still here"
         await client.close()
     peer_transport.close()

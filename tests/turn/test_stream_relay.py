@@ -23,7 +23,8 @@ from netcore.turn.aio_client import open_turn_endpoint
 from netcore.turn.aio_server import SocketRelays, TurnServerEndpoint, open_stream_socket
 from netcore.turn.server import ServerConfig, TurnServer
 from tests.peers import self_signed_certificate
-from tests.turn.live import free_port_range
+from tests.turn.live import drain, free_port_range
+from tests.turn.sim import turn_request
 
 USER, PASSWORD = "alice", "wonderland"
 FLOOD = 20_000  # datagrams of 1000 B towards a client that does not read: 20 MB, past every kernel buffer
@@ -85,12 +86,9 @@ async def test_stream_clients_relay_byte_exact_both_ways_under_a_slow_reader(tmp
         assert queued <= endpoint.limits.write_limit + 1100  # bounded: one frame past the limit at most
         assert stream.dropped > 0  # the rest was dropped whole, and counted
         client.transport.resume_reading()
-        got = []
-        with contextlib.suppress(asyncio.TimeoutError):
-            while True:
-                data, source = await asyncio.wait_for(client.recvfrom(), 1.0)
-                assert source == peer_address
-                got.append(data)
+        received = await drain(client.recvfrom, 1.0)
+        assert {source for _, source in received} <= {peer_address}
+        got = [data for data, _ in received]
         indices = [struct.unpack_from("!I", data)[0] for data in got]
         assert indices == sorted(set(indices))  # in order, none twice
         assert all(data == payload(index, 1000) for index, data in zip(indices, got))  # whole and exact
@@ -145,10 +143,7 @@ async def test_rfc_6062_data_connections_draw_on_the_allocations_bandwidth_bucke
         key = long_term_key(USER, realm, PASSWORD)
 
         def signed(method: int, *attributes) -> Message:
-            message = Message(method, MessageClass.REQUEST)
-            for attr_type, value in attributes:
-                message.add(attr_type, value)
-            return message.add(sa.USERNAME, USER).add(sa.REALM, realm).add(sa.NONCE, nonce)
+            return turn_request(method, *attributes, credentials=(USER, realm, nonce))
 
         answer = await _stun(reader, writer, signed(w.ALLOCATE, (w.REQUESTED_TRANSPORT, w.TRANSPORT_TCP)), key)
         assert answer.message_class == MessageClass.SUCCESS, answer

@@ -50,6 +50,23 @@ def befriend(a, a_name: str, b, b_name: str) -> None:
     b.wait_for_selector(f'#friends li[data-user="{a_name}"][data-status="online"]')
 
 
+def open_room(owner, owner_name: str, *guests) -> None:
+    """``owner`` befriends each ``(page, name)`` of ``guests`` and creates a group room, which it shows."""
+    for guest, guest_name in guests:
+        befriend(owner, owner_name, guest, guest_name)
+    owner.click("#room-create")
+    owner.wait_for_selector("#room:not([hidden])")
+
+
+def invite_and_join(owner, guest, guest_name: str, owner_name: str) -> None:
+    """``owner`` invites ``guest`` to its room; the guest sees who invites and joins."""
+    owner.click(f'#friends li[data-user="{guest_name}"] .room-invite')
+    guest.wait_for_selector("#room-invite:not([hidden])")
+    assert f"{owner_name} invites you to a group call." in guest.inner_text("#room-invite-text")
+    guest.click("#room-join")
+    guest.wait_for_selector("#room:not([hidden])")
+
+
 def call(caller, callee, callee_name: str, video: bool = True) -> None:
     """caller calls, callee accepts; returns once both pages report the call active."""
     caller.click(f'#friends li[data-user="{callee_name}"] {".call-video" if video else ".call-audio"}')

@@ -6,15 +6,9 @@ from __future__ import annotations
 import pytest
 
 from tests.web.conftest import start_up
-from tests.web.helpers import assert_media_grows, befriend
+from tests.web.helpers import assert_media_grows, befriend, invite_and_join, open_room
 
-
-def invite_and_join(owner, guest, guest_name: str, owner_name: str) -> None:
-    owner.click(f'#friends li[data-user="{guest_name}"] .room-invite')
-    guest.wait_for_selector("#room-invite:not([hidden])")
-    assert f"{owner_name} invites you to a group call." in guest.inner_text("#room-invite-text")
-    guest.click("#room-join")
-    guest.wait_for_selector("#room:not([hidden])")
+SERVICE_SECRET = "web-test-service-secret"
 
 
 def link_ids(page) -> list[str]:
@@ -24,10 +18,7 @@ def link_ids(page) -> list[str]:
 def test_mesh_of_three_every_pair_carries_media(open_user, names):
     a_name, b_name, c_name = names("alice"), names("bob"), names("carol")
     alice, bob, carol = open_user(a_name), open_user(b_name), open_user(c_name)
-    befriend(alice, a_name, bob, b_name)
-    befriend(alice, a_name, carol, c_name)
-    alice.click("#room-create")
-    alice.wait_for_selector("#room:not([hidden])")
+    open_room(alice, a_name, (bob, b_name), (carol, c_name))
     assert alice.get_attribute("#room", "data-topology") == "mesh"
     invite_and_join(alice, bob, b_name, a_name)
     invite_and_join(alice, carol, c_name, a_name)
@@ -52,9 +43,10 @@ def test_mesh_of_three_every_pair_carries_media(open_user, names):
 
 @pytest.fixture
 def up_with_call_server(tmp_path):
-    """A second `netcore up` whose signal config names a call server and moves rooms above two."""
+    """A second `netcore up` whose signal config names its call server and moves rooms above two."""
     config = tmp_path / "signal.toml"
-    config.write_text('group_threshold = 2\ncall_server = "127.0.0.1:7000"\nresume_window = 2.0\n')
+    config.write_text('group_threshold = 2\ncall_server = "127.0.0.1:7000"\nresume_window = 2.0\n'
+                      f'service_secret = "{SERVICE_SECRET}"\n')
     running = start_up(str(tmp_path / "data"), "--signal-config", str(config))
     yield running
     running.proc.terminate()
@@ -64,10 +56,7 @@ def up_with_call_server(tmp_path):
 def test_topology_message_when_the_room_moves_to_the_call_server(open_user, up_with_call_server, names):
     a_name, b_name, c_name = names("alice"), names("bob"), names("carol")
     alice, bob, carol = (open_user(n, url=up_with_call_server.url) for n in (a_name, b_name, c_name))
-    befriend(alice, a_name, bob, b_name)
-    befriend(alice, a_name, carol, c_name)
-    alice.click("#room-create")
-    alice.wait_for_selector("#room:not([hidden])")
+    open_room(alice, a_name, (bob, b_name), (carol, c_name))
     invite_and_join(alice, bob, b_name, a_name)
     alice.wait_for_selector('#tiles figure[data-state="connected"]', timeout=20000)
     invite_and_join(alice, carol, c_name, a_name)
@@ -77,3 +66,33 @@ def test_topology_message_when_the_room_moves_to_the_call_server(open_user, up_w
         assert "moved to the call server (127.0.0.1:7000)" in page.inner_text("#room-topology")
         assert page.get_attribute("#room", "data-topology") == "sfu"
     assert "grew past the mesh limit" in alice.inner_text("#room-topology")
+
+
+def service_link(up, name: str):
+    """A call server's link as netcore-sfu opens it (``?server=NAME``), from this test."""
+    from websockets.sync.client import connect
+
+    base = up.url.replace("http://", "ws://").rstrip("/")
+    return connect(f"{base}/v1/service?server={name}",
+                   additional_headers={"Authorization": f"Bearer {SERVICE_SECRET}"})
+
+
+def test_the_page_says_when_the_room_moves_to_another_call_server(open_user, up_with_call_server, names):
+    a_name, b_name, c_name = names("alice"), names("bob"), names("carol")
+    alice, bob, carol = (open_user(n, url=up_with_call_server.url) for n in (a_name, b_name, c_name))
+    befriend(alice, a_name, bob, b_name)
+    befriend(alice, a_name, carol, c_name)
+    # A second call server besides netcore up's (named 127.0.0.1:7000): idle both, the name decides
+    pages = (alice, bob, carol)
+    with service_link(up_with_call_server, "000-doomed"):
+        alice.click("#room-create")
+        alice.wait_for_selector("#room:not([hidden])")
+        invite_and_join(alice, bob, b_name, a_name)
+        invite_and_join(alice, carol, c_name, a_name)
+        for page in pages:
+            page.wait_for_selector("#room-topology:not([hidden])")
+            assert "moved to the call server (000-doomed)" in page.inner_text("#room-topology")
+    # its link closed: that call server is dead, the room goes to the other
+    for page in pages:
+        page.wait_for_function("() => document.querySelector('#room-topology').textContent.includes("
+                               "'(127.0.0.1:7000) because its previous call server stopped answering')")

@@ -4,8 +4,8 @@ empty lists say what to do. Screenshots of the main states go to the artifacts."
 
 from __future__ import annotations
 
-from tests.web.helpers import (befriend, call, expect_no_notice, expect_notice, open_stats, screenshot,
-                               wait_stats_row)
+from tests.web.helpers import (befriend, call, expect_no_notice, expect_notice, invite_and_join, open_room, open_stats,
+                               screenshot, wait_stats_row)
 
 
 def call_buttons_enabled(page, user: str) -> list[bool]:
@@ -248,14 +248,9 @@ def test_device_check_shows_camera_and_microphone_level_and_calls_use_the_choice
 def test_group_call_tiles_are_labelled(open_user, names, up):
     a_name, b_name, c_name = names("alice"), names("bob"), names("carol")
     alice, bob, carol = open_user(a_name), open_user(b_name), open_user(c_name)
-    befriend(alice, a_name, bob, b_name)
-    befriend(alice, a_name, carol, c_name)
-    alice.click("#room-create")
-    alice.wait_for_selector("#room:not([hidden])")
+    open_room(alice, a_name, (bob, b_name), (carol, c_name))
     for guest, name in ((bob, b_name), (carol, c_name)):
-        alice.click(f'#friends li[data-user="{name}"] .room-invite')
-        guest.click("#room-join")
-        guest.wait_for_selector("#room:not([hidden])")
+        invite_and_join(alice, guest, name, a_name)
     alice.wait_for_function("() => document.querySelectorAll('#tiles figure[data-state=\"connected\"]').length === 2",
                             timeout=20000)
     labels = alice.eval_on_selector_all("#tiles figure .tile-name", "(ls) => ls.map((l) => l.textContent)")

@@ -65,7 +65,7 @@ def test_existing_configs_give_secret_host_and_ports(tmp_path):
     signal = settings(the_plan, "signal")
     service_secret = signal.pop("service_secret")  # added with the call server, shared with it only
     assert signal == {**tomllib.loads(signal_toml.read_text()), "call_server": "netcore-sfu"}
-    assert settings(the_plan, "sfu") == {"service-secret": service_secret}
+    assert settings(the_plan, "sfu") == {"service-secret": service_secret, "name": "netcore-sfu"}
     assert settings(the_plan, "turn") == {**tomllib.loads(turn_toml.read_text()), "auth-secret": ["from-config"]}
     assert flag(argv["turn"], "--listen") == "127.0.0.2:3590"
     assert flag(argv["signal"], "--turn-urls") == "turn:127.0.0.2:3590?transport=udp"

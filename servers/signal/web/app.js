@@ -134,6 +134,7 @@ class App {
     on('room.left', (p) => this.rooms.onLeft(p));
     on('room.signal', (p) => this.rooms.onSignal(p));
     on('room.topology', (p) => this.rooms.onTopology(p));
+    on('room.moved', (p) => this.rooms.onMoved(p));
     on('error', (p) => this.notify(`The server reported an error: ${p.reason} (${p.code}).`, true));
   }
 

@@ -149,6 +149,12 @@ export class RoomView {
     this.showTopology(p.mode, p.call_server, p.reason);
   }
 
+  // The room's call server died (or it had none) and signaling placed it on another.
+  onMoved(p) {
+    if (!this.room || this.room.id !== p.room_id) return;
+    this.showTopology('sfu', p.call_server, p.reason);
+  }
+
   showTopology(mode, callServer, reason) {
     const box = $('room-topology');
     $('room').dataset.topology = mode;
@@ -156,7 +162,12 @@ export class RoomView {
       box.hidden = true;
       return;
     }
-    const why = reason === 'recording' ? 'recording started' : reason === 'threshold' ? 'the group grew past the mesh limit' : 'the server decided';
+    const why = {
+      recording: 'recording started',
+      threshold: 'the group grew past the mesh limit',
+      failover: 'its previous call server stopped answering',
+      placed: 'a call server became available',
+    }[reason] || 'the server decided';
     box.textContent = `This call moved to the call server${callServer ? ` (${callServer})` : ''} because ${why}. ` +
       'This page does not talk to the call server yet: the existing mesh links keep running, new participants cannot reach you.';
     box.hidden = false;

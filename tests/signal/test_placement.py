@@ -1,0 +1,238 @@
+"""Call-server placement and failover, sans-IO: Placement alone, then through SignalCore, on a fake clock."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from servers.signal.core import CallServerDown, MediaOffered, RecordingRequested, RoomMoved
+from servers.signal.placement import REPORT_TIMEOUT, Load, Placement
+
+from .test_core import Harness
+
+
+def load(participants=0, pps=0.0, rooms=0, tracks=0) -> Load:
+    return Load(participants, rooms, tracks, pps)
+
+
+# --- Placement alone -----------------------------------------------------------------
+
+
+def test_rooms_go_to_the_least_loaded_server_counting_what_was_placed_since_its_report():
+    p = Placement()
+    p.link("a", 0.0)
+    p.link("b", 0.0)
+    p.report("a", load(participants=10), 0.1)
+    p.report("b", load(participants=2), 0.1)
+    weights = {"r1": 5, "r2": 5, "r3": 5}
+    assert p.place("r1", weights.get) == "b"  # 2 < 10
+    assert p.place("r2", weights.get) == "b"  # b: max(2, 5) = 5 < 10
+    assert p.place("r3", weights.get) == "a"  # tie at 10 participants and 0 packets/s: a has fewer rooms
+    assert p.place("r1", weights.get) == "b"  # placed rooms stay
+    p.report("b", load(participants=30), 0.6)  # b's report now covers more than we placed
+    assert p.place("r4", lambda r: 5) == "a"
+
+
+def test_packet_rate_breaks_participant_ties():
+    p = Placement()
+    for name in ("a", "b"):
+        p.link(name, 0.0)
+    p.report("a", load(participants=4, pps=900.0), 0.0)
+    p.report("b", load(participants=4, pps=300.0), 0.0)
+    assert p.place("r", lambda r: 0) == "b"
+
+
+def test_a_reporting_server_that_goes_silent_expires_and_an_unreporting_one_never_does():
+    p = Placement()
+    p.link("old", 0.0)  # never reports: live while linked
+    p.link("new", 0.0)
+    assert p.next_deadline() is None
+    p.report("new", load(), 1.0)
+    assert p.next_deadline() == 1.0 + REPORT_TIMEOUT
+    assert p.expired(1.0 + REPORT_TIMEOUT - 0.01) == []
+    assert p.expired(1.0 + REPORT_TIMEOUT) == ["new"]
+    p.place("r", lambda r: 1)
+    assert p.unlink(p.server_of("r")) == ["r"] and p.server_of("r") is None
+
+
+def test_load_reports_are_validated():
+    assert Load.from_payload({"participants": 3, "rooms": 1, "tracks": 6, "packets_per_second": 12.5}) == \
+        Load(3, 1, 6, 12.5)
+    for bad in ({"participants": -1, "rooms": 0, "tracks": 0, "packets_per_second": 0},
+                {"participants": True, "rooms": 0, "tracks": 0, "packets_per_second": 0},
+                {"participants": 1, "rooms": 0, "tracks": 0, "packets_per_second": float("nan")},
+                {"participants": 1, "rooms": 0, "tracks": "2", "packets_per_second": 0},
+                {"participants": 10**12, "rooms": 0, "tracks": 0, "packets_per_second": 0}):
+        with pytest.raises(ValueError):
+            Load.from_payload(bad)
+    with pytest.raises(KeyError):
+        Load.from_payload({"participants": 1})
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from("place release link unlink".split()),
+                          st.integers(0, 5), st.integers(0, 3)), max_size=60))
+def test_every_placed_room_is_on_exactly_one_live_server(ops):
+    p = Placement()
+    for op, room, server in ops:
+        name, room_id = f"s{server}", f"r{room}"
+        if op == "place":
+            got = p.place(room_id, lambda r: 1)
+            assert (got is None) == (not p.servers)
+        elif op == "release":
+            p.release(room_id)
+        elif op == "link":
+            p.link(name, 0.0)
+        else:
+            for gone in p.unlink(name):
+                assert p.server_of(gone) is None
+        for room_id in (f"r{i}" for i in range(6)):
+            holders = [s.name for s in p.servers.values() if room_id in s.rooms]
+            where = p.server_of(room_id)
+            assert holders == ([] if where is None else [where])
+
+
+# --- through the core ----------------------------------------------------------------
+
+
+def sfu_room(h: Harness, size: int = 5):
+    """``size`` friends in one room above the threshold (4): (session ids, room id)."""
+    names = [f"user{i}" for i in range(size)]
+    sids = [h.connect(n, friends=set(names) - {n}) for n in names]
+    h.send(sids[0], "room.create", {})
+    room_id = [m for s, m in h.drain() if m["type"] == "ack"][0]["payload"]["room_id"]
+    for sid, name in zip(sids[1:], names[1:]):
+        h.send(sids[0], "room.invite", {"room_id": room_id, "to": name})
+        h.send(sid, "room.join", {"room_id": room_id})
+    h.drain()
+    return sids, room_id
+
+
+def messages(out, kind):
+    return {sid: m["payload"] for sid, m in out if m["type"] == kind}
+
+
+def report(h: Harness, name: str, participants: int = 0) -> None:
+    h.core.handle_call_server_load(name, {"participants": participants, "rooms": 0, "tracks": 0,
+                                          "packets_per_second": 0.0}, h.now)
+
+
+def test_a_room_above_the_threshold_is_placed_on_a_linked_server_and_offers_go_there():
+    h = Harness(group_threshold=4, friends_only=False)
+    h.core.handle_call_server_linked("a", h.now)
+    h.core.handle_call_server_linked("b", h.now)
+    report(h, "a", 7)
+    report(h, "b", 1)
+    sids, room_id = sfu_room(h)
+    assert h.core.room_call_server(room_id) == "b"
+    h.send(sids[0], "room.media", {"room_id": room_id, "sdp": "v=0"})
+    offered = [e for e in h.events() if isinstance(e, MediaOffered)]
+    assert offered[-1].call_server == "b"
+
+
+def room_on_one_of_two() -> tuple:
+    """Two reporting call servers and a room of five on one: (harness, sids, room id, its server, the other)."""
+    h = Harness(group_threshold=4, friends_only=False)
+    for name in ("a", "b"):
+        h.core.handle_call_server_linked(name, h.now)
+        report(h, name)
+    sids, room_id = sfu_room(h)
+    first = h.core.room_call_server(room_id)
+    return h, sids, room_id, first, "b" if first == "a" else "a"
+
+
+def test_a_dead_servers_rooms_move_and_every_participant_is_told():
+    h, sids, room_id, first, other = room_on_one_of_two()
+    h.events()
+    h.core.handle_call_server_unlinked(first, h.now)
+    moved = messages(h.drain(), "room.moved")
+    assert set(moved) == set(sids)
+    assert all(m == {"room_id": room_id, "call_server": other, "previous": first, "reason": "failover"}
+               for m in moved.values())
+    events = h.events()
+    assert CallServerDown(first, "unlinked", 1) in events
+    assert RoomMoved(room_id, first, other, "failover") in events
+    h.send(sids[2], "room.media", {"room_id": room_id, "sdp": "v=0"})
+    assert [e for e in h.events() if isinstance(e, MediaOffered)][-1].call_server == other
+
+
+def test_missed_load_reports_mark_a_server_dead_after_the_timeout_on_the_fake_clock():
+    h, sids, room_id, silent, alive = room_on_one_of_two()
+    for _ in range(int(REPORT_TIMEOUT / 0.5) - 1):  # the live one keeps reporting every 0.5 s
+        h.advance(0.5)
+        report(h, alive)
+    h.drain()
+    assert h.core.room_call_server(room_id) == silent  # 1.5 s of silence: not yet
+    h.advance(0.5)
+    report(h, alive)
+    assert h.core.room_call_server(room_id) == alive
+    assert set(messages(h.drain(), "room.moved")) == set(sids)
+    assert CallServerDown(silent, "silent", 1) in h.events()
+    assert silent not in h.core.placement
+
+
+def test_without_a_live_server_the_room_waits_and_is_placed_when_one_links():
+    h = Harness(group_threshold=4, friends_only=False)
+    h.core.handle_call_server_linked("a", h.now)
+    sids, room_id = sfu_room(h)
+    h.core.handle_call_server_unlinked("a", h.now)
+    moved = messages(h.drain(), "room.moved")
+    assert set(moved) == set(sids) and all(m["call_server"] is None for m in moved.values())
+    h.core.handle_call_server_linked("c", h.now)
+    moved = messages(h.drain(), "room.moved")
+    assert set(moved) == set(sids)
+    assert all(m["call_server"] == "c" and m["reason"] == "placed" for m in moved.values())
+
+
+def test_rooms_spread_over_servers_and_an_ended_room_frees_its_place():
+    h = Harness(group_threshold=1, friends_only=False)
+    for name in ("a", "b", "c"):
+        h.core.handle_call_server_linked(name, h.now)
+    rooms = []
+    for i in range(6):
+        owner, guest = h.connect(f"own{i}"), h.connect(f"gst{i}")
+        h.send(owner, "room.create", {})
+        room_id = [m for s, m in h.drain() if m["type"] == "ack"][0]["payload"]["room_id"]
+        h.send(owner, "room.invite", {"room_id": room_id, "to": f"gst{i}"})
+        h.send(guest, "room.join", {"room_id": room_id})
+        h.drain()
+        rooms.append((room_id, owner, guest))
+    placed = [h.core.room_call_server(r) for r, _, _ in rooms]
+    assert sorted(placed) == ["a", "a", "b", "b", "c", "c"]
+    room_id, owner, guest = rooms[0]
+    for sid in (owner, guest):
+        h.send(sid, "room.leave", {"room_id": room_id})
+    assert len(h.core.placement.servers[placed[0]].rooms) == 1
+
+
+def test_the_rooms_call_server_travels_in_its_snapshot_to_a_node_that_adopts_it():
+    from servers.signal.core import CoreConfig, RoomChanged, SignalCore
+
+    from .test_core import seeded
+
+    owner = Harness(group_threshold=4, friends_only=False)
+    owner.core = SignalCore(CoreConfig(group_threshold=4, friends_only=False), random=seeded(), node_id="n1",
+                            journal=True)
+    owner.core.handle_call_server_linked("a", owner.now)
+    _, room_id = sfu_room(owner)
+    snapshot = [e for e in owner.events() if isinstance(e, RoomChanged)][-1].snapshot
+    assert snapshot["call_server"] == "a" and snapshot["topology"] == "sfu"
+    # a node that has the same call server linked keeps the room there
+    same = SignalCore(CoreConfig(group_threshold=4), random=seeded(2), node_id="n2", journal=True)
+    same.handle_call_server_linked("a", owner.now)
+    same.adopt_room(snapshot, owner.now)
+    assert same.room_call_server(room_id) == "a" and room_id in same.placement.servers["a"].rooms
+    # one that does not leaves it unplaced until its first offer (placed then on what it has)
+    other = SignalCore(CoreConfig(group_threshold=4), random=seeded(3), node_id="n3", journal=True)
+    other.handle_call_server_linked("b", owner.now)
+    other.adopt_room(snapshot, owner.now)
+    assert other.room_call_server(room_id) is None and not other.placement.servers["b"].rooms
+
+
+def test_a_recorded_room_that_moves_is_recorded_on_its_new_server():
+    h, sids, room_id, first, other = room_on_one_of_two()
+    h.send(sids[0], "room.record", {"room_id": room_id, "action": "start"})
+    assert RecordingRequested(room_id, "start", "user0", first) in h.events()
+    h.core.handle_call_server_unlinked(first, h.now)
+    assert RecordingRequested(room_id, "start", "user0", other) in h.events()
