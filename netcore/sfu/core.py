@@ -67,8 +67,8 @@ from netcore.sdp.attributes import Fingerprint
 from netcore.sdp.candidate import Candidate
 from netcore.sdp.jsep import Negotiator
 from netcore.sdp.model import LocalTransport
-from netcore.sfu.allocator import (ALLOCATE_INTERVAL, AUDIO_ALLOWANCE, MAX_PROBE_INTERVAL, PROBE_HEADROOM,
-                                   PROBE_INTERVAL, UP_MARGIN)
+from netcore.sfu.allocator import (ALLOCATE_INTERVAL, AUDIO_ALLOWANCE, MAX_PROBE_INTERVAL, PAUSED_AFTER,
+                                   PROBE_HEADROOM, PROBE_INTERVAL, UP_MARGIN)
 from netcore.sfu.events import (ActiveSpeakerChanged, KeyFrameRequested, ParticipantJoined, ParticipantLeft,
                                 SfuEvent, Slot, SlotsChanged, TrackPublished)
 from netcore.sfu.participant import Layer, Participant, Publication, SlotState, plan_intents
@@ -390,6 +390,9 @@ class SfuCore:
             downtrack = slot.downtrack
             if ssrc != downtrack.rewriter.source and ssrc != downtrack.wanted:
                 if simulcast:
+                    current = slot.layer
+                    if current is not None and now - current.meter.last_packet > PAUSED_AFTER:
+                        self._allocate(slot, now)  # its layer stopped while this one sends: move at once
                     continue  # a layer this slot does not forward
                 if not event.retransmitted:
                     downtrack.want(ssrc)

@@ -23,7 +23,7 @@ from netcore.rtp.extensions import URI_AUDIO_LEVEL
 from netcore.sdp.jsep import Negotiator
 from netcore.sdp.model import MediaIntent, NegotiatedSession
 from netcore.sdp.wire import parse
-from netcore.sfu.allocator import PROBE_INTERVAL, BitrateMeter, LayerAllocator, LayerInfo
+from netcore.sfu.allocator import PAUSED_AFTER, PROBE_INTERVAL, BitrateMeter, LayerAllocator, LayerInfo
 from netcore.sfu.keyframes import KeyFrameArbiter
 from netcore.sfu.rewrite import DownTrack
 
@@ -109,7 +109,9 @@ class Publication:
         return layers
 
     def layer_infos(self, layers: list[Layer], now: float) -> list[LayerInfo]:
-        return [LayerInfo(la.meter.current(now), la.height, la.meter.active(now)) for la in layers]
+        newest = max(la.meter.last_packet for la in layers)
+        return [LayerInfo(la.meter.current(now), la.height,
+                          la.meter.active(now) and newest - la.meter.last_packet < PAUSED_AFTER) for la in layers]
 
 
 @dataclass(eq=False)

@@ -239,12 +239,16 @@ class SimulcastPublisher(Publisher):
         self.seen = 0
         self.keyframes = {layer.ssrc: True for layer in client.layers}
         self.requests: dict[str, int] = {rid: 0 for rid in heights}
+        self.paused: set[str] = set()  # RIDs not sent (a browser short of bitrate stops its top layers)
 
     def frame(self, now: float) -> list[RtpPacket]:
         client = self.client
         self._take_requests()
         packets = []
         for layer in client.layers:
+            if layer.rid in self.paused:
+                self.keyframes[layer.ssrc] = True  # it resumes with a key frame
+                continue
             key = self.keyframes[layer.ssrc]
             self.keyframes[layer.ssrc] = False
             packets += client.layer_frame(now, layer, self.heights[layer.rid], self.sizes[layer.rid], key)

@@ -152,3 +152,30 @@ def test_a_requested_maximum_height_caps_the_layer_at_once_and_lifting_it_climbs
     assert layer() == "f"
     with pytest.raises(UsageError):
         core.request_max_height("sub", "pub", "nope", 360, room.net.now)
+
+
+def test_a_layer_the_publisher_stops_is_left_without_a_freeze():
+    """A browser short of bitrate stops its top layer at once: the subscriber on it moves to the next
+    one within 500 ms (on the next packet of another layer, not after LAYER_TIMEOUT), and back later."""
+    room = Room(net=ShapedNetwork(5))
+    pub = room.join("pub", slots=0, simulcast=("q", "h", "f"))
+    sub = room.join("sub", publish=(), slots=1)
+    room.connect()
+    publisher = layered(room, pub)
+    slot = next(s for s in room.core.participants["sub"].slots if s.kind == "video")
+    mid = next(m for m, k in sub.slots.items() if k == "video")
+
+    def layer() -> str | None:
+        found = slot.publication.by_ssrc.get(slot.downtrack.rewriter.source)
+        return found.rid if found else None
+
+    publisher.stream(12.0)
+    assert layer() == "f"
+    publisher.paused = {"f"}
+    publisher.stream(0.5)
+    assert layer() == "h"
+    publisher.paused = set()
+    publisher.stream(6.0)
+    assert layer() == "f"
+    numbers = frames(sub, mid)
+    assert numbers == sorted(numbers) and max(b - a for a, b in zip(numbers, numbers[1:])) <= FPS // 2
