@@ -14,8 +14,15 @@ around the core's own entry points only (``handle_datagram``,
   before its pacer (the pacer lets audio out at once and video at 2.5x
   each subscriber's estimate).
 
-Usage: ``python3 bench/sfu.py [N ...]`` (default 10 50 200).  The
-side-by-side run against Janus' VideoRoom is not part of this script yet.
+With ``--simulcast`` the publisher sends three layers instead (RIDs q, h,
+f: one packet of 300 bytes, one of 900 and three of about 1000 per frame at
+30 frames/s, no SSRC signalled) and each subscriber's layer allocator picks
+one (on this unlimited network they climb to f): the same packets per
+subscriber as without, while the server receives 5/3 as many and runs the
+allocators.
+
+Usage: ``python3 bench/sfu.py [--simulcast] [N ...]`` (default 10 50 200).
+The side-by-side run against Janus' VideoRoom is not part of this script yet.
 """
 
 from __future__ import annotations
@@ -27,14 +34,29 @@ import time
 sys.path.insert(0, __import__("os").path.dirname(__import__("os").path.dirname(__import__("os").path.abspath(__file__))))
 
 from netcore.demux import PacketKind  # noqa: E402
-from tests.sfu.harness import Room  # noqa: E402
+from tests.sfu.harness import Publisher, Room, SimulcastPublisher  # noqa: E402
 
 SECONDS = 2.0
+WARM_UP = 6.0  # virtual seconds of simulcast before measuring
 
 
-def run(subscribers: int) -> dict[str, float]:
+LAYERS = (("q", 180, 300), ("h", 360, 900), ("f", 720, 2900))  # rid, height, bytes per frame
+
+
+class ThreePackets(Publisher):
+    """One stream: three VP8-shaped packets of 1000 bytes per frame."""
+
+    def frame(self, now: float) -> list:
+        pub, room = self.client, self.room
+        packets = []
+        for _ in range(3):
+            packets += pub.video_packet(now, room.keyframe_wanted(pub) or pub.frame == 0, size=1000)[:1]
+        return packets
+
+
+def run(subscribers: int, simulcast: bool = False) -> dict[str, float]:
     room = Room(seed=subscribers)
-    room.join("pub", slots=0)
+    room.join("pub", slots=0, simulcast=tuple(rid for rid, _, _ in LAYERS) if simulcast else ())
     for i in range(subscribers):
         room.join(f"sub{i}", publish=(), slots=1)
     room.connect(until=10.0)
@@ -55,21 +77,16 @@ def run(subscribers: int) -> dict[str, float]:
         timeout(now)
         spent[0] += time.process_time() - cpu
 
+    pub = room.clients["pub"]
+    if simulcast:
+        publisher: Publisher = SimulcastPublisher(room, pub, {r: h for r, h, _ in LAYERS},
+                                                  {r: b for r, _, b in LAYERS}, 30)
+        publisher.stream(WARM_UP, step=0.02)  # the allocators climb to the top layer (UP_HOLD) first
+    else:
+        publisher = ThreePackets(room, pub, 30)
     core.handle_datagram, core.handle_timeout = timed_datagram, timed_timeout
     before = core.stats.forwarded_packets
-    pub = room.clients["pub"]
-    end = room.net.now + SECONDS
-    next_frame = room.net.now
-    while room.net.now < end:
-        now = room.net.now
-        room.send(pub, [pub.audio_packet(now)])
-        if now >= next_frame - 1e-9:
-            packets = []
-            for _ in range(3):
-                packets += pub.video_packet(now, room.keyframe_wanted(pub) or pub.frame == 0, size=1000)[:1]
-            room.send(pub, packets)
-            next_frame += 1 / 30
-        room.run(0.02)
+    publisher.stream(SECONDS, step=0.02)
     forwarded = core.stats.forwarded_packets - before
     media_times.sort()
     return {"subscribers": subscribers, "forwarded": forwarded, "us_per_packet": spent[0] / forwarded * 1e6,
@@ -78,10 +95,12 @@ def run(subscribers: int) -> dict[str, float]:
 
 
 def main() -> None:
-    counts = [int(a) for a in sys.argv[1:]] or [10, 50, 200]
+    simulcast = "--simulcast" in sys.argv[1:]
+    counts = [int(a) for a in sys.argv[1:] if a != "--simulcast"] or [10, 50, 200]
+    print("simulcast: three layers" if simulcast else "one stream")
     print(f"{'subscribers':>11} {'forwarded':>9} {'CPU us/packet':>13} {'in-core p50 us':>14} {'p99 us':>9}")
     for n in counts:
-        r = run(n)
+        r = run(n, simulcast)
         print(f"{r['subscribers']:>11} {r['forwarded']:>9} {r['us_per_packet']:>13.1f} {r['p50_us']:>14.0f} "
               f"{r['p99_us']:>9.0f}", flush=True)
 

@@ -102,6 +102,10 @@ class BandwidthEstimator:
 
     # -- outputs --------------------------------------------------------------------
 
+    def request_probe(self, rate: float) -> None:
+        """Probe at ``rate`` bit/s soon (see :meth:`ProbeController.request`)."""
+        self._probes.request(rate)
+
     def poll_probe(self, now: float) -> ProbeCluster | None:
         cluster = self._probes.poll(now)
         if cluster is not None:

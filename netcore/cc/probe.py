@@ -20,6 +20,8 @@ would share the link with the media and measure only what the media left.
   8 s (:data:`PROBE_INTERVAL` doubling to :data:`MAX_PROBE_INTERVAL`), until the estimate is back to 85 % of where it
   fell from or :data:`RECOVERY_WINDOW` has passed: a link whose capacity
   returns is found in seconds, and a steady link is not probed at all;
+* on request (:meth:`ProbeController.request`): a call server that
+  would forward a higher simulcast layer asks whether the link takes it;
 * further, at twice what a cluster measured when it carried at least
   :data:`FURTHER_PROBE_SHARE` of its rate (libwebrtc's exponential probing),
   until the maximum: from 300 kbit/s back to 2 Mbit/s takes three round
@@ -165,6 +167,12 @@ class ProbeController:
             # disturbed less and less, and one whose capacity returned is still found in 8 s.
             self._pending.append(min(2 * estimate, self.maximum))
             self._interval = min(2 * self._interval, MAX_PROBE_INTERVAL)
+
+    def request(self, rate: float) -> None:
+        """Probe at ``rate`` (a forwarder that would send more if the link took it: the next simulcast
+        layer), unless a probe is pending already."""
+        if not self._pending:
+            self._pending.append(min(rate, self.maximum))
 
     def poll(self, now: float) -> ProbeCluster | None:
         """The next cluster to send, if any."""

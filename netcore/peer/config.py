@@ -20,7 +20,7 @@ from netcore.net import Address
 from netcore.rtp.extensions import URI_MID, URI_TRANSPORT_CC
 from netcore.sdp.candidate import Candidate
 
-__all__ = ["CodecConfig", "MediaConfig", "TransportConfig", "config_from_negotiated"]
+__all__ = ["CodecConfig", "MediaConfig", "SendLayer", "TransportConfig", "config_from_negotiated"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +36,15 @@ class CodecConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class SendLayer:
+    """One simulcast stream we send (RFC 8853): its RID (RFC 8851), SSRC and RTX SSRC."""
+
+    rid: str
+    ssrc: int
+    rtx_ssrc: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class MediaConfig:
     """One m-section of the bundle, as agreed.
 
@@ -43,7 +52,8 @@ class MediaConfig:
     our ``a=ssrc`` lines); ``remote_ssrcs``: the peer's signalled media
     SSRCs and ``remote_rtx_ssrcs`` its ``a=ssrc-group:FID`` pairs
     ``(media, rtx)``. Without them the SSRCs are learnt from the MID header
-    extension (RFC 8843 section 9.2).
+    extension (RFC 8843 section 9.2). With simulcast, ``send_layers`` are
+    our streams (``send_ssrc`` is the first's) and ``rids`` the peer's.
     """
 
     mid: str
@@ -53,6 +63,8 @@ class MediaConfig:
     send_rtx_ssrc: int | None = None
     remote_ssrcs: tuple[int, ...] = ()
     remote_rtx_ssrcs: tuple[tuple[int, int], ...] = ()
+    rids: tuple[str, ...] = ()  # the peer's simulcast streams (RFC 8853), learnt by RID on first sight
+    send_layers: tuple[SendLayer, ...] = ()  # our simulcast streams: each its own SSRC, RTX SSRC, RID
 
     def __post_init__(self) -> None:
         if self.kind not in ("audio", "video"):
@@ -142,11 +154,14 @@ def _codec_config(codec) -> CodecConfig:
 
 def config_from_negotiated(session, certificate: DtlsCertificate, *,
                            send_ssrcs: dict[str, tuple[int, int | None]] | None = None,
+                           send_layers: dict[str, tuple[SendLayer, ...]] | None = None,
                            ice_lite: bool = False, **options) -> TransportConfig:
     """A :class:`TransportConfig` for the bundle of a :class:`netcore.sdp.model.NegotiatedSession`.
 
     ``send_ssrcs`` maps each mid we send on to ``(ssrc, rtx ssrc or None)``
-    (the SSRCs of our own description); ``options`` are the remaining
+    (the SSRCs of our own description); ``send_layers`` our simulcast
+    streams per mid (those whose RID the answer kept are sent, RFC 8853
+    section 5.3); ``options`` are the remaining
     :class:`TransportConfig` fields (servers, bitrates, CNAME ...).
     """
     send_ssrcs = send_ssrcs or {}
@@ -163,10 +178,16 @@ def config_from_negotiated(session, certificate: DtlsCertificate, *,
         if not codecs:
             continue
         ssrc, rtx_ssrc = send_ssrcs.get(section.mid, (None, None)) if section.send else (None, None)
+        layers: tuple[SendLayer, ...] = ()
+        if section.send and section.send_rids and send_layers and section.mid in send_layers:
+            layers = tuple(la for la in send_layers[section.mid] if la.rid in section.send_rids)
+            if layers:
+                ssrc, rtx_ssrc = layers[0].ssrc, layers[0].rtx_ssrc
         rtx_pairs = tuple(section.remote_rtx_ssrcs)
         repairs = {rtx for _, rtx in rtx_pairs}
         media.append(MediaConfig(section.mid, section.kind, codecs, ssrc, rtx_ssrc,
-                                 tuple(s for s in section.remote_ssrcs if s not in repairs), rtx_pairs))
+                                 tuple(s for s in section.remote_ssrcs if s not in repairs), rtx_pairs,
+                                 rids=tuple(section.recv_rids) if section.recv else (), send_layers=layers))
         extensions.update(dict(section.header_extensions))
         rsize = rsize or section.rtcp_rsize
     remote = session.remote

@@ -64,8 +64,9 @@ from netcore.ice.agent import Agent
 from netcore.ice.gathering import TurnServerConfig
 from netcore.net import Address, Event, Receive, Transmit
 from netcore.peer import events as peer_events
-from netcore.peer.config import TransportConfig, config_from_negotiated
+from netcore.peer.config import SendLayer, TransportConfig, config_from_negotiated
 from netcore.peer.stats import StatsCollector
+from netcore.peer.simulcast import Encoding, SimulcastSender, parse_encodings
 from netcore.peer.tracks import LocalAudioTrack, LocalVideoTrack, RemoteTrack, RtpReceiver, RtpSender, SenderLimits
 from netcore.peer.transport import MediaTransport
 from netcore.sdp.attributes import Fingerprint
@@ -151,12 +152,15 @@ class Transceiver:
     ssrc: int = 0
     rtx_ssrc: int | None = None
     mid: str | None = None
-    sender: RtpSender | None = None
+    sender: RtpSender | SimulcastSender | None = None
     receiver: RtpReceiver | None = None
+    encodings: tuple[Encoding, ...] = ()  # simulcast layers asked for (send_encodings with rids)
+    layers: tuple[SendLayer, ...] = ()  # their SSRCs
 
     def intent(self) -> MediaIntent:
         make = MediaIntent.audio if self.kind == "audio" else MediaIntent.video
-        return make(direction=self.direction, ssrc=self.ssrc, rtx_ssrc=self.rtx_ssrc)
+        rids = tuple(e.rid for e in self.encodings) if len(self.encodings) > 1 else ()
+        return make(direction=self.direction, ssrc=self.ssrc, rtx_ssrc=self.rtx_ssrc, simulcast=rids)
 
 
 class _Phase:
@@ -215,7 +219,8 @@ class PeerConnection:
         self._local: Description | None = None
         self._remote_offer: str | None = None
         self._tasks: list[asyncio.Task] = []
-        self._senders: dict[int, RtpSender] = {}
+        self._senders: dict[int, RtpSender] = {}  # every encoder by SSRC (a simulcast track's layers each)
+        self._tracks: list[RtpSender | SimulcastSender] = []  # one per sending track: what shares the bitrate
         self._receivers: dict[str, RtpReceiver] = {}
         self.stats = StatsCollector()
         # "send" and "receive" -> the latest PathChanged of that direction (see the "pathchange" event)
@@ -262,13 +267,25 @@ class PeerConnection:
 
     # -- tracks ------------------------------------------------------------------------
 
-    def add_transceiver(self, kind: str, direction: str = "sendrecv") -> Transceiver:
-        """A new m-section of ``kind`` ("audio"/"video") in the next offer (or taken by the answer)."""
+    def add_transceiver(self, kind: str | LocalAudioTrack | LocalVideoTrack, direction: str = "sendrecv", *,
+                        send_encodings: list[dict] | None = None) -> Transceiver:
+        """A new m-section of ``kind`` ("audio"/"video", or a track to send) in the next offer (or taken
+        by the answer). ``send_encodings`` with two or more ``rid``s sends the video track as simulcast
+        (see netcore.peer.simulcast)."""
+        track = None if isinstance(kind, str) else kind
+        kind = kind if isinstance(kind, str) else kind.kind
         if kind not in ("audio", "video"):
             raise UsageError(f"transceiver kind {kind!r} is not audio or video")
+        encodings = parse_encodings(send_encodings) if send_encodings else ()
+        if len(encodings) > 1 and kind != "video":
+            raise UsageError("simulcast is for video")
         ssrc = int.from_bytes(self._random(4), "big") or 1
         rtx = (int.from_bytes(self._random(4), "big") or 2) if kind == "video" else None
-        transceiver = Transceiver(kind, direction, ssrc=ssrc, rtx_ssrc=rtx)
+        transceiver = Transceiver(kind, direction, track=track, ssrc=ssrc, rtx_ssrc=rtx, encodings=encodings)
+        if len(encodings) > 1:
+            transceiver.layers = tuple(
+                SendLayer(e.rid, int.from_bytes(self._random(4), "big") or 3,
+                          int.from_bytes(self._random(4), "big") or 4) for e in encodings)
         self.transceivers.append(transceiver)
         return transceiver
 
@@ -385,13 +402,16 @@ class PeerConnection:
             self._renegotiated(session)
 
     def _config(self, session: NegotiatedSession) -> TransportConfig:
-        send_ssrcs = {}
+        send_ssrcs, send_layers = {}, {}
         mids = [m.mid for m in session.media]
         for transceiver, mid in zip(self.transceivers, mids):
             transceiver.mid = mid
             send_ssrcs[mid] = (transceiver.ssrc, transceiver.rtx_ssrc)
+            if transceiver.layers:
+                send_layers[mid] = transceiver.layers
         offset = _wallclock_offset(self._loop)
-        return config_from_negotiated(session, self.certificate, send_ssrcs=send_ssrcs, random=self._random,
+        return config_from_negotiated(session, self.certificate, send_ssrcs=send_ssrcs, send_layers=send_layers,
+                                      random=self._random,
                                       max_bitrate=self.configuration.max_bitrate, wallclock_offset=offset,
                                       cname=self._negotiator.cname,
                                       stun_servers=self.configuration.stun_servers,
@@ -445,21 +465,33 @@ class PeerConnection:
                 continue
             if transceiver.sender is not None:
                 continue  # sending since an earlier negotiation
-            sender = RtpSender(transceiver.track, mid=media.mid or "", ssrc=transceiver.ssrc,
-                               payload_type=codec.payload_type, codec=codec.name,
-                               limits=SenderLimits.from_limits(media.limits), random=self._random,
-                               bitrate=self.transport.target_bitrate)
-            transceiver.sender = self._senders[sender.ssrc] = sender
-            self._tasks.append(self._loop.create_task(self._run_sender(sender)))
+            layers = [la for la in transceiver.layers if la.rid in media.send_rids]
+            ssrcs = [(la.ssrc, la.rid) for la in layers] or [(transceiver.ssrc, None)]
+            senders = [RtpSender(transceiver.track, mid=media.mid or "", ssrc=ssrc,
+                                 payload_type=codec.payload_type, codec=codec.name,
+                                 limits=SenderLimits.from_limits(media.limits), random=self._random,
+                                 bitrate=self.transport.target_bitrate) for ssrc, _ in ssrcs]
+            for sender in senders:
+                self._senders[sender.ssrc] = sender
+            if layers:  # RFC 8853: the answer kept these rids
+                by_rid = {e.rid: e for e in transceiver.encodings}
+                group: RtpSender | SimulcastSender = SimulcastSender(
+                    transceiver.track, [(sender, by_rid[rid]) for sender, (_, rid) in zip(senders, ssrcs)])
+            else:
+                group = senders[0]
+            transceiver.sender = group
+            self._tracks.append(group)
+            self._tasks.append(self._loop.create_task(self._run_sender(group)))
         self._share_bitrate(self.transport.target_bitrate)
 
     def _share_bitrate(self, target: float) -> None:
-        """Every encoder follows the transport's target; video senders split what audio leaves."""
-        video = sum(1 for s in self._senders.values() if s.kind == "video")
-        for sender in self._senders.values():
+        """Every encoder follows the transport's target; video tracks split what audio leaves (a
+        simulcast track splits its share again among its layers)."""
+        video = sum(1 for s in self._tracks if s.kind == "video")
+        for sender in self._tracks:
             sender.bitrate_changed(target, video)
 
-    async def _run_sender(self, sender: RtpSender) -> None:
+    async def _run_sender(self, sender: RtpSender | SimulcastSender) -> None:
         """Encode and send the track's frames at its frame rate, on the loop's clock."""
         interval = 1.0 / sender.track.fps
         next_at = self._loop.time()

@@ -88,12 +88,14 @@ class PathChanged(TransportEvent):
 
 @dataclass(frozen=True, slots=True)
 class RtpReceived(TransportEvent):
-    """A media packet of ``mid`` from ``ssrc`` (an RTX packet arrives unwrapped, ``retransmitted`` set)."""
+    """A media packet of ``mid`` from ``ssrc`` (an RTX packet arrives unwrapped, ``retransmitted`` set);
+    ``rid``: its simulcast stream (RFC 8851), None without simulcast."""
 
     mid: str
     ssrc: int
     packet: RtpPacket
     retransmitted: bool = False
+    rid: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

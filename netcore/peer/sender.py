@@ -27,7 +27,8 @@ from collections import deque
 from netcore.cc import BandwidthEstimator, Pacer, ProbeCluster
 from netcore.cc.probe import CLUSTER_GAP
 from netcore.errors import UsageError
-from netcore.peer.config import MediaConfig, TransportConfig
+from netcore.peer.config import MediaConfig, SendLayer, TransportConfig
+from netcore.rtp.extensions import URI_REPAIRED_RTP_STREAM_ID, URI_RTP_STREAM_ID
 from netcore.rtp.history import SendHistory
 from netcore.rtp.packet import RtpPacket
 from netcore.rtp.reports import RtcpReporter
@@ -43,18 +44,21 @@ PADDING_TICK = 0.002  # a running probe tops its bytes up to its rate this often
 
 
 class OutgoingStream:
-    """One SSRC we send (and its RTX stream)."""
+    """One SSRC we send (and its RTX stream); ``rid``: the simulcast stream it is (RFC 8851), or None."""
 
-    __slots__ = ("media", "ssrc", "rtx_ssrc", "rtx_payload_types", "audio", "history", "reporter",
+    __slots__ = ("media", "ssrc", "rtx_ssrc", "rid", "rtx_payload_types", "audio", "history", "reporter",
                  "seq_offset", "last_sequence", "last_timestamp", "rtx_sequence", "packets_sent")
 
-    def __init__(self, media: MediaConfig, config: TransportConfig, rtx_start: int) -> None:
+    def __init__(self, media: MediaConfig, config: TransportConfig, rtx_start: int,
+                 layer: SendLayer | None = None) -> None:
         assert media.send_ssrc is not None
         self.media = media
-        self.ssrc = media.send_ssrc
+        self.ssrc = layer.ssrc if layer is not None else media.send_ssrc
+        self.rid = layer.rid if layer is not None else None
         self.rtx_payload_types = {c.payload_type: c.rtx_payload_type for c in media.codecs
                                   if c.rtx_payload_type is not None}
-        self.rtx_ssrc = media.send_rtx_ssrc if self.rtx_payload_types else None
+        rtx_ssrc = layer.rtx_ssrc if layer is not None else media.send_rtx_ssrc
+        self.rtx_ssrc = rtx_ssrc if self.rtx_payload_types else None
         self.audio = media.kind == "audio"
         # RTX wrapping is done here, not by the history: the RTX sequence space
         # is shared with the padding this sender makes on the RTX stream.
@@ -121,10 +125,13 @@ class Sender:
         for media in config.media:
             start = next(rtx_starts)
             if media.send_ssrc is not None:
-                self.streams[media.send_ssrc] = OutgoingStream(media, config, start)
+                self._add_streams(media, start)
         self.pacer: Pacer[RtpPacket] = Pacer(estimator.target_bitrate)
         self.mid_id = config.mid_extension
         self.twcc_id = config.twcc_extension
+        # RFC 8852 section 3: every packet of a simulcast stream names it (its RTX the stream it repairs)
+        self.rid_id = config.extension_id(URI_RTP_STREAM_ID)
+        self.rrid_id = config.extension_id(URI_REPAIRED_RTP_STREAM_ID)
         self._twcc_seq = int.from_bytes(config.random(2), "big")
         self.out: deque[bytes] = deque()
         self.probe: ProbeCluster | None = None
@@ -146,8 +153,13 @@ class Sender:
         """Send on an m-section added by a later offer/answer (``media.send_ssrc``)."""
         if media.send_ssrc is None or media.send_ssrc in self.streams:
             raise UsageError(f"mid {media.mid!r} has no new SSRC to send with")
-        start = int.from_bytes(self.config.random(2), "big")
-        self.streams[media.send_ssrc] = OutgoingStream(media, self.config, start)
+        self._add_streams(media, int.from_bytes(self.config.random(2), "big"))
+
+    def _add_streams(self, media: MediaConfig, rtx_start: int) -> None:
+        """One stream per simulcast layer of ``media`` (RFC 8853), else one for its ``send_ssrc``."""
+        for i, layer in enumerate(media.send_layers or (None,)):
+            stream = OutgoingStream(media, self.config, rtx_start + 1000 * i, layer)
+            self.streams[stream.ssrc] = stream
 
     # -- media ----------------------------------------------------------------------
 
@@ -213,14 +225,16 @@ class Sender:
         mid_id, twcc_id = self.mid_id, self.twcc_id
         if mid_id is not None or twcc_id is not None:
             stream = self.streams.get(packet.ssrc)
-            elements = [e for e in packet.extensions if e[0] != mid_id and e[0] != twcc_id]
+            rid_ids = (self.rid_id, self.rrid_id)
+            elements = [e for e in packet.extensions if e[0] != mid_id and e[0] != twcc_id and e[0] not in rid_ids]
+            rid_id = self.rid_id
+            if stream is None:  # an RTX packet: the MID (and RID) of the stream it repairs
+                rid_id = self.rrid_id
+                stream = next((s for s in self.streams.values() if s.rtx_ssrc == packet.ssrc), None)
             if mid_id is not None and stream is not None:
                 elements.append((mid_id, stream.media.mid.encode()))
-            elif mid_id is not None:  # an RTX packet: the MID of the stream it repairs
-                for s in self.streams.values():
-                    if s.rtx_ssrc == packet.ssrc:
-                        elements.append((mid_id, s.media.mid.encode()))
-                        break
+            if stream is not None and stream.rid is not None and rid_id is not None:
+                elements.append((rid_id, stream.rid.encode()))
             if twcc_id is not None:
                 seq = self._twcc_seq
                 self._twcc_seq = (seq + 1) & 0xFFFF

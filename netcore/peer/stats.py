@@ -67,6 +67,8 @@ class StatsCollector:
                 "bytesSent": reporter.octet_count if reporter is not None else 0,
                 "framesEncoded": sender.frames_encoded, "targetBitrate": sender.target_bitrate,
             }
+            if stream is not None and stream.rid is not None:
+                out[f"OT{ssrc}"]["rid"] = stream.rid  # a simulcast layer (W3C RTCOutboundRtpStreamStats.rid)
             if ssrc in self._blocks:
                 block, _ = self._blocks[ssrc]
                 out[f"RI{ssrc}"] = {

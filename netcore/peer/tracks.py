@@ -176,6 +176,15 @@ class RtpSender:
     def _video_bitrate(self, target: float, video_senders: int = 1) -> int:
         return max(30_000, self.limits.bitrate((ENCODER_SHARE * target - AUDIO_BITRATE) / max(1, video_senders)))
 
+    def video_share(self, target: float, video_senders: int = 1) -> int:
+        """What one video track gets of the transport's ``target`` (a simulcast track splits it)."""
+        return self._video_bitrate(target, video_senders)
+
+    def set_bitrate(self, bitrate: int) -> None:
+        """Encode at ``bitrate`` (a simulcast layer's part of its track's share)."""
+        if isinstance(self.encoder, VideoEncoder):
+            self.encoder.set_target_bitrate(self.limits.bitrate(bitrate))
+
     @property
     def target_bitrate(self) -> int:
         return int(self.encoder.target_bitrate)
@@ -201,6 +210,10 @@ class RtpSender:
         frame = self.track.next_frame()
         if frame is None:
             return None
+        return self.encode(frame)
+
+    def encode(self, frame) -> list[RtpPacket]:
+        """Encode one raw frame into packets (a simulcast layer is given the track's frame)."""
         if isinstance(self.encoder, VideoEncoder):
             encoded = self.encoder.encode(frame)
             frames = [encoded] if encoded is not None else []

@@ -65,6 +65,7 @@ from netcore.peer.receiver import Receiver
 from netcore.peer.rtcp import RtcpTimer
 from netcore.peer.sender import Sender
 from netcore.rtp.errors import RtcpParseError, RtpParseError
+from netcore.rtp.extensions import URI_REPAIRED_RTP_STREAM_ID, URI_RTP_STREAM_ID
 from netcore.rtp.feedback import Fir, Nack, Pli, Remb, TransportFeedback
 from netcore.rtp.packet import RtpPacket
 from netcore.rtp.reports import RtcpReporter
@@ -133,7 +134,9 @@ class MediaTransport:
         else:
             self._reporter = RtcpReporter(self.rtcp_ssrc, 90000, config.wallclock_offset)
         self.receiver = Receiver(self.rtcp_ssrc)
-        self.demux = RtpDemuxer(config.media, config.mid_extension)
+        self.demux = RtpDemuxer(config.media, config.mid_extension,
+                                rid_extension=config.extension_id(URI_RTP_STREAM_ID),
+                                rrid_extension=config.extension_id(URI_REPAIRED_RTP_STREAM_ID))
         self._twcc_id = config.twcc_extension
         self._timer = RtcpTimer(config.random)
         self._next_twcc: float | None = None
@@ -428,7 +431,7 @@ class MediaTransport:
                 original = unwrap_rtx(packet, codec.payload_type, route.media_ssrc)
                 self.stats.rtx_received += 1
                 self.receiver.packet(media, original, now, True)
-                self._events.append(RtpReceived(media.mid, original.ssrc, original, True))
+                self._events.append(RtpReceived(media.mid, original.ssrc, original, True, route.rid))
                 return
         except RtpParseError:
             self.stats.rtp_parse_errors += 1
@@ -442,7 +445,7 @@ class MediaTransport:
         if packet.payload_end == packet.payload_offset:
             self.stats.padding_received += 1  # padding on the media SSRC (a probe without RTX)
             return
-        self._events.append(RtpReceived(media.mid, packet.ssrc, packet))
+        self._events.append(RtpReceived(media.mid, packet.ssrc, packet, False, route.rid))
 
     # -- RTCP in --------------------------------------------------------------------
 

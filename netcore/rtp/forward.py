@@ -10,7 +10,11 @@ timestamp offset per switch and rewrites each packet's header with
 
 On a switch the new source is re-based so its first packet follows the
 last one sent: sequence number + 1, and the timestamp advanced by the wall
-time elapsed since the last packet sent (at least one tick).  Packets of
+time elapsed since the last packet sent (at least one tick).  When the
+caller knows how the two sources' timestamps relate (simulcast layers of
+one sender: both layers' RTCP sender reports, RFC 3550 section 6.4.1), it
+passes that difference and the new source keeps the old one's timeline
+exactly, as long as that moves forward.  Packets of
 the previous source that arrive after the switch (late or retransmitted)
 are dropped: their numbers would collide with the new source's.
 """
@@ -37,6 +41,7 @@ class StreamRewriter:
         "_last_ts",
         "_last_at",
         "_first_in_seq",
+        "_delta",
         "dropped",
     )
 
@@ -52,12 +57,15 @@ class StreamRewriter:
         self._last_ts = 0
         self._last_at = 0.0
         self._first_in_seq = 0
+        self._delta: int | None = None
         self.dropped = 0
 
-    def select(self, source: int) -> None:
-        """Forward ``source`` from its next packet on."""
+    def select(self, source: int, timestamp_delta: int | None = None) -> None:
+        """Forward ``source`` from its next packet on; ``timestamp_delta`` puts its timestamps on the
+        current source's timeline (see the module docstring)."""
         if source != self.source:
             self.source = source
+            self._delta = timestamp_delta
             self._first_in_seq = -1  # re-base on the next packet
 
     def rewrite(self, packet: RtpPacket, now: float) -> bytearray | None:
@@ -88,6 +96,12 @@ class StreamRewriter:
             return
         next_seq = (self._last_seq + 1) & 0xFFFF
         self._seq_offset = (next_seq - packet.sequence_number) & 0xFFFF
+        if self._delta is not None:
+            offset = (self._ts_offset + self._delta) & 0xFFFFFFFF
+            ahead = ((packet.timestamp + offset - self._last_ts) & 0xFFFFFFFF)
+            if 0 < ahead < self.clock_rate * 5:  # forward, and not by more than a stall could explain
+                self._ts_offset = offset
+                return
         ticks = max(1, round((now - self._last_at) * self.clock_rate))
         next_ts = (self._last_ts + ticks) & 0xFFFFFFFF
         self._ts_offset = (next_ts - packet.timestamp) & 0xFFFFFFFF

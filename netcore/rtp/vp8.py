@@ -27,6 +27,7 @@ __all__ = [
     "Vp8Packetizer",
     "vp8_depacketize",
     "vp8_is_keyframe",
+    "vp8_keyframe_size",
     "vp8_starts_frame",
 ]
 
@@ -135,6 +136,18 @@ def vp8_is_keyframe(payload: bytes) -> bool:
     except RtpParseError:
         return False
     return pos < len(payload) and not payload[pos] & 0x01
+
+
+def vp8_keyframe_size(payload: bytes) -> tuple[int, int] | None:
+    """(width, height) from the first packet of a VP8 key frame (RFC 6386 section 9.1: 3-byte frame tag,
+    start code 9d 01 2a, two 14-bit sizes with 2-bit scales), None if it is not one or is cut short."""
+    if not vp8_is_keyframe(payload):
+        return None
+    _, pos = Vp8Descriptor.parse(payload)
+    header = payload[pos:pos + 10]
+    if len(header) < 10 or header[3:6] != b"\x9d\x01\x2a":
+        return None
+    return (header[6] | header[7] << 8) & 0x3FFF, (header[8] | header[9] << 8) & 0x3FFF
 
 
 class Vp8Packetizer:

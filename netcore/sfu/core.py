@@ -36,7 +36,14 @@ Rules, with their sources:
   agreed it); the levels drive :class:`SpeakerDetector`.
 * Publishers get transport-wide feedback from their transport, and a REMB
   every ``REMB_INTERVAL`` bounded by what their subscribers can take (the
-  highest of their estimates, shared among their video slots).
+  highest of their estimates, shared among their video slots; not bounded
+  for a simulcast publisher, whose layers the subscribers choose from).
+* Simulcast (RFC 8853): a publication's layers are its RID streams; each
+  slot's :class:`~netcore.sfu.allocator.LayerAllocator` picks one every
+  ``ALLOCATE_INTERVAL`` from the subscriber's estimate and requested
+  maximum height; the slot switches on the new layer's key frame (asked
+  through that layer's arbiter), its timestamps re-based from both
+  layers' sender reports (RFC 3550 section 6.4.1) when both have sent one.
 """
 
 from __future__ import annotations
@@ -54,13 +61,18 @@ from netcore.peer import events as pe
 from netcore.peer.transport import TransportState
 from netcore.rtp.feedback import Remb
 from netcore.rtp.keyframes import KEYFRAME_DETECTORS
+from netcore.rtp.rtcp import SenderReport
+from netcore.rtp.vp8 import vp8_keyframe_size
 from netcore.sdp.attributes import Fingerprint
 from netcore.sdp.candidate import Candidate
 from netcore.sdp.jsep import Negotiator
 from netcore.sdp.model import LocalTransport
+from netcore.sfu.allocator import (ALLOCATE_INTERVAL, AUDIO_ALLOWANCE, MAX_PROBE_INTERVAL, PAUSED_AFTER,
+                                   PROBE_HEADROOM, PROBE_INTERVAL, UP_MARGIN)
 from netcore.sfu.events import (ActiveSpeakerChanged, KeyFrameRequested, ParticipantJoined, ParticipantLeft,
                                 SfuEvent, Slot, SlotsChanged, TrackPublished)
-from netcore.sfu.participant import Participant, Publication, SlotState, plan_intents
+from netcore.sfu.participant import Layer, Participant, Publication, SlotState, plan_intents
+from netcore.sfu.rewrite import Forwarded
 from netcore.sfu.router import PortRouter
 from netcore.sfu.speaker import SpeakerDetector, decode_audio_level
 
@@ -69,6 +81,7 @@ __all__ = ["SfuCore", "SfuConfig", "SfuStats", "REMB_INTERVAL", "MIN_REMB", "MAX
 REMB_INTERVAL = 1.0  # seconds between REMBs to each publisher
 MIN_REMB = 100_000  # bit/s: a publisher nobody watches still sends something worth switching to
 MAX_PARTICIPANTS = 1000  # per server: joins beyond are refused (UsageError)
+MAX_HEIGHT_REQUESTS = 64  # per subscriber: requested maximum heights kept (one per track it sees)
 
 
 @dataclass
@@ -119,6 +132,7 @@ class SfuCore:
         # Sees every publisher's packet as received and every RTCP compound (the recorder,
         # netcore.sfu.recorder): ``tap.rtp(publication, RtpReceived, now)``, ``tap.rtcp(participant, packets, now)``.
         self.tap = None
+        self._next_allocation: float | None = None
         public = config.public_addresses or config.local_addresses
         self._candidates = tuple(
             Candidate(str(i + 1), 1, "udp", (126 << 24) | (65535 - i) << 8 | 255, host, port, "host")
@@ -164,6 +178,8 @@ class SfuCore:
         self._drain(now)
         if self._next_remb is None:
             self._next_remb = now + REMB_INTERVAL
+        if self._next_allocation is None:
+            self._next_allocation = now + ALLOCATE_INTERVAL
         return str(answer), self.slots(participant_id)
 
     def leave(self, participant_id: str, now: float, reason: str = "left") -> None:
@@ -199,6 +215,25 @@ class SfuCore:
             self._speakers.pop(participant.room_id, None)
         self._drain(now)
 
+    def request_max_height(self, participant_id: str, publisher_id: str, mid: str, max_height: int | None,
+                           now: float) -> None:
+        """The subscriber wants at most ``max_height`` lines of that track (None: no limit); its simulcast
+        layer is chosen again at once. Raises UsageError for a participant or track not in its room."""
+        participant = self.participants.get(participant_id)
+        publisher = self.participants.get(publisher_id)
+        if participant is None or publisher is None or publisher.room_id != participant.room_id \
+                or mid not in publisher.publications:
+            raise UsageError("no such track in the participant's room")
+        key = (publisher_id, mid)
+        if max_height is None:
+            participant.max_heights.pop(key, None)
+        elif key in participant.max_heights or len(participant.max_heights) < MAX_HEIGHT_REQUESTS:
+            participant.max_heights[key] = max(1, int(max_height))
+        for slot in participant.slots:
+            if slot.publication is publisher.publications[mid] and slot.publication.simulcast:
+                self._allocate(slot, now)
+        self._drain(now)
+
     def slots(self, participant_id: str) -> tuple[Slot, ...]:
         participant = self.participants[participant_id]
         return tuple(Slot(s.mid, s.kind, s.publication.owner.id if s.publication else None,
@@ -230,8 +265,15 @@ class SfuCore:
                 participant.transport.handle_timeout(now)
                 self._touch(participant)
             for publication in participant.publications.values():
-                if publication.arbiter.handle_timeout(now):
-                    self._request_upstream(publication, now, "held")
+                for layer in publication.layers:
+                    if layer.arbiter.handle_timeout(now):
+                        self._request_upstream(publication, layer, now, "held")
+        if self._next_allocation is not None and now >= self._next_allocation:
+            self._next_allocation = now + ALLOCATE_INTERVAL if self.participants else None
+            for participant in self.participants.values():
+                for slot in participant.slots:
+                    if slot.publication is not None and slot.publication.simulcast:
+                        self._allocate(slot, now)
         if self._next_remb is not None and now >= self._next_remb:
             self._next_remb = now + REMB_INTERVAL if self.participants else None
             self._send_rembs(now)
@@ -245,14 +287,17 @@ class SfuCore:
 
     def next_deadline(self) -> float | None:
         best = self._next_remb
+        if self._next_allocation is not None and (best is None or self._next_allocation < best):
+            best = self._next_allocation
         for participant in self.participants.values():
             deadline = participant.transport.next_deadline()
             if deadline is not None and (best is None or deadline < best):
                 best = deadline
             for publication in participant.publications.values():
-                held = publication.arbiter.next_deadline()
-                if held is not None and (best is None or held < best):
-                    best = held
+                for layer in publication.layers:
+                    held = layer.arbiter.next_deadline()
+                    if held is not None and (best is None or held < best):
+                        best = held
         return best
 
     # -- events of the transports ---------------------------------------------------
@@ -285,15 +330,17 @@ class SfuCore:
         elif isinstance(event, pe.RtcpReceived):
             if self.tap is not None:
                 self.tap.rtcp(participant, event.packets, now)
+            if participant.publications:
+                self._sender_reports(participant, event.packets)
         elif isinstance(event, pe.KeyFrameRequested):
             slot = participant.slot_by_ssrc.get(event.ssrc)
             if slot is not None and slot.publication is not None:
-                self._request_keyframe(slot.publication, now)
+                self._request_keyframe(slot.publication, now, layer=slot.layer)
         elif isinstance(event, pe.TransportConnected):
             participant.connected = True
             for slot in participant.slots:
                 if slot.publication is not None and slot.kind == "video":
-                    self._request_keyframe(slot.publication, now)
+                    self._request_keyframe(slot.publication, now, layer=slot.layer)
         elif isinstance(event, (pe.TransportFailed, pe.TransportClosed)):
             if participant.id in self.participants:
                 reason = "failed" if isinstance(event, pe.TransportFailed) else "closed"
@@ -310,8 +357,21 @@ class SfuCore:
         publication.packets += 1
         publication.bytes += len(packet.data)
         ssrc = packet.ssrc
-        if publication.source != ssrc and not event.retransmitted:
-            publication.source = ssrc  # the first packet, or the publisher restarted its stream
+        simulcast = publication.simulcast
+        layer = publication.by_ssrc.get(ssrc)
+        if layer is None:
+            if event.retransmitted and not simulcast:
+                stats.drop(Forwarded.WRONG_SOURCE)  # a repair of a stream the publisher left
+                return
+            # the first packet, a new simulcast layer (by its RID), or the publisher restarted its stream
+            layer = publication.layer(ssrc, event.rid)
+            if layer is None:
+                stats.drop("unknown_rid")
+                return
+            if simulcast:
+                for slot in publication.slots:
+                    self._allocate(slot, now)
+        layer.meter.add(len(packet.data), now)
         level = None
         if publication.kind == "audio":
             if publication.audio_level_id is not None:
@@ -325,18 +385,28 @@ class SfuCore:
             detector = KEYFRAME_DETECTORS.get(publication.codecs.get(packet.payload_type, ""))
             is_key = detector is not None and detector(packet.payload)
             if is_key:
-                publication.arbiter.keyframe_received()
+                layer.arbiter.keyframe_received()
+                if simulcast:
+                    size = vp8_keyframe_size(packet.payload) if detector is KEYFRAME_DETECTORS["VP8"] else None
+                    if size is not None:
+                        layer.height = size[1]
         for slot in publication.slots:
             subscriber = slot.owner
             if not subscriber.connected:
                 continue
             downtrack = slot.downtrack
-            if ssrc != downtrack.rewriter.source and ssrc != downtrack.wanted and not event.retransmitted:
-                downtrack.want(ssrc)
+            if ssrc != downtrack.rewriter.source and ssrc != downtrack.wanted:
+                if simulcast:
+                    current = slot.layer
+                    if current is not None and now - current.meter.last_packet > PAUSED_AFTER:
+                        self._allocate(slot, now)  # its layer stopped while this one sends: move at once
+                    continue  # a layer this slot does not forward
+                if not event.retransmitted:
+                    downtrack.want(ssrc)
             if downtrack.wanted == ssrc and not is_key:
                 # still waiting: ask again (the arbiter lets one through per interval, and a request
                 # whose key frame never came is repeated after KEYFRAME_RETRY)
-                self._request_keyframe(publication, now, counted=False)
+                self._request_keyframe(publication, now, counted=False, layer=layer)
             out = downtrack.forward(packet, now, level)
             if out is None:
                 continue
@@ -346,27 +416,98 @@ class SfuCore:
                 self._dirty.append(subscriber)
 
     def request_keyframe(self, publication: Publication, now: float) -> None:
-        """Ask ``publication``'s publisher for a key frame (a recorder's request: through its arbiter)."""
-        self._request_keyframe(publication, now, reason="recorder")
+        """Ask ``publication``'s publisher for a key frame of every layer (a recorder's request: through
+        each layer's arbiter)."""
+        for layer in publication.layers:
+            self._request_keyframe(publication, now, layer=layer, reason="recorder")
         self._dirty.append(publication.owner)
 
     def _request_keyframe(self, publication: Publication, now: float, counted: bool = True,
-                          reason: str | None = None) -> None:
-        """A subscriber needs a key frame of ``publication`` (``counted``: a request of its own, not a
-        repetition while its slot waits; ``reason`` for the event, when not a subscriber's)."""
-        if publication.source is None:
+                          layer: Layer | None = None, reason: str | None = None) -> None:
+        """A subscriber needs a key frame of ``publication`` (of ``layer`` with simulcast; ``counted``: a
+        request of its own, not a repetition while its slot waits; ``reason`` for the event, when not a
+        subscriber's)."""
+        if layer is None:
+            if publication.simulcast:
+                return  # no layer chosen yet: the slot asks when its allocator picks one
+            layer = publication.layers[0]
+        if layer.ssrc is None:
             return  # nothing arrived yet: a slot waiting for its first key frame asks when it comes
-        if publication.arbiter.request(now, counted):
-            self._request_upstream(publication, now, reason or ("subscriber" if counted else "retry"))
+        if layer.arbiter.request(now, counted):
+            self._request_upstream(publication, layer, now, reason or ("subscriber" if counted else "retry"))
         elif counted:
             self.stats.keyframe_requests_coalesced += 1
 
-    def _request_upstream(self, publication: Publication, now: float, reason: str) -> None:
+    def _request_upstream(self, publication: Publication, layer: Layer, now: float, reason: str) -> None:
+        if layer.ssrc is None:
+            return
         self.stats.keyframe_requests += 1
         owner = publication.owner
         self._events.append(KeyFrameRequested(owner.room_id, owner.id, publication.mid, reason))
-        publication.owner.transport.request_keyframe(publication.source, now)
+        owner.transport.request_keyframe(layer.ssrc, now)
         self._dirty.append(publication.owner)
+
+    # -- simulcast ------------------------------------------------------------------
+
+    def _allocate(self, slot: SlotState, now: float) -> None:
+        """Let the slot's allocator choose its layer; a new one is wanted from its next key frame."""
+        publication = slot.publication
+        assert publication is not None
+        layers = publication.ordered()
+        if not layers:
+            return
+        subscriber = slot.owner
+        allocator = slot.allocator
+        allocator.current = layers.index(slot.layer) if slot.layer in layers else None
+        switches = allocator.switches
+        max_height = subscriber.max_heights.get((publication.owner.id, publication.mid))
+        index = allocator.decide(publication.layer_infos(layers, now), _budget(subscriber), now, max_height)
+        if allocator.switches != switches:
+            subscriber.layer_switches += 1
+            self.stats.layer_switches += 1
+        if index is None:
+            return
+        self._probe(subscriber, layers, index, max_height, now)
+        layer, downtrack = layers[index], slot.downtrack
+        if layer is slot.layer and layer.ssrc in (downtrack.rewriter.source, downtrack.wanted):
+            return  # (the same layer under a new SSRC, a publisher restart, is wanted again below)
+        if slot.layer is not None and slot.layer in layers and layers.index(slot.layer) < index:
+            subscriber.probe_interval = PROBE_INTERVAL  # up: the link is not short any more
+        slot.layer = layer
+        assert layer.ssrc is not None
+        source = downtrack.rewriter.source
+        forwarded = publication.by_ssrc.get(source) if source is not None else None  # the timeline to keep
+        if downtrack.want(layer.ssrc, _timestamp_delta(forwarded, layer, downtrack.clock_rate)) \
+                and subscriber.connected:
+            self._request_keyframe(publication, now, layer=layer)
+
+    def _probe(self, subscriber: Participant, layers: list[Layer], index: int, max_height: int | None,
+               now: float) -> None:
+        """Ask the subscriber's estimator to probe for the next layer up, when there is one it could use
+        and its estimate does not show room for it (see netcore.sfu.allocator: probing)."""
+        if now < subscriber.next_probe:
+            return
+        higher = next((la for la in layers[index + 1:] if la.meter.active(now)
+                       and (max_height is None or not la.height or la.height <= max_height)), None)
+        if higher is None:
+            return
+        video, audio = _shares(subscriber)
+        rate = higher.meter.current(now) * UP_MARGIN * PROBE_HEADROOM * video + AUDIO_ALLOWANCE * audio
+        if rate <= subscriber.transport.target_bitrate:
+            return  # it fits already: the allocator's hold is running
+        subscriber.transport.estimator.request_probe(rate)
+        subscriber.next_probe = now + subscriber.probe_interval
+        subscriber.probe_interval = min(2 * subscriber.probe_interval, MAX_PROBE_INTERVAL)
+
+    def _sender_reports(self, participant: Participant, packets: tuple) -> None:
+        """Keep each simulcast layer's latest SR: it maps the layer's timestamps to the common clock."""
+        for packet in packets:
+            if isinstance(packet, SenderReport):
+                for publication in participant.publications.values():
+                    layer = publication.by_ssrc.get(packet.ssrc)
+                    if layer is not None and publication.simulcast:
+                        ntp = packet.ntp_timestamp
+                        layer.sender_report = ((ntp >> 32) + (ntp & 0xFFFFFFFF) / 2**32, packet.rtp_timestamp)
 
     def _send_rembs(self, now: float) -> None:
         """REMB to each video publisher: what its most capable subscriber can take for it."""
@@ -377,7 +518,9 @@ class SfuCore:
             for publication in participant.publications.values():
                 if publication.kind != "video" or publication.source is None:
                     continue
-                sources.append(publication.source)
+                sources += [la.ssrc for la in publication.layers if la.ssrc is not None]
+                if publication.simulcast:
+                    need = self.config.max_bitrate  # subscribers choose among its layers
                 for slot in publication.slots:
                     transport = slot.owner.transport
                     video_slots = sum(1 for s in slot.owner.slots if s.kind == "video" and s.publication) or 1
@@ -407,7 +550,9 @@ class SfuCore:
                     slot.attach(publication)
                     watched.add(id(publication))
                     changed.add(subscriber.id)
-                    if subscriber.connected and publication.kind == "video":
+                    if publication.simulcast:
+                        self._allocate(slot, now)
+                    elif subscriber.connected and publication.kind == "video":
                         self._request_keyframe(publication, now)
         for participant_id in sorted(changed):
             if participant_id in room:
@@ -415,3 +560,30 @@ class SfuCore:
 
     def _new_ssrc(self) -> int:
         return int.from_bytes(self.config.random(4), "big") or 1
+
+
+def _shares(subscriber: Participant) -> tuple[int, int]:
+    """How many video and audio slots of ``subscriber`` carry a track."""
+    video = audio = 0
+    for slot in subscriber.slots:
+        if slot.publication is not None:
+            if slot.kind == "video":
+                video += 1
+            else:
+                audio += 1
+    return max(1, video), audio
+
+
+def _budget(subscriber: Participant) -> float:
+    """What one video slot of ``subscriber`` may take: its estimate less its audio, shared by its video."""
+    video, audio = _shares(subscriber)
+    return max(0.0, subscriber.transport.target_bitrate - AUDIO_ALLOWANCE * audio) / video
+
+
+def _timestamp_delta(old: Layer | None, new: Layer, clock_rate: int) -> int | None:
+    """What to add to ``new``'s RTP timestamps to put them on ``old``'s timeline (RFC 3550 section 6.4.1:
+    each layer's SR pairs one of its timestamps with the sender's NTP clock), None without both SRs."""
+    if old is None or old.sender_report is None or new.sender_report is None:
+        return None
+    (ntp_old, rtp_old), (ntp_new, rtp_new) = old.sender_report, new.sender_report
+    return (rtp_old - rtp_new + round((ntp_new - ntp_old) * clock_rate)) & 0xFFFFFFFF

@@ -23,30 +23,95 @@ from netcore.rtp.extensions import URI_AUDIO_LEVEL
 from netcore.sdp.jsep import Negotiator
 from netcore.sdp.model import MediaIntent, NegotiatedSession
 from netcore.sdp.wire import parse
+from netcore.sfu.allocator import PAUSED_AFTER, PROBE_INTERVAL, BitrateMeter, LayerAllocator, LayerInfo
 from netcore.sfu.keyframes import KeyFrameArbiter
 from netcore.sfu.rewrite import DownTrack
 
-__all__ = ["Participant", "Publication", "SlotState", "plan_intents"]
+__all__ = ["Layer", "Participant", "Publication", "SlotState", "plan_intents"]
+
+
+@dataclass(eq=False)
+class Layer:
+    """One simulcast stream of a publication (RFC 8853; its RID, RFC 8851), or the one stream without.
+
+    ``sender_report``: (NTP seconds, RTP timestamp) of its latest RTCP SR
+    (RFC 3550 section 6.4.1), which puts the layers' timestamps on one clock.
+    """
+
+    rid: str | None
+    ssrc: int | None = None  # learnt from its first packet; a publisher restart changes it
+    arbiter: KeyFrameArbiter = field(default_factory=KeyFrameArbiter)
+    meter: BitrateMeter = field(default_factory=BitrateMeter)
+    height: int = 0  # from its latest key frame (VP8), 0 unknown
+    sender_report: tuple[float, int] | None = None
 
 
 @dataclass(eq=False)
 class Publication:
-    """A track a participant sends: one m-section, its source SSRC(s), its subscribers."""
+    """A track a participant sends: one m-section, its layers (one without simulcast), its subscribers."""
 
     owner: Participant
     mid: str
     kind: str
     codecs: dict[int, str]  # payload type -> encoding name (upper case)
     audio_level_id: int | None = None
-    source: int | None = None  # the latest media SSRC seen on it
-    arbiter: KeyFrameArbiter = field(default_factory=KeyFrameArbiter)
+    rids: tuple[str, ...] = ()  # simulcast streams negotiated (a=rid ... recv in our answer)
+    layers: list[Layer] = field(default_factory=list)
     slots: list[SlotState] = field(default_factory=list)  # where it is forwarded
     packets: int = 0
     bytes: int = 0
 
+    def __post_init__(self) -> None:
+        self.layers = [Layer(rid) for rid in self.rids] or [Layer(None)]
+        self.by_ssrc: dict[int, Layer] = {}
+
     @property
     def key(self) -> str:
         return f"{self.owner.id}/{self.mid}"
+
+    @property
+    def arbiter(self) -> KeyFrameArbiter:
+        """The key-frame arbiter of the single stream (the first layer's with simulcast)."""
+        return self.layers[0].arbiter
+
+    @property
+    def simulcast(self) -> bool:
+        return bool(self.rids)
+
+    @property
+    def source(self) -> int | None:
+        """The SSRC of the single stream (without simulcast), or of the first layer seen."""
+        return self.layers[0].ssrc if not self.rids else next((la.ssrc for la in self.layers if la.ssrc), None)
+
+    def layer(self, ssrc: int, rid: str | None) -> Layer | None:
+        """The layer of a packet, bound by its RID on first sight (None: a RID we did not negotiate)."""
+        layer = self.by_ssrc.get(ssrc)
+        if layer is not None:
+            return layer
+        if not self.rids:
+            layer = self.layers[0]  # the first packet, or the publisher restarted its stream
+        else:
+            layer = next((la for la in self.layers if la.rid == rid), None)
+            if layer is None:
+                return None
+        if layer.ssrc is not None:
+            self.by_ssrc.pop(layer.ssrc, None)
+        layer.ssrc = ssrc
+        self.by_ssrc[ssrc] = layer
+        return layer
+
+    def ordered(self) -> list[Layer]:
+        """Its layers lowest first: by key-frame height when every layer has one, else as negotiated
+        (rid order, the publisher's ``sendEncodings`` order)."""
+        layers = [la for la in self.layers if la.ssrc is not None]
+        if layers and all(la.height for la in layers):
+            layers.sort(key=lambda la: la.height)
+        return layers
+
+    def layer_infos(self, layers: list[Layer], now: float) -> list[LayerInfo]:
+        newest = max(la.meter.last_packet for la in layers)
+        return [LayerInfo(la.meter.current(now), la.height,
+                          la.meter.active(now) and newest - la.meter.last_packet < PAUSED_AFTER) for la in layers]
 
 
 @dataclass(eq=False)
@@ -59,10 +124,14 @@ class SlotState:
     downtrack: DownTrack
     codecs: dict[str, int]  # encoding name -> the subscriber's payload type
     publication: Publication | None = None
+    allocator: LayerAllocator = field(default_factory=LayerAllocator)  # its simulcast layer
+    layer: Layer | None = None  # the layer it forwards or switches to
 
     def attach(self, publication: Publication | None) -> None:
         if self.publication is not None and self in self.publication.slots:
             self.publication.slots.remove(self)
+        if publication is not self.publication:
+            self.allocator, self.layer = LayerAllocator(), None
         self.publication = publication
         if publication is not None:
             publication.slots.append(self)
@@ -116,9 +185,15 @@ class Participant:
             else:
                 codecs = {c.payload_type: c.name.upper() for c in media.codecs}
                 self.publications[media.mid] = Publication(self, media.mid, media.kind, codecs,
-                                                           config.extension_id(URI_AUDIO_LEVEL))
+                                                           config.extension_id(URI_AUDIO_LEVEL),
+                                                           media.rids if media.kind == "video" else ())
         self.connected = False
         self.packets_received = 0
+        self.layer_switches = 0  # simulcast layer changes decided for its slots
+        self.next_probe = 0.0  # when its link may be probed for a higher layer next
+        self.probe_interval = PROBE_INTERVAL
+        # (publisher id, mid) -> the largest picture height it wants of that track (signaling asks)
+        self.max_heights: dict[tuple[str, str], int] = {}
 
     def _add_slot(self, media, config) -> None:
         assert media.send_ssrc is not None

@@ -102,7 +102,7 @@ class DownTrack:
     """
 
     __slots__ = ("ssrc", "kind", "clock_rate", "rewriter", "vp8", "audio_level_id", "payload_types",
-                 "codecs", "wanted", "packets", "bytes", "dropped", "_needs_keyframe")
+                 "codecs", "wanted", "packets", "bytes", "dropped", "_needs_keyframe", "_delta")
 
     def __init__(self, ssrc: int, kind: str, clock_rate: int, audio_level_id: int | None = None) -> None:
         self.ssrc = ssrc
@@ -118,23 +118,31 @@ class DownTrack:
         self.bytes = 0
         self.dropped: dict[str, int] = {}
         self._needs_keyframe = False
+        self._delta: int | None = None
 
     def attach(self, payload_types: dict[int, int], codecs: dict[int, str]) -> None:
         """Forward a (new) publisher track: its payload types mapped onto ours."""
         self.payload_types = payload_types
         self.codecs = codecs
 
-    def want(self, source: int) -> bool:
-        """Forward ``source`` from now on (video: from its next key frame). True if a key frame is needed."""
+    def want(self, source: int, timestamp_delta: int | None = None) -> bool:
+        """Forward ``source`` from now on (video: from its next key frame). True if a key frame is needed.
+
+        ``timestamp_delta``: what puts ``source``'s timestamps on the current
+        source's timeline (a simulcast layer of the same publisher, from both
+        layers' sender reports); without it the wall time between the two
+        sources' packets is used.
+        """
         if source == self.rewriter.source:
             self.wanted = None  # back to the source still being forwarded: no switch at all
             self._needs_keyframe = False
             return False
         if self.kind == "audio":
-            self.rewriter.select(source)
+            self.rewriter.select(source, timestamp_delta)
             self.wanted = None
             return False
         self.wanted = source
+        self._delta = timestamp_delta
         self._needs_keyframe = True
         return True
 
@@ -154,7 +162,7 @@ class DownTrack:
             if detector is not None and not detector(payload):
                 self._drop(Forwarded.WAITING_KEYFRAME)
                 return None
-            self.rewriter.select(packet.ssrc)  # RFC 7741: a key frame starts a decodable stream
+            self.rewriter.select(packet.ssrc, self._delta)  # RFC 7741: a key frame starts a decodable stream
             self.vp8.switched()
             self.wanted = None
             self._needs_keyframe = False

@@ -19,6 +19,8 @@ def render_metrics(core: SfuCore) -> str:
     stats = core.stats
     participants = list(core.participants.values())
     tracks = sum(len(p.publications) for p in participants)
+    layers = sum(sum(1 for la in pub.layers if la.ssrc is not None)
+                 for p in participants for pub in p.publications.values() if pub.simulcast)
     drops: dict[str, int] = dict(core.router.dropped)
     for reason, count in stats.drops.items():
         drops[reason] = drops.get(reason, 0) + count
@@ -36,6 +38,8 @@ def render_metrics(core: SfuCore) -> str:
         ("sfu_received_packets_total", "counter", "Media packets received from publishers", stats.packets_received),
         ("sfu_forwarded_packets_total", "counter", "Media packets forwarded to subscribers", stats.forwarded_packets),
         ("sfu_forwarded_bytes_total", "counter", "Bytes of media forwarded (RTP, before SRTP)", stats.forwarded_bytes),
+        ("sfu_simulcast_layers", "gauge", "Simulcast layers of the published tracks that have sent (learnt by RID)",
+         layers),
         ("sfu_layer_switches_total", "counter", "Simulcast layer switches", stats.layer_switches),
         ("sfu_keyframe_requests_total", "counter", "Key frame requests sent upstream", stats.keyframe_requests),
         ("sfu_keyframe_requests_coalesced_total", "counter", "Subscribers' key frame requests served by another",
@@ -47,6 +51,10 @@ def render_metrics(core: SfuCore) -> str:
         lines += [f"# HELP {name} {text}", f"# TYPE {name} {kind}", f"{name} {value}"]
     lines += ["# HELP sfu_dropped_total Datagrams or packets dropped, by reason", "# TYPE sfu_dropped_total counter"]
     lines += [f'sfu_dropped_total{{reason="{_label(r)}"}} {c}' for r, c in sorted(drops.items())]
+    lines += ["# HELP sfu_subscriber_layer_switches_total Simulcast layer switches decided for each subscriber",
+              "# TYPE sfu_subscriber_layer_switches_total counter"]
+    lines += [f'sfu_subscriber_layer_switches_total{{participant="{_label(p.id)}",room="{_label(p.room_id)}"}} '
+              f'{p.layer_switches}' for p in participants]
     lines += ["# HELP sfu_subscriber_estimate_bps Send-side estimate towards each participant",
               "# TYPE sfu_subscriber_estimate_bps gauge"]
     lines += [f'sfu_subscriber_estimate_bps{{participant="{_label(p.id)}",room="{_label(p.room_id)}"}} '

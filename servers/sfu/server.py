@@ -316,6 +316,8 @@ class SfuServer:
             self._offer(payload)
         elif kind == "media.leave":
             self._leave(payload)
+        elif kind == "media.quality":
+            self._quality(payload)
         elif kind in ("recording.start", "recording.stop"):
             self._record(kind == "recording.start", str(payload.get("room_id")), str(payload.get("by", "")))
         elif kind not in ("ack", "error"):
@@ -405,6 +407,21 @@ class SfuServer:
             return
         self._push("media.answer", {"room_id": room_id, "session_id": session_id, "sdp": answer,
                                     "slots": _slots(slots)})
+        driver.flush()
+
+    def _quality(self, payload: dict) -> None:
+        """A subscriber's requested maximum height for one track (the layer allocator's cap)."""
+        core, driver = self.core, self.driver
+        assert core is not None and driver is not None
+        height = payload.get("max_height")
+        try:
+            core.request_max_height(str(payload.get("session_id")), str(payload.get("publisher")),
+                                    str(payload.get("track")), int(height) if height is not None else None,
+                                    asyncio.get_running_loop().time())
+        except (NetcoreError, ValueError, TypeError) as exc:
+            log_event("quality.refused", room=payload.get("room_id"), participant=payload.get("session_id"),
+                      reason=str(exc))
+            return
         driver.flush()
 
     def _leave(self, payload: dict) -> None:

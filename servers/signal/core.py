@@ -64,6 +64,7 @@ from .events import (
     Forwarded,
     MediaLeft,
     MediaOffered,
+    MediaQualityRequested,
     PresenceChanged,
     QualityReported,
     RecordingRequested,
@@ -85,7 +86,7 @@ __all__ = [
     "CoreConfig", "SignalCore", "Outgoing", "SignalEvent", "CallState", "Presence", "ACTIVE", "RINGING",
     "UserRequested", "CloseRequested", "RecordingRequested", "CallStarted", "CallAnswered", "CallEnded",
     "QualityReported", "SessionExpired", "PresenceChanged", "Forwarded", "CallChanged", "RoomChanged",
-    "MediaOffered", "MediaLeft", "RoomMoved", "CallServerDown",
+    "MediaOffered", "MediaLeft", "MediaQualityRequested", "RoomMoved", "CallServerDown",
     "USER_SERVICE_TYPES",
 ]
 

@@ -8,7 +8,7 @@ from netcore.net import Event
 
 from .protocol import Message
 
-__all__ = ["SignalEvent", "UserRequested", "CloseRequested", "RecordingRequested", "MediaEvent", "MediaOffered", "MediaLeft", "RoomMoved", "CallServerDown", "SessionExpired", "PresenceChanged", "Forwarded", "CallChanged", "RoomChanged", "CallEvent", "CallStarted", "CallAnswered", "CallEnded", "QualityReported"]
+__all__ = ["SignalEvent", "UserRequested", "CloseRequested", "RecordingRequested", "MediaEvent", "MediaOffered", "MediaLeft", "MediaQualityRequested", "RoomMoved", "CallServerDown", "SessionExpired", "PresenceChanged", "Forwarded", "CallChanged", "RoomChanged", "CallEvent", "CallStarted", "CallAnswered", "CallEnded", "QualityReported"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +48,16 @@ class MediaOffered(MediaEvent):
     sdp: str
     message_id: str | None
     call_server: str | None = None  # the room's call server (None: the only link, if any)
+
+
+@dataclass(frozen=True, slots=True)
+class MediaQualityRequested(MediaEvent):
+    """Relay to the call server: a participant wants at most ``max_height`` lines of one track (None: any)."""
+
+    publisher: str
+    track: str
+    max_height: int | None
+    call_server: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

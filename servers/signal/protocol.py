@@ -244,6 +244,8 @@ CLIENT_SCHEMAS: dict[str, dict[str, tuple[Callable[[Any], str | None], bool]]] =
     },
     "room.record": {"room_id": (ID, True), "action": (_choice("start", "stop"), True)},
     "room.media": {"room_id": (ID, True), "sdp": (SDP, True)},
+    "room.quality": {"room_id": (ID, True), "publisher": (ID, True), "track": (ID, True),
+                     "max_height": (_integer(1, 4320), False)},
 }
 
 # Types accepted on a connection that has not authenticated yet.

@@ -23,8 +23,8 @@ from collections import OrderedDict
 from typing import TYPE_CHECKING, Callable, Protocol
 
 from .directory import Directory
-from .events import (CallEnded, CallServerDown, CallStarted, MediaLeft, MediaOffered, RecordingRequested,
-                     RoomChanged, RoomMoved)
+from .events import (CallEnded, CallServerDown, CallStarted, MediaLeft, MediaOffered, MediaQualityRequested,
+                     RecordingRequested, RoomChanged, RoomMoved)
 from .outbox import Outbox
 from .placement import Load, Placement
 from .protocol import ErrorCode, Message
@@ -71,6 +71,7 @@ class Rooms:
             "room.signal": self._on_room_signal,
             "room.record": self._on_room_record,
             "room.media": self._on_room_media,
+            "room.quality": self._on_room_quality,
         }
 
     def __len__(self) -> int:
@@ -234,6 +235,18 @@ class Rooms:
             room.call_server = self.placement.place(room.room_id, self._weight)
         self._out.emit(MediaOffered(room.room_id, session.session_id, session.user, message.payload["sdp"],
                                     message.id, room.call_server))
+
+    def _on_room_quality(self, session: Session, message: Message, now: float) -> None:
+        """What a participant displays of one track (docs/sfu.md: the layer allocator's maximum height)."""
+        room = self._member_room(session, message)
+        if room is None:
+            return
+        if room.topology is not Topology.SFU:
+            return self._out.error(session, message, ErrorCode.CONFLICT, "room is a mesh: no call server")
+        payload = message.payload
+        self._out.emit(MediaQualityRequested(room.room_id, session.session_id, payload["publisher"],
+                                             payload["track"], payload.get("max_height"), room.call_server))
+        self._out.ack(session, message, {"room_id": room.room_id})
 
     def _on_room_record(self, session: Session, message: Message, now: float) -> None:
         room = self._member_room(session, message)

@@ -48,6 +48,7 @@ from .core import (
     CloseRequested,
     MediaLeft,
     MediaOffered,
+    MediaQualityRequested,
     RecordingRequested,
     RoomMoved,
     SessionExpired,
@@ -596,6 +597,10 @@ class SignalServer:
         elif isinstance(event, MediaLeft):
             self._media_command(event.call_server, "media.leave",
                                 {"room_id": event.room_id, "session_id": event.session_id})
+        elif isinstance(event, MediaQualityRequested):
+            self._media_command(event.call_server, "media.quality",
+                                {"room_id": event.room_id, "session_id": event.session_id,
+                                 "publisher": event.publisher, "track": event.track, "max_height": event.max_height})
         elif isinstance(event, RoomMoved):
             self.metrics.rooms_moved[event.reason] = self.metrics.rooms_moved.get(event.reason, 0) + 1
             log_event("room.moved", node=self.node_id, room=event.room_id, previous=event.previous,

@@ -70,6 +70,33 @@ def test_a_signalled_ssrc_that_carries_rtx_is_the_rtx_stream_without_its_fid_gro
     assert demux.route(padding).rtx and demux.unroutable == 0
 
 
+def rid_packet(ssrc: int, pt: int, mid: str | None, rid: str | None = None, rrid: str | None = None,
+               seq: int = 1, padding: int = 0) -> RtpPacket:
+    extensions = [(1, mid.encode())] if mid is not None else []
+    extensions += [(2, rid.encode())] if rid is not None else []
+    extensions += [(3, rrid.encode())] if rrid is not None else []
+    return RtpPacket.build(payload_type=pt, sequence_number=seq, timestamp=0, ssrc=ssrc,
+                           payload=b"" if padding else b"x", extensions=extensions, padding=padding)
+
+
+def test_simulcast_streams_without_signalled_ssrcs_bind_by_rid_and_rtx_by_repaired_rid():
+    """As browsers send simulcast (RFC 8853, no a=ssrc): RID on the first packets of each layer,
+    repaired RID on its RTX; padding on an RTX SSRC first names no stream, the next packet does."""
+    video = MediaConfig("v", "video", VIDEO.codecs, rids=("q", "h", "f"))
+    demux = RtpDemuxer((AUDIO, video), mid_extension=1, rid_extension=2, rrid_extension=3)
+    for ssrc, rid in ((10, "q"), (20, "h"), (30, "f")):
+        route = demux.route(rid_packet(ssrc, 96, "v", rid))
+        assert route.media is video and route.rid == rid and not route.rtx
+    assert demux.route(rid_packet(20, 96, None)).rid == "h"  # bound: nothing needed any more
+    rtx = demux.route(rid_packet(21, 97, "v", rrid="h"))
+    assert rtx.rtx and rtx.media_ssrc == 20 and rtx.rid == "h"
+    padding = demux.route(rid_packet(31, 97, "v", padding=255))
+    assert padding.rtx and padding.media_ssrc is None  # three media SSRCs: which one is not known yet
+    assert demux.route(rid_packet(31, 97, "v", rrid="f", seq=2)).media_ssrc == 30
+    assert demux.route(rid_packet(40, 96, "v", "x")) is None  # a RID the section did not negotiate
+    assert demux.unroutable == 1
+
+
 def test_the_number_of_bound_ssrcs_is_bounded():
     demux = RtpDemuxer((AUDIO,), mid_extension=1)
     for ssrc in range(MAX_SSRCS + 10):

@@ -13,8 +13,8 @@ import struct
 from dataclasses import dataclass, field, replace
 
 from netcore.dtls.certificate import DtlsCertificate
-from netcore.peer.config import config_from_negotiated
-from netcore.peer.events import RtpReceived, TransportConnected
+from netcore.peer.config import SendLayer, config_from_negotiated
+from netcore.peer.events import KeyFrameRequested, RtpReceived, TransportConnected
 from netcore.peer.transport import MediaTransport, TransportState
 from netcore.rtp.extensions import URI_AUDIO_LEVEL
 from netcore.rtp.packet import RtpPacket
@@ -51,6 +51,7 @@ class Client:
     picture_id: int = 0
     audio_level_id: int | None = None
     deaf: int = 0  # key frame requests this client ignores (a publisher that lost or dropped them)
+    layers: tuple[SendLayer, ...] = ()  # simulcast: its video layers, lowest first
 
     def on_event(self, event: object) -> None:
         if isinstance(event, RtpReceived):
@@ -74,6 +75,25 @@ class Client:
         self.frame += 1
         return out
 
+    def layer_frame(self, now: float, layer: SendLayer, height: int, size: int, keyframe: bool) -> list[RtpPacket]:
+        """One frame of one simulcast layer (the same frame number in every layer), in packets of at most
+        1000 bytes; a key frame carries the VP8 key-frame header with its size (RFC 6386 section 9.1)."""
+        pid = self.seq.get(-layer.ssrc, 0)
+        self.seq[-layer.ssrc] = (pid + 1) & 0x7FFF
+        header = bytes((0x00 if keyframe else 0x01, 0, 0))
+        header += b"\x9d\x01\x2a" + struct.pack("<HH", height * 16 // 9, height) if keyframe else b""
+        body = header + struct.pack("!I", self.frame) + bytes(size)
+        chunks = [body[i:i + 1000] for i in range(0, len(body), 1000)]
+        ts = int(now * 90000) & 0xFFFFFFFF
+        out = []
+        for i, chunk in enumerate(chunks):
+            seq = self.seq.get(layer.ssrc, 1000)
+            self.seq[layer.ssrc] = (seq + 1) & 0xFFFF
+            payload = Vp8Descriptor(i == 0, 0, picture_id=pid).serialize() + chunk
+            out.append(RtpPacket.build(payload_type=self.pts["video"], sequence_number=seq, timestamp=ts,
+                                       ssrc=layer.ssrc, payload=payload, marker=i == len(chunks) - 1))
+        return out
+
     def audio_packet(self, now: float, level: int = 127) -> RtpPacket:
         ssrc = self.send["audio"]
         seq = self.seq.get(ssrc, 5000)
@@ -87,8 +107,8 @@ class Client:
 class Room:
     """A server and clients; ``run`` advances virtual time."""
 
-    def __init__(self, seed: int = 1) -> None:
-        self.net = Network(seed)
+    def __init__(self, seed: int = 1, net: Network | None = None) -> None:
+        self.net = net or Network(seed)
         self.net.add_host(SERVER[0], link=Link(delay=0.005))
         self.core = SfuCore(SfuConfig(certificate(0), [SERVER], random=counter_random(100)))
         self.server = self.net.add_node(self.core, [SERVER])
@@ -97,7 +117,7 @@ class Room:
         self._count = 0
 
     def join(self, name: str, *, publish: tuple[str, ...] = ("audio", "video"), slots: int = 2,
-             link: Link | None = None, room: str = "r1") -> Client:
+             link: Link | None = None, room: str = "r1", simulcast: tuple[str, ...] = ()) -> Client:
         self._count += 1
         ip = f"192.0.2.{self._count}"
         if ip not in self.net._links:
@@ -107,7 +127,10 @@ class Room:
         negotiator = Negotiator(LocalTransport((Fingerprint("sha-256", cert.fingerprint()),)), random=random)
         send = {kind: 0x1000 * self._count + i + 1 for i, kind in enumerate(publish)}
         intents = [MediaIntent(kind, direction="sendonly", ssrc=send[kind],
-                               rtx_ssrc=send[kind] + 0x100 if kind == "video" else None) for kind in publish]
+                               rtx_ssrc=send[kind] + 0x100 if kind == "video" else None,
+                               simulcast=simulcast if kind == "video" else ()) for kind in publish]
+        layers = tuple(SendLayer(rid, send["video"] + 0x10 * i, send["video"] + 0x10 * i + 0x100)
+                       for i, rid in enumerate(simulcast))
         for _ in range(slots):
             intents += [MediaIntent("audio", direction="recvonly"), MediaIntent("video", direction="recvonly")]
         offer = negotiator.create_offer(intents)
@@ -116,7 +139,8 @@ class Room:
         session = negotiator.handle_answer(answer)
         mids = [m.mid for m in session.media]
         send_ssrcs = {mid: (i.ssrc, i.rtx_ssrc) for mid, i in zip(mids, intents) if i.ssrc is not None}
-        config = config_from_negotiated(session, cert, send_ssrcs=send_ssrcs, random=random)
+        layer_map = {mid: layers for mid, i in zip(mids, intents) if i.simulcast}
+        config = config_from_negotiated(session, cert, send_ssrcs=send_ssrcs, send_layers=layer_map, random=random)
         config = with_rtx_pairs(config, answer)
         transport = MediaTransport(config)
         address = (ip, 5000)
@@ -127,7 +151,7 @@ class Room:
             if media.send_codecs and media.kind not in pts:
                 pts[media.kind] = media.send_codecs[0].payload_type
         slot_mids = {m.mid: m.kind for m, i in zip(session.media, intents) if i.direction == "recvonly"}
-        client = Client(name, transport, node, send, slot_mids, pts)
+        client = Client(name, transport, node, send, slot_mids, pts, layers=layers)
         client.audio_level_id = config.extension_id(URI_AUDIO_LEVEL)
         node.on_event = client.on_event
         transport.start(self.net.now)
@@ -179,6 +203,66 @@ class Room:
             fresh -= 1
             client.deaf -= 1
         return fresh > 0
+
+
+class Publisher:
+    """Sends a video frame (:meth:`frame`) each 1/fps and an audio packet each ``step`` of virtual time."""
+
+    def __init__(self, room: Room, client: Client, fps: float = 30) -> None:
+        self.room, self.client, self.fps = room, client, fps
+
+    def frame(self, now: float) -> list[RtpPacket]:
+        """One frame's packets (one VP8-shaped packet by default)."""
+        return self.client.video_packet(now, self.room.keyframe_wanted(self.client) or self.client.frame == 0)[:1]
+
+    def stream(self, seconds: float, step: float = 0.01) -> None:
+        room, client = self.room, self.client
+        end = room.net.now + seconds
+        next_video = room.net.now
+        while room.net.now < end:
+            now = room.net.now
+            room.send(client, [client.audio_packet(now)])
+            if now >= next_video - 1e-9:
+                room.send(client, self.frame(now))
+                next_video += 1.0 / self.fps
+            room.run(step)
+
+
+class SimulcastPublisher(Publisher):
+    """Every layer's frame at once; a PLI/FIR for a layer makes that layer's next frame a key frame.
+    ``heights``/``sizes``: per RID, the key frames' height and the bytes of each frame."""
+
+    def __init__(self, room: Room, client: Client, heights: dict[str, int], sizes: dict[str, int],
+                 fps: float = 30) -> None:
+        super().__init__(room, client, fps)
+        self.heights, self.sizes = heights, sizes
+        self.seen = 0
+        self.keyframes = {layer.ssrc: True for layer in client.layers}
+        self.requests: dict[str, int] = {rid: 0 for rid in heights}
+        self.paused: set[str] = set()  # RIDs not sent (a browser short of bitrate stops its top layers)
+
+    def frame(self, now: float) -> list[RtpPacket]:
+        client = self.client
+        self._take_requests()
+        packets = []
+        for layer in client.layers:
+            if layer.rid in self.paused:
+                self.keyframes[layer.ssrc] = True  # it resumes with a key frame
+                continue
+            key = self.keyframes[layer.ssrc]
+            self.keyframes[layer.ssrc] = False
+            packets += client.layer_frame(now, layer, self.heights[layer.rid], self.sizes[layer.rid], key)
+        client.frame += 1
+        return packets
+
+    def _take_requests(self) -> None:
+        events = [e for e in self.client.node.events if isinstance(e, KeyFrameRequested)]
+        for event in events[self.seen:]:
+            for layer in self.client.layers:
+                if layer.ssrc == event.ssrc:
+                    self.keyframes[layer.ssrc] = True
+                    self.requests[layer.rid] += 1
+        self.seen = len(events)
 
 
 def with_rtx_pairs(config, answer: str):

@@ -148,3 +148,36 @@ def test_the_active_speaker_changes_only_after_the_hold():
             changed_at = t
     assert speakers.speaker == "b" and changed_at is not None
     assert changed_at - 1.0 >= SWITCH_HOLD - 0.6  # not on the first louder packet
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(0, 0xFFFFFFFF), st.integers(0, 0xFFFFFFFF), st.floats(0.0, 0.5), st.floats(0.0, 5.0))
+def test_a_layer_switch_keeps_the_timeline_from_both_layers_sender_reports(base_old, base_new, late, sr_gap):
+    """Two layers of one sender, each with its own random timestamp base: with both SRs (RFC 3550
+    section 6.4.1) the new layer's frame captured at time t gets the timestamp the old layer's frame at t
+    got, however late the key frame arrives; without them the wall time is used."""
+    from netcore.sfu.core import _timestamp_delta
+    from netcore.sfu.participant import Layer
+
+    def ts(base: int, t: float) -> int:
+        return (base + round(t * 90000)) & 0xFFFFFFFF
+
+    old, new = Layer("h", 1), Layer("f", 2)
+    old.sender_report = (1000.0, ts(base_old, 0.0))
+    new.sender_report = (1000.0 + sr_gap, ts(base_new, sr_gap))  # sent at another time, same clock
+    down = DownTrack(9, "video", 90000)
+    down.attach({96: 96}, {96: "VP8"})
+    down.want(1)
+    payload = Vp8Descriptor(True, 0, picture_id=1).serialize() + bytes((0, 7, 7))
+
+    def packet(ssrc: int, seq: int, base: int, t: float) -> RtpPacket:
+        return RtpPacket.build(payload_type=96, sequence_number=seq, timestamp=ts(base, t), ssrc=ssrc,
+                               payload=payload, marker=True)
+
+    first = down.forward(packet(1, 100, base_old, 1.0), 1.0)
+    down.want(2, _timestamp_delta(old, new, 90000))
+    switched = down.forward(packet(2, 7000, base_new, 1.1), 1.1 + late)  # captured 100 ms later
+    assert first is not None and switched is not None
+    assert switched.sequence_number == (first.sequence_number + 1) & 0xFFFF
+    assert (switched.timestamp - first.timestamp) & 0xFFFFFFFF == 9000  # exactly the 100 ms between captures
+    assert _timestamp_delta(None, new, 90000) is None and _timestamp_delta(Layer("x"), new, 90000) is None

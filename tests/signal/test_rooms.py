@@ -138,10 +138,21 @@ async def test_offers_go_to_the_call_server_and_its_answers_slots_and_speaker_co
         "room_id": room_id, "session_id": owner.session_id}}))
     for c in (owner, guest):
         assert (await c.expect("room.speaker", room_id=room_id))["session_id"] == owner.session_id
-    await guest.ok("room.leave", {"room_id": room_id})
+    # what the guest displays of the owner's video: the call server's layer allocator caps it
+    await guest.ok("room.quality", {"room_id": room_id, "publisher": owner.session_id, "track": "1",
+                                    "max_height": 180})
+    err = await guest.request("room.quality", {"room_id": room_id, "publisher": owner.session_id, "track": "1",
+                                               "max_height": 0})
+    assert err["payload"]["code"] == 400
     import asyncio
     while (message := json.loads(await asyncio.wait_for(service.recv(), 10)))["type"] == "ack":
         pass  # the acks of media.slots and media.speaker
+    assert message["type"] == "media.quality" and message["payload"] == {
+        "room_id": room_id, "session_id": guest.session_id, "publisher": owner.session_id, "track": "1",
+        "max_height": 180}
+    await guest.ok("room.leave", {"room_id": room_id})
+    while (message := json.loads(await asyncio.wait_for(service.recv(), 10)))["type"] == "ack":
+        pass
     assert message == {"v": 1, "type": "media.leave", "id": None,
                        "payload": {"room_id": room_id, "session_id": guest.session_id}}
     await service.close()

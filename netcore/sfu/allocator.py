@@ -1,0 +1,167 @@
+"""Which simulcast layer each subscriber gets (RFC 8853 streams, chosen per receiver), sans-IO.
+
+A publisher sending simulcast sends each of its video tracks two or three
+times at different resolutions and bitrates (*layers*, one SSRC and RID
+each); the call server forwards one layer of each track to each
+subscriber.  :class:`LayerAllocator` decides which, per subscriber slot,
+from two inputs:
+
+* the **budget**: the subscriber's send-side estimate (its transport's
+  congestion controller, fed by its transport-wide feedback) less what its
+  audio takes, shared equally among its video slots;
+* the **requested maximum height** for that track (what the subscriber
+  displays: a thumbnail needs no 720p), when it sent one.
+
+Rules (constants below):
+
+* a layer is **usable** when it is active (a packet within
+  :data:`LAYER_TIMEOUT`, and within :data:`PAUSED_AFTER` of the track's
+  latest packet on any layer: a browser short of bitrate stops its top
+  layers at once, and a slot forwarding one would freeze until noticed)
+  and not above the requested height (the lowest
+  layer is always usable: something is better than nothing);
+* **down** at once: when the budget falls below the current layer's
+  bitrate, or the layer stops, the best usable layer that fits (else the
+  lowest) is chosen on the next decision;
+* **up** only after the budget has stayed at least :data:`UP_MARGIN` times
+  the higher layer's bitrate for :data:`UP_HOLD` seconds without a break
+  (a dip below restarts the wait), so an estimate oscillating around a
+  layer's bitrate never moves up and down (mediasoup's users saw 5-6
+  switches a minute without such a rule);
+* the first choice for a new slot is the best layer the budget fits, with
+  no wait (the estimate starts low, so that is usually the lowest);
+* a subscriber sent less than a layer it could use is **probed**: a
+  congestion controller that only sees a low layer's bitrate never learns
+  that its link takes more (its estimate stays near what it sends), so the
+  core asks the subscriber's estimator for a probe cluster at
+  :data:`PROBE_HEADROOM` times what the next layer needs, after
+  :data:`PROBE_INTERVAL`, doubling to :data:`MAX_PROBE_INTERVAL` while the
+  link stays short (a slow link is disturbed less and less; a link whose
+  capacity returned is found within that).
+
+The allocator only decides; the core switches the slot's
+:class:`~netcore.sfu.rewrite.DownTrack` (which keeps forwarding the old
+layer until the new one's key frame) and asks for that key frame.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["BitrateMeter", "LayerAllocator", "LayerInfo", "UP_MARGIN", "UP_HOLD", "LAYER_TIMEOUT", "PAUSED_AFTER",
+           "ALLOCATE_INTERVAL", "AUDIO_ALLOWANCE", "BITRATE_WINDOW", "PROBE_INTERVAL", "MAX_PROBE_INTERVAL",
+           "PROBE_HEADROOM"]
+
+UP_MARGIN = 1.25  # the budget must exceed a higher layer's bitrate by 25 % ...
+UP_HOLD = 3.0  # ... for this many seconds without a break before switching up
+LAYER_TIMEOUT = 1.0  # seconds without a packet: the publisher paused that layer ...
+PAUSED_AFTER = 0.3  # ... or this long while another layer of the track kept sending (a browser short of bitrate)
+ALLOCATE_INTERVAL = 0.25  # seconds between decisions (a down-switch waits at most this long)
+AUDIO_ALLOWANCE = 40_000  # bit/s per audio slot taken from the budget before video is shared
+BITRATE_WINDOW = 1.0  # seconds over which a layer's bitrate is measured
+PROBE_INTERVAL = 2.0  # a subscriber kept below a layer it could use probes its link after this ...
+MAX_PROBE_INTERVAL = 8.0  # ... doubling with each probe to this, as netcore.cc's recovery probes (reset when it goes up)
+PROBE_HEADROOM = 1.2  # probe at this much above what the next layer needs with its margin
+
+
+@dataclass(frozen=True, slots=True)
+class LayerInfo:
+    """What the allocator knows of one layer: measured bitrate (bit/s), height (0: unknown), activity."""
+
+    bitrate: float
+    height: int = 0
+    active: bool = True
+
+
+class LayerAllocator:
+    """The layer of one subscriber slot: :meth:`decide` per decision tick (see the module docstring).
+
+    ``layers`` are passed lowest first; indices into that list are what
+    :meth:`decide` returns.
+    """
+
+    __slots__ = ("current", "_up_since", "_up_target", "switches")
+
+    def __init__(self) -> None:
+        self.current: int | None = None  # the index decided last
+        self._up_since: float | None = None  # since when a higher layer has fitted with margin
+        self._up_target: int | None = None
+        self.switches = 0  # decisions that changed the layer (the first choice is not one)
+
+    def decide(self, layers: list[LayerInfo], budget: float, now: float, max_height: int | None = None) -> int | None:
+        """The layer index to forward now (None: no layer has sent anything yet)."""
+        usable = _usable(layers, max_height)
+        if not usable:
+            return None
+        fitting = [i for i in usable if layers[i].bitrate <= budget]
+        best = fitting[-1] if fitting else usable[0]
+        current = self.current
+        if current is None or current not in usable:
+            # the first choice, or the current layer stopped or is no longer wanted: no wait
+            return self._switch(best, counted=current is not None)
+        if best < current:
+            return self._switch(best)  # down at once
+        higher = [i for i in usable if i > current and layers[i].bitrate * UP_MARGIN <= budget]
+        if not higher:
+            self._up_since = self._up_target = None
+            return current
+        target = higher[-1]
+        if self._up_since is None:
+            self._up_since, self._up_target = now, target
+            return current
+        self._up_target = min(self._up_target if self._up_target is not None else target, target)
+        if now - self._up_since >= UP_HOLD:
+            return self._switch(self._up_target)
+        return current
+
+    def _switch(self, index: int, counted: bool = True) -> int:
+        if index != self.current and counted:
+            self.switches += 1
+        self.current = index
+        self._up_since = self._up_target = None
+        return index
+
+
+def _usable(layers: list[LayerInfo], max_height: int | None) -> list[int]:
+    active = [i for i, layer in enumerate(layers) if layer.active]
+    if not active or max_height is None:
+        return active
+    fits = [i for i in active if not layers[i].height or layers[i].height <= max_height]
+    return fits or active[:1]  # the lowest active layer, whatever its height
+
+
+class BitrateMeter:
+    """A layer's bitrate over the last :data:`BITRATE_WINDOW` (bytes counted per packet, in place)."""
+
+    __slots__ = ("_start", "_bytes", "bitrate", "last_packet")
+
+    def __init__(self) -> None:
+        self._start: float | None = None
+        self._bytes = 0
+        self.bitrate = 0.0
+        self.last_packet = float("-inf")
+
+    def add(self, size: int, now: float) -> None:
+        self.last_packet = now
+        if self._start is None:
+            self._start = now
+        elif now - self._start >= BITRATE_WINDOW:
+            self._roll(now)
+        self._bytes += size
+
+    def _roll(self, now: float) -> None:
+        assert self._start is not None
+        span = now - self._start
+        rate = self._bytes * 8 / span
+        # a whole window measured replaces the figure; a first short one only raises it
+        self.bitrate = rate
+        self._start, self._bytes = now, 0
+
+    def active(self, now: float) -> bool:
+        return now - self.last_packet < LAYER_TIMEOUT
+
+    def current(self, now: float) -> float:
+        """The bitrate, counting the running window once it is half full (a new layer has a figure fast)."""
+        if self._start is not None and now - self._start >= BITRATE_WINDOW / 2 and not self.bitrate:
+            return self._bytes * 8 / (now - self._start)
+        return self.bitrate

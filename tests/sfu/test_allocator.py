@@ -1,0 +1,118 @@
+"""The simulcast layer allocator alone, on a fake clock: first choice, down at once, up after the hold,
+no flapping around a threshold, the requested height, paused layers; the layer bitrate meter."""
+
+from __future__ import annotations
+
+import math
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from netcore.sfu.allocator import (ALLOCATE_INTERVAL, LAYER_TIMEOUT, UP_HOLD, UP_MARGIN, BitrateMeter,
+                                   LayerAllocator, LayerInfo)
+
+# three layers as a browser sends a 720p camera: 180p, 360p, 720p
+LAYERS = [LayerInfo(150_000, 180), LayerInfo(500_000, 360), LayerInfo(1_500_000, 720)]
+
+
+def run(allocator: LayerAllocator, budget, start: float, seconds: float, layers=LAYERS, max_height=None):
+    """Decide every ALLOCATE_INTERVAL for ``seconds``; ``budget(t)`` gives the estimate. Returns the choices."""
+    choices = []
+    steps = round(seconds / ALLOCATE_INTERVAL)
+    for i in range(steps):
+        now = start + i * ALLOCATE_INTERVAL
+        choices.append(allocator.decide(layers, budget(now), now, max_height))
+    return choices
+
+
+def test_the_first_choice_is_the_best_layer_that_fits_without_waiting():
+    assert LayerAllocator().decide(LAYERS, 2_000_000, 0.0) == 2
+    assert LayerAllocator().decide(LAYERS, 600_000, 0.0) == 1
+    assert LayerAllocator().decide(LAYERS, 50_000, 0.0) == 0  # nothing fits: the lowest
+    assert LayerAllocator().decide([], 1e6, 0.0) is None
+
+
+def test_down_at_once_and_up_only_after_the_hold_with_margin():
+    allocator = LayerAllocator()
+    assert allocator.decide(LAYERS, 2_000_000, 0.0) == 2
+    assert allocator.decide(LAYERS, 400_000, 0.25) == 0  # down at once, straight to what fits
+    assert allocator.switches == 1
+    # 1.1x the high layer is not enough margin: never up to it, but the middle one fits with margin
+    choices = run(allocator, lambda t: 1.1 * 1_500_000, 0.5, 10.0)
+    first_up = choices.index(1)
+    assert first_up * ALLOCATE_INTERVAL >= UP_HOLD - 1e-9 and set(choices[first_up:]) == {1}
+    # enough margin for the high layer: after the hold, not before
+    choices = run(allocator, lambda t: UP_MARGIN * 1_500_000, 10.5, 10.0)
+    first_up = choices.index(2)
+    assert choices[:first_up] == [1] * first_up and first_up * ALLOCATE_INTERVAL >= UP_HOLD - 1e-9
+    assert allocator.switches == 3
+
+
+def test_a_dip_during_the_hold_restarts_it():
+    allocator = LayerAllocator()
+    allocator.decide(LAYERS, 600_000, 0.0)
+    high = UP_MARGIN * 1_500_000
+
+    def budget(t: float) -> float:
+        return 1_000_000 if 2.0 <= t < 2.25 else high  # one dip, not below the current layer
+
+    choices = run(allocator, budget, 0.25, 8.0)
+    assert choices.index(2) * ALLOCATE_INTERVAL + 0.25 >= 2.25 + UP_HOLD - 1e-9
+
+
+@settings(max_examples=60, deadline=None)
+@given(period=st.floats(0.5, 20.0), amplitude=st.floats(0.0, 0.2), phase=st.floats(0, 2 * math.pi),
+       threshold=st.sampled_from([500_000, 1_500_000]))
+def test_an_estimate_oscillating_around_a_layers_bitrate_switches_at_most_once_a_minute(
+        period, amplitude, phase, threshold):
+    """An estimate swinging ±20 % around a layer's bitrate (below the up margin) may take the layer down
+    once; it never comes back up and goes down again (mediasoup's users saw 5-6 switches a minute)."""
+    allocator = LayerAllocator()
+
+    def budget(t: float) -> float:
+        return threshold * (1 + amplitude * math.sin(2 * math.pi * t / period + phase))
+
+    run(allocator, budget, 0.0, 60.0)
+    assert allocator.switches <= 1
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.floats(50_000, 3_000_000), min_size=10, max_size=200))
+def test_switches_up_are_spaced_by_at_least_the_hold(estimates):
+    allocator = LayerAllocator()
+    ups, last = [], None
+    for i, estimate in enumerate(estimates):
+        now = i * ALLOCATE_INTERVAL
+        choice = allocator.decide(LAYERS, estimate, now)
+        if last is not None and choice > last:
+            ups.append(now)
+            assert estimate >= LAYERS[choice].bitrate * UP_MARGIN  # with margin
+        last = choice
+    assert all(b - a >= UP_HOLD - 1e-9 for a, b in zip(ups, ups[1:]))
+
+
+def test_the_requested_height_caps_the_layer_and_the_lowest_is_always_usable():
+    assert LayerAllocator().decide(LAYERS, 5e6, 0.0, max_height=360) == 1
+    assert LayerAllocator().decide(LAYERS, 5e6, 0.0, max_height=100) == 0
+    allocator = LayerAllocator()
+    allocator.decide(LAYERS, 5e6, 0.0)
+    assert allocator.decide(LAYERS, 5e6, 0.25, max_height=200) == 0  # a smaller tile: down at once
+
+
+def test_a_layer_the_publisher_paused_is_left_at_once():
+    allocator = LayerAllocator()
+    assert allocator.decide(LAYERS, 5e6, 0.0) == 2
+    paused = LAYERS[:2] + [LayerInfo(1_500_000, 720, active=False)]
+    assert allocator.decide(paused, 5e6, 0.25) == 1 and allocator.switches == 1
+
+
+def test_the_meter_measures_a_layers_bitrate_and_notices_it_stopped():
+    meter = BitrateMeter()
+    for i in range(100):  # 50 packets of 1000 bytes per second for 2 s: 400 kbit/s
+        meter.add(1000, i * 0.02)
+    assert abs(meter.current(2.0) - 400_000) < 20_000
+    assert meter.active(2.0) and not meter.active(2.0 + LAYER_TIMEOUT)
+    fresh = BitrateMeter()
+    for i in range(30):  # a new layer has a figure after half a window
+        fresh.add(1000, i * 0.02)
+    assert abs(fresh.current(0.6) - 400_000) < 40_000

@@ -1,0 +1,181 @@
+"""Simulcast through the call server on the simulated network (virtual time, real ICE/DTLS/SRTP/TWCC).
+
+A publisher sends three VP8-shaped layers (RIDs q, h, f; 180p, 360p, 720p)
+with no SSRC signalled, as browsers do; two subscribers receive them. One
+subscriber's link from the server crosses a 300 kbit/s bottleneck
+(netcore.testing.bottleneck in virtual time): its estimate falls and it is
+given the low layer while the other climbs to the high one; when the limit
+is lifted it climbs back. Each subscriber's frame numbers keep moving
+forward with no gap longer than 500 ms across the switches.
+"""
+
+from __future__ import annotations
+
+import struct
+
+import pytest
+
+from netcore.errors import UsageError
+from netcore.rtp.vp8 import Vp8Descriptor
+from netcore.sdp.jsep import RID_EXTENSION
+from netcore.testing.bottleneck import Bottleneck
+from netcore.testing.simnet import Network
+from tests.sfu.harness import SERVER, Client, Room, SimulcastPublisher
+
+HEIGHTS = {"q": 180, "h": 360, "f": 720}
+SIZES = {"q": 250, "h": 1100, "f": 3600}  # bytes per frame at 30 frames/s: ~70, ~280, ~880 kbit/s
+FPS = 30
+
+
+def layered(room: Room, client: Client) -> SimulcastPublisher:
+    return SimulcastPublisher(room, client, HEIGHTS, SIZES, FPS)
+
+
+class ShapedNetwork(Network):
+    """The simulated network, with what the server sends to some hosts crossing a :class:`Bottleneck`."""
+
+    def __init__(self, seed: int) -> None:
+        super().__init__(seed)
+        self.shaped: dict[str, Bottleneck] = {}
+
+    def send(self, data: bytes, src, dst) -> None:
+        bottleneck = self.shaped.get(dst[0]) if src[0] == SERVER[0] else None
+        if bottleneck is None:
+            super().send(data, src, dst)
+            return
+        self.sent += 1
+        arrival = bottleneck.send(len(data), self.now)
+        if arrival is None:
+            self.dropped += 1
+            return
+        self.call_at(arrival, self._route, data, src, dst, self._realm_of[src[0]])
+
+
+def in_order(client: Client, mid: str) -> list:
+    """The packets the subscriber received on ``mid``, once each (retransmissions repeat some), in
+    sequence-number order (unwrapped)."""
+    packets, last, base = {}, None, 0
+    for packet in client.received.get(mid, []):
+        seq = packet.sequence_number
+        if last is not None and seq - last < -0x8000:
+            base += 0x10000
+        elif last is not None and seq - last > 0x8000:
+            seq -= 0x10000
+        packets.setdefault(base + seq, packet)
+        last = packet.sequence_number
+    return [packets[k] for k in sorted(packets)]
+
+
+def frames(client: Client, mid: str) -> list[int]:
+    """The frame number of each frame the subscriber received the first packet of, in sequence order."""
+    out = []
+    for packet in in_order(client, mid):
+        payload = packet.payload
+        descriptor, pos = Vp8Descriptor.parse(payload)
+        if not descriptor.start_of_partition:
+            continue  # not the first packet of its frame
+        offset = pos + 3 + (7 if not payload[pos] & 0x01 else 0)  # frame tag, key-frame start code and size
+        out.append(struct.unpack_from("!I", payload, offset)[0])
+    return out
+
+
+def test_each_subscriber_gets_the_layer_its_link_takes_and_climbs_back_when_the_limit_is_lifted():
+    net = ShapedNetwork(7)
+    room = Room(net=net)
+    pub = room.join("pub", slots=0, simulcast=("q", "h", "f"))
+    wide = room.join("wide", publish=(), slots=1)
+    narrow = room.join("narrow", publish=(), slots=1)
+    narrow_ip = narrow.node.addresses[0][0] if hasattr(narrow.node, "addresses") else "192.0.2.3"
+    bottleneck = net.shaped[narrow_ip] = Bottleneck(300_000, delay=0.01, max_queue_delay=0.2)
+    room.connect()
+    offer_rids = room.core.participants["pub"].publications
+    assert [p.rids for p in offer_rids.values() if p.kind == "video"] == [("q", "h", "f")]
+    assert RID_EXTENSION in dict((u, i) for i, u in pub.transport.config.header_extensions)
+    publisher = layered(room, pub)
+    core = room.core
+    video_mid = {c.name: next(m for m, k in c.slots.items() if k == "video") for c in (wide, narrow)}
+
+    def layer_of(name: str) -> str | None:
+        slot = next(s for s in core.participants[name].slots if s.kind == "video")
+        layer = slot.publication.by_ssrc.get(slot.downtrack.rewriter.source) if slot.publication else None
+        return layer.rid if layer else None
+
+    publisher.stream(20.0)
+    assert layer_of("wide") == "f", (layer_of("wide"), wide.transport.target_bitrate)
+    assert layer_of("narrow") == "q", (layer_of("narrow"), core.participants["narrow"].transport.target_bitrate)
+    switches_before_lift = core.participants["narrow"].layer_switches
+    bottleneck.capacity = 50_000_000  # the limit is lifted
+    for _ in range(6):
+        publisher.stream(10.0)
+        if layer_of("narrow") == "f":
+            break
+    assert layer_of("narrow") == "f", core.participants["narrow"].transport.target_bitrate
+    assert core.participants["narrow"].layer_switches > switches_before_lift
+    assert core.stats.layer_switches >= core.participants["narrow"].layer_switches
+    # the publisher was asked for key frames of the layers switched to, not flooded
+    assert sum(publisher.requests.values()) < 40, publisher.requests
+    for client in (wide, narrow):
+        numbers = frames(client, video_mid[client.name])
+        assert numbers == sorted(numbers), client.name
+        # a frame shown twice only where the new layer's key frame is the picture the old layer just sent
+        switches = core.participants[client.name].layer_switches
+        assert len(numbers) - len(set(numbers)) <= switches + 1, (client.name, switches)
+        times = [p.timestamp for p in in_order(client, video_mid[client.name])]
+        # RTP timestamps of the one outgoing stream never go back across the layer switches
+        assert all((b - a) & 0xFFFFFFFF < 0x80000000 for a, b in zip(times, times[1:]))
+        # no freeze: between consecutive frames shown at most 500 ms of frames went missing
+        gaps = [b - a for a, b in zip(numbers, numbers[1:])]
+        assert max(gaps) <= FPS // 2, (client.name, max(gaps))
+
+
+def test_a_requested_maximum_height_caps_the_layer_at_once_and_lifting_it_climbs_back():
+    room = Room(net=ShapedNetwork(3))
+    pub = room.join("pub", slots=0, simulcast=("q", "h", "f"))
+    room.join("sub", publish=(), slots=1)
+    room.connect()
+    publisher = layered(room, pub)
+    core = room.core
+    slot = next(s for s in core.participants["sub"].slots if s.kind == "video")
+    video_mid = next(m for m, p in core.participants["pub"].publications.items() if p.kind == "video")
+
+    def layer() -> str | None:
+        found = slot.publication.by_ssrc.get(slot.downtrack.rewriter.source)
+        return found.rid if found else None
+
+    publisher.stream(12.0)
+    assert layer() == "f"
+    core.request_max_height("sub", "pub", video_mid, 360, room.net.now)  # a smaller tile
+    publisher.stream(1.0)  # the switch waits for h's key frame only
+    assert layer() == "h"
+    core.request_max_height("sub", "pub", video_mid, None, room.net.now)
+    publisher.stream(5.0)
+    assert layer() == "f"
+    with pytest.raises(UsageError):
+        core.request_max_height("sub", "pub", "nope", 360, room.net.now)
+
+
+def test_a_layer_the_publisher_stops_is_left_without_a_freeze():
+    """A browser short of bitrate stops its top layer at once: the subscriber on it moves to the next
+    one within 500 ms (on the next packet of another layer, not after LAYER_TIMEOUT), and back later."""
+    room = Room(net=ShapedNetwork(5))
+    pub = room.join("pub", slots=0, simulcast=("q", "h", "f"))
+    sub = room.join("sub", publish=(), slots=1)
+    room.connect()
+    publisher = layered(room, pub)
+    slot = next(s for s in room.core.participants["sub"].slots if s.kind == "video")
+    mid = next(m for m, k in sub.slots.items() if k == "video")
+
+    def layer() -> str | None:
+        found = slot.publication.by_ssrc.get(slot.downtrack.rewriter.source)
+        return found.rid if found else None
+
+    publisher.stream(12.0)
+    assert layer() == "f"
+    publisher.paused = {"f"}
+    publisher.stream(0.5)
+    assert layer() == "h"
+    publisher.paused = set()
+    publisher.stream(6.0)
+    assert layer() == "f"
+    numbers = frames(sub, mid)
+    assert numbers == sorted(numbers) and max(b - a for a, b in zip(numbers, numbers[1:])) <= FPS // 2
