@@ -499,8 +499,9 @@ class PeerConnection:
             packets = sender.encode_next(self._loop.time())
             if packets is None:
                 return
-            if packets and sender.last_capture is not None:
-                self.transport.media_captured(sender.ssrc, *sender.last_capture)
+            for layer in sender.senders if packets else ():
+                if layer.last_capture is not None:  # what its sender reports extrapolate from
+                    self.transport.media_captured(layer.ssrc, *layer.last_capture)
             for packet in packets:
                 self._call(self.transport.send_rtp, packet)
             next_at += interval

@@ -116,7 +116,9 @@ class SimulcastSender:
     def senders(self) -> list[RtpSender]:
         return [sender for sender, _ in self.layers]
 
-    def encode_next(self) -> list[RtpPacket] | None:
+    def encode_next(self, capture_time: float | None = None) -> list[RtpPacket] | None:
+        """Each active layer's packets of the track's next frame (``capture_time`` as for
+        :meth:`RtpSender.encode_next`); None when the track has ended."""
         frame = self.track.next_frame()
         if frame is None:
             return None
@@ -134,7 +136,7 @@ class SimulcastSender:
         packets: list[RtpPacket] = []
         for sender, encoding in self.layers:
             if encoding.active and sender.ssrc not in self.paused:
-                packets += sender.encode(frame)
+                packets += sender.encode(frame, capture_time)
         return packets
 
     def bitrate_changed(self, target: float, video_senders: int = 1) -> None:

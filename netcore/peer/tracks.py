@@ -176,6 +176,11 @@ class RtpSender:
     def _video_bitrate(self, target: float, video_senders: int = 1) -> int:
         return max(30_000, self.limits.bitrate((ENCODER_SHARE * target - AUDIO_BITRATE) / max(1, video_senders)))
 
+    @property
+    def senders(self) -> list[RtpSender]:
+        """The senders of this track's streams: this one (a simulcast track has one per layer)."""
+        return [self]
+
     def video_share(self, target: float, video_senders: int = 1) -> int:
         """What one video track gets of the transport's ``target`` (a simulcast track splits it)."""
         return self._video_bitrate(target, video_senders)
@@ -210,10 +215,11 @@ class RtpSender:
         frame = self.track.next_frame()
         if frame is None:
             return None
-        return self.encode(frame)
+        return self.encode(frame, capture_time)
 
-    def encode(self, frame) -> list[RtpPacket]:
-        """Encode one raw frame into packets (a simulcast layer is given the track's frame)."""
+    def encode(self, frame, capture_time: float | None = None) -> list[RtpPacket]:
+        """Encode one raw frame into packets (a simulcast layer is given the track's frame);
+        ``capture_time`` as for :meth:`encode_next`."""
         if isinstance(self.encoder, VideoEncoder):
             encoded = self.encoder.encode(frame)
             frames = [encoded] if encoded is not None else []
