@@ -135,6 +135,9 @@ class App {
     on('room.signal', (p) => this.rooms.onSignal(p));
     on('room.topology', (p) => this.rooms.onTopology(p));
     on('room.moved', (p) => this.rooms.onMoved(p));
+    on('room.media', (p) => this.rooms.onMedia(p));
+    on('room.slots', (p) => this.rooms.onSlots(p));
+    on('room.speaker', (p) => this.rooms.onSpeaker(p));
     on('error', (p) => this.notify(`The server reported an error: ${p.reason} (${p.code}).`, true));
   }
 

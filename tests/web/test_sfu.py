@@ -1,0 +1,137 @@
+"""Group calls through the call server: five Chromium pages (the threshold is 4) in one room on
+netcore up's netcore-sfu; every page decodes every other's video and audio through it, a leaver's
+tiles go and come back when it rejoins, and a shared screen is decoded by all."""
+
+from __future__ import annotations
+
+import time
+
+from tests.web.helpers import befriend, screenshot
+from tests.web.test_group import invite_and_join
+
+WAIT = 90.0  # seconds: five Chromiums and a Python call server on two shared cores
+
+# In-page: per other participant (by user), what its tiles' receive sections decoded so far.
+MEMBERS_JS = """async () => {
+  const sfu = window.netcore.room && window.netcore.room.sfu;
+  if (!sfu || !sfu.link) return null;
+  const report = await sfu.link.pc.getStats();
+  const byMid = new Map();
+  report.forEach((s) => { if (s.type === 'inbound-rtp') byMid.set(s.mid, s); });
+  const out = {};
+  for (const m of sfu.members.values()) {
+    const get = (mid) => (mid == null ? null : byMid.get(mid));
+    const v = get(m.mids.camera), a = get(m.mids.audio), s = get(m.mids.screen);
+    const video = m.camera.querySelector('video');
+    out[m.user] = {video: v ? v.framesDecoded || 0 : 0, audio: a ? a.totalSamplesReceived || 0 : 0,
+                   screen: s ? s.framesDecoded || 0 : 0, screenWidth: s ? s.frameWidth || 0 : 0,
+                   tileWidth: video.videoWidth, screenShown: !m.screen.hidden};
+  }
+  return out;
+}"""
+
+
+def members(page) -> dict:
+    return page.evaluate(MEMBERS_JS) or {}
+
+
+def wait_until(check, what: str, timeout: float = WAIT):
+    """Poll ``check`` (returns a truthy value when done) until it holds; fail naming ``what``."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(0.5)  # polling interval of a condition
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}; last: {last}")
+
+
+def receiving(page, others: list[str], key: str = "video") -> dict | None:
+    """The page's member figures once every one of ``others`` has frames (and audio) arriving."""
+    m = members(page)
+    ok = all(u in m and m[u][key] > 0 and (key != "video" or m[u]["audio"] > 0) for u in others)
+    return m if ok else None
+
+
+def assert_growing(pages, users, key: str = "video", seconds: float = 4.0) -> None:
+    """Every page's figures for every other user rise over ``seconds``."""
+    before = [members(p) for p in pages]
+    time.sleep(seconds)  # sampling interval of a rate, not synchronisation
+    after = [members(p) for p in pages]
+    for i, (page, old, new) in enumerate(zip(pages, before, after)):
+        for user in users[i]:
+            assert new[user][key] > old[user][key], f"page {i}: {key} from {user} stalled: {old[user]} -> {new[user]}"
+            if key == "video":
+                assert new[user]["audio"] > old[user]["audio"], f"page {i}: audio from {user} stalled"
+
+
+def use_small_video(page) -> None:
+    """320x240 at 15 fps from the fake camera: five encoders and twenty decoders on two cores."""
+    page.select_option("#max-resolution", "320x240")
+    page.fill("#max-framerate", "15")
+
+
+def test_five_pages_on_the_call_server(open_user, names):
+    users = [names(n) for n in ("alice", "bob", "carol", "dave", "erin")]
+    pages = [open_user(u) for u in users]
+    for page in pages:
+        use_small_video(page)
+    owner, owner_name = pages[0], users[0]
+    for page, user in zip(pages[1:], users[1:]):
+        befriend(owner, owner_name, page, user)
+    owner.click("#room-create")
+    owner.wait_for_selector("#room:not([hidden])")
+    for page, user in zip(pages[1:], users[1:]):
+        invite_and_join(owner, page, user, owner_name)
+    # The fifth join takes the room past the threshold: everyone moves to the call server.
+    for page in pages:
+        page.wait_for_selector('#room[data-topology="sfu"][data-sfu-state="connected"]', timeout=WAIT * 1000)
+        assert page.evaluate("() => window.netcore.room.links.size") == 0  # the mesh links are gone
+    others = [[u for u in users if u != me] for me in users]
+    for i, page in enumerate(pages):
+        wait_until(lambda: receiving(page, others[i]), f"page {i} to decode all four others")
+    assert_growing(pages, others)
+    for i, page in enumerate(pages):
+        m = members(page)
+        assert all(m[u]["tileWidth"] > 0 for u in others[i]), m  # the tiles' video elements play
+        names_shown = page.eval_on_selector_all('#tiles figure[data-role="camera"] .tile-name',
+                                                "(ns) => ns.map((n) => n.textContent)")
+        assert sorted(names_shown) == sorted(others[i])
+    # The stats line of each tile: layer, bitrate, loss, round trip.
+    owner.click("#room-stats")
+    owner.wait_for_function("""() => [...document.querySelectorAll('#tiles figure[data-role="camera"] .tile-stats')]
+        .every((p) => !p.hidden && p.dataset.layer && p.textContent.includes('kbit/s') && p.textContent.includes('RTT'))""",
+                            timeout=20000)
+    screenshot(owner, "chromium-sfu-room")
+
+    # The fifth leaves: its tiles go everywhere; it rejoins and is seen (and sees) again.
+    leaver, leaver_name = pages[4], users[4]
+    leaver.click("#room-leave")
+    for page in pages[:4]:
+        page.wait_for_selector(f'#tiles figure[data-user="{leaver_name}"]', state="detached", timeout=20000)
+    leaver.wait_for_selector("#room-invite:not([hidden])")
+    assert leaver.inner_text("#room-invite-text") == "You left the group call."
+    leaver.click("#room-join")  # "Rejoin"
+    leaver.wait_for_selector('#room[data-topology="sfu"][data-sfu-state="connected"]', timeout=WAIT * 1000)
+    for i, page in enumerate(pages):
+        wait_until(lambda: receiving(page, others[i]), f"page {i} to decode all four others after the rejoin")
+    assert_growing(pages, others)
+
+    # The second shares its screen: every other page shows and decodes it (the fake screen is 1280x720).
+    sharer, sharer_name = pages[1], users[1]
+    sharer.click("#room-share")
+    sharer.wait_for_selector('#tiles figure[data-role="self-screen"]')
+    viewers = [p for p in pages if p is not sharer]
+    for page in viewers:
+        wait_until(lambda: (lambda m: m.get(sharer_name, {}).get("screen", 0) > 0
+                            and m[sharer_name]["screenShown"] and m[sharer_name]["screenWidth"] >= 640)(members(page)),
+                   "the shared screen to be decoded")
+    assert_growing(viewers, [[sharer_name]] * len(viewers), key="screen")
+    assert_growing(viewers, [[u for u in users if u != members_of] for members_of in
+                             [users[pages.index(p)] for p in viewers]])  # cameras and audio go on
+    screenshot(owner, "chromium-sfu-screen")
+    sharer.click("#room-share")
+    for page in viewers:
+        page.wait_for_selector(f'#tiles figure[data-role="screen"][data-user="{sharer_name}"]', state="hidden",
+                               timeout=20000)
