@@ -4,10 +4,15 @@ tiles go and come back when it rejoins, and a shared screen is decoded by all.""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 from tests.web.helpers import befriend, screenshot
-from tests.web.test_group import invite_and_join
+from tests.web.test_group import SERVICE_SECRET, invite_and_join, up_with_call_server  # noqa: F401 (fixture)
+
+ROOT = str(Path(__file__).resolve().parents[2])
 
 WAIT = 90.0  # seconds: five Chromiums and a Python call server on two shared cores
 
@@ -47,11 +52,25 @@ def wait_until(check, what: str, timeout: float = WAIT):
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}; last: {last}")
 
 
-def receiving(page, others: list[str], key: str = "video") -> dict | None:
-    """The page's member figures once every one of ``others`` has frames (and audio) arriving."""
+def receiving(page, others: list[str], key: str = "video") -> dict | Pending:
+    """The page's member figures once every one of ``others`` has frames (and audio) arriving,
+    else False with what it shows (for the failure message)."""
     m = members(page)
     ok = all(u in m and m[u][key] > 0 and (key != "video" or m[u]["audio"] > 0) for u in others)
-    return m if ok else None
+    return m if ok else Pending(m, page.inner_text("#room-status"), page.inner_text("#notice"))
+
+
+class Pending:
+    """A condition not met yet, with what the page showed (falsy)."""
+
+    def __init__(self, *seen) -> None:
+        self.seen = seen
+
+    def __bool__(self) -> bool:
+        return False
+
+    def __repr__(self) -> str:
+        return repr(self.seen)
 
 
 def assert_growing(pages, users, key: str = "video", seconds: float = 4.0) -> None:
@@ -135,3 +154,52 @@ def test_five_pages_on_the_call_server(open_user, names):
     for page in viewers:
         page.wait_for_selector(f'#tiles figure[data-role="screen"][data-user="{sharer_name}"]', state="hidden",
                                timeout=20000)
+
+
+def start_call_server(up, name: str) -> subprocess.Popen:
+    """A second netcore-sfu linked to ``up``'s signaling under ``name`` (returns once it listens)."""
+    port = up.url.rstrip("/").rsplit(":", 1)[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "servers.sfu.main", "--listen", "127.0.0.1:0", "--name", name,
+         "--signal", f"ws://127.0.0.1:{port}/v1/service", "--service-secret", SERVICE_SECRET, "--log-level", "warning"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT)
+    line = proc.stdout.readline()
+    assert line.startswith("listening"), line
+    return proc
+
+
+def test_the_pages_follow_their_room_to_another_call_server(open_user, up_with_call_server, names):
+    """Three pages (threshold 2) on a second call server, which is SIGKILLed: signaling moves the
+    room to netcore up's call server (room.moved), every page connects there and decodes both others."""
+    users = [names(n) for n in ("alice", "bob", "carol")]
+    doomed = start_call_server(up_with_call_server, "000-doomed")  # sorts first: the room goes there
+    try:
+        pages = [open_user(u, url=up_with_call_server.url) for u in users]
+        for page in pages:
+            use_small_video(page)
+        for page, user in zip(pages[1:], users[1:]):
+            befriend(pages[0], users[0], page, user)
+        pages[0].click("#room-create")
+        pages[0].wait_for_selector("#room:not([hidden])")
+        for page, user in zip(pages[1:], users[1:]):
+            invite_and_join(pages[0], page, user, users[0])
+        others = [[u for u in users if u != me] for me in users]
+        for i, page in enumerate(pages):
+            page.wait_for_selector('#room[data-sfu-state="connected"]', timeout=WAIT * 1000)
+            assert "(000-doomed)" in page.inner_text("#room-topology")
+            wait_until(lambda: receiving(page, others[i]), f"page {i} to decode both others on 000-doomed")
+        doomed.kill()
+        killed = time.monotonic()
+        resumed = []
+        for i, page in enumerate(pages):
+            page.wait_for_function("() => document.querySelector('#room-topology').textContent.includes("
+                                   "'(127.0.0.1:7000) because its previous call server stopped answering')",
+                                   timeout=20000)
+            # frames decoded on the new connection (its stats start from zero)
+            wait_until(lambda: receiving(page, others[i]), f"page {i} to decode both others after the move")
+            resumed.append(time.monotonic() - killed)
+        print(f"media from both others on every page {max(resumed):.2f} s after the kill")
+        assert_growing(pages, others)
+    finally:
+        doomed.kill()
+        doomed.wait(timeout=15)

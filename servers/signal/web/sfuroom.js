@@ -64,7 +64,10 @@ export class SfuRoom {
       this.app.notify(`The call server refused the connection: ${p.error}`, true);
       return;
     }
-    if (await this.link.handleAnswer(p.sdp)) this.setSlots(p.slots);
+    if (!this.link.awaitingAnswer) return;
+    // The slots first: a room.slots that comes while the answer is being applied is newer.
+    this.slots = new Map((p.slots || []).map((s) => [String(s.mid), s]));
+    if (await this.link.handleAnswer(p.sdp)) this.place();
   }
 
   setSlots(slots) {
