@@ -4,11 +4,16 @@ tiles go and come back when it rejoins, and a shared screen is decoded by all.""
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
+import json
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
+from tests.call.conftest import environment, make_users, password
 from tests.web.helpers import befriend, screenshot
 from tests.web.test_group import SERVICE_SECRET, invite_and_join, up_with_call_server  # noqa: F401 (fixture)
 
@@ -203,3 +208,52 @@ def test_the_pages_follow_their_room_to_another_call_server(open_user, up_with_c
     finally:
         doomed.kill()
         doomed.wait(timeout=15)
+
+
+def test_pages_and_a_netcore_call_participant_in_one_room(open_user, up, names, tmp_path):
+    """Four pages and one netcore-call (the fifth: the room goes to the call server): the pages decode
+    its synthetic video and audio, and it receives every page's camera and microphone."""
+    users = [names(n) for n in ("alice", "bob", "carol", "dave")]
+    cli = names("cli")
+    ws_url = up.url.replace("http://", "ws://").rstrip("/")
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:  # Playwright's loop runs in this thread
+        pool.submit(asyncio.run, make_users(ws_url, users[0], *users[1:], cli)).result(timeout=60)
+    summary = tmp_path / "cli.json"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "servers.call.main", "--server", ws_url, "--user", cli, "--password", password(cli),
+         "--size", "160x120", "--fps", "15", "--summary-json", str(summary),
+         "join", "invited", "--slots", "8", "--duration", "40"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=environment())
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(proc.stderr), daemon=True)
+    reader.start()
+    try:
+        pages = [open_user(u, register=False) for u in users]
+        for page in pages:
+            use_small_video(page)
+        owner = pages[0]
+        owner.click("#room-create")
+        owner.wait_for_selector("#room:not([hidden])")
+        for page, user in zip(pages[1:], users[1:]):
+            invite_and_join(owner, page, user, users[0])
+        owner.wait_for_selector(f'#friends li[data-user="{cli}"][data-status="online"]')
+        owner.click(f'#friends li[data-user="{cli}"] .room-invite')
+        for i, page in enumerate(pages):
+            page.wait_for_selector('#room[data-sfu-state="connected"]', timeout=WAIT * 1000)
+            wait_until(lambda: receiving(page, [u for u in users + [cli] if u != users[i]]),
+                       f"page {i} to decode the three other pages and netcore-call")
+        assert_growing(pages, [[cli]] * len(pages))
+        wait_until(lambda: {u for u in users if any(f"receiving {u} through" in line for line in lines)} == set(users),
+                   "netcore-call to receive every page")
+        proc.wait(timeout=WAIT)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        reader.join(timeout=5)
+    assert proc.returncode == 0, "".join(lines)
+    session = json.loads(summary.read_text())["sessions"][0]
+    assert session["call_server"] == "netcore-sfu"
+    received = {link["peer"]: link["received"] for link in session["links"]}
+    for user in users:
+        assert received[user]["video"]["frames"] > 30 and received[user]["audio"]["frames"] > 30, received[user]
