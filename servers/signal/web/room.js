@@ -6,7 +6,7 @@
 // renewed when the room moves to another (room.moved).
 
 import { PeerLink } from './peer.js';
-import { describeMediaError, openScreen } from './media.js';
+import { describeMediaError } from './media.js';
 import { SfuRoom } from './sfuroom.js';
 import { $, makeTile, setTileFlags } from './ui.js';
 
@@ -289,16 +289,9 @@ export class RoomView {
     const room = this.room;
     if (!room || !room.sfu) return;
     if (room.screen) return this.stopShare(room);
-    let screen;
-    try {
-      screen = await openScreen();
-    } catch (err) {
-      return this.app.notify(describeMediaError(err, 'screen'), true);
-    }
-    if (this.room !== room) { screen.getTracks().forEach((t) => t.stop()); return; }
-    const track = screen.getVideoTracks()[0];
-    track.contentHint = 'detail';
-    track.addEventListener('ended', () => this.stopShare(room));
+    const screen = await this.app.openShare(() => this.room === room);
+    if (!screen) return;
+    screen.getVideoTracks()[0].addEventListener('ended', () => this.stopShare(room));
     room.screen = screen;
     room.screenTile = makeTile('Your screen', 'self-screen');
     const video = room.screenTile.querySelector('video');

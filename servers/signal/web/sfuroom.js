@@ -49,7 +49,7 @@ export class SfuRoom {
       onError: (err) => this.app.notify(`Media negotiation with the call server failed: ${err.message || err.reason}`, true),
     });
     this.link = link;
-    if (room.screen) link.setScreen(room.screen.getVideoTracks()[0]);
+    if (room.screen) link.setScreen(room.screen.getVideoTracks()[0]).catch((err) => this.app.notify(err.message, true));
     link.start();
   }
 
