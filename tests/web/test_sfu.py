@@ -127,6 +127,8 @@ def test_five_pages_on_the_call_server(open_user, names):
     owner.wait_for_function("""() => [...document.querySelectorAll('#tiles figure[data-role="camera"] .tile-stats')]
         .every((p) => !p.hidden && p.dataset.layer && p.textContent.includes('kbit/s') && p.textContent.includes('RTT'))""",
                             timeout=20000)
+    print("the first page's tiles:", *owner.eval_on_selector_all(
+        '#tiles figure[data-role="camera"] .tile-stats', "(ps) => ps.map((p) => p.textContent)"), sep="\n  ")
     screenshot(owner, "chromium-sfu-room")
 
     # The fifth leaves: its tiles go everywhere; it rejoins and is seen (and sees) again.
@@ -161,6 +163,20 @@ def test_five_pages_on_the_call_server(open_user, names):
                                timeout=20000)
 
 
+def local_candidate(page) -> str:
+    """The type of the local candidate of the selected pair to the call server."""
+    return page.evaluate("""async () => {
+      const report = await window.netcore.room.sfu.link.pc.getStats();
+      let type = '';
+      report.forEach((s) => {
+        if (s.type === 'transport' && s.selectedCandidatePairId) {
+          type = report.get(report.get(s.selectedCandidatePairId).localCandidateId).candidateType;
+        }
+      });
+      return type;
+    }""")
+
+
 def start_call_server(up, name: str) -> subprocess.Popen:
     """A second netcore-sfu linked to ``up``'s signaling under ``name`` (returns once it listens)."""
     port = up.url.rstrip("/").rsplit(":", 1)[1]
@@ -175,13 +191,15 @@ def start_call_server(up, name: str) -> subprocess.Popen:
 
 def test_the_pages_follow_their_room_to_another_call_server(open_user, up_with_call_server, names):
     """Three pages (threshold 2) on a second call server, which is SIGKILLed: signaling moves the
-    room to netcore up's call server (room.moved), every page connects there and decodes both others."""
+    room to netcore up's call server (room.moved), every page connects there and decodes both others.
+    The third is relay only: its connections to both call servers go through netcore-turn."""
     users = [names(n) for n in ("alice", "bob", "carol")]
     doomed = start_call_server(up_with_call_server, "000-doomed")  # sorts first: the room goes there
     try:
         pages = [open_user(u, url=up_with_call_server.url) for u in users]
         for page in pages:
             use_small_video(page)
+        pages[2].check("#relay-only")
         for page, user in zip(pages[1:], users[1:]):
             befriend(pages[0], users[0], page, user)
         pages[0].click("#room-create")
@@ -193,6 +211,7 @@ def test_the_pages_follow_their_room_to_another_call_server(open_user, up_with_c
             page.wait_for_selector('#room[data-sfu-state="connected"]', timeout=WAIT * 1000)
             assert "(000-doomed)" in page.inner_text("#room-topology")
             wait_until(lambda: receiving(page, others[i]), f"page {i} to decode both others on 000-doomed")
+        assert local_candidate(pages[2]) == "relay" and local_candidate(pages[0]) == "host"
         doomed.kill()
         killed = time.monotonic()
         resumed = []
@@ -205,6 +224,7 @@ def test_the_pages_follow_their_room_to_another_call_server(open_user, up_with_c
             resumed.append(time.monotonic() - killed)
         print(f"media from both others on every page {max(resumed):.2f} s after the kill")
         assert_growing(pages, others)
+        assert local_candidate(pages[2]) == "relay"
     finally:
         doomed.kill()
         doomed.wait(timeout=15)
