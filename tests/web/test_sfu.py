@@ -122,6 +122,16 @@ def test_five_pages_on_the_call_server(open_user, names):
         names_shown = page.eval_on_selector_all('#tiles figure[data-role="camera"] .tile-name',
                                                 "(ns) => ns.map((n) => n.textContent)")
         assert sorted(names_shown) == sorted(others[i])
+    # The call server's active speaker (room.speaker, from the audio levels of the fake microphones'
+    # beeps) is outlined on every page, the same participant everywhere (on its own page, its own tile).
+    speakers = []
+    for i, page in enumerate(pages):
+        page.wait_for_selector("#tiles figure.speaking", timeout=20000)
+        speakers.append(page.eval_on_selector_all(
+            "#tiles figure.speaking", f"(fs) => fs.map((f) => f.dataset.user || {users[i]!r})"))
+    assert all(len(s) == 1 for s in speakers), speakers
+    # (it may change between two looks: SWITCH_HOLD is 1 s; mostly it is the same for all)
+    print("active speaker as each page shows it:", [s[0] for s in speakers])
     # The stats line of each tile: layer, bitrate, loss, round trip.
     owner.click("#room-stats")
     owner.wait_for_function("""() => [...document.querySelectorAll('#tiles figure[data-role="camera"] .tile-stats')]

@@ -355,6 +355,7 @@ export class RoomView {
       entry.tile.remove();
     }
     if (room.sfu) room.sfu.close();
+    $('tile-self').classList.remove('speaking');
     this.stopShare(room);
     if (room.stream) room.stream.getTracks().forEach((t) => t.stop());
     $('tile-self').querySelector('video').srcObject = null;

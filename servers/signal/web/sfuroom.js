@@ -75,7 +75,9 @@ export class SfuRoom {
     this.place();
   }
 
+  // The call server's active speaker (null: nobody) outlined: another's camera tile, or ours.
   onSpeaker(p) {
+    $('tile-self').classList.toggle('speaking', p.session_id === this.app.sessionId);
     for (const [sessionId, member] of this.members) {
       member.camera.classList.toggle('speaking', sessionId === p.session_id);
     }
