@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from tests.call.conftest import environment, make_users, password
+from tests.web.conftest import log_in
 from tests.web.helpers import befriend, screenshot
 from tests.web.test_group import SERVICE_SECRET, invite_and_join, up_with_call_server  # noqa: F401 (fixture)
 
@@ -287,3 +288,29 @@ def test_pages_and_a_netcore_call_participant_in_one_room(open_user, up, names, 
     received = {link["peer"]: link["received"] for link in session["links"]}
     for user in users:
         assert received[user]["video"]["frames"] > 30 and received[user]["audio"]["frames"] > 30, received[user]
+
+
+def test_firefox_and_chromium_pages_on_the_call_server(open_user, firefox, up_with_call_server, names):
+    """Two Chromium pages and a Firefox ESR page (threshold 2: the third join moves the room):
+    each decodes both others' video and audio through the call server."""
+    users = [names("alice"), names("bob"), names("fox")]
+    pages = [open_user(u, url=up_with_call_server.url) for u in users[:2]]
+    fox = firefox.new_page()
+    try:
+        log_in(fox, up_with_call_server.url, users[2])
+        pages.append(fox)
+        for page in pages:
+            use_small_video(page)
+        for page, user in zip(pages[1:], users[1:]):
+            befriend(pages[0], users[0], page, user)
+        pages[0].click("#room-create")
+        pages[0].wait_for_selector("#room:not([hidden])")
+        for page, user in zip(pages[1:], users[1:]):
+            invite_and_join(pages[0], page, user, users[0])
+        others = [[u for u in users if u != me] for me in users]
+        for i, page in enumerate(pages):
+            page.wait_for_selector('#room[data-sfu-state="connected"]', timeout=WAIT * 1000)
+            wait_until(lambda: receiving(page, others[i]), f"page {i} to decode both others")
+        assert_growing(pages, others)
+    finally:
+        fox.close()
