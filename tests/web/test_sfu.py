@@ -14,9 +14,9 @@ import time
 from pathlib import Path
 
 from tests.call.conftest import environment, make_users, password
-from tests.web.conftest import log_in
+from tests.web.conftest import SERVICE_SECRET, log_in
 from tests.web.helpers import befriend, screenshot
-from tests.web.test_group import SERVICE_SECRET, invite_and_join, up_with_call_server  # noqa: F401 (fixture)
+from tests.web.test_group import invite_and_join
 
 ROOT = str(Path(__file__).resolve().parents[2])
 
@@ -91,6 +91,25 @@ def assert_growing(pages, users, key: str = "video", seconds: float = 4.0) -> No
                 assert new[user]["audio"] > old[user]["audio"], f"page {i}: audio from {user} stalled"
 
 
+def befriended_room(pages, users: list[str]) -> list[list[str]]:
+    """The first page befriends the others, starts a room and invites them; each joins. Returns,
+    per page, the users it should receive."""
+    for page, user in zip(pages[1:], users[1:]):
+        befriend(pages[0], users[0], page, user)
+    pages[0].click("#room-create")
+    pages[0].wait_for_selector("#room:not([hidden])")
+    for page, user in zip(pages[1:], users[1:]):
+        invite_and_join(pages[0], page, user, users[0])
+    return [[u for u in users if u != me] for me in users]
+
+
+def connected_and_receiving(pages, others: list[list[str]], where: str = "") -> None:
+    """Every page is connected to the call server and decodes what it should receive."""
+    for i, page in enumerate(pages):
+        page.wait_for_selector('#room[data-sfu-state="connected"]', timeout=WAIT * 1000)
+        wait_until(lambda: receiving(page, others[i]), f"page {i} to decode {others[i]}{where}")
+
+
 def use_small_video(page) -> None:
     """320x240 at 15 fps from the fake camera: five encoders and twenty decoders on two cores."""
     page.select_option("#max-resolution", "320x240")
@@ -102,20 +121,13 @@ def test_five_pages_on_the_call_server(open_user, names):
     pages = [open_user(u) for u in users]
     for page in pages:
         use_small_video(page)
-    owner, owner_name = pages[0], users[0]
-    for page, user in zip(pages[1:], users[1:]):
-        befriend(owner, owner_name, page, user)
-    owner.click("#room-create")
-    owner.wait_for_selector("#room:not([hidden])")
-    for page, user in zip(pages[1:], users[1:]):
-        invite_and_join(owner, page, user, owner_name)
+    owner = pages[0]
+    others = befriended_room(pages, users)
     # The fifth join takes the room past the threshold: everyone moves to the call server.
+    connected_and_receiving(pages, others)
     for page in pages:
-        page.wait_for_selector('#room[data-topology="sfu"][data-sfu-state="connected"]', timeout=WAIT * 1000)
+        assert page.get_attribute("#room", "data-topology") == "sfu"
         assert page.evaluate("() => window.netcore.room.links.size") == 0  # the mesh links are gone
-    others = [[u for u in users if u != me] for me in users]
-    for i, page in enumerate(pages):
-        wait_until(lambda: receiving(page, others[i]), f"page {i} to decode all four others")
     assert_growing(pages, others)
     for i, page in enumerate(pages):
         m = members(page)
@@ -211,17 +223,9 @@ def test_the_pages_follow_their_room_to_another_call_server(open_user, up_with_c
         for page in pages:
             use_small_video(page)
         pages[2].check("#relay-only")
-        for page, user in zip(pages[1:], users[1:]):
-            befriend(pages[0], users[0], page, user)
-        pages[0].click("#room-create")
-        pages[0].wait_for_selector("#room:not([hidden])")
-        for page, user in zip(pages[1:], users[1:]):
-            invite_and_join(pages[0], page, user, users[0])
-        others = [[u for u in users if u != me] for me in users]
-        for i, page in enumerate(pages):
-            page.wait_for_selector('#room[data-sfu-state="connected"]', timeout=WAIT * 1000)
-            assert "(000-doomed)" in page.inner_text("#room-topology")
-            wait_until(lambda: receiving(page, others[i]), f"page {i} to decode both others on 000-doomed")
+        others = befriended_room(pages, users)
+        connected_and_receiving(pages, others, " on 000-doomed")
+        assert all("(000-doomed)" in page.inner_text("#room-topology") for page in pages)
         assert local_candidate(pages[2]) == "relay" and local_candidate(pages[0]) == "host"
         doomed.kill()
         killed = time.monotonic()
@@ -301,16 +305,8 @@ def test_firefox_and_chromium_pages_on_the_call_server(open_user, firefox, up_wi
         pages.append(fox)
         for page in pages:
             use_small_video(page)
-        for page, user in zip(pages[1:], users[1:]):
-            befriend(pages[0], users[0], page, user)
-        pages[0].click("#room-create")
-        pages[0].wait_for_selector("#room:not([hidden])")
-        for page, user in zip(pages[1:], users[1:]):
-            invite_and_join(pages[0], page, user, users[0])
-        others = [[u for u in users if u != me] for me in users]
-        for i, page in enumerate(pages):
-            page.wait_for_selector('#room[data-sfu-state="connected"]', timeout=WAIT * 1000)
-            wait_until(lambda: receiving(page, others[i]), f"page {i} to decode both others")
+        others = befriended_room(pages, users)
+        connected_and_receiving(pages, others)
         assert_growing(pages, others)
     finally:
         fox.close()
