@@ -38,6 +38,7 @@ CHROMIUM_FLAGS = [
 UP_URL = re.compile(r"netcore is up: open (http://\S+/)")
 METRICS_URL = re.compile(r"metrics\s+(http://\S+/metrics) \(turn\)")
 _names = itertools.count(1)
+SERVICE_SECRET = "web-test-service-secret"  # signal's service link, for call servers the tests start
 
 
 class Up:
@@ -105,6 +106,18 @@ def up():
         yield running
         running.proc.terminate()
         running.proc.wait(timeout=15)
+
+
+@pytest.fixture
+def up_with_call_server(tmp_path):
+    """A second `netcore up` whose signal config names its call server and moves rooms above two."""
+    config = tmp_path / "signal.toml"
+    config.write_text('group_threshold = 2\ncall_server = "127.0.0.1:7000"\nresume_window = 2.0\n'
+                      f'service_secret = "{SERVICE_SECRET}"\n')
+    running = start_up(str(tmp_path / "data"), "--signal-config", str(config))
+    yield running
+    running.proc.terminate()
+    running.proc.wait(timeout=15)
 
 
 @pytest.fixture(scope="module")

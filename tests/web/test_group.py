@@ -2,13 +2,8 @@
 
 from __future__ import annotations
 
-
-import pytest
-
-from tests.web.conftest import start_up
+from tests.web.conftest import SERVICE_SECRET
 from tests.web.helpers import assert_media_grows, befriend, invite_and_join, open_room
-
-SERVICE_SECRET = "web-test-service-secret"
 
 
 def link_ids(page) -> list[str]:
@@ -39,18 +34,6 @@ def test_mesh_of_three_every_pair_carries_media(open_user, names):
     for page in (alice, bob):
         page.wait_for_selector(f'#tiles figure[data-user="{c_name}"]', state="detached")
         assert len(link_ids(page)) == 1
-
-
-@pytest.fixture
-def up_with_call_server(tmp_path):
-    """A second `netcore up` whose signal config names its call server and moves rooms above two."""
-    config = tmp_path / "signal.toml"
-    config.write_text('group_threshold = 2\ncall_server = "127.0.0.1:7000"\nresume_window = 2.0\n'
-                      f'service_secret = "{SERVICE_SECRET}"\n')
-    running = start_up(str(tmp_path / "data"), "--signal-config", str(config))
-    yield running
-    running.proc.terminate()
-    running.proc.wait(timeout=15)
 
 
 def test_topology_message_when_the_room_moves_to_the_call_server(open_user, up_with_call_server, names):

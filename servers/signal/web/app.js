@@ -138,6 +138,9 @@ class App {
     on('room.signal', (p) => this.rooms.onSignal(p));
     on('room.topology', (p) => this.rooms.onTopology(p));
     on('room.moved', (p) => this.rooms.onMoved(p));
+    on('room.media', (p) => this.rooms.onMedia(p));
+    on('room.slots', (p) => this.rooms.onSlots(p));
+    on('room.speaker', (p) => this.rooms.onSpeaker(p));
     on('error', (p) => this.notify(`The server reported an error: ${p.reason} (${p.code}).`, true));
   }
 
@@ -557,17 +560,11 @@ class App {
     const call = this.call;
     if (!call || !call.link) return;
     if (call.screen) return this.stopShare(call);
-    let screen;
-    try {
-      screen = await openScreen();
-    } catch (err) {
-      return this.notify(describeMediaError(err, 'screen'), true);
-    }
-    if (this.call !== call) { screen.getTracks().forEach((t) => t.stop()); return; }
+    const screen = await this.openShare(() => this.call === call);
+    if (!screen) return;
     this.notices.clear();
     call.screen = screen;
     const track = screen.getVideoTracks()[0];
-    track.contentHint = 'detail';  // text on a screen: keep the resolution, drop frames first
     call.screenSender = call.link.pc.addTrack(track, screen);
     track.addEventListener('ended', () => this.stopShare(call));
     $('my-screen').srcObject = screen;
@@ -576,6 +573,24 @@ class App {
     $('share').textContent = 'Stop sharing';
     $('share').setAttribute('aria-pressed', 'true');
     this.sendCallState(call);
+  }
+
+  // The screen for a share (getDisplayMedia), its failure told; null if it failed or
+  // stillWanted() says the call or room it was for is gone.
+  async openShare(stillWanted) {
+    let screen;
+    try {
+      screen = await openScreen();
+    } catch (err) {
+      this.notify(describeMediaError(err, 'screen'), true);
+      return null;
+    }
+    if (!stillWanted()) {
+      screen.getTracks().forEach((t) => t.stop());
+      return null;
+    }
+    screen.getVideoTracks()[0].contentHint = 'detail';  // text on a screen: keep the resolution, drop frames first
+    return screen;
   }
 
   stopShare(call) {

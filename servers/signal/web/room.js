@@ -1,9 +1,13 @@
-// Group calls (mesh): one PeerLink per other participant, one labelled tile
-// each, the active speaker outlined. The joiner offers to everyone already in
-// the room and they answer, so no pair ever glares.
+// Group calls. A mesh: one PeerLink per other participant, one labelled tile
+// each, the active speaker outlined; the joiner offers to everyone already in
+// the room and they answer, so no pair ever glares. Once signaling puts the
+// room on the call server (room.topology, or the join answer), the mesh links
+// close and an SfuRoom takes over: one connection to the call server,
+// renewed when the room moves to another (room.moved).
 
 import { PeerLink } from './peer.js';
 import { describeMediaError } from './media.js';
+import { SfuRoom } from './sfuroom.js';
 import { $, makeTile, setTileFlags } from './ui.js';
 
 const SPEAKER_INTERVAL_MS = 500;
@@ -17,9 +21,12 @@ export class RoomView {
     $('room-create').addEventListener('click', () => this.create());
     $('room-join').addEventListener('click', () => this.join());
     $('room-ignore').addEventListener('click', () => { this.invitation = null; $('room-invite').hidden = true; });
-    $('room-leave').addEventListener('click', () => this.leave());
+    $('room-leave').addEventListener('click', () => this.leave(true));
     $('room-mute').addEventListener('click', () => this.toggle('audio'));
     $('room-camera').addEventListener('click', () => this.toggle('video'));
+    $('room-share').addEventListener('click', () => this.toggleShare());
+    $('room-stats').addEventListener('click', () => this.showStats(!this.statsOpen));
+    this.statsOpen = false;
   }
 
   async create() {
@@ -28,9 +35,16 @@ export class RoomView {
   }
 
   onInvited(p) {
-    this.invitation = p;
-    $('room-invite-text').textContent = `${p.from} invites you to a group call.`;
+    this.offerJoin(p, `${p.from} invites you to a group call.`, 'Join');
+  }
+
+  // The invitation card: an invitation, or the room just left (an invited user may join again).
+  offerJoin(invitation, text, action) {
+    this.invitation = invitation;
+    $('room-invite-text').textContent = text;
+    $('room-join').textContent = action;
     $('room-invite').hidden = false;
+    const p = invitation;
     $('room-invite').dataset.from = p.from;
   }
 
@@ -46,7 +60,7 @@ export class RoomView {
   async enter(request) {
     const app = this.app;
     app.notices.clear();
-    const room = { id: null, links: new Map(), relayOnly: $('relay-only').checked };
+    const room = { id: null, links: new Map(), members: new Map(), sfu: null, relayOnly: $('relay-only').checked };
     this.room = room;
     app.refresh();
     try {
@@ -70,12 +84,48 @@ export class RoomView {
     $('tile-self').querySelector('video').srcObject = room.stream;
     setTileFlags($('tile-self'), { audio: true, video: true });
     app.refresh();
-    this.showTopology(ack.topology, ack.call_server, null);
     for (const p of ack.participants) {
-      if (p.session_id !== app.sessionId) this.link(room, p.session_id, p.user, true);
+      if (p.session_id !== app.sessionId) room.members.set(p.session_id, p.user);
     }
-    room.speakerTimer = setInterval(() => this.findSpeaker(room), SPEAKER_INTERVAL_MS);
+    this.showTopology(ack.topology, ack.call_server, null);
+    if (ack.topology === 'sfu') {
+      this.toSfu(room, ack.call_server);
+    } else {
+      for (const [sessionId, user] of room.members) this.link(room, sessionId, user, true);
+      room.speakerTimer = setInterval(() => this.findSpeaker(room), SPEAKER_INTERVAL_MS);
+    }
     this.updateStatus();
+  }
+
+  // The room is on the call server: the mesh links go, one connection to the call server comes.
+  toSfu(room, callServer) {
+    if (room.sfu) return;
+    clearInterval(room.speakerTimer);
+    for (const entry of room.links.values()) {
+      entry.link.close();
+      entry.tile.remove();
+    }
+    room.links.clear();
+    room.sfu = new SfuRoom(this.app, room, callServer, () => this.updateStatus());
+    room.sfu.setShowStats(this.statsOpen);
+    room.sfu.connect();
+    $('room-share').hidden = false;
+    $('room-stats').hidden = false;
+  }
+
+  onMedia(p) {
+    const room = this.room;
+    if (room && room.sfu && room.id === p.room_id) room.sfu.onMedia(p);
+  }
+
+  onSlots(p) {
+    const room = this.room;
+    if (room && room.sfu && room.id === p.room_id) room.sfu.setSlots(p.slots);
+  }
+
+  onSpeaker(p) {
+    const room = this.room;
+    if (room && room.sfu && room.id === p.room_id) room.sfu.onSpeaker(p);
   }
 
   localState(room) {
@@ -120,12 +170,17 @@ export class RoomView {
     const room = this.room;
     if (!room || room.id !== p.room_id) return;
     this.app.notify(`${p.user} joined the group call.`);
-    this.link(room, p.session_id, p.user, false);
+    room.members.set(p.session_id, p.user);
+    if (room.sfu) room.sfu.addMember(p.session_id, p.user);
+    else this.link(room, p.session_id, p.user, false);
+    this.updateStatus();
   }
 
   onLeft(p) {
     const room = this.room;
     if (!room || room.id !== p.room_id) return;
+    room.members.delete(p.session_id);
+    if (room.sfu) room.sfu.removeMember(p.session_id);
     const entry = room.links.get(p.session_id);
     if (entry) {
       entry.link.close();
@@ -138,21 +193,27 @@ export class RoomView {
 
   onSignal(p) {
     const room = this.room;
-    if (!room || room.id !== p.room_id) return;
+    if (!room || room.id !== p.room_id || room.sfu) return;
     const entry = this.link(room, p.from, p.from_user, false);
     if (p.kind === 'candidate') entry.link.handleCandidate(p.candidate);
     else entry.link.handleDescription(p.kind, p.sdp);
   }
 
   onTopology(p) {
-    if (!this.room || this.room.id !== p.room_id) return;
+    const room = this.room;
+    if (!room || room.id !== p.room_id) return;
     this.showTopology(p.mode, p.call_server, p.reason);
+    if (p.mode === 'sfu') this.toSfu(room, p.call_server);
   }
 
   // The room's call server died (or it had none) and signaling placed it on another.
+  // A new connection to the new server (none: wait for the next room.moved).
   onMoved(p) {
-    if (!this.room || this.room.id !== p.room_id) return;
+    const room = this.room;
+    if (!room || room.id !== p.room_id) return;
     this.showTopology('sfu', p.call_server, p.reason);
+    if (room.sfu) room.sfu.moved(p.call_server);
+    else this.toSfu(room, p.call_server);
   }
 
   showTopology(mode, callServer, reason) {
@@ -168,16 +229,24 @@ export class RoomView {
       failover: 'its previous call server stopped answering',
       placed: 'a call server became available',
     }[reason] || 'the server decided';
-    box.textContent = `This call moved to the call server${callServer ? ` (${callServer})` : ''} because ${why}. ` +
-      'This page does not talk to the call server yet: the existing mesh links keep running, new participants cannot reach you.';
+    box.textContent = callServer ? `This call moved to the call server (${callServer}) because ${why}.`
+      : 'This call waits for a call server: none is available right now.';
     box.hidden = false;
   }
 
   updateStatus() {
     const room = this.room;
     if (!room) return;
+    const count = room.members.size + 1;
+    if (room.sfu) {
+      const sfu = room.sfu;
+      $('room').dataset.sfuState = sfu.state;
+      $('room-status').textContent = `Group call: ${count} participants, ${sfu.state} to the call server` +
+        `${sfu.callServer ? ` ${sfu.callServer}` : ''}.`;
+      return;
+    }
     const connected = [...room.links.values()].filter((e) => e.link.pc.connectionState === 'connected').length;
-    $('room-status').textContent = `Group call: ${room.links.size + 1} participants, ${connected} connected (mesh).`;
+    $('room-status').textContent = `Group call: ${count} participants, ${connected} connected (mesh).`;
   }
 
   // The loudest participant above a floor gets the outline. The level is the
@@ -215,6 +284,44 @@ export class RoomView {
     for (const entry of room.links.values()) entry.link.sendState(state);
   }
 
+  // Screen sharing goes through the call server (the screen section of its connection).
+  async toggleShare() {
+    const room = this.room;
+    if (!room || !room.sfu) return;
+    if (room.screen) return this.stopShare(room);
+    const screen = await this.app.openShare(() => this.room === room);
+    if (!screen) return;
+    screen.getVideoTracks()[0].addEventListener('ended', () => this.stopShare(room));
+    room.screen = screen;
+    room.screenTile = makeTile('Your screen', 'self-screen');
+    const video = room.screenTile.querySelector('video');
+    video.muted = true;
+    video.srcObject = screen;
+    $('tile-self').after(room.screenTile);
+    $('room-share').textContent = 'Stop sharing';
+    $('room-share').setAttribute('aria-pressed', 'true');
+    await room.sfu.setScreen(screen);
+  }
+
+  stopShare(room) {
+    if (!room.screen) return;
+    room.screen.getTracks().forEach((t) => t.stop());
+    room.screen = null;
+    if (room.screenTile) room.screenTile.remove();
+    room.screenTile = null;
+    if (room.sfu) room.sfu.setScreen(null);
+    if (this.room !== room) return;
+    $('room-share').textContent = 'Share screen';
+    $('room-share').setAttribute('aria-pressed', 'false');
+  }
+
+  showStats(open) {
+    this.statsOpen = open;
+    $('room-stats').setAttribute('aria-expanded', String(open));
+    $('room-stats').textContent = open ? 'Hide stats' : 'Show stats';
+    if (this.room && this.room.sfu) this.room.sfu.setShowStats(open);
+  }
+
   invite(user) {
     const room = this.room;
     if (!room || !room.id) return;
@@ -223,10 +330,12 @@ export class RoomView {
       .catch((err) => this.app.fail(err, user));
   }
 
-  async leave() {
+  // rejoin: offer to join the room again (the Leave button; not on logout).
+  async leave(rejoin = false) {
     const room = this.room;
     if (!room) return;
     this.teardown();
+    if (room.id && rejoin) this.offerJoin({ room_id: room.id, from: room.owner }, 'You left the group call.', 'Rejoin');
     if (room.id) {
       try {
         await this.app.client.request('room.leave', { room_id: room.id });
@@ -245,11 +354,17 @@ export class RoomView {
       entry.link.close();
       entry.tile.remove();
     }
+    if (room.sfu) room.sfu.close();
+    $('tile-self').classList.remove('speaking');
+    this.stopShare(room);
     if (room.stream) room.stream.getTracks().forEach((t) => t.stop());
     $('tile-self').querySelector('video').srcObject = null;
     $('room').hidden = true;
     $('room-topology').hidden = true;
-    for (const [id, text] of [['room-mute', 'Mute'], ['room-camera', 'Camera off']]) {
+    $('room-share').hidden = true;
+    $('room-stats').hidden = true;
+    delete $('room').dataset.sfuState;
+    for (const [id, text] of [['room-mute', 'Mute'], ['room-camera', 'Camera off'], ['room-share', 'Share screen']]) {
       $(id).textContent = text;
       $(id).setAttribute('aria-pressed', 'false');
     }

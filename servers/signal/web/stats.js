@@ -54,6 +54,7 @@ function trackRow(pc, report, s) {
   const codec = s.codecId ? report.get(s.codecId) : null;
   const row = {
     id: s.id,
+    mid: s.mid,
     direction: inbound ? 'in' : 'out',
     kind: s.kind || s.mediaType,
     trackId: trackIdOf(pc, report, s),  // undefined: not known (old Firefox)
@@ -69,6 +70,7 @@ function trackRow(pc, report, s) {
   };
   if (inbound) {
     row.packetsLost = Math.max(0, s.packetsLost || 0);
+    row.packetsReceived = s.packetsReceived || 0;
     const total = (s.packetsReceived || 0) + row.packetsLost;
     row.loss = total ? row.packetsLost / total : 0;
   } else {

@@ -1,0 +1,208 @@
+// A group call on the call server: the one SfuLink, a camera tile per other
+// participant (with their audio) and a screen tile while they share, filled
+// from what `room.slots` says each receive section carries; the active
+// speaker from `room.speaker`; a stats line per tile (layer received,
+// bitrate, loss, round trip). `room.moved`: a new link to the new server,
+// the same tiles.
+
+import { SfuLink, MAX_OTHERS, compareMids } from './sfu.js';
+import { summarize, formatKbps, formatMs } from './stats.js';
+import { $, makeTile } from './ui.js';
+
+const STATS_INTERVAL_MS = 1000;
+const SCREEN_IDLE_MS = 2000;  // a screen tile goes when no frame was decoded for this long
+
+export class SfuRoom {
+  // room: RoomView's room ({id, stream, relayOnly, members: Map session id -> user});
+  // app: the App (client, iceServers, notify); onChange(): the status line changed.
+  constructor(app, room, callServer, onChange) {
+    this.app = app;
+    this.room = room;
+    this.callServer = callServer;
+    this.onChange = onChange;
+    this.link = null;
+    this.state = 'new';
+    this.slots = new Map();    // mid -> {kind, publisher, track}
+    this.members = new Map();  // session id -> {user, camera, screen, mids, screenSeen}
+    this.stats = null;
+    this.showStats = false;
+    for (const [sessionId, user] of room.members) this.addMember(sessionId, user);
+    this.timer = setInterval(() => this.tick(), STATS_INTERVAL_MS);
+  }
+
+  // A new peer connection to the room's call server (none: wait for room.moved).
+  connect() {
+    if (this.link) this.link.close();
+    this.link = null;
+    this.slots = new Map();
+    this.state = this.callServer ? 'connecting' : 'waiting';
+    this.onChange();
+    if (!this.callServer) return;
+    const room = this.room;
+    const link = new SfuLink({
+      iceServers: this.app.iceServers,
+      relayOnly: room.relayOnly,
+      stream: room.stream,
+      others: MAX_OTHERS,
+      offer: (sdp) => this.app.client.request('room.media', { room_id: room.id, sdp }),
+      onState: (state) => { this.state = state; this.onChange(); },
+      onError: (err) => this.app.notify(`Media negotiation with the call server failed: ${err.message || err.reason}`, true),
+    });
+    this.link = link;
+    if (room.screen) link.setScreen(room.screen.getVideoTracks()[0]).catch((err) => this.app.notify(err.message, true));
+    link.start();
+  }
+
+  moved(callServer) {
+    this.callServer = callServer;
+    this.connect();
+  }
+
+  async onMedia(p) {
+    if (!this.link) return;
+    if (p.error) {
+      this.app.notify(`The call server refused the connection: ${p.error}`, true);
+      return;
+    }
+    if (!this.link.awaitingAnswer) return;
+    // The slots first: a room.slots that comes while the answer is being applied is newer.
+    this.slots = new Map((p.slots || []).map((s) => [String(s.mid), s]));
+    if (await this.link.handleAnswer(p.sdp)) this.place();
+  }
+
+  setSlots(slots) {
+    this.slots = new Map((slots || []).map((s) => [String(s.mid), s]));
+    this.place();
+  }
+
+  // The call server's active speaker (null: nobody) outlined: another's camera tile, or ours.
+  onSpeaker(p) {
+    $('tile-self').classList.toggle('speaking', p.session_id === this.app.sessionId);
+    for (const [sessionId, member] of this.members) {
+      member.camera.classList.toggle('speaking', sessionId === p.session_id);
+    }
+  }
+
+  addMember(sessionId, user) {
+    if (this.members.has(sessionId)) return;
+    const camera = makeTile(user, 'camera');
+    const screen = makeTile(`${user}'s screen`, 'screen');
+    screen.hidden = true;
+    for (const tile of [camera, screen]) {
+      tile.dataset.session = sessionId;
+      tile.dataset.user = user;
+      const line = document.createElement('p');
+      line.className = 'tile-stats';
+      line.hidden = !this.showStats;
+      tile.append(line);
+      $('tiles').append(tile);
+    }
+    this.members.set(sessionId, { user, camera, screen, mids: {}, screenSeen: 0 });
+    this.place();
+  }
+
+  removeMember(sessionId) {
+    const member = this.members.get(sessionId);
+    if (!member) return;
+    member.camera.remove();
+    member.screen.remove();
+    this.members.delete(sessionId);
+  }
+
+  // Each participant's camera (the first video section it publishes), screen (a later one)
+  // and microphone, from the slots; tiles get a stream of those tracks when they change.
+  place() {
+    const published = new Map();
+    for (const [mid, s] of this.slots) {
+      if (!s.publisher) continue;
+      const entry = published.get(s.publisher) || { video: [], audio: null };
+      if (s.kind === 'video') entry.video.push([s.track, mid]);
+      else entry.audio = mid;
+      published.set(s.publisher, entry);
+    }
+    for (const [sessionId, member] of this.members) {
+      const entry = published.get(sessionId) || { video: [], audio: null };
+      entry.video.sort((a, b) => compareMids(a[0], b[0]));
+      member.mids = {
+        camera: entry.video.length ? entry.video[0][1] : null,
+        screen: entry.video.length > 1 ? entry.video[1][1] : null,
+        audio: entry.audio,
+      };
+      this.show(member.camera, [member.mids.camera, member.mids.audio]);
+      this.show(member.screen, [member.mids.screen]);
+    }
+  }
+
+  show(tile, mids) {
+    const tracks = this.link ? mids.filter(Boolean).map((mid) => this.link.track(mid)).filter(Boolean) : [];
+    const key = tracks.map((t) => t.id).join(' ');
+    if (tile.dataset.tracks === key) return;
+    tile.dataset.tracks = key;
+    tile.dataset.mids = mids.filter(Boolean).join(' ');
+    tile.querySelector('video').srcObject = tracks.length ? new MediaStream(tracks) : null;
+  }
+
+  // Once a second: the tiles' stats lines, and screen tiles shown while frames arrive.
+  async tick() {
+    const link = this.link;
+    if (!link || link.pc.connectionState === 'closed') return;
+    const summary = await summarize(link.pc, this.stats && this.stats.link === link ? this.stats : null);
+    if (this.link !== link) return;
+    summary.link = link;
+    const before = this.stats && this.stats.link === link ? this.stats : null;
+    this.stats = summary;
+    const rows = new Map();
+    for (const row of summary.tracks) if (row.direction === 'in') rows.set(row.mid, row);
+    const frames = (s, mid) => {
+      const v = s && s.video.find((x) => x.mid === mid);
+      return v ? v.framesDecoded : 0;
+    };
+    for (const member of this.members.values()) {
+      const { camera, screen, audio } = member.mids;
+      if (screen && frames(summary, screen) > frames(before, screen)) member.screenSeen = summary.time;
+      const sharing = Boolean(screen) && summary.time - member.screenSeen < SCREEN_IDLE_MS;
+      if (member.screen.hidden === sharing) {
+        member.screen.hidden = !sharing;
+        this.onChange();
+      }
+      this.describe(member.camera, [rows.get(camera), rows.get(audio)], summary);
+      this.describe(member.screen, [rows.get(screen)], summary);
+    }
+  }
+
+  // "layer 320x240 . VP8 15 fps . 312 kbit/s . lost 0 (0.0 %) . RTT < 1 ms" (the layer is
+  // the resolution received: the call server forwards one layer per track).
+  describe(tile, rows, summary) {
+    const line = tile.querySelector('.tile-stats');
+    const present = rows.filter(Boolean);
+    const video = present.find((r) => r.kind === 'video');
+    const parts = [];
+    if (video && video.width) parts.push(`layer ${video.width}\u00d7${video.height}`, `${video.codec} ${Math.round(video.fps)} fps`);
+    const bitrate = present.reduce((sum, r) => (r.bitrate == null ? sum : (sum || 0) + r.bitrate), null);
+    const lost = present.reduce((sum, r) => sum + r.packetsLost, 0);
+    const received = present.reduce((sum, r) => sum + (r.packetsReceived || 0), 0);
+    parts.push(formatKbps(bitrate), `lost ${lost} (${(received + lost ? (100 * lost) / (received + lost) : 0).toFixed(1)} %)`,
+      `RTT ${formatMs(summary.rttMs)}`);
+    line.textContent = present.length ? parts.join(' \u00b7 ') : 'no media yet';
+    line.dataset.bitrate = bitrate == null ? '' : String(Math.round(bitrate));
+    line.dataset.layer = video && video.width ? `${video.width}x${video.height}` : '';
+    line.hidden = !this.showStats;
+  }
+
+  setShowStats(open) {
+    this.showStats = open;
+    for (const line of $('tiles').querySelectorAll('.tile-stats')) line.hidden = !open;
+  }
+
+  // Share (a stream with a video track) or stop (null): the screen section's track.
+  async setScreen(stream) {
+    if (this.link) await this.link.setScreen(stream ? stream.getVideoTracks()[0] : null);
+  }
+
+  close() {
+    clearInterval(this.timer);
+    if (this.link) this.link.close();
+    this.link = null;
+    for (const sessionId of [...this.members.keys()]) this.removeMember(sessionId);
+  }
+}
