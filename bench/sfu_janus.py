@@ -52,6 +52,7 @@ import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -73,7 +74,10 @@ VIDEO_PACKETS = 3  # per frame
 VIDEO_SIZE = 1150  # payload bytes per video packet
 AUDIO_SIZE = 100
 KEYFRAME_EVERY = 2 * FPS
-PUBLISHER_BITRATE = 2_500_000  # the publisher's estimate is pinned here: no server's REMB paces the replay
+# The publisher's estimate is pinned here and REMB ignored: a replay has no encoder to slow down, and
+# a pacer held to a server's REMB would queue the replay (netcore-sfu sends one bounded by its
+# subscribers' estimates; Janus' room has no cap), which is latency of the publisher, not of the server.
+PUBLISHER_BITRATE = 2_500_000
 LOCALHOST = "127.0.0.1"
 _HOST_PRIORITY = (126 << 24) | (65535 << 8) | 255  # RFC 8445 section 5.1.2.1, component 1
 
@@ -135,9 +139,11 @@ class Subscriber(Endpoint):
         super().__init__(certificate, [MediaIntent("audio", direction="recvonly"),
                                        MediaIntent("video", direction="recvonly")], host)
         self.arrivals: list[tuple[int, float]] = []
+        self.mids: set[str] = set()  # the sections media arrived on
 
     def on_event(self, event: object) -> None:
         if isinstance(event, RtpReceived):
+            self.mids.add(event.mid)
             payload = event.packet.payload
             at = payload.find(MARK)
             if at >= 0:
@@ -166,7 +172,7 @@ class Publisher(Endpoint):
         for media in session.media:
             if media.send_codecs:
                 self.pts[media.kind] = media.send_codecs[0].payload_type
-        await super().start(session, remote_sdp, ssrcs, initial_bitrate=PUBLISHER_BITRATE,
+        await super().start(session, remote_sdp, ssrcs, initial_bitrate=PUBLISHER_BITRATE, remb=False,
                             min_bitrate=PUBLISHER_BITRATE, max_bitrate=PUBLISHER_BITRATE)
         driver = self.connection.driver
         send = driver.send  # stamp at the socket, after pacing and SRTP
@@ -350,13 +356,17 @@ _transactions = itertools.count(1)
 
 
 def _post(port: int, path: str, body: dict) -> dict:
-    body = dict(body, transaction=str(next(_transactions)))
+    """One Janus API request (a ``transaction`` added unless given): the JSON reply."""
+    body = {"transaction": str(next(_transactions)), **body}
     request = urllib.request.Request(f"http://{LOCALHOST}:{port}/janus{path}", json.dumps(body).encode(),
                                      {"Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=10) as response:
-        reply = json.loads(response.read())
-    reply["_transaction"] = body["transaction"]
-    return reply
+        return json.loads(response.read())
+
+
+def _get(port: int, path: str) -> object:
+    with urllib.request.urlopen(f"http://{LOCALHOST}:{port}/janus{path}", timeout=40) as response:
+        return json.loads(response.read())
 
 
 class JanusSession:
@@ -396,14 +406,12 @@ class JanusSession:
         message = {"janus": "message", "body": body}
         if jsep is not None:
             message["jsep"] = jsep
-        body = dict(message, transaction=str(next(_transactions)))
+        transaction = message["transaction"] = str(next(_transactions))
         future = asyncio.get_running_loop().create_future()
-        self._waiting[body["transaction"]] = future
-        reply = await asyncio.to_thread(_post_raw, self.port, f"/{self.session}/{handle}", body)
-        if reply.get("janus") == "error":
-            raise RuntimeError(f"janus: {reply}")
+        self._waiting[transaction] = future  # before the request: its event may come back first
+        reply = await self._request(f"/{self.session}/{handle}", message)
         if reply.get("janus") == "event":  # answered at once
-            self._waiting.pop(body["transaction"], None)
+            self._waiting.pop(transaction, None)
             return reply
         event = await asyncio.wait_for(future, timeout)
         data = event["plugindata"]["data"]
@@ -422,8 +430,10 @@ class JanusSession:
                 await asyncio.sleep(0.1)
                 continue
             for event in events if isinstance(events, list) else [events]:
+                if event.get("janus") != "event":
+                    continue  # keepalive, webrtcup, media, slowlink ...
                 future = self._waiting.pop(event.get("transaction", ""), None)
-                if future is not None and not future.done() and event.get("janus") == "event":
+                if future is not None and not future.done():
                     future.set_result(event)
 
     async def close(self) -> None:
@@ -431,18 +441,6 @@ class JanusSession:
             self._poll.cancel()
         with contextlib.suppress(OSError, RuntimeError):
             await self._request(f"/{self.session}", {"janus": "destroy"})
-
-
-def _post_raw(port: int, path: str, body: dict) -> dict:
-    request = urllib.request.Request(f"http://{LOCALHOST}:{port}/janus{path}", json.dumps(body).encode(),
-                                     {"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return json.loads(response.read())
-
-
-def _get(port: int, path: str) -> object:
-    with urllib.request.urlopen(f"http://{LOCALHOST}:{port}/janus{path}", timeout=40) as response:
-        return json.loads(response.read())
 
 
 _rooms = itertools.count(4242)
@@ -511,6 +509,7 @@ class Figures:
     load: str = ""
     connected: int = 0
     stamped: float = 0.0  # share of the packets seen whose send time was matched
+    streams: list[int] = field(default_factory=list)  # per subscriber, the sections media arrived on
     notes: list[str] = field(default_factory=list)
 
 
@@ -526,8 +525,9 @@ async def wait_connected(endpoints: list[Endpoint], timeout: float) -> int:
 
 
 async def measure(server: str, pid: int, publisher: Publisher, subscribers: list[Subscriber],
-                  warmup: float, seconds: float) -> Figures:
-    """Run the publisher; over ``seconds`` after ``warmup``: server CPU per received packet, latency, loss."""
+                  warmup: float, seconds: float, counters: Callable[[], dict[str, float]] | None = None) -> Figures:
+    """Run the publisher; over ``seconds`` after ``warmup``: server CPU per received packet, latency, loss
+    (and what changed in the server's own ``counters`` over the window, as notes)."""
     figures = Figures(server, len(subscribers))
     figures.connected = await wait_connected([publisher, *subscribers], 20)
     stop = asyncio.Event()
@@ -536,10 +536,13 @@ async def measure(server: str, pid: int, publisher: Publisher, subscribers: list
         await asyncio.sleep(warmup)
         first = max(publisher.sent, default=0) + 1
         marks = [len(s.arrivals) for s in subscribers]
+        before = await asyncio.to_thread(counters) if counters else {}
         cpu = cpu_seconds(pid)
         figures.load = load_average()
         await asyncio.sleep(seconds)
         cpu = cpu_seconds(pid) - cpu
+        after = await asyncio.to_thread(counters) if counters else {}
+        figures.notes = [f"{k} +{v - before.get(k, 0):.0f}" for k, v in after.items() if v != before.get(k, 0)]
         received = sum(len(s.arrivals) - m for s, m in zip(subscribers, marks))
         last = max(publisher.sent, default=0)
         await asyncio.sleep(1.0)  # what was in flight at the end arrives
@@ -567,6 +570,7 @@ async def measure(server: str, pid: int, publisher: Publisher, subscribers: list
         figures.p99_ms = delays[min(len(delays) - 1, int(len(delays) * 0.99))] * 1e3
     figures.loss = 1 - seen / expected if expected else 1.0
     figures.stamped = len(delays) / seen if seen else 0.0
+    figures.streams = [len(s.mids) for s in subscribers]
     return figures
 
 
@@ -586,12 +590,20 @@ async def run_janus(port: int, pid: int, n: int, certificate: DtlsCertificate, w
 _tags = itertools.count(1)
 
 
-async def run_netcore(signal_port: int, pid: int, n: int, certificate: DtlsCertificate, warmup: float,
-                      seconds: float) -> Figures:
+def sfu_counters(http_port: int) -> dict[str, float]:
+    """The call server's forwarded and dropped packet counters, from its ``/metrics``."""
+    from tests.sfu.live import metrics
+    return {k: v for k, v in metrics(http_port).items()
+            if k.startswith(("sfu_forwarded_packets", "sfu_dropped", "sfu_received_packets"))}
+
+
+async def run_netcore(signal_port: int, http_port: int, pid: int, n: int, certificate: DtlsCertificate,
+                      warmup: float, seconds: float) -> Figures:
     publisher, subscribers = Publisher(certificate), [Subscriber(certificate) for _ in range(n)]
     clients = await netcore_room(signal_port, publisher, subscribers, f"{os.getpid()}_{next(_tags)}")
     try:
-        return await measure("netcore-sfu", pid, publisher, subscribers, warmup, seconds)
+        return await measure("netcore-sfu", pid, publisher, subscribers, warmup, seconds,
+                             lambda: sfu_counters(http_port))
     finally:
         for endpoint in [publisher, *subscribers]:
             endpoint.close()
@@ -605,17 +617,16 @@ def row(f: Figures) -> str:
             f"{f.p50_ms:>8.2f} {f.p99_ms:>8.2f} {f.loss * 100:>7.2f}% {f.load:>6}")
 
 
-async def bench(counts: list[int], rounds: int, warmup: float, seconds: float) -> None:
+async def bench(counts: list[int], rounds: int, warmup: float, seconds: float, workdir: str | None) -> None:
     from tests.sfu.live import start_sfu, start_signal, stop
     from tests.turn.live import free_port_range
-    try:
-        import uvloop  # noqa: F401
-    except ImportError:
-        pass
     certificate = DtlsCertificate.generate()
-    with tempfile.TemporaryDirectory(prefix="sfu-janus-") as tmp:
-        workdir = Path(tmp)
-        signal, signal_port = await start_signal(workdir, threshold=2)
+    with contextlib.ExitStack() as stack:
+        workdir = Path(workdir or stack.enter_context(tempfile.TemporaryDirectory(prefix="sfu-janus-")))
+        workdir.mkdir(parents=True, exist_ok=True)
+        # one room holds the publisher and every subscriber; the room's owner sends N invites at once
+        signal, signal_port = await start_signal(workdir, threshold=2, settings=(
+            f"max_room_size = {max(counts) + 1}\nrate = 1000.0\nburst = 2000.0\n"))
         sfu = await start_sfu(workdir, signal_port)
         try:
             with janus_process(workdir, free_port_range(400)) as (janus, janus_port):
@@ -629,9 +640,10 @@ async def bench(counts: list[int], rounds: int, warmup: float, seconds: float) -
                             if server == "janus":
                                 f = await run_janus(janus_port, janus.pid, n, certificate, warmup, seconds)
                             else:
-                                f = await run_netcore(signal_port, sfu["sfu"].pid, n, certificate, warmup, seconds)
+                                f = await run_netcore(signal_port, sfu["sfu_http"], sfu["sfu"].pid, n, certificate,
+                                                      warmup, seconds)
                             results[server].append(f)
-                            print(row(f), flush=True)
+                            print(row(f), *(["  " + "; ".join(f.notes)] if f.notes else []), flush=True)
                             await asyncio.sleep(2.0)  # the last room's teardown settles
                     ours = _median(results["netcore-sfu"])
                     theirs = _median(results["janus"])
@@ -654,13 +666,14 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--warmup", type=float, default=3.0)
     parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--workdir", help="keep the servers' configuration and logs here")
     args = parser.parse_args()
     try:
         import uvloop
         runner = uvloop.run
     except ImportError:
         runner = asyncio.run
-    runner(bench(args.counts, args.rounds, args.warmup, args.seconds))
+    runner(bench(args.counts, args.rounds, args.warmup, args.seconds, args.workdir))
 
 
 if __name__ == "__main__":
