@@ -15,7 +15,8 @@ around the core's own entry points only (``handle_datagram``,
   each subscriber's estimate).
 
 Usage: ``python3 bench/sfu.py [N ...]`` (default 10 50 200).  The
-side-by-side run against Janus' VideoRoom is not part of this script yet.
+side-by-side run of the real daemon against Janus' VideoRoom, over real
+sockets, is ``bench/sfu_janus.py``.
 """
 
 from __future__ import annotations
