@@ -74,9 +74,8 @@ VIDEO_PACKETS = 3  # per frame
 VIDEO_SIZE = 1150  # payload bytes per video packet
 AUDIO_SIZE = 100
 KEYFRAME_EVERY = 2 * FPS
-# The publisher's estimate is pinned here and REMB ignored: a replay has no encoder to slow down, and
-# a pacer held to a server's REMB would queue the replay (netcore-sfu sends one bounded by its
-# subscribers' estimates; Janus' room has no cap), which is latency of the publisher, not of the server.
+# The publisher's estimate is pinned here and REMB ignored: a replay has no encoder to slow down, so
+# no server's feedback may pace it (its queue would be the publisher's latency, not the server's).
 PUBLISHER_BITRATE = 2_500_000
 LOCALHOST = "127.0.0.1"
 _HOST_PRIORITY = (126 << 24) | (65535 << 8) | 255  # RFC 8445 section 5.1.2.1, component 1
