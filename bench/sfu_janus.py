@@ -541,7 +541,9 @@ async def measure(server: str, pid: int, publisher: Publisher, subscribers: list
         await asyncio.sleep(seconds)
         cpu = cpu_seconds(pid) - cpu
         after = await asyncio.to_thread(counters) if counters else {}
-        figures.notes = [f"{k} +{v - before.get(k, 0):.0f}" for k, v in after.items() if v != before.get(k, 0)]
+        figures.notes = [f"{k} +{v - before.get(k, 0):.0f}" for k, v in after.items()
+                         if (k.endswith("_total") or "_total{" in k) and v != before.get(k, 0)]
+        figures.notes += [f"{k} {before.get(k, 0):.0f}->{v:.0f}" for k, v in after.items() if k.startswith("estimate")]
         received = sum(len(s.arrivals) - m for s, m in zip(subscribers, marks))
         last = max(publisher.sent, default=0)
         await asyncio.sleep(1.0)  # what was in flight at the end arrives
@@ -596,8 +598,13 @@ def sfu_counters(http_port: int) -> dict[str, float]:
         figures = metrics(http_port)
     except OSError:  # a saturated daemon serves /metrics late: the run goes on without them
         return {"metrics_unavailable": 1}
-    return {k: v for k, v in figures.items()
-            if k.startswith(("sfu_forwarded_packets", "sfu_dropped", "sfu_received_packets"))}
+    out = {k: v for k, v in figures.items()
+           if k.startswith(("sfu_forwarded_packets", "sfu_dropped", "sfu_received_packets"))}
+    estimates = sorted(v for k, v in figures.items() if k.startswith("sfu_subscriber_estimate_bps"))
+    if estimates:  # the pacer lets each subscriber's copy out at 2.5 times its estimate
+        out["estimate_kbps_min"] = estimates[0] / 1000
+        out["estimate_kbps_median"] = statistics.median(estimates) / 1000
+    return out
 
 
 async def run_netcore(signal_port: int, http_port: int, pid: int, n: int, certificate: DtlsCertificate,
