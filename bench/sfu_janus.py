@@ -240,6 +240,135 @@ class Publisher(Endpoint):
             await asyncio.sleep(min(start + audio * 0.02, start + video / FPS) - loop.time())
 
 
+# -- subscribers in worker processes ---------------------------------------------------
+
+
+class SubscriberPool:
+    """N subscribers spread over worker processes (``--worker``), so that the publisher's process only
+    sends and the subscribers' decryption is spread over the cores: one JSON line per request and
+    reply on each worker's stdin/stdout. Subscriber ``i`` lives in worker ``i % workers``."""
+
+    def __init__(self, n: int, workers: int, host: str) -> None:
+        self.n, self.host = n, host
+        self.workers = max(1, min(workers, n))
+        self._procs: list[asyncio.subprocess.Process] = []
+        self._locks: list[asyncio.Lock] = []
+
+    async def open(self) -> None:
+        env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        for _ in range(self.workers):
+            self._procs.append(await asyncio.create_subprocess_exec(
+                sys.executable, os.path.abspath(__file__), "--worker", self.host, stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE, env=env, limit=1 << 26))
+            self._locks.append(asyncio.Lock())
+
+    async def _call(self, worker: int, op: str, **args: object) -> object:
+        proc = self._procs[worker]
+        async with self._locks[worker]:
+            proc.stdin.write(json.dumps({"op": op, **args}).encode() + b"\n")
+            await proc.stdin.drain()
+            line = await proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"subscriber worker {worker} exited")
+        reply = json.loads(line)
+        if "error" in reply:
+            raise RuntimeError(f"subscriber worker {worker}: {reply['error']}")
+        return reply["result"]
+
+    async def offer(self, i: int) -> str:
+        """Subscriber ``i``'s offer (it offers to netcore-sfu)."""
+        return await self._call(i % self.workers, "offer", i=i)
+
+    async def accept(self, i: int, answer: str) -> None:
+        await self._call(i % self.workers, "accept", i=i, sdp=answer)
+
+    async def answer(self, i: int, offer: str) -> str:
+        """Subscriber ``i``'s answer to ``offer`` (Janus offers to its subscribers), its transport started."""
+        return await self._call(i % self.workers, "answer", i=i, sdp=offer)
+
+    async def _all(self, op: str, **args: object) -> list:
+        return await asyncio.gather(*(self._call(w, op, **args) for w in range(self.workers)))
+
+    async def connected(self, timeout: float) -> int:
+        return sum(await self._all("connected", timeout=timeout))
+
+    async def received(self) -> int:
+        return sum(await self._all("received"))
+
+    async def arrivals(self, first: int, last: int) -> tuple[list[list[tuple[int, float]]], list[int]]:
+        """Per subscriber, the first arrival of each counter in ``first..last``; and the sections each
+        received media on."""
+        arrivals: list[list[tuple[int, float]]] = []
+        mids: list[int] = []
+        for part in await self._all("arrivals", first=first, last=last):
+            arrivals += part["arrivals"]
+            mids += part["mids"]
+        return arrivals, mids
+
+    async def close(self) -> None:
+        for w, proc in enumerate(self._procs):
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._call(w, "close"), 10)
+            if proc.returncode is None:
+                proc.kill()
+            await proc.wait()
+
+
+async def worker(host: str) -> None:
+    """The ``--worker`` side of :class:`SubscriberPool`: subscribers made on demand, requests served in order."""
+    certificate = DtlsCertificate.generate()
+    subscribers: dict[int, Subscriber] = {}
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=1 << 26)
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    out = sys.stdout.buffer
+
+    async def serve(op: str, args: dict) -> object:
+        if op == "offer":
+            sub = subscribers[args["i"]] = Subscriber(certificate, host)
+            return str(sub.negotiator.create_offer(sub.intents))
+        if op == "accept":
+            sub = subscribers[args["i"]]
+            await sub.start(sub.negotiator.handle_answer(args["sdp"]), args["sdp"])
+            return None
+        if op == "answer":
+            sub = subscribers[args["i"]] = Subscriber(certificate, host)
+            answer, session = sub.negotiator.handle_offer(args["sdp"], sub.intents)
+            await sub.start(session, args["sdp"])
+            return str(answer)
+        if op == "connected":
+            return await wait_connected(list(subscribers.values()), args["timeout"])
+        if op == "received":
+            return sum(len(s.arrivals) for s in subscribers.values())
+        if op == "arrivals":
+            first, last = args["first"], args["last"]
+            arrivals = []
+            for sub in subscribers.values():
+                seen: dict[int, float] = {}
+                for counter, at in sub.arrivals:
+                    if first <= counter <= last and counter not in seen:
+                        seen[counter] = at
+                arrivals.append(list(seen.items()))
+            return {"arrivals": arrivals, "mids": [len(s.mids) for s in subscribers.values()]}
+        if op == "close":
+            for sub in subscribers.values():
+                sub.close()
+            return None
+        raise ValueError(f"unknown op {op}")
+
+    while line := await reader.readline():
+        request = json.loads(line)
+        op = request.pop("op")
+        try:
+            reply = {"result": await serve(op, request)}
+        except Exception as exc:  # reported to the pool, which raises it there
+            reply = {"error": repr(exc)}
+        out.write(json.dumps(reply).encode() + b"\n")
+        out.flush()
+        if op == "close":
+            break
+
+
 # -- Janus -----------------------------------------------------------------------------
 
 
@@ -445,7 +574,7 @@ class JanusSession:
 _rooms = itertools.count(4242)
 
 
-async def janus_room(port: int, publisher: Publisher, subscribers: list[Subscriber]) -> JanusSession:
+async def janus_room(port: int, publisher: Publisher, subscribers: SubscriberPool) -> JanusSession:
     """A fresh VideoRoom (Opus + VP8, no recording, no bitrate cap) with ``publisher`` publishing and every
     subscriber subscribed to its feed; transports started. The session stays open for the caller to close."""
     api = JanusSession(port)
@@ -465,14 +594,12 @@ async def janus_room(port: int, publisher: Publisher, subscribers: list[Subscrib
     await publisher.start(publisher.negotiator.handle_answer(answer), answer)
     await api.trickle_done(handle)
     await wait_connected([publisher], 20)  # a feed is offered to subscribers once its transport is up
-    for subscriber in subscribers:
+    for i in range(subscribers.n):
         handle = await api.attach()
         event = await api.message(handle, {"request": "join", "room": room, "ptype": "subscriber",
                                            "streams": [{"feed": feed}]})
-        offer = event["jsep"]["sdp"]
-        answer, session = subscriber.negotiator.handle_offer(offer, subscriber.intents)
-        await subscriber.start(session, offer)
-        await api.message(handle, {"request": "start"}, {"type": "answer", "sdp": str(answer)})
+        answer = await subscribers.answer(i, event["jsep"]["sdp"])
+        await api.message(handle, {"request": "start"}, {"type": "answer", "sdp": answer})
         await api.trickle_done(handle)
     return api
 
@@ -480,16 +607,18 @@ async def janus_room(port: int, publisher: Publisher, subscribers: list[Subscrib
 # -- netcore-sfu -----------------------------------------------------------------------
 
 
-async def netcore_room(signal_port: int, publisher: Publisher, subscribers: list[Subscriber], tag: str) -> list:
+async def netcore_room(signal_port: int, publisher: Publisher, subscribers: SubscriberPool, tag: str) -> list:
     """A signaling room of ``1 + N`` users (above the threshold, so it is the call server's); the publisher's
     offer and every subscriber's go through ``room.media``. Returns the signaling clients to close."""
     from tests.sfu.live import offer_to_call_server, users_in_a_room
-    names = [f"bench_{tag}_{i}" for i in range(len(subscribers) + 1)]
+    names = [f"bench_{tag}_{i}" for i in range(subscribers.n + 1)]
     room_id, clients = await users_in_a_room(signal_port, names)
-    for endpoint, client in zip([publisher, *subscribers], clients):
-        offer = str(endpoint.negotiator.create_offer(endpoint.intents))
-        answer = (await offer_to_call_server(client, room_id, offer))["sdp"]
-        await endpoint.start(endpoint.negotiator.handle_answer(answer), answer)
+    offer = str(publisher.negotiator.create_offer(publisher.intents))
+    answer = (await offer_to_call_server(clients[0], room_id, offer))["sdp"]
+    await publisher.start(publisher.negotiator.handle_answer(answer), answer)
+    for i, client in enumerate(clients[1:]):
+        answer = (await offer_to_call_server(client, room_id, await subscribers.offer(i)))["sdp"]
+        await subscribers.accept(i, answer)
     return clients
 
 
@@ -523,18 +652,18 @@ async def wait_connected(endpoints: list[Endpoint], timeout: float) -> int:
     return done
 
 
-async def measure(server: str, pid: int, publisher: Publisher, subscribers: list[Subscriber],
+async def measure(server: str, pid: int, publisher: Publisher, subscribers: SubscriberPool,
                   warmup: float, seconds: float, counters: Callable[[], dict[str, float]] | None = None) -> Figures:
     """Run the publisher; over ``seconds`` after ``warmup``: server CPU per received packet, latency, loss
     (and what changed in the server's own ``counters`` over the window, as notes)."""
-    figures = Figures(server, len(subscribers))
-    figures.connected = await wait_connected([publisher, *subscribers], 20)
+    figures = Figures(server, subscribers.n)
+    figures.connected = await wait_connected([publisher], 20) + await subscribers.connected(20)
     stop = asyncio.Event()
     task = asyncio.ensure_future(publisher.run(stop))
     try:
         await asyncio.sleep(warmup)
         first = max(publisher.sent, default=0) + 1
-        marks = [len(s.arrivals) for s in subscribers]
+        mark = await subscribers.received()
         before = await asyncio.to_thread(counters) if counters else {}
         cpu = cpu_seconds(pid)
         figures.load = load_average()
@@ -544,26 +673,17 @@ async def measure(server: str, pid: int, publisher: Publisher, subscribers: list
         figures.notes = [f"{k} +{v - before.get(k, 0):.0f}" for k, v in after.items()
                          if (k.endswith("_total") or "_total{" in k) and v != before.get(k, 0)]
         figures.notes += [f"{k} {before.get(k, 0):.0f}->{v:.0f}" for k, v in after.items() if k.startswith("estimate")]
-        received = sum(len(s.arrivals) - m for s, m in zip(subscribers, marks))
+        received = await subscribers.received() - mark
         last = max(publisher.sent, default=0)
         await asyncio.sleep(1.0)  # what was in flight at the end arrives
     finally:
         stop.set()
         await task
-    window = range(first, last + 1)
-    expected = len(window) * len(subscribers)
-    delays: list[float] = []
-    seen = 0
-    for subscriber in subscribers:
-        counters = set()
-        for counter, at in subscriber.arrivals:
-            if first <= counter <= last and counter not in counters:
-                counters.add(counter)
-                sent = publisher.sent.get(counter)
-                if sent is not None:
-                    delays.append(at - sent)
-        seen += len(counters)
-    delays.sort()
+    expected = (last + 1 - first) * subscribers.n
+    arrivals, mids = await subscribers.arrivals(first, last)
+    seen = sum(len(a) for a in arrivals)
+    sent = publisher.sent
+    delays = sorted(at - sent[counter] for each in arrivals for counter, at in each if counter in sent)
     figures.packets = received
     figures.cpu_us_per_packet = cpu / received * 1e6 if received else float("inf")
     if delays:
@@ -571,21 +691,24 @@ async def measure(server: str, pid: int, publisher: Publisher, subscribers: list
         figures.p99_ms = delays[min(len(delays) - 1, int(len(delays) * 0.99))] * 1e3
     figures.loss = 1 - seen / expected if expected else 1.0
     figures.stamped = len(delays) / seen if seen else 0.0
-    figures.streams = [len(s.mids) for s in subscribers]
+    figures.streams = mids
     return figures
 
 
 async def run_janus(port: int, pid: int, n: int, certificate: DtlsCertificate, warmup: float,
-                    seconds: float) -> Figures:
+                    seconds: float, workers: int = 2) -> Figures:
     host = janus_host()
-    publisher, subscribers = Publisher(certificate, host), [Subscriber(certificate, host) for _ in range(n)]
-    api = await janus_room(port, publisher, subscribers)
+    publisher, subscribers = Publisher(certificate, host), SubscriberPool(n, workers, host)
+    api = None
     try:
+        await subscribers.open()
+        api = await janus_room(port, publisher, subscribers)
         return await measure("janus", pid, publisher, subscribers, warmup, seconds)
     finally:
-        for endpoint in [publisher, *subscribers]:
-            endpoint.close()
-        await api.close()
+        publisher.close()
+        await subscribers.close()
+        if api is not None:
+            await api.close()
 
 
 _tags = itertools.count(1)
@@ -608,15 +731,17 @@ def sfu_counters(http_port: int) -> dict[str, float]:
 
 
 async def run_netcore(signal_port: int, http_port: int, pid: int, n: int, certificate: DtlsCertificate,
-                      warmup: float, seconds: float) -> Figures:
-    publisher, subscribers = Publisher(certificate), [Subscriber(certificate) for _ in range(n)]
-    clients = await netcore_room(signal_port, publisher, subscribers, f"{os.getpid()}_{next(_tags)}")
+                      warmup: float, seconds: float, workers: int = 2) -> Figures:
+    publisher, subscribers = Publisher(certificate), SubscriberPool(n, workers, LOCALHOST)
+    clients: list = []
     try:
+        await subscribers.open()
+        clients = await netcore_room(signal_port, publisher, subscribers, f"{os.getpid()}_{next(_tags)}")
         return await measure("netcore-sfu", pid, publisher, subscribers, warmup, seconds,
                              lambda: sfu_counters(http_port))
     finally:
-        for endpoint in [publisher, *subscribers]:
-            endpoint.close()
+        publisher.close()
+        await subscribers.close()
         for client in clients:
             with contextlib.suppress(Exception):
                 await client.ws.close()
@@ -627,7 +752,8 @@ def row(f: Figures) -> str:
             f"{f.p50_ms:>8.2f} {f.p99_ms:>8.2f} {f.loss * 100:>7.2f}% {f.load:>6}")
 
 
-async def bench(counts: list[int], rounds: int, warmup: float, seconds: float, workdir: str | None) -> None:
+async def bench(counts: list[int], rounds: int, warmup: float, seconds: float, workdir: str | None,
+                workers: int) -> None:
     from tests.sfu.live import start_sfu, start_signal, stop
     from tests.turn.live import free_port_range
     certificate = DtlsCertificate.generate()
@@ -648,10 +774,10 @@ async def bench(counts: list[int], rounds: int, warmup: float, seconds: float, w
                         order = ["netcore-sfu", "janus"] if r % 2 == 0 else ["janus", "netcore-sfu"]
                         for server in order:
                             if server == "janus":
-                                f = await run_janus(janus_port, janus.pid, n, certificate, warmup, seconds)
+                                f = await run_janus(janus_port, janus.pid, n, certificate, warmup, seconds, workers)
                             else:
                                 f = await run_netcore(signal_port, sfu["sfu_http"], sfu["sfu"].pid, n, certificate,
-                                                      warmup, seconds)
+                                                      warmup, seconds, workers)
                             results[server].append(f)
                             print(row(f), *(["  " + "; ".join(f.notes)] if f.notes else []), flush=True)
                             await asyncio.sleep(2.0)  # the last room's teardown settles
@@ -677,13 +803,18 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=3.0)
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--workdir", help="keep the servers' configuration and logs here")
+    parser.add_argument("--workers", type=int, default=2, help="processes the subscribers are spread over")
+    parser.add_argument("--worker", metavar="HOST", help=argparse.SUPPRESS)  # one of those processes
     args = parser.parse_args()
     try:
         import uvloop
         runner = uvloop.run
     except ImportError:
         runner = asyncio.run
-    runner(bench(args.counts, args.rounds, args.warmup, args.seconds, args.workdir))
+    if args.worker:
+        runner(worker(args.worker))
+    else:
+        runner(bench(args.counts, args.rounds, args.warmup, args.seconds, args.workdir, args.workers))
 
 
 if __name__ == "__main__":
