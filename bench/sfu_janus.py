@@ -13,12 +13,14 @@ publisher's CPU is small and the same for both servers). It sends through
   in a room made for the run (Opus + VP8, no recording, no bitrate cap),
 
 to N subscribers that only receive: one :class:`MediaTransport` each (ICE,
-DTLS, SRTP, receiver reports and TWCC feedback; nothing decoded). Every
-media packet carries a marker and a counter in its payload, past the VP8
-descriptor that the servers rewrite; the publisher notes the time each
-counter left its socket, each subscriber the time it arrived, on the
-same monotonic clock (one process). Per server and N, over a fixed window
-after a warm-up:
+DTLS, SRTP, receiver reports and TWCC feedback; nothing decoded), spread
+over worker processes (``--workers``, default 2) so that the publisher's
+process does nothing but send. Every media packet carries a marker and a
+counter in its payload, past the VP8 descriptor that the servers rewrite;
+the publisher notes the time each counter left its socket, each subscriber
+the time it arrived, on the machine's monotonic clock (``time.monotonic``,
+the same in every process). Per server and N, over a fixed window after a
+warm-up:
 
 * CPU microseconds of the server process (``/proc/PID/stat`` utime +
   stime, every thread) per packet counted at the subscribers;
@@ -28,9 +30,12 @@ after a warm-up:
 * loss: counters sent in the window that a subscriber never saw.
 
 Each N runs both servers one after the other (order alternating per
-round), and the ratios ours/Janus are printed. Usage:
-``python bench/sfu_janus.py [--seconds S] [--rounds R] [N ...]`` (default
-10 50).
+round), and the ratios ours/Janus are printed; a row of netcore-sfu also
+shows its own counters over the window (packets received from the
+publisher, forwarded, dropped by reason) and its subscribers' send-side
+estimates, which its pacers follow. Usage:
+``python bench/sfu_janus.py [--seconds S] [--rounds R] [--workers W] [N ...]``
+(default 10 50).
 """
 
 from __future__ import annotations

@@ -3,8 +3,8 @@
 ``janus`` (VideoRoom plugin and HTTP transport only, a fresh configuration
 folder, a free RTP port range) and the benchmark's driver: it makes a room
 over the JSON API, publishes the replayed VP8 + Opus streams from one of our
-transports and subscribes two receive-only ones, then measures for a short
-window. Both subscribers must receive audio and video, their packets' payload
+transports and subscribes two receive-only ones (in the benchmark's worker
+processes), then measures for a short window. Both subscribers must receive audio and video, their packets' payload
 counters must match what the publisher sent (so latency is measured), and the
 server's CPU must be read.
 """
