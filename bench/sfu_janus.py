@@ -767,7 +767,8 @@ async def bench(counts: list[int], rounds: int, warmup: float, seconds: float, w
         workdir.mkdir(parents=True, exist_ok=True)
         # one room holds the publisher and every subscriber; the room's owner sends N invites at once
         signal, signal_port = await start_signal(workdir, threshold=2, settings=(
-            f"max_room_size = {max(counts) + 1}\nrate = 1000.0\nburst = 2000.0\n"))
+            f"max_room_size = {max(counts) + 1}\nrate = 1000.0\nburst = 2000.0\n"
+            f"max_connections_per_source = {max(counts) + 16}\n"))
         sfu = await start_sfu(workdir, signal_port)
         try:
             with janus_process(workdir, free_port_range(400)) as (janus, janus_port):
