@@ -22,7 +22,8 @@ subscriber as without, while the server receives 5/3 as many and runs the
 allocators.
 
 Usage: ``python3 bench/sfu.py [--simulcast] [N ...]`` (default 10 50 200).
-The side-by-side run against Janus' VideoRoom is not part of this script yet.
+The side-by-side run of the real daemon against Janus' VideoRoom, over real
+sockets, is ``bench/sfu_janus.py``.
 """
 
 from __future__ import annotations

@@ -37,12 +37,14 @@ async def stop(proc: asyncio.subprocess.Process) -> int:
     return proc.returncode
 
 
-async def start_signal(tmp_path: Path, threshold: int, call_server: str | None = "netcore-sfu") -> tuple:
-    """netcore-signal taking rooms to a call server above ``threshold``: (process, port)."""
+async def start_signal(tmp_path: Path, threshold: int, call_server: str | None = "netcore-sfu",
+                       settings: str = "") -> tuple:
+    """netcore-signal taking rooms to a call server above ``threshold``, with more TOML ``settings``:
+    (process, port)."""
     config = tmp_path / "signal.toml"
     configured = f'call_server = "{call_server}"\n' if call_server else ""
     config.write_text(f'service_secret = "{SECRET}"\n{configured}group_threshold = {threshold}\n'
-                      'friends_only = false\ntoken_secret = "t"\n')
+                      f'friends_only = false\ntoken_secret = "t"\n{settings}')
     signal, line = await _start(["-m", "servers.signal.main", "--port", "0", "--data-dir", str(tmp_path / "data"),
                                  "--config", str(config)], tmp_path / "signal.log")
     return signal, int(line.split()[2])
