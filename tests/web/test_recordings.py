@@ -11,6 +11,7 @@ import concurrent.futures
 from tests.call.conftest import Cli, make_users
 from tests.record.media import ffprobe
 from tests.web.helpers import screenshot
+from tests.web.test_sfu import assert_growing, befriended_room, connected_and_receiving, use_small_video
 
 SECONDS = 6
 MEDIA = ("--size", "320x240", "--fps", "15", "--sync-marks")
@@ -94,3 +95,34 @@ def test_a_participant_sees_the_recording_and_it_plays(open_user, up, names, tmp
     url = entry["files"][0]["url"]
     status = other.evaluate(f"async () => (await fetch('{url.split('?')[0]}')).status")
     assert status == 404
+
+
+def test_a_room_of_pages_recorded_from_the_page_gives_files_with_their_vp8_and_opus(open_user, up, names):
+    """The owner's Record button takes a mesh room to the call server; both browsers' VP8 and Opus
+    are journalled there, the worker makes a file per participant, and both pages list it."""
+    users = [names("precowner"), names("precguest")]
+    pages = [open_user(u) for u in users]
+    for page in pages:
+        use_small_video(page)
+    others = befriended_room(pages, users)
+    assert pages[0].is_visible("#room-record") and pages[1].is_hidden("#room-record")  # the owner's only
+    pages[0].click("#room-record")
+    for page in pages:
+        page.wait_for_selector('#room[data-recording="true"]')
+    connected_and_receiving(pages, others, " on the call server, recorded")
+    assert all(page.get_attribute("#room", "data-topology") == "sfu" for page in pages)
+    assert_growing(pages, others, seconds=5.0)
+    for page in pages:
+        page.click("#room-leave")
+    for page in pages:  # the room emptied: its recording ended, the worker made the files
+        page.wait_for_selector("#recordings li.recording video", timeout=120000)
+    listed = pages[1].evaluate("() => window.netcore.recordings.recordings")
+    assert len(listed) == 1, listed
+    files = {f["user"]: f for f in listed[0]["files"]}
+    assert sorted(files) == sorted(users), listed
+    for user, f in files.items():
+        probe = ffprobe(f["location"])
+        codecs = sorted(s["codec_name"] for s in probe["streams"])
+        assert codecs == ["opus", "vp8"], (user, probe["streams"])
+        assert float(probe["format"]["duration"]) >= 4.0, (user, probe["format"])
+        print(f"{user}: {codecs}, {float(probe['format']['duration']):.2f} s")

@@ -26,6 +26,7 @@ export class RoomView {
     $('room-camera').addEventListener('click', () => this.toggle('video'));
     $('room-share').addEventListener('click', () => this.toggleShare());
     $('room-stats').addEventListener('click', () => this.showStats(!this.statsOpen));
+    $('room-record').addEventListener('click', () => this.toggleRecording());
     this.statsOpen = false;
   }
 
@@ -79,6 +80,9 @@ export class RoomView {
     }
     room.id = ack.room_id;
     room.owner = ack.owner;
+    // Only the owner records (docs/signaling.md); everyone sees whether the call is being recorded.
+    $('room-record').hidden = ack.owner !== app.me;
+    this.showRecording(Boolean(ack.recording));
     $('room').hidden = false;
     $('room').dataset.roomId = room.id;
     $('tile-self').querySelector('video').srcObject = room.stream;
@@ -121,6 +125,32 @@ export class RoomView {
   onSlots(p) {
     const room = this.room;
     if (room && room.sfu && room.id === p.room_id) room.sfu.setSlots(p.slots);
+  }
+
+  // The owner starts or stops the recording; room.recording tells everyone (the owner too).
+  async toggleRecording() {
+    const room = this.room;
+    if (!room || !room.id) return;
+    const action = $('room').dataset.recording === 'true' ? 'stop' : 'start';
+    try {
+      const ack = await this.app.client.request('room.record', { room_id: room.id, action });
+      this.showRecording(Boolean(ack.recording));
+    } catch (err) {
+      this.app.fail(err);
+    }
+  }
+
+  onRecording(p) {
+    const room = this.room;
+    if (!room || room.id !== p.room_id) return;
+    this.showRecording(p.state === 'started');
+    this.app.notify(p.state === 'started' ? `${p.by} started recording this call.` : `${p.by} stopped the recording.`);
+  }
+
+  showRecording(on) {
+    $('room').dataset.recording = String(on);
+    $('room-record').textContent = on ? 'Stop recording' : 'Record';
+    $('room-record').setAttribute('aria-pressed', String(on));
   }
 
   onSpeaker(p) {
@@ -363,6 +393,8 @@ export class RoomView {
     $('room-topology').hidden = true;
     $('room-share').hidden = true;
     $('room-stats').hidden = true;
+    $('room-record').hidden = true;
+    this.showRecording(false);
     delete $('room').dataset.sfuState;
     for (const [id, text] of [['room-mute', 'Mute'], ['room-camera', 'Camera off'], ['room-share', 'Share screen']]) {
       $(id).textContent = text;
