@@ -496,7 +496,10 @@ class PeerConnection:
         interval = 1.0 / sender.track.fps
         next_at = self._loop.time()
         while self.transport is not None and self.connection_state is ConnectionState.CONNECTED:
-            packets = sender.encode_next(self._loop.time())
+            # The frame's capture instant is its place on the schedule: the track's timestamps count
+            # frames of that schedule (a late loop drops video frames and keeps it), so a loop that
+            # runs late does not make the sender reports say the frame was taken late.
+            packets = sender.encode_next(next_at)
             if packets is None:
                 return
             for layer in sender.senders if packets else ():

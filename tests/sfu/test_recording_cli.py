@@ -78,4 +78,5 @@ async def _recorded(tmp_path: Path) -> None:
         print(f"{participant}: {end - start:.2f} s, frames {numbers[0]}..{numbers[-1]} ({len(numbers)}), "
               f"A/V offset p99 {p99(offsets) * 1000:.1f} ms, mean {np.mean(offsets) * 1000:.1f} ms, "
               f"spread {np.ptp(offsets) * 1000:.1f} ms")
+        assert p99(offsets) <= 0.020, (participant, offsets)  # flash and click in step within 20 ms
 
