@@ -459,6 +459,10 @@ class PeerConnection:
 
     def _start_senders(self) -> None:
         assert self.negotiated is not None and self.transport is not None
+        # One schedule origin for the tracks started together: a camera and a microphone sample the
+        # same instants (the first task would otherwise run its first encode before the next reads
+        # the clock, putting audio and video that much apart in the sender reports).
+        start = self._loop.time()
         for transceiver, media in zip(self.transceivers, self.negotiated.media):
             codec = media.send_codec
             if transceiver.track is None or media.rejected or not media.send or codec is None:
@@ -481,7 +485,7 @@ class PeerConnection:
                 group = senders[0]
             transceiver.sender = group
             self._tracks.append(group)
-            self._tasks.append(self._loop.create_task(self._run_sender(group)))
+            self._tasks.append(self._loop.create_task(self._run_sender(group, start)))
         self._share_bitrate(self.transport.target_bitrate)
 
     def _share_bitrate(self, target: float) -> None:
@@ -491,10 +495,10 @@ class PeerConnection:
         for sender in self._tracks:
             sender.bitrate_changed(target, video)
 
-    async def _run_sender(self, sender: RtpSender | SimulcastSender) -> None:
-        """Encode and send the track's frames at its frame rate, on the loop's clock."""
+    async def _run_sender(self, sender: RtpSender | SimulcastSender, start: float) -> None:
+        """Encode and send the track's frames at its frame rate from ``start``, on the loop's clock."""
         interval = 1.0 / sender.track.fps
-        next_at = self._loop.time()
+        next_at = start
         while self.transport is not None and self.connection_state is ConnectionState.CONNECTED:
             # The frame's capture instant is its place on the schedule: the track's timestamps count
             # frames of that schedule (a late loop drops video frames and keeps it), so a loop that

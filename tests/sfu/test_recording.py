@@ -28,7 +28,7 @@ from tests.record.media import Decoded, ffprobe
 from tests.signal.test_multinode import redis_url  # noqa: F401  (the fixture: a redis-server of the test's own)
 from tests.sfu.live import SECRET, _start, login, offer_to_call_server, signal_and_sfu, stop, users_in_a_room
 
-SECONDS = 20
+SECONDS = 30  # the recorded call
 FPS = 15
 
 
@@ -174,7 +174,7 @@ def test_a_call_server_killed_mid_recording_still_gives_playable_files(tmp_path)
 
 async def _killed(tmp_path: Path) -> None:
     root, out = tmp_path / "journals", tmp_path / "recordings"
-    seconds = 8
+    seconds = 20  # the kill, 20 s into the recording
     async with signal_and_sfu(tmp_path, threshold=4, sfu_args=("--record-dir", str(root))) as env:
         worker, _ = await start_worker(tmp_path, env["signal_port"], root, out, stale=3)
         publishers: list[Publisher] = []
