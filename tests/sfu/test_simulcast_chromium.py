@@ -10,11 +10,10 @@ through the test's 300 kbit/s relay) decode the browser's video.
 
 Chromium's own send-side estimate towards the call server holds (at least
 1 Mbit/s, its three layers not "bandwidth"-limited): it acts on our
-transport-wide feedback, now that the feedback names one of its SSRCs.
-Not asserted yet: the high layer reaching a subscriber, and the 500 ms
-freeze bound: the call server's estimate towards our subscribers sits at
-its 30 kbit/s floor, because most of what it forwards from Chromium
-reaches them as SRTP replays (see docs/sfu.md), so they get q only.
+transport-wide feedback, now that the feedback names one of its SSRCs. The
+unshaped subscriber climbs to the full layer (720 lines) with no SRTP
+replay: the RTX copies Chromium probes with are not forwarded again.
+Not asserted yet: the 500 ms freeze bound.
 """
 
 from __future__ import annotations
@@ -98,6 +97,12 @@ async def scenario(tmp_path, chromium: Browser) -> None:
             # Chromium acts on our transport-wide feedback: its estimate holds and no layer is cut
             # for bandwidth (before, it fell to about 60 kbit/s and stopped h and f)
             assert await page.eval(AVAILABLE) >= 1_000_000, await page.eval(OUTBOUND)
+            # the unshaped subscriber climbs to the full layer: the call server forwards none of the
+            # RTX copies Chromium probes with (each was an SRTP replay to it, its estimate fell to 30 kbit/s)
+            assert await until(lambda: any(h == 720 for _, h in wide.frames[-30:]), 40), (
+                sorted({h for _, h in wide.frames}), wide.pc.transport.srtp.stats,
+                await asyncio.to_thread(metrics, env["sfu_http"]))
+            assert wide.pc.transport.srtp.stats.replayed == 0
             assert all(layer[4] != "bandwidth" for layer in await page.eval(OUTBOUND)), await page.eval(OUTBOUND)
         finally:
             shaper.close()
