@@ -414,7 +414,7 @@ class MediaTransport:
             if self._twcc_id is not None:
                 raw = packet.extension(self._twcc_id)
                 if raw is not None and len(raw) == 2:
-                    self.receiver.twcc.record((raw[0] << 8) | raw[1], now)
+                    self.receiver.twcc.record((raw[0] << 8) | raw[1], now, packet.ssrc)
             route = self.demux.route(packet)
             if route is None:
                 self.stats.unroutable += 1

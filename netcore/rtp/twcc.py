@@ -7,6 +7,12 @@ the reports.  :class:`TwccRecorder` records ``(sequence number, arrival)``
 and builds :class:`~netcore.rtp.feedback.TransportFeedback` packets;
 :func:`arrival_times` reads them back into seconds.
 
+The media source SSRC of each feedback packet is an SSRC the remote side
+sends (the last one recorded): libwebrtc acts only on transport feedback
+whose media SSRC is one of its own (its RTCP receiver drops the rest, so
+that feedback reaching every stream is used once), and a browser that
+never hears its feedback backs its estimate off to its floor.
+
 Times: ``reference_time`` counts 64 ms units of the receiver's clock (24
 bits), deltas 250 microsecond ticks (section 3.1).  Delta times are kept
 quantized while building, so rounding errors never accumulate: each
@@ -52,6 +58,7 @@ class TwccRecorder:
     """
 
     def __init__(self, sender_ssrc: int, media_ssrc: int = 0, max_packets: int = 10000) -> None:
+        """``media_ssrc`` until a recorded packet names one (see :meth:`record`)."""
         self.sender_ssrc = sender_ssrc
         self.media_ssrc = media_ssrc
         self.max_packets = max_packets
@@ -64,8 +71,14 @@ class TwccRecorder:
     def __len__(self) -> int:
         return len(self._arrivals)
 
-    def record(self, sequence_number: int, arrival: float) -> None:
-        """One packet with this transport-wide number arrived at ``arrival`` (s)."""
+    def record(self, sequence_number: int, arrival: float, ssrc: int | None = None) -> None:
+        """One packet with this transport-wide number arrived at ``arrival`` (s).
+
+        ``ssrc`` (the packet's) becomes the media source SSRC of the next
+        feedback: it must name a stream of the sender for libwebrtc to use it.
+        """
+        if ssrc is not None:
+            self.media_ssrc = ssrc
         seq = self._unwrap.unwrap(sequence_number)
         if self._next is not None and seq < self._next:
             self.late += 1

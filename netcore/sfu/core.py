@@ -371,6 +371,9 @@ class SfuCore:
             if simulcast:
                 for slot in publication.slots:
                     self._allocate(slot, now)
+        if not layer.received.arrived(ssrc, packet.sequence_number):
+            stats.drop(Forwarded.DUPLICATE)
+            return
         layer.meter.add(len(packet.data), now)
         level = None
         if publication.kind == "audio":

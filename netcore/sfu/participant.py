@@ -25,7 +25,7 @@ from netcore.sdp.model import MediaIntent, NegotiatedSession
 from netcore.sdp.wire import parse
 from netcore.sfu.allocator import PAUSED_AFTER, PROBE_INTERVAL, BitrateMeter, LayerAllocator, LayerInfo
 from netcore.sfu.keyframes import KeyFrameArbiter
-from netcore.sfu.rewrite import DownTrack
+from netcore.sfu.rewrite import DownTrack, ReceivedWindow
 
 __all__ = ["Layer", "Participant", "Publication", "SlotState", "plan_intents"]
 
@@ -44,6 +44,7 @@ class Layer:
     meter: BitrateMeter = field(default_factory=BitrateMeter)
     height: int = 0  # from its latest key frame (VP8), 0 unknown
     sender_report: tuple[float, int] | None = None
+    received: ReceivedWindow = field(default_factory=ReceivedWindow)  # duplicates are not forwarded
 
 
 @dataclass(eq=False)

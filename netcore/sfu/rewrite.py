@@ -28,6 +28,7 @@ from netcore.rtp.errors import RtpParseError
 from netcore.rtp.forward import StreamRewriter
 from netcore.rtp.keyframes import KEYFRAME_DETECTORS
 from netcore.rtp.packet import RtpPacket
+from netcore.rtp.sequence import SequenceUnwrapper
 from netcore.rtp.vp8 import Vp8Descriptor
 
 __all__ = ["Vp8Rewriter", "DownTrack", "Forwarded"]
@@ -91,6 +92,48 @@ class Forwarded:
     LATE = "late"  # older than the switch to its source
     CODEC = "codec"  # a codec the subscriber did not agree on
     MALFORMED = "malformed"  # a payload descriptor that does not parse
+    DUPLICATE = "duplicate"  # a sequence number of its source already forwarded (a browser's RTX probe)
+
+
+class ReceivedWindow:
+    """Which of one source's latest :data:`WINDOW` sequence numbers arrived.
+
+    libwebrtc probes and pads with RTX copies of packets the receiver already
+    has (its "redundant payloads"); forwarded, each would reach subscribers
+    on a sequence number they already received, which SRTP rejects as a
+    replay (RFC 3711 section 3.3.2) after the transport-wide number was
+    spent on it, so the subscriber's feedback reports it lost and the
+    estimate towards it collapses.  Only a packet new to this window (or a
+    retransmission filling a gap in it) is forwarded.
+    """
+
+    WINDOW = 1024
+
+    __slots__ = ("ssrc", "_unwrap", "_ring", "_highest")
+
+    def __init__(self) -> None:
+        self.ssrc: int | None = None
+        self._reset()
+
+    def _reset(self) -> None:
+        self._unwrap = SequenceUnwrapper()
+        self._ring: list[int | None] = [None] * self.WINDOW
+        self._highest = -1
+
+    def arrived(self, ssrc: int, sequence_number: int) -> bool:
+        """Record an arrival; False if it is a duplicate or older than the window."""
+        if ssrc != self.ssrc:  # a new source (a publisher restart): its numbers start afresh
+            self._reset()
+            self.ssrc = ssrc
+        seq = self._unwrap.unwrap(sequence_number)
+        if seq <= self._highest - self.WINDOW:
+            return False
+        slot = seq % self.WINDOW
+        if self._ring[slot] == seq:
+            return False
+        self._ring[slot] = seq
+        self._highest = max(self._highest, seq)
+        return True
 
 
 class DownTrack:

@@ -213,3 +213,28 @@ async def check_share_midcall(call: Call, browser_shares: bool) -> None:
     if not browser_shares:
         shared = (await browser.numbers())["2"]
         assert increasing(shared) and len(shared) >= WANTED, call.context()
+
+
+SEND_ESTIMATE = """(async () => { const stats = await pc.getStats(); const out = {};
+  stats.forEach((s) => {
+    if (s.type === 'candidate-pair' && s.nominated && s.state === 'succeeded') out.available = s.availableOutgoingBitrate;
+    if (s.type === 'outbound-rtp' && s.kind === 'video') { out.limitation = s.qualityLimitationReason; out.sent = s.bytesSent; }
+  });
+  return out; })()"""
+
+
+async def browser_send_estimate(call: Call, seconds: float) -> list[tuple[float, dict]]:
+    """The browser's send-side estimate (``availableOutgoingBitrate``) and its video's limitation,
+    sampled about once a second for ``seconds`` after its video starts: ``(seconds in, sample)``."""
+    loop = asyncio.get_running_loop()
+
+    async def sending() -> bool:
+        return (await call.browser.eval(SEND_ESTIMATE)).get("sent", 0) > 0
+    assert await until(sending, 20), call.context()
+    start = loop.time()
+    samples = []
+    while (t := loop.time() - start) < seconds:
+        samples.append((t, await call.browser.eval(SEND_ESTIMATE)))
+        await asyncio.sleep(1.0)
+    samples.append((loop.time() - start, await call.browser.eval(SEND_ESTIMATE)))
+    return samples

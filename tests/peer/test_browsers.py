@@ -22,7 +22,8 @@ import pytest
 
 from tests.browsers.firefox import Firefox, FirefoxPage
 from tests.conftest import require_program
-from tests.peer.browser_call import check_media_both_ways, check_relayed, check_share_midcall, connect, turn_server
+from tests.peer.browser_call import (browser_send_estimate, check_media_both_ways, check_relayed, check_share_midcall,
+                                     connect, turn_server)
 from tests.peer.browser_page import serve_page
 from tests.sdp.chromium import Browser, Page
 
@@ -99,3 +100,24 @@ async def test_a_screen_share_added_mid_call(open_page, browser_shares):
             await asyncio.wait_for(check_share_midcall(call, browser_shares), 60)
         finally:
             await call.ours.close()
+
+
+async def test_chromium_keeps_its_send_estimate_towards_us():
+    """Chromium acts on our transport-wide feedback: sending its fake camera (640x480) to us on
+    loopback, its estimate stays far above 500 kbit/s. When the feedback named media SSRC 0,
+    libwebrtc dropped it unread and backed off 20 % a second from 381 kbit/s to its 83 kbit/s
+    floor within 10 s (the encoder "bandwidth"-limited at 30 kbit/s)."""
+    chromium = Browser(require_program("chromium"))
+    try:
+        async with chromium_page(chromium) as page:
+            call = await connect(page, we_offer=False)
+            try:
+                samples = await asyncio.wait_for(browser_send_estimate(call, 12.0), 60)
+                context = call.context() + "\n" + "\n".join(f"{t:5.1f} s {s}" for t, s in samples)
+                late = [s for t, s in samples if t >= 5.0]
+                assert late and all(s.get("available", 0) >= 500_000 for s in late), context
+                assert samples[-1][1].get("limitation") != "bandwidth", context
+            finally:
+                await call.ours.close()
+    finally:
+        chromium.close()

@@ -64,3 +64,16 @@ def test_memory_is_bounded():
         assert len(rec) <= 100
     (fb,) = rec.build()
     assert fb.base_sequence == 900 and len(fb.statuses) == 100
+
+
+def test_feedback_names_a_stream_of_the_sender():
+    """libwebrtc acts only on feedback whose media SSRC is one of its streams (0 was ignored, and
+    Chromium's estimate then fell to its floor): the SSRC of the last recorded packet is named."""
+    rec = TwccRecorder(sender_ssrc=1)
+    rec.record(1, 0.010, ssrc=0xA1)
+    rec.record(2, 0.011, ssrc=0xB2)
+    (fb,) = parse_rtcp(serialize_rtcp(rec.build()))
+    assert fb.sender_ssrc == 1 and fb.media_ssrc == 0xB2
+    rec.record(3, 0.020, ssrc=0xA1)
+    (fb,) = rec.build()
+    assert fb.media_ssrc == 0xA1

@@ -9,7 +9,7 @@ from netcore.rtp.packet import RtpPacket
 from netcore.rtp.sequence import seq_diff
 from netcore.rtp.vp8 import Vp8Descriptor
 from netcore.sfu.keyframes import KEYFRAME_INTERVAL, KeyFrameArbiter
-from netcore.sfu.rewrite import DownTrack, Vp8Rewriter
+from netcore.sfu.rewrite import DownTrack, ReceivedWindow, Vp8Rewriter
 from netcore.sfu.speaker import SWITCH_HOLD, SpeakerDetector
 
 
@@ -181,3 +181,26 @@ def test_a_layer_switch_keeps_the_timeline_from_both_layers_sender_reports(base_
     assert switched.sequence_number == (first.sequence_number + 1) & 0xFFFF
     assert (switched.timestamp - first.timestamp) & 0xFFFFFFFF == 9000  # exactly the 100 ms between captures
     assert _timestamp_delta(None, new, 90000) is None and _timestamp_delta(Layer("x"), new, 90000) is None
+
+
+@given(st.integers(0, 0xFFFF), st.lists(st.integers(-40, 40), min_size=1, max_size=600))
+def test_a_sequence_number_is_forwarded_once_however_often_it_comes(first, steps):
+    """Browsers probe with RTX copies of packets already received: each number passes the window once
+    (a second copy would be an SRTP replay to the subscriber), across the 16-bit wrap."""
+    window = ReceivedWindow()
+    passed: set[int] = set()
+    position, highest = 0, 0
+    for step in steps:
+        position = max(position + step, highest - ReceivedWindow.WINDOW // 2)  # stay well inside the window
+        highest = max(highest, position)
+        new = window.arrived(7, (first + position) & 0xFFFF)
+        assert new == (position not in passed)
+        passed.add(position)
+
+
+def test_a_new_source_starts_a_new_window_and_old_numbers_are_refused():
+    window = ReceivedWindow()
+    assert window.arrived(1, 100) and not window.arrived(1, 100)
+    assert window.arrived(2, 100)  # a publisher restart: new numbers
+    assert window.arrived(2, 100 + ReceivedWindow.WINDOW + 5)
+    assert not window.arrived(2, 101)  # older than the window: too late to forward

@@ -8,13 +8,12 @@ all three layers' SSRCs from their RIDs (``sfu_simulcast_layers``, no
 ``unknown_rid`` drop), and two of our PeerConnections subscribing (one
 through the test's 300 kbit/s relay) decode the browser's video.
 
-Not asserted yet: the high layer reaching a subscriber, and the 500 ms
-freeze bound. Chromium's own send-side estimate towards the call server
-falls from 2.4 Mbit/s to about 60 kbit/s within 20 s, with no loss and a
-1 ms round trip, for a single layer as much as for three, and it then
-stops its h and f layers (``qualityLimitationReason`` "bandwidth"); the
-subscribers then decode the q layer, with pauses of up to a second in it
-that no layer switch explains (see docs/sfu.md).
+Chromium's own send-side estimate towards the call server holds (at least
+1 Mbit/s, its three layers not "bandwidth"-limited): it acts on our
+transport-wide feedback, now that the feedback names one of its SSRCs. The
+unshaped subscriber climbs to the full layer (720 lines) with no SRTP
+replay: the RTX copies Chromium probes with are not forwarded again.
+Not asserted yet: the 500 ms freeze bound.
 """
 
 from __future__ import annotations
@@ -41,6 +40,10 @@ PUBLISH = """(async () => {
 OUTBOUND = """(async () => { const out = [];
   (await pc.getStats()).forEach((s) => { if (s.type === 'outbound-rtp') out.push([s.rid, s.frameHeight, s.bytesSent,
     s.framesEncoded, s.qualityLimitationReason, s.targetBitrate, s.active]); });
+  return out; })()"""
+
+AVAILABLE = """(async () => { let out = 0;
+  (await pc.getStats()).forEach((s) => { if (s.type === 'candidate-pair' && s.nominated) out = s.availableOutgoingBitrate || 0; });
   return out; })()"""
 
 
@@ -91,6 +94,16 @@ async def scenario(tmp_path, chromium: Browser) -> None:
                 len(wide.frames), len(narrow.frames), await page.eval(OUTBOUND))
             figures = await asyncio.to_thread(metrics, env["sfu_http"])
             assert figures.get('sfu_dropped_total{reason="unknown_rid"}', 0) == 0
+            # Chromium acts on our transport-wide feedback: its estimate holds and no layer is cut
+            # for bandwidth (before, it fell to about 60 kbit/s and stopped h and f)
+            assert await page.eval(AVAILABLE) >= 1_000_000, await page.eval(OUTBOUND)
+            # the unshaped subscriber climbs to the full layer: the call server forwards none of the
+            # RTX copies Chromium probes with (each was an SRTP replay to it, its estimate fell to 30 kbit/s)
+            assert await until(lambda: any(h == 720 for _, h in wide.frames[-30:]), 40), (
+                sorted({h for _, h in wide.frames}), wide.pc.transport.srtp.stats,
+                await asyncio.to_thread(metrics, env["sfu_http"]))
+            assert wide.pc.transport.srtp.stats.replayed == 0
+            assert all(layer[4] != "bandwidth" for layer in await page.eval(OUTBOUND)), await page.eval(OUTBOUND)
         finally:
             shaper.close()
             for pc in (wide.pc, narrow.pc):
