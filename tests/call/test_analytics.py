@@ -31,8 +31,10 @@ def _ended(signal, call_id: str) -> None:
 
 def test_netcore_call_calls_show_in_the_report_with_path_and_setup_time(tmp_path, signal, relay_signal, names):
     t0 = time.time()
-    direct, _, _, _ = call_both_ways(tmp_path, signal.url, names)
-    relayed, _, _, _ = call_both_ways(tmp_path, relay_signal.url, names, "--relay-only")
+    # 14 s: two periodic samples from each peer (every 5 s from the 3rd second), so the count does
+    # not hang on whether the second one beats the hang-up at 9 s on a loaded machine
+    direct, _, _, _ = call_both_ways(tmp_path, signal.url, names, duration=14)
+    relayed, _, _, _ = call_both_ways(tmp_path, relay_signal.url, names, "--relay-only", duration=14)
     elapsed = time.time() - t0
     for daemon, summary in ((signal, direct), (relay_signal, relayed)):
         _ended(daemon, summary["call_id"])

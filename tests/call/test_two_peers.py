@@ -13,12 +13,12 @@ MEDIA = ("--size", "320x240", "--fps", "15")
 WANTED_FRAMES = 15  # of the ~90 sent in 6 s; a loaded machine may skip to a later key frame, never back
 
 
-def call_both_ways(tmp_path, url: str, names, *extra: str) -> tuple[dict, dict, str, str]:
+def call_both_ways(tmp_path, url: str, names, *extra: str, duration: int = 9) -> tuple[dict, dict, str, str]:
     alice, bob = names("alice"), names("bob")
     users(url, alice, bob)
     callee = Cli(tmp_path, url, bob, *MEDIA, *extra, "answer", "--wait", "60")
     callee.expect("waiting for a call")  # logged in: the invite rings this session
-    caller = Cli(tmp_path, url, alice, *MEDIA, *extra, "call", bob, "--duration", "9")
+    caller = Cli(tmp_path, url, alice, *MEDIA, *extra, "call", bob, "--duration", str(duration))
     a, b = caller.finish(), callee.finish()
     assert a.code == 0, a.stderr
     assert b.code == 0, b.stderr
