@@ -69,8 +69,8 @@ from netcore.sdp.jsep import Negotiator
 from netcore.sdp.model import LocalTransport
 from netcore.sfu.allocator import (ALLOCATE_INTERVAL, AUDIO_ALLOWANCE, MAX_PROBE_INTERVAL, PAUSED_AFTER,
                                    PROBE_HEADROOM, PROBE_INTERVAL, UP_MARGIN)
-from netcore.sfu.events import (ActiveSpeakerChanged, KeyFrameRequested, ParticipantJoined, ParticipantLeft,
-                                SfuEvent, Slot, SlotsChanged, TrackPublished)
+from netcore.sfu.events import (ActiveSpeakerChanged, KeyFrameRequested, LayerSwitched, ParticipantJoined,
+                                ParticipantLeft, SfuEvent, Slot, SlotsChanged, TrackPublished)
 from netcore.sfu.participant import Layer, Participant, Publication, SlotState, plan_intents
 from netcore.sfu.rewrite import Forwarded
 from netcore.sfu.router import PortRouter
@@ -468,6 +468,10 @@ class SfuCore:
         if allocator.switches != switches:
             subscriber.layer_switches += 1
             self.stats.layer_switches += 1
+            self._events.append(LayerSwitched(
+                subscriber.room_id, subscriber.id, publication.owner.id, publication.mid,
+                slot.layer.rid if slot.layer is not None else None,
+                layers[index].rid if index is not None else None))
         if index is None:
             return
         self._probe(subscriber, layers, index, max_height, now)

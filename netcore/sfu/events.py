@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from netcore.net import Event
 
 __all__ = ["SfuEvent", "ParticipantJoined", "ParticipantLeft", "TrackPublished", "SlotsChanged",
-           "ActiveSpeakerChanged", "KeyFrameRequested", "Slot"]
+           "ActiveSpeakerChanged", "KeyFrameRequested", "LayerSwitched", "Slot"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,3 +78,17 @@ class KeyFrameRequested(SfuEvent):
     participant_id: str
     mid: str
     reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class LayerSwitched(SfuEvent):
+    """The allocator moved ``participant_id``'s slot for ``publisher``'s track ``mid`` from the
+    simulcast layer ``from_rid`` to ``to_rid`` (None: none yet / none); the switch itself happens at
+    the new layer's key frame."""
+
+    room_id: str
+    participant_id: str
+    publisher: str
+    mid: str
+    from_rid: str | None
+    to_rid: str | None

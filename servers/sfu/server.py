@@ -36,8 +36,8 @@ from netcore.record.manifest import MANIFEST_NAME
 from netcore.record.store import recording_name
 from netcore.record.writer import DirectoryStorage
 from netcore.sfu.core import SfuConfig, SfuCore
-from netcore.sfu.events import (ActiveSpeakerChanged, KeyFrameRequested, ParticipantJoined, ParticipantLeft,
-                                SlotsChanged)
+from netcore.sfu.events import (ActiveSpeakerChanged, KeyFrameRequested, LayerSwitched, ParticipantJoined,
+                                ParticipantLeft, SlotsChanged)
 from netcore.sfu.recorder import SfuRecorder
 from servers.analytics.producer import AnalyticsProducer, open_writer
 from servers.sfu.config import Settings
@@ -213,6 +213,10 @@ class SfuServer:
             self._emit("sfu.left", event.room_id, event.participant_id, reason=event.reason)
             if event.reason != "rejoined":  # the same session joins again at once: keep its user
                 self._users.pop(event.participant_id, None)
+        elif isinstance(event, LayerSwitched):
+            self._emit("sfu.layer_switched", event.room_id, event.participant_id,
+                       source=f"{event.publisher}/{event.mid}", from_layer=event.from_rid or "none",
+                       to_layer=event.to_rid or "none")
         elif isinstance(event, KeyFrameRequested):
             self._emit("sfu.keyframe_requested", event.room_id, event.participant_id,
                        source=f"{event.participant_id}/{event.mid}", reason=event.reason)

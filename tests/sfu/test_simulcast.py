@@ -18,6 +18,7 @@ import pytest
 from netcore.errors import UsageError
 from netcore.rtp.vp8 import Vp8Descriptor
 from netcore.sdp.jsep import RID_EXTENSION
+from netcore.sfu.events import LayerSwitched
 from netcore.testing.bottleneck import Bottleneck
 from netcore.testing.simnet import Network
 from tests.sfu.harness import SERVER, Client, Room, SimulcastPublisher
@@ -79,6 +80,10 @@ def frames(client: Client, mid: str) -> list[int]:
     return out
 
 
+def video_mid_of_pub(core) -> str:
+    return next(m for m, p in core.participants["pub"].publications.items() if p.kind == "video")
+
+
 def test_each_subscriber_gets_the_layer_its_link_takes_and_climbs_back_when_the_limit_is_lifted():
     net = ShapedNetwork(7)
     room = Room(net=net)
@@ -112,6 +117,10 @@ def test_each_subscriber_gets_the_layer_its_link_takes_and_climbs_back_when_the_
     assert layer_of("narrow") == "f", core.participants["narrow"].transport.target_bitrate
     assert core.participants["narrow"].layer_switches > switches_before_lift
     assert core.stats.layer_switches >= core.participants["narrow"].layer_switches
+    # each decision is an event (the analytics' sfu.layer_switched), the last one to the top layer
+    moved = [e for e in room.events if isinstance(e, LayerSwitched) and e.participant_id == "narrow"]
+    assert len(moved) == core.participants["narrow"].layer_switches and moved[-1].to_rid == "f", moved
+    assert {(e.publisher, e.mid) for e in moved} == {("pub", video_mid_of_pub(core))}
     # the publisher was asked for key frames of the layers switched to, not flooded
     assert sum(publisher.requests.values()) < 40, publisher.requests
     for client in (wide, narrow):

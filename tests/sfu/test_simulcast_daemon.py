@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 
 import av
 import numpy as np
@@ -28,6 +29,7 @@ from netcore.media.synthetic import SyntheticCamera, read_frame_number
 from netcore.peer.connection import Description, PeerConnection
 from netcore.peer.tracks import LocalVideoTrack
 from netcore.testing.bottleneck import Bottleneck
+from servers.analytics.events import validate
 from tests.sfu.live import metrics, offer_to_call_server, signal_and_sfu, users_in_a_room
 
 FPS = 10
@@ -207,6 +209,10 @@ async def scenario(tmp_path) -> None:
             shaper.close()
             for pc in (publisher, wide.pc, narrow.pc):
                 await pc.close()
+    # the analytics have each of the shaped subscriber's switches (written by shutdown at the latest)
+    records = [validate(json.loads(line)) for line in env["sfu_analytics"].read_text().splitlines()]
+    moved = [r for r in records if r["event"] == "sfu.layer_switched" and r["user"] == "sc_narrow"]
+    assert len(moved) >= 1 and all(r["call_id"] == room_id for r in moved), moved
 
 
 def test_a_shaped_subscriber_gets_the_low_layer_and_climbs_back_when_the_limit_is_lifted(tmp_path):
