@@ -104,7 +104,7 @@ async def test_a_screen_share_added_mid_call(open_page, browser_shares):
 
 async def test_chromium_keeps_its_send_estimate_towards_us():
     """Chromium acts on our transport-wide feedback: sending its fake camera (640x480) to us on
-    loopback, its estimate stays far above 500 kbit/s. When the feedback named media SSRC 0,
+    loopback, its estimate holds or climbs past 500 kbit/s. When the feedback named media SSRC 0,
     libwebrtc dropped it unread and backed off 20 % a second from 381 kbit/s to its 83 kbit/s
     floor within 10 s (the encoder "bandwidth"-limited at 30 kbit/s)."""
     chromium = Browser(require_program("chromium"))
@@ -114,8 +114,11 @@ async def test_chromium_keeps_its_send_estimate_towards_us():
             try:
                 samples = await asyncio.wait_for(browser_send_estimate(call, 12.0), 60)
                 context = call.context() + "\n" + "\n".join(f"{t:5.1f} s {s}" for t, s in samples)
-                late = [s for t, s in samples if t >= 5.0]
-                assert late and all(s.get("available", 0) >= 500_000 for s in late), context
+                rates = [s.get("available", 0) for _, s in samples]
+                # It holds or climbs (at its own pace: 8 % a second on a busy machine) and never backs
+                # off as without feedback (20 % a second after 3 s, to 83 kbit/s by 10 s).
+                assert rates and rates[-1] >= 500_000 and rates[-1] >= rates[0], context
+                assert all(r >= 0.8 * max(rates[:i + 1]) for i, r in enumerate(rates)), context
                 assert samples[-1][1].get("limitation") != "bandwidth", context
             finally:
                 await call.ours.close()
