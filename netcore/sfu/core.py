@@ -62,7 +62,7 @@ from netcore.peer.transport import TransportState
 from netcore.rtp.feedback import Remb
 from netcore.rtp.keyframes import KEYFRAME_DETECTORS
 from netcore.rtp.rtcp import SenderReport
-from netcore.rtp.vp8 import vp8_keyframe_size
+from netcore.rtp.vp8 import vp8_keyframe_size, vp8_temporal_id
 from netcore.sdp.attributes import Fingerprint
 from netcore.sdp.candidate import Candidate
 from netcore.sdp.jsep import Negotiator
@@ -72,7 +72,7 @@ from netcore.sfu.allocator import (ALLOCATE_INTERVAL, AUDIO_ALLOWANCE, MAX_PROBE
 from netcore.sfu.events import (ActiveSpeakerChanged, KeyFrameRequested, LayerSwitched, ParticipantJoined,
                                 ParticipantLeft, SfuEvent, Slot, SlotsChanged, TrackPublished)
 from netcore.sfu.participant import Layer, Participant, Publication, SlotState, plan_intents
-from netcore.sfu.rewrite import Forwarded
+from netcore.sfu.rewrite import ALL_TEMPORAL, Forwarded
 from netcore.sfu.router import PortRouter
 from netcore.sfu.speaker import SpeakerDetector, decode_audio_level
 
@@ -101,11 +101,12 @@ class SfuStats:
     """Counters of the whole server (the daemon's Prometheus metrics read them)."""
 
     __slots__ = ("datagrams", "packets_received", "forwarded_packets", "forwarded_bytes", "keyframe_requests",
-                 "keyframe_requests_coalesced", "layer_switches", "joins", "leaves", "drops")
+                 "keyframe_requests_coalesced", "layer_switches", "temporal_switches", "joins", "leaves", "drops")
 
     def __init__(self) -> None:
         self.datagrams = self.packets_received = self.forwarded_packets = self.forwarded_bytes = 0
         self.keyframe_requests = self.keyframe_requests_coalesced = self.layer_switches = 0
+        self.temporal_switches = 0  # a slot's VP8 TID changed within its layer
         self.joins = self.leaves = 0
         self.drops: dict[str, int] = {}
 
@@ -230,7 +231,7 @@ class SfuCore:
         elif key in participant.max_heights or len(participant.max_heights) < MAX_HEIGHT_REQUESTS:
             participant.max_heights[key] = max(1, int(max_height))
         for slot in participant.slots:
-            if slot.publication is publisher.publications[mid] and slot.publication.simulcast:
+            if slot.publication is publisher.publications[mid] and _allocated(slot.publication):
                 self._allocate(slot, now)
         self._drain(now)
 
@@ -272,7 +273,7 @@ class SfuCore:
             self._next_allocation = now + ALLOCATE_INTERVAL if self.participants else None
             for participant in self.participants.values():
                 for slot in participant.slots:
-                    if slot.publication is not None and slot.publication.simulcast:
+                    if slot.publication is not None and _allocated(slot.publication):
                         self._allocate(slot, now)
         if self._next_remb is not None and now >= self._next_remb:
             self._next_remb = now + REMB_INTERVAL if self.participants else None
@@ -375,6 +376,10 @@ class SfuCore:
             stats.drop(Forwarded.DUPLICATE)
             return
         layer.meter.add(len(packet.data), now)
+        if publication.kind == "video" and publication.codecs.get(packet.payload_type) == "VP8":
+            tid = vp8_temporal_id(packet.payload)
+            if tid is not None:
+                layer.temporal_meter(tid).add(len(packet.data), now)
         level = None
         if publication.kind == "audio":
             if publication.audio_level_id is not None:
@@ -453,7 +458,8 @@ class SfuCore:
     # -- simulcast ------------------------------------------------------------------
 
     def _allocate(self, slot: SlotState, now: float) -> None:
-        """Let the slot's allocator choose its layer; a new one is wanted from its next key frame."""
+        """Let the slot's allocator choose its layer and TID; a new layer is wanted from its next key frame
+        (without simulcast only the TID is chosen)."""
         publication = slot.publication
         assert publication is not None
         layers = publication.ordered()
@@ -461,10 +467,21 @@ class SfuCore:
             return
         subscriber = slot.owner
         allocator = slot.allocator
+        downtrack = slot.downtrack
+        temporal_switches = allocator.temporal_switches
+        if not publication.simulcast:
+            allocator.current = 0
+            infos = publication.layer_infos(layers, now)
+            allocator.decide(infos, _budget(subscriber), now)
+            self._set_temporal(slot, temporal_switches)
+            self._probe(subscriber, allocator.next_rate(infos), now)
+            return
         allocator.current = layers.index(slot.layer) if slot.layer in layers else None
         switches = allocator.switches
         max_height = subscriber.max_heights.get((publication.owner.id, publication.mid))
-        index = allocator.decide(publication.layer_infos(layers, now), _budget(subscriber), now, max_height)
+        infos = publication.layer_infos(layers, now)
+        index = allocator.decide(infos, _budget(subscriber), now, max_height)
+        self._set_temporal(slot, temporal_switches)
         if allocator.switches != switches:
             subscriber.layer_switches += 1
             self.stats.layer_switches += 1
@@ -474,8 +491,8 @@ class SfuCore:
                 layers[index].rid if index is not None else None))
         if index is None:
             return
-        self._probe(subscriber, layers, index, max_height, now)
-        layer, downtrack = layers[index], slot.downtrack
+        self._probe(subscriber, allocator.next_rate(infos, max_height), now)
+        layer = layers[index]
         if layer is slot.layer and layer.ssrc in (downtrack.rewriter.source, downtrack.wanted):
             return  # (the same layer under a new SSRC, a publisher restart, is wanted again below)
         if slot.layer is not None and slot.layer in layers and layers.index(slot.layer) < index:
@@ -488,18 +505,20 @@ class SfuCore:
                 and subscriber.connected:
             self._request_keyframe(publication, now, layer=layer)
 
-    def _probe(self, subscriber: Participant, layers: list[Layer], index: int, max_height: int | None,
-               now: float) -> None:
-        """Ask the subscriber's estimator to probe for the next layer up, when there is one it could use
-        and its estimate does not show room for it (see netcore.sfu.allocator: probing)."""
-        if now < subscriber.next_probe:
-            return
-        higher = next((la for la in layers[index + 1:] if la.meter.active(now)
-                       and (max_height is None or not la.height or la.height <= max_height)), None)
-        if higher is None:
+    def _set_temporal(self, slot: SlotState, temporal_switches: int) -> None:
+        """The slot forwards up to the TID its allocator chose (the down-track moves up where decodable)."""
+        allocator = slot.allocator
+        slot.downtrack.max_temporal = ALL_TEMPORAL if allocator.temporal is None else allocator.temporal
+        self.stats.temporal_switches += allocator.temporal_switches - temporal_switches
+
+    def _probe(self, subscriber: Participant, next_rate: float | None, now: float) -> None:
+        """Ask the subscriber's estimator to probe for the next step up (a layer, or a TID of its layer),
+        when there is one and its estimate does not show room for it (see netcore.sfu.allocator:
+        probing)."""
+        if next_rate is None or now < subscriber.next_probe:
             return
         video, audio = _shares(subscriber)
-        rate = higher.meter.current(now) * UP_MARGIN * PROBE_HEADROOM * video + AUDIO_ALLOWANCE * audio
+        rate = next_rate * UP_MARGIN * PROBE_HEADROOM * video + AUDIO_ALLOWANCE * audio
         if rate <= subscriber.transport.target_bitrate:
             return  # it fits already: the allocator's hold is running
         subscriber.transport.estimator.request_probe(rate)
@@ -567,6 +586,11 @@ class SfuCore:
 
     def _new_ssrc(self) -> int:
         return int.from_bytes(self.config.random(4), "big") or 1
+
+
+def _allocated(publication: Publication) -> bool:
+    """Its subscribers' slots choose among its layers: simulcast, or VP8 temporal layers."""
+    return publication.simulcast or publication.has_temporal_layers
 
 
 def _shares(subscriber: Participant) -> tuple[int, int]:

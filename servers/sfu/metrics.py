@@ -41,6 +41,8 @@ def render_metrics(core: SfuCore) -> str:
         ("sfu_simulcast_layers", "gauge", "Simulcast layers of the published tracks that have sent (learnt by RID)",
          layers),
         ("sfu_layer_switches_total", "counter", "Simulcast layer switches", stats.layer_switches),
+        ("sfu_temporal_switches_total", "counter", "VP8 temporal layer (TID) changes within a slot's layer",
+         stats.temporal_switches),
         ("sfu_keyframe_requests_total", "counter", "Key frame requests sent upstream", stats.keyframe_requests),
         ("sfu_keyframe_requests_coalesced_total", "counter", "Subscribers' key frame requests served by another",
          stats.keyframe_requests_coalesced),
