@@ -34,6 +34,13 @@ Rules, with their sources:
   track it is given.
 * Audio is forwarded as is (with its RFC 6464 level when the subscriber
   agreed it); the levels drive :class:`SpeakerDetector`.
+* Last-N (``SfuConfig.last_n``, or per room :meth:`SfuCore.set_last_n`):
+  each subscriber is sent the video of at most N other participants,
+  the N who were the active speaker most recently (those who never were
+  after them, in join order); audio always.  The video slots of the
+  others are paused (nothing forwarded, numbers closed up), and a slot
+  whose publisher comes back into the N is resumed from a key frame asked
+  for at once.
 * Publishers get transport-wide feedback from their transport, and a REMB
   every ``REMB_INTERVAL`` bounded by what their subscribers can take (the
   highest of their estimates, shared among their video slots; not bounded
@@ -94,6 +101,7 @@ class SfuConfig:
     max_participants: int = MAX_PARTICIPANTS
     wallclock_offset: float = 0.0
     max_bitrate: float = 2_500_000
+    last_n: int | None = None  # video of at most this many most recent speakers to each subscriber (None: all)
     random: Callable[[int], bytes] = field(default=os.urandom, repr=False)
 
 
@@ -101,12 +109,14 @@ class SfuStats:
     """Counters of the whole server (the daemon's Prometheus metrics read them)."""
 
     __slots__ = ("datagrams", "packets_received", "forwarded_packets", "forwarded_bytes", "keyframe_requests",
-                 "keyframe_requests_coalesced", "layer_switches", "temporal_switches", "joins", "leaves", "drops")
+                 "keyframe_requests_coalesced", "layer_switches", "temporal_switches", "last_n_admissions", "joins",
+                 "leaves", "drops")
 
     def __init__(self) -> None:
         self.datagrams = self.packets_received = self.forwarded_packets = self.forwarded_bytes = 0
         self.keyframe_requests = self.keyframe_requests_coalesced = self.layer_switches = 0
         self.temporal_switches = 0  # a slot's VP8 TID changed within its layer
+        self.last_n_admissions = 0  # video slots resumed as their publisher came back into a last-N
         self.joins = self.leaves = 0
         self.drops: dict[str, int] = {}
 
@@ -126,6 +136,7 @@ class SfuCore:
         self.participants: dict[str, Participant] = {}
         self.rooms: dict[str, dict[str, Participant]] = {}
         self._speakers: dict[str, SpeakerDetector] = {}
+        self._last_n: dict[str, int | None] = {}  # per-room limits set apart from the server's
         self._out: deque[Transmit] = deque()
         self._events: deque[SfuEvent] = deque()
         self._dirty: list[Participant] = []
@@ -175,6 +186,7 @@ class SfuCore:
         for publication in participant.publications.values():
             self._events.append(TrackPublished(room_id, participant_id, publication.mid, publication.kind))
         self._assign(room_id, now)
+        self._apply_last_n(room_id, now)
         self._touch(participant)
         self._drain(now)
         if self._next_remb is None:
@@ -211,9 +223,11 @@ class SfuCore:
             self._events.append(ActiveSpeakerChanged(participant.room_id, speakers.speaker))
         if room:
             self._assign(participant.room_id, now, freed)
+            self._apply_last_n(participant.room_id, now)
         else:
             self.rooms.pop(participant.room_id, None)
             self._speakers.pop(participant.room_id, None)
+            self._last_n.pop(participant.room_id, None)
         self._drain(now)
 
     def request_max_height(self, participant_id: str, publisher_id: str, mid: str, max_height: int | None,
@@ -234,6 +248,19 @@ class SfuCore:
             if slot.publication is publisher.publications[mid] and _allocated(slot.publication):
                 self._allocate(slot, now)
         self._drain(now)
+
+    def set_last_n(self, room_id: str, last_n: int | None, now: float) -> None:
+        """Limit the room's forwarded video to the ``last_n`` most recent speakers for each subscriber
+        (None: the server's limit); applied at once."""
+        if last_n is not None and last_n < 0:
+            raise UsageError("last-N is a count of speakers, 0 or more")
+        self._last_n[room_id] = last_n
+        self._apply_last_n(room_id, now)
+        self._drain(now)
+
+    def last_n(self, room_id: str) -> int | None:
+        """The room's limit (its own, else the server's; None: none)."""
+        return self._last_n[room_id] if self._last_n.get(room_id) is not None else self.config.last_n
 
     def slots(self, participant_id: str) -> tuple[Slot, ...]:
         participant = self.participants[participant_id]
@@ -388,6 +415,7 @@ class SfuCore:
                 speakers = self._speakers.get(publication.owner.room_id)
                 if value is not None and speakers is not None and speakers.level(publication.owner.id, value, now):
                     self._events.append(ActiveSpeakerChanged(publication.owner.room_id, speakers.speaker))
+                    self._apply_last_n(publication.owner.room_id, now)
         is_key = False
         if publication.kind == "video":
             detector = KEYFRAME_DETECTORS.get(publication.codecs.get(packet.payload_type, ""))
@@ -411,7 +439,9 @@ class SfuCore:
                     continue  # a layer this slot does not forward
                 if not event.retransmitted:
                     downtrack.want(ssrc)
-            if downtrack.wanted == ssrc and not is_key:
+            waiting = downtrack.wanted == ssrc or (downtrack.resuming and downtrack.wanted is None
+                                                   and ssrc == downtrack.rewriter.source)
+            if waiting and not is_key and not downtrack.paused:
                 # still waiting: ask again (the arbiter lets one through per interval, and a request
                 # whose key frame never came is repeated after KEYFRAME_RETRY)
                 self._request_keyframe(publication, now, counted=False, layer=layer)
@@ -584,6 +614,29 @@ class SfuCore:
             if participant_id in room:
                 self._events.append(SlotsChanged(room_id, participant_id, self.slots(participant_id)))
 
+    def _apply_last_n(self, room_id: str, now: float) -> None:
+        """Pause the video slots whose publisher is outside each subscriber's last-N, resume (from a key
+        frame, asked for now) those back inside it."""
+        room = self.rooms.get(room_id)
+        speakers = self._speakers.get(room_id)
+        if not room or speakers is None:
+            return
+        limit = self.last_n(room_id)
+        order = speakers.recent(list(room))
+        for subscriber in room.values():
+            admitted = None if limit is None else set([p for p in order if p != subscriber.id][:limit])
+            for slot in subscriber.slots:
+                publication = slot.publication
+                if slot.kind != "video" or publication is None:
+                    continue
+                downtrack = slot.downtrack
+                if admitted is not None and publication.owner.id not in admitted:
+                    downtrack.pause()
+                elif downtrack.paused:
+                    self.stats.last_n_admissions += 1
+                    if downtrack.resume() and subscriber.connected:
+                        self._request_keyframe(publication, now, layer=slot.layer)
+
     def _new_ssrc(self) -> int:
         return int.from_bytes(self.config.random(4), "big") or 1
 
@@ -594,10 +647,10 @@ def _allocated(publication: Publication) -> bool:
 
 
 def _shares(subscriber: Participant) -> tuple[int, int]:
-    """How many video and audio slots of ``subscriber`` carry a track."""
+    """How many video and audio slots of ``subscriber`` carry a track (and are not paused by a last-N)."""
     video = audio = 0
     for slot in subscriber.slots:
-        if slot.publication is not None:
+        if slot.publication is not None and not slot.downtrack.paused:
             if slot.kind == "video":
                 video += 1
             else:

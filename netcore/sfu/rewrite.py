@@ -26,7 +26,11 @@ one stream all the same:
   the start of any frame and up only at a key frame or at a frame marked
   layer sync (Y=1: it references TL0 only, so the frames of its layer
   decode from there on); TL0PICIDX needs nothing, TL0 frames are never
-  skipped.
+  skipped;
+* a **paused** slot (a last-N limit leaves its publisher out) skips every
+  packet the same way, and once resumed forwards from the next key frame
+  on, so the subscriber sees the stream stop and start again without a
+  gap to NACK.
 """
 
 from __future__ import annotations
@@ -131,6 +135,7 @@ class Forwarded:
     MALFORMED = "malformed"  # a payload descriptor that does not parse
     DUPLICATE = "duplicate"  # a sequence number of its source already forwarded (a browser's RTX probe)
     TEMPORAL = "temporal_layer"  # a VP8 frame of a temporal layer above the slot's (skipped, numbers closed up)
+    LAST_N = "last_n"  # video of a publisher outside the subscriber's last-N (skipped, numbers closed up)
 
 
 class ReceivedWindow:
@@ -184,7 +189,7 @@ class DownTrack:
 
     __slots__ = ("ssrc", "kind", "clock_rate", "rewriter", "vp8", "audio_level_id", "payload_types",
                  "codecs", "wanted", "packets", "bytes", "dropped", "_needs_keyframe", "_delta", "max_temporal",
-                 "temporal", "_frame")
+                 "temporal", "_frame", "paused", "_resuming")
 
     def __init__(self, ssrc: int, kind: str, clock_rate: int, audio_level_id: int | None = None) -> None:
         self.ssrc = ssrc
@@ -204,6 +209,8 @@ class DownTrack:
         self.max_temporal = ALL_TEMPORAL  # the highest VP8 TID wanted (the allocator's choice)
         self.temporal = ALL_TEMPORAL  # the highest TID forwarded now (moves up only where decodable)
         self._frame: tuple[int, bool] | None = None  # (picture id, forwarded) of the latest frame decided
+        self.paused = False  # nothing forwarded (a last-N limit)
+        self._resuming = False  # resumed: forwarding starts again at a key frame
 
     def attach(self, payload_types: dict[int, int], codecs: dict[int, str]) -> None:
         """Forward a (new) publisher track: its payload types mapped onto ours."""
@@ -231,6 +238,26 @@ class DownTrack:
         self._needs_keyframe = True
         return True
 
+    def pause(self) -> None:
+        """Forward nothing until :meth:`resume` (the numbers close up over the pause)."""
+        self.paused = True
+
+    def resume(self) -> bool:
+        """Forward again, video from its next key frame; True if a key frame is needed."""
+        self.paused = False
+        self._resuming = self.kind == "video" and self.rewriter.source is not None
+        return self._resuming or self._needs_keyframe
+
+    def _skip(self, packet: RtpPacket, now: float, codec: str, reason: str) -> None:
+        """Leave ``packet`` out on purpose: the numbers after it close up (see the module docstring)."""
+        self.rewriter.skip(packet, now)
+        if codec == "VP8":
+            try:
+                self.vp8.skip(Vp8Descriptor.parse(packet.payload)[0])
+            except RtpParseError:
+                pass
+        self._drop(reason)
+
     def _drop(self, reason: str) -> None:
         self.dropped[reason] = self.dropped.get(reason, 0) + 1
 
@@ -242,6 +269,9 @@ class DownTrack:
             return None
         codec = self.codecs.get(packet.payload_type, "")
         payload = packet.payload
+        if self.paused:
+            self._skip(packet, now, codec, Forwarded.LAST_N)
+            return None
         if self.wanted is not None and packet.ssrc == self.wanted:
             detector = KEYFRAME_DETECTORS.get(codec)
             if detector is not None and not detector(payload):
@@ -255,6 +285,13 @@ class DownTrack:
         if packet.ssrc != self.rewriter.source:
             self._drop(Forwarded.WRONG_SOURCE)
             return None
+        if self._resuming:
+            detector = KEYFRAME_DETECTORS.get(codec)
+            if detector is not None and not detector(payload):
+                self._skip(packet, now, codec, Forwarded.WAITING_KEYFRAME)
+                return None
+            self._resuming = False
+            self._frame = None
         parsed = None
         if codec == "VP8":
             try:
@@ -314,4 +351,9 @@ class DownTrack:
 
     @property
     def needs_keyframe(self) -> bool:
-        return self._needs_keyframe
+        return self._needs_keyframe or self._resuming
+
+    @property
+    def resuming(self) -> bool:
+        """Resumed after a pause, the key frame of its source not yet arrived."""
+        return self._resuming
