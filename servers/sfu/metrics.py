@@ -61,6 +61,20 @@ def render_metrics(core: SfuCore) -> str:
               "# TYPE sfu_subscriber_layer_switches_total counter"]
     lines += [f'sfu_subscriber_layer_switches_total{{participant="{_label(p.id)}",room="{_label(p.room_id)}"}} '
               f'{p.layer_switches}' for p in participants]
+    # NACKs (RFC 4585 section 6.2.1) each participant sent the server, the packets re-sent from the server's
+    # own history for them, and the NACKs the server sent it as a publisher (for what the server lacked)
+    per_participant = [
+        ("sfu_subscriber_nacked_packets_total", "Packets each subscriber asked again for (its NACKs)",
+         lambda p: p.transport.stats.nacks_received),
+        ("sfu_subscriber_retransmissions_total", "Packets re-sent to each subscriber from the server's history",
+         lambda p: p.transport.sender.retransmissions),
+        ("sfu_publisher_nacked_packets_total", "Packets the server asked each publisher again for (lost upstream)",
+         lambda p: p.transport.stats.nacks_sent),
+    ]
+    for name, text, value in per_participant:
+        lines += [f"# HELP {name} {text}", f"# TYPE {name} counter"]
+        lines += [f'{name}{{participant="{_label(p.id)}",room="{_label(p.room_id)}"}} {value(p)}'
+                  for p in participants]
     lines += ["# HELP sfu_subscriber_estimate_bps Send-side estimate towards each participant",
               "# TYPE sfu_subscriber_estimate_bps gauge"]
     lines += [f'sfu_subscriber_estimate_bps{{participant="{_label(p.id)}",room="{_label(p.room_id)}"}} '
