@@ -40,6 +40,9 @@ def render_metrics(core: SfuCore) -> str:
         ("sfu_forwarded_bytes_total", "counter", "Bytes of media forwarded (RTP, before SRTP)", stats.forwarded_bytes),
         ("sfu_simulcast_layers", "gauge", "Simulcast layers of the published tracks that have sent (learnt by RID)",
          layers),
+        ("sfu_temporal_layers", "gauge", "Layers of the published tracks whose frames carry two or more VP8 TIDs",
+         sum(1 for p in participants for pub in p.publications.values() for la in pub.layers
+             if len(la.temporal) > 1)),
         ("sfu_layer_switches_total", "counter", "Simulcast layer switches", stats.layer_switches),
         ("sfu_temporal_switches_total", "counter", "VP8 temporal layer (TID) changes within a slot's layer",
          stats.temporal_switches),
