@@ -162,6 +162,7 @@ def test_a_layer_switch_keeps_the_timeline_from_both_layers_sender_reports(base_
     def ts(base: int, t: float) -> int:
         return (base + round(t * 90000)) & 0xFFFFFFFF
 
+    sr_gap = round(sr_gap * 90000) / 90000  # a sender reports an instant of its RTP clock, a whole tick
     old, new = Layer("h", 1), Layer("f", 2)
     old.sender_report = (1000.0, ts(base_old, 0.0))
     new.sender_report = (1000.0 + sr_gap, ts(base_new, sr_gap))  # sent at another time, same clock
