@@ -240,6 +240,15 @@ class LayeredSource:
         return (tid, sync, key), out
 
 
+def layered_downtrack(max_temporal: int) -> DownTrack:
+    """A VP8 slot forwarding LayeredSource 0x55 up to ``max_temporal``."""
+    down = DownTrack(0xABC, "video", 90000)
+    down.attach({96: 96}, {96: "VP8"})
+    down.want(0x55)
+    down.max_temporal = max_temporal
+    return down
+
+
 def _references(frame: int, key_frames: set[int]) -> list[int]:
     """The frames ``frame`` references in the L1T3 pattern (TL0: the TL0 before; TL1 and the first TL2:
     the period's TL0; the last TL2: the period's TL1 too); a key frame none."""
@@ -257,9 +266,7 @@ def _references(frame: int, key_frames: set[int]) -> list[int]:
        st.integers(0, 0xFFFF), st.integers(0, 0x7FFF), st.integers(0, 255), st.integers(5, 40))
 def test_temporal_layers_are_dropped_without_a_gap_and_every_forwarded_frame_decodes(plan, seq0, pid0, tl00, gop):
     source = LayeredSource(0x55, seq0, pid0, tl00, gop)
-    down = DownTrack(0xABC, "video", 90000)
-    down.attach({96: 96}, {96: "VP8"})
-    down.want(0x55)
+    down = layered_downtrack(3)
     forwarded: dict[int, list[RtpPacket]] = {}
     targets, info, keys = [], [], set()
     for frame, (target, packets) in enumerate(plan):
@@ -292,10 +299,7 @@ def test_temporal_layers_are_dropped_without_a_gap_and_every_forwarded_frame_dec
 
 def test_a_retransmission_keeps_the_number_it_had_before_a_skip_and_a_late_skip_leaves_a_gap():
     source = LayeredSource(0x55, 65530, 10, 0, 1000)
-    down = DownTrack(0xABC, "video", 90000)
-    down.attach({96: 96}, {96: "VP8"})
-    down.want(0x55)
-    down.max_temporal = 0
+    down = layered_downtrack(0)
     (_, _, _), tl0 = source.next_frame(2)
     first = [down.forward(p, 0.0) for p in tl0]
     assert all(first)
@@ -315,10 +319,7 @@ def test_a_retransmission_keeps_the_number_it_had_before_a_skip_and_a_late_skip_
 
 def test_the_forwarded_tid_goes_up_only_at_a_layer_sync_or_key_frame():
     source = LayeredSource(0x55, 0, 0, 0, 1000)
-    down = DownTrack(0xABC, "video", 90000)
-    down.attach({96: 96}, {96: "VP8"})
-    down.want(0x55)
-    down.max_temporal = 0
+    down = layered_downtrack(0)
     for _ in range(5):
         for p in source.next_frame(1)[1]:
             down.forward(p, 0.0)
