@@ -471,14 +471,18 @@ class PeerConnection:
                 continue  # sending since an earlier negotiation
             layers = [la for la in transceiver.layers if la.rid in media.send_rids]
             ssrcs = [(la.ssrc, la.rid) for la in layers] or [(transceiver.ssrc, None)]
+            by_rid = {e.rid: e for e in transceiver.encodings}
+            if len(transceiver.encodings) == 1:  # one encoding: no simulcast, its scalability mode still holds
+                by_rid[None] = transceiver.encodings[0]
             senders = [RtpSender(transceiver.track, mid=media.mid or "", ssrc=ssrc,
                                  payload_type=codec.payload_type, codec=codec.name,
                                  limits=SenderLimits.from_limits(media.limits), random=self._random,
-                                 bitrate=self.transport.target_bitrate) for ssrc, _ in ssrcs]
+                                 bitrate=self.transport.target_bitrate,
+                                 temporal_layers=by_rid[rid].temporal_layers if rid in by_rid else 1)
+                       for ssrc, rid in ssrcs]
             for sender in senders:
                 self._senders[sender.ssrc] = sender
             if layers:  # RFC 8853: the answer kept these rids
-                by_rid = {e.rid: e for e in transceiver.encodings}
                 group: RtpSender | SimulcastSender = SimulcastSender(
                     transceiver.track, [(sender, by_rid[rid]) for sender, (_, rid) in zip(senders, ssrcs)])
             else:

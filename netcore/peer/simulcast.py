@@ -7,6 +7,10 @@ W3C ``RTCRtpEncodingParameters`` shape, in snake case::
                                               {"rid": "h", "scale_resolution_down_by": 2},
                                               {"rid": "f"}])
 
+An encoding's ``scalability_mode`` (``"L1T1"``, ``"L1T2"``, ``"L1T3"``, W3C
+WebRTC-SVC) codes its layer with that many VP8 temporal layers (see
+netcore.media.codecs), as browsers do for VP8 simulcast.
+
 Each encoding is a **layer**: its RID (RFC 8851) in ``a=rid``/``a=simulcast``
 (no ``a=ssrc`` lines, as browsers do), its own SSRC and RTX SSRC named on
 the wire by the RtpStreamId header extension (RFC 8852), and its own
@@ -32,10 +36,11 @@ from netcore.errors import UsageError
 from netcore.peer.tracks import RtpSender
 from netcore.rtp.packet import RtpPacket
 
-__all__ = ["Encoding", "SimulcastSender", "layer_bitrates", "parse_encodings", "LAYER_SHARES",
+__all__ = ["Encoding", "SimulcastSender", "layer_bitrates", "parse_encodings", "LAYER_SHARES", "SCALABILITY_MODES",
            "LAYER_MIN_BITRATE", "MAX_LAYERS"]
 
 MAX_LAYERS = 3
+SCALABILITY_MODES = {"L1T1": 1, "L1T2": 2, "L1T3": 3}  # W3C WebRTC-SVC modes we code -> temporal layers
 # Shares of the video bitrate per layer, lowest first, by the number of layers sent.
 LAYER_SHARES = {1: (1.0,), 2: (0.25, 0.75), 3: (0.15, 0.25, 0.60)}
 # What each layer needs at least, lowest first: below the sum up to a layer it and those above pause.
@@ -47,29 +52,37 @@ BITS_PER_PIXEL = 3.5
 
 @dataclass(frozen=True, slots=True)
 class Encoding:
-    """One layer asked for (W3C ``RTCRtpEncodingParameters``): RID, scale-down factor, active, a cap."""
+    """One layer asked for (W3C ``RTCRtpEncodingParameters``): RID, scale-down factor, active, a cap,
+    its temporal layers (from ``scalability_mode``)."""
 
     rid: str
     scale_resolution_down_by: float = 1.0
     active: bool = True
     max_bitrate: int | None = None
+    temporal_layers: int = 1
 
 
 def parse_encodings(encodings: list[dict]) -> tuple[Encoding, ...]:
-    """The W3C dictionaries checked (RFC 8851 section 10: RIDs are alphanumeric, at most 16 here)."""
+    """The W3C dictionaries checked (RFC 8851 section 10: RIDs are alphanumeric, at most 16 here; one
+    encoding alone may go without)."""
     if not 1 <= len(encodings) <= MAX_LAYERS:
         raise UsageError(f"simulcast takes 1 to {MAX_LAYERS} encodings")
     out = []
     for item in encodings:
         rid = str(item.get("rid", ""))
-        if not rid.isalnum() or len(rid) > 16 or not rid.isascii():
+        if not rid and len(encodings) == 1:
+            pass  # one encoding (its scalability mode, its cap): no simulcast, no rid needed
+        elif not rid.isalnum() or len(rid) > 16 or not rid.isascii():
             raise UsageError(f"bad rid {rid!r}")
         scale = float(item.get("scale_resolution_down_by", 1.0))
         if scale < 1.0:
             raise UsageError("scale_resolution_down_by must be at least 1")
         max_bitrate = item.get("max_bitrate")
+        mode = item.get("scalability_mode", "L1T1")
+        if mode not in SCALABILITY_MODES:
+            raise UsageError(f"scalability_mode {mode!r} is not one of {', '.join(SCALABILITY_MODES)}")
         out.append(Encoding(rid, scale, bool(item.get("active", True)),
-                            int(max_bitrate) if max_bitrate is not None else None))
+                            int(max_bitrate) if max_bitrate is not None else None, SCALABILITY_MODES[mode]))
     if len({e.rid for e in out}) != len(out):
         raise UsageError("two encodings with one rid")
     return tuple(out)

@@ -143,7 +143,7 @@ class RtpSender:
 
     def __init__(self, track: _LocalTrack, *, mid: str, ssrc: int, payload_type: int, codec: str,
                  limits: SenderLimits, random: Callable[[int], bytes], bitrate: float,
-                 max_payload_size: int = 1200) -> None:
+                 max_payload_size: int = 1200, temporal_layers: int = 1) -> None:
         self.track = track
         self.mid = mid
         self.ssrc = ssrc
@@ -167,7 +167,8 @@ class RtpSender:
             self.encoder: VideoEncoder | AudioEncoder = VideoEncoder(
                 codec.upper(), target_bitrate=self._video_bitrate(bitrate),
                 max_width=limits.max_width or 1280, max_height=limits.max_height or 720,
-                max_fps=min(limits.max_framerate or 30.0, 60.0), max_payload_size=max_payload_size)
+                max_fps=min(limits.max_framerate or 30.0, 60.0), max_payload_size=max_payload_size,
+                temporal_layers=temporal_layers if codec.upper() == "VP8" else 1)
         else:
             if codec.lower() != "opus":
                 raise UsageError(f"cannot encode audio as {codec}")

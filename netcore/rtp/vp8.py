@@ -29,6 +29,7 @@ __all__ = [
     "vp8_is_keyframe",
     "vp8_keyframe_size",
     "vp8_starts_frame",
+    "vp8_temporal_id",
 ]
 
 
@@ -124,6 +125,22 @@ def vp8_starts_frame(payload: bytes) -> bool:
     return bool(payload) and payload[0] & 0x17 == 0x10
 
 
+def vp8_temporal_id(payload: bytes) -> int | None:
+    """The TID of a payload (RFC 7741 section 4.2), None when it has none or is cut short; read in place,
+    without building a descriptor (a call server reads it for every packet it receives)."""
+    if len(payload) < 2 or not payload[0] & 0x80:
+        return None
+    x = payload[1]
+    if not x & 0x20:
+        return None
+    pos = 2
+    if x & 0x80:
+        pos += 2 if len(payload) > 2 and payload[2] & 0x80 else 1
+    if x & 0x40:
+        pos += 1
+    return payload[pos] >> 6 if pos < len(payload) else None
+
+
 def vp8_is_keyframe(payload: bytes) -> bool:
     """The packet starts a key frame (RFC 7741 section 4.3: P bit is 0).
 
@@ -154,21 +171,31 @@ class Vp8Packetizer:
     """Splits VP8 frames into payloads, each with a 15-bit picture ID.
 
     Payload sizes are balanced (all within one byte of each other) rather
-    than full packets and a small tail, as libwebrtc does.
+    than full packets and a small tail, as libwebrtc does.  A frame of a
+    temporally scalable stream is given its TID (and Y, layer sync); every
+    payload then carries TL0PICIDX as well, the running count of TL0
+    frames, which a TL0 frame increments (RFC 7741 section 4.2).
     """
 
-    def __init__(self, max_payload_size: int = 1200, picture_id: int = 0) -> None:
+    def __init__(self, max_payload_size: int = 1200, picture_id: int = 0, tl0picidx: int = 0) -> None:
         if max_payload_size < 8:
             raise UsageError("max_payload_size is too small for a VP8 descriptor")
         self.max_payload_size = max_payload_size
         self.picture_id = picture_id & 0x7FFF
+        self.tl0picidx = tl0picidx & 0xFF
 
-    def packetize(self, frame: bytes) -> list[bytes]:
+    def packetize(self, frame: bytes, tid: int | None = None, layer_sync: bool = False) -> list[bytes]:
         """Payloads for one frame; the caller sets the marker on the last."""
         if not frame:
             raise UsageError("an empty VP8 frame cannot be sent")
-        first = Vp8Descriptor(True, 0, picture_id=self.picture_id).serialize()
-        rest = Vp8Descriptor(False, 0, picture_id=self.picture_id).serialize()
+        tl0 = None
+        if tid is not None:
+            if tid == 0:
+                self.tl0picidx = (self.tl0picidx + 1) & 0xFF
+            tl0 = self.tl0picidx
+        fields = {"picture_id": self.picture_id, "tl0picidx": tl0, "tid": tid, "layer_sync": layer_sync}
+        first = Vp8Descriptor(True, 0, **fields).serialize()
+        rest = Vp8Descriptor(False, 0, **fields).serialize()
         self.picture_id = (self.picture_id + 1) & 0x7FFF
         pieces = split_balanced(frame, self.max_payload_size - len(first))
         payloads = [first + pieces[0]]

@@ -30,6 +30,17 @@ Rules (constants below):
   switches a minute without such a rule);
 * the first choice for a new slot is the best layer the budget fits, with
   no wait (the estimate starts low, so that is usually the lowest);
+* **temporal layers** (VP8 TID, RFC 7741 section 4.2): a layer whose
+  frames carry TIDs is measured per TID, and the choice is made on a
+  ladder of (layer, highest TID) steps, lowest first, each costing the
+  bitrate of its TIDs: the lowest layer offers every step (TL0 alone is
+  a quarter of the frame rate with three temporal layers, what a budget
+  below the lowest layer's full rate still pays), a higher layer only the
+  steps from TL1 up (half the frame rate: a sharper picture at a quarter
+  of the rate judders more than it gains).  Down and up follow the rules
+  above; an up within the same layer waits only :data:`TEMPORAL_UP_HOLD`
+  (it needs no key frame, and the slot moves up at the next layer-sync
+  frame);
 * a subscriber sent less than a layer it could use is **probed**: a
   congestion controller that only sees a low layer's bitrate never learns
   that its link takes more (its estimate stays near what it sends), so the
@@ -50,7 +61,7 @@ from dataclasses import dataclass
 
 __all__ = ["BitrateMeter", "LayerAllocator", "LayerInfo", "UP_MARGIN", "UP_HOLD", "LAYER_TIMEOUT", "PAUSED_AFTER",
            "ALLOCATE_INTERVAL", "AUDIO_ALLOWANCE", "BITRATE_WINDOW", "PROBE_INTERVAL", "MAX_PROBE_INTERVAL",
-           "PROBE_HEADROOM"]
+           "PROBE_HEADROOM", "TEMPORAL_UP_HOLD", "MIN_UPPER_TEMPORAL"]
 
 UP_MARGIN = 1.25  # the budget must exceed a higher layer's bitrate by 25 % ...
 UP_HOLD = 3.0  # ... for this many seconds without a break before switching up
@@ -62,6 +73,8 @@ BITRATE_WINDOW = 1.0  # seconds over which a layer's bitrate is measured
 PROBE_INTERVAL = 2.0  # a subscriber kept below a layer it could use probes its link after this ...
 MAX_PROBE_INTERVAL = 8.0  # ... doubling with each probe to this, as netcore.cc's recovery probes (reset when it goes up)
 PROBE_HEADROOM = 1.2  # probe at this much above what the next layer needs with its margin
+TEMPORAL_UP_HOLD = 1.0  # seconds with margin before a higher TID of the same layer (no key frame needed)
+MIN_UPPER_TEMPORAL = 1  # layers above the lowest are offered from this TID up (half the frame rate of three)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,55 +84,103 @@ class LayerInfo:
     bitrate: float
     height: int = 0
     active: bool = True
+    temporal: tuple[float, ...] = ()  # bit/s of TIDs 0..t, for each t (VP8 temporal layers); () without
+
+
+# One step of the ladder: (layer index, highest TID or None when the layer has no temporal layers, bit/s)
+Step = tuple[int, "int | None", float]
 
 
 class LayerAllocator:
     """The layer of one subscriber slot: :meth:`decide` per decision tick (see the module docstring).
 
     ``layers`` are passed lowest first; indices into that list are what
-    :meth:`decide` returns.
+    :meth:`decide` returns, and :attr:`temporal` the highest TID chosen with
+    it (None: every TID, or the layer has none).
     """
 
-    __slots__ = ("current", "_up_since", "_up_target", "switches")
+    __slots__ = ("current", "temporal", "_up_since", "_up_target", "switches", "temporal_switches")
 
     def __init__(self) -> None:
         self.current: int | None = None  # the index decided last
-        self._up_since: float | None = None  # since when a higher layer has fitted with margin
-        self._up_target: int | None = None
+        self.temporal: int | None = None  # the TID decided last with it
+        self._up_since: float | None = None  # since when a higher step has fitted with margin
+        self._up_target: tuple[int, int | None] | None = None
         self.switches = 0  # decisions that changed the layer (the first choice is not one)
+        self.temporal_switches = 0  # decisions that changed only the TID
 
     def decide(self, layers: list[LayerInfo], budget: float, now: float, max_height: int | None = None) -> int | None:
         """The layer index to forward now (None: no layer has sent anything yet)."""
         usable = _usable(layers, max_height)
         if not usable:
             return None
-        fitting = [i for i in usable if layers[i].bitrate <= budget]
-        best = fitting[-1] if fitting else usable[0]
-        current = self.current
-        if current is None or current not in usable:
+        steps = _steps(layers, usable)
+        fitting = [k for k, step in enumerate(steps) if step[2] <= budget]
+        best = fitting[-1] if fitting else 0
+        current = self._position(steps)
+        if current is None:
             # the first choice, or the current layer stopped or is no longer wanted: no wait
-            return self._switch(best, counted=current is not None)
+            return self._switch(steps[best], counted=self.current is not None)
         if best < current:
-            return self._switch(best)  # down at once
-        higher = [i for i in usable if i > current and layers[i].bitrate * UP_MARGIN <= budget]
+            return self._switch(steps[best])  # down at once
+        higher = [k for k in range(current + 1, len(steps)) if steps[k][2] * UP_MARGIN <= budget]
         if not higher:
             self._up_since = self._up_target = None
-            return current
+            return self.current
         target = higher[-1]
-        if self._up_since is None:
-            self._up_since, self._up_target = now, target
-            return current
-        self._up_target = min(self._up_target if self._up_target is not None else target, target)
-        if now - self._up_since >= UP_HOLD:
-            return self._switch(self._up_target)
-        return current
+        previous = self._up_target
+        known = [k for k, step in enumerate(steps) if previous is not None and step[:2] == previous]
+        if self._up_since is None or not known:
+            self._up_since, self._up_target = now, steps[target][:2]
+            return self.current
+        target = min(known[0], target)
+        self._up_target = steps[target][:2]
+        hold = UP_HOLD if steps[target][0] != self.current else TEMPORAL_UP_HOLD
+        if now - self._up_since >= hold:
+            return self._switch(steps[target])
+        return self.current
 
-    def _switch(self, index: int, counted: bool = True) -> int:
+    def next_rate(self, layers: list[LayerInfo], max_height: int | None = None) -> float | None:
+        """The bitrate of the step above the current choice (what a probe must show room for), None at
+        the top or before a choice."""
+        steps = _steps(layers, _usable(layers, max_height))
+        position = self._position(steps)
+        if position is None or position + 1 >= len(steps):
+            return None
+        return steps[position + 1][2]
+
+    def _position(self, steps: list[Step]) -> int | None:
+        """Where the current choice stands on this decision's ladder (None: its layer is not on it)."""
+        same = [k for k, step in enumerate(steps) if step[0] == self.current]
+        if not same:
+            return None
+        if self.temporal is None:
+            return same[-1]  # every TID was forwarded
+        below = [k for k in same if steps[k][1] is None or steps[k][1] <= self.temporal]
+        return below[-1] if below else same[0]
+
+    def _switch(self, step: Step, counted: bool = True) -> int:
+        index, tid = step[0], step[1]
         if index != self.current and counted:
             self.switches += 1
-        self.current = index
+        elif index == self.current and tid != self.temporal:
+            self.temporal_switches += 1
+        self.current, self.temporal = index, tid
         self._up_since = self._up_target = None
         return index
+
+
+def _steps(layers: list[LayerInfo], usable: list[int]) -> list[Step]:
+    """The ladder of (layer, highest TID) choices over the usable layers, lowest first."""
+    steps: list[Step] = []
+    for i in usable:
+        temporal = layers[i].temporal
+        if len(temporal) < 2:
+            steps.append((i, None, layers[i].bitrate))
+            continue
+        lowest = 0 if i == usable[0] else min(MIN_UPPER_TEMPORAL, len(temporal) - 1)
+        steps.extend((i, tid, temporal[tid]) for tid in range(lowest, len(temporal)))
+    return steps
 
 
 def _usable(layers: list[LayerInfo], max_height: int | None) -> list[int]:

@@ -34,6 +34,13 @@ Rules, with their sources:
   track it is given.
 * Audio is forwarded as is (with its RFC 6464 level when the subscriber
   agreed it); the levels drive :class:`SpeakerDetector`.
+* Last-N (``SfuConfig.last_n``, or per room :meth:`SfuCore.set_last_n`):
+  each subscriber is sent the video of at most N other participants,
+  the N who were the active speaker most recently (those who never were
+  after them, in join order); audio always.  The video slots of the
+  others are paused (nothing forwarded, numbers closed up), and a slot
+  whose publisher comes back into the N is resumed from a key frame asked
+  for at once.
 * Publishers get transport-wide feedback from their transport, and a REMB
   every ``REMB_INTERVAL`` bounded by what their subscribers can take (the
   highest of their estimates, shared among their video slots; not bounded
@@ -62,7 +69,7 @@ from netcore.peer.transport import TransportState
 from netcore.rtp.feedback import Remb
 from netcore.rtp.keyframes import KEYFRAME_DETECTORS
 from netcore.rtp.rtcp import SenderReport
-from netcore.rtp.vp8 import vp8_keyframe_size
+from netcore.rtp.vp8 import vp8_keyframe_size, vp8_temporal_id
 from netcore.sdp.attributes import Fingerprint
 from netcore.sdp.candidate import Candidate
 from netcore.sdp.jsep import Negotiator
@@ -72,7 +79,7 @@ from netcore.sfu.allocator import (ALLOCATE_INTERVAL, AUDIO_ALLOWANCE, MAX_PROBE
 from netcore.sfu.events import (ActiveSpeakerChanged, KeyFrameRequested, LayerSwitched, ParticipantJoined,
                                 ParticipantLeft, SfuEvent, Slot, SlotsChanged, TrackPublished)
 from netcore.sfu.participant import Layer, Participant, Publication, SlotState, plan_intents
-from netcore.sfu.rewrite import Forwarded
+from netcore.sfu.rewrite import ALL_TEMPORAL, Forwarded
 from netcore.sfu.router import PortRouter
 from netcore.sfu.speaker import SpeakerDetector, decode_audio_level
 
@@ -94,6 +101,7 @@ class SfuConfig:
     max_participants: int = MAX_PARTICIPANTS
     wallclock_offset: float = 0.0
     max_bitrate: float = 2_500_000
+    last_n: int | None = None  # video of at most this many most recent speakers to each subscriber (None: all)
     random: Callable[[int], bytes] = field(default=os.urandom, repr=False)
 
 
@@ -101,11 +109,14 @@ class SfuStats:
     """Counters of the whole server (the daemon's Prometheus metrics read them)."""
 
     __slots__ = ("datagrams", "packets_received", "forwarded_packets", "forwarded_bytes", "keyframe_requests",
-                 "keyframe_requests_coalesced", "layer_switches", "joins", "leaves", "drops")
+                 "keyframe_requests_coalesced", "layer_switches", "temporal_switches", "last_n_admissions", "joins",
+                 "leaves", "drops")
 
     def __init__(self) -> None:
         self.datagrams = self.packets_received = self.forwarded_packets = self.forwarded_bytes = 0
         self.keyframe_requests = self.keyframe_requests_coalesced = self.layer_switches = 0
+        self.temporal_switches = 0  # a slot's VP8 TID changed within its layer
+        self.last_n_admissions = 0  # video slots resumed as their publisher came back into a last-N
         self.joins = self.leaves = 0
         self.drops: dict[str, int] = {}
 
@@ -125,6 +136,7 @@ class SfuCore:
         self.participants: dict[str, Participant] = {}
         self.rooms: dict[str, dict[str, Participant]] = {}
         self._speakers: dict[str, SpeakerDetector] = {}
+        self._last_n: dict[str, int | None] = {}  # per-room limits set apart from the server's
         self._out: deque[Transmit] = deque()
         self._events: deque[SfuEvent] = deque()
         self._dirty: list[Participant] = []
@@ -174,6 +186,7 @@ class SfuCore:
         for publication in participant.publications.values():
             self._events.append(TrackPublished(room_id, participant_id, publication.mid, publication.kind))
         self._assign(room_id, now)
+        self._apply_last_n(room_id, now)
         self._touch(participant)
         self._drain(now)
         if self._next_remb is None:
@@ -210,9 +223,11 @@ class SfuCore:
             self._events.append(ActiveSpeakerChanged(participant.room_id, speakers.speaker))
         if room:
             self._assign(participant.room_id, now, freed)
+            self._apply_last_n(participant.room_id, now)
         else:
             self.rooms.pop(participant.room_id, None)
             self._speakers.pop(participant.room_id, None)
+            self._last_n.pop(participant.room_id, None)
         self._drain(now)
 
     def request_max_height(self, participant_id: str, publisher_id: str, mid: str, max_height: int | None,
@@ -230,9 +245,22 @@ class SfuCore:
         elif key in participant.max_heights or len(participant.max_heights) < MAX_HEIGHT_REQUESTS:
             participant.max_heights[key] = max(1, int(max_height))
         for slot in participant.slots:
-            if slot.publication is publisher.publications[mid] and slot.publication.simulcast:
+            if slot.publication is publisher.publications[mid] and _allocated(slot.publication):
                 self._allocate(slot, now)
         self._drain(now)
+
+    def set_last_n(self, room_id: str, last_n: int | None, now: float) -> None:
+        """Limit the room's forwarded video to the ``last_n`` most recent speakers for each subscriber
+        (None: the server's limit); applied at once."""
+        if last_n is not None and last_n < 0:
+            raise UsageError("last-N is a count of speakers, 0 or more")
+        self._last_n[room_id] = last_n
+        self._apply_last_n(room_id, now)
+        self._drain(now)
+
+    def last_n(self, room_id: str) -> int | None:
+        """The room's limit (its own, else the server's; None: none)."""
+        return self._last_n[room_id] if self._last_n.get(room_id) is not None else self.config.last_n
 
     def slots(self, participant_id: str) -> tuple[Slot, ...]:
         participant = self.participants[participant_id]
@@ -272,7 +300,7 @@ class SfuCore:
             self._next_allocation = now + ALLOCATE_INTERVAL if self.participants else None
             for participant in self.participants.values():
                 for slot in participant.slots:
-                    if slot.publication is not None and slot.publication.simulcast:
+                    if slot.publication is not None and _allocated(slot.publication):
                         self._allocate(slot, now)
         if self._next_remb is not None and now >= self._next_remb:
             self._next_remb = now + REMB_INTERVAL if self.participants else None
@@ -375,6 +403,10 @@ class SfuCore:
             stats.drop(Forwarded.DUPLICATE)
             return
         layer.meter.add(len(packet.data), now)
+        if publication.kind == "video" and publication.codecs.get(packet.payload_type) == "VP8":
+            tid = vp8_temporal_id(packet.payload)
+            if tid is not None:
+                layer.temporal_meter(tid).add(len(packet.data), now)
         level = None
         if publication.kind == "audio":
             if publication.audio_level_id is not None:
@@ -383,6 +415,7 @@ class SfuCore:
                 speakers = self._speakers.get(publication.owner.room_id)
                 if value is not None and speakers is not None and speakers.level(publication.owner.id, value, now):
                     self._events.append(ActiveSpeakerChanged(publication.owner.room_id, speakers.speaker))
+                    self._apply_last_n(publication.owner.room_id, now)
         is_key = False
         if publication.kind == "video":
             detector = KEYFRAME_DETECTORS.get(publication.codecs.get(packet.payload_type, ""))
@@ -406,7 +439,9 @@ class SfuCore:
                     continue  # a layer this slot does not forward
                 if not event.retransmitted:
                     downtrack.want(ssrc)
-            if downtrack.wanted == ssrc and not is_key:
+            waiting = downtrack.wanted == ssrc or (downtrack.resuming and downtrack.wanted is None
+                                                   and ssrc == downtrack.rewriter.source)
+            if waiting and not is_key and not downtrack.paused:
                 # still waiting: ask again (the arbiter lets one through per interval, and a request
                 # whose key frame never came is repeated after KEYFRAME_RETRY)
                 self._request_keyframe(publication, now, counted=False, layer=layer)
@@ -453,7 +488,8 @@ class SfuCore:
     # -- simulcast ------------------------------------------------------------------
 
     def _allocate(self, slot: SlotState, now: float) -> None:
-        """Let the slot's allocator choose its layer; a new one is wanted from its next key frame."""
+        """Let the slot's allocator choose its layer and TID; a new layer is wanted from its next key frame
+        (without simulcast only the TID is chosen)."""
         publication = slot.publication
         assert publication is not None
         layers = publication.ordered()
@@ -461,10 +497,21 @@ class SfuCore:
             return
         subscriber = slot.owner
         allocator = slot.allocator
+        downtrack = slot.downtrack
+        temporal_switches = allocator.temporal_switches
+        if not publication.simulcast:
+            allocator.current = 0
+            infos = publication.layer_infos(layers, now)
+            allocator.decide(infos, _budget(subscriber), now)
+            self._set_temporal(slot, temporal_switches)
+            self._probe(subscriber, allocator.next_rate(infos), now)
+            return
         allocator.current = layers.index(slot.layer) if slot.layer in layers else None
         switches = allocator.switches
         max_height = subscriber.max_heights.get((publication.owner.id, publication.mid))
-        index = allocator.decide(publication.layer_infos(layers, now), _budget(subscriber), now, max_height)
+        infos = publication.layer_infos(layers, now)
+        index = allocator.decide(infos, _budget(subscriber), now, max_height)
+        self._set_temporal(slot, temporal_switches)
         if allocator.switches != switches:
             subscriber.layer_switches += 1
             self.stats.layer_switches += 1
@@ -474,8 +521,8 @@ class SfuCore:
                 layers[index].rid if index is not None else None))
         if index is None:
             return
-        self._probe(subscriber, layers, index, max_height, now)
-        layer, downtrack = layers[index], slot.downtrack
+        self._probe(subscriber, allocator.next_rate(infos, max_height), now)
+        layer = layers[index]
         if layer is slot.layer and layer.ssrc in (downtrack.rewriter.source, downtrack.wanted):
             return  # (the same layer under a new SSRC, a publisher restart, is wanted again below)
         if slot.layer is not None and slot.layer in layers and layers.index(slot.layer) < index:
@@ -488,18 +535,20 @@ class SfuCore:
                 and subscriber.connected:
             self._request_keyframe(publication, now, layer=layer)
 
-    def _probe(self, subscriber: Participant, layers: list[Layer], index: int, max_height: int | None,
-               now: float) -> None:
-        """Ask the subscriber's estimator to probe for the next layer up, when there is one it could use
-        and its estimate does not show room for it (see netcore.sfu.allocator: probing)."""
-        if now < subscriber.next_probe:
-            return
-        higher = next((la for la in layers[index + 1:] if la.meter.active(now)
-                       and (max_height is None or not la.height or la.height <= max_height)), None)
-        if higher is None:
+    def _set_temporal(self, slot: SlotState, temporal_switches: int) -> None:
+        """The slot forwards up to the TID its allocator chose (the down-track moves up where decodable)."""
+        allocator = slot.allocator
+        slot.downtrack.max_temporal = ALL_TEMPORAL if allocator.temporal is None else allocator.temporal
+        self.stats.temporal_switches += allocator.temporal_switches - temporal_switches
+
+    def _probe(self, subscriber: Participant, next_rate: float | None, now: float) -> None:
+        """Ask the subscriber's estimator to probe for the next step up (a layer, or a TID of its layer),
+        when there is one and its estimate does not show room for it (see netcore.sfu.allocator:
+        probing)."""
+        if next_rate is None or now < subscriber.next_probe:
             return
         video, audio = _shares(subscriber)
-        rate = higher.meter.current(now) * UP_MARGIN * PROBE_HEADROOM * video + AUDIO_ALLOWANCE * audio
+        rate = next_rate * UP_MARGIN * PROBE_HEADROOM * video + AUDIO_ALLOWANCE * audio
         if rate <= subscriber.transport.target_bitrate:
             return  # it fits already: the allocator's hold is running
         subscriber.transport.estimator.request_probe(rate)
@@ -565,15 +614,43 @@ class SfuCore:
             if participant_id in room:
                 self._events.append(SlotsChanged(room_id, participant_id, self.slots(participant_id)))
 
+    def _apply_last_n(self, room_id: str, now: float) -> None:
+        """Pause the video slots whose publisher is outside each subscriber's last-N, resume (from a key
+        frame, asked for now) those back inside it."""
+        room = self.rooms.get(room_id)
+        speakers = self._speakers.get(room_id)
+        if not room or speakers is None:
+            return
+        limit = self.last_n(room_id)
+        order = speakers.recent(list(room))
+        for subscriber in room.values():
+            admitted = None if limit is None else set([p for p in order if p != subscriber.id][:limit])
+            for slot in subscriber.slots:
+                publication = slot.publication
+                if slot.kind != "video" or publication is None:
+                    continue
+                downtrack = slot.downtrack
+                if admitted is not None and publication.owner.id not in admitted:
+                    downtrack.pause()
+                elif downtrack.paused:
+                    self.stats.last_n_admissions += 1
+                    if downtrack.resume() and subscriber.connected:
+                        self._request_keyframe(publication, now, layer=slot.layer)
+
     def _new_ssrc(self) -> int:
         return int.from_bytes(self.config.random(4), "big") or 1
 
 
+def _allocated(publication: Publication) -> bool:
+    """Its subscribers' slots choose among its layers: simulcast, or VP8 temporal layers."""
+    return publication.simulcast or publication.has_temporal_layers
+
+
 def _shares(subscriber: Participant) -> tuple[int, int]:
-    """How many video and audio slots of ``subscriber`` carry a track."""
+    """How many video and audio slots of ``subscriber`` carry a track (and are not paused by a last-N)."""
     video = audio = 0
     for slot in subscriber.slots:
-        if slot.publication is not None:
+        if slot.publication is not None and not slot.downtrack.paused:
             if slot.kind == "video":
                 video += 1
             else:

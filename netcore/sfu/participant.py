@@ -45,6 +45,24 @@ class Layer:
     height: int = 0  # from its latest key frame (VP8), 0 unknown
     sender_report: tuple[float, int] | None = None
     received: ReceivedWindow = field(default_factory=ReceivedWindow)  # duplicates are not forwarded
+    temporal: list[BitrateMeter] = field(default_factory=list)  # per VP8 TID seen, 0 first (temporal layers)
+
+    def temporal_meter(self, tid: int) -> BitrateMeter:
+        """The meter of TID ``tid`` (0-3), made with those below it on first sight."""
+        meters = self.temporal
+        while len(meters) <= tid:
+            meters.append(BitrateMeter())
+        return meters[tid]
+
+    def temporal_rates(self, now: float) -> tuple[float, ...]:
+        """What TIDs 0..t take together, for each t (() with fewer than two TIDs seen)."""
+        if len(self.temporal) < 2:
+            return ()
+        rates, total = [], 0.0
+        for meter in self.temporal:
+            total += meter.current(now)
+            rates.append(total)
+        return tuple(rates)
 
 
 @dataclass(eq=False)
@@ -80,6 +98,11 @@ class Publication:
         return bool(self.rids)
 
     @property
+    def has_temporal_layers(self) -> bool:
+        """Some layer's frames carry two or more VP8 TIDs: subscribers are given a TID as well."""
+        return any(len(la.temporal) > 1 for la in self.layers)
+
+    @property
     def source(self) -> int | None:
         """The SSRC of the single stream (without simulcast), or of the first layer seen."""
         return self.layers[0].ssrc if not self.rids else next((la.ssrc for la in self.layers if la.ssrc), None)
@@ -112,7 +135,8 @@ class Publication:
     def layer_infos(self, layers: list[Layer], now: float) -> list[LayerInfo]:
         newest = max(la.meter.last_packet for la in layers)
         return [LayerInfo(la.meter.current(now), la.height,
-                          la.meter.active(now) and newest - la.meter.last_packet < PAUSED_AFTER) for la in layers]
+                          la.meter.active(now) and newest - la.meter.last_packet < PAUSED_AFTER,
+                          la.temporal_rates(now)) for la in layers]
 
 
 @dataclass(eq=False)

@@ -17,7 +17,20 @@ one stream all the same:
   that sees the picture id go backwards or repeat takes the new frames for
   duplicates or for references it never had;
 * video switches to a new source only on a key frame of that source (what
-  comes before it cannot be decoded); audio switches at once.
+  comes before it cannot be decoded); audio switches at once;
+* VP8 temporal layers (RFC 7741 section 4.2: TID, Y): a slot forwards the
+  frames whose TID is at most its :attr:`DownTrack.temporal`; the others
+  are skipped, their sequence numbers and picture ids closed up (a gap in
+  either reads as loss to the receiver: libwebrtc holds a frame back while
+  a picture id before it is missing).  The forwarded TID goes down at
+  the start of any frame and up only at a key frame or at a frame marked
+  layer sync (Y=1: it references TL0 only, so the frames of its layer
+  decode from there on); TL0PICIDX needs nothing, TL0 frames are never
+  skipped;
+* a **paused** slot (a last-N limit leaves its publisher out) skips every
+  packet the same way, and once resumed forwards from the next key frame
+  on, so the subscriber sees the stream stop and start again without a
+  gap to NACK.
 """
 
 from __future__ import annotations
@@ -31,15 +44,20 @@ from netcore.rtp.packet import RtpPacket
 from netcore.rtp.sequence import SequenceUnwrapper
 from netcore.rtp.vp8 import Vp8Descriptor
 
-__all__ = ["Vp8Rewriter", "DownTrack", "Forwarded"]
+__all__ = ["Vp8Rewriter", "DownTrack", "Forwarded", "ALL_TEMPORAL", "PICTURE_MAP"]
+
+ALL_TEMPORAL = 3  # the highest TID the descriptor can carry: a slot not limited forwards every layer
+PICTURE_MAP = 128  # recent picture ids remembered per slot (a retransmission keeps its rewritten id)
 
 _SEQ_TS = struct.Struct("!HI")
 
 
 class Vp8Rewriter:
-    """Keeps VP8 PictureID, TL0PICIDX and KEYIDX continuous across source switches (RFC 7741 4.2)."""
+    """Keeps VP8 PictureID, TL0PICIDX and KEYIDX continuous across source switches and skipped
+    pictures (RFC 7741 4.2)."""
 
-    __slots__ = ("_pid_offset", "_tl0_offset", "_key_offset", "_last_pid", "_last_tl0", "_last_key", "_rebase")
+    __slots__ = ("_pid_offset", "_tl0_offset", "_key_offset", "_last_pid", "_last_tl0", "_last_key", "_rebase",
+                 "_pids", "_newest_pid")
 
     def __init__(self) -> None:
         self._pid_offset = self._tl0_offset = self._key_offset = 0
@@ -47,16 +65,31 @@ class Vp8Rewriter:
         self._last_tl0: int | None = None
         self._last_key: int | None = None
         self._rebase = True
+        self._pids: dict[int, int] = {}  # incoming picture id -> the one sent, the latest PICTURE_MAP
+        self._newest_pid: int | None = None  # the newest incoming picture id seen, sent or skipped
 
     def switched(self) -> None:
         """The next payload is the first of a new source."""
         self._rebase = True
 
-    def rewrite(self, payload: bytes) -> bytes:
-        """The payload with rewritten descriptor fields; raises RtpParseError on a malformed descriptor."""
-        desc, pos = Vp8Descriptor.parse(payload)
+    def skip(self, desc: Vp8Descriptor) -> None:
+        """A packet of this picture is not forwarded: the pictures after it close up (once per picture,
+        and only for one newer than every picture seen: an older one's successors have their ids)."""
+        pid = desc.picture_id
+        if pid is None or self._rebase or pid in self._pids:
+            return
+        if self._newest_pid is None or 0 < (pid - self._newest_pid) & 0x7FFF < 0x4000:
+            self._newest_pid = pid
+            self._pid_offset = (self._pid_offset - 1) & 0x7FFF
+
+    def rewrite(self, payload: bytes, parsed: tuple[Vp8Descriptor, int] | None = None) -> bytes:
+        """The payload with rewritten descriptor fields (``parsed``: its descriptor, already read, which is
+        changed in place); raises RtpParseError on a malformed descriptor."""
+        desc, pos = parsed if parsed is not None else Vp8Descriptor.parse(payload)
         if self._rebase:
             self._rebase = False
+            self._pids.clear()
+            self._newest_pid = None
             if desc.picture_id is not None:
                 base = -1 if self._last_pid is None else self._last_pid
                 self._pid_offset = (base + 1 - desc.picture_id) & 0x7FFF if self._last_pid is not None else 0
@@ -67,7 +100,15 @@ class Vp8Rewriter:
                 self._key_offset = ((self._last_key + 1 - desc.keyidx) & 0x1F
                                     if self._last_key is not None else 0)
         if desc.picture_id is not None:
-            pid = (desc.picture_id + self._pid_offset) & 0x7FFF
+            incoming = desc.picture_id
+            pid = self._pids.get(incoming)
+            if pid is None:
+                pid = (incoming + self._pid_offset) & 0x7FFF
+                self._pids[incoming] = pid
+                if len(self._pids) > PICTURE_MAP:
+                    del self._pids[next(iter(self._pids))]
+                if self._newest_pid is None or 0 < (incoming - self._newest_pid) & 0x7FFF < 0x4000:
+                    self._newest_pid = incoming
             if self._last_pid is None or (pid - self._last_pid) & 0x7FFF < 0x4000:
                 self._last_pid = pid
             desc.picture_id = pid
@@ -93,6 +134,8 @@ class Forwarded:
     CODEC = "codec"  # a codec the subscriber did not agree on
     MALFORMED = "malformed"  # a payload descriptor that does not parse
     DUPLICATE = "duplicate"  # a sequence number of its source already forwarded (a browser's RTX probe)
+    TEMPORAL = "temporal_layer"  # a VP8 frame of a temporal layer above the slot's (skipped, numbers closed up)
+    LAST_N = "last_n"  # video of a publisher outside the subscriber's last-N (skipped, numbers closed up)
 
 
 class ReceivedWindow:
@@ -145,7 +188,8 @@ class DownTrack:
     """
 
     __slots__ = ("ssrc", "kind", "clock_rate", "rewriter", "vp8", "audio_level_id", "payload_types",
-                 "codecs", "wanted", "packets", "bytes", "dropped", "_needs_keyframe", "_delta")
+                 "codecs", "wanted", "packets", "bytes", "dropped", "_needs_keyframe", "_delta", "max_temporal",
+                 "temporal", "_frame", "paused", "_resuming")
 
     def __init__(self, ssrc: int, kind: str, clock_rate: int, audio_level_id: int | None = None) -> None:
         self.ssrc = ssrc
@@ -162,6 +206,11 @@ class DownTrack:
         self.dropped: dict[str, int] = {}
         self._needs_keyframe = False
         self._delta: int | None = None
+        self.max_temporal = ALL_TEMPORAL  # the highest VP8 TID wanted (the allocator's choice)
+        self.temporal = ALL_TEMPORAL  # the highest TID forwarded now (moves up only where decodable)
+        self._frame: tuple[int, bool] | None = None  # (picture id, forwarded) of the latest frame decided
+        self.paused = False  # nothing forwarded (a last-N limit)
+        self._resuming = False  # resumed: forwarding starts again at a key frame
 
     def attach(self, payload_types: dict[int, int], codecs: dict[int, str]) -> None:
         """Forward a (new) publisher track: its payload types mapped onto ours."""
@@ -189,6 +238,26 @@ class DownTrack:
         self._needs_keyframe = True
         return True
 
+    def pause(self) -> None:
+        """Forward nothing until :meth:`resume` (the numbers close up over the pause)."""
+        self.paused = True
+
+    def resume(self) -> bool:
+        """Forward again, video from its next key frame; True if a key frame is needed."""
+        self.paused = False
+        self._resuming = self.kind == "video" and self.rewriter.source is not None
+        return self._resuming or self._needs_keyframe
+
+    def _skip(self, packet: RtpPacket, now: float, codec: str, reason: str) -> None:
+        """Leave ``packet`` out on purpose: the numbers after it close up (see the module docstring)."""
+        self.rewriter.skip(packet, now)
+        if codec == "VP8":
+            try:
+                self.vp8.skip(Vp8Descriptor.parse(packet.payload)[0])
+            except RtpParseError:
+                pass
+        self._drop(reason)
+
     def _drop(self, reason: str) -> None:
         self.dropped[reason] = self.dropped.get(reason, 0) + 1
 
@@ -200,6 +269,9 @@ class DownTrack:
             return None
         codec = self.codecs.get(packet.payload_type, "")
         payload = packet.payload
+        if self.paused:
+            self._skip(packet, now, codec, Forwarded.LAST_N)
+            return None
         if self.wanted is not None and packet.ssrc == self.wanted:
             detector = KEYFRAME_DETECTORS.get(codec)
             if detector is not None and not detector(payload):
@@ -207,11 +279,32 @@ class DownTrack:
                 return None
             self.rewriter.select(packet.ssrc, self._delta)  # RFC 7741: a key frame starts a decodable stream
             self.vp8.switched()
+            self._frame = None
             self.wanted = None
             self._needs_keyframe = False
         if packet.ssrc != self.rewriter.source:
             self._drop(Forwarded.WRONG_SOURCE)
             return None
+        if self._resuming:
+            detector = KEYFRAME_DETECTORS.get(codec)
+            if detector is not None and not detector(payload):
+                self._skip(packet, now, codec, Forwarded.WAITING_KEYFRAME)
+                return None
+            self._resuming = False
+            self._frame = None
+        parsed = None
+        if codec == "VP8":
+            try:
+                parsed = Vp8Descriptor.parse(payload)
+            except RtpParseError:
+                self._drop(Forwarded.MALFORMED)
+                return None
+            desc = parsed[0]
+            if desc.tid is not None and not self._temporal_forwarded(desc, payload, parsed[1]):
+                self.rewriter.skip(packet, now)
+                self.vp8.skip(desc)
+                self._drop(Forwarded.TEMPORAL)
+                return None
         dropped_before = self.rewriter.dropped
         raw = self.rewriter.rewrite(packet, now)
         if raw is None:
@@ -220,7 +313,7 @@ class DownTrack:
             return None
         if codec == "VP8":
             try:
-                payload = self.vp8.rewrite(payload)
+                payload = self.vp8.rewrite(payload, parsed)
             except RtpParseError:
                 self._drop(Forwarded.MALFORMED)
                 return None
@@ -234,6 +327,33 @@ class DownTrack:
         self.bytes += len(out.data)
         return out
 
+    def _temporal_forwarded(self, desc: Vp8Descriptor, payload: bytes, pos: int) -> bool:
+        """Whether this packet's frame is forwarded (see the module docstring: temporal layers)."""
+        pid = desc.picture_id
+        frame = self._frame
+        if frame is not None and pid is not None and frame[0] == pid:
+            return frame[1]  # one decision per frame
+        tid = desc.tid
+        assert tid is not None
+        if desc.start_of_partition and desc.partition_index == 0:  # RFC 7741 4.1: a frame starts
+            target, current = self.max_temporal, self.temporal
+            if pos < len(payload) and not payload[pos] & 0x01:
+                current = target  # a key frame: every layer decodes from here
+            elif target < current:
+                current = target
+            elif current < tid <= target and desc.layer_sync:
+                current = tid
+            self.temporal = current
+        forwarded = tid <= self.temporal
+        if pid is not None:
+            self._frame = (pid, forwarded)
+        return forwarded
+
     @property
     def needs_keyframe(self) -> bool:
-        return self._needs_keyframe
+        return self._needs_keyframe or self._resuming
+
+    @property
+    def resuming(self) -> bool:
+        """Resumed after a pause, the key frame of its source not yet arrived."""
+        return self._resuming

@@ -6,6 +6,10 @@ participant, an exponentially smoothed loudness and names the loudest one
 above :data:`SPEECH_LEVEL` as the active speaker; a change needs the new
 speaker to stay the loudest for :data:`SWITCH_HOLD` seconds, so coughs and
 two people answering at once do not make the highlight flicker.
+
+It also keeps who spoke most recently (:meth:`SpeakerDetector.recent`),
+each active speaker moved to the front when it becomes one: the order in
+which a last-N limit admits participants' video.
 """
 
 from __future__ import annotations
@@ -27,13 +31,28 @@ def decode_audio_level(value: bytes | None) -> int | None:
 class SpeakerDetector:
     """The loudest participant of one room, with hysteresis."""
 
-    __slots__ = ("_loudness", "speaker", "_candidate", "_since")
+    __slots__ = ("_loudness", "speaker", "_candidate", "_since", "_recent")
 
     def __init__(self) -> None:
         self._loudness: dict[str, float] = {}
         self.speaker: str | None = None
         self._candidate: str | None = None
         self._since = 0.0
+        self._recent: list[str] = []  # active speakers, the latest first
+
+    def recent(self, participants: list[str]) -> list[str]:
+        """``participants`` ordered by when each was last the active speaker, latest first; those never
+        one after, in the given order."""
+        present = set(participants)
+        spoke = [p for p in self._recent if p in present]
+        heard = set(spoke)
+        return spoke + [p for p in participants if p not in heard]
+
+    def _became(self, participant: str) -> None:
+        self.speaker, self._candidate = participant, None
+        if participant in self._recent:
+            self._recent.remove(participant)
+        self._recent.insert(0, participant)
 
     def level(self, participant: str, level: int, now: float) -> bool:
         """An audio level (-dBov) from ``participant``; True if the active speaker changed."""
@@ -44,6 +63,8 @@ class SpeakerDetector:
 
     def remove(self, participant: str, now: float) -> bool:
         self._loudness.pop(participant, None)
+        if participant in self._recent:
+            self._recent.remove(participant)
         if self.speaker == participant:
             self.speaker = None
             self._candidate = None
@@ -58,12 +79,12 @@ class SpeakerDetector:
             self._candidate = None
             return False
         if self.speaker is None or self._loudness.get(self.speaker, 0.0) < SPEECH_LEVEL:
-            self.speaker, self._candidate = loudest, None  # nobody else is speaking: at once
+            self._became(loudest)  # nobody else is speaking: at once
             return True
         if loudest != self._candidate:
             self._candidate, self._since = loudest, now
             return False
         if now - self._since >= SWITCH_HOLD:
-            self.speaker, self._candidate = loudest, None
+            self._became(loudest)
             return True
         return False

@@ -40,7 +40,16 @@ def render_metrics(core: SfuCore) -> str:
         ("sfu_forwarded_bytes_total", "counter", "Bytes of media forwarded (RTP, before SRTP)", stats.forwarded_bytes),
         ("sfu_simulcast_layers", "gauge", "Simulcast layers of the published tracks that have sent (learnt by RID)",
          layers),
+        ("sfu_temporal_layers", "gauge", "Layers of the published tracks whose frames carry two or more VP8 TIDs",
+         sum(1 for p in participants for pub in p.publications.values() for la in pub.layers
+             if len(la.temporal) > 1)),
         ("sfu_layer_switches_total", "counter", "Simulcast layer switches", stats.layer_switches),
+        ("sfu_temporal_switches_total", "counter", "VP8 temporal layer (TID) changes within a slot's layer",
+         stats.temporal_switches),
+        ("sfu_last_n_paused_slots", "gauge", "Video slots not forwarded: their publisher is outside the last-N",
+         sum(1 for p in participants for s in p.slots if s.downtrack.paused)),
+        ("sfu_last_n_admissions_total", "counter", "Video slots resumed as their publisher came into the last-N",
+         stats.last_n_admissions),
         ("sfu_keyframe_requests_total", "counter", "Key frame requests sent upstream", stats.keyframe_requests),
         ("sfu_keyframe_requests_coalesced_total", "counter", "Subscribers' key frame requests served by another",
          stats.keyframe_requests_coalesced),
@@ -55,6 +64,20 @@ def render_metrics(core: SfuCore) -> str:
               "# TYPE sfu_subscriber_layer_switches_total counter"]
     lines += [f'sfu_subscriber_layer_switches_total{{participant="{_label(p.id)}",room="{_label(p.room_id)}"}} '
               f'{p.layer_switches}' for p in participants]
+    # NACKs (RFC 4585 section 6.2.1) each participant sent the server, the packets re-sent from the server's
+    # own history for them, and the NACKs the server sent it as a publisher (for what the server lacked)
+    per_participant = [
+        ("sfu_subscriber_nacked_packets_total", "Packets each subscriber asked again for (its NACKs)",
+         lambda p: p.transport.stats.nacks_received),
+        ("sfu_subscriber_retransmissions_total", "Packets re-sent to each subscriber from the server's history",
+         lambda p: p.transport.sender.retransmissions),
+        ("sfu_publisher_nacked_packets_total", "Packets the server asked each publisher again for (lost upstream)",
+         lambda p: p.transport.stats.nacks_sent),
+    ]
+    for name, text, value in per_participant:
+        lines += [f"# HELP {name} {text}", f"# TYPE {name} counter"]
+        lines += [f'{name}{{participant="{_label(p.id)}",room="{_label(p.room_id)}"}} {value(p)}'
+                  for p in participants]
     lines += ["# HELP sfu_subscriber_estimate_bps Send-side estimate towards each participant",
               "# TYPE sfu_subscriber_estimate_bps gauge"]
     lines += [f'sfu_subscriber_estimate_bps{{participant="{_label(p.id)}",room="{_label(p.room_id)}"}} '

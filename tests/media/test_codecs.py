@@ -8,7 +8,7 @@ import pytest
 from netcore.media.codecs import AudioDecoder, AudioEncoder, VideoDecoder, VideoEncoder
 from netcore.media.synthetic import SyntheticCamera, SyntheticMicrophone, read_frame_number
 from netcore.rtp.h264 import h264_frame_is_keyframe
-from netcore.rtp.vp8 import vp8_is_keyframe
+from netcore.rtp.vp8 import Vp8Descriptor, vp8_is_keyframe
 
 
 def is_keyframe(codec: str, payloads: list[bytes]) -> bool:
@@ -129,3 +129,42 @@ def test_video_codecs_run_on_one_thread_each(codec):
     assert decoder._context.thread_count == 1
     pictures = decoder.decode(frame.payloads)
     assert [read_frame_number(p) for p in pictures] == [0]
+
+
+def _pictures(frames, keep) -> dict[int, np.ndarray]:
+    """Decode the frames ``keep`` selects (index, frame) -> {index: luma and chroma of the picture}."""
+    decoder, out = VideoDecoder("VP8"), {}
+    for i, frame in enumerate(frames):
+        if keep(i, frame):
+            for picture in decoder.decode(frame.payloads):
+                out[i] = picture.to_ndarray(format="yuv420p")
+    return out
+
+
+@pytest.mark.parametrize("layers", [2, 3])
+def test_temporal_layers_decode_alone_and_sync_frames_need_only_tl0(layers):
+    camera = SyntheticCamera(320, 240)
+    encoder = VideoEncoder("VP8", target_bitrate=400_000, temporal_layers=layers)
+    frames = []
+    for number in range(30):
+        if number == 13:
+            encoder.request_keyframe()  # the pattern starts over (and the key frame is TL0)
+        frames.append(encoder.encode(camera.frame(number)))
+    assert all(f is not None for f in frames)
+    tids = [f.temporal_id for f in frames]
+    assert set(tids) == set(range(layers)) and frames[13].keyframe and tids[13] == 0
+    full = _pictures(frames, lambda i, f: True)
+    for top in range(layers):  # a receiver given TIDs up to ``top`` sees the same pictures as everyone
+        part = _pictures(frames, lambda i, f: f.temporal_id <= top)
+        assert part and all(np.array_equal(part[i], full[i]) for i in part), top
+    for s, sync in enumerate(frames):  # a layer sync frame decodes from the TL0 frames alone
+        if sync.layer_sync:
+            part = _pictures(frames, lambda i, f: (f.temporal_id == 0 and i < s) or i == s)
+            assert np.array_equal(part[s], full[s]), s
+    # and the descriptor says so: TID, Y, TL0PICIDX counting TL0 frames
+    tl0 = []
+    for frame in frames:
+        desc, _ = Vp8Descriptor.parse(frame.payloads[0])
+        assert (desc.tid, desc.layer_sync) == (frame.temporal_id, frame.layer_sync)
+        tl0.append(desc.tl0picidx)
+    assert tl0 == [sum(1 for t in tids[:i + 1] if t == 0) for i in range(len(frames))]

@@ -39,9 +39,14 @@ def test_three_layers_get_fifteen_twenty_five_and_sixty_percent():
 def test_encodings_are_checked():
     assert [e.rid for e in parse_encodings(ENCODINGS)] == ["q", "h", "f"]
     for bad in ([{"rid": "a b"}], [{"rid": "q"}, {"rid": "q"}], [{"rid": "q", "scale_resolution_down_by": 0.5}],
-                [{"rid": str(i)} for i in range(4)]):
+                [{"rid": str(i)} for i in range(4)], [{"rid": "q", "scalability_mode": "L3T3"}],
+                [{"scalability_mode": "L1T3"}, {"rid": "h"}]):
         with pytest.raises(UsageError):
             parse_encodings(bad)
+    # a scalability mode gives the layer's temporal layers; one encoding alone needs no rid
+    assert [e.temporal_layers for e in parse_encodings([{"rid": "q", "scalability_mode": "L1T3"},
+                                                         {"rid": "f", "scalability_mode": "L1T2"}])] == [3, 2]
+    assert parse_encodings([{"scalability_mode": "L1T3"}])[0].temporal_layers == 3
 
 
 def test_a_peer_connection_sends_three_layers_each_on_its_own_ssrc_named_by_rid():

@@ -59,3 +59,19 @@ def test_late_packets_of_the_previous_source_are_dropped():
     assert rw.rewrite(b[0], 0.1) is None  # before the switch point
     assert rw.rewrite(a[4], 0.1) is None  # the old source
     assert rw.dropped == 2
+
+
+def test_a_stream_longer_than_half_the_sequence_space_is_forwarded_whole():
+    """Incoming numbers are unwrapped: 70,000 packets (past 32,768 from the switch, and past the wrap)
+    all go out, one number after the other."""
+    rw = StreamRewriter(ssrc=7, clock_rate=90000)
+    rw.select(1)
+    last = None
+    for i in range(70_000):
+        out = rw.rewrite(RtpPacket.build(payload_type=96, sequence_number=(40_000 + i) & 0xFFFF, timestamp=i,
+                                         ssrc=1, payload=b"x"), i * 0.001)
+        assert out is not None
+        seq = int.from_bytes(out[2:4], "big")
+        assert last is None or seq == (last + 1) & 0xFFFF
+        last = seq
+    assert rw.dropped == 0

@@ -8,8 +8,8 @@ import math
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from netcore.sfu.allocator import (ALLOCATE_INTERVAL, LAYER_TIMEOUT, UP_HOLD, UP_MARGIN, BitrateMeter,
-                                   LayerAllocator, LayerInfo)
+from netcore.sfu.allocator import (ALLOCATE_INTERVAL, LAYER_TIMEOUT, TEMPORAL_UP_HOLD, UP_HOLD, UP_MARGIN,
+                                   BitrateMeter, LayerAllocator, LayerInfo)
 
 # three layers as a browser sends a 720p camera: 180p, 360p, 720p
 LAYERS = [LayerInfo(150_000, 180), LayerInfo(500_000, 360), LayerInfo(1_500_000, 720)]
@@ -116,3 +116,57 @@ def test_the_meter_measures_a_layers_bitrate_and_notices_it_stopped():
     for i in range(30):  # a new layer has a figure after half a window
         fresh.add(1000, i * 0.02)
     assert abs(fresh.current(0.6) - 400_000) < 40_000
+
+
+# -- temporal layers -----------------------------------------------------------------------------
+
+def layered(rates: list[float], heights=(180, 360, 720)) -> list[LayerInfo]:
+    """Layers of L1T3 streams: TL0 40 %, TL0+TL1 60 % of each layer's rate (libwebrtc's split)."""
+    return [LayerInfo(r, h, temporal=(0.4 * r, 0.6 * r, r)) for r, h in zip(rates, heights)]
+
+
+def test_below_the_lowest_layer_its_upper_temporal_layers_are_dropped():
+    layers = layered([150_000, 500_000, 1_500_000])
+    allocator = LayerAllocator()
+    assert allocator.decide(layers, 100_000, 0.0) == 0 and allocator.temporal == 1  # 90k fits, 150k not
+    assert allocator.decide(layers, 70_000, 0.25) == 0 and allocator.temporal == 0  # down at once
+    assert allocator.decide(layers, 10_000, 0.5) == 0 and allocator.temporal == 0  # nothing fits: the lowest step
+    assert allocator.switches == 0 and allocator.temporal_switches == 1  # the first choice is not counted
+
+
+def test_between_layers_a_higher_layer_is_taken_at_half_its_frame_rate_not_a_quarter():
+    layers = layered([150_000, 500_000, 1_500_000])
+    # 950k: the high layer's TL0+TL1 (900k) fits
+    allocator = LayerAllocator()
+    assert allocator.decide(layers, 950_000, 0.0) == 2 and allocator.temporal == 1
+    # 650k: its TL0 alone (600k) would fit, but a quarter of the frame rate is never offered above the lowest
+    allocator = LayerAllocator()
+    assert allocator.decide(layers, 650_000, 0.0) == 1 and allocator.temporal == 2  # the middle layer, every TID
+
+
+def test_a_temporal_step_up_waits_its_shorter_hold_and_a_layer_step_the_full_one():
+    layers = layered([150_000, 500_000, 1_500_000])
+    allocator = LayerAllocator()
+    assert allocator.decide(layers, 70_000, 0.0) == 0 and allocator.temporal == 0
+    budget = UP_MARGIN * 150_000  # every TID of the lowest layer fits with margin, nothing above
+    choices = [(allocator.decide(layers, budget, t * ALLOCATE_INTERVAL), allocator.temporal) for t in range(1, 20)]
+    first = next(i for i, c in enumerate(choices) if c != (0, 0))
+    assert choices[first] == (0, 2) and (first + 1) * ALLOCATE_INTERVAL >= TEMPORAL_UP_HOLD - 1e-9
+    assert first * ALLOCATE_INTERVAL < UP_HOLD
+    assert allocator.temporal_switches == 1 and allocator.switches == 0
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.floats(20_000, 3_000_000), min_size=1, max_size=60))
+def test_with_temporal_layers_the_choice_fits_the_budget_whenever_any_step_does(budgets):
+    layers = layered([150_000, 500_000, 1_500_000])
+    allocator = LayerAllocator()
+    for i, budget in enumerate(budgets):
+        index = allocator.decide(layers, budget, i * ALLOCATE_INTERVAL)
+        assert index is not None
+        tid = allocator.temporal
+        rate = layers[index].temporal[tid] if tid is not None else layers[index].bitrate
+        if budget >= layers[0].temporal[0]:
+            assert rate <= budget  # down is at once: never above the budget while something fits
+        if index > 0:
+            assert tid is not None and tid >= 1

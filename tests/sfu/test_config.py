@@ -24,3 +24,14 @@ def test_recordings_go_under_the_data_directory_unless_a_record_directory_is_giv
     config.write_text('record_dir = "/typo"\n')
     with pytest.raises(UsageError):
         settings("--config", str(config))
+
+
+def test_last_n_comes_from_the_flag_or_the_file_and_is_not_negative(tmp_path):
+    assert settings().last_n is None
+    assert settings("--last-n", "3").last_n == 3
+    config = tmp_path / "sfu.toml"
+    config.write_text("last-n = 5\n")
+    assert settings("--config", str(config)).last_n == 5
+    assert settings("--config", str(config), "--last-n", "2").last_n == 2
+    with pytest.raises(UsageError):
+        settings("--last-n", "-1")

@@ -162,6 +162,7 @@ def test_a_layer_switch_keeps_the_timeline_from_both_layers_sender_reports(base_
     def ts(base: int, t: float) -> int:
         return (base + round(t * 90000)) & 0xFFFFFFFF
 
+    sr_gap = round(sr_gap * 90000) / 90000  # a sender reports an instant of its RTP clock, a whole tick
     old, new = Layer("h", 1), Layer("f", 2)
     old.sender_report = (1000.0, ts(base_old, 0.0))
     new.sender_report = (1000.0 + sr_gap, ts(base_new, sr_gap))  # sent at another time, same clock
@@ -204,3 +205,137 @@ def test_a_new_source_starts_a_new_window_and_old_numbers_are_refused():
     assert window.arrived(2, 100)  # a publisher restart: new numbers
     assert window.arrived(2, 100 + ReceivedWindow.WINDOW + 5)
     assert not window.arrived(2, 101)  # older than the window: too late to forward
+
+
+# -- VP8 temporal layers ---------------------------------------------------------------------------
+
+PATTERN = ((0, False), (2, True), (1, True), (2, False))  # L1T3: (TID, layer sync) of each frame of a period
+
+
+class LayeredSource:
+    """A VP8 L1T3 source as libwebrtc and netcore.media code it: TIDs 0,2,1,2 with TL0PICIDX, the second and
+    third frames of each period layer syncs; a frame is ``packets`` packets, a key frame every ``gop``."""
+
+    def __init__(self, ssrc: int, seq: int, pid: int, tl0: int, gop: int) -> None:
+        self.ssrc, self.seq, self.pid, self.tl0, self.gop = ssrc, seq, pid, tl0, gop
+        self.frame = 0
+        self.ts = 0
+
+    def next_frame(self, packets: int) -> tuple[tuple[int, bool, bool], list[RtpPacket]]:
+        """((TID, sync, key), packets) of the next frame."""
+        key = self.frame % self.gop == 0
+        tid, sync = PATTERN[self.frame % 4]
+        if tid == 0:
+            self.tl0 = (self.tl0 + 1) & 0xFF
+        out = []
+        for i in range(packets):
+            desc = Vp8Descriptor(i == 0, 0, picture_id=self.pid, tl0picidx=self.tl0, tid=tid, layer_sync=sync)
+            body = bytes((0 if key else 1, 7, 7)) if i == 0 else b"\x07\x07"
+            out.append(RtpPacket.build(payload_type=96, sequence_number=self.seq, timestamp=self.ts, ssrc=self.ssrc,
+                                       payload=desc.serialize() + body, marker=i == packets - 1))
+            self.seq = (self.seq + 1) & 0xFFFF
+        self.pid = (self.pid + 1) & 0x7FFF
+        self.ts = (self.ts + 3000) & 0xFFFFFFFF
+        self.frame += 1
+        return (tid, sync, key), out
+
+
+def layered_downtrack(max_temporal: int) -> DownTrack:
+    """A VP8 slot forwarding LayeredSource 0x55 up to ``max_temporal``."""
+    down = DownTrack(0xABC, "video", 90000)
+    down.attach({96: 96}, {96: "VP8"})
+    down.want(0x55)
+    down.max_temporal = max_temporal
+    return down
+
+
+def _references(frame: int, key_frames: set[int]) -> list[int]:
+    """The frames ``frame`` references in the L1T3 pattern (TL0: the TL0 before; TL1 and the first TL2:
+    the period's TL0; the last TL2: the period's TL1 too); a key frame none."""
+    if frame in key_frames:
+        return []
+    pos, start = frame % 4, frame - frame % 4
+    refs = [start - 4] if pos == 0 else [start]
+    if pos == 3:
+        refs.append(start + 2)
+    return [r for r in refs if r >= 0]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 3), st.integers(1, 3)), min_size=1, max_size=200),
+       st.integers(0, 0xFFFF), st.integers(0, 0x7FFF), st.integers(0, 255), st.integers(5, 40))
+def test_temporal_layers_are_dropped_without_a_gap_and_every_forwarded_frame_decodes(plan, seq0, pid0, tl00, gop):
+    source = LayeredSource(0x55, seq0, pid0, tl00, gop)
+    down = layered_downtrack(3)
+    forwarded: dict[int, list[RtpPacket]] = {}
+    targets, info, keys = [], [], set()
+    for frame, (target, packets) in enumerate(plan):
+        down.max_temporal = target
+        (tid, sync, key), sent = source.next_frame(packets)
+        targets.append(target)
+        info.append(tid)
+        if key:
+            keys.add(frame)
+        out = [down.forward(p, frame * 0.033) for p in sent]
+        assert all(o is None for o in out) or all(o is not None for o in out)  # whole frames only
+        if out[0] is not None:
+            forwarded[frame] = out  # type: ignore[assignment]
+    packets = [p for frame in sorted(forwarded) for p in forwarded[frame]]
+    # no gap in sequence numbers, picture ids one per forwarded frame, TL0PICIDX one per TL0 frame
+    for a, b in zip(packets, packets[1:]):
+        assert seq_diff(b.sequence_number, a.sequence_number) == 1
+    descs = {f: Vp8Descriptor.parse(forwarded[f][0].payload)[0] for f in forwarded}
+    frames = sorted(forwarded)
+    for a, b in zip(frames, frames[1:]):
+        assert (descs[b].picture_id - descs[a].picture_id) & 0x7FFF == 1
+        assert (descs[b].tl0picidx - descs[a].tl0picidx) & 0xFF == (1 if info[b] == 0 else 0)
+        assert descs[b].tid == info[b]
+    for frame in frames:  # decodable: what it references was forwarded
+        assert all(r in forwarded for r in _references(frame, keys)), frame
+    for frame in range(len(plan)):  # and it follows its target: a period after the target settled, exactly it
+        if frame >= 8 and len(set(targets[frame - 7:frame + 1])) == 1 and any(k <= frame - 8 for k in keys):
+            assert (frame in forwarded) == (info[frame] <= targets[frame]), (frame, targets[frame])
+
+
+def test_a_retransmission_keeps_the_number_it_had_before_a_skip_and_a_late_skip_leaves_a_gap():
+    source = LayeredSource(0x55, 65530, 10, 0, 1000)
+    down = layered_downtrack(0)
+    (_, _, _), tl0 = source.next_frame(2)
+    first = [down.forward(p, 0.0) for p in tl0]
+    assert all(first)
+    skipped = [down.forward(p, 0.03) for _, p in [source.next_frame(2) for _ in range(3)] for p in p]
+    assert not any(skipped) and down.dropped["temporal_layer"] == 6
+    (_, _, _), tl0_next = source.next_frame(1)
+    after = down.forward(tl0_next[0], 0.13)
+    assert after is not None and seq_diff(after.sequence_number, first[-1].sequence_number) == 1
+    again = down.forward(tl0[1], 0.14)  # a retransmission of the packet before the skipped ones
+    assert again is not None and again.sequence_number == first[1].sequence_number
+    # a TL2 packet older than one already forwarded (reordered) cannot be closed up: its number is a gap
+    late = [source.next_frame(1)[1][0] for _ in range(3)]
+    (_, _, _), tl0_third = source.next_frame(1)
+    assert down.forward(tl0_third[0], 0.26) is not None
+    assert down.forward(late[0], 0.27) is None and down.rewriter.gaps == 1
+
+
+def test_the_forwarded_tid_goes_up_only_at_a_layer_sync_or_key_frame():
+    source = LayeredSource(0x55, 0, 0, 0, 1000)
+    down = layered_downtrack(0)
+    for _ in range(5):
+        for p in source.next_frame(1)[1]:
+            down.forward(p, 0.0)
+    assert down.temporal == 0
+    down.max_temporal = 2  # frame 5 is a TL2 sync, 6 a TL1 sync, 7 a TL2 referencing TL1
+    results = []
+    for _ in range(4):
+        (tid, sync, _), packets = source.next_frame(1)
+        results.append((tid, down.forward(packets[0], 0.1) is not None))
+    assert results == [(2, True), (1, True), (2, True), (0, True)] and down.temporal == 2
+    # a non-sync frame of a layer above: not taken up there
+    down.max_temporal = 0
+    for p in source.next_frame(1)[1]:  # frame 9: TL2 sync, but the target is TL0
+        assert down.forward(p, 0.2) is None
+    down.max_temporal = 2
+    (tid, sync, _), packets = source.next_frame(1)  # frame 10: TL1 sync
+    assert (tid, sync) == (1, True) and down.forward(packets[0], 0.3) is not None and down.temporal == 1
+    (tid, sync, _), packets = source.next_frame(1)  # frame 11: TL2, not a sync: still TL1 only
+    assert (tid, sync) == (2, False) and down.forward(packets[0], 0.3) is None and down.temporal == 1

@@ -5,7 +5,8 @@ fake camera at 1280x720 with three ``sendEncodings`` (q/4, h/2, f): a=rid
 and a=simulcast, no SSRC signalled, RIDs on the wire, as the call server
 meets browsers. The call server answers ``a=simulcast:recv q;h;f``, learns
 all three layers' SSRCs from their RIDs (``sfu_simulcast_layers``, no
-``unknown_rid`` drop), and two of our PeerConnections subscribing (one
+``unknown_rid`` drop) and reads VP8 TIDs on all three (Chromium sends each
+as L1T3: ``sfu_temporal_layers``), and two of our PeerConnections subscribing (one
 through the test's 300 kbit/s relay) decode the browser's video.
 
 Chromium's own send-side estimate towards the call server holds (at least
@@ -94,6 +95,8 @@ async def scenario(tmp_path, chromium: Browser) -> None:
                 len(wide.frames), len(narrow.frames), await page.eval(OUTBOUND))
             figures = await asyncio.to_thread(metrics, env["sfu_http"])
             assert figures.get('sfu_dropped_total{reason="unknown_rid"}', 0) == 0
+            # Chromium sends each VP8 layer as L1T3: the call server reads TIDs on all three
+            assert figures["sfu_temporal_layers"] == 3, await page.eval(OUTBOUND)
             # Chromium acts on our transport-wide feedback: its estimate holds and no layer is cut
             # for bandwidth (before, it fell to about 60 kbit/s and stopped h and f)
             assert await page.eval(AVAILABLE) >= 1_000_000, await page.eval(OUTBOUND)
