@@ -565,7 +565,7 @@ class PeerConnection:
             self._emit("rtpreceived", event.mid, event.packet, now)
             receiver = self._receivers.get(event.mid)
             if receiver is not None:
-                receiver.insert(event.packet, now)
+                receiver.insert(event.packet, now, event.retransmitted)
                 receiver.pop(now)
         elif isinstance(event, peer_events.BitrateChanged):
             self._share_bitrate(event.target)
