@@ -224,6 +224,11 @@ class JitterBuffer:
         return min(self.config.max_delay, max(self.config.min_delay, delay))
 
     @property
+    def played_sequence(self) -> int | None:
+        """The 16-bit sequence number the buffer has played or skipped up to (None before any)."""
+        return None if self._played_seq is None else self._played_seq & 0xFFFF
+
+    @property
     def rtt(self) -> float:
         return self._nack.rtt if self._nack is not None else 0.0
 
