@@ -131,8 +131,8 @@ class Frame:
 class JitterMetrics:
     target_delay: float = 0.0  # seconds, current
     packets_received: int = 0
-    packets_late: int = 0  # arrived after their place was played or skipped
-    packets_duplicate: int = 0
+    packets_late: int = 0  # arrived after their place was played or skipped without them
+    packets_duplicate: int = 0  # copies of packets held, played or late already
     packets_lost: int = 0  # never arrived before their place was played
     packets_recovered: int = 0  # arrived after a NACK
     packets_dropped: int = 0  # unconfirmed jumps, other SSRCs, bounds
@@ -310,14 +310,18 @@ class JitterBuffer:
         self._enforce_bounds(now)
 
     def _arrived_after_play(self, seq: int, packet: RtpPacket, now: float, retransmitted: bool | None) -> None:
-        # Its place was played or skipped past without it, or it is a copy
-        # of a packet that played (which says nothing).
-        self.metrics.packets_late += 1
+        # Its place was played or skipped past without it (late), or it is a
+        # copy of a packet that played or came late already (a duplicate,
+        # which says nothing).  Video frames leave as soon as they can be
+        # decoded, so a copy usually comes after its original played.
         nacked = self._missed.pop(seq, None)
-        if nacked is not None:
-            self._missed[seq] = None  # a further copy says nothing either
-            transit = now - self._ts.peek(packet.timestamp) / self.config.clock_rate
-            self._observe(transit, *nacked, retransmitted, now)
+        if nacked is None:
+            self.metrics.packets_duplicate += 1
+            return
+        self.metrics.packets_late += 1
+        self._missed[seq] = None  # a further copy is a duplicate
+        transit = now - self._ts.peek(packet.timestamp) / self.config.clock_rate
+        self._observe(transit, *nacked, retransmitted, now)
 
     def _arrived_after_skip(self, seq: int, transit: float, now: float, retransmitted: bool | None) -> None:
         # Its frame was skipped before it came.  It still counts as arrived,
@@ -525,9 +529,10 @@ class JitterBuffer:
         if self._playable(frame):
             return -math.inf
         if self._keyframes and self._need_keyframe and not frame.keyframe:
-            # Decoding waits for a key frame: it can never play.  (Incomplete, it might be the
-            # key frame itself, its first packet missing: then it waits until it is due.)
-            return -math.inf if self._complete(frame) or self._keyframe_waiting() else due
+            # Decoding waits for a key frame: it can never play.  It goes at once when a complete
+            # key frame waits behind it, else when due: the key frame may be on its way, reordered
+            # (an earlier one, or this very frame with its first packet missing).
+            return -math.inf if self._keyframe_waiting() else due
         if self._tail_coming(frame) or self._overdue == frame.key:
             # Nothing after it has come: nothing else could play meanwhile, and a sender's
             # pacer may spread a large frame over far longer than a round trip (on a short
