@@ -130,9 +130,8 @@ class BandwidthEstimator:
         self._acked.add(arrival, packet.size)
         if packet.probe_cluster is not None:
             rate = self._probe_results.add(packet.probe_cluster, packet.send_time, arrival, packet.size)
-            if rate is not None:
-                self._probes.measured(packet.probe_cluster, rate)
-            if rate is not None and rate > self._delay_based.rate:
+            follow = rate is not None and self._probes.measured(packet.probe_cluster, rate)
+            if follow and rate > self._delay_based.rate:
                 self._delay_based.set_estimate(0.95 * rate)
                 self._loss_based.raise_to(0.95 * rate)
         deltas = self._inter_arrival.add(packet.send_time, arrival, packet.size)

@@ -19,7 +19,15 @@ would share the link with the media and measure only what the media left.
   :data:`RECOVERY_WAIT`), at twice the estimate, after 2, 4, then every
   8 s (:data:`PROBE_INTERVAL` doubling to :data:`MAX_PROBE_INTERVAL`), until the estimate is back to 85 % of where it
   fell from or :data:`RECOVERY_WINDOW` has passed: a link whose capacity
-  returns is found in seconds, and a steady link is not probed at all;
+  returns is found in seconds, and a steady link is not probed at all.
+  Such a probe that carries most of its rate moves nothing by itself: a link
+  that has just shown it is slow is often a shaper, whose token bucket lets
+  one short cluster through at line rate (``tbf``'s 2 kB bucket passes a
+  30 ms cluster at 500 kbit/s whole, and the jump to that rate lost half the
+  packets). The probe after it, at twice its measurement, must carry most of
+  its rate too (the bucket, drained by the first, cannot pass the second);
+  then the estimate follows that one. One that carries less than most of its
+  rate is the link's rate, and the estimate follows it at once;
 * on request (:meth:`ProbeController.request`): a call server that
   would forward a higher simulcast layer asks whether the link takes it;
 * further, at twice what a cluster measured when it carried at least
@@ -38,7 +46,7 @@ MIN_PACKETS = 5
 MIN_RECEIVED_SHARE = 0.8  # of a cluster's packets reported received before its rate counts
 CLUSTER_DURATION = 0.03
 PROBE_INTERVAL = 2.0
-RECOVERY_WAIT = 1.0
+RECOVERY_WAIT = 2.0  # the drop's own repairs and key frames settle over the first second or two
 CLUSTER_GAP = 0.1  # between the starts of two clusters
 LARGE_DROP = 0.3
 RECOVERY_WINDOW = 60.0
@@ -136,7 +144,9 @@ class ProbeController:
     def __init__(self, initial: float, maximum: float) -> None:
         self.maximum = maximum
         self._next_id = 1
-        self._pending: list[float] = [min(3 * initial, maximum), min(6 * initial, maximum)]
+        # (rate, kind) of the clusters to send: "start", "recovery", "confirm", "further", "request"
+        self._pending: list[tuple[float, str]] = [(min(3 * initial, maximum), "start"),
+                                                  (min(6 * initial, maximum), "start")]
         self._estimate = initial
         self._dropped_from: float | None = None
         self._dropped_at = 0.0
@@ -144,6 +154,9 @@ class ProbeController:
         self._clear_since: float | None = None
         self._issued: dict[int, float] = {}  # cluster id -> its rate, until measured
         self._interval = PROBE_INTERVAL / 2  # between recovery probes; doubles with each one
+        # Clusters whose measurement the estimate must not follow (yet): recovery probes, and
+        # the probes confirming them until they carry their rate.
+        self._held: dict[int, str] = {}  # cluster id -> "recovery" or "confirm"
 
     def update(self, estimate: float, overusing: bool, now: float) -> None:
         """Feed the estimate after each feedback."""
@@ -165,14 +178,14 @@ class ProbeController:
             # A short probe can cross a slow link's token bucket and read as success: each
             # recovery probe waits twice as long as the last, so a link that stays slow is
             # disturbed less and less, and one whose capacity returned is still found in 8 s.
-            self._pending.append(min(2 * estimate, self.maximum))
+            self._pending.append((min(2 * estimate, self.maximum), "recovery"))
             self._interval = min(2 * self._interval, MAX_PROBE_INTERVAL)
 
     def request(self, rate: float) -> None:
         """Probe at ``rate`` (a forwarder that would send more if the link took it: the next simulcast
         layer), unless a probe is pending already."""
         if not self._pending:
-            self._pending.append(min(rate, self.maximum))
+            self._pending.append((min(rate, self.maximum), "request"))
 
     def poll(self, now: float) -> ProbeCluster | None:
         """The next cluster to send, if any."""
@@ -180,7 +193,7 @@ class ProbeController:
             return None
         if self._last_probe is not None and now - self._last_probe < CLUSTER_GAP:
             return None  # one cluster at a time: two at once would each measure less
-        rate = self._pending.pop(0)
+        rate, kind = self._pending.pop(0)
         self._last_probe = now
         # Long enough for MIN_PACKETS padding packets: at tens of kbit/s, 30 ms is one packet,
         # and a cluster never measured never lets the estimate climb back from the minimum.
@@ -190,14 +203,30 @@ class ProbeController:
         self._issued[cluster.cluster_id] = rate
         while len(self._issued) > 16:
             del self._issued[next(iter(self._issued))]
+        if kind in ("recovery", "confirm"):
+            self._held[cluster.cluster_id] = kind
+            while len(self._held) > 16:
+                del self._held[next(iter(self._held))]
         return cluster
 
-    def measured(self, cluster_id: int, rate: float) -> None:
-        """Cluster ``cluster_id`` measured ``rate``: probe further if it carried most of its rate."""
+    def measured(self, cluster_id: int, rate: float) -> bool:
+        """Cluster ``cluster_id`` measured ``rate``: probe further if it carried most of its rate.
+        Returns whether the estimate may follow the measurement (see the module docstring)."""
         sent_at = self._issued.pop(cluster_id, None)
-        if sent_at is None or rate < FURTHER_PROBE_SHARE * sent_at or sent_at >= self.maximum:
-            return
+        if sent_at is not None:
+            carried = rate >= FURTHER_PROBE_SHARE * sent_at
+            kind = self._held.get(cluster_id)
+            if kind == "recovery" and carried:
+                self._pending.append((min(2 * rate, self.maximum), "confirm"))  # a token bucket?
+                return False
+            if kind == "recovery" or (kind == "confirm" and carried):
+                del self._held[cluster_id]  # the link's rate: held back, or carried twice
+            if carried and kind in (None, "confirm"):
+                self._probe_further(sent_at, rate)
+        return cluster_id not in self._held
+
+    def _probe_further(self, sent_at: float, rate: float) -> None:
         further = min(2 * rate, self.maximum)
         # Not when a cluster at least as fast is already out (the second start probe).
         if further > sent_at and not self._pending and all(r < further for r in self._issued.values()):
-            self._pending.append(further)
+            self._pending.append((further, "further"))

@@ -5,42 +5,48 @@ Verbs: :meth:`JitterBuffer.insert` a packet with its arrival time,
 :meth:`JitterBuffer.next_deadline` when to call again, and drain
 :meth:`JitterBuffer.poll_event` for NACK and key-frame requests to send.
 
-Timing.  Each frame is due at ``base + timestamp / clock_rate + delay``
-where ``base`` is the smallest transit time (arrival minus media time) seen
-over the last ten seconds, i.e. the fastest path through the network, and
-``delay`` the target delay.  Due times come from RTP timestamps, not from
-when the previous frame left, so a loss burst never adds latency: once it
-stops, frames play at ``base + delay`` again.
+Timing.  Audio packets, and video frames that cannot play at once, are
+due at ``base + timestamp / clock_rate + delay`` where ``base`` is the
+smallest transit time (arrival minus media time) seen over the last ten
+seconds, i.e. the fastest path through the network, and ``delay`` the
+target delay.  Due times come from RTP timestamps, not from when the
+previous frame left, so a loss burst never adds latency: once it stops,
+frames play at ``base + delay`` again.
 
-Target delay.  What the path's jitter and one NACK round need: the 95th
-percentile of the recent excess transit (transit minus ``base``) of first
-copies (late ones included), or, if larger, the 95th percentile of the
-excess transit of the last 100 retransmissions that answered a first NACK
-(none older than five seconds), and at least the reorder delay, a round
-trip and the jitter more than the packet that revealed a gap in the last
-five seconds (room for recovery before any is measured); bounded by
-``min_delay`` and ``max_delay``.  Later NACK rounds and copies of packets
-that already played do not count: the hold covers the former, the latter
-say nothing.  The target grows at once and shrinks by its excess over the
-need per ``decay_time``, at least ``decay_rate`` seconds per second.
+Video playout.  A video frame that can be decoded now (complete, and
+following what played or a key frame) leaves at once: nothing it needs is
+missing, and waiting would only add latency (the renderer paces display).
+A frame that cannot (incomplete, or after a gap) waits while what it lacks
+may still come: a number NACKed (or about to be) and not given up, until
+as many NACK rounds after its first NACK as the measured loss rate calls
+for (at least two, at most four: a retransmission is lost as often as the
+original) have had their answer's time, the 95th percentile of the recent
+NACK response times (first NACK to its retransmission; at least a round
+trip plus the jitter).  Then it is overdue: a key frame is requested and
+the frame keeps waiting for whichever comes first, its retransmission or a
+complete key frame behind it (the frames before that key frame are then
+skipped), up to ``max_delay`` past its due time.  Waiting costs a short
+freeze; skipping costs every frame until a key frame.  A frame whose tail
+has not come, with nothing after it, waits up to ``max_delay`` too:
+nothing else could play meanwhile, and the sender's pacer may spread a
+large frame over more than a round trip.  A frame that lacks something
+nothing will bring (not NACKed, or given up) is skipped at its due time.
 
-Hold.  A video frame that cannot play at its due time (incomplete, or
-after a gap) waits while what it lacks may still come (a number NACKed and
-not given up, or its tail not seen yet and nothing after it), for as many
-more NACK rounds (a round trip plus the jitter each) as the measured loss
-rate calls for, at least one and at most three; then it is skipped.
-Waiting costs a short freeze; skipping costs every frame until a key frame.
-A frame whose tail has not come, with nothing after it, waits up to
-``max_delay``: nothing else could play meanwhile, and the sender's pacer
-may spread a large frame over more than a round trip.
+Target delay.  What the path's jitter needs: the 95th percentile of the
+recent excess transit (transit minus ``base``) of first copies (late ones
+included), bounded by ``min_delay`` and ``max_delay``.  Retransmissions do
+not count (their delay is the NACK response time), nor do copies of
+packets that already played.  The target grows at once and shrinks by its
+excess over the need per ``decay_time``, at least ``decay_rate`` seconds
+per second.
 
 Frames.  Video packets are grouped by timestamp; a frame is complete when
 its marker packet is there, every sequence number from its first packet is
 there, and that first packet is known to start the frame (the codec says so
 or the packet before it belongs to another frame).  Audio packets are
-frames of their own.  A frame still incomplete when due is skipped; a video
-frame after a gap is dropped until a key frame comes (when ``is_keyframe``
-is given), and a key frame is requested.
+frames of their own.  A frame still incomplete when it must leave is
+skipped; a video frame after a gap is dropped until a key frame comes (when
+``is_keyframe`` is given), and a key frame is requested.
 
 Bounds.  At most ``max_packets`` packets and ``max_bytes`` bytes are held;
 beyond that the oldest frames are skipped.  A sequence number more than
@@ -52,6 +58,7 @@ behind the last frame played (the sender's timeline went backwards).
 from __future__ import annotations
 
 import bisect
+import math
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable
@@ -75,12 +82,11 @@ __all__ = [
 _BUCKET = 1.0  # seconds per transit-minimum bucket
 _BUCKETS = 10  # buckets kept: base is the minimum over ~10 s
 _QUANTILE_EVERY = 16  # packets between recomputing the delay quantile
-_GAP_MEMORY = 5.0  # seconds the allowance for a newly revealed gap counts
 _MISSED_KEPT = 512  # sequence numbers remembered as missing when played past
-_OUTAGE = 0.25  # a loss found after this long without arrivals was an outage
 _LOSS_WEIGHT = 0.01  # per sequence number, of the moving average loss rate
 _RESIDUAL_LOSS = 0.01  # NACK rounds are waited for until this little is left
-_MAX_HOLD_ROUNDS = 3
+_MIN_ROUNDS = 2  # NACK rounds a frame behind a gap waits for, at least ...
+_MAX_ROUNDS = 4  # ... and at most
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,8 +105,8 @@ class JitterConfig:
     delay_window: int = 500  # packets in the excess-transit window
     decay_rate: float = 0.05  # seconds of target delay shed per second, at least
     decay_time: float = 1.0  # or the excess over the need divided by this, if more
-    recovery_quantile: float = 0.95  # of the recent recoveries' excess transit
-    recovery_window: int = 100  # recoveries in that quantile, at most ...
+    recovery_quantile: float = 0.95  # of the recent NACK answers' response times
+    recovery_window: int = 100  # answers in that quantile, at most ...
     recovery_memory: float = 5.0  # ... and none older than this (seconds)
     wait_for_keyframe: bool = True
 
@@ -125,8 +131,8 @@ class Frame:
 class JitterMetrics:
     target_delay: float = 0.0  # seconds, current
     packets_received: int = 0
-    packets_late: int = 0  # arrived after their place was played or skipped
-    packets_duplicate: int = 0
+    packets_late: int = 0  # arrived after their place was played or skipped without them
+    packets_duplicate: int = 0  # copies of packets held, played or late already
     packets_lost: int = 0  # never arrived before their place was played
     packets_recovered: int = 0  # arrived after a NACK
     packets_dropped: int = 0  # unconfirmed jumps, other SSRCs, bounds
@@ -136,16 +142,19 @@ class JitterMetrics:
     keyframe_requests: int = 0
     resets: int = 0
     loss_rate: float = 0.0  # moving average of the share of numbers that went missing
+    nack_response: float = 0.0  # seconds from a first NACK to its answer: recent p95, or the prior
+    delay_total: float = 0.0  # seconds frames spent, first packet in to popped (W3C jitterBufferDelay)
     packets_buffered: int = 0
     bytes_buffered: int = 0
 
 
 class _Frame:
-    __slots__ = ("key", "ts", "packets", "first", "last", "start_seq", "keyframe", "size")
+    __slots__ = ("key", "ts", "packets", "first", "last", "start_seq", "keyframe", "size", "arrived")
 
-    def __init__(self, key: int, ts: int) -> None:
+    def __init__(self, key: int, ts: int, arrived: float) -> None:
         self.key = key
         self.ts = ts
+        self.arrived = arrived  # when its first packet came
         self.packets: dict[int, RtpPacket] = {}
         self.first = 1 << 62
         self.last: int | None = None  # sequence number of the marker packet
@@ -181,10 +190,10 @@ class JitterBuffer:
         self._since_quantile = 0
         self._desired = self.metrics.target_delay
         self._target_updated = 0.0
-        self._recovery: deque[tuple[float, float]] = deque(maxlen=config.recovery_window)
-        self._recovery_q = 0.0  # their quantile, valid until _recovery_until
-        self._recovery_until = -1.0  # when it must be recomputed (an entry expires)
-        self._gaps: deque[tuple[float, float]] = deque(maxlen=64)
+        self._responses: deque[tuple[float, float]] = deque(maxlen=config.recovery_window)
+        self._response_q = 0.0  # their quantile, valid until _response_until
+        self._response_until = -1.0  # when it must be recomputed (an entry expires)
+        self._now = 0.0  # the latest time given to insert or pop
         self._reset_stream()
 
     def _reset_stream(self) -> None:
@@ -196,9 +205,8 @@ class JitterBuffer:
         self._played_seq: int | None = None
         self._played_key: int | None = None
         # Sequence numbers played past while missing -> how many times they
-        # were NACKed and the silence before they were found missing (None:
-        # one copy came since), to
-        # read a packet arriving after its place was played.
+        # were NACKed and when first (None: one copy came since), to read a
+        # packet arriving after its place was played.
         self._missed: dict[int, tuple[int, float | None] | None] = {}
         self._highest: int | None = None
         self._jump_candidate: int | None = None
@@ -206,6 +214,7 @@ class JitterBuffer:
         self._base: float | None = None
         self._need_keyframe = self._keyframes
         self._gap = False
+        self._overdue: int | None = None  # the first frame, once its recovery is late
         self.metrics.packets_buffered = 0
         self.metrics.bytes_buffered = 0
         if self._nack is not None:
@@ -213,6 +222,11 @@ class JitterBuffer:
 
     def _clamp(self, delay: float) -> float:
         return min(self.config.max_delay, max(self.config.min_delay, delay))
+
+    @property
+    def played_sequence(self) -> int | None:
+        """The 16-bit sequence number the buffer has played or skipped up to (None before any)."""
+        return None if self._played_seq is None else self._played_seq & 0xFFFF
 
     @property
     def rtt(self) -> float:
@@ -226,10 +240,16 @@ class JitterBuffer:
 
     # --- input ---------------------------------------------------------------
 
-    def insert(self, packet: RtpPacket, now: float) -> None:
-        """Take one packet (original or unwrapped RTX) that arrived at ``now``."""
+    def insert(self, packet: RtpPacket, now: float, retransmitted: bool | None = None) -> None:
+        """Take one packet (original or unwrapped RTX) that arrived at ``now``.
+
+        ``retransmitted``: whether it came as a retransmission (RTX), when the
+        caller knows; an original that was only reordered past its NACK then
+        does not count as an answer to it.
+        """
         m = self.metrics
         m.packets_received += 1
+        self._now = max(self._now, now)
         if self.ssrc is None:
             self.ssrc = packet.ssrc
         elif packet.ssrc != self.ssrc:
@@ -247,7 +267,7 @@ class JitterBuffer:
             self._reset(now, "sequence number jump")
         self._jump_candidate = None
         if self._played_seq is not None and seq <= self._played_seq:
-            self._arrived_after_play(seq, packet, now)
+            self._arrived_after_play(seq, packet, now, retransmitted)
             return
         seq = self._seq.unwrap(seq16)
         if seq in self._seq_key:
@@ -267,63 +287,55 @@ class JitterBuffer:
                 m.packets_received -= 1
                 self.insert(packet, now)
                 return
-            self._arrived_after_skip(seq, transit, now)
+            self._arrived_after_skip(seq, transit, now, retransmitted)
             return
-        retries, silence = 0, None
+        retries, first_nack = 0, None
         if self._nack is not None:
-            silence = self._nack.silence_before(seq)
+            first_nack = self._nack.first_nack(seq)
             retries, given_up = self._nack.handle_packet(seq, now)
             if retries:
                 m.packets_recovered += 1
             if given_up:
                 self._request_keyframe(now, "loss beyond the NACK window")
-        gap = self._highest is not None and seq > self._highest + 1
         if self._highest is not None and seq > self._highest:
             self._account_loss(seq - self._highest - 1)
         if self._highest is None or seq > self._highest:
             self._highest = seq
-        if retries:
-            self._observe_recovery(transit, retries, silence, now)
-        else:
-            self._observe_transit(transit, now)
-            if gap and self._nack is not None and self._base is not None:
-                # A new gap: make room for its retransmission right away
-                # (NACKed after the reorder delay, back a round trip and the
-                # path's jitter later), before recoveries are measured.
-                wait = self._nack.config.reorder_delay + self._nack.rtt + self._excess_q
-                self._gaps.append((now, transit - self._base + wait))
-                self._update_desired(now)
-                self._update_target(now)
+        self._observe(transit, retries, first_nack, retransmitted, now)
         frame = self._frames.get(key)
         if frame is None:
-            frame = self._frames[key] = _Frame(key, ts)
+            frame = self._frames[key] = _Frame(key, ts, now)
             bisect.insort(self._order, key)
         self._add(frame, seq, packet)
         self._enforce_bounds(now)
 
-    def _arrived_after_play(self, seq: int, packet: RtpPacket, now: float) -> None:
-        # Its place was played or skipped past without it, or it is a copy
-        # of a packet that played (which says nothing).
-        self.metrics.packets_late += 1
+    def _arrived_after_play(self, seq: int, packet: RtpPacket, now: float, retransmitted: bool | None) -> None:
+        # Its place was played or skipped past without it (late), or it is a
+        # copy of a packet that played or came late already (a duplicate,
+        # which says nothing).  Video frames leave as soon as they can be
+        # decoded, so a copy usually comes after its original played.
         nacked = self._missed.pop(seq, None)
-        if nacked is not None:
-            self._missed[seq] = None  # a further copy says nothing either
-            transit = now - self._ts.peek(packet.timestamp) / self.config.clock_rate
-            self._observe_too_late(transit, *nacked, now)
+        if nacked is None:
+            self.metrics.packets_duplicate += 1
+            return
+        self.metrics.packets_late += 1
+        self._missed[seq] = None  # a further copy is a duplicate
+        transit = now - self._ts.peek(packet.timestamp) / self.config.clock_rate
+        self._observe(transit, *nacked, retransmitted, now)
 
-    def _arrived_after_skip(self, seq: int, transit: float, now: float) -> None:
+    def _arrived_after_skip(self, seq: int, transit: float, now: float, retransmitted: bool | None) -> None:
         # Its frame was skipped before it came.  It still counts as arrived,
         # or the numbers up to it would be NACKed in vain.
         self.metrics.packets_late += 1
-        retries, silence = 0, None
+        retries, first_nack = 0, None
         if self._nack is not None:
-            silence = self._nack.silence_before(seq)
+            first_nack = self._nack.first_nack(seq)
             retries = self._nack.handle_packet(seq, now)[0]
         if self._highest is None or seq > self._highest:
             self._highest = seq
         self._missed[seq] = None
         self._trim_missed()
-        self._observe_too_late(transit, retries, silence, now)
+        self._observe(transit, retries, first_nack, retransmitted, now)
 
     def _account_loss(self, missing: int) -> None:
         # An exponential moving average over sequence numbers: ``missing``
@@ -376,49 +388,45 @@ class JitterBuffer:
             self._update_desired(now)
         self._update_target(now)
 
-    def _observe_recovery(self, transit: float, retries: int, silence: float | None, now: float) -> None:
-        # A retransmission that answered the first NACK: how much delay
-        # recovery needs.  Later rounds (the retransmission was lost too)
-        # are left to the hold at playout time: letting them set the target
-        # would add their extra round trip to every frame.  So is a loss
-        # found only after an outage: the target would stretch by the outage.
-        if retries != 1 or self._base is None:
-            return
-        if silence is None or silence <= _OUTAGE:
-            self._recovery.append((now, transit - self._base))
-            self._recovery_until = now  # recompute
-            self._update_desired(now)
-            self._update_target(now)
-
-    def _observe_too_late(self, transit: float, retries: int, silence: float | None, now: float) -> None:
-        # A packet that came after its place was played or skipped: a
-        # retransmission is a recovery that needed more time; a first copy
-        # is the path's jitter, and counts among the other first copies
-        # (a single one must not set the target on its own).
-        if retries:
-            self._observe_recovery(transit, retries, silence, now)
-        else:
+    def _observe(self, transit: float, retries: int, first_nack: float | None, retransmitted: bool | None,
+                 now: float) -> None:
+        # A first copy (one never NACKed, or an original that was only
+        # reordered past its NACK) is the path's jitter: it joins the excess
+        # transit window, even when it came after its place played (a single
+        # late one must not set the target on its own).  A packet that
+        # answered the first NACK of its number measures the NACK response
+        # time; later rounds say nothing of it (the answer may be to an
+        # earlier NACK), nor does a copy of a played packet.
+        if not retries or retransmitted is False:
             self._observe_transit(transit, now)
+        elif retries == 1 and first_nack is not None:
+            self._responses.append((now, now - first_nack))
+            self._response_until = now  # recompute
 
     def _update_desired(self, now: float) -> None:
-        q = max(self._excess_q, self._recovery_quantile(now))
-        for t, e in self._gaps:
-            if now - t < _GAP_MEMORY and e > q:
-                q = e
-        self._desired = self._clamp(q)
+        self._desired = self._clamp(self._excess_q)
 
-    def _recovery_quantile(self, now: float) -> float:
-        if now < self._recovery_until:
-            return self._recovery_q
-        cfg = self.config
-        recent = [(t, e) for t, e in self._recovery if now - t < cfg.recovery_memory]
-        if not recent:
-            self._recovery_q, self._recovery_until = 0.0, float("inf")
-            return 0.0
-        values = sorted(e for _, e in recent)
-        self._recovery_q = values[min(len(values) - 1, int(len(values) * cfg.recovery_quantile))]
-        self._recovery_until = recent[0][0] + cfg.recovery_memory  # the oldest expires
-        return self._recovery_q
+    def _response_time(self) -> float:
+        """How long after its first NACK a retransmission comes: the ``recovery_quantile`` of the
+        recent answers (the last ``recovery_window``, none older than ``recovery_memory``), at
+        least the round trip plus the jitter (before any is measured, or when the path grew
+        slower than the answers of the last seconds say)."""
+        now = self._now
+        if now >= self._response_until:
+            cfg = self.config
+            recent = [r for t, r in self._responses if now - t < cfg.recovery_memory]
+            if recent:
+                values = sorted(recent)
+                self._response_q = values[min(len(values) - 1, int(len(values) * cfg.recovery_quantile))]
+                oldest = next(t for t, _ in self._responses if now - t < cfg.recovery_memory)
+                self._response_until = oldest + cfg.recovery_memory  # the oldest expires
+            else:
+                self._response_q, self._response_until = 0.0, float("inf")
+        response = self._response_q
+        if self._nack is not None:
+            response = max(response, self._nack.rtt + self._excess_q)
+        self.metrics.nack_response = response
+        return response
 
     def _update_target(self, now: float) -> None:
         m = self.metrics
@@ -451,15 +459,25 @@ class JitterBuffer:
         return self._played_seq == before or (self._played_seq is None and self._is_frame_start is None)
 
     def pop(self, now: float) -> Frame | None:
-        """The next frame if it is due at ``now``; skips what can no longer play."""
+        """The next frame if it may leave at ``now``; skips what can no longer play."""
+        self._now = max(self._now, now)
         self.handle_timeout(now)
         while self._order:
             frame = self._frames[self._order[0]]
             if self._base is None:
                 return None
-            due = self._due(frame)
-            if now < due or (self._waits(frame) and now < due + self._hold_for(frame)):
+            if now < self._release_time(frame):
+                if self._overdue == frame.key and self._keyframe_waiting():
+                    self._consume(frame, skipped=True)  # a key frame overtook its recovery
+                    self._broken(now, "frame not recovered before a key frame")
+                    continue
                 return None
+            if self._overdue != frame.key and self._recovery_deadline(frame) is not None \
+                    and now < self._due(frame) + self.config.max_delay and not self._playable(frame):
+                # Its recovery is late: ask for a key frame and take whichever comes first.
+                self._overdue = frame.key
+                self._request_keyframe(now, "frame not recovered in time")
+                continue
             if not self._complete(frame):
                 self._consume(frame, skipped=True)
                 self._broken(now, "frame incomplete at its playout time")
@@ -475,6 +493,7 @@ class JitterBuffer:
                 self._need_keyframe = False
             self._gap = False
             self.metrics.frames_popped += 1
+            self.metrics.delay_total += now - frame.arrived
             seqs = sorted(frame.packets)
             return Frame(
                 timestamp=frame.ts & 0xFFFFFFFF,
@@ -495,52 +514,50 @@ class JitterBuffer:
         gap = self._gap or (played is not None and frame.first != played + 1)
         return not (gap or self._need_keyframe)
 
-    def _waits(self, frame: _Frame) -> bool:
-        """Whether the first frame, due, is held for what it lacks."""
-        return self.config.video and not self._playable(frame) and self._recoverable(frame)
+    def _release_time(self, frame: _Frame) -> float:
+        """When the first frame leaves: played, or skipped if it cannot play by then.
 
-    def _wait_until(self, frame: _Frame) -> float:
-        """When to play (or give up) the first frame: its due time, or a
-        little later when what it lacks may still come."""
+        Audio: at its due time.  Video that can be decoded now (complete, and
+        after what played or a key frame): at once, as nothing it needs is
+        missing.  Video that cannot: when what it lacks can no longer come
+        (:meth:`_recovery_deadline`), or at its due time if nothing it lacks
+        is on its way (then waiting covers only the path's reordering).
+        """
         due = self._due(frame)
-        return due + self._hold_for(frame) if self._waits(frame) else due
+        if not self.config.video:
+            return due
+        if self._playable(frame):
+            return -math.inf
+        if self._keyframes and self._need_keyframe and not frame.keyframe:
+            # Decoding waits for a key frame: it can never play.  It goes at once when a complete
+            # key frame waits behind it, else when due: the key frame may be on its way, reordered
+            # (an earlier one, or this very frame with its first packet missing).
+            return -math.inf if self._keyframe_waiting() else due
+        if self._tail_coming(frame) or self._overdue == frame.key:
+            # Nothing after it has come: nothing else could play meanwhile, and a sender's
+            # pacer may spread a large frame over far longer than a round trip (on a short
+            # path).  Or its recovery is late and a key frame was asked for: the first of the
+            # two to come plays.
+            return due + self.config.max_delay
+        deadline = self._recovery_deadline(frame)
+        return due if deadline is None else max(due, deadline)
 
-    def _hold_for(self, frame: _Frame) -> float:
-        """How long past its due time the first frame waits: the NACK rounds of :meth:`_hold`, or,
-        while its tail is still to come and nothing after it has, up to ``max_delay``: nothing
-        could play meanwhile, and a sender's pacer may spread a large frame over longer than a
-        round trip (on a short path, far longer)."""
-        hold = self._hold()
-        if self._tail_coming(frame):
-            return max(hold, self.config.max_delay)
-        return hold
+    def _keyframe_waiting(self) -> bool:
+        """Whether a complete key frame is buffered behind the first frame."""
+        frames = self._frames
+        return any(frames[key].keyframe and self._complete(frames[key]) for key in self._order[1:])
 
     def _tail_coming(self, frame: _Frame) -> bool:
         return frame.last is None and self._highest == max(frame.packets)
 
-    def _hold(self) -> float:
-        """How long past its due time a frame waits for what it lacks.
-
-        The target covers the first NACK round; the hold, the rounds the
-        loss rate calls for beyond it (a retransmission is lost as often
-        as the original), at least one: waiting costs a short freeze,
-        skipping costs every frame until a key frame comes.
+    def _recovery_deadline(self, frame: _Frame) -> float | None:
+        """Until when the first frame waits for the numbers it lacks that are NACKed (or about to
+        be): as many NACK rounds after the latest one's first NACK as :meth:`_rounds` says, the
+        last answered within the measured response time; None when nothing it lacks is on its way.
         """
-        if self._nack is None:
-            return self._excess_q
-        rounds = 1
-        loss = self.metrics.loss_rate
-        residual = loss * loss
-        while residual > _RESIDUAL_LOSS and rounds < _MAX_HOLD_ROUNDS:
-            rounds += 1
-            residual *= loss
-        return rounds * (self._nack.rtt + self._excess_q)
-
-    def _recoverable(self, frame: _Frame) -> bool:
-        """Whether what keeps the first frame from playing may still arrive:
-        a packet NACKed and not given up, or its tail still on the way."""
-        if self._keyframes and self._need_keyframe and not frame.keyframe:
-            return False  # decoding waits for a key frame anyway
+        nack = self._nack
+        if nack is None:
+            return None
         played = self._played_seq
         low = frame.first if played is None else played + 1
         if frame.last is not None:
@@ -549,9 +566,23 @@ class JitterBuffer:
             high = self._frames[self._order[1]].first - 1
         else:
             high = self._highest if self._highest is not None else low
-        if self._nack is not None and self._nack.pending_between(low, high):
-            return True
-        return self._tail_coming(frame)
+        first_nack = nack.latest_first_nack(low, high)
+        if first_nack is None:
+            return None
+        return first_nack + (self._rounds() - 1) * nack.retry_interval + self._response_time()
+
+    def _rounds(self) -> int:
+        """NACK rounds a frame behind a gap waits for: enough that the measured loss rate leaves
+        under 1 % of its numbers unanswered (a retransmission is lost as often as the original),
+        at least two: a skip costs every frame until a key frame, a wait only a short freeze,
+        and a first answer later than most must not cost a skip."""
+        rounds = _MIN_ROUNDS
+        loss = self.metrics.loss_rate
+        residual = loss ** rounds
+        while residual > _RESIDUAL_LOSS and rounds < _MAX_ROUNDS:
+            rounds += 1
+            residual *= loss
+        return rounds
 
     def _broken(self, now: float, reason: str) -> None:
         self._gap = True
@@ -591,7 +622,7 @@ class JitterBuffer:
         nack = self._nack
         for seq in range(max(low, high - _MISSED_KEPT), high + 1):
             if seq not in frame.packets and seq not in missed:
-                missed[seq] = (nack.retries(seq), nack.silence_before(seq)) if nack is not None else (0, None)
+                missed[seq] = (nack.retries(seq), nack.first_nack(seq)) if nack is not None else (0, None)
 
     def _trim_missed(self) -> None:
         missed = self._missed
@@ -640,7 +671,8 @@ class JitterBuffer:
         """When :meth:`pop` (or :meth:`handle_timeout`) should next be called."""
         deadlines = []
         if self._order and self._base is not None:
-            deadlines.append(self._wait_until(self._frames[self._order[0]]))
+            release = self._release_time(self._frames[self._order[0]])
+            deadlines.append(self._now if release == -math.inf else release)  # -inf: at once
         if self._nack is not None:
             d = self._nack.next_deadline()
             if d is not None:

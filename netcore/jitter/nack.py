@@ -28,12 +28,12 @@ class NackConfig:
 
 
 class _Missing:
-    __slots__ = ("retries", "due", "silence")
+    __slots__ = ("retries", "due", "first_nack")
 
-    def __init__(self, due: float, silence: float) -> None:
+    def __init__(self, due: float) -> None:
         self.retries = 0
         self.due = due
-        self.silence = silence  # nothing had arrived for this long when it was found missing
+        self.first_nack: float | None = None  # when it was first NACKed
 
 
 class NackGenerator:
@@ -48,7 +48,6 @@ class NackGenerator:
         # No entry is due before this (it may be early after removals: poll
         # then finds nothing and recomputes it).
         self._next_due: float | None = None
-        self._last_arrival: float | None = None
         self.nacks_sent = 0  # sequence numbers NACKed, retries included
         self.recovered = 0  # missing packets that arrived after a NACK
         self.given_up = 0
@@ -61,7 +60,6 @@ class NackGenerator:
 
     def reset(self) -> None:
         self.highest = None
-        self._last_arrival = None
         self._missing.clear()
         self._next_due = None
 
@@ -72,8 +70,6 @@ class NackGenerator:
         (0: it was not NACKed), and how many numbers were given up at once
         because the gap overflowed ``max_missing``.
         """
-        silence = 0.0 if self._last_arrival is None else max(0.0, now - self._last_arrival)
-        self._last_arrival = now
         highest = self.highest
         if highest is None:
             self.highest = seq
@@ -83,7 +79,7 @@ class NackGenerator:
             first = max(highest + 1, seq - self.config.max_missing)
             missing = self._missing
             for s in range(first, seq):
-                missing[s] = _Missing(due, silence)
+                missing[s] = _Missing(due)
             if first < seq and (self._next_due is None or due < self._next_due):
                 self._next_due = due
             given_up = first - highest - 1
@@ -106,17 +102,27 @@ class NackGenerator:
         entry = self._missing.get(seq)
         return entry.retries if entry is not None else 0
 
-    def silence_before(self, seq: int) -> float | None:
-        """How long nothing had arrived when ``seq`` was found missing (None
-        when it is not missing): long after an outage, short after a loss."""
+    def first_nack(self, seq: int) -> float | None:
+        """When ``seq`` was first NACKed (None when it is not missing or not NACKed yet)."""
         entry = self._missing.get(seq)
-        return entry.silence if entry is not None else None
+        return entry.first_nack if entry is not None else None
 
-    def pending_between(self, low: int, high: int) -> bool:
-        """Whether a number in ``[low, high]`` is missing and not given up."""
-        if high - low < len(self._missing):
-            return any(seq in self._missing for seq in range(low, high + 1))
-        return any(low <= seq <= high for seq in self._missing)
+    def latest_first_nack(self, low: int, high: int) -> float | None:
+        """The latest time a number in ``[low, high]`` that is missing and not given up was,
+        or will be, NACKed for the first time; None when none is missing."""
+        missing = self._missing
+        if high - low < len(missing):
+            entries = [missing[seq] for seq in range(low, high + 1) if seq in missing]
+        else:
+            entries = [entry for seq, entry in missing.items() if low <= seq <= high]
+        if not entries:
+            return None
+        return max(entry.due if entry.first_nack is None else entry.first_nack for entry in entries)
+
+    @property
+    def retry_interval(self) -> float:
+        """The spacing of NACKs of one number: a round trip plus the path's jitter."""
+        return max(self.rtt + self.jitter, self.config.min_interval)
 
     def forget_through(self, seq: int) -> int:
         """Stop tracking numbers up to ``seq`` (played or skipped); returns how many."""
@@ -129,7 +135,7 @@ class NackGenerator:
         """``(to_nack, given_up)`` at ``now``; the NACKed ones are rescheduled."""
         to_nack: list[int] = []
         given_up = 0
-        interval = max(self.rtt + self.jitter, self.config.min_interval)
+        interval = self.retry_interval
         for seq, entry in list(self._missing.items()):
             if entry.due > now:
                 continue
@@ -138,6 +144,8 @@ class NackGenerator:
                 given_up += 1
                 continue
             entry.retries += 1
+            if entry.first_nack is None:
+                entry.first_nack = now
             entry.due = now + interval
             to_nack.append(seq)
         self.nacks_sent += len(to_nack)

@@ -532,10 +532,19 @@ class PeerConnection:
             for receiver in self._receivers.values():
                 if self.transport is not None:
                     receiver.jitter.rtt = self.transport.receiver.rtt  # its NACK schedule is the transport's
-                receiver.pop(now)
+                self._pop(receiver, now)
                 if receiver.poll_keyframe_request() and receiver.ssrc is not None and self.transport is not None:
                     self._call(self.transport.request_keyframe, receiver.ssrc)
             await asyncio.sleep(MEDIA_TICK)
+
+    def _pop(self, receiver: RtpReceiver, now: float) -> None:
+        """Decode what the receiver's jitter buffer lets out; the transport's NACKs then stop asking
+        for what it played or skipped past (libwebrtc's NACK module is cleared the same way)."""
+        receiver.pop(now)
+        played = receiver.jitter.played_sequence
+        ssrc = receiver.jitter.ssrc
+        if played is not None and ssrc is not None and self.transport is not None:
+            self.transport.forget_through(ssrc, played)
 
     # -- driver plumbing ---------------------------------------------------------------
 
@@ -569,8 +578,8 @@ class PeerConnection:
             self._emit("rtpreceived", event.mid, event.packet, now)
             receiver = self._receivers.get(event.mid)
             if receiver is not None:
-                receiver.insert(event.packet, now)
-                receiver.pop(now)
+                receiver.insert(event.packet, now, event.retransmitted)
+                self._pop(receiver, now)
         elif isinstance(event, peer_events.BitrateChanged):
             self._share_bitrate(event.target)
         elif isinstance(event, peer_events.KeyFrameRequested):

@@ -64,6 +64,14 @@ class Receiver:
         if stream.nack is not None:
             stream.nack.handle_packet(stream.unwrap.unwrap(packet.sequence_number), now)
 
+    def forget_through(self, ssrc: int, sequence_number: int) -> None:
+        """Media SSRC ``ssrc`` was played or skipped up to ``sequence_number`` (16 bits): stop
+        NACKing anything up to it, as nothing there can still be used (a NACK for it would only
+        fetch a retransmission that congests the link the loss came from)."""
+        stream = self.streams.get(ssrc)
+        if stream is not None and stream.nack is not None:
+            stream.nack.forget_through(stream.unwrap.peek(sequence_number))
+
     def poll_nacks(self, now: float) -> list[tuple[int, list[int]]]:
         """``(media ssrc, 16-bit sequence numbers)`` to NACK now."""
         out = []

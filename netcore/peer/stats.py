@@ -94,6 +94,8 @@ class StatsCollector:
                 "packetsLost": lost,
                 "jitter": (statistics._jitter / receiver.clock_rate) if statistics is not None else 0.0,
                 "jitterBufferTargetDelay": receiver.jitter.metrics.target_delay,
+                "jitterBufferDelay": receiver.jitter.metrics.delay_total,
+                "jitterBufferEmittedCount": receiver.jitter.metrics.frames_popped,
             }
             if receiver.track.kind == "video":
                 entry["framesDecoded"] = receiver.frames_decoded

@@ -308,7 +308,8 @@ class RtpReceiver:
     def frames_decoded(self) -> int:
         return self._decoded_before + (self.decoder.frames_decoded if self.decoder is not None else 0)
 
-    def insert(self, packet: RtpPacket, now: float) -> None:
+    def insert(self, packet: RtpPacket, now: float, retransmitted: bool | None = None) -> None:
+        """Take a media packet; ``retransmitted``: it came as RTX (None: not known)."""
         if packet.payload_type != self.payload_type:
             if packet.payload_type not in self.codecs or not self._switch(packet.payload_type):
                 self.unknown_payload_types += 1  # a codec we cannot decode: counted and dropped
@@ -316,7 +317,7 @@ class RtpReceiver:
                 return
         self.ssrc = packet.ssrc
         self.bytes_received += len(packet.payload)
-        self.jitter.insert(packet, now)
+        self.jitter.insert(packet, now, retransmitted)
 
     def pop(self, now: float) -> None:
         """Decode and deliver every frame due at ``now``."""

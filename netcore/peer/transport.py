@@ -237,6 +237,11 @@ class MediaTransport:
             self.stats.plis_sent += 1
             self._send_feedback_packets([Pli(self.rtcp_ssrc, ssrc)], now)
 
+    def forget_through(self, ssrc: int, sequence_number: int) -> None:
+        """The receiver played or skipped remote media SSRC ``ssrc`` up to ``sequence_number``:
+        NACKs stop asking for anything up to it (see :meth:`Receiver.forget_through`)."""
+        self.receiver.forget_through(ssrc, sequence_number)
+
     def add_media(self, media: MediaConfig) -> None:
         """An m-section a later offer/answer added to the bundle (RFC 8829 section 5.2.2): its
         packets are routed and, when it sends, its SSRC sent; ICE, DTLS and SRTP stay as they are."""

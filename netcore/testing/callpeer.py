@@ -162,6 +162,7 @@ def report(pc: PeerConnection, recorder: Recorder, kind: str = "report") -> dict
         "bytes_received": sum(s["bytesReceived"] for s in inbound),
         "audio_frames": recorder.audio_frames,
         "nacks_sent": transport.stats.nacks_sent if transport is not None else 0,
+        "plis_received": transport.stats.plis_received if transport is not None else 0,
         "rtx_received": transport.stats.rtx_received if transport is not None else 0,
         "unroutable": transport.stats.unroutable if transport is not None else 0,
         "rtt": next((s.get("currentRoundTripTime") for s in stats.values() if s["type"] == "candidate-pair"), None),

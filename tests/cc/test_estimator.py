@@ -170,8 +170,10 @@ def test_probes_at_start_and_after_a_large_drop_only():
     assert probes.poll(12.0) is None  # steady: no probing
     probes.update(300_000, True, 12.0)
     probes.update(320_000, False, 12.5)
-    probes.update(330_000, False, 13.6)
-    cluster = probes.poll(13.6)
+    probes.update(330_000, False, 14.3)
+    assert probes.poll(14.3) is None  # clear for 1.8 s: the drop's repairs may still be settling
+    probes.update(330_000, False, 14.6)
+    cluster = probes.poll(14.6)
     assert cluster is not None and cluster.rate == 660_000
 
 
@@ -298,3 +300,41 @@ def test_a_pacer_backlog_is_spread_to_leave_within_the_queue_time():
         now = round(now + 0.005, 3)
     assert len(times) == 40 and times[-1] <= 0.5
     assert sum(1 for t in times if t < 0.25) >= 15  # half the backlog in the first half
+
+
+def _recovery_probe(probes: ProbeController):
+    probes.poll(0.0)
+    probes.poll(0.2)
+    probes.update(2_000_000, False, 1.0)
+    probes.update(300_000, True, 2.0)  # a large drop
+    now = 2.0
+    while (cluster := probes.poll(now)) is None:
+        now += 0.1
+        probes.update(300_000, False, now)
+    assert cluster.rate == 600_000
+    return cluster, now
+
+
+def test_a_recovery_probe_that_carried_its_rate_counts_only_once_a_second_one_does():
+    # A shaper's token bucket passes one short cluster whole at line rate: alone it proves nothing.
+    probes = ProbeController(300_000, 2_500_000)
+    cluster, now = _recovery_probe(probes)
+    assert probes.measured(cluster.cluster_id, 600_000) is False
+    confirm = probes.poll(now + 0.2)
+    assert confirm.rate == 1_200_000
+    assert probes.measured(confirm.cluster_id, 600_000) is False  # the bucket was empty: the link is slow
+    assert probes.measured(cluster.cluster_id, 600_000) is False  # nor do later reports of the first count
+    # The capacity is back: the second carries its rate too, and the estimate follows it.
+    probes = ProbeController(300_000, 2_500_000)
+    cluster, now = _recovery_probe(probes)
+    assert probes.measured(cluster.cluster_id, 600_000) is False
+    confirm = probes.poll(now + 0.2)
+    assert probes.measured(confirm.cluster_id, 1_150_000) is True
+    assert probes.poll(now + 0.4).rate == 2_300_000  # and probing goes on from there
+
+
+def test_a_recovery_probe_the_link_held_back_is_the_links_rate():
+    probes = ProbeController(300_000, 2_500_000)
+    cluster, now = _recovery_probe(probes)
+    assert probes.measured(cluster.cluster_id, 350_000) is True
+    assert probes.poll(now + 0.2) is None

@@ -5,6 +5,7 @@ from __future__ import annotations
 from netcore.cc import BandwidthEstimator
 from netcore.peer.config import CodecConfig, MediaConfig
 from netcore.peer.demux import MAX_SSRCS, RtpDemuxer
+from netcore.peer.receiver import Receiver
 from netcore.peer.rtcp import RtcpTimer
 from netcore.peer.sender import Sender
 from netcore.rtp.packet import RtpPacket
@@ -150,3 +151,13 @@ def test_rtcp_interval_follows_rfc_3550_with_the_reduced_minimum():
     timer.initial = False
     slow = [timer.interval(50_000, 2, 1, True) for _ in range(200)]  # 360/50 = 7.2 s, capped at 5 s
     assert max(slow) <= 5 * 1.5 / 1.2183 + 1e-9 and min(slow) >= 5 * 0.5 / 1.2183 - 1e-9
+
+
+def test_nacks_stop_for_what_the_jitter_buffer_played_or_skipped_past():
+    receiver = Receiver(rtcp_ssrc=1, rtt=0.05)
+    receiver.packet(VIDEO, packet(5, 96, seq=65534), 0.0, False)
+    receiver.packet(VIDEO, packet(5, 96, seq=3), 0.01, False)  # 65535 to 2 missing, across the wrap
+    assert receiver.poll_nacks(0.02) == [(5, [65535, 0, 1, 2])]
+    receiver.forget_through(5, 0)  # the frames up to 0 were skipped: no use asking for them again
+    assert receiver.poll_nacks(1.0) == [(5, [1, 2])]
+    receiver.forget_through(7, 2)  # an SSRC it does not know: nothing
