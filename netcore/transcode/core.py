@@ -264,7 +264,8 @@ class Transcoder:
         if scaler is None:
             scaler = self._scalers[size] = VideoReformatter()
         start = self._clock()
-        image = scaler.reformat(picture, width=size[0], height=size[1], format="yuv420p")
+        # one thread, as the codecs: swscale's default (one per core) only adds handoffs at these sizes
+        image = scaler.reformat(picture, width=size[0], height=size[1], format="yuv420p", threads=1)
         self.metrics.scale_seconds += self._clock() - start
         image.pts, image.time_base = picture.pts, picture.time_base
         return image
