@@ -32,7 +32,10 @@ being ready: what a subscriber of a rendition waits beyond one of the
 original (which the call server forwards as it arrives).  Frames skipped to
 stay real time are counted.
 
-Usage: python3 bench/transcode.py [seconds of video, default 10] [rounds, default 3]
+With a third argument N, the pattern gets temporal noise of strength N (FFmpeg's ``noise`` filter;
+8 is about a webcam's sensor noise in a dim room), which costs every encoder more.
+
+Usage: python3 bench/transcode.py [seconds of video, default 10] [rounds, default 3] [noise, default 0]
 """
 
 from __future__ import annotations
@@ -73,10 +76,11 @@ CONVERSIONS = {
 }
 
 
-def make_source(path: Path, seconds: float) -> None:
+def make_source(path: Path, seconds: float, noise: int) -> None:
+    pattern = f"testsrc2=size={WIDTH}x{HEIGHT}:rate={FPS}" + (f",noise=alls={noise}:allf=t" if noise else "")
     subprocess.run(
         ["ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-y", "-f", "lavfi",
-         "-i", f"testsrc2=size={WIDTH}x{HEIGHT}:rate={FPS}", "-t", str(seconds), "-pix_fmt", "yuv420p",
+         "-i", pattern, "-t", str(seconds), "-pix_fmt", "yuv420p",
          "-c:v", "libvpx", "-deadline", "realtime", "-cpu-used", "8", "-lag-in-frames", "0",
          "-b:v", SOURCE_BITRATE, "-g", str(KEYFRAME_EVERY), "-keyint_min", str(KEYFRAME_EVERY), str(path)],
         check=True)
@@ -172,7 +176,8 @@ def run_ffmpeg(command: list[str]) -> tuple[float, float, int]:
 
 
 def throughput(seconds: float, rounds: int, path: Path, frames: list[SourceFrame]) -> None:
-    print(f"real-time factor per core ({seconds:g} s of {WIDTH}x{HEIGHT} at {FPS} fps, best of {rounds}; "
+    size = path.stat().st_size * 8 / seconds / 1000
+    print(f"real-time factor per core ({seconds:g} s of {WIDTH}x{HEIGHT} at {FPS} fps, {size:.0f} kbit/s, best of {rounds}; "
           "video seconds per CPU second, wall in brackets)")
     for name, ladder in CONVERSIONS.items():
         command = ffmpeg_command(ladder, path)
@@ -220,12 +225,13 @@ def latency(frames: list[SourceFrame]) -> None:
 def main() -> None:
     seconds = float(sys.argv[1]) if len(sys.argv) > 1 else 10.0
     rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 3
+    noise = int(sys.argv[3]) if len(sys.argv) > 3 else 0
     print(f"load: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f} on {os.cpu_count()} cores; "
           f"ffmpeg CLI {subprocess.run(['ffmpeg', '-version'], capture_output=True, text=True).stdout.split()[2]}, "
           f"PyAV {av.__version__} on FFmpeg {av.ffmpeg_version_info}")
     with tempfile.TemporaryDirectory() as work:
         path = Path(work) / "source.ivf"
-        make_source(path, seconds)
+        make_source(path, seconds, noise)
         frames = source_frames(path)
         throughput(len(frames) / FPS, rounds, path, frames)
         latency(frames)

@@ -246,7 +246,9 @@ class Transcoder:
         start = self._clock()
         pictures = decoder.decode(frame.payloads)
         metrics.decode_seconds += self._clock() - start
-        if decoder.errors != errors or not pictures:
+        if not pictures and decoder.errors == errors:
+            return None  # held by the decoder (a stream with reordering): nothing to encode yet
+        if decoder.errors != errors:
             metrics.decode_errors += 1
             metrics.source_frames_dropped += len(self._queue) + 1  # they refer to the frame that failed
             self._queue.clear()
