@@ -19,19 +19,13 @@ from netcore.peer.tracks import CodedVideoTrack
 from netcore.transcode.core import RenditionEncoded, SourceFrame, Transcoder
 from netcore.transcode.ladder import codec_ladder
 from tests.peer.aiortc_tracks import frames_of
+from tests.peer.test_aiortc_call import until
 from tests.peers import netcore_turn_process
 from tests.turn.live import free_port_range
 
 FPS = 30
 FRAMES = 90
 WANTED = 45  # pictures aiortc must show (it starts on a key frame, after ICE through the relay)
-
-
-async def until(condition, timeout: float) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition() and loop.time() < deadline:
-        await asyncio.sleep(0.05)
 
 
 async def publish(transcoder: Transcoder, track: CodedVideoTrack, produced: list[int]) -> None:
