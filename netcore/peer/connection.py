@@ -67,10 +67,12 @@ from netcore.peer import events as peer_events
 from netcore.peer.config import SendLayer, TransportConfig, config_from_negotiated
 from netcore.peer.stats import StatsCollector
 from netcore.peer.simulcast import Encoding, SimulcastSender, parse_encodings
-from netcore.peer.tracks import LocalAudioTrack, LocalVideoTrack, RemoteTrack, RtpReceiver, RtpSender, SenderLimits
+from netcore.peer.tracks import (CodedVideoTrack, LocalAudioTrack, LocalVideoTrack, RemoteTrack, RtpReceiver, RtpSender,
+                                  SenderLimits)
 from netcore.peer.transport import MediaTransport
 from netcore.sdp.attributes import Fingerprint
 from netcore.sdp.candidate import Candidate
+from netcore.sdp.codecs import VIDEO_CODECS
 from netcore.sdp.jsep import Negotiator
 from netcore.sdp.limits import Limits
 from netcore.sdp.model import LocalTransport, MediaIntent, NegotiatedSession
@@ -148,7 +150,7 @@ class Transceiver:
 
     kind: str
     direction: str = "sendrecv"
-    track: LocalAudioTrack | LocalVideoTrack | None = None
+    track: LocalAudioTrack | LocalVideoTrack | CodedVideoTrack | None = None
     ssrc: int = 0
     rtx_ssrc: int | None = None
     mid: str | None = None
@@ -160,7 +162,10 @@ class Transceiver:
     def intent(self) -> MediaIntent:
         make = MediaIntent.audio if self.kind == "audio" else MediaIntent.video
         rids = tuple(e.rid for e in self.encodings) if len(self.encodings) > 1 else ()
-        return make(direction=self.direction, ssrc=self.ssrc, rtx_ssrc=self.rtx_ssrc, simulcast=rids)
+        # a coded track can be sent in its own codec only: offered or accepted alone
+        codecs = tuple(c for c in VIDEO_CODECS if c.name.upper() == self.track.codec) \
+            if isinstance(self.track, CodedVideoTrack) else None
+        return make(direction=self.direction, ssrc=self.ssrc, rtx_ssrc=self.rtx_ssrc, simulcast=rids, codecs=codecs)
 
 
 class _Phase:
@@ -267,7 +272,8 @@ class PeerConnection:
 
     # -- tracks ------------------------------------------------------------------------
 
-    def add_transceiver(self, kind: str | LocalAudioTrack | LocalVideoTrack, direction: str = "sendrecv", *,
+    def add_transceiver(self, kind: str | LocalAudioTrack | LocalVideoTrack | CodedVideoTrack,
+                        direction: str = "sendrecv", *,
                         send_encodings: list[dict] | None = None) -> Transceiver:
         """A new m-section of ``kind`` ("audio"/"video", or a track to send) in the next offer (or taken
         by the answer). ``send_encodings`` with two or more ``rid``s sends the video track as simulcast
@@ -279,6 +285,8 @@ class PeerConnection:
         encodings = parse_encodings(send_encodings) if send_encodings else ()
         if len(encodings) > 1 and kind != "video":
             raise UsageError("simulcast is for video")
+        if len(encodings) > 1 and isinstance(track, CodedVideoTrack):
+            raise UsageError("a coded track is one stream: publish each rendition as a track of its own")
         ssrc = int.from_bytes(self._random(4), "big") or 1
         rtx = (int.from_bytes(self._random(4), "big") or 2) if kind == "video" else None
         transceiver = Transceiver(kind, direction, track=track, ssrc=ssrc, rtx_ssrc=rtx, encodings=encodings)
@@ -289,7 +297,7 @@ class PeerConnection:
         self.transceivers.append(transceiver)
         return transceiver
 
-    def add_track(self, track: LocalAudioTrack | LocalVideoTrack) -> Transceiver:
+    def add_track(self, track: LocalAudioTrack | LocalVideoTrack | CodedVideoTrack) -> Transceiver:
         """Send ``track``: on the first transceiver of its kind without a track, else on a new one."""
         for transceiver in self.transceivers:
             if transceiver.kind == track.kind and transceiver.track is None and "send" in transceiver.direction:

@@ -32,14 +32,15 @@ import av
 
 from netcore.errors import UsageError
 from netcore.jitter import JitterBuffer, JitterConfig, KeyFrameRequested, NackConfig
-from netcore.media.codecs import AudioDecoder, AudioEncoder, VideoDecoder, VideoEncoder
+from netcore.media.codecs import AudioDecoder, AudioEncoder, EncodedFrame, VideoDecoder, VideoEncoder
 from netcore.media.synthetic import SyntheticCamera, SyntheticMicrophone
 from netcore.rtp.h264 import h264_is_keyframe
 from netcore.rtp.opus import OPUS_CLOCK_RATE
 from netcore.rtp.packet import RtpPacket
 from netcore.rtp.vp8 import vp8_is_keyframe, vp8_starts_frame
 
-__all__ = ["LocalVideoTrack", "LocalAudioTrack", "RemoteTrack", "RtpSender", "RtpReceiver", "SenderLimits"]
+__all__ = ["LocalVideoTrack", "LocalAudioTrack", "CodedVideoTrack", "CodedFrames", "RemoteTrack", "RtpSender",
+           "RtpReceiver", "SenderLimits"]
 
 AUDIO_BITRATE = 32_000  # Opus voice; the rest of the target goes to video
 # The share of the target the encoders get: the rest is for retransmissions, key frames over
@@ -96,6 +97,60 @@ class LocalAudioTrack(_LocalTrack):
             super().__init__(source, 1 / AUDIO_FRAME, count)
 
 
+@dataclass(frozen=True, slots=True)
+class CodedFrames:
+    """What a :class:`CodedVideoTrack` gives its sender per tick: frames coded elsewhere, each with the
+    instant (the loop's clock) its picture was captured, None when unknown (the tick's time is used)."""
+
+    frames: tuple[EncodedFrame, ...]
+    captured: tuple[float | None, ...]
+
+
+class CodedVideoTrack:
+    """Video coded elsewhere (a transcoder's rendition), sent as it is: no encoder of the sender's own.
+
+    :meth:`put` queues a coded frame; the sender takes what is queued every
+    ``1 / poll_rate`` seconds (a frame waits at most that long). The frames'
+    RTP timestamps are kept (offset by the sender's random base, as any
+    track's), so a rendition stays on its source's clock. ``codec`` must be the
+    codec the connection negotiates for the section. Key frame requests from
+    the receiver (PLI, FIR) go to ``on_keyframe_request``; a bitrate change
+    from the transport is not followed (the frames' producer sets their bitrate).
+    """
+
+    kind = "video"
+
+    def __init__(self, codec: str, *, on_keyframe_request: Callable[[], None] | None = None,
+                 poll_rate: float = 100.0, max_queued: int = 30) -> None:
+        self.codec = codec.upper()
+        self.fps = poll_rate  # how often the sender's loop asks (the peer connection paces by fps)
+        self.ended = False
+        self.on_keyframe_request = on_keyframe_request
+        self.max_queued = max_queued
+        self.frames_dropped = 0  # put while max_queued were waiting (nobody sending)
+        self._queue: list[tuple[EncodedFrame, float | None]] = []
+
+    def put(self, frame: EncodedFrame, captured: float | None = None) -> None:
+        if len(self._queue) >= self.max_queued:
+            self._queue.pop(0)
+            self.frames_dropped += 1
+        self._queue.append((frame, captured))
+
+    def end(self) -> None:
+        """No more frames: the sender stops once the queue is sent."""
+        self.ended = True
+
+    def next_frame(self) -> CodedFrames | None:
+        if not self._queue and self.ended:
+            return None
+        queued, self._queue = self._queue, []
+        return CodedFrames(tuple(f for f, _ in queued), tuple(c for _, c in queued))
+
+    def skip(self) -> bool:
+        """A late loop skips nothing here: what is queued goes at the next tick."""
+        return not self.ended
+
+
 class RemoteTrack:
     """Media the peer sends on one m-section: decoded frames go to the sinks, and are counted."""
 
@@ -141,7 +196,7 @@ class SenderLimits:
 class RtpSender:
     """One sending m-section: a track's frames to RTP packets of ``ssrc``."""
 
-    def __init__(self, track: _LocalTrack, *, mid: str, ssrc: int, payload_type: int, codec: str,
+    def __init__(self, track: _LocalTrack | CodedVideoTrack, *, mid: str, ssrc: int, payload_type: int, codec: str,
                  limits: SenderLimits, random: Callable[[int], bytes], bitrate: float,
                  max_payload_size: int = 1200, temporal_layers: int = 1) -> None:
         self.track = track
@@ -161,6 +216,8 @@ class RtpSender:
         # (RTP timestamp, sampling instant) of the last frame encoded, when encode_next was told
         # when it took the frame: what the transport's sender reports extrapolate from.
         self.last_capture: tuple[int, float] | None = None
+        if isinstance(track, CodedVideoTrack) and track.codec != codec.upper():
+            raise UsageError(f"a track coded as {track.codec} cannot be sent as {codec}")
         if self.kind == "video":
             if codec.upper() not in ("VP8", "H264"):
                 raise UsageError(f"cannot encode video as {codec}")
@@ -206,6 +263,8 @@ class RtpSender:
             self.keyframes_requested += 1
             self._keyframe_pending = True
             self.encoder.request_keyframe()
+            if isinstance(self.track, CodedVideoTrack) and self.track.on_keyframe_request is not None:
+                self.track.on_keyframe_request()
 
     def encode_next(self, capture_time: float | None = None) -> list[RtpPacket] | None:
         """Encode the track's next frame into packets; None when the track has ended.
@@ -221,19 +280,26 @@ class RtpSender:
     def encode(self, frame, capture_time: float | None = None) -> list[RtpPacket]:
         """Encode one raw frame into packets (a simulcast layer is given the track's frame);
         ``capture_time`` as for :meth:`encode_next`."""
-        if isinstance(self.encoder, VideoEncoder):
+        captured: tuple[float | None, ...] = ()
+        if isinstance(frame, CodedFrames):  # coded elsewhere: sent as it is
+            frames, captured = list(frame.frames), frame.captured
+        elif isinstance(self.encoder, VideoEncoder):
             encoded = self.encoder.encode(frame)
             frames = [encoded] if encoded is not None else []
         else:
             frames = self.encoder.encode(frame)
         packets = []
-        for encoded in frames:
+        for i, encoded in enumerate(frames):
             self.frames_encoded += 1
             if self._keyframe_pending:
                 self._keyframe_pending = False
                 self.keyframes_answered += encoded.keyframe
             timestamp = (encoded.timestamp + self._timestamp_offset) & 0xFFFFFFFF
-            if capture_time is not None:
+            if captured:  # the producer knows when its picture was taken, else the tick's time
+                at = captured[i] if captured[i] is not None else capture_time
+                if at is not None:
+                    self.last_capture = (timestamp, at)
+            elif capture_time is not None:
                 self.last_capture = (timestamp, capture_time + self._since_frame(encoded.timestamp, frame))
             last = len(encoded.payloads) - 1
             for i, payload in enumerate(encoded.payloads):

@@ -1,0 +1,1 @@
+"""Transcoding one published video track into renditions: other sizes, bitrates and codecs."""
