@@ -109,6 +109,14 @@ class Rooms:
             return None
         return room
 
+    def _sfu_room(self, session: Session, message: Message, refusal: str) -> Room | None:
+        """The sender's room if it runs through a call server; else answer CONFLICT with ``refusal``."""
+        room = self._member_room(session, message)
+        if room is not None and room.topology is not Topology.SFU:
+            self._out.error(session, message, ErrorCode.CONFLICT, refusal)
+            return None
+        return room
+
     def _on_room_create(self, session: Session, message: Message, now: float) -> None:
         if session.rooms:
             return self._out.error(session, message, ErrorCode.CONFLICT, "this session is already in a room")
@@ -226,11 +234,9 @@ class Rooms:
 
     def _on_room_media(self, session: Session, message: Message, now: float) -> None:
         """A participant's offer for the call server; the adapter relays it over the service link and acks."""
-        room = self._member_room(session, message)
+        room = self._sfu_room(session, message, "room is a mesh: use room.signal")
         if room is None:
             return
-        if room.topology is not Topology.SFU:
-            return self._out.error(session, message, ErrorCode.CONFLICT, "room is a mesh: use room.signal")
         if room.call_server is None:  # switched before any call server linked
             room.call_server = self.placement.place(room.room_id, self._weight)
         self._out.emit(MediaOffered(room.room_id, session.session_id, session.user, message.payload["sdp"],
@@ -238,11 +244,9 @@ class Rooms:
 
     def _on_room_quality(self, session: Session, message: Message, now: float) -> None:
         """What a participant displays of one track (docs/sfu.md: the layer allocator's maximum height)."""
-        room = self._member_room(session, message)
+        room = self._sfu_room(session, message, "room is a mesh: no call server")
         if room is None:
             return
-        if room.topology is not Topology.SFU:
-            return self._out.error(session, message, ErrorCode.CONFLICT, "room is a mesh: no call server")
         payload = message.payload
         self._out.emit(MediaQualityRequested(room.room_id, session.session_id, payload["publisher"],
                                              payload["track"], payload.get("max_height"), room.call_server))
