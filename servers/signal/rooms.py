@@ -188,7 +188,7 @@ class Rooms:
     def _leave_room(self, room: Room, session: Session, now: float, reason: str) -> None:
         del room.participants[session.session_id]
         if room.topology is Topology.SFU:
-            self._out.emit(MediaLeft(room.room_id, session.session_id, room.call_server))
+            self._out.emit(MediaLeft(room.room_id, session.session_id, call_server=room.call_server))
         session.rooms.discard(room.room_id)
         left = {"room_id": room.room_id, "session_id": session.session_id, "user": session.user, "reason": reason}
         self._room_broadcast(room, "room.left", left)
@@ -240,7 +240,7 @@ class Rooms:
         if room.call_server is None:  # switched before any call server linked
             room.call_server = self.placement.place(room.room_id, self._weight)
         self._out.emit(MediaOffered(room.room_id, session.session_id, session.user, message.payload["sdp"],
-                                    message.id, room.call_server))
+                                    message.id, call_server=room.call_server))
 
     def _on_room_quality(self, session: Session, message: Message, now: float) -> None:
         """What a participant displays of one track (docs/sfu.md: the layer allocator's maximum height)."""
@@ -249,7 +249,8 @@ class Rooms:
             return
         payload = message.payload
         self._out.emit(MediaQualityRequested(room.room_id, session.session_id, payload["publisher"],
-                                             payload["track"], payload.get("max_height"), room.call_server))
+                                             payload["track"], payload.get("max_height"),
+                                             call_server=room.call_server))
         self._out.ack(session, message, {"room_id": room.room_id})
 
     def _on_room_record(self, session: Session, message: Message, now: float) -> None:
