@@ -626,6 +626,15 @@ class SignalCore:
             return None
         return call
 
+    def _ringing_call(self, session: Session, message: Message) -> Call | None:
+        """The call named in the message if it rings on this session (to accept or reject), else answer
+        404 or CONFLICT."""
+        call = self._party_call(session, message)
+        if call is not None and session.session_id not in call.ringing:
+            self._out.error(session, message, ErrorCode.CONFLICT, "call is not ringing here")
+            return None
+        return call
+
     def _on_invite(self, session: Session, message: Message, now: float) -> None:
         callee = message.payload["to"]
         caller = session.user
@@ -660,11 +669,9 @@ class SignalCore:
         self._replication.call_changed(call, now)
 
     def _on_accept(self, session: Session, message: Message, now: float) -> None:
-        call = self._party_call(session, message)
+        call = self._ringing_call(session, message)
         if call is None:
             return
-        if session.session_id not in call.ringing:
-            return self._out.error(session, message, ErrorCode.CONFLICT, "call is not ringing here")
         others = call.ringing - {session.session_id}
         call.ringing.clear()
         call.state = ACTIVE
@@ -685,11 +692,9 @@ class SignalCore:
         self.update_presence(call.callee)
 
     def _on_reject(self, session: Session, message: Message, now: float) -> None:
-        call = self._party_call(session, message)
+        call = self._ringing_call(session, message)
         if call is None:
             return
-        if session.session_id not in call.ringing:
-            return self._out.error(session, message, ErrorCode.CONFLICT, "call is not ringing here")
         self._out.ack(session, message, {"call_id": call.call_id})
         self._end_call(call, message.payload["reason"], now, skip=session.session_id)
 
