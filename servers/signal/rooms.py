@@ -26,6 +26,7 @@ from .directory import Directory
 from .events import (CallEnded, CallServerDown, CallStarted, MediaLeft, MediaOffered, MediaQualityRequested,
                      RecordingRequested, RoomChanged, RoomMoved)
 from .outbox import Outbox
+from .part import CorePart
 from .placement import Load, Placement
 from .protocol import ErrorCode, Message
 from .session import Session
@@ -49,15 +50,11 @@ class RoomHost(Protocol):
     def drop_foreign(self, session: Session) -> None: ...
 
 
-class Rooms:
+class Rooms(CorePart[RoomHost]):
     """Group calls: the rooms owned by this node and the handlers of ``room.*`` messages."""
 
     def __init__(self, config: CoreConfig, node_id: str, directory: Directory, out: Outbox, host: RoomHost) -> None:
-        self.config = config
-        self.node_id = node_id
-        self._directory = directory
-        self._out = out
-        self._host = host
+        super().__init__(config, node_id, directory, out, host)
         self._rooms: dict[str, Room] = {}
         self._ended: OrderedDict[str, Room] = OrderedDict()
         self.placement = Placement()
