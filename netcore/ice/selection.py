@@ -113,7 +113,7 @@ class Selection:
             return "degraded"
         if answered and self.max_rtt is not None and pair.rtt is not None and pair.rtt > self.max_rtt:
             return "rtt"
-        if self.max_loss is not None and len(pair.consent.outcomes) >= 5 and pair.loss > self.max_loss:
+        if self.max_loss is not None and len(pair.consent.outcomes) >= 5 and pair.consent.loss > self.max_loss:
             return "loss"
         return None
 
@@ -123,7 +123,7 @@ class Selection:
         current = self.sending.get(component)
         max_rtt, max_loss = self.max_rtt, self.max_loss
         options = [p for p in valid if p.component == component and p is not current
-                   and p.generation == generation and not p.degraded and not p.consent_lost
+                   and p.generation == generation and not p.consent.degraded and not p.consent.lost
                    and (reason != "rtt" or p.rtt is None or max_rtt is None or p.rtt <= max_rtt)
-                   and (reason != "loss" or max_loss is None or p.loss <= max_loss)]
+                   and (reason != "loss" or max_loss is None or p.consent.loss <= max_loss)]
         return max(options, key=lambda p: p.priority) if options else None
