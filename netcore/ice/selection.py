@@ -10,6 +10,7 @@ when the first pair recovers (no flapping).
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Iterable
 
 from netcore.ice.pairs import PENDING_STATES, CandidatePair
@@ -17,24 +18,22 @@ from netcore.ice.pairs import PENDING_STATES, CandidatePair
 __all__ = ["Selection"]
 
 
+@dataclass(slots=True, eq=False, repr=False)
 class Selection:
     """Which pair each component nominated, is nominating and sends on."""
 
-    __slots__ = ("components", "nomination_delay", "switch_on_degraded", "max_rtt", "max_loss",
-                 "first_valid_at", "nominating", "nominated", "sending", "failed")
-
-    def __init__(self, components: int, nomination_delay: float, switch_on_degraded: bool,
-                 max_rtt: float | None, max_loss: float | None) -> None:
-        self.components = components
-        self.nomination_delay = nomination_delay
-        self.switch_on_degraded = switch_on_degraded
-        self.max_rtt = max_rtt
-        self.max_loss = max_loss
-        self.first_valid_at: dict[int, float] = {}
-        self.nominating: dict[int, CandidatePair] = {}
-        self.nominated: dict[int, CandidatePair] = {}
-        self.sending: dict[int, CandidatePair] = {}
-        self.failed: set[int] = set()
+    # The agent's policy.
+    components: int
+    nomination_delay: float
+    switch_on_degraded: bool
+    max_rtt: float | None
+    max_loss: float | None
+    # What was decided, per component.
+    first_valid_at: dict[int, float] = field(default_factory=dict, init=False)
+    nominating: dict[int, CandidatePair] = field(default_factory=dict, init=False)
+    nominated: dict[int, CandidatePair] = field(default_factory=dict, init=False)
+    sending: dict[int, CandidatePair] = field(default_factory=dict, init=False)
+    failed: set[int] = field(default_factory=set, init=False)
 
     def _all(self) -> range:
         return range(1, self.components + 1)
