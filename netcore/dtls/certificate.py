@@ -53,7 +53,7 @@ def peer_public_key(
         certificate = x509.load_der_x509_certificate(der)
         public_key = certificate.public_key()
         validity = certificate.not_valid_before_utc, certificate.not_valid_after_utc
-    except (ValueError, UnsupportedAlgorithm):
+    except (ValueError, UnsupportedAlgorithm, x509.InvalidVersion):  # InvalidVersion is no ValueError
         raise HandshakeError(AlertDescription.bad_certificate, "unparsable certificate") from None
     if at is not None and not validity[0] <= at <= validity[1]:
         # WebRTC authenticates by fingerprint; validity is checked only on request.

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 import struct
+from dataclasses import dataclass
 from typing import Iterator
 
 from .errors import DtlsParseError
@@ -74,19 +75,15 @@ class AlertDescription(enum.IntEnum):
     unsupported_extension = 110
 
 
+@dataclass(slots=True, eq=False, repr=False)
 class Record:
     """One record: the header fields and the (still protected) fragment."""
 
-    __slots__ = ("content_type", "version", "epoch", "sequence_number", "fragment")
-
-    def __init__(
-        self, content_type: int, version: int, epoch: int, sequence_number: int, fragment: bytes
-    ) -> None:
-        self.content_type = content_type
-        self.version = version
-        self.epoch = epoch
-        self.sequence_number = sequence_number
-        self.fragment = fragment
+    content_type: int
+    version: int
+    epoch: int
+    sequence_number: int
+    fragment: bytes
 
     def encode(self) -> bytes:
         return encode_record(

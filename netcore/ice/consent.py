@@ -38,12 +38,12 @@ class PairConsent:
     __slots__ = ("last_granted", "next_check", "in_flight", "degraded", "lost", "outcomes")
 
     def __init__(self) -> None:
-        self.last_granted = 0.0
+        self.last_granted = 0.0  # when the peer last granted consent on the pair
         self.next_check = 0.0
         self.in_flight = False
-        self.degraded = False
-        self.lost = False
-        self.outcomes: deque[bool] = deque(maxlen=10)
+        self.degraded = False  # the last consent check went unanswered
+        self.lost = False  # no consent for the consent timeout: the pair may not carry traffic
+        self.outcomes: deque[bool] = deque(maxlen=10)  # answered or not, of the recent checks
 
     @property
     def loss(self) -> float:

@@ -174,7 +174,7 @@ class CandidatePair:
         self.valid_pair: CandidatePair | None = None
         self.nominated = False
         self.nominate_on_success = False
-        self.consent = PairConsent()
+        self.consent = PairConsent()  # RFC 7675 state: last_granted, degraded, lost, loss
         self.rtt: float | None = None
         self.priority = 0
         self.set_role(controlling)
@@ -199,25 +199,6 @@ class CandidatePair:
     def relayed(self) -> bool:
         """True when either end of the pair is a TURN relay."""
         return self.local.type == "relay" or self.remote.type == "relay"
-
-    @property
-    def last_consent(self) -> float:
-        """When the peer last granted consent on this pair (RFC 7675)."""
-        return self.consent.last_granted
-
-    @property
-    def degraded(self) -> bool:
-        """The last consent check went unanswered."""
-        return self.consent.degraded
-
-    @property
-    def consent_lost(self) -> bool:
-        return self.consent.lost
-
-    @property
-    def loss(self) -> float:
-        """Fraction of the recent consent checks that went unanswered."""
-        return self.consent.loss
 
     def __repr__(self) -> str:
         return f"CandidatePair({self.local!r} -> {self.remote!r}, {self.state.value})"

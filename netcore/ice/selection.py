@@ -10,6 +10,7 @@ when the first pair recovers (no flapping).
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Iterable
 
 from netcore.ice.pairs import PENDING_STATES, CandidatePair
@@ -17,24 +18,22 @@ from netcore.ice.pairs import PENDING_STATES, CandidatePair
 __all__ = ["Selection"]
 
 
+@dataclass(slots=True, eq=False, repr=False)
 class Selection:
     """Which pair each component nominated, is nominating and sends on."""
 
-    __slots__ = ("components", "nomination_delay", "switch_on_degraded", "max_rtt", "max_loss",
-                 "first_valid_at", "nominating", "nominated", "sending", "failed")
-
-    def __init__(self, components: int, nomination_delay: float, switch_on_degraded: bool,
-                 max_rtt: float | None, max_loss: float | None) -> None:
-        self.components = components
-        self.nomination_delay = nomination_delay
-        self.switch_on_degraded = switch_on_degraded
-        self.max_rtt = max_rtt
-        self.max_loss = max_loss
-        self.first_valid_at: dict[int, float] = {}
-        self.nominating: dict[int, CandidatePair] = {}
-        self.nominated: dict[int, CandidatePair] = {}
-        self.sending: dict[int, CandidatePair] = {}
-        self.failed: set[int] = set()
+    # The agent's policy.
+    components: int
+    nomination_delay: float
+    switch_on_degraded: bool
+    max_rtt: float | None
+    max_loss: float | None
+    # What was decided, per component.
+    first_valid_at: dict[int, float] = field(default_factory=dict, init=False)
+    nominating: dict[int, CandidatePair] = field(default_factory=dict, init=False)
+    nominated: dict[int, CandidatePair] = field(default_factory=dict, init=False)
+    sending: dict[int, CandidatePair] = field(default_factory=dict, init=False)
+    failed: set[int] = field(default_factory=set, init=False)
 
     def _all(self) -> range:
         return range(1, self.components + 1)
@@ -113,7 +112,7 @@ class Selection:
             return "degraded"
         if answered and self.max_rtt is not None and pair.rtt is not None and pair.rtt > self.max_rtt:
             return "rtt"
-        if self.max_loss is not None and len(pair.consent.outcomes) >= 5 and pair.loss > self.max_loss:
+        if self.max_loss is not None and len(pair.consent.outcomes) >= 5 and pair.consent.loss > self.max_loss:
             return "loss"
         return None
 
@@ -123,7 +122,7 @@ class Selection:
         current = self.sending.get(component)
         max_rtt, max_loss = self.max_rtt, self.max_loss
         options = [p for p in valid if p.component == component and p is not current
-                   and p.generation == generation and not p.degraded and not p.consent_lost
+                   and p.generation == generation and not p.consent.degraded and not p.consent.lost
                    and (reason != "rtt" or p.rtt is None or max_rtt is None or p.rtt <= max_rtt)
-                   and (reason != "loss" or max_loss is None or p.loss <= max_loss)]
+                   and (reason != "loss" or max_loss is None or p.consent.loss <= max_loss)]
         return max(options, key=lambda p: p.priority) if options else None

@@ -8,6 +8,7 @@ over as a ``SectionPlan``.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from .attributes import (
@@ -45,17 +46,15 @@ class SectionPlan(NamedTuple):
     mixed_here: bool = False
 
 
+@dataclass(eq=False)
 class SdpWriter:
     """Writes one side's descriptions: its transport, origin and cname."""
 
-    def __init__(
-        self, transport: LocalTransport, username: str, session_id: int, cname: str
-    ) -> None:
-        self.transport = transport
-        self.username = username
-        self.session_id = session_id
-        self.cname = cname
-        self.version = 0
+    transport: LocalTransport
+    username: str
+    session_id: int
+    cname: str
+    version: int = field(default=0, init=False)  # o= session version, one more per description
 
     def description(
         self, sections: list[MediaSection], bundle: list[str], mixed: bool

@@ -41,8 +41,9 @@ from __future__ import annotations
 import enum
 import heapq
 import os
+from collections import deque
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, TypeVar
 
 from .protocol import (
     ANONYMOUS_TYPES,
@@ -90,11 +91,18 @@ __all__ = [
     "USER_SERVICE_TYPES",
 ]
 
+T = TypeVar("T")
+
 def _store_status(table: dict[str, Presence], user: str, status: Presence) -> None:
     if status is Presence.OFFLINE:
         table.pop(user, None)
     else:
         table[user] = status
+
+
+def _pop(queue: deque[T] | None) -> T | None:
+    """The oldest output of ``queue``, or None when it is empty (or not kept)."""
+    return queue.popleft() if queue else None
 
 
 class TimerKind(enum.Enum):
@@ -174,22 +182,18 @@ class SignalCore:
     # --- outputs ----------------------------------------------------------
 
     def poll_transmit(self) -> Outgoing | None:
-        transmit = self._out.transmit
-        return transmit.popleft() if transmit else None
+        return _pop(self._out.transmit)
 
     def poll_event(self) -> SignalEvent | None:
-        events = self._out.events
-        return events.popleft() if events else None
+        return _pop(self._out.events)
 
     def poll_route(self) -> Route | None:
         """Multi-node: a message for a session on another node."""
-        routes = self._out.routes
-        return routes.popleft() if routes else None
+        return _pop(self._out.routes)
 
     def poll_journal(self) -> JournalEntry | None:
         """Multi-node: a sequenced message to persist for resume on another node."""
-        journal = self._out.journal
-        return journal.popleft() if journal else None
+        return _pop(self._out.journal)
 
     def next_deadline(self) -> float | None:
         while self._timers and not self._timer_valid(self._timers[0]):
@@ -622,6 +626,15 @@ class SignalCore:
             return None
         return call
 
+    def _ringing_call(self, session: Session, message: Message) -> Call | None:
+        """The call named in the message if it rings on this session (to accept or reject), else answer
+        404 or CONFLICT."""
+        call = self._party_call(session, message)
+        if call is not None and session.session_id not in call.ringing:
+            self._out.error(session, message, ErrorCode.CONFLICT, "call is not ringing here")
+            return None
+        return call
+
     def _on_invite(self, session: Session, message: Message, now: float) -> None:
         callee = message.payload["to"]
         caller = session.user
@@ -656,11 +669,9 @@ class SignalCore:
         self._replication.call_changed(call, now)
 
     def _on_accept(self, session: Session, message: Message, now: float) -> None:
-        call = self._party_call(session, message)
+        call = self._ringing_call(session, message)
         if call is None:
             return
-        if session.session_id not in call.ringing:
-            return self._out.error(session, message, ErrorCode.CONFLICT, "call is not ringing here")
         others = call.ringing - {session.session_id}
         call.ringing.clear()
         call.state = ACTIVE
@@ -681,11 +692,9 @@ class SignalCore:
         self.update_presence(call.callee)
 
     def _on_reject(self, session: Session, message: Message, now: float) -> None:
-        call = self._party_call(session, message)
+        call = self._ringing_call(session, message)
         if call is None:
             return
-        if session.session_id not in call.ringing:
-            return self._out.error(session, message, ErrorCode.CONFLICT, "call is not ringing here")
         self._out.ack(session, message, {"call_id": call.call_id})
         self._end_call(call, message.payload["reason"], now, skip=session.session_id)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from netcore.net import Event
 
@@ -34,10 +34,12 @@ class CloseRequested(SignalEvent):
 
 @dataclass(frozen=True, slots=True)
 class MediaEvent(SignalEvent):
-    """For the call server: something about session ``session_id``'s media in room ``room_id`` on it."""
+    """For call server ``call_server`` (None: the only link, if any): something about session
+    ``session_id``'s media in room ``room_id`` on it."""
 
     room_id: str
     session_id: str
+    call_server: str | None = field(default=None, kw_only=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +49,6 @@ class MediaOffered(MediaEvent):
     user: str
     sdp: str
     message_id: str | None
-    call_server: str | None = None  # the room's call server (None: the only link, if any)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,14 +58,11 @@ class MediaQualityRequested(MediaEvent):
     publisher: str
     track: str
     max_height: int | None
-    call_server: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class MediaLeft(MediaEvent):
     """Tell the call server: a participant of a room on it left (or its session expired)."""
-
-    call_server: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

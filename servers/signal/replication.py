@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Protocol
 from .directory import Directory
 from .events import CallChanged
 from .outbox import Outbox
+from .part import CorePart
 from .protocol import Message
 from .session import Session, TokenBucket
 from .state import RINGING, Call, CallState, Presence, owned_key
@@ -42,16 +43,12 @@ class ReplicationHost(Protocol):
     def add_timer(self, deadline: float, kind: str, key: str) -> None: ...
 
 
-class Replication:
+class Replication(CorePart[ReplicationHost]):
     """Foreign sessions, routes, forwards, snapshots and adoption."""
 
     def __init__(self, config: CoreConfig, node_id: str, directory: Directory, out: Outbox,
                  host: ReplicationHost) -> None:
-        self.config = config
-        self.node_id = node_id
-        self._directory = directory
-        self._out = out
-        self._host = host
+        super().__init__(config, node_id, directory, out, host)
         # Users' status as the other nodes see it (absent: offline).
         self._remote_status: dict[str, Presence] = {}
 

@@ -26,6 +26,7 @@ from .directory import Directory
 from .events import (CallEnded, CallServerDown, CallStarted, MediaLeft, MediaOffered, MediaQualityRequested,
                      RecordingRequested, RoomChanged, RoomMoved)
 from .outbox import Outbox
+from .part import CorePart
 from .placement import Load, Placement
 from .protocol import ErrorCode, Message
 from .session import Session
@@ -49,15 +50,11 @@ class RoomHost(Protocol):
     def drop_foreign(self, session: Session) -> None: ...
 
 
-class Rooms:
+class Rooms(CorePart[RoomHost]):
     """Group calls: the rooms owned by this node and the handlers of ``room.*`` messages."""
 
     def __init__(self, config: CoreConfig, node_id: str, directory: Directory, out: Outbox, host: RoomHost) -> None:
-        self.config = config
-        self.node_id = node_id
-        self._directory = directory
-        self._out = out
-        self._host = host
+        super().__init__(config, node_id, directory, out, host)
         self._rooms: dict[str, Room] = {}
         self._ended: OrderedDict[str, Room] = OrderedDict()
         self.placement = Placement()
@@ -106,6 +103,14 @@ class Rooms:
         room = self._rooms.get(message.payload["room_id"])
         if room is None or room.room_id not in session.rooms:
             self._out.error(session, message, ErrorCode.NOT_FOUND, "no such room")
+            return None
+        return room
+
+    def _sfu_room(self, session: Session, message: Message, refusal: str) -> Room | None:
+        """The sender's room if it runs through a call server; else answer CONFLICT with ``refusal``."""
+        room = self._member_room(session, message)
+        if room is not None and room.topology is not Topology.SFU:
+            self._out.error(session, message, ErrorCode.CONFLICT, refusal)
             return None
         return room
 
@@ -180,7 +185,7 @@ class Rooms:
     def _leave_room(self, room: Room, session: Session, now: float, reason: str) -> None:
         del room.participants[session.session_id]
         if room.topology is Topology.SFU:
-            self._out.emit(MediaLeft(room.room_id, session.session_id, room.call_server))
+            self._out.emit(MediaLeft(room.room_id, session.session_id, call_server=room.call_server))
         session.rooms.discard(room.room_id)
         left = {"room_id": room.room_id, "session_id": session.session_id, "user": session.user, "reason": reason}
         self._room_broadcast(room, "room.left", left)
@@ -226,26 +231,23 @@ class Rooms:
 
     def _on_room_media(self, session: Session, message: Message, now: float) -> None:
         """A participant's offer for the call server; the adapter relays it over the service link and acks."""
-        room = self._member_room(session, message)
+        room = self._sfu_room(session, message, "room is a mesh: use room.signal")
         if room is None:
             return
-        if room.topology is not Topology.SFU:
-            return self._out.error(session, message, ErrorCode.CONFLICT, "room is a mesh: use room.signal")
         if room.call_server is None:  # switched before any call server linked
             room.call_server = self.placement.place(room.room_id, self._weight)
         self._out.emit(MediaOffered(room.room_id, session.session_id, session.user, message.payload["sdp"],
-                                    message.id, room.call_server))
+                                    message.id, call_server=room.call_server))
 
     def _on_room_quality(self, session: Session, message: Message, now: float) -> None:
         """What a participant displays of one track (docs/sfu.md: the layer allocator's maximum height)."""
-        room = self._member_room(session, message)
+        room = self._sfu_room(session, message, "room is a mesh: no call server")
         if room is None:
             return
-        if room.topology is not Topology.SFU:
-            return self._out.error(session, message, ErrorCode.CONFLICT, "room is a mesh: no call server")
         payload = message.payload
         self._out.emit(MediaQualityRequested(room.room_id, session.session_id, payload["publisher"],
-                                             payload["track"], payload.get("max_height"), room.call_server))
+                                             payload["track"], payload.get("max_height"),
+                                             call_server=room.call_server))
         self._out.ack(session, message, {"room_id": room.room_id})
 
     def _on_room_record(self, session: Session, message: Message, now: float) -> None:

@@ -143,6 +143,16 @@ class Connection:
             pass
 
 
+def _release(conn: Connection, table: dict[str, Connection], key: str) -> bool:
+    """Stop ``conn``'s writer and take it out of ``table``; False when a newer connection
+    (a resumed session, a relinked call server) holds ``key`` by now and must stay."""
+    conn.writer.cancel()
+    if table.get(key) is not conn:
+        return False
+    del table[key]
+    return True
+
+
 class SignalServer:
     """One node of the signaling service.
 
@@ -391,9 +401,7 @@ class SignalServer:
         except ConnectionClosed:
             pass
         finally:
-            conn.writer.cancel()
-            if self._conns.get(sid) is conn:
-                del self._conns[sid]
+            if _release(conn, self._conns, sid):
                 self.core.handle_disconnect(sid, loop.time())
                 self.flush()
             log_event("session.drop", node=self.node_id, user=user, session=sid,
@@ -518,9 +526,7 @@ class SignalServer:
         except ConnectionClosed:
             pass
         finally:
-            conn.writer.cancel()
-            if self._links.get(name) is conn:
-                del self._links[name]
+            if _release(conn, self._links, name):
                 log_event("service.closed", node=self.node_id, server=name)
                 self.core.handle_call_server_unlinked(name, loop.time())
                 self.flush()

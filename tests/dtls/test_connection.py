@@ -24,6 +24,7 @@ from netcore.dtls import (
     State,
 )
 from netcore.dtls import handshake as hs
+from netcore.dtls.certificate import peer_public_key
 from netcore.dtls.cookie import HelloVerdict, check_client_hello
 from netcore.dtls.record import AlertDescription, ContentType, Record, iter_records
 from netcore.dtls.errors import DtlsParseError, HandshakeError
@@ -365,6 +366,15 @@ def test_arbitrary_datagrams_never_raise(datagrams, connected):
         drain_events(client), drain_events(server)
         while client.poll_transmit() is not None or server.poll_transmit() is not None:
             pass
+
+
+def test_certificate_with_an_unknown_x509_version_is_a_bad_certificate():
+    """A peer certificate whose version field says 1 (v2) fails the handshake, it does not raise out of the core."""
+    der = EC_SERVER.der
+    assert der.count(b"\xa0\x03\x02\x01\x02") == 1  # [0] EXPLICIT INTEGER 2: v3
+    with pytest.raises(HandshakeError) as raised:
+        peer_public_key(der.replace(b"\xa0\x03\x02\x01\x02", b"\xa0\x03\x02\x01\x01"), None)
+    assert raised.value.alert == AlertDescription.bad_certificate
 
 
 @pytest.mark.parametrize(

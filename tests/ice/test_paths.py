@@ -27,7 +27,7 @@ def test_consent_keeps_the_selected_pair_fresh_for_minutes():
     call.net.run(until=call.net.now + 120)
     assert call.a.agent.sending_pair() is pair
     assert not events(call.a, PathDegraded) and not events(call.a, ConsentLost)
-    assert pair.last_consent > call.net.now - 7  # answered every 4-6 s
+    assert pair.consent.last_granted > call.net.now - 7  # answered every 4-6 s
 
 
 def test_direct_path_cut_mid_stream_moves_both_directions_to_the_relay():
@@ -85,7 +85,7 @@ def test_loss_threshold_switches_the_path():
     assert call.a.agent.sending_pair() is not direct
     assert call.a.agent.sending_pair().relayed
     assert [e.reason for e in events(call.a, PathSelected)][-1] == "loss"
-    assert direct.loss > 0.3
+    assert direct.consent.loss > 0.3
 
 
 def test_no_valid_alternative_asks_for_a_restart():

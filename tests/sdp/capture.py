@@ -30,25 +30,13 @@ import threading
 from typing import AsyncIterator, Protocol
 
 from netcore.sdp import Fingerprint
-from netcore.sdp.jsep import LocalTransport, MediaIntent, NegotiatedSession, Negotiator
+from netcore.sdp.jsep import LocalTransport, NegotiatedSession, Negotiator
 
 from .chromium import Browser, Page
 from .firefox import Firefox
+from .samples import CORPUS, OUR_ANSWER_INTENTS, OUR_OFFER_INTENTS
 
-CORPUS = pathlib.Path(__file__).parent / "corpus"
 FP = Fingerprint("sha-256", ":".join(["5A"] * 32))
-
-OUR_OFFER_INTENTS = (
-    MediaIntent.audio(),
-    MediaIntent.video(simulcast=("q", "h", "f")),
-    MediaIntent.data(),
-)
-# What we answer a browser's offer with: we take all it sends, send audio.
-OUR_ANSWER_INTENTS = (
-    MediaIntent.audio(),
-    MediaIntent.video(direction="recvonly"),
-    MediaIntent.data(),
-)
 
 
 def corpus_negotiator(extmap_allow_mixed: bool = True) -> Negotiator:

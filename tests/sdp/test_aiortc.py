@@ -36,6 +36,16 @@ def aiortc_rtx(transceiver) -> dict[int, int]:
     }
 
 
+def our_codecs(codecs) -> list[tuple[int, str]]:
+    """Negotiated codecs in the form of :func:`aiortc_codecs`."""
+    return [(c.payload_type, c.name.lower()) for c in codecs]
+
+
+def our_rtx(codecs) -> dict[int, int]:
+    """Negotiated RTX payload types in the form of :func:`aiortc_rtx`."""
+    return {c.payload_type: c.rtx_payload_type for c in codecs}
+
+
 @pytest.fixture
 async def pc():
     peer = RTCPeerConnection()
@@ -60,15 +70,9 @@ async def test_aiortc_answers_our_offer(pc):
     audio_t, video_t = pc.getTransceivers()
     audio, video, data = result.media
     # Codecs and payload types: aiortc keeps the offer's PTs.
-    assert [
-        (c.payload_type, c.name.lower()) for c in audio.send_codecs
-    ] == aiortc_codecs(audio_t)
-    assert [
-        (c.payload_type, c.name.lower()) for c in video.send_codecs
-    ] == aiortc_codecs(video_t)
-    assert {
-        c.payload_type: c.rtx_payload_type for c in video.send_codecs
-    } == aiortc_rtx(video_t)
+    assert our_codecs(audio.send_codecs) == aiortc_codecs(audio_t)
+    assert our_codecs(video.send_codecs) == aiortc_codecs(video_t)
+    assert our_rtx(video.send_codecs) == aiortc_rtx(video_t)
     # Directions: aiortc has no track, so it receives only.
     assert audio_t.currentDirection == "recvonly" and audio.direction == "sendonly"
     assert video_t.currentDirection == "recvonly" and video.direction == "sendonly"
@@ -113,16 +117,10 @@ async def test_we_answer_aiortc_offer(pc):
     audio_t, video_t = pc.getTransceivers()
     audio, video, data = result.media
     # Codecs in our preference order with aiortc's payload types.
-    assert [
-        (c.payload_type, c.name.lower()) for c in audio.recv_codecs
-    ] == aiortc_codecs(audio_t)
+    assert our_codecs(audio.recv_codecs) == aiortc_codecs(audio_t)
     assert [c.name for c in video.recv_codecs] == ["VP8", "H264"]
-    assert [
-        (c.payload_type, c.name.lower()) for c in video.recv_codecs
-    ] == aiortc_codecs(video_t)
-    assert {
-        c.payload_type: c.rtx_payload_type for c in video.recv_codecs
-    } == aiortc_rtx(video_t)
+    assert our_codecs(video.recv_codecs) == aiortc_codecs(video_t)
+    assert our_rtx(video.recv_codecs) == aiortc_rtx(video_t)
     offered = {c.payload_type for c in _offered(pc, 1)}
     assert {c.payload_type for c in video.recv_codecs} <= offered
     # Directions: aiortc sendonly video -> we receive only.

@@ -10,16 +10,13 @@ usable.
 
 from __future__ import annotations
 
-import pathlib
-
 import pytest
 
 from netcore.sdp import MediaSection, SessionDescription, parse
 from netcore.sdp.jsep import NegotiatedSession
 
-from .capture import OUR_ANSWER_INTENTS, OUR_OFFER_INTENTS, corpus_negotiator
-
-CORPUS = pathlib.Path(__file__).parent / "corpus"
+from .capture import corpus_negotiator
+from .samples import OUR_ANSWER_INTENTS, OUR_OFFER_INTENTS, load
 
 BROWSER_OFFERS = [
     "chromium156_offer_av_simulcast_data.sdp",
@@ -42,10 +39,6 @@ COMPLEMENT = {
     "sendrecv": {"sendrecv", "sendonly", "recvonly", "inactive"},
     "inactive": {"inactive"},
 }
-
-
-def load(name: str) -> str:
-    return (CORPUS / name).read_bytes().decode()
 
 
 def mixed_allowed(desc: SessionDescription, section: MediaSection) -> bool:

@@ -15,6 +15,7 @@ from tests.conftest import require_program
 
 from .capture import STATE_JS
 from .chromium import Browser, Page
+from .samples import OUR_ANSWER_INTENTS
 
 FP = Fingerprint("sha-256", ":".join(["5A"] * 32))
 
@@ -74,14 +75,7 @@ async def test_we_answer_chromium_simulcast_offer(browser):
         assert offer.media[0].candidates  # loopback host candidates
 
         ours = Negotiator(LocalTransport((FP,)))
-        answer, result = ours.handle_offer(
-            text,
-            [
-                MediaIntent.audio(),
-                MediaIntent.video(direction="recvonly"),
-                MediaIntent.data(),
-            ],
-        )
+        answer, result = ours.handle_offer(text, OUR_ANSWER_INTENTS)
         await page.eval(
             f"pc.setRemoteDescription({{type: 'answer', sdp: {json.dumps(str(answer))}}}).then(() => 0)"
         )

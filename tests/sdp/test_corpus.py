@@ -3,18 +3,13 @@ typed fields read back what the browsers and servers put there."""
 
 from __future__ import annotations
 
-import pathlib
-
 import pytest
 
 from netcore import sdp
 
-CORPUS = pathlib.Path(__file__).parent / "corpus"
+from .samples import CORPUS, load
+
 FILES = sorted(CORPUS.glob("*.sdp"))
-
-
-def load(name: str) -> str:
-    return (CORPUS / name).read_bytes().decode()
 
 
 def test_corpus_is_there():

@@ -287,16 +287,15 @@ def test_answer_extmap_outside_the_range_never_reaches_the_rtp_layer():
 
 # ------------------------------------------------- mutated corpus offers
 
-import pathlib  # noqa: E402
-
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from netcore.sdp import SdpParseError  # noqa: E402
 
-CORPUS = pathlib.Path(__file__).parent / "corpus"
+from .samples import load  # noqa: E402
+
 OFFERS = [
-    (CORPUS / name).read_bytes().decode().split("\r\n")
+    load(name).split("\r\n")
     for name in (
         "chromium156_offer_av_simulcast_data.sdp",
         "firefox153_offer_av_simulcast_data.sdp",

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import replace
-import pathlib
 import random as pyrandom
 
 import pytest
@@ -23,7 +22,8 @@ from netcore.sdp.jsep import (
 )
 from netcore.sdp.limits import Limits
 
-CORPUS = pathlib.Path(__file__).parent / "corpus"
+from .samples import OUR_ANSWER_INTENTS, load
+
 FP_A = Fingerprint("sha-256", ":".join(["A1"] * 32))
 FP_B = Fingerprint("sha-256", ":".join(["B2"] * 32))
 
@@ -308,12 +308,7 @@ def test_bundle_transport_and_rtcp_mux():
 
 
 def test_rtcp_mux_required():
-    text = (
-        (CORPUS / "aiortc_offer.sdp")
-        .read_bytes()
-        .decode()
-        .replace("a=rtcp-mux\r\n", "", 1)
-    )
+    text = load("aiortc_offer.sdp").replace("a=rtcp-mux\r\n", "", 1)
     b = Negotiator(LocalTransport((FP_B,)))
     answer, result = b.handle_offer(text, [MediaIntent.audio(), MediaIntent.video()])
     assert result.media[0].rejected and not result.media[1].rejected
@@ -321,12 +316,7 @@ def test_rtcp_mux_required():
 
 
 def test_offer_without_bundle_gets_no_group():
-    text = (
-        (CORPUS / "aiortc_offer.sdp")
-        .read_bytes()
-        .decode()
-        .replace("a=group:BUNDLE 0 1 2\r\n", "")
-    )
+    text = load("aiortc_offer.sdp").replace("a=group:BUNDLE 0 1 2\r\n", "")
     answer, result = Negotiator(LocalTransport((FP_B,))).handle_offer(text)
     assert parse(str(answer)).bundle_groups() == [] and result.bundle == ()
 
@@ -562,16 +552,9 @@ def test_simulcast_refused_without_rid_extension():
 
 
 def test_we_answer_chrome_simulcast_offer():
-    text = (CORPUS / "chrome_offer_simulcast.sdp").read_bytes().decode()
+    text = load("chrome_offer_simulcast.sdp")
     n = Negotiator(LocalTransport((FP_B,)))
-    answer, result = n.handle_offer(
-        text,
-        [
-            MediaIntent.audio(),
-            MediaIntent.video(direction="recvonly"),
-            MediaIntent.data(),
-        ],
-    )
+    answer, result = n.handle_offer(text, OUR_ANSWER_INTENTS)
     audio, video, data = result.media
     assert [(c.name, c.payload_type) for c in audio.recv_codecs] == [
         ("opus", 111),
@@ -592,7 +575,7 @@ def test_we_answer_chrome_simulcast_offer():
 
 
 def test_we_answer_firefox_offer():
-    text = (CORPUS / "firefox_offer_simulcast.sdp").read_bytes().decode()
+    text = load("firefox_offer_simulcast.sdp")
     n = Negotiator(LocalTransport((FP_B,)))
     answer, result = n.handle_offer(text, [MediaIntent.audio(), MediaIntent.video()])
     audio, video, data = result.media
@@ -651,7 +634,7 @@ def test_capability_unstated_side_takes_the_other():
 
 
 def test_per_section_limits_and_as_only():
-    text = (CORPUS / "icelite_server_answer.sdp").read_bytes().decode()
+    text = load("icelite_server_answer.sdp")
     desc = parse(text)
     from netcore.sdp.limits import limits_of
 
@@ -689,12 +672,7 @@ def test_rejected_offer_section_leaves_the_intent_for_the_next():
 
 
 def test_unknown_kind_rejected():
-    text = (
-        (CORPUS / "aiortc_offer.sdp")
-        .read_bytes()
-        .decode()
-        .replace("m=audio", "m=text", 1)
-    )
+    text = load("aiortc_offer.sdp").replace("m=audio", "m=text", 1)
     answer, result = Negotiator(LocalTransport((FP_B,))).handle_offer(text)
     assert result.media[0].rejected and parse(str(answer)).media[0].port == 0
 

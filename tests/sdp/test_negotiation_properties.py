@@ -3,7 +3,6 @@ description answered without anything but our own errors escaping."""
 
 from __future__ import annotations
 
-import pathlib
 import random as pyrandom
 
 import pytest
@@ -18,7 +17,8 @@ from netcore.sdp.codecs import AUDIO_CODECS, VIDEO_CODECS
 from netcore.sdp.jsep import LocalTransport, MediaIntent, Negotiator
 from netcore.sdp.limits import Limits
 
-CORPUS = pathlib.Path(__file__).parent / "corpus"
+from .samples import CORPUS, load
+
 MIRROR = {
     "sendrecv": "sendrecv",
     "sendonly": "recvonly",
@@ -177,7 +177,7 @@ line_edits = st.sampled_from(
 @settings(max_examples=150)
 @given(st.lists(st.tuples(st.integers(0, 170), line_edits), max_size=6))
 def test_edited_offers_give_an_answer_or_our_error(edits):
-    lines = (CORPUS / "chrome_offer_simulcast.sdp").read_bytes().decode().split("\r\n")
+    lines = load("chrome_offer_simulcast.sdp").split("\r\n")
     for at, text in edits:
         lines.insert(min(at, len(lines) - 1) or 1, text)
     n = Negotiator(LocalTransport((Fingerprint("sha-256", "AA:BB"),)))
