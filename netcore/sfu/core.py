@@ -100,7 +100,11 @@ class SfuConfig:
     public_addresses: list[Address] | None = None  # --public-ip: what clients are told (1:1 NAT)
     max_participants: int = MAX_PARTICIPANTS
     wallclock_offset: float = 0.0
-    max_bitrate: float = 2_500_000
+    max_bitrate: float = 2_500_000  # the most a publisher is asked (REMB) to send per video track
+    # the most one participant's send-side estimate may reach (everything the server sends it): above
+    # max_bitrate, so that the best subscriber of a single-layer publisher has the allocator's up margin
+    # over the whole stream and takes every temporal layer of it
+    max_subscriber_bitrate: float = 10_000_000
     last_n: int | None = None  # video of at most this many most recent speakers to each subscriber (None: all)
     random: Callable[[int], bytes] = field(default=os.urandom, repr=False)
 
@@ -169,7 +173,7 @@ class SfuCore:
         intents = plan_intents(offer, self._new_ssrc)
         answer, session = negotiator.handle_offer(offer, intents)
         options = {"wallclock_offset": self.config.wallclock_offset, "random": self.config.random,
-                   "max_bitrate": self.config.max_bitrate, "cname": "netcore-sfu",
+                   "max_bitrate": self.config.max_subscriber_bitrate, "cname": "netcore-sfu",
                    "rtcp_ssrc": self._new_ssrc()}
         participant = Participant(participant_id, room_id, negotiator, session, intents, options, cert, now)
         transport = participant.transport

@@ -43,6 +43,7 @@ class Settings:
     service_secret: str | None = None
     max_participants: int = 1000
     max_bitrate: int = 2_500_000
+    max_subscriber_bitrate: int = 10_000_000
     last_n: int | None = None  # video of at most this many most recent speakers forwarded to each subscriber
     log_level: str = "info"
     name: str | None = None  # at signaling, unique among its call servers; None: the public address
@@ -70,7 +71,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--signal", help="netcore-signal's service link, ws://HOST:PORT/v1/service")
     parser.add_argument("--service-secret", help="bearer secret of the service link")
     parser.add_argument("--max-participants", type=int, help="joins beyond are refused (default 1000)")
-    parser.add_argument("--max-bitrate", type=int, help="bit/s cap of any one participant's link (default 2.5M)")
+    parser.add_argument("--max-bitrate", type=int,
+                        help="bit/s a publisher is asked to send at most per video track (default 2.5M)")
+    parser.add_argument("--max-subscriber-bitrate", type=int,
+                        help="bit/s cap of the estimate towards any one participant (default 10M)")
     parser.add_argument("--last-n", type=int,
                         help="forward the video of only the N most recent speakers to each subscriber (default: all)")
     parser.add_argument("--data-dir", help=f"where the server keeps files (default {DEFAULT_DATA_DIR})")
@@ -89,7 +93,8 @@ def load_settings(args: argparse.Namespace) -> Settings:
     settings = Settings()
     if args.config:
         data = read_toml(args.config, {"listen", "public-ip", "http", "signal", "service-secret",
-                                       "max-participants", "max-bitrate", "last-n", "log-level", "name", "analytics",
+                                       "max-participants", "max-bitrate", "max-subscriber-bitrate",
+                                       "last-n", "log-level", "name", "analytics",
                                        "analytics-redis", "node", "data-dir", "record-dir", "recordings-redis"})
         try:
             if "listen" in data:
@@ -104,6 +109,7 @@ def load_settings(args: argparse.Namespace) -> Settings:
         settings.service_secret = data.get("service-secret", settings.service_secret)
         settings.max_participants = int(data.get("max-participants", settings.max_participants))
         settings.max_bitrate = int(data.get("max-bitrate", settings.max_bitrate))
+        settings.max_subscriber_bitrate = int(data.get("max-subscriber-bitrate", settings.max_subscriber_bitrate))
         if "last-n" in data:
             settings.last_n = int(data["last-n"])
         settings.log_level = data.get("log-level", settings.log_level)
@@ -118,7 +124,7 @@ def load_settings(args: argparse.Namespace) -> Settings:
         settings.listen = args.listen
     if args.public_ip:
         settings.public_ip = args.public_ip
-    for name in ("http", "signal", "service_secret", "max_participants", "max_bitrate", "last_n", "log_level", "name",
+    for name in ("http", "signal", "service_secret", "max_participants", "max_bitrate", "max_subscriber_bitrate", "last_n", "log_level", "name",
                  "analytics", "analytics_redis", "node", "data_dir", "record_dir", "recordings_redis"):
         value = getattr(args, name)
         if value is not None:

@@ -103,7 +103,9 @@ class SfuServer:
         public = [self._public(address) for address in local]
         self.core = SfuCore(SfuConfig(DtlsCertificate.generate(), local, public,
                                       max_participants=self.settings.max_participants,
-                                      max_bitrate=self.settings.max_bitrate, last_n=self.settings.last_n,
+                                      max_bitrate=self.settings.max_bitrate,
+                                      max_subscriber_bitrate=self.settings.max_subscriber_bitrate,
+                                      last_n=self.settings.last_n,
                                       wallclock_offset=time.time() - loop.time()))
         self.recorder = SfuRecorder(self.core, self._open_journal, wallclock_offset=time.time() - loop.time(),
                                     names=lambda session_id: self._users.get(session_id, ""),

@@ -35,3 +35,12 @@ def test_last_n_comes_from_the_flag_or_the_file_and_is_not_negative(tmp_path):
     assert settings("--config", str(config), "--last-n", "2").last_n == 2
     with pytest.raises(UsageError):
         settings("--last-n", "-1")
+
+
+def test_the_publisher_and_subscriber_caps_come_from_the_flag_or_the_file(tmp_path):
+    assert (settings().max_bitrate, settings().max_subscriber_bitrate) == (2_500_000, 10_000_000)
+    assert settings("--max-subscriber-bitrate", "4000000").max_subscriber_bitrate == 4_000_000
+    config = tmp_path / "sfu.toml"
+    config.write_text("max-bitrate = 800000\nmax-subscriber-bitrate = 3000000\n")
+    chosen = settings("--config", str(config))
+    assert (chosen.max_bitrate, chosen.max_subscriber_bitrate) == (800_000, 3_000_000)

@@ -3,7 +3,9 @@
 The publisher sends one L1T3 stream (no simulcast: ``scalability_mode``
 alone), 320x240 at 20 frames/s with noise, so its encoder spends its whole
 target, which the call server's REMB caps at ``--max-bitrate`` 800 kbit/s
-(TL0 40 %, TL0+TL1 60 %); two subscribers receive it. One reaches the
+(TL0 40 %, TL0+TL1 60 %); two subscribers receive it. The estimates towards
+the subscribers may climb above that cap (``--max-subscriber-bitrate``), so the
+unshaped one has the allocator's margin over the whole stream. One reaches the
 server through a UDP relay whose server-to-client direction crosses a
 420 kbit/s bottleneck: it is sent fewer TIDs (every second or fourth frame
 the publisher encoded, each one decoded to the right picture) while the
@@ -13,6 +15,8 @@ other gets every frame; when the limit is lifted it gets every frame again.
 from __future__ import annotations
 
 import asyncio
+
+import pytest
 
 from netcore.media.synthetic import SyntheticCamera
 from netcore.peer.connection import Description, PeerConnection
@@ -74,5 +78,6 @@ async def scenario(tmp_path) -> None:
                 await pc.close()
 
 
+@pytest.mark.timeout(240)  # two waits of up to 90 s each
 def test_a_shaped_subscriber_is_sent_fewer_temporal_layers_and_all_of_them_when_the_limit_is_lifted(tmp_path):
     asyncio.run(scenario(tmp_path))
