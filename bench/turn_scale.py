@@ -8,7 +8,11 @@ a C echo peer, and the C generator (``bench/turn_relay_gen.c -m``) then
 drives every allocation's 5-tuple at once. Printed per server and load:
 
 * set-up rates: allocations/s through the 401 exchange, ChannelBinds/s,
-  Refreshes/s and deletes/s (the fleet is the same Python client for both);
+  Refreshes/s and deletes/s (the fleet is the same Python client for both),
+  and the server's CPU microseconds per request in each of those phases
+  (``/proc/PID/task/*/schedstat`` before and after the phase, divided by the
+  allocations): far less noisy than the rates on a shared machine, where the
+  fleet's own CPU and other processes set the pace;
 * memory per allocation: the server's RSS after the allocations and their
   channels minus before, divided by their number (all processes of a server);
 * CPU microseconds per relayed packet (``/proc/PID/task/*/schedstat`` of
@@ -47,6 +51,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from turn_relay import build, echo_peer, median  # noqa: E402
 
 USER, PASSWORD, REALM = "bench", "bench", "bench.example"
+_PHASES = ("alloc", "bind", "refresh", "delete")
 CHANNEL = 0x4000
 
 
@@ -132,13 +137,23 @@ def set_up(name: str, port: int, pids: list[int], count: int, peer) -> tuple[Fle
     fleet = Fleet(("127.0.0.1", port), USER, PASSWORD, count, peer=peer)
     for sock in fleet.sockets:
         tune(sock)
-    allocate = fleet.allocate(120)
-    bind = fleet.bind(120)
+    setup: dict[str, float] = {}
+    allocate = timed_phase(fleet.allocate, pids, count, setup, "alloc")
+    bind = timed_phase(fleet.bind, pids, count, setup, "bind")
     time.sleep(0.5)
     memory = (rss_kib(pids) - rss_before) * 1024 / count
-    refresh = fleet.refresh(120)
-    return fleet, {"alloc/s": count / allocate, "bind/s": count / bind, "refresh/s": count / refresh,
-                   "bytes/alloc": memory}
+    refresh = timed_phase(fleet.refresh, pids, count, setup, "refresh")
+    setup.update({"alloc/s": count / allocate, "bind/s": count / bind, "refresh/s": count / refresh,
+                  "bytes/alloc": memory})
+    return fleet, setup
+
+
+def timed_phase(phase, pids: list[int], count: int, setup: dict, name: str) -> float:
+    """Run one fleet phase; its seconds, and the server's CPU us per request in ``setup["<name> us"]``."""
+    before = cpu_ns(pids)
+    seconds = phase(120)
+    setup[f"{name} us"] = (cpu_ns(pids) - before) / 1000 / count
+    return seconds
 
 
 def main() -> None:
@@ -198,8 +213,8 @@ def main() -> None:
                     for sock in fleet.sockets:
                         sock.setblocking(False)
                     drain(fleet.sockets)
-                    seconds = fleet.delete(120)
-                    results[name][label]["setup"]["delete/s"] = count / seconds
+                    setup = results[name][label]["setup"]
+                    setup["delete/s"] = count / timed_phase(fleet.delete, pids, count, setup, "delete")
                     fleet.close()
                 for sock in direct:
                     sock.close()
@@ -234,6 +249,14 @@ def report(results: dict, labels: list[str], workers: int) -> None:
                   f"{num('delete/s'):>8} {num('bytes/alloc'):>8} {'-' if cpu is None else format(cpu, '.2f'):>10} "
                   f"{loss:>7.3%} {p50:>7} {p99:>7} {'-' if added[0] is None else added[0]:>6} "
                   f"{'-' if added[1] is None else added[1]:>6} {strays:>6}")
+    print("\nserver CPU microseconds per request during each set-up phase (schedstat of every thread)")
+    print(f"{'server':8} {'load':>13} " + " ".join(f"{p:>8}" for p in _PHASES))
+    for label in labels:
+        for name, by_label in summary.items():
+            setup = by_label[label][3]
+            if name != "direct":
+                print(f"{name:8} {label:>13} " + " ".join(
+                    f"{setup[p + ' us']:>8.1f}" if p + " us" in setup else f"{'-':>8}" for p in _PHASES))
     if "netcore" in summary and "coturn" in summary:
         print("\nratios netcore/coturn (targets: cpu <= 1.0, added p99 <= 1.0, set-up rate >= 1.0)")
         for label in labels:
@@ -247,6 +270,10 @@ def report(results: dict, labels: list[str], workers: int) -> None:
             for key in ("alloc/s", "bind/s", "refresh/s", "delete/s"):
                 if key in ours[3] and key in theirs[3]:
                     parts.append(f"{key} {ours[3][key] / theirs[3][key]:.2f}")
+            for phase in _PHASES:
+                key = phase + " us"
+                if key in ours[3] and key in theirs[3]:
+                    parts.append(f"{phase} cpu/request {ours[3][key] / theirs[3][key]:.2f}")
             parts.append(f"memory {ours[3]['bytes/alloc']:.0f} vs {theirs[3]['bytes/alloc']:.0f} B/alloc")
             print(f"  {label:>13}: " + ", ".join(parts))
 
