@@ -173,11 +173,15 @@ def main() -> None:
         with contextlib.ExitStack() as stack:
             peer = stack.enter_context(echo_peer(echo_bin))
             servers = {}
-            for name, starter in (("netcore", start_netcore), ("coturn", start_coturn)):
+            # One range for both, split: the servers bind relay ports only as clients allocate, so two
+            # ranges each free when chosen could overlap and one server would take the other's ports.
+            span = total + 50 * args.workers
+            first, _ = free_port_range(2 * span)
+            for index, (name, starter) in enumerate((("netcore", start_netcore), ("coturn", start_coturn))):
                 if name not in args.servers.split(","):
                     continue
                 port = free_port()
-                low, high = free_port_range(total + 50 * args.workers)
+                low, high = first + index * span, first + (index + 1) * span - 1
                 proc = stack.enter_context(starter(workdir, port, low, high, args.workers))
                 wait_for_stun(port)
                 time.sleep(0.5)
