@@ -155,8 +155,22 @@ def _xor(raw: bytes, mask: bytes) -> bytes:
     return (int.from_bytes(raw, "big") ^ int.from_bytes(mask, "big")).to_bytes(len(raw), "big")
 
 
+_XOR_IPV4 = struct.Struct("!xBHBBBB")  # an IPv4 XOR-...-ADDRESS value: family, port, the four bytes
+_C0, _C1, _C2, _C3 = _COOKIE_BYTES
+_PORT_MASK = MAGIC_COOKIE >> 16
+
+
 def decode_xor_address(value: bytes, transaction_id: bytes) -> tuple[str, int]:
-    """XOR-MAPPED-ADDRESS form (section 14.2): port and address XOR-ed with the cookie (+ id)."""
+    """XOR-MAPPED-ADDRESS form (section 14.2): port and address XOR-ed with the cookie (+ id).
+
+    An IPv4 value (every XOR-PEER-ADDRESS of a ChannelBind or
+    CreatePermission to an IPv4 peer) is read with one unpack and written
+    as dotted decimal directly, as ``inet_ntop`` would.
+    """
+    if len(value) == 8:
+        family, xport, b0, b1, b2, b3 = _XOR_IPV4.unpack(value)
+        if family == _IPV4:
+            return f"{b0 ^ _C0}.{b1 ^ _C1}.{b2 ^ _C2}.{b3 ^ _C3}", xport ^ _PORT_MASK
     if len(value) < 4:
         raise StunParseError("address attribute shorter than 4 bytes")
     family, xport = _FAMILY_PORT.unpack_from(value)
