@@ -159,6 +159,7 @@ def _split_type(message_type: int) -> tuple[int, MessageClass]:
 
 
 _TYPES: dict[int, tuple[int, MessageClass]] = {}  # message type -> (method, class), at most 16384 entries
+_TYPE_CODES: dict[tuple[int, int], int] = {}  # (method, class) -> message type, the other way
 _unpack_header = HEADER.unpack_from
 _unpack_tlv = _TLV.unpack_from
 _unpack_length = _LENGTH.unpack_from
@@ -189,7 +190,7 @@ class _Layout:
     """Where a message's attributes are: the outcome of one walk.
 
     ``spans`` are the attributes that count, as ``(type, slice of the
-    datagram)`` in wire order; ``first`` maps each type to its first slice.
+    datagram)`` in wire order, ``types`` their types; ``first`` maps each type to its first slice.
     ``pads`` holds the padding of attributes whose padding is not zero, by
     index. ``mi``, ``mi256``, ``fp`` are what checking each signature needs,
     or None if it is absent or of a length that cannot verify. ``unpack``
@@ -197,7 +198,7 @@ class _Layout:
     the walked message.
     """
 
-    __slots__ = ("spans", "first", "pads", "mi", "mi256", "fp", "unpack", "expected")
+    __slots__ = ("spans", "types", "first", "pads", "mi", "mi256", "fp", "unpack", "expected")
 
     def __init__(
         self,
@@ -208,6 +209,7 @@ class _Layout:
         reader: struct.Struct,
     ) -> None:
         self.spans = spans
+        self.types = tuple(t for t, _ in spans)
         self.first = dict(reversed(spans))  # the first of each type wins
         self.pads = pads
         self.mi = signatures.get(_MI)
@@ -308,6 +310,34 @@ def _verify_hmac(raw: bytes, signature: _Signature | None, key: bytes, states: _
     return _compare_digest(_hmac(key, covered, states)[: len(mac)], mac)
 
 
+_UNKNOWN: dict[tuple[int, ...], tuple[int, ...]] = {}  # attribute types in order -> the unknown required ones
+_UNKNOWN_MAX = 1024
+_unknown_registered = len(DECODERS)  # how many types had codecs when _UNKNOWN was filled
+
+
+def _unknown_in(types: tuple[int, ...]) -> tuple[int, ...]:
+    """The comprehension-required types among ``types`` without a codec, each once, in order.
+
+    Kept per sequence of types, at most ``_UNKNOWN_MAX`` of them (cleared when
+    full). Codecs are only ever added (a type re-registered keeps one), so
+    the number registered tells whether the kept answers still hold.
+    """
+    global _unknown_registered
+    if _unknown_registered != len(DECODERS):
+        _UNKNOWN.clear()
+        _unknown_registered = len(DECODERS)
+    unknown = _UNKNOWN.get(types)
+    if unknown is None:
+        found: list[int] = []
+        for t in types:
+            if t < 0x8000 and t not in DECODERS and t not in found:
+                found.append(t)
+        if len(_UNKNOWN) >= _UNKNOWN_MAX:
+            _UNKNOWN.clear()
+        unknown = _UNKNOWN[types] = tuple(found)
+    return unknown
+
+
 def random_transaction_id(random: Callable[[int], bytes] = os.urandom) -> bytes:
     return random(12)
 
@@ -394,7 +424,11 @@ class Message:
                 pad = pads.get(index) if pads else None
                 parts.append(pad if pad is not None else bytes(4 - (length & 3)))
         body = b"".join(parts)
-        message_type = _message_type(self.method, self.message_class)
+        message_type = _TYPE_CODES.get((self.method, self.message_class))
+        if message_type is None:
+            message_type = _message_type(self.method, self.message_class)
+            if len(_TYPE_CODES) < 16384:  # every (12-bit method, class) at most
+                _TYPE_CODES[(self.method, self.message_class)] = message_type
         if integrity_key is not None:
             body += self._signature(message_type, body, _MI, 20, integrity_key, _SHA1_STATES)
         if integrity_sha256_key is not None:
@@ -493,12 +527,17 @@ class Message:
         return value if decode is None else decode(value, self.transaction_id)
 
     def unknown_comprehension_required(self) -> list[int]:
-        """Attribute types < 0x8000 with no registered codec (for a 420 answer, section 6.3.1)."""
-        unknown: list[int] = []
-        for t, _ in self.attributes:
-            if t < 0x8000 and codec_for(t) is None and t not in unknown:
-                unknown.append(t)
-        return unknown
+        """Attribute types < 0x8000 with no registered codec (for a 420 answer, section 6.3.1).
+
+        The answer depends only on the attribute types in order, and a server
+        sees few such sequences (one per kind of request a client sends), so
+        it is kept per sequence; see :func:`_unknown_in`.
+        """
+        if self._attributes is None:
+            types = self._layout.types
+        else:
+            types = tuple(t for t, _ in self._attributes)
+        return list(_unknown_in(types))
 
     def items(self) -> Iterator[tuple[str, Any]]:
         for t, v in self.attributes:
@@ -541,7 +580,14 @@ class Message:
 
     def response(self, message_class: int = MessageClass.SUCCESS) -> Message:
         """An empty response to this request: same method and transaction id."""
-        return Message(self.method, message_class, self.transaction_id)
+        response = Message.__new__(Message)  # every server answer: skip the checks the id already passed
+        response.method = self.method
+        response.message_class = message_class
+        response.transaction_id = self.transaction_id
+        response._attributes = []
+        response._raw = None
+        response._layout = _UNPARSED
+        return response
 
     def error_response(self, code: int, reason: str) -> Message:
         return self.response(MessageClass.ERROR).add(attrs.ERROR_CODE, (code, reason))
