@@ -72,6 +72,8 @@ __all__ = [
 ]
 
 _CHANNEL_HEADER = struct.Struct("!HH")
+_REQUEST = MessageClass.REQUEST
+_INDICATION = MessageClass.INDICATION
 
 
 class TurnServer:
@@ -311,15 +313,15 @@ class TurnServer:
     # -- STUN messages ----------------------------------------------------------------
 
     def _handle_message(self, message: Message, addr: Address, listener: Address, now: float) -> None:
-        if message.has_fingerprint and not message.check_fingerprint():
+        fingerprint = message.has_fingerprint
+        if fingerprint and not message.check_fingerprint():
             self.stats.parse_errors += 1  # RFC 8489 section 7.3: not STUN, drop
             return
-        if message.message_class == MessageClass.INDICATION:
-            if message.method == wire.SEND:
+        message_class = message.message_class
+        if message_class != _REQUEST:
+            if message_class == _INDICATION and message.method == wire.SEND:
                 self._send_indication(message, addr, listener, now)
-            return
-        if message.message_class != MessageClass.REQUEST:
-            return  # stray responses are dropped
+            return  # other indications, and stray responses, are dropped
         self.stats.requests += 1
         unknown = message.unknown_comprehension_required()
         if unknown:
@@ -327,14 +329,15 @@ class TurnServer:
             self._transmit.append(Transmit(unknown_attributes_error(message, unknown), addr, listener,
                                            transport_of(listener)))
             return
-        if message.method == BINDING:
+        method = message.method
+        if method == BINDING:
             self._transmit.append(Transmit(binding_success(message, addr, self.config.software), addr, listener,
                                            transport_of(listener)))
             return
-        handler = self._HANDLERS.get(message.method)
+        handler = self._HANDLERS.get(method)
         part: object = self
         if handler is None:
-            handler = self._TCP_HANDLERS.get(message.method)
+            handler = self._TCP_HANDLERS.get(method)
             part = self.tcp
         if handler is None:
             self.refuse(message, addr, listener, Refused(400, "Bad Request"), None)
@@ -355,11 +358,14 @@ class TurnServer:
             self._transmit.append(Transmit(response, addr, listener, transport_of(listener)))
 
     def sign(self, response: Message, request: Message, auth: Authenticated | None) -> bytes:
+        """``response`` encoded as RFC 8489 section 9.2.4 asks: with the request's MAC kind and key, and a
+        FINGERPRINT when the request had one."""
+        fingerprint = request.has_fingerprint
         if auth is None:
-            return response.encode(fingerprint=request.has_fingerprint)
+            return response.encode(fingerprint=fingerprint)
         if auth.sha256:
-            return response.encode(integrity_sha256_key=auth.key, fingerprint=request.has_fingerprint)
-        return response.encode(auth.key, fingerprint=request.has_fingerprint)
+            return response.encode(integrity_sha256_key=auth.key, fingerprint=fingerprint)
+        return response.encode(auth.key, fingerprint=fingerprint)
 
     def _count_error(self, code: int) -> None:
         self.stats.by_error[code] = self.stats.by_error.get(code, 0) + 1
