@@ -34,7 +34,6 @@ therefore gives back the same bytes.
 from __future__ import annotations
 
 import enum
-import hashlib
 import hmac
 import os
 import struct
@@ -45,6 +44,7 @@ from netcore.errors import UsageError
 from netcore.stun import attributes as attrs
 from netcore.stun.attributes import DECODERS, MAGIC_COOKIE, attribute_name, codec_for
 from netcore.stun.errors import StunParseError
+from netcore.stun.keyed_hmac import KeyedStates, keyed_hmac
 
 __all__ = [
     "Message",
@@ -70,48 +70,8 @@ _SIGNATURES = frozenset((_MI, _MI256, _FP))
 _ZEROS = bytes(3)
 
 
-class _KeyedStates(dict):  # type: ignore[type-arg]
-    """HMAC's (RFC 2104) inner and outer hash states after the padded key, by key.
-
-    A STUN agent signs and checks many messages with few keys; starting from
-    the cached states saves the key schedule on every message (OpenSSL's
-    one-shot HMAC does it each time and is slower here).
-    """
-
-    def __init__(self, digest: str) -> None:
-        super().__init__()
-        self.digest = digest
-
-    def __missing__(self, key: bytes) -> tuple[Any, Any]:
-        if len(self) >= 1024:
-            self.clear()  # bounded whatever the peers send
-        pads = self[key] = _make_pads(key, self.digest)
-        return pads
-
-
-def _hmac(key: bytes, data: bytes, states: _KeyedStates) -> bytes:
-    inner, outer = states[key]
-    inner = inner.copy()
-    inner.update(data)
-    outer = outer.copy()
-    outer.update(inner.digest())
-    return outer.digest()
-
-
-def _make_pads(key: bytes, digest: str) -> tuple[Any, Any]:
-    constructor = getattr(hashlib, digest)
-    block_size = constructor().block_size
-    if len(key) > block_size:
-        key = constructor(key).digest()
-    key = key.ljust(block_size, b"\x00")
-    return (
-        constructor(bytes(b ^ 0x36 for b in key)),
-        constructor(bytes(b ^ 0x5C for b in key)),
-    )
-
-
-_SHA1_STATES = _KeyedStates("sha1")
-_SHA256_STATES = _KeyedStates("sha256")
+_SHA1_STATES = KeyedStates("sha1")
+_SHA256_STATES = KeyedStates("sha256")
 _compare_digest = hmac.compare_digest
 
 
@@ -299,7 +259,7 @@ def _layout_missed(data: bytes, size: int) -> _Layout:
     return layout
 
 
-def _verify_hmac(raw: bytes, signature: _Signature | None, key: bytes, states: _KeyedStates) -> bool:
+def _verify_hmac(raw: bytes, signature: _Signature | None, key: bytes, states: KeyedStates) -> bool:
     """Check a MESSAGE-INTEGRITY(-SHA256) value in constant time (sections 14.5, 14.6)."""
     if signature is None:
         return False
@@ -307,7 +267,7 @@ def _verify_hmac(raw: bytes, signature: _Signature | None, key: bytes, states: _
     # Covered: the message up to the attribute, the header's length field counting to its end.
     covered = raw[:at] if length_field is None else raw[:2] + length_field + raw[4:at]
     mac = raw[where]
-    return _compare_digest(_hmac(key, covered, states)[: len(mac)], mac)
+    return _compare_digest(keyed_hmac(key, covered, states)[: len(mac)], mac)
 
 
 _UNKNOWN: dict[tuple[int, ...], tuple[int, ...]] = {}  # attribute types in order -> the unknown required ones
@@ -440,11 +400,11 @@ class Message:
         return HEADER.pack(message_type, len(body), MAGIC_COOKIE, self.transaction_id) + body
 
     def _signature(
-        self, message_type: int, body: bytes, attr_type: int, size: int, key: bytes, states: _KeyedStates
+        self, message_type: int, body: bytes, attr_type: int, size: int, key: bytes, states: KeyedStates
     ) -> bytes:
         # Section 14.5: the length field counts up to the end of the integrity attribute.
         head = HEADER.pack(message_type, len(body) + 4 + size, MAGIC_COOKIE, self.transaction_id)
-        return _TLV.pack(attr_type, size) + _hmac(key, head + body, states)
+        return _TLV.pack(attr_type, size) + keyed_hmac(key, head + body, states)
 
     # -- parsing ------------------------------------------------------------------
 

@@ -26,6 +26,7 @@ from typing import Iterable
 from netcore.stun import attributes
 from netcore.stun.attributes import ALGORITHM_MD5, ALGORITHM_SHA256
 from netcore.stun.credentials import long_term_key
+from netcore.stun.keyed_hmac import KeyedStates, keyed_hmac
 from netcore.stun.message import Message
 from netcore.turn.credentials import rest_api_expiry, rest_api_password
 
@@ -45,6 +46,7 @@ NONCE_COOKIE = "obMatJos2"  # RFC 8489 section 9.2
 _FEATURES = base64.b64encode(b"\x80\x00\x00").decode("ascii")
 _NONCE_PREFIX = NONCE_COOKIE + _FEATURES
 _TIME = struct.Struct("!Q")
+_NONCE_STATES = KeyedStates("sha256")  # the issuers' keys (one per server)
 
 # What we offer in PASSWORD-ALGORITHMS, in order of preference (section 14.11).
 PASSWORD_ALGORITHMS: tuple[tuple[int, bytes], ...] = ((ALGORITHM_SHA256, b""), (ALGORITHM_MD5, b""))
@@ -177,7 +179,7 @@ class NonceIssuer:
 
     def _mac(self, issued: int, addr: tuple) -> str:
         material = _TIME.pack(issued) + f"{addr[0]}|{addr[1]}".encode("ascii", "replace")
-        return hmac.digest(self.key, material, "sha256")[:12].hex()
+        return keyed_hmac(self.key, material, _NONCE_STATES)[:12].hex()
 
     def issue(self, addr: tuple, now: float) -> str:
         issued = int(now)
