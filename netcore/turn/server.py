@@ -601,7 +601,7 @@ class TurnServer:
         peer = request.get(wire.XOR_PEER_ADDRESS)
         if number is None or peer is None or not wire.CHANNEL_MIN <= number <= self.config.channel_max:
             raise Refused(400, "Bad Request")
-        peer = self.check_peer(allocation, (peer[0], peer[1]))
+        peer = self.check_peer(allocation, peer)  # the codec's (host, port)
         # Section 12: a number stays with one peer, and a peer with one number,
         # while bound and for 5 minutes after the binding expired.
         bound = allocation.channels.get(number)
@@ -610,10 +610,12 @@ class TurnServer:
         other = allocation.peer_channels.get(peer)
         if other is not None and other.number != number:
             raise Refused(400, "Bad Request")
-        for key, value in ((number, peer), (peer, number)):
-            cooling = allocation.cooldown.get(key)
-            if cooling is not None and cooling[0] != value and cooling[1] > now:
-                raise Refused(400, "Bad Request")
+        cooldown = allocation.cooldown
+        if cooldown:
+            for key, value in ((number, peer), (peer, number)):
+                cooling = cooldown.get(key)
+                if cooling is not None and cooling[0] != value and cooling[1] > now:
+                    raise Refused(400, "Bad Request")
         if bound is None:
             if len(allocation.channels) >= self.config.max_channels or \
                     len(allocation.permissions) >= self.config.max_permissions and peer[0] not in allocation.permissions:
@@ -621,8 +623,9 @@ class TurnServer:
             bound = Channel(number, peer, 0.0)
             allocation.channels[number] = bound
             allocation.peer_channels[peer] = bound
-            allocation.cooldown.pop(number, None)
-            allocation.cooldown.pop(peer, None)
+            if cooldown:
+                cooldown.pop(number, None)
+                cooldown.pop(peer, None)
             changed = True
         else:
             changed = False
