@@ -670,9 +670,10 @@ class TurnServer:
         for connection in self.tcp.of(allocation):
             self.tcp.close(connection, notify=True)
         del self.allocations[(allocation.listener, allocation.client)]
-        self._touch(allocation)
         allocation.routes.clear()  # a data path still holding the allocation relays nothing more
         allocation.peer_routes.clear()
+        if self._changed is not None:
+            self._changed.add(allocation)  # a watcher forgets it (it is no longer in allocations)
         clients = self.clients.get(allocation.listener)
         if clients is not None:
             clients.pop(allocation.client, None)
