@@ -308,7 +308,14 @@ def decode_password_algorithms(value: bytes, transaction_id: bytes = b"") -> tup
 
 
 def encode_password_algorithms(value: tuple[tuple[int, bytes], ...], transaction_id: bytes = b"") -> bytes:
-    return b"".join(encode_password_algorithm(a) for a in value)
+    if value == _OFFERED_LAST[0]:
+        return _OFFERED_LAST[1]  # a server offers the same list in every 401 and 438
+    encoded = b"".join(encode_password_algorithm(a) for a in value)
+    _OFFERED_LAST[:] = [tuple((algorithm, bytes(parameters)) for algorithm, parameters in value), encoded]
+    return encoded
+
+
+_OFFERED_LAST: list = [None, b""]  # the last PASSWORD-ALGORITHMS value encoded, and its bytes
 
 
 def _register_rfc8489() -> None:
