@@ -8,12 +8,14 @@ a C echo peer, and the C generator (``bench/turn_relay_gen.c -m``) then
 drives every allocation's 5-tuple at once. Printed per server and load:
 
 * set-up rates: allocations/s through the 401 exchange, ChannelBinds/s,
-  Refreshes/s and deletes/s (the fleet is the same Python client for both),
+  Refreshes/s and deletes/s (the fleet is the same Python client for both;
+  medians over ``--setup-rounds`` cycles of a fresh fleet, the servers
+  alternating),
   and the server's CPU microseconds per request in each of those phases
   (``/proc/PID/task/*/schedstat`` before and after the phase, divided by the
   allocations): far less noisy than the rates on a shared machine, where the
   fleet's own CPU and other processes set the pace;
-* memory per allocation: the server's RSS after the allocations and their
+* memory per allocation (the first set-up cycle): the server's RSS after the allocations and their
   channels minus before, divided by their number (all processes of a server);
 * CPU microseconds per relayed packet (``/proc/PID/task/*/schedstat`` of
   every process, divided by the packets relayed both ways) and loss;
@@ -148,6 +150,15 @@ def set_up(name: str, port: int, pids: list[int], count: int, peer) -> tuple[Fle
     return fleet, setup
 
 
+def delete_fleet(fleet: Fleet, pids: list[int], count: int, setup: dict) -> None:
+    """Every allocation of ``fleet`` deleted (its rate and CPU per request into ``setup``), its sockets closed."""
+    for sock in fleet.sockets:
+        sock.setblocking(False)
+    drain(fleet.sockets)
+    setup["delete/s"] = count / timed_phase(fleet.delete, pids, count, setup, "delete")
+    fleet.close()
+
+
 def timed_phase(phase, pids: list[int], count: int, setup: dict, name: str) -> float:
     """Run one fleet phase; its seconds, and the server's CPU us per request in ``setup["<name> us"]``."""
     before = cpu_ns(pids)
@@ -163,6 +174,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1, help="netcore --workers and coturn --relay-threads")
     parser.add_argument("--loads", default="1000x50x160,100x300x1200", help="ALLOCATIONSxPPSxBYTES,...")
     parser.add_argument("--servers", default="netcore,coturn")
+    parser.add_argument("--setup-rounds", type=int, default=3,
+                        help="set-up cycles (allocate, bind, refresh, delete) per server and load; medians")
     args = parser.parse_args()
     loads = [tuple(int(v) for v in load.split("x")) for load in args.loads.split(",")]
     total = sum(count for count, _, _ in loads)  # coturn holds a deleted allocation's port a while
@@ -175,7 +188,7 @@ def main() -> None:
             servers = {}
             # One range for both, split: the servers bind relay ports only as clients allocate, so two
             # ranges each free when chosen could overlap and one server would take the other's ports.
-            span = total + 50 * args.workers
+            span = total * args.setup_rounds + 50 * args.workers
             first, _ = free_port_range(2 * span)
             for index, (name, starter) in enumerate((("netcore", start_netcore), ("coturn", start_coturn))):
                 if name not in args.servers.split(","):
@@ -196,11 +209,18 @@ def main() -> None:
                     direct.append(sock)
                 targets = {"direct": (direct, [], 0)}
                 fleets = []
+                cycles: dict[str, list[dict]] = {name: [] for name in servers}
+                for _ in range(args.setup_rounds - 1):  # the servers alternate, as in the relay rounds
+                    for name, (port, pid) in servers.items():
+                        pids = process_tree(pid)
+                        fleet, setup = set_up(name, port, pids, count, peer)
+                        delete_fleet(fleet, pids, count, setup)
+                        cycles[name].append(setup)
                 for name, (port, pid) in servers.items():
                     pids = process_tree(pid)
                     fleet, setup = set_up(name, port, pids, count, peer)
-                    fleets.append((name, fleet, pids))
-                    results.setdefault(name, {})[label] = {"setup": setup, "runs": []}
+                    fleets.append((name, fleet, pids, setup))
+                    results.setdefault(name, {})[label] = {"setup": {}, "runs": []}
                     targets[name] = (fleet.sockets, pids, CHANNEL)
                 results.setdefault("direct", {})[label] = {"setup": {}, "runs": []}
                 names = list(targets)
@@ -213,13 +233,12 @@ def main() -> None:
                         used = cpu_ns(pids) - before
                         cpu = used / 1000 / (sent + received) if pids and sent else None
                         results[name][label]["runs"].append((cpu, (sent - received) / sent, p50, p99, strays))
-                for name, fleet, pids in fleets:
-                    for sock in fleet.sockets:
-                        sock.setblocking(False)
-                    drain(fleet.sockets)
-                    setup = results[name][label]["setup"]
-                    setup["delete/s"] = count / timed_phase(fleet.delete, pids, count, setup, "delete")
-                    fleet.close()
+                for name, fleet, pids, setup in fleets:
+                    delete_fleet(fleet, pids, count, setup)
+                    cycles[name].append(setup)
+                    merged = {key: median([c[key] for c in cycles[name]]) for key in setup}
+                    merged["bytes/alloc"] = cycles[name][0]["bytes/alloc"]  # later cycles reuse the memory
+                    results[name][label]["setup"] = merged
                 for sock in direct:
                     sock.close()
     finally:
