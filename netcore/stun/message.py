@@ -68,6 +68,8 @@ _MI256 = attrs.MESSAGE_INTEGRITY_SHA256
 _FP = attrs.FINGERPRINT
 _SIGNATURES = frozenset((_MI, _MI256, _FP))
 _ZEROS = bytes(3)
+_PADDING = (b"", bytes(3), bytes(2), bytes(1))  # zero padding by value length & 3
+_pack_tlv = _TLV.pack
 
 
 _SHA1_STATES = KeyedStates("sha1")
@@ -371,18 +373,19 @@ class Message:
         fingerprint: bool = False,
     ) -> bytes:
         """Serialize; sign with MESSAGE-INTEGRITY(-SHA256) and add FINGERPRINT as asked."""
-        parts = []
+        parts: list[bytes] = []
+        append = parts.append
         pads = self._layout.pads
         attributes = self._attributes if self._attributes is not None else self.attributes
         for index, (attr_type, value) in enumerate(attributes):
             if attr_type in _SIGNATURES:
                 continue
             length = len(value)
-            parts.append(_TLV.pack(attr_type, length))
-            parts.append(value)
+            append(_pack_tlv(attr_type, length))
+            append(value)
             if length & 3:
-                pad = pads.get(index) if pads else None
-                parts.append(pad if pad is not None else bytes(4 - (length & 3)))
+                pad = pads.get(index) if pads else None  # a parsed message's non-zero padding, kept
+                append(pad if pad is not None else _PADDING[length & 3])
         body = b"".join(parts)
         message_type = _TYPE_CODES.get((self.method, self.message_class))
         if message_type is None:
