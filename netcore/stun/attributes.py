@@ -81,8 +81,9 @@ class AttributeCodec:
 
 
 _REGISTRY: dict[int, AttributeCodec] = {}
-# type -> decode function; the hot-path view of the registry.
+# type -> decode function, and type -> encode function: the hot-path views of the registry.
 DECODERS: dict[int, Callable[[bytes, bytes], Any]] = {}
+ENCODERS: dict[int, Callable[[Any, bytes], bytes]] = {}
 
 
 def register_attribute(
@@ -99,6 +100,7 @@ def register_attribute(
         raise UsageError(f"attribute {type_:#06x} is already {existing.name}")
     _REGISTRY[type_] = AttributeCodec(type_, name, decode, encode)
     DECODERS[type_] = decode
+    ENCODERS[type_] = encode
 
 
 def codec_for(type_: int) -> AttributeCodec | None:

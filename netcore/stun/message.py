@@ -42,7 +42,7 @@ from typing import Any, Callable, Iterator
 
 from netcore.errors import UsageError
 from netcore.stun import attributes as attrs
-from netcore.stun.attributes import DECODERS, MAGIC_COOKIE, attribute_name, codec_for
+from netcore.stun.attributes import DECODERS, ENCODERS, MAGIC_COOKIE, attribute_name
 from netcore.stun.errors import StunParseError
 from netcore.stun.keyed_hmac import KeyedStates, keyed_hmac
 
@@ -351,11 +351,11 @@ class Message:
 
     def add(self, attr_type: int, value: Any = True) -> Message:
         """Append an attribute, encoding ``value`` with the registered codec."""
-        codec = codec_for(attr_type)
-        if codec is None:
+        encode = ENCODERS.get(attr_type)
+        if encode is None:
             raise UsageError(f"no codec registered for attribute {attr_type:#06x}; use add_raw")
         attributes = self._attributes if self._attributes is not None else self.attributes
-        attributes.append((attr_type, codec.encode(value, self.transaction_id)))
+        attributes.append((attr_type, encode(value, self.transaction_id)))
         return self
 
     def add_raw(self, attr_type: int, value: bytes) -> Message:
