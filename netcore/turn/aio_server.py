@@ -230,7 +230,9 @@ class SocketRelays:
         if sock is None:
             return
         family = 2 if ":" in relayed[0] else 1
-        self._in_use.get(family, set()).discard(relayed[1])
+        in_use = self._in_use.get(family)
+        if in_use is not None:
+            in_use.discard(relayed[1])
         if self.on_close is not None:
             self.on_close(relayed, sock)
         sock.close()

@@ -534,10 +534,10 @@ class TurnServer:
         requested = request.get(wire.LIFETIME)
         if requested is None:
             return config.default_lifetime
-        desired = min(requested, config.max_lifetime)
+        desired = requested if requested < config.max_lifetime else config.max_lifetime
         if desired == 0 and not allocate:
             return 0
-        return max(desired, config.default_lifetime)
+        return desired if desired > config.default_lifetime else config.default_lifetime
 
     def own_allocation(self, auth: Authenticated, addr: Address, listener: Address) -> Allocation:
         """The allocation of ``addr`` on ``listener``, if ``auth`` owns it; raises :class:`Refused` (437, 441)."""
