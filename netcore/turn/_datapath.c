@@ -860,8 +860,9 @@ static PyObject *DataPath_harvest(DataPath *dp, PyObject *unused) {
     return rows;
 }
 
-/* take_handoffs(limit) -> [(fd, gen, kind, family, port, addr16, data)]: up to `limit` datagrams handed
- * to Python, oldest first. Read the eventfd before calling: when some stay queued it is written again. */
+/* take_handoffs(limit) -> [(fd, gen, kind, (host, port), data)]: up to `limit` datagrams handed to Python,
+ * oldest first, the sender's host in text as the core keys addresses. Read the eventfd before calling:
+ * when some stay queued it is written again. */
 static PyObject *DataPath_take_handoffs(DataPath *dp, PyObject *args) {
     Py_ssize_t limit;
     if (!PyArg_ParseTuple(args, "n", &limit)) return NULL;
@@ -892,9 +893,11 @@ static PyObject *DataPath_take_handoffs(DataPath *dp, PyObject *args) {
     while (taken != NULL) {
         Pending *next = taken->next;
         if (rows != NULL) {
-            PyObject *row = Py_BuildValue("(iIBBHy#y#)", taken->head.fd, taken->head.gen, taken->head.kind,
-                                          taken->head.family, taken->head.port, (const char *)taken->head.addr,
-                                          (Py_ssize_t)16, (const char *)taken->data, (Py_ssize_t)taken->size);
+            char host[INET6_ADDRSTRLEN];
+            if (inet_ntop(taken->head.family == 4 ? AF_INET : AF_INET6, taken->head.addr, host, sizeof(host)) == NULL)
+                host[0] = '\0'; /* cannot happen: the family is one of the two */
+            PyObject *row = Py_BuildValue("(iIB(sH)y#)", taken->head.fd, taken->head.gen, taken->head.kind, host,
+                                          taken->head.port, (const char *)taken->data, (Py_ssize_t)taken->size);
             if (row == NULL) {
                 Py_CLEAR(rows);
             } else {
@@ -938,8 +941,8 @@ static PyMethodDef DataPath_methods[] = {
      "take_tokens(id, size, debit=False): draw on the allocation's bandwidth bucket; True/False, with debit the "
      "seconds until the debt is repaid; None for an unknown id."},
     {"take_handoffs", (PyCFunction)DataPath_take_handoffs, METH_VARARGS,
-     "take_handoffs(limit): up to limit datagrams for Python as (fd, gen, kind, family, port, addr16, data); read "
-     "the eventfd first."},
+     "take_handoffs(limit): up to limit datagrams for Python as (fd, gen, kind, (host, port), data); read the "
+     "eventfd first."},
     {"stats", (PyCFunction)DataPath_stats, METH_NOARGS, "stats(): send errors, hand-offs, dropped hand-offs, routes."},
     {NULL, NULL, 0, NULL},
 };
