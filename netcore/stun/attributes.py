@@ -187,6 +187,8 @@ def decode_xor_address(value: bytes, transaction_id: bytes) -> tuple[str, int]:
 def encode_xor_address(value: tuple[str, int], transaction_id: bytes) -> bytes:
     host, port = value[0], value[1]
     family, raw = _pack_host(host)
+    if family == _IPV4:  # XOR-RELAYED- and XOR-MAPPED-ADDRESS of every Allocate answer: one pack
+        return _XOR_IPV4.pack(family, port ^ _PORT_MASK, raw[0] ^ _C0, raw[1] ^ _C1, raw[2] ^ _C2, raw[3] ^ _C3)
     mask = _COOKIE_BYTES if family == _IPV4 else _COOKIE_BYTES + transaction_id
     return _FAMILY_PORT.pack(family, port ^ (MAGIC_COOKIE >> 16)) + _xor(raw, mask)
 
