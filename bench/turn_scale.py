@@ -151,12 +151,16 @@ def set_up(name: str, port: int, pids: list[int], count: int, peer) -> tuple[Fle
 
 
 def delete_fleet(fleet: Fleet, pids: list[int], count: int, setup: dict) -> None:
-    """Every allocation of ``fleet`` deleted (its rate and CPU per request into ``setup``), its sockets closed."""
+    """Every allocation of ``fleet`` deleted (its rate and CPU per request into ``setup``).
+
+    The caller closes the fleet once the load is done: a later fleet's client
+    socket must not get the 5-tuple of one whose deleted allocation the server
+    still remembers (coturn answers 437 for a while).
+    """
     for sock in fleet.sockets:
         sock.setblocking(False)
     drain(fleet.sockets)
     setup["delete/s"] = count / timed_phase(fleet.delete, pids, count, setup, "delete")
-    fleet.close()
 
 
 def timed_phase(phase, pids: list[int], count: int, setup: dict, name: str) -> float:
@@ -210,12 +214,14 @@ def main() -> None:
                 targets = {"direct": (direct, [], 0)}
                 fleets = []
                 cycles: dict[str, list[dict]] = {name: [] for name in servers}
+                spent: list[Fleet] = []
                 for _ in range(args.setup_rounds - 1):  # the servers alternate, as in the relay rounds
                     for name, (port, pid) in servers.items():
                         pids = process_tree(pid)
                         fleet, setup = set_up(name, port, pids, count, peer)
                         delete_fleet(fleet, pids, count, setup)
                         cycles[name].append(setup)
+                        spent.append(fleet)
                 for name, (port, pid) in servers.items():
                     pids = process_tree(pid)
                     fleet, setup = set_up(name, port, pids, count, peer)
@@ -236,6 +242,9 @@ def main() -> None:
                 for name, fleet, pids, setup in fleets:
                     delete_fleet(fleet, pids, count, setup)
                     cycles[name].append(setup)
+                    spent.append(fleet)
+                for fleet in spent:
+                    fleet.close()
                     merged = {key: median([c[key] for c in cycles[name]]) for key in setup}
                     merged["bytes/alloc"] = cycles[name][0]["bytes/alloc"]  # later cycles reuse the memory
                     results[name][label]["setup"] = merged
