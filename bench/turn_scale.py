@@ -243,11 +243,11 @@ def main() -> None:
                     delete_fleet(fleet, pids, count, setup)
                     cycles[name].append(setup)
                     spent.append(fleet)
-                for fleet in spent:
-                    fleet.close()
                     merged = {key: median([c[key] for c in cycles[name]]) for key in setup}
                     merged["bytes/alloc"] = cycles[name][0]["bytes/alloc"]  # later cycles reuse the memory
                     results[name][label]["setup"] = merged
+                for fleet in spent:
+                    fleet.close()
                 for sock in direct:
                     sock.close()
     finally:
