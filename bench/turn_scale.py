@@ -8,8 +8,14 @@ a C echo peer, and the C generator (``bench/turn_relay_gen.c -m``) then
 drives every allocation's 5-tuple at once. Printed per server and load:
 
 * set-up rates: allocations/s through the 401 exchange, ChannelBinds/s,
-  Refreshes/s and deletes/s (the fleet is the same Python client for both);
-* memory per allocation: the server's RSS after the allocations and their
+  Refreshes/s and deletes/s (the fleet is the same Python client for both;
+  medians over ``--setup-rounds`` cycles of a fresh fleet, the servers
+  alternating),
+  and the server's CPU microseconds per request in each of those phases
+  (``/proc/PID/task/*/schedstat`` before and after the phase, divided by the
+  allocations): far less noisy than the rates on a shared machine, where the
+  fleet's own CPU and other processes set the pace;
+* memory per allocation (the first set-up cycle): the server's RSS after the allocations and their
   channels minus before, divided by their number (all processes of a server);
 * CPU microseconds per relayed packet (``/proc/PID/task/*/schedstat`` of
   every process, divided by the packets relayed both ways) and loss;
@@ -19,7 +25,7 @@ drives every allocation's 5-tuple at once. Printed per server and load:
 then the ratios netcore/coturn. Loads: 1,000 allocations at 50 packets/s of
 160 B and 100 allocations at 300 packets/s of 1,200 B (``--loads``). Runs go
 round by round, each round every server once in a rotated order; medians.
-Usage: ``python bench/turn_scale.py [--rounds N] [--seconds S] [--workers N]``.
+Usage: ``python bench/turn_scale.py [--rounds N] [--setup-rounds N] [--seconds S] [--workers N]``.
 """
 
 from __future__ import annotations
@@ -47,6 +53,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from turn_relay import build, echo_peer, median  # noqa: E402
 
 USER, PASSWORD, REALM = "bench", "bench", "bench.example"
+_PHASES = ("alloc", "bind", "refresh", "delete")
 CHANNEL = 0x4000
 
 
@@ -132,13 +139,36 @@ def set_up(name: str, port: int, pids: list[int], count: int, peer) -> tuple[Fle
     fleet = Fleet(("127.0.0.1", port), USER, PASSWORD, count, peer=peer)
     for sock in fleet.sockets:
         tune(sock)
-    allocate = fleet.allocate(120)
-    bind = fleet.bind(120)
+    setup: dict[str, float] = {}
+    allocate = timed_phase(fleet.allocate, pids, count, setup, "alloc")
+    bind = timed_phase(fleet.bind, pids, count, setup, "bind")
     time.sleep(0.5)
     memory = (rss_kib(pids) - rss_before) * 1024 / count
-    refresh = fleet.refresh(120)
-    return fleet, {"alloc/s": count / allocate, "bind/s": count / bind, "refresh/s": count / refresh,
-                   "bytes/alloc": memory}
+    refresh = timed_phase(fleet.refresh, pids, count, setup, "refresh")
+    setup.update({"alloc/s": count / allocate, "bind/s": count / bind, "refresh/s": count / refresh,
+                  "bytes/alloc": memory})
+    return fleet, setup
+
+
+def delete_fleet(fleet: Fleet, pids: list[int], count: int, setup: dict) -> None:
+    """Every allocation of ``fleet`` deleted (its rate and CPU per request into ``setup``).
+
+    The caller closes the fleet once the load is done: a later fleet's client
+    socket must not get the 5-tuple of one whose deleted allocation the server
+    still remembers (coturn answers 437 for a while).
+    """
+    for sock in fleet.sockets:
+        sock.setblocking(False)
+    drain(fleet.sockets)
+    setup["delete/s"] = count / timed_phase(fleet.delete, pids, count, setup, "delete")
+
+
+def timed_phase(phase, pids: list[int], count: int, setup: dict, name: str) -> float:
+    """Run one fleet phase; its seconds, and the server's CPU us per request in ``setup["<name> us"]``."""
+    before = cpu_ns(pids)
+    seconds = phase(120)
+    setup[f"{name} us"] = (cpu_ns(pids) - before) / 1000 / count
+    return seconds
 
 
 def main() -> None:
@@ -148,6 +178,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1, help="netcore --workers and coturn --relay-threads")
     parser.add_argument("--loads", default="1000x50x160,100x300x1200", help="ALLOCATIONSxPPSxBYTES,...")
     parser.add_argument("--servers", default="netcore,coturn")
+    parser.add_argument("--setup-rounds", type=int, default=3,
+                        help="set-up cycles (allocate, bind, refresh, delete) per server and load; medians")
     args = parser.parse_args()
     loads = [tuple(int(v) for v in load.split("x")) for load in args.loads.split(",")]
     total = sum(count for count, _, _ in loads)  # coturn holds a deleted allocation's port a while
@@ -158,11 +190,15 @@ def main() -> None:
         with contextlib.ExitStack() as stack:
             peer = stack.enter_context(echo_peer(echo_bin))
             servers = {}
-            for name, starter in (("netcore", start_netcore), ("coturn", start_coturn)):
+            # One range for both, split: the servers bind relay ports only as clients allocate, so two
+            # ranges each free when chosen could overlap and one server would take the other's ports.
+            span = total * args.setup_rounds + 50 * args.workers
+            first, _ = free_port_range(2 * span)
+            for index, (name, starter) in enumerate((("netcore", start_netcore), ("coturn", start_coturn))):
                 if name not in args.servers.split(","):
                     continue
                 port = free_port()
-                low, high = free_port_range(total + 50 * args.workers)
+                low, high = first + index * span, first + (index + 1) * span - 1
                 proc = stack.enter_context(starter(workdir, port, low, high, args.workers))
                 wait_for_stun(port)
                 time.sleep(0.5)
@@ -177,11 +213,20 @@ def main() -> None:
                     direct.append(sock)
                 targets = {"direct": (direct, [], 0)}
                 fleets = []
+                cycles: dict[str, list[dict]] = {name: [] for name in servers}
+                spent: list[Fleet] = []
+                for _ in range(args.setup_rounds - 1):  # the servers alternate, as in the relay rounds
+                    for name, (port, pid) in servers.items():
+                        pids = process_tree(pid)
+                        fleet, setup = set_up(name, port, pids, count, peer)
+                        delete_fleet(fleet, pids, count, setup)
+                        cycles[name].append(setup)
+                        spent.append(fleet)
                 for name, (port, pid) in servers.items():
                     pids = process_tree(pid)
                     fleet, setup = set_up(name, port, pids, count, peer)
-                    fleets.append((name, fleet, pids))
-                    results.setdefault(name, {})[label] = {"setup": setup, "runs": []}
+                    fleets.append((name, fleet, pids, setup))
+                    results.setdefault(name, {})[label] = {"setup": {}, "runs": []}
                     targets[name] = (fleet.sockets, pids, CHANNEL)
                 results.setdefault("direct", {})[label] = {"setup": {}, "runs": []}
                 names = list(targets)
@@ -194,12 +239,14 @@ def main() -> None:
                         used = cpu_ns(pids) - before
                         cpu = used / 1000 / (sent + received) if pids and sent else None
                         results[name][label]["runs"].append((cpu, (sent - received) / sent, p50, p99, strays))
-                for name, fleet, pids in fleets:
-                    for sock in fleet.sockets:
-                        sock.setblocking(False)
-                    drain(fleet.sockets)
-                    seconds = fleet.delete(120)
-                    results[name][label]["setup"]["delete/s"] = count / seconds
+                for name, fleet, pids, setup in fleets:
+                    delete_fleet(fleet, pids, count, setup)
+                    cycles[name].append(setup)
+                    spent.append(fleet)
+                    merged = {key: median([c[key] for c in cycles[name]]) for key in setup}
+                    merged["bytes/alloc"] = cycles[name][0]["bytes/alloc"]  # later cycles reuse the memory
+                    results[name][label]["setup"] = merged
+                for fleet in spent:
                     fleet.close()
                 for sock in direct:
                     sock.close()
@@ -234,6 +281,14 @@ def report(results: dict, labels: list[str], workers: int) -> None:
                   f"{num('delete/s'):>8} {num('bytes/alloc'):>8} {'-' if cpu is None else format(cpu, '.2f'):>10} "
                   f"{loss:>7.3%} {p50:>7} {p99:>7} {'-' if added[0] is None else added[0]:>6} "
                   f"{'-' if added[1] is None else added[1]:>6} {strays:>6}")
+    print("\nserver CPU microseconds per request during each set-up phase (schedstat of every thread)")
+    print(f"{'server':8} {'load':>13} " + " ".join(f"{p:>8}" for p in _PHASES))
+    for label in labels:
+        for name, by_label in summary.items():
+            setup = by_label[label][3]
+            if name != "direct":
+                print(f"{name:8} {label:>13} " + " ".join(
+                    f"{setup[p + ' us']:>8.1f}" if p + " us" in setup else f"{'-':>8}" for p in _PHASES))
     if "netcore" in summary and "coturn" in summary:
         print("\nratios netcore/coturn (targets: cpu <= 1.0, added p99 <= 1.0, set-up rate >= 1.0)")
         for label in labels:
@@ -247,6 +302,10 @@ def report(results: dict, labels: list[str], workers: int) -> None:
             for key in ("alloc/s", "bind/s", "refresh/s", "delete/s"):
                 if key in ours[3] and key in theirs[3]:
                     parts.append(f"{key} {ours[3][key] / theirs[3][key]:.2f}")
+            for phase in _PHASES:
+                key = phase + " us"
+                if key in ours[3] and key in theirs[3]:
+                    parts.append(f"{phase} cpu/request {ours[3][key] / theirs[3][key]:.2f}")
             parts.append(f"memory {ours[3]['bytes/alloc']:.0f} vs {theirs[3]['bytes/alloc']:.0f} B/alloc")
             print(f"  {label:>13}: " + ", ".join(parts))
 

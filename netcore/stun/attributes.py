@@ -81,8 +81,9 @@ class AttributeCodec:
 
 
 _REGISTRY: dict[int, AttributeCodec] = {}
-# type -> decode function; the hot-path view of the registry.
+# type -> decode function, and type -> encode function: the hot-path views of the registry.
 DECODERS: dict[int, Callable[[bytes, bytes], Any]] = {}
+ENCODERS: dict[int, Callable[[Any, bytes], bytes]] = {}
 
 
 def register_attribute(
@@ -99,6 +100,7 @@ def register_attribute(
         raise UsageError(f"attribute {type_:#06x} is already {existing.name}")
     _REGISTRY[type_] = AttributeCodec(type_, name, decode, encode)
     DECODERS[type_] = decode
+    ENCODERS[type_] = encode
 
 
 def codec_for(type_: int) -> AttributeCodec | None:
@@ -155,8 +157,22 @@ def _xor(raw: bytes, mask: bytes) -> bytes:
     return (int.from_bytes(raw, "big") ^ int.from_bytes(mask, "big")).to_bytes(len(raw), "big")
 
 
+_XOR_IPV4 = struct.Struct("!xBHBBBB")  # an IPv4 XOR-...-ADDRESS value: family, port, the four bytes
+_C0, _C1, _C2, _C3 = _COOKIE_BYTES
+_PORT_MASK = MAGIC_COOKIE >> 16
+
+
 def decode_xor_address(value: bytes, transaction_id: bytes) -> tuple[str, int]:
-    """XOR-MAPPED-ADDRESS form (section 14.2): port and address XOR-ed with the cookie (+ id)."""
+    """XOR-MAPPED-ADDRESS form (section 14.2): port and address XOR-ed with the cookie (+ id).
+
+    An IPv4 value (every XOR-PEER-ADDRESS of a ChannelBind or
+    CreatePermission to an IPv4 peer) is read with one unpack and written
+    as dotted decimal directly, as ``inet_ntop`` would.
+    """
+    if len(value) == 8:
+        family, xport, b0, b1, b2, b3 = _XOR_IPV4.unpack(value)
+        if family == _IPV4:
+            return f"{b0 ^ _C0}.{b1 ^ _C1}.{b2 ^ _C2}.{b3 ^ _C3}", xport ^ _PORT_MASK
     if len(value) < 4:
         raise StunParseError("address attribute shorter than 4 bytes")
     family, xport = _FAMILY_PORT.unpack_from(value)
@@ -171,6 +187,8 @@ def decode_xor_address(value: bytes, transaction_id: bytes) -> tuple[str, int]:
 def encode_xor_address(value: tuple[str, int], transaction_id: bytes) -> bytes:
     host, port = value[0], value[1]
     family, raw = _pack_host(host)
+    if family == _IPV4:  # XOR-RELAYED- and XOR-MAPPED-ADDRESS of every Allocate answer: one pack
+        return _XOR_IPV4.pack(family, port ^ _PORT_MASK, raw[0] ^ _C0, raw[1] ^ _C1, raw[2] ^ _C2, raw[3] ^ _C3)
     mask = _COOKIE_BYTES if family == _IPV4 else _COOKIE_BYTES + transaction_id
     return _FAMILY_PORT.pack(family, port ^ (MAGIC_COOKIE >> 16)) + _xor(raw, mask)
 
@@ -294,7 +312,14 @@ def decode_password_algorithms(value: bytes, transaction_id: bytes = b"") -> tup
 
 
 def encode_password_algorithms(value: tuple[tuple[int, bytes], ...], transaction_id: bytes = b"") -> bytes:
-    return b"".join(encode_password_algorithm(a) for a in value)
+    if value == _OFFERED_LAST[0]:
+        return _OFFERED_LAST[1]  # a server offers the same list in every 401 and 438
+    encoded = b"".join(encode_password_algorithm(a) for a in value)
+    _OFFERED_LAST[:] = [tuple((algorithm, bytes(parameters)) for algorithm, parameters in value), encoded]
+    return encoded
+
+
+_OFFERED_LAST: list = [None, b""]  # the last PASSWORD-ALGORITHMS value encoded, and its bytes
 
 
 def _register_rfc8489() -> None:

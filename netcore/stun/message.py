@@ -34,7 +34,6 @@ therefore gives back the same bytes.
 from __future__ import annotations
 
 import enum
-import hashlib
 import hmac
 import os
 import struct
@@ -43,8 +42,9 @@ from typing import Any, Callable, Iterator
 
 from netcore.errors import UsageError
 from netcore.stun import attributes as attrs
-from netcore.stun.attributes import DECODERS, MAGIC_COOKIE, attribute_name, codec_for
+from netcore.stun.attributes import DECODERS, ENCODERS, MAGIC_COOKIE, attribute_name
 from netcore.stun.errors import StunParseError
+from netcore.stun.keyed_hmac import KeyedStates, keyed_hmac
 
 __all__ = [
     "Message",
@@ -68,50 +68,12 @@ _MI256 = attrs.MESSAGE_INTEGRITY_SHA256
 _FP = attrs.FINGERPRINT
 _SIGNATURES = frozenset((_MI, _MI256, _FP))
 _ZEROS = bytes(3)
+_PADDING = (b"", bytes(3), bytes(2), bytes(1))  # zero padding by value length & 3
+_pack_tlv = _TLV.pack
 
 
-class _KeyedStates(dict):  # type: ignore[type-arg]
-    """HMAC's (RFC 2104) inner and outer hash states after the padded key, by key.
-
-    A STUN agent signs and checks many messages with few keys; starting from
-    the cached states saves the key schedule on every message (OpenSSL's
-    one-shot HMAC does it each time and is slower here).
-    """
-
-    def __init__(self, digest: str) -> None:
-        super().__init__()
-        self.digest = digest
-
-    def __missing__(self, key: bytes) -> tuple[Any, Any]:
-        if len(self) >= 1024:
-            self.clear()  # bounded whatever the peers send
-        pads = self[key] = _make_pads(key, self.digest)
-        return pads
-
-
-def _hmac(key: bytes, data: bytes, states: _KeyedStates) -> bytes:
-    inner, outer = states[key]
-    inner = inner.copy()
-    inner.update(data)
-    outer = outer.copy()
-    outer.update(inner.digest())
-    return outer.digest()
-
-
-def _make_pads(key: bytes, digest: str) -> tuple[Any, Any]:
-    constructor = getattr(hashlib, digest)
-    block_size = constructor().block_size
-    if len(key) > block_size:
-        key = constructor(key).digest()
-    key = key.ljust(block_size, b"\x00")
-    return (
-        constructor(bytes(b ^ 0x36 for b in key)),
-        constructor(bytes(b ^ 0x5C for b in key)),
-    )
-
-
-_SHA1_STATES = _KeyedStates("sha1")
-_SHA256_STATES = _KeyedStates("sha256")
+_SHA1_STATES = KeyedStates("sha1")
+_SHA256_STATES = KeyedStates("sha256")
 _compare_digest = hmac.compare_digest
 
 
@@ -159,6 +121,7 @@ def _split_type(message_type: int) -> tuple[int, MessageClass]:
 
 
 _TYPES: dict[int, tuple[int, MessageClass]] = {}  # message type -> (method, class), at most 16384 entries
+_TYPE_CODES: dict[tuple[int, int], int] = {}  # (method, class) -> message type, the other way
 _unpack_header = HEADER.unpack_from
 _unpack_tlv = _TLV.unpack_from
 _unpack_length = _LENGTH.unpack_from
@@ -189,7 +152,7 @@ class _Layout:
     """Where a message's attributes are: the outcome of one walk.
 
     ``spans`` are the attributes that count, as ``(type, slice of the
-    datagram)`` in wire order; ``first`` maps each type to its first slice.
+    datagram)`` in wire order, ``types`` their types; ``first`` maps each type to its first slice.
     ``pads`` holds the padding of attributes whose padding is not zero, by
     index. ``mi``, ``mi256``, ``fp`` are what checking each signature needs,
     or None if it is absent or of a length that cannot verify. ``unpack``
@@ -197,7 +160,7 @@ class _Layout:
     the walked message.
     """
 
-    __slots__ = ("spans", "first", "pads", "mi", "mi256", "fp", "unpack", "expected")
+    __slots__ = ("spans", "types", "first", "pads", "mi", "mi256", "fp", "unpack", "expected")
 
     def __init__(
         self,
@@ -208,6 +171,7 @@ class _Layout:
         reader: struct.Struct,
     ) -> None:
         self.spans = spans
+        self.types = tuple(t for t, _ in spans)
         self.first = dict(reversed(spans))  # the first of each type wins
         self.pads = pads
         self.mi = signatures.get(_MI)
@@ -297,7 +261,7 @@ def _layout_missed(data: bytes, size: int) -> _Layout:
     return layout
 
 
-def _verify_hmac(raw: bytes, signature: _Signature | None, key: bytes, states: _KeyedStates) -> bool:
+def _verify_hmac(raw: bytes, signature: _Signature | None, key: bytes, states: KeyedStates) -> bool:
     """Check a MESSAGE-INTEGRITY(-SHA256) value in constant time (sections 14.5, 14.6)."""
     if signature is None:
         return False
@@ -305,7 +269,35 @@ def _verify_hmac(raw: bytes, signature: _Signature | None, key: bytes, states: _
     # Covered: the message up to the attribute, the header's length field counting to its end.
     covered = raw[:at] if length_field is None else raw[:2] + length_field + raw[4:at]
     mac = raw[where]
-    return _compare_digest(_hmac(key, covered, states)[: len(mac)], mac)
+    return _compare_digest(keyed_hmac(key, covered, states)[: len(mac)], mac)
+
+
+_UNKNOWN: dict[tuple[int, ...], tuple[int, ...]] = {}  # attribute types in order -> the unknown required ones
+_UNKNOWN_MAX = 1024
+_unknown_registered = len(DECODERS)  # how many types had codecs when _UNKNOWN was filled
+
+
+def _unknown_in(types: tuple[int, ...]) -> tuple[int, ...]:
+    """The comprehension-required types among ``types`` without a codec, each once, in order.
+
+    Kept per sequence of types, at most ``_UNKNOWN_MAX`` of them (cleared when
+    full). Codecs are only ever added (a type re-registered keeps one), so
+    the number registered tells whether the kept answers still hold.
+    """
+    global _unknown_registered
+    if _unknown_registered != len(DECODERS):
+        _UNKNOWN.clear()
+        _unknown_registered = len(DECODERS)
+    unknown = _UNKNOWN.get(types)
+    if unknown is None:
+        found: list[int] = []
+        for t in types:
+            if t < 0x8000 and t not in DECODERS and t not in found:
+                found.append(t)
+        if len(_UNKNOWN) >= _UNKNOWN_MAX:
+            _UNKNOWN.clear()
+        unknown = _UNKNOWN[types] = tuple(found)
+    return unknown
 
 
 def random_transaction_id(random: Callable[[int], bytes] = os.urandom) -> bytes:
@@ -359,11 +351,11 @@ class Message:
 
     def add(self, attr_type: int, value: Any = True) -> Message:
         """Append an attribute, encoding ``value`` with the registered codec."""
-        codec = codec_for(attr_type)
-        if codec is None:
+        encode = ENCODERS.get(attr_type)
+        if encode is None:
             raise UsageError(f"no codec registered for attribute {attr_type:#06x}; use add_raw")
         attributes = self._attributes if self._attributes is not None else self.attributes
-        attributes.append((attr_type, codec.encode(value, self.transaction_id)))
+        attributes.append((attr_type, encode(value, self.transaction_id)))
         return self
 
     def add_raw(self, attr_type: int, value: bytes) -> Message:
@@ -381,20 +373,25 @@ class Message:
         fingerprint: bool = False,
     ) -> bytes:
         """Serialize; sign with MESSAGE-INTEGRITY(-SHA256) and add FINGERPRINT as asked."""
-        parts = []
+        parts: list[bytes] = []
+        append = parts.append
         pads = self._layout.pads
         attributes = self._attributes if self._attributes is not None else self.attributes
         for index, (attr_type, value) in enumerate(attributes):
             if attr_type in _SIGNATURES:
                 continue
             length = len(value)
-            parts.append(_TLV.pack(attr_type, length))
-            parts.append(value)
+            append(_pack_tlv(attr_type, length))
+            append(value)
             if length & 3:
-                pad = pads.get(index) if pads else None
-                parts.append(pad if pad is not None else bytes(4 - (length & 3)))
+                pad = pads.get(index) if pads else None  # a parsed message's non-zero padding, kept
+                append(pad if pad is not None else _PADDING[length & 3])
         body = b"".join(parts)
-        message_type = _message_type(self.method, self.message_class)
+        message_type = _TYPE_CODES.get((self.method, self.message_class))
+        if message_type is None:
+            message_type = _message_type(self.method, self.message_class)
+            if len(_TYPE_CODES) < 16384:  # every (12-bit method, class) at most
+                _TYPE_CODES[(self.method, self.message_class)] = message_type
         if integrity_key is not None:
             body += self._signature(message_type, body, _MI, 20, integrity_key, _SHA1_STATES)
         if integrity_sha256_key is not None:
@@ -406,11 +403,11 @@ class Message:
         return HEADER.pack(message_type, len(body), MAGIC_COOKIE, self.transaction_id) + body
 
     def _signature(
-        self, message_type: int, body: bytes, attr_type: int, size: int, key: bytes, states: _KeyedStates
+        self, message_type: int, body: bytes, attr_type: int, size: int, key: bytes, states: KeyedStates
     ) -> bytes:
         # Section 14.5: the length field counts up to the end of the integrity attribute.
         head = HEADER.pack(message_type, len(body) + 4 + size, MAGIC_COOKIE, self.transaction_id)
-        return _TLV.pack(attr_type, size) + _hmac(key, head + body, states)
+        return _TLV.pack(attr_type, size) + keyed_hmac(key, head + body, states)
 
     # -- parsing ------------------------------------------------------------------
 
@@ -493,12 +490,17 @@ class Message:
         return value if decode is None else decode(value, self.transaction_id)
 
     def unknown_comprehension_required(self) -> list[int]:
-        """Attribute types < 0x8000 with no registered codec (for a 420 answer, section 6.3.1)."""
-        unknown: list[int] = []
-        for t, _ in self.attributes:
-            if t < 0x8000 and codec_for(t) is None and t not in unknown:
-                unknown.append(t)
-        return unknown
+        """Attribute types < 0x8000 with no registered codec (for a 420 answer, section 6.3.1).
+
+        The answer depends only on the attribute types in order, and a server
+        sees few such sequences (one per kind of request a client sends), so
+        it is kept per sequence; see :func:`_unknown_in`.
+        """
+        if self._attributes is None:
+            types = self._layout.types
+        else:
+            types = tuple(t for t, _ in self._attributes)
+        return list(_unknown_in(types))
 
     def items(self) -> Iterator[tuple[str, Any]]:
         for t, v in self.attributes:
@@ -541,7 +543,14 @@ class Message:
 
     def response(self, message_class: int = MessageClass.SUCCESS) -> Message:
         """An empty response to this request: same method and transaction id."""
-        return Message(self.method, message_class, self.transaction_id)
+        response = Message.__new__(Message)  # every server answer: skip the checks the id already passed
+        response.method = self.method
+        response.message_class = message_class
+        response.transaction_id = self.transaction_id
+        response._attributes = []
+        response._raw = None
+        response._layout = _UNPARSED
+        return response
 
     def error_response(self, code: int, reason: str) -> Message:
         return self.response(MessageClass.ERROR).add(attrs.ERROR_CODE, (code, reason))

@@ -16,9 +16,13 @@
  * socketpair held at most net.unix.max_dgram_qlen = 10 datagrams, so a burst
  * of STUN from many clients was shed.)
  *
- * Threading: one mutex guards the tables. The relay thread never touches a
- * Python object and never takes the GIL; Python calls take the mutex with
- * the GIL held, so the two cannot deadlock. Sockets are named by fd and a
+ * Threading: one mutex guards the tables, and a second one the hand-off
+ * queue alone, so that Python taking hand-offs never waits for the relay
+ * thread to finish a batch of datagrams (with one mutex for both, most
+ * requests met a futex wait on one side or the other). The order is tables,
+ * then queue; the queue lock is held only to link or unlink. The relay
+ * thread never touches a Python object and never takes the GIL; Python
+ * calls take the mutexes with the GIL held, so they cannot deadlock. Sockets are named by fd and a
  * generation that changes when Python removes the fd, so an event or a
  * route that outlived its socket (fds are reused) is recognised and ignored.
  *
@@ -127,6 +131,7 @@ typedef struct {
     int epoll_fd;
     int wake_fd;
     int handoff_fd;    /* an eventfd, written when the queue stops being empty */
+    pthread_mutex_t queue_lock; /* guards the queue and its counters (handoffs, handoff_drops) */
     Pending *queue_head, *queue_tail;
     size_t queued_bytes;
     unsigned top; /* highest first byte of a channel number accepted */
@@ -298,7 +303,7 @@ static void mark_dirty(DataPath *dp, Alloc *a) {
     if (!a->dirty) {
         a->dirty = 1;
         a->next_dirty = dp->dirty;
-        dp->dirty = a;
+        __atomic_store_n(&dp->dirty, a, __ATOMIC_RELEASE); /* harvest peeks at it without the lock */
     }
 }
 
@@ -343,19 +348,20 @@ static void hand_off(DataPath *dp, int fd, uint8_t kind, const struct sockaddr *
     } else {
         return;
     }
-    if (dp->queued_bytes + size > HANDOFF_LIMIT) {
+    Pending *p = PyMem_RawMalloc(sizeof(Pending) + size); /* filled outside the queue lock */
+    if (p != NULL) {
+        p->next = NULL;
+        p->head = head;
+        p->size = size;
+        memcpy(p->data, data, size);
+    }
+    pthread_mutex_lock(&dp->queue_lock);
+    if (p == NULL || dp->queued_bytes + size > HANDOFF_LIMIT) {
         dp->handoff_drops++; /* Python is behind: shed control traffic, never block the relay */
+        pthread_mutex_unlock(&dp->queue_lock);
+        PyMem_RawFree(p);
         return;
     }
-    Pending *p = PyMem_RawMalloc(sizeof(Pending) + size);
-    if (p == NULL) {
-        dp->handoff_drops++;
-        return;
-    }
-    p->next = NULL;
-    p->head = head;
-    p->size = size;
-    memcpy(p->data, data, size);
     int was_empty = dp->queue_head == NULL;
     if (was_empty)
         dp->queue_head = p;
@@ -364,6 +370,7 @@ static void hand_off(DataPath *dp, int fd, uint8_t kind, const struct sockaddr *
     dp->queue_tail = p;
     dp->queued_bytes += size;
     dp->handoffs++;
+    pthread_mutex_unlock(&dp->queue_lock);
     if (was_empty) {
         uint64_t one = 1;
         if (write(dp->handoff_fd, &one, sizeof(one)) < 0) { /* the counter is far from full */ }
@@ -494,6 +501,7 @@ static int DataPath_init(DataPath *dp, PyObject *args, PyObject *kwds) {
     dp->ready = 1;
     dp->epoll_fd = dp->wake_fd = -1;
     pthread_mutex_init(&dp->lock, NULL);
+    pthread_mutex_init(&dp->queue_lock, NULL);
     dp->handoff_fd = handoff_fd;
     dp->top = channel_max >> 8;
     dp->route_buckets = 256;
@@ -579,6 +587,7 @@ static void DataPath_dealloc(DataPath *dp) {
         if (dp->epoll_fd >= 0) close(dp->epoll_fd);
         if (dp->wake_fd >= 0) close(dp->wake_fd);
         pthread_mutex_destroy(&dp->lock);
+        pthread_mutex_destroy(&dp->queue_lock);
     }
     free_tables(dp);
     Py_TYPE(dp)->tp_free((PyObject *)dp);
@@ -807,7 +816,7 @@ static PyObject *DataPath_remove_allocation(DataPath *dp, PyObject *args) {
     if (a->dirty) {
         Alloc **d = &dp->dirty;
         while (*d != a) d = &(*d)->next_dirty;
-        *d = a->next_dirty;
+        __atomic_store_n(d, a->next_dirty, __ATOMIC_RELAXED); /* d may be &dp->dirty, which harvest peeks at */
     }
     Alloc last = *a;
     PyMem_RawFree(a);
@@ -820,9 +829,12 @@ static PyObject *DataPath_remove_allocation(DataPath *dp, PyObject *args) {
 static PyObject *DataPath_harvest(DataPath *dp, PyObject *unused) {
     PyObject *rows = PyList_New(0);
     if (rows == NULL) return NULL;
+    /* Nothing relayed since the last harvest (every hand-off while no ChannelData flows): no lock, so
+     * no wait for the relay thread's batch. What it relays after this peek is in the next harvest. */
+    if (__atomic_load_n(&dp->dirty, __ATOMIC_ACQUIRE) == NULL) return rows;
     pthread_mutex_lock(&dp->lock);
     Alloc *a = dp->dirty;
-    dp->dirty = NULL;
+    __atomic_store_n(&dp->dirty, NULL, __ATOMIC_RELAXED);
     while (a != NULL) {
         Alloc *next = a->next_dirty;
         a->dirty = 0;
@@ -848,12 +860,13 @@ static PyObject *DataPath_harvest(DataPath *dp, PyObject *unused) {
     return rows;
 }
 
-/* take_handoffs(limit) -> [(fd, gen, kind, family, port, addr16, data)]: up to `limit` datagrams handed
- * to Python, oldest first. Read the eventfd before calling: when some stay queued it is written again. */
+/* take_handoffs(limit) -> [(fd, gen, kind, (host, port), data)]: up to `limit` datagrams handed to Python,
+ * oldest first, the sender's host in text as the core keys addresses. Read the eventfd before calling:
+ * when some stay queued it is written again. */
 static PyObject *DataPath_take_handoffs(DataPath *dp, PyObject *args) {
     Py_ssize_t limit;
     if (!PyArg_ParseTuple(args, "n", &limit)) return NULL;
-    pthread_mutex_lock(&dp->lock);
+    pthread_mutex_lock(&dp->queue_lock); /* not the tables: never waits for a batch */
     Pending *taken = dp->queue_head;
     Pending *last = NULL;
     Py_ssize_t count = 0;
@@ -874,15 +887,17 @@ static PyObject *DataPath_take_handoffs(DataPath *dp, PyObject *args) {
     } else {
         taken = NULL;
     }
-    pthread_mutex_unlock(&dp->lock);
+    pthread_mutex_unlock(&dp->queue_lock);
     PyObject *rows = PyList_New(count);
     Py_ssize_t i = 0;
     while (taken != NULL) {
         Pending *next = taken->next;
         if (rows != NULL) {
-            PyObject *row = Py_BuildValue("(iIBBHy#y#)", taken->head.fd, taken->head.gen, taken->head.kind,
-                                          taken->head.family, taken->head.port, (const char *)taken->head.addr,
-                                          (Py_ssize_t)16, (const char *)taken->data, (Py_ssize_t)taken->size);
+            char host[INET6_ADDRSTRLEN];
+            if (inet_ntop(taken->head.family == 4 ? AF_INET : AF_INET6, taken->head.addr, host, sizeof(host)) == NULL)
+                host[0] = '\0'; /* cannot happen: the family is one of the two */
+            PyObject *row = Py_BuildValue("(iIB(sH)y#)", taken->head.fd, taken->head.gen, taken->head.kind, host,
+                                          taken->head.port, (const char *)taken->data, (Py_ssize_t)taken->size);
             if (row == NULL) {
                 Py_CLEAR(rows);
             } else {
@@ -897,9 +912,11 @@ static PyObject *DataPath_take_handoffs(DataPath *dp, PyObject *args) {
 
 static PyObject *DataPath_stats(DataPath *dp, PyObject *unused) {
     pthread_mutex_lock(&dp->lock);
+    pthread_mutex_lock(&dp->queue_lock);
+    unsigned long long handoffs = dp->handoffs, handoff_drops = dp->handoff_drops;
+    pthread_mutex_unlock(&dp->queue_lock);
     PyObject *out = Py_BuildValue("{sKsKsKsn}", "send_errors", (unsigned long long)dp->send_errors, "handoffs",
-                                  (unsigned long long)dp->handoffs, "handoff_drops",
-                                  (unsigned long long)dp->handoff_drops, "routes", (Py_ssize_t)dp->route_count);
+                                  handoffs, "handoff_drops", handoff_drops, "routes", (Py_ssize_t)dp->route_count);
     pthread_mutex_unlock(&dp->lock);
     return out;
 }
@@ -924,8 +941,8 @@ static PyMethodDef DataPath_methods[] = {
      "take_tokens(id, size, debit=False): draw on the allocation's bandwidth bucket; True/False, with debit the "
      "seconds until the debt is repaid; None for an unknown id."},
     {"take_handoffs", (PyCFunction)DataPath_take_handoffs, METH_VARARGS,
-     "take_handoffs(limit): up to limit datagrams for Python as (fd, gen, kind, family, port, addr16, data); read "
-     "the eventfd first."},
+     "take_handoffs(limit): up to limit datagrams for Python as (fd, gen, kind, (host, port), data); read the "
+     "eventfd first."},
     {"stats", (PyCFunction)DataPath_stats, METH_NOARGS, "stats(): send errors, hand-offs, dropped hand-offs, routes."},
     {NULL, NULL, 0, NULL},
 };

@@ -48,6 +48,7 @@ except ImportError:  # built without a C compiler: the endpoint relays in Python
 __all__ = ["EngineBucket", "NativeDataPath", "available"]
 
 _BUDGET = 64  # hand-offs served per callback
+_LISTENER = _datapath.LISTENER if _datapath is not None else 1
 
 
 def available() -> bool:
@@ -202,15 +203,11 @@ class NativeDataPath:
         sockets = self.sockets
         divert = self.endpoint.divert
         relay_to_stream = self.endpoint.relay_to_stream
-        for fd, generation, kind, family, port, raw, data in self.engine.take_handoffs(_BUDGET):
+        for fd, generation, kind, sender, data in self.engine.take_handoffs(_BUDGET):
             known = sockets.get(fd)
             if known is None or known[1] != generation:
                 continue  # the socket went away after the thread read this
-            if family == 4:
-                sender = (socket.inet_ntop(socket.AF_INET, raw[:4]), port)
-            else:
-                sender = (socket.inet_ntop(socket.AF_INET6, raw), port)
-            if kind == _datapath.LISTENER:
+            if kind == _LISTENER:
                 if divert is not None and divert(data, sender, known[2]):
                     continue
             elif relay_to_stream(data, sender, known[2], now):

@@ -54,14 +54,19 @@ _PADDING = (b"", b"\0\0\0", b"\0\0", b"\0")  # by length & 3: ChannelData over s
 SOCKET_BUFFER = 4 * 1024 * 1024
 
 
+# Each way, the FORCE variant (None where the socket module does not name it) and the plain option.
+# Looked up once: a getattr that misses raises and catches an AttributeError, and ran for every relay socket.
+_BUFFER_OPTIONS = ((getattr(socket, "SO_RCVBUFFORCE", None), socket.SO_RCVBUF),
+                   (getattr(socket, "SO_SNDBUFFORCE", None), socket.SO_SNDBUF))
+
+
 def _large_buffers(sock: socket.socket) -> None:
     """A few MiB of kernel buffer each way, so that a stall of the process loses nothing.
 
     SO_RCVBUF is capped by net.core.rmem_max (often 208 KiB); as root the
     FORCE variants lift the cap.
     """
-    for force, plain in ((getattr(socket, "SO_RCVBUFFORCE", None), socket.SO_RCVBUF),
-                         (getattr(socket, "SO_SNDBUFFORCE", None), socket.SO_SNDBUF)):
+    for force, plain in _BUFFER_OPTIONS:
         for option in (force, plain):
             if option is None:
                 continue
@@ -225,7 +230,9 @@ class SocketRelays:
         if sock is None:
             return
         family = 2 if ":" in relayed[0] else 1
-        self._in_use.get(family, set()).discard(relayed[1])
+        in_use = self._in_use.get(family)
+        if in_use is not None:
+            in_use.discard(relayed[1])
         if self.on_close is not None:
             self.on_close(relayed, sock)
         sock.close()

@@ -21,6 +21,7 @@ membership means "valid", within one sweep of the core's timer.
 
 from __future__ import annotations
 
+from operator import attrgetter
 from typing import Sequence
 
 from netcore.net import Address, Transport
@@ -34,13 +35,18 @@ __all__ = ["Allocation", "Channel", "Route", "TokenBucket", "family_of", "transp
 RELAY_COUNTERS = ("packets_to_peer", "bytes_to_peer", "packets_to_client", "bytes_to_client")
 
 
+_get_relay_counts = attrgetter(*RELAY_COUNTERS)
+
+
 def relay_counts(holder: object) -> tuple[int, ...]:
     """The :data:`RELAY_COUNTERS` of ``holder`` (an allocation, the server's stats, an event), in order."""
-    return tuple(getattr(holder, name) for name in RELAY_COUNTERS)
+    return _get_relay_counts(holder)
 
 
 def add_relay_counts(holder: object, counts: Sequence[int]) -> None:
     """Add ``counts`` (in :data:`RELAY_COUNTERS` order) to ``holder``'s relay counters."""
+    if not any(counts):
+        return  # an allocation that relayed nothing (or nothing since the last harvest)
     for name, count in zip(RELAY_COUNTERS, counts):
         setattr(holder, name, getattr(holder, name) + count)
 

@@ -12,7 +12,8 @@ Two pieces, both free of per-client state:
 * :class:`Credentials` finds the password for a USERNAME: static users from
   the configuration, and TURN REST API usernames (``expiry:userid``) checked
   against one or more shared secrets, expired ones refused. Keys are
-  computed once per (user, algorithm) and cached in a bounded dict.
+  computed once per (user, algorithm) and cached in bounded dicts (the users
+  are fixed for the object's life: a reload makes a new one).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from typing import Iterable
 from netcore.stun import attributes
 from netcore.stun.attributes import ALGORITHM_MD5, ALGORITHM_SHA256
 from netcore.stun.credentials import long_term_key
+from netcore.stun.keyed_hmac import KeyedStates, keyed_hmac
 from netcore.stun.message import Message
 from netcore.turn.credentials import rest_api_expiry, rest_api_password
 
@@ -44,6 +46,7 @@ NONCE_COOKIE = "obMatJos2"  # RFC 8489 section 9.2
 _FEATURES = base64.b64encode(b"\x80\x00\x00").decode("ascii")
 _NONCE_PREFIX = NONCE_COOKIE + _FEATURES
 _TIME = struct.Struct("!Q")
+_NONCE_STATES = KeyedStates("sha256")  # the issuers' keys (one per server)
 
 # What we offer in PASSWORD-ALGORITHMS, in order of preference (section 14.11).
 PASSWORD_ALGORITHMS: tuple[tuple[int, bytes], ...] = ((ALGORITHM_SHA256, b""), (ALGORITHM_MD5, b""))
@@ -80,7 +83,8 @@ def verify_request(request: Message, addr: tuple, now: float, unix_now: float, r
     match ours; 438 for a stale nonce (checked after the MAC, so that a 438
     is only told to whoever knows the password).
     """
-    if not (request.has_integrity or request.has_integrity_sha256):
+    sha256 = request.has_integrity_sha256
+    if not (sha256 or request.has_integrity):
         raise Refused(401, "Unauthorized")
     username = request.get(attributes.USERNAME)
     request_realm = request.get(attributes.REALM)
@@ -89,11 +93,15 @@ def verify_request(request: Message, addr: tuple, now: float, unix_now: float, r
         raise Refused(400, "Bad Request")
     if request_realm != realm:
         raise Refused(401, "Unauthorized")
-    algorithm = _password_algorithm(request, nonce)
-    sha256 = request.has_integrity_sha256
+    if attributes.PASSWORD_ALGORITHM in request or attributes.PASSWORD_ALGORITHMS in request:
+        algorithm = _password_algorithm(request, nonce)
+    else:
+        algorithm = ALGORITHM_MD5  # section 9.2.4: neither attribute, as if MD5 (what most clients send)
     check = request.check_integrity_sha256 if sha256 else request.check_integrity
-    key = next((k for k in credentials.keys(username, algorithm, unix_now) if check(k)), None)
-    if key is None:
+    for key in credentials.keys(username, algorithm, unix_now):
+        if check(key):
+            break
+    else:
         raise Refused(401, "Unauthorized")
     if not nonces.is_fresh(nonce, addr, now):
         raise Refused(438, "Stale Nonce")
@@ -101,12 +109,11 @@ def verify_request(request: Message, addr: tuple, now: float, unix_now: float, r
 
 
 def _password_algorithm(request: Message, nonce: str) -> int:
-    algorithm = request.get(attributes.PASSWORD_ALGORITHM)
-    offered = request.get(attributes.PASSWORD_ALGORITHMS)
-    if algorithm is None and offered is None:
-        return ALGORITHM_MD5  # section 9.2.4: as if MD5
+    """The algorithm of a request that carries PASSWORD-ALGORITHM or PASSWORD-ALGORITHMS (section 9.2.4)."""
     if not NonceIssuer.announces_features(nonce):
         raise Refused(400, "Bad Request")
+    algorithm = request.get(attributes.PASSWORD_ALGORITHM)
+    offered = request.get(attributes.PASSWORD_ALGORITHMS)
     if algorithm is None or offered is None or tuple(offered) != PASSWORD_ALGORITHMS \
             or algorithm[0] not in _SUPPORTED_ALGORITHMS:
         raise Refused(400, "Bad Request")  # section 9.2.4: both present, and ours
@@ -149,17 +156,30 @@ class UnauthorizedLimiter:
 
 
 class NonceIssuer:
-    """Stateless nonces bound to a client address and an issue time."""
+    """Stateless nonces bound to a client address and an issue time.
 
-    __slots__ = ("key", "lifetime")
+    Checking a nonce recomputes its HMAC; a client sends the same nonce with
+    every request for as long as it is fresh, so the issue time of each
+    nonce that checked out is remembered per (nonce, address), at most
+    ``CACHE_SIZE`` of them (the table is cleared when full). Only nonces that
+    verified are kept, and :func:`verify_request` asks only after the
+    request's MAC verified, so answering 401 still stores nothing and only
+    clients that know a password fill the table. Freshness is still judged
+    per request, against the remembered issue time.
+    """
+
+    __slots__ = ("key", "lifetime", "_issued")
+
+    CACHE_SIZE = 16384
 
     def __init__(self, key: bytes, lifetime: float = 3600.0) -> None:
         self.key = key
         self.lifetime = lifetime
+        self._issued: dict[tuple[str, tuple], int] = {}  # (nonce, address) -> issue time, nonces that verified
 
     def _mac(self, issued: int, addr: tuple) -> str:
         material = _TIME.pack(issued) + f"{addr[0]}|{addr[1]}".encode("ascii", "replace")
-        return hmac.digest(self.key, material, "sha256")[:12].hex()
+        return keyed_hmac(self.key, material, _NONCE_STATES)[:12].hex()
 
     def issue(self, addr: tuple, now: float) -> str:
         issued = int(now)
@@ -167,16 +187,28 @@ class NonceIssuer:
 
     def is_fresh(self, nonce: str, addr: tuple, now: float) -> bool:
         """True if we minted ``nonce`` for ``addr`` less than ``lifetime`` seconds ago."""
+        issued = self._issued.get((nonce, addr))
+        if issued is None:
+            issued = self._verify(nonce, addr)
+            if issued is None:
+                return False
+            if len(self._issued) >= self.CACHE_SIZE:
+                self._issued.clear()
+            self._issued[(nonce, addr)] = issued
+        return 0 <= now - issued < self.lifetime
+
+    def _verify(self, nonce: str, addr: tuple) -> int | None:
+        """The issue time of ``nonce`` if we minted it for ``addr`` (whatever its age), else None."""
         if len(nonce) != len(_NONCE_PREFIX) + 40 or not nonce.startswith(_NONCE_PREFIX):
-            return False
+            return None
         stamp = nonce[len(_NONCE_PREFIX) : len(_NONCE_PREFIX) + 16]
         try:
             issued = int(stamp, 16)
         except ValueError:
-            return False
+            return None
         if not hmac.compare_digest(nonce[len(_NONCE_PREFIX) + 16 :], self._mac(issued, addr)):
-            return False
-        return 0 <= now - issued < self.lifetime
+            return None
+        return issued
 
     @staticmethod
     def announces_features(nonce: str) -> bool:
@@ -193,22 +225,30 @@ class Credentials:
         self.users = dict(users or {})
         self.secrets = tuple(secrets)
         self._keys: dict[tuple[str, int, str], bytes] = {}
+        self._static: dict[tuple[str, int], tuple[bytes]] = {}  # static users' keys: (user, algorithm) ->
 
-    def keys(self, username: str, algorithm: int, unix_now: float) -> list[bytes]:
+    def keys(self, username: str, algorithm: int, unix_now: float) -> tuple[bytes, ...]:
         """The candidate integrity keys for ``username`` (empty if it is unknown or expired).
 
         A static user has one; a REST API username has one per secret, so
         that secrets can be rotated with the old one still accepted.
         """
+        keys = self._static.get((username, algorithm))
+        if keys is not None:
+            return keys
         password = self.users.get(username)
         if password is not None:
-            return [self._key(username, algorithm, password)]
+            keys = (self._key(username, algorithm, password),)
+            if len(self._static) >= self.KEY_CACHE_SIZE:
+                self._static.clear()
+            self._static[(username, algorithm)] = keys
+            return keys
         if not self.secrets:
-            return []
+            return ()
         expiry = rest_api_expiry(username)
         if expiry is None or expiry <= unix_now:
-            return []
-        return [self._key(username, algorithm, rest_api_password(s, username)) for s in self.secrets]
+            return ()
+        return tuple(self._key(username, algorithm, rest_api_password(s, username)) for s in self.secrets)
 
     def _key(self, username: str, algorithm: int, password: str) -> bytes:
         cache_key = (username, algorithm, password)

@@ -72,6 +72,8 @@ __all__ = [
 ]
 
 _CHANNEL_HEADER = struct.Struct("!HH")
+_REQUEST = MessageClass.REQUEST
+_INDICATION = MessageClass.INDICATION
 
 
 class TurnServer:
@@ -311,15 +313,15 @@ class TurnServer:
     # -- STUN messages ----------------------------------------------------------------
 
     def _handle_message(self, message: Message, addr: Address, listener: Address, now: float) -> None:
-        if message.has_fingerprint and not message.check_fingerprint():
+        fingerprint = message.has_fingerprint
+        if fingerprint and not message.check_fingerprint():
             self.stats.parse_errors += 1  # RFC 8489 section 7.3: not STUN, drop
             return
-        if message.message_class == MessageClass.INDICATION:
-            if message.method == wire.SEND:
+        message_class = message.message_class
+        if message_class != _REQUEST:
+            if message_class == _INDICATION and message.method == wire.SEND:
                 self._send_indication(message, addr, listener, now)
-            return
-        if message.message_class != MessageClass.REQUEST:
-            return  # stray responses are dropped
+            return  # other indications, and stray responses, are dropped
         self.stats.requests += 1
         unknown = message.unknown_comprehension_required()
         if unknown:
@@ -327,14 +329,15 @@ class TurnServer:
             self._transmit.append(Transmit(unknown_attributes_error(message, unknown), addr, listener,
                                            transport_of(listener)))
             return
-        if message.method == BINDING:
+        method = message.method
+        if method == BINDING:
             self._transmit.append(Transmit(binding_success(message, addr, self.config.software), addr, listener,
                                            transport_of(listener)))
             return
-        handler = self._HANDLERS.get(message.method)
+        handler = self._HANDLERS.get(method)
         part: object = self
         if handler is None:
-            handler = self._TCP_HANDLERS.get(message.method)
+            handler = self._TCP_HANDLERS.get(method)
             part = self.tcp
         if handler is None:
             self.refuse(message, addr, listener, Refused(400, "Bad Request"), None)
@@ -355,11 +358,14 @@ class TurnServer:
             self._transmit.append(Transmit(response, addr, listener, transport_of(listener)))
 
     def sign(self, response: Message, request: Message, auth: Authenticated | None) -> bytes:
+        """``response`` encoded as RFC 8489 section 9.2.4 asks: with the request's MAC kind and key, and a
+        FINGERPRINT when the request had one."""
+        fingerprint = request.has_fingerprint
         if auth is None:
-            return response.encode(fingerprint=request.has_fingerprint)
+            return response.encode(fingerprint=fingerprint)
         if auth.sha256:
-            return response.encode(integrity_sha256_key=auth.key, fingerprint=request.has_fingerprint)
-        return response.encode(auth.key, fingerprint=request.has_fingerprint)
+            return response.encode(integrity_sha256_key=auth.key, fingerprint=fingerprint)
+        return response.encode(auth.key, fingerprint=fingerprint)
 
     def _count_error(self, code: int) -> None:
         self.stats.by_error[code] = self.stats.by_error.get(code, 0) + 1
@@ -528,10 +534,10 @@ class TurnServer:
         requested = request.get(wire.LIFETIME)
         if requested is None:
             return config.default_lifetime
-        desired = min(requested, config.max_lifetime)
+        desired = requested if requested < config.max_lifetime else config.max_lifetime
         if desired == 0 and not allocate:
             return 0
-        return max(desired, config.default_lifetime)
+        return desired if desired > config.default_lifetime else config.default_lifetime
 
     def own_allocation(self, auth: Authenticated, addr: Address, listener: Address) -> Allocation:
         """The allocation of ``addr`` on ``listener``, if ``auth`` owns it; raises :class:`Refused` (437, 441)."""
@@ -595,7 +601,7 @@ class TurnServer:
         peer = request.get(wire.XOR_PEER_ADDRESS)
         if number is None or peer is None or not wire.CHANNEL_MIN <= number <= self.config.channel_max:
             raise Refused(400, "Bad Request")
-        peer = self.check_peer(allocation, (peer[0], peer[1]))
+        peer = self.check_peer(allocation, peer)  # the codec's (host, port)
         # Section 12: a number stays with one peer, and a peer with one number,
         # while bound and for 5 minutes after the binding expired.
         bound = allocation.channels.get(number)
@@ -604,10 +610,12 @@ class TurnServer:
         other = allocation.peer_channels.get(peer)
         if other is not None and other.number != number:
             raise Refused(400, "Bad Request")
-        for key, value in ((number, peer), (peer, number)):
-            cooling = allocation.cooldown.get(key)
-            if cooling is not None and cooling[0] != value and cooling[1] > now:
-                raise Refused(400, "Bad Request")
+        cooldown = allocation.cooldown
+        if cooldown:
+            for key, value in ((number, peer), (peer, number)):
+                cooling = cooldown.get(key)
+                if cooling is not None and cooling[0] != value and cooling[1] > now:
+                    raise Refused(400, "Bad Request")
         if bound is None:
             if len(allocation.channels) >= self.config.max_channels or \
                     len(allocation.permissions) >= self.config.max_permissions and peer[0] not in allocation.permissions:
@@ -615,8 +623,9 @@ class TurnServer:
             bound = Channel(number, peer, 0.0)
             allocation.channels[number] = bound
             allocation.peer_channels[peer] = bound
-            allocation.cooldown.pop(number, None)
-            allocation.cooldown.pop(peer, None)
+            if cooldown:
+                cooldown.pop(number, None)
+                cooldown.pop(peer, None)
             changed = True
         else:
             changed = False
@@ -661,9 +670,10 @@ class TurnServer:
         for connection in self.tcp.of(allocation):
             self.tcp.close(connection, notify=True)
         del self.allocations[(allocation.listener, allocation.client)]
-        self._touch(allocation)
         allocation.routes.clear()  # a data path still holding the allocation relays nothing more
         allocation.peer_routes.clear()
+        if self._changed is not None:
+            self._changed.add(allocation)  # a watcher forgets it (it is no longer in allocations)
         clients = self.clients.get(allocation.listener)
         if clients is not None:
             clients.pop(allocation.client, None)

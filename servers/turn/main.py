@@ -50,6 +50,8 @@ def _fmt(addr: tuple) -> str:
 
 def log_event(event: object) -> None:
     """One structured line per allocation change; never a password or key."""
+    if not log.isEnabledFor(logging.INFO):
+        return  # the arguments below cost more than the call when nothing is written (every Refresh)
     if isinstance(event, AllocationGranted):
         log.info("allocation created client=%s listener=%s user=%s relayed=%s lifetime=%d",
                  _fmt(event.client), _fmt(event.listener), event.username,

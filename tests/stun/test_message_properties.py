@@ -1,6 +1,7 @@
 """Property tests of the STUN codec: round trips, bad input, tampering."""
 
 import hmac
+import socket
 
 import pytest
 from hypothesis import assume, given, strategies as st
@@ -245,6 +246,31 @@ def test_unknown_comprehension_required_attributes_are_reported():
     assert parsed.unknown_comprehension_required() == [0x7777]
     assert parsed.get(0x7777) == b"x"
     assert parsed.get_all(0x7777) == [b"x", b"z"]
+
+
+def test_a_type_given_a_codec_later_is_no_longer_unknown(monkeypatch):
+    raw = Message(1, MessageClass.REQUEST).add_raw(0x7F0E, b"x").encode()
+    assert Message.parse(raw).unknown_comprehension_required() == [0x7F0E]
+    assert Message.parse(raw).unknown_comprehension_required() == [0x7F0E]  # kept per sequence of types
+    monkeypatch.setitem(a.DECODERS, 0x7F0E, a.decode_string)
+    assert Message.parse(raw).unknown_comprehension_required() == []
+
+
+@given(st.integers(0, 2**32 - 1), st.integers(0, 65535), st.binary(min_size=12, max_size=12))
+def test_ipv4_xor_addresses_decode_as_inet_ntop_writes_them(ip, port, tid):
+    host = socket.inet_ntop(socket.AF_INET, ip.to_bytes(4, "big"))
+    value = a.encode_xor_address((host, port), tid)
+    assert a.decode_xor_address(value, tid) == (host, port)
+    with pytest.raises(StunParseError):
+        a.decode_xor_address(value[:1] + b"\x02" + value[2:], tid)  # IPv6 family, IPv4 length
+
+
+def test_password_algorithms_encode_the_same_whatever_came_before():
+    ours = ((a.ALGORITHM_SHA256, b""), (a.ALGORITHM_MD5, b""))
+    first = a.encode_password_algorithms(ours)
+    other = a.encode_password_algorithms([(a.ALGORITHM_MD5, b"\x01")])
+    assert a.encode_password_algorithms(ours) == first == bytes.fromhex("0002000000010000")
+    assert a.decode_password_algorithms(other) == ((a.ALGORITHM_MD5, b"\x01"),)
 
 
 def test_attributes_after_integrity_are_ignored_except_sha256_and_fingerprint():

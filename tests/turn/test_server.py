@@ -6,6 +6,7 @@ from netcore.net import Receive
 from netcore.stun import attributes as sa
 from netcore.stun.message import BINDING, Message, MessageClass
 from netcore.turn import wire as w
+from netcore.turn.auth import NonceIssuer
 from netcore.turn.credentials import rest_api_password
 from netcore.turn.server_events import AllocationDeleted, AllocationGranted, AllocationRenewed
 from tests.turn.sim import CLIENT, PEER, SERVER, Client, FakeRelays, drain, error_code, events, make_server
@@ -240,6 +241,22 @@ def test_nonce_of_another_address_is_stale():
     message.add(sa.USERNAME, "alice").add(sa.REALM, client.realm).add(sa.NONCE, client.nonce)
     answer = Message.parse(thief.send_raw(message.encode(client.key))[0][0])
     assert error_code(answer) == 438
+
+
+def test_a_nonce_checked_once_is_remembered_but_still_ages(monkeypatch):
+    monkeypatch.setattr(NonceIssuer, "CACHE_SIZE", 8)
+    issuer = NonceIssuer(bytes(32), lifetime=100)
+    client = ("192.0.2.9", 1)
+    nonce = issuer.issue(client, 10.0)
+    assert issuer.is_fresh(nonce, client, 20.0)
+    assert issuer.is_fresh(nonce, client, 109.0)
+    assert not issuer.is_fresh(nonce, client, 110.0)  # remembered, and stale all the same
+    assert not issuer.is_fresh(nonce, ("192.0.2.9", 2), 20.0)  # minted for another address
+    assert not issuer.is_fresh(nonce[:-1] + ("1" if nonce.endswith("0") else "0"), client, 20.0)  # MAC altered
+    for port in range(2, 40):
+        assert issuer.is_fresh(issuer.issue(("192.0.2.9", port), 10.0), ("192.0.2.9", port), 20.0)
+    assert len(issuer._issued) <= 8  # bounded whatever the clients send
+    assert issuer.is_fresh(nonce, client, 20.0)  # forgotten, checked again
 
 
 def test_message_integrity_sha256_and_password_algorithms():
