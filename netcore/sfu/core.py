@@ -282,7 +282,8 @@ class SfuCore:
         elif key in participant.max_heights or len(participant.max_heights) < MAX_HEIGHT_REQUESTS:
             participant.max_heights[key] = max(1, int(max_height))
         for slot in participant.slots:
-            if slot.publication is publisher.publications[mid] and _allocated(slot.publication):
+            if slot.publication is publisher.publications[mid] and (_allocated(slot.publication)
+                                                                    or self.config.transcoding):
                 self._allocate(slot, now)
         self._drain(now)
 
@@ -408,6 +409,11 @@ class SfuCore:
         laddered = slot.job is not None and slot.job.codec is None
         need = rendition_needed(codec, tuple(slot.codecs), publication.own_bitrates(now), _budget(subscriber),
                                 laddered)
+        max_height = subscriber.max_heights.get((publication.owner.id, publication.mid))
+        height = publication.layers[0].height
+        if need is None and max_height is not None and height and max_height < height and not publication.rids:
+            need = LADDER  # it shows the track smaller than the publisher's only layer (room.quality)
+            slot.short_since = now - TRANSCODE_AFTER  # a request, not an estimate: no wait
         if need == LADDER:
             slot.short_since = now if slot.short_since is None else slot.short_since
             if not laddered and now - slot.short_since < TRANSCODE_AFTER:

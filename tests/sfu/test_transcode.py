@@ -219,3 +219,21 @@ def test_the_publisher_leaving_stops_its_jobs_and_the_worker_goes():
     assert [(e.worker, e.reason) for e in stopped] == [("w1", "source_gone")]
     assert s.workers[0].client.name not in s.core.participants
     assert s.core.worker_load() == {"w1": (0, 2)}
+
+
+def test_a_subscriber_showing_the_track_small_gets_the_rendition_of_its_size_and_back():
+    s = Scenario()
+    s.bottleneck.capacity = 50_000_000  # nobody is short: only the request makes a job
+    s.core.worker_ready("w1", 2, s.net.now)
+    s.stream(4.0)
+    assert not [e for e in s.room.events if isinstance(e, TranscodeStarted)]
+    mid = next(m for m, p in s.core.participants["pub"].publications.items() if p.kind == "video")
+    s.core.request_max_height("wide", "pub", mid, 360, s.net.now)
+    s.stream(6.0)  # (the lower rendition first if its key frame came first; up to 360p after the allocator's hold)
+    assert s.layer_of("wide") == "h" and s.layer_of("narrow") is None
+    switched = len(s.numbers(s.wide))
+    s.core.request_max_height("wide", "pub", mid, None, s.net.now)
+    s.stream(8.0)
+    assert s.layer_of("wide") is None
+    assert_no_freeze(s.numbers(s.wide))
+    assert switched > FPS and len(s.numbers(s.wide)) > switched + 7 * FPS
