@@ -108,6 +108,8 @@ REMB_INTERVAL = 1.0  # seconds between REMBs to each publisher
 MIN_REMB = 100_000  # bit/s: a publisher nobody watches still sends something worth switching to
 MAX_PARTICIPANTS = 1000  # per server: joins beyond are refused (UsageError)
 MAX_HEIGHT_REQUESTS = 64  # per subscriber: requested maximum heights kept (one per track it sees)
+AT_CAP = 0.95  # an estimate this close to the link cap is the cap (see _budget)
+TRANSCODE_BELOW = 0.8  # a slot needs the ladder when its budget is below this share of the publisher's layer
 TRANSCODE_AFTER = 2.0  # seconds a slot's budget stays below the publisher's only layer before a ladder is asked
 # (a new subscriber's estimate starts low and climbs within about that: no worker is started for every join)
 
@@ -407,8 +409,10 @@ class SfuCore:
                 or publication.rids or codec is None):
             return
         laddered = slot.job is not None and slot.job.codec is None
-        need = rendition_needed(codec, tuple(slot.codecs), publication.own_bitrates(now), _budget(subscriber),
-                                laddered)
+        # (below TRANSCODE_BELOW of the layer: the publisher's REMB follows its best subscriber's estimate,
+        # so that subscriber's budget is about the layer's bitrate, and is no reason for a ladder)
+        need = rendition_needed(codec, tuple(slot.codecs), publication.own_bitrates(now),
+                                _budget(subscriber) / TRANSCODE_BELOW, laddered)
         max_height = subscriber.max_heights.get((publication.owner.id, publication.mid))
         height = publication.layers[0].height
         if need is None and max_height is not None and height and max_height < height and not publication.rids:
@@ -663,7 +667,7 @@ class SfuCore:
             if ssrc != downtrack.rewriter.source and ssrc != downtrack.wanted:
                 if simulcast:
                     current = slot.layer
-                    if current is not None and now - current.meter.last_packet > PAUSED_AFTER:
+                    if current is not None and now - current.meter.last_packet > current.paused_after:
                         self._allocate(slot, now)  # its layer stopped while this one sends: move at once
                     continue  # a layer this slot does not forward
                 if not event.retransmitted:
@@ -807,9 +811,11 @@ class SfuCore:
                 if publication.kind != "video" or publication.source is None:
                     continue
                 sources += [la.ssrc for la in publication.layers if la.ssrc is not None and la.owner is None]
-                if publication.simulcast:
+                if publication.rids:
                     need = self.config.max_bitrate  # subscribers choose among its layers
                 for slot in publication.slots:
+                    if slot.owner.transcodes is not None:
+                        continue  # a worker takes what it is sent: no reason to send more
                     transport = slot.owner.transport
                     video_slots = sum(1 for s in slot.owner.slots if s.kind == "video" and s.publication) or 1
                     need = max(need, transport.target_bitrate / video_slots)
@@ -891,7 +897,14 @@ def _shares(subscriber: Participant) -> tuple[int, int]:
 
 
 def _budget(subscriber: Participant) -> float:
-    """What one video slot of ``subscriber`` may take: its estimate less its audio, shared by its video."""
+    """What one video slot of ``subscriber`` may take: its estimate less its audio, shared by its video.
+
+    An estimate at the transport's ceiling (``max_bitrate``, the server's cap on any link) says the link
+    is not what limits it: the budget is unbounded then, or a publisher sent at that cap (as the REMBs
+    let it) would never fit the allocator's margin for going up to it."""
+    transport = subscriber.transport
+    if transport.target_bitrate >= AT_CAP * transport.config.max_bitrate:
+        return float("inf")
     video, audio = _shares(subscriber)
     return max(0.0, subscriber.transport.target_bitrate - AUDIO_ALLOWANCE * audio) / video
 

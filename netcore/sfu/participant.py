@@ -23,7 +23,7 @@ from netcore.rtp.extensions import URI_AUDIO_LEVEL
 from netcore.sdp.jsep import Negotiator
 from netcore.sdp.model import MediaIntent, NegotiatedSession
 from netcore.sdp.wire import parse
-from netcore.sfu.allocator import PAUSED_AFTER, PROBE_INTERVAL, BitrateMeter, LayerAllocator, LayerInfo
+from netcore.sfu.allocator import LAYER_TIMEOUT, PAUSED_AFTER, PROBE_INTERVAL, BitrateMeter, LayerAllocator, LayerInfo
 from netcore.sfu.keyframes import KeyFrameArbiter
 from netcore.sfu.rewrite import DownTrack, ReceivedWindow
 
@@ -52,6 +52,13 @@ class Layer:
     @property
     def rendition(self) -> bool:
         return self.owner is not None
+
+    @property
+    def paused_after(self) -> float:
+        """Seconds behind the track's newest packet after which it counts as paused: a browser stops a
+        layer at once, while a worker's rendition comes in bursts as its CPU allows (and skips frames
+        to stay real time), which is no pause."""
+        return LAYER_TIMEOUT if self.owner is not None else PAUSED_AFTER
 
     def temporal_meter(self, tid: int) -> BitrateMeter:
         """The meter of TID ``tid`` (0-3), made with those below it on first sight."""
@@ -167,7 +174,7 @@ class Publication:
     def layer_infos(self, layers: list[Layer], now: float) -> list[LayerInfo]:
         newest = max(la.meter.last_packet for la in layers)
         return [LayerInfo(la.meter.current(now), la.height,
-                          la.meter.active(now) and newest - la.meter.last_packet < PAUSED_AFTER,
+                          la.meter.active(now) and newest - la.meter.last_packet < la.paused_after,
                           la.temporal_rates(now)) for la in layers]
 
 

@@ -1,0 +1,173 @@
+"""The transcoding service end to end: real netcore-signal, netcore-sfu and netcore-transcode processes.
+
+A publisher (our PeerConnection) sends one 720p VP8 layer of the synthetic
+camera (frame numbers readable from the pictures, noise so the encoder
+spends its target) at 10 frames/s; two subscribers watch it, one through a
+UDP relay whose server-to-client direction crosses a 400 kbit/s bottleneck.
+
+* The shaped subscriber's budget is below the publisher's only layer: the
+  call server has a worker make the 360p + 180p ladder, and the subscriber
+  decodes a rendition of at most 360 lines whose frame numbers are the
+  source's, in order.
+* The other subscriber asks for 360 lines (``room.quality``): it is switched
+  to the 360p rendition, and back to the original when it lifts the
+  request, with no more than 500 ms of the source's frames missing around
+  either switch.
+* The worker is killed (SIGKILL): the shaped subscriber is sent the original
+  again (its key frames, 720 lines, reach its transport); a second worker
+  links, the job is placed there and the subscriber decodes a rendition
+  again. The second worker's /metrics count its work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+
+from netcore.media.synthetic import SyntheticCamera
+from netcore.peer.connection import Description, PeerConnection
+from netcore.rtp.vp8 import Vp8Descriptor, vp8_keyframe_size
+from tests.sfu.live import SECRET, _start, health, metrics, offer_to_call_server, signal_and_sfu, stop, users_in_a_room
+from tests.sfu.test_simulcast_daemon import CountingTrack, Shaper, Subscriber, noisy_frames, until
+
+FPS = 10
+WIDTH, HEIGHT = 1280, 720
+RENDITION = 360
+SHAPED = 400_000
+MAX_BITRATE = 1_000_000  # the publisher's layer: what an unshaped subscriber's estimate takes on a busy machine
+NOISE = 8  # luma noise: the publisher's encoder spends its target (well above what the shaped link takes)
+MAX_GAP = FPS // 2 - 1  # frames missing between two shown: at most 500 ms between them
+
+
+async def start_worker(tmp_path, env: dict, name: str, capacity: int = 2):
+    """netcore-transcode linked to the call server (waits until the call server has it): (process, http port)."""
+    proc, line = await _start(["-m", "servers.transcode.main", "--sfu", f"ws://127.0.0.1:{env['sfu_transcode']}/",
+                               "--secret", SECRET, "--capacity", str(capacity), "--name", name,
+                               "--http", "127.0.0.1:0"], tmp_path / f"{name}.log")
+    http = int(line.decode().split("http=")[1])
+    for _ in range(100):
+        if name in (await asyncio.to_thread(health, env["sfu_http"])).get("transcode_workers", {}):
+            break
+        await asyncio.sleep(0.1)
+    return proc, http
+
+
+class Watcher(Subscriber):
+    """A subscriber that also notes the height of every VP8 key frame reaching its transport (decodable
+    or not: through a narrow link a 720p key frame may never arrive whole)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.keyframe_heights: list[int] = []
+        self.pc.on("rtpreceived", self._tap)
+
+    def _tap(self, mid, packet, now) -> None:
+        try:
+            descriptor, pos = Vp8Descriptor.parse(packet.payload)
+        except Exception:
+            return
+        if descriptor.start_of_partition:
+            size = vp8_keyframe_size(packet.payload)
+            if size is not None:
+                self.keyframe_heights.append(size[1])
+
+    def showing_at_most(self, height: int, frames: int = 20) -> bool:
+        last = self.frames[-frames:]
+        return len(last) == frames and all(h <= height for _, h in last)
+
+
+def gap_around_switches(frames: list, encoded: list[int]) -> tuple[int, list]:
+    """The most source frames missing between two decoded ones within a second of a switch between the
+    original (720 lines) and a rendition; and the frames around it. (Switches between the two
+    renditions are the estimate's doing, and a process stalled on a loaded machine loses frames
+    whatever the call server does, so only these are judged.)"""
+    shown = [(n, h) for n, h in frames if n is not None]
+    index = {n: i for i, n in enumerate(encoded)}
+    switches = [i for i in range(1, len(shown)) if (shown[i][1] == HEIGHT) != (shown[i - 1][1] == HEIGHT)]
+    worst, around = 0, []
+    for at in switches:
+        window = shown[max(0, at - FPS):at + FPS]
+        for (a, _), (b, _) in zip(window, window[1:]):
+            if a in index and b in index and index[b] - index[a] - 1 > worst:
+                worst, around = index[b] - index[a] - 1, window
+    return worst, around
+
+
+def numbers_are_the_sources(frames: list, encoded: list[int]) -> bool:
+    numbers = [n for n, _ in frames]
+    return None not in numbers and numbers == sorted(numbers) and set(numbers) <= set(encoded)
+
+
+async def scenario(tmp_path) -> dict:
+    sfu_args = ("--transcode", "127.0.0.1:0", "--transcode-hold", "3", "--max-bitrate", str(MAX_BITRATE))
+    async with signal_and_sfu(tmp_path, sfu_args=sfu_args) as env:
+        room_id, clients = await users_in_a_room(env["signal_port"], ["tc_pub", "tc_wide", "tc_narrow"])
+        worker, _ = await start_worker(tmp_path, env, "w1")
+        second = None
+        publisher = PeerConnection()
+        track = CountingTrack(noisy_frames(SyntheticCamera(WIDTH, HEIGHT, fps=FPS), NOISE), fps=FPS, count=FPS * 400)
+        transceiver = publisher.add_transceiver(track, "sendonly")
+        wide, narrow = Watcher(), Watcher()
+        shaper = Shaper(("127.0.0.1", env["sfu_media"]), SHAPED)
+        try:
+            await publisher.set_local_description(publisher.create_offer())
+            answer = await offer_to_call_server(clients[0], room_id, publisher.local_description.sdp)
+            assert "a=simulcast" not in answer["sdp"]
+            await publisher.set_remote_description(Description(answer["sdp"], "answer"))
+            await wide.join(clients[1], room_id, env["sfu_media"])
+            await narrow.join(clients[2], room_id, env["sfu_media"], shaper)
+
+            # the shaped subscriber: a rendition of the worker, the source's frame numbers
+            assert await until(lambda: narrow.showing_at_most(RENDITION) and wide.showing(HEIGHT, FPS), 120), (
+                narrow.frames[-3:], wide.frames[-3:])
+            mark = len(narrow.frames)
+            await asyncio.sleep(3)
+            assert narrow.showing_at_most(RENDITION, 25)
+            assert numbers_are_the_sources(narrow.frames[mark:], track.encoded), narrow.frames[mark:]
+
+            # the other one asks for 360 lines, then for no limit: a switch each way, no freeze
+            mark = len(wide.frames)
+            quality = {"room_id": room_id, "publisher": clients[0].session_id, "track": transceiver.mid}
+            await clients[1].ok("room.quality", {**quality, "max_height": RENDITION})
+            assert await until(lambda: wide.showing(RENDITION, FPS), 60), wide.frames[-3:]
+            await clients[1].ok("room.quality", quality)
+            assert await until(lambda: wide.showing(HEIGHT, FPS), 60), wide.frames[-3:]
+            heights = [h for _, h in wide.frames[mark:]]
+            assert RENDITION in heights and heights[-1] == HEIGHT
+            gap, around = gap_around_switches(wide.frames[mark:], track.encoded)
+            assert gap <= MAX_GAP, (gap, around, len(wide.frames) - mark)
+            assert numbers_are_the_sources(wide.frames[mark:], track.encoded)
+
+            # the worker dies: the shaped subscriber is sent the original again
+            seen = len(narrow.keyframe_heights)
+            worker.send_signal(signal.SIGKILL)
+            await worker.wait()
+            assert await until(lambda: HEIGHT in narrow.keyframe_heights[seen:], 20), narrow.keyframe_heights[seen:]
+            # a second worker: the rendition again
+            second, second_http = await start_worker(tmp_path, env, "w2")
+            mark = len(narrow.frames)
+            assert await until(lambda: len(narrow.frames) > mark + 20 and narrow.showing_at_most(RENDITION), 120), (
+                narrow.frames[-3:])
+            assert numbers_are_the_sources(narrow.frames[-20:], track.encoded)
+            figures = await asyncio.to_thread(metrics, second_http)
+            sfu = await asyncio.to_thread(metrics, env["sfu_http"])
+        finally:
+            shaper.close()
+            for pc in (publisher, wide.pc, narrow.pc):
+                await pc.close()
+            if worker.returncode is None:
+                worker.kill()
+                await worker.wait()
+            code = await stop(second) if second is not None else None
+        assert code == 0  # SIGTERM: a clean exit
+        return {"worker": figures, "sfu": sfu, "log": (tmp_path / "w2.log").read_text()}
+
+
+def test_renditions_reach_a_narrow_subscriber_and_survive_the_worker_dying(tmp_path):
+    result = asyncio.run(scenario(tmp_path))
+    worker, sfu = result["worker"], result["sfu"]
+    assert worker["transcode_decode_seconds_count"] > 20
+    assert worker['transcode_encode_seconds_count{rendition="q"}'] > 10
+    assert worker["transcode_jobs"] >= 1
+    assert sfu["sfu_transcodes_started_total"] >= 2 and sfu["sfu_transcodes_stopped_total"] >= 1
+    assert '"event": "job.started"' in result["log"] and '"event": "transcode.stopped"' in result["log"]
