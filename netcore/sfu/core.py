@@ -339,17 +339,17 @@ class SfuCore:
         participant.transcodes, participant.job = source, job
         renditions = self._jobs[job][2]
         for publication, rendition in zip(participant.publications.values(), renditions):
-            if publication.kind != "video" or any(source.codecs.get(pt, name) != name
-                                                  for pt, name in publication.codecs.items()):
+            # (RTX is unwrapped by the worker's transport: only the media payload types reach the source)
+            media = {pt: name for pt, name in publication.codecs.items() if name != "RTX"}
+            if publication.kind != "video" or any(source.codecs.get(pt, name) != name for pt, name in media.items()):
                 self.stats.drop("rendition_payload_type")  # a payload type the source uses for another codec
                 continue
-            source.codecs.update(publication.codecs)
+            source.codecs.update(media)
             layer = Layer(rendition.name, owner=participant)
             source.layers.append(layer)
             self._rendition_layers[(participant.id, publication.mid)] = layer
         for slot in source.slots:  # the renditions' payload types, mapped onto each subscriber's
-            slot.downtrack.payload_types = {pt: slot.codecs[name] for pt, name in source.codecs.items()
-                                            if name in slot.codecs}
+            slot.downtrack.payload_types = slot.payload_types(source)
         slot = participant.free_slot("video")
         if slot is not None:
             slot.attach(source)

@@ -201,8 +201,11 @@ class SlotState:
         self.publication = publication
         if publication is not None:
             publication.slots.append(self)
-            types = {pt: self.codecs[name] for pt, name in publication.codecs.items() if name in self.codecs}
-            self.downtrack.attach(types, publication.codecs)
+            self.downtrack.attach(self.payload_types(publication), publication.codecs)
+
+    def payload_types(self, publication: Publication) -> dict[int, int]:
+        """The publication's payload types mapped onto ours, for the codecs we both have."""
+        return {pt: self.codecs[name] for pt, name in publication.codecs.items() if name in self.codecs}
 
 
 def plan_intents(offer: str, new_ssrc) -> list[MediaIntent]:

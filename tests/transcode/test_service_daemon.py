@@ -171,3 +171,52 @@ def test_renditions_reach_a_narrow_subscriber_and_survive_the_worker_dying(tmp_p
     assert worker["transcode_jobs"] >= 1
     assert sfu["sfu_transcodes_started_total"] >= 2 and sfu["sfu_transcodes_stopped_total"] >= 1
     assert '"event": "job.started"' in result["log"] and '"event": "transcode.stopped"' in result["log"]
+
+
+class H264Only(Subscriber):
+    """A subscriber whose receive section offers H.264 alone (set_codec_preferences): it cannot decode the
+    publisher's VP8."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pc.transceivers[0].set_codec_preferences(["H264"])
+
+
+async def h264_scenario(tmp_path) -> dict:
+    async with signal_and_sfu(tmp_path, threshold=1, sfu_args=("--transcode", "127.0.0.1:0")) as env:
+        room_id, clients = await users_in_a_room(env["signal_port"], ["h264_pub", "h264_sub"])
+        worker, worker_http = await start_worker(tmp_path, env, "w1")
+        publisher = PeerConnection()
+        track = CountingTrack(noisy_frames(SyntheticCamera(WIDTH, HEIGHT, fps=FPS), NOISE), fps=FPS, count=FPS * 200)
+        publisher.add_transceiver(track, "sendonly")
+        subscriber = H264Only()
+        try:
+            await publisher.set_local_description(publisher.create_offer())
+            answer = await offer_to_call_server(clients[0], room_id, publisher.local_description.sdp)
+            await publisher.set_remote_description(Description(answer["sdp"], "answer"))
+            await subscriber.pc.set_local_description(subscriber.pc.create_offer())
+            offer = subscriber.pc.local_description.sdp
+            answer = (await offer_to_call_server(clients[1], room_id, offer))["sdp"]
+            await subscriber.pc.set_remote_description(Description(answer, "answer"))
+            assert await until(lambda: len(subscriber.frames) >= 30, 120), subscriber.frames[-3:]
+            receiver = subscriber.pc.transceivers[0].receiver
+            figures = await asyncio.to_thread(metrics, worker_http)
+            return {"offer": offer, "answer": answer, "frames": list(subscriber.frames), "encoded": list(track.encoded),
+                    "codec": receiver.codec, "sent": publisher.transceivers[0].sender.codec, "worker": figures}
+        finally:
+            for pc in (publisher, subscriber.pc):
+                await pc.close()
+            await stop(worker)
+
+
+def test_a_subscriber_that_takes_only_h264_gets_the_vp8_publisher_as_h264_of_the_same_pictures(tmp_path):
+    result = asyncio.run(scenario_with_timeout(h264_scenario(tmp_path)))
+    assert "VP8" not in result["offer"] and "VP8" not in result["answer"] and "H264" in result["answer"]
+    assert result["sent"] == "VP8" and result["codec"] == "H264"  # the publisher's VP8, the worker's H.264
+    assert numbers_are_the_sources(result["frames"], result["encoded"]), result["frames"]
+    assert {h for _, h in result["frames"]} == {HEIGHT}  # the source's size
+    assert result["worker"]['transcode_encode_seconds_count{rendition="h264"}'] >= 30
+
+
+async def scenario_with_timeout(coroutine, seconds: float = 300.0):
+    return await asyncio.wait_for(coroutine, seconds)
