@@ -409,8 +409,8 @@ class SfuCore:
                 or publication.rids or codec is None):
             return
         laddered = slot.job is not None and slot.job.codec is None
-        # (below TRANSCODE_BELOW of the layer: the publisher's REMB follows its best subscriber's estimate,
-        # so that subscriber's budget is about the layer's bitrate, and is no reason for a ladder)
+        # (below TRANSCODE_BELOW of the layer: until it has renditions the publisher's REMB follows its
+        # best subscriber, whose budget is then about the layer's bitrate, and no reason for a ladder)
         need = rendition_needed(codec, tuple(slot.codecs), publication.own_bitrates(now),
                                 _budget(subscriber) / TRANSCODE_BELOW, laddered)
         max_height = subscriber.max_heights.get((publication.owner.id, publication.mid))
@@ -811,8 +811,11 @@ class SfuCore:
                 if publication.kind != "video" or publication.source is None:
                     continue
                 sources += [la.ssrc for la in publication.layers if la.ssrc is not None and la.owner is None]
-                if publication.rids:
-                    need = self.config.max_bitrate  # subscribers choose among its layers
+                if publication.simulcast:
+                    # subscribers choose among its layers (RID streams or renditions): the original as good
+                    # as the links allow; following the best subscriber instead would move the layer those
+                    # below it are judged against, and start and stop their renditions with its estimate
+                    need = self.config.max_bitrate
                 for slot in publication.slots:
                     if slot.owner.transcodes is not None:
                         continue  # a worker takes what it is sent: no reason to send more
