@@ -88,8 +88,8 @@ from netcore.sdp.attributes import Fingerprint
 from netcore.sdp.candidate import Candidate
 from netcore.sdp.jsep import Negotiator
 from netcore.sdp.model import LocalTransport
-from netcore.sfu.allocator import (ALLOCATE_INTERVAL, AUDIO_ALLOWANCE, MAX_PROBE_INTERVAL, PAUSED_AFTER,
-                                   PROBE_HEADROOM, PROBE_INTERVAL, UP_MARGIN)
+from netcore.sfu.allocator import (ALLOCATE_INTERVAL, AUDIO_ALLOWANCE, MAX_PROBE_INTERVAL, PROBE_HEADROOM,
+                                   PROBE_INTERVAL, UP_MARGIN)
 from netcore.sfu.events import (ActiveSpeakerChanged, KeyFrameRequested, LayerSwitched, ParticipantJoined,
                                 ParticipantLeft, SfuEvent, Slot, SlotsChanged, TrackPublished, TranscodeStarted,
                                 TranscodeStopped)
@@ -98,7 +98,7 @@ from netcore.sfu.rewrite import ALL_TEMPORAL, Forwarded
 from netcore.sfu.router import PortRouter
 from netcore.sfu.speaker import SpeakerDetector, decode_audio_level
 from netcore.transcode.ladder import codec_ladder, simulcast_ladder
-from netcore.transcode.planner import (LADDER, STOP_AFTER, Job, JobLost, JobStarted, JobStopped, TranscodePlanner,
+from netcore.transcode.planner import (LADDER, STOP_AFTER, Job, JobStarted, JobStopped, TranscodePlanner,
                                        rendition_needed)
 
 __all__ = ["SfuCore", "SfuConfig", "SfuStats", "REMB_INTERVAL", "MIN_REMB", "MAX_PARTICIPANTS", "TRANSCODE_AFTER",

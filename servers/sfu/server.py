@@ -40,6 +40,7 @@ from netcore.sfu.events import (ActiveSpeakerChanged, KeyFrameRequested, LayerSw
                                 ParticipantLeft, SlotsChanged)
 from netcore.sfu.recorder import SfuRecorder
 from servers.analytics.producer import AnalyticsProducer, open_writer
+from servers.servicelink import send_message
 from servers.sfu.config import Settings
 from servers.sfu.metrics import render_metrics, serve_http
 from servers.sfu.workers import WorkerLinks
@@ -249,16 +250,7 @@ class SfuServer:
     # -- the service link ---------------------------------------------------------------
 
     def _push(self, kind: str, payload: dict) -> None:
-        link = self._link
-        if link is not None:
-            asyncio.ensure_future(self._send_link(link, json.dumps({"v": 1, "type": kind, "payload": payload})))
-
-    @staticmethod
-    async def _send_link(link: Any, text: str) -> None:
-        try:
-            await link.send(text)
-        except Exception:  # the link dropped: the loop reconnects, the client re-offers
-            pass
+        send_message(self._link, kind, payload)  # (a link that dropped: the loop reconnects, the client re-offers)
 
     async def _service_loop(self) -> None:
         from websockets.asyncio.client import connect

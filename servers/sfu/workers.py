@@ -27,6 +27,7 @@ from netcore.errors import NetcoreError
 from netcore.sfu.core import SfuCore
 from netcore.sfu.events import TranscodeStarted, TranscodeStopped
 from netcore.transcode.ladder import rendition_to_wire
+from servers.servicelink import send_message
 
 __all__ = ["WorkerLinks", "HELLO_TIMEOUT"]
 
@@ -65,9 +66,7 @@ class WorkerLinks:
                      reason=event.reason)
 
     def _send(self, worker: str, kind: str, payload: dict) -> None:
-        ws = self.links.get(worker)
-        if ws is not None:
-            asyncio.ensure_future(_send_text(ws, json.dumps({"v": 1, "type": kind, "payload": payload})))
+        send_message(self.links.get(worker), kind, payload)
 
     def _authorized(self, ws: Any) -> bool:
         if not self.secret:
@@ -137,9 +136,3 @@ class WorkerLinks:
         self._send(worker, "job.answer", {"job_id": job_id, "sdp": answer})
         self.driver.flush()
 
-
-async def _send_text(ws: Any, text: str) -> None:
-    try:
-        await ws.send(text)
-    except Exception:  # the link dropped: its handler takes the worker for gone
-        pass

@@ -3,12 +3,9 @@ close_notify, exit 0."""
 
 from __future__ import annotations
 
-import logging
 import sys
 
-from netcore.aio import run
-from netcore.errors import UsageError
-from servers.daemon import stop_event
+from servers.daemon import daemon_main, stop_event
 from servers.transcode.config import build_parser, load_settings
 from servers.transcode.service import TranscodeService
 
@@ -25,20 +22,7 @@ async def serve(settings) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        settings = load_settings(args)
-    except (UsageError, OSError) as exc:
-        print(f"netcore-transcode: {exc}", file=sys.stderr)
-        return 2
-    logging.basicConfig(level=getattr(logging, settings.log_level.upper()), format="%(message)s",
-                        stream=sys.stderr)
-    try:
-        run(serve(settings))
-    except OSError as exc:
-        print(f"netcore-transcode: {exc}", file=sys.stderr)
-        return 1
-    return 0
+    return daemon_main("netcore-transcode", argv, build_parser(), load_settings, serve)
 
 
 if __name__ == "__main__":

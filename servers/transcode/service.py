@@ -26,7 +26,7 @@ import time
 from typing import Any
 
 from netcore.errors import NetcoreError
-from servers.servicelink import keep_linked
+from servers.servicelink import keep_linked, send_message
 from servers.sfu.metrics import serve_http
 from servers.transcode.config import Settings
 from netcore.transcode.ladder import rendition_from_wire
@@ -104,16 +104,7 @@ class TranscodeService:
         self._send("worker.hello", {"name": self.settings.name, "capacity": self.settings.capacity})
 
     def _send(self, kind: str, payload: dict) -> None:
-        link = self._link
-        if link is not None:
-            asyncio.ensure_future(self._send_text(link, json.dumps({"v": 1, "type": kind, "payload": payload})))
-
-    @staticmethod
-    async def _send_text(link: Any, text: str) -> None:
-        try:
-            await link.send(text)
-        except Exception:  # the link dropped: keep_linked reconnects
-            pass
+        send_message(self._link, kind, payload)
 
     def _on_message(self, text: str | bytes) -> None:
         try:

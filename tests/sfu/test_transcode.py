@@ -22,7 +22,7 @@ import pytest
 
 from netcore.errors import UsageError
 from netcore.peer.config import SendLayer
-from netcore.peer.events import KeyFrameRequested, RtpReceived
+from netcore.peer.events import KeyFrameRequested
 from netcore.rtp.vp8 import Vp8Descriptor
 from netcore.sfu.events import TranscodeStarted, TranscodeStopped
 from netcore.testing.bottleneck import Bottleneck
