@@ -20,6 +20,7 @@ from netcore.rtp.extensions import URI_AUDIO_LEVEL
 from netcore.rtp.packet import RtpPacket
 from netcore.rtp.vp8 import Vp8Descriptor
 from netcore.sdp.attributes import Fingerprint
+from netcore.sdp.codecs import VIDEO_CODECS
 from netcore.sdp.jsep import Negotiator
 from netcore.sdp.model import LocalTransport, MediaIntent
 from netcore.sdp.wire import parse
@@ -119,8 +120,11 @@ class Room:
 
     def join(self, name: str, *, publish: tuple[str, ...] = ("audio", "video"), slots: int = 2,
              link: Link | None = None, room: str = "r1", simulcast: tuple[str, ...] = (),
-             job: str | None = None, renditions: int = 0) -> Client:
-        """A client; ``job``: a transcoding worker for that job, sending ``renditions`` video sections."""
+             job: str | None = None, renditions: int = 0, video_codecs: tuple[str, ...] | None = None,
+             rendition_codecs: tuple[str, ...] | None = None) -> Client:
+        """A client; ``job``: a transcoding worker for that job, sending ``renditions`` video sections
+        (offering ``rendition_codecs`` only, if given); ``video_codecs``: the only video codecs its
+        receive sections offer."""
         self._count += 1
         ip = f"192.0.2.{self._count}"
         if ip not in self.net._links:
@@ -134,10 +138,14 @@ class Room:
                                simulcast=simulcast if kind == "video" else ()) for kind in publish]
         layers = tuple(SendLayer(rid, send["video"] + 0x10 * i, send["video"] + 0x10 * i + 0x100)
                        for i, rid in enumerate(simulcast))
+        codecs = tuple(c for c in VIDEO_CODECS if c.name in video_codecs) if video_codecs else None
         made = [0x1000 * self._count + 0x40 + i for i in range(renditions)]
-        intents += [MediaIntent("video", direction="sendonly", ssrc=ssrc, rtx_ssrc=ssrc + 0x100) for ssrc in made]
+        made_in = tuple(c for c in VIDEO_CODECS if c.name in rendition_codecs) if rendition_codecs else None
+        intents += [MediaIntent("video", direction="sendonly", ssrc=ssrc, rtx_ssrc=ssrc + 0x100, codecs=made_in)
+                    for ssrc in made]
         for _ in range(slots):
-            intents += [MediaIntent("audio", direction="recvonly"), MediaIntent("video", direction="recvonly")]
+            intents += [MediaIntent("audio", direction="recvonly"),
+                        MediaIntent("video", direction="recvonly", codecs=codecs)]
         offer = negotiator.create_offer(intents)
         answer, _slots = self.core.join(room, name, str(offer), self.net.now, job=job)
         self.server.flush()

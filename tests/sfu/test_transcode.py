@@ -23,6 +23,7 @@ import pytest
 from netcore.errors import UsageError
 from netcore.peer.config import SendLayer
 from netcore.peer.events import KeyFrameRequested
+from netcore.rtp.packet import RtpPacket
 from netcore.rtp.vp8 import Vp8Descriptor
 from netcore.sfu.events import TranscodeStarted, TranscodeStopped
 from netcore.testing.bottleneck import Bottleneck
@@ -237,3 +238,60 @@ def test_a_subscriber_showing_the_track_small_gets_the_rendition_of_its_size_and
     assert s.layer_of("wide") is None
     assert_no_freeze(s.numbers(s.wide))
     assert switched > FPS and len(s.numbers(s.wide)) > switched + 7 * FPS
+
+
+def h264_frame(client: Client, layer: SendLayer, now: float, number: int, keyframe: bool):
+    """An H.264-shaped frame in one packet: an IDR (NAL type 5) or a non-IDR slice (type 1) NAL unit whose
+    payload starts with the frame number."""
+    seq = client.seq.get(layer.ssrc, 2000)
+    client.seq[layer.ssrc] = (seq + 1) & 0xFFFF
+    payload = bytes((0x65 if keyframe else 0x41,)) + struct.pack("!I", number) + bytes(200)
+    return RtpPacket.build(payload_type=client.pts["video"], sequence_number=seq,
+                           timestamp=int(now * 90000) & 0xFFFFFFFF, ssrc=layer.ssrc, payload=payload, marker=True)
+
+
+def test_a_subscriber_without_the_source_codec_gets_the_codec_rendition_of_the_same_frames():
+    net = ShapedNetwork(5)
+    room = Room(net=net)
+    core = room.core
+    core.config.transcoding = True
+    pub = room.join("pub", slots=0)
+    h264 = room.join("h264", publish=(), slots=1, video_codecs=("H264",))
+    vp8 = room.join("vp8", publish=(), slots=1)
+    room.connect()
+    publisher = SingleLayerPublisher(room, pub, FPS)
+    core.worker_ready("w1", 1, net.now)
+    mid = next(m for m, k in h264.slots.items() if k == "video")
+    worker, seen, requests, force = None, 0, 0, True
+    end = net.now + 6.0
+    while net.now < end:
+        room.send(pub, publisher.frame(net.now))
+        room.run(1.0 / FPS)
+        started = [e for e in room.events if isinstance(e, TranscodeStarted)]
+        if started and worker is None:
+            assert [(r.name, r.codec) for r in started[0].renditions] == [("h264", "H264")]
+            assert len(started) == 1 and started[0].job_id.endswith("/H264")
+            worker = room.join("transcode-w1", publish=(), slots=1, job=started[0].job_id, renditions=1,
+                               rendition_codecs=("H264",))
+            room.connect()
+        if worker is None:
+            continue
+        events = worker.node.events
+        force = force or any(isinstance(e, KeyFrameRequested) for e in events[requests:])
+        requests = len(events)
+        source = worker.received.get(next(m for m, k in worker.slots.items() if k == "video"), [])
+        for packet in source[seen:]:  # each source frame (VP8-shaped, first packets) made into H.264
+            descriptor, pos = Vp8Descriptor.parse(packet.payload)
+            if descriptor.start_of_partition:
+                key = not packet.payload[pos] & 0x01
+                number = struct.unpack_from("!I", packet.payload, pos + 3 + (7 if key else 0))[0]
+                room.send(worker, [h264_frame(worker, worker.renditions[0], net.now, number, key or force)])
+                force = False
+        seen = len(source)
+    got = [p for p in h264.received.get(mid, [])]
+    assert got and {p.payload_type for p in got} == {h264.pts["video"]} == {worker.pts["video"]}
+    numbers = [struct.unpack_from("!I", p.payload, 1)[0] for p in got]
+    assert got[0].payload[0] & 0x1F == 5  # it starts on a key frame
+    assert numbers == sorted(numbers) and len(numbers) > 3 * FPS
+    assert set(numbers) <= set(range(pub.frame))  # the source's frames
+    assert frames(vp8, next(m for m, k in vp8.slots.items() if k == "video"))  # the other one: the VP8 original

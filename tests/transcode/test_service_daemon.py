@@ -14,8 +14,8 @@ process: its stalls read as congestion to every estimate.)
   decodes a rendition of at most 360 lines whose frame numbers are the
   source's, in order.
 * The other subscriber asks for 360 lines (``room.quality``): it is switched
-  to the 360p rendition, and back to the original when it lifts the
-  request, with no more than 500 ms of the source's frames missing around
+  to a rendition (360p, or 180p while its estimate is below 360p's), and
+  back to the original when it lifts the request, with no more than 500 ms of the source's frames missing around
   either switch.
 * The worker is killed (SIGKILL): the shaped subscriber is sent the original
   again (its key frames, 720 lines, reach its transport); a second worker
@@ -123,9 +123,12 @@ async def scenario(tmp_path) -> dict:
             # the shaped subscriber: a rendition of the worker, the source's frame numbers
             assert await until(lambda: narrow.showing_at_most(RENDITION), 120), (
                 narrow.frames[-3:], wide.frames[-3:], inbound(narrow.pc))
-            mark = len(narrow.frames)
+            mark = len(narrow.frames) - 20
             await asyncio.sleep(3)
-            assert narrow.showing_at_most(RENDITION, 25)
+            # (and mostly stays there: a worker starved of CPU for a second is taken for stopped, and its
+            # subscribers are sent the original meanwhile)
+            heights = [h for _, h in narrow.frames[mark:]]
+            assert len(heights) > 30 and sum(h <= RENDITION for h in heights) >= 0.8 * len(heights), heights
             assert numbers_are_the_sources(narrow.frames[mark:], track.encoded), narrow.frames[mark:]
 
             # the other one asks for 360 lines, then for no limit: a switch each way, no freeze
@@ -133,11 +136,11 @@ async def scenario(tmp_path) -> dict:
             mark = len(wide.frames)
             quality = {"room_id": room_id, "publisher": clients[0].session_id, "track": transceiver.mid}
             await clients[1].ok("room.quality", {**quality, "max_height": RENDITION})
-            assert await until(lambda: wide.showing(RENDITION, FPS), 60), wide.frames[-3:]
+            assert await until(lambda: wide.showing_at_most(RENDITION, FPS), 60), wide.frames[-3:]
             await clients[1].ok("room.quality", quality)
             assert await until(lambda: wide.showing(HEIGHT, FPS), 60), wide.frames[-3:]
             heights = [h for _, h in wide.frames[mark:]]
-            assert RENDITION in heights and heights[-1] == HEIGHT
+            assert min(heights) <= RENDITION and heights[-1] == HEIGHT
             gap, around = gap_across_switches(wide.frames[mark:], track.encoded, FPS, original_and_rendition)
             assert gap <= MAX_GAP, (gap, around, len(wide.frames) - mark)
             assert numbers_are_the_sources(wide.frames[mark:], track.encoded)
