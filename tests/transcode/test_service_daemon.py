@@ -2,7 +2,7 @@
 
 A publisher (our PeerConnection) sends one 720p VP8 layer of the synthetic
 camera (frame numbers readable from the pictures, noise so the encoder
-spends its target, at most 600 kbit/s) at 10 frames/s; two subscribers
+spends its target, at most 600 kbit/s) at 6 frames/s; two subscribers
 watch it, one through a UDP relay whose server-to-client direction crosses
 a 400 kbit/s bottleneck. (The call server caps links at 800 kbit/s: the
 unshaped subscriber's estimate reaches that on a busy machine, and a dip
@@ -35,7 +35,7 @@ from tests.sfu.live import SECRET, _start, health, metrics, offer_to_call_server
 from tests.sfu.test_simulcast_daemon import (CountingTrack, Shaper, Subscriber, gap_across_switches, noisy_frames,
                                              until)
 
-FPS = 10
+FPS = 6  # frames/s: 720p in three peers of one process and a worker, on a shared 2-core machine
 WIDTH, HEIGHT = 1280, 720
 RENDITION = 360
 SHAPED = 400_000
@@ -128,7 +128,7 @@ async def scenario(tmp_path) -> dict:
             # (and mostly stays there: a worker starved of CPU for a second is taken for stopped, and its
             # subscribers are sent the original meanwhile)
             heights = [h for _, h in narrow.frames[mark:]]
-            assert len(heights) > 30 and sum(h <= RENDITION for h in heights) >= 0.8 * len(heights), heights
+            assert len(heights) > 20 + FPS and sum(h <= RENDITION for h in heights) >= 0.8 * len(heights), heights
             assert numbers_are_the_sources(narrow.frames[mark:], track.encoded), narrow.frames[mark:]
 
             # the other one asks for 360 lines, then for no limit: a switch each way, no freeze
