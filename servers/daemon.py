@@ -12,7 +12,7 @@ from typing import Any, Awaitable, Callable
 from netcore.aio import run
 from netcore.errors import UsageError
 
-__all__ = ["stop_event", "daemon_main"]
+__all__ = ["stop_event", "daemon_main", "cancel_and_wait"]
 
 
 def stop_event() -> asyncio.Event:
@@ -47,3 +47,15 @@ def daemon_main(prog: str, argv: list[str] | None, parser: argparse.ArgumentPars
         print(f"{prog}: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+async def cancel_and_wait(task: asyncio.Task | None) -> None:
+    """Cancel ``task`` (None: nothing) and wait for it to end, whatever it ends with: a daemon going down
+    does not stop for a background task's last error."""
+    if task is None:
+        return
+    task.cancel()
+    try:
+        await task
+    except (asyncio.CancelledError, Exception):
+        pass

@@ -40,6 +40,7 @@ from netcore.sfu.events import (ActiveSpeakerChanged, KeyFrameRequested, LayerSw
                                 ParticipantLeft, SlotsChanged)
 from netcore.sfu.recorder import SfuRecorder
 from servers.analytics.producer import AnalyticsProducer, open_writer
+from servers.daemon import cancel_and_wait
 from servers.servicelink import send_message
 from servers.sfu.config import Settings
 from servers.sfu.metrics import render_metrics, serve_http
@@ -172,12 +173,7 @@ class SfuServer:
             await asyncio.wait(self._announcements, timeout=5)
         if self._alive_task is not None:
             self._alive_task.cancel()
-        if self._link_task is not None:
-            self._link_task.cancel()
-            try:
-                await self._link_task
-            except (asyncio.CancelledError, Exception):
-                pass
+        await cancel_and_wait(self._link_task)
         for sock in self.sockets.values():
             if sock.transport is not None:
                 sock.transport.close()

@@ -34,6 +34,7 @@ from netcore.transcode.clock import SourceClock
 from netcore.transcode.core import (VIDEO_CLOCK_RATE, RenditionEncoded, SourceFrame, SourceKeyframeNeeded,
                                     TranscodeMetrics, Transcoder)
 from netcore.transcode.ladder import Rendition
+from servers.daemon import cancel_and_wait
 
 __all__ = ["TranscodeJob"]
 
@@ -83,12 +84,7 @@ class TranscodeJob:
         self._wake.set()
         for track in self.tracks.values():
             track.end()
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except (asyncio.CancelledError, Exception):
-                pass
+        await cancel_and_wait(self._task)
         await self.pc.close()
 
     # -- the source ---------------------------------------------------------------------

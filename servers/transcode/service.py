@@ -26,10 +26,11 @@ import time
 from typing import Any
 
 from netcore.errors import NetcoreError
+from netcore.transcode.ladder import rendition_from_wire
+from servers.daemon import cancel_and_wait
 from servers.servicelink import keep_linked, send_message
 from servers.sfu.metrics import serve_http
 from servers.transcode.config import Settings
-from netcore.transcode.ladder import rendition_from_wire
 from servers.transcode.job import TranscodeJob
 from servers.transcode.metrics import Totals, render_metrics
 
@@ -76,12 +77,7 @@ class TranscodeService:
         self._closing = True
         for job_id in list(self.jobs):
             await self._stop(job_id, "shutdown")
-        if self._link_task is not None:
-            self._link_task.cancel()
-            try:
-                await self._link_task
-            except (asyncio.CancelledError, Exception):
-                pass
+        await cancel_and_wait(self._link_task)
         if self.http is not None:
             self.http.close()
             await self.http.wait_closed()
