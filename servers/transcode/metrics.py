@@ -35,6 +35,7 @@ class Totals:
     keyframes: dict[str, int] = field(default_factory=dict)
     keyframes_requested: dict[str, int] = field(default_factory=dict)
     encode_seconds: dict[str, float] = field(default_factory=dict)
+    latency_seconds: dict[str, float] = field(default_factory=dict)  # source frame arrival to rendition frame
 
     def add(self, metrics: TranscodeMetrics) -> None:
         self.received += metrics.frames_received
@@ -46,7 +47,8 @@ class Totals:
         for name, r in metrics.renditions.items():
             for total, value in ((self.encoded, r.frames_encoded), (self.dropped, r.frames_dropped),
                                  (self.keyframes, r.keyframes), (self.keyframes_requested, r.keyframes_requested),
-                                 (self.encode_seconds, r.encode_seconds)):
+                                 (self.encode_seconds, r.encode_seconds),
+                                 (self.latency_seconds, r.latency_seconds)):
                 total[name] = total.get(name, 0) + value
 
 
@@ -81,12 +83,15 @@ def render_metrics(service: TranscodeService) -> str:
            [("_sum", round(totals.decode_seconds, 6)), ("_count", totals.decoded)])
     series("transcode_scale_seconds_total", "counter", "Scaling time", [("", round(totals.scale_seconds, 6))])
     names = sorted(totals.encoded.keys() | totals.dropped.keys())
-    lines.extend(["# HELP transcode_encode_seconds Encoding time of rendition frames, by rendition",
-                  "# TYPE transcode_encode_seconds summary"])
-    for name in names:
-        label = f'{{rendition="{_label(name)}"}}'
-        lines.append(f"transcode_encode_seconds_sum{label} {round(totals.encode_seconds.get(name, 0.0), 6)}")
-        lines.append(f"transcode_encode_seconds_count{label} {totals.encoded.get(name, 0)}")
+    for metric, text, sums in (
+            ("transcode_encode_seconds", "Encoding time of rendition frames, by rendition", totals.encode_seconds),
+            ("transcode_latency_seconds", "From a source frame's arrival to its rendition frame, by rendition",
+             totals.latency_seconds)):
+        lines.extend([f"# HELP {metric} {text}", f"# TYPE {metric} summary"])
+        for name in names:
+            label = f'{{rendition="{_label(name)}"}}'
+            lines.append(f"{metric}_sum{label} {round(sums.get(name, 0.0), 6)}")
+            lines.append(f"{metric}_count{label} {totals.encoded.get(name, 0)}")
     for metric, text, values in (
             ("transcode_frames_dropped_total", "Rendition frames skipped to stay real time (or above its frame rate)",
              totals.dropped),
