@@ -21,6 +21,10 @@ process: its stalls read as congestion to every estimate.)
   again (its key frames, 720 lines, reach its transport); a second worker
   links, the job is placed there and the subscriber decodes a rendition
   again. The second worker's /metrics count its work.
+* A subscriber that cannot decode VP8 (our PeerConnection offering H.264
+  alone; aiortc restricted by its codec preferences, relay-only through
+  netcore-turn) is sent the worker's H.264 rendition and decodes the
+  source's pictures, frame numbers matching, at the source's size.
 """
 
 from __future__ import annotations
@@ -28,12 +32,18 @@ from __future__ import annotations
 import asyncio
 import signal
 
-from netcore.media.synthetic import SyntheticCamera
+from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
+from aiortc.rtcconfiguration import RTCBundlePolicy, RTCIceTransportPolicy
+
+from netcore.media.synthetic import SyntheticCamera, read_frame_number
 from netcore.peer.connection import Description, PeerConfiguration, PeerConnection
 from netcore.rtp.vp8 import Vp8Descriptor, vp8_keyframe_size
+from tests.peer.aiortc_tracks import frames_of
+from tests.peers import netcore_turn_process
 from tests.sfu.live import SECRET, _start, health, metrics, offer_to_call_server, signal_and_sfu, stop, users_in_a_room
 from tests.sfu.test_simulcast_daemon import (CountingTrack, Shaper, Subscriber, gap_across_switches, noisy_frames,
                                              until)
+from tests.turn.live import free_port_range
 
 FPS = 6  # frames/s: 720p in three peers of one process and a worker, on a shared 2-core machine
 WIDTH, HEIGHT = 1280, 720
@@ -235,3 +245,56 @@ def test_a_subscriber_that_takes_only_h264_gets_the_vp8_publisher_as_h264_of_the
 
 async def scenario_with_timeout(coroutine, seconds: float = 300.0):
     return await asyncio.wait_for(coroutine, seconds)
+
+
+async def aiortc_h264_scenario(tmp_path, turn_port: int) -> dict:
+    """As :func:`h264_scenario`, the subscriber being aiortc restricted to H.264 by its codec preferences
+    (relay-only through netcore-turn: aiortc offers no 127.0.0.1 host candidate)."""
+    async with signal_and_sfu(tmp_path, threshold=1, sfu_args=("--transcode", "127.0.0.1:0")) as env:
+        room_id, clients = await users_in_a_room(env["signal_port"], ["ah_pub", "ah_sub"])
+        worker, worker_http = await start_worker(tmp_path, env, "w1")
+        publisher = PeerConnection()
+        track = CountingTrack(noisy_frames(SyntheticCamera(WIDTH, HEIGHT, fps=FPS), NOISE), fps=FPS, count=FPS * 200)
+        publisher.add_transceiver(track, "sendonly")
+        theirs = RTCPeerConnection(RTCConfiguration(
+            iceServers=[RTCIceServer(urls=f"turn:127.0.0.1:{turn_port}", username="u", credential="p")],
+            iceTransportPolicy=RTCIceTransportPolicy.RELAY, bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
+        theirs.addTransceiver("video", direction="recvonly").setCodecPreferences(
+            [c for c in RTCRtpSender.getCapabilities("video").codecs if c.mimeType in ("video/H264", "video/rtx")])
+        frames: list[tuple[int | None, int]] = []
+        tasks: list[asyncio.Task] = []
+
+        async def consume(remote) -> None:
+            async for frame in frames_of(remote):
+                frames.append((read_frame_number(frame), frame.height))
+
+        theirs.on("track", lambda remote: tasks.append(asyncio.ensure_future(consume(remote))))
+        try:
+            await publisher.set_local_description(publisher.create_offer())
+            answer = await offer_to_call_server(clients[0], room_id, publisher.local_description.sdp)
+            await publisher.set_remote_description(Description(answer["sdp"], "answer"))
+            await theirs.setLocalDescription(await theirs.createOffer())
+            offer = theirs.localDescription.sdp
+            answer = (await offer_to_call_server(clients[1], room_id, offer))["sdp"]
+            await theirs.setRemoteDescription(RTCSessionDescription(answer, "answer"))
+            assert await until(lambda: len(frames) >= 30, 120), frames[-3:]
+            figures = await asyncio.to_thread(metrics, worker_http)
+            return {"offer": offer, "answer": answer, "frames": list(frames), "encoded": list(track.encoded),
+                    "worker": figures}
+        finally:
+            await publisher.close()
+            await theirs.close()
+            for task in tasks:
+                task.cancel()
+            await stop(worker)
+
+
+def test_aiortc_taking_only_h264_gets_the_vp8_publisher_as_h264_of_the_same_pictures(tmp_path):
+    low, high = free_port_range(40)
+    with netcore_turn_process(tmp_path, "--user", "u:p", "--allow-loopback-peers",
+                              "--min-port", str(low), "--max-port", str(high)) as (_, turn_port):
+        result = asyncio.run(scenario_with_timeout(aiortc_h264_scenario(tmp_path, turn_port)))
+    assert "VP8" not in result["offer"] and "VP8" not in result["answer"] and "H264" in result["answer"]
+    assert numbers_are_the_sources(result["frames"], result["encoded"]), result["frames"]
+    assert {h for _, h in result["frames"]} == {HEIGHT}
+    assert result["worker"]['transcode_encode_seconds_count{rendition="h264"}'] >= 30
