@@ -207,18 +207,29 @@ class H264Only(Subscriber):
         self.pc.transceivers[0].set_codec_preferences(["H264"])
 
 
+class Publisher:
+    """Our PeerConnection sending the one 720p VP8 layer (the frame numbers it encoded in ``track``)."""
+
+    def __init__(self) -> None:
+        self.pc = PeerConnection()
+        self.track = CountingTrack(noisy_frames(SyntheticCamera(WIDTH, HEIGHT, fps=FPS), NOISE), fps=FPS,
+                                   count=FPS * 200)
+        self.pc.add_transceiver(self.track, "sendonly")
+
+    async def join(self, client, room_id: str) -> None:
+        await self.pc.set_local_description(self.pc.create_offer())
+        answer = await offer_to_call_server(client, room_id, self.pc.local_description.sdp)
+        await self.pc.set_remote_description(Description(answer["sdp"], "answer"))
+
+
 async def h264_scenario(tmp_path) -> dict:
     async with signal_and_sfu(tmp_path, threshold=1, sfu_args=("--transcode", "127.0.0.1:0")) as env:
         room_id, clients = await users_in_a_room(env["signal_port"], ["h264_pub", "h264_sub"])
         worker, worker_http = await start_worker(tmp_path, env, "w1")
-        publisher = PeerConnection()
-        track = CountingTrack(noisy_frames(SyntheticCamera(WIDTH, HEIGHT, fps=FPS), NOISE), fps=FPS, count=FPS * 200)
-        publisher.add_transceiver(track, "sendonly")
+        publisher = Publisher()
         subscriber = H264Only()
         try:
-            await publisher.set_local_description(publisher.create_offer())
-            answer = await offer_to_call_server(clients[0], room_id, publisher.local_description.sdp)
-            await publisher.set_remote_description(Description(answer["sdp"], "answer"))
+            await publisher.join(clients[0], room_id)
             await subscriber.pc.set_local_description(subscriber.pc.create_offer())
             offer = subscriber.pc.local_description.sdp
             answer = (await offer_to_call_server(clients[1], room_id, offer))["sdp"]
@@ -226,10 +237,11 @@ async def h264_scenario(tmp_path) -> dict:
             assert await until(lambda: len(subscriber.frames) >= 30, 120), subscriber.frames[-3:]
             receiver = subscriber.pc.transceivers[0].receiver
             figures = await asyncio.to_thread(metrics, worker_http)
-            return {"offer": offer, "answer": answer, "frames": list(subscriber.frames), "encoded": list(track.encoded),
-                    "codec": receiver.codec, "sent": publisher.transceivers[0].sender.codec, "worker": figures}
+            return {"offer": offer, "answer": answer, "frames": list(subscriber.frames),
+                    "encoded": list(publisher.track.encoded), "codec": receiver.codec,
+                    "sent": publisher.pc.transceivers[0].sender.codec, "worker": figures}
         finally:
-            for pc in (publisher, subscriber.pc):
+            for pc in (publisher.pc, subscriber.pc):
                 await pc.close()
             await stop(worker)
 
@@ -253,9 +265,7 @@ async def aiortc_h264_scenario(tmp_path, turn_port: int) -> dict:
     async with signal_and_sfu(tmp_path, threshold=1, sfu_args=("--transcode", "127.0.0.1:0")) as env:
         room_id, clients = await users_in_a_room(env["signal_port"], ["ah_pub", "ah_sub"])
         worker, worker_http = await start_worker(tmp_path, env, "w1")
-        publisher = PeerConnection()
-        track = CountingTrack(noisy_frames(SyntheticCamera(WIDTH, HEIGHT, fps=FPS), NOISE), fps=FPS, count=FPS * 200)
-        publisher.add_transceiver(track, "sendonly")
+        publisher = Publisher()
         theirs = RTCPeerConnection(RTCConfiguration(
             iceServers=[RTCIceServer(urls=f"turn:127.0.0.1:{turn_port}", username="u", credential="p")],
             iceTransportPolicy=RTCIceTransportPolicy.RELAY, bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
@@ -270,19 +280,17 @@ async def aiortc_h264_scenario(tmp_path, turn_port: int) -> dict:
 
         theirs.on("track", lambda remote: tasks.append(asyncio.ensure_future(consume(remote))))
         try:
-            await publisher.set_local_description(publisher.create_offer())
-            answer = await offer_to_call_server(clients[0], room_id, publisher.local_description.sdp)
-            await publisher.set_remote_description(Description(answer["sdp"], "answer"))
+            await publisher.join(clients[0], room_id)
             await theirs.setLocalDescription(await theirs.createOffer())
             offer = theirs.localDescription.sdp
             answer = (await offer_to_call_server(clients[1], room_id, offer))["sdp"]
             await theirs.setRemoteDescription(RTCSessionDescription(answer, "answer"))
             assert await until(lambda: len(frames) >= 30, 120), frames[-3:]
             figures = await asyncio.to_thread(metrics, worker_http)
-            return {"offer": offer, "answer": answer, "frames": list(frames), "encoded": list(track.encoded),
+            return {"offer": offer, "answer": answer, "frames": list(frames), "encoded": list(publisher.track.encoded),
                     "worker": figures}
         finally:
-            await publisher.close()
+            await publisher.pc.close()
             await theirs.close()
             for task in tasks:
                 task.cancel()
