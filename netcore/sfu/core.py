@@ -457,8 +457,8 @@ class SfuCore:
             reason = event.reason if isinstance(event, JobStopped) else "worker_gone"
             self.stats.transcodes_stopped += 1
             self._events.append(TranscodeStopped(room_id, name, event.worker, reason))
-            if isinstance(event, JobStopped):
-                del self._jobs[name]
+            if isinstance(event, JobStopped) or not self.planner.pending(job):
+                del self._jobs[name]  # (a job lost that nobody needs any more is forgotten by the planner too)
             worker = self._job_workers.pop(name, None)
             if worker is not None:
                 self.leave(worker, now, reason)

@@ -295,3 +295,15 @@ def test_a_subscriber_without_the_source_codec_gets_the_codec_rendition_of_the_s
     assert numbers == sorted(numbers) and len(numbers) > 3 * FPS
     assert set(numbers) <= set(range(pub.frame))  # the source's frames
     assert frames(vp8, next(m for m, k in vp8.slots.items() if k == "video"))  # the other one: the VP8 original
+
+
+def test_a_job_lost_with_its_worker_is_forgotten_once_nobody_needs_it():
+    s = Scenario()
+    s.core.worker_ready("w1", 2, s.net.now)
+    s.stream(8.0)
+    assert len(s.core._jobs) == 1
+    s.core.leave("narrow", s.net.now)  # the only subscriber short of the layer
+    s.core.worker_gone("w1", s.net.now)
+    s.room.server.flush()
+    assert [(e.worker, e.reason) for e in s.room.events if isinstance(e, TranscodeStopped)] == [("w1", "worker_gone")]
+    assert s.core._jobs == {} and s.core.worker_load() == {}
