@@ -10,9 +10,10 @@ more on each connection, its name and load reports, and has its own loop.)
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any, Callable
 
-__all__ = ["RECONNECT_DELAY", "keep_linked"]
+__all__ = ["RECONNECT_DELAY", "keep_linked", "send_message"]
 
 RECONNECT_DELAY = (0.2, 5.0)  # seconds: first and largest wait before reconnecting
 
@@ -41,3 +42,17 @@ async def keep_linked(url: str, secret: str | None, on_link: Callable[[Any], Non
             on_link(None)
         await asyncio.sleep(delay)
         delay = min(delay * 2, RECONNECT_DELAY[1])
+
+
+def send_message(link: Any, kind: str, payload: dict) -> None:
+    """Send ``{"v": 1, "type": kind, "payload": payload}`` on ``link`` in the background (None: not
+    linked, dropped); a link that dropped meanwhile is left to its reconnecting (or closing) loop."""
+    if link is not None:
+        asyncio.ensure_future(_send_text(link, json.dumps({"v": 1, "type": kind, "payload": payload})))
+
+
+async def _send_text(link: Any, text: str) -> None:
+    try:
+        await link.send(text)
+    except Exception:  # the link dropped: whoever holds it notices and reconnects or forgets it
+        pass

@@ -72,7 +72,7 @@ from netcore.peer.tracks import (CodedVideoTrack, LocalAudioTrack, LocalVideoTra
 from netcore.peer.transport import MediaTransport
 from netcore.sdp.attributes import Fingerprint
 from netcore.sdp.candidate import Candidate
-from netcore.sdp.codecs import VIDEO_CODECS
+from netcore.sdp.codecs import AUDIO_CODECS, VIDEO_CODECS
 from netcore.sdp.jsep import Negotiator
 from netcore.sdp.limits import Limits
 from netcore.sdp.model import LocalTransport, MediaIntent, NegotiatedSession
@@ -158,13 +158,29 @@ class Transceiver:
     receiver: RtpReceiver | None = None
     encodings: tuple[Encoding, ...] = ()  # simulcast layers asked for (send_encodings with rids)
     layers: tuple[SendLayer, ...] = ()  # their SSRCs
+    codec_preferences: tuple[str, ...] | None = None  # set_codec_preferences: the codecs offered, in order
+
+    def set_codec_preferences(self, names: list[str] | tuple[str, ...]) -> None:
+        """Offer (or accept) only these codecs, in this order (W3C ``setCodecPreferences``, by encoding
+        name; RTX follows each video codec by itself). An empty list restores the default."""
+        table = VIDEO_CODECS if self.kind == "video" else AUDIO_CODECS
+        known = {c.name.upper() for c in table}
+        wanted = tuple(n.upper() for n in names)
+        unknown = [n for n in wanted if n not in known]
+        if unknown:
+            raise UsageError(f"no {self.kind} codec {unknown[0]!r}; choose among {', '.join(sorted(known))}")
+        self.codec_preferences = wanted or None
 
     def intent(self) -> MediaIntent:
         make = MediaIntent.audio if self.kind == "audio" else MediaIntent.video
         rids = tuple(e.rid for e in self.encodings) if len(self.encodings) > 1 else ()
-        # a coded track can be sent in its own codec only: offered or accepted alone
-        codecs = tuple(c for c in VIDEO_CODECS if c.name.upper() == self.track.codec) \
-            if isinstance(self.track, CodedVideoTrack) else None
+        codecs = None
+        if isinstance(self.track, CodedVideoTrack):
+            # a coded track can be sent in its own codec only: offered or accepted alone
+            codecs = tuple(c for c in VIDEO_CODECS if c.name.upper() == self.track.codec)
+        elif self.codec_preferences:
+            table = {c.name.upper(): c for c in (VIDEO_CODECS if self.kind == "video" else AUDIO_CODECS)}
+            codecs = tuple(table[name] for name in self.codec_preferences)
         return make(direction=self.direction, ssrc=self.ssrc, rtx_ssrc=self.rtx_ssrc, simulcast=rids, codecs=codecs)
 
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
-from typing import Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import av
 
@@ -159,10 +159,18 @@ class RemoteTrack:
         self.mid = mid
         self.frames_received = 0
         self._sinks: list[Callable[[av.frame.Frame], None]] = []
+        self.coded_sinks: list[Callable[[str, Any, float], None]] = []
 
     def on_frame(self, sink: Callable[[av.frame.Frame], None]) -> Callable[[av.frame.Frame], None]:
         """Call ``sink(frame)`` for every decoded frame (usable as a decorator)."""
         self._sinks.append(sink)
+        return sink
+
+    def on_coded(self, sink: Callable[[str, Any, float], None]) -> Callable[[str, Any, float], None]:
+        """Call ``sink(codec, frame, now)`` for every coded frame the jitter buffer lets out (a
+        :class:`netcore.jitter.buffer.Frame`, before decoding: a transcoder's input); a track with
+        coded sinks only is not decoded at all."""
+        self.coded_sinks.append(sink)
         return sink
 
     def deliver(self, frame: av.frame.Frame) -> None:
@@ -390,7 +398,12 @@ class RtpReceiver:
         decoder = self.decoder
         if decoder is None:
             return
+        coded, decoded = self.track.coded_sinks, self.track._sinks
         while (frame := self.jitter.pop(now)) is not None:
+            for sink in coded:
+                sink(self.codec, frame, now)
+            if coded and not decoded:
+                continue
             if isinstance(decoder, VideoDecoder):
                 pictures = decoder.decode(frame.payloads)
             else:

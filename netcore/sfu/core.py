@@ -51,6 +51,20 @@ Rules, with their sources:
   maximum height; the slot switches on the new layer's key frame (asked
   through that layer's arbiter), its timestamps re-based from both
   layers' sender reports (RFC 3550 section 6.4.1) when both have sent one.
+* Transcoding (``SfuConfig.transcoding``, docs/transcode.md): a video slot
+  whose budget stays below the publisher's only layer for
+  :data:`TRANSCODE_AFTER`, or whose subscriber cannot decode the
+  publisher's codec, needs a job of the :class:`TranscodePlanner`, which
+  places it on a worker that announced capacity (:meth:`SfuCore.worker_ready`;
+  ``TranscodeStarted``).  The worker joins the room with ``job=`` (it is no
+  participant of the room to the others: it is given the source track only,
+  whatever the layers, and its own sections are not tracks), and each of
+  its sections becomes a layer of the ORIGINAL publication (a rendition),
+  which the slots' allocators choose among like simulcast layers; a key
+  frame request for a rendition goes to the worker.  A worker gone
+  (:meth:`SfuCore.worker_gone`) or a job stopped takes its renditions away:
+  the slots on them go back to the publisher's stream at its next key
+  frame (asked at once), and the job is placed again where there is room.
 """
 
 from __future__ import annotations
@@ -74,21 +88,30 @@ from netcore.sdp.attributes import Fingerprint
 from netcore.sdp.candidate import Candidate
 from netcore.sdp.jsep import Negotiator
 from netcore.sdp.model import LocalTransport
-from netcore.sfu.allocator import (ALLOCATE_INTERVAL, AUDIO_ALLOWANCE, MAX_PROBE_INTERVAL, PAUSED_AFTER,
-                                   PROBE_HEADROOM, PROBE_INTERVAL, UP_MARGIN)
+from netcore.sfu.allocator import (ALLOCATE_INTERVAL, AUDIO_ALLOWANCE, MAX_PROBE_INTERVAL, PROBE_HEADROOM,
+                                   PROBE_INTERVAL, UP_MARGIN)
 from netcore.sfu.events import (ActiveSpeakerChanged, KeyFrameRequested, LayerSwitched, ParticipantJoined,
-                                ParticipantLeft, SfuEvent, Slot, SlotsChanged, TrackPublished)
+                                ParticipantLeft, SfuEvent, Slot, SlotsChanged, TrackPublished, TranscodeStarted,
+                                TranscodeStopped)
 from netcore.sfu.participant import Layer, Participant, Publication, SlotState, plan_intents
 from netcore.sfu.rewrite import ALL_TEMPORAL, Forwarded
 from netcore.sfu.router import PortRouter
 from netcore.sfu.speaker import SpeakerDetector, decode_audio_level
+from netcore.transcode.ladder import codec_ladder, simulcast_ladder
+from netcore.transcode.planner import (LADDER, STOP_AFTER, Job, JobStarted, JobStopped, TranscodePlanner,
+                                       rendition_needed)
 
-__all__ = ["SfuCore", "SfuConfig", "SfuStats", "REMB_INTERVAL", "MIN_REMB", "MAX_PARTICIPANTS"]
+__all__ = ["SfuCore", "SfuConfig", "SfuStats", "REMB_INTERVAL", "MIN_REMB", "MAX_PARTICIPANTS", "TRANSCODE_AFTER",
+           "job_id"]
 
 REMB_INTERVAL = 1.0  # seconds between REMBs to each publisher
 MIN_REMB = 100_000  # bit/s: a publisher nobody watches still sends something worth switching to
 MAX_PARTICIPANTS = 1000  # per server: joins beyond are refused (UsageError)
 MAX_HEIGHT_REQUESTS = 64  # per subscriber: requested maximum heights kept (one per track it sees)
+AT_CAP = 0.95  # an estimate this close to the link cap is the cap (see _budget)
+TRANSCODE_BELOW = 0.8  # a slot needs the ladder when its budget is below this share of the publisher's layer
+TRANSCODE_AFTER = 2.0  # seconds a slot's budget stays below the publisher's only layer before a ladder is asked
+# (a new subscriber's estimate starts low and climbs within about that: no worker is started for every join)
 
 
 @dataclass
@@ -106,6 +129,8 @@ class SfuConfig:
     # over the whole stream and takes every temporal layer of it
     max_subscriber_bitrate: float = 10_000_000
     last_n: int | None = None  # video of at most this many most recent speakers to each subscriber (None: all)
+    transcoding: bool = False  # slots ask for renditions (workers announce with SfuCore.worker_ready)
+    transcode_hold: float = STOP_AFTER  # seconds a rendition nobody needs keeps running
     random: Callable[[int], bytes] = field(default=os.urandom, repr=False)
 
 
@@ -114,7 +139,7 @@ class SfuStats:
 
     __slots__ = ("datagrams", "packets_received", "forwarded_packets", "forwarded_bytes", "keyframe_requests",
                  "keyframe_requests_coalesced", "layer_switches", "temporal_switches", "last_n_admissions", "joins",
-                 "leaves", "drops")
+                 "leaves", "drops", "transcodes_started", "transcodes_stopped")
 
     def __init__(self) -> None:
         self.datagrams = self.packets_received = self.forwarded_packets = self.forwarded_bytes = 0
@@ -122,6 +147,7 @@ class SfuStats:
         self.temporal_switches = 0  # a slot's VP8 TID changed within its layer
         self.last_n_admissions = 0  # video slots resumed as their publisher came back into a last-N
         self.joins = self.leaves = 0
+        self.transcodes_started = self.transcodes_stopped = 0
         self.drops: dict[str, int] = {}
 
     def drop(self, reason: str) -> None:
@@ -149,6 +175,10 @@ class SfuCore:
         # netcore.sfu.recorder): ``tap.rtp(publication, RtpReceived, now)``, ``tap.rtcp(participant, packets, now)``.
         self.tap = None
         self._next_allocation: float | None = None
+        self.planner = TranscodePlanner(config.transcode_hold)
+        self._jobs: dict[str, tuple[str, Job, tuple]] = {}  # job id -> (room, job, renditions) while placed
+        self._job_workers: dict[str, str] = {}  # job id -> the worker's participant id, once it joined
+        self._rendition_layers: dict[tuple[str, str], Layer] = {}  # (worker participant, its mid) -> layer
         public = config.public_addresses or config.local_addresses
         self._candidates = tuple(
             Candidate(str(i + 1), 1, "udp", (126 << 24) | (65535 - i) << 8 | 255, host, port, "host")
@@ -156,12 +186,17 @@ class SfuCore:
 
     # -- signaling ------------------------------------------------------------------
 
-    def join(self, room_id: str, participant_id: str, offer: str, now: float) -> tuple[str, tuple[Slot, ...]]:
+    def join(self, room_id: str, participant_id: str, offer: str, now: float,
+             job: str | None = None) -> tuple[str, tuple[Slot, ...]]:
         """Answer a participant's offer (raises the SDP layer's ParseError for a bad one).
 
         Returns the SDP answer and what its slots carry. A participant that
         offers again (after a failure, a reload) replaces its earlier self.
+        ``job``: a transcoding worker joins for the job of that id
+        (:class:`TranscodeStarted`): one receive section for the source and
+        one send section per rendition, in the job's order.
         """
+        source = self._job_source(room_id, job) if job is not None else None
         if participant_id in self.participants:
             self.leave(participant_id, now, "rejoined")
         if len(self.participants) >= self.config.max_participants:
@@ -181,11 +216,14 @@ class SfuCore:
             transport.ice.add_local_address(address)
         transport.start(now)
         self.participants[participant_id] = participant
+        self.router.add(participant_id, negotiator.ice_ufrag)
+        self.stats.joins += 1
+        if source is not None and job is not None:
+            self._join_worker(participant, source, job, now)
+            return str(answer), self.slots(participant_id)
         room = self.rooms.setdefault(room_id, {})
         room[participant_id] = participant
         self._speakers.setdefault(room_id, SpeakerDetector())
-        self.router.add(participant_id, negotiator.ice_ufrag)
-        self.stats.joins += 1
         self._events.append(ParticipantJoined(room_id, participant_id))
         for publication in participant.publications.values():
             self._events.append(TrackPublished(room_id, participant_id, publication.mid, publication.kind))
@@ -218,6 +256,7 @@ class SfuCore:
                 freed.add(slot.owner.id)
         for slot in participant.slots:
             slot.attach(None)
+        self._left_transcoding(participant, now)
         self.stats.leaves += 1
         self._events.append(ParticipantLeft(
             participant.room_id, participant_id, reason, now - participant.joined_at, participant.packets_received,
@@ -249,7 +288,8 @@ class SfuCore:
         elif key in participant.max_heights or len(participant.max_heights) < MAX_HEIGHT_REQUESTS:
             participant.max_heights[key] = max(1, int(max_height))
         for slot in participant.slots:
-            if slot.publication is publisher.publications[mid] and _allocated(slot.publication):
+            if slot.publication is publisher.publications[mid] and (_allocated(slot.publication)
+                                                                    or self.config.transcoding):
                 self._allocate(slot, now)
         self._drain(now)
 
@@ -265,6 +305,167 @@ class SfuCore:
     def last_n(self, room_id: str) -> int | None:
         """The room's limit (its own, else the server's; None: none)."""
         return self._last_n[room_id] if self._last_n.get(room_id) is not None else self.config.last_n
+
+    # -- transcoding workers --------------------------------------------------------
+
+    def worker_ready(self, worker: str, capacity: int, now: float) -> None:
+        """A transcoding worker announced ``capacity`` renditions; jobs waiting for room start on it."""
+        self.planner.worker_ready(worker, capacity, now)
+        self._planned(now)
+        self._drain(now)
+
+    def worker_gone(self, worker: str, now: float) -> None:
+        """A worker's link closed: its renditions go (their slots fall back to the publisher's stream)
+        and its jobs are placed on the others with room."""
+        self.planner.worker_gone(worker, now)
+        self._planned(now)
+        self._drain(now)
+
+    def worker_load(self) -> dict[str, tuple[int, int]]:
+        """Each worker's (renditions running, capacity)."""
+        return self.planner.load()
+
+    def _job_source(self, room_id: str, job: str) -> Publication:
+        """The publication a worker joining for ``job`` transcodes (UsageError if the job is not placed)."""
+        placed = self._jobs.get(job)
+        if placed is None or placed[0] != room_id or self.planner.worker_of(placed[1]) is None:
+            raise UsageError(f"no transcoding job {job!r} in this room")
+        publisher, mid = placed[1].source
+        return self.participants[publisher].publications[mid]
+
+    def _join_worker(self, participant: Participant, source: Publication, job: str, now: float) -> None:
+        """The worker's sections: its receive section carries the source (the publisher's own stream
+        only), each send section becomes a rendition layer of the source."""
+        previous = self._job_workers.get(job)
+        if previous is not None and previous != participant.id:
+            self.leave(previous, now, "replaced")
+        self._job_workers[job] = participant.id
+        participant.transcodes, participant.job = source, job
+        renditions = self._jobs[job][2]
+        for publication, rendition in zip(participant.publications.values(), renditions):
+            # (RTX is unwrapped by the worker's transport: only the media payload types reach the source)
+            media = {pt: name for pt, name in publication.codecs.items() if name != "RTX"}
+            if publication.kind != "video" or any(source.codecs.get(pt, name) != name for pt, name in media.items()):
+                self.stats.drop("rendition_payload_type")  # a payload type the source uses for another codec
+                continue
+            source.codecs.update(media)
+            layer = Layer(rendition.name, owner=participant)
+            source.layers.append(layer)
+            self._rendition_layers[(participant.id, publication.mid)] = layer
+        for slot in source.slots:  # the renditions' payload types, mapped onto each subscriber's
+            slot.downtrack.payload_types = slot.payload_types(source)
+        slot = participant.free_slot("video")
+        if slot is not None:
+            slot.attach(source)
+            if source.simulcast:
+                self._allocate(slot, now)
+        self._events.append(ParticipantJoined(participant.room_id, participant.id))
+        self._touch(participant)
+        self._drain(now)
+
+    def _left_transcoding(self, participant: Participant, now: float) -> None:
+        """A participant left: a worker's renditions go; a subscriber's needs are released; a publisher's
+        jobs stop."""
+        if participant.transcodes is not None:
+            self._drop_renditions(participant, now)
+            if self._job_workers.get(participant.job or "") == participant.id:
+                del self._job_workers[participant.job or ""]
+            return
+        self.planner.release_all(participant.id, now)
+        for publication in participant.publications.values():
+            self.planner.source_gone((participant.id, publication.mid), now)
+        self._planned(now)
+
+    def _drop_renditions(self, worker: Participant, now: float) -> None:
+        """Take ``worker``'s rendition layers out of its source: the slots on them go back to the
+        publisher's stream (from its next key frame, asked now) and choose again."""
+        source = worker.transcodes
+        assert source is not None
+        gone = [la for la in source.layers if la.owner is worker]
+        if not gone:
+            return
+        for layer in gone:
+            source.layers.remove(layer)
+            if layer.ssrc is not None:
+                source.by_ssrc.pop(layer.ssrc, None)
+        for key in [k for k in self._rendition_layers if k[0] == worker.id]:
+            del self._rendition_layers[key]
+        original = source.layers[0]
+        ssrcs = {la.ssrc for la in gone}
+        for slot in source.slots:
+            downtrack = slot.downtrack
+            if slot.layer in gone:
+                slot.layer = None
+            if downtrack.wanted in ssrcs or (downtrack.rewriter.source in ssrcs and downtrack.wanted is None):
+                if original.ssrc is not None and downtrack.want(original.ssrc) and slot.owner.connected:
+                    slot.layer = original if source.simulcast else None
+                    self._request_keyframe(source, now, layer=original)
+            if source.simulcast:
+                self._allocate(slot, now)
+
+    def _plan(self, slot: SlotState, now: float) -> None:
+        """Does the slot need a rendition (netcore.transcode.planner.rendition_needed)? Tell the planner
+        when that changes."""
+        publication, subscriber = slot.publication, slot.owner
+        assert publication is not None
+        codec = publication.source_codec
+        if (not self.config.transcoding or slot.kind != "video" or subscriber.transcodes is not None
+                or publication.rids or codec is None):
+            return
+        laddered = slot.job is not None and slot.job.codec is None
+        # (below TRANSCODE_BELOW of the layer: until it has renditions the publisher's REMB follows its
+        # best subscriber, whose budget is then about the layer's bitrate, and no reason for a ladder)
+        need = rendition_needed(codec, tuple(slot.codecs), publication.own_bitrates(now),
+                                _budget(subscriber) / TRANSCODE_BELOW, laddered)
+        max_height = subscriber.max_heights.get((publication.owner.id, publication.mid))
+        height = publication.layers[0].height
+        if need is None and max_height is not None and height and max_height < height and not publication.rids:
+            need = LADDER  # it shows the track smaller than the publisher's only layer (room.quality)
+            slot.short_since = now - TRANSCODE_AFTER  # a request, not an estimate: no wait
+        if need == LADDER:
+            slot.short_since = now if slot.short_since is None else slot.short_since
+            if not laddered and now - slot.short_since < TRANSCODE_AFTER:
+                need = None
+        else:
+            slot.short_since = None
+        key = (publication.owner.id, publication.mid)
+        job = None if need is None else Job(key, None, len(simulcast_ladder())) if need == LADDER else Job(key, need, 1)
+        if job == slot.job:
+            return
+        if slot.job is not None:
+            self.planner.release(subscriber.id, slot.job, now)  # type: ignore[arg-type]
+        slot.job = job
+        if job is not None:
+            renditions = simulcast_ladder(codec) if job.codec is None else codec_ladder(job.codec)
+            self._jobs.setdefault(job_id(job), (publication.owner.room_id, job, renditions))
+            self.planner.need(subscriber.id, job, now)
+        self._planned(now)
+
+    def _planned(self, now: float) -> None:
+        """The planner's decisions: a job placed is told (TranscodeStarted); one stopped or lost takes its
+        worker's participant out (TranscodeStopped), a lost one waits to be placed again."""
+        while (event := self.planner.poll_event()) is not None:
+            name = job_id(event.job)
+            placed = self._jobs.get(name)
+            if placed is None:
+                continue
+            room_id, job, renditions = placed
+            if isinstance(event, JobStarted):
+                publisher = self.participants.get(job.source[0])
+                publication = publisher.publications.get(job.source[1]) if publisher else None
+                self.stats.transcodes_started += 1
+                self._events.append(TranscodeStarted(room_id, name, job.source[0], job.source[1], event.worker,
+                                                     (publication.source_codec if publication else None) or "VP8",
+                                                     renditions))
+                continue
+            reason = event.reason if isinstance(event, JobStopped) else "worker_gone"
+            self.stats.transcodes_stopped += 1
+            self._events.append(TranscodeStopped(room_id, name, event.worker, reason))
+            if isinstance(event, JobStopped) or not self.planner.pending(job):
+                del self._jobs[name]  # (a job lost that nobody needs any more is forgotten by the planner too)
+            worker = self._job_workers.pop(name, None)
+            if worker is not None:
+                self.leave(worker, now, reason)
 
     def slots(self, participant_id: str) -> tuple[Slot, ...]:
         participant = self.participants[participant_id]
@@ -302,10 +503,16 @@ class SfuCore:
                         self._request_upstream(publication, layer, now, "held")
         if self._next_allocation is not None and now >= self._next_allocation:
             self._next_allocation = now + ALLOCATE_INTERVAL if self.participants else None
-            for participant in self.participants.values():
+            planning = self.config.transcoding
+            for participant in list(self.participants.values()):
                 for slot in participant.slots:
-                    if slot.publication is not None and _allocated(slot.publication):
+                    if slot.publication is not None and (_allocated(slot.publication)
+                                                         or planning and slot.kind == "video"):
                         self._allocate(slot, now)
+        held = self.planner.next_deadline()
+        if held is not None and now >= held:
+            self.planner.handle_timeout(now)
+            self._planned(now)
         if self._next_remb is not None and now >= self._next_remb:
             self._next_remb = now + REMB_INTERVAL if self.participants else None
             self._send_rembs(now)
@@ -319,6 +526,9 @@ class SfuCore:
 
     def next_deadline(self) -> float | None:
         best = self._next_remb
+        held = self.planner.next_deadline()
+        if held is not None and (best is None or held < best):
+            best = held
         if self._next_allocation is not None and (best is None or self._next_allocation < best):
             best = self._next_allocation
         for participant in self.participants.values():
@@ -352,6 +562,9 @@ class SfuCore:
 
     def _on_event(self, participant: Participant, event: object, now: float) -> None:
         if isinstance(event, pe.RtpReceived):
+            if participant.transcodes is not None:
+                self._forward_rendition(participant, event, now)
+                return
             publication = participant.publications.get(event.mid)
             if publication is None:
                 self.stats.drop("no_publication")
@@ -381,6 +594,25 @@ class SfuCore:
 
     # -- forwarding -----------------------------------------------------------------
 
+    def _forward_rendition(self, worker: Participant, event: pe.RtpReceived, now: float) -> None:
+        """A worker's packet: forwarded as a packet of the rendition layer of the source publication."""
+        layer = self._rendition_layers.get((worker.id, event.mid))
+        source = worker.transcodes
+        if layer is None or source is None:
+            self.stats.drop("no_publication")
+            return
+        ssrc = event.packet.ssrc
+        new = layer.ssrc != ssrc
+        if new:
+            if layer.ssrc is not None:
+                source.by_ssrc.pop(layer.ssrc, None)
+            layer.ssrc = ssrc
+            source.by_ssrc[ssrc] = layer
+        self._forward(source, event, now)
+        if new:
+            for slot in source.slots:
+                self._allocate(slot, now)
+
     def _forward(self, publication: Publication, event: pe.RtpReceived, now: float) -> None:
         packet = event.packet
         stats = self.stats
@@ -407,6 +639,7 @@ class SfuCore:
             stats.drop(Forwarded.DUPLICATE)
             return
         layer.meter.add(len(packet.data), now)
+        layer.codec = publication.codecs.get(packet.payload_type, layer.codec)
         if publication.kind == "video" and publication.codecs.get(packet.payload_type) == "VP8":
             tid = vp8_temporal_id(packet.payload)
             if tid is not None:
@@ -426,10 +659,10 @@ class SfuCore:
             is_key = detector is not None and detector(packet.payload)
             if is_key:
                 layer.arbiter.keyframe_received()
-                if simulcast:
-                    size = vp8_keyframe_size(packet.payload) if detector is KEYFRAME_DETECTORS["VP8"] else None
-                    if size is not None:
-                        layer.height = size[1]
+                # (its size orders the layers: kept without simulcast too, for renditions that may come)
+                size = vp8_keyframe_size(packet.payload) if detector is KEYFRAME_DETECTORS["VP8"] else None
+                if size is not None:
+                    layer.height = size[1]
         for slot in publication.slots:
             subscriber = slot.owner
             if not subscriber.connected:
@@ -438,7 +671,7 @@ class SfuCore:
             if ssrc != downtrack.rewriter.source and ssrc != downtrack.wanted:
                 if simulcast:
                     current = slot.layer
-                    if current is not None and now - current.meter.last_packet > PAUSED_AFTER:
+                    if current is not None and now - current.meter.last_packet > current.paused_after:
                         self._allocate(slot, now)  # its layer stopped while this one sends: move at once
                     continue  # a layer this slot does not forward
                 if not event.retransmitted:
@@ -484,10 +717,10 @@ class SfuCore:
         if layer.ssrc is None:
             return
         self.stats.keyframe_requests += 1
-        owner = publication.owner
+        owner = layer.owner or publication.owner  # a rendition's key frame is its worker's to make
         self._events.append(KeyFrameRequested(owner.room_id, owner.id, publication.mid, reason))
         owner.transport.request_keyframe(layer.ssrc, now)
-        self._dirty.append(publication.owner)
+        self._dirty.append(owner)
 
     # -- simulcast ------------------------------------------------------------------
 
@@ -496,10 +729,11 @@ class SfuCore:
         (without simulcast only the TID is chosen)."""
         publication = slot.publication
         assert publication is not None
-        layers = publication.ordered()
+        self._plan(slot, now)
+        subscriber = slot.owner
+        layers = publication.ordered(slot.codecs, own_only=subscriber.transcodes is not None)
         if not layers:
             return
-        subscriber = slot.owner
         allocator = slot.allocator
         downtrack = slot.downtrack
         temporal_switches = allocator.temporal_switches
@@ -561,27 +795,34 @@ class SfuCore:
 
     def _sender_reports(self, participant: Participant, packets: tuple) -> None:
         """Keep each simulcast layer's latest SR: it maps the layer's timestamps to the common clock."""
+        publications = ([participant.transcodes] if participant.transcodes is not None
+                        else participant.publications.values())
         for packet in packets:
             if isinstance(packet, SenderReport):
-                for publication in participant.publications.values():
+                for publication in publications:
                     layer = publication.by_ssrc.get(packet.ssrc)
-                    if layer is not None and publication.simulcast:
+                    if layer is not None:
                         ntp = packet.ntp_timestamp
                         layer.sender_report = ((ntp >> 32) + (ntp & 0xFFFFFFFF) / 2**32, packet.rtp_timestamp)
 
     def _send_rembs(self, now: float) -> None:
         """REMB to each video publisher: what its most capable subscriber can take for it."""
         for participant in self.participants.values():
-            if participant.transport.state is not TransportState.CONNECTED:
-                continue
+            if participant.transport.state is not TransportState.CONNECTED or participant.transcodes is not None:
+                continue  # (a worker's renditions have the bitrates of their ladder)
             sources, need = [], 0.0
             for publication in participant.publications.values():
                 if publication.kind != "video" or publication.source is None:
                     continue
-                sources += [la.ssrc for la in publication.layers if la.ssrc is not None]
+                sources += [la.ssrc for la in publication.layers if la.ssrc is not None and la.owner is None]
                 if publication.simulcast:
-                    need = self.config.max_bitrate  # subscribers choose among its layers
+                    # subscribers choose among its layers (RID streams or renditions): the original as good
+                    # as the links allow; following the best subscriber instead would move the layer those
+                    # below it are judged against, and start and stop their renditions with its estimate
+                    need = self.config.max_bitrate
                 for slot in publication.slots:
+                    if slot.owner.transcodes is not None:
+                        continue  # a worker takes what it is sent: no reason to send more
                     transport = slot.owner.transport
                     video_slots = sum(1 for s in slot.owner.slots if s.kind == "video" and s.publication) or 1
                     need = max(need, transport.target_bitrate / video_slots)
@@ -663,7 +904,14 @@ def _shares(subscriber: Participant) -> tuple[int, int]:
 
 
 def _budget(subscriber: Participant) -> float:
-    """What one video slot of ``subscriber`` may take: its estimate less its audio, shared by its video."""
+    """What one video slot of ``subscriber`` may take: its estimate less its audio, shared by its video.
+
+    An estimate at the transport's ceiling (``SfuConfig.max_subscriber_bitrate``) says the link is not
+    what limits it: the budget is unbounded then, or a publisher sent at a cap that high would never fit
+    the allocator's margin for going up to it."""
+    transport = subscriber.transport
+    if transport.target_bitrate >= AT_CAP * transport.config.max_bitrate:
+        return float("inf")
     video, audio = _shares(subscriber)
     return max(0.0, subscriber.transport.target_bitrate - AUDIO_ALLOWANCE * audio) / video
 
@@ -675,3 +923,8 @@ def _timestamp_delta(old: Layer | None, new: Layer, clock_rate: int) -> int | No
         return None
     (ntp_old, rtp_old), (ntp_new, rtp_new) = old.sender_report, new.sender_report
     return (rtp_old - rtp_new + round((ntp_new - ntp_old) * clock_rate)) & 0xFFFFFFFF
+
+
+def job_id(job: Job) -> str:
+    """A job's name on the wire: ``publisher/mid/ladder`` or ``publisher/mid/CODEC``."""
+    return f"{job.source[0]}/{job.source[1]}/{job.codec or 'ladder'}"

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from netcore.net import Event
 
 __all__ = ["SfuEvent", "ParticipantJoined", "ParticipantLeft", "TrackPublished", "SlotsChanged",
-           "ActiveSpeakerChanged", "KeyFrameRequested", "LayerSwitched", "Slot"]
+           "ActiveSpeakerChanged", "KeyFrameRequested", "LayerSwitched", "Slot", "TranscodeStarted",
+           "TranscodeStopped"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,3 +93,27 @@ class LayerSwitched(SfuEvent):
     mid: str
     from_rid: str | None
     to_rid: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class TranscodeStarted(SfuEvent):
+    """Worker ``worker`` is to make ``renditions`` (netcore.transcode.ladder.Rendition) of ``publisher``'s
+    track ``mid``: tell it, and it joins the room with :meth:`SfuCore.join` ``job=job_id``."""
+
+    room_id: str
+    job_id: str
+    publisher: str
+    mid: str
+    worker: str
+    source_codec: str
+    renditions: tuple
+
+
+@dataclass(frozen=True, slots=True)
+class TranscodeStopped(SfuEvent):
+    """The job ended (``reason``: unneeded, source_gone, worker_gone): its worker, if alive, stops it."""
+
+    room_id: str
+    job_id: str
+    worker: str
+    reason: str

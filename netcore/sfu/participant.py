@@ -23,7 +23,7 @@ from netcore.rtp.extensions import URI_AUDIO_LEVEL
 from netcore.sdp.jsep import Negotiator
 from netcore.sdp.model import MediaIntent, NegotiatedSession
 from netcore.sdp.wire import parse
-from netcore.sfu.allocator import PAUSED_AFTER, PROBE_INTERVAL, BitrateMeter, LayerAllocator, LayerInfo
+from netcore.sfu.allocator import LAYER_TIMEOUT, PAUSED_AFTER, PROBE_INTERVAL, BitrateMeter, LayerAllocator, LayerInfo
 from netcore.sfu.keyframes import KeyFrameArbiter
 from netcore.sfu.rewrite import DownTrack, ReceivedWindow
 
@@ -46,6 +46,19 @@ class Layer:
     sender_report: tuple[float, int] | None = None
     received: ReceivedWindow = field(default_factory=ReceivedWindow)  # duplicates are not forwarded
     temporal: list[BitrateMeter] = field(default_factory=list)  # per VP8 TID seen, 0 first (temporal layers)
+    owner: Participant | None = None  # a transcoding worker's rendition (None: the publisher's own stream)
+    codec: str | None = None  # of its latest packet (upper case), None before the first
+
+    @property
+    def rendition(self) -> bool:
+        return self.owner is not None
+
+    @property
+    def paused_after(self) -> float:
+        """Seconds behind the track's newest packet after which it counts as paused: a browser stops a
+        layer at once, while a worker's rendition comes in bursts as its CPU allows (and skips frames
+        to stay real time), which is no pause."""
+        return LAYER_TIMEOUT if self.owner is not None else PAUSED_AFTER
 
     def temporal_meter(self, tid: int) -> BitrateMeter:
         """The meter of TID ``tid`` (0-3), made with those below it on first sight."""
@@ -95,7 +108,17 @@ class Publication:
 
     @property
     def simulcast(self) -> bool:
-        return bool(self.rids)
+        """Its subscribers choose among layers: the publisher's RID streams, or renditions made of it."""
+        return bool(self.rids) or len(self.layers) > 1
+
+    @property
+    def source_codec(self) -> str | None:
+        """The codec the publisher sends (of its own streams' latest packets), None before any."""
+        return next((la.codec for la in self.layers if la.owner is None and la.codec), None)
+
+    def own_bitrates(self, now: float) -> list[float]:
+        """The bitrate of each of the publisher's own streams (renditions left out)."""
+        return [la.meter.current(now) for la in self.layers if la.owner is None]
 
     @property
     def has_temporal_layers(self) -> bool:
@@ -124,10 +147,26 @@ class Publication:
         self.by_ssrc[ssrc] = layer
         return layer
 
-    def ordered(self) -> list[Layer]:
+    def ordered(self, codecs: dict[str, int] | None = None, own_only: bool = False) -> list[Layer]:
         """Its layers lowest first: by key-frame height when every layer has one, else as negotiated
-        (rid order, the publisher's ``sendEncodings`` order)."""
+        (rid order, the publisher's ``sendEncodings`` order).
+
+        ``codecs``: what a subscriber decodes.  A subscriber that decodes
+        the source's codec is offered the publisher's streams and the
+        renditions in that codec whose size is known (from a key frame); one
+        that does not is offered the renditions in a codec it decodes (the
+        codec alternatives made for it).  ``own_only``: the publisher's
+        streams alone (what a transcoding worker subscribes to).
+        """
         layers = [la for la in self.layers if la.ssrc is not None]
+        if own_only:
+            layers = [la for la in layers if la.owner is None]
+        elif codecs is not None and any(la.owner is not None for la in self.layers):
+            source = self.source_codec
+            if source is None or source in codecs:
+                layers = [la for la in layers if la.owner is None or (la.codec == source and la.height)]
+            else:
+                layers = [la for la in layers if la.owner is not None and la.codec in codecs]
         if layers and all(la.height for la in layers):
             layers.sort(key=lambda la: la.height)
         return layers
@@ -135,7 +174,7 @@ class Publication:
     def layer_infos(self, layers: list[Layer], now: float) -> list[LayerInfo]:
         newest = max(la.meter.last_packet for la in layers)
         return [LayerInfo(la.meter.current(now), la.height,
-                          la.meter.active(now) and newest - la.meter.last_packet < PAUSED_AFTER,
+                          la.meter.active(now) and newest - la.meter.last_packet < la.paused_after,
                           la.temporal_rates(now)) for la in layers]
 
 
@@ -151,17 +190,22 @@ class SlotState:
     publication: Publication | None = None
     allocator: LayerAllocator = field(default_factory=LayerAllocator)  # its simulcast layer
     layer: Layer | None = None  # the layer it forwards or switches to
+    job: object | None = None  # the transcoding job it needs (netcore.transcode.planner.Job), None: none
+    short_since: float | None = None  # when its budget fell below the publisher's only layer (None: it is not)
 
     def attach(self, publication: Publication | None) -> None:
         if self.publication is not None and self in self.publication.slots:
             self.publication.slots.remove(self)
         if publication is not self.publication:
-            self.allocator, self.layer = LayerAllocator(), None
+            self.allocator, self.layer, self.short_since = LayerAllocator(), None, None
         self.publication = publication
         if publication is not None:
             publication.slots.append(self)
-            types = {pt: self.codecs[name] for pt, name in publication.codecs.items() if name in self.codecs}
-            self.downtrack.attach(types, publication.codecs)
+            self.downtrack.attach(self.payload_types(publication), publication.codecs)
+
+    def payload_types(self, publication: Publication) -> dict[int, int]:
+        """The publication's payload types mapped onto ours, for the codecs we both have."""
+        return {pt: self.codecs[name] for pt, name in publication.codecs.items() if name in self.codecs}
 
 
 def plan_intents(offer: str, new_ssrc) -> list[MediaIntent]:
@@ -213,6 +257,8 @@ class Participant:
                                                            config.extension_id(URI_AUDIO_LEVEL),
                                                            media.rids if media.kind == "video" else ())
         self.connected = False
+        self.transcodes: Publication | None = None  # a transcoding worker: the track it makes renditions of
+        self.job: str | None = None  # and the job it runs
         self.packets_received = 0
         self.layer_switches = 0  # simulcast layer changes decided for its slots
         self.next_probe = 0.0  # when its link may be probed for a higher layer next

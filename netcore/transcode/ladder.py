@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from netcore.errors import UsageError
 from netcore.media.codecs import VIDEO_CODECS
 
-__all__ = ["Rendition", "scaled_size", "simulcast_ladder", "codec_ladder", "check_ladder"]
+__all__ = ["Rendition", "scaled_size", "simulcast_ladder", "codec_ladder", "check_ladder", "rendition_to_wire",
+           "rendition_from_wire"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,3 +72,20 @@ def check_ladder(renditions: tuple[Rendition, ...]) -> None:
             raise UsageError(f"rendition {rendition.name} is too small: {rendition.height} lines")
         if rendition.bitrate < 30_000 or rendition.max_fps <= 0:
             raise UsageError(f"rendition {rendition.name} needs at least 30 kbit/s and a frame rate")
+
+
+def rendition_to_wire(rendition: Rendition) -> dict:
+    """A rendition as JSON (the call server's ``job.start`` to a worker)."""
+    return {"name": rendition.name, "codec": rendition.codec, "height": rendition.height,
+            "bitrate": rendition.bitrate, "max_fps": rendition.max_fps}
+
+
+def rendition_from_wire(data: dict) -> Rendition:
+    """A rendition from JSON; :class:`UsageError` for a malformed one (:func:`check_ladder` judges the values)."""
+    try:
+        height = data.get("height")
+        return Rendition(str(data["name"]), str(data.get("codec", "VP8")).upper(),
+                         int(height) if height is not None else None, int(data.get("bitrate", 500_000)),
+                         float(data.get("max_fps", 30.0)))
+    except (KeyError, TypeError, ValueError, AttributeError):
+        raise UsageError(f"bad rendition {data!r}") from None

@@ -218,6 +218,10 @@ class TranscodePlanner:
         """The worker running ``job``, or None (waiting, lost: the subscribers get the original)."""
         return self._placed.get(job)
 
+    def pending(self, job: Job) -> bool:
+        """``job`` is running, or waiting for a worker (False: stopped, or lost and nobody needs it)."""
+        return job in self._placed or job in self._waiting
+
     def load(self) -> dict[str, tuple[int, int]]:
         """Each worker's (units used, capacity)."""
         return {name: (w.capacity - w.free, w.capacity) for name, w in self._workers.items()}

@@ -11,6 +11,8 @@
     record-dir = "./sfu-data/recordings"         # recorded rooms' journals (default DATA_DIR/recordings)
     recordings-redis = "redis://127.0.0.1:6379/0" # announce finished recordings on the list nc:recordings
     name = "sfu-eu-1"                            # this server's name at signaling (default: public IP:port)
+    transcode = "127.0.0.1:7070"                 # where transcoding workers link (netcore-transcode --sfu)
+    transcode-hold = 10.0                        # seconds a rendition nobody needs keeps running
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from dataclasses import dataclass, field
 
 from netcore.errors import UsageError
 from servers.settings import parse_hostport as _parse_hostport
+from netcore.transcode.planner import STOP_AFTER
 from servers.settings import parse_ip, read_toml
 
 __all__ = ["Settings", "build_parser", "load_settings", "parse_hostport"]
@@ -53,6 +56,8 @@ class Settings:
     data_dir: str = DEFAULT_DATA_DIR
     record_dir: str | None = None  # None: DATA_DIR/recordings
     recordings_redis: str | None = None  # finished recordings LPUSHed to nc:recordings for the workers
+    transcode: tuple[str, int] | None = None  # the workers' link (None: no transcoding)
+    transcode_hold: float = STOP_AFTER
 
     @property
     def recordings(self) -> str:
@@ -85,6 +90,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--analytics", help="append sfu.* analytics events to this JSON lines file")
     parser.add_argument("--analytics-redis", help="add sfu.* analytics events to the Redis stream nc:analytics instead")
     parser.add_argument("--node", help="node name in analytics events (default: the host name)")
+    parser.add_argument("--transcode", type=parse_hostport,
+                        help="HOST:PORT where netcore-transcode workers link (default: no transcoding)")
+    parser.add_argument("--transcode-hold", type=float,
+                        help=f"seconds a rendition nobody needs keeps running (default {STOP_AFTER:g})")
     return parser
 
 
@@ -95,7 +104,8 @@ def load_settings(args: argparse.Namespace) -> Settings:
         data = read_toml(args.config, {"listen", "public-ip", "http", "signal", "service-secret",
                                        "max-participants", "max-bitrate", "max-subscriber-bitrate",
                                        "last-n", "log-level", "name", "analytics",
-                                       "analytics-redis", "node", "data-dir", "record-dir", "recordings-redis"})
+                                       "analytics-redis", "node", "data-dir", "record-dir", "recordings-redis",
+                                       "transcode", "transcode-hold"})
         try:
             if "listen" in data:
                 settings.listen = [parse_hostport(v) for v in data["listen"]]
@@ -103,6 +113,8 @@ def load_settings(args: argparse.Namespace) -> Settings:
                 settings.public_ip = [parse_ip(v) for v in data["public-ip"]]
             if "http" in data:
                 settings.http = parse_hostport(data["http"])
+            if "transcode" in data:
+                settings.transcode = parse_hostport(data["transcode"])
         except argparse.ArgumentTypeError as exc:
             raise UsageError(f"{args.config}: {exc}") from None
         settings.signal = data.get("signal", settings.signal)
@@ -120,17 +132,21 @@ def load_settings(args: argparse.Namespace) -> Settings:
         settings.data_dir = str(data.get("data-dir", settings.data_dir))
         settings.record_dir = data.get("record-dir", settings.record_dir)
         settings.recordings_redis = data.get("recordings-redis", settings.recordings_redis)
+        settings.transcode_hold = float(data.get("transcode-hold", settings.transcode_hold))
     if args.listen:
         settings.listen = args.listen
     if args.public_ip:
         settings.public_ip = args.public_ip
-    for name in ("http", "signal", "service_secret", "max_participants", "max_bitrate", "max_subscriber_bitrate", "last_n", "log_level", "name",
-                 "analytics", "analytics_redis", "node", "data_dir", "record_dir", "recordings_redis"):
+    for name in ("http", "signal", "service_secret", "max_participants", "max_bitrate", "max_subscriber_bitrate",
+                 "last_n", "log_level", "name", "analytics", "analytics_redis", "node", "data_dir", "record_dir",
+                 "recordings_redis", "transcode", "transcode_hold"):
         value = getattr(args, name)
         if value is not None:
             setattr(settings, name, value)
     if settings.last_n is not None and settings.last_n < 0:
         raise UsageError("--last-n is a count of speakers, 0 or more")
+    if settings.transcode_hold < 0:
+        raise UsageError("--transcode-hold is a number of seconds, 0 or more")
     if settings.signal and not settings.service_secret:
         raise UsageError("--signal needs --service-secret")
     return settings

@@ -54,6 +54,12 @@ def render_metrics(core: SfuCore) -> str:
         ("sfu_keyframe_requests_coalesced_total", "counter", "Subscribers' key frame requests served by another",
          stats.keyframe_requests_coalesced),
         ("sfu_routes", "gauge", "Source addresses bound to participants", len(core.router)),
+        ("sfu_transcodes_started_total", "counter", "Transcoding jobs placed on a worker", stats.transcodes_started),
+        ("sfu_transcodes_stopped_total", "counter", "Transcoding jobs stopped (unneeded, source gone, worker gone)",
+         stats.transcodes_stopped),
+        ("sfu_transcode_workers", "gauge", "Transcoding workers linked", len(core.worker_load())),
+        ("sfu_rendition_layers", "gauge", "Rendition layers of the published tracks (made by workers)",
+         sum(1 for p in participants for pub in p.publications.values() for la in pub.layers if la.owner)),
     ]
     lines = []
     for name, kind, text, value in series:

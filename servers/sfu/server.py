@@ -40,8 +40,11 @@ from netcore.sfu.events import (ActiveSpeakerChanged, KeyFrameRequested, LayerSw
                                 ParticipantLeft, SlotsChanged)
 from netcore.sfu.recorder import SfuRecorder
 from servers.analytics.producer import AnalyticsProducer, open_writer
+from servers.daemon import cancel_and_wait
+from servers.servicelink import send_message
 from servers.sfu.config import Settings
 from servers.sfu.metrics import render_metrics, serve_http
+from servers.sfu.workers import WorkerLinks
 
 __all__ = ["SfuServer", "log_event"]
 
@@ -88,6 +91,8 @@ class SfuServer:
         self._recording_started: dict[str, float] = {}  # room id -> loop time its recording started
         self._announcements: list[asyncio.Future] = []
         self._alive_task: asyncio.Task | None = None
+        self.workers: WorkerLinks | None = None
+        self.transcode_port: int | None = None
 
     # -- lifecycle --------------------------------------------------------------------
 
@@ -106,18 +111,24 @@ class SfuServer:
                                       max_bitrate=self.settings.max_bitrate,
                                       max_subscriber_bitrate=self.settings.max_subscriber_bitrate,
                                       last_n=self.settings.last_n,
-                                      wallclock_offset=time.time() - loop.time()))
+                                      wallclock_offset=time.time() - loop.time(),
+                                      transcoding=self.settings.transcode is not None,
+                                      transcode_hold=self.settings.transcode_hold))
         self.recorder = SfuRecorder(self.core, self._open_journal, wallclock_offset=time.time() - loop.time(),
                                     names=lambda session_id: self._users.get(session_id, ""),
                                     on_end=self._recording_ended)
         self.driver = Driver(self.core, loop, self._send, self._on_event)
         if self.settings.http is not None:
             self.http = await serve_http(*self.settings.http, lambda: render_metrics(self.core), self.health)
+        if self.settings.transcode is not None:
+            self.workers = WorkerLinks(self.core, self.driver, self.settings.service_secret, log_event)
+            self.transcode_port = await self.workers.start(*self.settings.transcode)
         if self.settings.signal:
             self._link_task = loop.create_task(self._service_loop())
         self._alive_task = loop.create_task(self._mark_recordings_alive())
         log_event("sfu.started", media=[list(a) for a in local], public=[list(a) for a in public],
-                  http=list(self.http_address) if self.http else None, signal=self.settings.signal)
+                  http=list(self.http_address) if self.http else None, signal=self.settings.signal,
+                  transcode=self.transcode_port)
 
     def _public(self, address: Address) -> Address:
         host, port = address
@@ -158,16 +169,13 @@ class SfuServer:
             if self.recorder is not None:
                 self.recorder.close(now)
             driver.close()
+        if self.workers is not None:
+            await self.workers.close()
         if self._announcements:
             await asyncio.wait(self._announcements, timeout=5)
         if self._alive_task is not None:
             self._alive_task.cancel()
-        if self._link_task is not None:
-            self._link_task.cancel()
-            try:
-                await self._link_task
-            except (asyncio.CancelledError, Exception):
-                pass
+        await cancel_and_wait(self._link_task)
         for sock in self.sockets.values():
             if sock.transport is not None:
                 sock.transport.close()
@@ -183,7 +191,8 @@ class SfuServer:
         return {"status": "ok", "name": self.name, "participants": len(core.participants) if core else 0,
                 "rooms": len(core.rooms) if core else 0, "signal_linked": self._link is not None,
                 "recording": len(self.recorder.rooms) if self.recorder else 0,
-                "media_port": self.media_port, "uptime": round(time.monotonic() - self.started, 1)}
+                "media_port": self.media_port, "uptime": round(time.monotonic() - self.started, 1),
+                "transcode_workers": {name: list(load) for name, load in core.worker_load().items()} if core else {}}
 
     # -- media ------------------------------------------------------------------------
 
@@ -205,6 +214,8 @@ class SfuServer:
     def _on_event(self, event: object) -> None:
         if self.recorder is not None and self.recorder.rooms:
             self.recorder.on_event(event, asyncio.get_running_loop().time())
+        if self.workers is not None:
+            self.workers.on_event(event)
         if isinstance(event, ParticipantJoined):
             log_event("participant.joined", room=event.room_id, participant=event.participant_id)
             self._emit("sfu.joined", event.room_id, event.participant_id, session_id=event.participant_id)
@@ -237,16 +248,7 @@ class SfuServer:
     # -- the service link ---------------------------------------------------------------
 
     def _push(self, kind: str, payload: dict) -> None:
-        link = self._link
-        if link is not None:
-            asyncio.ensure_future(self._send_link(link, json.dumps({"v": 1, "type": kind, "payload": payload})))
-
-    @staticmethod
-    async def _send_link(link: Any, text: str) -> None:
-        try:
-            await link.send(text)
-        except Exception:  # the link dropped: the loop reconnects, the client re-offers
-            pass
+        send_message(self._link, kind, payload)  # (a link that dropped: the loop reconnects, the client re-offers)
 
     async def _service_loop(self) -> None:
         from websockets.asyncio.client import connect

@@ -20,6 +20,7 @@ from netcore.rtp.extensions import URI_AUDIO_LEVEL
 from netcore.rtp.packet import RtpPacket
 from netcore.rtp.vp8 import Vp8Descriptor
 from netcore.sdp.attributes import Fingerprint
+from netcore.sdp.codecs import VIDEO_CODECS
 from netcore.sdp.jsep import Negotiator
 from netcore.sdp.model import LocalTransport, MediaIntent
 from netcore.sdp.wire import parse
@@ -52,6 +53,7 @@ class Client:
     audio_level_id: int | None = None
     deaf: int = 0  # key frame requests this client ignores (a publisher that lost or dropped them)
     layers: tuple[SendLayer, ...] = ()  # simulcast: its video layers, lowest first
+    renditions: tuple[SendLayer, ...] = ()  # a transcoding worker's send sections (rid: the mid)
 
     def on_event(self, event: object) -> None:
         if isinstance(event, RtpReceived):
@@ -117,7 +119,12 @@ class Room:
         self._count = 0
 
     def join(self, name: str, *, publish: tuple[str, ...] = ("audio", "video"), slots: int = 2,
-             link: Link | None = None, room: str = "r1", simulcast: tuple[str, ...] = ()) -> Client:
+             link: Link | None = None, room: str = "r1", simulcast: tuple[str, ...] = (),
+             job: str | None = None, renditions: int = 0, video_codecs: tuple[str, ...] | None = None,
+             rendition_codecs: tuple[str, ...] | None = None) -> Client:
+        """A client; ``job``: a transcoding worker for that job, sending ``renditions`` video sections
+        (offering ``rendition_codecs`` only, if given); ``video_codecs``: the only video codecs its
+        receive sections offer."""
         self._count += 1
         ip = f"192.0.2.{self._count}"
         if ip not in self.net._links:
@@ -131,14 +138,22 @@ class Room:
                                simulcast=simulcast if kind == "video" else ()) for kind in publish]
         layers = tuple(SendLayer(rid, send["video"] + 0x10 * i, send["video"] + 0x10 * i + 0x100)
                        for i, rid in enumerate(simulcast))
+        codecs = tuple(c for c in VIDEO_CODECS if c.name in video_codecs) if video_codecs else None
+        made = [0x1000 * self._count + 0x40 + i for i in range(renditions)]
+        made_in = tuple(c for c in VIDEO_CODECS if c.name in rendition_codecs) if rendition_codecs else None
+        intents += [MediaIntent("video", direction="sendonly", ssrc=ssrc, rtx_ssrc=ssrc + 0x100, codecs=made_in)
+                    for ssrc in made]
         for _ in range(slots):
-            intents += [MediaIntent("audio", direction="recvonly"), MediaIntent("video", direction="recvonly")]
+            intents += [MediaIntent("audio", direction="recvonly"),
+                        MediaIntent("video", direction="recvonly", codecs=codecs)]
         offer = negotiator.create_offer(intents)
-        answer, _slots = self.core.join(room, name, str(offer), self.net.now)
+        answer, _slots = self.core.join(room, name, str(offer), self.net.now, job=job)
         self.server.flush()
         session = negotiator.handle_answer(answer)
         mids = [m.mid for m in session.media]
         send_ssrcs = {mid: (i.ssrc, i.rtx_ssrc) for mid, i in zip(mids, intents) if i.ssrc is not None}
+        rendition_layers = tuple(SendLayer(mid, i.ssrc, i.rtx_ssrc) for mid, i in zip(mids, intents)
+                                 if i.ssrc in made)
         layer_map = {mid: layers for mid, i in zip(mids, intents) if i.simulcast}
         config = config_from_negotiated(session, cert, send_ssrcs=send_ssrcs, send_layers=layer_map, random=random)
         config = with_rtx_pairs(config, answer)
@@ -151,7 +166,7 @@ class Room:
             if media.send_codecs and media.kind not in pts:
                 pts[media.kind] = media.send_codecs[0].payload_type
         slot_mids = {m.mid: m.kind for m, i in zip(session.media, intents) if i.direction == "recvonly"}
-        client = Client(name, transport, node, send, slot_mids, pts, layers=layers)
+        client = Client(name, transport, node, send, slot_mids, pts, layers=layers, renditions=rendition_layers)
         client.audio_level_id = config.extension_id(URI_AUDIO_LEVEL)
         node.on_event = client.on_event
         transport.start(self.net.now)

@@ -63,7 +63,8 @@ async def start_sfu(tmp_path: Path, signal_port: int, name: str | None = None, *
         if (await asyncio.to_thread(health, http)).get("signal_linked"):
             break
         await asyncio.sleep(0.1)
-    return {"sfu": sfu, "sfu_http": http, "sfu_media": int(fields["media"]), "sfu_log": log}
+    return {"sfu": sfu, "sfu_http": http, "sfu_media": int(fields["media"]), "sfu_log": log,
+            "sfu_transcode": int(fields["transcode"]) if "transcode" in fields else None}
 
 
 @asynccontextmanager

@@ -149,17 +149,19 @@ async def until(condition, timeout: float) -> bool:
     return condition()
 
 
-def gap_across_switches(frames: list[tuple[int | None, int]], encoded: list[int]) -> tuple[int, list]:
+def gap_across_switches(frames: list[tuple[int | None, int]], encoded: list[int], fps: int = FPS,
+                        switched=lambda before, after: before != after) -> tuple[int, list]:
     """The most frames the publisher encoded that went undecoded between two decoded ones, within a
-    second (FPS frames) of a layer switch (the decoded height changing); and the frames around it.
+    second (``fps`` frames) of a layer switch (``switched(height before, height after)``: by default the
+    decoded height changing); and the frames around it.
 
     Only around switches: a process starved for a second loses frames whatever the call server does."""
     shown = [(n, h) for n, h in frames if n is not None]
     index = {n: i for i, n in enumerate(encoded)}
-    switches = [i for i in range(1, len(shown)) if shown[i][1] != shown[i - 1][1]]
+    switches = [i for i in range(1, len(shown)) if switched(shown[i - 1][1], shown[i][1])]
     worst, around = 0, []
     for at in switches:
-        window = shown[max(0, at - FPS):at + FPS]
+        window = shown[max(0, at - fps):at + fps]
         for (a, _), (b, _) in zip(window, window[1:]):
             if a in index and b in index and index[b] - index[a] - 1 > worst:
                 worst, around = index[b] - index[a] - 1, window

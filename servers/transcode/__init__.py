@@ -1,0 +1,1 @@
+"""netcore-transcode: the transcoding worker daemon (docs/transcode.md)."""
