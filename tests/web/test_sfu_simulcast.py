@@ -1,0 +1,218 @@
+"""Simulcast from the page: three Chromium pages on the call server (threshold 2), each publishing its
+camera reopened at 1280x720 as three layers (rids q/h/f) and telling the call server how large its
+tiles show the others (room.quality). One page reaches the call server through a UDP relay made by the
+test whose server-to-page direction crosses a 300 kbit/s drop-tail bottleneck (tests/sfu's Shaper:
+the kernel here has no netem, and Chromium cannot be put in a namespace of its own cheaply): it gets
+the low layer (about 180 lines) of both others while the unshaped pages keep a higher one; when the
+limit is lifted it climbs back. Chromium's own freeze statistics (`freezeCount`,
+`totalFreezesDuration` of each camera's inbound-rtp, sampled every 200 ms in the page) show no freeze
+longer than 500 ms within 3 s of any layer switch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import threading
+import time
+
+import pytest
+
+from tests.sfu.test_simulcast_daemon import Shaper
+from tests.web.conftest import CHROMIUM_FLAGS, log_in, program
+from tests.web.test_sfu import befriended_room, connected_and_receiving, wait_until
+
+pytestmark = pytest.mark.timeout(480)
+
+LOW = 200  # lines: the q layer of a 1280x720 camera is 180 (less when Chromium adapts for CPU)
+MAX_FREEZE = 0.5  # seconds: the longest freeze allowed near a layer switch
+NEAR = 3.0  # seconds either side of a switch that count as near it
+SAMPLE_MS = 200
+
+# The call server's answer as this page must reach it: its candidates' port replaced by the relay's
+# (an ICE-lite answer is the call server's; mesh answers pass unchanged), other addresses dropped.
+THROUGH_RELAY_JS = """(port) => {
+  const original = RTCPeerConnection.prototype.setRemoteDescription;
+  RTCPeerConnection.prototype.setRemoteDescription = function (description) {
+    if (description && description.type === 'answer' && description.sdp.includes('a=ice-lite')) {
+      const lines = description.sdp.split('\\r\\n').filter((l) => !l.startsWith('a=candidate:') || l.includes(' 127.0.0.1 '))
+        .map((l) => l.startsWith('a=candidate:') ? l.replace(/ 127\\.0\\.0\\.1 \\d+ typ host/, ` 127.0.0.1 ${port} typ host`) : l);
+      description = { type: 'answer', sdp: lines.join('\\r\\n') };
+    }
+    return original.call(this, description);
+  };
+}"""
+
+# Every SAMPLE_MS (Date.now(): one clock for all pages): per other participant, its camera slot's
+# [height, framesDecoded, freezeCount, totalFreezesDuration]; per layer this page sends,
+# [height, framesEncoded, qualityLimitationReason]; its estimate towards the call server.
+SAMPLER_JS = """(interval) => {
+  window.__samples = [];
+  window.__sampler = setInterval(async () => {
+    const sfu = window.netcore.room && window.netcore.room.sfu;
+    if (!sfu || !sfu.link) return;
+    const report = await sfu.link.pc.getStats();
+    const byMid = new Map();
+    const row = { t: Date.now(), users: {}, layers: {}, estimate: 0 };
+    report.forEach((s) => {
+      if (s.type === 'inbound-rtp' && s.kind === 'video') byMid.set(s.mid, s);
+      if (s.type === 'outbound-rtp' && s.kind === 'video' && s.rid) row.layers[s.rid] = [s.frameHeight || 0, s.framesEncoded || 0, s.qualityLimitationReason];
+      if (s.type === 'candidate-pair' && s.nominated && s.availableOutgoingBitrate) row.estimate = s.availableOutgoingBitrate;
+    });
+    for (const m of sfu.members.values()) {
+      const s = m.mids.camera == null ? null : byMid.get(m.mids.camera);
+      if (s) row.users[m.user] = [s.frameHeight || 0, s.framesDecoded || 0, s.freezeCount || 0, s.totalFreezesDuration || 0];
+    }
+    window.__samples.push(row);
+  }, interval);
+}"""
+
+# What the page publishes (one outbound-rtp per layer) and what it asked of the call server.
+PUBLISHED_JS = """async () => {
+  const sfu = window.netcore.room.sfu;
+  const out = [];
+  (await sfu.link.pc.getStats()).forEach((s) => {
+    if (s.type === 'outbound-rtp' && s.kind === 'video' && s.rid) out.push([s.rid, s.frameHeight || 0, s.qualityLimitationReason]);
+  });
+  const heights = [...sfu.members.values()].map((m) => m.camera.querySelector('video').getBoundingClientRect().height);
+  const capture = window.netcore.room.stream.getVideoTracks()[0].getSettings();
+  return { layers: out.sort(), capture: `${capture.width}x${capture.height}`, offer: sfu.link.pc.localDescription.sdp.length, requested: Object.fromEntries(sfu.requested),
+           tiles: heights };
+}"""
+
+
+class RelayThread:
+    """tests/sfu's Shaper on an event loop of its own (Playwright's sync API holds this thread)."""
+
+    def __init__(self, server_port: int, rate: float) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.shaper = Shaper(("127.0.0.1", server_port), rate)
+        self.port = asyncio.run_coroutine_threadsafe(self.shaper.start(), self.loop).result(10)
+
+    def lift(self) -> None:
+        self.loop.call_soon_threadsafe(setattr, self.shaper.bottleneck, "capacity", 1e9)
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.shaper.close)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=5)
+
+
+def media_port(up) -> int:
+    for line in up.output:
+        if m := re.search(r"\[sfu\] listening media=(\d+)", line):
+            return int(m.group(1))
+    raise AssertionError("netcore up's call server did not say its media port:\n" + "".join(up.output))
+
+
+def heights(page) -> dict[str, int]:
+    """The height of the camera each other participant's slot decodes now (the last sample)."""
+    samples = page.evaluate("() => window.__samples.slice(-1)")
+    return {u: v[0] for u, v in samples[0]["users"].items()} if samples else {}
+
+
+def steady(page, others: list[str], check, seconds: float = 2.0) -> bool:
+    """``check(height)`` held for every one of ``others`` in every sample of the last ``seconds``."""
+    rows = page.evaluate(f"() => window.__samples.slice(-{round(seconds * 1000 / SAMPLE_MS)})")
+    return len(rows) >= seconds * 1000 / SAMPLE_MS - 1 and all(
+        u in r["users"] and r["users"][u][0] and check(r["users"][u][0]) for r in rows for u in others)
+
+
+def analyse(samples: list[dict], user: str) -> dict:
+    """One camera's series: its switches (time, from, to), its freezes (end time, seconds: the
+    increase of totalFreezesDuration between two samples, an upper bound of the longest freeze
+    then), and the longest time between two samples that saw framesDecoded grow."""
+    series = [(r["t"] / 1000, *r["users"][user]) for r in samples if user in r["users"]]
+    switches, freezes, longest_stall = [], [], 0.0
+    last_growth = None
+    for (t0, h0, n0, c0, d0), (t1, h1, n1, c1, d1) in zip(series, series[1:]):
+        if h0 and h1 and h1 != h0:
+            switches.append((t1, h0, h1))
+        if c1 > c0:
+            freezes.append((t1, d1 - d0))
+        if n1 > n0:
+            if last_growth is not None:
+                longest_stall = max(longest_stall, t1 - last_growth)
+            last_growth = t1
+    near = [d for t, d in freezes if any(s - NEAR <= t <= s + NEAR + d for s, _, _ in switches)]
+    return {"switches": switches, "freezes": freezes, "near": max(near, default=0.0),
+            "worst": max((d for _, d in freezes), default=0.0), "stall": longest_stall}
+
+
+@pytest.fixture
+def browsers(browser):
+    """Three Chromiums (the module's and two more): the pages of one browser share its fake camera,
+    which keeps the size the first page opened it at, so no page could enlarge it for simulcast."""
+    more = [browser.browser_type.launch(executable_path=program("chromium"), headless=True, args=CHROMIUM_FLAGS)
+            for _ in range(2)]
+    yield [browser, *more]
+    for extra in more:
+        extra.close()
+
+
+def test_a_shaped_page_gets_the_low_layer_and_climbs_back_without_a_long_freeze(browsers, up_with_call_server, names):
+    users = [names(n) for n in ("alice", "bob", "carol")]
+    relay = RelayThread(media_port(up_with_call_server), 300_000)
+    contexts = [b.new_context() for b in browsers]
+    try:
+        pages = [context.new_page() for context in contexts]
+        for page, user in zip(pages, users):
+            page.on("pageerror", lambda exc, user=user: print(f"[{user}] page error: {exc}"))
+            log_in(page, up_with_call_server.url, user)
+            page.evaluate(SAMPLER_JS, SAMPLE_MS)  # from before the room: the first switches are seen too
+        for page in pages:
+            page.fill("#max-framerate", "15")  # three 720p encoders and six decoders on two shared cores
+        shaped = pages[2]
+        shaped.evaluate(THROUGH_RELAY_JS, relay.port)
+        others = befriended_room(pages, users)
+        connected_and_receiving(pages, others)
+        # every page publishes three layers, 1280x720 at the top, and asks for what its tiles show
+        published = [wait_until(lambda: (lambda p: p if len(p["layers"]) == 3 and len(p["requested"]) >= 2 else False)(
+            page.evaluate(PUBLISHED_JS)), f"page {i} to publish three layers and send room.quality")
+            for i, page in enumerate(pages)]
+        for p in published:
+            print("published:", p)
+            assert [rid for rid, _, _ in p["layers"]] == ["f", "h", "q"], p
+        started = time.monotonic()
+        # the shaped page gets the low layer of both others; the unshaped ones a higher one of each other
+        wait_until(lambda: steady(shaped, others[2], lambda h: h <= LOW)
+                   and steady(pages[0], [users[1]], lambda h: h > LOW) and steady(pages[1], [users[0]], lambda h: h > LOW),
+                   "the shaped page on the low layer, the others above it",
+                   timeout=120)
+        print(f"settled {time.monotonic() - started:.1f} s after every page published three layers:",
+              [heights(p) for p in pages])
+        time.sleep(4)  # it stays there
+        assert steady(shaped, others[2], lambda h: h <= LOW, seconds=4), heights(shaped)
+        relay.lift()
+        lifted = time.monotonic()
+        wait_until(lambda: steady(shaped, others[2], lambda h: h > LOW), "the shaped page to climb back", timeout=120)
+        print(f"climbed back {time.monotonic() - lifted:.1f} s after the limit was lifted:", heights(shaped))
+        time.sleep(4)  # a few seconds on the higher layer: the switch's neighbourhood is sampled
+        every = [page.evaluate("() => { clearInterval(window.__sampler); return window.__samples; }") for page in pages]
+        zero = min(r["t"] for samples in every for r in samples[:1])
+        worst = []
+        for i, (page, samples) in enumerate(zip(pages, every)):
+            for row in samples:
+                row["t"] -= zero
+            for user in others[i]:
+                figures = analyse(samples, user)
+                print(f"page {i} <- {user}: switches {[(round(t, 1), a, b) for t, a, b in figures['switches']]}, "
+                      f"freezes {[(round(t, 1), round(d, 3)) for t, d in figures['freezes']]}, "
+                      f"longest near a switch {figures['near']:.3f} s, longest {figures['worst']:.3f} s, "
+                      f"longest between decoded-frame growths {figures['stall']:.3f} s")
+                if page is shaped:
+                    assert figures["switches"], (user, figures)
+                worst.append((figures["near"], i, user, figures["freezes"]))
+        near, i, user, freezes = max(worst)
+        if near > MAX_FREEZE:  # what the publisher sent around then
+            at = next(t for t, d in freezes if d == near)
+            publisher = every[users.index(user)]
+            print("publisher around the freeze:", *[(round(r["t"] / 1000, 1), r["layers"], round(r["estimate"]))
+                                                    for r in publisher if abs(r["t"] / 1000 - at) < 3], sep="\n  ")
+        assert near <= MAX_FREEZE, (near, i, user, freezes)
+    finally:
+        for context in contexts:
+            context.close()
+        relay.close()
