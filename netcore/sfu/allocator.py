@@ -6,9 +6,13 @@ each); the call server forwards one layer of each track to each
 subscriber.  :class:`LayerAllocator` decides which, per subscriber slot,
 from two inputs:
 
-* the **budget**: the subscriber's send-side estimate (its transport's
-  congestion controller, fed by its transport-wide feedback) less what its
-  audio takes, shared equally among its video slots;
+* the **budget** (:func:`slot_budget`): the subscriber's send-side estimate
+  (its transport's congestion controller, fed by its transport-wide
+  feedback) less what its audio takes, shared equally among its video
+  slots that receive media (a packet of their track within
+  :data:`LAYER_TIMEOUT`): a slot whose track sends nothing, such as a
+  screen section before anything is shared or a stopped camera, takes no
+  share, or every other slot would be held a layer lower for it;
 * the **requested maximum height** for that track (what the subscriber
   displays: a thumbnail needs no 720p), when it sent one.
 
@@ -59,7 +63,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["BitrateMeter", "LayerAllocator", "LayerInfo", "UP_MARGIN", "UP_HOLD", "LAYER_TIMEOUT", "PAUSED_AFTER",
+__all__ = ["BitrateMeter", "LayerAllocator", "LayerInfo", "slot_budget", "UP_MARGIN", "UP_HOLD", "LAYER_TIMEOUT", "PAUSED_AFTER",
            "ALLOCATE_INTERVAL", "AUDIO_ALLOWANCE", "BITRATE_WINDOW", "PROBE_INTERVAL", "MAX_PROBE_INTERVAL",
            "PROBE_HEADROOM", "TEMPORAL_UP_HOLD", "MIN_UPPER_TEMPORAL"]
 
@@ -85,6 +89,12 @@ class LayerInfo:
     height: int = 0
     active: bool = True
     temporal: tuple[float, ...] = ()  # bit/s of TIDs 0..t, for each t (VP8 temporal layers); () without
+
+
+def slot_budget(estimate: float, video: int, audio: int) -> float:
+    """What one video slot may take (bit/s): ``estimate`` less :data:`AUDIO_ALLOWANCE` for each of the
+    ``audio`` slots receiving media, shared by the ``video`` slots receiving media (at least one)."""
+    return max(0.0, estimate - AUDIO_ALLOWANCE * audio) / max(1, video)
 
 
 # One step of the ladder: (layer index, highest TID or None when the layer has no temporal layers, bit/s)

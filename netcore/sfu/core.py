@@ -75,7 +75,7 @@ from netcore.sdp.candidate import Candidate
 from netcore.sdp.jsep import Negotiator
 from netcore.sdp.model import LocalTransport
 from netcore.sfu.allocator import (ALLOCATE_INTERVAL, AUDIO_ALLOWANCE, MAX_PROBE_INTERVAL, PAUSED_AFTER,
-                                   PROBE_HEADROOM, PROBE_INTERVAL, UP_MARGIN)
+                                   PROBE_HEADROOM, PROBE_INTERVAL, UP_MARGIN, slot_budget)
 from netcore.sfu.events import (ActiveSpeakerChanged, KeyFrameRequested, LayerSwitched, ParticipantJoined,
                                 ParticipantLeft, SfuEvent, Slot, SlotsChanged, TrackPublished)
 from netcore.sfu.participant import Layer, Participant, Publication, SlotState, plan_intents
@@ -502,7 +502,7 @@ class SfuCore:
         if not publication.simulcast:
             allocator.current = 0
             infos = publication.layer_infos(layers, now)
-            allocator.decide(infos, _budget(subscriber), now)
+            allocator.decide(infos, _budget(subscriber, now), now)
             self._set_temporal(slot, temporal_switches)
             self._probe(subscriber, allocator.next_rate(infos), now)
             return
@@ -510,7 +510,7 @@ class SfuCore:
         switches = allocator.switches
         max_height = subscriber.max_heights.get((publication.owner.id, publication.mid))
         infos = publication.layer_infos(layers, now)
-        index = allocator.decide(infos, _budget(subscriber), now, max_height)
+        index = allocator.decide(infos, _budget(subscriber, now), now, max_height)
         self._set_temporal(slot, temporal_switches)
         if allocator.switches != switches:
             subscriber.layer_switches += 1
@@ -547,7 +547,7 @@ class SfuCore:
         probing)."""
         if next_rate is None or now < subscriber.next_probe:
             return
-        video, audio = _shares(subscriber)
+        video, audio = _shares(subscriber, now)
         rate = next_rate * UP_MARGIN * PROBE_HEADROOM * video + AUDIO_ALLOWANCE * audio
         if rate <= subscriber.transport.target_bitrate:
             return  # it fits already: the allocator's hold is running
@@ -646,11 +646,14 @@ def _allocated(publication: Publication) -> bool:
     return publication.simulcast or publication.has_temporal_layers
 
 
-def _shares(subscriber: Participant) -> tuple[int, int]:
-    """How many video and audio slots of ``subscriber`` carry a track (and are not paused by a last-N)."""
+def _shares(subscriber: Participant, now: float) -> tuple[int, int]:
+    """How many video and audio slots of ``subscriber`` receive media: their track sends (a packet
+    within LAYER_TIMEOUT) and no last-N pauses them. A screen section before a share carries a track
+    that sends nothing; given a share, it would keep every camera a layer lower."""
     video = audio = 0
     for slot in subscriber.slots:
-        if slot.publication is not None and not slot.downtrack.paused:
+        publication = slot.publication
+        if publication is not None and not slot.downtrack.paused and publication.sending(now):
             if slot.kind == "video":
                 video += 1
             else:
@@ -658,10 +661,10 @@ def _shares(subscriber: Participant) -> tuple[int, int]:
     return max(1, video), audio
 
 
-def _budget(subscriber: Participant) -> float:
-    """What one video slot of ``subscriber`` may take: its estimate less its audio, shared by its video."""
-    video, audio = _shares(subscriber)
-    return max(0.0, subscriber.transport.target_bitrate - AUDIO_ALLOWANCE * audio) / video
+def _budget(subscriber: Participant, now: float) -> float:
+    """What one video slot of ``subscriber`` may take (netcore.sfu.allocator.slot_budget)."""
+    video, audio = _shares(subscriber, now)
+    return slot_budget(subscriber.transport.target_bitrate, video, audio)
 
 
 def _timestamp_delta(old: Layer | None, new: Layer, clock_rate: int) -> int | None:

@@ -107,6 +107,10 @@ class Publication:
         """The SSRC of the single stream (without simulcast), or of the first layer seen."""
         return self.layers[0].ssrc if not self.rids else next((la.ssrc for la in self.layers if la.ssrc), None)
 
+    def sending(self, now: float) -> bool:
+        """A packet of some layer within LAYER_TIMEOUT: its subscribers' slots receive media."""
+        return any(la.meter.active(now) for la in self.layers)
+
     def layer(self, ssrc: int, rid: str | None) -> Layer | None:
         """The layer of a packet, bound by its RID on first sight (None: a RID we did not negotiate)."""
         layer = self.by_ssrc.get(ssrc)

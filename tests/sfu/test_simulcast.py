@@ -188,3 +188,36 @@ def test_a_layer_the_publisher_stops_is_left_without_a_freeze():
     assert layer() == "f"
     numbers = frames(sub, mid)
     assert numbers == sorted(numbers) and max(b - a for a, b in zip(numbers, numbers[1:])) <= FPS // 2
+
+
+def test_a_track_that_sends_nothing_takes_no_share_of_the_budget():
+    """A subscriber given a simulcast camera and a track that sends nothing (as a page's screen section
+    before a share) gives the camera its whole video budget: on a 1.8 Mbit/s link, which takes the top
+    layer (~880 kbit/s) but not twice that, it climbs to the top layer as if alone. Once the silent track
+    sends, the two share it."""
+    net = ShapedNetwork(11)
+    room = Room(net=net)
+    pub = room.join("pub", slots=0, simulcast=("q", "h", "f"))
+    room.join("silent", publish=("video",), slots=0)
+    room.join("sub", publish=(), slots=2)
+    net.shaped["192.0.2.3"] = Bottleneck(1_800_000, delay=0.01, max_queue_delay=0.2)  # sub's (the third)
+    room.connect()
+    publisher = layered(room, pub)
+    subscriber = room.core.participants["sub"]
+    camera = next(s for s in subscriber.slots if s.kind == "video" and s.publication.owner.id == "pub")
+    silent = next(s for s in subscriber.slots if s.kind == "video" and s.publication.owner.id == "silent")
+
+    def layer() -> str | None:
+        found = camera.publication.by_ssrc.get(camera.downtrack.rewriter.source)
+        return found.rid if found else None
+
+    publisher.stream(20.0)
+    assert layer() == "f", (layer(), subscriber.transport.target_bitrate)
+    assert not silent.publication.sending(room.net.now)
+    # the silent participant starts sending (a small picture): the camera's share halves, it goes down
+    other = room.clients["silent"]
+    for _ in range(40):
+        room.send(other, other.video_packet(room.net.now, other.frame == 0))
+        publisher.stream(0.05)
+    assert silent.publication.sending(room.net.now)
+    assert layer() in ("q", "h"), (layer(), subscriber.transport.target_bitrate)
