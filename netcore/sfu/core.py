@@ -74,8 +74,8 @@ from netcore.sdp.attributes import Fingerprint
 from netcore.sdp.candidate import Candidate
 from netcore.sdp.jsep import Negotiator
 from netcore.sdp.model import LocalTransport
-from netcore.sfu.allocator import (ALLOCATE_INTERVAL, AUDIO_ALLOWANCE, MAX_PROBE_INTERVAL, PAUSED_AFTER,
-                                   PROBE_HEADROOM, PROBE_INTERVAL, UP_MARGIN, slot_budget)
+from netcore.sfu.allocator import (ALLOCATE_INTERVAL, AUDIO_ALLOWANCE, MAX_PROBE_INTERVAL, PROBE_HEADROOM,
+                                   PROBE_INTERVAL, UP_MARGIN, slot_budget)
 from netcore.sfu.events import (ActiveSpeakerChanged, KeyFrameRequested, LayerSwitched, ParticipantJoined,
                                 ParticipantLeft, SfuEvent, Slot, SlotsChanged, TrackPublished)
 from netcore.sfu.participant import Layer, Participant, Publication, SlotState, plan_intents
@@ -403,6 +403,7 @@ class SfuCore:
             stats.drop(Forwarded.DUPLICATE)
             return
         layer.meter.add(len(packet.data), now)
+        started = simulcast and publication.note_packet(layer, packet.timestamp)
         if publication.kind == "video" and publication.codecs.get(packet.payload_type) == "VP8":
             tid = vp8_temporal_id(packet.payload)
             if tid is not None:
@@ -434,7 +435,7 @@ class SfuCore:
             if ssrc != downtrack.rewriter.source and ssrc != downtrack.wanted:
                 if simulcast:
                     current = slot.layer
-                    if current is not None and now - current.meter.last_packet > PAUSED_AFTER:
+                    if started and current is not None and publication.paused(current, now):
                         self._allocate(slot, now)  # its layer stopped while this one sends: move at once
                     continue  # a layer this slot does not forward
                 if not event.retransmitted:
