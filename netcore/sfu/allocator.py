@@ -6,19 +6,26 @@ each); the call server forwards one layer of each track to each
 subscriber.  :class:`LayerAllocator` decides which, per subscriber slot,
 from two inputs:
 
-* the **budget**: the subscriber's send-side estimate (its transport's
-  congestion controller, fed by its transport-wide feedback) less what its
-  audio takes, shared equally among its video slots;
+* the **budget** (:func:`slot_budget`): the subscriber's send-side estimate
+  (its transport's congestion controller, fed by its transport-wide
+  feedback) less what its audio takes, shared equally among its video
+  slots that receive media (a packet of their track within
+  :data:`LAYER_TIMEOUT`): a slot whose track sends nothing, such as a
+  screen section before anything is shared or a stopped camera, takes no
+  share, or every other slot would be held a layer lower for it;
 * the **requested maximum height** for that track (what the subscriber
   displays: a thumbnail needs no 720p), when it sent one.
 
 Rules (constants below):
 
 * a layer is **usable** when it is active (a packet within
-  :data:`LAYER_TIMEOUT`, and within :data:`PAUSED_AFTER` of the track's
-  latest packet on any layer: a browser short of bitrate stops its top
-  layers at once, and a slot forwarding one would freeze until noticed)
-  and not above the requested height (the lowest
+  :data:`LAYER_TIMEOUT`, and fewer than :data:`PAUSED_FRAMES` frames
+  started on each other layer of the track since its own latest packet: a
+  browser short of bitrate stops its top layers at once, and a slot
+  forwarding one freezes until that is noticed; counted in frames, it is
+  noticed within two or three frame intervals at any frame rate, where a
+  fixed time would be slow for 30 frames/s or mistake a slow frame rate
+  for a pause) and not above the requested height (the lowest
   layer is always usable: something is better than nothing);
 * **down** at once: when the budget falls below the current layer's
   bitrate, or the layer stops, the best usable layer that fits (else the
@@ -59,14 +66,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["BitrateMeter", "LayerAllocator", "LayerInfo", "UP_MARGIN", "UP_HOLD", "LAYER_TIMEOUT", "PAUSED_AFTER",
+__all__ = ["BitrateMeter", "LayerAllocator", "LayerInfo", "slot_budget", "UP_MARGIN", "UP_HOLD", "LAYER_TIMEOUT", "PAUSED_FRAMES",
            "ALLOCATE_INTERVAL", "AUDIO_ALLOWANCE", "BITRATE_WINDOW", "PROBE_INTERVAL", "MAX_PROBE_INTERVAL",
            "PROBE_HEADROOM", "TEMPORAL_UP_HOLD", "MIN_UPPER_TEMPORAL"]
 
 UP_MARGIN = 1.25  # the budget must exceed a higher layer's bitrate by 25 % ...
 UP_HOLD = 3.0  # ... for this many seconds without a break before switching up
 LAYER_TIMEOUT = 1.0  # seconds without a packet: the publisher paused that layer ...
-PAUSED_AFTER = 0.3  # ... or this long while another layer of the track kept sending (a browser short of bitrate)
+PAUSED_FRAMES = 3  # ... or another layer of the track started this many frames since its last (a browser short of
+# bitrate): three, not two, since the layers' packets of one picture come in no fixed order
 ALLOCATE_INTERVAL = 0.25  # seconds between decisions (a down-switch waits at most this long)
 AUDIO_ALLOWANCE = 40_000  # bit/s per audio slot taken from the budget before video is shared
 BITRATE_WINDOW = 1.0  # seconds over which a layer's bitrate is measured
@@ -85,6 +93,12 @@ class LayerInfo:
     height: int = 0
     active: bool = True
     temporal: tuple[float, ...] = ()  # bit/s of TIDs 0..t, for each t (VP8 temporal layers); () without
+
+
+def slot_budget(estimate: float, video: int, audio: int) -> float:
+    """What one video slot may take (bit/s): ``estimate`` less :data:`AUDIO_ALLOWANCE` for each of the
+    ``audio`` slots receiving media, shared by the ``video`` slots receiving media (at least one)."""
+    return max(0.0, estimate - AUDIO_ALLOWANCE * audio) / max(1, video)
 
 
 # One step of the ladder: (layer index, highest TID or None when the layer has no temporal layers, bit/s)

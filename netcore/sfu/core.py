@@ -89,7 +89,7 @@ from netcore.sdp.candidate import Candidate
 from netcore.sdp.jsep import Negotiator
 from netcore.sdp.model import LocalTransport
 from netcore.sfu.allocator import (ALLOCATE_INTERVAL, AUDIO_ALLOWANCE, MAX_PROBE_INTERVAL, PROBE_HEADROOM,
-                                   PROBE_INTERVAL, UP_MARGIN)
+                                   PROBE_INTERVAL, UP_MARGIN, slot_budget)
 from netcore.sfu.events import (ActiveSpeakerChanged, KeyFrameRequested, LayerSwitched, ParticipantJoined,
                                 ParticipantLeft, SfuEvent, Slot, SlotsChanged, TrackPublished, TranscodeStarted,
                                 TranscodeStopped)
@@ -416,7 +416,7 @@ class SfuCore:
         # (below TRANSCODE_BELOW of the layer: until it has renditions the publisher's REMB follows its
         # best subscriber, whose budget is then about the layer's bitrate, and no reason for a ladder)
         need = rendition_needed(codec, tuple(slot.codecs), publication.own_bitrates(now),
-                                _budget(subscriber) / TRANSCODE_BELOW, laddered)
+                                _budget(subscriber, now) / TRANSCODE_BELOW, laddered)
         max_height = subscriber.max_heights.get((publication.owner.id, publication.mid))
         height = publication.layers[0].height
         if need is None and max_height is not None and height and max_height < height and not publication.rids:
@@ -640,6 +640,7 @@ class SfuCore:
             return
         layer.meter.add(len(packet.data), now)
         layer.codec = publication.codecs.get(packet.payload_type, layer.codec)
+        started = simulcast and publication.note_packet(layer, packet.timestamp)
         if publication.kind == "video" and publication.codecs.get(packet.payload_type) == "VP8":
             tid = vp8_temporal_id(packet.payload)
             if tid is not None:
@@ -671,7 +672,7 @@ class SfuCore:
             if ssrc != downtrack.rewriter.source and ssrc != downtrack.wanted:
                 if simulcast:
                     current = slot.layer
-                    if current is not None and now - current.meter.last_packet > current.paused_after:
+                    if started and current is not None and publication.paused(current, now):
                         self._allocate(slot, now)  # its layer stopped while this one sends: move at once
                     continue  # a layer this slot does not forward
                 if not event.retransmitted:
@@ -740,7 +741,7 @@ class SfuCore:
         if not publication.simulcast:
             allocator.current = 0
             infos = publication.layer_infos(layers, now)
-            allocator.decide(infos, _budget(subscriber), now)
+            allocator.decide(infos, _budget(subscriber, now), now)
             self._set_temporal(slot, temporal_switches)
             self._probe(subscriber, allocator.next_rate(infos), now)
             return
@@ -748,7 +749,7 @@ class SfuCore:
         switches = allocator.switches
         max_height = subscriber.max_heights.get((publication.owner.id, publication.mid))
         infos = publication.layer_infos(layers, now)
-        index = allocator.decide(infos, _budget(subscriber), now, max_height)
+        index = allocator.decide(infos, _budget(subscriber, now), now, max_height)
         self._set_temporal(slot, temporal_switches)
         if allocator.switches != switches:
             subscriber.layer_switches += 1
@@ -785,7 +786,7 @@ class SfuCore:
         probing)."""
         if next_rate is None or now < subscriber.next_probe:
             return
-        video, audio = _shares(subscriber)
+        video, audio = _shares(subscriber, now)
         rate = next_rate * UP_MARGIN * PROBE_HEADROOM * video + AUDIO_ALLOWANCE * audio
         if rate <= subscriber.transport.target_bitrate:
             return  # it fits already: the allocator's hold is running
@@ -891,11 +892,14 @@ def _allocated(publication: Publication) -> bool:
     return publication.simulcast or publication.has_temporal_layers
 
 
-def _shares(subscriber: Participant) -> tuple[int, int]:
-    """How many video and audio slots of ``subscriber`` carry a track (and are not paused by a last-N)."""
+def _shares(subscriber: Participant, now: float) -> tuple[int, int]:
+    """How many video and audio slots of ``subscriber`` receive media: their track sends (a packet
+    within LAYER_TIMEOUT) and no last-N pauses them. A screen section before a share carries a track
+    that sends nothing; given a share, it would keep every camera a layer lower."""
     video = audio = 0
     for slot in subscriber.slots:
-        if slot.publication is not None and not slot.downtrack.paused:
+        publication = slot.publication
+        if publication is not None and not slot.downtrack.paused and publication.sending(now):
             if slot.kind == "video":
                 video += 1
             else:
@@ -903,8 +907,8 @@ def _shares(subscriber: Participant) -> tuple[int, int]:
     return max(1, video), audio
 
 
-def _budget(subscriber: Participant) -> float:
-    """What one video slot of ``subscriber`` may take: its estimate less its audio, shared by its video.
+def _budget(subscriber: Participant, now: float) -> float:
+    """What one video slot of ``subscriber`` may take (netcore.sfu.allocator.slot_budget).
 
     An estimate at the transport's ceiling (``SfuConfig.max_subscriber_bitrate``) says the link is not
     what limits it: the budget is unbounded then, or a publisher sent at a cap that high would never fit
@@ -912,8 +916,8 @@ def _budget(subscriber: Participant) -> float:
     transport = subscriber.transport
     if transport.target_bitrate >= AT_CAP * transport.config.max_bitrate:
         return float("inf")
-    video, audio = _shares(subscriber)
-    return max(0.0, subscriber.transport.target_bitrate - AUDIO_ALLOWANCE * audio) / video
+    video, audio = _shares(subscriber, now)
+    return slot_budget(transport.target_bitrate, video, audio)
 
 
 def _timestamp_delta(old: Layer | None, new: Layer, clock_rate: int) -> int | None:

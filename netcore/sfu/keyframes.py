@@ -21,7 +21,8 @@ from __future__ import annotations
 __all__ = ["KeyFrameArbiter", "KEYFRAME_INTERVAL", "KEYFRAME_RETRY"]
 
 KEYFRAME_INTERVAL = 0.5  # seconds: at most one upstream request per interval
-KEYFRAME_RETRY = 1.0  # seconds: a request in flight whose key frame never came is asked again
+KEYFRAME_RETRY = 0.4  # seconds: a request in flight whose key frame never came is asked again (Chromium ignores
+# a request within 300 ms of its previous one on any layer of the track: libwebrtc's min key frame send interval)
 
 
 class KeyFrameArbiter:

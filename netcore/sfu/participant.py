@@ -23,7 +23,8 @@ from netcore.rtp.extensions import URI_AUDIO_LEVEL
 from netcore.sdp.jsep import Negotiator
 from netcore.sdp.model import MediaIntent, NegotiatedSession
 from netcore.sdp.wire import parse
-from netcore.sfu.allocator import LAYER_TIMEOUT, PAUSED_AFTER, PROBE_INTERVAL, BitrateMeter, LayerAllocator, LayerInfo
+from netcore.sfu.allocator import (LAYER_TIMEOUT, PAUSED_FRAMES, PROBE_INTERVAL, BitrateMeter, LayerAllocator,
+                                   LayerInfo)
 from netcore.sfu.keyframes import KeyFrameArbiter
 from netcore.sfu.rewrite import DownTrack, ReceivedWindow
 
@@ -48,17 +49,12 @@ class Layer:
     temporal: list[BitrateMeter] = field(default_factory=list)  # per VP8 TID seen, 0 first (temporal layers)
     owner: Participant | None = None  # a transcoding worker's rendition (None: the publisher's own stream)
     codec: str | None = None  # of its latest packet (upper case), None before the first
+    timestamp: int | None = None  # the RTP timestamp of its latest frame
+    mark: int = 0  # its publication's ``frame_starts`` at its latest packet
 
     @property
     def rendition(self) -> bool:
         return self.owner is not None
-
-    @property
-    def paused_after(self) -> float:
-        """Seconds behind the track's newest packet after which it counts as paused: a browser stops a
-        layer at once, while a worker's rendition comes in bursts as its CPU allows (and skips frames
-        to stay real time), which is no pause."""
-        return LAYER_TIMEOUT if self.owner is not None else PAUSED_AFTER
 
     def temporal_meter(self, tid: int) -> BitrateMeter:
         """The meter of TID ``tid`` (0-3), made with those below it on first sight."""
@@ -92,6 +88,7 @@ class Publication:
     slots: list[SlotState] = field(default_factory=list)  # where it is forwarded
     packets: int = 0
     bytes: int = 0
+    frame_starts: int = 0  # frames started on any of its layers (a packet with a newer RTP timestamp)
 
     def __post_init__(self) -> None:
         self.layers = [Layer(rid) for rid in self.rids] or [Layer(None)]
@@ -129,6 +126,34 @@ class Publication:
     def source(self) -> int | None:
         """The SSRC of the single stream (without simulcast), or of the first layer seen."""
         return self.layers[0].ssrc if not self.rids else next((la.ssrc for la in self.layers if la.ssrc), None)
+
+    def note_packet(self, layer: Layer, timestamp: int) -> bool:
+        """A packet of ``layer`` (with simulcast): True when it starts a newer frame of that layer."""
+        last = layer.timestamp
+        started = last is None or 0 < (timestamp - last) & 0xFFFFFFFF < 0x80000000  # not older (RTX, reordered)
+        if started:
+            layer.timestamp = timestamp
+            if layer.owner is None:  # a rendition comes in bursts as its worker's CPU allows: not counted
+                self.frame_starts += 1
+        layer.mark = self.frame_starts
+        return started
+
+    def paused(self, layer: Layer, now: float) -> bool:
+        """The publisher stopped ``layer`` while others go on: since its latest packet, each of its other
+        active layers started PAUSED_FRAMES frames (on average; netcore.sfu.allocator). Counted from its
+        latest packet, not frame, so a layer that merely lags (a large picture takes longer) is no pause.
+
+        A worker's rendition comes in bursts (and skips frames to stay real time), which is no pause: it
+        counts as paused after LAYER_TIMEOUT without a packet, while the track's newest packet is newer."""
+        if layer.owner is not None:
+            newest = max(la.meter.last_packet for la in self.layers)
+            return newest - layer.meter.last_packet >= LAYER_TIMEOUT
+        others = sum(1 for la in self.layers if la is not layer and la.owner is None and la.meter.active(now))
+        return self.frame_starts - layer.mark >= PAUSED_FRAMES * max(1, others)
+
+    def sending(self, now: float) -> bool:
+        """A packet of some layer within LAYER_TIMEOUT: its subscribers' slots receive media."""
+        return any(la.meter.active(now) for la in self.layers)
 
     def layer(self, ssrc: int, rid: str | None) -> Layer | None:
         """The layer of a packet, bound by its RID on first sight (None: a RID we did not negotiate)."""
@@ -172,9 +197,7 @@ class Publication:
         return layers
 
     def layer_infos(self, layers: list[Layer], now: float) -> list[LayerInfo]:
-        newest = max(la.meter.last_packet for la in layers)
-        return [LayerInfo(la.meter.current(now), la.height,
-                          la.meter.active(now) and newest - la.meter.last_packet < la.paused_after,
+        return [LayerInfo(la.meter.current(now), la.height, la.meter.active(now) and not self.paused(la, now),
                           la.temporal_rates(now)) for la in layers]
 
 

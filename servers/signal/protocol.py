@@ -178,7 +178,7 @@ _USERNAME_RE = re.compile(r"[a-z0-9_-]{3,32}")
 USERNAME = _username
 PASSWORD = _string(128, 8)
 ID = _string(64)
-SDP = _string(32 * 1024)
+SDP = _string(48 * 1024)  # a call-server offer: 27 sections, the camera as simulcast
 CANDIDATE = _object(
     {
         "candidate": (_string(1024, 0), True),

@@ -8,8 +8,8 @@ import math
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from netcore.sfu.allocator import (ALLOCATE_INTERVAL, LAYER_TIMEOUT, TEMPORAL_UP_HOLD, UP_HOLD, UP_MARGIN,
-                                   BitrateMeter, LayerAllocator, LayerInfo)
+from netcore.sfu.allocator import (ALLOCATE_INTERVAL, AUDIO_ALLOWANCE, LAYER_TIMEOUT, TEMPORAL_UP_HOLD, UP_HOLD,
+                                   UP_MARGIN, BitrateMeter, LayerAllocator, LayerInfo, slot_budget)
 
 # three layers as a browser sends a 720p camera: 180p, 360p, 720p
 LAYERS = [LayerInfo(150_000, 180), LayerInfo(500_000, 360), LayerInfo(1_500_000, 720)]
@@ -170,3 +170,31 @@ def test_with_temporal_layers_the_choice_fits_the_budget_whenever_any_step_does(
             assert rate <= budget  # down is at once: never above the budget while something fits
         if index > 0:
             assert tid is not None and tid >= 1
+
+
+def test_only_slots_receiving_media_share_the_budget():
+    """The budget is shared by the video slots whose track sent within LAYER_TIMEOUT (their meters, on a
+    fake clock): a screen section that sends nothing leaves the camera the whole of it (the top layer);
+    once it sends, each gets half (the middle layer); when it stops, its share comes back."""
+    camera, screen = BitrateMeter(), BitrateMeter()
+    estimate = 2_500_000 + AUDIO_ALLOWANCE  # the top layer (1.5 Mbit/s) with margin for one slot, not for two
+
+    def budget(now: float) -> float:
+        return slot_budget(estimate, sum(m.active(now) for m in (camera, screen)), audio=1)
+
+    allocator = LayerAllocator()
+    now = 0.0
+    for _ in range(40):  # two seconds of a camera at 20 frames/s
+        camera.add(1200, now)
+        now += 0.05
+    assert budget(now) == estimate - AUDIO_ALLOWANCE
+    assert allocator.decide(LAYERS, budget(now), now) == 2
+    screen.add(1200, now)  # the screen's first packet
+    assert budget(now) == (estimate - AUDIO_ALLOWANCE) / 2
+    assert allocator.decide(LAYERS, budget(now), now) == 1  # down at once
+    stopped = now
+    while now < stopped + LAYER_TIMEOUT + 0.2:  # the screen stops; the camera goes on
+        camera.add(1200, now)
+        now += 0.05
+        assert budget(now) == (estimate - AUDIO_ALLOWANCE) / (1 if now - stopped >= LAYER_TIMEOUT else 2)
+    assert slot_budget(estimate, 0, 0) == estimate  # nothing received yet: one share, no audio taken

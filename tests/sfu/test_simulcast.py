@@ -14,10 +14,14 @@ from __future__ import annotations
 import struct
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from netcore.errors import UsageError
 from netcore.rtp.vp8 import Vp8Descriptor
 from netcore.sdp.jsep import RID_EXTENSION
+from netcore.sfu.allocator import PAUSED_FRAMES
+from netcore.sfu.participant import Publication
 from netcore.sfu.events import LayerSwitched
 from netcore.testing.bottleneck import Bottleneck
 from netcore.testing.simnet import Network
@@ -165,7 +169,7 @@ def test_a_requested_maximum_height_caps_the_layer_at_once_and_lifting_it_climbs
 
 def test_a_layer_the_publisher_stops_is_left_without_a_freeze():
     """A browser short of bitrate stops its top layer at once: the subscriber on it moves to the next
-    one within 500 ms (on the next packet of another layer, not after LAYER_TIMEOUT), and back later."""
+    one once the others started PAUSED_FRAMES frames without it (not after LAYER_TIMEOUT), and back later."""
     room = Room(net=ShapedNetwork(5))
     pub = room.join("pub", slots=0, simulcast=("q", "h", "f"))
     sub = room.join("sub", publish=(), slots=1)
@@ -181,10 +185,76 @@ def test_a_layer_the_publisher_stops_is_left_without_a_freeze():
     publisher.stream(12.0)
     assert layer() == "f"
     publisher.paused = {"f"}
-    publisher.stream(0.5)
+    publisher.stream(PAUSED_FRAMES / FPS + 0.1)  # noticed within PAUSED_FRAMES frames, then h's key frame
     assert layer() == "h"
     publisher.paused = set()
     publisher.stream(6.0)
     assert layer() == "f"
     numbers = frames(sub, mid)
     assert numbers == sorted(numbers) and max(b - a for a, b in zip(numbers, numbers[1:])) <= FPS // 2
+
+
+def test_a_track_that_sends_nothing_takes_no_share_of_the_budget():
+    """A subscriber given a simulcast camera and a track that sends nothing (as a page's screen section
+    before a share) gives the camera its whole video budget: on a 1.8 Mbit/s link, which takes the top
+    layer (~880 kbit/s) but not twice that, it climbs to the top layer as if alone. Once the silent track
+    sends, the two share it."""
+    net = ShapedNetwork(11)
+    room = Room(net=net)
+    pub = room.join("pub", slots=0, simulcast=("q", "h", "f"))
+    room.join("silent", publish=("video",), slots=0)
+    room.join("sub", publish=(), slots=2)
+    net.shaped["192.0.2.3"] = Bottleneck(1_800_000, delay=0.01, max_queue_delay=0.2)  # sub's (the third)
+    room.connect()
+    publisher = layered(room, pub)
+    subscriber = room.core.participants["sub"]
+    camera = next(s for s in subscriber.slots if s.kind == "video" and s.publication.owner.id == "pub")
+    silent = next(s for s in subscriber.slots if s.kind == "video" and s.publication.owner.id == "silent")
+
+    def layer() -> str | None:
+        found = camera.publication.by_ssrc.get(camera.downtrack.rewriter.source)
+        return found.rid if found else None
+
+    publisher.stream(20.0)
+    assert layer() == "f", (layer(), subscriber.transport.target_bitrate)
+    assert not silent.publication.sending(room.net.now)
+    # the silent participant starts sending (a small picture): the camera's share halves, it goes down
+    other = room.clients["silent"]
+    for _ in range(40):
+        room.send(other, other.video_packet(room.net.now, other.frame == 0))
+        publisher.stream(0.05)
+    assert silent.publication.sending(room.net.now)
+    assert layer() in ("q", "h"), (layer(), subscriber.transport.target_bitrate)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.permutations(["q", "h", "f"]), min_size=3, max_size=30), st.integers(0, 2**32 - 1),
+       st.integers(0, 3))
+def test_the_layers_packets_in_any_order_or_lagging_never_read_as_a_pause(orders, base, lag):
+    """Each picture's layers arrive in any order (a pacer's choice), and the top one up to ``lag`` pictures
+    late (a large picture takes longer): none is taken for paused. A layer that stops is, once the others
+    started PAUSED_FRAMES frames each."""
+    publication = Publication(None, "1", "video", {96: "VP8"}, rids=("q", "h", "f"))  # type: ignore[arg-type]
+    by_rid = {la.rid: la for la in publication.layers}
+    now = 0.0
+
+    def packet(rid: str, picture: int) -> bool:
+        layer = by_rid[rid]
+        layer.meter.add(1000, now)
+        return publication.note_packet(layer, (base + 3000 * picture) & 0xFFFFFFFF)
+
+    for n, order in enumerate(orders):
+        now = n / FPS
+        for rid in order:
+            picture = n - lag if rid == "f" else n
+            if picture >= 0:
+                assert packet(rid, picture) and not packet(rid, picture)  # its first packet starts it, not the next
+            assert not any(publication.paused(la, now) for la in publication.layers if la.timestamp is not None), (
+                n, order)
+        assert not packet("q", n - 1)  # an older one (a repaired packet) starts nothing
+    for n in range(len(orders), len(orders) + PAUSED_FRAMES):  # f stops
+        now = n / FPS
+        for rid in ("q", "h"):
+            packet(rid, n)
+    assert publication.paused(by_rid["f"], now)
+    assert not publication.paused(by_rid["q"], now) and not publication.paused(by_rid["h"], now)

@@ -13,8 +13,11 @@ Chromium's own send-side estimate towards the call server holds (at least
 1 Mbit/s, its three layers not "bandwidth"-limited): it acts on our
 transport-wide feedback, now that the feedback names one of its SSRCs. The
 unshaped subscriber climbs to the full layer (720 lines) with no SRTP
-replay: the RTX copies Chromium probes with are not forwarded again.
-Not asserted yet: the 500 ms freeze bound.
+replay: the RTX copies Chromium probes with are not forwarded again. The
+shaped one stays below the full layer (the fake camera's picture is simple:
+its half layer fits in 300 kbit/s) until its limit is lifted, then climbs
+to it. Around every layer switch either subscriber sees (the decoded
+height changing), no two decoded frames are more than 500 ms apart.
 """
 
 from __future__ import annotations
@@ -27,6 +30,10 @@ from tests.peer.browser_page import serve_page
 from tests.sdp.chromium import Browser, Page
 from tests.sfu.live import metrics, offer_to_call_server, signal_and_sfu, users_in_a_room
 from tests.sfu.test_simulcast_daemon import Shaper, until
+
+MAX_FREEZE = 0.5  # seconds between two decoded frames near a layer switch
+NEAR = 2.0  # seconds either side of a switch that count as near it
+FULL = 720  # lines: the f layer of the 1280x720 camera
 
 PUBLISH = """(async () => {
   const pc = window.pc = new RTCPeerConnection();
@@ -46,6 +53,17 @@ OUTBOUND = """(async () => { const out = [];
 AVAILABLE = """(async () => { let out = 0;
   (await pc.getStats()).forEach((s) => { if (s.type === 'candidate-pair' && s.nominated) out = s.availableOutgoingBitrate || 0; });
   return out; })()"""
+
+
+def freeze_near_switches(frames: list[tuple[float, int]]) -> tuple[float, list[tuple[float, int, int]]]:
+    """The longest time between two decoded frames within NEAR of a layer switch (the decoded height
+    changing), and the switches (time, from, to)."""
+    switches = [(b[0], a[1], b[1]) for a, b in zip(frames, frames[1:]) if a[1] != b[1]]
+    worst = 0.0
+    for (t0, _), (t1, _) in zip(frames, frames[1:]):
+        if any(t - NEAR <= t1 and t0 <= t + NEAR for t, _, _ in switches):
+            worst = max(worst, t1 - t0)
+    return worst, switches
 
 
 class Watcher:
@@ -107,6 +125,20 @@ async def scenario(tmp_path, chromium: Browser) -> None:
                 await asyncio.to_thread(metrics, env["sfu_http"]))
             assert wide.pc.transport.srtp.stats.replayed == 0
             assert all(layer[4] != "bandwidth" for layer in await page.eval(OUTBOUND)), await page.eval(OUTBOUND)
+            # the shaped subscriber is below the full layer; lifted, it climbs to it
+            assert await until(lambda: all(h < FULL for _, h in narrow.frames[-20:]), 30), (
+                freeze_near_switches(narrow.frames)[1], narrow.frames[0][0])
+            shaper.bottleneck.capacity = 1e9
+            assert await until(lambda: all(h == FULL for _, h in narrow.frames[-20:]), 60), (
+                freeze_near_switches(narrow.frames)[1], narrow.frames[0][0])
+            await asyncio.sleep(NEAR)  # the frames after the last switch
+            for name, watcher in (("wide", wide), ("narrow", narrow)):
+                freeze, switches = freeze_near_switches(watcher.frames)
+                start = watcher.frames[0][0]
+                print(f"{name}: switches {[(round(t - start, 1), a, b) for t, a, b in switches]}, "
+                      f"longest gap between decoded frames near one {freeze:.3f} s")
+                assert switches, name
+                assert freeze <= MAX_FREEZE, (name, freeze, switches)
         finally:
             shaper.close()
             for pc in (wide.pc, narrow.pc):

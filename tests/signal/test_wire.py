@@ -90,3 +90,14 @@ def test_valid_message_round_trip():
 def test_media_lists_are_checked(media):
     with pytest.raises(SignalParseError):
         parse(json.dumps({"v": 1, "type": "call.invite", "payload": {"to": "bob_1", "media": media}}))
+
+
+def test_an_sdp_takes_up_to_48_kib():
+    """A call-server offer (27 sections, the camera as three simulcast layers) fits; a larger one is refused
+    by the schema, inside the socket's 64 KiB frame limit."""
+    def room_media(size: int) -> str:
+        return json.dumps({"v": 1, "type": "room.media", "payload": {"room_id": "r1", "sdp": "v" * size}})
+
+    assert parse(room_media(48 * 1024)).payload["sdp"] == "v" * 48 * 1024
+    with pytest.raises(SignalParseError):
+        parse(room_media(48 * 1024 + 1))

@@ -109,3 +109,29 @@ export async function applyCaps(pc, caps) {
     await sender.setParameters(params);
   }
 }
+
+// --- the camera on the call server -------------------------------------------
+// A call server forwards each subscriber the simulcast layer its link and tile
+// take, so the publisher captures large enough for three layers to mean
+// something: CALL_SERVER_CAPTURE, within the max resolution of the settings.
+
+export const CALL_SERVER_CAPTURE = { width: 1280, height: 720 };
+
+// Ask the stream's camera for CALL_SERVER_CAPTURE (or the settings' max resolution, if smaller)
+// with applyConstraints on its track: a second getUserMedia would be handed the source already
+// open at its present size. Returns the track's new settings, or null when the capture is already
+// that large, there is no camera or the settings allow nothing larger. On failure (a camera that
+// cannot) the capture stays as it was (the error is thrown).
+export async function enlargeCamera(stream, caps = {}) {
+  const track = stream.getVideoTracks()[0];
+  if (!track || track.readyState === 'ended') return null;
+  const cap = parseResolution(caps.max_resolution);
+  const width = cap ? Math.min(cap.width, CALL_SERVER_CAPTURE.width) : CALL_SERVER_CAPTURE.width;
+  const height = cap ? Math.min(cap.height, CALL_SERVER_CAPTURE.height) : CALL_SERVER_CAPTURE.height;
+  const now = track.getSettings();
+  if (now.width * now.height >= width * height) return null;
+  const video = { width: { ideal: width, max: width }, height: { ideal: height, max: height } };
+  if (caps.max_framerate) video.frameRate = { max: caps.max_framerate };
+  await track.applyConstraints(video);
+  return track.getSettings();
+}

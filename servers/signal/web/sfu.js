@@ -5,11 +5,27 @@
 // new connection, so sharing swaps the track in with replaceTrack instead of
 // renegotiating), and receive-only sections ("slots") that the call server
 // fills with the others' tracks; `room.slots` says which slot carries whose
-// track. The answer comes back as `room.media`.
+// track. The answer comes back as `room.media`. The camera goes as simulcast
+// (RFC 8853: three layers, rids q/h/f at a quarter, half and full size) when
+// the capture is large enough for that to be worth it; the call server sends
+// each subscriber the layer its link and its tile take.
 
 const GATHER_TIMEOUT_MS = 3000;  // the offer goes with the candidates gathered by then
 const RETRY_OFFER_MS = 500;      // while the room's call server is not linked (480)
 export const MAX_OTHERS = 8;     // participants shown: a camera and a screen slot each, one audio slot
+export const SIMULCAST_MIN = { width: 480, height: 270 };  // smaller captures go as one layer
+
+// The camera's send encodings for a capture of width x height: three simulcast layers lowest
+// first (the call server's rid order), or null (one layer) when the capture is smaller than
+// SIMULCAST_MIN: a quarter of it would be a postage stamp, and a small capture is cheap to send whole.
+export function cameraEncodings(width, height) {
+  if (!(width >= SIMULCAST_MIN.width && height >= SIMULCAST_MIN.height)) return null;
+  return [
+    { rid: 'q', scaleResolutionDownBy: 4 },
+    { rid: 'h', scaleResolutionDownBy: 2 },
+    { rid: 'f', scaleResolutionDownBy: 1 },
+  ];
+}
 
 // Which of a publisher's video sections is its camera: the first it offered
 // (this page offers its camera before its screen); any later one is a screen.
@@ -38,7 +54,14 @@ export class SfuLink {
     const audio = stream.getAudioTracks()[0];
     const video = stream.getVideoTracks()[0];
     this.pc.addTransceiver(audio || 'audio', { direction: audio ? 'sendonly' : 'inactive', streams: [stream] });
-    this.pc.addTransceiver(video || 'video', { direction: video ? 'sendonly' : 'inactive', streams: [stream] });
+    const settings = video ? video.getSettings() : {};
+    const encodings = video ? cameraEncodings(settings.width, settings.height) : null;
+    this.simulcast = Boolean(encodings);
+    this.pc.addTransceiver(video || 'video', {
+      direction: video ? 'sendonly' : 'inactive',
+      streams: [stream],
+      ...(encodings ? { sendEncodings: encodings } : {}),
+    });
     this.screen = this.pc.addTransceiver('video', { direction: 'sendonly' });
     const count = Math.max(1, Math.min(MAX_OTHERS, others));
     for (let i = 0; i < count; i++) {
@@ -49,7 +72,7 @@ export class SfuLink {
   }
 
   // VP8 (with RTX) and Opus only: every codec a browser knows, in two dozen sections,
-  // would make an offer larger than signaling's 64 KiB message limit.
+  // would make an offer larger than signaling's limit on an `sdp` (48 KiB).
   preferCodecs() {
     if (!window.RTCRtpReceiver || !RTCRtpReceiver.getCapabilities) return;
     const pick = (kind, names) => (RTCRtpReceiver.getCapabilities(kind) || { codecs: [] }).codecs

@@ -3,14 +3,26 @@
 // from what `room.slots` says each receive section carries; the active
 // speaker from `room.speaker`; a stats line per tile (layer received,
 // bitrate, loss, round trip). `room.moved`: a new link to the new server,
-// the same tiles.
+// the same tiles. Before the first link the camera is asked for up to
+// 1280x720 (media.js enlargeCamera) so that it can go as three simulcast
+// layers; each tile tells the call server how large it shows its track
+// (`room.quality`), so that no layer larger than that is forwarded to it.
 
 import { SfuLink, MAX_OTHERS, compareMids } from './sfu.js';
 import { summarize, formatKbps, formatMs } from './stats.js';
+import { enlargeCamera } from './media.js';
 import { $, makeTile } from './ui.js';
 
 const STATS_INTERVAL_MS = 1000;
 const SCREEN_IDLE_MS = 2000;  // a screen tile goes when no frame was decoded for this long
+const QUALITY_SETTLE_MS = 500;  // a tile's size must hold this long (a reflow, a window drag) before room.quality
+
+// The largest picture height worth sending to a tile shown `cssHeight` CSS pixels high: below
+// twice that (a dense screen has two device pixels per CSS pixel, and a layer somewhat larger
+// than the tile still looks sharper when scaled down), so a layer of exactly twice is left out.
+export function wantedHeight(cssHeight) {
+  return Math.max(1, Math.min(4320, Math.ceil(2 * cssHeight) - 1));
+}
 
 export class SfuRoom {
   // room: RoomView's room ({id, stream, relayOnly, members: Map session id -> user});
@@ -23,21 +35,31 @@ export class SfuRoom {
     this.link = null;
     this.state = 'new';
     this.slots = new Map();    // mid -> {kind, publisher, track}
-    this.members = new Map();  // session id -> {user, camera, screen, mids, screenSeen}
+    this.members = new Map();  // session id -> {user, camera, screen, mids, tracks, screenSeen}
     this.stats = null;
     this.showStats = false;
+    this.generation = 0;       // connect() calls: a slower one that was overtaken gives up
+    this.camera = null;        // the camera enlarged for the call server (a promise, once per room)
+    this.requested = new Map();  // `publisher track` -> max_height sent on the current link
+    this.qualityTimer = null;
+    this.resizes = window.ResizeObserver ? new ResizeObserver(() => this.qualitySoon()) : null;
     for (const [sessionId, user] of room.members) this.addMember(sessionId, user);
     this.timer = setInterval(() => this.tick(), STATS_INTERVAL_MS);
   }
 
   // A new peer connection to the room's call server (none: wait for room.moved).
-  connect() {
+  async connect() {
     if (this.link) this.link.close();
     this.link = null;
     this.slots = new Map();
+    this.requested = new Map();
     this.state = this.callServer ? 'connecting' : 'waiting';
     this.onChange();
     if (!this.callServer) return;
+    const generation = ++this.generation;
+    if (!this.camera) this.camera = this.enlargeCamera();
+    await this.camera;
+    if (generation !== this.generation) return;  // moved or closed meanwhile
     const room = this.room;
     const link = new SfuLink({
       iceServers: this.app.iceServers,
@@ -51,6 +73,16 @@ export class SfuRoom {
     this.link = link;
     if (room.screen) link.setScreen(room.screen.getVideoTracks()[0]).catch((err) => this.app.notify(err.message, true));
     link.start();
+  }
+
+  // The camera at the size simulcast needs (the offer's layers follow the capture); on failure
+  // the call goes on with the camera as it was.
+  async enlargeCamera() {
+    try {
+      await enlargeCamera(this.room.stream, this.app.settingsCaps());
+    } catch (err) {
+      console.warn('the camera stays at its size:', err);
+    }
   }
 
   moved(callServer) {
@@ -67,7 +99,10 @@ export class SfuRoom {
     if (!this.link.awaitingAnswer) return;
     // The slots first: a room.slots that comes while the answer is being applied is newer.
     this.slots = new Map((p.slots || []).map((s) => [String(s.mid), s]));
-    if (await this.link.handleAnswer(p.sdp)) this.place();
+    if (await this.link.handleAnswer(p.sdp)) {
+      this.requested = new Map();  // a new connection: the call server knows no sizes yet
+      this.place();
+    }
   }
 
   setSlots(slots) {
@@ -96,14 +131,16 @@ export class SfuRoom {
       line.hidden = !this.showStats;
       tile.append(line);
       $('tiles').append(tile);
+      if (this.resizes) this.resizes.observe(tile.querySelector('video'));
     }
-    this.members.set(sessionId, { user, camera, screen, mids: {}, screenSeen: 0 });
+    this.members.set(sessionId, { user, camera, screen, mids: {}, tracks: {}, screenSeen: 0 });
     this.place();
   }
 
   removeMember(sessionId) {
     const member = this.members.get(sessionId);
     if (!member) return;
+    if (this.resizes) for (const tile of [member.camera, member.screen]) this.resizes.unobserve(tile.querySelector('video'));
     member.camera.remove();
     member.screen.remove();
     this.members.delete(sessionId);
@@ -128,8 +165,38 @@ export class SfuRoom {
         screen: entry.video.length > 1 ? entry.video[1][1] : null,
         audio: entry.audio,
       };
+      member.tracks = {  // the publisher's own mids, as room.quality names them
+        camera: entry.video.length ? entry.video[0][0] : null,
+        screen: entry.video.length > 1 ? entry.video[1][0] : null,
+      };
       this.show(member.camera, [member.mids.camera, member.mids.audio]);
       this.show(member.screen, [member.mids.screen]);
+    }
+    this.qualitySoon();
+  }
+
+  qualitySoon() {
+    clearTimeout(this.qualityTimer);
+    this.qualityTimer = setTimeout(() => this.sendQuality(), QUALITY_SETTLE_MS);
+  }
+
+  // room.quality for each shown tile whose wanted height changed since the last on this link
+  // (a hidden tile's last request stands: it shows nothing to size by).
+  sendQuality() {
+    const link = this.link;
+    if (!link || link.awaitingAnswer || link.pc.remoteDescription === null) return;
+    for (const [sessionId, member] of this.members) {
+      for (const [tile, track] of [[member.camera, member.tracks.camera], [member.screen, member.tracks.screen]]) {
+        if (track == null) continue;
+        const shown = tile.querySelector('video').getBoundingClientRect().height;
+        if (!(shown > 0)) continue;
+        const maxHeight = wantedHeight(shown);
+        const key = `${sessionId} ${track}`;
+        if (this.requested.get(key) === maxHeight) continue;
+        this.requested.set(key, maxHeight);
+        this.app.client.request('room.quality', { room_id: this.room.id, publisher: sessionId, track, max_height: maxHeight })
+          .catch(() => { if (this.link === link) this.requested.delete(key); });
+      }
     }
   }
 
@@ -200,7 +267,10 @@ export class SfuRoom {
   }
 
   close() {
+    this.generation += 1;
     clearInterval(this.timer);
+    clearTimeout(this.qualityTimer);
+    if (this.resizes) this.resizes.disconnect();
     if (this.link) this.link.close();
     this.link = null;
     for (const sessionId of [...this.members.keys()]) this.removeMember(sessionId);
