@@ -239,19 +239,22 @@ class Peer:
         return [tuple(x) for m in self.messages if m["type"] in ("report", "end") for x in m.get(key, [])]
 
 
-def peer_command(implementation: str, offer: bool, duration: float) -> list[str]:
+def peer_command(implementation: str, offer: bool, duration: float, trace: str | None = None) -> list[str]:
     if implementation == "ours":
         cmd = [sys.executable, "-m", "netcore.testing.callpeer", "--host", HOST, "--width", str(WIDTH),
                "--height", str(HEIGHT), "--fps", str(FPS), "--audio", "--duration", str(duration + 20)]
+        if trace is not None:  # per-frame stage times (bench/call_frames.py)
+            cmd += ["--trace", f"{trace}/{'a' if offer else 'b'}.json"]
     else:
         cmd = [sys.executable, str(Path(__file__).resolve()), "--peer", "--duration", str(duration + 20)]
     return cmd + (["--offer"] if offer else [])
 
 
-def run_call(implementation: str, duration: float, impaired: bool) -> dict:
+def run_call(implementation: str, duration: float, impaired: bool, trace: str | None = None) -> dict:
+    """One call; ``trace``: a directory our peers write their stage times to (a.json, b.json)."""
     forwarder = Forwarder(0.05, 0.025, 0.03) if impaired else Forwarder(0.0, 0.0, 0.0)
-    a = Peer(peer_command(implementation, True, duration))
-    b = Peer(peer_command(implementation, False, duration))
+    a = Peer(peer_command(implementation, True, duration, trace))
+    b = Peer(peer_command(implementation, False, duration, trace))
     try:
         offer = a.wait_for("offer")
         b.send({"type": "offer", "sdp": forwarder.rewrite(offer["sdp"], "a")})
@@ -287,6 +290,7 @@ def run_call(implementation: str, duration: float, impaired: bool) -> dict:
         "cpu": statistics.mean((e - s) / seconds for s, e in zip(cpu_start, cpu_end)),
         "kbps": statistics.mean((bytes_end[d] - bytes_start[d]) * 8 / seconds / 1000 for d in bytes_end),
         "shown": shown / taken if taken else 0.0,
+        "window": (start, end),
     }
 
 

@@ -43,6 +43,7 @@ from netcore.media.synthetic import SyntheticCamera, SyntheticMicrophone, read_f
 from netcore.peer.connection import ConnectionState, Description, PeerConfiguration, PeerConnection
 from netcore.peer.events import PathChanged
 from netcore.peer.tracks import LocalAudioTrack, LocalVideoTrack
+from netcore.testing import calltrace
 
 __all__ = ["main", "parse_address"]
 
@@ -84,6 +85,8 @@ class Recorder:
     def __init__(self) -> None:
         self.sent: list[tuple[int, float]] = []
         self.decoded: list[tuple[int, float]] = []
+        self.all_sent: list[tuple[int, float]] = []  # over the whole call (for --trace)
+        self.all_decoded: list[tuple[int, float]] = []
         self.audio_frames = 0
 
     def camera(self, camera: SyntheticCamera, noise: int = 0) -> Iterator:
@@ -171,6 +174,8 @@ def report(pc: PeerConnection, recorder: Recorder, kind: str = "report") -> dict
         "jitter": {mid: dataclasses.asdict(r.jitter.metrics) for mid, r in pc._receivers.items()},
         "sent": recorder.sent, "decoded": recorder.decoded,
     }
+    recorder.all_sent += recorder.sent
+    recorder.all_decoded += recorder.decoded
     recorder.sent, recorder.decoded = [], []
     return message
 
@@ -217,6 +222,8 @@ async def run(args: argparse.Namespace) -> None:
         emit(report(pc, recorder, "end"))
     finally:
         await pc.close()
+        if args.trace:
+            calltrace.dump(args.trace, {"sent": recorder.all_sent, "shown": recorder.all_decoded})
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -234,7 +241,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-bitrate", type=float, default=2_500_000)
     parser.add_argument("--duration", type=float, default=20.0)
     parser.add_argument("--report", type=float, default=0.25, help="seconds between reports")
+    parser.add_argument("--trace", help="write per-frame stage times to this JSON file (netcore.testing.calltrace)")
     args = parser.parse_args(argv)
+    if args.trace:
+        calltrace.install()
     asyncio.run(run(args))
 
 
