@@ -13,7 +13,9 @@ Per call: glass-to-glass latency (the time a decoded picture's frame number
 was read back, minus the time the sender took that frame from its camera,
 on the one monotonic clock of the machine) p50 and p99 over both
 directions, CPU per peer process (its own CPU time over the call, in % of
-a core), the bitrate each way on the wire, and the share of frames shown.
+a core), the bitrate each way on the wire, the share of frames shown, and
+for ours the video jitter buffer's W3C jitterBufferDelay per frame ("jb";
+bench/call_chromium.py measures Chromium's under the same impairment).
 
 Usage: python3 bench/call.py [--duration 30]
 """
@@ -291,7 +293,25 @@ def run_call(implementation: str, duration: float, impaired: bool, trace: str | 
         "kbps": statistics.mean((bytes_end[d] - bytes_start[d]) * 8 / seconds / 1000 for d in bytes_end),
         "shown": shown / taken if taken else 0.0,
         "window": (start, end),
+        "jitter_buffer": _jitter_buffer_delay((a, b), start, end),
     }
+
+
+def _jitter_buffer_delay(peers: tuple[Peer, Peer], start: float, end: float) -> float | None:
+    """Our video jitter buffers' W3C jitterBufferDelay per frame over [start, end], both peers
+    (first packet in to the frame leaving for the decoder); None for aiortc, which has none."""
+    delay, frames = 0.0, 0
+    for peer in peers:
+        reports = [m for m in peer.messages if m["type"] in ("report", "end") and "jitter" in m]
+        if not reports:
+            return None
+        first = min(reports, key=lambda m: abs(m["t"] - start))["jitter"]
+        last = min(reports, key=lambda m: abs(m["t"] - end))["jitter"]
+        for mid, metrics in last.items():
+            if metrics["kind"] == "video" and mid in first:
+                delay += metrics["delay_total"] - first[mid]["delay_total"]
+                frames += metrics["frames_popped"] - first[mid]["frames_popped"]
+    return delay / frames if frames else None
 
 
 def _cpu_at(peer: Peer, moment: float) -> float:
@@ -317,12 +337,14 @@ def main() -> None:
         condition = "5% loss, 30 ms jitter, 50 ms RTT" if impaired else "loopback"
         results = {impl: run_call(impl, args.duration, impaired) for impl in ("ours", "aiortc")}
         rows.append((condition, results))
-    print(f"{'condition':34} {'peer':7} {'p50 ms':>7} {'p99 ms':>7} {'CPU %':>6} {'kbit/s':>7} {'shown':>6}")
+    print(f"{'condition':34} {'peer':7} {'p50 ms':>7} {'p99 ms':>7} {'CPU %':>6} {'kbit/s':>7} {'shown':>6} "
+          f"{'jb ms':>6}")
     for condition, results in rows:
         for impl in ("ours", "aiortc"):
             r = results[impl]
+            jitter_buffer = "-" if r["jitter_buffer"] is None else f"{r['jitter_buffer'] * 1000:.0f}"
             print(f"{condition:34} {impl:7} {r['p50'] * 1000:7.0f} {r['p99'] * 1000:7.0f} {r['cpu'] * 100:6.0f} "
-                  f"{r['kbps']:7.0f} {r['shown'] * 100:5.0f}%")
+                  f"{r['kbps']:7.0f} {r['shown'] * 100:5.0f}% {jitter_buffer:>6}")
         ours, theirs = results["ours"], results["aiortc"]
         print(f"{'':34} {'ratio':7} {ours['p50'] / theirs['p50']:7.2f} {ours['p99'] / theirs['p99']:7.2f} "
               f"{ours['cpu'] / theirs['cpu']:6.2f} {ours['kbps'] / theirs['kbps']:7.2f}   (ours/aiortc)")

@@ -146,9 +146,9 @@ class VideoEncoder:
             converted = frame.reformat(format="yuv420p")
             converted.pts, converted.time_base = frame.pts, frame.time_base
             frame = converted
-        keyframe = self._force_keyframe
+        # Taken and cleared at once: a request may come from another thread while this one codes.
+        keyframe, self._force_keyframe = self._force_keyframe, False
         frame.pict_type = av.video.frame.PictureType.I if keyframe else av.video.frame.PictureType.NONE
-        self._force_keyframe = False
         self._last_pts = frame.pts
         tid, sync = self._next_temporal(keyframe)
         data = b"".join(bytes(packet) for packet in context.encode(frame))

@@ -52,6 +52,7 @@ import os
 import socket
 import time
 from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -67,8 +68,8 @@ from netcore.peer import events as peer_events
 from netcore.peer.config import SendLayer, TransportConfig, config_from_negotiated
 from netcore.peer.stats import StatsCollector
 from netcore.peer.simulcast import Encoding, SimulcastSender, parse_encodings
-from netcore.peer.tracks import (CodedVideoTrack, LocalAudioTrack, LocalVideoTrack, RemoteTrack, RtpReceiver, RtpSender,
-                                  SenderLimits)
+from netcore.peer.tracks import (CodedFrames, CodedVideoTrack, LocalAudioTrack, LocalVideoTrack, RemoteTrack,
+                                  RtpReceiver, RtpSender, SenderLimits)
 from netcore.peer.transport import MediaTransport
 from netcore.sdp.attributes import Fingerprint
 from netcore.sdp.candidate import Candidate
@@ -224,6 +225,7 @@ class PeerConnection:
         self._local: Description | None = None
         self._remote_offer: str | None = None
         self._tasks: list[asyncio.Task] = []
+        self._encoding: ThreadPoolExecutor | None = None  # video encodes off the loop (see _run_sender)
         self._senders: dict[int, RtpSender] = {}  # every encoder by SSRC (a simulcast track's layers each)
         self._tracks: list[RtpSender | SimulcastSender] = []  # one per sending track: what shares the bitrate
         self._receivers: dict[str, RtpReceiver] = {}
@@ -515,7 +517,7 @@ class PeerConnection:
             # The frame's capture instant is its place on the schedule: the track's timestamps count
             # frames of that schedule (a late loop drops video frames and keeps it), so a loop that
             # runs late does not make the sender reports say the frame was taken late.
-            packets = sender.encode_next(next_at)
+            packets = await self._encode(sender, next_at)
             if packets is None:
                 return
             for layer in sender.senders if packets else ():
@@ -533,6 +535,25 @@ class PeerConnection:
                     sender.frames_skipped += 1
                 next_at += interval
             await asyncio.sleep(max(0.0, next_at - now))
+
+    async def _encode(self, sender: RtpSender | SimulcastSender, capture_time: float) -> list | None:
+        """The track's next frame in packets; None when the track has ended.
+
+        The frame is taken here, on the loop (a track's source may be anything the caller wrote),
+        and video is coded on a thread of its own (PyAV lets go of the GIL while the codec works):
+        a 640x480 frame takes a few ms of the loop otherwise, which every packet arriving meanwhile
+        waits for, and on a busy machine a single thread gets one thread's share of the CPU (the
+        peer fell seconds behind where aiortc, which codes on threads, did not). Audio, a fraction
+        of a ms, and frames coded elsewhere stay on the loop.
+        """
+        frame = sender.track.next_frame()
+        if frame is None:
+            return None
+        if sender.kind != "video" or isinstance(frame, CodedFrames):
+            return sender.encode(frame, capture_time)
+        if self._encoding is None:
+            self._encoding = ThreadPoolExecutor(1, thread_name_prefix="netcore-encode")
+        return await self._loop.run_in_executor(self._encoding, sender.encode, frame, capture_time)
 
     async def _media_tick(self) -> None:
         while self.connection_state not in (ConnectionState.CLOSED, ConnectionState.FAILED):
@@ -641,6 +662,8 @@ class PeerConnection:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._encoding is not None:
+            self._encoding.shutdown(wait=False)  # an encode under way ends on its own
         if self._driver is not None:
             self._driver.close()
         for sock in self._sockets.values():

@@ -163,7 +163,8 @@ def report(pc: PeerConnection, recorder: Recorder, kind: str = "report") -> dict
         "rtt": next((s.get("currentRoundTripTime") for s in stats.values() if s["type"] == "candidate-pair"), None),
         "rtcp_rtt": transport._rtt() if transport is not None else None,
         "retransmissions_refused": transport.sender.retransmissions_refused if transport is not None else 0,
-        "jitter": {mid: dataclasses.asdict(r.jitter.metrics) for mid, r in pc._receivers.items()},
+        "jitter": {mid: dict(dataclasses.asdict(r.jitter.metrics), kind=r.track.kind)
+                   for mid, r in pc._receivers.items()},
         "sent": recorder.sent, "decoded": recorder.decoded,
     }
     recorder.all_sent += recorder.sent
