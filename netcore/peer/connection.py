@@ -225,7 +225,9 @@ class PeerConnection:
         self._local: Description | None = None
         self._remote_offer: str | None = None
         self._tasks: list[asyncio.Task] = []
-        self._encoding: ThreadPoolExecutor | None = None  # video encodes off the loop (see _run_sender)
+        self._encoding: ThreadPoolExecutor | None = None  # video encodes off the loop (see _encode)
+        self._decoding: ThreadPoolExecutor | None = None  # and decodes (see _pop)
+        self._decode_queues: dict[str, deque] = {}  # by MID: frames taken, not yet decoded
         self._senders: dict[int, RtpSender] = {}  # every encoder by SSRC (a simulcast track's layers each)
         self._tracks: list[RtpSender | SimulcastSender] = []  # one per sending track: what shares the bitrate
         self._receivers: dict[str, RtpReceiver] = {}
@@ -555,6 +557,18 @@ class PeerConnection:
             self._encoding = ThreadPoolExecutor(1, thread_name_prefix="netcore-encode")
         return await self._loop.run_in_executor(self._encoding, sender.encode, frame, capture_time)
 
+    async def _decode(self, receiver: RtpReceiver, queue: deque) -> None:
+        """Decode ``queue``'s frames in order off the loop and deliver their pictures; ends when it is empty."""
+        if self._decoding is None:
+            self._decoding = ThreadPoolExecutor(1, thread_name_prefix="netcore-decode")
+        while queue:
+            decoder, frame = queue[0]
+            pictures = await self._loop.run_in_executor(self._decoding, receiver.decode, decoder, frame)
+            queue.popleft()  # only now: a frame queued meanwhile finds the queue busy and starts no task
+            for picture in pictures:
+                receiver.track.deliver(picture)
+        self._tasks = [t for t in self._tasks if not t.done() and t is not asyncio.current_task()]
+
     async def _media_tick(self) -> None:
         while self.connection_state not in (ConnectionState.CLOSED, ConnectionState.FAILED):
             now = self._loop.time()
@@ -568,8 +582,18 @@ class PeerConnection:
 
     def _pop(self, receiver: RtpReceiver, now: float) -> None:
         """Decode what the receiver's jitter buffer lets out; the transport's NACKs then stop asking
-        for what it played or skipped past (libwebrtc's NACK module is cleared the same way)."""
-        receiver.pop(now)
+        for what it played or skipped past (libwebrtc's NACK module is cleared the same way).
+        Video is decoded on a thread of its own, in order, and delivered on the loop (see
+        :meth:`_encode`); audio, a fraction of a ms, here."""
+        if receiver.track.kind == "video":
+            due = receiver.take(now)
+            if due:
+                queue = self._decode_queues.setdefault(receiver.track.mid, deque())
+                queue.extend(due)
+                if len(queue) == len(due):  # nothing was waiting: no drain task is running
+                    self._tasks.append(self._loop.create_task(self._decode(receiver, queue)))
+        else:
+            receiver.pop(now)
         played = receiver.jitter.played_sequence
         ssrc = receiver.jitter.ssrc
         if played is not None and ssrc is not None and self.transport is not None:
@@ -662,8 +686,9 @@ class PeerConnection:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self._encoding is not None:
-            self._encoding.shutdown(wait=False)  # an encode under way ends on its own
+        for pool in (self._encoding, self._decoding):
+            if pool is not None:
+                pool.shutdown(wait=False)  # a coding under way ends on its own
         if self._driver is not None:
             self._driver.close()
         for sock in self._sockets.values():
