@@ -325,6 +325,7 @@ def _cpu_at(peer: Peer, moment: float) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=float, default=30.0, help="seconds of each measured call")
+    parser.add_argument("--aiortc-first", action="store_true", help="run aiortc's call of each condition first")
     parser.add_argument("--peer", action="store_true", help=argparse.SUPPRESS)  # an aiortc peer process
     parser.add_argument("--offer", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -335,7 +336,8 @@ def main() -> None:
     rows = []
     for impaired in (False, True):
         condition = "5% loss, 30 ms jitter, 50 ms RTT" if impaired else "loopback"
-        results = {impl: run_call(impl, args.duration, impaired) for impl in ("ours", "aiortc")}
+        order = ("aiortc", "ours") if args.aiortc_first else ("ours", "aiortc")
+        results = {impl: run_call(impl, args.duration, impaired) for impl in order}
         rows.append((condition, results))
     print(f"{'condition':34} {'peer':7} {'p50 ms':>7} {'p99 ms':>7} {'CPU %':>6} {'kbit/s':>7} {'shown':>6} "
           f"{'jb ms':>6}")
