@@ -130,9 +130,10 @@ async def scenario(tmp_path, chromium: Browser) -> None:
             assert await until(lambda: all(h < FULL for _, h in narrow.frames[-20:]), 30), (
                 freeze_near_switches(narrow.frames)[1], narrow.frames[0][0])
             # (before this, Chromium's layers are still ramping up: its top layer may start under the
-            # shaped link's budget and outgrow it, and the freeze then is the 300 kbit/s link's, not a
-            # switch's: the shaped subscriber's switches count from here, the unshaped one's all)
-            settled = asyncio.get_running_loop().time() - NEAR
+            # shaped link's budget, be chosen, and outgrow it; the freeze until the move down is the
+            # overrun 300 kbit/s link's: the shaped subscriber's switches count from here, the unshaped
+            # one's all)
+            settled = asyncio.get_running_loop().time()
             shaper.bottleneck.capacity = 1e9
             assert await until(lambda: all(h == FULL for _, h in narrow.frames[-20:]), 60), (
                 freeze_near_switches(narrow.frames)[1], narrow.frames[0][0])
