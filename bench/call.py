@@ -13,7 +13,9 @@ Per call: glass-to-glass latency (the time a decoded picture's frame number
 was read back, minus the time the sender took that frame from its camera,
 on the one monotonic clock of the machine) p50 and p99 over both
 directions, CPU per peer process (its own CPU time over the call, in % of
-a core), the bitrate each way on the wire, and the share of frames shown.
+a core), the bitrate each way on the wire, the share of frames shown, and
+for ours the video jitter buffer's W3C jitterBufferDelay per frame ("jb";
+bench/call_chromium.py measures Chromium's under the same impairment).
 
 Usage: python3 bench/call.py [--duration 30]
 """
@@ -239,19 +241,22 @@ class Peer:
         return [tuple(x) for m in self.messages if m["type"] in ("report", "end") for x in m.get(key, [])]
 
 
-def peer_command(implementation: str, offer: bool, duration: float) -> list[str]:
+def peer_command(implementation: str, offer: bool, duration: float, trace: str | None = None) -> list[str]:
     if implementation == "ours":
         cmd = [sys.executable, "-m", "netcore.testing.callpeer", "--host", HOST, "--width", str(WIDTH),
                "--height", str(HEIGHT), "--fps", str(FPS), "--audio", "--duration", str(duration + 20)]
+        if trace is not None:  # per-frame stage times (bench/call_frames.py)
+            cmd += ["--trace", f"{trace}/{'a' if offer else 'b'}.json"]
     else:
         cmd = [sys.executable, str(Path(__file__).resolve()), "--peer", "--duration", str(duration + 20)]
     return cmd + (["--offer"] if offer else [])
 
 
-def run_call(implementation: str, duration: float, impaired: bool) -> dict:
+def run_call(implementation: str, duration: float, impaired: bool, trace: str | None = None) -> dict:
+    """One call; ``trace``: a directory our peers write their stage times to (a.json, b.json)."""
     forwarder = Forwarder(0.05, 0.025, 0.03) if impaired else Forwarder(0.0, 0.0, 0.0)
-    a = Peer(peer_command(implementation, True, duration))
-    b = Peer(peer_command(implementation, False, duration))
+    a = Peer(peer_command(implementation, True, duration, trace))
+    b = Peer(peer_command(implementation, False, duration, trace))
     try:
         offer = a.wait_for("offer")
         b.send({"type": "offer", "sdp": forwarder.rewrite(offer["sdp"], "a")})
@@ -287,7 +292,26 @@ def run_call(implementation: str, duration: float, impaired: bool) -> dict:
         "cpu": statistics.mean((e - s) / seconds for s, e in zip(cpu_start, cpu_end)),
         "kbps": statistics.mean((bytes_end[d] - bytes_start[d]) * 8 / seconds / 1000 for d in bytes_end),
         "shown": shown / taken if taken else 0.0,
+        "window": (start, end),
+        "jitter_buffer": _jitter_buffer_delay((a, b), start, end),
     }
+
+
+def _jitter_buffer_delay(peers: tuple[Peer, Peer], start: float, end: float) -> float | None:
+    """Our video jitter buffers' W3C jitterBufferDelay per frame over [start, end], both peers
+    (first packet in to the frame leaving for the decoder); None for aiortc, which has none."""
+    delay, frames = 0.0, 0
+    for peer in peers:
+        reports = [m for m in peer.messages if m["type"] in ("report", "end") and "jitter" in m]
+        if not reports:
+            return None
+        first = min(reports, key=lambda m: abs(m["t"] - start))["jitter"]
+        last = min(reports, key=lambda m: abs(m["t"] - end))["jitter"]
+        for mid, metrics in last.items():
+            if metrics["kind"] == "video" and mid in first:
+                delay += metrics["delay_total"] - first[mid]["delay_total"]
+                frames += metrics["frames_popped"] - first[mid]["frames_popped"]
+    return delay / frames if frames else None
 
 
 def _cpu_at(peer: Peer, moment: float) -> float:
@@ -301,6 +325,7 @@ def _cpu_at(peer: Peer, moment: float) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=float, default=30.0, help="seconds of each measured call")
+    parser.add_argument("--aiortc-first", action="store_true", help="run aiortc's call of each condition first")
     parser.add_argument("--peer", action="store_true", help=argparse.SUPPRESS)  # an aiortc peer process
     parser.add_argument("--offer", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -311,14 +336,17 @@ def main() -> None:
     rows = []
     for impaired in (False, True):
         condition = "5% loss, 30 ms jitter, 50 ms RTT" if impaired else "loopback"
-        results = {impl: run_call(impl, args.duration, impaired) for impl in ("ours", "aiortc")}
+        order = ("aiortc", "ours") if args.aiortc_first else ("ours", "aiortc")
+        results = {impl: run_call(impl, args.duration, impaired) for impl in order}
         rows.append((condition, results))
-    print(f"{'condition':34} {'peer':7} {'p50 ms':>7} {'p99 ms':>7} {'CPU %':>6} {'kbit/s':>7} {'shown':>6}")
+    print(f"{'condition':34} {'peer':7} {'p50 ms':>7} {'p99 ms':>7} {'CPU %':>6} {'kbit/s':>7} {'shown':>6} "
+          f"{'jb ms':>6}")
     for condition, results in rows:
         for impl in ("ours", "aiortc"):
             r = results[impl]
+            jitter_buffer = "-" if r["jitter_buffer"] is None else f"{r['jitter_buffer'] * 1000:.0f}"
             print(f"{condition:34} {impl:7} {r['p50'] * 1000:7.0f} {r['p99'] * 1000:7.0f} {r['cpu'] * 100:6.0f} "
-                  f"{r['kbps']:7.0f} {r['shown'] * 100:5.0f}%")
+                  f"{r['kbps']:7.0f} {r['shown'] * 100:5.0f}% {jitter_buffer:>6}")
         ours, theirs = results["ours"], results["aiortc"]
         print(f"{'':34} {'ratio':7} {ours['p50'] / theirs['p50']:7.2f} {ours['p99'] / theirs['p99']:7.2f} "
               f"{ours['cpu'] / theirs['cpu']:6.2f} {ours['kbps'] / theirs['kbps']:7.2f}   (ours/aiortc)")

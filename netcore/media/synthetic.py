@@ -114,6 +114,16 @@ def read_flash(frame: av.VideoFrame) -> bool:
     return float(luma[luma.shape[0] * 7 // 8:, :].mean()) > 215
 
 
+def _luma(frame: av.VideoFrame) -> np.ndarray:
+    """The luma plane as an array: a view of the frame's own plane when it is planar YUV (converting
+    the whole picture to gray cost as much CPU as a third of decoding it), else converted."""
+    if frame.format.name in ("yuv420p", "yuvj420p", "yuv422p", "yuv444p"):
+        plane = frame.planes[0]
+        rows = np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)
+        return rows[:frame.height, :frame.width]
+    return frame.to_ndarray(format="gray")
+
+
 def read_frame_number(frame: av.VideoFrame) -> int | None:
     """The frame number drawn by :class:`SyntheticCamera`, or ``None`` if unreadable.
 
@@ -122,7 +132,7 @@ def read_frame_number(frame: av.VideoFrame) -> int | None:
     layer, a receiver's own size) reads the same. The check bits reject a
     frame that is not ours or too damaged to trust.
     """
-    luma = frame.to_ndarray(format="gray")
+    luma = _luma(frame)
     height, width = luma.shape
     block = width / BLOCKS_ACROSS
     half = max(0, int(block / 4) - 1)  # read the middle half of a block, away from ringing at its edges

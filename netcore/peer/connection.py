@@ -52,6 +52,7 @@ import os
 import socket
 import time
 from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -67,8 +68,8 @@ from netcore.peer import events as peer_events
 from netcore.peer.config import SendLayer, TransportConfig, config_from_negotiated
 from netcore.peer.stats import StatsCollector
 from netcore.peer.simulcast import Encoding, SimulcastSender, parse_encodings
-from netcore.peer.tracks import (CodedVideoTrack, LocalAudioTrack, LocalVideoTrack, RemoteTrack, RtpReceiver, RtpSender,
-                                  SenderLimits)
+from netcore.peer.tracks import (CodedFrames, CodedVideoTrack, LocalAudioTrack, LocalVideoTrack, RemoteTrack,
+                                  RtpReceiver, RtpSender, SenderLimits)
 from netcore.peer.transport import MediaTransport
 from netcore.sdp.attributes import Fingerprint
 from netcore.sdp.candidate import Candidate
@@ -240,6 +241,9 @@ class PeerConnection:
         self._local: Description | None = None
         self._remote_offer: str | None = None
         self._tasks: list[asyncio.Task] = []
+        self._encoding: ThreadPoolExecutor | None = None  # video encodes off the loop (see _encode)
+        self._decoding: ThreadPoolExecutor | None = None  # and decodes (see _pop)
+        self._decode_queues: dict[str, deque] = {}  # by MID: frames taken, not yet decoded
         self._senders: dict[int, RtpSender] = {}  # every encoder by SSRC (a simulcast track's layers each)
         self._tracks: list[RtpSender | SimulcastSender] = []  # one per sending track: what shares the bitrate
         self._receivers: dict[str, RtpReceiver] = {}
@@ -531,7 +535,7 @@ class PeerConnection:
             # The frame's capture instant is its place on the schedule: the track's timestamps count
             # frames of that schedule (a late loop drops video frames and keeps it), so a loop that
             # runs late does not make the sender reports say the frame was taken late.
-            packets = sender.encode_next(next_at)
+            packets = await self._encode(sender, next_at)
             if packets is None:
                 return
             for layer in sender.senders if packets else ():
@@ -550,6 +554,37 @@ class PeerConnection:
                 next_at += interval
             await asyncio.sleep(max(0.0, next_at - now))
 
+    async def _encode(self, sender: RtpSender | SimulcastSender, capture_time: float) -> list | None:
+        """The track's next frame in packets; None when the track has ended.
+
+        The frame is taken here, on the loop (a track's source may be anything the caller wrote),
+        and video is coded on a thread of its own (PyAV lets go of the GIL while the codec works):
+        a 640x480 frame takes a few ms of the loop otherwise, which every packet arriving meanwhile
+        waits for, and on a busy machine a single thread gets one thread's share of the CPU (the
+        peer fell seconds behind where aiortc, which codes on threads, did not). Audio, a fraction
+        of a ms, and frames coded elsewhere stay on the loop.
+        """
+        frame = sender.track.next_frame()
+        if frame is None:
+            return None
+        if sender.kind != "video" or isinstance(frame, CodedFrames):
+            return sender.encode(frame, capture_time)
+        if self._encoding is None:
+            self._encoding = ThreadPoolExecutor(1, thread_name_prefix="netcore-encode")
+        return await self._loop.run_in_executor(self._encoding, sender.encode, frame, capture_time)
+
+    async def _decode(self, receiver: RtpReceiver, queue: deque) -> None:
+        """Decode ``queue``'s frames in order off the loop and deliver their pictures; ends when it is empty."""
+        if self._decoding is None:
+            self._decoding = ThreadPoolExecutor(1, thread_name_prefix="netcore-decode")
+        while queue:
+            decoder, frame = queue[0]
+            pictures = await self._loop.run_in_executor(self._decoding, receiver.decode, decoder, frame)
+            queue.popleft()  # only now: a frame queued meanwhile finds the queue busy and starts no task
+            for picture in pictures:
+                receiver.track.deliver(picture)
+        self._tasks = [t for t in self._tasks if not t.done() and t is not asyncio.current_task()]
+
     async def _media_tick(self) -> None:
         while self.connection_state not in (ConnectionState.CLOSED, ConnectionState.FAILED):
             now = self._loop.time()
@@ -563,8 +598,18 @@ class PeerConnection:
 
     def _pop(self, receiver: RtpReceiver, now: float) -> None:
         """Decode what the receiver's jitter buffer lets out; the transport's NACKs then stop asking
-        for what it played or skipped past (libwebrtc's NACK module is cleared the same way)."""
-        receiver.pop(now)
+        for what it played or skipped past (libwebrtc's NACK module is cleared the same way).
+        Video is decoded on a thread of its own, in order, and delivered on the loop (see
+        :meth:`_encode`); audio, a fraction of a ms, here."""
+        if receiver.track.kind == "video":
+            due = receiver.take(now)
+            if due:
+                queue = self._decode_queues.setdefault(receiver.track.mid, deque())
+                queue.extend(due)
+                if len(queue) == len(due):  # nothing was waiting: no drain task is running
+                    self._tasks.append(self._loop.create_task(self._decode(receiver, queue)))
+        else:
+            receiver.pop(now)
         played = receiver.jitter.played_sequence
         ssrc = receiver.jitter.ssrc
         if played is not None and ssrc is not None and self.transport is not None:
@@ -657,6 +702,9 @@ class PeerConnection:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        for pool in (self._encoding, self._decoding):
+            if pool is not None:
+                pool.shutdown(wait=False)  # a coding under way ends on its own
         if self._driver is not None:
             self._driver.close()
         for sock in self._sockets.values():

@@ -40,6 +40,7 @@ PADDING_SIZE = 255  # RFC 3550 section 5.1: the padding count is one octet
 HISTORY_SIZE = 1024
 RETRANSMIT_SHARE = 0.25  # of the target bitrate, over one second, for retransmissions
 MIN_RETRANSMIT_INTERVAL = 0.02
+RTT_SAMPLES = 16  # round trip samples (one per RTCP report: several seconds) whose minimum spaces repairs
 PADDING_TICK = 0.002  # a running probe tops its bytes up to its rate this often (and this far ahead)
 
 
@@ -146,6 +147,7 @@ class Sender:
         self.retransmissions_refused = 0
         self._retransmitted: deque[tuple[float, int]] = deque()  # (when, bytes) over the last second
         self._retransmitted_bytes = 0
+        self._rtts: deque[float] = deque(maxlen=RTT_SAMPLES)  # the latest round trip samples
         self.padding_sent = 0
         self.probes_sent = 0
 
@@ -190,13 +192,19 @@ class Sender:
         while window and window[0][0] <= now - 1.0:
             self._retransmitted_bytes -= window.popleft()[1]
         budget = RETRANSMIT_SHARE * self.estimator.target_bitrate / 8 - self._retransmitted_bytes
-        for packet in stream.history.retransmit(lost, now):
-            wrapped = stream.rtx(packet)
-            packet = wrapped if wrapped is not None else packet
-            size = len(packet.data)
-            if size > budget:
-                self.retransmissions_refused += 1
+        history = stream.history
+        for seq in lost:
+            original = history.repairable(seq, now)
+            if original is None:
                 continue
+            # The RTX header adds 2 bytes; the RTX sequence number is spent only on what goes out.
+            size = len(original.data) + (2 if stream.rtx_ssrc is not None else 0)
+            if size > budget:
+                self.retransmissions_refused += 1  # not marked as resent: a later NACK may still get it
+                continue
+            history.resent(original.sequence_number, now)
+            wrapped = stream.rtx(original)
+            packet = wrapped if wrapped is not None else original
             budget -= size
             window.append((now, size))
             self._retransmitted_bytes += size
@@ -208,9 +216,19 @@ class Sender:
         return count
 
     def rtt_measured(self, rtt: float) -> None:
-        """A packet is resent at most once per round trip (the NACK of a repair in flight is stale)."""
+        """A packet is resent at most once per the path's shortest recent round trip.
+
+        A NACK that comes sooner after the repair was sent than any round trip can take was sent
+        before the repair could arrive: it is stale. One that comes later may be stale too (the
+        receiver asks again a round trip plus the jitter after its last NACK, the repair may take
+        longer) or ask for a repair that was lost; answering it costs a duplicate in the first case,
+        ignoring it costs a whole NACK round in the second. The latest sample (it swings with the
+        jitter, one sample may be twice the shortest) ignored repairs that were lost.
+        """
+        self._rtts.append(rtt)
+        interval = max(min(self._rtts), MIN_RETRANSMIT_INTERVAL)
         for stream in self.streams.values():
-            stream.history.min_interval = max(rtt, MIN_RETRANSMIT_INTERVAL)
+            stream.history.min_interval = interval
 
     def release(self, now: float) -> None:
         """Send what the pacer lets out now."""

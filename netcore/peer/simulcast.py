@@ -135,6 +135,10 @@ class SimulcastSender:
         frame = self.track.next_frame()
         if frame is None:
             return None
+        return self.encode(frame, capture_time)
+
+    def encode(self, frame, capture_time: float | None = None) -> list[RtpPacket]:
+        """Each active layer's packets of ``frame``, a frame of the track."""
         if not self._sized:
             self._sized = True
             for sender, encoding in self.layers:

@@ -31,7 +31,7 @@ from typing import Any, Callable, Iterable, Iterator
 import av
 
 from netcore.errors import UsageError
-from netcore.jitter import JitterBuffer, JitterConfig, KeyFrameRequested, NackConfig
+from netcore.jitter import Frame, JitterBuffer, JitterConfig, KeyFrameRequested, NackConfig
 from netcore.media.codecs import AudioDecoder, AudioEncoder, EncodedFrame, VideoDecoder, VideoEncoder
 from netcore.media.synthetic import SyntheticCamera, SyntheticMicrophone
 from netcore.rtp.h264 import h264_is_keyframe
@@ -395,21 +395,32 @@ class RtpReceiver:
 
     def pop(self, now: float) -> None:
         """Decode and deliver every frame due at ``now``."""
+        for decoder, frame in self.take(now):
+            for picture in self.decode(decoder, frame):
+                self.track.deliver(picture)
+
+    def take(self, now: float) -> list[tuple[VideoDecoder | AudioDecoder, Frame]]:
+        """The frames due at ``now``, each with the decoder it is for (:meth:`decode` them in order;
+        the caller may do so elsewhere, then :meth:`RemoteTrack.deliver` the pictures)."""
         decoder = self.decoder
         if decoder is None:
-            return
+            return []
         coded, decoded = self.track.coded_sinks, self.track._sinks
+        due = []
         while (frame := self.jitter.pop(now)) is not None:
             for sink in coded:
                 sink(self.codec, frame, now)
             if coded and not decoded:
-                continue
-            if isinstance(decoder, VideoDecoder):
-                pictures = decoder.decode(frame.payloads)
-            else:
-                pictures = [f for p in frame.payloads for f in decoder.decode(p)]
-            for picture in pictures:
-                self.track.deliver(picture)
+                continue  # only the coded frames are wanted (a transcoding worker decodes them itself)
+            due.append((decoder, frame))
+        return due
+
+    @staticmethod
+    def decode(decoder: VideoDecoder | AudioDecoder, frame: Frame) -> list[av.frame.Frame]:
+        """The pictures (or sample frames) of one frame :meth:`take` gave."""
+        if isinstance(decoder, VideoDecoder):
+            return decoder.decode(frame.payloads)
+        return [f for p in frame.payloads for f in decoder.decode(p)]
 
     def poll_keyframe_request(self) -> bool:
         """True once per key frame request the jitter buffer raised (a frame after a gap)."""

@@ -54,18 +54,27 @@ class SendHistory:
         p = self._ring[sequence_number % self.capacity]
         return p if p is not None and p.sequence_number == sequence_number else None
 
+    def repairable(self, sequence_number: int, now: float) -> RtpPacket | None:
+        """The packet with this number if held and not resent within ``min_interval`` of ``now``;
+        not marked as resent (see :meth:`resent`): the caller may still decide not to send it."""
+        p = self.get(sequence_number & 0xFFFF)
+        if p is None or now - self._sent_at[p.sequence_number % self.capacity] < self.min_interval:
+            return None
+        return p
+
+    def resent(self, sequence_number: int, now: float) -> None:
+        """The packet with this number was resent at ``now``."""
+        self._sent_at[(sequence_number & 0xFFFF) % self.capacity] = now
+
     def retransmit(self, lost: list[int], now: float) -> list[RtpPacket]:
         """Packets answering a NACK for ``lost``: RTX-wrapped when an RTX
         stream is configured for their payload type, else as sent."""
         out = []
         for seq in lost:
-            p = self.get(seq & 0xFFFF)
+            p = self.repairable(seq, now)
             if p is None:
                 continue
-            i = p.sequence_number % self.capacity
-            if now - self._sent_at[i] < self.min_interval:
-                continue
-            self._sent_at[i] = now
+            self.resent(p.sequence_number, now)
             rtx_pt = self.rtx_payload_types.get(p.payload_type)
             if self.rtx_ssrc is not None and rtx_pt is not None:
                 out.append(wrap_rtx(p, rtx_pt, self._rtx_seq, self.rtx_ssrc))

@@ -28,12 +28,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
-import itertools
 import json
 import sys
 import threading
 import time
-from typing import Any, Iterator
+from typing import Any
 
 import av
 import numpy as np
@@ -43,6 +42,7 @@ from netcore.media.synthetic import SyntheticCamera, SyntheticMicrophone, read_f
 from netcore.peer.connection import ConnectionState, Description, PeerConfiguration, PeerConnection
 from netcore.peer.events import PathChanged
 from netcore.peer.tracks import LocalAudioTrack, LocalVideoTrack
+from netcore.testing import calltrace
 
 __all__ = ["main", "parse_address"]
 
@@ -59,23 +59,26 @@ def emit(message: dict[str, Any]) -> None:
 
 class RecordedTrack(LocalVideoTrack):
     """A video track that notes each frame the sender takes to encode (number, time); frames
-    dropped because the sender was late are not noted: they never left."""
+    dropped because the sender was late are not noted: they never left, and are not drawn."""
 
-    def __init__(self, frames: Iterator, fps: float, recorder: Recorder) -> None:
-        super().__init__(frames, fps=fps)
+    def __init__(self, camera: SyntheticCamera, noise: int, recorder: Recorder) -> None:
+        super().__init__((), fps=camera.fps)
+        self.camera = camera
         self.recorder = recorder
         self.number = 0
+        self.grain = _grain(camera, noise) if noise else None
 
     def next_frame(self):
-        frame = super().next_frame()
-        if frame is not None:
-            self.recorder.sent.append((self.number, time.monotonic()))
-            self.number += 1
+        frame = self.camera.frame(self.number)
+        if self.grain is not None:  # detail for the encoder to spend a high bitrate on, below the number
+            frame = _with_grain(frame, self.grain[self.number % len(self.grain)], self.camera.width // 40 * 3)
+        self.recorder.sent.append((self.number, time.monotonic()))
+        self.number += 1
         return frame
 
     def skip(self) -> bool:
         self.number += 1
-        return super().next_frame() is not None
+        return True
 
 
 class Recorder:
@@ -84,17 +87,9 @@ class Recorder:
     def __init__(self) -> None:
         self.sent: list[tuple[int, float]] = []
         self.decoded: list[tuple[int, float]] = []
+        self.all_sent: list[tuple[int, float]] = []  # over the whole call (for --trace)
+        self.all_decoded: list[tuple[int, float]] = []
         self.audio_frames = 0
-
-    def camera(self, camera: SyntheticCamera, noise: int = 0) -> Iterator:
-        """Frames of ``camera``; ``noise``: that much grain in the luma (below the frame
-        number's band), so the encoder has detail to spend a high bitrate on."""
-        grain = _grain(camera, noise) if noise else None
-        for number in itertools.count():
-            frame = camera.frame(number)
-            if grain is not None:
-                frame = _with_grain(frame, grain[number % len(grain)], camera.width // 40 * 3)
-            yield frame
 
     def on_track(self, track) -> None:
         if track.kind == "video":
@@ -168,9 +163,12 @@ def report(pc: PeerConnection, recorder: Recorder, kind: str = "report") -> dict
         "rtt": next((s.get("currentRoundTripTime") for s in stats.values() if s["type"] == "candidate-pair"), None),
         "rtcp_rtt": transport._rtt() if transport is not None else None,
         "retransmissions_refused": transport.sender.retransmissions_refused if transport is not None else 0,
-        "jitter": {mid: dataclasses.asdict(r.jitter.metrics) for mid, r in pc._receivers.items()},
+        "jitter": {mid: dict(dataclasses.asdict(r.jitter.metrics), kind=r.track.kind)
+                   for mid, r in pc._receivers.items()},
         "sent": recorder.sent, "decoded": recorder.decoded,
     }
+    recorder.all_sent += recorder.sent
+    recorder.all_decoded += recorder.decoded
     recorder.sent, recorder.decoded = [], []
     return message
 
@@ -188,7 +186,7 @@ async def run(args: argparse.Namespace) -> None:
     pc.on("icecandidate", lambda candidate: done.set() if candidate is None else None)
     if args.send:
         camera = SyntheticCamera(args.width, args.height, args.fps)
-        pc.add_track(RecordedTrack(recorder.camera(camera, args.noise), args.fps, recorder))
+        pc.add_track(RecordedTrack(camera, args.noise, recorder))
     else:
         pc.add_transceiver("video", "recvonly")
     if args.audio and args.send:
@@ -217,6 +215,8 @@ async def run(args: argparse.Namespace) -> None:
         emit(report(pc, recorder, "end"))
     finally:
         await pc.close()
+        if args.trace:
+            calltrace.dump(args.trace, {"sent": recorder.all_sent, "shown": recorder.all_decoded})
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -234,7 +234,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-bitrate", type=float, default=2_500_000)
     parser.add_argument("--duration", type=float, default=20.0)
     parser.add_argument("--report", type=float, default=0.25, help="seconds between reports")
+    parser.add_argument("--trace", help="write per-frame stage times to this JSON file (netcore.testing.calltrace)")
     args = parser.parse_args(argv)
+    if args.trace:
+        calltrace.install()
     asyncio.run(run(args))
 
 

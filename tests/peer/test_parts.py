@@ -133,6 +133,28 @@ def test_a_packet_is_retransmitted_once_per_round_trip():
     assert unwrap_rtx(repair, 96, 102).sequence_number == 9
 
 
+def test_repairs_are_spaced_by_the_shortest_recent_round_trip():
+    # On a jittery path the samples swing (50 to 110 ms here): a NACK one shortest round trip after
+    # the repair may be for a repair that was lost, and waiting for the latest sample cost a round.
+    s, _ = sender()
+    s.send(packet(102, 96, seq=9), 0.0)
+    for rtt in (0.05, 0.11, 0.08, 0.11):
+        s.rtt_measured(rtt)
+    assert s.retransmit(102, [9], 1.0) == 1
+    assert s.retransmit(102, [9], 1.04) == 0  # sooner than any round trip: the repair is in flight
+    assert s.retransmit(102, [9], 1.06) == 1
+
+
+def test_a_repair_refused_by_the_budget_is_sent_for_a_later_nack():
+    s, _ = sender(target=100_000)  # 3,125 bytes a second for repairs
+    big = bytes(1000)
+    for seq in range(4):
+        s.send(RtpPacket.build(payload_type=96, sequence_number=seq, timestamp=0, ssrc=102, payload=big), 0.0)
+    s.rtt_measured(1.5)
+    assert s.retransmit(102, [0, 1, 2, 3], 0.5) == 3  # the fourth refused: not in flight
+    assert s.retransmit(102, [3], 1.55) == 1  # the budget is back, within a round trip of the refusal
+
+
 def test_retransmissions_stay_within_a_quarter_of_the_target_per_second():
     s, _ = sender(target=100_000)  # 3,125 bytes a second for repairs
     big = bytes(1000)
