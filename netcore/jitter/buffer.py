@@ -292,7 +292,7 @@ class JitterBuffer:
         retries, first_nack = 0, None
         if self._nack is not None:
             first_nack = self._nack.first_nack(seq)
-            retries, given_up = self._nack.handle_packet(seq, now)
+            retries, given_up = self._nack.handle_packet(seq, now, retransmitted)
             if retries:
                 m.packets_recovered += 1
             if given_up:
@@ -330,7 +330,7 @@ class JitterBuffer:
         retries, first_nack = 0, None
         if self._nack is not None:
             first_nack = self._nack.first_nack(seq)
-            retries = self._nack.handle_packet(seq, now)[0]
+            retries = self._nack.handle_packet(seq, now, retransmitted)[0]
         if self._highest is None or seq > self._highest:
             self._highest = seq
         self._missed[seq] = None

@@ -62,7 +62,7 @@ class Receiver:
         stream.packets += 1
         stream.retransmitted += retransmitted
         if stream.nack is not None:
-            stream.nack.handle_packet(stream.unwrap.unwrap(packet.sequence_number), now)
+            stream.nack.handle_packet(stream.unwrap.unwrap(packet.sequence_number), now, retransmitted)
 
     def forget_through(self, ssrc: int, sequence_number: int) -> None:
         """Media SSRC ``ssrc`` was played or skipped up to ``sequence_number`` (16 bits): stop

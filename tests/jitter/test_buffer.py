@@ -14,6 +14,7 @@ from netcore.jitter import (
     NackGenerator,
     NackRequested,
 )
+from netcore.jitter.nack import REORDER_MEMORY
 from netcore.jitter.simulate import Phase, Simulation, is_frame_start, is_keyframe
 from netcore.rtp.packet import RtpPacket
 from netcore.testing.simnet import Link
@@ -364,6 +365,60 @@ def test_nack_retries_are_spaced_by_the_round_trip_plus_the_jitter():
     assert n.handle_packet(1, 0.15) == (2, 0)  # answered the second NACK
 
 
+def _reordered_by(n: NackGenerator, lateness: float, count: int, seq: int, t: float,
+                  retransmitted: bool | None = False) -> tuple[int, float]:
+    """``count`` originals each ``lateness`` behind the next one (a gap seen, then filled)."""
+    for _ in range(count):
+        n.handle_packet(seq + 1, t)
+        if n.reorder_hold < lateness:
+            n.poll(t + n.reorder_hold)  # NACKed once the hold is over, if that is before it came
+        n.poll(t + lateness - 1e-6)
+        n.handle_packet(seq, t + lateness, retransmitted)
+        seq, t = seq + 2, t + 0.033
+    return seq, t
+
+
+def test_the_reorder_hold_follows_how_late_reordered_packets_come():
+    n = NackGenerator(NackConfig(), rtt=0.1)
+    n.handle_packet(0, 0.0)
+    assert n.reorder_hold == NackConfig().reorder_delay
+    seq, t = _reordered_by(n, 0.02, 32, 1, 0.0)
+    assert abs(n.reorder_hold - 0.02) < 1e-9
+    assert n.nacks_sent == 1  # only the first gap, before the hold had grown, was NACKed ...
+    # ... and a lost packet now waits the hold before its NACK
+    n.handle_packet(seq + 1, t)
+    assert n.poll(t + 0.019) == ([], 0) and n.poll(t + 0.02) == ([seq], 0)
+
+
+def test_the_reorder_hold_is_bounded_and_forgets():
+    config = NackConfig()
+    n = NackGenerator(config, rtt=0.2)
+    n.handle_packet(0, 0.0)
+    seq, t = _reordered_by(n, 0.2, 32, 1, 0.0)
+    assert n.reorder_hold == config.max_reorder_delay  # however late they came
+    n.rtt = 0.03
+    seq, t = _reordered_by(n, 0.2, 1, seq, t)
+    assert abs(n.reorder_hold - 0.015) < 1e-9  # at most half a round trip
+    n.handle_packet(seq + 5, t + REORDER_MEMORY + 1)  # no reordering for a while
+    assert n.reorder_hold == config.reorder_delay
+
+
+def test_repairs_do_not_grow_the_reorder_hold():
+    n = NackGenerator(NackConfig(), rtt=0.1)
+    n.handle_packet(0, 0.0)
+    _reordered_by(n, 0.03, 32, 1, 0.0, retransmitted=True)
+    assert n.reorder_hold == NackConfig().reorder_delay
+    # not told: what comes within half a round trip of the first NACK is no repair
+    n = NackGenerator(NackConfig(), rtt=0.1)
+    n.handle_packet(0, 0.0)
+    _reordered_by(n, 0.03, 32, 1, 0.0, retransmitted=None)
+    assert abs(n.reorder_hold - 0.03) < 1e-9
+    n = NackGenerator(NackConfig(), rtt=0.04)
+    n.handle_packet(0, 0.0)
+    _reordered_by(n, 0.03, 32, 1, 0.0, retransmitted=None)
+    assert n.reorder_hold == NackConfig().reorder_delay
+
+
 @settings(max_examples=5, deadline=None)
 @given(st.integers(0, 2**32 - 1))
 def test_an_outage_does_not_stretch_the_target(seed):
@@ -396,8 +451,9 @@ def test_a_decodable_video_frame_leaves_at_once_whatever_the_target():
 
 
 def _behind_a_gap() -> JitterBuffer:
-    """Frame 0 played; 1 (seq 1) lost; frame 2 (seq 2) waits behind it; NACKed at 0.038."""
-    buf = _video_buffer(nack=NackConfig(reorder_delay=0.005), initial_delay=0.0)
+    """Frame 0 played; 1 (seq 1) lost; frame 2 (seq 2) waits behind it; NACKed at 0.038 (a fixed
+    5 ms reorder hold: the times below are about the NACK rounds)."""
+    buf = _video_buffer(nack=NackConfig(reorder_delay=0.005, max_reorder_delay=0.005), initial_delay=0.0)
     buf.rtt = 0.05
     buf.insert(_pkt(0, 0, payload=b"KSxxxx"), 0.0)
     assert buf.pop(0.0) is not None
