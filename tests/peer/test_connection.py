@@ -43,14 +43,16 @@ class Received:
 
 
 def in_order(numbers: list, sent: int, step: int = 1) -> bool:
-    """Frame numbers from 0 up, strictly increasing, at least 80 % of those sent.
+    """Frame numbers from 0 up, increasing by at least ``step`` (a frame rate limit of the camera's
+    over ``step``), at least 80 % of those the limit lets through.
 
     On an idle machine every frame arrives; when the process is starved for
     CPU (two cores shared with other test runs), a packet paced out late can
     miss its playout time and the frames up to the next key frame are skipped,
-    as a browser would.
+    as a browser would; and a sender running a frame late drops the camera
+    frames it missed, so the next one sent may be an odd one.
     """
-    return (numbers[:1] == [0] and all(b > a and (b - a) % step == 0 for a, b in zip(numbers, numbers[1:]))
+    return (numbers[:1] == [0] and all(b - a >= step for a, b in zip(numbers, numbers[1:]))
             and len(numbers) >= 0.8 * sent / step)
 
 
