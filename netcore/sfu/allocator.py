@@ -37,6 +37,10 @@ Rules (constants below):
   switches a minute without such a rule);
 * the first choice for a new slot is the best layer the budget fits, with
   no wait (the estimate starts low, so that is usually the lowest);
+* a layer is **priced** at least at the full bitrate of the usable layer
+  below it: one measuring less is still ramping up (a browser fills its
+  layers from the lowest up) and would outgrow the budget it was chosen
+  under;
 * **temporal layers** (VP8 TID, RFC 7741 section 4.2): a layer whose
   frames carry TIDs is measured per TID, and the choice is made on a
   ladder of (layer, highest TID) steps, lowest first, each costing the
@@ -185,15 +189,24 @@ class LayerAllocator:
 
 
 def _steps(layers: list[LayerInfo], usable: list[int]) -> list[Step]:
-    """The ladder of (layer, highest TID) choices over the usable layers, lowest first."""
+    """The ladder of (layer, highest TID) choices over the usable layers, lowest first.
+
+    A layer is priced at least at the full bitrate of the usable layer below it: a browser fills
+    its layers from the lowest up, so a higher layer measuring less than a lower one is still
+    ramping (a 720p layer at 200 kbit/s a second after a start, on its way to 1.5 Mbit/s) and
+    would outgrow the budget it was chosen under within seconds, freezing the slot on an overrun
+    link until the move back down.
+    """
     steps: list[Step] = []
+    floor = 0.0  # the full bitrate of the usable layer below
     for i in usable:
         temporal = layers[i].temporal
         if len(temporal) < 2:
-            steps.append((i, None, layers[i].bitrate))
-            continue
-        lowest = 0 if i == usable[0] else min(MIN_UPPER_TEMPORAL, len(temporal) - 1)
-        steps.extend((i, tid, temporal[tid]) for tid in range(lowest, len(temporal)))
+            steps.append((i, None, max(layers[i].bitrate, floor)))
+        else:
+            lowest = 0 if i == usable[0] else min(MIN_UPPER_TEMPORAL, len(temporal) - 1)
+            steps.extend((i, tid, max(temporal[tid], floor)) for tid in range(lowest, len(temporal)))
+        floor = max(floor, layers[i].bitrate)
     return steps
 
 

@@ -824,9 +824,8 @@ class SfuCore:
                 for slot in publication.slots:
                     if slot.owner.transcodes is not None:
                         continue  # a worker takes what it is sent: no reason to send more
-                    transport = slot.owner.transport
-                    video_slots = sum(1 for s in slot.owner.slots if s.kind == "video" and s.publication) or 1
-                    need = max(need, transport.target_bitrate / video_slots)
+                    # the share the allocator gives this slot: only slots receiving media take one
+                    need = max(need, _budget(slot.owner, now))
             if sources:
                 bitrate = int(max(MIN_REMB, min(need, self.config.max_bitrate)))
                 participant.transport.send_feedback([Remb(participant.transport.rtcp_ssrc, bitrate, sources)], now)

@@ -32,6 +32,16 @@ def test_the_first_choice_is_the_best_layer_that_fits_without_waiting():
     assert LayerAllocator().decide([], 1e6, 0.0) is None
 
 
+def test_a_layer_still_ramping_up_is_priced_at_the_layer_below():
+    # a second after a browser starts: the 720p layer measures less than the 360p one below it
+    ramping = [LayerInfo(150_000, 180), LayerInfo(500_000, 360), LayerInfo(200_000, 720)]
+    assert LayerAllocator().decide(ramping, 300_000, 0.0) == 0  # not the 720p layer at 200 kbit/s
+    assert LayerAllocator().decide(ramping, 600_000, 0.0) == 2  # at 360p's price it fits
+    allocator = LayerAllocator()
+    allocator.decide(LAYERS[:2], 300_000, 0.0)
+    assert allocator.next_rate(ramping) == 500_000  # a probe must show room for the price
+
+
 def test_down_at_once_and_up_only_after_the_hold_with_margin():
     allocator = LayerAllocator()
     assert allocator.decide(LAYERS, 2_000_000, 0.0) == 2

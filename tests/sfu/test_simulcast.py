@@ -25,7 +25,7 @@ from netcore.sfu.participant import Publication
 from netcore.sfu.events import LayerSwitched
 from netcore.testing.bottleneck import Bottleneck
 from netcore.testing.simnet import Network
-from tests.sfu.harness import SERVER, Client, Room, SimulcastPublisher
+from tests.sfu.harness import SERVER, Client, Publisher, Room, SimulcastPublisher
 
 HEIGHTS = {"q": 180, "h": 360, "f": 720}
 SIZES = {"q": 250, "h": 1100, "f": 3600}  # bytes per frame at 30 frames/s: ~70, ~280, ~880 kbit/s
@@ -225,6 +225,24 @@ def test_a_track_that_sends_nothing_takes_no_share_of_the_budget():
         publisher.stream(0.05)
     assert silent.publication.sending(room.net.now)
     assert layer() in ("q", "h"), (layer(), subscriber.transport.target_bitrate)
+
+
+def test_a_track_that_sends_nothing_does_not_lower_the_remb_to_a_publisher():
+    """The REMB to a publisher without simulcast is what its best subscriber's slot may take: a second
+    video slot of that subscriber whose track sends nothing takes no share of it (before, it halved it)."""
+    net = ShapedNetwork(12)
+    room = Room(net=net)
+    pub = room.join("pub", slots=0)
+    room.join("silent", publish=("video",), slots=0)
+    room.join("sub", publish=(), slots=2)
+    net.shaped["192.0.2.3"] = Bottleneck(1_000_000, delay=0.01, max_queue_delay=0.2)  # sub's (the third)
+    room.connect()
+    Publisher(room, pub).stream(6.0)
+    subscriber = room.core.participants["sub"]
+    assert sum(1 for s in subscriber.slots if s.kind == "video" and s.publication) == 2
+    remb = pub.transport.estimator._remb
+    assert remb is not None and remb >= 0.9 * (subscriber.transport.target_bitrate - 40_000), (
+        remb, subscriber.transport.target_bitrate)
 
 
 @settings(max_examples=100, deadline=None)

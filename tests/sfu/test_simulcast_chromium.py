@@ -55,11 +55,10 @@ AVAILABLE = """(async () => { let out = 0;
   return out; })()"""
 
 
-def freeze_near_switches(frames: list[tuple[float, int]],
-                         since: float = 0.0) -> tuple[float, list[tuple[float, int, int]]]:
+def freeze_near_switches(frames: list[tuple[float, int]]) -> tuple[float, list[tuple[float, int, int]]]:
     """The longest time between two decoded frames within NEAR of a layer switch (the decoded height
-    changing) at or after ``since``, and those switches (time, from, to)."""
-    switches = [(b[0], a[1], b[1]) for a, b in zip(frames, frames[1:]) if a[1] != b[1] and b[0] >= since]
+    changing), and the switches (time, from, to)."""
+    switches = [(b[0], a[1], b[1]) for a, b in zip(frames, frames[1:]) if a[1] != b[1]]
     worst = 0.0
     for (t0, _), (t1, _) in zip(frames, frames[1:]):
         if any(t - NEAR <= t1 and t0 <= t + NEAR for t, _, _ in switches):
@@ -129,17 +128,12 @@ async def scenario(tmp_path, chromium: Browser) -> None:
             # the shaped subscriber is below the full layer; lifted, it climbs to it
             assert await until(lambda: all(h < FULL for _, h in narrow.frames[-20:]), 30), (
                 freeze_near_switches(narrow.frames)[1], narrow.frames[0][0])
-            # (before this, Chromium's layers are still ramping up: its top layer may start under the
-            # shaped link's budget, be chosen, and outgrow it; the freeze until the move down is the
-            # overrun 300 kbit/s link's: the shaped subscriber's switches count from here, the unshaped
-            # one's all)
-            settled = asyncio.get_running_loop().time()
             shaper.bottleneck.capacity = 1e9
             assert await until(lambda: all(h == FULL for _, h in narrow.frames[-20:]), 60), (
                 freeze_near_switches(narrow.frames)[1], narrow.frames[0][0])
             await asyncio.sleep(NEAR)  # the frames after the last switch
-            for name, watcher, since in (("wide", wide, 0.0), ("narrow", narrow, settled)):
-                freeze, switches = freeze_near_switches(watcher.frames, since)
+            for name, watcher in (("wide", wide), ("narrow", narrow)):
+                freeze, switches = freeze_near_switches(watcher.frames)
                 start = watcher.frames[0][0]
                 print(f"{name}: switches {[(round(t - start, 1), a, b) for t, a, b in switches]}, "
                       f"longest gap between decoded frames near one {freeze:.3f} s")
