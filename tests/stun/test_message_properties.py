@@ -10,6 +10,8 @@ from netcore.stun import attributes as a
 from netcore.stun.errors import StunParseError
 from netcore.stun.message import _LAYOUTS, HEADER_LENGTH, Message, MessageClass, clear_layout_cache
 
+pytestmark = pytest.mark.usefixtures("stun_codec")  # the compiled codec and Python alike
+
 tids = st.binary(min_size=12, max_size=12)
 ipv4 = st.ip_addresses(v=4).map(str)
 ipv6 = st.ip_addresses(v=6).map(str)
