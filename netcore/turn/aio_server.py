@@ -339,11 +339,10 @@ class TurnServerEndpoint:
         server = self.tcp_relay_servers.pop(relayed, None)
         if server is not None:
             server.close()
-        elif sock.type == socket.SOCK_DGRAM:
-            if self.native is not None:
-                self.native.remove(sock)
-            else:
-                self.loop.remove_reader(sock.fileno())
+        elif self.native is not None:
+            self.native.remove(sock)  # a no-op for a socket it does not serve (no sock.type: an enum per call)
+        else:
+            self.loop.remove_reader(sock.fileno())  # likewise for one the loop does not read
 
     def _spawn(self, coroutine) -> None:
         task = self.loop.create_task(coroutine)
