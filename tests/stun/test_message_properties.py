@@ -320,3 +320,26 @@ def test_only_the_mac_lengths_of_the_rfc_verify(attr_type, size):
 def test_specific_malformations(data, reason):
     with pytest.raises(StunParseError, match=reason):
         Message.parse(data)
+
+
+@given(st.lists(st.tuples(st.sampled_from([a.USERNAME, a.REALM, a.NONCE, a.PASSWORD_ALGORITHM,
+                                           a.PASSWORD_ALGORITHMS, a.SOFTWARE, 0x8030]),
+                          st.binary(max_size=12) | st.text(max_size=12).map(str.encode)), max_size=7), tids)
+def test_long_term_credentials_read_what_get_reads(attributes, tid):
+    message = Message(0x003, MessageClass.REQUEST, tid)
+    for attr_type, value in attributes:
+        message.add_raw(attr_type, value)
+    raw = message.encode(b"key", fingerprint=True)
+
+    def one_by_one(m: Message):
+        return (m.get(a.USERNAME), m.get(a.REALM), m.get(a.NONCE),
+                a.PASSWORD_ALGORITHM in m or a.PASSWORD_ALGORITHMS in m)
+
+    for source in (lambda: Message.parse(raw), lambda: message):  # parsed (the fast read) and built
+        try:
+            expected = one_by_one(source())
+        except StunParseError:  # not UTF-8: refused alike
+            with pytest.raises(StunParseError):
+                source().long_term_credentials()
+            continue
+        assert source().long_term_credentials() == expected
