@@ -25,7 +25,10 @@ drives every allocation's 5-tuple at once. Printed per server and load:
 then the ratios netcore/coturn. Loads: 1,000 allocations at 50 packets/s of
 160 B and 100 allocations at 300 packets/s of 1,200 B (``--loads``). Runs go
 round by round, each round every server once in a rotated order; medians.
-Usage: ``python bench/turn_scale.py [--rounds N] [--setup-rounds N] [--seconds S] [--workers N]``.
+``--servers netcore,netcore-py,coturn`` adds the daemon with the STUN codec's
+byte work in Python (``NETCORE_STUN_CODEC=python``), to see what the compiled
+codec (``netcore/stun/_codec.c``) saves in the same run.
+Usage: ``python bench/turn_scale.py [--rounds N] [--setup-rounds N] [--seconds S] [--workers N] [--servers ...]``.
 """
 
 from __future__ import annotations

@@ -253,6 +253,19 @@ static void put_header(unsigned char *p, unsigned message_type, size_t length, c
     memcpy(p + 8, tid, 12);
 }
 
+/* A MESSAGE-INTEGRITY(-SHA256) attribute at p over out[..p), the header's length counting to its end; past it. */
+static unsigned char *append_mac(unsigned char *out, unsigned char *p, unsigned message_type, const unsigned char *tid,
+                                 unsigned attr_type, const KeyedMac *mac)
+{
+    unsigned size = mac->sha256 ? SHA256_DIGEST_LENGTH : SHA_DIGEST_LENGTH;
+    size_t done = (size_t)(p - out) - HEADER_LENGTH;
+    put_header(out, message_type, done + 4 + size, tid);
+    put16(p, attr_type);
+    put16(p + 2, size);
+    keyed_mac_run(mac, out, HEADER_LENGTH + done, NULL, 0, NULL, 0, p + 4);
+    return p + 4 + size;
+}
+
 static int is_signature(long type) { return type == ATTR_MI || type == ATTR_MI256 || type == ATTR_FP; }
 
 /*
@@ -372,22 +385,10 @@ static PyObject *encode(PyObject *module, PyObject *args)
         }
     }
     /* Each signature covers the header with the length counting to its own end (sections 14.5, 14.6). */
-    if (mi) {
-        size_t done = (size_t)(p - out) - HEADER_LENGTH;
-        put_header(out, message_type, done + 24, tid.buf);
-        put16(p, ATTR_MI);
-        put16(p + 2, 20);
-        keyed_mac_run(mi, out, HEADER_LENGTH + done, NULL, 0, NULL, 0, p + 4);
-        p += 24;
-    }
-    if (mi256) {
-        size_t done = (size_t)(p - out) - HEADER_LENGTH;
-        put_header(out, message_type, done + 36, tid.buf);
-        put16(p, ATTR_MI256);
-        put16(p + 2, 32);
-        keyed_mac_run(mi256, out, HEADER_LENGTH + done, NULL, 0, NULL, 0, p + 4);
-        p += 36;
-    }
+    if (mi)
+        p = append_mac(out, p, message_type, tid.buf, ATTR_MI, mi);
+    if (mi256)
+        p = append_mac(out, p, message_type, tid.buf, ATTR_MI256, mi256);
     if (fingerprint) {
         size_t done = (size_t)(p - out) - HEADER_LENGTH;
         put_header(out, message_type, done + 8, tid.buf);
