@@ -1,8 +1,9 @@
-"""The C part of netcore: the TURN relay's compiled data path.
+"""The C part of netcore: the TURN relay's compiled data path, and the STUN codec's byte work.
 
-Everything else is in pyproject.toml. The extension is optional: without a
+Everything else is in pyproject.toml. The extensions are optional: without a
 C compiler the package installs anyway and the TURN daemon relays in Python
-(``--data-path python``), slower but the same on the wire.
+(``--data-path python``), slower but the same on the wire; without OpenSSL's
+and zlib's headers the STUN codec does its hashing and packing in Python.
 """
 
 from setuptools import Extension, setup
@@ -14,6 +15,13 @@ setup(
             ["netcore/turn/_datapath.c"],
             extra_compile_args=["-O2", "-std=c11", "-D_GNU_SOURCE", "-Wall"],
             optional=True,
-        )
+        ),
+        Extension(
+            "netcore.stun._codec",
+            ["netcore/stun/_codec.c"],
+            extra_compile_args=["-O2", "-std=c11", "-Wall", "-Wno-deprecated-declarations"],
+            libraries=["crypto", "z"],
+            optional=True,
+        ),
     ]
 )

@@ -25,7 +25,10 @@ drives every allocation's 5-tuple at once. Printed per server and load:
 then the ratios netcore/coturn. Loads: 1,000 allocations at 50 packets/s of
 160 B and 100 allocations at 300 packets/s of 1,200 B (``--loads``). Runs go
 round by round, each round every server once in a rotated order; medians.
-Usage: ``python bench/turn_scale.py [--rounds N] [--setup-rounds N] [--seconds S] [--workers N]``.
+``--servers netcore,netcore-py,coturn`` adds the daemon with the STUN codec's
+byte work in Python (``NETCORE_STUN_CODEC=python``), to see what the compiled
+codec (``netcore/stun/_codec.c``) saves in the same run.
+Usage: ``python bench/turn_scale.py [--rounds N] [--setup-rounds N] [--seconds S] [--workers N] [--servers ...]``.
 """
 
 from __future__ import annotations
@@ -57,12 +60,20 @@ _PHASES = ("alloc", "bind", "refresh", "delete")
 CHANNEL = 0x4000
 
 
-def start_netcore(workdir: Path, port: int, low: int, high: int, workers: int):
+def start_netcore(workdir: Path, port: int, low: int, high: int, workers: int, codec: str = "compiled"):
+    """The daemon; ``codec`` ``python`` has the STUN codec's byte work done in Python (netcore.stun.compiled)."""
     cmd = [sys.executable, "-m", "servers.turn.main", "--listen", f"127.0.0.1:{port}", "--realm", REALM,
            "--user", f"{USER}:{PASSWORD}", "--allow-loopback-peers", "--min-port", str(low),
            "--max-port", str(high), "--log-level", "warning", "--user-quota", "100000",
            "--total-quota", "100000", "--workers", str(workers)]
-    return running(cmd, workdir / "netcore.log", env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    if codec == "python":
+        env["NETCORE_STUN_CODEC"] = "python"
+    return running(cmd, workdir / f"netcore-{codec}.log", env=env)
+
+
+def start_netcore_python(workdir: Path, port: int, low: int, high: int, workers: int):
+    return start_netcore(workdir, port, low, high, workers, codec="python")
 
 
 def start_coturn(workdir: Path, port: int, low: int, high: int, workers: int):
@@ -177,7 +188,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=4.0)
     parser.add_argument("--workers", type=int, default=1, help="netcore --workers and coturn --relay-threads")
     parser.add_argument("--loads", default="1000x50x160,100x300x1200", help="ALLOCATIONSxPPSxBYTES,...")
-    parser.add_argument("--servers", default="netcore,coturn")
+    parser.add_argument("--servers", default="netcore,coturn",
+                        help="of netcore, netcore-py (the STUN codec's byte work in Python), coturn")
     parser.add_argument("--setup-rounds", type=int, default=3,
                         help="set-up cycles (allocate, bind, refresh, delete) per server and load; medians")
     args = parser.parse_args()
@@ -193,10 +205,12 @@ def main() -> None:
             # One range for both, split: the servers bind relay ports only as clients allocate, so two
             # ranges each free when chosen could overlap and one server would take the other's ports.
             span = total * args.setup_rounds + 50 * args.workers
-            first, _ = free_port_range(2 * span)
-            for index, (name, starter) in enumerate((("netcore", start_netcore), ("coturn", start_coturn))):
-                if name not in args.servers.split(","):
-                    continue
+            starters = [(name, starter) for name, starter in (("netcore", start_netcore),
+                                                              ("netcore-py", start_netcore_python),
+                                                              ("coturn", start_coturn))
+                        if name in args.servers.split(",")]
+            first, _ = free_port_range(len(starters) * span)
+            for index, (name, starter) in enumerate(starters):
                 port = free_port()
                 low, high = first + index * span, first + (index + 1) * span - 1
                 proc = stack.enter_context(starter(workdir, port, low, high, args.workers))
@@ -258,7 +272,7 @@ def main() -> None:
 def report(results: dict, labels: list[str], workers: int) -> None:
     print(f"\nTURN relay, many allocations at once (ALLOCATIONS x packets/s each x payload bytes), "
           f"{workers} worker(s)/relay thread(s); medians over the rounds\n")
-    print(f"{'server':8} {'load':>13} {'alloc/s':>8} {'bind/s':>8} {'refr/s':>8} {'del/s':>8} {'B/alloc':>8} "
+    print(f"{'server':10} {'load':>13} {'alloc/s':>8} {'bind/s':>8} {'refr/s':>8} {'del/s':>8} {'B/alloc':>8} "
           f"{'cpu us/pkt':>10} {'loss':>7} {'p50 us':>7} {'p99 us':>7} {'+p50':>6} {'+p99':>6} {'strays':>6}")
     summary: dict[str, dict] = {}
     for label in labels:
@@ -277,22 +291,24 @@ def report(results: dict, labels: list[str], workers: int) -> None:
             def num(key, spec=".0f"):
                 return format(setup[key], spec) if key in setup else "-"
 
-            print(f"{name:8} {label:>13} {num('alloc/s'):>8} {num('bind/s'):>8} {num('refresh/s'):>8} "
+            print(f"{name:10} {label:>13} {num('alloc/s'):>8} {num('bind/s'):>8} {num('refresh/s'):>8} "
                   f"{num('delete/s'):>8} {num('bytes/alloc'):>8} {'-' if cpu is None else format(cpu, '.2f'):>10} "
                   f"{loss:>7.3%} {p50:>7} {p99:>7} {'-' if added[0] is None else added[0]:>6} "
                   f"{'-' if added[1] is None else added[1]:>6} {strays:>6}")
     print("\nserver CPU microseconds per request during each set-up phase (schedstat of every thread)")
-    print(f"{'server':8} {'load':>13} " + " ".join(f"{p:>8}" for p in _PHASES))
+    print(f"{'server':10} {'load':>13} " + " ".join(f"{p:>8}" for p in _PHASES))
     for label in labels:
         for name, by_label in summary.items():
             setup = by_label[label][3]
             if name != "direct":
-                print(f"{name:8} {label:>13} " + " ".join(
+                print(f"{name:10} {label:>13} " + " ".join(
                     f"{setup[p + ' us']:>8.1f}" if p + " us" in setup else f"{'-':>8}" for p in _PHASES))
-    if "netcore" in summary and "coturn" in summary:
-        print("\nratios netcore/coturn (targets: cpu <= 1.0, added p99 <= 1.0, set-up rate >= 1.0)")
+    for ours_name in ("netcore", "netcore-py"):
+        if ours_name not in summary or "coturn" not in summary:
+            continue
+        print(f"\nratios {ours_name}/coturn (targets: cpu <= 1.0, added p99 <= 1.0, set-up rate >= 1.0)")
         for label in labels:
-            ours, theirs = summary["netcore"][label], summary["coturn"][label]
+            ours, theirs = summary[ours_name][label], summary["coturn"][label]
             parts = []
             if ours[0] and theirs[0]:
                 parts.append(f"cpu {ours[0] / theirs[0]:.2f}")

@@ -42,9 +42,10 @@ from typing import Any, Callable, Iterator
 
 from netcore.errors import UsageError
 from netcore.stun import attributes as attrs
+from netcore.stun import compiled
 from netcore.stun.attributes import DECODERS, ENCODERS, MAGIC_COOKIE, attribute_name
 from netcore.stun.errors import StunParseError
-from netcore.stun.keyed_hmac import KeyedStates, keyed_hmac
+from netcore.stun.keyed_hmac import KeyedStates
 
 __all__ = [
     "Message",
@@ -71,6 +72,9 @@ _ZEROS = bytes(3)
 _PADDING = (b"", bytes(3), bytes(2), bytes(1))  # zero padding by value length & 3
 _pack_tlv = _TLV.pack
 
+
+_ALGORITHM_TYPES = frozenset((attrs.PASSWORD_ALGORITHM, attrs.PASSWORD_ALGORITHMS))
+_decode_string = attrs.decode_string  # the codec of USERNAME, REALM and NONCE
 
 _SHA1_STATES = KeyedStates("sha1")
 _SHA256_STATES = KeyedStates("sha256")
@@ -142,10 +146,11 @@ _COUNTING_AFTER: dict[int, frozenset[int]] = {
 # HMAC-SHA256 of at least 16 bytes, in whole words) and 14.7.
 _SIGNATURE_SIZES: dict[int, tuple[int, ...]] = {_MI: (20,), _MI256: (16, 20, 24, 28, 32), _FP: (4,)}
 
-# (at, value, length field): a signature attribute's offset, the slice of its
-# value, and the header length field its MAC or CRC was computed with (it
-# counts up to the end of the signature), None when the header already has it.
-_Signature = tuple[int, slice, "bytes | None"]
+# (at, value, length field, length): a signature attribute's offset, the slice
+# of its value, and the header length field its MAC or CRC was computed with
+# (it counts up to the end of the signature), None when the header already
+# has it; the same length as a number (-1 for None), for the compiled codec.
+_Signature = tuple[int, slice, "bytes | None", int]
 
 
 class _Layout:
@@ -209,7 +214,9 @@ def _walk(data: bytes, size: int) -> _Layout:
                 counting = _COUNTING_AFTER[attr_type]
                 if length in _SIGNATURE_SIZES[attr_type]:
                     # The length field it was computed with counts up to its end (14.5-14.7).
-                    signatures[attr_type] = offset, where, None if end == size else _LENGTH.pack(end - HEADER_LENGTH)
+                    field = None if end == size else end - HEADER_LENGTH
+                    signatures[attr_type] = (offset, where, None if field is None else _LENGTH.pack(field),
+                                             -1 if field is None else field)
             elif padded > end:
                 fmt.append(f"{end - read_to}x{padded - end}s")
                 read_to = padded
@@ -265,11 +272,14 @@ def _verify_hmac(raw: bytes, signature: _Signature | None, key: bytes, states: K
     """Check a MESSAGE-INTEGRITY(-SHA256) value in constant time (sections 14.5, 14.6)."""
     if signature is None:
         return False
-    at, where, length_field = signature
+    at, where, length_field, length = signature
+    codec = compiled.codec
+    if codec is not None:
+        return codec.check_mac(states[key], raw, at, length, where.start, where.stop - where.start)
     # Covered: the message up to the attribute, the header's length field counting to its end.
     covered = raw[:at] if length_field is None else raw[:2] + length_field + raw[4:at]
     mac = raw[where]
-    return _compare_digest(keyed_hmac(key, covered, states)[: len(mac)], mac)
+    return _compare_digest(states[key].digest(covered)[: len(mac)], mac)
 
 
 _UNKNOWN: dict[tuple[int, ...], tuple[int, ...]] = {}  # attribute types in order -> the unknown required ones
@@ -373,10 +383,23 @@ class Message:
         fingerprint: bool = False,
     ) -> bytes:
         """Serialize; sign with MESSAGE-INTEGRITY(-SHA256) and add FINGERPRINT as asked."""
-        parts: list[bytes] = []
-        append = parts.append
         pads = self._layout.pads
         attributes = self._attributes if self._attributes is not None else self.attributes
+        message_type = _TYPE_CODES.get((self.method, self.message_class))
+        if message_type is None:
+            message_type = _message_type(self.method, self.message_class)
+            if len(_TYPE_CODES) < 16384:  # every (12-bit method, class) at most
+                _TYPE_CODES[(self.method, self.message_class)] = message_type
+        codec = compiled.codec
+        if codec is not None:
+            encoded = codec.encode(message_type, self.transaction_id, attributes, pads,
+                                   None if integrity_key is None else _SHA1_STATES[integrity_key],
+                                   None if integrity_sha256_key is None else _SHA256_STATES[integrity_sha256_key],
+                                   fingerprint)
+            if encoded is not None:
+                return encoded  # else something it does not take (too long, not bytes): Python says what
+        parts: list[bytes] = []
+        append = parts.append
         for index, (attr_type, value) in enumerate(attributes):
             if attr_type in _SIGNATURES:
                 continue
@@ -387,11 +410,6 @@ class Message:
                 pad = pads.get(index) if pads else None  # a parsed message's non-zero padding, kept
                 append(pad if pad is not None else _PADDING[length & 3])
         body = b"".join(parts)
-        message_type = _TYPE_CODES.get((self.method, self.message_class))
-        if message_type is None:
-            message_type = _message_type(self.method, self.message_class)
-            if len(_TYPE_CODES) < 16384:  # every (12-bit method, class) at most
-                _TYPE_CODES[(self.method, self.message_class)] = message_type
         if integrity_key is not None:
             body += self._signature(message_type, body, _MI, 20, integrity_key, _SHA1_STATES)
         if integrity_sha256_key is not None:
@@ -407,7 +425,7 @@ class Message:
     ) -> bytes:
         # Section 14.5: the length field counts up to the end of the integrity attribute.
         head = HEADER.pack(message_type, len(body) + 4 + size, MAGIC_COOKIE, self.transaction_id)
-        return _TLV.pack(attr_type, size) + keyed_hmac(key, head + body, states)
+        return _TLV.pack(attr_type, size) + states[key].digest(head + body)
 
     # -- parsing ------------------------------------------------------------------
 
@@ -464,6 +482,26 @@ class Message:
                 return default
         decode = DECODERS.get(attr_type)
         return value if decode is None else decode(value, self.transaction_id)
+
+    def long_term_credentials(self) -> tuple[str | None, str | None, str | None, bool]:
+        """USERNAME, REALM and NONCE (None where absent), and whether PASSWORD-ALGORITHM(S) is present.
+
+        What the long-term credential check (RFC 8489 section 9.2.4) reads of
+        every request, in one call rather than five: a TURN server pays it on
+        every request it answers.
+        """
+        if self._attributes is not None:  # built, or its attributes asked for: the general path
+            return (self.get(attrs.USERNAME), self.get(attrs.REALM), self.get(attrs.NONCE),
+                    attrs.PASSWORD_ALGORITHM in self or attrs.PASSWORD_ALGORITHMS in self)
+        first = self._layout.first
+        raw = self._raw
+        where = first.get(attrs.USERNAME)
+        username = None if where is None else _decode_string(raw[where])
+        where = first.get(attrs.REALM)
+        realm = None if where is None else _decode_string(raw[where])
+        where = first.get(attrs.NONCE)
+        nonce = None if where is None else _decode_string(raw[where])
+        return username, realm, nonce, not _ALGORITHM_TYPES.isdisjoint(first)
 
     def get_all(self, attr_type: int) -> list[Any]:
         return [self._decode(t, v) for t, v in self.attributes if t == attr_type]
@@ -534,7 +572,10 @@ class Message:
         if fp is None:
             return False
         raw = self._raw
-        at, _, length_field = fp
+        at, _, length_field, length = fp
+        codec = compiled.codec
+        if codec is not None:
+            return codec.check_fingerprint(raw, at, length)
         # Covered: the message up to FINGERPRINT, the header's length field counting to its end.
         crc = zlib.crc32(raw[:at] if length_field is None else raw[:2] + length_field + raw[4:at])
         return crc ^ FINGERPRINT_XOR == _unpack_u32(raw, at + 4)[0]

@@ -910,6 +910,97 @@ static PyObject *DataPath_take_handoffs(DataPath *dp, PyObject *args) {
     return rows;
 }
 
+#define SEND_BATCH 64 /* datagrams per sendmmsg */
+
+static int note_failure(PyObject *failed, Py_ssize_t index, int error) {
+    PyObject *row = Py_BuildValue("(ni)", index, error);
+    if (row == NULL || PyList_Append(failed, row) < 0) {
+        Py_XDECREF(row);
+        return -1;
+    }
+    Py_DECREF(row);
+    return 0;
+}
+
+/* Send items[first..first+count) (all on fd) with sendmmsg; a failure goes to `failed` as (index, errno), errno 0
+ * for a host this cannot parse (a scoped IPv6 address: the caller sends it), and the rest are sent on.
+ * 0, or -1 with an exception set. */
+static int send_run(PyObject *items, Py_ssize_t first, Py_ssize_t count, int fd, PyObject *failed) {
+    struct mmsghdr msgs[SEND_BATCH];
+    struct iovec vecs[SEND_BATCH];
+    Endpoint ends[SEND_BATCH];
+    Py_ssize_t index_of[SEND_BATCH];
+    int slots = 0;
+    memset(msgs, 0, sizeof(msgs[0]) * (size_t)count);
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *item = PyList_GET_ITEM(items, first + i);
+        PyObject *data = PyTuple_GET_ITEM(item, 1);
+        const char *host = PyUnicode_AsUTF8(PyTuple_GET_ITEM(item, 2));
+        if (host == NULL) return -1;
+        long port = PyLong_AsLong(PyTuple_GET_ITEM(item, 3));
+        if (port == -1 && PyErr_Occurred()) return -1;
+        if (endpoint_from(host, (int)port, &ends[slots]) < 0) {
+            PyErr_Clear();
+            if (note_failure(failed, first + i, 0) < 0) return -1;
+            continue;
+        }
+        vecs[slots].iov_base = PyBytes_AS_STRING(data);
+        vecs[slots].iov_len = (size_t)PyBytes_GET_SIZE(data);
+        msgs[slots].msg_hdr.msg_name = &ends[slots].sa;
+        msgs[slots].msg_hdr.msg_namelen = ends[slots].len;
+        msgs[slots].msg_hdr.msg_iov = &vecs[slots];
+        msgs[slots].msg_hdr.msg_iovlen = 1;
+        index_of[slots++] = first + i;
+    }
+    int done = 0;
+    while (done < slots) {
+        int sent = sendmmsg(fd, msgs + done, (unsigned)(slots - done), MSG_DONTWAIT);
+        if (sent < 0) { /* the one at `done` failed: note it, go on with the next */
+            if (note_failure(failed, index_of[done], errno ? errno : EIO) < 0) return -1;
+            done++;
+        } else {
+            done += sent;
+        }
+    }
+    return 0;
+}
+
+/* send_many(items) -> [(index, errno)]: each (fd, data, host, port, ...) of the list sent (more fields ignored), runs on one fd in one
+ * sendmmsg; the items that failed (errno 0: not sent, a host only the caller can parse). The event loop's
+ * answers go out this way, one system call per run of answers from one socket. */
+static PyObject *DataPath_send_many(DataPath *dp, PyObject *items) {
+    if (!PyList_Check(items)) {
+        PyErr_SetString(PyExc_TypeError, "send_many takes a list");
+        return NULL;
+    }
+    Py_ssize_t total = PyList_GET_SIZE(items);
+    for (Py_ssize_t i = 0; i < total; i++) {
+        PyObject *item = PyList_GET_ITEM(items, i);
+        if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) < 4 || !PyLong_Check(PyTuple_GET_ITEM(item, 0))
+            || !PyBytes_Check(PyTuple_GET_ITEM(item, 1)) || !PyUnicode_Check(PyTuple_GET_ITEM(item, 2))
+            || !PyLong_Check(PyTuple_GET_ITEM(item, 3))) {
+            PyErr_SetString(PyExc_TypeError, "items are (fd, bytes, host, port, ...)");
+            return NULL;
+        }
+    }
+    PyObject *failed = PyList_New(0);
+    if (failed == NULL) return NULL;
+    Py_ssize_t start = 0;
+    while (start < total) {
+        int fd = (int)PyLong_AsLong(PyTuple_GET_ITEM(PyList_GET_ITEM(items, start), 0));
+        Py_ssize_t end = start + 1;
+        while (end < total && end - start < SEND_BATCH
+               && PyLong_AsLong(PyTuple_GET_ITEM(PyList_GET_ITEM(items, end), 0)) == fd)
+            end++;
+        if (send_run(items, start, end - start, fd, failed) < 0) {
+            Py_DECREF(failed);
+            return NULL;
+        }
+        start = end;
+    }
+    return failed;
+}
+
 static PyObject *DataPath_stats(DataPath *dp, PyObject *unused) {
     pthread_mutex_lock(&dp->lock);
     pthread_mutex_lock(&dp->queue_lock);
@@ -943,6 +1034,9 @@ static PyMethodDef DataPath_methods[] = {
     {"take_handoffs", (PyCFunction)DataPath_take_handoffs, METH_VARARGS,
      "take_handoffs(limit): up to limit datagrams for Python as (fd, gen, kind, (host, port), data); read the "
      "eventfd first."},
+    {"send_many", (PyCFunction)DataPath_send_many, METH_O,
+     "send_many(items) -> [(index, errno)]: each (fd, data, host, port) sent, consecutive ones on one fd in one "
+     "sendmmsg; the items that failed (errno 0: a host it cannot parse, not sent)."},
     {"stats", (PyCFunction)DataPath_stats, METH_NOARGS, "stats(): send errors, hand-offs, dropped hand-offs, routes."},
     {NULL, NULL, 0, NULL},
 };

@@ -189,6 +189,14 @@ class NativeDataPath:
                                                       in zip(RELAY_COUNTERS, relay_counts(event), row)})
         return event
 
+    def send_many(self, batch: list[tuple]) -> list[tuple[int, int]]:
+        """Send each ``(fd, data, host, port, ...)``, a run on one socket in one ``sendmmsg``.
+
+        Returns ``(index, errno)`` of those that failed, errno 0 for a host
+        the compiled path does not parse (a scoped IPv6 address), not sent.
+        """
+        return self.engine.send_many(batch)
+
     def stats(self) -> dict[str, int]:
         return self.engine.stats()
 

@@ -29,6 +29,7 @@ import asyncio
 import contextlib
 import errno
 import logging
+import os
 import socket
 import struct
 from time import perf_counter as _clock
@@ -338,11 +339,10 @@ class TurnServerEndpoint:
         server = self.tcp_relay_servers.pop(relayed, None)
         if server is not None:
             server.close()
-        elif sock.type == socket.SOCK_DGRAM:
-            if self.native is not None:
-                self.native.remove(sock)
-            else:
-                self.loop.remove_reader(sock.fileno())
+        elif self.native is not None:
+            self.native.remove(sock)  # a no-op for a socket it does not serve (no sock.type: an enum per call)
+        else:
+            self.loop.remove_reader(sock.fileno())  # likewise for one the loop does not read
 
     def _spawn(self, coroutine) -> None:
         task = self.loop.create_task(coroutine)
@@ -597,8 +597,10 @@ class TurnServerEndpoint:
         """Send what the core queued, deliver its events, re-arm the one timer."""
         core = self.core
         native = self.native
+        batch: list[tuple] | None = None  # (fd, data, host, port, socket)
         if native is not None:
             native.sync()
+            batch = []  # sent at the end in one call, one sendmmsg per run from one socket
         while (item := core.poll_transmit()) is not None:
             data, addr, local = item.data, item.destination, item.source
             sock = self.listeners.get(local) or self.relays.sockets.get(local)
@@ -607,12 +609,12 @@ class TurnServerEndpoint:
                 if stream is not None:
                     stream.write(data)
                 continue
-            try:
-                sock.sendto(data, addr)
-            except OSError as exc:
-                if exc.errno not in (errno.EAGAIN, errno.ENOBUFS):
-                    log.debug("send to %s failed: %s", addr, exc)
-                self.send_errors += 1
+            if batch is not None:
+                batch.append((sock.fileno(), data, addr[0], addr[1], sock))
+                continue
+            self._send(sock, data, addr)
+        if batch:
+            self._send_batch(native, batch)
         while (event := core.poll_event()) is not None:
             if native is not None:
                 event = native.complete(event)
@@ -626,6 +628,26 @@ class TurnServerEndpoint:
                 self._timer.cancel()
             self._timer_at = deadline
             self._timer = self.loop.call_at(deadline, self._fire) if deadline is not None else None
+
+    def _send(self, sock: socket.socket, data: bytes, addr: Address) -> None:
+        try:
+            sock.sendto(data, addr)
+        except OSError as exc:
+            self._send_failed(addr, exc.errno, exc)
+
+    def _send_failed(self, addr: Address, code: int | None, reason: object) -> None:
+        if code not in (errno.EAGAIN, errno.ENOBUFS):
+            log.debug("send to %s failed: %s", addr, reason)
+        self.send_errors += 1
+
+    def _send_batch(self, native: aio_native.NativeDataPath, batch: list[tuple]) -> None:
+        """The core's datagrams through the compiled path's sendmmsg; what it cannot send, one by one here."""
+        for index, code in native.send_many(batch):
+            _, data, host, port, sock = batch[index]
+            if code:
+                self._send_failed((host, port), code, os.strerror(code))
+            else:  # an address only the socket module parses (a scoped IPv6 one)
+                self._send(sock, data, (host, port))
 
     def _fire(self) -> None:
         self._timer = None

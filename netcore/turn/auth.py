@@ -86,14 +86,12 @@ def verify_request(request: Message, addr: tuple, now: float, unix_now: float, r
     sha256 = request.has_integrity_sha256
     if not (sha256 or request.has_integrity):
         raise Refused(401, "Unauthorized")
-    username = request.get(attributes.USERNAME)
-    request_realm = request.get(attributes.REALM)
-    nonce = request.get(attributes.NONCE)
+    username, request_realm, nonce, algorithms = request.long_term_credentials()
     if username is None or request_realm is None or nonce is None:
         raise Refused(400, "Bad Request")
     if request_realm != realm:
         raise Refused(401, "Unauthorized")
-    if attributes.PASSWORD_ALGORITHM in request or attributes.PASSWORD_ALGORITHMS in request:
+    if algorithms:
         algorithm = _password_algorithm(request, nonce)
     else:
         algorithm = ALGORITHM_MD5  # section 9.2.4: neither attribute, as if MD5 (what most clients send)

@@ -10,6 +10,8 @@ from netcore.stun import attributes as a
 from netcore.stun.errors import StunParseError
 from netcore.stun.message import _LAYOUTS, HEADER_LENGTH, Message, MessageClass, clear_layout_cache
 
+pytestmark = pytest.mark.usefixtures("stun_codec")  # the compiled codec and Python alike
+
 tids = st.binary(min_size=12, max_size=12)
 ipv4 = st.ip_addresses(v=4).map(str)
 ipv6 = st.ip_addresses(v=6).map(str)
@@ -318,3 +320,26 @@ def test_only_the_mac_lengths_of_the_rfc_verify(attr_type, size):
 def test_specific_malformations(data, reason):
     with pytest.raises(StunParseError, match=reason):
         Message.parse(data)
+
+
+@given(st.lists(st.tuples(st.sampled_from([a.USERNAME, a.REALM, a.NONCE, a.PASSWORD_ALGORITHM,
+                                           a.PASSWORD_ALGORITHMS, a.SOFTWARE, 0x8030]),
+                          st.binary(max_size=12) | st.text(max_size=12).map(str.encode)), max_size=7), tids)
+def test_long_term_credentials_read_what_get_reads(attributes, tid):
+    message = Message(0x003, MessageClass.REQUEST, tid)
+    for attr_type, value in attributes:
+        message.add_raw(attr_type, value)
+    raw = message.encode(b"key", fingerprint=True)
+
+    def one_by_one(m: Message):
+        return (m.get(a.USERNAME), m.get(a.REALM), m.get(a.NONCE),
+                a.PASSWORD_ALGORITHM in m or a.PASSWORD_ALGORITHMS in m)
+
+    for source in (lambda: Message.parse(raw), lambda: message):  # parsed (the fast read) and built
+        try:
+            expected = one_by_one(source())
+        except StunParseError:  # not UTF-8: refused alike
+            with pytest.raises(StunParseError):
+                source().long_term_credentials()
+            continue
+        assert source().long_term_credentials() == expected

@@ -1,8 +1,12 @@
 """RFC 5769 test vectors, byte for byte: parse, verify, re-encode."""
 
+import pytest
+
 from netcore.stun import attributes as a
 from netcore.stun.credentials import long_term_key, short_term_key
 from netcore.stun.message import BINDING, Message, MessageClass
+
+pytestmark = pytest.mark.usefixtures("stun_codec")  # the compiled codec and Python alike
 
 # RFC 5769 section 2.1: the request pads USERNAME with 0x20 bytes.
 SAMPLE_REQUEST = bytes.fromhex(

@@ -236,3 +236,43 @@ async def test_random_datagrams_on_both_sides_leave_the_relay_working(data_path)
         assert await echo(client, b"still here", peer) == b"still here"
         await client.close()
     peer_transport.close()
+
+
+def test_send_many_sends_every_datagram_byte_exact_and_reports_what_it_could_not():
+    """The answers' batch send: runs from two sockets, one sendmmsg each, failures said per item."""
+    import os
+    import socket
+
+    from netcore.turn import _datapath
+
+    wakeup = os.eventfd(0, os.EFD_NONBLOCK)
+    engine = _datapath.DataPath(wakeup, 0x7FFF)
+    sources = [open_udp_socket("127.0.0.1", 0) for _ in range(2)]
+    sinks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(2)]
+    try:
+        for sink in sinks:
+            sink.bind(("127.0.0.1", 0))
+            sink.settimeout(5)
+        items = []
+        for index in range(150):  # more than one sendmmsg holds (64), on alternating runs of sources
+            source = sources[(index // 40) % 2]
+            host, port = sinks[index % 2].getsockname()
+            items.append((source.fileno(), bytes([index]) * (1 + index), host, port, source))
+        items.append((sources[0].fileno(), b"scoped", "fe80::1%lo", 9, sources[0]))  # the caller's to send
+        items.append((sources[0].fileno(), b"refused", "::1", 9, sources[0]))  # an IPv6 host from an IPv4 socket
+        failed = engine.send_many(items)
+        assert [index for index, _ in failed] == [150, 151]
+        assert failed[0][1] == 0 and failed[1][1] != 0
+        got: dict[int, list[tuple[bytes, tuple]]] = {0: [], 1: []}
+        for index in range(150):
+            data, source = sinks[index % 2].recvfrom(2048)
+            got[index % 2].append((data, source))
+        for parity in (0, 1):
+            expected = [(items[i][1], items[i][4].getsockname()) for i in range(parity, 150, 2)]
+            assert got[parity] == expected  # in order, whole, from the socket named
+        with pytest.raises(TypeError):
+            engine.send_many([(1, "not bytes", "127.0.0.1", 9)])
+    finally:
+        for sock in sources + sinks:
+            sock.close()
+        os.close(wakeup)

@@ -11,6 +11,8 @@ from netcore.turn.credentials import rest_api_password
 from netcore.turn.server_events import AllocationDeleted, AllocationGranted, AllocationRenewed
 from tests.turn.sim import CLIENT, PEER, SERVER, Client, FakeRelays, drain, error_code, events, make_server
 
+pytestmark = pytest.mark.usefixtures("stun_codec")  # the compiled codec and Python alike
+
 PEER2 = ("203.0.113.9", 6000)
 
 

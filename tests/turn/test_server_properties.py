@@ -1,5 +1,6 @@
 """Hypothesis: whatever the network sends, nothing escapes the core and no state grows."""
 
+import pytest
 from hypothesis import given, settings, strategies as st
 
 from netcore.net import Receive
@@ -7,6 +8,8 @@ from netcore.stun import attributes as sa
 from netcore.stun.message import Message, MessageClass
 from netcore.turn import wire as w
 from tests.turn.sim import PEER, Client, drain, make_server
+
+pytestmark = pytest.mark.usefixtures("stun_codec")  # the compiled codec and Python alike
 
 sources = st.tuples(st.sampled_from(["198.51.100.1", "198.51.100.2", "2001:db8::7"]), st.integers(1, 4))
 methods = st.sampled_from([0x001, w.ALLOCATE, w.REFRESH, w.SEND, w.DATA, w.CREATE_PERMISSION, w.CHANNEL_BIND,

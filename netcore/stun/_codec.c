@@ -1,0 +1,443 @@
+/*
+ * The mechanical part of the STUN codec, compiled: HMAC under a key used
+ * again and again, checking MESSAGE-INTEGRITY(-SHA256) and FINGERPRINT of a
+ * parsed message, and serializing a message with its signatures
+ * (RFC 8489 sections 5, 14.5-14.7).
+ *
+ * netcore/stun/message.py keeps everything that decides: where the
+ * attributes are and which count (its layout walk), which key signs or
+ * checks what, what a message carries. This module only does the byte work
+ * those decisions name, the work that was most of a TURN server's cost per
+ * request in the interpreter (a slice, a header pack and six hash calls per
+ * HMAC; a Python loop per attribute to encode). The Python code it stands
+ * in for stays (netcore/stun/compiled.py switches), and the tests run both
+ * and compare bytes.
+ *
+ * KeyedMac holds HMAC's inner and outer hash states after the padded key
+ * (RFC 2104), so a message costs the two hash passes over its own bytes
+ * only. The hashes are OpenSSL's (SHA-1 and SHA-256, the only two STUN
+ * uses), through the plain context structs: copying one is a memcpy.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <stdint.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+#include <openssl/sha.h>
+#include <zlib.h>
+
+#define MAGIC_COOKIE 0x2112A442u
+#define FINGERPRINT_XOR 0x5354554Eu
+#define ATTR_MI 0x0008
+#define ATTR_MI256 0x001C
+#define ATTR_FP 0x8028
+#define HEADER_LENGTH 20
+#define BLOCK 64 /* SHA-1 and SHA-256 block size */
+
+/* -- KeyedMac ------------------------------------------------------------------------ */
+
+typedef struct {
+    PyObject_HEAD
+    int sha256;
+    SHA_CTX inner1, outer1;
+    SHA256_CTX inner256, outer256;
+} KeyedMac;
+
+static int keyed_mac_init(KeyedMac *self, PyObject *args, PyObject *kwargs)
+{
+    static char *names[] = {"key", "sha256", NULL};
+    Py_buffer key;
+    int sha256 = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "y*|p", names, &key, &sha256))
+        return -1;
+    unsigned char block[BLOCK], pad[BLOCK];
+    memset(block, 0, BLOCK);
+    if (key.len > BLOCK) { /* RFC 2104: a long key is hashed first */
+        if (sha256)
+            SHA256(key.buf, (size_t)key.len, block);
+        else
+            SHA1(key.buf, (size_t)key.len, block);
+    } else {
+        memcpy(block, key.buf, (size_t)key.len);
+    }
+    PyBuffer_Release(&key);
+    self->sha256 = sha256;
+    for (int i = 0; i < BLOCK; i++)
+        pad[i] = block[i] ^ 0x36;
+    if (sha256) {
+        SHA256_Init(&self->inner256);
+        SHA256_Update(&self->inner256, pad, BLOCK);
+    } else {
+        SHA1_Init(&self->inner1);
+        SHA1_Update(&self->inner1, pad, BLOCK);
+    }
+    for (int i = 0; i < BLOCK; i++)
+        pad[i] = block[i] ^ 0x5C;
+    if (sha256) {
+        SHA256_Init(&self->outer256);
+        SHA256_Update(&self->outer256, pad, BLOCK);
+    } else {
+        SHA1_Init(&self->outer1);
+        SHA1_Update(&self->outer1, pad, BLOCK);
+    }
+    OPENSSL_cleanse(block, BLOCK);
+    OPENSSL_cleanse(pad, BLOCK);
+    return 0;
+}
+
+/* One HMAC over the concatenation of up to three pieces; the digest into out, its size returned. */
+static int keyed_mac_run(const KeyedMac *mac, const unsigned char *a, size_t a_len, const unsigned char *b,
+                         size_t b_len, const unsigned char *c, size_t c_len, unsigned char *out)
+{
+    if (mac->sha256) {
+        SHA256_CTX ctx = mac->inner256;
+        unsigned char inner[SHA256_DIGEST_LENGTH];
+        SHA256_Update(&ctx, a, a_len);
+        if (b_len) SHA256_Update(&ctx, b, b_len);
+        if (c_len) SHA256_Update(&ctx, c, c_len);
+        SHA256_Final(inner, &ctx);
+        ctx = mac->outer256;
+        SHA256_Update(&ctx, inner, sizeof inner);
+        SHA256_Final(out, &ctx);
+        return SHA256_DIGEST_LENGTH;
+    }
+    SHA_CTX ctx = mac->inner1;
+    unsigned char inner[SHA_DIGEST_LENGTH];
+    SHA1_Update(&ctx, a, a_len);
+    if (b_len) SHA1_Update(&ctx, b, b_len);
+    if (c_len) SHA1_Update(&ctx, c, c_len);
+    SHA1_Final(inner, &ctx);
+    ctx = mac->outer1;
+    SHA1_Update(&ctx, inner, sizeof inner);
+    SHA1_Final(out, &ctx);
+    return SHA_DIGEST_LENGTH;
+}
+
+static PyObject *keyed_mac_digest(KeyedMac *self, PyObject *arg)
+{
+    Py_buffer data;
+    if (PyObject_GetBuffer(arg, &data, PyBUF_SIMPLE) < 0)
+        return NULL;
+    unsigned char out[SHA256_DIGEST_LENGTH];
+    int size = keyed_mac_run(self, data.buf, (size_t)data.len, NULL, 0, NULL, 0, out);
+    PyBuffer_Release(&data);
+    return PyBytes_FromStringAndSize((const char *)out, size);
+}
+
+static PyMethodDef keyed_mac_methods[] = {
+    {"digest", (PyCFunction)keyed_mac_digest, METH_O, "digest(data) -> bytes: HMAC of data under the key."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject KeyedMacType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "netcore.stun._codec.KeyedMac",
+    .tp_basicsize = sizeof(KeyedMac),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "KeyedMac(key, sha256=False): HMAC-SHA1 or HMAC-SHA256 states after the padded key.",
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)keyed_mac_init,
+    .tp_methods = keyed_mac_methods,
+};
+
+/* -- checking a parsed message ------------------------------------------------------ */
+
+/*
+ * What a signature covers (sections 14.5-14.7): the message up to the
+ * signature attribute at `at`, the header's length field replaced by
+ * `length` when it is not -1 (it counts up to the signature's end).
+ * Splits it into three pieces, so nothing is copied.
+ */
+typedef struct {
+    const unsigned char *a, *b, *c;
+    size_t a_len, b_len, c_len;
+    unsigned char field[2];
+} Covered;
+
+static int covered(Covered *out, const Py_buffer *raw, Py_ssize_t at, long length)
+{
+    if (at < 4 || at > raw->len || length > 0xFFFF) {
+        PyErr_SetString(PyExc_ValueError, "signature offset or length field out of range");
+        return -1;
+    }
+    const unsigned char *data = raw->buf;
+    if (length < 0) {
+        out->a = data, out->a_len = (size_t)at;
+        out->b = NULL, out->b_len = 0;
+        out->c = NULL, out->c_len = 0;
+        return 0;
+    }
+    out->field[0] = (unsigned char)(length >> 8);
+    out->field[1] = (unsigned char)length;
+    out->a = data, out->a_len = 2;
+    out->b = out->field, out->b_len = 2;
+    out->c = data + 4, out->c_len = (size_t)(at - 4);
+    return 0;
+}
+
+static PyObject *check_mac(PyObject *module, PyObject *args)
+{
+    KeyedMac *mac;
+    Py_buffer raw;
+    Py_ssize_t at, mac_start, mac_len;
+    long length;
+    if (!PyArg_ParseTuple(args, "O!y*nlnn", &KeyedMacType, &mac, &raw, &at, &length, &mac_start, &mac_len))
+        return NULL;
+    Covered piece;
+    PyObject *result = NULL;
+    int digest_size = mac->sha256 ? SHA256_DIGEST_LENGTH : SHA_DIGEST_LENGTH;
+    if (covered(&piece, &raw, at, length) < 0)
+        goto done;
+    if (mac_start < 0 || mac_len < 0 || mac_start + mac_len > raw.len || mac_len > digest_size) {
+        PyErr_SetString(PyExc_ValueError, "MAC value out of range");
+        goto done;
+    }
+    unsigned char digest[SHA256_DIGEST_LENGTH];
+    keyed_mac_run(mac, piece.a, piece.a_len, piece.b, piece.b_len, piece.c, piece.c_len, digest);
+    int same = CRYPTO_memcmp(digest, (const unsigned char *)raw.buf + mac_start, (size_t)mac_len) == 0;
+    result = PyBool_FromLong(same);
+done:
+    PyBuffer_Release(&raw);
+    return result;
+}
+
+static uint32_t crc_of(const Covered *piece)
+{
+    uLong crc = crc32(0L, Z_NULL, 0);
+    crc = crc32(crc, piece->a, (uInt)piece->a_len);
+    if (piece->b_len) crc = crc32(crc, piece->b, (uInt)piece->b_len);
+    if (piece->c_len) crc = crc32(crc, piece->c, (uInt)piece->c_len);
+    return (uint32_t)crc;
+}
+
+static PyObject *check_fingerprint(PyObject *module, PyObject *args)
+{
+    Py_buffer raw;
+    Py_ssize_t at;
+    long length;
+    if (!PyArg_ParseTuple(args, "y*nl", &raw, &at, &length))
+        return NULL;
+    Covered piece;
+    PyObject *result = NULL;
+    if (covered(&piece, &raw, at, length) < 0)
+        goto done;
+    if (at + 8 > raw.len) {
+        PyErr_SetString(PyExc_ValueError, "FINGERPRINT value out of range");
+        goto done;
+    }
+    const unsigned char *value = (const unsigned char *)raw.buf + at + 4;
+    uint32_t sent = (uint32_t)value[0] << 24 | (uint32_t)value[1] << 16 | (uint32_t)value[2] << 8 | value[3];
+    result = PyBool_FromLong((crc_of(&piece) ^ FINGERPRINT_XOR) == sent);
+done:
+    PyBuffer_Release(&raw);
+    return result;
+}
+
+/* -- encoding -------------------------------------------------------------------------- */
+
+static void put16(unsigned char *p, unsigned v) { p[0] = (unsigned char)(v >> 8), p[1] = (unsigned char)v; }
+
+static void put32(unsigned char *p, uint32_t v)
+{
+    p[0] = (unsigned char)(v >> 24), p[1] = (unsigned char)(v >> 16), p[2] = (unsigned char)(v >> 8);
+    p[3] = (unsigned char)v;
+}
+
+static void put_header(unsigned char *p, unsigned message_type, size_t length, const unsigned char *tid)
+{
+    put16(p, message_type);
+    put16(p + 2, (unsigned)length);
+    put32(p + 4, MAGIC_COOKIE);
+    memcpy(p + 8, tid, 12);
+}
+
+/* A MESSAGE-INTEGRITY(-SHA256) attribute at p over out[..p), the header's length counting to its end; past it. */
+static unsigned char *append_mac(unsigned char *out, unsigned char *p, unsigned message_type, const unsigned char *tid,
+                                 unsigned attr_type, const KeyedMac *mac)
+{
+    unsigned size = mac->sha256 ? SHA256_DIGEST_LENGTH : SHA_DIGEST_LENGTH;
+    size_t done = (size_t)(p - out) - HEADER_LENGTH;
+    put_header(out, message_type, done + 4 + size, tid);
+    put16(p, attr_type);
+    put16(p + 2, size);
+    keyed_mac_run(mac, out, HEADER_LENGTH + done, NULL, 0, NULL, 0, p + 4);
+    return p + 4 + size;
+}
+
+static int is_signature(long type) { return type == ATTR_MI || type == ATTR_MI256 || type == ATTR_FP; }
+
+/*
+ * encode(message_type, transaction_id, attributes, pads, mi, mi256, fingerprint) -> bytes | None
+ *
+ * What Message.encode writes: the attributes in order, signature attributes
+ * left out, each padded with zeros or with pads[index] (a parsed message's
+ * non-zero padding), then MESSAGE-INTEGRITY under `mi`,
+ * MESSAGE-INTEGRITY-SHA256 under `mi256` (each KeyedMac or None) and
+ * FINGERPRINT if asked (section 6.3's order). None when the message would
+ * not fit the 16-bit length field: the caller's Python path says why.
+ */
+static PyObject *encode(PyObject *module, PyObject *args)
+{
+    unsigned message_type;
+    Py_buffer tid;
+    PyObject *attributes, *pads, *mi_obj, *mi256_obj;
+    int fingerprint;
+    if (!PyArg_ParseTuple(args, "Iy*O!OOOp", &message_type, &tid, &PyList_Type, &attributes, &pads, &mi_obj,
+                          &mi256_obj, &fingerprint))
+        return NULL;
+    PyObject *result = NULL;
+    if (tid.len != 12 || message_type > 0xFFFF) {
+        PyErr_SetString(PyExc_ValueError, "a transaction id is 12 bytes and a message type 16 bits");
+        goto release_tid;
+    }
+    if (pads != Py_None && !PyDict_Check(pads)) {
+        PyErr_SetString(PyExc_TypeError, "pads is a dict or None");
+        goto release_tid;
+    }
+    KeyedMac *mi = NULL, *mi256 = NULL;
+    if (mi_obj != Py_None) {
+        if (!PyObject_TypeCheck(mi_obj, &KeyedMacType) || ((KeyedMac *)mi_obj)->sha256) {
+            PyErr_SetString(PyExc_TypeError, "mi is a SHA-1 KeyedMac or None");
+            goto release_tid;
+        }
+        mi = (KeyedMac *)mi_obj;
+    }
+    if (mi256_obj != Py_None) {
+        if (!PyObject_TypeCheck(mi256_obj, &KeyedMacType) || !((KeyedMac *)mi256_obj)->sha256) {
+            PyErr_SetString(PyExc_TypeError, "mi256 is a SHA-256 KeyedMac or None");
+            goto release_tid;
+        }
+        mi256 = (KeyedMac *)mi256_obj;
+    }
+    /* First pass: check the items and size the body. */
+    Py_ssize_t count = PyList_GET_SIZE(attributes);
+    size_t body = 0;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *item = PyList_GET_ITEM(attributes, i);
+        if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 2 || !PyBytes_Check(PyTuple_GET_ITEM(item, 1))
+            || !PyLong_Check(PyTuple_GET_ITEM(item, 0))) {
+            Py_INCREF(Py_None);
+            result = Py_None; /* not what builders make: the Python path handles (or refuses) it */
+            goto release_tid;
+        }
+        long type = PyLong_AsLong(PyTuple_GET_ITEM(item, 0));
+        if (type == -1 && PyErr_Occurred())
+            goto release_tid;
+        if (type < 0 || type > 0xFFFF) {
+            Py_INCREF(Py_None);
+            result = Py_None; /* out of range: the Python path raises */
+            goto release_tid;
+        }
+        if (is_signature(type))
+            continue;
+        size_t length = (size_t)PyBytes_GET_SIZE(PyTuple_GET_ITEM(item, 1));
+        body += 4 + ((length + 3) & ~(size_t)3);
+        if (body > 0xFFFF) {
+            Py_INCREF(Py_None);
+            result = Py_None;
+            goto release_tid;
+        }
+    }
+    size_t total = body + (mi ? 24 : 0) + (mi256 ? 36 : 0) + (fingerprint ? 8 : 0);
+    if (total > 0xFFFF) {
+        Py_INCREF(Py_None);
+        result = Py_None;
+        goto release_tid;
+    }
+    result = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(HEADER_LENGTH + total));
+    if (result == NULL)
+        goto release_tid;
+    unsigned char *out = (unsigned char *)PyBytes_AS_STRING(result);
+    unsigned char *p = out + HEADER_LENGTH;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *item = PyList_GET_ITEM(attributes, i);
+        long type = PyLong_AsLong(PyTuple_GET_ITEM(item, 0));
+        if (is_signature(type))
+            continue;
+        PyObject *value = PyTuple_GET_ITEM(item, 1);
+        size_t length = (size_t)PyBytes_GET_SIZE(value);
+        put16(p, (unsigned)type);
+        put16(p + 2, (unsigned)length);
+        memcpy(p + 4, PyBytes_AS_STRING(value), length);
+        p += 4 + length;
+        size_t padding = (4 - (length & 3)) & 3;
+        if (padding) {
+            memset(p, 0, padding);
+            if (pads != Py_None) {
+                PyObject *index = PyLong_FromSsize_t(i);
+                if (index == NULL)
+                    goto fail;
+                PyObject *pad = PyDict_GetItemWithError(pads, index); /* borrowed */
+                Py_DECREF(index);
+                if (pad == NULL && PyErr_Occurred())
+                    goto fail;
+                if (pad != NULL) {
+                    if (!PyBytes_Check(pad) || (size_t)PyBytes_GET_SIZE(pad) != padding) {
+                        PyErr_SetString(PyExc_ValueError, "a kept padding does not fit its attribute");
+                        goto fail;
+                    }
+                    memcpy(p, PyBytes_AS_STRING(pad), padding);
+                }
+            }
+            p += padding;
+        }
+    }
+    /* Each signature covers the header with the length counting to its own end (sections 14.5, 14.6). */
+    if (mi)
+        p = append_mac(out, p, message_type, tid.buf, ATTR_MI, mi);
+    if (mi256)
+        p = append_mac(out, p, message_type, tid.buf, ATTR_MI256, mi256);
+    if (fingerprint) {
+        size_t done = (size_t)(p - out) - HEADER_LENGTH;
+        put_header(out, message_type, done + 8, tid.buf);
+        uint32_t crc = (uint32_t)crc32(crc32(0L, Z_NULL, 0), out, (uInt)(HEADER_LENGTH + done));
+        put16(p, ATTR_FP);
+        put16(p + 2, 4);
+        put32(p + 4, crc ^ FINGERPRINT_XOR);
+        p += 8;
+    }
+    put_header(out, message_type, total, tid.buf);
+    goto release_tid;
+fail:
+    Py_CLEAR(result);
+release_tid:
+    PyBuffer_Release(&tid);
+    return result;
+}
+
+/* -- module ------------------------------------------------------------------------------ */
+
+static PyMethodDef module_methods[] = {
+    {"check_mac", check_mac, METH_VARARGS,
+     "check_mac(mac, raw, at, length, mac_start, mac_len) -> bool: a MESSAGE-INTEGRITY(-SHA256) value checked "
+     "in constant time; what it covers as in check_fingerprint."},
+    {"check_fingerprint", check_fingerprint, METH_VARARGS,
+     "check_fingerprint(raw, at, length) -> bool: FINGERPRINT at offset at, over raw[:at] with the header's "
+     "length field replaced by length (unless -1)."},
+    {"encode", encode, METH_VARARGS,
+     "encode(message_type, transaction_id, attributes, pads, mi, mi256, fingerprint) -> bytes | None"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef codec_module = {
+    PyModuleDef_HEAD_INIT, "_codec", "The STUN codec's byte work, compiled (see netcore/stun/compiled.py).", -1,
+    module_methods,
+};
+
+PyMODINIT_FUNC PyInit__codec(void)
+{
+    if (PyType_Ready(&KeyedMacType) < 0)
+        return NULL;
+    PyObject *module = PyModule_Create(&codec_module);
+    if (module == NULL)
+        return NULL;
+    Py_INCREF(&KeyedMacType);
+    if (PyModule_AddObject(module, "KeyedMac", (PyObject *)&KeyedMacType) < 0) {
+        Py_DECREF(&KeyedMacType);
+        Py_DECREF(module);
+        return NULL;
+    }
+    return module;
+}

@@ -1,0 +1,191 @@
+"""The compiled STUN codec and the Python one give the same bytes and the same verdicts.
+
+Each example runs through both (:func:`netcore.stun.compiled.use`) and the
+results are compared: encoding with any mix of signatures and kept padding,
+checking MESSAGE-INTEGRITY(-SHA256) and FINGERPRINT of good and tampered
+messages, and a TURN server's whole answers to the same requests.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Callable, Iterator
+
+import pytest
+from hypothesis import given, strategies as st
+
+from netcore.stun import attributes as a
+from netcore.stun import compiled
+from netcore.stun.keyed_hmac import KeyedStates, keyed_hmac
+from netcore.stun.message import Message, MessageClass, clear_layout_cache
+from netcore.turn import wire as w
+from tests.turn.sim import PEER, Client, drain, events, make_server
+
+if not compiled.available():  # the comparison needs both; tests/conftest.py says when that is a failure
+    pytest.skip("netcore.stun._codec was not built", allow_module_level=True)
+
+tids = st.binary(min_size=12, max_size=12)
+keys = st.binary(min_size=0, max_size=100)  # longer than a block (64) is hashed first (RFC 2104)
+raw_attributes = st.lists(st.tuples(st.integers(0, 0xFFFF), st.binary(max_size=40)), max_size=8)
+
+
+@contextlib.contextmanager
+def _codec(compiled_on: bool) -> Iterator[None]:
+    before = compiled.codec is not None
+    compiled.use(compiled_on)
+    try:
+        yield
+    finally:
+        compiled.use(before)
+
+
+def both(work: Callable[[], object]) -> tuple[object, object]:
+    """``work`` run with the compiled codec and with Python, each from a cold layout cache."""
+    results = []
+    for compiled_on in (True, False):
+        with _codec(compiled_on):
+            clear_layout_cache()
+            results.append(work())
+    return results[0], results[1]
+
+
+@given(st.integers(0, 0xFFF), st.sampled_from(list(MessageClass)), tids, raw_attributes,
+       st.none() | keys, st.none() | keys, st.booleans())
+def test_encoding_gives_the_same_bytes(method, message_class, tid, attributes, key, key256, fingerprint):
+    def encode() -> bytes:
+        message = Message(method, message_class, tid)
+        for attr_type, value in attributes:
+            message.add_raw(attr_type, value)
+        return message.encode(key, integrity_sha256_key=key256, fingerprint=fingerprint)
+
+    ours, python = both(encode)
+    assert ours == python
+
+
+@given(tids, raw_attributes, keys, st.booleans(), st.booleans(), st.data())
+def test_checks_give_the_same_verdicts_on_good_and_tampered_messages(tid, attributes, key, sha256, fingerprint,
+                                                                     data):
+    message = Message(0x003, MessageClass.REQUEST, tid)
+    for attr_type, value in attributes:
+        message.add_raw(attr_type, value)
+    raw = bytearray(message.encode(None if sha256 else key, integrity_sha256_key=key if sha256 else None,
+                                   fingerprint=fingerprint))
+    if data.draw(st.booleans()):
+        bit = data.draw(st.integers(20 * 8, len(raw) * 8 - 1))  # the body: the header must still parse
+        raw[bit // 8] ^= 1 << (bit % 8)
+    wrong_key = data.draw(st.booleans())
+
+    def verdicts() -> tuple:
+        try:
+            parsed = Message.parse(bytes(raw))
+        except Exception as exc:  # a flip in a length field: both must refuse alike
+            return type(exc).__name__
+        check = parsed.check_integrity_sha256 if sha256 else parsed.check_integrity
+        return check(key + b"x" if wrong_key else key), parsed.check_fingerprint(), parsed.encode(key)
+
+    ours, python = both(verdicts)
+    assert ours == python
+
+
+def test_an_untampered_message_verifies_on_both_paths():
+    """The comparison above would pass if both paths refused everything: here they must accept."""
+    message = Message(0x001, MessageClass.REQUEST, bytes(12)).add(a.USERNAME, "user")
+    for sha256 in (False, True):
+        raw = message.encode(None if sha256 else b"key", integrity_sha256_key=b"key" if sha256 else None,
+                             fingerprint=True)
+
+        def verdicts() -> tuple:
+            parsed = Message.parse(raw)
+            check = parsed.check_integrity_sha256 if sha256 else parsed.check_integrity
+            return check(b"key"), parsed.check_fingerprint(), check(b"other")
+
+        assert both(verdicts) == ((True, True, False), (True, True, False))
+
+
+def test_non_zero_padding_of_a_parsed_message_is_kept_on_both_paths():
+    # USERNAME "abc" padded with 0x20 (RFC 5769 pads this way), then SOFTWARE "d" padded with 0xFF.
+    body = bytes.fromhex("00060003616263208022000164ffffff")
+    raw = bytes.fromhex("00010010" "2112a442") + bytes(range(12)) + body
+    ours, python = both(lambda: Message.parse(raw).encode(b"k", fingerprint=True))
+    assert ours == python
+    assert ours[20:36] == body
+
+
+@given(keys, st.binary(max_size=200))
+def test_keyed_hmac_is_rfc_2104_on_both_paths(key, data):
+    import hmac
+
+    for digest in ("sha1", "sha256"):
+        ours, python = both(lambda: keyed_hmac(key, data, KeyedStates(digest)))
+        assert ours == python == hmac.digest(key, data, digest)
+
+
+def test_what_the_compiled_codec_does_not_take_falls_back_to_python():
+    """A message too long for the 16-bit length field: the same error on both paths."""
+    def encode() -> str:
+        message = Message(0x001, MessageClass.REQUEST, bytes(12)).add_raw(0x8022, bytes(40000))
+        message.add_raw(0x8023, bytes(40000))
+        try:
+            message.encode(b"k")
+        except Exception as exc:
+            return type(exc).__name__
+        return "encoded"
+
+    ours, python = both(encode)
+    assert ours == python != "encoded"
+
+
+def _conversation() -> tuple[list[bytes], list[str]]:
+    """A TURN client's set-up on a fresh server: every answer's bytes and every event's name."""
+    server, _ = make_server()
+    answers: list[bytes] = []
+    for sha256 in (False, True):
+        client = Client(server, addr=("198.51.100.7", 40000 + sha256), sha256=sha256)
+        client.allocate((w.LIFETIME, 600))
+        client.request(w.CREATE_PERMISSION, (w.XOR_PEER_ADDRESS, PEER))
+        client.request(w.CHANNEL_BIND, (w.CHANNEL_NUMBER, 0x4000), (w.XOR_PEER_ADDRESS, PEER))
+        client.request(w.REFRESH, (w.LIFETIME, 600))
+        client.request(w.CHANNEL_BIND, (w.CHANNEL_NUMBER, 0x4001), (w.XOR_PEER_ADDRESS, PEER))  # 400
+        client.request(w.REFRESH, (w.LIFETIME, 0))
+    # What Client keeps is the parsed answer; the bytes come from replaying one exchange by hand.
+    client = Client(server, addr=("198.51.100.9", 1))
+    first = Message(w.ALLOCATE, MessageClass.REQUEST, bytes(12)).add(w.REQUESTED_TRANSPORT, w.TRANSPORT_UDP)
+    out = client.send_raw(first.encode(fingerprint=True))
+    answers += [data for data, _, _ in out]
+    nonce = Message.parse(out[0][0]).get(a.NONCE)
+    for tid, method, attributes in (
+            (1, w.ALLOCATE, [(w.REQUESTED_TRANSPORT, w.TRANSPORT_UDP)]),
+            (2, w.CHANNEL_BIND, [(w.CHANNEL_NUMBER, 0x4000), (w.XOR_PEER_ADDRESS, PEER)]),
+            (3, w.CREATE_PERMISSION, [(w.XOR_PEER_ADDRESS, PEER), (w.XOR_PEER_ADDRESS, ("203.0.113.6", 1))]),
+            (4, w.REFRESH, [(w.LIFETIME, 0)])):
+        request = Message(method, MessageClass.REQUEST, bytes([tid]) * 12)
+        for attr_type, value in attributes:
+            request.add(attr_type, value)
+        request.add(a.USERNAME, "alice").add(a.REALM, "example.org").add(a.NONCE, nonce)
+        out = client.send_raw(request.encode(client.key, fingerprint=True))
+        answers += [data for data, _, _ in out]
+    answers += [data for data, _, _ in drain(server)]
+    return answers, [type(event).__name__ for event in events(server)]
+
+
+def test_a_turn_server_answers_the_same_bytes_on_both_paths():
+    server, _ = make_server()
+    client = Client(server)
+    with _codec(True):
+        assert client.allocate() is not None and client.nonce is not None  # it talks at all
+    ours, python = both(_conversation)
+    assert ours == python
+    assert len(ours[0]) == 5  # 401, then four successes
+    assert all(Message.parse(d).message_class == MessageClass.SUCCESS for d in ours[0][1:])
+
+
+def test_a_server_that_switched_codec_keeps_verifying_its_clients():
+    """Cached keys are of the codec's kind: switching drops them rather than mixing kinds."""
+    server, _ = make_server()
+    client = Client(server)
+    with _codec(True):
+        assert client.allocate().message_class == MessageClass.SUCCESS
+    with _codec(False):
+        assert client.request(w.REFRESH, (w.LIFETIME, 600)).message_class == MessageClass.SUCCESS
+    with _codec(True):
+        assert client.request(w.REFRESH, (w.LIFETIME, 600)).message_class == MessageClass.SUCCESS
