@@ -82,6 +82,7 @@ from netcore.peer import events as pe
 from netcore.peer.transport import TransportState
 from netcore.rtp.feedback import Remb
 from netcore.rtp.keyframes import KEYFRAME_DETECTORS
+from netcore.rtp.packet import RtpPacket
 from netcore.rtp.rtcp import SenderReport
 from netcore.rtp.vp8 import vp8_keyframe_size, vp8_temporal_id
 from netcore.sdp.attributes import Fingerprint
@@ -174,6 +175,12 @@ class SfuCore:
         # Sees every publisher's packet as received and every RTCP compound (the recorder,
         # netcore.sfu.recorder): ``tap.rtp(publication, RtpReceived, now)``, ``tap.rtcp(participant, packets, now)``.
         self.tap = None
+        # Also see every publisher's packet, each ``observer.rtp(publication, RtpReceived, now)`` (the input
+        # manager of a studio room, netcore.broadcast.studio)
+        self.observers: list = []
+        # ``slot_filter(subscriber, publication)``: False keeps that publication out of that subscriber's slots
+        # (a studio's viewers are given its program only); None: every track goes to every other participant
+        self.slot_filter: Callable[[Participant, Publication], bool] | None = None
         self._next_allocation: float | None = None
         self.planner = TranscodePlanner(config.transcode_hold)
         self._jobs: dict[str, tuple[str, Job, tuple]] = {}  # job id -> (room, job, renditions) while placed
@@ -467,6 +474,47 @@ class SfuCore:
             if worker is not None:
                 self.leave(worker, now, reason)
 
+    # -- publishers inside the server (netcore.broadcast) -----------------------------
+
+    def add_local_publisher(self, publisher: Participant, now: float) -> None:
+        """Put a publisher made in this server into its room (a studio's program): its publications are
+        given slots like any participant's, and it is sent their subscribers' key frame requests
+        (``publisher.transport.request_keyframe``). It is no participant: no transport of its own, no slots."""
+        room = self.rooms.setdefault(publisher.room_id, {})
+        room[publisher.id] = publisher
+        self._speakers.setdefault(publisher.room_id, SpeakerDetector())
+        self._events.append(ParticipantJoined(publisher.room_id, publisher.id))
+        for publication in publisher.publications.values():
+            self._events.append(TrackPublished(publisher.room_id, publisher.id, publication.mid, publication.kind))
+        self._assign(publisher.room_id, now)
+        self._drain(now)
+
+    def remove_local_publisher(self, publisher: Participant, now: float) -> None:
+        """Take a publisher of :meth:`add_local_publisher` out of its room; its slots are given other tracks."""
+        room = self.rooms.get(publisher.room_id, {})
+        if room.get(publisher.id) is not publisher:
+            return
+        del room[publisher.id]
+        freed: set[str] = set()
+        for publication in publisher.publications.values():
+            for slot in list(publication.slots):
+                slot.attach(None)
+                freed.add(slot.owner.id)
+        self._events.append(ParticipantLeft(publisher.room_id, publisher.id, "left", now - publisher.joined_at,
+                                            publisher.packets_received, 0, 0))
+        self._assign(publisher.room_id, now, freed)
+        self._drain(now)
+
+    def inject(self, publication: Publication, packet: RtpPacket, now: float) -> None:
+        """Forward ``packet`` as received on ``publication`` (a local publisher's: a studio's program)."""
+        self._forward(publication, pe.RtpReceived(publication.mid, packet.ssrc, packet), now)
+        self._drain(now)
+
+    def assign(self, room_id: str, now: float) -> None:
+        """Give the room's unwatched tracks free slots again (after :attr:`slot_filter` changed)."""
+        self._assign(room_id, now)
+        self._drain(now)
+
     def slots(self, participant_id: str) -> tuple[Slot, ...]:
         participant = self.participants[participant_id]
         return tuple(Slot(s.mid, s.kind, s.publication.owner.id if s.publication else None,
@@ -571,6 +619,8 @@ class SfuCore:
                 return
             if self.tap is not None:
                 self.tap.rtp(publication, event, now)
+            for observer in self.observers:
+                observer.rtp(publication, event, now)
             self._forward(publication, event, now)
         elif isinstance(event, pe.RtcpReceived):
             if self.tap is not None:
@@ -691,11 +741,11 @@ class SfuCore:
                 stats.forwarded_bytes += len(out.data)
                 self._dirty.append(subscriber)
 
-    def request_keyframe(self, publication: Publication, now: float) -> None:
-        """Ask ``publication``'s publisher for a key frame of every layer (a recorder's request: through
-        each layer's arbiter)."""
+    def request_keyframe(self, publication: Publication, now: float, reason: str = "recorder") -> None:
+        """Ask ``publication``'s publisher for a key frame of every layer (a recorder's or a studio's
+        request: through each layer's arbiter)."""
         for layer in publication.layers:
-            self._request_keyframe(publication, now, layer=layer, reason="recorder")
+            self._request_keyframe(publication, now, layer=layer, reason=reason)
         self._dirty.append(publication.owner)
 
     def _request_keyframe(self, publication: Publication, now: float, counted: bool = True,
@@ -844,7 +894,8 @@ class SfuCore:
                 if publisher is subscriber:
                     continue
                 for publication in publisher.publications.values():
-                    if id(publication) in watched:
+                    if id(publication) in watched or (self.slot_filter is not None
+                                                      and not self.slot_filter(subscriber, publication)):
                         continue
                     slot = subscriber.free_slot(publication.kind)
                     if slot is None:

@@ -1,0 +1,291 @@
+"""The input manager of studio rooms on a call server core (sans-IO, beside :class:`SfuCore`).
+
+A studio is a room of the call server whose participants are the sources
+(each camera, microphone or screen is one of their publications) and an
+operator who chooses what goes on air.  Started (``studio.start``), the
+room gets one more publisher, the **program** (participant id
+:data:`PROGRAM_ID`), made in the server by a :class:`ProgramSwitcher`:
+one VP8 video and one Opus audio publication, forwarded by the core to
+every slot that carries them like any publisher's tracks (each subscriber's
+own rewriting, NACK history, congestion control, key-frame arbiter).
+
+* Every source packet reaches :meth:`Studio.rtp` through the core's
+  ``observers``; what the switcher puts on air is handed back to the core
+  with :meth:`SfuCore.inject` as a packet of the program.
+* A subscriber of the program asking for a key frame (PLI/FIR) asks the
+  source on air (or the one being cut to), through that source's arbiter.
+* A cut asks the new source for a key frame at once, and again (at most
+  once per arbiter interval) while it waits for it.
+* **Viewers**: in a studio room, a participant that publishes nothing and
+  is not the operator is given the program only (the core's
+  ``slot_filter``); the operator and the sources see every track.
+* The card's frames come from :meth:`Studios.handle_timeout`
+  (:meth:`Studios.next_deadline` says when): the adapter runs that timer.
+
+Commands (:meth:`Studios.command`) are the operator's ``studio.cut``,
+``studio.audio`` and ``studio.card`` as signaling relays them (it checks
+that the sender is the room's operator; docs/signaling.md).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Callable
+
+from netcore.broadcast.card import CardSource
+from netcore.broadcast.switcher import CARD, PROGRAM_CODECS, ProgramSwitcher, SourceKey
+from netcore.errors import UsageError
+from netcore.peer import events as pe
+from netcore.rtp.keyframes import KEYFRAME_DETECTORS
+from netcore.sfu.events import ParticipantLeft, SfuEvent, TrackPublished
+from netcore.sfu.keyframes import KeyFrameArbiter
+from netcore.sfu.participant import Publication
+
+__all__ = ["Studio", "Studios", "ProgramPublisher", "PROGRAM_ID", "PROGRAM_MIDS"]
+
+PROGRAM_ID = "program"  # the program's participant id in its studio room
+PROGRAM_MIDS = {"video": "program-video", "audio": "program-audio"}
+
+
+class _ProgramTransport:
+    """What the core reaches through a publisher's transport: key-frame requests (to the studio)."""
+
+    def __init__(self, studio: Studio) -> None:
+        self._studio = studio
+
+    def request_keyframe(self, ssrc: int, now: float) -> None:
+        self._studio.keyframe_requested(now)
+
+    def poll_event(self) -> None:
+        return None
+
+    def poll_transmit(self) -> None:
+        return None
+
+
+class ProgramPublisher:
+    """The program as a publisher of its room: two publications, no slots, no transport of its own."""
+
+    def __init__(self, studio: Studio, room_id: str, now: float) -> None:
+        self.id = PROGRAM_ID
+        self.room_id = room_id
+        self.joined_at = now
+        self.transport = _ProgramTransport(studio)
+        self.slots: list = []
+        self.slot_by_ssrc: dict = {}
+        self.max_heights: dict = {}
+        self.connected = True
+        self.transcodes = None
+        self.job = None
+        self.packets_received = 0
+        self.publications: dict[str, Publication] = {}
+        for kind, mid in PROGRAM_MIDS.items():
+            publication = Publication(self, mid, kind, dict(PROGRAM_CODECS[kind]))  # type: ignore[arg-type]
+            # every request goes on to the source's own arbiter, which does the holding back
+            publication.layers[0].arbiter = KeyFrameArbiter(interval=0.0)
+            self.publications[mid] = publication
+
+    def free_slot(self, kind: str) -> None:
+        return None
+
+
+class Studio:
+    """One studio room's program (see the module docstring)."""
+
+    def __init__(self, core, room_id: str, operator: str, now: float, card_frame: bytes | None = None,
+                 random: Callable[[int], bytes] = os.urandom) -> None:
+        self.core = core
+        self.room_id = room_id
+        self.operator = operator
+        self.random = random
+        card = CardSource(card_frame, self._ssrc()) if card_frame else None
+        self.switcher = ProgramSwitcher(self._ssrc(), self._ssrc(), card)
+        self.publisher = ProgramPublisher(self, room_id, now)
+        self.keyframe_requests = 0  # sent to sources by this studio (cuts, waits, program subscribers)
+        for participant in list(core.rooms.get(room_id, {}).values()):
+            if participant is not self.publisher:
+                for publication in participant.publications.values():
+                    self._add(publication)
+        if card is not None:
+            self.switcher.cut(CARD, now)  # the card until the first cut
+
+    def _ssrc(self) -> int:
+        return int.from_bytes(self.random(4), "big") or 1
+
+    def open(self, now: float) -> None:
+        self.core.add_local_publisher(self.publisher, now)
+
+    def close(self, now: float) -> None:
+        self.core.remove_local_publisher(self.publisher, now)
+
+    def program(self, kind: str) -> Publication:
+        return self.publisher.publications[PROGRAM_MIDS[kind]]
+
+    # -- sources ----------------------------------------------------------------------
+
+    def _add(self, publication: Publication) -> None:
+        if publication.owner.transcodes is None and publication.owner is not self.publisher:
+            self.switcher.add_source((publication.owner.id, publication.mid), publication.kind, publication.codecs)
+
+    def _publication(self, key: SourceKey) -> Publication | None:
+        participant = self.core.participants.get(key[0])
+        return participant.publications.get(key[1]) if participant is not None else None
+
+    def on_event(self, event: SfuEvent, now: float) -> None:
+        """The core's events: tracks published and participants gone change the sources."""
+        if getattr(event, "room_id", None) != self.room_id:
+            return
+        if isinstance(event, TrackPublished) and event.participant_id != PROGRAM_ID:
+            publication = self._publication((event.participant_id, event.mid))
+            if publication is not None:
+                self._add(publication)
+        elif isinstance(event, ParticipantLeft) and event.participant_id != PROGRAM_ID:
+            for key in [k for k in self.switcher.sources if k[0] == event.participant_id]:
+                self.switcher.remove_source(key, now)
+            self._flush_card(now)
+
+    # -- the operator -----------------------------------------------------------------
+
+    def cut(self, key: SourceKey, now: float) -> None:
+        """Put a video source (or :data:`CARD`) on air at its next key frame, asked for now."""
+        if self.switcher.cut(key, now):
+            self._ask(key, now)
+        self._flush_card(now)
+
+    def pick_audio(self, key: SourceKey | None, now: float) -> None:
+        self.switcher.pick_audio(key, now)
+
+    # -- packets ----------------------------------------------------------------------
+
+    def rtp(self, publication: Publication, event: pe.RtpReceived, now: float) -> None:
+        """A source's packet (the core's observer): on air as the program's, or not."""
+        if publication.owner.room_id != self.room_id:
+            return
+        key = (publication.owner.id, publication.mid)
+        out = self.switcher.packet(key, event.packet, now)
+        if out is not None:
+            self.core.inject(self.program(publication.kind), out, now)
+        elif self.switcher.waiting == key and publication.kind == "video":
+            detector = KEYFRAME_DETECTORS.get(publication.codecs.get(event.packet.payload_type, ""))
+            if detector is not None and not detector(event.packet.payload):
+                self._ask(key, now)  # still waiting: the source's arbiter lets one through per interval
+
+    def keyframe_requested(self, now: float) -> None:
+        """A subscriber of the program lost its picture: the source on air (or being cut to) is asked."""
+        key = self.switcher.keyframe_source()
+        if key is not None:
+            self._ask(key, now)
+
+    def _ask(self, key: SourceKey, now: float) -> None:
+        publication = self._publication(key)
+        if publication is not None:
+            self.keyframe_requests += 1
+            self.core.request_keyframe(publication, now, reason="studio")
+
+    def next_deadline(self) -> float | None:
+        return self.switcher.next_deadline()
+
+    def handle_timeout(self, now: float) -> None:
+        self._flush_card(now)
+
+    def _flush_card(self, now: float) -> None:
+        for packet in self.switcher.handle_timeout(now):
+            self.core.inject(self.program("video"), packet, now)
+
+    def state(self) -> dict:
+        """What the operator's view shows: the sources and what is on air."""
+        sources = [{"publisher": k[0], "track": k[1], "kind": kind} for k, kind in self.switcher.sources.items()
+                   if k != CARD]
+        return {"room_id": self.room_id, "operator": self.operator, "program": PROGRAM_ID,
+                "tracks": dict(PROGRAM_MIDS), "card": self.switcher.card is not None, "sources": sources,
+                **self.switcher.state.as_dict()}
+
+
+def source_key(payload: dict | None) -> SourceKey | None:
+    """A command's ``source`` ({"publisher", "track"} or {"card": true}) as a key (None: none given)."""
+    if not payload:
+        return None
+    if payload.get("card"):
+        return CARD
+    publisher, track = payload.get("publisher"), payload.get("track")
+    if not isinstance(publisher, str) or not isinstance(track, str):
+        raise UsageError("a source is {publisher, track} or {card: true}")
+    return publisher, track
+
+
+class Studios:
+    """Every studio of one call server core: the core's observer and slot filter, the operator's commands."""
+
+    def __init__(self, core, card_frame: bytes | None = None, users: Callable[[str], str] = lambda sid: "",
+                 random: Callable[[int], bytes] = os.urandom) -> None:
+        self.core = core
+        self.card_frame = card_frame
+        self.users = users  # participant (session) id -> its user: who is the operator
+        self.random = random
+        self.studios: dict[str, Studio] = {}
+        core.observers.append(self)
+        core.slot_filter = self._slot_filter
+
+    def start(self, room_id: str, operator: str, now: float) -> Studio:
+        """Make ``room_id`` a studio run by user ``operator`` (again: the same studio, its operator kept)."""
+        studio = self.studios.get(room_id)
+        if studio is None:
+            studio = self.studios[room_id] = Studio(self.core, room_id, operator, now, self.card_frame, self.random)
+            studio.open(now)
+            studio.handle_timeout(now)
+        return studio
+
+    def stop(self, room_id: str, now: float) -> bool:
+        studio = self.studios.pop(room_id, None)
+        if studio is None:
+            return False
+        studio.close(now)
+        return True
+
+    def command(self, kind: str, room_id: str, payload: dict, now: float) -> Studio:
+        """``studio.cut`` {source}, ``studio.audio`` {source or null}, ``studio.card`` {}: UsageError for a
+        room that is no studio or a source that is not in it."""
+        studio = self.studios.get(room_id)
+        if studio is None:
+            raise UsageError(f"room {room_id!r} is no studio")
+        if kind == "studio.cut":
+            key = source_key(payload.get("source"))
+            if key is None:
+                raise UsageError("studio.cut needs a source")
+            studio.cut(key, now)
+        elif kind == "studio.audio":
+            studio.pick_audio(source_key(payload.get("source")), now)
+        elif kind == "studio.card":
+            studio.cut(CARD, now)
+        else:
+            raise UsageError(f"no studio command {kind!r}")
+        return studio
+
+    # -- the core's hooks -------------------------------------------------------------
+
+    def rtp(self, publication: Publication, event: pe.RtpReceived, now: float) -> None:
+        studio = self.studios.get(publication.owner.room_id)
+        if studio is not None:
+            studio.rtp(publication, event, now)
+
+    def on_event(self, event: SfuEvent, now: float) -> None:
+        studio = self.studios.get(getattr(event, "room_id", ""))
+        if studio is not None:
+            studio.on_event(event, now)
+
+    def _slot_filter(self, subscriber, publication: Publication) -> bool:
+        """In a studio, a viewer (publishes nothing, not the operator) is given the program only."""
+        studio = self.studios.get(subscriber.room_id)
+        if studio is None or subscriber.publications or publication.owner is studio.publisher:
+            return True
+        return self.users(subscriber.id) == studio.operator
+
+    def next_deadline(self) -> float | None:
+        deadlines = [d for s in self.studios.values() if (d := s.next_deadline()) is not None]
+        return min(deadlines, default=None)
+
+    def handle_timeout(self, now: float) -> None:
+        for studio in list(self.studios.values()):
+            deadline = studio.next_deadline()
+            if deadline is not None and deadline <= now:
+                studio.handle_timeout(now)
