@@ -28,6 +28,8 @@ from typing import Any
 from urllib.parse import quote
 
 from netcore.aio import DatagramSocket
+from netcore.broadcast.card import card_image, encode_card
+from netcore.broadcast.studio import Studios
 from netcore.driver import Driver
 from netcore.dtls.certificate import DtlsCertificate
 from netcore.errors import NetcoreError
@@ -50,6 +52,7 @@ __all__ = ["SfuServer", "log_event"]
 
 log = logging.getLogger("netcore.sfu")
 RECONNECT_DELAY = (0.2, 5.0)  # seconds: first and largest wait before reconnecting the service link
+STUDIO_TICK = 0.1  # seconds: how often studios' states are compared with what signaling was told
 REPORT_INTERVAL = 0.5  # seconds between load reports (signaling takes 2 s without one as dead)
 ALIVE_INTERVAL = 5.0  # seconds between touches of a live recording's manifest (workers' --stale is above)
 RECORDINGS_LIST = "nc:recordings"  # Redis list of finished recordings' journal directories (the workers BRPOP)
@@ -93,6 +96,9 @@ class SfuServer:
         self._alive_task: asyncio.Task | None = None
         self.workers: WorkerLinks | None = None
         self.transcode_port: int | None = None
+        self.studios: Studios | None = None  # studio rooms' programs (docs/broadcast.md)
+        self._studio_task: asyncio.Task | None = None
+        self._studio_states: dict[str, dict] = {}  # room -> the studio.state last told
 
     # -- lifecycle --------------------------------------------------------------------
 
@@ -118,6 +124,9 @@ class SfuServer:
                                     names=lambda session_id: self._users.get(session_id, ""),
                                     on_end=self._recording_ended)
         self.driver = Driver(self.core, loop, self._send, self._on_event)
+        self.studios = Studios(self.core, await asyncio.to_thread(encode_card, card_image()),
+                               users=lambda session_id: self._users.get(session_id, ""))
+        self._studio_task = loop.create_task(self._run_studios())
         if self.settings.http is not None:
             self.http = await serve_http(*self.settings.http, lambda: render_metrics(self.core), self.health)
         if self.settings.transcode is not None:
@@ -175,6 +184,7 @@ class SfuServer:
             await asyncio.wait(self._announcements, timeout=5)
         if self._alive_task is not None:
             self._alive_task.cancel()
+        await cancel_and_wait(self._studio_task)
         await cancel_and_wait(self._link_task)
         for sock in self.sockets.values():
             if sock.transport is not None:
@@ -212,6 +222,8 @@ class SfuServer:
             self.send_errors += 1
 
     def _on_event(self, event: object) -> None:
+        if self.studios is not None and self.studios.studios:
+            self.studios.on_event(event, asyncio.get_running_loop().time())  # type: ignore[arg-type]
         if self.recorder is not None and self.recorder.rooms:
             self.recorder.on_event(event, asyncio.get_running_loop().time())
         if self.workers is not None:
@@ -309,6 +321,8 @@ class SfuServer:
         core, driver = self.core, self.driver
         assert core is not None and driver is not None
         now = asyncio.get_running_loop().time()
+        for room_id in list(self.studios.studios if self.studios is not None else ()):
+            self.studios.stop(room_id, now)  # type: ignore[union-attr]
         for participant_id in list(core.participants):
             core.leave(participant_id, now, reason)
         driver.flush()
@@ -328,8 +342,55 @@ class SfuServer:
             self._quality(payload)
         elif kind in ("recording.start", "recording.stop"):
             self._record(kind == "recording.start", str(payload.get("room_id")), str(payload.get("by", "")))
+        elif kind in ("studio.start", "studio.cut", "studio.audio", "studio.card"):
+            self._studio(kind, payload)
         elif kind not in ("ack", "error"):
             log_event("service.unknown_message", type=kind)
+
+    # -- studios (docs/broadcast.md) ------------------------------------------------------
+
+    def _studio(self, kind: str, payload: dict) -> None:
+        """An operator's command, as signaling relayed it (it checked that the sender is the operator)."""
+        studios, driver = self.studios, self.driver
+        assert studios is not None and driver is not None
+        room_id, by = str(payload.get("room_id")), str(payload.get("by", ""))
+        now = asyncio.get_running_loop().time()
+        try:
+            if kind == "studio.start":
+                studios.start(room_id, by, now)
+            else:
+                studios.command(kind, room_id, payload, now)
+        except NetcoreError as exc:
+            log_event("studio.refused", room=room_id, command=kind, by=by, reason=str(exc))
+            return
+        log_event("studio." + kind.split(".")[1], room=room_id, by=by,
+                  source=payload.get("source") if kind != "studio.start" else None)
+        driver.flush()
+        self._tell_studios()
+
+    async def _run_studios(self) -> None:
+        """The cards' frames when due, and each studio's state told when it changed (a cut takes effect at
+        the new source's key frame, after the command)."""
+        loop = asyncio.get_running_loop()
+        while True:
+            studios = self.studios
+            deadline = studios.next_deadline() if studios is not None else None
+            await asyncio.sleep(STUDIO_TICK if deadline is None else max(0.0, min(STUDIO_TICK, deadline - loop.time())))
+            if studios is None or not studios.studios:
+                continue
+            studios.handle_timeout(loop.time())
+            if self.driver is not None:
+                self.driver.flush()
+            self._tell_studios()
+
+    def _tell_studios(self) -> None:
+        """``studio.state`` to signaling (for the studio room's sessions) for each studio whose state changed."""
+        assert self.studios is not None
+        for room_id, studio in self.studios.studios.items():
+            state = studio.state()
+            if self._studio_states.get(room_id) != state:
+                self._studio_states[room_id] = state
+                self._push("studio.state", state)
 
     # -- recording (docs/recording.md) ---------------------------------------------------
 
