@@ -19,6 +19,10 @@ own rewriting, NACK history, congestion control, key-frame arbiter).
 * **Viewers**: in a studio room, a participant that publishes nothing and
   is not the operator is given the program only (the core's
   ``slot_filter``); the operator and the sources see every track.
+* ``studio.audio`` may pick the **mix** of every microphone
+  (netcore.broadcast.mixer): its frames are made every 20 ms by
+  :meth:`Studios.handle_timeout`, their coding run by ``execute`` (the call
+  server's worker thread) and put on air when done.
 * The card's frames come from :meth:`Studios.handle_timeout`
   (:meth:`Studios.next_deadline` says when): the adapter runs that timer.
 
@@ -30,9 +34,18 @@ that the sender is the room's operator; docs/signaling.md).
 from __future__ import annotations
 
 import os
-from typing import Callable
+from typing import Callable, Optional
+
+# Runs ``work`` (a mix frame: decode, sum, encode) and calls ``done(its result, now)`` when it is done: the call
+# server runs it on a worker thread; without one it runs at once
+Execute = Callable[[Callable[[], Optional[bytes]], Callable[[Optional[bytes], float], None], float], None]
+
+
+def run_inline(work: Callable[[], bytes | None], done: Callable[[bytes | None, float], None], now: float) -> None:
+    done(work(), now)
 
 from netcore.broadcast.card import CardSource
+from netcore.broadcast.mixer import MIX, MIX_PAYLOAD_TYPE, MixClock, MixJob, OpusMixer
 from netcore.broadcast.switcher import CARD, PROGRAM_CODECS, ProgramSwitcher, SourceKey
 from netcore.errors import UsageError
 from netcore.peer import events as pe
@@ -93,13 +106,17 @@ class Studio:
     """One studio room's program (see the module docstring)."""
 
     def __init__(self, core, room_id: str, operator: str, now: float, card_frame: bytes | None = None,
-                 random: Callable[[int], bytes] = os.urandom) -> None:
+                 random: Callable[[int], bytes] = os.urandom, execute: Execute = run_inline) -> None:
         self.core = core
         self.room_id = room_id
         self.operator = operator
         self.random = random
+        self.execute = execute
         card = CardSource(card_frame, self._ssrc()) if card_frame else None
         self.switcher = ProgramSwitcher(self._ssrc(), self._ssrc(), card)
+        self.mix = MixClock(self._ssrc())
+        self._mixer: OpusMixer | None = None  # made at the first frame of the mix (it holds the coders)
+        self.switcher.add_source(MIX, "audio", {MIX_PAYLOAD_TYPE: "OPUS"})
         self.publisher = ProgramPublisher(self, room_id, now)
         self.keyframe_requests = 0  # sent to sources by this studio (cuts, waits, program subscribers)
         for participant in list(core.rooms.get(room_id, {}).values()):
@@ -125,7 +142,10 @@ class Studio:
 
     def _add(self, publication: Publication) -> None:
         if publication.owner.transcodes is None and publication.owner is not self.publisher:
-            self.switcher.add_source((publication.owner.id, publication.mid), publication.kind, publication.codecs)
+            key = (publication.owner.id, publication.mid)
+            self.switcher.add_source(key, publication.kind, publication.codecs)
+            if publication.kind == "audio":
+                self.mix.add_source(key)
 
     def _publication(self, key: SourceKey) -> Publication | None:
         participant = self.core.participants.get(key[0])
@@ -142,6 +162,7 @@ class Studio:
         elif isinstance(event, ParticipantLeft) and event.participant_id != PROGRAM_ID:
             for key in [k for k in self.switcher.sources if k[0] == event.participant_id]:
                 self.switcher.remove_source(key, now)
+                self.mix.remove_source(key)
             self._flush_card(now)
 
     # -- the operator -----------------------------------------------------------------
@@ -153,7 +174,12 @@ class Studio:
         self._flush_card(now)
 
     def pick_audio(self, key: SourceKey | None, now: float) -> None:
+        """Put a microphone, the mix (:data:`MIX`: every microphone summed) or nothing (None) on air."""
         self.switcher.pick_audio(key, now)
+        if key == MIX:
+            self.mix.start(now)
+        else:
+            self.mix.stop()
 
     # -- packets ----------------------------------------------------------------------
 
@@ -162,6 +188,8 @@ class Studio:
         if publication.owner.room_id != self.room_id:
             return
         key = (publication.owner.id, publication.mid)
+        if publication.kind == "audio" and self.mix.running:
+            self.mix.add(key, event.packet.payload)
         out = self.switcher.packet(key, event.packet, now)
         if out is not None:
             self.core.inject(self.program(publication.kind), out, now)
@@ -183,10 +211,25 @@ class Studio:
             self.core.request_keyframe(publication, now, reason="studio")
 
     def next_deadline(self) -> float | None:
-        return self.switcher.next_deadline()
+        deadlines = [d for d in (self.switcher.next_deadline(), self.mix.next_deadline()) if d is not None]
+        return min(deadlines, default=None)
 
     def handle_timeout(self, now: float) -> None:
         self._flush_card(now)
+        for job in self.mix.handle_timeout(now):
+            if self._mixer is None:
+                self._mixer = OpusMixer()
+            mixer = self._mixer
+            self.execute(lambda job=job: mixer.mix(job), lambda payload, at, job=job: self._mixed(job, payload, at),
+                         now)
+
+    def _mixed(self, job: MixJob, payload: bytes | None, now: float) -> None:
+        """A frame of the mix is coded: on air if the mix still is."""
+        if payload is None or not self.mix.running:
+            return
+        out = self.switcher.packet(MIX, self.mix.packet(job, payload), now)
+        if out is not None:
+            self.core.inject(self.program("audio"), out, now)
 
     def _flush_card(self, now: float) -> None:
         for packet in self.switcher.handle_timeout(now):
@@ -195,18 +238,21 @@ class Studio:
     def state(self) -> dict:
         """What the operator's view shows: the sources and what is on air."""
         sources = [{"publisher": k[0], "track": k[1], "kind": kind} for k, kind in self.switcher.sources.items()
-                   if k != CARD]
+                   if k not in (CARD, MIX)]
         return {"room_id": self.room_id, "operator": self.operator, "program": PROGRAM_ID,
                 "tracks": dict(PROGRAM_MIDS), "card": self.switcher.card is not None, "sources": sources,
                 **self.switcher.state.as_dict()}
 
 
 def source_key(payload: dict | None) -> SourceKey | None:
-    """A command's ``source`` ({"publisher", "track"} or {"card": true}) as a key (None: none given)."""
+    """A command's ``source`` ({"publisher", "track"}, {"card": true} or {"mix": true}) as a key (None: none
+    given)."""
     if not payload:
         return None
     if payload.get("card"):
         return CARD
+    if payload.get("mix"):
+        return MIX
     publisher, track = payload.get("publisher"), payload.get("track")
     if not isinstance(publisher, str) or not isinstance(track, str):
         raise UsageError("a source is {publisher, track} or {card: true}")
@@ -217,9 +263,10 @@ class Studios:
     """Every studio of one call server core: the core's observer and slot filter, the operator's commands."""
 
     def __init__(self, core, card_frame: bytes | None = None, users: Callable[[str], str] = lambda sid: "",
-                 random: Callable[[int], bytes] = os.urandom) -> None:
+                 random: Callable[[int], bytes] = os.urandom, execute: Execute = run_inline) -> None:
         self.core = core
         self.card_frame = card_frame
+        self.execute = execute
         self.users = users  # participant (session) id -> its user: who is the operator
         self.random = random
         self.studios: dict[str, Studio] = {}
@@ -230,7 +277,8 @@ class Studios:
         """Make ``room_id`` a studio run by user ``operator`` (again: the same studio, its operator kept)."""
         studio = self.studios.get(room_id)
         if studio is None:
-            studio = self.studios[room_id] = Studio(self.core, room_id, operator, now, self.card_frame, self.random)
+            studio = self.studios[room_id] = Studio(self.core, room_id, operator, now, self.card_frame, self.random,
+                                                    self.execute)
             studio.open(now)
             studio.handle_timeout(now)
         return studio

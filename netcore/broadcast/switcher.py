@@ -18,16 +18,18 @@ restart).  The rewriting is the call server's per-subscriber
   decode on their own), timestamps continued the same way; ``None``: no
   audio (the stream pauses, and continues where it stopped, advanced by
   the time it was silent);
+* **mix**: the audio of every microphone summed (netcore.broadcast.mixer)
+  is one more audio source, picked like a microphone;
 * **card**: the still of :class:`~netcore.broadcast.card.CardSource` is a
   source like a camera whose every frame is a key frame, so it goes on
   air at its next frame; a cut away from it keeps it on air until the
   camera's key frame.  The card also goes on air when the on-air camera
   leaves.
 
-Mixing the audio of several sources and cross-fading video need decoding
-and encoding (Opus at 48 kHz, VP8 at the cameras' sizes) on the server
-for every program; a cut and a picked microphone need none, so that is
-what the switcher does (docs/broadcast.md: why).
+A cross-fade would need every source that may be faded to decoded all
+the time (a decoder starts only at a key frame) and the program coded
+again for the fade, ending in a key-frame cut all the same; the switcher
+cuts (docs/broadcast.md: why).
 
 Sources are named by ``(publisher, track)``; the program's payload types
 are fixed (:data:`VIDEO_PAYLOAD_TYPE` VP8, :data:`AUDIO_PAYLOAD_TYPE`
@@ -40,6 +42,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from netcore.broadcast.card import CardSource
+from netcore.broadcast.mixer import MIX
 from netcore.errors import UsageError
 from netcore.rtp.packet import RtpPacket
 from netcore.sfu.rewrite import DownTrack
@@ -69,7 +72,9 @@ class ProgramState:
         def name(key: SourceKey | None) -> dict | None:
             if key is None:
                 return None
-            return {"card": True} if key == CARD else {"publisher": key[0], "track": key[1]}
+            if key in (CARD, MIX):
+                return {key[1]: True}
+            return {"publisher": key[0], "track": key[1]}
         return {"video": name(self.video), "next": name(self.next), "audio": name(self.audio), "cuts": self.cuts}
 
 

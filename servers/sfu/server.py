@@ -18,6 +18,7 @@ every participant it still has (``participant.left`` reason ``relinked``).
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 import logging
 import os
@@ -99,6 +100,8 @@ class SfuServer:
         self.studios: Studios | None = None  # studio rooms' programs (docs/broadcast.md)
         self._studio_task: asyncio.Task | None = None
         self._studio_states: dict[str, dict] = {}  # room -> the studio.state last told
+        # the audio mixes' coding (decode, sum, encode), off the event loop; one thread keeps each mix's frames in order
+        self._mix_pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="studio-mix")
 
     # -- lifecycle --------------------------------------------------------------------
 
@@ -125,7 +128,7 @@ class SfuServer:
                                     on_end=self._recording_ended)
         self.driver = Driver(self.core, loop, self._send, self._on_event)
         self.studios = Studios(self.core, await asyncio.to_thread(encode_card, card_image()),
-                               users=lambda session_id: self._users.get(session_id, ""))
+                               users=lambda session_id: self._users.get(session_id, ""), execute=self._mix)
         self._studio_task = loop.create_task(self._run_studios())
         if self.settings.http is not None:
             self.http = await serve_http(*self.settings.http, lambda: render_metrics(self.core), self.health)
@@ -185,6 +188,7 @@ class SfuServer:
         if self._alive_task is not None:
             self._alive_task.cancel()
         await cancel_and_wait(self._studio_task)
+        self._mix_pool.shutdown(wait=False, cancel_futures=True)
         await cancel_and_wait(self._link_task)
         for sock in self.sockets.values():
             if sock.transport is not None:
@@ -367,6 +371,21 @@ class SfuServer:
                   source=payload.get("source") if kind != "studio.start" else None)
         driver.flush()
         self._tell_studios()
+
+    def _mix(self, work, done, now: float) -> None:
+        """Run a frame of a studio's audio mix on the mixing thread; ``done`` puts it on air back on the loop."""
+        loop = asyncio.get_running_loop()
+
+        def finished(future: asyncio.Future) -> None:
+            if future.cancelled() or self.driver is None:
+                return
+            if future.exception() is not None:
+                log_event("studio.mix_failed", reason=str(future.exception()))
+                return
+            done(future.result(), loop.time())
+            self.driver.flush()
+
+        loop.run_in_executor(self._mix_pool, work).add_done_callback(finished)
 
     async def _run_studios(self) -> None:
         """The cards' frames when due, and each studio's state told when it changed (a cut takes effect at

@@ -155,10 +155,11 @@ def _object(schema: dict[str, tuple[Callable[[Any], str | None], bool]]):
 
 
 def _source(value: Any) -> str | None:
-    """A studio's source: a track ``{"publisher", "track"}``, the card ``{"card": true}``, or null."""
+    """A studio's source: a track ``{"publisher", "track"}``, the card ``{"card": true}``, the audio mix
+    ``{"mix": true}``, or null."""
     if value is None:
         return None
-    if isinstance(value, dict) and value.get("card") is True and len(value) == 1:
+    if isinstance(value, dict) and len(value) == 1 and (value.get("card") is True or value.get("mix") is True):
         return None
     return _object({"publisher": (ID, True), "track": (ID, True)})(value)
 

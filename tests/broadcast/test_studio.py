@@ -150,3 +150,25 @@ def test_a_camera_that_joins_later_is_a_source_and_one_that_leaves_is_taken_off_
         studios.on_event(event, room.net.now)
     # off the program, and the card on air at once (its first frame went out as the camera left)
     assert ("cam-a", "1") not in studio.switcher.sources and studio.switcher.state.video == ("", "card")
+
+
+def test_the_mix_goes_on_air_in_place_of_a_microphone_and_the_stream_runs_on():
+    room, studios = studio_room()
+    viewer = room.join("viewer", publish=(), slots=1)
+    room.connect()
+    studios.command("studio.audio", "r1", {"source": {"publisher": "cam-a", "track": "0"}}, room.net.now)
+    stream(room, studios, 0.5, fps=50)
+    studios.command("studio.audio", "r1", {"source": {"mix": True}}, room.net.now)
+    assert studios.next_deadline() is not None  # the mix's 20 ms frames
+    stream(room, studios, 1.0, fps=50)
+    studio = studios.studios["r1"]
+    assert studio.state()["audio"] == {"mix": True} and studio.mix.running
+    audio = [p for m, k in viewer.slots.items() if k == "audio" for p in viewer.received.get(m, [])]
+    assert len({p.ssrc for p in audio}) == 1
+    assert all((b.sequence_number - a.sequence_number) & 0xFFFF == 1 for a, b in zip(audio, audio[1:]))
+    assert all(0 < (b.timestamp - a.timestamp) & 0xFFFFFFFF < 48000 for a, b in zip(audio, audio[1:]))
+    microphone = [p for p in audio if p.payload == bytes(40)]  # the harness's microphones send zeros
+    mixed = audio[len(microphone):]
+    assert microphone == audio[:len(microphone)] and len(microphone) > 15 and len(mixed) > 35
+    studios.command("studio.audio", "r1", {}, room.net.now)  # none
+    assert not studio.mix.running and studio.state()["audio"] is None
