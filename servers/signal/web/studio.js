@@ -2,7 +2,7 @@
 // starts the studio (`studio.start`), every source is the tile the room already shows for its
 // participant, and the program (the call server's publisher "program") gets a tile of its own.
 // The panel lists the video sources with a Cut button each, the microphones in a select, and
-// the card button; `studio.state` from the call server says what is on air (and what a cut waits
+// the card button (the audio select offers the mix of every microphone too); `studio.state` from the call server says what is on air (and what a cut waits
 // for: the new source's key frame), and is shown to everyone in the room, the buttons to the
 // operator only.
 
@@ -60,6 +60,7 @@ export class StudioPanel {
   name(source) {
     if (!source) return 'nothing';
     if (source.card) return 'the card';
+    if (source.mix) return 'the mix';
     return `${this.names(source.publisher) || source.publisher} (${source.track})`;
   }
 
@@ -82,6 +83,11 @@ export class StudioPanel {
     none.value = '';
     none.textContent = 'no audio';
     audio.append(none);
+    const mix = document.createElement('option');
+    mix.value = JSON.stringify({ mix: true });
+    mix.textContent = 'mix of every microphone';
+    mix.selected = Boolean(p.audio && p.audio.mix);
+    audio.append(mix);
     for (const source of p.sources || []) {
       const key = { publisher: source.publisher, track: source.track };
       if (source.kind === 'video') {
