@@ -22,6 +22,7 @@ from fractions import Fraction
 import av
 import numpy as np
 
+from netcore.broadcast.ticker import Ticker
 from netcore.media.synthetic import VIDEO_CLOCK_RATE, SyntheticCamera
 from netcore.rtp.packet import RtpPacket
 from netcore.rtp.vp8 import Vp8Packetizer
@@ -74,32 +75,31 @@ class CardSource:
         self._packetizer = Vp8Packetizer(max_payload_size)
         self._sequence = 0
         self._started: float | None = None
-        self._next: float | None = None
+        self._ticker = Ticker(interval)
         self.frames = 0
 
     @property
     def running(self) -> bool:
-        return self._next is not None
+        return self._ticker.running
 
     def start(self, now: float) -> None:
         """Send from now on (the first frame at the next :meth:`handle_timeout`)."""
-        if self._next is None:
-            self._next = now
-            if self._started is None:
-                self._started = now
+        self._ticker.start(now)
+        if self._started is None:
+            self._started = now
 
     def stop(self) -> None:
-        self._next = None
+        self._ticker.stop()
 
     def next_deadline(self) -> float | None:
-        return self._next
+        return self._ticker.next_deadline()
 
     def handle_timeout(self, now: float) -> list[RtpPacket]:
-        """The packets of the frame due (none before its time), timestamped by the time since the start."""
-        if self._next is None or now < self._next:
+        """The packets of the frame due (none before its time; one after a stall), timestamped by the time
+        since the start."""
+        if not self._ticker.due(now):
             return []
         assert self._started is not None
-        self._next = max(self._next + self.interval, now)  # (late: no burst of frames to catch up)
         timestamp = round((now - self._started) * VIDEO_CLOCK_RATE) & 0xFFFFFFFF
         payloads = self._packetizer.packetize(self.frame)
         packets = []

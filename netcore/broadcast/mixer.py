@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from netcore.broadcast.ticker import Ticker
 from netcore.rtp.packet import RtpPacket
 
 __all__ = ["MixClock", "MixJob", "OpusMixer", "MIX", "FRAME", "SAMPLES", "MAX_QUEUED", "MIX_PAYLOAD_TYPE"]
@@ -51,20 +52,19 @@ class MixClock:
     def __init__(self, ssrc: int) -> None:
         self.ssrc = ssrc
         self._queues: dict[tuple[str, str], deque[bytes]] = {}
-        self._next: float | None = None
+        self._ticker = Ticker(FRAME)
         self._number = 0
         self.dropped = 0  # payloads dropped because their source ran ahead
 
     @property
     def running(self) -> bool:
-        return self._next is not None
+        return self._ticker.running
 
     def start(self, now: float) -> None:
-        if self._next is None:
-            self._next = now
+        self._ticker.start(now)
 
     def stop(self) -> None:
-        self._next = None
+        self._ticker.stop()
         for queue in self._queues.values():
             queue.clear()
 
@@ -77,7 +77,7 @@ class MixClock:
     def add(self, key: tuple[str, str], payload: bytes) -> None:
         """A source's Opus payload (only while running; one of a source not added is ignored)."""
         queue = self._queues.get(key)
-        if queue is None or self._next is None:
+        if queue is None or not self._ticker.running:
             return
         if len(queue) >= MAX_QUEUED:
             queue.popleft()
@@ -85,15 +85,14 @@ class MixClock:
         queue.append(payload)
 
     def next_deadline(self) -> float | None:
-        return self._next
+        return self._ticker.next_deadline()
 
     def handle_timeout(self, now: float) -> list[MixJob]:
         """The frames due (one per FRAME; after a long stall, only the latest: no burst to catch up)."""
-        if self._next is None or now < self._next:
+        periods = self._ticker.due(now)
+        if not periods:
             return []
-        late = int((now - self._next) / FRAME)
-        self._number += late
-        self._next += (late + 1) * FRAME
+        self._number += periods - 1
         job = MixJob(self._number, tuple((key, queue.popleft() if queue else None)
                                          for key, queue in self._queues.items()))
         self._number += 1

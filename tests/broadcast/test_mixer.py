@@ -41,32 +41,34 @@ def dominant(pcm: np.ndarray, count: int) -> list[float]:
     return sorted(float(f) for f in freqs[np.argsort(spectrum)[-count:]])
 
 
-def test_the_mix_of_two_microphones_holds_both_tones():
-    mics = {A: SyntheticMicrophone(tone_hz=440, mark_ms=0), B: SyntheticMicrophone(tone_hz=1000, mark_ms=0)}
-    coders = {A: AudioEncoder(), B: AudioEncoder()}
-    clock, mixer, out = MixClock(ssrc=1), OpusMixer(), []
-    clock.add_source(A)
-    clock.add_source(B)
-    clock.start(0.0)
-    for n in range(150):
-        for key in (A, B):
-            for coded in coders[key].encode(mics[key].frame(n)):
+def feed(clock: MixClock, mixer: OpusMixer, mics: dict, frames: range, keys: tuple) -> list:
+    """The microphones ``keys`` send ``frames`` (each 20 ms, coded by its own encoder): the mix's packets."""
+    out = []
+    for n in frames:
+        for key in keys:
+            microphone, coder = mics[key]
+            for coded in coder.encode(microphone.frame(n)):
                 clock.add(key, coded.payloads[0])
         for job in clock.handle_timeout(n * FRAME):
             payload = mixer.mix(job)
             if payload is not None:
                 out.append(clock.packet(job, payload))
+    return out
+
+
+def test_the_mix_of_two_microphones_holds_both_tones():
+    mics = {A: (SyntheticMicrophone(tone_hz=440, mark_ms=0), AudioEncoder()),
+            B: (SyntheticMicrophone(tone_hz=1000, mark_ms=0), AudioEncoder())}
+    clock, mixer = MixClock(ssrc=1), OpusMixer()
+    clock.add_source(A)
+    clock.add_source(B)
+    clock.start(0.0)
+    out = feed(clock, mixer, mics, range(150), (A, B))
     assert len(out) >= 145
     decoder = AudioDecoder()
     pcm = np.concatenate([f.to_ndarray().reshape(-1) for p in out for f in decoder.decode(p.payload)])
     assert dominant(pcm[-48000:], 2) == [440.0, 1000.0]
     # one of them alone when the other falls silent
-    for n in range(150, 250):
-        for coded in coders[A].encode(mics[A].frame(n)):
-            clock.add(A, coded.payloads[0])
-        for job in clock.handle_timeout(n * FRAME):
-            payload = mixer.mix(job)
-            if payload is not None:
-                out.append(clock.packet(job, payload))
+    out += feed(clock, mixer, mics, range(150, 250), (A,))
     pcm = np.concatenate([f.to_ndarray().reshape(-1) for p in out[-50:] for f in decoder.decode(p.payload)])
     assert dominant(pcm, 1) == [440.0]

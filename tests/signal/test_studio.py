@@ -6,19 +6,11 @@ from __future__ import annotations
 
 import json
 
-from websockets.asyncio.client import connect
-
-from .test_rooms import CALL_SERVER, users
+from .test_rooms import room_with_service_link
 
 
 async def test_the_owner_operates_the_studio_and_the_call_server_is_told(start_server, names):
-    server = await start_server(call_server=CALL_SERVER, service_secret="svc-secret")
-    service = await connect(f"ws://127.0.0.1:{server.port}/v1/service",
-                            additional_headers={"Authorization": "Bearer svc-secret"})
-    owner, guest = await users(server, names, 2)
-    room_id = (await owner.ok("room.create", {}))["room_id"]
-    await owner.ok("room.invite", {"room_id": room_id, "to": guest.user})
-    await guest.ok("room.join", {"room_id": room_id})
+    service, owner, guest, room_id = await room_with_service_link(start_server, names)
     source = {"publisher": "p1", "track": "1"}
     err = await owner.request("studio.cut", {"room_id": room_id, "source": source})
     assert err["payload"]["code"] == 409  # no studio yet
