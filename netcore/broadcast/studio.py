@@ -284,6 +284,7 @@ class Studios:
         return studio
 
     def stop(self, room_id: str, now: float) -> bool:
+        """The program leaves the room (its room goes with it when it was the last)."""
         studio = self.studios.pop(room_id, None)
         if studio is None:
             return False
@@ -317,9 +318,16 @@ class Studios:
             studio.rtp(publication, event, now)
 
     def on_event(self, event: SfuEvent, now: float) -> None:
-        studio = self.studios.get(getattr(event, "room_id", ""))
-        if studio is not None:
-            studio.on_event(event, now)
+        """The core's events: a studio's sources come and go; a studio whose room has nobody left but its
+        program ends."""
+        room_id = getattr(event, "room_id", "")
+        studio = self.studios.get(room_id)
+        if studio is None:
+            return
+        studio.on_event(event, now)
+        if isinstance(event, ParticipantLeft) and all(
+                p is studio.publisher for p in self.core.rooms.get(room_id, {}).values()):
+            self.stop(room_id, now)
 
     def _slot_filter(self, subscriber, publication: Publication) -> bool:
         """In a studio, a viewer (publishes nothing, not the operator) is given the program only."""

@@ -502,7 +502,12 @@ class SfuCore:
                 freed.add(slot.owner.id)
         self._events.append(ParticipantLeft(publisher.room_id, publisher.id, "left", now - publisher.joined_at,
                                             publisher.packets_received, 0, 0))
-        self._assign(publisher.room_id, now, freed)
+        if room:
+            self._assign(publisher.room_id, now, freed)
+        else:
+            self.rooms.pop(publisher.room_id, None)
+            self._speakers.pop(publisher.room_id, None)
+            self._last_n.pop(publisher.room_id, None)
         self._drain(now)
 
     def inject(self, publication: Publication, packet: RtpPacket, now: float) -> None:

@@ -405,6 +405,8 @@ class SfuServer:
     def _tell_studios(self) -> None:
         """``studio.state`` to signaling (for the studio room's sessions) for each studio whose state changed."""
         assert self.studios is not None
+        for room_id in [r for r in self._studio_states if r not in self.studios.studios]:
+            del self._studio_states[room_id]  # ended (its room emptied)
         for room_id, studio in self.studios.studios.items():
             state = studio.state()
             if self._studio_states.get(room_id) != state:

@@ -172,3 +172,14 @@ def test_the_mix_goes_on_air_in_place_of_a_microphone_and_the_stream_runs_on():
     assert microphone == audio[:len(microphone)] and len(microphone) > 15 and len(mixed) > 35
     studios.command("studio.audio", "r1", {}, room.net.now)  # none
     assert not studio.mix.running and studio.state()["audio"] is None
+
+
+def test_a_studio_ends_when_its_room_has_nobody_left_but_the_program():
+    room, studios = studio_room()
+    for name in ("cam-a", "cam-b"):
+        seen = len(room.events)
+        room.core.leave(name, room.net.now)
+        room.server.flush()
+        for event in room.events[seen:]:
+            studios.on_event(event, room.net.now)
+    assert "r1" not in studios.studios and "r1" not in room.core.rooms
