@@ -16,7 +16,10 @@ PROGRAM_JS = """async () => {
   const report = await sfu.link.pc.getStats();
   let frames = 0, width = 0;
   report.forEach((s) => {
-    if (s.type === 'inbound-rtp' && s.mid === program.mids.camera) { frames = s.framesDecoded || 0; width = s.frameWidth || 0; }
+    if (s.type === 'inbound-rtp' && s.mid === program.mids.camera) {
+      frames = s.framesDecoded || 0;
+      width = s.frameWidth || 0;
+    }
   });
   const panel = document.getElementById('studio');
   return {frames, width, video: panel.dataset.video, next: panel.dataset.next,
