@@ -36,10 +36,14 @@ CARD_BITRATE = 400_000  # what the one key frame is coded at (its size: a few ki
 
 
 def card_image(width: int = 640, height: int = 360, path: str | None = None) -> av.VideoFrame:
-    """The card's picture: the first picture of ``path`` scaled to ``width`` x ``height``, or the drawn card."""
+    """The card's picture: the first picture of ``path`` scaled to ``width`` x ``height``, or the drawn card.
+    Raises OSError (one sentence) for a file that is missing or holds no picture."""
     if path is not None:
-        with av.open(path) as container:
-            frame = next(container.decode(video=0))
+        try:
+            with av.open(path) as container:
+                frame = next(container.decode(video=0))
+        except (av.FFmpegError, OSError, ValueError, StopIteration) as exc:
+            raise OSError(f"the card image {path} cannot be read: {exc or 'no picture in it'}") from None
         return frame.reformat(width=width, height=height, format="yuv420p")
     frame = SyntheticCamera(width, height).frame(CARD_NUMBER)
     planes = frame.to_ndarray()  # yuv420p stacked: Y then U and V

@@ -127,7 +127,8 @@ class SfuServer:
                                     names=lambda session_id: self._users.get(session_id, ""),
                                     on_end=self._recording_ended)
         self.driver = Driver(self.core, loop, self._send, self._on_event)
-        self.studios = Studios(self.core, await asyncio.to_thread(encode_card, card_image()),
+        card = await asyncio.to_thread(lambda: encode_card(card_image(path=self.settings.studio_card)))
+        self.studios = Studios(self.core, card,
                                users=lambda session_id: self._users.get(session_id, ""), execute=self._mix)
         self._studio_task = loop.create_task(self._run_studios())
         if self.settings.http is not None:
