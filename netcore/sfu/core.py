@@ -515,11 +515,6 @@ class SfuCore:
         self._forward(publication, pe.RtpReceived(publication.mid, packet.ssrc, packet), now)
         self._drain(now)
 
-    def assign(self, room_id: str, now: float) -> None:
-        """Give the room's unwatched tracks free slots again (after :attr:`slot_filter` changed)."""
-        self._assign(room_id, now)
-        self._drain(now)
-
     def slots(self, participant_id: str) -> tuple[Slot, ...]:
         participant = self.participants[participant_id]
         return tuple(Slot(s.mid, s.kind, s.publication.owner.id if s.publication else None,
