@@ -10,7 +10,7 @@ microphone (which costs nothing and keeps the source's own coding).
 :class:`MixClock` is the sans-IO part: it keeps each source's latest
 payloads (at most :data:`MAX_QUEUED`, the older dropped: a source that
 bursts does not build up delay) and every :data:`FRAME` seconds makes a
-:class:`MixJob`, the payload of each source for that frame (None: it
+:class:`MixJob` (after a stall, the last :data:`MAX_QUEUED` missed at once), the payload of each source for that frame (None: it
 sent nothing, it counts as silence). :class:`OpusMixer` runs the job
 (decode, sum, clip, encode); it holds a decoder per source, so its jobs
 run one at a time and in order (the call server runs them on one worker
@@ -54,6 +54,7 @@ class MixClock:
         self._queues: dict[tuple[str, str], deque[bytes]] = {}
         self._ticker = Ticker(FRAME)
         self._number = 0
+        self.frames = 0  # frames of the mix made
         self.dropped = 0  # payloads dropped because their source ran ahead
 
     @property
@@ -88,15 +89,20 @@ class MixClock:
         return self._ticker.next_deadline()
 
     def handle_timeout(self, now: float) -> list[MixJob]:
-        """The frames due (one per FRAME; after a long stall, only the latest: no burst to catch up)."""
+        """The frames due, one per FRAME: after a stall (the caller late), the latest MAX_QUEUED of those
+        missed (what the sources' queues can still fill), numbered for their time; the older are skipped."""
         periods = self._ticker.due(now)
         if not periods:
             return []
-        self._number += periods - 1
-        job = MixJob(self._number, tuple((key, queue.popleft() if queue else None)
-                                         for key, queue in self._queues.items()))
-        self._number += 1
-        return [job]
+        made = min(periods, MAX_QUEUED)
+        self._number += periods - made
+        jobs = []
+        for _ in range(made):
+            jobs.append(MixJob(self._number, tuple((key, queue.popleft() if queue else None)
+                                                   for key, queue in self._queues.items())))
+            self._number += 1
+        self.frames += made
+        return jobs
 
     def packet(self, job: MixJob, payload: bytes) -> RtpPacket:
         """The mix's RTP packet for a job's coded payload."""

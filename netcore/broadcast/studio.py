@@ -235,6 +235,13 @@ class Studio:
         for packet in self.switcher.handle_timeout(now):
             self.core.inject(self.program("video"), packet, now)
 
+    def counters(self) -> dict[str, int]:
+        """Its totals so far (the call server's metrics)."""
+        card = self.switcher.card
+        return {"cuts": self.switcher.cuts, "keyframe_requests": self.keyframe_requests,
+                "card_frames": card.frames if card is not None else 0, "mix_frames": self.mix.frames,
+                "mix_dropped": self.mix.dropped}
+
     def state(self) -> dict:
         """What the operator's view shows: the sources and what is on air."""
         sources = [{"publisher": k[0], "track": k[1], "kind": kind} for k, kind in self.switcher.sources.items()
@@ -270,6 +277,7 @@ class Studios:
         self.users = users  # participant (session) id -> its user: who is the operator
         self.random = random
         self.studios: dict[str, Studio] = {}
+        self._ended: dict[str, int] = {}  # the counters of studios that ended
         core.observers.append(self)
         core.slot_filter = self._slot_filter
 
@@ -288,8 +296,18 @@ class Studios:
         studio = self.studios.pop(room_id, None)
         if studio is None:
             return False
+        for name, value in studio.counters().items():
+            self._ended[name] = self._ended.get(name, 0) + value
         studio.close(now)
         return True
+
+    def counters(self) -> dict[str, int]:
+        """The totals of every studio this server ran (cuts, key frame requests, card and mix frames)."""
+        totals = dict(self._ended)
+        for studio in self.studios.values():
+            for name, value in studio.counters().items():
+                totals[name] = totals.get(name, 0) + value
+        return totals
 
     def command(self, kind: str, room_id: str, payload: dict, now: float) -> Studio:
         """``studio.cut`` {source}, ``studio.audio`` {source or null}, ``studio.card`` {}: UsageError for a

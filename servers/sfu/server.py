@@ -54,6 +54,11 @@ __all__ = ["SfuServer", "log_event"]
 log = logging.getLogger("netcore.sfu")
 RECONNECT_DELAY = (0.2, 5.0)  # seconds: first and largest wait before reconnecting the service link
 STUDIO_TICK = 0.1  # seconds: how often studios' states are compared with what signaling was told
+STUDIO_COUNTERS = (("cuts", "Cuts put on air (at the new source's key frame)"),
+                   ("keyframe_requests", "Key frames studios asked sources for (cuts, waits, the program's subscribers)"),
+                   ("card_frames", "Frames of the studios' cards sent"),
+                   ("mix_frames", "Frames of the studios' audio mixes made"),
+                   ("mix_dropped", "Microphone packets a mix dropped (their source ran ahead)"))
 REPORT_INTERVAL = 0.5  # seconds between load reports (signaling takes 2 s without one as dead)
 ALIVE_INTERVAL = 5.0  # seconds between touches of a live recording's manifest (workers' --stale is above)
 RECORDINGS_LIST = "nc:recordings"  # Redis list of finished recordings' journal directories (the workers BRPOP)
@@ -132,7 +137,8 @@ class SfuServer:
                                users=lambda session_id: self._users.get(session_id, ""), execute=self._mix)
         self._studio_task = loop.create_task(self._run_studios())
         if self.settings.http is not None:
-            self.http = await serve_http(*self.settings.http, lambda: render_metrics(self.core), self.health)
+            self.http = await serve_http(*self.settings.http,
+                                         lambda: render_metrics(self.core) + self._studio_metrics(), self.health)
         if self.settings.transcode is not None:
             self.workers = WorkerLinks(self.core, self.driver, self.settings.service_secret, log_event)
             self.transcode_port = await self.workers.start(*self.settings.transcode)
@@ -402,6 +408,17 @@ class SfuServer:
             if self.driver is not None:
                 self.driver.flush()
             self._tell_studios()
+
+    def _studio_metrics(self) -> str:
+        """The studios' series (Prometheus text), after the core's."""
+        studios = self.studios
+        if studios is None:
+            return ""
+        totals = studios.counters()
+        series = [("sfu_studios", "gauge", "Studio rooms with a program", len(studios.studios))] + [
+            (f"sfu_studio_{name}_total", "counter", text, totals.get(name, 0)) for name, text in STUDIO_COUNTERS]
+        return "".join(f"# HELP {name} {text}\n# TYPE {name} {kind}\n{name} {value}\n"
+                       for name, kind, text, value in series)
 
     def _tell_studios(self) -> None:
         """``studio.state`` to signaling (for the studio room's sessions) for each studio whose state changed."""

@@ -27,8 +27,11 @@ def test_the_clock_makes_a_frame_every_20_ms_of_what_each_source_sent():
         clock.add(B, b"b%d" % i)
     [job] = clock.handle_timeout(1.0 + FRAME)
     assert dict(job.payloads)[B] == b"b2" and clock.dropped == 2  # the oldest went
-    [job] = clock.handle_timeout(1.0 + 5 * FRAME + 0.001)  # a stall: only the latest frame, numbered for its time
-    assert job.number == 5
+    clock.add(A, b"a1")
+    clock.add(A, b"a2")
+    jobs = clock.handle_timeout(1.0 + 6 * FRAME + 0.001)  # a stall: the latest three frames, numbered for their time
+    assert [j.number for j in jobs] == [4, 5, 6] and [dict(j.payloads)[A] for j in jobs] == [b"a1", b"a2", None]
+    job = jobs[1]
     packet = clock.packet(job, b"opus")
     assert packet.timestamp == 5 * SAMPLES and packet.sequence_number == 5 and packet.ssrc == 7
     clock.stop()

@@ -23,7 +23,7 @@ from netcore.broadcast.card import CARD_NUMBER
 from netcore.media.synthetic import read_frame_number
 from netcore.peer.connection import Description, PeerConnection
 from tests.signal.helpers import PASSWORD, login, register
-from tests.sfu.live import ROOT, offer_to_call_server, signal_and_sfu
+from tests.sfu.live import ROOT, metrics, offer_to_call_server, signal_and_sfu
 
 _names = itertools.count(1)
 SWITCH_LIMIT = 1.0  # seconds from a cut to the new source decoded: one key-frame interval of a broadcast encoder
@@ -56,6 +56,15 @@ class Watcher:
 
     def width_since(self, since: float) -> list[tuple[float, int, int | None]]:
         return [p for p in self.pictures if p[0] >= since]
+
+
+def picture_gaps(pictures: list[tuple[float, int, int | None]], start: float, end: float) -> list[tuple]:
+    """(time between consecutive decoded pictures, width before, width after) of those between ``start`` and
+    ``end``, leaving out the gaps from a card picture to the next (a still at 5 frames per second: the
+    picture does not change, nothing is frozen)."""
+    shown = [p for p in pictures if start <= p[0] <= end]
+    return [(round(b[0] - a[0], 3), a[1], b[1]) for a, b in zip(shown, shown[1:])
+            if not (a[2] == b[2] == CARD_NUMBER)]
 
 
 async def until(condition, timeout: float) -> bool:
@@ -125,7 +134,7 @@ async def studio_run(tmp_path) -> dict:
                 assert await until(lambda: any(w == 640 for _, w, _ in watcher.pictures), 20), watcher.pictures[-5:]
                 assert any(number == CARD_NUMBER for _, w, number in watcher.pictures if w == 640)
 
-            cuts = []
+            cuts, windows = [], []
             for target in ("a", "b", "a", "card", "b"):
                 await asyncio.sleep(2.0)
                 at = time.monotonic()
@@ -142,6 +151,7 @@ async def studio_run(tmp_path) -> dict:
                         target, watcher.pictures[-5:])
                 seen = max(next(t for t, w, _ in watcher.width_since(at) if w == width) for watcher in watchers)
                 cuts.append((target, round(seen - at, 3)))
+                windows.append((at - 1.0, seen + 1.0))
             await asyncio.sleep(1.0)
             audio_before = [watcher.audio for watcher in watchers]
             await op.ok("studio.audio", {"room_id": room_id, "source": {"mix": True}})
@@ -154,13 +164,22 @@ async def studio_run(tmp_path) -> dict:
                 pass
             end = [m["payload"] for m in op.inbox if m["type"] == "studio.state"][-1]
             assert end["video"] == source["b", "video"] and end["next"] is None
-            assert end["audio"] == {"mix": True} and mixed > 60  # 20 ms frames of the mix, coded on the server
+            assert end["audio"] == {"mix": True} and mixed > 50, mixed  # 20 ms frames of the mix (75 in 1.5 s)
             assert end["cuts"] >= 5
+            figures = await asyncio.to_thread(metrics, env["sfu_http"])
+            assert figures["sfu_studios"] == 1 and figures["sfu_studio_cuts_total"] == end["cuts"]
+            assert figures["sfu_studio_mix_frames_total"] > 50 and figures["sfu_studio_card_frames_total"] > 5
+            assert figures["sfu_studio_keyframe_requests_total"] >= 4  # one at least per cut to a camera
 
-            gaps = [b[0] - a[0] for watcher in watchers for a, b in zip(watcher.pictures, watcher.pictures[1:])]
+            # the gaps between decoded pictures around each cut: from a second before the command to a second
+            # after the new source's first picture (what a cut could freeze); and over the whole run
+            around = [gap for watcher in watchers for start, end in windows
+                      for gap in picture_gaps(watcher.pictures, start, end)]
+            gaps = [gap for watcher in watchers for gap in picture_gaps(watcher.pictures, 0.0, float("inf"))]
             steps = [((b[1] - a[1]) & 0xFFFFFFFF, b[0] - a[0])
                      for watcher in watchers for a, b in zip(watcher.coded, watcher.coded[1:])]
-            return {"cuts": cuts, "max_gap": max(gaps), "steps": steps,
+            return {"cuts": cuts, "max_gap": max(around)[0], "max_gap_run": max(gaps)[0], "steps": steps,
+                    "worst": max(around),
                     "ssrcs": [len({ssrc for _, _, ssrc in watcher.coded}) for watcher in watchers],
                     "audio": min(watcher.audio for watcher in watchers),
                     "pictures": [len(watcher.pictures) for watcher in watchers]}
@@ -180,10 +199,11 @@ async def studio_run(tmp_path) -> dict:
 def test_the_operators_cuts_reach_every_watcher_within_a_key_frame_interval_without_a_freeze(tmp_path):
     result = asyncio.run(asyncio.wait_for(studio_run(tmp_path), 150))
     print(f"cuts (source, seconds from the command to its first decoded picture at the later watcher): "
-          f"{result['cuts']}; longest gap between decoded pictures {result['max_gap'] * 1000:.0f} ms over "
-          f"{result['pictures']} pictures; load {os.getloadavg()[0]:.2f}")
+          f"{result['cuts']}; longest gap between decoded pictures around a cut {result['max_gap'] * 1000:.0f} ms, "
+          f"over the whole run {result['max_gap_run'] * 1000:.0f} ms ({result['pictures']} pictures); "
+          f"load {os.getloadavg()[0]:.2f}")
     assert all(delay < SWITCH_LIMIT for _, delay in result["cuts"]), result["cuts"]
-    assert result["max_gap"] < FREEZE_LIMIT, result["max_gap"]
+    assert result["max_gap"] < FREEZE_LIMIT, result["worst"]
     assert result["ssrcs"] == [1] * WATCHERS  # one program stream whatever was on air
     # every frame's timestamp moves forward, by no more than the wall time since the previous frame allows
     for ticks, wall in result["steps"]:
