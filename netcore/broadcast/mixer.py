@@ -10,8 +10,9 @@ microphone (which costs nothing and keeps the source's own coding).
 :class:`MixClock` is the sans-IO part: it keeps each source's latest
 payloads (at most :data:`MAX_QUEUED`, the older dropped: a source that
 bursts does not build up delay) and every :data:`FRAME` seconds makes a
-:class:`MixJob` (after a stall, the last :data:`MAX_QUEUED` missed at once), the payload of each source for that frame (None: it
-sent nothing, it counts as silence). :class:`OpusMixer` runs the job
+:class:`MixJob` (after a stall, the last :data:`MAX_QUEUED` missed at
+once), the payload of each source for that frame (None: it sent
+nothing, it counts as silence). :class:`OpusMixer` runs the job
 (decode, sum, clip, encode); it holds a decoder per source, so its jobs
 run one at a time and in order (the call server runs them on one worker
 thread, off its event loop).  The mix's packets get their own SSRC,

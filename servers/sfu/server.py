@@ -105,7 +105,7 @@ class SfuServer:
         self.studios: Studios | None = None  # studio rooms' programs (docs/broadcast.md)
         self._studio_task: asyncio.Task | None = None
         self._studio_states: dict[str, dict] = {}  # room -> the studio.state last told
-        # the audio mixes' coding (decode, sum, encode), off the event loop; one thread keeps each mix's frames in order
+        # the audio mixes' coding (decode, sum, encode), off the event loop; one thread keeps their frames in order
         self._mix_pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="studio-mix")
 
     # -- lifecycle --------------------------------------------------------------------
@@ -401,7 +401,8 @@ class SfuServer:
         while True:
             studios = self.studios
             deadline = studios.next_deadline() if studios is not None else None
-            await asyncio.sleep(STUDIO_TICK if deadline is None else max(0.0, min(STUDIO_TICK, deadline - loop.time())))
+            wait = STUDIO_TICK if deadline is None else max(0.0, min(STUDIO_TICK, deadline - loop.time()))
+            await asyncio.sleep(wait)
             if studios is None or not studios.studios:
                 continue
             studios.handle_timeout(loop.time())
