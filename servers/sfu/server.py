@@ -55,7 +55,7 @@ log = logging.getLogger("netcore.sfu")
 RECONNECT_DELAY = (0.2, 5.0)  # seconds: first and largest wait before reconnecting the service link
 STUDIO_TICK = 0.1  # seconds: how often studios' states are compared with what signaling was told
 STUDIO_COUNTERS = (("cuts", "Cuts put on air (at the new source's key frame)"),
-                   ("keyframe_requests", "Key frames studios asked sources for (cuts, waits, the program's subscribers)"),
+                   ("keyframe_requests", "Key frames studios asked sources for (cuts, waits, program subscribers)"),
                    ("card_frames", "Frames of the studios' cards sent"),
                    ("mix_frames", "Frames of the studios' audio mixes made"),
                    ("mix_dropped", "Microphone packets a mix dropped (their source ran ahead)"))
