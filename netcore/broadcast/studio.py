@@ -16,6 +16,9 @@ own rewriting, NACK history, congestion control, key-frame arbiter).
   source on air (or the one being cut to), through that source's arbiter.
 * A cut asks the new source for a key frame at once, and again (at most
   once per arbiter interval) while it waits for it.
+* Each camera is asked (REMB) for what the program's best subscriber
+  takes (the core's ``demand``), even while off air: a cut puts it on air
+  as it is sent.
 * **Viewers**: in a studio room, a participant that publishes nothing and
   is not the operator is given the program only (the core's
   ``slot_filter``); the operator and the sources see every track.
@@ -235,6 +238,16 @@ class Studio:
         for packet in self.switcher.handle_timeout(now):
             self.core.inject(self.program("video"), packet, now)
 
+    def demand(self) -> float:
+        """The bit/s the program's best subscriber takes for its video (its estimate shared among its video
+        slots that carry something), as the core's REMB counts a subscriber's need."""
+        need = 0.0
+        for slot in self.program("video").slots:
+            owner = slot.owner
+            video_slots = sum(1 for s in owner.slots if s.kind == "video" and s.publication) or 1
+            need = max(need, owner.transport.target_bitrate / video_slots)
+        return need
+
     def counters(self) -> dict[str, int]:
         """Its totals so far (the call server's metrics)."""
         card = self.switcher.card
@@ -280,6 +293,7 @@ class Studios:
         self._ended: dict[str, int] = {}  # the counters of studios that ended
         core.observers.append(self)
         core.slot_filter = self._slot_filter
+        core.demand = self._demand
 
     def start(self, room_id: str, operator: str, now: float) -> Studio:
         """Make ``room_id`` a studio run by user ``operator`` (again: the same studio, its operator kept)."""
@@ -353,6 +367,12 @@ class Studios:
         if studio is None or subscriber.publications or publication.owner is studio.publisher:
             return True
         return self.users(subscriber.id) == studio.operator
+
+    def _demand(self, publication: Publication) -> float:
+        """A camera of a studio is asked (REMB) for what the best subscriber of the program takes: any camera
+        may be cut to, and goes on air as it is sent."""
+        studio = self.studios.get(publication.owner.room_id)
+        return studio.demand() if studio is not None else 0.0
 
     def next_deadline(self) -> float | None:
         deadlines = [d for s in self.studios.values() if (d := s.next_deadline()) is not None]

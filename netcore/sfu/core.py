@@ -181,6 +181,9 @@ class SfuCore:
         # ``slot_filter(subscriber, publication)``: False keeps that publication out of that subscriber's slots
         # (a studio's viewers are given its program only); None: every track goes to every other participant
         self.slot_filter: Callable[[Participant, Publication], bool] | None = None
+        # ``demand(publication)``: bit/s wanted of a video publication beyond its own subscribers' (a studio's
+        # source: what the program's subscribers take), in its publisher's REMB; None: nothing beyond
+        self.demand: Callable[[Publication], float] | None = None
         self._next_allocation: float | None = None
         self.planner = TranscodePlanner(config.transcode_hold)
         self._jobs: dict[str, tuple[str, Job, tuple]] = {}  # job id -> (room, job, renditions) while placed
@@ -877,6 +880,8 @@ class SfuCore:
                     transport = slot.owner.transport
                     video_slots = sum(1 for s in slot.owner.slots if s.kind == "video" and s.publication) or 1
                     need = max(need, transport.target_bitrate / video_slots)
+                if self.demand is not None:  # watched through something made of it (a studio's program)
+                    need = max(need, self.demand(publication))
             if sources:
                 bitrate = int(max(MIN_REMB, min(need, self.config.max_bitrate)))
                 participant.transport.send_feedback([Remb(participant.transport.rtcp_ssrc, bitrate, sources)], now)

@@ -183,3 +183,26 @@ def test_a_studio_ends_when_its_room_has_nobody_left_but_the_program():
         for event in room.events[seen:]:
             studios.on_event(event, room.net.now)
     assert "r1" not in studios.studios and "r1" not in room.core.rooms
+
+
+def test_each_camera_is_asked_for_what_the_programs_subscribers_take_even_off_air():
+    from netcore.peer.events import RtcpReceived
+    from netcore.rtp.feedback import Remb
+    from netcore.sfu.core import MIN_REMB
+
+    room = Room()
+    room.join("cam-a", slots=0)  # nobody subscribes to the cameras themselves: only to the program
+    room.join("cam-b", slots=0)
+    room.connect()
+    studios = Studios(room.core)
+    studios.start("r1", OPERATOR, room.net.now)
+    room.join("viewer", publish=(), slots=1)
+    room.connect()
+    studios.command("studio.cut", "r1", {"source": {"publisher": "cam-a", "track": "1"}}, room.net.now)
+    stream(room, studios, 3.0)
+    studio = studios.studios["r1"]
+    assert studio.demand() > MIN_REMB
+    for name in ("cam-a", "cam-b"):  # cam-b is off air, and asked all the same
+        rembs = [p.bitrate for e in room.clients[name].node.events if isinstance(e, RtcpReceived)
+                 for p in e.packets if isinstance(p, Remb)]
+        assert rembs and rembs[-1] > MIN_REMB, (name, rembs[-3:])
