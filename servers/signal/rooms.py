@@ -409,6 +409,8 @@ class Rooms(CorePart[RoomHost]):
         self._out.emit(RoomMoved(room.room_id, previous, room.call_server, reason))
         if room.recording and room.call_server is not None:  # the new server records from here on
             self._out.emit(RecordingRequested(room.room_id, "start", room.owner, room.call_server))
+        if room.studio and room.call_server is not None:  # and makes the program (the card, until a cut)
+            self._out.emit(StudioCommanded(room.room_id, "studio.start", {}, room.owner, room.call_server))
         self._room_changed(room, now)
 
     def _participant_list(self, room: Room) -> list[dict]:
