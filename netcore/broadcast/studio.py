@@ -132,8 +132,17 @@ class Studio:
     def _ssrc(self) -> int:
         return int.from_bytes(self.random(4), "big") or 1
 
-    def open(self, now: float) -> None:
-        self.core.add_local_publisher(self.publisher, now)
+    def open(self, now: float, viewer: Callable[[object], bool] = lambda participant: False) -> None:
+        """The program joins the room; the slots of the participants ``viewer`` picks are emptied first (they
+        are given the program in their place)."""
+        emptied = set()
+        for participant in list(self.core.rooms.get(self.room_id, {}).values()):
+            if participant is not self.publisher and viewer(participant):
+                for slot in participant.slots:
+                    if slot.publication is not None:
+                        slot.attach(None)
+                        emptied.add(participant.id)
+        self.core.add_local_publisher(self.publisher, now, emptied)
 
     def close(self, now: float) -> None:
         self.core.remove_local_publisher(self.publisher, now)
@@ -301,7 +310,7 @@ class Studios:
         if studio is None:
             studio = self.studios[room_id] = Studio(self.core, room_id, operator, now, self.card_frame, self.random,
                                                     self.execute)
-            studio.open(now)
+            studio.open(now, lambda participant: self._viewer(participant, operator))  # who joined before
             studio.handle_timeout(now)
         return studio
 
@@ -364,9 +373,12 @@ class Studios:
     def _slot_filter(self, subscriber, publication: Publication) -> bool:
         """In a studio, a viewer (publishes nothing, not the operator) is given the program only."""
         studio = self.studios.get(subscriber.room_id)
-        if studio is None or subscriber.publications or publication.owner is studio.publisher:
+        if studio is None or publication.owner is studio.publisher:
             return True
-        return self.users(subscriber.id) == studio.operator
+        return not self._viewer(subscriber, studio.operator)
+
+    def _viewer(self, participant, operator: str) -> bool:
+        return not participant.publications and self.users(participant.id) != operator
 
     def _demand(self, publication: Publication) -> float:
         """A camera of a studio is asked (REMB) for what the best subscriber of the program takes: any camera

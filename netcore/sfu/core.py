@@ -479,17 +479,18 @@ class SfuCore:
 
     # -- publishers inside the server (netcore.broadcast) -----------------------------
 
-    def add_local_publisher(self, publisher: Participant, now: float) -> None:
+    def add_local_publisher(self, publisher: Participant, now: float, changed: set[str] | None = None) -> None:
         """Put a publisher made in this server into its room (a studio's program): its publications are
         given slots like any participant's, and it is sent their subscribers' key frame requests
-        (``publisher.transport.request_keyframe``). It is no participant: no transport of its own, no slots."""
+        (``publisher.transport.request_keyframe``). It is no participant: no transport of its own, no slots.
+        ``changed``: participants whose slots the caller emptied (told SlotsChanged with the others)."""
         room = self.rooms.setdefault(publisher.room_id, {})
         room[publisher.id] = publisher
         self._speakers.setdefault(publisher.room_id, SpeakerDetector())
         self._events.append(ParticipantJoined(publisher.room_id, publisher.id))
         for publication in publisher.publications.values():
             self._events.append(TrackPublished(publisher.room_id, publisher.id, publication.mid, publication.kind))
-        self._assign(publisher.room_id, now)
+        self._assign(publisher.room_id, now, set(changed or ()))
         self._drain(now)
 
     def remove_local_publisher(self, publisher: Participant, now: float) -> None:

@@ -33,11 +33,12 @@ def studio_room(card: bytes | None = None) -> tuple[Room, Studios]:
 
 
 def stream(room: Room, studios: Studios, seconds: float, fps: int = 30) -> None:
-    """Both cameras send (key frames only when asked), the studio's card timer runs."""
+    """The cameras cam-a and cam-b (those in the room) send (key frames only when asked), the studio's card
+    timer runs."""
     end = room.net.now + seconds
     while room.net.now < end - 1e-9:
         now = room.net.now
-        for client in (room.clients["cam-a"], room.clients["cam-b"]):
+        for client in [c for name, c in room.clients.items() if name in ("cam-a", "cam-b")]:
             room.send(client, [client.audio_packet(now)])
             room.send(client, client.video_packet(now, room.keyframe_wanted(client) or client.frame == 0))
         studios.handle_timeout(now)
@@ -206,3 +207,24 @@ def test_each_camera_is_asked_for_what_the_programs_subscribers_take_even_off_ai
         rembs = [p.bitrate for e in room.clients[name].node.events if isinstance(e, RtcpReceived)
                  for p in e.packets if isinstance(p, Remb)]
         assert rembs and rembs[-1] > MIN_REMB, (name, rembs[-3:])
+
+
+def test_a_viewer_that_joined_before_the_start_is_given_the_program_in_place_of_the_cameras():
+    from netcore.sfu.events import SlotsChanged
+
+    room = Room()
+    room.join("cam-a", slots=0)
+    viewer = room.join("viewer", publish=(), slots=1)
+    room.connect()
+    assert {s.publisher for s in room.core.slots("viewer")} == {"cam-a"}
+    seen = len(room.events)
+    studios = Studios(room.core)
+    studios.start("r1", OPERATOR, room.net.now)
+    room.server.flush()
+    assert {s.publisher for s in room.core.slots("viewer")} == {PROGRAM_ID}
+    told = [e for e in room.events[seen:] if isinstance(e, SlotsChanged) and e.participant_id == "viewer"]
+    assert told and {s.publisher for s in told[-1].slots} == {PROGRAM_ID}
+    studios.command("studio.cut", "r1", {"source": {"publisher": "cam-a", "track": "1"}}, room.net.now)
+    before = len(video_of(room, "viewer"))
+    stream(room, studios, 1.0)
+    assert len(frames(video_of(room, "viewer")[before:])) > 20 and viewer.received
