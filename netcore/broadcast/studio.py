@@ -39,14 +39,6 @@ from __future__ import annotations
 import os
 from typing import Callable, Optional
 
-# Runs ``work`` (a mix frame: decode, sum, encode) and calls ``done(its result, now)`` when it is done: the call
-# server runs it on a worker thread; without one it runs at once
-Execute = Callable[[Callable[[], Optional[bytes]], Callable[[Optional[bytes], float], None], float], None]
-
-
-def run_inline(work: Callable[[], bytes | None], done: Callable[[bytes | None, float], None], now: float) -> None:
-    done(work(), now)
-
 from netcore.broadcast.card import CardSource
 from netcore.broadcast.mixer import MIX, MIX_PAYLOAD_TYPE, MixClock, MixJob, OpusMixer
 from netcore.broadcast.switcher import CARD, PROGRAM_CODECS, ProgramSwitcher, SourceKey
@@ -57,10 +49,18 @@ from netcore.sfu.events import ParticipantLeft, SfuEvent, TrackPublished
 from netcore.sfu.keyframes import KeyFrameArbiter
 from netcore.sfu.participant import Publication
 
-__all__ = ["Studio", "Studios", "ProgramPublisher", "PROGRAM_ID", "PROGRAM_MIDS"]
+__all__ = ["Studio", "Studios", "ProgramPublisher", "PROGRAM_ID", "PROGRAM_MIDS", "Execute", "run_inline"]
 
 PROGRAM_ID = "program"  # the program's participant id in its studio room
 PROGRAM_MIDS = {"video": "program-video", "audio": "program-audio"}
+
+# Runs ``work`` (a mix frame: decode, sum, encode) and calls ``done(its result, now)`` when it is done: the call
+# server runs it on a worker thread; without one it runs at once
+Execute = Callable[[Callable[[], Optional[bytes]], Callable[[Optional[bytes], float], None], float], None]
+
+
+def run_inline(work: Callable[[], bytes | None], done: Callable[[bytes | None, float], None], now: float) -> None:
+    done(work(), now)
 
 
 class _ProgramTransport:
