@@ -11,7 +11,8 @@ own rewriting, NACK history, congestion control, key-frame arbiter).
 
 * Every source packet reaches :meth:`Studio.rtp` through the core's
   ``observers``; what the switcher puts on air is handed back to the core
-  with :meth:`SfuCore.inject` as a packet of the program.
+  with :meth:`SfuCore.inject` as a packet of the program. A simulcast
+  camera goes on air as its largest layer that sends.
 * A subscriber of the program asking for a key frame (PLI/FIR) asks the
   source on air (or the one being cut to), through that source's arbiter.
 * A cut asks the new source for a key frame at once, and again (at most
@@ -202,6 +203,8 @@ class Studio:
         key = (publication.owner.id, publication.mid)
         if publication.kind == "audio" and self.mix.running:
             self.mix.add(key, event.packet.payload)
+        if publication.simulcast and event.packet.ssrc != self._top_layer(publication, now):
+            return  # a simulcast camera goes on air as its best layer
         out = self.switcher.packet(key, event.packet, now)
         if out is not None:
             self.core.inject(self.program(publication.kind), out, now)
@@ -209,6 +212,15 @@ class Studio:
             detector = KEYFRAME_DETECTORS.get(publication.codecs.get(event.packet.payload_type, ""))
             if detector is not None and not detector(event.packet.payload):
                 self._ask(key, now)  # still waiting: the source's arbiter lets one through per interval
+
+    @staticmethod
+    def _top_layer(publication: Publication, now: float) -> int | None:
+        """The SSRC of the publisher's largest layer that sends (not paused; renditions left out): the one a
+        simulcast camera is put on air as. A move to another layer is a switch like a cut (at its key
+        frame, asked for)."""
+        layers = [la for la in publication.ordered(own_only=True)
+                  if la.meter.active(now) and not publication.paused(la, now)]
+        return layers[-1].ssrc if layers else None
 
     def keyframe_requested(self, now: float) -> None:
         """A subscriber of the program lost its picture: the source on air (or being cut to) is asked."""

@@ -228,3 +228,23 @@ def test_a_viewer_that_joined_before_the_start_is_given_the_program_in_place_of_
     before = len(video_of(room, "viewer"))
     stream(room, studios, 1.0)
     assert len(frames(video_of(room, "viewer")[before:])) > 20 and viewer.received
+
+
+def test_a_simulcast_camera_goes_on_air_as_its_largest_layer():
+    from tests.sfu.harness import SimulcastPublisher
+
+    room = Room()
+    camera = room.join("cam-s", slots=0, simulcast=("q", "h", "f"))
+    room.connect()
+    studios = Studios(room.core)
+    studios.start("r1", OPERATOR, room.net.now)
+    room.join("viewer", publish=(), slots=1)
+    room.connect()
+    publisher = SimulcastPublisher(room, camera, {"q": 180, "h": 360, "f": 720}, {"q": 300, "h": 900, "f": 2900})
+    publisher.stream(0.5)  # every layer sends: their sizes known from their key frames
+    studios.command("studio.cut", "r1", {"source": {"publisher": "cam-s", "track": "1"}}, room.net.now)
+    publisher.stream(1.0)
+    packets = video_of(room, "viewer")
+    assert len(frames(packets)) > 20
+    assert len(packets) == 3 * len(frames(packets))  # the top layer's 2900-byte frames: three packets each
+    assert all((b.sequence_number - a.sequence_number) & 0xFFFF == 1 for a, b in zip(packets, packets[1:]))
