@@ -5,6 +5,8 @@ with its buttons disabled (only the operator switches)."""
 
 from __future__ import annotations
 
+from tests.web.conftest import CHROMIUM_FLAGS, log_in
+from tests.web.conftest import program as program_path
 from tests.web.helpers import befriend, invite_and_join, screenshot
 from tests.web.test_sfu import WAIT, use_small_video, wait_until
 
@@ -65,3 +67,35 @@ def test_the_operator_cuts_between_sources_and_the_program_tile_follows(open_use
     wait_until(lambda: (lambda p: p["video"] == "card" and p["width"] == 640)(program(owner)),
                "the card back on air")
     print("program tile after the cut:", on_air)
+
+
+
+def test_a_simulcast_camera_goes_on_air_as_its_largest_layer(open_user, browser, up, names):
+    """The guest's camera, enlarged to 1280x720, is sent as three simulcast layers (in a Chromium of its own:
+    the pages of one browser share its fake camera at the size the first opened it): the program is its
+    largest layer."""
+    owner_name, guest_name = names("op"), names("cam")
+    owner = open_user(owner_name)
+    use_small_video(owner)
+    other = browser.browser_type.launch(executable_path=program_path("chromium"), headless=True,
+                                        args=CHROMIUM_FLAGS)
+    try:
+        guest = other.new_context().new_page()
+        log_in(guest, up.url, guest_name)
+        guest.fill("#max-framerate", "15")
+        befriend(owner, owner_name, guest, guest_name)
+        owner.click("#room-create")
+        owner.wait_for_selector("#room:not([hidden])")
+        invite_and_join(owner, guest, guest_name, owner_name)
+        owner.click("#room-studio")
+        owner.wait_for_selector(f'#studio-sources button:has-text("{guest_name}")', timeout=WAIT * 1000)
+        guest.wait_for_selector('#room[data-sfu-state="connected"]', timeout=WAIT * 1000)
+        layers = guest.evaluate("""() => window.netcore.room.sfu.link.pc.getSenders()
+            .filter((s) => s.track && s.track.kind === 'video')[0].getParameters().encodings.length""")
+        assert layers == 3
+        owner.click(f'#studio-sources button:has-text("{guest_name}")')
+        on_air = wait_until(lambda: (lambda p: p if p.get("width", 0) >= 640 and p["frames"] > 10 else None)(
+            program(owner)), "the guest's largest layer in the Program tile", timeout=60)
+        print("program tile on the simulcast camera:", on_air)
+    finally:
+        other.close()
