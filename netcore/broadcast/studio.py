@@ -290,6 +290,8 @@ def source_key(payload: dict | None) -> SourceKey | None:
     given)."""
     if not payload:
         return None
+    if not isinstance(payload, dict):
+        raise UsageError("a source is {publisher, track}, {card: true} or {mix: true}")
     if payload.get("card"):
         return CARD
     if payload.get("mix"):

@@ -405,10 +405,13 @@ class SfuServer:
             await asyncio.sleep(wait)
             if studios is None or not studios.studios:
                 continue
-            studios.handle_timeout(loop.time())
-            if self.driver is not None:
-                self.driver.flush()
-            self._tell_studios()
+            try:
+                studios.handle_timeout(loop.time())
+                if self.driver is not None:
+                    self.driver.flush()
+                self._tell_studios()
+            except Exception as exc:  # one studio's failure must not stop every card and mix
+                log_event("studio.error", reason=repr(exc))
 
     def _studio_metrics(self) -> str:
         """The studios' series (Prometheus text), after the core's."""

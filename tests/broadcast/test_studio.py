@@ -130,6 +130,10 @@ def test_commands_for_a_room_that_is_no_studio_or_a_source_not_in_it_are_refused
         studios.command("studio.cut", "r1", {"source": {"publisher": "nobody", "track": "1"}}, room.net.now)
     with pytest.raises(UsageError):
         studios.command("studio.cut", "r1", {}, room.net.now)
+    with pytest.raises(UsageError):
+        studios.command("studio.cut", "r1", {"source": "cam-a"}, room.net.now)
+    with pytest.raises(UsageError):
+        studios.command("studio.fade", "r1", {}, room.net.now)
 
 
 def test_a_camera_that_joins_later_is_a_source_and_one_that_leaves_is_taken_off_air(card_frame):
