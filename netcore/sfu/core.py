@@ -82,6 +82,7 @@ from netcore.peer import events as pe
 from netcore.peer.transport import TransportState
 from netcore.rtp.feedback import Remb
 from netcore.rtp.keyframes import KEYFRAME_DETECTORS
+from netcore.rtp.packet import RtpPacket
 from netcore.rtp.rtcp import SenderReport
 from netcore.rtp.vp8 import vp8_keyframe_size, vp8_temporal_id
 from netcore.sdp.attributes import Fingerprint
@@ -102,13 +103,13 @@ from netcore.transcode.planner import (LADDER, STOP_AFTER, Job, JobStarted, JobS
                                        rendition_needed)
 
 __all__ = ["SfuCore", "SfuConfig", "SfuStats", "REMB_INTERVAL", "MIN_REMB", "MAX_PARTICIPANTS", "TRANSCODE_AFTER",
-           "job_id"]
+           "job_id", "subscriber_budget"]
 
 REMB_INTERVAL = 1.0  # seconds between REMBs to each publisher
 MIN_REMB = 100_000  # bit/s: a publisher nobody watches still sends something worth switching to
 MAX_PARTICIPANTS = 1000  # per server: joins beyond are refused (UsageError)
 MAX_HEIGHT_REQUESTS = 64  # per subscriber: requested maximum heights kept (one per track it sees)
-AT_CAP = 0.95  # an estimate this close to the link cap is the cap (see _budget)
+AT_CAP = 0.95  # an estimate this close to the link cap is the cap (see subscriber_budget)
 TRANSCODE_BELOW = 0.8  # a slot needs the ladder when its budget is below this share of the publisher's layer
 TRANSCODE_AFTER = 2.0  # seconds a slot's budget stays below the publisher's only layer before a ladder is asked
 # (a new subscriber's estimate starts low and climbs within about that: no worker is started for every join)
@@ -174,6 +175,15 @@ class SfuCore:
         # Sees every publisher's packet as received and every RTCP compound (the recorder,
         # netcore.sfu.recorder): ``tap.rtp(publication, RtpReceived, now)``, ``tap.rtcp(participant, packets, now)``.
         self.tap = None
+        # Also see every publisher's packet, each ``observer.rtp(publication, RtpReceived, now)`` (the input
+        # manager of a studio room, netcore.broadcast.studio)
+        self.observers: list = []
+        # ``slot_filter(subscriber, publication)``: False keeps that publication out of that subscriber's slots
+        # (a studio's viewers are given its program only); None: every track goes to every other participant
+        self.slot_filter: Callable[[Participant, Publication], bool] | None = None
+        # ``demand(publication, now)``: bit/s wanted of a video publication beyond its own subscribers' (a
+        # studio's source: what the program's subscribers take), in its publisher's REMB; None: nothing beyond
+        self.demand: Callable[[Publication, float], float] | None = None
         self._next_allocation: float | None = None
         self.planner = TranscodePlanner(config.transcode_hold)
         self._jobs: dict[str, tuple[str, Job, tuple]] = {}  # job id -> (room, job, renditions) while placed
@@ -416,7 +426,7 @@ class SfuCore:
         # (below TRANSCODE_BELOW of the layer: until it has renditions the publisher's REMB follows its
         # best subscriber, whose budget is then about the layer's bitrate, and no reason for a ladder)
         need = rendition_needed(codec, tuple(slot.codecs), publication.own_bitrates(now),
-                                _budget(subscriber, now) / TRANSCODE_BELOW, laddered)
+                                subscriber_budget(subscriber, now) / TRANSCODE_BELOW, laddered)
         max_height = subscriber.max_heights.get((publication.owner.id, publication.mid))
         height = publication.layers[0].height
         if need is None and max_height is not None and height and max_height < height and not publication.rids:
@@ -466,6 +476,48 @@ class SfuCore:
             worker = self._job_workers.pop(name, None)
             if worker is not None:
                 self.leave(worker, now, reason)
+
+    # -- publishers inside the server (netcore.broadcast) -----------------------------
+
+    def add_local_publisher(self, publisher: Participant, now: float, changed: set[str] | None = None) -> None:
+        """Put a publisher made in this server into its room (a studio's program): its publications are
+        given slots like any participant's, and it is sent their subscribers' key frame requests
+        (``publisher.transport.request_keyframe``). It is no participant: no transport of its own, no slots.
+        ``changed``: participants whose slots the caller emptied (told SlotsChanged with the others)."""
+        room = self.rooms.setdefault(publisher.room_id, {})
+        room[publisher.id] = publisher
+        self._speakers.setdefault(publisher.room_id, SpeakerDetector())
+        self._events.append(ParticipantJoined(publisher.room_id, publisher.id))
+        for publication in publisher.publications.values():
+            self._events.append(TrackPublished(publisher.room_id, publisher.id, publication.mid, publication.kind))
+        self._assign(publisher.room_id, now, set(changed or ()))
+        self._drain(now)
+
+    def remove_local_publisher(self, publisher: Participant, now: float) -> None:
+        """Take a publisher of :meth:`add_local_publisher` out of its room; its slots are given other tracks."""
+        room = self.rooms.get(publisher.room_id, {})
+        if room.get(publisher.id) is not publisher:
+            return
+        del room[publisher.id]
+        freed: set[str] = set()
+        for publication in publisher.publications.values():
+            for slot in list(publication.slots):
+                slot.attach(None)
+                freed.add(slot.owner.id)
+        self._events.append(ParticipantLeft(publisher.room_id, publisher.id, "left", now - publisher.joined_at,
+                                            publisher.packets_received, 0, 0))
+        if room:
+            self._assign(publisher.room_id, now, freed)
+        else:
+            self.rooms.pop(publisher.room_id, None)
+            self._speakers.pop(publisher.room_id, None)
+            self._last_n.pop(publisher.room_id, None)
+        self._drain(now)
+
+    def inject(self, publication: Publication, packet: RtpPacket, now: float) -> None:
+        """Forward ``packet`` as received on ``publication`` (a local publisher's: a studio's program)."""
+        self._forward(publication, pe.RtpReceived(publication.mid, packet.ssrc, packet), now)
+        self._drain(now)
 
     def slots(self, participant_id: str) -> tuple[Slot, ...]:
         participant = self.participants[participant_id]
@@ -571,6 +623,8 @@ class SfuCore:
                 return
             if self.tap is not None:
                 self.tap.rtp(publication, event, now)
+            for observer in self.observers:
+                observer.rtp(publication, event, now)
             self._forward(publication, event, now)
         elif isinstance(event, pe.RtcpReceived):
             if self.tap is not None:
@@ -691,11 +745,11 @@ class SfuCore:
                 stats.forwarded_bytes += len(out.data)
                 self._dirty.append(subscriber)
 
-    def request_keyframe(self, publication: Publication, now: float) -> None:
-        """Ask ``publication``'s publisher for a key frame of every layer (a recorder's request: through
-        each layer's arbiter)."""
+    def request_keyframe(self, publication: Publication, now: float, reason: str = "recorder") -> None:
+        """Ask ``publication``'s publisher for a key frame of every layer (a recorder's or a studio's
+        request: through each layer's arbiter)."""
         for layer in publication.layers:
-            self._request_keyframe(publication, now, layer=layer, reason="recorder")
+            self._request_keyframe(publication, now, layer=layer, reason=reason)
         self._dirty.append(publication.owner)
 
     def _request_keyframe(self, publication: Publication, now: float, counted: bool = True,
@@ -741,7 +795,7 @@ class SfuCore:
         if not publication.simulcast:
             allocator.current = 0
             infos = publication.layer_infos(layers, now)
-            allocator.decide(infos, _budget(subscriber, now), now)
+            allocator.decide(infos, subscriber_budget(subscriber, now), now)
             self._set_temporal(slot, temporal_switches)
             self._probe(subscriber, allocator.next_rate(infos), now)
             return
@@ -749,7 +803,7 @@ class SfuCore:
         switches = allocator.switches
         max_height = subscriber.max_heights.get((publication.owner.id, publication.mid))
         infos = publication.layer_infos(layers, now)
-        index = allocator.decide(infos, _budget(subscriber, now), now, max_height)
+        index = allocator.decide(infos, subscriber_budget(subscriber, now), now, max_height)
         self._set_temporal(slot, temporal_switches)
         if allocator.switches != switches:
             subscriber.layer_switches += 1
@@ -825,7 +879,9 @@ class SfuCore:
                     if slot.owner.transcodes is not None:
                         continue  # a worker takes what it is sent: no reason to send more
                     # the share the allocator gives this slot: only slots receiving media take one
-                    need = max(need, _budget(slot.owner, now))
+                    need = max(need, subscriber_budget(slot.owner, now))
+                if self.demand is not None:  # watched through something made of it (a studio's program)
+                    need = max(need, self.demand(publication, now))
             if sources:
                 bitrate = int(max(MIN_REMB, min(need, self.config.max_bitrate)))
                 participant.transport.send_feedback([Remb(participant.transport.rtcp_ssrc, bitrate, sources)], now)
@@ -843,7 +899,8 @@ class SfuCore:
                 if publisher is subscriber:
                     continue
                 for publication in publisher.publications.values():
-                    if id(publication) in watched:
+                    if id(publication) in watched or (self.slot_filter is not None
+                                                      and not self.slot_filter(subscriber, publication)):
                         continue
                     slot = subscriber.free_slot(publication.kind)
                     if slot is None:
@@ -906,7 +963,7 @@ def _shares(subscriber: Participant, now: float) -> tuple[int, int]:
     return max(1, video), audio
 
 
-def _budget(subscriber: Participant, now: float) -> float:
+def subscriber_budget(subscriber: Participant, now: float) -> float:
     """What one video slot of ``subscriber`` may take (netcore.sfu.allocator.slot_budget).
 
     An estimate at the transport's ceiling (``SfuConfig.max_subscriber_bitrate``) says the link is not

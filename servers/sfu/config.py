@@ -13,6 +13,7 @@
     name = "sfu-eu-1"                            # this server's name at signaling (default: public IP:port)
     transcode = "127.0.0.1:7070"                 # where transcoding workers link (netcore-transcode --sfu)
     transcode-hold = 10.0                        # seconds a rendition nobody needs keeps running
+    studio-card = "./back-soon.png"              # the studios' still card (default: a drawn one)
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ class Settings:
     recordings_redis: str | None = None  # finished recordings LPUSHed to nc:recordings for the workers
     transcode: tuple[str, int] | None = None  # the workers' link (None: no transcoding)
     transcode_hold: float = STOP_AFTER
+    studio_card: str | None = None  # an image for the studios' card (docs/broadcast.md); None: the drawn card
 
     @property
     def recordings(self) -> str:
@@ -94,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="HOST:PORT where netcore-transcode workers link (default: no transcoding)")
     parser.add_argument("--transcode-hold", type=float,
                         help=f"seconds a rendition nobody needs keeps running (default {STOP_AFTER:g})")
+    parser.add_argument("--studio-card", help="image (PNG, JPEG) shown as the studios' card (default: a drawn one)")
     return parser
 
 
@@ -105,7 +108,7 @@ def load_settings(args: argparse.Namespace) -> Settings:
                                        "max-participants", "max-bitrate", "max-subscriber-bitrate",
                                        "last-n", "log-level", "name", "analytics",
                                        "analytics-redis", "node", "data-dir", "record-dir", "recordings-redis",
-                                       "transcode", "transcode-hold"})
+                                       "transcode", "transcode-hold", "studio-card"})
         try:
             if "listen" in data:
                 settings.listen = [parse_hostport(v) for v in data["listen"]]
@@ -133,13 +136,14 @@ def load_settings(args: argparse.Namespace) -> Settings:
         settings.record_dir = data.get("record-dir", settings.record_dir)
         settings.recordings_redis = data.get("recordings-redis", settings.recordings_redis)
         settings.transcode_hold = float(data.get("transcode-hold", settings.transcode_hold))
+        settings.studio_card = data.get("studio-card", settings.studio_card)
     if args.listen:
         settings.listen = args.listen
     if args.public_ip:
         settings.public_ip = args.public_ip
     for name in ("http", "signal", "service_secret", "max_participants", "max_bitrate", "max_subscriber_bitrate",
                  "last_n", "log_level", "name", "analytics", "analytics_redis", "node", "data_dir", "record_dir",
-                 "recordings_redis", "transcode", "transcode_hold"):
+                 "recordings_redis", "transcode", "transcode_hold", "studio_card"):
         value = getattr(args, name)
         if value is not None:
             setattr(settings, name, value)

@@ -18,6 +18,7 @@ every participant it still has (``participant.left`` reason ``relinked``).
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 import logging
 import os
@@ -28,6 +29,8 @@ from typing import Any
 from urllib.parse import quote
 
 from netcore.aio import DatagramSocket
+from netcore.broadcast.card import card_image, encode_card
+from netcore.broadcast.studio import Studios
 from netcore.driver import Driver
 from netcore.dtls.certificate import DtlsCertificate
 from netcore.errors import NetcoreError
@@ -50,6 +53,12 @@ __all__ = ["SfuServer", "log_event"]
 
 log = logging.getLogger("netcore.sfu")
 RECONNECT_DELAY = (0.2, 5.0)  # seconds: first and largest wait before reconnecting the service link
+STUDIO_TICK = 0.1  # seconds: how often studios' states are compared with what signaling was told
+STUDIO_COUNTERS = (("cuts", "Cuts put on air (at the new source's key frame)"),
+                   ("keyframe_requests", "Key frames studios asked sources for (cuts, waits, program subscribers)"),
+                   ("card_frames", "Frames of the studios' cards sent"),
+                   ("mix_frames", "Frames of the studios' audio mixes made"),
+                   ("mix_dropped", "Microphone packets a mix dropped (their source ran ahead)"))
 REPORT_INTERVAL = 0.5  # seconds between load reports (signaling takes 2 s without one as dead)
 ALIVE_INTERVAL = 5.0  # seconds between touches of a live recording's manifest (workers' --stale is above)
 RECORDINGS_LIST = "nc:recordings"  # Redis list of finished recordings' journal directories (the workers BRPOP)
@@ -93,6 +102,11 @@ class SfuServer:
         self._alive_task: asyncio.Task | None = None
         self.workers: WorkerLinks | None = None
         self.transcode_port: int | None = None
+        self.studios: Studios | None = None  # studio rooms' programs (docs/broadcast.md)
+        self._studio_task: asyncio.Task | None = None
+        self._studio_states: dict[str, dict] = {}  # room -> the studio.state last told
+        # the audio mixes' coding (decode, sum, encode), off the event loop; one thread keeps their frames in order
+        self._mix_pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="studio-mix")
 
     # -- lifecycle --------------------------------------------------------------------
 
@@ -118,8 +132,13 @@ class SfuServer:
                                     names=lambda session_id: self._users.get(session_id, ""),
                                     on_end=self._recording_ended)
         self.driver = Driver(self.core, loop, self._send, self._on_event)
+        card = await asyncio.to_thread(lambda: encode_card(card_image(path=self.settings.studio_card)))
+        self.studios = Studios(self.core, card,
+                               users=lambda session_id: self._users.get(session_id, ""), execute=self._mix)
+        self._studio_task = loop.create_task(self._run_studios())
         if self.settings.http is not None:
-            self.http = await serve_http(*self.settings.http, lambda: render_metrics(self.core), self.health)
+            self.http = await serve_http(*self.settings.http,
+                                         lambda: render_metrics(self.core) + self._studio_metrics(), self.health)
         if self.settings.transcode is not None:
             self.workers = WorkerLinks(self.core, self.driver, self.settings.service_secret, log_event)
             self.transcode_port = await self.workers.start(*self.settings.transcode)
@@ -175,6 +194,8 @@ class SfuServer:
             await asyncio.wait(self._announcements, timeout=5)
         if self._alive_task is not None:
             self._alive_task.cancel()
+        await cancel_and_wait(self._studio_task)
+        self._mix_pool.shutdown(wait=False, cancel_futures=True)
         await cancel_and_wait(self._link_task)
         for sock in self.sockets.values():
             if sock.transport is not None:
@@ -212,6 +233,8 @@ class SfuServer:
             self.send_errors += 1
 
     def _on_event(self, event: object) -> None:
+        if self.studios is not None and self.studios.studios:
+            self.studios.on_event(event, asyncio.get_running_loop().time())  # type: ignore[arg-type]
         if self.recorder is not None and self.recorder.rooms:
             self.recorder.on_event(event, asyncio.get_running_loop().time())
         if self.workers is not None:
@@ -309,6 +332,8 @@ class SfuServer:
         core, driver = self.core, self.driver
         assert core is not None and driver is not None
         now = asyncio.get_running_loop().time()
+        for room_id in list(self.studios.studios if self.studios is not None else ()):
+            self.studios.stop(room_id, now)  # type: ignore[union-attr]
         for participant_id in list(core.participants):
             core.leave(participant_id, now, reason)
         driver.flush()
@@ -328,8 +353,87 @@ class SfuServer:
             self._quality(payload)
         elif kind in ("recording.start", "recording.stop"):
             self._record(kind == "recording.start", str(payload.get("room_id")), str(payload.get("by", "")))
+        elif kind in ("studio.start", "studio.cut", "studio.audio", "studio.card"):
+            self._studio(kind, payload)
         elif kind not in ("ack", "error"):
             log_event("service.unknown_message", type=kind)
+
+    # -- studios (docs/broadcast.md) ------------------------------------------------------
+
+    def _studio(self, kind: str, payload: dict) -> None:
+        """An operator's command, as signaling relayed it (it checked that the sender is the operator)."""
+        studios, driver = self.studios, self.driver
+        assert studios is not None and driver is not None
+        room_id, by = str(payload.get("room_id")), str(payload.get("by", ""))
+        now = asyncio.get_running_loop().time()
+        try:
+            if kind == "studio.start":
+                studios.start(room_id, by, now)
+            else:
+                studios.command(kind, room_id, payload, now)
+        except NetcoreError as exc:
+            log_event("studio.refused", room=room_id, command=kind, by=by, reason=str(exc))
+            return
+        log_event("studio." + kind.split(".")[1], room=room_id, by=by,
+                  source=payload.get("source") if kind != "studio.start" else None)
+        driver.flush()
+        self._tell_studios()
+
+    def _mix(self, work, done, now: float) -> None:
+        """Run a frame of a studio's audio mix on the mixing thread; ``done`` puts it on air back on the loop."""
+        loop = asyncio.get_running_loop()
+
+        def finished(future: asyncio.Future) -> None:
+            if future.cancelled() or self.driver is None:
+                return
+            if future.exception() is not None:
+                log_event("studio.mix_failed", reason=str(future.exception()))
+                return
+            done(future.result(), loop.time())
+            self.driver.flush()
+
+        loop.run_in_executor(self._mix_pool, work).add_done_callback(finished)
+
+    async def _run_studios(self) -> None:
+        """The cards' frames when due, and each studio's state told when it changed (a cut takes effect at
+        the new source's key frame, after the command)."""
+        loop = asyncio.get_running_loop()
+        while True:
+            studios = self.studios
+            deadline = studios.next_deadline() if studios is not None else None
+            wait = STUDIO_TICK if deadline is None else max(0.0, min(STUDIO_TICK, deadline - loop.time()))
+            await asyncio.sleep(wait)
+            if studios is None or not studios.studios:
+                continue
+            try:
+                studios.handle_timeout(loop.time())
+                if self.driver is not None:
+                    self.driver.flush()
+                self._tell_studios()
+            except Exception as exc:  # one studio's failure must not stop every card and mix
+                log_event("studio.error", reason=repr(exc))
+
+    def _studio_metrics(self) -> str:
+        """The studios' series (Prometheus text), after the core's."""
+        studios = self.studios
+        if studios is None:
+            return ""
+        totals = studios.counters()
+        series = [("sfu_studios", "gauge", "Studio rooms with a program", len(studios.studios))] + [
+            (f"sfu_studio_{name}_total", "counter", text, totals.get(name, 0)) for name, text in STUDIO_COUNTERS]
+        return "".join(f"# HELP {name} {text}\n# TYPE {name} {kind}\n{name} {value}\n"
+                       for name, kind, text, value in series)
+
+    def _tell_studios(self) -> None:
+        """``studio.state`` to signaling (for the studio room's sessions) for each studio whose state changed."""
+        assert self.studios is not None
+        for room_id in [r for r in self._studio_states if r not in self.studios.studios]:
+            del self._studio_states[room_id]  # ended (its room emptied)
+        for room_id, studio in self.studios.studios.items():
+            state = studio.state()
+            if self._studio_states.get(room_id) != state:
+                self._studio_states[room_id] = state
+                self._push("studio.state", state)
 
     # -- recording (docs/recording.md) ---------------------------------------------------
 

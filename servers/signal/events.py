@@ -8,7 +8,7 @@ from netcore.net import Event
 
 from .protocol import Message
 
-__all__ = ["SignalEvent", "UserRequested", "CloseRequested", "RecordingRequested", "MediaEvent", "MediaOffered", "MediaLeft", "MediaQualityRequested", "RoomMoved", "CallServerDown", "SessionExpired", "PresenceChanged", "Forwarded", "CallChanged", "RoomChanged", "CallEvent", "CallStarted", "CallAnswered", "CallEnded", "QualityReported"]
+__all__ = ["SignalEvent", "UserRequested", "CloseRequested", "RecordingRequested", "MediaEvent", "MediaOffered", "MediaLeft", "MediaQualityRequested", "StudioCommanded", "RoomMoved", "CallServerDown", "SessionExpired", "PresenceChanged", "Forwarded", "CallChanged", "RoomChanged", "CallEvent", "CallStarted", "CallAnswered", "CallEnded", "QualityReported"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +92,17 @@ class RecordingRequested(SignalEvent):
 
     room_id: str
     action: str
+    by: str
+    call_server: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StudioCommanded(SignalEvent):
+    """Forward to the call server: the studio operator's ``studio.*`` command (``payload``: its fields)."""
+
+    room_id: str
+    kind: str
+    payload: dict
     by: str
     call_server: str | None = None
 

@@ -154,6 +154,16 @@ def _object(schema: dict[str, tuple[Callable[[Any], str | None], bool]]):
     return check
 
 
+def _source(value: Any) -> str | None:
+    """A studio's source: a track ``{"publisher", "track"}``, the card ``{"card": true}``, the audio mix
+    ``{"mix": true}``, or null."""
+    if value is None:
+        return None
+    if isinstance(value, dict) and len(value) == 1 and (value.get("card") is True or value.get("mix") is True):
+        return None
+    return _object({"publisher": (ID, True), "track": (ID, True)})(value)
+
+
 def _string_list(max_items: int, max_len: int) -> Callable[[Any], str | None]:
     item = _string(max_len)
 
@@ -246,6 +256,11 @@ CLIENT_SCHEMAS: dict[str, dict[str, tuple[Callable[[Any], str | None], bool]]] =
     "room.media": {"room_id": (ID, True), "sdp": (SDP, True)},
     "room.quality": {"room_id": (ID, True), "publisher": (ID, True), "track": (ID, True),
                      "max_height": (_integer(1, 4320), False)},
+    # the operator of a studio room (its owner; docs/broadcast.md "Input manager")
+    "studio.start": {"room_id": (ID, True)},
+    "studio.cut": {"room_id": (ID, True), "source": (_source, True)},
+    "studio.audio": {"room_id": (ID, True), "source": (_source, False)},  # absent or null: no audio
+    "studio.card": {"room_id": (ID, True)},
 }
 
 # Types accepted on a connection that has not authenticated yet.

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Callable, Protocol
 
 from .directory import Directory
 from .events import (CallEnded, CallServerDown, CallStarted, MediaLeft, MediaOffered, MediaQualityRequested,
-                     RecordingRequested, RoomChanged, RoomMoved)
+                     RecordingRequested, RoomChanged, RoomMoved, StudioCommanded)
 from .outbox import Outbox
 from .part import CorePart
 from .placement import Load, Placement
@@ -69,6 +69,10 @@ class Rooms(CorePart[RoomHost]):
             "room.record": self._on_room_record,
             "room.media": self._on_room_media,
             "room.quality": self._on_room_quality,
+            "studio.start": self._on_studio,
+            "studio.cut": self._on_studio,
+            "studio.audio": self._on_studio,
+            "studio.card": self._on_studio,
         }
 
     def __len__(self) -> int:
@@ -271,6 +275,29 @@ class Rooms(CorePart[RoomHost]):
                                                       "state": "started" if room.recording else "stopped",
                                                       "by": session.user})
 
+    def _on_studio(self, session: Session, message: Message, now: float) -> None:
+        """The operator's ``studio.*`` (docs/broadcast.md, "Input manager"): only the room's owner may; the
+        start puts the room on the call server; every command goes to the room's call server."""
+        room = self._member_room(session, message)
+        if room is None:
+            return
+        if session.user != room.owner:
+            return self._out.error(session, message, ErrorCode.FORBIDDEN, "only the room's operator (its owner) "
+                                   "controls the studio")
+        if not self._call_server_available():
+            return self._out.error(session, message, ErrorCode.CONFLICT, "no call server for a studio")
+        if message.type == "studio.start":
+            room.studio = True
+            if self._update_topology(room):
+                self._announce_topology(room, "studio")
+        elif not room.studio:
+            return self._out.error(session, message, ErrorCode.CONFLICT, "the room is no studio: studio.start first")
+        if room.call_server is None:
+            room.call_server = self.placement.place(room.room_id, self._weight)
+        payload = {k: v for k, v in message.payload.items() if k != "room_id"}
+        self._out.emit(StudioCommanded(room.room_id, message.type, payload, session.user, room.call_server))
+        self._out.ack(session, message, {"room_id": room.room_id})
+
     def _room_changed(self, room: Room, now: float) -> None:
         if not self._out.journaling:
             return  # single node: nobody to hand the room to
@@ -316,7 +343,7 @@ class Rooms(CorePart[RoomHost]):
         """
         if room.topology is Topology.SFU or not self._call_server_available():
             return False
-        if len(room.participants) > self.config.group_threshold or room.recording:
+        if len(room.participants) > self.config.group_threshold or room.recording or room.studio:
             room.topology = Topology.SFU
             room.call_server = self.placement.place(room.room_id, self._weight)
             return True
@@ -382,6 +409,8 @@ class Rooms(CorePart[RoomHost]):
         self._out.emit(RoomMoved(room.room_id, previous, room.call_server, reason))
         if room.recording and room.call_server is not None:  # the new server records from here on
             self._out.emit(RecordingRequested(room.room_id, "start", room.owner, room.call_server))
+        if room.studio and room.call_server is not None:  # and makes the program (the card, until a cut)
+            self._out.emit(StudioCommanded(room.room_id, "studio.start", {}, room.owner, room.call_server))
         self._room_changed(room, now)
 
     def _participant_list(self, room: Room) -> list[dict]:

@@ -55,6 +55,7 @@ from .core import (
     SignalCore,
     UserRequested,
 )
+from .events import StudioCommanded
 from .credentials import hash_password, issue_token, turn_rest_credentials, verify_file_token, verify_token
 from .guard import HashGate, LoginLimiter, SourceCounter, origin_allowed
 from .metrics import Metrics
@@ -82,7 +83,7 @@ __all__ = ["SignalServer"]
 log = logging.getLogger("netcore.signal")
 
 # What the call server sends back over its link about rooms on it (docs/signaling.md).
-MEDIA_REPLIES = frozenset({"media.answer", "media.slots", "media.speaker"})
+MEDIA_REPLIES = frozenset({"media.answer", "media.slots", "media.speaker", "studio.state"})
 
 
 def log_event(event: str, **fields: Any) -> None:
@@ -607,6 +608,9 @@ class SignalServer:
             self._media_command(event.call_server, "media.quality",
                                 {"room_id": event.room_id, "session_id": event.session_id,
                                  "publisher": event.publisher, "track": event.track, "max_height": event.max_height})
+        elif isinstance(event, StudioCommanded):
+            self._media_command(event.call_server, event.kind, {"room_id": event.room_id, "by": event.by,
+                                                                **event.payload})
         elif isinstance(event, RoomMoved):
             self.metrics.rooms_moved[event.reason] = self.metrics.rooms_moved.get(event.reason, 0) + 1
             log_event("room.moved", node=self.node_id, room=event.room_id, previous=event.previous,
@@ -668,6 +672,11 @@ class SignalServer:
     def _media_reply(self, kind: str, payload: dict) -> bool:
         """The call server's answer, slots or active speaker, to the room's session(s) on this node."""
         room_id = str(payload["room_id"])
+        if kind == "studio.state":  # what is on air, and the sources: to everyone in the studio room
+            sessions = self.core.room_sessions(room_id)
+            for session_id in sessions:
+                self.core.notify_session(session_id, "studio.state", dict(payload))
+            return bool(sessions)
         if kind == "media.speaker":
             speaker = payload.get("session_id")
             out = {"room_id": room_id, "session_id": None if speaker is None else str(speaker)}

@@ -72,3 +72,4 @@ class Room:
     topology: Topology = Topology.MESH
     recording: bool = False
     call_server: str | None = None  # the call server it is placed on (servers/signal/placement.py)
+    studio: bool = False  # a studio (docs/broadcast.md): on the call server from its start, its owner the operator

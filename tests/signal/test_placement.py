@@ -7,6 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from servers.signal.core import CallServerDown, MediaOffered, RecordingRequested, RoomMoved
+from servers.signal.events import StudioCommanded
 from servers.signal.placement import REPORT_TIMEOUT, Load, Placement
 
 from .test_core import Harness
@@ -236,3 +237,11 @@ def test_a_recorded_room_that_moves_is_recorded_on_its_new_server():
     assert RecordingRequested(room_id, "start", "user0", first) in h.events()
     h.core.handle_call_server_unlinked(first, h.now)
     assert RecordingRequested(room_id, "start", "user0", other) in h.events()
+
+
+def test_a_studio_that_moves_is_started_on_its_new_server():
+    h, sids, room_id, first, other = room_on_one_of_two()
+    h.send(sids[0], "studio.start", {"room_id": room_id})
+    assert StudioCommanded(room_id, "studio.start", {}, "user0", first) in h.events()
+    h.core.handle_call_server_unlinked(first, h.now)
+    assert StudioCommanded(room_id, "studio.start", {}, "user0", other) in h.events()

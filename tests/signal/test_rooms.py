@@ -71,7 +71,8 @@ async def test_uninvited_user_cannot_join_or_see_room(start_server, names):
     assert err["payload"]["code"] == 403  # not a friend
 
 
-async def test_recording_switches_topology_and_ready_is_notified(start_server, names):
+async def room_with_service_link(start_server, names):
+    """A server with a call server's service link open, and a room of two: (link, owner, guest, room id)."""
     server = await start_server(call_server=CALL_SERVER, service_secret="svc-secret")
     service = await connect(f"ws://127.0.0.1:{server.port}/v1/service",
                             additional_headers={"Authorization": "Bearer svc-secret"})
@@ -79,6 +80,11 @@ async def test_recording_switches_topology_and_ready_is_notified(start_server, n
     room_id = (await owner.ok("room.create", {}))["room_id"]
     await owner.ok("room.invite", {"room_id": room_id, "to": guest.user})
     await guest.ok("room.join", {"room_id": room_id})
+    return service, owner, guest, room_id
+
+
+async def test_recording_switches_topology_and_ready_is_notified(start_server, names):
+    service, owner, guest, room_id = await room_with_service_link(start_server, names)
     err = await guest.request("room.record", {"room_id": room_id, "action": "start"})
     assert err["payload"]["code"] == 403  # only the owner
     await owner.ok("room.record", {"room_id": room_id, "action": "start"})

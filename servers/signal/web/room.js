@@ -8,6 +8,7 @@
 import { PeerLink } from './peer.js';
 import { describeMediaError } from './media.js';
 import { SfuRoom } from './sfuroom.js';
+import { StudioPanel, PROGRAM } from './studio.js';
 import { $, makeTile, setTileFlags } from './ui.js';
 
 const SPEAKER_INTERVAL_MS = 500;
@@ -28,6 +29,8 @@ export class RoomView {
     $('room-stats').addEventListener('click', () => this.showStats(!this.statsOpen));
     $('room-record').addEventListener('click', () => this.toggleRecording());
     this.statsOpen = false;
+    this.studio = new StudioPanel(app, (sessionId) => (sessionId === app.sessionId ? app.me
+      : this.room ? this.room.members.get(sessionId) : null));
   }
 
   async create() {
@@ -83,6 +86,7 @@ export class RoomView {
     // Only the owner records (docs/signaling.md); everyone sees whether the call is being recorded.
     $('room-record').hidden = ack.owner !== app.me;
     this.showRecording(Boolean(ack.recording));
+    this.studio.attach(room, ack.owner === app.me);
     $('room').hidden = false;
     $('room').dataset.roomId = room.id;
     $('tile-self').querySelector('video').srcObject = room.stream;
@@ -151,6 +155,14 @@ export class RoomView {
     $('room').dataset.recording = String(on);
     $('room-record').textContent = on ? 'Stop recording' : 'Record';
     $('room-record').setAttribute('aria-pressed', String(on));
+  }
+
+  // studio.state: the panel, and on the first one a tile for the program (the call server's publisher)
+  onStudio(p) {
+    const room = this.room;
+    if (!room || room.id !== p.room_id) return;
+    this.studio.onState(p);
+    if (room.sfu && !room.sfu.members.has(PROGRAM)) room.sfu.addMember(PROGRAM, 'Program');
   }
 
   onSpeaker(p) {
@@ -394,6 +406,7 @@ export class RoomView {
     $('room-share').hidden = true;
     $('room-stats').hidden = true;
     $('room-record').hidden = true;
+    this.studio.attach(null, false);
     this.showRecording(false);
     delete $('room').dataset.sfuState;
     for (const [id, text] of [['room-mute', 'Mute'], ['room-camera', 'Camera off'], ['room-share', 'Share screen']]) {
