@@ -494,6 +494,8 @@ class MediaTransport:
         elif isinstance(packet, TransportFeedback):
             self.stats.twcc_received += 1
             self._watch.feedback()
+            if self.sender.fast is not None:
+                self.sender.fast.drain(now)
             self.estimator.feedback_received(arrival_times(packet), now)
             self.sender.poll_probe(now)
         elif isinstance(packet, Pli):

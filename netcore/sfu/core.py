@@ -174,6 +174,8 @@ class SfuCore:
         # Sees every publisher's packet as received and every RTCP compound (the recorder,
         # netcore.sfu.recorder): ``tap.rtp(publication, RtpReceived, now)``, ``tap.rtcp(participant, packets, now)``.
         self.tap = None
+        # The compiled forwarding path (netcore.sfu.fastpath.FastPath), None: every packet in Python.
+        self.fastpath = None
         self._next_allocation: float | None = None
         self.planner = TranscodePlanner(config.transcode_hold)
         self._jobs: dict[str, tuple[str, Job, tuple]] = {}  # job id -> (room, job, renditions) while placed
@@ -242,6 +244,10 @@ class SfuCore:
         participant = self.participants.pop(participant_id, None)
         if participant is None:
             return
+        if self.fastpath is not None:
+            self.fastpath.forget(participant)
+            for publication in participant.publications.values():
+                self.fastpath.drop_publication(publication)
         room = self.rooms.get(participant.room_id, {})
         room.pop(participant_id, None)
         participant.transport.close(now)
@@ -559,6 +565,8 @@ class SfuCore:
         transport, out = participant.transport, self._out
         while (transmit := transport.poll_transmit()) is not None:
             out.append(transmit)
+        if self.fastpath is not None:
+            out.extend(self.fastpath.transmits())
 
     def _on_event(self, participant: Participant, event: object, now: float) -> None:
         if isinstance(event, pe.RtpReceived):
@@ -583,6 +591,8 @@ class SfuCore:
                 self._request_keyframe(slot.publication, now, layer=slot.layer)
         elif isinstance(event, pe.TransportConnected):
             participant.connected = True
+            if self.fastpath is not None:
+                self.fastpath.connected(participant)
             for slot in participant.slots:
                 if slot.publication is not None and slot.kind == "video":
                     self._request_keyframe(slot.publication, now, layer=slot.layer)
@@ -664,11 +674,19 @@ class SfuCore:
                 size = vp8_keyframe_size(packet.payload) if detector is KEYFRAME_DETECTORS["VP8"] else None
                 if size is not None:
                     layer.height = size[1]
+        fast = self.fastpath
+        if fast is not None:  # the installed slots first, in C; those it gives back are in the loop below
+            count, size = fast.forward(publication, ssrc, packet, now)
+            stats.forwarded_packets += count
+            stats.forwarded_bytes += size
         for slot in publication.slots:
             subscriber = slot.owner
             if not subscriber.connected:
                 continue
             downtrack = slot.downtrack
+            handle = downtrack.fast
+            if handle is not None and handle.source == ssrc:
+                continue  # forwarded above
             if ssrc != downtrack.rewriter.source and ssrc != downtrack.wanted:
                 if simulcast:
                     current = slot.layer
@@ -690,6 +708,8 @@ class SfuCore:
                 stats.forwarded_packets += 1
                 stats.forwarded_bytes += len(out.data)
                 self._dirty.append(subscriber)
+                if fast is not None:
+                    fast.install(slot, ssrc, publication.codecs.get(packet.payload_type, ""), now)
 
     def request_keyframe(self, publication: Publication, now: float) -> None:
         """Ask ``publication``'s publisher for a key frame of every layer (a recorder's request: through
@@ -778,6 +798,8 @@ class SfuCore:
         """The slot forwards up to the TID its allocator chose (the down-track moves up where decodable)."""
         allocator = slot.allocator
         slot.downtrack.max_temporal = ALL_TEMPORAL if allocator.temporal is None else allocator.temporal
+        if slot.downtrack.fast is not None and slot.downtrack.max_temporal != ALL_TEMPORAL:
+            slot.downtrack.fast.eject()  # layers to leave out: the Python path decides per frame
         self.stats.temporal_switches += allocator.temporal_switches - temporal_switches
 
     def _probe(self, subscriber: Participant, next_rate: float | None, now: float) -> None:
