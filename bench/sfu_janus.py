@@ -727,7 +727,7 @@ def sfu_counters(http_port: int) -> dict[str, float]:
     except OSError:  # a saturated daemon serves /metrics late: the run goes on without them
         return {"metrics_unavailable": 1}
     out = {k: v for k, v in figures.items()
-           if k.startswith(("sfu_forwarded_packets", "sfu_dropped", "sfu_received_packets"))}
+           if k.startswith(("sfu_forwarded_packets", "sfu_dropped", "sfu_received_packets", "sfu_fast_"))}
     estimates = sorted(v for k, v in figures.items() if k.startswith("sfu_subscriber_estimate_bps"))
     if estimates:  # the pacer lets each subscriber's copy out at 2.5 times its estimate
         out["estimate_kbps_min"] = estimates[0] / 1000

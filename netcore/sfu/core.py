@@ -97,6 +97,7 @@ from netcore.sfu.participant import Layer, Participant, Publication, SlotState, 
 from netcore.sfu.rewrite import ALL_TEMPORAL, Forwarded
 from netcore.sfu.router import PortRouter
 from netcore.sfu.speaker import SpeakerDetector, decode_audio_level
+from netcore.sfu.timers import TransportTimers
 from netcore.transcode.ladder import codec_ladder, simulcast_ladder
 from netcore.transcode.planner import (LADDER, STOP_AFTER, Job, JobStarted, JobStopped, TranscodePlanner,
                                        rendition_needed)
@@ -176,6 +177,7 @@ class SfuCore:
         self.tap = None
         # The compiled forwarding path (netcore.sfu.fastpath.FastPath), None: every packet in Python.
         self.fastpath = None
+        self.timers = TransportTimers()  # the transports' deadlines
         self._next_allocation: float | None = None
         self.planner = TranscodePlanner(config.transcode_hold)
         self._jobs: dict[str, tuple[str, Job, tuple]] = {}  # job id -> (room, job, renditions) while placed
@@ -248,6 +250,7 @@ class SfuCore:
             self.fastpath.forget(participant)
             for publication in participant.publications.values():
                 self.fastpath.drop_publication(publication)
+        self.timers.forget(participant_id)
         room = self.rooms.get(participant.room_id, {})
         room.pop(participant_id, None)
         participant.transport.close(now)
@@ -498,11 +501,10 @@ class SfuCore:
         self._drain(now)
 
     def handle_timeout(self, now: float) -> None:
+        for participant in self.timers.due(now, self.participants):
+            participant.transport.handle_timeout(now)
+            self._touch(participant)
         for participant in list(self.participants.values()):
-            deadline = participant.transport.next_deadline()
-            if deadline is not None and deadline <= now:
-                participant.transport.handle_timeout(now)
-                self._touch(participant)
             for publication in participant.publications.values():
                 for layer in publication.layers:
                     if layer.arbiter.handle_timeout(now):
@@ -537,10 +539,10 @@ class SfuCore:
             best = held
         if self._next_allocation is not None and (best is None or self._next_allocation < best):
             best = self._next_allocation
+        deadline = self.timers.next_deadline()
+        if deadline is not None and (best is None or deadline < best):
+            best = deadline
         for participant in self.participants.values():
-            deadline = participant.transport.next_deadline()
-            if deadline is not None and (best is None or deadline < best):
-                best = deadline
             for publication in participant.publications.values():
                 for layer in publication.layers:
                     held = layer.arbiter.next_deadline()
@@ -560,6 +562,7 @@ class SfuCore:
             while (event := transport.poll_event()) is not None:
                 self._on_event(participant, event, now)
             self._collect(participant)
+            self.timers.refresh(participant)
 
     def _collect(self, participant: Participant) -> None:
         transport, out = participant.transport, self._out

@@ -35,6 +35,7 @@ from netcore.net import Address, Receive, Transmit
 from netcore.record.manifest import MANIFEST_NAME
 from netcore.record.store import recording_name
 from netcore.record.writer import DirectoryStorage
+from netcore.sfu import fastpath
 from netcore.sfu.core import SfuConfig, SfuCore
 from netcore.sfu.events import (ActiveSpeakerChanged, KeyFrameRequested, LayerSwitched, ParticipantJoined,
                                 ParticipantLeft, SlotsChanged)
@@ -114,6 +115,9 @@ class SfuServer:
                                       wallclock_offset=time.time() - loop.time(),
                                       transcoding=self.settings.transcode is not None,
                                       transcode_hold=self.settings.transcode_hold))
+        if fastpath.wanted(self.settings.forward_path):  # steady streams forwarded in C, on these sockets
+            self.core.fastpath = fastpath.FastPath({address: sock.transport.get_extra_info("socket").fileno()
+                                                    for address, sock in self.sockets.items()})
         self.recorder = SfuRecorder(self.core, self._open_journal, wallclock_offset=time.time() - loop.time(),
                                     names=lambda session_id: self._users.get(session_id, ""),
                                     on_end=self._recording_ended)
