@@ -150,7 +150,11 @@ class FastSubscriber:
             total += size
         sender.packets_sent += len(sent)
         sender.bytes_sent += total
-        self.participant.transport._watch.sent(sent[0][2])
+        transport = self.participant.transport
+        transport._watch.sent(sent[0][2])
+        pair = transport.ice.sending_pair()
+        if pair is not None and pair.remote.address != self.native.address and pair.local.turn is None:
+            self.native.address = pair.remote.address  # the path moved (ICE): the copies follow
         for tracks in self.tracks.values():
             for track in tracks:
                 self._report(track)
@@ -200,6 +204,7 @@ class FastPath:
             raise RuntimeError("netcore.sfu._forward is not built (setup.py build_ext, libsrtp2-dev)")
         self.outputs = {address: (_forward.Output(fd) if fd is not None else _forward.Output())
                         for address, fd in outputs.items()}
+        self._collecting = [(address, self.outputs[address]) for address, fd in outputs.items() if fd is None]
         self.subscribers: dict[str, FastSubscriber] = {}
         self.groups: dict[tuple[int, int], object] = {}  # (id of the publication, source SSRC) -> Group
         self._handles: dict[int, FastTrack] = {}  # id of a compiled track -> its slot's handle
@@ -302,7 +307,7 @@ class FastPath:
 
     def transmits(self) -> Iterator[Transmit]:
         """What was collected (outputs without a socket), as the core's transmits."""
-        for address, output in self.outputs.items():
+        for address, output in self._collecting:
             for data, destination in output.take():
                 yield Transmit(data, destination, address)
 
