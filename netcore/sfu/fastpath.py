@@ -301,7 +301,10 @@ class FastPath:
         self.installs += 1
 
     def drop_publication(self, publication: Publication) -> None:
-        """A publication is gone: forget its groups."""
+        """A publication is gone: its subscribers' slots are given back, its groups forgotten."""
+        for slot in publication.slots:
+            if slot.downtrack.fast is not None:
+                slot.downtrack.fast.eject()
         for key in [k for k in self.groups if k[0] == id(publication)]:
             del self.groups[key]
 

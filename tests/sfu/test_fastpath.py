@@ -96,35 +96,34 @@ def test_a_subscriber_on_a_lossy_link_is_repaired_from_the_compiled_history():
     server_c = room.core.participants["c"].transport
     assert server_c.stats.nacks_received > 0 and server_c.sender.retransmissions > 0
     assert room.core.fastpath.forwarded > 0
+    # every video packet the subscriber lacks but the last few was re-sent, from the compiled history
     c = room.clients["c"]
-    for mid, kind in c.slots.items():
-        packets = c.received.get(mid, [])
-        if kind != "video" or not packets:
-            continue
-        seqs = sorted({p.sequence_number for p in packets})
-        assert seqs[-1] - seqs[0] + 1 - len(seqs) <= 2
+    video = [mid for mid, kind in c.slots.items() if kind == "video" and c.received.get(mid)]
+    numbers = {p.sequence_number for p in c.received[video[0]]}
+    assert len(set(range(min(numbers), max(numbers) + 1)) - numbers) <= 2
+    assert server_c.sender.retransmissions_refused == 0
 
 
-def test_a_publisher_leaving_and_rejoining_gives_the_slot_back_and_takes_it_again():
+def test_a_publisher_leaving_gives_the_slots_back_and_a_new_one_is_taken_again():
+    """(test_core's rejoin test checks the stream's continuity across it, on this path by default.)"""
     room = _room(True)
-    a, b = room.join("a"), room.join("b")
+    a = room.join("a")
+    room.join("b")
     room.connect()
     room.stream(1.0)
     fast = room.core.fastpath
-    installs = fast.installs
-    video_mid = next(m for m, k in a.slots.items() if k == "video" and a.received.get(m))
-    before = list(a.received[video_mid])
+
+    def installed() -> list:
+        return [s.mid for s in room.core.participants["a"].slots if s.downtrack.fast is not None]
+
+    assert len(installed()) == 2  # b's audio and video
     room.core.leave("b", room.net.now)
-    room.server.flush()
+    assert installed() == [] and all(len(group) == 0 for group in fast.groups.values())
     del room.clients["b"]
-    room.run(0.5)
     room.join("b2")
     room.connect()
     room.stream(1.0)
-    after = a.received[video_mid][len(before):]
-    assert after and after[0].ssrc == before[-1].ssrc
-    assert (after[0].sequence_number - before[-1].sequence_number) & 0xFFFF == 1
-    assert fast.installs > installs
+    assert len(installed()) == 2 and a.received
 
 
 @pytest.mark.parametrize("profile", [SrtpProfile.SRTP_AEAD_AES_128_GCM, SrtpProfile.SRTP_AEAD_AES_256_GCM,
