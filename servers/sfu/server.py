@@ -54,6 +54,7 @@ RECONNECT_DELAY = (0.2, 5.0)  # seconds: first and largest wait before reconnect
 REPORT_INTERVAL = 0.5  # seconds between load reports (signaling takes 2 s without one as dead)
 ALIVE_INTERVAL = 5.0  # seconds between touches of a live recording's manifest (workers' --stale is above)
 RECORDINGS_LIST = "nc:recordings"  # Redis list of finished recordings' journal directories (the workers BRPOP)
+SOCKET_BUFFER = 4 << 20  # bytes of the media socket's buffers (the kernel caps them at net.core.[rw]mem_max)
 
 
 def log_event(event: str, **fields: Any) -> None:
@@ -105,6 +106,9 @@ class SfuServer:
                 lambda: DatagramSocket(self._receive), local_addr=(host, wanted or port))
             self.sockets[sock.local] = sock
             port = port or sock.local[1]
+            raw = sock.transport.get_extra_info("socket")
+            for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):  # RTCP of hundreds of subscribers and a burst
+                raw.setsockopt(socket.SOL_SOCKET, option, SOCKET_BUFFER)  # of copies ride out a stall of the loop
         local = list(self.sockets)
         public = [self._public(address) for address in local]
         self.core = SfuCore(SfuConfig(DtlsCertificate.generate(), local, public,
