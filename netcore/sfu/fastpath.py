@@ -152,12 +152,22 @@ class FastSubscriber:
         sender.bytes_sent += total
         transport = self.participant.transport
         transport._watch.sent(sent[0][2])
-        pair = transport.ice.sending_pair()
-        if pair is not None and pair.remote.address != self.native.address and pair.local.turn is None:
-            self.native.address = pair.remote.address  # the path moved (ICE): the copies follow
+        self.follow_path()
         for tracks in self.tracks.values():
             for track in tracks:
                 self._report(track)
+
+    def follow_path(self) -> bool:
+        """Send where the transport sends now (ICE may have moved the path); False if it has none here."""
+        pair = self.participant.transport.ice.sending_pair()
+        if pair is None or pair.local.turn is not None:
+            return False
+        if pair.remote.address != self.native.address:
+            try:
+                self.native.address = pair.remote.address
+            except ValueError:
+                return False
+        return True
 
     def _report(self, track) -> None:
         packets, octets, ts, at = track.take_reports()
@@ -226,8 +236,11 @@ class FastPath:
             return
         if any(not s.audio and s.rtx_ssrc is None for s in sender.streams.values()):
             return  # padding would shift the media numbers (see the module docstring)
-        native = _forward.Subscriber(output, srtp.profile, srtp.local_master, pair.remote.address,
-                                     sender.mid_id or 0, sender.twcc_id, sender._twcc_seq)
+        try:
+            native = _forward.Subscriber(output, srtp.profile, srtp.local_master, pair.remote.address,
+                                         sender.mid_id or 0, sender.twcc_id, sender._twcc_seq)
+        except ValueError:  # an address inet_pton does not take (a scoped IPv6 one), a profile unknown here
+            return
         fast = FastSubscriber(native, participant)
         self.subscribers[participant.id] = fast
         srtp.protect_rtp = native.protect  # one SRTP context for every RTP packet of this subscriber
@@ -277,11 +290,8 @@ class FastPath:
         stream = slot.owner.transport.sender.streams.get(downtrack.ssrc)
         if stream is None or stream.seq_offset:
             return
-        pair = slot.owner.transport.ice.sending_pair()
-        if pair is None or pair.remote.address != fast.native.address:
-            if pair is None or pair.local.turn is not None:
-                return
-            fast.native.address = pair.remote.address  # the path moved (ICE): the copies follow
+        if not fast.follow_path():
+            return
         group = self.groups.get((id(publication), ssrc))
         if group is None:
             group = self.groups[(id(publication), ssrc)] = _forward.Group(publication.audio_level_id or 0)
