@@ -23,5 +23,14 @@ setup(
             libraries=["crypto", "z"],
             optional=True,
         ),
+        # The call server's forwarding path (netcore/sfu/fastpath.py); needs libsrtp2 (libsrtp2-dev) and
+        # OpenSSL's libcrypto (libssl-dev).
+        Extension(
+            "netcore.sfu._forward",
+            ["netcore/sfu/_forward.c"],
+            extra_compile_args=["-O2", "-std=c11", "-D_GNU_SOURCE", "-Wall"],
+            libraries=["srtp2", "crypto"],
+            optional=True,
+        ),
     ]
 )

@@ -83,6 +83,7 @@ KEYFRAME_EVERY = 2 * FPS
 # no server's feedback may pace it (its queue would be the publisher's latency, not the server's).
 PUBLISHER_BITRATE = 2_500_000
 LOCALHOST = "127.0.0.1"
+RECEIVE_BUFFER = 4 << 20  # each endpoint's SO_RCVBUF (the kernel caps it at net.core.rmem_max)
 _HOST_PRIORITY = (126 << 24) | (65535 << 8) | 255  # RFC 8445 section 5.1.2.1, component 1
 
 
@@ -126,6 +127,9 @@ class Endpoint:
         self.connection = TransportConnection(MediaTransport(with_rtx_pairs(config, remote_sdp)),
                                               on_event=self.on_event)
         await self.connection.bind([self.host], self.port)
+        for endpoint in self.connection._sockets.values():  # a burst of copies must not overflow a busy worker
+            endpoint.transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF,
+                                                                   RECEIVE_BUFFER)
         self.connection.start()
 
     def on_event(self, event: object) -> None:
@@ -727,7 +731,7 @@ def sfu_counters(http_port: int) -> dict[str, float]:
     except OSError:  # a saturated daemon serves /metrics late: the run goes on without them
         return {"metrics_unavailable": 1}
     out = {k: v for k, v in figures.items()
-           if k.startswith(("sfu_forwarded_packets", "sfu_dropped", "sfu_received_packets"))}
+           if k.startswith(("sfu_forwarded_packets", "sfu_dropped", "sfu_received_packets", "sfu_fast_"))}
     estimates = sorted(v for k, v in figures.items() if k.startswith("sfu_subscriber_estimate_bps"))
     if estimates:  # the pacer lets each subscriber's copy out at 2.5 times its estimate
         out["estimate_kbps_min"] = estimates[0] / 1000

@@ -118,6 +118,9 @@ class TransportConfig:
     min_bitrate: float = 30_000
     max_bitrate: float = 2_500_000
     twcc_interval: float = 0.1  # seconds between transport-wide feedback packets
+    # The least interval between regular reports (None: RFC 3550 section 6.2's reduced minimum, 360 / session
+    # kbit/s, some 30 compounds a second at 10 Mbit/s); a server of many transports sets a floor
+    rtcp_min_interval: float | None = None
     wallclock_offset: float = 0.0  # unix time = now + wallclock_offset (RTCP NTP timestamps)
     random: Callable[[int], bytes] = field(default=os.urandom, repr=False)
 

@@ -35,8 +35,9 @@ UDP_IP_OVERHEAD = 28
 class RtcpTimer:
     """The next regular report time of one transport."""
 
-    def __init__(self, random: Callable[[int], bytes]) -> None:
+    def __init__(self, random: Callable[[int], bytes], min_interval: float | None = None) -> None:
         self._random = random
+        self.min_interval = min_interval  # a floor under the reduced minimum (None: none)
         self.avg_rtcp_size = 100.0  # octets, with UDP/IP overhead
         self.initial = True
         self.next_report: float | None = None
@@ -53,6 +54,8 @@ class RtcpTimer:
         """RFC 3550 section 6.3.1 (with the reduced minimum of 6.2), randomised."""
         rtcp_bw = max(session_bandwidth, 1.0) * RTCP_FRACTION / 8  # octets per second
         minimum = min(MAX_MINIMUM, 360.0 / max(session_bandwidth / 1000, 1e-3))
+        if self.min_interval is not None:
+            minimum = max(minimum, self.min_interval)
         if self.initial:
             minimum /= 2
         members = max(members, 2)

@@ -150,6 +150,9 @@ class Sender:
         self._rtts: deque[float] = deque(maxlen=RTT_SAMPLES)  # the latest round trip samples
         self.padding_sent = 0
         self.probes_sent = 0
+        # A compiled path sending on this transport's behalf (netcore.sfu.fastpath.FastSubscriber): what it
+        # sent is taken (drain) before this sender numbers, measures or answers anything itself.
+        self.fast = None
 
     def add_stream(self, media: MediaConfig) -> None:
         """Send on an m-section added by a later offer/answer (``media.send_ssrc``)."""
@@ -187,6 +190,8 @@ class Sender:
         stream = self.streams.get(ssrc)
         if stream is None:
             return 0
+        if self.fast is not None:
+            self.fast.fill_history(stream, lost)
         count = 0
         window = self._retransmitted
         while window and window[0][0] <= now - 1.0:
@@ -254,8 +259,7 @@ class Sender:
             if stream is not None and stream.rid is not None and rid_id is not None:
                 elements.append((rid_id, stream.rid.encode()))
             if twcc_id is not None:
-                seq = self._twcc_seq
-                self._twcc_seq = (seq + 1) & 0xFFFF
+                seq = self._next_twcc(now)
                 elements.append((twcc_id, seq.to_bytes(2, "big")))
             packet = rebuild(packet, extensions=elements)
             if twcc_id is not None:
@@ -263,6 +267,18 @@ class Sender:
         self.packets_sent += 1
         self.bytes_sent += len(packet.data)
         self.out.append(packet.data)
+
+    def _next_twcc(self, now: float) -> int:
+        """The next transport-wide number; a compiled path's packets are told to the estimator first."""
+        fast = self.fast
+        if fast is not None:
+            fast.drain(now)
+            self._twcc_seq = fast.twcc_seq
+        seq = self._twcc_seq
+        self._twcc_seq = (seq + 1) & 0xFFFF
+        if fast is not None:
+            fast.twcc_seq = self._twcc_seq
+        return seq
 
     # -- probing --------------------------------------------------------------------
 
@@ -294,6 +310,8 @@ class Sender:
         return None
 
     def handle_timeout(self, now: float) -> None:
+        if self.fast is not None:
+            self.fast.drain(now)
         self.release(now)
         if self.probe is not None:
             if self._next_padding is not None and self._next_padding <= now < self._probe_end:

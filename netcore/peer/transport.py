@@ -138,7 +138,7 @@ class MediaTransport:
                                 rid_extension=config.extension_id(URI_RTP_STREAM_ID),
                                 rrid_extension=config.extension_id(URI_REPAIRED_RTP_STREAM_ID))
         self._twcc_id = config.twcc_extension
-        self._timer = RtcpTimer(config.random)
+        self._timer = RtcpTimer(config.random, config.rtcp_min_interval)
         self._next_twcc: float | None = None
         self._watch = FeedbackWatch()  # unacknowledged sending moves the sending path (docs/peer.md)
         self._rtt_seen: float | None = None
@@ -494,6 +494,8 @@ class MediaTransport:
         elif isinstance(packet, TransportFeedback):
             self.stats.twcc_received += 1
             self._watch.feedback()
+            if self.sender.fast is not None:
+                self.sender.fast.drain(now)
             self.estimator.feedback_received(arrival_times(packet), now)
             self.sender.poll_probe(now)
         elif isinstance(packet, Pli):

@@ -98,6 +98,7 @@ from netcore.sfu.participant import Layer, Participant, Publication, SlotState, 
 from netcore.sfu.rewrite import ALL_TEMPORAL, Forwarded
 from netcore.sfu.router import PortRouter
 from netcore.sfu.speaker import SpeakerDetector, decode_audio_level
+from netcore.sfu.timers import TransportTimers
 from netcore.transcode.ladder import codec_ladder, simulcast_ladder
 from netcore.transcode.planner import (LADDER, STOP_AFTER, Job, JobStarted, JobStopped, TranscodePlanner,
                                        rendition_needed)
@@ -106,6 +107,10 @@ __all__ = ["SfuCore", "SfuConfig", "SfuStats", "REMB_INTERVAL", "MIN_REMB", "MAX
            "job_id", "subscriber_budget"]
 
 REMB_INTERVAL = 1.0  # seconds between REMBs to each publisher
+# Regular RTCP reports to each participant at most this often (libwebrtc's interval for video): the reduced
+# minimum of RFC 3550 section 6.2 sent some 30 SR/SDES compounds a second to every subscriber of a
+# 10 Mbit/s estimate, the largest per-subscriber cost once forwarding moved to C
+RTCP_MIN_INTERVAL = 1.0
 MIN_REMB = 100_000  # bit/s: a publisher nobody watches still sends something worth switching to
 MAX_PARTICIPANTS = 1000  # per server: joins beyond are refused (UsageError)
 MAX_HEIGHT_REQUESTS = 64  # per subscriber: requested maximum heights kept (one per track it sees)
@@ -184,6 +189,9 @@ class SfuCore:
         # ``demand(publication, now)``: bit/s wanted of a video publication beyond its own subscribers' (a
         # studio's source: what the program's subscribers take), in its publisher's REMB; None: nothing beyond
         self.demand: Callable[[Publication, float], float] | None = None
+        # The compiled forwarding path (netcore.sfu.fastpath.FastPath), None: every packet in Python.
+        self.fastpath = None
+        self.timers = TransportTimers()  # the transports' deadlines
         self._next_allocation: float | None = None
         self.planner = TranscodePlanner(config.transcode_hold)
         self._jobs: dict[str, tuple[str, Job, tuple]] = {}  # job id -> (room, job, renditions) while placed
@@ -219,7 +227,7 @@ class SfuCore:
         answer, session = negotiator.handle_offer(offer, intents)
         options = {"wallclock_offset": self.config.wallclock_offset, "random": self.config.random,
                    "max_bitrate": self.config.max_subscriber_bitrate, "cname": "netcore-sfu",
-                   "rtcp_ssrc": self._new_ssrc()}
+                   "rtcp_ssrc": self._new_ssrc(), "rtcp_min_interval": RTCP_MIN_INTERVAL}
         participant = Participant(participant_id, room_id, negotiator, session, intents, options, cert, now)
         transport = participant.transport
         for address in self.config.local_addresses:
@@ -252,6 +260,11 @@ class SfuCore:
         participant = self.participants.pop(participant_id, None)
         if participant is None:
             return
+        if self.fastpath is not None:
+            self.fastpath.forget(participant)
+            for publication in participant.publications.values():
+                self.fastpath.drop_publication(publication)
+        self.timers.forget(participant_id)
         room = self.rooms.get(participant.room_id, {})
         room.pop(participant_id, None)
         participant.transport.close(now)
@@ -544,11 +557,10 @@ class SfuCore:
         self._drain(now)
 
     def handle_timeout(self, now: float) -> None:
+        for participant in self.timers.due(now, self.participants):
+            participant.transport.handle_timeout(now)
+            self._touch(participant)
         for participant in list(self.participants.values()):
-            deadline = participant.transport.next_deadline()
-            if deadline is not None and deadline <= now:
-                participant.transport.handle_timeout(now)
-                self._touch(participant)
             for publication in participant.publications.values():
                 for layer in publication.layers:
                     if layer.arbiter.handle_timeout(now):
@@ -583,10 +595,10 @@ class SfuCore:
             best = held
         if self._next_allocation is not None and (best is None or self._next_allocation < best):
             best = self._next_allocation
+        deadline = self.timers.next_deadline()
+        if deadline is not None and (best is None or deadline < best):
+            best = deadline
         for participant in self.participants.values():
-            deadline = participant.transport.next_deadline()
-            if deadline is not None and (best is None or deadline < best):
-                best = deadline
             for publication in participant.publications.values():
                 for layer in publication.layers:
                     held = layer.arbiter.next_deadline()
@@ -606,11 +618,14 @@ class SfuCore:
             while (event := transport.poll_event()) is not None:
                 self._on_event(participant, event, now)
             self._collect(participant)
+            self.timers.refresh(participant)
 
     def _collect(self, participant: Participant) -> None:
         transport, out = participant.transport, self._out
         while (transmit := transport.poll_transmit()) is not None:
             out.append(transmit)
+        if self.fastpath is not None:
+            out.extend(self.fastpath.transmits())
 
     def _on_event(self, participant: Participant, event: object, now: float) -> None:
         if isinstance(event, pe.RtpReceived):
@@ -637,6 +652,8 @@ class SfuCore:
                 self._request_keyframe(slot.publication, now, layer=slot.layer)
         elif isinstance(event, pe.TransportConnected):
             participant.connected = True
+            if self.fastpath is not None:
+                self.fastpath.connected(participant)
             for slot in participant.slots:
                 if slot.publication is not None and slot.kind == "video":
                     self._request_keyframe(slot.publication, now, layer=slot.layer)
@@ -718,11 +735,19 @@ class SfuCore:
                 size = vp8_keyframe_size(packet.payload) if detector is KEYFRAME_DETECTORS["VP8"] else None
                 if size is not None:
                     layer.height = size[1]
+        fast = self.fastpath
+        if fast is not None:  # the installed slots first, in C; those it gives back are in the loop below
+            count, size = fast.forward(publication, ssrc, packet, now)
+            stats.forwarded_packets += count
+            stats.forwarded_bytes += size
         for slot in publication.slots:
             subscriber = slot.owner
             if not subscriber.connected:
                 continue
             downtrack = slot.downtrack
+            handle = downtrack.fast
+            if handle is not None and handle.source == ssrc:
+                continue  # forwarded above
             if ssrc != downtrack.rewriter.source and ssrc != downtrack.wanted:
                 if simulcast:
                     current = slot.layer
@@ -744,6 +769,8 @@ class SfuCore:
                 stats.forwarded_packets += 1
                 stats.forwarded_bytes += len(out.data)
                 self._dirty.append(subscriber)
+                if fast is not None:
+                    fast.install(slot, ssrc, publication.codecs.get(packet.payload_type, ""), now)
 
     def request_keyframe(self, publication: Publication, now: float, reason: str = "recorder") -> None:
         """Ask ``publication``'s publisher for a key frame of every layer (a recorder's or a studio's
@@ -832,6 +859,8 @@ class SfuCore:
         """The slot forwards up to the TID its allocator chose (the down-track moves up where decodable)."""
         allocator = slot.allocator
         slot.downtrack.max_temporal = ALL_TEMPORAL if allocator.temporal is None else allocator.temporal
+        if slot.downtrack.fast is not None and slot.downtrack.max_temporal != ALL_TEMPORAL:
+            slot.downtrack.fast.eject()  # layers to leave out: the Python path decides per frame
         self.stats.temporal_switches += allocator.temporal_switches - temporal_switches
 
     def _probe(self, subscriber: Participant, next_rate: float | None, now: float) -> None:

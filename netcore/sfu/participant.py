@@ -306,8 +306,10 @@ class Participant:
 
     @property
     def packets_forwarded(self) -> int:
-        return sum(s.downtrack.packets for s in self.slots)
+        return sum(s.downtrack.packets + (s.downtrack.fast.track.packets if s.downtrack.fast else 0)
+                   for s in self.slots)
 
     @property
     def bytes_forwarded(self) -> int:
-        return sum(s.downtrack.bytes for s in self.slots)
+        return sum(s.downtrack.bytes + (s.downtrack.fast.track.bytes if s.downtrack.fast else 0)
+                   for s in self.slots)

@@ -189,7 +189,7 @@ class DownTrack:
 
     __slots__ = ("ssrc", "kind", "clock_rate", "rewriter", "vp8", "audio_level_id", "payload_types",
                  "codecs", "wanted", "packets", "bytes", "dropped", "_needs_keyframe", "_delta", "max_temporal",
-                 "temporal", "_frame", "paused", "_resuming")
+                 "temporal", "_frame", "paused", "_resuming", "fast")
 
     def __init__(self, ssrc: int, kind: str, clock_rate: int, audio_level_id: int | None = None) -> None:
         self.ssrc = ssrc
@@ -211,9 +211,16 @@ class DownTrack:
         self._frame: tuple[int, bool] | None = None  # (picture id, forwarded) of the latest frame decided
         self.paused = False  # nothing forwarded (a last-N limit)
         self._resuming = False  # resumed: forwarding starts again at a key frame
+        self.fast = None  # the compiled path's handle while it forwards this track (netcore.sfu.fastpath)
+
+    def _release(self) -> None:
+        """The core changes what this track forwards: the compiled path gives it back first."""
+        if self.fast is not None:
+            self.fast.eject()
 
     def attach(self, payload_types: dict[int, int], codecs: dict[int, str]) -> None:
         """Forward a (new) publisher track: its payload types mapped onto ours."""
+        self._release()
         self.payload_types = payload_types
         self.codecs = codecs
 
@@ -225,6 +232,7 @@ class DownTrack:
         layers' sender reports); without it the wall time between the two
         sources' packets is used.
         """
+        self._release()
         if source == self.rewriter.source:
             self.wanted = None  # back to the source still being forwarded: no switch at all
             self._needs_keyframe = False
@@ -240,10 +248,12 @@ class DownTrack:
 
     def pause(self) -> None:
         """Forward nothing until :meth:`resume` (the numbers close up over the pause)."""
+        self._release()
         self.paused = True
 
     def resume(self) -> bool:
         """Forward again, video from its next key frame; True if a key frame is needed."""
+        self._release()
         self.paused = False
         self._resuming = self.kind == "video" and self.rewriter.source is not None
         return self._resuming or self._needs_keyframe

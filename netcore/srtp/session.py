@@ -42,7 +42,7 @@ class SrtpStats:
 class SrtpSession:
     """Protect outgoing and unprotect incoming RTP and RTCP for one transport."""
 
-    __slots__ = ("profile", "stats", "_tx", "_rx", "protect_rtp", "protect_rtcp", "_unprotect", "_unprotect_rtcp")
+    __slots__ = ("profile", "local_master", "stats", "_tx", "_rx", "protect_rtp", "protect_rtcp", "_unprotect", "_unprotect_rtcp")
 
     def __init__(
         self,
@@ -60,6 +60,7 @@ class SrtpSession:
         if len(local_master) != expected or len(remote_master) != expected:
             raise UsageError(f"master key||salt must be {expected} bytes for this profile")
         self.profile = profile
+        self.local_master = local_master  # a compiled send path keys its own context with it (netcore.sfu.fastpath)
         self.stats = SrtpStats()
         tx = pylibsrtp.Policy(
             key=local_master,

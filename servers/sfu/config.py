@@ -60,6 +60,7 @@ class Settings:
     transcode: tuple[str, int] | None = None  # the workers' link (None: no transcoding)
     transcode_hold: float = STOP_AFTER
     studio_card: str | None = None  # an image for the studios' card (docs/broadcast.md); None: the drawn card
+    forward_path: str | None = None  # "c" or "python"; None: NETCORE_SFU_FORWARD, else "c" when built
 
     @property
     def recordings(self) -> str:
@@ -97,6 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--transcode-hold", type=float,
                         help=f"seconds a rendition nobody needs keeps running (default {STOP_AFTER:g})")
     parser.add_argument("--studio-card", help="image (PNG, JPEG) shown as the studios' card (default: a drawn one)")
+    parser.add_argument("--forward-path", choices=["c", "python"],
+                        help="forward steady streams in the compiled path or all in Python (default c when built)")
     return parser
 
 
@@ -108,7 +111,8 @@ def load_settings(args: argparse.Namespace) -> Settings:
                                        "max-participants", "max-bitrate", "max-subscriber-bitrate",
                                        "last-n", "log-level", "name", "analytics",
                                        "analytics-redis", "node", "data-dir", "record-dir", "recordings-redis",
-                                       "transcode", "transcode-hold", "studio-card"})
+                                       "transcode", "transcode-hold", "studio-card",
+                                       "forward-path"})
         try:
             if "listen" in data:
                 settings.listen = [parse_hostport(v) for v in data["listen"]]
@@ -137,13 +141,14 @@ def load_settings(args: argparse.Namespace) -> Settings:
         settings.recordings_redis = data.get("recordings-redis", settings.recordings_redis)
         settings.transcode_hold = float(data.get("transcode-hold", settings.transcode_hold))
         settings.studio_card = data.get("studio-card", settings.studio_card)
+        settings.forward_path = data.get("forward-path", settings.forward_path)
     if args.listen:
         settings.listen = args.listen
     if args.public_ip:
         settings.public_ip = args.public_ip
     for name in ("http", "signal", "service_secret", "max_participants", "max_bitrate", "max_subscriber_bitrate",
                  "last_n", "log_level", "name", "analytics", "analytics_redis", "node", "data_dir", "record_dir",
-                 "recordings_redis", "transcode", "transcode_hold", "studio_card"):
+                 "recordings_redis", "transcode", "transcode_hold", "studio_card", "forward_path"):
         value = getattr(args, name)
         if value is not None:
             setattr(settings, name, value)
@@ -151,6 +156,8 @@ def load_settings(args: argparse.Namespace) -> Settings:
         raise UsageError("--last-n is a count of speakers, 0 or more")
     if settings.transcode_hold < 0:
         raise UsageError("--transcode-hold is a number of seconds, 0 or more")
+    if settings.forward_path not in (None, "c", "python"):
+        raise UsageError("forward-path is 'c' or 'python'")
     if settings.signal and not settings.service_secret:
         raise UsageError("--signal needs --service-secret")
     return settings

@@ -61,6 +61,17 @@ def render_metrics(core: SfuCore) -> str:
         ("sfu_rendition_layers", "gauge", "Rendition layers of the published tracks (made by workers)",
          sum(1 for p in participants for pub in p.publications.values() for la in pub.layers if la.owner)),
     ]
+    fast = core.fastpath
+    if fast is not None:  # the compiled forwarding path (netcore.sfu.fastpath)
+        sent, refused = fast.send_stats()
+        series += [
+            ("sfu_fast_forwarded_packets_total", "counter", "Packets forwarded by the compiled path", fast.forwarded),
+            ("sfu_fast_installs_total", "counter", "Slots handed to the compiled path", fast.installs),
+            ("sfu_fast_ejects_total", "counter", "Slots the compiled path gave back to the core", fast.ejects),
+            ("sfu_fast_installed_slots", "gauge", "Slots the compiled path forwards now",
+             sum(1 for p in participants for s in p.slots if s.downtrack.fast is not None)),
+            ("sfu_fast_send_errors_total", "counter", "Datagrams of the compiled path the socket refused", refused),
+        ]
     lines = []
     for name, kind, text, value in series:
         lines += [f"# HELP {name} {text}", f"# TYPE {name} {kind}", f"{name} {value}"]

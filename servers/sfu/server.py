@@ -38,6 +38,7 @@ from netcore.net import Address, Receive, Transmit
 from netcore.record.manifest import MANIFEST_NAME
 from netcore.record.store import recording_name
 from netcore.record.writer import DirectoryStorage
+from netcore.sfu import fastpath
 from netcore.sfu.core import SfuConfig, SfuCore
 from netcore.sfu.events import (ActiveSpeakerChanged, KeyFrameRequested, LayerSwitched, ParticipantJoined,
                                 ParticipantLeft, SlotsChanged)
@@ -62,6 +63,7 @@ STUDIO_COUNTERS = (("cuts", "Cuts put on air (at the new source's key frame)"),
 REPORT_INTERVAL = 0.5  # seconds between load reports (signaling takes 2 s without one as dead)
 ALIVE_INTERVAL = 5.0  # seconds between touches of a live recording's manifest (workers' --stale is above)
 RECORDINGS_LIST = "nc:recordings"  # Redis list of finished recordings' journal directories (the workers BRPOP)
+SOCKET_BUFFER = 4 << 20  # bytes of the media socket's buffers (the kernel caps them at net.core.[rw]mem_max)
 
 
 def log_event(event: str, **fields: Any) -> None:
@@ -118,6 +120,9 @@ class SfuServer:
                 lambda: DatagramSocket(self._receive), local_addr=(host, wanted or port))
             self.sockets[sock.local] = sock
             port = port or sock.local[1]
+            raw = sock.transport.get_extra_info("socket")
+            for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):  # RTCP of hundreds of subscribers and a burst
+                raw.setsockopt(socket.SOL_SOCKET, option, SOCKET_BUFFER)  # of copies ride out a stall of the loop
         local = list(self.sockets)
         public = [self._public(address) for address in local]
         self.core = SfuCore(SfuConfig(DtlsCertificate.generate(), local, public,
@@ -128,6 +133,9 @@ class SfuServer:
                                       wallclock_offset=time.time() - loop.time(),
                                       transcoding=self.settings.transcode is not None,
                                       transcode_hold=self.settings.transcode_hold))
+        if fastpath.wanted(self.settings.forward_path):  # steady streams forwarded in C, on these sockets
+            self.core.fastpath = fastpath.FastPath({address: sock.transport.get_extra_info("socket").fileno()
+                                                    for address, sock in self.sockets.items()})
         self.recorder = SfuRecorder(self.core, self._open_journal, wallclock_offset=time.time() - loop.time(),
                                     names=lambda session_id: self._users.get(session_id, ""),
                                     on_end=self._recording_ended)

@@ -175,6 +175,16 @@ def test_rtcp_interval_follows_rfc_3550_with_the_reduced_minimum():
     assert max(slow) <= 5 * 1.5 / 1.2183 + 1e-9 and min(slow) >= 5 * 0.5 / 1.2183 - 1e-9
 
 
+def test_a_floor_under_the_reduced_minimum_spaces_reports_at_high_rates():
+    """A call server's transports (netcore.sfu.core.RTCP_MIN_INTERVAL): 360 / 10,000 kbit/s would be 36 ms."""
+    timer = RtcpTimer(counter_random(4), min_interval=1.0)
+    timer.initial = False
+    fast = [timer.interval(10_000_000, 2, 1, True) for _ in range(200)]
+    assert min(fast) >= 1.0 * 0.5 / 1.2183 - 1e-9 and max(fast) <= 1.0 * 1.5 / 1.2183 + 1e-9
+    slow = [timer.interval(50_000, 2, 1, True) for _ in range(200)]  # the 5 s cap still rules above the floor
+    assert min(slow) >= 5 * 0.5 / 1.2183 - 1e-9
+
+
 def test_nacks_stop_for_what_the_jitter_buffer_played_or_skipped_past():
     receiver = Receiver(rtcp_ssrc=1, rtt=0.05)
     receiver.packet(VIDEO, packet(5, 96, seq=65534), 0.0, False)

@@ -24,6 +24,7 @@ from netcore.sdp.codecs import VIDEO_CODECS
 from netcore.sdp.jsep import Negotiator
 from netcore.sdp.model import LocalTransport, MediaIntent
 from netcore.sdp.wire import parse
+from netcore.sfu import fastpath
 from netcore.sfu.core import SfuConfig, SfuCore
 from netcore.testing.nodes import counter_random
 from netcore.testing.simnet import Link, Network, Node
@@ -113,6 +114,8 @@ class Room:
         self.net = net or Network(seed)
         self.net.add_host(SERVER[0], link=Link(delay=0.005))
         self.core = SfuCore(SfuConfig(certificate(0), [SERVER], random=counter_random(100)))
+        if fastpath.wanted():  # NETCORE_SFU_FORWARD=python runs these tests on the Python path
+            self.core.fastpath = fastpath.FastPath({SERVER: None})
         self.server = self.net.add_node(self.core, [SERVER])
         self.clients: dict[str, Client] = {}
         self.events = self.server.events

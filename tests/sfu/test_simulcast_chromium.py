@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 
 from netcore.peer.connection import Description, PeerConnection
+from netcore.sfu import fastpath
 from tests.conftest import require_program
 from tests.peer.browser_page import serve_page
 from tests.sdp.chromium import Browser, Page
@@ -124,6 +125,9 @@ async def scenario(tmp_path, chromium: Browser) -> None:
                 sorted({h for _, h in wide.frames}), wide.pc.transport.srtp.stats,
                 await asyncio.to_thread(metrics, env["sfu_http"]))
             assert wide.pc.transport.srtp.stats.replayed == 0
+            if fastpath.wanted():  # the compiled path forwarded Chromium's layers (NETCORE_SFU_FORWARD=python: not)
+                forwarded = await asyncio.to_thread(metrics, env["sfu_http"])
+                assert forwarded["sfu_fast_forwarded_packets_total"] > 0, forwarded
             assert all(layer[4] != "bandwidth" for layer in await page.eval(OUTBOUND)), await page.eval(OUTBOUND)
             # the shaped subscriber is below the full layer; lifted, it climbs to it
             assert await until(lambda: all(h < FULL for _, h in narrow.frames[-20:]), 30), (

@@ -1,0 +1,1253 @@
+/*
+ * The call server's forwarding path, compiled: the steady state of
+ * netcore.sfu.rewrite.DownTrack.forward followed by the subscriber
+ * transport's send path (MID and transport-wide sequence number stamping,
+ * SRTP protection, the datagram out), for every subscriber of one source
+ * in one call.
+ *
+ * The sans-IO core (netcore/sfu/core.py) keeps every decision. It installs
+ * a Track for a subscriber's slot only when the slot is steady (forwarding
+ * one source, no switch pending, nothing paused, no temporal layer left
+ * out), handing over the rewriter's state (sequence and timestamp offsets,
+ * the unwrapper, the VP8 picture id, TL0PICIDX and KEYIDX offsets); from
+ * then on each packet of that source is rewritten here, the same bytes
+ * netcore.sfu.rewrite would make. A packet this code would have to decide
+ * about (older than the slot's latest offset range, a temporal layer above
+ * the slot's, a payload type not mapped, a malformed descriptor) is not
+ * touched: the track is *ejected* and given back to the core, which takes
+ * its state back and handles the packet in Python.
+ *
+ * What the Python transport needs to know of what was sent here is kept
+ * for it to take when it needs it (netcore/sfu/fastpath.py): the
+ * transport-wide numbers with their sizes and send times (its bandwidth
+ * estimator), per outgoing SSRC the counts of its sender reports, and a
+ * history from which a NACKed packet is rebuilt (each entry holds a
+ * reference to the received packet and the values written over it, so the
+ * history costs no copy per subscriber).
+ *
+ * One SRTP context per subscriber: the Python transport protects its own
+ * RTP (retransmissions, padding) through Subscriber.protect, so the
+ * rollover counter of each SSRC is kept in one place. The AEAD profiles
+ * (RFC 7714, what our DTLS prefers and browsers agree to) are done here on
+ * OpenSSL's AES-GCM; the others through libsrtp. (The distribution's
+ * libsrtp2 is built on NSS, which creates a cipher context per packet: 4-5
+ * us per 1,000-byte packet against well under one here.)
+ *
+ * No clock and no socket of its own: the time comes with each call, and
+ * datagrams either go out with sendmmsg on the adapter's socket (an Output
+ * with a file descriptor) or are collected for the caller (an Output
+ * without one, the sans-IO mode the simulated network and tests use).
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <structmember.h>
+
+#include <openssl/evp.h>
+#include <srtp2/srtp.h>
+
+#define MAX_PACKET 1500                         /* what libsrtp and the MTU allow */
+#define BUFFER_SIZE (MAX_PACKET + SRTP_MAX_TRAILER_LEN + 64)
+#define BATCH 64                                /* datagrams per sendmmsg */
+#define HISTORY 1024                            /* per outgoing SSRC, as the Python sender's */
+
+/* ------------------------------------------------------------------ helpers */
+
+static int srtp_ready = 0;
+
+static int ensure_srtp(void) {
+    if (!srtp_ready) {
+        if (srtp_init() != srtp_err_status_ok) {
+            PyErr_SetString(PyExc_RuntimeError, "srtp_init failed");
+            return -1;
+        }
+        srtp_ready = 1;
+    }
+    return 0;
+}
+
+static int parse_address(PyObject *address, struct sockaddr_storage *sa, socklen_t *len) {
+    const char *host;
+    int port;
+    if (!PyArg_ParseTuple(address, "si", &host, &port))
+        return -1;
+    memset(sa, 0, sizeof(*sa));
+    struct sockaddr_in *v4 = (struct sockaddr_in *)sa;
+    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)sa;
+    if (inet_pton(AF_INET, host, &v4->sin_addr) == 1) {
+        v4->sin_family = AF_INET;
+        v4->sin_port = htons((uint16_t)port);
+        *len = sizeof(*v4);
+        return 0;
+    }
+    if (inet_pton(AF_INET6, host, &v6->sin6_addr) == 1) {
+        v6->sin6_family = AF_INET6;
+        v6->sin6_port = htons((uint16_t)port);
+        *len = sizeof(*v6);
+        return 0;
+    }
+    PyErr_Format(PyExc_ValueError, "not an IP address: %s", host);
+    return -1;
+}
+
+/* ------------------------------------------------------------------- Output */
+
+typedef struct {
+    PyObject_HEAD
+    int fd;                 /* -1: collect */
+    PyObject *collected;    /* list of (bytes, address) */
+    struct mmsghdr msgs[BATCH];
+    struct iovec iovs[BATCH];
+    uint8_t bufs[BATCH][BUFFER_SIZE];
+    int pending;
+    unsigned long long sent, send_errors;
+} Output;
+
+static void Output_dealloc(Output *self) {
+    Py_XDECREF(self->collected);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static int Output_init(Output *self, PyObject *args, PyObject *kw) {
+    int fd = -1;
+    if (!PyArg_ParseTuple(args, "|i", &fd))
+        return -1;
+    self->fd = fd;
+    Py_XSETREF(self->collected, PyList_New(0));
+    return self->collected ? 0 : -1;
+}
+
+static void output_flush(Output *self) {
+    int n = self->pending, done = 0;
+    while (done < n) {
+        int r = sendmmsg(self->fd, self->msgs + done, (unsigned)(n - done), 0);
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            self->send_errors += (unsigned long long)(n - done);
+            break;
+        }
+        if (r == 0)
+            break;
+        done += r;
+        self->sent += (unsigned long long)r;
+    }
+    self->pending = 0;
+}
+
+static PyObject *Output_take(Output *self, PyObject *unused) {
+    PyObject *out = self->collected;
+    self->collected = PyList_New(0);
+    if (!self->collected) {
+        self->collected = out;
+        return NULL;
+    }
+    return out;
+}
+
+static PyObject *Output_stats(Output *self, PyObject *unused) {
+    return Py_BuildValue("KK", self->sent, self->send_errors);
+}
+
+static PyMethodDef Output_methods[] = {
+    {"take", (PyCFunction)Output_take, METH_NOARGS, "The datagrams collected so far: [(bytes, address)]."},
+    {"stats", (PyCFunction)Output_stats, METH_NOARGS, "(datagrams sent, datagrams the socket refused)."},
+    {NULL},
+};
+
+static PyTypeObject OutputType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "netcore.sfu._forward.Output",
+    .tp_basicsize = sizeof(Output),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)Output_init,
+    .tp_dealloc = (destructor)Output_dealloc,
+    .tp_methods = Output_methods,
+    .tp_doc = "Where forwarded datagrams go: Output(fd) sends with sendmmsg, Output() collects them.",
+};
+
+/* ------------------------------------------------------ SRTP, AEAD profiles */
+
+/* RFC 7714 for RTP, as libsrtp does it (its KDF and its sender-side index estimate). */
+#define PROFILE_AEAD_AES_128_GCM 7
+#define PROFILE_AEAD_AES_256_GCM 8
+#define GCM_TAG 16
+#define REPLAY_WINDOW 1024
+
+typedef struct {
+    uint32_t ssrc;
+    uint64_t index; /* the highest packet index sent: ROC << 16 | SEQ */
+} SsrcIndex;
+
+typedef struct {
+    EVP_CIPHER_CTX *ctx;
+    uint8_t salt[12];
+    SsrcIndex *ssrcs;
+    int count, cap;
+} Gcm;
+
+/* RFC 3711 section 4.3 with the AES-CM PRF (RFC 7714 section 11), as libsrtp: the 96-bit master salt padded
+ * with zeros to 112 bits, the label in octet 7, the index (key derivation rate 0) zero. */
+static int kdf(const uint8_t *master_key, int key_len, const uint8_t *master_salt, int label, uint8_t *out,
+               int len) {
+    uint8_t iv[16] = {0}, zeros[64] = {0};
+    memcpy(iv, master_salt, 12);
+    iv[7] ^= (uint8_t)label;
+    EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+    int outl = 0, ok = ctx && EVP_EncryptInit_ex(ctx, key_len == 32 ? EVP_aes_256_ctr() : EVP_aes_128_ctr(), NULL,
+                                                  master_key, iv) == 1 &&
+                       EVP_EncryptUpdate(ctx, out, &outl, zeros, len) == 1;
+    EVP_CIPHER_CTX_free(ctx);
+    return ok ? 0 : -1;
+}
+
+static int gcm_init(Gcm *g, int profile, const uint8_t *master, Py_ssize_t master_len) {
+    int key_len = profile == PROFILE_AEAD_AES_256_GCM ? 32 : 16;
+    uint8_t key[32];
+    if (master_len != key_len + 12)
+        return -1;
+    if (kdf(master, key_len, master + key_len, 0x00, key, key_len) < 0 ||
+        kdf(master, key_len, master + key_len, 0x02, g->salt, 12) < 0)
+        return -1;
+    g->ctx = EVP_CIPHER_CTX_new();
+    if (!g->ctx || EVP_EncryptInit_ex(g->ctx, key_len == 32 ? EVP_aes_256_gcm() : EVP_aes_128_gcm(), NULL, key,
+                                      NULL) != 1)
+        return -1;
+    return 0;
+}
+
+static void gcm_free(Gcm *g) {
+    if (g->ctx)
+        EVP_CIPHER_CTX_free(g->ctx);
+    PyMem_Free(g->ssrcs);
+}
+
+/* libsrtp's srtp_rdbx_estimate_index: the index of SEQ ``s`` next to the highest sent. */
+static uint64_t estimate_index(uint64_t local, uint16_t s, int64_t *delta) {
+    if (local <= 0x8000) {
+        *delta = (int64_t)s - (int64_t)local;
+        return s;
+    }
+    uint32_t roc = (uint32_t)(local >> 16), guess_roc;
+    uint16_t seq = (uint16_t)local;
+    if (seq < 0x8000) {
+        if ((int)s - (int)seq > 0x8000) {
+            guess_roc = roc - 1;
+            *delta = (int)s - (int)seq - 0x10000;
+        } else {
+            guess_roc = roc;
+            *delta = (int)s - (int)seq;
+        }
+    } else {
+        if ((int)seq - 0x8000 > (int)s) {
+            guess_roc = roc + 1;
+            *delta = (int)s - (int)seq + 0x10000;
+        } else {
+            guess_roc = roc;
+            *delta = (int)s - (int)seq;
+        }
+    }
+    return ((uint64_t)guess_roc << 16) | s;
+}
+
+/* Protect the RTP packet in ``buf`` in place (RFC 7714 section 8.1); -1 if it cannot be. */
+static int gcm_protect(Gcm *g, uint8_t *buf, int *len) {
+    int n = *len;
+    if (n < 12)
+        return -1;
+    Py_ssize_t header = 12 + 4 * (buf[0] & 0x0F);
+    if (buf[0] & 0x10) {
+        if (header + 4 > n)
+            return -1;
+        header += 4 + 4 * (buf[header + 2] << 8 | buf[header + 3]);
+    }
+    if (header > n)
+        return -1;
+    uint32_t ssrc = (uint32_t)buf[8] << 24 | (uint32_t)buf[9] << 16 | (uint32_t)buf[10] << 8 | buf[11];
+    uint16_t seq = (uint16_t)(buf[2] << 8 | buf[3]);
+    SsrcIndex *entry = NULL;
+    for (int i = 0; i < g->count; i++)
+        if (g->ssrcs[i].ssrc == ssrc) {
+            entry = &g->ssrcs[i];
+            break;
+        }
+    if (!entry) {
+        if (g->count == g->cap) {
+            int cap = g->cap ? 2 * g->cap : 8;
+            SsrcIndex *grown = PyMem_Realloc(g->ssrcs, (size_t)cap * sizeof(SsrcIndex));
+            if (!grown)
+                return -1;
+            g->ssrcs = grown;
+            g->cap = cap;
+        }
+        entry = &g->ssrcs[g->count++];
+        entry->ssrc = ssrc;
+        entry->index = 0;
+    }
+    int64_t delta;
+    uint64_t index = estimate_index(entry->index, seq, &delta);
+    if (delta <= 0 && REPLAY_WINDOW - 1 + delta < 0)
+        return -1; /* older than the window: libsrtp refuses it too */
+    if (delta > 0)
+        entry->index += (uint64_t)delta;
+    uint32_t roc = (uint32_t)(index >> 16);
+    uint8_t iv[12] = {0, 0, buf[8], buf[9], buf[10], buf[11], (uint8_t)(roc >> 24), (uint8_t)(roc >> 16),
+                      (uint8_t)(roc >> 8), (uint8_t)roc, buf[2], buf[3]};
+    for (int i = 0; i < 12; i++)
+        iv[i] ^= g->salt[i];
+    int outl = 0, last = 0;
+    if (EVP_EncryptInit_ex(g->ctx, NULL, NULL, NULL, iv) != 1 ||
+        EVP_EncryptUpdate(g->ctx, NULL, &outl, buf, (int)header) != 1 ||
+        EVP_EncryptUpdate(g->ctx, buf + header, &outl, buf + header, (int)(n - header)) != 1 ||
+        EVP_EncryptFinal_ex(g->ctx, buf + header + outl, &last) != 1 ||
+        EVP_CIPHER_CTX_ctrl(g->ctx, EVP_CTRL_GCM_GET_TAG, GCM_TAG, buf + n) != 1)
+        return -1;
+    *len = n + GCM_TAG;
+    return 0;
+}
+
+/* --------------------------------------------------------------- Subscriber */
+
+typedef struct {
+    uint16_t seq;
+    uint32_t size;
+    double at;
+} Sent;
+
+typedef struct {
+    PyObject_HEAD
+    srtp_t srtp;   /* libsrtp, for the profiles not done here */
+    Gcm gcm;       /* the AEAD profiles (gcm.ctx set) */
+    Output *output;
+    PyObject *address;
+    struct sockaddr_storage sa;
+    socklen_t salen;
+    int mid_id, twcc_id;
+    uint16_t twcc_seq;
+    Sent *log;
+    Py_ssize_t log_len, log_cap;
+} Subscriber;
+
+static void Subscriber_dealloc(Subscriber *self) {
+    if (self->srtp)
+        srtp_dealloc(self->srtp);
+    gcm_free(&self->gcm);
+    Py_XDECREF(self->output);
+    Py_XDECREF(self->address);
+    PyMem_Free(self->log);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static int Subscriber_init(Subscriber *self, PyObject *args, PyObject *kw) {
+    static char *names[] = {"output", "profile", "master", "address", "mid_id", "twcc_id", "twcc_seq", NULL};
+    Output *output;
+    int profile, mid_id, twcc_id, twcc_seq;
+    Py_buffer master;
+    PyObject *address;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O!iy*Oiii", names, &OutputType, &output, &profile, &master,
+                                     &address, &mid_id, &twcc_id, &twcc_seq))
+        return -1;
+    if (ensure_srtp() < 0 || parse_address(address, &self->sa, &self->salen) < 0) {
+        PyBuffer_Release(&master);
+        return -1;
+    }
+    if (profile == PROFILE_AEAD_AES_128_GCM || profile == PROFILE_AEAD_AES_256_GCM) {
+        int failed = gcm_init(&self->gcm, profile, (const uint8_t *)master.buf, master.len) < 0;
+        PyBuffer_Release(&master);
+        if (failed) {
+            PyErr_SetString(PyExc_ValueError, "AES-GCM keying failed (master key||salt length?)");
+            return -1;
+        }
+        goto keyed;
+    }
+    srtp_policy_t policy;
+    memset(&policy, 0, sizeof(policy));
+    if (srtp_crypto_policy_set_from_profile_for_rtp(&policy.rtp, (srtp_profile_t)profile) != srtp_err_status_ok ||
+        srtp_crypto_policy_set_from_profile_for_rtcp(&policy.rtcp, (srtp_profile_t)profile) !=
+            srtp_err_status_ok) {
+        PyBuffer_Release(&master);
+        PyErr_Format(PyExc_ValueError, "unsupported SRTP profile %d", profile);
+        return -1;
+    }
+    policy.ssrc.type = ssrc_any_outbound;
+    policy.key = (unsigned char *)master.buf;
+    policy.window_size = 1024;
+    policy.allow_repeat_tx = 1;
+    policy.next = NULL;
+    srtp_err_status_t status = srtp_create(&self->srtp, &policy);
+    PyBuffer_Release(&master);
+    if (status != srtp_err_status_ok) {
+        self->srtp = NULL;
+        PyErr_Format(PyExc_ValueError, "srtp_create failed (%d)", (int)status);
+        return -1;
+    }
+keyed:
+    Py_INCREF(output);
+    Py_XSETREF(self->output, output);
+    Py_INCREF(address);
+    Py_XSETREF(self->address, address);
+    self->mid_id = mid_id;
+    self->twcc_id = twcc_id;
+    self->twcc_seq = (uint16_t)twcc_seq;
+    return 0;
+}
+
+/* Protect ``buf`` (``*len`` plain bytes, room for the trailer) in place; -1 on a libsrtp error. */
+static int subscriber_protect(Subscriber *self, uint8_t *buf, int *len) {
+    if (self->gcm.ctx)
+        return gcm_protect(&self->gcm, buf, len);
+    return srtp_protect(self->srtp, buf, len) == srtp_err_status_ok ? 0 : -1;
+}
+
+static PyObject *Subscriber_protect(Subscriber *self, PyObject *arg) {
+    Py_buffer in;
+    uint8_t buf[BUFFER_SIZE];
+    if (PyObject_GetBuffer(arg, &in, PyBUF_SIMPLE) < 0)
+        return NULL;
+    if (in.len < 12 || in.len > MAX_PACKET) {
+        PyBuffer_Release(&in);
+        PyErr_SetString(PyExc_ValueError, "RTP packet too short or too long to protect");
+        return NULL;
+    }
+    int len = (int)in.len;
+    memcpy(buf, in.buf, in.len);
+    PyBuffer_Release(&in);
+    if (subscriber_protect(self, buf, &len) < 0) {
+        PyErr_SetString(PyExc_ValueError, "srtp_protect failed");
+        return NULL;
+    }
+    return PyBytes_FromStringAndSize((const char *)buf, len);
+}
+
+static int subscriber_log(Subscriber *self, uint16_t seq, uint32_t size, double at) {
+    if (self->log_len == self->log_cap) {
+        Py_ssize_t cap = self->log_cap ? self->log_cap * 2 : 256;
+        Sent *log = PyMem_Realloc(self->log, (size_t)cap * sizeof(Sent));
+        if (!log)
+            return -1;
+        self->log = log;
+        self->log_cap = cap;
+    }
+    self->log[self->log_len++] = (Sent){seq, size, at};
+    return 0;
+}
+
+static PyObject *Subscriber_take_sent(Subscriber *self, PyObject *unused) {
+    PyObject *out = PyList_New(self->log_len);
+    if (!out)
+        return NULL;
+    for (Py_ssize_t i = 0; i < self->log_len; i++) {
+        Sent *s = &self->log[i];
+        PyObject *item = Py_BuildValue("(Hkd)", s->seq, (unsigned long)s->size, s->at);
+        if (!item) {
+            Py_DECREF(out);
+            return NULL;
+        }
+        PyList_SET_ITEM(out, i, item);
+    }
+    self->log_len = 0;
+    return out;
+}
+
+static PyObject *Subscriber_get_twcc_seq(Subscriber *self, void *c) { return PyLong_FromLong(self->twcc_seq); }
+
+static int Subscriber_set_twcc_seq(Subscriber *self, PyObject *value, void *c) {
+    long v = PyLong_AsLong(value);
+    if (v == -1 && PyErr_Occurred())
+        return -1;
+    self->twcc_seq = (uint16_t)v;
+    return 0;
+}
+
+static PyObject *Subscriber_get_pending(Subscriber *self, void *c) { return PyLong_FromSsize_t(self->log_len); }
+
+static PyObject *Subscriber_get_address(Subscriber *self, void *c) {
+    Py_INCREF(self->address);
+    return self->address;
+}
+
+static int Subscriber_set_address(Subscriber *self, PyObject *value, void *c) {
+    struct sockaddr_storage sa;
+    socklen_t len;
+    if (!value || parse_address(value, &sa, &len) < 0)
+        return -1;
+    self->sa = sa;
+    self->salen = len;
+    Py_INCREF(value);
+    Py_XSETREF(self->address, value);
+    return 0;
+}
+
+static PyMethodDef Subscriber_methods[] = {
+    {"protect", (PyCFunction)Subscriber_protect, METH_O, "SRTP-protect one RTP packet of this subscriber's."},
+    {"take_sent", (PyCFunction)Subscriber_take_sent, METH_NOARGS,
+     "[(transport-wide number, size, send time)] of the packets sent here since the last call, in order."},
+    {NULL},
+};
+
+static PyGetSetDef Subscriber_getset[] = {
+    {"twcc_seq", (getter)Subscriber_get_twcc_seq, (setter)Subscriber_set_twcc_seq,
+     "The next transport-wide sequence number.", NULL},
+    {"pending", (getter)Subscriber_get_pending, NULL, "Packets sent here and not yet taken.", NULL},
+    {"address", (getter)Subscriber_get_address, (setter)Subscriber_set_address, "Where its datagrams go.", NULL},
+    {NULL},
+};
+
+static PyTypeObject SubscriberType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "netcore.sfu._forward.Subscriber",
+    .tp_basicsize = sizeof(Subscriber),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)Subscriber_init,
+    .tp_dealloc = (destructor)Subscriber_dealloc,
+    .tp_methods = Subscriber_methods,
+    .tp_getset = Subscriber_getset,
+    .tp_doc = "One subscriber's transport: its SRTP context, address and transport-wide numbers.",
+};
+
+/* -------------------------------------------------------------- the packet */
+
+/* A received packet, parsed once per forward() for every track. */
+typedef struct {
+    const uint8_t *data;
+    Py_ssize_t len;
+    int marker, pt;
+    uint16_t seq;
+    uint32_t ts;
+    uint32_t ssrc;
+    Py_ssize_t payload, payload_end;
+    const uint8_t *level; /* the audio level element's value, or NULL */
+    int level_len;
+    int ext_profile;
+    Py_ssize_t ext_pos, ext_end;
+    /* VP8 descriptor (vp8: it parsed) */
+    int vp8;
+    int s, part, n, has_pid, has_tl0, has_tid, has_key, y;
+    int pid, tl0, tid, key;
+    Py_ssize_t vp8_data; /* offset of the VP8 data after the descriptor */
+} Packet;
+
+static int parse_rtp(Packet *p, const uint8_t *d, Py_ssize_t len) {
+    if (len < 12 || (d[0] >> 6) != 2)
+        return -1;
+    int cc = d[0] & 0x0F;
+    Py_ssize_t pos = 12 + 4 * cc;
+    p->data = d;
+    p->len = len;
+    p->marker = d[1] >> 7;
+    p->pt = d[1] & 0x7F;
+    p->seq = (uint16_t)(d[2] << 8 | d[3]);
+    p->ts = (uint32_t)d[4] << 24 | (uint32_t)d[5] << 16 | (uint32_t)d[6] << 8 | d[7];
+    p->ssrc = (uint32_t)d[8] << 24 | (uint32_t)d[9] << 16 | (uint32_t)d[10] << 8 | d[11];
+    p->level = NULL;
+    p->level_len = 0;
+    Py_ssize_t ext = 0, ext_end = 0;
+    int profile = 0;
+    if (d[0] & 0x10) {
+        if (pos + 4 > len)
+            return -1;
+        profile = d[pos] << 8 | d[pos + 1];
+        ext = pos + 4;
+        ext_end = ext + 4 * (d[pos + 2] << 8 | d[pos + 3]);
+        pos = ext_end;
+    }
+    Py_ssize_t end = len;
+    if (d[0] & 0x20) {
+        int padding = d[len - 1];
+        if (padding == 0 || end - padding < pos)
+            return -1;
+        end -= padding;
+    }
+    if (pos > end)
+        return -1;
+    p->payload = pos;
+    p->payload_end = end;
+    p->vp8 = 0;
+    p->ext_profile = profile;
+    p->ext_pos = ext;
+    p->ext_end = ext_end;
+    return 0;
+}
+
+/* The first element with ``id`` (RFC 8285, either form) into p->level; 0 none, 1 found, -1 malformed. */
+static int find_extension(Packet *p, int id) {
+    const uint8_t *d = p->data;
+    int profile = p->ext_profile;
+    Py_ssize_t pos = p->ext_pos, end = p->ext_end;
+    if (profile == 0xBEDE) {
+        while (pos < end) {
+            int b = d[pos];
+            if (b == 0) {
+                pos++;
+                continue;
+            }
+            int i = b >> 4, n = (b & 0x0F) + 1;
+            if (i == 15)
+                return 0;
+            if (pos + 1 + n > end)
+                return -1;
+            if (i == id) {
+                p->level = d + pos + 1;
+                p->level_len = n;
+                return 1;
+            }
+            pos += 1 + n;
+        }
+        return 0;
+    }
+    if ((profile & 0xFFF0) == 0x1000) {
+        while (pos < end) {
+            int i = d[pos];
+            if (i == 0) {
+                pos++;
+                continue;
+            }
+            if (pos + 2 > end)
+                return -1;
+            int n = d[pos + 1];
+            if (pos + 2 + n > end)
+                return -1;
+            if (i == id) {
+                p->level = d + pos + 2;
+                p->level_len = n;
+                return 1;
+            }
+            pos += 2 + n;
+        }
+    }
+    return 0;
+}
+
+/* The VP8 payload descriptor (RFC 7741 section 4.2), as netcore.rtp.vp8.Vp8Descriptor.parse reads it. */
+static int parse_vp8(Packet *p) {
+    const uint8_t *d = p->data + p->payload;
+    Py_ssize_t n = p->payload_end - p->payload, pos = 1;
+    if (n < 1)
+        return -1;
+    int b0 = d[0];
+    p->s = (b0 & 0x10) != 0;
+    p->part = b0 & 0x07;
+    p->n = (b0 & 0x20) != 0;
+    p->has_pid = p->has_tl0 = p->has_tid = p->has_key = p->y = 0;
+    p->pid = p->tl0 = p->tid = p->key = 0;
+    if (b0 & 0x80) {
+        if (n < 2)
+            return -1;
+        int x = d[1];
+        pos = 2;
+        if (x & 0x80) {
+            if (pos >= n)
+                return -1;
+            if (d[pos] & 0x80) {
+                if (pos + 2 > n)
+                    return -1;
+                p->pid = (d[pos] & 0x7F) << 8 | d[pos + 1];
+                pos += 2;
+            } else {
+                p->pid = d[pos];
+                pos += 1;
+            }
+            p->has_pid = 1;
+        }
+        if (x & 0x40) {
+            if (pos >= n)
+                return -1;
+            p->tl0 = d[pos++];
+            p->has_tl0 = 1;
+        }
+        if (x & 0x30) {
+            if (pos >= n)
+                return -1;
+            int tk = d[pos];
+            if (x & 0x20) {
+                p->tid = tk >> 6;
+                p->y = (tk & 0x20) != 0;
+                p->has_tid = 1;
+            }
+            if (x & 0x10) {
+                p->key = tk & 0x1F;
+                p->has_key = 1;
+            }
+            pos += 1;
+        }
+    }
+    p->vp8_data = p->payload + pos;
+    p->vp8 = 1;
+    return 0;
+}
+
+/* -------------------------------------------------------------------- Track */
+
+/* What a history entry needs to rebuild the packet as first sent. */
+typedef struct {
+    PyObject *input; /* the received packet (bytes), or NULL */
+    uint16_t seq;
+    uint32_t ts;
+    int pid, tl0, key;
+} Entry;
+
+typedef struct {
+    PyObject_HEAD
+    Subscriber *sub;
+    uint32_t ssrc;
+    uint8_t pt_map[128];  /* incoming PT -> ours; 0xFF: not agreed */
+    uint8_t vp8[128];     /* incoming PT is VP8 */
+    int level_id;         /* ours for the audio level, 0: not agreed */
+    int source_level_id;  /* the publisher's, 0: not agreed */
+    uint8_t mid[16];
+    int mid_len;
+    int max_temporal;
+    int ejected;
+    /* netcore.rtp.forward.StreamRewriter, steady: one offset range from range_start on */
+    int has_unwrap;
+    long long unwrap_last, highest, range_start;
+    uint16_t seq_offset;
+    uint32_t ts_offset;
+    int has_last;
+    uint16_t last_seq;
+    uint32_t last_ts;
+    double last_at;
+    /* netcore.sfu.rewrite.Vp8Rewriter, steady; -1: none yet */
+    int pid_offset, tl0_offset, key_offset, last_pid, last_tl0, last_key, newest_pid;
+    /* what the Python side takes: counts for its sender reports and the slot's metrics */
+    unsigned long long packets, bytes, report_packets, report_octets;
+    uint32_t sent_ts;
+    double sent_at;
+    Entry history[HISTORY];
+} Track;
+
+static void Track_clear_history(Track *self) {
+    for (int i = 0; i < HISTORY; i++)
+        Py_CLEAR(self->history[i].input);
+}
+
+static void Track_dealloc(Track *self) {
+    Track_clear_history(self);
+    Py_XDECREF(self->sub);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static int fill_map(PyObject *map, uint8_t *out, int is_set) {
+    PyObject *k, *v;
+    Py_ssize_t pos = 0;
+    while (PyDict_Next(map, &pos, &k, &v)) {
+        long key = PyLong_AsLong(k);
+        long value = is_set ? PyObject_IsTrue(v) : PyLong_AsLong(v);
+        if (PyErr_Occurred())
+            return -1;
+        if (key < 0 || key > 127 || value < 0 || value > 127) {
+            PyErr_SetString(PyExc_ValueError, "payload type outside 0-127");
+            return -1;
+        }
+        out[key] = (uint8_t)value;
+    }
+    return 0;
+}
+
+static int Track_init(Track *self, PyObject *args, PyObject *kw) {
+    static char *names[] = {"subscriber", "ssrc", "payload_types", "vp8", "level_id", "source_level_id", "mid",
+                            "max_temporal", NULL};
+    Subscriber *sub;
+    unsigned long ssrc;
+    PyObject *pts, *vp8;
+    int level_id, source_level_id, max_temporal;
+    Py_buffer mid;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O!kO!O!iiy*i", names, &SubscriberType, &sub, &ssrc, &PyDict_Type,
+                                     &pts, &PyDict_Type, &vp8, &level_id, &source_level_id, &mid, &max_temporal))
+        return -1;
+    if (mid.len > 16) {
+        PyBuffer_Release(&mid);
+        PyErr_SetString(PyExc_ValueError, "a MID longer than 16 bytes");
+        return -1;
+    }
+    memcpy(self->mid, mid.buf, mid.len);
+    self->mid_len = (int)mid.len;
+    PyBuffer_Release(&mid);
+    memset(self->pt_map, 0xFF, sizeof(self->pt_map));
+    memset(self->vp8, 0, sizeof(self->vp8));
+    if (fill_map(pts, self->pt_map, 0) < 0 || fill_map(vp8, self->vp8, 1) < 0)
+        return -1;
+    Py_INCREF(sub);
+    Py_XSETREF(self->sub, sub);
+    self->ssrc = (uint32_t)ssrc;
+    self->level_id = level_id;
+    self->source_level_id = source_level_id;
+    self->max_temporal = max_temporal;
+    self->last_pid = self->last_tl0 = self->last_key = self->newest_pid = -1;
+    return 0;
+}
+
+/* The rewriter's state, handed over by the core (see netcore/sfu/fastpath.py for the fields). */
+static PyObject *Track_load(Track *self, PyObject *args) {
+    PyObject *unwrap_last, *last_seq, *last_pid, *last_tl0, *last_key, *newest_pid;
+    long long highest, range_start;
+    int seq_offset;
+    unsigned long ts_offset, last_ts;
+    double last_at;
+    int pid_offset, tl0_offset, key_offset;
+    if (!PyArg_ParseTuple(args, "OLLikOkdiiiOOOO", &unwrap_last, &highest, &range_start, &seq_offset, &ts_offset,
+                          &last_seq, &last_ts, &last_at, &pid_offset, &tl0_offset, &key_offset, &last_pid, &last_tl0,
+                          &last_key, &newest_pid))
+        return NULL;
+    self->has_unwrap = unwrap_last != Py_None;
+    self->unwrap_last = self->has_unwrap ? PyLong_AsLongLong(unwrap_last) : 0;
+    self->has_last = last_seq != Py_None;
+    self->last_seq = self->has_last ? (uint16_t)PyLong_AsLong(last_seq) : 0;
+    self->last_pid = last_pid == Py_None ? -1 : (int)PyLong_AsLong(last_pid);
+    self->last_tl0 = last_tl0 == Py_None ? -1 : (int)PyLong_AsLong(last_tl0);
+    self->last_key = last_key == Py_None ? -1 : (int)PyLong_AsLong(last_key);
+    self->newest_pid = newest_pid == Py_None ? -1 : (int)PyLong_AsLong(newest_pid);
+    if (PyErr_Occurred())
+        return NULL;
+    self->highest = highest;
+    self->range_start = range_start;
+    self->seq_offset = (uint16_t)seq_offset;
+    self->ts_offset = (uint32_t)ts_offset;
+    self->last_ts = (uint32_t)last_ts;
+    self->last_at = last_at;
+    self->pid_offset = pid_offset;
+    self->tl0_offset = tl0_offset;
+    self->key_offset = key_offset;
+    self->ejected = 0;
+    Py_RETURN_NONE;
+}
+
+static PyObject *opt_int(int has, long long v) {
+    if (!has)
+        Py_RETURN_NONE;
+    return PyLong_FromLongLong(v);
+}
+
+/* The state to hand back: (unwrap_last, highest, last_seq, last_ts, last_at, last_pid, last_tl0, last_key,
+ * newest_pid). */
+static PyObject *Track_state(Track *self, PyObject *unused) {
+    return Py_BuildValue("(NLNkdNNNN)", opt_int(self->has_unwrap, self->unwrap_last), self->highest,
+                         opt_int(self->has_last, self->last_seq), (unsigned long)self->last_ts, self->last_at,
+                         opt_int(self->last_pid >= 0, self->last_pid), opt_int(self->last_tl0 >= 0, self->last_tl0),
+                         opt_int(self->last_key >= 0, self->last_key),
+                         opt_int(self->newest_pid >= 0, self->newest_pid));
+}
+
+/* (packets, payload octets, last RTP timestamp, its send time) since the last call, for the sender reports. */
+static PyObject *Track_take_reports(Track *self, PyObject *unused) {
+    PyObject *out = Py_BuildValue("(KKkd)", self->report_packets, self->report_octets, (unsigned long)self->sent_ts,
+                                  self->sent_at);
+    self->report_packets = self->report_octets = 0;
+    return out;
+}
+
+/* Write the VP8 descriptor as Vp8Descriptor.serialize does (15-bit picture id); returns its length. */
+static int write_vp8(uint8_t *o, const Packet *p, int pid, int tl0, int key) {
+    int b0 = (p->n ? 0x20 : 0) | (p->s ? 0x10 : 0) | (p->part & 0x07);
+    if (!(p->has_pid || p->has_tl0 || p->has_tid || p->has_key)) {
+        o[0] = (uint8_t)b0;
+        return 1;
+    }
+    int pos = 0;
+    o[pos++] = (uint8_t)(b0 | 0x80);
+    o[pos++] = (uint8_t)(p->has_pid << 7 | p->has_tl0 << 6 | p->has_tid << 5 | p->has_key << 4);
+    if (p->has_pid) {
+        o[pos++] = (uint8_t)(0x80 | ((pid >> 8) & 0x7F));
+        o[pos++] = (uint8_t)(pid & 0xFF);
+    }
+    if (p->has_tl0)
+        o[pos++] = (uint8_t)tl0;
+    if (p->has_tid || p->has_key)
+        o[pos++] = (uint8_t)(((p->has_tid ? p->tid : 0) & 3) << 6 | (p->has_tid && p->y ? 0x20 : 0) |
+                             ((p->has_key ? key : 0) & 0x1F));
+    return pos;
+}
+
+/* The packet as the subscriber gets it, into ``o``; ``stamp``: with the transport's MID and transport-wide
+ * number elements (the wire form), else as the send history keeps it. Returns its length, -1 if too long. */
+static int write_packet(uint8_t *o, Track *t, const Packet *p, uint16_t seq, uint32_t ts, int pid, int tl0, int key,
+                        int stamp, uint16_t twcc) {
+    Subscriber *sub = t->sub;
+    int out_pt = t->pt_map[p->pt];
+    uint8_t elements[64];
+    int ids[3], lens[3], count = 0, one_byte = 1;
+    const uint8_t *values[3];
+    uint8_t twcc_value[2] = {(uint8_t)(twcc >> 8), (uint8_t)twcc};
+    if (p->level && t->level_id) {
+        ids[count] = t->level_id;
+        lens[count] = p->level_len;
+        values[count++] = p->level;
+    }
+    if (stamp && sub->mid_id) {
+        ids[count] = sub->mid_id;
+        lens[count] = t->mid_len;
+        values[count++] = t->mid;
+    }
+    if (stamp && sub->twcc_id) {
+        ids[count] = sub->twcc_id;
+        lens[count] = 2;
+        values[count++] = twcc_value;
+    }
+    int ext_len = 0;
+    for (int i = 0; i < count; i++)
+        if (ids[i] > 14 || lens[i] < 1 || lens[i] > 16)
+            one_byte = 0;
+    for (int i = 0; i < count; i++) {
+        if (one_byte) {
+            elements[ext_len++] = (uint8_t)(ids[i] << 4 | (lens[i] - 1));
+        } else {
+            elements[ext_len++] = (uint8_t)ids[i];
+            elements[ext_len++] = (uint8_t)lens[i];
+        }
+        memcpy(elements + ext_len, values[i], lens[i]);
+        ext_len += lens[i];
+    }
+    while (ext_len % 4)
+        elements[ext_len++] = 0;
+    uint8_t descriptor[8];
+    int desc_len = 0;
+    Py_ssize_t rest = p->payload;
+    if (p->vp8) {
+        desc_len = write_vp8(descriptor, p, pid, tl0, key);
+        rest = p->vp8_data;
+    }
+    Py_ssize_t total = 12 + (count ? 4 + ext_len : 0) + desc_len + (p->payload_end - rest);
+    if (total > MAX_PACKET)
+        return -1;
+    o[0] = (uint8_t)(0x80 | (count ? 0x10 : 0));
+    o[1] = (uint8_t)((p->marker ? 0x80 : 0) | out_pt);
+    o[2] = (uint8_t)(seq >> 8);
+    o[3] = (uint8_t)seq;
+    o[4] = (uint8_t)(ts >> 24);
+    o[5] = (uint8_t)(ts >> 16);
+    o[6] = (uint8_t)(ts >> 8);
+    o[7] = (uint8_t)ts;
+    o[8] = (uint8_t)(t->ssrc >> 24);
+    o[9] = (uint8_t)(t->ssrc >> 16);
+    o[10] = (uint8_t)(t->ssrc >> 8);
+    o[11] = (uint8_t)t->ssrc;
+    int pos = 12;
+    if (count) {
+        o[pos++] = one_byte ? 0xBE : 0x10;
+        o[pos++] = one_byte ? 0xDE : 0x00;
+        o[pos++] = (uint8_t)((ext_len / 4) >> 8);
+        o[pos++] = (uint8_t)(ext_len / 4);
+        memcpy(o + pos, elements, ext_len);
+        pos += ext_len;
+    }
+    memcpy(o + pos, descriptor, desc_len);
+    pos += desc_len;
+    memcpy(o + pos, p->data + rest, p->payload_end - rest);
+    return (int)(pos + (p->payload_end - rest));
+}
+
+/* The plain packet sent with ``seq`` (as the Python send history would hold it), or None. */
+static PyObject *Track_history(Track *self, PyObject *arg) {
+    long seq = PyLong_AsLong(arg);
+    if (seq == -1 && PyErr_Occurred())
+        return NULL;
+    Entry *e = &self->history[(seq & 0xFFFF) % HISTORY];
+    if (!e->input || e->seq != (uint16_t)seq)
+        Py_RETURN_NONE;
+    Packet p;
+    uint8_t buf[BUFFER_SIZE];
+    memset(&p, 0, sizeof(p));
+    if (parse_rtp(&p, (const uint8_t *)PyBytes_AS_STRING(e->input), PyBytes_GET_SIZE(e->input)) < 0)
+        Py_RETURN_NONE;
+    if (self->level_id && self->source_level_id)
+        find_extension(&p, self->source_level_id);
+    if (self->vp8[p.pt] && parse_vp8(&p) < 0)
+        Py_RETURN_NONE;
+    int len = write_packet(buf, self, &p, e->seq, e->ts, e->pid, e->tl0, e->key, 0, 0);
+    if (len < 0)
+        Py_RETURN_NONE;
+    return PyBytes_FromStringAndSize((const char *)buf, len);
+}
+
+static PyMethodDef Track_methods[] = {
+    {"load", (PyCFunction)Track_load, METH_VARARGS, "Take the rewriter's state over from the core."},
+    {"state", (PyCFunction)Track_state, METH_NOARGS, "The rewriter's state, to hand back to the core."},
+    {"take_reports", (PyCFunction)Track_take_reports, METH_NOARGS,
+     "(packets, payload octets, last timestamp, its time) sent since the last call."},
+    {"history", (PyCFunction)Track_history, METH_O, "The plain packet sent with this sequence number, or None."},
+    {NULL},
+};
+
+static PyMemberDef Track_members[] = {
+    {"packets", T_ULONGLONG, offsetof(Track, packets), READONLY, "Packets forwarded here."},
+    {"bytes", T_ULONGLONG, offsetof(Track, bytes), READONLY, "Their bytes before stamping and SRTP."},
+    {"ejected", T_INT, offsetof(Track, ejected), READONLY, "Handed back to the core."},
+    {"ssrc", T_UINT, offsetof(Track, ssrc), READONLY, "The outgoing SSRC."},
+    {NULL},
+};
+
+static PyTypeObject TrackType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "netcore.sfu._forward.Track",
+    .tp_basicsize = sizeof(Track),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)Track_init,
+    .tp_dealloc = (destructor)Track_dealloc,
+    .tp_methods = Track_methods,
+    .tp_members = Track_members,
+    .tp_doc = "One subscriber slot's outgoing stream while the compiled path forwards it.",
+};
+
+/* -------------------------------------------------------------------- Group */
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *tracks; /* list of Track */
+    int level_id;     /* the publisher's audio level id, 0: none */
+} Group;
+
+static void Group_dealloc(Group *self) {
+    Py_XDECREF(self->tracks);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static int Group_init(Group *self, PyObject *args, PyObject *kw) {
+    int level_id = 0;
+    if (!PyArg_ParseTuple(args, "|i", &level_id))
+        return -1;
+    self->level_id = level_id;
+    Py_XSETREF(self->tracks, PyList_New(0));
+    return self->tracks ? 0 : -1;
+}
+
+static PyObject *Group_add(Group *self, PyObject *track) {
+    if (!PyObject_TypeCheck(track, &TrackType)) {
+        PyErr_SetString(PyExc_TypeError, "a Track");
+        return NULL;
+    }
+    if (PyList_Append(self->tracks, track) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *Group_remove(Group *self, PyObject *track) {
+    Py_ssize_t n = PyList_GET_SIZE(self->tracks);
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (PyList_GET_ITEM(self->tracks, i) == track)
+            return PySequence_DelItem(self->tracks, i) < 0 ? NULL : (Py_INCREF(Py_None), Py_None);
+    Py_RETURN_NONE;
+}
+
+static Py_ssize_t Group_len(Group *self) { return PyList_GET_SIZE(self->tracks); }
+
+/* Whether ``t`` can take ``p`` without a decision of the core's (see the file's comment). */
+static int steady(const Track *t, const Packet *p, const Packet *vp8, int vp8_ok, long long *n) {
+    if (t->pt_map[p->pt] == 0xFF)
+        return 0;
+    if (t->vp8[p->pt] && !vp8_ok)
+        return 0;
+    if (t->vp8[p->pt] && vp8->has_tid && vp8->tid > t->max_temporal)
+        return 0;
+    if (p->level && t->level_id && (p->level_len < 1 || p->level_len > 16))
+        return 0;
+    long long u = p->seq;
+    if (t->has_unwrap) {
+        long long delta = (p->seq - t->unwrap_last) & 0xFFFF;
+        if (delta >= 0x8000)
+            delta -= 0x10000;
+        u = t->unwrap_last + delta;
+    }
+    if (u < t->range_start)
+        return 0;
+    *n = u;
+    return 1;
+}
+
+/* Forward ``packet`` (a received RTP packet, plain) to every track: (packets, bytes, ejected tracks). */
+static PyObject *Group_forward(Group *self, PyObject *args) {
+    PyObject *input;
+    double now;
+    if (!PyArg_ParseTuple(args, "O!d", &PyBytes_Type, &input, &now))
+        return NULL;
+    Packet p;
+    memset(&p, 0, sizeof(p));
+    if (parse_rtp(&p, (const uint8_t *)PyBytes_AS_STRING(input), PyBytes_GET_SIZE(input)) < 0)
+        return Py_BuildValue("(iiO)", 0, 0, self->tracks);  /* every track decides in Python */
+    if (self->level_id && find_extension(&p, self->level_id) < 0)
+        p.level = NULL;
+    Packet vp8 = p;
+    int vp8_ok = parse_vp8(&vp8) == 0;
+    PyObject *ejected = NULL;
+    long count = 0;
+    long long total = 0;
+    Py_ssize_t n = PyList_GET_SIZE(self->tracks);
+    Output *batch_output = NULL;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Track *t = (Track *)PyList_GET_ITEM(self->tracks, i);
+        if (t->ejected)
+            continue;
+        long long u;
+        if (!steady(t, &p, &vp8, vp8_ok, &u)) {
+            t->ejected = 1;
+            if (!ejected && !(ejected = PyList_New(0)))
+                return NULL;
+            if (PyList_Append(ejected, (PyObject *)t) < 0) {
+                Py_DECREF(ejected);
+                return NULL;
+            }
+            continue;
+        }
+        const Packet *q = t->vp8[p.pt] ? &vp8 : &p;
+        /* StreamRewriter.rewrite */
+        t->has_unwrap = 1;
+        t->unwrap_last = u;
+        if (u > t->highest)
+            t->highest = u;
+        uint16_t seq = (uint16_t)(p.seq + t->seq_offset);
+        uint32_t ts = p.ts + t->ts_offset;
+        uint16_t ahead = (uint16_t)(seq - t->last_seq);
+        if (!t->has_last || (ahead > 0 && ahead < 0x8000)) {
+            t->has_last = 1;
+            t->last_seq = seq;
+            t->last_ts = ts;
+            t->last_at = now;
+        }
+        /* Vp8Rewriter.rewrite, steady */
+        int pid = 0, tl0 = 0, key = 0;
+        if (q->vp8) {
+            if (q->has_pid) {
+                int incoming = q->pid;
+                pid = (incoming + t->pid_offset) & 0x7FFF;
+                if (t->newest_pid < 0 || (((incoming - t->newest_pid) & 0x7FFF) > 0 &&
+                                          ((incoming - t->newest_pid) & 0x7FFF) < 0x4000))
+                    t->newest_pid = incoming;
+                if (t->last_pid < 0 || ((pid - t->last_pid) & 0x7FFF) < 0x4000)
+                    t->last_pid = pid;
+            }
+            if (q->has_tl0) {
+                tl0 = (q->tl0 + t->tl0_offset) & 0xFF;
+                if (t->last_tl0 < 0 || ((tl0 - t->last_tl0) & 0xFF) < 0x80)
+                    t->last_tl0 = tl0;
+            }
+            if (q->has_key) {
+                key = (q->key + t->key_offset) & 0x1F;
+                t->last_key = key;
+            }
+        }
+        Subscriber *sub = t->sub;
+        Output *out = sub->output;
+        if (batch_output && (batch_output != out || batch_output->pending == BATCH)) {
+            output_flush(batch_output);
+            batch_output = NULL;
+        }
+        uint8_t *buf = out->fd >= 0 ? out->bufs[out->pending] : out->bufs[0];
+        uint16_t twcc = sub->twcc_seq;
+        int len = write_packet(buf, t, q, seq, ts, pid, tl0, key, 1, twcc);
+        if (len < 0)
+            continue;  /* cannot grow past the MTU: counted nowhere, as the Python path would raise */
+        int plain;
+        {   /* the plain packet's extension block is padded on its own */
+            int wire_ext = (int)((buf[0] & 0x10) ? 4 + 4 * (buf[14] << 8 | buf[15]) : 0);
+            int level = (q->level && t->level_id) ? q->level_len : 0;
+            int head = t->level_id <= 14 ? 1 : 2;  /* one-byte or two-byte form (RFC 8285 section 4) */
+            int plain_ext = level ? 4 + ((head + level + 3) / 4) * 4 : 0;
+            plain = len - wire_ext + plain_ext;
+        }
+        if (sub->twcc_id) {
+            sub->twcc_seq = (uint16_t)(twcc + 1);
+            if (subscriber_log(sub, twcc, (uint32_t)len, now) < 0) {
+                Py_XDECREF(ejected);
+                return PyErr_NoMemory();
+            }
+        }
+        /* the history: the received packet and what was written over it */
+        Entry *e = &t->history[seq % HISTORY];
+        Py_INCREF(input);
+        Py_XSETREF(e->input, input);
+        e->seq = seq;
+        e->ts = ts;
+        e->pid = pid;
+        e->tl0 = tl0;
+        e->key = key;
+        int payload = (int)(q->payload_end - q->payload);
+        if (q->vp8) {
+            uint8_t d[8];
+            payload = write_vp8(d, q, pid, tl0, key) + (int)(q->payload_end - q->vp8_data);
+        }
+        t->report_packets++;
+        t->report_octets += (unsigned long long)payload;
+        t->sent_ts = ts;
+        t->sent_at = now;
+        t->packets++;
+        t->bytes += (unsigned long long)plain;
+        count++;
+        total += plain;
+        if (subscriber_protect(sub, buf, &len) < 0)
+            continue;
+        if (out->fd >= 0) {
+            int k = out->pending++;
+            out->iovs[k].iov_base = buf;
+            out->iovs[k].iov_len = (size_t)len;
+            memset(&out->msgs[k].msg_hdr, 0, sizeof(struct msghdr));
+            out->msgs[k].msg_hdr.msg_name = &sub->sa;
+            out->msgs[k].msg_hdr.msg_namelen = sub->salen;
+            out->msgs[k].msg_hdr.msg_iov = &out->iovs[k];
+            out->msgs[k].msg_hdr.msg_iovlen = 1;
+            batch_output = out;
+        } else {
+            PyObject *item = Py_BuildValue("(y#O)", (const char *)buf, (Py_ssize_t)len, sub->address);
+            if (!item || PyList_Append(out->collected, item) < 0) {
+                Py_XDECREF(item);
+                Py_XDECREF(ejected);
+                return NULL;
+            }
+            Py_DECREF(item);
+        }
+    }
+    if (batch_output)
+        output_flush(batch_output);
+    PyObject *result = Py_BuildValue("(lLO)", count, total, ejected ? ejected : Py_None);
+    Py_XDECREF(ejected);
+    return result;
+}
+
+static PyMethodDef Group_methods[] = {
+    {"add", (PyCFunction)Group_add, METH_O, "Forward this source to the track too."},
+    {"remove", (PyCFunction)Group_remove, METH_O, "Stop forwarding to the track."},
+    {"forward", (PyCFunction)Group_forward, METH_VARARGS,
+     "forward(packet, now) -> (packets, bytes, ejected tracks or None)."},
+    {NULL},
+};
+
+static PySequenceMethods Group_sequence = {.sq_length = (lenfunc)Group_len};
+
+static PyTypeObject GroupType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "netcore.sfu._forward.Group",
+    .tp_basicsize = sizeof(Group),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)Group_init,
+    .tp_dealloc = (destructor)Group_dealloc,
+    .tp_methods = Group_methods,
+    .tp_as_sequence = &Group_sequence,
+    .tp_doc = "The tracks that forward one source (an SSRC of a publication): Group(source_level_id).",
+};
+
+/* ------------------------------------------------------------------- module */
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "netcore.sfu._forward",
+    "The call server's compiled forwarding path (see netcore/sfu/fastpath.py).", -1, NULL,
+};
+
+PyMODINIT_FUNC PyInit__forward(void) {
+    PyTypeObject *types[] = {&OutputType, &SubscriberType, &TrackType, &GroupType};
+    const char *names[] = {"Output", "Subscriber", "Track", "Group"};
+    PyObject *m = PyModule_Create(&module);
+    if (!m)
+        return NULL;
+    for (int i = 0; i < 4; i++) {
+        if (PyType_Ready(types[i]) < 0 || PyModule_AddObjectRef(m, names[i], (PyObject *)types[i]) < 0) {
+            Py_DECREF(m);
+            return NULL;
+        }
+    }
+    return m;
+}

@@ -1,0 +1,343 @@
+"""The call server's compiled forwarding path, attached to an :class:`~netcore.sfu.core.SfuCore`.
+
+The core decides; this module carries its decisions out in C
+(``netcore/sfu/_forward.c``) for the packets that need none.  A subscriber
+slot whose :class:`~netcore.sfu.rewrite.DownTrack` is steady (one source
+forwarded, no switch pending, not paused or resuming, every temporal layer
+given) is *installed*: its rewriter's state is handed to a compiled
+``Track`` in the ``Group`` of its source SSRC, and from then on each packet
+of that source is rewritten, stamped (MID, transport-wide number), SRTP-
+protected and sent for every installed slot in one call, without a Python
+frame per subscriber.  The Python loop of the core still sees every packet
+for the slots that are not installed.
+
+A track is given back (*ejected*) when the core changes anything about its
+slot (:meth:`DownTrack.want`, ``pause``, ``resume``, ``attach``, its
+temporal limit, the subscriber leaving), or when a packet needs a decision
+(an upstream repair older than the slot's latest offset range, a temporal
+layer above the slot's, a payload type not agreed, a malformed VP8
+descriptor): its state goes back into the Python rewriter and the core
+handles that packet and what follows, and installs the slot again once it
+is steady.
+
+What the subscriber's transport must know of the packets sent in C is
+taken when it needs it (:meth:`FastSubscriber.drain`): the transport-wide
+numbers with size and send time for its bandwidth estimator (before it
+numbers a packet of its own, before a feedback is read, before padding is
+measured), the sender report counts, and the history a NACK is answered
+from (:meth:`FastSubscriber.fill_history`).  One SRTP context per
+subscriber, the compiled one: the transport protects its own RTP through it.
+
+Differences from the Python path, on purpose: the compiled path does not
+pace (a packet leaves when it arrives, as Janus and most SFUs send); the
+pacer still spaces the transport's own packets (retransmissions, padding).
+Only subscribers whose video streams have RTX (padding on the RTX stream,
+never shifting the media sequence numbers) are handled; others stay on the
+Python path.
+
+Choosing the path: ``SfuCore.fastpath`` is None for the Python path (the
+fallback, and what ``NETCORE_SFU_FORWARD=python`` selects in the daemon);
+:func:`available` says whether the extension was built.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Iterator
+
+from netcore.net import Address, Transmit
+from netcore.rtp.packet import RtpPacket
+from netcore.sfu.rewrite import ALL_TEMPORAL
+
+if TYPE_CHECKING:
+    from netcore.peer.sender import OutgoingStream, Sender
+    from netcore.sfu.participant import Participant, Publication, SlotState
+    from netcore.sfu.rewrite import DownTrack
+
+try:
+    from netcore.sfu import _forward
+except ImportError:  # built without libsrtp2 or a C compiler: the Python path only
+    _forward = None  # type: ignore[assignment]
+
+__all__ = ["FastPath", "FastSubscriber", "FastTrack", "available", "wanted"]
+
+ENV = "NETCORE_SFU_FORWARD"  # "python" selects the Python path, "c" (the default when built) the compiled one
+
+
+def available() -> bool:
+    """Whether the compiled forwarding path was built (``setup.py build_ext`` with libsrtp2)."""
+    return _forward is not None
+
+
+def wanted(choice: str | None = None) -> bool:
+    """Whether to use the compiled path: ``choice`` ("c"/"python"), else the environment, else if built."""
+    choice = choice or os.environ.get(ENV) or "c"
+    if choice not in ("c", "python"):
+        raise ValueError(f"{ENV} is 'c' or 'python', not {choice!r}")
+    return choice == "c" and available()
+
+
+class FastTrack:
+    """One installed slot: its compiled ``Track`` and the group it is in."""
+
+    __slots__ = ("track", "group", "downtrack", "subscriber", "source", "_handles")
+
+    def __init__(self, track, group, downtrack: DownTrack, subscriber: FastSubscriber, source: int,
+                 handles: dict[int, FastTrack]) -> None:
+        self._handles = handles
+        self.track = track
+        self.group = group
+        self.downtrack = downtrack
+        self.subscriber = subscriber
+        self.source = source
+
+    def eject(self) -> None:
+        """Give the slot back to the Python path, its rewriter state taken back."""
+        downtrack = self.downtrack
+        if downtrack.fast is not self:
+            return
+        downtrack.fast = None
+        self.group.remove(self.track)
+        self._handles.pop(id(self.track), None)
+        unwrap_last, highest, last_seq, last_ts, last_at, last_pid, last_tl0, last_key, newest_pid = self.track.state()
+        rewriter = downtrack.rewriter
+        rewriter._unwrap._last = unwrap_last
+        rewriter._highest = highest
+        if last_seq is not None:
+            rewriter._last_seq, rewriter._last_ts, rewriter._last_at = last_seq, last_ts, last_at
+        vp8 = downtrack.vp8
+        vp8._last_pid, vp8._last_tl0, vp8._last_key, vp8._newest_pid = last_pid, last_tl0, last_key, newest_pid
+        downtrack.packets += self.track.packets
+        downtrack.bytes += self.track.bytes
+
+
+class FastSubscriber:
+    """A subscriber's transport as the compiled path sees it, and what its Python sender takes back."""
+
+    def __init__(self, native, participant: Participant) -> None:
+        self.native = native
+        self.participant = participant
+        self.tracks: dict[int, list] = {}  # outgoing SSRC -> its compiled tracks, newest last (the history)
+
+    @property
+    def twcc_seq(self) -> int:
+        return self.native.twcc_seq
+
+    @twcc_seq.setter
+    def twcc_seq(self, value: int) -> None:
+        self.native.twcc_seq = value
+
+    def add(self, track) -> None:
+        tracks = self.tracks.setdefault(track.ssrc, [])
+        tracks.append(track)
+        if len(tracks) > 2:  # the current one and the one before it answer NACKs
+            self._report(tracks.pop(0))
+
+    def drain(self, now: float) -> None:
+        """Tell the Python sender of every packet sent in C since the last drain, in order."""
+        if not self.native.pending:
+            return
+        sender = self.participant.transport.sender
+        estimator, probe = sender.estimator, sender.probe
+        end = sender._probe_end
+        total = 0
+        sent = self.native.take_sent()
+        for seq, size, at in sent:
+            cluster = probe.cluster_id if probe is not None and at < end else None
+            if cluster is not None:
+                sender._probe_bytes += size
+            estimator.packet_sent(seq, size, at, cluster)
+            total += size
+        sender.packets_sent += len(sent)
+        sender.bytes_sent += total
+        transport = self.participant.transport
+        transport._watch.sent(sent[0][2])
+        self.follow_path()
+        for tracks in self.tracks.values():
+            for track in tracks:
+                self._report(track)
+
+    def follow_path(self) -> bool:
+        """Send where the transport sends now (ICE may have moved the path); False if it has none here."""
+        pair = self.participant.transport.ice.sending_pair()
+        if pair is None or pair.local.turn is not None:
+            return False
+        if pair.remote.address != self.native.address:
+            try:
+                self.native.address = pair.remote.address
+            except ValueError:
+                return False
+        return True
+
+    def _report(self, track) -> None:
+        packets, octets, ts, at = track.take_reports()
+        if not packets:
+            return
+        stream = self.participant.transport.sender.streams.get(track.ssrc)
+        if stream is None:
+            return
+        reporter = stream.reporter
+        reporter.packet_count = (reporter.packet_count + packets) & 0xFFFFFFFF
+        reporter.octet_count = (reporter.octet_count + octets) & 0xFFFFFFFF
+        reporter._last_sent_ts, reporter._last_sent_at = ts, at
+        reporter._sent_since_report = True
+        stream.packets_sent += packets
+        stream.last_timestamp = ts
+
+    def fill_history(self, stream: OutgoingStream, lost: list[int]) -> None:
+        """Put what the compiled tracks sent of ``lost`` into the stream's history (a NACK's answer)."""
+        tracks = self.tracks.get(stream.ssrc)
+        if not tracks:
+            return
+        history = stream.history
+        for seq in lost:
+            if history.get(seq) is not None:
+                continue
+            for track in reversed(tracks):
+                data = track.history(seq)
+                if data is not None:
+                    history.add(RtpPacket.parse(data))
+                    break
+
+
+class FastPath:
+    """The compiled path of one core: its outputs, its subscribers and the groups of installed slots.
+
+    ``outputs`` maps each local address of the core to the file descriptor
+    of its socket (the daemon's), or to None: then datagrams are collected
+    and the core returns them from ``poll_transmit`` like its own (the
+    sans-IO mode, for the simulated network and the tests).
+    """
+
+    def __init__(self, outputs: dict[Address, int | None]) -> None:
+        if _forward is None:
+            raise RuntimeError("netcore.sfu._forward is not built (setup.py build_ext, libsrtp2-dev)")
+        self.outputs = {address: (_forward.Output(fd) if fd is not None else _forward.Output())
+                        for address, fd in outputs.items()}
+        self._collecting = [(address, self.outputs[address]) for address, fd in outputs.items() if fd is None]
+        self.subscribers: dict[str, FastSubscriber] = {}
+        self.groups: dict[tuple[int, int], object] = {}  # (id of the publication, source SSRC) -> Group
+        self._handles: dict[int, FastTrack] = {}  # id of a compiled track -> its slot's handle
+        self.installs = 0  # slots handed to the compiled path
+        self.ejects = 0  # slots it gave back
+        self.forwarded = 0  # packets it forwarded
+
+    # -- subscribers ----------------------------------------------------------------
+
+    def connected(self, participant: Participant) -> None:
+        """A transport connected: serve it here if it can be (see the module docstring)."""
+        transport = participant.transport
+        sender, srtp = transport.sender, transport.srtp
+        pair = transport.ice.sending_pair()
+        if srtp is None or pair is None or pair.local.turn is not None or sender.twcc_id is None:
+            return
+        output = self.outputs.get(pair.local.socket)
+        if output is None or getattr(srtp, "local_master", None) is None:
+            return
+        if any(not s.audio and s.rtx_ssrc is None for s in sender.streams.values()):
+            return  # padding would shift the media numbers (see the module docstring)
+        try:
+            native = _forward.Subscriber(output, srtp.profile, srtp.local_master, pair.remote.address,
+                                         sender.mid_id or 0, sender.twcc_id, sender._twcc_seq)
+        except ValueError:  # an address inet_pton does not take (a scoped IPv6 one), a profile unknown here
+            return
+        fast = FastSubscriber(native, participant)
+        self.subscribers[participant.id] = fast
+        srtp.protect_rtp = native.protect  # one SRTP context for every RTP packet of this subscriber
+        sender.fast = fast
+
+    def forget(self, participant: Participant) -> None:
+        """A participant leaves: its slots' tracks are ejected (their state kept in its down-tracks)."""
+        for slot in participant.slots:
+            if slot.downtrack.fast is not None:
+                slot.downtrack.fast.eject()
+        fast = self.subscribers.pop(participant.id, None)
+        if fast is not None:
+            fast.drain(0.0)
+            participant.transport.sender.fast = None
+
+    # -- forwarding -----------------------------------------------------------------
+
+    def forward(self, publication: Publication, ssrc: int, packet: RtpPacket, now: float) -> tuple[int, int]:
+        """Forward ``packet`` to the installed slots of its source: (packets, bytes); ejected slots are
+        back on the Python path when this returns."""
+        group = self.groups.get((id(publication), ssrc))
+        if group is None or not len(group):
+            return 0, 0
+        data = packet.data
+        count, size, ejected = group.forward(data if type(data) is bytes else bytes(data), now)
+        self.forwarded += count
+        if ejected is not None:
+            for track in list(ejected):
+                self._eject_native(group, track)
+        return count, size
+
+    def _eject_native(self, group, track) -> None:
+        handle = self._handles.get(id(track))
+        self.ejects += 1
+        if handle is not None and handle.track is track:
+            handle.eject()
+        else:
+            group.remove(track)
+
+    def install(self, slot: SlotState, ssrc: int, codec: str, now: float) -> None:
+        """Hand a slot that just forwarded a packet of ``ssrc`` in Python to the compiled path, if steady."""
+        downtrack = slot.downtrack
+        fast = self.subscribers.get(slot.owner.id)
+        publication = slot.publication
+        if fast is None or publication is None or not _steady(downtrack, ssrc, codec):
+            return
+        stream = slot.owner.transport.sender.streams.get(downtrack.ssrc)
+        if stream is None or stream.seq_offset:
+            return
+        if not fast.follow_path():
+            return
+        group = self.groups.get((id(publication), ssrc))
+        if group is None:
+            group = self.groups[(id(publication), ssrc)] = _forward.Group(publication.audio_level_id or 0)
+        vp8 = {pt: name == "VP8" for pt, name in downtrack.codecs.items()}
+        track = _forward.Track(fast.native, downtrack.ssrc, downtrack.payload_types, vp8,
+                               downtrack.audio_level_id or 0, publication.audio_level_id or 0,
+                               stream.media.mid.encode(), downtrack.max_temporal)
+        rewriter, pvp8 = downtrack.rewriter, downtrack.vp8
+        track.load(rewriter._unwrap.last, rewriter._highest, rewriter._starts[-1], rewriter._offsets[-1],
+                   rewriter._ts_offset, rewriter._last_seq, rewriter._last_ts, rewriter._last_at,
+                   pvp8._pid_offset, pvp8._tl0_offset, pvp8._key_offset, pvp8._last_pid, pvp8._last_tl0,
+                   pvp8._last_key, pvp8._newest_pid)
+        group.add(track)
+        fast.add(track)
+        handle = downtrack.fast = FastTrack(track, group, downtrack, fast, ssrc, self._handles)
+        self._handles[id(track)] = handle
+        self.installs += 1
+
+    def drop_publication(self, publication: Publication) -> None:
+        """A publication is gone: its subscribers' slots are given back, its groups forgotten."""
+        for slot in publication.slots:
+            if slot.downtrack.fast is not None:
+                slot.downtrack.fast.eject()
+        for key in [k for k in self.groups if k[0] == id(publication)]:
+            del self.groups[key]
+
+    def transmits(self) -> Iterator[Transmit]:
+        """What was collected (outputs without a socket), as the core's transmits."""
+        for address, output in self._collecting:
+            for data, destination in output.take():
+                yield Transmit(data, destination, address)
+
+    def send_stats(self) -> tuple[int, int]:
+        """(datagrams sent, datagrams the sockets refused) over every output."""
+        sent = refused = 0
+        for output in self.outputs.values():
+            s, r = output.stats()
+            sent += s
+            refused += r
+        return sent, refused
+
+
+def _steady(downtrack: DownTrack, ssrc: int, codec: str) -> bool:
+    """Nothing for the core to decide on the next packet of ``ssrc`` but what the compiled path checks."""
+    rewriter = downtrack.rewriter
+    return (downtrack.fast is None and downtrack.wanted is None and not downtrack.paused
+            and not downtrack.resuming and rewriter.source == ssrc and not rewriter._rebase_next
+            and downtrack.max_temporal == ALL_TEMPORAL and downtrack.temporal == ALL_TEMPORAL
+            and (codec != "VP8" or not downtrack.vp8._rebase))
