@@ -536,6 +536,13 @@ class CascadeCore:
             self.core.leave(publisher_id, now, "upstream_gone")
         self._arm_demand(now)
 
+    def uplink_lost(self, room_id: str, now: float) -> None:
+        """The room's uplink could not be opened or broke (closed first): if the room still needs one,
+        UplinkWanted is said again at the next look at the demand (the adapter tries again)."""
+        self.close_uplink(room_id, now)
+        self._wanted.discard(room_id)
+        self._arm_demand(now)
+
     def uplink_tracks(self, room_id: str, description: dict, now: float) -> None:
         """U's ``link.tracks`` (its :meth:`description` of the room): publishers come and go, layers' SSRCs
         are learnt, the path is U's latest (LoopRefused, the uplink closed, if it holds this server)."""

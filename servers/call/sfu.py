@@ -58,8 +58,11 @@ class CallServerSession:
 
     def __init__(self, client: SignalingClient, options: CallOptions, console: Console, room_id: str,
                  call_server: str | None, participants: dict[str, str], publish: bool, slots: int,
-                 ours: set[str] | frozenset[str] = frozenset()) -> None:
+                 ours: set[str] | frozenset[str] = frozenset(), watch: bool = False) -> None:
         self.client = client
+        # a viewer of a broadcast (--watch): the publishers are on another call server of the tree, not in
+        # this room's signaling; what a slot carries counts under the publisher's session id
+        self.watch = watch
         self.options = options
         self.console = console
         self.room_id = room_id
@@ -154,11 +157,11 @@ class CallServerSession:
         track.on_frame(sink)
 
     def _publisher(self, session_id: str | None) -> _Publisher | None:
-        if session_id is None or session_id not in self.participants:
+        if session_id is None or (session_id not in self.participants and not self.watch):
             return None
         publisher = self.publishers.get(session_id)
         if publisher is None:
-            publisher = self.publishers[session_id] = _Publisher(self.participants[session_id])
+            publisher = self.publishers[session_id] = _Publisher(self.participants.get(session_id, session_id))
         return publisher
 
     def _check_resumed(self) -> None:

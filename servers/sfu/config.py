@@ -13,6 +13,10 @@
     name = "sfu-eu-1"                            # this server's name at signaling (default: public IP:port)
     transcode = "127.0.0.1:7070"                 # where transcoding workers link (netcore-transcode --sfu)
     transcode-hold = 10.0                        # seconds a rendition nobody needs keeps running
+    cascade = "0.0.0.0:7100"                     # links from other call servers (docs/broadcast.md)
+    cascade-media = "0.0.0.0:7100"               # their UDP media socket (default: cascade's host, any port)
+    upstream = "ws://origin.example:7100/"       # where this server pulls rooms it does not publish
+    cascade-rooms = { "local-id" = "upstream-id" } # a room's id at the upstream, where it differs
 """
 
 from __future__ import annotations
@@ -58,6 +62,10 @@ class Settings:
     recordings_redis: str | None = None  # finished recordings LPUSHed to nc:recordings for the workers
     transcode: tuple[str, int] | None = None  # the workers' link (None: no transcoding)
     transcode_hold: float = STOP_AFTER
+    cascade: tuple[str, int] | None = None  # the links' control WebSocket (None: no links)
+    cascade_media: tuple[str, int] | None = None  # the links' UDP socket (None: cascade's host, any port)
+    upstream: str | None = None  # ws://HOST:PORT/ of the server this one pulls rooms from
+    cascade_rooms: dict[str, str] = field(default_factory=dict)  # local room id -> its id at the upstream
 
     @property
     def recordings(self) -> str:
@@ -94,6 +102,13 @@ def build_parser() -> argparse.ArgumentParser:
                         help="HOST:PORT where netcore-transcode workers link (default: no transcoding)")
     parser.add_argument("--transcode-hold", type=float,
                         help=f"seconds a rendition nobody needs keeps running (default {STOP_AFTER:g})")
+    parser.add_argument("--cascade", type=parse_hostport,
+                        help="HOST:PORT where other call servers link (WebSocket; docs/broadcast.md)")
+    parser.add_argument("--cascade-media", type=parse_hostport,
+                        help="HOST:PORT of the links' UDP media socket (default: --cascade's host, any port)")
+    parser.add_argument("--upstream", help="ws://HOST:PORT/ of the call server to pull rooms from (needs --cascade)")
+    parser.add_argument("--cascade-room", action="append", metavar="LOCAL=UPSTREAM",
+                        help="a room's id at the upstream where it differs from ours (repeatable)")
     return parser
 
 
@@ -105,7 +120,8 @@ def load_settings(args: argparse.Namespace) -> Settings:
                                        "max-participants", "max-bitrate", "max-subscriber-bitrate",
                                        "last-n", "log-level", "name", "analytics",
                                        "analytics-redis", "node", "data-dir", "record-dir", "recordings-redis",
-                                       "transcode", "transcode-hold"})
+                                       "transcode", "transcode-hold", "cascade", "cascade-media", "upstream",
+                                       "cascade-rooms"})
         try:
             if "listen" in data:
                 settings.listen = [parse_hostport(v) for v in data["listen"]]
@@ -115,6 +131,9 @@ def load_settings(args: argparse.Namespace) -> Settings:
                 settings.http = parse_hostport(data["http"])
             if "transcode" in data:
                 settings.transcode = parse_hostport(data["transcode"])
+            for key in ("cascade", "cascade-media"):
+                if key in data:
+                    setattr(settings, key.replace("-", "_"), parse_hostport(data[key]))
         except argparse.ArgumentTypeError as exc:
             raise UsageError(f"{args.config}: {exc}") from None
         settings.signal = data.get("signal", settings.signal)
@@ -133,13 +152,15 @@ def load_settings(args: argparse.Namespace) -> Settings:
         settings.record_dir = data.get("record-dir", settings.record_dir)
         settings.recordings_redis = data.get("recordings-redis", settings.recordings_redis)
         settings.transcode_hold = float(data.get("transcode-hold", settings.transcode_hold))
+        settings.upstream = data.get("upstream", settings.upstream)
+        settings.cascade_rooms = {str(k): str(v) for k, v in dict(data.get("cascade-rooms", {})).items()}
     if args.listen:
         settings.listen = args.listen
     if args.public_ip:
         settings.public_ip = args.public_ip
     for name in ("http", "signal", "service_secret", "max_participants", "max_bitrate", "max_subscriber_bitrate",
                  "last_n", "log_level", "name", "analytics", "analytics_redis", "node", "data_dir", "record_dir",
-                 "recordings_redis", "transcode", "transcode_hold"):
+                 "recordings_redis", "transcode", "transcode_hold", "cascade", "cascade_media", "upstream"):
         value = getattr(args, name)
         if value is not None:
             setattr(settings, name, value)
@@ -147,6 +168,13 @@ def load_settings(args: argparse.Namespace) -> Settings:
         raise UsageError("--last-n is a count of speakers, 0 or more")
     if settings.transcode_hold < 0:
         raise UsageError("--transcode-hold is a number of seconds, 0 or more")
+    for pair in args.cascade_room or ():
+        local, sep, there = pair.partition("=")
+        if not sep or not local or not there:
+            raise UsageError("--cascade-room is LOCAL=UPSTREAM")
+        settings.cascade_rooms[local] = there
+    if settings.upstream and not settings.cascade:
+        raise UsageError("--upstream needs --cascade (the links' address)")
     if settings.signal and not settings.service_secret:
         raise UsageError("--signal needs --service-secret")
     return settings
