@@ -65,13 +65,14 @@ from typing import Callable
 from netcore.errors import UsageError
 from netcore.jitter.nack import NackConfig, NackGenerator
 from netcore.net import Address, Receive, Transmit
-from netcore.peer.events import RtpReceived
+from netcore.demux import PacketKind
+from netcore.peer.events import RtcpReceived, RtpReceived
 from netcore.peer.transport import TransportState, TransportStats
 from netcore.rtp.errors import RtcpParseError, RtpParseError
 from netcore.rtp.feedback import Nack, Pli
 from netcore.rtp.history import SendHistory
 from netcore.rtp.packet import RtpPacket
-from netcore.rtp.rtcp import ReceiverReport, parse_rtcp
+from netcore.rtp.rtcp import ReceiverReport, SenderReport, parse_rtcp, serialize_rtcp
 from netcore.rtp.sequence import SequenceUnwrapper
 from netcore.sfu.allocator import BitrateMeter
 from netcore.sfu.events import ParticipantLeft, TrackPublished
@@ -452,6 +453,21 @@ class CascadeCore:
                     transmit.source = self.address
                     out.append(transmit)
 
+    def sender_reports(self, participant, packets: tuple, now: float) -> None:
+        """The core's hook: a publisher's RTCP. Its SRs go down the links that pull its tracks, so that D's
+        subscribers switching layers re-base timestamps as here (RFC 3550 section 6.4.1)."""
+        links = self._room_downlinks.get(participant.room_id)
+        if not links:
+            return
+        reports = [p for p in packets if isinstance(p, SenderReport)]
+        for downlink in links:
+            if downlink.address is None:
+                continue
+            mine = [r for r in reports if r.ssrc in downlink.histories]  # SSRCs it was sent
+            if mine:
+                data = downlink.srtp.protect_rtcp(serialize_rtcp(mine))
+                self._out.append(Transmit(data, downlink.address, self.address))
+
     def _downlink_rtcp(self, datagram: Receive, now: float) -> None:
         source = datagram.source
         downlink = self._by_address.get(source) if source is not None else None
@@ -619,6 +635,22 @@ class CascadeCore:
         publisher.transport.events.append(RtpReceived(mid, packet.ssrc, packet, retransmitted, rid))
         self.core.deliver(publisher, now)
 
+    def _uplink_rtcp(self, uplink: Uplink, data: bytes, now: float) -> None:
+        """U's RTCP: the publishers' SRs, handed to the remote publisher that has the SSRC."""
+        plain = uplink.srtp.unprotect_rtcp(data)
+        if plain is None:
+            self._drop("unauthentic")
+            return
+        by_publisher: dict[str, list] = {}
+        for packet in _rtcp(plain):
+            target = uplink.by_ssrc.get(packet.ssrc) if isinstance(packet, SenderReport) else None
+            if target is not None:
+                by_publisher.setdefault(target[0].id, []).append(packet)
+        for publisher_id, reports in by_publisher.items():
+            publisher = uplink.publishers[publisher_id]
+            publisher.transport.events.append(RtcpReceived(tuple(reports)))
+            self.core.deliver(publisher, now)
+
     def _uplink_feedback(self, uplink: Uplink, now: float) -> None:
         """NACKs that are due, and PLIs the core asked for, to U."""
         for ssrc, (_, nack) in uplink.nacks.items():
@@ -701,9 +733,10 @@ class CascadeCore:
         destination = datagram.destination
         uplink = self._uplink_by_local.get(destination) if destination is not None else None
         if uplink is not None:
-            if datagram.data and 128 <= datagram.data[0] < 192 and len(datagram.data) > 1 \
-                    and not 192 <= datagram.data[1] <= 223:
+            if datagram.kind is PacketKind.RTP:
                 self._uplink_rtp(uplink, datagram.data, now)
+            elif datagram.kind is PacketKind.RTCP:
+                self._uplink_rtcp(uplink, datagram.data, now)
             else:
                 self._drop("not_rtp")
             self._flush_uplink(uplink)

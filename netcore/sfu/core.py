@@ -175,7 +175,8 @@ class SfuCore:
         # netcore.sfu.recorder): ``tap.rtp(publication, RtpReceived, now)``, ``tap.rtcp(participant, packets, now)``.
         self.tap = None
         # Sees every packet a publication forwards, after duplicates are dropped, every layer and rendition (the
-        # links to other call servers, netcore.sfu.cascade): ``relay.forward(publication, layer, packet, now)``.
+        # links to other call servers, netcore.sfu.cascade): ``relay.forward(publication, layer, packet, now)``,
+        # and every publisher's RTCP compound: ``relay.sender_reports(participant, packets, now)``.
         self.relay = None
         self._next_allocation: float | None = None
         self.planner = TranscodePlanner(config.transcode_hold)
@@ -610,6 +611,8 @@ class SfuCore:
                 self.tap.rtcp(participant, event.packets, now)
             if participant.publications:
                 self._sender_reports(participant, event.packets)
+                if self.relay is not None:
+                    self.relay.sender_reports(participant, event.packets, now)
         elif isinstance(event, pe.KeyFrameRequested):
             slot = participant.slot_by_ssrc.get(event.ssrc)
             if slot is not None and slot.publication is not None:

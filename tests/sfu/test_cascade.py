@@ -65,6 +65,8 @@ def test_every_layer_goes_once_per_link_and_every_viewer_behind_it_gets_the_stre
     remote = tree.servers["edge1"].core.participants["pub"]
     assert isinstance(remote, RemotePublisher)
     assert [la.rid for la in video_of(remote).layers] == ["q", "h", "f"]
+    # with the publisher's sender reports, which put the layers on one clock for switches (RFC 3550 6.4.1)
+    assert all(la.sender_report is not None for la in video_of(remote).layers)
     for name, got in viewer_frames(tree, "e").items():
         assert len(got) > 2 * FPS, name  # the last 2 s of the 4 at least
         assert got == sorted(got), name
