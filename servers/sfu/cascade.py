@@ -22,13 +22,13 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable
 
 from netcore.aio import DatagramSocket
 from netcore.driver import Driver
-from netcore.errors import NetcoreError
 from netcore.net import Address
 from netcore.sfu.cascade import CascadeCore, LoopRefused, PullChanged, TracksChanged, UplinkIdle, UplinkWanted
+from netcore.sfu.topology import AVOID_FOR
 from servers.servicelink import send_message
 
 __all__ = ["CascadeLinks", "OPEN_TIMEOUT", "RETRY_DELAY", "render_cascade_metrics"]
@@ -40,10 +40,14 @@ RETRY_DELAY = 0.5  # seconds before a room's broken or refused uplink is tried a
 class CascadeLinks:
     """Both ends of this server's links: the WebSocket server, the uplinks' connections and sockets."""
 
-    def __init__(self, cascade: CascadeCore, driver: Driver, secret: str | None, upstream: str | None,
+    def __init__(self, cascade: CascadeCore, driver: Driver, secret: str | None,
+                 upstream: str | Callable[[frozenset[str]], Awaitable[str | None]] | None,
                  rooms: dict[str, str], media_host: str, public: Callable[[Address], Address],
                  log: Callable[..., None]) -> None:
+        """``upstream``: the URL to pull rooms from, or a chooser given the URLs to avoid (the registry's,
+        netcore.sfu.topology), or None (an origin)."""
         self.cascade, self.driver, self.secret, self.upstream = cascade, driver, secret, upstream
+        self._avoid: dict[str, float] = {}  # upstream URL -> until when it is not chosen (it just failed us)
         self.rooms, self.media_host, self.public, self.log = rooms, media_host, public, log
         self.server: Any = None
         self.downlinks: dict[str, Any] = {}  # link id -> its WebSocket
@@ -162,16 +166,19 @@ class CascadeLinks:
 
         there = self.rooms.get(room_id, self.rooms.get("*", room_id))  # ("*": every room of an edge is one event)
         sock: DatagramSocket | None = None
+        url = None
         try:
+            url = await self._choose()
+            if url is None:
+                raise OSError("no upstream registered")
             headers = {"Authorization": f"Bearer {self.secret}"} if self.secret else {}
-            async with connect(self.upstream, additional_headers=headers, max_size=2**20) as ws:
+            async with connect(url, additional_headers=headers, max_size=2**20) as ws:
                 await ws.send(json.dumps({"v": 1, "type": "link.open",
                                           "payload": {"room": there, "server": self.cascade.server_id}}))
                 reply = json.loads(await asyncio.wait_for(ws.recv(), OPEN_TIMEOUT))
                 payload = reply.get("payload") or {}
                 if reply.get("type") != "link.opened":
-                    self.log("cascade.uplink_refused", room=room_id, reason=payload.get("reason"))
-                    return
+                    raise ValueError(f"link refused: {payload.get('reason')}")
                 loop = asyncio.get_running_loop()
                 _, sock = await loop.create_datagram_endpoint(lambda: DatagramSocket(self.driver.receive),
                                                               local_addr=(self.media_host, 0))
@@ -179,7 +186,7 @@ class CascadeLinks:
                 self.sockets[sock.local] = sock
                 self.cascade.open_uplink(room_id, payload, sock.local, upstream, self._now())
                 self.uplinks[room_id] = (ws, sock, self.uplinks[room_id][2])
-                self.log("cascade.uplink_opened", room=room_id, upstream=self.upstream, link=payload.get("link"),
+                self.log("cascade.uplink_opened", room=room_id, upstream=url, link=payload.get("link"),
                          path=payload.get("path"))
                 self.driver.flush()
                 async for text in ws:
@@ -187,18 +194,27 @@ class CascadeLinks:
                     if message.get("type") == "link.tracks":
                         self.cascade.uplink_tracks(room_id, message.get("payload") or {}, self._now())
                         self.driver.flush()
+            if url is not None:
+                self._avoid[url] = self._now() + AVOID_FOR  # it closed the link: gone, or going
         except asyncio.CancelledError:
             raise
-        except (OSError, ValueError, KeyError, TypeError, NetcoreError, asyncio.TimeoutError) as exc:
-            self.log("cascade.uplink_error", room=room_id, reason=str(exc) or type(exc).__name__)
-        except Exception as exc:  # the WebSocket closed (the upstream died or said no)
-            self.log("cascade.uplink_error", room=room_id, reason=str(exc) or type(exc).__name__)
+        except Exception as exc:  # noqa: BLE001 - unreachable, refused, malformed, or the link broke
+            self.log("cascade.uplink_error", room=room_id, upstream=url, reason=str(exc) or type(exc).__name__)
+            if url is not None:
+                self._avoid[url] = self._now() + AVOID_FOR
         finally:
             self._forget_uplink(room_id, sock)
         if not self._closing:
             await asyncio.sleep(RETRY_DELAY)
             self.cascade.uplink_lost(room_id, self._now())  # still needed: the core wants it again
             self.driver.flush()
+
+    async def _choose(self) -> str | None:
+        if self.upstream is None or isinstance(self.upstream, str):
+            return self.upstream
+        now = self._now()
+        self._avoid = {url: until for url, until in self._avoid.items() if until > now}
+        return await self.upstream(frozenset(self._avoid))
 
     def _forget_uplink(self, room_id: str, sock: DatagramSocket | None) -> None:
         entry = self.uplinks.get(room_id)

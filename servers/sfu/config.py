@@ -17,6 +17,10 @@
     cascade-media = "0.0.0.0:7100"               # their UDP media socket (default: cascade's host, any port)
     upstream = "ws://origin.example:7100/"       # where this server pulls rooms it does not publish
     cascade-rooms = { "local-id" = "upstream-id" } # a room's id at the upstream, where it differs
+    registry = "redis://127.0.0.1:6379/0"        # the tree's registry (upstreams chosen from it)
+    tier = "edge"                                # origin, tier2 or edge (with registry)
+    region = "eu"                                # where this server is (with registry)
+    cascade-url = "ws://203.0.113.7:7100/"       # what the others link to (default ws://PUBLIC-IP:PORT/)
 """
 
 from __future__ import annotations
@@ -66,6 +70,10 @@ class Settings:
     cascade_media: tuple[str, int] | None = None  # the links' UDP socket (None: cascade's host, any port)
     upstream: str | None = None  # ws://HOST:PORT/ of the server this one pulls rooms from
     cascade_rooms: dict[str, str] = field(default_factory=dict)  # local room id -> its id at the upstream
+    registry: str | None = None  # Redis URL of the tree's registry (netcore.sfu.topology)
+    tier: str = "origin"
+    region: str = "default"
+    cascade_url: str | None = None
 
     @property
     def recordings(self) -> str:
@@ -109,6 +117,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--upstream", help="ws://HOST:PORT/ of the call server to pull rooms from (needs --cascade)")
     parser.add_argument("--cascade-room", action="append", metavar="LOCAL=UPSTREAM",
                         help="a room's id at the upstream where it differs from ours (repeatable)")
+    parser.add_argument("--registry", help="Redis URL: register in the broadcast tree, choose upstreams from it")
+    parser.add_argument("--tier", choices=["origin", "tier2", "edge"], help="this server's tier (default origin)")
+    parser.add_argument("--region", help="this server's region (default 'default')")
+    parser.add_argument("--cascade-url", help="the URL other servers link to (default ws://PUBLIC-IP:PORT/)")
     return parser
 
 
@@ -121,7 +133,7 @@ def load_settings(args: argparse.Namespace) -> Settings:
                                        "last-n", "log-level", "name", "analytics",
                                        "analytics-redis", "node", "data-dir", "record-dir", "recordings-redis",
                                        "transcode", "transcode-hold", "cascade", "cascade-media", "upstream",
-                                       "cascade-rooms"})
+                                       "cascade-rooms", "registry", "tier", "region", "cascade-url"})
         try:
             if "listen" in data:
                 settings.listen = [parse_hostport(v) for v in data["listen"]]
@@ -153,6 +165,10 @@ def load_settings(args: argparse.Namespace) -> Settings:
         settings.recordings_redis = data.get("recordings-redis", settings.recordings_redis)
         settings.transcode_hold = float(data.get("transcode-hold", settings.transcode_hold))
         settings.upstream = data.get("upstream", settings.upstream)
+        settings.registry = data.get("registry", settings.registry)
+        settings.tier = str(data.get("tier", settings.tier))
+        settings.region = str(data.get("region", settings.region))
+        settings.cascade_url = data.get("cascade-url", settings.cascade_url)
         settings.cascade_rooms = {str(k): str(v) for k, v in dict(data.get("cascade-rooms", {})).items()}
     if args.listen:
         settings.listen = args.listen
@@ -160,7 +176,7 @@ def load_settings(args: argparse.Namespace) -> Settings:
         settings.public_ip = args.public_ip
     for name in ("http", "signal", "service_secret", "max_participants", "max_bitrate", "max_subscriber_bitrate",
                  "last_n", "log_level", "name", "analytics", "analytics_redis", "node", "data_dir", "record_dir",
-                 "recordings_redis", "transcode", "transcode_hold", "cascade", "cascade_media", "upstream"):
+                 "recordings_redis", "transcode", "transcode_hold", "cascade", "cascade_media", "upstream", "registry", "tier", "region", "cascade_url"):
         value = getattr(args, name)
         if value is not None:
             setattr(settings, name, value)
@@ -173,8 +189,10 @@ def load_settings(args: argparse.Namespace) -> Settings:
         if not sep or not local or not there:
             raise UsageError("--cascade-room is LOCAL=UPSTREAM")
         settings.cascade_rooms[local] = there
-    if settings.upstream and not settings.cascade:
-        raise UsageError("--upstream needs --cascade (the links' address)")
+    if (settings.upstream or settings.registry) and not settings.cascade:
+        raise UsageError("--upstream and --registry need --cascade (the links' address)")
+    if settings.tier not in ("origin", "tier2", "edge"):
+        raise UsageError("tier is origin, tier2 or edge")
     if settings.signal and not settings.service_secret:
         raise UsageError("--signal needs --service-secret")
     return settings

@@ -37,6 +37,7 @@ from netcore.record.store import recording_name
 from netcore.record.writer import DirectoryStorage
 from netcore.sfu.cascade import CascadeCore
 from netcore.sfu.core import SfuConfig, SfuCore
+from netcore.sfu.topology import ServerRecord, choose_upstream
 from netcore.sfu.events import (ActiveSpeakerChanged, KeyFrameRequested, LayerSwitched, ParticipantJoined,
                                 ParticipantLeft, SlotsChanged)
 from netcore.sfu.recorder import SfuRecorder
@@ -46,6 +47,7 @@ from servers.servicelink import send_message
 from servers.sfu.config import Settings
 from servers.sfu.metrics import render_metrics, serve_http
 from servers.sfu.cascade import CascadeLinks, render_cascade_metrics
+from servers.sfu.registry import Registry
 from servers.sfu.workers import WorkerLinks
 
 __all__ = ["SfuServer", "log_event"]
@@ -99,6 +101,7 @@ class SfuServer:
         self.links: CascadeLinks | None = None
         self.cascade_port: int | None = None
         self.link_sockets: dict[Address, DatagramSocket] = {}
+        self.registry: Registry | None = None
 
     # -- lifecycle --------------------------------------------------------------------
 
@@ -128,9 +131,15 @@ class SfuServer:
         self.driver = Driver(self.cascade or self.core, loop, self._send, self._on_event)
         if self.cascade is not None:
             host = self.settings.cascade_media[0] if self.settings.cascade_media else self.settings.cascade[0]
-            self.links = CascadeLinks(self.cascade, self.driver, self.settings.service_secret, self.settings.upstream,
+            upstream = self.settings.upstream
+            if upstream is None and self.settings.registry and self.settings.tier != "origin":
+                upstream = self._choose_upstream  # type: ignore[assignment]
+            self.links = CascadeLinks(self.cascade, self.driver, self.settings.service_secret, upstream,
                                       self.settings.cascade_rooms, host, self._public, log_event)
             self.cascade_port = await self.links.start(*self.settings.cascade)
+            if self.settings.registry:
+                self.registry = Registry(self.settings.registry, self._record, log_event)
+                self.registry.start()
         if self.settings.http is not None:
             self.http = await serve_http(*self.settings.http, self._metrics, self.health)
         if self.settings.transcode is not None:
@@ -152,6 +161,23 @@ class SfuServer:
             lambda: DatagramSocket(self._receive), local_addr=(host, port))
         self.link_sockets[sock.local] = sock
         self.cascade = CascadeCore(self.core, self.name, sock.local)
+
+    def _record(self) -> ServerRecord:
+        """This server in the tree's registry (netcore.sfu.topology)."""
+        assert self.core is not None and self.cascade is not None and self.settings.cascade is not None
+        url = self.settings.cascade_url
+        if url is None:
+            host, _ = self._public((self.settings.cascade[0], 0))
+            url = f"ws://{f'[{host}]' if ':' in host else host}:{self.cascade_port}/"
+        return ServerRecord(self.name, self.settings.tier, self.settings.region, url,
+                            len(self.core.participants) + len(self.cascade.downlinks), self.settings.max_participants)
+
+    async def _choose_upstream(self, avoid: frozenset[str]) -> str | None:
+        """The registry's choice of the server to pull from, leaving out those that just failed us."""
+        assert self.registry is not None
+        records = [r for r in await self.registry.servers() if r.name != self.name and r.cascade not in avoid]
+        chosen = choose_upstream(records, self.settings.tier, self.settings.region)
+        return chosen.cascade if chosen is not None else None
 
     def _metrics(self) -> str:
         text = render_metrics(self.core)
@@ -200,6 +226,8 @@ class SfuServer:
             driver.close()
         if self.workers is not None:
             await self.workers.close()
+        if self.registry is not None:
+            await self.registry.close()
         if self.links is not None:
             await self.links.close()
         for sock in self.link_sockets.values():
