@@ -528,7 +528,6 @@ class CascadeCore:
                         str(opened.get("tree", "")), rtcp_ssrc)
         self.uplinks[room_id] = uplink
         self._uplink_by_local[local] = uplink
-        self._wanted.discard(room_id)
         self._report(uplink, now)
         self.uplink_tracks(room_id, opened, now)
         if self._room_downlinks.get(room_id):
@@ -548,16 +547,18 @@ class CascadeCore:
         if uplink is None:
             return
         self._uplink_by_local.pop(uplink.local, None)
+        self._wanted.discard(room_id)  # still needed: wanted again at the next look at the demand
         for publisher_id in list(uplink.publishers):
             self.core.leave(publisher_id, now, "upstream_gone")
         self._arm_demand(now)
 
     def uplink_lost(self, room_id: str, now: float) -> None:
-        """The room's uplink could not be opened or broke (closed first): if the room still needs one,
-        UplinkWanted is said again at the next look at the demand (the adapter tries again)."""
-        self.close_uplink(room_id, now)
-        self._wanted.discard(room_id)
-        self._arm_demand(now)
+        """The adapter could not open the room's uplink: if the room still needs one, UplinkWanted is said
+        again at the next look at the demand (an uplink that broke is closed with close_uplink, which
+        does the same)."""
+        if room_id not in self.uplinks:
+            self._wanted.discard(room_id)
+            self._arm_demand(now)
 
     def uplink_tracks(self, room_id: str, description: dict, now: float) -> None:
         """U's ``link.tracks`` (its :meth:`description` of the room): publishers come and go, layers' SSRCs

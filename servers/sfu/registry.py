@@ -52,8 +52,8 @@ class Registry:
 
     async def _register(self) -> None:
         while True:
-            record = self.record()
             try:
+                record = self.record()
                 await self.client.set(SERVER_KEY.format(record.name), record.to_json(), px=int(RECORD_TTL * 1000))
                 await self.client.sadd(SERVERS_SET, record.name)
                 if self._failing:

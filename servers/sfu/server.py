@@ -138,7 +138,7 @@ class SfuServer:
                                       self.settings.cascade_rooms, host, self._public, log_event)
             self.cascade_port = await self.links.start(*self.settings.cascade)
             if self.settings.registry:
-                self.registry = Registry(self.settings.registry, self._record, log_event)
+                self.registry = Registry(self.settings.registry, self._registration, log_event)
                 self.registry.start()
         if self.settings.http is not None:
             self.http = await serve_http(*self.settings.http, self._metrics, self.health)
@@ -162,7 +162,7 @@ class SfuServer:
         self.link_sockets[sock.local] = sock
         self.cascade = CascadeCore(self.core, self.name, sock.local)
 
-    def _record(self) -> ServerRecord:
+    def _registration(self) -> ServerRecord:
         """This server in the tree's registry (netcore.sfu.topology)."""
         assert self.core is not None and self.cascade is not None and self.settings.cascade is not None
         url = self.settings.cascade_url

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from netcore.peer.events import KeyFrameRequested
-from netcore.sfu.cascade import LINGER, LinkKeys, PullChanged, RemotePublisher, TrackDescription
+from netcore.sfu.cascade import LINGER, LinkKeys, PullChanged, RemotePublisher, TrackDescription, UplinkWanted
 from netcore.sfu.keyframes import KEYFRAME_INTERVAL
 from netcore.testing.simnet import Link
 from tests.sfu.cascade_tree import Tree
@@ -188,3 +188,22 @@ def test_track_descriptions_survive_the_wire():
     assert TrackDescription.from_wire(track.to_wire()) == track
     keys = LinkKeys.generate()
     assert LinkKeys.from_wire(keys.to_wire()) == keys
+
+
+def test_an_edge_whose_upstream_went_asks_again_and_its_viewers_resume_through_the_other():
+    tree, layered = broadcast(edges=1, viewers=2)
+    tree.server("tier2b", "10.0.1.2", upstream="origin", first_client=100)
+    layered.stream(2.0)
+    (viewer, *_) = tree.servers["edge1"].clients.values()
+    mid = next(m for m, k in viewer.slots.items() if k == "video")
+    before = len(frames(viewer, mid))
+    tree.upstream["edge1"] = "tier2b"  # what the registry would choose once tier2 is gone
+    tree.close("edge1", "r1")  # tier 2 died: the edge's link broke
+    layered.stream(2.0)
+    assert tree.links[("edge1", "r1")][0] == "tier2b"
+    assert tree.cascade("edge1").path("r1") == ("origin", "tier2b", "edge1")
+    wanted = [e for name, e in tree.events if name == "edge1" and isinstance(e, UplinkWanted)]
+    assert len(wanted) == 2  # the first link, and again once it broke
+    got = frames(viewer, mid)
+    assert len(got) - before > FPS  # more than a second of the 2 s after the move
+    assert got == sorted(got)

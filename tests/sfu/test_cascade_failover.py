@@ -1,0 +1,114 @@
+"""A tier-2 server dies mid-broadcast: its edge re-attaches to the other through the registry within 5 s.
+
+Real processes on loopback and a real redis-server: the origin (netcore-signal,
+netcore-sfu and a ``netcore-call`` publisher), two tier-2 servers and one
+edge (netcore-signal, netcore-sfu, ``netcore-call --subscribers 2 --watch``),
+all registered in Redis (``--registry``, ``--tier``, ``--region``) and none
+told its upstream: the edge and the tier-2 servers choose from the registry.
+The tier-2 server the edge pulls from is SIGKILLed; measured: from the kill
+to the edge forwarding the program to its viewers again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from pathlib import Path
+
+from tests.call.conftest import make_users, password
+from tests.sfu.live import start_signal, stop
+from tests.sfu.test_cascade_daemon import call_server, edge_room, linked, viewers
+from tests.sfu.test_failover import Participant, until
+from tests.sfu.live import metrics
+from tests.signal.test_multinode import redis_url  # noqa: F401  (the fixture: a redis-server of the test's own)
+
+REATTACH_LIMIT = 5.0  # seconds (issue 19)
+
+
+def uplinks(log: Path) -> list[str]:
+    """The upstream URL of each uplink the server opened, in order (its JSON log)."""
+    out = []
+    for line in log.read_text().splitlines():
+        try:
+            record = json.loads(line[line.index("{"):])
+        except ValueError:
+            continue
+        if record.get("event") == "cascade.uplink_opened":
+            out.append(record["upstream"])
+    return out
+
+
+def forwarded_packets(server: dict) -> float:
+    return metrics(server["http"])["sfu_forwarded_packets_total"]
+
+
+async def failover(tmp_path: Path, redis: str) -> tuple[float, dict]:
+    tag = f"f{os.getpid() % 1000}"
+    processes, people = [], []
+    registry = ["--registry", redis, "--region", "eu"]
+    try:
+        (tmp_path / "origin").mkdir()
+        signal0, port0 = await start_signal(tmp_path / "origin", 0)
+        processes.append(signal0)
+        origin = await call_server(tmp_path, "origin", "--signal", f"ws://127.0.0.1:{port0}/v1/service",
+                                   *registry, "--tier", "origin")
+        processes.append(origin["proc"])
+        await linked(origin)
+        tiers = {}
+        for name in ("t2a", "t2b"):
+            tiers[name] = await call_server(tmp_path, name, *registry, "--tier", "tier2")
+            processes.append(tiers[name]["proc"])
+        publisher = Participant(f"{tag}pub")
+        people.append(publisher)
+        await make_users(f"ws://127.0.0.1:{port0}", publisher.user, friends=False)
+        await publisher.start(tmp_path, f"ws://127.0.0.1:{port0}", "join", "new", "--duration", "60")
+        assert await until(lambda: publisher.said(r"room (\S+) created"), 30), publisher.log()
+        program = publisher.said(r"room (\S+) created")[0][1].group(1)
+        (tmp_path / "edge").mkdir()
+        signal1, port1 = await start_signal(tmp_path / "edge", 0)
+        processes.append(signal1)
+        names = [f"{tag}w{n}" for n in (1, 2)]
+        await make_users(f"ws://127.0.0.1:{port1}", *names, friends=False,
+                         passwords={n: password(f"{tag}w") for n in names})
+        room_id = await edge_room(port1, f"{tag}owner", names)
+        edge = await call_server(tmp_path, "edge", "--signal", f"ws://127.0.0.1:{port1}/v1/service", *registry,
+                                 "--tier", "edge", "--cascade-room", f"*={program}")
+        processes.append(edge["proc"])
+        await linked(edge)
+        watchers = await viewers(tmp_path, {"tag": f"{tag}", "port": port1, "room": room_id}, "w", 2, 30)
+        people.append(watchers)
+        assert await until(lambda: len({m.group(1) for _, m in watchers.said(r"(\S+): receiving")}) >= 2, 40), \
+            watchers.log()
+        await asyncio.sleep(2.0)
+        (first,) = uplinks(edge["log"])
+        victim = next(name for name, t in tiers.items() if f":{t['cascade']}/" in first)
+        other = next(name for name in tiers if name != victim)
+        killed = time.monotonic()
+        tiers[victim]["proc"].kill()
+        await asyncio.sleep(0.3)  # what was in flight has arrived
+        stalled = await asyncio.to_thread(forwarded_packets, edge)
+        assert await until(lambda: forwarded_packets(edge) > stalled + 30, 15), edge["log"].read_text()[-3000:]
+        resumed = time.monotonic() - killed
+        second = uplinks(edge["log"])[-1]
+        assert f":{tiers[other]['cascade']}/" in second, (first, second)
+        summary = await watchers.finish(60)
+        return resumed, summary
+    finally:
+        for p in people:
+            if p.proc is not None and p.proc.returncode is None:
+                p.proc.kill()
+                await p.proc.wait()
+        for proc in reversed(processes):
+            await stop(proc)
+
+
+def test_when_a_tier2_server_dies_its_edge_reattaches_to_another_within_5_s(tmp_path, redis_url):  # noqa: F811
+    resumed, summary = asyncio.run(asyncio.wait_for(failover(tmp_path, redis_url), 240))
+    print(f"the edge forwarded the program again {resumed:.2f} s after its tier-2 server was killed")
+    assert resumed < REATTACH_LIMIT
+    for session in summary["sessions"]:
+        (link,) = session["links"]
+        numbers = link["received"]["video"]["numbers"]
+        assert len(numbers) >= 60 and link["received"]["video"]["in_order"], (session["user"], numbers[:20])
