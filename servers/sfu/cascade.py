@@ -20,7 +20,6 @@ control messages over WebSockets and owns the links' UDP sockets
 from __future__ import annotations
 
 import asyncio
-import hmac
 import json
 from typing import Any, Awaitable, Callable
 
@@ -29,7 +28,7 @@ from netcore.driver import Driver
 from netcore.net import Address
 from netcore.sfu.cascade import CascadeCore, LoopRefused, PullChanged, TracksChanged, UplinkIdle, UplinkWanted
 from netcore.sfu.topology import AVOID_FOR
-from servers.servicelink import send_message
+from servers.servicelink import bearer_authorized, send_message
 
 __all__ = ["CascadeLinks", "OPEN_TIMEOUT", "RETRY_DELAY", "render_cascade_metrics"]
 
@@ -96,14 +95,8 @@ class CascadeLinks:
 
     # -- the upstream end: links from servers below -----------------------------------
 
-    def _authorized(self, ws: Any) -> bool:
-        if not self.secret:
-            return True
-        given = ws.request.headers.get("Authorization", "") if ws.request is not None else ""
-        return hmac.compare_digest(given.encode(), f"Bearer {self.secret}".encode())
-
     async def _handle(self, ws: Any) -> None:
-        if not self._authorized(ws):
+        if not bearer_authorized(ws, self.secret):
             await ws.close(4401, "unauthorized")
             return
         try:

@@ -64,6 +64,14 @@ def forwarded(server: dict) -> float:
     return metrics(server["http"])["sfu_forwarded_bytes_total"]
 
 
+async def publish(tmp_path: Path, publisher: Participant, port: int, duration: float) -> str:
+    """``publisher`` (netcore-call) in a new room at the signaling on ``port``: the room's id."""
+    await make_users(f"ws://127.0.0.1:{port}", publisher.user, friends=False)
+    await publisher.start(tmp_path, f"ws://127.0.0.1:{port}", "join", "new", "--duration", str(duration))
+    assert await until(lambda: publisher.said(r"room (\S+) created"), 30), publisher.log()
+    return publisher.said(r"room (\S+) created")[0][1].group(1)
+
+
 async def edge_room(port: int, owner: str, viewers: list[str]) -> str:
     """A room at an edge's signaling, its viewers invited (it goes to the edge's call server at once)."""
     await register(port, owner)
@@ -89,10 +97,7 @@ async def broadcast(tmp_path: Path) -> dict:
         processes.append(tier2["proc"])
         publisher = Participant(f"{tag}pub")
         people.append(publisher)
-        await make_users(f"ws://127.0.0.1:{port0}", publisher.user, friends=False)
-        await publisher.start(tmp_path, f"ws://127.0.0.1:{port0}", "join", "new", "--duration", "90")
-        assert await until(lambda: publisher.said(r"room (\S+) created"), 30), publisher.log()
-        program = publisher.said(r"room (\S+) created")[0][1].group(1)
+        program = await publish(tmp_path, publisher, port0, 90)
         edges = []
         for i in (1, 2):
             (tmp_path / f"edge{i}").mkdir()

@@ -18,10 +18,9 @@ import time
 from pathlib import Path
 
 from tests.call.conftest import make_users, password
-from tests.sfu.live import start_signal, stop
-from tests.sfu.test_cascade_daemon import call_server, edge_room, linked, viewers
+from tests.sfu.live import metrics, start_signal, stop
+from tests.sfu.test_cascade_daemon import call_server, edge_room, linked, publish, viewers
 from tests.sfu.test_failover import Participant, until
-from tests.sfu.live import metrics
 from tests.signal.test_multinode import redis_url  # noqa: F401  (the fixture: a redis-server of the test's own)
 
 REATTACH_LIMIT = 5.0  # seconds (issue 19)
@@ -62,10 +61,7 @@ async def failover(tmp_path: Path, redis: str) -> tuple[float, dict]:
             processes.append(tiers[name]["proc"])
         publisher = Participant(f"{tag}pub")
         people.append(publisher)
-        await make_users(f"ws://127.0.0.1:{port0}", publisher.user, friends=False)
-        await publisher.start(tmp_path, f"ws://127.0.0.1:{port0}", "join", "new", "--duration", "60")
-        assert await until(lambda: publisher.said(r"room (\S+) created"), 30), publisher.log()
-        program = publisher.said(r"room (\S+) created")[0][1].group(1)
+        program = await publish(tmp_path, publisher, port0, 60)
         (tmp_path / "edge").mkdir()
         signal1, port1 = await start_signal(tmp_path / "edge", 0)
         processes.append(signal1)
