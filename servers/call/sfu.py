@@ -168,6 +168,8 @@ class CallServerSession:
         if not self.moves or self.moves[-1].resumed_after is not None:
             return
         expected = [sid for sid, user in self.participants.items() if user not in self.ours]
+        if self.watch:  # a broadcast's viewer: the publishers it was receiving (not members of this room)
+            expected = list(self.publishers)
         if all(self._publisher(sid).since_move > 0 for sid in expected):  # type: ignore[union-attr]
             move = self.moves[-1]
             move.resumed_after = asyncio.get_running_loop().time() - move.at

@@ -108,3 +108,67 @@ def test_when_a_tier2_server_dies_its_edge_reattaches_to_another_within_5_s(tmp_
         (link,) = session["links"]
         numbers = link["received"]["video"]["numbers"]
         assert len(numbers) >= 60 and link["received"]["video"]["in_order"], (session["user"], numbers[:20])
+
+
+async def edge_failover(tmp_path: Path) -> tuple[list[float], dict]:
+    """Two edges behind one netcore-signal (it places the viewers' room on one, by load, and moves it when
+    that one dies: ``room.moved``); the edges pull from one tier-2 server."""
+    tag = f"g{os.getpid() % 1000}"
+    processes, people = [], []
+    try:
+        (tmp_path / "origin").mkdir()
+        signal0, port0 = await start_signal(tmp_path / "origin", 0)
+        processes.append(signal0)
+        origin = await call_server(tmp_path, "origin", "--signal", f"ws://127.0.0.1:{port0}/v1/service")
+        processes.append(origin["proc"])
+        await linked(origin)
+        tier2 = await call_server(tmp_path, "tier2", "--upstream", f"ws://127.0.0.1:{origin['cascade']}/")
+        processes.append(tier2["proc"])
+        publisher = Participant(f"{tag}pub")
+        people.append(publisher)
+        program = await publish(tmp_path, publisher, port0, 60)
+        (tmp_path / "edges").mkdir()
+        signal1, port1 = await start_signal(tmp_path / "edges", 0, call_server=None)
+        processes.append(signal1)
+        edges = {}
+        for name in ("edge1", "edge2"):
+            edges[name] = await call_server(tmp_path, name, "--signal", f"ws://127.0.0.1:{port1}/v1/service",
+                                            "--upstream", f"ws://127.0.0.1:{tier2['cascade']}/",
+                                            "--cascade-room", f"*={program}")
+            processes.append(edges[name]["proc"])
+            await linked(edges[name])
+        names = [f"{tag}w{n}" for n in (1, 2, 3)]
+        await make_users(f"ws://127.0.0.1:{port1}", *names, friends=False,
+                         passwords={n: password(f"{tag}w") for n in names})
+        room_id = await edge_room(port1, f"{tag}owner", names)
+        watchers = await viewers(tmp_path, {"tag": f"{tag}", "port": port1, "room": room_id}, "w", 3, 30)
+        people.append(watchers)
+        assert await until(lambda: len({m.group(1) for _, m in watchers.said(r"(\S+): receiving")}) >= 3, 40), \
+            watchers.log()
+        await asyncio.sleep(2.0)
+        first = watchers.said(r"is on the call server (\S+)")[0][1].group(1)
+        other = "edge2" if first == "edge1" else "edge1"
+        killed = time.monotonic()
+        edges[first]["proc"].kill()
+        pattern = rf"(\S+): media resumed from all 1 others through {other} (\S+) s after the move"
+        assert await until(lambda: len(watchers.said(pattern)) >= 3, 20), watchers.log()
+        resumed = [round(at - killed, 2) for at, _ in watchers.said(pattern)]  # from the kill, not the move
+        summary = await watchers.finish(60)
+        return resumed, summary
+    finally:
+        for p in people:
+            if p.proc is not None and p.proc.returncode is None:
+                p.proc.kill()
+                await p.proc.wait()
+        for proc in reversed(processes):
+            await stop(proc)
+
+
+def test_when_an_edge_dies_its_viewers_move_to_another_edge_and_see_the_program_within_5_s(tmp_path):
+    resumed, summary = asyncio.run(asyncio.wait_for(edge_failover(tmp_path), 240))
+    print(f"viewers saw the program again {max(resumed):.2f} s after their edge died (each: {resumed})")
+    assert max(resumed) < REATTACH_LIMIT
+    for session in summary["sessions"]:
+        (link,) = session["links"]
+        assert len(link["received"]["video"]["numbers"]) >= 30  # on the new edge's connection
+        assert [m["reason"] for m in session["moves"]] == ["failover"]
