@@ -82,22 +82,39 @@ async def edge_room(port: int, owner: str, viewers: list[str]) -> str:
     return room_id
 
 
+async def origin_and_tier2(tmp_path: Path, tag: str, processes: list, people: list,
+                           duration: float) -> tuple[dict, dict, str]:
+    """The origin (netcore-signal, netcore-sfu and a netcore-call publisher in a new room) and a tier-2
+    netcore-sfu pulling from it: (origin, tier2, the program's room id). Processes are added to the lists."""
+    (tmp_path / "origin").mkdir()
+    signal0, port0 = await start_signal(tmp_path / "origin", 0)
+    processes.append(signal0)
+    origin = await call_server(tmp_path, "origin", "--signal", f"ws://127.0.0.1:{port0}/v1/service")
+    processes.append(origin["proc"])
+    await linked(origin)
+    tier2 = await call_server(tmp_path, "tier2", "--upstream", f"ws://127.0.0.1:{origin['cascade']}/")
+    processes.append(tier2["proc"])
+    publisher = Participant(f"{tag}pub")
+    people.append(publisher)
+    return origin, tier2, await publish(tmp_path, publisher, port0, duration)
+
+
+async def stop_everyone(people: list[Participant], processes: list) -> None:
+    for p in people:
+        if p.proc is not None and p.proc.returncode is None:
+            p.proc.kill()
+            await p.proc.wait()
+    for proc in reversed(processes):
+        await stop(proc)
+
+
 async def broadcast(tmp_path: Path) -> dict:
     tag = f"b{os.getpid() % 1000}x{next(_names)}"
     processes: list = []
     people: list[Participant] = []
     try:
-        (tmp_path / "origin").mkdir()
-        signal0, port0 = await start_signal(tmp_path / "origin", 0)
-        processes.append(signal0)
-        origin = await call_server(tmp_path, "origin", "--signal", f"ws://127.0.0.1:{port0}/v1/service")
-        processes.append(origin["proc"])
-        await linked(origin)
-        tier2 = await call_server(tmp_path, "tier2", "--upstream", f"ws://127.0.0.1:{origin['cascade']}/")
-        processes.append(tier2["proc"])
-        publisher = Participant(f"{tag}pub")
-        people.append(publisher)
-        program = await publish(tmp_path, publisher, port0, 90)
+        origin, tier2, program = await origin_and_tier2(tmp_path, tag, processes, people, 90)
+        publisher = people[0]
         edges = []
         for i in (1, 2):
             (tmp_path / f"edge{i}").mkdir()
@@ -116,11 +133,7 @@ async def broadcast(tmp_path: Path) -> dict:
         return {"origin": origin, "tier2": tier2, "edges": edges, "publisher": publisher, "people": people,
                 "processes": processes, "program": program}
     except BaseException:
-        for p in people:
-            if p.proc is not None and p.proc.returncode is None:
-                p.proc.kill()
-        for proc in processes:
-            await stop(proc)
+        await stop_everyone(people, processes)
         raise
 
 
@@ -159,12 +172,7 @@ async def scenario(tmp_path: Path) -> dict:
         return {"origin": (origin4, origin20), "tier2": (tier4, tier20), "edges": (edges4, edges20),
                 "summaries": summaries, "publisher": env["publisher"].user}
     finally:
-        for p in people:
-            if p.proc is not None and p.proc.returncode is None:
-                p.proc.kill()
-                await p.proc.wait()
-        for proc in reversed(env["processes"]):
-            await stop(proc)
+        await stop_everyone(people, env["processes"])
 
 
 def test_a_program_through_origin_tier2_and_two_edges_reaches_every_viewer_and_the_origin_sends_it_once(tmp_path):

@@ -18,8 +18,9 @@ import time
 from pathlib import Path
 
 from tests.call.conftest import make_users, password
-from tests.sfu.live import metrics, start_signal, stop
-from tests.sfu.test_cascade_daemon import call_server, edge_room, linked, publish, viewers
+from tests.sfu.live import metrics, start_signal
+from tests.sfu.test_cascade_daemon import (call_server, edge_room, linked, origin_and_tier2, publish,
+                                           stop_everyone, viewers)
 from tests.sfu.test_failover import Participant, until
 from tests.signal.test_multinode import redis_url  # noqa: F401  (the fixture: a redis-server of the test's own)
 
@@ -92,12 +93,7 @@ async def failover(tmp_path: Path, redis: str) -> tuple[float, dict]:
         summary = await watchers.finish(60)
         return resumed, summary
     finally:
-        for p in people:
-            if p.proc is not None and p.proc.returncode is None:
-                p.proc.kill()
-                await p.proc.wait()
-        for proc in reversed(processes):
-            await stop(proc)
+        await stop_everyone(people, processes)
 
 
 def test_when_a_tier2_server_dies_its_edge_reattaches_to_another_within_5_s(tmp_path, redis_url):  # noqa: F811
@@ -116,17 +112,7 @@ async def edge_failover(tmp_path: Path) -> tuple[list[float], dict]:
     tag = f"g{os.getpid() % 1000}"
     processes, people = [], []
     try:
-        (tmp_path / "origin").mkdir()
-        signal0, port0 = await start_signal(tmp_path / "origin", 0)
-        processes.append(signal0)
-        origin = await call_server(tmp_path, "origin", "--signal", f"ws://127.0.0.1:{port0}/v1/service")
-        processes.append(origin["proc"])
-        await linked(origin)
-        tier2 = await call_server(tmp_path, "tier2", "--upstream", f"ws://127.0.0.1:{origin['cascade']}/")
-        processes.append(tier2["proc"])
-        publisher = Participant(f"{tag}pub")
-        people.append(publisher)
-        program = await publish(tmp_path, publisher, port0, 60)
+        _, tier2, program = await origin_and_tier2(tmp_path, tag, processes, people, 60)
         (tmp_path / "edges").mkdir()
         signal1, port1 = await start_signal(tmp_path / "edges", 0, call_server=None)
         processes.append(signal1)
@@ -156,12 +142,7 @@ async def edge_failover(tmp_path: Path) -> tuple[list[float], dict]:
         summary = await watchers.finish(60)
         return resumed, summary
     finally:
-        for p in people:
-            if p.proc is not None and p.proc.returncode is None:
-                p.proc.kill()
-                await p.proc.wait()
-        for proc in reversed(processes):
-            await stop(proc)
+        await stop_everyone(people, processes)
 
 
 def test_when_an_edge_dies_its_viewers_move_to_another_edge_and_see_the_program_within_5_s(tmp_path):
