@@ -77,14 +77,15 @@ from netcore.sfu.links import (LINK_RTT, SOURCE_RID, Downlink, LinkKeys, RemoteP
                                Uplink)
 from netcore.sfu.participant import Layer, Publication
 
-__all__ = ["CascadeCore", "CascadeEvent", "LoopRefused", "PullChanged", "TracksChanged", "UplinkIdle",
-           "UplinkWanted", "LINGER", "REPORT_INTERVAL", "DEMAND_INTERVAL",
+__all__ = ["CascadeCore", "CascadeEvent", "DownlinkSilent", "LoopRefused", "PullChanged", "TracksChanged", "UplinkIdle",
+           "UplinkWanted", "LINGER", "REPORT_INTERVAL", "DEMAND_INTERVAL", "LINK_TIMEOUT",
            # the links' ends and wire types (netcore.sfu.links), for the callers of this module
            "Downlink", "LinkKeys", "RemotePublisher", "TrackDescription", "Uplink", "SOURCE_RID"]
 
 LINGER = 3.0  # seconds a track (or a room's link) nobody watches stays pulled
 DEMAND_INTERVAL = 0.1  # seconds between looks at what each room's viewers and links need
 REPORT_INTERVAL = 0.5  # seconds between D's receiver reports on a link (its liveness and address)
+LINK_TIMEOUT = 5.0  # seconds without an authentic report from D after which U stops a link (DownlinkSilent)
 
 
 class LoopRefused(UsageError):
@@ -124,7 +125,16 @@ class UplinkIdle:
     room_id: str
 
 
-CascadeEvent = PullChanged | TracksChanged | UplinkWanted | UplinkIdle
+@dataclass(frozen=True)
+class DownlinkSilent:
+    """D sent nothing authentic on the link for LINK_TIMEOUT (gone, or its path to U broke): U stopped
+    sending on it; the adapter closes its control channel."""
+
+    link_id: str
+    room_id: str
+
+
+CascadeEvent = PullChanged | TracksChanged | UplinkWanted | UplinkIdle | DownlinkSilent
 
 
 # -- the core ---------------------------------------------------------------------------
@@ -485,8 +495,12 @@ class CascadeCore:
 
     def _demand(self, now: float) -> None:
         """Pull what viewers and links here need, release what nobody needed for LINGER; rooms that want
-        or no longer need an uplink."""
+        or no longer need an uplink; links whose D went silent."""
         core = self.core
+        for downlink in list(self.downlinks.values()):
+            if now - downlink.heard_at >= LINK_TIMEOUT:
+                self.close_downlink(downlink.link_id, now)
+                self._events.append(DownlinkSilent(downlink.link_id, downlink.room_id))
         for room_id, uplink in self.uplinks.items():
             for key in uplink.tracks:
                 publisher, _, mid = key.rpartition("/")

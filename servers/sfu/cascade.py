@@ -26,7 +26,8 @@ from typing import Any, Awaitable, Callable
 from netcore.aio import DatagramSocket
 from netcore.driver import Driver
 from netcore.net import Address
-from netcore.sfu.cascade import CascadeCore, LoopRefused, PullChanged, TracksChanged, UplinkIdle, UplinkWanted
+from netcore.sfu.cascade import (CascadeCore, DownlinkSilent, LoopRefused, PullChanged, TracksChanged, UplinkIdle,
+                                 UplinkWanted)
 from netcore.sfu.topology import AVOID_FOR
 from servers.servicelink import bearer_authorized, send_message
 
@@ -92,6 +93,11 @@ class CascadeLinks:
         elif isinstance(event, UplinkIdle):
             if event.room_id in self.uplinks:
                 asyncio.ensure_future(self._drop_uplink(event.room_id))
+        elif isinstance(event, DownlinkSilent):
+            ws = self.downlinks.pop(event.link_id, None)
+            self.log("cascade.downlink_silent", room=event.room_id, link=event.link_id)
+            if ws is not None:
+                asyncio.ensure_future(ws.close(4408, "silent"))
 
     # -- the upstream end: links from servers below -----------------------------------
 

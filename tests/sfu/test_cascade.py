@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from netcore.peer.events import KeyFrameRequested
-from netcore.sfu.cascade import LINGER, LinkKeys, PullChanged, RemotePublisher, TrackDescription, UplinkWanted
+from netcore.sfu.cascade import LINGER, LINK_TIMEOUT, DownlinkSilent, LinkKeys, PullChanged, RemotePublisher, TrackDescription, UplinkWanted
 from netcore.sfu.keyframes import KEYFRAME_INTERVAL
 from netcore.testing.simnet import Link
 from tests.sfu.cascade_tree import Tree
@@ -207,3 +207,19 @@ def test_an_edge_whose_upstream_went_asks_again_and_its_viewers_resume_through_t
     got = frames(viewer, mid)
     assert len(got) - before > FPS  # more than a second of the 2 s after the move
     assert got == sorted(got)
+
+
+def test_a_link_whose_downstream_went_silent_is_stopped_by_the_upstream():
+    tree, layered = broadcast(edges=1, viewers=1)
+    layered.stream(2.0)
+    tier2 = tree.cascade("tier2")
+    (down,) = tier2.downlinks.values()
+    tree.net.block("10.0.2.1", "10.0.1.1")  # the edge's packets to tier 2 are lost from now on
+    layered.stream(LINK_TIMEOUT - 0.5)
+    assert down.link_id in tier2.downlinks  # its reports stopped under LINK_TIMEOUT ago
+    layered.stream(1.0)
+    assert not tier2.downlinks
+    assert [e.link_id for n, e in tree.events if n == "tier2" and isinstance(e, DownlinkSilent)] == [down.link_id]
+    stopped = down.stats.packets
+    layered.stream(0.5)
+    assert down.stats.packets == stopped > 0  # nothing more went after it was stopped
