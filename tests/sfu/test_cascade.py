@@ -223,3 +223,54 @@ def test_a_link_whose_downstream_went_silent_is_stopped_by_the_upstream():
     stopped = down.stats.packets
     layered.stream(0.5)
     assert down.stats.packets == stopped > 0  # nothing more went after it was stopped
+
+
+def test_renditions_of_a_transcoding_worker_go_down_the_link_as_layers_the_edge_chooses_among():
+    from netcore.sfu.events import TranscodeStarted
+    from tests.sfu.test_transcode import FPS as TFPS, SingleLayerPublisher, SimulatedWorker
+
+    tree = Tree()
+    origin = tree.server("origin", "10.0.0.1")
+    edge = tree.server("edge1", "10.0.2.1", upstream="origin", first_client=40)
+    origin.core.config.transcoding = True
+    origin.core.worker_ready("w1", 2, tree.net.now)
+    pub = origin.join("pub", slots=0)
+    small = origin.join("small", publish=(), slots=1)
+    viewer = edge.join("viewer", publish=(), slots=1)
+    origin.connect()
+    edge.connect()
+    publisher = SingleLayerPublisher(origin, pub, TFPS)
+    workers: list[SimulatedWorker] = []
+
+    def stream(seconds: float) -> None:
+        end, next_video = tree.net.now + seconds, tree.net.now
+        while tree.net.now < end:
+            if tree.net.now >= next_video - 1e-9:
+                origin.send(pub, publisher.frame(tree.net.now))
+                next_video += 1.0 / TFPS
+            tree.run(0.01)
+            for worker in workers:
+                worker.work()
+            started = [e for e in origin.events if isinstance(e, TranscodeStarted)]
+            for event in started[len(workers):]:
+                client = origin.join(f"transcode-{len(workers)}", publish=(), slots=1, job=event.job_id,
+                                     renditions=len(event.renditions))
+                origin.connect()
+                workers.append(SimulatedWorker(origin, client))
+
+    stream(1.0)
+    mid = next(m for m, p in origin.core.participants["pub"].publications.items() if p.kind == "video")
+    origin.core.request_max_height("small", "pub", mid, 360, tree.net.now)  # the origin's viewer: a ladder
+    stream(4.0)
+    source = origin.core.participants["pub"].publications[mid]
+    assert [la.rid for la in source.layers] == [None, "q", "h"]  # the publisher's stream and two renditions
+    (down,) = tree.cascade("origin").downlinks.values()
+    assert {la.ssrc for la in source.layers} <= set(down.histories)  # each went down the one link
+    remote = edge.core.participants["pub"].publications[mid]
+    assert [la.rid for la in remote.layers] == ["~", "q", "h"]
+    edge.core.request_max_height("viewer", "pub", mid, 180, tree.net.now)  # chosen at the edge
+    stream(3.0)
+    slot = next(s for s in edge.core.participants["viewer"].slots if s.kind == "video")
+    assert remote.by_ssrc[slot.downtrack.rewriter.source].rid == "q"
+    got = frames(viewer, next(m for m, k in viewer.slots.items() if k == "video"))
+    assert len(got) > 3 * TFPS and got == sorted(got)
