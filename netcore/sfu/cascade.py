@@ -169,6 +169,7 @@ class CascadeCore:
         self._out: deque[Transmit] = deque()
         self._events: deque[CascadeEvent] = deque()
         self._next_demand: float | None = None
+        self._core_deadline: float | None = None
         self.link_drops: dict[str, int] = {}
 
     # -- paths (loop refusal) ---------------------------------------------------------
@@ -564,7 +565,9 @@ class CascadeCore:
             self.core.handle_datagram(datagram, now)
 
     def handle_timeout(self, now: float) -> None:
-        self.core.handle_timeout(now)
+        core_due = self._core_deadline
+        if core_due is None or core_due <= now:  # (the core's own timeout walks every participant)
+            self.core.handle_timeout(now)
         for uplink in self.uplinks.values():
             self._uplink_feedback(uplink, now)
         if self._next_demand is not None and now >= self._next_demand:
@@ -593,7 +596,8 @@ class CascadeCore:
         return event
 
     def next_deadline(self) -> float | None:
-        deadlines = [d for d in (self.core.next_deadline(), self._next_demand) if d is not None]
+        self._core_deadline = self.core.next_deadline()  # (every input ends with this call: fresh at a timeout)
+        deadlines = [d for d in (self._core_deadline, self._next_demand) if d is not None]
         for uplink in self.uplinks.values():
             deadlines.append(uplink.next_report)
             for _, nack in uplink.nacks.values():
