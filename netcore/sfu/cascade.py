@@ -435,8 +435,8 @@ class CascadeCore:
         publisher, mid, rid = target
         stats = uplink.stats
         stats.packets += 1
-        stats.bytes += len(data)
-        stats.meter.add(len(data), now)
+        stats.bytes += len(plain)
+        stats.meter.add(len(plain), now)
         retransmitted = False
         publication = publisher.publications.get(mid)
         if publication is not None and publication.kind == "video":

@@ -257,7 +257,7 @@ def render_cascade_metrics(cascade: CascadeCore, now: float) -> str:
           for u in cascade.uplinks.values()]
     family("sfu_cascade_links", "gauge", "Links to other call servers, by direction (down: we send)",
            [({"direction": "down"}, len(cascade.downlinks)), ({"direction": "up"}, len(cascade.uplinks))])
-    family("sfu_cascade_link_bytes_total", "counter", "Media bytes on each link (SRTP), repairs included",
+    family("sfu_cascade_link_bytes_total", "counter", "Media bytes on each link (RTP, before SRTP), repairs included",
            [(labels, stats.bytes) for labels, stats in down + up])
     family("sfu_cascade_link_packets_total", "counter", "Media packets on each link (first sends)",
            [(labels, stats.packets) for labels, stats in down + up])

@@ -168,9 +168,10 @@ async def scenario(tmp_path: Path) -> dict:
         await asyncio.sleep(1.0)
         origin20, tier20 = await rate(servers, link_bytes)
         edges20 = await rate(edges, forwarded)
+        series = await asyncio.to_thread(metrics, env["origin"]["http"])
         summaries = [await v.finish(90) for v in first + more]
         return {"origin": (origin4, origin20), "tier2": (tier4, tier20), "edges": (edges4, edges20),
-                "summaries": summaries, "publisher": env["publisher"].user}
+                "summaries": summaries, "publisher": env["publisher"].user, "origin_metrics": series}
     finally:
         await stop_everyone(people, env["processes"])
 
@@ -191,3 +192,8 @@ def test_a_program_through_origin_tier2_and_two_edges_reaches_every_viewer_and_t
     assert origin4 > 10_000 and tier4 > 1.5 * origin4  # the program once to tier 2, once to each edge from it
     assert origin20 < 1.25 * origin4 and tier20 < 1.25 * tier4  # not one byte more per viewer upstream
     assert all(e20 > 2.5 * e4 for e4, e20 in zip(edges4, edges20))  # while the edges send 5 times as much
+    series = figures["origin_metrics"]  # the link, as the origin's /metrics reports it
+    assert series['sfu_cascade_links{direction="down"}'] == 1
+    (bitrate,) = [v for k, v in series.items() if k.startswith("sfu_cascade_link_bitrate_bps")]
+    assert 0.5 * origin20 * 8 < bitrate < 2 * origin20 * 8
+    assert [v for k, v in series.items() if k.startswith("sfu_cascade_pulled_tracks")] == [2]  # audio and video
