@@ -120,7 +120,11 @@ class CascadeLinks:
             opened = self.cascade.open_downlink(room_id, server, self._now())
         except LoopRefused as exc:
             self.log("cascade.refused", room=room_id, server=server, reason=str(exc))
-            send_message(ws, "link.refused", {"room": room_id, "reason": str(exc)})
+            try:  # (said before the close, not queued behind it)
+                await ws.send(json.dumps({"v": 1, "type": "link.refused", "payload": {"room": room_id,
+                                                                                   "reason": str(exc)}}))
+            except Exception:  # noqa: BLE001 - gone already
+                pass
             await ws.close(4409, "loop")
             return
         link_id = opened["link"]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import os
 import time
 from pathlib import Path
@@ -197,3 +198,34 @@ def test_a_program_through_origin_tier2_and_two_edges_reaches_every_viewer_and_t
     (bitrate,) = [v for k, v in series.items() if k.startswith("sfu_cascade_link_bitrate_bps")]
     assert 0.5 * origin20 * 8 < bitrate < 2 * origin20 * 8
     assert [v for k, v in series.items() if k.startswith("sfu_cascade_pulled_tracks")] == [2]  # audio and video
+
+
+async def refusals(tmp_path: Path) -> list:
+    from websockets.asyncio.client import connect
+    from websockets.exceptions import ConnectionClosed
+
+    server = await call_server(tmp_path, "lonely")
+    url = f"ws://127.0.0.1:{server['cascade']}/"
+    out = []
+    try:
+        for headers, hello in (({"Authorization": "Bearer wrong"}, None),
+                               ({"Authorization": f"Bearer {SECRET}"}, {"type": "worker.hello", "payload": {}}),
+                               ({"Authorization": f"Bearer {SECRET}"},
+                                {"type": "link.open", "payload": {"room": "r", "server": "lonely"}})):
+            async with connect(url, additional_headers=headers) as ws:
+                if hello is not None:
+                    await ws.send(json.dumps({"v": 1, **hello}))
+                try:
+                    while True:
+                        message = json.loads(await asyncio.wait_for(ws.recv(), 5))
+                        out.append(message["type"])
+                except ConnectionClosed as exc:
+                    out.append(exc.rcvd.code if exc.rcvd else None)
+    finally:
+        await stop(server["proc"])
+    return out
+
+
+def test_the_links_control_refuses_a_wrong_secret_a_wrong_hello_and_a_loop(tmp_path):
+    # (the last asks the server for a room on behalf of a server of its own name: it is on the path)
+    assert asyncio.run(refusals(tmp_path)) == [4401, 4400, "link.refused", 4409]
