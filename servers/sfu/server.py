@@ -264,8 +264,10 @@ class SfuServer:
 
     def _send(self, transmit: Transmit) -> None:
         sock = self.sockets.get(transmit.source) if transmit.source is not None else None  # type: ignore[arg-type]
-        if sock is None and self.cascade is not None and transmit.source is not None:
-            sock = self.link_sockets.get(transmit.source) or self.links.sockets.get(transmit.source)  # type: ignore
+        if sock is None and self.cascade is not None and transmit.source is not None:  # a link's datagram
+            sock = self.link_sockets.get(transmit.source)  # type: ignore[arg-type]
+            if sock is None and self.links is not None:
+                sock = self.links.sockets.get(transmit.source)  # type: ignore[arg-type]
         if sock is None:
             sock = next(iter(self.sockets.values()))
         if sock.transport is None or sock.transport.is_closing():
