@@ -350,7 +350,7 @@ class CascadeCore:
         return uplink
 
     def _check_path(self, description: dict) -> tuple[str, ...]:
-        path = tuple(str(s) for s in description["path"])
+        path = tuple(str(s) for s in _list(description, "path"))
         if self.server_id in path:
             raise LoopRefused(f"this server is already on the room's path {list(path)}")
         return path
@@ -380,6 +380,7 @@ class CascadeCore:
         uplink = self.uplinks.get(room_id)
         if uplink is None:
             return
+        tracks = [TrackDescription.from_wire(t) for t in _list(description, "tracks")]  # (ValueError first)
         try:
             path = self._check_path(description)
         except LoopRefused:
@@ -389,7 +390,6 @@ class CascadeCore:
             uplink.path, uplink.tree = path, str(description.get("tree", uplink.tree))
             if self._room_downlinks.get(room_id):
                 self._events.append(TracksChanged(room_id))
-        tracks = [TrackDescription.from_wire(t) for t in description.get("tracks", ())]
         old = uplink.tracks
         uplink.tracks = {t.key: t for t in tracks}
         by_publisher: dict[str, list[TrackDescription]] = {}
@@ -613,6 +613,14 @@ class CascadeCore:
 def _shape(track: TrackDescription) -> tuple:
     """What a remote publication is made of (its layers' SSRCs aside, which are learnt as they come)."""
     return track.mid, track.kind, track.codecs, track.audio_level_id, track.rids
+
+
+def _list(description: dict, key: str) -> list:
+    """A list field of a control message (ValueError when it is not one)."""
+    value = description.get(key, []) if isinstance(description, dict) else None
+    if not isinstance(value, list):
+        raise ValueError(f"{key} is not a list")
+    return value
 
 
 def _rtcp(plain: bytes) -> list:

@@ -60,7 +60,11 @@ class LinkKeys:
 
     @classmethod
     def from_wire(cls, data: dict) -> LinkKeys:
-        return cls(bytes.fromhex(data["upstream"]), bytes.fromhex(data["downstream"]), int(data["profile"]))
+        """The keys, or ValueError for anything malformed."""
+        try:
+            return cls(bytes.fromhex(data["upstream"]), bytes.fromhex(data["downstream"]), int(data["profile"]))
+        except (AttributeError, KeyError, TypeError) as exc:
+            raise ValueError(f"malformed link keys: {exc}") from None
 
 
 @dataclass(frozen=True)
@@ -95,13 +99,18 @@ class TrackDescription:
 
     @classmethod
     def from_wire(cls, data: dict) -> TrackDescription:
-        if data.get("kind") not in ("audio", "video"):
-            raise ValueError("a track is audio or video")
-        level = data.get("audio_level_id")
-        return cls(str(data["publisher"]), str(data["mid"]), data["kind"],
-                   tuple((int(pt), str(name).upper()) for pt, name in data["codecs"]),
-                   int(level) if level is not None else None, tuple(str(r) for r in data.get("rids", ())),
-                   tuple((str(r) if r is not None else None, int(s) & 0xFFFFFFFF) for r, s in data.get("layers", ())))
+        """The description, or ValueError for anything malformed (the upstream's word is not trusted)."""
+        try:
+            if data.get("kind") not in ("audio", "video"):
+                raise ValueError("a track is audio or video")
+            level = data.get("audio_level_id")
+            return cls(str(data["publisher"]), str(data["mid"]), data["kind"],
+                       tuple((int(pt), str(name).upper()) for pt, name in data["codecs"]),
+                       int(level) if level is not None else None, tuple(str(r) for r in data.get("rids", ())),
+                       tuple((str(r) if r is not None else None, int(s) & 0xFFFFFFFF)
+                             for r, s in data.get("layers", ())))
+        except (AttributeError, KeyError, TypeError) as exc:
+            raise ValueError(f"a malformed track description: {exc}") from None
 
 
 def _layer_name(layer: Layer) -> str:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from netcore.net import Receive
 from netcore.peer.events import KeyFrameRequested
 from netcore.sfu.cascade import LINGER, LINK_TIMEOUT, DownlinkSilent, LinkKeys, PullChanged, RemotePublisher, TrackDescription, UplinkWanted
 from netcore.sfu.keyframes import KEYFRAME_INTERVAL
@@ -274,3 +277,40 @@ def test_renditions_of_a_transcoding_worker_go_down_the_link_as_layers_the_edge_
     assert remote.by_ssrc[slot.downtrack.rewriter.source].rid == "q"
     got = frames(viewer, next(m for m, k in viewer.slots.items() if k == "video"))
     assert len(got) > 3 * TFPS and got == sorted(got)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.binary(max_size=300), max_size=20))
+def test_any_datagram_on_a_link_socket_is_counted_and_dropped_never_raised(datagrams):
+    tree, _ = LINKED
+    for name in ("tier2", "edge1"):
+        cascade = tree.cascade(name)
+        addresses = [cascade.address] + [u.local for u in cascade.uplinks.values()]
+        for data in datagrams:
+            for address in addresses:
+                cascade.handle_datagram(Receive(data, ("10.9.9.9", 9), address), tree.net.now)
+    assert sum(tree.cascade("tier2").link_drops.values()) + sum(tree.cascade("edge1").link_drops.values()) \
+        >= (1 if any(datagrams) else 0) or not datagrams
+
+
+@given(st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=5),
+                    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+                    max_leaves=12))
+@settings(max_examples=200, deadline=None)
+def test_a_malformed_track_list_is_refused_as_a_value_error(payload):
+    tree, _ = LINKED
+    edge = tree.cascade("edge1")
+    before = dict(edge.uplinks["r1"].tracks)
+    try:
+        edge.uplink_tracks("r1", {"path": ["origin", "tier2"], "tracks": [payload]}, tree.net.now)
+    except ValueError:
+        assert edge.uplinks["r1"].tracks == before  # refused whole: nothing of it taken
+
+
+def _linked():
+    tree, layered = broadcast(edges=1, viewers=1)
+    layered.stream(1.0)
+    return tree, layered
+
+
+LINKED = _linked()
