@@ -10,10 +10,11 @@ more on each connection, its name and load reports, and has its own loop.)
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
 from typing import Any, Callable
 
-__all__ = ["RECONNECT_DELAY", "keep_linked", "send_message"]
+__all__ = ["bearer_authorized", "RECONNECT_DELAY", "keep_linked", "send_message"]
 
 RECONNECT_DELAY = (0.2, 5.0)  # seconds: first and largest wait before reconnecting
 
@@ -56,3 +57,12 @@ async def _send_text(link: Any, text: str) -> None:
         await link.send(text)
     except Exception:  # the link dropped: whoever holds it notices and reconnects or forgets it
         pass
+
+
+def bearer_authorized(ws: Any, secret: str | None) -> bool:
+    """A WebSocket server connection's ``Authorization: Bearer`` is ``secret`` (compared in constant time);
+    no secret: anyone."""
+    if not secret:
+        return True
+    given = ws.request.headers.get("Authorization", "") if ws.request is not None else ""
+    return hmac.compare_digest(given.encode(), f"Bearer {secret}".encode())

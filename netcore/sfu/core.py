@@ -192,6 +192,10 @@ class SfuCore:
         # The compiled forwarding path (netcore.sfu.fastpath.FastPath), None: every packet in Python.
         self.fastpath = None
         self.timers = TransportTimers()  # the transports' deadlines
+        # Sees every packet a publication forwards, after duplicates are dropped, every layer and rendition (the
+        # links to other call servers, netcore.sfu.cascade): ``relay.forward(publication, layer, packet, now)``,
+        # and every publisher's RTCP compound: ``relay.sender_reports(participant, packets, now)``.
+        self.relay = None
         self._next_allocation: float | None = None
         self.planner = TranscodePlanner(config.transcode_hold)
         self._jobs: dict[str, tuple[str, Job, tuple]] = {}  # job id -> (room, job, renditions) while placed
@@ -254,6 +258,36 @@ class SfuCore:
         if self._next_allocation is None:
             self._next_allocation = now + ALLOCATE_INTERVAL
         return str(answer), self.slots(participant_id)
+
+    def add_remote(self, participant, now: float) -> None:
+        """A publisher of another call server's room (netcore.sfu.cascade.RemotePublisher): its tracks are
+        ordinary publications of this server's room of the same id, given to its subscribers' slots."""
+        if participant.id in self.participants:
+            self.leave(participant.id, now, "rejoined")
+        self.participants[participant.id] = participant
+        room_id = participant.room_id
+        self.rooms.setdefault(room_id, {})[participant.id] = participant
+        self._speakers.setdefault(room_id, SpeakerDetector())
+        self._events.append(ParticipantJoined(room_id, participant.id))
+        for publication in participant.publications.values():
+            self._events.append(TrackPublished(room_id, participant.id, publication.mid, publication.kind))
+        self._assign(room_id, now)
+        self._apply_last_n(room_id, now)
+        self._drain(now)
+        if self._next_remb is None:
+            self._next_remb = now + REMB_INTERVAL
+        if self._next_allocation is None:
+            self._next_allocation = now + ALLOCATE_INTERVAL
+
+    def deliver(self, participant, now: float) -> None:
+        """A remote publisher's transport has events (packets from a link): take them now."""
+        self._touch(participant)
+        self._drain(now)
+
+    def request_layer_keyframe(self, publication: Publication, layer: Layer, now: float, reason: str) -> None:
+        """A key frame of ``layer`` for a link to another call server, through the layer's arbiter."""
+        self._request_keyframe(publication, now, layer=layer, reason=reason)
+        self._drain(now)
 
     def leave(self, participant_id: str, now: float, reason: str = "left") -> None:
         """Close a participant's transport (BYE, close_notify) and free its tracks and slots."""
@@ -646,6 +680,8 @@ class SfuCore:
                 self.tap.rtcp(participant, event.packets, now)
             if participant.publications:
                 self._sender_reports(participant, event.packets)
+                if self.relay is not None:
+                    self.relay.sender_reports(participant, event.packets, now)
         elif isinstance(event, pe.KeyFrameRequested):
             slot = participant.slot_by_ssrc.get(event.ssrc)
             if slot is not None and slot.publication is not None:
@@ -710,6 +746,8 @@ class SfuCore:
             stats.drop(Forwarded.DUPLICATE)
             return
         layer.meter.add(len(packet.data), now)
+        if self.relay is not None:
+            self.relay.forward(publication, layer, packet, now)
         layer.codec = publication.codecs.get(packet.payload_type, layer.codec)
         started = simulcast and publication.note_packet(layer, packet.timestamp)
         if publication.kind == "video" and publication.codecs.get(packet.payload_type) == "VP8":

@@ -87,6 +87,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                       help="after leaving, wait this long for the room's recording.ready")
     join.add_argument("--slots", type=int, default=4, metavar="N",
                       help="on the call server: receive N video and N audio streams (default: 4)")
+    join.add_argument("--watch", action="store_true",
+                      help="with --subscribers: viewers of a broadcast at an edge call server (the publishers "
+                           "are on another server of the tree, not in this room; docs/broadcast.md)")
     for sub in (call, answer, join):
         _common(sub, defaults=False)
     args = parser.parse_args(argv)
@@ -153,7 +156,7 @@ async def _run(args: argparse.Namespace) -> dict:
         return await place_call(options, args.peer, console)
     if args.command == "join":
         room = RoomOptions(args.room, tuple(args.invite), args.subscribers, args.slots, args.record_room,
-                           args.wait_recording)
+                           args.wait_recording, args.watch)
         return await run_room(options, room, console)
     return await answer_call(options, console)
 

@@ -49,6 +49,7 @@ class RoomOptions:
     slots: int = DEFAULT_SLOTS  # on the call server: receive sections of each kind
     record: bool = False  # with "new": record the room (it moves to the call server)
     wait_recording: float = 0.0  # after leaving: seconds to wait for the room's recording.ready
+    watch: bool = False  # receive-only sessions of a broadcast's edge: publishers are not room members
 
 
 @dataclass
@@ -70,6 +71,7 @@ class _Member:
     publish: bool
     ours: set[str]  # the users of this process: subscribers do not link to each other
     slots: int = DEFAULT_SLOTS
+    watch: bool = False
     room_id: str = ""
     links: dict[str, _Link] = field(default_factory=dict)
     finished: list[dict[str, Any]] = field(default_factory=list)  # summaries of links that ended
@@ -109,7 +111,7 @@ class _Member:
         self.mesh_links, self.finished = self.finished, []
         self.console.progress(f"{self.user}: room {self.room_id} is on the call server {call_server}")
         self.sfu = CallServerSession(self.client, self.options, self.console, self.room_id, call_server,
-                                     self.participants, self.publish, self.slots, self.ours)
+                                     self.participants, self.publish, self.slots, self.ours, self.watch)
         if call_server is not None:
             await self.sfu.start()
 
@@ -264,7 +266,8 @@ async def run_room(options: CallOptions, room: RoomOptions, console: Console) ->
         for user in users:
             each = CallOptions(**{**options.__dict__, "user": user})
             members.append(_Member(each, await login(each, console), console, publish=not room.subscribers,
-                                   ours=set(users) if room.subscribers else set(), slots=room.slots))
+                                   ours=set(users) if room.subscribers else set(), slots=room.slots,
+                                   watch=room.watch))
         sessions = await asyncio.gather(*(_run_member(m, room, stop) for m in members))
     finally:
         for member in members:

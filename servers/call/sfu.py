@@ -58,8 +58,11 @@ class CallServerSession:
 
     def __init__(self, client: SignalingClient, options: CallOptions, console: Console, room_id: str,
                  call_server: str | None, participants: dict[str, str], publish: bool, slots: int,
-                 ours: set[str] | frozenset[str] = frozenset()) -> None:
+                 ours: set[str] | frozenset[str] = frozenset(), watch: bool = False) -> None:
         self.client = client
+        # a viewer of a broadcast (--watch): the publishers are on another call server of the tree, not in
+        # this room's signaling; what a slot carries counts under the publisher's session id
+        self.watch = watch
         self.options = options
         self.console = console
         self.room_id = room_id
@@ -154,17 +157,19 @@ class CallServerSession:
         track.on_frame(sink)
 
     def _publisher(self, session_id: str | None) -> _Publisher | None:
-        if session_id is None or session_id not in self.participants:
+        if session_id is None or (session_id not in self.participants and not self.watch):
             return None
         publisher = self.publishers.get(session_id)
         if publisher is None:
-            publisher = self.publishers[session_id] = _Publisher(self.participants[session_id])
+            publisher = self.publishers[session_id] = _Publisher(self.participants.get(session_id, session_id))
         return publisher
 
     def _check_resumed(self) -> None:
         if not self.moves or self.moves[-1].resumed_after is not None:
             return
         expected = [sid for sid, user in self.participants.items() if user not in self.ours]
+        if self.watch:  # a broadcast's viewer: the publishers it was receiving (not members of this room)
+            expected = list(self.publishers)
         if all(self._publisher(sid).since_move > 0 for sid in expected):  # type: ignore[union-attr]
             move = self.moves[-1]
             move.resumed_after = asyncio.get_running_loop().time() - move.at

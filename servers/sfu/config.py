@@ -14,6 +14,14 @@
     transcode = "127.0.0.1:7070"                 # where transcoding workers link (netcore-transcode --sfu)
     transcode-hold = 10.0                        # seconds a rendition nobody needs keeps running
     studio-card = "./back-soon.png"              # the studios' still card (default: a drawn one)
+    cascade = "0.0.0.0:7100"                     # links from other call servers (docs/broadcast.md)
+    cascade-media = "0.0.0.0:7100"               # their UDP media socket (default: cascade's host, any port)
+    upstream = "ws://origin.example:7100/"       # where this server pulls rooms it does not publish
+    cascade-rooms = { "local-id" = "upstream-id" } # a room's id at the upstream, where it differs
+    registry = "redis://127.0.0.1:6379/0"        # the tree's registry (upstreams chosen from it)
+    tier = "edge"                                # origin, tier2 or edge (with registry)
+    region = "eu"                                # where this server is (with registry)
+    cascade-url = "ws://203.0.113.7:7100/"       # what the others link to (default ws://PUBLIC-IP:PORT/)
 """
 
 from __future__ import annotations
@@ -61,6 +69,14 @@ class Settings:
     transcode_hold: float = STOP_AFTER
     studio_card: str | None = None  # an image for the studios' card (docs/broadcast.md); None: the drawn card
     forward_path: str | None = None  # "c" or "python"; None: NETCORE_SFU_FORWARD, else "c" when built
+    cascade: tuple[str, int] | None = None  # the links' control WebSocket (None: no links)
+    cascade_media: tuple[str, int] | None = None  # the links' UDP socket (None: cascade's host, any port)
+    upstream: str | None = None  # ws://HOST:PORT/ of the server this one pulls rooms from
+    cascade_rooms: dict[str, str] = field(default_factory=dict)  # local room id -> its id at the upstream
+    registry: str | None = None  # Redis URL of the tree's registry (netcore.sfu.topology)
+    tier: str = "origin"
+    region: str = "default"
+    cascade_url: str | None = None
 
     @property
     def recordings(self) -> str:
@@ -100,6 +116,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--studio-card", help="image (PNG, JPEG) shown as the studios' card (default: a drawn one)")
     parser.add_argument("--forward-path", choices=["c", "python"],
                         help="forward steady streams in the compiled path or all in Python (default c when built)")
+    parser.add_argument("--cascade", type=parse_hostport,
+                        help="HOST:PORT where other call servers link (WebSocket; docs/broadcast.md)")
+    parser.add_argument("--cascade-media", type=parse_hostport,
+                        help="HOST:PORT of the links' UDP media socket (default: --cascade's host, any port)")
+    parser.add_argument("--upstream", help="ws://HOST:PORT/ of the call server to pull rooms from (needs --cascade)")
+    parser.add_argument("--cascade-room", action="append", metavar="LOCAL=UPSTREAM",
+                        help="a room's id at the upstream where it differs from ours (repeatable)")
+    parser.add_argument("--registry", help="Redis URL: register in the broadcast tree, choose upstreams from it")
+    parser.add_argument("--tier", choices=["origin", "tier2", "edge"], help="this server's tier (default origin)")
+    parser.add_argument("--region", help="this server's region (default 'default')")
+    parser.add_argument("--cascade-url", help="the URL other servers link to (default ws://PUBLIC-IP:PORT/)")
     return parser
 
 
@@ -113,6 +140,8 @@ def load_settings(args: argparse.Namespace) -> Settings:
                                        "analytics-redis", "node", "data-dir", "record-dir", "recordings-redis",
                                        "transcode", "transcode-hold", "studio-card",
                                        "forward-path"})
+                                       "transcode", "transcode-hold", "cascade", "cascade-media", "upstream",
+                                       "cascade-rooms", "registry", "tier", "region", "cascade-url"})
         try:
             if "listen" in data:
                 settings.listen = [parse_hostport(v) for v in data["listen"]]
@@ -122,6 +151,9 @@ def load_settings(args: argparse.Namespace) -> Settings:
                 settings.http = parse_hostport(data["http"])
             if "transcode" in data:
                 settings.transcode = parse_hostport(data["transcode"])
+            for key in ("cascade", "cascade-media"):
+                if key in data:
+                    setattr(settings, key.replace("-", "_"), parse_hostport(data[key]))
         except argparse.ArgumentTypeError as exc:
             raise UsageError(f"{args.config}: {exc}") from None
         settings.signal = data.get("signal", settings.signal)
@@ -142,6 +174,12 @@ def load_settings(args: argparse.Namespace) -> Settings:
         settings.transcode_hold = float(data.get("transcode-hold", settings.transcode_hold))
         settings.studio_card = data.get("studio-card", settings.studio_card)
         settings.forward_path = data.get("forward-path", settings.forward_path)
+        settings.upstream = data.get("upstream", settings.upstream)
+        settings.registry = data.get("registry", settings.registry)
+        settings.tier = str(data.get("tier", settings.tier))
+        settings.region = str(data.get("region", settings.region))
+        settings.cascade_url = data.get("cascade-url", settings.cascade_url)
+        settings.cascade_rooms = {str(k): str(v) for k, v in dict(data.get("cascade-rooms", {})).items()}
     if args.listen:
         settings.listen = args.listen
     if args.public_ip:
@@ -149,6 +187,7 @@ def load_settings(args: argparse.Namespace) -> Settings:
     for name in ("http", "signal", "service_secret", "max_participants", "max_bitrate", "max_subscriber_bitrate",
                  "last_n", "log_level", "name", "analytics", "analytics_redis", "node", "data_dir", "record_dir",
                  "recordings_redis", "transcode", "transcode_hold", "studio_card", "forward_path"):
+                 "recordings_redis", "transcode", "transcode_hold", "cascade", "cascade_media", "upstream", "registry", "tier", "region", "cascade_url"):
         value = getattr(args, name)
         if value is not None:
             setattr(settings, name, value)
@@ -158,6 +197,15 @@ def load_settings(args: argparse.Namespace) -> Settings:
         raise UsageError("--transcode-hold is a number of seconds, 0 or more")
     if settings.forward_path not in (None, "c", "python"):
         raise UsageError("forward-path is 'c' or 'python'")
+    for pair in args.cascade_room or ():
+        local, sep, there = pair.partition("=")
+        if not sep or not local or not there:
+            raise UsageError("--cascade-room is LOCAL=UPSTREAM")
+        settings.cascade_rooms[local] = there
+    if (settings.upstream or settings.registry) and not settings.cascade:
+        raise UsageError("--upstream and --registry need --cascade (the links' address)")
+    if settings.tier not in ("origin", "tier2", "edge"):
+        raise UsageError("tier is origin, tier2 or edge")
     if settings.signal and not settings.service_secret:
         raise UsageError("--signal needs --service-secret")
     return settings

@@ -16,7 +16,8 @@ async def serve(settings) -> None:
     await server.start()
     http = server.http_address[1] if server.http is not None else 0
     transcode = f" transcode={server.transcode_port}" if server.transcode_port is not None else ""
-    print(f"listening media={server.media_port} http={http}{transcode}", flush=True)  # for whoever started us
+    cascade = f" cascade={server.cascade_port}" if server.cascade_port is not None else ""
+    print(f"listening media={server.media_port} http={http}{transcode}{cascade}", flush=True)  # for whoever started us
     await stop_event().wait()
     await server.close()
 

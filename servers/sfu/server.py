@@ -39,7 +39,9 @@ from netcore.record.manifest import MANIFEST_NAME
 from netcore.record.store import recording_name
 from netcore.record.writer import DirectoryStorage
 from netcore.sfu import fastpath
+from netcore.sfu.cascade import CascadeCore
 from netcore.sfu.core import SfuConfig, SfuCore
+from netcore.sfu.topology import ServerRecord, choose_upstream
 from netcore.sfu.events import (ActiveSpeakerChanged, KeyFrameRequested, LayerSwitched, ParticipantJoined,
                                 ParticipantLeft, SlotsChanged)
 from netcore.sfu.recorder import SfuRecorder
@@ -48,6 +50,8 @@ from servers.daemon import cancel_and_wait
 from servers.servicelink import send_message
 from servers.sfu.config import Settings
 from servers.sfu.metrics import render_metrics, serve_http
+from servers.sfu.cascade import CascadeLinks, render_cascade_metrics
+from servers.sfu.registry import Registry
 from servers.sfu.workers import WorkerLinks
 
 __all__ = ["SfuServer", "log_event"]
@@ -109,6 +113,11 @@ class SfuServer:
         self._studio_states: dict[str, dict] = {}  # room -> the studio.state last told
         # the audio mixes' coding (decode, sum, encode), off the event loop; one thread keeps their frames in order
         self._mix_pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="studio-mix")
+        self.cascade: CascadeCore | None = None  # links to other call servers (docs/broadcast.md)
+        self.links: CascadeLinks | None = None
+        self.cascade_port: int | None = None
+        self.link_sockets: dict[Address, DatagramSocket] = {}
+        self.registry: Registry | None = None
 
     # -- lifecycle --------------------------------------------------------------------
 
@@ -139,14 +148,26 @@ class SfuServer:
         self.recorder = SfuRecorder(self.core, self._open_journal, wallclock_offset=time.time() - loop.time(),
                                     names=lambda session_id: self._users.get(session_id, ""),
                                     on_end=self._recording_ended)
-        self.driver = Driver(self.core, loop, self._send, self._on_event)
+        if self.settings.cascade is not None:
+            await self._open_cascade()
+        self.driver = Driver(self.cascade or self.core, loop, self._send, self._on_event)
         card = await asyncio.to_thread(lambda: encode_card(card_image(path=self.settings.studio_card)))
         self.studios = Studios(self.core, card,
                                users=lambda session_id: self._users.get(session_id, ""), execute=self._mix)
         self._studio_task = loop.create_task(self._run_studios())
+        if self.cascade is not None:
+            host = self.settings.cascade_media[0] if self.settings.cascade_media else self.settings.cascade[0]
+            upstream = self.settings.upstream
+            if upstream is None and self.settings.registry and self.settings.tier != "origin":
+                upstream = self._choose_upstream  # type: ignore[assignment]
+            self.links = CascadeLinks(self.cascade, self.driver, self.settings.service_secret, upstream,
+                                      self.settings.cascade_rooms, host, self._public, log_event)
+            self.cascade_port = await self.links.start(*self.settings.cascade)
+            if self.settings.registry:
+                self.registry = Registry(self.settings.registry, self._registration, log_event)
+                self.registry.start()
         if self.settings.http is not None:
-            self.http = await serve_http(*self.settings.http,
-                                         lambda: render_metrics(self.core) + self._studio_metrics(), self.health)
+            self.http = await serve_http(*self.settings.http, self._metrics, self.health)
         if self.settings.transcode is not None:
             self.workers = WorkerLinks(self.core, self.driver, self.settings.service_secret, log_event)
             self.transcode_port = await self.workers.start(*self.settings.transcode)
@@ -155,7 +176,40 @@ class SfuServer:
         self._alive_task = loop.create_task(self._mark_recordings_alive())
         log_event("sfu.started", media=[list(a) for a in local], public=[list(a) for a in public],
                   http=list(self.http_address) if self.http else None, signal=self.settings.signal,
-                  transcode=self.transcode_port)
+                  transcode=self.transcode_port, cascade=self.cascade_port,
+                  cascade_media=list(self.cascade.address) if self.cascade else None)
+
+    async def _open_cascade(self) -> None:
+        """The links' UDP socket, and the core that routes what arrives on it (netcore.sfu.cascade)."""
+        assert self.core is not None and self.settings.cascade is not None
+        host, port = self.settings.cascade_media or (self.settings.cascade[0], 0)
+        _, sock = await asyncio.get_running_loop().create_datagram_endpoint(
+            lambda: DatagramSocket(self._receive), local_addr=(host, port))
+        self.link_sockets[sock.local] = sock
+        self.cascade = CascadeCore(self.core, self.name, sock.local)
+
+    def _registration(self) -> ServerRecord:
+        """This server in the tree's registry (netcore.sfu.topology)."""
+        assert self.core is not None and self.cascade is not None and self.settings.cascade is not None
+        url = self.settings.cascade_url
+        if url is None:
+            host, _ = self._public((self.settings.cascade[0], 0))
+            url = f"ws://{f'[{host}]' if ':' in host else host}:{self.cascade_port}/"
+        return ServerRecord(self.name, self.settings.tier, self.settings.region, url,
+                            len(self.core.participants) + len(self.cascade.downlinks), self.settings.max_participants)
+
+    async def _choose_upstream(self, avoid: frozenset[str]) -> str | None:
+        """The registry's choice of the server to pull from, leaving out those that just failed us."""
+        assert self.registry is not None
+        records = [r for r in await self.registry.servers() if r.name != self.name and r.cascade not in avoid]
+        chosen = choose_upstream(records, self.settings.tier, self.settings.region)
+        return chosen.cascade if chosen is not None else None
+
+    def _metrics(self) -> str:
+        text = render_metrics(self.core) + self._studio_metrics()
+        if self.cascade is not None:
+            text += render_cascade_metrics(self.cascade, asyncio.get_running_loop().time())
+        return text
 
     def _public(self, address: Address) -> Address:
         host, port = address
@@ -198,6 +252,13 @@ class SfuServer:
             driver.close()
         if self.workers is not None:
             await self.workers.close()
+        if self.registry is not None:
+            await self.registry.close()
+        if self.links is not None:
+            await self.links.close()
+        for sock in self.link_sockets.values():
+            if sock.transport is not None:
+                sock.transport.close()
         if self._announcements:
             await asyncio.wait(self._announcements, timeout=5)
         if self._alive_task is not None:
@@ -231,6 +292,10 @@ class SfuServer:
 
     def _send(self, transmit: Transmit) -> None:
         sock = self.sockets.get(transmit.source) if transmit.source is not None else None  # type: ignore[arg-type]
+        if sock is None and self.cascade is not None and transmit.source is not None:  # a link's datagram
+            sock = self.link_sockets.get(transmit.source)  # type: ignore[arg-type]
+            if sock is None and self.links is not None:
+                sock = self.links.sockets.get(transmit.source)  # type: ignore[arg-type]
         if sock is None:
             sock = next(iter(self.sockets.values()))
         if sock.transport is None or sock.transport.is_closing():
@@ -247,6 +312,8 @@ class SfuServer:
             self.recorder.on_event(event, asyncio.get_running_loop().time())
         if self.workers is not None:
             self.workers.on_event(event)
+        if self.links is not None:
+            self.links.on_event(event)
         if isinstance(event, ParticipantJoined):
             log_event("participant.joined", room=event.room_id, participant=event.participant_id)
             self._emit("sfu.joined", event.room_id, event.participant_id, session_id=event.participant_id)

@@ -18,7 +18,6 @@ bearer token) when it has one.
 from __future__ import annotations
 
 import asyncio
-import hmac
 import json
 from typing import Any, Callable
 
@@ -27,7 +26,7 @@ from netcore.errors import NetcoreError
 from netcore.sfu.core import SfuCore
 from netcore.sfu.events import TranscodeStarted, TranscodeStopped
 from netcore.transcode.ladder import rendition_to_wire
-from servers.servicelink import send_message
+from servers.servicelink import bearer_authorized, send_message
 
 __all__ = ["WorkerLinks", "HELLO_TIMEOUT"]
 
@@ -68,14 +67,8 @@ class WorkerLinks:
     def _send(self, worker: str, kind: str, payload: dict) -> None:
         send_message(self.links.get(worker), kind, payload)
 
-    def _authorized(self, ws: Any) -> bool:
-        if not self.secret:
-            return True
-        given = ws.request.headers.get("Authorization", "") if ws.request is not None else ""
-        return hmac.compare_digest(given.encode(), f"Bearer {self.secret}".encode())
-
     async def _handle(self, ws: Any) -> None:
-        if not self._authorized(ws):
+        if not bearer_authorized(ws, self.secret):
             await ws.close(4401, "unauthorized")
             return
         try:

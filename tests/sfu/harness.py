@@ -110,16 +110,20 @@ class Client:
 class Room:
     """A server and clients; ``run`` advances virtual time."""
 
-    def __init__(self, seed: int = 1, net: Network | None = None) -> None:
+    def __init__(self, seed: int = 1, net: Network | None = None, server: tuple[str, int] = SERVER,
+                 first_client: int = 0, wrap=None) -> None:
+        """``server``: its address; ``first_client``: its clients' numbering starts after it (several
+        servers on one network); ``wrap``: makes the node's core of the SfuCore (a CascadeCore)."""
         self.net = net or Network(seed)
-        self.net.add_host(SERVER[0], link=Link(delay=0.005))
-        self.core = SfuCore(SfuConfig(certificate(0), [SERVER], random=counter_random(100)))
+        self.net.add_host(server[0], link=Link(delay=0.005))
+        self.core = SfuCore(SfuConfig(certificate(0), [server], random=counter_random(100 + first_client)))
         if fastpath.wanted():  # NETCORE_SFU_FORWARD=python runs these tests on the Python path
-            self.core.fastpath = fastpath.FastPath({SERVER: None})
-        self.server = self.net.add_node(self.core, [SERVER])
+            self.core.fastpath = fastpath.FastPath({server: None})
+        self.node_core = wrap(self.core) if wrap is not None else self.core
+        self.server = self.net.add_node(self.node_core, [server])
         self.clients: dict[str, Client] = {}
         self.events = self.server.events
-        self._count = 0
+        self._count = first_client
 
     def join(self, name: str, *, publish: tuple[str, ...] = ("audio", "video"), slots: int = 2,
              link: Link | None = None, room: str = "r1", simulcast: tuple[str, ...] = (),
