@@ -80,6 +80,9 @@ class _ProgramTransport:
     def poll_transmit(self) -> None:
         return None
 
+    def next_deadline(self) -> None:
+        return None  # no timers: the studio's are the core's
+
 
 class ProgramPublisher:
     """The program as a publisher of its room: two publications, no slots, no transport of its own."""

@@ -138,9 +138,8 @@ def load_settings(args: argparse.Namespace) -> Settings:
                                        "max-participants", "max-bitrate", "max-subscriber-bitrate",
                                        "last-n", "log-level", "name", "analytics",
                                        "analytics-redis", "node", "data-dir", "record-dir", "recordings-redis",
-                                       "transcode", "transcode-hold", "studio-card",
-                                       "forward-path"})
-                                       "transcode", "transcode-hold", "cascade", "cascade-media", "upstream",
+                                       "transcode", "transcode-hold", "studio-card", "forward-path",
+                                       "cascade", "cascade-media", "upstream",
                                        "cascade-rooms", "registry", "tier", "region", "cascade-url"})
         try:
             if "listen" in data:
@@ -186,8 +185,8 @@ def load_settings(args: argparse.Namespace) -> Settings:
         settings.public_ip = args.public_ip
     for name in ("http", "signal", "service_secret", "max_participants", "max_bitrate", "max_subscriber_bitrate",
                  "last_n", "log_level", "name", "analytics", "analytics_redis", "node", "data_dir", "record_dir",
-                 "recordings_redis", "transcode", "transcode_hold", "studio_card", "forward_path"):
-                 "recordings_redis", "transcode", "transcode_hold", "cascade", "cascade_media", "upstream", "registry", "tier", "region", "cascade_url"):
+                 "recordings_redis", "transcode", "transcode_hold", "studio_card", "forward_path", "cascade",
+                 "cascade_media", "upstream", "registry", "tier", "region", "cascade_url"):
         value = getattr(args, name)
         if value is not None:
             setattr(settings, name, value)
