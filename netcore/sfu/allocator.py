@@ -40,7 +40,8 @@ Rules (constants below):
 * a layer is **priced** at least at the full bitrate of the usable layer
   below it: one measuring less is still ramping up (a browser fills its
   layers from the lowest up) and would outgrow the budget it was chosen
-  under;
+  under; its TIDs' figures are raised to add up to the layer's own
+  (their meters' windows differ);
 * **temporal layers** (VP8 TID, RFC 7741 section 4.2): a layer whose
   frames carry TIDs is measured per TID, and the choice is made on a
   ladder of (layer, highest TID) steps, lowest first, each costing the
@@ -200,7 +201,7 @@ def _steps(layers: list[LayerInfo], usable: list[int]) -> list[Step]:
     steps: list[Step] = []
     floor = 0.0  # the full bitrate of the usable layer below
     for i in usable:
-        temporal = layers[i].temporal
+        temporal = _scaled(layers[i])
         if len(temporal) < 2:
             steps.append((i, None, max(layers[i].bitrate, floor)))
         else:
@@ -208,6 +209,23 @@ def _steps(layers: list[LayerInfo], usable: list[int]) -> list[Step]:
             steps.extend((i, tid, max(temporal[tid], floor)) for tid in range(lowest, len(temporal)))
         floor = max(floor, layers[i].bitrate)
     return steps
+
+
+def _scaled(layer: LayerInfo) -> tuple[float, ...]:
+    """The layer's per-TID figures raised so that all TIDs together cost what the layer measures.
+
+    Each TID has its own meter, whose one-second window starts at its own first packet; at three or
+    four frames a second per TID a window holds so few frames that the TIDs' sum can read a quarter
+    below the layer's own figure (a 720p layer at 644 kbit/s with TIDs 0-2 at 497: its TL0+TL1 read
+    219 kbit/s and was chosen for a 300 kbit/s link, then sent 343). The TIDs' shares are what their
+    figures say; the total is the layer's. Never lowered: a layer's figure that reads low is the floor's
+    business (ramping).
+    """
+    temporal = layer.temporal
+    if len(temporal) < 2 or temporal[-1] <= 0 or layer.bitrate <= temporal[-1]:
+        return temporal
+    scale = layer.bitrate / temporal[-1]
+    return tuple(rate * scale for rate in temporal)
 
 
 def _usable(layers: list[LayerInfo], max_height: int | None) -> list[int]:

@@ -208,3 +208,17 @@ def test_only_slots_receiving_media_share_the_budget():
         now += 0.05
         assert budget(now) == (estimate - AUDIO_ALLOWANCE) / (1 if now - stopped >= LAYER_TIMEOUT else 2)
     assert slot_budget(estimate, 0, 0) == estimate  # nothing received yet: one share, no audio taken
+
+
+def test_temporal_figures_that_read_below_their_layer_are_priced_at_the_layer_figure():
+    """Seen with Chromium: the 720-line layer measured 644 kbit/s while its TIDs' meters (windows of
+    their own) summed to 497, TL0+TL1 reading 219. A 300 kbit/s link (estimate 312k) took that step
+    with margin and froze when it sent 343. Scaled to the layer's figure (TL0+TL1 283k), it does not
+    fit with margin: the middle layer's every TID does (its TIDs scaled to 248k)."""
+    layers = [LayerInfo(99_821, 180, temporal=(33_222, 49_306, 91_524)),
+              LayerInfo(247_761, 360, temporal=(59_684, 101_252, 211_638)),
+              LayerInfo(643_709, 720, temporal=(132_876, 218_644, 497_496))]
+    allocator = LayerAllocator()
+    assert allocator.decide(layers[:1], 311_817, 0.0) == 0
+    choices = [allocator.decide(layers, 311_817, t * ALLOCATE_INTERVAL) for t in range(1, 30)]
+    assert choices[-1] == 1 and allocator.temporal == 2 and 2 not in choices
