@@ -13,6 +13,8 @@ import threading
 import time
 from pathlib import Path
 
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
 from tests.call.conftest import environment, make_users, password
 from tests.web.conftest import SERVICE_SECRET, log_in
 from tests.web.helpers import befriend, invite_and_join, screenshot
@@ -39,6 +41,26 @@ MEMBERS_JS = """async () => {
   }
   return out;
 }"""
+
+
+# In-page: where the page's connection to the call server stands (for failure messages).
+LINK_JS = """async () => {
+  const sfu = window.netcore.room && window.netcore.room.sfu;
+  if (!sfu) return null;
+  const out = {state: sfu.state, retries: sfu.retries, callServer: sfu.callServer};
+  const link = sfu.link;
+  if (link) {
+    Object.assign(out, {awaitingAnswer: link.awaitingAnswer, connection: link.pc.connectionState,
+                        ice: link.pc.iceConnectionState, gathering: link.pc.iceGatheringState});
+    (await link.pc.getStats()).forEach((s) => { if (s.type === 'transport') out.dtls = s.dtlsState; });
+  }
+  return out;
+}"""
+
+
+def links(pages) -> list:
+    """Each page's connection to the call server: state, retries, ICE and DTLS states."""
+    return [page.evaluate(LINK_JS) for page in pages]
 
 
 def members(page) -> dict:
@@ -256,7 +278,7 @@ def test_pages_and_a_netcore_call_participant_in_one_room(open_user, up, names, 
     proc = subprocess.Popen(
         [sys.executable, "-m", "servers.call.main", "--server", ws_url, "--user", cli, "--password", password(cli),
          "--size", "160x120", "--fps", "15", "--summary-json", str(summary),
-         "join", "invited", "--slots", "8", "--duration", "40"],
+         "join", "invited", "--slots", "8", "--duration", "50"],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=environment())
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(proc.stderr), daemon=True)
@@ -273,9 +295,13 @@ def test_pages_and_a_netcore_call_participant_in_one_room(open_user, up, names, 
         owner.wait_for_selector(f'#friends li[data-user="{cli}"][data-status="online"]')
         owner.click(f'#friends li[data-user="{cli}"] .room-invite')
         for i, page in enumerate(pages):
-            page.wait_for_selector('#room[data-sfu-state="connected"]', timeout=WAIT * 1000)
-            wait_until(lambda: receiving(page, [u for u in users + [cli] if u != users[i]]),
-                       f"page {i} to decode the three other pages and netcore-call")
+            try:
+                page.wait_for_selector('#room[data-sfu-state="connected"]', timeout=WAIT * 1000)
+                wait_until(lambda: receiving(page, [u for u in users + [cli] if u != users[i]]),
+                           f"page {i} to decode the three other pages and netcore-call")
+            except (AssertionError, PlaywrightTimeout) as failure:
+                raise AssertionError(f"{failure}; the pages' call server links: {links(pages)}") from None
+        print("call server links:", links(pages))
         assert_growing(pages, [[cli]] * len(pages))
         wait_until(lambda: {u for u in users if any(f"receiving {u} through" in line for line in lines)} == set(users),
                    "netcore-call to receive every page")
@@ -309,3 +335,42 @@ def test_firefox_and_chromium_pages_on_the_call_server(open_user, firefox, up_wi
         assert_growing(pages, others)
     finally:
         fox.close()
+
+
+def test_a_page_whose_answer_from_the_call_server_is_lost_connects_again(browser, up_with_call_server, names):
+    """The third page's first answer from the call server (`room.media` with the sdp) is dropped on its
+    way (a WebSocket route in front of the page): its connection stays without an answer until the
+    page's watchdog replaces it with a new offer; then every page decodes every other (threshold 2)."""
+    users = [names("alice"), names("bob"), names("carol")]
+    contexts = [browser.new_context() for _ in users]
+    dropped: list[str] = []
+
+    def lose_first_answer(ws) -> None:
+        server = ws.connect_to_server()
+
+        def from_server(message) -> None:
+            text = message if isinstance(message, str) else message.decode()
+            if not dropped and '"room.media"' in text and '"sdp"' in text:
+                dropped.append(text)
+                return
+            ws.send(message)
+
+        server.on_message(from_server)
+        ws.on_message(lambda message: server.send(message))
+
+    contexts[2].route_web_socket(lambda url: True, lose_first_answer)
+    try:
+        pages = [context.new_page() for context in contexts]
+        for page, user in zip(pages, users):
+            log_in(page, up_with_call_server.url, user)
+            use_small_video(page)
+        others = befriended_room(pages, users)
+        connected_and_receiving(pages, others)
+        assert dropped, "no answer went through the route"
+        state = links(pages)
+        assert state[2]["retries"] == ["no answer"], state
+        assert state[0]["retries"] == [] and state[1]["retries"] == [], state
+        assert_growing(pages, others)
+    finally:
+        for context in contexts:
+            context.close()

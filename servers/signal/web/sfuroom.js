@@ -7,6 +7,8 @@
 // 1280x720 (media.js enlargeCamera) so that it can go as three simulcast
 // layers; each tile tells the call server how large it shows its track
 // (`room.quality`), so that no layer larger than that is forwarded to it.
+// A connection that does not come up (no answer, ICE or DTLS stuck) or
+// fails is replaced by a new one, as a moved room's is.
 
 import { SfuLink, MAX_OTHERS, compareMids } from './sfu.js';
 import { summarize, formatKbps, formatMs } from './stats.js';
@@ -16,6 +18,12 @@ import { $, makeTile } from './ui.js';
 const STATS_INTERVAL_MS = 1000;
 const SCREEN_IDLE_MS = 2000;  // a screen tile goes when no frame was decoded for this long
 const QUALITY_SETTLE_MS = 500;  // a tile's size must hold this long (a reflow, a window drag) before room.quality
+// A connection to the call server that is not up this long after it started (no answer came, or ICE or
+// DTLS never completed), or that failed, is replaced by a new one (a new offer is a new connection to the
+// call server). Generous: five browsers and the call server on two shared cores connect in 1-4 s.
+const CONNECT_TIMEOUT_MS = 15000;
+const CAMERA_TIMEOUT_MS = 5000;  // the camera's enlargement may take this long before the call goes on without it
+const RETRY_BACKOFF_MAX_MS = 60000;  // the wait before each further attempt doubles up to this
 
 // The largest picture height worth sending to a tile shown `cssHeight` CSS pixels high: below
 // twice that (a dense screen has two device pixels per CSS pixel, and a layer somewhat larger
@@ -43,6 +51,9 @@ export class SfuRoom {
     this.requested = new Map();  // `publisher track` -> max_height sent on the current link
     this.qualityTimer = null;
     this.resizes = window.ResizeObserver ? new ResizeObserver(() => this.qualitySoon()) : null;
+    this.watchdog = null;      // replaces a connection that does not come up (CONNECT_TIMEOUT_MS)
+    this.retries = [];         // why each replaced connection was replaced ('no answer', 'ice checking', ...)
+    this.retryDelay = CONNECT_TIMEOUT_MS;
     for (const [sessionId, user] of room.members) this.addMember(sessionId, user);
     this.timer = setInterval(() => this.tick(), STATS_INTERVAL_MS);
   }
@@ -51,6 +62,7 @@ export class SfuRoom {
   async connect() {
     if (this.link) this.link.close();
     this.link = null;
+    clearTimeout(this.watchdog);
     this.slots = new Map();
     this.requested = new Map();
     this.state = this.callServer ? 'connecting' : 'waiting';
@@ -67,21 +79,55 @@ export class SfuRoom {
       stream: room.stream,
       others: MAX_OTHERS,
       offer: (sdp) => this.app.client.request('room.media', { room_id: room.id, sdp }),
-      onState: (state) => { this.state = state; this.onChange(); },
+      onState: (state) => {
+        if (this.link !== link) return;
+        this.state = state;
+        this.onChange();
+        if (state === 'connected') {
+          clearTimeout(this.watchdog);
+          this.retryDelay = CONNECT_TIMEOUT_MS;  // the backoff starts again for a later failure
+        } else if (state === 'failed') {
+          this.retry(link, 'failed');
+        }
+      },
       onError: (err) => this.app.notify(`Media negotiation with the call server failed: ${err.message || err.reason}`, true),
     });
     this.link = link;
     if (room.screen) link.setScreen(room.screen.getVideoTracks()[0]).catch((err) => this.app.notify(err.message, true));
     link.start();
+    this.watchdog = setTimeout(() => this.retry(link, this.stalled(link)), this.retryDelay);
+  }
+
+  // Where a connection that is not up stands: 'no answer', or the ICE or DTLS state it is stuck in.
+  stalled(link) {
+    if (link.awaitingAnswer || link.pc.remoteDescription === null) return 'no answer';
+    const ice = link.pc.iceConnectionState;
+    if (ice !== 'connected' && ice !== 'completed') return `ice ${ice}`;
+    return `dtls (${link.pc.connectionState})`;
+  }
+
+  // A new connection in place of `link` (if it is still the current one), given twice as long to come up.
+  retry(link, why) {
+    if (this.link !== link || this.callServer === null) return;
+    this.retries.push(why);
+    console.warn(`call server connection not up (${why}): connecting again`);
+    this.retryDelay = Math.min(RETRY_BACKOFF_MAX_MS, 2 * this.retryDelay);
+    this.connect();
   }
 
   // The camera at the size simulcast needs (the offer's layers follow the capture); on failure
   // the call goes on with the camera as it was.
   async enlargeCamera() {
+    let timer;
+    const timeout = new Promise((resolve, reject) => {
+      timer = setTimeout(() => reject(new Error(`no answer from the camera in ${CAMERA_TIMEOUT_MS} ms`)), CAMERA_TIMEOUT_MS);
+    });
     try {
-      await enlargeCamera(this.room.stream, this.app.settingsCaps());
+      await Promise.race([enlargeCamera(this.room.stream, this.app.settingsCaps()), timeout]);
     } catch (err) {
       console.warn('the camera stays at its size:', err);
+    } finally {
+      clearTimeout(timer);
     }
   }
 
@@ -268,6 +314,7 @@ export class SfuRoom {
 
   close() {
     this.generation += 1;
+    clearTimeout(this.watchdog);
     clearInterval(this.timer);
     clearTimeout(this.qualityTimer);
     if (this.resizes) this.resizes.disconnect();
