@@ -90,6 +90,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     join.add_argument("--watch", action="store_true",
                       help="with --subscribers: viewers of a broadcast at an edge call server (the publishers "
                            "are on another server of the tree, not in this room; docs/broadcast.md)")
+    join.add_argument("--region", metavar="R",
+                      help="a broadcast's viewer: signaling places each session on the least-loaded edge call "
+                           "server of region R (docs/broadcast.md, \"Viewers on edges\")")
     for sub in (call, answer, join):
         _common(sub, defaults=False)
     args = parser.parse_args(argv)
@@ -156,7 +159,7 @@ async def _run(args: argparse.Namespace) -> dict:
         return await place_call(options, args.peer, console)
     if args.command == "join":
         room = RoomOptions(args.room, tuple(args.invite), args.subscribers, args.slots, args.record_room,
-                           args.wait_recording, args.watch)
+                           args.wait_recording, args.watch, args.region)
         return await run_room(options, room, console)
     return await answer_call(options, console)
 

@@ -50,6 +50,7 @@ class RoomOptions:
     record: bool = False  # with "new": record the room (it moves to the call server)
     wait_recording: float = 0.0  # after leaving: seconds to wait for the room's recording.ready
     watch: bool = False  # receive-only sessions of a broadcast's edge: publishers are not room members
+    region: str | None = None  # a broadcast's viewer: signaling places each session on an edge of this region
 
 
 @dataclass
@@ -208,7 +209,7 @@ async def _enter(member: _Member, room: RoomOptions) -> dict[str, Any]:
             room_id = (await client.wait_for("room.invited", timeout=member.options.wait)).payload["room_id"]
         except asyncio.TimeoutError:
             raise Failure(f"{member.user} was not invited to a room within {member.options.wait:.0f} s") from None
-    return await client.join_room(room_id)
+    return await client.join_room(room_id, room.region)
 
 
 async def _run_member(member: _Member, room: RoomOptions, stop: asyncio.Event) -> dict[str, Any]:

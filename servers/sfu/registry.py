@@ -21,9 +21,10 @@ SERVER_KEY = "nc:cascade:server:{}"
 
 
 class Registry:
-    """This server's registration, kept alive, and the live records of the tree."""
+    """This server's registration, kept alive, and the live records of the tree (``record`` None: a
+    reader only, as netcore-signal is, placing viewers on edges)."""
 
-    def __init__(self, url: str, record: Callable[[], ServerRecord], log: Callable[..., None]) -> None:
+    def __init__(self, url: str, record: Callable[[], ServerRecord] | None, log: Callable[..., None]) -> None:
         import redis.asyncio as aioredis
 
         self.client: Any = aioredis.from_url(url)
@@ -32,7 +33,8 @@ class Registry:
         self._failing = False
 
     def start(self) -> None:
-        self._task = asyncio.ensure_future(self._register())
+        if self.record is not None:
+            self._task = asyncio.ensure_future(self._register())
 
     async def close(self) -> None:
         """Stop registering and take our record out (the others stop choosing us at once)."""
@@ -42,10 +44,11 @@ class Registry:
                 await self._task
             except (asyncio.CancelledError, Exception):
                 pass
-        name = self.record().name
         try:
-            await self.client.delete(SERVER_KEY.format(name))
-            await self.client.srem(SERVERS_SET, name)
+            if self.record is not None:
+                name = self.record().name
+                await self.client.delete(SERVER_KEY.format(name))
+                await self.client.srem(SERVERS_SET, name)
         except Exception:  # noqa: BLE001 - gone at shutdown: its record expires anyway
             pass
         await self.client.aclose()
@@ -53,6 +56,7 @@ class Registry:
     async def _register(self) -> None:
         while True:
             try:
+                assert self.record is not None
                 record = self.record()
                 await self.client.set(SERVER_KEY.format(record.name), record.to_json(), px=int(RECORD_TTL * 1000))
                 await self.client.sadd(SERVERS_SET, record.name)

@@ -296,9 +296,10 @@ class SignalingClient:
     async def invite_to_room(self, room_id: str, to: str) -> None:
         await self.request("room.invite", {"room_id": room_id, "to": to})
 
-    async def join_room(self, room_id: str) -> dict[str, Any]:
-        """Join (invited users only); the ack: ``room_id``, ``participants``, ``topology`` ..."""
-        return await self.request("room.join", {"room_id": room_id})
+    async def join_room(self, room_id: str, region: str | None = None) -> dict[str, Any]:
+        """Join (invited users only); the ack: ``room_id``, ``participants``, ``topology`` ... With
+        ``region`` (a broadcast's viewer): placed on an edge of that region, named in ``call_server``."""
+        return await self.request("room.join", {"room_id": room_id, **({"region": region} if region else {})})
 
     async def leave_room(self, room_id: str) -> None:
         await self.request("room.leave", {"room_id": room_id})

@@ -55,6 +55,7 @@ class SignalConfig:
     friends_only: bool = True
     group_threshold: int = 4
     call_server: str | None = None
+    registry: str | None = None  # redis://... of the broadcast tree: viewers placed on its edges (docs/broadcast.md)
     max_room_size: int = 50
     rate: float = 20.0
     burst: float = 40.0

@@ -74,6 +74,8 @@ from .events import (
     SessionExpired,
     UserRequested,
 )
+from netcore.sfu.topology import ServerRecord
+
 from .directory import Directory
 from .events import SignalEvent
 from .outbox import JournalEntry, Outbox, Outgoing, Route
@@ -507,6 +509,11 @@ class SignalCore:
     def handle_call_server_unlinked(self, name: str, now: float) -> None:
         """Its link closed: it is dead, its rooms move (``room.moved``)."""
         self._rooms.call_server_down(name, "unlinked", now)
+
+    def handle_edges(self, records: list[ServerRecord]) -> None:
+        """The broadcast tree's live records (``ServerRecord``s read from its registry): the edges that
+        viewers who say their region are placed on (servers/signal/edges.py)."""
+        self._rooms.edges.update(records)
 
     def room_call_server(self, room_id: str) -> str | None:
         """The call server a room owned here is placed on."""

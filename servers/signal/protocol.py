@@ -243,7 +243,7 @@ CLIENT_SCHEMAS: dict[str, dict[str, tuple[Callable[[Any], str | None], bool]]] =
     },
     "room.create": {"media": (_media, False)},
     "room.invite": {"room_id": (ID, True), "to": (USERNAME, True)},
-    "room.join": {"room_id": (ID, True)},
+    "room.join": {"room_id": (ID, True), "region": (_string(32), False)},  # region: a broadcast's viewer
     "room.leave": {"room_id": (ID, True)},
     "room.signal": {
         "room_id": (ID, True),

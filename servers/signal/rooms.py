@@ -9,7 +9,9 @@ the call server as ``RecordingRequested`` events.
 Several call servers may be linked: a room that moves to the call server is
 placed on the least loaded live one (:class:`~.placement.Placement`); when
 that server dies its rooms are placed on another and every participant gets
-``room.moved`` to offer again there.
+``room.moved`` to offer again there. A broadcast's viewer that says its
+region is placed on an edge of its own (:class:`~.edges.ViewerEdges`), per
+viewer rather than per room, and moved alone when that edge dies.
 
 :class:`Rooms` owns the rooms; it reads sessions and relations from the
 :class:`~.directory.Directory`, writes through the :class:`~.outbox.Outbox`,
@@ -22,7 +24,10 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Callable, Protocol
 
+from netcore.sfu.topology import ServerRecord
+
 from .directory import Directory
+from .edges import ViewerEdges
 from .events import (CallEnded, CallServerDown, CallStarted, MediaLeft, MediaOffered, MediaQualityRequested,
                      RecordingRequested, RoomChanged, RoomMoved, StudioCommanded)
 from .outbox import Outbox
@@ -58,6 +63,7 @@ class Rooms(CorePart[RoomHost]):
         self._rooms: dict[str, Room] = {}
         self._ended: OrderedDict[str, Room] = OrderedDict()
         self.placement = Placement()
+        self.edges = ViewerEdges()
 
     def handlers(self) -> dict[str, Callable[[Session, Message, float], None]]:
         return {
@@ -164,13 +170,16 @@ class Rooms(CorePart[RoomHost]):
         session.rooms.add(room.room_id)
         # Decide first, so the joiner's answer already names the topology.
         switched = self._update_topology(room)
+        edge = self._place_viewer(room, session.session_id, message.payload.get("region"))
         self._out.ack(session, message, {
             "room_id": room.room_id,
             "owner": room.owner,
             "participants": self._participant_list(room),
             "topology": room.topology,
-            "call_server": self._server_name(room) if room.topology is Topology.SFU else None,
+            "call_server": (edge.name if edge is not None else self._server_name(room))
+                           if room.topology is Topology.SFU else None,
             "recording": room.recording,
+            **({"edge": {"name": edge.name, "region": edge.region}} if edge is not None else {}),
         })
         joined = {"room_id": room.room_id, "session_id": session.session_id, "user": session.user}
         self._room_broadcast(room, "room.joined", joined, skip=session.session_id)
@@ -189,7 +198,9 @@ class Rooms(CorePart[RoomHost]):
     def _leave_room(self, room: Room, session: Session, now: float, reason: str) -> None:
         del room.participants[session.session_id]
         if room.topology is Topology.SFU:
-            self._out.emit(MediaLeft(room.room_id, session.session_id, call_server=room.call_server))
+            self._out.emit(MediaLeft(room.room_id, session.session_id,
+                                     call_server=self._media_server(room, session.session_id)))
+        self.edges.leave(session.session_id)
         session.rooms.discard(room.room_id)
         left = {"room_id": room.room_id, "session_id": session.session_id, "user": session.user, "reason": reason}
         self._room_broadcast(room, "room.left", left)
@@ -241,7 +252,7 @@ class Rooms(CorePart[RoomHost]):
         if room.call_server is None:  # switched before any call server linked
             room.call_server = self.placement.place(room.room_id, self._weight)
         self._out.emit(MediaOffered(room.room_id, session.session_id, session.user, message.payload["sdp"],
-                                    message.id, call_server=room.call_server))
+                                    message.id, call_server=self._media_server(room, session.session_id)))
 
     def _on_room_quality(self, session: Session, message: Message, now: float) -> None:
         """What a participant displays of one track (docs/sfu.md: the layer allocator's maximum height)."""
@@ -251,7 +262,7 @@ class Rooms(CorePart[RoomHost]):
         payload = message.payload
         self._out.emit(MediaQualityRequested(room.room_id, session.session_id, payload["publisher"],
                                              payload["track"], payload.get("max_height"),
-                                             call_server=room.call_server))
+                                             call_server=self._media_server(room, session.session_id)))
         self._out.ack(session, message, {"room_id": room.room_id})
 
     def _on_room_record(self, session: Session, message: Message, now: float) -> None:
@@ -364,6 +375,32 @@ class Rooms(CorePart[RoomHost]):
         """What clients are told: the room's call server, else the configured address."""
         return room.call_server or self.config.call_server
 
+    def _media_server(self, room: Room, session_id: str) -> str | None:
+        """Where a participant's media goes: its own edge (a placed viewer), else the room's call server."""
+        return self.edges.edge_of(session_id) or room.call_server
+
+    def _place_viewer(self, room: Room, session_id: str, region: str | None,
+                      avoid: frozenset[str] = frozenset()) -> ServerRecord | None:
+        """A viewer of a room on the call server that said its region: its edge (None: it uses the room's)."""
+        if region is None or room.topology is not Topology.SFU:
+            return None
+        return self.edges.place(session_id, region, self.placement.servers, avoid)
+
+    def _move_viewers(self, dead: str) -> None:
+        """The viewers of edge ``dead``, each to another edge of its region (or the room's call server)."""
+        for session_id in self.edges.on(dead):
+            region = self.edges.region_of(session_id)
+            self.edges.leave(session_id)
+            session = self._directory.get(session_id)
+            room = next((self._rooms[r] for r in session.rooms if r in self._rooms), None) if session else None
+            if session is None or room is None:
+                continue
+            self._place_viewer(room, session_id, region, frozenset({dead}))
+            new = self._media_server(room, session_id)
+            self._out.send(session, "room.moved", {"room_id": room.room_id, "call_server": new,
+                                                   "previous": dead, "reason": "failover"})
+            self._out.emit(RoomMoved(room.room_id, dead, new, "failover"))
+
     def _weight(self, room_id: str) -> int:
         room = self._rooms.get(room_id)
         return len(room.participants) if room is not None else 0
@@ -388,6 +425,7 @@ class Rooms(CorePart[RoomHost]):
             room = self._rooms.get(room_id)
             if room is not None and room.call_server == name:
                 self._move(room, "failover", now)
+        self._move_viewers(name)  # after the rooms: a viewer with no edge left goes to its room's new server
 
     def check_call_servers(self, now: float) -> None:
         """At :meth:`next_deadline`: servers that stopped reporting are dead."""
@@ -404,8 +442,10 @@ class Rooms(CorePart[RoomHost]):
         room.call_server = self.placement.place(room.room_id, self._weight)
         if room.call_server is None and previous is None:
             return  # still nowhere: nothing to tell
-        self._room_broadcast(room, "room.moved", {"room_id": room.room_id, "call_server": room.call_server,
-                                                  "previous": previous, "reason": reason})
+        moved = {"room_id": room.room_id, "call_server": room.call_server, "previous": previous, "reason": reason}
+        for sid in room.participants:  # a viewer on an edge of its own stays there
+            if self.edges.edge_of(sid) is None:
+                self._out.send(self._directory[sid], "room.moved", moved)
         self._out.emit(RoomMoved(room.room_id, previous, room.call_server, reason))
         if room.recording and room.call_server is not None:  # the new server records from here on
             self._out.emit(RecordingRequested(room.room_id, "start", room.owner, room.call_server))

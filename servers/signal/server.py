@@ -37,8 +37,10 @@ from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
 from netcore.driver import Timer
+from netcore.sfu.topology import HEARTBEAT
 
 from servers.analytics.producer import AnalyticsProducer, open_writer
+from servers.sfu.registry import Registry
 
 from .analytics import analytics_fields
 from .config import SignalConfig
@@ -190,6 +192,7 @@ class SignalServer:
         self._timer: Timer | None = None  # made on the first flush, on the running loop
         self._servers: list[Any] = []
         self._tasks: set[asyncio.Task] = set()
+        self._registry: Registry | None = None  # with config.registry: the broadcast tree's edges
         self.port = 0
         self.metrics_port: int | None = None
         if cluster is not None:
@@ -235,11 +238,31 @@ class SignalServer:
                   metrics_port=self.metrics_port)
         if self.cluster is not None:
             self.cluster.run()
+        if self.config.registry:
+            self._registry = Registry(self.config.registry, None, log_event)
+            self._edges_task = asyncio.ensure_future(self._read_edges(self._registry))
+
+    async def _read_edges(self, registry: Registry) -> None:
+        """The broadcast tree's live records into the core every HEARTBEAT: the edges viewers are placed
+        on (servers/signal/edges.py). Redis away: the last records stay, said once."""
+        failing = False
+        while True:
+            try:
+                self.core.handle_edges(await registry.servers())
+                failing = False
+            except Exception as exc:  # noqa: BLE001 - keep trying
+                if not failing:
+                    log_event("registry.unreachable", node=self.node_id, reason=str(exc) or type(exc).__name__)
+                failing = True
+            await asyncio.sleep(HEARTBEAT)
 
     async def stop(self) -> None:
         """Close every connection with 1001 going away, so clients resume elsewhere."""
         if self.cluster is not None:
             await self.cluster.leave()  # first: clients that reconnect at once resume elsewhere
+        if self._registry is not None:
+            self._edges_task.cancel()
+            await self._registry.close()
         for server in self._servers:
             server.close()
         conns = list(self._conns.values())

@@ -138,11 +138,11 @@ async def broadcast(tmp_path: Path) -> dict:
         raise
 
 
-async def viewers(tmp_path: Path, edge: dict, letter: str, count: int, duration: float) -> Participant:
-    """``count`` receive-only viewers in one netcore-call process at ``edge``."""
+async def viewers(tmp_path: Path, edge: dict, letter: str, count: int, duration: float, *extra: str) -> Participant:
+    """``count`` receive-only viewers in one netcore-call process at ``edge`` (``extra``: more of its flags)."""
     viewer = Participant(f"{edge['tag']}{letter}")
     await viewer.start(tmp_path, f"ws://127.0.0.1:{edge['port']}", "--subscribers", str(count),
-                       "join", edge["room"], "--watch", "--slots", "1", "--duration", str(duration))
+                       "join", edge["room"], "--watch", "--slots", "1", "--duration", str(duration), *extra)
     return viewer
 
 

@@ -6,8 +6,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from netcore.sfu.topology import ServerRecord
 from servers.signal.core import CallServerDown, MediaOffered, RecordingRequested, RoomMoved
-from servers.signal.events import StudioCommanded
+from servers.signal.events import MediaLeft, MediaQualityRequested, StudioCommanded
 from servers.signal.placement import REPORT_TIMEOUT, Load, Placement
 
 from .test_core import Harness
@@ -245,3 +246,81 @@ def test_a_studio_that_moves_is_started_on_its_new_server():
     assert StudioCommanded(room_id, "studio.start", {}, "user0", first) in h.events()
     h.core.handle_call_server_unlinked(first, h.now)
     assert StudioCommanded(room_id, "studio.start", {}, "user0", other) in h.events()
+
+
+# --- a broadcast's viewers, each on an edge of its region (servers/signal/edges.py) ----
+
+
+def edge(name: str, region: str, load: int = 0) -> ServerRecord:
+    return ServerRecord(name, "edge", region, f"ws://{name}:7100/", load, 100)
+
+
+def watched_room(h: Harness) -> tuple[str, str]:
+    """Edges eu-a (load 5), eu-b (load 1), us (load 0) and a tier-2 server in the registry, all linked but
+    eu-c (registered only); a room on the call server: (its owner's session, room id)."""
+    for name in ("eu-a", "eu-b", "us", "t2"):
+        h.core.handle_call_server_linked(name, h.now)
+    h.core.handle_edges([edge("eu-a", "eu", 5), edge("eu-b", "eu", 1), edge("eu-c", "eu", 0), edge("us", "us"),
+                         ServerRecord("t2", "tier2", "eu", "ws://t2:7100/", 0, 100)])
+    owner = h.connect("owner")
+    h.send(owner, "room.create", {})
+    room_id = [m for s, m in h.drain() if m["type"] == "ack"][0]["payload"]["room_id"]
+    return owner, room_id
+
+
+def viewer_joins(h: Harness, owner: str, room_id: str, user: str, region: str | None) -> tuple[str, dict]:
+    sid = h.connect(user)
+    h.send(owner, "room.invite", {"room_id": room_id, "to": user})
+    h.send(sid, "room.join", {"room_id": room_id, **({"region": region} if region else {})})
+    (ack,) = [m["payload"] for s, m in h.drain() if s == sid and m["type"] == "ack"]
+    return sid, ack
+
+
+def test_a_viewer_that_says_its_region_is_placed_on_its_regions_least_loaded_linked_edge():
+    h = Harness(group_threshold=0, friends_only=False)
+    owner, room_id = watched_room(h)
+    room_server = h.core.room_call_server(room_id)
+    sid, ack = viewer_joins(h, owner, room_id, "viewer1", "eu")
+    assert ack["call_server"] == "eu-b" and ack["edge"] == {"name": "eu-b", "region": "eu"}  # eu-c: not linked
+    h.send(sid, "room.media", {"room_id": room_id, "sdp": "v=0"})
+    h.send(sid, "room.quality", {"room_id": room_id, "publisher": "p", "track": "0", "max_height": 180})
+    assert [e.call_server for e in h.events() if isinstance(e, (MediaOffered, MediaQualityRequested))] == \
+        ["eu-b", "eu-b"]
+    # eu-b's record still says 1; it weighs the larger of that and the viewers placed there since, so a
+    # burst goes to eu-b until it weighs as much as eu-a (5), then to eu-a (the first name at a tie)
+    placed = [viewer_joins(h, owner, room_id, f"viewer{n}", "eu")[1]["call_server"] for n in range(2, 8)]
+    assert placed == ["eu-b", "eu-b", "eu-b", "eu-b", "eu-a", "eu-a"]
+    assert viewer_joins(h, owner, room_id, "farviewer", "ap")[1]["call_server"] == "us"  # no edge in ap: anywhere's
+    plain = viewer_joins(h, owner, room_id, "plainviewer", None)[1]
+    assert plain["call_server"] == room_server and "edge" not in plain  # no region: the room's server
+    h.send(sid, "room.leave", {"room_id": room_id})
+    assert [e.call_server for e in h.events() if isinstance(e, MediaLeft)] == ["eu-b"]
+
+
+def test_an_edges_death_moves_its_viewers_alone_and_the_rooms_move_leaves_them_on_their_edges():
+    h = Harness(group_threshold=0, friends_only=False)
+    owner, room_id = watched_room(h)
+    eu, _ = viewer_joins(h, owner, room_id, "viewer1", "eu")
+    us, _ = viewer_joins(h, owner, room_id, "viewer2", "us")
+    h.drain()
+    h.events()
+    h.core.handle_call_server_unlinked("eu-b", h.now)
+    moved = messages(h.drain(), "room.moved")
+    assert moved == {eu: {"room_id": room_id, "call_server": "eu-a", "previous": "eu-b", "reason": "failover"}}
+    assert RoomMoved(room_id, "eu-b", "eu-a", "failover") in h.events()
+    h.core.handle_edges([edge("eu-a", "eu", 5), edge("us", "us")])  # eu-b's record expired
+    late, ack = viewer_joins(h, owner, room_id, "viewer3", "eu")
+    assert ack["call_server"] == "eu-a"
+    assert h.core.room_call_server(room_id) == "eu-a"  # the room too (all unreported: the first name)
+    h.drain()
+    h.core.handle_call_server_unlinked("eu-a", h.now)  # the room moves; eu-a's viewers go to another edge
+    moved = messages(h.drain(), "room.moved")
+    assert set(moved) == {owner, eu, late}  # not the viewer on the us edge
+    assert moved[owner]["call_server"] == h.core.room_call_server(room_id) != "eu-a"
+    assert moved[eu]["call_server"] == moved[late]["call_server"] == "us"  # no eu edge left: anywhere's
+    h.events()
+    h.core.handle_call_server_unlinked("us", h.now)  # no edge left: each viewer to the room's server, told once
+    told = [(sid, m["payload"]["call_server"]) for sid, m in h.drain() if m["type"] == "room.moved"]
+    assert sorted(told) == sorted((sid, h.core.room_call_server(room_id)) for sid in (eu, late, us))
+    h.send(us, "room.media", {"room_id": room_id, "sdp": "v=0"})
+    assert [e.call_server for e in h.events() if isinstance(e, MediaOffered)] == [h.core.room_call_server(room_id)]

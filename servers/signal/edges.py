@@ -1,0 +1,66 @@
+"""Which edge each watching viewer is on: a broadcast's viewers placed one by one (sans-IO).
+
+A viewer that says its region when it joins a room on the call server
+(``room.join`` with ``region``) is placed on the least-loaded live edge of
+that region, any region's when its own has none (``choose_edge`` of
+netcore.sfu.topology), not on the room's call server: its offers, quality
+requests and leave go to that edge. The edges are the broadcast tree's
+registry records (docs/broadcast.md, "Topology in Redis"), handed in by
+the adapter, which reads them every HEARTBEAT; only edges linked to this
+node (``/v1/service?server=NAME``, NAME the edge's registry name) are
+candidates, since a viewer's offer goes over that link.
+
+A record's load lags (the edge's heartbeat, then our read), so an edge is
+weighed at the larger of its record's load and the viewers this node placed
+there since, as :class:`~.placement.Placement` weighs rooms: a burst of
+viewers spreads over the region's edges rather than all landing on one.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import replace
+from typing import Collection
+
+from netcore.sfu.topology import ServerRecord, choose_edge
+
+__all__ = ["ViewerEdges"]
+
+
+class ViewerEdges:
+    """The registry's edges as last read, and each placed viewer's region and edge."""
+
+    def __init__(self) -> None:
+        self.records: list[ServerRecord] = []
+        self._viewers: dict[str, tuple[str, str]] = {}  # session id -> (region, edge name)
+
+    def update(self, records: list[ServerRecord]) -> None:
+        """The registry's live records (an edge whose record expired is no longer among them)."""
+        self.records = [r for r in records if r.tier == "edge"]
+
+    def place(self, session_id: str, region: str, linked: Collection[str],
+              avoid: frozenset[str] = frozenset()) -> ServerRecord | None:
+        """Choose the viewer's edge among the live, linked ones (None: no edge; the viewer then uses the
+        room's call server)."""
+        self._viewers.pop(session_id, None)
+        placed = Counter(edge for _, edge in self._viewers.values())
+        candidates = [replace(r, load=max(r.load, placed[r.name])) for r in self.records if r.name in linked]
+        chosen = choose_edge(candidates, region, avoid)
+        if chosen is not None:
+            self._viewers[session_id] = (region, chosen.name)
+        return chosen
+
+    def edge_of(self, session_id: str) -> str | None:
+        viewer = self._viewers.get(session_id)
+        return viewer[1] if viewer is not None else None
+
+    def region_of(self, session_id: str) -> str | None:
+        viewer = self._viewers.get(session_id)
+        return viewer[0] if viewer is not None else None
+
+    def on(self, edge: str) -> list[str]:
+        """The viewers placed on ``edge``."""
+        return sorted(sid for sid, (_, name) in self._viewers.items() if name == edge)
+
+    def leave(self, session_id: str) -> None:
+        self._viewers.pop(session_id, None)
