@@ -1,0 +1,177 @@
+"""The watch page (`#watch/ROOM`, servers/signal/web/watch.js): a viewer that publishes nothing joins a room
+on `netcore up`'s call server and shows its program full-size, with a quality menu.
+
+A Chromium page publishes its camera enlarged to 1280x720 as three simulcast layers (rids q/h/f, 180,
+360 and 720 lines); a second page, in another browser context, logs in at `?region=eu#watch/ROOM`: it
+joins with that region (no registry here, so signaling keeps it on the room's call server), never
+calls getUserMedia, offers receive sections only, and decodes the publisher's video and audio. Its
+menu's 180p brings what it decodes down to at most 180 lines (room.quality), Auto brings it back above
+the low layer (the allocator decides by the viewer's estimate), 360p keeps it at most 360 lines."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from tests.web.conftest import SERVICE_SECRET, log_in, start_up
+from tests.web.helpers import befriend, screenshot
+from tests.web.test_sfu import Pending, wait_until
+
+pytestmark = pytest.mark.timeout(300)
+
+LOW = 200  # lines: above the q layer (180) of a 1280x720 camera
+VIEWPORT = {"width": 1280, "height": 900}
+WAIT = 120.0  # seconds: a 720p simulcast encoder and the call server on two shared cores
+
+# Counts getUserMedia calls, from before the page's own scripts run.
+COUNT_GUM_JS = """(() => {
+  window.__getUserMedia = 0;
+  const md = navigator.mediaDevices;
+  const original = md.getUserMedia.bind(md);
+  md.getUserMedia = (constraints) => { window.__getUserMedia += 1; return original(constraints); };
+})();"""
+
+# In the watch page: what its link decodes of the program (video and audio) and what the page shows.
+WATCHED_JS = """async () => {
+  const room = window.netcore.watch.room;
+  if (!room || !room.link || !room.shown) return null;
+  const out = {frames: 0, height: 0, width: 0, samples: 0, state: document.getElementById('watch').dataset.state,
+               shown: room.shown, received: document.getElementById('watch-received').textContent,
+               line: document.getElementById('watch-received').dataset.height,
+               videoHeight: document.getElementById('watch-video').videoHeight,
+               sdp: room.link.pc.localDescription ? room.link.pc.localDescription.sdp : '',
+               getUserMedia: window.__getUserMedia};
+  (await room.link.pc.getStats()).forEach((s) => {
+    if (s.type !== 'inbound-rtp') return;
+    if (s.kind === 'video' && s.mid === room.shown.mid) Object.assign(out, {frames: s.framesDecoded || 0, height: s.frameHeight || 0, width: s.frameWidth || 0});
+    if (s.kind === 'audio') out.samples += s.totalSamplesReceived || 0;
+  });
+  return out;
+}"""
+
+# In the publisher's page: the simulcast layers it sends now ([rid, height]).
+LAYERS_JS = """async () => {
+  const sfu = window.netcore.room && window.netcore.room.sfu;
+  if (!sfu || !sfu.link) return [];
+  const out = [];
+  (await sfu.link.pc.getStats()).forEach((s) => {
+    if (s.type === 'outbound-rtp' && s.kind === 'video' && s.rid) out.push([s.rid, s.frameHeight || 0]);
+  });
+  return out.sort();
+}"""
+
+
+@pytest.fixture
+def up_on_the_call_server(tmp_path):
+    """`netcore up` whose rooms go to its call server from their second participant (threshold 1)."""
+    config = tmp_path / "signal.toml"
+    config.write_text('group_threshold = 1\ncall_server = "127.0.0.1:7000"\nresume_window = 2.0\n'
+                      f'service_secret = "{SERVICE_SECRET}"\n')
+    running = start_up(str(tmp_path / "data"), "--signal-config", str(config))
+    yield running
+    running.proc.terminate()
+    running.proc.wait(timeout=15)
+
+
+def watched(page) -> dict:
+    return page.evaluate(WATCHED_JS) or {}
+
+
+def held(page, check, polls: int = 4) -> dict | Pending:
+    """``check(figures)`` held in ``polls`` consecutive looks 0.5 s apart, frames growing throughout."""
+    seen = []
+    for _ in range(polls):
+        seen.append(watched(page))
+        if not seen[-1] or not check(seen[-1]):
+            return Pending(seen[-1])
+        time.sleep(0.5)  # polling interval of a condition
+    grew = all(b["frames"] > a["frames"] for a, b in zip(seen, seen[1:]))
+    return seen[-1] if grew else Pending("frames stalled", seen)
+
+
+def choose(page, value: str) -> None:
+    """Pick a quality in the menu, as a viewer does (a change event)."""
+    page.select_option("#watch-quality", value)
+
+
+def test_the_watch_page_receives_the_program_and_its_quality_menu_caps_the_layer(browser, up_on_the_call_server,
+                                                                                  names):
+    up = up_on_the_call_server
+    owner_name, viewer_name = names("host"), names("viewer")
+    owner_context = browser.new_context(viewport=VIEWPORT)
+    viewer_context = browser.new_context(viewport=VIEWPORT)
+    viewer_context.add_init_script(COUNT_GUM_JS)
+    sent: list[dict] = []
+    try:
+        owner, viewer = owner_context.new_page(), viewer_context.new_page()
+        owner.on("pageerror", lambda exc: print(f"[owner] page error: {exc}"))
+        viewer.on("pageerror", lambda exc: print(f"[viewer] page error: {exc}"))
+        viewer.on("websocket", lambda ws: ws.on("framesent", lambda frame: sent.append(json.loads(frame))))
+        log_in(owner, up.url, owner_name)
+        log_in(viewer, up.url, viewer_name)
+        owner.fill("#max-framerate", "15")  # a 720p simulcast encoder beside the viewer's decoder on shared cores
+        befriend(owner, owner_name, viewer, viewer_name)
+        owner.click("#room-create")
+        owner.wait_for_selector("#room:not([hidden])")
+        room_id = owner.get_attribute("#room", "data-room-id")
+        owner.click(f'#friends li[data-user="{viewer_name}"] .room-invite')
+        viewer.wait_for_selector("#room-invite:not([hidden])")
+
+        # The link a viewer is given: the page logs in and goes straight to the watch view.
+        log_in(viewer, f"{up.url}?region=eu#watch/{room_id}", viewer_name, register=False)
+        viewer.wait_for_selector('#watch[data-state="connected"]', timeout=WAIT * 1000)
+        joins = [m["payload"] for m in sent if m.get("type") == "room.join"]
+        assert joins and joins[-1] == {"room_id": room_id, "region": "eu"}, joins
+        assert viewer.is_hidden("#people") and viewer.is_hidden("#idle") and viewer.is_hidden("#room")
+        routes = viewer.evaluate("""async () => { const { parseWatchRoute } = await import('/watch.js');
+          return [parseWatchRoute('#watch/r1?region=us', '?region=eu'), parseWatchRoute('#watch/r%202', ''),
+                  parseWatchRoute('#watch/', '?region=eu'), parseWatchRoute('', '?region=eu')]; }""")
+        assert routes == [{"room": "r1", "region": "us"}, {"room": "r 2", "region": None}, None, None], routes
+        first = wait_until(lambda: held(viewer, lambda w: w["frames"] > 0 and w["samples"] > 0),
+                           "the watch page to decode the program's video and audio", WAIT)
+        assert first["getUserMedia"] == 0, first  # no camera or microphone asked for
+        assert "a=sendonly" not in first["sdp"] and "a=sendrecv" not in first["sdp"], first["sdp"]
+        assert first["shown"]["publisher"] != "program"  # no studio: the owner's camera is the program
+        # the publisher sends three layers, and Auto (no limit) gives the viewer more than the low one
+        wait_until(lambda: [rid for rid, _ in owner.evaluate(LAYERS_JS)] == ["f", "h", "q"] or Pending(
+            owner.evaluate(LAYERS_JS)), "the publisher to send q/h/f", WAIT)
+        assert viewer.input_value("#watch-quality") == ""
+        options = viewer.eval_on_selector_all("#watch-quality option", "(os) => os.map((o) => [o.value, o.textContent])")
+        assert options == [["", "Auto"], ["720", "720p"], ["360", "360p"], ["180", "180p"]], options
+        auto = wait_until(lambda: held(viewer, lambda w: w["height"] > LOW), "Auto to give more than the low layer", WAIT)
+        print("auto:", auto["received"], "layers sent:", owner.evaluate(LAYERS_JS))
+        assert auto["received"].startswith(f"Receiving {auto['width']}\u00d7"), auto  # the line follows what is decoded
+        screenshot(viewer, "watch-auto")
+
+        started = time.monotonic()
+        choose(viewer, "180")
+        low = wait_until(lambda: held(viewer, lambda w: 0 < w["height"] <= 180), "180p to cap the picture", WAIT)
+        print(f"180p: {low['received']} after {time.monotonic() - started:.1f} s")
+        assert viewer.get_attribute("#watch", "data-quality") == "180"
+        wait_until(lambda: viewer.get_attribute("#watch-received", "data-height") == str(watched(viewer)["height"]),
+                   "the received line to say the capped height", 10)
+        screenshot(viewer, "watch-180p")
+
+        started = time.monotonic()
+        choose(viewer, "")
+        back = wait_until(lambda: held(viewer, lambda w: w["height"] > LOW), "Auto to bring the picture back up", WAIT)
+        print(f"auto again: {back['received']} after {time.monotonic() - started:.1f} s")
+
+        choose(viewer, "360")
+        middle = wait_until(lambda: held(viewer, lambda w: 0 < w["height"] <= 360), "360p to cap the picture", WAIT)
+        print("360p:", middle["received"])
+        quality = [m["payload"] for m in sent if m.get("type") == "room.quality"]
+        shown = middle["shown"]
+        asked = [q.get("max_height") for q in quality]
+        assert [h for i, h in enumerate(asked) if i == 0 or asked[i - 1] != h] == [None, 180, None, 360], quality
+        assert all(q["publisher"] == shown["publisher"] and q["track"] == shown["track"] for q in quality), quality
+
+        viewer.click("#watch-leave")
+        viewer.wait_for_selector("#watch", state="hidden")
+        assert viewer.evaluate("() => location.hash") == "" and viewer.is_visible("#people")
+        assert [m for m in sent if m.get("type") == "room.leave"], "no room.leave sent"
+    finally:
+        owner_context.close()
+        viewer_context.close()
