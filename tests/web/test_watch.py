@@ -15,15 +15,14 @@ import time
 
 import pytest
 
-from tests.web.conftest import SERVICE_SECRET, log_in, start_up
+from tests.web.conftest import log_in, up_moving_rooms_above
 from tests.web.helpers import befriend, screenshot
-from tests.web.test_sfu import Pending, wait_until
+from tests.web.test_sfu import WAIT, Pending, use_small_video, wait_until
 
 pytestmark = pytest.mark.timeout(300)
 
 LOW = 200  # lines: above the q layer (180) of a 1280x720 camera
 VIEWPORT = {"width": 1280, "height": 900}
-WAIT = 120.0  # seconds: a 720p simulcast encoder and the call server on two shared cores
 
 # Counts getUserMedia calls, from before the page's own scripts run.
 COUNT_GUM_JS = """(() => {
@@ -66,13 +65,7 @@ LAYERS_JS = """async () => {
 @pytest.fixture
 def up_on_the_call_server(tmp_path):
     """`netcore up` whose rooms go to its call server from their second participant (threshold 1)."""
-    config = tmp_path / "signal.toml"
-    config.write_text('group_threshold = 1\ncall_server = "127.0.0.1:7000"\nresume_window = 2.0\n'
-                      f'service_secret = "{SERVICE_SECRET}"\n')
-    running = start_up(str(tmp_path / "data"), "--signal-config", str(config))
-    yield running
-    running.proc.terminate()
-    running.proc.wait(timeout=15)
+    yield from up_moving_rooms_above(tmp_path, 1)
 
 
 def watched(page) -> dict:
@@ -175,3 +168,33 @@ def test_the_watch_page_receives_the_program_and_its_quality_menu_caps_the_layer
     finally:
         owner_context.close()
         viewer_context.close()
+
+
+def test_the_watch_page_shows_a_studios_program(open_user, names):
+    """A studio (docs/broadcast.md "Input manager") on `netcore up`'s call server: a viewer that follows a
+    `#watch/ROOM` link while logged in (a hashchange, no reload) is given the program only and shows it,
+    labelled Program: the card (640x360) at first, then the operator's camera and microphone once cut to."""
+    owner_name, viewer_name = names("op"), names("fan")
+    owner, viewer = open_user(owner_name), open_user(viewer_name)
+    viewer.evaluate(COUNT_GUM_JS)
+    use_small_video(owner)
+    befriend(owner, owner_name, viewer, viewer_name)
+    owner.click("#room-create")
+    owner.wait_for_selector("#room:not([hidden])")
+    owner.click("#room-studio")
+    owner.wait_for_selector('#room[data-topology="sfu"][data-sfu-state="connected"]', timeout=WAIT * 1000)
+    owner.wait_for_selector("#studio:not([hidden])", timeout=20000)
+    room_id = owner.get_attribute("#room", "data-room-id")
+    owner.click(f'#friends li[data-user="{viewer_name}"] .room-invite')
+    viewer.wait_for_selector("#room-invite:not([hidden])")
+    viewer.evaluate("(room) => { location.hash = `#watch/${room}`; }", room_id)
+    viewer.wait_for_selector('#watch[data-state="connected"]', timeout=WAIT * 1000)
+    card = wait_until(lambda: held(viewer, lambda w: w["width"] == 640), "the card in the watch page", WAIT)
+    assert card["shown"]["publisher"] == "program" and viewer.inner_text("#watch-name") == "Program", card
+    owner_session = owner.evaluate("() => window.netcore.sessionId")
+    owner.click(f'#studio-sources button[data-publisher="{owner_session}"]')
+    owner.select_option("#studio-audio", index=2)  # no audio, the mix, then the first microphone: the owner's
+    on_air = wait_until(lambda: held(viewer, lambda w: w["width"] == 320 and w["samples"] > 0),
+                        "the operator's camera and microphone in the watch page", WAIT)
+    assert on_air["shown"]["publisher"] == "program" and on_air["getUserMedia"] == 0, on_air
+    screenshot(viewer, "watch-studio-program")

@@ -73,6 +73,10 @@ export class WatchView {
       shown: null, requested: null, watchdog: null, stats: null };
     this.room = room;
     app.notices.clear();
+    if (app.rooms.invitation && app.rooms.invitation.room_id === id) {  // the invitation is being taken up here
+      app.rooms.invitation = null;
+      $('room-invite').hidden = true;
+    }
     this.show(`Joining ${id}\u2026`, 'joining');
     let ack;
     try {
