@@ -5,8 +5,11 @@ A Chromium page publishes its camera enlarged to 1280x720 as three simulcast lay
 360 and 720 lines); a second page, in another browser context, logs in at `?region=eu#watch/ROOM`: it
 joins with that region (no registry here, so signaling keeps it on the room's call server), never
 calls getUserMedia, offers receive sections only, and decodes the publisher's video and audio. Its
-menu's 180p brings what it decodes down to at most 180 lines (room.quality), Auto brings it back above
-the low layer (the allocator decides by the viewer's estimate), 360p keeps it at most 360 lines."""
+menu offers Auto and the heights of the layers (the slot's `heights`, from the call server); the lowest
+rung brings what it decodes down to at most that height (room.quality), Auto brings it back above the
+low layer (the allocator decides by the viewer's estimate), the middle rung keeps it at most that high.
+In a studio the viewer shows the program, and the menu follows its one height from the card to a camera."""
+
 
 from __future__ import annotations
 
@@ -48,6 +51,14 @@ WATCHED_JS = """async () => {
     if (s.kind === 'audio') out.samples += s.totalSamplesReceived || 0;
   });
   return out;
+}"""
+
+# In the watch page: the menu's values and the heights the shown track's slot carries.
+MENU_JS = """() => {
+  const room = window.netcore.watch.room;
+  const slot = room && room.shown && room.slots.find((s) => String(s.mid) === room.shown.mid);
+  return {options: [...document.querySelectorAll('#watch-quality option')].map((o) => o.value),
+          heights: slot && slot.heights ? slot.heights : []};
 }"""
 
 # In the publisher's page: the simulcast layers it sends now ([rid, height]).
@@ -131,34 +142,40 @@ def test_the_watch_page_receives_the_program_and_its_quality_menu_caps_the_layer
         wait_until(lambda: [rid for rid, _ in owner.evaluate(LAYERS_JS)] == ["f", "h", "q"] or Pending(
             owner.evaluate(LAYERS_JS)), "the publisher to send q/h/f", WAIT)
         assert viewer.input_value("#watch-quality") == ""
-        options = viewer.eval_on_selector_all("#watch-quality option", "(os) => os.map((o) => [o.value, o.textContent])")
-        assert options == [["", "Auto"], ["720", "720p"], ["360", "360p"], ["180", "180p"]], options
+        # the menu: Auto and the heights of the layers the call server has seen (180/360/720 unless Chromium
+        # adapted its capture for CPU), highest first
+        rungs = wait_until(lambda: (lambda m: m if m["heights"] and m["options"] == ["", *map(str, sorted(m["heights"], reverse=True))]
+                                    and len(m["heights"]) == 3 else Pending(m))(viewer.evaluate(MENU_JS)),
+                           "the menu to offer the three layers' heights", WAIT)["options"]
+        print("menu:", rungs)
+        assert viewer.eval_on_selector("#watch-quality option:last-child", "(o) => o.textContent") == f"{rungs[-1]}p"
+        lowest, middle = int(rungs[-1]), int(rungs[-2])
         auto = wait_until(lambda: held(viewer, lambda w: w["height"] > LOW), "Auto to give more than the low layer", WAIT)
         print("auto:", auto["received"], "layers sent:", owner.evaluate(LAYERS_JS))
         assert auto["received"].startswith(f"Receiving {auto['width']}\u00d7"), auto  # the line follows what is decoded
         screenshot(viewer, "watch-auto")
 
         started = time.monotonic()
-        choose(viewer, "180")
-        low = wait_until(lambda: held(viewer, lambda w: 0 < w["height"] <= 180), "180p to cap the picture", WAIT)
-        print(f"180p: {low['received']} after {time.monotonic() - started:.1f} s")
-        assert viewer.get_attribute("#watch", "data-quality") == "180"
+        choose(viewer, str(lowest))
+        low = wait_until(lambda: held(viewer, lambda w: 0 < w["height"] <= lowest), "the lowest rung to cap the picture", WAIT)
+        print(f"{lowest}p: {low['received']} after {time.monotonic() - started:.1f} s")
+        assert viewer.get_attribute("#watch", "data-quality") == str(lowest)
         wait_until(lambda: viewer.get_attribute("#watch-received", "data-height") == str(watched(viewer)["height"]),
                    "the received line to say the capped height", 10)
-        screenshot(viewer, "watch-180p")
+        screenshot(viewer, "watch-lowest")
 
         started = time.monotonic()
         choose(viewer, "")
         back = wait_until(lambda: held(viewer, lambda w: w["height"] > LOW), "Auto to bring the picture back up", WAIT)
         print(f"auto again: {back['received']} after {time.monotonic() - started:.1f} s")
 
-        choose(viewer, "360")
-        middle = wait_until(lambda: held(viewer, lambda w: 0 < w["height"] <= 360), "360p to cap the picture", WAIT)
-        print("360p:", middle["received"])
+        choose(viewer, str(middle))
+        capped = wait_until(lambda: held(viewer, lambda w: 0 < w["height"] <= middle), "the middle rung to cap the picture", WAIT)
+        print(f"{middle}p:", capped["received"])
         quality = [m["payload"] for m in sent if m.get("type") == "room.quality"]
-        shown = middle["shown"]
+        shown = capped["shown"]
         asked = [q.get("max_height") for q in quality]
-        assert [h for i, h in enumerate(asked) if i == 0 or asked[i - 1] != h] == [None, 180, None, 360], quality
+        assert [h for i, h in enumerate(asked) if i == 0 or asked[i - 1] != h] == [None, lowest, None, middle], quality
         assert all(q["publisher"] == shown["publisher"] and q["track"] == shown["track"] for q in quality), quality
 
         viewer.click("#watch-leave")
@@ -191,10 +208,14 @@ def test_the_watch_page_shows_a_studios_program(open_user, names):
     viewer.wait_for_selector('#watch[data-state="connected"]', timeout=WAIT * 1000)
     card = wait_until(lambda: held(viewer, lambda w: w["width"] == 640), "the card in the watch page", WAIT)
     assert card["shown"]["publisher"] == "program" and viewer.inner_text("#watch-name") == "Program", card
+    wait_until(lambda: (lambda m: m["options"] == ["", "360"] or Pending(m))(viewer.evaluate(MENU_JS)),
+               "the menu to offer the card's one height", 20)
     owner_session = owner.evaluate("() => window.netcore.sessionId")
     owner.click(f'#studio-sources button[data-publisher="{owner_session}"]')
     owner.select_option("#studio-audio", index=2)  # no audio, the mix, then the first microphone: the owner's
     on_air = wait_until(lambda: held(viewer, lambda w: w["width"] == 320 and w["samples"] > 0),
                         "the operator's camera and microphone in the watch page", WAIT)
     assert on_air["shown"]["publisher"] == "program" and on_air["getUserMedia"] == 0, on_air
+    wait_until(lambda: (lambda m: m["options"] == ["", "240"] or Pending(m))(viewer.evaluate(MENU_JS)),
+               "the menu to follow the program to the camera's height", 20)
     screenshot(viewer, "watch-studio-program")

@@ -5,17 +5,18 @@
 // (sfu.js SfuLink with no stream). It shows the program full-size: the studio's program
 // (publisher "program"), else the room owner's camera, else the first camera published, with its
 // audio. The quality menu: "Auto" lifts any limit, so the call server's allocator picks the layer
-// or transcoded rung by this viewer's bandwidth estimate; a rung sends `room.quality` with that
-// maximum height. The line under the picture says what is received now.
+// or transcoded rung by this viewer's bandwidth estimate; a rung (one per height of the track's
+// layers, from the slot) sends `room.quality` with that maximum height. The line under the picture says what is received now.
 
 import { SfuLink, compareMids } from './sfu.js';
 import { summarize, formatKbps } from './stats.js';
 import { PROGRAM } from './studio.js';
 import { $ } from './ui.js';
 
-// The page is not told a track's layers (room.slots names publisher and mid only), so the menu offers
-// the rungs of the usual ladders: a 1280x720 camera's three simulcast layers, and the transcoder's
-// 360p + 180p renditions (docs/transcode.md). The call server sends the highest layer at most that high.
+// The menu's rungs until the call server says the track's own (a slot's `heights`, known from the
+// layers' key frames): the usual ladders, a 1280x720 camera's three simulcast layers and the
+// transcoder's 360p + 180p renditions (docs/transcode.md). The call server sends the highest layer at
+// most that high.
 export const QUALITY_RUNGS = [720, 360, 180];
 const WATCH_OTHERS = 2;  // receive sections for two publishers: the program, or a small room's cameras
 const STATS_INTERVAL_MS = 1000;
@@ -42,12 +43,7 @@ export class WatchView {
   constructor(app) {
     this.app = app;
     this.room = null;  // {id, region, owner, names, callServer, link, slots, shown, ...}
-    for (const height of QUALITY_RUNGS) {
-      const option = document.createElement('option');
-      option.value = String(height);
-      option.textContent = `${height}p`;
-      $('watch-quality').append(option);
-    }
+    this.setRungs(QUALITY_RUNGS);
     $('watch-quality').addEventListener('change', () => this.sendQuality());
     $('watch-leave').addEventListener('click', () => this.leave());
     this.timer = setInterval(() => this.tick(), STATS_INTERVAL_MS);
@@ -147,6 +143,7 @@ export class WatchView {
     const video = mine.filter((s) => s.kind === 'video').sort((a, b) => compareMids(a.track, b.track))[0];
     const audio = mine.find((s) => s.kind === 'audio');
     room.shown = video ? { publisher, track: String(video.track), mid: String(video.mid) } : null;
+    this.setRungs(video && video.heights && video.heights.length ? video.heights : QUALITY_RUNGS);
     const tracks = room.link ? [video, audio].filter(Boolean).map((s) => room.link.track(String(s.mid))).filter(Boolean) : [];
     const key = tracks.map((t) => t.id).join(' ');
     const element = $('watch-video');
@@ -156,6 +153,26 @@ export class WatchView {
     }
     $('watch-name').textContent = publisher === PROGRAM ? 'Program' : room.names.get(publisher) || 'Live';
     this.sendQuality();
+  }
+
+  // The menu: Auto, then one entry per rung, highest first; the choice in force stays offered.
+  setRungs(heights) {
+    const menu = $('watch-quality');
+    const chosen = menu.value;
+    const rungs = [...new Set([...heights.map(Number), ...(chosen ? [Number(chosen)] : [])])].sort((a, b) => b - a);
+    const key = rungs.join(' ');
+    if (menu.dataset.rungs === key) return;
+    menu.dataset.rungs = key;
+    const auto = document.createElement('option');
+    auto.value = '';
+    auto.textContent = 'Auto';
+    menu.replaceChildren(auto, ...rungs.map((height) => {
+      const option = document.createElement('option');
+      option.value = String(height);
+      option.textContent = `${height}p`;
+      return option;
+    }));
+    menu.value = chosen;
   }
 
   // The menu's choice for the track shown: room.quality with that height, or none (Auto: no limit).
@@ -224,6 +241,7 @@ export class WatchView {
     $('watch').hidden = true;
     $('watch-received').textContent = '';
     $('watch-quality').value = '';
+    this.setRungs(QUALITY_RUNGS);
     delete $('watch').dataset.quality;
     this.app.refresh();
   }
