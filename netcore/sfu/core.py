@@ -568,8 +568,15 @@ class SfuCore:
 
     def slots(self, participant_id: str) -> tuple[Slot, ...]:
         participant = self.participants[participant_id]
-        return tuple(Slot(s.mid, s.kind, s.publication.owner.id if s.publication else None,
-                          s.publication.mid if s.publication else None) for s in participant.slots)
+        return tuple(Slot(s.mid, s.kind, s.publication.owner.id, s.publication.mid, layer_heights(s.publication))
+                     if s.publication else Slot(s.mid, s.kind) for s in participant.slots)
+
+    def _heights_changed(self, publication: Publication) -> None:
+        """The heights of ``publication``'s layers changed (a layer's first key frame, or a new size): its
+        subscribers are told their slots again, with the new heights."""
+        for subscriber in sorted({slot.owner.id: slot.owner for slot in publication.slots}.values(), key=lambda p: p.id):
+            if self.participants.get(subscriber.id) is subscriber:
+                self._events.append(SlotsChanged(subscriber.room_id, subscriber.id, self.slots(subscriber.id)))
 
     # -- the contract ---------------------------------------------------------------
 
@@ -771,8 +778,11 @@ class SfuCore:
                 layer.arbiter.keyframe_received()
                 # (its size orders the layers: kept without simulcast too, for renditions that may come)
                 size = vp8_keyframe_size(packet.payload) if detector is KEYFRAME_DETECTORS["VP8"] else None
-                if size is not None:
+                if size is not None and size[1] != layer.height:
+                    before = layer_heights(publication)
                     layer.height = size[1]
+                    if layer_heights(publication) != before:
+                        self._heights_changed(publication)
         fast = self.fastpath
         if fast is not None:  # the installed slots first, in C; those it gives back are in the loop below
             count, size = fast.forward(publication, ssrc, packet, now)
@@ -1055,3 +1065,8 @@ def _timestamp_delta(old: Layer | None, new: Layer, clock_rate: int) -> int | No
 def job_id(job: Job) -> str:
     """A job's name on the wire: ``publisher/mid/ladder`` or ``publisher/mid/CODEC``."""
     return f"{job.source[0]}/{job.source[1]}/{job.codec or 'ladder'}"
+
+
+def layer_heights(publication: Publication) -> tuple[int, ...]:
+    """The distinct heights of ``publication``'s layers known from their key frames, lowest first (audio: none)."""
+    return tuple(sorted({layer.height for layer in publication.layers if layer.height}))

@@ -24,6 +24,9 @@ class Slot:
     kind: str
     publisher: str | None = None
     track: str | None = None  # the publisher's mid
+    # the heights of that track's layers (simulcast layers, renditions) known from their key frames, lowest
+    # first: what a viewer may cap the track at (room.quality), the rungs of a watch page's quality menu
+    heights: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

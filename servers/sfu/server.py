@@ -77,7 +77,9 @@ def log_event(event: str, **fields: Any) -> None:
 
 
 def _slots(slots) -> list[dict]:
-    return [{"mid": s.mid, "kind": s.kind, "publisher": s.publisher, "track": s.track} for s in slots]
+    """The slots as signaling relays them (docs/signaling.md); ``heights`` only where some are known."""
+    return [{"mid": s.mid, "kind": s.kind, "publisher": s.publisher, "track": s.track,
+             **({"heights": list(s.heights)} if s.heights else {})} for s in slots]
 
 
 class SfuServer:

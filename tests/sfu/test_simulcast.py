@@ -22,7 +22,7 @@ from netcore.rtp.vp8 import Vp8Descriptor
 from netcore.sdp.jsep import RID_EXTENSION
 from netcore.sfu.allocator import PAUSED_FRAMES
 from netcore.sfu.participant import Publication
-from netcore.sfu.events import LayerSwitched
+from netcore.sfu.events import LayerSwitched, SlotsChanged
 from netcore.testing.bottleneck import Bottleneck
 from netcore.testing.simnet import Network
 from tests.sfu.harness import SERVER, Client, Publisher, Room, SimulcastPublisher
@@ -165,6 +165,32 @@ def test_a_requested_maximum_height_caps_the_layer_at_once_and_lifting_it_climbs
     assert layer() == "f"
     with pytest.raises(UsageError):
         core.request_max_height("sub", "pub", "nope", 360, room.net.now)
+
+
+def test_the_slots_carry_the_heights_of_the_tracks_layers_once_their_key_frames_came():
+    """What a watch page's quality menu offers: the subscriber is told its slot again when the layers'
+    heights become known, once (the same heights again tell nobody)."""
+    room = Room(net=ShapedNetwork(5))
+    pub = room.join("pub", slots=0, simulcast=("q", "h", "f"))
+    room.join("sub", publish=(), slots=1)
+    room.connect()
+    core = room.core
+
+    def video(slots) -> object:
+        return next(s for s in slots if s.kind == "video")
+
+    def told() -> list:
+        return [e for e in room.events if isinstance(e, SlotsChanged) and e.participant_id == "sub"]
+
+    assert video(core.slots("sub")).heights == ()  # no key frame yet
+    publisher = layered(room, pub)
+    publisher.stream(2.0)
+    assert video(core.slots("sub")).heights == (180, 360, 720)
+    assert told() and video(told()[-1].slots).heights == (180, 360, 720), told()
+    assert next(s for s in core.slots("sub") if s.kind == "audio").heights == ()
+    count = len(told())
+    publisher.stream(2.0)
+    assert len(told()) == count
 
 
 def test_a_layer_the_publisher_stops_is_left_without_a_freeze():

@@ -108,16 +108,22 @@ def up():
         running.proc.wait(timeout=15)
 
 
-@pytest.fixture
-def up_with_call_server(tmp_path):
-    """A second `netcore up` whose signal config names its call server and moves rooms above two."""
+def up_moving_rooms_above(tmp_path, threshold: int):
+    """A `netcore up` of its own whose signal config names its call server and moves rooms above
+    ``threshold`` participants there; stopped when the generator is closed."""
     config = tmp_path / "signal.toml"
-    config.write_text('group_threshold = 2\ncall_server = "127.0.0.1:7000"\nresume_window = 2.0\n'
+    config.write_text(f'group_threshold = {threshold}\ncall_server = "127.0.0.1:7000"\nresume_window = 2.0\n'
                       f'service_secret = "{SERVICE_SECRET}"\n')
     running = start_up(str(tmp_path / "data"), "--signal-config", str(config))
     yield running
     running.proc.terminate()
     running.proc.wait(timeout=15)
+
+
+@pytest.fixture
+def up_with_call_server(tmp_path):
+    """A second `netcore up` whose signal config names its call server and moves rooms above two."""
+    yield from up_moving_rooms_above(tmp_path, 2)
 
 
 @pytest.fixture(scope="module")

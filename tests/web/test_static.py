@@ -28,7 +28,7 @@ def test_page_and_modules_are_served_with_types_and_policy(up):
     assert headers["Content-Type"] == "text/html; charset=utf-8"
     assert "default-src 'self'" in headers["Content-Security-Policy"]
     assert b'<script type="module" src="/app.js">' in body
-    for name in ("app.js", "signal.js", "peer.js", "stats.js", "media.js", "devices.js", "friends.js", "room.js", "ui.js"):
+    for name in ("app.js", "signal.js", "peer.js", "stats.js", "media.js", "devices.js", "friends.js", "room.js", "ui.js", "watch.js"):
         status, headers, body = get(up.url + name)
         assert status == 200 and headers["Content-Type"] == "text/javascript; charset=utf-8", name
         assert body == (WEB_ROOT / name).read_bytes()

@@ -16,6 +16,7 @@ import { $, Notices, banner, fieldError, initial, setTileFlags, setTileName } fr
 import { RoomView } from './room.js';
 import { FriendsView } from './friends.js';
 import { RecordingsView } from './recordings.js';
+import { WatchView, parseWatchRoute } from './watch.js';
 
 const wsUrl = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/v1/ws`;
 
@@ -60,6 +61,7 @@ class App {
     this.rooms = new RoomView(this);
     this.people = new FriendsView(this);
     this.recordings = new RecordingsView(this);
+    this.watch = new WatchView(this);
     this.bind();
   }
 
@@ -90,6 +92,17 @@ class App {
     $('camera').addEventListener('click', () => this.toggleCallTrack('video'));
     $('share').addEventListener('click', () => this.toggleShare());
     $('stats-toggle').addEventListener('click', () => this.showStats(!this.statsOpen));
+    window.addEventListener('hashchange', () => this.route());
+  }
+
+  // The watch page when the hash says `#watch/ROOM` (once logged in); leaving it when it no longer does.
+  route() {
+    const route = parseWatchRoute(location.hash, location.search);
+    const watching = this.watch.room;
+    if (watching && (!route || route.room !== watching.id)) this.watch.leave();
+    if (!route || !this.me || (this.watch.room && this.watch.room.id === route.room)) return;
+    if (this.busy()) return this.notify('Hang up the current call first.', true);
+    this.watch.start(route.room, route.region);
   }
 
   settingsCaps() {
@@ -113,7 +126,9 @@ class App {
 
   // Redraw what depends on whether a call is possible.
   refresh() {
-    $('idle').hidden = Boolean(this.call || this.room);
+    $('idle').hidden = Boolean(this.call || this.room || this.watch.active);
+    $('people').hidden = this.watch.active;
+    $('app').classList.toggle('watching', this.watch.active);
     $('room-create').disabled = this.busy() || Boolean(this.incoming);
     this.people.render();
   }
@@ -126,6 +141,7 @@ class App {
     on('closed', this.onClosed);
     this.people.listen(on);
     this.recordings.listen(on);
+    this.watch.listen(on);
     on('call.incoming', this.onIncoming);
     on('call.accepted', this.onAccepted);
     on('call.offer', (p) => this.call && this.call.link && p.call_id === this.call.id && this.call.link.handleDescription('offer', p.sdp));
@@ -169,6 +185,7 @@ class App {
   logout() {
     this.hangup();
     this.rooms.leave();
+    this.watch.leave();
     this.devices.stop();
     this.recordings.clear();
     if (this.client) this.client.close();
@@ -210,6 +227,7 @@ class App {
     if (p.resumed) this.notify('Reconnected.');
     else this.notices.clear();
     this.refresh();
+    if (!p.resumed) this.route();
   }
 
   async onClosed(detail) {
@@ -234,7 +252,7 @@ class App {
   // --- 1-to-1 calls -----------------------------------------------------
 
   busy() {
-    return Boolean(this.call || this.room);
+    return Boolean(this.call || this.room || this.watch.active);
   }
 
   async startCall(peer, media) {

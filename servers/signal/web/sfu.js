@@ -39,6 +39,7 @@ export function compareMids(a, b) {
 export class SfuLink {
   // offer(sdp) -> Promise: sends room.media (rejects with the signaling error);
   // onState(connectionState); onError(err). `others`: how many participants to make slots for.
+  // stream: what this page publishes; null for a viewer (receive sections only).
   constructor({ iceServers, relayOnly, stream, others, offer, onState, onError }) {
     this.pc = new RTCPeerConnection({
       iceServers: iceServers || [],
@@ -51,6 +52,19 @@ export class SfuLink {
     this.awaitingAnswer = false;
     this.retryTimer = null;
     this.pc.onconnectionstatechange = () => onState && onState(this.pc.connectionState);
+    this.simulcast = false;
+    this.screen = null;
+    if (stream) this.addSendSections(stream);  // none: a viewer (the watch page) receives only
+    const count = Math.max(1, Math.min(MAX_OTHERS, others));
+    for (let i = 0; i < count; i++) {
+      this.pc.addTransceiver('video', { direction: 'recvonly' });  // camera
+      this.pc.addTransceiver('video', { direction: 'recvonly' });  // screen
+      this.pc.addTransceiver('audio', { direction: 'recvonly' });
+    }
+  }
+
+  // The microphone, the camera (as simulcast when large enough) and the screen section, sendonly.
+  addSendSections(stream) {
     const audio = stream.getAudioTracks()[0];
     const video = stream.getVideoTracks()[0];
     this.pc.addTransceiver(audio || 'audio', { direction: audio ? 'sendonly' : 'inactive', streams: [stream] });
@@ -63,12 +77,6 @@ export class SfuLink {
       ...(encodings ? { sendEncodings: encodings } : {}),
     });
     this.screen = this.pc.addTransceiver('video', { direction: 'sendonly' });
-    const count = Math.max(1, Math.min(MAX_OTHERS, others));
-    for (let i = 0; i < count; i++) {
-      this.pc.addTransceiver('video', { direction: 'recvonly' });  // camera
-      this.pc.addTransceiver('video', { direction: 'recvonly' });  // screen
-      this.pc.addTransceiver('audio', { direction: 'recvonly' });
-    }
   }
 
   // VP8 (with RTX) and Opus only: every codec a browser knows, in two dozen sections,
@@ -139,7 +147,7 @@ export class SfuLink {
 
   // Share a screen (a video track) or stop (null): the screen section's track, no renegotiation.
   async setScreen(track) {
-    await this.screen.sender.replaceTrack(track);
+    if (this.screen) await this.screen.sender.replaceTrack(track);
   }
 
   close() {
