@@ -142,7 +142,8 @@ class NativeDataPath:
                 continue
             self.engine.set_allocation(id(allocation), rate, self._routes(allocation))
             self.routed[id(allocation)] = allocation
-            if not isinstance(allocation.bucket, EngineBucket):
+            # Without a cap nothing draws on a bucket; a reload that sets one marks every allocation changed.
+            if rate and not isinstance(allocation.bucket, EngineBucket):
                 allocation.bucket = EngineBucket(self.engine, id(allocation), allocation.bucket)
 
     def _routes(self, allocation: Allocation) -> list[tuple]:
