@@ -209,11 +209,15 @@ class SocketRelays:
         self._fatal = False  # the last bind failed for a reason that no other port would avoid
         self.on_open: Callable[[Address, socket.socket, int, int], None] | None = None
         self.on_close: Callable[[Address, socket.socket], None] | None = None
+        # A data path that keeps reading a spare and drops what it reads says so (True); else on_close.
+        self.on_spare: Callable[[Address, socket.socket], bool] | None = None
         # Why relay sockets could not be opened (each is a 508 to a client), one line per 10 s.
         self.failures = FaultLog(what="relay socket", level=logging.WARNING)
         self.spare_max = spare_max
-        # Per family, oldest first: (relayed, socket, when it became spare); their ports stay in _in_use.
-        self._spares: dict[int, deque[tuple[Address, socket.socket, float]]] = {family: deque() for family in relay_ips}
+        # Per family, oldest first: (relayed, socket, when it became spare, whether the data path reads it);
+        # their ports stay in _in_use.
+        self._spares: dict[int, deque[tuple[Address, socket.socket, float, bool]]] = {
+            family: deque() for family in relay_ips}
         self.spare_count = 0
         self._not_spared: set[Address] = set()  # DONT-FRAGMENT and TCP relays: closed when they end
         self._scratch = bytearray(1)  # a spare's stale datagrams are read into it (truncated) and dropped
@@ -259,12 +263,14 @@ class SocketRelays:
                 return None  # no descriptor, or not our address: no other port would do
         return None
 
-    def _reuse(self, family: int, spare: tuple[Address, socket.socket, float], dont_fragment: bool) -> Address:
-        """A spare relay socket serving again: its full buffer back, what it received meanwhile dropped."""
-        relayed, sock, _ = spare
+    def _reuse(self, family: int, spare: tuple[Address, socket.socket, float, bool], dont_fragment: bool) -> Address:
+        """A spare relay socket serving again: its full buffer back, what it received meanwhile dropped
+        (here, or by the data path that kept reading it when on_open hands it back)."""
+        relayed, sock, _, read = spare
         self.spare_count -= 1
-        _receive_buffer(sock, SOCKET_BUFFER)
-        _drain(sock, self._scratch)
+        if not read:
+            _receive_buffer(sock, SOCKET_BUFFER)
+            _drain(sock, self._scratch)
         if dont_fragment:
             self._set_dont_fragment(sock, family)
             self._not_spared.add(relayed)
@@ -295,9 +301,11 @@ class SocketRelays:
             while spares and spares[0][2] <= expired:
                 self._close_spare(family, spares.popleft())
 
-    def _close_spare(self, family: int, spare: tuple[Address, socket.socket, float]) -> None:
-        relayed, sock, _ = spare
+    def _close_spare(self, family: int, spare: tuple[Address, socket.socket, float, bool]) -> None:
+        relayed, sock, _, read = spare
         self.spare_count -= 1
+        if read and self.on_close is not None:
+            self.on_close(relayed, sock)  # the data path still reads it
         in_use = self._in_use.get(family)
         if in_use is not None:
             in_use.discard(relayed[1])
@@ -344,14 +352,18 @@ class SocketRelays:
         if sock is None:
             return
         family = 2 if ":" in relayed[0] else 1
-        if self.on_close is not None:
-            self.on_close(relayed, sock)  # the data path forgets it either way
         spares = self._spares.get(family)
         if spares is not None and self.spare_count < self.spare_max and relayed not in self._not_spared:
-            _receive_buffer(sock, _SPARE_BUFFER)
-            spares.append((relayed, sock, _clock()))
+            read = self.on_spare is not None and self.on_spare(relayed, sock)
+            if not read:
+                if self.on_close is not None:
+                    self.on_close(relayed, sock)  # the data path forgets it
+                _receive_buffer(sock, _SPARE_BUFFER)
+            spares.append((relayed, sock, _clock(), read))
             self.spare_count += 1
             return
+        if self.on_close is not None:
+            self.on_close(relayed, sock)
         self._not_spared.discard(relayed)
         in_use = self._in_use.get(family)
         if in_use is not None:
@@ -393,6 +405,7 @@ class TurnServerEndpoint:
         self.faults = FaultLog()  # exceptions the core raised on one input (bugs), logged rate-limited
         relays.on_open = self._relay_opened
         relays.on_close = self._relay_closed
+        relays.on_spare = self._relay_spared
         self.native = aio_native.NativeDataPath(self) if native and aio_native.available() else None
 
     # -- sockets ------------------------------------------------------------------------
@@ -454,6 +467,10 @@ class TurnServerEndpoint:
         else:
             self.loop.add_reader(sock.fileno(), self._relay_readable, sock, relayed, family == wire.FAMILY_IPV6,
                                  _Budget())
+
+    def _relay_spared(self, relayed: Address, sock: socket.socket) -> bool:
+        """A relay socket became a spare: the compiled path keeps reading it (and drops what it reads)."""
+        return self.native is not None and self.native.spare(sock)
 
     def _relay_closed(self, relayed: Address, sock: socket.socket) -> None:
         server = self.tcp_relay_servers.pop(relayed, None)

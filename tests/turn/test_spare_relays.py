@@ -3,7 +3,9 @@
 ``SocketRelays`` keeps the socket of an allocation that ended (bounded, for
 ``SPARE_IDLE`` seconds) instead of closing it and binding a new one for the
 next Allocate. What must hold: the next allocation never sees a datagram
-sent to the one before it, a spare holds almost no memory, spares are
+sent to the one before it (the compiled data path keeps reading a spare
+and drops what it reads; without it, the spare is not read, its buffer
+shrinks and it is drained when taken back), a spare holds almost no memory, spares are
 bounded and closed with the endpoint or when they are old, and they never
 cost a client its relay: when the port range or the descriptors run out,
 they are given up.
@@ -50,6 +52,8 @@ async def test_the_next_allocation_takes_the_spare_socket_without_what_was_sent_
             stranger.sendto(b"stale %d" % i, relayed)
         second = await open_turn_endpoint(server, USER, PASSWORD)
         assert second.relayed_address == relayed and endpoint.relays.spare_count == 0
+        if endpoint.native is not None:  # it kept reading the spare: dropped there (or when taken back)
+            assert endpoint.native.stats()["spare_drops"] == 20
         await second.bind_channel(peer)
         assert await echo(second, b"fresh", peer) == b"fresh"
         (allocation,) = endpoint.core.allocations.values()
@@ -69,7 +73,7 @@ def test_spares_are_bounded_reused_oldest_first_and_shrunk_while_kept():
         relays.close_relay(relayed)
     assert relays.spare_count == 2
     assert [bindable(port) for _, port in opened] == [False, False, True]  # the third one was closed
-    assert all(receive_buffer(sock) <= 16384 for spares in relays._spares.values() for _, sock, _ in spares)
+    assert all(receive_buffer(sock) <= 16384 for spares in relays._spares.values() for _, sock, _, _ in spares)
     again = relays.open_relay(1)
     assert again == opened[0] and receive_buffer(relays.sockets[again]) == full
     relays.close_relay(again)
@@ -123,3 +127,34 @@ def test_spares_give_their_descriptors_up_when_none_are_left():
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
     assert relayed is not None and relays.spare_count == 0
     relays.close_relay(relayed)
+
+
+async def test_a_closed_spares_descriptor_serves_a_new_socket():
+    """A spare closed (old, or given up) leaves the compiled data path too, which kept it in its epoll set:
+    a new socket on the same descriptor number is read afresh."""
+    import asyncio
+
+    peer_transport, peer = await echo_peer()
+    async with turn_server("native", count=5) as (endpoint, server, _):
+        first = await open_turn_endpoint(server, USER, PASSWORD)
+        await first.bind_channel(peer)
+        fd = endpoint.relays.sockets[first.relayed_address].fileno()
+        await first.close()
+        endpoint.relays.close_spares()
+        fresh = open_udp_socket("127.0.0.1", 0)
+        if fresh.fileno() != fd:  # onto the spare's number
+            os.dup2(fresh.fileno(), fd)
+            fresh.close()
+            fresh = socket.socket(fileno=fd)
+        endpoint.native.add_relay(fresh, fresh.getsockname())
+        handoffs = endpoint.native.stats()["handoffs"]
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
+            sender.sendto(b"to the new socket", fresh.getsockname())
+            for _ in range(200):
+                if endpoint.native.stats()["handoffs"] > handoffs:
+                    break
+                await asyncio.sleep(0.01)
+        assert endpoint.native.stats()["handoffs"] == handoffs + 1
+        endpoint.native.remove(fresh)
+        fresh.close()
+    peer_transport.close()
