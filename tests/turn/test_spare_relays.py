@@ -158,3 +158,20 @@ async def test_a_closed_spares_descriptor_serves_a_new_socket():
         endpoint.native.remove(fresh)
         fresh.close()
     peer_transport.close()
+
+
+def test_a_reservation_takes_the_port_after_an_even_one_from_the_spares():
+    """EVEN-PORT with R: the even port is searched for (spares are not), the next one may be a spare's."""
+    low, _ = free_port_range(5)
+    low += low % 2
+    relays = SocketRelays({1: "127.0.0.1"}, low, low + 3)
+    df, plain, *rest = [relays.open_relay(1, dont_fragment=True)] + [relays.open_relay(1) for _ in range(3)]
+    assert [df[1], plain[1]] == [low, low + 1]
+    relays.close_relay(df)  # closed: DONT-FRAGMENT
+    relays.close_relay(plain)  # a spare
+    even = relays.open_relay(1, even_port=True)
+    following = relays.open_relay(1, port=even[1] + 1)
+    assert (even[1], following) == (low, plain) and relays.spare_count == 0
+    for relayed in (even, following, *rest):
+        relays.close_relay(relayed)
+    relays.close_spares()
