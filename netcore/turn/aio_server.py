@@ -71,21 +71,18 @@ def _large_buffers(sock: socket.socket) -> None:
     SO_RCVBUF is capped by net.core.rmem_max (often 208 KiB); as root the
     FORCE variants lift the cap.
     """
-    for force, plain in _BUFFER_OPTIONS:
-        for option in (force, plain):
-            if option is None:
-                continue
-            try:
-                sock.setsockopt(socket.SOL_SOCKET, option, SOCKET_BUFFER)
-                break
-            except OSError:
-                continue
+    for options in _BUFFER_OPTIONS:
+        _buffer(sock, options, SOCKET_BUFFER)
 
 
 def _receive_buffer(sock: socket.socket, size: int) -> None:
-    """Set SO_RCVBUF to ``size``, through SO_RCVBUFFORCE when allowed (as :func:`_large_buffers` does)."""
-    force, plain = _BUFFER_OPTIONS[0]
-    for option in (force, plain):
+    """Set SO_RCVBUF to ``size`` (a spare's few KiB, and back), as :func:`_large_buffers` does."""
+    _buffer(sock, _BUFFER_OPTIONS[0], size)
+
+
+def _buffer(sock: socket.socket, options: tuple[int | None, int], size: int) -> None:
+    """One buffer option: its FORCE variant if the socket module names it and we may, else the plain one."""
+    for option in options:
         if option is None:
             continue
         try:
