@@ -48,6 +48,7 @@
 #define KIND_NONE 0
 #define KIND_LISTENER 1
 #define KIND_RELAY 2
+#define KIND_SPARE 3 /* a relay socket between allocations: read, and what it reads dropped */
 
 #define WAKE_TAG UINT64_MAX
 #define BUDGET 32            /* datagrams read from one socket per wake-up, in one recvmmsg */
@@ -98,7 +99,8 @@ struct Alloc {
 
 typedef struct {
     uint8_t kind;
-    uint32_t gen;
+    uint32_t gen;   /* bumped whenever what the socket stands for changes (hand-offs and routes carry it) */
+    uint32_t watch; /* the generation its epoll registration carries: a spare keeps it, as it stays registered */
 } Slot;
 
 /* What Python reads in front of each handed-off datagram (native order). */
@@ -145,6 +147,7 @@ typedef struct {
     size_t alloc_buckets;
     Alloc *dirty;
     uint64_t send_errors, handoffs, handoff_drops;
+    uint64_t spare_drops; /* datagrams read from spare relay sockets and dropped (under lock) */
     /* recvmmsg's vectors: each datagram lands 4 bytes into its buffer, room for a ChannelData header */
     struct mmsghdr messages[BUDGET];
     struct iovec vectors[BUDGET];
@@ -445,7 +448,7 @@ static void from_peer(DataPath *dp, int fd, const struct sockaddr *from, uint8_t
 static void drain(DataPath *dp, int fd, uint32_t gen) {
     for (int batch = 0; batch < LISTENER_BATCHES; batch++) {
         pthread_mutex_lock(&dp->lock);
-        if (fd >= dp->slot_count || dp->slots[fd].gen != gen || dp->slots[fd].kind == KIND_NONE) {
+        if (fd >= dp->slot_count || dp->slots[fd].watch != gen || dp->slots[fd].kind == KIND_NONE) {
             pthread_mutex_unlock(&dp->lock); /* removed since epoll_wait returned */
             return;
         }
@@ -455,6 +458,11 @@ static void drain(DataPath *dp, int fd, uint32_t gen) {
         }
         int count = recvmmsg(fd, dp->messages, BUDGET, MSG_DONTWAIT, NULL);
         int listener = dp->slots[fd].kind == KIND_LISTENER;
+        if (dp->slots[fd].kind == KIND_SPARE) { /* sent to an allocation that ended: nobody's */
+            if (count > 0) dp->spare_drops += (uint64_t)count;
+            pthread_mutex_unlock(&dp->lock);
+            return;
+        }
         for (int i = 0; i < count; i++) {
             struct sockaddr *from = (struct sockaddr *)&dp->senders[i];
             uint8_t *data = dp->vectors[i].iov_base;
@@ -630,12 +638,31 @@ static PyObject *DataPath_add_socket(DataPath *dp, PyObject *args) {
         dp->slot_count = count;
     }
     Slot *slot = &dp->slots[fd];
+    if (slot->kind == KIND_SPARE && kind == KIND_RELAY) {
+        /* A spare serving a new allocation: already in the epoll set. What is still queued was sent to the
+         * allocation before; it is read and dropped here, before a hand-off could carry the new generation. */
+        int count;
+        do {
+            for (int i = 0; i < BUDGET; i++) {
+                dp->messages[i].msg_hdr.msg_namelen = sizeof(struct sockaddr_storage);
+                dp->messages[i].msg_hdr.msg_flags = 0;
+            }
+            count = recvmmsg(fd, dp->messages, BUDGET, MSG_DONTWAIT, NULL);
+            if (count > 0) dp->spare_drops += (uint64_t)count;
+        } while (count == BUDGET);
+        slot->gen++;
+        slot->kind = KIND_RELAY;
+        uint32_t gen = slot->gen;
+        pthread_mutex_unlock(&dp->lock);
+        return PyLong_FromUnsignedLong(gen);
+    }
     if (slot->kind != KIND_NONE) {
         pthread_mutex_unlock(&dp->lock);
         PyErr_Format(PyExc_ValueError, "fd %d is already served", fd);
         return NULL;
     }
     slot->gen++;
+    slot->watch = slot->gen;
     slot->kind = (uint8_t)kind;
     struct epoll_event ev = {.events = EPOLLIN, .data.u64 = ((uint64_t)slot->gen << 32) | (uint32_t)fd};
     int failed = epoll_ctl(dp->epoll_fd, EPOLL_CTL_ADD, fd, &ev) < 0;
@@ -658,6 +685,22 @@ static PyObject *DataPath_remove_socket(DataPath *dp, PyObject *args) {
     }
     pthread_mutex_unlock(&dp->lock);
     Py_RETURN_NONE;
+}
+
+/* spare_socket(fd): a relay socket whose allocation ended, kept for the next one. The thread goes on reading
+ * it and drops what it reads (its queue stays empty without a syscall from Python); routes through it stop
+ * matching and pending hand-offs from it carry an old generation. add_socket(fd, RELAY) takes it back. */
+static PyObject *DataPath_spare_socket(DataPath *dp, PyObject *args) {
+    int fd;
+    if (!PyArg_ParseTuple(args, "i", &fd)) return NULL;
+    pthread_mutex_lock(&dp->lock);
+    int spared = fd >= 0 && fd < dp->slot_count && dp->slots[fd].kind == KIND_RELAY;
+    if (spared) {
+        dp->slots[fd].kind = KIND_SPARE;
+        dp->slots[fd].gen++;
+    }
+    pthread_mutex_unlock(&dp->lock);
+    return PyBool_FromLong(spared);
 }
 
 /* pause_socket(fd): stop reading a socket but keep it known, so that routes through it still send from it
@@ -1006,8 +1049,9 @@ static PyObject *DataPath_stats(DataPath *dp, PyObject *unused) {
     pthread_mutex_lock(&dp->queue_lock);
     unsigned long long handoffs = dp->handoffs, handoff_drops = dp->handoff_drops;
     pthread_mutex_unlock(&dp->queue_lock);
-    PyObject *out = Py_BuildValue("{sKsKsKsn}", "send_errors", (unsigned long long)dp->send_errors, "handoffs",
-                                  handoffs, "handoff_drops", handoff_drops, "routes", (Py_ssize_t)dp->route_count);
+    PyObject *out = Py_BuildValue("{sKsKsKsnsK}", "send_errors", (unsigned long long)dp->send_errors, "handoffs",
+                                  handoffs, "handoff_drops", handoff_drops, "routes", (Py_ssize_t)dp->route_count,
+                                  "spare_drops", (unsigned long long)dp->spare_drops);
     pthread_mutex_unlock(&dp->lock);
     return out;
 }
@@ -1020,6 +1064,8 @@ static PyMethodDef DataPath_methods[] = {
      "socket. Hand-offs from it carry the generation."},
     {"remove_socket", (PyCFunction)DataPath_remove_socket, METH_VARARGS,
      "remove_socket(fd): stop reading it; call before closing the socket."},
+    {"spare_socket", (PyCFunction)DataPath_spare_socket, METH_VARARGS,
+     "spare_socket(fd) -> bool: a relay socket between allocations; read and dropped until add_socket(fd, 2)."},
     {"pause_socket", (PyCFunction)DataPath_pause_socket, METH_VARARGS,
      "pause_socket(fd): stop reading it; routes keep sending from it."},
     {"set_allocation", (PyCFunction)DataPath_set_allocation, METH_VARARGS,

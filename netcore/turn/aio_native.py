@@ -49,6 +49,7 @@ __all__ = ["EngineBucket", "NativeDataPath", "available"]
 
 _BUDGET = 64  # hand-offs served per callback
 _LISTENER = _datapath.LISTENER if _datapath is not None else 1
+_SPARE = 3  # netcore.turn._datapath's kind of a spare relay socket (see NativeDataPath.spare)
 
 
 def available() -> bool:
@@ -109,6 +110,17 @@ class NativeDataPath:
         fd = sock.fileno()
         self.sockets[fd] = (kind, self.engine.add_socket(fd, kind), local)
 
+    def spare(self, sock: socket.socket) -> bool:
+        """A relay socket between allocations (see ``SocketRelays``): the thread reads it and drops what it
+        reads, so it needs no syscall to leave or rejoin the epoll set; :meth:`add_relay` takes it back
+        (dropping what is still queued), :meth:`remove` before it is closed. False if it is not ours."""
+        fd = sock.fileno()
+        known = self.sockets.get(fd)
+        if known is None or known[0] != _datapath.RELAY or not self.engine.spare_socket(fd):
+            return False
+        self.sockets[fd] = (_SPARE, -1, known[2])  # no hand-off matches it (nor, later, one from before)
+        return True
+
     def pause(self, sock: socket.socket) -> None:
         """Stop reading ``sock`` but keep sending from it: routes through it keep relaying towards clients."""
         self.engine.pause_socket(sock.fileno())
@@ -142,7 +154,8 @@ class NativeDataPath:
                 continue
             self.engine.set_allocation(id(allocation), rate, self._routes(allocation))
             self.routed[id(allocation)] = allocation
-            if not isinstance(allocation.bucket, EngineBucket):
+            # Without a cap nothing draws on a bucket; a reload that sets one marks every allocation changed.
+            if rate and not isinstance(allocation.bucket, EngineBucket):
                 allocation.bucket = EngineBucket(self.engine, id(allocation), allocation.bucket)
 
     def _routes(self, allocation: Allocation) -> list[tuple]:

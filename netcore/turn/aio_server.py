@@ -32,6 +32,7 @@ import logging
 import os
 import socket
 import struct
+from collections import deque
 from time import perf_counter as _clock
 from typing import Callable
 
@@ -53,6 +54,9 @@ _CHANNEL_HEADER = struct.Struct("!HH")
 _pack_header = _CHANNEL_HEADER.pack_into
 _PADDING = (b"", b"\0\0\0", b"\0\0", b"\0")  # by length & 3: ChannelData over streams ends on 4 bytes
 SOCKET_BUFFER = 4 * 1024 * 1024
+SPARE_MAX = 1024  # relay sockets kept for reuse after their allocation ended, at most
+SPARE_IDLE = 60.0  # seconds a spare relay socket is kept unused before it is closed
+_SPARE_BUFFER = 4096  # SO_RCVBUF of a spare: unread, it holds a few KiB at most (the kernel's minimum is 2304)
 
 
 # Each way, the FORCE variant (None where the socket module does not name it) and the plain option.
@@ -67,15 +71,38 @@ def _large_buffers(sock: socket.socket) -> None:
     SO_RCVBUF is capped by net.core.rmem_max (often 208 KiB); as root the
     FORCE variants lift the cap.
     """
-    for force, plain in _BUFFER_OPTIONS:
-        for option in (force, plain):
-            if option is None:
-                continue
-            try:
-                sock.setsockopt(socket.SOL_SOCKET, option, SOCKET_BUFFER)
-                break
-            except OSError:
-                continue
+    for options in _BUFFER_OPTIONS:
+        _buffer(sock, options, SOCKET_BUFFER)
+
+
+def _receive_buffer(sock: socket.socket, size: int) -> None:
+    """Set SO_RCVBUF to ``size`` (a spare's few KiB, and back), as :func:`_large_buffers` does."""
+    _buffer(sock, _BUFFER_OPTIONS[0], size)
+
+
+def _buffer(sock: socket.socket, options: tuple[int | None, int], size: int) -> None:
+    """One buffer option: its FORCE variant if the socket module names it and we may, else the plain one."""
+    for option in options:
+        if option is None:
+            continue
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, option, size)
+            return
+        except OSError:
+            continue
+
+
+def _drain(sock: socket.socket, scratch: bytearray) -> int:
+    """Read and drop whatever waits on a non-blocking UDP socket; how many datagrams."""
+    count = 0
+    while True:
+        try:
+            sock.recv_into(scratch)
+        except (BlockingIOError, InterruptedError):
+            return count
+        except OSError:  # an ICMP error queued on the socket: read, go on
+            pass
+        count += 1
 
 
 def _bound_socket(host: str, port: int, kind: int, reuse_port: bool) -> socket.socket:
@@ -151,10 +178,23 @@ class SocketRelays:
     allocations. ``relay_ips`` maps a STUN family (1, 2) to the local address
     to bind; ``external_ips`` to the address clients are told (a server
     behind a 1:1 NAT). The endpoint serves every socket it opens.
+
+    A UDP relay socket whose allocation ended is kept as a *spare* (at most
+    ``spare_max``, each for ``SPARE_IDLE`` seconds) and handed to the next
+    allocation of its family instead of opening a new one: a socket, its
+    buffer options, a bind and a close cost more than an Allocate's whole
+    decision in the core (coturn keeps its relay ports too). A spare is not
+    read (the data path forgets it, as for a closed socket), its receive
+    buffer shrinks to a few KiB, and what it received meanwhile is read and
+    dropped before it relays again, so an allocation never sees a datagram
+    sent to the one before it. Spares never stand in the way of a new
+    socket: when the port range or the descriptors run out they are closed.
+    Sockets with DONT-FRAGMENT, EVEN-PORT requests and RFC 6062 TCP relays
+    do not take part.
     """
 
     def __init__(self, relay_ips: dict[int, str], min_port: int = 49152, max_port: int = 65535,
-                 external_ips: dict[int, str] | None = None) -> None:
+                 external_ips: dict[int, str] | None = None, *, spare_max: int = SPARE_MAX) -> None:
         self.relay_ips = relay_ips
         self.external_ips = external_ips or {}
         self.families = frozenset(relay_ips)
@@ -166,8 +206,18 @@ class SocketRelays:
         self._fatal = False  # the last bind failed for a reason that no other port would avoid
         self.on_open: Callable[[Address, socket.socket, int, int], None] | None = None
         self.on_close: Callable[[Address, socket.socket], None] | None = None
+        # A data path that keeps reading a spare and drops what it reads says so (True); else on_close.
+        self.on_spare: Callable[[Address, socket.socket], bool] | None = None
         # Why relay sockets could not be opened (each is a 508 to a client), one line per 10 s.
         self.failures = FaultLog(what="relay socket", level=logging.WARNING)
+        self.spare_max = spare_max
+        # Per family, oldest first: (relayed, socket, when it became spare, whether the data path reads it);
+        # their ports stay in _in_use.
+        self._spares: dict[int, deque[tuple[Address, socket.socket, float, bool]]] = {
+            family: deque() for family in relay_ips}
+        self.spare_count = 0
+        self._not_spared: set[Address] = set()  # DONT-FRAGMENT and TCP relays: closed when they end
+        self._scratch = bytearray(1)  # a spare's stale datagrams are read into it (truncated) and dropped
 
     def open_relay(self, family: int, *, transport: int = wire.TRANSPORT_UDP, even_port: bool = False,
                    dont_fragment: bool = False, port: int | None = None) -> Address | None:
@@ -176,9 +226,25 @@ class SocketRelays:
             return None
         self._fatal = False
         if port is not None:
-            if not self.min_port <= port <= self.max_port or port in self._in_use[family]:
+            if not self.min_port <= port <= self.max_port:
                 return None
+            if port in self._in_use[family]:
+                return self._take_spare_port(family, port, dont_fragment) if transport == wire.TRANSPORT_UDP else None
             return self._open(family, host, port, dont_fragment, transport)
+        spares = self._spares[family]
+        if spares and transport == wire.TRANSPORT_UDP and not even_port:
+            return self._reuse(family, spares.popleft(), dont_fragment)
+        relayed = self._search(family, host, transport, even_port, dont_fragment)
+        if relayed is None and self.spare_count and not self._fatal:
+            self.close_spares()  # they held the ports that are missing: give them up
+            relayed = self._search(family, host, transport, even_port, dont_fragment)
+        if relayed is None and not self._fatal:
+            self.failures.record(OSError(errno.EADDRINUSE, f"no free relay port in {self.min_port}-{self.max_port}"),
+                                 (host, self._cursor), _clock())
+        return relayed
+
+    def _search(self, family: int, host: str, transport: int, even_port: bool, dont_fragment: bool) -> Address | None:
+        """A new socket on a free port of the range, from the cursor on; None when none is free."""
         in_use = self._in_use[family]
         # The whole range once at most, from the cursor on: ports that another program
         # holds cost a failed bind each, ports we hold a set lookup.
@@ -192,9 +258,55 @@ class SocketRelays:
                 return relayed
             if self._fatal:
                 return None  # no descriptor, or not our address: no other port would do
-        self.failures.record(OSError(errno.EADDRINUSE, f"no free relay port in {self.min_port}-{self.max_port}"),
-                             (host, self._cursor), _clock())
         return None
+
+    def _reuse(self, family: int, spare: tuple[Address, socket.socket, float, bool], dont_fragment: bool) -> Address:
+        """A spare relay socket serving again: its full buffer back, what it received meanwhile dropped
+        (here, or by the data path that kept reading it when on_open hands it back)."""
+        relayed, sock, _, read = spare
+        self.spare_count -= 1
+        if not read:
+            _receive_buffer(sock, SOCKET_BUFFER)
+            _drain(sock, self._scratch)
+        if dont_fragment:
+            self._set_dont_fragment(sock, family)
+            self._not_spared.add(relayed)
+        self.sockets[relayed] = sock
+        if self.on_open is not None:
+            self.on_open(relayed, sock, family, wire.TRANSPORT_UDP)
+        return relayed
+
+    def _take_spare_port(self, family: int, port: int, dont_fragment: bool) -> Address | None:
+        """The spare on ``port`` (an EVEN-PORT reservation asks for one port), or None if it serves."""
+        spares = self._spares[family]
+        for index, spare in enumerate(spares):
+            if spare[0][1] == port:
+                del spares[index]
+                return self._reuse(family, spare, dont_fragment)
+        return None
+
+    def close_spares(self) -> None:
+        """Close every spare relay socket (shutdown, or ports and descriptors ran out)."""
+        for family, spares in self._spares.items():
+            while spares:
+                self._close_spare(family, spares.popleft())
+
+    def sweep_spares(self) -> None:
+        """Close the spares unused for ``SPARE_IDLE`` seconds (oldest first)."""
+        expired = _clock() - SPARE_IDLE
+        for family, spares in self._spares.items():
+            while spares and spares[0][2] <= expired:
+                self._close_spare(family, spares.popleft())
+
+    def _close_spare(self, family: int, spare: tuple[Address, socket.socket, float, bool]) -> None:
+        relayed, sock, _, read = spare
+        self.spare_count -= 1
+        if read and self.on_close is not None:
+            self.on_close(relayed, sock)  # the data path still reads it
+        in_use = self._in_use.get(family)
+        if in_use is not None:
+            in_use.discard(relayed[1])
+        sock.close()
 
     def _open(self, family: int, host: str, port: int, dont_fragment: bool, transport: int) -> Address | None:
         try:
@@ -203,6 +315,9 @@ class SocketRelays:
             else:
                 sock = open_udp_socket(host, port)
         except OSError as exc:
+            if exc.errno in (errno.EMFILE, errno.ENFILE) and self.spare_count:
+                self.close_spares()  # the spares hold descriptors a new socket needs
+                return self._open(family, host, port, dont_fragment, transport)
             if exc.errno not in (errno.EADDRINUSE, errno.EACCES):  # out of descriptors, or not our address
                 self.failures.record(exc, (host, port), _clock())
                 self._fatal = True
@@ -212,6 +327,8 @@ class SocketRelays:
         self._in_use[family].add(port)
         relayed = (self.external_ips.get(family, host), port)
         self.sockets[relayed] = sock
+        if dont_fragment or transport == wire.TRANSPORT_TCP:
+            self._not_spared.add(relayed)
         if self.on_open is not None:
             self.on_open(relayed, sock, family, transport)
         return relayed
@@ -227,15 +344,27 @@ class SocketRelays:
             pass
 
     def close_relay(self, relayed: Address) -> None:
+        """The allocation holding ``relayed`` ended: keep its socket as a spare, or close it."""
         sock = self.sockets.pop(relayed, None)
         if sock is None:
             return
         family = 2 if ":" in relayed[0] else 1
+        spares = self._spares.get(family)
+        if spares is not None and self.spare_count < self.spare_max and relayed not in self._not_spared:
+            read = self.on_spare is not None and self.on_spare(relayed, sock)
+            if not read:
+                if self.on_close is not None:
+                    self.on_close(relayed, sock)  # the data path forgets it
+                _receive_buffer(sock, _SPARE_BUFFER)
+            spares.append((relayed, sock, _clock(), read))
+            self.spare_count += 1
+            return
+        if self.on_close is not None:
+            self.on_close(relayed, sock)
+        self._not_spared.discard(relayed)
         in_use = self._in_use.get(family)
         if in_use is not None:
             in_use.discard(relayed[1])
-        if self.on_close is not None:
-            self.on_close(relayed, sock)
         sock.close()
 
 
@@ -273,6 +402,7 @@ class TurnServerEndpoint:
         self.faults = FaultLog()  # exceptions the core raised on one input (bugs), logged rate-limited
         relays.on_open = self._relay_opened
         relays.on_close = self._relay_closed
+        relays.on_spare = self._relay_spared
         self.native = aio_native.NativeDataPath(self) if native and aio_native.available() else None
 
     # -- sockets ------------------------------------------------------------------------
@@ -334,6 +464,10 @@ class TurnServerEndpoint:
         else:
             self.loop.add_reader(sock.fileno(), self._relay_readable, sock, relayed, family == wire.FAMILY_IPV6,
                                  _Budget())
+
+    def _relay_spared(self, relayed: Address, sock: socket.socket) -> bool:
+        """A relay socket became a spare: the compiled path keeps reading it (and drops what it reads)."""
+        return self.native is not None and self.native.spare(sock)
 
     def _relay_closed(self, relayed: Address, sock: socket.socket) -> None:
         server = self.tcp_relay_servers.pop(relayed, None)
@@ -419,6 +553,7 @@ class TurnServerEndpoint:
         self.update_counters()
         self.core.close(self.loop.time())
         self.flush()
+        self.relays.close_spares()
         for stream in list(self.streams.values()):
             stream.transport.close()
         if self.native is not None:
@@ -623,6 +758,8 @@ class TurnServerEndpoint:
             elif self.on_event is not None:
                 self.on_event(event)
         deadline = core.next_deadline()
+        if deadline is None and self.relays.spare_count:  # nothing else to wait for: the spares' expiry
+            deadline = self._timer_at if self._timer_at is not None else self.loop.time() + SPARE_IDLE
         if deadline != self._timer_at:
             if self._timer is not None:
                 self._timer.cancel()
@@ -654,4 +791,5 @@ class TurnServerEndpoint:
         self._timer_at = None
         self.update_counters()
         self.core.handle_timeout(self.loop.time())
+        self.relays.sweep_spares()
         self.flush()

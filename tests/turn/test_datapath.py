@@ -165,6 +165,25 @@ async def test_channel_data_and_send_indications_draw_on_one_bucket(data_path):
         transport.close()
 
 
+async def test_a_cap_set_by_a_reload_makes_the_compiled_paths_bucket_the_allocations():
+    """Without a cap nothing draws on a bucket, so the compiled path leaves the allocation's own; a reload
+    that sets one (SIGHUP) must make the thread's bucket the one that Send indications draw on too."""
+    import dataclasses
+
+    from netcore.turn.aio_native import EngineBucket
+
+    peer_transport, peer = await echo_peer()
+    async with turn_server("native") as (endpoint, server, _):
+        client = await open_turn_endpoint(server, USER, PASSWORD)
+        await client.bind_channel(peer)
+        (allocation,) = endpoint.core.allocations.values()
+        assert not isinstance(allocation.bucket, EngineBucket)
+        endpoint.reconfigure(dataclasses.replace(endpoint.core.config, max_bps=10_000))
+        assert isinstance(allocation.bucket, EngineBucket)
+        await client.close()
+    peer_transport.close()
+
+
 async def test_a_burst_of_requests_is_answered_whole(data_path):
     """300 Binding requests of 1 kB at once (many clients arriving together): none is shed on the way to the core."""
     import socket
