@@ -1,0 +1,529 @@
+"""A broadcast through real call server processes on loopback: glass-to-glass latency per tier, viewers per edge core.
+
+``python3 bench/broadcast.py --real`` runs this. Processes, as in
+tests/sfu/test_cascade_daemon.py: netcore-signal and netcore-sfu for the
+origin, a ``netcore-call`` publisher (the synthetic camera, its frame number
+drawn in) in a room there, a tier-2 netcore-sfu pulling from the origin, and
+an edge (netcore-signal and netcore-sfu pulling from tier 2). In one run:
+
+1. **Latency**: ``--viewers`` receive-only viewers on the origin itself (one
+   call server: publisher -> origin -> viewer) and as many on the edge
+   (publisher -> origin -> tier 2 -> edge -> viewer), watching the same
+   publisher at the same time. Glass-to-glass latency of each decoded
+   picture: the time the viewer's process read the frame number back from the
+   decoded picture minus the time the publisher's camera drew that frame
+   (``time.monotonic()``, one clock for every process of the machine); p50
+   and p99 for both paths, and (cascade - direct) / 2: what each of the two
+   added hops (tier 2, edge) adds. CPU per forwarded packet of each server
+   process (its CPU time from /proc/PID/stat over the packets its /metrics
+   says it sent: to viewers, and on links below it).
+2. **Ramp**: viewers on the edge added in steps (``--ramp``) until the
+   viewers lose more than 0.5 % of the packets the edge sends them (their
+   NACKed packets over the packets forwarded, the edge's /metrics), a step's
+   viewers cannot all start, or the time is up. Per step: the edge's CPU
+   share of one core, viewers per edge core (viewers / share), CPU per
+   forwarded packet, the viewers' processes' CPU (on a small machine they,
+   not the edge, are the limit) and the frames shown.
+
+The viewers are ``netcore-call --subscribers N`` processes started through
+``--traced-call`` (this file): the same program with two notes added, each
+frame the synthetic camera draws and each frame number read back, written
+as lines ``s|d NUMBER TIME`` to a file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+PASSWORD = "bench-broadcast-password"
+LOSS_LIMIT = 0.005  # the issue's target: viewers per edge core at under 0.5 % loss
+SHOWN_LIMIT = 0.95  # fewer frames shown than this: the viewers' processes are the limit (the machine's)
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+# -- netcore-call with its frames noted (a process of its own) -------------------------------------------
+
+def traced_call(out: str, argv: list[str]) -> None:
+    """Run netcore-call with ``argv``, noting in ``out`` each frame its synthetic camera draws to send
+    (``s``; not those the sender skips, being late) and each frame number it reads back from a decoded
+    picture (``d``), with ``time.monotonic()``."""
+    from netcore.media import synthetic
+    from netcore.peer.tracks import LocalVideoTrack
+    from servers.call import main, sfu
+
+    notes = open(out, "w")
+    flushed = [0.0]
+
+    def note(kind: str, number: int) -> None:
+        now = time.monotonic()
+        notes.write(f"{kind} {number} {now:.6f}\n")
+        if now - flushed[0] > 0.5:  # a process that is killed loses half a second at most
+            notes.flush()
+            flushed[0] = now
+
+    draw, read, skip = synthetic.SyntheticCamera.frame, sfu.read_frame_number, LocalVideoTrack.skip
+    skipping = [False]
+
+    def drawn(camera, number: int):
+        if not skipping[0]:
+            note("s", number)
+        return draw(camera, number)
+
+    def skipped(track) -> bool:
+        skipping[0] = True
+        try:
+            return skip(track)
+        finally:
+            skipping[0] = False
+
+    def read_back(picture):
+        number = read(picture)
+        if number is not None:
+            note("d", number)
+        return number
+
+    synthetic.SyntheticCamera.frame = drawn
+    LocalVideoTrack.skip = skipped
+    sfu.read_frame_number = read_back
+    try:
+        main.main(argv)
+    finally:
+        notes.close()
+
+
+def read_notes(path: Path) -> tuple[dict[int, float], list[tuple[int, float]]]:
+    """(frame number -> time drawn, [(frame number, time decoded), ...]) of a traced call's file."""
+    drawn: dict[int, float] = {}
+    decoded: list[tuple[int, float]] = []
+    if not path.exists():
+        return drawn, decoded
+    for line in path.read_text().splitlines():
+        parts = line.split()
+        if len(parts) != 3:
+            continue  # the last line of a killed process
+        kind, number, at = parts[0], int(parts[1]), float(parts[2])
+        if kind == "s":
+            drawn.setdefault(number, at)
+        else:
+            decoded.append((number, at))
+    return drawn, decoded
+
+
+# -- the processes ----------------------------------------------------------------------------------------
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of a process (every thread), from /proc/PID/stat."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+@dataclass
+class Viewers:
+    """A traced netcore-call process (a publisher, or ``count`` receive-only viewers)."""
+
+    name: str
+    count: int
+    notes: Path
+    proc: asyncio.subprocess.Process
+    lines: list[str] = field(default_factory=list)
+
+    async def read(self) -> None:
+        assert self.proc.stderr is not None
+        while line := await self.proc.stderr.readline():
+            self.lines.append(line.decode(errors="replace").rstrip())
+
+    def receiving(self) -> int:
+        return len({line.split(":")[0] for line in self.lines if ": receiving " in line})
+
+    async def end(self) -> None:
+        """Hang up (SIGINT: netcore-call leaves cleanly), killed after 15 s."""
+        if self.proc.returncode is None:
+            self.proc.send_signal(2)
+            try:
+                await asyncio.wait_for(self.proc.wait(), 15)
+            except asyncio.TimeoutError:
+                self.proc.kill()
+                await self.proc.wait()
+
+
+async def traced(directory: Path, name: str, url: str, user: str, count: int, size: str, fps: float,
+                 *args: str) -> Viewers:
+    notes = directory / f"{name}.notes"
+    command = [sys.executable, str(Path(__file__)), "--traced-call", str(notes), "--server", url, "--user", user,
+               "--password", PASSWORD, "--size", size, "--fps", str(fps)]
+    if count:
+        command += ["--subscribers", str(count)]
+    proc = await asyncio.create_subprocess_exec(*command, *args, stdout=asyncio.subprocess.DEVNULL,
+                                                stderr=asyncio.subprocess.PIPE, cwd=str(ROOT),
+                                                env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    viewers = Viewers(name, count, notes, proc)
+    viewers.reader = asyncio.ensure_future(viewers.read())  # type: ignore[attr-defined]
+    return viewers
+
+
+async def started(viewers: list[Viewers], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if all(v.receiving() >= v.count for v in viewers):
+            return True
+        if any(v.proc.returncode is not None for v in viewers):
+            return False
+        await asyncio.sleep(0.2)
+    return False
+
+
+class Tree:
+    """origin (signaling, call server, a room with the publisher), tier 2, one edge (signaling, call server)."""
+
+    def __init__(self, directory: Path, tag: str) -> None:
+        self.directory, self.tag = directory, tag
+        self.processes: list = []
+        self.calls: list[Viewers] = []
+        self.owners: list = []  # the rooms' owners' signaling clients, kept open for the run
+
+    async def start(self, invitees: int, ramp_users: list[str]) -> None:
+        from tests.call.conftest import make_users
+        from tests.sfu.live import start_signal
+        from tests.sfu.test_cascade_daemon import call_server, linked
+        from tests.signal.helpers import login, register
+
+        d, tag = self.directory, self.tag
+        people = invitees + len(ramp_users) + 10  # every viewer is a session of its own, all from 127.0.0.1
+        room_size = (f"max_room_size = {people}\nmax_connections_per_source = {2 * people + 64}\n"
+                     "rate = 1000.0\nburst = 2000.0\n")  # the owners invite everyone at once
+        for sub in ("origin", "edge"):
+            (d / sub).mkdir()
+        signal0, self.origin_port = await start_signal(d / "origin", 0, settings=room_size)
+        self.processes.append(signal0)
+        self.origin = await call_server(d, "origin", "--signal", f"ws://127.0.0.1:{self.origin_port}/v1/service")
+        self.processes.append(self.origin["proc"])
+        await linked(self.origin)
+        self.tier2 = await call_server(d, "tier2", "--upstream", f"ws://127.0.0.1:{self.origin['cascade']}/")
+        self.processes.append(self.tier2["proc"])
+
+        async def room(port: int, owner: str, members: list[str]) -> str:
+            for i in range(0, len(members), 20):
+                batch = members[i:i + 20]
+                await make_users(f"ws://127.0.0.1:{port}", *batch, friends=False,
+                                 passwords=dict.fromkeys(batch, PASSWORD))
+            await register(port, owner)
+            client = await login(port, owner)
+            self.owners.append(client)
+            room_id = (await client.ok("room.create", {}))["room_id"]
+            for member in members:
+                await client.ok("room.invite", {"room_id": room_id, "to": member})
+            return room_id
+
+        direct = [f"{tag}pub"] + [f"{tag}d{i}" for i in range(1, invitees + 1)]
+        self.program = await room(self.origin_port, f"{tag}owner", direct)
+        signal1, self.edge_port = await start_signal(d / "edge", 0, settings=room_size)
+        self.processes.append(signal1)
+        watchers = [f"{tag}e{i}" for i in range(1, invitees + 1)] + ramp_users
+        self.edge_room = await room(self.edge_port, f"{tag}edgeowner", watchers)
+        self.edge = await call_server(d, "edge", "--signal", f"ws://127.0.0.1:{self.edge_port}/v1/service",
+                                      "--upstream", f"ws://127.0.0.1:{self.tier2['cascade']}/",
+                                      "--cascade-room", f"*={self.program}")
+        self.processes.append(self.edge["proc"])
+        await linked(self.edge)
+
+    async def stop(self) -> None:
+        from tests.sfu.live import stop
+
+        for call in self.calls:
+            if call.proc.returncode is None:
+                call.proc.kill()
+                await call.proc.wait()
+        for client in self.owners:
+            await client.close()
+        for proc in reversed(self.processes):
+            await stop(proc)
+
+
+# -- what the servers did over a window ------------------------------------------------------------------
+
+def sent_packets(port: int) -> dict[str, float]:
+    """Media packets a server sent: to its viewers, on its links below; its viewers' NACKed packets."""
+    from tests.sfu.live import metrics
+
+    series = metrics(port)
+    return {"viewers": series.get("sfu_forwarded_packets_total", 0.0),
+            "links": sum(v for k, v in series.items()
+                         if k.startswith("sfu_cascade_link_packets_total") and 'direction="down"' in k),
+            "nacked": sum(v for k, v in series.items() if k.startswith("sfu_subscriber_nacked_packets_total"))}
+
+
+class Window:
+    """CPU time of processes and packet counters of servers between ``open`` and ``close``."""
+
+    def __init__(self, servers: dict[str, dict], others: dict[str, int]) -> None:
+        self.servers, self.others = servers, others
+
+    def _read(self) -> tuple[float, dict, dict]:
+        cpu = {name: cpu_seconds(s["proc"].pid) for name, s in self.servers.items()}
+        cpu.update({name: cpu_seconds(pid) for name, pid in self.others.items()})
+        return time.monotonic(), cpu, {name: sent_packets(s["http"]) for name, s in self.servers.items()}
+
+    async def open(self) -> None:
+        self.start = await asyncio.to_thread(self._read)
+
+    async def close(self) -> dict:
+        (t0, cpu0, sent0), (t1, cpu1, sent1) = self.start, await asyncio.to_thread(self._read)
+        span = t1 - t0
+        out: dict = {"span": span, "from": t0, "to": t1, "load": os.getloadavg()[0], "share": {}, "servers": {}}
+        for name in cpu1:
+            out["share"][name] = (cpu1[name] - cpu0[name]) / span
+        for name in sent1:
+            delta = {k: sent1[name][k] - sent0[name][k] for k in sent1[name]}
+            packets = delta["viewers"] + delta["links"]
+            out["servers"][name] = {**delta, "packets": packets,
+                                    "us_per_packet": (cpu1[name] - cpu0[name]) / max(1.0, packets) * 1e6,
+                                    "loss": delta["nacked"] / delta["viewers"] if delta["viewers"] else 0.0}
+        return out
+
+
+def latencies(publisher: Path, viewers: list[Viewers],
+              window: tuple[float, float]) -> tuple[dict[int, list[float]], float]:
+    """Glass-to-glass latencies (s) of the pictures ``viewers`` decoded whose frames were drawn in
+    ``window``, by frame number, and the share of (frames drawn x viewers) that were decoded."""
+    drawn, _ = read_notes(publisher)
+    inside = {n: t for n, t in drawn.items() if window[0] <= t <= window[1]}
+    out: dict[int, list[float]] = {}
+    for call in viewers:
+        _, decoded = read_notes(call.notes)
+        for n, at in decoded:
+            if n in inside:
+                out.setdefault(n, []).append(at - inside[n])
+    count = sum(len(v) for v in out.values())
+    return out, count / max(1, len(inside) * sum(call.count for call in viewers))
+
+
+def flat(by_frame: dict[int, list[float]]) -> list[float]:
+    return [x for values in by_frame.values() for x in values]
+
+
+def paired(cascade: dict[int, list[float]], direct: dict[int, list[float]]) -> list[float]:
+    """Each cascade viewer's latency of a frame less the direct viewers' median latency of that frame: what
+    the path added, with what every path shares (the publisher's own delays) taken out."""
+    return [x - statistics.median(direct[n]) for n, values in cascade.items() if n in direct for x in values]
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * share))] if ordered else float("nan")
+
+
+# -- the run ----------------------------------------------------------------------------------------------
+
+async def latency_phase(tree: Tree, args: argparse.Namespace, publisher: Viewers) -> dict:
+    """Viewers on the origin and on the edge at once: glass-to-glass latency and CPU per packet per tier."""
+    d, tag, n = tree.directory, tree.tag, args.viewers
+    direct = await traced(d, "direct", f"ws://127.0.0.1:{tree.origin_port}", f"{tag}d", n, args.size, args.fps,
+                          "join", tree.program, "--slots", "1", "--duration", "600")
+    edge = await traced(d, "edgeviewers", f"ws://127.0.0.1:{tree.edge_port}", f"{tag}e", n, args.size, args.fps,
+                        "join", tree.edge_room, "--watch", "--slots", "1", "--duration", "600")
+    tree.calls += [direct, edge]
+    if not await started([direct, edge], 60):
+        raise SystemExit("the viewers did not all start:\n" + "\n".join(direct.lines[-20:] + edge.lines[-20:]))
+    await asyncio.sleep(2.0)
+    window = Window({"origin": tree.origin, "tier2": tree.tier2, "edge": tree.edge},
+                    {"publisher": publisher.proc.pid, "direct viewers": direct.proc.pid,
+                     "edge viewers": edge.proc.pid})
+    await window.open()
+    await asyncio.sleep(args.seconds)
+    figures = await window.close()
+    await asyncio.sleep(1.0)  # the last frames of the window reach the viewers
+    for call in (direct, edge):
+        await call.end()
+    span = (figures["from"], figures["to"])
+    frames = {}
+    for name, call in (("direct", direct), ("cascade", edge)):
+        frames[name], shown = latencies(publisher.notes, [call], span)
+        values = flat(frames[name])
+        figures[name] = {"p50": percentile(values, 0.5), "p99": percentile(values, 0.99),
+                         "mean": statistics.fmean(values) if values else float("nan"), "frames": len(values),
+                         "shown": shown}
+    added = paired(frames["cascade"], frames["direct"])
+    figures["paired"] = {"p50": percentile(added, 0.5), "p99": percentile(added, 0.99), "frames": len(added)}
+    return figures
+
+
+def chunks(ramp: list[int], most: int) -> list[list[int]]:
+    """The viewer processes each step of ``ramp`` adds: its new viewers, at most ``most`` per process."""
+    out, total = [], 0
+    for target in ramp:
+        new = target - total
+        out.append([min(most, new - i) for i in range(0, new, most)])
+        total = target
+    return out
+
+
+async def ramp(tree: Tree, args: argparse.Namespace, publisher: Viewers, deadline: float) -> list[dict]:
+    """Viewers added to the edge step by step until their loss passes LOSS_LIMIT (or a limit of the run)."""
+    steps: list[dict] = []
+    calls: list[Viewers] = []
+    total = 0
+    try:
+        for k, counts in enumerate(chunks(args.ramp, args.per_process)):
+            if time.monotonic() + args.step_seconds + 30 > deadline:
+                steps.append({"viewers": total + sum(counts), "stopped": "time"})
+                break
+            for j, count in enumerate(counts):
+                call = await traced(tree.directory, f"ramp{k}x{j}", f"ws://127.0.0.1:{tree.edge_port}",
+                                    f"{tree.tag}r{k}x{j}x", count, args.size, args.fps, "join", tree.edge_room,
+                                    "--watch", "--slots", "1", "--duration", "900")
+                calls.append(call)
+                tree.calls.append(call)
+            total += sum(counts)
+            if not await started(calls, 30 + total / 4):
+                steps.append({"viewers": total, "stopped": "viewers did not all start"})
+                break
+            await asyncio.sleep(2.0)
+            window = Window({"edge": tree.edge}, {"publisher": publisher.proc.pid,
+                                                  **{c.name: c.proc.pid for c in calls}})
+            await window.open()
+            await asyncio.sleep(args.step_seconds)
+            figures = await window.close()
+            by_frame, shown = latencies(publisher.notes, calls, (figures["from"], figures["to"] - 1.0))
+            values = flat(by_frame)
+            edge = figures["servers"]["edge"]
+            share = figures["share"]["edge"]
+            rate = edge["viewers"] / figures["span"]
+            previous = next((s for s in reversed(steps) if "rate" in s), None)
+            marginal = ((share - previous["edge_share"]) / (rate - previous["rate"]) * 1e6
+                        if previous and rate > previous["rate"] else float("nan"))
+            step = {"viewers": total, "rate": rate, "marginal": marginal, "load": figures["load"], "edge_share": share,
+                    "per_core": total / share if share else float("inf"), "us_per_packet": edge["us_per_packet"],
+                    "packets_per_viewer": edge["viewers"] / figures["span"] / total, "loss": edge["loss"],
+                    "shown": shown, "p50": percentile(values, 0.5), "p99": percentile(values, 0.99),
+                    "viewer_cpu": sum(figures["share"][c.name] for c in calls)}
+            steps.append(step)
+            print_step(step)
+            if edge["loss"] > LOSS_LIMIT:
+                break
+            if shown < SHOWN_LIMIT:
+                step["stopped"] = f"the viewers' processes fell behind ({shown:.1%} of the frames shown)"
+                break
+    finally:
+        for call in calls:
+            await call.end()
+    return steps
+
+
+def print_step(s: dict) -> None:
+    print(f"{s['viewers']:>7} {s['load']:>5.1f} {s['edge_share'] * 100:>8.1f} % {s['per_core']:>9.0f} "
+          f"{s['us_per_packet']:>7.1f} {s['marginal']:>8.1f} {s['packets_per_viewer']:>7.0f} {s['loss'] * 100:>7.2f} % "
+          f"{s['shown'] * 100:>7.1f} % {s['p50'] * 1000:>7.1f} {s['p99'] * 1000:>7.1f} "
+          f"{s['viewer_cpu'] * 100:>10.0f} %", flush=True)
+
+
+async def run(args: argparse.Namespace) -> None:
+    started_at = time.monotonic()
+    deadline = started_at + args.budget
+    directory = Path(args.keep or tempfile.mkdtemp(prefix="broadcast-real."))
+    directory.mkdir(parents=True, exist_ok=True)
+    tag = f"bb{os.getpid() % 10000}"
+    ramp_users = [f"{tag}r{k}x{j}x{i}" for k, counts in enumerate(chunks(args.ramp, args.per_process))
+                  for j, count in enumerate(counts) for i in range(1, count + 1)]
+    tree = Tree(directory, tag)
+    try:
+        await tree.start(args.viewers, ramp_users)
+        idle = Window({"origin": tree.origin, "tier2": tree.tier2, "edge": tree.edge}, {})
+        await idle.open()
+        await asyncio.sleep(3.0)
+        idle_share = (await idle.close())["share"]  # before any media: timers, links' reports, signaling
+        publisher = await traced(directory, "publisher", f"ws://127.0.0.1:{tree.origin_port}", f"{tag}pub", 0,
+                                 args.size, args.fps, "join", tree.program, "--duration", str(args.budget))
+        tree.calls.append(publisher)
+        print(f"processes up in {time.monotonic() - started_at:.0f} s (logs and notes in {directory}); "
+              f"publisher {args.size} at {args.fps:g} fps; load {os.getloadavg()[0]:.1f}", flush=True)
+        figures = await latency_phase(tree, args, publisher)
+        print_latency(figures, args.viewers, idle_share)
+        print(f"\nramp: viewers on the edge until their loss passes {LOSS_LIMIT:.1%} (NACKed / forwarded)")
+        print(f"{'viewers':>7} {'load':>5} {'edge CPU':>10} {'per core':>9} {'us/pkt':>7} {'marginal':>8} {'pkt/s/v':>7} "
+              f"{'loss':>9} {'shown':>9} {'p50 ms':>7} {'p99 ms':>7} {'viewers CPU':>12}")
+        steps = await ramp(tree, args, publisher, deadline)
+        print(conclusion(steps))
+    finally:
+        await tree.stop()
+
+
+def conclusion(steps: list[dict]) -> str:
+    """The last step whose viewers lost under LOSS_LIMIT and kept up, and why the ramp ended."""
+    good = [s for s in steps if "loss" in s and s["loss"] <= LOSS_LIMIT and s["shown"] >= SHOWN_LIMIT]
+    last = steps[-1] if steps else {}
+    if "loss" in last and last["loss"] > LOSS_LIMIT:
+        why = f"loss {last['loss']:.2%} at {last['viewers']} viewers"
+    else:
+        why = last.get("stopped", "the last step of --ramp")
+    if not good:
+        return f"no step under {LOSS_LIMIT:.1%} with every viewer keeping up; the ramp ended at: {why}"
+    g = good[-1]
+    return (f"last step under {LOSS_LIMIT:.1%}: {g['viewers']} viewers, the edge at {g['edge_share']:.1%} of a "
+            f"core: {g['per_core']:.0f} viewers per edge core ({g['packets_per_viewer']:.0f} packets/s each, "
+            f"{g['us_per_packet']:.1f} us per packet); the ramp ended at: {why}")
+
+
+def print_latency(f: dict, n: int, idle: dict[str, float]) -> None:
+    print(f"\nglass-to-glass latency, {n} viewers on each path, {f['span']:.0f} s, load {f['load']:.1f}:")
+    for name in ("direct", "cascade"):
+        r = f[name]
+        print(f"  {name:8} p50 {r['p50'] * 1000:6.1f} ms  p99 {r['p99'] * 1000:6.1f} ms  mean "
+              f"{r['mean'] * 1000:6.1f} ms  ({r['frames']} pictures, {r['shown']:.1%} of the frames shown)")
+    p50 = (f["cascade"]["p50"] - f["direct"]["p50"]) / 2 * 1000
+    p99 = (f["cascade"]["p99"] - f["direct"]["p99"]) / 2 * 1000
+    print(f"  added per tier (cascade - direct) / 2 hops: p50 {p50:.1f} ms, p99 {p99:.1f} ms")
+    pair = f["paired"]
+    print(f"  added per tier, frame by frame (a cascade viewer's latency less the direct viewers' median of the "
+          f"same frame) / 2: p50 {pair['p50'] * 500:.1f} ms, p99 {pair['p99'] * 500:.1f} ms ({pair['frames']} pairs)")
+    print("CPU per packet sent (to viewers and on links below), each server process (above idle: less its CPU "
+          "before the publisher started):")
+    for name, s in f["servers"].items():
+        rate = s["packets"] / f["span"]
+        above = (f["share"][name] - idle[name]) / rate * 1e6 if rate else float("nan")
+        print(f"  {name:7} {s['us_per_packet']:7.1f} us/packet ({above:.1f} above idle)  {rate:5.0f} packets/s "
+              f"({s['viewers'] / f['span']:.0f} to viewers, {s['links'] / f['span']:.0f} on links)  "
+              f"CPU {f['share'][name]:.1%} (idle {idle[name]:.1%})" + (f", viewers' loss {s['loss']:.2%}"
+                                                                        if s["viewers"] else ""))
+    ratio = f["servers"]["edge"]["us_per_packet"] / f["servers"]["origin"]["us_per_packet"]
+    print(f"  edge / origin (a call server with the same viewers and the publisher) per packet: {ratio:.2f}")
+    print("  other processes' CPU: " + ", ".join(f"{k} {v:.1%}" for k, v in f["share"].items()
+                                                 if k not in f["servers"]))
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="bench/broadcast.py --real", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--viewers", type=int, default=4, help="viewers on each path for the latency (default 4)")
+    parser.add_argument("--seconds", type=float, default=20.0, help="latency window (default 20)")
+    parser.add_argument("--ramp", default="10,20,40,60,80,100",
+                        help="viewers on the edge at each step (default 10,20,40,60,80,100)")
+    parser.add_argument("--per-process", type=int, default=15, help="viewers per netcore-call process (default 15)")
+    parser.add_argument("--step-seconds", type=float, default=8.0, help="each step's window (default 8)")
+    parser.add_argument("--size", default="320x240", help="the publisher's camera (default 320x240)")
+    parser.add_argument("--fps", type=float, default=30.0)
+    parser.add_argument("--budget", type=float, default=420.0, help="seconds for the whole run (default 420)")
+    parser.add_argument("--keep", help="directory for the logs and notes (else a temporary one)")
+    args = parser.parse_args(argv)
+    args.ramp = sorted({int(x) for x in args.ramp.split(",") if x})
+    return args
+
+
+def main(argv: list[str]) -> None:
+    asyncio.run(run(parse(argv)))
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["--traced-call"]:
+        traced_call(sys.argv[2], sys.argv[3:])
+    else:
+        main(sys.argv[1:])
