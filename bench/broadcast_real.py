@@ -35,10 +35,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import bisect
 import os
+import socket
 import statistics
+import struct
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from dataclasses import dataclass, field
@@ -360,9 +364,23 @@ async def latency_phase(tree: Tree, args: argparse.Namespace, publisher: Viewers
     window = Window({"origin": tree.origin, "tier2": tree.tier2, "edge": tree.edge},
                     {"publisher": publisher.proc.pid, "direct viewers": direct.proc.pid,
                      "edge viewers": edge.proc.pid})
+    ports = {name: udp_ports(pid) for name, pid in (("publisher", publisher.proc.pid),
+                                                    *((n, tree.__dict__[n]["proc"].pid)
+                                                      for n in ("origin", "tier2", "edge")))}
+    try:
+        capture: LoopbackCapture | None = LoopbackCapture()
+    except (OSError, AttributeError):  # not root, or no AF_PACKET: no hop figures
+        capture = None
+    anchor = AnchorStream()
+    await anchor.start(args.fps)
+    ports.update(anchor.ports())
     await window.open()
     await asyncio.sleep(args.seconds)
     figures = await window.close()
+    await anchor.stop()
+    if capture is not None:
+        capture.stop()
+        figures["hops"] = await asyncio.to_thread(hops, capture.records, ports, (figures["from"], figures["to"]))
     await asyncio.sleep(1.0)  # the last frames of the window reach the viewers
     for call in (direct, edge):
         await call.end()
@@ -426,7 +444,8 @@ async def ramp(tree: Tree, args: argparse.Namespace, publisher: Viewers, deadlin
             step = {"viewers": total, "rate": rate, "marginal": marginal, "load": figures["load"], "edge_share": share,
                     "per_core": total / share if share else float("inf"), "us_per_packet": edge["us_per_packet"],
                     "packets_per_viewer": edge["viewers"] / figures["span"] / total, "loss": edge["loss"],
-                    "shown": shown if args.decode_all else None, "p50": percentile(values, 0.5), "p99": percentile(values, 0.99),
+                    "shown": shown if args.decode_all else None,
+                    "p50": percentile(values, 0.5), "p99": percentile(values, 0.99),
                     "viewer_cpu": sum(figures["share"][c.name] for c in calls)}
             steps.append(step)
             print_step(step)
@@ -473,7 +492,8 @@ async def run(args: argparse.Namespace) -> dict:
         figures = await latency_phase(tree, args, publisher)
         print_latency(figures, args.viewers, idle_share)
         print(f"\nramp: viewers on the edge until their loss passes {LOSS_LIMIT:.1%} (NACKed / forwarded)")
-        print(f"{'viewers':>7} {'load':>5} {'edge CPU':>10} {'per core':>9} {'us/pkt':>7} {'marginal':>8} {'pkt/s/v':>7} "
+        print(f"{'viewers':>7} {'load':>5} {'edge CPU':>10} {'per core':>9} {'us/pkt':>7} {'marginal':>8} "
+              f"{'pkt/s/v':>7} "
               f"{'loss':>9} {'shown':>9} {'p50 ms':>7} {'p99 ms':>7} {'viewers CPU':>12}")
         steps = await ramp(tree, args, publisher, deadline)
         print(conclusion(steps))
@@ -511,6 +531,11 @@ def print_latency(f: dict, n: int, idle: dict[str, float]) -> None:
     pair = f["paired"]
     print(f"  added per tier, frame by frame (a cascade viewer's latency less the direct viewers' median of the "
           f"same frame) / 2: p50 {pair['p50'] * 500:.1f} ms, p99 {pair['p99'] * 500:.1f} ms ({pair['frames']} pairs)")
+    if f.get("hops"):
+        print("each server's hop: a video frame's first packet in to its first copy out (kernel time stamps on lo):")
+        for name, values in f["hops"].items():
+            print(f"  {name:25} p50 {percentile(values, 0.5) * 1000:6.2f} ms  "
+                  f"p99 {percentile(values, 0.99) * 1000:6.2f} ms  max {max(values, default=float('nan')) * 1000:6.1f} ms  ({len(values)} frames)")
     print("CPU per packet sent (to viewers and on links below), each server process (above idle: less its CPU "
           "before the publisher started):")
     for name, s in f["servers"].items():
@@ -550,8 +575,202 @@ def main(argv: list[str]) -> None:
     asyncio.run(run(parse(argv)))
 
 
+# -- where a frame waits: each server's hop, from the datagrams on the loopback interface ----------------
+
+SO_TIMESTAMPNS = 35  # Linux: a receive time stamp (struct timespec) with each packet
+
+
+class LoopbackCapture:
+    """Every RTP datagram sent on the loopback interface while it runs (an AF_PACKET socket: root only):
+    (kernel time, source port, destination port, SSRC, RTP timestamp). The RTP header is in the clear under
+    SRTP, so a link's packets (forwarded with the publisher's SSRC and numbers) and each viewer's (rewritten,
+    timestamps offset by a constant) can be followed from process to process."""
+
+    def __init__(self) -> None:
+        self.records: list[tuple[float, int, int, int, int]] = []
+        self._monotonic = time.time() - time.monotonic()  # kernel stamps are wall-clock time
+        self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(0x0800))
+        self.sock.bind(("lo", 0))
+        self.sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+        self.sock.settimeout(0.2)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                data, ancillary, _, address = self.sock.recvmsg(2048, 64)
+            except socket.timeout:
+                continue
+            if len(data) < 40 or data[9] != 17:  # UDP only (a datagram seen twice counts at its first sight)
+                continue
+            ihl = (data[0] & 15) * 4
+            rtp = data[ihl + 8:]
+            if len(rtp) < 12 or rtp[0] >> 6 != 2 or 64 <= (rtp[1] & 0x7F) <= 95:  # not RTP, or RTCP (RFC 5761)
+                continue
+            sport, dport = struct.unpack_from("!HH", data, ihl)
+            timestamp, ssrc = struct.unpack_from("!II", rtp, 4)
+            at = time.time()
+            for level, kind, value in ancillary:
+                if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS:
+                    seconds, nanoseconds = struct.unpack("qq", value[:16])
+                    at = seconds + nanoseconds / 1e9
+            self.records.append((at - self._monotonic, sport, dport, ssrc, timestamp))
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(2)
+        self.sock.close()
+
+
+def relay(sink: int) -> None:
+    """The anchor of the hop figures (a process of its own): every datagram to our port goes on to port
+    ``sink``, on the servers' event loop (netcore.aio), with no other work: what a hop costs on this
+    machine's scheduler at this load."""
+    from netcore.aio import run
+
+    class Relay(asyncio.DatagramProtocol):
+        def connection_made(self, transport) -> None:
+            self.transport = transport
+
+        def datagram_received(self, data: bytes, address) -> None:
+            self.transport.sendto(data, ("127.0.0.1", sink))
+
+    async def serve() -> None:
+        transport, _ = await asyncio.get_running_loop().create_datagram_endpoint(Relay, local_addr=("127.0.0.1", 0))
+        print(f"listening {transport.get_extra_info('sockname')[1]}", flush=True)
+        await asyncio.Event().wait()
+
+    run(serve())
+
+
+class AnchorStream:
+    """A frame-rate stream of RTP-shaped 1,000-byte datagrams through a :func:`relay` process to a socket of
+    ours, while the hop figures are captured."""
+
+    SSRC = 0x0BEEF00D
+
+    async def start(self, fps: float) -> None:
+        self.sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sink.bind(("127.0.0.1", 0))
+        self.out = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.out.bind(("127.0.0.1", 0))
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable, str(Path(__file__)), "--relay", str(self.sink.getsockname()[1]),
+            stdout=asyncio.subprocess.PIPE, cwd=str(ROOT), env=dict(os.environ, PYTHONPATH=str(ROOT)))
+        assert self.proc.stdout is not None
+        self.port = int((await self.proc.stdout.readline()).split()[1])
+        self.task = asyncio.ensure_future(self._send(fps))
+
+    async def _send(self, fps: float) -> None:
+        for n in range(1_000_000):
+            header = struct.pack("!BBHII", 0x80, 96, n & 0xFFFF, n * int(90_000 / fps) & 0xFFFFFFFF, self.SSRC)
+            self.out.sendto(header + bytes(1000), ("127.0.0.1", self.port))
+            try:
+                while self.sink.recv(2048, socket.MSG_DONTWAIT):
+                    pass
+            except BlockingIOError:
+                pass
+            await asyncio.sleep(1 / fps)
+
+    def ports(self) -> dict[str, set[int]]:
+        return {"sender": {self.out.getsockname()[1]}, "relay": {self.port}, "sink": {self.sink.getsockname()[1]}}
+
+    async def stop(self) -> None:
+        self.task.cancel()
+        self.proc.kill()
+        await self.proc.wait()
+        self.sink.close()
+        self.out.close()
+
+
+def udp_ports(pid: int) -> set[int]:
+    """The local UDP ports of a process's sockets (/proc/PID/fd against /proc/net/udp)."""
+    inodes = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    ports = set()
+    for line in Path("/proc/net/udp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[9] in inodes:
+            ports.add(int(fields[1].split(":")[1], 16))
+    return ports
+
+
+def first_seen(records: list, keep) -> dict[tuple[int, int], dict[int, float]]:
+    """(destination port, SSRC) -> RTP timestamp -> the first time a datagram of that frame went, for the
+    records ``keep(source port, destination port)`` accepts."""
+    flows: dict[tuple[int, int], dict[int, float]] = {}
+    for at, sport, dport, ssrc, timestamp in records:
+        if keep(sport, dport):
+            flows.setdefault((dport, ssrc), {}).setdefault(timestamp, at)
+    return flows
+
+
+def hop_delays(source: dict[int, float], out: dict[int, float]) -> list[float]:
+    """For each frame of ``source`` (RTP timestamp -> first time in) also in ``out`` (a flow whose
+    timestamps are the source's plus a constant: the most common difference of nearby frames), the time
+    from its first packet in to its first packet out."""
+    ins = sorted((t, ts) for ts, t in source.items())
+    times = [t for t, _ in ins]
+    differences: dict[int, int] = {}
+    for ts, t in out.items():
+        i = bisect.bisect_right(times, t) - 1
+        if i >= 0:
+            d = (ts - ins[i][1]) & 0xFFFFFFFF
+            differences[d] = differences.get(d, 0) + 1
+    if not differences:
+        return []
+    offset = max(differences, key=differences.get)
+    return [out[(ts + offset) & 0xFFFFFFFF] - t for ts, t in source.items() if (ts + offset) & 0xFFFFFFFF in out]
+
+
+def hops(records: list, ports: dict[str, set[int]], window: tuple[float, float]) -> dict[str, list[float]]:
+    """Each server's hop delays (s) for the publisher's video frames: origin to its link and to its viewers,
+    tier 2 to its link, edge to its viewers."""
+    records = [r for r in records if window[0] <= r[0] <= window[1]]
+    servers = ports["origin"] | ports["tier2"] | ports["edge"]
+    into = {name: first_seen(records, lambda s, d, src=src, dst=ports[name]: s in src and d in dst)
+            for name, src in (("origin", ports["publisher"]), ("tier2", ports["origin"]), ("edge", ports["tier2"]))}
+    # the publisher's video: the SSRC whose frames are 90 kHz / fps apart (audio's are 960 apart)
+    video = [key for key, frames in into["origin"].items()
+             if len(frames) > 10 and statistics.median(b - a for a, b in zip(sorted(frames), sorted(frames)[1:]))
+             > 1000]
+    if not video:
+        return {}
+    ssrc = video[0][1]
+    source = {name: next((f for (_, s), f in flows.items() if s == ssrc), {}) for name, flows in into.items()}
+    viewers = {name: first_seen(records, lambda s, d, own=ports[name]: s in own and d not in servers)
+               for name in ("origin", "edge")}
+    out: dict[str, list[float]] = {
+        "origin to its link": hop_delays(source["origin"], source["tier2"]),
+        "tier 2 to its link": hop_delays(source["tier2"], source["edge"]),
+    }
+    if "relay" in ports:  # the anchor: a relay that does nothing else
+        into_relay = first_seen(records, lambda s, d: s in ports["sender"] and d in ports["relay"])
+        from_relay = first_seen(records, lambda s, d: s in ports["relay"] and d in ports["sink"])
+        out["anchor: a bare UDP relay"] = hop_delays(next(iter(into_relay.values()), {}),
+                                                     next(iter(from_relay.values()), {}))
+    for name, label in (("origin", "origin to its viewers"), ("edge", "edge to its viewers")):
+        delays: list[float] = []
+        for frames in viewers[name].values():
+            if len(frames) > 10 and statistics.median(
+                    b - a for a, b in zip(sorted(frames), sorted(frames)[1:])) > 1000:  # video flows
+                delays += hop_delays(source[name], frames)
+        out[label] = delays
+    return out
+
+
 if __name__ == "__main__":
-    if sys.argv[1:2] == ["--traced-call"]:
+    if sys.argv[1:2] == ["--relay"]:
+        relay(int(sys.argv[2]))
+    elif sys.argv[1:2] == ["--traced-call"]:
         light = sys.argv[3:4] == ["--light"]
         traced_call(sys.argv[2], sys.argv[3 + light:], light)
     else:
