@@ -535,7 +535,8 @@ def print_latency(f: dict, n: int, idle: dict[str, float]) -> None:
         print("each server's hop: a video frame's first packet in to its first copy out (kernel time stamps on lo):")
         for name, values in f["hops"].items():
             print(f"  {name:25} p50 {percentile(values, 0.5) * 1000:6.2f} ms  "
-                  f"p99 {percentile(values, 0.99) * 1000:6.2f} ms  max {max(values, default=float('nan')) * 1000:6.1f} ms  ({len(values)} frames)")
+                  f"p99 {percentile(values, 0.99) * 1000:6.2f} ms  "
+                  f"max {max(values, default=float('nan')) * 1000:6.1f} ms  ({len(values)} frames)")
     print("CPU per packet sent (to viewers and on links below), each server process (above idle: less its CPU "
           "before the publisher started):")
     for name, s in f["servers"].items():
