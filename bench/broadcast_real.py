@@ -285,7 +285,8 @@ def sent_packets(port: int) -> dict[str, float]:
     return {"viewers": series.get("sfu_forwarded_packets_total", 0.0),
             "links": sum(v for k, v in series.items()
                          if k.startswith("sfu_cascade_link_packets_total") and 'direction="down"' in k),
-            "nacked": sum(v for k, v in series.items() if k.startswith("sfu_subscriber_nacked_packets_total"))}
+            "nacked": sum(v for k, v in series.items() if k.startswith("sfu_subscriber_nacked_packets_total")),
+            "participants": series.get("sfu_participants", 0.0), "joins": series.get("sfu_joins_total", 0.0)}
 
 
 class Window:
@@ -441,6 +442,11 @@ async def ramp(tree: Tree, args: argparse.Namespace, publisher: Viewers, deadlin
             previous = next((s for s in reversed(steps) if "rate" in s), None)
             marginal = ((share - previous["edge_share"]) / (rate - previous["rate"]) * 1e6
                         if previous and rate > previous["rate"] else float("nan"))
+            present = (await asyncio.to_thread(sent_packets, tree.edge["http"]))["participants"]
+            if figures["servers"]["edge"]["joins"] != 0 or present < total:
+                steps.append({"viewers": total, "stopped": "the edge lost its viewers during the step (its "
+                                                          "signaling took it for dead: see edge.log, 'relinked')"})
+                break
             step = {"viewers": total, "rate": rate, "marginal": marginal, "load": figures["load"], "edge_share": share,
                     "per_core": total / share if share else float("inf"), "us_per_packet": edge["us_per_packet"],
                     "packets_per_viewer": edge["viewers"] / figures["span"] / total, "loss": edge["loss"],
