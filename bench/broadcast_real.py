@@ -435,6 +435,8 @@ async def ramp(tree: Tree, args: argparse.Namespace, publisher: Viewers, deadlin
             await asyncio.sleep(args.step_seconds)
             figures = await window.close()
             by_frame, shown = latencies(publisher.notes, calls, (figures["from"], figures["to"] - 1.0))
+            drawn, _ = read_notes(publisher.notes)
+            fps = sum(1 for t in drawn.values() if figures["from"] <= t <= figures["to"]) / figures["span"]
             values = flat(by_frame) if args.decode_all else []  # light viewers: key frames only, no figure
             edge = figures["servers"]["edge"]
             share = figures["share"]["edge"]
@@ -450,7 +452,7 @@ async def ramp(tree: Tree, args: argparse.Namespace, publisher: Viewers, deadlin
             step = {"viewers": total, "rate": rate, "marginal": marginal, "load": figures["load"], "edge_share": share,
                     "per_core": total / share if share else float("inf"), "us_per_packet": edge["us_per_packet"],
                     "packets_per_viewer": edge["viewers"] / figures["span"] / total, "loss": edge["loss"],
-                    "shown": shown if args.decode_all else None,
+                    "shown": shown if args.decode_all else None, "fps": fps,
                     "p50": percentile(values, 0.5), "p99": percentile(values, 0.99),
                     "viewer_cpu": sum(figures["share"][c.name] for c in calls)}
             steps.append(step)
@@ -471,7 +473,7 @@ def print_step(s: dict) -> None:
             else f"{'-':>9} {'-':>7} {'-':>7}")
     print(f"{s['viewers']:>7} {s['load']:>5.1f} {s['edge_share'] * 100:>8.1f} % {s['per_core']:>9.0f} "
           f"{s['us_per_packet']:>7.1f} {s['marginal']:>8.1f} {s['packets_per_viewer']:>7.0f} "
-          f"{s['loss'] * 100:>7.2f} % {seen} {s['viewer_cpu'] * 100:>10.0f} %", flush=True)
+          f"{s['loss'] * 100:>7.2f} % {seen} {s['viewer_cpu'] * 100:>10.0f} % {s['fps']:>8.1f}", flush=True)
 
 
 async def run(args: argparse.Namespace) -> dict:
@@ -500,7 +502,7 @@ async def run(args: argparse.Namespace) -> dict:
         print(f"\nramp: viewers on the edge until their loss passes {LOSS_LIMIT:.1%} (NACKed / forwarded)")
         print(f"{'viewers':>7} {'load':>5} {'edge CPU':>10} {'per core':>9} {'us/pkt':>7} {'marginal':>8} "
               f"{'pkt/s/v':>7} "
-              f"{'loss':>9} {'shown':>9} {'p50 ms':>7} {'p99 ms':>7} {'viewers CPU':>12}")
+              f"{'loss':>9} {'shown':>9} {'p50 ms':>7} {'p99 ms':>7} {'viewers CPU':>12} {'sent fps':>8}")
         steps = await ramp(tree, args, publisher, deadline)
         print(conclusion(steps))
         return {"latency": figures, "steps": steps}
