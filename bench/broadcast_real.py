@@ -424,6 +424,7 @@ async def ramp(tree: Tree, args: argparse.Namespace, publisher: Viewers, deadlin
                                     "--watch", "--slots", "1", "--duration", "900", light=not args.decode_all)
                 calls.append(call)
                 tree.calls.append(call)
+                await asyncio.sleep(args.stagger)  # joins in bursts of one process's viewers, not a step's
             total += sum(counts)
             if not await started(calls, 30 + total / 4):
                 steps.append({"viewers": total, "stopped": "viewers did not all start"})
@@ -566,7 +567,10 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--seconds", type=float, default=20.0, help="latency window (default 20)")
     parser.add_argument("--ramp", default="20,40,60,80,100,120,150",
                         help="viewers on the edge at each step (default 20,40,60,80,100,120,150)")
-    parser.add_argument("--per-process", type=int, default=20, help="viewers per netcore-call process (default 20)")
+    parser.add_argument("--per-process", type=int, default=10, help="viewers per netcore-call process (default 10)")
+    parser.add_argument("--stagger", type=float, default=2.0,
+                        help="seconds between a step's viewer processes (default 2: a burst of joins on a loaded "
+                             "machine can hold a server's loop past its signaling's 2 s liveness timeout)")
     parser.add_argument("--decode-all", action="store_true",
                         help="the ramp's viewers decode every frame (default: the key frames only, so that this "
                              "machine's cores go to more viewers; the loss is measured before decoding)")
