@@ -14,16 +14,23 @@ an edge (netcore-signal and netcore-sfu pulling from tier 2). In one run:
    decoded picture minus the time the publisher's camera drew that frame
    (``time.monotonic()``, one clock for every process of the machine); p50
    and p99 for both paths, and (cascade - direct) / 2: what each of the two
-   added hops (tier 2, edge) adds. CPU per forwarded packet of each server
-   process (its CPU time from /proc/PID/stat over the packets its /metrics
-   says it sent: to viewers, and on links below it).
+   added hops (tier 2, edge) adds; and frame by frame (a cascade viewer's
+   latency less the direct viewers' median for the same frame). Each server's
+   hop (a video frame's first packet in, its first copy out) from kernel time
+   stamps on ``lo`` (root: an AF_PACKET socket), against the anchor: a bare UDP
+   relay process on the same event loop carrying a stream at the same time
+   (what the machine's scheduler alone costs a hop). CPU per forwarded packet
+   of each server process (its CPU time from /proc/PID/stat over the packets
+   its /metrics says it sent: to viewers, and on links below it).
 2. **Ramp**: viewers on the edge added in steps (``--ramp``) until the
    viewers lose more than 0.5 % of the packets the edge sends them (their
    NACKed packets over the packets forwarded, the edge's /metrics), a step's
    viewers cannot all start, or the time is up. Per step: the edge's CPU
    share of one core, viewers per edge core (viewers / share), CPU per
    forwarded packet, the viewers' processes' CPU (on a small machine they,
-   not the edge, are the limit) and the frames shown.
+   not the edge, are the limit) and the publisher's frames per second. The
+   ramp's viewers decode key frames only (``--decode-all``: every frame, and
+   the frames shown and their latency per step).
 
 The viewers are ``netcore-call --subscribers N`` processes started through
 ``--traced-call`` (this file): the same program with two notes added, each
