@@ -460,7 +460,7 @@ async def ramp(tree: Tree, args: argparse.Namespace, publisher: Viewers, deadlin
             step = {"viewers": total, "rate": rate, "marginal": marginal, "load": figures["load"], "edge_share": share,
                     "per_core": total / share if share else float("inf"), "us_per_packet": edge["us_per_packet"],
                     "packets_per_viewer": edge["viewers"] / figures["span"] / total, "loss": edge["loss"],
-                    "shown": shown if args.decode_all else None, "fps": fps,
+                    "shown": shown if args.decode_all else None, "fps": fps, "starved": fps < 0.8 * args.fps,
                     "p50": percentile(values, 0.5), "p99": percentile(values, 0.99),
                     "viewer_cpu": sum(figures["share"][c.name] for c in calls)}
             steps.append(step)
@@ -520,7 +520,8 @@ async def run(args: argparse.Namespace) -> dict:
 
 def conclusion(steps: list[dict]) -> str:
     """The last step whose viewers lost under LOSS_LIMIT and kept up, and why the ramp ended."""
-    good = [s for s in steps if "loss" in s and s["loss"] <= LOSS_LIMIT and "fell behind" not in s.get("stopped", "")]
+    good = [s for s in steps if "loss" in s and s["loss"] <= LOSS_LIMIT and "fell behind" not in s.get("stopped", "")
+            and not s["starved"]]  # a publisher that sent under 80 % of its frames: the machine, not the edge
     last = steps[-1] if steps else {}
     if "loss" in last and last["loss"] > LOSS_LIMIT:
         why = f"loss {last['loss']:.2%} at {last['viewers']} viewers"
