@@ -528,7 +528,8 @@ def conclusion(steps: list[dict]) -> str:
     else:
         why = last.get("stopped", "the last step of --ramp")
     if not good:
-        return f"no step under {LOSS_LIMIT:.1%} with every viewer keeping up; the ramp ended at: {why}"
+        return (f"no step under {LOSS_LIMIT:.1%} with the viewers and the publisher keeping up; "
+                f"the ramp ended at: {why}")
     g = good[-1]
     return (f"last step under {LOSS_LIMIT:.1%}: {g['viewers']} viewers, the edge at {g['edge_share']:.1%} of a "
             f"core: {g['per_core']:.0f} viewers per edge core at {g['packets_per_viewer']:.0f} packets/s each "
