@@ -101,10 +101,31 @@ def cpu_of(procs: list) -> float:
     return sum(cpu_seconds(p.pid) for p in procs if p is not None and p.returncode is None)
 
 
-async def origin_rate(origin: dict) -> float:
-    before, start = await asyncio.to_thread(link_bytes, origin), time.monotonic()
-    await asyncio.sleep(WINDOW)
-    return (await asyncio.to_thread(link_bytes, origin) - before) / (time.monotonic() - start)
+def link_and_received(origin: dict) -> tuple[float, float, float]:
+    """The origin's link bytes and packets sent (first sends), and the media packets it received."""
+    series = metrics_at("127.0.0.1", origin["http"])
+    packets = sum(v for k, v in series.items()
+                  if k.startswith("sfu_cascade_link_packets_total") and 'direction="down"' in k)
+    return link_bytes(origin), packets, series["sfu_received_packets_total"]
+
+
+async def origin_rate(origin: dict, window: float = WINDOW) -> tuple[float, float]:
+    """The origin's link bytes per second over ``window``, and link packets per packet received."""
+    before, start = await asyncio.to_thread(link_and_received, origin), time.monotonic()
+    await asyncio.sleep(window)
+    after = await asyncio.to_thread(link_and_received, origin)
+    sent, packets, received = (a - b for a, b in zip(after, before))
+    return sent / (time.monotonic() - start), packets / max(1.0, received)
+
+
+async def steady(origin: dict, timeout: float = 40.0) -> None:
+    """Until the publisher's ladder has ramped up: two 2 s windows of the origin's link bytes within 10 %."""
+    deadline, last = time.monotonic() + timeout, 0.0
+    while time.monotonic() < deadline:
+        rate, _ = await origin_rate(origin, 2.0)
+        if last and abs(rate - last) < 0.1 * last:
+            return
+        last = rate
 
 
 def seed_users(data: Path, names: list[str]) -> None:
@@ -201,7 +222,7 @@ async def scenario(tmp: Path, plan: dict) -> dict:
         assert await until(lambda: all(v.receiving() >= counts[v.user] for v in everyone), 90), \
             "\n---\n".join(v.log()[-2000:] for v in everyone)
         first_receiving = time.monotonic() - edges_ready
-        await asyncio.sleep(1.0)
+        await steady(origin)
         cpu0 = cpu_snapshot(origin_procs, servers, people)
         at_first = await origin_rate(origin)
         cpu1 = cpu_snapshot(origin_procs, servers, people)
@@ -229,7 +250,7 @@ async def scenario(tmp: Path, plan: dict) -> dict:
             if isinstance(v, Viewers):
                 v.proc.terminate()  # hang up: each writes its summary
         summaries = {v.user: await v.finish(60) for v in people if isinstance(v, Viewers)}
-        return {"origin": [at_first, at_total], "summaries": summaries, "placed": placed,
+        return {"origin": [at_first[0], at_total[0]], "per_received": [at_first[1], at_total[1]], "summaries": summaries, "placed": placed,
                 "links": series.get('sfu_cascade_links{direction="down"}'), "edge_viewers": edge_viewers,
                 "cpu": [cpu_rate(cpu0, cpu1), cpu_rate(cpu2, cpu3)], "load": [load_first, load_total],
                 "first_receiving": first_receiving, "all_receiving": all_receiving,

@@ -76,7 +76,8 @@ def test_a_program_reaches_every_viewer_across_regions_and_the_origin_sends_the_
         tmp_path):
     out = run_tree(tmp_path, FIRST, MORE)
     at_first, at_total = out["origin"]
-    print(f"origin link bytes/s: {at_first:.0f} at {FIRST} viewers, {at_total:.0f} at {TOTAL}; "
+    print(f"origin link bytes/s: {at_first:.0f} at {FIRST} viewers, {at_total:.0f} at {TOTAL} "
+          f"(link packets per packet received {out['per_received']}); "
           f"cores used {out['cpu']}; load {out['load']}; all receiving {out['all_receiving']:.1f} s after the "
           f"edges were up; viewers per edge {out['edge_viewers']}; {out['elapsed']:.0f} s in all")
     sessions = {s["user"]: s for summary in out["summaries"].values() for s in summary["sessions"]}
@@ -101,3 +102,5 @@ def test_a_program_reaches_every_viewer_across_regions_and_the_origin_sends_the_
     # the origin: two links, the same bytes whatever the audience
     assert out["links"] == 2, out["links"]
     assert at_first > 50_000 and at_total < 1.25 * at_first and at_first < 1.25 * at_total, out["origin"]
+    # ... each packet the publisher sent it went once down each link, at 40 as at TOTAL viewers
+    assert all(1.8 < r < 2.2 for r in out["per_received"]), out["per_received"]
