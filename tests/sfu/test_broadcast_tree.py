@@ -40,7 +40,8 @@ FIRST = 40  # viewers at the first measurement (one process per region)
 MORE = [20, 20]  # processes added per region, one after another, for the second: TOTAL in all (400 do not fit: docs/broadcast.md)
 TOTAL = FIRST + 2 * sum(MORE)
 MIN_FRAMES = 50  # decoded, in order, by every viewer (5 s of the program)
-MAX_REPEATS = 5  # pictures shown twice in a row (at rung switches)
+MAX_REPEATS = 5  # pictures a bulk viewer shows twice in a row (at rung switches; the two without a height
+# switch as their estimate moves, about every 10 s for the shaped one: not bounded)
 DELAYS = {"core": 0.0, "eu": 0.010, "us": 0.040}  # one way, between each region and the router
 
 
@@ -91,7 +92,7 @@ def test_a_program_reaches_every_viewer_across_regions_and_the_origin_sends_the_
         # never an older picture; a rung switch may show the picture it switches at twice (the old rung's last
         # and the new one's key frame), and a publisher stalled by the machine's load makes the edges switch
         repeats = sum(1 for a, b in zip(numbers, numbers[1:]) if b == a)
-        forward = all(b >= a for a, b in zip(numbers, numbers[1:])) and repeats <= MAX_REPEATS
+        forward = all(b >= a for a, b in zip(numbers, numbers[1:])) and (repeats <= MAX_REPEATS or user in special)
         assert len(numbers) >= MIN_FRAMES and forward, (user, len(numbers), repeats, numbers[:20])
     videos = {user: s["links"][0]["received"]["video"] for user, s in sessions.items()}
     assert all(share(v, 90) > 0.9 for u, v in videos.items() if u not in special)  # the tile's rung
