@@ -9,10 +9,11 @@ the viewers' netcore-signal; in each region's namespace: a tier-2
 netcore-sfu pulling from the origin and two edges pulling from it,
 registered in their region; then viewers (``netcore-call --subscribers N
 --watch --region R --max-height 90``) in their regions' namespaces, placed
-by signaling on their region's edges, first ``first`` of them, then
-``total``; a viewer on the shaped host and a reference viewer, neither
-asking for a height. It prints one JSON line: the origin's link bytes per
-second at each count, every viewer's summary, the CPU time each kind of
+by signaling on their region's edges, first ``first`` of them, then one
+process of each of ``more`` per region at a time; a viewer on the shaped
+host and a reference viewer, neither asking for a height. It prints one
+JSON line: the origin's link bytes per second and link packets per packet
+received at each count, every viewer's summary, the cores each kind of
 process used.
 """
 
@@ -28,8 +29,8 @@ from pathlib import Path
 
 from servers.signal.credentials import hash_password
 from servers.signal.store import open_store
-from tests.sfu.live import SECRET, start_signal, stop
 from tests.call.conftest import make_users
+from tests.sfu.live import SECRET, start_signal
 from tests.sfu.test_cascade_daemon import call_server, edge_room, link_bytes, linked, stop_everyone
 from tests.sfu.test_failover import Participant, until
 
@@ -180,13 +181,15 @@ async def scenario(tmp: Path, plan: dict) -> dict:
         signal, vport = await start_signal(
             tmp / "viewers", 0, call_server=None,
             settings=f'registry = "redis://127.0.0.1:{REDIS_PORT}/0"\nhost = "0.0.0.0"\nmax_room_size = 1000\n'
-                     f'max_connections_per_source = 1000\nhash_workers = 2\nhash_queue = 1000\nrate = 200.0\nburst = 2000.0\n')
+                     f'max_connections_per_source = 1000\nhash_workers = 2\nhash_queue = 1000\nrate = 200.0\n'
+                     f'burst = 2000.0\n')
         processes.append(signal)
         room = await edge_room(vport, "bcowner", viewer_names)
 
         servers: dict[str, dict] = {}
         for r in regions:
-            tier2 = await region_server(tmp, ns[r], ips[r], f"t2-{r}", "--upstream", f"ws://{core}:{origin['cascade']}/")
+            tier2 = await region_server(tmp, ns[r], ips[r], f"t2-{r}",
+                                        "--upstream", f"ws://{core}:{origin['cascade']}/")
             processes.append(tier2["proc"])
             servers[tier2["name"]] = tier2
             for letter in "ab":
@@ -250,7 +253,8 @@ async def scenario(tmp: Path, plan: dict) -> dict:
             if isinstance(v, Viewers):
                 v.proc.terminate()  # hang up: each writes its summary
         summaries = {v.user: await v.finish(60) for v in people if isinstance(v, Viewers)}
-        return {"origin": [at_first[0], at_total[0]], "per_received": [at_first[1], at_total[1]], "summaries": summaries, "placed": placed,
+        return {"origin": [at_first[0], at_total[0]], "per_received": [at_first[1], at_total[1]],
+                "summaries": summaries, "placed": placed,
                 "links": series.get('sfu_cascade_links{direction="down"}'), "edge_viewers": edge_viewers,
                 "cpu": [cpu_rate(cpu0, cpu1), cpu_rate(cpu2, cpu3)], "load": [load_first, load_total],
                 "first_receiving": first_receiving, "all_receiving": all_receiving,

@@ -37,7 +37,9 @@ from tests.peer.netns import require_namespaces
 from tests.sfu.regions import Regions
 
 FIRST = 40  # viewers at the first measurement (one process per region)
-MORE = [20, 20]  # processes added per region, one after another, for the second: TOTAL in all (400 do not fit: docs/broadcast.md)
+# processes added per region, one after another, for the second: TOTAL in all (400 do not fit on two cores:
+# docs/broadcast.md, "Tests")
+MORE = [20, 20]
 TOTAL = FIRST + 2 * sum(MORE)
 MIN_FRAMES = 50  # decoded, in order, by every viewer (5 s of the program)
 MAX_REPEATS = 5  # pictures a bulk viewer shows twice in a row (at rung switches; the two without a height
