@@ -28,7 +28,7 @@ import sys
 import time
 from pathlib import Path
 
-from tests.peer.netns import Netns, sh
+from tests.peer.netns import Netns, sh, veth
 
 ROOT = Path(__file__).resolve().parents[2]
 CLONE_NEWNET = 0x40000000
@@ -71,13 +71,7 @@ class Regions:
         self.namespaces[name] = ns
         region_ns = self.namespaces[region]
         near, far = f"{self.prefix}.{self.number[region]}.65", f"{self.prefix}.{self.number[region]}.66"
-        tag = f"{os.getpid() % 100000}{len(self.namespaces)}"
-        a, b = f"vr{tag}", f"vh{tag}"
-        sh("ip", "link", "add", a, "type", "veth", "peer", "name", b)
-        for side, dev, ip in ((region_ns, a, near), (ns, b, far)):
-            sh("ip", "link", "set", dev, "netns", side.name)
-            side.ex("ip", "addr", "add", f"{ip}/30", "dev", dev)
-            side.ex("ip", "link", "set", dev, "up")
+        a, _ = veth(region_ns, near, ns, far, prefix=30)
         ns.ex("ip", "route", "add", "default", "via", near)
         region_ns.ex("sysctl", "-q", "-w", "net.ipv4.ip_forward=1")
         region_ns.ex("tc", "qdisc", "replace", "dev", a, "root", "tbf", "rate", rate, "burst", "10kb",
