@@ -47,7 +47,7 @@ MAX_REPEATS = 5  # pictures a bulk viewer shows twice in a row (at rung switches
 DELAYS = {"core": 0.0, "eu": 0.010, "us": 0.040}  # one way, between each region and the router
 
 
-def run_tree(tmp_path, first: int, more: list[int]) -> dict:
+def run_tree(tmp_path, first: int, more: list[int], timeout: float = 330) -> dict:
     require_namespaces()
     regions = Regions(DELAYS, tmp_path / "router.log")
     done = None
@@ -59,7 +59,7 @@ def run_tree(tmp_path, first: int, more: list[int]) -> dict:
         done = regions.namespaces["core"].popen(sys.executable, "-m", "tests.sfu.broadcast_tree", str(tmp_path),
                                                 json.dumps(plan), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                                 text=True, start_new_session=True)
-        out, err = done.communicate(timeout=330)
+        out, err = done.communicate(timeout=timeout)
         (tmp_path / "scenario.err").write_text(err)
     finally:
         if done is not None and done.poll() is None:  # it and every process it started: one group
