@@ -87,6 +87,14 @@ class Viewers(Participant):
         return len({m.group(1) for _, m in self.said(r"(\S+): receiving \S+ through")})
 
 
+def participants(server: dict) -> float | None:
+    """The participants an edge has (None: it did not answer /metrics within 5 s, too busy)."""
+    try:
+        return metrics_at(server["ip"], server["http"]).get("sfu_participants")
+    except OSError:
+        return None
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU of a process and its children that were waited for (ip netns exec's python)."""
     try:
@@ -245,8 +253,8 @@ async def scenario(tmp: Path, plan: dict) -> dict:
         cpu3 = cpu_snapshot(origin_procs, servers, people)
         load_total = os.getloadavg()[0]
         series = await asyncio.to_thread(metrics_at, "127.0.0.1", origin["http"])
-        edge_viewers = {name: (await asyncio.to_thread(metrics_at, s["ip"], s["http"])).get("sfu_participants")
-                        for name, s in servers.items() if name.startswith("edge")}
+        edge_viewers = {name: await asyncio.to_thread(participants, s) for name, s in servers.items()
+                        if name.startswith("edge")}
         placed = {m.group(1): m.group(2) for v in people if isinstance(v, Viewers)
                   for _, m in v.said(r"(\S+): room \S+ is on the call server (\S+)")}
         for v in people:
