@@ -65,7 +65,8 @@ def _code_bits(number: int) -> list[int]:
 class SyntheticCamera:
     """Frames of a moving pattern with the frame number drawn in; ``frame(n)`` for any ``n``."""
 
-    def __init__(self, width: int = 640, height: int = 480, fps: float = 30.0, *, flash: bool = False) -> None:
+    def __init__(self, width: int = 640, height: int = 480, fps: float = 30.0, *, flash: bool = False,
+                 noise: int = 0) -> None:
         if width < 4 * BLOCKS_ACROSS or height < 4 * (width // BLOCKS_ACROSS) or width % 2 or height % 2:
             raise ValueError("a synthetic frame needs an even size, at least 160 wide and 4 blocks high")
         self.width = width
@@ -78,10 +79,17 @@ class SyntheticCamera:
         self._ramp = (64 + (x + y) * 96 // (width + height)).astype(np.uint8)
         self._bar = max(8, width // 20)
         self._chroma = np.full((height // 2, width // 2), 128, np.uint8)
+        # ``noise``: the luma varies by up to that much per pixel (seven planes, cycled), so an encoder spends
+        # its whole target as on a real camera's picture (the pattern alone codes to a fraction of it)
+        rng = np.random.default_rng(1)
+        self._noise = [rng.integers(-noise, noise + 1, (height, width), dtype=np.int16) for _ in range(7)] \
+            if noise else []
 
     def frame(self, number: int) -> av.VideoFrame:
         """Frame ``number`` as a yuv420p frame with its 90 kHz ``pts``."""
         luma = self._ramp.copy()
+        if self._noise:
+            luma = np.clip(luma + self._noise[number % len(self._noise)], 0, 255).astype(np.uint8)
         left = (4 * number) % self.width
         luma[:, left:left + self._bar] = 200
         if self.flash and is_flash_frame(number, self.fps):

@@ -54,6 +54,10 @@ def _common(parser: argparse.ArgumentParser, defaults: bool) -> None:
         help="the synthetic camera flashes white at the start of every second, when the microphone clicks "
              "(to measure A/V sync in a recording)")
     add("--fps", default=30.0, type=float, help="video frame rate (default: 30)")
+    add("--simulcast", default=False, action="store_true",
+        help="send the video as three simulcast layers (a quarter, half and the whole size), as the page does")
+    add("--noise", default=0, type=int, metavar="N",
+        help="add luma noise of up to N to the synthetic camera, so its encoders spend their whole bitrate")
     add("--host", dest="hosts", action="append", metavar="IP",
         help="local address to gather candidates on; repeatable (default: 127.0.0.1)")
     add("--relay-only", default=False, action="store_true", help="media only through the TURN server")
@@ -93,6 +97,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     join.add_argument("--region", metavar="R",
                       help="a broadcast's viewer: signaling places each session on the least-loaded edge call "
                            "server of region R (docs/broadcast.md, \"Viewers on edges\")")
+    join.add_argument("--max-height", type=int, metavar="LINES",
+                      help="on the call server: ask for at most LINES of each video (room.quality), as a small "
+                           "tile would")
     for sub in (call, answer, join):
         _common(sub, defaults=False)
     args = parser.parse_args(argv)
@@ -120,7 +127,8 @@ def options_from(args: argparse.Namespace) -> CallOptions:
         audio = video = True
     choice = MediaChoice(audio=audio, video=video, screen=args.screen,
                          video_file=args.video_file, audio_file=args.audio_file,
-                         width=args.width, height=args.height, fps=args.fps, marks=args.sync_marks)
+                         width=args.width, height=args.height, fps=args.fps, marks=args.sync_marks,
+                         simulcast=args.simulcast, noise=args.noise)
     return CallOptions(server=args.server, user=args.user, password=args.password, register=args.register,
                        media=choice, hosts=tuple(args.hosts or ("127.0.0.1",)), relay_only=args.relay_only,
                        duration=args.duration, connect_timeout=args.connect_timeout,
@@ -159,7 +167,7 @@ async def _run(args: argparse.Namespace) -> dict:
         return await place_call(options, args.peer, console)
     if args.command == "join":
         room = RoomOptions(args.room, tuple(args.invite), args.subscribers, args.slots, args.record_room,
-                           args.wait_recording, args.watch, args.region)
+                           args.wait_recording, args.watch, args.region, args.max_height)
         return await run_room(options, room, console)
     return await answer_call(options, console)
 

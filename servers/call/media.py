@@ -13,7 +13,10 @@ from netcore.peer.connection import PeerConnection
 from netcore.peer.tracks import LocalAudioTrack, LocalVideoTrack, RemoteTrack
 from netcore.sdp.wire import parse
 
-__all__ = ["MediaChoice", "LocalMedia", "Received"]
+__all__ = ["MediaChoice", "LocalMedia", "Received", "SIMULCAST"]
+
+# --simulcast: the page's three layers (a quarter, half and the whole picture, lowest first)
+SIMULCAST = [{"rid": "q", "scale_resolution_down_by": 4}, {"rid": "h", "scale_resolution_down_by": 2}, {"rid": "f"}]
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,8 @@ class MediaChoice:
     height: int = 480
     fps: float = 30.0
     marks: bool = False  # the synthetic camera flashes when the microphone clicks (A/V sync)
+    simulcast: bool = False  # the video as three simulcast layers (SIMULCAST), as the page's camera goes
+    noise: int = 0  # the synthetic camera's luma noise (netcore.media.synthetic): encoders spend their targets
 
     @property
     def kinds(self) -> list[str]:
@@ -55,7 +60,7 @@ class LocalMedia:
                 self.video = LocalVideoTrack(iter(FileVideoSource(choice.video_file, fps=choice.fps)), fps=choice.fps)
             else:
                 self.video = LocalVideoTrack(SyntheticCamera(choice.width, choice.height, choice.fps,
-                                                             flash=choice.marks))
+                                                             flash=choice.marks, noise=choice.noise))
         if choice.audio:
             if choice.audio_file:
                 self.audio = LocalAudioTrack(iter(FileAudioSource(choice.audio_file)))
@@ -65,7 +70,9 @@ class LocalMedia:
     def add_to(self, pc: PeerConnection) -> None:
         """Offerer: send our tracks and ask to receive the kinds we do not send."""
         for track in (self.audio, self.video):
-            if track is not None:
+            if track is self.video and track is not None and self.choice.simulcast:
+                pc.add_transceiver(track, send_encodings=SIMULCAST)
+            elif track is not None:
                 pc.add_track(track)
         for kind in ("audio", "video"):
             if not any(t.kind == kind for t in pc.transceivers):

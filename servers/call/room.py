@@ -32,7 +32,7 @@ from typing import Any
 from netcore.peer.connection import ConnectionState, PeerConnection
 from servers.signal.client import ServerMessage, SignalingClient
 
-from .call import CallOptions, Console, Failure, login, peer_configuration
+from .call import CallOptions, Console, Failure, _off_signals, _on_signals, login, peer_configuration
 from .media import LocalMedia, Received
 from .report import totals
 from .session import PeerLink, room_link
@@ -51,6 +51,7 @@ class RoomOptions:
     wait_recording: float = 0.0  # after leaving: seconds to wait for the room's recording.ready
     watch: bool = False  # receive-only sessions of a broadcast's edge: publishers are not room members
     region: str | None = None  # a broadcast's viewer: signaling places each session on an edge of this region
+    max_height: int | None = None  # on the call server: show no more than this many lines of any video (room.quality)
 
 
 @dataclass
@@ -73,6 +74,7 @@ class _Member:
     ours: set[str]  # the users of this process: subscribers do not link to each other
     slots: int = DEFAULT_SLOTS
     watch: bool = False
+    max_height: int | None = None
     room_id: str = ""
     links: dict[str, _Link] = field(default_factory=dict)
     finished: list[dict[str, Any]] = field(default_factory=list)  # summaries of links that ended
@@ -112,7 +114,8 @@ class _Member:
         self.mesh_links, self.finished = self.finished, []
         self.console.progress(f"{self.user}: room {self.room_id} is on the call server {call_server}")
         self.sfu = CallServerSession(self.client, self.options, self.console, self.room_id, call_server,
-                                     self.participants, self.publish, self.slots, self.ours, self.watch)
+                                     self.participants, self.publish, self.slots, self.ours, self.watch,
+                                     max_height=self.max_height)
         if call_server is not None:
             await self.sfu.start()
 
@@ -262,15 +265,18 @@ async def run_room(options: CallOptions, room: RoomOptions, console: Console) ->
         raise Failure("subscribers join an existing room: give its id, or 'invited'")
     LocalMedia(options.media).close()  # a display or file that cannot be opened fails here, once
     stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    _on_signals(loop, stop)  # SIGINT/SIGTERM: every session hangs up and the summary is written
     members = []
     try:
         for user in users:
             each = CallOptions(**{**options.__dict__, "user": user})
             members.append(_Member(each, await login(each, console), console, publish=not room.subscribers,
                                    ours=set(users) if room.subscribers else set(), slots=room.slots,
-                                   watch=room.watch))
+                                   watch=room.watch, max_height=room.max_height))
         sessions = await asyncio.gather(*(_run_member(m, room, stop) for m in members))
     finally:
+        _off_signals(loop)
         for member in members:
             await member.client.close()
     connected = all(link["connected"] for s in sessions for link in s["links"]) and \

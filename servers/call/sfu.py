@@ -42,6 +42,7 @@ class _Publisher:
     numbers: list[int] = field(default_factory=list)  # video frame numbers of the current connection
     in_order: bool = True
     since_move: int = 0  # video frames on the current connection
+    heights: dict[int, int] = field(default_factory=dict)  # decoded video frames by height (the layer shown)
 
 
 @dataclass
@@ -58,7 +59,8 @@ class CallServerSession:
 
     def __init__(self, client: SignalingClient, options: CallOptions, console: Console, room_id: str,
                  call_server: str | None, participants: dict[str, str], publish: bool, slots: int,
-                 ours: set[str] | frozenset[str] = frozenset(), watch: bool = False) -> None:
+                 ours: set[str] | frozenset[str] = frozenset(), watch: bool = False,
+                 max_height: int | None = None) -> None:
         self.client = client
         # a viewer of a broadcast (--watch): the publishers are on another call server of the tree, not in
         # this room's signaling; what a slot carries counts under the publisher's session id
@@ -81,6 +83,10 @@ class CallServerSession:
         self._awaiting_answer = False
         self._retry_at: float | None = None
         self._closing: set[asyncio.Task] = set()
+        # --max-height: each video track we are given is asked for at most this many lines (room.quality),
+        # as a page showing it small would; once per (publisher, track)
+        self.max_height = max_height
+        self._quality_asked: set[tuple[str, str]] = set()
 
     @property
     def user(self) -> str:
@@ -143,6 +149,7 @@ class CallServerSession:
                 return
             publisher.video_frames += 1
             publisher.since_move += 1
+            publisher.heights[frame.height] = publisher.heights.get(frame.height, 0) + 1
             number = read_frame_number(frame)
             if number is not None:
                 if publisher.numbers and number <= publisher.numbers[-1]:
@@ -187,8 +194,10 @@ class CallServerSession:
                 self._awaiting_answer = False
                 self._set_slots(p.get("slots") or [])
                 await self.pc.set_remote_description(Description(str(p["sdp"]), "answer"))
+                await self._ask_quality(p.get("slots") or [])
         elif message.type == "room.slots":
             self._set_slots(p.get("slots") or [])
+            await self._ask_quality(p.get("slots") or [])
         elif message.type == "room.joined":
             self.participants[str(p["session_id"])] = str(p["user"])
         elif message.type == "room.left":
@@ -198,6 +207,21 @@ class CallServerSession:
 
     def _set_slots(self, slots: list[dict[str, Any]]) -> None:
         self.slots = {str(s["mid"]): (None if s.get("publisher") is None else str(s["publisher"])) for s in slots}
+
+    async def _ask_quality(self, slots: list[dict[str, Any]]) -> None:
+        """With ``max_height``: ``room.quality`` for each video track in ``slots`` not asked for yet."""
+        if self.max_height is None:
+            return
+        for slot in slots:
+            key = (str(slot.get("publisher")), str(slot.get("track")))
+            if slot.get("kind") != "video" or slot.get("publisher") is None or key in self._quality_asked:
+                continue
+            self._quality_asked.add(key)
+            try:
+                await self.client.request("room.quality", {"room_id": self.room_id, "publisher": key[0],
+                                                           "track": key[1], "max_height": self.max_height})
+            except SignalingError as exc:
+                self.console.progress(f"{self.user}: room.quality refused ({exc.reason})")
 
     async def moved(self, call_server: str | None, previous: str | None, reason: str) -> None:
         """The room is on another call server now: a new peer connection there (none: wait for one)."""
@@ -228,7 +252,8 @@ class CallServerSession:
         if self._closing:
             await asyncio.gather(*self._closing, return_exceptions=True)
         links = [{"peer": p.user, "connected": self.connected,
-                  "received": {"video": {"frames": p.video_frames, "numbers": p.numbers, "in_order": p.in_order},
+                  "received": {"video": {"frames": p.video_frames, "numbers": p.numbers, "in_order": p.in_order,
+                                         "heights": p.heights},
                                "audio": {"frames": p.audio_frames}},
                   "sent": {"video_frames": self.frames_sent if self.publish else 0, "audio_frames": 0}}
                  for p in self.publishers.values()]
