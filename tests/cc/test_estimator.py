@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections import deque
+
 from hypothesis import given, settings, strategies as st
 
 from netcore.cc import BandwidthEstimator, Pacer
 from netcore.cc.aimd import _TRANSITIONS, AimdRateControl, RateControlState
-from netcore.cc.delay import BandwidthUsage, InterArrival, OveruseDetector, TrendlineEstimator
+from netcore.cc.delay import BandwidthUsage, InterArrival, OveruseDetector, TrendlineEstimator, _slope
 from netcore.cc.loss import AckedBitrate, LossBasedControl
 from netcore.cc.probe import ProbeController, ProbeResults
 from tests.cc.sim import run_call
@@ -95,6 +97,19 @@ def test_the_trend_is_the_growth_of_queuing_delay():
     for i in range(40):
         flat.update(0.010, 0.010, i * 0.010)
     assert flat.trend == 0.0
+
+
+@settings(max_examples=300)
+@given(st.lists(st.tuples(st.floats(0, 1e6), st.floats(-1e3, 1e3)), min_size=2, max_size=20))
+def test_the_trend_slope_is_the_least_squares_slope_to_the_bit(points):
+    # _slope runs per packet group of every subscriber's feedback and is written for speed; it must give what
+    # the textbook formula gives, bit for bit (the estimator's decisions follow its comparisons)
+    n = len(points)
+    mean_x = sum(x for x, _ in points) / n
+    mean_y = sum(y for _, y in points) / n
+    denominator = sum((x - mean_x) ** 2 for x, _ in points)
+    expected = sum((x - mean_x) * (y - mean_y) for x, y in points) / denominator if denominator else None
+    assert _slope(deque(points)) == expected
 
 
 def test_overuse_needs_the_trend_over_the_threshold_for_a_while():
