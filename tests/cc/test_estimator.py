@@ -72,6 +72,23 @@ def test_the_sent_history_is_bounded():
     assert len(estimator._sent) <= 8192
 
 
+def test_a_batch_of_sent_packets_is_remembered_as_one_by_one():
+    # the call server's compiled path hands its copies over in batches: the history (bounded, 16-bit numbers
+    # wrapping) and what the feedback then does with it must be those of packet_sent called for each
+    one, batch = BandwidthEstimator(), BandwidthEstimator()
+    sent = [(i & 0xFFFF, 900 + i % 300, i * 0.0002) for i in range(70_000)]
+    for seq, size, at in sent:
+        one.packet_sent(seq, size, at)
+    totals = [batch.packets_sent(sent[i:i + 5000]) for i in range(0, len(sent), 5000)]
+    assert sum(totals) == sum(size for _, size, _ in sent)
+    assert [(k, v.send_time, v.size, v.probe_cluster) for k, v in one._sent.items()] == [
+        (k, v.send_time, v.size, v.probe_cluster) for k, v in batch._sent.items()]
+    arrivals = [(seq, at + 0.03) for seq, _, at in sent[-400:]]
+    one.feedback_received(arrivals, 14.1)
+    batch.feedback_received(arrivals, 14.1)
+    assert one.target_bitrate == batch.target_bitrate and one.acked_bitrate == batch.acked_bitrate
+
+
 # -- the pieces --------------------------------------------------------------------
 
 
