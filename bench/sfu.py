@@ -21,7 +21,10 @@ one (on this unlimited network they climb to f): the same packets per
 subscriber as without, while the server receives 5/3 as many and runs the
 allocators.
 
-Usage: ``python3 bench/sfu.py [--simulcast] [N ...]`` (default 10 50 200).
+With ``--steady`` the one stream is measured after a 3 s warm-up (the
+start probes' padding and the estimators' climb left out).
+
+Usage: ``python3 bench/sfu.py [--simulcast] [--steady] [N ...]`` (default 10 50 200).
 The side-by-side run of the real daemon against Janus' VideoRoom, over real
 sockets, is ``bench/sfu_janus.py``.
 """
@@ -39,6 +42,7 @@ from tests.sfu.harness import Publisher, Room, SimulcastPublisher  # noqa: E402
 
 SECONDS = 2.0
 WARM_UP = 6.0  # virtual seconds of simulcast before measuring
+STEADY_WARM_UP = 3.0  # virtual seconds of one stream before measuring, with --steady
 
 
 LAYERS = (("q", 180, 300), ("h", 360, 900), ("f", 720, 2900))  # rid, height, bytes per frame
@@ -57,7 +61,7 @@ class ThreePackets(Publisher):
         return packets
 
 
-def run(subscribers: int, simulcast: bool = False) -> dict[str, float]:
+def run(subscribers: int, simulcast: bool = False, steady: bool = False) -> dict[str, float]:
     room = Room(seed=subscribers)
     room.join("pub", slots=0, simulcast=tuple(rid for rid, _, _ in LAYERS) if simulcast else ())
     for i in range(subscribers):
@@ -87,6 +91,8 @@ def run(subscribers: int, simulcast: bool = False) -> dict[str, float]:
         publisher.stream(WARM_UP, step=0.02)  # the allocators climb to the top layer (UP_HOLD) first
     else:
         publisher = ThreePackets(room, pub, 30)
+        if steady:  # past the start probes' padding: what a call costs once it runs
+            publisher.stream(STEADY_WARM_UP, step=0.02)
     core.handle_datagram, core.handle_timeout = timed_datagram, timed_timeout
     before = core.stats.forwarded_packets
     publisher.stream(SECONDS, step=0.02)
@@ -99,11 +105,12 @@ def run(subscribers: int, simulcast: bool = False) -> dict[str, float]:
 
 def main() -> None:
     simulcast = "--simulcast" in sys.argv[1:]
-    counts = [int(a) for a in sys.argv[1:] if a != "--simulcast"] or [10, 50, 200]
-    print("simulcast: three layers" if simulcast else "one stream")
+    steady = "--steady" in sys.argv[1:]
+    counts = [int(a) for a in sys.argv[1:] if not a.startswith("--")] or [10, 50, 200]
+    print("simulcast: three layers" if simulcast else "one stream" + (", after a warm-up" if steady else ""))
     print(f"{'subscribers':>11} {'forwarded':>9} {'CPU us/packet':>13} {'in-core p50 us':>14} {'p99 us':>9}")
     for n in counts:
-        r = run(n, simulcast)
+        r = run(n, simulcast, steady)
         print(f"{r['subscribers']:>11} {r['forwarded']:>9} {r['us_per_packet']:>13.1f} {r['p50_us']:>14.0f} "
               f"{r['p99_us']:>9.0f}", flush=True)
 

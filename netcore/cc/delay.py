@@ -128,12 +128,25 @@ class TrendlineEstimator:
 
 
 def _slope(points: deque[tuple[float, float]]) -> float | None:
-    """Least-squares slope of ``(x, y)`` points, or None when all x are equal."""
+    """Least-squares slope of ``(x, y)`` points, or None when all x are equal.
+
+    Run for every packet group of every feedback (each subscriber's, ten a
+    second): plain loops rather than four generator passes, the same
+    additions in the same order, so the same result to the bit, at half the
+    cost.
+    """
     n = len(points)
-    mean_x = sum(x for x, _ in points) / n
-    mean_y = sum(y for _, y in points) / n
-    numerator = sum((x - mean_x) * (y - mean_y) for x, y in points)
-    denominator = sum((x - mean_x) ** 2 for x, _ in points)
+    sum_x = sum_y = 0.0
+    for x, y in points:
+        sum_x += x
+        sum_y += y
+    mean_x = sum_x / n
+    mean_y = sum_y / n
+    numerator = denominator = 0.0
+    for x, y in points:
+        dx = x - mean_x
+        numerator += dx * (y - mean_y)
+        denominator += dx ** 2
     return numerator / denominator if denominator else None
 
 

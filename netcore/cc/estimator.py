@@ -19,6 +19,8 @@ The sent-packet history is bounded (:data:`HISTORY` packets).
 
 from __future__ import annotations
 
+from typing import Iterable
+
 from netcore.cc.aimd import AimdRateControl
 from netcore.cc.delay import BandwidthUsage, InterArrival, OveruseDetector, TrendlineEstimator
 from netcore.cc.loss import AckedBitrate, LossBasedControl
@@ -69,6 +71,19 @@ class BandwidthEstimator:
             self._probe_results.sent(probe_cluster)
         if len(sent) > HISTORY:
             del sent[next(iter(sent))]
+
+    def packets_sent(self, sent: Iterable[tuple[int, int, float]]) -> int:
+        """Packets sent outside any probe, ``(transport_seq, size, send time)`` in send order: what
+        :meth:`packet_sent` does for each, in one loop (the call server's compiled path hands its copies over
+        in batches, one per copy it sent); returns their bytes."""
+        history = self._sent
+        total = 0
+        for seq, size, at in sent:
+            history[seq & 0xFFFF] = _Sent(at, size, None)
+            total += size
+        while len(history) > HISTORY:
+            del history[next(iter(history))]
+        return total
 
     def feedback_received(self, arrivals: list[tuple[int, float | None]], now: float) -> None:
         """One feedback's ``(sequence number, arrival or None)`` list, in sequence order."""

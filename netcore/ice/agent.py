@@ -714,10 +714,7 @@ class Agent:
 
     def next_deadline(self) -> float | None:
         deadlines = [d for d in (self._next_check_at, self._checks.next_deadline(),
-                                 self._consent_checks.next_deadline()) if d is not None]
-        turn = self._gathering.deadline()
-        if turn is not None:
-            deadlines.append(turn)
+                                 self._consent_checks.next_deadline(), self._gathering.deadline()) if d is not None]
         if self.controlling:
             nomination = self._selection.deadline(self._generation)
             if nomination is not None:

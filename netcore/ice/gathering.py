@@ -167,6 +167,8 @@ class Gathering:
                 yield socket, turn
 
     def deadline(self) -> float | None:
+        if not self.turn_clients:
+            return None  # (asked after every datagram; most agents have no TURN client)
         deadlines = [d for d in (t.next_deadline() for t in self.turn_clients.values()) if d is not None]
         return min(deadlines) if deadlines else None
 

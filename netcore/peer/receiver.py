@@ -88,9 +88,12 @@ class Receiver:
         return out
 
     def next_deadline(self) -> float | None:
-        deadlines = [d for s in self.streams.values() if s.nack is not None
-                     and (d := s.nack.next_deadline()) is not None]
-        return min(deadlines) if deadlines else None
+        best = None
+        for stream in self.streams.values():
+            nack = stream.nack
+            if nack is not None and (d := nack.next_deadline()) is not None and (best is None or d < best):
+                best = d
+        return best
 
     @property
     def nacks_sent(self) -> int:

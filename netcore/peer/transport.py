@@ -283,20 +283,21 @@ class MediaTransport:
         return self._events.popleft() if self._events else None
 
     def next_deadline(self) -> float | None:
-        if self.state in (TransportState.CLOSED, TransportState.FAILED):
+        # Asked after every datagram and timer the transport handles (a call server asks each of its
+        # participants'): the earliest of its parts' deadlines, without building a list.
+        state = self.state
+        if state is TransportState.CLOSED or state is TransportState.FAILED:
             return None
-        deadlines = [d for d in (self.ice.next_deadline(), self.dtls.next_deadline()) if d is not None]
-        if self.state is TransportState.CONNECTED:
-            sender = self.sender.next_deadline(self._now)
-            for d in (sender, self.receiver.next_deadline(), self._timer.next_report):
-                if d is not None:
-                    deadlines.append(d)
-            if self._next_twcc is not None and len(self.receiver.twcc):
-                deadlines.append(self._next_twcc)
-            watch = self._watch.deadline(self._rtt_seen)
-            if watch is not None:
-                deadlines.append(watch)
-        return min(deadlines) if deadlines else None
+        best = self.ice.next_deadline()
+        d = self.dtls.next_deadline()
+        if d is not None and (best is None or d < best):
+            best = d
+        if state is TransportState.CONNECTED:
+            for d in (self.sender.next_deadline(self._now), self.receiver.next_deadline(), self._timer.next_report,
+                      self._next_twcc if len(self.receiver.twcc) else None, self._watch.deadline(self._rtt_seen)):
+                if d is not None and (best is None or d < best):
+                    best = d
+        return best
 
     @property
     def target_bitrate(self) -> float:

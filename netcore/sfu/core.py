@@ -197,6 +197,9 @@ class SfuCore:
         # and every publisher's RTCP compound: ``relay.sender_reports(participant, packets, now)``.
         self.relay = None
         self._next_allocation: float | None = None
+        # The layers whose key-frame arbiter holds a request (id(layer) -> (publication, layer)): the only ones
+        # with a deadline, so that next_deadline, asked after every datagram, need not walk every participant.
+        self._held: dict[int, tuple[Publication, Layer]] = {}
         self.planner = TranscodePlanner(config.transcode_hold)
         self._jobs: dict[str, tuple[str, Job, tuple]] = {}  # job id -> (room, job, renditions) while placed
         self._job_workers: dict[str, str] = {}  # job id -> the worker's participant id, once it joined
@@ -601,11 +604,14 @@ class SfuCore:
         for participant in self.timers.due(now, self.participants):
             participant.transport.handle_timeout(now)
             self._touch(participant)
-        for participant in list(self.participants.values()):
-            for publication in participant.publications.values():
-                for layer in publication.layers:
-                    if layer.arbiter.handle_timeout(now):
-                        self._request_upstream(publication, layer, now, "held")
+        for key, (publication, layer) in list(self._held.items()):
+            if not self._live(publication, layer):
+                del self._held[key]  # its publisher left, or the layer went (a rendition dropped)
+                continue
+            if layer.arbiter.handle_timeout(now):
+                self._request_upstream(publication, layer, now, "held")
+            if layer.arbiter.next_deadline() is None:
+                del self._held[key]
         if self._next_allocation is not None and now >= self._next_allocation:
             self._next_allocation = now + ALLOCATE_INTERVAL if self.participants else None
             planning = self.config.transcoding
@@ -639,13 +645,17 @@ class SfuCore:
         deadline = self.timers.next_deadline()
         if deadline is not None and (best is None or deadline < best):
             best = deadline
-        for participant in self.participants.values():
-            for publication in participant.publications.values():
-                for layer in publication.layers:
-                    held = layer.arbiter.next_deadline()
-                    if held is not None and (best is None or held < best):
-                        best = held
+        for _, layer in self._held.values():
+            held = layer.arbiter.next_deadline()
+            if held is not None and (best is None or held < best):
+                best = held
         return best
+
+    def _live(self, publication: Publication, layer: Layer) -> bool:
+        """Whether ``layer`` is still one of ``publication``'s, and it one of a present participant's."""
+        owner = publication.owner
+        return (self.participants.get(owner.id) is owner and owner.publications.get(publication.mid) is publication
+                and layer in publication.layers)
 
     # -- events of the transports ---------------------------------------------------
 
@@ -842,6 +852,8 @@ class SfuCore:
             self._request_upstream(publication, layer, now, reason or ("subscriber" if counted else "retry"))
         elif counted:
             self.stats.keyframe_requests_coalesced += 1
+        if layer.arbiter.next_deadline() is not None:
+            self._held[id(layer)] = (publication, layer)
 
     def _request_upstream(self, publication: Publication, layer: Layer, now: float, reason: str) -> None:
         if layer.ssrc is None:

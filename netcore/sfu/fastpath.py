@@ -140,14 +140,17 @@ class FastSubscriber:
         sender = self.participant.transport.sender
         estimator, probe = sender.estimator, sender.probe
         end = sender._probe_end
-        total = 0
         sent = self.native.take_sent()
-        for seq, size, at in sent:
-            cluster = probe.cluster_id if probe is not None and at < end else None
-            if cluster is not None:
-                sender._probe_bytes += size
-            estimator.packet_sent(seq, size, at, cluster)
-            total += size
+        if probe is None:
+            total = estimator.packets_sent(sent)  # the steady state: one loop, no probe to count
+        else:
+            total = 0
+            for seq, size, at in sent:
+                cluster = probe.cluster_id if at < end else None
+                if cluster is not None:
+                    sender._probe_bytes += size
+                estimator.packet_sent(seq, size, at, cluster)
+                total += size
         sender.packets_sent += len(sent)
         sender.bytes_sent += total
         transport = self.participant.transport

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections import deque
+
 from hypothesis import given, settings, strategies as st
 
 from netcore.cc import BandwidthEstimator, Pacer
 from netcore.cc.aimd import _TRANSITIONS, AimdRateControl, RateControlState
-from netcore.cc.delay import BandwidthUsage, InterArrival, OveruseDetector, TrendlineEstimator
+from netcore.cc.delay import BandwidthUsage, InterArrival, OveruseDetector, TrendlineEstimator, _slope
 from netcore.cc.loss import AckedBitrate, LossBasedControl
 from netcore.cc.probe import ProbeController, ProbeResults
 from tests.cc.sim import run_call
@@ -70,6 +72,23 @@ def test_the_sent_history_is_bounded():
     assert len(estimator._sent) <= 8192
 
 
+def test_a_batch_of_sent_packets_is_remembered_as_one_by_one():
+    # the call server's compiled path hands its copies over in batches: the history (bounded, 16-bit numbers
+    # wrapping) and what the feedback then does with it must be those of packet_sent called for each
+    one, batch = BandwidthEstimator(), BandwidthEstimator()
+    sent = [(i & 0xFFFF, 900 + i % 300, i * 0.0002) for i in range(70_000)]
+    for seq, size, at in sent:
+        one.packet_sent(seq, size, at)
+    totals = [batch.packets_sent(sent[i:i + 5000]) for i in range(0, len(sent), 5000)]
+    assert sum(totals) == sum(size for _, size, _ in sent)
+    assert [(k, v.send_time, v.size, v.probe_cluster) for k, v in one._sent.items()] == [
+        (k, v.send_time, v.size, v.probe_cluster) for k, v in batch._sent.items()]
+    arrivals = [(seq, at + 0.03) for seq, _, at in sent[-400:]]
+    one.feedback_received(arrivals, 14.1)
+    batch.feedback_received(arrivals, 14.1)
+    assert one.target_bitrate == batch.target_bitrate and one.acked_bitrate == batch.acked_bitrate
+
+
 # -- the pieces --------------------------------------------------------------------
 
 
@@ -95,6 +114,19 @@ def test_the_trend_is_the_growth_of_queuing_delay():
     for i in range(40):
         flat.update(0.010, 0.010, i * 0.010)
     assert flat.trend == 0.0
+
+
+@settings(max_examples=300)
+@given(st.lists(st.tuples(st.floats(0, 1e6), st.floats(-1e3, 1e3)), min_size=2, max_size=20))
+def test_the_trend_slope_is_the_least_squares_slope_to_the_bit(points):
+    # _slope runs per packet group of every subscriber's feedback and is written for speed; it must give what
+    # the textbook formula gives, bit for bit (the estimator's decisions follow its comparisons)
+    n = len(points)
+    mean_x = sum(x for x, _ in points) / n
+    mean_y = sum(y for _, y in points) / n
+    denominator = sum((x - mean_x) ** 2 for x, _ in points)
+    expected = sum((x - mean_x) * (y - mean_y) for x, y in points) / denominator if denominator else None
+    assert _slope(deque(points)) == expected
 
 
 def test_overuse_needs_the_trend_over_the_threshold_for_a_while():

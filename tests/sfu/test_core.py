@@ -64,6 +64,40 @@ def test_a_late_subscriber_gets_a_key_frame_quickly_and_requests_are_arbitrated(
     assert all(e.reason in ("subscriber", "held", "retry") for e in asked)
 
 
+def test_a_held_key_frame_request_goes_up_when_its_interval_ends_and_not_after_its_publisher_left():
+    room = Room()
+    room.join("a")
+    room.join("b")
+    room.join("c")
+    room.connect()
+    room.stream(1.0)
+    core = room.core
+
+    def video(name):
+        return next(p for p in core.participants[name].publications.values() if p.kind == "video")
+
+    def held(name):
+        return [e for e in room.events if isinstance(e, KeyFrameRequested) and e.participant_id == name
+                and e.reason == "held"]
+
+    for name in ("a", "b"):
+        core.request_keyframe(video(name), room.net.now)  # goes up
+    room.server.flush()
+    room.stream(0.2)  # its key frame comes
+    for name in ("a", "b"):
+        core.request_keyframe(video(name), room.net.now)  # within the interval after it: held
+    room.server.flush()
+    assert video("a").arbiter.next_deadline() is not None and video("b").arbiter.next_deadline() is not None
+    deadline = video("a").arbiter.next_deadline()
+    assert core.next_deadline() <= deadline  # the core wakes up for it
+    core.leave("b", room.net.now)
+    room.server.flush()
+    room.stream(1.0, senders=["a", "c"])
+    assert len(held("a")) == 1  # sent once, when its interval ended
+    assert held("b") == []  # its publisher left: nothing was asked of a closed transport
+    assert video("a").arbiter.next_deadline() is None and core._held == {}
+
+
 def test_leave_frees_the_slot_and_a_rejoin_continues_the_same_outgoing_stream():
     room = Room()
     a, b = room.join("a"), room.join("b")
