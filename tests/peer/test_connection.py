@@ -205,3 +205,41 @@ def test_sockets_hold_a_stall_of_the_process_worth_of_media():
 
     sizes = asyncio.run(buffer_sizes())
     assert sizes and all(size >= 1024 * 1024 for size in sizes)
+
+
+async def served_audio(frames: int) -> tuple[int, list[tuple[float | None, float | None]], float | None]:
+    """A sends ``frames`` audio frames to B; B's audio frames played, B's media timer against its
+    jitter buffer's own next deadline at each frame, and the timer once everything has played."""
+    a, b = PeerConnection(), PeerConnection()
+    played: list[int] = []
+    samples: list[tuple[float | None, float | None]] = []
+
+    def sample(mid: str) -> None:
+        samples.append((b.media_deadline, b._receivers[mid].jitter.next_deadline()))
+
+    def on_track(remote) -> None:
+        # Looked at once the frame's delivery is over (the timer is re-armed after the buffer is served).
+        remote.on_frame(lambda frame: (played.append(1), asyncio.get_running_loop().call_soon(sample, remote.mid)))
+    b.on("track", on_track)
+    a.add_track(LocalAudioTrack(SyntheticMicrophone(), count=frames))
+    try:
+        await a.set_local_description(a.create_offer())
+        await b.set_remote_description(a.local_description)
+        await b.set_local_description(b.create_answer())
+        await a.set_remote_description(b.local_description)
+        await wait_for(lambda: len(played) >= frames - 2, 10.0)
+        await asyncio.sleep(0.3)  # the last frames' due times pass
+        return len(played), samples, b.media_deadline
+    finally:
+        await a.close()
+        await b.close()
+
+
+def test_the_jitter_buffers_are_served_at_their_deadlines_not_polled():
+    # The media timer is armed at the earliest deadline of the receivers' jitter buffers and not at
+    # all once nothing waits in them: a fixed 5 ms tick woke the loop 200 times a second per call.
+    played, samples, idle = asyncio.run(asyncio.wait_for(served_audio(40), 30))
+    assert played >= 38
+    assert idle is None
+    armed = [(timer, own) for timer, own in samples if own is not None]
+    assert armed and all(timer is not None and timer <= own + 1e-9 for timer, own in armed)
