@@ -207,39 +207,43 @@ def test_sockets_hold_a_stall_of_the_process_worth_of_media():
     assert sizes and all(size >= 1024 * 1024 for size in sizes)
 
 
-async def served_audio(frames: int) -> tuple[int, list[tuple[float | None, float | None]], float | None]:
-    """A sends ``frames`` audio frames to B; B's audio frames played, B's media timer against its
-    jitter buffer's own next deadline at each frame, and the timer once everything has played."""
-    a, b = PeerConnection(), PeerConnection()
-    played: list[int] = []
-    samples: list[tuple[float | None, float | None]] = []
+async def served_audio() -> tuple[float | None, float | None, int, float | None]:
+    """Opus packets handed to a peer connection's audio receiver, as the transport would: the second
+    40 ms late, so that the buffer holds 40 ms, and the third right after it (due 20 ms later): the
+    media timer's deadline and the jitter buffer's own while the third waits; frames played and the
+    timer once it is due."""
+    from netcore.media.codecs import AudioEncoder
+    from netcore.peer.events import RtpReceived
+    from netcore.peer.tracks import RemoteTrack, RtpReceiver
+    from netcore.rtp.packet import RtpPacket
 
-    def sample(mid: str) -> None:
-        samples.append((b.media_deadline, b._receivers[mid].jitter.next_deadline()))
+    encoder, microphone = AudioEncoder(), SyntheticMicrophone()
+    payload = next(f.payloads[0] for n in range(10) for f in encoder.encode(microphone.frame(n)))
+    pc = PeerConnection()
+    played: list = []
+    receiver = RtpReceiver(RemoteTrack("audio", "0"), {111: ("opus", 48000)})
+    receiver.track.on_frame(played.append)
+    pc._receivers["0"] = receiver
 
-    def on_track(remote) -> None:
-        # Looked at once the frame's delivery is over (the timer is re-armed after the buffer is served).
-        remote.on_frame(lambda frame: (played.append(1), asyncio.get_running_loop().call_soon(sample, remote.mid)))
-    b.on("track", on_track)
-    a.add_track(LocalAudioTrack(SyntheticMicrophone(), count=frames))
+    def arrive(seq: int) -> None:
+        packet = RtpPacket.build(payload_type=111, sequence_number=seq, timestamp=960 * seq, ssrc=5,
+                                 payload=payload)
+        pc._on_event(RtpReceived("0", 5, packet))
     try:
-        await a.set_local_description(a.create_offer())
-        await b.set_remote_description(a.local_description)
-        await b.set_local_description(b.create_answer())
-        await a.set_remote_description(b.local_description)
-        await wait_for(lambda: len(played) >= frames - 2, 10.0)
-        await asyncio.sleep(0.3)  # the last frames' due times pass
-        return len(played), samples, b.media_deadline
+        arrive(1)
+        await asyncio.sleep(0.06)  # 20 ms of media later: 40 ms late (or more on a busy machine)
+        arrive(2)
+        arrive(3)
+        armed, own = pc.media_deadline, receiver.jitter.next_deadline()
+        await asyncio.sleep(0.25)  # past the third's due time
+        return armed, own, len(played), pc.media_deadline
     finally:
-        await a.close()
-        await b.close()
+        await pc.close()
 
 
 def test_the_jitter_buffers_are_served_at_their_deadlines_not_polled():
-    # The media timer is armed at the earliest deadline of the receivers' jitter buffers and not at
-    # all once nothing waits in them: a fixed 5 ms tick woke the loop 200 times a second per call.
-    played, samples, idle = asyncio.run(asyncio.wait_for(served_audio(40), 30))
-    assert played >= 38
-    assert idle is None
-    armed = [(timer, own) for timer, own in samples if own is not None]
-    assert armed and all(timer is not None and timer <= own + 1e-9 for timer, own in armed)
+    # A frame that waits in a jitter buffer is served by a timer armed at the buffer's own deadline,
+    # and once nothing waits no timer is armed: a fixed 5 ms tick woke the loop 200 times a second.
+    armed, own, played, idle = asyncio.run(asyncio.wait_for(served_audio(), 10))
+    assert own is not None and armed == own
+    assert played == 3 and idle is None
