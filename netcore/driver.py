@@ -62,6 +62,11 @@ class Timer:
         if deadline is not None:
             self._handle = self._clock.call_at(deadline, self._fire)
 
+    @property
+    def deadline(self) -> float | None:
+        """When it fires next (None: not armed)."""
+        return self._at
+
     def close(self) -> None:
         """Cancel the timer; it arms no more."""
         self.arm(None)

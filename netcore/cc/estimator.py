@@ -104,7 +104,7 @@ class BandwidthEstimator:
             received += 1
             self._on_received(packet, arrival, now)
         self.feedbacks += 1
-        self._update(max(received, 0), max(lost, 0), now)
+        self._update(received, lost, now)  # lost < 0: late reports took back earlier losses
 
     def remb_received(self, bitrate: float) -> None:
         """A receiver's estimate (RFC draft REMB): the target stays under it."""

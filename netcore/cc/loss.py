@@ -43,14 +43,21 @@ class LossBasedControl:
         self.rtt = 0.1
 
     def update(self, received: int, lost: int, now: float) -> float:
-        """Feed one feedback's counts; return the bound (changed once enough packets are counted)."""
+        """Feed one feedback's counts; return the bound (changed once enough packets are counted).
+
+        ``lost`` is below zero when the feedback took back more losses than it reported: numbers
+        an earlier one had as lost, received after all (overtaken on the path). A correction
+        counts against the losses of the window it comes in, and what is left of it against the
+        next: a loss already counted in a window that has been judged is not counted twice.
+        """
         self._received += received
         self._lost += lost
-        total = self._received + self._lost
+        total = self._received + max(self._lost, 0)
         if total < MIN_PACKETS:
             return self.rate
-        self.loss = self._lost / total
-        self._received = self._lost = 0
+        self.loss = max(self._lost, 0) / total
+        self._received = 0
+        self._lost = min(self._lost, 0)
         if self.loss > HIGH_LOSS:
             if self._last_decrease is None or now - self._last_decrease >= self.rtt + 0.3:
                 self.rate *= 1 - 0.5 * self.loss

@@ -57,6 +57,8 @@ from netcore.stun.transaction import StunClient, TransactionFailed, TransactionS
 from netcore.turn.client import AllocationCreated, AllocationFailed, TurnClient
 from netcore.turn.client import DataReceived as TurnDataReceived
 
+_STALE = object()  # Agent._deadline: to be computed again
+
 __all__ = ["Agent", "CandidatePair", "CheckState", "LocalCandidate", "RemoteCandidate", "TurnServerConfig"]
 
 
@@ -127,6 +129,9 @@ class Agent:
         self._sending = self._selection.sending  # component -> the pair this agent sends on
         self._restarting = False
         self._events: deque[IceEvent] = deque()
+        # next_deadline()'s answer until an input may change it: asked after every datagram by the
+        # driver, it was a tenth of a call peer's packet path, and a media datagram changes nothing.
+        self._deadline: float | None | object = _STALE
         self.checks_sent = 0
         self.checks_received = 0
         self.parse_errors = 0
@@ -136,6 +141,7 @@ class Agent:
 
     def add_local_address(self, address: Address, component: int = 1) -> None:
         """Register a bound socket's address as a host candidate base (loopback included when given)."""
+        self._deadline = _STALE
         if not 1 <= component <= self.components:
             raise UsageError(f"component {component} out of 1..{self.components}")
         self._gathering.add_host((address[0], address[1]), component)
@@ -147,10 +153,12 @@ class Agent:
         and feeds each frame to :meth:`handle_datagram` with this ``local``;
         transmits naming ``local`` are written to the stream.
         """
+        self._deadline = _STALE
         self._gathering.add_stream((local[0], local[1]), server, component)
 
     def gather(self, now: float) -> None:
         """Announce the host candidates and start server-reflexive and relayed gathering."""
+        self._deadline = _STALE
         gathering = self._gathering
         if gathering.pending or gathering.completed:
             raise UsageError("gather() called twice")
@@ -200,6 +208,7 @@ class Agent:
 
     def set_remote_credentials(self, ufrag: str, pwd: str, now: float | None = None) -> None:
         """The peer's ice-ufrag/ice-pwd; checks start once they and a pair exist."""
+        self._deadline = _STALE
         if self.remote_ufrag is not None and (ufrag, pwd) != (self.remote_ufrag, self.remote_pwd):
             raise UsageError("remote credentials changed: call restart() first (RFC 8445 section 9)")
         self.remote_ufrag, self.remote_pwd = ufrag, pwd
@@ -209,6 +218,7 @@ class Agent:
 
     def add_remote_candidate(self, candidate: Candidate | None, now: float) -> None:
         """Add a signalled or trickled candidate; ``None`` is end-of-candidates (RFC 8838 section 14)."""
+        self._deadline = _STALE
         if candidate is None:
             self._remote_end = True
             self._check_failures()
@@ -321,10 +331,12 @@ class Agent:
         turn = self._turn_clients.get((host.socket, source)) if self._turn_clients else None
         if datagram.kind is not PacketKind.STUN:
             if turn is not None:
+                self._deadline = _STALE
                 self._feed_turn(turn, host, datagram, now)
-            else:
+            else:  # application data on a direct path: nothing the deadline depends on
                 self._events.append(DataReceived(datagram.data, host.component, self._pair_for(host.base, source)))
             return
+        self._deadline = _STALE
         message = self._parse(datagram.data)
         if message is None:
             return
@@ -436,6 +448,7 @@ class Agent:
             self._drain_stun(client, now)
 
     def handle_timeout(self, now: float) -> None:
+        self._deadline = _STALE
         self._checks.handle_timeout(now)
         self._drain_stun(self._checks, now)
         self._consent_checks.handle_timeout(now)
@@ -605,6 +618,7 @@ class Agent:
         The pair left is checked for consent at once, so a pair that is really gone is
         marked degraded without waiting for its next scheduled check.
         """
+        self._deadline = _STALE
         current = self._sending.get(component)
         pair = self._selection.alternative(component, reason, self._checklist.valid, self._generation)
         if current is None or pair is None:
@@ -632,6 +646,7 @@ class Agent:
         GatheringCompleted); the peer's new credentials and candidates come
         through :meth:`set_remote_credentials` and :meth:`add_remote_candidate`.
         """
+        self._deadline = _STALE
         self._generation += 1
         self._local_keys = {self.local_ufrag: self._local_keys[self.local_ufrag]}  # answer the old pair
         self.local_ufrag = ice_string(self._random, 6)
@@ -674,7 +689,9 @@ class Agent:
     def _send_from(self, local: LocalCandidate, data: bytes, addr: Address, now: float) -> None:
         if local.turn is None:
             self._transmit.append(Transmit(data, addr, local.socket))
-        elif not self._gathering.relay_send(local, data, addr, now):
+            return
+        self._deadline = _STALE  # a relay's permissions and channels have timers
+        if not self._gathering.relay_send(local, data, addr, now):
             self.dropped += 1
 
     def _flush_stun(self, client: StunClient, now: float) -> None:
@@ -713,6 +730,11 @@ class Agent:
         return self._events.popleft() if self._events else None
 
     def next_deadline(self) -> float | None:
+        if self._deadline is _STALE:
+            self._deadline = self._compute_deadline()
+        return self._deadline  # type: ignore[return-value]
+
+    def _compute_deadline(self) -> float | None:
         deadlines = [d for d in (self._next_check_at, self._checks.next_deadline(),
                                  self._consent_checks.next_deadline(), self._gathering.deadline()) if d is not None]
         if self.controlling:

@@ -16,7 +16,8 @@ congestion control in :class:`~netcore.peer.transport.MediaTransport`
 (configured by :func:`~netcore.peer.config.config_from_negotiated`), the
 encoders and jitter buffers in :mod:`netcore.peer.tracks`. This module owns
 the sockets, one :class:`~netcore.driver.Driver`, one task per sending
-track and one media tick for the jitter buffers.
+track and one media timer for the jitter buffers (armed at the earliest of
+their deadlines, not polled: see :meth:`PeerConnection._serve`).
 
 Gathering starts at ``set_local_description``, as in browsers, before the
 negotiation that configures the transport is complete: an ICE
@@ -57,7 +58,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from netcore.aio import DatagramSocket
-from netcore.driver import Driver
+from netcore.driver import Driver, Timer
 from netcore.dtls.certificate import DtlsCertificate
 from netcore.errors import UsageError
 from netcore.ice import events as ice_events
@@ -83,7 +84,7 @@ __all__ = ["PeerConnection", "PeerConfiguration", "Description", "IceCandidate",
            "SignalingState", "ConnectionState", "IceConnectionState"]
 
 log = logging.getLogger(__name__)
-MEDIA_TICK = 0.005  # seconds between jitter buffer pops
+MEDIA_FLOOR = 0.001  # the media timer never fires sooner than this after it served the buffers
 HELD_MAX = 64
 # Kernel receive buffer per socket: about 3 s of 2.5 Mbit/s media, so that a process starved of CPU
 # for a moment loses nothing (Linux's default 208 KiB holds about 90 datagrams); capped by
@@ -244,6 +245,8 @@ class PeerConnection:
         self._encoding: ThreadPoolExecutor | None = None  # video encodes off the loop (see _encode)
         self._decoding: ThreadPoolExecutor | None = None  # and decodes (see _pop)
         self._decode_queues: dict[str, deque] = {}  # by MID: frames taken, not yet decoded
+        self._media_timer = Timer(self._loop, self._media_due)  # the jitter buffers' next deadline
+        self._media_deadlines: dict[str, float] = {}  # by MID: each receiver's, when it has one
         self._senders: dict[int, RtpSender] = {}  # every encoder by SSRC (a simulcast track's layers each)
         self._tracks: list[RtpSender | SimulcastSender] = []  # one per sending track: what shares the bitrate
         self._receivers: dict[str, RtpReceiver] = {}
@@ -472,7 +475,6 @@ class PeerConnection:
         self._set_connection(ConnectionState.CONNECTING)
         self._set_ice(IceConnectionState.CHECKING)
         self._make_receivers(session)
-        self._tasks.append(self._loop.create_task(self._media_tick()))
 
     def _make_receivers(self, session: NegotiatedSession) -> None:
         for transceiver, media in zip(self.transceivers, session.media):
@@ -585,16 +587,50 @@ class PeerConnection:
                 receiver.track.deliver(picture)
         self._tasks = [t for t in self._tasks if not t.done() and t is not asyncio.current_task()]
 
-    async def _media_tick(self) -> None:
-        while self.connection_state not in (ConnectionState.CLOSED, ConnectionState.FAILED):
-            now = self._loop.time()
-            for receiver in self._receivers.values():
-                if self.transport is not None:
-                    receiver.jitter.rtt = self.transport.receiver.rtt  # its NACK schedule is the transport's
-                self._pop(receiver, now)
-                if receiver.poll_keyframe_request() and receiver.ssrc is not None and self.transport is not None:
-                    self._call(self.transport.request_keyframe, receiver.ssrc)
-            await asyncio.sleep(MEDIA_TICK)
+    def _media_due(self, now: float) -> None:
+        """The media timer fired: serve every receiver whose deadline has come."""
+        if self.connection_state in (ConnectionState.CLOSED, ConnectionState.FAILED):
+            return
+        for mid, receiver in list(self._receivers.items()):
+            deadline = self._media_deadlines.get(mid)
+            if deadline is not None and deadline <= now:
+                self._serve(mid, receiver, now)
+        self._arm_media()
+
+    def _serve(self, mid: str, receiver: RtpReceiver, now: float) -> None:
+        """Pop what the receiver's jitter buffer lets out, send the key frame requests it raised, and
+        note when it must be served next.
+
+        Called when a packet arrived for it and when its deadline comes (the media timer), rather
+        than every 5 ms for every receiver: a tick of its own cost the loop a wake-up 200 times a
+        second for the buffers' sake, most with nothing due (a call peer's loop thread spent a
+        tenth of its time there), and held a frame up to a tick past its due time.
+        """
+        transport = self.transport
+        if transport is not None:
+            receiver.jitter.rtt = transport.receiver.rtt  # its NACK schedule is the transport's
+        self._pop(receiver, now)
+        if receiver.poll_keyframe_request() and receiver.ssrc is not None and transport is not None:
+            # Not within the driver's flush (a packet's event): the request is sent on its own call.
+            self._loop.call_soon(self._request_keyframe_of, receiver)
+        deadline = receiver.jitter.next_deadline()
+        if deadline is None:
+            self._media_deadlines.pop(mid, None)
+        else:
+            self._media_deadlines[mid] = max(deadline, now + MEDIA_FLOOR)
+
+    def _request_keyframe_of(self, receiver: RtpReceiver) -> None:
+        if self.transport is not None and receiver.ssrc is not None:
+            self._call(self.transport.request_keyframe, receiver.ssrc)
+
+    def _arm_media(self) -> None:
+        self._media_timer.arm(min(self._media_deadlines.values()) if self._media_deadlines else None)
+
+    @property
+    def media_deadline(self) -> float | None:
+        """When the media timer next serves the jitter buffers (the loop's clock); None: nothing is
+        waiting in them."""
+        return self._media_timer.deadline
 
     def _pop(self, receiver: RtpReceiver, now: float) -> None:
         """Decode what the receiver's jitter buffer lets out; the transport's NACKs then stop asking
@@ -648,7 +684,8 @@ class PeerConnection:
             receiver = self._receivers.get(event.mid)
             if receiver is not None:
                 receiver.insert(event.packet, now, event.retransmitted)
-                self._pop(receiver, now)
+                self._serve(event.mid, receiver, now)
+                self._arm_media()
         elif isinstance(event, peer_events.BitrateChanged):
             self._share_bitrate(event.target)
         elif isinstance(event, peer_events.KeyFrameRequested):
@@ -699,6 +736,7 @@ class PeerConnection:
             return
         if self.transport is not None:
             self._call(self.transport.close)
+        self._media_timer.close()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

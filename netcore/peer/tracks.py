@@ -322,10 +322,16 @@ class RtpSender:
     def _since_frame(self, timestamp: int, frame: av.frame.Frame) -> float:
         """Seconds from the raw frame's start to the coded frame's ``timestamp``: 0 for video; for
         Opus minus its lookahead (FFmpeg stamps the first packet 312 samples before the input)."""
-        if frame.pts is None or frame.time_base is None:
+        pts, time_base = frame.pts, frame.time_base  # PyAV makes a new Fraction per read of time_base
+        if pts is None or time_base is None:
             return 0.0
         clock = self._clock_rate
-        start = round(frame.pts * frame.time_base * clock)
+        # round(pts * time_base * clock) in integers (half to even, as Fraction rounds): Fraction
+        # arithmetic was a tenth of an audio frame's sending on the loop.
+        start, twice_rest = divmod(pts * time_base.numerator * clock, time_base.denominator)
+        twice_rest *= 2
+        if twice_rest > time_base.denominator or (twice_rest == time_base.denominator and start % 2):
+            start += 1
         return (((timestamp - start) + 0x80000000) % 0x100000000 - 0x80000000) / clock
 
     @property

@@ -13,6 +13,15 @@ whose media SSRC is one of its own (its RTCP receiver drops the rest, so
 that feedback reaching every stream is used once), and a browser that
 never hears its feedback backs its estimate off to its floor.
 
+A packet that arrives after a feedback reported its number lost (it was
+overtaken on the path: reordering, not loss) is reported again, as received:
+the next feedback starts at its number and repeats what was reported since
+(libwebrtc's receiver does the same; a sender takes a received report of a
+number it had as lost as a correction). Without that, a path that reorders
+within tens of milliseconds read as a percent or two more loss than it had,
+every packet overtaken across a feedback's edge a permanent loss. Numbers
+reported more than :data:`REREPORT_TIME` of arrivals ago are not gone back to.
+
 Times: ``reference_time`` counts 64 ms units of the receiver's clock (24
 bits), deltas 250 microsecond ticks (section 3.1).  Delta times are kept
 quantized while building, so rounding errors never accumulate: each
@@ -29,6 +38,7 @@ __all__ = ["TwccRecorder", "arrival_times", "TICK", "REFERENCE_UNIT"]
 TICK = 0.00025  # seconds per delta tick
 REFERENCE_UNIT = 0.064  # seconds per reference time unit
 _MAX_STATUSES = 0xFFFF
+REREPORT_TIME = 0.5  # seconds of arrivals whose numbers a late packet may be reported again among
 
 
 def arrival_times(fb: TransportFeedback) -> list[tuple[int, float | None]]:
@@ -65,8 +75,11 @@ class TwccRecorder:
         self._unwrap = SequenceUnwrapper()
         self._arrivals: dict[int, float] = {}
         self._next: int | None = None  # first sequence number not yet reported
+        self._reported: dict[int, float] = {}  # arrivals reported over the last REREPORT_TIME
+        self._reported_from: int | None = None  # the numbers from here on were reported that recently
+        self._rewind: int | None = None  # the next feedback starts here: a late arrival's number
         self._fb_count = 0
-        self.late = 0  # arrivals for numbers already reported
+        self.late = 0  # arrivals for numbers already reported (reported again when recent enough)
 
     def __len__(self) -> int:
         return len(self._arrivals)
@@ -82,7 +95,9 @@ class TwccRecorder:
         seq = self._unwrap.unwrap(sequence_number)
         if self._next is not None and seq < self._next:
             self.late += 1
-            return
+            if seq in self._reported or self._reported_from is None or seq < self._reported_from:
+                return  # a duplicate, or reported too long ago to go back to
+            self._rewind = seq if self._rewind is None else min(self._rewind, seq)
         self._arrivals.setdefault(seq, arrival)
         if len(self._arrivals) > self.max_packets:
             oldest = min(self._arrivals)
@@ -100,12 +115,19 @@ class TwccRecorder:
             return []
         arrivals = self._arrivals
         first = min(arrivals) if self._next is None else self._next
+        if self._rewind is not None:
+            first = self._rewind
+        if self._reported_from is None:
+            self._reported_from = first
         last = max(arrivals)
+        reported = self._reported
         out = []
         current: TransportFeedback | None = None
         prev = 0.0
         for seq in range(first, last + 1):
             t = arrivals.get(seq)
+            if t is None:
+                t = reported.get(seq)  # reported before: again, as it was (a late one is among them)
             if t is None:
                 if current is not None:
                     current.statuses.append(0)
@@ -124,9 +146,23 @@ class TwccRecorder:
             prev += ticks * TICK
         if current is not None:
             out.append(current)
+        self._remember(arrivals, self._rewind is not None)
         self._arrivals = {}
-        self._next = last + 1
+        self._rewind = None
+        self._next = last + 1 if self._next is None else max(self._next, last + 1)
         return out
+
+    def _remember(self, arrivals: dict[int, float], rewound: bool) -> None:
+        """Keep what was just reported, in number order, for :data:`REREPORT_TIME` of arrivals."""
+        reported = self._reported
+        reported.update(sorted(arrivals.items()))
+        if rewound:  # a late number went in behind newer ones
+            reported = self._reported = dict(sorted(reported.items()))
+        oldest_kept = max(arrivals.values()) - REREPORT_TIME
+        while reported and (len(reported) > self.max_packets or reported[next(iter(reported))] < oldest_kept):
+            seq = next(iter(reported))
+            del reported[seq]
+            self._reported_from = seq + 1
 
     def _start(self, seq: int, t: float) -> tuple[TransportFeedback, float]:
         ref = int(t // REFERENCE_UNIT)

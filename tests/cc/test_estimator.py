@@ -185,6 +185,30 @@ def test_loss_based_control_follows_the_rfc_bands():
     assert abs(control.rate - 1 * MBIT * 0.9 * 1.08) < 1e-6
 
 
+def test_numbers_reported_lost_then_received_count_as_received():
+    # A path that reorders within its feedback interval: every fifth packet is overtaken and
+    # reported lost by one feedback, then received by the next (its receiver reports it again).
+    # The loss fraction is what was really lost (none), not the fifth that was overtaken.
+    estimator = BandwidthEstimator(1 * MBIT, 30_000, 10 * MBIT)
+    seq = 0
+    for round_ in range(40):
+        now = round_ * 0.1
+        for i in range(10):
+            estimator.packet_sent(seq + i, 1200, now + i * 0.005)
+        late = [seq + 4, seq + 9]
+        first = [(s, None if s in late else now + 0.03 + (s - seq) * 0.005) for s in range(seq, seq + 10)]
+        estimator.feedback_received(first, now + 0.08)
+        again = [(s, now + 0.09) for s in late]
+        estimator.feedback_received(again, now + 0.1)
+        seq += 10
+    assert estimator.loss_fraction == 0.0
+    control = LossBasedControl(1 * MBIT)
+    control.update(10, 10, 1.0)  # judged: 50 % lost ...
+    control.update(0, -10, 1.1)  # ... then taken back: the next window starts owing 10 losses
+    control.update(20, 5, 1.2)
+    assert control.loss == 0.0
+
+
 def test_acked_bitrate_counts_bytes_over_the_window():
     acked = AckedBitrate(window=0.5)
     for i in range(100):

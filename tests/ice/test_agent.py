@@ -289,3 +289,32 @@ def test_a_datagram_for_a_socket_the_agent_does_not_own_is_dropped():
     agent.handle_datagram(Receive(b"\x80\x00data", ("198.51.100.2", 5000), ("192.0.2.99", 9)), 0.0)
     agent.handle_datagram(Receive(b"\x80\x00data", ("198.51.100.2", 5000), None), 0.0)
     assert agent.dropped == before + 2 and agent.poll_event() is None
+
+
+def _deadline_is_current(call, seconds: float) -> list[bool]:
+    """Stream data both ways for ``seconds`` (consent checks included) and, every 10 ms of virtual
+    time, whether each agent's next_deadline() (kept between inputs) is what its state says now."""
+    stream(call, call.a, call.net.now, int(seconds / 0.02))
+    stream(call, call.b, call.net.now, int(seconds / 0.02))
+    checks: list[bool] = []
+
+    def check() -> None:
+        for side in (call.a, call.b):
+            checks.append(side.agent.next_deadline() == side.agent._compute_deadline())
+    start = call.net.now
+    for i in range(int(seconds / 0.01)):
+        call.net.call_at(start + i * 0.01 + 0.005, check)
+    call.net.run(until=start + seconds)
+    return checks
+
+
+def test_the_deadline_kept_between_inputs_follows_data_checks_and_relays():
+    direct = make_call(turn=False, stun=False)
+    assert direct.run_until_connected(5)
+    relayed = make_call(relay_only=True)
+    assert relayed.run_until_connected(10)
+    assert relayed.a.agent.sending_pair().local.type == "relay"
+    for call in (direct, relayed):
+        checks = _deadline_is_current(call, 12.0)  # two consent rounds
+        assert len(checks) >= 2000 and all(checks)
+        assert received_numbers(call.b)[:5] == list(range(5))

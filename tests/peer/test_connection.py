@@ -205,3 +205,45 @@ def test_sockets_hold_a_stall_of_the_process_worth_of_media():
 
     sizes = asyncio.run(buffer_sizes())
     assert sizes and all(size >= 1024 * 1024 for size in sizes)
+
+
+async def served_audio() -> tuple[float | None, float | None, int, float | None]:
+    """Opus packets handed to a peer connection's audio receiver, as the transport would: the second
+    40 ms late, so that the buffer holds 40 ms, and the third right after it (due 20 ms later): the
+    media timer's deadline and the jitter buffer's own while the third waits; frames played and the
+    timer once it is due."""
+    from netcore.media.codecs import AudioEncoder
+    from netcore.peer.events import RtpReceived
+    from netcore.peer.tracks import RemoteTrack, RtpReceiver
+    from netcore.rtp.packet import RtpPacket
+
+    encoder, microphone = AudioEncoder(), SyntheticMicrophone()
+    payload = next(f.payloads[0] for n in range(10) for f in encoder.encode(microphone.frame(n)))
+    pc = PeerConnection()
+    played: list = []
+    receiver = RtpReceiver(RemoteTrack("audio", "0"), {111: ("opus", 48000)})
+    receiver.track.on_frame(played.append)
+    pc._receivers["0"] = receiver
+
+    def arrive(seq: int) -> None:
+        packet = RtpPacket.build(payload_type=111, sequence_number=seq, timestamp=960 * seq, ssrc=5,
+                                 payload=payload)
+        pc._on_event(RtpReceived("0", 5, packet))
+    try:
+        arrive(1)
+        await asyncio.sleep(0.06)  # 20 ms of media later: 40 ms late (or more on a busy machine)
+        arrive(2)
+        arrive(3)
+        armed, own = pc.media_deadline, receiver.jitter.next_deadline()
+        await asyncio.sleep(0.25)  # past the third's due time
+        return armed, own, len(played), pc.media_deadline
+    finally:
+        await pc.close()
+
+
+def test_the_jitter_buffers_are_served_at_their_deadlines_not_polled():
+    # A frame that waits in a jitter buffer is served by a timer armed at the buffer's own deadline,
+    # and once nothing waits no timer is armed: a fixed 5 ms tick woke the loop 200 times a second.
+    armed, own, played, idle = asyncio.run(asyncio.wait_for(served_audio(), 10))
+    assert own is not None and armed == own
+    assert played == 3 and idle is None

@@ -34,7 +34,8 @@ def test_recorded_arrivals_come_back_within_half_a_tick(first_seq, start, steps,
             # Over the wire and back.
             for fb in parse_rtcp(serialize_rtcp(packets)) if packets else []:
                 for s, at in arrival_times(fb):
-                    assert s not in reported or reported[s] is None
+                    # Reported once, or again when a late one is reported: as it was, or now received.
+                    assert s not in reported or reported[s] is None or reported[s] == at
                     reported[s] = at
     for s, at in expected.items():
         if at is None:
@@ -53,8 +54,36 @@ def test_large_gap_starts_a_new_feedback_packet():
     assert [p.fb_pkt_count for p in packets] == [0, 1]
     assert arrival_times(packets[1])[1] == (12, None)
     assert rec.build() == []
-    rec.record(12, 20.5)  # already reported as lost
-    assert rec.late == 1 and rec.build() == []
+    rec.record(12, 20.5)  # reported as lost, overtaken by 13: reported again (see below)
+    (again,) = rec.build()
+    assert rec.late == 1 and arrival_times(again)[0] == (12, 20.5)
+
+
+def test_a_packet_overtaken_across_a_feedback_is_reported_again_as_received():
+    # Reordered on the path by a few ms (3 overtook 2) right as a feedback was built: 2 was reported
+    # lost. It is not lost: the next feedback starts at 2 and repeats 3 as it was.
+    rec = TwccRecorder(1)
+    rec.record(1, 1.000)
+    rec.record(3, 1.010)
+    (first,) = rec.build()
+    assert arrival_times(first) == [(1, 1.0), (2, None), (3, 1.01)]
+    rec.record(2, 1.012)
+    rec.record(4, 1.020)
+    (second,) = rec.build()
+    assert [(s, round(t, 4)) for s, t in arrival_times(second)] == [(2, 1.012), (3, 1.01), (4, 1.02)]
+    rec.record(2, 1.030)  # a duplicate: nothing more
+    assert rec.build() == []
+    # 5 lost in the feedback of 6, half a second after 4: reported again alone (nothing newer came).
+    rec.record(6, 1.6)
+    rec.build()
+    rec.record(5, 1.61)
+    (third,) = rec.build()
+    assert [s for s, _ in arrival_times(third)] == [5]
+    # Numbers reported more than half a second of arrivals ago are not gone back to.
+    rec.record(7, 2.2)
+    rec.build()
+    rec.record(0, 2.21)  # older than anything remembered
+    assert rec.build() == [] and rec.late == 4
 
 
 def test_memory_is_bounded():
