@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from netcore.errors import UsageError
-from netcore.record.journal import JournalParseError, RecordKind, SenderInfo, parse_segment
+from netcore.record.journal import (SEGMENT_HEADER_SIZE, JournalParseError, RecordKind, SenderInfo, parse_segment,
+                                    segment_header)
 from netcore.record.manifest import MANIFEST_NAME, Manifest
 from netcore.record.writer import segment_paths
 
@@ -49,9 +50,14 @@ def read_track(track_dir: Path) -> TrackRecords:
     if not track_dir.is_dir():
         raise JournalMissingError(f"the journal of track {track_dir.name!r} is missing ({track_dir})")
     out = TrackRecords()
-    for path in segment_paths(track_dir):
+    paths = segment_paths(track_dir)
+    for path in paths:
+        data = path.read_bytes()
+        if path is paths[-1] and _being_created(path, data):
+            out.torn_tail = True  # the writer stopped between creating its next segment and writing its header
+            continue
         try:
-            contents = parse_segment(path.read_bytes())
+            contents = parse_segment(data)
         except JournalParseError as exc:
             raise JournalParseError(f"{path} is not a readable journal segment: {exc}") from None
         out.segments += 1
@@ -71,6 +77,13 @@ def read_track(track_dir: Path) -> TrackRecords:
                 out.order.append((RecordKind.SENDER_REPORT, len(out.reports)))
                 out.reports.append((record.arrival, info))
     return out
+
+
+def _being_created(path: Path, data: bytes) -> bool:
+    """A segment shorter than its header whose bytes are the start of the header it was to have."""
+    if len(data) >= SEGMENT_HEADER_SIZE or not path.stem.isdigit():
+        return False
+    return segment_header(int(path.stem))[:len(data)] == data
 
 
 def read_room(directory: Path | str) -> RoomJournal:

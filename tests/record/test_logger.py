@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from netcore.errors import UsageError
-from netcore.record.journal import SenderInfo, parse_segment
+from netcore.record.journal import JournalParseError, SenderInfo, parse_segment
 from netcore.record.logger import RoomLogger
 from netcore.record.manifest import Codec, Manifest
 from netcore.record.reader import JournalMissingError, read_room
@@ -147,3 +147,33 @@ def test_a_logger_killed_mid_write_leaves_every_earlier_record_readable(tmp_path
     assert len(numbers) >= 2000 and track.segments > 1
     assert numbers == list(range(len(numbers)))
     assert track.damaged == 0
+
+
+def _one_segment_track(tmp_path) -> Path:
+    logger = RoomLogger("k", DirectoryStorage(tmp_path, max_segment_bytes=65536), now=0.0)
+    logger.add_participant("p", 0.0)
+    logger.add_track("p-audio", "p", VP8, 0.0)
+    for i in range(5):
+        logger.rtp("p-audio", RtpPacket.build(payload_type=96, sequence_number=i, timestamp=i, ssrc=5,
+                                              payload=b"\x10" + bytes(20)).serialize(), i / 50)
+    logger.close(1.0)
+    return tmp_path / "p-audio"
+
+
+@pytest.mark.parametrize("written", [0, 5])
+def test_a_last_segment_killed_before_its_header_was_written_is_a_torn_tail(tmp_path, written):
+    track_dir = _one_segment_track(tmp_path)
+    (last,) = segment_paths(track_dir)
+    nxt = track_dir / f"{int(last.stem) + 1:06d}{last.suffix}"
+    nxt.write_bytes(last.read_bytes()[:written])  # the same header but for the index: its first bytes
+    track = read_room(tmp_path).tracks["p-audio"]
+    assert len(track.packets) == 5 and track.torn_tail and track.segments == 1
+
+
+def test_a_short_segment_before_the_last_is_still_an_error(tmp_path):
+    track_dir = _one_segment_track(tmp_path)
+    (last,) = segment_paths(track_dir)
+    last.rename(track_dir / f"{int(last.stem) + 1:06d}{last.suffix}")
+    last.write_bytes(b"")  # an empty segment with a whole one after it: damage, not a writer stopped there
+    with pytest.raises(JournalParseError, match="shorter than its header"):
+        read_room(tmp_path)
