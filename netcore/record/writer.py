@@ -19,7 +19,7 @@ import re
 from pathlib import Path
 
 from netcore.errors import UsageError
-from netcore.record.journal import segment_header
+from netcore.record.journal import SEGMENT_HEADER_SIZE, segment_header
 from netcore.record.manifest import MANIFEST_NAME
 
 __all__ = ["SegmentWriter", "DirectoryStorage", "SEGMENT_SUFFIX", "DEFAULT_SEGMENT_BYTES", "segment_paths"]
@@ -44,6 +44,8 @@ class SegmentWriter:
         self.max_segment_bytes = max_segment_bytes
         directory.mkdir(parents=True, exist_ok=True)
         existing = segment_paths(directory)
+        if existing and existing[-1].stat().st_size < SEGMENT_HEADER_SIZE:
+            existing.pop().unlink()  # created by a recorder killed before it wrote the header: nothing in it
         # A recorder restarted on the same track goes on after what is there.
         self._index = int(existing[-1].stem) if existing else 0
         self._fd: int | None = None

@@ -177,3 +177,17 @@ def test_a_short_segment_before_the_last_is_still_an_error(tmp_path):
     last.write_bytes(b"")  # an empty segment with a whole one after it: damage, not a writer stopped there
     with pytest.raises(JournalParseError, match="shorter than its header"):
         read_room(tmp_path)
+
+
+def test_a_recorder_restarted_after_such_a_kill_leaves_no_short_segment_behind(tmp_path):
+    track_dir = _one_segment_track(tmp_path)
+    (last,) = segment_paths(track_dir)
+    (track_dir / f"{int(last.stem) + 1:06d}{last.suffix}").write_bytes(b"")
+    logger = RoomLogger("k", DirectoryStorage(tmp_path, max_segment_bytes=65536), now=2.0)
+    logger.add_participant("p", 2.0)
+    logger.add_track("p-audio", "p", VP8, 2.0)
+    logger.rtp("p-audio", RtpPacket.build(payload_type=96, sequence_number=5, timestamp=5, ssrc=5,
+                                          payload=b"\x10" + bytes(20)).serialize(), 2.0)
+    logger.close(3.0)
+    track = read_room(tmp_path).tracks["p-audio"]
+    assert len(track.packets) == 6 and track.segments == 2 and not track.torn_tail
