@@ -303,6 +303,10 @@ class SocketRelays:
         self.spare_count -= 1
         if read and self.on_close is not None:
             self.on_close(relayed, sock)  # the data path still reads it
+        self._release(family, relayed, sock)
+
+    def _release(self, family: int, relayed: Address, sock: socket.socket) -> None:
+        """Give the port back to the range and close the socket."""
         in_use = self._in_use.get(family)
         if in_use is not None:
             in_use.discard(relayed[1])
@@ -362,10 +366,7 @@ class SocketRelays:
         if self.on_close is not None:
             self.on_close(relayed, sock)
         self._not_spared.discard(relayed)
-        in_use = self._in_use.get(family)
-        if in_use is not None:
-            in_use.discard(relayed[1])
-        sock.close()
+        self._release(family, relayed, sock)
 
 
 class TurnServerEndpoint:
