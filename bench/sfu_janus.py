@@ -514,6 +514,7 @@ class JanusSession:
         self.port = port
         self.session = 0
         self._waiting: dict[str, asyncio.Future] = {}
+        self._webrtcup: dict[int, asyncio.Future] = {}  # by handle: set when Janus says its transport is up
         self._poll: asyncio.Task | None = None
 
     async def open(self) -> None:
@@ -556,6 +557,17 @@ class JanusSession:
             raise RuntimeError(f"videoroom: {data}")
         return event
 
+    def _up(self, handle: int) -> asyncio.Future:
+        if handle not in self._webrtcup:
+            self._webrtcup[handle] = asyncio.get_running_loop().create_future()
+        return self._webrtcup[handle]
+
+    async def webrtcup(self, handle: int, timeout: float = 20) -> None:
+        """Until Janus has told the plugin that ``handle``'s transport is up (its ``webrtcup`` event).
+        The VideoRoom offers a publisher's feed to subscribers only from then on ("No such feed" before),
+        and Janus may get there a little after our side of the handshake has finished."""
+        await asyncio.wait_for(asyncio.shield(self._up(handle)), timeout)
+
     async def trickle_done(self, handle: int) -> None:
         await self._request(f"/{self.session}/{handle}", {"janus": "trickle", "candidate": {"completed": True}})
 
@@ -567,6 +579,10 @@ class JanusSession:
                 await asyncio.sleep(0.1)
                 continue
             for event in events if isinstance(events, list) else [events]:
+                if event.get("janus") == "webrtcup":
+                    up = self._up(event.get("sender", 0))
+                    if not up.done():
+                        up.set_result(None)
                 if event.get("janus") != "event":
                     continue  # keepalive, webrtcup, media, slowlink ...
                 future = self._waiting.pop(event.get("transaction", ""), None)
@@ -602,7 +618,8 @@ async def janus_room(port: int, publisher: Publisher, subscribers: SubscriberPoo
     answer = event["jsep"]["sdp"]
     await publisher.start(publisher.negotiator.handle_answer(answer), answer)
     await api.trickle_done(handle)
-    await wait_connected([publisher], 20)  # a feed is offered to subscribers once its transport is up
+    await wait_connected([publisher], 20)
+    await api.webrtcup(handle)  # a feed is offered to subscribers once Janus has its transport up too
     for i in range(subscribers.n):
         handle = await api.attach()
         event = await api.message(handle, {"request": "join", "room": room, "ptype": "subscriber",
