@@ -7,7 +7,10 @@ formats of :mod:`netcore.rtp`) and follows what the call asks of it:
   negotiated limit. FFmpeg's encoders take a bitrate only when opened, so a
   change of more than :data:`REOPEN_RATIO` reopens the encoder (the next frame
   is then a key frame); smaller changes wait for the next big one, which keeps
-  key frames rare while the estimate wobbles.
+  key frames rare while the estimate wobbles. A fall reopens at once (the link
+  is full); a rise only once it has lasted :data:`RAISE_HOLD` seconds of
+  frames, so an estimate climbing back after a cut costs one key frame, not
+  one every 15 %.
 * ``request_keyframe()`` -- a PLI or FIR from a receiver: the next frame is
   coded as a key frame (``pict_type`` I, which libvpx and libx264 honour).
 * ``max_width``/``max_height``/``max_fps`` -- the capability minimum of both
@@ -49,12 +52,18 @@ __all__ = [
     "AudioEncoder",
     "AudioDecoder",
     "REOPEN_RATIO",
+    "RAISE_HOLD",
     "VIDEO_CODECS",
     "TEMPORAL_PATTERNS",
 ]
 
 VIDEO_CLOCK_RATE = 90_000
 REOPEN_RATIO = 0.15  # reopen the encoder when the target moves by more than this share
+# A target above the open encoder's rate by more than REOPEN_RATIO reopens it only after this long (in the
+# frames' own clock). On a 300 kbit/s link with a 4-packet queue the estimate's additive climb after each
+# cut reopened the encoder every 0.4-0.6 s: a key frame of 3-4 packets and a first second 10 % over its
+# target (libvpx VBR) each time, landing just as the climb neared the link's rate.
+RAISE_HOLD = 1.0
 VIDEO_CODECS = ("VP8", "H264")
 _ENCODERS = {"VP8": "libvpx", "H264": "libx264"}
 _DECODERS = {"VP8": "vp8", "H264": "h264"}
@@ -115,6 +124,7 @@ class VideoEncoder:
         self.max_fps = max_fps
         self._context: av.VideoCodecContext | None = None
         self._opened_bitrate = 0
+        self._raised_since: int | None = None  # pts of the first frame since the target rose past the ratio
         self._force_keyframe = True
         self._last_pts: int | None = None
         self._packetizer = (Vp8Packetizer(max_payload_size) if codec == "VP8"
@@ -137,7 +147,7 @@ class VideoEncoder:
                 self.frames_dropped += 1  # faster than the negotiated frame rate
                 return None
         width, height = self._size_for(frame.width, frame.height)
-        context = self._context_for(width, height)
+        context = self._context_for(width, height, frame.pts)
         if (width, height) != (frame.width, frame.height):
             scaled = frame.reformat(width=width, height=height, format="yuv420p")
             scaled.pts, scaled.time_base = frame.pts, frame.time_base
@@ -186,9 +196,23 @@ class VideoEncoder:
         scale = min(1.0, self.max_width / width, self.max_height / height)
         return (_even(width * scale), _even(height * scale)) if scale < 1.0 else (width, height)
 
-    def _context_for(self, width: int, height: int) -> av.VideoCodecContext:
+    def _moved(self, pts: int | None) -> bool:
+        """Whether the target has moved far enough from the open encoder's rate, for long enough, to reopen."""
+        opened = max(1, self._opened_bitrate)
+        if self.target_bitrate < opened * (1 - REOPEN_RATIO):
+            return True
+        if self.target_bitrate <= opened * (1 + REOPEN_RATIO):
+            self._raised_since = None
+            return False
+        if pts is None:
+            return True
+        if self._raised_since is None:
+            self._raised_since = pts
+        return pts - self._raised_since >= RAISE_HOLD * VIDEO_CLOCK_RATE
+
+    def _context_for(self, width: int, height: int, pts: int | None = None) -> av.VideoCodecContext:
         context = self._context
-        moved = abs(self.target_bitrate - self._opened_bitrate) > REOPEN_RATIO * max(1, self._opened_bitrate)
+        moved = self._moved(pts)
         if context is None or (context.width, context.height) != (width, height) or moved:
             context = av.CodecContext.create(_ENCODERS[self.codec], "w")
             context.width, context.height, context.pix_fmt = width, height, "yuv420p"
@@ -206,6 +230,7 @@ class VideoEncoder:
             self._pattern_index = 0
             self._context = context
             self._opened_bitrate = self.target_bitrate
+            self._raised_since = None
             self._force_keyframe = True  # a new encoder starts with one anyway
         return context
 

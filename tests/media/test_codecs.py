@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from netcore.media.codecs import AudioDecoder, AudioEncoder, VideoDecoder, VideoEncoder
+from netcore.media.codecs import RAISE_HOLD, AudioDecoder, AudioEncoder, VideoDecoder, VideoEncoder
 from netcore.media.synthetic import SyntheticCamera, SyntheticMicrophone, read_frame_number
 from netcore.rtp.h264 import h264_frame_is_keyframe
 from netcore.rtp.vp8 import Vp8Descriptor, vp8_is_keyframe
@@ -75,6 +75,28 @@ def test_small_target_changes_keep_the_encoder_large_ones_reopen_it_with_a_keyfr
     assert not any(f.keyframe for f in encoded)
     encoder.set_target_bitrate(300_000)
     encoded, _ = run(encoder, camera, range(8, 10))
+    assert encoded[0].keyframe
+
+
+def test_a_rise_reopens_the_encoder_only_once_it_has_lasted_a_second_a_fall_at_once():
+    # An estimate climbing back after a cut would otherwise cost a key frame every 15 %.
+    camera = SyntheticCamera(320, 240)  # 30 fps: frame n has pts n * 3000
+    encoder = VideoEncoder("VP8", target_bitrate=300_000)
+    run(encoder, camera, range(5))
+    encoder.set_target_bitrate(400_000)
+    held, _ = run(encoder, camera, range(5, 5 + int(30 * RAISE_HOLD)))
+    assert not any(f.keyframe for f in held)
+    reopened, _ = run(encoder, camera, range(5 + int(30 * RAISE_HOLD), 10 + int(30 * RAISE_HOLD)))
+    assert reopened[0].keyframe and not any(f.keyframe for f in reopened[1:])
+    # A rise that falls back inside the ratio before the hold is up leaves the encoder as it is.
+    start = 10 + int(30 * RAISE_HOLD)
+    encoder.set_target_bitrate(600_000)
+    run(encoder, camera, range(start, start + 10))
+    encoder.set_target_bitrate(420_000)
+    encoded, _ = run(encoder, camera, range(start + 10, start + 10 + int(30 * RAISE_HOLD) + 5))
+    assert not any(f.keyframe for f in encoded)
+    encoder.set_target_bitrate(200_000)  # a fall: the link is full, no waiting
+    encoded, _ = run(encoder, camera, range(start + 100, start + 101))
     assert encoded[0].keyframe
 
 
