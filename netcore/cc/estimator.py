@@ -145,10 +145,10 @@ class BandwidthEstimator:
         self._acked.add(arrival, packet.size)
         if packet.probe_cluster is not None:
             rate = self._probe_results.add(packet.probe_cluster, packet.send_time, arrival, packet.size)
-            follow = rate is not None and self._probes.measured(packet.probe_cluster, rate)
-            if follow and rate > self._delay_based.rate:
-                self._delay_based.set_estimate(0.95 * rate)
-                self._loss_based.raise_to(0.95 * rate)
+            follow = None if rate is None else self._probes.measured(packet.probe_cluster, rate)
+            if follow is not None and follow > self._delay_based.rate:
+                self._delay_based.set_estimate(0.95 * follow)
+                self._loss_based.raise_to(0.95 * follow)
         deltas = self._inter_arrival.add(packet.send_time, arrival, packet.size)
         if deltas is not None:
             send_delta, arrival_delta, _ = deltas

@@ -25,9 +25,16 @@ would share the link with the media and measure only what the media left.
   one short cluster through at line rate (``tbf``'s 2 kB bucket passes a
   30 ms cluster at 500 kbit/s whole, and the jump to that rate lost half the
   packets). The probe after it, at twice its measurement, must carry most of
-  its rate too (the bucket, drained by the first, cannot pass the second);
-  then the estimate follows that one. One that carries less than most of its
-  rate is the link's rate, and the estimate follows it at once;
+  its rate too; then the estimate follows the *first* one's measurement, and
+  the probes that go on from there confirm each other the same way: a
+  measurement counts once the probe after it, at twice it, has carried most
+  of its rate. The bucket refills while the first probe's feedback comes
+  back, so the second is not always held back: on a 300 kbit/s link a 30 ms
+  confirmation at 690 kbit/s read 530 and the estimate jumped there (a
+  second at 29 % loss); the first one's 346 is much nearer the link. One
+  that carries less than most of its rate is the link's rate, and the
+  estimate follows it at once (a confirmation that does not carry moves
+  nothing); a confirmation at the maximum counts by itself;
 * on request (:meth:`ProbeController.request`): a call server that
   would forward a higher simulcast layer asks whether the link takes it;
 * further, at twice what a cluster measured when it carried at least
@@ -144,9 +151,10 @@ class ProbeController:
     def __init__(self, initial: float, maximum: float) -> None:
         self.maximum = maximum
         self._next_id = 1
-        # (rate, kind) of the clusters to send: "start", "recovery", "confirm", "further", "request"
-        self._pending: list[tuple[float, str]] = [(min(3 * initial, maximum), "start"),
-                                                  (min(6 * initial, maximum), "start")]
+        # (rate, kind, confirms) of the clusters to send; kind: "start", "recovery", "confirm", "further",
+        # "request"; confirms: the measurement a "confirm" would let the estimate follow
+        self._pending: list[tuple[float, str, float]] = [(min(3 * initial, maximum), "start", 0.0),
+                                                         (min(6 * initial, maximum), "start", 0.0)]
         self._estimate = initial
         self._dropped_from: float | None = None
         self._dropped_at = 0.0
@@ -156,7 +164,8 @@ class ProbeController:
         self._interval = PROBE_INTERVAL / 2  # between recovery probes; doubles with each one
         # Clusters whose measurement the estimate must not follow (yet): recovery probes, and
         # the probes confirming them until they carry their rate.
-        self._held: dict[int, str] = {}  # cluster id -> "recovery" or "confirm"
+        self._held: dict[int, tuple[str, float]] = {}  # cluster id -> ("recovery" or "confirm", confirms)
+        self._caps: dict[int, float] = {}  # a confirmation that carried -> the measurement it confirmed
 
     def update(self, estimate: float, overusing: bool, now: float) -> None:
         """Feed the estimate after each feedback."""
@@ -178,14 +187,14 @@ class ProbeController:
             # A short probe can cross a slow link's token bucket and read as success: each
             # recovery probe waits twice as long as the last, so a link that stays slow is
             # disturbed less and less, and one whose capacity returned is still found in 8 s.
-            self._pending.append((min(2 * estimate, self.maximum), "recovery"))
+            self._pending.append((min(2 * estimate, self.maximum), "recovery", 0.0))
             self._interval = min(2 * self._interval, MAX_PROBE_INTERVAL)
 
     def request(self, rate: float) -> None:
         """Probe at ``rate`` (a forwarder that would send more if the link took it: the next simulcast
         layer), unless a probe is pending already."""
         if not self._pending:
-            self._pending.append((min(rate, self.maximum), "request"))
+            self._pending.append((min(rate, self.maximum), "request", 0.0))
 
     def poll(self, now: float) -> ProbeCluster | None:
         """The next cluster to send, if any."""
@@ -193,7 +202,7 @@ class ProbeController:
             return None
         if self._last_probe is not None and now - self._last_probe < CLUSTER_GAP:
             return None  # one cluster at a time: two at once would each measure less
-        rate, kind = self._pending.pop(0)
+        rate, kind, confirms = self._pending.pop(0)
         self._last_probe = now
         # Long enough for MIN_PACKETS padding packets: at tens of kbit/s, 30 ms is one packet,
         # and a cluster never measured never lets the estimate climb back from the minimum.
@@ -204,29 +213,36 @@ class ProbeController:
         while len(self._issued) > 16:
             del self._issued[next(iter(self._issued))]
         if kind in ("recovery", "confirm"):
-            self._held[cluster.cluster_id] = kind
+            self._held[cluster.cluster_id] = (kind, confirms)
             while len(self._held) > 16:
                 del self._held[next(iter(self._held))]
         return cluster
 
-    def measured(self, cluster_id: int, rate: float) -> bool:
+    def measured(self, cluster_id: int, rate: float) -> float | None:
         """Cluster ``cluster_id`` measured ``rate``: probe further if it carried most of its rate.
-        Returns whether the estimate may follow the measurement (see the module docstring)."""
+        Returns the rate the estimate may follow, or ``None`` (see the module docstring)."""
         sent_at = self._issued.pop(cluster_id, None)
         if sent_at is not None:
             carried = rate >= FURTHER_PROBE_SHARE * sent_at
-            kind = self._held.get(cluster_id)
+            kind, confirms = self._held.get(cluster_id, (None, 0.0))
             if kind == "recovery" and carried:
-                self._pending.append((min(2 * rate, self.maximum), "confirm"))  # a token bucket?
-                return False
+                self._pending.append((min(2 * rate, self.maximum), "confirm", rate))  # a token bucket?
+                return None
             if kind == "recovery" or (kind == "confirm" and carried):
-                del self._held[cluster_id]  # the link's rate: held back, or carried twice
+                del self._held[cluster_id]  # the link's rate: held back, or confirmed
+                if kind == "confirm" and sent_at < self.maximum:
+                    self._caps[cluster_id] = confirms
+                    while len(self._caps) > 16:
+                        del self._caps[next(iter(self._caps))]
             if carried and kind in (None, "confirm"):
-                self._probe_further(sent_at, rate)
-        return cluster_id not in self._held
+                self._probe_further(sent_at, rate, confirming=kind == "confirm")
+        if cluster_id in self._held:
+            return None
+        return min(rate, self._caps.get(cluster_id, rate))
 
-    def _probe_further(self, sent_at: float, rate: float) -> None:
+    def _probe_further(self, sent_at: float, rate: float, *, confirming: bool) -> None:
         further = min(2 * rate, self.maximum)
         # Not when a cluster at least as fast is already out (the second start probe).
         if further > sent_at and not self._pending and all(r < further for r in self._issued.values()):
-            self._pending.append((further, "further"))
+            # After a recovery, each step is confirmed by the next before the estimate follows it.
+            self._pending.append((further, "confirm", rate) if confirming else (further, "further", 0.0))

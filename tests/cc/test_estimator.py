@@ -375,22 +375,49 @@ def test_a_recovery_probe_that_carried_its_rate_counts_only_once_a_second_one_do
     # A shaper's token bucket passes one short cluster whole at line rate: alone it proves nothing.
     probes = ProbeController(300_000, 2_500_000)
     cluster, now = _recovery_probe(probes)
-    assert probes.measured(cluster.cluster_id, 600_000) is False
+    assert probes.measured(cluster.cluster_id, 600_000) is None
     confirm = probes.poll(now + 0.2)
     assert confirm.rate == 1_200_000
-    assert probes.measured(confirm.cluster_id, 600_000) is False  # the bucket was empty: the link is slow
-    assert probes.measured(cluster.cluster_id, 600_000) is False  # nor do later reports of the first count
-    # The capacity is back: the second carries its rate too, and the estimate follows it.
+    assert probes.measured(confirm.cluster_id, 600_000) is None  # the bucket was empty: the link is slow
+    assert probes.measured(cluster.cluster_id, 600_000) is None  # nor do later reports of the first count
+    # The capacity is back: the second carries its rate too, and the estimate follows the first.
     probes = ProbeController(300_000, 2_500_000)
     cluster, now = _recovery_probe(probes)
-    assert probes.measured(cluster.cluster_id, 600_000) is False
+    assert probes.measured(cluster.cluster_id, 600_000) is None
     confirm = probes.poll(now + 0.2)
-    assert probes.measured(confirm.cluster_id, 1_150_000) is True
+    assert probes.measured(confirm.cluster_id, 1_150_000) == 600_000
+    assert probes.measured(confirm.cluster_id, 1_180_000) == 600_000  # later reports of it too
     assert probes.poll(now + 0.4).rate == 2_300_000  # and probing goes on from there
+
+
+def test_after_a_recovery_each_probe_counts_once_the_next_at_twice_it_carried():
+    # The bucket refills while the first probe's feedback comes back: a 30 ms confirmation at
+    # 690 kbit/s read 530 on a 300 kbit/s link. The estimate goes no higher than what the probe
+    # after it confirmed.
+    probes = ProbeController(300_000, 2_500_000)
+    cluster, now = _recovery_probe(probes)
+    assert probes.measured(cluster.cluster_id, 560_000) is None
+    confirm = probes.poll(now + 0.2)
+    assert probes.measured(confirm.cluster_id, 950_000) == 560_000
+    further = probes.poll(now + 0.4)
+    assert further.rate == 1_900_000
+    assert probes.measured(further.cluster_id, 700_000) is None  # did not carry: 950 stays unconfirmed
+    assert probes.poll(now + 0.6) is None
+    # On a link that took it all, the chain goes on to the maximum, which counts by itself.
+    probes = ProbeController(300_000, 2_500_000)
+    cluster, now = _recovery_probe(probes)
+    probes.measured(cluster.cluster_id, 600_000)
+    confirm = probes.poll(now + 0.2)
+    assert probes.measured(confirm.cluster_id, 1_200_000) == 600_000
+    further = probes.poll(now + 0.4)
+    assert probes.measured(further.cluster_id, 2_300_000) == 1_200_000
+    last = probes.poll(now + 0.6)
+    assert last.rate == 2_500_000
+    assert probes.measured(last.cluster_id, 2_400_000) == 2_400_000
 
 
 def test_a_recovery_probe_the_link_held_back_is_the_links_rate():
     probes = ProbeController(300_000, 2_500_000)
     cluster, now = _recovery_probe(probes)
-    assert probes.measured(cluster.cluster_id, 350_000) is True
+    assert probes.measured(cluster.cluster_id, 350_000) == 350_000
     assert probes.poll(now + 0.2) is None
