@@ -159,6 +159,7 @@ def report(pc: PeerConnection, recorder: Recorder, kind: str = "report") -> dict
         "nacks_sent": transport.stats.nacks_sent if transport is not None else 0,
         "plis_received": transport.stats.plis_received if transport is not None else 0,
         "rtx_received": transport.stats.rtx_received if transport is not None else 0,
+        "padding_received": transport.stats.padding_received if transport is not None else 0,
         "unroutable": transport.stats.unroutable if transport is not None else 0,
         "rtt": next((s.get("currentRoundTripTime") for s in stats.values() if s["type"] == "candidate-pair"), None),
         "rtcp_rtt": transport._rtt() if transport is not None else None,

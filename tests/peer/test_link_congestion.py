@@ -50,17 +50,35 @@ class LinkCounters:
             self.samples.append((time.monotonic(), sent, dropped))
             self._stop.wait(0.25)
 
-    def loss(self, start: float, end: float) -> float:
-        """Share of the packets offered to the link from about ``start`` to ``end`` that it dropped
-        (between the nearest samples around: a busy machine may delay a sample)."""
+    def window(self, start: float, end: float) -> tuple[tuple[float, int, int], tuple[float, int, int]] | None:
+        """The samples nearest around ``start`` and ``end`` (a busy machine may delay a sample)."""
         samples = list(self.samples)
         first = ([x for x in samples if x[0] <= start] or samples[:1])[-1]
         later = [x for x in samples if first[0] < x[0] <= end] or [x for x in samples if x[0] > first[0]][:1]
-        if not later:
+        return (first, later[-1]) if later else None
+
+    def loss(self, start: float, end: float) -> float:
+        """Share of the packets offered to the link from about ``start`` to ``end`` that it dropped."""
+        window = self.window(start, end)
+        if window is None:
             return 0.0
-        last = later[-1]
-        sent, dropped = last[1] - first[1], last[2] - first[2]
+        (_, sent0, dropped0), (_, sent1, dropped1) = window
+        sent, dropped = sent1 - sent0, dropped1 - dropped0
         return dropped / max(1, sent + dropped)
+
+    def media_loss(self, start: float, end: float, sender: PeerProcess, receiver: PeerProcess) -> float:
+        """Like :meth:`loss`, leaving out the probes' padding: padding is sent to learn whether the link
+        takes more, and a slow link dropping some of it is the answer, not a loss of the call's media
+        (the padding the sender sent less what the receiver got, over the same window)."""
+        window = self.window(start, end)
+        if window is None:
+            return 0.0
+        (t0, sent0, dropped0), (t1, sent1, dropped1) = window
+        sent, dropped = sent1 - sent0, dropped1 - dropped0
+        padding = counter(sender, "padding_sent", t1) - counter(sender, "padding_sent", t0)
+        arrived = counter(receiver, "padding_received", t1) - counter(receiver, "padding_received", t0)
+        padding_dropped = min(max(0, padding - arrived), dropped)
+        return (dropped - padding_dropped) / max(1, sent + dropped - padding)
 
     def stop(self) -> None:
         self._stop.set()
@@ -79,6 +97,13 @@ def rate(sender: PeerProcess, start: float, end: float) -> float:
     last = after[-1]
     wire = (last["bytes_sent"] - first["bytes_sent"]) + OVERHEAD * (last["packets_sent"] - first["packets_sent"])
     return 8 * wire / (last["t"] - first["t"])
+
+
+def counter(peer: PeerProcess, key: str, t: float) -> int:
+    """``key`` of the peer's last report at or before ``t`` (its first if none)."""
+    reports = peer.of("report")
+    before = [r for r in reports if r["t"] <= t] or reports[:1]
+    return before[-1].get(key, 0) if before else 0
 
 
 def first_time(condition, start: float, end: float, step: float = 0.25) -> float | None:
@@ -135,7 +160,10 @@ def test_rate_follows_the_link_down_to_300_kbits_and_back(link):
     # unless a second one, at twice its rate, carries its rate too (docs/cc.md).
     settled = first_time(lambda s, e: rate(a, s, e) < LOW and counters.loss(s, e) < 0.02, drop, drop + 10)
     assert settled is not None and settled - drop <= 3.0, (settled and settled - drop, timeline)
-    assert counters.loss(drop + 3, back) < 0.05, str(timeline)  # a recovery probe costs a few packets
+    # The media's loss stays low; the probes' padding is left out: a recovery probe and the one
+    # confirming it send 30 ms at twice and four times the link's rate, and the link drops part of it
+    # by design (one such pair alone was 3 % of the packets of these 7 s).
+    assert counters.media_loss(drop + 3, back, a, b) < 0.05, (counters.loss(drop + 3, back), timeline)
     climbed = first_time(lambda s, e: rate(a, s, e) > CLIMBED, back, back + 16)
     assert climbed is not None and climbed - back <= 15.0, timeline
     assert len(b.decoded()) > 300  # video kept being decoded through it all
