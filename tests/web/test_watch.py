@@ -100,6 +100,46 @@ def choose(page, value: str) -> None:
     page.select_option("#watch-quality", value)
 
 
+def sends_nothing(sdp: str) -> bool:
+    """Every media section of ``sdp`` receives only (or is inactive)."""
+    sections = sdp.split("\r\nm=")[1:]
+    return bool(sections) and all("a=recvonly" in m or "a=inactive" in m for m in sections)
+
+
+def lowest_rung_and_back(owner, viewer, shots: str) -> tuple[int, int]:
+    """The viewer's menu offers Auto and the three layers' heights the call server has seen (180/360/720
+    unless the publisher's browser adapted its capture for CPU), highest first; Auto gives more than the
+    low layer, the lowest rung caps the picture at that height (and the line under it says so), Auto
+    brings it back up. Returns the lowest and middle rungs."""
+    assert viewer.evaluate("() => document.getElementById('watch-quality').value") == ""
+    rungs = wait_until(lambda: (lambda m: m if m["heights"] and m["options"] == ["", *map(str, sorted(m["heights"], reverse=True))]
+                                and len(m["heights"]) == 3 else Pending(m))(viewer.evaluate(MENU_JS)),
+                       "the menu to offer the three layers' heights", WAIT)["options"]
+    print("menu:", rungs)
+    assert viewer.evaluate("() => document.querySelector('#watch-quality option:last-child').textContent") == f"{rungs[-1]}p"
+    lowest, middle = int(rungs[-1]), int(rungs[-2])
+    auto = wait_until(lambda: held(viewer, lambda w: w["height"] > LOW), "Auto to give more than the low layer", WAIT)
+    print("auto:", auto["received"], "layers sent:", owner.evaluate(LAYERS_JS))
+    wait_until(lambda: watched(viewer)["received"].startswith(f"Receiving {watched(viewer)['width']}\u00d7"),
+               "the received line to follow what is decoded", 10)
+    screenshot(viewer, f"{shots}-auto")
+
+    started = time.monotonic()
+    choose(viewer, str(lowest))
+    low = wait_until(lambda: held(viewer, lambda w: 0 < w["height"] <= lowest), "the lowest rung to cap the picture", WAIT)
+    print(f"{lowest}p: {low['received']} after {time.monotonic() - started:.1f} s")
+    assert viewer.get_attribute("#watch", "data-quality") == str(lowest)
+    wait_until(lambda: viewer.get_attribute("#watch-received", "data-height") == str(watched(viewer)["height"]),
+               "the received line to say the capped height", 10)
+    screenshot(viewer, f"{shots}-lowest")
+
+    started = time.monotonic()
+    choose(viewer, "")
+    back = wait_until(lambda: held(viewer, lambda w: w["height"] > LOW), "Auto to bring the picture back up", WAIT)
+    print(f"auto again: {back['received']} after {time.monotonic() - started:.1f} s")
+    return lowest, middle
+
+
 def test_the_watch_page_receives_the_program_and_its_quality_menu_caps_the_layer(browser, up_on_the_call_server,
                                                                                   names):
     up = up_on_the_call_server
@@ -141,33 +181,7 @@ def test_the_watch_page_receives_the_program_and_its_quality_menu_caps_the_layer
         # the publisher sends three layers, and Auto (no limit) gives the viewer more than the low one
         wait_until(lambda: [rid for rid, _ in owner.evaluate(LAYERS_JS)] == ["f", "h", "q"] or Pending(
             owner.evaluate(LAYERS_JS)), "the publisher to send q/h/f", WAIT)
-        assert viewer.input_value("#watch-quality") == ""
-        # the menu: Auto and the heights of the layers the call server has seen (180/360/720 unless Chromium
-        # adapted its capture for CPU), highest first
-        rungs = wait_until(lambda: (lambda m: m if m["heights"] and m["options"] == ["", *map(str, sorted(m["heights"], reverse=True))]
-                                    and len(m["heights"]) == 3 else Pending(m))(viewer.evaluate(MENU_JS)),
-                           "the menu to offer the three layers' heights", WAIT)["options"]
-        print("menu:", rungs)
-        assert viewer.eval_on_selector("#watch-quality option:last-child", "(o) => o.textContent") == f"{rungs[-1]}p"
-        lowest, middle = int(rungs[-1]), int(rungs[-2])
-        auto = wait_until(lambda: held(viewer, lambda w: w["height"] > LOW), "Auto to give more than the low layer", WAIT)
-        print("auto:", auto["received"], "layers sent:", owner.evaluate(LAYERS_JS))
-        assert auto["received"].startswith(f"Receiving {auto['width']}\u00d7"), auto  # the line follows what is decoded
-        screenshot(viewer, "watch-auto")
-
-        started = time.monotonic()
-        choose(viewer, str(lowest))
-        low = wait_until(lambda: held(viewer, lambda w: 0 < w["height"] <= lowest), "the lowest rung to cap the picture", WAIT)
-        print(f"{lowest}p: {low['received']} after {time.monotonic() - started:.1f} s")
-        assert viewer.get_attribute("#watch", "data-quality") == str(lowest)
-        wait_until(lambda: viewer.get_attribute("#watch-received", "data-height") == str(watched(viewer)["height"]),
-                   "the received line to say the capped height", 10)
-        screenshot(viewer, "watch-lowest")
-
-        started = time.monotonic()
-        choose(viewer, "")
-        back = wait_until(lambda: held(viewer, lambda w: w["height"] > LOW), "Auto to bring the picture back up", WAIT)
-        print(f"auto again: {back['received']} after {time.monotonic() - started:.1f} s")
+        lowest, middle = lowest_rung_and_back(owner, viewer, "watch")
 
         choose(viewer, str(middle))
         capped = wait_until(lambda: held(viewer, lambda w: 0 < w["height"] <= middle), "the middle rung to cap the picture", WAIT)
@@ -219,3 +233,47 @@ def test_the_watch_page_shows_a_studios_program(open_user, names):
     wait_until(lambda: (lambda m: m["options"] == ["", "240"] or Pending(m))(viewer.evaluate(MENU_JS)),
                "the menu to follow the program to the camera's height", 20)
     screenshot(viewer, "watch-studio-program")
+
+
+def test_firefox_watches_the_program_and_its_quality_menu_caps_the_layer(browser, firefox, up_on_the_call_server,
+                                                                           names):
+    """The same receive-only watching with Firefox ESR as the viewer (tests/browsers/firefox.py), the
+    publisher in Chromium: Firefox, logged in at the viewer's link, decodes the owner's camera and microphone through the call server,
+    never asks for a camera, its menu lists the three layers' heights, the lowest rung brings the
+    picture down to that height and Auto back up."""
+    up = up_on_the_call_server
+    owner_name, viewer_name = names("host"), names("fox")
+    owner_context = browser.new_context(viewport=VIEWPORT)
+    viewer = firefox.new_page()
+    try:
+        owner = owner_context.new_page()
+        owner.on("pageerror", lambda exc: print(f"[owner] page error: {exc}"))
+        log_in(owner, up.url, owner_name)
+        log_in(viewer, up.url, viewer_name)
+        owner.fill("#max-framerate", "15")
+        befriend(owner, owner_name, viewer, viewer_name)
+        owner.click("#room-create")
+        owner.wait_for_selector("#room:not([hidden])")
+        room_id = owner.get_attribute("#room", "data-room-id")
+        owner.click(f'#friends li[data-user="{viewer_name}"] .room-invite')
+        viewer.wait_for_selector("#room-invite:not([hidden])")
+        viewer.add_init_script(COUNT_GUM_JS)
+        log_in(viewer, f"{up.url}?region=eu#watch/{room_id}", viewer_name, register=False)  # the viewer's link
+        viewer.wait_for_selector('#watch[data-state="connected"]', timeout=WAIT * 1000)
+        assert viewer.evaluate("() => [window.netcore.watch.room.id, window.netcore.watch.room.region]") == [room_id, "eu"]
+        assert viewer.is_hidden("#people") and viewer.is_hidden("#idle") and viewer.is_hidden("#room")
+        first = wait_until(lambda: held(viewer, lambda w: w["frames"] > 0 and w["samples"] > 0),
+                           "Firefox to decode the program's video and audio", WAIT)
+        assert first["getUserMedia"] == 0, first
+        assert sends_nothing(first["sdp"]), first["sdp"]  # Firefox's session level says sendrecv: its m-sections count
+        assert first["shown"]["publisher"] != "program"
+        wait_until(lambda: [rid for rid, _ in owner.evaluate(LAYERS_JS)] == ["f", "h", "q"] or Pending(
+            owner.evaluate(LAYERS_JS)), "the publisher to send q/h/f", WAIT)
+        lowest_rung_and_back(owner, viewer, "firefox-watch")
+        viewer.click("#watch-leave")
+        viewer.wait_for_selector("#watch", state="hidden")
+    finally:
+        owner_context.close()
+        viewer.close()
+        if firefox.console:
+            print("firefox console errors:", *firefox.console, sep="\n  ")
