@@ -204,7 +204,8 @@ def test_the_watch_page_receives_the_program_and_its_quality_menu_caps_the_layer
 def test_the_watch_page_shows_a_studios_program(open_user, names):
     """A studio (docs/broadcast.md "Input manager") on `netcore up`'s call server: a viewer that follows a
     `#watch/ROOM` link while logged in (a hashchange, no reload) is given the program only and shows it,
-    labelled Program: the card (640x360) at first, then the operator's camera and microphone once cut to."""
+    labelled Program: the card (640x360) at first, then the operator's camera and microphone once cut to;
+    once the operator stops the studio (`studio.stop`), the owner's camera as in a room with no program."""
     owner_name, viewer_name = names("op"), names("fan")
     owner, viewer = open_user(owner_name), open_user(viewer_name)
     viewer.evaluate(COUNT_GUM_JS)
@@ -233,6 +234,15 @@ def test_the_watch_page_shows_a_studios_program(open_user, names):
     wait_until(lambda: (lambda m: m["options"] == ["", "240"] or Pending(m))(viewer.evaluate(MENU_JS)),
                "the menu to follow the program to the camera's height", 20)
     screenshot(viewer, "watch-studio-program")
+    # the operator stops the studio: the program goes off air, and the watch page falls back to the owner's
+    # camera (the call server gives the viewer's slots the cameras again)
+    owner.click("#studio-stop")
+    owner.wait_for_selector("#studio", state="hidden", timeout=20000)
+    owner.wait_for_selector("#room-studio:not([hidden])")
+    camera = wait_until(lambda: held(viewer, lambda w: w["shown"]["publisher"] == owner_session and w["width"] == 320),
+                        "the owner's camera in the watch page once the studio stopped", WAIT)
+    assert viewer.inner_text("#watch-name") == owner_name and camera["getUserMedia"] == 0, camera
+    assert viewer.get_attribute("#watch", "data-state") == "connected"  # the same connection, given other tracks
 
 
 def test_firefox_watches_the_program_and_its_quality_menu_caps_the_layer(browser, firefox, up_on_the_call_server,
