@@ -342,6 +342,8 @@ class Rooms(CorePart[RoomHost]):
             "invited": sorted(room.invited), "participants": participants, "everyone": sorted(room.everyone),
             "topology": room.topology, "recording": room.recording, "owner_node": self.node_id,
             "call_server": room.call_server, "studio": dict(room.on_air) if room.studio else None,
+            "edges": {sid: [self.edges.region_of(sid), edge] for sid in room.participants
+                      if (edge := self.edges.edge_of(sid)) is not None},  # viewers on edges: [region, edge]
         }))
 
     def adopt(self, snapshot: dict, now: float) -> None:
@@ -359,6 +361,8 @@ class Rooms(CorePart[RoomHost]):
         server = snapshot.get("call_server")
         if server is not None and self.placement.assign(room_id, server):
             room.call_server = server
+        for sid, (region, edge) in snapshot.get("edges", {}).items():  # each viewer stays on its edge
+            self.edges.assign(sid, region, edge)
         for sid, (user, node) in snapshot["participants"].items():
             if sid not in self._directory:
                 self._host.add_foreign_session(sid, user, node)
@@ -411,7 +415,7 @@ class Rooms(CorePart[RoomHost]):
             return None
         return self.edges.place(session_id, region, self.placement.servers, avoid)
 
-    def _move_viewers(self, dead: str) -> None:
+    def _move_viewers(self, dead: str, now: float) -> None:
         """The viewers of edge ``dead``, each to another edge of its region (or the room's call server)."""
         for session_id in self.edges.on(dead):
             region = self.edges.region_of(session_id)
@@ -425,6 +429,7 @@ class Rooms(CorePart[RoomHost]):
             self._out.send(session, "room.moved", {"room_id": room.room_id, "call_server": new,
                                                    "previous": dead, "reason": "failover"})
             self._out.emit(RoomMoved(room.room_id, dead, new, "failover"))
+            self._room_changed(room, now)  # its new edge in the snapshot
 
     def _weight(self, room_id: str) -> int:
         room = self._rooms.get(room_id)
@@ -450,7 +455,7 @@ class Rooms(CorePart[RoomHost]):
             room = self._rooms.get(room_id)
             if room is not None and room.call_server == name:
                 self._move(room, "failover", now)
-        self._move_viewers(name)  # after the rooms: a viewer with no edge left goes to its room's new server
+        self._move_viewers(name, now)  # after the rooms: a viewer with no edge left goes to its room's new server
 
     def check_call_servers(self, now: float) -> None:
         """At :meth:`next_deadline`: servers that stopped reporting are dead."""

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import json
 
-from servers.signal.core import CoreConfig, RoomChanged, SignalCore
+from servers.signal.core import RoomChanged
 from servers.signal.events import StudioCommanded
 
-from .test_core import Harness, seeded
+from .test_core import Harness, cluster_node, resumed_on
 from .test_placement import sfu_room
 from .test_rooms import room_with_service_link
 
@@ -70,10 +70,8 @@ async def test_the_owner_stops_the_studio_and_everyone_in_the_room_is_told(start
 
 
 def journaled(node_id: str, seed: int) -> Harness:
-    """A harness whose core writes snapshots (a cluster node), with call server "a" linked."""
-    h = Harness(group_threshold=4, friends_only=False)
-    h.core = SignalCore(CoreConfig(group_threshold=4, friends_only=False), random=seeded(seed), node_id=node_id,
-                        journal=True)
+    """A cluster node with call server "a" linked."""
+    h = cluster_node(node_id, seed, group_threshold=4, friends_only=False)
     h.core.handle_call_server_linked("a", h.now)
     return h
 
@@ -87,9 +85,8 @@ def adopted(snapshot: dict, by: Harness, operator_session: str, resume_token: st
     which then resumes there."""
     node = journaled(node_id, len(node_id) + 7)
     node.now = by.now
-    node.core.adopt_session(operator_session, "user0", resume_token, 0, [], node.now)
     node.core.adopt_room(snapshot, node.now)
-    assert node.connect("user0", resume_token=resume_token, last_seq=0) == operator_session  # the operator is back
+    resumed_on(node, operator_session, "user0", resume_token)
     node.drain()
     return node
 
