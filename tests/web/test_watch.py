@@ -100,8 +100,37 @@ def choose(page, value: str) -> None:
     page.select_option("#watch-quality", value)
 
 
+def owner_invites(up, owner, owner_name: str, viewer, viewer_name: str) -> str:
+    """Both log in; the owner befriends the viewer, opens a room and invites it (the invitation shown):
+    the room's id. The owner's camera at 15 fps: a 720p simulcast encoder beside the viewer's decoder on
+    shared cores."""
+    log_in(owner, up.url, owner_name)
+    log_in(viewer, up.url, viewer_name)
+    owner.fill("#max-framerate", "15")
+    befriend(owner, owner_name, viewer, viewer_name)
+    owner.click("#room-create")
+    owner.wait_for_selector("#room:not([hidden])")
+    room_id = owner.get_attribute("#room", "data-room-id")
+    owner.click(f'#friends li[data-user="{viewer_name}"] .room-invite')
+    viewer.wait_for_selector("#room-invite:not([hidden])")
+    return room_id
+
+
+def receives_the_owners_camera(owner, viewer) -> None:
+    """The watch page decodes video and audio, having asked for no camera or microphone and offered
+    receive-only media sections; no studio: the owner's camera is what it shows; the owner sends q/h/f."""
+    first = wait_until(lambda: held(viewer, lambda w: w["frames"] > 0 and w["samples"] > 0),
+                       "the watch page to decode the program's video and audio", WAIT)
+    assert first["getUserMedia"] == 0, first
+    assert sends_nothing(first["sdp"]), first["sdp"]
+    assert first["shown"]["publisher"] != "program"
+    wait_until(lambda: [rid for rid, _ in owner.evaluate(LAYERS_JS)] == ["f", "h", "q"] or Pending(
+        owner.evaluate(LAYERS_JS)), "the publisher to send q/h/f", WAIT)
+
+
 def sends_nothing(sdp: str) -> bool:
-    """Every media section of ``sdp`` receives only (or is inactive)."""
+    """Every media section of ``sdp`` receives only (or is inactive). Firefox's session level says
+    ``a=sendrecv``, which the media sections override."""
     sections = sdp.split("\r\nm=")[1:]
     return bool(sections) and all("a=recvonly" in m or "a=inactive" in m for m in sections)
 
@@ -153,15 +182,7 @@ def test_the_watch_page_receives_the_program_and_its_quality_menu_caps_the_layer
         owner.on("pageerror", lambda exc: print(f"[owner] page error: {exc}"))
         viewer.on("pageerror", lambda exc: print(f"[viewer] page error: {exc}"))
         viewer.on("websocket", lambda ws: ws.on("framesent", lambda frame: sent.append(json.loads(frame))))
-        log_in(owner, up.url, owner_name)
-        log_in(viewer, up.url, viewer_name)
-        owner.fill("#max-framerate", "15")  # a 720p simulcast encoder beside the viewer's decoder on shared cores
-        befriend(owner, owner_name, viewer, viewer_name)
-        owner.click("#room-create")
-        owner.wait_for_selector("#room:not([hidden])")
-        room_id = owner.get_attribute("#room", "data-room-id")
-        owner.click(f'#friends li[data-user="{viewer_name}"] .room-invite')
-        viewer.wait_for_selector("#room-invite:not([hidden])")
+        room_id = owner_invites(up, owner, owner_name, viewer, viewer_name)
 
         # The link a viewer is given: the page logs in and goes straight to the watch view.
         log_in(viewer, f"{up.url}?region=eu#watch/{room_id}", viewer_name, register=False)
@@ -173,14 +194,7 @@ def test_the_watch_page_receives_the_program_and_its_quality_menu_caps_the_layer
           return [parseWatchRoute('#watch/r1?region=us', '?region=eu'), parseWatchRoute('#watch/r%202', ''),
                   parseWatchRoute('#watch/', '?region=eu'), parseWatchRoute('', '?region=eu')]; }""")
         assert routes == [{"room": "r1", "region": "us"}, {"room": "r 2", "region": None}, None, None], routes
-        first = wait_until(lambda: held(viewer, lambda w: w["frames"] > 0 and w["samples"] > 0),
-                           "the watch page to decode the program's video and audio", WAIT)
-        assert first["getUserMedia"] == 0, first  # no camera or microphone asked for
-        assert "a=sendonly" not in first["sdp"] and "a=sendrecv" not in first["sdp"], first["sdp"]
-        assert first["shown"]["publisher"] != "program"  # no studio: the owner's camera is the program
-        # the publisher sends three layers, and Auto (no limit) gives the viewer more than the low one
-        wait_until(lambda: [rid for rid, _ in owner.evaluate(LAYERS_JS)] == ["f", "h", "q"] or Pending(
-            owner.evaluate(LAYERS_JS)), "the publisher to send q/h/f", WAIT)
+        receives_the_owners_camera(owner, viewer)
         lowest, middle = lowest_rung_and_back(owner, viewer, "watch")
 
         choose(viewer, str(middle))
@@ -258,27 +272,13 @@ def test_firefox_watches_the_program_and_its_quality_menu_caps_the_layer(browser
     try:
         owner = owner_context.new_page()
         owner.on("pageerror", lambda exc: print(f"[owner] page error: {exc}"))
-        log_in(owner, up.url, owner_name)
-        log_in(viewer, up.url, viewer_name)
-        owner.fill("#max-framerate", "15")
-        befriend(owner, owner_name, viewer, viewer_name)
-        owner.click("#room-create")
-        owner.wait_for_selector("#room:not([hidden])")
-        room_id = owner.get_attribute("#room", "data-room-id")
-        owner.click(f'#friends li[data-user="{viewer_name}"] .room-invite')
-        viewer.wait_for_selector("#room-invite:not([hidden])")
+        room_id = owner_invites(up, owner, owner_name, viewer, viewer_name)
         viewer.add_init_script(COUNT_GUM_JS)
         log_in(viewer, f"{up.url}?region=eu#watch/{room_id}", viewer_name, register=False)  # the viewer's link
         viewer.wait_for_selector('#watch[data-state="connected"]', timeout=WAIT * 1000)
         assert viewer.evaluate("() => [window.netcore.watch.room.id, window.netcore.watch.room.region]") == [room_id, "eu"]
         assert viewer.is_hidden("#people") and viewer.is_hidden("#idle") and viewer.is_hidden("#room")
-        first = wait_until(lambda: held(viewer, lambda w: w["frames"] > 0 and w["samples"] > 0),
-                           "Firefox to decode the program's video and audio", WAIT)
-        assert first["getUserMedia"] == 0, first
-        assert sends_nothing(first["sdp"]), first["sdp"]  # Firefox's session level says sendrecv: its m-sections count
-        assert first["shown"]["publisher"] != "program"
-        wait_until(lambda: [rid for rid, _ in owner.evaluate(LAYERS_JS)] == ["f", "h", "q"] or Pending(
-            owner.evaluate(LAYERS_JS)), "the publisher to send q/h/f", WAIT)
+        receives_the_owners_camera(owner, viewer)
         lowest_rung_and_back(owner, viewer, "firefox-watch")
         viewer.click("#watch-leave")
         viewer.wait_for_selector("#watch", state="hidden")
