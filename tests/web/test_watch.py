@@ -18,7 +18,8 @@ import time
 
 import pytest
 
-from tests.web.conftest import log_in, up_moving_rooms_above
+from tests.browsers.firefox import Firefox
+from tests.web.conftest import log_in, program, up_moving_rooms_above
 from tests.web.helpers import befriend, screenshot
 from tests.web.test_sfu import WAIT, Pending, use_small_video, wait_until
 
@@ -71,6 +72,16 @@ LAYERS_JS = """async () => {
   });
   return out.sort();
 }"""
+
+
+@pytest.fixture(scope="module")
+def headless_firefox():
+    """Firefox ESR headless (a viewer captures no screen, so no X display), driven over WebDriver BiDi."""
+    browser = Firefox(program("firefox-esr"))
+    try:
+        yield browser
+    finally:
+        browser.close()
 
 
 @pytest.fixture
@@ -259,16 +270,16 @@ def test_the_watch_page_shows_a_studios_program(open_user, names):
     assert viewer.get_attribute("#watch", "data-state") == "connected"  # the same connection, given other tracks
 
 
-def test_firefox_watches_the_program_and_its_quality_menu_caps_the_layer(browser, firefox, up_on_the_call_server,
-                                                                           names):
-    """The same receive-only watching with Firefox ESR as the viewer (tests/browsers/firefox.py), the
+def test_firefox_watches_the_program_and_its_quality_menu_caps_the_layer(browser, headless_firefox,
+                                                                           up_on_the_call_server, names):
+    """The same receive-only watching with Firefox ESR as the viewer (headless, tests/browsers/firefox.py), the
     publisher in Chromium: Firefox, logged in at the viewer's link, decodes the owner's camera and microphone through the call server,
     never asks for a camera, its menu lists the three layers' heights, the lowest rung brings the
     picture down to that height and Auto back up."""
     up = up_on_the_call_server
     owner_name, viewer_name = names("host"), names("fox")
     owner_context = browser.new_context(viewport=VIEWPORT)
-    viewer = firefox.new_page()
+    viewer = headless_firefox.new_page()
     try:
         owner = owner_context.new_page()
         owner.on("pageerror", lambda exc: print(f"[owner] page error: {exc}"))
@@ -285,5 +296,5 @@ def test_firefox_watches_the_program_and_its_quality_menu_caps_the_layer(browser
     finally:
         owner_context.close()
         viewer.close()
-        if firefox.console:
-            print("firefox console errors:", *firefox.console, sep="\n  ")
+        if headless_firefox.console:
+            print("firefox console errors:", *headless_firefox.console, sep="\n  ")
