@@ -33,7 +33,7 @@ from netcore.broadcast.card import card_image, encode_card
 from netcore.broadcast.studio import Studios
 from netcore.driver import Driver
 from netcore.dtls.certificate import DtlsCertificate
-from netcore.errors import NetcoreError
+from netcore.errors import NetcoreError, UsageError
 from netcore.net import Address, Receive, Transmit
 from netcore.record.manifest import MANIFEST_NAME
 from netcore.record.store import recording_name
@@ -430,7 +430,7 @@ class SfuServer:
             self._quality(payload)
         elif kind in ("recording.start", "recording.stop"):
             self._record(kind == "recording.start", str(payload.get("room_id")), str(payload.get("by", "")))
-        elif kind in ("studio.start", "studio.cut", "studio.audio", "studio.card"):
+        elif kind in ("studio.start", "studio.stop", "studio.cut", "studio.audio", "studio.card"):
             self._studio(kind, payload)
         elif kind not in ("ack", "error"):
             log_event("service.unknown_message", type=kind)
@@ -446,13 +446,16 @@ class SfuServer:
         try:
             if kind == "studio.start":
                 studios.start(room_id, by, now)
+            elif kind == "studio.stop":  # the program leaves: viewers are given the cameras again
+                if not studios.stop(room_id, now):
+                    raise UsageError(f"room {room_id!r} is no studio")
             else:
                 studios.command(kind, room_id, payload, now)
         except NetcoreError as exc:
             log_event("studio.refused", room=room_id, command=kind, by=by, reason=str(exc))
             return
         log_event("studio." + kind.split(".")[1], room=room_id, by=by,
-                  source=payload.get("source") if kind != "studio.start" else None)
+                  source=payload.get("source") if kind not in ("studio.start", "studio.stop") else None)
         driver.flush()
         self._tell_studios()
 

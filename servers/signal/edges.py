@@ -50,6 +50,11 @@ class ViewerEdges:
             self._viewers[session_id] = (region, chosen.name)
         return chosen
 
+    def assign(self, session_id: str, region: str, edge: str) -> None:
+        """Record a viewer placed before (a room's snapshot, adopted): it stays on ``edge`` and counts
+        against it in :meth:`place`, linked yet or not (after a restart the edges link again a moment later)."""
+        self._viewers[session_id] = (region, edge)
+
     def edge_of(self, session_id: str) -> str | None:
         viewer = self._viewers.get(session_id)
         return viewer[1] if viewer is not None else None

@@ -258,6 +258,7 @@ CLIENT_SCHEMAS: dict[str, dict[str, tuple[Callable[[Any], str | None], bool]]] =
                      "max_height": (_integer(1, 4320), False)},
     # the operator of a studio room (its owner; docs/broadcast.md "Input manager")
     "studio.start": {"room_id": (ID, True)},
+    "studio.stop": {"room_id": (ID, True)},  # the program off air; viewers get the cameras again
     "studio.cut": {"room_id": (ID, True), "source": (_source, True)},
     "studio.audio": {"room_id": (ID, True), "source": (_source, False)},  # absent or null: no audio
     "studio.card": {"room_id": (ID, True)},

@@ -43,6 +43,19 @@ if TYPE_CHECKING:
 __all__ = ["RoomHost", "Rooms"]
 
 ENDED_ROOMS_KEPT = 1000  # for a late recording.ready
+STUDIO_STARTS_ON_AIR = {"video": {"card": True}, "audio": None}  # the card, no audio (docs/broadcast.md)
+
+
+def on_air_change(kind: str, payload: dict) -> dict:
+    """What a studio command changes of :attr:`Room.on_air` (the call server's own state may lag: a cut
+    takes effect at the new source's key frame)."""
+    if kind == "studio.cut":
+        return {"video": payload["source"]}
+    if kind == "studio.card":
+        return {"video": {"card": True}}
+    if kind == "studio.audio":
+        return {"audio": payload.get("source")}
+    return {}
 
 
 class RoomHost(Protocol):
@@ -76,6 +89,7 @@ class Rooms(CorePart[RoomHost]):
             "room.media": self._on_room_media,
             "room.quality": self._on_room_quality,
             "studio.start": self._on_studio,
+            "studio.stop": self._on_studio,
             "studio.cut": self._on_studio,
             "studio.audio": self._on_studio,
             "studio.card": self._on_studio,
@@ -288,7 +302,8 @@ class Rooms(CorePart[RoomHost]):
 
     def _on_studio(self, session: Session, message: Message, now: float) -> None:
         """The operator's ``studio.*`` (docs/broadcast.md, "Input manager"): only the room's owner may; the
-        start puts the room on the call server; every command goes to the room's call server."""
+        start puts the room on the call server; every command goes to the room's call server; the stop
+        takes the program off air (the room stays on the call server) and tells everyone in the room."""
         room = self._member_room(session, message)
         if room is None:
             return
@@ -298,6 +313,8 @@ class Rooms(CorePart[RoomHost]):
         if not self._call_server_available():
             return self._out.error(session, message, ErrorCode.CONFLICT, "no call server for a studio")
         if message.type == "studio.start":
+            if not room.studio:
+                room.on_air = dict(STUDIO_STARTS_ON_AIR)
             room.studio = True
             if self._update_topology(room):
                 self._announce_topology(room, "studio")
@@ -308,6 +325,12 @@ class Rooms(CorePart[RoomHost]):
         payload = {k: v for k, v in message.payload.items() if k != "room_id"}
         self._out.emit(StudioCommanded(room.room_id, message.type, payload, session.user, room.call_server))
         self._out.ack(session, message, {"room_id": room.room_id})
+        if message.type == "studio.stop":
+            room.studio, room.on_air = False, {}
+            self._room_broadcast(room, "studio.stopped", {"room_id": room.room_id, "by": session.user})
+        else:
+            room.on_air.update(on_air_change(message.type, message.payload))
+        self._room_changed(room, now)
 
     def _room_changed(self, room: Room, now: float) -> None:
         if not self._out.journaling:
@@ -318,7 +341,9 @@ class Rooms(CorePart[RoomHost]):
             "room_id": room.room_id, "owner": room.owner, "media": list(room.media), "age": now - room.created_at,
             "invited": sorted(room.invited), "participants": participants, "everyone": sorted(room.everyone),
             "topology": room.topology, "recording": room.recording, "owner_node": self.node_id,
-            "call_server": room.call_server,
+            "call_server": room.call_server, "studio": dict(room.on_air) if room.studio else None,
+            "edges": {sid: [self.edges.region_of(sid), edge] for sid in room.participants
+                      if (edge := self.edges.edge_of(sid)) is not None},  # viewers on edges: [region, edge]
         }))
 
     def adopt(self, snapshot: dict, now: float) -> None:
@@ -329,11 +354,15 @@ class Rooms(CorePart[RoomHost]):
         room = Room(room_id, snapshot["owner"], tuple(snapshot["media"]), now - snapshot["age"],
                     set(snapshot["invited"]), {}, set(snapshot["everyone"]), Topology(snapshot["topology"]),
                     snapshot["recording"])
+        studio = snapshot.get("studio")  # what is on air stays: the call server goes on making the program
+        room.studio, room.on_air = studio is not None, dict(studio or {})
         self._rooms[room_id] = room
         # Its call server stays if it is linked here too; else the first offer places it here.
         server = snapshot.get("call_server")
         if server is not None and self.placement.assign(room_id, server):
             room.call_server = server
+        for sid, (region, edge) in snapshot.get("edges", {}).items():  # each viewer stays on its edge
+            self.edges.assign(sid, region, edge)
         for sid, (user, node) in snapshot["participants"].items():
             if sid not in self._directory:
                 self._host.add_foreign_session(sid, user, node)
@@ -386,7 +415,7 @@ class Rooms(CorePart[RoomHost]):
             return None
         return self.edges.place(session_id, region, self.placement.servers, avoid)
 
-    def _move_viewers(self, dead: str) -> None:
+    def _move_viewers(self, dead: str, now: float) -> None:
         """The viewers of edge ``dead``, each to another edge of its region (or the room's call server)."""
         for session_id in self.edges.on(dead):
             region = self.edges.region_of(session_id)
@@ -400,6 +429,7 @@ class Rooms(CorePart[RoomHost]):
             self._out.send(session, "room.moved", {"room_id": room.room_id, "call_server": new,
                                                    "previous": dead, "reason": "failover"})
             self._out.emit(RoomMoved(room.room_id, dead, new, "failover"))
+            self._room_changed(room, now)  # its new edge in the snapshot
 
     def _weight(self, room_id: str) -> int:
         room = self._rooms.get(room_id)
@@ -425,7 +455,7 @@ class Rooms(CorePart[RoomHost]):
             room = self._rooms.get(room_id)
             if room is not None and room.call_server == name:
                 self._move(room, "failover", now)
-        self._move_viewers(name)  # after the rooms: a viewer with no edge left goes to its room's new server
+        self._move_viewers(name, now)  # after the rooms: a viewer with no edge left goes to its room's new server
 
     def check_call_servers(self, now: float) -> None:
         """At :meth:`next_deadline`: servers that stopped reporting are dead."""

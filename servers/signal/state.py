@@ -73,3 +73,6 @@ class Room:
     recording: bool = False
     call_server: str | None = None  # the call server it is placed on (servers/signal/placement.py)
     studio: bool = False  # a studio (docs/broadcast.md): on the call server from its start, its owner the operator
+    # while a studio: what its operator last put on air, {"video": source, "audio": source or None} (a source as
+    # in studio.cut; {"card": true} from the start), kept in the room's snapshot for a node that adopts it
+    on_air: dict = field(default_factory=dict)

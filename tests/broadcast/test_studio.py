@@ -252,3 +252,20 @@ def test_a_simulcast_camera_goes_on_air_as_its_largest_layer():
     assert len(frames(packets)) > 20
     assert len(packets) == 3 * len(frames(packets))  # the top layer's 2900-byte frames: three packets each
     assert all((b.sequence_number - a.sequence_number) & 0xFFFF == 1 for a, b in zip(packets, packets[1:]))
+
+
+def test_a_stopped_studio_takes_the_program_off_air_and_gives_its_viewer_the_cameras_again():
+    from netcore.sfu.events import SlotsChanged
+
+    room, studios = studio_room()
+    room.join("viewer", publish=(), slots=2)
+    room.connect()
+    assert {s.publisher for s in room.core.slots("viewer")} - {None} == {PROGRAM_ID}
+    seen = len(room.events)
+    assert studios.stop("r1", room.net.now) and not studios.stop("r1", room.net.now)  # once: then no studio
+    room.server.flush()
+    assert {s.publisher for s in room.core.slots("viewer")} - {None} == {"cam-a", "cam-b"}
+    told = [e for e in room.events[seen:] if isinstance(e, SlotsChanged) and e.participant_id == "viewer"]
+    assert told and {s.publisher for s in told[-1].slots} - {None} == {"cam-a", "cam-b"}
+    with pytest.raises(UsageError):
+        studios.command("studio.card", "r1", {}, room.net.now)

@@ -199,6 +199,12 @@ class FirefoxPage:
             " const r = typeof v === 'function' ? await v(JSON.parse(arg)) : await v;"
             " return r === undefined ? undefined : JSON.stringify(r); }", arg)
 
+    def add_init_script(self, script: str) -> None:
+        """As Playwright's: run ``script`` (a statement list) in every document this tab loads from now
+        on, before the page's own scripts (BiDi's ``script.addPreloadScript``)."""
+        self.browser.command("script.addPreloadScript", {
+            "functionDeclaration": "() => {\n" + script + "\n}", "contexts": [self.context]})
+
     def wait_for_function(self, script: str, arg: object = None, timeout: float = DEFAULT_TIMEOUT_MS) -> object:
         """Poll the function ``script`` in the page until it returns a truthy value."""
         return self._call(

@@ -66,6 +66,19 @@ class Harness:
             self.core.handle_timeout(self.now)
 
 
+def cluster_node(node_id: str, seed: int, **config) -> Harness:
+    """A harness whose core is a node of a cluster: it writes call and room snapshots (RoomChanged events)."""
+    h = Harness(**config)
+    h.core = SignalCore(CoreConfig(**config), random=seeded(seed), node_id=node_id, journal=True)
+    return h
+
+
+def resumed_on(h: Harness, session_id: str, user: str, resume_token: str) -> None:
+    """``session_id`` adopted by ``h``'s node (as from a dead or restarted node's journal), then resumed there."""
+    h.core.adopt_session(session_id, user, resume_token, 0, [], h.now)
+    assert h.connect(user, resume_token=resume_token, last_seq=0) == session_id
+
+
 def ann_calls_bob(h, *, accept: bool = True):
     """ann and bob connected as friends, ann invites bob (who accepts): (a, b, call_id, output)."""
     a = h.connect("ann", friends={"bob"})

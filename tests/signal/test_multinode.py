@@ -233,14 +233,20 @@ async def test_room_across_nodes(tmp_path, redis_url, postgres_url):
         assert (await cg.ok("friend.list"))["friends"] == [{"user": owner, "status": "busy"}]
 
 
+async def room_of_two(owner, guest) -> str:
+    """``owner`` opens a room and invites ``guest``, who joins (the owner told): its id."""
+    room_id = (await owner.ok("room.create", {}))["room_id"]
+    await owner.ok("room.invite", {"room_id": room_id, "to": guest.user})
+    await guest.expect("room.invited", room_id=room_id)
+    await guest.ok("room.join", {"room_id": room_id})
+    await owner.expect("room.joined", room_id=room_id)
+    return room_id
+
+
 async def test_room_survives_its_owner_node(tmp_path, redis_url, postgres_url):
     async with two_nodes(tmp_path, "3", redis_url, postgres_url) as (node_a, port_a, _, port_b):
         co, cg = await friends_across(port_a, port_b, "rown", "rgst")
-        room_id = (await co.ok("room.create", {}))["room_id"]
-        await co.ok("room.invite", {"room_id": room_id, "to": cg.user})
-        await cg.expect("room.invited", room_id=room_id)
-        await cg.ok("room.join", {"room_id": room_id})
-        await co.expect("room.joined", room_id=room_id)
+        room_id = await room_of_two(co, cg)
         node_a.send_signal(signal.SIGKILL)
         await node_a.wait()
         # the guest keeps signalling: node B takes the room over and keeps the owner's messages
@@ -393,3 +399,31 @@ async def test_resume_on_another_live_node_moves_the_session(tmp_path, redis_url
         assert (await moved.expect("call.candidate", call_id=call_id))["candidate"] == {"candidate": "c1"}
         await moved.ok("call.hangup", {"call_id": call_id})
         assert (await cb.expect("call.ended", call_id=call_id))["reason"] == "hangup"
+
+
+async def test_a_studio_survives_its_owner_node_through_the_rooms_snapshot(tmp_path, redis_url, postgres_url):
+    """The studio (and what is on air) is in the room's Redis snapshot: once node A is killed, the operator
+    resumes on node B, which adopts the room as a studio and relays its commands, stop included."""
+    async with two_nodes(tmp_path, "8", redis_url, postgres_url) as (node_a, port_a, _, port_b):
+        co, cg = await friends_across(port_a, port_b, "stown", "stgst")
+        room_id = await room_of_two(co, cg)
+        await co.ok("studio.start", {"room_id": room_id})
+        source = {"publisher": cg.session_id, "track": "1"}
+        await co.ok("studio.cut", {"room_id": room_id, "source": source})
+        r = aioredis.from_url(redis_url)
+        try:
+            snapshot = json.loads(await r.get(f"nc:room:{room_id}"))
+        finally:
+            await r.aclose()
+        assert snapshot["studio"] == {"video": source, "audio": None}
+        node_a.send_signal(signal.SIGKILL)
+        await node_a.wait()
+        resumed = await connect_token(port_b, co.user, co.token, resume=co.welcome["payload"]["resume_token"],
+                                      last_seq=str(co.last_seq))
+        assert resumed.welcome["payload"]["resumed"] is True
+        resumed.last_seq = co.last_seq
+        await resumed.ok("studio.card", {"room_id": room_id})  # a studio on node B too: not refused with 409
+        await resumed.ok("studio.stop", {"room_id": room_id})
+        assert (await cg.expect("studio.stopped", room_id=room_id))["by"] == co.user
+        err = await resumed.request("studio.cut", {"room_id": room_id, "source": source})
+        assert err["payload"]["code"] == 409

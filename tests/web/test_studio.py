@@ -52,7 +52,7 @@ def test_the_operator_cuts_between_sources_and_the_program_tile_follows(open_use
         wait_until(lambda: (lambda p: p.get("video") == "card" and p.get("frames", 0) > 2 and p["width"] == 640)(
             program(page)), "the card in the Program tile")
     owner.wait_for_selector(f'#studio-sources button:has-text("{guest_name}")', timeout=20000)
-    assert guest.is_disabled("#studio-sources button") and guest.is_disabled("#studio-card")
+    assert guest.is_disabled("#studio-sources button") and guest.is_disabled("#studio-card") and guest.is_disabled("#studio-stop")
     guest_session = guest.evaluate("() => window.netcore.sessionId")
     owner.click(f'#studio-sources button:has-text("{guest_name}")')
     wait_until(lambda: (program(owner).get("video") or "").startswith(guest_session), "the cut to the guest's camera")

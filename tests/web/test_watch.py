@@ -18,7 +18,8 @@ import time
 
 import pytest
 
-from tests.web.conftest import log_in, up_moving_rooms_above
+from tests.browsers.firefox import Firefox
+from tests.web.conftest import log_in, program, up_moving_rooms_above
 from tests.web.helpers import befriend, screenshot
 from tests.web.test_sfu import WAIT, Pending, use_small_video, wait_until
 
@@ -73,6 +74,16 @@ LAYERS_JS = """async () => {
 }"""
 
 
+@pytest.fixture(scope="module")
+def headless_firefox():
+    """Firefox ESR headless (a viewer captures no screen, so no X display), driven over WebDriver BiDi."""
+    browser = Firefox(program("firefox-esr"))
+    try:
+        yield browser
+    finally:
+        browser.close()
+
+
 @pytest.fixture
 def up_on_the_call_server(tmp_path):
     """`netcore up` whose rooms go to its call server from their second participant (threshold 1)."""
@@ -100,6 +111,75 @@ def choose(page, value: str) -> None:
     page.select_option("#watch-quality", value)
 
 
+def owner_invites(up, owner, owner_name: str, viewer, viewer_name: str) -> str:
+    """Both log in; the owner befriends the viewer, opens a room and invites it (the invitation shown):
+    the room's id. The owner's camera at 15 fps: a 720p simulcast encoder beside the viewer's decoder on
+    shared cores."""
+    log_in(owner, up.url, owner_name)
+    log_in(viewer, up.url, viewer_name)
+    owner.fill("#max-framerate", "15")
+    befriend(owner, owner_name, viewer, viewer_name)
+    owner.click("#room-create")
+    owner.wait_for_selector("#room:not([hidden])")
+    room_id = owner.get_attribute("#room", "data-room-id")
+    owner.click(f'#friends li[data-user="{viewer_name}"] .room-invite')
+    viewer.wait_for_selector("#room-invite:not([hidden])")
+    return room_id
+
+
+def receives_the_owners_camera(owner, viewer) -> None:
+    """The watch page decodes video and audio, having asked for no camera or microphone and offered
+    receive-only media sections; no studio: the owner's camera is what it shows; the owner sends q/h/f."""
+    first = wait_until(lambda: held(viewer, lambda w: w["frames"] > 0 and w["samples"] > 0),
+                       "the watch page to decode the program's video and audio", WAIT)
+    assert first["getUserMedia"] == 0, first
+    assert sends_nothing(first["sdp"]), first["sdp"]
+    assert first["shown"]["publisher"] != "program"
+    wait_until(lambda: [rid for rid, _ in owner.evaluate(LAYERS_JS)] == ["f", "h", "q"] or Pending(
+        owner.evaluate(LAYERS_JS)), "the publisher to send q/h/f", WAIT)
+
+
+def sends_nothing(sdp: str) -> bool:
+    """Every media section of ``sdp`` receives only (or is inactive). Firefox's session level says
+    ``a=sendrecv``, which the media sections override."""
+    sections = sdp.split("\r\nm=")[1:]
+    return bool(sections) and all("a=recvonly" in m or "a=inactive" in m for m in sections)
+
+
+def lowest_rung_and_back(owner, viewer, shots: str) -> tuple[int, int]:
+    """The viewer's menu offers Auto and the three layers' heights the call server has seen (180/360/720
+    unless the publisher's browser adapted its capture for CPU), highest first; Auto gives more than the
+    low layer, the lowest rung caps the picture at that height (and the line under it says so), Auto
+    brings it back up. Returns the lowest and middle rungs."""
+    assert viewer.evaluate("() => document.getElementById('watch-quality').value") == ""
+    rungs = wait_until(lambda: (lambda m: m if m["heights"] and m["options"] == ["", *map(str, sorted(m["heights"], reverse=True))]
+                                and len(m["heights"]) == 3 else Pending(m))(viewer.evaluate(MENU_JS)),
+                       "the menu to offer the three layers' heights", WAIT)["options"]
+    print("menu:", rungs)
+    assert viewer.evaluate("() => document.querySelector('#watch-quality option:last-child').textContent") == f"{rungs[-1]}p"
+    lowest, middle = int(rungs[-1]), int(rungs[-2])
+    auto = wait_until(lambda: held(viewer, lambda w: w["height"] > LOW), "Auto to give more than the low layer", WAIT)
+    print("auto:", auto["received"], "layers sent:", owner.evaluate(LAYERS_JS))
+    wait_until(lambda: watched(viewer)["received"].startswith(f"Receiving {watched(viewer)['width']}\u00d7"),
+               "the received line to follow what is decoded", 10)
+    screenshot(viewer, f"{shots}-auto")
+
+    started = time.monotonic()
+    choose(viewer, str(lowest))
+    low = wait_until(lambda: held(viewer, lambda w: 0 < w["height"] <= lowest), "the lowest rung to cap the picture", WAIT)
+    print(f"{lowest}p: {low['received']} after {time.monotonic() - started:.1f} s")
+    assert viewer.get_attribute("#watch", "data-quality") == str(lowest)
+    wait_until(lambda: viewer.get_attribute("#watch-received", "data-height") == str(watched(viewer)["height"]),
+               "the received line to say the capped height", 10)
+    screenshot(viewer, f"{shots}-lowest")
+
+    started = time.monotonic()
+    choose(viewer, "")
+    back = wait_until(lambda: held(viewer, lambda w: w["height"] > LOW), "Auto to bring the picture back up", WAIT)
+    print(f"auto again: {back['received']} after {time.monotonic() - started:.1f} s")
+    return lowest, middle
+
+
 def test_the_watch_page_receives_the_program_and_its_quality_menu_caps_the_layer(browser, up_on_the_call_server,
                                                                                   names):
     up = up_on_the_call_server
@@ -113,15 +193,7 @@ def test_the_watch_page_receives_the_program_and_its_quality_menu_caps_the_layer
         owner.on("pageerror", lambda exc: print(f"[owner] page error: {exc}"))
         viewer.on("pageerror", lambda exc: print(f"[viewer] page error: {exc}"))
         viewer.on("websocket", lambda ws: ws.on("framesent", lambda frame: sent.append(json.loads(frame))))
-        log_in(owner, up.url, owner_name)
-        log_in(viewer, up.url, viewer_name)
-        owner.fill("#max-framerate", "15")  # a 720p simulcast encoder beside the viewer's decoder on shared cores
-        befriend(owner, owner_name, viewer, viewer_name)
-        owner.click("#room-create")
-        owner.wait_for_selector("#room:not([hidden])")
-        room_id = owner.get_attribute("#room", "data-room-id")
-        owner.click(f'#friends li[data-user="{viewer_name}"] .room-invite')
-        viewer.wait_for_selector("#room-invite:not([hidden])")
+        room_id = owner_invites(up, owner, owner_name, viewer, viewer_name)
 
         # The link a viewer is given: the page logs in and goes straight to the watch view.
         log_in(viewer, f"{up.url}?region=eu#watch/{room_id}", viewer_name, register=False)
@@ -133,41 +205,8 @@ def test_the_watch_page_receives_the_program_and_its_quality_menu_caps_the_layer
           return [parseWatchRoute('#watch/r1?region=us', '?region=eu'), parseWatchRoute('#watch/r%202', ''),
                   parseWatchRoute('#watch/', '?region=eu'), parseWatchRoute('', '?region=eu')]; }""")
         assert routes == [{"room": "r1", "region": "us"}, {"room": "r 2", "region": None}, None, None], routes
-        first = wait_until(lambda: held(viewer, lambda w: w["frames"] > 0 and w["samples"] > 0),
-                           "the watch page to decode the program's video and audio", WAIT)
-        assert first["getUserMedia"] == 0, first  # no camera or microphone asked for
-        assert "a=sendonly" not in first["sdp"] and "a=sendrecv" not in first["sdp"], first["sdp"]
-        assert first["shown"]["publisher"] != "program"  # no studio: the owner's camera is the program
-        # the publisher sends three layers, and Auto (no limit) gives the viewer more than the low one
-        wait_until(lambda: [rid for rid, _ in owner.evaluate(LAYERS_JS)] == ["f", "h", "q"] or Pending(
-            owner.evaluate(LAYERS_JS)), "the publisher to send q/h/f", WAIT)
-        assert viewer.input_value("#watch-quality") == ""
-        # the menu: Auto and the heights of the layers the call server has seen (180/360/720 unless Chromium
-        # adapted its capture for CPU), highest first
-        rungs = wait_until(lambda: (lambda m: m if m["heights"] and m["options"] == ["", *map(str, sorted(m["heights"], reverse=True))]
-                                    and len(m["heights"]) == 3 else Pending(m))(viewer.evaluate(MENU_JS)),
-                           "the menu to offer the three layers' heights", WAIT)["options"]
-        print("menu:", rungs)
-        assert viewer.eval_on_selector("#watch-quality option:last-child", "(o) => o.textContent") == f"{rungs[-1]}p"
-        lowest, middle = int(rungs[-1]), int(rungs[-2])
-        auto = wait_until(lambda: held(viewer, lambda w: w["height"] > LOW), "Auto to give more than the low layer", WAIT)
-        print("auto:", auto["received"], "layers sent:", owner.evaluate(LAYERS_JS))
-        assert auto["received"].startswith(f"Receiving {auto['width']}\u00d7"), auto  # the line follows what is decoded
-        screenshot(viewer, "watch-auto")
-
-        started = time.monotonic()
-        choose(viewer, str(lowest))
-        low = wait_until(lambda: held(viewer, lambda w: 0 < w["height"] <= lowest), "the lowest rung to cap the picture", WAIT)
-        print(f"{lowest}p: {low['received']} after {time.monotonic() - started:.1f} s")
-        assert viewer.get_attribute("#watch", "data-quality") == str(lowest)
-        wait_until(lambda: viewer.get_attribute("#watch-received", "data-height") == str(watched(viewer)["height"]),
-                   "the received line to say the capped height", 10)
-        screenshot(viewer, "watch-lowest")
-
-        started = time.monotonic()
-        choose(viewer, "")
-        back = wait_until(lambda: held(viewer, lambda w: w["height"] > LOW), "Auto to bring the picture back up", WAIT)
-        print(f"auto again: {back['received']} after {time.monotonic() - started:.1f} s")
+        receives_the_owners_camera(owner, viewer)
+        lowest, middle = lowest_rung_and_back(owner, viewer, "watch")
 
         choose(viewer, str(middle))
         capped = wait_until(lambda: held(viewer, lambda w: 0 < w["height"] <= middle), "the middle rung to cap the picture", WAIT)
@@ -190,7 +229,8 @@ def test_the_watch_page_receives_the_program_and_its_quality_menu_caps_the_layer
 def test_the_watch_page_shows_a_studios_program(open_user, names):
     """A studio (docs/broadcast.md "Input manager") on `netcore up`'s call server: a viewer that follows a
     `#watch/ROOM` link while logged in (a hashchange, no reload) is given the program only and shows it,
-    labelled Program: the card (640x360) at first, then the operator's camera and microphone once cut to."""
+    labelled Program: the card (640x360) at first, then the operator's camera and microphone once cut to;
+    once the operator stops the studio (`studio.stop`), the owner's camera as in a room with no program."""
     owner_name, viewer_name = names("op"), names("fan")
     owner, viewer = open_user(owner_name), open_user(viewer_name)
     viewer.evaluate(COUNT_GUM_JS)
@@ -219,3 +259,42 @@ def test_the_watch_page_shows_a_studios_program(open_user, names):
     wait_until(lambda: (lambda m: m["options"] == ["", "240"] or Pending(m))(viewer.evaluate(MENU_JS)),
                "the menu to follow the program to the camera's height", 20)
     screenshot(viewer, "watch-studio-program")
+    # the operator stops the studio: the program goes off air, and the watch page falls back to the owner's
+    # camera (the call server gives the viewer's slots the cameras again)
+    owner.click("#studio-stop")
+    owner.wait_for_selector("#studio", state="hidden", timeout=20000)
+    owner.wait_for_selector("#room-studio:not([hidden])")
+    camera = wait_until(lambda: held(viewer, lambda w: w["shown"]["publisher"] == owner_session and w["width"] == 320),
+                        "the owner's camera in the watch page once the studio stopped", WAIT)
+    assert viewer.inner_text("#watch-name") == owner_name and camera["getUserMedia"] == 0, camera
+    assert viewer.get_attribute("#watch", "data-state") == "connected"  # the same connection, given other tracks
+
+
+def test_firefox_watches_the_program_and_its_quality_menu_caps_the_layer(browser, headless_firefox,
+                                                                           up_on_the_call_server, names):
+    """The same receive-only watching with Firefox ESR as the viewer (headless, tests/browsers/firefox.py), the
+    publisher in Chromium: Firefox, logged in at the viewer's link, decodes the owner's camera and microphone through the call server,
+    never asks for a camera, its menu lists the three layers' heights, the lowest rung brings the
+    picture down to that height and Auto back up."""
+    up = up_on_the_call_server
+    owner_name, viewer_name = names("host"), names("fox")
+    owner_context = browser.new_context(viewport=VIEWPORT)
+    viewer = headless_firefox.new_page()
+    try:
+        owner = owner_context.new_page()
+        owner.on("pageerror", lambda exc: print(f"[owner] page error: {exc}"))
+        room_id = owner_invites(up, owner, owner_name, viewer, viewer_name)
+        viewer.add_init_script(COUNT_GUM_JS)
+        log_in(viewer, f"{up.url}?region=eu#watch/{room_id}", viewer_name, register=False)  # the viewer's link
+        viewer.wait_for_selector('#watch[data-state="connected"]', timeout=WAIT * 1000)
+        assert viewer.evaluate("() => [window.netcore.watch.room.id, window.netcore.watch.room.region]") == [room_id, "eu"]
+        assert viewer.is_hidden("#people") and viewer.is_hidden("#idle") and viewer.is_hidden("#room")
+        receives_the_owners_camera(owner, viewer)
+        lowest_rung_and_back(owner, viewer, "firefox-watch")
+        viewer.click("#watch-leave")
+        viewer.wait_for_selector("#watch", state="hidden")
+    finally:
+        owner_context.close()
+        viewer.close()
+        if headless_firefox.console:
+            print("firefox console errors:", *headless_firefox.console, sep="\n  ")

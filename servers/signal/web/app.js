@@ -159,6 +159,7 @@ class App {
     on('room.speaker', (p) => this.rooms.onSpeaker(p));
     on('room.recording', (p) => this.rooms.onRecording(p));
     on('studio.state', (p) => this.rooms.onStudio(p));
+    on('studio.stopped', (p) => this.rooms.onStudioStopped(p));
     on('error', (p) => this.notify(`The server reported an error: ${p.reason} (${p.code}).`, true));
   }
 

@@ -165,6 +165,14 @@ export class RoomView {
     if (room.sfu && !room.sfu.members.has(PROGRAM)) room.sfu.addMember(PROGRAM, 'Program');
   }
 
+  // studio.stopped: the panel goes, and the program's tile (the call server gives its slots other tracks)
+  onStudioStopped(p) {
+    const room = this.room;
+    if (!room || room.id !== p.room_id) return;
+    this.studio.onStopped(p);
+    if (room.sfu && room.sfu.members.has(PROGRAM)) room.sfu.removeMember(PROGRAM);
+  }
+
   onSpeaker(p) {
     const room = this.room;
     if (room && room.sfu && room.id === p.room_id) room.sfu.onSpeaker(p);

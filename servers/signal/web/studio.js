@@ -2,7 +2,8 @@
 // starts the studio (`studio.start`), every source is the tile the room already shows for its
 // participant, and the program (the call server's publisher "program") gets a tile of its own.
 // The panel lists the video sources with a Cut button each, the microphones in a select, and
-// the card button (the audio select offers the mix of every microphone too); `studio.state` from the call server says what is on air (and what a cut waits
+// the card button (the audio select offers the mix of every microphone too), and Stop studio
+// (`studio.stop`: the program off air, `studio.stopped` to everyone); `studio.state` from the call server says what is on air (and what a cut waits
 // for: the new source's key frame), and is shown to everyone in the room, the buttons to the
 // operator only.
 
@@ -19,6 +20,7 @@ export class StudioPanel {
     this.state = null;
     $('room-studio').addEventListener('click', () => this.start());
     $('studio-card').addEventListener('click', () => this.command('studio.card', {}));
+    $('studio-stop').addEventListener('click', () => this.command('studio.stop', {}));
     $('studio-audio').addEventListener('change', (e) => {
       const value = e.target.value;
       const source = value ? JSON.parse(value) : null;
@@ -62,6 +64,15 @@ export class StudioPanel {
     if (source.card) return 'the card';
     if (source.mix) return 'the mix';
     return `${this.names(source.publisher) || source.publisher} (${source.track})`;
+  }
+
+  // studio.stopped: the program is off air; the owner may start the studio again.
+  onStopped(p) {
+    if (!this.room || this.room.id !== p.room_id) return;
+    this.state = null;
+    $('studio').hidden = true;
+    $('room-studio').hidden = !this.operator;
+    this.app.notify(`${p.by} stopped the studio: the program is off air.`);
   }
 
   // studio.state: what is on air, and the sources.
@@ -111,6 +122,7 @@ export class StudioPanel {
     }
     audio.disabled = !this.operator;
     $('studio-card').disabled = !this.operator || !p.card;
+    $('studio-stop').disabled = !this.operator;
     $('studio-card').setAttribute('aria-pressed', String(Boolean(p.video && p.video.card)));
   }
 }
