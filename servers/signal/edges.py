@@ -10,10 +10,12 @@ the adapter, which reads them every HEARTBEAT; only edges linked to this
 node (``/v1/service?server=NAME``, NAME the edge's registry name) are
 candidates, since a viewer's offer goes over that link.
 
-A record's load lags (the edge's heartbeat, then our read), so an edge is
-weighed at the larger of its record's load and the viewers this node placed
-there since, as :class:`~.placement.Placement` weighs rooms: a burst of
-viewers spreads over the region's edges rather than all landing on one.
+A record's load lags (the edge's heartbeat, then our read, then the viewer's
+connection), so an edge is weighed at its record's load plus the viewers this
+node put on it in the last ``SETTLE`` seconds (or all the viewers this node
+placed there, if more), as :class:`~.placement.Placement` weighs rooms: a
+burst of viewers, or the viewers of a dead edge, spread over the region's
+edges rather than all landing on the one whose stale record reads lowest.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from typing import Collection
 
 from netcore.sfu.topology import ServerRecord, choose_edge
 
+from .placement import SETTLE
+
 __all__ = ["ViewerEdges"]
 
 
@@ -33,22 +37,36 @@ class ViewerEdges:
     def __init__(self) -> None:
         self.records: list[ServerRecord] = []
         self._viewers: dict[str, tuple[str, str]] = {}  # session id -> (region, edge name)
+        self._recent: dict[str, list[float]] = {}  # edge name -> until when each lately placed viewer weighs
 
     def update(self, records: list[ServerRecord]) -> None:
         """The registry's live records (an edge whose record expired is no longer among them)."""
         self.records = [r for r in records if r.tier == "edge"]
+        for gone in set(self._recent) - {r.name for r in self.records}:
+            del self._recent[gone]
 
-    def place(self, session_id: str, region: str, linked: Collection[str],
+    def place(self, session_id: str, region: str, linked: Collection[str], now: float,
               avoid: frozenset[str] = frozenset()) -> ServerRecord | None:
-        """Choose the viewer's edge among the live, linked ones (None: no edge; the viewer then uses the
-        room's call server)."""
+        """Choose the viewer's edge among the live ones in ``linked`` (None: no edge; the viewer then uses
+        the room's call server)."""
         self._viewers.pop(session_id, None)
         placed = Counter(edge for _, edge in self._viewers.values())
-        candidates = [replace(r, load=max(r.load, placed[r.name])) for r in self.records if r.name in linked]
+        candidates = [replace(r, load=max(r.load + self._settling(r.name, now), placed[r.name]))
+                      for r in self.records if r.name in linked]
         chosen = choose_edge(candidates, region, avoid)
         if chosen is not None:
             self._viewers[session_id] = (region, chosen.name)
+            self._recent.setdefault(chosen.name, []).append(now + SETTLE)
         return chosen
+
+    def _settling(self, edge: str, now: float) -> int:
+        """Viewers put on ``edge`` in the last ``SETTLE`` seconds (not in its record yet)."""
+        recent = [until for until in self._recent.get(edge, ()) if until > now]
+        if recent:
+            self._recent[edge] = recent
+        else:
+            self._recent.pop(edge, None)
+        return len(recent)
 
     def edge_of(self, session_id: str) -> str | None:
         viewer = self._viewers.get(session_id)
