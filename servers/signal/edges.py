@@ -10,12 +10,13 @@ the adapter, which reads them every HEARTBEAT; only edges linked to this
 node (``/v1/service?server=NAME``, NAME the edge's registry name) are
 candidates, since a viewer's offer goes over that link.
 
-A record's load lags (the edge's heartbeat, then our read, then the viewer's
-connection), so an edge is weighed at its record's load plus the viewers this
-node put on it in the last ``SETTLE`` seconds (or all the viewers this node
-placed there, if more), as :class:`~.placement.Placement` weighs rooms: a
-burst of viewers, or the viewers of a dead edge, spread over the region's
-edges rather than all landing on the one whose stale record reads lowest.
+A record's load lags (the edge's heartbeat, then our read), so an edge is
+weighed at the larger of its record's load and the viewers this node placed
+there, as :class:`~.placement.Placement` weighs rooms: a burst of viewers
+spreads over the region's edges rather than all landing on one. Viewers
+moved off a dead edge are added on top of the record for ``SETTLE`` seconds
+(they reconnect in that time, and the record from before the death counts
+none of them), so the survivors share them by the load they will carry.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ class ViewerEdges:
     def __init__(self) -> None:
         self.records: list[ServerRecord] = []
         self._viewers: dict[str, tuple[str, str]] = {}  # session id -> (region, edge name)
-        self._recent: dict[str, list[float]] = {}  # edge name -> until when each lately placed viewer weighs
+        self._recent: dict[str, list[float]] = {}  # edge name -> until when each lately moved viewer weighs
 
     def update(self, records: list[ServerRecord]) -> None:
         """The registry's live records (an edge whose record expired is no longer among them)."""
@@ -46,9 +47,10 @@ class ViewerEdges:
             del self._recent[gone]
 
     def place(self, session_id: str, region: str, linked: Collection[str], now: float,
-              avoid: frozenset[str] = frozenset()) -> ServerRecord | None:
+              avoid: frozenset[str] = frozenset(), moved: bool = False) -> ServerRecord | None:
         """Choose the viewer's edge among the live ones in ``linked`` (None: no edge; the viewer then uses
-        the room's call server)."""
+        the room's call server); ``moved``: it comes off a dead edge, so it weighs on its new one on top of
+        that one's record for ``SETTLE`` seconds."""
         self._viewers.pop(session_id, None)
         placed = Counter(edge for _, edge in self._viewers.values())
         candidates = [replace(r, load=max(r.load + self._settling(r.name, now), placed[r.name]))
@@ -56,11 +58,12 @@ class ViewerEdges:
         chosen = choose_edge(candidates, region, avoid)
         if chosen is not None:
             self._viewers[session_id] = (region, chosen.name)
-            self._recent.setdefault(chosen.name, []).append(now + SETTLE)
+            if moved:
+                self._recent.setdefault(chosen.name, []).append(now + SETTLE)
         return chosen
 
     def _settling(self, edge: str, now: float) -> int:
-        """Viewers put on ``edge`` in the last ``SETTLE`` seconds (not in its record yet)."""
+        """Viewers moved onto ``edge`` in the last ``SETTLE`` seconds (not in its record yet)."""
         recent = [until for until in self._recent.get(edge, ()) if until > now]
         if recent:
             self._recent[edge] = recent

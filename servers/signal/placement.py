@@ -6,9 +6,10 @@ tracks, forwarded packets per second; docs/signaling.md). :class:`Placement`
 keeps one :class:`CallServer` per linked server and the room -> server map:
 
 - a room that moves to the call server goes to the least loaded trusted one
-  (:meth:`Placement.place`, the order of :meth:`Placement.score`), weighed
-  by what it reported plus what this node put on it in the last ``SETTLE``
-  seconds (its report cannot count participants still connecting);
+  (:meth:`Placement.place`, the order of :meth:`Placement.score`); rooms
+  moved off a dead server weigh on their new one on top of its reports for
+  ``SETTLE`` seconds (those reports cannot count participants still
+  connecting);
 - a server whose link closes is dead at once (:meth:`Placement.unlink`): a
   killed process closes its sockets;
 - a linked server that has reported once and then missed ``REPORT_TIMEOUT``
@@ -45,7 +46,7 @@ REPORT_INTERVAL = 0.5  # seconds between a call server's load reports
 REPORT_TIMEOUT = 2.0  # seconds without a report after which a reporting server is suspect (4 missed)
 SILENT_GRACE = 6.0  # further seconds of silence after which a suspect (still linked) server is dead
 PROBE_TIMEOUT = 3.0  # seconds a suspect's link has to answer a ping before it is dead
-SETTLE = 5.0  # seconds a placed or moved participant weighs on its server on top of the server's reports
+SETTLE = 5.0  # seconds a moved participant weighs on its new server on top of the server's reports
 MOVE_RATE = 40.0  # participants a second moved off dead servers (rooms and viewers)
 MOVE_BURST = 40.0  # participants moved at once after a quiet spell
 FLAP_MEMORY = 300.0  # seconds a server's death is remembered for its back-off
@@ -100,7 +101,7 @@ class CallServer:
     probe_deadline: float | None = None  # when that ping counts as unanswered
     answered: bool = False  # its link answered a ping since its last report
     held_until: float = 0.0  # back-off after a flap: suspect until then
-    recent: list[tuple[float, int]] = field(default_factory=list)  # (until, participants) placed lately
+    recent: list[tuple[float, int]] = field(default_factory=list)  # (until, participants) moved here lately
 
     def silent_since(self) -> float | None:
         """Where its silence is counted from: its last report, moved on by our own stalls since."""
@@ -116,7 +117,7 @@ class CallServer:
         return not self.late(now) and now >= self.held_until
 
     def settling(self, now: float) -> int:
-        """Participants put on it in the last ``SETTLE`` seconds (not in its reports yet)."""
+        """Participants moved onto it in the last ``SETTLE`` seconds (not in its reports yet)."""
         self.recent = [(until, n) for until, n in self.recent if until > now]
         return sum(n for _, n in self.recent)
 
@@ -229,16 +230,18 @@ class Placement:
     # -- placement --------------------------------------------------------------------
 
     def score(self, server: CallServer, weight: Callable[[str], int], now: float) -> tuple:
-        """Lower is less loaded: participants (what the server reported plus what this node put on it in
-        the last ``SETTLE`` seconds, or what this node placed there if that is more), then forwarded packets
-        per second, then rooms, then the name."""
+        """Lower is less loaded: participants (what the server reported plus what was moved onto it in the
+        last ``SETTLE`` seconds, or what this node placed there if that is more, so a burst of rooms does not
+        all go to one server before its next report), then forwarded packets per second, then rooms, then
+        the name."""
         placed = sum(weight(room_id) for room_id in server.rooms)
         return (max(server.load.participants + server.settling(now), placed), server.load.packets_per_second,
                 max(server.load.rooms, len(server.rooms)), server.name)
 
-    def place(self, room_id: str, weight: Callable[[str], int], now: float) -> str | None:
+    def place(self, room_id: str, weight: Callable[[str], int], now: float, moved: bool = False) -> str | None:
         """Put a room on the least loaded trusted server (``weight(room_id)``: its participants); None if
-        no server is linked. A room already placed stays where it is."""
+        no server is linked. A room already placed stays where it is. ``moved``: it comes off a dead
+        server, so it weighs on top of its new server's reports for ``SETTLE`` seconds."""
         current = self._room_server.get(room_id)
         if current is not None:
             return current
@@ -247,7 +250,8 @@ class Placement:
             return None
         best = min(candidates, key=lambda s: self.score(s, weight, now))
         self.assign(room_id, best.name)
-        best.recent.append((now + SETTLE, max(1, weight(room_id))))
+        if moved:
+            best.recent.append((now + SETTLE, max(1, weight(room_id))))
         return best.name
 
     def assign(self, room_id: str, name: str) -> bool:

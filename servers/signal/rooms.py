@@ -383,12 +383,12 @@ class Rooms(CorePart[RoomHost]):
         return self.edges.edge_of(session_id) or room.call_server
 
     def _place_viewer(self, room: Room, session_id: str, region: str | None, now: float,
-                      avoid: frozenset[str] = frozenset()) -> ServerRecord | None:
+                      avoid: frozenset[str] = frozenset(), moved: bool = False) -> ServerRecord | None:
         """A viewer of a room on the call server that said its region: its edge (None: it uses the room's).
         Only trusted edges are candidates (:meth:`Placement.trusted`)."""
         if region is None or room.topology is not Topology.SFU:
             return None
-        return self.edges.place(session_id, region, self.placement.trusted(now), now, avoid)
+        return self.edges.place(session_id, region, self.placement.trusted(now), now, avoid, moved)
 
     def _move_viewer(self, session_id: str, dead: str, now: float) -> None:
         """A viewer of edge ``dead`` to another edge of its region (or the room's call server)."""
@@ -400,7 +400,7 @@ class Rooms(CorePart[RoomHost]):
         room = next((self._rooms[r] for r in session.rooms if r in self._rooms), None) if session else None
         if session is None or room is None:
             return
-        self._place_viewer(room, session_id, region, now, frozenset({dead}))
+        self._place_viewer(room, session_id, region, now, frozenset({dead}), moved=True)
         new = self._media_server(room, session_id)
         self._out.send(session, "room.moved", {"room_id": room.room_id, "call_server": new,
                                                "previous": dead, "reason": "failover"})
@@ -483,7 +483,7 @@ class Rooms(CorePart[RoomHost]):
         """Place the room again and tell every participant to offer to its new call server."""
         previous = room.call_server
         self.placement.release(room.room_id)
-        room.call_server = self.placement.place(room.room_id, self._weight, now)
+        room.call_server = self.placement.place(room.room_id, self._weight, now, moved=reason == "failover")
         if room.call_server is None and previous is None:
             return  # still nowhere: nothing to tell
         moved = {"room_id": room.room_id, "call_server": room.call_server, "previous": previous, "reason": reason}

@@ -33,8 +33,8 @@ def test_rooms_go_to_the_least_loaded_server_counting_what_was_placed_since_its_
     p.report("b", load(participants=2), 0.1)
     weights = {"r1": 5, "r2": 5, "r3": 5}
     assert p.place("r1", weights.get, 0.2) == "b"  # 2 < 10
-    assert p.place("r2", weights.get, 0.2) == "b"  # b: 2 reported + 5 placed since = 7 < 10
-    assert p.place("r3", weights.get, 0.2) == "a"  # b: 2 + 10 = 12 > 10
+    assert p.place("r2", weights.get, 0.2) == "b"  # b: max(2, 5) = 5 < 10
+    assert p.place("r3", weights.get, 0.2) == "a"  # tie at 10 participants and 0 packets/s: a has fewer rooms
     assert p.place("r1", weights.get, 0.2) == "b"  # placed rooms stay
     p.report("b", load(participants=30), 0.6)  # b's report now covers more than we placed
     assert p.place("r4", lambda r: 5, 0.7) == "a"
@@ -325,6 +325,21 @@ def test_the_rooms_of_a_dead_server_move_in_batches_a_large_room_whole():
     assert told == [MOVE_BURST, MOVE_RATE / 2, 0, 0] and h.core.moves_pending == 0
 
 
+def test_rooms_moved_off_a_dead_server_weigh_on_their_new_one_on_top_of_its_stale_report():
+    p = Placement()
+    for name in ("b", "c"):
+        p.link(name, 0.0)
+    p.report("b", load(participants=10), 0.0)  # 10 of other nodes' participants; c carries none
+    p.report("c", load(), 0.0)
+    got = Counter(p.place(f"r{i}", lambda r: 2, 0.1, moved=True) for i in range(10))
+    assert abs((10 + 2 * got["b"]) - 2 * got["c"]) <= 2, got  # even to within one room of two
+    fresh = Placement()  # a fresh placement (not a move) weighs the larger of report and what was placed
+    for name in ("b", "c"):
+        fresh.link(name, 0.0)
+    fresh.report("b", load(participants=10), 0.0)
+    assert Counter(fresh.place(f"r{i}", lambda r: 2, 0.1) for i in range(10)) == {"c": 5, "b": 5}
+
+
 def test_move_budget_lets_a_room_larger_than_the_burst_go_whole_when_full():
     budget = MoveBudget(rate=10.0, burst=20.0)
     assert budget.take(50, 0.0)  # full: the big room goes, the bucket is in debt
@@ -496,10 +511,10 @@ def test_a_viewer_that_says_its_region_is_placed_on_its_regions_least_loaded_lin
     h.send(sid, "room.quality", {"room_id": room_id, "publisher": "p", "track": "0", "max_height": 180})
     assert [e.call_server for e in h.events() if isinstance(e, (MediaOffered, MediaQualityRequested))] == \
         ["eu-b", "eu-b"]
-    # eu-b's record still says 1; it weighs that plus the viewers put there in the last SETTLE seconds, so
-    # a burst goes to eu-b until it weighs as much as eu-a (5), then alternates (eu-a first at a tie)
+    # eu-b's record still says 1; it weighs the larger of that and the viewers placed there since, so a
+    # burst goes to eu-b until it weighs as much as eu-a (5), then to eu-a (the first name at a tie)
     placed = [viewer_joins(h, owner, room_id, f"viewer{n}", "eu")[1]["call_server"] for n in range(2, 8)]
-    assert placed == ["eu-b", "eu-b", "eu-b", "eu-a", "eu-b", "eu-a"]
+    assert placed == ["eu-b", "eu-b", "eu-b", "eu-b", "eu-a", "eu-a"]
     assert viewer_joins(h, owner, room_id, "farviewer", "ap")[1]["call_server"] == "us"  # no edge in ap: anywhere's
     plain = viewer_joins(h, owner, room_id, "plainviewer", None)[1]
     assert plain["call_server"] == room_server and "edge" not in plain  # no region: the room's server
