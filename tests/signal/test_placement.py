@@ -120,6 +120,17 @@ def sfu_room(h: Harness, size: int = 5):
     return sids, room_id
 
 
+def room_of_two(h: Harness, i: int) -> tuple[str, str, str]:
+    """Owner ``own{i}`` and guest ``gst{i}`` in a new room: (room id, owner's session, guest's session)."""
+    owner, guest = h.connect(f"own{i}"), h.connect(f"gst{i}")
+    h.send(owner, "room.create", {})
+    room_id = [m for s, m in h.drain() if m["type"] == "ack"][0]["payload"]["room_id"]
+    h.send(owner, "room.invite", {"room_id": room_id, "to": f"gst{i}"})
+    h.send(guest, "room.join", {"room_id": room_id})
+    h.drain()
+    return room_id, owner, guest
+
+
 def messages(out, kind):
     return {sid: m["payload"] for sid, m in out if m["type"] == kind}
 
@@ -308,13 +319,7 @@ def test_the_rooms_of_a_dead_server_move_in_batches_a_large_room_whole():
     rooms = []
     for i in range(30):  # 30 rooms of two, all on a (b is far busier)
         report(h, "b", 1000)
-        owner, guest = h.connect(f"own{i}"), h.connect(f"gst{i}")
-        h.send(owner, "room.create", {})
-        room_id = [m for s, m in h.drain() if m["type"] == "ack"][0]["payload"]["room_id"]
-        h.send(owner, "room.invite", {"room_id": room_id, "to": f"gst{i}"})
-        h.send(guest, "room.join", {"room_id": room_id})
-        h.drain()
-        rooms.append(room_id)
+        rooms.append(room_of_two(h, i)[0])
     assert {h.core.room_call_server(r) for r in rooms} == {"a"}
     h.drain()
     h.core.handle_call_server_unlinked("a", h.now)
@@ -418,13 +423,7 @@ def test_rooms_spread_over_servers_and_an_ended_room_frees_its_place():
         h.core.handle_call_server_linked(name, h.now)
     rooms = []
     for i in range(6):
-        owner, guest = h.connect(f"own{i}"), h.connect(f"gst{i}")
-        h.send(owner, "room.create", {})
-        room_id = [m for s, m in h.drain() if m["type"] == "ack"][0]["payload"]["room_id"]
-        h.send(owner, "room.invite", {"room_id": room_id, "to": f"gst{i}"})
-        h.send(guest, "room.join", {"room_id": room_id})
-        h.drain()
-        rooms.append((room_id, owner, guest))
+        rooms.append(room_of_two(h, i))
     placed = [h.core.room_call_server(r) for r, _, _ in rooms]
     assert sorted(placed) == ["a", "a", "b", "b", "c", "c"]
     room_id, owner, guest = rooms[0]
