@@ -306,7 +306,9 @@ class MoveBudget:
         if self._at is None:
             return None
         missing = min(participants, self.burst) - self._tokens
-        return self._at + max(0.0, missing) / self.rate
+        if missing <= 0:
+            return self._at
+        return self._at + missing / self.rate + 1e-6  # a microsecond on: rounding never leaves it short
 
 
 class LoopLag:
