@@ -7,7 +7,7 @@ spell; counted from signaling's log (``service.suspect``, ``service.dead``, ``ro
 * ``own-stall``: signaling itself is stopped (SIGSTOP) for ``--stall`` seconds, then continued: its
   loop was held up, both call servers kept reporting; no server should be declared dead.
 * ``slow-server``: ``sfu-a`` is stopped for ``--slow`` seconds (shorter than a stopped process's
-  2 + 3 s), then continued: a server starved that long is late, not gone; it should keep its rooms.
+  2 + 4 s), then continued: a server starved that long is late, not gone; it should keep its rooms.
 * ``killed``: ``sfu-b`` is SIGKILLed: its link closes; its rooms should move at once (the time from
   the kill to the first ``room.moved`` in signaling's log, polled every 20 ms).
 

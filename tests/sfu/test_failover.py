@@ -84,7 +84,7 @@ async def placement_and_failover(tmp_path: Path) -> None:
 
         # a server that stops reporting (SIGSTOP) while its link stays open is suspect after
         # REPORT_TIMEOUT (2 s) and its link is pinged; the stopped process does not answer, so it is
-        # dead PROBE_TIMEOUT (3 s) later, not at once (a busy one would answer): with no live server
+        # dead PROBE_TIMEOUT (4 s) later, not at once (a busy one would answer): with no live server
         # left, its rooms are told they have none, and are placed again when one links
         stopped = time.monotonic()
         os.kill(servers["sfu-b"]["sfu"].pid, signal.SIGSTOP)
