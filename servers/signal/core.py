@@ -60,6 +60,7 @@ from .events import (
     CallChanged,
     CallEnded,
     CallServerDown,
+    CallServerSuspect,
     CallStarted,
     CloseRequested,
     Forwarded,
@@ -90,6 +91,7 @@ __all__ = [
     "UserRequested", "CloseRequested", "RecordingRequested", "CallStarted", "CallAnswered", "CallEnded",
     "QualityReported", "SessionExpired", "PresenceChanged", "Forwarded", "CallChanged", "RoomChanged",
     "MediaOffered", "MediaLeft", "MediaQualityRequested", "RoomMoved", "CallServerDown",
+    "CallServerSuspect",
     "USER_SERVICE_TYPES",
 ]
 
@@ -507,8 +509,19 @@ class SignalCore:
         return self._rooms.call_server_load(name, Load.from_payload(payload), now)
 
     def handle_call_server_unlinked(self, name: str, now: float) -> None:
-        """Its link closed: it is dead, its rooms move (``room.moved``)."""
+        """Its link closed: it is dead at once, its rooms and viewers move (``room.moved``, at the move
+        budget's pace)."""
         self._rooms.call_server_down(name, "unlinked", now)
+
+    def handle_call_server_pong(self, name: str, probe: int, now: float) -> None:
+        """Its link answered the ping of :class:`CallServerSuspect` ``probe``: the process is there, so it
+        is not dead before the silent grace ends (it stays suspect until it reports)."""
+        self._rooms.placement.answered(name, probe)
+
+    def handle_loop_stall(self, seconds: float, now: float) -> None:
+        """This node's own loop was held up ``seconds`` (measured by :class:`~.placement.LoopLag`): that
+        time is not counted against any call server's reports or pings."""
+        self._rooms.placement.stalled(seconds)
 
     def handle_edges(self, records: list[ServerRecord]) -> None:
         """The broadcast tree's live records (``ServerRecord``s read from its registry): the edges that
@@ -519,6 +532,11 @@ class SignalCore:
         """The call server a room owned here is placed on."""
         room = self._rooms.get(room_id)
         return room.call_server if room is not None else None
+
+    @property
+    def moves_pending(self) -> int:
+        """Rooms and viewers waiting to move off dead call servers (the move budget's queue)."""
+        return self._rooms.moves_pending
 
     @property
     def placement(self) -> Placement:

@@ -12,8 +12,11 @@ candidates, since a viewer's offer goes over that link.
 
 A record's load lags (the edge's heartbeat, then our read), so an edge is
 weighed at the larger of its record's load and the viewers this node placed
-there since, as :class:`~.placement.Placement` weighs rooms: a burst of
-viewers spreads over the region's edges rather than all landing on one.
+there, as :class:`~.placement.Placement` weighs rooms: a burst of viewers
+spreads over the region's edges rather than all landing on one. Viewers
+moved off a dead edge are added on top of the record for ``SETTLE`` seconds
+(they reconnect in that time, and the record from before the death counts
+none of them), so the survivors share them by the load they will carry.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ from typing import Collection
 
 from netcore.sfu.topology import ServerRecord, choose_edge
 
+from .placement import SETTLE
+
 __all__ = ["ViewerEdges"]
 
 
@@ -33,27 +38,43 @@ class ViewerEdges:
     def __init__(self) -> None:
         self.records: list[ServerRecord] = []
         self._viewers: dict[str, tuple[str, str]] = {}  # session id -> (region, edge name)
+        self._recent: dict[str, list[float]] = {}  # edge name -> until when each lately moved viewer weighs
 
     def update(self, records: list[ServerRecord]) -> None:
         """The registry's live records (an edge whose record expired is no longer among them)."""
         self.records = [r for r in records if r.tier == "edge"]
+        for gone in set(self._recent) - {r.name for r in self.records}:
+            del self._recent[gone]
 
-    def place(self, session_id: str, region: str, linked: Collection[str],
-              avoid: frozenset[str] = frozenset()) -> ServerRecord | None:
-        """Choose the viewer's edge among the live, linked ones (None: no edge; the viewer then uses the
-        room's call server)."""
+    def place(self, session_id: str, region: str, linked: Collection[str], now: float,
+              avoid: frozenset[str] = frozenset(), moved: bool = False) -> ServerRecord | None:
+        """Choose the viewer's edge among the live ones in ``linked`` (None: no edge; the viewer then uses
+        the room's call server); ``moved``: it comes off a dead edge, so it weighs on its new one on top of
+        that one's record for ``SETTLE`` seconds."""
         self._viewers.pop(session_id, None)
         placed = Counter(edge for _, edge in self._viewers.values())
-        candidates = [replace(r, load=max(r.load, placed[r.name])) for r in self.records if r.name in linked]
+        candidates = [replace(r, load=max(r.load + self._settling(r.name, now), placed[r.name]))
+                      for r in self.records if r.name in linked]
         chosen = choose_edge(candidates, region, avoid)
         if chosen is not None:
             self._viewers[session_id] = (region, chosen.name)
+            if moved:
+                self._recent.setdefault(chosen.name, []).append(now + SETTLE)
         return chosen
 
     def assign(self, session_id: str, region: str, edge: str) -> None:
         """Record a viewer placed before (a room's snapshot, adopted): it stays on ``edge`` and counts
         against it in :meth:`place`, linked yet or not (after a restart the edges link again a moment later)."""
         self._viewers[session_id] = (region, edge)
+
+    def _settling(self, edge: str, now: float) -> int:
+        """Viewers moved onto ``edge`` in the last ``SETTLE`` seconds (not in its record yet)."""
+        recent = [until for until in self._recent.get(edge, ()) if until > now]
+        if recent:
+            self._recent[edge] = recent
+        else:
+            self._recent.pop(edge, None)
+        return len(recent)
 
     def edge_of(self, session_id: str) -> str | None:
         viewer = self._viewers.get(session_id)

@@ -8,7 +8,7 @@ from netcore.net import Event
 
 from .protocol import Message
 
-__all__ = ["SignalEvent", "UserRequested", "CloseRequested", "RecordingRequested", "MediaEvent", "MediaOffered", "MediaLeft", "MediaQualityRequested", "StudioCommanded", "RoomMoved", "CallServerDown", "SessionExpired", "PresenceChanged", "Forwarded", "CallChanged", "RoomChanged", "CallEvent", "CallStarted", "CallAnswered", "CallEnded", "QualityReported"]
+__all__ = ["SignalEvent", "UserRequested", "CloseRequested", "RecordingRequested", "MediaEvent", "MediaOffered", "MediaLeft", "MediaQualityRequested", "StudioCommanded", "RoomMoved", "CallServerDown", "CallServerSuspect", "SessionExpired", "PresenceChanged", "Forwarded", "CallChanged", "RoomChanged", "CallEvent", "CallStarted", "CallAnswered", "CallEnded", "QualityReported"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,12 +78,22 @@ class RoomMoved(SignalEvent):
 
 @dataclass(frozen=True, slots=True)
 class CallServerDown(SignalEvent):
-    """A call server was taken as dead: its link closed or it missed its load reports (then the
-    adapter closes the link); its rooms were moved."""
+    """A call server was taken as dead: its link closed, or it missed its load reports through the grace
+    or its ping (then the adapter closes the link); its rooms and viewers are being moved."""
 
     name: str
-    reason: str  # "unlinked" or "silent"
+    reason: str  # "unlinked", "silent" (no report through the grace) or "unanswered" (its ping neither)
     rooms: int
+
+
+@dataclass(frozen=True, slots=True)
+class CallServerSuspect(SignalEvent):
+    """A linked call server missed its load reports: it gets no new rooms, and its link is to be pinged;
+    the adapter gives the pong back (``handle_call_server_pong`` with ``probe``). No pong in time, or no
+    report through the grace: it is dead (docs/signaling.md, "Call-server liveness")."""
+
+    name: str
+    probe: int
 
 
 @dataclass(frozen=True, slots=True)

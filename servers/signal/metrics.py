@@ -20,8 +20,11 @@ class Metrics:
         self.redis_round_trips = 0
         self.closed_by_code: dict[int, int] = {}
         self.rooms_moved: dict[str, int] = {}  # reason -> count
+        self.loop_stalls = 0  # our own loop held up past LAG_TOLERANCE (placement.LoopLag)
+        self.loop_stalled_seconds = 0.0
 
-    def render(self, core, connections: int, analytics_dropped: int = 0) -> str:
+    def render(self, core, connections: int, analytics_dropped: int = 0, now: float = 0.0) -> str:
+        """The exposition; ``now`` (the loop's clock) tells which call servers are suspect."""
         lines: list[str] = []
 
         def metric(name: str, kind: str, help_text: str, samples: list[tuple[dict, float]]) -> None:
@@ -57,6 +60,15 @@ class Metrics:
                [({"server": s.name}, len(s.rooms)) for s in sorted(servers, key=lambda s: s.name)])
         metric("signal_call_server_participants", "gauge", "Participants each call server last reported.",
                [({"server": s.name}, s.load.participants) for s in sorted(servers, key=lambda s: s.name)])
+        metric("signal_call_servers_suspect", "gauge",
+               "Call servers given no new rooms: late reports, or held after a flap.",
+               [({}, sum(1 for s in servers if not s.trusted(now)))])
+        metric("signal_moves_pending", "gauge", "Rooms and viewers waiting to move off dead call servers.",
+               [({}, core.moves_pending)])
+        metric("signal_loop_stalls_total", "counter", "Times this node's own loop was held up (not blamed "
+               "on call servers).", [({}, self.loop_stalls)])
+        metric("signal_loop_stalled_seconds_total", "counter", "Seconds this node's own loop was held up.",
+               [({}, round(self.loop_stalled_seconds, 3))])
         metric("signal_rooms_moved_total", "counter", "Rooms moved to another call server, by reason.",
                [({"reason": k}, v) for k, v in sorted(self.rooms_moved.items())])
         metric("signal_analytics_dropped_total", "counter",

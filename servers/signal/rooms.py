@@ -21,18 +21,18 @@ core's: presence, ids, and foreign sessions.
 
 from __future__ import annotations
 
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from typing import TYPE_CHECKING, Callable, Protocol
 
 from netcore.sfu.topology import ServerRecord
 
 from .directory import Directory
 from .edges import ViewerEdges
-from .events import (CallEnded, CallServerDown, CallStarted, MediaLeft, MediaOffered, MediaQualityRequested,
+from .events import (CallEnded, CallServerDown, CallServerSuspect, CallStarted, MediaLeft, MediaOffered, MediaQualityRequested,
                      RecordingRequested, RoomChanged, RoomMoved, StudioCommanded)
 from .outbox import Outbox
 from .part import CorePart
-from .placement import Load, Placement
+from .placement import Load, MoveBudget, Placement
 from .protocol import ErrorCode, Message
 from .session import Session
 from .state import Room, Topology
@@ -77,6 +77,9 @@ class Rooms(CorePart[RoomHost]):
         self._ended: OrderedDict[str, Room] = OrderedDict()
         self.placement = Placement()
         self.edges = ViewerEdges()
+        self.moves = MoveBudget()
+        # Off dead servers, oldest first: ("room", room id, dead server) and ("viewer", session id, dead edge).
+        self._moving: deque[tuple[str, str, str]] = deque()
 
     def handlers(self) -> dict[str, Callable[[Session, Message, float], None]]:
         return {
@@ -183,8 +186,8 @@ class Rooms(CorePart[RoomHost]):
         room.everyone.add(session.user)
         session.rooms.add(room.room_id)
         # Decide first, so the joiner's answer already names the topology.
-        switched = self._update_topology(room)
-        edge = self._place_viewer(room, session.session_id, message.payload.get("region"))
+        switched = self._update_topology(room, now)
+        edge = self._place_viewer(room, session.session_id, message.payload.get("region"), now)
         self._out.ack(session, message, {
             "room_id": room.room_id,
             "owner": room.owner,
@@ -264,7 +267,7 @@ class Rooms(CorePart[RoomHost]):
         if room is None:
             return
         if room.call_server is None:  # switched before any call server linked
-            room.call_server = self.placement.place(room.room_id, self._weight)
+            room.call_server = self.placement.place(room.room_id, self._weight, now)
         self._out.emit(MediaOffered(room.room_id, session.session_id, session.user, message.payload["sdp"],
                                     message.id, call_server=self._media_server(room, session.session_id)))
 
@@ -292,7 +295,7 @@ class Rooms(CorePart[RoomHost]):
             return self._out.error(session, message, ErrorCode.CONFLICT, f"recording already {action}ed")
         room.recording = action == "start"
         self._out.ack(session, message, {"room_id": room.room_id, "recording": room.recording})
-        if self._update_topology(room):
+        if self._update_topology(room, now):
             self._announce_topology(room, "recording")
         self._room_changed(room, now)
         self._out.emit(RecordingRequested(room.room_id, action, session.user, room.call_server))
@@ -316,12 +319,12 @@ class Rooms(CorePart[RoomHost]):
             if not room.studio:
                 room.on_air = dict(STUDIO_STARTS_ON_AIR)
             room.studio = True
-            if self._update_topology(room):
+            if self._update_topology(room, now):
                 self._announce_topology(room, "studio")
         elif not room.studio:
             return self._out.error(session, message, ErrorCode.CONFLICT, "the room is no studio: studio.start first")
         if room.call_server is None:
-            room.call_server = self.placement.place(room.room_id, self._weight)
+            room.call_server = self.placement.place(room.room_id, self._weight, now)
         payload = {k: v for k, v in message.payload.items() if k != "room_id"}
         self._out.emit(StudioCommanded(room.room_id, message.type, payload, session.user, room.call_server))
         self._out.ack(session, message, {"room_id": room.room_id})
@@ -374,7 +377,7 @@ class Rooms(CorePart[RoomHost]):
                 self._out.route(session.node, sid, "_owner", {"room_id": room_id})
         self._room_changed(room, now)
 
-    def _update_topology(self, room: Room) -> bool:
+    def _update_topology(self, room: Room, now: float) -> bool:
         """Mesh up to the threshold and unrecorded; the call server after that.
 
         The switch is one-way for the life of the room, so that a group
@@ -385,7 +388,7 @@ class Rooms(CorePart[RoomHost]):
             return False
         if len(room.participants) > self.config.group_threshold or room.recording or room.studio:
             room.topology = Topology.SFU
-            room.call_server = self.placement.place(room.room_id, self._weight)
+            room.call_server = self.placement.place(room.room_id, self._weight, now)
             return True
         return False
 
@@ -408,28 +411,30 @@ class Rooms(CorePart[RoomHost]):
         """Where a participant's media goes: its own edge (a placed viewer), else the room's call server."""
         return self.edges.edge_of(session_id) or room.call_server
 
-    def _place_viewer(self, room: Room, session_id: str, region: str | None,
-                      avoid: frozenset[str] = frozenset()) -> ServerRecord | None:
-        """A viewer of a room on the call server that said its region: its edge (None: it uses the room's)."""
+    def _place_viewer(self, room: Room, session_id: str, region: str | None, now: float,
+                      avoid: frozenset[str] = frozenset(), moved: bool = False) -> ServerRecord | None:
+        """A viewer of a room on the call server that said its region: its edge (None: it uses the room's).
+        Only trusted edges are candidates (:meth:`Placement.trusted`)."""
         if region is None or room.topology is not Topology.SFU:
             return None
-        return self.edges.place(session_id, region, self.placement.servers, avoid)
+        return self.edges.place(session_id, region, self.placement.trusted(now), now, avoid, moved)
 
-    def _move_viewers(self, dead: str, now: float) -> None:
-        """The viewers of edge ``dead``, each to another edge of its region (or the room's call server)."""
-        for session_id in self.edges.on(dead):
-            region = self.edges.region_of(session_id)
-            self.edges.leave(session_id)
-            session = self._directory.get(session_id)
-            room = next((self._rooms[r] for r in session.rooms if r in self._rooms), None) if session else None
-            if session is None or room is None:
-                continue
-            self._place_viewer(room, session_id, region, frozenset({dead}))
-            new = self._media_server(room, session_id)
-            self._out.send(session, "room.moved", {"room_id": room.room_id, "call_server": new,
-                                                   "previous": dead, "reason": "failover"})
-            self._out.emit(RoomMoved(room.room_id, dead, new, "failover"))
-            self._room_changed(room, now)  # its new edge in the snapshot
+    def _move_viewer(self, session_id: str, dead: str, now: float) -> None:
+        """A viewer of edge ``dead`` to another edge of its region (or the room's call server)."""
+        region = self.edges.region_of(session_id)
+        if self.edges.edge_of(session_id) != dead or region is None:
+            return  # it left, or was placed again meanwhile
+        self.edges.leave(session_id)
+        session = self._directory.get(session_id)
+        room = next((self._rooms[r] for r in session.rooms if r in self._rooms), None) if session else None
+        if session is None or room is None:
+            return
+        self._place_viewer(room, session_id, region, now, frozenset({dead}), moved=True)
+        new = self._media_server(room, session_id)
+        self._out.send(session, "room.moved", {"room_id": room.room_id, "call_server": new,
+                                               "previous": dead, "reason": "failover"})
+        self._out.emit(RoomMoved(room.room_id, dead, new, "failover"))
+        self._room_changed(room, now)  # its new edge in the snapshot
 
     def _weight(self, room_id: str) -> int:
         room = self._rooms.get(room_id)
@@ -446,30 +451,69 @@ class Rooms(CorePart[RoomHost]):
         return self.placement.report(name, load, now)
 
     def call_server_down(self, name: str, reason: str, now: float) -> None:
-        """A call server died (``unlinked``: its link closed; ``silent``: no reports): move its rooms."""
+        """A call server died (``unlinked``: its link closed; ``silent``: no reports through the grace;
+        ``unanswered``: silent and its link's ping unanswered): its rooms, then its viewers, join the
+        queue of moves, which goes at the :class:`~.placement.MoveBudget`'s pace."""
         if name not in self.placement:
             return
-        rooms = self.placement.unlink(name)
+        rooms = self.placement.unlink(name, now)
         self._out.emit(CallServerDown(name, reason, len(rooms)))
-        for room_id in rooms:
-            room = self._rooms.get(room_id)
-            if room is not None and room.call_server == name:
-                self._move(room, "failover", now)
-        self._move_viewers(name, now)  # after the rooms: a viewer with no edge left goes to its room's new server
+        self._moving.extend(("room", room_id, name) for room_id in rooms)
+        # after the rooms: a viewer with no edge left goes to its room's new server
+        self._moving.extend(("viewer", session_id, name) for session_id in self.edges.on(name))
+        self._run_moves(now)
+
+    def _move_weight(self, kind: str, key: str, dead: str) -> int:
+        """Participants a queued move sends elsewhere (0: nothing to move any more)."""
+        if kind == "viewer":
+            return 1 if self.edges.edge_of(key) == dead else 0
+        room = self._rooms.get(key)
+        if room is None or room.call_server != dead:
+            return 0
+        return max(1, sum(1 for sid in room.participants if self.edges.edge_of(sid) is None))
+
+    def _run_moves(self, now: float) -> None:
+        """Make the queued moves the budget allows now; the rest wait for :meth:`next_deadline`."""
+        while self._moving:
+            kind, key, dead = self._moving[0]
+            weight = self._move_weight(kind, key, dead)
+            if weight and not self.moves.take(weight, now):
+                return
+            self._moving.popleft()
+            if not weight:
+                continue
+            if kind == "room":
+                self._move(self._rooms[key], "failover", now)
+            else:
+                self._move_viewer(key, dead, now)
+
+    @property
+    def moves_pending(self) -> int:
+        """Moves waiting for the budget (rooms and viewers)."""
+        return len(self._moving)
 
     def check_call_servers(self, now: float) -> None:
-        """At :meth:`next_deadline`: servers that stopped reporting are dead."""
-        for name in self.placement.expired(now):
-            self.call_server_down(name, "silent", now)
+        """At :meth:`next_deadline`: the dead are moved off (at the budget's pace); a new suspect's link is
+        to be pinged (:class:`~.events.CallServerSuspect`)."""
+        probes, dead = self.placement.check(now)
+        for name, probe in probes:
+            self._out.emit(CallServerSuspect(name, probe))
+        for name, reason in dead:
+            self.call_server_down(name, reason, now)
+        self._run_moves(now)
 
     def next_deadline(self) -> float | None:
-        return self.placement.next_deadline()
+        deadlines = [self.placement.next_deadline()]
+        if self._moving:
+            kind, key, dead = self._moving[0]
+            deadlines.append(self.moves.ready_at(max(1, self._move_weight(kind, key, dead))))
+        return min((d for d in deadlines if d is not None), default=None)
 
     def _move(self, room: Room, reason: str, now: float) -> None:
         """Place the room again and tell every participant to offer to its new call server."""
         previous = room.call_server
         self.placement.release(room.room_id)
-        room.call_server = self.placement.place(room.room_id, self._weight)
+        room.call_server = self.placement.place(room.room_id, self._weight, now, moved=reason == "failover")
         if room.call_server is None and previous is None:
             return  # still nowhere: nothing to tell
         moved = {"room_id": room.room_id, "call_server": room.call_server, "previous": previous, "reason": reason}

@@ -47,6 +47,7 @@ from .config import SignalConfig
 from .core import (
     CallEnded,
     CallServerDown,
+    CallServerSuspect,
     CloseRequested,
     MediaLeft,
     MediaOffered,
@@ -61,6 +62,7 @@ from .events import StudioCommanded
 from .credentials import hash_password, issue_token, turn_rest_credentials, verify_file_token, verify_token
 from .guard import HashGate, LoginLimiter, SourceCounter, origin_allowed
 from .metrics import Metrics
+from .placement import LoopLag
 from .protocol import ANONYMOUS_TYPES, CloseCode, ErrorCode, SignalParseError, encode, parse
 from .recordings import (
     PREFIX as RECORDINGS_PREFIX,
@@ -190,6 +192,8 @@ class SignalServer:
         self._links: dict[str, Connection] = {}  # call server name -> its service link
         self._unnamed_links = 0
         self._timer: Timer | None = None  # made on the first flush, on the running loop
+        self._lag = LoopLag()  # our own loop's stalls, not counted against the call servers
+        self._lag_handle: asyncio.TimerHandle | None = None
         self._servers: list[Any] = []
         self._tasks: set[asyncio.Task] = set()
         self._registry: Registry | None = None  # with config.registry: the broadcast tree's edges
@@ -229,6 +233,7 @@ class SignalServer:
             )
         self._servers.append(server)
         self.port = server.sockets[0].getsockname()[1]
+        self._lag_tick()
         if self.config.metrics_port is not None:
             with _naming(self.config.host, self.config.metrics_port):
                 http = await asyncio.start_server(self._http, self.config.host, self.config.metrics_port)
@@ -275,6 +280,8 @@ class SignalServer:
             await server.wait_closed()
         if self._timer is not None:
             self._timer.close()
+        if self._lag_handle is not None:
+            self._lag_handle.cancel()
         self._db.shutdown(wait=True)
         self._hasher.shutdown(wait=True)
         self.store.close()
@@ -289,7 +296,8 @@ class SignalServer:
         if path == "/health":
             return 200, json.dumps({"status": "ok", "node": self.node_id, "call_servers": sorted(self._links)}) + "\n"
         if path == "/metrics":
-            return 200, self.metrics.render(self.core, len(self._conns), self.analytics.dropped)
+            return 200, self.metrics.render(self.core, len(self._conns), self.analytics.dropped,
+                                           asyncio.get_running_loop().time())
         return None
 
     def _process_request(self, connection: ServerConnection, request):
@@ -638,6 +646,9 @@ class SignalServer:
             self.metrics.rooms_moved[event.reason] = self.metrics.rooms_moved.get(event.reason, 0) + 1
             log_event("room.moved", node=self.node_id, room=event.room_id, previous=event.previous,
                       server=event.call_server, reason=event.reason)
+        elif isinstance(event, CallServerSuspect):
+            log_event("service.suspect", node=self.node_id, server=event.name, probe=event.probe)
+            self.spawn(self._probe(event.name, event.probe))
         elif isinstance(event, CallServerDown):
             log_event("service.dead", node=self.node_id, server=event.name, reason=event.reason, rooms=event.rooms)
             conn = self._links.pop(event.name, None)
@@ -683,7 +694,36 @@ class SignalServer:
     # here, the timer's included, must drain them.
 
     def _on_timer(self, now: float) -> None:
+        self._count_stall(self._lag.observe(now), now)  # first: a stall is nobody's silence
         self.core.handle_timeout(now)
+        self.flush()
+
+    def _lag_tick(self) -> None:
+        """Every LAG_TICK: how late this tick is is how long our loop was held up (placement.LoopLag)."""
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        if self._count_stall(self._lag.tick(now), now):
+            self.flush()
+        self._lag_handle = loop.call_at(self._lag.expected, self._lag_tick)
+
+    def _count_stall(self, seconds: float, now: float) -> bool:
+        if seconds <= 0.0:
+            return False
+        self.metrics.loop_stalls += 1
+        self.metrics.loop_stalled_seconds += seconds
+        self.core.handle_loop_stall(seconds, now)
+        return True
+
+    async def _probe(self, name: str, probe: int) -> None:
+        """Ping a suspect call server's link; its pong goes to the core (no pong: the core's deadline)."""
+        conn = self._links.get(name)
+        if conn is None:
+            return
+        try:
+            await (await conn.ws.ping())
+        except (ConnectionClosed, RuntimeError):
+            return  # the link's own close says it
+        self.core.handle_call_server_pong(name, probe, asyncio.get_running_loop().time())
         self.flush()
 
     # --- the call server's link, and what the cluster asks of this node ------

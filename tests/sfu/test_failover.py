@@ -22,6 +22,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+from servers.signal.placement import REPORT_TIMEOUT
 from tests.call.conftest import ROOT, environment, make_users, password
 from tests.sfu.live import health, start_sfu, start_signal, stop, users_in_a_room
 
@@ -81,14 +82,18 @@ async def placement_and_failover(tmp_path: Path) -> None:
         await clients[0].ok("room.media", {"room_id": room_id, "sdp": "v=0"})
         assert "error" in await clients[0].expect("room.media", timeout=5, room_id=room_id)
 
-        # a server that stops reporting (SIGSTOP) is dead after REPORT_TIMEOUT (2 s): with no live
-        # server left, its rooms are told they have none, and are placed again when one links
+        # a server that stops reporting (SIGSTOP) while its link stays open is suspect after
+        # REPORT_TIMEOUT (2 s) and its link is pinged; the stopped process does not answer, so it is
+        # dead PROBE_TIMEOUT (4 s) later, not at once (a busy one would answer): with no live server
+        # left, its rooms are told they have none, and are placed again when one links
         stopped = time.monotonic()
         os.kill(servers["sfu-b"]["sfu"].pid, signal.SIGSTOP)
-        moved = await rooms[1][1][0].expect("room.moved", timeout=10, room_id=rooms[1][0])
+        moved = await rooms[1][1][0].expect("room.moved", timeout=20, room_id=rooms[1][0])
         silent_for = time.monotonic() - stopped
         assert moved["call_server"] is None and moved["previous"] == "sfu-b"
-        assert 1.5 < silent_for < 6.0, silent_for
+        assert silent_for > REPORT_TIMEOUT + 0.5, silent_for  # suspect is not dead
+        log = (tmp_path / "signal.log").read_text()
+        assert '"service.suspect"' in log and '"unanswered"' in log, log[-3000:]
         servers["sfu-c"] = await start_sfu(tmp_path, port, "sfu-c")
         placed = await rooms[1][1][0].expect("room.moved", timeout=10, room_id=rooms[1][0])
         assert placed["call_server"] == "sfu-c" and placed["reason"] == "placed"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -9,7 +11,9 @@ from hypothesis import strategies as st
 from netcore.sfu.topology import ServerRecord
 from servers.signal.core import CallServerDown, MediaOffered, RecordingRequested, RoomMoved
 from servers.signal.events import MediaLeft, MediaQualityRequested, StudioCommanded
-from servers.signal.placement import REPORT_TIMEOUT, Load, Placement
+from servers.signal.events import CallServerSuspect
+from servers.signal.placement import (FLAP_MEMORY, MOVE_BURST, MOVE_RATE, PROBE_TIMEOUT, REPORT_TIMEOUT,
+                                      SILENT_GRACE, Load, LoopLag, MoveBudget, Placement, hold_after)
 
 from .test_core import Harness
 
@@ -28,12 +32,12 @@ def test_rooms_go_to_the_least_loaded_server_counting_what_was_placed_since_its_
     p.report("a", load(participants=10), 0.1)
     p.report("b", load(participants=2), 0.1)
     weights = {"r1": 5, "r2": 5, "r3": 5}
-    assert p.place("r1", weights.get) == "b"  # 2 < 10
-    assert p.place("r2", weights.get) == "b"  # b: max(2, 5) = 5 < 10
-    assert p.place("r3", weights.get) == "a"  # tie at 10 participants and 0 packets/s: a has fewer rooms
-    assert p.place("r1", weights.get) == "b"  # placed rooms stay
+    assert p.place("r1", weights.get, 0.2) == "b"  # 2 < 10
+    assert p.place("r2", weights.get, 0.2) == "b"  # b: max(2, 5) = 5 < 10
+    assert p.place("r3", weights.get, 0.2) == "a"  # tie at 10 participants and 0 packets/s: a has fewer rooms
+    assert p.place("r1", weights.get, 0.2) == "b"  # placed rooms stay
     p.report("b", load(participants=30), 0.6)  # b's report now covers more than we placed
-    assert p.place("r4", lambda r: 5) == "a"
+    assert p.place("r4", lambda r: 5, 0.7) == "a"
 
 
 def test_packet_rate_breaks_participant_ties():
@@ -42,19 +46,24 @@ def test_packet_rate_breaks_participant_ties():
         p.link(name, 0.0)
     p.report("a", load(participants=4, pps=900.0), 0.0)
     p.report("b", load(participants=4, pps=300.0), 0.0)
-    assert p.place("r", lambda r: 0) == "b"
+    assert p.place("r", lambda r: 0, 0.0) == "b"
 
 
-def test_a_reporting_server_that_goes_silent_expires_and_an_unreporting_one_never_does():
+def test_a_reporting_server_that_goes_silent_is_suspect_then_dead_and_an_unreporting_one_never_is():
     p = Placement()
     p.link("old", 0.0)  # never reports: live while linked
     p.link("new", 0.0)
     assert p.next_deadline() is None
     p.report("new", load(), 1.0)
     assert p.next_deadline() == 1.0 + REPORT_TIMEOUT
-    assert p.expired(1.0 + REPORT_TIMEOUT - 0.01) == []
-    assert p.expired(1.0 + REPORT_TIMEOUT) == ["new"]
-    p.place("r", lambda r: 1)
+    assert p.check(1.0 + REPORT_TIMEOUT - 0.01) == ([], [])
+    assert p.check(1.0 + REPORT_TIMEOUT) == ([("new", 1)], [])  # suspect: its link is to be pinged
+    assert p.trusted(1.0 + REPORT_TIMEOUT) == ["old"]
+    p.answered("new", 1)  # the ping answered: dead only at the end of the grace
+    assert p.next_deadline() == 1.0 + REPORT_TIMEOUT + SILENT_GRACE
+    assert p.check(1.0 + REPORT_TIMEOUT + SILENT_GRACE - 0.01) == ([], [])
+    assert p.check(1.0 + REPORT_TIMEOUT + SILENT_GRACE) == ([], [("new", "silent")])
+    p.place("r", lambda r: 1, 0.0)
     assert p.unlink(p.server_of("r")) == ["r"] and p.server_of("r") is None
 
 
@@ -80,7 +89,7 @@ def test_every_placed_room_is_on_exactly_one_live_server(ops):
     for op, room, server in ops:
         name, room_id = f"s{server}", f"r{room}"
         if op == "place":
-            got = p.place(room_id, lambda r: 1)
+            got = p.place(room_id, lambda r: 1, 0.0)
             assert (got is None) == (not p.servers)
         elif op == "release":
             p.release(room_id)
@@ -109,6 +118,17 @@ def sfu_room(h: Harness, size: int = 5):
         h.send(sid, "room.join", {"room_id": room_id})
     h.drain()
     return sids, room_id
+
+
+def room_of_two(h: Harness, i: int) -> tuple[str, str, str]:
+    """Owner ``own{i}`` and guest ``gst{i}`` in a new room: (room id, owner's session, guest's session)."""
+    owner, guest = h.connect(f"own{i}"), h.connect(f"gst{i}")
+    h.send(owner, "room.create", {})
+    room_id = [m for s, m in h.drain() if m["type"] == "ack"][0]["payload"]["room_id"]
+    h.send(owner, "room.invite", {"room_id": room_id, "to": f"gst{i}"})
+    h.send(guest, "room.join", {"room_id": room_id})
+    h.drain()
+    return room_id, owner, guest
 
 
 def messages(out, kind):
@@ -159,19 +179,240 @@ def test_a_dead_servers_rooms_move_and_every_participant_is_told():
     assert [e for e in h.events() if isinstance(e, MediaOffered)][-1].call_server == other
 
 
-def test_missed_load_reports_mark_a_server_dead_after_the_timeout_on_the_fake_clock():
-    h, sids, room_id, silent, alive = room_on_one_of_two()
-    for _ in range(int(REPORT_TIMEOUT / 0.5) - 1):  # the live one keeps reporting every 0.5 s
+def silence(h: Harness, alive: str, seconds: float) -> None:
+    """``seconds`` on the fake clock in 0.5 s steps, ``alive`` reporting at each."""
+    for _ in range(round(seconds / 0.5)):
         h.advance(0.5)
         report(h, alive)
-    h.drain()
-    assert h.core.room_call_server(room_id) == silent  # 1.5 s of silence: not yet
-    h.advance(0.5)
-    report(h, alive)
+
+
+def test_a_late_but_linked_server_is_suspect_gets_no_new_room_and_keeps_its_own_until_the_grace():
+    h, sids, room_id, silent, alive = room_on_one_of_two()
+    report(h, alive, 50)  # the live one is far busier: a new room would go to the silent one if it were trusted
+    h.events()
+    silence(h, alive, REPORT_TIMEOUT - 0.5)
+    assert not [e for e in h.events() if isinstance(e, CallServerSuspect)]  # 1.5 s: not even suspect
+    silence(h, alive, 0.5)
+    (suspect,) = [e for e in h.events() if isinstance(e, CallServerSuspect)]
+    assert suspect.name == silent  # its link is to be pinged
+    h.core.handle_call_server_pong(silent, suspect.probe, h.now)  # and answers: its process is there
+    _, other_room = sfu_room(h)
+    assert h.core.room_call_server(other_room) == alive  # no new room for a suspect
+    silence(h, alive, SILENT_GRACE - 0.5)  # 7.5 s of silence: its room and participants stay
+    assert h.core.room_call_server(room_id) == silent
+    assert not messages(h.drain(), "room.moved") and not [e for e in h.events() if isinstance(e, CallServerDown)]
+    silence(h, alive, 0.5)  # the grace is over: dead although linked
     assert h.core.room_call_server(room_id) == alive
     assert set(messages(h.drain(), "room.moved")) == set(sids)
     assert CallServerDown(silent, "silent", 1) in h.events()
     assert silent not in h.core.placement
+
+
+def test_a_suspect_that_does_not_answer_its_ping_is_dead_after_the_probe_timeout():
+    h, sids, room_id, silent, alive = room_on_one_of_two()
+    silence(h, alive, REPORT_TIMEOUT)
+    assert [e.name for e in h.events() if isinstance(e, CallServerSuspect)] == [silent]
+    silence(h, alive, PROBE_TIMEOUT - 0.5)
+    assert h.core.room_call_server(room_id) == silent
+    silence(h, alive, 0.5)  # no pong: a stopped process, not a busy one
+    assert h.core.room_call_server(room_id) == alive
+    assert CallServerDown(silent, "unanswered", 1) in h.events()
+
+
+def test_a_suspect_that_reports_again_is_trusted_again():
+    h, sids, room_id, late, alive = room_on_one_of_two()
+    report(h, alive, 50)
+    silence(h, alive, REPORT_TIMEOUT + 1.0)
+    _, second = sfu_room(h)
+    assert h.core.room_call_server(second) == alive
+    report(h, late)  # back before the grace: it never died, no back-off
+    _, third = sfu_room(h)
+    assert h.core.room_call_server(third) == late  # the least loaded again
+    for _ in range(round(2 * SILENT_GRACE)):  # both report on: nothing is held against it
+        silence(h, alive, 0.5)
+        report(h, late)
+    assert h.core.room_call_server(room_id) == late and not messages(h.drain(), "room.moved")
+    assert not [e for e in h.events() if isinstance(e, CallServerDown)]
+
+
+def test_a_closed_link_moves_its_rooms_at_once_even_while_suspect():
+    h, sids, room_id, first, other = room_on_one_of_two()
+    silence(h, other, REPORT_TIMEOUT + 0.5)
+    h.drain()
+    h.core.handle_call_server_unlinked(first, h.now)  # its process is gone: no grace
+    assert set(messages(h.drain(), "room.moved")) == set(sids)
+    assert h.core.room_call_server(room_id) == other
+
+
+def test_a_stalled_own_loop_declares_nobody_suspect_or_dead():
+    h, sids, room_id, first, other = room_on_one_of_two()
+    h.events()
+    # our loop is held up 30 s: both servers' reports wait unread in the sockets; the timer and the
+    # loop-lag tick run first when the loop runs again, and the stall is given to the core first
+    h.now += 30.0
+    h.core.handle_loop_stall(30.0, h.now)
+    h.core.handle_timeout(h.now)
+    assert not [e for e in h.events() if isinstance(e, (CallServerSuspect, CallServerDown))]
+    assert h.core.room_call_server(room_id) == first and not messages(h.drain(), "room.moved")
+    report(h, first)  # the reports that waited are read
+    report(h, other)
+    # a silence after the stall is counted as usual: suspect at REPORT_TIMEOUT
+    silence(h, other, REPORT_TIMEOUT)
+    assert [e.name for e in h.events() if isinstance(e, CallServerSuspect)] == [first]
+
+
+def test_a_stall_during_a_suspects_ping_does_not_count_against_it():
+    h, sids, room_id, silent, alive = room_on_one_of_two()
+    silence(h, alive, REPORT_TIMEOUT)
+    (suspect,) = [e for e in h.events() if isinstance(e, CallServerSuspect)]
+    h.now += PROBE_TIMEOUT
+    h.core.handle_loop_stall(PROBE_TIMEOUT, h.now)  # the pong waited unread in the socket too
+    h.core.handle_timeout(h.now)
+    h.core.handle_call_server_pong(silent, suspect.probe, h.now)
+    assert h.core.room_call_server(room_id) == silent
+
+
+def test_loop_lag_counts_each_stall_once_whichever_sees_it_first():
+    lag = LoopLag(tick=0.1, tolerance=0.05)
+    assert lag.tick(10.0) == 0.0 and lag.expected == pytest.approx(10.1)
+    assert lag.tick(10.12) == 0.0  # 20 ms late: within the tolerance
+    assert lag.observe(10.2) == 0.0  # a deadline before the tick is due: nothing to say
+    assert lag.observe(13.22) == pytest.approx(3.0)  # the tick due at 10.22 is 3 s overdue: a stall
+    assert lag.tick(13.22) == 0.0  # the overdue tick itself, run next: already counted
+    assert lag.tick(13.32) == 0.0
+
+
+# --- moves off a dead server: bounded per second, spread by projected load ----------------
+
+
+def test_a_dead_edges_viewers_move_at_the_budgets_pace_and_spread_by_projected_load():
+    h = Harness(group_threshold=0, friends_only=False, max_room_size=200, rate=1000.0, burst=1000.0)
+    for name in ("eu-a", "eu-b", "eu-c"):
+        h.core.handle_call_server_linked(name, h.now)
+    h.core.handle_edges([edge("eu-a", "eu", 0), edge("eu-b", "eu", 1000), edge("eu-c", "eu", 1000)])
+    owner = h.connect("owner")
+    h.send(owner, "room.create", {})
+    room_id = [m for s, m in h.drain() if m["type"] == "ack"][0]["payload"]["room_id"]
+    joined = [viewer_joins(h, owner, room_id, f"viewer{n}", "eu")[1] for n in range(100)]
+    assert {ack["call_server"] for ack in joined} == {"eu-a"}
+    h.advance(10.0)  # long after: what was placed has settled into the records
+    # the records as last read, stale from here on: eu-b carries 10 viewers of other nodes, eu-c none
+    h.core.handle_edges([edge("eu-a", "eu", 100), edge("eu-b", "eu", 10), edge("eu-c", "eu", 0)])
+    h.drain()
+    h.core.handle_call_server_unlinked("eu-a", h.now)
+    moved = [messages(h.drain(), "room.moved")]
+    for _ in range(4):
+        h.advance(0.5)
+        moved.append(messages(h.drain(), "room.moved"))
+    # 101 to move (the room, first: its owner; then the 100 viewers), 40 at once, then 40 a second
+    assert [len(m) for m in moved] == [MOVE_BURST, MOVE_RATE / 2, MOVE_RATE / 2, MOVE_RATE / 2, 1]
+    assert h.core.moves_pending == 0
+    to = Counter(m["call_server"] for batch in moved for sid, m in batch.items() if sid != owner)
+    # each survivor weighs its record plus the viewers just moved onto it, not its stale record alone
+    assert abs((10 + to["eu-b"]) - (0 + to["eu-c"])) <= 1, to
+
+
+def test_the_rooms_of_a_dead_server_move_in_batches_a_large_room_whole():
+    h = Harness(group_threshold=1, friends_only=False)
+    for name in ("a", "b"):
+        h.core.handle_call_server_linked(name, h.now)
+    rooms = []
+    for i in range(30):  # 30 rooms of two, all on a (b is far busier)
+        report(h, "b", 1000)
+        rooms.append(room_of_two(h, i)[0])
+    assert {h.core.room_call_server(r) for r in rooms} == {"a"}
+    h.drain()
+    h.core.handle_call_server_unlinked("a", h.now)
+    told = [len(messages(h.drain(), "room.moved"))]  # participants told, two per room
+    for _ in range(3):
+        h.advance(0.5)
+        told.append(len(messages(h.drain(), "room.moved")))
+    assert told == [MOVE_BURST, MOVE_RATE / 2, 0, 0] and h.core.moves_pending == 0
+
+
+def test_rooms_moved_off_a_dead_server_weigh_on_their_new_one_on_top_of_its_stale_report():
+    p = Placement()
+    for name in ("b", "c"):
+        p.link(name, 0.0)
+    p.report("b", load(participants=10), 0.0)  # 10 of other nodes' participants; c carries none
+    p.report("c", load(), 0.0)
+    got = Counter(p.place(f"r{i}", lambda r: 2, 0.1, moved=True) for i in range(10))
+    assert abs((10 + 2 * got["b"]) - 2 * got["c"]) <= 2, got  # even to within one room of two
+    fresh = Placement()  # a fresh placement (not a move) weighs the larger of report and what was placed
+    for name in ("b", "c"):
+        fresh.link(name, 0.0)
+    fresh.report("b", load(participants=10), 0.0)
+    assert Counter(fresh.place(f"r{i}", lambda r: 2, 0.1) for i in range(10)) == {"c": 5, "b": 5}
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.floats(1.0, 500.0), st.lists(st.integers(1, 60), min_size=1, max_size=20), st.floats(0.0, 1e8))
+def test_move_budget_always_takes_at_the_time_it_names(rate, moves, start):
+    budget = MoveBudget(rate=rate, burst=40.0)
+    now = start
+    for participants in moves:  # what the core does: retry at ready_at(), which must then succeed
+        if not budget.take(participants, now):
+            now = budget.ready_at(participants)
+            assert budget.take(participants, now)
+
+
+def test_move_budget_lets_a_room_larger_than_the_burst_go_whole_when_full():
+    budget = MoveBudget(rate=10.0, burst=20.0)
+    assert budget.take(50, 0.0)  # full: the big room goes, the bucket is in debt
+    assert not budget.take(1, 1.0) and budget.ready_at(1) == pytest.approx(3.1, abs=1e-5)
+    assert budget.take(1, 3.1)
+    assert budget.take(15, 5.0) and not budget.take(10, 5.0)
+
+
+# --- a server that flaps is held back longer each time ----------------------------------------
+
+
+def test_hold_after_grows_with_each_remembered_death_up_to_the_cap():
+    assert [hold_after(n) for n in range(1, 9)] == [0.0, 2.0, 4.0, 8.0, 16.0, 32.0, 60.0, 60.0]
+
+
+def test_a_flapping_servers_back_off_grows_and_it_is_trusted_again_after_it():
+    p = Placement()
+    p.link("steady", 0.0)
+    p.report("steady", load(participants=100), 0.0)
+    now, holds = 0.0, []
+    for _ in range(5):
+        p.link("flappy", now)
+        p.report("flappy", load(), now)
+        held = []
+        for t in (0.0, 1.0, 3.0, 7.0, 15.0, 31.0):
+            p.report("steady", load(participants=100), now + t)  # the other one reports on
+            p.report("flappy", load(), now + t)  # and so does it: only its back-off holds it
+            if "flappy" not in p.trusted(now + t):
+                held.append(t)
+        holds.append(max(held, default=None))
+        assert p.place(f"r{now}", lambda r: 1, now + 31.0) == "flappy"  # trusted after its hold: placed
+        p.release(f"r{now}")
+        now += 40.0
+        p.unlink("flappy", now)  # dies again
+    # the first comeback (after one death) is trusted at once; then 2, 4, 8, 16 s of suspicion
+    assert holds == [None, None, 1.0, 3.0, 7.0]
+    assert p.servers["steady"] and "flappy" not in p.servers
+    p.link("flappy", now + FLAP_MEMORY + 1)  # its deaths are forgotten after FLAP_MEMORY
+    assert "flappy" in p.trusted(now + FLAP_MEMORY + 1)
+
+
+def test_a_server_held_after_a_flap_gets_no_room_while_a_trusted_one_is_there():
+    h, sids, room_id, first, other = room_on_one_of_two()
+    report(h, other, 50)
+    for _ in range(2):  # dies twice
+        h.core.handle_call_server_unlinked(first, h.now)
+        h.advance(1.0)
+        h.core.handle_call_server_linked(first, h.now)
+        report(h, first)
+        report(h, other, 50)
+    _, held = sfu_room(h)
+    assert h.core.room_call_server(held) == other  # held 2 s after its second death
+    h.advance(2.0)
+    report(h, first)
+    report(h, other, 50)
+    _, trusted = sfu_room(h)
+    assert h.core.room_call_server(trusted) == first
 
 
 def test_without_a_live_server_the_room_waits_and_is_placed_when_one_links():
@@ -193,13 +434,7 @@ def test_rooms_spread_over_servers_and_an_ended_room_frees_its_place():
         h.core.handle_call_server_linked(name, h.now)
     rooms = []
     for i in range(6):
-        owner, guest = h.connect(f"own{i}"), h.connect(f"gst{i}")
-        h.send(owner, "room.create", {})
-        room_id = [m for s, m in h.drain() if m["type"] == "ack"][0]["payload"]["room_id"]
-        h.send(owner, "room.invite", {"room_id": room_id, "to": f"gst{i}"})
-        h.send(guest, "room.join", {"room_id": room_id})
-        h.drain()
-        rooms.append((room_id, owner, guest))
+        rooms.append(room_of_two(h, i))
     placed = [h.core.room_call_server(r) for r, _, _ in rooms]
     assert sorted(placed) == ["a", "a", "b", "b", "c", "c"]
     room_id, owner, guest = rooms[0]
