@@ -768,6 +768,12 @@ static PyObject *DataPath_set_allocation(DataPath *dp, PyObject *args) {
         a->next = dp->alloc_table[at];
         dp->alloc_table[at] = a;
     }
+    if (a->rate <= 0 && rate > 0) {
+        /* A cap set on an allocation that had none (a reload): its bucket starts full, as a new one does.
+         * Refilled from tokens_at at the new rate, it would start as empty as the allocation is young. */
+        a->tokens = rate;
+        a->tokens_at = monotonic();
+    }
     a->rate = rate;
     drop_routes(dp, a);
     while (built != NULL) {

@@ -295,3 +295,22 @@ def test_send_many_sends_every_datagram_byte_exact_and_reports_what_it_could_not
         for sock in sources + sinks:
             sock.close()
         os.close(wakeup)
+
+
+def test_a_cap_set_by_a_reload_starts_with_a_full_bucket():
+    """A reload that caps an allocation which had no cap (rate 0 -> > 0) gives it a full second of burst, as a
+    new allocation gets: the thread's bucket must not be refilled from the allocation's creation at the new
+    rate, which left an allocation younger than a second with a part-empty bucket (drops right after a SIGHUP)."""
+    import os
+
+    from netcore.turn import _datapath
+
+    wakeup = os.eventfd(0, os.EFD_NONBLOCK)
+    engine = _datapath.DataPath(wakeup, 0x7FFF)
+    try:
+        engine.set_allocation(1, 0.0, [])  # installed uncapped, as the endpoint does without max_bps
+        engine.set_allocation(1, 10_000.0, [])  # the reload's cap, well within a second of the first
+        assert engine.take_tokens(1, 10_000) is True  # the whole burst is there
+        assert engine.take_tokens(1, 5_000) is False  # and no more than it
+    finally:
+        os.close(wakeup)
