@@ -667,8 +667,9 @@ class TurnServer:
         allocation.cooldown[channel.peer] = (channel.number, until)
 
     def _delete(self, allocation: Allocation, reason: str) -> None:
-        for connection in self.tcp.of(allocation):
-            self.tcp.close(connection, notify=True)
+        if allocation.connections:  # RFC 6062 TCP allocations only
+            for connection in self.tcp.of(allocation):
+                self.tcp.close(connection, notify=True)
         del self.allocations[(allocation.listener, allocation.client)]
         allocation.routes.clear()  # a data path still holding the allocation relays nothing more
         allocation.peer_routes.clear()
