@@ -240,6 +240,7 @@ class NativeDataPath:
         sockets = self.sockets
         divert = self.endpoint.divert
         relay_to_stream = self.endpoint.relay_to_stream
+        client_stun = core.handle_client_stun
         for fd, generation, kind, sender, data in self.engine.take_handoffs(_BUDGET):
             known = sockets.get(fd)
             if known is None or known[1] != generation:
@@ -250,7 +251,10 @@ class NativeDataPath:
             elif relay_to_stream(data, sender, known[2], now):
                 continue  # a peer's datagram for a TCP/TLS client with a channel
             try:
-                core.handle_datagram(Receive(data, sender, known[2]), now)  # a listener or a relayed address
+                if kind == _LISTENER:
+                    client_stun(data, sender, known[2], now)  # a client's request (or ChannelData off a route)
+                else:
+                    core.handle_datagram(Receive(data, sender, known[2]), now)  # a peer's, to a relayed address
             except Exception as exc:  # one input must not end the batch nor skip the flush
                 self.endpoint.faults.record(exc, sender, now)
         self.endpoint.flush()
