@@ -189,7 +189,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1, help="netcore --workers and coturn --relay-threads")
     parser.add_argument("--loads", default="1000x50x160,100x300x1200", help="ALLOCATIONSxPPSxBYTES,...")
     parser.add_argument("--servers", default="netcore,coturn",
-                        help="of netcore, netcore-py (the STUN codec's byte work in Python), coturn")
+                        help="of netcore, netcore-py (the STUN codec's byte work in Python), coturn; the set-up "
+                             "cycles run them in this order")
     parser.add_argument("--setup-rounds", type=int, default=3,
                         help="set-up cycles (allocate, bind, refresh, delete) per server and load; medians")
     args = parser.parse_args()
@@ -205,10 +206,9 @@ def main() -> None:
             # One range for both, split: the servers bind relay ports only as clients allocate, so two
             # ranges each free when chosen could overlap and one server would take the other's ports.
             span = total * args.setup_rounds + 50 * args.workers
-            starters = [(name, starter) for name, starter in (("netcore", start_netcore),
-                                                              ("netcore-py", start_netcore_python),
-                                                              ("coturn", start_coturn))
-                        if name in args.servers.split(",")]
+            known = {"netcore": start_netcore, "netcore-py": start_netcore_python, "coturn": start_coturn}
+            # In the order given: the set-up cycles run the servers in that order (coturn,netcore for the other one).
+            starters = [(name, known[name]) for name in args.servers.split(",") if name in known]
             first, _ = free_port_range(len(starters) * span)
             for index, (name, starter) in enumerate(starters):
                 port = free_port()

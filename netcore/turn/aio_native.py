@@ -49,6 +49,7 @@ __all__ = ["EngineBucket", "NativeDataPath", "available"]
 
 _BUDGET = 64  # hand-offs served per callback
 _LISTENER = _datapath.LISTENER if _datapath is not None else 1
+_RELAY = _datapath.RELAY if _datapath is not None else 2
 _SPARE = 3  # netcore.turn._datapath's kind of a spare relay socket (see NativeDataPath.spare)
 
 
@@ -110,13 +111,14 @@ class NativeDataPath:
         fd = sock.fileno()
         self.sockets[fd] = (kind, self.engine.add_socket(fd, kind), local)
 
-    def spare(self, sock: socket.socket) -> bool:
+    def spare(self, relayed: Address, sock: socket.socket) -> bool:
         """A relay socket between allocations (see ``SocketRelays``): the thread reads it and drops what it
         reads, so it needs no syscall to leave or rejoin the epoll set; :meth:`add_relay` takes it back
-        (dropping what is still queued), :meth:`remove` before it is closed. False if it is not ours."""
+        (dropping what is still queued), :meth:`remove` before it is closed. False if it is not ours.
+        ``SocketRelays.on_spare`` itself (``relayed`` is not needed here): one call less per delete."""
         fd = sock.fileno()
         known = self.sockets.get(fd)
-        if known is None or known[0] != _datapath.RELAY or not self.engine.spare_socket(fd):
+        if known is None or known[0] != _RELAY or not self.engine.spare_socket(fd):
             return False
         self.sockets[fd] = (_SPARE, -1, known[2])  # no hand-off matches it (nor, later, one from before)
         return True
@@ -146,35 +148,49 @@ class NativeDataPath:
     def sync(self) -> None:
         """Re-install the routes of every allocation the core changed."""
         core = self.core
+        changed = core.poll_changed_allocations()
+        if not changed:
+            return  # most inputs change no allocation (a Refresh, a 401, a Binding)
+        allocations = core.allocations
+        routed = self.routed
+        set_allocation = self.engine.set_allocation
         rate = float(core.config.max_bps or 0)
-        for allocation in core.poll_changed_allocations():
-            key = (allocation.listener, allocation.client)
-            if core.allocations.get(key) is not allocation:
+        for allocation in changed:
+            ident = id(allocation)
+            if allocations.get((allocation.listener, allocation.client)) is not allocation:
                 self._forget(allocation)
                 continue
-            self.engine.set_allocation(id(allocation), rate, self._routes(allocation))
-            self.routed[id(allocation)] = allocation
+            set_allocation(ident, rate, self._routes(allocation))
+            routed[ident] = allocation
             # Without a cap nothing draws on a bucket; a reload that sets one marks every allocation changed.
             if rate and not isinstance(allocation.bucket, EngineBucket):
-                allocation.bucket = EngineBucket(self.engine, id(allocation), allocation.bucket)
+                allocation.bucket = EngineBucket(self.engine, ident, allocation.bucket)
 
     def _routes(self, allocation: Allocation) -> list[tuple]:
+        routes = allocation.routes
+        if not routes:
+            return []  # every channel gone (or none with a permission): the allocation relays nothing in C
         listener = self.endpoint.listeners.get(allocation.listener)
         if listener is None or allocation.transport != wire.TRANSPORT_UDP:
             return []  # TCP/TLS clients are framed by the stream adapter
         listener_fd = listener.fileno()
-        client_host = allocation.client[0].partition("%")[0]
-        routes = []
+        client_host, client_port = allocation.client
+        if "%" in client_host:
+            client_host = client_host.partition("%")[0]
         sockets = self.endpoint.relays.sockets
-        for route in allocation.routes.values():
+        out = []
+        for route in routes.values():
             sock = sockets.get(route.relayed)
             if sock is not None:
-                routes.append((listener_fd, client_host, allocation.client[1], route.number,
-                               sock.fileno(), route.peer[0].partition("%")[0], route.peer[1]))
-        return routes
+                peer_host, peer_port = route.peer
+                if "%" in peer_host:
+                    peer_host = peer_host.partition("%")[0]
+                out.append((listener_fd, client_host, client_port, route.number, sock.fileno(), peer_host, peer_port))
+        return out
 
     def _forget(self, allocation: Allocation) -> None:
-        self.routed.pop(id(allocation), None)
+        if self.routed.pop(id(allocation), None) is None:
+            return  # never installed (deleted before its first sync): the thread does not know it
         row = self.engine.remove_allocation(id(allocation))
         if row is not None and any(row[1:5]):
             stats = self.core.stats
@@ -224,6 +240,7 @@ class NativeDataPath:
         sockets = self.sockets
         divert = self.endpoint.divert
         relay_to_stream = self.endpoint.relay_to_stream
+        client_stun = core.handle_client_stun
         for fd, generation, kind, sender, data in self.engine.take_handoffs(_BUDGET):
             known = sockets.get(fd)
             if known is None or known[1] != generation:
@@ -234,7 +251,10 @@ class NativeDataPath:
             elif relay_to_stream(data, sender, known[2], now):
                 continue  # a peer's datagram for a TCP/TLS client with a channel
             try:
-                core.handle_datagram(Receive(data, sender, known[2]), now)  # a listener or a relayed address
+                if kind == _LISTENER:
+                    client_stun(data, sender, known[2], now)  # a client's request (or ChannelData off a route)
+                else:
+                    core.handle_datagram(Receive(data, sender, known[2]), now)  # a peer's, to a relayed address
             except Exception as exc:  # one input must not end the batch nor skip the flush
                 self.endpoint.faults.record(exc, sender, now)
         self.endpoint.flush()

@@ -403,8 +403,9 @@ class TurnServerEndpoint:
         self.faults = FaultLog()  # exceptions the core raised on one input (bugs), logged rate-limited
         relays.on_open = self._relay_opened
         relays.on_close = self._relay_closed
-        relays.on_spare = self._relay_spared
         self.native = aio_native.NativeDataPath(self) if native and aio_native.available() else None
+        # The compiled path keeps reading a spare (and drops what it reads); the Python one forgets it (on_close).
+        relays.on_spare = self.native.spare if self.native is not None else None
 
     # -- sockets ------------------------------------------------------------------------
 
@@ -465,10 +466,6 @@ class TurnServerEndpoint:
         else:
             self.loop.add_reader(sock.fileno(), self._relay_readable, sock, relayed, family == wire.FAMILY_IPV6,
                                  _Budget())
-
-    def _relay_spared(self, relayed: Address, sock: socket.socket) -> bool:
-        """A relay socket became a spare: the compiled path keeps reading it (and drops what it reads)."""
-        return self.native is not None and self.native.spare(sock)
 
     def _relay_closed(self, relayed: Address, sock: socket.socket) -> None:
         server = self.tcp_relay_servers.pop(relayed, None)

@@ -51,6 +51,9 @@ def add_relay_counts(holder: object, counts: Sequence[int]) -> None:
         setattr(holder, name, getattr(holder, name) + count)
 
 
+_IPV4, _IPV6 = wire.FAMILY_IPV4, wire.FAMILY_IPV6
+
+
 def family_of(host: str) -> int:
     """The STUN address family (1 IPv4, 2 IPv6) of an address in text form."""
     return wire.FAMILY_IPV6 if ":" in host else wire.FAMILY_IPV4
@@ -163,16 +166,16 @@ class Allocation:
         peer_routes.clear()
         if self.transport != wire.TRANSPORT_UDP:
             return  # RFC 6062 section 5.1: no channels on TCP allocations
-        for channel in self.channels.values():
+        permissions = self.permissions
+        relay_by_family = self.relay_by_family
+        for number, channel in self.channels.items():
             peer = channel.peer
-            if peer[0] not in self.permissions:  # section 9: no permission, no relaying
+            host = peer[0]
+            if host not in permissions:  # section 9: no permission, no relaying
                 continue
-            relayed = self.relay_by_family.get(family_of(peer[0]))
-            if relayed is None:
-                continue
-            route = Route(channel.number, peer, relayed)
-            routes[channel.number] = route
-            peer_routes[peer] = route
+            relayed = relay_by_family.get(_IPV6 if ":" in host else _IPV4)  # family_of, in line
+            if relayed is not None:
+                routes[number] = peer_routes[peer] = Route(number, peer, relayed)
 
     def take_tokens(self, size: int, now: float, rate: int) -> bool:
         """Draw ``size`` bytes on the allocation's one bandwidth bucket; False means drop."""

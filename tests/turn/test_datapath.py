@@ -295,3 +295,68 @@ def test_send_many_sends_every_datagram_byte_exact_and_reports_what_it_could_not
         for sock in sources + sinks:
             sock.close()
         os.close(wakeup)
+
+
+def test_a_cap_set_by_a_reload_starts_with_a_full_bucket():
+    """A reload that caps an allocation which had no cap (rate 0 -> > 0) gives it a full second of burst, as a
+    new allocation gets: the thread's bucket must not be refilled from the allocation's creation at the new
+    rate, which left an allocation younger than a second with a part-empty bucket (drops right after a SIGHUP)."""
+    import os
+
+    from netcore.turn import _datapath
+
+    wakeup = os.eventfd(0, os.EFD_NONBLOCK)
+    engine = _datapath.DataPath(wakeup, 0x7FFF)
+    try:
+        engine.set_allocation(1, 0.0, [])  # installed uncapped, as the endpoint does without max_bps
+        engine.set_allocation(1, 10_000.0, [])  # the reload's cap, well within a second of the first
+        assert engine.take_tokens(1, 10_000) is True  # the whole burst is there
+        assert engine.take_tokens(1, 5_000) is False  # and no more than it
+    finally:
+        os.close(wakeup)
+
+
+def test_hand_offs_name_their_senders_as_the_core_keys_them():
+    """A hand-off's sender is the host text the core keys clients by (inet_ntop's dotted quad, every octet
+    width) and the port; a route tuple the endpoint did not build (a bool, a bad host) is parsed or refused
+    as before."""
+    import os
+    import socket
+    import time
+
+    from netcore.turn import _datapath
+
+    wakeup = os.eventfd(0, os.EFD_NONBLOCK)
+    engine = _datapath.DataPath(wakeup, 0x7FFF)
+    listener = open_udp_socket("127.0.0.1", 0)
+    senders = []
+    try:
+        engine.add_socket(listener.fileno(), _datapath.LISTENER)
+        engine.start()
+        for host in ("127.0.0.1", "127.10.200.99", "127.255.9.10"):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            sock.bind((host, 0))
+            sock.sendto(host.encode(), listener.getsockname())
+            senders.append(sock)
+        rows: list = []
+        deadline = time.monotonic() + 10
+        while len(rows) < 3 and time.monotonic() < deadline:
+            rows += engine.take_handoffs(64)
+            time.sleep(0.01)
+        assert sorted((data.decode(), sender) for _, _, _, sender, data in rows) == sorted(
+            (sock.getsockname()[0], sock.getsockname()) for sock in senders)
+        assert all(fd == listener.fileno() and kind == _datapath.LISTENER for fd, _, kind, _, _ in rows)
+        route = (listener.fileno(), "127.0.0.1", 5000, 0x4000, listener.fileno(), "127.0.0.1", 9)
+        engine.set_allocation(1, 0.0, [route, (True,) + route[1:]])  # a bool is an int to the format parse
+        assert engine.stats()["routes"] == 2
+        with pytest.raises(ValueError):
+            engine.set_allocation(2, 0.0, [route[:5] + ("not an address",) + route[6:]])
+        with pytest.raises(TypeError):
+            engine.set_allocation(2, 0.0, [route[:6]])
+        with pytest.raises(ValueError):
+            engine.set_allocation(2, 0.0, [route[:1] + ("127.0.0.1\0",) + route[2:]])
+    finally:
+        engine.stop()
+        for sock in senders + [listener]:
+            sock.close()
+        os.close(wakeup)

@@ -119,12 +119,18 @@ async def test_a_burst_of_malformed_rest_usernames_gets_401s_and_binding_still_a
 
 
 class _FaultyCore(TurnServer):
-    """A core with a bug on one input (a datagram starting with b"\\x00\\x01boom")."""
+    """A core with a bug on one input (a datagram starting with b"\\x00\\x01boom"), by either way in: the
+    compiled data path hands a listener's datagrams to ``handle_client_stun``."""
 
     def handle_datagram(self, datagram, now):
         if datagram.data.startswith(b"\x00\x01boom"):
             raise ValueError("a bug of ours")
         super().handle_datagram(datagram, now)
+
+    def handle_client_stun(self, data, source, listener, now):
+        if data.startswith(b"\x00\x01boom"):
+            raise ValueError("a bug of ours")
+        super().handle_client_stun(data, source, listener, now)
 
 
 async def test_an_exception_on_one_input_is_logged_once_and_the_batch_goes_on(data_path, caplog):

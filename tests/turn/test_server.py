@@ -542,3 +542,40 @@ def test_data_indications_draw_their_transaction_ids_from_the_injected_random():
         return data
 
     assert one_indication() == one_indication()  # the same seed replays the same bytes
+
+
+def test_client_stun_fast_lane_answers_as_handle_datagram_does():
+    """``handle_client_stun`` (the compiled data path's way in for what a client sends a UDP listener) does
+    what ``handle_datagram(Receive(...))`` does: the same bytes out, events and counters, for requests and for
+    what is not a request (ChannelData on a channel, a bad fingerprint, garbage, an empty datagram)."""
+    import dataclasses
+
+    reference, _ = make_server()
+    sent: list[tuple[bytes, tuple, tuple]] = []
+    handle = reference.handle_datagram
+
+    def recording(datagram, now):
+        sent.append((datagram.data, datagram.source, datagram.destination))
+        handle(datagram, now)
+
+    reference.handle_datagram = recording
+    client = Client(reference)
+    assert error_code(client.allocate()) is None
+    assert error_code(client.request(w.CHANNEL_BIND, (w.CHANNEL_NUMBER, 0x4000), (w.XOR_PEER_ADDRESS, PEER))) is None
+    client.send_raw(w.encode_channel_data(0x4000, b"to the peer"))
+    assert error_code(client.request(w.REFRESH, (w.LIFETIME, 600))) is None
+    binding = Message(BINDING, MessageClass.REQUEST).encode(fingerprint=True)
+    for data in (binding[:-1] + bytes([binding[-1] ^ 1]), b"\x00\x01\x00", b"", b"\x17\xfe\xfd", binding):
+        client.send_raw(data)
+    assert error_code(client.request(w.REFRESH, (w.LIFETIME, 0))) is None
+    assert len(sent) == 11
+
+    general, _ = make_server()  # the same datagrams again, to two fresh servers (the same seeded nonces)
+    fast, _ = make_server()
+    for data, source, listener in sent:
+        general.handle_datagram(Receive(data, source, listener), client.now)
+        fast.handle_client_stun(data, source, listener, client.now)
+        assert drain(fast) == drain(general), data
+        assert events(fast) == events(general)
+    assert dataclasses.asdict(fast.stats) == dataclasses.asdict(general.stats)
+    assert (fast.stats.parse_errors, fast.stats.requests, fast.stats.packets_to_peer) == (4, 6, 1)
