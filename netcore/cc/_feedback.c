@@ -30,8 +30,9 @@ typedef struct {
     double send_time;
     long long size;
     long long probe_cluster;
-    int32_t prev, next;         /* insertion order among the present entries */
-    char present, has_probe, reported_lost;
+    int32_t prev, next;         /* insertion order among the present entries; next links the free ones */
+    uint16_t seq;
+    char has_probe, reported_lost;
 } Entry;
 
 typedef struct {
@@ -46,8 +47,13 @@ typedef struct {
 
 typedef struct {
     PyObject_HEAD
-    /* the sent history */
+    /* the sent history: a slot per remembered packet, found by its number through index (valid where the
+     * number's bit in present is set); slots are reused, and the pool grows only to the most packets
+     * remembered at once (a few hundred in a call: the history is what is not yet reported) */
+    uint16_t *index;
+    uint8_t *present;
     Entry *entries;
+    int32_t pool_size, pool_used, free_slots;
     int32_t head, tail;
     Py_ssize_t count, history;
     /* the acknowledged rate (AckedBitrate) */
@@ -87,31 +93,65 @@ static double py_min(double a, double b) { return b < a ? b : a; }  /* min(a, b)
 
 /* -- the history ------------------------------------------------------------------- */
 
-static void history_unlink(Accounting *self, int32_t key) {
-    Entry *e = &self->entries[key];
+static int is_present(Accounting *self, int32_t key) {
+    return self->present[key >> 3] & (1 << (key & 7));
+}
+
+/* The slot of a packet no longer remembered goes back to the free list. */
+static void history_unlink(Accounting *self, int32_t slot) {
+    Entry *e = &self->entries[slot];
     if (e->prev != NONE) self->entries[e->prev].next = e->next; else self->head = e->next;
     if (e->next != NONE) self->entries[e->next].prev = e->prev; else self->tail = e->prev;
-    e->present = 0;
+    self->present[e->seq >> 3] &= (uint8_t)~(1 << (e->seq & 7));
+    e->next = self->free_slots;
+    self->free_slots = slot;
     self->count--;
 }
 
+static int32_t slot_new(Accounting *self) {
+    if (self->free_slots != NONE) {
+        int32_t slot = self->free_slots;
+        self->free_slots = self->entries[slot].next;
+        return slot;
+    }
+    if (self->pool_used == self->pool_size) {
+        int32_t size = self->pool_size ? self->pool_size * 2 : 256;
+        Entry *grown = PyMem_Realloc(self->entries, sizeof(Entry) * size);
+        if (grown == NULL) {
+            PyErr_NoMemory();
+            return NONE;
+        }
+        self->entries = grown;
+        self->pool_size = size;
+    }
+    return self->pool_used++;
+}
+
 /* history[key] = _Sent(...): a key already present keeps its place, as in a dict. */
-static void history_set(Accounting *self, int32_t key, double send_time, long long size, int has_probe,
-                        long long cluster) {
-    Entry *e = &self->entries[key];
-    if (!e->present) {
-        e->present = 1;
+static int history_set(Accounting *self, int32_t key, double send_time, long long size, int has_probe,
+                       long long cluster) {
+    int32_t slot;
+    if (is_present(self, key)) {
+        slot = self->index[key];
+    } else {
+        if ((slot = slot_new(self)) == NONE) return -1;
+        Entry *e = &self->entries[slot];
+        e->seq = (uint16_t)key;
         e->prev = self->tail;
         e->next = NONE;
-        if (self->tail != NONE) self->entries[self->tail].next = key; else self->head = key;
-        self->tail = key;
+        if (self->tail != NONE) self->entries[self->tail].next = slot; else self->head = slot;
+        self->tail = slot;
+        self->index[key] = (uint16_t)slot;
+        self->present[key >> 3] |= (uint8_t)(1 << (key & 7));
         self->count++;
     }
+    Entry *e = &self->entries[slot];
     e->send_time = send_time;
     e->size = size;
     e->has_probe = (char)has_probe;
     e->probe_cluster = cluster;
     e->reported_lost = 0;
+    return 0;
 }
 
 static int seq_key(PyObject *seq, int32_t *key) {
@@ -304,18 +344,19 @@ static int Accounting_init(Accounting *self, PyObject *args, PyObject *kwds) {
         PyErr_SetString(PyExc_ValueError, "three usages, a window of at least one point");
         return -1;
     }
-    if (self->entries != NULL) {
+    if (self->index != NULL) {
         PyErr_SetString(PyExc_RuntimeError, "already initialised");
         return -1;
     }
-    self->entries = PyMem_Calloc(SEQS, sizeof(Entry));
+    self->index = PyMem_Calloc(SEQS, sizeof(uint16_t));
+    self->present = PyMem_Calloc(SEQS / 8, 1);
     self->points_x = PyMem_Calloc(window, sizeof(double));
     self->points_y = PyMem_Calloc(window, sizeof(double));
-    if (self->entries == NULL || self->points_x == NULL || self->points_y == NULL) {
+    if (self->index == NULL || self->present == NULL || self->points_x == NULL || self->points_y == NULL) {
         PyErr_NoMemory();
         return -1;
     }
-    self->head = self->tail = NONE;
+    self->head = self->tail = self->free_slots = NONE;
     self->history = history;
     self->acked_window = acked_window;
     self->burst = burst;
@@ -334,6 +375,8 @@ static int Accounting_init(Accounting *self, PyObject *args, PyObject *kwds) {
 }
 
 static void Accounting_dealloc(Accounting *self) {
+    PyMem_Free(self->index);
+    PyMem_Free(self->present);
     PyMem_Free(self->entries);
     PyMem_Free(self->samples);
     PyMem_Free(self->points_x);
@@ -343,7 +386,7 @@ static void Accounting_dealloc(Accounting *self) {
 }
 
 static int ready(Accounting *self) {
-    if (self->entries == NULL) {
+    if (self->index == NULL) {
         PyErr_SetString(PyExc_RuntimeError, "Accounting not initialised");
         return 0;
     }
@@ -365,7 +408,7 @@ static PyObject *Accounting_sent(Accounting *self, PyObject *const *args, Py_ssi
     int has_probe = nargs == 4 && args[3] != Py_None;
     long long cluster = 0;
     if (has_probe && (cluster = PyLong_AsLongLong(args[3])) == -1 && PyErr_Occurred()) return NULL;
-    history_set(self, key, now, size, has_probe, cluster);
+    if (history_set(self, key, now, size, has_probe, cluster) < 0) return NULL;
     if (self->count > self->history) history_unlink(self, self->head);
     Py_RETURN_NONE;
 }
@@ -397,7 +440,10 @@ static PyObject *Accounting_sent_many(Accounting *self, PyObject *sent) {
             return NULL;
         }
         Py_DECREF(item);
-        history_set(self, key, at, size, 0, 0);
+        if (history_set(self, key, at, size, 0, 0) < 0) {
+            Py_DECREF(iterator);
+            return NULL;
+        }
         total += size;
     }
     Py_DECREF(iterator);
@@ -428,11 +474,12 @@ static PyObject *Accounting_feedback(Accounting *self, PyObject *const *args, Py
         }
         int32_t key;
         if (seq_key(PyTuple_GET_ITEM(item, 0), &key) < 0) goto error;
-        Entry *e = &self->entries[key];
-        if (!e->present) {
+        if (!is_present(self, key)) {
             unknown++;
             continue;
         }
+        int32_t slot = self->index[key];
+        Entry *e = &self->entries[slot];
         PyObject *arrival_obj = PyTuple_GET_ITEM(item, 1);
         if (arrival_obj == Py_None) {
             if (!e->reported_lost) {
@@ -444,7 +491,7 @@ static PyObject *Accounting_feedback(Accounting *self, PyObject *const *args, Py
         double arrival = PyFloat_AsDouble(arrival_obj);
         if (arrival == -1.0 && PyErr_Occurred()) goto error;
         Entry packet = *e;
-        history_unlink(self, key);
+        history_unlink(self, slot);
         if (packet.reported_lost) lost--;  /* reported lost before, received after all (a late report) */
         received++;
         if (acked_add(self, arrival, packet.size) < 0) goto error;
@@ -480,10 +527,10 @@ static PyObject *Accounting_history(Accounting *self, PyObject *unused) {
     if (!ready(self)) return NULL;
     PyObject *out = PyList_New(0);
     if (out == NULL) return NULL;
-    for (int32_t key = self->head; key != NONE; key = self->entries[key].next) {
-        Entry *e = &self->entries[key];
+    for (int32_t slot = self->head; slot != NONE; slot = self->entries[slot].next) {
+        Entry *e = &self->entries[slot];
         PyObject *cluster = e->has_probe ? PyLong_FromLongLong(e->probe_cluster) : Py_NewRef(Py_None);
-        PyObject *row = cluster ? Py_BuildValue("(idLN)", (int)key, e->send_time, e->size, cluster) : NULL;
+        PyObject *row = cluster ? Py_BuildValue("(idLN)", (int)e->seq, e->send_time, e->size, cluster) : NULL;
         if (row == NULL || PyList_Append(out, row) < 0) {
             Py_XDECREF(row);
             Py_DECREF(out);
@@ -500,8 +547,8 @@ static PyObject *Accounting_state(Accounting *self, PyObject *unused) {
     PyObject *lost = PyList_New(0);
     PyObject *points = PyList_New(0);
     if (history == NULL || lost == NULL || points == NULL) goto error;
-    for (int32_t key = self->head; key != NONE; key = self->entries[key].next)
-        if (PyList_Append(lost, self->entries[key].reported_lost ? Py_True : Py_False) < 0) goto error;
+    for (int32_t slot = self->head; slot != NONE; slot = self->entries[slot].next)
+        if (PyList_Append(lost, self->entries[slot].reported_lost ? Py_True : Py_False) < 0) goto error;
     for (int i = 0; i < self->points_len; i++) {
         int j = (self->points_start + i) % self->window;
         PyObject *point = Py_BuildValue("(dd)", self->points_x[j], self->points_y[j]);
@@ -531,6 +578,10 @@ static PyObject *Accounting_get_acked_rate(Accounting *self, void *closure) {
     return acked_rate(self);
 }
 
+static PyObject *Accounting_get_slots(Accounting *self, void *closure) {
+    return PyLong_FromLong(self->pool_size);
+}
+
 static Py_ssize_t Accounting_len(Accounting *self) {
     return self->count;
 }
@@ -551,6 +602,7 @@ static PyMethodDef Accounting_methods[] = {
 static PyGetSetDef Accounting_getset[] = {
     {"usage", (getter)Accounting_get_usage, NULL, "the over-use detector's state", NULL},
     {"acked_rate", (getter)Accounting_get_acked_rate, NULL, "bits per second acknowledged, or None", NULL},
+    {"slots", (getter)Accounting_get_slots, NULL, "the history's slots allocated (its memory)", NULL},
     {NULL},
 };
 

@@ -124,6 +124,17 @@ def test_the_history_is_bounded_and_forgets_the_oldest_first_in_both():
     assert len(c) == 8192
 
 
+def test_the_compiled_history_holds_what_is_unreported_not_every_number():
+    # a subscriber's numbers go round the 16 bits every few minutes: the memory follows the packets not yet
+    # reported (slots reused), not the numbers seen
+    c = compiled()
+    for start in range(0, 200_000, 100):
+        c.sent_many([(s & 0xFFFF, 1000, s * 0.001) for s in range(start, start + 100)])
+        c.feedback([(s & 0xFFFF, s * 0.001 + 0.02) for s in range(start, start + 90)], start * 0.001 + 0.1)
+    assert len(c) <= 8192  # the tenth never reported: bounded
+    assert c.slots <= 16384
+
+
 @pytest.mark.parametrize("schedule, loss", [
     ([(0, 2 * MBIT), (15, 300_000), (30, 2 * MBIT)], 0.0),
     ([(0, 1 * MBIT)], 0.05),
