@@ -35,7 +35,8 @@ try:
 except ImportError:  # no C compiler at install time: the Python accounting, the same decisions
     _feedback = None  # type: ignore[assignment]
 
-__all__ = ["HISTORY", "ACKED_WINDOW", "Accounting", "FeedbackAccounting", "new_accounting", "compiled_available"]
+__all__ = ["HISTORY", "ACKED_WINDOW", "Accounting", "FeedbackAccounting", "new_accounting", "compiled_accounting",
+           "compiled_available"]
 
 HISTORY = 8192  # sent packets remembered for feedback; far more than one feedback interval
 ACKED_WINDOW = 0.5  # the acknowledged rate's window (seconds of arrival time)
@@ -161,10 +162,17 @@ def compiled_available() -> bool:
     return _feedback is not None
 
 
+def compiled_accounting() -> Accounting:
+    """The C accounting, with this package's constants (``RuntimeError`` when it is not built)."""
+    if _feedback is None:
+        raise RuntimeError("netcore.cc._feedback is not built (setup.py build_ext)")
+    d = OveruseDetector()
+    return _feedback.Accounting(HISTORY, ACKED_WINDOW, BURST, WINDOW, SMOOTHING, THRESHOLD_GAIN, MAX_DELTAS,
+                                d.threshold, d.k_up, d.k_down, d.overuse_time, tuple(BandwidthUsage))
+
+
 def new_accounting() -> Accounting:
     """The compiled accounting when built and not turned off by ``NETCORE_CC_ACCOUNTING=python``."""
     if _feedback is not None and os.environ.get(ENV, "c") != "python":
-        d = OveruseDetector()
-        return _feedback.Accounting(HISTORY, ACKED_WINDOW, BURST, WINDOW, SMOOTHING, THRESHOLD_GAIN, MAX_DELTAS,
-                                    d.threshold, d.k_up, d.k_down, d.overuse_time, tuple(BandwidthUsage))
+        return compiled_accounting()
     return FeedbackAccounting()

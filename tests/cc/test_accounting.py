@@ -14,19 +14,15 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from netcore.cc import BandwidthEstimator
-from netcore.cc.accounting import FeedbackAccounting, compiled_available, new_accounting
+from netcore.cc.accounting import FeedbackAccounting, compiled_accounting
 from netcore.cc.delay import BandwidthUsage
 from tests.cc.sim import run_call
-
-pytestmark = pytest.mark.skipif(not compiled_available(), reason="netcore.cc._feedback is not built")
 
 MBIT = 1_000_000
 
 
 def compiled():
-    from netcore.cc import _feedback
-    assert _feedback is not None
-    accounting = new_accounting()
+    accounting = compiled_accounting()
     assert type(accounting).__module__ == "netcore.cc._feedback"
     return accounting
 
@@ -164,6 +160,8 @@ def test_an_estimator_fed_the_same_stream_publishes_the_same_targets():
         assert python.poll_probe(0.0) == c.poll_probe(0.0)
 
 
-def test_the_environment_selects_the_python_accounting(monkeypatch):
+def test_the_compiled_accounting_is_the_default_and_the_environment_selects_the_python_one(monkeypatch):
+    monkeypatch.setenv("NETCORE_CC_ACCOUNTING", "c")
+    assert type(BandwidthEstimator()._accounting).__module__ == "netcore.cc._feedback"
     monkeypatch.setenv("NETCORE_CC_ACCOUNTING", "python")
-    assert isinstance(new_accounting(), FeedbackAccounting)
+    assert isinstance(BandwidthEstimator()._accounting, FeedbackAccounting)
