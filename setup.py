@@ -1,4 +1,5 @@
-"""The C part of netcore: the TURN relay's compiled data path, and the STUN codec's byte work.
+"""The C part of netcore: the TURN relay's compiled data path, the STUN codec's byte work, the call server's
+forwarding path and the bandwidth estimator's feedback accounting.
 
 Everything else is in pyproject.toml. The extensions are optional: without a
 C compiler the package installs anyway and the TURN daemon relays in Python
@@ -25,6 +26,15 @@ setup(
         ),
         # The call server's forwarding path (netcore/sfu/fastpath.py); needs libsrtp2 (libsrtp2-dev) and
         # OpenSSL's libcrypto (libssl-dev).
+        # The send-side estimator's per-packet feedback accounting (netcore/cc/accounting.py has the same in
+        # Python, the fallback).
+        Extension(
+            "netcore.cc._feedback",
+            ["netcore/cc/_feedback.c"],
+            extra_compile_args=["-O2", "-std=c11", "-Wall", "-fno-fast-math", "-ffp-contract=off"],
+            libraries=["m"],
+            optional=True,
+        ),
         Extension(
             "netcore.sfu._forward",
             ["netcore/sfu/_forward.c"],

@@ -688,19 +688,25 @@ async def measure(server: str, pid: int, publisher: Publisher, subscribers: Subs
     task = asyncio.ensure_future(publisher.run(stop))
     try:
         await asyncio.sleep(warmup)
+        # the server's counters are read outside the latency window: rendering /metrics holds the daemon's
+        # loop for a while (see the note), and Janus is not asked anything during its window
+        fetched = time.monotonic()
+        before = await asyncio.to_thread(counters) if counters else {}
+        fetched = time.monotonic() - fetched
         first = max(publisher.sent, default=0) + 1
         mark = await subscribers.received()
-        before = await asyncio.to_thread(counters) if counters else {}
         cpu = cpu_seconds(pid)
         figures.load = load_average()
         await asyncio.sleep(seconds)
         cpu = cpu_seconds(pid) - cpu
+        received = await subscribers.received() - mark
+        last = max(publisher.sent, default=0)
         after = await asyncio.to_thread(counters) if counters else {}
         figures.notes = [f"{k} +{v - before.get(k, 0):.0f}" for k, v in after.items()
                          if (k.endswith("_total") or "_total{" in k) and v != before.get(k, 0)]
         figures.notes += [f"{k} {before.get(k, 0):.0f}->{v:.0f}" for k, v in after.items() if k.startswith("estimate")]
-        received = await subscribers.received() - mark
-        last = max(publisher.sent, default=0)
+        if counters:
+            figures.notes.append(f"metrics fetch {fetched * 1e3:.0f} ms")
         await asyncio.sleep(1.0)  # what was in flight at the end arrives
     finally:
         stop.set()

@@ -14,46 +14,34 @@ It composes the pieces of this package: the delay-based chain
 bound and acknowledged rate (:mod:`~netcore.cc.loss`) and probing
 (:mod:`~netcore.cc.probe`). The target is the smaller of the delay-based
 and loss-based estimates, within [minimum, maximum] and under a REMB cap.
-The sent-packet history is bounded (:data:`HISTORY` packets).
+The sent-packet history is bounded (:data:`HISTORY` packets). The
+per-packet part of each feedback (the history, the acknowledged rate, the
+delay chain) is :mod:`~netcore.cc.accounting`'s, compiled when built.
 """
 
 from __future__ import annotations
 
 from typing import Iterable
 
+from netcore.cc.accounting import HISTORY, Accounting, new_accounting
 from netcore.cc.aimd import AimdRateControl
-from netcore.cc.delay import BandwidthUsage, InterArrival, OveruseDetector, TrendlineEstimator
-from netcore.cc.loss import AckedBitrate, LossBasedControl
+from netcore.cc.delay import BandwidthUsage
+from netcore.cc.loss import LossBasedControl
 from netcore.cc.probe import ProbeCluster, ProbeController, ProbeResults
 
-__all__ = ["BandwidthEstimator"]
-
-HISTORY = 8192  # sent packets remembered for feedback; far more than one feedback interval
-
-
-class _Sent:
-    __slots__ = ("send_time", "size", "probe_cluster", "reported_lost")
-
-    def __init__(self, send_time: float, size: int, probe_cluster: int | None) -> None:
-        self.send_time = send_time
-        self.size = size
-        self.probe_cluster = probe_cluster
-        self.reported_lost = False
+__all__ = ["BandwidthEstimator", "HISTORY"]
 
 
 class BandwidthEstimator:
     """The sender's target bitrate, from what the receiver reports."""
 
-    def __init__(self, initial: float = 300_000, minimum: float = 30_000, maximum: float = 2_500_000) -> None:
+    def __init__(self, initial: float = 300_000, minimum: float = 30_000, maximum: float = 2_500_000,
+                 accounting: Accounting | None = None) -> None:
         self.minimum = minimum
         self.maximum = maximum
-        self._sent: dict[int, _Sent] = {}
-        self._inter_arrival = InterArrival()
-        self._trendline = TrendlineEstimator()
-        self._detector = OveruseDetector()
+        self._accounting = accounting if accounting is not None else new_accounting()
         self._delay_based = AimdRateControl(initial, minimum, maximum)
         self._loss_based = LossBasedControl(initial, minimum, maximum)
-        self._acked = AckedBitrate()
         self._probes = ProbeController(initial, maximum)
         self._probe_results = ProbeResults()
         self._remb: float | None = None
@@ -65,44 +53,23 @@ class BandwidthEstimator:
 
     def packet_sent(self, transport_seq: int, size: int, now: float, probe_cluster: int | None = None) -> None:
         """Remember a packet that carries transport-wide sequence number ``transport_seq`` (16 bits)."""
-        sent = self._sent
-        sent[transport_seq & 0xFFFF] = _Sent(now, size, probe_cluster)
+        self._accounting.sent(transport_seq, size, now, probe_cluster)
         if probe_cluster is not None:
             self._probe_results.sent(probe_cluster)
-        if len(sent) > HISTORY:
-            del sent[next(iter(sent))]
 
     def packets_sent(self, sent: Iterable[tuple[int, int, float]]) -> int:
         """Packets sent outside any probe, ``(transport_seq, size, send time)`` in send order: what
         :meth:`packet_sent` does for each, in one loop (the call server's compiled path hands its copies over
         in batches, one per copy it sent); returns their bytes."""
-        history = self._sent
-        total = 0
-        for seq, size, at in sent:
-            history[seq & 0xFFFF] = _Sent(at, size, None)
-            total += size
-        while len(history) > HISTORY:
-            del history[next(iter(history))]
-        return total
+        return self._accounting.sent_many(sent)
 
     def feedback_received(self, arrivals: list[tuple[int, float | None]], now: float) -> None:
         """One feedback's ``(sequence number, arrival or None)`` list, in sequence order."""
-        received = lost = 0
-        for seq, arrival in arrivals:
-            packet = self._sent.get(seq & 0xFFFF)
-            if packet is None:
-                self.unknown_reports += 1
-                continue
-            if arrival is None:
-                if not packet.reported_lost:
-                    packet.reported_lost = True
-                    lost += 1
-                continue
-            del self._sent[seq & 0xFFFF]
-            if packet.reported_lost:
-                lost -= 1  # reported lost before, received after all (a late report)
-            received += 1
-            self._on_received(packet, arrival, now)
+        received, lost, unknown, probes = self._accounting.feedback(arrivals, now)
+        self.unknown_reports += unknown
+        if probes is not None:
+            for cluster, send_time, arrival, size in probes:
+                self._on_probe_received(cluster, send_time, arrival, size)
         self.feedbacks += 1
         self._update(received, lost, now)  # lost < 0: late reports took back earlier losses
 
@@ -129,11 +96,11 @@ class BandwidthEstimator:
 
     @property
     def usage(self) -> BandwidthUsage:
-        return self._detector.state
+        return self._accounting.usage
 
     @property
     def acked_bitrate(self) -> float | None:
-        return self._acked.rate
+        return self._accounting.acked_rate
 
     @property
     def loss_fraction(self) -> float:
@@ -141,23 +108,18 @@ class BandwidthEstimator:
 
     # -- internals ------------------------------------------------------------------
 
-    def _on_received(self, packet: _Sent, arrival: float, now: float) -> None:
-        self._acked.add(arrival, packet.size)
-        if packet.probe_cluster is not None:
-            rate = self._probe_results.add(packet.probe_cluster, packet.send_time, arrival, packet.size)
-            follow = None if rate is None else self._probes.measured(packet.probe_cluster, rate)
-            if follow is not None and follow > self._delay_based.rate:
-                self._delay_based.set_estimate(0.95 * follow)
-                self._loss_based.raise_to(0.95 * follow)
-        deltas = self._inter_arrival.add(packet.send_time, arrival, packet.size)
-        if deltas is not None:
-            send_delta, arrival_delta, _ = deltas
-            self._trendline.update(send_delta, arrival_delta, arrival)
-            self._detector.detect(self._trendline.modified_trend, send_delta, now)
+    def _on_probe_received(self, cluster: int, send_time: float, arrival: float, size: int) -> None:
+        """A probe packet reported received (after the feedback's accounting: its result touches only the rate
+        controls, which the accounting does not read)."""
+        rate = self._probe_results.add(cluster, send_time, arrival, size)
+        follow = None if rate is None else self._probes.measured(cluster, rate)
+        if follow is not None and follow > self._delay_based.rate:
+            self._delay_based.set_estimate(0.95 * follow)
+            self._loss_based.raise_to(0.95 * follow)
 
     def _update(self, received: int, lost: int, now: float) -> None:
-        usage = self._detector.state
-        self._delay_based.update(usage, self._acked.rate, now)
+        usage = self._accounting.usage
+        self._delay_based.update(usage, self._accounting.acked_rate, now)
         self._loss_based.update(received, lost, now)
         self._publish()
         self._probes.update(self.target_bitrate, usage is BandwidthUsage.OVERUSE, now)

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import heapq
 from dataclasses import dataclass, field
+from typing import Callable
 
 from netcore.cc import BandwidthEstimator, Pacer
+from netcore.cc.accounting import Accounting
 from netcore.cc.delay import BandwidthUsage
 from netcore.rtp.twcc import TwccRecorder, arrival_times
 from netcore.testing.bottleneck import Bottleneck
@@ -34,9 +36,12 @@ class Trace:
 
 
 def run_call(schedule: list[tuple[float, float]], duration: float, *, initial: float = 300_000,
-             maximum: float = 2_500_000, loss: float = 0.0, delay: float = 0.025, seed: int = 1) -> Trace:
-    """``schedule``: ``(from time, capacity bit/s)`` steps of the bottleneck."""
-    estimator = BandwidthEstimator(initial=initial, maximum=maximum)
+             maximum: float = 2_500_000, loss: float = 0.0, delay: float = 0.025, seed: int = 1,
+             accounting: Callable[[], Accounting] | None = None) -> Trace:
+    """``schedule``: ``(from time, capacity bit/s)`` steps of the bottleneck; ``accounting`` makes the
+    estimator's feedback accounting (the default: the compiled one when built)."""
+    estimator = BandwidthEstimator(initial=initial, maximum=maximum,
+                                   accounting=accounting() if accounting is not None else None)
     estimator.rtt_measured(2 * delay)
     pacer: Pacer[int] = Pacer(initial)
     link = Bottleneck(schedule[0][1], delay=delay, loss=loss, seed=seed)

@@ -69,7 +69,7 @@ def test_the_sent_history_is_bounded():
     estimator = BandwidthEstimator()
     for i in range(100_000):
         estimator.packet_sent(i & 0xFFFF, 1000, i * 0.0001)
-    assert len(estimator._sent) <= 8192
+    assert len(estimator._accounting.history()) <= 8192
 
 
 def test_a_batch_of_sent_packets_is_remembered_as_one_by_one():
@@ -81,8 +81,7 @@ def test_a_batch_of_sent_packets_is_remembered_as_one_by_one():
         one.packet_sent(seq, size, at)
     totals = [batch.packets_sent(sent[i:i + 5000]) for i in range(0, len(sent), 5000)]
     assert sum(totals) == sum(size for _, size, _ in sent)
-    assert [(k, v.send_time, v.size, v.probe_cluster) for k, v in one._sent.items()] == [
-        (k, v.send_time, v.size, v.probe_cluster) for k, v in batch._sent.items()]
+    assert one._accounting.history() == batch._accounting.history()
     arrivals = [(seq, at + 0.03) for seq, _, at in sent[-400:]]
     one.feedback_received(arrivals, 14.1)
     batch.feedback_received(arrivals, 14.1)
