@@ -24,8 +24,6 @@ setup(
             libraries=["crypto", "z"],
             optional=True,
         ),
-        # The call server's forwarding path (netcore/sfu/fastpath.py); needs libsrtp2 (libsrtp2-dev) and
-        # OpenSSL's libcrypto (libssl-dev).
         # The send-side estimator's per-packet feedback accounting (netcore/cc/accounting.py has the same in
         # Python, the fallback).
         Extension(
@@ -35,6 +33,8 @@ setup(
             libraries=["m"],
             optional=True,
         ),
+        # The call server's forwarding path (netcore/sfu/fastpath.py); needs libsrtp2 (libsrtp2-dev) and
+        # OpenSSL's libcrypto (libssl-dev).
         Extension(
             "netcore.sfu._forward",
             ["netcore/sfu/_forward.c"],
