@@ -95,6 +95,7 @@ class ProgramPublisher:
         self.slots: list = []
         self.slot_by_ssrc: dict = {}
         self.max_heights: dict = {}
+        self.max_fps: dict = {}
         self.connected = True
         self.transcodes = None
         self.job = None

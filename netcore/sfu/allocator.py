@@ -87,6 +87,8 @@ PROBE_INTERVAL = 2.0  # a subscriber kept below a layer it could use probes its 
 MAX_PROBE_INTERVAL = 8.0  # ... doubling with each probe to this, as netcore.cc's recovery probes (reset when it goes up)
 PROBE_HEADROOM = 1.2  # probe at this much above what the next layer needs with its margin
 TEMPORAL_UP_HOLD = 1.0  # seconds with margin before a higher TID of the same layer (no key frame needed)
+FPS_MARGIN = 1.25  # a TID's measured frame rate may exceed a viewer's max_fps by this (one-second windows of
+# a few frames read a little high or low: 2.5 frames/s reads 2 or 3)
 MIN_UPPER_TEMPORAL = 1  # layers above the lowest are offered from this TID up (half the frame rate of three)
 
 
@@ -98,6 +100,7 @@ class LayerInfo:
     height: int = 0
     active: bool = True
     temporal: tuple[float, ...] = ()  # bit/s of TIDs 0..t, for each t (VP8 temporal layers); () without
+    frame_rates: tuple[float, ...] = ()  # frames/s of TIDs 0..t, for each t; () without
 
 
 def slot_budget(estimate: float, video: int, audio: int) -> float:
@@ -128,15 +131,19 @@ class LayerAllocator:
         self.switches = 0  # decisions that changed the layer (the first choice is not one)
         self.temporal_switches = 0  # decisions that changed only the TID
 
-    def decide(self, layers: list[LayerInfo], budget: float, now: float, max_height: int | None = None) -> int | None:
-        """The layer index to forward now (None: no layer has sent anything yet)."""
+    def decide(self, layers: list[LayerInfo], budget: float, now: float, max_height: int | None = None,
+               max_fps: float | None = None) -> int | None:
+        """The layer index to forward now (None: no layer has sent anything yet); ``max_fps``: only the
+        TIDs whose frames come at most that fast (the lowest step when none does)."""
         usable = _usable(layers, max_height)
         if not usable:
             return None
-        steps = _steps(layers, usable)
+        steps = _capped(_steps(layers, usable), layers, max_fps)
         fitting = [k for k, step in enumerate(steps) if step[2] <= budget]
         best = fitting[-1] if fitting else 0
         current = self._position(steps)
+        if current is not None and max_fps is not None and self._above(steps[current]):
+            current = None  # forwarding more TIDs than the frame rate asked for allows: off the ladder
         if current is None:
             # the first choice, or the current layer stopped or is no longer wanted: no wait
             return self._switch(steps[best], counted=self.current is not None)
@@ -159,10 +166,11 @@ class LayerAllocator:
             return self._switch(steps[target])
         return self.current
 
-    def next_rate(self, layers: list[LayerInfo], max_height: int | None = None) -> float | None:
+    def next_rate(self, layers: list[LayerInfo], max_height: int | None = None,
+                  max_fps: float | None = None) -> float | None:
         """The bitrate of the step above the current choice (what a probe must show room for), None at
         the top or before a choice."""
-        steps = _steps(layers, _usable(layers, max_height))
+        steps = _capped(_steps(layers, _usable(layers, max_height)), layers, max_fps)
         position = self._position(steps)
         if position is None or position + 1 >= len(steps):
             return None
@@ -177,6 +185,10 @@ class LayerAllocator:
             return same[-1]  # every TID was forwarded
         below = [k for k in same if steps[k][1] is None or steps[k][1] <= self.temporal]
         return below[-1] if below else same[0]
+
+    def _above(self, step: Step) -> bool:
+        """The current choice forwards TIDs above ``step``'s (the top of its layer on a capped ladder)."""
+        return step[1] is not None and (self.temporal is None or self.temporal > step[1])
 
     def _switch(self, step: Step, counted: bool = True) -> int:
         index, tid = step[0], step[1]
@@ -209,6 +221,20 @@ def _steps(layers: list[LayerInfo], usable: list[int]) -> list[Step]:
             steps.extend((i, tid, max(temporal[tid], floor)) for tid in range(lowest, len(temporal)))
         floor = max(floor, layers[i].bitrate)
     return steps
+
+
+def _capped(steps: list[Step], layers: list[LayerInfo], max_fps: float | None) -> list[Step]:
+    """The steps whose frames come at most ``max_fps`` a second (a viewer showing the track at a low
+    frame rate: a small tile of a broadcast), the lowest step when none does. A step without TIDs, or
+    whose layer's frame rates are not measured yet, is kept: it cannot be thinned."""
+    if max_fps is None:
+        return steps
+
+    def fits(step: Step) -> bool:
+        rates = layers[step[0]].frame_rates
+        return step[1] is None or step[1] >= len(rates) or rates[step[1]] <= max_fps * FPS_MARGIN
+
+    return [step for step in steps if fits(step)] or steps[:1]
 
 
 def _scaled(layer: LayerInfo) -> tuple[float, ...]:

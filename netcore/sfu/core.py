@@ -334,9 +334,11 @@ class SfuCore:
         self._drain(now)
 
     def request_max_height(self, participant_id: str, publisher_id: str, mid: str, max_height: int | None,
-                           now: float) -> None:
-        """The subscriber wants at most ``max_height`` lines of that track (None: no limit); its simulcast
-        layer is chosen again at once. Raises UsageError for a participant or track not in its room."""
+                           now: float, max_fps: float | None = None) -> None:
+        """The subscriber wants at most ``max_height`` lines of that track (None: no limit), and at most
+        ``max_fps`` frames a second of it (None: every frame; VP8 temporal layers, the TIDs that fit); its
+        simulcast layer and TID are chosen again at once. Raises UsageError for a participant or track not
+        in its room."""
         participant = self.participants.get(participant_id)
         publisher = self.participants.get(publisher_id)
         if participant is None or publisher is None or publisher.room_id != participant.room_id \
@@ -347,6 +349,10 @@ class SfuCore:
             participant.max_heights.pop(key, None)
         elif key in participant.max_heights or len(participant.max_heights) < MAX_HEIGHT_REQUESTS:
             participant.max_heights[key] = max(1, int(max_height))
+        if max_fps is None:
+            participant.max_fps.pop(key, None)
+        elif key in participant.max_fps or len(participant.max_fps) < MAX_HEIGHT_REQUESTS:
+            participant.max_fps[key] = max(1.0, float(max_fps))
         for slot in participant.slots:
             if slot.publication is publisher.publications[mid] and (_allocated(slot.publication)
                                                                     or self.config.transcoding):
@@ -771,6 +777,8 @@ class SfuCore:
             tid = vp8_temporal_id(packet.payload)
             if tid is not None:
                 layer.temporal_meter(tid).add(len(packet.data), now)
+                if packet.marker:
+                    layer.temporal_frame(tid, now)
         level = None
         if publication.kind == "audio":
             if publication.audio_level_id is not None:
@@ -879,18 +887,19 @@ class SfuCore:
         allocator = slot.allocator
         downtrack = slot.downtrack
         temporal_switches = allocator.temporal_switches
+        max_fps = subscriber.max_fps.get((publication.owner.id, publication.mid))
         if not publication.simulcast:
             allocator.current = 0
             infos = publication.layer_infos(layers, now)
-            allocator.decide(infos, subscriber_budget(subscriber, now), now)
+            allocator.decide(infos, subscriber_budget(subscriber, now), now, max_fps=max_fps)
             self._set_temporal(slot, temporal_switches)
-            self._probe(subscriber, allocator.next_rate(infos), now)
+            self._probe(subscriber, allocator.next_rate(infos, max_fps=max_fps), now)
             return
         allocator.current = layers.index(slot.layer) if slot.layer in layers else None
         switches = allocator.switches
         max_height = subscriber.max_heights.get((publication.owner.id, publication.mid))
         infos = publication.layer_infos(layers, now)
-        index = allocator.decide(infos, subscriber_budget(subscriber, now), now, max_height)
+        index = allocator.decide(infos, subscriber_budget(subscriber, now), now, max_height, max_fps)
         self._set_temporal(slot, temporal_switches)
         if allocator.switches != switches:
             subscriber.layer_switches += 1
@@ -901,7 +910,7 @@ class SfuCore:
                 layers[index].rid if index is not None else None))
         if index is None:
             return
-        self._probe(subscriber, allocator.next_rate(infos, max_height), now)
+        self._probe(subscriber, allocator.next_rate(infos, max_height, max_fps), now)
         layer = layers[index]
         if layer is slot.layer and layer.ssrc in (downtrack.rewriter.source, downtrack.wanted):
             return  # (the same layer under a new SSRC, a publisher restart, is wanted again below)

@@ -213,6 +213,7 @@ class RemotePublisher:
         self.packets_received = self.layer_switches = 0
         self.next_probe, self.probe_interval = float("inf"), 1.0
         self.max_heights: dict = {}
+        self.max_fps: dict = {}
         self.packets_forwarded = self.bytes_forwarded = 0
 
     def free_slot(self, kind: str) -> None:

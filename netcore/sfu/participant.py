@@ -47,6 +47,8 @@ class Layer:
     sender_report: tuple[float, int] | None = None
     received: ReceivedWindow = field(default_factory=ReceivedWindow)  # duplicates are not forwarded
     temporal: list[BitrateMeter] = field(default_factory=list)  # per VP8 TID seen, 0 first (temporal layers)
+    # frames per TID (a meter counting 1 per frame's last packet: its figure / 8 is frames/s)
+    temporal_frames: list[BitrateMeter] = field(default_factory=list)
     owner: Participant | None = None  # a transcoding worker's rendition (None: the publisher's own stream)
     codec: str | None = None  # of its latest packet (upper case), None before the first
     timestamp: int | None = None  # the RTP timestamp of its latest frame
@@ -58,20 +60,37 @@ class Layer:
 
     def temporal_meter(self, tid: int) -> BitrateMeter:
         """The meter of TID ``tid`` (0-3), made with those below it on first sight."""
-        meters = self.temporal
-        while len(meters) <= tid:
-            meters.append(BitrateMeter())
-        return meters[tid]
+        return _nth(self.temporal, tid)
+
+    def temporal_frame(self, tid: int, now: float) -> None:
+        """A frame of TID ``tid`` ended (its packet with the marker bit)."""
+        _nth(self.temporal_frames, tid).add(1, now)
 
     def temporal_rates(self, now: float) -> tuple[float, ...]:
         """What TIDs 0..t take together, for each t (() with fewer than two TIDs seen)."""
-        if len(self.temporal) < 2:
-            return ()
-        rates, total = [], 0.0
-        for meter in self.temporal:
-            total += meter.current(now)
-            rates.append(total)
-        return tuple(rates)
+        return _cumulative(self.temporal, now, 1.0)
+
+    def frame_rates(self, now: float) -> tuple[float, ...]:
+        """The frames per second of TIDs 0..t together, for each t (() with fewer than two TIDs seen)."""
+        return _cumulative(self.temporal_frames, now, 1 / 8)
+
+
+def _nth(meters: list[BitrateMeter], tid: int) -> BitrateMeter:
+    """Meter ``tid`` of a per-TID list, made with those below it on first sight."""
+    while len(meters) <= tid:
+        meters.append(BitrateMeter())
+    return meters[tid]
+
+
+def _cumulative(meters: list[BitrateMeter], now: float, scale: float) -> tuple[float, ...]:
+    """The meters' figures (times ``scale``) summed from TID 0 up, for each TID (() below two TIDs)."""
+    if len(meters) < 2:
+        return ()
+    rates, total = [], 0.0
+    for meter in meters:
+        total += meter.current(now) * scale
+        rates.append(total)
+    return tuple(rates)
 
 
 @dataclass(eq=False)
@@ -198,7 +217,7 @@ class Publication:
 
     def layer_infos(self, layers: list[Layer], now: float) -> list[LayerInfo]:
         return [LayerInfo(la.meter.current(now), la.height, la.meter.active(now) and not self.paused(la, now),
-                          la.temporal_rates(now)) for la in layers]
+                          la.temporal_rates(now), la.frame_rates(now)) for la in layers]
 
 
 @dataclass(eq=False)
@@ -288,6 +307,8 @@ class Participant:
         self.probe_interval = PROBE_INTERVAL
         # (publisher id, mid) -> the largest picture height it wants of that track (signaling asks)
         self.max_heights: dict[tuple[str, str], int] = {}
+        # ... and the highest frame rate (VP8 temporal layers: the TIDs whose frames come no faster)
+        self.max_fps: dict[tuple[str, str], float] = {}
 
     def _add_slot(self, media, config) -> None:
         assert media.send_ssrc is not None

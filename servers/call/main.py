@@ -56,6 +56,9 @@ def _common(parser: argparse.ArgumentParser, defaults: bool) -> None:
     add("--fps", default=30.0, type=float, help="video frame rate (default: 30)")
     add("--simulcast", default=False, action="store_true",
         help="send the video as three simulcast layers (a quarter, half and the whole size), as the page does")
+    add("--temporal-layers", default=1, type=int, choices=(1, 2, 3), metavar="N",
+        help="code VP8 video (each simulcast layer) with N temporal layers (L1T2, L1T3), so a call server can "
+             "send a viewer asking for a low frame rate only the lowest (default: 1)")
     add("--noise", default=0, type=int, metavar="N",
         help="add luma noise of up to N to the synthetic camera, so its encoders spend their whole bitrate")
     add("--host", dest="hosts", action="append", metavar="IP",
@@ -100,6 +103,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     join.add_argument("--max-height", type=int, metavar="LINES",
                       help="on the call server: ask for at most LINES of each video (room.quality), as a small "
                            "tile would")
+    join.add_argument("--max-fps", type=float, metavar="N",
+                      help="on the call server: ask for at most N frames a second of each video (room.quality; "
+                           "the publisher's temporal layers that fit), as a small tile of a broadcast would")
     for sub in (call, answer, join):
         _common(sub, defaults=False)
     args = parser.parse_args(argv)
@@ -128,7 +134,7 @@ def options_from(args: argparse.Namespace) -> CallOptions:
     choice = MediaChoice(audio=audio, video=video, screen=args.screen,
                          video_file=args.video_file, audio_file=args.audio_file,
                          width=args.width, height=args.height, fps=args.fps, marks=args.sync_marks,
-                         simulcast=args.simulcast, noise=args.noise)
+                         simulcast=args.simulcast, noise=args.noise, temporal_layers=args.temporal_layers)
     return CallOptions(server=args.server, user=args.user, password=args.password, register=args.register,
                        media=choice, hosts=tuple(args.hosts or ("127.0.0.1",)), relay_only=args.relay_only,
                        duration=args.duration, connect_timeout=args.connect_timeout,
@@ -167,7 +173,7 @@ async def _run(args: argparse.Namespace) -> dict:
         return await place_call(options, args.peer, console)
     if args.command == "join":
         room = RoomOptions(args.room, tuple(args.invite), args.subscribers, args.slots, args.record_room,
-                           args.wait_recording, args.watch, args.region, args.max_height)
+                           args.wait_recording, args.watch, args.region, args.max_height, args.max_fps)
         return await run_room(options, room, console)
     return await answer_call(options, console)
 

@@ -34,6 +34,7 @@ class MediaChoice:
     marks: bool = False  # the synthetic camera flashes when the microphone clicks (A/V sync)
     simulcast: bool = False  # the video as three simulcast layers (SIMULCAST), as the page's camera goes
     noise: int = 0  # the synthetic camera's luma noise (netcore.media.synthetic): encoders spend their targets
+    temporal_layers: int = 1  # VP8 temporal layers of the video (each simulcast layer's): 3 is L1T3
 
     @property
     def kinds(self) -> list[str]:
@@ -70,13 +71,21 @@ class LocalMedia:
     def add_to(self, pc: PeerConnection) -> None:
         """Offerer: send our tracks and ask to receive the kinds we do not send."""
         for track in (self.audio, self.video):
-            if track is self.video and track is not None and self.choice.simulcast:
-                pc.add_transceiver(track, send_encodings=SIMULCAST)
+            if track is self.video and track is not None and (self.choice.simulcast or self.choice.temporal_layers > 1):
+                pc.add_transceiver(track, send_encodings=self._encodings())
             elif track is not None:
                 pc.add_track(track)
         for kind in ("audio", "video"):
             if not any(t.kind == kind for t in pc.transceivers):
                 pc.add_transceiver(kind, "recvonly")
+
+    def _encodings(self) -> list[dict]:
+        """The video's send encodings: SIMULCAST's layers or one, each with the temporal layers chosen."""
+        encodings = SIMULCAST if self.choice.simulcast else [{}]
+        if self.choice.temporal_layers == 1:
+            return encodings
+        mode = f"L1T{self.choice.temporal_layers}"
+        return [{**encoding, "scalability_mode": mode} for encoding in encodings]
 
     def add_for_offer(self, pc: PeerConnection, offer: str) -> None:
         """Answerer: one transceiver per offered audio/video section, in the offer's order, each

@@ -52,6 +52,7 @@ class RoomOptions:
     watch: bool = False  # receive-only sessions of a broadcast's edge: publishers are not room members
     region: str | None = None  # a broadcast's viewer: signaling places each session on an edge of this region
     max_height: int | None = None  # on the call server: show no more than this many lines of any video (room.quality)
+    max_fps: float | None = None  # ... and no more than this many frames a second of it (temporal layers)
 
 
 @dataclass
@@ -75,6 +76,7 @@ class _Member:
     slots: int = DEFAULT_SLOTS
     watch: bool = False
     max_height: int | None = None
+    max_fps: float | None = None
     room_id: str = ""
     links: dict[str, _Link] = field(default_factory=dict)
     finished: list[dict[str, Any]] = field(default_factory=list)  # summaries of links that ended
@@ -115,7 +117,7 @@ class _Member:
         self.console.progress(f"{self.user}: room {self.room_id} is on the call server {call_server}")
         self.sfu = CallServerSession(self.client, self.options, self.console, self.room_id, call_server,
                                      self.participants, self.publish, self.slots, self.ours, self.watch,
-                                     max_height=self.max_height)
+                                     max_height=self.max_height, max_fps=self.max_fps)
         if call_server is not None:
             await self.sfu.start()
 
@@ -273,7 +275,7 @@ async def run_room(options: CallOptions, room: RoomOptions, console: Console) ->
             each = CallOptions(**{**options.__dict__, "user": user})
             members.append(_Member(each, await login(each, console), console, publish=not room.subscribers,
                                    ours=set(users) if room.subscribers else set(), slots=room.slots,
-                                   watch=room.watch, max_height=room.max_height))
+                                   watch=room.watch, max_height=room.max_height, max_fps=room.max_fps))
         sessions = await asyncio.gather(*(_run_member(m, room, stop) for m in members))
     finally:
         _off_signals(loop)

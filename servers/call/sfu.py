@@ -60,7 +60,7 @@ class CallServerSession:
     def __init__(self, client: SignalingClient, options: CallOptions, console: Console, room_id: str,
                  call_server: str | None, participants: dict[str, str], publish: bool, slots: int,
                  ours: set[str] | frozenset[str] = frozenset(), watch: bool = False,
-                 max_height: int | None = None) -> None:
+                 max_height: int | None = None, max_fps: float | None = None) -> None:
         self.client = client
         # a viewer of a broadcast (--watch): the publishers are on another call server of the tree, not in
         # this room's signaling; what a slot carries counts under the publisher's session id
@@ -86,6 +86,7 @@ class CallServerSession:
         # --max-height: each video track we are given is asked for at most this many lines (room.quality),
         # as a page showing it small would; once per (publisher, track)
         self.max_height = max_height
+        self.max_fps = max_fps  # --max-fps: and at most this many frames a second (the same request)
         self._quality_asked: set[tuple[str, str]] = set()
 
     @property
@@ -209,9 +210,11 @@ class CallServerSession:
         self.slots = {str(s["mid"]): (None if s.get("publisher") is None else str(s["publisher"])) for s in slots}
 
     async def _ask_quality(self, slots: list[dict[str, Any]]) -> None:
-        """With ``max_height``: ``room.quality`` for each video track in ``slots`` not asked for yet."""
-        if self.max_height is None:
+        """With ``max_height`` or ``max_fps``: ``room.quality`` for each video track in ``slots`` not asked for
+        yet."""
+        if self.max_height is None and self.max_fps is None:
             return
+        limits = {k: v for k, v in (("max_height", self.max_height), ("max_fps", self.max_fps)) if v is not None}
         for slot in slots:
             key = (str(slot.get("publisher")), str(slot.get("track")))
             if slot.get("kind") != "video" or slot.get("publisher") is None or key in self._quality_asked:
@@ -219,7 +222,7 @@ class CallServerSession:
             self._quality_asked.add(key)
             try:
                 await self.client.request("room.quality", {"room_id": self.room_id, "publisher": key[0],
-                                                           "track": key[1], "max_height": self.max_height})
+                                                           "track": key[1], **limits})
             except SignalingError as exc:
                 self.console.progress(f"{self.user}: room.quality refused ({exc.reason})")
 

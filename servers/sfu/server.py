@@ -605,11 +605,11 @@ class SfuServer:
         """A subscriber's requested maximum height for one track (the layer allocator's cap)."""
         core, driver = self.core, self.driver
         assert core is not None and driver is not None
-        height = payload.get("max_height")
+        height, fps = payload.get("max_height"), payload.get("max_fps")
         try:
             core.request_max_height(str(payload.get("session_id")), str(payload.get("publisher")),
                                     str(payload.get("track")), int(height) if height is not None else None,
-                                    asyncio.get_running_loop().time())
+                                    asyncio.get_running_loop().time(), float(fps) if fps is not None else None)
         except (NetcoreError, ValueError, TypeError) as exc:
             log_event("quality.refused", room=payload.get("room_id"), participant=payload.get("session_id"),
                       reason=str(exc))

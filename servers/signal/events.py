@@ -53,11 +53,13 @@ class MediaOffered(MediaEvent):
 
 @dataclass(frozen=True, slots=True)
 class MediaQualityRequested(MediaEvent):
-    """Relay to the call server: a participant wants at most ``max_height`` lines of one track (None: any)."""
+    """Relay to the call server: a participant wants at most ``max_height`` lines of one track (None: any),
+    and at most ``max_fps`` frames a second of it (None: every frame)."""
 
     publisher: str
     track: str
     max_height: int | None
+    max_fps: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

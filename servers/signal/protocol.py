@@ -255,7 +255,7 @@ CLIENT_SCHEMAS: dict[str, dict[str, tuple[Callable[[Any], str | None], bool]]] =
     "room.record": {"room_id": (ID, True), "action": (_choice("start", "stop"), True)},
     "room.media": {"room_id": (ID, True), "sdp": (SDP, True)},
     "room.quality": {"room_id": (ID, True), "publisher": (ID, True), "track": (ID, True),
-                     "max_height": (_integer(1, 4320), False)},
+                     "max_height": (_integer(1, 4320), False), "max_fps": (_number(1, 240), False)},
     # the operator of a studio room (its owner; docs/broadcast.md "Input manager")
     "studio.start": {"room_id": (ID, True)},
     "studio.stop": {"room_id": (ID, True)},  # the program off air; viewers get the cameras again

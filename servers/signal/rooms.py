@@ -278,7 +278,7 @@ class Rooms(CorePart[RoomHost]):
             return
         payload = message.payload
         self._out.emit(MediaQualityRequested(room.room_id, session.session_id, payload["publisher"],
-                                             payload["track"], payload.get("max_height"),
+                                             payload["track"], payload.get("max_height"), payload.get("max_fps"),
                                              call_server=self._media_server(room, session.session_id)))
         self._out.ack(session, message, {"room_id": room.room_id})
 

@@ -638,7 +638,8 @@ class SignalServer:
         elif isinstance(event, MediaQualityRequested):
             self._media_command(event.call_server, "media.quality",
                                 {"room_id": event.room_id, "session_id": event.session_id,
-                                 "publisher": event.publisher, "track": event.track, "max_height": event.max_height})
+                                 "publisher": event.publisher, "track": event.track, "max_height": event.max_height,
+                                 **({"max_fps": event.max_fps} if event.max_fps is not None else {})})
         elif isinstance(event, StudioCommanded):
             self._media_command(event.call_server, event.kind, {"room_id": event.room_id, "by": event.by,
                                                                 **event.payload})

@@ -43,3 +43,21 @@ def test_a_noisy_camera_still_carries_its_frame_numbers_and_costs_its_encoder_mo
     noisy, plain = SyntheticCamera(640, 360, 10, noise=12), SyntheticCamera(640, 360, 10)
     assert [read_frame_number(noisy.frame(n)) for n in (0, 1, 77)] == [0, 1, 77]
     assert coded_bytes(noisy) > 3 * coded_bytes(plain)
+
+
+def test_temporal_layers_and_max_fps_flags_code_each_simulcast_layer_l1t3_and_ask_for_a_low_frame_rate():
+    args = parse_args(["--user", "u", "--password", "p", "join", "ROOM", "--video", "--simulcast",
+                       "--temporal-layers", "3", "--max-fps", "3"])
+    assert args.max_fps == 3
+    assert asyncio.run(encodings(LocalMedia(options_from(args).media))) == [("q", 3), ("h", 3), ("f", 3)]
+
+
+async def encodings(media: LocalMedia) -> list[tuple[str | None, int]]:
+    """The video's send encodings: (rid, temporal layers) each."""
+    pc = PeerConnection()
+    try:
+        media.add_to(pc)
+        (video,) = [t for t in pc.transceivers if t.kind == "video"]
+        return [(e.rid, e.temporal_layers) for e in video.encodings]
+    finally:
+        await pc.close()

@@ -4,14 +4,17 @@
 the regions' namespaces and addresses, the shaped host's, the viewer counts)
 starts, in the core namespace: a redis-server (the tree's registry),
 netcore-signal and netcore-sfu for the origin with a ``netcore-call``
-publisher (640x360 at 10 frames/s with noise, three simulcast layers), and
+publisher (640x360 at 10 frames/s with noise, three simulcast layers of
+three temporal layers each), and
 the viewers' netcore-signal; in each region's namespace: a tier-2
 netcore-sfu pulling from the origin and two edges pulling from it,
 registered in their region; then viewers (``netcore-call --subscribers N
---watch --region R --max-height 90``) in their regions' namespaces, placed
+--watch --region R --max-height 90 --max-fps 3``) in their regions' namespaces, placed
 by signaling on their region's edges, first ``first`` of them, then one
 process of each of ``more`` per region at a time; a viewer on the shaped
-host and a reference viewer, neither asking for a height. It prints one
+host and a reference viewer, neither asking for a height. A plan may add
+flags to the publisher's (``program``, after its own: they win) and to the
+bulk viewers' (``bulk``), to measure other settings. It prints one
 JSON line: the origin's link bytes per second and link packets per packet
 received at each count, every viewer's summary, the cores each kind of
 process used.
@@ -36,8 +39,9 @@ from tests.sfu.test_failover import Participant, until
 
 ROOT = Path(__file__).resolve().parents[2]
 REDIS_PORT = 16379
-PROGRAM = ["--video", "--simulcast", "--noise", "12", "--size", "640x360", "--fps", "10"]
+PROGRAM = ["--video", "--simulcast", "--temporal-layers", "3", "--noise", "12", "--size", "640x360", "--fps", "10"]
 VIEWER_HEIGHT = 90  # the bulk viewers' tiles: the ladder's lowest rung (160x90)
+VIEWER_FPS = 3  # ... at a low frame rate: TL0 alone (2.5 of the 10 frames/s)
 WINDOW = 5.0  # seconds the origin's bytes are measured over
 PASSWORD = "viewers-password"
 
@@ -173,7 +177,7 @@ async def scenario(tmp: Path, plan: dict) -> dict:
         await make_users(f"ws://127.0.0.1:{port0}", publisher.user, friends=False)
         # (Participant's own --size/--fps come first: the program's flags, after the command, win)
         await publisher.start(tmp, f"ws://127.0.0.1:{port0}", "join", "new", "--duration", str(plan["duration"]),
-                              *PROGRAM)
+                              *PROGRAM, *plan.get("program", []))  # (a plan's own flags win: measurements)
         assert await until(lambda: publisher.said(r"room (\S+) created"), 30), publisher.log()
         program = publisher.said(r"room (\S+) created")[0][1].group(1)
 
@@ -224,7 +228,7 @@ async def scenario(tmp: Path, plan: dict) -> dict:
             await v.run(tmp, space, host, url, room, count, duration, r, *extra)
             return v
 
-        low = ("--max-height", str(VIEWER_HEIGHT))
+        low = ("--max-height", str(VIEWER_HEIGHT), "--max-fps", str(VIEWER_FPS), *plan.get("bulk", []))
         # (viewers watch until told to stop, after the last measurement)
         first = [await start(f"bc{r}a", r, batches[r][0][1], plan["duration"], *low) for r in regions]
         shaped = await start("bcshaped", regions[0], 1, plan["duration"], where=(ns["shaped"], ips["shaped"]))

@@ -222,3 +222,20 @@ def test_temporal_figures_that_read_below_their_layer_are_priced_at_the_layer_fi
     assert allocator.decide(layers[:1], 311_817, 0.0) == 0
     choices = [allocator.decide(layers, 311_817, t * ALLOCATE_INTERVAL) for t in range(1, 30)]
     assert choices[-1] == 1 and allocator.temporal == 2 and 2 not in choices
+
+
+def test_a_frame_rate_cap_keeps_the_tids_whose_frames_come_slow_enough_and_takes_the_slot_down_at_once():
+    # L1T3 at 10 frames/s on each layer: TL0 2.5, TL0+TL1 5, all 10 frames/s
+    rates = (2.5, 5.0, 10.0)
+    layers = [LayerInfo(50_000, 90, temporal=(12_500, 25_000, 50_000), frame_rates=rates),
+              LayerInfo(200_000, 180, temporal=(50_000, 100_000, 200_000), frame_rates=rates)]
+    allocator = LayerAllocator()
+    assert allocator.decide(layers, 5e6, 0.0, max_height=90) == 0 and allocator.temporal == 2  # every TID
+    assert allocator.decide(layers, 5e6, 0.1, max_height=90, max_fps=3) == 0 and allocator.temporal == 0
+    assert allocator.next_rate(layers, 90, max_fps=3) is None  # nothing above TL0 to probe for
+    assert LayerAllocator().decide(layers, 5e6, 0.0, max_fps=6) == 1  # TL0+TL1 of the top layer (5 frames/s)
+    # a layer whose TIDs' frame rates are not measured yet cannot be judged: kept
+    unmeasured = [LayerInfo(50_000, 90, temporal=(12_500, 25_000, 50_000))]
+    fresh = LayerAllocator()
+    fresh.decide(unmeasured, 5e6, 0.0, max_fps=3)
+    assert fresh.temporal == 2

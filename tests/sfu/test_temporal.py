@@ -110,3 +110,35 @@ def test_a_slow_subscriber_gets_tl0_alone_without_gaps_and_climbs_back_when_the_
             break
     assert slot("narrow").downtrack.temporal >= 2, core.participants["narrow"].transport.target_bitrate
     assert core.stats.temporal_switches >= 1 and core.stats.layer_switches == 0
+
+
+def test_a_viewer_asking_for_a_low_frame_rate_gets_tl0_alone_on_a_wide_link_and_every_tid_when_it_stops_asking():
+    room = Room(net=ShapedNetwork(12))
+    pub = room.join("pub", slots=0)
+    tile = room.join("tile", publish=(), slots=1)
+    wide = room.join("wide", publish=(), slots=1)
+    room.connect()
+    core = room.core
+    publisher = TemporalPublisher(room, pub)
+    mid = next(m for m, k in tile.slots.items() if k == "video")
+    video_mid = next(m for m, p in core.participants["pub"].publications.items() if p.kind == "video")
+
+    def slot(name: str):
+        return next(s for s in core.participants[name].slots if s.kind == "video")
+
+    publisher.stream(3.0)  # the TIDs' frame rates measured: TL0 7.5, TL0+TL1 15, all 30 frames/s
+    core.request_max_height("tile", "pub", video_mid, None, room.net.now, max_fps=10)
+    publisher.stream(5.0)
+    assert slot("tile").downtrack.temporal == 0 and slot("wide").downtrack.temporal >= 2
+    since = len(in_order(tile, mid))
+    publisher.stream(5.0)
+    frames = received_frames(tile, mid, since)
+    assert frames and {d.tid for d in frames} == {0} and 30 <= len(frames) <= 45  # 7.5 frames/s, not 30
+    for a, b in zip(frames, frames[1:]):  # decodable: one picture id after the other
+        assert (b.picture_id - a.picture_id) & 0x7FFF == 1
+    core.request_max_height("tile", "pub", video_mid, None, room.net.now)  # no limit any more
+    for _ in range(6):
+        publisher.stream(2.0)
+        if slot("tile").downtrack.temporal >= 2:
+            break
+    assert slot("tile").downtrack.temporal >= 2

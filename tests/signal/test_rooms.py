@@ -156,6 +156,12 @@ async def test_offers_go_to_the_call_server_and_its_answers_slots_and_speaker_co
     assert message["type"] == "media.quality" and message["payload"] == {
         "room_id": room_id, "session_id": guest.session_id, "publisher": owner.session_id, "track": "1",
         "max_height": 180}
+    # ... and its frame rate (a small tile of a broadcast: the publisher's lowest temporal layers)
+    await guest.ok("room.quality", {"room_id": room_id, "publisher": owner.session_id, "track": "1",
+                                    "max_height": 90, "max_fps": 3})
+    while (message := json.loads(await asyncio.wait_for(service.recv(), 10)))["type"] == "ack":
+        pass
+    assert message["type"] == "media.quality" and message["payload"]["max_fps"] == 3, message
     await guest.ok("room.leave", {"room_id": room_id})
     while (message := json.loads(await asyncio.wait_for(service.recv(), 10)))["type"] == "ack":
         pass
