@@ -326,6 +326,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=float, default=30.0, help="seconds of each measured call")
     parser.add_argument("--aiortc-first", action="store_true", help="run aiortc's call of each condition first")
+    parser.add_argument("--condition", choices=("both", "loopback", "impaired"), default="both",
+                        help="which link to run the calls on")
     parser.add_argument("--peer", action="store_true", help=argparse.SUPPRESS)  # an aiortc peer process
     parser.add_argument("--offer", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -334,7 +336,7 @@ def main() -> None:
         return
     print(f"{args.duration:.0f} s calls, {WIDTH}x{HEIGHT} at {FPS} fps video + audio, each peer a process")
     rows = []
-    for impaired in (False, True):
+    for impaired in {"both": (False, True), "loopback": (False,), "impaired": (True,)}[args.condition]:
         condition = "5% loss, 30 ms jitter, 50 ms RTT" if impaired else "loopback"
         order = ("aiortc", "ours") if args.aiortc_first else ("ours", "aiortc")
         results = {impl: run_call(impl, args.duration, impaired) for impl in order}

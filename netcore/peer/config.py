@@ -118,6 +118,9 @@ class TransportConfig:
     min_bitrate: float = 30_000
     max_bitrate: float = 2_500_000
     twcc_interval: float = 0.1  # seconds between transport-wide feedback packets
+    # Datagrams each NACK goes out in (docs/peer.md): a lost NACK costs a round trip plus the jitter
+    # before it is asked again; the sender answers the first copy that comes and ignores the rest
+    nack_copies: int = 2
     # The least interval between regular reports (None: RFC 3550 section 6.2's reduced minimum, 360 / session
     # kbit/s, some 30 compounds a second at 10 Mbit/s); a server of many transports sets a floor
     rtcp_min_interval: float | None = None

@@ -40,15 +40,48 @@ PADDING_SIZE = 255  # RFC 3550 section 5.1: the padding count is one octet
 HISTORY_SIZE = 1024
 RETRANSMIT_SHARE = 0.25  # of the target bitrate, over one second, for retransmissions
 MIN_RETRANSMIT_INTERVAL = 0.02
+# From this share of a stream's packets repaired on (the receiver's NACKs say what it lacks) a repair goes out
+# twice: a repair is lost as often as any packet, and a lost one costs the frame a whole NACK round more.
+REPAIR_COPY_LOSS = 0.02
+REPAIR_WINDOW = 1.0  # seconds over which that share is counted
 RTT_SAMPLES = 16  # round trip samples (one per RTCP report: several seconds) whose minimum spaces repairs
 PADDING_TICK = 0.002  # a running probe tops its bytes up to its rate this often (and this far ahead)
+
+
+class RepairShare:
+    """The share of a stream's packets that were repaired (NACKed and resent), over the last whole window.
+
+    Counted from the NACKs, not from transport-wide feedback: it needs no TWCC, counts only the
+    stream that is NACKed (audio is not) and reads as the path's loss as the receiver sees it.
+    The window closes at the first repair after :data:`REPAIR_WINDOW`: after a clean spell the
+    first repair closes a long window with one repair in it, and reads low.
+    """
+
+    __slots__ = ("share", "_start", "_sent", "_repaired")
+
+    def __init__(self) -> None:
+        self.share = 0.0
+        self._start: float | None = None  # when the open window began
+        self._sent = 0  # the stream's packets_sent then
+        self._repaired = 0  # repairs in the open window
+
+    def repaired(self, now: float, packets_sent: int) -> float:
+        """One packet of the stream, which has sent ``packets_sent``, is repaired now; the share."""
+        if self._start is None:
+            self._start, self._sent = now, packets_sent
+        elif now - self._start >= REPAIR_WINDOW:
+            sent = packets_sent - self._sent
+            self.share = self._repaired / sent if sent > 0 else 0.0
+            self._start, self._sent, self._repaired = now, packets_sent, 0
+        self._repaired += 1
+        return self.share
 
 
 class OutgoingStream:
     """One SSRC we send (and its RTX stream); ``rid``: the simulcast stream it is (RFC 8851), or None."""
 
     __slots__ = ("media", "ssrc", "rtx_ssrc", "rid", "rtx_payload_types", "audio", "history", "reporter",
-                 "seq_offset", "last_sequence", "last_timestamp", "rtx_sequence", "packets_sent")
+                 "seq_offset", "last_sequence", "last_timestamp", "rtx_sequence", "packets_sent", "repairs")
 
     def __init__(self, media: MediaConfig, config: TransportConfig, rtx_start: int,
                  layer: SendLayer | None = None) -> None:
@@ -70,6 +103,7 @@ class OutgoingStream:
         self.last_timestamp = 0
         self.rtx_sequence = rtx_start & 0xFFFF
         self.packets_sent = 0
+        self.repairs = RepairShare()
 
     def prepare(self, packet: RtpPacket) -> RtpPacket:
         """The packet with its sequence number moved past the padding sent on this SSRC."""
@@ -145,6 +179,7 @@ class Sender:
         self.bytes_sent = 0
         self.retransmissions = 0
         self.retransmissions_refused = 0
+        self.repair_copies_sent = 0  # second copies of repairs (see REPAIR_COPY_LOSS)
         self._retransmitted: deque[tuple[float, int]] = deque()  # (when, bytes) over the last second
         self._retransmitted_bytes = 0
         self._rtts: deque[float] = deque(maxlen=RTT_SAMPLES)  # the latest round trip samples
@@ -192,12 +227,12 @@ class Sender:
             return 0
         if self.fast is not None:
             self.fast.fill_history(stream, lost)
-        count = 0
         window = self._retransmitted
         while window and window[0][0] <= now - 1.0:
             self._retransmitted_bytes -= window.popleft()[1]
         budget = RETRANSMIT_SHARE * self.estimator.target_bitrate / 8 - self._retransmitted_bytes
         history = stream.history
+        repaired: list[tuple[RtpPacket, int]] = []
         for seq in lost:
             original = history.repairable(seq, now)
             if original is None:
@@ -208,17 +243,35 @@ class Sender:
                 self.retransmissions_refused += 1  # not marked as resent: a later NACK may still get it
                 continue
             history.resent(original.sequence_number, now)
-            wrapped = stream.rtx(original)
-            packet = wrapped if wrapped is not None else original
+            self._repair(stream, original, size, now)
             budget -= size
-            window.append((now, size))
-            self._retransmitted_bytes += size
-            # Retransmissions share the priority lane with audio: they are late already.
-            self.pacer.enqueue(packet, size, now, audio=True)
-            count += 1
+            repaired.append((original, size))
+            stream.repairs.repaired(now, stream.packets_sent)
+        if stream.repairs.share >= REPAIR_COPY_LOSS:  # second copies after every first one, from what budget is left
+            for original, size in repaired:
+                if size > budget:
+                    break
+                self._repair(stream, original, size, now)
+                budget -= size
+                self.repair_copies_sent += 1
+        count = len(repaired)
         self.retransmissions += count
         self.release(now)
         return count
+
+    # From REPAIR_COPY_LOSS of a stream's packets repaired on, each of its repairs goes out twice. With loss
+    # ``p`` a single repair fails with ``p`` and two with ``p**2``. A failed repair is seen by the receiver only
+    # when it was due (a round trip plus the jitter after its NACK) and asked for again: on a 5 % lossy path
+    # with 50-110 ms round trips those frames (and the frames held behind them in decode order) made the p99
+    # of the call's latency. The second copy costs what the loss costs again in repair bytes, within the budget.
+
+    def _repair(self, stream: OutgoingStream, original: RtpPacket, size: int, now: float) -> None:
+        """Queue one copy of a repair of ``original`` (RTX-wrapped when negotiated)."""
+        wrapped = stream.rtx(original)
+        self._retransmitted.append((now, size))
+        self._retransmitted_bytes += size
+        # Retransmissions share the priority lane with audio: they are late already.
+        self.pacer.enqueue(wrapped if wrapped is not None else original, size, now, audio=True)
 
     def rtt_measured(self, rtt: float) -> None:
         """A packet is resent at most once per the path's shortest recent round trip.

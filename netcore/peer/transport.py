@@ -97,7 +97,7 @@ class TransportStats:
     __slots__ = (
         "dtls_received", "rtp_received", "rtcp_received", "unknown_received", "dropped_before_keys",
         "rtp_parse_errors", "rtcp_parse_errors", "unroutable", "padding_received", "rtx_received",
-        "nacks_sent", "nacks_received", "plis_sent", "plis_received", "firs_sent", "firs_received",
+        "nacks_sent", "nack_copies_sent", "nacks_received", "plis_sent", "plis_received", "firs_sent", "firs_received",
         "twcc_sent", "twcc_received", "remb_received", "rtcp_sent", "send_dropped",
     )
 
@@ -574,6 +574,10 @@ class MediaTransport:
         for ssrc, lost in self.receiver.poll_nacks(now):
             self.stats.nacks_sent += len(lost)
             feedback.append(Nack(self.rtcp_ssrc, ssrc, lost))
+        if feedback:  # the NACKs' other copies, alone (no TWCC feedback twice: it would count twice)
+            for _ in range(self.config.nack_copies - 1):
+                self.stats.nack_copies_sent += 1
+                self._send_feedback_packets(list(feedback), now)
         if self._next_twcc is not None and now >= self._next_twcc:
             self._next_twcc = now + self.config.twcc_interval
             for fb in self.receiver.twcc.build():

@@ -68,3 +68,26 @@ def test_without_reduced_size_feedback_rides_in_compounds():
     with_nack = [p for p in compounds if any(isinstance(x, Nack) for x in p)]
     assert with_nack and all(isinstance(p[0], (SenderReport, ReceiverReport)) and isinstance(p[1], Sdes)
                              for p in with_nack)
+
+
+def nacked_at_a(call) -> list[tuple[int, ...]]:
+    """The sequence number lists of the NACKs the sender received, in arrival order."""
+    return [tuple(x.lost) for e in call.events("a", RtcpReceived) for x in e.packets if isinstance(x, Nack)]
+
+
+def test_each_nack_goes_out_in_two_datagrams_and_is_answered_once():
+    # A lost NACK costs a round trip plus the jitter before the number is asked for again.
+    call, source, sink = lossy_call(7)
+    b = call.b.stats
+    assert b.nacks_sent > 0 and b.nack_copies_sent > 0
+    lists = nacked_at_a(call)
+    assert len(lists) > len(set(lists))  # both copies of some NACK came through
+    assert call.a.stats.nacks_received > b.nacks_sent
+    # Every NACK's numbers were answered at most once per copy pair: the sender's repairs are not doubled by it.
+    assert call.a.sender.retransmissions <= b.nacks_sent
+
+
+def test_one_nack_copy_when_configured():
+    call, source, sink = lossy_call(7, nack_copies=1)
+    assert call.b.stats.nacks_sent > 0 and call.b.stats.nack_copies_sent == 0
+    assert call.a.stats.nacks_received <= call.b.stats.nacks_sent

@@ -7,7 +7,7 @@ from netcore.peer.config import CodecConfig, MediaConfig
 from netcore.peer.demux import MAX_SSRCS, RtpDemuxer
 from netcore.peer.receiver import Receiver
 from netcore.peer.rtcp import RtcpTimer
-from netcore.peer.sender import Sender
+from netcore.peer.sender import RepairShare, Sender
 from netcore.rtp.packet import RtpPacket
 from netcore.rtp.rtx import unwrap_rtx, wrap_rtx
 from netcore.testing.nodes import counter_random
@@ -153,6 +153,63 @@ def test_a_repair_refused_by_the_budget_is_sent_for_a_later_nack():
     s.rtt_measured(1.5)
     assert s.retransmit(102, [0, 1, 2, 3], 0.5) == 3  # the fourth refused: not in flight
     assert s.retransmit(102, [3], 1.55) == 1  # the budget is back, within a round trip of the refusal
+
+
+def sender_with_repairs(nacked: list[int], size: int = 0, target: float = 300_000) -> Sender:
+    """A sender that sent packets 0-199 of SSRC 102 over 2 s (one each 10 ms, ``size`` payload bytes) and
+    repaired each number in ``nacked`` 50 ms after sending it."""
+    s, _ = sender(target)
+    nacks = {seq + 5: seq for seq in nacked}
+    for step in range(200):
+        s.send(RtpPacket.build(payload_type=96, sequence_number=step, timestamp=0, ssrc=102, payload=bytes(size)),
+               step * 0.01)
+        if step in nacks:
+            assert s.retransmit(102, [nacks[step]], step * 0.01) == 1
+    s.release(2.5)
+    s.out.clear()
+    return s
+
+
+def repairs_out(s: Sender) -> list[RtpPacket]:
+    """The RTX packets the sender put out."""
+    return [p for p in map(RtpPacket.parse, s.out) if p.ssrc == 103]
+
+
+def test_on_a_lossy_path_each_repair_goes_out_twice():
+    # 10 of 200 repaired: a lone repair is lost as often, and the frame then waits a NACK round more.
+    s = sender_with_repairs(list(range(10, 200, 20)))
+    assert s.repair_copies_sent == 5  # once the first window had closed, at 1.15 s
+    assert s.retransmit(102, [7, 8], 2.5) == 2
+    repairs = repairs_out(s)
+    assert sorted(unwrap_rtx(p, 96, 102).sequence_number for p in repairs) == [7, 7, 8, 8]
+    assert s.repair_copies_sent == 7
+    assert len({p.sequence_number for p in repairs}) == 4  # each copy its own RTX number
+    assert s.retransmit(102, [7], 2.51) == 0  # a NACK's other copies are not answered again
+
+
+def test_on_a_clean_path_a_repair_goes_out_once():
+    s = sender_with_repairs([10, 150])  # 1 of 140 in the window that closes at 2.5 s
+    assert s.retransmit(102, [7, 8], 2.5) == 2
+    assert len(repairs_out(s)) == 2 and s.repair_copies_sent == 0
+
+
+def test_second_copies_come_from_what_the_budget_leaves_after_every_first_copy():
+    # 140 kbit/s: 4,375 bytes a second for repairs, four of these; the earlier repairs are a second old.
+    s = sender_with_repairs([10, 50, 90, 130, 170], size=1000, target=140_000)
+    copies = s.repair_copies_sent
+    assert s.retransmit(102, [1, 2, 3], 2.8) == 3  # three first copies, then room for one second copy
+    assert s.repair_copies_sent == copies + 1 and s.retransmissions_refused == 0
+    for step in range(1, 20):  # the pacer lets them out at the target's rate
+        s.release(2.8 + step * 0.05)
+    assert [unwrap_rtx(p, 96, 102).sequence_number for p in repairs_out(s)] == [1, 2, 3, 1]
+
+
+def test_the_repaired_share_is_read_over_whole_windows_and_reads_low_after_a_clean_spell():
+    share = RepairShare()
+    assert share.repaired(0.0, 0) == 0.0  # opens the window
+    assert share.repaired(0.5, 50) == 0.0
+    assert share.repaired(1.0, 100) == 0.02  # two of the window's 100 packets
+    assert share.repaired(11.0, 1000) == 1 / 900  # ten clean seconds, then one
 
 
 def test_retransmissions_stay_within_a_quarter_of_the_target_per_second():
