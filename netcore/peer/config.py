@@ -121,6 +121,10 @@ class TransportConfig:
     # Datagrams each NACK goes out in (docs/peer.md): a lost NACK costs a round trip plus the jitter
     # before it is asked again; the sender answers the first copy that comes and ignores the rest
     nack_copies: int = 2
+    # Repairs sent twice on a lossy stream (netcore.peer.sender.REPAIR_COPY_LOSS). A call server turns it off:
+    # the second copies come out of the same retransmission budget as the next NACK's first repairs, and
+    # it pays for every copy in every subscriber's sending
+    repair_copies: bool = True
     # The least interval between regular reports (None: RFC 3550 section 6.2's reduced minimum, 360 / session
     # kbit/s, some 30 compounds a second at 10 Mbit/s); a server of many transports sets a floor
     rtcp_min_interval: float | None = None

@@ -247,7 +247,7 @@ class Sender:
             budget -= size
             repaired.append((original, size))
             stream.repairs.repaired(now, stream.packets_sent)
-        if stream.repairs.share >= REPAIR_COPY_LOSS:  # second copies after every first one, from what budget is left
+        if self.config.repair_copies and stream.repairs.share >= REPAIR_COPY_LOSS:  # second copies after every first one, from what budget is left
             for original, size in repaired:
                 if size > budget:
                     break

@@ -234,7 +234,7 @@ class SfuCore:
         answer, session = negotiator.handle_offer(offer, intents)
         options = {"wallclock_offset": self.config.wallclock_offset, "random": self.config.random,
                    "max_bitrate": self.config.max_subscriber_bitrate, "cname": "netcore-sfu",
-                   "rtcp_ssrc": self._new_ssrc(), "rtcp_min_interval": RTCP_MIN_INTERVAL}
+                   "rtcp_ssrc": self._new_ssrc(), "rtcp_min_interval": RTCP_MIN_INTERVAL, "repair_copies": False}
         participant = Participant(participant_id, room_id, negotiator, session, intents, options, cert, now)
         transport = participant.transport
         for address in self.config.local_addresses:

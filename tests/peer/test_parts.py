@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from netcore.cc import BandwidthEstimator
 from netcore.peer.config import CodecConfig, MediaConfig
 from netcore.peer.demux import MAX_SSRCS, RtpDemuxer
@@ -185,6 +187,14 @@ def test_on_a_lossy_path_each_repair_goes_out_twice():
     assert s.repair_copies_sent == 7
     assert len({p.sequence_number for p in repairs}) == 4  # each copy its own RTX number
     assert s.retransmit(102, [7], 2.51) == 0  # a NACK's other copies are not answered again
+
+
+def test_a_transport_without_repair_copies_sends_each_repair_once_however_lossy():
+    # The call server's transports: copies would come out of the next NACK's budget, and cost its CPU.
+    s = sender_with_repairs(list(range(10, 200, 20)))
+    s.config = dataclasses.replace(s.config, repair_copies=False)
+    assert s.retransmit(102, [7, 8], 2.5) == 2
+    assert len(repairs_out(s)) == 2 and s.repair_copies_sent == 5  # the five before, none now
 
 
 def test_on_a_clean_path_a_repair_goes_out_once():

@@ -200,3 +200,11 @@ def test_a_slot_waiting_for_a_key_frame_asks_again_when_the_first_request_goes_u
     assert video and frames(video)[0] > 0
     assert room.core.participants["a"].publications[next(iter(
         m for m, p in room.core.participants["a"].publications.items() if p.kind == "video"))].arbiter.requested >= 2
+
+
+def test_the_call_servers_transports_send_each_repair_once():
+    """Repair copies (netcore.peer.sender) are for a peer's own calls: the server's would come out of the
+    retransmission budget of each subscriber's next NACK."""
+    room = Room()
+    room.join("a")
+    assert room.core.participants["a"].transport.config.repair_copies is False

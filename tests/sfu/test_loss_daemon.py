@@ -33,7 +33,10 @@ def test_loss_on_one_subscribers_link_is_repaired_from_the_servers_history_and_t
     assert result["dropped_by_rule"] > 50, result  # the link really lost packets, ~5 % of them
     # the lossy subscriber asked again, and the server re-sent from its history
     assert result["nacks_sent"]["lossy"] > 0 and server["nacked"]["lossy"] > 0, result
-    assert server["retransmitted"]["lossy"] > 0.5 * server["nacked"]["lossy"], result
+    # (the subscriber sends each NACK in two datagrams, and the server counts the packets of both: what it
+    # re-sent is compared with what the subscriber asked for)
+    assert server["nacked"]["lossy"] >= result["nacks_sent"]["lossy"], result
+    assert server["retransmitted"]["lossy"] > 0.5 * result["nacks_sent"]["lossy"], result
     # ... so it still decodes nearly every frame, in order
     assert result["shown"]["lossy"] > 0.85 and result["in_order"]["lossy"], result
     # the other subscriber lost nothing: it never NACKed, nothing was re-sent to it, it shows every frame
