@@ -1,7 +1,7 @@
 """Congestion on a real link: a veth pair between two namespaces, shaped by ``tbf``, drops mid-call.
 
 A sends grainy 160x120 video (detail for 2 Mbit/s at little CPU) to B over
-a link of 2 Mbit/s (A's side of the veth, ``tbf`` with a 50 ms queue). At the drop the link goes to 300 kbit/s: within
+a link of 2 Mbit/s (A's side of the veth, ``tbf`` with a 100 ms queue). At the drop the link goes to 300 kbit/s: within
 3 s A's sending rate (our own counters, plus the IP/UDP/SRTP overhead of each
 packet, which the link carries too) is under the new capacity and the
 link's loss (the qdisc's drop counter) is under 2 %; when 2 Mbit/s returns
@@ -25,7 +25,11 @@ A, B = "10.202.0.1", "10.202.0.2"
 HIGH, LOW = 2_000_000, 300_000
 CLIMBED = 900_000  # "back up": the synthetic picture's encoder makes about 1-1.5 Mbit/s at 2 Mbit/s
 OVERHEAD = 20 + 8 + 10  # IPv4 + UDP + the SRTP authentication tag, per packet
-QDISC = "tbf rate {rate} burst 2kb latency 50ms"
+# A 100 ms queue: 8 packets of this video at 300 kbit/s. With 50 ms (4 packets) the estimate's additive climb
+# back to the link's rate after each cut overflowed the queue before the delay showed, a second of 15-30 %
+# loss every few seconds: 4.9 % of the packets of the 7 s at 300 kbit/s in one CI run on an idle machine, up
+# to 8 % in another; with 100 ms, 0-3 % (docs/cc.md).
+QDISC = "tbf rate {rate} burst 2kb latency 100ms"
 
 
 class LinkCounters:
