@@ -20,6 +20,11 @@ would share the link with the media and measure only what the media left.
   8 s (:data:`PROBE_INTERVAL` doubling to :data:`MAX_PROBE_INTERVAL`), until the estimate is back to 85 % of where it
   fell from or :data:`RECOVERY_WINDOW` has passed: a link whose capacity
   returns is found in seconds, and a steady link is not probed at all.
+  Once a confirmation (below) has found a token bucket, the next recovery
+  probe waits :data:`MAX_PROBE_INTERVAL`: each pair overflows a small
+  shaper's queue for a moment (on a 300 kbit/s ``tbf`` link with a 100 ms
+  queue, 10-15 % of that second's packets), and the link has just said it
+  is slow.
   Such a probe that carries most of its rate moves nothing by itself: a link
   that has just shown it is slow is often a shaper, whose token bucket lets
   one short cluster through at line rate (``tbf``'s 2 kB bucket passes a
@@ -228,6 +233,9 @@ class ProbeController:
             if kind == "recovery" and carried:
                 self._pending.append((min(2 * rate, self.maximum), "confirm", rate))  # a token bucket?
                 return None
+            if kind == "confirm" and not carried:
+                # A shaper: the pair cost a queue's worth of the call's packets; the next pair waits longest.
+                self._interval = MAX_PROBE_INTERVAL
             if kind == "recovery" or (kind == "confirm" and carried):
                 del self._held[cluster_id]  # the link's rate: held back, or confirmed
                 if kind == "confirm" and sent_at < self.maximum:

@@ -10,7 +10,7 @@ from netcore.cc import BandwidthEstimator, Pacer
 from netcore.cc.aimd import _TRANSITIONS, AimdRateControl, RateControlState
 from netcore.cc.delay import BandwidthUsage, InterArrival, OveruseDetector, TrendlineEstimator, _slope
 from netcore.cc.loss import AckedBitrate, LossBasedControl
-from netcore.cc.probe import ProbeController, ProbeResults
+from netcore.cc.probe import MAX_PROBE_INTERVAL, ProbeController, ProbeResults
 from tests.cc.sim import run_call
 
 MBIT = 1_000_000
@@ -420,3 +420,19 @@ def test_a_recovery_probe_the_link_held_back_is_the_links_rate():
     cluster, now = _recovery_probe(probes)
     assert probes.measured(cluster.cluster_id, 350_000) == 350_000
     assert probes.poll(now + 0.2) is None
+
+
+def test_a_token_bucket_found_makes_the_next_recovery_probe_wait_longest():
+    # Each recovery pair overflows a small shaper's queue for a moment: once the confirmation shows the
+    # link is a shaper, the next pair comes MAX_PROBE_INTERVAL later, not after the 2 s and 4 s steps.
+    probes = ProbeController(300_000, 2_500_000)
+    cluster, now = _recovery_probe(probes)
+    assert probes.measured(cluster.cluster_id, 600_000) is None
+    confirm = probes.poll(now + 0.2)
+    assert probes.measured(confirm.cluster_id, 300_000) is None
+    start, t = now, now + 0.2
+    while (cluster := probes.poll(t)) is None and t < now + 20:
+        t = round(t + 0.1, 1)
+        probes.update(300_000, False, t)
+    assert cluster is not None and cluster.rate == 600_000
+    assert round(t - (start + 0.2)) == MAX_PROBE_INTERVAL

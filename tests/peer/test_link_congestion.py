@@ -110,6 +110,27 @@ def counter(peer: PeerProcess, key: str, t: float) -> int:
     return before[-1].get(key, 0) if before else 0
 
 
+class Timeline:
+    """Second by second from 2 s before the drop: what A sent, its target, its retransmissions and
+    padding, and the link's loss; printed in full when an assertion fails (a run on a busier machine
+    is read from it)."""
+
+    def __init__(self, sender: PeerProcess, counters: LinkCounters, drop: float, back: float) -> None:
+        self.rows = []
+        for t in (drop + i for i in range(-2, 27)):
+            if t >= back + 16:
+                break
+            self.rows.append((round(t - drop), round(rate(sender, t - 1, t) / 1000),
+                              round(counter(sender, "target", t) / 1000),
+                              counter(sender, "retransmissions", t) - counter(sender, "retransmissions", t - 1),
+                              counter(sender, "padding_sent", t) - counter(sender, "padding_sent", t - 1),
+                              round(counters.loss(t - 1, t), 3)))
+
+    def __str__(self) -> str:
+        head = "  s  kbit/s  target  rtx  padding  loss"
+        return "\n".join([head] + [f"{s:>3} {r:>7} {g:>7} {x:>4} {p:>8} {l:>5}" for s, r, g, x, p, l in self.rows])
+
+
 def first_time(condition, start: float, end: float, step: float = 0.25) -> float | None:
     """The first one-second window [t - 1, t] (t from start, by ``step``) where condition(t - 1, t) holds."""
     t = start + 1.0
@@ -156,18 +177,17 @@ def test_rate_follows_the_link_down_to_300_kbits_and_back(link):
         counters.stop()
         a.stop()
         b.stop()
-    timeline = [(round(t - drop), round(rate(a, t - 1, t) / 1000), round(counters.loss(t - 1, t), 2))
-                for t in (drop + i for i in range(-2, 27)) if t < back + 16]
+    timeline = Timeline(a, counters, drop, back)
     # A second under the new capacity and under 2 % loss within 3 s of the drop (runs here: 1.75-2 s),
     # and it stays so: the NACKs of what the drop lost stop once the receiver has skipped past it,
     # and a recovery probe that crosses the link's token bucket whole does not raise the estimate
     # unless a second one, at twice its rate, carries its rate too (docs/cc.md).
     settled = first_time(lambda s, e: rate(a, s, e) < LOW and counters.loss(s, e) < 0.02, drop, drop + 10)
-    assert settled is not None and settled - drop <= 3.0, (settled and settled - drop, timeline)
+    assert settled is not None and settled - drop <= 3.0, f"settled after {settled and settled - drop}\n{timeline}"
     # The media's loss stays low; the probes' padding is left out: a recovery probe and the one
     # confirming it send 30 ms at twice and four times the link's rate, and the link drops part of it
     # by design (one such pair alone was 3 % of the packets of these 7 s).
-    assert counters.media_loss(drop + 3, back, a, b) < 0.05, (counters.loss(drop + 3, back), timeline)
+    assert counters.media_loss(drop + 3, back, a, b) < 0.05, f"link loss {counters.loss(drop + 3, back):.3f}\n{timeline}"
     climbed = first_time(lambda s, e: rate(a, s, e) > CLIMBED, back, back + 16)
-    assert climbed is not None and climbed - back <= 15.0, timeline
+    assert climbed is not None and climbed - back <= 15.0, f"{timeline}"
     assert len(b.decoded()) > 300  # video kept being decoded through it all
