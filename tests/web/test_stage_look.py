@@ -101,7 +101,8 @@ def studio_alone(open_user, names):
 
 def test_the_call_moved_notice_meets_wcag_aa_contrast_in_both_colour_schemes(open_user, names):
     page = studio_alone(open_user, names)
-    assert "moved to the call server" in page.inner_text("#room-topology")
+    assert "moved to the call server (netcore-sfu) because its owner made it a studio." in page.inner_text(
+        "#room-topology")
     for scheme in ("light", "dark"):  # the page has one look; a dark theme added later is held to it too
         page.emulate_media(color_scheme=scheme)
         measured = contrast(page, "#room-topology")

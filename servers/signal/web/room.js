@@ -278,6 +278,7 @@ export class RoomView {
       threshold: 'the group grew past the mesh limit',
       failover: 'its previous call server stopped answering',
       placed: 'a call server became available',
+      studio: 'its owner made it a studio',
     }[reason] || 'the server decided';
     box.textContent = callServer ? `This call moved to the call server (${callServer}) because ${why}.`
       : 'This call waits for a call server: none is available right now.';
