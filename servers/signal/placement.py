@@ -36,11 +36,11 @@ from __future__ import annotations
 import math
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Collection
 
 __all__ = ["REPORT_INTERVAL", "REPORT_TIMEOUT", "SILENT_GRACE", "PROBE_TIMEOUT", "SETTLE", "MOVE_RATE",
            "MOVE_BURST", "FLAP_MEMORY", "BACKOFF_BASE", "BACKOFF_MAX", "Load", "CallServer", "Placement",
-           "MoveBudget", "LoopLag", "hold_after"]
+           "Settling", "MoveBudget", "LoopLag", "hold_after"]
 
 REPORT_INTERVAL = 0.5  # seconds between a call server's load reports
 REPORT_TIMEOUT = 2.0  # seconds without a report after which a reporting server is suspect (4 missed)
@@ -101,7 +101,6 @@ class CallServer:
     probe_deadline: float | None = None  # when that ping counts as unanswered
     answered: bool = False  # its link answered a ping since its last report
     held_until: float = 0.0  # back-off after a flap: suspect until then
-    recent: list[tuple[float, int]] = field(default_factory=list)  # (until, participants) moved here lately
 
     def silent_since(self) -> float | None:
         """Where its silence is counted from: its last report, moved on by our own stalls since."""
@@ -116,10 +115,37 @@ class CallServer:
         """It may be given new rooms and viewers: not late, not held after a flap."""
         return not self.late(now) and now >= self.held_until
 
-    def settling(self, now: float) -> int:
-        """Participants moved onto it in the last ``SETTLE`` seconds (not in its reports yet)."""
-        self.recent = [(until, n) for until, n in self.recent if until > now]
-        return sum(n for _, n in self.recent)
+
+
+class Settling:
+    """Participants lately moved onto each server, which weigh on its load until ``SETTLE`` has passed.
+
+    A server's load as last heard (its report, an edge's registry record) cannot count participants moved
+    onto it since: they are still connecting. Counted on top of that load, they let the survivors of a
+    death share its participants by what they will carry, not by what they carried before it. Used by
+    :class:`Placement` (rooms on call servers) and :class:`~.edges.ViewerEdges` (viewers on edges)."""
+
+    def __init__(self, period: float = SETTLE) -> None:
+        self.period = period
+        self._until: dict[str, list[tuple[float, int]]] = {}  # name -> (until, participants) moved there
+
+    def add(self, name: str, participants: int, now: float) -> None:
+        """``participants`` were moved onto ``name`` at ``now``."""
+        self._until.setdefault(name, []).append((now + self.period, participants))
+
+    def weight(self, name: str, now: float) -> int:
+        """Participants moved onto ``name`` in the last ``period`` seconds."""
+        recent = [(until, n) for until, n in self._until.get(name, ()) if until > now]
+        if recent:
+            self._until[name] = recent
+        else:
+            self._until.pop(name, None)
+        return sum(n for _, n in recent)
+
+    def keep(self, names: Collection[str]) -> None:
+        """Forget the servers not in ``names`` (gone: a server that comes back starts with none)."""
+        for gone in set(self._until) - set(names):
+            del self._until[gone]
 
 
 class Placement:
@@ -129,6 +155,7 @@ class Placement:
         self.servers: dict[str, CallServer] = {}
         self._room_server: dict[str, str] = {}
         self._deaths: OrderedDict[str, list[float]] = OrderedDict()  # name -> when it died, for back-off
+        self.settling = Settling()  # participants moved onto each server lately
         self._probes = 0
 
     # -- liveness ---------------------------------------------------------------------
@@ -181,6 +208,7 @@ class Placement:
                 self._deaths.popitem(last=False)
         for room_id in server.rooms:
             self._room_server.pop(room_id, None)
+        self.settling.keep(self.servers)
         return sorted(server.rooms)
 
     def _remembered(self, name: str, now: float) -> list[float]:
@@ -235,8 +263,9 @@ class Placement:
         all go to one server before its next report), then forwarded packets per second, then rooms, then
         the name."""
         placed = sum(weight(room_id) for room_id in server.rooms)
-        return (max(server.load.participants + server.settling(now), placed), server.load.packets_per_second,
-                max(server.load.rooms, len(server.rooms)), server.name)
+        projected = server.load.participants + self.settling.weight(server.name, now)
+        return (max(projected, placed), server.load.packets_per_second, max(server.load.rooms, len(server.rooms)),
+                server.name)
 
     def place(self, room_id: str, weight: Callable[[str], int], now: float, moved: bool = False) -> str | None:
         """Put a room on the least loaded trusted server (``weight(room_id)``: its participants); None if
@@ -251,7 +280,7 @@ class Placement:
         best = min(candidates, key=lambda s: self.score(s, weight, now))
         self.assign(room_id, best.name)
         if moved:
-            best.recent.append((now + SETTLE, max(1, weight(room_id))))
+            self.settling.add(best.name, max(1, weight(room_id)), now)
         return best.name
 
     def assign(self, room_id: str, name: str) -> bool:

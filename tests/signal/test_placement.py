@@ -13,7 +13,8 @@ from servers.signal.core import CallServerDown, MediaOffered, RecordingRequested
 from servers.signal.events import MediaLeft, MediaQualityRequested, StudioCommanded
 from servers.signal.events import CallServerSuspect
 from servers.signal.placement import (FLAP_MEMORY, MOVE_BURST, MOVE_RATE, PROBE_TIMEOUT, REPORT_TIMEOUT,
-                                      SILENT_GRACE, Load, LoopLag, MoveBudget, Placement, hold_after)
+                                      SETTLE, SILENT_GRACE, Load, LoopLag, MoveBudget, Placement, Settling,
+                                      hold_after)
 
 from .test_core import Harness
 
@@ -343,6 +344,18 @@ def test_rooms_moved_off_a_dead_server_weigh_on_their_new_one_on_top_of_its_stal
         fresh.link(name, 0.0)
     fresh.report("b", load(participants=10), 0.0)
     assert Counter(fresh.place(f"r{i}", lambda r: 2, 0.1) for i in range(10)) == {"c": 5, "b": 5}
+
+
+def test_participants_moved_onto_a_server_weigh_on_it_until_settle_has_passed_and_a_gone_one_is_forgotten():
+    settling = Settling()
+    settling.add("b", 3, 0.0)
+    settling.add("b", 1, 2.0)
+    settling.add("c", 2, 0.0)
+    assert (settling.weight("b", 1.0), settling.weight("c", 1.0), settling.weight("d", 1.0)) == (4, 2, 0)
+    assert settling.weight("b", SETTLE) == 1  # the first 3 have settled into b's load by now
+    assert settling.weight("b", SETTLE + 2.0) == 0
+    settling.keep({"b"})  # c is gone: if it comes back, it starts with none
+    assert settling.weight("c", 1.0) == 0
 
 
 @settings(max_examples=200, deadline=None)
