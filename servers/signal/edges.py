@@ -61,6 +61,12 @@ class ViewerEdges:
                 self._settling.add(chosen.name, 1, now)
         return chosen
 
+    def candidates(self, region: str, linked: Collection[str], avoid: frozenset[str] = frozenset()) -> list[str]:
+        """The edges :meth:`place` chooses among for a viewer of ``region``: the region's live ones in
+        ``linked``, any region's when it has none (``choose_edge``'s rule)."""
+        live = [r for r in self.records if r.name in linked and r.name not in avoid]
+        return [r.name for r in ([r for r in live if r.region == region] or live)]
+
     def assign(self, session_id: str, region: str, edge: str) -> None:
         """Record a viewer placed before (a room's snapshot, adopted): it stays on ``edge`` and counts
         against it in :meth:`place`, linked yet or not (after a restart the edges link again a moment later)."""

@@ -13,8 +13,8 @@ from servers.signal.core import CallServerDown, MediaOffered, RecordingRequested
 from servers.signal.events import MediaLeft, MediaQualityRequested, StudioCommanded
 from servers.signal.events import CallServerSuspect
 from servers.signal.placement import (FLAP_MEMORY, MOVE_BURST, MOVE_RATE, PROBE_TIMEOUT, REPORT_TIMEOUT,
-                                      SETTLE, SILENT_GRACE, Load, LoopLag, MoveBudget, Placement, Settling,
-                                      hold_after)
+                                      SETTLE, SILENT_GRACE, Load, LoopLag, MoveBudget, MoveBudgets, Placement,
+                                      Settling, hold_after)
 
 from .test_core import Harness
 
@@ -286,7 +286,7 @@ def test_loop_lag_counts_each_stall_once_whichever_sees_it_first():
 # --- moves off a dead server: bounded per second, spread by projected load ----------------
 
 
-def test_a_dead_edges_viewers_move_at_the_budgets_pace_and_spread_by_projected_load():
+def test_a_dead_edges_viewers_move_at_each_survivors_budgets_pace_and_spread_by_projected_load():
     h = Harness(group_threshold=0, friends_only=False, max_room_size=200, rate=1000.0, burst=1000.0)
     for name in ("eu-a", "eu-b", "eu-c"):
         h.core.handle_call_server_linked(name, h.now)
@@ -305,12 +305,55 @@ def test_a_dead_edges_viewers_move_at_the_budgets_pace_and_spread_by_projected_l
     for _ in range(4):
         h.advance(0.5)
         moved.append(messages(h.drain(), "room.moved"))
-    # 101 to move (the room, first: its owner; then the 100 viewers), 40 at once, then 40 a second
-    assert [len(m) for m in moved] == [MOVE_BURST, MOVE_RATE / 2, MOVE_RATE / 2, MOVE_RATE / 2, 1]
+    # 101 to move (the room, first: its owner; then the 100 viewers), 40 at once onto each of the two
+    # survivors, then 40 a second each
+    assert [len(m) for m in moved] == [2 * MOVE_BURST, 101 - 2 * MOVE_BURST, 0, 0, 0]
     assert h.core.moves_pending == 0
     to = Counter(m["call_server"] for batch in moved for sid, m in batch.items() if sid != owner)
     # each survivor weighs its record plus the viewers just moved onto it, not its stale record alone
     assert abs((10 + to["eu-b"]) - (0 + to["eu-c"])) <= 1, to
+
+
+def test_an_edge_dying_with_300_viewers_among_four_is_emptied_within_5_s_and_no_survivor_gets_more_than_its_rate():
+    h = Harness(group_threshold=0, friends_only=False, max_room_size=400, rate=1e6, burst=1e6)
+    h.core.handle_call_server_linked("origin", h.now)  # the room's server, not an edge
+    owner = h.connect("owner")
+    h.send(owner, "room.create", {})
+    room_id = [m for s, m in h.drain() if m["type"] == "ack"][0]["payload"]["room_id"]
+    edges = ("edge-a", "edge-b", "edge-c", "edge-d")
+    for name in edges:
+        h.core.handle_call_server_linked(name, h.now)
+    h.core.handle_edges([edge("edge-a", "eu", 0)] + [edge(name, "eu", 1000) for name in edges[1:]])
+    assert {viewer_joins(h, owner, room_id, f"viewer{n}", "eu")[1]["call_server"] for n in range(300)} == {"edge-a"}
+    h.advance(10.0)
+    # stale records: edge-b carries nobody, so by load alone it would take every viewer at first
+    h.core.handle_edges([edge("edge-a", "eu", 300), edge("edge-b", "eu", 0), edge("edge-c", "eu", 100),
+                         edge("edge-d", "eu", 100)])
+    h.drain()
+    died = h.now
+    h.core.handle_call_server_unlinked("edge-a", h.now)
+    onto: Counter = Counter()
+    while h.now - died < 5.0:
+        onto.update(m["call_server"] for m in messages(h.drain(), "room.moved").values())
+        for name in edges[1:]:  # what each survivor was sent so far: at most its burst and its rate since
+            assert onto[name] <= MOVE_BURST + MOVE_RATE * (h.now - died) + 1e-6, (h.now - died, onto)
+        h.advance(0.1)
+    onto.update(m["call_server"] for m in messages(h.drain(), "room.moved").values())
+    assert h.core.moves_pending == 0 and sum(onto.values()) == 300, onto  # all told within 5 s
+    assert set(onto) == set(edges[1:])  # every survivor took its share
+
+
+def test_move_budgets_offer_the_survivors_whose_budget_takes_the_move_and_when_the_next_one_will():
+    budgets = MoveBudgets(rate=10.0, burst=20.0)
+    assert budgets.ready(["b", "c"], 15, 0.0) == ["b", "c"]
+    budgets.take("b", 15, 0.0)
+    assert budgets.ready(["b", "c"], 15, 0.0) == ["c"]  # b has 5 left
+    budgets.take("c", 15, 0.0)
+    assert budgets.ready(["b", "c"], 15, 0.5) == [] and budgets.ready_at(["b", "c"], 15) == pytest.approx(1.0)
+    assert budgets.ready_at(["b", "d"], 15) == 0.5  # d linked since: at once (the latest time asked about)
+    assert budgets.ready_at([], 1) == 0.5  # nowhere to go: at once
+    budgets.keep({"c"})  # b is gone: if it links again it starts full
+    assert budgets.ready(["b"], 20, 0.6) == ["b"]
 
 
 def test_the_rooms_of_a_dead_server_move_in_batches_a_large_room_whole():
