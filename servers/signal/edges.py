@@ -51,15 +51,19 @@ class ViewerEdges:
         the room's call server); ``moved``: it comes off a dead edge, so it weighs on its new one on top of
         that one's record for ``SETTLE`` seconds."""
         self._viewers.pop(session_id, None)
-        placed = Counter(edge for _, edge in self._viewers.values())
-        candidates = [replace(r, load=max(r.load + self._settling.weight(r.name, now), placed[r.name]))
-                      for r in self.records if r.name in linked]
-        chosen = choose_edge(candidates, region, avoid)
+        chosen = choose_edge(self.projected(linked, now), region, avoid)
         if chosen is not None:
             self._viewers[session_id] = (region, chosen.name)
             if moved:
                 self._settling.add(chosen.name, 1, now)
         return chosen
+
+    def projected(self, linked: Collection[str], now: float) -> list[ServerRecord]:
+        """The records of the edges in ``linked``, each with the load it will carry: its record's plus the
+        viewers moved onto it in the last ``SETTLE`` seconds, or the viewers placed on it if more."""
+        placed = Counter(edge for _, edge in self._viewers.values())
+        return [replace(r, load=max(r.load + self._settling.weight(r.name, now), placed[r.name]))
+                for r in self.records if r.name in linked]
 
     def candidates(self, region: str, linked: Collection[str], avoid: frozenset[str] = frozenset()) -> list[str]:
         """The edges :meth:`place` chooses among for a viewer of ``region``: the region's live ones in

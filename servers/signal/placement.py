@@ -41,7 +41,7 @@ from typing import Callable, Collection
 
 __all__ = ["REPORT_INTERVAL", "REPORT_TIMEOUT", "SILENT_GRACE", "PROBE_TIMEOUT", "SETTLE", "MOVE_RATE",
            "MOVE_BURST", "FLAP_MEMORY", "BACKOFF_BASE", "BACKOFF_MAX", "Load", "CallServer", "Placement",
-           "Settling", "MoveBudget", "MoveBudgets", "LoopLag", "hold_after"]
+           "Settling", "MoveBudget", "MoveBudgets", "LoopLag", "below_level", "hold_after"]
 
 REPORT_INTERVAL = 0.5  # seconds between a call server's load reports
 REPORT_TIMEOUT = 2.0  # seconds without a report after which a reporting server is suspect (4 missed)
@@ -263,10 +263,14 @@ class Placement:
         last ``SETTLE`` seconds, or what this node placed there if that is more, so a burst of rooms does not
         all go to one server before its next report), then forwarded packets per second, then rooms, then
         the name."""
+        return (self.projected(server, weight, now), server.load.packets_per_second,
+                max(server.load.rooms, len(server.rooms)), server.name)
+
+    def projected(self, server: CallServer, weight: Callable[[str], int], now: float) -> int:
+        """The participants it will carry: its report plus those moved onto it in the last ``SETTLE``
+        seconds, or what this node placed on it if more."""
         placed = sum(weight(room_id) for room_id in server.rooms)
-        projected = server.load.participants + self.settling.weight(server.name, now)
-        return (max(projected, placed), server.load.packets_per_second, max(server.load.rooms, len(server.rooms)),
-                server.name)
+        return max(server.load.participants + self.settling.weight(server.name, now), placed)
 
     def place(self, room_id: str, weight: Callable[[str], int], now: float, moved: bool = False,
               among: Collection[str] | None = None) -> str | None:
@@ -386,6 +390,16 @@ class MoveBudgets:
         """Forget the servers not in ``names`` (gone: one that links again starts with a full burst)."""
         for gone in set(self._budgets) - set(names):
             del self._budgets[gone]
+
+
+def below_level(loads: dict[str, tuple[float, float]], coming: float) -> list[str]:
+    """The servers (``loads``: name -> (load, capacity)) whose load is below the level, as a share of
+    capacity, they all reach once ``coming`` more participants are shared out evenly. The least loaded
+    always is (while something is coming); a move onto another one of them does not leave the survivors
+    less even than sending everything to the least loaded would, it only goes sooner."""
+    total = sum(load for load, _ in loads.values()) + coming
+    level = total / max(1e-9, sum(capacity for _, capacity in loads.values()))
+    return [name for name, (load, capacity) in loads.items() if load < level * capacity]
 
 
 class LoopLag:

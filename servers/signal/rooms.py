@@ -21,7 +21,7 @@ core's: presence, ids, and foreign sessions.
 
 from __future__ import annotations
 
-from collections import OrderedDict, deque
+from collections import Counter, OrderedDict, deque
 from typing import TYPE_CHECKING, Callable, Protocol
 
 from netcore.sfu.topology import ServerRecord
@@ -32,7 +32,7 @@ from .events import (CallEnded, CallServerDown, CallServerSuspect, CallStarted, 
                      RecordingRequested, RoomChanged, RoomMoved, StudioCommanded)
 from .outbox import Outbox
 from .part import CorePart
-from .placement import Load, MoveBudgets, Placement
+from .placement import Load, MoveBudgets, Placement, below_level
 from .protocol import ErrorCode, Message
 from .session import Session
 from .state import Room, Topology
@@ -80,6 +80,7 @@ class Rooms(CorePart[RoomHost]):
         self.moves = MoveBudgets()  # per server that receives moves
         # Off dead servers, oldest first: ("room", room id, dead server) and ("viewer", session id, dead edge).
         self._moving: deque[tuple[str, str, str]] = deque()
+        self._queued: Counter[tuple[str, str]] = Counter()  # (kind, dead server) -> its moves in the queue
 
     def handlers(self) -> dict[str, Callable[[Session, Message, float], None]]:
         return {
@@ -468,9 +469,11 @@ class Rooms(CorePart[RoomHost]):
             return
         rooms = self.placement.unlink(name, now)
         self._out.emit(CallServerDown(name, reason, len(rooms)))
+        viewers = self.edges.on(name)
         self._moving.extend(("room", room_id, name) for room_id in rooms)
         # after the rooms: a viewer with no edge left goes to its room's new server
-        self._moving.extend(("viewer", session_id, name) for session_id in self.edges.on(name))
+        self._moving.extend(("viewer", session_id, name) for session_id in viewers)
+        self._queued.update({("room", name): len(rooms), ("viewer", name): len(viewers)})
         self._run_moves(now)
 
     def _move_weight(self, kind: str, key: str, dead: str) -> int:
@@ -493,18 +496,36 @@ class Rooms(CorePart[RoomHost]):
         room = self._viewer_room(key)
         return edges or ([room.call_server] if room is not None and room.call_server is not None else [])
 
+    def _fair_targets(self, kind: str, key: str, dead: str, weight: int, now: float) -> list[str]:
+        """Of the servers the queued move may go to, those below the level they will all reach once the dead
+        server's queued moves of its kind are shared out (:func:`~.placement.below_level`): sending it to
+        any of them keeps the survivors as even as the least loaded alone would."""
+        targets = self._move_targets(kind, key, dead, now)
+        if len(targets) <= 1:
+            return targets
+        if kind == "room":
+            loads = {name: (float(self.placement.projected(self.placement.servers[name], self._weight, now)), 1.0)
+                     for name in targets}
+        else:
+            loads = {r.name: (float(r.load), float(max(1, r.capacity))) for r in self.edges.projected(targets, now)}
+        return below_level(loads, weight * self._queued[(kind, dead)])
+
     def _run_moves(self, now: float) -> None:
         """Make the queued moves the survivors' budgets allow now, each onto the least loaded of the servers
-        it may go to whose budget takes it; the rest wait for :meth:`next_deadline`."""
+        it may go to, below their common level, whose budget takes it; the rest wait for
+        :meth:`next_deadline`."""
         self.moves.keep(self.placement.servers)
         while self._moving:
             kind, key, dead = self._moving[0]
             weight = self._move_weight(kind, key, dead)
-            targets = self._move_targets(kind, key, dead, now) if weight else []
-            ready = self.moves.ready(targets, weight, now)
-            if targets and not ready:
+            fair = self._fair_targets(kind, key, dead, weight, now) if weight else []
+            ready = self.moves.ready(fair, weight, now)
+            if fair and not ready:
                 return
             self._moving.popleft()
+            self._queued[(kind, dead)] -= 1
+            if self._queued[(kind, dead)] <= 0:
+                del self._queued[(kind, dead)]
             if not weight:
                 continue
             if kind == "room":
@@ -533,8 +554,9 @@ class Rooms(CorePart[RoomHost]):
         deadlines = [self.placement.next_deadline()]
         if self._moving:
             kind, key, dead = self._moving[0]
-            targets = self._move_targets(kind, key, dead, self.moves.latest)  # as when it was refused
-            deadlines.append(self.moves.ready_at(targets, max(1, self._move_weight(kind, key, dead))))
+            weight = max(1, self._move_weight(kind, key, dead))
+            fair = self._fair_targets(kind, key, dead, weight, self.moves.latest)  # as when it was refused
+            deadlines.append(self.moves.ready_at(fair, weight))
         return min((d for d in deadlines if d is not None), default=None)
 
     def _move(self, room: Room, reason: str, now: float, among: list[str] | None = None) -> str | None:

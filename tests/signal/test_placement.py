@@ -14,7 +14,7 @@ from servers.signal.events import MediaLeft, MediaQualityRequested, StudioComman
 from servers.signal.events import CallServerSuspect
 from servers.signal.placement import (FLAP_MEMORY, MOVE_BURST, MOVE_RATE, PROBE_TIMEOUT, REPORT_TIMEOUT,
                                       SETTLE, SILENT_GRACE, Load, LoopLag, MoveBudget, MoveBudgets, Placement,
-                                      Settling, hold_after)
+                                      Settling, below_level, hold_after)
 
 from .test_core import Harness
 
@@ -341,6 +341,41 @@ def test_an_edge_dying_with_300_viewers_among_four_is_emptied_within_5_s_and_no_
     onto.update(m["call_server"] for m in messages(h.drain(), "room.moved").values())
     assert h.core.moves_pending == 0 and sum(onto.values()) == 300, onto  # all told within 5 s
     assert set(onto) == set(edges[1:])  # every survivor took its share
+
+
+def test_a_survivor_above_the_level_the_dead_edges_viewers_bring_the_others_to_gets_none_of_them():
+    h = Harness(group_threshold=0, friends_only=False, max_room_size=200, rate=1e6, burst=1e6)
+    h.core.handle_call_server_linked("origin", h.now)
+    owner = h.connect("owner")
+    h.send(owner, "room.create", {})
+    room_id = [m for s, m in h.drain() if m["type"] == "ack"][0]["payload"]["room_id"]
+    for name in ("eu-a", "eu-b", "eu-c"):
+        h.core.handle_call_server_linked(name, h.now)
+    h.core.handle_edges([edge("eu-a", "eu", 0), edge("eu-b", "eu", 1000), edge("eu-c", "eu", 1000)])
+    assert {viewer_joins(h, owner, room_id, f"viewer{n}", "eu")[1]["call_server"] for n in range(100)} == {"eu-a"}
+    h.advance(10.0)
+    # eu-c carries 300 of other nodes' viewers: even with eu-a's 100 all on eu-b, eu-b stays below it
+    h.core.handle_edges([edge("eu-a", "eu", 100), edge("eu-b", "eu", 0), edge("eu-c", "eu", 300)])
+    h.drain()
+    h.core.handle_call_server_unlinked("eu-a", h.now)
+    moved = [messages(h.drain(), "room.moved")]
+    for _ in range(4):
+        h.advance(0.5)
+        moved.append(messages(h.drain(), "room.moved"))
+    # eu-c's budget would take 40 at once, but they would leave the survivors less even than eu-b alone:
+    # they wait for eu-b's budget
+    assert {m["call_server"] for batch in moved for m in batch.values()} == {"eu-b"}
+    assert [len(m) for m in moved] == [MOVE_BURST, MOVE_RATE / 2, MOVE_RATE / 2, MOVE_RATE / 2, 0]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(st.sampled_from("abcdef"), st.tuples(st.integers(0, 1000), st.integers(1, 500)), min_size=1),
+       st.integers(1, 1000))
+def test_the_least_loaded_survivor_is_always_below_the_level(loads, coming):
+    loads = {name: (float(load), float(capacity)) for name, (load, capacity) in loads.items()}
+    least = min(load / capacity for load, capacity in loads.values())
+    below = below_level(loads, coming)
+    assert any(loads[name][0] / loads[name][1] == least for name in below)
 
 
 def test_move_budgets_offer_the_survivors_whose_budget_takes_the_move_and_when_the_next_one_will():
