@@ -357,8 +357,10 @@ class MoveBudgets:
 
     The budget is what a survivor can take (its new participants connect, offer and start their streams),
     so it scales with the survivors: three take 120 a second, and an edge that dies with 300 viewers among
-    four is emptied in 1.5 s, where one budget for all took 6.5 s. A move goes to the least loaded of the
-    servers it may go to whose budget allows it now, and waits only when none does."""
+    four evenly loaded ones is emptied in 1.5 s, where one budget for all took 6.5 s. A move goes to the
+    least loaded of the servers it may go to, below their common level (:func:`below_level`), whose budget
+    allows it now, and waits only when none does: a survivor far less loaded than the others takes the
+    dead server's participants alone, at its own rate, rather than have the others overloaded."""
 
     def __init__(self, rate: float = MOVE_RATE, burst: float = MOVE_BURST) -> None:
         self.rate, self.burst = rate, burst

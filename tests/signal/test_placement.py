@@ -286,25 +286,45 @@ def test_loop_lag_counts_each_stall_once_whichever_sees_it_first():
 # --- moves off a dead server: bounded per second, spread by projected load ----------------
 
 
+def viewers_on_one_edge(h: Harness, edges: tuple[str, ...], viewers: int, origin: bool) -> tuple[str, str]:
+    """A room of ``viewers`` eu viewers, all placed on ``edges[0]`` (the others' records read 1000 meanwhile),
+    the room itself on a call server of its own ("origin") if ``origin``: (its owner's session, its id)."""
+    if origin:
+        h.core.handle_call_server_linked("origin", h.now)
+        owner = h.connect("owner")
+        h.send(owner, "room.create", {})
+    for name in edges:
+        h.core.handle_call_server_linked(name, h.now)
+    h.core.handle_edges([edge(edges[0], "eu", 0)] + [edge(name, "eu", 1000) for name in edges[1:]])
+    if not origin:
+        owner = h.connect("owner")
+        h.send(owner, "room.create", {})
+    room_id = [m for s, m in h.drain() if m["type"] == "ack"][0]["payload"]["room_id"]
+    placed = {viewer_joins(h, owner, room_id, f"viewer{n}", "eu")[1]["call_server"] for n in range(viewers)}
+    assert placed == {edges[0]}
+    return owner, room_id
+
+
+def edge_dies(h: Harness, records: list[ServerRecord], steps: int, step: float = 0.5) -> list[dict]:
+    """Long after the viewers were placed (settled into the records), the records as last read are
+    ``records`` (stale from here on) and the first of them dies: the ``room.moved`` sent at once, then
+    after each of ``steps`` steps of ``step`` seconds."""
+    h.advance(10.0)
+    h.core.handle_edges(records)
+    h.drain()
+    h.core.handle_call_server_unlinked(records[0].name, h.now)
+    moved = [messages(h.drain(), "room.moved")]
+    for _ in range(steps):
+        h.advance(step)
+        moved.append(messages(h.drain(), "room.moved"))
+    return moved
+
+
 def test_a_dead_edges_viewers_move_at_each_survivors_budgets_pace_and_spread_by_projected_load():
     h = Harness(group_threshold=0, friends_only=False, max_room_size=200, rate=1000.0, burst=1000.0)
-    for name in ("eu-a", "eu-b", "eu-c"):
-        h.core.handle_call_server_linked(name, h.now)
-    h.core.handle_edges([edge("eu-a", "eu", 0), edge("eu-b", "eu", 1000), edge("eu-c", "eu", 1000)])
-    owner = h.connect("owner")
-    h.send(owner, "room.create", {})
-    room_id = [m for s, m in h.drain() if m["type"] == "ack"][0]["payload"]["room_id"]
-    joined = [viewer_joins(h, owner, room_id, f"viewer{n}", "eu")[1] for n in range(100)]
-    assert {ack["call_server"] for ack in joined} == {"eu-a"}
-    h.advance(10.0)  # long after: what was placed has settled into the records
-    # the records as last read, stale from here on: eu-b carries 10 viewers of other nodes, eu-c none
-    h.core.handle_edges([edge("eu-a", "eu", 100), edge("eu-b", "eu", 10), edge("eu-c", "eu", 0)])
-    h.drain()
-    h.core.handle_call_server_unlinked("eu-a", h.now)
-    moved = [messages(h.drain(), "room.moved")]
-    for _ in range(4):
-        h.advance(0.5)
-        moved.append(messages(h.drain(), "room.moved"))
+    owner, _ = viewers_on_one_edge(h, ("eu-a", "eu-b", "eu-c"), 100, origin=False)  # the room on eu-a too
+    # eu-b carries 10 viewers of other nodes, eu-c none
+    moved = edge_dies(h, [edge("eu-a", "eu", 100), edge("eu-b", "eu", 10), edge("eu-c", "eu", 0)], 4)
     # 101 to move (the room, first: its owner; then the 100 viewers), 40 at once onto each of the two
     # survivors, then 40 a second each
     assert [len(m) for m in moved] == [2 * MOVE_BURST, 101 - 2 * MOVE_BURST, 0, 0, 0]
@@ -316,52 +336,25 @@ def test_a_dead_edges_viewers_move_at_each_survivors_budgets_pace_and_spread_by_
 
 def test_an_edge_dying_with_300_viewers_among_four_is_emptied_within_5_s_and_no_survivor_gets_more_than_its_rate():
     h = Harness(group_threshold=0, friends_only=False, max_room_size=400, rate=1e6, burst=1e6)
-    h.core.handle_call_server_linked("origin", h.now)  # the room's server, not an edge
-    owner = h.connect("owner")
-    h.send(owner, "room.create", {})
-    room_id = [m for s, m in h.drain() if m["type"] == "ack"][0]["payload"]["room_id"]
     edges = ("edge-a", "edge-b", "edge-c", "edge-d")
-    for name in edges:
-        h.core.handle_call_server_linked(name, h.now)
-    h.core.handle_edges([edge("edge-a", "eu", 0)] + [edge(name, "eu", 1000) for name in edges[1:]])
-    assert {viewer_joins(h, owner, room_id, f"viewer{n}", "eu")[1]["call_server"] for n in range(300)} == {"edge-a"}
-    h.advance(10.0)
-    # stale records: edge-b carries nobody, so by load alone it would take every viewer at first
-    h.core.handle_edges([edge("edge-a", "eu", 300), edge("edge-b", "eu", 0), edge("edge-c", "eu", 100),
-                         edge("edge-d", "eu", 100)])
-    h.drain()
-    died = h.now
-    h.core.handle_call_server_unlinked("edge-a", h.now)
+    viewers_on_one_edge(h, edges, 300, origin=True)
+    # edge-b carries nobody: by load alone it would take the first 100 at once
+    moved = edge_dies(h, [edge("edge-a", "eu", 300), edge("edge-b", "eu", 0), edge("edge-c", "eu", 100),
+                          edge("edge-d", "eu", 100)], 50, 0.1)
     onto: Counter = Counter()
-    while h.now - died < 5.0:
-        onto.update(m["call_server"] for m in messages(h.drain(), "room.moved").values())
-        for name in edges[1:]:  # what each survivor was sent so far: at most its burst and its rate since
-            assert onto[name] <= MOVE_BURST + MOVE_RATE * (h.now - died) + 1e-6, (h.now - died, onto)
-        h.advance(0.1)
-    onto.update(m["call_server"] for m in messages(h.drain(), "room.moved").values())
+    for n, batch in enumerate(moved):  # what each survivor was sent by then: its burst and its rate since
+        onto.update(m["call_server"] for m in batch.values())
+        for name in edges[1:]:
+            assert onto[name] <= MOVE_BURST + MOVE_RATE * 0.1 * n + 1e-6, (n, onto)
     assert h.core.moves_pending == 0 and sum(onto.values()) == 300, onto  # all told within 5 s
     assert set(onto) == set(edges[1:])  # every survivor took its share
 
 
 def test_a_survivor_above_the_level_the_dead_edges_viewers_bring_the_others_to_gets_none_of_them():
     h = Harness(group_threshold=0, friends_only=False, max_room_size=200, rate=1e6, burst=1e6)
-    h.core.handle_call_server_linked("origin", h.now)
-    owner = h.connect("owner")
-    h.send(owner, "room.create", {})
-    room_id = [m for s, m in h.drain() if m["type"] == "ack"][0]["payload"]["room_id"]
-    for name in ("eu-a", "eu-b", "eu-c"):
-        h.core.handle_call_server_linked(name, h.now)
-    h.core.handle_edges([edge("eu-a", "eu", 0), edge("eu-b", "eu", 1000), edge("eu-c", "eu", 1000)])
-    assert {viewer_joins(h, owner, room_id, f"viewer{n}", "eu")[1]["call_server"] for n in range(100)} == {"eu-a"}
-    h.advance(10.0)
+    viewers_on_one_edge(h, ("eu-a", "eu-b", "eu-c"), 100, origin=True)
     # eu-c carries 300 of other nodes' viewers: even with eu-a's 100 all on eu-b, eu-b stays below it
-    h.core.handle_edges([edge("eu-a", "eu", 100), edge("eu-b", "eu", 0), edge("eu-c", "eu", 300)])
-    h.drain()
-    h.core.handle_call_server_unlinked("eu-a", h.now)
-    moved = [messages(h.drain(), "room.moved")]
-    for _ in range(4):
-        h.advance(0.5)
-        moved.append(messages(h.drain(), "room.moved"))
+    moved = edge_dies(h, [edge("eu-a", "eu", 100), edge("eu-b", "eu", 0), edge("eu-c", "eu", 300)], 4)
     # eu-c's budget would take 40 at once, but they would leave the survivors less even than eu-b alone:
     # they wait for eu-b's budget
     assert {m["call_server"] for batch in moved for m in batch.values()} == {"eu-b"}
