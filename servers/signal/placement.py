@@ -395,13 +395,19 @@ class MoveBudgets:
 
 
 def below_level(loads: dict[str, tuple[float, float]], coming: float) -> list[str]:
-    """The servers (``loads``: name -> (load, capacity)) whose load is below the level, as a share of
-    capacity, they all reach once ``coming`` more participants are shared out evenly. The least loaded
-    always is (while something is coming); a move onto another one of them does not leave the survivors
-    less even than sending everything to the least loaded would, it only goes sooner."""
-    total = sum(load for load, _ in loads.values()) + coming
-    level = total / max(1e-9, sum(capacity for _, capacity in loads.values()))
-    return [name for name, (load, capacity) in loads.items() if load < level * capacity]
+    """The servers (``loads``: name -> (load, capacity)) below the level, as a share of capacity, that
+    ``coming`` more participants fill the least loaded of them up to (poured in from the bottom, so the
+    most loaded may stay above it). Sending one to any of them ends as even as sending each to the least
+    loaded in turn would, only sooner; the least loaded always is one (while something is coming)."""
+    order = sorted(loads.values(), key=lambda lc: lc[0] / lc[1])
+    total = capacity = 0.0
+    level = math.inf
+    for i, (load, cap) in enumerate(order):
+        total, capacity = total + load, capacity + cap
+        level = (total + coming) / capacity  # the first i + 1 share everything
+        if i + 1 == len(order) or level <= order[i + 1][0] / order[i + 1][1]:
+            break  # the next one is at or above it: it gets none
+    return [name for name, (load, cap) in loads.items() if load < level * cap]
 
 
 class LoopLag:

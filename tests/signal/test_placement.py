@@ -364,11 +364,20 @@ def test_a_survivor_above_the_level_the_dead_edges_viewers_bring_the_others_to_g
 @settings(max_examples=200, deadline=None)
 @given(st.dictionaries(st.sampled_from("abcdef"), st.tuples(st.integers(0, 1000), st.integers(1, 500)), min_size=1),
        st.integers(1, 1000))
-def test_the_least_loaded_survivor_is_always_below_the_level(loads, coming):
+def test_the_least_loaded_survivor_is_always_below_the_level_and_none_above_it_is_less_loaded(loads, coming):
     loads = {name: (float(load), float(capacity)) for name, (load, capacity) in loads.items()}
     least = min(load / capacity for load, capacity in loads.values())
     below = below_level(loads, coming)
     assert any(loads[name][0] / loads[name][1] == least for name in below)
+    share = {name: load / capacity for name, (load, capacity) in loads.items()}
+    assert all(share[out] >= share[name] for out in set(loads) - set(below) for name in below)  # from the bottom
+
+
+def test_the_level_is_where_the_coming_participants_fill_the_least_loaded_up_to():
+    assert below_level({"a": (0.0, 1.0), "b": (100.0, 1.0), "c": (100.0, 1.0)}, 300) == ["a", "b", "c"]
+    # 100 coming fill a up to b's 100: b gets none of them (the mean of all three, 167, would give it some)
+    assert below_level({"a": (0.0, 1.0), "b": (100.0, 1.0), "c": (300.0, 1.0)}, 100) == ["a"]
+    assert below_level({"a": (0.0, 100.0), "b": (100.0, 10.0)}, 500) == ["a"]  # by share: b is at 10, a at 5
 
 
 def test_move_budgets_offer_the_survivors_whose_budget_takes_the_move_and_when_the_next_one_will():
