@@ -72,7 +72,7 @@ class Storm:
         """What the core said: moves to the viewers, probes and deaths to the links."""
         while (out := self.core.poll_transmit()) is not None:
             message = json.loads(out.text)
-            if message["type"] == "room.moved":
+            if message["type"] == "room.moved" and out.session_id in self.on_edge:  # a viewer (not the owner)
                 self.moves += 1
                 self.moved.append((self.now, message["payload"]["previous"], message["payload"]["call_server"]))
                 self.on_edge[out.session_id] = None  # leaves its edge, offers to the new one
