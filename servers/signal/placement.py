@@ -117,7 +117,6 @@ class CallServer:
         return not self.late(now) and now >= self.held_until
 
 
-
 class Settling:
     """Participants lately moved onto each server, which weigh on its load until ``SETTLE`` has passed.
 

@@ -473,7 +473,7 @@ class Rooms(CorePart[RoomHost]):
         self._moving.extend(("room", room_id, name) for room_id in rooms)
         # after the rooms: a viewer with no edge left goes to its room's new server
         self._moving.extend(("viewer", session_id, name) for session_id in viewers)
-        self._queued.update({("room", name): len(rooms), ("viewer", name): len(viewers)})
+        self._queued += Counter({("room", name): len(rooms), ("viewer", name): len(viewers)})  # drops zeros
         self._run_moves(now)
 
     def _move_weight(self, kind: str, key: str, dead: str) -> int:
@@ -497,9 +497,9 @@ class Rooms(CorePart[RoomHost]):
         return edges or ([room.call_server] if room is not None and room.call_server is not None else [])
 
     def _fair_targets(self, kind: str, key: str, dead: str, weight: int, now: float) -> list[str]:
-        """Of the servers the queued move may go to, those below the level they will all reach once the dead
-        server's queued moves of its kind are shared out (:func:`~.placement.below_level`): sending it to
-        any of them keeps the survivors as even as the least loaded alone would."""
+        """Of the servers the queued move may go to, those below the level to which the dead server's queued
+        moves of its kind would fill the least loaded of them (:func:`~.placement.below_level`): sending it
+        to any of them ends as even as sending each to the least loaded in turn would."""
         targets = self._move_targets(kind, key, dead, now)
         if len(targets) <= 1:
             return targets
@@ -512,7 +512,7 @@ class Rooms(CorePart[RoomHost]):
 
     def _run_moves(self, now: float) -> None:
         """Make the queued moves the survivors' budgets allow now, each onto the least loaded of the servers
-        it may go to, below their common level, whose budget takes it; the rest wait for
+        it may go to, below the level the queue fills them to, whose budget takes it; the rest wait for
         :meth:`next_deadline`."""
         self.moves.keep(self.placement.servers)
         while self._moving:
