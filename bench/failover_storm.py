@@ -15,8 +15,9 @@ adapter drives it; the edges and viewers are a model, not processes:
 * a viewer told ``room.moved`` reconnects 1 s later and then weighs on its new edge; a call server
   whose link signaling closed (declared dead) links again 1 s after (after its stall, if stalled).
 
-Printed per code tree: edges declared dead, viewer moves, the most viewers one edge carried, and the
-viewers still on an edge at the end. Run it in a tree and with ``PYTHONPATH=/other/tree`` for the
+Printed per code tree: edges declared dead, viewer moves, the most viewers one edge carried, the
+viewers still on an edge at the end, the longest a dead edge took to empty (from its death to the last
+``room.moved`` off it) and the most viewers moved onto one edge within a second. Run it in a tree and with ``PYTHONPATH=/other/tree`` for the
 other tree's core (an older core has no pings and no stall input; the driver skips them).
 """
 
@@ -52,6 +53,8 @@ class Storm:
         self.renewed = {e: 0.0 for e in EDGES}
         self.on_edge: dict[str, str | None] = {}  # viewer session -> the edge it is connected to
         self.deaths = 0
+        self.died: list[tuple[float, str]] = []  # (when, edge) of each death
+        self.moved: list[tuple[float, str, str | None]] = []  # (when, from, to) of each room.moved
         self.moves = 0
         self.peak = 0
         self.viewers = viewers
@@ -69,8 +72,9 @@ class Storm:
         """What the core said: moves to the viewers, probes and deaths to the links."""
         while (out := self.core.poll_transmit()) is not None:
             message = json.loads(out.text)
-            if message["type"] == "room.moved":
+            if message["type"] == "room.moved" and out.session_id in self.on_edge:  # a viewer (not the owner)
                 self.moves += 1
+                self.moved.append((self.now, message["payload"]["previous"], message["payload"]["call_server"]))
                 self.on_edge[out.session_id] = None  # leaves its edge, offers to the new one
                 self.at(self.now + RECONNECT, "connected", out.session_id, message["payload"]["call_server"])
         while (event := self.core.poll_event()) is not None:
@@ -79,6 +83,7 @@ class Storm:
                 self.at(max(self.now, self.stalled_until[event.name]) + 0.01, "pong", event.name, event.probe)
             elif kind == "CallServerDown":
                 self.deaths += 1
+                self.died.append((self.now, event.name))
                 if self.linked.get(event.name):
                     self.linked[event.name] = False
                     self.at(max(self.now, self.stalled_until[event.name]) + RELINK, "relink", event.name)
@@ -142,7 +147,23 @@ class Storm:
             self.peak = max(self.peak, max(self.load(e) for e in EDGES))
         return {"deaths": self.deaths, "viewer_moves": self.moves, "peak_viewers_on_one_edge": self.peak,
                 "viewers_on_an_edge_at_end": sum(1 for e in self.on_edge.values() if e is not None),
-                "edges_linked_at_end": sum(self.linked.values())}
+                "edges_linked_at_end": sum(self.linked.values()), "slowest_emptying_s": self.slowest_emptying(),
+                "most_moved_onto_one_edge_in_1s": self.most_moved_in_a_second()}
+
+    def slowest_emptying(self) -> float:
+        """The longest from an edge's death to the last viewer moved off it for that death."""
+        emptied: dict[tuple[float, str], float] = {}
+        for when, previous, _ in self.moved:
+            death = max(((t, e) for t, e in self.died if e == previous and t <= when), default=None)
+            if death is not None:
+                emptied[death] = when - death[0]
+        return round(max(emptied.values(), default=0.0), 2)
+
+    def most_moved_in_a_second(self) -> int:
+        """The most ``room.moved`` naming one edge within any second (from one move's time on)."""
+        times = [(to, when) for when, _, to in self.moved if to is not None]
+        return max((sum(1 for to2, t in times if to2 == to and start <= t < start + 1.0) for to, start in times),
+                   default=0)
 
     # --- events ---------------------------------------------------------------------------
 

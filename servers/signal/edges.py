@@ -27,7 +27,7 @@ from typing import Collection
 
 from netcore.sfu.topology import ServerRecord, choose_edge
 
-from .placement import SETTLE
+from .placement import Settling
 
 __all__ = ["ViewerEdges"]
 
@@ -38,13 +38,12 @@ class ViewerEdges:
     def __init__(self) -> None:
         self.records: list[ServerRecord] = []
         self._viewers: dict[str, tuple[str, str]] = {}  # session id -> (region, edge name)
-        self._recent: dict[str, list[float]] = {}  # edge name -> until when each lately moved viewer weighs
+        self._settling = Settling()  # viewers moved onto each edge lately
 
     def update(self, records: list[ServerRecord]) -> None:
         """The registry's live records (an edge whose record expired is no longer among them)."""
         self.records = [r for r in records if r.tier == "edge"]
-        for gone in set(self._recent) - {r.name for r in self.records}:
-            del self._recent[gone]
+        self._settling.keep({r.name for r in self.records})
 
     def place(self, session_id: str, region: str, linked: Collection[str], now: float,
               avoid: frozenset[str] = frozenset(), moved: bool = False) -> ServerRecord | None:
@@ -52,29 +51,30 @@ class ViewerEdges:
         the room's call server); ``moved``: it comes off a dead edge, so it weighs on its new one on top of
         that one's record for ``SETTLE`` seconds."""
         self._viewers.pop(session_id, None)
-        placed = Counter(edge for _, edge in self._viewers.values())
-        candidates = [replace(r, load=max(r.load + self._settling(r.name, now), placed[r.name]))
-                      for r in self.records if r.name in linked]
-        chosen = choose_edge(candidates, region, avoid)
+        chosen = choose_edge(self.projected(linked, now), region, avoid)
         if chosen is not None:
             self._viewers[session_id] = (region, chosen.name)
             if moved:
-                self._recent.setdefault(chosen.name, []).append(now + SETTLE)
+                self._settling.add(chosen.name, 1, now)
         return chosen
+
+    def projected(self, linked: Collection[str], now: float) -> list[ServerRecord]:
+        """The records of the edges in ``linked``, each with the load it will carry: its record's plus the
+        viewers moved onto it in the last ``SETTLE`` seconds, or the viewers placed on it if more."""
+        placed = Counter(edge for _, edge in self._viewers.values())
+        return [replace(r, load=max(r.load + self._settling.weight(r.name, now), placed[r.name]))
+                for r in self.records if r.name in linked]
+
+    def candidates(self, region: str, linked: Collection[str], avoid: frozenset[str] = frozenset()) -> list[str]:
+        """The edges :meth:`place` chooses among for a viewer of ``region``: the region's live ones in
+        ``linked``, any region's when it has none (``choose_edge``'s rule)."""
+        live = [r for r in self.records if r.name in linked and r.name not in avoid]
+        return [r.name for r in ([r for r in live if r.region == region] or live)]
 
     def assign(self, session_id: str, region: str, edge: str) -> None:
         """Record a viewer placed before (a room's snapshot, adopted): it stays on ``edge`` and counts
         against it in :meth:`place`, linked yet or not (after a restart the edges link again a moment later)."""
         self._viewers[session_id] = (region, edge)
-
-    def _settling(self, edge: str, now: float) -> int:
-        """Viewers moved onto ``edge`` in the last ``SETTLE`` seconds (not in its record yet)."""
-        recent = [until for until in self._recent.get(edge, ()) if until > now]
-        if recent:
-            self._recent[edge] = recent
-        else:
-            self._recent.pop(edge, None)
-        return len(recent)
 
     def edge_of(self, session_id: str) -> str | None:
         viewer = self._viewers.get(session_id)

@@ -23,8 +23,9 @@ keeps one :class:`CallServer` per linked server and the room -> server map:
   suspect for a back-off that doubles with each death in ``FLAP_MEMORY``
   (:func:`hold_after`), so a flapping server is not handed rooms each time;
 - the rooms and viewers of a dead server are moved at most ``MOVE_RATE``
-  participants a second (:class:`MoveBudget`), so the survivors are not all
-  hit at once.
+  participants a second onto each survivor (:class:`MoveBudgets`), so no
+  survivor is sent them faster than it can take them, and more survivors
+  empty a dead server sooner.
 
 A server that never reported (an older call server) is live while linked
 and weighs what signaling itself placed on it. Time is given (``now``),
@@ -36,19 +37,19 @@ from __future__ import annotations
 import math
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Collection
 
 __all__ = ["REPORT_INTERVAL", "REPORT_TIMEOUT", "SILENT_GRACE", "PROBE_TIMEOUT", "SETTLE", "MOVE_RATE",
            "MOVE_BURST", "FLAP_MEMORY", "BACKOFF_BASE", "BACKOFF_MAX", "Load", "CallServer", "Placement",
-           "MoveBudget", "LoopLag", "hold_after"]
+           "Settling", "MoveBudget", "MoveBudgets", "LoopLag", "below_level", "hold_after"]
 
 REPORT_INTERVAL = 0.5  # seconds between a call server's load reports
 REPORT_TIMEOUT = 2.0  # seconds without a report after which a reporting server is suspect (4 missed)
 SILENT_GRACE = 6.0  # further seconds of silence after which a suspect (still linked) server is dead
 PROBE_TIMEOUT = 4.0  # seconds a suspect's link has to answer a ping before it is dead
 SETTLE = 5.0  # seconds a moved participant weighs on its new server on top of the server's reports
-MOVE_RATE = 40.0  # participants a second moved off dead servers (rooms and viewers)
-MOVE_BURST = 40.0  # participants moved at once after a quiet spell
+MOVE_RATE = 40.0  # participants a second moved off dead servers onto each survivor (rooms and viewers)
+MOVE_BURST = 40.0  # participants moved at once onto a survivor after a quiet spell
 FLAP_MEMORY = 300.0  # seconds a server's death is remembered for its back-off
 BACKOFF_BASE = 2.0  # seconds a server that comes back after its second remembered death is held suspect
 BACKOFF_MAX = 60.0  # the longest hold
@@ -101,7 +102,6 @@ class CallServer:
     probe_deadline: float | None = None  # when that ping counts as unanswered
     answered: bool = False  # its link answered a ping since its last report
     held_until: float = 0.0  # back-off after a flap: suspect until then
-    recent: list[tuple[float, int]] = field(default_factory=list)  # (until, participants) moved here lately
 
     def silent_since(self) -> float | None:
         """Where its silence is counted from: its last report, moved on by our own stalls since."""
@@ -116,10 +116,36 @@ class CallServer:
         """It may be given new rooms and viewers: not late, not held after a flap."""
         return not self.late(now) and now >= self.held_until
 
-    def settling(self, now: float) -> int:
-        """Participants moved onto it in the last ``SETTLE`` seconds (not in its reports yet)."""
-        self.recent = [(until, n) for until, n in self.recent if until > now]
-        return sum(n for _, n in self.recent)
+
+class Settling:
+    """Participants lately moved onto each server, which weigh on its load until ``SETTLE`` has passed.
+
+    A server's load as last heard (its report, an edge's registry record) cannot count participants moved
+    onto it since: they are still connecting. Counted on top of that load, they let the survivors of a
+    death share its participants by what they will carry, not by what they carried before it. Used by
+    :class:`Placement` (rooms on call servers) and :class:`~.edges.ViewerEdges` (viewers on edges)."""
+
+    def __init__(self, period: float = SETTLE) -> None:
+        self.period = period
+        self._until: dict[str, list[tuple[float, int]]] = {}  # name -> (until, participants) moved there
+
+    def add(self, name: str, participants: int, now: float) -> None:
+        """``participants`` were moved onto ``name`` at ``now``."""
+        self._until.setdefault(name, []).append((now + self.period, participants))
+
+    def weight(self, name: str, now: float) -> int:
+        """Participants moved onto ``name`` in the last ``period`` seconds."""
+        recent = [(until, n) for until, n in self._until.get(name, ()) if until > now]
+        if recent:
+            self._until[name] = recent
+        else:
+            self._until.pop(name, None)
+        return sum(n for _, n in recent)
+
+    def keep(self, names: Collection[str]) -> None:
+        """Forget the servers not in ``names`` (gone: a server that comes back starts with none)."""
+        for gone in set(self._until) - set(names):
+            del self._until[gone]
 
 
 class Placement:
@@ -129,6 +155,7 @@ class Placement:
         self.servers: dict[str, CallServer] = {}
         self._room_server: dict[str, str] = {}
         self._deaths: OrderedDict[str, list[float]] = OrderedDict()  # name -> when it died, for back-off
+        self.settling = Settling()  # participants moved onto each server lately
         self._probes = 0
 
     # -- liveness ---------------------------------------------------------------------
@@ -181,6 +208,7 @@ class Placement:
                 self._deaths.popitem(last=False)
         for room_id in server.rooms:
             self._room_server.pop(room_id, None)
+        self.settling.keep(self.servers)
         return sorted(server.rooms)
 
     def _remembered(self, name: str, now: float) -> list[float]:
@@ -234,24 +262,32 @@ class Placement:
         last ``SETTLE`` seconds, or what this node placed there if that is more, so a burst of rooms does not
         all go to one server before its next report), then forwarded packets per second, then rooms, then
         the name."""
-        placed = sum(weight(room_id) for room_id in server.rooms)
-        return (max(server.load.participants + server.settling(now), placed), server.load.packets_per_second,
+        return (self.projected(server, weight, now), server.load.packets_per_second,
                 max(server.load.rooms, len(server.rooms)), server.name)
 
-    def place(self, room_id: str, weight: Callable[[str], int], now: float, moved: bool = False) -> str | None:
-        """Put a room on the least loaded trusted server (``weight(room_id)``: its participants); None if
-        no server is linked. A room already placed stays where it is. ``moved``: it comes off a dead
-        server, so it weighs on top of its new server's reports for ``SETTLE`` seconds."""
+    def projected(self, server: CallServer, weight: Callable[[str], int], now: float) -> int:
+        """The participants it will carry: its report plus those moved onto it in the last ``SETTLE``
+        seconds, or what this node placed on it if more."""
+        placed = sum(weight(room_id) for room_id in server.rooms)
+        return max(server.load.participants + self.settling.weight(server.name, now), placed)
+
+    def place(self, room_id: str, weight: Callable[[str], int], now: float, moved: bool = False,
+              among: Collection[str] | None = None) -> str | None:
+        """Put a room on the least loaded trusted server (``weight(room_id)``: its participants), or of
+        ``among`` if given (those of them whose move budget allows it); None if there is none. A room already
+        placed stays where it is. ``moved``: it comes off a dead server, so it weighs on top of its new
+        server's reports for ``SETTLE`` seconds."""
         current = self._room_server.get(room_id)
         if current is not None:
             return current
-        candidates = [self.servers[name] for name in self.trusted(now)]
+        candidates = [self.servers[name] for name in (self.trusted(now) if among is None else among)
+                      if name in self.servers]
         if not candidates:
             return None
         best = min(candidates, key=lambda s: self.score(s, weight, now))
         self.assign(room_id, best.name)
         if moved:
-            best.recent.append((now + SETTLE, max(1, weight(room_id))))
+            self.settling.add(best.name, max(1, weight(room_id)), now)
         return best.name
 
     def assign(self, room_id: str, name: str) -> bool:
@@ -293,10 +329,14 @@ class MoveBudget:
             self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate)
         self._at = now if self._at is None else max(self._at, now)
 
+    def allows(self, participants: int, now: float) -> bool:
+        """The bucket has ``participants`` (or is full, for a move larger than the burst)."""
+        self._refill(now)
+        return self._tokens >= min(participants, self.burst)
+
     def take(self, participants: int, now: float) -> bool:
         """Spend ``participants`` if the bucket has them (or is full); False: wait until :meth:`ready_at`."""
-        self._refill(now)
-        if self._tokens < min(participants, self.burst):
+        if not self.allows(participants, now):
             return False
         self._tokens -= participants
         return True
@@ -309,6 +349,64 @@ class MoveBudget:
         if missing <= 0:
             return self._at
         return self._at + missing / self.rate + 1e-6  # a microsecond on: rounding never leaves it short
+
+
+class MoveBudgets:
+    """One :class:`MoveBudget` per server that receives moves: ``MOVE_RATE`` participants a second each.
+
+    The budget is what a survivor can take (its new participants connect, offer and start their streams),
+    so it scales with the survivors: three take 120 a second, and an edge that dies with 300 viewers among
+    four evenly loaded ones is emptied in 1.5 s, where one budget for all took 6.5 s. A move goes to the
+    least loaded of the servers it may go to, below their common level (:func:`below_level`), whose budget
+    allows it now, and waits only when none does: a survivor far less loaded than the others takes the
+    dead server's participants alone, at its own rate, rather than have the others overloaded."""
+
+    def __init__(self, rate: float = MOVE_RATE, burst: float = MOVE_BURST) -> None:
+        self.rate, self.burst = rate, burst
+        self._budgets: dict[str, MoveBudget] = {}
+        self.latest = 0.0  # the latest time :meth:`ready` was asked about
+
+    def _of(self, name: str) -> MoveBudget:
+        budget = self._budgets.get(name)
+        if budget is None:
+            budget = self._budgets[name] = MoveBudget(self.rate, self.burst)
+        return budget
+
+    def ready(self, names: Collection[str], participants: int, now: float) -> list[str]:
+        """Those of ``names`` whose budget takes ``participants`` now."""
+        self.latest = max(self.latest, now)
+        return [name for name in names if self._of(name).allows(participants, now)]
+
+    def take(self, name: str, participants: int, now: float) -> None:
+        """``participants`` were moved onto ``name`` (chosen among :meth:`ready`)."""
+        self._of(name).take(participants, now)
+
+    def ready_at(self, names: Collection[str], participants: int) -> float:
+        """When the first of ``names`` takes ``participants``: the latest time asked about for a server not
+        asked about yet (one that linked since) or for no server at all (the move goes nowhere: at once)."""
+        times = [budget.ready_at(participants) if (budget := self._budgets.get(name)) else None for name in names]
+        return min((self.latest if t is None else t for t in times), default=self.latest)
+
+    def keep(self, names: Collection[str]) -> None:
+        """Forget the servers not in ``names`` (gone: one that links again starts with a full burst)."""
+        for gone in set(self._budgets) - set(names):
+            del self._budgets[gone]
+
+
+def below_level(loads: dict[str, tuple[float, float]], coming: float) -> list[str]:
+    """The servers (``loads``: name -> (load, capacity)) below the level, as a share of capacity, that
+    ``coming`` more participants fill the least loaded of them up to (poured in from the bottom, so the
+    most loaded may stay above it). Sending one to any of them ends as even as sending each to the least
+    loaded in turn would, only sooner; the least loaded always is one (while something is coming)."""
+    order = sorted(loads.values(), key=lambda lc: lc[0] / lc[1])
+    total = capacity = 0.0
+    level = math.inf
+    for i, (load, cap) in enumerate(order):
+        total, capacity = total + load, capacity + cap
+        level = (total + coming) / capacity  # the first i + 1 share everything
+        if i + 1 == len(order) or level <= order[i + 1][0] / order[i + 1][1]:
+            break  # the next one is at or above it: it gets none
+    return [name for name, (load, cap) in loads.items() if load < level * cap]
 
 
 class LoopLag:

@@ -21,7 +21,7 @@ core's: presence, ids, and foreign sessions.
 
 from __future__ import annotations
 
-from collections import OrderedDict, deque
+from collections import Counter, OrderedDict, deque
 from typing import TYPE_CHECKING, Callable, Protocol
 
 from netcore.sfu.topology import ServerRecord
@@ -32,7 +32,7 @@ from .events import (CallEnded, CallServerDown, CallServerSuspect, CallStarted, 
                      RecordingRequested, RoomChanged, RoomMoved, StudioCommanded)
 from .outbox import Outbox
 from .part import CorePart
-from .placement import Load, MoveBudget, Placement
+from .placement import Load, MoveBudgets, Placement, below_level
 from .protocol import ErrorCode, Message
 from .session import Session
 from .state import Room, Topology
@@ -77,9 +77,10 @@ class Rooms(CorePart[RoomHost]):
         self._ended: OrderedDict[str, Room] = OrderedDict()
         self.placement = Placement()
         self.edges = ViewerEdges()
-        self.moves = MoveBudget()
+        self.moves = MoveBudgets()  # per server that receives moves
         # Off dead servers, oldest first: ("room", room id, dead server) and ("viewer", session id, dead edge).
         self._moving: deque[tuple[str, str, str]] = deque()
+        self._queued: Counter[tuple[str, str]] = Counter()  # (kind, dead server) -> its moves in the queue
 
     def handlers(self) -> dict[str, Callable[[Session, Message, float], None]]:
         return {
@@ -412,29 +413,39 @@ class Rooms(CorePart[RoomHost]):
         return self.edges.edge_of(session_id) or room.call_server
 
     def _place_viewer(self, room: Room, session_id: str, region: str | None, now: float,
-                      avoid: frozenset[str] = frozenset(), moved: bool = False) -> ServerRecord | None:
+                      avoid: frozenset[str] = frozenset(), moved: bool = False,
+                      among: list[str] | None = None) -> ServerRecord | None:
         """A viewer of a room on the call server that said its region: its edge (None: it uses the room's).
-        Only trusted edges are candidates (:meth:`Placement.trusted`)."""
+        Only trusted edges are candidates (:meth:`Placement.trusted`), or those of ``among``."""
         if region is None or room.topology is not Topology.SFU:
             return None
-        return self.edges.place(session_id, region, self.placement.trusted(now), now, avoid, moved)
+        return self.edges.place(session_id, region, self.placement.trusted(now) if among is None else among,
+                                now, avoid, moved)
 
-    def _move_viewer(self, session_id: str, dead: str, now: float) -> None:
-        """A viewer of edge ``dead`` to another edge of its region (or the room's call server)."""
+    def _viewer_room(self, session_id: str) -> Room | None:
+        """The room owned here that a viewer's session is in."""
+        session = self._directory.get(session_id)
+        return next((self._rooms[r] for r in session.rooms if r in self._rooms), None) if session else None
+
+    def _move_viewer(self, session_id: str, dead: str, now: float, among: list[str]) -> str | None:
+        """A viewer of edge ``dead`` to another edge of its region among ``among`` (or the room's call
+        server): where it went (None: nowhere, or it had left)."""
         region = self.edges.region_of(session_id)
         if self.edges.edge_of(session_id) != dead or region is None:
-            return  # it left, or was placed again meanwhile
+            return None  # it left, or was placed again meanwhile
         self.edges.leave(session_id)
-        session = self._directory.get(session_id)
-        room = next((self._rooms[r] for r in session.rooms if r in self._rooms), None) if session else None
+        session, room = self._directory.get(session_id), self._viewer_room(session_id)
         if session is None or room is None:
-            return
-        self._place_viewer(room, session_id, region, now, frozenset({dead}), moved=True)
+            return None
+        avoid = frozenset({dead})
+        edges = self.edges.candidates(region, self.placement.trusted(now), avoid)  # else: the room's server
+        self._place_viewer(room, session_id, region, now, avoid, True, [name for name in among if name in edges])
         new = self._media_server(room, session_id)
         self._out.send(session, "room.moved", {"room_id": room.room_id, "call_server": new,
                                                "previous": dead, "reason": "failover"})
         self._out.emit(RoomMoved(room.room_id, dead, new, "failover"))
         self._room_changed(room, now)  # its new edge in the snapshot
+        return new
 
     def _weight(self, room_id: str) -> int:
         room = self._rooms.get(room_id)
@@ -458,9 +469,11 @@ class Rooms(CorePart[RoomHost]):
             return
         rooms = self.placement.unlink(name, now)
         self._out.emit(CallServerDown(name, reason, len(rooms)))
+        viewers = self.edges.on(name)
         self._moving.extend(("room", room_id, name) for room_id in rooms)
         # after the rooms: a viewer with no edge left goes to its room's new server
-        self._moving.extend(("viewer", session_id, name) for session_id in self.edges.on(name))
+        self._moving.extend(("viewer", session_id, name) for session_id in viewers)
+        self._queued += Counter({("room", name): len(rooms), ("viewer", name): len(viewers)})  # drops zeros
         self._run_moves(now)
 
     def _move_weight(self, kind: str, key: str, dead: str) -> int:
@@ -472,20 +485,55 @@ class Rooms(CorePart[RoomHost]):
             return 0
         return max(1, sum(1 for sid in room.participants if self.edges.edge_of(sid) is None))
 
+    def _move_targets(self, kind: str, key: str, dead: str, now: float) -> list[str]:
+        """The servers a queued move may go to: a room, the trusted ones; a viewer, its region's trusted
+        edges (any region's when it has none), else its room's call server."""
+        trusted = self.placement.trusted(now)
+        if kind == "room":
+            return trusted
+        region = self.edges.region_of(key)
+        edges = self.edges.candidates(region, trusted, frozenset({dead})) if region is not None else []
+        room = self._viewer_room(key)
+        return edges or ([room.call_server] if room is not None and room.call_server is not None else [])
+
+    def _fair_targets(self, kind: str, key: str, dead: str, weight: int, now: float) -> list[str]:
+        """Of the servers the queued move may go to, those below the level to which the dead server's queued
+        moves of its kind would fill the least loaded of them (:func:`~.placement.below_level`): sending it
+        to any of them ends as even as sending each to the least loaded in turn would."""
+        targets = self._move_targets(kind, key, dead, now)
+        if len(targets) <= 1:
+            return targets
+        if kind == "room":
+            loads = {name: (float(self.placement.projected(self.placement.servers[name], self._weight, now)), 1.0)
+                     for name in targets}
+        else:
+            loads = {r.name: (float(r.load), float(max(1, r.capacity))) for r in self.edges.projected(targets, now)}
+        return below_level(loads, weight * self._queued[(kind, dead)])
+
     def _run_moves(self, now: float) -> None:
-        """Make the queued moves the budget allows now; the rest wait for :meth:`next_deadline`."""
+        """Make the queued moves the survivors' budgets allow now, each onto the least loaded of the servers
+        it may go to, below the level the queue fills them to, whose budget takes it; the rest wait for
+        :meth:`next_deadline`."""
+        self.moves.keep(self.placement.servers)
         while self._moving:
             kind, key, dead = self._moving[0]
             weight = self._move_weight(kind, key, dead)
-            if weight and not self.moves.take(weight, now):
+            fair = self._fair_targets(kind, key, dead, weight, now) if weight else []
+            ready = self.moves.ready(fair, weight, now)
+            if fair and not ready:
                 return
             self._moving.popleft()
+            self._queued[(kind, dead)] -= 1
+            if self._queued[(kind, dead)] <= 0:
+                del self._queued[(kind, dead)]
             if not weight:
                 continue
             if kind == "room":
-                self._move(self._rooms[key], "failover", now)
+                to = self._move(self._rooms[key], "failover", now, among=ready)
             else:
-                self._move_viewer(key, dead, now)
+                to = self._move_viewer(key, dead, now, among=ready)
+            if to is not None and to in ready:
+                self.moves.take(to, weight, now)
 
     @property
     def moves_pending(self) -> int:
@@ -506,16 +554,20 @@ class Rooms(CorePart[RoomHost]):
         deadlines = [self.placement.next_deadline()]
         if self._moving:
             kind, key, dead = self._moving[0]
-            deadlines.append(self.moves.ready_at(max(1, self._move_weight(kind, key, dead))))
+            weight = max(1, self._move_weight(kind, key, dead))
+            fair = self._fair_targets(kind, key, dead, weight, self.moves.latest)  # as when it was refused
+            deadlines.append(self.moves.ready_at(fair, weight))
         return min((d for d in deadlines if d is not None), default=None)
 
-    def _move(self, room: Room, reason: str, now: float) -> None:
-        """Place the room again and tell every participant to offer to its new call server."""
+    def _move(self, room: Room, reason: str, now: float, among: list[str] | None = None) -> str | None:
+        """Place the room again (on one of ``among`` if given) and tell every participant to offer to its
+        new call server; that server (None: none)."""
         previous = room.call_server
         self.placement.release(room.room_id)
-        room.call_server = self.placement.place(room.room_id, self._weight, now, moved=reason == "failover")
+        room.call_server = self.placement.place(room.room_id, self._weight, now, moved=reason == "failover",
+                                                among=among)
         if room.call_server is None and previous is None:
-            return  # still nowhere: nothing to tell
+            return None  # still nowhere: nothing to tell
         moved = {"room_id": room.room_id, "call_server": room.call_server, "previous": previous, "reason": reason}
         for sid in room.participants:  # a viewer on an edge of its own stays there
             if self.edges.edge_of(sid) is None:
@@ -526,6 +578,7 @@ class Rooms(CorePart[RoomHost]):
         if room.studio and room.call_server is not None:  # and makes the program (the card, until a cut)
             self._out.emit(StudioCommanded(room.room_id, "studio.start", {}, room.owner, room.call_server))
         self._room_changed(room, now)
+        return room.call_server
 
     def _participant_list(self, room: Room) -> list[dict]:
         return [{"session_id": sid, "user": user} for sid, user in room.participants.items()]

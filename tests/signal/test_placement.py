@@ -13,7 +13,8 @@ from servers.signal.core import CallServerDown, MediaOffered, RecordingRequested
 from servers.signal.events import MediaLeft, MediaQualityRequested, StudioCommanded
 from servers.signal.events import CallServerSuspect
 from servers.signal.placement import (FLAP_MEMORY, MOVE_BURST, MOVE_RATE, PROBE_TIMEOUT, REPORT_TIMEOUT,
-                                      SILENT_GRACE, Load, LoopLag, MoveBudget, Placement, hold_after)
+                                      SETTLE, SILENT_GRACE, Load, LoopLag, MoveBudget, MoveBudgets, Placement,
+                                      Settling, below_level, hold_after)
 
 from .test_core import Harness
 
@@ -285,31 +286,111 @@ def test_loop_lag_counts_each_stall_once_whichever_sees_it_first():
 # --- moves off a dead server: bounded per second, spread by projected load ----------------
 
 
-def test_a_dead_edges_viewers_move_at_the_budgets_pace_and_spread_by_projected_load():
-    h = Harness(group_threshold=0, friends_only=False, max_room_size=200, rate=1000.0, burst=1000.0)
-    for name in ("eu-a", "eu-b", "eu-c"):
+def viewers_on_one_edge(h: Harness, edges: tuple[str, ...], viewers: int, origin: bool) -> tuple[str, str]:
+    """A room of ``viewers`` eu viewers, all placed on ``edges[0]`` (the others' records read 1000 meanwhile),
+    the room itself on a call server of its own ("origin") if ``origin``: (its owner's session, its id)."""
+    if origin:
+        h.core.handle_call_server_linked("origin", h.now)
+        owner = h.connect("owner")
+        h.send(owner, "room.create", {})
+    for name in edges:
         h.core.handle_call_server_linked(name, h.now)
-    h.core.handle_edges([edge("eu-a", "eu", 0), edge("eu-b", "eu", 1000), edge("eu-c", "eu", 1000)])
-    owner = h.connect("owner")
-    h.send(owner, "room.create", {})
+    h.core.handle_edges([edge(edges[0], "eu", 0)] + [edge(name, "eu", 1000) for name in edges[1:]])
+    if not origin:
+        owner = h.connect("owner")
+        h.send(owner, "room.create", {})
     room_id = [m for s, m in h.drain() if m["type"] == "ack"][0]["payload"]["room_id"]
-    joined = [viewer_joins(h, owner, room_id, f"viewer{n}", "eu")[1] for n in range(100)]
-    assert {ack["call_server"] for ack in joined} == {"eu-a"}
-    h.advance(10.0)  # long after: what was placed has settled into the records
-    # the records as last read, stale from here on: eu-b carries 10 viewers of other nodes, eu-c none
-    h.core.handle_edges([edge("eu-a", "eu", 100), edge("eu-b", "eu", 10), edge("eu-c", "eu", 0)])
+    placed = {viewer_joins(h, owner, room_id, f"viewer{n}", "eu")[1]["call_server"] for n in range(viewers)}
+    assert placed == {edges[0]}
+    return owner, room_id
+
+
+def edge_dies(h: Harness, records: list[ServerRecord], steps: int, step: float = 0.5) -> list[dict]:
+    """Long after the viewers were placed (settled into the records), the records as last read are
+    ``records`` (stale from here on) and the first of them dies: the ``room.moved`` sent at once, then
+    after each of ``steps`` steps of ``step`` seconds."""
+    h.advance(10.0)
+    h.core.handle_edges(records)
     h.drain()
-    h.core.handle_call_server_unlinked("eu-a", h.now)
+    h.core.handle_call_server_unlinked(records[0].name, h.now)
     moved = [messages(h.drain(), "room.moved")]
-    for _ in range(4):
-        h.advance(0.5)
+    for _ in range(steps):
+        h.advance(step)
         moved.append(messages(h.drain(), "room.moved"))
-    # 101 to move (the room, first: its owner; then the 100 viewers), 40 at once, then 40 a second
-    assert [len(m) for m in moved] == [MOVE_BURST, MOVE_RATE / 2, MOVE_RATE / 2, MOVE_RATE / 2, 1]
+    return moved
+
+
+def test_a_dead_edges_viewers_move_at_each_survivors_budgets_pace_and_spread_by_projected_load():
+    h = Harness(group_threshold=0, friends_only=False, max_room_size=200, rate=1000.0, burst=1000.0)
+    owner, _ = viewers_on_one_edge(h, ("eu-a", "eu-b", "eu-c"), 100, origin=False)  # the room on eu-a too
+    # eu-b carries 10 viewers of other nodes, eu-c none
+    moved = edge_dies(h, [edge("eu-a", "eu", 100), edge("eu-b", "eu", 10), edge("eu-c", "eu", 0)], 4)
+    # 101 to move (the room, first: its owner; then the 100 viewers), 40 at once onto each of the two
+    # survivors, then 40 a second each
+    assert [len(m) for m in moved] == [2 * MOVE_BURST, 101 - 2 * MOVE_BURST, 0, 0, 0]
     assert h.core.moves_pending == 0
     to = Counter(m["call_server"] for batch in moved for sid, m in batch.items() if sid != owner)
     # each survivor weighs its record plus the viewers just moved onto it, not its stale record alone
     assert abs((10 + to["eu-b"]) - (0 + to["eu-c"])) <= 1, to
+
+
+def test_an_edge_dying_with_300_viewers_among_four_is_emptied_within_5_s_and_no_survivor_gets_more_than_its_rate():
+    h = Harness(group_threshold=0, friends_only=False, max_room_size=400, rate=1e6, burst=1e6)
+    edges = ("edge-a", "edge-b", "edge-c", "edge-d")
+    viewers_on_one_edge(h, edges, 300, origin=True)
+    # edge-b carries nobody: by load alone it would take the first 100 at once
+    moved = edge_dies(h, [edge("edge-a", "eu", 300), edge("edge-b", "eu", 0), edge("edge-c", "eu", 100),
+                          edge("edge-d", "eu", 100)], 50, 0.1)
+    onto: Counter = Counter()
+    for n, batch in enumerate(moved):  # what each survivor was sent by then: its burst and its rate since
+        onto.update(m["call_server"] for m in batch.values())
+        for name in edges[1:]:
+            assert onto[name] <= MOVE_BURST + MOVE_RATE * 0.1 * n + 1e-6, (n, onto)
+    assert h.core.moves_pending == 0 and sum(onto.values()) == 300, onto  # all told within 5 s
+    assert set(onto) == set(edges[1:])  # every survivor took its share
+
+
+def test_a_survivor_above_the_level_the_dead_edges_viewers_bring_the_others_to_gets_none_of_them():
+    h = Harness(group_threshold=0, friends_only=False, max_room_size=200, rate=1e6, burst=1e6)
+    viewers_on_one_edge(h, ("eu-a", "eu-b", "eu-c"), 100, origin=True)
+    # eu-c carries 300 of other nodes' viewers: even with eu-a's 100 all on eu-b, eu-b stays below it
+    moved = edge_dies(h, [edge("eu-a", "eu", 100), edge("eu-b", "eu", 0), edge("eu-c", "eu", 300)], 4)
+    # eu-c's budget would take 40 at once, but they would leave the survivors less even than eu-b alone:
+    # they wait for eu-b's budget
+    assert {m["call_server"] for batch in moved for m in batch.values()} == {"eu-b"}
+    assert [len(m) for m in moved] == [MOVE_BURST, MOVE_RATE / 2, MOVE_RATE / 2, MOVE_RATE / 2, 0]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(st.sampled_from("abcdef"), st.tuples(st.integers(0, 1000), st.integers(1, 500)), min_size=1),
+       st.integers(1, 1000))
+def test_the_least_loaded_survivor_is_always_below_the_level_and_none_above_it_is_less_loaded(loads, coming):
+    loads = {name: (float(load), float(capacity)) for name, (load, capacity) in loads.items()}
+    least = min(load / capacity for load, capacity in loads.values())
+    below = below_level(loads, coming)
+    assert any(loads[name][0] / loads[name][1] == least for name in below)
+    share = {name: load / capacity for name, (load, capacity) in loads.items()}
+    assert all(share[out] >= share[name] for out in set(loads) - set(below) for name in below)  # from the bottom
+
+
+def test_the_level_is_where_the_coming_participants_fill_the_least_loaded_up_to():
+    assert below_level({"a": (0.0, 1.0), "b": (100.0, 1.0), "c": (100.0, 1.0)}, 300) == ["a", "b", "c"]
+    # 100 coming fill a up to b's 100: b gets none of them (the mean of all three, 167, would give it some)
+    assert below_level({"a": (0.0, 1.0), "b": (100.0, 1.0), "c": (300.0, 1.0)}, 100) == ["a"]
+    assert below_level({"a": (0.0, 100.0), "b": (100.0, 10.0)}, 500) == ["a"]  # by share: b is at 10, a at 5
+
+
+def test_move_budgets_offer_the_survivors_whose_budget_takes_the_move_and_when_the_next_one_will():
+    budgets = MoveBudgets(rate=10.0, burst=20.0)
+    assert budgets.ready(["b", "c"], 15, 0.0) == ["b", "c"]
+    budgets.take("b", 15, 0.0)
+    assert budgets.ready(["b", "c"], 15, 0.0) == ["c"]  # b has 5 left
+    budgets.take("c", 15, 0.0)
+    assert budgets.ready(["b", "c"], 15, 0.5) == [] and budgets.ready_at(["b", "c"], 15) == pytest.approx(1.0)
+    assert budgets.ready_at(["b", "d"], 15) == 0.5  # d linked since: at once (the latest time asked about)
+    assert budgets.ready_at([], 1) == 0.5  # nowhere to go: at once
+    budgets.keep({"c"})  # b is gone: if it links again it starts full
+    assert budgets.ready(["b"], 20, 0.6) == ["b"]
 
 
 def test_the_rooms_of_a_dead_server_move_in_batches_a_large_room_whole():
@@ -343,6 +424,18 @@ def test_rooms_moved_off_a_dead_server_weigh_on_their_new_one_on_top_of_its_stal
         fresh.link(name, 0.0)
     fresh.report("b", load(participants=10), 0.0)
     assert Counter(fresh.place(f"r{i}", lambda r: 2, 0.1) for i in range(10)) == {"c": 5, "b": 5}
+
+
+def test_participants_moved_onto_a_server_weigh_on_it_until_settle_has_passed_and_a_gone_one_is_forgotten():
+    settling = Settling()
+    settling.add("b", 3, 0.0)
+    settling.add("b", 1, 2.0)
+    settling.add("c", 2, 0.0)
+    assert (settling.weight("b", 1.0), settling.weight("c", 1.0), settling.weight("d", 1.0)) == (4, 2, 0)
+    assert settling.weight("b", SETTLE) == 1  # the first 3 have settled into b's load by now
+    assert settling.weight("b", SETTLE + 2.0) == 0
+    settling.keep({"b"})  # c is gone: if it comes back, it starts with none
+    assert settling.weight("c", 1.0) == 0
 
 
 @settings(max_examples=200, deadline=None)
