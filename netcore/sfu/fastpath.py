@@ -47,7 +47,7 @@ from typing import TYPE_CHECKING, Iterator
 
 from netcore.net import Address, Transmit
 from netcore.rtp.packet import RtpPacket
-from netcore.sfu.rewrite import ALL_TEMPORAL
+from netcore.sfu.rewrite import Forwarded
 
 if TYPE_CHECKING:
     from netcore.peer.sender import OutgoingStream, Sender
@@ -99,16 +99,30 @@ class FastTrack:
         downtrack.fast = None
         self.group.remove(self.track)
         self._handles.pop(id(self.track), None)
-        unwrap_last, highest, last_seq, last_ts, last_at, last_pid, last_tl0, last_key, newest_pid = self.track.state()
+        self.take_drops()
+        (unwrap_last, highest, last_seq, last_ts, last_at, last_pid, last_tl0, last_key, newest_pid, starts, offsets,
+         pid_offset, pids, temporal, frame_pid, frame_forwarded) = self.track.state()
         rewriter = downtrack.rewriter
         rewriter._unwrap._last = unwrap_last
         rewriter._highest = highest
+        rewriter._starts, rewriter._offsets = starts, offsets
         if last_seq is not None:
             rewriter._last_seq, rewriter._last_ts, rewriter._last_at = last_seq, last_ts, last_at
         vp8 = downtrack.vp8
         vp8._last_pid, vp8._last_tl0, vp8._last_key, vp8._newest_pid = last_pid, last_tl0, last_key, newest_pid
+        vp8._pid_offset, vp8._pids = pid_offset, dict(pids)
+        downtrack._temporal = temporal
+        downtrack._frame = None if frame_pid is None else (frame_pid, frame_forwarded)
         downtrack.packets += self.track.packets
         downtrack.bytes += self.track.bytes
+
+    def take_drops(self) -> None:
+        """Count the packets the compiled track left out for their temporal layer where the core counts them."""
+        skipped, gaps = self.track.take_drops()
+        if skipped:
+            dropped = self.downtrack._dropped
+            dropped[Forwarded.TEMPORAL] = dropped.get(Forwarded.TEMPORAL, 0) + skipped
+            self.downtrack.rewriter.gaps += gaps
 
 
 class FastSubscriber:
@@ -303,10 +317,12 @@ class FastPath:
                                downtrack.audio_level_id or 0, publication.audio_level_id or 0,
                                stream.media.mid.encode(), downtrack.max_temporal)
         rewriter, pvp8 = downtrack.rewriter, downtrack.vp8
-        track.load(rewriter._unwrap.last, rewriter._highest, rewriter._starts[-1], rewriter._offsets[-1],
+        frame = downtrack._frame
+        track.load(rewriter._unwrap.last, rewriter._highest, rewriter._starts, rewriter._offsets,
                    rewriter._ts_offset, rewriter._last_seq, rewriter._last_ts, rewriter._last_at,
                    pvp8._pid_offset, pvp8._tl0_offset, pvp8._key_offset, pvp8._last_pid, pvp8._last_tl0,
-                   pvp8._last_key, pvp8._newest_pid)
+                   pvp8._last_key, pvp8._newest_pid, list(pvp8._pids.items()), downtrack._temporal,
+                   frame[0] if frame is not None else None, frame is not None and frame[1])
         group.add(track)
         fast.add(track)
         handle = downtrack.fast = FastTrack(track, group, downtrack, fast, ssrc, self._handles)
@@ -342,5 +358,4 @@ def _steady(downtrack: DownTrack, ssrc: int, codec: str) -> bool:
     rewriter = downtrack.rewriter
     return (downtrack.fast is None and downtrack.wanted is None and not downtrack.paused
             and not downtrack.resuming and rewriter.source == ssrc and not rewriter._rebase_next
-            and downtrack.max_temporal == ALL_TEMPORAL and downtrack.temporal == ALL_TEMPORAL
             and (codec != "VP8" or not downtrack.vp8._rebase))

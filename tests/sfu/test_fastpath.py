@@ -21,6 +21,7 @@ from netcore.srtp.profiles import PROFILES, SrtpProfile
 from netcore.srtp.session import SrtpSession
 from netcore.testing.simnet import Link
 from tests.sfu.harness import SERVER, Room
+from tests.sfu.test_temporal import PATTERN, TemporalPublisher
 
 SERVER_IP = SERVER[0]
 
@@ -68,6 +69,82 @@ def test_both_paths_deliver_the_same_packets_to_every_subscriber():
     for client in c_room.clients.values():
         srtp = client.transport.srtp
         assert srtp.stats.auth_failed == 0 and srtp.stats.malformed == 0 and srtp.stats.replayed == 0
+
+
+NO_SYNC = tuple((tid, False) for tid, _ in PATTERN)  # L1T3 without layer sync: up only at a key frame
+TILES = ("tile1", "tile2", "tile3")
+
+
+def _capped_call(compiled: bool, pattern: tuple[tuple[int, bool], ...],
+                 uplink: Link | None = None) -> tuple[Room, dict, dict]:
+    """An L1T3 publisher, one viewer taking every TID and three asking for 3 frames/s (TL0 alone); then
+    tile1's cap is lifted (up at a layer sync frame, else at the key frame that comes next), tile1 is
+    capped again and tile2 raised to TL1 (down and up at once).  ``uplink``: the publisher's link (loss
+    and reordering: packets that arrive after others of a later offset range, repairs).  Returns the room,
+    what each client received and each slot's (cap, highest TID forwarded, packets left out for their
+    TID) after each step."""
+    room = _room(compiled, seed=5)
+    pub = room.join("pub", slots=0, link=uplink)
+    for name in ("wide",) + TILES:
+        room.join(name, publish=(), slots=1)
+    room.connect()
+    core = room.core
+    publisher = TemporalPublisher(room, pub, frame_bytes=1200, pattern=pattern)  # two packets a frame
+    mid = next(m for m, p in core.participants["pub"].publications.items() if p.kind == "video")
+    publication = core.participants["pub"].publications[mid]
+    steps: dict[str, list] = {name: [] for name in ("wide",) + TILES}
+
+    def cap(name: str, fps: float | None) -> None:
+        core.request_max_height(name, "pub", mid, None, room.net.now, max_fps=fps)
+
+    def step(seconds: float) -> None:
+        publisher.stream(seconds)
+        for name, row in steps.items():
+            downtrack = next(s for s in core.participants[name].slots if s.kind == "video").downtrack
+            row.append((downtrack.max_temporal, downtrack.temporal, downtrack.dropped.get("temporal_layer", 0)))
+
+    step(2.0)  # the TIDs' frame rates measured
+    for name in TILES:
+        cap(name, 3)
+    step(2.0)
+    cap("tile1", None)
+    step(3.0)  # the allocator moves up after its hold
+    core.request_keyframe(publication, room.net.now)
+    step(1.0)
+    cap("tile1", 3)
+    cap("tile2", 20)  # TL0+TL1: 15 frames/s
+    step(2.0)
+    return room, _received(room), steps
+
+
+LOSSY_UPLINK = Link(delay=0.01, jitter=0.004, reorder=0.05, loss=0.03)
+
+
+@pytest.mark.parametrize("pattern,uplink", [(PATTERN, None), (NO_SYNC, None), (PATTERN, LOSSY_UPLINK)],
+                         ids=["layer-sync", "key-frame-only", "lossy-reordering-uplink"])
+def test_both_paths_leave_out_the_same_temporal_layers_for_capped_slots(pattern, uplink):
+    """The cap is the core's; the compiled track applies it: same bytes to every subscriber, the same
+    TID forwarded after each change, the same packets left out (their numbers closed up alike, late and
+    repaired packets numbered from the offset range they fall in)."""
+    python_room, python, python_steps = _capped_call(False, pattern, uplink)
+    c_room, compiled, c_steps = _capped_call(True, pattern, uplink)
+    assert python.keys() == compiled.keys()
+    for key in python:
+        assert len(python[key]) > 50, key
+        assert python[key] == compiled[key], key
+    assert python_steps == c_steps
+    tile1 = [row[:2] for row in c_steps["tile1"]]
+    # capped; lifted, up at the next layer sync frame (without them only at the key frame); capped again
+    assert tile1[1] == (0, 0) and tile1[2] == (2, 2 if pattern is PATTERN else 0)
+    assert tile1[3] == (2, 2) and tile1[4] == (0, 0)
+    assert c_steps["tile2"][4][:2] == (1, 1 if pattern is PATTERN else 0) and c_steps["tile3"][4][:2] == (0, 0)
+    assert c_steps["tile3"][4][2] > 100 and c_steps["wide"][4][2] == 0
+    # the capped slots stayed on the compiled path: a cap change is not an ejection, a TID above it neither
+    for name in TILES:
+        slot = next(s for s in c_room.core.participants[name].slots if s.kind == "video")
+        assert slot.downtrack.fast is not None and slot.downtrack.fast.track.packets > 50, name
+        assert slot.downtrack.packets < 10, name  # those before it was installed, in Python
+    assert c_room.core.stats.forwarded_packets == python_room.core.stats.forwarded_packets
 
 
 def test_sender_reports_and_estimates_see_the_compiled_packets():
