@@ -7,15 +7,18 @@
  *
  * The sans-IO core (netcore/sfu/core.py) keeps every decision. It installs
  * a Track for a subscriber's slot only when the slot is steady (forwarding
- * one source, no switch pending, nothing paused, no temporal layer left
- * out), handing over the rewriter's state (sequence and timestamp offsets,
- * the unwrapper, the VP8 picture id, TL0PICIDX and KEYIDX offsets); from
- * then on each packet of that source is rewritten here, the same bytes
- * netcore.sfu.rewrite would make. A packet this code would have to decide
- * about (older than the slot's latest offset range, a temporal layer above
- * the slot's, a payload type not mapped, a malformed descriptor) is not
- * touched: the track is *ejected* and given back to the core, which takes
- * its state back and handles the packet in Python.
+ * one source, no switch pending, nothing paused), handing over the
+ * rewriter's state (sequence and timestamp offsets of every offset range,
+ * the unwrapper, the VP8 picture id map, TL0PICIDX and KEYIDX offsets, the
+ * temporal layer forwarded now and the latest frame's decision); from then
+ * on each packet of that source is rewritten here, the same bytes
+ * netcore.sfu.rewrite would make. A VP8 frame above the slot's temporal
+ * cap (max_temporal, the core's choice, written into the track when it
+ * changes) is left out here as DownTrack leaves it out: the numbers after
+ * it close up. A packet this code would have to decide about (older than
+ * the oldest offset range kept, a payload type not mapped, a malformed
+ * descriptor) is not touched: the track is *ejected* and given back to the
+ * core, which takes its state back and handles the packet in Python.
  *
  * What the Python transport needs to know of what was sent here is kept
  * for it to take when it needs it (netcore/sfu/fastpath.py): the

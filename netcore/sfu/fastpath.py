@@ -3,20 +3,26 @@
 The core decides; this module carries its decisions out in C
 (``netcore/sfu/_forward.c``) for the packets that need none.  A subscriber
 slot whose :class:`~netcore.sfu.rewrite.DownTrack` is steady (one source
-forwarded, no switch pending, not paused or resuming, every temporal layer
-given) is *installed*: its rewriter's state is handed to a compiled
-``Track`` in the ``Group`` of its source SSRC, and from then on each packet
-of that source is rewritten, stamped (MID, transport-wide number), SRTP-
-protected and sent for every installed slot in one call, without a Python
-frame per subscriber.  The Python loop of the core still sees every packet
+forwarded, no switch pending, not paused or resuming) is *installed*: its
+rewriter's state is handed to a compiled ``Track`` in the ``Group`` of its
+source SSRC, and from then on each packet of that source is rewritten,
+stamped (MID, transport-wide number), SRTP-protected and sent for every
+installed slot in one call, without a Python frame per subscriber.  A slot
+given fewer VP8 temporal layers than all (the allocator's cap, a viewer's
+``max_fps``) is installed too: the track applies the cap per frame as
+``DownTrack`` does (down at any frame start, up at a key frame or a
+layer-sync frame) and leaves the frames above it out, closing up sequence
+numbers and picture ids; it keeps for that every offset range, the
+picture id map and the TID forwarded now, and hands them back with the
+rest.  The core still decides the cap and writes it into the track
+(``Track.max_temporal``) when it changes.  The Python loop of the core still sees every packet
 for the slots that are not installed.
 
 A track is given back (*ejected*) when the core changes anything about its
-slot (:meth:`DownTrack.want`, ``pause``, ``resume``, ``attach``, its
-temporal limit, the subscriber leaving), or when a packet needs a decision
-(an upstream repair older than the slot's latest offset range, a temporal
-layer above the slot's, a payload type not agreed, a malformed VP8
-descriptor): its state goes back into the Python rewriter and the core
+slot (:meth:`DownTrack.want`, ``pause``, ``resume``, ``attach``, the
+subscriber leaving), or when a packet needs a decision (an upstream repair
+older than the oldest offset range kept, a payload type not agreed, a
+malformed VP8 descriptor): its state goes back into the Python rewriter and the core
 handles that packet and what follows, and installs the slot again once it
 is steady.
 
