@@ -106,21 +106,7 @@ class FastTrack:
         self.group.remove(self.track)
         self._handles.pop(id(self.track), None)
         self.take_drops()
-        (unwrap_last, highest, last_seq, last_ts, last_at, last_pid, last_tl0, last_key, newest_pid, starts, offsets,
-         pid_offset, pids, temporal, frame_pid, frame_forwarded) = self.track.state()
-        rewriter = downtrack.rewriter
-        rewriter._unwrap._last = unwrap_last
-        rewriter._highest = highest
-        rewriter._starts, rewriter._offsets = starts, offsets
-        if last_seq is not None:
-            rewriter._last_seq, rewriter._last_ts, rewriter._last_at = last_seq, last_ts, last_at
-        vp8 = downtrack.vp8
-        vp8._last_pid, vp8._last_tl0, vp8._last_key, vp8._newest_pid = last_pid, last_tl0, last_key, newest_pid
-        vp8._pid_offset, vp8._pids = pid_offset, dict(pids)
-        downtrack._temporal = temporal
-        downtrack._frame = None if frame_pid is None else (frame_pid, frame_forwarded)
-        downtrack.packets += self.track.packets
-        downtrack.bytes += self.track.bytes
+        take_state(self.track, downtrack)
 
     def take_drops(self) -> None:
         """Count the packets the compiled track left out for their temporal layer where the core counts them."""
@@ -322,13 +308,7 @@ class FastPath:
         track = _forward.Track(fast.native, downtrack.ssrc, downtrack.payload_types, vp8,
                                downtrack.audio_level_id or 0, publication.audio_level_id or 0,
                                stream.media.mid.encode(), downtrack.max_temporal)
-        rewriter, pvp8 = downtrack.rewriter, downtrack.vp8
-        frame = downtrack._frame
-        track.load(rewriter._unwrap.last, rewriter._highest, rewriter._starts, rewriter._offsets,
-                   rewriter._ts_offset, rewriter._last_seq, rewriter._last_ts, rewriter._last_at,
-                   pvp8._pid_offset, pvp8._tl0_offset, pvp8._key_offset, pvp8._last_pid, pvp8._last_tl0,
-                   pvp8._last_key, pvp8._newest_pid, list(pvp8._pids.items()), downtrack._temporal,
-                   frame[0] if frame is not None else None, frame is not None and frame[1])
+        load_state(track, downtrack)
         group.add(track)
         fast.add(track)
         handle = downtrack.fast = FastTrack(track, group, downtrack, fast, ssrc, self._handles)
@@ -357,6 +337,35 @@ class FastPath:
             sent += s
             refused += r
         return sent, refused
+
+
+def load_state(track, downtrack: DownTrack) -> None:
+    """Hand the down-track's rewriting state to a compiled ``Track`` (see the module docstring)."""
+    rewriter, vp8, frame = downtrack.rewriter, downtrack.vp8, downtrack._frame
+    track.load(rewriter._unwrap.last, rewriter._highest, rewriter._starts, rewriter._offsets,
+               rewriter._ts_offset, rewriter._last_seq, rewriter._last_ts, rewriter._last_at,
+               vp8._pid_offset, vp8._tl0_offset, vp8._key_offset, vp8._last_pid, vp8._last_tl0,
+               vp8._last_key, vp8._newest_pid, list(vp8._pids.items()), downtrack._temporal,
+               frame[0] if frame is not None else None, frame is not None and frame[1])
+
+
+def take_state(track, downtrack: DownTrack) -> None:
+    """Take a compiled ``Track``'s rewriting state and counts back into the down-track."""
+    (unwrap_last, highest, last_seq, last_ts, last_at, last_pid, last_tl0, last_key, newest_pid, starts, offsets,
+     pid_offset, pids, temporal, frame_pid, frame_forwarded) = track.state()
+    rewriter = downtrack.rewriter
+    rewriter._unwrap._last = unwrap_last
+    rewriter._highest = highest
+    rewriter._starts, rewriter._offsets = starts, offsets
+    if last_seq is not None:
+        rewriter._last_seq, rewriter._last_ts, rewriter._last_at = last_seq, last_ts, last_at
+    vp8 = downtrack.vp8
+    vp8._last_pid, vp8._last_tl0, vp8._last_key, vp8._newest_pid = last_pid, last_tl0, last_key, newest_pid
+    vp8._pid_offset, vp8._pids = pid_offset, dict(pids)
+    downtrack._temporal = temporal
+    downtrack._frame = None if frame_pid is None else (frame_pid, frame_forwarded)
+    downtrack.packets += track.packets
+    downtrack.bytes += track.bytes
 
 
 def _steady(downtrack: DownTrack, ssrc: int, codec: str) -> bool:
