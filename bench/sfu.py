@@ -24,13 +24,22 @@ allocators.
 With ``--steady`` the one stream is measured after a 3 s warm-up (the
 start probes' padding and the estimators' climb left out).
 
-Usage: ``python3 bench/sfu.py [--simulcast] [--steady] [N ...]`` (default 10 50 200).
+With ``--tl0`` the publisher sends VP8 L1T3 (TIDs 0,2,1,2, three packets of
+about 1000 bytes per frame at 30 frames/s) and every subscriber asks for 3
+frames a second of it (a broadcast's bulk viewer, ``--max-fps 3``): each
+slot is given TL0 alone, three frames in four left out for it.  It is
+measured after the same warm-up, once on the compiled forwarding path and
+once on the Python one, in the same run (the ratio is what to quote on a
+loaded machine).
+
+Usage: ``python3 bench/sfu.py [--simulcast] [--steady] [--tl0] [N ...]`` (default 10 50 200).
 The side-by-side run of the real daemon against Janus' VideoRoom, over real
 sockets, is ``bench/sfu_janus.py``.
 """
 
 from __future__ import annotations
 
+import os
 import statistics
 import sys
 import time
@@ -38,7 +47,9 @@ import time
 sys.path.insert(0, __import__("os").path.dirname(__import__("os").path.dirname(__import__("os").path.abspath(__file__))))
 
 from netcore.demux import PacketKind  # noqa: E402
-from tests.sfu.harness import Publisher, Room, SimulcastPublisher  # noqa: E402
+from netcore.sfu import fastpath  # noqa: E402
+from tests.sfu.harness import SERVER, Publisher, Room, SimulcastPublisher  # noqa: E402
+from tests.sfu.test_temporal import TemporalPublisher  # noqa: E402
 
 SECONDS = 2.0
 WARM_UP = 6.0  # virtual seconds of simulcast before measuring
@@ -61,8 +72,13 @@ class ThreePackets(Publisher):
         return packets
 
 
-def run(subscribers: int, simulcast: bool = False, steady: bool = False) -> dict[str, float]:
+def run(subscribers: int, simulcast: bool = False, steady: bool = False, tl0: bool = False,
+        compiled: bool | None = None) -> dict[str, float]:
+    """``compiled``: the compiled forwarding path (True) or the Python one (False); None: as the environment
+    says (``NETCORE_SFU_FORWARD``)."""
     room = Room(seed=subscribers)
+    if compiled is not None:
+        room.core.fastpath = fastpath.FastPath({SERVER: None}) if compiled else None
     room.join("pub", slots=0, simulcast=tuple(rid for rid, _, _ in LAYERS) if simulcast else ())
     for i in range(subscribers):
         room.join(f"sub{i}", publish=(), slots=1)
@@ -89,6 +105,13 @@ def run(subscribers: int, simulcast: bool = False, steady: bool = False) -> dict
         publisher: Publisher = SimulcastPublisher(room, pub, {r: h for r, h, _ in LAYERS},
                                                   {r: b for r, _, b in LAYERS}, 30)
         publisher.stream(WARM_UP, step=0.02)  # the allocators climb to the top layer (UP_HOLD) first
+    elif tl0:
+        publisher = TemporalPublisher(room, pub, frame_bytes=2900)
+        publisher.stream(STEADY_WARM_UP, step=0.02)  # the TIDs' frame rates measured
+        mid = next(m for m, p in core.participants["pub"].publications.items() if p.kind == "video")
+        for i in range(subscribers):
+            core.request_max_height(f"sub{i}", "pub", mid, None, room.net.now, max_fps=3)
+        publisher.stream(1.0, step=0.02)
     else:
         publisher = ThreePackets(room, pub, 30)
         if steady:  # past the start probes' padding: what a call costs once it runs
@@ -98,6 +121,9 @@ def run(subscribers: int, simulcast: bool = False, steady: bool = False) -> dict
     publisher.stream(SECONDS, step=0.02)
     forwarded = core.stats.forwarded_packets - before
     media_times.sort()
+    if tl0:
+        assert all(s.downtrack.temporal == 0 for p in core.participants.values() for s in p.slots
+                   if s.kind == "video"), "every slot capped at TL0"
     return {"subscribers": subscribers, "forwarded": forwarded, "us_per_packet": spent[0] / forwarded * 1e6,
             "p50_us": statistics.median(media_times) * 1e6,
             "p99_us": media_times[int(len(media_times) * 0.99)] * 1e6}
@@ -107,12 +133,30 @@ def main() -> None:
     simulcast = "--simulcast" in sys.argv[1:]
     steady = "--steady" in sys.argv[1:]
     counts = [int(a) for a in sys.argv[1:] if not a.startswith("--")] or [10, 50, 200]
+    if "--tl0" in sys.argv[1:]:
+        tl0_main(counts)
+        return
     print("simulcast: three layers" if simulcast else "one stream" + (", after a warm-up" if steady else ""))
     print(f"{'subscribers':>11} {'forwarded':>9} {'CPU us/packet':>13} {'in-core p50 us':>14} {'p99 us':>9}")
     for n in counts:
         r = run(n, simulcast, steady)
         print(f"{r['subscribers']:>11} {r['forwarded']:>9} {r['us_per_packet']:>13.1f} {r['p50_us']:>14.0f} "
               f"{r['p99_us']:>9.0f}", flush=True)
+
+
+def tl0_main(counts: list[int]) -> None:
+    """Every subscriber capped at TL0: the compiled path and the Python one side by side."""
+    print(f"VP8 L1T3, every subscriber at TL0; load {os.getloadavg()[0]:.1f}")
+    print(f"{'subscribers':>11} {'path':>8} {'forwarded':>9} {'CPU us/packet':>13} {'in-core p50 us':>14} "
+          f"{'p99 us':>9}")
+    for n in counts:
+        rows = {}
+        for compiled in (True, False):
+            r = rows[compiled] = run(n, tl0=True, compiled=compiled)
+            print(f"{n:>11} {'C' if compiled else 'Python':>8} {r['forwarded']:>9} {r['us_per_packet']:>13.1f} "
+                  f"{r['p50_us']:>14.0f} {r['p99_us']:>9.0f}", flush=True)
+        print(f"{'':>11} {'ratio':>8} {'':>9} {rows[False]['us_per_packet'] / rows[True]['us_per_packet']:>12.1f}x "
+              f"(load {os.getloadavg()[0]:.1f})", flush=True)
 
 
 if __name__ == "__main__":

@@ -7,15 +7,18 @@
  *
  * The sans-IO core (netcore/sfu/core.py) keeps every decision. It installs
  * a Track for a subscriber's slot only when the slot is steady (forwarding
- * one source, no switch pending, nothing paused, no temporal layer left
- * out), handing over the rewriter's state (sequence and timestamp offsets,
- * the unwrapper, the VP8 picture id, TL0PICIDX and KEYIDX offsets); from
- * then on each packet of that source is rewritten here, the same bytes
- * netcore.sfu.rewrite would make. A packet this code would have to decide
- * about (older than the slot's latest offset range, a temporal layer above
- * the slot's, a payload type not mapped, a malformed descriptor) is not
- * touched: the track is *ejected* and given back to the core, which takes
- * its state back and handles the packet in Python.
+ * one source, no switch pending, nothing paused), handing over the
+ * rewriter's state (sequence and timestamp offsets of every offset range,
+ * the unwrapper, the VP8 picture id map, TL0PICIDX and KEYIDX offsets, the
+ * temporal layer forwarded now and the latest frame's decision); from then
+ * on each packet of that source is rewritten here, the same bytes
+ * netcore.sfu.rewrite would make. A VP8 frame above the slot's temporal
+ * cap (max_temporal, the core's choice, written into the track when it
+ * changes) is left out here as DownTrack leaves it out: the numbers after
+ * it close up. A packet this code would have to decide about (older than
+ * the oldest offset range kept, a payload type not mapped, a malformed
+ * descriptor) is not touched: the track is *ejected* and given back to the
+ * core, which takes its state back and handles the packet in Python.
  *
  * What the Python transport needs to know of what was sent here is kept
  * for it to take when it needs it (netcore/sfu/fastpath.py): the
@@ -57,6 +60,8 @@
 #define BUFFER_SIZE (MAX_PACKET + SRTP_MAX_TRAILER_LEN + 64)
 #define BATCH 64                                /* datagrams per sendmmsg */
 #define HISTORY 1024                            /* per outgoing SSRC, as the Python sender's */
+#define MAX_OFFSETS 256                         /* netcore.rtp.forward.MAX_OFFSETS */
+#define PICTURE_MAP 128                         /* netcore.sfu.rewrite.PICTURE_MAP */
 
 /* ------------------------------------------------------------------ helpers */
 
@@ -703,12 +708,15 @@ typedef struct {
     int source_level_id;  /* the publisher's, 0: not agreed */
     uint8_t mid[16];
     int mid_len;
-    int max_temporal;
+    int max_temporal;     /* DownTrack.max_temporal: the core's cap, set by it */
+    int temporal;         /* DownTrack.temporal: the highest TID forwarded now */
+    int frame_pid, frame_fwd; /* DownTrack._frame: (picture id, forwarded) of the latest frame; -1: none */
     int ejected;
-    /* netcore.rtp.forward.StreamRewriter, steady: one offset range from range_start on */
+    /* netcore.rtp.forward.StreamRewriter, no switch pending: from incoming number starts[i] on, offsets[i] */
     int has_unwrap;
-    long long unwrap_last, highest, range_start;
-    uint16_t seq_offset;
+    long long unwrap_last, highest;
+    int ranges;
+    long long starts[MAX_OFFSETS], offsets[MAX_OFFSETS];
     uint32_t ts_offset;
     int has_last;
     uint16_t last_seq;
@@ -716,6 +724,12 @@ typedef struct {
     double last_at;
     /* netcore.sfu.rewrite.Vp8Rewriter, steady; -1: none yet */
     int pid_offset, tl0_offset, key_offset, last_pid, last_tl0, last_key, newest_pid;
+    /* Vp8Rewriter._pids: incoming picture id -> the one sent, the latest PICTURE_MAP in insertion order */
+    int pids_head, pids_count;
+    uint16_t pids_in[PICTURE_MAP], pids_out[PICTURE_MAP];
+    uint8_t pids_seen[0x8000 / 8];  /* which incoming ids are in the map */
+    /* left out here since the last take_drops: temporal layer skips, and those that left a gap */
+    unsigned long long skipped, gaps;
     /* what the Python side takes: counts for its sender reports and the slot's metrics */
     unsigned long long packets, bytes, report_packets, report_octets;
     uint32_t sent_ts;
@@ -779,36 +793,90 @@ static int Track_init(Track *self, PyObject *args, PyObject *kw) {
     self->ssrc = (uint32_t)ssrc;
     self->level_id = level_id;
     self->source_level_id = source_level_id;
-    self->max_temporal = max_temporal;
-    self->last_pid = self->last_tl0 = self->last_key = self->newest_pid = -1;
+    self->max_temporal = self->temporal = max_temporal;
+    self->last_pid = self->last_tl0 = self->last_key = self->newest_pid = self->frame_pid = -1;
+    self->ranges = 1;
     return 0;
+}
+
+/* Vp8Rewriter._pids: the id sent for ``incoming`` into ``*out``; 0 if not in the map. */
+static int pids_get(const Track *t, int incoming, int *out) {
+    if (!(t->pids_seen[incoming >> 3] & (1 << (incoming & 7))))
+        return 0;
+    for (int i = t->pids_count - 1; i >= 0; i--) {  /* the newest first: mostly the frame being sent */
+        int k = (t->pids_head + i) % PICTURE_MAP;
+        if (t->pids_in[k] == incoming) {
+            *out = t->pids_out[k];
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Vp8Rewriter._pids[incoming] = sent, the oldest entry forgotten past PICTURE_MAP (``incoming`` not in it). */
+static void pids_put(Track *t, int incoming, int sent) {
+    if (t->pids_count == PICTURE_MAP) {
+        int old = t->pids_in[t->pids_head];
+        t->pids_seen[old >> 3] &= (uint8_t)~(1 << (old & 7));
+        t->pids_head = (t->pids_head + 1) % PICTURE_MAP;
+        t->pids_count--;
+    }
+    int k = (t->pids_head + t->pids_count++) % PICTURE_MAP;
+    t->pids_in[k] = (uint16_t)incoming;
+    t->pids_out[k] = (uint16_t)sent;
+    t->pids_seen[incoming >> 3] |= (uint8_t)(1 << (incoming & 7));
+}
+
+static int opt_long(PyObject *o, int none) {
+    return o == Py_None ? none : (int)PyLong_AsLong(o);
 }
 
 /* The rewriter's state, handed over by the core (see netcore/sfu/fastpath.py for the fields). */
 static PyObject *Track_load(Track *self, PyObject *args) {
-    PyObject *unwrap_last, *last_seq, *last_pid, *last_tl0, *last_key, *newest_pid;
-    long long highest, range_start;
-    int seq_offset;
+    PyObject *unwrap_last, *starts, *offsets, *last_seq, *last_pid, *last_tl0, *last_key, *newest_pid, *pids;
+    PyObject *frame_pid;
+    long long highest;
     unsigned long ts_offset, last_ts;
     double last_at;
-    int pid_offset, tl0_offset, key_offset;
-    if (!PyArg_ParseTuple(args, "OLLikOkdiiiOOOO", &unwrap_last, &highest, &range_start, &seq_offset, &ts_offset,
-                          &last_seq, &last_ts, &last_at, &pid_offset, &tl0_offset, &key_offset, &last_pid, &last_tl0,
-                          &last_key, &newest_pid))
+    int pid_offset, tl0_offset, key_offset, temporal, frame_fwd;
+    if (!PyArg_ParseTuple(args, "OLO!O!kOkdiiiOOOOO!iOp", &unwrap_last, &highest, &PyList_Type, &starts,
+                          &PyList_Type, &offsets, &ts_offset, &last_seq, &last_ts, &last_at, &pid_offset,
+                          &tl0_offset, &key_offset, &last_pid, &last_tl0, &last_key, &newest_pid, &PyList_Type,
+                          &pids, &temporal, &frame_pid, &frame_fwd))
         return NULL;
+    Py_ssize_t ranges = PyList_GET_SIZE(starts);
+    if (ranges < 1 || ranges > MAX_OFFSETS || PyList_GET_SIZE(offsets) != ranges) {
+        PyErr_SetString(PyExc_ValueError, "1 to MAX_OFFSETS offset ranges, as many starts as offsets");
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < ranges; i++) {
+        self->starts[i] = PyLong_AsLongLong(PyList_GET_ITEM(starts, i));
+        self->offsets[i] = PyLong_AsLongLong(PyList_GET_ITEM(offsets, i));
+    }
+    self->ranges = (int)ranges;
+    memset(self->pids_seen, 0, sizeof(self->pids_seen));
+    self->pids_head = self->pids_count = 0;
+    Py_ssize_t n = PyList_GET_SIZE(pids);
+    for (Py_ssize_t i = n > PICTURE_MAP ? n - PICTURE_MAP : 0; i < n; i++) {
+        int incoming, sent;
+        if (!PyArg_ParseTuple(PyList_GET_ITEM(pids, i), "ii", &incoming, &sent))
+            return NULL;
+        pids_put(self, incoming & 0x7FFF, sent & 0x7FFF);
+    }
     self->has_unwrap = unwrap_last != Py_None;
     self->unwrap_last = self->has_unwrap ? PyLong_AsLongLong(unwrap_last) : 0;
     self->has_last = last_seq != Py_None;
     self->last_seq = self->has_last ? (uint16_t)PyLong_AsLong(last_seq) : 0;
-    self->last_pid = last_pid == Py_None ? -1 : (int)PyLong_AsLong(last_pid);
-    self->last_tl0 = last_tl0 == Py_None ? -1 : (int)PyLong_AsLong(last_tl0);
-    self->last_key = last_key == Py_None ? -1 : (int)PyLong_AsLong(last_key);
-    self->newest_pid = newest_pid == Py_None ? -1 : (int)PyLong_AsLong(newest_pid);
+    self->last_pid = opt_long(last_pid, -1);
+    self->last_tl0 = opt_long(last_tl0, -1);
+    self->last_key = opt_long(last_key, -1);
+    self->newest_pid = opt_long(newest_pid, -1);
+    self->frame_pid = opt_long(frame_pid, -1);
     if (PyErr_Occurred())
         return NULL;
+    self->frame_fwd = frame_fwd;
+    self->temporal = temporal;
     self->highest = highest;
-    self->range_start = range_start;
-    self->seq_offset = (uint16_t)seq_offset;
     self->ts_offset = (uint32_t)ts_offset;
     self->last_ts = (uint32_t)last_ts;
     self->last_at = last_at;
@@ -826,13 +894,47 @@ static PyObject *opt_int(int has, long long v) {
 }
 
 /* The state to hand back: (unwrap_last, highest, last_seq, last_ts, last_at, last_pid, last_tl0, last_key,
- * newest_pid). */
+ * newest_pid, starts, offsets, pid_offset, pids, temporal, frame pid, frame forwarded). */
 static PyObject *Track_state(Track *self, PyObject *unused) {
-    return Py_BuildValue("(NLNkdNNNN)", opt_int(self->has_unwrap, self->unwrap_last), self->highest,
+    PyObject *starts = PyList_New(self->ranges), *offsets = PyList_New(self->ranges);
+    PyObject *pids = PyList_New(self->pids_count);
+    if (!starts || !offsets || !pids)
+        goto failed;
+    for (int i = 0; i < self->ranges; i++) {
+        PyObject *a = PyLong_FromLongLong(self->starts[i]), *b = PyLong_FromLongLong(self->offsets[i]);
+        if (a)
+            PyList_SET_ITEM(starts, i, a);
+        if (b)
+            PyList_SET_ITEM(offsets, i, b);
+        if (!a || !b)
+            goto failed;
+    }
+    for (int i = 0; i < self->pids_count; i++) {
+        int k = (self->pids_head + i) % PICTURE_MAP;
+        PyObject *pair = Py_BuildValue("(ii)", self->pids_in[k], self->pids_out[k]);
+        if (!pair)
+            goto failed;
+        PyList_SET_ITEM(pids, i, pair);
+    }
+    return Py_BuildValue("(NLNkdNNNNNNiNiNO)", opt_int(self->has_unwrap, self->unwrap_last), self->highest,
                          opt_int(self->has_last, self->last_seq), (unsigned long)self->last_ts, self->last_at,
                          opt_int(self->last_pid >= 0, self->last_pid), opt_int(self->last_tl0 >= 0, self->last_tl0),
                          opt_int(self->last_key >= 0, self->last_key),
-                         opt_int(self->newest_pid >= 0, self->newest_pid));
+                         opt_int(self->newest_pid >= 0, self->newest_pid), starts, offsets, self->pid_offset, pids,
+                         self->temporal, opt_int(self->frame_pid >= 0, self->frame_pid),
+                         self->frame_fwd ? Py_True : Py_False);
+failed:
+    Py_XDECREF(starts);
+    Py_XDECREF(offsets);
+    Py_XDECREF(pids);
+    return NULL;
+}
+
+/* (packets left out for their temporal layer, those of them that left a gap) since the last call. */
+static PyObject *Track_take_drops(Track *self, PyObject *unused) {
+    PyObject *out = Py_BuildValue("(KK)", self->skipped, self->gaps);
+    self->skipped = self->gaps = 0;
+    return out;
 }
 
 /* (packets, payload octets, last RTP timestamp, its send time) since the last call, for the sender reports. */
@@ -971,6 +1073,8 @@ static PyMethodDef Track_methods[] = {
     {"state", (PyCFunction)Track_state, METH_NOARGS, "The rewriter's state, to hand back to the core."},
     {"take_reports", (PyCFunction)Track_take_reports, METH_NOARGS,
      "(packets, payload octets, last timestamp, its time) sent since the last call."},
+    {"take_drops", (PyCFunction)Track_take_drops, METH_NOARGS,
+     "(packets left out for their temporal layer, those that left a gap) since the last call."},
     {"history", (PyCFunction)Track_history, METH_O, "The plain packet sent with this sequence number, or None."},
     {NULL},
 };
@@ -980,6 +1084,8 @@ static PyMemberDef Track_members[] = {
     {"bytes", T_ULONGLONG, offsetof(Track, bytes), READONLY, "Their bytes before stamping and SRTP."},
     {"ejected", T_INT, offsetof(Track, ejected), READONLY, "Handed back to the core."},
     {"ssrc", T_UINT, offsetof(Track, ssrc), READONLY, "The outgoing SSRC."},
+    {"max_temporal", T_INT, offsetof(Track, max_temporal), 0, "The highest TID wanted (the core's cap)."},
+    {"temporal", T_INT, offsetof(Track, temporal), READONLY, "The highest TID forwarded now."},
     {NULL},
 };
 
@@ -1043,8 +1149,6 @@ static int steady(const Track *t, const Packet *p, const Packet *vp8, int vp8_ok
         return 0;
     if (t->vp8[p->pt] && !vp8_ok)
         return 0;
-    if (t->vp8[p->pt] && vp8->has_tid && vp8->tid > t->max_temporal)
-        return 0;
     if (p->level && t->level_id && (p->level_len < 1 || p->level_len > 16))
         return 0;
     long long u = p->seq;
@@ -1054,10 +1158,77 @@ static int steady(const Track *t, const Packet *p, const Packet *vp8, int vp8_ok
             delta -= 0x10000;
         u = t->unwrap_last + delta;
     }
-    if (u < t->range_start)
-        return 0;
+    if (u < t->starts[0])
+        return 0;  /* older than the ranges kept: dropped as late or a gap, the core counts it */
     *n = u;
     return 1;
+}
+
+/* DownTrack._temporal_forwarded: whether the frame of ``q`` (a VP8 packet with a TID) is forwarded. */
+static int temporal_forwarded(Track *t, const Packet *q) {
+    if (t->frame_pid >= 0 && q->has_pid && t->frame_pid == q->pid)
+        return t->frame_fwd;  /* one decision per frame */
+    if (q->s && q->part == 0) {  /* RFC 7741 4.1: a frame starts */
+        int target = t->max_temporal, current = t->temporal;
+        if (q->vp8_data < q->payload_end && !(q->data[q->vp8_data] & 0x01))
+            current = target;  /* a key frame: every layer decodes from here */
+        else if (target < current)
+            current = target;
+        else if (current < q->tid && q->tid <= target && q->y)
+            current = q->tid;
+        t->temporal = current;
+    }
+    int forwarded = q->tid <= t->temporal;
+    if (q->has_pid) {
+        t->frame_pid = q->pid;
+        t->frame_fwd = forwarded;
+    }
+    return forwarded;
+}
+
+/* StreamRewriter.skip and Vp8Rewriter.skip: ``q`` (incoming number ``u``) is left out on purpose, the
+ * numbers after it close up (a gap when it is older than one already seen). */
+static void track_skip(Track *t, const Packet *q, long long u) {
+    t->has_unwrap = 1;
+    t->unwrap_last = u;
+    t->skipped++;
+    if (u <= t->highest || u < t->starts[0]) {
+        t->gaps++;
+    } else {
+        int last = t->ranges - 1;
+        long long offset = t->offsets[last] - 1;
+        if (t->starts[last] == u) {  /* the packet after the last skipped one: extend that range */
+            t->starts[last] = u + 1;
+            t->offsets[last] = offset;
+        } else {
+            if (t->ranges == MAX_OFFSETS) {
+                memmove(t->starts, t->starts + 1, (MAX_OFFSETS - 1) * sizeof(long long));
+                memmove(t->offsets, t->offsets + 1, (MAX_OFFSETS - 1) * sizeof(long long));
+                t->ranges--;
+            }
+            t->starts[t->ranges] = u + 1;
+            t->offsets[t->ranges++] = offset;
+        }
+        t->highest = u;
+    }
+    int sent;
+    if (!q->has_pid || pids_get(t, q->pid, &sent))
+        return;
+    int ahead = (q->pid - t->newest_pid) & 0x7FFF;
+    if (t->newest_pid < 0 || (ahead > 0 && ahead < 0x4000)) {
+        t->newest_pid = q->pid;
+        t->pid_offset = (t->pid_offset - 1) & 0x7FFF;
+    }
+}
+
+/* StreamRewriter._offset_of, for ``u`` at or after the first range (steady checked it). */
+static long long offset_of(Track *t, long long u) {
+    if (u > t->highest)
+        t->highest = u;
+    int i = t->ranges - 1;
+    while (i > 0 && t->starts[i] > u)  /* mostly the latest range: a repair goes back a few at most */
+        i--;
+    return t->offsets[i];
 }
 
 /* Forward ``packet`` (a received RTP packet, plain) to every track: (packets, bytes, ejected tracks). */
@@ -1095,12 +1266,14 @@ static PyObject *Group_forward(Group *self, PyObject *args) {
             continue;
         }
         const Packet *q = t->vp8[p.pt] ? &vp8 : &p;
+        if (q->vp8 && q->has_tid && !temporal_forwarded(t, q)) {
+            track_skip(t, q, u);
+            continue;
+        }
         /* StreamRewriter.rewrite */
         t->has_unwrap = 1;
         t->unwrap_last = u;
-        if (u > t->highest)
-            t->highest = u;
-        uint16_t seq = (uint16_t)(p.seq + t->seq_offset);
+        uint16_t seq = (uint16_t)((long long)p.seq + offset_of(t, u));
         uint32_t ts = p.ts + t->ts_offset;
         uint16_t ahead = (uint16_t)(seq - t->last_seq);
         if (!t->has_last || (ahead > 0 && ahead < 0x8000)) {
@@ -1114,10 +1287,13 @@ static PyObject *Group_forward(Group *self, PyObject *args) {
         if (q->vp8) {
             if (q->has_pid) {
                 int incoming = q->pid;
-                pid = (incoming + t->pid_offset) & 0x7FFF;
-                if (t->newest_pid < 0 || (((incoming - t->newest_pid) & 0x7FFF) > 0 &&
-                                          ((incoming - t->newest_pid) & 0x7FFF) < 0x4000))
-                    t->newest_pid = incoming;
+                if (!pids_get(t, incoming, &pid)) {
+                    pid = (incoming + t->pid_offset) & 0x7FFF;
+                    pids_put(t, incoming, pid);
+                    int ahead = (incoming - t->newest_pid) & 0x7FFF;
+                    if (t->newest_pid < 0 || (ahead > 0 && ahead < 0x4000))
+                        t->newest_pid = incoming;
+                }
                 if (t->last_pid < 0 || ((pid - t->last_pid) & 0x7FFF) < 0x4000)
                     t->last_pid = pid;
             }

@@ -928,8 +928,8 @@ class SfuCore:
         """The slot forwards up to the TID its allocator chose (the down-track moves up where decodable)."""
         allocator = slot.allocator
         slot.downtrack.max_temporal = ALL_TEMPORAL if allocator.temporal is None else allocator.temporal
-        if slot.downtrack.fast is not None and slot.downtrack.max_temporal != ALL_TEMPORAL:
-            slot.downtrack.fast.eject()  # layers to leave out: the Python path decides per frame
+        if slot.downtrack.fast is not None:  # the compiled track applies the cap from the next frame on
+            slot.downtrack.fast.track.max_temporal = slot.downtrack.max_temporal
         self.stats.temporal_switches += allocator.temporal_switches - temporal_switches
 
     def _probe(self, subscriber: Participant, next_rate: float | None, now: float) -> None:

@@ -3,20 +3,26 @@
 The core decides; this module carries its decisions out in C
 (``netcore/sfu/_forward.c``) for the packets that need none.  A subscriber
 slot whose :class:`~netcore.sfu.rewrite.DownTrack` is steady (one source
-forwarded, no switch pending, not paused or resuming, every temporal layer
-given) is *installed*: its rewriter's state is handed to a compiled
-``Track`` in the ``Group`` of its source SSRC, and from then on each packet
-of that source is rewritten, stamped (MID, transport-wide number), SRTP-
-protected and sent for every installed slot in one call, without a Python
-frame per subscriber.  The Python loop of the core still sees every packet
+forwarded, no switch pending, not paused or resuming) is *installed*: its
+rewriter's state is handed to a compiled ``Track`` in the ``Group`` of its
+source SSRC, and from then on each packet of that source is rewritten,
+stamped (MID, transport-wide number), SRTP-protected and sent for every
+installed slot in one call, without a Python frame per subscriber.  A slot
+given fewer VP8 temporal layers than all (the allocator's cap, a viewer's
+``max_fps``) is installed too: the track applies the cap per frame as
+``DownTrack`` does (down at any frame start, up at a key frame or a
+layer-sync frame) and leaves the frames above it out, closing up sequence
+numbers and picture ids; it keeps for that every offset range, the
+picture id map and the TID forwarded now, and hands them back with the
+rest.  The core still decides the cap and writes it into the track
+(``Track.max_temporal``) when it changes.  The Python loop of the core still sees every packet
 for the slots that are not installed.
 
 A track is given back (*ejected*) when the core changes anything about its
-slot (:meth:`DownTrack.want`, ``pause``, ``resume``, ``attach``, its
-temporal limit, the subscriber leaving), or when a packet needs a decision
-(an upstream repair older than the slot's latest offset range, a temporal
-layer above the slot's, a payload type not agreed, a malformed VP8
-descriptor): its state goes back into the Python rewriter and the core
+slot (:meth:`DownTrack.want`, ``pause``, ``resume``, ``attach``, the
+subscriber leaving), or when a packet needs a decision (an upstream repair
+older than the oldest offset range kept, a payload type not agreed, a
+malformed VP8 descriptor): its state goes back into the Python rewriter and the core
 handles that packet and what follows, and installs the slot again once it
 is steady.
 
@@ -47,7 +53,7 @@ from typing import TYPE_CHECKING, Iterator
 
 from netcore.net import Address, Transmit
 from netcore.rtp.packet import RtpPacket
-from netcore.sfu.rewrite import ALL_TEMPORAL
+from netcore.sfu.rewrite import Forwarded
 
 if TYPE_CHECKING:
     from netcore.peer.sender import OutgoingStream, Sender
@@ -99,16 +105,16 @@ class FastTrack:
         downtrack.fast = None
         self.group.remove(self.track)
         self._handles.pop(id(self.track), None)
-        unwrap_last, highest, last_seq, last_ts, last_at, last_pid, last_tl0, last_key, newest_pid = self.track.state()
-        rewriter = downtrack.rewriter
-        rewriter._unwrap._last = unwrap_last
-        rewriter._highest = highest
-        if last_seq is not None:
-            rewriter._last_seq, rewriter._last_ts, rewriter._last_at = last_seq, last_ts, last_at
-        vp8 = downtrack.vp8
-        vp8._last_pid, vp8._last_tl0, vp8._last_key, vp8._newest_pid = last_pid, last_tl0, last_key, newest_pid
-        downtrack.packets += self.track.packets
-        downtrack.bytes += self.track.bytes
+        self.take_drops()
+        take_state(self.track, downtrack)
+
+    def take_drops(self) -> None:
+        """Count the packets the compiled track left out for their temporal layer where the core counts them."""
+        skipped, gaps = self.track.take_drops()
+        if skipped:
+            dropped = self.downtrack._dropped
+            dropped[Forwarded.TEMPORAL] = dropped.get(Forwarded.TEMPORAL, 0) + skipped
+            self.downtrack.rewriter.gaps += gaps
 
 
 class FastSubscriber:
@@ -302,11 +308,7 @@ class FastPath:
         track = _forward.Track(fast.native, downtrack.ssrc, downtrack.payload_types, vp8,
                                downtrack.audio_level_id or 0, publication.audio_level_id or 0,
                                stream.media.mid.encode(), downtrack.max_temporal)
-        rewriter, pvp8 = downtrack.rewriter, downtrack.vp8
-        track.load(rewriter._unwrap.last, rewriter._highest, rewriter._starts[-1], rewriter._offsets[-1],
-                   rewriter._ts_offset, rewriter._last_seq, rewriter._last_ts, rewriter._last_at,
-                   pvp8._pid_offset, pvp8._tl0_offset, pvp8._key_offset, pvp8._last_pid, pvp8._last_tl0,
-                   pvp8._last_key, pvp8._newest_pid)
+        load_state(track, downtrack)
         group.add(track)
         fast.add(track)
         handle = downtrack.fast = FastTrack(track, group, downtrack, fast, ssrc, self._handles)
@@ -337,10 +339,38 @@ class FastPath:
         return sent, refused
 
 
+def load_state(track, downtrack: DownTrack) -> None:
+    """Hand the down-track's rewriting state to a compiled ``Track`` (see the module docstring)."""
+    rewriter, vp8, frame = downtrack.rewriter, downtrack.vp8, downtrack._frame
+    track.load(rewriter._unwrap.last, rewriter._highest, rewriter._starts, rewriter._offsets,
+               rewriter._ts_offset, rewriter._last_seq, rewriter._last_ts, rewriter._last_at,
+               vp8._pid_offset, vp8._tl0_offset, vp8._key_offset, vp8._last_pid, vp8._last_tl0,
+               vp8._last_key, vp8._newest_pid, list(vp8._pids.items()), downtrack._temporal,
+               frame[0] if frame is not None else None, frame is not None and frame[1])
+
+
+def take_state(track, downtrack: DownTrack) -> None:
+    """Take a compiled ``Track``'s rewriting state and counts back into the down-track."""
+    (unwrap_last, highest, last_seq, last_ts, last_at, last_pid, last_tl0, last_key, newest_pid, starts, offsets,
+     pid_offset, pids, temporal, frame_pid, frame_forwarded) = track.state()
+    rewriter = downtrack.rewriter
+    rewriter._unwrap._last = unwrap_last
+    rewriter._highest = highest
+    rewriter._starts, rewriter._offsets = starts, offsets
+    if last_seq is not None:
+        rewriter._last_seq, rewriter._last_ts, rewriter._last_at = last_seq, last_ts, last_at
+    vp8 = downtrack.vp8
+    vp8._last_pid, vp8._last_tl0, vp8._last_key, vp8._newest_pid = last_pid, last_tl0, last_key, newest_pid
+    vp8._pid_offset, vp8._pids = pid_offset, dict(pids)
+    downtrack._temporal = temporal
+    downtrack._frame = None if frame_pid is None else (frame_pid, frame_forwarded)
+    downtrack.packets += track.packets
+    downtrack.bytes += track.bytes
+
+
 def _steady(downtrack: DownTrack, ssrc: int, codec: str) -> bool:
     """Nothing for the core to decide on the next packet of ``ssrc`` but what the compiled path checks."""
     rewriter = downtrack.rewriter
     return (downtrack.fast is None and downtrack.wanted is None and not downtrack.paused
             and not downtrack.resuming and rewriter.source == ssrc and not rewriter._rebase_next
-            and downtrack.max_temporal == ALL_TEMPORAL and downtrack.temporal == ALL_TEMPORAL
             and (codec != "VP8" or not downtrack.vp8._rebase))

@@ -188,8 +188,8 @@ class DownTrack:
     """
 
     __slots__ = ("ssrc", "kind", "clock_rate", "rewriter", "vp8", "audio_level_id", "payload_types",
-                 "codecs", "wanted", "packets", "bytes", "dropped", "_needs_keyframe", "_delta", "max_temporal",
-                 "temporal", "_frame", "paused", "_resuming", "fast")
+                 "codecs", "wanted", "packets", "bytes", "_dropped", "_needs_keyframe", "_delta", "max_temporal",
+                 "_temporal", "_frame", "paused", "_resuming", "fast")
 
     def __init__(self, ssrc: int, kind: str, clock_rate: int, audio_level_id: int | None = None) -> None:
         self.ssrc = ssrc
@@ -203,15 +203,27 @@ class DownTrack:
         self.wanted: int | None = None  # the source SSRC to forward (switch on its key frame)
         self.packets = 0
         self.bytes = 0
-        self.dropped: dict[str, int] = {}
+        self._dropped: dict[str, int] = {}
         self._needs_keyframe = False
         self._delta: int | None = None
         self.max_temporal = ALL_TEMPORAL  # the highest VP8 TID wanted (the allocator's choice)
-        self.temporal = ALL_TEMPORAL  # the highest TID forwarded now (moves up only where decodable)
+        self._temporal = ALL_TEMPORAL  # the highest TID forwarded now (moves up only where decodable)
         self._frame: tuple[int, bool] | None = None  # (picture id, forwarded) of the latest frame decided
         self.paused = False  # nothing forwarded (a last-N limit)
         self._resuming = False  # resumed: forwarding starts again at a key frame
         self.fast = None  # the compiled path's handle while it forwards this track (netcore.sfu.fastpath)
+
+    @property
+    def temporal(self) -> int:
+        """The highest TID forwarded now (moves up only where decodable; the compiled track's while installed)."""
+        return self.fast.track.temporal if self.fast is not None else self._temporal
+
+    @property
+    def dropped(self) -> dict[str, int]:
+        """Packets not forwarded, per reason (:class:`Forwarded`), those left out in C included."""
+        if self.fast is not None:
+            self.fast.take_drops()
+        return self._dropped
 
     def _release(self) -> None:
         """The core changes what this track forwards: the compiled path gives it back first."""
@@ -269,7 +281,7 @@ class DownTrack:
         self._drop(reason)
 
     def _drop(self, reason: str) -> None:
-        self.dropped[reason] = self.dropped.get(reason, 0) + 1
+        self._dropped[reason] = self._dropped.get(reason, 0) + 1
 
     def forward(self, packet: RtpPacket, now: float, audio_level: bytes | None = None) -> RtpPacket | None:
         """The packet as this subscriber gets it, or None (counted in :attr:`dropped`)."""
@@ -346,15 +358,15 @@ class DownTrack:
         tid = desc.tid
         assert tid is not None
         if desc.start_of_partition and desc.partition_index == 0:  # RFC 7741 4.1: a frame starts
-            target, current = self.max_temporal, self.temporal
+            target, current = self.max_temporal, self._temporal
             if pos < len(payload) and not payload[pos] & 0x01:
                 current = target  # a key frame: every layer decodes from here
             elif target < current:
                 current = target
             elif current < tid <= target and desc.layer_sync:
                 current = tid
-            self.temporal = current
-        forwarded = tid <= self.temporal
+            self._temporal = current
+        forwarded = tid <= self._temporal
         if pid is not None:
             self._frame = (pid, forwarded)
         return forwarded

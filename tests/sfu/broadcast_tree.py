@@ -91,6 +91,20 @@ class Viewers(Participant):
         return len({m.group(1) for _, m in self.said(r"(\S+): receiving \S+ through")})
 
 
+FAST = ("sfu_fast_installed_slots", "sfu_fast_ejects_total", "sfu_fast_forwarded_packets_total",
+        "sfu_forwarded_packets_total")
+
+
+def fast_path(server: dict) -> dict[str, float] | None:
+    """An edge's compiled-path figures (:data:`FAST`: slots installed now, ejections, packets it forwarded
+    of all forwarded), None if it did not answer /metrics within 5 s."""
+    try:
+        series = metrics_at(server["ip"], server["http"])
+    except OSError:
+        return None
+    return {name: series.get(name, 0.0) for name in FAST}
+
+
 def participants(server: dict) -> float | None:
     """The participants an edge has (None: it did not answer /metrics within 5 s, too busy)."""
     try:
@@ -259,6 +273,8 @@ async def scenario(tmp: Path, plan: dict) -> dict:
         series = await asyncio.to_thread(metrics_at, "127.0.0.1", origin["http"])
         edge_viewers = {name: await asyncio.to_thread(participants, s) for name, s in servers.items()
                         if name.startswith("edge")}
+        edge_fast = {name: await asyncio.to_thread(fast_path, s) for name, s in servers.items()
+                     if name.startswith("edge")}
         placed = {m.group(1): m.group(2) for v in people if isinstance(v, Viewers)
                   for _, m in v.said(r"(\S+): room \S+ is on the call server (\S+)")}
         for v in people:
@@ -268,6 +284,7 @@ async def scenario(tmp: Path, plan: dict) -> dict:
         return {"origin": [at_first[0], at_total[0]], "per_received": [at_first[1], at_total[1]],
                 "summaries": summaries, "placed": placed,
                 "links": series.get('sfu_cascade_links{direction="down"}'), "edge_viewers": edge_viewers,
+                "edge_fast": edge_fast,
                 "cpu": [cpu_rate(cpu0, cpu1), cpu_rate(cpu2, cpu3)], "load": [load_first, load_total],
                 "first_receiving": first_receiving, "all_receiving": all_receiving,
                 "elapsed": time.monotonic() - started, "delays": delays, "counts": counts}

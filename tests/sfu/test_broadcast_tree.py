@@ -94,7 +94,8 @@ def test_a_program_reaches_every_viewer_across_regions_and_the_origin_sends_the_
     print(f"origin link bytes/s: {at_first:.0f} at {FIRST} viewers, {at_total:.0f} at {TOTAL} "
           f"(link packets per packet received {out['per_received']}); "
           f"cores used {out['cpu']}; load {out['load']}; all receiving {out['all_receiving']:.1f} s after the "
-          f"edges were up; viewers per edge {out['edge_viewers']}; {out['elapsed']:.0f} s in all")
+          f"edges were up; viewers per edge {out['edge_viewers']}; compiled path at the edges {out['edge_fast']}; "
+          f"{out['elapsed']:.0f} s in all")
     sessions = {s["user"]: s for summary in out["summaries"].values() for s in summary["sessions"]}
     assert len(sessions) == TOTAL + 2, sorted(sessions)
     special = ("bcshaped1", "bcref1")  # they ask for no height: they change rungs

@@ -26,10 +26,13 @@ PATTERN = ((0, False), (2, True), (1, True), (2, False))  # (TID, layer sync)
 
 
 class TemporalPublisher(Publisher):
-    """L1T3 frames in 1000-byte packets; a key frame (TID 0, the pattern restarting) when asked."""
+    """L1T3 frames in 1000-byte packets; a key frame (TID 0, the pattern restarting) when asked.
+    ``frame_bytes``: each frame's size; ``pattern``: (TID, layer sync) of the frames of a period."""
 
-    def __init__(self, room: Room, client: Client) -> None:
+    def __init__(self, room: Room, client: Client, frame_bytes: int = FRAME_BYTES,
+                 pattern: tuple[tuple[int, bool], ...] = PATTERN) -> None:
         super().__init__(room, client, FPS)
+        self.frame_bytes, self.pattern = frame_bytes, pattern
         self.position = 0
         self.tl0picidx = 0
 
@@ -38,13 +41,13 @@ class TemporalPublisher(Publisher):
         key = self.room.keyframe_wanted(client) or client.frame == 0
         if key:
             self.position = 0
-        tid, sync = PATTERN[self.position % 4]
+        tid, sync = self.pattern[self.position % len(self.pattern)]
         self.position += 1
         if tid == 0:
             self.tl0picidx = (self.tl0picidx + 1) & 0xFF
         pid = client.picture_id
         client.picture_id = (pid + 1) & 0x7FFF
-        body = bytes((0x00 if key else 0x01,)) + struct.pack("!I", client.frame) + bytes(FRAME_BYTES)
+        body = bytes((0x00 if key else 0x01,)) + struct.pack("!I", client.frame) + bytes(self.frame_bytes)
         chunks = [body[i:i + 1000] for i in range(0, len(body), 1000)]
         ssrc = client.send["video"]
         out = []
