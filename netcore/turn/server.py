@@ -154,11 +154,7 @@ class TurnServer:
         if kind is PacketKind.CHANNEL_DATA or (data and data[0] in self.channel_first_bytes):
             self._client_channel_data(data, source, destination, now)
         elif kind is PacketKind.STUN:
-            try:
-                message = Message.parse(data)
-                self._handle_message(message, source, destination, now)
-            except ParseError:
-                self.stats.parse_errors += 1
+            self._client_stun(data, source, destination, now)
         else:
             self.stats.parse_errors += 1
 
@@ -177,6 +173,10 @@ class TurnServer:
         if allocation is not None:  # as handle_datagram: an address that is relayed is a peer's destination
             self._peer_datagram(allocation, data, source, now)
             return
+        self._client_stun(data, source, listener, now)
+
+    def _client_stun(self, data: bytes, source: Address, listener: Address, now: float) -> None:
+        """A client's STUN message to ``listener``: parsed and handled, or counted as a parse error."""
         try:
             self._handle_message(Message.parse(data), source, listener, now)
         except ParseError:
