@@ -189,3 +189,35 @@ def test_a_server_that_switched_codec_keeps_verifying_its_clients():
         assert client.request(w.REFRESH, (w.LIFETIME, 600)).message_class == MessageClass.SUCCESS
     with _codec(True):
         assert client.request(w.REFRESH, (w.LIFETIME, 600)).message_class == MessageClass.SUCCESS
+
+
+@given(st.integers(0, 0xFFF), tids, st.lists(st.sampled_from([(a.SOFTWARE, "netcore"), (w.LIFETIME, 600),
+                                                              (w.LIFETIME, 0), (a.ERROR_CODE, (400, "Bad"))]),
+                                             max_size=3),
+       st.none() | keys, st.none() | keys, st.booleans())
+def test_encode_response_is_response_add_encode_on_both_paths(method, tid, attributes, key, key256, fingerprint):
+    """The one-call answer gives the bytes of the long way, with either codec, cold or warm type cache."""
+    request = Message.parse(Message(method, MessageClass.REQUEST, tid).encode())
+
+    def long_way() -> bytes:
+        response = request.response()
+        for attr_type, value in attributes:
+            response.add(attr_type, value)
+        return response.encode(key, integrity_sha256_key=key256, fingerprint=fingerprint)
+
+    def one_call() -> bytes:
+        return request.encode_response(attributes, key, integrity_sha256_key=key256, fingerprint=fingerprint)
+
+    expected = long_way()
+    assert both(one_call) == (expected, expected)
+    assert both(one_call) == (expected, expected)  # the message type now cached
+
+
+def test_encode_response_refuses_an_attribute_without_a_codec_as_add_does():
+    from netcore.errors import UsageError
+
+    request = Message.parse(Message(w.REFRESH, MessageClass.REQUEST).encode())
+    request.encode_response([(w.LIFETIME, 1)])  # the type cached
+    for compiled_on in (True, False):
+        with _codec(compiled_on), pytest.raises(UsageError):
+            request.encode_response([(0x7FFE, b"x")])
