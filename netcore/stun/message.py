@@ -440,6 +440,11 @@ class Message:
         message's attribute headers match the last message of its length,
         else by walking them.
         """
+        codec = compiled.codec
+        if codec is not None:  # the cache hit below in one call; None: whatever else, the code below
+            message = codec.parse(data, _LAYOUTS, _TYPES, cls)
+            if message is not None:
+                return message
         size = len(data)
         if size < HEADER_LENGTH:
             raise StunParseError(f"{size} bytes is shorter than a STUN header")
