@@ -486,6 +486,78 @@ done:
     return result;
 }
 
+/* -- long-term credentials: Message.long_term_credentials ---------------------------------- */
+
+static PyObject *type_username, *type_realm, *type_nonce, *type_algorithm, *type_algorithms;
+
+/* The UTF-8 text of the attribute `type` of `first` (type -> slice of raw), None if absent; NULL with
+ * *bad set (no exception) when it is not UTF-8, NULL with an exception on any other error. */
+static PyObject *text_of(PyObject *first, PyObject *type, const char *raw, Py_ssize_t size, int *bad)
+{
+    PyObject *where = PyDict_GetItemWithError(first, type); /* borrowed */
+    if (where == NULL)
+        return PyErr_Occurred() ? NULL : Py_NewRef(Py_None);
+    Py_ssize_t start, stop, step;
+    if (!PySlice_Check(where) || PySlice_Unpack(where, &start, &stop, &step) < 0) {
+        if (!PyErr_Occurred())
+            *bad = 1;
+        return NULL;
+    }
+    Py_ssize_t count = PySlice_AdjustIndices(size, &start, &stop, step);
+    if (step != 1) {
+        *bad = 1;
+        return NULL;
+    }
+    PyObject *text = PyUnicode_DecodeUTF8(raw + start, count, "strict");
+    if (text == NULL && PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) {
+        PyErr_Clear();
+        *bad = 1;
+    }
+    return text;
+}
+
+/* credentials(raw, first) -> (username, realm, nonce, algorithms present) as Message.long_term_credentials
+ * gives them for a parsed message, or None for Python to say what is wrong (text that is not UTF-8). */
+static PyObject *credentials(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 || !PyBytes_CheckExact(args[0]) || !PyDict_CheckExact(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "credentials(raw: bytes, first: dict)");
+        return NULL;
+    }
+    const char *raw = PyBytes_AS_STRING(args[0]);
+    Py_ssize_t size = PyBytes_GET_SIZE(args[0]);
+    PyObject *first = args[1];
+    int bad = 0;
+    PyObject *username = NULL, *realm = NULL, *nonce = NULL;
+    if ((username = text_of(first, type_username, raw, size, &bad)) == NULL ||
+        (realm = text_of(first, type_realm, raw, size, &bad)) == NULL ||
+        (nonce = text_of(first, type_nonce, raw, size, &bad)) == NULL) {
+        Py_XDECREF(username);
+        Py_XDECREF(realm);
+        return bad ? Py_NewRef(Py_None) : NULL;
+    }
+    int algorithm = PyDict_Contains(first, type_algorithm);
+    int algorithms = algorithm == 0 ? PyDict_Contains(first, type_algorithms) : algorithm;
+    if (algorithms < 0) {
+        Py_DECREF(username);
+        Py_DECREF(realm);
+        Py_DECREF(nonce);
+        return NULL;
+    }
+    PyObject *result = PyTuple_New(4);
+    if (result == NULL) {
+        Py_DECREF(username);
+        Py_DECREF(realm);
+        Py_DECREF(nonce);
+        return NULL;
+    }
+    PyTuple_SET_ITEM(result, 0, username);
+    PyTuple_SET_ITEM(result, 1, realm);
+    PyTuple_SET_ITEM(result, 2, nonce);
+    PyTuple_SET_ITEM(result, 3, PyBool_FromLong(algorithms));
+    return result;
+}
+
 /* -- module ------------------------------------------------------------------------------ */
 
 static PyMethodDef module_methods[] = {
@@ -497,6 +569,9 @@ static PyMethodDef module_methods[] = {
      "length field replaced by length (unless -1)."},
     {"encode", encode, METH_VARARGS,
      "encode(message_type, transaction_id, attributes, pads, mi, mi256, fingerprint) -> bytes | None"},
+    {"credentials", (PyCFunction)(void (*)(void))credentials, METH_FASTCALL,
+     "credentials(raw, first) -> (username, realm, nonce, algorithms) | None: Message.long_term_credentials "
+     "of a parsed message; None when a text is not UTF-8 (Python raises its error)."},
     {"parse", (PyCFunction)(void (*)(void))parse, METH_FASTCALL,
      "parse(data, layouts, types, cls) -> message | None: Message.parse when its caches know the datagram's "
      "type and layout; None for Python to parse it."},
@@ -522,6 +597,13 @@ PyMODINIT_FUNC PyInit__codec(void)
             return NULL;
     if (empty_tuple == NULL && (empty_tuple = PyTuple_New(0)) == NULL)
         return NULL;
+    struct { PyObject **slot; long type; } types[] = {
+        {&type_username, 0x0006}, {&type_realm, 0x0014}, {&type_nonce, 0x0015}, {&type_algorithm, 0x001D},
+        {&type_algorithms, 0x8002},
+    };
+    for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++)
+        if (*types[i].slot == NULL && (*types[i].slot = PyLong_FromLong(types[i].type)) == NULL)
+            return NULL;
     PyObject *module = PyModule_Create(&codec_module);
     if (module == NULL)
         return NULL;

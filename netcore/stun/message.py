@@ -501,6 +501,11 @@ class Message:
                     attrs.PASSWORD_ALGORITHM in self or attrs.PASSWORD_ALGORITHMS in self)
         first = self._layout.first
         raw = self._raw
+        codec = compiled.codec
+        if codec is not None:
+            credentials = codec.credentials(raw, first)  # the lines below in one call
+            if credentials is not None:
+                return credentials  # else a text that is not UTF-8: the lines below raise its error
         try:  # the three decoded in line, as their codec (attributes.decode_string) does
             where = first.get(attrs.USERNAME)
             username = None if where is None else raw[where].decode()

@@ -284,3 +284,31 @@ def test_the_compiled_parse_is_the_cache_hit():
             assert compiled.codec.parse(bad, _LAYOUTS, _TYPES, Message) is None  # Python says what is wrong
         with pytest.raises(TypeError):
             compiled.codec.parse(raw, None, _TYPES, Message)
+
+
+texts = st.none() | st.binary(max_size=12) | st.text(max_size=8).map(str.encode)
+
+
+@given(texts, texts, texts, st.sampled_from([None, a.PASSWORD_ALGORITHM, a.PASSWORD_ALGORITHMS]), keys)
+def test_long_term_credentials_are_the_same_on_both_paths(username, realm, nonce, algorithm, key):
+    """USERNAME, REALM, NONCE (absent, UTF-8 or not) and PASSWORD-ALGORITHM(S): the same texts or the same
+    StunParseError from the compiled reading and from Python's."""
+    message = Message(w.REFRESH, MessageClass.REQUEST)
+    for attr_type, value in ((a.USERNAME, username), (a.REALM, realm), (a.NONCE, nonce), (algorithm, b"\0\1\0\0")):
+        if value is not None and attr_type is not None:
+            message.add_raw(attr_type, value)
+    raw = message.encode(key)
+
+    def read() -> object:
+        try:
+            return Message.parse(raw).long_term_credentials()
+        except Exception as exc:  # noqa: BLE001 - the kind and text are compared
+            return type(exc).__name__, str(exc)
+
+    on, off = both(read)
+    assert on == off
+    expected = [None if v is None else v.decode("utf-8", "replace") for v in (username, realm, nonce)]
+    if isinstance(on, tuple) and len(on) == 4:
+        assert list(on[:3]) == expected and on[3] == (algorithm is not None)
+    else:
+        assert on[0] == "StunParseError"
