@@ -407,6 +407,157 @@ release_tid:
     return result;
 }
 
+/* -- parse: Message.parse's common case ------------------------------------------------------ */
+
+static PyObject *str_unpack, *str_expected, *str_method, *str_message_class, *str_transaction_id, *str_attributes,
+    *str_raw, *str_layout, *empty_tuple;
+
+/* parse(data, layouts, types, cls) -> a new cls, or None for Python to take the datagram.
+ *
+ * What message.py's Message.parse does when the header checks out, the message type is in `types` (type ->
+ * (method, class)) and the layout kept for the datagram's length in `layouts` reads back as expected from
+ * its bytes: the slots set as it sets them. Anything else (not bytes, a header error, a type or length not
+ * seen, another layout) is None, and Python parses it: its errors and its layout walk stay the only ones. */
+static PyObject *parse(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 4 || !PyDict_CheckExact(args[1]) || !PyDict_CheckExact(args[2]) || !PyType_Check(args[3])) {
+        PyErr_SetString(PyExc_TypeError, "parse(data, layouts: dict, types: dict, cls: type)");
+        return NULL;
+    }
+    PyObject *data = args[0];
+    if (!PyBytes_CheckExact(data))
+        Py_RETURN_NONE;
+    Py_ssize_t size = PyBytes_GET_SIZE(data);
+    const unsigned char *p = (const unsigned char *)PyBytes_AS_STRING(data);
+    if (size < HEADER_LENGTH)
+        Py_RETURN_NONE;
+    long message_type = (long)p[0] << 8 | p[1];
+    Py_ssize_t length = (Py_ssize_t)p[2] << 8 | p[3];
+    uint32_t cookie = (uint32_t)p[4] << 24 | (uint32_t)p[5] << 16 | (uint32_t)p[6] << 8 | p[7];
+    if (message_type & 0xC000 || cookie != MAGIC_COOKIE || length & 3 || length + HEADER_LENGTH != size)
+        Py_RETURN_NONE;
+    PyObject *key = PyLong_FromLong(message_type);
+    if (key == NULL)
+        return NULL;
+    PyObject *split = PyDict_GetItemWithError(args[2], key); /* borrowed */
+    Py_DECREF(key);
+    if (split == NULL || !PyTuple_CheckExact(split) || PyTuple_GET_SIZE(split) != 2)
+        return PyErr_Occurred() ? NULL : Py_NewRef(Py_None);
+    key = PyLong_FromSsize_t(size);
+    if (key == NULL)
+        return NULL;
+    PyObject *layout = PyDict_GetItemWithError(args[1], key); /* borrowed */
+    Py_DECREF(key);
+    if (layout == NULL)
+        return PyErr_Occurred() ? NULL : Py_NewRef(Py_None);
+    Py_INCREF(layout); /* the reads below may run Python code that drops it from the dict */
+    Py_INCREF(split);
+    PyObject *result = NULL, *unpack = NULL, *read = NULL, *expected = NULL, *tid = NULL, *message = NULL;
+    if ((unpack = PyObject_GetAttr(layout, str_unpack)) == NULL ||
+        (read = PyObject_CallOneArg(unpack, data)) == NULL ||
+        (expected = PyObject_GetAttr(layout, str_expected)) == NULL)
+        goto done;
+    int same = PyObject_RichCompareBool(read, expected, Py_EQ);
+    if (same < 0)
+        goto done;
+    if (!same) {
+        result = Py_NewRef(Py_None);
+        goto done;
+    }
+    PyTypeObject *cls = (PyTypeObject *)args[3];
+    if ((tid = PyBytes_FromStringAndSize((const char *)p + 8, 12)) == NULL ||
+        (message = cls->tp_new(cls, empty_tuple, NULL)) == NULL)
+        goto done;
+    if (PyObject_SetAttr(message, str_method, PyTuple_GET_ITEM(split, 0)) < 0 ||
+        PyObject_SetAttr(message, str_message_class, PyTuple_GET_ITEM(split, 1)) < 0 ||
+        PyObject_SetAttr(message, str_transaction_id, tid) < 0 ||
+        PyObject_SetAttr(message, str_attributes, Py_None) < 0 || PyObject_SetAttr(message, str_raw, data) < 0 ||
+        PyObject_SetAttr(message, str_layout, layout) < 0)
+        goto done;
+    result = Py_NewRef(message);
+done:
+    Py_XDECREF(unpack);
+    Py_XDECREF(read);
+    Py_XDECREF(expected);
+    Py_XDECREF(tid);
+    Py_XDECREF(message);
+    Py_DECREF(split);
+    Py_DECREF(layout);
+    return result;
+}
+
+/* -- long-term credentials: Message.long_term_credentials ---------------------------------- */
+
+static PyObject *type_username, *type_realm, *type_nonce, *type_algorithm, *type_algorithms;
+
+/* The UTF-8 text of the attribute `type` of `first` (type -> slice of raw), None if absent; NULL with
+ * *bad set (no exception) when it is not UTF-8, NULL with an exception on any other error. */
+static PyObject *text_of(PyObject *first, PyObject *type, const char *raw, Py_ssize_t size, int *bad)
+{
+    PyObject *where = PyDict_GetItemWithError(first, type); /* borrowed */
+    if (where == NULL)
+        return PyErr_Occurred() ? NULL : Py_NewRef(Py_None);
+    Py_ssize_t start, stop, step;
+    if (!PySlice_Check(where) || PySlice_Unpack(where, &start, &stop, &step) < 0) {
+        if (!PyErr_Occurred())
+            *bad = 1;
+        return NULL;
+    }
+    Py_ssize_t count = PySlice_AdjustIndices(size, &start, &stop, step);
+    if (step != 1) {
+        *bad = 1;
+        return NULL;
+    }
+    PyObject *text = PyUnicode_DecodeUTF8(raw + start, count, "strict");
+    if (text == NULL && PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) {
+        PyErr_Clear();
+        *bad = 1;
+    }
+    return text;
+}
+
+/* credentials(raw, first) -> (username, realm, nonce, algorithms present) as Message.long_term_credentials
+ * gives them for a parsed message, or None for Python to say what is wrong (text that is not UTF-8). */
+static PyObject *credentials(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 || !PyBytes_CheckExact(args[0]) || !PyDict_CheckExact(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "credentials(raw: bytes, first: dict)");
+        return NULL;
+    }
+    const char *raw = PyBytes_AS_STRING(args[0]);
+    Py_ssize_t size = PyBytes_GET_SIZE(args[0]);
+    PyObject *first = args[1];
+    int bad = 0;
+    PyObject *username = NULL, *realm = NULL, *nonce = NULL;
+    if ((username = text_of(first, type_username, raw, size, &bad)) == NULL ||
+        (realm = text_of(first, type_realm, raw, size, &bad)) == NULL ||
+        (nonce = text_of(first, type_nonce, raw, size, &bad)) == NULL) {
+        Py_XDECREF(username);
+        Py_XDECREF(realm);
+        return bad ? Py_NewRef(Py_None) : NULL;
+    }
+    int algorithm = PyDict_Contains(first, type_algorithm);
+    int algorithms = algorithm == 0 ? PyDict_Contains(first, type_algorithms) : algorithm;
+    if (algorithms < 0) {
+        Py_DECREF(username);
+        Py_DECREF(realm);
+        Py_DECREF(nonce);
+        return NULL;
+    }
+    PyObject *result = PyTuple_New(4);
+    if (result == NULL) {
+        Py_DECREF(username);
+        Py_DECREF(realm);
+        Py_DECREF(nonce);
+        return NULL;
+    }
+    PyTuple_SET_ITEM(result, 0, username);
+    PyTuple_SET_ITEM(result, 1, realm);
+    PyTuple_SET_ITEM(result, 2, nonce);
+    PyTuple_SET_ITEM(result, 3, PyBool_FromLong(algorithms));
+    return result;
+}
+
 /* -- module ------------------------------------------------------------------------------ */
 
 static PyMethodDef module_methods[] = {
@@ -418,6 +569,12 @@ static PyMethodDef module_methods[] = {
      "length field replaced by length (unless -1)."},
     {"encode", encode, METH_VARARGS,
      "encode(message_type, transaction_id, attributes, pads, mi, mi256, fingerprint) -> bytes | None"},
+    {"credentials", (PyCFunction)(void (*)(void))credentials, METH_FASTCALL,
+     "credentials(raw, first) -> (username, realm, nonce, algorithms) | None: Message.long_term_credentials "
+     "of a parsed message; None when a text is not UTF-8 (Python raises its error)."},
+    {"parse", (PyCFunction)(void (*)(void))parse, METH_FASTCALL,
+     "parse(data, layouts, types, cls) -> message | None: Message.parse when its caches know the datagram's "
+     "type and layout; None for Python to parse it."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -430,6 +587,23 @@ PyMODINIT_FUNC PyInit__codec(void)
 {
     if (PyType_Ready(&KeyedMacType) < 0)
         return NULL;
+    struct { PyObject **slot; const char *text; } names[] = {
+        {&str_unpack, "unpack"}, {&str_expected, "expected"}, {&str_method, "method"},
+        {&str_message_class, "message_class"}, {&str_transaction_id, "transaction_id"},
+        {&str_attributes, "_attributes"}, {&str_raw, "_raw"}, {&str_layout, "_layout"},
+    };
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (*names[i].slot == NULL && (*names[i].slot = PyUnicode_InternFromString(names[i].text)) == NULL)
+            return NULL;
+    if (empty_tuple == NULL && (empty_tuple = PyTuple_New(0)) == NULL)
+        return NULL;
+    struct { PyObject **slot; long type; } types[] = {
+        {&type_username, 0x0006}, {&type_realm, 0x0014}, {&type_nonce, 0x0015}, {&type_algorithm, 0x001D},
+        {&type_algorithms, 0x8002},
+    };
+    for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++)
+        if (*types[i].slot == NULL && (*types[i].slot = PyLong_FromLong(types[i].type)) == NULL)
+            return NULL;
     PyObject *module = PyModule_Create(&codec_module);
     if (module == NULL)
         return NULL;

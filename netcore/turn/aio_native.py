@@ -192,10 +192,12 @@ class NativeDataPath:
         if self.routed.pop(id(allocation), None) is None:
             return  # never installed (deleted before its first sync): the thread does not know it
         row = self.engine.remove_allocation(id(allocation))
-        if row is not None and any(row[1:5]):
-            stats = self.core.stats
+        if row is None:
+            return
+        stats = self.core.stats
+        stats.bandwidth_dropped += row[5]  # also for an allocation that relayed nothing: all it got was over the cap
+        if any(row[1:5]):
             add_relay_counts(stats, row[1:5])
-            stats.bandwidth_dropped += row[5]
             self._residue[(allocation.listener, allocation.client)] = row[1:5]
 
     def harvest(self) -> None:

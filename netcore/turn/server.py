@@ -35,7 +35,7 @@ from __future__ import annotations
 import os
 import struct
 from collections import deque
-from typing import Callable
+from typing import Any, Callable
 
 from netcore.demux import PacketKind, classify
 from netcore.errors import ParseError
@@ -154,11 +154,7 @@ class TurnServer:
         if kind is PacketKind.CHANNEL_DATA or (data and data[0] in self.channel_first_bytes):
             self._client_channel_data(data, source, destination, now)
         elif kind is PacketKind.STUN:
-            try:
-                message = Message.parse(data)
-                self._handle_message(message, source, destination, now)
-            except ParseError:
-                self.stats.parse_errors += 1
+            self._client_stun(data, source, destination, now)
         else:
             self.stats.parse_errors += 1
 
@@ -177,6 +173,10 @@ class TurnServer:
         if allocation is not None:  # as handle_datagram: an address that is relayed is a peer's destination
             self._peer_datagram(allocation, data, source, now)
             return
+        self._client_stun(data, source, listener, now)
+
+    def _client_stun(self, data: bytes, source: Address, listener: Address, now: float) -> None:
+        """A client's STUN message to ``listener``: parsed and handled, or counted as a parse error."""
         try:
             self._handle_message(Message.parse(data), source, listener, now)
         except ParseError:
@@ -390,6 +390,14 @@ class TurnServer:
             return response.encode(integrity_sha256_key=auth.key, fingerprint=fingerprint)
         return response.encode(auth.key, fingerprint=fingerprint)
 
+    def sign_success(self, request: Message, auth: Authenticated, *attributes: tuple[int, Any]) -> bytes:
+        """``sign(request.response()`` with ``attributes`` added ``, request, auth)``: the same bytes, in one
+        call into the codec (:meth:`Message.encode_response`) for the answers a server gives most."""
+        if auth.sha256:
+            return request.encode_response(attributes, integrity_sha256_key=auth.key,
+                                           fingerprint=request.has_fingerprint)
+        return request.encode_response(attributes, auth.key, fingerprint=request.has_fingerprint)
+
     def _count_error(self, code: int) -> None:
         self.stats.by_error[code] = self.stats.by_error.get(code, 0) + 1
 
@@ -578,13 +586,13 @@ class TurnServer:
         family = request.get(wire.REQUESTED_ADDRESS_FAMILY)
         if family is not None and family not in allocation.relay_by_family:
             raise Refused(443, "Peer Address Family Mismatch")
-        lifetime = self._lifetime(request, allocate=False)
+        lifetime = self._lifetime(request, False)
         if lifetime == 0:
             self._delete(allocation, "deleted")
         else:
             allocation.expiry = now + lifetime
             self._events.append(AllocationRenewed(addr, listener, auth.username, lifetime))
-        return self.sign(request.response().add(wire.LIFETIME, lifetime), request, auth)
+        return self.sign_success(request, auth, (wire.LIFETIME, lifetime))
 
     # -- CreatePermission (section 9) ----------------------------------------------------
 
@@ -612,7 +620,7 @@ class TurnServer:
             allocation.permissions[host] = expiry
         if new:
             self._touch(allocation)
-        return self.sign(request.response(), request, auth)
+        return self.sign_success(request, auth)
 
     # -- ChannelBind (section 11) --------------------------------------------------------
 
@@ -659,7 +667,7 @@ class TurnServer:
             allocation.permissions[peer[0]] = permission
         if changed:
             self._touch(allocation)  # after both: the route needs the channel and the permission
-        return self.sign(request.response(), request, auth)
+        return self.sign_success(request, auth)
 
     # -- Send indication (section 10.2) ------------------------------------------------------
 

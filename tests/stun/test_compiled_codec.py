@@ -189,3 +189,126 @@ def test_a_server_that_switched_codec_keeps_verifying_its_clients():
         assert client.request(w.REFRESH, (w.LIFETIME, 600)).message_class == MessageClass.SUCCESS
     with _codec(True):
         assert client.request(w.REFRESH, (w.LIFETIME, 600)).message_class == MessageClass.SUCCESS
+
+
+@given(st.integers(0, 0xFFF), tids, st.lists(st.sampled_from([(a.SOFTWARE, "netcore"), (w.LIFETIME, 600),
+                                                              (w.LIFETIME, 0), (a.ERROR_CODE, (400, "Bad"))]),
+                                             max_size=3),
+       st.none() | keys, st.none() | keys, st.booleans())
+def test_encode_response_is_response_add_encode_on_both_paths(method, tid, attributes, key, key256, fingerprint):
+    """The one-call answer gives the bytes of the long way, with either codec, cold or warm type cache."""
+    request = Message.parse(Message(method, MessageClass.REQUEST, tid).encode())
+
+    def long_way() -> bytes:
+        response = request.response()
+        for attr_type, value in attributes:
+            response.add(attr_type, value)
+        return response.encode(key, integrity_sha256_key=key256, fingerprint=fingerprint)
+
+    def one_call() -> bytes:
+        return request.encode_response(attributes, key, integrity_sha256_key=key256, fingerprint=fingerprint)
+
+    expected = long_way()
+    assert both(one_call) == (expected, expected)
+    assert both(one_call) == (expected, expected)  # the message type now cached
+
+
+def test_encode_response_refuses_an_attribute_without_a_codec_as_add_does():
+    from netcore.errors import UsageError
+
+    request = Message.parse(Message(w.REFRESH, MessageClass.REQUEST).encode())
+    request.encode_response([(w.LIFETIME, 1)])  # the type cached
+    for compiled_on in (True, False):
+        with _codec(compiled_on), pytest.raises(UsageError):
+            request.encode_response([(0x7FFE, b"x")])
+
+
+def _parsed(data: bytes) -> tuple:
+    """What a parse gives, comparable across paths: the message's fields and attributes, or the error's text."""
+    try:
+        message = Message.parse(data)
+    except Exception as exc:  # noqa: BLE001 - the kind and text of any error are compared
+        return type(exc).__name__, str(exc)
+    return message.method, int(message.message_class), message.transaction_id, message.attributes, \
+        message.has_integrity, message.has_fingerprint
+
+
+@given(st.integers(0, 0xFFF), st.sampled_from(list(MessageClass)), tids, raw_attributes, st.none() | keys,
+       st.booleans(), st.integers(0, 40), st.binary(max_size=4))
+def test_parse_gives_the_same_message_or_error_on_both_paths(method, message_class, tid, attributes, key,
+                                                             fingerprint, cut, junk):
+    """The compiled parse takes a datagram whose type and layout are cached (the second of a kind); Python
+    every other. Whole, cut, or with bytes appended, each datagram parses alike twice on both paths."""
+    message = Message(method, message_class, tid)
+    for attr_type, value in attributes:
+        message.add_raw(attr_type, value)
+    whole = message.encode(key, fingerprint=fingerprint)
+    for data in (whole, whole[: len(whole) - cut], whole + junk):
+        def twice() -> tuple:
+            return _parsed(data), _parsed(data)
+
+        on, off = both(twice)
+        assert on == off
+        assert on[0] == on[1]
+
+
+@given(st.binary(max_size=120))
+def test_the_compiled_parse_takes_random_bytes_cleanly(data):
+    """Random bytes: a clean StunParseError on both paths alike (or the same message), and the compiled
+    function itself answers None or a message, never an exception."""
+    from netcore.stun.message import _LAYOUTS, _TYPES
+
+    on, off = both(lambda: (_parsed(data), _parsed(data)))
+    assert on == off
+    assert on[0][0] in ("StunParseError",) or isinstance(on[0][0], int)
+    with _codec(True):
+        result = compiled.codec.parse(data, _LAYOUTS, _TYPES, Message)
+    assert result is None or isinstance(result, Message)
+
+
+def test_the_compiled_parse_is_the_cache_hit():
+    """The second datagram of a kind comes out of the compiled parse, with the cached layout."""
+    from netcore.stun.message import _LAYOUTS, _TYPES
+
+    raw = Message(w.REFRESH, MessageClass.REQUEST).add(w.LIFETIME, 600).encode(b"key", fingerprint=True)
+    with _codec(True):
+        clear_layout_cache()
+        assert compiled.codec.parse(raw, _LAYOUTS, _TYPES, Message) is None  # nothing cached yet
+        first = Message.parse(raw)
+        second = compiled.codec.parse(raw, _LAYOUTS, _TYPES, Message)
+        assert type(second) is Message and second._layout is first._layout
+        assert (second.method, second.message_class, second.transaction_id) == \
+            (first.method, first.message_class, first.transaction_id)
+        assert second.get(w.LIFETIME) == 600 and second.check_integrity(b"key") and second.check_fingerprint()
+        for bad in (bytearray(raw), raw[:-4], raw[:4] + bytes(4) + raw[8:], raw + bytes(4)):
+            assert compiled.codec.parse(bad, _LAYOUTS, _TYPES, Message) is None  # Python says what is wrong
+        with pytest.raises(TypeError):
+            compiled.codec.parse(raw, None, _TYPES, Message)
+
+
+texts = st.none() | st.binary(max_size=12) | st.text(max_size=8).map(str.encode)
+
+
+@given(texts, texts, texts, st.sampled_from([None, a.PASSWORD_ALGORITHM, a.PASSWORD_ALGORITHMS]), keys)
+def test_long_term_credentials_are_the_same_on_both_paths(username, realm, nonce, algorithm, key):
+    """USERNAME, REALM, NONCE (absent, UTF-8 or not) and PASSWORD-ALGORITHM(S): the same texts or the same
+    StunParseError from the compiled reading and from Python's."""
+    message = Message(w.REFRESH, MessageClass.REQUEST)
+    for attr_type, value in ((a.USERNAME, username), (a.REALM, realm), (a.NONCE, nonce), (algorithm, b"\0\1\0\0")):
+        if value is not None and attr_type is not None:
+            message.add_raw(attr_type, value)
+    raw = message.encode(key)
+
+    def read() -> object:
+        try:
+            return Message.parse(raw).long_term_credentials()
+        except Exception as exc:  # noqa: BLE001 - the kind and text are compared
+            return type(exc).__name__, str(exc)
+
+    on, off = both(read)
+    assert on == off
+    expected = [None if v is None else v.decode("utf-8", "replace") for v in (username, realm, nonce)]
+    if isinstance(on, tuple) and len(on) == 4:
+        assert list(on[:3]) == expected and on[3] == (algorithm is not None)
+    else:
+        assert on[0] == "StunParseError"

@@ -360,3 +360,29 @@ def test_hand_offs_name_their_senders_as_the_core_keys_them():
         for sock in senders + [listener]:
             sock.close()
         os.close(wakeup)
+
+
+async def test_drops_of_an_allocation_that_relayed_nothing_reach_the_stats():
+    """The compiled path's last counters of a deleted allocation carry its bandwidth drops even when it relayed
+    nothing: every datagram over the cap. A second allocation's datagram, sent after them and read by the same
+    thread from the same listener, says when the drops were counted; no timer harvests before the deletion."""
+    loop = asyncio.get_running_loop()
+    peer_transport, inbox = await loop.create_datagram_endpoint(Inbox, local_addr=("127.0.0.1", 0))
+    peer = peer_transport.get_extra_info("sockname")
+    async with turn_server("native", max_bps=500, sweep_interval=3600) as (endpoint, server, _):
+        capped = await open_turn_endpoint(server, USER, PASSWORD)
+        witness = await open_turn_endpoint(server, USER, PASSWORD)
+        await capped.bind_channel(peer)
+        await witness.bind_channel(peer)
+        for _ in range(20):
+            capped.sendto(bytes(1000), peer)  # above the 500-byte burst: every one dropped
+        witness.sendto(b"after", peer)
+        assert await asyncio.wait_for(inbox.queue.get(), 5) == b"after"
+        assert endpoint.core.stats.bandwidth_dropped == 0  # not harvested yet
+        endpoint.core.handle_timeout(loop.time() + 10_000)  # both allocations expire, straight to the data path
+        endpoint.flush()
+        assert not endpoint.core.allocations
+        assert endpoint.core.stats.bandwidth_dropped == 20
+        for client in (capped, witness):
+            client.transport.close()
+    peer_transport.close()
