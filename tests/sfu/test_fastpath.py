@@ -153,3 +153,40 @@ def test_the_compiled_srtp_context_protects_as_libsrtp_does(profile):
         refused += expected is None
         assert got == expected, (i, seq)
     assert refused == 1  # the repair of 100, 2,000 packets back
+
+
+def test_a_socket_output_sends_the_copies_from_its_own_thread_in_order():
+    """With a socket, Group.forward hands each packet's copies to the output's sending thread and returns
+    (the event loop does not wait for the kernel's delivery): while that thread is held nothing has left,
+    and once it goes on every copy arrives, in the order forwarded, decrypting as the subscriber's."""
+    import socket
+
+    profile = SrtpProfile.SRTP_AEAD_AES_128_GCM
+    params = PROFILES[profile]
+    master = random.Random(7).randbytes(params.key_length + params.salt_length)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as server, \
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
+        server.bind(("127.0.0.1", 0))
+        client.bind(("127.0.0.1", 0))
+        output = _forward.Output(server.fileno())
+        native = _forward.Subscriber(output, profile, master, client.getsockname(), 0, 0, 0)
+        track = _forward.Track(native, 0x5678, {96: 96}, {96: False}, 0, 0, b"0", 3)
+        track.load(None, -1, 0, 0, 0, None, 0, 0.0, 0, 0, 0, None, None, None, None)
+        group = _forward.Group(0)
+        group.add(track)
+        output.hold(True)
+        sent = [RtpPacket.build(payload_type=96, sequence_number=100 + i, timestamp=3000 * i, ssrc=0x1234,
+                                payload=bytes([i]) * 200).data for i in range(3)]
+        for i, packet in enumerate(sent):
+            assert group.forward(packet, float(i))[0] == 1
+        client.setblocking(False)
+        with pytest.raises(BlockingIOError):
+            client.recv(2048)  # held: forwarded, not yet sent
+        assert output.stats() == (0, 0)
+        output.hold(False)
+        client.settimeout(30)
+        receiver = SrtpSession(profile, master, master)
+        got = [RtpPacket.parse(receiver.unprotect_rtp(client.recv(2048))) for _ in sent]
+        assert [(p.sequence_number, p.ssrc, bytes(p.payload)) for p in got] == [
+            (100 + i, 0x5678, bytes([i]) * 200) for i in range(3)]
+        del group, track, native, output  # the thread is joined with its output
