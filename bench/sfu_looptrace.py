@@ -5,8 +5,10 @@ does) with the daemon started through this file (``--daemon``), which times,
 without changing what runs, every call into the daemon's one driver
 (``Driver.receive`` per datagram, classified as the publisher's RTP, RTCP,
 STUN or DTLS by its first bytes; ``Driver._timeout``, with the transports
-whose timers fired) and every collection of the cyclic garbage collector,
-and writes them to a file when it stops. The window of each round is the
+whose timers fired), in wall time and in the loop thread's CPU time (a call
+long in wall time only: the process was not running), the compiled path's
+``forward`` within each, and every collection of the cyclic garbage
+collector, and writes them to a file when it stops. The window of each round is the
 span between the bench's two reads of ``/metrics``. Then it prints, per
 round: the distribution of call lengths per kind, the loop's calls of 1 ms
 and more, and for each publisher RTP datagram how long the loop had been
@@ -50,6 +52,7 @@ def daemon() -> None:
     """Run netcore-sfu with its driver's entry points and the collector timed (see the module docstring)."""
     from netcore.driver import Driver
     from netcore.peer.transport import MediaTransport
+    from netcore.sfu.fastpath import FastPath
     from servers.sfu import main as sfu_main
     from servers.sfu.server import SfuServer
 
@@ -58,11 +61,21 @@ def daemon() -> None:
     receive, timeout, metrics = Driver.receive, Driver._timeout, SfuServer._metrics
     transport_timeout = MediaTransport.handle_timeout
     fired: list[float] = []
+    forwarding: list[float] = []  # CPU of the compiled path's forward in the current call
+    fast_forward = FastPath.forward
 
     def timed_receive(self, datagram):
+        forwarding.clear()
         start, cpu = clock(), thread_time()
         receive(self, datagram)
-        records.append((start, clock(), _kind(datagram.data), [len(datagram.data), thread_time() - cpu]))
+        records.append((start, clock(), _kind(datagram.data), [len(datagram.data), thread_time() - cpu,
+                                                               sum(forwarding)]))
+
+    def timed_forward(self, *args):
+        cpu = thread_time()
+        result = fast_forward(self, *args)
+        forwarding.append(thread_time() - cpu)
+        return result
 
     def timed_timeout(self, now):
         fired.clear()
@@ -91,6 +104,7 @@ def daemon() -> None:
 
     Driver.receive, Driver._timeout, SfuServer._metrics = timed_receive, timed_timeout, timed_metrics
     MediaTransport.handle_timeout = timed_transport_timeout
+    FastPath.forward = timed_forward
     gc.callbacks.append(collected)
     try:
         sfu_main.main(sys.argv[2:])
@@ -127,13 +141,15 @@ def report(window: list, seconds: float) -> None:
         print(f"  {kind:<6} wall {_quantiles(lengths)}  total {sum(lengths) / seconds * 1e3:.1f} ms/s")
         if kind in cpus:
             print(f"  {'':<6} CPU  {_quantiles(cpus[kind])}  total {sum(cpus[kind]) / seconds * 1e3:.1f} ms/s")
+    forwards = [detail[2] for _, _, kind, detail in window if kind == "rtp"]
+    print(f"  rtp    CPU in the compiled forward {_quantiles(forwards)}")
     busy = sum(end - start for start, end, kind, _ in window if kind != "gc")
     print(f"  loop busy {busy / seconds * 100:.1f} % of the window")
     longs = [r for r in window if r[1] - r[0] >= LONG]
     print(f"  calls of {LONG * 1e3:.0f} ms and more: {len(longs)}")
     for start, end, kind, detail in longs[:16]:
         print(f"    {(end - start) * 1e3:6.2f} ms {kind} {json.dumps(detail)}")
-    waits, behind = [], {}
+    waits, cpu_waits, behind = [], [], {}
     stretch_start, previous_end, stretch = None, None, []
     for record in window:
         start, end, kind, _ = record
@@ -142,11 +158,13 @@ def report(window: list, seconds: float) -> None:
         if kind == "rtp":
             wait = start - stretch_start
             waits.append(wait)
+            cpu_waits.append(sum(o[1] - o[0] if o[2] == "gc" else o[3][1] for o in stretch))
             for other in stretch:
                 behind.setdefault(other[2], []).append((wait, other[1] - other[0]))
         stretch.append(record)
         previous_end = max(end, previous_end or end)
     print(f"  publisher RTP: busy before it {_quantiles(waits)}")
+    print(f"  publisher RTP: CPU of the loop before it in that stretch {_quantiles(cpu_waits)}")
     print(f"  publisher RTP: CPU of other kinds before it in its read batch {_quantiles(batch_waits(window))}")
     tail = sorted(waits)[int(len(waits) * 0.99)] if waits else 0
     shares = {kind: sum(length for wait, length in pairs if wait >= tail) for kind, pairs in behind.items()}
