@@ -35,7 +35,7 @@
  *
  * No clock and no socket of its own: the time comes with each call, and
  * datagrams either go out with sendmmsg on the adapter's socket (an Output
- * with a file descriptor, from a thread of its own: see Output) or are collected for the caller (an Output
+ * with a file descriptor) or are collected for the caller (an Output
  * without one, the sans-IO mode the simulated network and tests use).
  */
 #define PY_SSIZE_T_CLEAN
@@ -43,7 +43,6 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <pthread.h>
 #include <netinet/in.h>
 #include <stdint.h>
 #include <string.h>
@@ -100,96 +99,18 @@ static int parse_address(PyObject *address, struct sockaddr_storage *sa, socklen
 
 /* ------------------------------------------------------------------- Output */
 
-/* An Output with a socket sends from a thread of its own: Group.forward
- * fills a batch (the copies of one packet, up to BATCH) and hands it over,
- * and the thread sends it with sendmmsg while the event loop goes on. On
- * loopback and on most NICs the kernel's delivery of each datagram is
- * charged to the sending thread, about two thirds of a forwarded packet's
- * cost at ten subscribers: sent from the loop, every datagram that arrived
- * meanwhile (the next packet of the same frame, a subscriber's feedback)
- * waited for it. Batches go in the order they were handed over, through a
- * ring of SETS; when all are in flight the loop waits for one (the GIL
- * released). The thread touches no Python object. */
-#define SETS 4
-
-typedef struct {
-    struct mmsghdr msgs[BATCH];
-    struct iovec iovs[BATCH];
-    struct sockaddr_storage names[BATCH];  /* copied: a subscriber may go while its datagram waits */
-    uint8_t bufs[BATCH][BUFFER_SIZE];
-    int count;
-} Batch;
-
 typedef struct {
     PyObject_HEAD
     int fd;                 /* -1: collect */
     PyObject *collected;    /* list of (bytes, address) */
-    Batch *batches;         /* SETS of them with a socket, one (scratch) without */
-    int pending;            /* datagrams in the batch being filled */
-    int fill, head, queued; /* the batch being filled; the first handed over; how many are */
-    int held, stop, running;
-    pthread_t thread;
-    pthread_mutex_t lock;
-    pthread_cond_t work, space;
+    struct mmsghdr msgs[BATCH];
+    struct iovec iovs[BATCH];
+    uint8_t bufs[BATCH][BUFFER_SIZE];
+    int pending;
     unsigned long long sent, send_errors;
 } Output;
 
-static void send_batch(int fd, Batch *b, unsigned long long *sent, unsigned long long *errors) {
-    int n = b->count, done = 0;
-    while (done < n) {
-        int r = sendmmsg(fd, b->msgs + done, (unsigned)(n - done), 0);
-        if (r < 0) {
-            if (errno == EINTR)
-                continue;
-            *errors += (unsigned long long)(n - done);
-            break;
-        }
-        if (r == 0)
-            break;
-        done += r;
-        *sent += (unsigned long long)r;
-    }
-    b->count = 0;
-}
-
-static void *output_run(void *arg) {
-    Output *self = (Output *)arg;
-    pthread_mutex_lock(&self->lock);
-    for (;;) {
-        while (!self->stop && (self->queued == 0 || self->held))
-            pthread_cond_wait(&self->work, &self->lock);
-        if (self->queued == 0)
-            break;  /* stopped, everything handed over sent */
-        Batch *b = &self->batches[self->head];
-        pthread_mutex_unlock(&self->lock);
-        unsigned long long sent = 0, errors = 0;
-        send_batch(self->fd, b, &sent, &errors);
-        pthread_mutex_lock(&self->lock);
-        self->sent += sent;
-        self->send_errors += errors;
-        self->head = (self->head + 1) % SETS;
-        self->queued--;
-        pthread_cond_broadcast(&self->space);
-    }
-    pthread_mutex_unlock(&self->lock);
-    return NULL;
-}
-
 static void Output_dealloc(Output *self) {
-    if (self->running) {  /* what was handed over goes first */
-        pthread_mutex_lock(&self->lock);
-        self->stop = 1;
-        self->held = 0;
-        pthread_cond_broadcast(&self->work);
-        pthread_mutex_unlock(&self->lock);
-        Py_BEGIN_ALLOW_THREADS
-        pthread_join(self->thread, NULL);
-        Py_END_ALLOW_THREADS
-        pthread_mutex_destroy(&self->lock);
-        pthread_cond_destroy(&self->work);
-        pthread_cond_destroy(&self->space);
-    }
-    PyMem_RawFree(self->batches);
     Py_XDECREF(self->collected);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
@@ -198,71 +119,27 @@ static int Output_init(Output *self, PyObject *args, PyObject *kw) {
     int fd = -1;
     if (!PyArg_ParseTuple(args, "|i", &fd))
         return -1;
-    if (self->batches) {
-        PyErr_SetString(PyExc_RuntimeError, "an Output is set up once");
-        return -1;
-    }
     self->fd = fd;
-    self->batches = PyMem_RawCalloc(fd >= 0 ? SETS : 1, sizeof(Batch));
-    if (!self->batches) {
-        PyErr_NoMemory();
-        return -1;
-    }
     Py_XSETREF(self->collected, PyList_New(0));
-    if (!self->collected)
-        return -1;
-    if (fd >= 0) {
-        pthread_mutex_init(&self->lock, NULL);
-        pthread_cond_init(&self->work, NULL);
-        pthread_cond_init(&self->space, NULL);
-        if (pthread_create(&self->thread, NULL, output_run, self) != 0) {
-            PyErr_SetString(PyExc_RuntimeError, "cannot start the output's sending thread");
-            return -1;
-        }
-        self->running = 1;
-    }
-    return 0;
+    return self->collected ? 0 : -1;
 }
 
-/* The slot for the next datagram of the batch being filled (socket outputs), or the scratch buffer. */
-static uint8_t *output_buffer(Output *self) {
-    return self->fd >= 0 ? self->batches[self->fill].bufs[self->pending] : self->batches[0].bufs[0];
-}
-
-static void output_add(Output *self, uint8_t *buf, int len, const struct sockaddr_storage *sa, socklen_t salen) {
-    Batch *b = &self->batches[self->fill];
-    int k = self->pending++;
-    memcpy(&b->names[k], sa, salen);
-    b->iovs[k].iov_base = buf;
-    b->iovs[k].iov_len = (size_t)len;
-    memset(&b->msgs[k].msg_hdr, 0, sizeof(struct msghdr));
-    b->msgs[k].msg_hdr.msg_name = &b->names[k];
-    b->msgs[k].msg_hdr.msg_namelen = salen;
-    b->msgs[k].msg_hdr.msg_iov = &b->iovs[k];
-    b->msgs[k].msg_hdr.msg_iovlen = 1;
-}
-
-/* Hand the batch being filled to the sending thread (the GIL held; released while every set is in flight). */
 static void output_flush(Output *self) {
-    if (self->pending == 0)
-        return;
-    pthread_mutex_lock(&self->lock);
-    if (self->queued == SETS - 1) {
-        pthread_mutex_unlock(&self->lock);
-        Py_BEGIN_ALLOW_THREADS
-        pthread_mutex_lock(&self->lock);
-        while (self->queued == SETS - 1)
-            pthread_cond_wait(&self->space, &self->lock);
-        pthread_mutex_unlock(&self->lock);
-        Py_END_ALLOW_THREADS
-        pthread_mutex_lock(&self->lock);
+    int n = self->pending, done = 0;
+    while (done < n) {
+        int r = sendmmsg(self->fd, self->msgs + done, (unsigned)(n - done), 0);
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            self->send_errors += (unsigned long long)(n - done);
+            break;
+        }
+        if (r == 0)
+            break;
+        done += r;
+        self->sent += (unsigned long long)r;
     }
-    self->batches[self->fill].count = self->pending;
-    self->queued++;
-    self->fill = (self->fill + 1) % SETS;
     self->pending = 0;
-    pthread_cond_signal(&self->work);
-    pthread_mutex_unlock(&self->lock);
 }
 
 static PyObject *Output_take(Output *self, PyObject *unused) {
@@ -276,36 +153,12 @@ static PyObject *Output_take(Output *self, PyObject *unused) {
 }
 
 static PyObject *Output_stats(Output *self, PyObject *unused) {
-    unsigned long long sent = self->sent, errors = self->send_errors;
-    if (self->running) {
-        pthread_mutex_lock(&self->lock);
-        sent = self->sent;
-        errors = self->send_errors;
-        pthread_mutex_unlock(&self->lock);
-    }
-    return Py_BuildValue("KK", sent, errors);
-}
-
-static PyObject *Output_hold(Output *self, PyObject *flag) {
-    int held = PyObject_IsTrue(flag);
-    if (held < 0)
-        return NULL;
-    if (!self->running) {
-        PyErr_SetString(PyExc_ValueError, "only an output with a socket has a sending thread");
-        return NULL;
-    }
-    pthread_mutex_lock(&self->lock);
-    self->held = held;
-    pthread_cond_broadcast(&self->work);
-    pthread_mutex_unlock(&self->lock);
-    Py_RETURN_NONE;
+    return Py_BuildValue("KK", self->sent, self->send_errors);
 }
 
 static PyMethodDef Output_methods[] = {
     {"take", (PyCFunction)Output_take, METH_NOARGS, "The datagrams collected so far: [(bytes, address)]."},
     {"stats", (PyCFunction)Output_stats, METH_NOARGS, "(datagrams sent, datagrams the socket refused)."},
-    {"hold", (PyCFunction)Output_hold, METH_O,
-     "hold(True): the sending thread sends nothing until hold(False) (for tests: at most 3 batches wait)."},
     {NULL},
 };
 
@@ -1284,7 +1137,7 @@ static PyObject *Group_forward(Group *self, PyObject *args) {
             output_flush(batch_output);
             batch_output = NULL;
         }
-        uint8_t *buf = output_buffer(out);
+        uint8_t *buf = out->fd >= 0 ? out->bufs[out->pending] : out->bufs[0];
         uint16_t twcc = sub->twcc_seq;
         int len = write_packet(buf, t, q, seq, ts, pid, tl0, key, 1, twcc);
         if (len < 0)
@@ -1329,7 +1182,14 @@ static PyObject *Group_forward(Group *self, PyObject *args) {
         if (subscriber_protect(sub, buf, &len) < 0)
             continue;
         if (out->fd >= 0) {
-            output_add(out, buf, len, &sub->sa, sub->salen);
+            int k = out->pending++;
+            out->iovs[k].iov_base = buf;
+            out->iovs[k].iov_len = (size_t)len;
+            memset(&out->msgs[k].msg_hdr, 0, sizeof(struct msghdr));
+            out->msgs[k].msg_hdr.msg_name = &sub->sa;
+            out->msgs[k].msg_hdr.msg_namelen = sub->salen;
+            out->msgs[k].msg_hdr.msg_iov = &out->iovs[k];
+            out->msgs[k].msg_hdr.msg_iovlen = 1;
             batch_output = out;
         } else {
             PyObject *item = Py_BuildValue("(y#O)", (const char *)buf, (Py_ssize_t)len, sub->address);
