@@ -7,7 +7,7 @@ without changing what runs, every call into the daemon's one driver
 STUN or DTLS by its first bytes; ``Driver._timeout``, with the transports
 whose timers fired), in wall time and in the loop thread's CPU time (a call
 long in wall time only: the process was not running), the compiled path's
-``forward`` within each, and every collection of the cyclic garbage
+``forward`` and the core's ``handle_datagram`` within each, and every collection of the cyclic garbage
 collector, and writes them to a file when it stops. The window of each round is the
 span between the bench's two reads of ``/metrics``. Then it prints, per
 round: the distribution of call lengths per kind, the loop's calls of 1 ms
@@ -52,6 +52,7 @@ def daemon() -> None:
     """Run netcore-sfu with its driver's entry points and the collector timed (see the module docstring)."""
     from netcore.driver import Driver
     from netcore.peer.transport import MediaTransport
+    from netcore.sfu.core import SfuCore
     from netcore.sfu.fastpath import FastPath
     from servers.sfu import main as sfu_main
     from servers.sfu.server import SfuServer
@@ -69,7 +70,15 @@ def daemon() -> None:
         start, cpu = clock(), thread_time()
         receive(self, datagram)
         records.append((start, clock(), _kind(datagram.data), [len(datagram.data), thread_time() - cpu,
-                                                               sum(forwarding)]))
+                                                               sum(f for f in forwarding if f > 0),
+                                                               -sum(f for f in forwarding if f < 0)]))
+
+    core_handle = SfuCore.handle_datagram
+
+    def timed_core(self, datagram, now):
+        cpu = thread_time()
+        core_handle(self, datagram, now)
+        forwarding.append(-(thread_time() - cpu))  # negative: the core's whole handling
 
     def timed_forward(self, *args):
         cpu = thread_time()
@@ -105,6 +114,7 @@ def daemon() -> None:
     Driver.receive, Driver._timeout, SfuServer._metrics = timed_receive, timed_timeout, timed_metrics
     MediaTransport.handle_timeout = timed_transport_timeout
     FastPath.forward = timed_forward
+    SfuCore.handle_datagram = timed_core
     gc.callbacks.append(collected)
     try:
         sfu_main.main(sys.argv[2:])
@@ -143,6 +153,9 @@ def report(window: list, seconds: float) -> None:
             print(f"  {'':<6} CPU  {_quantiles(cpus[kind])}  total {sum(cpus[kind]) / seconds * 1e3:.1f} ms/s")
     forwards = [detail[2] for _, _, kind, detail in window if kind == "rtp"]
     print(f"  rtp    CPU in the compiled forward {_quantiles(forwards)}")
+    for kind in ("rtp", "rtcp"):
+        print(f"  {kind:<6} CPU in the core's handle_datagram "
+              f"{_quantiles([detail[3] for _, _, k, detail in window if k == kind])}")
     busy = sum(end - start for start, end, kind, _ in window if kind != "gc")
     print(f"  loop busy {busy / seconds * 100:.1f} % of the window")
     longs = [r for r in window if r[1] - r[0] >= LONG]
