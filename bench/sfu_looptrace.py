@@ -7,9 +7,10 @@ without changing what runs, every call into the daemon's one driver
 STUN or DTLS by its first bytes; ``Driver._timeout``, with the transports
 whose timers fired), in wall time and in the loop thread's CPU time (a call
 long in wall time only: the process was not running), the compiled path's
-``forward`` and the core's ``handle_datagram`` within each, and every collection of the cyclic garbage
-collector, and writes them to a file when it stops. The window of each round is the
-span between the bench's two reads of ``/metrics``. Then it prints, per
+``forward`` and the core's ``handle_datagram`` within each, and every
+collection of the cyclic garbage collector, and writes them to a file when
+it stops. The window of each round is the span between the bench's two
+reads of ``/metrics``. Then it prints, per
 round: the distribution of call lengths per kind, the loop's calls of 1 ms
 and more, and for each publisher RTP datagram how long the loop had been
 busy (calls less than ``GAP`` apart) before it started: the wait behind
