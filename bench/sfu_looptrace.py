@@ -16,6 +16,13 @@ and more, and for each publisher RTP datagram how long the loop had been
 busy (calls less than ``GAP`` apart) before it started: the wait behind
 other work that shows in a latency tail. Usage:
 ``python bench/sfu_looptrace.py [--rounds R] [N ...]`` (default one round of 10).
+
+``--cold`` instead runs ``bench/sfu.py``'s room (N subscribers, the
+simulated network) and times the core's ``handle_datagram`` per publisher
+RTP and subscriber RTCP datagram four ways: back to back (a hot loop), after
+a 0.3 ms sleep before each, after 16 MB of memory written before each (the
+caches evicted, as the daemon's are by the other processes between two
+datagrams), and both: what a datagram costs a loop that starts it cold.
 """
 
 from __future__ import annotations
@@ -202,6 +209,42 @@ def batch_waits(window: list) -> list[float]:
     return waits
 
 
+def cold(subscribers: int) -> None:
+    """The core's CPU per datagram, hot and with its caches cold (see the module docstring)."""
+    from bench.sfu import STEADY_WARM_UP, Room, ThreePackets
+    from netcore.demux import PacketKind
+
+    scratch = bytearray(16 << 20)
+    for sleep, evict in ((False, False), (True, False), (False, True), (True, True)):
+        room = Room(seed=subscribers)
+        room.join("pub", slots=0)
+        for i in range(subscribers):
+            room.join(f"sub{i}", publish=(), slots=1)
+        room.connect(until=10.0)
+        core = room.core
+        publisher = ThreePackets(room, room.clients["pub"], 30)
+        publisher.stream(STEADY_WARM_UP, step=0.02)
+        spent: dict[str, list[float]] = {"rtp": [], "rtcp": []}
+        handle = core.handle_datagram
+
+        def timed(datagram, now, handle=handle, spent=spent, sleep=sleep, evict=evict):
+            if evict:
+                scratch[::64] = bytes(len(scratch) // 64)
+            if sleep:
+                time.sleep(0.0003)
+            cpu = time.thread_time()
+            handle(datagram, now)
+            kind = {PacketKind.RTP: "rtp", PacketKind.RTCP: "rtcp"}.get(datagram.kind)
+            if kind is not None:
+                spent[kind].append(time.thread_time() - cpu)
+
+        core.handle_datagram = timed
+        publisher.stream(2.0, step=0.02)
+        print(f"sleep {'0.3 ms' if sleep else 'none':<6} evict {'16 MB' if evict else 'none':<5}: " +
+              ", ".join(f"{kind} p50 {statistics.median(v) * 1e6:.0f} us" for kind, v in spent.items() if v),
+              flush=True)
+
+
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--daemon":
         daemon()
@@ -211,7 +254,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--keep", action="store_true", help="keep the daemon's records (their file is printed)")
+    parser.add_argument("--cold", action="store_true", help="the core's cost per datagram, hot and cold (no daemon)")
     args = parser.parse_args()
+    if args.cold:
+        for n in args.counts:
+            cold(n)
+        return
     
     import bench.sfu_janus as sfu_janus
     import tests.sfu.live as live
