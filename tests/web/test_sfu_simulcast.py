@@ -34,6 +34,13 @@ MAX_FREEZE = 0.5  # seconds: the longest freeze allowed near a layer switch
 # freeze that ended earlier (the page or the publisher stalled: two Chromiums per core) is not the
 # switch's; one ending up to a second later might be (a broken key frame). Both sampled every 200 ms.
 BEFORE, AFTER = 0.25, 1.0
+# A switch forced by the publisher stopping the layer a page was on (Chromium short of bitrate stops its top
+# layer at once) waits for more than the call server: it notices in three frames of the other layers (0.2 s at
+# 15 frames/s) and asks for a key frame of the next layer, which Chromium sends no sooner than 300 ms after its
+# last key frame request on any layer of the track (libwebrtc's minimum key frame send interval: another
+# page's switch may have just asked), then a frame interval and the path. 0.84 s seen in one CI run, when
+# both publishers stopped their top layer within 0.1 s of each other; 0.25-0.35 s in most.
+PAUSED_FREEZE = 1.0
 SAMPLE_MS = 200
 
 # The call server's answer as this page must reach it: its candidates' port replaced by the relay's
@@ -165,6 +172,25 @@ def publisher_stalled(samples: list[dict], start: float, end: float) -> bool:
     return False
 
 
+def publisher_paused(samples: list[dict], height: int, start: float, end: float) -> bool:
+    """The publisher stopped its layer of ``height`` lines between ``start`` and ``end`` (seconds on the
+    samples' clock) while another of its layers went on: its framesEncoded stopped growing."""
+    rows = [r for r in samples if start <= r["t"] / 1000 <= end]
+    for before, after in zip(rows, rows[1:]):
+        layers = {rid: (b, after["layers"][rid]) for rid, b in before["layers"].items() if rid in after["layers"]}
+        stopped = any(b[0] == height and a[1] == b[1] for b, a in layers.values())
+        if stopped and any(a[1] > b[1] for b, a in layers.values()):
+            return True
+    return False
+
+
+def paused_switch(samples: list[dict], switches: list, end: float, length: float) -> bool:
+    """A freeze of ``length`` s ending at ``end`` came with a switch down from a layer the publisher had just
+    stopped (see PAUSED_FREEZE)."""
+    return any(s - BEFORE <= end <= s + AFTER and to < was and publisher_paused(samples, was, end - length - 0.6, end)
+               for s, was, to in switches)
+
+
 def analyse(samples: list[dict], user: str) -> dict:
     """One camera's series: its switches (time, from, to), its freezes (end time, seconds: the
     increase of totalFreezesDuration between two samples, an upper bound of the longest freeze
@@ -262,15 +288,23 @@ def test_a_shaped_page_gets_the_low_layer_and_climbs_back_without_a_long_freeze(
                       f"longest between decoded-frame growths {figures['stall']:.3f} s")
                 if page is shaped:
                     assert figures["switches"], (user, figures)
-                worst.append((figures["near"], i, user, figures["freezes"]))
-        # a freeze over the bound that the publisher's own stall explains is the machine's, not the switch's
+                worst.append((figures["near"], i, user, figures["freezes"], figures["switches"]))
+        # a freeze over the bound that the publisher's own stall explains is the machine's, not the switch's;
+        # one at a switch the publisher forced by stopping the page's layer has PAUSED_FREEZE
         counted = []
-        for near, i, user, freezes in worst:
+        for near, i, user, freezes, switches in worst:
             publisher = every[users.index(user)]
-            for t, d in freezes:
-                if d == near and near > MAX_FREEZE and publisher_stalled(publisher, t - d, t):
+            for t, d in sorted(freezes, key=lambda f: -f[1]):
+                if d != near or near <= MAX_FREEZE:
+                    continue
+                if publisher_stalled(publisher, t - d, t):
                     print(f"page {i} <- {user}: the {d:.3f} s freeze ending at {t:.1f} s: its publisher stalled")
-                    near = max((x for _, x in freezes if x < near), default=0.0)
+                elif d <= PAUSED_FREEZE and paused_switch(publisher, switches, t, d):
+                    print(f"page {i} <- {user}: the {d:.3f} s freeze ending at {t:.1f} s: its publisher stopped "
+                          f"the layer it was on")
+                else:
+                    continue
+                near = max((x for _, x in freezes if x < near), default=0.0)
             counted.append((near, i, user, freezes))
         near, i, user, freezes = max(counted)
         if near > MAX_FREEZE:  # what the publisher sent around then
