@@ -575,11 +575,7 @@ class Message:
 
     def check_integrity(self, key: bytes) -> bool:
         """Verify MESSAGE-INTEGRITY (HMAC-SHA1, section 14.5) in constant time."""
-        codec = compiled.codec
-        mi = self._layout.mi
-        if codec is not None and mi is not None:  # _verify_hmac's compiled branch in line: once per request
-            return codec.check_mac(_SHA1_STATES[key], self._raw, mi[0], mi[3], mi[1].start, mi[1].stop - mi[1].start)
-        return _verify_hmac(self._raw, mi, key, _SHA1_STATES)
+        return _verify_hmac(self._raw, self._layout.mi, key, _SHA1_STATES)
 
     def check_integrity_sha256(self, key: bytes) -> bool:
         """Verify MESSAGE-INTEGRITY-SHA256 (section 14.6); a truncated HMAC is allowed."""

@@ -586,7 +586,7 @@ class TurnServer:
         family = request.get(wire.REQUESTED_ADDRESS_FAMILY)
         if family is not None and family not in allocation.relay_by_family:
             raise Refused(443, "Peer Address Family Mismatch")
-        lifetime = self._lifetime(request, False)
+        lifetime = self._lifetime(request, allocate=False)
         if lifetime == 0:
             self._delete(allocation, "deleted")
         else:
