@@ -95,22 +95,15 @@ FAST = ("sfu_fast_installed_slots", "sfu_fast_ejects_total", "sfu_fast_forwarded
         "sfu_forwarded_packets_total")
 
 
-def fast_path(server: dict) -> dict[str, float] | None:
-    """An edge's compiled-path figures (:data:`FAST`: slots installed now, ejections, packets it forwarded
-    of all forwarded), None if it did not answer /metrics within 5 s."""
+def edge_metrics(server: dict) -> dict[str, float] | None:
+    """An edge's participants and compiled-path figures (:data:`FAST`: slots installed now, ejections, packets
+    it forwarded of all forwarded) from one read of its /metrics; None if it did not answer within 5 s (too
+    busy)."""
     try:
         series = metrics_at(server["ip"], server["http"])
     except OSError:
         return None
-    return {name: series.get(name, 0.0) for name in FAST}
-
-
-def participants(server: dict) -> float | None:
-    """The participants an edge has (None: it did not answer /metrics within 5 s, too busy)."""
-    try:
-        return metrics_at(server["ip"], server["http"]).get("sfu_participants")
-    except OSError:
-        return None
+    return {name: series.get(name, 0.0) for name in FAST} | {"sfu_participants": series.get("sfu_participants")}
 
 
 def cpu_seconds(pid: int) -> float:
@@ -271,10 +264,10 @@ async def scenario(tmp: Path, plan: dict) -> dict:
         cpu3 = cpu_snapshot(origin_procs, servers, people)
         load_total = os.getloadavg()[0]
         series = await asyncio.to_thread(metrics_at, "127.0.0.1", origin["http"])
-        edge_viewers = {name: await asyncio.to_thread(participants, s) for name, s in servers.items()
-                        if name.startswith("edge")}
-        edge_fast = {name: await asyncio.to_thread(fast_path, s) for name, s in servers.items()
-                     if name.startswith("edge")}
+        edges = {name: await asyncio.to_thread(edge_metrics, s) for name, s in servers.items()
+                 if name.startswith("edge")}
+        edge_viewers = {name: m and m["sfu_participants"] for name, m in edges.items()}
+        edge_fast = {name: m and {k: m[k] for k in FAST} for name, m in edges.items()}
         placed = {m.group(1): m.group(2) for v in people if isinstance(v, Viewers)
                   for _, m in v.said(r"(\S+): room \S+ is on the call server (\S+)")}
         for v in people:
