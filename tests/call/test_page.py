@@ -9,12 +9,15 @@ browser starts.
 from __future__ import annotations
 
 import contextlib
+import re
+import subprocess
+import sys
 import time
 
 import pytest
 from playwright import sync_api
 
-from tests.call.conftest import Cli, password, users
+from tests.call.conftest import ROOT, Cli, environment, password, users
 from tests.web.conftest import CHROMIUM_FLAGS, program
 
 INBOUND_JS = """async () => { const out = {frames: 0, packets: 0};
@@ -73,3 +76,34 @@ def test_the_page_and_netcore_call_call_each_other(tmp_path, signal, names, page
     received = result.summary["received"]
     assert received["video"]["frames"] >= 10 and received["audio"]["frames"] >= 10, received
     assert result.summary["paths"] == {"send": "direct", "receive": "direct"}
+
+
+def test_the_example_script_in_the_docs_calls_the_page(tmp_path, signal, names):
+    """docs/peer.md's example (examples/call_the_page.py), run as a reader would: the page accepts, each
+    side decodes the other's video, and the script hangs up when its time is up."""
+    web, ours = names("web"), names("ex")
+    users(signal.url, web, ours)
+    with page_of(signal.url.replace("ws://", "http://") + "/", web) as page:
+        page.wait_for_selector(f'#friends li[data-user="{ours}"][data-status="online"]', timeout=15000)
+        script = subprocess.Popen(
+            [sys.executable, str(ROOT / "examples" / "call_the_page.py"), signal.url, ours, password(ours), web, "6"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment(), cwd=tmp_path)
+        try:
+            page.wait_for_selector("#incoming:not([hidden])", timeout=20000)
+            page.click("#accept-call")
+            page.wait_for_selector('#call[data-state="active"]', timeout=20000)
+            seen = {"frames": 0, "packets": 0}
+            for _ in range(50):  # until the page has decoded some of the script's video (at most ~10 s)
+                seen = page.evaluate(INBOUND_JS)
+                if seen["frames"] >= 10 and seen["packets"] >= 10:
+                    break
+                time.sleep(0.2)
+            out, err = script.communicate(timeout=60)
+        finally:
+            script.kill()
+        # the script's hang-up ends the call on the page
+        page.wait_for_function("document.getElementById('call').dataset.state !== 'active'", timeout=20000)
+    assert script.returncode == 0, err
+    assert seen["frames"] >= 10 and seen["packets"] >= 10, seen  # Chromium decoded the script's VP8 and Opus
+    video, audio = map(int, re.fullmatch(rf"decoded from {web}: (\d+) video frames, (\d+) audio frames\n", out).groups())
+    assert video >= 10 and audio >= 10, out
