@@ -34,7 +34,13 @@ Rules (constants below):
   the higher layer's bitrate for :data:`UP_HOLD` seconds without a break
   (a dip below restarts the wait), so an estimate oscillating around a
   layer's bitrate never moves up and down (mediasoup's users saw 5-6
-  switches a minute without such a rule);
+  switches a minute without such a rule); and, to another layer, only
+  when that layer's latest key frame crosses the link within
+  :data:`KEYFRAME_TIME` at the budget: the switch waits for that key frame,
+  and the subscriber shows nothing new until it is all there (a 14 kB
+  360-line key frame from Chromium takes 0.37 s at 300 kbit/s; sent as a
+  burst into a short queue, part of it was lost and repaired, a 0.55-0.65 s
+  freeze);
 * the first choice for a new slot is the best layer the budget fits, with
   no wait (the estimate starts low, so that is usually the lowest);
 * a layer is **priced** at least at the full bitrate of the usable layer
@@ -73,7 +79,7 @@ from dataclasses import dataclass
 
 __all__ = ["BitrateMeter", "LayerAllocator", "LayerInfo", "slot_budget", "UP_MARGIN", "UP_HOLD", "LAYER_TIMEOUT", "PAUSED_FRAMES",
            "ALLOCATE_INTERVAL", "AUDIO_ALLOWANCE", "BITRATE_WINDOW", "PROBE_INTERVAL", "MAX_PROBE_INTERVAL",
-           "PROBE_HEADROOM", "TEMPORAL_UP_HOLD", "MIN_UPPER_TEMPORAL"]
+           "PROBE_HEADROOM", "TEMPORAL_UP_HOLD", "MIN_UPPER_TEMPORAL", "KEYFRAME_TIME"]
 
 UP_MARGIN = 1.25  # the budget must exceed a higher layer's bitrate by 25 % ...
 UP_HOLD = 3.0  # ... for this many seconds without a break before switching up
@@ -86,6 +92,7 @@ BITRATE_WINDOW = 1.0  # seconds over which a layer's bitrate is measured
 PROBE_INTERVAL = 2.0  # a subscriber kept below a layer it could use probes its link after this ...
 MAX_PROBE_INTERVAL = 8.0  # ... doubling with each probe to this, as netcore.cc's recovery probes (reset when it goes up)
 PROBE_HEADROOM = 1.2  # probe at this much above what the next layer needs with its margin
+KEYFRAME_TIME = 0.3  # seconds the key frame of a layer switched up to may take at the slot's budget
 TEMPORAL_UP_HOLD = 1.0  # seconds with margin before a higher TID of the same layer (no key frame needed)
 FPS_MARGIN = 1.25  # a TID's measured frame rate may exceed a viewer's max_fps by this (one-second windows of
 # a few frames read a little high or low: 2.5 frames/s reads 2 or 3)
@@ -101,6 +108,7 @@ class LayerInfo:
     active: bool = True
     temporal: tuple[float, ...] = ()  # bit/s of TIDs 0..t, for each t (VP8 temporal layers); () without
     frame_rates: tuple[float, ...] = ()  # frames/s of TIDs 0..t, for each t; () without
+    keyframe: float = 0.0  # bits of its latest key frame (0: none seen)
 
 
 def slot_budget(estimate: float, video: int, audio: int) -> float:
@@ -149,7 +157,8 @@ class LayerAllocator:
             return self._switch(steps[best], counted=self.current is not None)
         if best < current:
             return self._switch(steps[best])  # down at once
-        higher = [k for k in range(current + 1, len(steps)) if steps[k][2] * UP_MARGIN <= budget]
+        higher = [k for k in range(current + 1, len(steps))
+                  if _up_cost(steps[k], layers, self.current) <= budget]
         if not higher:
             self._up_since = self._up_target = None
             return self.current
@@ -174,7 +183,7 @@ class LayerAllocator:
         position = self._position(steps)
         if position is None or position + 1 >= len(steps):
             return None
-        return steps[position + 1][2]
+        return _up_cost(steps[position + 1], layers, self.current) / UP_MARGIN
 
     def _position(self, steps: list[Step]) -> int | None:
         """Where the current choice stands on this decision's ladder (None: its layer is not on it)."""
@@ -199,6 +208,15 @@ class LayerAllocator:
         self.current, self.temporal = index, tid
         self._up_since = self._up_target = None
         return index
+
+
+def _up_cost(step: Step, layers: list[LayerInfo], current: int | None) -> float:
+    """The budget a move up to ``step`` needs: :data:`UP_MARGIN` over its bitrate and, on another layer
+    than ``current``, the bitrate that carries that layer's latest key frame within :data:`KEYFRAME_TIME`."""
+    cost = step[2] * UP_MARGIN
+    if step[0] != current:
+        cost = max(cost, layers[step[0]].keyframe / KEYFRAME_TIME)
+    return cost
 
 
 def _steps(layers: list[LayerInfo], usable: list[int]) -> list[Step]:

@@ -769,6 +769,8 @@ class SfuCore:
             stats.drop(Forwarded.DUPLICATE)
             return
         layer.meter.add(len(packet.data), now)
+        if packet.timestamp == layer.keyframe_timestamp:
+            layer.keyframe_bytes += len(packet.data)  # the rest of its latest key frame
         if self.relay is not None:
             self.relay.forward(publication, layer, packet, now)
         layer.codec = publication.codecs.get(packet.payload_type, layer.codec)
@@ -794,6 +796,8 @@ class SfuCore:
             is_key = detector is not None and detector(packet.payload)
             if is_key:
                 layer.arbiter.keyframe_received()
+                if packet.timestamp != layer.keyframe_timestamp:
+                    layer.keyframe_timestamp, layer.keyframe_bytes = packet.timestamp, len(packet.data)
                 # (its size orders the layers: kept without simulcast too, for renditions that may come)
                 size = vp8_keyframe_size(packet.payload) if detector is KEYFRAME_DETECTORS["VP8"] else None
                 if size is not None and size[1] != layer.height:

@@ -53,6 +53,8 @@ class Layer:
     codec: str | None = None  # of its latest packet (upper case), None before the first
     timestamp: int | None = None  # the RTP timestamp of its latest frame
     mark: int = 0  # its publication's ``frame_starts`` at its latest packet
+    keyframe_timestamp: int | None = None  # the RTP timestamp of its latest key frame ...
+    keyframe_bytes: int = 0  # ... and the bytes of its packets received so far (what a switch to it waits for)
 
     @property
     def rendition(self) -> bool:
@@ -217,7 +219,7 @@ class Publication:
 
     def layer_infos(self, layers: list[Layer], now: float) -> list[LayerInfo]:
         return [LayerInfo(la.meter.current(now), la.height, la.meter.active(now) and not self.paused(la, now),
-                          la.temporal_rates(now), la.frame_rates(now)) for la in layers]
+                          la.temporal_rates(now), la.frame_rates(now), la.keyframe_bytes * 8) for la in layers]
 
 
 @dataclass(eq=False)

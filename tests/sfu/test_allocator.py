@@ -8,8 +8,9 @@ import math
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from netcore.sfu.allocator import (ALLOCATE_INTERVAL, AUDIO_ALLOWANCE, LAYER_TIMEOUT, TEMPORAL_UP_HOLD, UP_HOLD,
-                                   UP_MARGIN, BitrateMeter, LayerAllocator, LayerInfo, slot_budget)
+from netcore.sfu.allocator import (ALLOCATE_INTERVAL, AUDIO_ALLOWANCE, KEYFRAME_TIME, LAYER_TIMEOUT,
+                                   TEMPORAL_UP_HOLD, UP_HOLD, UP_MARGIN, BitrateMeter, LayerAllocator, LayerInfo,
+                                   slot_budget)
 
 # three layers as a browser sends a 720p camera: 180p, 360p, 720p
 LAYERS = [LayerInfo(150_000, 180), LayerInfo(500_000, 360), LayerInfo(1_500_000, 720)]
@@ -40,6 +41,22 @@ def test_a_layer_still_ramping_up_is_priced_at_the_layer_below():
     allocator = LayerAllocator()
     allocator.decide(LAYERS[:2], 300_000, 0.0)
     assert allocator.next_rate(ramping) == 500_000  # a probe must show room for the price
+
+
+def test_up_to_a_layer_only_when_its_key_frame_crosses_the_budget_in_time():
+    # a 300 kbit/s subscriber on 180p; the 360p layer's bitrate fits with margin, its last key frame
+    # (14 kB, as Chromium's 360p layer sends) would take 0.37 s: it stays, and a probe must show room for it
+    big = [LayerInfo(100_000, 180), LayerInfo(200_000, 360, keyframe=14_000 * 8), LayerInfo(900_000, 720)]
+    allocator = LayerAllocator()
+    assert allocator.decide(big, 100_000, 0.0) == 0
+    assert set(run(allocator, lambda t: 300_000, 0.25, 2 * UP_HOLD, layers=big)) == {0}
+    assert allocator.next_rate(big) * UP_MARGIN == 14_000 * 8 / KEYFRAME_TIME
+    # a key frame of 10 kB crosses in 0.27 s: up after the hold
+    small = [big[0], LayerInfo(200_000, 360, keyframe=10_000 * 8), big[2]]
+    choices = run(allocator, lambda t: 300_000, 10.0, 2 * UP_HOLD, layers=small)
+    assert choices.index(1) * ALLOCATE_INTERVAL >= UP_HOLD - 1e-9 and choices[-1] == 1
+    # down at once, whatever the key frame of the layer below
+    assert allocator.decide(big[:1] + [LayerInfo(400_000, 360, keyframe=10**6)], 300_000, 20.0) == 0
 
 
 def test_down_at_once_and_up_only_after_the_hold_with_margin():

@@ -302,3 +302,31 @@ def test_the_layers_packets_in_any_order_or_lagging_never_read_as_a_pause(orders
             packet(rid, n)
     assert publication.paused(by_rid["f"], now)
     assert not publication.paused(by_rid["q"], now) and not publication.paused(by_rid["h"], now)
+
+
+def test_each_layer_knows_the_bytes_of_its_latest_key_frame():
+    """What a switch up to a layer waits for (netcore.sfu.allocator.KEYFRAME_TIME): every packet of the
+    layer's latest key frame counted, not its later frames; a new key frame starts the count again."""
+    room = Room(net=ShapedNetwork(6))
+    pub = room.join("pub", slots=0, simulcast=("q", "h", "f"))
+    room.join("sub", publish=(), slots=1)
+    room.connect()
+    publisher = layered(room, pub)
+    publisher.stream(1.0)
+    publication = next(p for p in room.core.participants["pub"].publications.values() if p.kind == "video")
+
+    def counted() -> dict[str, int]:
+        return {layer.rid: layer.keyframe_bytes for layer in publication.layers}
+
+    first = counted()
+    for rid, size in SIZES.items():
+        packets = -(-(size + 14) // 1000)  # key-frame header, frame number and payload in 1000-byte chunks
+        assert size + 14 <= first[rid] <= size + 14 + packets * 100, (rid, first)  # + RTP headers, extensions
+    publisher.stream(1.0)
+    assert counted() == first  # delta frames since
+    publisher.paused.add("h")
+    publisher.stream(0.2)
+    publisher.sizes = {**SIZES, "h": 2 * SIZES["h"]}
+    publisher.paused.clear()  # h resumes with a key frame of twice the size
+    publisher.stream(0.2)
+    assert counted()["h"] >= 2 * SIZES["h"] and counted()["f"] == first["f"], counted()
