@@ -9,7 +9,7 @@ included), jitter buffer (complete to let out) and decode plus sink. For the
 frames at or above the p99 it says why they were slow: a packet recovered by
 RTX (how many NACK rounds), a frame before it that held it, a key frame.
 
-Usage: python3 bench/call_frames.py [--duration 30] [--keep DIR]
+Usage: python3 bench/call_frames.py [--duration 30] [--keep DIR] [--loopback]
 """
 
 from __future__ import annotations
@@ -95,13 +95,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=float, default=30.0)
     parser.add_argument("--keep", help="write the traces to this directory (else a temporary one)")
+    parser.add_argument("--loopback", action="store_true", help="the unimpaired call (bench/call.py's loopback row)")
     args = parser.parse_args()
     directory = args.keep or tempfile.mkdtemp(prefix="call_frames.")
     Path(directory).mkdir(parents=True, exist_ok=True)
-    result = run_call("ours", args.duration, True, trace=directory)
+    result = run_call("ours", args.duration, not args.loopback, trace=directory)
     a = json.loads(Path(directory, "a.json").read_text())
     b = json.loads(Path(directory, "b.json").read_text())
-    print(f"impaired call, ours: p50 {result['p50'] * 1000:.0f} ms, p99 {result['p99'] * 1000:.0f} ms, "
+    print(f"{'loopback' if args.loopback else 'impaired'} call, ours: p50 {result['p50'] * 1000:.0f} ms, p99 {result['p99'] * 1000:.0f} ms, "
           f"CPU {result['cpu'] * 100:.0f} %  (traces in {directory})")
     stages = ("encode", "pacer", "network", "jitter", "decode")
     frames = []
