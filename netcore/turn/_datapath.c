@@ -883,18 +883,13 @@ static PyObject *counters_of(Alloc *a) {
     return row;
 }
 
-/* remove_allocation(id) -> (id, counters...) not yet harvested, or None. */
-static PyObject *DataPath_remove_allocation(DataPath *dp, PyObject *args) {
-    unsigned long long id;
-    if (!PyArg_ParseTuple(args, "K", &id)) return NULL;
-    pthread_mutex_lock(&dp->lock);
+/* Unlink allocation `id` from the table and the dirty list, drop its routes; a copy of it in `last` (its
+ * counters not yet harvested). 0 if the thread does not know it. Under the lock. */
+static int forget_allocation(DataPath *dp, unsigned long long id, Alloc *last) {
     Alloc **at = &dp->alloc_table[hash_bytes(&id, sizeof(id), 0) & (dp->alloc_buckets - 1)];
     while (*at != NULL && (*at)->id != id) at = &(*at)->next;
     Alloc *a = *at;
-    if (a == NULL) {
-        pthread_mutex_unlock(&dp->lock);
-        Py_RETURN_NONE;
-    }
+    if (a == NULL) return 0;
     *at = a->next;
     drop_routes(dp, a);
     if (a->dirty) {
@@ -902,10 +897,90 @@ static PyObject *DataPath_remove_allocation(DataPath *dp, PyObject *args) {
         while (*d != a) d = &(*d)->next_dirty;
         __atomic_store_n(d, a->next_dirty, __ATOMIC_RELAXED); /* d may be &dp->dirty, which harvest peeks at */
     }
-    Alloc last = *a;
+    *last = *a;
     PyMem_RawFree(a);
+    return 1;
+}
+
+/* remove_allocation(id) -> (id, counters...) not yet harvested, or None. */
+static PyObject *DataPath_remove_allocation(DataPath *dp, PyObject *args) {
+    unsigned long long id;
+    if (!PyArg_ParseTuple(args, "K", &id)) return NULL;
+    Alloc last;
+    pthread_mutex_lock(&dp->lock);
+    int found = forget_allocation(dp, id, &last);
     pthread_mutex_unlock(&dp->lock);
+    if (!found) Py_RETURN_NONE;
     return counters_of(&last);
+}
+
+/* retire(fds, ids) -> [(id, counters...)]: the teardown of a batch of deleted allocations in one call and
+ * one hold of the lock. Each relay socket in `fds` becomes a spare (as spare_socket; one that is not a relay
+ * socket is left alone) and each allocation in `ids` is forgotten (as remove_allocation). The rows are those
+ * of the forgotten allocations with a counter not yet harvested (packets, bytes or bandwidth drops); the
+ * others counted nothing since the last harvest. Before a delete's answer is sent, so that, as before, no
+ * ChannelData follows it to the client. */
+static PyObject *DataPath_retire(DataPath *dp, PyObject *args) {
+    PyObject *fds, *ids;
+    if (!PyArg_ParseTuple(args, "OO", &fds, &ids)) return NULL;
+    PyObject *fd_seq = PySequence_Fast(fds, "fds must be a sequence of ints");
+    if (fd_seq == NULL) return NULL;
+    PyObject *id_seq = PySequence_Fast(ids, "ids must be a sequence of ints");
+    if (id_seq == NULL) {
+        Py_DECREF(fd_seq);
+        return NULL;
+    }
+    Py_ssize_t fd_count = PySequence_Fast_GET_SIZE(fd_seq), id_count = PySequence_Fast_GET_SIZE(id_seq);
+    PyObject *rows = NULL;
+    int *fd_values = PyMem_Malloc(sizeof(int) * (size_t)(fd_count + 1));
+    unsigned long long *id_values = PyMem_Malloc(sizeof(unsigned long long) * (size_t)(id_count + 1));
+    Alloc *gone = PyMem_Malloc(sizeof(Alloc) * (size_t)(id_count + 1));
+    if (fd_values == NULL || id_values == NULL || gone == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < fd_count; i++) {
+        long fd = PyLong_AsLong(PySequence_Fast_GET_ITEM(fd_seq, i));
+        if (fd == -1 && PyErr_Occurred()) goto done;
+        fd_values[i] = fd < 0 || fd > INT_MAX ? -1 : (int)fd; /* not a socket of ours either way */
+    }
+    for (Py_ssize_t i = 0; i < id_count; i++) {
+        id_values[i] = PyLong_AsUnsignedLongLong(PySequence_Fast_GET_ITEM(id_seq, i));
+        if (id_values[i] == (unsigned long long)-1 && PyErr_Occurred()) goto done;
+    }
+    Py_ssize_t forgotten = 0;
+    pthread_mutex_lock(&dp->lock);
+    for (Py_ssize_t i = 0; i < fd_count; i++) {
+        int fd = fd_values[i];
+        if (fd >= 0 && fd < dp->slot_count && dp->slots[fd].kind == KIND_RELAY) {
+            dp->slots[fd].kind = KIND_SPARE;
+            dp->slots[fd].gen++;
+        }
+    }
+    for (Py_ssize_t i = 0; i < id_count; i++) {
+        Alloc *last = &gone[forgotten];
+        if (forget_allocation(dp, id_values[i], last) && (last->packets_to_peer || last->bytes_to_peer
+                || last->packets_to_client || last->bytes_to_client || last->bandwidth_dropped))
+            forgotten++;
+    }
+    pthread_mutex_unlock(&dp->lock);
+    rows = PyList_New(forgotten);
+    if (rows == NULL) goto done;
+    for (Py_ssize_t i = 0; i < forgotten; i++) {
+        PyObject *row = counters_of(&gone[i]);
+        if (row == NULL) {
+            Py_CLEAR(rows);
+            goto done;
+        }
+        PyList_SET_ITEM(rows, i, row);
+    }
+done:
+    PyMem_Free(fd_values);
+    PyMem_Free(id_values);
+    PyMem_Free(gone);
+    Py_DECREF(fd_seq);
+    Py_DECREF(id_seq);
+    return rows;
 }
 
 /* harvest() -> [(id, packets_to_peer, bytes_to_peer, packets_to_client, bytes_to_client, bandwidth_dropped)]:
@@ -1155,6 +1230,9 @@ static PyMethodDef DataPath_methods[] = {
      "set_allocation(id, rate, routes): replace the routes of an allocation; rate in bytes/s, 0 for none."},
     {"remove_allocation", (PyCFunction)DataPath_remove_allocation, METH_VARARGS,
      "remove_allocation(id): forget it; returns its counters not yet harvested, or None."},
+    {"retire", (PyCFunction)DataPath_retire, METH_VARARGS,
+     "retire(fds, ids) -> [(id, counters...)]: relay sockets made spares and allocations forgotten in one call; "
+     "the counters not yet harvested of those forgotten allocations that have some."},
     {"harvest", (PyCFunction)DataPath_harvest, METH_NOARGS,
      "harvest(): counters of allocations that relayed since the last harvest, as deltas."},
     {"take_tokens", (PyCFunction)DataPath_take_tokens, METH_VARARGS,

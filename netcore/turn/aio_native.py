@@ -96,6 +96,7 @@ class NativeDataPath:
         self.sockets: dict[int, tuple[int, int, Address]] = {}  # fd -> (kind, generation, local address)
         self.routed: dict[int, Allocation] = {}  # id(allocation) -> allocation with routes installed
         self._residue: dict[tuple[Address, Address], tuple[int, int, int, int]] = {}
+        self._sparing: list[int] = []  # relay sockets spared since the last sync, not yet told to the thread
         endpoint.loop.add_reader(self._wakeup, self._handoff_readable)
         self.engine.start()
 
@@ -109,18 +110,25 @@ class NativeDataPath:
 
     def _add(self, sock: socket.socket, kind: int, local: Address) -> None:
         fd = sock.fileno()
+        if self._sparing:  # a spare taken back, or a closed one's fd reused, in the batch that spared it:
+            self._retire(None)  # the thread must know of the spares first
         self.sockets[fd] = (kind, self.engine.add_socket(fd, kind), local)
 
     def spare(self, relayed: Address, sock: socket.socket) -> bool:
         """A relay socket between allocations (see ``SocketRelays``): the thread reads it and drops what it
         reads, so it needs no syscall to leave or rejoin the epoll set; :meth:`add_relay` takes it back
         (dropping what is still queued), :meth:`remove` before it is closed. False if it is not ours.
-        ``SocketRelays.on_spare`` itself (``relayed`` is not needed here): one call less per delete."""
+        ``SocketRelays.on_spare`` itself (``relayed`` is not needed here): one call less per delete.
+
+        Python stops serving its hand-offs at once; the thread is told at the next :meth:`sync` (the flush
+        after the input that ended the allocation, before its answer is sent), in the one call that also
+        forgets the allocations deleted meanwhile (:meth:`_retire`)."""
         fd = sock.fileno()
         known = self.sockets.get(fd)
-        if known is None or known[0] != _RELAY or not self.engine.spare_socket(fd):
+        if known is None or known[0] != _RELAY:
             return False
         self.sockets[fd] = (_SPARE, -1, known[2])  # no hand-off matches it (nor, later, one from before)
+        self._sparing.append(fd)
         return True
 
     def pause(self, sock: socket.socket) -> None:
@@ -150,21 +158,29 @@ class NativeDataPath:
         core = self.core
         changed = core.poll_changed_allocations()
         if not changed:
+            if self._sparing:  # a spare with no allocation deleted: an EVEN-PORT reservation that ended
+                self._retire(None)
             return  # most inputs change no allocation (a Refresh, a 401, a Binding)
         allocations = core.allocations
         routed = self.routed
         set_allocation = self.engine.set_allocation
         rate = float(core.config.max_bps or 0)
+        gone: dict[int, Allocation] | None = None  # deleted allocations the thread knows, by id
         for allocation in changed:
             ident = id(allocation)
             if allocations.get((allocation.listener, allocation.client)) is not allocation:
-                self._forget(allocation)
+                if routed.pop(ident, None) is not None:  # else never installed: the thread does not know it
+                    if gone is None:
+                        gone = {}
+                    gone[ident] = allocation
                 continue
             set_allocation(ident, rate, self._routes(allocation))
             routed[ident] = allocation
             # Without a cap nothing draws on a bucket; a reload that sets one marks every allocation changed.
             if rate and not isinstance(allocation.bucket, EngineBucket):
                 allocation.bucket = EngineBucket(self.engine, ident, allocation.bucket)
+        if gone is not None or self._sparing:
+            self._retire(gone)
 
     def _routes(self, allocation: Allocation) -> list[tuple]:
         routes = allocation.routes
@@ -188,17 +204,20 @@ class NativeDataPath:
                 out.append((listener_fd, client_host, client_port, route.number, sock.fileno(), peer_host, peer_port))
         return out
 
-    def _forget(self, allocation: Allocation) -> None:
-        if self.routed.pop(id(allocation), None) is None:
-            return  # never installed (deleted before its first sync): the thread does not know it
-        row = self.engine.remove_allocation(id(allocation))
-        if row is None:
-            return
+    def _retire(self, gone: dict[int, Allocation] | None) -> None:
+        """Tell the thread, in one call, of the spares since the last sync and of the deleted allocations
+        ``gone``; what they counted after the last harvest goes to the stats and to their events."""
+        fds, self._sparing = self._sparing, []
+        rows = self.engine.retire(fds, gone or ())
+        if not rows:
+            return  # the common case: nothing relayed since the last harvest
         stats = self.core.stats
-        stats.bandwidth_dropped += row[5]  # also for an allocation that relayed nothing: all it got was over the cap
-        if any(row[1:5]):
-            add_relay_counts(stats, row[1:5])
-            self._residue[(allocation.listener, allocation.client)] = row[1:5]
+        for ident, *relayed, dropped in rows:
+            stats.bandwidth_dropped += dropped  # also for one that relayed nothing: all it got was over the cap
+            if any(relayed):
+                add_relay_counts(stats, relayed)
+                allocation = gone[ident]
+                self._residue[(allocation.listener, allocation.client)] = tuple(relayed)
 
     def harvest(self) -> None:
         """Add what the thread relayed since the last harvest to the allocations' counters."""

@@ -163,6 +163,8 @@ class TcpRelay:
                 break
         connection = PeerConnection(connection_id, allocation, peer, state, now + BIND_TIMEOUT, pending)
         self.connections[connection_id] = connection
+        if not allocation.connections:
+            allocation.connections = set()  # its first (or the shared empty one: see Allocation.connections)
         allocation.connections.add(connection_id)
         self.server.wake(now)
         return connection

@@ -386,3 +386,51 @@ async def test_drops_of_an_allocation_that_relayed_nothing_reach_the_stats():
         for client in (capped, witness):
             client.transport.close()
     peer_transport.close()
+
+
+def test_retire_spares_relay_sockets_and_forgets_allocations_in_one_call():
+    """The teardown of a batch of deletes: relay sockets become spares (routes through them stop relaying, a
+    listener or an unknown fd is left alone) and allocations are forgotten, their routes with them; the rows
+    are the counters not yet harvested of those that have some (a second retire finds nothing)."""
+    import os
+    import socket
+    import time
+
+    from netcore.turn import _datapath
+
+    wakeup = os.eventfd(0, os.EFD_NONBLOCK)
+    engine = _datapath.DataPath(wakeup, 0x7FFF)
+    listener, relay = open_udp_socket("127.0.0.1", 0), open_udp_socket("127.0.0.1", 0)
+    client, peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM), open_udp_socket("127.0.0.1", 0)
+    try:
+        client.bind(("127.0.0.1", 0))
+        peer.settimeout(5)
+        engine.add_socket(listener.fileno(), _datapath.LISTENER)
+        engine.add_socket(relay.fileno(), _datapath.RELAY)
+        engine.start()
+        route = (listener.fileno(), *client.getsockname(), 0x4000, relay.fileno(), *peer.getsockname())
+        engine.set_allocation(1, 0.0, [route])
+        engine.set_allocation(2, 0.0, [])
+        client.sendto(b"\x40\x00\x00\x05hello", listener.getsockname())
+        assert peer.recvfrom(2048) == (b"hello", relay.getsockname())
+        rows = engine.retire([relay.fileno(), listener.fileno(), 1_000_000, -1], [1, 2, 3])
+        assert rows == [(1, 1, 5, 0, 0, 0)]  # 2 counted nothing, 3 was never installed
+        assert engine.stats()["routes"] == 0
+        assert engine.retire([], [1]) == []
+        client.sendto(b"\x40\x00\x00\x05again", listener.getsockname())  # no route now: handed to Python
+        handed: list = []
+        deadline = time.monotonic() + 10
+        while not handed and time.monotonic() < deadline:
+            handed = engine.take_handoffs(64)
+            time.sleep(0.01)
+        assert [(fd, data) for fd, _, _, _, data in handed] == [(listener.fileno(), b"\x40\x00\x00\x05again")]
+        with pytest.raises(ValueError):
+            engine.add_socket(listener.fileno(), _datapath.LISTENER)  # still served as a listener
+        engine.add_socket(relay.fileno(), _datapath.RELAY)  # a spare taken back
+        with pytest.raises(TypeError):
+            engine.retire([relay.fileno()], ["not an id"])
+    finally:
+        engine.stop()
+        for sock in (listener, relay, client, peer):
+            sock.close()
+        os.close(wakeup)

@@ -13,6 +13,7 @@ they are given up.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import resource
 import socket
@@ -175,3 +176,43 @@ def test_a_reservation_takes_the_port_after_an_even_one_from_the_spares():
     for relayed in (even, following, *rest):
         relays.close_relay(relayed)
     relays.close_spares()
+
+
+async def test_a_spare_taken_or_closed_before_the_flush_that_tells_the_thread():
+    """The compiled path tells its thread of spares at the next flush, with the deleted allocations; within
+    one batch of inputs the core may hand the spare to the next Allocate, or the endpoint close it, first.
+    Taken back: it must be served as a relay socket again. Closed: its fd, reused by the next socket, must not
+    be made a spare when the flush comes."""
+    from netcore.turn import _datapath
+
+    loop = asyncio.get_running_loop()
+    peer_transport, peer = await echo_peer()
+    async with turn_server("native", count=5) as (endpoint, server, events):
+        native = endpoint.native
+        for close_first in (False, True):
+            client = await open_turn_endpoint(server, USER, PASSWORD)
+            await client.bind_channel(peer)
+            relayed = client.relayed_address
+            endpoint.core.handle_timeout(loop.time() + 10_000)  # it expires: its socket becomes a spare
+            assert not endpoint.core.allocations and endpoint.relays.spare_count == 1
+            placeholders = []
+            if close_first:
+                spared = endpoint.relays._spares[1][0][1].fileno()
+                while not placeholders or placeholders[-1].fileno() < spared:  # every lower fd taken: the next
+                    placeholders.append(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))  # socket gets its fd
+                endpoint.relays.close_spares()
+            again = endpoint.relays.open_relay(1)  # as an Allocate in the same batch would
+            assert (again == relayed) is not close_first
+            endpoint.flush()
+            fd = endpoint.relays.sockets[again].fileno()
+            assert not close_first or fd == spared
+            assert native.sockets[fd][0] == _datapath.RELAY
+            with pytest.raises(ValueError):
+                native.engine.add_socket(fd, _datapath.RELAY)  # the thread serves it as a relay socket
+            endpoint.relays.close_relay(again)
+            endpoint.flush()
+            client.transport.close()
+            for sock in placeholders:
+                sock.close()
+        assert [type(event).__name__ for event in events].count("AllocationDeleted") == 2
+    peer_transport.close()
