@@ -81,6 +81,25 @@ def daemon() -> None:
                                                                sum(f for f in forwarding if f > 0),
                                                                -sum(f for f in forwarding if f < 0)]))
 
+    handle_one = getattr(Driver, "_handle", None)  # a batch's datagrams, each (code that reads in batches)
+    receive_batch = getattr(Driver, "receive_batch", None)
+
+    def timed_handle(self, datagram):
+        forwarding.clear()
+        start, cpu = clock(), thread_time()
+        handle_one(self, datagram)
+        records.append((start, clock(), _kind(datagram.data), [len(datagram.data), thread_time() - cpu,
+                                                               sum(f for f in forwarding if f > 0),
+                                                               -sum(f for f in forwarding if f < 0)]))
+
+    def timed_batch(self, datagrams):
+        datagrams = list(datagrams)
+        first, cpu = len(records), thread_time()
+        receive_batch(self, datagrams)
+        spent = thread_time() - cpu - sum(r[3][1] for r in records[first:] if r[2] != "gc")
+        records.append((records[-1][1] if len(records) > first else clock(), clock(), "flush",
+                        [len(datagrams), spent, 0.0, 0.0]))  # the events and the deadline, once a batch
+
     core_handle = SfuCore.handle_datagram
 
     def timed_core(self, datagram, now):
@@ -120,6 +139,8 @@ def daemon() -> None:
             records.append((gc_start[0], clock(), "gc", info.get("generation")))
 
     Driver.receive, Driver._timeout, SfuServer._metrics = timed_receive, timed_timeout, timed_metrics
+    if receive_batch is not None:
+        Driver._handle, Driver.receive_batch = timed_handle, timed_batch
     MediaTransport.handle_timeout = timed_transport_timeout
     FastPath.forward = timed_forward
     SfuCore.handle_datagram = timed_core
@@ -161,6 +182,10 @@ def report(window: list, seconds: float) -> None:
             print(f"  {'':<6} CPU  {_quantiles(cpus[kind])}  total {sum(cpus[kind]) / seconds * 1e3:.1f} ms/s")
     forwards = [detail[2] for _, _, kind, detail in window if kind == "rtp"]
     print(f"  rtp    CPU in the compiled forward {_quantiles(forwards)}")
+    sizes = [detail[0] for _, _, kind, detail in window if kind == "flush"]
+    if sizes:
+        print(f"  read batches: {len(sizes)}, datagrams each p50 {statistics.median(sizes):.0f} max {max(sizes)}, "
+              f"{sum(1 for n in sizes if n > 1) / len(sizes) * 100:.0f} % of more than one")
     for kind in ("rtp", "rtcp"):
         print(f"  {kind:<6} CPU in the core's handle_datagram "
               f"{_quantiles([detail[3] for _, _, k, detail in window if k == kind])}")
