@@ -73,24 +73,20 @@ def daemon() -> None:
     forwarding: list[float] = []  # CPU of the compiled path's forward in the current call
     fast_forward = FastPath.forward
 
-    def timed_receive(self, datagram):
-        forwarding.clear()
-        start, cpu = clock(), thread_time()
-        receive(self, datagram)
-        records.append((start, clock(), _kind(datagram.data), [len(datagram.data), thread_time() - cpu,
-                                                               sum(f for f in forwarding if f > 0),
-                                                               -sum(f for f in forwarding if f < 0)]))
+    def timed_datagram(call):
+        """``call(driver, datagram)`` recorded as one datagram of its kind (a whole receive, or one of a batch)."""
+        def timed(self, datagram):
+            forwarding.clear()
+            start, cpu = clock(), thread_time()
+            call(self, datagram)
+            records.append((start, clock(), _kind(datagram.data), [len(datagram.data), thread_time() - cpu,
+                                                                   sum(f for f in forwarding if f > 0),
+                                                                   -sum(f for f in forwarding if f < 0)]))
+        return timed
 
+    timed_receive = timed_datagram(receive)
     handle_one = getattr(Driver, "_handle", None)  # a batch's datagrams, each (code that reads in batches)
     receive_batch = getattr(Driver, "receive_batch", None)
-
-    def timed_handle(self, datagram):
-        forwarding.clear()
-        start, cpu = clock(), thread_time()
-        handle_one(self, datagram)
-        records.append((start, clock(), _kind(datagram.data), [len(datagram.data), thread_time() - cpu,
-                                                               sum(f for f in forwarding if f > 0),
-                                                               -sum(f for f in forwarding if f < 0)]))
 
     def timed_batch(self, datagrams):
         datagrams = list(datagrams)
@@ -140,7 +136,7 @@ def daemon() -> None:
 
     Driver.receive, Driver._timeout, SfuServer._metrics = timed_receive, timed_timeout, timed_metrics
     if receive_batch is not None:
-        Driver._handle, Driver.receive_batch = timed_handle, timed_batch
+        Driver._handle, Driver.receive_batch = timed_datagram(handle_one), timed_batch
     MediaTransport.handle_timeout = timed_transport_timeout
     FastPath.forward = timed_forward
     SfuCore.handle_datagram = timed_core
