@@ -73,13 +73,28 @@ def daemon() -> None:
     forwarding: list[float] = []  # CPU of the compiled path's forward in the current call
     fast_forward = FastPath.forward
 
-    def timed_receive(self, datagram):
-        forwarding.clear()
-        start, cpu = clock(), thread_time()
-        receive(self, datagram)
-        records.append((start, clock(), _kind(datagram.data), [len(datagram.data), thread_time() - cpu,
-                                                               sum(f for f in forwarding if f > 0),
-                                                               -sum(f for f in forwarding if f < 0)]))
+    def timed_datagram(call):
+        """``call(driver, datagram)`` recorded as one datagram of its kind (a whole receive, or one of a batch)."""
+        def timed(self, datagram):
+            forwarding.clear()
+            start, cpu = clock(), thread_time()
+            call(self, datagram)
+            records.append((start, clock(), _kind(datagram.data), [len(datagram.data), thread_time() - cpu,
+                                                                   sum(f for f in forwarding if f > 0),
+                                                                   -sum(f for f in forwarding if f < 0)]))
+        return timed
+
+    timed_receive = timed_datagram(receive)
+    handle_one = getattr(Driver, "_handle", None)  # a batch's datagrams, each (code that reads in batches)
+    receive_batch = getattr(Driver, "receive_batch", None)
+
+    def timed_batch(self, datagrams):
+        datagrams = list(datagrams)
+        first, cpu = len(records), thread_time()
+        receive_batch(self, datagrams)
+        spent = thread_time() - cpu - sum(r[3][1] for r in records[first:] if r[2] != "gc")
+        records.append((records[-1][1] if len(records) > first else clock(), clock(), "flush",
+                        [len(datagrams), spent, 0.0, 0.0]))  # the events and the deadline, once a batch
 
     core_handle = SfuCore.handle_datagram
 
@@ -120,6 +135,8 @@ def daemon() -> None:
             records.append((gc_start[0], clock(), "gc", info.get("generation")))
 
     Driver.receive, Driver._timeout, SfuServer._metrics = timed_receive, timed_timeout, timed_metrics
+    if receive_batch is not None:
+        Driver._handle, Driver.receive_batch = timed_datagram(handle_one), timed_batch
     MediaTransport.handle_timeout = timed_transport_timeout
     FastPath.forward = timed_forward
     SfuCore.handle_datagram = timed_core
@@ -161,6 +178,10 @@ def report(window: list, seconds: float) -> None:
             print(f"  {'':<6} CPU  {_quantiles(cpus[kind])}  total {sum(cpus[kind]) / seconds * 1e3:.1f} ms/s")
     forwards = [detail[2] for _, _, kind, detail in window if kind == "rtp"]
     print(f"  rtp    CPU in the compiled forward {_quantiles(forwards)}")
+    sizes = [detail[0] for _, _, kind, detail in window if kind == "flush"]
+    if sizes:
+        print(f"  read batches: {len(sizes)}, datagrams each p50 {statistics.median(sizes):.0f} max {max(sizes)}, "
+              f"{sum(1 for n in sizes if n > 1) / len(sizes) * 100:.0f} % of more than one")
     for kind in ("rtp", "rtcp"):
         print(f"  {kind:<6} CPU in the core's handle_datagram "
               f"{_quantiles([detail[3] for _, _, k, detail in window if k == kind])}")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import enum
 
-__all__ = ["PacketKind", "classify"]
+__all__ = ["PacketKind", "classify", "media_first"]
 
 
 class PacketKind(enum.IntEnum):
@@ -54,3 +54,19 @@ def classify(data: bytes | bytearray | memoryview) -> PacketKind:
         if 192 <= data[1] <= 223:  # RFC 5761 section 4
             return PacketKind.RTCP
     return kind
+
+
+def media_first(datagrams: list) -> list:
+    """``datagrams`` (each with a ``kind``, as :class:`~netcore.net.Receive`) with RTCP moved after the rest.
+
+    A call server that read several datagrams in one wake-up handles the
+    media before the subscribers' feedback read beside it: a feedback costs
+    the loop as much as a media packet, and the media is what waits in the
+    latency tail (docs/sfu.md). Only RTCP moves, later and in its own order,
+    so nothing is handled before what it depends on: RTP stays behind the
+    DTLS that gives its keys and the STUN that binds its address.
+    """
+    rtcp = [d for d in datagrams if d.kind is PacketKind.RTCP]
+    if not rtcp or len(rtcp) == len(datagrams):
+        return datagrams
+    return [d for d in datagrams if d.kind is not PacketKind.RTCP] + rtcp

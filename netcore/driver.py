@@ -17,7 +17,7 @@ earlier time would find nothing due, ask for the same deadline and spin.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Iterable, Protocol
 
 from netcore.net import Core, Event, Receive, Transmit
 
@@ -99,6 +99,22 @@ class Driver:
         """Hand one datagram to the core at the clock's time, then flush."""
         self.core.handle_datagram(datagram, self._clock.time())
         self.flush()
+
+    def receive_batch(self, datagrams: Iterable[Receive]) -> None:
+        """Hand datagrams read together to the core in this order, each at the clock's time with what it
+        produced sent at once; its events and the timer once after the last (the deadline is asked once
+        per batch, not per datagram)."""
+        handle = self._handle
+        for datagram in datagrams:
+            handle(datagram)
+        self.flush()
+
+    def _handle(self, datagram: Receive) -> None:
+        """One datagram of a batch: to the core at the clock's time, what it queued sent."""
+        core, send = self.core, self.send
+        core.handle_datagram(datagram, self._clock.time())
+        while (transmit := core.poll_transmit()) is not None:
+            send(transmit)
 
     def flush(self) -> None:
         """Send what the core queued, deliver its events, re-arm the timer."""

@@ -110,3 +110,43 @@ def test_receive_classifies_once_where_the_datagram_enters():
     assert Receive(b"\x80\xc8\x00\x01").kind is PacketKind.RTCP
     assert Receive(b"\x17\xfe\xfd").kind is PacketKind.DTLS
     assert Receive(b"").kind is PacketKind.UNKNOWN
+
+
+class Counting(Echo):
+    """Echo that notes the time each datagram was handed and how often its deadline was asked."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.handed: list[float] = []
+        self.asked = 0
+
+    def handle_datagram(self, datagram: Receive, now: float) -> None:
+        self.handed.append(now)
+        super().handle_datagram(datagram, now)
+
+    def next_deadline(self) -> float | None:
+        self.asked += 1
+        return super().next_deadline()
+
+
+def test_a_batch_is_handled_in_order_each_answer_sent_before_the_next_and_the_deadline_asked_once():
+    clock, core, events = FakeClock(), Counting(), []
+    sent: list[tuple[Transmit, int]] = []
+    driver = Driver(core, clock, lambda t: sent.append((t, len(core.handed))), events.append)
+
+    class TickingClock:  # the clock moves while the batch is handled
+        def time(self_inner) -> float:
+            clock.now += 0.001
+            return clock.now
+
+        def call_at(self_inner, when, callback, *args):
+            return clock.call_at(when, callback, *args)
+
+    driver._clock = TickingClock()
+    driver.receive_batch([Receive(bytes([0, i]), ("192.0.2.1", 9)) for i in range(3)])
+    assert [t.data for t, _ in sent] == [b"\x00\x00", b"\x00\x01", b"\x00\x02"]
+    assert [handled for _, handled in sent] == [1, 2, 3]  # each answer left before the next datagram
+    assert core.handed == sorted(set(core.handed)) and len(core.handed) == 3  # each at its own time
+    assert len(events) == 3
+    assert core.asked == 1
+    assert [t[0] for t in clock.live()] == [1.0]

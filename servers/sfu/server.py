@@ -28,10 +28,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from netcore.aio import DatagramSocket
+from netcore.aio import DatagramBatch, DatagramSocket
 from netcore.broadcast.card import card_image, encode_card
 from netcore.broadcast.studio import Studios
 from netcore.driver import Driver
+from netcore.demux import media_first
 from netcore.dtls.certificate import DtlsCertificate
 from netcore.errors import NetcoreError, UsageError
 from netcore.net import Address, Receive, Transmit
@@ -126,9 +127,10 @@ class SfuServer:
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         port = 0
+        batch = DatagramBatch(loop, self._receive_batch)  # one for every media socket: one pass of the loop
         for host, wanted in self.settings.listen:
             _, sock = await loop.create_datagram_endpoint(
-                lambda: DatagramSocket(self._receive), local_addr=(host, wanted or port))
+                lambda: DatagramSocket(batch.add), local_addr=(host, wanted or port))
             self.sockets[sock.local] = sock
             port = port or sock.local[1]
             raw = sock.transport.get_extra_info("socket")
@@ -291,6 +293,12 @@ class SfuServer:
     def _receive(self, datagram: Receive) -> None:
         if self.driver is not None:
             self.driver.receive(datagram)
+
+    def _receive_batch(self, datagrams: list[Receive]) -> None:
+        """The media sockets' datagrams of one wake-up, the publishers' media before the feedback
+        (netcore.demux.media_first; docs/sfu.md, "Reading a batch, media first")."""
+        if self.driver is not None:
+            self.driver.receive_batch(media_first(datagrams))
 
     def _send(self, transmit: Transmit) -> None:
         sock = self.sockets.get(transmit.source) if transmit.source is not None else None  # type: ignore[arg-type]
