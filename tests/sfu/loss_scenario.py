@@ -82,6 +82,7 @@ async def scenario(directory: Path) -> dict:
                     n for n, _ in s.frames if n is not None) for name, s in (("clean", clean), ("lossy", lossy))},
                 "nacks_sent": {"clean": clean.pc.transport.stats.nacks_sent,
                                "lossy": lossy.pc.transport.stats.nacks_sent},
+                "recovered": {"lossy": lossy.pc.transport.receiver.recovered},  # NACKed packets that came back
                 "publisher_nacks_received": publisher.transport.stats.nacks_received,
                 "server": {
                     "retransmitted": {"clean": of("sfu_subscriber_retransmissions_total", clients[1]),

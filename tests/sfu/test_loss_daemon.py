@@ -36,7 +36,10 @@ def test_loss_on_one_subscribers_link_is_repaired_from_the_servers_history_and_t
     # (the subscriber sends each NACK in two datagrams, and the server counts the packets of both: what it
     # re-sent is compared with what the subscriber asked for)
     assert server["nacked"]["lossy"] >= result["nacks_sent"]["lossy"], result
-    assert server["retransmitted"]["lossy"] > 0.5 * result["nacks_sent"]["lossy"], result
+    # every packet the subscriber got back after a NACK was one the server re-sent (the publisher was asked
+    # for nothing, below); not compared with the NACKs: a loaded machine's late repairs are asked for again,
+    # and the server re-sends a packet at most once per round trip (1 failure in 10 runs on the old ratio)
+    assert server["retransmitted"]["lossy"] >= result["recovered"]["lossy"] > 0, result
     # ... so it still decodes nearly every frame, in order
     assert result["shown"]["lossy"] > 0.85 and result["in_order"]["lossy"], result
     # the other subscriber lost nothing: it never NACKed, nothing was re-sent to it, it shows every frame
