@@ -807,9 +807,11 @@ class SfuCore:
                         self._heights_changed(publication)
         fast = self.fastpath
         if fast is not None:  # the installed slots first, in C; those it gives back are in the loop below
-            count, size = fast.forward(publication, ssrc, packet, now)
+            count, size, installed = fast.forward(publication, ssrc, packet, now)
             stats.forwarded_packets += count
             stats.forwarded_bytes += size
+            if installed == len(publication.slots):
+                return  # every slot forwards this source in C: the loop below would pass over each
         for slot in publication.slots:
             subscriber = slot.owner
             if not subscriber.connected:

@@ -267,19 +267,19 @@ class FastPath:
 
     # -- forwarding -----------------------------------------------------------------
 
-    def forward(self, publication: Publication, ssrc: int, packet: RtpPacket, now: float) -> tuple[int, int]:
-        """Forward ``packet`` to the installed slots of its source: (packets, bytes); ejected slots are
-        back on the Python path when this returns."""
+    def forward(self, publication: Publication, ssrc: int, packet: RtpPacket, now: float) -> tuple[int, int, int]:
+        """Forward ``packet`` to the installed slots of its source: (packets, bytes, slots still installed
+        for that source); ejected slots are back on the Python path when this returns."""
         group = self.groups.get((id(publication), ssrc))
         if group is None or not len(group):
-            return 0, 0
+            return 0, 0, 0
         data = packet.data
         count, size, ejected = group.forward(data if type(data) is bytes else bytes(data), now)
         self.forwarded += count
         if ejected is not None:
             for track in list(ejected):
                 self._eject_native(group, track)
-        return count, size
+        return count, size, len(group)
 
     def _eject_native(self, group, track) -> None:
         handle = self._handles.get(id(track))
