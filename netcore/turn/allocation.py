@@ -13,10 +13,11 @@ The allocation keeps that decision made in advance, as two plain dicts of
 :class:`Route`: :attr:`Allocation.routes` (channel number -> route) and
 :attr:`Allocation.peer_routes` (peer address -> route), rebuilt by
 :meth:`Allocation.publish_routes` whenever a channel or a permission
-changes. The core relays through them, and so do the adapters' data paths
-(the Python fast path reads them with one dict lookup per packet; the
-compiled one installs them), so that no path decides on its own. Dict
-membership means "valid", within one sweep of the core's timer.
+changes (until the first route, both are the shared empty :data:`NONE_YET`).
+The core relays through them, and so do the adapters' data paths (the
+Python fast path reads them with one dict lookup per packet; the compiled
+one installs them), so that no path decides on its own. Dict membership
+means "valid", within one sweep of the core's timer.
 """
 
 from __future__ import annotations
@@ -50,9 +51,6 @@ def add_relay_counts(holder: object, counts: Sequence[int]) -> None:
         return  # an allocation that relayed nothing (or nothing since the last harvest)
     for name, count in zip(RELAY_COUNTERS, counts):
         setattr(holder, name, getattr(holder, name) + count)
-
-
-_IPV4, _IPV6 = wire.FAMILY_IPV4, wire.FAMILY_IPV6
 
 
 def family_of(host: str) -> int:

@@ -76,8 +76,9 @@ __all__ = [
 
 _CHANNEL_HEADER = struct.Struct("!HH")
 # RFC 8489 section 6.3.1: a retransmitted request gets the answer the first one got, which a server
-# meets by remembering the transaction ids it answered over the last 40 seconds (a client's last
-# retransmission over UDP comes 39.5 s after its first, section 6.2.1) with their answers.
+# meets by remembering the transaction ids it answered over the last 40 seconds with their answers
+# (over UDP a client sends its last retransmission 31.5 s after the first and gives up at 39.5 s,
+# section 6.2.1 with the default RTO).
 RETRANSMISSION_WINDOW = 40.0
 _REQUEST = MessageClass.REQUEST
 _INDICATION = MessageClass.INDICATION

@@ -95,7 +95,7 @@ def test_a_stored_allocate_answer_is_dropped_once_its_retransmission_window_has_
     answered = client.send_raw(first, now=0.0)[0][0]
     assert Message.parse(answered).message_class == MessageClass.SUCCESS
     server.handle_timeout(39.0)
-    assert client.send_raw(first, now=39.5)[0][0] == answered  # a client's last retransmission over UDP
+    assert client.send_raw(first, now=39.5)[0][0] == answered  # late, but within the client's 39.5 s
     server.handle_timeout(41.0)
     late = client.send_raw(first, now=41.0)
     assert error_code(Message.parse(late[0][0])) == 437
