@@ -11,14 +11,21 @@ Refresh and Refresh with LIFETIME 0 (delete). Printed: CPU microseconds per
 request (the thread's CPU time), the median over ``--rounds``, with the STUN
 codec's byte work compiled and in Python (:mod:`netcore.stun.compiled`),
 rounds alternating, and the ratio compiled/Python.
-Usage: ``python bench/turn_core.py [--clients N] [--rounds N]``.
+``--memory`` instead counts what an allocation is made of (tracemalloc, the
+STUN codec compiled): the blocks (Python objects, and dict tables) and bytes
+the Allocates and ChannelBinds of ``--clients`` clients leave, per allocation,
+within the Allocate answers' 40 s retransmission window and after it, and
+what the deletes then free.
+Usage: ``python bench/turn_core.py [--clients N] [--rounds N] [--memory]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import sys
 import time
+import tracemalloc
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -100,11 +107,50 @@ def one_round(count: int) -> dict[str, float]:
     return times
 
 
+def memory(count: int) -> None:
+    """Print the tracemalloc blocks and bytes per allocation (see the module's docstring)."""
+    server = TurnServer(ServerConfig(realm=REALM, users={USER: PASSWORD}, user_quota=count, total_quota=count,
+                                     unauthorized_burst=count), Relays())
+    key = long_term_key(USER, REALM, PASSWORD, sa.ALGORITHM_MD5)
+    clients = [(f"198.51.{i // 250}.{i % 250 + 1}", 40000 + i) for i in range(count)]
+    allocate = [(wire.REQUESTED_TRANSPORT, wire.TRANSPORT_UDP), (wire.LIFETIME, 600)]
+    _, answers = run_phase(server, clients, [request(wire.ALLOCATE, allocate, None, key) for _ in clients], 100.0)
+    nonces = [Message.parse(a).get(sa.NONCE) for a in answers]
+    bind = [(wire.CHANNEL_NUMBER, 0x4000), (wire.XOR_PEER_ADDRESS, PEER)]
+    phases = [[request(method, attributes, nonce, key) for nonce in nonces]
+              for method, attributes in ((wire.ALLOCATE, allocate), (wire.CHANNEL_BIND, bind),
+                                         (wire.REFRESH, [(wire.LIFETIME, 0)]))]
+
+    def held() -> tuple[int, int]:
+        gc.collect()
+        traced = tracemalloc.take_snapshot().statistics("filename")
+        return sum(s.count for s in traced), sum(s.size for s in traced)
+
+    tracemalloc.start()
+    before = held()
+    run_phase(server, clients, phases[0], 100.0)
+    run_phase(server, clients, phases[1], 100.0)
+    made = held()
+    server.handle_timeout(141.0)  # past the Allocate answers' retransmission window
+    aged = held()
+    run_phase(server, clients, phases[2], 141.0)
+    deleted = held()
+    tracemalloc.stop()
+    print(f"TURN core, per allocation with one channel ({count} of them): tracemalloc blocks, bytes")
+    for name, (blocks, size) in (("made", made), ("after 40 s", aged)):
+        print(f"{name:12} {(blocks - before[0]) / count:6.1f} {(size - before[1]) / count:7.0f}")
+    print(f"{'delete frees':12} {(aged[0] - deleted[0]) / count:6.1f} {(aged[1] - deleted[1]) / count:7.0f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--memory", action="store_true", help="count an allocation's objects instead")
     args = parser.parse_args()
+    if args.memory:
+        memory(args.clients)
+        return
     codecs = ["compiled", "python"] if compiled.available() else ["python"]
     rounds: dict[str, list[dict[str, float]]] = {codec: [] for codec in codecs}
     for _ in range(args.rounds):

@@ -178,7 +178,8 @@ class NativeDataPath:
             routed[ident] = allocation
             # Without a cap nothing draws on a bucket; a reload that sets one marks every allocation changed.
             if rate and not isinstance(allocation.bucket, EngineBucket):
-                allocation.bucket = EngineBucket(self.engine, ident, allocation.bucket)
+                fallback = allocation.own_bucket(self.endpoint.loop.time(), rate)
+                allocation.bucket = EngineBucket(self.engine, ident, fallback)
         if gone is not None or self._sparing:
             self._retire(gone)
 

@@ -269,7 +269,7 @@ class PeerTcpProtocol(asyncio.Protocol):
                 metered.held += data  # keep the order behind what waits
             return
         loop = self.endpoint.loop
-        wait = self.allocation.bucket.debit(len(data), loop.time(), rate)
+        wait = self.allocation.debit_tokens(len(data), loop.time(), rate)
         if metered.handle is not None:
             metered.held += data
         elif wait <= 0:

@@ -13,22 +13,24 @@ The allocation keeps that decision made in advance, as two plain dicts of
 :class:`Route`: :attr:`Allocation.routes` (channel number -> route) and
 :attr:`Allocation.peer_routes` (peer address -> route), rebuilt by
 :meth:`Allocation.publish_routes` whenever a channel or a permission
-changes. The core relays through them, and so do the adapters' data paths
-(the Python fast path reads them with one dict lookup per packet; the
-compiled one installs them), so that no path decides on its own. Dict
-membership means "valid", within one sweep of the core's timer.
+changes (until the first route, both are the shared empty :data:`NONE_YET`).
+The core relays through them, and so do the adapters' data paths (the
+Python fast path reads them with one dict lookup per packet; the compiled
+one installs them), so that no path decides on its own. Dict membership
+means "valid", within one sweep of the core's timer.
 """
 
 from __future__ import annotations
 
 from operator import attrgetter
-from typing import Sequence
+from types import MappingProxyType
+from typing import Any, Mapping, Sequence
 
 from netcore.net import Address, Transport
 from netcore.turn import wire
 
 __all__ = ["Allocation", "Channel", "Route", "TokenBucket", "family_of", "transport_of", "RELAY_COUNTERS",
-           "relay_counts", "add_relay_counts"]
+           "relay_counts", "add_relay_counts", "NONE_YET"]
 
 # What an allocation relayed, each way: counted on the allocation, summed into the server's stats
 # when it ends, and reported in its AllocationDeleted.
@@ -49,9 +51,6 @@ def add_relay_counts(holder: object, counts: Sequence[int]) -> None:
         return  # an allocation that relayed nothing (or nothing since the last harvest)
     for name, count in zip(RELAY_COUNTERS, counts):
         setattr(holder, name, getattr(holder, name) + count)
-
-
-_IPV4, _IPV6 = wire.FAMILY_IPV4, wire.FAMILY_IPV6
 
 
 def family_of(host: str) -> int:
@@ -128,60 +127,116 @@ class TokenBucket:
 
 NO_CONNECTIONS: frozenset[int] = frozenset()  # Allocation.connections of every allocation without one
 
+# The table of an allocation that has no entry of its kind yet: one shared, empty, read-only mapping. An
+# allocation's permissions, channels, cooldowns and routes each get a dict of their own on their first entry
+# (Allocation.permit, bind, cool_down, publish_routes): an empty dict is 64 bytes and one more object to free
+# when the allocation ends, most allocations never cool a channel down, and a TCP one has no channel at all.
+NONE_YET: Mapping[Any, Any] = MappingProxyType({})
+
 
 class Allocation:
-    """The state of one allocation; :attr:`routes` and :attr:`peer_routes` are what data paths read."""
+    """The state of one allocation; :attr:`routes` and :attr:`peer_routes` are what data paths read.
+
+    Its tables are read as mappings; they are written only through its methods, which make each table's
+    dict on its first entry (see :data:`NONE_YET`).
+    """
 
     __slots__ = (
-        "listener", "client", "username", "transaction_id", "response", "relayed", "relay_by_family",
-        "expiry", "permissions", "channels", "peer_channels", "cooldown", "routes", "peer_routes",
-        *RELAY_COUNTERS, "bucket", "dropped", "transport", "connections",
+        "listener", "client", "username", "relayed", "expiry", "permissions", "channels", "peer_channels",
+        "cooldown", "routes", "peer_routes", *RELAY_COUNTERS, "bucket", "dropped", "transport", "connections",
     )
 
-    def __init__(self, listener: Address, client: Address, username: str, transaction_id: bytes,
-                 relay_by_family: dict[int, Address], expiry: float, now: float, burst: float) -> None:
+    def __init__(self, listener: Address, client: Address, username: str, relayed: tuple[Address, ...],
+                 expiry: float) -> None:
         self.listener = listener
         self.client = client
         self.username = username
-        self.transaction_id = transaction_id
-        self.response = b""
-        self.relay_by_family = relay_by_family
-        self.relayed = tuple(relay_by_family.values())
+        self.relayed = relayed  # one relayed address per family (RFC 6156), in the order they were asked for
         self.expiry = expiry
-        self.permissions: dict[str, float] = {}  # peer IP -> expiry
-        self.channels: dict[int, Channel] = {}  # channel number -> binding
-        self.peer_channels: dict[Address, Channel] = {}  # peer (host, port) -> binding
-        self.cooldown: dict[object, tuple[object, float]] = {}  # number or peer -> (other, until)
-        self.routes: dict[int, Route] = {}  # channel number -> route, see publish_routes
-        self.peer_routes: dict[Address, Route] = {}  # peer (host, port) -> route
+        self.permissions: Mapping[str, float] = NONE_YET  # peer IP -> expiry
+        self.channels: Mapping[int, Channel] = NONE_YET  # channel number -> binding
+        self.peer_channels: Mapping[Address, Channel] = NONE_YET  # peer (host, port) -> binding
+        self.cooldown: Mapping[object, tuple[object, float]] = NONE_YET  # number or peer -> (other, until)
+        self.routes: Mapping[int, Route] = NONE_YET  # channel number -> route, see publish_routes
+        self.peer_routes: Mapping[Address, Route] = NONE_YET  # peer (host, port) -> route
         self.packets_to_peer = self.bytes_to_peer = 0
         self.packets_to_client = self.bytes_to_client = 0
-        self.bucket = TokenBucket(burst, now)
+        # The bandwidth bucket, made on the first draw (with a cap only; full then, as it would be by then).
+        self.bucket: TokenBucket | Any | None = None
         self.dropped = 0
         self.transport = wire.TRANSPORT_UDP
         # RFC 6062 connection ids of a TCP allocation. Shared and empty until its first connection (TcpRelay
         # makes the set): a set is 216 bytes, and one more object to free when the allocation ends.
         self.connections: set[int] | frozenset[int] = NO_CONNECTIONS
 
+    def relayed_for(self, family: int) -> Address | None:
+        """The relayed address of ``family`` (1 IPv4, 2 IPv6), or None if the allocation has none."""
+        for relayed in self.relayed:
+            if family_of(relayed[0]) == family:
+                return relayed
+        return None
+
+    def permit(self, host: str, expiry: float) -> None:
+        """Install or refresh the permission for peer IP ``host`` (section 9)."""
+        if self.permissions is NONE_YET:
+            self.permissions = {}
+        self.permissions[host] = expiry  # type: ignore[index]
+
+    def bind(self, channel: Channel) -> None:
+        """Add a channel binding (section 12), by number and by peer."""
+        if self.channels is NONE_YET:
+            self.channels = {}
+            self.peer_channels = {}
+        self.channels[channel.number] = channel  # type: ignore[index]
+        self.peer_channels[channel.peer] = channel  # type: ignore[index]
+
+    def cool_down(self, channel: Channel, until: float) -> None:
+        """Hold an expired binding's number and peer for each other until ``until`` (section 12)."""
+        if self.cooldown is NONE_YET:
+            self.cooldown = {}
+        self.cooldown[channel.number] = (channel.peer, until)  # type: ignore[index]
+        self.cooldown[channel.peer] = (channel.number, until)  # type: ignore[index]
+
     def publish_routes(self) -> None:
-        """Rebuild the route table from the channels and permissions (in place: readers hold the dicts)."""
+        """Rebuild the route table from the channels and permissions (in place once made: readers hold the
+        dicts; the first route makes them)."""
         routes = self.routes
         peer_routes = self.peer_routes
-        routes.clear()
-        peer_routes.clear()
+        if routes is not NONE_YET:
+            routes.clear()  # type: ignore[attr-defined]
+            peer_routes.clear()  # type: ignore[attr-defined]
         if self.transport != wire.TRANSPORT_UDP:
             return  # RFC 6062 section 5.1: no channels on TCP allocations
         permissions = self.permissions
-        relay_by_family = self.relay_by_family
         for number, channel in self.channels.items():
             peer = channel.peer
             host = peer[0]
             if host not in permissions:  # section 9: no permission, no relaying
                 continue
-            relayed = relay_by_family.get(_IPV6 if ":" in host else _IPV4)  # family_of, in line
+            relayed = self.relayed_for(family_of(host))
             if relayed is not None:
-                routes[number] = peer_routes[peer] = Route(number, peer, relayed)
+                if routes is NONE_YET:
+                    routes = self.routes = {}
+                    peer_routes = self.peer_routes = {}
+                routes[number] = peer_routes[peer] = Route(number, peer, relayed)  # type: ignore[index]
+
+    def clear_routes(self) -> None:
+        """Relay nothing more (the allocation ended): a data path still holding its dicts finds them empty."""
+        if self.routes is not NONE_YET:
+            self.routes.clear()  # type: ignore[attr-defined]
+            self.peer_routes.clear()  # type: ignore[attr-defined]
 
     def take_tokens(self, size: int, now: float, rate: int) -> bool:
         """Draw ``size`` bytes on the allocation's one bandwidth bucket; False means drop."""
-        return self.bucket.take(size, now, rate)
+        return self.own_bucket(now, rate).take(size, now, rate)
+
+    def debit_tokens(self, size: int, now: float, rate: int) -> float:
+        """Draw ``size`` bytes on the bucket even into debt (a byte stream); seconds until it is repaid."""
+        return self.own_bucket(now, rate).debit(size, now, rate)
+
+    def own_bucket(self, now: float, rate: float) -> TokenBucket | Any:
+        """The allocation's bucket, made full (one second of ``rate``) on the first draw."""
+        bucket = self.bucket
+        if bucket is None:
+            bucket = self.bucket = TokenBucket(float(rate), now)
+        return bucket

@@ -75,6 +75,11 @@ __all__ = [
 ]
 
 _CHANNEL_HEADER = struct.Struct("!HH")
+# RFC 8489 section 6.3.1: a retransmitted request gets the answer the first one got, which a server
+# meets by remembering the transaction ids it answered over the last 40 seconds with their answers
+# (over UDP a client sends its last retransmission 31.5 s after the first and gives up at 39.5 s,
+# section 6.2.1 with the default RTO).
+RETRANSMISSION_WINDOW = 40.0
 _REQUEST = MessageClass.REQUEST
 _INDICATION = MessageClass.INDICATION
 
@@ -93,6 +98,10 @@ class TurnServer:
         self.clients: dict[Address, dict[Address, Allocation]] = {}  # listener -> client ->
         self.by_relayed: dict[Address, Allocation] = {}
         self.per_user: dict[str, int] = {}
+        # The Allocates answered within RETRANSMISSION_WINDOW, for their retransmissions:
+        # (listener, client) -> (transaction id, answer, when). Kept here rather than on the allocation, which
+        # lives for minutes or hours after the last retransmission can come.
+        self._answers: dict[tuple[Address, Address], tuple[bytes, bytes, float]] = {}
         # EVEN-PORT reservations: token -> (relayed, until, username); they count in per_user.
         self._reservations: dict[bytes, tuple[Address, float, str]] = {}
         self._random = random
@@ -234,12 +243,14 @@ class TurnServer:
                 self._unbind(allocation, channel, now)
             if allocation.cooldown:
                 for key in [k for k, (_, until) in allocation.cooldown.items() if until <= now]:
-                    del allocation.cooldown[key]
+                    del allocation.cooldown[key]  # type: ignore[attr-defined]
+        for key in [k for k, (_, _, at) in self._answers.items() if at + RETRANSMISSION_WINDOW <= now]:
+            del self._answers[key]
         self.tcp.expire(now)
         for token in [t for t, (_, until, _) in self._reservations.items() if until <= now]:
             self._release_reservation(token, close=True)
         self.unauthorized.sweep(now)
-        busy = self.allocations or len(self.unauthorized) or self._reservations or len(self.tcp)
+        busy = self.allocations or len(self.unauthorized) or self._reservations or len(self.tcp) or self._answers
         self._next_sweep = now + self.config.sweep_interval if busy else None
 
     def close(self, now: float) -> None:
@@ -325,7 +336,7 @@ class TurnServer:
         if self.config.max_bps and not allocation.take_tokens(len(payload), now, self.config.max_bps):
             self.stats.bandwidth_dropped += 1
             return
-        relayed = allocation.relay_by_family.get(family_of(peer[0]))
+        relayed = allocation.relayed_for(family_of(peer[0]))
         if relayed is None:
             self.stats.dropped += 1
             return
@@ -445,8 +456,9 @@ class TurnServer:
         config = self.config
         existing = self.allocations.get((listener, addr))
         if existing is not None:
-            if existing.transaction_id == request.transaction_id and existing.username == auth.username:
-                return existing.response  # a retransmission
+            answered = self._answers.get((listener, addr))
+            if answered is not None and answered[0] == request.transaction_id and existing.username == auth.username:
+                return answered[1]  # a retransmission, within RETRANSMISSION_WINDOW
             raise Refused(437, "Allocation Mismatch")
         transport = request.get(wire.REQUESTED_TRANSPORT)
         if transport is None:
@@ -501,8 +513,7 @@ class TurnServer:
                 continue
             relay_by_family[family] = relayed
         lifetime = self._lifetime(request, allocate=True)
-        allocation = Allocation(listener, addr, auth.username, request.transaction_id, relay_by_family,
-                                now + lifetime, now, float(config.max_bps))
+        allocation = Allocation(listener, addr, auth.username, tuple(relay_by_family.values()), now + lifetime)
         response = request.response()
         for relayed in allocation.relayed:
             response.add(wire.XOR_RELAYED_ADDRESS, relayed)
@@ -514,7 +525,8 @@ class TurnServer:
         if config.software:
             response.add(SOFTWARE, config.software)
         allocation.transport = transport
-        allocation.response = self.sign(response, request, auth)
+        answer = self.sign(response, request, auth)
+        self._answers[(listener, addr)] = (request.transaction_id, answer, now)
         self.allocations[(listener, addr)] = allocation
         self.clients.setdefault(listener, {})[addr] = allocation
         for relayed in allocation.relayed:
@@ -524,7 +536,7 @@ class TurnServer:
         if self._next_sweep is None:
             self._next_sweep = now + config.sweep_interval
         self._events.append(AllocationGranted(addr, listener, auth.username, allocation.relayed, lifetime))
-        return allocation.response
+        return answer
 
     def _open_even_pair(self, family: int, dont_fragment: bool, username: str,
                         now: float) -> tuple[Address | None, bytes | None]:
@@ -584,7 +596,7 @@ class TurnServer:
     def _refresh(self, request: Message, auth: Authenticated, addr: Address, listener: Address, now: float) -> bytes:
         allocation = self.own_allocation(auth, addr, listener)
         family = request.get(wire.REQUESTED_ADDRESS_FAMILY)
-        if family is not None and family not in allocation.relay_by_family:
+        if family is not None and allocation.relayed_for(family) is None:
             raise Refused(443, "Peer Address Family Mismatch")
         lifetime = self._lifetime(request, allocate=False)
         if lifetime == 0:
@@ -598,7 +610,7 @@ class TurnServer:
 
     def check_peer(self, allocation: Allocation, peer: Address) -> Address:
         """Check one XOR-PEER-ADDRESS: family (443) and policy (403)."""
-        if family_of(peer[0]) not in allocation.relay_by_family:
+        if allocation.relayed_for(family_of(peer[0])) is None:
             raise Refused(443, "Peer Address Family Mismatch")
         if not self.policy.allows(peer[0]):
             self.stats.denied_peers += 1
@@ -617,7 +629,7 @@ class TurnServer:
             raise Refused(508, "Insufficient Capacity")
         expiry = now + self.config.permission_lifetime
         for host in hosts:
-            allocation.permissions[host] = expiry
+            allocation.permit(host, expiry)
         if new:
             self._touch(allocation)
         return self.sign_success(request, auth)
@@ -652,11 +664,10 @@ class TurnServer:
                     len(allocation.permissions) >= self.config.max_permissions and peer[0] not in allocation.permissions:
                 raise Refused(508, "Insufficient Capacity")
             bound = Channel(number, peer, 0.0)
-            allocation.channels[number] = bound
-            allocation.peer_channels[peer] = bound
+            allocation.bind(bound)
             if cooldown:
-                cooldown.pop(number, None)
-                cooldown.pop(peer, None)
+                cooldown.pop(number, None)  # type: ignore[attr-defined]
+                cooldown.pop(peer, None)  # type: ignore[attr-defined]
             changed = True
         else:
             changed = False
@@ -664,7 +675,7 @@ class TurnServer:
         permission = now + self.config.permission_lifetime  # section 11.2: also refresh the permission
         if allocation.permissions.get(peer[0], 0.0) < permission:
             changed = changed or peer[0] not in allocation.permissions
-            allocation.permissions[peer[0]] = permission
+            allocation.permit(peer[0], permission)
         if changed:
             self._touch(allocation)  # after both: the route needs the channel and the permission
         return self.sign_success(request, auth)
@@ -686,24 +697,21 @@ class TurnServer:
     # -- state changes ------------------------------------------------------------------------
 
     def _drop_permission(self, allocation: Allocation, host: str) -> None:
-        del allocation.permissions[host]
+        del allocation.permissions[host]  # type: ignore[attr-defined]
         self._touch(allocation)
 
     def _unbind(self, allocation: Allocation, channel: Channel, now: float) -> None:
-        del allocation.channels[channel.number]
-        allocation.peer_channels.pop(channel.peer, None)
+        del allocation.channels[channel.number]  # type: ignore[attr-defined]
+        allocation.peer_channels.pop(channel.peer, None)  # type: ignore[attr-defined]
         self._touch(allocation)
-        until = now + self.config.channel_cooldown
-        allocation.cooldown[channel.number] = (channel.peer, until)
-        allocation.cooldown[channel.peer] = (channel.number, until)
+        allocation.cool_down(channel, now + self.config.channel_cooldown)
 
     def _delete(self, allocation: Allocation, reason: str) -> None:
         if allocation.connections:  # RFC 6062 TCP allocations only
             for connection in self.tcp.of(allocation):
                 self.tcp.close(connection, notify=True)
         del self.allocations[(allocation.listener, allocation.client)]
-        allocation.routes.clear()  # a data path still holding the allocation relays nothing more
-        allocation.peer_routes.clear()
+        allocation.clear_routes()  # a data path still holding the allocation relays nothing more
         if self._changed is not None:
             self._changed.add(allocation)  # a watcher forgets it (it is no longer in allocations)
         clients = self.clients.get(allocation.listener)

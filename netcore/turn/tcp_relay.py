@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Callable
 from netcore.net import Address, Transmit
 from netcore.stun.message import Message, MessageClass
 from netcore.turn import wire
-from netcore.turn.allocation import Allocation, transport_of
+from netcore.turn.allocation import Allocation, family_of, transport_of
 from netcore.turn.auth import Authenticated, Refused
 from netcore.turn.server_events import ConnectionBound, PeerConnectionClosed, PeerConnectRequested
 
@@ -88,9 +88,8 @@ class TcpRelay:
         if len(allocation.connections) >= config.max_permissions:
             raise Refused(508, "Insufficient Capacity")
         connection = self._new_connection(allocation, peer, "connecting", now, (request, auth, addr, listener))
-        allocation.permissions[peer[0]] = max(allocation.permissions.get(peer[0], 0.0),
-                                              now + config.permission_lifetime)
-        relayed = allocation.relay_by_family[1 if ":" not in peer[0] else 2]
+        allocation.permit(peer[0], max(allocation.permissions.get(peer[0], 0.0), now + config.permission_lifetime))
+        relayed = allocation.relayed_for(family_of(peer[0]))  # there is one: check_peer checked the family
         server.emit(PeerConnectRequested(connection.connection_id, relayed, peer))
         return None  # answered by peer_connected
 

@@ -58,22 +58,49 @@ def test_allocate_success_is_signed_and_carries_addresses_and_lifetime():
     assert created[0].username == "alice" and created[0].client == CLIENT
 
 
+def learn_nonce(client: Client) -> None:
+    answer = client.request(w.ALLOCATE, (w.REQUESTED_TRANSPORT, 17), signed=False)
+    assert error_code(answer) == 401
+    client.nonce, client.realm = answer.get(sa.NONCE), answer.get(sa.REALM)
+
+
+def signed_allocate(client: Client) -> bytes:
+    """An Allocate signed with ``client``'s nonce, to be sent (and resent) as it is."""
+    request = Message(w.ALLOCATE, MessageClass.REQUEST)
+    request.add(w.REQUESTED_TRANSPORT, 17).add(sa.USERNAME, "alice").add(sa.REALM, client.realm)
+    request.add(sa.NONCE, client.nonce)
+    return request.encode(client.key)
+
+
 def test_allocate_retransmission_gets_the_same_answer_and_a_new_one_gets_437():
     server, _ = make_server()
     client = Client(server)
-    client.allocate()
-    first = Message(w.ALLOCATE, MessageClass.REQUEST)
-    first.add(w.REQUESTED_TRANSPORT, 17).add(sa.USERNAME, "alice").add(sa.REALM, client.realm)
-    first.add(sa.NONCE, client.nonce)
-    again = client.send_raw(first.encode(client.key))
+    learn_nonce(client)
+    first = signed_allocate(client)
+    answered = client.send_raw(first)[0][0]
+    assert Message.parse(answered).message_class == MessageClass.SUCCESS
+    assert client.send_raw(first)[0][0] == answered  # the same bytes again
+    again = client.send_raw(signed_allocate(client))  # a new transaction on the same 5-tuple
     assert error_code(Message.parse(again[0][0])) == 437
-    allocation = server.allocation(CLIENT, SERVER)
-    retransmit = first.encode(client.key)
-    retransmit = retransmit[:8] + allocation.transaction_id + retransmit[20:]
-    resent = Message.parse(retransmit)
-    resent.transaction_id = allocation.transaction_id
-    out = client.send_raw(resent.encode(client.key))
-    assert out[0][0] == allocation.response
+
+
+def test_a_stored_allocate_answer_is_dropped_once_its_retransmission_window_has_passed():
+    """RFC 8489 section 6.3.1: the answer is remembered for the 40 s a client retransmits (and not for
+    the allocation's lifetime): within them a retransmission gets it again, after them 437 as any Allocate
+    on a 5-tuple in use."""
+    server, _ = make_server()
+    client = Client(server)
+    learn_nonce(client)
+    first = signed_allocate(client)
+    answered = client.send_raw(first, now=0.0)[0][0]
+    assert Message.parse(answered).message_class == MessageClass.SUCCESS
+    server.handle_timeout(39.0)
+    assert client.send_raw(first, now=39.5)[0][0] == answered  # late, but within the client's 39.5 s
+    server.handle_timeout(41.0)
+    late = client.send_raw(first, now=41.0)
+    assert error_code(Message.parse(late[0][0])) == 437
+    assert server.allocation(CLIENT, SERVER) is not None  # the allocation itself lives on
+    assert not server._answers  # the answer is freed in the sweep, not by the allocation's delete
 
 
 @pytest.mark.parametrize("attributes, code", [
@@ -476,6 +503,45 @@ def test_channel_expires_after_600_seconds_then_cools_down_for_5_minutes():
     server.handle_timeout(1310.0 + 600 + 301)
     client.now = 1310.0 + 600 + 301
     assert bind(0x4001, PEER2) is None  # cooldown over
+
+
+def test_an_allocations_tables_are_one_shared_empty_mapping_until_their_first_entry():
+    """Issue 21: an allocation's tables (permissions, channels, cooldowns, routes) are made on their first
+    entry, and its bandwidth bucket on its first draw: each empty dict is 64 bytes and one more object to
+    free when the allocation ends. The first entry gives that allocation a table of its own, never a write
+    into the shared one (it is read-only), and what was bound relays and cools down as before."""
+    server, _, client, _ = allocated()
+    other = Client(server, addr=("198.51.100.9", 40002))
+    assert other.allocate().message_class == MessageClass.SUCCESS
+    bound, idle = server.allocation(CLIENT, SERVER), server.allocation(("198.51.100.9", 40002), SERVER)
+    tables = ("permissions", "channels", "peer_channels", "cooldown", "routes", "peer_routes")
+    for name in tables:
+        assert getattr(bound, name) is getattr(idle, name) and not getattr(idle, name)
+    assert bound.bucket is None  # no cap: nothing draws on it
+    for each in (client, other):
+        each.request(w.REFRESH, (w.LIFETIME, 3600))  # to outlive the channel
+    client.request(w.CHANNEL_BIND, (w.CHANNEL_NUMBER, 0x4001), (w.XOR_PEER_ADDRESS, PEER))
+    assert [r.peer for r in bound.routes.values()] == [PEER] and list(bound.peer_routes) == [PEER]
+    assert set(bound.permissions) == {PEER[0]} and list(bound.channels) == [0x4001]
+    assert bound.cooldown is idle.cooldown  # nothing has cooled down
+    for name in tables:
+        assert not getattr(idle, name)
+    server.handle_timeout(600.0)  # the channel expires and cools down; the permission expired at 300
+    assert bound.cooldown is not idle.cooldown and PEER in bound.cooldown and not idle.cooldown
+    assert not bound.routes and not bound.channels
+
+
+def test_a_bandwidth_bucket_made_on_the_first_draw_starts_full():
+    """The bucket of an allocation under a cap is made when it first relays, with the one second of burst
+    it would have had from its start."""
+    server, _, client, relayed = allocated(max_bps=1000)
+    client.request(w.CHANNEL_BIND, (w.CHANNEL_NUMBER, 0x4001), (w.XOR_PEER_ADDRESS, PEER))
+    allocation = server.allocation(CLIENT, SERVER)
+    assert allocation.bucket is None
+    for size in (600, 400, 1):  # 1000 bytes of burst, then nothing more within the same instant
+        server.handle_datagram(Receive(bytes(size), PEER, relayed), 5.0)
+    assert allocation.bytes_to_client == 1000 and server.stats.bandwidth_dropped == 1
+    assert allocation.bucket is not None
 
 
 def test_channel_cap_is_508():
