@@ -104,17 +104,12 @@ class Driver:
         """Hand datagrams read together to the core in this order, each at the clock's time with what it
         produced sent at once; its events and the timer once after the last (the deadline is asked once
         per batch, not per datagram)."""
-        handle = self._handle
+        core, clock, send = self.core, self._clock, self.send
         for datagram in datagrams:
-            handle(datagram)
+            core.handle_datagram(datagram, clock.time())
+            while (transmit := core.poll_transmit()) is not None:
+                send(transmit)
         self.flush()
-
-    def _handle(self, datagram: Receive) -> None:
-        """One datagram of a batch: to the core at the clock's time, what it queued sent."""
-        core, send = self.core, self.send
-        core.handle_datagram(datagram, self._clock.time())
-        while (transmit := core.poll_transmit()) is not None:
-            send(transmit)
 
     def flush(self) -> None:
         """Send what the core queued, deliver its events, re-arm the timer."""
