@@ -177,13 +177,13 @@ class LayerAllocator:
 
     def next_rate(self, layers: list[LayerInfo], max_height: int | None = None,
                   max_fps: float | None = None) -> float | None:
-        """The bitrate of the step above the current choice (what a probe must show room for), None at
-        the top or before a choice."""
+        """The budget a move up to the step above the current choice needs (:data:`UP_MARGIN` included, and
+        room for its layer's key frame: what a probe must show), None at the top or before a choice."""
         steps = _capped(_steps(layers, _usable(layers, max_height)), layers, max_fps)
         position = self._position(steps)
         if position is None or position + 1 >= len(steps):
             return None
-        return _up_cost(steps[position + 1], layers, self.current) / UP_MARGIN
+        return _up_cost(steps[position + 1], layers, self.current)
 
     def _position(self, steps: list[Step]) -> int | None:
         """Where the current choice stands on this decision's ladder (None: its layer is not on it)."""

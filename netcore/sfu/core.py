@@ -90,7 +90,7 @@ from netcore.sdp.candidate import Candidate
 from netcore.sdp.jsep import Negotiator
 from netcore.sdp.model import LocalTransport
 from netcore.sfu.allocator import (ALLOCATE_INTERVAL, AUDIO_ALLOWANCE, MAX_PROBE_INTERVAL, PROBE_HEADROOM,
-                                   PROBE_INTERVAL, UP_MARGIN, slot_budget)
+                                   PROBE_INTERVAL, slot_budget)
 from netcore.sfu.events import (ActiveSpeakerChanged, KeyFrameRequested, LayerSwitched, ParticipantJoined,
                                 ParticipantLeft, SfuEvent, Slot, SlotsChanged, TrackPublished, TranscodeStarted,
                                 TranscodeStopped)
@@ -945,7 +945,7 @@ class SfuCore:
         if next_rate is None or now < subscriber.next_probe:
             return
         video, audio = _shares(subscriber, now)
-        rate = next_rate * UP_MARGIN * PROBE_HEADROOM * video + AUDIO_ALLOWANCE * audio
+        rate = next_rate * PROBE_HEADROOM * video + AUDIO_ALLOWANCE * audio
         if rate <= subscriber.transport.target_bitrate:
             return  # it fits already: the allocator's hold is running
         subscriber.transport.estimator.request_probe(rate)
