@@ -415,6 +415,19 @@ class MediaTransport:
         plain = srtp.unprotect_rtp(data)
         if plain is None:
             return  # counted in srtp.stats
+        event = self._on_plain_rtp(plain, now)
+        if event is not None:
+            self._events.append(event)
+
+    def replay_rtp(self, plain: bytes, now: float) -> RtpReceived | None:
+        """An RTP packet that arrived at ``now`` on the current path and was unprotected (and forwarded) by a
+        compiled receive path (netcore.sfu.fastpath): counted and recorded as :meth:`handle_datagram` would,
+        its event returned instead of queued (the caller handles it now, in arrival order)."""
+        self.stats.rtp_received += 1
+        self._now = now
+        return self._on_plain_rtp(plain, now)
+
+    def _on_plain_rtp(self, plain: bytes, now: float) -> RtpReceived | None:
         try:
             packet = RtpPacket.parse(plain)
             if self._twcc_id is not None:
@@ -424,34 +437,33 @@ class MediaTransport:
             route = self.demux.route(packet)
             if route is None:
                 self.stats.unroutable += 1
-                return
+                return None
             media = route.media
             if route.rtx:
                 if packet.payload_end == packet.payload_offset:
                     self.stats.padding_received += 1  # RTX padding of a probe
-                    return
+                    return None
                 codec = media.rtx_codec(packet.payload_type)
                 if codec is None or route.media_ssrc is None:
                     self.stats.unroutable += 1
-                    return
+                    return None
                 original = unwrap_rtx(packet, codec.payload_type, route.media_ssrc)
                 self.stats.rtx_received += 1
                 self.receiver.packet(media, original, now, True)
-                self._events.append(RtpReceived(media.mid, original.ssrc, original, True, route.rid))
-                return
+                return RtpReceived(media.mid, original.ssrc, original, True, route.rid)
         except RtpParseError:
             self.stats.rtp_parse_errors += 1
-            return
+            return None
         codec = media.codec(packet.payload_type)
         if codec is None:  # a payload type this m-section did not agree on
             self.stats.unroutable += 1
-            return
+            return None
         self._reporter.handle_rtp_received(packet, now, codec.clock_rate)
         self.receiver.packet(media, packet, now, False)
         if packet.payload_end == packet.payload_offset:
             self.stats.padding_received += 1  # padding on the media SSRC (a probe without RTX)
-            return
-        self._events.append(RtpReceived(media.mid, packet.ssrc, packet, False, route.rid))
+            return None
+        return RtpReceived(media.mid, packet.ssrc, packet, False, route.rid)
 
     # -- RTCP in --------------------------------------------------------------------
 

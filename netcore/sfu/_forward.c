@@ -213,7 +213,7 @@ static int kdf(const uint8_t *master_key, int key_len, const uint8_t *master_sal
     return ok ? 0 : -1;
 }
 
-static int gcm_init(Gcm *g, int profile, const uint8_t *master, Py_ssize_t master_len) {
+static int gcm_init(Gcm *g, int profile, const uint8_t *master, Py_ssize_t master_len, int decrypt) {
     int key_len = profile == PROFILE_AEAD_AES_256_GCM ? 32 : 16;
     uint8_t key[32];
     if (master_len != key_len + 12)
@@ -222,8 +222,9 @@ static int gcm_init(Gcm *g, int profile, const uint8_t *master, Py_ssize_t maste
         kdf(master, key_len, master + key_len, 0x02, g->salt, 12) < 0)
         return -1;
     g->ctx = EVP_CIPHER_CTX_new();
-    if (!g->ctx || EVP_EncryptInit_ex(g->ctx, key_len == 32 ? EVP_aes_256_gcm() : EVP_aes_128_gcm(), NULL, key,
-                                      NULL) != 1)
+    const EVP_CIPHER *cipher = key_len == 32 ? EVP_aes_256_gcm() : EVP_aes_128_gcm();
+    if (!g->ctx || (decrypt ? EVP_DecryptInit_ex(g->ctx, cipher, NULL, key, NULL)
+                            : EVP_EncryptInit_ex(g->ctx, cipher, NULL, key, NULL)) != 1)
         return -1;
     return 0;
 }
@@ -364,7 +365,7 @@ static int Subscriber_init(Subscriber *self, PyObject *args, PyObject *kw) {
         return -1;
     }
     if (profile == PROFILE_AEAD_AES_128_GCM || profile == PROFILE_AEAD_AES_256_GCM) {
-        int failed = gcm_init(&self->gcm, profile, (const uint8_t *)master.buf, master.len) < 0;
+        int failed = gcm_init(&self->gcm, profile, (const uint8_t *)master.buf, master.len, 0) < 0;
         PyBuffer_Release(&master);
         if (failed) {
             PyErr_SetString(PyExc_ValueError, "AES-GCM keying failed (master key||salt length?)");
@@ -1231,16 +1232,19 @@ static long long offset_of(Track *t, long long u) {
     return t->offsets[i];
 }
 
-/* Forward ``packet`` (a received RTP packet, plain) to every track: (packets, bytes, ejected tracks). */
-static PyObject *Group_forward(Group *self, PyObject *args) {
-    PyObject *input;
-    double now;
-    if (!PyArg_ParseTuple(args, "O!d", &PyBytes_Type, &input, &now))
-        return NULL;
+/* Forward ``input`` (a received RTP packet, plain bytes) to every track: the packets and bytes sent into
+ * ``*count`` and ``*total``, the tracks given back into ``*ejected`` (a new list, or left NULL); -1 with an
+ * exception set on an error of memory. */
+static int group_send(Group *self, PyObject *input, double now, long *count_out, long long *total_out,
+                      PyObject **ejected_out) {
+    *count_out = 0;
+    *total_out = 0;
     Packet p;
     memset(&p, 0, sizeof(p));
-    if (parse_rtp(&p, (const uint8_t *)PyBytes_AS_STRING(input), PyBytes_GET_SIZE(input)) < 0)
-        return Py_BuildValue("(iiO)", 0, 0, self->tracks);  /* every track decides in Python */
+    if (parse_rtp(&p, (const uint8_t *)PyBytes_AS_STRING(input), PyBytes_GET_SIZE(input)) < 0) {
+        *ejected_out = PyList_GetSlice(self->tracks, 0, PyList_GET_SIZE(self->tracks));
+        return *ejected_out ? 0 : -1;  /* every track decides in Python */
+    }
     if (self->level_id && find_extension(&p, self->level_id) < 0)
         p.level = NULL;
     Packet vp8 = p;
@@ -1258,10 +1262,10 @@ static PyObject *Group_forward(Group *self, PyObject *args) {
         if (!steady(t, &p, &vp8, vp8_ok, &u)) {
             t->ejected = 1;
             if (!ejected && !(ejected = PyList_New(0)))
-                return NULL;
+                return -1;
             if (PyList_Append(ejected, (PyObject *)t) < 0) {
                 Py_DECREF(ejected);
-                return NULL;
+                return -1;
             }
             continue;
         }
@@ -1330,7 +1334,8 @@ static PyObject *Group_forward(Group *self, PyObject *args) {
             sub->twcc_seq = (uint16_t)(twcc + 1);
             if (subscriber_log(sub, twcc, (uint32_t)len, now) < 0) {
                 Py_XDECREF(ejected);
-                return PyErr_NoMemory();
+                PyErr_NoMemory();
+                return -1;
             }
         }
         /* the history: the received packet and what was written over it */
@@ -1372,13 +1377,29 @@ static PyObject *Group_forward(Group *self, PyObject *args) {
             if (!item || PyList_Append(out->collected, item) < 0) {
                 Py_XDECREF(item);
                 Py_XDECREF(ejected);
-                return NULL;
+                return -1;
             }
             Py_DECREF(item);
         }
     }
     if (batch_output)
         output_flush(batch_output);
+    *count_out = count;
+    *total_out = total;
+    *ejected_out = ejected;
+    return 0;
+}
+
+/* Forward ``packet`` (a received RTP packet, plain) to every track: (packets, bytes, ejected tracks). */
+static PyObject *Group_forward(Group *self, PyObject *args) {
+    PyObject *input, *ejected = NULL;
+    double now;
+    long count;
+    long long total;
+    if (!PyArg_ParseTuple(args, "O!d", &PyBytes_Type, &input, &now))
+        return NULL;
+    if (group_send(self, input, now, &count, &total, &ejected) < 0)
+        return NULL;
     PyObject *result = Py_BuildValue("(lLO)", count, total, ejected ? ejected : Py_None);
     Py_XDECREF(ejected);
     return result;
@@ -1406,6 +1427,428 @@ static PyTypeObject GroupType = {
     .tp_doc = "The tracks that forward one source (an SSRC of a publication): Group(source_level_id).",
 };
 
+/* ------------------------------------------------------------------ Inbound */
+
+/*
+ * A publisher's transport as the compiled path sees it: the one SRTP
+ * context that unprotects its RTP (the Python transport unprotects through
+ * Inbound.unprotect, so each SSRC's replay window and rollover counter are
+ * kept in one place), and the sources the core has *armed*: a source whose
+ * next packet needs no decision of the core's, only forwarding to the
+ * tracks installed in its Group.
+ *
+ * receive() takes a datagram before any Python code sees it. It looks at
+ * the header, which SRTP leaves in the clear, and takes the packet only if
+ * its source is armed, the core changed nothing since (the epoch the core
+ * passes), the group holds the tracks it held then, and the packet is the
+ * next sequence number with the payload type seen then, without padding.
+ * Then it unprotects, forwards, and logs (plain packet, time): the core
+ * replays the log through its Python bookkeeping (receiver statistics,
+ * NACK tracker, TWCC arrivals, meters, key frames, audio levels) before it
+ * handles anything else, so every decision sees every packet in order, as
+ * if each had been handled on arrival; only the forwarding went first.
+ */
+
+typedef struct {
+    uint32_t ssrc;
+    uint64_t index;                 /* the highest packet index received: ROC << 16 | SEQ */
+    uint64_t seen[REPLAY_WINDOW / 64]; /* RFC 3711 section 3.3.2: the indices received, by index % window */
+} Replay;
+
+typedef struct {
+    uint32_t ssrc;
+    Group *group;        /* the tracks that forward it (may hold none) */
+    Py_ssize_t tracks;   /* how many when armed */
+    uint16_t last_seq;
+    int pt;
+    unsigned long long epoch;
+} Armed;
+
+#define LOG_MAX 256      /* packets logged before the core must replay them */
+
+enum { RX_OK = 0, RX_REPLAYED = 1, RX_AUTH = 2, RX_MALFORMED = 3 };
+
+typedef struct {
+    PyObject_HEAD
+    srtp_t srtp;     /* libsrtp, for the profiles not done here */
+    Gcm gcm;         /* the AEAD profiles (gcm.ctx set, for decryption) */
+    Replay *replays;
+    int replay_count, replay_cap;
+    Armed *armed;
+    int armed_count, armed_cap;
+    PyObject *log;   /* [(plain bytes, time)] */
+    long long last_bytes; /* what the latest packet taken and logged was forwarded as, in bytes */
+} Inbound;
+
+static void Inbound_dealloc(Inbound *self) {
+    if (self->srtp)
+        srtp_dealloc(self->srtp);
+    gcm_free(&self->gcm);
+    PyMem_Free(self->replays);
+    for (int i = 0; i < self->armed_count; i++)
+        Py_XDECREF(self->armed[i].group);
+    PyMem_Free(self->armed);
+    Py_XDECREF(self->log);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static int Inbound_init(Inbound *self, PyObject *args, PyObject *kw) {
+    static char *names[] = {"profile", "master", NULL};
+    int profile;
+    Py_buffer master;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "iy*", names, &profile, &master))
+        return -1;
+    if (ensure_srtp() < 0) {
+        PyBuffer_Release(&master);
+        return -1;
+    }
+    Py_XSETREF(self->log, PyList_New(0));
+    if (!self->log) {
+        PyBuffer_Release(&master);
+        return -1;
+    }
+    if (profile == PROFILE_AEAD_AES_128_GCM || profile == PROFILE_AEAD_AES_256_GCM) {
+        int failed = gcm_init(&self->gcm, profile, (const uint8_t *)master.buf, master.len, 1) < 0;
+        PyBuffer_Release(&master);
+        if (failed) {
+            PyErr_SetString(PyExc_ValueError, "AES-GCM keying failed (master key||salt length?)");
+            return -1;
+        }
+        return 0;
+    }
+    srtp_policy_t policy;
+    memset(&policy, 0, sizeof(policy));
+    if (srtp_crypto_policy_set_from_profile_for_rtp(&policy.rtp, (srtp_profile_t)profile) != srtp_err_status_ok ||
+        srtp_crypto_policy_set_from_profile_for_rtcp(&policy.rtcp, (srtp_profile_t)profile) !=
+            srtp_err_status_ok) {
+        PyBuffer_Release(&master);
+        PyErr_Format(PyExc_ValueError, "unsupported SRTP profile %d", profile);
+        return -1;
+    }
+    policy.ssrc.type = ssrc_any_inbound;
+    policy.key = (unsigned char *)master.buf;
+    policy.window_size = REPLAY_WINDOW;
+    policy.next = NULL;
+    srtp_err_status_t status = srtp_create(&self->srtp, &policy);
+    PyBuffer_Release(&master);
+    if (status != srtp_err_status_ok) {
+        self->srtp = NULL;
+        PyErr_Format(PyExc_ValueError, "srtp_create failed (%d)", (int)status);
+        return -1;
+    }
+    return 0;
+}
+
+#define MAX_REPLAYS 32 /* SSRCs with a replay window per publisher (libsrtp keeps one per SSRC ever seen) */
+
+static Replay *replay_for(Inbound *self, uint32_t ssrc) {
+    for (int i = 0; i < self->replay_count; i++)
+        if (self->replays[i].ssrc == ssrc) {
+            if (i != self->replay_count - 1) {  /* the newest last: the one forgotten is the one unseen longest */
+                Replay found = self->replays[i];
+                memmove(self->replays + i, self->replays + i + 1,
+                        (size_t)(self->replay_count - 1 - i) * sizeof(Replay));
+                self->replays[self->replay_count - 1] = found;
+            }
+            return &self->replays[self->replay_count - 1];
+        }
+    if (self->replay_count == MAX_REPLAYS) {  /* bounded: the SSRC unseen longest is forgotten */
+        memmove(self->replays, self->replays + 1, (MAX_REPLAYS - 1) * sizeof(Replay));
+        self->replay_count--;
+    } else if (self->replay_count == self->replay_cap) {
+        int cap = self->replay_cap ? 2 * self->replay_cap : 4;
+        Replay *grown = PyMem_Realloc(self->replays, (size_t)cap * sizeof(Replay));
+        if (!grown)
+            return NULL;
+        self->replays = grown;
+        self->replay_cap = cap;
+    }
+    Replay *r = &self->replays[self->replay_count++];
+    memset(r, 0, sizeof(*r));
+    r->ssrc = ssrc;
+    return r;
+}
+
+static int seen_bit(const Replay *r, uint64_t index) {
+    return (r->seen[(index % REPLAY_WINDOW) / 64] >> (index % 64)) & 1;
+}
+
+static void set_seen(Replay *r, uint64_t index, int on) {
+    uint64_t bit = (uint64_t)1 << (index % 64);
+    uint64_t *word = &r->seen[(index % REPLAY_WINDOW) / 64];
+    *word = on ? (*word | bit) : (*word & ~bit);
+}
+
+/* RFC 7714 section 9 (libsrtp's order: replay check, authenticate and decrypt, then record the index). */
+static int gcm_unprotect(Inbound *self, uint8_t *buf, int *len) {
+    Gcm *g = &self->gcm;
+    int n = *len;
+    if (n < 12 + GCM_TAG)
+        return RX_MALFORMED;
+    Py_ssize_t header = 12 + 4 * (buf[0] & 0x0F);
+    if (buf[0] & 0x10) {
+        if (header + 4 > n)
+            return RX_MALFORMED;
+        header += 4 + 4 * (buf[header + 2] << 8 | buf[header + 3]);
+    }
+    if (header > n - GCM_TAG)
+        return RX_MALFORMED;
+    uint32_t ssrc = (uint32_t)buf[8] << 24 | (uint32_t)buf[9] << 16 | (uint32_t)buf[10] << 8 | buf[11];
+    uint16_t seq = (uint16_t)(buf[2] << 8 | buf[3]);
+    Replay *r = replay_for(self, ssrc);
+    if (!r)
+        return RX_MALFORMED;
+    int64_t delta;
+    uint64_t index = estimate_index(r->index, seq, &delta);
+    if (delta <= 0 && (-delta >= REPLAY_WINDOW || seen_bit(r, index)))
+        return RX_REPLAYED;
+    uint32_t roc = (uint32_t)(index >> 16);
+    uint8_t iv[12] = {0, 0, buf[8], buf[9], buf[10], buf[11], (uint8_t)(roc >> 24), (uint8_t)(roc >> 16),
+                      (uint8_t)(roc >> 8), (uint8_t)roc, buf[2], buf[3]};
+    for (int i = 0; i < 12; i++)
+        iv[i] ^= g->salt[i];
+    int body = n - GCM_TAG - (int)header, outl = 0, last = 0;
+    if (EVP_DecryptInit_ex(g->ctx, NULL, NULL, NULL, iv) != 1 ||
+        EVP_DecryptUpdate(g->ctx, NULL, &outl, buf, (int)header) != 1 ||
+        EVP_DecryptUpdate(g->ctx, buf + header, &outl, buf + header, body) != 1 ||
+        EVP_CIPHER_CTX_ctrl(g->ctx, EVP_CTRL_GCM_SET_TAG, GCM_TAG, buf + n - GCM_TAG) != 1 ||
+        EVP_DecryptFinal_ex(g->ctx, buf + header + outl, &last) != 1)
+        return RX_AUTH;
+    if (delta > 0) {
+        uint64_t clear = (uint64_t)delta < REPLAY_WINDOW ? (uint64_t)delta : REPLAY_WINDOW;
+        for (uint64_t k = 1; k <= clear; k++)
+            set_seen(r, r->index + k, 0);
+        r->index = index;
+    }
+    set_seen(r, index, 1);
+    *len = n - GCM_TAG;
+    return RX_OK;
+}
+
+/* Unprotect ``n`` bytes at ``in`` into ``buf``: RX_OK and the plain length in ``*len``, or why not. */
+static int inbound_unprotect(Inbound *self, const uint8_t *in, Py_ssize_t n, uint8_t *buf, int *len) {
+    if (n < 12 || n > MAX_PACKET + SRTP_MAX_TRAILER_LEN)
+        return RX_MALFORMED;
+    memcpy(buf, in, (size_t)n);
+    *len = (int)n;
+    if (self->gcm.ctx)
+        return gcm_unprotect(self, buf, len);
+    srtp_err_status_t status = srtp_unprotect(self->srtp, buf, len);
+    if (status == srtp_err_status_ok)
+        return RX_OK;
+    if (status == srtp_err_status_replay_fail || status == srtp_err_status_replay_old)
+        return RX_REPLAYED;
+    if (status == srtp_err_status_auth_fail)
+        return RX_AUTH;
+    return RX_MALFORMED;
+}
+
+static const char *rx_reasons[] = {"", "replay check failed", "authentication failed", "malformed packet"};
+static const char *rx_counters[] = {"", "replayed", "auth_failed", "malformed"}; /* netcore.srtp.SrtpStats */
+
+static PyObject *Inbound_unprotect(Inbound *self, PyObject *arg) {
+    Py_buffer in;
+    uint8_t buf[BUFFER_SIZE];
+    if (PyObject_GetBuffer(arg, &in, PyBUF_SIMPLE) < 0)
+        return NULL;
+    int len, why = inbound_unprotect(self, (const uint8_t *)in.buf, in.len, buf, &len);
+    PyBuffer_Release(&in);
+    if (why != RX_OK) {
+        PyErr_SetString(PyExc_ValueError, rx_reasons[why]);
+        return NULL;
+    }
+    return PyBytes_FromStringAndSize((const char *)buf, len);
+}
+
+static Armed *armed_for(Inbound *self, uint32_t ssrc) {
+    for (int i = 0; i < self->armed_count; i++)
+        if (self->armed[i].ssrc == ssrc)
+            return &self->armed[i];
+    return NULL;
+}
+
+static PyObject *Inbound_arm(Inbound *self, PyObject *args) {
+    unsigned int ssrc;
+    PyObject *group;
+    int seq, pt;
+    unsigned long long epoch;
+    if (!PyArg_ParseTuple(args, "IOiiK", &ssrc, &group, &seq, &pt, &epoch))
+        return NULL;
+    if (group != Py_None && !PyObject_TypeCheck(group, &GroupType)) {
+        PyErr_SetString(PyExc_TypeError, "a Group or None");
+        return NULL;
+    }
+    Armed *a = armed_for(self, ssrc);
+    if (!a) {
+        if (self->armed_count == self->armed_cap) {
+            int cap = self->armed_cap ? 2 * self->armed_cap : 4;
+            if (cap > 64) {
+                PyErr_SetString(PyExc_ValueError, "too many sources armed");
+                return NULL;
+            }
+            Armed *grown = PyMem_Realloc(self->armed, (size_t)cap * sizeof(Armed));
+            if (!grown)
+                return PyErr_NoMemory();
+            self->armed = grown;
+            self->armed_cap = cap;
+        }
+        a = &self->armed[self->armed_count++];
+        a->ssrc = ssrc;
+        a->group = NULL;
+    }
+    Group *g = group == Py_None ? NULL : (Group *)group;
+    Py_XINCREF(g);
+    Py_XSETREF(a->group, g);
+    a->tracks = g ? PyList_GET_SIZE(g->tracks) : 0;
+    a->last_seq = (uint16_t)seq;
+    a->pt = pt;
+    a->epoch = epoch;
+    Py_RETURN_NONE;
+}
+
+static void disarm(Inbound *self, Armed *a) {
+    Py_XDECREF(a->group);
+    *a = self->armed[--self->armed_count];
+}
+
+static PyObject *Inbound_disarm(Inbound *self, PyObject *arg) {
+    if (arg == Py_None) {
+        while (self->armed_count)
+            disarm(self, &self->armed[0]);
+        Py_RETURN_NONE;
+    }
+    unsigned long ssrc = PyLong_AsUnsignedLong(arg);
+    if (ssrc == (unsigned long)-1 && PyErr_Occurred())
+        return NULL;
+    Armed *a = armed_for(self, (uint32_t)ssrc);
+    if (a)
+        disarm(self, a);
+    Py_RETURN_NONE;
+}
+
+/* See the section's comment. None: not taken (untouched, the core handles it); an int: forwarded (to that
+ * many tracks, last_bytes in all) and logged; a str: unprotecting failed, dropped (the SrtpStats counter to
+ * count it in); a tuple (plain, packets, bytes,
+ * ejected tracks, group): unprotected and forwarded to the tracks still installed, the ejected ones (and the
+ * rest of the packet's handling) the core's, and not logged. */
+static PyObject *Inbound_receive(Inbound *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 3 || !PyBytes_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "receive(data: bytes, now: float, epoch: int)");
+        return NULL;
+    }
+    const uint8_t *d = (const uint8_t *)PyBytes_AS_STRING(args[0]);
+    Py_ssize_t n = PyBytes_GET_SIZE(args[0]);
+    double now = PyFloat_AsDouble(args[1]);
+    unsigned long long epoch = PyLong_AsUnsignedLongLong(args[2]);
+    if (PyErr_Occurred())
+        return NULL;
+    if (n < 12 || (d[0] & 0xC0) != 0x80)
+        Py_RETURN_NONE;
+    uint32_t ssrc = (uint32_t)d[8] << 24 | (uint32_t)d[9] << 16 | (uint32_t)d[10] << 8 | d[11];
+    Armed *a = armed_for(self, ssrc);
+    if (!a)
+        Py_RETURN_NONE;
+    uint16_t seq = (uint16_t)(d[2] << 8 | d[3]);
+    Py_ssize_t tracks = a->group ? PyList_GET_SIZE(a->group->tracks) : 0;
+    if (a->epoch != epoch || a->tracks != tracks || seq != (uint16_t)(a->last_seq + 1) || (d[1] & 0x7F) != a->pt ||
+        (d[0] & 0x20) || PyList_GET_SIZE(self->log) >= LOG_MAX) {  /* padding: a probe's, the core's */
+        disarm(self, a);
+        Py_RETURN_NONE;
+    }
+    uint8_t buf[BUFFER_SIZE];
+    int len, why = inbound_unprotect(self, d, n, buf, &len);
+    if (why != RX_OK)
+        return PyUnicode_FromString(rx_counters[why]);
+    a->last_seq = seq;
+    PyObject *plain = PyBytes_FromStringAndSize((const char *)buf, len);
+    if (!plain)
+        return NULL;
+    long count = 0;
+    long long total = 0;
+    PyObject *ejected = NULL;
+    if (a->group && group_send(a->group, plain, now, &count, &total, &ejected) < 0) {
+        Py_DECREF(plain);
+        return NULL;
+    }
+    if (ejected) {  /* a track needs the core for this packet: it takes the whole packet over */
+        PyObject *result = Py_BuildValue("(NlLNO)", plain, count, total, ejected, (PyObject *)a->group);
+        disarm(self, a);
+        return result;
+    }
+    self->last_bytes = total;
+    PyObject *entry = Py_BuildValue("(Nd)", plain, now);
+    if (!entry || PyList_Append(self->log, entry) < 0) {
+        Py_XDECREF(entry);
+        return NULL;
+    }
+    Py_DECREF(entry);
+    return PyLong_FromLong(count);
+}
+
+static PyObject *Inbound_take(Inbound *self, PyObject *unused) {
+    PyObject *log = self->log;
+    self->log = PyList_New(0);
+    if (!self->log) {
+        self->log = log;
+        return NULL;
+    }
+    return log;
+}
+
+static PyObject *Inbound_get_pending(Inbound *self, void *c) { return PyLong_FromSsize_t(PyList_GET_SIZE(self->log)); }
+
+static PyObject *Inbound_get_armed(Inbound *self, void *c) {
+    PyObject *out = PyList_New(self->armed_count);
+    if (!out)
+        return NULL;
+    for (int i = 0; i < self->armed_count; i++) {
+        PyObject *v = PyLong_FromUnsignedLong(self->armed[i].ssrc);
+        if (!v) {
+            Py_DECREF(out);
+            return NULL;
+        }
+        PyList_SET_ITEM(out, i, v);
+    }
+    return out;
+}
+
+static PyMethodDef Inbound_methods[] = {
+    {"unprotect", (PyCFunction)Inbound_unprotect, METH_O,
+     "SRTP-unprotect one RTP packet of this publisher's (ValueError: replayed, forged or malformed)."},
+    {"arm", (PyCFunction)Inbound_arm, METH_VARARGS,
+     "arm(ssrc, group or None, last sequence number, payload type, epoch): take the source's next packets."},
+    {"disarm", (PyCFunction)Inbound_disarm, METH_O, "disarm(ssrc or None for every source)."},
+    {"receive", (PyCFunction)(void (*)(void))Inbound_receive, METH_FASTCALL,
+     "receive(data, now, epoch): None, packets forwarded (int), a drop's counter (str) or (plain, packets, bytes, ejected, group)."},
+    {"take", (PyCFunction)Inbound_take, METH_NOARGS, "[(plain, arrival time)] logged since the last call."},
+    {NULL},
+};
+
+static PyMemberDef Inbound_members[] = {
+    {"last_bytes", T_LONGLONG, offsetof(Inbound, last_bytes), READONLY,
+     "The bytes the latest packet taken and logged was forwarded as (every track's)."},
+    {NULL},
+};
+
+static PyGetSetDef Inbound_getset[] = {
+    {"pending", (getter)Inbound_get_pending, NULL, "Packets logged and not yet taken.", NULL},
+    {"armed", (getter)Inbound_get_armed, NULL, "The SSRCs armed now.", NULL},
+    {NULL},
+};
+
+static PyTypeObject InboundType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "netcore.sfu._forward.Inbound",
+    .tp_basicsize = sizeof(Inbound),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)Inbound_init,
+    .tp_dealloc = (destructor)Inbound_dealloc,
+    .tp_methods = Inbound_methods,
+    .tp_getset = Inbound_getset,
+    .tp_members = Inbound_members,
+    .tp_doc = "One publisher's transport: Inbound(profile, remote master key||salt).",
+};
+
 /* ------------------------------------------------------------------- module */
 
 static struct PyModuleDef module = {
@@ -1414,12 +1857,12 @@ static struct PyModuleDef module = {
 };
 
 PyMODINIT_FUNC PyInit__forward(void) {
-    PyTypeObject *types[] = {&OutputType, &SubscriberType, &TrackType, &GroupType};
-    const char *names[] = {"Output", "Subscriber", "Track", "Group"};
+    PyTypeObject *types[] = {&OutputType, &SubscriberType, &TrackType, &GroupType, &InboundType};
+    const char *names[] = {"Output", "Subscriber", "Track", "Group", "Inbound"};
     PyObject *m = PyModule_Create(&module);
     if (!m)
         return NULL;
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < 5; i++) {
         if (PyType_Ready(types[i]) < 0 || PyModule_AddObjectRef(m, names[i], (PyObject *)types[i]) < 0) {
             Py_DECREF(m);
             return NULL;

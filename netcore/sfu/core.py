@@ -89,6 +89,7 @@ from netcore.sdp.attributes import Fingerprint
 from netcore.sdp.candidate import Candidate
 from netcore.sdp.jsep import Negotiator
 from netcore.sdp.model import LocalTransport
+from netcore.sfu.changes import Changes, changed
 from netcore.sfu.allocator import (ALLOCATE_INTERVAL, AUDIO_ALLOWANCE, MAX_PROBE_INTERVAL, PROBE_HEADROOM,
                                    PROBE_INTERVAL, slot_budget)
 from netcore.sfu.events import (ActiveSpeakerChanged, KeyFrameRequested, LayerSwitched, ParticipantJoined,
@@ -191,6 +192,7 @@ class SfuCore:
         self.demand: Callable[[Publication, float], float] | None = None
         # The compiled forwarding path (netcore.sfu.fastpath.FastPath), None: every packet in Python.
         self.fastpath = None
+        self._receiving: tuple[Participant, Address] | None = None  # whose datagram the Python path handles now
         self.timers = TransportTimers()  # the transports' deadlines
         # Sees every packet a publication forwards, after duplicates are dropped, every layer and rendition (the
         # links to other call servers, netcore.sfu.cascade): ``relay.forward(publication, layer, packet, now)``,
@@ -221,6 +223,7 @@ class SfuCore:
         (:class:`TranscodeStarted`): one receive section for the source and
         one send section per rendition, in the job's order.
         """
+        self._catch_up(now)
         source = self._job_source(room_id, job) if job is not None else None
         if participant_id in self.participants:
             self.leave(participant_id, now, "rejoined")
@@ -294,9 +297,11 @@ class SfuCore:
 
     def leave(self, participant_id: str, now: float, reason: str = "left") -> None:
         """Close a participant's transport (BYE, close_notify) and free its tracks and slots."""
+        self._catch_up(now)
         participant = self.participants.pop(participant_id, None)
         if participant is None:
             return
+        changed()  # its slots, and the slots of its publications, go (netcore.sfu.changes)
         if self.fastpath is not None:
             self.fastpath.forget(participant)
             for publication in participant.publications.values():
@@ -339,6 +344,7 @@ class SfuCore:
         ``max_fps`` frames a second of it (None: every frame; VP8 temporal layers, the TIDs that fit); its
         simulcast layer and TID are chosen again at once. Raises UsageError for a participant or track not
         in its room."""
+        self._catch_up(now)
         participant = self.participants.get(participant_id)
         publisher = self.participants.get(publisher_id)
         if participant is None or publisher is None or publisher.room_id != participant.room_id \
@@ -362,6 +368,7 @@ class SfuCore:
     def set_last_n(self, room_id: str, last_n: int | None, now: float) -> None:
         """Limit the room's forwarded video to the ``last_n`` most recent speakers for each subscriber
         (None: the server's limit); applied at once."""
+        self._catch_up(now)
         if last_n is not None and last_n < 0:
             raise UsageError("last-N is a count of speakers, 0 or more")
         self._last_n[room_id] = last_n
@@ -376,6 +383,7 @@ class SfuCore:
 
     def worker_ready(self, worker: str, capacity: int, now: float) -> None:
         """A transcoding worker announced ``capacity`` renditions; jobs waiting for room start on it."""
+        self._catch_up(now)
         self.planner.worker_ready(worker, capacity, now)
         self._planned(now)
         self._drain(now)
@@ -383,6 +391,7 @@ class SfuCore:
     def worker_gone(self, worker: str, now: float) -> None:
         """A worker's link closed: its renditions go (their slots fall back to the publisher's stream)
         and its jobs are placed on the others with room."""
+        self._catch_up(now)
         self.planner.worker_gone(worker, now)
         self._planned(now)
         self._drain(now)
@@ -540,6 +549,7 @@ class SfuCore:
         given slots like any participant's, and it is sent their subscribers' key frame requests
         (``publisher.transport.request_keyframe``). It is no participant: no transport of its own, no slots.
         ``changed``: participants whose slots the caller emptied (told SlotsChanged with the others)."""
+        self._catch_up(now)
         room = self.rooms.setdefault(publisher.room_id, {})
         room[publisher.id] = publisher
         self._speakers.setdefault(publisher.room_id, SpeakerDetector())
@@ -551,6 +561,7 @@ class SfuCore:
 
     def remove_local_publisher(self, publisher: Participant, now: float) -> None:
         """Take a publisher of :meth:`add_local_publisher` out of its room; its slots are given other tracks."""
+        self._catch_up(now)
         room = self.rooms.get(publisher.room_id, {})
         if room.get(publisher.id) is not publisher:
             return
@@ -572,6 +583,7 @@ class SfuCore:
 
     def inject(self, publication: Publication, packet: RtpPacket, now: float) -> None:
         """Forward ``packet`` as received on ``publication`` (a local publisher's: a studio's program)."""
+        self._catch_up(now)
         self._forward(publication, pe.RtpReceived(publication.mid, packet.ssrc, packet), now)
         self._drain(now)
 
@@ -591,6 +603,24 @@ class SfuCore:
 
     def handle_datagram(self, datagram: Receive, now: float) -> None:
         self.stats.datagrams += 1
+        fast = self.fastpath
+        if fast is not None:
+            if datagram.kind is PacketKind.RTP and fast.by_source:
+                inbound = fast.by_source.get(datagram.source)
+                if inbound is not None:
+                    taken = inbound.native.receive(datagram.data, now, Changes.count)
+                    if type(taken) is int:  # forwarded in C, its bookkeeping logged for _replay
+                        self.stats.forwarded_packets += taken
+                        self.stats.forwarded_bytes += inbound.native.last_bytes
+                        fast.logged(inbound, taken, now)
+                        if fast.collecting:
+                            self._out.extend(fast.transmits())
+                        return
+                    if taken is not None:
+                        self._taken_back(inbound, taken, now)
+                        return
+            if fast.pending:
+                self._replay(now)
         participant_id = self.router.route(datagram)
         if participant_id is None:
             return
@@ -598,15 +628,66 @@ class SfuCore:
         if participant is None:
             return
         transport = participant.transport
-        transport.handle_datagram(datagram, now)
-        if datagram.kind is PacketKind.STUN and datagram.source is not None:
-            source = datagram.source
-            if any(p.remote.address == source for p in transport.ice.valid_pairs):
-                self.router.bind(participant_id, source)
-        self._touch(participant)
+        self._receiving = (participant, datagram.source)
+        try:
+            transport.handle_datagram(datagram, now)
+            if datagram.kind is PacketKind.STUN and datagram.source is not None:
+                source = datagram.source
+                if any(p.remote.address == source for p in transport.ice.valid_pairs):
+                    self.router.bind(participant_id, source)
+            self._touch(participant)
+            self._drain(now)
+        finally:
+            self._receiving = None
+
+    def _catch_up(self, now: float) -> None:
+        """Before the core changes or reads its state: the bookkeeping of what the compiled receive path took."""
+        if self.fastpath is not None and self.fastpath.pending:
+            self._replay(now)
+
+    def _replay(self, now: float) -> None:
+        """Run the core's bookkeeping for the packets the compiled receive path took since the last call, each
+        at its arrival time and in order, as if it had been handled then (see netcore.sfu.fastpath)."""
+        for inbound, log in self.fastpath.take_logs():
+            participant = inbound.participant
+            if self.participants.get(participant.id) is not participant:
+                continue
+            transport = participant.transport
+            for plain, at in log:
+                event = transport.replay_rtp(plain, at)
+                if event is not None:
+                    self._on_rtp(participant, event, at, (0, 0))
+            self._touch(participant)
         self._drain(now)
 
+    def _taken_back(self, inbound, taken: str | tuple, now: float) -> None:
+        """The compiled receive path unprotected a packet and dropped it (``taken``: the SRTP counter of why),
+        or forwarded it to the tracks it kept and gave the core the rest: (plain, packets, bytes, ejected,
+        group)."""
+        fast = self.fastpath
+        self._replay(now)  # what it took before this packet, first
+        participant = inbound.participant
+        if type(taken) is str:
+            fast.dropped(inbound, taken)
+            return
+        plain, count, size, ejected, group = taken
+        fast.eject(group, ejected)
+        if fast.collecting:
+            self._out.extend(fast.transmits())
+        if self.participants.get(participant.id) is not participant:
+            return
+        self._receiving = (participant, inbound.source)
+        try:
+            event = participant.transport.replay_rtp(plain, now)
+            if event is not None:
+                self._on_rtp(participant, event, now, (count, size))
+            self._touch(participant)
+            self._drain(now)
+        finally:
+            self._receiving = None
+
     def handle_timeout(self, now: float) -> None:
+        self._catch_up(now)
         for participant in self.timers.due(now, self.participants):
             participant.transport.handle_timeout(now)
             self._touch(participant)
@@ -643,6 +724,8 @@ class SfuCore:
 
     def next_deadline(self) -> float | None:
         best = self._next_remb
+        if self.fastpath is not None and self.fastpath.replay_at is not None:
+            best = self.fastpath.replay_at if best is None else min(best, self.fastpath.replay_at)
         held = self.planner.next_deadline()
         if held is not None and (best is None or held < best):
             best = held
@@ -686,18 +769,7 @@ class SfuCore:
 
     def _on_event(self, participant: Participant, event: object, now: float) -> None:
         if isinstance(event, pe.RtpReceived):
-            if participant.transcodes is not None:
-                self._forward_rendition(participant, event, now)
-                return
-            publication = participant.publications.get(event.mid)
-            if publication is None:
-                self.stats.drop("no_publication")
-                return
-            if self.tap is not None:
-                self.tap.rtp(publication, event, now)
-            for observer in self.observers:
-                observer.rtp(publication, event, now)
-            self._forward(publication, event, now)
+            self._on_rtp(participant, event, now)
         elif isinstance(event, pe.RtcpReceived):
             if self.tap is not None:
                 self.tap.rtcp(participant, event.packets, now)
@@ -711,6 +783,7 @@ class SfuCore:
                 self._request_keyframe(slot.publication, now, layer=slot.layer)
         elif isinstance(event, pe.TransportConnected):
             participant.connected = True
+            changed()  # its slots take packets from now on (netcore.sfu.changes)
             if self.fastpath is not None:
                 self.fastpath.connected(participant)
             for slot in participant.slots:
@@ -723,6 +796,23 @@ class SfuCore:
                 self.leave(participant.id, now, reason)
 
     # -- forwarding -----------------------------------------------------------------
+
+    def _on_rtp(self, participant: Participant, event: pe.RtpReceived, now: float,
+                done: tuple[int, int] | None = None) -> None:
+        """A publisher's packet; ``done``: the compiled receive path forwarded it already to its installed
+        slots, (packets, bytes) sent (see netcore.sfu.fastpath)."""
+        if participant.transcodes is not None:
+            self._forward_rendition(participant, event, now)
+            return
+        publication = participant.publications.get(event.mid)
+        if publication is None:
+            self.stats.drop("no_publication")
+            return
+        if self.tap is not None:
+            self.tap.rtp(publication, event, now)
+        for observer in self.observers:
+            observer.rtp(publication, event, now)
+        self._forward(publication, event, now, done)
 
     def _forward_rendition(self, worker: Participant, event: pe.RtpReceived, now: float) -> None:
         """A worker's packet: forwarded as a packet of the rendition layer of the source publication."""
@@ -743,7 +833,8 @@ class SfuCore:
             for slot in source.slots:
                 self._allocate(slot, now)
 
-    def _forward(self, publication: Publication, event: pe.RtpReceived, now: float) -> None:
+    def _forward(self, publication: Publication, event: pe.RtpReceived, now: float,
+                 done: tuple[int, int] | None = None) -> None:
         packet = event.packet
         stats = self.stats
         stats.packets_received += 1
@@ -807,11 +898,24 @@ class SfuCore:
                         self._heights_changed(publication)
         fast = self.fastpath
         if fast is not None:  # the installed slots first, in C; those it gives back are in the loop below
-            count, size, installed = fast.forward(publication, ssrc, packet, now)
+            if done is None:
+                count, size, installed = fast.forward(publication, ssrc, packet, now)
+            else:  # forwarded by the compiled receive path already
+                (count, size), installed = done, fast.installed(publication, ssrc)
             stats.forwarded_packets += count
             stats.forwarded_bytes += size
-            if installed == len(publication.slots):
-                return  # every slot forwards this source in C: the loop below would pass over each
+            if installed != len(publication.slots):
+                self._forward_slots(publication, layer, event, now, level, is_key, started)
+            if done is None and self._receiving is not None:
+                self._arm(publication, layer, packet, event)
+            return
+        self._forward_slots(publication, layer, event, now, level, is_key, started)
+
+    def _forward_slots(self, publication: Publication, layer: Layer, event: pe.RtpReceived, now: float,
+                       level: bytes | None, is_key: bool, started: bool) -> None:
+        """The packet to each slot the compiled path does not forward it to (every slot without it)."""
+        packet, stats, fast = event.packet, self.stats, self.fastpath
+        ssrc, simulcast = packet.ssrc, publication.simulcast
         for slot in publication.slots:
             subscriber = slot.owner
             if not subscriber.connected:
@@ -844,9 +948,38 @@ class SfuCore:
                 if fast is not None:
                     fast.install(slot, ssrc, publication.codecs.get(packet.payload_type, ""), now)
 
+    def _arm(self, publication: Publication, layer: Layer, packet: RtpPacket, event: pe.RtpReceived) -> None:
+        """Let the compiled receive path take the next packets of this one's source if all the core would do
+        with them is its bookkeeping and forwarding to the installed slots (netcore.sfu.fastpath: arming)."""
+        receiving = self._receiving
+        owner = publication.owner
+        if (receiving is None or receiving[0] is not owner or event.retransmitted or self.tap is not None
+                or self.relay is not None or self.observers or packet.data[0] & 0x20):
+            return  # another participant's datagram (a rendition), a repair, a padded packet, or packets watched
+        if (layer.received._highest & 0xFFFF) != packet.sequence_number:
+            return  # not the newest of its source
+        ssrc, simulcast = packet.ssrc, publication.simulcast
+        for slot in publication.slots:
+            if not slot.owner.connected:
+                continue
+            downtrack = slot.downtrack
+            handle = downtrack.fast
+            if handle is not None and handle.source == ssrc:
+                continue  # forwarded in C
+            if downtrack.wanted == ssrc or downtrack.resuming:
+                return  # waits for a key frame: the core asks for it
+            if downtrack.rewriter.source == ssrc:
+                if downtrack.paused:
+                    continue  # left out: the replay closes its numbers up as the loop would
+                return  # forwarded in Python
+            if not simulcast:
+                return  # the loop would switch it to this source
+        self.fastpath.arm(owner, publication, packet, receiving[1], Changes.count)
+
     def request_keyframe(self, publication: Publication, now: float, reason: str = "recorder") -> None:
         """Ask ``publication``'s publisher for a key frame of every layer (a recorder's or a studio's
         request: through each layer's arbiter)."""
+        self._catch_up(now)
         for layer in publication.layers:
             self._request_keyframe(publication, now, layer=layer, reason=reason)
         self._dirty.append(publication.owner)

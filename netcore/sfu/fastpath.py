@@ -41,6 +41,32 @@ Only subscribers whose video streams have RTX (padding on the RTX stream,
 never shifting the media sequence numbers) are handled; others stay on the
 Python path.
 
+The receive side (:class:`FastInbound`, ``Inbound`` in C): once a
+transport connects, its RTP is unprotected by a compiled SRTP context (the
+Python transport's too, through ``Inbound.unprotect``: one replay window and
+rollover counter per SSRC).  After the core handled a publisher's packet in
+Python and found that the next packet of that source would need nothing of
+it but bookkeeping and the installed slots (every connected slot of the
+publication either installed on that source, paused, or forwarding another
+simulcast layer; no slot waiting for a key frame of it; nothing watching the
+packets: no recorder's tap, no cascade relay, no studio observer), it *arms*
+the source with the count of :mod:`netcore.sfu.changes` it read.  The
+daemon's datagram then goes to C first: a packet of an armed source from the
+address it was armed from, with the next sequence number, the same payload
+type, no padding, the group still holding the tracks it held and the count
+unchanged is unprotected and forwarded in one call, and logged (plain
+packet, arrival time).  Anything else is left untouched for the Python path
+(and its source disarmed until the core arms it again).  The core replays
+the log through its Python bookkeeping (the transport's RFC 3550 statistics,
+NACK tracker and TWCC arrivals, the core's meters, duplicate window,
+key-frame and layer bookkeeping, audio levels and the allocator's pause
+detection) before it handles any other input or changes anything, and at the
+latest ``REPLAY_DELAY`` after the first packet logged: so each decision sees
+every packet in order, at its arrival time, as on the Python path; only the
+forwarding went first, and what follows from the bookkeeping (an
+active-speaker event, a move off a paused layer) comes up to ``REPLAY_DELAY``
+later.
+
 Choosing the path: ``SfuCore.fastpath`` is None for the Python path (the
 fallback, and what ``NETCORE_SFU_FORWARD=python`` selects in the daemon);
 :func:`available` says whether the extension was built.
@@ -65,9 +91,10 @@ try:
 except ImportError:  # built without libsrtp2 or a C compiler: the Python path only
     _forward = None  # type: ignore[assignment]
 
-__all__ = ["FastPath", "FastSubscriber", "FastTrack", "available", "wanted"]
+__all__ = ["FastInbound", "FastPath", "FastSubscriber", "FastTrack", "available", "wanted"]
 
 ENV = "NETCORE_SFU_FORWARD"  # "python" selects the Python path, "c" (the default when built) the compiled one
+REPLAY_DELAY = 0.005  # s: the longest the core's bookkeeping of a packet taken in C waits (off a frame's burst)
 
 
 def available() -> bool:
@@ -209,6 +236,17 @@ class FastSubscriber:
                     break
 
 
+class FastInbound:
+    """A publisher's transport as the compiled receive path sees it (``netcore/sfu/_forward.c``, Inbound)."""
+
+    __slots__ = ("native", "participant", "source")
+
+    def __init__(self, native, participant: Participant) -> None:
+        self.native = native
+        self.participant = participant
+        self.source: Address | None = None  # the address its armed sources' packets come from
+
+
 class FastPath:
     """The compiled path of one core: its outputs, its subscribers and the groups of installed slots.
 
@@ -230,6 +268,22 @@ class FastPath:
         self.installs = 0  # slots handed to the compiled path
         self.ejects = 0  # slots it gave back
         self.forwarded = 0  # packets it forwarded
+        self.inbounds: dict[str, FastInbound] = {}  # participant id -> its receive side
+        self.by_source: dict[Address, FastInbound] = {}  # where packets the compiled path may take come from
+        self._logged: list[FastInbound] = []  # those with packets logged and not yet replayed
+        self.replay_at: float | None = None  # when the core replays them at the latest
+        self.taken = 0  # publisher packets taken in C (forwarded, or dropped by SRTP)
+        self.arms = 0  # sources armed
+
+    @property
+    def collecting(self) -> bool:
+        """Whether some output collects its datagrams (the sans-IO mode) for :meth:`transmits`."""
+        return bool(self._collecting)
+
+    @property
+    def pending(self) -> bool:
+        """Whether packets were taken in C whose bookkeeping the core has not replayed yet."""
+        return bool(self._logged)
 
     # -- subscribers ----------------------------------------------------------------
 
@@ -237,6 +291,7 @@ class FastPath:
         """A transport connected: serve it here if it can be (see the module docstring)."""
         transport = participant.transport
         sender, srtp = transport.sender, transport.srtp
+        self._receive_side(participant)
         pair = transport.ice.sending_pair()
         if srtp is None or pair is None or pair.local.turn is not None or sender.twcc_id is None:
             return
@@ -255,8 +310,81 @@ class FastPath:
         srtp.protect_rtp = native.protect  # one SRTP context for every RTP packet of this subscriber
         sender.fast = fast
 
+    def _receive_side(self, participant: Participant) -> None:
+        """Unprotect the transport's RTP in C from now on, so that the compiled receive path can take it."""
+        srtp = participant.transport.srtp
+        if srtp is None or getattr(srtp, "remote_master", None) is None or participant.id in self.inbounds:
+            return
+        try:
+            native = _forward.Inbound(srtp.profile, srtp.remote_master)
+        except ValueError:  # a profile unknown here
+            return
+        srtp._unprotect = native.unprotect  # one SRTP context (replay window, rollover) for all its RTP
+        self.inbounds[participant.id] = FastInbound(native, participant)
+
+    def arm(self, participant: Participant, publication: Publication, packet: RtpPacket, source: Address,
+            epoch: int) -> None:
+        """Take the next packets of ``packet``'s source from ``source`` in C (the core checked they need
+        nothing of it but bookkeeping and the installed slots: see the module docstring, arming)."""
+        inbound = self.inbounds.get(participant.id)
+        if inbound is None or inbound.participant is not participant or source is None:
+            return
+        group = self.groups.get((id(publication), packet.ssrc))
+        inbound.native.arm(packet.ssrc, group, packet.sequence_number, packet.payload_type, epoch)
+        self.arms += 1
+        if inbound.source != source:
+            if inbound.source is not None:
+                self.by_source.pop(inbound.source, None)
+            inbound.source = source
+            self.by_source[source] = inbound
+
+    def logged(self, inbound: FastInbound, forwarded: int, now: float) -> None:
+        """The compiled receive path took a packet of ``inbound``'s, forwarded it ``forwarded`` times and logged
+        it for the core."""
+        self.taken += 1
+        self.forwarded += forwarded
+        if inbound.native.pending == 1:
+            self._logged.append(inbound)
+            if self.replay_at is None:
+                self.replay_at = now + REPLAY_DELAY
+
+    def take_logs(self) -> list[tuple[FastInbound, list]]:
+        """Every log not replayed yet: [(inbound, [(plain, arrival time)])]."""
+        logs = [(inbound, inbound.native.take()) for inbound in self._logged]
+        self._logged.clear()
+        self.replay_at = None
+        return logs
+
+    def dropped(self, inbound: FastInbound, counter: str) -> None:
+        """A packet taken in C failed SRTP: counted where the transport counts its own."""
+        self.taken += 1
+        transport = inbound.participant.transport
+        transport.stats.rtp_received += 1
+        if transport.srtp is not None:
+            stats = transport.srtp.stats
+            setattr(stats, counter, getattr(stats, counter) + 1)
+
+    def eject(self, group, tracks: list) -> None:
+        """Tracks the compiled receive path gave back with a packet: the core forwards it to them."""
+        self.taken += 1
+        for track in list(tracks):
+            self._eject_native(group, track)
+
+    def installed(self, publication: Publication, ssrc: int) -> int:
+        """How many slots forward ``ssrc`` of ``publication`` in C."""
+        group = self.groups.get((id(publication), ssrc))
+        return len(group) if group is not None else 0
+
     def forget(self, participant: Participant) -> None:
         """A participant leaves: its slots' tracks are ejected (their state kept in its down-tracks)."""
+        inbound = self.inbounds.pop(participant.id, None)
+        if inbound is not None:
+            inbound.native.disarm(None)
+            if inbound.source is not None and self.by_source.get(inbound.source) is inbound:
+                del self.by_source[inbound.source]
+            if inbound in self._logged:
+                self._logged.remove(inbound)
+                inbound.native.take()
         for slot in participant.slots:
             if slot.downtrack.fast is not None:
                 slot.downtrack.fast.eject()

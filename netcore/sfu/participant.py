@@ -25,6 +25,7 @@ from netcore.sdp.model import MediaIntent, NegotiatedSession
 from netcore.sdp.wire import parse
 from netcore.sfu.allocator import (LAYER_TIMEOUT, PAUSED_FRAMES, PROBE_INTERVAL, BitrateMeter, LayerAllocator,
                                    LayerInfo)
+from netcore.sfu.changes import changed
 from netcore.sfu.keyframes import KeyFrameArbiter
 from netcore.sfu.rewrite import DownTrack, ReceivedWindow
 
@@ -238,6 +239,7 @@ class SlotState:
     short_since: float | None = None  # when its budget fell below the publisher's only layer (None: it is not)
 
     def attach(self, publication: Publication | None) -> None:
+        changed()  # the publications' slots change (netcore.sfu.changes)
         if self.publication is not None and self in self.publication.slots:
             self.publication.slots.remove(self)
         if publication is not self.publication:

@@ -43,6 +43,7 @@ from netcore.rtp.keyframes import KEYFRAME_DETECTORS
 from netcore.rtp.packet import RtpPacket
 from netcore.rtp.sequence import SequenceUnwrapper
 from netcore.rtp.vp8 import Vp8Descriptor
+from netcore.sfu.changes import changed
 
 __all__ = ["Vp8Rewriter", "DownTrack", "Forwarded", "ALL_TEMPORAL", "PICTURE_MAP"]
 
@@ -226,7 +227,9 @@ class DownTrack:
         return self._dropped
 
     def _release(self) -> None:
-        """The core changes what this track forwards: the compiled path gives it back first."""
+        """The core changes what this track forwards: the compiled path gives it back first (and the
+        compiled receive path takes no packet of any source without the core until it is armed again)."""
+        changed()
         if self.fast is not None:
             self.fast.eject()
 

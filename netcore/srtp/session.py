@@ -42,7 +42,7 @@ class SrtpStats:
 class SrtpSession:
     """Protect outgoing and unprotect incoming RTP and RTCP for one transport."""
 
-    __slots__ = ("profile", "local_master", "stats", "_tx", "_rx", "protect_rtp", "protect_rtcp", "_unprotect", "_unprotect_rtcp")
+    __slots__ = ("profile", "local_master", "remote_master", "stats", "_tx", "_rx", "protect_rtp", "protect_rtcp", "_unprotect", "_unprotect_rtcp")
 
     def __init__(
         self,
@@ -61,6 +61,7 @@ class SrtpSession:
             raise UsageError(f"master key||salt must be {expected} bytes for this profile")
         self.profile = profile
         self.local_master = local_master  # a compiled send path keys its own context with it (netcore.sfu.fastpath)
+        self.remote_master = remote_master  # and a compiled receive path its own
         self.stats = SrtpStats()
         tx = pylibsrtp.Policy(
             key=local_master,

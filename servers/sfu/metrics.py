@@ -71,6 +71,10 @@ def render_metrics(core: SfuCore) -> str:
             ("sfu_fast_installed_slots", "gauge", "Slots the compiled path forwards now",
              sum(1 for p in participants for s in p.slots if s.downtrack.fast is not None)),
             ("sfu_fast_send_errors_total", "counter", "Datagrams of the compiled path the socket refused", refused),
+            ("sfu_fast_received_packets_total", "counter",
+             "Publisher packets the compiled receive path took (unprotected and forwarded before the core's "
+             "bookkeeping)", fast.taken),
+            ("sfu_fast_armed_total", "counter", "Sources the core armed for the compiled receive path", fast.arms),
         ]
     lines = []
     for name, kind, text, value in series:
