@@ -46,6 +46,7 @@ from netcore.broadcast.switcher import CARD, PROGRAM_CODECS, ProgramSwitcher, So
 from netcore.errors import UsageError
 from netcore.peer import events as pe
 from netcore.rtp.keyframes import KEYFRAME_DETECTORS
+from netcore.sfu.changes import changed
 from netcore.sfu.core import subscriber_budget
 from netcore.sfu.events import ParticipantLeft, SfuEvent, TrackPublished
 from netcore.sfu.keyframes import KeyFrameArbiter
@@ -322,6 +323,8 @@ class Studios:
         """Make ``room_id`` a studio run by user ``operator`` (again: the same studio, its operator kept)."""
         studio = self.studios.get(room_id)
         if studio is None:
+            self.core.catch_up(now)
+            changed()  # its sources' packets come through the core from now on (netcore.sfu.changes)
             studio = self.studios[room_id] = Studio(self.core, room_id, operator, now, self.card_frame, self.random,
                                                     self.execute)
             studio.open(now, lambda participant: self._viewer(participant, operator))  # who joined before
@@ -366,6 +369,10 @@ class Studios:
         return studio
 
     # -- the core's hooks -------------------------------------------------------------
+
+    def watches(self, publication: Publication) -> bool:
+        """Whether :meth:`rtp` wants ``publication``'s packets as they arrive (its room is a studio)."""
+        return publication.owner.room_id in self.studios
 
     def rtp(self, publication: Publication, event: pe.RtpReceived, now: float) -> None:
         studio = self.studios.get(publication.owner.room_id)

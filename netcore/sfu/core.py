@@ -223,7 +223,7 @@ class SfuCore:
         (:class:`TranscodeStarted`): one receive section for the source and
         one send section per rendition, in the job's order.
         """
-        self._catch_up(now)
+        self.catch_up(now)
         source = self._job_source(room_id, job) if job is not None else None
         if participant_id in self.participants:
             self.leave(participant_id, now, "rejoined")
@@ -297,7 +297,7 @@ class SfuCore:
 
     def leave(self, participant_id: str, now: float, reason: str = "left") -> None:
         """Close a participant's transport (BYE, close_notify) and free its tracks and slots."""
-        self._catch_up(now)
+        self.catch_up(now)
         participant = self.participants.pop(participant_id, None)
         if participant is None:
             return
@@ -344,7 +344,7 @@ class SfuCore:
         ``max_fps`` frames a second of it (None: every frame; VP8 temporal layers, the TIDs that fit); its
         simulcast layer and TID are chosen again at once. Raises UsageError for a participant or track not
         in its room."""
-        self._catch_up(now)
+        self.catch_up(now)
         participant = self.participants.get(participant_id)
         publisher = self.participants.get(publisher_id)
         if participant is None or publisher is None or publisher.room_id != participant.room_id \
@@ -368,7 +368,7 @@ class SfuCore:
     def set_last_n(self, room_id: str, last_n: int | None, now: float) -> None:
         """Limit the room's forwarded video to the ``last_n`` most recent speakers for each subscriber
         (None: the server's limit); applied at once."""
-        self._catch_up(now)
+        self.catch_up(now)
         if last_n is not None and last_n < 0:
             raise UsageError("last-N is a count of speakers, 0 or more")
         self._last_n[room_id] = last_n
@@ -383,7 +383,7 @@ class SfuCore:
 
     def worker_ready(self, worker: str, capacity: int, now: float) -> None:
         """A transcoding worker announced ``capacity`` renditions; jobs waiting for room start on it."""
-        self._catch_up(now)
+        self.catch_up(now)
         self.planner.worker_ready(worker, capacity, now)
         self._planned(now)
         self._drain(now)
@@ -391,7 +391,7 @@ class SfuCore:
     def worker_gone(self, worker: str, now: float) -> None:
         """A worker's link closed: its renditions go (their slots fall back to the publisher's stream)
         and its jobs are placed on the others with room."""
-        self._catch_up(now)
+        self.catch_up(now)
         self.planner.worker_gone(worker, now)
         self._planned(now)
         self._drain(now)
@@ -549,7 +549,7 @@ class SfuCore:
         given slots like any participant's, and it is sent their subscribers' key frame requests
         (``publisher.transport.request_keyframe``). It is no participant: no transport of its own, no slots.
         ``changed``: participants whose slots the caller emptied (told SlotsChanged with the others)."""
-        self._catch_up(now)
+        self.catch_up(now)
         room = self.rooms.setdefault(publisher.room_id, {})
         room[publisher.id] = publisher
         self._speakers.setdefault(publisher.room_id, SpeakerDetector())
@@ -561,7 +561,7 @@ class SfuCore:
 
     def remove_local_publisher(self, publisher: Participant, now: float) -> None:
         """Take a publisher of :meth:`add_local_publisher` out of its room; its slots are given other tracks."""
-        self._catch_up(now)
+        self.catch_up(now)
         room = self.rooms.get(publisher.room_id, {})
         if room.get(publisher.id) is not publisher:
             return
@@ -583,7 +583,7 @@ class SfuCore:
 
     def inject(self, publication: Publication, packet: RtpPacket, now: float) -> None:
         """Forward ``packet`` as received on ``publication`` (a local publisher's: a studio's program)."""
-        self._catch_up(now)
+        self.catch_up(now)
         self._forward(publication, pe.RtpReceived(publication.mid, packet.ssrc, packet), now)
         self._drain(now)
 
@@ -640,8 +640,10 @@ class SfuCore:
         finally:
             self._receiving = None
 
-    def _catch_up(self, now: float) -> None:
-        """Before the core changes or reads its state: the bookkeeping of what the compiled receive path took."""
+    def catch_up(self, now: float) -> None:
+        """The core's bookkeeping of what the compiled receive path took, now: the core calls it before it
+        changes or reads its state; a hook that starts watching packets (a recording) calls it first, so
+        that it sees none that arrived before."""
         if self.fastpath is not None and self.fastpath.pending:
             self._replay(now)
 
@@ -687,7 +689,7 @@ class SfuCore:
             self._receiving = None
 
     def handle_timeout(self, now: float) -> None:
-        self._catch_up(now)
+        self.catch_up(now)
         for participant in self.timers.due(now, self.participants):
             participant.transport.handle_timeout(now)
             self._touch(participant)
@@ -948,13 +950,21 @@ class SfuCore:
                 if fast is not None:
                     fast.install(slot, ssrc, publication.codecs.get(packet.payload_type, ""), now)
 
+    def _watched(self, publication: Publication) -> bool:
+        """Whether the tap or an observer wants ``publication``'s packets as they arrive (one without a
+        ``watches`` method wants every publication's)."""
+        for watcher in (self.tap, *self.observers):
+            if watcher is not None and getattr(watcher, "watches", lambda p: True)(publication):
+                return True
+        return False
+
     def _arm(self, publication: Publication, layer: Layer, packet: RtpPacket, event: pe.RtpReceived) -> None:
         """Let the compiled receive path take the next packets of this one's source if all the core would do
         with them is its bookkeeping and forwarding to the installed slots (netcore.sfu.fastpath: arming)."""
         receiving = self._receiving
         owner = publication.owner
-        if (receiving is None or receiving[0] is not owner or event.retransmitted or self.tap is not None
-                or self.relay is not None or self.observers or packet.data[0] & 0x20):
+        if (receiving is None or receiving[0] is not owner or event.retransmitted or self.relay is not None
+                or packet.data[0] & 0x20 or self._watched(publication)):
             return  # another participant's datagram (a rendition), a repair, a padded packet, or packets watched
         if (layer.received._highest & 0xFFFF) != packet.sequence_number:
             return  # not the newest of its source
@@ -979,7 +989,7 @@ class SfuCore:
     def request_keyframe(self, publication: Publication, now: float, reason: str = "recorder") -> None:
         """Ask ``publication``'s publisher for a key frame of every layer (a recorder's or a studio's
         request: through each layer's arbiter)."""
-        self._catch_up(now)
+        self.catch_up(now)
         for layer in publication.layers:
             self._request_keyframe(publication, now, layer=layer, reason=reason)
         self._dirty.append(publication.owner)

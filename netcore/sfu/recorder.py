@@ -43,6 +43,7 @@ from netcore.peer import events as pe
 from netcore.record.logger import RoomLogger, RoomStorage
 from netcore.record.manifest import Codec
 from netcore.rtp.rtcp import SenderReport
+from netcore.sfu.changes import changed
 from netcore.sfu.events import ParticipantJoined, ParticipantLeft
 from netcore.sfu.participant import Participant, Publication
 
@@ -94,6 +95,8 @@ class SfuRecorder:
         """Start journalling ``room_id`` (its participants so far and whoever joins); False if it already is."""
         if room_id in self.rooms:
             return False
+        self.core.catch_up(now)  # packets that arrived before are not journalled
+        changed()  # its publications' packets come through the core from now on (netcore.sfu.changes)
         storage = self._storage[room_id] = self.open_storage(room_id, now)
         logger = RoomLogger(room_id, storage, now=now,
                             wallclock_offset=self.wallclock_offset, keyframe_interval=self.keyframe_interval,
@@ -124,6 +127,10 @@ class SfuRecorder:
 
     def recording(self, room_id: str) -> bool:
         return room_id in self.rooms
+
+    def watches(self, publication: Publication) -> bool:
+        """Whether :meth:`rtp` wants ``publication``'s packets as they arrive (its room records)."""
+        return publication.owner.room_id in self.rooms
 
     def storage(self, room_id: str) -> RoomStorage | None:
         """Where ``room_id``'s recording is written, while it records."""

@@ -195,3 +195,26 @@ def test_replay_windows_are_bounded_the_ssrc_unseen_longest_forgotten():
     with pytest.raises(ValueError, match="replay"):
         inbound.unprotect(tx.protect(RtpPacket.build(payload_type=96, sequence_number=7, timestamp=0, ssrc=99,
                                                      payload=b"x").data))
+
+
+def test_a_recorder_or_studio_that_watches_no_room_leaves_packets_to_the_compiled_path(tmp_path):
+    """The daemon always has a recorder (the core's tap) and the studios (an observer); only the rooms they
+    watch keep their publishers' packets on the Python path, from the moment they start watching."""
+    from netcore.broadcast.studio import Studios
+    from netcore.record.writer import DirectoryStorage
+    from netcore.sfu.recorder import SfuRecorder
+
+    room = Room(seed=11)
+    room.core.fastpath = fastpath.FastPath({SERVER: None})
+    recorder = SfuRecorder(room.core, lambda room_id, now: DirectoryStorage(tmp_path / room_id))
+    Studios(room.core)
+    for name in ("a", "b"):
+        room.join(name)
+    room.connect()
+    fast = room.core.fastpath
+    room.stream(1.0)
+    assert fast.taken > 0.8 * room.core.stats.packets_received
+    taken, received = fast.taken, room.core.stats.packets_received
+    recorder.start(room.core.participants["a"].room_id, room.net.now)
+    room.stream(1.0)
+    assert fast.taken == taken and room.core.stats.packets_received > received + 50
