@@ -89,9 +89,9 @@ from netcore.sdp.attributes import Fingerprint
 from netcore.sdp.candidate import Candidate
 from netcore.sdp.jsep import Negotiator
 from netcore.sdp.model import LocalTransport
-from netcore.sfu.changes import Changes, changed
 from netcore.sfu.allocator import (ALLOCATE_INTERVAL, AUDIO_ALLOWANCE, MAX_PROBE_INTERVAL, PROBE_HEADROOM,
                                    PROBE_INTERVAL, slot_budget)
+from netcore.sfu.changes import Changes, changed
 from netcore.sfu.events import (ActiveSpeakerChanged, KeyFrameRequested, LayerSwitched, ParticipantJoined,
                                 ParticipantLeft, SfuEvent, Slot, SlotsChanged, TrackPublished, TranscodeStarted,
                                 TranscodeStopped)
