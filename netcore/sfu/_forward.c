@@ -213,13 +213,14 @@ static int kdf(const uint8_t *master_key, int key_len, const uint8_t *master_sal
     return ok ? 0 : -1;
 }
 
-static int gcm_init(Gcm *g, int profile, const uint8_t *master, Py_ssize_t master_len, int decrypt) {
+/* The SRTP (or with ``rtcp`` the SRTCP) session key and salt of RFC 3711 section 4.3.1's labels. */
+static int gcm_init(Gcm *g, int profile, const uint8_t *master, Py_ssize_t master_len, int decrypt, int rtcp) {
     int key_len = profile == PROFILE_AEAD_AES_256_GCM ? 32 : 16;
     uint8_t key[32];
     if (master_len != key_len + 12)
         return -1;
-    if (kdf(master, key_len, master + key_len, 0x00, key, key_len) < 0 ||
-        kdf(master, key_len, master + key_len, 0x02, g->salt, 12) < 0)
+    if (kdf(master, key_len, master + key_len, rtcp ? 0x03 : 0x00, key, key_len) < 0 ||
+        kdf(master, key_len, master + key_len, rtcp ? 0x05 : 0x02, g->salt, 12) < 0)
         return -1;
     g->ctx = EVP_CIPHER_CTX_new();
     const EVP_CIPHER *cipher = key_len == 32 ? EVP_aes_256_gcm() : EVP_aes_128_gcm();
@@ -365,7 +366,7 @@ static int Subscriber_init(Subscriber *self, PyObject *args, PyObject *kw) {
         return -1;
     }
     if (profile == PROFILE_AEAD_AES_128_GCM || profile == PROFILE_AEAD_AES_256_GCM) {
-        int failed = gcm_init(&self->gcm, profile, (const uint8_t *)master.buf, master.len, 0) < 0;
+        int failed = gcm_init(&self->gcm, profile, (const uint8_t *)master.buf, master.len, 0, 0) < 0;
         PyBuffer_Release(&master);
         if (failed) {
             PyErr_SetString(PyExc_ValueError, "AES-GCM keying failed (master key||salt length?)");
@@ -1468,12 +1469,25 @@ typedef struct {
 
 enum { RX_OK = 0, RX_REPLAYED = 1, RX_AUTH = 2, RX_MALFORMED = 3 };
 
+#define RTCP_WINDOW 128 /* libsrtp's SRTCP replay window */
+#define MAX_RTCP_REPLAYS 16 /* SSRCs sending RTCP per peer (the one unseen longest forgotten past it) */
+
+typedef struct {
+    uint32_t ssrc;
+    uint32_t index;   /* the highest SRTCP index received */
+    uint64_t seen[2]; /* bit k: index - k received */
+    int any;
+} RtcpReplay;
+
 typedef struct {
     PyObject_HEAD
     srtp_t srtp;     /* libsrtp, for the profiles not done here */
     Gcm gcm;         /* the AEAD profiles (gcm.ctx set, for decryption) */
+    Gcm gcm_rtcp;    /* and their SRTCP keys */
     Replay *replays;
     int replay_count, replay_cap;
+    RtcpReplay rtcp_replays[MAX_RTCP_REPLAYS];
+    int rtcp_replay_count;
     Armed *armed;
     int armed_count, armed_cap;
     PyObject *log;   /* [(plain bytes, time)] */
@@ -1484,6 +1498,7 @@ static void Inbound_dealloc(Inbound *self) {
     if (self->srtp)
         srtp_dealloc(self->srtp);
     gcm_free(&self->gcm);
+    gcm_free(&self->gcm_rtcp);
     PyMem_Free(self->replays);
     for (int i = 0; i < self->armed_count; i++)
         Py_XDECREF(self->armed[i].group);
@@ -1508,7 +1523,8 @@ static int Inbound_init(Inbound *self, PyObject *args, PyObject *kw) {
         return -1;
     }
     if (profile == PROFILE_AEAD_AES_128_GCM || profile == PROFILE_AEAD_AES_256_GCM) {
-        int failed = gcm_init(&self->gcm, profile, (const uint8_t *)master.buf, master.len, 1) < 0;
+        int failed = gcm_init(&self->gcm, profile, (const uint8_t *)master.buf, master.len, 1, 0) < 0 ||
+                     gcm_init(&self->gcm_rtcp, profile, (const uint8_t *)master.buf, master.len, 1, 1) < 0;
         PyBuffer_Release(&master);
         if (failed) {
             PyErr_SetString(PyExc_ValueError, "AES-GCM keying failed (master key||salt length?)");
@@ -1645,6 +1661,99 @@ static int inbound_unprotect(Inbound *self, const uint8_t *in, Py_ssize_t n, uin
 
 static const char *rx_reasons[] = {"", "replay check failed", "authentication failed", "malformed packet"};
 static const char *rx_counters[] = {"", "replayed", "auth_failed", "malformed"}; /* netcore.srtp.SrtpStats */
+
+static RtcpReplay *rtcp_replay_for(Inbound *self, uint32_t ssrc) {
+    RtcpReplay *r = self->rtcp_replays;
+    for (int i = 0; i < self->rtcp_replay_count; i++)
+        if (r[i].ssrc == ssrc)
+            return &r[i];
+    if (self->rtcp_replay_count == MAX_RTCP_REPLAYS) {
+        memmove(r, r + 1, (MAX_RTCP_REPLAYS - 1) * sizeof(RtcpReplay));
+        self->rtcp_replay_count--;
+    }
+    RtcpReplay *fresh = &r[self->rtcp_replay_count++];
+    memset(fresh, 0, sizeof(*fresh));
+    fresh->ssrc = ssrc;
+    return fresh;
+}
+
+/* RFC 7714 sections 9.1 and 17 (SRTCP, encrypted: E = 1): IV from SSRC and SRTCP index, AAD the first 8
+ * octets and the E || index word, the tag before that word; libsrtp's 128-packet window per SSRC. */
+static int gcm_unprotect_rtcp(Inbound *self, uint8_t *buf, int *len) {
+    Gcm *g = &self->gcm_rtcp;
+    int n = *len;
+    if (n < 8 + GCM_TAG + 4)
+        return RX_MALFORMED;
+    const uint8_t *word = buf + n - 4;
+    if (!(word[0] & 0x80))
+        return RX_MALFORMED; /* not encrypted (E = 0): not sent by the peers this serves */
+    uint32_t index = (uint32_t)(word[0] & 0x7F) << 24 | (uint32_t)word[1] << 16 | (uint32_t)word[2] << 8 | word[3];
+    uint32_t ssrc = (uint32_t)buf[4] << 24 | (uint32_t)buf[5] << 16 | (uint32_t)buf[6] << 8 | buf[7];
+    RtcpReplay *r = rtcp_replay_for(self, ssrc);
+    if (r->any && index <= r->index) {
+        uint32_t back = r->index - index;
+        if (back >= RTCP_WINDOW || ((r->seen[back / 64] >> (back % 64)) & 1))
+            return RX_REPLAYED;
+    }
+    uint8_t iv[12] = {0, 0, buf[4], buf[5], buf[6], buf[7], 0, 0, word[0] & 0x7F, word[1], word[2], word[3]};
+    for (int i = 0; i < 12; i++)
+        iv[i] ^= g->salt[i];
+    int body = n - 8 - GCM_TAG - 4, outl = 0, last = 0;
+    if (EVP_DecryptInit_ex(g->ctx, NULL, NULL, NULL, iv) != 1 ||
+        EVP_DecryptUpdate(g->ctx, NULL, &outl, buf, 8) != 1 ||
+        EVP_DecryptUpdate(g->ctx, NULL, &outl, word, 4) != 1 ||
+        EVP_DecryptUpdate(g->ctx, buf + 8, &outl, buf + 8, body) != 1 ||
+        EVP_CIPHER_CTX_ctrl(g->ctx, EVP_CTRL_GCM_SET_TAG, GCM_TAG, buf + 8 + body) != 1 ||
+        EVP_DecryptFinal_ex(g->ctx, buf + 8 + outl, &last) != 1)
+        return RX_AUTH;
+    if (!r->any || index > r->index) {
+        uint32_t ahead = r->any ? index - r->index : RTCP_WINDOW;
+        if (ahead >= RTCP_WINDOW) {
+            r->seen[0] = r->seen[1] = 0;
+        } else if (ahead >= 64) {
+            r->seen[1] = r->seen[0] << (ahead - 64);
+            r->seen[0] = 0;
+        } else if (ahead > 0) {
+            r->seen[1] = (r->seen[1] << ahead) | (r->seen[0] >> (64 - ahead));
+            r->seen[0] <<= ahead;
+        }
+        r->index = index;
+        r->any = 1;
+        r->seen[0] |= 1;
+    } else {
+        uint32_t back = r->index - index;
+        r->seen[back / 64] |= (uint64_t)1 << (back % 64);
+    }
+    *len = 8 + body;
+    return RX_OK;
+}
+
+static PyObject *Inbound_unprotect_rtcp(Inbound *self, PyObject *arg) {
+    Py_buffer in;
+    uint8_t buf[BUFFER_SIZE];
+    if (PyObject_GetBuffer(arg, &in, PyBUF_SIMPLE) < 0)
+        return NULL;
+    int len = (int)in.len, why = RX_MALFORMED;
+    if (in.len >= 8 && in.len <= MAX_PACKET + SRTP_MAX_TRAILER_LEN) {
+        memcpy(buf, in.buf, (size_t)in.len);
+        if (self->gcm_rtcp.ctx) {
+            why = gcm_unprotect_rtcp(self, buf, &len);
+        } else {
+            srtp_err_status_t status = srtp_unprotect_rtcp(self->srtp, buf, &len);
+            why = status == srtp_err_status_ok                                                        ? RX_OK
+                  : status == srtp_err_status_replay_fail || status == srtp_err_status_replay_old ? RX_REPLAYED
+                  : status == srtp_err_status_auth_fail                                             ? RX_AUTH
+                                                                                                    : RX_MALFORMED;
+        }
+    }
+    PyBuffer_Release(&in);
+    if (why != RX_OK) {
+        PyErr_SetString(PyExc_ValueError, rx_reasons[why]);
+        return NULL;
+    }
+    return PyBytes_FromStringAndSize((const char *)buf, len);
+}
+
 
 static PyObject *Inbound_unprotect(Inbound *self, PyObject *arg) {
     Py_buffer in;
@@ -1815,6 +1924,8 @@ static PyObject *Inbound_get_armed(Inbound *self, void *c) {
 static PyMethodDef Inbound_methods[] = {
     {"unprotect", (PyCFunction)Inbound_unprotect, METH_O,
      "SRTP-unprotect one RTP packet of this publisher's (ValueError: replayed, forged or malformed)."},
+    {"unprotect_rtcp", (PyCFunction)Inbound_unprotect_rtcp, METH_O,
+     "SRTCP-unprotect one compound packet of this peer's (ValueError: replayed, forged or malformed)."},
     {"arm", (PyCFunction)Inbound_arm, METH_VARARGS,
      "arm(ssrc, group or None, last sequence number, payload type, epoch): take the source's next packets."},
     {"disarm", (PyCFunction)Inbound_disarm, METH_O, "disarm(ssrc or None for every source)."},

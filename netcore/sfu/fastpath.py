@@ -311,7 +311,8 @@ class FastPath:
         sender.fast = fast
 
     def _receive_side(self, participant: Participant) -> None:
-        """Unprotect the transport's RTP in C from now on, so that the compiled receive path can take it."""
+        """Unprotect the transport's RTP in C from now on, so that the compiled receive path can take it (its
+        RTCP too: the subscribers' feedback is the larger part of the server's SRTP work)."""
         srtp = participant.transport.srtp
         if srtp is None or getattr(srtp, "remote_master", None) is None or participant.id in self.inbounds:
             return
@@ -320,6 +321,7 @@ class FastPath:
         except ValueError:  # a profile unknown here
             return
         srtp._unprotect = native.unprotect  # one SRTP context (replay window, rollover) for all its RTP
+        srtp._unprotect_rtcp = native.unprotect_rtcp  # and its RTCP (AES-GCM here, not through cffi)
         self.inbounds[participant.id] = FastInbound(native, participant)
 
     def arm(self, participant: Participant, publication: Publication, packet: RtpPacket, source: Address,

@@ -70,6 +70,28 @@ def test_inbound_unprotects_what_libsrtp_protects_and_refuses_what_it_refuses(pr
     assert session.unprotect_rtp(old) is None and stats.replayed == 102
 
 
+@pytest.mark.parametrize("profile", sorted(PROFILES))
+def test_inbound_unprotects_srtcp_as_libsrtp_does_reordered_within_its_window(profile):
+    key, tx = _sender(profile)
+    session = SrtpSession(profile, key, key)
+    session._unprotect_rtcp = _forward.Inbound(profile, key).unprotect_rtcp
+    compounds = [bytes([0x81, 201, 0, 7]) + struct.pack("!I", 0x5EED) + os.urandom(24) for _ in range(200)]
+    protected = [tx.protect_rtcp(c) for c in compounds]
+    order = list(range(200))
+    for i in range(0, 200, 10):  # each ten delivered out of order
+        order[i:i + 10] = reversed(order[i:i + 10])
+    for i in order:
+        assert session.unprotect_rtcp(protected[i]) == compounds[i]
+    assert session.unprotect_rtcp(protected[150]) is None  # replayed, within the window
+    assert session.unprotect_rtcp(protected[3]) is None  # older than the window
+    forged = bytearray(tx.protect_rtcp(compounds[0]))
+    forged[10] ^= 1
+    assert session.unprotect_rtcp(bytes(forged)) is None
+    assert session.unprotect_rtcp(b"\x81\xc9\x00") is None
+    stats = session.stats
+    assert (stats.replayed, stats.auth_failed, stats.malformed) == (2, 1, 1)
+
+
 def _armed(profile: int = GCM, seq: int = 100) -> tuple[pylibsrtp.Session, object, int]:
     key, tx = _sender(profile)
     inbound = _forward.Inbound(profile, key)
@@ -130,6 +152,8 @@ def test_no_datagram_makes_receive_raise(data, seq, header):
     assert result is None or result in ("replayed", "auth_failed", "malformed")
     with pytest.raises(ValueError):
         inbound.unprotect(data)
+    with pytest.raises(ValueError):
+        inbound.unprotect_rtcp(data)
 
 
 # -- the core ---------------------------------------------------------------------------------------------
