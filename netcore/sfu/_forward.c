@@ -320,6 +320,31 @@ static int gcm_protect(Gcm *g, uint8_t *buf, int *len) {
     return 0;
 }
 
+/* A libsrtp context for ``profile`` keyed with ``master`` (key||salt): every outbound SSRC (retransmissions
+ * allowed) or every inbound one; -1 with ValueError set. */
+static int srtp_context(srtp_t *out, int profile, const Py_buffer *master, int inbound) {
+    srtp_policy_t policy;
+    memset(&policy, 0, sizeof(policy));
+    if (srtp_crypto_policy_set_from_profile_for_rtp(&policy.rtp, (srtp_profile_t)profile) != srtp_err_status_ok ||
+        srtp_crypto_policy_set_from_profile_for_rtcp(&policy.rtcp, (srtp_profile_t)profile) !=
+            srtp_err_status_ok) {
+        PyErr_Format(PyExc_ValueError, "unsupported SRTP profile %d", profile);
+        return -1;
+    }
+    policy.ssrc.type = inbound ? ssrc_any_inbound : ssrc_any_outbound;
+    policy.key = (unsigned char *)master->buf;
+    policy.window_size = REPLAY_WINDOW;
+    policy.allow_repeat_tx = !inbound;
+    policy.next = NULL;
+    srtp_err_status_t status = srtp_create(out, &policy);
+    if (status != srtp_err_status_ok) {
+        *out = NULL;
+        PyErr_Format(PyExc_ValueError, "srtp_create failed (%d)", (int)status);
+        return -1;
+    }
+    return 0;
+}
+
 /* --------------------------------------------------------------- Subscriber */
 
 typedef struct {
@@ -374,27 +399,10 @@ static int Subscriber_init(Subscriber *self, PyObject *args, PyObject *kw) {
         }
         goto keyed;
     }
-    srtp_policy_t policy;
-    memset(&policy, 0, sizeof(policy));
-    if (srtp_crypto_policy_set_from_profile_for_rtp(&policy.rtp, (srtp_profile_t)profile) != srtp_err_status_ok ||
-        srtp_crypto_policy_set_from_profile_for_rtcp(&policy.rtcp, (srtp_profile_t)profile) !=
-            srtp_err_status_ok) {
-        PyBuffer_Release(&master);
-        PyErr_Format(PyExc_ValueError, "unsupported SRTP profile %d", profile);
-        return -1;
-    }
-    policy.ssrc.type = ssrc_any_outbound;
-    policy.key = (unsigned char *)master.buf;
-    policy.window_size = 1024;
-    policy.allow_repeat_tx = 1;
-    policy.next = NULL;
-    srtp_err_status_t status = srtp_create(&self->srtp, &policy);
+    int failed = srtp_context(&self->srtp, profile, &master, 0) < 0;
     PyBuffer_Release(&master);
-    if (status != srtp_err_status_ok) {
-        self->srtp = NULL;
-        PyErr_Format(PyExc_ValueError, "srtp_create failed (%d)", (int)status);
+    if (failed)
         return -1;
-    }
 keyed:
     Py_INCREF(output);
     Py_XSETREF(self->output, output);
@@ -1532,27 +1540,9 @@ static int Inbound_init(Inbound *self, PyObject *args, PyObject *kw) {
         }
         return 0;
     }
-    srtp_policy_t policy;
-    memset(&policy, 0, sizeof(policy));
-    if (srtp_crypto_policy_set_from_profile_for_rtp(&policy.rtp, (srtp_profile_t)profile) != srtp_err_status_ok ||
-        srtp_crypto_policy_set_from_profile_for_rtcp(&policy.rtcp, (srtp_profile_t)profile) !=
-            srtp_err_status_ok) {
-        PyBuffer_Release(&master);
-        PyErr_Format(PyExc_ValueError, "unsupported SRTP profile %d", profile);
-        return -1;
-    }
-    policy.ssrc.type = ssrc_any_inbound;
-    policy.key = (unsigned char *)master.buf;
-    policy.window_size = REPLAY_WINDOW;
-    policy.next = NULL;
-    srtp_err_status_t status = srtp_create(&self->srtp, &policy);
+    int failed = srtp_context(&self->srtp, profile, &master, 1) < 0;
     PyBuffer_Release(&master);
-    if (status != srtp_err_status_ok) {
-        self->srtp = NULL;
-        PyErr_Format(PyExc_ValueError, "srtp_create failed (%d)", (int)status);
-        return -1;
-    }
-    return 0;
+    return failed ? -1 : 0;
 }
 
 #define MAX_REPLAYS 32 /* SSRCs with a replay window per publisher (libsrtp keeps one per SSRC ever seen) */
@@ -1641,6 +1631,15 @@ static int gcm_unprotect(Inbound *self, uint8_t *buf, int *len) {
     return RX_OK;
 }
 
+/* What a libsrtp status means here. */
+static int rx_status(srtp_err_status_t status) {
+    if (status == srtp_err_status_ok)
+        return RX_OK;
+    if (status == srtp_err_status_replay_fail || status == srtp_err_status_replay_old)
+        return RX_REPLAYED;
+    return status == srtp_err_status_auth_fail ? RX_AUTH : RX_MALFORMED;
+}
+
 /* Unprotect ``n`` bytes at ``in`` into ``buf``: RX_OK and the plain length in ``*len``, or why not. */
 static int inbound_unprotect(Inbound *self, const uint8_t *in, Py_ssize_t n, uint8_t *buf, int *len) {
     if (n < 12 || n > MAX_PACKET + SRTP_MAX_TRAILER_LEN)
@@ -1649,14 +1648,7 @@ static int inbound_unprotect(Inbound *self, const uint8_t *in, Py_ssize_t n, uin
     *len = (int)n;
     if (self->gcm.ctx)
         return gcm_unprotect(self, buf, len);
-    srtp_err_status_t status = srtp_unprotect(self->srtp, buf, len);
-    if (status == srtp_err_status_ok)
-        return RX_OK;
-    if (status == srtp_err_status_replay_fail || status == srtp_err_status_replay_old)
-        return RX_REPLAYED;
-    if (status == srtp_err_status_auth_fail)
-        return RX_AUTH;
-    return RX_MALFORMED;
+    return rx_status(srtp_unprotect(self->srtp, buf, len));
 }
 
 static const char *rx_reasons[] = {"", "replay check failed", "authentication failed", "malformed packet"};
@@ -1736,15 +1728,8 @@ static PyObject *Inbound_unprotect_rtcp(Inbound *self, PyObject *arg) {
     int len = (int)in.len, why = RX_MALFORMED;
     if (in.len >= 8 && in.len <= MAX_PACKET + SRTP_MAX_TRAILER_LEN) {
         memcpy(buf, in.buf, (size_t)in.len);
-        if (self->gcm_rtcp.ctx) {
-            why = gcm_unprotect_rtcp(self, buf, &len);
-        } else {
-            srtp_err_status_t status = srtp_unprotect_rtcp(self->srtp, buf, &len);
-            why = status == srtp_err_status_ok                                                        ? RX_OK
-                  : status == srtp_err_status_replay_fail || status == srtp_err_status_replay_old ? RX_REPLAYED
-                  : status == srtp_err_status_auth_fail                                             ? RX_AUTH
-                                                                                                    : RX_MALFORMED;
-        }
+        why = self->gcm_rtcp.ctx ? gcm_unprotect_rtcp(self, buf, &len)
+                                 : rx_status(srtp_unprotect_rtcp(self->srtp, buf, &len));
     }
     PyBuffer_Release(&in);
     if (why != RX_OK) {
