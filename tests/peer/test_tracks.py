@@ -230,8 +230,9 @@ def test_sender_reports_pair_ntp_and_rtp_time_as_the_capture_clock_does():
     # the last frame taken: not from the last packet sent, which is later by the encoding, and
     # for audio by Opus's 6.5 ms lookahead (audio and video were 12-70 ms out of step in recordings).
     # The median: a busy machine may preempt the process between the sender's clock reading and
-    # the test's, which puts a single report a few ms off.
+    # the test's, which puts a single report a few ms off (and under a full CI run's load the median
+    # itself reached 2.07 ms once); 3 ms is still under half the smallest error this guards against.
     errors = asyncio.run(asyncio.wait_for(sender_report_call(), 40))
     for kind in ("audio", "video"):
         mine = sorted(abs(e) for k, e in errors if k == kind)
-        assert len(mine) >= 8 and mine[len(mine) // 2] < 0.002, (kind, mine)
+        assert len(mine) >= 8 and mine[len(mine) // 2] < 0.003, (kind, mine)
