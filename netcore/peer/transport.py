@@ -474,8 +474,18 @@ class MediaTransport:
             self.stats.dropped_before_keys += 1
             return
         plain = srtp.unprotect_rtcp(data)
-        if plain is None:
-            return
+        if plain is not None:
+            self._on_plain_rtcp(plain, now)
+
+    def replay_rtcp(self, plain: bytes, now: float) -> None:
+        """An RTCP compound a compiled receive path unprotected (and counted nowhere yet), handled as if it had
+        arrived at ``now`` (netcore.sfu.fastpath)."""
+        self.stats.rtcp_received += 1
+        self._now = now
+        if self.state is TransportState.CONNECTED:
+            self._on_plain_rtcp(plain, now)
+
+    def _on_plain_rtcp(self, plain: bytes, now: float) -> None:
         self._timer.packet_size(len(plain))
         try:
             packets = parse_rtcp(plain)

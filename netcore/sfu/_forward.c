@@ -1498,8 +1498,9 @@ typedef struct {
     int rtcp_replay_count;
     Armed *armed;
     int armed_count, armed_cap;
-    PyObject *log;   /* [(plain bytes, time)] */
+    PyObject *log;   /* [(plain bytes, time)] for RTP, [(plain bytes, time, True)] for RTCP */
     long long last_bytes; /* what the latest packet taken and logged was forwarded as, in bytes */
+    int feedback;    /* take this peer's RTCP that can wait (see receive_rtcp) */
 } Inbound;
 
 static void Inbound_dealloc(Inbound *self) {
@@ -1825,17 +1826,9 @@ static PyObject *Inbound_disarm(Inbound *self, PyObject *arg) {
  * count it in); a tuple (plain, packets, bytes,
  * ejected tracks, group): unprotected and forwarded to the tracks still installed, the ejected ones (and the
  * rest of the packet's handling) the core's, and not logged. */
-static PyObject *Inbound_receive(Inbound *self, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 3 || !PyBytes_Check(args[0])) {
-        PyErr_SetString(PyExc_TypeError, "receive(data: bytes, now: float, epoch: int)");
-        return NULL;
-    }
-    const uint8_t *d = (const uint8_t *)PyBytes_AS_STRING(args[0]);
-    Py_ssize_t n = PyBytes_GET_SIZE(args[0]);
-    double now = PyFloat_AsDouble(args[1]);
-    unsigned long long epoch = PyLong_AsUnsignedLongLong(args[2]);
-    if (PyErr_Occurred())
-        return NULL;
+/* What receive returns for one datagram (see its docstring); the Reader calls it on the bytes it read. */
+static PyObject *inbound_receive(Inbound *self, const uint8_t *d, Py_ssize_t n, double now,
+                                 unsigned long long epoch) {
     if (n < 12 || (d[0] & 0xC0) != 0x80)
         Py_RETURN_NONE;
     uint32_t ssrc = (uint32_t)d[8] << 24 | (uint32_t)d[9] << 16 | (uint32_t)d[10] << 8 | d[11];
@@ -1879,6 +1872,70 @@ static PyObject *Inbound_receive(Inbound *self, PyObject *const *args, Py_ssize_
     return PyLong_FromLong(count);
 }
 
+static PyObject *Inbound_receive(Inbound *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 3 || !PyBytes_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "receive(data: bytes, now: float, epoch: int)");
+        return NULL;
+    }
+    double now = PyFloat_AsDouble(args[1]);
+    unsigned long long epoch = PyLong_AsUnsignedLongLong(args[2]);
+    if (PyErr_Occurred())
+        return NULL;
+    return inbound_receive(self, (const uint8_t *)PyBytes_AS_STRING(args[0]), PyBytes_GET_SIZE(args[0]), now,
+                           epoch);
+}
+
+/* Whether a compound holds only what may wait for the core's replay: receiver reports, SDES and
+ * transport-wide feedback (RFC 3550 6.4.2, 6.5; draft-holmer-rmcat-transport-wide-cc-extensions-01), each
+ * packet whole. Anything else (a NACK, a key-frame request, a sender report, BYE, REMB) goes to the core now. */
+static int may_wait(const uint8_t *d, int n) {
+    int pos = 0;
+    while (pos + 4 <= n) {
+        int length = ((d[pos + 2] << 8) | d[pos + 3]) * 4 + 4;
+        uint8_t pt = d[pos + 1], fmt = d[pos] & 0x1F;
+        if ((d[pos] & 0xC0) != 0x80 || pos + length > n)
+            return 0;
+        if (pt != 201 && pt != 202 && !(pt == 205 && fmt == 15))
+            return 0;
+        pos += length;
+    }
+    return pos == n && n > 0;
+}
+
+/* What receive_rtcp returns for one datagram (see its docstring). */
+static PyObject *inbound_receive_rtcp(Inbound *self, const uint8_t *d, Py_ssize_t n, double now) {
+    if (!self->feedback || n < 8 || n > MAX_PACKET + SRTP_MAX_TRAILER_LEN || PyList_GET_SIZE(self->log) >= LOG_MAX)
+        Py_RETURN_NONE;
+    uint8_t buf[BUFFER_SIZE];
+    int len = (int)n;
+    memcpy(buf, d, (size_t)n);
+    int why = self->gcm_rtcp.ctx ? gcm_unprotect_rtcp(self, buf, &len)
+                                 : rx_status(srtp_unprotect_rtcp(self->srtp, buf, &len));
+    if (why != RX_OK)  /* nothing changed: the transport unprotects it again and counts why */
+        Py_RETURN_NONE;
+    PyObject *plain = PyBytes_FromStringAndSize((const char *)buf, len);
+    if (!plain || !may_wait(buf, len))
+        return plain;
+    PyObject *entry = Py_BuildValue("(NdO)", plain, now, Py_True);
+    if (!entry || PyList_Append(self->log, entry) < 0) {
+        Py_XDECREF(entry);
+        return NULL;
+    }
+    Py_DECREF(entry);
+    Py_RETURN_TRUE;
+}
+
+static PyObject *Inbound_receive_rtcp(Inbound *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2 || !PyBytes_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "receive_rtcp(data: bytes, now: float)");
+        return NULL;
+    }
+    double now = PyFloat_AsDouble(args[1]);
+    if (PyErr_Occurred())
+        return NULL;
+    return inbound_receive_rtcp(self, (const uint8_t *)PyBytes_AS_STRING(args[0]), PyBytes_GET_SIZE(args[0]), now);
+}
+
 static PyObject *Inbound_take(Inbound *self, PyObject *unused) {
     PyObject *log = self->log;
     self->log = PyList_New(0);
@@ -1916,13 +1973,20 @@ static PyMethodDef Inbound_methods[] = {
     {"disarm", (PyCFunction)Inbound_disarm, METH_O, "disarm(ssrc or None for every source)."},
     {"receive", (PyCFunction)(void (*)(void))Inbound_receive, METH_FASTCALL,
      "receive(data, now, epoch): None, packets forwarded (int), a drop's counter (str) or (plain, packets, bytes, ejected, group)."},
-    {"take", (PyCFunction)Inbound_take, METH_NOARGS, "[(plain, arrival time)] logged since the last call."},
+    {"receive_rtcp", (PyCFunction)(void (*)(void))Inbound_receive_rtcp, METH_FASTCALL,
+     "receive_rtcp(data, now): None (left untouched: not taking feedback, its SRTCP fails, the log is full),"
+     " True (unprotected and logged: only reports, SDES and transport-wide feedback) or the unprotected"
+     " compound, for the core now."},
+    {"take", (PyCFunction)Inbound_take, METH_NOARGS,
+     "[(plain, arrival time)] (RTP) and [(plain, arrival time, True)] (RTCP) logged since the last call."},
     {NULL},
 };
 
 static PyMemberDef Inbound_members[] = {
     {"last_bytes", T_LONGLONG, offsetof(Inbound, last_bytes), READONLY,
      "The bytes the latest packet taken and logged was forwarded as (every track's)."},
+    {"feedback", T_INT, offsetof(Inbound, feedback), 0,
+     "Whether receive_rtcp takes this peer's RTCP that can wait for the core (0: it leaves all of it)."},
     {NULL},
 };
 
@@ -1945,20 +2009,302 @@ static PyTypeObject InboundType = {
     .tp_doc = "One publisher's transport: Inbound(profile, remote master key||salt).",
 };
 
+/* ------------------------------------------------------------------- Reader */
+
+/*
+ * A media socket's reading, for the daemon: one recvmmsg per wake-up of the
+ * loop, each datagram from a source the core armed offered to that
+ * participant's Inbound first (the same receive as Inbound.receive), so that
+ * a publisher packet the compiled path takes costs no Python frame at all.
+ * Everything else goes back to the caller as it was read, in order.
+ */
+
+#define READ_BUDGET 32   /* datagrams per recvmmsg, as libuv reads per wake-up */
+#define READ_SIZE 2048   /* a datagram longer than this is none of ours (MTU-sized media, STUN, DTLS) */
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *sources;   /* {source_key(address): (Inbound, what read() names it by)} */
+    long long truncated; /* datagrams dropped for being longer than READ_SIZE */
+    long long rtcp;      /* RTCP compounds taken and logged for the core's replay */
+    struct mmsghdr messages[READ_BUDGET];
+    struct iovec vectors[READ_BUDGET];
+    struct sockaddr_storage addresses[READ_BUDGET];
+    uint8_t buffers[READ_BUDGET][READ_SIZE];
+} Reader;
+
+/* family (4 or 6), port, address bytes: the same for an address read here and one given as (host, port) */
+static PyObject *key_of(const struct sockaddr_storage *sa) {
+    uint8_t key[19];
+    if (sa->ss_family == AF_INET) {
+        const struct sockaddr_in *v4 = (const struct sockaddr_in *)sa;
+        key[0] = 4;
+        memcpy(key + 1, &v4->sin_port, 2);
+        memcpy(key + 3, &v4->sin_addr, 4);
+        return PyBytes_FromStringAndSize((const char *)key, 7);
+    }
+    const struct sockaddr_in6 *v6 = (const struct sockaddr_in6 *)sa;
+    key[0] = 6;
+    memcpy(key + 1, &v6->sin6_port, 2);
+    memcpy(key + 3, &v6->sin6_addr, 16);
+    return PyBytes_FromStringAndSize((const char *)key, 19);
+}
+
+static PyObject *address_of(const struct sockaddr_storage *sa) {
+    char host[INET6_ADDRSTRLEN];
+    int port;
+    if (sa->ss_family == AF_INET) {
+        const struct sockaddr_in *v4 = (const struct sockaddr_in *)sa;
+        inet_ntop(AF_INET, &v4->sin_addr, host, sizeof(host));
+        port = ntohs(v4->sin_port);
+    } else {
+        const struct sockaddr_in6 *v6 = (const struct sockaddr_in6 *)sa;
+        inet_ntop(AF_INET6, &v6->sin6_addr, host, sizeof(host));
+        port = ntohs(v6->sin6_port);
+    }
+    return Py_BuildValue("(si)", host, port);
+}
+
+static PyObject *source_key(PyObject *module, PyObject *address) {
+    struct sockaddr_storage sa;
+    socklen_t len;
+    if (parse_address(address, &sa, &len) < 0)
+        return NULL;
+    return key_of(&sa);
+}
+
+static void Reader_dealloc(Reader *self) {
+    Py_XDECREF(self->sources);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static int Reader_init(Reader *self, PyObject *args, PyObject *kw) {
+    static char *names[] = {NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "", names))
+        return -1;
+    Py_XSETREF(self->sources, PyDict_New());
+    if (!self->sources)
+        return -1;
+    for (int i = 0; i < READ_BUDGET; i++) {
+        self->vectors[i].iov_base = self->buffers[i];
+        self->vectors[i].iov_len = READ_SIZE;
+    }
+    return 0;
+}
+
+/* Append to *list, made on first use. */
+static int append_new(PyObject **list, PyObject *item) {
+    if (!item)
+        return -1;
+    if (!*list && !(*list = PyList_New(0))) {
+        Py_DECREF(item);
+        return -1;
+    }
+    int rc = PyList_Append(*list, item);
+    Py_DECREF(item);
+    return rc;
+}
+
+/* One datagram offered to the Inbound its source is armed for: 1 taken and forwarded (*logged set when its
+ * log just started), 0 not taken, -1 error; *back set when taken but given back (a drop's counter, an eject). */
+/* One datagram offered to the Inbound its source is filed under: 1 taken (RTP forwarded and logged), 2 taken
+ * (RTCP logged), *logged set when its log just started), 0 not taken, -1 error; *back set when taken but handed back
+ * (an RTP drop's counter or eject, an RTCP compound unprotected for the core now). */
+static int offer(Reader *self, int i, Py_ssize_t n, double now, unsigned long long epoch, PyObject **named,
+                 PyObject **back, long *forwarded, long long *bytes, int *logged) {
+    const uint8_t *d = self->buffers[i];
+    if (n < 8 || (d[0] & 0xC0) != 0x80)
+        return 0;
+    int rtcp = d[1] >= 192 && d[1] <= 223;  /* RFC 5761 section 4 */
+    PyObject *key = key_of(&self->addresses[i]);
+    if (!key)
+        return -1;
+    PyObject *entry = PyDict_GetItemWithError(self->sources, key);
+    Py_DECREF(key);
+    if (!entry)
+        return PyErr_Occurred() ? -1 : 0;
+    Inbound *inbound = (Inbound *)PyTuple_GET_ITEM(entry, 0);
+    PyObject *result = rtcp ? inbound_receive_rtcp(inbound, d, n, now) : inbound_receive(inbound, d, n, now, epoch);
+    if (!result)
+        return -1;
+    *named = PyTuple_GET_ITEM(entry, 1);
+    if (result == Py_None) {
+        Py_DECREF(result);
+        return 0;
+    }
+    if (result == Py_True || PyLong_CheckExact(result)) {
+        int rtp = result != Py_True;
+        if (rtp) {
+            *forwarded += PyLong_AsLong(result);
+            *bytes += inbound->last_bytes;
+        }
+        *logged = PyList_GET_SIZE(inbound->log) == 1;
+        Py_DECREF(result);
+        return rtp ? 1 : 2;
+    }
+    *back = result;
+    return 1;
+}
+
+static PyObject *Reader_read(Reader *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "read(fd: int, now: float, epoch: int)");
+        return NULL;
+    }
+    int fd = PyLong_AsLong(args[0]);
+    double now = PyFloat_AsDouble(args[1]);
+    unsigned long long epoch = PyLong_AsUnsignedLongLong(args[2]);
+    if (PyErr_Occurred())
+        return NULL;
+    for (int i = 0; i < READ_BUDGET; i++) {
+        struct msghdr *h = &self->messages[i].msg_hdr;
+        memset(h, 0, sizeof(*h));
+        h->msg_name = &self->addresses[i];
+        h->msg_namelen = sizeof(self->addresses[i]);
+        h->msg_iov = &self->vectors[i];
+        h->msg_iovlen = 1;
+    }
+    int count = recvmmsg(fd, self->messages, READ_BUDGET, MSG_DONTWAIT, NULL);  /* never blocks: no GIL dance */
+    if (count < 0)
+        count = 0;  /* nothing there (EAGAIN), or an ICMP error a UDP socket reports: nothing to hand over */
+    PyObject *rest = NULL, *logged = NULL;
+    long taken = 0, forwarded = 0, backs = 0;
+    long long bytes = 0;
+    int checked = PyDict_GET_SIZE(self->sources) > 0;
+    for (int i = 0; i < count; i++) {
+        Py_ssize_t n = self->messages[i].msg_len;
+        if (self->messages[i].msg_hdr.msg_flags & MSG_TRUNC) {
+            self->truncated++;
+            continue;
+        }
+        if (checked) {
+            PyObject *named = NULL, *back = NULL;
+            int started = 0;
+            int took = offer(self, i, n, now, epoch, &named, &back, &forwarded, &bytes, &started);
+            if (took < 0)
+                goto error;
+            if (took && back) {  /* (the inbound's name, what receive returned): for the core, in order */
+                backs++;
+                if (append_new(&rest, Py_BuildValue("(ON)", named, back)) < 0)
+                    goto error;
+                continue;
+            }
+            if (took) {
+                if (took == 2) {
+                    self->rtcp++;
+                    backs++;
+                } else {
+                    taken++;
+                }
+                if (started && append_new(&logged, Py_NewRef(named)) < 0)
+                    goto error;
+                continue;
+            }
+        }
+        PyObject *data = PyBytes_FromStringAndSize((const char *)self->buffers[i], n);
+        PyObject *address = data ? address_of(&self->addresses[i]) : NULL;
+        if (!address) {
+            Py_XDECREF(data);
+            goto error;
+        }
+        if (append_new(&rest, Py_BuildValue("(NN)", data, address)) < 0)
+            goto error;
+    }
+    return Py_BuildValue("(NNllLl)", rest ? rest : PyList_New(0), logged ? logged : PyList_New(0), taken, forwarded,
+                         bytes, backs);
+error:
+    Py_XDECREF(rest);
+    Py_XDECREF(logged);
+    return NULL;
+}
+
+static PyObject *Reader_add(Reader *self, PyObject *args) {
+    PyObject *address, *named;
+    Inbound *inbound;
+    if (!PyArg_ParseTuple(args, "OO!O", &address, &InboundType, &inbound, &named))
+        return NULL;
+    PyObject *key = source_key(NULL, address);
+    if (!key)
+        return NULL;
+    PyObject *entry = Py_BuildValue("(OO)", (PyObject *)inbound, named);
+    int rc = entry ? PyDict_SetItem(self->sources, key, entry) : -1;
+    Py_DECREF(key);
+    Py_XDECREF(entry);
+    if (rc < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *Reader_remove(Reader *self, PyObject *address) {
+    PyObject *key = source_key(NULL, address);
+    if (!key && PyErr_ExceptionMatches(PyExc_ValueError)) {  /* never added (add refused it) */
+        PyErr_Clear();
+        Py_RETURN_NONE;
+    }
+    if (!key)
+        return NULL;
+    int rc = PyDict_Contains(self->sources, key);
+    if (rc > 0)
+        rc = PyDict_DelItem(self->sources, key);
+    Py_DECREF(key);
+    if (rc < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *Reader_len(Reader *self) { return PyLong_FromSsize_t(PyDict_GET_SIZE(self->sources)); }
+
+static PyMethodDef Reader_methods[] = {
+    {"read", (PyCFunction)(void (*)(void))Reader_read, METH_FASTCALL,
+     "read(fd, now, epoch) -> (rest, logged, taken, forwarded, bytes, other): one recvmmsg of up to 32"
+     " datagrams; taken: RTP packets forwarded and logged; other: RTCP compounds logged and datagrams handed"
+     " back; rest: [(data, (host, port))] and [(name, what receive or receive_rtcp returned)] (handed back)"
+     " in order; logged: the names whose log this call started."},
+    {"add", (PyCFunction)Reader_add, METH_VARARGS,
+     "add(address, inbound, name): offer datagrams from address to inbound (name: what read() returns for it)."},
+    {"remove", (PyCFunction)Reader_remove, METH_O, "remove(address): no more."},
+    {"sources", (PyCFunction)Reader_len, METH_NOARGS, "How many addresses are offered to an inbound."},
+    {NULL},
+};
+
+static PyMemberDef Reader_members[] = {
+    {"truncated", T_LONGLONG, offsetof(Reader, truncated), READONLY,
+     "Datagrams dropped for being longer than 2,048 bytes."},
+    {"rtcp", T_LONGLONG, offsetof(Reader, rtcp), READONLY, "RTCP compounds taken and logged for the core."},
+    {NULL},
+};
+
+static PyTypeObject ReaderType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "netcore.sfu._forward.Reader",
+    .tp_basicsize = sizeof(Reader),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)Reader_init,
+    .tp_dealloc = (destructor)Reader_dealloc,
+    .tp_methods = Reader_methods,
+    .tp_members = Reader_members,
+    .tp_doc = "A media socket's reading, armed sources offered to their Inbound first: Reader().",
+};
+
 /* ------------------------------------------------------------------- module */
+
+static PyMethodDef module_methods[] = {
+    {"source_key", (PyCFunction)source_key, METH_O, "The key a Reader files (host, port) under."},
+    {NULL},
+};
 
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "netcore.sfu._forward",
-    "The call server's compiled forwarding path (see netcore/sfu/fastpath.py).", -1, NULL,
+    "The call server's compiled forwarding path (see netcore/sfu/fastpath.py).", -1, module_methods,
 };
 
 PyMODINIT_FUNC PyInit__forward(void) {
-    PyTypeObject *types[] = {&OutputType, &SubscriberType, &TrackType, &GroupType, &InboundType};
-    const char *names[] = {"Output", "Subscriber", "Track", "Group", "Inbound"};
+    PyTypeObject *types[] = {&OutputType, &SubscriberType, &TrackType, &GroupType, &InboundType, &ReaderType};
+    const char *names[] = {"Output", "Subscriber", "Track", "Group", "Inbound", "Reader"};
     PyObject *m = PyModule_Create(&module);
     if (!m)
         return NULL;
-    for (int i = 0; i < 5; i++) {
+    for (int i = 0; i < 6; i++) {
         if (PyType_Ready(types[i]) < 0 || PyModule_AddObjectRef(m, names[i], (PyObject *)types[i]) < 0) {
             Py_DECREF(m);
             return NULL;

@@ -605,7 +605,8 @@ class SfuCore:
         self.stats.datagrams += 1
         fast = self.fastpath
         if fast is not None:
-            if datagram.kind is PacketKind.RTP and fast.by_source:
+            kind = datagram.kind
+            if kind is PacketKind.RTP and fast.by_source:
                 inbound = fast.by_source.get(datagram.source)
                 if inbound is not None:
                     taken = inbound.native.receive(datagram.data, now, Changes.count)
@@ -617,7 +618,17 @@ class SfuCore:
                             self._out.extend(fast.transmits())
                         return
                     if taken is not None:
-                        self._taken_back(inbound, taken, now)
+                        self.taken_back(inbound, taken, now)
+                        return
+            elif kind is PacketKind.RTCP and fast.by_source:
+                inbound = fast.by_source.get(datagram.source)
+                if inbound is not None:
+                    taken = inbound.native.receive_rtcp(datagram.data, now)
+                    if taken is True:  # feedback that can wait: logged for _replay
+                        fast.logged_rtcp(inbound, now)
+                        return
+                    if taken is not None:
+                        self.taken_back(inbound, taken, now)
                         return
             if fast.pending:
                 self._replay(now)
@@ -640,6 +651,18 @@ class SfuCore:
         finally:
             self._receiving = None
 
+    def read_socket(self, fd: int, now: float) -> list:
+        """A daemon's read of its media socket ``fd`` through the compiled path (:meth:`FastPath.read
+        <netcore.sfu.fastpath.FastPath.read>`): what it took is counted here, the rest returned in the order
+        read, for :meth:`handle_datagram` (``(data, source)``) and :meth:`taken_back` (``(inbound, taken)``)."""
+        rest, taken, forwarded, size = self.fastpath.read(fd, now, Changes.count)
+        if taken:
+            stats = self.stats
+            stats.datagrams += taken
+            stats.forwarded_packets += forwarded
+            stats.forwarded_bytes += size
+        return rest
+
     def catch_up(self, now: float) -> None:
         """The core's bookkeeping of what the compiled receive path took, now: the core calls it before it
         changes or reads its state; a hook that starts watching packets (a recording) calls it first, so
@@ -655,22 +678,32 @@ class SfuCore:
             if self.participants.get(participant.id) is not participant:
                 continue
             transport = participant.transport
-            for plain, at in log:
+            for entry in log:
+                if len(entry) == 3:  # an RTCP compound: the transport's, its events drained below
+                    transport.replay_rtcp(entry[0], entry[1])
+                    continue
+                plain, at = entry
                 event = transport.replay_rtp(plain, at)
                 if event is not None:
                     self._on_rtp(participant, event, at, (0, 0))
             self._touch(participant)
         self._drain(now)
 
-    def _taken_back(self, inbound, taken: str | tuple, now: float) -> None:
+    def taken_back(self, inbound, taken: str | bytes | tuple, now: float) -> None:
         """The compiled receive path unprotected a packet and dropped it (``taken``: the SRTP counter of why),
-        or forwarded it to the tracks it kept and gave the core the rest: (plain, packets, bytes, ejected,
-        group)."""
+        unprotected an RTCP compound the core must handle now (``taken``: its plain bytes), or forwarded a
+        packet to the tracks it kept and gave the core the rest: (plain, packets, bytes, ejected, group)."""
         fast = self.fastpath
         self._replay(now)  # what it took before this packet, first
         participant = inbound.participant
         if type(taken) is str:
             fast.dropped(inbound, taken)
+            return
+        if type(taken) is bytes:  # an RTCP compound that must not wait (a NACK, a key-frame request, ...)
+            if self.participants.get(participant.id) is participant:
+                participant.transport.replay_rtcp(taken, now)
+                self._touch(participant)
+                self._drain(now)
             return
         plain, count, size, ejected, group = taken
         fast.eject(group, ejected)

@@ -67,6 +67,17 @@ forwarding went first, and what follows from the bookkeeping (an
 active-speaker event, a move off a paused layer) comes up to ``REPLAY_DELAY``
 later.
 
+Every participant's RTCP from the address its transport sends to goes to
+the same compiled context (``Inbound.receive_rtcp``): a compound of receiver
+reports, SDES and transport-wide feedback only is unprotected and logged
+beside the packets, and replayed the same way (the subscribers' feedback,
+ten a second each, is most of what the server reads); anything else in a
+compound (a NACK, a key-frame request, a sender report) is handed to the
+core unprotected at once. A daemon reads its media sockets in C as well
+(``Reader``, :meth:`FastPath.read`): each datagram from an address filed
+here is offered to its inbound first, so what is taken costs no Python
+frame, and the rest comes back in the order read.
+
 Choosing the path: ``SfuCore.fastpath`` is None for the Python path (the
 fallback, and what ``NETCORE_SFU_FORWARD=python`` selects in the daemon);
 :func:`available` says whether the extension was built.
@@ -237,14 +248,14 @@ class FastSubscriber:
 
 
 class FastInbound:
-    """A publisher's transport as the compiled receive path sees it (``netcore/sfu/_forward.c``, Inbound)."""
+    """A participant's transport as the compiled receive path sees it (``netcore/sfu/_forward.c``, Inbound)."""
 
     __slots__ = ("native", "participant", "source")
 
     def __init__(self, native, participant: Participant) -> None:
         self.native = native
         self.participant = participant
-        self.source: Address | None = None  # the address its armed sources' packets come from
+        self.source: Address | None = None  # the address its packets are taken from (its armed sources', its RTCP)
 
 
 class FastPath:
@@ -270,9 +281,11 @@ class FastPath:
         self.forwarded = 0  # packets it forwarded
         self.inbounds: dict[str, FastInbound] = {}  # participant id -> its receive side
         self.by_source: dict[Address, FastInbound] = {}  # where packets the compiled path may take come from
+        self.reader = _forward.Reader()  # the same, for a daemon that reads its sockets in C (read_socket)
         self._logged: list[FastInbound] = []  # those with packets logged and not yet replayed
         self.replay_at: float | None = None  # when the core replays them at the latest
         self.taken = 0  # publisher packets taken in C (forwarded, or dropped by SRTP)
+        self.feedback = 0  # RTCP compounds taken by handle_datagram's branch (feedback_taken: the reader's too)
         self.arms = 0  # sources armed
 
     @property
@@ -322,7 +335,11 @@ class FastPath:
             return
         srtp._unprotect = native.unprotect  # one SRTP context (replay window, rollover) for all its RTP
         srtp._unprotect_rtcp = native.unprotect_rtcp  # and its RTCP (AES-GCM here, not through cffi)
-        self.inbounds[participant.id] = FastInbound(native, participant)
+        inbound = self.inbounds[participant.id] = FastInbound(native, participant)
+        native.feedback = 1  # its RTCP that can wait is taken too, from where it sends now
+        pair = participant.transport.ice.sending_pair()
+        if pair is not None and pair.local.turn is None:
+            self._file(inbound, pair.remote.address)
 
     def arm(self, participant: Participant, publication: Publication, packet: RtpPacket, source: Address,
             epoch: int) -> None:
@@ -335,10 +352,19 @@ class FastPath:
         inbound.native.arm(packet.ssrc, group, packet.sequence_number, packet.payload_type, epoch)
         self.arms += 1
         if inbound.source != source:
-            if inbound.source is not None:
-                self.by_source.pop(inbound.source, None)
-            inbound.source = source
-            self.by_source[source] = inbound
+            self._file(inbound, source)
+
+    def _file(self, inbound: FastInbound, source: Address) -> None:
+        """Take ``inbound``'s packets from ``source`` (and no longer from where they came before)."""
+        if inbound.source is not None and self.by_source.get(inbound.source) is inbound:
+            del self.by_source[inbound.source]
+            self.reader.remove(inbound.source)
+        inbound.source = source
+        self.by_source[source] = inbound
+        try:
+            self.reader.add(source, inbound.native, inbound)
+        except ValueError:  # an address inet_pton does not take (a scoped IPv6 one): handle_datagram's only
+            pass
 
     def logged(self, inbound: FastInbound, forwarded: int, now: float) -> None:
         """The compiled receive path took a packet of ``inbound``'s, forwarded it ``forwarded`` times and logged
@@ -350,8 +376,38 @@ class FastPath:
             if self.replay_at is None:
                 self.replay_at = now + REPLAY_DELAY
 
+    def logged_rtcp(self, inbound: FastInbound, now: float) -> None:
+        """The compiled receive path took an RTCP compound of ``inbound``'s that can wait and logged it."""
+        self.feedback += 1
+        if inbound.native.pending == 1:
+            self._logged.append(inbound)
+            if self.replay_at is None:
+                self.replay_at = now + REPLAY_DELAY
+
+    @property
+    def feedback_taken(self) -> int:
+        """RTCP compounds taken for the replay, through ``handle_datagram`` or the daemon's reader."""
+        return self.feedback + self.reader.rtcp
+
+    def read(self, fd: int, now: float, epoch: int) -> tuple[list, int, int, int]:
+        """Read up to 32 datagrams from the socket ``fd`` with the compiled reader, which offers each from an armed
+        source to its inbound first (as :meth:`SfuCore.handle_datagram` does, without a Python frame per
+        packet): ``(rest, datagrams taken, packets forwarded, bytes)``; ``rest`` is what the core must handle, in the order read:
+        ``(data, source)`` for :meth:`SfuCore.handle_datagram`, ``(FastInbound, what its receive returned)``
+        for :meth:`SfuCore.taken_back`."""
+        rest, logged, taken, forwarded, size, other = self.reader.read(fd, now, epoch)
+        if taken:
+            self.taken += taken
+            self.forwarded += forwarded
+        if logged:  # RTP or RTCP
+            self._logged.extend(logged)
+            if self.replay_at is None:
+                self.replay_at = now + REPLAY_DELAY
+        return rest, taken + other, forwarded, size
+
     def take_logs(self) -> list[tuple[FastInbound, list]]:
-        """Every log not replayed yet: [(inbound, [(plain, arrival time)])]."""
+        """Every log not replayed yet: [(inbound, [(plain, arrival time)] for RTP, (plain, arrival time, True)
+        for RTCP)]."""
         logs = [(inbound, inbound.native.take()) for inbound in self._logged]
         self._logged.clear()
         self.replay_at = None
@@ -384,6 +440,7 @@ class FastPath:
             inbound.native.disarm(None)
             if inbound.source is not None and self.by_source.get(inbound.source) is inbound:
                 del self.by_source[inbound.source]
+                self.reader.remove(inbound.source)
             if inbound in self._logged:
                 self._logged.remove(inbound)
                 inbound.native.take()

@@ -75,6 +75,12 @@ def render_metrics(core: SfuCore) -> str:
              "Publisher packets the compiled receive path took (unprotected and forwarded before the core's "
              "bookkeeping)", fast.taken),
             ("sfu_fast_armed_total", "counter", "Sources the core armed for the compiled receive path", fast.arms),
+            ("sfu_fast_feedback_total", "counter",
+             "RTCP compounds (reports, transport-wide feedback) the compiled receive path took for the core's "
+             "replay", fast.feedback_taken),
+            ("sfu_oversize_datagrams_total", "counter",
+             "Datagrams longer than 2,048 bytes the compiled reader dropped (none of the media port's)",
+             fast.reader.truncated),
         ]
     lines = []
     for name, kind, text, value in series:

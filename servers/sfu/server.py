@@ -83,6 +83,48 @@ def _slots(slots) -> list[dict]:
              **({"heights": list(s.heights)} if s.heights else {})} for s in slots]
 
 
+class CompiledSocket:
+    """A media socket the compiled path reads (``SfuCore.read_socket``: one ``recvmmsg`` per wake-up, a
+    publisher packet it takes costs no Python frame), the loop only telling when it is readable.
+
+    Offers the part of an asyncio datagram transport the server uses (``sendto``, ``is_closing``,
+    ``close``, ``get_extra_info("socket")``) as its ``transport``, so both kinds of media socket are used
+    alike.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, local_addr: Address,
+                 on_readable: Any) -> None:
+        family = socket.AF_INET6 if ":" in local_addr[0] else socket.AF_INET
+        self.sock = socket.socket(family, socket.SOCK_DGRAM)
+        try:
+            self.sock.setblocking(False)
+            self.sock.bind(local_addr)
+        except OSError:
+            self.sock.close()
+            raise
+        self.fd = self.sock.fileno()
+        self.local: Address = self.sock.getsockname()[:2]
+        self.transport = self
+        self._loop = loop
+        self._closed = False
+        loop.add_reader(self.fd, on_readable, self)
+
+    def sendto(self, data: bytes, destination: Address) -> None:
+        self.sock.sendto(data, destination)  # OSError (a full buffer: BlockingIOError) is the caller's count
+
+    def is_closing(self) -> bool:
+        return self._closed
+
+    def get_extra_info(self, name: str) -> Any:
+        return self.sock if name == "socket" else None
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._loop.remove_reader(self.fd)
+            self.sock.close()
+
+
 class SfuServer:
     """One call server process."""
 
@@ -90,7 +132,7 @@ class SfuServer:
         self.settings = settings
         self.core: SfuCore | None = None
         self.driver: Driver | None = None
-        self.sockets: dict[Address, DatagramSocket] = {}
+        self.sockets: dict[Address, DatagramSocket | CompiledSocket] = {}
         self.http: asyncio.Server | None = None
         self.started = time.monotonic()
         self._link: Any = None
@@ -128,9 +170,13 @@ class SfuServer:
         loop = asyncio.get_running_loop()
         port = 0
         batch = DatagramBatch(loop, self._receive_batch)  # one for every media socket: one pass of the loop
+        compiled = fastpath.wanted(self.settings.forward_path)
         for host, wanted in self.settings.listen:
-            _, sock = await loop.create_datagram_endpoint(
-                lambda: DatagramSocket(batch.add), local_addr=(host, wanted or port))
+            if compiled:  # read in C (see CompiledSocket)
+                sock = CompiledSocket(loop, (host, wanted or port), self._readable)
+            else:
+                _, sock = await loop.create_datagram_endpoint(
+                    lambda: DatagramSocket(batch.add), local_addr=(host, wanted or port))
             self.sockets[sock.local] = sock
             port = port or sock.local[1]
             raw = sock.transport.get_extra_info("socket")
@@ -146,7 +192,7 @@ class SfuServer:
                                       wallclock_offset=time.time() - loop.time(),
                                       transcoding=self.settings.transcode is not None,
                                       transcode_hold=self.settings.transcode_hold))
-        if fastpath.wanted(self.settings.forward_path):  # steady streams forwarded in C, on these sockets
+        if compiled:  # steady streams forwarded in C, on these sockets
             self.core.fastpath = fastpath.FastPath({address: sock.transport.get_extra_info("socket").fileno()
                                                     for address, sock in self.sockets.items()})
         self.recorder = SfuRecorder(self.core, self._open_journal, wallclock_offset=time.time() - loop.time(),
@@ -299,6 +345,32 @@ class SfuServer:
         (netcore.demux.media_first; docs/sfu.md, "Reading a batch, media first")."""
         if self.driver is not None:
             self.driver.receive_batch(media_first(datagrams))
+
+    def _readable(self, sock: CompiledSocket) -> None:
+        """A compiled socket has datagrams: what the compiled path does not take goes through the driver as a
+        batch, media first (as ``_receive_batch``); if it took packets, the core's replay of them is due by
+        ``REPLAY_DELAY`` (netcore.sfu.fastpath)."""
+        core, driver = self.core, self.driver
+        if core is None or driver is None or sock.is_closing():
+            return
+        now = asyncio.get_running_loop().time()
+        rest = core.read_socket(sock.fd, now)
+        if rest:
+            local, datagrams = sock.local, []
+            for first, second in rest:
+                if type(first) is bytes:
+                    datagrams.append(Receive(first, second, local))
+                    continue
+                if datagrams:  # what was read before it, first
+                    driver.receive_batch(media_first(datagrams))
+                    datagrams = []
+                core.taken_back(first, second, now)
+                driver.flush()
+            if datagrams:
+                driver.receive_batch(media_first(datagrams))
+        replay_at = core.fastpath.replay_at if core.fastpath is not None else None
+        if replay_at is not None:
+            driver.due_by(replay_at)
 
     def _send(self, transmit: Transmit) -> None:
         sock = self.sockets.get(transmit.source) if transmit.source is not None else None  # type: ignore[arg-type]

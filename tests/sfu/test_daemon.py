@@ -196,6 +196,8 @@ async def room_call(tmp_path, turn_port: int) -> None:
             figures = await asyncio.to_thread(metrics, env["sfu_http"])
             assert figures["sfu_participants"] == 4 and figures["sfu_tracks"] == 8
             assert figures["sfu_forwarded_packets_total"] > 1000
+            # the media socket is read in C: publisher packets taken there without a Python frame
+            assert figures["sfu_fast_received_packets_total"] > 100, figures
 
             # 20,000 junk and mutated datagrams, STUN checks and DTLS from addresses that never signaled
             routes = figures["sfu_routes"]

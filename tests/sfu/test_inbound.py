@@ -156,6 +156,79 @@ def test_no_datagram_makes_receive_raise(data, seq, header):
         inbound.unprotect_rtcp(data)
 
 
+# -- RTCP that can wait ------------------------------------------------------------------------------------
+
+def _compound(*kinds: str) -> bytes:
+    """A plain RTCP compound of these packets (serialized by netcore.rtp)."""
+    from netcore.rtp.feedback import Nack, Pli, Remb, TransportFeedback
+    from netcore.rtp.rtcp import Bye, ReceiverReport, Sdes, SdesChunk, SenderReport, serialize_rtcp
+    made = {"rr": lambda: ReceiverReport(0x5EED, []),
+            "sdes": lambda: Sdes([SdesChunk(0x5EED, [(1, b"cname")])]),
+            "twcc": lambda: TransportFeedback.from_arrivals(0x5EED, SSRC, 7, 100, 1, [4, None, 8]),
+            "nack": lambda: Nack(0x5EED, SSRC, [5, 9]),
+            "pli": lambda: Pli(0x5EED, SSRC),
+            "remb": lambda: Remb(0x5EED, 500_000, [SSRC]),
+            "sr": lambda: SenderReport(0x5EED, 1 << 32, 90000, 10, 1000, []),
+            "bye": lambda: Bye([0x5EED])}
+    return serialize_rtcp([made[k]() for k in kinds])
+
+
+@pytest.mark.parametrize("kinds,waits", [
+    (("twcc",), True), (("rr", "sdes", "twcc"), True), (("rr", "sdes"), True),
+    (("nack",), False), (("pli",), False), (("rr", "twcc", "nack"), False), (("remb",), False),
+    (("sr", "sdes"), False), (("bye",), False),
+])
+def test_rtcp_that_can_wait_is_logged_the_rest_handed_to_the_core_now(kinds, waits):
+    key, tx = _sender(GCM)
+    inbound = _forward.Inbound(GCM, key)
+    plain = _compound(*kinds)
+    protected = tx.protect_rtcp(plain)
+    assert inbound.receive_rtcp(protected, 1.5) is None  # not taking feedback: left for the transport
+    inbound.feedback = 1
+    result = inbound.receive_rtcp(protected, 1.5)
+    if waits:
+        assert result is True and inbound.take() == [(plain, 1.5, True)]
+    else:
+        assert result == plain and inbound.pending == 0
+    assert inbound.receive_rtcp(protected, 1.6) is None  # replayed: untouched, the transport counts it
+
+
+def test_rtcp_whose_srtcp_fails_is_left_untouched_for_the_transport_to_count():
+    key, tx = _sender(GCM)
+    inbound = _forward.Inbound(GCM, key)
+    inbound.feedback = 1
+    protected = tx.protect_rtcp(_compound("twcc"))
+    forged = bytearray(protected)
+    forged[12] ^= 1
+    assert inbound.receive_rtcp(bytes(forged), 1.0) is None
+    assert inbound.receive_rtcp(b"\x81\xc9\x00", 1.0) is None
+    session = SrtpSession(GCM, key, key)
+    session._unprotect_rtcp = inbound.unprotect_rtcp
+    assert session.unprotect_rtcp(bytes(forged)) is None and session.stats.auth_failed == 1
+    assert session.unprotect_rtcp(protected) == _compound("twcc")  # the window did not move for the forgery
+
+
+def test_a_malformed_compound_is_handed_to_the_core_whole():
+    key, tx = _sender(GCM)
+    inbound = _forward.Inbound(GCM, key)
+    inbound.feedback = 1
+    plain = _compound("rr", "twcc")
+    for bad in (plain[:-4], plain + b"\x00\x00\x00\x00", b"\x40" + plain[1:]):  # short, trailing, version 1
+        assert inbound.receive_rtcp(tx.protect_rtcp(bad), 1.0) == bad
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(min_size=0, max_size=1400))
+def test_no_rtcp_makes_receive_rtcp_raise(data):
+    key, tx = _sender(GCM)
+    inbound = _forward.Inbound(GCM, key)
+    inbound.feedback = 1
+    for datagram in (data, tx.protect_rtcp(b"\x81\xc9" + struct.pack("!H", max(1, len(data) // 4)) + data)
+                     if len(data) >= 4 else data):
+        result = inbound.receive_rtcp(datagram, 1.0)
+        assert result is None or result is True or type(result) is bytes
+
+
 # -- the core ---------------------------------------------------------------------------------------------
 
 
@@ -203,6 +276,26 @@ def test_the_core_ends_in_the_same_state_whichever_path_received_the_packets():
     assert _state(python_room) == _state(c_room)
     events = [type(e).__name__ for e in c_room.core._events]
     assert events == [type(e).__name__ for e in python_room.core._events]
+
+
+def test_feedback_taken_in_c_reaches_every_subscribers_estimator_as_on_the_python_path():
+    """The subscribers' transport-wide feedback is logged in C and replayed: each server-side transport reads
+    every feedback its subscriber sent, the estimators climb as on the Python path, NACKs still answered."""
+    python_room, c_room = _room(False), _room(True)
+    for room in (python_room, c_room):
+        room.stream(3.0)
+        room.run(0.2)  # the last feedback in flight, and past the replay's deadline
+    fast = c_room.core.fastpath
+    sent = sum(c.transport.stats.twcc_sent for c in c_room.clients.values())
+    assert fast.feedback_taken > 0.8 * sent > 0  # nearly all of it taken in C
+    estimates = {}
+    for room in (python_room, c_room):
+        for name, client in room.clients.items():
+            server_side = room.core.participants[name].transport
+            assert server_side.stats.twcc_received == client.transport.stats.twcc_sent, name
+            assert server_side.estimator.feedbacks == server_side.stats.twcc_received
+        estimates[room is c_room] = sorted(p.transport.target_bitrate for p in room.core.participants.values())
+    assert all(c >= 0.8 * p for p, c in zip(estimates[False], estimates[True])), estimates
 
 
 def test_replay_windows_are_bounded_the_ssrc_unseen_longest_forgotten():
