@@ -105,7 +105,10 @@ except ImportError:  # built without libsrtp2 or a C compiler: the Python path o
 __all__ = ["FastInbound", "FastPath", "FastSubscriber", "FastTrack", "available", "wanted"]
 
 ENV = "NETCORE_SFU_FORWARD"  # "python" selects the Python path, "c" (the default when built) the compiled one
-REPLAY_DELAY = 0.005  # s: the longest the core's bookkeeping of a packet taken in C waits (off a frame's burst)
+# s: the longest the core's bookkeeping of a packet taken in C waits: one audio packet's interval, so that a
+# publisher's audio, its video frame's burst and the subscribers' feedback between them replay in one wake-up of
+# the loop (5 ms, a burst each, cost the daemon a fifth more CPU at N = 10: docs/sfu.md)
+REPLAY_DELAY = 0.02
 
 
 def available() -> bool:
