@@ -83,6 +83,22 @@ def _slots(slots) -> list[dict]:
              **({"heights": list(s.heights)} if s.heights else {})} for s in slots]
 
 
+def media_socket(local_addr: Address) -> socket.socket:
+    """A non-blocking UDP socket bound to ``local_addr``; an IPv6 one is IPv6 only, so that ``0.0.0.0:P`` and
+    ``[::]:P`` (one media port per family, as the configuration says) both bind."""
+    family = socket.AF_INET6 if ":" in local_addr[0] else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    try:
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.setblocking(False)
+        sock.bind(local_addr)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
 class CompiledSocket:
     """A media socket the compiled path reads (``SfuCore.read_socket``: one ``recvmmsg`` per wake-up, a
     publisher packet it takes costs no Python frame), the loop only telling when it is readable.
@@ -94,14 +110,7 @@ class CompiledSocket:
 
     def __init__(self, loop: asyncio.AbstractEventLoop, local_addr: Address,
                  on_readable: Any) -> None:
-        family = socket.AF_INET6 if ":" in local_addr[0] else socket.AF_INET
-        self.sock = socket.socket(family, socket.SOCK_DGRAM)
-        try:
-            self.sock.setblocking(False)
-            self.sock.bind(local_addr)
-        except OSError:
-            self.sock.close()
-            raise
+        self.sock = media_socket(local_addr)
         self.fd = self.sock.fileno()
         self.local: Address = self.sock.getsockname()[:2]
         self.transport = self
@@ -176,7 +185,7 @@ class SfuServer:
                 sock = CompiledSocket(loop, (host, wanted or port), self._readable)
             else:
                 _, sock = await loop.create_datagram_endpoint(
-                    lambda: DatagramSocket(batch.add), local_addr=(host, wanted or port))
+                    lambda: DatagramSocket(batch.add), sock=media_socket((host, wanted or port)))
             self.sockets[sock.local] = sock
             port = port or sock.local[1]
             raw = sock.transport.get_extra_info("socket")

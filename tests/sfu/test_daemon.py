@@ -251,3 +251,28 @@ def test_three_of_ours_and_aiortc_in_one_room_through_the_call_server(tmp_path):
     with netcore_turn_process(tmp_path, "--user", "u:p", "--allow-loopback-peers",
                               "--min-port", str(low), "--max-port", str(high)) as (_, turn_port):
         asyncio.run(asyncio.wait_for(room_call(tmp_path, turn_port), 150))
+
+
+def test_one_media_port_per_address_family(tmp_path):
+    """An IPv4 address and ``[::]`` on the same port (the configuration's own example): both bind (the IPv6
+    socket is IPv6 only), and a Binding request to either family reaches the core's router."""
+    import socket
+
+    from netcore.stun.attributes import USERNAME
+    from netcore.stun.message import Message, MessageClass
+
+    def send(host: str, port: int, family: int) -> None:
+        message = Message(0x0001, MessageClass.REQUEST, bytes(12))
+        message.add(USERNAME, "nobody:x")
+        with socket.socket(family, socket.SOCK_DGRAM) as sock:
+            sock.sendto(message.encode(), (host, port))
+
+    async def main() -> None:
+        async with signal_and_sfu(tmp_path, sfu_args=("--listen", "[::]:0")) as env:
+            port, counter = env["sfu_media"], 'sfu_dropped_total{reason="unknown_ufrag"}'
+            before = (await asyncio.to_thread(metrics, env["sfu_http"])).get(counter, 0)
+            send("::1", port, socket.AF_INET6)
+            send("127.0.0.1", port, socket.AF_INET)
+            assert await until(lambda: metrics(env["sfu_http"]).get(counter, 0) >= before + 2, 5)
+
+    asyncio.run(asyncio.wait_for(main(), 60))
