@@ -24,6 +24,7 @@ import logging
 import os
 import socket
 import time
+from collections import deque
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -68,6 +69,7 @@ STUDIO_COUNTERS = (("cuts", "Cuts put on air (at the new source's key frame)"),
 REPORT_INTERVAL = 0.5  # seconds between load reports (signaling takes 2 s without one as dead)
 ALIVE_INTERVAL = 5.0  # seconds between touches of a live recording's manifest (workers' --stale is above)
 RECORDINGS_LIST = "nc:recordings"  # Redis list of finished recordings' journal directories (the workers BRPOP)
+WRITE_QUEUE = 1024  # datagrams a compiled socket keeps while its buffer is full (then it drops)
 SOCKET_BUFFER = 4 << 20  # bytes of the media socket's buffers (the kernel caps them at net.core.[rw]mem_max)
 
 
@@ -116,10 +118,36 @@ class CompiledSocket:
         self.transport = self
         self._loop = loop
         self._closed = False
+        self._waiting: deque[tuple[bytes, Address]] = deque()  # refused by a full buffer, sent when writable
+        self.dropped = 0  # datagrams dropped for a full buffer with WRITE_QUEUE already waiting
         loop.add_reader(self.fd, on_readable, self)
 
     def sendto(self, data: bytes, destination: Address) -> None:
-        self.sock.sendto(data, destination)  # OSError (a full buffer: BlockingIOError) is the caller's count
+        """Send now, or (the socket's buffer full) when the socket is writable again, in order, as asyncio's
+        transport does: a DTLS flight or a STUN answer is not lost to a burst of copies."""
+        if not self._waiting:
+            try:
+                self.sock.sendto(data, destination)
+                return
+            except BlockingIOError:
+                self._loop.add_writer(self.fd, self._writable)
+        if len(self._waiting) >= WRITE_QUEUE:
+            self.dropped += 1
+            return
+        self._waiting.append((data, destination))
+
+    def _writable(self) -> None:
+        waiting = self._waiting
+        while waiting:
+            data, destination = waiting[0]
+            try:
+                self.sock.sendto(data, destination)
+            except BlockingIOError:
+                return
+            except OSError:  # this destination refused: the others still go
+                pass
+            waiting.popleft()
+        self._loop.remove_writer(self.fd)
 
     def is_closing(self) -> bool:
         return self._closed
@@ -131,6 +159,8 @@ class CompiledSocket:
         if not self._closed:
             self._closed = True
             self._loop.remove_reader(self.fd)
+            if self._waiting:
+                self._loop.remove_writer(self.fd)
             self.sock.close()
 
 
