@@ -6,20 +6,33 @@ few lines: it owns one UDP socket and one :class:`~netcore.driver.Driver`;
 (classified once, here) and hands it to the driver, which passes
 ``loop.time()`` to the core, sends what the core queued, hands its events to
 a callback and keeps the single timer.
+
+:func:`open_udp_socket` and :func:`open_stream_socket` are how every daemon
+binds: IPv6 sockets IPv6 only (so ``0.0.0.0:P`` and ``[::]:P`` both bind),
+UDP ones with a few MiB of kernel buffer each way.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from typing import Any, Callable, Coroutine, TypeVar
 
 from netcore.driver import Driver
 from netcore.net import Address, Core, Event, Receive, Transmit
 
-__all__ = ["DatagramBatch", "DatagramEndpoint", "DatagramSocket", "open_endpoint", "run"]
+__all__ = ["DatagramBatch", "DatagramEndpoint", "DatagramSocket", "SOCKET_BUFFER", "open_endpoint",
+           "open_stream_socket", "open_udp_socket", "run", "set_receive_buffer"]
 
 log = logging.getLogger(__name__)
+
+SOCKET_BUFFER = 4 * 1024 * 1024  # bytes of a UDP socket's kernel buffer each way
+
+# Each way, the FORCE variant (None where the socket module does not name it) and the plain option.
+# Looked up once: a getattr that misses raises and catches an AttributeError, and ran for every relay socket.
+_BUFFER_OPTIONS = ((getattr(socket, "SO_RCVBUFFORCE", None), socket.SO_RCVBUF),
+                   (getattr(socket, "SO_SNDBUFFORCE", None), socket.SO_SNDBUF))
 
 
 class DatagramEndpoint(asyncio.DatagramProtocol):
@@ -144,3 +157,66 @@ def run(main: Coroutine[Any, Any, T]) -> T:
     except ImportError:
         return asyncio.run(main)
     return uvloop.run(main)
+
+
+# -- sockets ---------------------------------------------------------------------------
+
+
+def open_udp_socket(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
+    """A non-blocking UDP socket bound to ``(host, port)`` with large kernel buffers."""
+    return _bound_socket(host, port, socket.SOCK_DGRAM, reuse_port)
+
+
+def open_stream_socket(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
+    """A listening TCP socket on ``(host, port)``."""
+    return _bound_socket(host, port, socket.SOCK_STREAM, reuse_port)
+
+
+def set_receive_buffer(sock: socket.socket, size: int) -> None:
+    """Set SO_RCVBUF to ``size`` (a spare relay's few KiB, and back), as the large buffers are set."""
+    _buffer(sock, _BUFFER_OPTIONS[0], size)
+
+
+def _bound_socket(host: str, port: int, kind: int, reuse_port: bool) -> socket.socket:
+    """A non-blocking socket of ``kind`` bound to ``(host, port)``; IPv6 sockets are IPv6 only."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, kind)
+    try:
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        if kind == socket.SOCK_STREAM:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        else:
+            _large_buffers(sock)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind((host, port))
+        if kind == socket.SOCK_STREAM:
+            sock.listen(1024)
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def _large_buffers(sock: socket.socket) -> None:
+    """:data:`SOCKET_BUFFER` each way, so that a stall of the process loses nothing.
+
+    SO_RCVBUF is capped by net.core.rmem_max (often 208 KiB); as root the
+    FORCE variants lift the cap.
+    """
+    for options in _BUFFER_OPTIONS:
+        _buffer(sock, options, SOCKET_BUFFER)
+
+
+def _buffer(sock: socket.socket, options: tuple[int | None, int], size: int) -> None:
+    """One buffer option: its FORCE variant if the socket module names it and we may, else the plain one."""
+    for option in options:
+        if option is None:
+            continue
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, option, size)
+            return
+        except OSError:
+            continue

@@ -36,6 +36,7 @@ from collections import deque
 from time import perf_counter as _clock
 from typing import Callable
 
+from netcore.aio import SOCKET_BUFFER, open_stream_socket, open_udp_socket, set_receive_buffer
 from netcore.net import Address, Receive
 from netcore.turn import wire
 from netcore.turn.server import TurnServer
@@ -53,43 +54,9 @@ _TCP_EVENTS = (PeerConnectRequested, ConnectionBound, PeerConnectionClosed)
 _CHANNEL_HEADER = struct.Struct("!HH")
 _pack_header = _CHANNEL_HEADER.pack_into
 _PADDING = (b"", b"\0\0\0", b"\0\0", b"\0")  # by length & 3: ChannelData over streams ends on 4 bytes
-SOCKET_BUFFER = 4 * 1024 * 1024
 SPARE_MAX = 1024  # relay sockets kept for reuse after their allocation ended, at most
 SPARE_IDLE = 60.0  # seconds a spare relay socket is kept unused before it is closed
 _SPARE_BUFFER = 4096  # SO_RCVBUF of a spare: unread, it holds a few KiB at most (the kernel's minimum is 2304)
-
-
-# Each way, the FORCE variant (None where the socket module does not name it) and the plain option.
-# Looked up once: a getattr that misses raises and catches an AttributeError, and ran for every relay socket.
-_BUFFER_OPTIONS = ((getattr(socket, "SO_RCVBUFFORCE", None), socket.SO_RCVBUF),
-                   (getattr(socket, "SO_SNDBUFFORCE", None), socket.SO_SNDBUF))
-
-
-def _large_buffers(sock: socket.socket) -> None:
-    """A few MiB of kernel buffer each way, so that a stall of the process loses nothing.
-
-    SO_RCVBUF is capped by net.core.rmem_max (often 208 KiB); as root the
-    FORCE variants lift the cap.
-    """
-    for options in _BUFFER_OPTIONS:
-        _buffer(sock, options, SOCKET_BUFFER)
-
-
-def _receive_buffer(sock: socket.socket, size: int) -> None:
-    """Set SO_RCVBUF to ``size`` (a spare's few KiB, and back), as :func:`_large_buffers` does."""
-    _buffer(sock, _BUFFER_OPTIONS[0], size)
-
-
-def _buffer(sock: socket.socket, options: tuple[int | None, int], size: int) -> None:
-    """One buffer option: its FORCE variant if the socket module names it and we may, else the plain one."""
-    for option in options:
-        if option is None:
-            continue
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, option, size)
-            return
-        except OSError:
-            continue
 
 
 def _drain(sock: socket.socket, scratch: bytearray) -> int:
@@ -103,39 +70,6 @@ def _drain(sock: socket.socket, scratch: bytearray) -> int:
         except OSError:  # an ICMP error queued on the socket: read, go on
             pass
         count += 1
-
-
-def _bound_socket(host: str, port: int, kind: int, reuse_port: bool) -> socket.socket:
-    """A non-blocking socket of ``kind`` bound to ``(host, port)``; IPv6 sockets are IPv6 only."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, kind)
-    try:
-        if family == socket.AF_INET6:
-            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-        if kind == socket.SOCK_STREAM:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        else:
-            _large_buffers(sock)
-        if reuse_port:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        sock.bind((host, port))
-        if kind == socket.SOCK_STREAM:
-            sock.listen(1024)
-        sock.setblocking(False)
-    except BaseException:
-        sock.close()
-        raise
-    return sock
-
-
-def open_udp_socket(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
-    """A non-blocking UDP socket bound to ``(host, port)`` with large kernel buffers."""
-    return _bound_socket(host, port, socket.SOCK_DGRAM, reuse_port)
-
-
-def open_stream_socket(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
-    """A listening TCP socket on ``(host, port)``."""
-    return _bound_socket(host, port, socket.SOCK_STREAM, reuse_port)
 
 
 class _Budget:
@@ -266,7 +200,7 @@ class SocketRelays:
         relayed, sock, _, read = spare
         self.spare_count -= 1
         if not read:
-            _receive_buffer(sock, SOCKET_BUFFER)
+            set_receive_buffer(sock, SOCKET_BUFFER)
             _drain(sock, self._scratch)
         if dont_fragment:
             self._set_dont_fragment(sock, family)
@@ -359,7 +293,7 @@ class SocketRelays:
             if not read:
                 if self.on_close is not None:
                     self.on_close(relayed, sock)  # the data path forgets it
-                _receive_buffer(sock, _SPARE_BUFFER)
+                set_receive_buffer(sock, _SPARE_BUFFER)
             spares.append((relayed, sock, _clock(), read))
             self.spare_count += 1
             return

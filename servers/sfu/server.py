@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from netcore.aio import DatagramBatch, DatagramSocket
+from netcore.aio import DatagramBatch, DatagramSocket, open_udp_socket
 from netcore.broadcast.card import card_image, encode_card
 from netcore.broadcast.studio import Studios
 from netcore.driver import Driver
@@ -70,7 +70,6 @@ REPORT_INTERVAL = 0.5  # seconds between load reports (signaling takes 2 s witho
 ALIVE_INTERVAL = 5.0  # seconds between touches of a live recording's manifest (workers' --stale is above)
 RECORDINGS_LIST = "nc:recordings"  # Redis list of finished recordings' journal directories (the workers BRPOP)
 WRITE_QUEUE = 1024  # datagrams a compiled socket keeps while its buffer is full (then it drops)
-SOCKET_BUFFER = 4 << 20  # bytes of the media socket's buffers (the kernel caps them at net.core.[rw]mem_max)
 
 
 def log_event(event: str, **fields: Any) -> None:
@@ -85,22 +84,6 @@ def _slots(slots) -> list[dict]:
              **({"heights": list(s.heights)} if s.heights else {})} for s in slots]
 
 
-def media_socket(local_addr: Address) -> socket.socket:
-    """A non-blocking UDP socket bound to ``local_addr``; an IPv6 one is IPv6 only, so that ``0.0.0.0:P`` and
-    ``[::]:P`` (one media port per family, as the configuration says) both bind."""
-    family = socket.AF_INET6 if ":" in local_addr[0] else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_DGRAM)
-    try:
-        if family == socket.AF_INET6:
-            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-        sock.setblocking(False)
-        sock.bind(local_addr)
-    except OSError:
-        sock.close()
-        raise
-    return sock
-
-
 class CompiledSocket:
     """A media socket the compiled path reads (``SfuCore.read_socket``: one ``recvmmsg`` per wake-up, a
     publisher packet it takes costs no Python frame), the loop only telling when it is readable.
@@ -110,11 +93,11 @@ class CompiledSocket:
     alike.
     """
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, local_addr: Address,
-                 on_readable: Any) -> None:
-        self.sock = media_socket(local_addr)
-        self.fd = self.sock.fileno()
-        self.local: Address = self.sock.getsockname()[:2]
+    def __init__(self, loop: asyncio.AbstractEventLoop, sock: socket.socket, on_readable: Any) -> None:
+        """``sock``: bound and non-blocking (:func:`~netcore.aio.open_udp_socket`); this owns it from now on."""
+        self.sock = sock
+        self.fd = sock.fileno()
+        self.local: Address = sock.getsockname()[:2]
         self.transport = self
         self._loop = loop
         self._closed = False
@@ -212,15 +195,12 @@ class SfuServer:
         compiled = fastpath.wanted(self.settings.forward_path)
         for host, wanted in self.settings.listen:
             if compiled:  # read in C (see CompiledSocket)
-                sock = CompiledSocket(loop, (host, wanted or port), self._readable)
+                sock = CompiledSocket(loop, open_udp_socket(host, wanted or port), self._readable)
             else:
                 _, sock = await loop.create_datagram_endpoint(
-                    lambda: DatagramSocket(batch.add), sock=media_socket((host, wanted or port)))
-            self.sockets[sock.local] = sock
-            port = port or sock.local[1]
-            raw = sock.transport.get_extra_info("socket")
-            for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):  # RTCP of hundreds of subscribers and a burst
-                raw.setsockopt(socket.SOL_SOCKET, option, SOCKET_BUFFER)  # of copies ride out a stall of the loop
+                    lambda: DatagramSocket(batch.add), sock=open_udp_socket(host, wanted or port))
+            self.sockets[sock.local] = sock  # its buffers: RTCP of hundreds of subscribers and a burst of
+            port = port or sock.local[1]  # copies ride out a stall of the loop
         local = list(self.sockets)
         public = [self._public(address) for address in local]
         self.core = SfuCore(SfuConfig(DtlsCertificate.generate(), local, public,
@@ -295,7 +275,7 @@ class SfuServer:
         return chosen.cascade if chosen is not None else None
 
     def _metrics(self) -> str:
-        text = render_metrics(self.core) + self._studio_metrics()
+        text = render_metrics(self.core) + self._studio_metrics() + self._socket_metrics()
         if self.cascade is not None:
             text += render_cascade_metrics(self.cascade, asyncio.get_running_loop().time())
         return text
@@ -622,6 +602,15 @@ class SfuServer:
             (f"sfu_studio_{name}_total", "counter", text, totals.get(name, 0)) for name, text in STUDIO_COUNTERS]
         return "".join(f"# HELP {name} {text}\n# TYPE {name} {kind}\n{name} {value}\n"
                        for name, kind, text, value in series)
+
+    def _socket_metrics(self) -> str:
+        """What the compiled sockets' send queues dropped (Prometheus text), when the sockets are compiled."""
+        compiled = [sock for sock in self.sockets.values() if isinstance(sock, CompiledSocket)]
+        if not compiled:
+            return ""
+        name = "sfu_send_queue_dropped_total"
+        return (f"# HELP {name} Datagrams dropped because the media socket's buffer was full with {WRITE_QUEUE} "
+                f"more already waiting\n# TYPE {name} counter\n{name} {sum(s.dropped for s in compiled)}\n")
 
     def _tell_studios(self) -> None:
         """``studio.state`` to signaling (for the studio room's sessions) for each studio whose state changed."""

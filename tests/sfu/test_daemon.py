@@ -198,6 +198,7 @@ async def room_call(tmp_path, turn_port: int) -> None:
             assert figures["sfu_forwarded_packets_total"] > 1000
             # the media socket is read in C: publisher packets taken there without a Python frame
             assert figures["sfu_fast_received_packets_total"] > 100, figures
+            assert figures["sfu_send_queue_dropped_total"] == 0  # its buffers take a call's bursts
 
             # 20,000 junk and mutated datagrams, STUN checks and DTLS from addresses that never signaled
             routes = figures["sfu_routes"]
