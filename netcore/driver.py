@@ -123,13 +123,6 @@ class Driver:
                 on_event(event)
         self._timer.arm(core.next_deadline())
 
-    def due_by(self, deadline: float) -> None:
-        """Make the timer fire at ``deadline`` at the latest, without asking the core (an adapter that fed the
-        core past :meth:`receive` knows a deadline it set; the firing re-arms at the core's own)."""
-        armed = self._timer.deadline
-        if armed is None or deadline < armed:
-            self._timer.arm(deadline)
-
     def close(self) -> None:
         """Stop the timer; the driver arms no new one."""
         self._timer.close()

@@ -94,19 +94,6 @@ def test_a_later_deadline_cancels_the_earlier_timer():
     assert [t[0] for t in clock.live()] == [2.0]
 
 
-def test_due_by_only_brings_the_timer_forward_and_the_firing_re_arms_at_the_cores_deadline():
-    clock, core = FakeClock(), Echo(due=1.0)
-    driver = Driver(core, clock, lambda t: None)
-    driver.flush()
-    driver.due_by(2.0)  # later than armed: nothing changes
-    assert [t[0] for t in clock.live()] == [1.0]
-    driver.due_by(0.5)  # an adapter's own deadline, earlier
-    assert [t[0] for t in clock.live()] == [0.5]
-    clock.now = 0.5
-    clock.fire_first()
-    assert core.timeouts == [0.5] and [t[0] for t in clock.live()] == [1.0]  # back to the core's own
-
-
 def test_close_cancels_the_timer_and_arms_no_other():
     clock, core = FakeClock(), Echo(due=1.0)
     driver = Driver(core, clock, lambda t: None)

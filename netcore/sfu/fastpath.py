@@ -86,7 +86,7 @@ fallback, and what ``NETCORE_SFU_FORWARD=python`` selects in the daemon);
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING, Iterable, Iterator
 
 from netcore.net import Address, Transmit
 from netcore.rtp.packet import RtpPacket
@@ -375,17 +375,13 @@ class FastPath:
         self.taken += 1
         self.forwarded += forwarded
         if inbound.native.pending == 1:
-            self._logged.append(inbound)
-            if self.replay_at is None:
-                self.replay_at = now + REPLAY_DELAY
+            self._log_started((inbound,), now)
 
     def logged_rtcp(self, inbound: FastInbound, now: float) -> None:
         """The compiled receive path took an RTCP compound of ``inbound``'s that can wait and logged it."""
         self.feedback += 1
         if inbound.native.pending == 1:
-            self._logged.append(inbound)
-            if self.replay_at is None:
-                self.replay_at = now + REPLAY_DELAY
+            self._log_started((inbound,), now)
 
     @property
     def feedback_taken(self) -> int:
@@ -403,10 +399,14 @@ class FastPath:
             self.taken += taken
             self.forwarded += forwarded
         if logged:  # RTP or RTCP
-            self._logged.extend(logged)
-            if self.replay_at is None:
-                self.replay_at = now + REPLAY_DELAY
+            self._log_started(logged, now)
         return rest, taken + other, forwarded, size
+
+    def _log_started(self, inbounds: Iterable[FastInbound], now: float) -> None:
+        """``inbounds`` logged their first entry since the last replay: the core replays by ``replay_at``."""
+        self._logged.extend(inbounds)
+        if self.replay_at is None:
+            self.replay_at = now + REPLAY_DELAY
 
     def take_logs(self) -> list[tuple[FastInbound, list]]:
         """Every log not replayed yet: [(inbound, [(plain, arrival time)] for RTP, (plain, arrival time, True)

@@ -373,6 +373,8 @@ class SfuServer:
         if core is None or driver is None or sock.is_closing():
             return
         now = asyncio.get_running_loop().time()
+        fast = core.fastpath
+        replay_due = fast is not None and fast.replay_at is not None
         rest = core.read_socket(sock.fd, now)
         if rest:
             local, datagrams = sock.local, []
@@ -387,9 +389,8 @@ class SfuServer:
                 driver.flush()
             if datagrams:
                 driver.receive_batch(media_first(datagrams))
-        replay_at = core.fastpath.replay_at if core.fastpath is not None else None
-        if replay_at is not None:
-            driver.due_by(replay_at)
+        elif not replay_due and fast is not None and fast.replay_at is not None:
+            driver.flush()  # a log started: the core's deadline (every wrapper's) now says when it replays
 
     def _send(self, transmit: Transmit) -> None:
         sock = self.sockets.get(transmit.source) if transmit.source is not None else None  # type: ignore[arg-type]
