@@ -36,6 +36,20 @@ publisher, forwarded, dropped by reason) and its subscribers' send-side
 estimates, which its pacers follow. Usage:
 ``python bench/sfu_janus.py [--seconds S] [--rounds R] [--workers W] [N ...]``
 (default 10 50).
+
+Subscribers per core: this machine's two cores cannot both run a server
+at full load and take in its hundreds of subscribers' copies, so the
+largest N per core is measured on a share of one: ``--cpu-share 0.25``
+holds each server to a quarter of a core (a cgroup with CFS bandwidth
+control, 10 ms periods; root), and a server *carries* N there when every
+round lost under 0.5 % and it used under 90 % of its share (a saturated
+server queues: its loss stays low for a while as its latency climbs). N on a
+quarter is 4N per core; the server's fixed cost (the publisher's stream,
+timers) is counted against the quarter whole, so the figure errs low.
+``--video-kbps 1000`` sends a 1 Mbit/s video (frames cut into equal
+packets of at most 1,150 bytes, as browsers do: four of 1,042 bytes), and
+``--only netcore-sfu`` runs one server. For example
+``python bench/sfu_janus.py --cpu-share 0.25 --video-kbps 1000 --workers 3 --seconds 20 125 140``.
 """
 
 from __future__ import annotations
@@ -75,8 +89,9 @@ from netcore.sdp.model import LocalTransport, MediaIntent  # noqa: E402
 
 MARK = b"NCBM"  # what precedes the counter in every benchmark payload
 FPS = 30
-VIDEO_PACKETS = 3  # per frame
+VIDEO_PACKETS = 3  # per frame (--video-kbps sets both)
 VIDEO_SIZE = 1150  # payload bytes per video packet
+MAX_VIDEO_SIZE = 1150  # a frame is cut into packets of at most this, as browsers do (about 1,200 bytes)
 AUDIO_SIZE = 100
 KEYFRAME_EVERY = 2 * FPS
 # The publisher's estimate is pinned here and REMB ignored: a replay has no encoder to slow down, so
@@ -101,6 +116,42 @@ def cpu_seconds(pid: int) -> float:
 
 def load_average() -> str:
     return Path("/proc/loadavg").read_text().split(" ", 1)[0]
+
+
+def set_video_rate(kbps: float) -> None:
+    """Frames of ``kbps`` kbit/s at :data:`FPS`, cut into equal packets of at most :data:`MAX_VIDEO_SIZE`."""
+    global VIDEO_PACKETS, VIDEO_SIZE
+    frame = round(kbps * 1000 / 8 / FPS)
+    VIDEO_PACKETS = -(-frame // MAX_VIDEO_SIZE)
+    VIDEO_SIZE = -(-frame // VIDEO_PACKETS)
+
+
+CGROUP_CPU = Path("/sys/fs/cgroup/cpu")  # cgroup v1's cpu controller, as on these machines
+CGROUP_PERIOD_US = 10_000  # a short period: a throttled server stalls at most this long at a time
+
+
+@contextlib.contextmanager
+def cpu_share(pid: int, share: float | None, name: str):
+    """Hold process ``pid`` (every thread) to ``share`` of one core (CFS bandwidth control), or leave it be
+    when ``share`` is None. How many subscribers a core carries is then measured at a number of subscribers
+    the other processes here can still take in: the largest N under 0.5 % loss at a quarter of a core, say,
+    divided by a quarter. The server's fixed cost (the publisher's stream, its timers) is counted against the
+    share whole, so the figure per core errs low."""
+    if share is None:
+        yield
+        return
+    group = CGROUP_CPU / f"netcore-bench-{os.getpid()}-{name}"
+    group.mkdir()
+    try:
+        (group / "cpu.cfs_period_us").write_text(str(CGROUP_PERIOD_US))
+        (group / "cpu.cfs_quota_us").write_text(str(round(share * CGROUP_PERIOD_US)))
+        (group / "cgroup.procs").write_text(str(pid))
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            (CGROUP_CPU / "cgroup.procs").write_text(str(pid))
+        with contextlib.suppress(OSError):
+            group.rmdir()
 
 
 # -- endpoints -------------------------------------------------------------------------
@@ -785,7 +836,7 @@ def row(f: Figures) -> str:
 
 
 async def bench(counts: list[int], rounds: int, warmup: float, seconds: float, workdir: str | None,
-                workers: int) -> None:
+                workers: int, share: float | None = None, only: str | None = None) -> None:
     from tests.sfu.live import start_sfu, start_signal, stop
     from tests.turn.live import free_port_range
     certificate = DtlsCertificate.generate()
@@ -798,14 +849,23 @@ async def bench(counts: list[int], rounds: int, warmup: float, seconds: float, w
             f"max_connections_per_source = {max(counts) + 16}\n"))
         sfu = await start_sfu(workdir, signal_port)
         try:
-            with janus_process(workdir, free_port_range(400)) as (janus, janus_port):
+            with janus_process(workdir, free_port_range(400)) as (janus, janus_port), \
+                    cpu_share(janus.pid, share, "janus"), cpu_share(sfu["sfu"].pid, share, "sfu"):
+                if share is not None:
+                    print(f"each server held to {share:g} of a core ({CGROUP_PERIOD_US} us period)", flush=True)
+                print(f"stream: video {VIDEO_PACKETS} x {VIDEO_SIZE} B at {FPS} frames/s, audio {AUDIO_SIZE} B "
+                      f"every 20 ms: {(VIDEO_PACKETS * VIDEO_SIZE * FPS + AUDIO_SIZE * 50) * 8 / 1000:.0f} kbit/s "
+                      f"of payload, {VIDEO_PACKETS * FPS + 50} packets/s", flush=True)
                 print(f"{'server':<12} {'N':>4} {'conn':>5} {'packets':>9} {'CPU us/pkt':>10} "
                       f"{'p50 ms':>8} {'p99 ms':>8} {'loss':>8} {'load':>6}", flush=True)
+                carried: dict[str, int] = {}  # server -> the largest N it carried on its share
                 for n in counts:
                     results: dict[str, list[Figures]] = {"netcore-sfu": [], "janus": []}
                     for r in range(rounds):
                         order = ["netcore-sfu", "janus"] if r % 2 == 0 else ["janus", "netcore-sfu"]
                         for server in order:
+                            if only is not None and server != only:
+                                continue
                             if server == "janus":
                                 f = await run_janus(janus_port, janus.pid, n, certificate, warmup, seconds, workers)
                             else:
@@ -814,14 +874,46 @@ async def bench(counts: list[int], rounds: int, warmup: float, seconds: float, w
                             results[server].append(f)
                             print(row(f), *(["  " + "; ".join(f.notes)] if f.notes else []), flush=True)
                             await asyncio.sleep(2.0)  # the last room's teardown settles
+                    if share is not None:
+                        for server, figures in results.items():
+                            if figures:
+                                carries, line = share_verdict(server, n, share, seconds, figures)
+                                if carries:
+                                    carried[server] = max(carried.get(server, 0), n)
+                                print(line, flush=True)
+                    if only is not None:
+                        continue
                     ours = _median(results["netcore-sfu"])
                     theirs = _median(results["janus"])
                     print(f"ratio ours/janus N={n}: CPU per packet {ours[0] / theirs[0]:.2f}x, "
                           f"p50 {ours[1] / theirs[1]:.2f}x, p99 {ours[2] / theirs[2]:.2f}x, "
                           f"loss {ours[3] * 100:.2f}% / {theirs[3] * 100:.2f}%", flush=True)
+                if share is not None:
+                    for server in ("netcore-sfu", "janus"):
+                        if only is None or server == only:
+                            best = carried.get(server)
+                            print(f"{server}: largest N carried at under 0.5 % loss: "
+                                  + (f"{best} on {share:g} of a core, {best / share:.0f} per core" if best else
+                                     f"none of {counts} on {share:g} of a core"), flush=True)
         finally:
             await stop(sfu["sfu"])
             await stop(signal)
+
+
+SATURATED = 0.9  # of its share: a server this busy has no slack left and builds a queue
+
+
+def share_verdict(server: str, n: int, share: float, seconds: float, figures: list[Figures]) -> tuple[bool, str]:
+    """Whether ``server`` carried N subscribers on ``share`` of a core: under 0.5 % loss in every round, and
+    not saturated, busy under :data:`SATURATED` of its share (a saturated server queues: its loss stays low
+    for a while as its latency climbs). Saturation is read off the server's own CPU time, not off the latency,
+    which the subscriber processes' own backlog also lengthens at large N."""
+    loss = max(f.loss for f in figures)
+    busy = max(f.cpu_us_per_packet * f.packets / 1e6 / seconds / share for f in figures)
+    p99 = max(f.p99_ms for f in figures)
+    carried = loss < 0.005 and busy < SATURATED
+    return carried, (f"{server} N={n} on {share:g} of a core: loss {loss * 100:.2f}%, p99 {p99:.1f} ms, busy {busy:.0%} "
+            f"of its share: {'carries' if carried else 'does not carry'} {n / share:.0f} subscribers per core")
 
 
 def _median(figures: list[Figures]) -> tuple[float, float, float, float]:
@@ -837,6 +929,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--workdir", help="keep the servers' configuration and logs here")
     parser.add_argument("--workers", type=int, default=2, help="processes the subscribers are spread over")
+    parser.add_argument("--video-kbps", type=float, default=None,
+                        help="the video's rate (default about 830: three 1,150-byte packets a frame)")
+    parser.add_argument("--cpu-share", type=float, default=None, metavar="Q",
+                        help="hold each server to Q of one core (a cgroup; root): subscribers per core at N/Q")
+    parser.add_argument("--only", choices=["netcore-sfu", "janus"], help="run one server, not both")
     parser.add_argument("--worker", metavar="HOST", help=argparse.SUPPRESS)  # one of those processes
     args = parser.parse_args()
     try:
@@ -844,10 +941,15 @@ def main() -> None:
         runner = uvloop.run
     except ImportError:
         runner = asyncio.run
+    if args.video_kbps is not None:
+        set_video_rate(args.video_kbps)
+    if args.cpu_share is not None and not 0 < args.cpu_share <= 1:
+        parser.error("--cpu-share is a share of one core, in (0, 1]")
     if args.worker:
         runner(worker(args.worker))
     else:
-        runner(bench(args.counts, args.rounds, args.warmup, args.seconds, args.workdir, args.workers))
+        runner(bench(args.counts, args.rounds, args.warmup, args.seconds, args.workdir, args.workers,
+                     args.cpu_share, args.only))
 
 
 if __name__ == "__main__":
