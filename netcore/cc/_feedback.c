@@ -452,6 +452,54 @@ static PyObject *Accounting_sent_many(Accounting *self, PyObject *sent) {
     return PyLong_FromLongLong(total);
 }
 
+/* One reported packet, as FeedbackAccounting.feedback's loop body: counted, its arrival fed to the acknowledged
+ * rate and the delay chain, a probe's handed back in *probes. */
+typedef struct {
+    long long received, lost, unknown;
+    PyObject *probes;
+} Tally;
+
+static int account(Accounting *self, int32_t key, int has_arrival, double arrival, double now, Tally *tally) {
+    if (!is_present(self, key)) {
+        tally->unknown++;
+        return 0;
+    }
+    int32_t slot = self->index[key];
+    Entry *e = &self->entries[slot];
+    if (!has_arrival) {
+        if (!e->reported_lost) {
+            e->reported_lost = 1;
+            tally->lost++;
+        }
+        return 0;
+    }
+    Entry packet = *e;
+    history_unlink(self, slot);
+    if (packet.reported_lost) tally->lost--;  /* reported lost before, received after all (a late report) */
+    tally->received++;
+    if (acked_add(self, arrival, packet.size) < 0) return -1;
+    if (packet.has_probe) {
+        if (tally->probes == NULL && (tally->probes = PyList_New(0)) == NULL) return -1;
+        PyObject *probe = Py_BuildValue("(LddL)", packet.probe_cluster, packet.send_time, arrival, packet.size);
+        if (probe == NULL || PyList_Append(tally->probes, probe) < 0) {
+            Py_XDECREF(probe);
+            return -1;
+        }
+        Py_DECREF(probe);
+    }
+    double send_delta, arrival_delta;
+    if (inter_arrival_add(self, packet.send_time, arrival, packet.size, &send_delta, &arrival_delta)) {
+        trendline_update(self, send_delta, arrival_delta, arrival);
+        detector_detect(self, (double)self->deltas * self->trend * self->gain, send_delta, now);
+    }
+    return 0;
+}
+
+static PyObject *tally_result(Tally *tally) {
+    return Py_BuildValue("(LLLN)", tally->received, tally->lost, tally->unknown,
+                         tally->probes != NULL ? tally->probes : Py_NewRef(Py_None));
+}
+
 static PyObject *Accounting_feedback(Accounting *self, PyObject *const *args, Py_ssize_t nargs) {
     if (!ready(self)) return NULL;
     if (nargs != 2) {
@@ -462,8 +510,7 @@ static PyObject *Accounting_feedback(Accounting *self, PyObject *const *args, Py
     if (now == -1.0 && PyErr_Occurred()) return NULL;
     PyObject *arrivals = PySequence_Fast(args[0], "arrivals: a sequence of (seq, arrival or None)");
     if (arrivals == NULL) return NULL;
-    long long received = 0, lost = 0, unknown = 0;
-    PyObject *probes = NULL;
+    Tally tally = {0, 0, 0, NULL};
     Py_ssize_t n = PySequence_Fast_GET_SIZE(arrivals);
     PyObject **items = PySequence_Fast_ITEMS(arrivals);
     for (Py_ssize_t i = 0; i < n; i++) {
@@ -474,47 +521,78 @@ static PyObject *Accounting_feedback(Accounting *self, PyObject *const *args, Py
         }
         int32_t key;
         if (seq_key(PyTuple_GET_ITEM(item, 0), &key) < 0) goto error;
-        if (!is_present(self, key)) {
-            unknown++;
-            continue;
-        }
-        int32_t slot = self->index[key];
-        Entry *e = &self->entries[slot];
         PyObject *arrival_obj = PyTuple_GET_ITEM(item, 1);
-        if (arrival_obj == Py_None) {
-            if (!e->reported_lost) {
-                e->reported_lost = 1;
-                lost++;
-            }
-            continue;
+        double arrival = 0.0;
+        int has_arrival = arrival_obj != Py_None;
+        if (has_arrival && is_present(self, key)) {
+            arrival = PyFloat_AsDouble(arrival_obj);
+            if (arrival == -1.0 && PyErr_Occurred()) goto error;
         }
-        double arrival = PyFloat_AsDouble(arrival_obj);
-        if (arrival == -1.0 && PyErr_Occurred()) goto error;
-        Entry packet = *e;
-        history_unlink(self, slot);
-        if (packet.reported_lost) lost--;  /* reported lost before, received after all (a late report) */
-        received++;
-        if (acked_add(self, arrival, packet.size) < 0) goto error;
-        if (packet.has_probe) {
-            if (probes == NULL && (probes = PyList_New(0)) == NULL) goto error;
-            PyObject *probe = Py_BuildValue("(LddL)", packet.probe_cluster, packet.send_time, arrival, packet.size);
-            if (probe == NULL || PyList_Append(probes, probe) < 0) {
-                Py_XDECREF(probe);
-                goto error;
-            }
-            Py_DECREF(probe);
-        }
-        double send_delta, arrival_delta;
-        if (inter_arrival_add(self, packet.send_time, arrival, packet.size, &send_delta, &arrival_delta)) {
-            trendline_update(self, send_delta, arrival_delta, arrival);
-            detector_detect(self, (double)self->deltas * self->trend * self->gain, send_delta, now);
-        }
+        if (account(self, key, has_arrival, arrival, now, &tally) < 0) goto error;
     }
     Py_DECREF(arrivals);
-    return Py_BuildValue("(LLLN)", received, lost, unknown, probes != NULL ? probes : Py_NewRef(Py_None));
+    return tally_result(&tally);
 error:
     Py_DECREF(arrivals);
-    Py_XDECREF(probes);
+    Py_XDECREF(tally.probes);
+    return NULL;
+}
+
+#define TWCC_TICK 0.00025          /* seconds per delta tick (netcore.rtp.twcc.TICK) */
+#define TWCC_REFERENCE_UNIT 0.064  /* seconds per reference time unit (netcore.rtp.twcc.REFERENCE_UNIT) */
+
+/* feedback(arrival_times(packet), now) for a parsed transport-wide feedback packet, without the list between:
+ * the same arrivals, computed as netcore.rtp.twcc.arrival_times computes them (the signed 24-bit reference
+ * time in 64 ms units, then each received packet's delta in 250 us ticks added in order), the same accounting. */
+static PyObject *Accounting_feedback_twcc(Accounting *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (!ready(self)) return NULL;
+    if (nargs != 5) {
+        PyErr_SetString(PyExc_TypeError, "feedback_twcc(base_sequence, reference_time, statuses, deltas, now)");
+        return NULL;
+    }
+    long long base = PyLong_AsLongLong(args[0]);
+    if (base == -1 && PyErr_Occurred()) return NULL;
+    long long ref = PyLong_AsLongLong(args[1]);
+    if (ref == -1 && PyErr_Occurred()) return NULL;
+    double now = PyFloat_AsDouble(args[4]);
+    if (now == -1.0 && PyErr_Occurred()) return NULL;
+    PyObject *statuses = PySequence_Fast(args[2], "statuses: a sequence of ints");
+    if (statuses == NULL) return NULL;
+    PyObject *deltas = PySequence_Fast(args[3], "deltas: a sequence of ints");
+    if (deltas == NULL) {
+        Py_DECREF(statuses);
+        return NULL;
+    }
+    if (ref & 0x800000) ref -= 0x1000000;  /* section 3.1: a signed 24-bit value */
+    double t = (double)ref * TWCC_REFERENCE_UNIT;
+    Tally tally = {0, 0, 0, NULL};
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(statuses), next_delta = 0;
+    Py_ssize_t n_deltas = PySequence_Fast_GET_SIZE(deltas);
+    PyObject **status_items = PySequence_Fast_ITEMS(statuses), **delta_items = PySequence_Fast_ITEMS(deltas);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        long status = PyLong_AsLong(status_items[i]);
+        if (status == -1 && PyErr_Occurred()) goto error;
+        int32_t key = (int32_t)((base + i) & 0xFFFF);
+        if (status == 0) {
+            if (account(self, key, 0, 0.0, now, &tally) < 0) goto error;
+            continue;
+        }
+        if (next_delta >= n_deltas) {
+            PyErr_SetString(PyExc_ValueError, "fewer deltas than received packets");
+            goto error;
+        }
+        long long delta = PyLong_AsLongLong(delta_items[next_delta++]);
+        if (delta == -1 && PyErr_Occurred()) goto error;
+        t += (double)delta * TWCC_TICK;
+        if (account(self, key, 1, t, now, &tally) < 0) goto error;
+    }
+    Py_DECREF(statuses);
+    Py_DECREF(deltas);
+    return tally_result(&tally);
+error:
+    Py_DECREF(statuses);
+    Py_DECREF(deltas);
+    Py_XDECREF(tally.probes);
     return NULL;
 }
 
@@ -593,6 +671,8 @@ static PyMethodDef Accounting_methods[] = {
      "sent_many(iterable of (transport_seq, size, send time)): packets outside probes; their bytes"},
     {"feedback", (PyCFunction)(void (*)(void))Accounting_feedback, METH_FASTCALL,
      "feedback(arrivals, now) -> (received, lost, unknown, probe packets received or None)"},
+    {"feedback_twcc", (PyCFunction)(void (*)(void))Accounting_feedback_twcc, METH_FASTCALL,
+     "feedback_twcc(base_sequence, reference_time, statuses, deltas, now): feedback() of the packet's arrival times"},
     {"history", (PyCFunction)Accounting_history, METH_NOARGS,
      "(seq, send time, size, probe cluster) of every remembered packet, oldest first"},
     {"state", (PyCFunction)Accounting_state, METH_NOARGS, "everything the next decisions depend on"},

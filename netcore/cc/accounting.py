@@ -24,11 +24,12 @@ nothing in this loop reads, so handling them after the loop is the same.
 from __future__ import annotations
 
 import os
-from typing import Iterable, Protocol
+from typing import Iterable, Protocol, Sequence
 
 from netcore.cc.delay import (BURST, MAX_DELTAS, SMOOTHING, THRESHOLD_GAIN, WINDOW, BandwidthUsage, InterArrival,
                               OveruseDetector, TrendlineEstimator)
 from netcore.cc.loss import AckedBitrate
+from netcore.rtp.twcc import arrival_times_of
 
 try:
     from netcore.cc import _feedback
@@ -57,6 +58,9 @@ class Accounting(Protocol):
 
     def feedback(self, arrivals: list[tuple[int, float | None]], now: float
                  ) -> tuple[int, int, int, list[ProbeArrival] | None]: ...
+
+    def feedback_twcc(self, base_sequence: int, reference_time: int, statuses: Sequence[int],
+                      deltas: Sequence[int], now: float) -> tuple[int, int, int, list[ProbeArrival] | None]: ...
 
     @property
     def acked_rate(self) -> float | None: ...
@@ -137,6 +141,12 @@ class FeedbackAccounting:
                 self._trendline.update(send_delta, arrival_delta, arrival)
                 self._detector.detect(self._trendline.modified_trend, send_delta, now)
         return received, lost, unknown, probes
+
+    def feedback_twcc(self, base_sequence: int, reference_time: int, statuses: Sequence[int],
+                      deltas: Sequence[int], now: float) -> tuple[int, int, int, list[ProbeArrival] | None]:
+        """:meth:`feedback` of a transport-wide feedback packet's fields (its arrival times, as
+        :func:`netcore.rtp.twcc.arrival_times` reads them)."""
+        return self.feedback(arrival_times_of(base_sequence, reference_time, statuses, deltas), now)
 
     @property
     def usage(self) -> BandwidthUsage:

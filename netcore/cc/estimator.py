@@ -3,7 +3,7 @@
 :class:`BandwidthEstimator` is what a sender owns once per transport::
 
     estimator.packet_sent(transport_seq, size, now, probe_cluster=None)
-    estimator.feedback_received(arrival_times(feedback), now)   # netcore.rtp.twcc
+    estimator.twcc_received(feedback, now)   # a netcore.rtp.feedback.TransportFeedback
     estimator.remb_received(bitrate)                            # a receiver's cap, if any
     estimator.rtt_measured(rtt)
     estimator.target_bitrate         # what encoders and the pacer follow
@@ -21,13 +21,16 @@ delay chain) is :mod:`~netcore.cc.accounting`'s, compiled when built.
 
 from __future__ import annotations
 
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable
 
 from netcore.cc.accounting import HISTORY, Accounting, new_accounting
 from netcore.cc.aimd import AimdRateControl
 from netcore.cc.delay import BandwidthUsage
 from netcore.cc.loss import LossBasedControl
 from netcore.cc.probe import ProbeCluster, ProbeController, ProbeResults
+
+if TYPE_CHECKING:
+    from netcore.rtp.feedback import TransportFeedback
 
 __all__ = ["BandwidthEstimator", "HISTORY"]
 
@@ -65,7 +68,16 @@ class BandwidthEstimator:
 
     def feedback_received(self, arrivals: list[tuple[int, float | None]], now: float) -> None:
         """One feedback's ``(sequence number, arrival or None)`` list, in sequence order."""
-        received, lost, unknown, probes = self._accounting.feedback(arrivals, now)
+        self._accounted(*self._accounting.feedback(arrivals, now), now)
+
+    def twcc_received(self, feedback: TransportFeedback, now: float) -> None:
+        """One transport-wide feedback packet: :meth:`feedback_received` of its arrival times
+        (:func:`netcore.rtp.twcc.arrival_times`), read by the accounting without the list between."""
+        self._accounted(*self._accounting.feedback_twcc(feedback.base_sequence, feedback.reference_time,
+                                                        feedback.statuses, feedback.deltas, now), now)
+
+    def _accounted(self, received: int, lost: int, unknown: int,
+                   probes: list[tuple[int, float, float, int]] | None, now: float) -> None:
         self.unknown_reports += unknown
         if probes is not None:
             for cluster, send_time, arrival, size in probes:

@@ -72,7 +72,6 @@ from netcore.rtp.reports import RtcpReporter
 from netcore.rtp.rtcp import (SDES_CNAME, Bye, ReceiverReport, Sdes, SdesChunk, SenderReport, parse_rtcp,
                               serialize_rtcp)
 from netcore.rtp.rtx import unwrap_rtx
-from netcore.rtp.twcc import arrival_times
 from netcore.sdp.candidate import Candidate
 from netcore.srtp.session import SrtpSession
 
@@ -519,7 +518,7 @@ class MediaTransport:
             self._watch.feedback()
             if self.sender.fast is not None:
                 self.sender.fast.drain(now)
-            self.estimator.feedback_received(arrival_times(packet), now)
+            self.estimator.twcc_received(packet, now)
             self.sender.poll_probe(now)
         elif isinstance(packet, Pli):
             if packet.media_ssrc in streams:

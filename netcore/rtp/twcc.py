@@ -30,10 +30,12 @@ reported arrival is within 125 microseconds of the recorded one.
 
 from __future__ import annotations
 
+from typing import Sequence
+
 from netcore.rtp.feedback import TransportFeedback
 from netcore.rtp.sequence import SequenceUnwrapper
 
-__all__ = ["TwccRecorder", "arrival_times", "TICK", "REFERENCE_UNIT"]
+__all__ = ["TwccRecorder", "arrival_times", "arrival_times_of", "TICK", "REFERENCE_UNIT"]
 
 TICK = 0.00025  # seconds per delta tick
 REFERENCE_UNIT = 0.064  # seconds per reference time unit
@@ -46,16 +48,25 @@ def arrival_times(fb: TransportFeedback) -> list[tuple[int, float | None]]:
 
     Seconds are on the receiver's clock modulo 2**24 reference units.
     """
-    ref = fb.reference_time
+    return arrival_times_of(fb.base_sequence, fb.reference_time, fb.statuses, fb.deltas)
+
+
+def arrival_times_of(base_sequence: int, reference_time: int, statuses: Sequence[int],
+                     deltas: Sequence[int]) -> list[tuple[int, float | None]]:
+    """:func:`arrival_times` of a feedback's fields (``netcore.cc._feedback.Accounting.feedback_twcc``
+    computes the same times, in the same order of operations, without the list)."""
+    ref = reference_time
     if ref & 0x800000:  # section 3.1: a signed 24-bit value
         ref -= 0x1000000
     t = ref * REFERENCE_UNIT
     out: list[tuple[int, float | None]] = []
-    for seq, delta in fb.arrivals():
-        if delta is None:
+    received = iter(deltas)
+    for i, status in enumerate(statuses):
+        seq = (base_sequence + i) & 0xFFFF
+        if status == 0:
             out.append((seq, None))
         else:
-            t += delta * TICK
+            t += next(received) * TICK
             out.append((seq, t))
     return out
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import example, given, settings, strategies as st
 
 from netcore.cc import BandwidthEstimator
 from netcore.cc.accounting import FeedbackAccounting, compiled_accounting
@@ -165,3 +165,58 @@ def test_the_compiled_accounting_is_the_default_and_the_environment_selects_the_
     assert type(BandwidthEstimator()._accounting).__module__ == "netcore.cc._feedback"
     monkeypatch.setenv("NETCORE_CC_ACCOUNTING", "python")
     assert isinstance(BandwidthEstimator()._accounting, FeedbackAccounting)
+
+
+@st.composite
+def transport_feedback(draw):
+    """A parsed transport-wide feedback packet's fields: its base as an offset from the first number sent (so
+    that it reports packets sent), the signed 24-bit reference time, statuses and a delta for each received
+    one (small 0..255 ticks, large any 16-bit value)."""
+    statuses = draw(st.lists(st.sampled_from((0, 1, 2)), max_size=60))
+    deltas = [draw(st.integers(0, 255) if s == 1 else st.integers(-0x8000, 0x7FFF)) for s in statuses if s]
+    return (draw(st.integers(-5, 20)), draw(st.integers(0, 0xFFFFFF)), statuses, deltas)
+
+
+@given(st.integers(0, 0xFFFF), st.lists(st.tuples(st.integers(0, 1500), st.floats(-1e4, 1e4),
+                                                   st.one_of(st.none(), st.integers(0, 3))), max_size=80),
+       st.lists(transport_feedback(), min_size=1, max_size=4), st.floats(-1e4, 1e4))
+@example(0xFFFE, [(1000, 5.0, 1), (1000, 5.001, 1), (500, 5.002, None)],  # a negative reference time, wrapping
+         [(0, 0x900000, [1, 0, 2], [3, -700])], 6.0)
+@settings(max_examples=300, deadline=None)
+def test_a_feedback_packet_is_accounted_as_the_feedback_of_its_arrival_times(first, sent, packets, now):
+    # feedback_twcc (the transport's call) against feedback(arrival_times(packet)), in C and in Python; probe
+    # packets among those sent, so that the arrival times themselves come back, not only their differences
+    from netcore.rtp.feedback import TransportFeedback
+    from netcore.rtp.twcc import arrival_times
+
+    python, c, c_listed = FeedbackAccounting(), compiled(), compiled()
+    for accounting in (python, c, c_listed):
+        for i, (size, at, cluster) in enumerate(sent):
+            accounting.sent((first + i) & 0xFFFF, size, at, cluster)
+    for offset, reference, statuses, deltas in packets:
+        base = (first + offset) & 0xFFFF  # the 16 bits wrap where first is near the top
+        packet = TransportFeedback(1, 2, base, reference, 0, statuses, deltas)
+        listed = c_listed.feedback(arrival_times(packet), now)
+        assert c.feedback_twcc(base, reference, statuses, deltas, now) == listed
+        assert python.feedback_twcc(base, reference, statuses, deltas, now) == listed
+        assert c.state() == c_listed.state() == python.state()
+
+
+def test_an_estimator_reads_a_feedback_packet_as_the_list_of_its_arrival_times():
+    from netcore.rtp.twcc import TwccRecorder, arrival_times
+
+    listed, packets = BandwidthEstimator(accounting=compiled()), BandwidthEstimator(accounting=compiled())
+    recorder, now = TwccRecorder(1, 2), 10.0
+    for seq in range(3000):
+        now += 0.004
+        for estimator in (listed, packets):
+            estimator.packet_sent(seq & 0xFFFF, 1000, now)
+        if seq % 7:  # one in seven lost
+            recorder.record(seq & 0xFFFF, now + 0.02 + (seq % 50) * 0.0004)
+        if seq % 25 == 24:
+            for feedback in recorder.build():
+                listed.feedback_received(arrival_times(feedback), now + 0.03)
+                packets.twcc_received(feedback, now + 0.03)
+                assert (packets.target_bitrate, packets.usage, packets.acked_bitrate, packets.loss_fraction) == (
+                    listed.target_bitrate, listed.usage, listed.acked_bitrate, listed.loss_fraction)
+    assert listed.feedbacks == packets.feedbacks > 100 and listed.loss_fraction > 0
