@@ -61,3 +61,40 @@ def test_janus_driver_publishes_to_two_subscribers(tmp_path):
     assert figures["stamped"] > 0.9, figures  # arrivals matched to their send times
     assert 0 < figures["p50_ms"] <= figures["p99_ms"], figures
     assert 0 < figures["cpu_us_per_packet"] and math.isfinite(figures["cpu_us_per_packet"]), figures
+
+
+def test_a_share_of_a_core_holds_a_busy_process_to_it():
+    """``--cpu-share``'s cgroup (CFS bandwidth control) holds every thread of a process to its share while it
+    is in it, and the group is gone afterwards."""
+    import time
+
+    from bench.sfu_janus import CGROUP_CPU, cpu_seconds, cpu_share
+
+    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.2)
+        with cpu_share(busy.pid, 0.2, "test"):
+            groups = [p for p in CGROUP_CPU.iterdir() if p.name.startswith("netcore-bench-")]
+            assert len(groups) == 1 and str(busy.pid) in (groups[0] / "cgroup.procs").read_text().split()
+            start = cpu_seconds(busy.pid)
+            time.sleep(1.0)
+            used = cpu_seconds(busy.pid) - start
+        assert 0.1 <= used <= 0.3, used  # a fifth of one core over a second, give or take a tick
+        assert not [p for p in CGROUP_CPU.iterdir() if p.name.startswith("netcore-bench-")]
+        assert str(busy.pid) in (CGROUP_CPU / "cgroup.procs").read_text().split()  # back where it was
+    finally:
+        busy.kill()
+        busy.wait()
+
+
+def test_a_server_carries_n_on_its_share_only_under_the_loss_and_busy_bounds():
+    from bench.sfu_janus import Figures, share_verdict
+
+    def figures(loss: float, us_per_packet: float) -> Figures:  # 17,000 packets a second over 20 s
+        return Figures("netcore-sfu", 100, packets=340_000, cpu_us_per_packet=us_per_packet, p99_ms=10.0,
+                       loss=loss)
+
+    carried, line = share_verdict("netcore-sfu", 100, 0.25, 20.0, [figures(0.0, 10.0)])
+    assert carried and "busy 68%" in line and "400 subscribers per core" in line
+    assert not share_verdict("netcore-sfu", 100, 0.25, 20.0, [figures(0.0, 10.0), figures(0.006, 10.0)])[0]
+    assert not share_verdict("netcore-sfu", 100, 0.25, 20.0, [figures(0.0, 13.5)])[0]  # 92 %: saturated
