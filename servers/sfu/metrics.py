@@ -8,11 +8,17 @@ from typing import Callable
 
 from netcore.sfu.core import SfuCore
 
-__all__ = ["render_metrics", "serve_http"]
+__all__ = ["render_metrics", "serve_http", "series_text"]
 
 
 def _label(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def series_text(series: list[tuple[str, str, str, object]]) -> str:
+    """Unlabelled series ``(name, kind, help, value)`` as exposition text, each with its HELP and TYPE."""
+    return "".join(f"# HELP {name} {text}\n# TYPE {name} {kind}\n{name} {value}\n"
+                   for name, kind, text, value in series)
 
 
 def render_metrics(core: SfuCore) -> str:

@@ -51,7 +51,7 @@ from servers.analytics.producer import AnalyticsProducer, open_writer
 from servers.daemon import cancel_and_wait
 from servers.servicelink import send_message
 from servers.sfu.config import Settings
-from servers.sfu.metrics import render_metrics, serve_http
+from servers.sfu.metrics import render_metrics, serve_http, series_text
 from servers.sfu.cascade import CascadeLinks, render_cascade_metrics
 from servers.sfu.registry import Registry
 from servers.sfu.workers import WorkerLinks
@@ -199,8 +199,9 @@ class SfuServer:
             else:
                 _, sock = await loop.create_datagram_endpoint(
                     lambda: DatagramSocket(batch.add), sock=open_udp_socket(host, wanted or port))
-            self.sockets[sock.local] = sock  # its buffers: RTCP of hundreds of subscribers and a burst of
-            port = port or sock.local[1]  # copies ride out a stall of the loop
+            # (its 4 MiB buffers: the RTCP of hundreds of subscribers and a burst of copies ride out a stall)
+            self.sockets[sock.local] = sock
+            port = port or sock.local[1]
         local = list(self.sockets)
         public = [self._public(address) for address in local]
         self.core = SfuCore(SfuConfig(DtlsCertificate.generate(), local, public,
@@ -601,17 +602,15 @@ class SfuServer:
         totals = studios.counters()
         series = [("sfu_studios", "gauge", "Studio rooms with a program", len(studios.studios))] + [
             (f"sfu_studio_{name}_total", "counter", text, totals.get(name, 0)) for name, text in STUDIO_COUNTERS]
-        return "".join(f"# HELP {name} {text}\n# TYPE {name} {kind}\n{name} {value}\n"
-                       for name, kind, text, value in series)
+        return series_text(series)
 
     def _socket_metrics(self) -> str:
         """What the compiled sockets' send queues dropped (Prometheus text), when the sockets are compiled."""
         compiled = [sock for sock in self.sockets.values() if isinstance(sock, CompiledSocket)]
         if not compiled:
             return ""
-        name = "sfu_send_queue_dropped_total"
-        return (f"# HELP {name} Datagrams dropped because the media socket's buffer was full with {WRITE_QUEUE} "
-                f"more already waiting\n# TYPE {name} counter\n{name} {sum(s.dropped for s in compiled)}\n")
+        text = f"Datagrams dropped because the media socket's buffer was full with {WRITE_QUEUE} more already waiting"
+        return series_text([("sfu_send_queue_dropped_total", "counter", text, sum(s.dropped for s in compiled))])
 
     def _tell_studios(self) -> None:
         """``studio.state`` to signaling (for the studio room's sessions) for each studio whose state changed."""
