@@ -74,7 +74,9 @@ from pathlib import Path
 from typing import Callable
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+from _cgroup import CGROUP_PERIOD_US, cpu_share  # noqa: E402
 from netcore.dtls.certificate import DtlsCertificate  # noqa: E402
 from netcore.peer.aio import TransportConnection  # noqa: E402
 from netcore.peer.config import config_from_negotiated  # noqa: E402
@@ -124,34 +126,6 @@ def set_video_rate(kbps: float) -> None:
     frame = round(kbps * 1000 / 8 / FPS)
     VIDEO_PACKETS = -(-frame // MAX_VIDEO_SIZE)
     VIDEO_SIZE = -(-frame // VIDEO_PACKETS)
-
-
-CGROUP_CPU = Path("/sys/fs/cgroup/cpu")  # cgroup v1's cpu controller, as on these machines
-CGROUP_PERIOD_US = 10_000  # a short period: a throttled server stalls at most this long at a time
-
-
-@contextlib.contextmanager
-def cpu_share(pid: int, share: float | None, name: str):
-    """Hold process ``pid`` (every thread) to ``share`` of one core (CFS bandwidth control), or leave it be
-    when ``share`` is None. How many subscribers a core carries is then measured at a number of subscribers
-    the other processes here can still take in: the largest N under 0.5 % loss at a quarter of a core, say,
-    divided by a quarter. The server's fixed cost (the publisher's stream, its timers) is counted against the
-    share whole, so the figure per core errs low."""
-    if share is None:
-        yield
-        return
-    group = CGROUP_CPU / f"netcore-bench-{os.getpid()}-{name}"
-    group.mkdir()
-    try:
-        (group / "cpu.cfs_period_us").write_text(str(CGROUP_PERIOD_US))
-        (group / "cpu.cfs_quota_us").write_text(str(round(share * CGROUP_PERIOD_US)))
-        (group / "cgroup.procs").write_text(str(pid))
-        yield
-    finally:
-        with contextlib.suppress(OSError):
-            (CGROUP_CPU / "cgroup.procs").write_text(str(pid))
-        with contextlib.suppress(OSError):
-            group.rmdir()
 
 
 # -- endpoints -------------------------------------------------------------------------

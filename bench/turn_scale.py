@@ -28,7 +28,21 @@ round by round, each round every server once in a rotated order; medians.
 ``--servers netcore,netcore-py,coturn`` adds the daemon with the STUN codec's
 byte work in Python (``NETCORE_STUN_CODEC=python``), to see what the compiled
 codec (``netcore/stun/_codec.c``) saves in the same run.
-Usage: ``python bench/turn_scale.py [--rounds N] [--setup-rounds N] [--seconds S] [--workers N] [--servers ...]``.
+
+``--cpu-share Q`` holds each server to Q of a core per worker (one cgroup with
+CFS bandwidth control per server, its every process and thread inside from
+the start; root): the generator, the echo peer and the fleet keep the rest
+of this two-core machine, so what is measured is the server's capacity and
+not the machine's. ``--zero-loss`` adds each server's zero-loss throughput
+at each load's allocations and payload: the highest total rate of a
+geometric ramp (x1.25, then halved steps to about 3 %) that loses nothing
+in ``--ramp-seconds``, each step tried three times. ``--workers 1,2`` runs every server once per count side
+by side (``netcore`` and ``netcore/2``, ``coturn`` and ``coturn/2``) and
+prints how the zero-loss throughput scales: with ``--cpu-share 0.3`` one
+worker gets 0.3 of a core and two get 0.6, the generator and the echo peer
+the other core and a bit.
+Usage: ``python bench/turn_scale.py [--rounds N] [--setup-rounds N] [--seconds S] [--workers N[,N]]
+[--servers ...] [--cpu-share Q] [--zero-loss]``.
 """
 
 from __future__ import annotations
@@ -53,6 +67,7 @@ from tests.turn.fleet import Fleet  # noqa: E402
 from tests.turn.live import free_port_range  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
+from _cgroup import cpu_group, joined  # noqa: E402
 from turn_relay import build, echo_peer, median  # noqa: E402
 
 USER, PASSWORD, REALM = "bench", "bench", "bench.example"
@@ -60,8 +75,10 @@ _PHASES = ("alloc", "bind", "refresh", "delete")
 CHANNEL = 0x4000
 
 
-def start_netcore(workdir: Path, port: int, low: int, high: int, workers: int, codec: str = "compiled"):
-    """The daemon; ``codec`` ``python`` has the STUN codec's byte work done in Python (netcore.stun.compiled)."""
+def start_netcore(workdir: Path, port: int, low: int, high: int, workers: int, group: Path | None = None,
+                  codec: str = "compiled"):
+    """The daemon (inside cgroup ``group``, if given); ``codec`` ``python`` has the STUN codec's byte work done in
+    Python (netcore.stun.compiled)."""
     cmd = [sys.executable, "-m", "servers.turn.main", "--listen", f"127.0.0.1:{port}", "--realm", REALM,
            "--user", f"{USER}:{PASSWORD}", "--allow-loopback-peers", "--min-port", str(low),
            "--max-port", str(high), "--log-level", "warning", "--user-quota", "100000",
@@ -69,22 +86,23 @@ def start_netcore(workdir: Path, port: int, low: int, high: int, workers: int, c
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     if codec == "python":
         env["NETCORE_STUN_CODEC"] = "python"
-    return running(cmd, workdir / f"netcore-{codec}.log", env=env)
+    return running(joined(group, cmd), workdir / f"netcore-{codec}-{workers}.log", env=env)
 
 
-def start_netcore_python(workdir: Path, port: int, low: int, high: int, workers: int):
-    return start_netcore(workdir, port, low, high, workers, codec="python")
+def start_netcore_python(workdir: Path, port: int, low: int, high: int, workers: int, group: Path | None = None):
+    return start_netcore(workdir, port, low, high, workers, group, codec="python")
 
 
-def start_coturn(workdir: Path, port: int, low: int, high: int, workers: int):
+def start_coturn(workdir: Path, port: int, low: int, high: int, workers: int, group: Path | None = None):
     empty = workdir / "empty.conf"
     empty.write_text("")
     cmd = [shutil.which("turnserver") or "turnserver", "-c", str(empty), "-n", "--listening-ip=127.0.0.1",
            f"--listening-port={port}", "--relay-ip=127.0.0.1", f"--min-port={low}", f"--max-port={high}",
            "--lt-cred-mech", f"--user={USER}:{PASSWORD}", f"--realm={REALM}", "--allow-loopback-peers",
-           "--no-tls", "--no-dtls", "--no-cli", f"--relay-threads={workers}", f"--userdb={workdir / 'turndb'}",
-           f"--pidfile={workdir / 'turn.pid'}", "--log-file=stdout", "--simple-log", "--fingerprint", "--no-stdout-log"]
-    return running(cmd, workdir / "coturn.log")
+           "--no-tls", "--no-dtls", "--no-cli", f"--relay-threads={workers}", f"--userdb={workdir / f'turndb-{workers}'}",
+           f"--pidfile={workdir / f'turn-{workers}.pid'}", "--log-file=stdout", "--simple-log", "--fingerprint",
+           "--no-stdout-log"]
+    return running(joined(group, cmd), workdir / f"coturn-{workers}.log")
 
 
 def process_tree(pid: int) -> list[int]:
@@ -182,11 +200,58 @@ def timed_phase(phase, pids: list[int], count: int, setup: dict, name: str) -> f
     return seconds
 
 
+def zero_loss(gen: str, socks: list[socket.socket], channel: int, size: int, seconds: float,
+              ceiling: float | None = None) -> int:
+    """The highest total rate (round trips/s over every flow of ``socks``) that loses nothing in ``seconds``.
+
+    A geometric ramp from 2,000 (x1.25) to the first rate that loses, then three halvings of the step
+    between the rate under it (the last that did not, or 1,600) and that one: about 3 %. Each rate is
+    tried three times (a stray stall is not the server's ceiling). The ramp stops above ``ceiling`` (a
+    rate known to be past every server's)."""
+    def lossless(rate: float) -> float | None:
+        for _ in range(3):
+            drain(socks)
+            sent, received, _, _, _ = generate(gen, socks, channel, size, rate / len(socks), seconds)
+            if received >= sent:
+                return sent / seconds
+        return None
+
+    best, rate = 0.0, 2000.0
+    while rate <= 1_000_000 and (ceiling is None or rate <= ceiling * 1.25):
+        carried = lossless(rate)
+        if carried is None:
+            break
+        best, rate = carried, rate * 1.25
+    else:
+        return round(best)
+    low, high = rate / 1.25, rate
+    for _ in range(3):
+        middle = (low * high) ** 0.5
+        carried = lossless(middle)
+        if carried is None:
+            high = middle
+        else:
+            best, low = carried, middle
+    return round(best)
+
+
+def server_name(kind: str, workers: int) -> str:
+    """``netcore`` for one worker, ``netcore/2`` for two."""
+    return kind if workers == 1 else f"{kind}/{workers}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=4.0)
-    parser.add_argument("--workers", type=int, default=1, help="netcore --workers and coturn --relay-threads")
+    parser.add_argument("--workers", default="1",
+                        help="netcore --workers and coturn --relay-threads; a list (1,2) runs each server once per "
+                             "count, side by side")
+    parser.add_argument("--cpu-share", type=float, default=None, metavar="Q",
+                        help="hold each server to Q of a core per worker (a cgroup; root)")
+    parser.add_argument("--zero-loss", action="store_true",
+                        help="each server's zero-loss throughput at each load's allocations and payload")
+    parser.add_argument("--ramp-seconds", type=float, default=2.0, help="each step of the zero-loss ramp")
     parser.add_argument("--loads", default="1000x50x160,100x300x1200", help="ALLOCATIONSxPPSxBYTES,...")
     parser.add_argument("--servers", default="netcore,coturn",
                         help="of netcore, netcore-py (the STUN codec's byte work in Python), coturn; the set-up "
@@ -194,6 +259,7 @@ def main() -> None:
     parser.add_argument("--setup-rounds", type=int, default=3,
                         help="set-up cycles (allocate, bind, refresh, delete) per server and load; medians")
     args = parser.parse_args()
+    worker_counts = [int(v) for v in args.workers.split(",")]
     loads = [tuple(int(v) for v in load.split("x")) for load in args.loads.split(",")]
     total = sum(count for count, _, _ in loads)  # coturn holds a deleted allocation's port a while
     workdir = Path(tempfile.mkdtemp(prefix="turn-scale-"))
@@ -205,18 +271,23 @@ def main() -> None:
             servers = {}
             # One range for both, split: the servers bind relay ports only as clients allocate, so two
             # ranges each free when chosen could overlap and one server would take the other's ports.
-            span = total * args.setup_rounds + 50 * args.workers
+            span = total * args.setup_rounds + 50 * max(worker_counts)
             known = {"netcore": start_netcore, "netcore-py": start_netcore_python, "coturn": start_coturn}
             # In the order given: the set-up cycles run the servers in that order (coturn,netcore for the other one).
-            starters = [(name, known[name]) for name in args.servers.split(",") if name in known]
+            starters = [(server_name(kind, workers), known[kind], workers) for workers in worker_counts
+                        for kind in args.servers.split(",") if kind in known]
             first, _ = free_port_range(len(starters) * span)
-            for index, (name, starter) in enumerate(starters):
+            for index, (name, starter, workers) in enumerate(starters):
                 port = free_port()
                 low, high = first + index * span, first + (index + 1) * span - 1
-                proc = stack.enter_context(starter(workdir, port, low, high, args.workers))
+                share = None if args.cpu_share is None else args.cpu_share * workers
+                group = stack.enter_context(cpu_group(share, name.replace("/", "-")))
+                proc = stack.enter_context(starter(workdir, port, low, high, workers, group))
                 wait_for_stun(port)
                 time.sleep(0.5)
                 servers[name] = (port, proc.pid)
+            if args.cpu_share is not None:
+                print(f"each server held to {args.cpu_share:g} of a core per worker", flush=True)
             for count, pps, size in loads:
                 label = f"{count}x{pps}x{size}"
                 direct = []
@@ -253,6 +324,17 @@ def main() -> None:
                         used = cpu_ns(pids) - before
                         cpu = used / 1000 / (sent + received) if pids and sent else None
                         results[name][label]["runs"].append((cpu, (sent - received) / sent, p50, p99, strays))
+                if args.zero_loss:
+                    for name in names[1:]:
+                        socks, pids, channel = targets[name]
+                        best = zero_loss(gen, socks, channel, size, args.ramp_seconds)
+                        results[name][label]["zero-loss"] = best
+                        print(f"{name} {label}: zero loss up to {best} round trips/s", flush=True)
+                    # the floor's ramp shows the generator and the echo peer were not what stopped the servers
+                    top = max(results[name][label]["zero-loss"] for name in names[1:])
+                    best = zero_loss(gen, direct, 0, size, args.ramp_seconds, ceiling=top)
+                    results["direct"][label]["zero-loss"] = best
+                    print(f"direct {label}: zero loss up to {best} round trips/s", flush=True)
                 for name, fleet, pids, setup in fleets:
                     delete_fleet(fleet, pids, count, setup)
                     cycles[name].append(setup)
@@ -266,12 +348,14 @@ def main() -> None:
                     sock.close()
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    report(results, [f"{c}x{p}x{s}" for c, p, s in loads], args.workers)
+    report(results, [f"{c}x{p}x{s}" for c, p, s in loads], worker_counts, args.cpu_share)
 
 
-def report(results: dict, labels: list[str], workers: int) -> None:
+def report(results: dict, labels: list[str], worker_counts: list[int], share: float | None) -> None:
+    held = "" if share is None else f", each held to {share:g} of a core per worker"
     print(f"\nTURN relay, many allocations at once (ALLOCATIONS x packets/s each x payload bytes), "
-          f"{workers} worker(s)/relay thread(s); medians over the rounds\n")
+          f"{'/'.join(map(str, worker_counts))} worker(s)/relay thread(s){held}; medians over the rounds; "
+          f"NAME/N is N workers\n")
     print(f"{'server':10} {'load':>13} {'alloc/s':>8} {'bind/s':>8} {'refr/s':>8} {'del/s':>8} {'B/alloc':>8} "
           f"{'cpu us/pkt':>10} {'loss':>7} {'p50 us':>7} {'p99 us':>7} {'+p50':>6} {'+p99':>6} {'strays':>6}")
     summary: dict[str, dict] = {}
@@ -303,28 +387,56 @@ def report(results: dict, labels: list[str], workers: int) -> None:
             if name != "direct":
                 print(f"{name:10} {label:>13} " + " ".join(
                     f"{setup[p + ' us']:>8.1f}" if p + " us" in setup else f"{'-':>8}" for p in _PHASES))
-    for ours_name in ("netcore", "netcore-py"):
-        if ours_name not in summary or "coturn" not in summary:
-            continue
-        print(f"\nratios {ours_name}/coturn (targets: cpu <= 1.0, added p99 <= 1.0, set-up rate >= 1.0)")
-        for label in labels:
-            ours, theirs = summary[ours_name][label], summary["coturn"][label]
-            parts = []
-            if ours[0] and theirs[0]:
-                parts.append(f"cpu {ours[0] / theirs[0]:.2f}")
-            for index, name in ((0, "p50"), (1, "p99")):
-                a, b = ours[2][index], theirs[2][index]
-                parts.append(f"added {name} {a / b:.2f}" if b and b > 0 else f"added {name} -")
-            for key in ("alloc/s", "bind/s", "refresh/s", "delete/s"):
-                if key in ours[3] and key in theirs[3]:
-                    parts.append(f"{key} {ours[3][key] / theirs[3][key]:.2f}")
-            for phase in _PHASES:
-                key = phase + " us"
-                if key in ours[3] and key in theirs[3]:
-                    parts.append(f"{phase} cpu/request {ours[3][key] / theirs[3][key]:.2f}")
-            parts.append(f"memory {ours[3]['bytes/alloc']:.0f} vs {theirs[3]['bytes/alloc']:.0f} B/alloc")
-            print(f"  {label:>13}: " + ", ".join(parts))
+    for workers in worker_counts:
+        theirs_name = server_name("coturn", workers)
+        for ours_name in (server_name("netcore", workers), server_name("netcore-py", workers)):
+            if ours_name not in summary or theirs_name not in summary:
+                continue
+            print(f"\nratios {ours_name}/{theirs_name} (targets: cpu <= 1.0, added p99 <= 1.0, set-up rate >= 1.0)")
+            for label in labels:
+                ours, theirs = summary[ours_name][label], summary[theirs_name][label]
+                parts = []
+                if ours[0] and theirs[0]:
+                    parts.append(f"cpu {ours[0] / theirs[0]:.2f}")
+                for index, name in ((0, "p50"), (1, "p99")):
+                    a, b = ours[2][index], theirs[2][index]
+                    parts.append(f"added {name} {a / b:.2f}" if b and b > 0 else f"added {name} -")
+                for key in ("alloc/s", "bind/s", "refresh/s", "delete/s"):
+                    if key in ours[3] and key in theirs[3]:
+                        parts.append(f"{key} {ours[3][key] / theirs[3][key]:.2f}")
+                for phase in _PHASES:
+                    key = phase + " us"
+                    if key in ours[3] and key in theirs[3]:
+                        parts.append(f"{phase} cpu/request {ours[3][key] / theirs[3][key]:.2f}")
+                ours_max = results[ours_name][label].get("zero-loss")
+                theirs_max = results[theirs_name][label].get("zero-loss")
+                if ours_max is not None and theirs_max:
+                    parts.append(f"zero-loss {ours_max / theirs_max:.2f}")
+                parts.append(f"memory {ours[3]['bytes/alloc']:.0f} vs {theirs[3]['bytes/alloc']:.0f} B/alloc")
+                print(f"  {label:>13}: " + ", ".join(parts))
+    scaling(results, labels, worker_counts)
 
+
+def scaling(results: dict, labels: list[str], worker_counts: list[int]) -> None:
+    """Each server's zero-loss throughput at N workers over its own at one (target: 1.8 at two)."""
+    if 1 not in worker_counts or len(worker_counts) < 2:
+        return
+    print("\nzero-loss round trips/s by workers, and over one worker's (target: >= 1.8 at 2)")
+    for label in labels:
+        for kind in ("netcore", "netcore-py", "coturn"):
+            one = results.get(kind, {}).get(label, {}).get("zero-loss")
+            if not one:
+                continue
+            parts = [f"1: {one}"]
+            for workers in worker_counts:
+                best = results.get(server_name(kind, workers), {}).get(label, {}).get("zero-loss")
+                if workers != 1 and best is not None:
+                    parts.append(f"{workers}: {best} ({best / one:.2f}x)")
+            print(f"  {kind:10} {label:>13}: " + ", ".join(parts))
+        floor = results.get("direct", {}).get(label, {}).get("zero-loss")
+        if floor is not None:
+            print(f"  {'direct':10} {label:>13}: {floor} (the generator and echo peer alone, ramped to 1.25x the "
+                  f"best server's)")
 
 if __name__ == "__main__":
     main()

@@ -68,7 +68,8 @@ def test_a_share_of_a_core_holds_a_busy_process_to_it():
     is in it, and the group is gone afterwards."""
     import time
 
-    from bench.sfu_janus import CGROUP_CPU, cpu_seconds, cpu_share
+    from bench._cgroup import CGROUP_CPU, cpu_share
+    from bench.sfu_janus import cpu_seconds
 
     busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
     try:
