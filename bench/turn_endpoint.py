@@ -189,7 +189,7 @@ def main() -> None:
     parser.add_argument("--inline", action="store_true", help="hand the requests to the adapter in this thread")
     parser.add_argument("--no-close", action="store_true", help="exit without the endpoint's shutdown")
     args = parser.parse_args()
-    figures = asyncio.run(run(args.clients, args.rounds, args.phases.split(","), args.inline, not args.no_close))
+    figures = asyncio.run(run(args.clients, args.rounds, [p for p in args.phases.split(",") if p], args.inline, not args.no_close))
     print(f"TURN endpoint, event loop thread CPU microseconds per request (median of {args.rounds} rounds of "
           f"{args.clients} clients; load {os.getloadavg()[0]:.1f})")
     for name, values in figures.items():

@@ -418,12 +418,11 @@ static PyObject *str_unpack, *str_expected, *str_method, *str_message_class, *st
  * (method, class)) and the layout kept for the datagram's length in `layouts` reads back as expected from
  * its bytes: the slots set as it sets them. Anything else (not bytes, a header error, a type or length not
  * seen, another layout) is None, and Python parses it: its errors and its layout walk stay the only ones. */
-static PyObject *parse(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+/* The message when the datagram is the cache hit, with its layout (a new reference) in *layout_out; Py_None
+ * (a new reference, *layout_out NULL) when Python is to parse it; NULL on an error. */
+static PyObject *parse_hit(PyObject *const *args, PyObject **layout_out)
 {
-    if (nargs != 4 || !PyDict_CheckExact(args[1]) || !PyDict_CheckExact(args[2]) || !PyType_Check(args[3])) {
-        PyErr_SetString(PyExc_TypeError, "parse(data, layouts: dict, types: dict, cls: type)");
-        return NULL;
-    }
+    *layout_out = NULL;
     PyObject *data = args[0];
     if (!PyBytes_CheckExact(data))
         Py_RETURN_NONE;
@@ -475,6 +474,7 @@ static PyObject *parse(PyObject *module, PyObject *const *args, Py_ssize_t nargs
         PyObject_SetAttr(message, str_layout, layout) < 0)
         goto done;
     result = Py_NewRef(message);
+    *layout_out = Py_NewRef(layout);
 done:
     Py_XDECREF(unpack);
     Py_XDECREF(read);
@@ -484,6 +484,31 @@ done:
     Py_DECREF(split);
     Py_DECREF(layout);
     return result;
+}
+
+static int parse_arguments(PyObject *const *args, Py_ssize_t nargs, Py_ssize_t expected, const char *usage)
+{
+    if (nargs != expected || !PyDict_CheckExact(args[1]) || !PyDict_CheckExact(args[2]) || !PyType_Check(args[3])) {
+        PyErr_SetString(PyExc_TypeError, usage);
+        return -1;
+    }
+    return 0;
+}
+
+/* parse(data, layouts, types, cls) -> a new cls, or None for Python to take the datagram.
+ *
+ * What message.py's Message.parse does when the header checks out, the message type is in `types` (type ->
+ * (method, class)) and the layout kept for the datagram's length in `layouts` reads back as expected from
+ * its bytes: the slots set as it sets them. Anything else (not bytes, a header error, a type or length not
+ * seen, another layout) is None, and Python parses it: its errors and its layout walk stay the only ones. */
+static PyObject *parse(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (parse_arguments(args, nargs, 4, "parse(data, layouts: dict, types: dict, cls: type)") < 0)
+        return NULL;
+    PyObject *layout;
+    PyObject *message = parse_hit(args, &layout);
+    Py_XDECREF(layout);
+    return message;
 }
 
 /* -- long-term credentials: Message.long_term_credentials ---------------------------------- */
@@ -516,17 +541,12 @@ static PyObject *text_of(PyObject *first, PyObject *type, const char *raw, Py_ss
     return text;
 }
 
-/* credentials(raw, first) -> (username, realm, nonce, algorithms present) as Message.long_term_credentials
- * gives them for a parsed message, or None for Python to say what is wrong (text that is not UTF-8). */
-static PyObject *credentials(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+/* (username, realm, nonce, algorithms present) of a parsed message, Py_None when a text is not UTF-8, NULL on
+ * an error. */
+static PyObject *credentials_of(PyObject *raw_obj, PyObject *first)
 {
-    if (nargs != 2 || !PyBytes_CheckExact(args[0]) || !PyDict_CheckExact(args[1])) {
-        PyErr_SetString(PyExc_TypeError, "credentials(raw: bytes, first: dict)");
-        return NULL;
-    }
-    const char *raw = PyBytes_AS_STRING(args[0]);
-    Py_ssize_t size = PyBytes_GET_SIZE(args[0]);
-    PyObject *first = args[1];
+    const char *raw = PyBytes_AS_STRING(raw_obj);
+    Py_ssize_t size = PyBytes_GET_SIZE(raw_obj);
     int bad = 0;
     PyObject *username = NULL, *realm = NULL, *nonce = NULL;
     if ((username = text_of(first, type_username, raw, size, &bad)) == NULL ||
@@ -558,6 +578,156 @@ static PyObject *credentials(PyObject *module, PyObject *const *args, Py_ssize_t
     return result;
 }
 
+/* credentials(raw, first) -> (username, realm, nonce, algorithms present) as Message.long_term_credentials
+ * gives them for a parsed message, or None for Python to say what is wrong (text that is not UTF-8). */
+static PyObject *credentials(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 || !PyBytes_CheckExact(args[0]) || !PyDict_CheckExact(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "credentials(raw: bytes, first: dict)");
+        return NULL;
+    }
+    return credentials_of(args[0], args[1]);
+}
+
+/* -- request: what a server reads of every request, in one call ---------------------------------- */
+
+static PyObject *str_first, *str_types, *str_fp, *type_mi, *type_mi256, *type_fp;
+
+/* FINGERPRINT's verdict as Message.check_fingerprint gives it from the layout's `fp`: 1, 0, or -1 on an error. */
+static int fingerprint_verdict(PyObject *raw_obj, PyObject *fp)
+{
+    if (fp == Py_None)
+        return 0; /* present, of a length that cannot verify */
+    if (!PyTuple_CheckExact(fp) || PyTuple_GET_SIZE(fp) != 4) {
+        PyErr_SetString(PyExc_TypeError, "a layout's fp is (at, where, length field, length)");
+        return -1;
+    }
+    Py_ssize_t at = PyLong_AsSsize_t(PyTuple_GET_ITEM(fp, 0));
+    long length = PyLong_AsLong(PyTuple_GET_ITEM(fp, 3));
+    if (PyErr_Occurred())
+        return -1;
+    Py_buffer raw = {.buf = PyBytes_AS_STRING(raw_obj), .len = PyBytes_GET_SIZE(raw_obj)};
+    Covered piece;
+    if (covered(&piece, &raw, at, length) < 0)
+        return -1;
+    if (at + 8 > raw.len) {
+        PyErr_SetString(PyExc_ValueError, "FINGERPRINT value out of range");
+        return -1;
+    }
+    const unsigned char *value = (const unsigned char *)raw.buf + at + 4;
+    uint32_t sent = (uint32_t)value[0] << 24 | (uint32_t)value[1] << 16 | (uint32_t)value[2] << 8 | value[3];
+    return (crc_of(&piece) ^ FINGERPRINT_XOR) == sent;
+}
+
+/* The comprehension-required types (< 0x8000) of `types` that `decoders` has no codec for, each once, in
+ * order (Message.unknown_comprehension_required); NULL on an error. */
+static PyObject *unknown_of(PyObject *types, PyObject *decoders)
+{
+    if (!PyTuple_CheckExact(types)) {
+        PyErr_SetString(PyExc_TypeError, "a layout's types is a tuple");
+        return NULL;
+    }
+    Py_ssize_t count = PyTuple_GET_SIZE(types), found = 0;
+    PyObject *unknown[64]; /* borrowed from types; more than 64 unknown types: Python says */
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *type = PyTuple_GET_ITEM(types, i);
+        long value = PyLong_AsLong(type);
+        if (value == -1 && PyErr_Occurred())
+            return NULL;
+        if (value >= 0x8000)
+            continue;
+        int known = PyDict_Contains(decoders, type);
+        if (known < 0)
+            return NULL;
+        if (known)
+            continue;
+        int seen = 0;
+        for (Py_ssize_t j = 0; j < found && !seen; j++)
+            seen = PyLong_AsLong(unknown[j]) == value;
+        if (seen)
+            continue;
+        if (found == 64)
+            return Py_NewRef(Py_None);
+        unknown[found++] = type;
+    }
+    if (found == 0)
+        return Py_NewRef(empty_tuple);
+    PyObject *result = PyTuple_New(found);
+    if (result == NULL)
+        return NULL;
+    for (Py_ssize_t j = 0; j < found; j++)
+        PyTuple_SET_ITEM(result, j, Py_NewRef(unknown[j]));
+    return result;
+}
+
+/* request(data, layouts, types, cls, decoders) -> (message, fingerprint, unknown, integrity, credentials) | None
+ *
+ * message.read_request for the cache hit (see parse): the message, and what a server checks of every request
+ * before it decides anything, as message.py's Python gives them: FINGERPRINT's verdict (None when absent),
+ * the unknown comprehension-required attribute types (a tuple), which MESSAGE-INTEGRITY is present (0 none,
+ * 1 MESSAGE-INTEGRITY, 2 MESSAGE-INTEGRITY-SHA256, which wins), and long_term_credentials() (None when a text
+ * is not UTF-8: Python raises its error where it is asked). None for anything parse takes as None, and for
+ * more than 64 unknown types. */
+static PyObject *request(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (parse_arguments(args, nargs, 5, "request(data, layouts: dict, types: dict, cls: type, decoders: dict)") < 0)
+        return NULL;
+    if (!PyDict_Check(args[4])) {
+        PyErr_SetString(PyExc_TypeError, "decoders is a dict");
+        return NULL;
+    }
+    PyObject *layout;
+    PyObject *message = parse_hit(args, &layout);
+    if (message == NULL || message == Py_None)
+        return message;
+    PyObject *result = NULL, *first = NULL, *types = NULL, *fp = NULL, *unknown = NULL, *texts = NULL;
+    PyObject *fingerprint = Py_None;
+    if ((first = PyObject_GetAttr(layout, str_first)) == NULL || (types = PyObject_GetAttr(layout, str_types)) == NULL)
+        goto done;
+    if (!PyDict_CheckExact(first)) {
+        PyErr_SetString(PyExc_TypeError, "a layout's first is a dict");
+        goto done;
+    }
+    int has_fp = PyDict_Contains(first, type_fp);
+    if (has_fp < 0)
+        goto done;
+    if (has_fp) {
+        if ((fp = PyObject_GetAttr(layout, str_fp)) == NULL)
+            goto done;
+        int verdict = fingerprint_verdict(args[0], fp);
+        if (verdict < 0)
+            goto done;
+        fingerprint = verdict ? Py_True : Py_False;
+    }
+    if ((unknown = unknown_of(types, args[4])) == NULL)
+        goto done;
+    if (unknown == Py_None) {
+        result = Py_NewRef(Py_None);
+        goto done;
+    }
+    int mi256 = PyDict_Contains(first, type_mi256);
+    int mi = mi256 ? mi256 : PyDict_Contains(first, type_mi);
+    if (mi < 0 || (texts = credentials_of(args[0], first)) == NULL)
+        goto done;
+    result = PyTuple_New(5);
+    if (result == NULL)
+        goto done;
+    PyTuple_SET_ITEM(result, 0, Py_NewRef(message));
+    PyTuple_SET_ITEM(result, 1, Py_NewRef(fingerprint));
+    PyTuple_SET_ITEM(result, 2, Py_NewRef(unknown));
+    PyTuple_SET_ITEM(result, 3, PyLong_FromLong(mi256 ? 2 : mi ? 1 : 0));
+    PyTuple_SET_ITEM(result, 4, Py_NewRef(texts));
+done:
+    Py_DECREF(message);
+    Py_DECREF(layout);
+    Py_XDECREF(first);
+    Py_XDECREF(types);
+    Py_XDECREF(fp);
+    Py_XDECREF(unknown);
+    Py_XDECREF(texts);
+    return result;
+}
+
 /* -- module ------------------------------------------------------------------------------ */
 
 static PyMethodDef module_methods[] = {
@@ -572,6 +742,9 @@ static PyMethodDef module_methods[] = {
     {"credentials", (PyCFunction)(void (*)(void))credentials, METH_FASTCALL,
      "credentials(raw, first) -> (username, realm, nonce, algorithms) | None: Message.long_term_credentials "
      "of a parsed message; None when a text is not UTF-8 (Python raises its error)."},
+    {"request", (PyCFunction)(void (*)(void))request, METH_FASTCALL,
+     "request(data, layouts, types, cls, decoders) -> (message, fingerprint, unknown, integrity, credentials) | "
+     "None: message.read_request when the caches know the datagram's type and layout; None for Python."},
     {"parse", (PyCFunction)(void (*)(void))parse, METH_FASTCALL,
      "parse(data, layouts, types, cls) -> message | None: Message.parse when its caches know the datagram's "
      "type and layout; None for Python to parse it."},
@@ -590,7 +763,8 @@ PyMODINIT_FUNC PyInit__codec(void)
     struct { PyObject **slot; const char *text; } names[] = {
         {&str_unpack, "unpack"}, {&str_expected, "expected"}, {&str_method, "method"},
         {&str_message_class, "message_class"}, {&str_transaction_id, "transaction_id"},
-        {&str_attributes, "_attributes"}, {&str_raw, "_raw"}, {&str_layout, "_layout"},
+        {&str_attributes, "_attributes"}, {&str_raw, "_raw"}, {&str_layout, "_layout"}, {&str_first, "first"},
+        {&str_types, "types"}, {&str_fp, "fp"},
     };
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
         if (*names[i].slot == NULL && (*names[i].slot = PyUnicode_InternFromString(names[i].text)) == NULL)
@@ -599,7 +773,7 @@ PyMODINIT_FUNC PyInit__codec(void)
         return NULL;
     struct { PyObject **slot; long type; } types[] = {
         {&type_username, 0x0006}, {&type_realm, 0x0014}, {&type_nonce, 0x0015}, {&type_algorithm, 0x001D},
-        {&type_algorithms, 0x8002},
+        {&type_algorithms, 0x8002}, {&type_mi, ATTR_MI}, {&type_mi256, ATTR_MI256}, {&type_fp, ATTR_FP},
     };
     for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++)
         if (*types[i].slot == NULL && (*types[i].slot = PyLong_FromLong(types[i].type)) == NULL)

@@ -312,3 +312,86 @@ def test_long_term_credentials_are_the_same_on_both_paths(username, realm, nonce
         assert list(on[:3]) == expected and on[3] == (algorithm is not None)
     else:
         assert on[0] == "StunParseError"
+
+
+def _read(data: bytes) -> tuple:
+    """What read_request gives, comparable across paths: the message as _parsed sees it, the verdicts, and the
+    credentials (those it left unread as long_term_credentials gives them, or its error's text)."""
+    from netcore.stun.message import read_request
+
+    try:
+        message, fingerprint, unknown, integrity, credentials = read_request(data)
+    except Exception as exc:  # noqa: BLE001 - the kind and text of any error are compared
+        return type(exc).__name__, str(exc)
+    if credentials is None:
+        try:
+            credentials = message.long_term_credentials()
+        except Exception as exc:  # noqa: BLE001
+            credentials = (type(exc).__name__, str(exc))
+    return (message.method, int(message.message_class), message.transaction_id, message.attributes,
+            fingerprint, unknown, integrity, credentials)
+
+
+unknown_types = st.sampled_from([0x0002, 0x0003, 0x7FFF, 0x0031, 0xC001])  # none has a codec
+
+
+@given(st.integers(0, 0xFFF), st.sampled_from(list(MessageClass)), tids, raw_attributes,
+       st.lists(st.tuples(unknown_types, st.binary(max_size=6)), max_size=3), texts,
+       st.none() | keys, st.none() | keys, st.booleans(), st.integers(0, 40), st.binary(max_size=4),
+       st.integers(0, 3))
+def test_read_request_gives_the_same_on_both_paths(method, message_class, tid, attributes, unknown, username,
+                                                   key, key256, fingerprint, cut, junk, flip):
+    """The compiled read (a cached layout) and Python's: the same message, FINGERPRINT verdict (good, and
+    broken by a flipped byte), unknown types, integrity kind and credentials, or the same error; whole, cut or
+    extended datagrams, each read twice (the second a cache hit)."""
+    message = Message(method, message_class, tid)
+    for attr_type, value in attributes + unknown:
+        message.add_raw(attr_type, value)
+    if username is not None:
+        message.add_raw(a.USERNAME, username)
+    whole = message.encode(key, integrity_sha256_key=key256, fingerprint=fingerprint)
+    flipped = bytearray(whole)
+    flipped[-1 - flip] ^= 0x40
+    for data in (whole, bytes(flipped), whole[: len(whole) - cut], whole + junk):
+        on, off = both(lambda: (_read(data), _read(data)))
+        assert on == off
+        assert on[0] == on[1]
+
+
+@given(st.binary(max_size=120))
+def test_the_compiled_read_takes_random_bytes_cleanly(data):
+    """Random bytes: the same error or reading on both paths, and the compiled function answers None or a
+    reading, never an exception."""
+    from netcore.stun.attributes import DECODERS
+    from netcore.stun.message import _LAYOUTS, _TYPES
+
+    on, off = both(lambda: (_read(data), _read(data)))
+    assert on == off
+    with _codec(True):
+        for _ in range(2):
+            result = compiled.codec.request(data, _LAYOUTS, _TYPES, Message, DECODERS)
+            assert result is None or (type(result) is tuple and isinstance(result[0], Message))
+            _read(data)  # caches its layout, if it parses
+
+
+def test_the_compiled_read_is_the_cache_hit_and_says_what_it_read():
+    from netcore.stun.attributes import DECODERS
+    from netcore.stun.message import _LAYOUTS, _TYPES, read_request
+
+    request = Message(w.REFRESH, MessageClass.REQUEST).add(w.LIFETIME, 600).add(a.USERNAME, "u") \
+        .add(a.REALM, "r").add(a.NONCE, "n").add_raw(0x0031, b"x")
+    raw = request.encode(b"key", fingerprint=True)
+    with _codec(True):
+        clear_layout_cache()
+        assert compiled.codec.request(raw, _LAYOUTS, _TYPES, Message, DECODERS) is None  # nothing cached yet
+        python = read_request(raw)
+        message, fingerprint, unknown, integrity, credentials = \
+            compiled.codec.request(raw, _LAYOUTS, _TYPES, Message, DECODERS)
+        assert message._layout is python[0]._layout and message.transaction_id == request.transaction_id
+        assert (fingerprint, unknown, integrity, credentials) == (True, (0x0031,), 1, ("u", "r", "n", False))
+        assert python[1:4] == (True, (0x0031,), 1)
+        sha256 = request.encode(None, integrity_sha256_key=b"key")
+        read_request(sha256)
+        assert compiled.codec.request(sha256, _LAYOUTS, _TYPES, Message, DECODERS)[1:4] == (None, (0x0031,), 2)
+        with pytest.raises(TypeError):
+            compiled.codec.request(raw, _LAYOUTS, _TYPES, Message, None)
