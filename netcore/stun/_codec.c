@@ -203,6 +203,56 @@ done:
     return result;
 }
 
+/* verify(states, key, raw, signature) -> bool: Message.check_integrity(-SHA256) in one call. `states` maps
+ * the key to its KeyedMac (a KeyedStates, which makes it when missing), `signature` is the layout's
+ * (at, where, length field, length) of the MAC, or None (absent, or of a length that cannot verify: False). */
+static PyObject *verify(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 4 || !PyBytes_CheckExact(args[2])) {
+        PyErr_SetString(PyExc_TypeError, "verify(states, key, raw: bytes, signature)");
+        return NULL;
+    }
+    PyObject *signature = args[3];
+    if (signature == Py_None)
+        Py_RETURN_FALSE;
+    if (!PyTuple_CheckExact(signature) || PyTuple_GET_SIZE(signature) != 4 ||
+        !PySlice_Check(PyTuple_GET_ITEM(signature, 1))) {
+        PyErr_SetString(PyExc_TypeError, "a signature is (at, where, length field, length)");
+        return NULL;
+    }
+    Py_ssize_t at = PyLong_AsSsize_t(PyTuple_GET_ITEM(signature, 0));
+    long length = PyLong_AsLong(PyTuple_GET_ITEM(signature, 3));
+    if (PyErr_Occurred())
+        return NULL;
+    Py_ssize_t start, stop, step;
+    if (PySlice_Unpack(PyTuple_GET_ITEM(signature, 1), &start, &stop, &step) < 0)
+        return NULL;
+    Py_buffer raw = {.buf = PyBytes_AS_STRING(args[2]), .len = PyBytes_GET_SIZE(args[2])};
+    Py_ssize_t mac_len = PySlice_AdjustIndices(raw.len, &start, &stop, step);
+    PyObject *mac_obj = PyObject_GetItem(args[0], args[1]);
+    if (mac_obj == NULL)
+        return NULL;
+    PyObject *result = NULL;
+    if (!PyObject_TypeCheck(mac_obj, &KeyedMacType)) {
+        PyErr_SetString(PyExc_TypeError, "states hold KeyedMac objects");
+        goto done;
+    }
+    KeyedMac *mac = (KeyedMac *)mac_obj;
+    Covered piece;
+    if (covered(&piece, &raw, at, length) < 0)
+        goto done;
+    if (step != 1 || mac_len > (mac->sha256 ? SHA256_DIGEST_LENGTH : SHA_DIGEST_LENGTH)) {
+        PyErr_SetString(PyExc_ValueError, "MAC value out of range");
+        goto done;
+    }
+    unsigned char digest[SHA256_DIGEST_LENGTH];
+    keyed_mac_run(mac, piece.a, piece.a_len, piece.b, piece.b_len, piece.c, piece.c_len, digest);
+    result = PyBool_FromLong(CRYPTO_memcmp(digest, (const unsigned char *)raw.buf + start, (size_t)mac_len) == 0);
+done:
+    Py_DECREF(mac_obj);
+    return result;
+}
+
 static uint32_t crc_of(const Covered *piece)
 {
     uLong crc = crc32(0L, Z_NULL, 0);
@@ -278,14 +328,33 @@ static int is_signature(long type) { return type == ATTR_MI || type == ATTR_MI25
  * FINGERPRINT if asked (section 6.3's order). None when the message would
  * not fit the 16-bit length field: the caller's Python path says why.
  */
-static PyObject *encode(PyObject *module, PyObject *args)
+static PyObject *encode(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    unsigned message_type;
+    /* Read as PyArg_ParseTuple(args, "Iy*O!OOOp", ...) did, without the format (every answer comes here). */
+    if (nargs != 7) {
+        PyErr_SetString(PyExc_TypeError, "encode takes 7 arguments");
+        return NULL;
+    }
+    if (!PyLong_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "message_type is an int");
+        return NULL;
+    }
+    unsigned long type_value = PyLong_AsUnsignedLongMask(args[0]);
+    if (type_value == (unsigned long)-1 && PyErr_Occurred())
+        return NULL;
+    unsigned message_type = (unsigned)type_value;
+    if (type_value > 0xFFFF)
+        message_type = 0x10000; /* refused below */
+    if (!PyList_Check(args[2])) {
+        PyErr_SetString(PyExc_TypeError, "attributes is a list");
+        return NULL;
+    }
+    int fingerprint = PyObject_IsTrue(args[6]);
+    if (fingerprint < 0)
+        return NULL;
+    PyObject *attributes = args[2], *pads = args[3], *mi_obj = args[4], *mi256_obj = args[5];
     Py_buffer tid;
-    PyObject *attributes, *pads, *mi_obj, *mi256_obj;
-    int fingerprint;
-    if (!PyArg_ParseTuple(args, "Iy*O!OOOp", &message_type, &tid, &PyList_Type, &attributes, &pads, &mi_obj,
-                          &mi256_obj, &fingerprint))
+    if (PyObject_GetBuffer(args[1], &tid, PyBUF_SIMPLE) < 0)
         return NULL;
     PyObject *result = NULL;
     if (tid.len != 12 || message_type > 0xFFFF) {
@@ -734,10 +803,13 @@ static PyMethodDef module_methods[] = {
     {"check_mac", check_mac, METH_VARARGS,
      "check_mac(mac, raw, at, length, mac_start, mac_len) -> bool: a MESSAGE-INTEGRITY(-SHA256) value checked "
      "in constant time; what it covers as in check_fingerprint."},
+    {"verify", (PyCFunction)(void (*)(void))verify, METH_FASTCALL,
+     "verify(states, key, raw, signature) -> bool: MESSAGE-INTEGRITY(-SHA256) at a layout's signature checked "
+     "under states[key] in constant time (False for None)."},
     {"check_fingerprint", check_fingerprint, METH_VARARGS,
      "check_fingerprint(raw, at, length) -> bool: FINGERPRINT at offset at, over raw[:at] with the header's "
      "length field replaced by length (unless -1)."},
-    {"encode", encode, METH_VARARGS,
+    {"encode", (PyCFunction)(void (*)(void))encode, METH_FASTCALL,
      "encode(message_type, transaction_id, attributes, pads, mi, mi256, fingerprint) -> bytes | None"},
     {"credentials", (PyCFunction)(void (*)(void))credentials, METH_FASTCALL,
      "credentials(raw, first) -> (username, realm, nonce, algorithms) | None: Message.long_term_credentials "

@@ -395,3 +395,22 @@ def test_the_compiled_read_is_the_cache_hit_and_says_what_it_read():
         assert compiled.codec.request(sha256, _LAYOUTS, _TYPES, Message, DECODERS)[1:4] == (None, (0x0031,), 2)
         with pytest.raises(TypeError):
             compiled.codec.request(raw, _LAYOUTS, _TYPES, Message, None)
+
+
+def test_the_compiled_verify_is_check_mac_at_the_layouts_signature():
+    """verify(states, key, raw, signature): the verdict check_mac gives for the same signature, False for
+    none, and the states' own KeyedMac made for a new key."""
+    from netcore.stun.message import _SHA1_STATES, _SHA256_STATES, _verify_hmac
+
+    message = Message(w.REFRESH, MessageClass.REQUEST).add(w.LIFETIME, 600)
+    with _codec(True):
+        for states, raw in ((_SHA1_STATES, message.encode(b"key", fingerprint=True)),
+                            (_SHA256_STATES, message.encode(None, integrity_sha256_key=b"key"))):
+            parsed = Message.parse(raw)
+            signature = parsed._layout.mi if states is _SHA1_STATES else parsed._layout.mi256
+            for key in (b"key", b"other", b"new key " * 20):
+                assert compiled.codec.verify(states, key, raw, signature) == \
+                    _verify_hmac(raw, signature, key, states) == (key == b"key")
+            assert compiled.codec.verify(states, b"key", raw, None) is False
+            with pytest.raises(TypeError):
+                compiled.codec.verify({b"key": b"not a KeyedMac"}, b"key", raw, signature)
