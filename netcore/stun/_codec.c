@@ -22,6 +22,7 @@
 #include <Python.h>
 
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <openssl/crypto.h>
@@ -797,6 +798,114 @@ done:
     return result;
 }
 
+/* -- get: Message.get of a parsed message ------------------------------------------------------- */
+
+/* The value shapes an attribute decoder can declare (attributes.SHAPES, by decoder): what it gives for a value
+ * of the one length below, which this module then reads itself. Any other length goes to the decoder. */
+enum { SHAPE_U32 = 1, SHAPE_U16_OF_4 = 2, SHAPE_U8_OF_4 = 3, SHAPE_XOR_ADDRESS = 4 };
+
+static PyObject *decode_shape(long shape, const unsigned char *v, Py_ssize_t length)
+{
+    switch (shape) {
+    case SHAPE_U32:
+        if (length == 4)
+            return PyLong_FromUnsignedLong((unsigned long)v[0] << 24 | (unsigned long)v[1] << 16 |
+                                           (unsigned long)v[2] << 8 | v[3]);
+        break;
+    case SHAPE_U16_OF_4:
+        if (length == 4)
+            return PyLong_FromLong((long)v[0] << 8 | v[1]);
+        break;
+    case SHAPE_U8_OF_4:
+        if (length == 4)
+            return PyLong_FromLong(v[0]);
+        break;
+    case SHAPE_XOR_ADDRESS: /* an IPv4 one; IPv6 goes to the decoder */
+        if (length == 8 && v[1] == 1) {
+            char text[16];
+            int size = snprintf(text, sizeof text, "%u.%u.%u.%u", v[4] ^ 0x21u, v[5] ^ 0x12u, v[6] ^ 0xA4u,
+                                v[7] ^ 0x42u);
+            PyObject *host = PyUnicode_FromStringAndSize(text, size);
+            if (host == NULL)
+                return NULL;
+            PyObject *port = PyLong_FromLong(((long)v[2] << 8 | v[3]) ^ 0x2112);
+            if (port == NULL) {
+                Py_DECREF(host);
+                return NULL;
+            }
+            PyObject *result = PyTuple_New(2);
+            if (result == NULL) {
+                Py_DECREF(host);
+                Py_DECREF(port);
+                return NULL;
+            }
+            PyTuple_SET_ITEM(result, 0, host);
+            PyTuple_SET_ITEM(result, 1, port);
+            return result;
+        }
+        break;
+    }
+    return Py_NewRef(Py_None); /* not this shape's length: the decoder says */
+}
+
+/* get(raw, first, transaction_id, attr_type, default, decoders, shapes) -> value
+ *
+ * Message.get of a parsed message whose attributes were not asked for: the first `attr_type` attribute's value
+ * (first maps type -> slice of raw) through decoders[attr_type], `default` when absent, the raw bytes when
+ * there is no decoder. A decoder named in `shapes` (decoder -> shape) is read here when the value has its
+ * shape's length; anything else calls the decoder, which raises what it raises. */
+static PyObject *get(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 7 || !PyBytes_CheckExact(args[0]) || !PyDict_CheckExact(args[1]) || !PyDict_CheckExact(args[5]) ||
+        !PyDict_CheckExact(args[6])) {
+        PyErr_SetString(PyExc_TypeError, "get(raw: bytes, first: dict, transaction_id, attr_type, default, "
+                                         "decoders: dict, shapes: dict)");
+        return NULL;
+    }
+    PyObject *where = PyDict_GetItemWithError(args[1], args[3]); /* borrowed */
+    if (where == NULL)
+        return PyErr_Occurred() ? NULL : Py_NewRef(args[4]);
+    Py_ssize_t start, stop, step;
+    if (!PySlice_Check(where)) {
+        PyErr_SetString(PyExc_TypeError, "first maps types to slices");
+        return NULL;
+    }
+    if (PySlice_Unpack(where, &start, &stop, &step) < 0)
+        return NULL;
+    Py_ssize_t length = PySlice_AdjustIndices(PyBytes_GET_SIZE(args[0]), &start, &stop, step);
+    if (step != 1) {
+        PyErr_SetString(PyExc_ValueError, "an attribute's slice has step 1");
+        return NULL;
+    }
+    const unsigned char *value = (const unsigned char *)PyBytes_AS_STRING(args[0]) + start;
+    PyObject *decode = PyDict_GetItemWithError(args[5], args[3]); /* borrowed */
+    if (decode == NULL && PyErr_Occurred())
+        return NULL;
+    if (decode != NULL) {
+        PyObject *shape = PyDict_GetItemWithError(args[6], decode); /* borrowed */
+        if (shape == NULL && PyErr_Occurred())
+            return NULL;
+        if (shape != NULL) {
+            long kind = PyLong_AsLong(shape);
+            if (kind == -1 && PyErr_Occurred())
+                return NULL;
+            PyObject *decoded = decode_shape(kind, value, length);
+            if (decoded != Py_None)
+                return decoded;
+            Py_DECREF(decoded);
+        }
+    }
+    PyObject *raw = PyBytes_FromStringAndSize((const char *)value, length);
+    if (raw == NULL || decode == NULL)
+        return raw;
+    Py_INCREF(decode);
+    PyObject *call_args[2] = {raw, args[2]};
+    PyObject *result = PyObject_Vectorcall(decode, call_args, 2, NULL);
+    Py_DECREF(decode);
+    Py_DECREF(raw);
+    return result;
+}
+
 /* -- module ------------------------------------------------------------------------------ */
 
 static PyMethodDef module_methods[] = {
@@ -814,6 +923,9 @@ static PyMethodDef module_methods[] = {
     {"credentials", (PyCFunction)(void (*)(void))credentials, METH_FASTCALL,
      "credentials(raw, first) -> (username, realm, nonce, algorithms) | None: Message.long_term_credentials "
      "of a parsed message; None when a text is not UTF-8 (Python raises its error)."},
+    {"get", (PyCFunction)(void (*)(void))get, METH_FASTCALL,
+     "get(raw, first, transaction_id, attr_type, default, decoders, shapes) -> value: Message.get of a parsed "
+     "message, the decoders of the shapes it knows read in C."},
     {"request", (PyCFunction)(void (*)(void))request, METH_FASTCALL,
      "request(data, layouts, types, cls, decoders) -> (message, fingerprint, unknown, integrity, credentials) | "
      "None: message.read_request when the caches know the datagram's type and layout; None for Python."},

@@ -43,7 +43,7 @@ from typing import Any, Callable, Iterator, Sequence
 from netcore.errors import UsageError
 from netcore.stun import attributes as attrs
 from netcore.stun import compiled
-from netcore.stun.attributes import DECODERS, ENCODERS, MAGIC_COOKIE, attribute_name
+from netcore.stun.attributes import DECODERS, ENCODERS, MAGIC_COOKIE, SHAPES, attribute_name
 from netcore.stun.errors import StunParseError
 from netcore.stun.keyed_hmac import KeyedStates
 
@@ -507,6 +507,10 @@ class Message:
     def get(self, attr_type: int, default: Any = None) -> Any:
         """The decoded value of the first ``attr_type`` attribute, or ``default``."""
         if self._attributes is None:
+            codec = compiled.codec
+            if codec is not None:  # the lines below in one call, the decoders of attributes.SHAPES read in C
+                return codec.get(self._raw, self._layout.first, self.transaction_id, attr_type, default, DECODERS,
+                                 SHAPES)
             where = self._layout.first.get(attr_type)
             if where is None:
                 return default

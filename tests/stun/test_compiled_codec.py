@@ -414,3 +414,52 @@ def test_the_compiled_verify_is_check_mac_at_the_layouts_signature():
             assert compiled.codec.verify(states, b"key", raw, None) is False
             with pytest.raises(TypeError):
                 compiled.codec.verify({b"key": b"not a KeyedMac"}, b"key", raw, signature)
+
+
+_SHAPED = [w.LIFETIME, w.CHANNEL_NUMBER, w.XOR_PEER_ADDRESS, w.XOR_RELAYED_ADDRESS, a.XOR_MAPPED_ADDRESS,
+           w.REQUESTED_TRANSPORT, w.REQUESTED_ADDRESS_FAMILY, w.ADDITIONAL_ADDRESS_FAMILY, w.CONNECTION_ID,
+           a.USERNAME, a.PRIORITY, w.DATA_ATTR, 0x0031]  # the last three: no shape, no codec
+
+
+def _got(data: bytes, attr_type: int) -> object:
+    try:
+        return Message.parse(data).get(attr_type, "absent")
+    except Exception as exc:  # noqa: BLE001 - the kind and text of any error are compared
+        return type(exc).__name__, str(exc)
+
+
+@given(tids, st.sampled_from(_SHAPED), st.binary(max_size=20) | st.sampled_from([b"\0\1\0\0", b"\xff\x01\x12\x34"]),
+       st.integers(0, 3), st.booleans())
+def test_get_gives_the_same_value_or_error_on_both_paths(tid, attr_type, value, family, present):
+    """Message.get of a parsed message: the shapes the compiled codec reads itself (of their one length, an
+    IPv4 XOR address of any family byte) and everything else through the decoders give the same value or the
+    same error on both paths; cold and cached layouts alike."""
+    if len(value) == 8:
+        value = value[:1] + bytes((family,)) + value[2:]
+    message = Message(w.CHANNEL_BIND, MessageClass.REQUEST, tid)
+    if present:
+        message.add_raw(attr_type, value)
+    data = message.encode(b"key")
+    on, off = both(lambda: (_got(data, attr_type), _got(data, attr_type)))
+    assert on == off
+    assert on[0] == on[1]
+
+
+def test_the_shapes_read_in_c_are_the_decoders_values():
+    """Each declared shape, of its length, gives what its decoder gives (and in C: the shapes are used)."""
+    from netcore.stun.attributes import DECODERS, SHAPES
+    from netcore.stun.message import read_request
+
+    request = Message(w.CHANNEL_BIND, MessageClass.REQUEST).add(w.CHANNEL_NUMBER, 0x4001) \
+        .add(w.XOR_PEER_ADDRESS, ("192.0.2.255", 65535)).add(w.LIFETIME, 0xFFFFFFFF) \
+        .add(w.REQUESTED_TRANSPORT, 17)
+    raw = request.encode(b"key")
+    expected = {w.CHANNEL_NUMBER: 0x4001, w.XOR_PEER_ADDRESS: ("192.0.2.255", 65535), w.LIFETIME: 0xFFFFFFFF,
+                w.REQUESTED_TRANSPORT: 17}
+    assert {DECODERS[t] for t in expected} <= set(SHAPES)
+    with _codec(True):
+        clear_layout_cache()
+        read_request(raw)
+        message = read_request(raw)[0]
+        assert {t: message.get(t) for t in expected} == expected
+        assert message.get(w.EVEN_PORT) is None and message.get(w.EVEN_PORT, 7) == 7
