@@ -37,6 +37,11 @@
 #define HEADER_LENGTH 20
 #define BLOCK 64 /* SHA-1 and SHA-256 block size */
 
+/* The value shapes an attribute codec can declare (attributes.SHAPES, by decoder or encoder): a decoder's result
+ * for a value of the one length its shape says, and a SHAPE_U32 encoder's bytes for an int that fits, which this
+ * module then reads or writes itself. Anything else goes to the codec's own function. */
+enum { SHAPE_U32 = 1, SHAPE_U16_OF_4 = 2, SHAPE_U8_OF_4 = 3, SHAPE_XOR_ADDRESS = 4 };
+
 /* -- KeyedMac ------------------------------------------------------------------------ */
 
 typedef struct {
@@ -477,6 +482,99 @@ release_tid:
     return result;
 }
 
+/* respond(method, transaction_id, attributes, encoders, shapes, states, key, sha256, fingerprint) -> bytes | None
+ *
+ * Message.encode_response in one call: the success response to a request of `method`, with `attributes`
+ * ((type, value) pairs, a tuple or list) through encoders[type] (an encoder named in `shapes` as SHAPE_U32 and
+ * given an int that fits is written here), signed under states[key] with MESSAGE-INTEGRITY, or
+ * MESSAGE-INTEGRITY-SHA256 if sha256, unless key is None, then FINGERPRINT if asked; the bytes encode gives.
+ * None for Python to take the long way (an attribute without an encoder, a value an encoder refuses). */
+static PyObject *respond(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 9 || !PyLong_Check(args[0]) || !PyDict_CheckExact(args[3]) || !PyDict_CheckExact(args[4]) ||
+        !(PyTuple_Check(args[2]) || PyList_Check(args[2]))) {
+        PyErr_SetString(PyExc_TypeError, "respond(method: int, transaction_id, attributes, encoders: dict, "
+                                         "shapes: dict, states, key, sha256, fingerprint)");
+        return NULL;
+    }
+    long method = PyLong_AsLong(args[0]);
+    if (method == -1 && PyErr_Occurred())
+        return NULL;
+    if (method < 0 || method > 0xFFF)
+        Py_RETURN_NONE;
+    /* Section 5: M11..M7 C1 M6..M4 C0 M3..M0, class success (C1 set). */
+    long message_type = (method & 0x000F) | ((method & 0x0070) << 1) | ((method & 0x0F80) << 2) | 0x0100;
+    PyObject *items = PySequence_Fast(args[2], "attributes");
+    if (items == NULL)
+        return NULL;
+    Py_ssize_t count = PySequence_Fast_GET_SIZE(items);
+    PyObject *result = NULL, *encoded = PyList_New(count), *mac = NULL, *type_code = NULL;
+    if (encoded == NULL)
+        goto done;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *item = PySequence_Fast_GET_ITEM(items, i);
+        if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 2) {
+            result = Py_NewRef(Py_None);
+            goto done;
+        }
+        PyObject *type = PyTuple_GET_ITEM(item, 0), *value = PyTuple_GET_ITEM(item, 1);
+        PyObject *encode_fn = PyDict_GetItemWithError(args[3], type); /* borrowed */
+        if (encode_fn == NULL) {
+            if (!PyErr_Occurred())
+                result = Py_NewRef(Py_None); /* add() says what is wrong */
+            goto done;
+        }
+        PyObject *bytes = NULL;
+        PyObject *shape = PyDict_GetItemWithError(args[4], encode_fn); /* borrowed */
+        if (shape == NULL && PyErr_Occurred())
+            goto done;
+        if (shape != NULL && PyLong_CheckExact(value) && PyLong_AsLong(shape) == SHAPE_U32) {
+            unsigned long number = PyLong_AsUnsignedLong(value);
+            if (number == (unsigned long)-1 && PyErr_Occurred())
+                PyErr_Clear(); /* negative or too big: the encoder raises */
+            else if (number <= 0xFFFFFFFFul) {
+                unsigned char out[4];
+                put32(out, (uint32_t)number);
+                bytes = PyBytes_FromStringAndSize((const char *)out, 4);
+                if (bytes == NULL)
+                    goto done;
+            }
+        }
+        if (bytes == NULL) {
+            PyObject *call_args[2] = {value, args[1]};
+            Py_INCREF(encode_fn);
+            bytes = PyObject_Vectorcall(encode_fn, call_args, 2, NULL);
+            Py_DECREF(encode_fn);
+            if (bytes == NULL) {
+                PyErr_Clear(); /* the long way raises it again, from add() */
+                result = Py_NewRef(Py_None);
+                goto done;
+            }
+        }
+        PyObject *pair = PyTuple_Pack(2, type, bytes);
+        Py_DECREF(bytes);
+        if (pair == NULL)
+            goto done;
+        PyList_SET_ITEM(encoded, i, pair);
+    }
+    int sha256 = PyObject_IsTrue(args[7]);
+    if (sha256 < 0)
+        goto done;
+    if (args[6] != Py_None && (mac = PyObject_GetItem(args[5], args[6])) == NULL)
+        goto done;
+    if ((type_code = PyLong_FromLong(message_type)) == NULL)
+        goto done;
+    PyObject *encode_args[7] = {type_code, args[1], encoded, Py_None, sha256 || mac == NULL ? Py_None : mac,
+                                sha256 && mac != NULL ? mac : Py_None, args[8]};
+    result = encode(module, encode_args, 7);
+done:
+    Py_DECREF(items);
+    Py_XDECREF(encoded);
+    Py_XDECREF(mac);
+    Py_XDECREF(type_code);
+    return result;
+}
+
 /* -- parse: Message.parse's common case ------------------------------------------------------ */
 
 static PyObject *str_unpack, *str_expected, *str_method, *str_message_class, *str_transaction_id, *str_attributes,
@@ -800,10 +898,6 @@ done:
 
 /* -- get: Message.get of a parsed message ------------------------------------------------------- */
 
-/* The value shapes an attribute decoder can declare (attributes.SHAPES, by decoder): what it gives for a value
- * of the one length below, which this module then reads itself. Any other length goes to the decoder. */
-enum { SHAPE_U32 = 1, SHAPE_U16_OF_4 = 2, SHAPE_U8_OF_4 = 3, SHAPE_XOR_ADDRESS = 4 };
-
 static PyObject *decode_shape(long shape, const unsigned char *v, Py_ssize_t length)
 {
     switch (shape) {
@@ -926,6 +1020,9 @@ static PyMethodDef module_methods[] = {
     {"get", (PyCFunction)(void (*)(void))get, METH_FASTCALL,
      "get(raw, first, transaction_id, attr_type, default, decoders, shapes) -> value: Message.get of a parsed "
      "message, the decoders of the shapes it knows read in C."},
+    {"respond", (PyCFunction)(void (*)(void))respond, METH_FASTCALL,
+     "respond(method, transaction_id, attributes, encoders, shapes, states, key, sha256, fingerprint) -> bytes | "
+     "None: Message.encode_response in one call."},
     {"request", (PyCFunction)(void (*)(void))request, METH_FASTCALL,
      "request(data, layouts, types, cls, decoders) -> (message, fingerprint, unknown, integrity, credentials) | "
      "None: message.read_request when the caches know the datagram's type and layout; None for Python."},

@@ -86,7 +86,8 @@ DECODERS: dict[int, Callable[[bytes, bytes], Any]] = {}
 ENCODERS: dict[int, Callable[[Any, bytes], bytes]] = {}
 # Decoders whose result for a value of one length the compiled codec (netcore.stun.compiled) reads itself in
 # Message.get, by decoder: what a TURN server reads of every request (LIFETIME, CHANNEL-NUMBER,
-# XOR-PEER-ADDRESS, ...). Any other length still goes to the decoder, so its errors stay the only ones.
+# XOR-PEER-ADDRESS, ...). Any other length still goes to the decoder, so its errors stay the only ones. An
+# encoder of SHAPE_U32 is written in C by Message.encode_response for an int that fits (a Refresh's LIFETIME).
 SHAPE_U32 = 1  # 4 bytes, big-endian
 SHAPE_U16_OF_4 = 2  # the first two of 4 bytes, big-endian (the rest RFFU)
 SHAPE_U8_OF_4 = 3  # the first of 4 bytes
@@ -255,7 +256,7 @@ def unsigned_codec(st: struct.Struct) -> tuple[Callable[[bytes, bytes], int], Ca
             raise UsageError(f"integer attribute value {value!r} out of range") from exc
 
     if st.format in ("!I", ">I"):
-        SHAPES[decode] = SHAPE_U32
+        SHAPES[decode] = SHAPES[encode] = SHAPE_U32
     return decode, encode
 
 

@@ -654,22 +654,13 @@ class Message:
         this skips the response object and a call per attribute (the Python codec takes the long way).
         """
         codec = compiled.codec
-        message_type = _TYPE_CODES.get((self.method, _SUCCESS))
-        if codec is not None and message_type is not None:
-            transaction_id = self.transaction_id
-            encoded_attributes = []
-            for attr_type, value in attributes:
-                encode = ENCODERS.get(attr_type)
-                if encode is None:
-                    break  # add() says what is wrong
-                encoded_attributes.append((attr_type, encode(value, transaction_id)))
-            else:
-                encoded = codec.encode(message_type, transaction_id, encoded_attributes, None,
-                                       None if integrity_key is None else _SHA1_STATES[integrity_key],
-                                       None if integrity_sha256_key is None else _SHA256_STATES[integrity_sha256_key],
-                                       fingerprint)
-                if encoded is not None:
-                    return encoded
+        if codec is not None and (integrity_key is None or integrity_sha256_key is None):  # one key, or none
+            sha256 = integrity_sha256_key is not None
+            encoded = codec.respond(self.method, self.transaction_id, attributes, ENCODERS, SHAPES,
+                                    _SHA256_STATES if sha256 else _SHA1_STATES,
+                                    integrity_sha256_key if sha256 else integrity_key, sha256, fingerprint)
+            if encoded is not None:
+                return encoded  # else an attribute add() refuses: it says what is wrong
         response = self.response()
         for attr_type, value in attributes:
             response.add(attr_type, value)

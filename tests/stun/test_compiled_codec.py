@@ -192,7 +192,9 @@ def test_a_server_that_switched_codec_keeps_verifying_its_clients():
 
 
 @given(st.integers(0, 0xFFF), tids, st.lists(st.sampled_from([(a.SOFTWARE, "netcore"), (w.LIFETIME, 600),
-                                                              (w.LIFETIME, 0), (a.ERROR_CODE, (400, "Bad"))]),
+                                                              (w.LIFETIME, 0), (w.LIFETIME, 0xFFFFFFFF),
+                                                              (w.LIFETIME, True), (w.CHANNEL_NUMBER, 0x4000),
+                                                              (a.ERROR_CODE, (400, "Bad"))]),
                                              max_size=3),
        st.none() | keys, st.none() | keys, st.booleans())
 def test_encode_response_is_response_add_encode_on_both_paths(method, tid, attributes, key, key256, fingerprint):
@@ -221,6 +223,11 @@ def test_encode_response_refuses_an_attribute_without_a_codec_as_add_does():
     for compiled_on in (True, False):
         with _codec(compiled_on), pytest.raises(UsageError):
             request.encode_response([(0x7FFE, b"x")])
+        for lifetime in (-1, 1 << 32, "600"):  # what the LIFETIME encoder refuses, whether or not C writes it
+            with _codec(compiled_on), pytest.raises((UsageError, TypeError)) as refused:
+                request.encode_response([(w.LIFETIME, lifetime)], b"key")
+            with pytest.raises(refused.type):
+                request.response().add(w.LIFETIME, lifetime)
 
 
 def _parsed(data: bytes) -> tuple:
