@@ -516,18 +516,17 @@ class TurnServer:
             relay_by_family[family] = relayed
         lifetime = self._lifetime(request, allocate=True)
         allocation = Allocation(listener, addr, auth.username, tuple(relay_by_family.values()), now + lifetime)
-        response = request.response()
-        for relayed in allocation.relayed:
-            response.add(wire.XOR_RELAYED_ADDRESS, relayed)
+        attributes: list[tuple[int, Any]] = [(wire.XOR_RELAYED_ADDRESS, relayed) for relayed in allocation.relayed]
         if address_error is not None:
-            response.add(wire.ADDRESS_ERROR_CODE, address_error)
+            attributes.append((wire.ADDRESS_ERROR_CODE, address_error))
         if reservation is not None:
-            response.add(wire.RESERVATION_TOKEN, reservation)
-        response.add(wire.LIFETIME, lifetime).add(XOR_MAPPED_ADDRESS, (addr[0], addr[1]))
+            attributes.append((wire.RESERVATION_TOKEN, reservation))
+        attributes.append((wire.LIFETIME, lifetime))
+        attributes.append((XOR_MAPPED_ADDRESS, (addr[0], addr[1])))
         if config.software:
-            response.add(SOFTWARE, config.software)
+            attributes.append((SOFTWARE, config.software))
         allocation.transport = transport
-        answer = self.sign(response, request, auth)
+        answer = self.sign_success(request, auth, *attributes)
         self._answers[(listener, addr)] = (request.transaction_id, answer, now)
         self.allocations[(listener, addr)] = allocation
         self.clients.setdefault(listener, {})[addr] = allocation
