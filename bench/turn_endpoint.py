@@ -14,7 +14,7 @@ each on loopback in the sender's context) and the route installs, not the
 relay thread's own reading. Phases: 401, Allocate, ChannelBind, Refresh,
 delete (Refresh 0); each round a fresh set of clients, so from the second
 round on allocations find spare relay sockets. Medians over ``--rounds``.
-``--phases`` runs a prefix or a variant of them (``alloc,bind,refresh,refresh``):
+``--phases`` runs a prefix or a variant of them (``alloc,bind,refresh,refresh``; empty: the 401s only):
 under callgrind, the instructions of two runs that differ by one phase are
 that phase's (the loop waits on the hand-offs, it does not poll a timer).
 ``--inline`` hands the requests to the adapter as the relay thread's hand-offs
@@ -189,7 +189,7 @@ def main() -> None:
     parser.add_argument("--inline", action="store_true", help="hand the requests to the adapter in this thread")
     parser.add_argument("--no-close", action="store_true", help="exit without the endpoint's shutdown")
     args = parser.parse_args()
-    figures = asyncio.run(run(args.clients, args.rounds, args.phases.split(","), args.inline, not args.no_close))
+    figures = asyncio.run(run(args.clients, args.rounds, [p for p in args.phases.split(",") if p], args.inline, not args.no_close))
     print(f"TURN endpoint, event loop thread CPU microseconds per request (median of {args.rounds} rounds of "
           f"{args.clients} clients; load {os.getloadavg()[0]:.1f})")
     for name, values in figures.items():

@@ -22,6 +22,7 @@
 #include <Python.h>
 
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <openssl/crypto.h>
@@ -35,6 +36,11 @@
 #define ATTR_FP 0x8028
 #define HEADER_LENGTH 20
 #define BLOCK 64 /* SHA-1 and SHA-256 block size */
+
+/* The value shapes an attribute codec can declare (attributes.SHAPES, by decoder or encoder): a decoder's result
+ * for a value of the one length its shape says, and a SHAPE_U32 encoder's bytes for an int that fits, which this
+ * module then reads or writes itself. Anything else goes to the codec's own function. */
+enum { SHAPE_U32 = 1, SHAPE_U16_OF_4 = 2, SHAPE_U8_OF_4 = 3, SHAPE_XOR_ADDRESS = 4 };
 
 /* -- KeyedMac ------------------------------------------------------------------------ */
 
@@ -203,6 +209,56 @@ done:
     return result;
 }
 
+/* verify(states, key, raw, signature) -> bool: Message.check_integrity(-SHA256) in one call. `states` maps
+ * the key to its KeyedMac (a KeyedStates, which makes it when missing), `signature` is the layout's
+ * (at, where, length field, length) of the MAC, or None (absent, or of a length that cannot verify: False). */
+static PyObject *verify(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 4 || !PyBytes_CheckExact(args[2])) {
+        PyErr_SetString(PyExc_TypeError, "verify(states, key, raw: bytes, signature)");
+        return NULL;
+    }
+    PyObject *signature = args[3];
+    if (signature == Py_None)
+        Py_RETURN_FALSE;
+    if (!PyTuple_CheckExact(signature) || PyTuple_GET_SIZE(signature) != 4 ||
+        !PySlice_Check(PyTuple_GET_ITEM(signature, 1))) {
+        PyErr_SetString(PyExc_TypeError, "a signature is (at, where, length field, length)");
+        return NULL;
+    }
+    Py_ssize_t at = PyLong_AsSsize_t(PyTuple_GET_ITEM(signature, 0));
+    long length = PyLong_AsLong(PyTuple_GET_ITEM(signature, 3));
+    if (PyErr_Occurred())
+        return NULL;
+    Py_ssize_t start, stop, step;
+    if (PySlice_Unpack(PyTuple_GET_ITEM(signature, 1), &start, &stop, &step) < 0)
+        return NULL;
+    Py_buffer raw = {.buf = PyBytes_AS_STRING(args[2]), .len = PyBytes_GET_SIZE(args[2])};
+    Py_ssize_t mac_len = PySlice_AdjustIndices(raw.len, &start, &stop, step);
+    PyObject *mac_obj = PyObject_GetItem(args[0], args[1]);
+    if (mac_obj == NULL)
+        return NULL;
+    PyObject *result = NULL;
+    if (!PyObject_TypeCheck(mac_obj, &KeyedMacType)) {
+        PyErr_SetString(PyExc_TypeError, "states hold KeyedMac objects");
+        goto done;
+    }
+    KeyedMac *mac = (KeyedMac *)mac_obj;
+    Covered piece;
+    if (covered(&piece, &raw, at, length) < 0)
+        goto done;
+    if (step != 1 || mac_len > (mac->sha256 ? SHA256_DIGEST_LENGTH : SHA_DIGEST_LENGTH)) {
+        PyErr_SetString(PyExc_ValueError, "MAC value out of range");
+        goto done;
+    }
+    unsigned char digest[SHA256_DIGEST_LENGTH];
+    keyed_mac_run(mac, piece.a, piece.a_len, piece.b, piece.b_len, piece.c, piece.c_len, digest);
+    result = PyBool_FromLong(CRYPTO_memcmp(digest, (const unsigned char *)raw.buf + start, (size_t)mac_len) == 0);
+done:
+    Py_DECREF(mac_obj);
+    return result;
+}
+
 static uint32_t crc_of(const Covered *piece)
 {
     uLong crc = crc32(0L, Z_NULL, 0);
@@ -278,14 +334,33 @@ static int is_signature(long type) { return type == ATTR_MI || type == ATTR_MI25
  * FINGERPRINT if asked (section 6.3's order). None when the message would
  * not fit the 16-bit length field: the caller's Python path says why.
  */
-static PyObject *encode(PyObject *module, PyObject *args)
+static PyObject *encode(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    unsigned message_type;
+    /* Read as PyArg_ParseTuple(args, "Iy*O!OOOp", ...) did, without the format (every answer comes here). */
+    if (nargs != 7) {
+        PyErr_SetString(PyExc_TypeError, "encode takes 7 arguments");
+        return NULL;
+    }
+    if (!PyLong_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "message_type is an int");
+        return NULL;
+    }
+    unsigned long type_value = PyLong_AsUnsignedLongMask(args[0]);
+    if (type_value == (unsigned long)-1 && PyErr_Occurred())
+        return NULL;
+    unsigned message_type = (unsigned)type_value;
+    if (type_value > 0xFFFF)
+        message_type = 0x10000; /* refused below */
+    if (!PyList_Check(args[2])) {
+        PyErr_SetString(PyExc_TypeError, "attributes is a list");
+        return NULL;
+    }
+    int fingerprint = PyObject_IsTrue(args[6]);
+    if (fingerprint < 0)
+        return NULL;
+    PyObject *attributes = args[2], *pads = args[3], *mi_obj = args[4], *mi256_obj = args[5];
     Py_buffer tid;
-    PyObject *attributes, *pads, *mi_obj, *mi256_obj;
-    int fingerprint;
-    if (!PyArg_ParseTuple(args, "Iy*O!OOOp", &message_type, &tid, &PyList_Type, &attributes, &pads, &mi_obj,
-                          &mi256_obj, &fingerprint))
+    if (PyObject_GetBuffer(args[1], &tid, PyBUF_SIMPLE) < 0)
         return NULL;
     PyObject *result = NULL;
     if (tid.len != 12 || message_type > 0xFFFF) {
@@ -407,6 +482,99 @@ release_tid:
     return result;
 }
 
+/* respond(method, transaction_id, attributes, encoders, shapes, states, key, sha256, fingerprint) -> bytes | None
+ *
+ * Message.encode_response in one call: the success response to a request of `method`, with `attributes`
+ * ((type, value) pairs, a tuple or list) through encoders[type] (an encoder named in `shapes` as SHAPE_U32 and
+ * given an int that fits is written here), signed under states[key] with MESSAGE-INTEGRITY, or
+ * MESSAGE-INTEGRITY-SHA256 if sha256, unless key is None, then FINGERPRINT if asked; the bytes encode gives.
+ * None for Python to take the long way (an attribute without an encoder, a value an encoder refuses). */
+static PyObject *respond(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 9 || !PyLong_Check(args[0]) || !PyDict_CheckExact(args[3]) || !PyDict_CheckExact(args[4]) ||
+        !(PyTuple_Check(args[2]) || PyList_Check(args[2]))) {
+        PyErr_SetString(PyExc_TypeError, "respond(method: int, transaction_id, attributes, encoders: dict, "
+                                         "shapes: dict, states, key, sha256, fingerprint)");
+        return NULL;
+    }
+    long method = PyLong_AsLong(args[0]);
+    if (method == -1 && PyErr_Occurred())
+        return NULL;
+    if (method < 0 || method > 0xFFF)
+        Py_RETURN_NONE;
+    /* Section 5: M11..M7 C1 M6..M4 C0 M3..M0, class success (C1 set). */
+    long message_type = (method & 0x000F) | ((method & 0x0070) << 1) | ((method & 0x0F80) << 2) | 0x0100;
+    PyObject *items = PySequence_Fast(args[2], "attributes");
+    if (items == NULL)
+        return NULL;
+    Py_ssize_t count = PySequence_Fast_GET_SIZE(items);
+    PyObject *result = NULL, *encoded = PyList_New(count), *mac = NULL, *type_code = NULL;
+    if (encoded == NULL)
+        goto done;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *item = PySequence_Fast_GET_ITEM(items, i);
+        if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 2) {
+            result = Py_NewRef(Py_None);
+            goto done;
+        }
+        PyObject *type = PyTuple_GET_ITEM(item, 0), *value = PyTuple_GET_ITEM(item, 1);
+        PyObject *encode_fn = PyDict_GetItemWithError(args[3], type); /* borrowed */
+        if (encode_fn == NULL) {
+            if (!PyErr_Occurred())
+                result = Py_NewRef(Py_None); /* add() says what is wrong */
+            goto done;
+        }
+        PyObject *bytes = NULL;
+        PyObject *shape = PyDict_GetItemWithError(args[4], encode_fn); /* borrowed */
+        if (shape == NULL && PyErr_Occurred())
+            goto done;
+        if (shape != NULL && PyLong_CheckExact(value) && PyLong_AsLong(shape) == SHAPE_U32) {
+            unsigned long number = PyLong_AsUnsignedLong(value);
+            if (number == (unsigned long)-1 && PyErr_Occurred())
+                PyErr_Clear(); /* negative or too big: the encoder raises */
+            else if (number <= 0xFFFFFFFFul) {
+                unsigned char out[4];
+                put32(out, (uint32_t)number);
+                bytes = PyBytes_FromStringAndSize((const char *)out, 4);
+                if (bytes == NULL)
+                    goto done;
+            }
+        }
+        if (bytes == NULL) {
+            PyObject *call_args[2] = {value, args[1]};
+            Py_INCREF(encode_fn);
+            bytes = PyObject_Vectorcall(encode_fn, call_args, 2, NULL);
+            Py_DECREF(encode_fn);
+            if (bytes == NULL) {
+                PyErr_Clear(); /* the long way raises it again, from add() */
+                result = Py_NewRef(Py_None);
+                goto done;
+            }
+        }
+        PyObject *pair = PyTuple_Pack(2, type, bytes);
+        Py_DECREF(bytes);
+        if (pair == NULL)
+            goto done;
+        PyList_SET_ITEM(encoded, i, pair);
+    }
+    int sha256 = PyObject_IsTrue(args[7]);
+    if (sha256 < 0)
+        goto done;
+    if (args[6] != Py_None && (mac = PyObject_GetItem(args[5], args[6])) == NULL)
+        goto done;
+    if ((type_code = PyLong_FromLong(message_type)) == NULL)
+        goto done;
+    PyObject *encode_args[7] = {type_code, args[1], encoded, Py_None, sha256 || mac == NULL ? Py_None : mac,
+                                sha256 && mac != NULL ? mac : Py_None, args[8]};
+    result = encode(module, encode_args, 7);
+done:
+    Py_DECREF(items);
+    Py_XDECREF(encoded);
+    Py_XDECREF(mac);
+    Py_XDECREF(type_code);
+    return result;
+}
+
 /* -- parse: Message.parse's common case ------------------------------------------------------ */
 
 static PyObject *str_unpack, *str_expected, *str_method, *str_message_class, *str_transaction_id, *str_attributes,
@@ -418,12 +586,11 @@ static PyObject *str_unpack, *str_expected, *str_method, *str_message_class, *st
  * (method, class)) and the layout kept for the datagram's length in `layouts` reads back as expected from
  * its bytes: the slots set as it sets them. Anything else (not bytes, a header error, a type or length not
  * seen, another layout) is None, and Python parses it: its errors and its layout walk stay the only ones. */
-static PyObject *parse(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+/* The message when the datagram is the cache hit, with its layout (a new reference) in *layout_out; Py_None
+ * (a new reference, *layout_out NULL) when Python is to parse it; NULL on an error. */
+static PyObject *parse_hit(PyObject *const *args, PyObject **layout_out)
 {
-    if (nargs != 4 || !PyDict_CheckExact(args[1]) || !PyDict_CheckExact(args[2]) || !PyType_Check(args[3])) {
-        PyErr_SetString(PyExc_TypeError, "parse(data, layouts: dict, types: dict, cls: type)");
-        return NULL;
-    }
+    *layout_out = NULL;
     PyObject *data = args[0];
     if (!PyBytes_CheckExact(data))
         Py_RETURN_NONE;
@@ -475,6 +642,7 @@ static PyObject *parse(PyObject *module, PyObject *const *args, Py_ssize_t nargs
         PyObject_SetAttr(message, str_layout, layout) < 0)
         goto done;
     result = Py_NewRef(message);
+    *layout_out = Py_NewRef(layout);
 done:
     Py_XDECREF(unpack);
     Py_XDECREF(read);
@@ -484,6 +652,31 @@ done:
     Py_DECREF(split);
     Py_DECREF(layout);
     return result;
+}
+
+static int parse_arguments(PyObject *const *args, Py_ssize_t nargs, Py_ssize_t expected, const char *usage)
+{
+    if (nargs != expected || !PyDict_CheckExact(args[1]) || !PyDict_CheckExact(args[2]) || !PyType_Check(args[3])) {
+        PyErr_SetString(PyExc_TypeError, usage);
+        return -1;
+    }
+    return 0;
+}
+
+/* parse(data, layouts, types, cls) -> a new cls, or None for Python to take the datagram.
+ *
+ * What message.py's Message.parse does when the header checks out, the message type is in `types` (type ->
+ * (method, class)) and the layout kept for the datagram's length in `layouts` reads back as expected from
+ * its bytes: the slots set as it sets them. Anything else (not bytes, a header error, a type or length not
+ * seen, another layout) is None, and Python parses it: its errors and its layout walk stay the only ones. */
+static PyObject *parse(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (parse_arguments(args, nargs, 4, "parse(data, layouts: dict, types: dict, cls: type)") < 0)
+        return NULL;
+    PyObject *layout;
+    PyObject *message = parse_hit(args, &layout);
+    Py_XDECREF(layout);
+    return message;
 }
 
 /* -- long-term credentials: Message.long_term_credentials ---------------------------------- */
@@ -516,17 +709,12 @@ static PyObject *text_of(PyObject *first, PyObject *type, const char *raw, Py_ss
     return text;
 }
 
-/* credentials(raw, first) -> (username, realm, nonce, algorithms present) as Message.long_term_credentials
- * gives them for a parsed message, or None for Python to say what is wrong (text that is not UTF-8). */
-static PyObject *credentials(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+/* (username, realm, nonce, algorithms present) of a parsed message, Py_None when a text is not UTF-8, NULL on
+ * an error. */
+static PyObject *credentials_of(PyObject *raw_obj, PyObject *first)
 {
-    if (nargs != 2 || !PyBytes_CheckExact(args[0]) || !PyDict_CheckExact(args[1])) {
-        PyErr_SetString(PyExc_TypeError, "credentials(raw: bytes, first: dict)");
-        return NULL;
-    }
-    const char *raw = PyBytes_AS_STRING(args[0]);
-    Py_ssize_t size = PyBytes_GET_SIZE(args[0]);
-    PyObject *first = args[1];
+    const char *raw = PyBytes_AS_STRING(raw_obj);
+    Py_ssize_t size = PyBytes_GET_SIZE(raw_obj);
     int bad = 0;
     PyObject *username = NULL, *realm = NULL, *nonce = NULL;
     if ((username = text_of(first, type_username, raw, size, &bad)) == NULL ||
@@ -558,20 +746,286 @@ static PyObject *credentials(PyObject *module, PyObject *const *args, Py_ssize_t
     return result;
 }
 
+/* credentials(raw, first) -> (username, realm, nonce, algorithms present) as Message.long_term_credentials
+ * gives them for a parsed message, or None for Python to say what is wrong (text that is not UTF-8). */
+static PyObject *credentials(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 || !PyBytes_CheckExact(args[0]) || !PyDict_CheckExact(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "credentials(raw: bytes, first: dict)");
+        return NULL;
+    }
+    return credentials_of(args[0], args[1]);
+}
+
+/* -- request: what a server reads of every request, in one call ---------------------------------- */
+
+static PyObject *str_first, *str_types, *str_fp, *type_mi, *type_mi256, *type_fp;
+
+/* FINGERPRINT's verdict as Message.check_fingerprint gives it from the layout's `fp`: 1, 0, or -1 on an error. */
+static int fingerprint_verdict(PyObject *raw_obj, PyObject *fp)
+{
+    if (fp == Py_None)
+        return 0; /* present, of a length that cannot verify */
+    if (!PyTuple_CheckExact(fp) || PyTuple_GET_SIZE(fp) != 4) {
+        PyErr_SetString(PyExc_TypeError, "a layout's fp is (at, where, length field, length)");
+        return -1;
+    }
+    Py_ssize_t at = PyLong_AsSsize_t(PyTuple_GET_ITEM(fp, 0));
+    long length = PyLong_AsLong(PyTuple_GET_ITEM(fp, 3));
+    if (PyErr_Occurred())
+        return -1;
+    Py_buffer raw = {.buf = PyBytes_AS_STRING(raw_obj), .len = PyBytes_GET_SIZE(raw_obj)};
+    Covered piece;
+    if (covered(&piece, &raw, at, length) < 0)
+        return -1;
+    if (at + 8 > raw.len) {
+        PyErr_SetString(PyExc_ValueError, "FINGERPRINT value out of range");
+        return -1;
+    }
+    const unsigned char *value = (const unsigned char *)raw.buf + at + 4;
+    uint32_t sent = (uint32_t)value[0] << 24 | (uint32_t)value[1] << 16 | (uint32_t)value[2] << 8 | value[3];
+    return (crc_of(&piece) ^ FINGERPRINT_XOR) == sent;
+}
+
+/* The comprehension-required types (< 0x8000) of `types` that `decoders` has no codec for, each once, in
+ * order (Message.unknown_comprehension_required); NULL on an error. */
+static PyObject *unknown_of(PyObject *types, PyObject *decoders)
+{
+    if (!PyTuple_CheckExact(types)) {
+        PyErr_SetString(PyExc_TypeError, "a layout's types is a tuple");
+        return NULL;
+    }
+    Py_ssize_t count = PyTuple_GET_SIZE(types), found = 0;
+    PyObject *unknown[64]; /* borrowed from types; more than 64 unknown types: Python says */
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *type = PyTuple_GET_ITEM(types, i);
+        long value = PyLong_AsLong(type);
+        if (value == -1 && PyErr_Occurred())
+            return NULL;
+        if (value >= 0x8000)
+            continue;
+        int known = PyDict_Contains(decoders, type);
+        if (known < 0)
+            return NULL;
+        if (known)
+            continue;
+        int seen = 0;
+        for (Py_ssize_t j = 0; j < found && !seen; j++)
+            seen = PyLong_AsLong(unknown[j]) == value;
+        if (seen)
+            continue;
+        if (found == 64)
+            return Py_NewRef(Py_None);
+        unknown[found++] = type;
+    }
+    if (found == 0)
+        return Py_NewRef(empty_tuple);
+    PyObject *result = PyTuple_New(found);
+    if (result == NULL)
+        return NULL;
+    for (Py_ssize_t j = 0; j < found; j++)
+        PyTuple_SET_ITEM(result, j, Py_NewRef(unknown[j]));
+    return result;
+}
+
+/* request(data, layouts, types, cls, decoders) -> (message, fingerprint, unknown, integrity, credentials) | None
+ *
+ * message.read_request for the cache hit (see parse): the message, and what a server checks of every request
+ * before it decides anything, as message.py's Python gives them: FINGERPRINT's verdict (None when absent),
+ * the unknown comprehension-required attribute types (a tuple), which MESSAGE-INTEGRITY is present (0 none,
+ * 1 MESSAGE-INTEGRITY, 2 MESSAGE-INTEGRITY-SHA256, which wins), and long_term_credentials() (None when a text
+ * is not UTF-8: Python raises its error where it is asked). None for anything parse takes as None, and for
+ * more than 64 unknown types. */
+static PyObject *request(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (parse_arguments(args, nargs, 5, "request(data, layouts: dict, types: dict, cls: type, decoders: dict)") < 0)
+        return NULL;
+    if (!PyDict_Check(args[4])) {
+        PyErr_SetString(PyExc_TypeError, "decoders is a dict");
+        return NULL;
+    }
+    PyObject *layout;
+    PyObject *message = parse_hit(args, &layout);
+    if (message == NULL || message == Py_None)
+        return message;
+    PyObject *result = NULL, *first = NULL, *types = NULL, *fp = NULL, *unknown = NULL, *texts = NULL;
+    PyObject *fingerprint = Py_None;
+    if ((first = PyObject_GetAttr(layout, str_first)) == NULL || (types = PyObject_GetAttr(layout, str_types)) == NULL)
+        goto done;
+    if (!PyDict_CheckExact(first)) {
+        PyErr_SetString(PyExc_TypeError, "a layout's first is a dict");
+        goto done;
+    }
+    int has_fp = PyDict_Contains(first, type_fp);
+    if (has_fp < 0)
+        goto done;
+    if (has_fp) {
+        if ((fp = PyObject_GetAttr(layout, str_fp)) == NULL)
+            goto done;
+        int verdict = fingerprint_verdict(args[0], fp);
+        if (verdict < 0)
+            goto done;
+        fingerprint = verdict ? Py_True : Py_False;
+    }
+    if ((unknown = unknown_of(types, args[4])) == NULL)
+        goto done;
+    if (unknown == Py_None) {
+        result = Py_NewRef(Py_None);
+        goto done;
+    }
+    int mi256 = PyDict_Contains(first, type_mi256);
+    int mi = mi256 ? mi256 : PyDict_Contains(first, type_mi);
+    if (mi < 0 || (texts = credentials_of(args[0], first)) == NULL)
+        goto done;
+    result = PyTuple_New(5);
+    if (result == NULL)
+        goto done;
+    PyTuple_SET_ITEM(result, 0, Py_NewRef(message));
+    PyTuple_SET_ITEM(result, 1, Py_NewRef(fingerprint));
+    PyTuple_SET_ITEM(result, 2, Py_NewRef(unknown));
+    PyTuple_SET_ITEM(result, 3, PyLong_FromLong(mi256 ? 2 : mi ? 1 : 0));
+    PyTuple_SET_ITEM(result, 4, Py_NewRef(texts));
+done:
+    Py_DECREF(message);
+    Py_DECREF(layout);
+    Py_XDECREF(first);
+    Py_XDECREF(types);
+    Py_XDECREF(fp);
+    Py_XDECREF(unknown);
+    Py_XDECREF(texts);
+    return result;
+}
+
+/* -- get: Message.get of a parsed message ------------------------------------------------------- */
+
+static PyObject *decode_shape(long shape, const unsigned char *v, Py_ssize_t length)
+{
+    switch (shape) {
+    case SHAPE_U32:
+        if (length == 4)
+            return PyLong_FromUnsignedLong((unsigned long)v[0] << 24 | (unsigned long)v[1] << 16 |
+                                           (unsigned long)v[2] << 8 | v[3]);
+        break;
+    case SHAPE_U16_OF_4:
+        if (length == 4)
+            return PyLong_FromLong((long)v[0] << 8 | v[1]);
+        break;
+    case SHAPE_U8_OF_4:
+        if (length == 4)
+            return PyLong_FromLong(v[0]);
+        break;
+    case SHAPE_XOR_ADDRESS: /* an IPv4 one; IPv6 goes to the decoder */
+        if (length == 8 && v[1] == 1) {
+            char text[16];
+            int size = snprintf(text, sizeof text, "%u.%u.%u.%u", v[4] ^ 0x21u, v[5] ^ 0x12u, v[6] ^ 0xA4u,
+                                v[7] ^ 0x42u);
+            PyObject *host = PyUnicode_FromStringAndSize(text, size);
+            if (host == NULL)
+                return NULL;
+            PyObject *port = PyLong_FromLong(((long)v[2] << 8 | v[3]) ^ 0x2112);
+            if (port == NULL) {
+                Py_DECREF(host);
+                return NULL;
+            }
+            PyObject *result = PyTuple_New(2);
+            if (result == NULL) {
+                Py_DECREF(host);
+                Py_DECREF(port);
+                return NULL;
+            }
+            PyTuple_SET_ITEM(result, 0, host);
+            PyTuple_SET_ITEM(result, 1, port);
+            return result;
+        }
+        break;
+    }
+    return Py_NewRef(Py_None); /* not this shape's length: the decoder says */
+}
+
+/* get(raw, first, transaction_id, attr_type, default, decoders, shapes) -> value
+ *
+ * Message.get of a parsed message whose attributes were not asked for: the first `attr_type` attribute's value
+ * (first maps type -> slice of raw) through decoders[attr_type], `default` when absent, the raw bytes when
+ * there is no decoder. A decoder named in `shapes` (decoder -> shape) is read here when the value has its
+ * shape's length; anything else calls the decoder, which raises what it raises. */
+static PyObject *get(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 7 || !PyBytes_CheckExact(args[0]) || !PyDict_CheckExact(args[1]) || !PyDict_CheckExact(args[5]) ||
+        !PyDict_CheckExact(args[6])) {
+        PyErr_SetString(PyExc_TypeError, "get(raw: bytes, first: dict, transaction_id, attr_type, default, "
+                                         "decoders: dict, shapes: dict)");
+        return NULL;
+    }
+    PyObject *where = PyDict_GetItemWithError(args[1], args[3]); /* borrowed */
+    if (where == NULL)
+        return PyErr_Occurred() ? NULL : Py_NewRef(args[4]);
+    Py_ssize_t start, stop, step;
+    if (!PySlice_Check(where)) {
+        PyErr_SetString(PyExc_TypeError, "first maps types to slices");
+        return NULL;
+    }
+    if (PySlice_Unpack(where, &start, &stop, &step) < 0)
+        return NULL;
+    Py_ssize_t length = PySlice_AdjustIndices(PyBytes_GET_SIZE(args[0]), &start, &stop, step);
+    if (step != 1) {
+        PyErr_SetString(PyExc_ValueError, "an attribute's slice has step 1");
+        return NULL;
+    }
+    const unsigned char *value = (const unsigned char *)PyBytes_AS_STRING(args[0]) + start;
+    PyObject *decode = PyDict_GetItemWithError(args[5], args[3]); /* borrowed */
+    if (decode == NULL && PyErr_Occurred())
+        return NULL;
+    if (decode != NULL) {
+        PyObject *shape = PyDict_GetItemWithError(args[6], decode); /* borrowed */
+        if (shape == NULL && PyErr_Occurred())
+            return NULL;
+        if (shape != NULL) {
+            long kind = PyLong_AsLong(shape);
+            if (kind == -1 && PyErr_Occurred())
+                return NULL;
+            PyObject *decoded = decode_shape(kind, value, length);
+            if (decoded != Py_None)
+                return decoded;
+            Py_DECREF(decoded);
+        }
+    }
+    PyObject *raw = PyBytes_FromStringAndSize((const char *)value, length);
+    if (raw == NULL || decode == NULL)
+        return raw;
+    Py_INCREF(decode);
+    PyObject *call_args[2] = {raw, args[2]};
+    PyObject *result = PyObject_Vectorcall(decode, call_args, 2, NULL);
+    Py_DECREF(decode);
+    Py_DECREF(raw);
+    return result;
+}
+
 /* -- module ------------------------------------------------------------------------------ */
 
 static PyMethodDef module_methods[] = {
     {"check_mac", check_mac, METH_VARARGS,
      "check_mac(mac, raw, at, length, mac_start, mac_len) -> bool: a MESSAGE-INTEGRITY(-SHA256) value checked "
      "in constant time; what it covers as in check_fingerprint."},
+    {"verify", (PyCFunction)(void (*)(void))verify, METH_FASTCALL,
+     "verify(states, key, raw, signature) -> bool: MESSAGE-INTEGRITY(-SHA256) at a layout's signature checked "
+     "under states[key] in constant time (False for None)."},
     {"check_fingerprint", check_fingerprint, METH_VARARGS,
      "check_fingerprint(raw, at, length) -> bool: FINGERPRINT at offset at, over raw[:at] with the header's "
      "length field replaced by length (unless -1)."},
-    {"encode", encode, METH_VARARGS,
+    {"encode", (PyCFunction)(void (*)(void))encode, METH_FASTCALL,
      "encode(message_type, transaction_id, attributes, pads, mi, mi256, fingerprint) -> bytes | None"},
     {"credentials", (PyCFunction)(void (*)(void))credentials, METH_FASTCALL,
      "credentials(raw, first) -> (username, realm, nonce, algorithms) | None: Message.long_term_credentials "
      "of a parsed message; None when a text is not UTF-8 (Python raises its error)."},
+    {"get", (PyCFunction)(void (*)(void))get, METH_FASTCALL,
+     "get(raw, first, transaction_id, attr_type, default, decoders, shapes) -> value: Message.get of a parsed "
+     "message, the decoders of the shapes it knows read in C."},
+    {"respond", (PyCFunction)(void (*)(void))respond, METH_FASTCALL,
+     "respond(method, transaction_id, attributes, encoders, shapes, states, key, sha256, fingerprint) -> bytes | "
+     "None: Message.encode_response in one call."},
+    {"request", (PyCFunction)(void (*)(void))request, METH_FASTCALL,
+     "request(data, layouts, types, cls, decoders) -> (message, fingerprint, unknown, integrity, credentials) | "
+     "None: message.read_request when the caches know the datagram's type and layout; None for Python."},
     {"parse", (PyCFunction)(void (*)(void))parse, METH_FASTCALL,
      "parse(data, layouts, types, cls) -> message | None: Message.parse when its caches know the datagram's "
      "type and layout; None for Python to parse it."},
@@ -590,7 +1044,8 @@ PyMODINIT_FUNC PyInit__codec(void)
     struct { PyObject **slot; const char *text; } names[] = {
         {&str_unpack, "unpack"}, {&str_expected, "expected"}, {&str_method, "method"},
         {&str_message_class, "message_class"}, {&str_transaction_id, "transaction_id"},
-        {&str_attributes, "_attributes"}, {&str_raw, "_raw"}, {&str_layout, "_layout"},
+        {&str_attributes, "_attributes"}, {&str_raw, "_raw"}, {&str_layout, "_layout"}, {&str_first, "first"},
+        {&str_types, "types"}, {&str_fp, "fp"},
     };
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
         if (*names[i].slot == NULL && (*names[i].slot = PyUnicode_InternFromString(names[i].text)) == NULL)
@@ -599,7 +1054,7 @@ PyMODINIT_FUNC PyInit__codec(void)
         return NULL;
     struct { PyObject **slot; long type; } types[] = {
         {&type_username, 0x0006}, {&type_realm, 0x0014}, {&type_nonce, 0x0015}, {&type_algorithm, 0x001D},
-        {&type_algorithms, 0x8002},
+        {&type_algorithms, 0x8002}, {&type_mi, ATTR_MI}, {&type_mi256, ATTR_MI256}, {&type_fp, ATTR_FP},
     };
     for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++)
         if (*types[i].slot == NULL && (*types[i].slot = PyLong_FromLong(types[i].type)) == NULL)

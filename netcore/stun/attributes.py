@@ -84,6 +84,15 @@ _REGISTRY: dict[int, AttributeCodec] = {}
 # type -> decode function, and type -> encode function: the hot-path views of the registry.
 DECODERS: dict[int, Callable[[bytes, bytes], Any]] = {}
 ENCODERS: dict[int, Callable[[Any, bytes], bytes]] = {}
+# Decoders whose result for a value of one length the compiled codec (netcore.stun.compiled) reads itself in
+# Message.get, by decoder: what a TURN server reads of every request (LIFETIME, CHANNEL-NUMBER,
+# XOR-PEER-ADDRESS, ...). Any other length still goes to the decoder, so its errors stay the only ones. An
+# encoder of SHAPE_U32 is written in C by Message.encode_response for an int that fits (a Refresh's LIFETIME).
+SHAPE_U32 = 1  # 4 bytes, big-endian
+SHAPE_U16_OF_4 = 2  # the first two of 4 bytes, big-endian (the rest RFFU)
+SHAPE_U8_OF_4 = 3  # the first of 4 bytes
+SHAPE_XOR_ADDRESS = 4  # an 8-byte IPv4 XOR-...-ADDRESS (section 14.2): (dotted decimal, port)
+SHAPES: dict[Callable[[bytes, bytes], Any], int] = {}
 
 
 def register_attribute(
@@ -188,6 +197,9 @@ def decode_xor_address(value: bytes, transaction_id: bytes) -> tuple[str, int]:
     return _unpack_host(family, raw), xport ^ (MAGIC_COOKIE >> 16)
 
 
+SHAPES[decode_xor_address] = SHAPE_XOR_ADDRESS
+
+
 def encode_xor_address(value: tuple[str, int], transaction_id: bytes) -> bytes:
     host, port = value[0], value[1]
     family, raw = _pack_host(host)
@@ -243,6 +255,8 @@ def unsigned_codec(st: struct.Struct) -> tuple[Callable[[bytes, bytes], int], Ca
         except struct.error as exc:
             raise UsageError(f"integer attribute value {value!r} out of range") from exc
 
+    if st.format in ("!I", ">I"):
+        SHAPES[decode] = SHAPES[encode] = SHAPE_U32
     return decode, encode
 
 

@@ -75,18 +75,24 @@ class Authenticated:
 
 
 def verify_request(request: Message, addr: tuple, now: float, unix_now: float, realm: str,
-                   credentials: "Credentials", nonces: "NonceIssuer") -> Authenticated:
+                   credentials: "Credentials", nonces: "NonceIssuer", integrity: int | None = None,
+                   texts: tuple | None = None) -> Authenticated:
     """The long-term credential check of RFC 8489 section 9.2.4; raises :class:`Refused`.
 
     401 without integrity, with an unknown user or a wrong MAC; 400 when
     USERNAME, REALM or NONCE is missing or the algorithm negotiation does not
     match ours; 438 for a stale nonce (checked after the MAC, so that a 438
-    is only told to whoever knows the password).
+    is only told to whoever knows the password). ``integrity`` and ``texts``
+    are what :func:`netcore.stun.message.read_request` read of the request, if it did.
     """
-    sha256 = request.has_integrity_sha256
-    if not (sha256 or request.has_integrity):
+    if integrity is None:
+        integrity = 2 if request.has_integrity_sha256 else 1 if request.has_integrity else 0
+    if not integrity:
         raise Refused(401, "Unauthorized")
-    username, request_realm, nonce, algorithms = request.long_term_credentials()
+    sha256 = integrity == 2
+    if texts is None:
+        texts = request.long_term_credentials()  # raises the StunParseError of a text that is not UTF-8
+    username, request_realm, nonce, algorithms = texts
     if username is None or request_realm is None or nonce is None:
         raise Refused(400, "Bad Request")
     if request_realm != realm:

@@ -42,7 +42,7 @@ from netcore.errors import ParseError
 from netcore.net import Address, Receive, Transmit
 from netcore.stun.attributes import NONCE, PASSWORD_ALGORITHMS as PASSWORD_ALGORITHMS_ATTR, REALM, SOFTWARE, \
     XOR_MAPPED_ADDRESS
-from netcore.stun.message import BINDING, Message, MessageClass
+from netcore.stun.message import BINDING, Message, MessageClass, RequestRead, read_request
 from netcore.stun.server import binding_success, unknown_attributes_error
 from netcore.turn import wire
 from netcore.turn.allocation import Allocation, Channel, add_relay_counts, family_of, relay_counts, transport_of
@@ -187,7 +187,7 @@ class TurnServer:
     def _client_stun(self, data: bytes, source: Address, listener: Address, now: float) -> None:
         """A client's STUN message to ``listener``: parsed and handled, or counted as a parse error."""
         try:
-            self._handle_message(Message.parse(data), source, listener, now)
+            self._handle_message(read_request(data), source, listener, now)
         except ParseError:
             self.stats.parse_errors += 1
 
@@ -346,9 +346,10 @@ class TurnServer:
 
     # -- STUN messages ----------------------------------------------------------------
 
-    def _handle_message(self, message: Message, addr: Address, listener: Address, now: float) -> None:
-        fingerprint = message.has_fingerprint
-        if fingerprint and not message.check_fingerprint():
+    def _handle_message(self, read: RequestRead, addr: Address, listener: Address, now: float) -> None:
+        """A parsed STUN message from a client, with what :func:`read_request` read of it."""
+        message, fingerprint, unknown, integrity, texts = read
+        if fingerprint is False:
             self.stats.parse_errors += 1  # RFC 8489 section 7.3: not STUN, drop
             return
         message_class = message.message_class
@@ -357,10 +358,9 @@ class TurnServer:
                 self._send_indication(message, addr, listener, now)
             return  # other indications, and stray responses, are dropped
         self.stats.requests += 1
-        unknown = message.unknown_comprehension_required()
         if unknown:
             self._count_error(420)
-            self._transmit.append(Transmit(unknown_attributes_error(message, unknown), addr, listener,
+            self._transmit.append(Transmit(unknown_attributes_error(message, list(unknown)), addr, listener,
                                            transport_of(listener)))
             return
         method = message.method
@@ -376,7 +376,7 @@ class TurnServer:
         if handler is None:
             self.refuse(message, addr, listener, Refused(400, "Bad Request"), None)
             return
-        auth = self._authenticate(message, addr, listener, now)
+        auth = self._authenticate(message, integrity, texts, addr, listener, now)
         if auth is None:
             return
         try:
@@ -422,12 +422,14 @@ class TurnServer:
 
     # -- authentication (RFC 8489 section 9.2.4) ----------------------------------------
 
-    def _authenticate(self, request: Message, addr: Address, listener: Address, now: float) -> Authenticated | None:
-        """The sender's credentials, or None after queuing the error answer (401, 438, 400)."""
+    def _authenticate(self, request: Message, integrity: int, texts: tuple | None, addr: Address, listener: Address,
+                      now: float) -> Authenticated | None:
+        """The sender's credentials, or None after queuing the error answer (401, 438, 400); ``integrity`` and
+        ``texts`` as :func:`read_request` gives them."""
         config = self.config
         try:
             return verify_request(request, addr, now, now + self.wallclock_offset, config.realm,
-                                  self.credentials, self.nonces)
+                                  self.credentials, self.nonces, integrity, texts)
         except Refused as refused:
             if refused.code == 401:
                 self.stats.auth_failures += 1
@@ -514,18 +516,17 @@ class TurnServer:
             relay_by_family[family] = relayed
         lifetime = self._lifetime(request, allocate=True)
         allocation = Allocation(listener, addr, auth.username, tuple(relay_by_family.values()), now + lifetime)
-        response = request.response()
-        for relayed in allocation.relayed:
-            response.add(wire.XOR_RELAYED_ADDRESS, relayed)
+        attributes: list[tuple[int, Any]] = [(wire.XOR_RELAYED_ADDRESS, relayed) for relayed in allocation.relayed]
         if address_error is not None:
-            response.add(wire.ADDRESS_ERROR_CODE, address_error)
+            attributes.append((wire.ADDRESS_ERROR_CODE, address_error))
         if reservation is not None:
-            response.add(wire.RESERVATION_TOKEN, reservation)
-        response.add(wire.LIFETIME, lifetime).add(XOR_MAPPED_ADDRESS, (addr[0], addr[1]))
+            attributes.append((wire.RESERVATION_TOKEN, reservation))
+        attributes.append((wire.LIFETIME, lifetime))
+        attributes.append((XOR_MAPPED_ADDRESS, (addr[0], addr[1])))
         if config.software:
-            response.add(SOFTWARE, config.software)
+            attributes.append((SOFTWARE, config.software))
         allocation.transport = transport
-        answer = self.sign(response, request, auth)
+        answer = self.sign_success(request, auth, *attributes)
         self._answers[(listener, addr)] = (request.transaction_id, answer, now)
         self.allocations[(listener, addr)] = allocation
         self.clients.setdefault(listener, {})[addr] = allocation

@@ -112,6 +112,7 @@ def _decode_first_byte(name: str):
             raise UsageError(f"{name} value {value} out of range")
         return bytes((value, 0, 0, 0))
 
+    stun_attrs.SHAPES[decode] = stun_attrs.SHAPE_U8_OF_4
     return decode, encode
 
 
@@ -159,6 +160,7 @@ def _encode_icmp(value: tuple[int, int, int], transaction_id: bytes = b"") -> by
     return struct.pack("!HBBI", 0, *value)
 
 
+stun_attrs.SHAPES[_decode_channel_number] = stun_attrs.SHAPE_U16_OF_4
 register_attribute(CHANNEL_NUMBER, "CHANNEL-NUMBER", _decode_channel_number, _encode_channel_number)
 register_attribute(LIFETIME, "LIFETIME", *unsigned_codec(struct.Struct("!I")))
 register_attribute(XOR_PEER_ADDRESS, "XOR-PEER-ADDRESS", decode_xor_address, encode_xor_address)

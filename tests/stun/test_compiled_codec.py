@@ -192,7 +192,9 @@ def test_a_server_that_switched_codec_keeps_verifying_its_clients():
 
 
 @given(st.integers(0, 0xFFF), tids, st.lists(st.sampled_from([(a.SOFTWARE, "netcore"), (w.LIFETIME, 600),
-                                                              (w.LIFETIME, 0), (a.ERROR_CODE, (400, "Bad"))]),
+                                                              (w.LIFETIME, 0), (w.LIFETIME, 0xFFFFFFFF),
+                                                              (w.LIFETIME, True), (w.CHANNEL_NUMBER, 0x4000),
+                                                              (a.ERROR_CODE, (400, "Bad"))]),
                                              max_size=3),
        st.none() | keys, st.none() | keys, st.booleans())
 def test_encode_response_is_response_add_encode_on_both_paths(method, tid, attributes, key, key256, fingerprint):
@@ -221,6 +223,11 @@ def test_encode_response_refuses_an_attribute_without_a_codec_as_add_does():
     for compiled_on in (True, False):
         with _codec(compiled_on), pytest.raises(UsageError):
             request.encode_response([(0x7FFE, b"x")])
+        for lifetime in (-1, 1 << 32, "600"):  # what the LIFETIME encoder refuses, whether or not C writes it
+            with _codec(compiled_on), pytest.raises((UsageError, TypeError)) as refused:
+                request.encode_response([(w.LIFETIME, lifetime)], b"key")
+            with pytest.raises(refused.type):
+                request.response().add(w.LIFETIME, lifetime)
 
 
 def _parsed(data: bytes) -> tuple:
@@ -312,3 +319,154 @@ def test_long_term_credentials_are_the_same_on_both_paths(username, realm, nonce
         assert list(on[:3]) == expected and on[3] == (algorithm is not None)
     else:
         assert on[0] == "StunParseError"
+
+
+def _read(data: bytes) -> tuple:
+    """What read_request gives, comparable across paths: the message as _parsed sees it, the verdicts, and the
+    credentials (those it left unread as long_term_credentials gives them, or its error's text)."""
+    from netcore.stun.message import read_request
+
+    try:
+        message, fingerprint, unknown, integrity, credentials = read_request(data)
+    except Exception as exc:  # noqa: BLE001 - the kind and text of any error are compared
+        return type(exc).__name__, str(exc)
+    if credentials is None:
+        try:
+            credentials = message.long_term_credentials()
+        except Exception as exc:  # noqa: BLE001
+            credentials = (type(exc).__name__, str(exc))
+    return (message.method, int(message.message_class), message.transaction_id, message.attributes,
+            fingerprint, unknown, integrity, credentials)
+
+
+unknown_types = st.sampled_from([0x0002, 0x0003, 0x7FFF, 0x0031, 0xC001])  # none has a codec
+
+
+@given(st.integers(0, 0xFFF), st.sampled_from(list(MessageClass)), tids, raw_attributes,
+       st.lists(st.tuples(unknown_types, st.binary(max_size=6)), max_size=3), texts,
+       st.none() | keys, st.none() | keys, st.booleans(), st.integers(0, 40), st.binary(max_size=4),
+       st.integers(0, 3))
+def test_read_request_gives_the_same_on_both_paths(method, message_class, tid, attributes, unknown, username,
+                                                   key, key256, fingerprint, cut, junk, flip):
+    """The compiled read (a cached layout) and Python's: the same message, FINGERPRINT verdict (good, and
+    broken by a flipped byte), unknown types, integrity kind and credentials, or the same error; whole, cut or
+    extended datagrams, each read twice (the second a cache hit)."""
+    message = Message(method, message_class, tid)
+    for attr_type, value in attributes + unknown:
+        message.add_raw(attr_type, value)
+    if username is not None:
+        message.add_raw(a.USERNAME, username)
+    whole = message.encode(key, integrity_sha256_key=key256, fingerprint=fingerprint)
+    flipped = bytearray(whole)
+    flipped[-1 - flip] ^= 0x40
+    for data in (whole, bytes(flipped), whole[: len(whole) - cut], whole + junk):
+        on, off = both(lambda: (_read(data), _read(data)))
+        assert on == off
+        assert on[0] == on[1]
+
+
+@given(st.binary(max_size=120))
+def test_the_compiled_read_takes_random_bytes_cleanly(data):
+    """Random bytes: the same error or reading on both paths, and the compiled function answers None or a
+    reading, never an exception."""
+    from netcore.stun.attributes import DECODERS
+    from netcore.stun.message import _LAYOUTS, _TYPES
+
+    on, off = both(lambda: (_read(data), _read(data)))
+    assert on == off
+    with _codec(True):
+        for _ in range(2):
+            result = compiled.codec.request(data, _LAYOUTS, _TYPES, Message, DECODERS)
+            assert result is None or (type(result) is tuple and isinstance(result[0], Message))
+            _read(data)  # caches its layout, if it parses
+
+
+def test_the_compiled_read_is_the_cache_hit_and_says_what_it_read():
+    from netcore.stun.attributes import DECODERS
+    from netcore.stun.message import _LAYOUTS, _TYPES, read_request
+
+    request = Message(w.REFRESH, MessageClass.REQUEST).add(w.LIFETIME, 600).add(a.USERNAME, "u") \
+        .add(a.REALM, "r").add(a.NONCE, "n").add_raw(0x0031, b"x")
+    raw = request.encode(b"key", fingerprint=True)
+    with _codec(True):
+        clear_layout_cache()
+        assert compiled.codec.request(raw, _LAYOUTS, _TYPES, Message, DECODERS) is None  # nothing cached yet
+        python = read_request(raw)
+        message, fingerprint, unknown, integrity, credentials = \
+            compiled.codec.request(raw, _LAYOUTS, _TYPES, Message, DECODERS)
+        assert message._layout is python[0]._layout and message.transaction_id == request.transaction_id
+        assert (fingerprint, unknown, integrity, credentials) == (True, (0x0031,), 1, ("u", "r", "n", False))
+        assert python[1:4] == (True, (0x0031,), 1)
+        sha256 = request.encode(None, integrity_sha256_key=b"key")
+        read_request(sha256)
+        assert compiled.codec.request(sha256, _LAYOUTS, _TYPES, Message, DECODERS)[1:4] == (None, (0x0031,), 2)
+        with pytest.raises(TypeError):
+            compiled.codec.request(raw, _LAYOUTS, _TYPES, Message, None)
+
+
+def test_the_compiled_verify_is_check_mac_at_the_layouts_signature():
+    """verify(states, key, raw, signature): the verdict check_mac gives for the same signature, False for
+    none, and the states' own KeyedMac made for a new key."""
+    from netcore.stun.message import _SHA1_STATES, _SHA256_STATES, _verify_hmac
+
+    message = Message(w.REFRESH, MessageClass.REQUEST).add(w.LIFETIME, 600)
+    with _codec(True):
+        for states, raw in ((_SHA1_STATES, message.encode(b"key", fingerprint=True)),
+                            (_SHA256_STATES, message.encode(None, integrity_sha256_key=b"key"))):
+            parsed = Message.parse(raw)
+            signature = parsed._layout.mi if states is _SHA1_STATES else parsed._layout.mi256
+            for key in (b"key", b"other", b"new key " * 20):
+                assert compiled.codec.verify(states, key, raw, signature) == \
+                    _verify_hmac(raw, signature, key, states) == (key == b"key")
+            assert compiled.codec.verify(states, b"key", raw, None) is False
+            with pytest.raises(TypeError):
+                compiled.codec.verify({b"key": b"not a KeyedMac"}, b"key", raw, signature)
+
+
+_SHAPED = [w.LIFETIME, w.CHANNEL_NUMBER, w.XOR_PEER_ADDRESS, w.XOR_RELAYED_ADDRESS, a.XOR_MAPPED_ADDRESS,
+           w.REQUESTED_TRANSPORT, w.REQUESTED_ADDRESS_FAMILY, w.ADDITIONAL_ADDRESS_FAMILY, w.CONNECTION_ID,
+           a.USERNAME, a.PRIORITY, w.DATA_ATTR, 0x0031]  # the last three: no shape, no codec
+
+
+def _got(data: bytes, attr_type: int) -> object:
+    try:
+        return Message.parse(data).get(attr_type, "absent")
+    except Exception as exc:  # noqa: BLE001 - the kind and text of any error are compared
+        return type(exc).__name__, str(exc)
+
+
+@given(tids, st.sampled_from(_SHAPED), st.binary(max_size=20) | st.sampled_from([b"\0\1\0\0", b"\xff\x01\x12\x34"]),
+       st.integers(0, 3), st.booleans())
+def test_get_gives_the_same_value_or_error_on_both_paths(tid, attr_type, value, family, present):
+    """Message.get of a parsed message: the shapes the compiled codec reads itself (of their one length, an
+    IPv4 XOR address of any family byte) and everything else through the decoders give the same value or the
+    same error on both paths; cold and cached layouts alike."""
+    if len(value) == 8:
+        value = value[:1] + bytes((family,)) + value[2:]
+    message = Message(w.CHANNEL_BIND, MessageClass.REQUEST, tid)
+    if present:
+        message.add_raw(attr_type, value)
+    data = message.encode(b"key")
+    on, off = both(lambda: (_got(data, attr_type), _got(data, attr_type)))
+    assert on == off
+    assert on[0] == on[1]
+
+
+def test_the_shapes_read_in_c_are_the_decoders_values():
+    """Each declared shape, of its length, gives what its decoder gives (and in C: the shapes are used)."""
+    from netcore.stun.attributes import DECODERS, SHAPES
+    from netcore.stun.message import read_request
+
+    request = Message(w.CHANNEL_BIND, MessageClass.REQUEST).add(w.CHANNEL_NUMBER, 0x4001) \
+        .add(w.XOR_PEER_ADDRESS, ("192.0.2.255", 65535)).add(w.LIFETIME, 0xFFFFFFFF) \
+        .add(w.REQUESTED_TRANSPORT, 17)
+    raw = request.encode(b"key")
+    expected = {w.CHANNEL_NUMBER: 0x4001, w.XOR_PEER_ADDRESS: ("192.0.2.255", 65535), w.LIFETIME: 0xFFFFFFFF,
+                w.REQUESTED_TRANSPORT: 17}
+    assert {DECODERS[t] for t in expected} <= set(SHAPES)
+    with _codec(True):
+        clear_layout_cache()
+        read_request(raw)
+        message = read_request(raw)[0]
+        assert {t: message.get(t) for t in expected} == expected
+        assert message.get(w.EVEN_PORT) is None and message.get(w.EVEN_PORT, 7) == 7
