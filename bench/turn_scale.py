@@ -162,10 +162,11 @@ def tune(sock: socket.socket) -> None:
         sock.setsockopt(socket.SOL_SOCKET, option, 1 << 20)
 
 
-def set_up(name: str, port: int, pids: list[int], count: int, peer) -> tuple[Fleet, dict]:
-    """A fleet of ``count`` allocations on the server, channels bound to ``peer``; set-up figures."""
+def set_up(name: str, port: int, pids: list[int], count: int, peer, first: int = 0) -> tuple[Fleet, dict]:
+    """A fleet of ``count`` allocations on the server, channels bound to ``peer``; set-up figures. The clients
+    live at the addresses of ``first`` on (:func:`tests.turn.fleet.client_host`)."""
     rss_before = rss_kib(pids)
-    fleet = Fleet(("127.0.0.1", port), USER, PASSWORD, count, peer=peer)
+    fleet = Fleet(("127.0.0.1", port), USER, PASSWORD, count, peer=peer, first=first)
     for sock in fleet.sockets:
         tune(sock)
     setup: dict[str, float] = {}
@@ -288,6 +289,7 @@ def main() -> None:
                 servers[name] = (port, proc.pid)
             if args.cpu_share is not None:
                 print(f"each server held to {args.cpu_share:g} of a core per worker", flush=True)
+            first_client = 0  # each load's clients on addresses of their own: coturn remembers a deleted 5-tuple a while
             for count, pps, size in loads:
                 label = f"{count}x{pps}x{size}"
                 direct = []
@@ -303,13 +305,13 @@ def main() -> None:
                 for _ in range(args.setup_rounds - 1):  # the servers alternate, as in the relay rounds
                     for name, (port, pid) in servers.items():
                         pids = process_tree(pid)
-                        fleet, setup = set_up(name, port, pids, count, peer)
+                        fleet, setup = set_up(name, port, pids, count, peer, first_client)
                         delete_fleet(fleet, pids, count, setup)
                         cycles[name].append(setup)
                         spent.append(fleet)
                 for name, (port, pid) in servers.items():
                     pids = process_tree(pid)
-                    fleet, setup = set_up(name, port, pids, count, peer)
+                    fleet, setup = set_up(name, port, pids, count, peer, first_client)
                     fleets.append((name, fleet, pids, setup))
                     results.setdefault(name, {})[label] = {"setup": {}, "runs": []}
                     targets[name] = (fleet.sockets, pids, CHANNEL)
@@ -346,6 +348,7 @@ def main() -> None:
                     fleet.close()
                 for sock in direct:
                     sock.close()
+                first_client += -(-count // 32) * 32
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     report(results, [f"{c}x{p}x{s}" for c, p, s in loads], worker_counts, args.cpu_share)

@@ -47,9 +47,10 @@ class Fleet:
 
     def __init__(self, server: Address, username: str, password: str, count: int, *,
                  host: str = "127.0.0.1", lifetime: int = 600, per_address: int = 32,
-                 peer: Address | None = None) -> None:
+                 peer: Address | None = None, first: int = 0) -> None:
         """With ``peer``, every client binds its channel to that one address (a benchmark's echo
-        program) and the fleet opens no peer sockets of its own."""
+        program) and the fleet opens no peer sockets of its own. Client ``i`` lives where
+        :func:`client_host` puts client ``first + i``: fleets with ranges apart never share a 5-tuple."""
         self.server = server
         self.selector = selectors.DefaultSelector()
         self.clients: list[TurnClient] = []
@@ -63,7 +64,7 @@ class Fleet:
         self.peer_sources: list[set[Address]] = [set() for _ in range(count)]
         for index in range(count):
             sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            sock.bind((client_host(index, per_address), 0))
+            sock.bind((client_host(first + index, per_address), 0))
             sock.connect(server)
             sock.setblocking(False)
             self.sockets.append(sock)
