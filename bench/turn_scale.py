@@ -289,7 +289,10 @@ def main() -> None:
                 servers[name] = (port, proc.pid)
             if args.cpu_share is not None:
                 print(f"each server held to {args.cpu_share:g} of a core per worker", flush=True)
-            first_client = 0  # each load's clients on addresses of their own: coturn remembers a deleted 5-tuple a while
+            # Every fleet's clients on loopback addresses of their own: coturn remembers a deleted allocation's
+            # 5-tuple a while (437 to a later client given the same port), and our server limits 401 answers per
+            # source address (a fleet right after another from the same addresses waits out retransmissions).
+            first_client = 0
             for count, pps, size in loads:
                 label = f"{count}x{pps}x{size}"
                 direct = []
@@ -306,12 +309,14 @@ def main() -> None:
                     for name, (port, pid) in servers.items():
                         pids = process_tree(pid)
                         fleet, setup = set_up(name, port, pids, count, peer, first_client)
+                        first_client += -(-count // 32) * 32
                         delete_fleet(fleet, pids, count, setup)
                         cycles[name].append(setup)
                         spent.append(fleet)
                 for name, (port, pid) in servers.items():
                     pids = process_tree(pid)
                     fleet, setup = set_up(name, port, pids, count, peer, first_client)
+                    first_client += -(-count // 32) * 32
                     fleets.append((name, fleet, pids, setup))
                     results.setdefault(name, {})[label] = {"setup": {}, "runs": []}
                     targets[name] = (fleet.sockets, pids, CHANNEL)
@@ -348,7 +353,6 @@ def main() -> None:
                     fleet.close()
                 for sock in direct:
                     sock.close()
-                first_client += -(-count // 32) * 32
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     report(results, [f"{c}x{p}x{s}" for c, p, s in loads], worker_counts, args.cpu_share)
