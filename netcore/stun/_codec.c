@@ -183,30 +183,23 @@ static int covered(Covered *out, const Py_buffer *raw, Py_ssize_t at, long lengt
     return 0;
 }
 
-static PyObject *check_mac(PyObject *module, PyObject *args)
+/* Whether the MAC at raw[mac_start:mac_start + mac_len] is the keyed hash of what it covers (the message up to
+ * `at`, the header's length field reading `length`, or the header as it is for a negative one): 1 or 0, in
+ * constant time; -1 with an error set for offsets outside the message or a MAC longer than the digest. */
+static int mac_matches(const KeyedMac *mac, const Py_buffer *raw, Py_ssize_t at, long length, Py_ssize_t mac_start,
+                       Py_ssize_t mac_len)
 {
-    KeyedMac *mac;
-    Py_buffer raw;
-    Py_ssize_t at, mac_start, mac_len;
-    long length;
-    if (!PyArg_ParseTuple(args, "O!y*nlnn", &KeyedMacType, &mac, &raw, &at, &length, &mac_start, &mac_len))
-        return NULL;
     Covered piece;
-    PyObject *result = NULL;
-    int digest_size = mac->sha256 ? SHA256_DIGEST_LENGTH : SHA_DIGEST_LENGTH;
-    if (covered(&piece, &raw, at, length) < 0)
-        goto done;
-    if (mac_start < 0 || mac_len < 0 || mac_start + mac_len > raw.len || mac_len > digest_size) {
+    if (covered(&piece, raw, at, length) < 0)
+        return -1;
+    if (mac_start < 0 || mac_len < 0 || mac_start + mac_len > raw->len ||
+        mac_len > (mac->sha256 ? SHA256_DIGEST_LENGTH : SHA_DIGEST_LENGTH)) {
         PyErr_SetString(PyExc_ValueError, "MAC value out of range");
-        goto done;
+        return -1;
     }
     unsigned char digest[SHA256_DIGEST_LENGTH];
     keyed_mac_run(mac, piece.a, piece.a_len, piece.b, piece.b_len, piece.c, piece.c_len, digest);
-    int same = CRYPTO_memcmp(digest, (const unsigned char *)raw.buf + mac_start, (size_t)mac_len) == 0;
-    result = PyBool_FromLong(same);
-done:
-    PyBuffer_Release(&raw);
-    return result;
+    return CRYPTO_memcmp(digest, (const unsigned char *)raw->buf + mac_start, (size_t)mac_len) == 0;
 }
 
 /* verify(states, key, raw, signature) -> bool: Message.check_integrity(-SHA256) in one call. `states` maps
@@ -243,17 +236,13 @@ static PyObject *verify(PyObject *module, PyObject *const *args, Py_ssize_t narg
         PyErr_SetString(PyExc_TypeError, "states hold KeyedMac objects");
         goto done;
     }
-    KeyedMac *mac = (KeyedMac *)mac_obj;
-    Covered piece;
-    if (covered(&piece, &raw, at, length) < 0)
-        goto done;
-    if (step != 1 || mac_len > (mac->sha256 ? SHA256_DIGEST_LENGTH : SHA_DIGEST_LENGTH)) {
+    if (step != 1) {
         PyErr_SetString(PyExc_ValueError, "MAC value out of range");
         goto done;
     }
-    unsigned char digest[SHA256_DIGEST_LENGTH];
-    keyed_mac_run(mac, piece.a, piece.a_len, piece.b, piece.b_len, piece.c, piece.c_len, digest);
-    result = PyBool_FromLong(CRYPTO_memcmp(digest, (const unsigned char *)raw.buf + start, (size_t)mac_len) == 0);
+    int same = mac_matches((KeyedMac *)mac_obj, &raw, at, length, start, mac_len);
+    if (same >= 0)
+        result = PyBool_FromLong(same);
 done:
     Py_DECREF(mac_obj);
     return result;
@@ -268,6 +257,22 @@ static uint32_t crc_of(const Covered *piece)
     return (uint32_t)crc;
 }
 
+/* Whether the FINGERPRINT at `at` is the CRC-32 of what it covers, XOR 0x5354554e (section 14.7): 1 or 0; -1
+ * with an error set for offsets outside the message. */
+static int fingerprint_matches(const Py_buffer *raw, Py_ssize_t at, long length)
+{
+    Covered piece;
+    if (covered(&piece, raw, at, length) < 0)
+        return -1;
+    if (at + 8 > raw->len) {
+        PyErr_SetString(PyExc_ValueError, "FINGERPRINT value out of range");
+        return -1;
+    }
+    const unsigned char *value = (const unsigned char *)raw->buf + at + 4;
+    uint32_t sent = (uint32_t)value[0] << 24 | (uint32_t)value[1] << 16 | (uint32_t)value[2] << 8 | value[3];
+    return (crc_of(&piece) ^ FINGERPRINT_XOR) == sent;
+}
+
 static PyObject *check_fingerprint(PyObject *module, PyObject *args)
 {
     Py_buffer raw;
@@ -275,20 +280,9 @@ static PyObject *check_fingerprint(PyObject *module, PyObject *args)
     long length;
     if (!PyArg_ParseTuple(args, "y*nl", &raw, &at, &length))
         return NULL;
-    Covered piece;
-    PyObject *result = NULL;
-    if (covered(&piece, &raw, at, length) < 0)
-        goto done;
-    if (at + 8 > raw.len) {
-        PyErr_SetString(PyExc_ValueError, "FINGERPRINT value out of range");
-        goto done;
-    }
-    const unsigned char *value = (const unsigned char *)raw.buf + at + 4;
-    uint32_t sent = (uint32_t)value[0] << 24 | (uint32_t)value[1] << 16 | (uint32_t)value[2] << 8 | value[3];
-    result = PyBool_FromLong((crc_of(&piece) ^ FINGERPRINT_XOR) == sent);
-done:
+    int same = fingerprint_matches(&raw, at, length);
     PyBuffer_Release(&raw);
-    return result;
+    return same < 0 ? NULL : PyBool_FromLong(same);
 }
 
 /* -- encoding -------------------------------------------------------------------------- */
@@ -775,16 +769,7 @@ static int fingerprint_verdict(PyObject *raw_obj, PyObject *fp)
     if (PyErr_Occurred())
         return -1;
     Py_buffer raw = {.buf = PyBytes_AS_STRING(raw_obj), .len = PyBytes_GET_SIZE(raw_obj)};
-    Covered piece;
-    if (covered(&piece, &raw, at, length) < 0)
-        return -1;
-    if (at + 8 > raw.len) {
-        PyErr_SetString(PyExc_ValueError, "FINGERPRINT value out of range");
-        return -1;
-    }
-    const unsigned char *value = (const unsigned char *)raw.buf + at + 4;
-    uint32_t sent = (uint32_t)value[0] << 24 | (uint32_t)value[1] << 16 | (uint32_t)value[2] << 8 | value[3];
-    return (crc_of(&piece) ^ FINGERPRINT_XOR) == sent;
+    return fingerprint_matches(&raw, at, length);
 }
 
 /* The comprehension-required types (< 0x8000) of `types` that `decoders` has no codec for, each once, in
@@ -1003,9 +988,6 @@ static PyObject *get(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 /* -- module ------------------------------------------------------------------------------ */
 
 static PyMethodDef module_methods[] = {
-    {"check_mac", check_mac, METH_VARARGS,
-     "check_mac(mac, raw, at, length, mac_start, mac_len) -> bool: a MESSAGE-INTEGRITY(-SHA256) value checked "
-     "in constant time; what it covers as in check_fingerprint."},
     {"verify", (PyCFunction)(void (*)(void))verify, METH_FASTCALL,
      "verify(states, key, raw, signature) -> bool: MESSAGE-INTEGRITY(-SHA256) at a layout's signature checked "
      "under states[key] in constant time (False for None)."},

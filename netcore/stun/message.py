@@ -275,10 +275,7 @@ def _verify_hmac(raw: bytes, signature: _Signature | None, key: bytes, states: K
     """Check a MESSAGE-INTEGRITY(-SHA256) value in constant time (sections 14.5, 14.6)."""
     if signature is None:
         return False
-    at, where, length_field, length = signature
-    codec = compiled.codec
-    if codec is not None:
-        return codec.check_mac(states[key], raw, at, length, where.start, where.stop - where.start)
+    at, where, length_field, length = signature  # the compiled codec checks it in Message.check_integrity(-SHA256)
     # Covered: the message up to the attribute, the header's length field counting to its end.
     covered = raw[:at] if length_field is None else raw[:2] + length_field + raw[4:at]
     mac = raw[where]
@@ -611,7 +608,7 @@ class Message:
     def check_integrity(self, key: bytes) -> bool:
         """Verify MESSAGE-INTEGRITY (HMAC-SHA1, section 14.5) in constant time."""
         codec = compiled.codec
-        if codec is not None:  # _verify_hmac's compiled branch in one call: a server checks every request
+        if codec is not None:  # _verify_hmac in one call into C: a server checks every request
             return codec.verify(_SHA1_STATES, key, self._raw, self._layout.mi)
         return _verify_hmac(self._raw, self._layout.mi, key, _SHA1_STATES)
 

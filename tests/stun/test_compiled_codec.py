@@ -404,9 +404,9 @@ def test_the_compiled_read_is_the_cache_hit_and_says_what_it_read():
             compiled.codec.request(raw, _LAYOUTS, _TYPES, Message, None)
 
 
-def test_the_compiled_verify_is_check_mac_at_the_layouts_signature():
-    """verify(states, key, raw, signature): the verdict check_mac gives for the same signature, False for
-    none, and the states' own KeyedMac made for a new key."""
+def test_the_compiled_verify_is_the_python_check_at_the_layouts_signature():
+    """verify(states, key, raw, signature): the verdict the Python check (_verify_hmac) gives for the same
+    signature, False for none, and the states' own KeyedMac made for a new key."""
     from netcore.stun.message import _SHA1_STATES, _SHA256_STATES, _verify_hmac
 
     message = Message(w.REFRESH, MessageClass.REQUEST).add(w.LIFETIME, 600)
